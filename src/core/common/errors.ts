@@ -1,0 +1,39 @@
+/**
+ * Operating errors: expected conditions a caller handles (retry elsewhere, back off, fix the
+ * request). Each is a named class carrying what the caller needs, e.g. the leader's id.
+ */
+export class SynodError extends Error {
+  /** A stable machine-readable code, used in HTTP error bodies: `{"error": code}`. */
+  readonly code: string;
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "SynodError";
+    this.code = code;
+  }
+}
+
+/** This node cannot order the request; `leaderHint` is the leader it believes in, if any. */
+export class NotLeaderError extends SynodError {
+  readonly leaderHint: number | null;
+  constructor(leaderHint: number | null) {
+    super("not_leader", leaderHint === null ? "no known leader" : `not the leader; try node ${leaderHint}`);
+    this.name = "NotLeaderError";
+    this.leaderHint = leaderHint;
+  }
+}
+
+/** The engine refuses new work until what it already holds drains (a bound was reached). */
+export class OverloadedError extends SynodError {
+  constructor(what: string) {
+    super("overloaded", `overloaded: ${what}`);
+    this.name = "OverloadedError";
+  }
+}
+
+/** Malformed input: a command or message that does not decode. */
+export class InvalidInputError extends SynodError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("invalid_input", message, options);
+    this.name = "InvalidInputError";
+  }
+}

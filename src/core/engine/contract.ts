@@ -1,0 +1,134 @@
+/**
+ * The engine contract: every consensus engine (Raft, Multi-Paxos, the simulator's control
+ * engines) is a pure object driven from outside, in the shape of etcd-io/raft's
+ * RawNode/Ready. The runtime's driver and the simulator's driver both obey the same rules,
+ * so the simulator runs exactly the code production runs.
+ *
+ * The driver loop:
+ *   1. feed inputs: `tick()`, `step(from, message)`, `propose(data)`, `readIndex(requestId)`;
+ *   2. if `hasReady()`, take `rd = ready()`;
+ *   3. send `rd.messages` at once (they depend on nothing unwritten);
+ *   4. durably write `rd.snapshot`, then `rd.entries`, then `rd.hardState` (one fsync for all);
+ *   5. only then send `rd.messagesAfterPersist`;
+ *   6. apply `rd.committedEntries` in order, serve `rd.readStates` once applied reaches them;
+ *   7. call `advance(rd)`. Only one Ready is outstanding at a time; inputs may keep arriving
+ *      between `ready()` and `advance()`.
+ */
+import type { SynodError } from "../common/errors.js";
+
+/** Node ids are positive safe integers, unique within a cluster. */
+export type NodeId = number;
+
+/** One log entry. `data` is the state machine's command; an empty `data` is a no-op. */
+export interface LogEntry {
+  readonly index: number;
+  readonly term: number;
+  readonly data: Uint8Array;
+}
+
+/** A state-machine snapshot covering every entry up to and including `index`. */
+export interface Snapshot {
+  readonly index: number;
+  readonly term: number;
+  readonly data: Uint8Array;
+}
+
+/** A linearizable read that became safe: serve it once the applied index reaches `index`. */
+export interface ReadState {
+  readonly requestId: number;
+  readonly index: number;
+}
+
+export interface Outbound<M> {
+  readonly to: NodeId;
+  readonly message: M;
+}
+
+/**
+ * What the engine asks the driver to do. `H` is the engine's small durable state (for Raft:
+ * term, vote and commit index), opaque to the driver beyond being plain data.
+ */
+export interface Ready<M, H> {
+  /** Durable state to write, or null when unchanged. */
+  readonly hardState: H | null;
+  /**
+   * Entries to append. They replace every stored entry whose index is at or after
+   * `entries[0].index` (a follower truncating a conflicting suffix).
+   */
+  readonly entries: readonly LogEntry[];
+  /** A snapshot to install before `entries`; the log before and at its index is discarded. */
+  readonly snapshot: Snapshot | null;
+  /** Messages that may leave now. */
+  readonly messages: readonly Outbound<M>[];
+  /** Messages that may leave only after this Ready's writes are durable (e.g. a vote). */
+  readonly messagesAfterPersist: readonly Outbound<M>[];
+  /** Committed entries to apply, in index order, contiguous with what was applied before. */
+  readonly committedEntries: readonly LogEntry[];
+  readonly readStates: readonly ReadState[];
+}
+
+export type Role = "leader" | "follower" | "candidate" | "precandidate" | "learner";
+
+/** A cheap view of the engine for drivers, metrics and checkers. */
+export interface EngineStatus {
+  readonly id: NodeId;
+  readonly role: Role;
+  /** Raft's term, Paxos' ballot round, a control engine's view number. */
+  readonly term: number;
+  readonly leader: NodeId | null;
+  readonly commitIndex: number;
+  readonly lastIndex: number;
+}
+
+/** The answer to `propose` or `readIndex`: taken (it may still fail to commit) or refused. */
+export type Admission = { readonly accepted: true } | { readonly accepted: false; readonly error: SynodError };
+
+/** What an engine starts from: the durable state read back from disk (empty for a new node). */
+export interface DurableState<H> {
+  readonly hardState: H | null;
+  readonly snapshot: Snapshot | null;
+  /** Entries after the snapshot, contiguous, in index order. */
+  readonly entries: readonly LogEntry[];
+}
+
+export interface Engine<M, H> {
+  readonly id: NodeId;
+  /** Advances logical time by one tick. */
+  tick(): void;
+  /** Delivers a message from a peer. Messages are immutable: the engine must not modify them. */
+  step(from: NodeId, message: M): void;
+  /** Asks to replicate `data` as a new entry. */
+  propose(data: Uint8Array): Admission;
+  /** Asks for a linearizable read; it completes through `Ready.readStates`. */
+  readIndex(requestId: number): Admission;
+  hasReady(): boolean;
+  ready(): Ready<M, H>;
+  /** Acknowledges that everything in `ready` was done. */
+  advance(ready: Ready<M, H>): void;
+  status(): EngineStatus;
+  /**
+   * The term of the entry at `index` in this engine's log, or null when it is not held
+   * (compacted or beyond the end). Used by the simulator's log checkers.
+   */
+  entryTerm(index: number): number | null;
+}
+
+/** Everything an engine is built from. */
+export interface EngineOptions<H> {
+  readonly id: NodeId;
+  /** Every voting member, this node included. */
+  readonly peers: readonly NodeId[];
+  readonly durable: DurableState<H>;
+  /** A seed for the engine's own PRNG (election jitter). */
+  readonly seed: number;
+}
+
+/** An engine factory: the one place a driver learns which protocol it runs. */
+export interface EngineFactory<M = unknown, H = unknown> {
+  readonly name: string;
+  readonly description: string;
+  create(options: EngineOptions<H>): Engine<M, H>;
+}
+
+/** An empty Ready's parts, for engines to build on. */
+export const NO_ENTRIES: readonly LogEntry[] = Object.freeze([]);
