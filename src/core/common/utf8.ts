@@ -55,50 +55,66 @@ export function utf8Encode(text: string): Uint8Array {
   return out;
 }
 
-/** Decodes UTF-8; malformed sequences become U+FFFD rather than throwing. */
+/**
+ * Decodes UTF-8 by the WHATWG Encoding Standard's decoder, so the result matches every
+ * platform's TextDecoder: each maximal ill-formed subsequence becomes one U+FFFD.
+ */
 export function utf8Decode(bytes: Uint8Array, start = 0, end = bytes.length): string {
   let result = "";
   const codes: number[] = [];
-  let i = start;
-  while (i < end) {
-    const b0 = bytes[i] as number;
-    let code = 0xfffd;
-    let size = 1;
-    if (b0 < 0x80) code = b0;
-    else if (b0 >= 0xc2 && b0 < 0xe0 && i + 1 < end && isContinuation(bytes[i + 1])) {
-      code = ((b0 & 0x1f) << 6) | ((bytes[i + 1] as number) & 0x3f);
-      size = 2;
-    } else if (b0 >= 0xe0 && b0 < 0xf0 && i + 2 < end && isContinuation(bytes[i + 1]) && isContinuation(bytes[i + 2])) {
-      const c = ((b0 & 0x0f) << 12) | (((bytes[i + 1] as number) & 0x3f) << 6) | ((bytes[i + 2] as number) & 0x3f);
-      if (c >= 0x800 && (c < 0xd800 || c > 0xdfff)) {
-        code = c;
-        size = 3;
-      }
-    } else if (b0 >= 0xf0 && b0 < 0xf5 && i + 3 < end && isContinuation(bytes[i + 1]) && isContinuation(bytes[i + 2]) && isContinuation(bytes[i + 3])) {
-      const c =
-        ((b0 & 0x07) << 18) |
-        (((bytes[i + 1] as number) & 0x3f) << 12) |
-        (((bytes[i + 2] as number) & 0x3f) << 6) |
-        ((bytes[i + 3] as number) & 0x3f);
-      if (c >= 0x10000 && c <= 0x10ffff) {
-        code = c;
-        size = 4;
-      }
-    }
+  const emit = (code: number): void => {
     codes.push(code);
-    i += size;
     if (codes.length >= 4096) {
       result += String.fromCodePoint(...codes);
       codes.length = 0;
     }
+  };
+  let codePoint = 0;
+  let needed = 0;
+  let seen = 0;
+  let lower = 0x80;
+  let upper = 0xbf;
+  for (let i = start; i < end; i++) {
+    const byte = bytes[i] as number;
+    if (needed === 0) {
+      if (byte <= 0x7f) emit(byte);
+      else if (byte >= 0xc2 && byte <= 0xdf) {
+        needed = 1;
+        codePoint = byte & 0x1f;
+      } else if (byte >= 0xe0 && byte <= 0xef) {
+        if (byte === 0xe0) lower = 0xa0;
+        if (byte === 0xed) upper = 0x9f;
+        needed = 2;
+        codePoint = byte & 0x0f;
+      } else if (byte >= 0xf0 && byte <= 0xf4) {
+        if (byte === 0xf0) lower = 0x90;
+        if (byte === 0xf4) upper = 0x8f;
+        needed = 3;
+        codePoint = byte & 0x07;
+      } else emit(0xfffd);
+      continue;
+    }
+    if (byte < lower || byte > upper) {
+      // The sequence so far is one ill-formed subpart; this byte starts afresh.
+      codePoint = needed = seen = 0;
+      lower = 0x80;
+      upper = 0xbf;
+      emit(0xfffd);
+      i--;
+      continue;
+    }
+    lower = 0x80;
+    upper = 0xbf;
+    codePoint = (codePoint << 6) | (byte & 0x3f);
+    if (++seen === needed) {
+      emit(codePoint);
+      codePoint = needed = seen = 0;
+    }
   }
+  if (needed !== 0) emit(0xfffd);
   return result + String.fromCodePoint(...codes);
 }
 
 function isLowSurrogate(code: number): boolean {
   return code >= 0xdc00 && code <= 0xdfff;
-}
-
-function isContinuation(byte: number | undefined): boolean {
-  return byte !== undefined && (byte & 0xc0) === 0x80;
 }

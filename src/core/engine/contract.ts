@@ -119,15 +119,40 @@ export interface EngineOptions<H> {
   /** Every voting member, this node included. */
   readonly peers: readonly NodeId[];
   readonly durable: DurableState<H>;
+  /**
+   * The state machine has applied every entry up to here (its own durable record, or the
+   * snapshot's index for a volatile one); committed entries after it will be delivered.
+   */
+  readonly appliedIndex: number;
   /** A seed for the engine's own PRNG (election jitter). */
   readonly seed: number;
 }
+
+/**
+ * The engine-level safety properties a protocol claims (Raft's Figure 3). The simulator
+ * checks the ones claimed; linearizability and durability of acknowledged writes are
+ * checked for every protocol.
+ */
+export type EngineInvariant = "election-safety" | "log-matching" | "leader-completeness" | "state-machine-safety";
+
+export const ALL_ENGINE_INVARIANTS: readonly EngineInvariant[] = ["election-safety", "log-matching", "leader-completeness", "state-machine-safety"];
 
 /** An engine factory: the one place a driver learns which protocol it runs. */
 export interface EngineFactory<M = unknown, H = unknown> {
   readonly name: string;
   readonly description: string;
-  create(options: EngineOptions<H>): Engine<M, H>;
+  /** Set when the protocol only works with this many nodes (a one-node control). */
+  readonly fixedClusterSize?: number;
+  readonly invariants: readonly EngineInvariant[];
+  /**
+   * Deliberately broken variants, by name, with what each breaks. They exist so the
+   * simulator can prove it catches each mistake; production never selects one.
+   */
+  readonly mutants: Readonly<Record<string, string>>;
+  /** Builds an engine; `mutant`, when given, must be a key of `mutants`. */
+  create(options: EngineOptions<H>, mutant?: string): Engine<M, H>;
+  /** A one-line, human-readable rendering of a message, for traces. */
+  describeMessage(message: M): string;
 }
 
 /** An empty Ready's parts, for engines to build on. */

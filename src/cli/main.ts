@@ -1,0 +1,94 @@
+import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import { FAULT_CLASSES } from "../sim/params.js";
+import { PROTOCOLS } from "../sim/protocols.js";
+import { checkCommand } from "./check-command.js";
+import { demoCommand } from "./demo-command.js";
+import { defaultWorkers, listMutants, parseFaults, simCommand, UsageError } from "./sim-command.js";
+
+function integer(what: string, min: number) {
+  return (text: string): number => {
+    const value = Number(text);
+    if (!Number.isSafeInteger(value) || value < min) throw new InvalidArgumentError(`${what} must be an integer of at least ${min}`);
+    return value;
+  };
+}
+
+function buildProgram(setExitCode: (code: number) => void): Command {
+  const program = new Command("synod")
+    .description("Consensus you can trust, for TypeScript: engines, a deterministic simulator, a replicated KV store.")
+    .version("0.1.0")
+    .exitOverride()
+    .showHelpAfterError("(run with --help for usage)");
+
+  program
+    .command("sim")
+    .description("run the deterministic simulator: faults, a client workload, then every checker")
+    .addOption(new Option("--protocol <name>", "protocol to run").choices([...PROTOCOLS.keys()]))
+    .option("--mutant <name>", "run a deliberately broken variant of the protocol (see --list-mutants)")
+    .option("--list-mutants", "list every protocol's mutants and exit", false)
+    .option("--seeds <n>", "number of seeds to run (default 100, or 1 with --seed)", integer("--seeds", 1))
+    .option("--seed <s>", "first seed (default: random, printed)", integer("--seed", 0))
+    .option("--faults <list>", `fault classes: all, none, or a list of ${FAULT_CLASSES.join(",")}`, "all")
+    .option("--json", "print a JSON report on stdout (progress and summary go to stderr)", false)
+    .option("--history-out <file>", "write the client history of the first failing seed (else the last) as JSON")
+    .option("--workers <n>", "worker threads", integer("--workers", 1), defaultWorkers())
+    .option("--verbose", "print the trace of every failure, not only the first few", false)
+    .action(async (opts: { protocol?: string; mutant?: string; listMutants: boolean; seeds?: number; seed?: number; faults: string; json: boolean; historyOut?: string; workers: number; verbose: boolean }) => {
+      if (opts.listMutants) {
+        process.stdout.write(listMutants());
+        return;
+      }
+      if (opts.protocol === undefined) throw new UsageError("--protocol is required (see synod protocols)");
+      setExitCode(
+        await simCommand({
+          protocol: opts.protocol,
+          ...(opts.mutant === undefined ? {} : { mutant: opts.mutant }),
+          ...(opts.seeds === undefined ? {} : { seeds: opts.seeds }),
+          ...(opts.seed === undefined ? {} : { seed: opts.seed }),
+          faults: parseFaults(opts.faults),
+          json: opts.json,
+          ...(opts.historyOut === undefined ? {} : { historyOut: opts.historyOut }),
+          workers: opts.workers,
+          verbose: opts.verbose,
+        }),
+      );
+    });
+
+  program
+    .command("protocols")
+    .description("list the protocols the simulator can run")
+    .action(() => {
+      for (const factory of PROTOCOLS.values()) process.stdout.write(`${factory.name.padEnd(15)} ${factory.description}\n`);
+    });
+
+  program
+    .command("check")
+    .description("check a history file (the format of sim --history-out) for linearizability")
+    .argument("<file>", "a JSON array of operations")
+    .action((file: string) => setExitCode(checkCommand(file)));
+
+  program
+    .command("demo")
+    .description("what `npm start` runs for now: the simulator's positive and negative controls")
+    .option("--workers <n>", "worker threads", integer("--workers", 1), defaultWorkers())
+    .action(async (opts: { workers: number }) => setExitCode(await demoCommand(opts.workers)));
+
+  return program;
+}
+
+/** Runs the CLI; resolves to the process exit code. */
+export async function main(argv: readonly string[]): Promise<number> {
+  let exitCode = 0;
+  const program = buildProgram((code) => (exitCode = code));
+  try {
+    await program.parseAsync([...argv]);
+  } catch (error) {
+    if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;
+    if (error instanceof UsageError) {
+      process.stderr.write(`synod: ${error.message}\n`);
+      return 2;
+    }
+    throw error;
+  }
+  return exitCode;
+}

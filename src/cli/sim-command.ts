@@ -1,0 +1,157 @@
+import { randomInt } from "node:crypto";
+import { writeFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
+import { Worker } from "node:worker_threads";
+import cliProgress from "cli-progress";
+import { FAULT_CLASSES, type FaultClass } from "../sim/params.js";
+import { PROTOCOLS, protocolNames } from "../sim/protocols.js";
+import { describeFailure, reproduceCommand } from "../sim/run-report.js";
+import type { SimResult } from "../sim/simulation.js";
+import type { WorkerSetup } from "./sim-worker.js";
+
+export interface SimCommandOptions {
+  readonly protocol: string;
+  readonly mutant?: string;
+  readonly seeds?: number;
+  readonly seed?: number;
+  readonly faults: readonly FaultClass[];
+  readonly json: boolean;
+  readonly historyOut?: string;
+  readonly workers: number;
+  readonly verbose: boolean;
+  /** How many failures get a full report (the rest one line each); default 3. */
+  readonly detailedFailures?: number;
+}
+
+export class UsageError extends Error {
+  override readonly name = "UsageError";
+}
+
+export function parseFaults(text: string): FaultClass[] {
+  if (text === "all") return [...FAULT_CLASSES];
+  if (text === "none") return [];
+  const faults = text.split(",").map((f) => f.trim());
+  for (const fault of faults) {
+    if (!(FAULT_CLASSES as readonly string[]).includes(fault)) {
+      throw new UsageError(`unknown fault class "${fault}"; use all, none, or a list of: ${FAULT_CLASSES.join(", ")}`);
+    }
+  }
+  return faults as FaultClass[];
+}
+
+const DETAILED_FAILURES_DEFAULT = 3;
+
+/** `synod sim`: runs seeds, prints failures with their reproduction, ends with "N passed, M failed". */
+export async function simCommand(options: SimCommandOptions): Promise<number> {
+  if (!PROTOCOLS.has(options.protocol)) {
+    throw new UsageError(`unknown protocol "${options.protocol}"; choose one of: ${protocolNames().join(", ")}`);
+  }
+  const factory = PROTOCOLS.get(options.protocol);
+  if (options.mutant !== undefined && factory !== undefined && !(options.mutant in factory.mutants)) {
+    const known = Object.keys(factory.mutants);
+    throw new UsageError(`protocol ${options.protocol} has no mutant "${options.mutant}"; ${known.length === 0 ? "it has none" : `choose one of: ${known.join(", ")}`} (see --list-mutants)`);
+  }
+  const count = options.seeds ?? (options.seed === undefined ? 100 : 1);
+  if (!Number.isSafeInteger(count) || count < 1) throw new UsageError("--seeds must be a positive integer");
+  const start = options.seed ?? randomInt(1, 2 ** 47);
+  const seeds = Array.from({ length: count }, (_, i) => start + i);
+  const log = options.json ? (text: string) => process.stderr.write(`${text}\n`) : (text: string) => process.stdout.write(`${text}\n`);
+  log(`synod sim: protocol ${options.protocol}${options.mutant === undefined ? "" : `, mutant ${options.mutant}`}, seeds ${start}..${start + count - 1}, faults ${options.faults.join(",") || "none"}`);
+
+  const results = await runSeeds(seeds, options);
+  const failures = results.filter((r) => r.failure !== null).sort((a, b) => a.seed - b.seed);
+
+  if (options.historyOut !== undefined) {
+    const chosen = failures[0] ?? results[results.length - 1];
+    if (chosen !== undefined) {
+      writeFileSync(options.historyOut, JSON.stringify(chosen.history, null, 0).replace(/\},\{/g, "},\n{") + "\n");
+      log(`history of seed ${chosen.seed} (${chosen.history.length} operations) written to ${options.historyOut}`);
+    }
+  }
+  if (options.json) {
+    const report = {
+      protocol: options.protocol,
+      mutant: options.mutant ?? null,
+      faults: options.faults,
+      seeds: { first: start, count },
+      passed: results.length - failures.length,
+      failed: failures.length,
+      results: [...results]
+        .sort((a, b) => a.seed - b.seed)
+        .map((r) => ({
+          seed: r.seed,
+          passed: r.failure === null,
+          ...(r.failure === null ? {} : { checker: r.failure.checker, message: r.failure.message, reproduce: reproduceCommand(r.protocol, r.seed, r.params.faults, r.mutant) }),
+          stats: r.stats,
+        })),
+    };
+    process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+  } else {
+    const detailed = options.detailedFailures ?? DETAILED_FAILURES_DEFAULT;
+    failures.forEach((failure, i) => {
+      if (options.verbose || i < detailed) log(`\n${describeFailure(failure, { traceLines: 40 })}`);
+      else log(`FAIL seed ${failure.seed}: ${failure.failure?.checker}: ${failure.failure?.message.split("\n")[0]}\n  reproduce: ${reproduceCommand(failure.protocol, failure.seed, failure.params.faults, failure.mutant)}`);
+    });
+    if (failures.length > detailed && !options.verbose) log(`\n(details for the first ${detailed} failure(s); --verbose shows all)`);
+    const byChecker = new Map<string, number>();
+    for (const f of failures) byChecker.set(f.failure?.checker ?? "", (byChecker.get(f.failure?.checker ?? "") ?? 0) + 1);
+    if (byChecker.size > 0) log(`failures by checker: ${[...byChecker].map(([c, n]) => `${c} ${n}`).join(", ")}`);
+    const ops = results.reduce((sum, r) => sum + r.stats.operations.ok + r.stats.operations.fail + r.stats.operations.unknown, 0);
+    const virtualSeconds = results.reduce((sum, r) => sum + r.stats.virtualMicros, 0) / 1e6;
+    log(`simulated ${virtualSeconds.toFixed(0)} s of cluster time and ${ops} client operations`);
+  }
+  log(`${results.length - failures.length} passed, ${failures.length} failed`);
+  return failures.length === 0 ? 0 : 1;
+}
+
+function runSeeds(seeds: readonly number[], options: SimCommandOptions): Promise<SimResult[]> {
+  const workerCount = Math.max(1, Math.min(options.workers, seeds.length));
+  const setup: WorkerSetup = { protocol: options.protocol, mutant: options.mutant ?? null, faults: options.faults, keepHistory: options.historyOut !== undefined };
+  const bar = new cliProgress.SingleBar(
+    { format: "  {bar} {value}/{total} seeds | {failed} failed | {duration_formatted}", hideCursor: true, clearOnComplete: true, stream: process.stderr },
+    cliProgress.Presets.shades_classic,
+  );
+  const showBar = process.stderr.isTTY === true;
+  if (showBar) bar.start(seeds.length, 0, { failed: 0 });
+  const results: SimResult[] = [];
+  let next = 0;
+  let failed = 0;
+  return new Promise<SimResult[]>((resolve, reject) => {
+    const workers: Worker[] = [];
+    const finish = (error?: Error): void => {
+      for (const worker of workers) void worker.terminate();
+      if (showBar) bar.stop();
+      if (error !== undefined) reject(error);
+      else resolve(results);
+    };
+    for (let i = 0; i < workerCount; i++) {
+      const worker = new Worker(new URL("./sim-worker.js", import.meta.url), { workerData: setup });
+      workers.push(worker);
+      const feed = (): void => {
+        if (next < seeds.length) worker.postMessage(seeds[next++]);
+      };
+      worker.on("message", (result: SimResult) => {
+        results.push(result);
+        if (result.failure !== null) failed++;
+        if (showBar) bar.update(results.length, { failed });
+        if (results.length === seeds.length) finish();
+        else feed();
+      });
+      worker.on("error", (error) => finish(error));
+      feed();
+    }
+  });
+}
+
+/** `synod sim --list-mutants`: every protocol's deliberately broken variants. */
+export function listMutants(): string {
+  const lines: string[] = [];
+  for (const factory of PROTOCOLS.values()) {
+    for (const [name, description] of Object.entries(factory.mutants)) lines.push(`${factory.name.padEnd(14)} ${name.padEnd(28)} ${description}`);
+  }
+  return lines.length === 0 ? "no mutants\n" : `${"protocol".padEnd(14)} ${"mutant".padEnd(28)} what it breaks\n${lines.join("\n")}\n`;
+}
+
+export function defaultWorkers(): number {
+  return Math.max(1, availableParallelism());
+}

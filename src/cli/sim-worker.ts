@@ -1,0 +1,22 @@
+// A worker thread that runs simulations for `synod sim`: seeds in, results out. Runs are
+// pure functions of their seed, so which worker runs a seed changes nothing.
+import { parentPort, workerData } from "node:worker_threads";
+import { PROTOCOLS } from "../sim/protocols.js";
+import { runSimulation } from "../sim/simulation.js";
+import type { FaultClass } from "../sim/params.js";
+
+export interface WorkerSetup {
+  readonly protocol: string;
+  readonly mutant: string | null;
+  readonly faults: readonly FaultClass[];
+  readonly keepHistory: boolean;
+}
+
+const setup = workerData as WorkerSetup;
+const protocol = PROTOCOLS.get(setup.protocol);
+if (protocol === undefined) throw new Error(`unknown protocol ${setup.protocol}`);
+
+parentPort?.on("message", (seed: number) => {
+  const result = runSimulation({ protocol, seed, faults: setup.faults, ...(setup.mutant === null ? {} : { mutant: setup.mutant }) });
+  parentPort?.postMessage(setup.keepHistory ? result : { ...result, history: [] });
+});

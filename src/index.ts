@@ -1,0 +1,29 @@
+// The public API of the `synod` package. Everything else is internal.
+export type {
+  Admission,
+  DurableState,
+  Engine,
+  EngineFactory,
+  EngineInvariant,
+  EngineOptions,
+  EngineStatus,
+  LogEntry,
+  NodeId,
+  Outbound,
+  Ready,
+  ReadState,
+  Role,
+  Snapshot,
+} from "./core/engine/contract.js";
+export { ALL_ENGINE_INVARIANTS } from "./core/engine/contract.js";
+export { AssertionError, assert } from "./core/common/assert.js";
+export { InvalidInputError, NotLeaderError, OverloadedError, SynodError } from "./core/common/errors.js";
+export { limits } from "./core/common/limits.js";
+export { Prng } from "./core/common/prng.js";
+export { decodeCommand, encodeCommand, type KvCommand, type RequestId } from "./core/kv/command.js";
+export { KvStore, type KvRecord, type KvResult } from "./core/kv/store.js";
+export { checkLinearizability, type LinearizabilityResult } from "./sim/check/linearizability.js";
+export { parseHistory, type Operation, type OpKind, type OpStatus } from "./sim/history.js";
+export { FAULT_CLASSES, type FaultClass, type SimParams } from "./sim/params.js";
+export { PROTOCOLS } from "./sim/protocols.js";
+export { runSimulation, type SimOptions, type SimResult } from "./sim/simulation.js";

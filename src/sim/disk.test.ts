@@ -1,0 +1,61 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { Prng } from "../core/common/prng.js";
+import { appendEntries, SimDisk } from "./disk.js";
+
+const entry = (index: number, term: number) => ({ index, term, data: new Uint8Array([index]) });
+
+test("synced writes survive a crash; unsynced ones may not", () => {
+  let lostSome = false;
+  for (let seed = 1; seed <= 50; seed++) {
+    const disk = new SimDisk<{ term: number }>(0.5);
+    disk.write({ kind: "entries", entries: [entry(1, 1), entry(2, 1)] });
+    disk.write({ kind: "hard-state", hardState: { term: 1 } });
+    disk.sync();
+    disk.write({ kind: "entries", entries: [entry(3, 2)] });
+    disk.write({ kind: "hard-state", hardState: { term: 2 } });
+    const outcome = disk.crash(new Prng(seed));
+    const state = disk.recover();
+    assert.ok(state.entries.length >= 2, "synced entries must survive");
+    assert.deepEqual(state.entries.slice(0, 2).map((e) => e.index), [1, 2]);
+    if (outcome.lost > 0) lostSome = true;
+    if (outcome.lost === 2) {
+      assert.equal(state.entries.length, 2);
+      assert.deepEqual(state.hardState, { term: 1 });
+    }
+  }
+  assert.ok(lostSome, "some crash must lose unsynced writes");
+});
+
+test("a torn last write is discarded on recovery, never half-applied", () => {
+  let tornSeen = false;
+  for (let seed = 1; seed <= 100; seed++) {
+    const disk = new SimDisk<{ term: number }>(1);
+    disk.write({ kind: "hard-state", hardState: { term: 7 } });
+    const outcome = disk.crash(new Prng(seed));
+    const state = disk.recover();
+    if (outcome.torn) {
+      tornSeen = true;
+      assert.equal(state.hardState, null);
+    }
+  }
+  assert.ok(tornSeen);
+});
+
+test("appending replaces the conflicting suffix, like a Raft follower", () => {
+  const log = appendEntries([entry(1, 1), entry(2, 1), entry(3, 1)], [entry(2, 2)], null);
+  assert.deepEqual(log.map((e) => [e.index, e.term]), [[1, 1], [2, 2]]);
+  assert.throws(() => appendEntries([entry(1, 1)], [entry(3, 1)], null), /gap/);
+});
+
+test("recovery is idempotent", () => {
+  const disk = new SimDisk<{ term: number }>(0);
+  disk.write({ kind: "entries", entries: [entry(1, 1)] });
+  disk.write({ kind: "entries", entries: [entry(2, 1), entry(3, 1)] });
+  disk.write({ kind: "entries", entries: [entry(3, 2)] });
+  disk.sync();
+  const first = disk.recover();
+  const second = disk.recover();
+  assert.deepEqual(first, second);
+  assert.deepEqual(first.entries.map((e) => e.term), [1, 1, 2]);
+});

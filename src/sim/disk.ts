@@ -1,0 +1,96 @@
+import { assert } from "../core/common/assert.js";
+import type { Prng } from "../core/common/prng.js";
+import type { DurableState, LogEntry, Snapshot } from "../core/engine/contract.js";
+
+/** One write to the simulated disk. */
+export type DiskRecord<H> =
+  | { readonly kind: "hard-state"; readonly hardState: H }
+  | { readonly kind: "entries"; readonly entries: readonly LogEntry[] }
+  | { readonly kind: "snapshot"; readonly snapshot: Snapshot };
+
+export interface CrashOutcome {
+  readonly lost: number;
+  readonly torn: boolean;
+}
+
+/**
+ * A disk that loses what was not synced. Writes queue in a volatile buffer; `sync()` makes
+ * them durable. On a crash a random prefix of the unsynced writes may still have reached
+ * the platter (an OS flush), and the last of those may be torn — half-written, which the
+ * checksum catches on recovery, so it is discarded. Recovery replays the durable records.
+ */
+export class SimDisk<H> {
+  private durable: DiskRecord<H>[] = [];
+  private unsynced: DiskRecord<H>[] = [];
+
+  constructor(private readonly tornWriteProbability: number) {}
+
+  write(record: DiskRecord<H>): void {
+    this.unsynced.push(record);
+  }
+
+  get hasUnsynced(): boolean {
+    return this.unsynced.length > 0;
+  }
+
+  sync(): void {
+    for (const record of this.unsynced) this.durable.push(record);
+    this.unsynced = [];
+  }
+
+  crash(prng: Prng): CrashOutcome {
+    const reached = prng.int(0, this.unsynced.length);
+    let kept = this.unsynced.slice(0, reached);
+    let torn = false;
+    if (kept.length > 0 && prng.chance(this.tornWriteProbability)) {
+      kept = kept.slice(0, -1);
+      torn = true;
+    }
+    for (const record of kept) this.durable.push(record);
+    const lost = this.unsynced.length - kept.length;
+    this.unsynced = [];
+    return { lost, torn };
+  }
+
+  /** Rebuilds the engine's durable state from the records, and compacts them into it. */
+  recover(): DurableState<H> {
+    assert(this.unsynced.length === 0, "recover with unsynced writes");
+    let hardState: H | null = null;
+    let snapshot: Snapshot | null = null;
+    let entries: LogEntry[] = [];
+    for (const record of this.durable) {
+      switch (record.kind) {
+        case "hard-state":
+          hardState = record.hardState;
+          break;
+        case "snapshot":
+          snapshot = record.snapshot;
+          entries = entries.filter((entry) => entry.index > record.snapshot.index);
+          if (entries.length > 0 && (entries[0] as LogEntry).index !== record.snapshot.index + 1) entries = [];
+          break;
+        case "entries":
+          entries = appendEntries(entries, record.entries, snapshot);
+          break;
+      }
+    }
+    const compacted: DiskRecord<H>[] = [];
+    if (snapshot !== null) compacted.push({ kind: "snapshot", snapshot });
+    if (entries.length > 0) compacted.push({ kind: "entries", entries });
+    if (hardState !== null) compacted.push({ kind: "hard-state", hardState });
+    this.durable = compacted;
+    return { hardState, snapshot, entries };
+  }
+}
+
+/** Raft append semantics: new entries replace everything from their first index on. */
+export function appendEntries(log: LogEntry[], added: readonly LogEntry[], snapshot: Snapshot | null): LogEntry[] {
+  const first = added[0];
+  if (first === undefined) return log;
+  const base = snapshot === null ? 0 : snapshot.index;
+  const logFirst = log.length > 0 ? (log[0] as LogEntry).index : base + 1;
+  assert(first.index >= base + 1, `append at ${first.index} behind the snapshot at ${base}`);
+  assert(first.index <= logFirst + log.length, `append at ${first.index} leaves a gap after ${logFirst + log.length - 1}`);
+  const keep = log.slice(0, first.index - logFirst);
+  for (const entry of added) keep.push(entry);
+  return keep;
+}

@@ -1,0 +1,24 @@
+import type { NodeId } from "../core/engine/contract.js";
+import type { OpKind } from "./history.js";
+
+/** A client's request to a node. `sequence` is unique per client. */
+export interface ClientRequest {
+  readonly type: "client-request";
+  readonly clientId: number;
+  readonly sequence: number;
+  readonly op: OpKind;
+  readonly key: string;
+  readonly value?: string;
+  readonly expected?: string;
+}
+
+/** A node's answer. "refused" means the request certainly did not and will not take effect. */
+export type ClientResponse =
+  | { readonly type: "client-response"; readonly sequence: number; readonly outcome: "ok"; readonly output: string | null | boolean }
+  | { readonly type: "client-response"; readonly sequence: number; readonly outcome: "refused"; readonly reason: string; readonly leaderHint: NodeId | null };
+
+/** What travels on the simulated network. */
+export type Packet<M> =
+  | { readonly type: "peer"; readonly message: M }
+  | ClientRequest
+  | ClientResponse;

@@ -1,0 +1,13 @@
+import type { EngineFactory } from "../core/engine/contract.js";
+import { asyncPrimaryFactory } from "./controls/async-primary.js";
+import { singleFactory } from "./controls/single.js";
+
+/** The protocols the simulator can run, by name. */
+export const PROTOCOLS: ReadonlyMap<string, EngineFactory<unknown, unknown>> = new Map<string, EngineFactory<unknown, unknown>>([
+  [singleFactory.name, singleFactory as EngineFactory<unknown, unknown>],
+  [asyncPrimaryFactory.name, asyncPrimaryFactory as EngineFactory<unknown, unknown>],
+]);
+
+export function protocolNames(): string[] {
+  return [...PROTOCOLS.keys()];
+}

@@ -1,0 +1,32 @@
+import { describeParams } from "./params.js";
+import type { SimResult } from "./simulation.js";
+import { FAULT_CLASSES, type FaultClass } from "./params.js";
+
+/** The one command that reproduces a run. */
+export function reproduceCommand(protocol: string, seed: number, faults: readonly FaultClass[], mutant: string | null = null): string {
+  const allFaults = faults.length === FAULT_CLASSES.length && FAULT_CLASSES.every((f) => faults.includes(f));
+  const faultFlag = allFaults ? "" : ` --faults ${faults.length === 0 ? "none" : faults.join(",")}`;
+  return `npx synod sim --protocol ${protocol}${mutant === null ? "" : ` --mutant ${mutant}`} --seed ${seed}${faultFlag}`;
+}
+
+/** A failed run, for a person: what failed, the parameters, how it ended, how to rerun it. */
+export function describeFailure(result: SimResult, options: { traceLines: number }): string {
+  const failure = result.failure;
+  if (failure === null) return `seed ${result.seed}: passed`;
+  const lines = [
+    `FAIL seed ${result.seed}: ${failure.checker} at ${(failure.atMicros / 1000).toFixed(3)}ms`,
+    ...failure.message.split("\n").map((line) => `  ${line}`),
+    "  parameters:",
+    ...describeParams(result.params).map((line) => `    ${line}`),
+  ];
+  if (options.traceLines > 0 && result.notableTail.length > 0) {
+    lines.push("  the story of the run (faults, crashes, restarts, new leaders):");
+    for (const line of result.notableTail.slice(-options.traceLines)) lines.push(`    ${line}`);
+  }
+  if (options.traceLines > 0 && result.traceTail.length > 0) {
+    lines.push("  the last events, every message included:");
+    for (const line of result.traceTail.slice(-Math.ceil(options.traceLines / 2))) lines.push(`    ${line}`);
+  }
+  lines.push(`  reproduce: ${reproduceCommand(result.protocol, result.seed, result.params.faults, result.mutant)}`);
+  return lines.join("\n");
+}

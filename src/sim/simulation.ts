@@ -1,0 +1,453 @@
+import { Prng } from "../core/common/prng.js";
+import type { EngineFactory, EngineInvariant, LogEntry, NodeId } from "../core/engine/contract.js";
+import { checkLeaderCompleteness } from "./check/leader-completeness.js";
+import { checkLinearizability } from "./check/linearizability.js";
+import { checkLogMatching } from "./check/log-matching.js";
+import { checkNoLostWrites, type AckedWrite } from "./check/lost-writes.js";
+import { ElectionSafety } from "./check/election-safety.js";
+import { StateMachineSafety } from "./check/state-machine-safety.js";
+import { InvariantViolation } from "./check/violation.js";
+import { SimDisk } from "./disk.js";
+import { describeOperation, formatTime, type Operation } from "./history.js";
+import type { ClientRequest, ClientResponse } from "./messages.js";
+import { packetDelays, Partition, PARTITION_SHAPES, RELIABLE_LINK, type LinkModel } from "./network.js";
+import { requestKey, SimNode, type NodeHost } from "./node.js";
+import { deriveParams, type FaultClass, type SimParams } from "./params.js";
+import { Scheduler } from "./scheduler.js";
+import { Trace } from "./trace.js";
+import { SimClient } from "./workload.js";
+
+export interface SimOptions {
+  readonly protocol: EngineFactory<unknown, unknown>;
+  readonly seed: number;
+  readonly faults?: readonly FaultClass[];
+  /** A deliberately broken variant of the protocol (one of its `mutants`). */
+  readonly mutant?: string;
+  /**
+   * Client-level checkers to skip ("lost-write", "linearizability", "liveness"), to show
+   * that the others catch a fault on their own.
+   */
+  readonly disabledCheckers?: readonly ("lost-write" | "linearizability" | "liveness")[];
+}
+
+export interface SimFailure {
+  /** Which property failed: a checker's name, or "liveness". */
+  readonly checker: string;
+  readonly message: string;
+  readonly atMicros: number;
+}
+
+export interface SimStats {
+  readonly virtualMicros: number;
+  readonly events: number;
+  readonly messagesSent: number;
+  readonly messagesDropped: number;
+  readonly operations: { readonly ok: number; readonly fail: number; readonly unknown: number };
+  readonly leaderTerms: number;
+  readonly crashes: number;
+  readonly faultsInjected: number;
+}
+
+export interface SimResult {
+  readonly seed: number;
+  readonly protocol: string;
+  readonly mutant: string | null;
+  readonly params: SimParams;
+  readonly failure: SimFailure | null;
+  readonly history: readonly Operation[];
+  readonly stats: SimStats;
+  /** The last lines of the trace, for a person reading a failure. */
+  readonly traceTail: readonly string[];
+  /** The last faults, crashes and leadership changes before the failure. */
+  readonly notableTail: readonly string[];
+}
+
+/** Client endpoints are numbered from here, apart from node ids. */
+const CLIENT_ID_BASE = 1000;
+/** A run that needs more events than this is broken, not slow. */
+const EVENTS_MAX = 20_000_000;
+const CHECKPOINT_MICROS = 1_000_000;
+const TRACE_CAPACITY = 4000;
+const TRACE_TAIL_LINES = 25;
+const NOTABLE_CAPACITY = 200;
+const NOTABLE_TAIL_LINES = 40;
+
+/**
+ * One deterministic run: N processes driving real engines on a virtual clock, clients
+ * issuing operations, a fault phase, then a heal phase in which the cluster must serve
+ * again, then every checker. The seed fixes everything.
+ */
+export function runSimulation(options: SimOptions): SimResult {
+  return new Simulation(options).run();
+}
+
+class Simulation implements NodeHost<unknown> {
+  private readonly params: SimParams;
+  private readonly scheduler = new Scheduler();
+  private readonly prngNet: Prng;
+  private readonly prngFault: Prng;
+  private readonly prngEngine: Prng;
+  private readonly nodes = new Map<NodeId, SimNode<unknown>>();
+  private readonly clients = new Map<number, SimClient>();
+  private readonly partition: Partition;
+  /** Every event: messages, client operations, faults. */
+  private readonly traceLog = new Trace(TRACE_CAPACITY);
+  /** Faults, crashes, restarts and leadership changes only: the story of the run. */
+  private readonly notable = new Trace(NOTABLE_CAPACITY);
+  private readonly history: Operation[] = [];
+  /** The request key of each history entry, by position. */
+  private readonly historyKeys: string[] = [];
+  /** Every write any node ever applied: when it was first applied, and with what outcome. */
+  private readonly firstApplied = new Map<string, { readonly atMicros: number; readonly output: string | null | boolean }>();
+  private readonly acked: AckedWrite[] = [];
+  private readonly electionSafety = new ElectionSafety();
+  private readonly stateMachineSafety = new StateMachineSafety();
+  private readonly leaderTermSeen = new Map<NodeId, number>();
+  private readonly claims: ReadonlySet<EngineInvariant>;
+  private nodeLink: LinkModel;
+  private clientLink: LinkModel;
+  private failure: SimFailure | null = null;
+  private healStartMicros: number;
+  private healed = false;
+  private messagesSent = 0;
+  private messagesDropped = 0;
+  private crashes = 0;
+  private faultsInjected = 0;
+  private leaderTerms = 0;
+
+  constructor(private readonly options: SimOptions) {
+    const factory = options.protocol;
+    if (options.mutant !== undefined && !(options.mutant in factory.mutants)) {
+      throw new Error(`protocol ${factory.name} has no mutant "${options.mutant}"; it has: ${Object.keys(factory.mutants).join(", ") || "none"}`);
+    }
+    this.claims = new Set(factory.invariants);
+    this.params = deriveParams(options.seed, {
+      ...(options.faults === undefined ? {} : { faults: options.faults }),
+      ...(factory.fixedClusterSize === undefined ? {} : { nodes: factory.fixedClusterSize }),
+    });
+    const root = new Prng(options.seed ^ 0x5eed);
+    this.prngNet = root.fork();
+    this.prngFault = root.fork();
+    this.prngEngine = root.fork();
+    const prngClients = root.fork();
+    const nodeIds = Array.from({ length: this.params.nodes }, (_, i) => i + 1);
+    this.partition = new Partition(nodeIds);
+    this.nodeLink = this.params.nodeLink;
+    this.clientLink = this.params.clientLink;
+    this.healStartMicros = this.params.faultPhaseMicros;
+    for (const id of nodeIds) {
+      const disk = new SimDisk<unknown>(this.params.tornWriteProbability);
+      this.nodes.set(id, new SimNode(id, nodeIds, factory, disk, this, () => this.prngEngine.nextUint32(), this.params.clientTimeoutMicros * 2, options.mutant ?? null));
+    }
+    for (let i = 0; i < this.params.clients; i++) {
+      const id = CLIENT_ID_BASE + i + 1;
+      this.clients.set(id, new SimClient(id, nodeIds, this.params, prngClients.fork(), this.clientHost()));
+    }
+  }
+
+  // ---- NodeHost ----
+
+  now(): number {
+    return this.scheduler.now;
+  }
+
+  sendToPeer(from: NodeId, to: NodeId, message: unknown): void {
+    this.messagesSent++;
+    if (this.partition.isBlocked(from, to)) {
+      this.messagesDropped++;
+      return;
+    }
+    const delays = packetDelays(this.nodeLink, this.prngNet);
+    if (delays.length === 0) this.messagesDropped++;
+    for (const delay of delays) {
+      this.scheduler.after(delay, () => {
+        const node = this.nodes.get(to);
+        if (node === undefined || !node.up) return;
+        this.traceLog.add(this.now(), `node ${to}`, () => `<- ${from}: ${this.options.protocol.describeMessage(message)}`);
+        node.deliver(from, message);
+      });
+    }
+  }
+
+  sendToClient(from: NodeId, clientId: number, response: ClientResponse): void {
+    for (const delay of packetDelays(this.clientLink, this.prngNet)) {
+      this.scheduler.after(delay, () => this.clients.get(clientId)?.onResponse(from, response));
+    }
+  }
+
+  afterFsync(_node: SimNode<unknown>, action: () => void): void {
+    this.scheduler.after(this.params.fsyncMicrosMin + this.prngNet.exponential(this.params.fsyncMicrosMean), action);
+  }
+
+  onApply(node: NodeId, entry: LogEntry, key: string | null, output: string | null | boolean): void {
+    if (this.claims.has("state-machine-safety")) this.stateMachineSafety.onApply(node, entry);
+    if (key !== null && !this.firstApplied.has(key)) this.firstApplied.set(key, { atMicros: this.now(), output });
+  }
+
+  onStatus(node: SimNode<unknown>): void {
+    const status = node.engine.status();
+    if (this.claims.has("election-safety")) this.electionSafety.observe(status);
+    if (status.role === "leader" && this.leaderTermSeen.get(node.id) !== status.term) {
+      this.leaderTermSeen.set(node.id, status.term);
+      this.leaderTerms++;
+      this.notableEvent(`node ${node.id}`, `became leader of term ${status.term}`);
+      if (this.claims.has("leader-completeness")) checkLeaderCompleteness(node.engine, this.stateMachineSafety.committed());
+    }
+  }
+
+  private note(actor: string, text: string | (() => string)): void {
+    this.traceLog.add(this.now(), actor, text);
+  }
+
+  /** An event worth telling in a failure's story: it goes to both traces. */
+  private notableEvent(actor: string, text: string): void {
+    this.traceLog.add(this.now(), actor, text);
+    this.notable.add(this.now(), actor, text);
+  }
+
+  trace(node: NodeId, text: string): void {
+    this.traceLog.add(this.now(), `node ${node}`, text);
+  }
+
+  // ---- clients ----
+
+  private clientHost() {
+    return {
+      now: () => this.now(),
+      after: (delay: number, action: () => void) => this.scheduler.after(delay, action),
+      send: (clientId: number, to: NodeId, request: ClientRequest) => {
+        this.note(`client ${clientId}`, () => `-> ${to}: ${request.op} ${request.key}${request.value === undefined ? "" : ` ${request.value}`}${request.expected === undefined ? "" : ` if ${request.expected}`}`);
+        for (const delay of packetDelays(this.clientLink, this.prngNet)) {
+          this.scheduler.after(delay, () => this.nodes.get(to)?.request(request));
+        }
+      },
+      record: (operation: Operation, sequence: number, answeredBy: NodeId | null) => {
+        const key = requestKey(operation.client, sequence);
+        this.history.push(operation);
+        this.historyKeys.push(key);
+        this.note(`client ${operation.client}`, () => describeOperation(operation));
+        const acknowledged = operation.status === "ok" && (operation.op === "put" || operation.op === "delete" || (operation.op === "cas" && operation.output === true));
+        if (acknowledged) this.acked.push({ requestKey: key, operation, answeredBy });
+      },
+    };
+  }
+
+  // ---- faults ----
+
+  private currentLeader(): NodeId | null {
+    let best: { id: NodeId; term: number } | null = null;
+    for (const node of this.nodes.values()) {
+      if (!node.up) continue;
+      const status = node.engine.status();
+      if (status.role === "leader" && (best === null || status.term > best.term)) best = { id: node.id, term: status.term };
+    }
+    return best === null ? null : best.id;
+  }
+
+  private scheduleFault(): void {
+    const delay = this.prngFault.exponential(this.params.faultIntervalMicrosMean);
+    if (this.now() + delay >= this.healStartMicros) return;
+    this.scheduler.after(delay, () => {
+      this.injectFault();
+      this.scheduleFault();
+    });
+  }
+
+  private injectFault(): void {
+    const classes = this.params.faults.filter((f) => f === "crash" || f === "pause" || (f === "partition" && this.params.nodes > 1));
+    if (classes.length === 0) return;
+    const fault = this.prngFault.pick(classes);
+    const upNodes = [...this.nodes.values()].filter((n) => n.up);
+    this.faultsInjected++;
+    switch (fault) {
+      case "partition": {
+        if (this.partition.active && this.prngFault.chance(0.4)) {
+          this.partition.heal();
+          this.notableEvent("nemesis", "partition healed");
+          return;
+        }
+        const shape = this.prngFault.pick(PARTITION_SHAPES);
+        this.partition.apply(shape, this.prngFault, this.currentLeader());
+        this.notableEvent("nemesis", `partition: ${this.partition.description}`);
+        return;
+      }
+      case "crash": {
+        if (upNodes.length === 0) return;
+        const leader = this.currentLeader();
+        const victim = leader !== null && this.prngFault.chance(0.5) ? (this.nodes.get(leader) as SimNode<unknown>) : this.prngFault.pick(upNodes);
+        this.crash(victim);
+        const downtime = this.prngFault.int(100_000, 3_000_000);
+        this.scheduler.after(downtime, () => {
+          if (!this.healed && !victim.up) this.restart(victim);
+        });
+        return;
+      }
+      case "pause": {
+        const candidates = upNodes.filter((n) => !n.paused);
+        if (candidates.length === 0) return;
+        const victim = this.prngFault.pick(candidates);
+        victim.pause();
+        this.notableEvent(`node ${victim.id}`, "paused");
+        this.scheduler.after(this.prngFault.int(50_000, 2_000_000), () => {
+          if (!this.healed) this.resume(victim);
+        });
+        return;
+      }
+    }
+  }
+
+  private crash(node: SimNode<unknown>): void {
+    node.crash();
+    const outcome = node.disk.crash(this.prngFault);
+    this.crashes++;
+    this.notableEvent(`node ${node.id}`, `CRASHED (${outcome.lost} unsynced write(s) lost${outcome.torn ? ", last surviving write torn" : ""})`);
+  }
+
+  private restart(node: SimNode<unknown>): void {
+    node.restart();
+    this.notableEvent(`node ${node.id}`, `restarted (term ${node.engine.status().term}, last index ${node.engine.status().lastIndex})`);
+  }
+
+  private resume(node: SimNode<unknown>): void {
+    if (!node.paused) return;
+    this.notableEvent(`node ${node.id}`, "resumed");
+    node.resume();
+  }
+
+  private heal(): void {
+    this.healed = true;
+    this.partition.heal();
+    this.nodeLink = { ...RELIABLE_LINK, delayMinMicros: this.params.nodeLink.delayMinMicros };
+    this.clientLink = this.nodeLink;
+    for (const node of this.nodes.values()) {
+      if (!node.up) this.restart(node);
+      else if (node.paused) this.resume(node);
+    }
+    this.notableEvent("nemesis", "HEAL: partitions removed, crashed nodes restarted, paused nodes resumed, network reliable");
+  }
+
+  // ---- the run ----
+
+  private startTicks(): void {
+    for (const node of this.nodes.values()) {
+      const interval = Math.round(this.params.tickMicros * (this.params.clockRates[node.id - 1] ?? 1));
+      const tick = (): void => {
+        node.tick();
+        this.scheduler.after(interval, tick);
+      };
+      this.scheduler.after(this.prngFault.int(0, interval), tick);
+    }
+  }
+
+  private startCheckpoints(): void {
+    const checkpoint = (): void => {
+      this.checkLogs();
+      this.scheduler.after(CHECKPOINT_MICROS, checkpoint);
+    };
+    this.scheduler.after(CHECKPOINT_MICROS, checkpoint);
+  }
+
+  private checkLogs(): void {
+    if (!this.claims.has("log-matching")) return;
+    const live = new Map([...this.nodes.values()].filter((n) => n.up).map((n) => [n.id, n.engine] as const));
+    checkLogMatching(live);
+  }
+
+  run(): SimResult {
+    const params = this.params;
+    const healEnd = params.faultPhaseMicros + params.healPhaseMicros;
+    const settleEnd = healEnd + params.clientTimeoutMicros + 2_000_000;
+    try {
+      this.startTicks();
+      this.startCheckpoints();
+      for (const client of this.clients.values()) client.start();
+      this.scheduleFault();
+      this.scheduler.at(params.faultPhaseMicros, () => this.heal());
+      this.scheduler.at(healEnd, () => {
+        for (const client of this.clients.values()) client.stop();
+      });
+      this.runUntil(settleEnd);
+      this.finalChecks();
+    } catch (error) {
+      if (!(error instanceof InvariantViolation)) throw error;
+      this.failure = { checker: error.checker, message: error.message, atMicros: this.now() };
+    }
+    const operations = { ok: 0, fail: 0, unknown: 0 };
+    for (const op of this.history) operations[op.status]++;
+    if (this.failure !== null) this.notableEvent("checker", `FAILED ${this.failure.checker}: ${this.failure.message}`);
+    return {
+      seed: this.options.seed,
+      protocol: this.options.protocol.name,
+      mutant: this.options.mutant ?? null,
+      params,
+      failure: this.failure,
+      history: this.history,
+      stats: {
+        virtualMicros: this.now(),
+        events: this.scheduler.eventsRun,
+        messagesSent: this.messagesSent,
+        messagesDropped: this.messagesDropped,
+        operations,
+        leaderTerms: this.leaderTerms,
+        crashes: this.crashes,
+        faultsInjected: this.faultsInjected,
+      },
+      traceTail: this.failure === null ? [] : this.traceLog.tail(TRACE_TAIL_LINES),
+      notableTail: this.failure === null ? [] : this.notable.tail(NOTABLE_TAIL_LINES),
+    };
+  }
+
+  private runUntil(time: number): void {
+    const startEvents = this.scheduler.eventsRun;
+    this.scheduler.runUntil(time, () => this.scheduler.eventsRun - startEvents > EVENTS_MAX);
+    if (this.scheduler.eventsRun - startEvents > EVENTS_MAX) {
+      throw new InvariantViolation("event-budget", `more than ${EVENTS_MAX} events before ${formatTime(time)}: a livelock or a message storm`);
+    }
+  }
+
+  private finalChecks(): void {
+    const disabled = new Set(this.options.disabledCheckers ?? []);
+    this.checkLogs();
+    if (!disabled.has("liveness")) this.checkLiveness();
+    if (!disabled.has("lost-write")) {
+      const applied = new Map([...this.nodes.values()].filter((n) => n.up).map((n) => [n.id, n.appliedRequests] as const));
+      checkNoLostWrites(this.acked, applied);
+    }
+    if (disabled.has("linearizability")) return;
+    const history = this.resolvedHistory();
+    const result = checkLinearizability(history);
+    if (result.verdict === "violation") throw new InvariantViolation("linearizability", result.explanation);
+    if (result.verdict === "inconclusive") throw new InvariantViolation("linearizability", `inconclusive: ${result.explanation}`);
+  }
+
+  /**
+   * The history with every timed-out write resolved. The simulator sees every state
+   * machine, so it knows what no client could: a write no node ever applied did not happen
+   * (answers come only from applied state), and a write some node applied took effect no
+   * later than that first application, with the outcome it computed there. A linearizable
+   * system must already have ordered the write by then, so this only removes orders the
+   * checker would otherwise allow: the check gets stronger and its search small.
+   */
+  private resolvedHistory(): Operation[] {
+    return this.history.map((op, position) => {
+      if (op.status !== "unknown" || op.op === "get") return op;
+      const applied = this.firstApplied.get(this.historyKeys[position] as string);
+      if (applied === undefined) return { ...op, status: "fail" as const };
+      return { ...op, status: "ok" as const, output: applied.output, return: Math.max(op.call, applied.atMicros) };
+    });
+  }
+
+  private checkLiveness(): void {
+    const grace = 2_000_000;
+    const after = this.healStartMicros + grace;
+    const served = this.history.filter((op) => op.status === "ok" && op.return >= after);
+    const reads = served.filter((op) => op.op === "get").length;
+    const writes = served.length - reads;
+    if ((reads === 0 && this.params.opMix.get > 0) || writes === 0) {
+      throw new InvariantViolation(
+        "liveness",
+        `no liveness: after healing at ${formatTime(this.healStartMicros)} (plus ${formatTime(grace)} grace) the cluster completed ${reads} read(s) and ${writes} write(s)`,
+      );
+    }
+  }
+}

@@ -1,0 +1,128 @@
+import type { Prng } from "../core/common/prng.js";
+import type { NodeId } from "../core/engine/contract.js";
+import type { OpKind, Operation } from "./history.js";
+import type { ClientRequest, ClientResponse } from "./messages.js";
+import type { SimParams } from "./params.js";
+
+/** What a simulated client needs from the world. */
+export interface ClientHost {
+  now(): number;
+  send(clientId: number, to: NodeId, request: ClientRequest): void;
+  after(delayMicros: number, action: () => void): void;
+  /** Records a completed operation; `sequence` is the request's, unique per client. */
+  record(operation: Operation, sequence: number, answeredBy: NodeId | null): void;
+}
+
+interface InFlight {
+  readonly request: ClientRequest;
+  readonly call: number;
+}
+
+/**
+ * A client issuing one operation at a time over a small key space, against the node it
+ * believes leads (learned from refusals), or a random one. An operation with no answer
+ * within the timeout is recorded as indeterminate and the client moves on: a real
+ * application's view of a timed-out request.
+ */
+export class SimClient {
+  private sequence = 0;
+  private leaderGuess: NodeId | null = null;
+  private inFlight: InFlight | null = null;
+  private stopped = false;
+  /** The last value this client saw for each key, so its cas operations can succeed. */
+  private readonly lastSeen = new Map<string, string | null>();
+
+  constructor(
+    readonly id: number,
+    private readonly nodes: readonly NodeId[],
+    private readonly params: SimParams,
+    private readonly prng: Prng,
+    private readonly host: ClientHost,
+  ) {}
+
+  start(): void {
+    this.host.after(this.prng.exponential(this.params.clientThinkMicrosMean), () => this.issue());
+  }
+
+  stop(): void {
+    this.stopped = true;
+  }
+
+  get busy(): boolean {
+    return this.inFlight !== null;
+  }
+
+  private chooseOp(): OpKind {
+    const mix = this.params.opMix;
+    const r = this.prng.float() * (mix.get + mix.put + mix.delete + mix.cas);
+    if (r < mix.get) return "get";
+    if (r < mix.get + mix.put) return "put";
+    if (r < mix.get + mix.put + mix.delete) return "delete";
+    return "cas";
+  }
+
+  private issue(): void {
+    if (this.stopped || this.inFlight !== null) return;
+    const sequence = ++this.sequence;
+    const key = `k${this.prng.int(1, this.params.keys)}`;
+    let op = this.chooseOp();
+    const seen = this.lastSeen.get(key);
+    if (op === "cas" && (seen === undefined || seen === null)) op = "put";
+    const value = `c${this.id}-${sequence}`;
+    const request: ClientRequest = {
+      type: "client-request",
+      clientId: this.id,
+      sequence,
+      op,
+      key,
+      ...(op === "put" || op === "cas" ? { value } : {}),
+      ...(op === "cas" ? { expected: seen as string } : {}),
+    };
+    const target = this.leaderGuess ?? this.prng.pick(this.nodes);
+    this.inFlight = { request, call: this.host.now() };
+    this.host.send(this.id, target, request);
+    this.host.after(this.params.clientTimeoutMicros, () => this.timeout(sequence));
+  }
+
+  private complete(status: Operation["status"], output: string | null | boolean, answeredBy: NodeId | null): void {
+    const flight = this.inFlight;
+    if (flight === null) return;
+    this.inFlight = null;
+    const { request } = flight;
+    this.host.record({
+      client: this.id,
+      op: request.op,
+      key: request.key,
+      ...(request.value === undefined ? {} : { value: request.value }),
+      ...(request.expected === undefined ? {} : { expected: request.expected }),
+      output: status === "ok" ? output : null,
+      call: flight.call,
+      return: this.host.now(),
+      status,
+    }, request.sequence, answeredBy);
+    const think = status === "ok" ? this.prng.exponential(this.params.clientThinkMicrosMean) : this.prng.int(1000, 20_000);
+    this.host.after(think, () => this.issue());
+  }
+
+  onResponse(from: NodeId, response: ClientResponse): void {
+    const flight = this.inFlight;
+    if (flight === null || flight.request.sequence !== response.sequence) return; // late or duplicate
+    if (response.outcome === "refused") {
+      this.leaderGuess = response.leaderHint !== null && response.leaderHint !== from ? response.leaderHint : null;
+      this.complete("fail", null, from);
+      return;
+    }
+    this.leaderGuess = from;
+    const { request } = flight;
+    if (request.op === "get") this.lastSeen.set(request.key, response.output as string | null);
+    else if (request.op === "put" || (request.op === "cas" && response.output === true)) this.lastSeen.set(request.key, request.value ?? null);
+    else if (request.op === "delete") this.lastSeen.set(request.key, null);
+    this.complete("ok", response.output, from);
+  }
+
+  private timeout(sequence: number): void {
+    if (this.inFlight === null || this.inFlight.request.sequence !== sequence) return;
+    this.leaderGuess = null;
+    this.complete("unknown", null, null);
+  }
+}
