@@ -89,10 +89,12 @@ export async function simCommand(options: SimCommandOptions): Promise<number> {
   } else {
     const detailed = options.detailedFailures ?? DETAILED_FAILURES_DEFAULT;
     failures.forEach((failure, i) => {
-      if (options.verbose || i < detailed) log(`\n${describeFailure(failure, { traceLines: 40 })}`);
-      else log(`FAIL seed ${failure.seed}: ${failure.failure?.checker}: ${failure.failure?.message.split("\n")[0]}\n  reproduce: ${reproduceCommand(failure.protocol, failure.seed, failure.params.faults, failure.mutant)}`);
+      // The first few get the full report; the rest the end of their story, so every
+      // failure still shows how it ended and how to replay it.
+      const full = options.verbose || i < detailed;
+      log(`\n${describeFailure(failure, full ? { traceLines: 40 } : { traceLines: 8, brief: true })}`);
     });
-    if (failures.length > detailed && !options.verbose) log(`\n(details for the first ${detailed} failure(s); --verbose shows all)`);
+    if (failures.length > detailed && !options.verbose) log(`\n(full reports for the first ${detailed} failure(s); --verbose gives every failure one)`);
     const byChecker = new Map<string, number>();
     for (const f of failures) byChecker.set(f.failure?.checker ?? "", (byChecker.get(f.failure?.checker ?? "") ?? 0) + 1);
     if (byChecker.size > 0) log(`failures by checker: ${[...byChecker].map(([c, n]) => `${c} ${n}`).join(", ")}`);

@@ -10,15 +10,20 @@ export function reproduceCommand(protocol: string, seed: number, faults: readonl
 }
 
 /** A failed run, for a person: what failed, the parameters, how it ended, how to rerun it. */
-export function describeFailure(result: SimResult, options: { traceLines: number }): string {
+export function describeFailure(result: SimResult, options: { traceLines: number; brief?: boolean }): string {
   const failure = result.failure;
   if (failure === null) return `seed ${result.seed}: passed`;
+  const message = failure.message.split("\n");
   const lines = [
     `FAIL seed ${result.seed}: ${failure.checker} at ${(failure.atMicros / 1000).toFixed(3)}ms`,
-    ...failure.message.split("\n").map((line) => `  ${line}`),
-    "  parameters:",
-    ...describeParams(result.params).map((line) => `    ${line}`),
+    ...(options.brief === true ? message.slice(0, 2) : message).map((line) => `  ${line}`),
   ];
+  if (options.brief === true) {
+    if (result.notableTail.length > 0) lines.push("  how it ended:", ...result.notableTail.slice(-options.traceLines).map((line) => `    ${line}`));
+    lines.push(`  reproduce: ${reproduceCommand(result.protocol, result.seed, result.params.faults, result.mutant)}`);
+    return lines.join("\n");
+  }
+  lines.push("  parameters:", ...describeParams(result.params).map((line) => `    ${line}`));
   if (options.traceLines > 0 && result.notableTail.length > 0) {
     lines.push("  the story of the run (faults, crashes, restarts, new leaders):");
     for (const line of result.notableTail.slice(-options.traceLines)) lines.push(`    ${line}`);
