@@ -46,13 +46,16 @@ describe("simulator: the positive control passes under every fault class", () =>
 
   test("the faults really happen: crashes lose unsynced writes, clients see timeouts", () => {
     let crashes = 0;
+    let lossy = 0;
     let unknown = 0;
     for (const seed of seeds(2000, 10)) {
       const result = runSimulation({ protocol: single, seed });
       crashes += result.stats.crashes;
+      lossy += result.stats.crashesLosingWrites;
       unknown += result.stats.operations.unknown;
     }
     assert.ok(crashes >= 10, `only ${crashes} crashes in 10 runs`);
+    assert.ok(lossy >= 3, `only ${lossy} of ${crashes} crashes caught unsynced writes`);
     assert.ok(unknown >= 10, `only ${unknown} indeterminate operations in 10 runs`);
   });
 

@@ -45,6 +45,8 @@ export interface SimStats {
   readonly operations: { readonly ok: number; readonly fail: number; readonly unknown: number };
   readonly leaderTerms: number;
   readonly crashes: number;
+  /** Crashes that caught writes not yet fsynced, and lost some of them. */
+  readonly crashesLosingWrites: number;
   readonly faultsInjected: number;
 }
 
@@ -112,6 +114,9 @@ class Simulation implements NodeHost<unknown> {
   private messagesSent = 0;
   private messagesDropped = 0;
   private crashes = 0;
+  /** Nodes the nemesis will crash inside their next fsync. */
+  private readonly crashArmed = new Set<NodeId>();
+  private crashesLosingWrites = 0;
   private faultsInjected = 0;
   private leaderTerms = 0;
 
@@ -175,8 +180,16 @@ class Simulation implements NodeHost<unknown> {
     }
   }
 
-  afterFsync(_node: SimNode<unknown>, action: () => void): void {
-    this.scheduler.after(this.params.fsyncMicrosMin + this.prngNet.exponential(this.params.fsyncMicrosMean), action);
+  afterFsync(node: SimNode<unknown>, action: () => void): void {
+    const latency = Math.max(1, Math.round(this.params.fsyncMicrosMin + this.prngNet.exponential(this.params.fsyncMicrosMean)));
+    if (this.crashArmed.delete(node.id)) {
+      // The armed crash strikes inside this fsync: after the Ready's `messages` left, before
+      // the write is durable — the window persist-before-send exists for.
+      this.scheduler.after(this.prngFault.int(0, latency - 1), () => {
+        if (node.up) this.crashAndRestartLater(node, "during fsync");
+      });
+    }
+    this.scheduler.after(latency, action);
   }
 
   onApply(node: NodeId, entry: LogEntry, key: string | null, output: string | null | boolean): void {
@@ -275,11 +288,12 @@ class Simulation implements NodeHost<unknown> {
         if (upNodes.length === 0) return;
         const leader = this.currentLeader();
         const victim = leader !== null && this.prngFault.chance(0.5) ? (this.nodes.get(leader) as SimNode<unknown>) : this.prngFault.pick(upNodes);
-        this.crash(victim);
-        const downtime = this.prngFault.int(100_000, 3_000_000);
-        this.scheduler.after(downtime, () => {
-          if (!this.healed && !victim.up) this.restart(victim);
-        });
+        // Half the crashes strike at once, half inside the victim's next fsync.
+        if (this.prngFault.chance(0.5)) this.crashAndRestartLater(victim, "now");
+        else {
+          this.crashArmed.add(victim.id);
+          this.note(`node ${victim.id}`, "will crash during its next fsync");
+        }
         return;
       }
       case "pause": {
@@ -296,11 +310,20 @@ class Simulation implements NodeHost<unknown> {
     }
   }
 
-  private crash(node: SimNode<unknown>): void {
+  private crashAndRestartLater(node: SimNode<unknown>, when: string): void {
+    this.crash(node, when);
+    this.scheduler.after(this.prngFault.int(100_000, 3_000_000), () => {
+      if (!this.healed && !node.up) this.restart(node);
+    });
+  }
+
+  private crash(node: SimNode<unknown>, when: string): void {
+    this.crashArmed.delete(node.id);
     node.crash();
     const outcome = node.disk.crash(this.prngFault);
     this.crashes++;
-    this.notableEvent(`node ${node.id}`, `CRASHED (${outcome.lost} unsynced write(s) lost${outcome.torn ? ", last surviving write torn" : ""})`);
+    if (outcome.lost > 0) this.crashesLosingWrites++;
+    this.notableEvent(`node ${node.id}`, `CRASHED ${when} (${outcome.lost} unsynced write(s) lost${outcome.torn ? ", last surviving write torn" : ""})`);
   }
 
   private restart(node: SimNode<unknown>): void {
@@ -316,6 +339,7 @@ class Simulation implements NodeHost<unknown> {
 
   private heal(): void {
     this.healed = true;
+    this.crashArmed.clear();
     this.partition.heal();
     this.nodeLink = { ...RELIABLE_LINK, delayMinMicros: this.params.nodeLink.delayMinMicros };
     this.clientLink = this.nodeLink;
@@ -390,6 +414,7 @@ class Simulation implements NodeHost<unknown> {
         operations,
         leaderTerms: this.leaderTerms,
         crashes: this.crashes,
+        crashesLosingWrites: this.crashesLosingWrites,
         faultsInjected: this.faultsInjected,
       },
       traceTail: this.failure === null ? [] : this.traceLog.tail(TRACE_TAIL_LINES),
