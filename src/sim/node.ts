@@ -169,9 +169,10 @@ export class SimNode<M> {
     const applied = this.kv.apply(entry.index, entry.data);
     const key = applied.request === null ? null : requestKey(applied.request.clientId, applied.request.sequence);
     const output = applied.result.op === "cas" ? applied.result.succeeded : null;
-    if (key !== null) this.appliedRequests.add(key);
-    this.host.onApply(this.id, entry, key, output);
-    if (key === null) return;
+    // A duplicate changed nothing: it does not count as this request taking effect (again).
+    if (key !== null && !applied.duplicate) this.appliedRequests.add(key);
+    this.host.onApply(this.id, entry, applied.duplicate ? null : key, output);
+    if (key === null || applied.result.op === "rejected") return;
     const pending = this.pendingWrites.get(key);
     if (pending === undefined) return;
     this.pendingWrites.delete(key);

@@ -1,3 +1,4 @@
+import { AssertionError } from "../core/common/assert.js";
 import { Prng } from "../core/common/prng.js";
 import type { EngineFactory, EngineInvariant, LogEntry, NodeId } from "../core/engine/contract.js";
 import { checkLeaderCompleteness } from "./check/leader-completeness.js";
@@ -393,8 +394,12 @@ class Simulation implements NodeHost<unknown> {
       this.runUntil(settleEnd);
       this.finalChecks();
     } catch (error) {
-      if (!(error instanceof InvariantViolation)) throw error;
-      this.failure = { checker: error.checker, message: error.message, atMicros: this.now() };
+      if (error instanceof InvariantViolation) this.failure = { checker: error.checker, message: error.message, atMicros: this.now() };
+      else if (error instanceof AssertionError) {
+        // An engine (or the driver) caught its own broken invariant: a bug found, reported
+        // like any other failure, with the seed that reproduces it.
+        this.failure = { checker: "assertion", message: `${error.message}\n${(error.stack ?? "").split("\n").slice(1, 4).join("\n")}`, atMicros: this.now() };
+      } else throw error;
     }
     const operations = { ok: 0, fail: 0, unknown: 0 };
     for (const op of this.history) operations[op.status]++;

@@ -6,7 +6,8 @@ import { utf8Encode } from "../common/utf8.js";
 import { decodeCommand, encodeCommand, type KvCommand } from "./command.js";
 import { KvStore } from "./store.js";
 
-const request = { clientId: 7, sequence: 1 };
+// Client 0 has no session, so these commands are never deduplicated against each other.
+const request = { clientId: 0, sequence: 0 };
 const bytes = (s: string): Uint8Array => utf8Encode(s);
 
 describe("KV commands", () => {
@@ -79,6 +80,29 @@ describe("KV store", () => {
     ["b/2", "a/1", "b/1", "b/3", "c"].forEach((key, i) => store.apply(i + 1, encodeCommand({ op: "put", request, key, value: bytes("v") })));
     assert.deepEqual(store.range("b/", 2).map((r) => r.key), ["b/1", "b/2"]);
     assert.deepEqual(store.range("", 10).length, 5);
+  });
+
+  test("client sessions: a request applied twice takes effect once", () => {
+    const store = new KvStore();
+    const put = (index: number, sequence: number, value: string) =>
+      store.apply(index, encodeCommand({ op: "put", request: { clientId: 9, sequence }, key: "k", value: bytes(value) }));
+    assert.equal(put(1, 5, "a").duplicate, false);
+    assert.equal(put(2, 6, "b").duplicate, false);
+    const again = put(3, 6, "b");
+    assert.equal(again.duplicate, true);
+    assert.deepEqual(again.result, { op: "put", revision: 2 }, "a duplicate gets the first application's result");
+    const stale = put(4, 5, "a");
+    assert.equal(stale.duplicate, true);
+    assert.equal(stale.result.op, "rejected");
+    assert.equal(store.currentRevision, 2);
+    assert.deepEqual(store.get("k")?.value, bytes("b"));
+    // Client 0 has no session: never deduplicated.
+    const anonymous = (index: number) => store.apply(index, encodeCommand({ op: "put", request: { clientId: 0, sequence: 0 }, key: "k", value: bytes("z") }));
+    assert.equal(anonymous(5).duplicate, false);
+    assert.equal(anonymous(6).duplicate, false);
+    // Sessions survive a snapshot.
+    const restored = KvStore.restore(store.snapshot());
+    assert.equal(restored.apply(7, encodeCommand({ op: "put", request: { clientId: 9, sequence: 6 }, key: "k", value: bytes("b") })).duplicate, true);
   });
 
   test("a corrupt entry is skipped by every replica alike, not fatal", () => {

@@ -28,7 +28,15 @@ export type KvResult =
 export interface Applied {
   readonly request: RequestId | null;
   readonly result: KvResult;
+  /**
+   * The command repeated a request this store already applied (or a newer one from the same
+   * client): it changed nothing, and `result` is the first application's (or "rejected").
+   */
+  readonly duplicate: boolean;
 }
+
+/** Client id 0 means "no session": such commands are never deduplicated. */
+export const NO_SESSION = 0;
 
 /**
  * The replicated KV state machine: deterministic, in memory. Every node applies the same
@@ -39,6 +47,12 @@ export class KvStore {
   private readonly records = new Map<string, KvRecord>();
   private revision = 0;
   private appliedIndex = 0;
+  /**
+   * Client sessions (Raft dissertation, section 6.3): per client, the highest sequence
+   * applied and its result, so a command delivered twice — a retried or duplicated
+   * forwarded proposal — is applied once. Clients number their writes increasingly.
+   */
+  private readonly sessions = new Map<number, { readonly sequence: number; readonly result: KvResult }>();
 
   get applied(): number {
     return this.appliedIndex;
@@ -67,15 +81,25 @@ export class KvStore {
     assertIndex(index, "applied index");
     assert(index === this.appliedIndex + 1, `apply out of order: ${index} after ${this.appliedIndex}`);
     this.appliedIndex = index;
-    if (data.length === 0) return { request: null, result: { op: "noop" } };
+    if (data.length === 0) return { request: null, result: { op: "noop" }, duplicate: false };
     let command: KvCommand;
     try {
       command = decodeCommand(data);
     } catch (error) {
-      if (error instanceof InvalidInputError) return { request: null, result: { op: "rejected", reason: error.message } };
+      if (error instanceof InvalidInputError) return { request: null, result: { op: "rejected", reason: error.message }, duplicate: false };
       throw error;
     }
-    return { request: command.request, result: this.execute(command) };
+    const { clientId, sequence } = command.request;
+    if (clientId !== NO_SESSION) {
+      const session = this.sessions.get(clientId);
+      if (session !== undefined && sequence <= session.sequence) {
+        const result: KvResult = sequence === session.sequence ? session.result : { op: "rejected", reason: "superseded by a newer request from the same client" };
+        return { request: command.request, result, duplicate: true };
+      }
+    }
+    const result = this.execute(command);
+    if (clientId !== NO_SESSION) this.sessions.set(clientId, { sequence, result });
+    return { request: command.request, result, duplicate: false };
   }
 
   private execute(command: KvCommand): KvResult {
@@ -119,7 +143,8 @@ export class KvStore {
       const record = this.records.get(key) as KvRecord;
       return { key: utf8Encode(key), record };
     });
-    let size = 8 + 8 + 4;
+    const sessions = [...this.sessions.entries()].sort((a, b) => a[0] - b[0]);
+    let size = 8 + 8 + 4 + 4 + sessions.length * SESSION_BYTES;
     for (const { key, record } of encoded) size += 4 + key.length + 4 + record.value.length + 24;
     const out = new Uint8Array(size);
     const view = new DataView(out.buffer);
@@ -139,6 +164,13 @@ export class KvStore {
       view.setFloat64(at + 16, record.version);
       at += 24;
     }
+    view.setUint32(at, sessions.length);
+    at += 4;
+    for (const [clientId, session] of sessions) {
+      view.setFloat64(at, clientId);
+      view.setFloat64(at + 8, session.sequence);
+      at = writeResult(view, at + 16, session.result);
+    }
     assert(at === size, "snapshot size mismatch");
     return out;
   }
@@ -157,8 +189,47 @@ export class KvStore {
       const version = reader.safeInteger();
       store.records.set(key, { key, value, createRevision, modRevision, version });
     }
+    const sessionCount = reader.u32();
+    for (let i = 0; i < sessionCount; i++) {
+      const clientId = reader.safeInteger();
+      const sequence = reader.safeInteger();
+      store.sessions.set(clientId, { sequence, result: readResult(reader) });
+    }
     reader.expectEnd();
     return store;
+  }
+}
+
+/** A session's result in a snapshot: u8 kind, u8 flag, f64 revision. */
+const SESSION_BYTES = 8 + 8 + 1 + 1 + 8;
+const RESULT_KINDS = ["put", "delete", "cas", "noop", "rejected"] as const;
+
+function writeResult(view: DataView, at: number, result: KvResult): number {
+  view.setUint8(at, RESULT_KINDS.indexOf(result.op));
+  const flag = result.op === "delete" ? result.deleted : result.op === "cas" ? (result.succeeded ? 1 : 0) : 0;
+  view.setUint8(at + 1, flag);
+  view.setFloat64(at + 2, "revision" in result ? result.revision : 0);
+  return at + 10;
+}
+
+function readResult(reader: ByteReader): KvResult {
+  const kind = RESULT_KINDS[reader.u8()];
+  const flag = reader.u8();
+  const revision = reader.safeInteger();
+  if (flag > 1) throw new InvalidInputError("KV snapshot has a bad session result flag");
+  switch (kind) {
+    case "put":
+      return { op: "put", revision };
+    case "delete":
+      return { op: "delete", deleted: flag as 0 | 1, revision };
+    case "cas":
+      return { op: "cas", succeeded: flag === 1, revision };
+    case "noop":
+      return { op: "noop" };
+    case "rejected":
+      return { op: "rejected", reason: "superseded by a newer request from the same client" };
+    default:
+      throw new InvalidInputError("KV snapshot has an unknown session result kind");
   }
 }
 

@@ -1,0 +1,53 @@
+import { assert } from "../common/assert.js";
+
+/** Raft's tunables. Time is in ticks; the driver decides how long a tick is. */
+export interface RaftConfig {
+  /** A follower that hears no leader for this many ticks (plus jitter) campaigns. */
+  readonly electionTicks: number;
+  /** The leader sends heartbeats every this many ticks. */
+  readonly heartbeatTicks: number;
+  /** Probe with PreVote before disrupting a cluster with a higher term (thesis 9.6). */
+  readonly preVote: boolean;
+  /** A leader that has not heard from a quorum within an election timeout steps down (thesis 6.2). */
+  readonly checkQuorum: boolean;
+  /** Bounds on one append message. */
+  readonly entriesPerMessageMax: number;
+  readonly bytesPerMessageMax: number;
+  /** Bounds on appends in flight to one follower in the replicate state (pipelining window). */
+  readonly inflightMessagesMax: number;
+  readonly inflightBytesMax: number;
+  /** Proposals are refused (OverloadedError) while the uncommitted tail holds this many bytes. */
+  readonly uncommittedBytesMax: number;
+  /** Committed entries handed to the driver in one Ready. */
+  readonly applyEntriesPerReadyMax: number;
+}
+
+export const DEFAULT_RAFT_CONFIG: RaftConfig = Object.freeze({
+  electionTicks: 10,
+  heartbeatTicks: 1,
+  preVote: true,
+  checkQuorum: true,
+  entriesPerMessageMax: 256,
+  bytesPerMessageMax: 1024 * 1024,
+  inflightMessagesMax: 256,
+  inflightBytesMax: 32 * 1024 * 1024,
+  uncommittedBytesMax: 64 * 1024 * 1024,
+  applyEntriesPerReadyMax: 4096,
+});
+
+export function validateRaftConfig(config: RaftConfig): RaftConfig {
+  const positive = (value: number, name: string): void => assert(Number.isSafeInteger(value) && value > 0, `${name} must be a positive integer, got ${value}`);
+  positive(config.electionTicks, "electionTicks");
+  positive(config.heartbeatTicks, "heartbeatTicks");
+  positive(config.entriesPerMessageMax, "entriesPerMessageMax");
+  positive(config.bytesPerMessageMax, "bytesPerMessageMax");
+  positive(config.inflightMessagesMax, "inflightMessagesMax");
+  positive(config.inflightBytesMax, "inflightBytesMax");
+  positive(config.uncommittedBytesMax, "uncommittedBytesMax");
+  positive(config.applyEntriesPerReadyMax, "applyEntriesPerReadyMax");
+  // A leader must be able to heartbeat several times per election timeout, or followers
+  // campaign against a healthy leader.
+  assert(config.heartbeatTicks * 2 <= config.electionTicks, "electionTicks must be at least twice heartbeatTicks");
+  assert(config.inflightBytesMax >= config.bytesPerMessageMax, "the in-flight window must hold at least one full message");
+  return config;
+}

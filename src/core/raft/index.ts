@@ -1,0 +1,26 @@
+import { assert } from "../common/assert.js";
+import { ALL_ENGINE_INVARIANTS, type EngineFactory } from "../engine/contract.js";
+import { DEFAULT_RAFT_CONFIG, type RaftConfig } from "./config.js";
+import { describeRaftMessage, type RaftHardState, type RaftMessage } from "./messages.js";
+import { isRaftMutant, RAFT_MUTANTS } from "./mutants.js";
+import { RaftEngine } from "./raft.js";
+
+export { DEFAULT_RAFT_CONFIG, type RaftConfig } from "./config.js";
+export type { RaftHardState, RaftMessage } from "./messages.js";
+export { RAFT_MUTANTS, type RaftMutant } from "./mutants.js";
+export { RaftEngine } from "./raft.js";
+
+/** Builds Raft engines with the given configuration; the one place a driver learns it runs Raft. */
+export function raftFactory(config: RaftConfig = DEFAULT_RAFT_CONFIG): EngineFactory<RaftMessage, RaftHardState> {
+  return {
+    name: "raft",
+    description: "Raft with PreVote, CheckQuorum, pipelined replication and ReadIndex",
+    invariants: ALL_ENGINE_INVARIANTS,
+    mutants: RAFT_MUTANTS,
+    create: (options, mutant) => {
+      assert(mutant === undefined || isRaftMutant(mutant), `unknown Raft mutant ${mutant}`);
+      return new RaftEngine(options, config, mutant ?? null);
+    },
+    describeMessage: describeRaftMessage,
+  };
+}

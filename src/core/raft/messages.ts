@@ -1,0 +1,126 @@
+import type { LogEntry, NodeId } from "../engine/contract.js";
+
+/**
+ * Raft's messages. Every message carries the sender's term; the engine's `step` compares
+ * it with its own before anything else (Raft paper, Figure 2, "Rules for Servers").
+ */
+export type RaftMessage =
+  | VoteRequest
+  | VoteResponse
+  | AppendRequest
+  | AppendResponse
+  | HeartbeatRequest
+  | HeartbeatResponse
+  | ForwardedProposal
+  | ForwardedRead
+  | ReadIndexResponse;
+
+/** RequestVote (section 5.2), or a PreVote probe (thesis 9.6) for `term` = the sender's term + 1. */
+export interface VoteRequest {
+  readonly type: "vote";
+  readonly term: number;
+  readonly preVote: boolean;
+  readonly lastIndex: number;
+  readonly lastTerm: number;
+}
+
+export interface VoteResponse {
+  readonly type: "vote-response";
+  readonly term: number;
+  readonly preVote: boolean;
+  readonly granted: boolean;
+}
+
+/** AppendEntries (section 5.3): entries after (prevIndex, prevTerm), and the leader's commit. */
+export interface AppendRequest {
+  readonly type: "append";
+  readonly term: number;
+  readonly prevIndex: number;
+  readonly prevTerm: number;
+  readonly entries: readonly LogEntry[];
+  readonly commit: number;
+}
+
+/**
+ * The answer to an append. Accepted: `index` is the follower's last index now known to match
+ * the leader. Rejected: `index` is the rejected prevIndex, and (`hintIndex`, `hintTerm`) is
+ * the follower's last entry at or before it whose term is at most the leader's prevTerm —
+ * the fast-backtracking hint (thesis 5.4.1 style), so one round trip skips a whole
+ * divergent term instead of one entry.
+ */
+export interface AppendResponse {
+  readonly type: "append-response";
+  readonly term: number;
+  readonly reject: boolean;
+  readonly index: number;
+  readonly hintIndex: number;
+  readonly hintTerm: number;
+}
+
+/** A heartbeat: the leader's commit (capped at what the follower matches), and a read round. */
+export interface HeartbeatRequest {
+  readonly type: "heartbeat";
+  readonly term: number;
+  readonly commit: number;
+  /** The leader's read-confirmation round this heartbeat belongs to (0: none). */
+  readonly readRound: number;
+}
+
+export interface HeartbeatResponse {
+  readonly type: "heartbeat-response";
+  readonly term: number;
+  readonly readRound: number;
+}
+
+/** A follower hands a client's proposals to the leader it knows. */
+export interface ForwardedProposal {
+  readonly type: "propose";
+  readonly term: number;
+  readonly data: readonly Uint8Array[];
+}
+
+/** A follower asks the leader for a read index on behalf of its client. */
+export interface ForwardedRead {
+  readonly type: "read-index";
+  readonly term: number;
+  readonly requestId: number;
+}
+
+export interface ReadIndexResponse {
+  readonly type: "read-index-response";
+  readonly term: number;
+  readonly requestId: number;
+  readonly index: number;
+}
+
+export function describeRaftMessage(m: RaftMessage): string {
+  switch (m.type) {
+    case "vote":
+      return `${m.preVote ? "pre-vote" : "vote"} request term=${m.term} last=${m.lastIndex}@${m.lastTerm}`;
+    case "vote-response":
+      return `${m.preVote ? "pre-vote" : "vote"} ${m.granted ? "granted" : "rejected"} term=${m.term}`;
+    case "append":
+      return `append term=${m.term} prev=${m.prevIndex}@${m.prevTerm} entries=${m.entries.length}${m.entries.length > 0 ? `[${m.entries[0]?.index}..${m.entries[m.entries.length - 1]?.index}]` : ""} commit=${m.commit}`;
+    case "append-response":
+      return m.reject
+        ? `append rejected term=${m.term} at=${m.index} hint=${m.hintIndex}@${m.hintTerm}`
+        : `append ok term=${m.term} match=${m.index}`;
+    case "heartbeat":
+      return `heartbeat term=${m.term} commit=${m.commit}${m.readRound > 0 ? ` read-round=${m.readRound}` : ""}`;
+    case "heartbeat-response":
+      return `heartbeat ok term=${m.term}${m.readRound > 0 ? ` read-round=${m.readRound}` : ""}`;
+    case "propose":
+      return `forwarded proposal term=${m.term} count=${m.data.length}`;
+    case "read-index":
+      return `forwarded read term=${m.term} request=${m.requestId}`;
+    case "read-index-response":
+      return `read index term=${m.term} request=${m.requestId} index=${m.index}`;
+  }
+}
+
+/** Raft's durable state besides the log (Figure 2, "Persistent state"), plus the commit index. */
+export interface RaftHardState {
+  readonly term: number;
+  readonly vote: NodeId | null;
+  readonly commit: number;
+}

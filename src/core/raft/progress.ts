@@ -1,0 +1,125 @@
+import { assert } from "../common/assert.js";
+
+/**
+ * What a leader knows about one follower (thesis 10.2 / etcd-io/raft's Progress):
+ * - probe: the leader does not know where the follower's log matches; it sends one append
+ *   at a time and waits for the answer;
+ * - replicate: it knows; it streams appends optimistically, up to a window in flight.
+ */
+export type ProgressState = "probe" | "replicate";
+
+export class Progress {
+  /** Highest index known to be replicated on the follower. */
+  match = 0;
+  /** Next index to send. */
+  next: number;
+  state: ProgressState = "probe";
+  /** In probe state: an append is outstanding, so wait for its answer or a heartbeat. */
+  probeSent = false;
+  /** Heard from since the last CheckQuorum round. */
+  recentActive = false;
+  readonly inflight: Inflight;
+
+  constructor(next: number, inflightMessagesMax: number, inflightBytesMax: number) {
+    this.next = next;
+    this.inflight = new Inflight(inflightMessagesMax, inflightBytesMax);
+  }
+
+  becomeProbe(): void {
+    this.state = "probe";
+    this.next = this.match + 1;
+    this.probeSent = false;
+    this.inflight.reset();
+  }
+
+  becomeReplicate(): void {
+    this.state = "replicate";
+    this.next = this.match + 1;
+    this.probeSent = false;
+    this.inflight.reset();
+  }
+
+  /** Records an acknowledged match; returns whether it moved forward. */
+  maybeUpdate(index: number): boolean {
+    let updated = false;
+    if (index > this.match) {
+      this.match = index;
+      updated = true;
+      this.probeSent = false;
+    }
+    this.next = Math.max(this.next, index + 1);
+    return updated;
+  }
+
+  /**
+   * A rejection of the append at `rejected`; `hint` is where the leader should try next.
+   * Returns false for a stale rejection (one about an append already superseded).
+   */
+  maybeDecreaseTo(rejected: number, hint: number): boolean {
+    if (this.state === "replicate") {
+      if (rejected <= this.match) return false; // stale: we already know a later match
+      this.next = this.match + 1;
+      return true;
+    }
+    if (this.next - 1 !== rejected) return false; // stale: not the probe we sent last
+    const next = Math.max(Math.min(rejected, hint + 1), this.match + 1, 1);
+    // A rejection that moves nothing (a duplicate) waits for the next heartbeat rather than
+    // resending the same probe at once, which could loop without time passing.
+    if (next === this.next) return false;
+    this.next = next;
+    this.probeSent = false;
+    return true;
+  }
+
+  /** Whether the leader should hold back appends to this follower for now. */
+  get paused(): boolean {
+    return this.state === "probe" ? this.probeSent : this.inflight.full;
+  }
+}
+
+/**
+ * The appends in flight to one follower: the last index and size of each, oldest first,
+ * bounded in count and bytes. An acknowledgement frees everything up to its index.
+ */
+export class Inflight {
+  private readonly lastIndexes: number[] = [];
+  private readonly sizes: number[] = [];
+  private bytes = 0;
+
+  constructor(
+    private readonly countMax: number,
+    private readonly bytesMax: number,
+  ) {}
+
+  add(lastIndex: number, bytes: number): void {
+    assert(!this.full, "inflight window overflow");
+    assert(this.lastIndexes.length === 0 || lastIndex > (this.lastIndexes[this.lastIndexes.length - 1] as number), "inflight indexes must grow");
+    this.lastIndexes.push(lastIndex);
+    this.sizes.push(bytes);
+    this.bytes += bytes;
+  }
+
+  freeTo(index: number): void {
+    let drop = 0;
+    while (drop < this.lastIndexes.length && (this.lastIndexes[drop] as number) <= index) {
+      this.bytes -= this.sizes[drop] as number;
+      drop++;
+    }
+    this.lastIndexes.splice(0, drop);
+    this.sizes.splice(0, drop);
+  }
+
+  reset(): void {
+    this.lastIndexes.length = 0;
+    this.sizes.length = 0;
+    this.bytes = 0;
+  }
+
+  get full(): boolean {
+    return this.lastIndexes.length >= this.countMax || this.bytes >= this.bytesMax;
+  }
+
+  get count(): number {
+    return this.lastIndexes.length;
+  }
+}

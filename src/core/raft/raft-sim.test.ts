@@ -1,0 +1,33 @@
+// The Raft engine in the deterministic simulator: every fault class on, every checker on.
+// The long runs (`npx synod sim --protocol raft --seeds 1000`) are outside npm test.
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import type { EngineFactory } from "../engine/contract.js";
+import { runSimulation } from "../../sim/simulation.js";
+import { raftFactory } from "./index.js";
+
+const raft = raftFactory() as EngineFactory<unknown, unknown>;
+
+describe("raft in the simulator", () => {
+  test("60 seeds with every fault class: linearizable, nothing lost, live, invariants hold", () => {
+    for (let seed = 1; seed <= 60; seed++) {
+      const result = runSimulation({ protocol: raft, seed });
+      assert.equal(result.failure, null, `seed ${seed}: ${result.failure?.checker}: ${result.failure?.message}`);
+      assert.ok(result.stats.operations.ok > 100, `seed ${seed}: only ${result.stats.operations.ok} operations served`);
+    }
+  });
+
+  test("it elects leaders again and again under faults", () => {
+    let terms = 0;
+    for (let seed = 100; seed < 110; seed++) terms += runSimulation({ protocol: raft, seed }).stats.leaderTerms;
+    assert.ok(terms >= 20, `only ${terms} leaderships in 10 runs`);
+  });
+
+  for (const mutant of ["vote-twice", "keep-conflicting-entries", "apply-before-commit"]) {
+    test(`the simulator catches the ${mutant} mutant`, () => {
+      let caught = 0;
+      for (let seed = 1; seed <= 40 && caught === 0; seed++) if (runSimulation({ protocol: raft, seed, mutant }).failure !== null) caught++;
+      assert.ok(caught > 0, `${mutant} survived 40 seeds`);
+    });
+  }
+});

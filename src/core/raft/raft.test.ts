@@ -1,0 +1,270 @@
+// Raft tests named by the section of the paper (Ongaro & Ousterhout 2014) or thesis
+// (Ongaro 2014) they check. Each drives engines step by step through TestCluster.
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { OverloadedError } from "../common/errors.js";
+import { DEFAULT_RAFT_CONFIG } from "./config.js";
+import { data, TestCluster } from "./harness.test-util.js";
+
+const config = { ...DEFAULT_RAFT_CONFIG };
+
+describe("5.2 leader election", () => {
+  test("a follower that hears no leader campaigns and wins a majority", () => {
+    const c = new TestCluster(3);
+    c.elect(1);
+    assert.deepEqual(c.leaders(), [1]);
+    assert.equal(c.engine(1).status().term, 1);
+    for (const id of [2, 3]) assert.equal(c.engine(id).status().leader, 1);
+  });
+
+  test("at most one vote per term: a second candidate in the same term is refused", () => {
+    const c = new TestCluster(3, { ...config, preVote: false, checkQuorum: false });
+    c.tick(1, 2 * config.electionTicks); // node 1 asks for votes in term 1
+    c.tick(2, 2 * config.electionTicks); // node 2 too, in the same term
+    c.stabilize();
+    assert.equal(c.leaders().length, 1);
+  });
+
+  test("a candidate without a majority does not become leader", () => {
+    const c = new TestCluster(5);
+    c.partition([1, 2], [3, 4, 5]);
+    c.elect(1);
+    assert.deepEqual(c.leaders(), []);
+  });
+
+  test("votes and vote requests leave only after the vote is durable", () => {
+    const c = new TestCluster(3, { ...config, preVote: false });
+    c.elect(1);
+    const votes = c.sent.filter((e) => e.message.type === "vote-response" || (e.message.type === "vote" && !e.message.preVote));
+    assert.ok(votes.length >= 4);
+    for (const e of votes) assert.equal(e.afterPersist, true, `${e.message.type} from ${e.from} was sent before persisting`);
+  });
+});
+
+describe("5.3 log replication", () => {
+  test("the leader's entries reach every follower and apply in order", () => {
+    const c = new TestCluster(3);
+    c.elect(1);
+    for (const value of ["a", "b", "c"]) assert.equal(c.engine(1).propose(data(value)).accepted, true);
+    c.stabilize();
+    c.tickAll(2); // a heartbeat carries the final commit index to the followers
+    for (const id of c.ids) assert.deepEqual(c.appliedData(id), ["a", "b", "c"], `node ${id}`);
+  });
+
+  test("append acknowledgements leave only after the entries are durable", () => {
+    const c = new TestCluster(3);
+    c.elect(1);
+    c.engine(1).propose(data("x"));
+    c.stabilize();
+    const acks = c.sent.filter((e) => e.message.type === "append-response");
+    assert.ok(acks.length > 0);
+    assert.ok(acks.every((e) => e.afterPersist));
+  });
+
+  test("a follower's conflicting suffix is replaced by the leader's (Figure 7)", () => {
+    const c = new TestCluster(3);
+    c.elect(1);
+    c.isolate(1);
+    for (let i = 0; i < 5; i++) c.engine(1).propose(data(`lost-${i}`)); // never committed
+    c.stabilize();
+    c.elect(2); // nodes 2 and 3 elect 2 in a higher term
+    c.engine(2).propose(data("kept"));
+    c.stabilize();
+    c.heal();
+    c.tickAll(3);
+    assert.deepEqual(c.appliedData(1), ["kept"]);
+    for (let i = 1; i <= c.engine(2).status().lastIndex; i++) assert.equal(c.engine(1).entryTerm(i), c.engine(2).entryTerm(i), `index ${i}`);
+  });
+
+  test("fast backtracking: 50 divergent entries are repaired in a few round trips", () => {
+    const c = new TestCluster(3);
+    c.elect(1);
+    c.isolate(1);
+    for (let i = 0; i < 50; i++) c.engine(1).propose(data(`stale-${i}`));
+    c.stabilize();
+    c.elect(2);
+    for (let i = 0; i < 50; i++) c.engine(2).propose(data(`new-${i}`));
+    c.stabilize();
+    c.heal();
+    const before = c.sent.length;
+    c.tickAll(3);
+    const rejections = c.sent.slice(before).filter((e) => e.message.type === "append-response" && e.message.reject && e.from === 1);
+    assert.ok(rejections.length <= 3, `${rejections.length} rejections: one per divergent term, not one per entry`);
+    assert.equal(c.appliedData(1).length, 50);
+  });
+
+  test("message budget: one append and one acknowledgement per follower per batch", () => {
+    const c = new TestCluster(3);
+    c.elect(1);
+    const before = c.sent.length;
+    for (let i = 0; i < 100; i++) c.engine(1).propose(data(`v${i}`));
+    c.stabilize();
+    const appends = c.sent.slice(before).filter((e) => e.message.type === "append");
+    const acks = c.sent.slice(before).filter((e) => e.message.type === "append-response");
+    // 100 proposals in one turn travel in one append per follower (plus one to spread the commit).
+    assert.ok(appends.length <= 4, `${appends.length} appends`);
+    assert.ok(acks.length <= 4, `${acks.length} acknowledgements`);
+  });
+});
+
+describe("5.4 safety", () => {
+  test("5.4.1 a candidate with a less up-to-date log cannot win", () => {
+    const c = new TestCluster(3);
+    c.elect(1);
+    c.isolate(3);
+    c.engine(1).propose(data("committed"));
+    c.stabilize();
+    c.heal();
+    c.isolate(1);
+    c.elect(3); // node 3 lacks the committed entry; node 2 must refuse it
+    assert.notEqual(c.engine(3).status().role, "leader");
+  });
+
+  test("5.4.2 Figure 8: an entry of an earlier term is not committed by counting replicas", () => {
+    const correct = figure8(null);
+    assert.equal(correct.oldEntryCommittedByCounting, false);
+    assert.equal(correct.appliedConflict, false);
+    // The same script breaks the mutant that counts replicas of old entries.
+    const broken = figure8("commit-previous-term");
+    assert.equal(broken.oldEntryCommittedByCounting, true);
+    assert.equal(broken.appliedConflict, true, "a committed entry was overwritten");
+  });
+});
+
+/**
+ * The paper's Figure 8 with five servers. (a) 1 leads term 1 and writes X at index 2 on 1
+ * and 2 only. (b) 5 leads term 2 with an entry at index 2 on itself only. (c) 1 leads again
+ * (term 3) and brings X to a majority while its own new-term entries are held back. (d) 1
+ * fails; 5 is elected (its log ends in term 2, newer than X's term 1) and overwrites index 2.
+ * If 1 had committed X in (c), a committed entry would be lost.
+ */
+function figure8(mutant: "commit-previous-term" | null): { oldEntryCommittedByCounting: boolean; appliedConflict: boolean } {
+  const c = new TestCluster(5, { ...config, preVote: false, checkQuorum: false, entriesPerMessageMax: 1 }, mutant);
+  c.electUntil(1);
+  c.partition([1, 2], [3, 4, 5]);
+  c.engine(1).propose(data("X"));
+  c.stabilize();
+  c.heal();
+  c.partition([1, 2], [3, 4, 5]);
+  c.dropWhere = (e) => e.from === 5 && e.message.type === "append";
+  c.electUntil(5);
+  c.engine(5).propose(data("Y"));
+  c.stabilize();
+  c.heal();
+  c.isolate(5);
+  c.start(1); // 1 crashes and restarts from its disk, a follower again
+  // (c): followers may reject 1's probes and take its old entry, but never store an entry
+  // of 1's current term (an append they would accept that carries one is lost).
+  c.dropWhere = (e) => {
+    if (e.from !== 1 || e.message.type !== "append") return false;
+    const append = e.message;
+    const wouldAccept = c.engine(e.to).entryTerm(append.prevIndex) === append.prevTerm;
+    return wouldAccept && append.entries.some((entry) => entry.term === c.engine(1).status().term);
+  };
+  c.electUntil(1);
+  c.tickAll(2);
+  const oldEntryCommittedByCounting = c.engine(1).status().commitIndex >= 2;
+  // (d)
+  c.dropWhere = null;
+  c.heal();
+  c.isolate(1);
+  c.start(5); // 5 crashes and restarts too, then campaigns
+  c.electUntil(5);
+  c.tickAll(3);
+  // Leader Completeness: the new leader must hold every entry any node applied.
+  const leaderTerm = c.engine(5).entryTerm(2);
+  const appliedConflict = c.ids.some((id) => (c.applied.get(id) ?? []).some((e) => e.index === 2 && e.term !== leaderTerm));
+  return { oldEntryCommittedByCounting, appliedConflict };
+}
+
+describe("6.2 CheckQuorum", () => {
+  test("a leader cut off from its quorum steps down within an election timeout", () => {
+    const c = new TestCluster(3);
+    c.elect(1);
+    c.isolate(1);
+    c.tick(1, 2 * config.electionTicks + 1);
+    assert.notEqual(c.engine(1).status().role, "leader");
+  });
+});
+
+describe("9.6 PreVote", () => {
+  test("a partitioned node does not raise its term, so its return disrupts nothing", () => {
+    const c = new TestCluster(3);
+    c.elect(1);
+    c.isolate(3);
+    c.tick(3, 10 * config.electionTicks);
+    assert.equal(c.engine(3).status().term, 1, "pre-votes fail, so the term stays");
+    c.heal();
+    c.tickAll(3);
+    assert.deepEqual(c.leaders(), [1]);
+    assert.equal(c.engine(1).status().term, 1);
+  });
+});
+
+describe("6.4 linearizable reads (ReadIndex)", () => {
+  test("a read is released only after a quorum confirms leadership", () => {
+    const c = new TestCluster(3);
+    c.elect(1);
+    c.isolate(1);
+    c.engine(1).readIndex(7);
+    c.stabilize();
+    assert.deepEqual(c.readStates.get(1), [], "no quorum, no read");
+    c.heal();
+    c.tickAll(1);
+    assert.deepEqual(c.readStates.get(1)?.map((r) => r.requestId), [7]);
+  });
+
+  test("a follower's read goes through the leader and returns the leader's commit index", () => {
+    const c = new TestCluster(3);
+    c.elect(1);
+    c.engine(1).propose(data("w"));
+    c.stabilize();
+    assert.equal(c.engine(2).readIndex(9).accepted, true);
+    c.stabilize();
+    assert.deepEqual(c.readStates.get(2), [{ requestId: 9, index: c.engine(1).status().commitIndex }]);
+  });
+
+  test("a read without a known leader is refused with the leader hint", () => {
+    const c = new TestCluster(3);
+    const admission = c.engine(2).readIndex(1);
+    assert.equal(admission.accepted, false);
+  });
+});
+
+describe("flow control and bounds", () => {
+  test("proposals are refused with OverloadedError when the uncommitted log is full", () => {
+    const c = new TestCluster(3, { ...config, uncommittedBytesMax: 100 });
+    c.elect(1);
+    c.isolate(1); // nothing can commit
+    let refused = null;
+    for (let i = 0; i < 50 && refused === null; i++) {
+      const admission = c.engine(1).propose(data("0123456789"));
+      if (!admission.accepted) refused = admission.error;
+    }
+    assert.ok(refused instanceof OverloadedError);
+  });
+
+  test("a follower forwards proposals to the leader", () => {
+    const c = new TestCluster(3);
+    c.elect(1);
+    assert.equal(c.engine(3).propose(data("via-follower")).accepted, true);
+    c.stabilize();
+    c.tickAll(1);
+    for (const id of c.ids) assert.deepEqual(c.appliedData(id), ["via-follower"]);
+  });
+
+  test("restart: term, vote and log survive; applied entries are delivered again", () => {
+    const c = new TestCluster(3);
+    c.elect(1);
+    c.engine(1).propose(data("durable"));
+    c.stabilize();
+    c.tickAll(1);
+    const before = c.engine(2).status();
+    c.start(2);
+    const after = c.engine(2).status();
+    assert.equal(after.term, before.term);
+    assert.equal(after.lastIndex, before.lastIndex);
+    c.flush();
+    assert.deepEqual(c.appliedData(2), ["durable"]);
+  });
+});

@@ -1,0 +1,577 @@
+import { assert } from "../common/assert.js";
+import { NotLeaderError, OverloadedError } from "../common/errors.js";
+import { Prng } from "../common/prng.js";
+import type { Admission, Engine, EngineOptions, EngineStatus, LogEntry, NodeId, Outbound, Ready, ReadState, Role } from "../engine/contract.js";
+import { DEFAULT_RAFT_CONFIG, validateRaftConfig, type RaftConfig } from "./config.js";
+import { entryBytes, RaftLog } from "./log.js";
+import type { AppendRequest, AppendResponse, HeartbeatResponse, RaftHardState, RaftMessage, VoteRequest, VoteResponse } from "./messages.js";
+import type { RaftMutant } from "./mutants.js";
+import { Progress } from "./progress.js";
+
+/** A linearizable read waiting for its leadership confirmation round (thesis 6.4). */
+interface PendingRead {
+  readonly requestId: number;
+  /** Who asked: this node, or a follower that forwarded it. */
+  readonly from: NodeId;
+  readonly index: number;
+  readonly round: number;
+  readonly acks: Set<NodeId>;
+}
+
+const EMPTY = new Uint8Array(0);
+
+/**
+ * Raft as a pure state machine (Ongaro & Ousterhout; Ongaro's thesis), driven through the
+ * engine contract. No I/O, no clock, no randomness but the injected seed.
+ *
+ * Durability rules: votes and append acknowledgements leave only after the Ready's writes
+ * are durable (`messagesAfterPersist`); a candidate's vote requests too, since they carry
+ * its vote for itself. A leader counts its own entries toward commit as soon as it appends
+ * them: the driver takes one Ready at a time, so nothing that depends on that count —
+ * a commit index sent out, an entry applied — leaves before the entries are durable.
+ */
+export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
+  readonly id: NodeId;
+  private readonly config: RaftConfig;
+  private readonly voters: readonly NodeId[];
+  private readonly quorum: number;
+  private readonly prng: Prng;
+  private readonly mutant: RaftMutant | null;
+  private readonly log: RaftLog;
+
+  private term: number;
+  private vote: NodeId | null;
+  private lead: NodeId | null = null;
+  private role: Role = "follower";
+  private electionElapsed = 0;
+  private heartbeatElapsed = 0;
+  private randomizedElectionTicks = 0;
+  private readonly votes = new Map<NodeId, boolean>();
+  private readonly progress = new Map<NodeId, Progress>();
+  private uncommittedBytes = 0;
+  private broadcastPending = false;
+
+  private readRound = 0;
+  private pendingReads: PendingRead[] = [];
+  /** Reads that arrived before this leader committed an entry of its term (thesis 6.4 step 1). */
+  private readsAwaitingTermCommit: { requestId: number; from: NodeId }[] = [];
+
+  private messages: Outbound<RaftMessage>[] = [];
+  private messagesAfterPersist: Outbound<RaftMessage>[] = [];
+  private readStates: ReadState[] = [];
+  private savedHardState: RaftHardState;
+  private outstanding: Ready<RaftMessage, RaftHardState> | null = null;
+
+  constructor(options: EngineOptions<RaftHardState>, config: RaftConfig = DEFAULT_RAFT_CONFIG, mutant: RaftMutant | null = null) {
+    this.id = options.id;
+    this.config = validateRaftConfig(config);
+    assert(options.peers.includes(options.id), `node ${options.id} is not among the voters ${options.peers.join(",")}`);
+    assert(new Set(options.peers).size === options.peers.length, "voter ids must be unique");
+    this.voters = [...options.peers];
+    this.quorum = Math.floor(this.voters.length / 2) + 1;
+    this.prng = new Prng(options.seed);
+    this.mutant = mutant;
+    const hard = options.durable.hardState;
+    this.term = hard?.term ?? 0;
+    this.vote = hard?.vote ?? null;
+    this.log = new RaftLog(options.durable, hard?.commit ?? 0, options.appliedIndex);
+    this.savedHardState = { term: this.term, vote: this.vote, commit: this.log.commitIndex };
+    this.resetElectionTimer();
+  }
+
+  // ---- inputs ----
+
+  tick(): void {
+    if (this.role === "leader") this.tickLeader();
+    else this.tickElection();
+  }
+
+  private tickElection(): void {
+    this.electionElapsed++;
+    if (this.electionElapsed < this.randomizedElectionTicks) return;
+    this.electionElapsed = 0;
+    this.campaign(this.config.preVote);
+  }
+
+  private tickLeader(): void {
+    this.heartbeatElapsed++;
+    this.electionElapsed++;
+    if (this.electionElapsed >= this.config.electionTicks) {
+      this.electionElapsed = 0;
+      if (this.config.checkQuorum && !this.quorumRecentlyActive()) {
+        // Section 6.2 of the thesis: a leader cut off from a quorum steps down, so clients
+        // stop waiting on it and a PreVote elsewhere is not blocked by its lease.
+        this.becomeFollower(this.term, null);
+        return;
+      }
+      for (const [peer, pr] of this.progress) if (peer !== this.id) pr.recentActive = false;
+    }
+    if (this.heartbeatElapsed >= this.config.heartbeatTicks) {
+      this.heartbeatElapsed = 0;
+      this.broadcastHeartbeat(this.readRound);
+    }
+  }
+
+  step(from: NodeId, message: RaftMessage): void {
+    if (!this.voters.includes(from)) return; // not a member: ignore rather than trust
+    if (message.term > this.term) {
+      if (message.type === "vote") {
+        // Thesis 4.2.3: while a leader is known to be alive, do not let a disruptive
+        // candidate (a removed or partitioned node) force a new term.
+        const inLease = this.config.checkQuorum && this.lead !== null && this.electionElapsed < this.config.electionTicks;
+        if (inLease) return;
+      }
+      const futureTermProbe = (message.type === "vote" && message.preVote) || (message.type === "vote-response" && message.preVote && message.granted);
+      if (!futureTermProbe) {
+        const fromLeader = message.type === "append" || message.type === "heartbeat";
+        this.becomeFollower(message.term, fromLeader ? from : null);
+      }
+    } else if (message.term < this.term) {
+      if (message.type === "append" || message.type === "heartbeat") {
+        // Tell a stale leader about the newer term so it steps down (with PreVote and
+        // CheckQuorum it would otherwise never learn it).
+        this.send(from, { type: "heartbeat-response", term: this.term, readRound: 0 });
+        return;
+      }
+      if (message.type === "vote" && message.preVote) {
+        this.send(from, { type: "vote-response", term: this.term, preVote: true, granted: false });
+        return;
+      }
+      const staleAckAllowed = this.mutant === "accept-stale-append-response" && message.type === "append-response";
+      if (message.type !== "propose" && !staleAckAllowed) return;
+    }
+    this.dispatch(from, message);
+  }
+
+  private dispatch(from: NodeId, message: RaftMessage): void {
+    switch (message.type) {
+      case "vote":
+        return this.handleVoteRequest(from, message);
+      case "vote-response":
+        return this.handleVoteResponse(from, message);
+      case "append":
+        return this.handleAppend(from, message);
+      case "append-response":
+        return this.handleAppendResponse(from, message);
+      case "heartbeat":
+        this.followLeader(from);
+        this.log.commitTo(Math.min(message.commit, this.log.lastIndex));
+        this.send(from, { type: "heartbeat-response", term: this.term, readRound: message.readRound });
+        return;
+      case "heartbeat-response":
+        return this.handleHeartbeatResponse(from, message);
+      case "propose":
+        if (this.role === "leader") for (const data of message.data) this.appendProposal(data);
+        return; // a proposal that reaches a non-leader is dropped; its client times out
+      case "read-index":
+        if (this.role === "leader") this.handleReadRequest(from, message.requestId);
+        return;
+      case "read-index-response":
+        this.readStates.push({ requestId: message.requestId, index: message.index });
+        return;
+    }
+  }
+
+  propose(data: Uint8Array): Admission {
+    if (this.role === "leader") {
+      if (this.uncommittedBytes > 0 && this.uncommittedBytes + data.length > this.config.uncommittedBytesMax) {
+        return { accepted: false, error: new OverloadedError(`${this.uncommittedBytes} uncommitted bytes; the limit is ${this.config.uncommittedBytesMax}`) };
+      }
+      this.appendProposal(data);
+      return { accepted: true };
+    }
+    if (this.role === "follower" && this.lead !== null) {
+      this.send(this.lead, { type: "propose", term: this.term, data: [data] });
+      return { accepted: true };
+    }
+    return { accepted: false, error: new NotLeaderError(this.lead) };
+  }
+
+  readIndex(requestId: number): Admission {
+    if (this.role === "leader") {
+      this.handleReadRequest(this.id, requestId);
+      return { accepted: true };
+    }
+    if (this.role === "follower" && this.lead !== null) {
+      this.send(this.lead, { type: "read-index", term: this.term, requestId });
+      return { accepted: true };
+    }
+    return { accepted: false, error: new NotLeaderError(this.lead) };
+  }
+
+  /**
+   * A follower drops its leader and that leader's lease, so it may grant votes at once
+   * (etcd-io/raft's ForgetLeader). For when the application knows the leader is gone; a
+   * no-op on a leader or candidate.
+   */
+  forgetLeader(): void {
+    if (this.role !== "follower") return;
+    this.lead = null;
+    this.electionElapsed = this.config.electionTicks;
+  }
+
+  // ---- elections (section 5.2, thesis 9.6) ----
+
+  private campaign(preVote: boolean): void {
+    if (preVote) {
+      this.role = "precandidate";
+      this.lead = null;
+    } else {
+      this.role = "candidate";
+      this.term += 1;
+      this.vote = this.id;
+      this.lead = null;
+    }
+    this.votes.clear();
+    this.votes.set(this.id, true);
+    if (this.tallyVotes(preVote)) return;
+    const request: VoteRequest = { type: "vote", term: preVote ? this.term + 1 : this.term, preVote, lastIndex: this.log.lastIndex, lastTerm: this.log.lastTerm };
+    for (const peer of this.voters) {
+      if (peer === this.id) continue;
+      // A real vote request carries this node's vote for itself, which must be durable first.
+      if (preVote) this.send(peer, request);
+      else this.sendAfterPersist(peer, request);
+    }
+  }
+
+  /** Counts votes; acts on a decision. Returns true when the election is decided. */
+  private tallyVotes(preVote: boolean): boolean {
+    let granted = 0;
+    let rejected = 0;
+    for (const yes of this.votes.values()) {
+      if (yes) granted++;
+      else rejected++;
+    }
+    if (granted >= this.quorum) {
+      if (preVote) this.campaign(false);
+      else this.becomeLeader();
+      return true;
+    }
+    if (rejected >= this.quorum) {
+      this.becomeFollower(this.term, null);
+      return true;
+    }
+    return false;
+  }
+
+  private handleVoteRequest(from: NodeId, message: VoteRequest): void {
+    // Figure 2, RequestVote receiver: one vote per term, for a log at least as up to date.
+    const canVote =
+      this.mutant === "vote-twice" ||
+      this.vote === from ||
+      (this.vote === null && this.lead === null) ||
+      (message.preVote && message.term > this.term);
+    const upToDate = this.log.isUpToDate(message.lastIndex, message.lastTerm);
+    if (canVote && upToDate) {
+      const response: VoteResponse = { type: "vote-response", term: message.term, preVote: message.preVote, granted: true };
+      if (!message.preVote) {
+        this.vote = from;
+        this.electionElapsed = 0;
+      }
+      if (this.mutant === "vote-before-persist") this.send(from, response);
+      else this.sendAfterPersist(from, response);
+    } else {
+      this.sendAfterPersist(from, { type: "vote-response", term: this.term, preVote: message.preVote, granted: false });
+    }
+  }
+
+  private handleVoteResponse(from: NodeId, message: VoteResponse): void {
+    const expecting = (this.role === "precandidate" && message.preVote) || (this.role === "candidate" && !message.preVote);
+    if (!expecting) return;
+    this.votes.set(from, message.granted);
+    this.tallyVotes(message.preVote);
+  }
+
+  private becomeFollower(term: number, lead: NodeId | null): void {
+    if (term !== this.term) {
+      assert(term > this.term, `term went backwards: ${this.term} -> ${term}`);
+      this.term = term;
+      this.vote = null;
+    }
+    this.role = "follower";
+    this.lead = lead;
+    this.progress.clear();
+    this.pendingReads = [];
+    this.readsAwaitingTermCommit = [];
+    this.broadcastPending = false;
+    this.resetElectionTimer();
+  }
+
+  private becomeLeader(): void {
+    assert(this.role === "candidate", `only a candidate becomes leader, not a ${this.role}`);
+    this.role = "leader";
+    this.lead = this.id;
+    this.heartbeatElapsed = 0;
+    this.electionElapsed = 0;
+    this.progress.clear();
+    for (const peer of this.voters) {
+      const pr = new Progress(this.log.lastIndex + 1, this.config.inflightMessagesMax, this.config.inflightBytesMax);
+      if (peer === this.id) pr.match = this.log.lastIndex;
+      pr.recentActive = true;
+      this.progress.set(peer, pr);
+    }
+    this.uncommittedBytes = 0;
+    this.pendingReads = [];
+    this.readsAwaitingTermCommit = [];
+    // Section 8 / 5.4.2: an empty entry of the new term lets the leader commit everything
+    // before it, and tells it what is committed (needed before serving reads).
+    this.appendEntry(EMPTY);
+  }
+
+  private resetElectionTimer(): void {
+    this.electionElapsed = 0;
+    this.heartbeatElapsed = 0;
+    this.randomizedElectionTicks = this.config.electionTicks + this.prng.int(0, this.config.electionTicks - 1);
+  }
+
+  private followLeader(leader: NodeId): void {
+    if (this.role !== "follower") this.becomeFollower(this.term, leader);
+    this.lead = leader;
+    this.electionElapsed = 0;
+  }
+
+  private quorumRecentlyActive(): boolean {
+    let active = 0;
+    for (const [peer, pr] of this.progress) if (peer === this.id || pr.recentActive) active++;
+    return active >= this.quorum;
+  }
+
+  // ---- replication (section 5.3) ----
+
+  private appendProposal(data: Uint8Array): void {
+    this.uncommittedBytes += data.length;
+    this.appendEntry(data);
+  }
+
+  private appendEntry(data: Uint8Array): void {
+    const entry: LogEntry = { index: this.log.lastIndex + 1, term: this.term, data };
+    this.log.appendNew([entry]);
+    (this.progress.get(this.id) as Progress).maybeUpdate(entry.index);
+    this.broadcastPending = true;
+    this.maybeCommit();
+  }
+
+  private handleAppend(from: NodeId, message: AppendRequest): void {
+    this.followLeader(from);
+    if (message.prevIndex < this.log.commitIndex) {
+      this.sendAfterPersist(from, { type: "append-response", term: this.term, reject: false, index: this.log.commitIndex, hintIndex: 0, hintTerm: 0 });
+      return;
+    }
+    const matched = this.mutant === "keep-conflicting-entries" ? this.appendWithoutTruncating(message) : this.log.tryAppend(message.prevIndex, message.prevTerm, message.entries);
+    if (matched !== null) {
+      this.log.commitTo(Math.min(message.commit, matched));
+      this.sendAfterPersist(from, { type: "append-response", term: this.term, reject: false, index: matched, hintIndex: 0, hintTerm: 0 });
+      return;
+    }
+    const hint = this.log.findConflictByTerm(Math.min(message.prevIndex, this.log.lastIndex), message.prevTerm);
+    this.sendAfterPersist(from, { type: "append-response", term: this.term, reject: true, index: message.prevIndex, hintIndex: hint.index, hintTerm: hint.term });
+  }
+
+  /** The "does not truncate conflicting entries" mutant: keeps what it has, appends the rest. */
+  private appendWithoutTruncating(message: AppendRequest): number | null {
+    if (!this.log.matchTerm(message.prevIndex, message.prevTerm)) return null;
+    const fresh = message.entries.filter((entry) => entry.index > this.log.lastIndex);
+    if (fresh.length > 0) this.log.tryAppend(this.log.lastIndex, this.log.lastTerm, fresh);
+    return message.prevIndex + message.entries.length;
+  }
+
+  private handleAppendResponse(from: NodeId, message: AppendResponse): void {
+    if (this.role !== "leader") return;
+    const pr = this.progress.get(from);
+    if (pr === undefined) return;
+    pr.recentActive = true;
+    if (message.reject) {
+      const next = message.hintTerm > 0 ? this.log.findConflictByTerm(message.hintIndex, message.hintTerm).index : message.hintIndex;
+      if (pr.maybeDecreaseTo(message.index, next)) {
+        if (pr.state === "replicate") pr.becomeProbe();
+        this.sendAppend(from);
+      }
+      return;
+    }
+    const wasPaused = pr.paused;
+    if (!pr.maybeUpdate(message.index)) return;
+    if (pr.state === "probe") pr.becomeReplicate();
+    else pr.inflight.freeTo(message.index);
+    if (this.maybeCommit()) this.broadcastPending = true;
+    else if (wasPaused) this.sendAppend(from);
+    while (pr.state === "replicate" && this.sendAppend(from)) {
+      // keep the pipeline full up to the in-flight window
+    }
+  }
+
+  private handleHeartbeatResponse(from: NodeId, message: HeartbeatResponse): void {
+    if (this.role !== "leader") return;
+    const pr = this.progress.get(from);
+    if (pr === undefined) return;
+    pr.recentActive = true;
+    pr.probeSent = false;
+    if (pr.match < this.log.lastIndex) this.sendAppend(from);
+    if (message.readRound > 0) this.acknowledgeReadRound(from, message.readRound);
+  }
+
+  /** Sends the next append to `to` if its window allows; returns whether one was sent. */
+  private sendAppend(to: NodeId): boolean {
+    const pr = this.progress.get(to) as Progress;
+    if (pr.paused) return false;
+    const prevIndex = pr.next - 1;
+    const prevTerm = this.log.term(prevIndex);
+    assert(prevTerm !== null, `no term for index ${prevIndex}: snapshot sending is not implemented yet`);
+    const entries = pr.next <= this.log.lastIndex ? this.log.slice(pr.next, this.log.lastIndex, this.config.entriesPerMessageMax, this.config.bytesPerMessageMax) : [];
+    if (entries.length === 0 && pr.state === "replicate") return false;
+    this.send(to, { type: "append", term: this.term, prevIndex, prevTerm, entries, commit: this.log.commitIndex });
+    const last = entries[entries.length - 1];
+    if (pr.state === "replicate" && last !== undefined) {
+      pr.next = last.index + 1;
+      pr.inflight.add(last.index, entries.reduce((sum, entry) => sum + entryBytes(entry), 0));
+    } else if (pr.state === "probe") pr.probeSent = true;
+    return true;
+  }
+
+  private broadcastAppend(): void {
+    for (const peer of this.voters) if (peer !== this.id) this.sendAppend(peer);
+  }
+
+  private broadcastHeartbeat(readRound: number): void {
+    for (const peer of this.voters) {
+      if (peer === this.id) continue;
+      const pr = this.progress.get(peer) as Progress;
+      this.send(peer, { type: "heartbeat", term: this.term, commit: Math.min(pr.match, this.log.commitIndex), readRound });
+    }
+  }
+
+  /**
+   * Advances the commit index to the highest index a quorum holds — only if that entry is
+   * of the current term (section 5.4.2, Figure 8): an older entry is committed indirectly.
+   */
+  private maybeCommit(): boolean {
+    const matches = this.voters.map((peer) => (this.progress.get(peer) as Progress).match).sort((a, b) => b - a);
+    const quorumIndex = matches[this.quorum - 1] as number;
+    if (quorumIndex <= this.log.commitIndex) return false;
+    if (this.log.term(quorumIndex) !== this.term && this.mutant !== "commit-previous-term") return false;
+    const previous = this.log.commitIndex;
+    this.log.commitTo(quorumIndex);
+    for (const entry of this.log.slice(previous + 1, quorumIndex)) {
+      if (entry.term === this.term) this.uncommittedBytes = Math.max(0, this.uncommittedBytes - entry.data.length);
+    }
+    if (this.log.term(previous) !== this.term && this.readsAwaitingTermCommit.length > 0) {
+      const waiting = this.readsAwaitingTermCommit;
+      this.readsAwaitingTermCommit = [];
+      for (const read of waiting) this.handleReadRequest(read.from, read.requestId);
+    }
+    return true;
+  }
+
+  // ---- linearizable reads: ReadIndex (thesis 6.4) ----
+
+  private handleReadRequest(from: NodeId, requestId: number): void {
+    if (this.mutant === "read-without-quorum") {
+      this.releaseRead({ requestId, from, index: this.log.commitIndex, round: 0, acks: new Set() });
+      return;
+    }
+    if (this.log.term(this.log.commitIndex) !== this.term) {
+      this.readsAwaitingTermCommit.push({ requestId, from });
+      return;
+    }
+    const read: PendingRead = { requestId, from, index: this.log.commitIndex, round: ++this.readRound, acks: new Set([this.id]) };
+    if (this.quorum === 1) {
+      this.releaseRead(read);
+      return;
+    }
+    this.pendingReads.push(read);
+    this.broadcastHeartbeat(read.round);
+  }
+
+  /** A heartbeat answer for round r confirms leadership for every read of round r or before. */
+  private acknowledgeReadRound(from: NodeId, round: number): void {
+    for (const read of this.pendingReads) {
+      if (read.round > round) break;
+      read.acks.add(from);
+    }
+    while (this.pendingReads.length > 0 && (this.pendingReads[0] as PendingRead).acks.size >= this.quorum) {
+      this.releaseRead(this.pendingReads.shift() as PendingRead);
+    }
+  }
+
+  private releaseRead(read: PendingRead): void {
+    if (read.from === this.id) this.readStates.push({ requestId: read.requestId, index: read.index });
+    else this.send(read.from, { type: "read-index-response", term: this.term, requestId: read.requestId, index: read.index });
+  }
+
+  // ---- output ----
+
+  private send(to: NodeId, message: RaftMessage): void {
+    this.messages.push({ to, message });
+  }
+
+  private sendAfterPersist(to: NodeId, message: RaftMessage): void {
+    this.messagesAfterPersist.push({ to, message });
+  }
+
+  private hardStateChanged(): boolean {
+    const saved = this.savedHardState;
+    return saved.term !== this.term || saved.vote !== this.vote || saved.commit !== this.log.commitIndex;
+  }
+
+  hasReady(): boolean {
+    if (this.outstanding !== null) return false;
+    return (
+      this.broadcastPending ||
+      this.messages.length > 0 ||
+      this.messagesAfterPersist.length > 0 ||
+      this.readStates.length > 0 ||
+      this.log.hasUnstable ||
+      this.log.hasCommittedToApply ||
+      this.hardStateChanged()
+    );
+  }
+
+  ready(): Ready<RaftMessage, RaftHardState> {
+    assert(this.outstanding === null, "ready() called twice without advance()");
+    if (this.broadcastPending) {
+      this.broadcastPending = false;
+      this.broadcastAppend();
+    }
+    const hardState = this.hardStateChanged() ? { term: this.term, vote: this.vote, commit: this.log.commitIndex } : null;
+    if (hardState !== null) this.savedHardState = hardState;
+    const committedEntries =
+      this.mutant === "apply-before-commit" ? this.takeUncommittedToo() : this.log.takeCommitted(this.config.applyEntriesPerReadyMax);
+    const ready: Ready<RaftMessage, RaftHardState> = {
+      hardState,
+      entries: this.log.takeUnstable(),
+      snapshot: null,
+      messages: this.messages,
+      messagesAfterPersist: this.messagesAfterPersist,
+      committedEntries,
+      readStates: this.readStates,
+    };
+    this.messages = [];
+    this.messagesAfterPersist = [];
+    this.readStates = [];
+    this.outstanding = ready;
+    return ready;
+  }
+
+  /** The "applies before commit" mutant: hands out everything in the log for applying. */
+  private takeUncommittedToo(): LogEntry[] {
+    const saved = this.log.commitIndex;
+    this.log.commitIndex = this.log.lastIndex;
+    const entries = this.log.takeCommitted(this.config.applyEntriesPerReadyMax);
+    this.log.commitIndex = saved;
+    return entries;
+  }
+
+  advance(ready: Ready<RaftMessage, RaftHardState>): void {
+    assert(ready === this.outstanding, "advance() with a Ready that is not the outstanding one");
+    const last = ready.committedEntries[ready.committedEntries.length - 1];
+    if (last !== undefined) this.log.appliedTo(last.index);
+    this.outstanding = null;
+  }
+
+  status(): EngineStatus {
+    return { id: this.id, role: this.role, term: this.term, leader: this.lead, commitIndex: this.log.commitIndex, lastIndex: this.log.lastIndex };
+  }
+
+  entryTerm(index: number): number | null {
+    return this.log.term(index);
+  }
+}
