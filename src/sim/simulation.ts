@@ -186,15 +186,18 @@ class Simulation implements NodeHost<unknown> {
     if (this.crashArmed.delete(node.id)) {
       // The armed crash strikes inside this fsync: after the Ready's `messages` left, before
       // the write is durable — the window persist-before-send exists for.
+      const incarnation = node.incarnation;
       this.scheduler.after(this.prngFault.int(0, latency - 1), () => {
-        if (node.up) this.crashAndRestartLater(node, "during fsync");
+        // The heal may have come first: after it, nothing crashes (nothing would restart it).
+        if (!this.healed && node.up && node.incarnation === incarnation) this.crashAndRestartLater(node, "during fsync");
       });
     }
     this.scheduler.after(latency, action);
   }
 
   onApply(node: NodeId, entry: LogEntry, key: string | null, output: string | null | boolean): void {
-    if (this.claims.has("state-machine-safety")) this.stateMachineSafety.onApply(node, entry);
+    // Always recorded (leader completeness checks against it); judged only when claimed.
+    this.stateMachineSafety.onApply(node, entry, this.claims.has("state-machine-safety"));
     if (key !== null && !this.firstApplied.has(key)) this.firstApplied.set(key, { atMicros: this.now(), output });
   }
 

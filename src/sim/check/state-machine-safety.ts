@@ -12,14 +12,15 @@ export class StateMachineSafety {
   private readonly canonical: (LogEntry | undefined)[] = [];
   private readonly firstApplier: NodeId[] = [];
 
-  onApply(node: NodeId, entry: LogEntry): void {
+  /** Records an application; with `judge` false it only records (for other checkers). */
+  onApply(node: NodeId, entry: LogEntry, judge = true): void {
     const known = this.canonical[entry.index];
     if (known === undefined) {
       this.canonical[entry.index] = entry;
       this.firstApplier[entry.index] = node;
       return;
     }
-    if (known.term !== entry.term || !bytesEqual(known.data, entry.data)) {
+    if (judge && (known.term !== entry.term || !bytesEqual(known.data, entry.data))) {
       throw new InvariantViolation(
         "state-machine-safety",
         `node ${node} applied a different entry at index ${entry.index} (term ${entry.term}) than node ${this.firstApplier[entry.index]} did (term ${known.term})`,
