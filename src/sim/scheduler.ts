@@ -56,14 +56,19 @@ export class Scheduler {
     while (i > 0) {
       const parent = (i - 1) >> 1;
       if (!before(time, seq, times[parent] as number, seqs[parent] as number)) break;
-      times[i] = times[parent] as number;
-      seqs[i] = seqs[parent] as number;
-      actions[i] = actions[parent] as () => void;
+      this.moveSlot(parent, i);
       i = parent;
     }
     times[i] = time;
     seqs[i] = seq;
     actions[i] = action;
+  }
+
+  /** Copies heap slot `from` into slot `to` (sifting moves slots, then fills the hole). */
+  private moveSlot(from: number, to: number): void {
+    this.heapTimes[to] = this.heapTimes[from] as number;
+    this.heapSeqs[to] = this.heapSeqs[from] as number;
+    this.heapActions[to] = this.heapActions[from] as () => void;
   }
 
   private pop(): () => void {
@@ -84,9 +89,7 @@ export class Scheduler {
       const right = left + 1;
       const child = right < size && before(times[right] as number, seqs[right] as number, times[left] as number, seqs[left] as number) ? right : left;
       if (!before(times[child] as number, seqs[child] as number, lastTime, lastSeq)) break;
-      times[i] = times[child] as number;
-      seqs[i] = seqs[child] as number;
-      actions[i] = actions[child] as () => void;
+      this.moveSlot(child, i);
       i = child;
     }
     times[i] = lastTime;
