@@ -31,9 +31,10 @@ function buildProgram(setExitCode: (code: number) => void): Command {
     .option("--faults <list>", `fault classes: all, none, or a list of ${FAULT_CLASSES.join(",")}`, "all")
     .option("--json", "print a JSON report on stdout (progress and summary go to stderr)", false)
     .option("--history-out <file>", "write the client history of the first failing seed (else the last) as JSON")
+    .option("--trace-out <file>", "write every event of the first failing seed (else the last) to a file")
     .option("--workers <n>", "worker threads", integer("--workers", 1), defaultWorkers())
     .option("--verbose", "print the trace of every failure, not only the first few", false)
-    .action(async (opts: { protocol?: string; mutant?: string; listMutants: boolean; seeds?: number; seed?: number; faults: string; json: boolean; historyOut?: string; workers: number; verbose: boolean }) => {
+    .action(async (opts: { protocol?: string; mutant?: string; listMutants: boolean; seeds?: number; seed?: number; faults: string; json: boolean; historyOut?: string; traceOut?: string; workers: number; verbose: boolean }) => {
       if (opts.listMutants) {
         process.stdout.write(listMutants());
         return;
@@ -48,6 +49,7 @@ function buildProgram(setExitCode: (code: number) => void): Command {
           faults: parseFaults(opts.faults),
           json: opts.json,
           ...(opts.historyOut === undefined ? {} : { historyOut: opts.historyOut }),
+          ...(opts.traceOut === undefined ? {} : { traceOut: opts.traceOut }),
           workers: opts.workers,
           verbose: opts.verbose,
         }),

@@ -3,10 +3,10 @@ import { writeFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
 import cliProgress from "cli-progress";
-import { FAULT_CLASSES, type FaultClass } from "../sim/params.js";
+import { describeParams, FAULT_CLASSES, type FaultClass } from "../sim/params.js";
 import { PROTOCOLS, protocolNames } from "../sim/protocols.js";
 import { describeFailure, reproduceCommand } from "../sim/run-report.js";
-import type { SimResult } from "../sim/simulation.js";
+import { runSimulation, type SimResult } from "../sim/simulation.js";
 import type { WorkerSetup } from "./sim-worker.js";
 
 export interface SimCommandOptions {
@@ -17,6 +17,7 @@ export interface SimCommandOptions {
   readonly faults: readonly FaultClass[];
   readonly json: boolean;
   readonly historyOut?: string;
+  readonly traceOut?: string;
   readonly workers: number;
   readonly verbose: boolean;
   /** How many failures get a full report (the rest one line each); default 3. */
@@ -66,6 +67,17 @@ export async function simCommand(options: SimCommandOptions): Promise<number> {
     if (chosen !== undefined) {
       writeFileSync(options.historyOut, JSON.stringify(chosen.history, null, 0).replace(/\},\{/g, "},\n{") + "\n");
       log(`history of seed ${chosen.seed} (${chosen.history.length} operations) written to ${options.historyOut}`);
+    }
+  }
+  if (options.traceOut !== undefined) {
+    const chosen = failures[0] ?? results[results.length - 1];
+    if (chosen !== undefined) {
+      // Runs are deterministic: run the chosen seed again, keeping every line this time.
+      const factory = PROTOCOLS.get(options.protocol);
+      if (factory === undefined) throw new UsageError(`unknown protocol "${options.protocol}"`);
+      const rerun = runSimulation({ protocol: factory, seed: chosen.seed, faults: options.faults, ...(options.mutant === undefined ? {} : { mutant: options.mutant }), fullTrace: true });
+      writeFileSync(options.traceOut, [...describeParams(rerun.params), ...rerun.trace].join("\n") + "\n");
+      log(`full trace of seed ${chosen.seed} (${rerun.trace.length} lines) written to ${options.traceOut}`);
     }
   }
   if (options.json) {

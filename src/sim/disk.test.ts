@@ -59,3 +59,30 @@ test("recovery is idempotent", () => {
   assert.deepEqual(first, second);
   assert.deepEqual(first.entries.map((e) => e.term), [1, 1, 2]);
 });
+
+test("a compaction keeps the entries after the snapshot; an installed snapshot discards the log", () => {
+  const snapshot = { index: 2, term: 1, data: new Uint8Array([9]) };
+  const compacted = new SimDisk<{ term: number }>(0);
+  compacted.write({ kind: "entries", entries: [entry(1, 1), entry(2, 1), entry(3, 1)] });
+  compacted.sync();
+  compacted.saveSnapshot(snapshot);
+  const kept = compacted.recover();
+  assert.deepEqual(kept.snapshot, snapshot);
+  assert.deepEqual(kept.entries.map((e) => e.index), [3]);
+
+  const installed = new SimDisk<{ term: number }>(0);
+  installed.write({ kind: "entries", entries: [entry(1, 1), entry(2, 1), entry(3, 1)] });
+  installed.write({ kind: "snapshot", snapshot: { index: 2, term: 2, data: new Uint8Array([9]) } });
+  installed.write({ kind: "entries", entries: [entry(3, 2)] });
+  installed.sync();
+  const state = installed.recover();
+  assert.equal(state.snapshot?.term, 2);
+  assert.deepEqual(state.entries.map((e) => [e.index, e.term]), [[3, 2]]);
+  assert.deepEqual(installed.recover(), state, "recovery after compaction is idempotent");
+});
+
+test("a snapshot cannot be saved while log writes are unsynced", () => {
+  const disk = new SimDisk<{ term: number }>(0);
+  disk.write({ kind: "entries", entries: [entry(1, 1)] });
+  assert.throws(() => disk.saveSnapshot({ index: 1, term: 1, data: new Uint8Array() }), /unsynced/);
+});

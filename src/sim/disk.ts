@@ -6,7 +6,10 @@ import type { DurableState, LogEntry, Snapshot } from "../core/engine/contract.j
 export type DiskRecord<H> =
   | { readonly kind: "hard-state"; readonly hardState: H }
   | { readonly kind: "entries"; readonly entries: readonly LogEntry[] }
-  | { readonly kind: "snapshot"; readonly snapshot: Snapshot };
+  /** A snapshot installed from a leader: it replaces the whole log. */
+  | { readonly kind: "snapshot"; readonly snapshot: Snapshot }
+  /** The node's own snapshot: the log through its index is compacted away, the rest stays. */
+  | { readonly kind: "compact"; readonly snapshot: Snapshot };
 
 export interface CrashOutcome {
   readonly lost: number;
@@ -38,6 +41,16 @@ export class SimDisk<H> {
     this.unsynced = [];
   }
 
+  /**
+   * Saves the node's own snapshot and compacts the log behind it, durably at once: a real
+   * store writes the snapshot to a new file, fsyncs it and renames it into place, apart from
+   * the log's write stream. Called only between Readies, when nothing is unsynced.
+   */
+  saveSnapshot(snapshot: Snapshot): void {
+    assert(this.unsynced.length === 0, "a snapshot saved while log writes are unsynced");
+    this.durable.push({ kind: "compact", snapshot });
+  }
+
   crash(prng: Prng): CrashOutcome {
     const reached = prng.int(0, this.unsynced.length);
     let kept = this.unsynced.slice(0, reached);
@@ -65,6 +78,11 @@ export class SimDisk<H> {
           break;
         case "snapshot":
           snapshot = record.snapshot;
+          entries = [];
+          break;
+        case "compact":
+          if (snapshot !== null && snapshot.index >= record.snapshot.index) break;
+          snapshot = record.snapshot;
           entries = entries.filter((entry) => entry.index > record.snapshot.index);
           if (entries.length > 0 && (entries[0] as LogEntry).index !== record.snapshot.index + 1) entries = [];
           break;
@@ -74,7 +92,7 @@ export class SimDisk<H> {
       }
     }
     const compacted: DiskRecord<H>[] = [];
-    if (snapshot !== null) compacted.push({ kind: "snapshot", snapshot });
+    if (snapshot !== null) compacted.push({ kind: "compact", snapshot });
     if (entries.length > 0) compacted.push({ kind: "entries", entries });
     if (hardState !== null) compacted.push({ kind: "hard-state", hardState });
     this.durable = compacted;

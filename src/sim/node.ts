@@ -17,6 +17,11 @@ export interface NodeHost<M> {
   /** An entry was applied; for a client's write, `output` is what the client would be told. */
   onApply(node: NodeId, entry: LogEntry, requestKey: string | null, output: string | null | boolean): void;
   onStatus(node: SimNode<M>): void;
+  /**
+   * The request keys of every write applied at or before `index` (as the cluster applied
+   * them): what a state machine restored from a snapshot at `index` holds.
+   */
+  requestsThrough(index: number): Set<string>;
   trace(node: NodeId, text: string): void;
 }
 
@@ -53,6 +58,8 @@ export class SimNode<M> {
   up = true;
   paused = false;
   incarnation = 0;
+  /** Counts pauses, so a timer set for one pause cannot end a later one. */
+  pauses = 0;
   private readyInFlight: Ready<M, unknown> | null = null;
   private pendingWrites = new Map<string, PendingWrite>();
   private pendingReads = new Map<number, PendingRead>();
@@ -69,6 +76,8 @@ export class SimNode<M> {
     private readonly engineSeed: () => number,
     private readonly requestTimeoutMicros: number,
     private readonly mutant: string | null,
+    /** Take a snapshot and compact the log every this many applied entries (0: never). */
+    private readonly snapshotEveryEntries: number,
   ) {
     this.engine = this.createEngine();
   }
@@ -76,7 +85,7 @@ export class SimNode<M> {
   private createEngine(): Engine<M, unknown> {
     const durable = this.disk.recover();
     this.kv = durable.snapshot === null ? new KvStore() : KvStore.restore(durable.snapshot.data);
-    this.appliedRequests = new Set();
+    this.appliedRequests = durable.snapshot === null ? new Set() : this.host.requestsThrough(durable.snapshot.index);
     const options = { id: this.id, peers: this.peers, durable, appliedIndex: this.kv.applied, seed: this.engineSeed() };
     return this.mutant === null ? this.factory.create(options) : this.factory.create(options, this.mutant);
   }
@@ -151,7 +160,8 @@ export class SimNode<M> {
     for (const { to, message } of ready.messagesAfterPersist) this.host.sendToPeer(this.id, to, message);
     if (ready.snapshot !== null) {
       this.kv = KvStore.restore(ready.snapshot.data);
-      this.appliedRequests = new Set();
+      this.appliedRequests = this.host.requestsThrough(ready.snapshot.index);
+      this.host.trace(this.id, `installed the leader's snapshot at ${ready.snapshot.index}`);
     }
     for (const entry of ready.committedEntries) this.apply(entry);
     for (const { requestId, index } of ready.readStates) {
@@ -161,8 +171,23 @@ export class SimNode<M> {
     this.serveReads();
     this.engine.advance(ready);
     this.readyInFlight = null;
+    this.maybeSnapshot();
     this.host.onStatus(this);
     this.pump();
+  }
+
+  /** Snapshots the state machine and compacts the log once enough entries were applied. */
+  private maybeSnapshot(): void {
+    if (this.snapshotEveryEntries === 0 || this.engine.compact === undefined) return;
+    const index = this.kv.applied;
+    if (index - this.engine.status().snapshotIndex < this.snapshotEveryEntries) return;
+    const term = this.engine.entryTerm(index);
+    assert(term !== null, `no term for the applied index ${index}`);
+    const snapshot = { index, term, data: this.kv.snapshot() };
+    // Durable first: the engine may drop the log behind it at once.
+    this.disk.saveSnapshot(snapshot);
+    this.engine.compact(index, snapshot.data);
+    this.host.trace(this.id, `snapshot at ${index} (${snapshot.data.length} bytes), log compacted`);
   }
 
   private apply(entry: LogEntry): void {
@@ -217,7 +242,9 @@ export class SimNode<M> {
   }
 
   pause(): void {
-    if (this.up) this.paused = true;
+    if (!this.up) return;
+    this.paused = true;
+    this.pauses++;
   }
 
   resume(): void {

@@ -18,6 +18,8 @@ export interface SimParams {
   readonly fsyncMicrosMin: number;
   readonly fsyncMicrosMean: number;
   readonly tornWriteProbability: number;
+  /** Each node snapshots its state machine and compacts its log every this many entries (0: never). */
+  readonly snapshotEveryEntries: number;
   readonly faultPhaseMicros: number;
   readonly healPhaseMicros: number;
   readonly faultIntervalMicrosMean: number;
@@ -73,6 +75,7 @@ export function deriveParams(seed: number, options: ParamOptions = {}): SimParam
     fsyncMicrosMin: prng.int(50, 500),
     fsyncMicrosMean: prng.int(100, 3000),
     tornWriteProbability: 0.3,
+    snapshotEveryEntries: prng.pick([0, 5, 20, 100]),
     faultPhaseMicros: prng.int(5, 15) * 1_000_000,
     healPhaseMicros: 5_000_000,
     faultIntervalMicrosMean: prng.int(200, 1500) * 1000,
@@ -91,7 +94,7 @@ export function describeParams(params: SimParams): string[] {
     `seed=${params.seed} nodes=${params.nodes} clients=${params.clients} keys=${params.keys}`,
     `faults=${params.faults.join(",") || "none"}`,
     `network: delay=${ms(link.delayMinMicros)}+exp(${ms(link.delayMeanMicros)}) drop=${link.dropProbability} dup=${link.duplicateProbability} reorder=${link.longDelayProbability} (up to ${ms(link.longDelayMaxMicros)})`,
-    `disk: fsync=${ms(params.fsyncMicrosMin)}+exp(${ms(params.fsyncMicrosMean)}) torn=${params.tornWriteProbability}`,
+    `disk: fsync=${ms(params.fsyncMicrosMin)}+exp(${ms(params.fsyncMicrosMean)}) torn=${params.tornWriteProbability} snapshot-every=${params.snapshotEveryEntries || "never"}`,
     `phases: fault=${ms(params.faultPhaseMicros)} heal=${ms(params.healPhaseMicros)} fault-every~${ms(params.faultIntervalMicrosMean)}`,
     `clients: timeout=${ms(params.clientTimeoutMicros)} think~${ms(params.clientThinkMicrosMean)} mix=get:${params.opMix.get},put:${params.opMix.put},delete:${params.opMix.delete},cas:${params.opMix.cas}`,
   ];

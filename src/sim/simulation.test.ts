@@ -140,7 +140,7 @@ const muteFactory: EngineFactory<unknown, unknown> = {
       throw new Error("never ready");
     },
     advance: () => {},
-    status: () => ({ id: options.id, role: "leader", term: 1, leader: options.id, commitIndex: 0, lastIndex: 0 }),
+    status: () => ({ id: options.id, role: "leader", term: 1, leader: options.id, commitIndex: 0, lastIndex: 0, snapshotIndex: 0 }),
     entryTerm: (index: number) => (index === 0 ? 0 : null),
   }),
 };

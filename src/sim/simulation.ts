@@ -29,6 +29,8 @@ export interface SimOptions {
    * that the others catch a fault on their own.
    */
   readonly disabledCheckers?: readonly ("lost-write" | "linearizability" | "liveness")[];
+  /** Keep every trace line and return them all in `trace` (slower; for reading one run). */
+  readonly fullTrace?: boolean;
 }
 
 export interface SimFailure {
@@ -63,6 +65,8 @@ export interface SimResult {
   readonly traceTail: readonly string[];
   /** The last faults, crashes and leadership changes before the failure. */
   readonly notableTail: readonly string[];
+  /** With `fullTrace`: every event of the run, one line each. Otherwise empty. */
+  readonly trace: readonly string[];
 }
 
 /** Client endpoints are numbered from here, apart from node ids. */
@@ -71,6 +75,7 @@ const CLIENT_ID_BASE = 1000;
 const EVENTS_MAX = 20_000_000;
 const CHECKPOINT_MICROS = 1_000_000;
 const TRACE_CAPACITY = 4000;
+const FULL_TRACE_CAPACITY = 20_000_000;
 const TRACE_TAIL_LINES = 25;
 const NOTABLE_CAPACITY = 200;
 const NOTABLE_TAIL_LINES = 40;
@@ -94,7 +99,7 @@ class Simulation implements NodeHost<unknown> {
   private readonly clients = new Map<number, SimClient>();
   private readonly partition: Partition;
   /** Every event: messages, client operations, faults. */
-  private readonly traceLog = new Trace(TRACE_CAPACITY);
+  private readonly traceLog: Trace;
   /** Faults, crashes, restarts and leadership changes only: the story of the run. */
   private readonly notable = new Trace(NOTABLE_CAPACITY);
   private readonly history: Operation[] = [];
@@ -102,6 +107,8 @@ class Simulation implements NodeHost<unknown> {
   private readonly historyKeys: string[] = [];
   /** Every write any node ever applied: when it was first applied, and with what outcome. */
   private readonly firstApplied = new Map<string, { readonly atMicros: number; readonly output: string | null | boolean }>();
+  /** By log index: the request key of the write first applied there (null for none). */
+  private readonly appliedKeyAt: (string | null)[] = [];
   private readonly acked: AckedWrite[] = [];
   private readonly electionSafety = new ElectionSafety();
   private readonly stateMachineSafety = new StateMachineSafety();
@@ -127,11 +134,13 @@ class Simulation implements NodeHost<unknown> {
       throw new Error(`protocol ${factory.name} has no mutant "${options.mutant}"; it has: ${Object.keys(factory.mutants).join(", ") || "none"}`);
     }
     this.claims = new Set(factory.invariants);
+    this.traceLog = new Trace(options.fullTrace === true ? FULL_TRACE_CAPACITY : TRACE_CAPACITY);
     this.params = deriveParams(options.seed, {
       ...(options.faults === undefined ? {} : { faults: options.faults }),
       ...(factory.fixedClusterSize === undefined ? {} : { nodes: factory.fixedClusterSize }),
     });
-    const root = new Prng(options.seed ^ 0x5eed);
+    // A stream of its own (the params draw from `new Prng(seed)` directly).
+    const root = new Prng(options.seed).fork();
     this.prngNet = root.fork();
     this.prngFault = root.fork();
     this.prngEngine = root.fork();
@@ -143,7 +152,7 @@ class Simulation implements NodeHost<unknown> {
     this.healStartMicros = this.params.faultPhaseMicros;
     for (const id of nodeIds) {
       const disk = new SimDisk<unknown>(this.params.tornWriteProbability);
-      this.nodes.set(id, new SimNode(id, nodeIds, factory, disk, this, () => this.prngEngine.nextUint32(), this.params.clientTimeoutMicros * 2, options.mutant ?? null));
+      this.nodes.set(id, new SimNode(id, nodeIds, factory, disk, this, () => this.prngEngine.nextUint32(), this.params.clientTimeoutMicros * 2, options.mutant ?? null, this.params.snapshotEveryEntries));
     }
     for (let i = 0; i < this.params.clients; i++) {
       const id = CLIENT_ID_BASE + i + 1;
@@ -199,6 +208,16 @@ class Simulation implements NodeHost<unknown> {
     // Always recorded (leader completeness checks against it); judged only when claimed.
     this.stateMachineSafety.onApply(node, entry, this.claims.has("state-machine-safety"));
     if (key !== null && !this.firstApplied.has(key)) this.firstApplied.set(key, { atMicros: this.now(), output });
+    if (this.appliedKeyAt[entry.index] === undefined) this.appliedKeyAt[entry.index] = key;
+  }
+
+  requestsThrough(index: number): Set<string> {
+    const keys = new Set<string>();
+    for (let i = 1; i <= index && i < this.appliedKeyAt.length; i++) {
+      const key = this.appliedKeyAt[i];
+      if (key !== undefined && key !== null) keys.add(key);
+    }
+    return keys;
   }
 
   onStatus(node: SimNode<unknown>): void {
@@ -305,9 +324,10 @@ class Simulation implements NodeHost<unknown> {
         if (candidates.length === 0) return;
         const victim = this.prngFault.pick(candidates);
         victim.pause();
+        const pause = victim.pauses;
         this.notableEvent(`node ${victim.id}`, "paused");
         this.scheduler.after(this.prngFault.int(50_000, 2_000_000), () => {
-          if (!this.healed) this.resume(victim);
+          if (!this.healed && victim.pauses === pause) this.resume(victim);
         });
         return;
       }
@@ -427,6 +447,7 @@ class Simulation implements NodeHost<unknown> {
       },
       traceTail: this.failure === null ? [] : this.traceLog.tail(TRACE_TAIL_LINES),
       notableTail: this.failure === null ? [] : this.notable.tail(NOTABLE_TAIL_LINES),
+      trace: this.options.fullTrace === true ? this.traceLog.tail(FULL_TRACE_CAPACITY) : [],
     };
   }
 

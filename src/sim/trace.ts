@@ -12,9 +12,10 @@ export class Trace {
   private count = 0;
 
   constructor(private readonly capacity: number) {
-    this.times = new Array<number>(capacity);
-    this.actors = new Array<string>(capacity);
-    this.texts = new Array<string | (() => string)>(capacity);
+    // Grown on demand: a large capacity costs nothing until used.
+    this.times = [];
+    this.actors = [];
+    this.texts = [];
   }
 
   add(time: number, actor: string, text: string | (() => string)): void {

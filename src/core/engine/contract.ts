@@ -56,7 +56,11 @@ export interface Ready<M, H> {
    * `entries[0].index` (a follower truncating a conflicting suffix).
    */
   readonly entries: readonly LogEntry[];
-  /** A snapshot to install before `entries`; the log before and at its index is discarded. */
+  /**
+   * A snapshot from the leader to install before `entries`: the driver restores the state
+   * machine from it and discards its whole stored log (the engine keeps a log that already
+   * holds the snapshot's last entry, and then sends no snapshot).
+   */
   readonly snapshot: Snapshot | null;
   /** Messages that may leave now. */
   readonly messages: readonly Outbound<M>[];
@@ -78,6 +82,8 @@ export interface EngineStatus {
   readonly leader: NodeId | null;
   readonly commitIndex: number;
   readonly lastIndex: number;
+  /** The last index compacted into a snapshot (0 when the log is whole). */
+  readonly snapshotIndex: number;
 }
 
 /** The answer to `propose` or `readIndex`: taken (it may still fail to commit) or refused. */
@@ -111,6 +117,13 @@ export interface Engine<M, H> {
    * (compacted or beyond the end). Used by the simulator's log checkers.
    */
   entryTerm(index: number): number | null;
+  /**
+   * Log compaction, for engines that support it: the state machine has applied every entry
+   * through `index` and captured its state as `data`, which the driver has already made
+   * durable. The engine keeps the snapshot (to send to followers too far behind) and drops
+   * its log through `index`. Returns the snapshot, or null if one at or after `index` exists.
+   */
+  compact?(index: number, data: Uint8Array): Snapshot | null;
 }
 
 /** Everything an engine is built from. */

@@ -20,6 +20,10 @@ export interface RaftConfig {
   readonly uncommittedBytesMax: number;
   /** Committed entries handed to the driver in one Ready. */
   readonly applyEntriesPerReadyMax: number;
+  /** A snapshot is sent in chunks of at most this many bytes, one chunk in flight. */
+  readonly snapshotChunkBytes: number;
+  /** A chunk unanswered for this many ticks is sent again from the last acknowledged offset. */
+  readonly snapshotResendTicks: number;
 }
 
 export const DEFAULT_RAFT_CONFIG: RaftConfig = Object.freeze({
@@ -33,6 +37,8 @@ export const DEFAULT_RAFT_CONFIG: RaftConfig = Object.freeze({
   inflightBytesMax: 32 * 1024 * 1024,
   uncommittedBytesMax: 64 * 1024 * 1024,
   applyEntriesPerReadyMax: 4096,
+  snapshotChunkBytes: 256 * 1024,
+  snapshotResendTicks: 3,
 });
 
 export function validateRaftConfig(config: RaftConfig): RaftConfig {
@@ -45,6 +51,8 @@ export function validateRaftConfig(config: RaftConfig): RaftConfig {
   positive(config.inflightBytesMax, "inflightBytesMax");
   positive(config.uncommittedBytesMax, "uncommittedBytesMax");
   positive(config.applyEntriesPerReadyMax, "applyEntriesPerReadyMax");
+  positive(config.snapshotChunkBytes, "snapshotChunkBytes");
+  positive(config.snapshotResendTicks, "snapshotResendTicks");
   // A leader must be able to heartbeat several times per election timeout, or followers
   // campaign against a healthy leader.
   assert(config.heartbeatTicks * 2 <= config.electionTicks, "electionTicks must be at least twice heartbeatTicks");

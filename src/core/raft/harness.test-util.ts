@@ -1,7 +1,7 @@
 // A test harness for Raft engines: N engines wired through a message queue the test
 // controls (deliver, drop, partition), with persistence simulated by keeping each Ready's
 // writes. Not the simulator: no time, no randomness but the engines' own, every step explicit.
-import type { DurableState, LogEntry, NodeId, Outbound } from "../engine/contract.js";
+import type { DurableState, LogEntry, NodeId, Outbound, Snapshot } from "../engine/contract.js";
 import { appendEntries } from "../../sim/disk.js";
 import { utf8Decode, utf8Encode } from "../common/utf8.js";
 import { DEFAULT_RAFT_CONFIG, type RaftConfig } from "./config.js";
@@ -19,7 +19,17 @@ export interface Envelope {
 
 interface Disk {
   hardState: RaftHardState | null;
+  snapshot: Snapshot | null;
   entries: LogEntry[];
+}
+
+/** The harness's state machine is the list of applied entries; a snapshot is that list. */
+function encodeApplied(entries: readonly LogEntry[]): Uint8Array {
+  return utf8Encode(JSON.stringify(entries.map((e) => [e.index, e.term, utf8Decode(e.data)])));
+}
+
+function decodeApplied(bytes: Uint8Array): LogEntry[] {
+  return (JSON.parse(utf8Decode(bytes)) as [number, number, string][]).map(([index, term, text]) => ({ index, term, data: utf8Encode(text) }));
 }
 
 export class TestCluster {
@@ -43,7 +53,7 @@ export class TestCluster {
   ) {
     this.ids = Array.from({ length: size }, (_, i) => i + 1);
     for (const id of this.ids) {
-      this.disks.set(id, { hardState: null, entries: [] });
+      this.disks.set(id, { hardState: null, snapshot: null, entries: [] });
       this.start(id);
     }
   }
@@ -51,10 +61,10 @@ export class TestCluster {
   /** (Re)starts a node from its disk, as after a crash. */
   start(id: NodeId, seed = id): RaftEngine {
     const disk = this.disks.get(id) as Disk;
-    const durable: DurableState<RaftHardState> = { hardState: disk.hardState, snapshot: null, entries: [...disk.entries] };
-    const engine = new RaftEngine({ id, peers: this.ids, durable, appliedIndex: 0, seed }, this.config, this.mutant);
+    const durable: DurableState<RaftHardState> = { hardState: disk.hardState, snapshot: disk.snapshot, entries: [...disk.entries] };
+    const engine = new RaftEngine({ id, peers: this.ids, durable, appliedIndex: disk.snapshot?.index ?? 0, seed }, this.config, this.mutant);
     this.engines.set(id, engine);
-    this.applied.set(id, []);
+    this.applied.set(id, disk.snapshot === null ? [] : decodeApplied(disk.snapshot.data));
     this.readStates.set(id, []);
     this.queue = this.queue.filter((e) => e.to !== id && e.from !== id);
     return engine;
@@ -71,7 +81,12 @@ export class TestCluster {
       while (engine.hasReady() && rounds++ < 100) {
         const ready = engine.ready();
         const disk = this.disks.get(id) as Disk;
-        if (ready.entries.length > 0) disk.entries = appendEntries(disk.entries, ready.entries, null);
+        if (ready.snapshot !== null) {
+          disk.snapshot = ready.snapshot;
+          disk.entries = [];
+          this.applied.set(id, decodeApplied(ready.snapshot.data));
+        }
+        if (ready.entries.length > 0) disk.entries = appendEntries(disk.entries, ready.entries, disk.snapshot);
         if (ready.hardState !== null) disk.hardState = ready.hardState;
         const queueAll = (list: readonly Outbound<RaftMessage>[], afterPersist: boolean): void => {
           for (const { to, message } of list) {
@@ -152,6 +167,18 @@ export class TestCluster {
   electUntil(id: NodeId, attempts = 5): void {
     for (let i = 0; i < attempts && this.engine(id).status().role !== "leader"; i++) this.elect(id);
     if (this.engine(id).status().role !== "leader") throw new Error(`node ${id} did not win an election in ${attempts} attempts`);
+  }
+
+  /** Snapshots node `id`'s state machine at what it applied and compacts its log behind it. */
+  compact(id: NodeId): void {
+    const applied = this.applied.get(id) as LogEntry[];
+    const last = applied[applied.length - 1];
+    if (last === undefined) return;
+    const snapshot = this.engine(id).compact(last.index, encodeApplied(applied));
+    if (snapshot === null) return;
+    const disk = this.disks.get(id) as Disk;
+    disk.snapshot = snapshot;
+    disk.entries = disk.entries.filter((e) => e.index > snapshot.index);
   }
 
   leaders(): NodeId[] {

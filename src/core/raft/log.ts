@@ -1,5 +1,5 @@
 import { assert, assertIndex } from "../common/assert.js";
-import type { DurableState, LogEntry } from "../engine/contract.js";
+import type { DurableState, LogEntry, Snapshot } from "../engine/contract.js";
 
 /** Bytes an entry counts for in message and window budgets: its data plus a fixed overhead. */
 export function entryBytes(entry: LogEntry): number {
@@ -162,7 +162,35 @@ export class RaftLog {
   }
 
   appliedTo(index: number): void {
-    assert(index <= this.applyingIndex && index >= this.appliedIndex, `applied ${index} outside [${this.appliedIndex}, ${this.applyingIndex}]`);
-    this.appliedIndex = index;
+    assert(index <= this.applyingIndex, `applied ${index} beyond what was handed out (${this.applyingIndex})`);
+    // A snapshot installed meanwhile may already have moved the applied index past it.
+    this.appliedIndex = Math.max(this.appliedIndex, index);
+  }
+
+  get snapshotIndexValue(): number {
+    return this.snapshotIndex;
+  }
+
+  /** Discards the entries up to and including `index`, which the state machine has applied. */
+  compact(index: number): void {
+    assert(index <= this.appliedIndex, `compaction at ${index} beyond the applied index ${this.appliedIndex}`);
+    if (index <= this.snapshotIndex) return;
+    this.snapshotTerm = this.term(index) as number;
+    this.entries = this.entries.slice(index - this.snapshotIndex);
+    this.snapshotIndex = index;
+  }
+
+  /**
+   * Replaces the whole log by a snapshot from the leader (section 7): everything it held is
+   * discarded, and the state machine restarts from the snapshot.
+   */
+  restore(snapshot: Snapshot): void {
+    this.snapshotIndex = snapshot.index;
+    this.snapshotTerm = snapshot.term;
+    this.entries = [];
+    this.unstableFrom = snapshot.index + 1;
+    this.commitIndex = snapshot.index;
+    this.applyingIndex = snapshot.index;
+    this.appliedIndex = snapshot.index;
   }
 }

@@ -13,7 +13,9 @@ export type RaftMessage =
   | HeartbeatResponse
   | ForwardedProposal
   | ForwardedRead
-  | ReadIndexResponse;
+  | ReadIndexResponse
+  | SnapshotChunk
+  | SnapshotChunkResponse;
 
 /** RequestVote (section 5.2), or a PreVote probe (thesis 9.6) for `term` = the sender's term + 1. */
 export interface VoteRequest {
@@ -93,6 +95,35 @@ export interface ReadIndexResponse {
   readonly index: number;
 }
 
+/**
+ * One chunk of a snapshot a leader sends a follower whose next entry it has compacted away
+ * (section 7). Chunks go one at a time; a lost one is resent from the last acknowledged
+ * offset, so a transfer resumes rather than restarts.
+ */
+export interface SnapshotChunk {
+  readonly type: "snapshot";
+  readonly term: number;
+  /** The snapshot's last included index and term. */
+  readonly index: number;
+  readonly snapshotTerm: number;
+  /** The snapshot's full size in bytes, and where this chunk starts. */
+  readonly size: number;
+  readonly offset: number;
+  readonly chunk: Uint8Array;
+}
+
+/**
+ * A follower's answer to a chunk that did not complete the snapshot: how many bytes of it
+ * it holds (the offset the next chunk must start at). A completed snapshot is answered by
+ * an accepting append-response at the snapshot's index, after it is durable.
+ */
+export interface SnapshotChunkResponse {
+  readonly type: "snapshot-response";
+  readonly term: number;
+  readonly index: number;
+  readonly received: number;
+}
+
 export function describeRaftMessage(m: RaftMessage): string {
   switch (m.type) {
     case "vote":
@@ -115,6 +146,10 @@ export function describeRaftMessage(m: RaftMessage): string {
       return `forwarded read term=${m.term} request=${m.requestId}`;
     case "read-index-response":
       return `read index term=${m.term} request=${m.requestId} index=${m.index}`;
+    case "snapshot":
+      return `snapshot term=${m.term} at=${m.index}@${m.snapshotTerm} bytes=${m.offset}..${m.offset + m.chunk.length}/${m.size}`;
+    case "snapshot-response":
+      return `snapshot progress term=${m.term} at=${m.index} received=${m.received}`;
   }
 }
 

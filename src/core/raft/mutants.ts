@@ -11,6 +11,7 @@ export const RAFT_MUTANTS = {
   "read-without-quorum": "serves linearizable reads at the commit index without confirming leadership",
   "apply-before-commit": "hands entries to the state machine before they are committed",
   "accept-stale-append-response": "forgets the term check on AppendEntries responses",
+  "snapshot-drops-later-entries": "installs every snapshot it receives, even one behind its commit index, discarding the log after it",
 } as const;
 
 export type RaftMutant = keyof typeof RAFT_MUTANTS;

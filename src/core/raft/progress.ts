@@ -4,9 +4,11 @@ import { assert } from "../common/assert.js";
  * What a leader knows about one follower (thesis 10.2 / etcd-io/raft's Progress):
  * - probe: the leader does not know where the follower's log matches; it sends one append
  *   at a time and waits for the answer;
- * - replicate: it knows; it streams appends optimistically, up to a window in flight.
+ * - replicate: it knows; it streams appends optimistically, up to a window in flight;
+ * - snapshot: the follower needs entries the leader has compacted away, so it is sent the
+ *   leader's snapshot, one chunk at a time, and nothing else until it acknowledges it.
  */
-export type ProgressState = "probe" | "replicate";
+export type ProgressState = "probe" | "replicate" | "snapshot";
 
 export class Progress {
   /** Highest index known to be replicated on the follower. */
@@ -16,9 +18,18 @@ export class Progress {
   state: ProgressState = "probe";
   /** In probe state: an append is outstanding, so wait for its answer or a heartbeat. */
   probeSent = false;
+  /** The match when the follower last answered a heartbeat (to spot a stalled pipeline). */
+  matchAtLastHeartbeat = 0;
   /** Heard from since the last CheckQuorum round. */
   recentActive = false;
   readonly inflight: Inflight;
+  /** In snapshot state: the index of the snapshot being sent ... */
+  pendingSnapshot = 0;
+  /** ... how many of its bytes the follower has acknowledged ... */
+  snapshotAcked = 0;
+  /** ... whether a chunk is unanswered, and for how many ticks. */
+  snapshotChunkInFlight = false;
+  snapshotStallTicks = 0;
 
   constructor(next: number, inflightMessagesMax: number, inflightBytesMax: number) {
     this.next = next;
@@ -28,6 +39,16 @@ export class Progress {
   becomeProbe(): void {
     this.state = "probe";
     this.next = this.match + 1;
+    this.probeSent = false;
+    this.inflight.reset();
+  }
+
+  becomeSnapshot(index: number): void {
+    this.state = "snapshot";
+    this.pendingSnapshot = index;
+    this.snapshotAcked = 0;
+    this.snapshotChunkInFlight = false;
+    this.snapshotStallTicks = 0;
     this.probeSent = false;
     this.inflight.reset();
   }
@@ -73,6 +94,7 @@ export class Progress {
 
   /** Whether the leader should hold back appends to this follower for now. */
   get paused(): boolean {
+    if (this.state === "snapshot") return this.snapshotChunkInFlight;
     return this.state === "probe" ? this.probeSent : this.inflight.full;
   }
 }

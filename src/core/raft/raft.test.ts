@@ -177,6 +177,78 @@ function figure8(mutant: "commit-previous-term" | null): { oldEntryCommittedByCo
   return { oldEntryCommittedByCounting, appliedConflict };
 }
 
+describe("7 log compaction", () => {
+  const small = { ...config, snapshotChunkBytes: 16 };
+
+  test("a follower behind the leader's snapshot gets it in chunks and then the entries after it", () => {
+    const c = new TestCluster(3, small);
+    c.elect(1);
+    c.isolate(3);
+    for (let i = 0; i < 10; i++) c.engine(1).propose(data(`v${i}`));
+    c.stabilize();
+    c.tickAll(2);
+    c.compact(1);
+    c.compact(2);
+    const snapshotIndex = c.engine(1).status().snapshotIndex;
+    assert.ok(snapshotIndex >= 10, `the leader compacted through ${snapshotIndex}`);
+    c.heal();
+    c.engine(1).propose(data("after"));
+    c.tickAll(40);
+    assert.deepEqual(c.appliedData(3), c.appliedData(1));
+    assert.deepEqual(c.appliedData(3).slice(-2), ["v9", "after"]);
+    assert.equal(c.engine(3).status().snapshotIndex, snapshotIndex, "node 3 installed the leader's snapshot");
+    const chunks = c.sent.filter((e) => e.message.type === "snapshot" && e.to === 3);
+    assert.ok(chunks.length > 3, `the snapshot went in ${chunks.length} chunks`);
+  });
+
+  test("a lost chunk is resent from where the follower stopped, not from the start", () => {
+    const c = new TestCluster(3, small);
+    c.elect(1);
+    c.isolate(3);
+    for (let i = 0; i < 10; i++) c.engine(1).propose(data(`v${i}`));
+    c.stabilize();
+    c.tickAll(2);
+    c.compact(1);
+    c.heal();
+    let dropped = false;
+    c.dropWhere = (e) => {
+      if (dropped || e.message.type !== "snapshot" || e.message.offset !== 32) return false;
+      dropped = true;
+      return true;
+    };
+    c.tickAll(40);
+    assert.ok(dropped);
+    assert.deepEqual(c.appliedData(3), c.appliedData(1));
+    const offsets = c.sent.filter((e) => e.message.type === "snapshot" && e.to === 3).map((e) => (e.message.type === "snapshot" ? e.message.offset : -1));
+    assert.equal(offsets.filter((o) => o === 0).length, 1, `one transfer, resumed (offsets ${offsets.join(",")})`);
+    assert.equal(offsets.filter((o) => o === 32).length, 2, "the lost chunk was sent twice");
+  });
+
+  test("a snapshot survives a restart: the node comes back from it and the log after it", () => {
+    const c = new TestCluster(3, small);
+    c.elect(1);
+    for (let i = 0; i < 5; i++) c.engine(1).propose(data(`v${i}`));
+    c.stabilize();
+    c.tickAll(2);
+    c.compact(2);
+    c.engine(1).propose(data("tail"));
+    c.stabilize();
+    c.tickAll(2);
+    const before = c.appliedData(2);
+    c.start(2);
+    c.tickAll(3);
+    assert.deepEqual(c.appliedData(2), before);
+    assert.ok(c.engine(2).status().snapshotIndex > 0);
+  });
+
+  test("compaction is refused beyond what was applied", () => {
+    const c = new TestCluster(3);
+    c.elect(1);
+    c.engine(1).propose(data("x"));
+    assert.throws(() => c.engine(1).compact(c.engine(1).status().lastIndex + 5, data("state")), /beyond/);
+  });
+});
+
 describe("6.2 CheckQuorum", () => {
   test("a leader cut off from its quorum steps down within an election timeout", () => {
     const c = new TestCluster(3);

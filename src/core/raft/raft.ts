@@ -1,10 +1,20 @@
 import { assert } from "../common/assert.js";
 import { NotLeaderError, OverloadedError } from "../common/errors.js";
 import { Prng } from "../common/prng.js";
-import type { Admission, Engine, EngineOptions, EngineStatus, LogEntry, NodeId, Outbound, Ready, ReadState, Role } from "../engine/contract.js";
+import type { Admission, Engine, EngineOptions, EngineStatus, LogEntry, NodeId, Outbound, Ready, ReadState, Role, Snapshot } from "../engine/contract.js";
 import { DEFAULT_RAFT_CONFIG, validateRaftConfig, type RaftConfig } from "./config.js";
 import { entryBytes, RaftLog } from "./log.js";
-import type { AppendRequest, AppendResponse, HeartbeatResponse, RaftHardState, RaftMessage, VoteRequest, VoteResponse } from "./messages.js";
+import type {
+  AppendRequest,
+  AppendResponse,
+  HeartbeatResponse,
+  RaftHardState,
+  RaftMessage,
+  SnapshotChunk,
+  SnapshotChunkResponse,
+  VoteRequest,
+  VoteResponse,
+} from "./messages.js";
 import type { RaftMutant } from "./mutants.js";
 import { Progress } from "./progress.js";
 
@@ -16,6 +26,16 @@ interface PendingRead {
   readonly index: number;
   readonly round: number;
   readonly acks: Set<NodeId>;
+}
+
+/** A snapshot a follower is receiving, chunk by chunk. */
+interface IncomingSnapshot {
+  readonly leaderTerm: number;
+  readonly index: number;
+  readonly term: number;
+  readonly size: number;
+  readonly chunks: Uint8Array[];
+  received: number;
 }
 
 const EMPTY = new Uint8Array(0);
@@ -49,12 +69,19 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   private readonly votes = new Map<NodeId, boolean>();
   private readonly progress = new Map<NodeId, Progress>();
   private uncommittedBytes = 0;
+  private readonly matchScratch: number[] = [];
   private broadcastPending = false;
 
   private readRound = 0;
   private pendingReads: PendingRead[] = [];
   /** Reads that arrived before this leader committed an entry of its term (thesis 6.4 step 1). */
   private readsAwaitingTermCommit: { requestId: number; from: NodeId }[] = [];
+
+  /** The latest snapshot: this node's own (compact) or one installed from a leader. */
+  private snapshot: Snapshot | null;
+  /** A snapshot installed from the leader, for the next Ready to hand to the driver. */
+  private snapshotToInstall: Snapshot | null = null;
+  private incoming: IncomingSnapshot | null = null;
 
   private messages: Outbound<RaftMessage>[] = [];
   private messagesAfterPersist: Outbound<RaftMessage>[] = [];
@@ -75,6 +102,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     this.term = hard?.term ?? 0;
     this.vote = hard?.vote ?? null;
     this.log = new RaftLog(options.durable, hard?.commit ?? 0, options.appliedIndex);
+    this.snapshot = options.durable.snapshot;
     this.savedHardState = { term: this.term, vote: this.vote, commit: this.log.commitIndex };
     this.resetElectionTimer();
   }
@@ -110,6 +138,13 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
       this.heartbeatElapsed = 0;
       this.broadcastHeartbeat(this.readRound);
     }
+    for (const [peer, pr] of this.progress) {
+      if (pr.state !== "snapshot" || !pr.snapshotChunkInFlight) continue;
+      if (++pr.snapshotStallTicks < this.config.snapshotResendTicks) continue;
+      // The chunk or its answer was lost: resend from the last acknowledged offset.
+      pr.snapshotChunkInFlight = false;
+      this.sendAppend(peer);
+    }
   }
 
   step(from: NodeId, message: RaftMessage): void {
@@ -123,11 +158,11 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
       }
       const futureTermProbe = (message.type === "vote" && message.preVote) || (message.type === "vote-response" && message.preVote && message.granted);
       if (!futureTermProbe) {
-        const fromLeader = message.type === "append" || message.type === "heartbeat";
+        const fromLeader = message.type === "append" || message.type === "heartbeat" || message.type === "snapshot";
         this.becomeFollower(message.term, fromLeader ? from : null);
       }
     } else if (message.term < this.term) {
-      if (message.type === "append" || message.type === "heartbeat") {
+      if (message.type === "append" || message.type === "heartbeat" || message.type === "snapshot") {
         // Tell a stale leader about the newer term so it steps down (with PreVote and
         // CheckQuorum it would otherwise never learn it).
         this.send(from, { type: "heartbeat-response", term: this.term, readRound: 0 });
@@ -169,6 +204,10 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
       case "read-index-response":
         this.readStates.push({ requestId: message.requestId, index: message.index });
         return;
+      case "snapshot":
+        return this.handleSnapshotChunk(from, message);
+      case "snapshot-response":
+        return this.handleSnapshotResponse(from, message);
     }
   }
 
@@ -348,7 +387,8 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     this.log.appendNew([entry]);
     (this.progress.get(this.id) as Progress).maybeUpdate(entry.index);
     this.broadcastPending = true;
-    this.maybeCommit();
+    // With other voters, the leader's own append cannot move the quorum's match.
+    if (this.quorum === 1) this.maybeCommit();
   }
 
   private handleAppend(from: NodeId, message: AppendRequest): void {
@@ -375,12 +415,84 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     return message.prevIndex + message.entries.length;
   }
 
+  // ---- snapshots (section 7) ----
+
+  private handleSnapshotChunk(from: NodeId, message: SnapshotChunk): void {
+    this.followLeader(from);
+    const mutant = this.mutant === "snapshot-drops-later-entries";
+    if (message.index <= this.log.commitIndex && !mutant) {
+      // Already covered by what this node has committed: say so, as for a stale append.
+      this.incoming = null;
+      this.sendAfterPersist(from, { type: "append-response", term: this.term, reject: false, index: this.log.commitIndex, hintIndex: 0, hintTerm: 0 });
+      return;
+    }
+    let incoming = this.incoming;
+    const same = incoming !== null && incoming.leaderTerm === message.term && incoming.index === message.index && incoming.term === message.snapshotTerm;
+    if (!same) {
+      incoming = null;
+      this.incoming = null;
+      if (message.offset === 0) {
+        incoming = { leaderTerm: message.term, index: message.index, term: message.snapshotTerm, size: message.size, chunks: [], received: 0 };
+        this.incoming = incoming;
+      }
+    }
+    if (incoming === null || message.offset !== incoming.received) {
+      // A chunk out of order (a duplicate, or one after a lost chunk): ask to resume.
+      this.send(from, { type: "snapshot-response", term: this.term, index: message.index, received: incoming?.received ?? 0 });
+      return;
+    }
+    assert(incoming.received + message.chunk.length <= incoming.size, `snapshot chunk overruns the snapshot's size ${incoming.size}`);
+    incoming.chunks.push(message.chunk);
+    incoming.received += message.chunk.length;
+    if (incoming.received < incoming.size) {
+      this.send(from, { type: "snapshot-response", term: this.term, index: message.index, received: incoming.received });
+      return;
+    }
+    this.incoming = null;
+    const data = new Uint8Array(incoming.size);
+    let at = 0;
+    for (const chunk of incoming.chunks) {
+      data.set(chunk, at);
+      at += chunk.length;
+    }
+    this.installSnapshot(from, { index: incoming.index, term: incoming.term, data });
+  }
+
+  private installSnapshot(from: NodeId, snapshot: Snapshot): void {
+    if (this.log.matchTerm(snapshot.index, snapshot.term) && this.mutant !== "snapshot-drops-later-entries") {
+      // The log already holds the snapshot's last entry, so it holds everything before it:
+      // keep the log (and the entries after it) and just learn that it is committed.
+      this.log.commitTo(snapshot.index);
+    } else {
+      this.log.restore(snapshot);
+      this.snapshot = snapshot;
+      this.snapshotToInstall = snapshot;
+    }
+    this.sendAfterPersist(from, { type: "append-response", term: this.term, reject: false, index: snapshot.index, hintIndex: 0, hintTerm: 0 });
+  }
+
+  /**
+   * The state machine has applied every entry through `index` and captured its state as
+   * `data`, which the driver has made durable. The engine keeps it to send to followers that
+   * fall behind, and discards its log through `index`. Returns the snapshot, or null when
+   * the engine already holds one at or after `index`.
+   */
+  compact(index: number, data: Uint8Array): Snapshot | null {
+    if (index <= this.log.snapshotIndexValue) return null;
+    const term = this.log.term(index);
+    assert(term !== null, `compaction at ${index}, beyond the log's end ${this.log.lastIndex}`);
+    this.log.compact(index);
+    this.snapshot = { index, term, data };
+    return this.snapshot;
+  }
+
   private handleAppendResponse(from: NodeId, message: AppendResponse): void {
     if (this.role !== "leader") return;
     const pr = this.progress.get(from);
     if (pr === undefined) return;
     pr.recentActive = true;
     if (message.reject) {
+      if (pr.state === "snapshot") return; // an answer to an append sent before the snapshot
       const next = message.hintTerm > 0 ? this.log.findConflictByTerm(message.hintIndex, message.hintTerm).index : message.hintIndex;
       if (pr.maybeDecreaseTo(message.index, next)) {
         if (pr.state === "replicate") pr.becomeProbe();
@@ -391,7 +503,9 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     const wasPaused = pr.paused;
     if (!pr.maybeUpdate(message.index)) return;
     if (pr.state === "probe") pr.becomeReplicate();
-    else pr.inflight.freeTo(message.index);
+    else if (pr.state === "snapshot") {
+      if (pr.match >= pr.pendingSnapshot) pr.becomeReplicate();
+    } else pr.inflight.freeTo(message.index);
     if (this.maybeCommit()) this.broadcastPending = true;
     else if (wasPaused) this.sendAppend(from);
     while (pr.state === "replicate" && this.sendAppend(from)) {
@@ -405,6 +519,13 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     if (pr === undefined) return;
     pr.recentActive = true;
     pr.probeSent = false;
+    if (pr.state === "replicate" && pr.inflight.count > 0 && pr.match === pr.matchAtLastHeartbeat && pr.match < this.log.lastIndex) {
+      // Appends are out but none was acknowledged over a whole heartbeat round: one was lost
+      // (or overtaken and rejected), and if it was the last, nothing else would reveal it.
+      // Probe again from the follower's match.
+      pr.becomeProbe();
+    }
+    pr.matchAtLastHeartbeat = pr.match;
     if (pr.match < this.log.lastIndex) this.sendAppend(from);
     if (message.readRound > 0) this.acknowledgeReadRound(from, message.readRound);
   }
@@ -412,10 +533,15 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   /** Sends the next append to `to` if its window allows; returns whether one was sent. */
   private sendAppend(to: NodeId): boolean {
     const pr = this.progress.get(to) as Progress;
+    if (pr.state === "snapshot") return this.sendSnapshotChunk(to, pr);
     if (pr.paused) return false;
     const prevIndex = pr.next - 1;
     const prevTerm = this.log.term(prevIndex);
-    assert(prevTerm !== null, `no term for index ${prevIndex}: snapshot sending is not implemented yet`);
+    if (prevTerm === null) {
+      // The follower needs entries compacted away: it gets the snapshot instead (section 7).
+      assert(prevIndex < this.log.firstIndex, `no term for index ${prevIndex} inside the log`);
+      return this.sendSnapshotChunk(to, pr);
+    }
     const entries = pr.next <= this.log.lastIndex ? this.log.slice(pr.next, this.log.lastIndex, this.config.entriesPerMessageMax, this.config.bytesPerMessageMax) : [];
     if (entries.length === 0 && pr.state === "replicate") return false;
     this.send(to, { type: "append", term: this.term, prevIndex, prevTerm, entries, commit: this.log.commitIndex });
@@ -425,6 +551,33 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
       pr.inflight.add(last.index, entries.reduce((sum, entry) => sum + entryBytes(entry), 0));
     } else if (pr.state === "probe") pr.probeSent = true;
     return true;
+  }
+
+  /** Sends the next chunk of the latest snapshot, unless one is unanswered. */
+  private sendSnapshotChunk(to: NodeId, pr: Progress): boolean {
+    const snapshot = this.snapshot;
+    assert(snapshot !== null, "a follower needs a snapshot but the leader has none");
+    if (pr.state !== "snapshot" || pr.pendingSnapshot !== snapshot.index) pr.becomeSnapshot(snapshot.index);
+    if (pr.snapshotChunkInFlight) return false;
+    const offset = Math.min(pr.snapshotAcked, snapshot.data.length);
+    const chunk = snapshot.data.subarray(offset, Math.min(snapshot.data.length, offset + this.config.snapshotChunkBytes));
+    this.send(to, { type: "snapshot", term: this.term, index: snapshot.index, snapshotTerm: snapshot.term, size: snapshot.data.length, offset, chunk });
+    pr.snapshotChunkInFlight = true;
+    pr.snapshotStallTicks = 0;
+    return true;
+  }
+
+  private handleSnapshotResponse(from: NodeId, message: SnapshotChunkResponse): void {
+    if (this.role !== "leader") return;
+    const pr = this.progress.get(from);
+    if (pr === undefined) return;
+    pr.recentActive = true;
+    if (pr.state !== "snapshot" || message.index !== pr.pendingSnapshot) return;
+    // The follower says where it stands (it may have restarted and lost earlier chunks).
+    pr.snapshotAcked = message.received;
+    pr.snapshotChunkInFlight = false;
+    pr.snapshotStallTicks = 0;
+    this.sendAppend(from);
   }
 
   private broadcastAppend(): void {
@@ -444,8 +597,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
    * of the current term (section 5.4.2, Figure 8): an older entry is committed indirectly.
    */
   private maybeCommit(): boolean {
-    const matches = this.voters.map((peer) => (this.progress.get(peer) as Progress).match).sort((a, b) => b - a);
-    const quorumIndex = matches[this.quorum - 1] as number;
+    const quorumIndex = this.quorumMatch();
     if (quorumIndex <= this.log.commitIndex) return false;
     if (this.log.term(quorumIndex) !== this.term && this.mutant !== "commit-previous-term") return false;
     const previous = this.log.commitIndex;
@@ -459,6 +611,22 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
       for (const read of waiting) this.handleReadRequest(read.from, read.requestId);
     }
     return true;
+  }
+
+  /** The highest index a quorum holds: the quorum-th largest match (no allocation: hot path). */
+  private quorumMatch(): number {
+    const matches = this.matchScratch;
+    let n = 0;
+    for (const pr of this.progress.values()) {
+      // Insertion sort, descending: a handful of voters.
+      let i = n++;
+      while (i > 0 && (matches[i - 1] as number) < pr.match) {
+        matches[i] = matches[i - 1] as number;
+        i--;
+      }
+      matches[i] = pr.match;
+    }
+    return matches[this.quorum - 1] as number;
   }
 
   // ---- linearizable reads: ReadIndex (thesis 6.4) ----
@@ -520,6 +688,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
       this.messagesAfterPersist.length > 0 ||
       this.readStates.length > 0 ||
       this.log.hasUnstable ||
+      this.snapshotToInstall !== null ||
       this.log.hasCommittedToApply ||
       this.hardStateChanged()
     );
@@ -538,7 +707,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     const ready: Ready<RaftMessage, RaftHardState> = {
       hardState,
       entries: this.log.takeUnstable(),
-      snapshot: null,
+      snapshot: this.snapshotToInstall,
       messages: this.messages,
       messagesAfterPersist: this.messagesAfterPersist,
       committedEntries,
@@ -547,6 +716,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     this.messages = [];
     this.messagesAfterPersist = [];
     this.readStates = [];
+    this.snapshotToInstall = null;
     this.outstanding = ready;
     return ready;
   }
@@ -568,7 +738,15 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   }
 
   status(): EngineStatus {
-    return { id: this.id, role: this.role, term: this.term, leader: this.lead, commitIndex: this.log.commitIndex, lastIndex: this.log.lastIndex };
+    return {
+      id: this.id,
+      role: this.role,
+      term: this.term,
+      leader: this.lead,
+      commitIndex: this.log.commitIndex,
+      lastIndex: this.log.lastIndex,
+      snapshotIndex: this.log.snapshotIndexValue,
+    };
   }
 
   entryTerm(index: number): number | null {

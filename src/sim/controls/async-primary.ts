@@ -159,6 +159,7 @@ class AsyncPrimaryEngine implements Engine<AsyncPrimaryMessage, AsyncPrimaryHard
       leader: this.primary,
       commitIndex: this.commitIndex,
       lastIndex: this.log.lastIndex,
+      snapshotIndex: 0,
     };
   }
 

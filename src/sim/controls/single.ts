@@ -90,7 +90,7 @@ class SingleEngine implements Engine<SingleMessage, SingleHardState> {
   }
 
   status(): EngineStatus {
-    return { id: this.id, role: "leader", term: 1, leader: this.id, commitIndex: this.commitIndex, lastIndex: this.log.lastIndex };
+    return { id: this.id, role: "leader", term: 1, leader: this.id, commitIndex: this.commitIndex, lastIndex: this.log.lastIndex, snapshotIndex: 0 };
   }
 
   entryTerm(index: number): number | null {
