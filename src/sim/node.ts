@@ -66,6 +66,7 @@ export class SimNode<M> {
   private nextReadId = 1;
   /** Inputs that arrived while paused, replayed in order on resume. */
   private deferred: (() => void)[] = [];
+  private missedTicks = 0;
 
   constructor(
     readonly id: NodeId,
@@ -102,7 +103,12 @@ export class SimNode<M> {
   }
 
   tick(): void {
-    if (!this.up || this.paused) return; // a paused process's clock does not fire
+    if (!this.up) return;
+    if (this.paused) {
+      // A paused process's timer does not fire, but its monotonic clock runs on.
+      this.missedTicks++;
+      return;
+    }
     this.engine.tick();
     this.expireRequests();
     this.pump();
@@ -245,11 +251,21 @@ export class SimNode<M> {
     if (!this.up) return;
     this.paused = true;
     this.pauses++;
+    this.missedTicks = 0;
   }
 
   resume(): void {
     if (!this.up || !this.paused) return;
     this.paused = false;
+    // Like the runtime's driver, which counts ticks by the monotonic clock: on waking, time
+    // passes for the engine first (a leader sees its lease gone) and only then do the
+    // messages that queued up meanwhile arrive.
+    const missed = this.missedTicks;
+    this.missedTicks = 0;
+    for (let i = 0; i < missed && this.up && !this.paused; i++) {
+      this.engine.tick();
+      this.pump();
+    }
     const queued = this.deferred;
     this.deferred = [];
     for (const action of queued) {

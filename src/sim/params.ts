@@ -25,9 +25,19 @@ export interface SimParams {
   readonly faultIntervalMicrosMean: number;
   readonly faults: readonly FaultClass[];
   readonly clientTimeoutMicros: number;
+  /** How many of the clients roam (a random node per request) rather than stick to the leader. */
+  readonly roamingClients: number;
+  /**
+   * The nemesis' style: "mixed" draws any enabled fault; "leader-churn" keeps deposing
+   * leaders — isolating or crashing the current one every few hundred milliseconds — to
+   * provoke the multi-election histories (Raft's Figure 8) where subtle bugs live.
+   */
+  readonly nemesis: "mixed" | "leader-churn";
   readonly clientThinkMicrosMean: number;
   /** Share of operations by kind: get, put, delete, cas (cumulative thresholds are derived). */
   readonly opMix: { readonly get: number; readonly put: number; readonly delete: number; readonly cas: number };
+  /** The engine configuration the seed chose (for protocols that offer tuning), described. */
+  readonly engineTuning: string;
 }
 
 export interface ParamOptions {
@@ -40,7 +50,9 @@ export function deriveParams(seed: number, options: ParamOptions = {}): SimParam
   const prng = new Prng(seed);
   const faults = options.faults ?? FAULT_CLASSES;
   const has = (fault: FaultClass): boolean => faults.includes(fault);
-  const nodes = options.nodes ?? prng.pick([3, 3, 5]);
+  const nemesis = (has("partition") || has("crash")) && prng.chance(0.3) ? "leader-churn" : "mixed";
+  // Five nodes make room for the multi-leader histories the churn nemesis is after.
+  const nodes = options.nodes ?? (nemesis === "leader-churn" ? prng.pick([3, 5, 5]) : prng.pick([3, 3, 5]));
   const delayMinMicros = prng.int(50, 500);
   const nodeLink: LinkModel = {
     delayMinMicros,
@@ -48,7 +60,7 @@ export function deriveParams(seed: number, options: ParamOptions = {}): SimParam
     dropProbability: has("drop") ? prng.pick([0, 0.01, 0.05, 0.1]) : 0,
     duplicateProbability: has("duplicate") ? prng.pick([0, 0.01, 0.05]) : 0,
     longDelayProbability: has("reorder") ? prng.pick([0, 0.01, 0.05]) : 0,
-    longDelayMaxMicros: prng.int(50_000, 400_000),
+    longDelayMaxMicros: prng.chance(0.3) ? prng.int(400_000, 2_000_000) : prng.int(50_000, 400_000),
   };
   // A client's link is one TCP connection: it loses and delays, never duplicates. Retried
   // requests applied twice are a real problem, solved by client sessions, not by the network.
@@ -63,10 +75,13 @@ export function deriveParams(seed: number, options: ParamOptions = {}): SimParam
     { get: 0.7, put: 0.2, delete: 0.05, cas: 0.05 },
     { get: 0.25, put: 0.35, delete: 0.1, cas: 0.3 },
   ]);
+  const clients = prng.int(2, 6);
   return {
     seed,
     nodes,
-    clients: prng.int(2, 6),
+    clients,
+    roamingClients: prng.pick([0, Math.ceil(clients / 2), clients]),
+    nemesis,
     keys: prng.int(1, 5),
     tickMicros: 10_000,
     clockRates: Array.from({ length: nodes }, () => 1 + (prng.float() - 0.5) * 0.02),
@@ -78,11 +93,12 @@ export function deriveParams(seed: number, options: ParamOptions = {}): SimParam
     snapshotEveryEntries: prng.pick([0, 5, 20, 100]),
     faultPhaseMicros: prng.int(5, 15) * 1_000_000,
     healPhaseMicros: 5_000_000,
-    faultIntervalMicrosMean: prng.int(200, 1500) * 1000,
+    faultIntervalMicrosMean: nemesis === "leader-churn" ? prng.int(80, 300) * 1000 : prng.int(200, 1500) * 1000,
     faults,
     clientTimeoutMicros: prng.int(300, 1500) * 1000,
     clientThinkMicrosMean: prng.int(1, 20) * 1000,
     opMix,
+    engineTuning: "defaults",
   };
 }
 
@@ -95,7 +111,8 @@ export function describeParams(params: SimParams): string[] {
     `faults=${params.faults.join(",") || "none"}`,
     `network: delay=${ms(link.delayMinMicros)}+exp(${ms(link.delayMeanMicros)}) drop=${link.dropProbability} dup=${link.duplicateProbability} reorder=${link.longDelayProbability} (up to ${ms(link.longDelayMaxMicros)})`,
     `disk: fsync=${ms(params.fsyncMicrosMin)}+exp(${ms(params.fsyncMicrosMean)}) torn=${params.tornWriteProbability} snapshot-every=${params.snapshotEveryEntries || "never"}`,
-    `phases: fault=${ms(params.faultPhaseMicros)} heal=${ms(params.healPhaseMicros)} fault-every~${ms(params.faultIntervalMicrosMean)}`,
-    `clients: timeout=${ms(params.clientTimeoutMicros)} think~${ms(params.clientThinkMicrosMean)} mix=get:${params.opMix.get},put:${params.opMix.put},delete:${params.opMix.delete},cas:${params.opMix.cas}`,
+    `phases: fault=${ms(params.faultPhaseMicros)} heal=${ms(params.healPhaseMicros)} nemesis=${params.nemesis} fault-every~${ms(params.faultIntervalMicrosMean)}`,
+    `engine: ${params.engineTuning}`,
+    `clients: roaming=${params.roamingClients}/${params.clients} timeout=${ms(params.clientTimeoutMicros)} think~${ms(params.clientThinkMicrosMean)} mix=get:${params.opMix.get},put:${params.opMix.put},delete:${params.opMix.delete},cas:${params.opMix.cas}`,
   ];
 }

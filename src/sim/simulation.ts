@@ -114,6 +114,7 @@ class Simulation implements NodeHost<unknown> {
   private readonly stateMachineSafety = new StateMachineSafety();
   private readonly leaderTermSeen = new Map<NodeId, number>();
   private readonly claims: ReadonlySet<EngineInvariant>;
+  private readonly factory: EngineFactory<unknown, unknown>;
   private nodeLink: LinkModel;
   private clientLink: LinkModel;
   private failure: SimFailure | null = null;
@@ -129,13 +130,13 @@ class Simulation implements NodeHost<unknown> {
   private leaderTerms = 0;
 
   constructor(private readonly options: SimOptions) {
-    const factory = options.protocol;
+    let factory = options.protocol;
     if (options.mutant !== undefined && !(options.mutant in factory.mutants)) {
       throw new Error(`protocol ${factory.name} has no mutant "${options.mutant}"; it has: ${Object.keys(factory.mutants).join(", ") || "none"}`);
     }
     this.claims = new Set(factory.invariants);
     this.traceLog = new Trace(options.fullTrace === true ? FULL_TRACE_CAPACITY : TRACE_CAPACITY);
-    this.params = deriveParams(options.seed, {
+    const params = deriveParams(options.seed, {
       ...(options.faults === undefined ? {} : { faults: options.faults }),
       ...(factory.fixedClusterSize === undefined ? {} : { nodes: factory.fixedClusterSize }),
     });
@@ -145,6 +146,14 @@ class Simulation implements NodeHost<unknown> {
     this.prngFault = root.fork();
     this.prngEngine = root.fork();
     const prngClients = root.fork();
+    let engineTuning = "defaults";
+    if (factory.tuned !== undefined) {
+      const tuned = factory.tuned(root.fork());
+      factory = tuned.factory;
+      engineTuning = tuned.description;
+    }
+    this.factory = factory;
+    this.params = { ...params, engineTuning };
     const nodeIds = Array.from({ length: this.params.nodes }, (_, i) => i + 1);
     this.partition = new Partition(nodeIds);
     this.nodeLink = this.params.nodeLink;
@@ -156,7 +165,7 @@ class Simulation implements NodeHost<unknown> {
     }
     for (let i = 0; i < this.params.clients; i++) {
       const id = CLIENT_ID_BASE + i + 1;
-      this.clients.set(id, new SimClient(id, nodeIds, this.params, prngClients.fork(), this.clientHost()));
+      this.clients.set(id, new SimClient(id, nodeIds, this.params, prngClients.fork(), this.clientHost(), i < this.params.roamingClients));
     }
   }
 
@@ -178,7 +187,7 @@ class Simulation implements NodeHost<unknown> {
       this.scheduler.after(delay, () => {
         const node = this.nodes.get(to);
         if (node === undefined || !node.up) return;
-        this.traceLog.add(this.now(), `node ${to}`, () => `<- ${from}: ${this.options.protocol.describeMessage(message)}`);
+        this.traceLog.add(this.now(), `node ${to}`, () => `<- ${from}: ${this.factory.describeMessage(message)}`);
         node.deliver(from, message);
       });
     }
@@ -290,6 +299,10 @@ class Simulation implements NodeHost<unknown> {
   }
 
   private injectFault(): void {
+    if (this.params.nemesis === "leader-churn") {
+      this.deposeLeader();
+      return;
+    }
     const classes = this.params.faults.filter((f) => f === "crash" || f === "pause" || (f === "partition" && this.params.nodes > 1));
     if (classes.length === 0) return;
     const fault = this.prngFault.pick(classes);
@@ -331,6 +344,36 @@ class Simulation implements NodeHost<unknown> {
         });
         return;
       }
+    }
+  }
+
+  /** The leader-churn nemesis: isolate or crash whoever leads now, or heal. */
+  private deposeLeader(): void {
+    const leader = this.currentLeader();
+    this.faultsInjected++;
+    const canPartition = this.params.faults.includes("partition") && this.params.nodes > 1;
+    const canCrash = this.params.faults.includes("crash");
+    const roll = this.prngFault.float();
+    if (leader === null || (this.partition.active && roll < 0.4)) {
+      if (this.partition.active) {
+        this.partition.heal();
+        this.notableEvent("nemesis", "partition healed");
+      }
+      return;
+    }
+    const node = this.nodes.get(leader) as SimNode<unknown>;
+    if (canPartition && (!canCrash || roll < 0.75)) {
+      this.partition.apply("isolate-leader", this.prngFault, leader);
+      this.notableEvent("nemesis", `partition: ${this.partition.description}`);
+      if (canCrash && this.prngFault.chance(0.5)) {
+        // The others are about to elect: a crash inside a voter's next fsync hits the
+        // durable vote, the write that one-vote-per-term rests on.
+        const voters = [...this.nodes.values()].filter((n) => n.up && n.id !== leader);
+        if (voters.length > 0) this.crashArmed.add(this.prngFault.pick(voters).id);
+      }
+    } else if (canCrash) {
+      if (this.prngFault.chance(0.5)) this.crashAndRestartLater(node, "now");
+      else this.crashArmed.add(node.id);
     }
   }
 

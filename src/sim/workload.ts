@@ -19,8 +19,10 @@ interface InFlight {
 }
 
 /**
- * A client issuing one operation at a time over a small key space, against the node it
- * believes leads (learned from refusals), or a random one. An operation with no answer
+ * A client issuing one operation at a time over a small key space. A sticky client goes to
+ * the node it believes leads (learned from answers and refusals), or a random one; a roaming
+ * client picks a random node every time, so its requests go through followers, and during
+ * a partition it talks to both sides — where stale leaders and stale reads show. An operation with no answer
  * within the timeout is recorded as indeterminate and the client moves on: a real
  * application's view of a timed-out request.
  */
@@ -38,6 +40,7 @@ export class SimClient {
     private readonly params: SimParams,
     private readonly prng: Prng,
     private readonly host: ClientHost,
+    private readonly roaming = false,
   ) {}
 
   start(): void {
@@ -78,7 +81,7 @@ export class SimClient {
       ...(op === "put" || op === "cas" ? { value } : {}),
       ...(op === "cas" ? { expected: seen as string } : {}),
     };
-    const target = this.leaderGuess ?? this.prng.pick(this.nodes);
+    const target = this.roaming ? this.prng.pick(this.nodes) : (this.leaderGuess ?? this.prng.pick(this.nodes));
     this.inFlight = { request, call: this.host.now() };
     this.host.send(this.id, target, request);
     this.host.after(this.params.clientTimeoutMicros, () => this.timeout(sequence));

@@ -15,6 +15,7 @@
  *      between `ready()` and `advance()`.
  */
 import type { SynodError } from "../common/errors.js";
+import type { Prng } from "../common/prng.js";
 
 /** Node ids are positive safe integers, unique within a cluster. */
 export type NodeId = number;
@@ -166,6 +167,12 @@ export interface EngineFactory<M = unknown, H = unknown> {
   create(options: EngineOptions<H>, mutant?: string): Engine<M, H>;
   /** A one-line, human-readable rendering of a message, for traces. */
   describeMessage(message: M): string;
+  /**
+   * A factory whose engines use a configuration drawn from `prng` across the range the
+   * protocol supports (message sizes, windows, timeouts, features), with a one-line
+   * description: the simulator explores configurations, not only the defaults.
+   */
+  tuned?(prng: Prng): { readonly factory: EngineFactory<M, H>; readonly description: string };
 }
 
 /** An empty Ready's parts, for engines to build on. */

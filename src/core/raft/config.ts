@@ -20,6 +20,14 @@ export interface RaftConfig {
   readonly uncommittedBytesMax: number;
   /** Committed entries handed to the driver in one Ready. */
   readonly applyEntriesPerReadyMax: number;
+  /**
+   * Serve linearizable reads from the leader's lease instead of a heartbeat round (thesis
+   * 6.4.1). Needs `checkQuorum` (followers then refuse to vote while they hear from a
+   * leader), and assumes bounded clock drift: no node's ticks run more than
+   * `maxClockDrift` (a ratio, 0.1 = 10%) slower than another's. Off by default.
+   */
+  readonly leaseReads: boolean;
+  readonly maxClockDrift: number;
   /** A snapshot is sent in chunks of at most this many bytes, one chunk in flight. */
   readonly snapshotChunkBytes: number;
   /** A chunk unanswered for this many ticks is sent again from the last acknowledged offset. */
@@ -37,6 +45,8 @@ export const DEFAULT_RAFT_CONFIG: RaftConfig = Object.freeze({
   inflightBytesMax: 32 * 1024 * 1024,
   uncommittedBytesMax: 64 * 1024 * 1024,
   applyEntriesPerReadyMax: 4096,
+  leaseReads: false,
+  maxClockDrift: 0.1,
   snapshotChunkBytes: 256 * 1024,
   snapshotResendTicks: 3,
 });
@@ -56,6 +66,20 @@ export function validateRaftConfig(config: RaftConfig): RaftConfig {
   // A leader must be able to heartbeat several times per election timeout, or followers
   // campaign against a healthy leader.
   assert(config.heartbeatTicks * 2 <= config.electionTicks, "electionTicks must be at least twice heartbeatTicks");
+  assert(!config.leaseReads || config.checkQuorum, "leaseReads needs checkQuorum: followers must refuse votes while they hear from a leader");
+  assert(config.maxClockDrift >= 0 && config.maxClockDrift < 1, `maxClockDrift must be in [0, 1), got ${config.maxClockDrift}`);
+  assert(!config.leaseReads || leaseTicks(config) >= 1, "electionTicks is too short for a lease under maxClockDrift");
   assert(config.inflightBytesMax >= config.bytesPerMessageMax, "the in-flight window must hold at least one full message");
   return config;
+}
+
+/**
+ * How many of its own ticks a leader may serve reads after sending a heartbeat that a quorum
+ * acknowledged. A follower that acknowledged it refuses votes until it has counted
+ * `electionTicks` of its own ticks after receiving it — at least (electionTicks - 1) tick
+ * periods later, as the first may come at once. The leader counts whole ticks since sending
+ * (one more may have partly passed), and its ticks may be up to `maxClockDrift` longer.
+ */
+export function leaseTicks(config: RaftConfig): number {
+  return Math.floor((config.electionTicks - 1) / (1 + config.maxClockDrift)) - 1;
 }

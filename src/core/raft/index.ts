@@ -22,5 +22,25 @@ export function raftFactory(config: RaftConfig = DEFAULT_RAFT_CONFIG): EngineFac
       return new RaftEngine(options, config, mutant ?? null);
     },
     describeMessage: describeRaftMessage,
+    tuned: (prng) => {
+      const electionTicks = prng.pick([10, 10, 20]);
+      let tuned: RaftConfig = {
+        ...config,
+        electionTicks,
+        heartbeatTicks: prng.pick([1, 1, 2, 3]),
+        preVote: prng.chance(0.8),
+        checkQuorum: prng.chance(0.8),
+        leaseReads: false,
+        entriesPerMessageMax: prng.pick([1, 2, 8, 256]),
+        inflightMessagesMax: prng.pick([1, 4, 256]),
+        snapshotChunkBytes: prng.pick([32, 256, 64 * 1024]),
+        snapshotResendTicks: prng.pick([2, 5]),
+      };
+      if (tuned.checkQuorum && prng.chance(0.5)) tuned = { ...tuned, leaseReads: true };
+      const description =
+        `election=${tuned.electionTicks} heartbeat=${tuned.heartbeatTicks} prevote=${tuned.preVote} checkquorum=${tuned.checkQuorum} lease-reads=${tuned.leaseReads} ` +
+        `entries/msg=${tuned.entriesPerMessageMax} inflight=${tuned.inflightMessagesMax} chunk=${tuned.snapshotChunkBytes}B resend=${tuned.snapshotResendTicks}`;
+      return { factory: raftFactory(tuned), description };
+    },
   };
 }

@@ -20,6 +20,8 @@ export class Progress {
   probeSent = false;
   /** The match when the follower last answered a heartbeat (to spot a stalled pipeline). */
   matchAtLastHeartbeat = 0;
+  /** The leader's tick at which it sent the latest heartbeat this follower acknowledged (leases). */
+  leaseAckTick = Number.NEGATIVE_INFINITY;
   /** Heard from since the last CheckQuorum round. */
   recentActive = false;
   readonly inflight: Inflight;

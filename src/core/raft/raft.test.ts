@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { OverloadedError } from "../common/errors.js";
-import { DEFAULT_RAFT_CONFIG } from "./config.js";
+import { DEFAULT_RAFT_CONFIG, leaseTicks, validateRaftConfig } from "./config.js";
 import { data, TestCluster } from "./harness.test-util.js";
 
 const config = { ...DEFAULT_RAFT_CONFIG };
@@ -300,6 +300,65 @@ describe("6.4 linearizable reads (ReadIndex)", () => {
     const c = new TestCluster(3);
     const admission = c.engine(2).readIndex(1);
     assert.equal(admission.accepted, false);
+  });
+});
+
+describe("6.4.1 lease reads", () => {
+  const lease = { ...config, leaseReads: true };
+
+  test("a leader within its lease answers at once, without a heartbeat round", () => {
+    const c = new TestCluster(3, lease);
+    c.elect(1);
+    c.tickAll(2); // heartbeats acknowledged by a quorum start the lease
+    const before = c.sent.length;
+    c.engine(1).readIndex(5);
+    c.flush();
+    assert.deepEqual(c.readStates.get(1)?.map((r) => r.requestId), [5]);
+    assert.equal(c.sent.length, before, "no message was needed");
+  });
+
+  test("a leader whose lease ran out confirms leadership the ReadIndex way", () => {
+    const c = new TestCluster(3, lease);
+    c.elect(1);
+    c.tickAll(2);
+    c.isolate(1);
+    c.tick(1, leaseTicks(lease));
+    c.stabilize();
+    c.engine(1).readIndex(6);
+    c.stabilize();
+    assert.deepEqual(c.readStates.get(1), [], "an isolated leader must not serve from an expired lease");
+  });
+
+  test("the lease is shorter than the followers' vote guard by the clock-drift margin", () => {
+    assert.ok(leaseTicks(lease) < lease.electionTicks - 1);
+    assert.equal(leaseTicks({ ...lease, electionTicks: 10, maxClockDrift: 0.1 }), 7);
+    assert.throws(() => validateRaftConfig({ ...lease, checkQuorum: false }), /checkQuorum/);
+  });
+
+  test("followers that heard the leader refuse to elect another within the lease", () => {
+    const c = new TestCluster(3, lease);
+    c.elect(1);
+    c.tickAll(2);
+    c.isolate(1);
+    c.tick(2, 2 * lease.electionTicks); // node 2 campaigns at once ...
+    c.stabilize();
+    assert.notEqual(c.engine(2).status().role, "leader", "... but node 3 still hears node 1's lease");
+  });
+
+  test("a restarted node refuses votes for an election timeout, as if it had acknowledged a lease", () => {
+    const c = new TestCluster(3, { ...lease, preVote: false });
+    c.elect(1);
+    c.tickAll(2);
+    c.start(3); // node 3 restarts, knowing no leader
+    c.isolate(1);
+    c.engine(2).forgetLeader();
+    c.tick(2, 2 * lease.electionTicks);
+    c.stabilize();
+    assert.notEqual(c.engine(2).status().role, "leader", "node 3 voted right after restarting");
+    c.tick(3, lease.electionTicks);
+    c.tick(2, 2 * lease.electionTicks);
+    c.stabilize();
+    assert.equal(c.leaders().filter((id) => id !== 1).length, 1, "after the guard an election succeeds");
   });
 });
 

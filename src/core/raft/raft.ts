@@ -2,7 +2,7 @@ import { assert } from "../common/assert.js";
 import { NotLeaderError, OverloadedError } from "../common/errors.js";
 import { Prng } from "../common/prng.js";
 import type { Admission, Engine, EngineOptions, EngineStatus, LogEntry, NodeId, Outbound, Ready, ReadState, Role, Snapshot } from "../engine/contract.js";
-import { DEFAULT_RAFT_CONFIG, validateRaftConfig, type RaftConfig } from "./config.js";
+import { DEFAULT_RAFT_CONFIG, leaseTicks, validateRaftConfig, type RaftConfig } from "./config.js";
 import { entryBytes, RaftLog } from "./log.js";
 import type {
   AppendRequest,
@@ -73,6 +73,16 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   private broadcastPending = false;
 
   private readRound = 0;
+  /** Ticks since this engine started, whatever its role (the leader's lease clock). */
+  private tickCount = 0;
+  /** The tick each recent heartbeat round was sent at, oldest first. */
+  private readonly roundSentAt = new Map<number, number>();
+  private readonly leaseTicks: number;
+  /**
+   * With lease reads, a restarted node does not know whether it acknowledged a leader's
+   * heartbeat just before it went down; it refuses votes for one election timeout as if it had.
+   */
+  private startupGuard: boolean;
   private pendingReads: PendingRead[] = [];
   /** Reads that arrived before this leader committed an entry of its term (thesis 6.4 step 1). */
   private readsAwaitingTermCommit: { requestId: number; from: NodeId }[] = [];
@@ -104,18 +114,22 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     this.log = new RaftLog(options.durable, hard?.commit ?? 0, options.appliedIndex);
     this.snapshot = options.durable.snapshot;
     this.savedHardState = { term: this.term, vote: this.vote, commit: this.log.commitIndex };
+    this.leaseTicks = leaseTicks(this.config);
+    this.startupGuard = this.config.leaseReads;
     this.resetElectionTimer();
   }
 
   // ---- inputs ----
 
   tick(): void {
+    this.tickCount++;
     if (this.role === "leader") this.tickLeader();
     else this.tickElection();
   }
 
   private tickElection(): void {
     this.electionElapsed++;
+    if (this.electionElapsed >= this.config.electionTicks) this.startupGuard = false;
     if (this.electionElapsed < this.randomizedElectionTicks) return;
     this.electionElapsed = 0;
     this.campaign(this.config.preVote);
@@ -136,7 +150,8 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     }
     if (this.heartbeatElapsed >= this.config.heartbeatTicks) {
       this.heartbeatElapsed = 0;
-      this.broadcastHeartbeat(this.readRound);
+      // With leases, every heartbeat opens a round, so each acknowledgement dates itself.
+      this.broadcastHeartbeat(this.config.leaseReads ? this.newRound() : this.readRound);
     }
     for (const [peer, pr] of this.progress) {
       if (pr.state !== "snapshot" || !pr.snapshotChunkInFlight) continue;
@@ -153,7 +168,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
       if (message.type === "vote") {
         // Thesis 4.2.3: while a leader is known to be alive, do not let a disruptive
         // candidate (a removed or partitioned node) force a new term.
-        const inLease = this.config.checkQuorum && this.lead !== null && this.electionElapsed < this.config.electionTicks;
+        const inLease = this.config.checkQuorum && (this.lead !== null || this.startupGuard) && this.electionElapsed < this.config.electionTicks;
         if (inLease) return;
       }
       const futureTermProbe = (message.type === "vote" && message.preVote) || (message.type === "vote-response" && message.preVote && message.granted);
@@ -527,7 +542,11 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     }
     pr.matchAtLastHeartbeat = pr.match;
     if (pr.match < this.log.lastIndex) this.sendAppend(from);
-    if (message.readRound > 0) this.acknowledgeReadRound(from, message.readRound);
+    if (message.readRound > 0) {
+      const sentAt = this.roundSentAt.get(message.readRound);
+      if (sentAt !== undefined && sentAt > pr.leaseAckTick) pr.leaseAckTick = sentAt;
+      this.acknowledgeReadRound(from, message.readRound);
+    }
   }
 
   /** Sends the next append to `to` if its window allows; returns whether one was sent. */
@@ -640,13 +659,47 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
       this.readsAwaitingTermCommit.push({ requestId, from });
       return;
     }
-    const read: PendingRead = { requestId, from, index: this.log.commitIndex, round: ++this.readRound, acks: new Set([this.id]) };
+    if (this.config.leaseReads && this.leaseValid()) {
+      // Thesis 6.4.1: no other leader can exist before the lease runs out, so the commit
+      // index is current without asking anyone.
+      this.releaseRead({ requestId, from, index: this.log.commitIndex, round: 0, acks: new Set() });
+      return;
+    }
+    const read: PendingRead = { requestId, from, index: this.log.commitIndex, round: this.newRound(), acks: new Set([this.id]) };
     if (this.quorum === 1) {
       this.releaseRead(read);
       return;
     }
     this.pendingReads.push(read);
     this.broadcastHeartbeat(read.round);
+  }
+
+  /** Opens a heartbeat round, remembering when it was sent. */
+  private newRound(): number {
+    const round = ++this.readRound;
+    this.roundSentAt.set(round, this.tickCount);
+    // Rounds older than an election timeout can no longer extend a lease: forget them.
+    for (const [old, sentAt] of this.roundSentAt) {
+      if (sentAt >= this.tickCount - 2 * this.config.electionTicks) break;
+      this.roundSentAt.delete(old);
+    }
+    return round;
+  }
+
+  /** Whether a quorum acknowledged a heartbeat sent within the lease's length. */
+  private leaseValid(): boolean {
+    const acks = this.matchScratch;
+    let n = 0;
+    for (const [peer, pr] of this.progress) {
+      const tick = peer === this.id ? this.tickCount : pr.leaseAckTick;
+      let i = n++;
+      while (i > 0 && (acks[i - 1] as number) < tick) {
+        acks[i] = acks[i - 1] as number;
+        i--;
+      }
+      acks[i] = tick;
+    }
+    return this.tickCount - (acks[this.quorum - 1] as number) < this.leaseTicks;
   }
 
   /** A heartbeat answer for round r confirms leadership for every read of round r or before. */
