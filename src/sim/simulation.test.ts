@@ -91,7 +91,7 @@ describe("simulator: negative controls are caught", () => {
 
   test("a raw client history of async-primary, timeouts and all, is not linearizable", () => {
     // The checker on the history exactly as clients saw it (what --history-out writes).
-    const result = runSimulation({ protocol: asyncPrimary, seed: 8, faults: ["crash"] });
+    const result = runSimulation({ protocol: asyncPrimary, seed: 1, faults: ["crash"] });
     assert.equal(checkLinearizability(result.history).verdict, "violation");
   });
 
@@ -113,11 +113,11 @@ describe("simulator: negative controls are caught", () => {
 
 describe("simulator: failure reports", () => {
   test("a failure carries the story, the last events and the seed's parameters", () => {
-    const result = runSimulation({ protocol: asyncPrimary, seed: 5 });
+    const result = runSimulation({ protocol: asyncPrimary, seed: 1 });
     assert.notEqual(result.failure, null);
     assert.ok(result.notableTail.some((line) => /CRASHED|partition|became leader/.test(line)));
     assert.ok(result.traceTail.length > 0);
-    assert.equal(result.params.seed, 5);
+    assert.equal(result.params.seed, 1);
   });
 });
 

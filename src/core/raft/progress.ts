@@ -18,6 +18,8 @@ export class Progress {
   state: ProgressState = "probe";
   /** In probe state: an append is outstanding, so wait for its answer or a heartbeat. */
   probeSent = false;
+  /** The highest commit index sent to this follower in an append. */
+  sentCommit = 0;
   /** The match when the follower last answered a heartbeat (to spot a stalled pipeline). */
   matchAtLastHeartbeat = 0;
   /** The leader's tick at which it sent the latest heartbeat this follower acknowledged (leases). */

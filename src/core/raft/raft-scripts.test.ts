@@ -102,16 +102,21 @@ describe("scripted scenarios: elections", () => {
   node 1: leader term=1 leader=1 commit=1
   3->1 append ok term=1 match=1 afterPersist
 
-# The next heartbeat carries the commit index (capped at what each follower is known to
-# hold), so the followers commit index 1 too.
+# The commit index moved, so the leader tells each idle follower at once with an empty
+# append (the heartbeat carries it too, capped at what each follower is known to hold):
+# the followers commit index 1 as well.
 > tick 1
 > stabilize
-  1->2 heartbeat term=1 commit=1
+  1->2 append term=1 prev=1@1 entries=0 commit=1
   node 2: follower term=1 leader=1 commit=1
-  1->3 heartbeat term=1 commit=1
+  1->3 append term=1 prev=1@1 entries=0 commit=1
   node 3: follower term=1 leader=1 commit=1
+  1->2 heartbeat term=1 commit=1
+  1->3 heartbeat term=1 commit=1
   2->1 heartbeat ok term=1
+  2->1 append ok term=1 match=1 afterPersist
   3->1 heartbeat ok term=1
+  3->1 append ok term=1 match=1 afterPersist
 > status
   node 1: leader term=1 leader=1 commit=1 last=1
   node 2: follower term=1 leader=1 commit=1 last=1
@@ -154,16 +159,20 @@ describe("scripted scenarios: replication", () => {
   node 1: leader term=1 leader=1 commit=2
   3->1 append ok term=1 match=2 afterPersist
 
-# Nothing leaves when the leader's commit index moves: the followers learn it from the
-# next heartbeat (5.3: the leader includes its commit index in future AppendEntries,
-# heartbeats included).
+# When the leader's commit index moves, each follower with nothing in flight gets an empty
+# append carrying it (5.3: the leader includes its commit index in AppendEntries), so it
+# applies without waiting for the next heartbeat.
 > deliver
+  1->2 append term=1 prev=2@1 entries=0 commit=2
+  node 2: follower term=1 leader=1 commit=2
+  1->3 append term=1 prev=2@1 entries=0 commit=2
+  node 3: follower term=1 leader=1 commit=2
 > tick 1
 > stabilize
+  2->1 append ok term=1 match=2 afterPersist
+  3->1 append ok term=1 match=2 afterPersist
   1->2 heartbeat term=1 commit=2
-  node 2: follower term=1 leader=1 commit=2
   1->3 heartbeat term=1 commit=2
-  node 3: follower term=1 leader=1 commit=2
   2->1 heartbeat ok term=1
   3->1 heartbeat ok term=1
 
@@ -175,12 +184,16 @@ describe("scripted scenarios: replication", () => {
   2->1 append ok term=1 match=4 afterPersist
   node 1: leader term=1 leader=1 commit=4
   3->1 append ok term=1 match=4 afterPersist
+  1->2 append term=1 prev=4@1 entries=0 commit=4
+  node 2: follower term=1 leader=1 commit=4
+  1->3 append term=1 prev=4@1 entries=0 commit=4
+  node 3: follower term=1 leader=1 commit=4
+  2->1 append ok term=1 match=4 afterPersist
+  3->1 append ok term=1 match=4 afterPersist
 > tick 1
 > stabilize
   1->2 heartbeat term=1 commit=4
-  node 2: follower term=1 leader=1 commit=4
   1->3 heartbeat term=1 commit=4
-  node 3: follower term=1 leader=1 commit=4
   2->1 heartbeat ok term=1
   3->1 heartbeat ok term=1
 > status
@@ -211,7 +224,7 @@ describe("scripted scenarios: replication", () => {
 
 # Node 3 now follows node 1: it forwards the command instead of appending it (only a
 # leader appends new entries, 5.3). The leader takes it like its own client's: append,
-# replicate, commit on a majority's acknowledgement, spread the commit by heartbeat.
+# replicate, commit on a majority's acknowledgement, spread the commit by empty append.
 > propose 3 "via-follower"
 > deliver
   3->1 forwarded proposal term=1 count=1
@@ -224,12 +237,16 @@ describe("scripted scenarios: replication", () => {
   3->1 append ok term=1 match=2 afterPersist
 > tick 1
 > stabilize
-  1->2 heartbeat term=1 commit=2
+  1->2 append term=1 prev=2@1 entries=0 commit=2
   node 2: follower term=1 leader=1 commit=2
-  1->3 heartbeat term=1 commit=2
+  1->3 append term=1 prev=2@1 entries=0 commit=2
   node 3: follower term=1 leader=1 commit=2
+  1->2 heartbeat term=1 commit=2
+  1->3 heartbeat term=1 commit=2
   2->1 heartbeat ok term=1
+  2->1 append ok term=1 match=2 afterPersist
   3->1 heartbeat ok term=1
+  3->1 append ok term=1 match=2 afterPersist
 > status
   node 1: leader term=1 leader=1 commit=2 last=2
   node 2: follower term=1 leader=1 commit=2 last=2
@@ -278,10 +295,12 @@ describe("scripted scenarios: replication", () => {
   2->3 append term=2 prev=2@2 entries=1[3..3] commit=2
   3->2 append ok term=2 match=3 afterPersist
   node 2: leader term=2 leader=2 commit=3
+  2->3 append term=2 prev=3@2 entries=0 commit=3
+  node 3: follower term=2 leader=2 commit=3
+  3->2 append ok term=2 match=3 afterPersist
 > tick 2
 > stabilize
   2->3 heartbeat term=2 commit=3
-  node 3: follower term=2 leader=2 commit=3
   2->1 heartbeat term=2 commit=0 (dropped: partitioned)
   3->2 heartbeat ok term=2
 > status
@@ -362,6 +381,9 @@ describe("scripted scenarios: replication", () => {
   2->3 append term=2 prev=2@2 entries=20[3..22] commit=2
   3->2 append ok term=2 match=22 afterPersist
   node 2: leader term=2 leader=2 commit=22
+  2->3 append term=2 prev=22@2 entries=0 commit=22
+  node 3: follower term=2 leader=2 commit=22
+  3->2 append ok term=2 match=22 afterPersist
 
 # Node 2 crashes and restarts (its disk keeps everything), and node 3 wins term 3 with
 # node 2's vote. A leader starts out assuming each follower's log matches its own, so
@@ -524,6 +546,12 @@ describe("scripted scenarios: linearizable reads (ReadIndex, thesis 6.4)", () =>
   2->1 append ok term=1 match=2 afterPersist
   node 1: leader term=1 leader=1 commit=2
   3->1 append ok term=1 match=2 afterPersist
+  1->2 append term=1 prev=2@1 entries=0 commit=2
+  node 2: follower term=1 leader=1 commit=2
+  1->3 append term=1 prev=2@1 entries=0 commit=2
+  node 3: follower term=1 leader=1 commit=2
+  2->1 append ok term=1 match=2 afterPersist
+  3->1 append ok term=1 match=2 afterPersist
 
 # Node 2 forwards its client's read to the leader.
 > read 2 9
@@ -533,12 +561,10 @@ describe("scripted scenarios: linearizable reads (ReadIndex, thesis 6.4)", () =>
 # The leader has committed an entry of its term, so its commit index (2) is the read
 # index. It starts a heartbeat round tagged with a read round: answers from a majority
 # prove it still led when the read arrived, so no newer leader can have committed an
-# entry it lacks (thesis 6.4, steps 2 and 3). The heartbeat also carries commit 2.
+# entry it lacks (thesis 6.4, steps 2 and 3). The followers already know commit 2.
 > deliver
   1->2 heartbeat term=1 commit=2 read-round=1
-  node 2: follower term=1 leader=1 commit=2
   1->3 heartbeat term=1 commit=2 read-round=1
-  node 3: follower term=1 leader=1 commit=2
 
 # The first answer makes a majority with the leader itself and releases the read; the
 # second is not needed.
@@ -547,7 +573,7 @@ describe("scripted scenarios: linearizable reads (ReadIndex, thesis 6.4)", () =>
   3->1 heartbeat ok term=1 read-round=1
 
 # The leader returns the read index to node 2, which may serve the read once it has
-# applied index 2 (step 4). The heartbeat already brought node 2's commit to 2.
+# applied index 2 (step 4). The empty append after the commit brought node 2 there.
 > deliver
   1->2 read index term=1 request=9 index=2
   node 2: read-state request=9 index=2
@@ -617,7 +643,8 @@ describe("scripted scenarios: linearizable reads (ReadIndex, thesis 6.4)", () =>
 # The first acknowledgement commits index 1, an entry of the leader's term. Now the
 # waiting read takes the commit index, 1, and starts its confirmation round. Node 3's
 # acknowledgement is processed after that round left, so its heartbeat carries commit 0:
-# a heartbeat never carries a commit index past what the follower is known to hold.
+# a heartbeat never carries a commit index past what the follower is known to hold. The
+# empty appends then bring both followers' commit to 1.
 > deliver
   2->1 append ok term=1 match=1 afterPersist
   node 1: leader term=1 leader=1 commit=1
@@ -626,11 +653,16 @@ describe("scripted scenarios: linearizable reads (ReadIndex, thesis 6.4)", () =>
   1->2 heartbeat term=1 commit=1 read-round=1
   node 2: follower term=1 leader=1 commit=1
   1->3 heartbeat term=1 commit=0 read-round=1
+  1->2 append term=1 prev=1@1 entries=0 commit=1
+  1->3 append term=1 prev=1@1 entries=0 commit=1
+  node 3: follower term=1 leader=1 commit=1
 
 # A majority confirms; the read index goes back to node 2.
 > deliver
   2->1 heartbeat ok term=1 read-round=1
+  2->1 append ok term=1 match=1 afterPersist
   3->1 heartbeat ok term=1 read-round=1
+  3->1 append ok term=1 match=1 afterPersist
 > deliver
   1->2 read index term=1 request=9 index=1
   node 2: read-state request=9 index=1
@@ -639,18 +671,10 @@ describe("scripted scenarios: linearizable reads (ReadIndex, thesis 6.4)", () =>
   });
 });
 
-// Behaviour that looks wrong, kept as runnable reproductions. Skipped so that `npm test`
-// stays green; remove the skip once the engine is fixed (src/core/raft/raft.ts).
-describe("known engine issues", () => {
+// Found by review, fixed, kept as regression tests.
+describe("regressions", () => {
   test(
-    "a follower whose appends were lost while it was being streamed to never catches up",
-    {
-      skip:
-        "5.3 says the leader retries AppendEntries indefinitely until every follower stores every entry. In the " +
-        "replicate state, sendAppend sends nothing when pr.next is past the last index (a heartbeat answer cannot " +
-        "trigger a resend), and lost appends keep their slots in the in-flight window until an acknowledgement " +
-        "frees them: once the window is full, the follower gets no append ever again from this leader.",
-    },
+    "a follower whose appends were lost while it was being streamed to still catches up (5.3: retry indefinitely)",
     () => {
       // A window of two appends makes the stall quick to reach; with the default 256 it
       // takes 256 appends lost to one follower (a partition under load).

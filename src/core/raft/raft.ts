@@ -211,8 +211,10 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
       case "heartbeat-response":
         return this.handleHeartbeatResponse(from, message);
       case "propose":
-        if (this.role === "leader") for (const data of message.data) this.appendProposal(data);
-        return; // a proposal that reaches a non-leader is dropped; its client times out
+        // A proposal that reaches a non-leader, or one over the uncommitted bound, is dropped;
+        // its client times out (the follower that forwarded it already said "accepted").
+        if (this.role === "leader") for (const data of message.data) if (this.admits(data)) this.appendProposal(data);
+        return;
       case "read-index":
         if (this.role === "leader") this.handleReadRequest(from, message.requestId);
         return;
@@ -228,7 +230,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
 
   propose(data: Uint8Array): Admission {
     if (this.role === "leader") {
-      if (this.uncommittedBytes > 0 && this.uncommittedBytes + data.length > this.config.uncommittedBytesMax) {
+      if (!this.admits(data)) {
         return { accepted: false, error: new OverloadedError(`${this.uncommittedBytes} uncommitted bytes; the limit is ${this.config.uncommittedBytesMax}`) };
       }
       this.appendProposal(data);
@@ -239,6 +241,11 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
       return { accepted: true };
     }
     return { accepted: false, error: new NotLeaderError(this.lead) };
+  }
+
+  /** The uncommitted-log bound (one entry always fits, however large, so none is stuck). */
+  private admits(data: Uint8Array): boolean {
+    return this.uncommittedBytes === 0 || this.uncommittedBytes + data.length <= this.config.uncommittedBytesMax;
   }
 
   readIndex(requestId: number): Admission {
@@ -267,6 +274,9 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   // ---- elections (section 5.2, thesis 9.6) ----
 
   private campaign(preVote: boolean): void {
+    // Section 5.2: every election starts a fresh randomized timeout, so candidates that
+    // collided once are unlikely to collide again.
+    this.resetElectionTimer();
     if (preVote) {
       this.role = "precandidate";
       this.lead = null;
@@ -562,8 +572,13 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
       return this.sendSnapshotChunk(to, pr);
     }
     const entries = pr.next <= this.log.lastIndex ? this.log.slice(pr.next, this.log.lastIndex, this.config.entriesPerMessageMax, this.config.bytesPerMessageMax) : [];
-    if (entries.length === 0 && pr.state === "replicate") return false;
+    // In replicate state an empty append is worth sending only to tell an idle follower a
+    // new commit index (so it applies, and serves follower reads, without waiting for a
+    // heartbeat).
+    const commitNews = pr.inflight.count === 0 && pr.sentCommit < this.log.commitIndex;
+    if (entries.length === 0 && pr.state === "replicate" && !commitNews) return false;
     this.send(to, { type: "append", term: this.term, prevIndex, prevTerm, entries, commit: this.log.commitIndex });
+    pr.sentCommit = Math.max(pr.sentCommit, this.log.commitIndex);
     const last = entries[entries.length - 1];
     if (pr.state === "replicate" && last !== undefined) {
       pr.next = last.index + 1;
