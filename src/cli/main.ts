@@ -1,6 +1,7 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { FAULT_CLASSES } from "../sim/params.js";
 import { PROTOCOLS } from "../sim/protocols.js";
+import { SCENARIO_NAMES, SCENARIOS } from "../sim/scenarios.js";
 import { checkCommand } from "./check-command.js";
 import { demoCommand } from "./demo-command.js";
 import { defaultWorkers, listMutants, parseFaults, simCommand, UsageError } from "./sim-command.js";
@@ -28,13 +29,14 @@ function buildProgram(setExitCode: (code: number) => void): Command {
     .option("--list-mutants", "list every protocol's mutants and exit", false)
     .option("--seeds <n>", "number of seeds to run (default 100, or 1 with --seed)", integer("--seeds", 1))
     .option("--seed <s>", "first seed (default: random, printed)", integer("--seed", 0))
-    .option("--faults <list>", `fault classes: all, none, or a list of ${FAULT_CLASSES.join(",")}`, "all")
+    .addOption(new Option("--scenario <name>", "what the nemesis does (see synod scenarios); random: each seed picks one").choices([...SCENARIO_NAMES]).default("random"))
+    .option("--faults <list>", `fault classes: all, none, or a list of ${FAULT_CLASSES.join(",")} (default: each scenario's own)`)
     .option("--json", "print a JSON report on stdout (progress and summary go to stderr)", false)
     .option("--history-out <file>", "write the client history of the first failing seed (else the last) as JSON")
     .option("--trace-out <file>", "write every event of the first failing seed (else the last) to a file")
     .option("--workers <n>", "worker threads", integer("--workers", 1), defaultWorkers())
     .option("--verbose", "print the trace of every failure, not only the first few", false)
-    .action(async (opts: { protocol?: string; mutant?: string; listMutants: boolean; seeds?: number; seed?: number; faults: string; json: boolean; historyOut?: string; traceOut?: string; workers: number; verbose: boolean }) => {
+    .action(async (opts: { protocol?: string; mutant?: string; listMutants: boolean; seeds?: number; seed?: number; faults?: string; scenario: string; json: boolean; historyOut?: string; traceOut?: string; workers: number; verbose: boolean }) => {
       if (opts.listMutants) {
         process.stdout.write(listMutants());
         return;
@@ -46,7 +48,8 @@ function buildProgram(setExitCode: (code: number) => void): Command {
           ...(opts.mutant === undefined ? {} : { mutant: opts.mutant }),
           ...(opts.seeds === undefined ? {} : { seeds: opts.seeds }),
           ...(opts.seed === undefined ? {} : { seed: opts.seed }),
-          faults: parseFaults(opts.faults),
+          faults: opts.faults === undefined ? null : parseFaults(opts.faults),
+          scenario: opts.scenario,
           json: opts.json,
           ...(opts.historyOut === undefined ? {} : { historyOut: opts.historyOut }),
           ...(opts.traceOut === undefined ? {} : { traceOut: opts.traceOut }),
@@ -61,6 +64,14 @@ function buildProgram(setExitCode: (code: number) => void): Command {
     .description("list the protocols the simulator can run")
     .action(() => {
       for (const factory of PROTOCOLS.values()) process.stdout.write(`${factory.name.padEnd(15)} ${factory.description}\n`);
+    });
+
+  program
+    .command("scenarios")
+    .description("list the simulator's scenarios (sim --scenario NAME)")
+    .action(() => {
+      process.stdout.write(`${"random".padEnd(28)} each seed picks one of the scenarios below (the default)\n`);
+      for (const scenario of SCENARIOS) process.stdout.write(`${scenario.name.padEnd(28)} ${scenario.description}\n`);
     });
 
   program

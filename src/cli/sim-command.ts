@@ -14,7 +14,9 @@ export interface SimCommandOptions {
   readonly mutant?: string;
   readonly seeds?: number;
   readonly seed?: number;
-  readonly faults: readonly FaultClass[];
+  /** Null: each scenario's own fault classes. */
+  readonly faults: readonly FaultClass[] | null;
+  readonly scenario: string;
   readonly json: boolean;
   readonly historyOut?: string;
   readonly traceOut?: string;
@@ -57,7 +59,7 @@ export async function simCommand(options: SimCommandOptions): Promise<number> {
   const start = options.seed ?? randomInt(1, 2 ** 47);
   const seeds = Array.from({ length: count }, (_, i) => start + i);
   const log = options.json ? (text: string) => process.stderr.write(`${text}\n`) : (text: string) => process.stdout.write(`${text}\n`);
-  log(`synod sim: protocol ${options.protocol}${options.mutant === undefined ? "" : `, mutant ${options.mutant}`}, seeds ${start}..${start + count - 1}, faults ${options.faults.join(",") || "none"}`);
+  log(`synod sim: protocol ${options.protocol}${options.mutant === undefined ? "" : `, mutant ${options.mutant}`}, seeds ${start}..${start + count - 1}, scenario ${options.scenario}, faults ${options.faults === null ? "per scenario" : options.faults.join(",") || "none"}`);
 
   const results = await runSeeds(seeds, options);
   const failures = results.filter((r) => r.failure !== null).sort((a, b) => a.seed - b.seed);
@@ -75,7 +77,14 @@ export async function simCommand(options: SimCommandOptions): Promise<number> {
       // Runs are deterministic: run the chosen seed again, keeping every line this time.
       const factory = PROTOCOLS.get(options.protocol);
       if (factory === undefined) throw new UsageError(`unknown protocol "${options.protocol}"`);
-      const rerun = runSimulation({ protocol: factory, seed: chosen.seed, faults: options.faults, ...(options.mutant === undefined ? {} : { mutant: options.mutant }), fullTrace: true });
+      const rerun = runSimulation({
+        protocol: factory,
+        seed: chosen.seed,
+        scenario: options.scenario,
+        ...(options.faults === null ? {} : { faults: options.faults }),
+        ...(options.mutant === undefined ? {} : { mutant: options.mutant }),
+        fullTrace: true,
+      });
       writeFileSync(options.traceOut, [...describeParams(rerun.params), ...rerun.trace].join("\n") + "\n");
       log(`full trace of seed ${chosen.seed} (${rerun.trace.length} lines) written to ${options.traceOut}`);
     }
@@ -85,6 +94,7 @@ export async function simCommand(options: SimCommandOptions): Promise<number> {
       protocol: options.protocol,
       mutant: options.mutant ?? null,
       faults: options.faults,
+      scenario: options.scenario,
       seeds: { first: start, count },
       passed: results.length - failures.length,
       failed: failures.length,
@@ -92,8 +102,9 @@ export async function simCommand(options: SimCommandOptions): Promise<number> {
         .sort((a, b) => a.seed - b.seed)
         .map((r) => ({
           seed: r.seed,
+          scenario: r.params.scenario,
           passed: r.failure === null,
-          ...(r.failure === null ? {} : { checker: r.failure.checker, message: r.failure.message, reproduce: reproduceCommand(r.protocol, r.seed, r.params.faults, r.mutant) }),
+          ...(r.failure === null ? {} : { checker: r.failure.checker, message: r.failure.message, reproduce: reproduceCommand(r) }),
           stats: r.stats,
         })),
     };
@@ -120,7 +131,7 @@ export async function simCommand(options: SimCommandOptions): Promise<number> {
 
 function runSeeds(seeds: readonly number[], options: SimCommandOptions): Promise<SimResult[]> {
   const workerCount = Math.max(1, Math.min(options.workers, seeds.length));
-  const setup: WorkerSetup = { protocol: options.protocol, mutant: options.mutant ?? null, faults: options.faults, keepHistory: options.historyOut !== undefined };
+  const setup: WorkerSetup = { protocol: options.protocol, mutant: options.mutant ?? null, faults: options.faults, scenario: options.scenario, keepHistory: options.historyOut !== undefined };
   const bar = new cliProgress.SingleBar(
     { format: "  {bar} {value}/{total} seeds | {failed} failed | {duration_formatted}", hideCursor: true, clearOnComplete: true, stream: process.stderr },
     cliProgress.Presets.shades_classic,

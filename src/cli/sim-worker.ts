@@ -8,7 +8,9 @@ import type { FaultClass } from "../sim/params.js";
 export interface WorkerSetup {
   readonly protocol: string;
   readonly mutant: string | null;
-  readonly faults: readonly FaultClass[];
+  /** Null: each scenario's own fault classes. */
+  readonly faults: readonly FaultClass[] | null;
+  readonly scenario: string;
   readonly keepHistory: boolean;
 }
 
@@ -17,6 +19,12 @@ const protocol = PROTOCOLS.get(setup.protocol);
 if (protocol === undefined) throw new Error(`unknown protocol ${setup.protocol}`);
 
 parentPort?.on("message", (seed: number) => {
-  const result = runSimulation({ protocol, seed, faults: setup.faults, ...(setup.mutant === null ? {} : { mutant: setup.mutant }) });
+  const result = runSimulation({
+    protocol,
+    seed,
+    scenario: setup.scenario,
+    ...(setup.faults === null ? {} : { faults: setup.faults }),
+    ...(setup.mutant === null ? {} : { mutant: setup.mutant }),
+  });
   parentPort?.postMessage(setup.keepHistory ? result : { ...result, history: [] });
 });

@@ -12,6 +12,8 @@ export interface LinkModel {
   /** Chance of a much longer delay, which reorders the packet behind later ones. */
   readonly longDelayProbability: number;
   readonly longDelayMaxMicros: number;
+  /** Deliver in the order sent, like one TCP connection (no drop, no long delay). */
+  readonly fifo?: boolean;
 }
 
 export const RELIABLE_LINK: LinkModel = Object.freeze({
@@ -21,6 +23,7 @@ export const RELIABLE_LINK: LinkModel = Object.freeze({
   duplicateProbability: 0,
   longDelayProbability: 0,
   longDelayMaxMicros: 0,
+  fifo: true,
 });
 
 export type PartitionShape =
@@ -69,6 +72,15 @@ export class Partition {
         this.cut(b, a);
       }
     }
+  }
+
+  /** Replaces the current partition: nodes talk only within their group. */
+  applyGroups(groups: readonly (readonly NodeId[])[]): void {
+    this.heal();
+    for (let i = 0; i < groups.length; i++) {
+      for (let j = i + 1; j < groups.length; j++) this.cutBoth(groups[i] as readonly NodeId[], groups[j] as readonly NodeId[]);
+    }
+    this.description = groups.map((g) => `{${g.join(",")}}`).join(" | ");
   }
 
   /** Replaces the current partition with a new one of `shape`. */

@@ -58,6 +58,8 @@ export class SimNode<M> {
   up = true;
   paused = false;
   incarnation = 0;
+  /** Snapshots installed from a leader, over every incarnation. */
+  snapshotsInstalled = 0;
   /** Counts pauses, so a timer set for one pause cannot end a later one. */
   pauses = 0;
   private readyInFlight: Ready<M, unknown> | null = null;
@@ -167,6 +169,7 @@ export class SimNode<M> {
     if (ready.snapshot !== null) {
       this.kv = KvStore.restore(ready.snapshot.data);
       this.appliedRequests = this.host.requestsThrough(ready.snapshot.index);
+      this.snapshotsInstalled++;
       this.host.trace(this.id, `installed the leader's snapshot at ${ready.snapshot.index}`);
     }
     for (const entry of ready.committedEntries) this.apply(entry);

@@ -27,12 +27,8 @@ export interface SimParams {
   readonly clientTimeoutMicros: number;
   /** How many of the clients roam (a random node per request) rather than stick to the leader. */
   readonly roamingClients: number;
-  /**
-   * The nemesis' style: "mixed" draws any enabled fault; "leader-churn" keeps deposing
-   * leaders — isolating or crashing the current one every few hundred milliseconds — to
-   * provoke the multi-election histories (Raft's Figure 8) where subtle bugs live.
-   */
-  readonly nemesis: "mixed" | "leader-churn";
+  /** The scenario the run plays (see scenarios.ts): its nemesis and its own checks. */
+  readonly scenario: string;
   readonly clientThinkMicrosMean: number;
   /** Share of operations by kind: get, put, delete, cas (cumulative thresholds are derived). */
   readonly opMix: { readonly get: number; readonly put: number; readonly delete: number; readonly cas: number };
@@ -50,9 +46,7 @@ export function deriveParams(seed: number, options: ParamOptions = {}): SimParam
   const prng = new Prng(seed);
   const faults = options.faults ?? FAULT_CLASSES;
   const has = (fault: FaultClass): boolean => faults.includes(fault);
-  const nemesis = (has("partition") || has("crash")) && prng.chance(0.3) ? "leader-churn" : "mixed";
-  // Five nodes make room for the multi-leader histories the churn nemesis is after.
-  const nodes = options.nodes ?? (nemesis === "leader-churn" ? prng.pick([3, 5, 5]) : prng.pick([3, 3, 5]));
+  const nodes = options.nodes ?? prng.pick([3, 3, 5]);
   const delayMinMicros = prng.int(50, 500);
   const nodeLink: LinkModel = {
     delayMinMicros,
@@ -81,7 +75,7 @@ export function deriveParams(seed: number, options: ParamOptions = {}): SimParam
     nodes,
     clients,
     roamingClients: prng.pick([0, Math.ceil(clients / 2), clients]),
-    nemesis,
+    scenario: "mixed",
     keys: prng.int(1, 5),
     tickMicros: 10_000,
     clockRates: Array.from({ length: nodes }, () => 1 + (prng.float() - 0.5) * 0.02),
@@ -93,7 +87,7 @@ export function deriveParams(seed: number, options: ParamOptions = {}): SimParam
     snapshotEveryEntries: prng.pick([0, 5, 20, 100]),
     faultPhaseMicros: prng.int(5, 15) * 1_000_000,
     healPhaseMicros: 5_000_000,
-    faultIntervalMicrosMean: nemesis === "leader-churn" ? prng.int(80, 300) * 1000 : prng.int(200, 1500) * 1000,
+    faultIntervalMicrosMean: prng.int(200, 1500) * 1000,
     faults,
     clientTimeoutMicros: prng.int(300, 1500) * 1000,
     clientThinkMicrosMean: prng.int(1, 20) * 1000,
@@ -107,11 +101,11 @@ export function describeParams(params: SimParams): string[] {
   const link = params.nodeLink;
   const ms = (micros: number): string => `${(micros / 1000).toFixed(1)}ms`;
   return [
-    `seed=${params.seed} nodes=${params.nodes} clients=${params.clients} keys=${params.keys}`,
+    `seed=${params.seed} scenario=${params.scenario} nodes=${params.nodes} clients=${params.clients} keys=${params.keys}`,
     `faults=${params.faults.join(",") || "none"}`,
     `network: delay=${ms(link.delayMinMicros)}+exp(${ms(link.delayMeanMicros)}) drop=${link.dropProbability} dup=${link.duplicateProbability} reorder=${link.longDelayProbability} (up to ${ms(link.longDelayMaxMicros)})`,
     `disk: fsync=${ms(params.fsyncMicrosMin)}+exp(${ms(params.fsyncMicrosMean)}) torn=${params.tornWriteProbability} snapshot-every=${params.snapshotEveryEntries || "never"}`,
-    `phases: fault=${ms(params.faultPhaseMicros)} heal=${ms(params.healPhaseMicros)} nemesis=${params.nemesis} fault-every~${ms(params.faultIntervalMicrosMean)}`,
+    `phases: fault=${ms(params.faultPhaseMicros)} heal=${ms(params.healPhaseMicros)} fault-every~${ms(params.faultIntervalMicrosMean)}`,
     `engine: ${params.engineTuning}`,
     `clients: roaming=${params.roamingClients}/${params.clients} timeout=${ms(params.clientTimeoutMicros)} think~${ms(params.clientThinkMicrosMean)} mix=get:${params.opMix.get},put:${params.opMix.put},delete:${params.opMix.delete},cas:${params.opMix.cas}`,
   ];

@@ -1,12 +1,14 @@
 import { describeParams } from "./params.js";
 import type { SimResult } from "./simulation.js";
-import { FAULT_CLASSES, type FaultClass } from "./params.js";
+import { FAULT_CLASSES } from "./params.js";
 
-/** The one command that reproduces a run. */
-export function reproduceCommand(protocol: string, seed: number, faults: readonly FaultClass[], mutant: string | null = null): string {
-  const allFaults = faults.length === FAULT_CLASSES.length && FAULT_CLASSES.every((f) => faults.includes(f));
-  const faultFlag = allFaults ? "" : ` --faults ${faults.length === 0 ? "none" : faults.join(",")}`;
-  return `npx synod sim --protocol ${protocol}${mutant === null ? "" : ` --mutant ${mutant}`} --seed ${seed}${faultFlag}`;
+/** The one command that reproduces a run: the seed and what was asked for. */
+export function reproduceCommand(result: Pick<SimResult, "protocol" | "seed" | "mutant" | "request">): string {
+  const faults = result.request.faults;
+  const allFaults = faults !== null && faults.length === FAULT_CLASSES.length && FAULT_CLASSES.every((f) => faults.includes(f));
+  const faultFlag = faults === null ? "" : ` --faults ${allFaults ? "all" : faults.length === 0 ? "none" : faults.join(",")}`;
+  const scenarioFlag = result.request.scenario === "random" ? "" : ` --scenario ${result.request.scenario}`;
+  return `npx synod sim --protocol ${result.protocol}${result.mutant === null ? "" : ` --mutant ${result.mutant}`}${scenarioFlag} --seed ${result.seed}${faultFlag}`;
 }
 
 /** A failed run, for a person: what failed, the parameters, how it ended, how to rerun it. */
@@ -20,7 +22,7 @@ export function describeFailure(result: SimResult, options: { traceLines: number
   ];
   if (options.brief === true) {
     if (result.notableTail.length > 0) lines.push("  how it ended:", ...result.notableTail.slice(-options.traceLines).map((line) => `    ${line}`));
-    lines.push(`  reproduce: ${reproduceCommand(result.protocol, result.seed, result.params.faults, result.mutant)}`);
+    lines.push(`  reproduce: ${reproduceCommand(result)}`);
     return lines.join("\n");
   }
   lines.push("  parameters:", ...describeParams(result.params).map((line) => `    ${line}`));
@@ -32,6 +34,6 @@ export function describeFailure(result: SimResult, options: { traceLines: number
     lines.push("  the last events, every message included:");
     for (const line of result.traceTail.slice(-Math.ceil(options.traceLines / 2))) lines.push(`    ${line}`);
   }
-  lines.push(`  reproduce: ${reproduceCommand(result.protocol, result.seed, result.params.faults, result.mutant)}`);
+  lines.push(`  reproduce: ${reproduceCommand(result)}`);
   return lines.join("\n");
 }

@@ -11,9 +11,10 @@ import { InvariantViolation } from "./check/violation.js";
 import { SimDisk } from "./disk.js";
 import { describeOperation, formatTime, type Operation } from "./history.js";
 import type { ClientRequest, ClientResponse } from "./messages.js";
-import { packetDelays, Partition, PARTITION_SHAPES, RELIABLE_LINK, type LinkModel } from "./network.js";
+import { packetDelays, Partition, RELIABLE_LINK, type LinkModel } from "./network.js";
 import { requestKey, SimNode, type NodeHost } from "./node.js";
 import { deriveParams, type FaultClass, type SimParams } from "./params.js";
+import { findScenario, pickScenario, SCENARIO_NAMES, SCENARIOS, type Scenario, type ScenarioContext } from "./scenarios.js";
 import { Scheduler } from "./scheduler.js";
 import { Trace } from "./trace.js";
 import { SimClient } from "./workload.js";
@@ -29,6 +30,12 @@ export interface SimOptions {
    * that the others catch a fault on their own.
    */
   readonly disabledCheckers?: readonly ("lost-write" | "linearizability" | "liveness")[];
+  /**
+   * A scenario by name (see scenarios.ts), or "random" (the default): the seed picks one
+   * from the whole catalogue — or "mixed" when `faults` narrows the fault classes or the
+   * protocol runs on a fixed cluster size.
+   */
+  readonly scenario?: string;
   /** Keep every trace line and return them all in `trace` (slower; for reading one run). */
   readonly fullTrace?: boolean;
 }
@@ -57,6 +64,8 @@ export interface SimResult {
   readonly seed: number;
   readonly protocol: string;
   readonly mutant: string | null;
+  /** What the run was asked for (null faults: the scenario's own), for reproducing it. */
+  readonly request: { readonly faults: readonly FaultClass[] | null; readonly scenario: string };
   readonly params: SimParams;
   readonly failure: SimFailure | null;
   readonly history: readonly Operation[];
@@ -115,6 +124,10 @@ class Simulation implements NodeHost<unknown> {
   private readonly leaderTermSeen = new Map<NodeId, number>();
   private readonly claims: ReadonlySet<EngineInvariant>;
   private readonly factory: EngineFactory<unknown, unknown>;
+  private readonly scenario: Scenario;
+  private readonly messageKinds = new Map<string, number>();
+  /** For FIFO links: when the last packet on each (from, to) link arrives. */
+  private readonly lastArrival = new Map<number, number>();
   private nodeLink: LinkModel;
   private clientLink: LinkModel;
   private failure: SimFailure | null = null;
@@ -146,6 +159,9 @@ class Simulation implements NodeHost<unknown> {
     this.prngFault = root.fork();
     this.prngEngine = root.fork();
     const prngClients = root.fork();
+    const scenario = chooseScenario(options, factory, root.fork());
+    this.scenario = scenario;
+    const scenarioParams = scenario.params === undefined || factory.fixedClusterSize !== undefined ? params : scenario.params(params, root.fork());
     let engineTuning = "defaults";
     if (factory.tuned !== undefined) {
       const tuned = factory.tuned(root.fork());
@@ -153,7 +169,7 @@ class Simulation implements NodeHost<unknown> {
       engineTuning = tuned.description;
     }
     this.factory = factory;
-    this.params = { ...params, engineTuning };
+    this.params = { ...scenarioParams, engineTuning, scenario: scenario.name };
     const nodeIds = Array.from({ length: this.params.nodes }, (_, i) => i + 1);
     this.partition = new Partition(nodeIds);
     this.nodeLink = this.params.nodeLink;
@@ -177,12 +193,26 @@ class Simulation implements NodeHost<unknown> {
 
   sendToPeer(from: NodeId, to: NodeId, message: unknown): void {
     this.messagesSent++;
+    if (this.scenario.countsMessages === true) {
+      const text = this.factory.describeMessage(message);
+      const end = text.indexOf(" term=");
+      const kind = end < 0 ? text : text.slice(0, end);
+      this.messageKinds.set(kind, (this.messageKinds.get(kind) ?? 0) + 1);
+    }
     if (this.partition.isBlocked(from, to)) {
       this.messagesDropped++;
       return;
     }
     const delays = packetDelays(this.nodeLink, this.prngNet);
     if (delays.length === 0) this.messagesDropped++;
+    if (this.nodeLink.fifo === true && delays.length > 0) {
+      // One connection per direction: a packet never overtakes the one sent before it.
+      const link = from * 65536 + to;
+      const arrival = Math.max(this.now() + (delays[0] ?? 0), (this.lastArrival.get(link) ?? 0) + 1);
+      this.lastArrival.set(link, arrival);
+      delays.length = 0;
+      delays.push(arrival - this.now());
+    }
     for (const delay of delays) {
       this.scheduler.after(delay, () => {
         const node = this.nodes.get(to);
@@ -289,92 +319,86 @@ class Simulation implements NodeHost<unknown> {
     return best === null ? null : best.id;
   }
 
-  private scheduleFault(): void {
-    const delay = this.prngFault.exponential(this.params.faultIntervalMicrosMean);
-    if (this.now() + delay >= this.healStartMicros) return;
-    this.scheduler.after(delay, () => {
-      this.injectFault();
-      this.scheduleFault();
-    });
-  }
-
-  private injectFault(): void {
-    if (this.params.nemesis === "leader-churn") {
-      this.deposeLeader();
-      return;
-    }
-    const classes = this.params.faults.filter((f) => f === "crash" || f === "pause" || (f === "partition" && this.params.nodes > 1));
-    if (classes.length === 0) return;
-    const fault = this.prngFault.pick(classes);
-    const upNodes = [...this.nodes.values()].filter((n) => n.up);
-    this.faultsInjected++;
-    switch (fault) {
-      case "partition": {
-        if (this.partition.active && this.prngFault.chance(0.4)) {
-          this.partition.heal();
-          this.notableEvent("nemesis", "partition healed");
-          return;
-        }
-        const shape = this.prngFault.pick(PARTITION_SHAPES);
-        this.partition.apply(shape, this.prngFault, this.currentLeader());
-        this.notableEvent("nemesis", `partition: ${this.partition.description}`);
-        return;
-      }
-      case "crash": {
-        if (upNodes.length === 0) return;
-        const leader = this.currentLeader();
-        const victim = leader !== null && this.prngFault.chance(0.5) ? (this.nodes.get(leader) as SimNode<unknown>) : this.prngFault.pick(upNodes);
-        // Half the crashes strike at once, half inside the victim's next fsync.
-        if (this.prngFault.chance(0.5)) this.crashAndRestartLater(victim, "now");
-        else {
-          this.crashArmed.add(victim.id);
-          this.note(`node ${victim.id}`, "will crash during its next fsync");
-        }
-        return;
-      }
-      case "pause": {
-        const candidates = upNodes.filter((n) => !n.paused);
-        if (candidates.length === 0) return;
-        const victim = this.prngFault.pick(candidates);
+  /** What the scenario's nemesis and checks may do and see. */
+  private context(): ScenarioContext {
+    const node = (id: NodeId): SimNode<unknown> => {
+      const found = this.nodes.get(id);
+      if (found === undefined) throw new Error(`scenario ${this.scenario.name}: no node ${id}`);
+      return found;
+    };
+    return {
+      params: this.params,
+      prng: this.prngFault,
+      nodeIds: [...this.nodes.keys()],
+      now: () => this.now(),
+      during: (delay, action) => {
+        if (this.now() + delay >= this.healStartMicros) return;
+        this.scheduler.after(delay, () => {
+          if (!this.healed) action();
+        });
+      },
+      repeat: (mean, action) => {
+        const next = (): void => {
+          const delay = this.prngFault.exponential(mean);
+          if (this.now() + delay >= this.healStartMicros) return;
+          this.scheduler.after(delay, () => {
+            if (this.healed) return;
+            this.faultsInjected++;
+            action();
+            next();
+          });
+        };
+        next();
+      },
+      leader: () => this.currentLeader(),
+      isUp: (id) => node(id).up,
+      status: (id) => (node(id).up ? node(id).engine.status() : null),
+      crash: (id, restart = "later") => {
+        const victim = node(id);
+        if (!victim.up) return;
+        if (restart === "later") this.crashAndRestartLater(victim, "now");
+        else this.crash(victim, "now");
+      },
+      armCrash: (id) => {
+        if (!node(id).up) return;
+        this.crashArmed.add(id);
+        this.note(`node ${id}`, "will crash during its next fsync");
+      },
+      restart: (id) => {
+        if (!node(id).up) this.restart(node(id));
+      },
+      pause: (id, micros) => {
+        const victim = node(id);
+        if (!victim.up || victim.paused) return;
         victim.pause();
         const pause = victim.pauses;
-        this.notableEvent(`node ${victim.id}`, "paused");
-        this.scheduler.after(this.prngFault.int(50_000, 2_000_000), () => {
+        this.notableEvent(`node ${id}`, "paused");
+        this.scheduler.after(micros, () => {
           if (!this.healed && victim.pauses === pause) this.resume(victim);
         });
-        return;
-      }
-    }
-  }
-
-  /** The leader-churn nemesis: isolate or crash whoever leads now, or heal. */
-  private deposeLeader(): void {
-    const leader = this.currentLeader();
-    this.faultsInjected++;
-    const canPartition = this.params.faults.includes("partition") && this.params.nodes > 1;
-    const canCrash = this.params.faults.includes("crash");
-    const roll = this.prngFault.float();
-    if (leader === null || (this.partition.active && roll < 0.4)) {
-      if (this.partition.active) {
+      },
+      partition: (shape) => {
+        this.partition.apply(shape, this.prngFault, this.currentLeader());
+        this.notableEvent("nemesis", `partition: ${this.partition.description}`);
+      },
+      partitionGroups: (groups) => {
+        this.partition.applyGroups(groups);
+        this.notableEvent("nemesis", `partition: ${this.partition.description}`);
+      },
+      healPartition: () => {
+        if (!this.partition.active) return;
         this.partition.heal();
         this.notableEvent("nemesis", "partition healed");
-      }
-      return;
-    }
-    const node = this.nodes.get(leader) as SimNode<unknown>;
-    if (canPartition && (!canCrash || roll < 0.75)) {
-      this.partition.apply("isolate-leader", this.prngFault, leader);
-      this.notableEvent("nemesis", `partition: ${this.partition.description}`);
-      if (canCrash && this.prngFault.chance(0.5)) {
-        // The others are about to elect: a crash inside a voter's next fsync hits the
-        // durable vote, the write that one-vote-per-term rests on.
-        const voters = [...this.nodes.values()].filter((n) => n.up && n.id !== leader);
-        if (voters.length > 0) this.crashArmed.add(this.prngFault.pick(voters).id);
-      }
-    } else if (canCrash) {
-      if (this.prngFault.chance(0.5)) this.crashAndRestartLater(node, "now");
-      else this.crashArmed.add(node.id);
-    }
+      },
+      isPartitioned: () => this.partition.active,
+      messagesByKind: () => this.messageKinds,
+      messagesSent: () => this.messagesSent,
+      snapshotInstalls: (id) => node(id).snapshotsInstalled,
+      leaderTerms: () => this.leaderTerms,
+      fail: (message) => {
+        throw new InvariantViolation(`scenario ${this.scenario.name}`, message);
+      },
+    };
   }
 
   private crashAndRestartLater(node: SimNode<unknown>, when: string): void {
@@ -452,7 +476,7 @@ class Simulation implements NodeHost<unknown> {
       this.startTicks();
       this.startCheckpoints();
       for (const client of this.clients.values()) client.start();
-      this.scheduleFault();
+      this.scenario.start(this.context());
       this.scheduler.at(params.faultPhaseMicros, () => this.heal());
       this.scheduler.at(healEnd, () => {
         for (const client of this.clients.values()) client.stop();
@@ -474,6 +498,7 @@ class Simulation implements NodeHost<unknown> {
       seed: this.options.seed,
       protocol: this.options.protocol.name,
       mutant: this.options.mutant ?? null,
+      request: { faults: this.options.faults ?? null, scenario: this.options.scenario ?? "random" },
       params,
       failure: this.failure,
       history: this.history,
@@ -547,4 +572,16 @@ class Simulation implements NodeHost<unknown> {
       );
     }
   }
+}
+
+function chooseScenario(options: SimOptions, factory: EngineFactory<unknown, unknown>, prng: Prng): Scenario {
+  const name = options.scenario ?? "random";
+  if (name !== "random") {
+    const scenario = findScenario(name);
+    if (scenario === undefined) throw new Error(`no scenario "${name}"; choose one of: ${SCENARIO_NAMES.join(", ")}`);
+    return scenario;
+  }
+  // A narrowed fault list or a one-node control asks for exactly that: the mixed nemesis.
+  if (options.faults !== undefined || factory.fixedClusterSize !== undefined) return SCENARIOS[0] as Scenario;
+  return pickScenario(prng);
 }

@@ -1,4 +1,5 @@
 import { assert } from "../common/assert.js";
+import type { Snapshot } from "../engine/contract.js";
 
 /**
  * What a leader knows about one follower (thesis 10.2 / etcd-io/raft's Progress):
@@ -20,14 +21,15 @@ export class Progress {
   probeSent = false;
   /** The highest commit index sent to this follower in an append. */
   sentCommit = 0;
-  /** The match when the follower last answered a heartbeat (to spot a stalled pipeline). */
-  matchAtLastHeartbeat = 0;
+  /** The last index sent when the follower last answered a heartbeat (to spot a stalled pipeline). */
+  sentAtLastHeartbeat = 0;
   /** The leader's tick at which it sent the latest heartbeat this follower acknowledged (leases). */
   leaseAckTick = Number.NEGATIVE_INFINITY;
   /** Heard from since the last CheckQuorum round. */
   recentActive = false;
   readonly inflight: Inflight;
-  /** In snapshot state: the index of the snapshot being sent ... */
+  /** In snapshot state: the snapshot being sent, and its index ... */
+  snapshot: Snapshot | null = null;
   pendingSnapshot = 0;
   /** ... how many of its bytes the follower has acknowledged ... */
   snapshotAcked = 0;
@@ -42,14 +44,16 @@ export class Progress {
 
   becomeProbe(): void {
     this.state = "probe";
+    this.snapshot = null;
     this.next = this.match + 1;
     this.probeSent = false;
     this.inflight.reset();
   }
 
-  becomeSnapshot(index: number): void {
+  becomeSnapshot(snapshot: Snapshot): void {
     this.state = "snapshot";
-    this.pendingSnapshot = index;
+    this.snapshot = snapshot;
+    this.pendingSnapshot = snapshot.index;
     this.snapshotAcked = 0;
     this.snapshotChunkInFlight = false;
     this.snapshotStallTicks = 0;
@@ -59,6 +63,7 @@ export class Progress {
 
   becomeReplicate(): void {
     this.state = "replicate";
+    this.snapshot = null;
     this.next = this.match + 1;
     this.probeSent = false;
     this.inflight.reset();

@@ -165,15 +165,18 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   step(from: NodeId, message: RaftMessage): void {
     if (!this.voters.includes(from)) return; // not a member: ignore rather than trust
     if (message.term > this.term) {
-      if (message.type === "vote") {
+      const fromLeader = message.type === "append" || message.type === "heartbeat" || message.type === "snapshot";
+      if (!fromLeader && (message.type === "vote" || this.role !== "leader")) {
         // Thesis 4.2.3: while a leader is known to be alive, do not let a disruptive
-        // candidate (a removed or partitioned node) force a new term.
+        // candidate (a removed or partitioned node) force a new term. Any higher term not
+        // from a leader is ignored, not only a vote request: adopting it (say, from a late
+        // pre-vote rejection) would forget the leader, and with it the promise behind the
+        // leader's lease not to vote for another within an election timeout.
         const inLease = this.config.checkQuorum && (this.lead !== null || this.startupGuard) && this.electionElapsed < this.config.electionTicks;
         if (inLease) return;
       }
       const futureTermProbe = (message.type === "vote" && message.preVote) || (message.type === "vote-response" && message.preVote && message.granted);
       if (!futureTermProbe) {
-        const fromLeader = message.type === "append" || message.type === "heartbeat" || message.type === "snapshot";
         this.becomeFollower(message.term, fromLeader ? from : null);
       }
     } else if (message.term < this.term) {
@@ -453,6 +456,8 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     }
     let incoming = this.incoming;
     const same = incoming !== null && incoming.leaderTerm === message.term && incoming.index === message.index && incoming.term === message.snapshotTerm;
+    // A late chunk of an older snapshot from the same leader must not wipe the transfer in progress.
+    if (!same && incoming !== null && incoming.leaderTerm === message.term && message.index < incoming.index) return;
     if (!same) {
       incoming = null;
       this.incoming = null;
@@ -544,13 +549,15 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     if (pr === undefined) return;
     pr.recentActive = true;
     pr.probeSent = false;
-    if (pr.state === "replicate" && pr.inflight.count > 0 && pr.match === pr.matchAtLastHeartbeat && pr.match < this.log.lastIndex) {
-      // Appends are out but none was acknowledged over a whole heartbeat round: one was lost
-      // (or overtaken and rejected), and if it was the last, nothing else would reveal it.
-      // Probe again from the follower's match.
-      pr.becomeProbe();
+    if (pr.state === "replicate" && pr.match < pr.sentAtLastHeartbeat) {
+      // An append that was already out at the previous heartbeat answer is still not
+      // acknowledged. It may be slow (a follower's fsync), or lost — and if it was the last,
+      // nothing else would reveal it. Ask about the tail with an empty append: the follower
+      // accepts it if it holds everything sent, and rejects it (sending this follower back
+      // to probe) if something is missing.
+      this.sendTailProbe(from, pr);
     }
-    pr.matchAtLastHeartbeat = pr.match;
+    pr.sentAtLastHeartbeat = pr.next - 1;
     if (pr.match < this.log.lastIndex) this.sendAppend(from);
     if (message.readRound > 0) {
       const sentAt = this.roundSentAt.get(message.readRound);
@@ -587,11 +594,26 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     return true;
   }
 
-  /** Sends the next chunk of the latest snapshot, unless one is unanswered. */
+  private sendTailProbe(to: NodeId, pr: Progress): void {
+    const prevIndex = pr.next - 1;
+    const prevTerm = this.log.term(prevIndex);
+    if (prevTerm === null) {
+      pr.becomeProbe(); // compacted meanwhile: the next append becomes a snapshot
+      return;
+    }
+    this.send(to, { type: "append", term: this.term, prevIndex, prevTerm, entries: [], commit: this.log.commitIndex });
+    pr.sentCommit = Math.max(pr.sentCommit, this.log.commitIndex);
+  }
+
+  /** Sends the next chunk of the snapshot being sent, unless one is unanswered. */
   private sendSnapshotChunk(to: NodeId, pr: Progress): boolean {
-    const snapshot = this.snapshot;
-    assert(snapshot !== null, "a follower needs a snapshot but the leader has none");
-    if (pr.state !== "snapshot" || pr.pendingSnapshot !== snapshot.index) pr.becomeSnapshot(snapshot.index);
+    if (pr.state !== "snapshot" || pr.snapshot === null) {
+      // A transfer sends the snapshot it started with to the end, even if the leader
+      // compacts again meanwhile: restarting it on every compaction could starve a follower.
+      assert(this.snapshot !== null, "a follower needs a snapshot but the leader has none");
+      pr.becomeSnapshot(this.snapshot);
+    }
+    const snapshot = pr.snapshot as Snapshot;
     if (pr.snapshotChunkInFlight) return false;
     const offset = Math.min(pr.snapshotAcked, snapshot.data.length);
     const chunk = snapshot.data.subarray(offset, Math.min(snapshot.data.length, offset + this.config.snapshotChunkBytes));

@@ -1,0 +1,576 @@
+/**
+ * Simulator scenarios: what the nemesis does during the fault phase, and what must hold
+ * besides the standard checkers (linearizability, no lost write, liveness after healing,
+ * and the engine invariants the protocol claims). Each scenario runs over many seeds;
+ * `random` — the default — lets each seed pick one, so a long run covers them all.
+ *
+ * The catalogue follows the classic Raft test suites (the paper's sections, the MIT
+ * 6.5840 labs, etcd-io/raft's tests): elections, agreement, failures, partitions, Figure 8,
+ * churn, snapshots — each as a fault schedule plus the property it is there to show.
+ */
+import type { Prng } from "../core/common/prng.js";
+import type { EngineStatus, NodeId } from "../core/engine/contract.js";
+import { PARTITION_SHAPES, RELIABLE_LINK, type LinkModel, type PartitionShape } from "./network.js";
+import type { FaultClass, SimParams } from "./params.js";
+
+/** What a scenario's nemesis and checks may do and see. Times are virtual microseconds. */
+export interface ScenarioContext {
+  readonly params: SimParams;
+  /** The fault stream: every random choice a scenario makes draws from it. */
+  readonly prng: Prng;
+  readonly nodeIds: readonly NodeId[];
+  now(): number;
+  /** Runs `action` after `delayMicros`, unless the fault phase has ended by then. */
+  during(delayMicros: number, action: () => void): void;
+  /** Runs `action` again and again, exp(`meanMicros`) apart, until the fault phase ends. */
+  repeat(meanMicros: number, action: () => void): void;
+  /** The up node leading the highest term, if any. */
+  leader(): NodeId | null;
+  isUp(id: NodeId): boolean;
+  status(id: NodeId): EngineStatus | null;
+  /** Crashes a node now; it restarts after a random 0.1–3 s unless `restart` is "never". */
+  crash(id: NodeId, restart?: "later" | "never"): void;
+  /** Crashes a node inside its next fsync (after its messages left, before its write is durable). */
+  armCrash(id: NodeId): void;
+  restart(id: NodeId): void;
+  pause(id: NodeId, micros: number): void;
+  partition(shape: PartitionShape): void;
+  /** Nodes talk only within their group. */
+  partitionGroups(groups: readonly (readonly NodeId[])[]): void;
+  healPartition(): void;
+  isPartitioned(): boolean;
+  /**
+   * Node-to-node messages sent so far, by kind: their description up to " term=" (for Raft
+   * "append", "append ok", "append rejected", "vote request", "pre-vote granted", ...).
+   */
+  messagesByKind(): ReadonlyMap<string, number>;
+  messagesSent(): number;
+  /** Snapshots each node installed from a leader, so far. */
+  snapshotInstalls(id: NodeId): number;
+  /** Leaderships seen so far (a node leading a term counts once). */
+  leaderTerms(): number;
+  /** Fails the run with a scenario-specific violation. */
+  fail(message: string): never;
+}
+
+export interface Scenario {
+  readonly name: string;
+  readonly description: string;
+  /** How often `random` picks it, relative to the others (0: only when asked for by name). */
+  readonly weight: number;
+  /** Whether its checks read `messagesByKind` (counting costs a description per message). */
+  readonly countsMessages?: boolean;
+  /** Adjusts the seed's parameters: cluster size, network, fault classes, snapshots. */
+  readonly params?: (params: SimParams, prng: Prng) => SimParams;
+  /** Starts the nemesis (it schedules its own events) and any checks of its own. */
+  readonly start: (ctx: ScenarioContext) => void;
+}
+
+// ---- parameter helpers ----
+
+const QUIET_LINK: LinkModel = RELIABLE_LINK;
+
+/** A network that delivers everything, promptly and in order-ish; no fault classes. */
+function reliable(params: SimParams): SimParams {
+  return { ...params, faults: [], nodeLink: QUIET_LINK, clientLink: QUIET_LINK };
+}
+
+/** A network that drops, duplicates and reorders, with long delays (up to 2 s). */
+function unreliable(params: SimParams, prng: Prng): SimParams {
+  const nodeLink: LinkModel = {
+    delayMinMicros: 100,
+    delayMeanMicros: prng.int(500, 3000),
+    dropProbability: prng.pick([0.02, 0.1]),
+    duplicateProbability: prng.pick([0.01, 0.05]),
+    longDelayProbability: prng.pick([0.02, 0.1]),
+    longDelayMaxMicros: prng.int(200_000, 2_000_000),
+  };
+  return { ...params, nodeLink, clientLink: { ...nodeLink, duplicateProbability: 0, dropProbability: nodeLink.dropProbability / 2 } };
+}
+
+function withNodes(params: SimParams, nodes: number, prng: Prng): SimParams {
+  if (params.nodes === nodes) return params;
+  return { ...params, nodes, clockRates: Array.from({ length: nodes }, () => 1 + (prng.float() - 0.5) * 0.02) };
+}
+
+function withFaults(params: SimParams, faults: readonly FaultClass[]): SimParams {
+  return { ...params, faults };
+}
+
+function quorum(ctx: ScenarioContext): number {
+  return Math.floor(ctx.nodeIds.length / 2) + 1;
+}
+
+function upCount(ctx: ScenarioContext): number {
+  return ctx.nodeIds.filter((id) => ctx.isUp(id)).length;
+}
+
+function followers(ctx: ScenarioContext): NodeId[] {
+  const leader = ctx.leader();
+  return ctx.nodeIds.filter((id) => id !== leader && ctx.isUp(id));
+}
+
+function countKinds(ctx: ScenarioContext, pattern: RegExp): number {
+  let count = 0;
+  for (const [kind, n] of ctx.messagesByKind()) if (pattern.test(kind)) count += n;
+  return count;
+}
+
+function maxCommit(ctx: ScenarioContext): number {
+  let max = 0;
+  for (const id of ctx.nodeIds) max = Math.max(max, ctx.status(id)?.commitIndex ?? 0);
+  return max;
+}
+
+/** Checks, `afterMicros` from now, that a leader other than `deposed` leads a higher term. */
+function expectNewLeader(ctx: ScenarioContext, deposed: NodeId, term: number, afterMicros: number): void {
+  ctx.during(afterMicros, () => {
+    const leader = ctx.leader();
+    const status = leader === null ? null : ctx.status(leader);
+    if (leader === null || leader === deposed || status === null || status.term <= term) {
+      ctx.fail(`no new leader ${afterMicros / 1000} ms after leader ${deposed} (term ${term}) was cut off with the majority still connected`);
+    }
+  });
+}
+
+// ---- the random nemeses ----
+
+/** Any enabled fault at random: partitions of every shape, crashes, pauses. */
+function mixedNemesis(ctx: ScenarioContext): void {
+  const classes = ctx.params.faults.filter((f) => f === "crash" || f === "pause" || (f === "partition" && ctx.nodeIds.length > 1));
+  if (classes.length === 0) return;
+  const prng = ctx.prng;
+  ctx.repeat(ctx.params.faultIntervalMicrosMean, () => {
+    const up = ctx.nodeIds.filter((id) => ctx.isUp(id));
+    switch (prng.pick(classes)) {
+      case "partition":
+        if (ctx.isPartitioned() && prng.chance(0.4)) ctx.healPartition();
+        else ctx.partition(prng.pick(PARTITION_SHAPES));
+        return;
+      case "crash": {
+        if (up.length === 0) return;
+        const leader = ctx.leader();
+        const victim = leader !== null && prng.chance(0.5) ? leader : prng.pick(up);
+        // Half the crashes strike at once, half inside the victim's next fsync.
+        if (prng.chance(0.5)) ctx.crash(victim);
+        else ctx.armCrash(victim);
+        return;
+      }
+      case "pause":
+        if (up.length > 0) ctx.pause(prng.pick(up), prng.int(50_000, 2_000_000));
+        return;
+      default:
+        return;
+    }
+  });
+}
+
+/** Keeps deposing leaders: isolate or crash whoever leads, every few hundred milliseconds. */
+function leaderChurnNemesis(ctx: ScenarioContext): void {
+  const canPartition = ctx.params.faults.includes("partition") && ctx.nodeIds.length > 1;
+  const canCrash = ctx.params.faults.includes("crash");
+  ctx.repeat(ctx.params.faultIntervalMicrosMean, () => {
+    const leader = ctx.leader();
+    const roll = ctx.prng.float();
+    if (leader === null || (ctx.isPartitioned() && roll < 0.4)) {
+      if (ctx.isPartitioned()) ctx.healPartition();
+      return;
+    }
+    if (canPartition && (!canCrash || roll < 0.75)) {
+      ctx.partition("isolate-leader");
+      if (canCrash && ctx.prng.chance(0.5)) {
+        // The others are about to elect: a crash inside a voter's next fsync hits the
+        // durable vote, the write that one-vote-per-term rests on.
+        const voters = followers(ctx).filter((id) => id !== leader);
+        if (voters.length > 0) ctx.armCrash(ctx.prng.pick(voters));
+      }
+    } else if (canCrash) {
+      if (ctx.prng.chance(0.5)) ctx.crash(leader);
+      else ctx.armCrash(leader);
+    }
+  });
+}
+
+/**
+ * Raft's Figure 8 history, generalised (as in the MIT labs' Figure 8 tests): leaders crash
+ * again and again soon after election, with the others restarted just often enough to keep a
+ * quorum sometimes up, so logs diverge across many terms and a new leader often holds
+ * entries of earlier terms it must not commit by counting.
+ */
+function figure8Nemesis(ctx: ScenarioContext): void {
+  ctx.repeat(ctx.prng.int(30_000, 150_000), () => {
+    const leader = ctx.leader();
+    if (leader !== null && ctx.prng.chance(0.6)) {
+      if (ctx.prng.chance(0.5)) ctx.crash(leader, "never");
+      else ctx.armCrash(leader);
+    }
+    if (upCount(ctx) < quorum(ctx) || ctx.prng.chance(0.3)) {
+      const down = ctx.nodeIds.filter((id) => !ctx.isUp(id));
+      if (down.length > 0) ctx.restart(ctx.prng.pick(down));
+    }
+  });
+}
+
+/** Any node crashes, restarts, is cut off or rejoins, every ~100 ms. */
+function churnNemesis(ctx: ScenarioContext): void {
+  ctx.repeat(100_000, () => {
+    const prng = ctx.prng;
+    const up = ctx.nodeIds.filter((id) => ctx.isUp(id));
+    const down = ctx.nodeIds.filter((id) => !ctx.isUp(id));
+    const roll = prng.float();
+    if (roll < 0.3 && up.length > 0) ctx.crash(prng.pick(up), "never");
+    else if (roll < 0.6 && down.length > 0) ctx.restart(prng.pick(down));
+    else if (roll < 0.8) ctx.partition(prng.pick(["isolate-one", "isolate-leader", "split"] as const));
+    else ctx.healPartition();
+  });
+}
+
+/** Crashes every node at once (some inside an fsync) and restarts them all soon after. */
+function restartAllNemesis(ctx: ScenarioContext): void {
+  ctx.repeat(1_500_000, () => {
+    for (const id of ctx.nodeIds) {
+      if (!ctx.isUp(id)) continue;
+      if (ctx.prng.chance(0.3)) ctx.armCrash(id);
+      else ctx.crash(id, "never");
+    }
+    ctx.during(ctx.prng.int(50_000, 500_000), () => {
+      for (const id of ctx.nodeIds) if (!ctx.isUp(id)) ctx.restart(id);
+    });
+  });
+}
+
+// ---- the catalogue ----
+
+export const SCENARIOS: readonly Scenario[] = [
+  {
+    name: "mixed",
+    description: "any enabled fault at random: partitions of every shape, crashes (half inside an fsync), pauses, over a lossy network",
+    weight: 12,
+    start: mixedNemesis,
+  },
+  {
+    name: "leader-churn",
+    description: "keeps deposing leaders, isolating or crashing whoever leads every few hundred ms, crashing voters inside the vote's fsync",
+    weight: 5,
+    params: (p, prng) => ({ ...withNodes(p, prng.pick([3, 5, 5]), prng), faultIntervalMicrosMean: prng.int(80, 300) * 1000 }),
+    start: leaderChurnNemesis,
+  },
+  {
+    name: "initial-election",
+    countsMessages: true,
+    description: "a healthy cluster elects one leader, within a message budget, and then no other (5.2)",
+    weight: 1,
+    params: (p) => reliable(p),
+    start: (ctx) => {
+      const n = ctx.nodeIds.length;
+      ctx.during(ctx.params.faultPhaseMicros - 1000, () => {
+        if (ctx.leaderTerms() !== 1) ctx.fail(`${ctx.leaderTerms()} leaderships on a healthy network; one election should have been enough`);
+        // PreVote and vote rounds: a request and an answer per peer, per candidate.
+        const electionMessages = countKinds(ctx, /^(pre-)?vote /);
+        const budget = 4 * (n - 1) * 2;
+        if (electionMessages > budget) ctx.fail(`the election took ${electionMessages} messages; the budget is ${budget} (two candidates' PreVote and vote rounds)`);
+      });
+    },
+  },
+  {
+    name: "reelection",
+    description: "a leader cut off from the rest is replaced within two seconds; it rejoins as a follower (5.2)",
+    weight: 1,
+    params: (p) => reliable(p),
+    start: (ctx) => {
+      // Cycles of 3 s: cut the leader off at 0.5 s, expect a successor by 2.5 s, heal at 2.6 s.
+      for (let cycle = 0; (cycle + 1) * 3_000_000 < ctx.params.faultPhaseMicros; cycle++) {
+        const t = cycle * 3_000_000;
+        ctx.during(t + 500_000, () => {
+          const leader = ctx.leader();
+          if (leader === null) return;
+          const term = ctx.status(leader)?.term ?? 0;
+          ctx.partition("isolate-leader");
+          expectNewLeader(ctx, leader, term, 2_000_000);
+        });
+        ctx.during(t + 2_600_000, () => ctx.healPartition());
+      }
+    },
+  },
+  {
+    name: "many-elections",
+    description: "random minorities cut off every ~300 ms; a majority always elects and serves",
+    weight: 1,
+    params: (p) => reliable(p),
+    start: (ctx) => {
+      ctx.repeat(300_000, () => {
+        const cut = ctx.prng.shuffle([...ctx.nodeIds]).slice(0, ctx.prng.int(0, quorum(ctx) - 1));
+        const rest = ctx.nodeIds.filter((id) => !cut.includes(id));
+        ctx.partitionGroups([rest, ...cut.map((id) => [id])]);
+      });
+    },
+  },
+  {
+    name: "basic-agreement",
+    countsMessages: true,
+    description: "no faults: every request succeeds, every node applies the same entries, within a message budget per entry (5.3)",
+    weight: 1,
+    params: (p) => reliable(p),
+    start: (ctx) => {
+      const n = ctx.nodeIds.length;
+      ctx.during(ctx.params.faultPhaseMicros - 1000, () => {
+        const committed = maxCommit(ctx);
+        // An entry costs an append and its answer per follower, plus at most as many again
+        // for the empty append that tells idle followers the new commit index.
+        const replication = countKinds(ctx, /^append( ok)?$/);
+        const budget = 4 * (n - 1) * committed + 50 * n;
+        if (committed < 10) ctx.fail(`only ${committed} entries committed in a fault-free phase`);
+        if (replication > budget) ctx.fail(`${replication} append messages for ${committed} entries; the budget is ${budget}`);
+      });
+    },
+  },
+  {
+    name: "follower-failure",
+    description: "followers crash and restart one at a time; the leader keeps committing (5.3, 5.5)",
+    weight: 1,
+    params: (p) => withFaults(p, ["crash"]),
+    start: (ctx) => {
+      ctx.repeat(800_000, () => {
+        const candidates = followers(ctx);
+        if (candidates.length > 0 && upCount(ctx) > quorum(ctx)) ctx.crash(ctx.prng.pick(candidates));
+      });
+    },
+  },
+  {
+    name: "leader-failure",
+    description: "the leader crashes again and again; a new one takes over and nothing acknowledged is lost (5.4)",
+    weight: 1,
+    params: (p) => withFaults(p, ["crash"]),
+    start: (ctx) => {
+      ctx.repeat(800_000, () => {
+        const leader = ctx.leader();
+        if (leader !== null && upCount(ctx) >= quorum(ctx)) ctx.crash(leader);
+      });
+    },
+  },
+  {
+    name: "no-quorum",
+    description: "with only a minority connected to each other, nothing commits; after healing, everything resumes (5.2, 5.3)",
+    weight: 1,
+    params: (p, prng) => reliable(withNodes(p, prng.pick([3, 5]), prng)),
+    start: (ctx) => {
+      // Cycles of 3 s: cut off at 0.5 s, measure at 0.6 s, check at 2.1 s, heal at 2.5 s.
+      for (let cycle = 0; (cycle + 1) * 3_000_000 < ctx.params.faultPhaseMicros; cycle++) {
+        const t = cycle * 3_000_000;
+        let before = -1;
+        ctx.during(t + 500_000, () => {
+          const leader = ctx.leader();
+          if (leader === null) return;
+          // The leader keeps fewer than a majority with it; everyone else is alone.
+          const others = ctx.prng.shuffle(ctx.nodeIds.filter((id) => id !== leader));
+          const keep = quorum(ctx) - 2;
+          ctx.partitionGroups([[leader, ...others.slice(0, keep)], ...others.slice(keep).map((id) => [id])]);
+          // Messages already on the wire may still land; after that, no commit anywhere.
+          ctx.during(100_000, () => (before = maxCommit(ctx)));
+        });
+        ctx.during(t + 2_100_000, () => {
+          if (before >= 0 && maxCommit(ctx) > before) ctx.fail(`the commit index moved from ${before} to ${maxCommit(ctx)} with no majority connected`);
+        });
+        ctx.during(t + 2_500_000, () => ctx.healPartition());
+      }
+    },
+  },
+  {
+    name: "concurrent-proposals",
+    description: "many clients at once with no think time; every request answered, agreement kept (5.3)",
+    weight: 1,
+    params: (p) => ({ ...reliable(p), clients: 10, roamingClients: 5, keys: 10, clientThinkMicrosMean: 2000 }),
+    start: () => {},
+  },
+  {
+    name: "rejoin-partitioned-leader",
+    description: "a leader cut off keeps taking proposals it cannot commit; on rejoining, its uncommitted entries are overwritten (5.3, Figure 7)",
+    weight: 1,
+    params: (p) => ({ ...reliable(p), roamingClients: 0 }),
+    start: (ctx) => {
+      ctx.repeat(1_500_000, () => {
+        if (ctx.isPartitioned()) ctx.healPartition();
+        else ctx.partition("isolate-leader");
+      });
+    },
+  },
+  {
+    name: "fast-backup",
+    countsMessages: true,
+    description: "leaders cut off with one follower take many uncommitted entries, the majority commits others; logs that diverge by many entries are repaired in a few round trips (5.3)",
+    weight: 1,
+    params: (p, prng) => ({ ...reliable(withNodes(p, 5, prng)), roamingClients: 0, clientThinkMicrosMean: 1000 }),
+    start: (ctx) => {
+      let repairs = 0;
+      ctx.repeat(1_200_000, () => {
+        if (ctx.isPartitioned()) {
+          ctx.healPartition();
+          repairs++;
+          return;
+        }
+        const leader = ctx.leader();
+        if (leader === null) return;
+        const others = ctx.prng.shuffle(ctx.nodeIds.filter((id) => id !== leader));
+        ctx.partitionGroups([[leader, others[0] as NodeId], others.slice(1)]);
+      });
+      ctx.during(ctx.params.faultPhaseMicros - 1000, () => {
+        // Fast backtracking: one rejection per divergent term, not one per entry.
+        const rejections = countKinds(ctx, /^append rejected$/);
+        const budget = 20 * ctx.nodeIds.length * Math.max(1, repairs);
+        if (rejections > budget) ctx.fail(`${rejections} append rejections over ${repairs} repairs; the budget is ${budget}`);
+      });
+    },
+  },
+  {
+    name: "restart-all",
+    description: "every node crashes at once (some inside an fsync) and restarts: terms, votes and logs come back from disk (5.1, 5.6)",
+    weight: 1,
+    params: (p) => withFaults(p, ["crash"]),
+    start: restartAllNemesis,
+  },
+  {
+    name: "restart-leader",
+    description: "the leader crashes and restarts quickly, again and again",
+    weight: 1,
+    params: (p) => withFaults(p, ["crash"]),
+    start: (ctx) => {
+      ctx.repeat(600_000, () => {
+        const leader = ctx.leader();
+        if (leader === null) return;
+        ctx.crash(leader, "never");
+        ctx.during(ctx.prng.int(20_000, 300_000), () => ctx.restart(leader));
+      });
+    },
+  },
+  {
+    name: "restart-partitioned-leader",
+    description: "a leader is cut off, crashes while cut off, restarts and rejoins",
+    weight: 1,
+    params: (p) => withFaults(p, ["crash", "partition"]),
+    start: (ctx) => {
+      ctx.repeat(1_500_000, () => {
+        const leader = ctx.leader();
+        if (leader === null) return;
+        ctx.partition("isolate-leader");
+        ctx.during(ctx.prng.int(50_000, 500_000), () => {
+          if (ctx.isUp(leader)) ctx.crash(leader, "never");
+          ctx.during(ctx.prng.int(50_000, 500_000), () => {
+            ctx.restart(leader);
+            ctx.during(ctx.prng.int(0, 500_000), () => ctx.healPartition());
+          });
+        });
+      });
+    },
+  },
+  {
+    name: "figure-8",
+    description: "Figure 8: leaders crash soon after election, again and again, over a reliable network (5.4.2)",
+    weight: 2,
+    params: (p, prng) => withFaults(reliable(withNodes(p, 5, prng)), ["crash"]),
+    start: figure8Nemesis,
+  },
+  {
+    name: "figure-8-unreliable",
+    description: "Figure 8 over a network that drops, duplicates and reorders with delays up to 2 s (5.4.2)",
+    weight: 2,
+    params: (p, prng) => withFaults(unreliable(withNodes(p, 5, prng), prng), ["crash", "drop", "duplicate", "reorder", "delay"]),
+    start: figure8Nemesis,
+  },
+  {
+    name: "churn",
+    description: "any node crashes, restarts, is cut off or rejoins every ~100 ms, over a reliable network",
+    weight: 1,
+    params: (p) => withFaults(reliable(p), ["crash", "partition"]),
+    start: churnNemesis,
+  },
+  {
+    name: "churn-unreliable",
+    description: "churn over a network that drops, duplicates and reorders",
+    weight: 2,
+    params: (p, prng) => withFaults(unreliable(p, prng), ["crash", "partition", "drop", "duplicate", "reorder", "delay"]),
+    start: churnNemesis,
+  },
+  {
+    name: "snapshot-basic",
+    description: "no faults, a snapshot every 5 entries: every node compacts, and the state machine survives it (7)",
+    weight: 1,
+    params: (p) => ({ ...reliable(p), snapshotEveryEntries: 5 }),
+    start: (ctx) => {
+      ctx.during(ctx.params.faultPhaseMicros - 1000, () => {
+        for (const id of ctx.nodeIds) if ((ctx.status(id)?.snapshotIndex ?? 0) === 0) ctx.fail(`node ${id} never compacted its log`);
+      });
+    },
+  },
+  {
+    name: "snapshot-install",
+    description: "a follower cut off while the others compact catches up by installing the leader's snapshot (7)",
+    weight: 1,
+    params: (p) => ({ ...reliable(p), snapshotEveryEntries: 10 }),
+    start: (ctx) => {
+      let victim: NodeId | null = null;
+      ctx.during(500_000, () => {
+        victim = followers(ctx)[0] ?? null;
+        if (victim !== null) ctx.partitionGroups([[victim], ctx.nodeIds.filter((id) => id !== victim)]);
+      });
+      ctx.during(3_000_000, () => ctx.healPartition());
+      ctx.during(ctx.params.faultPhaseMicros - 1000, () => {
+        if (victim !== null && ctx.snapshotInstalls(victim) === 0) ctx.fail(`node ${victim} caught up without installing a snapshot`);
+      });
+    },
+  },
+  {
+    name: "snapshot-unreliable",
+    description: "snapshots every 5 entries while the network drops, duplicates and reorders chunks, and partitions come and go (7)",
+    weight: 2,
+    params: (p, prng) => ({ ...withFaults(unreliable(p, prng), ["partition", "drop", "duplicate", "reorder", "delay"]), snapshotEveryEntries: 5 }),
+    start: mixedNemesis,
+  },
+  {
+    name: "snapshot-crash",
+    description: "snapshots every 5 entries with crashes (half inside an fsync) (7)",
+    weight: 1,
+    params: (p) => ({ ...withFaults(p, ["crash"]), snapshotEveryEntries: 5 }),
+    start: mixedNemesis,
+  },
+  {
+    name: "snapshot-restart-all",
+    description: "snapshots every 5 entries and every node crashing at once, again and again (7)",
+    weight: 1,
+    params: (p) => ({ ...withFaults(p, ["crash"]), snapshotEveryEntries: 5 }),
+    start: restartAllNemesis,
+  },
+  {
+    name: "snapshot-bounded-log",
+    description: "with a snapshot every 20 entries, no node's log ever holds more than a bounded number of entries (7)",
+    weight: 1,
+    params: (p) => ({ ...reliable(p), snapshotEveryEntries: 20 }),
+    start: (ctx) => {
+      const bound = 20 + 200;
+      ctx.repeat(100_000, () => {
+        for (const id of ctx.nodeIds) {
+          const status = ctx.status(id);
+          if (status !== null && status.lastIndex - status.snapshotIndex > bound) {
+            ctx.fail(`node ${id} holds ${status.lastIndex - status.snapshotIndex} log entries; with a snapshot every 20 the bound is ${bound}`);
+          }
+        }
+      });
+    },
+  },
+];
+
+export const SCENARIO_NAMES: readonly string[] = ["random", ...SCENARIOS.map((s) => s.name)];
+
+export function findScenario(name: string): Scenario | undefined {
+  return SCENARIOS.find((s) => s.name === name);
+}
+
+/** `random`: a scenario drawn by weight. */
+export function pickScenario(prng: Prng): Scenario {
+  const total = SCENARIOS.reduce((sum, s) => sum + s.weight, 0);
+  let roll = prng.float() * total;
+  for (const scenario of SCENARIOS) {
+    roll -= scenario.weight;
+    if (roll < 0) return scenario;
+  }
+  return SCENARIOS[0] as Scenario;
+}
