@@ -68,6 +68,17 @@ export class SimDisk<H> {
   /** Rebuilds the engine's durable state from the records, and compacts them into it. */
   recover(): DurableState<H> {
     assert(this.unsynced.length === 0, "recover with unsynced writes");
+    const state = this.replay();
+    const compacted: DiskRecord<H>[] = [];
+    if (state.snapshot !== null) compacted.push({ kind: "compact", snapshot: state.snapshot });
+    if (state.entries.length > 0) compacted.push({ kind: "entries", entries: state.entries });
+    if (state.hardState !== null) compacted.push({ kind: "hard-state", hardState: state.hardState });
+    this.durable = compacted;
+    return state;
+  }
+
+  /** What a restart would read back now (the durable records only), changing nothing. */
+  replay(): DurableState<H> {
     let hardState: H | null = null;
     let snapshot: Snapshot | null = null;
     let entries: LogEntry[] = [];
@@ -91,11 +102,6 @@ export class SimDisk<H> {
           break;
       }
     }
-    const compacted: DiskRecord<H>[] = [];
-    if (snapshot !== null) compacted.push({ kind: "compact", snapshot });
-    if (entries.length > 0) compacted.push({ kind: "entries", entries });
-    if (hardState !== null) compacted.push({ kind: "hard-state", hardState });
-    this.durable = compacted;
     return { hardState, snapshot, entries };
   }
 }

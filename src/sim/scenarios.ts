@@ -47,6 +47,10 @@ export interface ScenarioContext {
   messagesSent(): number;
   /** Snapshots each node installed from a leader, so far. */
   snapshotInstalls(id: NodeId): number;
+  /** The term of a node's log entry at `index` (null: not held, or the node is down). */
+  entryTerm(id: NodeId, index: number): number | null;
+  /** Calls `watcher` each time a node's status may have changed (after each of its Readies), until the heal. */
+  onStatus(watcher: (id: NodeId, status: EngineStatus) => void): void;
   /** Leaderships seen so far (a node leading a term counts once). */
   leaderTerms(): number;
   /** Fails the run with a scenario-specific violation. */
@@ -108,6 +112,11 @@ function upCount(ctx: ScenarioContext): number {
 function followers(ctx: ScenarioContext): NodeId[] {
   const leader = ctx.leader();
   return ctx.nodeIds.filter((id) => id !== leader && ctx.isUp(id));
+}
+
+/** A mean interval between 300 ms and 1.2 s, drawn once per run. */
+function prng300(ctx: ScenarioContext): number {
+  return ctx.prng.int(300, 1200) * 1000;
 }
 
 function countKinds(ctx: ScenarioContext, pattern: RegExp): number {
@@ -198,6 +207,34 @@ function leaderChurnNemesis(ctx: ScenarioContext): void {
  * entries of earlier terms it must not commit by counting.
  */
 function figure8Nemesis(ctx: ScenarioContext): void {
+  // The adversary also watches for the moment Figure 8 is about: a leader whose commit
+  // index has just moved onto an entry of an earlier term. A correct leader never does that
+  // (it commits older entries only together with one of its own term), so this never
+  // fires on a correct engine; when it does, the leader is cut off at once, before its own
+  // entries spread, and a rival with a newer last term may win and overwrite.
+  // It also cuts off some leaders the moment they are elected, before their term's first
+  // entry spreads: the node keeps an entry of a newer term nobody else has (Figure 8's S5),
+  // which later lets it win an election against logs holding older committed entries.
+  const lastCommit = new Map<NodeId, number>();
+  const leadTerm = new Map<NodeId, number>();
+  ctx.onStatus((id, status) => {
+    const previous = lastCommit.get(id) ?? 0;
+    lastCommit.set(id, status.commitIndex);
+    if (status.role === "leader" && leadTerm.get(id) !== status.term) {
+      leadTerm.set(id, status.term);
+      if (!ctx.isPartitioned() && ctx.prng.chance(0.3)) {
+        ctx.partitionGroups([[id], ctx.nodeIds.filter((other) => other !== id)]);
+        ctx.during(ctx.prng.int(50_000, 300_000), () => ctx.healPartition());
+        return;
+      }
+    }
+    if (status.role !== "leader" || status.commitIndex <= previous || ctx.isPartitioned()) return;
+    const term = ctx.entryTerm(id, status.commitIndex);
+    if (term !== null && term < status.term) {
+      ctx.partitionGroups([[id], ctx.nodeIds.filter((other) => other !== id)]);
+      ctx.during(ctx.prng.int(200_000, 800_000), () => ctx.healPartition());
+    }
+  });
   ctx.repeat(ctx.prng.int(30_000, 150_000), () => {
     const leader = ctx.leader();
     if (leader !== null && ctx.prng.chance(0.6)) {
@@ -418,6 +455,25 @@ export const SCENARIOS: readonly Scenario[] = [
         const rejections = countKinds(ctx, /^append rejected$/);
         const budget = 20 * ctx.nodeIds.length * Math.max(1, repairs);
         if (rejections > budget) ctx.fail(`${rejections} append rejections over ${repairs} repairs; the budget is ${budget}`);
+      });
+    },
+  },
+  {
+    name: "stale-messages",
+    description: "fast-backup's rotating partitions over a network that delivers a few packets seconds late: answers from terms long gone reach leaders that lead again",
+    weight: 2,
+    params: (p, prng) => {
+      const base = withNodes(p, 5, prng);
+      const nodeLink: LinkModel = { ...QUIET_LINK, fifo: false, longDelayProbability: prng.pick([0.02, 0.05, 0.1]), longDelayMaxMicros: prng.int(1_000_000, 4_000_000) };
+      return { ...base, faults: ["partition", "reorder"], nodeLink, clientLink: QUIET_LINK, roamingClients: 0, clientThinkMicrosMean: 1000 };
+    },
+    start: (ctx) => {
+      ctx.repeat(prng300(ctx), () => {
+        if (ctx.isPartitioned()) return ctx.healPartition();
+        const leader = ctx.leader();
+        if (leader === null) return;
+        const others = ctx.prng.shuffle(ctx.nodeIds.filter((id) => id !== leader));
+        ctx.partitionGroups([[leader, others[0] as NodeId], others.slice(1)]);
       });
     },
   },

@@ -1,6 +1,7 @@
 import { AssertionError } from "../core/common/assert.js";
 import { Prng } from "../core/common/prng.js";
-import type { EngineFactory, EngineInvariant, LogEntry, NodeId } from "../core/engine/contract.js";
+import type { DurableState, EngineFactory, EngineInvariant, EngineStatus, LogEntry, NodeId } from "../core/engine/contract.js";
+import { checkMajorityCommit, type NodeLog } from "./check/majority-commit.js";
 import { checkLeaderCompleteness } from "./check/leader-completeness.js";
 import { checkLinearizability } from "./check/linearizability.js";
 import { checkLogMatching } from "./check/log-matching.js";
@@ -126,6 +127,10 @@ class Simulation implements NodeHost<unknown> {
   private readonly factory: EngineFactory<unknown, unknown>;
   private readonly scenario: Scenario;
   private readonly messageKinds = new Map<string, number>();
+  /** The commit index last checked for each leader, and the durable state of crashed nodes. */
+  private readonly leaderCommitSeen = new Map<NodeId, number>();
+  private readonly downDurable = new Map<NodeId, DurableState<unknown>>();
+  private readonly statusWatchers: ((id: NodeId, status: EngineStatus) => void)[] = [];
   /** For FIFO links: when the last packet on each (from, to) link arrives. */
   private readonly lastArrival = new Map<number, number>();
   private nodeLink: LinkModel;
@@ -268,6 +273,31 @@ class Simulation implements NodeHost<unknown> {
       this.notableEvent(`node ${node.id}`, `became leader of term ${status.term}`);
       if (this.claims.has("leader-completeness")) checkLeaderCompleteness(node.engine, this.stateMachineSafety.committed());
     }
+    if (status.role === "leader" && this.claims.has("majority-commit")) this.checkCommitMajority(node.id, status.commitIndex);
+    for (const watcher of this.statusWatchers) watcher(node.id, status);
+  }
+
+  /** Majority commit, each time a leader's commit index moves. */
+  private checkCommitMajority(leader: NodeId, commitIndex: number): void {
+    if ((this.leaderCommitSeen.get(leader) ?? 0) >= commitIndex) return;
+    this.leaderCommitSeen.set(leader, commitIndex);
+    const term = this.nodes.get(leader)?.engine.entryTerm(commitIndex) ?? null;
+    if (term === null) return; // compacted at once: nothing to compare
+    const logs = new Map<NodeId, NodeLog>();
+    for (const node of this.nodes.values()) {
+      if (node.up) {
+        const engine = node.engine;
+        logs.set(node.id, { up: true, snapshotIndex: engine.status().snapshotIndex, entryTerm: (index) => engine.entryTerm(index) });
+      } else {
+        let durable = this.downDurable.get(node.id);
+        if (durable === undefined) {
+          durable = node.disk.replay();
+          this.downDurable.set(node.id, durable);
+        }
+        logs.set(node.id, { up: false, durable });
+      }
+    }
+    checkMajorityCommit(leader, commitIndex, term, logs);
   }
 
   private note(actor: string, text: string | (() => string)): void {
@@ -395,6 +425,12 @@ class Simulation implements NodeHost<unknown> {
       messagesSent: () => this.messagesSent,
       snapshotInstalls: (id) => node(id).snapshotsInstalled,
       leaderTerms: () => this.leaderTerms,
+      entryTerm: (id, index) => (node(id).up ? node(id).engine.entryTerm(index) : null),
+      onStatus: (watcher) => {
+        this.statusWatchers.push((id, status) => {
+          if (!this.healed) watcher(id, status);
+        });
+      },
       fail: (message) => {
         throw new InvariantViolation(`scenario ${this.scenario.name}`, message);
       },
@@ -412,12 +448,14 @@ class Simulation implements NodeHost<unknown> {
     this.crashArmed.delete(node.id);
     node.crash();
     const outcome = node.disk.crash(this.prngFault);
+    this.downDurable.delete(node.id);
     this.crashes++;
     if (outcome.lost > 0) this.crashesLosingWrites++;
     this.notableEvent(`node ${node.id}`, `CRASHED ${when} (${outcome.lost} unsynced write(s) lost${outcome.torn ? ", last surviving write torn" : ""})`);
   }
 
   private restart(node: SimNode<unknown>): void {
+    this.downDurable.delete(node.id);
     node.restart();
     this.notableEvent(`node ${node.id}`, `restarted (term ${node.engine.status().term}, last index ${node.engine.status().lastIndex})`);
   }

@@ -147,9 +147,9 @@ export interface EngineOptions<H> {
  * checks the ones claimed; linearizability and durability of acknowledged writes are
  * checked for every protocol.
  */
-export type EngineInvariant = "election-safety" | "log-matching" | "leader-completeness" | "state-machine-safety";
+export type EngineInvariant = "election-safety" | "log-matching" | "leader-completeness" | "state-machine-safety" | "majority-commit";
 
-export const ALL_ENGINE_INVARIANTS: readonly EngineInvariant[] = ["election-safety", "log-matching", "leader-completeness", "state-machine-safety"];
+export const ALL_ENGINE_INVARIANTS: readonly EngineInvariant[] = ["election-safety", "log-matching", "leader-completeness", "state-machine-safety", "majority-commit"];
 
 /** An engine factory: the one place a driver learns which protocol it runs. */
 export interface EngineFactory<M = unknown, H = unknown> {

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { OverloadedError } from "../common/errors.js";
 import { DEFAULT_RAFT_CONFIG, leaseTicks, validateRaftConfig } from "./config.js";
-import { data, TestCluster } from "./harness.test-util.js";
+import { data, TestCluster, type Envelope } from "./harness.test-util.js";
 
 const config = { ...DEFAULT_RAFT_CONFIG };
 
@@ -129,7 +129,58 @@ describe("5.4 safety", () => {
     assert.equal(broken.oldEntryCommittedByCounting, true);
     assert.equal(broken.appliedConflict, true, "a committed entry was overwritten");
   });
+
+  test("Figure 2: a leader ignores append answers from an earlier term (they describe a log it no longer has)", () => {
+    const correct = staleAppendAnswer(null);
+    assert.equal(correct.committed, 4, "index 5 is on two of five nodes: not committed");
+    const broken = staleAppendAnswer("accept-stale-append-response");
+    assert.equal(broken.committed, 5, "the mutant counts node 2 for an entry node 2 never had");
+    assert.equal(broken.holders, 2);
+  });
 });
+
+/**
+ * Five servers. Leader 1 (term 1) sends x1..x3 (indexes 3..5) to node 2 only; node 2's
+ * acknowledgement (match 5) is delayed. The majority elects 3 (term 2), which writes its own
+ * indexes 3 and 4; everyone converges on them, and node 2's x's are overwritten. Node 1 leads
+ * again (term 3) and writes index 5, which reaches node 3 only. Then the delayed term-1
+ * answer arrives: node 2 "matches through 5". A leader that believes it counts 1, 2 and 3 —
+ * a majority — and commits index 5, which only 1 and 3 hold.
+ */
+function staleAppendAnswer(mutant: "accept-stale-append-response" | null): { committed: number; holders: number } {
+  const c = new TestCluster(5, { ...config, checkQuorum: false }, mutant);
+  c.elect(1);
+  c.engine(1).propose(data("a"));
+  c.stabilize();
+  c.tickAll(1);
+  c.partition([1, 2], [3, 4, 5]);
+  const held: Envelope[] = [];
+  c.dropWhere = (e) => {
+    if (e.from !== 2 || e.to !== 1 || e.message.type !== "append-response") return false;
+    held.push(e);
+    return true;
+  };
+  for (const x of ["x1", "x2", "x3"]) c.engine(1).propose(data(x));
+  c.stabilize();
+  c.dropWhere = null;
+  c.electUntil(3);
+  c.engine(3).propose(data("y"));
+  c.stabilize();
+  c.heal();
+  c.tickAll(3);
+  assert.equal(c.engine(2).entryTerm(4), 2, "node 2's x's were overwritten by term 2");
+  // Node 1 leads term 3; its term-3 entry reaches node 3 only.
+  c.dropWhere = (e) => e.from === 1 && e.message.type === "append" && e.to !== 3;
+  c.electUntil(1);
+  const stale = held.find((e) => e.message.type === "append-response" && e.message.index === 5);
+  assert.ok(stale !== undefined, "node 2 acknowledged index 5 in term 1");
+  c.engine(1).step(2, stale.message);
+  c.flush();
+  const committed = c.engine(1).status().commitIndex;
+  const holders = c.ids.filter((id) => c.engine(id).entryTerm(5) === c.engine(1).status().term).length;
+  return { committed, holders };
+}
+
 
 /**
  * The paper's Figure 8 with five servers. (a) 1 leads term 1 and writes X at index 2 on 1
