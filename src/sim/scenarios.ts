@@ -9,7 +9,7 @@
  * churn, snapshots — each as a fault schedule plus the property it is there to show.
  */
 import type { Prng } from "../core/common/prng.js";
-import type { EngineStatus, NodeId } from "../core/engine/contract.js";
+import type { EngineStatus, NodeId, TuningHints } from "../core/engine/contract.js";
 import { PARTITION_SHAPES, RELIABLE_LINK, type LinkModel, type PartitionShape } from "./network.js";
 import type { FaultClass, SimParams } from "./params.js";
 
@@ -64,6 +64,8 @@ export interface Scenario {
   readonly weight: number;
   /** Whether its checks read `messagesByKind` (counting costs a description per message). */
   readonly countsMessages?: boolean;
+  /** What the seed-drawn engine configuration should favour (see TuningHints). */
+  readonly tuning?: TuningHints;
   /** Adjusts the seed's parameters: cluster size, network, fault classes, snapshots. */
   readonly params?: (params: SimParams, prng: Prng) => SimParams;
   /** Starts the nemesis (it schedules its own events) and any checks of its own. */
@@ -246,6 +248,60 @@ function figure8Nemesis(ctx: ScenarioContext): void {
       if (down.length > 0) ctx.restart(ctx.prng.pick(down));
     }
   });
+}
+
+/**
+ * Figure 8 staged by an adversary that watches the cluster, in cycles of 2.5 s:
+ * (a) the leader A and one follower B are cut off from the other three; A takes writes it
+ *     can replicate to B only;
+ * (b) the moment the three elect a leader S, S is cut off alone — its term's first entry
+ *     reaches nobody (a partition also drops what is in flight);
+ * (c) A and B rejoin the remaining two; one of them leads a newer term and brings its old
+ *     entries to them. If its commit index ever lands on an entry of an older term (which a
+ *     correct leader never does), it is cut off at once
+ * (d) and S rejoins the others: its last term is newer than theirs, so it can win and
+ *     overwrite what they hold — which the cut-off leader already applied.
+ */
+function figure8Adversary(ctx: ScenarioContext): void {
+  let stage: "idle" | "split" | "old-leader" | "done" = "idle";
+  let s: NodeId | null = null;
+  let cycleTerm = 0;
+  const lastCommit = new Map<NodeId, number>();
+  ctx.onStatus((id, status) => {
+    const previousCommit = lastCommit.get(id) ?? 0;
+    lastCommit.set(id, status.commitIndex);
+    if (status.role !== "leader" || status.term <= cycleTerm) return;
+    if (stage === "split") {
+      // (b) a new leader on the majority side: cut it off before its entry spreads.
+      s = id;
+      cycleTerm = status.term;
+      stage = "old-leader";
+      ctx.partitionGroups([[id], ctx.nodeIds.filter((other) => other !== id)]);
+    } else if (stage === "old-leader" && id !== s) {
+      const term = ctx.entryTerm(id, status.commitIndex);
+      if (term !== null && term < status.term && status.commitIndex > previousCommit) {
+        // (c) caught committing an older entry by counting: (d) cut it off, let S back in.
+        stage = "done";
+        ctx.partitionGroups([[id], ctx.nodeIds.filter((other) => other !== id)]);
+      }
+    }
+  });
+  for (let cycle = 0; (cycle + 1) * 2_500_000 < ctx.params.faultPhaseMicros; cycle++) {
+    const t = cycle * 2_500_000;
+    ctx.during(t + 200_000, () => {
+      const a = ctx.leader();
+      if (a === null) return;
+      const b = ctx.prng.pick(ctx.nodeIds.filter((id) => id !== a));
+      cycleTerm = ctx.status(a)?.term ?? 0;
+      stage = "split";
+      s = null;
+      ctx.partitionGroups([[a, b], ctx.nodeIds.filter((id) => id !== a && id !== b)]);
+    });
+    ctx.during(t + 2_300_000, () => {
+      stage = "idle";
+      ctx.healPartition();
+    });
+  }
 }
 
 /** Any node crashes, restarts, is cut off or rejoins, every ~100 ms. */
@@ -524,6 +580,14 @@ export const SCENARIOS: readonly Scenario[] = [
     weight: 2,
     params: (p, prng) => withFaults(reliable(withNodes(p, 5, prng)), ["crash"]),
     start: figure8Nemesis,
+  },
+  {
+    name: "figure-8-adversary",
+    description: "Figure 8 staged on purpose, again and again: an old entry on a minority, a newer-term leader cut off at once, an old leader bringing the old entry to a majority (5.4.2)",
+    weight: 3,
+    tuning: { smallMessages: true },
+    params: (p, prng) => withFaults(reliable(withNodes(p, 5, prng)), ["partition"]),
+    start: figure8Adversary,
   },
   {
     name: "figure-8-unreliable",

@@ -169,7 +169,7 @@ class Simulation implements NodeHost<unknown> {
     const scenarioParams = scenario.params === undefined || factory.fixedClusterSize !== undefined ? params : scenario.params(params, root.fork());
     let engineTuning = "defaults";
     if (factory.tuned !== undefined) {
-      const tuned = factory.tuned(root.fork());
+      const tuned = factory.tuned(root.fork(), scenario.tuning ?? {});
       factory = tuned.factory;
       engineTuning = tuned.description;
     }
@@ -222,6 +222,8 @@ class Simulation implements NodeHost<unknown> {
       this.scheduler.after(delay, () => {
         const node = this.nodes.get(to);
         if (node === undefined || !node.up) return;
+        // A partition also loses what was on the wire when it began.
+        if (this.partition.isBlocked(from, to)) return;
         this.traceLog.add(this.now(), `node ${to}`, () => `<- ${from}: ${this.factory.describeMessage(message)}`);
         node.deliver(from, message);
       });

@@ -151,6 +151,12 @@ export type EngineInvariant = "election-safety" | "log-matching" | "leader-compl
 
 export const ALL_ENGINE_INVARIANTS: readonly EngineInvariant[] = ["election-safety", "log-matching", "leader-completeness", "state-machine-safety", "majority-commit"];
 
+/** What a simulator scenario asks of a seed-drawn configuration. */
+export interface TuningHints {
+  /** One entry per message: old and new entries travel apart (Figure 8 histories). */
+  readonly smallMessages?: boolean;
+}
+
 /** An engine factory: the one place a driver learns which protocol it runs. */
 export interface EngineFactory<M = unknown, H = unknown> {
   readonly name: string;
@@ -172,7 +178,7 @@ export interface EngineFactory<M = unknown, H = unknown> {
    * protocol supports (message sizes, windows, timeouts, features), with a one-line
    * description: the simulator explores configurations, not only the defaults.
    */
-  tuned?(prng: Prng): { readonly factory: EngineFactory<M, H>; readonly description: string };
+  tuned?(prng: Prng, hints?: TuningHints): { readonly factory: EngineFactory<M, H>; readonly description: string };
 }
 
 /** An empty Ready's parts, for engines to build on. */

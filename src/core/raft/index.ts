@@ -22,7 +22,7 @@ export function raftFactory(config: RaftConfig = DEFAULT_RAFT_CONFIG): EngineFac
       return new RaftEngine(options, config, mutant ?? null);
     },
     describeMessage: describeRaftMessage,
-    tuned: (prng) => {
+    tuned: (prng, hints) => {
       const electionTicks = prng.pick([10, 10, 20]);
       let tuned: RaftConfig = {
         ...config,
@@ -31,7 +31,7 @@ export function raftFactory(config: RaftConfig = DEFAULT_RAFT_CONFIG): EngineFac
         preVote: prng.chance(0.8),
         checkQuorum: prng.chance(0.8),
         leaseReads: false,
-        entriesPerMessageMax: prng.pick([1, 2, 8, 256]),
+        entriesPerMessageMax: hints?.smallMessages === true ? 1 : prng.pick([1, 2, 8, 256]),
         inflightMessagesMax: prng.pick([1, 4, 256]),
         snapshotChunkBytes: prng.pick([32, 256, 64 * 1024]),
         snapshotResendTicks: prng.pick([2, 5]),
