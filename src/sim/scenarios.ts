@@ -99,8 +99,16 @@ function withNodes(params: SimParams, nodes: number, prng: Prng): SimParams {
   return { ...params, nodes, clockRates: Array.from({ length: nodes }, () => 1 + (prng.float() - 0.5) * 0.02) };
 }
 
+/** Narrows the fault classes; the network keeps only the misbehaviours still listed. */
 function withFaults(params: SimParams, faults: readonly FaultClass[]): SimParams {
-  return { ...params, faults };
+  const narrow = (link: LinkModel): LinkModel => ({
+    ...link,
+    dropProbability: faults.includes("drop") ? link.dropProbability : 0,
+    duplicateProbability: faults.includes("duplicate") ? link.duplicateProbability : 0,
+    longDelayProbability: faults.includes("reorder") ? link.longDelayProbability : 0,
+    delayMeanMicros: faults.includes("delay") ? link.delayMeanMicros : Math.min(link.delayMeanMicros, 300),
+  });
+  return { ...params, faults, nodeLink: narrow(params.nodeLink), clientLink: narrow(params.clientLink) };
 }
 
 function quorum(ctx: ScenarioContext): number {
