@@ -8,6 +8,35 @@ import { data, TestCluster, type Envelope } from "./harness.test-util.js";
 
 const config = { ...DEFAULT_RAFT_CONFIG };
 
+describe("5.1 Raft basics: terms", () => {
+  test("a leader that sees a higher term becomes a follower of it", () => {
+    const c = new TestCluster(3, { ...config, checkQuorum: false });
+    c.elect(1);
+    c.isolate(1);
+    c.electUntil(2);
+    c.heal();
+    c.tickAll(2);
+    assert.equal(c.engine(1).status().role, "follower");
+    assert.equal(c.engine(1).status().term, c.engine(2).status().term);
+    assert.equal(c.engine(1).status().leader, 2);
+  });
+
+  test("a message from an older term is rejected, and its sender told the current term", () => {
+    const c = new TestCluster(3);
+    c.elect(1);
+    c.isolate(1);
+    c.electUntil(2);
+    const term = c.engine(2).status().term;
+    const before = c.engine(2).status().lastIndex;
+    // Node 1 still believes it leads term 1; its append reaches node 2 now.
+    c.engine(2).step(1, { type: "append", term: 1, prevIndex: 0, prevTerm: 0, entries: [{ index: 1, term: 1, data: data("stale") }], commit: 1 });
+    c.flush();
+    assert.equal(c.engine(2).status().lastIndex, before, "nothing appended from a stale leader");
+    const answer = c.queue.find((e) => e.from === 2 && e.to === 1);
+    assert.ok(answer !== undefined && answer.message.term === term, "the stale leader is told the new term");
+  });
+});
+
 describe("5.2 leader election", () => {
   test("a follower that hears no leader campaigns and wins a majority", () => {
     const c = new TestCluster(3);
@@ -227,6 +256,46 @@ function figure8(mutant: "commit-previous-term" | null): { oldEntryCommittedByCo
   const appliedConflict = c.ids.some((id) => (c.applied.get(id) ?? []).some((e) => e.index === 2 && e.term !== leaderTerm));
   return { oldEntryCommittedByCounting, appliedConflict };
 }
+
+describe("8 client interaction", () => {
+  test("a new leader commits an empty entry of its term at once, so it knows what is committed", () => {
+    const c = new TestCluster(3);
+    c.elect(1);
+    c.engine(1).propose(data("a"));
+    c.stabilize();
+    c.isolate(1);
+    c.electUntil(2);
+    c.tickAll(1);
+    const status = c.engine(2).status();
+    assert.equal(c.engine(2).entryTerm(status.lastIndex), status.term, "the last entry is the new term's empty one");
+    assert.equal(status.commitIndex, status.lastIndex, "committed without any client write");
+  });
+
+  test("a client talking to a follower is forwarded to the leader; without a known leader it is told so", () => {
+    const c = new TestCluster(3);
+    const refused = c.engine(2).propose(data("early"));
+    assert.equal(refused.accepted, false);
+    assert.equal(refused.accepted === false ? refused.error.name : "", "NotLeaderError");
+    c.elect(1);
+    assert.equal(c.engine(3).propose(data("via-3")).accepted, true);
+    c.stabilize();
+    c.tickAll(1);
+    for (const id of c.ids) assert.deepEqual(c.appliedData(id), ["via-3"], `node ${id}`);
+  });
+
+  test("read-only requests are served only after a leadership check, never from the log alone", () => {
+    const c = new TestCluster(3);
+    c.elect(1);
+    c.tickAll(1);
+    const sentBefore = c.sent.length;
+    c.engine(1).readIndex(3);
+    c.flush();
+    assert.deepEqual(c.readStates.get(1), [], "not before a quorum answered");
+    assert.ok(c.sent.slice(sentBefore).some((e) => e.message.type === "heartbeat" && e.message.readRound > 0));
+    c.stabilize();
+    assert.deepEqual(c.readStates.get(1)?.map((r) => r.requestId), [3]);
+  });
+});
 
 describe("7 log compaction", () => {
   const small = { ...config, snapshotChunkBytes: 16 };
