@@ -6,7 +6,7 @@ import cliProgress from "cli-progress";
 import { describeParams, FAULT_CLASSES, type FaultClass } from "../sim/params.js";
 import { PROTOCOLS, protocolNames } from "../sim/protocols.js";
 import { describeFailure, reproduceCommand } from "../sim/run-report.js";
-import { runSimulation, type SimResult } from "../sim/simulation.js";
+import { runSimulation, scenarioConflict, type SimResult } from "../sim/simulation.js";
 import type { WorkerSetup } from "./sim-worker.js";
 
 export interface SimCommandOptions {
@@ -53,6 +53,10 @@ export async function simCommand(options: SimCommandOptions): Promise<number> {
   if (options.mutant !== undefined && factory !== undefined && !(options.mutant in factory.mutants)) {
     const known = Object.keys(factory.mutants);
     throw new UsageError(`protocol ${options.protocol} has no mutant "${options.mutant}"; ${known.length === 0 ? "it has none" : `choose one of: ${known.join(", ")}`} (see --list-mutants)`);
+  }
+  if (factory !== undefined) {
+    const conflict = scenarioConflict(options.scenario, options.faults ?? undefined, factory);
+    if (conflict !== null) throw new UsageError(conflict);
   }
   const count = options.seeds ?? (options.seed === undefined ? 100 : 1);
   if (!Number.isSafeInteger(count) || count < 1) throw new UsageError("--seeds must be a positive integer");

@@ -15,7 +15,7 @@ import type { ClientRequest, ClientResponse } from "./messages.js";
 import { packetDelays, Partition, RELIABLE_LINK, type LinkModel } from "./network.js";
 import { requestKey, SimNode, type NodeHost } from "./node.js";
 import { deriveParams, type FaultClass, type SimParams } from "./params.js";
-import { findScenario, pickScenario, SCENARIO_NAMES, SCENARIOS, type Scenario, type ScenarioContext } from "./scenarios.js";
+import { findScenario, pickScenario, SCENARIO_NAMES, type Scenario, type ScenarioContext } from "./scenarios.js";
 import { Scheduler } from "./scheduler.js";
 import { Trace } from "./trace.js";
 import { SimClient } from "./workload.js";
@@ -128,9 +128,11 @@ class Simulation implements NodeHost<unknown> {
   private readonly scenario: Scenario;
   private readonly messageKinds = new Map<string, number>();
   /** The commit index last checked for each leader, and the durable state of crashed nodes. */
-  private readonly leaderCommitSeen = new Map<NodeId, number>();
+  private readonly leaderCommitSeen = new Map<NodeId, { readonly term: number; readonly commit: number }>();
   private readonly downDurable = new Map<NodeId, DurableState<unknown>>();
   private readonly statusWatchers: ((id: NodeId, status: EngineStatus) => void)[] = [];
+  /** Links the nemesis holds: the packets kept on the wire until it releases them. */
+  private readonly heldLinks = new Map<number, { readonly from: NodeId; readonly to: NodeId; readonly messages: unknown[] }>();
   /** For FIFO links: when the last packet on each (from, to) link arrives. */
   private readonly lastArrival = new Map<number, number>();
   private nodeLink: LinkModel;
@@ -210,6 +212,11 @@ class Simulation implements NodeHost<unknown> {
     }
     const delays = packetDelays(this.nodeLink, this.prngNet);
     if (delays.length === 0) this.messagesDropped++;
+    const held = this.heldLinks.get(from * 65536 + to);
+    if (held !== undefined) {
+      if (delays.length > 0) held.messages.push(message);
+      return;
+    }
     if (this.nodeLink.fifo === true && delays.length > 0) {
       // One connection per direction: a packet never overtakes the one sent before it.
       const link = from * 65536 + to;
@@ -218,7 +225,11 @@ class Simulation implements NodeHost<unknown> {
       delays.length = 0;
       delays.push(arrival - this.now());
     }
-    for (const delay of delays) {
+    for (const delay of delays) this.deliverAfter(delay, from, to, message);
+  }
+
+  private deliverAfter(delay: number, from: NodeId, to: NodeId, message: unknown): void {
+    {
       this.scheduler.after(delay, () => {
         const node = this.nodes.get(to);
         if (node === undefined || !node.up) return;
@@ -281,8 +292,10 @@ class Simulation implements NodeHost<unknown> {
 
   /** Majority commit, each time a leader's commit index moves. */
   private checkCommitMajority(leader: NodeId, commitIndex: number): void {
-    if ((this.leaderCommitSeen.get(leader) ?? 0) >= commitIndex) return;
-    this.leaderCommitSeen.set(leader, commitIndex);
+    const leaderTerm = this.nodes.get(leader)?.engine.status().term ?? 0;
+    const seen = this.leaderCommitSeen.get(leader);
+    if (seen !== undefined && seen.term === leaderTerm && seen.commit >= commitIndex) return;
+    this.leaderCommitSeen.set(leader, { term: leaderTerm, commit: commitIndex });
     const term = this.nodes.get(leader)?.engine.entryTerm(commitIndex) ?? null;
     if (term === null) return; // compacted at once: nothing to compare
     const logs = new Map<NodeId, NodeLog>();
@@ -417,14 +430,22 @@ class Simulation implements NodeHost<unknown> {
         this.partition.applyGroups(groups);
         this.notableEvent("nemesis", `partition: ${this.partition.description}`);
       },
+      holdLink: (from, to) => {
+        if (this.heldLinks.has(from * 65536 + to)) return;
+        this.heldLinks.set(from * 65536 + to, { from, to, messages: [] });
+        this.notableEvent("nemesis", `holding packets ${from} -> ${to} on the wire`);
+      },
+      releaseLink: (from, to) => this.releaseLink(from * 65536 + to),
       healPartition: () => {
         if (!this.partition.active) return;
         this.partition.heal();
         this.notableEvent("nemesis", "partition healed");
       },
       isPartitioned: () => this.partition.active,
-      messagesByKind: () => this.messageKinds,
-      messagesSent: () => this.messagesSent,
+      messagesByKind: () => {
+        if (this.scenario.countsMessages !== true) throw new Error(`scenario ${this.scenario.name} reads message counts without countsMessages: true`);
+        return this.messageKinds;
+      },
       snapshotInstalls: (id) => node(id).snapshotsInstalled,
       leaderTerms: () => this.leaderTerms,
       entryTerm: (id, index) => (node(id).up ? node(id).engine.entryTerm(index) : null),
@@ -468,8 +489,18 @@ class Simulation implements NodeHost<unknown> {
     node.resume();
   }
 
+  /** Delivers a held link's packets, in the order sent, and stops holding it. */
+  private releaseLink(link: number): void {
+    const held = this.heldLinks.get(link);
+    if (held === undefined) return;
+    this.heldLinks.delete(link);
+    this.notableEvent("nemesis", `releasing ${held.messages.length} held packet(s) ${held.from} -> ${held.to}`);
+    held.messages.forEach((message, i) => this.deliverAfter(1 + i, held.from, held.to, message));
+  }
+
   private heal(): void {
     this.healed = true;
+    for (const link of [...this.heldLinks.keys()]) this.releaseLink(link);
     this.crashArmed.clear();
     this.partition.heal();
     this.nodeLink = { ...RELIABLE_LINK, delayMinMicros: this.params.nodeLink.delayMinMicros };
@@ -614,14 +645,25 @@ class Simulation implements NodeHost<unknown> {
   }
 }
 
+/** Why `scenario` cannot run as asked, or null when it can. */
+export function scenarioConflict(name: string, faults: readonly FaultClass[] | undefined, factory: EngineFactory<unknown, unknown>): string | null {
+  if (name === "random" || name === "mixed") return null;
+  const scenario = findScenario(name);
+  if (scenario === undefined) return `no scenario "${name}"; choose one of: ${SCENARIO_NAMES.join(", ")}`;
+  if (faults !== undefined) return `scenario ${name} chooses its own faults; --faults goes with the mixed nemesis (--scenario mixed or random)`;
+  if (factory.fixedClusterSize !== undefined) return `protocol ${factory.name} runs on ${factory.fixedClusterSize} node(s) only; it plays the mixed nemesis`;
+  if (scenario.needsCompaction === true && factory.compacts !== true) return `scenario ${name} is about snapshots, and protocol ${factory.name} does not compact its log`;
+  return null;
+}
+
 function chooseScenario(options: SimOptions, factory: EngineFactory<unknown, unknown>, prng: Prng): Scenario {
   const name = options.scenario ?? "random";
-  if (name !== "random") {
-    const scenario = findScenario(name);
-    if (scenario === undefined) throw new Error(`no scenario "${name}"; choose one of: ${SCENARIO_NAMES.join(", ")}`);
-    return scenario;
-  }
+  const conflict = scenarioConflict(name, options.faults, factory);
+  if (conflict !== null) throw new Error(conflict);
+  const mixed = findScenario("mixed") as Scenario;
+  if (name === "mixed") return mixed;
+  if (name !== "random") return findScenario(name) as Scenario;
   // A narrowed fault list or a one-node control asks for exactly that: the mixed nemesis.
-  if (options.faults !== undefined || factory.fixedClusterSize !== undefined) return SCENARIOS[0] as Scenario;
-  return pickScenario(prng);
+  if (options.faults !== undefined || factory.fixedClusterSize !== undefined) return mixed;
+  return pickScenario(prng, factory.compacts === true);
 }

@@ -155,12 +155,16 @@ export const ALL_ENGINE_INVARIANTS: readonly EngineInvariant[] = ["election-safe
 export interface TuningHints {
   /** One entry per message: old and new entries travel apart (Figure 8 histories). */
   readonly smallMessages?: boolean;
+  /** Force leaders' step-down on losing their quorum on or off (Raft's CheckQuorum). */
+  readonly checkQuorum?: boolean;
 }
 
 /** An engine factory: the one place a driver learns which protocol it runs. */
 export interface EngineFactory<M = unknown, H = unknown> {
   readonly name: string;
   readonly description: string;
+  /** Whether its engines implement `compact` (log compaction and snapshots). */
+  readonly compacts?: boolean;
   /** Set when the protocol only works with this many nodes (a one-node control). */
   readonly fixedClusterSize?: number;
   readonly invariants: readonly EngineInvariant[];

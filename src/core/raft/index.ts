@@ -16,6 +16,7 @@ export function raftFactory(config: RaftConfig = DEFAULT_RAFT_CONFIG): EngineFac
     name: "raft",
     description: "Raft with PreVote, CheckQuorum, pipelined replication and ReadIndex",
     invariants: ALL_ENGINE_INVARIANTS,
+    compacts: true,
     mutants: RAFT_MUTANTS,
     create: (options, mutant) => {
       assert(mutant === undefined || isRaftMutant(mutant), `unknown Raft mutant ${mutant}`);
@@ -29,7 +30,7 @@ export function raftFactory(config: RaftConfig = DEFAULT_RAFT_CONFIG): EngineFac
         electionTicks,
         heartbeatTicks: prng.pick([1, 1, 2, 3]),
         preVote: prng.chance(0.8),
-        checkQuorum: prng.chance(0.8),
+        checkQuorum: hints?.checkQuorum ?? prng.chance(0.8),
         leaseReads: false,
         entriesPerMessageMax: hints?.smallMessages === true ? 1 : prng.pick([1, 2, 8, 256]),
         inflightMessagesMax: prng.pick([1, 4, 256]),

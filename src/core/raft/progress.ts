@@ -21,6 +21,8 @@ export class Progress {
   probeSent = false;
   /** The highest commit index sent to this follower in an append. */
   sentCommit = 0;
+  /** The leader's tick of the last empty append probing this follower's tail. */
+  tailProbeTick = -1;
   /** The last index sent when the follower last answered a heartbeat (to spot a stalled pipeline). */
   sentAtLastHeartbeat = 0;
   /** The leader's tick at which it sent the latest heartbeat this follower acknowledged (leases). */

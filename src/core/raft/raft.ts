@@ -549,12 +549,14 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     if (pr === undefined) return;
     pr.recentActive = true;
     pr.probeSent = false;
-    if (pr.state === "replicate" && pr.match < pr.sentAtLastHeartbeat) {
+    if (pr.state === "replicate" && pr.match < pr.sentAtLastHeartbeat && pr.tailProbeTick < this.tickCount) {
       // An append that was already out at the previous heartbeat answer is still not
       // acknowledged. It may be slow (a follower's fsync), or lost — and if it was the last,
       // nothing else would reveal it. Ask about the tail with an empty append: the follower
       // accepts it if it holds everything sent, and rejects it (sending this follower back
       // to probe) if something is missing.
+      // At most once a tick: read rounds bring extra heartbeat answers.
+      pr.tailProbeTick = this.tickCount;
       this.sendTailProbe(from, pr);
     }
     pr.sentAtLastHeartbeat = pr.next - 1;
