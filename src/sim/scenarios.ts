@@ -623,6 +623,7 @@ export const SCENARIOS: readonly Scenario[] = [
     params: (p, prng) => ({
       ...withFaults(reliable(withNodes(p, 5, prng)), ["partition", "delay"]),
       clients: 10,
+      keys: 10,
       roamingClients: 0,
       clientTimeoutMicros: 2_500_000,
       clientThinkMicrosMean: 1000,
