@@ -300,7 +300,8 @@ describe("8 client interaction", () => {
 describe("7 log compaction", () => {
   const small = { ...config, snapshotChunkBytes: 16 };
 
-  test("a follower behind the leader's snapshot gets it in chunks and then the entries after it", () => {
+  /** Node 3 is cut off while ten entries commit and the leader compacts them away; then heals. */
+  function leaderCompactedPastNode3(): TestCluster {
     const c = new TestCluster(3, small);
     c.elect(1);
     c.isolate(3);
@@ -308,6 +309,11 @@ describe("7 log compaction", () => {
     c.stabilize();
     c.tickAll(2);
     c.compact(1);
+    return c;
+  }
+
+  test("a follower behind the leader's snapshot gets it in chunks and then the entries after it", () => {
+    const c = leaderCompactedPastNode3();
     c.compact(2);
     const snapshotIndex = c.engine(1).status().snapshotIndex;
     assert.ok(snapshotIndex >= 10, `the leader compacted through ${snapshotIndex}`);
@@ -322,13 +328,7 @@ describe("7 log compaction", () => {
   });
 
   test("a lost chunk is resent from where the follower stopped, not from the start", () => {
-    const c = new TestCluster(3, small);
-    c.elect(1);
-    c.isolate(3);
-    for (let i = 0; i < 10; i++) c.engine(1).propose(data(`v${i}`));
-    c.stabilize();
-    c.tickAll(2);
-    c.compact(1);
+    const c = leaderCompactedPastNode3();
     c.heal();
     let dropped = false;
     c.dropWhere = (e) => {
