@@ -14,16 +14,20 @@ export type {
   ReadState,
   Role,
   Snapshot,
+  TuningHints,
 } from "./core/engine/contract.js";
 export { ALL_ENGINE_INVARIANTS } from "./core/engine/contract.js";
 export { AssertionError, assert } from "./core/common/assert.js";
 export { InvalidInputError, NotLeaderError, OverloadedError, SynodError } from "./core/common/errors.js";
 export { limits } from "./core/common/limits.js";
 export { Prng } from "./core/common/prng.js";
+export { DEFAULT_RAFT_CONFIG, RAFT_MUTANTS, RaftEngine, raftFactory, type RaftConfig, type RaftHardState, type RaftMessage, type RaftMutant } from "./core/raft/index.js";
+export { leaseTicks } from "./core/raft/config.js";
 export { decodeCommand, encodeCommand, type KvCommand, type RequestId } from "./core/kv/command.js";
 export { KvStore, type KvRecord, type KvResult } from "./core/kv/store.js";
 export { checkLinearizability, type LinearizabilityResult } from "./sim/check/linearizability.js";
 export { parseHistory, type Operation, type OpKind, type OpStatus } from "./sim/history.js";
 export { FAULT_CLASSES, type FaultClass, type SimParams } from "./sim/params.js";
 export { PROTOCOLS } from "./sim/protocols.js";
+export { SCENARIOS, SCENARIO_NAMES, type Scenario, type ScenarioContext } from "./sim/scenarios.js";
 export { runSimulation, type SimOptions, type SimResult } from "./sim/simulation.js";
