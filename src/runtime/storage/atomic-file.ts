@@ -1,0 +1,36 @@
+/**
+ * Writing a file so that a crash leaves either the old version or the new one, never a
+ * mixture: write a temporary file beside it, fsync it, rename it over the target, fsync the
+ * directory (so the rename itself is durable). Snapshots are saved this way; WAL segments
+ * behind a snapshot may be removed only after this returns.
+ */
+import { closeSync, fsyncSync, openSync, readdirSync, renameSync, rmSync, writeSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
+
+const TEMP_SUFFIX = ".tmp";
+
+export function writeFileAtomic(path: string, data: Uint8Array): void {
+  const temp = `${path}${TEMP_SUFFIX}`;
+  const fd = openSync(temp, "w");
+  try {
+    let written = 0;
+    while (written < data.length) written += writeSync(fd, data, written, data.length - written);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(temp, path);
+  const dir = openSync(dirname(path), "r");
+  try {
+    fsyncSync(dir);
+  } finally {
+    closeSync(dir);
+  }
+}
+
+/** Removes temporary files a crash left behind in `dir` (they were never renamed into place). */
+export function removeLeftoverTempFiles(dir: string): string[] {
+  const removed = readdirSync(dir).filter((name) => name.endsWith(TEMP_SUFFIX));
+  for (const name of removed) rmSync(join(dir, name), { force: true });
+  return removed.map((name) => basename(name));
+}
