@@ -127,6 +127,16 @@ function followers(ctx: ScenarioContext): NodeId[] {
   return ctx.nodeIds.filter((id) => id !== leader && ctx.isUp(id));
 }
 
+/** Cuts `id` off from every other node (replacing any partition). */
+function isolate(ctx: ScenarioContext, id: NodeId): void {
+  ctx.partitionGroups([[id], ctx.nodeIds.filter((other) => other !== id)]);
+}
+
+/** Runs a scenario's own check just before the fault phase ends. */
+function atFaultPhaseEnd(ctx: ScenarioContext, check: () => void): void {
+  ctx.during(ctx.params.faultPhaseMicros - 1000, check);
+}
+
 function countKinds(ctx: ScenarioContext, pattern: RegExp): number {
   let count = 0;
   for (const [kind, n] of ctx.messagesByKind()) if (pattern.test(kind)) count += n;
@@ -231,7 +241,7 @@ function figure8Nemesis(ctx: ScenarioContext): void {
     if (status.role === "leader" && leadTerm.get(id) !== status.term) {
       leadTerm.set(id, status.term);
       if (!ctx.isPartitioned() && ctx.prng.chance(0.3)) {
-        ctx.partitionGroups([[id], ctx.nodeIds.filter((other) => other !== id)]);
+        isolate(ctx, id);
         ctx.during(ctx.prng.int(50_000, 300_000), () => ctx.healPartition());
         return;
       }
@@ -239,7 +249,7 @@ function figure8Nemesis(ctx: ScenarioContext): void {
     if (status.role !== "leader" || status.commitIndex <= previous || ctx.isPartitioned()) return;
     const term = ctx.entryTerm(id, status.commitIndex);
     if (term !== null && term < status.term) {
-      ctx.partitionGroups([[id], ctx.nodeIds.filter((other) => other !== id)]);
+      isolate(ctx, id);
       ctx.during(ctx.prng.int(200_000, 800_000), () => ctx.healPartition());
     }
   });
@@ -282,13 +292,13 @@ function figure8Adversary(ctx: ScenarioContext): void {
       s = id;
       cycleTerm = status.term;
       stage = "old-leader";
-      ctx.partitionGroups([[id], ctx.nodeIds.filter((other) => other !== id)]);
+      isolate(ctx, id);
     } else if (stage === "old-leader" && id !== s) {
       const term = ctx.entryTerm(id, status.commitIndex);
       if (term !== null && term < status.term && status.commitIndex > previousCommit) {
         // (c) caught committing an older entry by counting: (d) cut it off, let S back in.
         stage = "done";
-        ctx.partitionGroups([[id], ctx.nodeIds.filter((other) => other !== id)]);
+        isolate(ctx, id);
       }
     }
   });
@@ -339,12 +349,12 @@ function staleAnswersAdversary(ctx: ScenarioContext): void {
       // (b) the majority elected M: B joins it (A stays alone), so M rewrites B's log.
       stage = "b";
       cutTerm = status.term;
-      ctx.partitionGroups([[a], others(a)]);
+      isolate(ctx, a);
     } else if (stage === "b" && rewritten(b)) {
       // (c) B's log no longer holds A's entries: A rejoins, M is cut off.
       stage = "hunt";
       const m = ctx.leader();
-      if (m !== null && m !== a) ctx.partitionGroups([[m], others(m)]);
+      if (m !== null && m !== a) isolate(ctx, m);
       else ctx.healPartition();
     } else if (stage === "hunt" && status.role === "leader" && status.term > cutTerm) {
       if (id === a) {
@@ -354,7 +364,7 @@ function staleAnswersAdversary(ctx: ScenarioContext): void {
       } else if (rewritten(a)) {
         // (d) a leader other than A, once it has rewritten A's log too, is cut off.
         cutTerm = status.term;
-        ctx.partitionGroups([[id], others(id)]);
+        isolate(ctx, id);
       }
     }
   });
@@ -434,7 +444,7 @@ export const SCENARIOS: readonly Scenario[] = [
     params: (p) => reliable(p),
     start: (ctx) => {
       const n = ctx.nodeIds.length;
-      ctx.during(ctx.params.faultPhaseMicros - 1000, () => {
+      atFaultPhaseEnd(ctx, () => {
         if (ctx.leaderTerms() !== 1) ctx.fail(`${ctx.leaderTerms()} leaderships on a healthy network; one election should have been enough`);
         // PreVote and vote rounds: a request and an answer per peer, per candidate.
         const electionMessages = countKinds(ctx, /^(pre-)?vote /);
@@ -484,7 +494,7 @@ export const SCENARIOS: readonly Scenario[] = [
     params: (p) => reliable(p),
     start: (ctx) => {
       const n = ctx.nodeIds.length;
-      ctx.during(ctx.params.faultPhaseMicros - 1000, () => {
+      atFaultPhaseEnd(ctx, () => {
         const committed = maxCommit(ctx);
         // An entry costs an append and its answer per follower, plus at most as many again
         // for the empty append that tells idle followers the new commit index.
@@ -587,7 +597,7 @@ export const SCENARIOS: readonly Scenario[] = [
         const others = ctx.prng.shuffle(ctx.nodeIds.filter((id) => id !== leader));
         ctx.partitionGroups([[leader, others[0] as NodeId], others.slice(1)]);
       });
-      ctx.during(ctx.params.faultPhaseMicros - 1000, () => {
+      atFaultPhaseEnd(ctx, () => {
         // Fast backtracking: one rejection per divergent term, not one per entry.
         const rejections = countKinds(ctx, /^append rejected$/);
         const budget = 3 * (ctx.nodeIds.length - 1) * (repairs + 1);
@@ -717,7 +727,7 @@ export const SCENARIOS: readonly Scenario[] = [
     weight: 1,
     params: (p) => ({ ...reliable(p), snapshotEveryEntries: 5 }),
     start: (ctx) => {
-      ctx.during(ctx.params.faultPhaseMicros - 1000, () => {
+      atFaultPhaseEnd(ctx, () => {
         for (const id of ctx.nodeIds) if ((ctx.status(id)?.snapshotIndex ?? 0) === 0) ctx.fail(`node ${id} never compacted its log`);
       });
     },
@@ -732,10 +742,10 @@ export const SCENARIOS: readonly Scenario[] = [
       let victim: NodeId | null = null;
       ctx.during(500_000, () => {
         victim = followers(ctx)[0] ?? null;
-        if (victim !== null) ctx.partitionGroups([[victim], ctx.nodeIds.filter((id) => id !== victim)]);
+        if (victim !== null) isolate(ctx, victim);
       });
       ctx.during(3_000_000, () => ctx.healPartition());
-      ctx.during(ctx.params.faultPhaseMicros - 1000, () => {
+      atFaultPhaseEnd(ctx, () => {
         if (victim !== null && ctx.snapshotInstalls(victim) === 0) ctx.fail(`node ${victim} caught up without installing a snapshot`);
       });
     },

@@ -229,16 +229,14 @@ class Simulation implements NodeHost<unknown> {
   }
 
   private deliverAfter(delay: number, from: NodeId, to: NodeId, message: unknown): void {
-    {
-      this.scheduler.after(delay, () => {
-        const node = this.nodes.get(to);
-        if (node === undefined || !node.up) return;
-        // A partition also loses what was on the wire when it began.
-        if (this.partition.isBlocked(from, to)) return;
-        this.traceLog.add(this.now(), `node ${to}`, () => `<- ${from}: ${this.factory.describeMessage(message)}`);
-        node.deliver(from, message);
-      });
-    }
+    this.scheduler.after(delay, () => {
+      const node = this.nodes.get(to);
+      if (node === undefined || !node.up) return;
+      // A partition also loses what was on the wire when it began.
+      if (this.partition.isBlocked(from, to)) return;
+      this.traceLog.add(this.now(), `node ${to}`, () => `<- ${from}: ${this.factory.describeMessage(message)}`);
+      node.deliver(from, message);
+    });
   }
 
   sendToClient(from: NodeId, clientId: number, response: ClientResponse): void {

@@ -30,9 +30,8 @@ export class Progress {
   /** Heard from since the last CheckQuorum round. */
   recentActive = false;
   readonly inflight: Inflight;
-  /** In snapshot state: the snapshot being sent, and its index ... */
+  /** In snapshot state: the snapshot being sent ... */
   snapshot: Snapshot | null = null;
-  pendingSnapshot = 0;
   /** ... how many of its bytes the follower has acknowledged ... */
   snapshotAcked = 0;
   /** ... whether a chunk is unanswered, and for how many ticks. */
@@ -55,7 +54,6 @@ export class Progress {
   becomeSnapshot(snapshot: Snapshot): void {
     this.state = "snapshot";
     this.snapshot = snapshot;
-    this.pendingSnapshot = snapshot.index;
     this.snapshotAcked = 0;
     this.snapshotChunkInFlight = false;
     this.snapshotStallTicks = 0;
@@ -101,6 +99,11 @@ export class Progress {
     this.next = next;
     this.probeSent = false;
     return true;
+  }
+
+  /** The index of the snapshot being sent (0 outside snapshot state). */
+  get pendingSnapshot(): number {
+    return this.snapshot?.index ?? 0;
   }
 
   /** Whether the leader should hold back appends to this follower for now. */

@@ -69,7 +69,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   private readonly votes = new Map<NodeId, boolean>();
   private readonly progress = new Map<NodeId, Progress>();
   private uncommittedBytes = 0;
-  private readonly matchScratch: number[] = [];
+  private readonly quorumScratch: number[] = [];
   private broadcastPending = false;
 
   private readRound = 0;
@@ -673,18 +673,26 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
 
   /** The highest index a quorum holds: the quorum-th largest match (no allocation: hot path). */
   private quorumMatch(): number {
-    const matches = this.matchScratch;
+    return this.quorumValue((_, pr) => pr.match);
+  }
+
+  /**
+   * The quorum-th largest of `value` over the voters: the most a quorum agrees on. No
+   * allocation (a hot path): an insertion sort, descending, into a reused array.
+   */
+  private quorumValue(value: (peer: NodeId, pr: Progress) => number): number {
+    const values = this.quorumScratch;
     let n = 0;
-    for (const pr of this.progress.values()) {
-      // Insertion sort, descending: a handful of voters.
+    for (const [peer, pr] of this.progress) {
+      const v = value(peer, pr);
       let i = n++;
-      while (i > 0 && (matches[i - 1] as number) < pr.match) {
-        matches[i] = matches[i - 1] as number;
+      while (i > 0 && (values[i - 1] as number) < v) {
+        values[i] = values[i - 1] as number;
         i--;
       }
-      matches[i] = pr.match;
+      values[i] = v;
     }
-    return matches[this.quorum - 1] as number;
+    return values[this.quorum - 1] as number;
   }
 
   // ---- linearizable reads: ReadIndex (thesis 6.4) ----
@@ -727,18 +735,8 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
 
   /** Whether a quorum acknowledged a heartbeat sent within the lease's length. */
   private leaseValid(): boolean {
-    const acks = this.matchScratch;
-    let n = 0;
-    for (const [peer, pr] of this.progress) {
-      const tick = peer === this.id ? this.tickCount : pr.leaseAckTick;
-      let i = n++;
-      while (i > 0 && (acks[i - 1] as number) < tick) {
-        acks[i] = acks[i - 1] as number;
-        i--;
-      }
-      acks[i] = tick;
-    }
-    return this.tickCount - (acks[this.quorum - 1] as number) < this.leaseTicks;
+    const acknowledgedAt = this.quorumValue((peer, pr) => (peer === this.id ? this.tickCount : pr.leaseAckTick));
+    return this.tickCount - acknowledgedAt < this.leaseTicks;
   }
 
   /** A heartbeat answer for round r confirms leadership for every read of round r or before. */
