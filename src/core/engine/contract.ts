@@ -87,6 +87,16 @@ export interface EngineStatus {
   readonly snapshotIndex: number;
 }
 
+/** How a read asks to be confirmed. */
+export interface ReadOptions {
+  /**
+   * Let the leader confirm the read from its lease, without a heartbeat round, where the
+   * engine supports leases and its configuration allows them; otherwise the read takes the
+   * ordinary round. Absent: the engine's configured default.
+   */
+  readonly lease?: boolean;
+}
+
 /** The answer to `propose` or `readIndex`: taken (it may still fail to commit) or refused. */
 export type Admission = { readonly accepted: true } | { readonly accepted: false; readonly error: SynodError };
 
@@ -107,7 +117,7 @@ export interface Engine<M, H> {
   /** Asks to replicate `data` as a new entry. */
   propose(data: Uint8Array): Admission;
   /** Asks for a linearizable read; it completes through `Ready.readStates`. */
-  readIndex(requestId: number): Admission;
+  readIndex(requestId: number, options?: ReadOptions): Admission;
   hasReady(): boolean;
   ready(): Ready<M, H>;
   /** Acknowledges that everything in `ready` was done. */

@@ -86,6 +86,8 @@ export interface ForwardedRead {
   readonly type: "read-index";
   readonly term: number;
   readonly requestId: number;
+  /** The client accepts a lease-confirmed read (see ReadOptions.lease); absent means no. */
+  readonly lease?: boolean;
 }
 
 export interface ReadIndexResponse {
@@ -143,7 +145,7 @@ export function describeRaftMessage(m: RaftMessage): string {
     case "propose":
       return `forwarded proposal term=${m.term} count=${m.data.length}`;
     case "read-index":
-      return `forwarded read term=${m.term} request=${m.requestId}`;
+      return `forwarded read term=${m.term} request=${m.requestId}${m.lease === true ? " lease" : ""}`;
     case "read-index-response":
       return `read index term=${m.term} request=${m.requestId} index=${m.index}`;
     case "snapshot":

@@ -641,21 +641,22 @@ describe("scripted scenarios: linearizable reads (ReadIndex, thesis 6.4)", () =>
   1->3 append term=1 prev=0@0 entries=1[1..1] commit=0
 
 # The first acknowledgement commits index 1, an entry of the leader's term. Now the
-# waiting read takes the commit index, 1, and starts its confirmation round. Node 3's
-# acknowledgement is processed after that round left, so its heartbeat carries commit 0:
-# a heartbeat never carries a commit index past what the follower is known to hold. The
-# empty appends then bring both followers' commit to 1.
+# waiting read takes the commit index, 1, and joins a confirmation round, whose heartbeats
+# leave with the leader's next Ready — after node 3's acknowledgement too, so both carry
+# commit 1 (a heartbeat never carries a commit index past what the follower is known to
+# hold). Reads arriving before that Ready would share the round. The empty appends bring
+# both followers' commit to 1 first.
 > deliver
   2->1 append ok term=1 match=1 afterPersist
   node 1: leader term=1 leader=1 commit=1
   3->1 append ok term=1 match=1 afterPersist
 > deliver
-  1->2 heartbeat term=1 commit=1 read-round=1
-  node 2: follower term=1 leader=1 commit=1
-  1->3 heartbeat term=1 commit=0 read-round=1
   1->2 append term=1 prev=1@1 entries=0 commit=1
+  node 2: follower term=1 leader=1 commit=1
   1->3 append term=1 prev=1@1 entries=0 commit=1
   node 3: follower term=1 leader=1 commit=1
+  1->2 heartbeat term=1 commit=1 read-round=1
+  1->3 heartbeat term=1 commit=1 read-round=1
 
 # A majority confirms; the read index goes back to node 2.
 > deliver

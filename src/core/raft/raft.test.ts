@@ -416,6 +416,17 @@ describe("6.4 linearizable reads (ReadIndex)", () => {
     assert.deepEqual(c.readStates.get(2), [{ requestId: 9, index: c.engine(1).status().commitIndex }]);
   });
 
+  test("reads that arrive before the leader's next Ready share one heartbeat round", () => {
+    const c = new TestCluster(3);
+    c.elect(1);
+    const before = c.sent.length;
+    for (let id = 1; id <= 50; id++) c.engine(1).readIndex(id);
+    c.stabilize();
+    assert.deepEqual(c.readStates.get(1)?.map((r) => r.requestId), Array.from({ length: 50 }, (_, i) => i + 1));
+    const heartbeats = c.sent.slice(before).filter((envelope) => envelope.message.type === "heartbeat");
+    assert.equal(heartbeats.length, 2, "one heartbeat per follower confirms all fifty reads");
+  });
+
   test("a read without a known leader is refused with the leader hint", () => {
     const c = new TestCluster(3);
     const admission = c.engine(2).readIndex(1);
@@ -435,6 +446,44 @@ describe("6.4.1 lease reads", () => {
     c.flush();
     assert.deepEqual(c.readStates.get(1)?.map((r) => r.requestId), [5]);
     assert.equal(c.sent.length, before, "no message was needed");
+  });
+
+  test("each read chooses: one that declines the lease takes the heartbeat round", () => {
+    const c = new TestCluster(3, lease);
+    c.elect(1);
+    c.tickAll(2);
+    const before = c.sent.length;
+    c.engine(1).readIndex(5, { lease: false });
+    c.flush();
+    assert.deepEqual(c.readStates.get(1), [], "not released before a quorum answers");
+    assert.ok(c.sent.length > before, "a heartbeat round went out");
+    c.stabilize();
+    assert.deepEqual(c.readStates.get(1)?.map((r) => r.requestId), [5]);
+    c.engine(1).readIndex(6, { lease: true });
+    c.flush();
+    assert.deepEqual(c.readStates.get(1)?.map((r) => r.requestId), [5, 6], "the lease read is answered at once");
+  });
+
+  test("a follower's lease read is confirmed by the leader's lease, with no round", () => {
+    const c = new TestCluster(3, lease);
+    c.elect(1);
+    c.tickAll(2);
+    c.engine(2).readIndex(8, { lease: true });
+    c.stabilize();
+    assert.deepEqual(c.readStates.get(2)?.map((r) => r.requestId), [8]);
+    const forwarded = c.sent.filter((envelope) => envelope.message.type === "read-index");
+    assert.equal(forwarded.length, 1);
+    assert.equal(forwarded[0]?.message.type === "read-index" && forwarded[0].message.lease, true);
+  });
+
+  test("without leases configured, a lease read is an ordinary ReadIndex", () => {
+    const c = new TestCluster(3);
+    c.elect(1);
+    c.tickAll(2);
+    c.isolate(1);
+    c.engine(1).readIndex(4, { lease: true });
+    c.stabilize();
+    assert.deepEqual(c.readStates.get(1), [], "no lease to lean on: it waits for a quorum");
   });
 
   test("a leader whose lease ran out confirms leadership the ReadIndex way", () => {

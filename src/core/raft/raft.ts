@@ -1,7 +1,7 @@
 import { assert } from "../common/assert.js";
 import { NotLeaderError, OverloadedError } from "../common/errors.js";
 import { Prng } from "../common/prng.js";
-import type { Admission, Engine, EngineOptions, EngineStatus, LogEntry, NodeId, Outbound, Ready, ReadState, Role, Snapshot } from "../engine/contract.js";
+import type { Admission, Engine, EngineOptions, EngineStatus, LogEntry, NodeId, Outbound, Ready, ReadOptions, ReadState, Role, Snapshot } from "../engine/contract.js";
 import { DEFAULT_RAFT_CONFIG, leaseTicks, validateRaftConfig, type RaftConfig } from "./config.js";
 import { entryBytes, RaftLog } from "./log.js";
 import type {
@@ -85,7 +85,14 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   private startupGuard: boolean;
   private pendingReads: PendingRead[] = [];
   /** Reads that arrived before this leader committed an entry of its term (thesis 6.4 step 1). */
-  private readsAwaitingTermCommit: { requestId: number; from: NodeId }[] = [];
+  private readsAwaitingTermCommit: { requestId: number; from: NodeId; lease: boolean }[] = [];
+  /**
+   * The heartbeat round that reads arriving now join, opened by the first of them and sent
+   * with the next Ready (0: none open). Every read that arrives before that Ready shares one
+   * round of heartbeats, as etcd-io/raft batches ReadIndex: under load, a round costs one
+   * message per follower for many reads instead of one per read.
+   */
+  private batchedReadRound = 0;
 
   /** The latest snapshot: this node's own (compact) or one installed from a leader. */
   private snapshot: Snapshot | null;
@@ -219,7 +226,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
         if (this.role === "leader") for (const data of message.data) if (this.admits(data)) this.appendProposal(data);
         return;
       case "read-index":
-        if (this.role === "leader") this.handleReadRequest(from, message.requestId);
+        if (this.role === "leader") this.handleReadRequest(from, message.requestId, message.lease === true);
         return;
       case "read-index-response":
         this.readStates.push({ requestId: message.requestId, index: message.index });
@@ -251,13 +258,14 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     return this.uncommittedBytes === 0 || this.uncommittedBytes + data.length <= this.config.uncommittedBytesMax;
   }
 
-  readIndex(requestId: number): Admission {
+  readIndex(requestId: number, options?: ReadOptions): Admission {
+    const lease = options?.lease ?? this.config.leaseReads;
     if (this.role === "leader") {
-      this.handleReadRequest(this.id, requestId);
+      this.handleReadRequest(this.id, requestId, lease);
       return { accepted: true };
     }
     if (this.role === "follower" && this.lead !== null) {
-      this.send(this.lead, { type: "read-index", term: this.term, requestId });
+      this.send(this.lead, lease ? { type: "read-index", term: this.term, requestId, lease } : { type: "read-index", term: this.term, requestId });
       return { accepted: true };
     }
     return { accepted: false, error: new NotLeaderError(this.lead) };
@@ -360,6 +368,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     this.progress.clear();
     this.pendingReads = [];
     this.readsAwaitingTermCommit = [];
+    this.batchedReadRound = 0;
     this.broadcastPending = false;
     this.resetElectionTimer();
   }
@@ -666,7 +675,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     if (this.log.term(previous) !== this.term && this.readsAwaitingTermCommit.length > 0) {
       const waiting = this.readsAwaitingTermCommit;
       this.readsAwaitingTermCommit = [];
-      for (const read of waiting) this.handleReadRequest(read.from, read.requestId);
+      for (const read of waiting) this.handleReadRequest(read.from, read.requestId, read.lease);
     }
     return true;
   }
@@ -697,28 +706,34 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
 
   // ---- linearizable reads: ReadIndex (thesis 6.4) ----
 
-  private handleReadRequest(from: NodeId, requestId: number): void {
+  /**
+   * A read asked of this leader, by itself or by a follower. `lease`: the asker accepts a
+   * lease-confirmed read, granted only when the configuration allows leases.
+   */
+  private handleReadRequest(from: NodeId, requestId: number, lease: boolean): void {
     if (this.mutant === "read-without-quorum") {
       this.releaseRead({ requestId, from, index: this.log.commitIndex, round: 0, acks: new Set() });
       return;
     }
     if (this.log.term(this.log.commitIndex) !== this.term) {
-      this.readsAwaitingTermCommit.push({ requestId, from });
+      this.readsAwaitingTermCommit.push({ requestId, from, lease });
       return;
     }
-    if (this.config.leaseReads && this.leaseValid()) {
+    if (lease && this.config.leaseReads && this.leaseValid()) {
       // Thesis 6.4.1: no other leader can exist before the lease runs out, so the commit
       // index is current without asking anyone.
       this.releaseRead({ requestId, from, index: this.log.commitIndex, round: 0, acks: new Set() });
       return;
     }
-    const read: PendingRead = { requestId, from, index: this.log.commitIndex, round: this.newRound(), acks: new Set([this.id]) };
     if (this.quorum === 1) {
-      this.releaseRead(read);
+      this.releaseRead({ requestId, from, index: this.log.commitIndex, round: 0, acks: new Set() });
       return;
     }
-    this.pendingReads.push(read);
-    this.broadcastHeartbeat(read.round);
+    // The round's heartbeats leave with the next Ready, after this read arrived, so their
+    // acknowledgements confirm leadership at a time after it (thesis 6.4 step 3). Recording
+    // the round's send time now, possibly a tick early, only shortens a lease it starts.
+    if (this.batchedReadRound === 0) this.batchedReadRound = this.newRound();
+    this.pendingReads.push({ requestId, from, index: this.log.commitIndex, round: this.batchedReadRound, acks: new Set([this.id]) });
   }
 
   /** Opens a heartbeat round, remembering when it was sent. */
@@ -774,6 +789,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     if (this.outstanding !== null) return false;
     return (
       this.broadcastPending ||
+      this.batchedReadRound !== 0 ||
       this.messages.length > 0 ||
       this.messagesAfterPersist.length > 0 ||
       this.readStates.length > 0 ||
@@ -786,6 +802,10 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
 
   ready(): Ready<RaftMessage, RaftHardState> {
     assert(this.outstanding === null, "ready() called twice without advance()");
+    if (this.batchedReadRound !== 0) {
+      this.broadcastHeartbeat(this.batchedReadRound);
+      this.batchedReadRound = 0;
+    }
     if (this.broadcastPending) {
       this.broadcastPending = false;
       this.broadcastAppend();
