@@ -188,6 +188,12 @@ export interface EngineFactory<M = unknown, H = unknown> {
   /** A one-line, human-readable rendering of a message, for traces. */
   describeMessage(message: M): string;
   /**
+   * Checks a value decoded from a peer's bytes and returns it as a message, or throws
+   * InvalidInputError: a driver that receives messages from a network calls it before
+   * `step`, so a malformed message is dropped rather than trusted.
+   */
+  validateMessage?(value: unknown): M;
+  /**
    * A factory whose engines use a configuration drawn from `prng` across the range the
    * protocol supports (message sizes, windows, timeouts, features), with a one-line
    * description: the simulator explores configurations, not only the defaults.

@@ -4,11 +4,13 @@ import { DEFAULT_RAFT_CONFIG, type RaftConfig } from "./config.js";
 import { describeRaftMessage, type RaftHardState, type RaftMessage } from "./messages.js";
 import { isRaftMutant, RAFT_MUTANTS } from "./mutants.js";
 import { RaftEngine } from "./raft.js";
+import { validateRaftMessage } from "./validate.js";
 
 export { DEFAULT_RAFT_CONFIG, type RaftConfig } from "./config.js";
 export type { RaftHardState, RaftMessage } from "./messages.js";
 export { RAFT_MUTANTS, type RaftMutant } from "./mutants.js";
 export { RaftEngine } from "./raft.js";
+export { validateRaftMessage } from "./validate.js";
 
 /** Builds Raft engines with the given configuration; the one place a driver learns it runs Raft. */
 export function raftFactory(config: RaftConfig = DEFAULT_RAFT_CONFIG): EngineFactory<RaftMessage, RaftHardState> {
@@ -23,6 +25,7 @@ export function raftFactory(config: RaftConfig = DEFAULT_RAFT_CONFIG): EngineFac
       return new RaftEngine(options, config, mutant ?? null);
     },
     describeMessage: describeRaftMessage,
+    validateMessage: validateRaftMessage,
     tuned: (prng, hints) => {
       const electionTicks = prng.pick([10, 10, 20]);
       let tuned: RaftConfig = {

@@ -1,0 +1,47 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { InvalidInputError } from "../common/errors.js";
+import { DEFAULT_RAFT_CONFIG } from "./config.js";
+import { data, TestCluster } from "./harness.test-util.js";
+import { validateRaftMessage } from "./validate.js";
+
+test("every message a working cluster sends passes validation, unchanged", () => {
+  const c = new TestCluster(3, { ...DEFAULT_RAFT_CONFIG, snapshotChunkBytes: 16, leaseReads: true });
+  c.elect(1);
+  for (let i = 0; i < 20; i++) c.engine(1).propose(data(`w${i}`));
+  c.engine(2).propose(data("forwarded"));
+  c.engine(2).readIndex(1, { lease: true });
+  c.engine(3).readIndex(2);
+  c.stabilize();
+  c.isolate(3);
+  for (let i = 0; i < 5; i++) c.engine(1).propose(data(`x${i}`));
+  c.stabilize();
+  c.compact(1);
+  c.heal();
+  c.tickAll(30);
+  const types = new Set(c.sent.map((envelope) => envelope.message.type));
+  for (const type of ["vote", "vote-response", "append", "append-response", "heartbeat", "heartbeat-response", "propose", "read-index", "read-index-response", "snapshot"]) {
+    assert.ok(types.has(type as never), `the run exercised ${type}`);
+  }
+  for (const { message } of c.sent) assert.equal(validateRaftMessage(message), message);
+});
+
+test("malformed messages are refused with InvalidInputError", () => {
+  const bad: unknown[] = [
+    null,
+    42,
+    "append",
+    [],
+    { type: "nonsense", term: 1 },
+    { type: "vote", term: -1, preVote: false, lastIndex: 0, lastTerm: 0 },
+    { type: "vote", term: 1.5, preVote: false, lastIndex: 0, lastTerm: 0 },
+    { type: "vote", term: 1, preVote: "no", lastIndex: 0, lastTerm: 0 },
+    { type: "append", term: 1, prevIndex: 0, prevTerm: 0, commit: 0, entries: "x" },
+    { type: "append", term: 1, prevIndex: 0, prevTerm: 0, commit: 0, entries: [{ index: 1, term: 1, data: "text" }] },
+    { type: "append", term: 1, prevIndex: 0, prevTerm: 0, commit: 0, entries: [{ index: 1, term: 1, data: new Uint8Array(0) }, { index: 3, term: 1, data: new Uint8Array(0) }] },
+    { type: "propose", term: 1, data: [new Uint8Array(1), 7] },
+    { type: "snapshot", term: 1, index: 5, snapshotTerm: 1, size: 4, offset: 2, chunk: new Uint8Array(3) },
+    { type: "heartbeat", term: 1, commit: 0 },
+  ];
+  for (const value of bad) assert.throws(() => validateRaftMessage(value), InvalidInputError, JSON.stringify(value));
+});
