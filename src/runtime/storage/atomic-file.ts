@@ -9,12 +9,16 @@ import { basename, dirname, join } from "node:path";
 
 const TEMP_SUFFIX = ".tmp";
 
-export function writeFileAtomic(path: string, data: Uint8Array): void {
+/** Writes `data` (one buffer, or pieces written one after another, e.g. a header and a body) to `path` atomically. */
+export function writeFileAtomic(path: string, data: Uint8Array | readonly Uint8Array[]): void {
   const temp = `${path}${TEMP_SUFFIX}`;
+  const pieces = data instanceof Uint8Array ? [data] : data;
   const fd = openSync(temp, "w");
   try {
-    let written = 0;
-    while (written < data.length) written += writeSync(fd, data, written, data.length - written);
+    for (const piece of pieces) {
+      let written = 0;
+      while (written < piece.length) written += writeSync(fd, piece, written, piece.length - written);
+    }
     fsyncSync(fd);
   } finally {
     closeSync(fd);

@@ -1,114 +1,276 @@
 /**
- * The write-ahead log: an append-only sequence of opaque records in segment files, each
- * record framed as
+ * The write-ahead log: an append-only sequence of opaque records in segment files
+ * (`<16-digit sequence>.wal`), each record framed as
  *
  *   u32 length (little-endian) | u32 CRC-32C of the payload | payload
  *
- * Appends are buffered; `sync()` writes everything buffered with one write and one
- * fdatasync (group commit: a driver syncs once per turn, however many records it queued).
- * A segment that reaches `segmentBytes` is synced and closed, and the next one begins.
+ * Appends are buffered; `sync()` writes everything buffered with one positional write and
+ * one fdatasync (group commit: a driver syncs once per turn, however many records it queued).
  *
- * Recovery reads every segment in order. A torn or corrupt *tail* — the last record of the
- * last segment, cut short or failing its checksum with nothing but zeros after it — is what
- * a crash in the middle of a write leaves: it is truncated, and the truncation is logged.
- * Anything else that fails to decode is corruption of data that was once durable: opening
- * refuses with a WalCorruptionError that names the file and the offset, and nothing is
- * skipped silently.
+ * Preallocation. A segment is a zero-filled file of `segmentBytes` made in advance, so an
+ * fdatasync only has to write the data blocks, not the file's new size and extents (here:
+ * ~90 µs per sync on a preallocated file against ~150-190 µs when appending). Filling 64 MiB
+ * synchronously would stall the event loop, so the NEXT segment is prepared in the
+ * background with async I/O as `next.wal.tmp` (etcd's file pipeline does the same). On a
+ * roll the finished segment is truncated to its used length and fsynced, and only then is
+ * the prepared file renamed into place (and the directory fsynced); when it is not ready,
+ * the segment is created empty instead and grows by its writes. A `next.wal.tmp` found at
+ * open is what a crash left half-filled: it is removed and prepared anew.
  *
- * Not yet: preallocating segments, and removing segments behind a snapshot (issue 4 goes
- * on with both).
+ * Recovery reads every segment in order; their sequence numbers must be contiguous. Zeros
+ * after the last record of the LAST segment are its unused preallocated space, not worth a
+ * word. A torn *tail* of the last segment — a record cut short, failing its checksum with
+ * nothing but zeros after it, or with a sector of zeros inside it (blocks of the final,
+ * unsynced write that never reached the disk, the test etcd's WAL applies) — is what a crash
+ * in the middle of a write leaves: it is zeroed, with a log line. Anything else that fails to
+ * decode is damage to data that was once durable: opening refuses with a WalCorruptionError
+ * that names the file and the offset, and nothing is skipped silently. Because a roll
+ * truncates a segment before the next one exists, zeros at the end of a segment that is not
+ * the last are damage too.
+ *
+ * `removeSegmentsBefore` deletes segments behind a checkpoint (see log-store.ts), oldest
+ * first, so that what survives an interrupted deletion is always a contiguous suffix.
+ *
+ * Errors: an I/O error while writing leaves the log in an unknown state (after a failed
+ * fdatasync the page cache may already have dropped the data), so the log refuses every
+ * later call; the process should exit and recover from the disk.
  */
-import { closeSync, fdatasyncSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, ftruncateSync, writeSync } from "node:fs";
+import { closeSync, existsSync, fdatasyncSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
+import { open as openAsync } from "node:fs/promises";
 import { join } from "node:path";
+import { assert } from "../../core/common/assert.js";
+import { SynodError } from "../../core/common/errors.js";
 import { crc32c } from "./crc32c.js";
 
 const HEADER_BYTES = 8;
 /** A length above this is not a record but damage. */
 export const WAL_RECORD_BYTES_MAX = 64 * 1024 * 1024;
-const SEGMENT_SUFFIX = ".wal";
+export const WAL_SEGMENT_BYTES_DEFAULT = 64 * 1024 * 1024;
+/** The smallest unit a disk writes whole: a sector of zeros inside a record was never written. */
+const SECTOR_BYTES = 512;
+/** The background fill writes zeros this many bytes at a time. */
+const FILL_CHUNK_BYTES = 1024 * 1024;
+const SEGMENT_PATTERN = /^\d{16}\.wal$/;
+const NEXT_SEGMENT_TEMP = "next.wal.tmp";
 
-export class WalCorruptionError extends Error {
-  override readonly name = "WalCorruptionError";
-  constructor(
-    readonly file: string,
-    readonly offset: number,
-    reason: string,
-  ) {
+export class WalCorruptionError extends SynodError {
+  readonly file: string;
+  readonly offset: number;
+  constructor(file: string, offset: number, reason: string) {
     super(
+      "wal_corrupt",
       `the write-ahead log is corrupt in ${file} at byte ${offset}: ${reason}. This is not a torn write at the tail ` +
         "(which would be repaired) but damage to data that was durable; refusing to start rather than skip it. " +
         "Restore this node's data directory from a backup, or remove it and let the node rejoin empty from its peers.",
     );
+    this.name = "WalCorruptionError";
+    this.file = file;
+    this.offset = offset;
   }
 }
 
 export interface WalOptions {
   readonly dir: string;
-  /** Roll to a new segment once the current one holds this many bytes. */
+  /** Segment size in bytes, at least 64 (default 64 MiB); a record larger than it gets a segment of its own. */
   readonly segmentBytes?: number;
-  /** Where recovery reports a repaired tail. */
+  /** Where recovery notes go: a repaired tail, a removed leftover, a failed background fill. */
   readonly log?: (message: string) => void;
+}
+
+/** Where a recovered record starts: its segment file and the byte offset of its frame. */
+export interface WalRecordPosition {
+  readonly file: string;
+  readonly offset: number;
 }
 
 export interface WalOpened {
   readonly wal: Wal;
-  /** Every record recovered, oldest first. */
+  /** Every record recovered, oldest first; each is a copy the caller owns. */
   readonly records: Uint8Array[];
+  /** `positions[i]` is where `records[i]` was read, for error messages. */
+  readonly positions: WalRecordPosition[];
+  /**
+   * The oldest segment: sequence 1 while the log still holds its whole history; above 1
+   * once segments behind a checkpoint were removed, so that the records read begin with
+   * whatever followed them (the caller's checkpoint must then supersede that).
+   */
+  readonly firstSegment: { readonly sequence: number; readonly file: string };
 }
 
 function segmentName(sequence: number): string {
-  return `${String(sequence).padStart(16, "0")}${SEGMENT_SUFFIX}`;
+  return `${String(sequence).padStart(16, "0")}.wal`;
 }
 
-function allZero(bytes: Uint8Array, from: number): boolean {
-  for (let i = from; i < bytes.length; i++) if (bytes[i] !== 0) return false;
+function sequenceOf(name: string): number {
+  return Number(name.slice(0, 16));
+}
+
+function listSegments(dir: string): string[] {
+  return readdirSync(dir)
+    .filter((name) => SEGMENT_PATTERN.test(name))
+    .sort();
+}
+
+function allZero(bytes: Uint8Array, from: number, to = bytes.length): boolean {
+  for (let i = from; i < to; i++) if (bytes[i] !== 0) return false;
   return true;
+}
+
+function syncDirectory(dir: string): void {
+  const fd = openSync(dir, "r");
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function writeFully(fd: number, bytes: Uint8Array, position: number): void {
+  let written = 0;
+  while (written < bytes.length) {
+    const now = writeSync(fd, bytes, written, bytes.length - written, position + written);
+    assert(now > 0, "a write that made no progress");
+    written += now;
+  }
+}
+
+/**
+ * The next segment, zero-filled in the background. At most one fill runs at a time; its
+ * errors are caught and logged (the roll then falls back to an empty segment), never thrown.
+ */
+class NextSegment {
+  private status: "idle" | "filling" | "ready" = "idle";
+  private cancelled = false;
+  private done: Promise<void> = Promise.resolve();
+  private static readonly zeros = new Uint8Array(FILL_CHUNK_BYTES);
+
+  constructor(
+    readonly path: string,
+    private readonly bytes: number,
+    private readonly log: (message: string) => void,
+  ) {}
+
+  /** Starts filling, unless a fill is running or its file is ready. */
+  start(): void {
+    if (this.status !== "idle") return;
+    this.status = "filling";
+    this.cancelled = false;
+    this.done = this.fill().then(
+      () => {
+        this.status = this.cancelled ? "idle" : "ready";
+      },
+      (error: unknown) => {
+        this.status = "idle";
+        if (!this.cancelled) this.log(`write-ahead log: preparing the next segment failed (${String(error)}); the next roll creates it unprepared`);
+      },
+    );
+  }
+
+  private async fill(): Promise<void> {
+    const handle = await openAsync(this.path, "w");
+    try {
+      let position = 0;
+      while (position < this.bytes && !this.cancelled) {
+        const { bytesWritten } = await handle.write(NextSegment.zeros, 0, Math.min(FILL_CHUNK_BYTES, this.bytes - position), position);
+        assert(bytesWritten > 0, "a write that made no progress");
+        position += bytesWritten;
+      }
+      if (!this.cancelled) await handle.datasync();
+    } finally {
+      await handle.close();
+    }
+  }
+
+  /** True when the prepared file is complete; the caller then renames it into place. */
+  take(): boolean {
+    if (this.status !== "ready") return false;
+    this.status = "idle";
+    return true;
+  }
+
+  /** Resolves once no fill is running; true when the prepared file is ready. For tests and metrics. */
+  async settled(): Promise<boolean> {
+    await this.done;
+    return this.status === "ready";
+  }
+
+  /** Stops a running fill and removes the file. */
+  async stop(): Promise<void> {
+    this.cancelled = true;
+    await this.done;
+    this.status = "idle";
+    rmSync(this.path, { force: true });
+  }
 }
 
 export class Wal {
   private fd: number;
   private sequence: number;
-  private segmentSize: number;
+  /** Bytes of the current segment holding records; the next write goes here. */
+  private position: number;
   private buffered: Uint8Array[] = [];
   private bufferedBytes = 0;
-  private closed = false;
+  private closing: Promise<void> | null = null;
+  private broken: unknown = null;
+  private readonly next: NextSegment;
 
   private constructor(
     private readonly dir: string,
     private readonly segmentBytes: number,
     sequence: number,
-    segmentSize: number,
+    position: number,
+    log: (message: string) => void,
   ) {
     this.sequence = sequence;
-    this.segmentSize = segmentSize;
-    this.fd = openSync(join(dir, segmentName(sequence)), "a");
+    this.position = position;
+    this.fd = openSync(join(dir, segmentName(sequence)), "r+");
+    this.next = new NextSegment(join(dir, NEXT_SEGMENT_TEMP), segmentBytes, log);
+    this.next.start();
   }
 
-  /** Opens (creating if needed) the log in `options.dir` and recovers its records. */
+  /**
+   * Opens (creating if needed) the log in `options.dir`, recovers its records and starts
+   * preparing the next segment. Throws WalCorruptionError on damage (see the file comment).
+   */
   static open(options: WalOptions): WalOpened {
-    const segmentBytes = options.segmentBytes ?? 64 * 1024 * 1024;
+    const segmentBytes = options.segmentBytes ?? WAL_SEGMENT_BYTES_DEFAULT;
+    assert(Number.isSafeInteger(segmentBytes) && segmentBytes >= 64, `segmentBytes must be an integer of at least 64, got ${segmentBytes}`);
+    const log = options.log ?? (() => {});
     mkdirSync(options.dir, { recursive: true });
-    const segments = readdirSync(options.dir)
-      .filter((name) => /^\d{16}\.wal$/.test(name))
-      .sort();
+    const temp = join(options.dir, NEXT_SEGMENT_TEMP);
+    if (existsSync(temp)) {
+      rmSync(temp, { force: true });
+      log(`write-ahead log: removed ${temp}, a segment being prepared when the process stopped`);
+    }
+    const segments = listSegments(options.dir);
     const records: Uint8Array[] = [];
-    let lastSize = 0;
+    const positions: WalRecordPosition[] = [];
+    let lastUsed = 0;
     segments.forEach((name, i) => {
-      lastSize = readSegment(join(options.dir, name), i === segments.length - 1, records, options.log ?? (() => {}));
+      const path = join(options.dir, name);
+      const previous = segments[i - 1];
+      if (previous !== undefined && sequenceOf(name) !== sequenceOf(previous) + 1) {
+        throw new WalCorruptionError(path, 0, `the segments between ${previous} and ${name} are missing`);
+      }
+      lastUsed = readSegment({ path, isLast: i === segments.length - 1, records, positions, log });
     });
+    const first = segments[0];
     const last = segments[segments.length - 1];
-    const sequence = last === undefined ? 1 : Number(last.slice(0, 16));
+    const sequence = last === undefined ? 1 : sequenceOf(last);
     if (last === undefined) {
-      // The first segment: create it and make its directory entry durable.
-      closeSync(openSync(join(options.dir, segmentName(sequence)), "a"));
+      // The first segment is created empty (preparing 64 MiB here would stall the caller);
+      // its directory entry is made durable at once.
+      closeSync(openSync(join(options.dir, segmentName(sequence)), "wx"));
       syncDirectory(options.dir);
     }
-    return { wal: new Wal(options.dir, segmentBytes, sequence, lastSize), records };
+    const firstSequence = first === undefined ? sequence : sequenceOf(first);
+    const firstSegment = { sequence: firstSequence, file: join(options.dir, segmentName(firstSequence)) };
+    return { wal: new Wal(options.dir, segmentBytes, sequence, lastUsed, log), records, positions, firstSegment };
   }
 
-  /** Queues a record; it is durable once `sync()` returns. */
+  /** Queues a record of 1 to WAL_RECORD_BYTES_MAX bytes (copied); it is durable once `sync()` returns. */
   append(payload: Uint8Array): void {
-    if (this.closed) throw new Error("append to a closed write-ahead log");
+    this.assertUsable("append to");
     if (payload.length === 0 || payload.length > WAL_RECORD_BYTES_MAX) {
       throw new RangeError(`a WAL record must hold 1 to ${WAL_RECORD_BYTES_MAX} bytes, not ${payload.length}`);
     }
@@ -125,101 +287,220 @@ export class Wal {
     return this.bufferedBytes;
   }
 
-  /** Writes everything queued with one write and one fdatasync, rolling segments as they fill. */
+  /** The sequence number of the segment the next record goes to. */
+  get currentSequence(): number {
+    return this.sequence;
+  }
+
+  /** Bytes of the current segment already holding records. */
+  get currentSegmentUsedBytes(): number {
+    return this.position;
+  }
+
+  /** Writes everything queued with one write and one fdatasync per segment it touches, rolling as segments fill. */
   sync(): void {
-    if (this.closed) throw new Error("sync of a closed write-ahead log");
+    this.assertUsable("sync of");
     if (this.buffered.length === 0) return;
-    let batch: Uint8Array[] = [];
-    let batchBytes = 0;
-    const flush = (): void => {
-      if (batchBytes === 0) return;
-      const joined = Buffer.concat(batch, batchBytes);
-      let written = 0;
-      while (written < joined.length) written += writeSync(this.fd, joined, written, joined.length - written);
-      fdatasyncSync(this.fd);
-      this.segmentSize += batchBytes;
-      batch = [];
-      batchBytes = 0;
-    };
-    for (const frame of this.buffered) {
-      if (this.segmentSize + batchBytes > 0 && this.segmentSize + batchBytes + frame.length > this.segmentBytes) {
-        flush();
-        this.roll();
+    this.guard(() => {
+      let batch: Uint8Array[] = [];
+      let batchBytes = 0;
+      for (const frame of this.buffered) {
+        const used = this.position + batchBytes;
+        if (used > 0 && used + frame.length > this.segmentBytes) {
+          this.writeAndSync(batch, batchBytes);
+          batch = [];
+          batchBytes = 0;
+          this.startNextSegment();
+        }
+        batch.push(frame);
+        batchBytes += frame.length;
       }
-      batch.push(frame);
-      batchBytes += frame.length;
-    }
-    flush();
-    this.buffered = [];
-    this.bufferedBytes = 0;
+      this.writeAndSync(batch, batchBytes);
+      this.buffered = [];
+      this.bufferedBytes = 0;
+    });
   }
 
-  private roll(): void {
-    closeSync(this.fd);
-    this.sequence++;
-    this.fd = openSync(join(this.dir, segmentName(this.sequence)), "a");
-    this.segmentSize = 0;
-    syncDirectory(this.dir);
-  }
-
-  /** Syncs what is queued and closes the file. */
-  close(): void {
-    if (this.closed) return;
+  /**
+   * Syncs what is queued, then finishes the current segment (unless it holds no record yet)
+   * so that the next record begins a fresh one: a checkpoint written after a roll lets
+   * every older segment go.
+   */
+  roll(): void {
     this.sync();
+    if (this.position === 0) return;
+    this.guard(() => this.startNextSegment());
+  }
+
+  /**
+   * Removes every segment whose sequence is below `sequence` (at most the current one),
+   * oldest first, then fsyncs the directory. Returns the names removed. The caller must
+   * have made durable whatever supersedes them.
+   */
+  removeSegmentsBefore(sequence: number): string[] {
+    this.assertUsable("removing segments of");
+    assert(Number.isSafeInteger(sequence) && sequence <= this.sequence, `segments before ${sequence} include the current one (${this.sequence})`);
+    const removed = listSegments(this.dir).filter((name) => sequenceOf(name) < sequence);
+    if (removed.length === 0) return [];
+    this.guard(() => {
+      for (const name of removed) rmSync(join(this.dir, name));
+      syncDirectory(this.dir);
+    });
+    return removed;
+  }
+
+  /** Resolves once the background preparation is idle; true when a prepared segment is waiting. */
+  nextSegmentSettled(): Promise<boolean> {
+    return this.next.settled();
+  }
+
+  /**
+   * Syncs what is queued and closes the segment at once (synchronously, before the first
+   * await: even a caller that does not wait has its records durable), then stops the
+   * background preparation and removes its file. Later calls return the same promise.
+   */
+  close(): Promise<void> {
+    if (this.closing !== null) return this.closing;
+    try {
+      if (this.broken === null) this.sync();
+    } finally {
+      closeSync(this.fd);
+      this.closing = this.next.stop();
+    }
+    return this.closing;
+  }
+
+  private assertUsable(what: string): void {
+    if (this.closing !== null) throw new Error(`${what} a closed write-ahead log`);
+    if (this.broken !== null) throw new Error(`${what} a write-ahead log that failed an earlier write`, { cause: this.broken });
+  }
+
+  /** Runs an I/O step; a failure marks the log unusable (its state on disk is unknown). */
+  private guard(step: () => void): void {
+    try {
+      step();
+    } catch (error) {
+      this.broken = error;
+      throw error;
+    }
+  }
+
+  private writeAndSync(batch: Uint8Array[], batchBytes: number): void {
+    if (batchBytes === 0) return;
+    writeFully(this.fd, Buffer.concat(batch, batchBytes), this.position);
+    fdatasyncSync(this.fd);
+    this.position += batchBytes;
+  }
+
+  /** Truncates the finished segment to its records and fsyncs it, then puts the next in place. */
+  private startNextSegment(): void {
+    ftruncateSync(this.fd, this.position);
+    fsyncSync(this.fd);
     closeSync(this.fd);
-    this.closed = true;
+    const path = join(this.dir, segmentName(this.sequence + 1));
+    if (!this.placePrepared(path)) closeSync(openSync(path, "wx"));
+    syncDirectory(this.dir);
+    this.fd = openSync(path, "r+");
+    this.sequence++;
+    this.position = 0;
+    this.next.start();
+  }
+
+  private placePrepared(path: string): boolean {
+    if (!this.next.take()) return false;
+    try {
+      renameSync(this.next.path, path);
+      return true;
+    } catch {
+      return false; // someone removed it; the fallback is always safe
+    }
   }
 }
 
-function syncDirectory(dir: string): void {
-  const fd = openSync(dir, "r");
+interface SegmentReading {
+  readonly path: string;
+  readonly isLast: boolean;
+  readonly records: Uint8Array[];
+  readonly positions: WalRecordPosition[];
+  readonly log: (message: string) => void;
+}
+
+/** What is at an offset of a segment. */
+type Scan =
+  | { readonly outcome: "record"; readonly end: number }
+  | { readonly outcome: "unused" }
+  | { readonly outcome: "torn" | "corrupt"; readonly reason: string };
+
+/**
+ * Reads one segment's records into `reading.records`; repairs a torn tail of the last
+ * segment. Returns the bytes holding records.
+ */
+function readSegment(reading: SegmentReading): number {
+  const bytes = readFileSync(reading.path);
+  let offset = 0;
+  // Each step moves past a whole record or ends: at most one step per 9 bytes.
+  while (offset < bytes.length) {
+    const scan = scanAt(bytes, offset);
+    if (scan.outcome === "record") {
+      reading.records.push(new Uint8Array(bytes.subarray(offset + HEADER_BYTES, scan.end)));
+      reading.positions.push({ file: reading.path, offset });
+      offset = scan.end;
+      continue;
+    }
+    if (!reading.isLast) {
+      const reason = scan.outcome === "unused" ? "zeros after the last record" : scan.reason;
+      throw new WalCorruptionError(reading.path, offset, `${reason}, in a segment that is not the last`);
+    }
+    if (scan.outcome === "corrupt") throw new WalCorruptionError(reading.path, offset, scan.reason);
+    if (scan.outcome === "torn") repairTail(reading, bytes, offset, scan.reason);
+    return offset;
+  }
+  return offset;
+}
+
+function scanAt(bytes: Buffer, offset: number): Scan {
+  if (offset + HEADER_BYTES > bytes.length) {
+    return allZero(bytes, offset) ? { outcome: "unused" } : { outcome: "torn", reason: "a record header cut short" };
+  }
+  const length = bytes.readUInt32LE(offset);
+  if (length === 0) {
+    if (allZero(bytes, offset)) return { outcome: "unused" };
+    // The header's sector still holds what it held before the last write: zeros.
+    const sectorEnd = Math.min(bytes.length, Math.ceil((offset + HEADER_BYTES) / SECTOR_BYTES) * SECTOR_BYTES);
+    if (allZero(bytes, offset, sectorEnd)) return { outcome: "torn", reason: "a record header never written, with later blocks of the same write on disk" };
+    return { outcome: "corrupt", reason: "a zero-length record followed by data" };
+  }
+  if (length > WAL_RECORD_BYTES_MAX) return { outcome: "corrupt", reason: `a record length of ${length} bytes, above the maximum of ${WAL_RECORD_BYTES_MAX}` };
+  const end = offset + HEADER_BYTES + length;
+  if (end > bytes.length) return { outcome: "torn", reason: `a record cut short (${length} bytes declared, ${bytes.length - offset - HEADER_BYTES} present)` };
+  if (crc32c(bytes.subarray(offset + HEADER_BYTES, end)) === bytes.readUInt32LE(offset + 4)) return { outcome: "record", end };
+  if (allZero(bytes, end)) return { outcome: "torn", reason: "a record failing its checksum" };
+  if (hasZeroSectorPiece(bytes, offset + HEADER_BYTES, end)) return { outcome: "torn", reason: "a record failing its checksum with a sector never written inside it" };
+  return { outcome: "corrupt", reason: "a record failing its checksum, with records after it" };
+}
+
+/** Whether a piece of [from, to) cut at sector boundaries is all zeros: a sector the crash kept from the disk. */
+function hasZeroSectorPiece(bytes: Uint8Array, from: number, to: number): boolean {
+  let start = from;
+  while (start < to) {
+    const end = Math.min(to, (Math.floor(start / SECTOR_BYTES) + 1) * SECTOR_BYTES);
+    if (allZero(bytes, start, end)) return true;
+    start = end;
+  }
+  return false;
+}
+
+/** Zeros the torn bytes (keeping the segment's preallocated blocks) and makes that durable. */
+function repairTail(reading: SegmentReading, bytes: Uint8Array, offset: number, reason: string): void {
+  let lastNonZero = bytes.length - 1;
+  while (lastNonZero >= offset && bytes[lastNonZero] === 0) lastNonZero--;
+  const dropped = lastNonZero + 1 - offset;
+  const fd = openSync(reading.path, "r+");
   try {
-    fsyncSync(fd);
+    writeFully(fd, new Uint8Array(dropped), offset);
+    fdatasyncSync(fd);
   } finally {
     closeSync(fd);
   }
-}
-
-/**
- * Reads one segment's records into `records`; repairs a torn tail of the last segment.
- * Returns the segment's size after any repair.
- */
-function readSegment(path: string, isLast: boolean, records: Uint8Array[], log: (message: string) => void): number {
-  const bytes = readFileSync(path);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  let offset = 0;
-  const tail = (reason: string): number => {
-    if (!isLast) throw new WalCorruptionError(path, offset, `${reason} in a segment that is not the last`);
-    const fd = openSync(path, "r+");
-    try {
-      ftruncateSync(fd, offset);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    log(`write-ahead log: ${reason} at byte ${offset} of ${path}, the tail a crash tore; truncated to ${offset} bytes (${bytes.length - offset} dropped)`);
-    return offset;
-  };
-  while (offset < bytes.length) {
-    if (offset + HEADER_BYTES > bytes.length) return tail("a record header cut short");
-    const length = view.getUint32(offset, true);
-    if (length === 0) {
-      // Zeros: space never written (a preallocated or partly flushed end), else damage.
-      if (allZero(bytes, offset)) return tail("zeros after the last record");
-      throw new WalCorruptionError(path, offset, "a zero-length record followed by data");
-    }
-    const end = offset + HEADER_BYTES + length;
-    if (length > WAL_RECORD_BYTES_MAX || end > bytes.length) {
-      if (end > bytes.length && isLast) return tail("a record cut short");
-      throw new WalCorruptionError(path, offset, `a record length of ${length} bytes that does not fit`);
-    }
-    const payload = bytes.subarray(offset + HEADER_BYTES, end);
-    if (crc32c(payload) !== view.getUint32(offset + 4, true)) {
-      if (allZero(bytes, end)) return tail("a record failing its checksum");
-      throw new WalCorruptionError(path, offset, "a record failing its checksum, with records after it");
-    }
-    records.push(new Uint8Array(payload));
-    offset = end;
-  }
-  return offset;
+  reading.log(`write-ahead log: ${reason} at byte ${offset} of ${reading.path}, the tail a crash tore; truncated the log there (${dropped} bytes dropped)`);
 }

@@ -1,0 +1,48 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { decodeLogRecord, encodeLogRecord, type LogRecord, LogRecordDecodeError } from "./log-record.js";
+
+const entries = [
+  { index: 7, term: 3, data: new Uint8Array([1, 2, 3]) },
+  { index: 8, term: 2 ** 40, data: new Uint8Array(0) },
+];
+
+const records: LogRecord[] = [
+  { kind: "hard-state", hardState: new Uint8Array([9, 8, 7]) },
+  { kind: "entries", entries },
+  { kind: "checkpoint-begin", snapshot: { index: 6, term: 3, kind: "own" } },
+  { kind: "checkpoint-begin", snapshot: { index: 2 ** 53 - 1, term: 1, kind: "installed" } },
+  { kind: "checkpoint-begin", snapshot: null },
+  { kind: "checkpoint-entries", entries },
+  { kind: "checkpoint-end", entryCount: 2, hardState: new Uint8Array([5]) },
+  { kind: "checkpoint-end", entryCount: 0, hardState: null },
+];
+
+test("every record kind survives encoding and decoding", () => {
+  for (const record of records) assert.deepEqual(decodeLogRecord(encodeLogRecord(record)), record);
+});
+
+test("a record cut anywhere, or with bytes after it, is refused as a decode error, never misread", () => {
+  for (const record of records) {
+    const encoded = encodeLogRecord(record);
+    // A hard state is the rest of its record (the frame's CRC guards its length), so a cut
+    // inside it still decodes, as a shorter hard state; every cut before it is refused.
+    const shortest = record.kind === "hard-state" ? 2 : record.kind === "checkpoint-end" && record.hardState !== null ? 11 : encoded.length;
+    for (let length = 0; length < shortest; length++) {
+      assert.throws(() => decodeLogRecord(encoded.subarray(0, length)), LogRecordDecodeError, `${record.kind} cut to ${length} bytes`);
+    }
+    if (record.kind !== "hard-state" && !(record.kind === "checkpoint-end" && record.hardState !== null)) {
+      assert.throws(() => decodeLogRecord(Uint8Array.from([...encoded, 0])), /trail/, `${record.kind} with a byte after it`);
+    }
+  }
+});
+
+test("an unknown format or kind, or an index that is not a safe integer, is refused", () => {
+  const encoded = encodeLogRecord({ kind: "entries", entries });
+  assert.throws(() => decodeLogRecord(Uint8Array.from([2, ...encoded.subarray(1)])), /format 2/);
+  assert.throws(() => decodeLogRecord(Uint8Array.from([1, 42])), /unknown record kind 42/);
+  const broken = Uint8Array.from(encoded);
+  new DataView(broken.buffer).setFloat64(2 + 4, 1.5, true); // the first entry's index
+  assert.throws(() => decodeLogRecord(broken), /entry 0's index is 1.5/);
+  assert.throws(() => decodeLogRecord(encodeLogRecord({ kind: "checkpoint-end", entryCount: -1, hardState: null })), /not a safe non-negative integer/);
+});

@@ -1,0 +1,231 @@
+/**
+ * The log store's WAL records: a small versioned binary encoding, little-endian.
+ *
+ *   u8 format (1) | u8 kind | fields
+ *
+ *   1 hard-state          the engine's hard state, encoded by the caller (the rest of the record)
+ *   2 entries             an entry batch (below): Raft append, replacing from its first index
+ *   3 checkpoint-begin    u8 snapshot kind (0 none, 1 installed, 2 own) | f64 index | f64 term
+ *   4 checkpoint-entries  an entry batch, part of the checkpoint's log
+ *   5 checkpoint-end      f64 entry count | u8 has hard state | hard state bytes
+ *
+ *   entry batch: u32 count, then per entry f64 index | f64 term | u32 length | data
+ *
+ * Indexes and terms are f64 because they are JavaScript safe integers (up to 2^53), which
+ * u32 would cut short. Decoding is defensive: every length is checked against what is left,
+ * every number must be a safe non-negative integer, nothing may trail; a record that passes
+ * its CRC but fails here is corruption, which the caller reports with the record's position.
+ */
+import type { LogEntry } from "../../core/engine/contract.js";
+
+export const LOG_RECORD_FORMAT = 1;
+
+/** How the store holds a snapshot in the log: by reference to its file, never its data. */
+export interface SnapshotRef {
+  readonly index: number;
+  readonly term: number;
+  /** "installed": from a leader, it replaced the log. "own": this node's compaction. */
+  readonly kind: "installed" | "own";
+}
+
+export type LogRecord =
+  | { readonly kind: "hard-state"; readonly hardState: Uint8Array }
+  | { readonly kind: "entries"; readonly entries: readonly LogEntry[] }
+  | { readonly kind: "checkpoint-begin"; readonly snapshot: SnapshotRef | null }
+  | { readonly kind: "checkpoint-entries"; readonly entries: readonly LogEntry[] }
+  | { readonly kind: "checkpoint-end"; readonly entryCount: number; readonly hardState: Uint8Array | null };
+
+const KIND_CODES = { "hard-state": 1, entries: 2, "checkpoint-begin": 3, "checkpoint-entries": 4, "checkpoint-end": 5 } as const;
+const SNAPSHOT_KIND_CODES = { installed: 1, own: 2 } as const;
+/** Bytes of an entry's fixed part in a batch: index, term, length. */
+export const ENTRY_OVERHEAD_BYTES = 8 + 8 + 4;
+const BATCH_OVERHEAD_BYTES = 2 + 4;
+
+/** A record that passed its checksum but does not decode; the store adds where it was. */
+export class LogRecordDecodeError extends Error {
+  override readonly name = "LogRecordDecodeError";
+}
+
+/** The encoded size of an entry batch record holding `entries`. */
+export function entryBatchBytes(entries: readonly LogEntry[]): number {
+  let bytes = BATCH_OVERHEAD_BYTES;
+  for (const entry of entries) bytes += ENTRY_OVERHEAD_BYTES + entry.data.length;
+  return bytes;
+}
+
+class Writer {
+  readonly bytes: Uint8Array;
+  private readonly view: DataView;
+  private offset = 0;
+  constructor(size: number) {
+    this.bytes = new Uint8Array(size);
+    this.view = new DataView(this.bytes.buffer);
+  }
+  u8(value: number): void {
+    this.view.setUint8(this.offset, value);
+    this.offset += 1;
+  }
+  u32(value: number): void {
+    this.view.setUint32(this.offset, value, true);
+    this.offset += 4;
+  }
+  f64(value: number): void {
+    this.view.setFloat64(this.offset, value, true);
+    this.offset += 8;
+  }
+  raw(data: Uint8Array): void {
+    this.bytes.set(data, this.offset);
+    this.offset += data.length;
+  }
+  done(): Uint8Array {
+    if (this.offset !== this.bytes.length) throw new Error(`encoded ${this.offset} of ${this.bytes.length} bytes`);
+    return this.bytes;
+  }
+}
+
+class Reader {
+  private readonly view: DataView;
+  private offset = 0;
+  constructor(private readonly bytes: Uint8Array) {
+    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+  private need(count: number, what: string): void {
+    if (this.offset + count > this.bytes.length) throw new LogRecordDecodeError(`${what} runs past the end of the record (${this.bytes.length} bytes)`);
+  }
+  u8(what: string): number {
+    this.need(1, what);
+    return this.view.getUint8(this.offset++);
+  }
+  u32(what: string): number {
+    this.need(4, what);
+    const value = this.view.getUint32(this.offset, true);
+    this.offset += 4;
+    return value;
+  }
+  /** A safe non-negative integer stored as f64. */
+  integer(what: string): number {
+    this.need(8, what);
+    const value = this.view.getFloat64(this.offset, true);
+    this.offset += 8;
+    if (!Number.isSafeInteger(value) || value < 0) throw new LogRecordDecodeError(`${what} is ${value}, not a safe non-negative integer`);
+    return value;
+  }
+  /** A view of the next `count` bytes (the record is the caller's copy, so views are safe to keep). */
+  raw(count: number, what: string): Uint8Array {
+    this.need(count, what);
+    const slice = this.bytes.subarray(this.offset, this.offset + count);
+    this.offset += count;
+    return slice;
+  }
+  rest(): Uint8Array {
+    return this.raw(this.bytes.length - this.offset, "the rest");
+  }
+  end(): void {
+    if (this.offset !== this.bytes.length) throw new LogRecordDecodeError(`${this.bytes.length - this.offset} bytes trail the record`);
+  }
+}
+
+function writeBatch(writer: Writer, entries: readonly LogEntry[]): void {
+  writer.u32(entries.length);
+  for (const entry of entries) {
+    writer.f64(entry.index);
+    writer.f64(entry.term);
+    writer.u32(entry.data.length);
+    writer.raw(entry.data);
+  }
+}
+
+function readBatch(reader: Reader): LogEntry[] {
+  const count = reader.u32("the entry count");
+  const entries: LogEntry[] = [];
+  for (let i = 0; i < count; i++) {
+    const index = reader.integer(`entry ${i}'s index`);
+    const term = reader.integer(`entry ${i}'s term`);
+    const data = reader.raw(reader.u32(`entry ${i}'s length`), `entry ${i}'s data`);
+    entries.push({ index, term, data });
+  }
+  return entries;
+}
+
+export function encodeLogRecord(record: LogRecord): Uint8Array {
+  let writer: Writer;
+  switch (record.kind) {
+    case "hard-state":
+      writer = new Writer(2 + record.hardState.length);
+      writer.u8(LOG_RECORD_FORMAT);
+      writer.u8(KIND_CODES[record.kind]);
+      writer.raw(record.hardState);
+      break;
+    case "entries":
+    case "checkpoint-entries":
+      writer = new Writer(entryBatchBytes(record.entries));
+      writer.u8(LOG_RECORD_FORMAT);
+      writer.u8(KIND_CODES[record.kind]);
+      writeBatch(writer, record.entries);
+      break;
+    case "checkpoint-begin":
+      writer = new Writer(2 + 1 + 8 + 8);
+      writer.u8(LOG_RECORD_FORMAT);
+      writer.u8(KIND_CODES[record.kind]);
+      writer.u8(record.snapshot === null ? 0 : SNAPSHOT_KIND_CODES[record.snapshot.kind]);
+      writer.f64(record.snapshot?.index ?? 0);
+      writer.f64(record.snapshot?.term ?? 0);
+      break;
+    case "checkpoint-end":
+      writer = new Writer(2 + 8 + 1 + (record.hardState?.length ?? 0));
+      writer.u8(LOG_RECORD_FORMAT);
+      writer.u8(KIND_CODES[record.kind]);
+      writer.f64(record.entryCount);
+      writer.u8(record.hardState === null ? 0 : 1);
+      if (record.hardState !== null) writer.raw(record.hardState);
+      break;
+  }
+  return writer.done();
+}
+
+/** Decodes a record; throws LogRecordDecodeError when it is not one this format writes. */
+export function decodeLogRecord(payload: Uint8Array): LogRecord {
+  const reader = new Reader(payload);
+  const format = reader.u8("the format");
+  if (format !== LOG_RECORD_FORMAT) throw new LogRecordDecodeError(`format ${format}, where this version reads format ${LOG_RECORD_FORMAT}`);
+  const code = reader.u8("the kind");
+  let record: LogRecord;
+  switch (code) {
+    case KIND_CODES["hard-state"]:
+      record = { kind: "hard-state", hardState: reader.rest() };
+      break;
+    case KIND_CODES.entries:
+      record = { kind: "entries", entries: readBatch(reader) };
+      break;
+    case KIND_CODES["checkpoint-begin"]:
+      record = { kind: "checkpoint-begin", snapshot: readSnapshotRef(reader) };
+      break;
+    case KIND_CODES["checkpoint-entries"]:
+      record = { kind: "checkpoint-entries", entries: readBatch(reader) };
+      break;
+    case KIND_CODES["checkpoint-end"]: {
+      const entryCount = reader.integer("the entry count");
+      const hasHardState = reader.u8("the hard-state flag");
+      if (hasHardState > 1) throw new LogRecordDecodeError(`a hard-state flag of ${hasHardState}`);
+      record = { kind: "checkpoint-end", entryCount, hardState: hasHardState === 1 ? reader.rest() : null };
+      break;
+    }
+    default:
+      throw new LogRecordDecodeError(`an unknown record kind ${code}`);
+  }
+  reader.end();
+  return record;
+}
+
+function readSnapshotRef(reader: Reader): SnapshotRef | null {
+  const kindCode = reader.u8("the snapshot kind");
+  const index = reader.integer("the snapshot index");
+  const term = reader.integer("the snapshot term");
+  if (kindCode === 0) {
+    if (index !== 0 || term !== 0) throw new LogRecordDecodeError("no snapshot, yet an index or term");
+    return null;
+  }
+  if (kindCode !== SNAPSHOT_KIND_CODES.installed && kindCode !== SNAPSHOT_KIND_CODES.own) throw new LogRecordDecodeError(`an unknown snapshot kind ${kindCode}`);
+  if (index === 0) throw new LogRecordDecodeError("a snapshot at index 0");
+  return { index, term, kind: kindCode === SNAPSHOT_KIND_CODES.installed ? "installed" : "own" };
+}

@@ -1,0 +1,165 @@
+/**
+ * Conformance: the real log store and the simulator's disk (src/sim/disk.ts) must recover the
+ * same durable state from the same history. Random histories of what a Raft driver does —
+ * appends that extend or replace a suffix, hard states, leader snapshots, compactions at
+ * applied indexes, syncs, crashes after a sync, clean restarts — go to both; after every
+ * restart, `LogStore.open().durable` must deep-equal `SimDisk.replay()`. Segments are tiny,
+ * so rolls, checkpoints over several segments and segment removal all happen.
+ */
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import fc from "fast-check";
+import type { DurableState, LogEntry } from "../../core/engine/contract.js";
+import { SimDisk } from "../../sim/disk.js";
+import { LogStore, type LogStoreOpened } from "./log-store.js";
+
+interface Hard {
+  readonly term: number;
+  readonly vote: number;
+  readonly commit: number;
+}
+
+/** One step of a history, in numbers the run maps onto valid indexes of the log at that moment (`from: null`: append at the end). */
+type Step =
+  | { readonly kind: "save"; readonly from: number | null; readonly count: number; readonly newTerm: boolean; readonly hardState: boolean; readonly dataBytes: number }
+  | { readonly kind: "install"; readonly ahead: number; readonly count: number; readonly dataBytes: number }
+  | { readonly kind: "compact"; readonly at: number; readonly behind: boolean }
+  | { readonly kind: "sync" }
+  | { readonly kind: "crash" }
+  | { readonly kind: "restart" };
+
+const step: fc.Arbitrary<Step> = fc.oneof(
+  { weight: 12, arbitrary: fc.record({ kind: fc.constant("save" as const), from: fc.oneof({ weight: 3, arbitrary: fc.constant(null) }, { weight: 1, arbitrary: fc.nat() }), count: fc.integer({ min: 0, max: 8 }), newTerm: fc.boolean(), hardState: fc.boolean(), dataBytes: fc.integer({ min: 0, max: 300 }) }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant("install" as const), ahead: fc.integer({ min: 0, max: 12 }), count: fc.integer({ min: 0, max: 3 }), dataBytes: fc.integer({ min: 0, max: 400 }) }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant("compact" as const), at: fc.nat(), behind: fc.boolean() }) },
+  { weight: 2, arbitrary: fc.constant({ kind: "sync" as const }) },
+  { weight: 2, arbitrary: fc.constant({ kind: "crash" as const }) },
+  { weight: 1, arbitrary: fc.constant({ kind: "restart" as const }) },
+);
+
+const SEGMENT_BYTES = 2048;
+
+/** Deterministic bytes, different for every entry and term. */
+function data(length: number, index: number, term: number): Uint8Array {
+  return Uint8Array.from({ length }, (_, i) => (index * 31 + term * 7 + i) & 0xff);
+}
+
+/** One history run against both stores. */
+class Run {
+  private readonly disk = new SimDisk<Hard>(0);
+  private term = 1;
+  private kind: "installed" | "own" | null = null;
+  private store: LogStore<Hard>;
+
+  constructor(private readonly dirs: { readonly dir: string; readonly snapshotDir: string }) {
+    this.store = this.open().store;
+  }
+
+  private open(): LogStoreOpened<Hard> {
+    return LogStore.open<Hard>({
+      ...this.dirs,
+      encodeHardState: (h) => new TextEncoder().encode(JSON.stringify(h)),
+      decodeHardState: (b) => JSON.parse(new TextDecoder().decode(b)) as Hard,
+      segmentBytes: SEGMENT_BYTES,
+    });
+  }
+
+  private get model(): DurableState<Hard> {
+    return this.disk.replay();
+  }
+
+  private lastIndex(model: DurableState<Hard>): number {
+    return model.entries[model.entries.length - 1]?.index ?? model.snapshot?.index ?? 0;
+  }
+
+  async apply(next: Step): Promise<void> {
+    const model = this.model;
+    const snapshotIndex = model.snapshot?.index ?? 0;
+    const last = this.lastIndex(model);
+    switch (next.kind) {
+      case "save": {
+        if (next.newTerm) this.term++;
+        // Mostly appending at the end, now and then replacing a suffix (a follower's conflict).
+        const first = next.from === null ? last + 1 : snapshotIndex + 1 + (next.from % (last - snapshotIndex + 1));
+        const entries: LogEntry[] = Array.from({ length: next.count }, (_, i) => ({ index: first + i, term: this.term, data: data(next.dataBytes, first + i, this.term) }));
+        const hardState = next.hardState ? { term: this.term, vote: this.term % 3, commit: Math.min(first - 1, snapshotIndex + next.count) } : null;
+        this.store.save({ snapshot: null, entries, hardState });
+        if (entries.length > 0) this.disk.write({ kind: "entries", entries });
+        if (hardState !== null) this.disk.write({ kind: "hard-state", hardState });
+        break;
+      }
+      case "install": {
+        this.term++;
+        const index = snapshotIndex + 1 + next.ahead;
+        const snapshot = { index, term: this.term, data: data(next.dataBytes, index, this.term) };
+        const entries: LogEntry[] = Array.from({ length: next.count }, (_, i) => ({ index: index + 1 + i, term: this.term, data: data(20, index + 1 + i, this.term) }));
+        const hardState = { term: this.term, vote: 0, commit: index };
+        this.store.save({ snapshot, entries, hardState });
+        this.disk.write({ kind: "snapshot", snapshot });
+        if (entries.length > 0) this.disk.write({ kind: "entries", entries });
+        this.disk.write({ kind: "hard-state", hardState });
+        this.kind = "installed";
+        break;
+      }
+      case "compact": {
+        // The driver compacts at an applied index, which the log holds; now and then one behind the snapshot, which changes nothing.
+        const index = next.behind && snapshotIndex > 0 ? 1 + (next.at % snapshotIndex) : last > snapshotIndex ? snapshotIndex + 1 + (next.at % (last - snapshotIndex)) : null;
+        if (index === null) break;
+        const term = model.entries.find((entry) => entry.index === index)?.term ?? model.snapshot?.term ?? 0;
+        const snapshot = { index, term, data: data(50, index, term) };
+        this.store.compact(snapshot);
+        this.disk.saveSnapshot(snapshot);
+        if (index > snapshotIndex) this.kind = "own";
+        break;
+      }
+      case "sync":
+        this.store.sync();
+        break;
+      case "crash":
+        this.store.sync();
+        await this.store.backgroundSettled(); // a real crash ends the fill with the process
+        this.reopen();
+        break;
+      case "restart":
+        await this.store.close();
+        this.reopen();
+        break;
+    }
+    this.disk.sync(); // the model: every step durable, no tearing
+    const now = this.model;
+    assert.equal(this.store.lastIndex, this.lastIndex(now), "lastIndex");
+    assert.equal(this.store.snapshotIndex, now.snapshot?.index ?? 0, "snapshotIndex");
+  }
+
+  reopen(): void {
+    const opened = this.open();
+    this.store = opened.store;
+    assert.deepEqual(opened.durable, this.model);
+    assert.equal(opened.snapshotKind, this.kind);
+  }
+
+  async finish(): Promise<void> {
+    await this.store.close();
+    this.reopen();
+    await this.store.close();
+  }
+}
+
+test("the log store recovers what the simulator's disk recovers, over random histories with crashes", async () => {
+  await fc.assert(
+    fc.asyncProperty(fc.array(step, { minLength: 20, maxLength: 50 }), async (steps) => {
+      const root = mkdtempSync(join(tmpdir(), "synod-log-conformance-"));
+      try {
+        const run = new Run({ dir: join(root, "wal"), snapshotDir: join(root, "snap") });
+        for (const next of steps) await run.apply(next);
+        await run.finish();
+      } finally {
+        rmSync(root, { recursive: true, force: true });
+      }
+    }),
+    { numRuns: 100 },
+  );
+});
