@@ -2,8 +2,10 @@ import { Command, CommanderError, InvalidArgumentError, Option } from "commander
 import { FAULT_CLASSES } from "../sim/params.js";
 import { PROTOCOLS } from "../sim/protocols.js";
 import { SCENARIO_NAMES, SCENARIOS } from "../sim/scenarios.js";
+import { registerBenchCommand } from "./bench-command.js";
 import { checkCommand } from "./check-command.js";
 import { demoCommand } from "./demo-command.js";
+import { registerKvCommands } from "./kv-commands.js";
 import { defaultWorkers, listMutants, parseFaults, simCommand, UsageError } from "./sim-command.js";
 
 function integer(what: string, min: number) {
@@ -85,6 +87,9 @@ function buildProgram(setExitCode: (code: number) => void): Command {
     .description("what `npm start` runs for now: the simulator's positive and negative controls")
     .option("--workers <n>", "worker threads", integer("--workers", 1), defaultWorkers())
     .action(async (opts: { workers: number }) => setExitCode(await demoCommand(opts.workers)));
+
+  registerKvCommands(program, setExitCode);
+  registerBenchCommand(program, setExitCode);
 
   return program;
 }

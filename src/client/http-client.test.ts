@@ -1,0 +1,303 @@
+// The HTTP client against fake nodes made here with node:http: each fake answers as the API
+// document says a node would, so these tests pin the client's side of docs/http-api.md
+// (requests it sends, answers it understands, when it fails over and when it must not).
+import assert from "node:assert/strict";
+import { createServer, type IncomingHttpHeaders, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { after, describe, test } from "node:test";
+import { InvalidInputError } from "../core/common/errors.js";
+import { CompareFailedError, ConnectionError, HttpApiError, NoLeaderError, TimeoutError, UnavailableError } from "./errors.js";
+import { encodeKeyPath, keyValueToJson, parseRetryAfterMs, SynodHttpClient } from "./http-client.js";
+
+interface Seen {
+  readonly method: string;
+  readonly url: string;
+  readonly headers: IncomingHttpHeaders;
+  readonly body: Buffer;
+}
+
+interface FakeNode {
+  readonly url: string;
+  readonly seen: Seen[];
+  close(): Promise<void>;
+}
+
+type Handler = (request: Seen, response: ServerResponse) => void;
+
+const open: FakeNode[] = [];
+after(async () => {
+  await Promise.all(open.map((node) => node.close()));
+});
+
+async function fakeNode(handler: Handler): Promise<FakeNode> {
+  const seen: Seen[] = [];
+  const server = createServer((request, response) => {
+    const chunks: Buffer[] = [];
+    request.on("data", (chunk: Buffer) => chunks.push(chunk));
+    request.on("end", () => {
+      const entry = { method: request.method ?? "", url: request.url ?? "", headers: request.headers, body: Buffer.concat(chunks) };
+      seen.push(entry);
+      handler(entry, response);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as AddressInfo).port;
+  const node: FakeNode = {
+    url: `http://127.0.0.1:${port}`,
+    seen,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+  open.push(node);
+  return node;
+}
+
+/** An endpoint nothing listens on: a port that was just free. */
+async function refusingEndpoint(): Promise<string> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as AddressInfo).port;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return `http://127.0.0.1:${port}`;
+}
+
+function json(response: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  response.writeHead(status, { "content-type": "application/json", ...headers });
+  response.end(JSON.stringify(body));
+}
+
+const ok = (body: unknown): Handler => (_request, response) => json(response, 200, body);
+const apiError = (status: number, code: string, headers: Record<string, string> = {}, extra: object = {}): Handler => (_request, response) =>
+  json(response, status, { error: code, message: `fake ${code}`, ...extra }, headers);
+
+/** A client with fast retries, closed when the test ends. */
+function client(endpoints: string[], options: { requestTimeoutMs?: number; attemptsMax?: number } = {}): SynodHttpClient {
+  const created = new SynodHttpClient({ endpoints, retryDelayMsMax: 20, retryDelayMsBase: 5, ...options });
+  after(() => created.close());
+  return created;
+}
+
+describe("requests and answers", () => {
+  test("put sends the raw bytes to /v1/kv/{key} and returns the revision; prevRevision makes a compare-and-set", async () => {
+    const node = await fakeNode(ok({ revision: 7 }));
+    const synod = client([node.url]);
+    assert.deepEqual(await synod.put("greeting", "héllo"), { revision: 7 });
+    assert.deepEqual(await synod.put("bin", new Uint8Array([0, 255, 1]), { prevRevision: 0 }), { revision: 7 });
+    const [text, binary] = node.seen;
+    assert.equal(text?.method, "PUT");
+    assert.equal(text?.url, "/v1/kv/greeting");
+    assert.equal(text?.headers["content-type"], "application/octet-stream");
+    assert.equal(text?.body.toString("utf8"), "héllo");
+    assert.equal(binary?.url, "/v1/kv/bin?prevRevision=0");
+    assert.deepEqual([...(binary?.body ?? [])], [0, 255, 1]);
+    await assert.rejects(synod.put("k", "v", { prevRevision: -1 }), InvalidInputError);
+  });
+
+  test("get decodes a UTF-8 value and a base64 value, passes consistency, and returns null for an absent key", async () => {
+    const records: Record<string, object> = {
+      "/v1/kv/text?consistency=stale": { key: "text", value: "hello ü", revision: 3, createRevision: 2, version: 2 },
+      "/v1/kv/bin": { key: "bin", value: Buffer.from([0xff, 0x00, 0x80]).toString("base64"), encoding: "base64", revision: 4, createRevision: 4, version: 1 },
+    };
+    const node = await fakeNode((request, response) => {
+      const record = records[request.url];
+      if (record === undefined) json(response, 404, { error: "key_not_found", message: "no such key" });
+      else json(response, 200, record);
+    });
+    const synod = client([node.url]);
+    const text = await synod.get("text", { consistency: "stale" });
+    assert.deepEqual(text, { key: "text", value: new Uint8Array(Buffer.from("hello ü")), revision: 3, createRevision: 2, version: 2 });
+    const binary = await synod.get("bin");
+    assert.deepEqual([...(binary?.value ?? [])], [0xff, 0x00, 0x80]);
+    assert.deepEqual(binary === null ? null : keyValueToJson(binary), records["/v1/kv/bin"]);
+    assert.equal(await synod.get("absent"), null);
+  });
+
+  test("an unknown route's 404 is an error, not an absent key", async () => {
+    const synod = client([(await fakeNode(apiError(404, "not_found"))).url]);
+    await assert.rejects(synod.get("k"), (error: unknown) => error instanceof HttpApiError && error.status === 404 && error.code === "not_found");
+  });
+
+  test("delete, range, txn and status decode their answers", async () => {
+    const kv = { key: "gr", value: "v", revision: 2, createRevision: 2, version: 1 };
+    const status = { id: 2, role: "follower", term: 3, leader: 1, leaderHttp: "http://127.0.0.1:7001", commitIndex: 9, appliedIndex: 8, consensus: "raft", clusterId: "c", members: [] };
+    const node = await fakeNode((request, response) => {
+      if (request.method === "DELETE") json(response, 200, { deleted: 1, revision: 5 });
+      else if (request.url.startsWith("/v1/kv?")) json(response, 200, { kvs: [kv], more: true, revision: 5 });
+      else if (request.url === "/v1/txn") json(response, 200, { succeeded: false, revision: 5, results: [{ kv }, { kv: null }, { revision: 6 }] });
+      else json(response, 200, status);
+    });
+    const synod = client([node.url]);
+    assert.deepEqual(await synod.delete("a/b"), { deleted: 1, revision: 5 });
+    const range = await synod.range("g r", { limit: 10, after: "ga", consistency: "lease" });
+    assert.equal(range.more, true);
+    assert.deepEqual(range.kvs.map((record) => record.key), ["gr"]);
+    const txn = await synod.txn({ compare: [{ key: "lock", target: "version", op: "=", value: 0 }], success: [{ op: "put", key: "lock", value: "me" }] });
+    assert.equal(txn.succeeded, false);
+    assert.deepEqual(txn.results[1], { kv: null });
+    assert.deepEqual(txn.results[2], { revision: 6 });
+    assert.deepEqual(await synod.status(node.url), status);
+    const [deleted, ranged, transaction] = node.seen;
+    assert.equal(deleted?.url, "/v1/kv/a/b");
+    assert.equal(ranged?.url, "/v1/kv?prefix=g+r&limit=10&after=ga&consistency=lease");
+    assert.equal(transaction?.headers["content-type"], "application/json");
+    assert.equal((JSON.parse(transaction?.body.toString() ?? "") as { compare: unknown[] }).compare.length, 1);
+  });
+
+  test("an answer that is not the API's shape is an invalid_response error", async () => {
+    const synod = client([(await fakeNode(ok({ revision: "seven" }))).url]);
+    await assert.rejects(synod.put("k", "v"), (error: unknown) => error instanceof HttpApiError && error.code === "invalid_response");
+  });
+});
+
+describe("error mapping", () => {
+  test("each status becomes its typed error with the body's code", async () => {
+    const cases: { handler: Handler; check: (error: unknown) => boolean }[] = [
+      { handler: apiError(400, "invalid_input"), check: (e) => e instanceof HttpApiError && e.status === 400 && e.code === "invalid_input" && /fake invalid_input/.test(e.message) },
+      { handler: apiError(409, "compare_failed", {}, { revision: 12 }), check: (e) => e instanceof CompareFailedError && e.revision === 12 && e.status === 409 },
+      { handler: apiError(413, "too_large"), check: (e) => e instanceof HttpApiError && e.status === 413 && e.code === "too_large" },
+      { handler: apiError(503, "overloaded", { "retry-after": "2" }), check: (e) => e instanceof UnavailableError && !(e instanceof NoLeaderError) && e.code === "overloaded" && e.retryAfterMs === 2000 },
+      { handler: apiError(500, "internal"), check: (e) => e instanceof HttpApiError && e.status === 500 && e.code === "internal" },
+      {
+        handler: (_request, response) => {
+          response.writeHead(502, { "content-type": "text/plain" });
+          response.end("bad gateway");
+        },
+        check: (e) => e instanceof HttpApiError && e.status === 502 && e.code === "http_502" && /bad gateway/.test(e.message),
+      },
+    ];
+    for (const { handler, check } of cases) {
+      const node = await fakeNode(handler);
+      const synod = client([node.url]);
+      await assert.rejects(synod.put("k", "v", { prevRevision: 3 }), check);
+      assert.equal(node.seen.length, 1, "an error answer other than no_leader is not retried");
+    }
+  });
+
+  test("Retry-After is read as seconds or as an HTTP date", () => {
+    assert.equal(parseRetryAfterMs("1"), 1000);
+    assert.equal(parseRetryAfterMs("0.25"), 250);
+    assert.equal(parseRetryAfterMs(new Date(10_000).toUTCString(), 4_000), 6_000);
+    assert.equal(parseRetryAfterMs("soon"), null);
+    assert.equal(parseRetryAfterMs(undefined), null);
+  });
+});
+
+describe("failover", () => {
+  test("a refused connection moves on to the next endpoint, which then serves the following calls", async () => {
+    const good = await fakeNode(ok({ revision: 1 }));
+    const synod = client([await refusingEndpoint(), good.url]);
+    assert.deepEqual(await synod.put("k", "v"), { revision: 1 });
+    assert.deepEqual(await synod.put("k", "v"), { revision: 1 });
+    assert.equal(good.seen.length, 2);
+  });
+
+  test("503 no_leader moves on to the next endpoint", async () => {
+    const electing = await fakeNode(apiError(503, "no_leader", { "retry-after": "1" }));
+    const good = await fakeNode(ok({ revision: 4 }));
+    const synod = client([electing.url, good.url]);
+    assert.deepEqual(await synod.put("k", "v"), { revision: 4 });
+    assert.equal(electing.seen.length, 1);
+    assert.equal(good.seen.length, 1);
+  });
+
+  test("when every node knows no leader, the call gives up after attemptsMax attempts with NoLeaderError, pauses bounded whatever Retry-After says", async () => {
+    const a = await fakeNode(apiError(503, "no_leader", { "retry-after": "30" }));
+    const b = await fakeNode(apiError(503, "no_leader", { "retry-after": "30" }));
+    const synod = client([a.url, b.url], { attemptsMax: 5 });
+    const startMs = performance.now();
+    await assert.rejects(synod.get("k"), (error: unknown) => error instanceof NoLeaderError && error.retryAfterMs === 30_000);
+    assert.equal(a.seen.length + b.seen.length, 5);
+    assert.ok(performance.now() - startMs < 2_000, "Retry-After is capped by retryDelayMsMax");
+  });
+
+  test("when one node is down and the other knows no leader, the error says no leader, not a refused connection", async () => {
+    const electing = await fakeNode(apiError(503, "no_leader"));
+    const synod = client([electing.url, await refusingEndpoint()], { attemptsMax: 4 });
+    await assert.rejects(synod.get("k"), NoLeaderError);
+    assert.equal(electing.seen.length, 2);
+  });
+
+  test("no endpoint reachable: ConnectionError after the bounded attempts", async () => {
+    const synod = client([await refusingEndpoint(), await refusingEndpoint()], { attemptsMax: 4 });
+    await assert.rejects(synod.delete("k"), (error: unknown) => error instanceof ConnectionError && !error.requestSent && error.cause !== undefined);
+  });
+
+  test("a write answered 503 timeout is not retried: its outcome is unknown", async () => {
+    const slow = await fakeNode(apiError(503, "timeout"));
+    const good = await fakeNode(ok({ revision: 1 }));
+    const synod = client([slow.url, good.url]);
+    await assert.rejects(synod.put("k", "v"), (error: unknown) => error instanceof TimeoutError && error.status === 503);
+    await assert.rejects(synod.delete("k"), TimeoutError);
+    await assert.rejects(synod.txn({ success: [] }), TimeoutError);
+    assert.equal(good.seen.length, 0);
+    assert.equal(slow.seen.length, 3);
+  });
+
+  test("a read answered 503 timeout is retried on the next endpoint", async () => {
+    const slow = await fakeNode(apiError(503, "timeout"));
+    const good = await fakeNode(ok({ key: "k", value: "v", revision: 1, createRevision: 1, version: 1 }));
+    const synod = client([slow.url, good.url]);
+    assert.equal((await synod.get("k"))?.revision, 1);
+  });
+
+  test("no answer within requestTimeoutMs: a write surfaces TimeoutError, a read goes to the next endpoint", async () => {
+    const silent = await fakeNode(() => undefined);
+    const good = await fakeNode(ok({ key: "k", value: "v", revision: 1, createRevision: 1, version: 1 }));
+    const synod = client([silent.url, good.url], { requestTimeoutMs: 150 });
+    await assert.rejects(synod.put("k", "v"), (error: unknown) => error instanceof TimeoutError && error.status === null);
+    assert.equal(good.seen.length, 0);
+    assert.equal((await synod.get("k"))?.value.length, 1);
+  });
+
+  test("a connection that breaks during a write is not retried; during a read it is", async () => {
+    const breaking = await fakeNode((_request, response) => response.socket?.destroy());
+    const good = await fakeNode(ok({ key: "k", value: "v", revision: 1, createRevision: 1, version: 1 }));
+    const synod = client([breaking.url, good.url]);
+    await assert.rejects(synod.put("k", "v"), (error: unknown) => error instanceof ConnectionError && error.requestSent);
+    assert.equal(good.seen.length, 0);
+    assert.equal((await synod.get("k"))?.revision, 1);
+  });
+
+  test("status(endpoint) asks that endpoint only", async () => {
+    const down = await refusingEndpoint();
+    const good = await fakeNode(ok({ id: 1, role: "leader", term: 1, leader: 1, leaderHttp: "x", commitIndex: 0, appliedIndex: 0, members: [] }));
+    const synod = client([down, good.url]);
+    await assert.rejects(synod.status(down), ConnectionError);
+    assert.equal(good.seen.length, 0);
+    assert.equal((await synod.status()).role, "leader");
+  });
+});
+
+describe("keys and endpoints", () => {
+  test("each path segment of a key is percent-encoded; the node decodes the same key back", async () => {
+    const node = await fakeNode(ok({ revision: 1 }));
+    const synod = client([node.url]);
+    const keys = ["a/b/c", "sp ace/ü/%/?#&", "a/../b", "./x", "trailing/", "//"];
+    for (const key of keys) await synod.put(key, "v");
+    const paths = node.seen.map((request) => request.url);
+    assert.deepEqual(paths.slice(0, 3), ["/v1/kv/a/b/c", "/v1/kv/sp%20ace/%C3%BC/%25/%3F%23%26", "/v1/kv/a/%2E%2E/b"]);
+    assert.deepEqual(
+      paths.map((path) => decodeURIComponent(path.slice("/v1/kv/".length))),
+      keys,
+    );
+  });
+
+  test("an empty or ill-formed key is refused before anything is sent", async () => {
+    const node = await fakeNode(ok({ revision: 1 }));
+    const synod = client([node.url]);
+    await assert.rejects(synod.put("", "v"), InvalidInputError);
+    await assert.rejects(synod.get("bad\ud800"), InvalidInputError);
+    assert.equal(node.seen.length, 0);
+    assert.equal(encodeKeyPath("x/y"), "x/y");
+  });
+
+  test("endpoints must be http(s) origins", () => {
+    assert.throws(() => new SynodHttpClient({ endpoints: [] }), InvalidInputError);
+    assert.throws(() => new SynodHttpClient({ endpoints: ["127.0.0.1:7001"] }), InvalidInputError);
+    assert.throws(() => new SynodHttpClient({ endpoints: ["http://127.0.0.1:7001/v1"] }), InvalidInputError);
+    assert.throws(() => new SynodHttpClient({ endpoints: ["http://127.0.0.1:7001"], connectionsPerEndpoint: 0 }), InvalidInputError);
+  });
+});
