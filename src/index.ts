@@ -23,8 +23,19 @@ export { limits } from "./core/common/limits.js";
 export { Prng } from "./core/common/prng.js";
 export { DEFAULT_RAFT_CONFIG, RAFT_MUTANTS, RaftEngine, raftFactory, type RaftConfig, type RaftHardState, type RaftMessage, type RaftMutant } from "./core/raft/index.js";
 export { leaseTicks } from "./core/raft/config.js";
-export { decodeCommand, encodeCommand, type KvCommand, type RequestId } from "./core/kv/command.js";
-export { KvStore, type KvRecord, type KvResult } from "./core/kv/store.js";
+export {
+  decodeCommand,
+  encodeCommand,
+  type KvCommand,
+  type RequestId,
+  type TxnCommand,
+  type TxnCompare,
+  type TxnCompareOperator,
+  type TxnNumberTarget,
+  type TxnOperation,
+} from "./core/kv/command.js";
+export { MemoryKvBackend, type KvBackend, type KvRangeQuery } from "./core/kv/backend.js";
+export { KvStore, NO_SESSION, type Applied, type KvEntry, type KvMeta, type KvRecord, type KvResult, type KvSession, type TxnOperationResult } from "./core/kv/store.js";
 export { checkLinearizability, type LinearizabilityResult } from "./sim/check/linearizability.js";
 export { parseHistory, type Operation, type OpKind, type OpStatus } from "./sim/history.js";
 export { FAULT_CLASSES, type FaultClass, type SimParams } from "./sim/params.js";

@@ -1,3 +1,4 @@
+import { assert } from "./assert.js";
 import { InvalidInputError } from "./errors.js";
 
 /**
@@ -54,4 +55,68 @@ export class ByteReader {
   expectEnd(): void {
     if (this.at !== this.buffer.length) throw new InvalidInputError(`${this.what} has trailing bytes`);
   }
+}
+
+/**
+ * A big-endian writer into a buffer of a size computed beforehand: synod's formats measure
+ * first and write second, so no buffer grows and the final length is checked exactly.
+ */
+export class ByteWriter {
+  private at = 0;
+  readonly buffer: Uint8Array;
+  private readonly view: DataView;
+
+  constructor(size: number) {
+    this.buffer = new Uint8Array(size);
+    this.view = new DataView(this.buffer.buffer);
+  }
+
+  u8(value: number): void {
+    this.view.setUint8(this.at, value);
+    this.at += 1;
+  }
+
+  u32(value: number): void {
+    this.view.setUint32(this.at, value);
+    this.at += 4;
+  }
+
+  f64(value: number): void {
+    this.view.setFloat64(this.at, value);
+    this.at += 8;
+  }
+
+  /** Raw bytes, no length. */
+  raw(bytes: Uint8Array): void {
+    this.buffer.set(bytes, this.at);
+    this.at += bytes.length;
+  }
+
+  /** A u32 length and the bytes: what `ByteReader.bytes` reads. */
+  bytes(bytes: Uint8Array): void {
+    this.u32(bytes.length);
+    this.raw(bytes);
+  }
+
+  /** The buffer, once exactly `size` bytes were written. */
+  finish(what: string): Uint8Array {
+    assert(this.at === this.buffer.length, `${what}: wrote ${this.at} bytes of ${this.buffer.length} measured`);
+    return this.buffer;
+  }
+}
+
+/** Orders byte strings lexicographically (a shorter prefix first). */
+export function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  const length = Math.min(a.length, b.length);
+  for (let i = 0; i < length; i++) {
+    const difference = (a[i] as number) - (b[i] as number);
+    if (difference !== 0) return difference;
+  }
+  return a.length - b.length;
+}
+
+export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }

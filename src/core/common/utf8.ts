@@ -118,3 +118,45 @@ export function utf8Decode(bytes: Uint8Array, start = 0, end = bytes.length): st
 function isLowSurrogate(code: number): boolean {
   return code >= 0xdc00 && code <= 0xdfff;
 }
+
+/**
+ * `text` with every lone surrogate replaced by U+FFFD: the string whose UTF-8 encoding is
+ * the same bytes `utf8Encode(text)` gives. Keys are compared and stored as UTF-8, so two JS
+ * strings with the same encoding must name the same key. Returns `text` itself (no copy)
+ * when it is already well formed, which is the common case.
+ */
+export function toWellFormed(text: string): string {
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code < 0xd800 || code > 0xdfff) continue;
+    if (code <= 0xdbff && i + 1 < text.length && isLowSurrogate(text.charCodeAt(i + 1))) {
+      i++;
+      continue;
+    }
+    return utf8Decode(utf8Encode(text));
+  }
+  return text;
+}
+
+/**
+ * Orders strings as their UTF-8 encodings compare byte by byte (which is code point order),
+ * without encoding them. JS's own `<` compares UTF-16 code units, which differs for
+ * characters above U+FFFF (surrogates, 0xD800-0xDFFF) against U+E000-U+FFFF. Both strings
+ * must be well formed (see `toWellFormed`). Returns a negative number, 0 or a positive one.
+ */
+export function compareUtf8(a: string, b: string): number {
+  const length = Math.min(a.length, b.length);
+  for (let i = 0; i < length; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x === y) continue;
+    if (x >= 0xd800 && y >= 0xd800) return codePointRank(x) - codePointRank(y);
+    return x - y;
+  }
+  return a.length - b.length;
+}
+
+/** Among code units >= 0xD800: surrogates (astral code points) rank above U+E000-U+FFFF. */
+function codePointRank(unit: number): number {
+  return unit <= 0xdfff ? unit + 0x2000 : unit - 0x800;
+}

@@ -1,8 +1,8 @@
 import { assert } from "../common/assert.js";
-import { ByteReader } from "../common/bytes.js";
+import { ByteReader, ByteWriter } from "../common/bytes.js";
 import { InvalidInputError } from "../common/errors.js";
 import { limits } from "../common/limits.js";
-import { utf8Decode, utf8Encode } from "../common/utf8.js";
+import { toWellFormed, utf8Decode, utf8Encode } from "../common/utf8.js";
 
 /**
  * The KV state machine's commands and their byte format: the format written into the log,
@@ -13,6 +13,13 @@ import { utf8Decode, utf8Encode } from "../common/utf8.js";
  *   delete:          (nothing)
  *   cas-value:       u8 expectedPresent | [u32 expectedLength | expected] | u32 valueLength | value
  *   cas-revision:    f64 expectedModRevision | u32 valueLength | value
+ *
+ * except a transaction, which has no key of its own after the request:
+ *
+ *   txn:   u8 version (1) | u8 op (4) | f64 clientId | f64 sequence
+ *          | u32 compareCount | compare... | u32 successCount | operation... | u32 failureCount | operation...
+ *   compare:    u8 target | u8 operator | u32 keyLength | key | (value target: u32 length | bytes, else: f64)
+ *   operation:  u8 kind (0 put, 1 delete, 2 get) | u32 keyLength | key | (put: u32 valueLength | value)
  *
  * `clientId` and `sequence` name the request, so the node that took it can answer the
  * client when the entry applies, and so retried writes can be recognised.
@@ -35,7 +42,48 @@ export type KvCommand =
       /** The key's modification revision must equal this; 0 means "must not exist". */
       readonly expectedRevision: number;
       readonly value: Uint8Array;
-    };
+    }
+  | TxnCommand;
+
+/**
+ * A transaction (etcd's Txn): if every compare holds, the `success` operations run, else the
+ * `failure` ones; atomically, as one revision. The store applies it as follows.
+ *
+ * - Every compare is evaluated against the state before the transaction.
+ * - A missing key has version, createRevision and modRevision 0, so `version = 0` tests
+ *   "does not exist" and `createRevision > 0` "exists". A compare on the *value* of a missing
+ *   key is false for "=", "<" and ">" and true for "!=" (there is no value to equal or order).
+ *   Values compare as byte strings, lexicographically, a prefix first.
+ * - The chosen branch's operations run in order; a get sees the writes before it.
+ *   All writes get one new revision (the store's revision grows by one if the branch put a
+ *   key or deleted an existing one, else not at all).
+ * - A branch may write (put or delete) each key at most once, as in etcd, so a key's
+ *   version grows by at most one per revision. A branch may get any key any number of times.
+ * - At most `limits.txnComparesMax` compares and `limits.txnOpsPerBranchMax` operations per
+ *   branch; the encoded command must fit `limits.commandBytesMax`.
+ */
+export interface TxnCommand {
+  readonly op: "txn";
+  readonly request: RequestId;
+  readonly compares: readonly TxnCompare[];
+  readonly success: readonly TxnOperation[];
+  readonly failure: readonly TxnOperation[];
+}
+
+export type TxnCompareOperator = "=" | "!=" | "<" | ">";
+export type TxnNumberTarget = "modRevision" | "createRevision" | "version";
+
+/** One compare of a transaction; see `TxnCommand` for what it means on a missing key. */
+export type TxnCompare =
+  | { readonly key: string; readonly target: "value"; readonly op: TxnCompareOperator; readonly value: Uint8Array }
+  /** `value` is a safe non-negative integer. */
+  | { readonly key: string; readonly target: TxnNumberTarget; readonly op: TxnCompareOperator; readonly value: number };
+
+/** One operation of a transaction's branch. */
+export type TxnOperation =
+  | { readonly op: "put"; readonly key: string; readonly value: Uint8Array }
+  | { readonly op: "delete"; readonly key: string }
+  | { readonly op: "get"; readonly key: string };
 
 export interface RequestId {
   readonly clientId: number;
@@ -43,10 +91,21 @@ export interface RequestId {
 }
 
 const VERSION = 1;
-const OPS = ["put", "delete", "cas-value", "cas-revision"] as const;
+const OPS = ["put", "delete", "cas-value", "cas-revision", "txn"] as const;
 type Op = (typeof OPS)[number];
+const COMPARE_TARGETS = ["value", "modRevision", "createRevision", "version"] as const;
+const COMPARE_OPERATORS = ["=", "!=", "<", ">"] as const;
+const TXN_OPERATIONS = ["put", "delete", "get"] as const;
+/** version, op, clientId, sequence. */
+const HEADER_BYTES = 2 + 8 + 8;
 
+/**
+ * Encodes a command for the log. Throws InvalidInputError for what a client could send
+ * wrongly: an empty or oversized key or value, a transaction over its limits or writing a
+ * key twice in one branch.
+ */
 export function encodeCommand(command: KvCommand): Uint8Array {
+  if (command.op === "txn") return encodeTxn(command);
   const key = utf8Encode(command.key);
   if (key.length === 0) throw new InvalidInputError("key must not be empty");
   if (key.length > limits.keyBytesMax) throw new InvalidInputError(`key is ${key.length} bytes; the limit is ${limits.keyBytesMax}`);
@@ -111,6 +170,7 @@ export function decodeCommand(bytes: Uint8Array): KvCommand {
   const op: Op | undefined = OPS[reader.u8()];
   if (op === undefined) throw new InvalidInputError("unknown command op");
   const request = { clientId: reader.safeInteger(), sequence: reader.safeInteger() };
+  if (op === "txn") return decodeTxn(bytes, reader, request);
   const keyBytes = reader.bytes(limits.keyBytesMax);
   if (keyBytes.length === 0) throw new InvalidInputError("empty key");
   const key = utf8Decode(keyBytes);
@@ -137,4 +197,116 @@ export function decodeCommand(bytes: Uint8Array): KvCommand {
   }
   reader.expectEnd();
   return command;
+}
+
+function encodeTxn(command: TxnCommand): Uint8Array {
+  checkTxnShape(command);
+  const compares = command.compares.map((compare) => ({ compare, key: encodeKey(compare.key) }));
+  const branches = [command.success, command.failure].map((operations) => operations.map((operation) => ({ operation, key: encodeKey(operation.key) })));
+  let size = HEADER_BYTES + 4 + 4 + 4;
+  for (const { compare, key } of compares) {
+    size += 2 + 4 + key.length + (compare.target === "value" ? 4 + checkValue(compare.value).length : 8);
+    if (compare.target !== "value" && !(Number.isSafeInteger(compare.value) && compare.value >= 0)) {
+      throw new InvalidInputError(`a ${compare.target} compare needs a non-negative integer, got ${compare.value}`);
+    }
+  }
+  for (const branch of branches) for (const { operation, key } of branch) size += 1 + 4 + key.length + (operation.op === "put" ? 4 + checkValue(operation.value).length : 0);
+  if (size > limits.commandBytesMax) throw new InvalidInputError(`transaction is ${size} bytes encoded; the limit is ${limits.commandBytesMax}`);
+  const writer = new ByteWriter(size);
+  writer.u8(VERSION);
+  writer.u8(OPS.indexOf("txn"));
+  writer.f64(command.request.clientId);
+  writer.f64(command.request.sequence);
+  writer.u32(compares.length);
+  for (const { compare, key } of compares) {
+    writer.u8(COMPARE_TARGETS.indexOf(compare.target));
+    writer.u8(COMPARE_OPERATORS.indexOf(compare.op));
+    writer.bytes(key);
+    if (compare.target === "value") writer.bytes(compare.value);
+    else writer.f64(compare.value);
+  }
+  for (const branch of branches) {
+    writer.u32(branch.length);
+    for (const { operation, key } of branch) {
+      writer.u8(TXN_OPERATIONS.indexOf(operation.op));
+      writer.bytes(key);
+      if (operation.op === "put") writer.bytes(operation.value);
+    }
+  }
+  return writer.finish("transaction command");
+}
+
+/** The limits and rules a transaction obeys whether it is being encoded or was decoded. */
+function checkTxnShape(command: TxnCommand): void {
+  assert(Number.isSafeInteger(command.request.clientId) && Number.isSafeInteger(command.request.sequence), "request ids must be safe integers");
+  if (command.compares.length > limits.txnComparesMax) {
+    throw new InvalidInputError(`transaction has ${command.compares.length} compares; the limit is ${limits.txnComparesMax}`);
+  }
+  for (const [name, operations] of [["success", command.success], ["failure", command.failure]] as const) {
+    if (operations.length > limits.txnOpsPerBranchMax) {
+      throw new InvalidInputError(`transaction's ${name} branch has ${operations.length} operations; the limit is ${limits.txnOpsPerBranchMax}`);
+    }
+    const written = new Set<string>();
+    for (const operation of operations) {
+      if (operation.op === "get") continue;
+      const key = toWellFormed(operation.key);
+      if (written.has(key)) throw new InvalidInputError(`transaction's ${name} branch writes the key ${JSON.stringify(key)} more than once`);
+      written.add(key);
+    }
+  }
+}
+
+function encodeKey(key: string): Uint8Array {
+  const bytes = utf8Encode(key);
+  if (bytes.length === 0) throw new InvalidInputError("key must not be empty");
+  if (bytes.length > limits.keyBytesMax) throw new InvalidInputError(`key is ${bytes.length} bytes; the limit is ${limits.keyBytesMax}`);
+  return bytes;
+}
+
+function checkValue(value: Uint8Array): Uint8Array {
+  if (value.length > limits.valueBytesMax) throw new InvalidInputError(`value is ${value.length} bytes; the limit is ${limits.valueBytesMax}`);
+  return value;
+}
+
+function decodeTxn(bytes: Uint8Array, reader: ByteReader, request: RequestId): TxnCommand {
+  if (bytes.length > limits.commandBytesMax) throw new InvalidInputError(`transaction is ${bytes.length} bytes; the limit is ${limits.commandBytesMax}`);
+  const compareCount = reader.u32();
+  if (compareCount > limits.txnComparesMax) throw new InvalidInputError(`transaction has ${compareCount} compares; the limit is ${limits.txnComparesMax}`);
+  const compares: TxnCompare[] = [];
+  for (let i = 0; i < compareCount; i++) compares.push(decodeCompare(reader));
+  const success = decodeBranch(reader);
+  const failure = decodeBranch(reader);
+  reader.expectEnd();
+  const command: TxnCommand = { op: "txn", request, compares, success, failure };
+  checkTxnShape(command);
+  return command;
+}
+
+function decodeCompare(reader: ByteReader): TxnCompare {
+  const target = COMPARE_TARGETS[reader.u8()];
+  if (target === undefined) throw new InvalidInputError("unknown compare target");
+  const op = COMPARE_OPERATORS[reader.u8()];
+  if (op === undefined) throw new InvalidInputError("unknown compare operator");
+  const key = decodeKey(reader);
+  if (target === "value") return { key, target, op, value: reader.bytes(limits.valueBytesMax) };
+  return { key, target, op, value: reader.safeInteger() };
+}
+
+function decodeBranch(reader: ByteReader): TxnOperation[] {
+  const count = reader.u32();
+  if (count > limits.txnOpsPerBranchMax) throw new InvalidInputError(`transaction branch has ${count} operations; the limit is ${limits.txnOpsPerBranchMax}`);
+  const operations: TxnOperation[] = [];
+  for (let i = 0; i < count; i++) {
+    const op = TXN_OPERATIONS[reader.u8()];
+    if (op === undefined) throw new InvalidInputError("unknown transaction operation");
+    const key = decodeKey(reader);
+    operations.push(op === "put" ? { op, key, value: reader.bytes(limits.valueBytesMax) } : { op, key });
+  }
+  return operations;
+}
+
+function decodeKey(reader: ByteReader): string {
+  const bytes = reader.bytes(limits.keyBytesMax);
+  if (bytes.length === 0) throw new InvalidInputError("empty key");
+  return utf8Decode(bytes);
 }

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import fc from "fast-check";
 import { InvalidInputError } from "../common/errors.js";
+import { limits } from "../common/limits.js";
 import { utf8Encode } from "../common/utf8.js";
 import { decodeCommand, encodeCommand, type KvCommand } from "./command.js";
 import { KvStore } from "./store.js";
@@ -24,7 +25,10 @@ describe("KV commands", () => {
 
   test("empty and oversized keys and values are refused with a typed error", () => {
     assert.throws(() => encodeCommand({ op: "delete", request, key: "" }), InvalidInputError);
-    assert.throws(() => encodeCommand({ op: "delete", request, key: "k".repeat(5000) }), InvalidInputError);
+    assert.throws(() => encodeCommand({ op: "delete", request, key: "k".repeat(limits.keyBytesMax + 1) }), InvalidInputError);
+    // The limit counts UTF-8 bytes, not characters: 256 four-byte characters fill it exactly.
+    assert.ok(encodeCommand({ op: "delete", request, key: "😀".repeat(limits.keyBytesMax / 4) }).length > 0);
+    assert.throws(() => encodeCommand({ op: "delete", request, key: "😀".repeat(limits.keyBytesMax / 4) + "k" }), InvalidInputError);
     assert.throws(() => encodeCommand({ op: "put", request, key: "k", value: new Uint8Array(1024 * 1024 + 1) }), InvalidInputError);
   });
 

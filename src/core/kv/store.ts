@@ -1,58 +1,59 @@
 import { assert, assertIndex } from "../common/assert.js";
-import { ByteReader } from "../common/bytes.js";
+import { bytesEqual, compareBytes } from "../common/bytes.js";
 import { InvalidInputError } from "../common/errors.js";
-import { limits } from "../common/limits.js";
-import { utf8Decode, utf8Encode } from "../common/utf8.js";
-import { decodeCommand, type KvCommand, type RequestId } from "./command.js";
+import { toWellFormed } from "../common/utf8.js";
+import { MemoryKvBackend, type KvBackend } from "./backend.js";
+import { decodeCommand, type KvCommand, type TxnCommand, type TxnCompare, type TxnCompareOperator } from "./command.js";
+import { NO_SESSION, type Applied, type KvRecord, type KvResult, type TxnOperationResult } from "./model.js";
+import { decodeSnapshot, encodeSnapshot } from "./snapshot.js";
 
-/** One key's current version. Revisions are the store-wide counter of changes (etcd's). */
-export interface KvRecord {
-  readonly key: string;
-  readonly value: Uint8Array;
-  /** Revision of the change that created the key (since it last did not exist). */
-  readonly createRevision: number;
-  /** Revision of the key's latest change. */
-  readonly modRevision: number;
-  /** Number of changes since creation, 1 for a new key. */
-  readonly version: number;
+export { bytesEqual } from "../common/bytes.js";
+export { NO_SESSION, type Applied, type KvMeta, type KvRecord, type KvResult, type KvSession, type TxnOperationResult } from "./model.js";
+
+/** One committed log entry, as the state machine applies it. */
+export interface KvEntry {
+  readonly index: number;
+  readonly data: Uint8Array;
 }
-
-/** The effect of applying one command. */
-export type KvResult =
-  | { readonly op: "put"; readonly revision: number }
-  | { readonly op: "delete"; readonly deleted: 0 | 1; readonly revision: number }
-  | { readonly op: "cas"; readonly succeeded: boolean; readonly revision: number }
-  | { readonly op: "noop" }
-  | { readonly op: "rejected"; readonly reason: string };
-
-export interface Applied {
-  readonly request: RequestId | null;
-  readonly result: KvResult;
-  /**
-   * The command repeated a request this store already applied (or a newer one from the same
-   * client): it changed nothing, and `result` is the first application's (or "rejected").
-   */
-  readonly duplicate: boolean;
-}
-
-/** Client id 0 means "no session": such commands are never deduplicated. */
-export const NO_SESSION = 0;
 
 /**
- * The replicated KV state machine: deterministic, in memory. Every node applies the same
- * entries in the same order and ends in the same state; `snapshot()` is byte-identical on
- * every node at the same applied index.
+ * The replicated KV state machine: deterministic. Every node applies the same entries in
+ * the same order and ends in the same state; `snapshot()` is byte-identical on every node at
+ * the same applied index, whichever backend holds the state.
+ *
+ * The state lives in a `KvBackend` (memory by default; LMDB in the runtime). Each apply
+ * is one backend transaction that writes the data, the sessions and the applied index
+ * together, so a store reopened after a crash is exactly at some applied index and the node
+ * replays the log only after it. The store caches the applied index and revision in memory;
+ * a transaction that throws restores them with the backend's state.
  */
 export class KvStore {
-  private readonly records = new Map<string, KvRecord>();
-  private revision = 0;
-  private appliedIndex = 0;
+  private appliedIndex: number;
+  private revision: number;
+
+  /** A store over `backend`, at the applied index and revision the backend holds. */
+  constructor(readonly backend: KvBackend = new MemoryKvBackend()) {
+    const meta = backend.readMeta();
+    assertIndex(meta.appliedIndex, "stored applied index");
+    assertIndex(meta.revision, "stored revision");
+    this.appliedIndex = meta.appliedIndex;
+    this.revision = meta.revision;
+  }
+
+  /** Opens the state a backend holds (the same as `new KvStore(backend)`, named for reading). */
+  static open(backend: KvBackend): KvStore {
+    return new KvStore(backend);
+  }
+
   /**
-   * Client sessions (Raft dissertation, section 6.3): per client, the highest sequence
-   * applied and its result, so a command delivered twice — a retried or duplicated
-   * forwarded proposal — is applied once. Clients number their writes increasingly.
+   * A store holding the snapshot's state, in `backend` (memory by default), which loses
+   * whatever it held. Throws InvalidInputError if the snapshot is malformed.
    */
-  private readonly sessions = new Map<number, { readonly sequence: number; readonly result: KvResult }>();
+  static restore(bytes: Uint8Array, backend: KvBackend = new MemoryKvBackend()): KvStore {
+    const store = new KvStore(backend);
+    store.restore(bytes);
+    return store;
+  }
 
   get applied(): number {
     return this.appliedIndex;
@@ -63,13 +64,17 @@ export class KvStore {
   }
 
   get(key: string): KvRecord | undefined {
-    return this.records.get(key);
+    return this.backend.getRecord(toWellFormed(key));
   }
 
-  /** Keys starting with `prefix`, in byte order of their UTF-16 code units, at most `limit`. */
-  range(prefix: string, limit: number): KvRecord[] {
-    const keys = [...this.records.keys()].filter((key) => key.startsWith(prefix)).sort();
-    return keys.slice(0, limit).map((key) => this.records.get(key) as KvRecord);
+  /**
+   * At most `limit` records whose keys start with `prefix`, in the UTF-8 byte order of their
+   * keys; with `after`, only keys after that one (the last key of the previous page).
+   */
+  range(prefix: string, limit: number, options: { readonly after?: string } = {}): KvRecord[] {
+    assertIndex(limit, "range limit");
+    const query = options.after === undefined ? { prefix: toWellFormed(prefix), limit } : { prefix: toWellFormed(prefix), limit, after: toWellFormed(options.after) };
+    return this.backend.rangeRecords(query);
   }
 
   /**
@@ -78,6 +83,59 @@ export class KvStore {
    * than stopping the node, since every replica sees the same bytes and skips alike.
    */
   apply(index: number, data: Uint8Array): Applied {
+    return this.inTransaction(() => this.applyOne(index, data));
+  }
+
+  /**
+   * Applies consecutive entries in one backend transaction, writing the applied index and
+   * revision once at its end: all of them take effect, or (if anything throws, e.g. an
+   * index out of order, which is a programming error) none.
+   */
+  applyBatch(entries: readonly KvEntry[]): Applied[] {
+    if (entries.length === 0) return [];
+    return this.inTransaction(() => entries.map((entry) => this.applyOne(entry.index, entry.data)));
+  }
+
+  /**
+   * Replaces the whole state with the snapshot's, in one backend transaction. Throws
+   * InvalidInputError if the snapshot is malformed, and then nothing changed.
+   */
+  restore(bytes: Uint8Array): void {
+    const backend = this.backend;
+    const meta = backend.transaction(() => {
+      backend.clear();
+      const restored = decodeSnapshot(bytes, { record: (record) => backend.putRecord(record), session: (session) => backend.putSession(session) });
+      backend.writeMeta(restored);
+      return restored;
+    });
+    this.appliedIndex = meta.appliedIndex;
+    this.revision = meta.revision;
+  }
+
+  /** A deterministic snapshot: keys in UTF-8 byte order, so equal states give equal bytes. */
+  snapshot(): Uint8Array {
+    const meta = { appliedIndex: this.appliedIndex, revision: this.revision };
+    return encodeSnapshot(meta, [...this.backend.allRecords()], [...this.backend.allSessions()]);
+  }
+
+  /** Runs `fn` in one backend transaction that ends by writing the meta; undoes the caches if it throws. */
+  private inTransaction<T>(fn: () => T): T {
+    const appliedIndex = this.appliedIndex;
+    const revision = this.revision;
+    try {
+      return this.backend.transaction(() => {
+        const result = fn();
+        this.backend.writeMeta({ appliedIndex: this.appliedIndex, revision: this.revision });
+        return result;
+      });
+    } catch (error) {
+      this.appliedIndex = appliedIndex;
+      this.revision = revision;
+      throw error;
+    }
+  }
+
+  private applyOne(index: number, data: Uint8Array): Applied {
     assertIndex(index, "applied index");
     assert(index === this.appliedIndex + 1, `apply out of order: ${index} after ${this.appliedIndex}`);
     this.appliedIndex = index;
@@ -91,42 +149,67 @@ export class KvStore {
     }
     const { clientId, sequence } = command.request;
     if (clientId !== NO_SESSION) {
-      const session = this.sessions.get(clientId);
+      const session = this.backend.getSession(clientId);
       if (session !== undefined && sequence <= session.sequence) {
         const result: KvResult = sequence === session.sequence ? session.result : { op: "rejected", reason: "superseded by a newer request from the same client" };
         return { request: command.request, result, duplicate: true };
       }
     }
     const result = this.execute(command);
-    if (clientId !== NO_SESSION) this.sessions.set(clientId, { sequence, result });
+    if (clientId !== NO_SESSION) this.backend.putSession({ clientId, sequence, result: forSession(result) });
     return { request: command.request, result, duplicate: false };
   }
 
   private execute(command: KvCommand): KvResult {
-    const current = this.records.get(command.key);
+    if (command.op === "txn") return this.executeTxn(command);
+    const current = this.backend.getRecord(command.key);
     switch (command.op) {
       case "put":
-        return { op: "put", revision: this.write(command.key, command.value, current) };
+        return { op: "put", revision: this.write(command.key, command.value, current, ++this.revision) };
       case "delete":
         if (current === undefined) return { op: "delete", deleted: 0, revision: this.revision };
-        this.records.delete(command.key);
+        this.backend.deleteRecord(command.key);
         return { op: "delete", deleted: 1, revision: ++this.revision };
       case "cas-value": {
         const matches = command.expected === null ? current === undefined : current !== undefined && bytesEqual(current.value, command.expected);
         if (!matches) return { op: "cas", succeeded: false, revision: this.revision };
-        return { op: "cas", succeeded: true, revision: this.write(command.key, command.value, current) };
+        return { op: "cas", succeeded: true, revision: this.write(command.key, command.value, current, ++this.revision) };
       }
       case "cas-revision": {
         const actual = current === undefined ? 0 : current.modRevision;
         if (actual !== command.expectedRevision) return { op: "cas", succeeded: false, revision: this.revision };
-        return { op: "cas", succeeded: true, revision: this.write(command.key, command.value, current) };
+        return { op: "cas", succeeded: true, revision: this.write(command.key, command.value, current, ++this.revision) };
       }
     }
   }
 
-  private write(key: string, value: Uint8Array, current: KvRecord | undefined): number {
-    const revision = ++this.revision;
-    this.records.set(key, {
+  /** See `TxnCommand` for the semantics: compares first, then one branch, one revision. */
+  private executeTxn(command: TxnCommand): KvResult {
+    const succeeded = command.compares.every((compare) => compareHolds(compare, this.backend.getRecord(compare.key)));
+    const revision = this.revision + 1;
+    let wrote = false;
+    const results = (succeeded ? command.success : command.failure).map((operation): TxnOperationResult => {
+      const current = this.backend.getRecord(operation.key);
+      switch (operation.op) {
+        case "get":
+          return { op: "get", record: current ?? null };
+        case "put":
+          wrote = true;
+          this.write(operation.key, operation.value, current, revision);
+          return { op: "put", revision };
+        case "delete":
+          if (current === undefined) return { op: "delete", deleted: 0 };
+          wrote = true;
+          this.backend.deleteRecord(operation.key);
+          return { op: "delete", deleted: 1 };
+      }
+    });
+    if (wrote) this.revision = revision;
+    return { op: "txn", succeeded, revision: this.revision, results };
+  }
+
+  private write(key: string, value: Uint8Array, current: KvRecord | undefined, revision: number): number {
+    this.backend.putRecord({
       key,
       value,
       createRevision: current === undefined ? revision : current.createRevision,
@@ -135,106 +218,34 @@ export class KvStore {
     });
     return revision;
   }
+}
 
-  /** A deterministic snapshot: keys sorted, so equal states give equal bytes. */
-  snapshot(): Uint8Array {
-    const keys = [...this.records.keys()].sort();
-    const encoded = keys.map((key) => {
-      const record = this.records.get(key) as KvRecord;
-      return { key: utf8Encode(key), record };
-    });
-    const sessions = [...this.sessions.entries()].sort((a, b) => a[0] - b[0]);
-    let size = 8 + 8 + 4 + 4 + sessions.length * SESSION_BYTES;
-    for (const { key, record } of encoded) size += 4 + key.length + 4 + record.value.length + 24;
-    const out = new Uint8Array(size);
-    const view = new DataView(out.buffer);
-    view.setFloat64(0, this.appliedIndex);
-    view.setFloat64(8, this.revision);
-    view.setUint32(16, encoded.length);
-    let at = 20;
-    for (const { key, record } of encoded) {
-      view.setUint32(at, key.length);
-      out.set(key, at + 4);
-      at += 4 + key.length;
-      view.setUint32(at, record.value.length);
-      out.set(record.value, at + 4);
-      at += 4 + record.value.length;
-      view.setFloat64(at, record.createRevision);
-      view.setFloat64(at + 8, record.modRevision);
-      view.setFloat64(at + 16, record.version);
-      at += 24;
-    }
-    view.setUint32(at, sessions.length);
-    at += 4;
-    for (const [clientId, session] of sessions) {
-      view.setFloat64(at, clientId);
-      view.setFloat64(at + 8, session.sequence);
-      at = writeResult(view, at + 16, session.result);
-    }
-    assert(at === size, "snapshot size mismatch");
-    return out;
+/** A missing key has revisions and version 0 and no value; see `TxnCommand`. */
+function compareHolds(compare: TxnCompare, record: KvRecord | undefined): boolean {
+  if (compare.target === "value") {
+    if (record === undefined) return compare.op === "!=";
+    return operatorHolds(compare.op, compareBytes(record.value, compare.value));
   }
+  const actual = record === undefined ? 0 : record[compare.target];
+  return operatorHolds(compare.op, actual - compare.value);
+}
 
-  static restore(bytes: Uint8Array): KvStore {
-    const reader = new ByteReader(bytes, "KV snapshot");
-    const store = new KvStore();
-    store.appliedIndex = reader.safeInteger();
-    store.revision = reader.safeInteger();
-    const count = reader.u32();
-    for (let i = 0; i < count; i++) {
-      const key = utf8Decode(reader.bytes(limits.keyBytesMax));
-      const value = reader.bytes(limits.valueBytesMax);
-      const createRevision = reader.safeInteger();
-      const modRevision = reader.safeInteger();
-      const version = reader.safeInteger();
-      store.records.set(key, { key, value, createRevision, modRevision, version });
-    }
-    const sessionCount = reader.u32();
-    for (let i = 0; i < sessionCount; i++) {
-      const clientId = reader.safeInteger();
-      const sequence = reader.safeInteger();
-      store.sessions.set(clientId, { sequence, result: readResult(reader) });
-    }
-    reader.expectEnd();
-    return store;
+/** Whether `actual OP expected` holds, given the sign of `actual - expected`. */
+function operatorHolds(operator: TxnCompareOperator, difference: number): boolean {
+  switch (operator) {
+    case "=":
+      return difference === 0;
+    case "!=":
+      return difference !== 0;
+    case "<":
+      return difference < 0;
+    case ">":
+      return difference > 0;
   }
 }
 
-/** A session's result in a snapshot: u8 kind, u8 flag, f64 revision. */
-const SESSION_BYTES = 8 + 8 + 1 + 1 + 8;
-const RESULT_KINDS = ["put", "delete", "cas", "noop", "rejected"] as const;
-
-function writeResult(view: DataView, at: number, result: KvResult): number {
-  view.setUint8(at, RESULT_KINDS.indexOf(result.op));
-  const flag = result.op === "delete" ? result.deleted : result.op === "cas" ? (result.succeeded ? 1 : 0) : 0;
-  view.setUint8(at + 1, flag);
-  view.setFloat64(at + 2, "revision" in result ? result.revision : 0);
-  return at + 10;
-}
-
-function readResult(reader: ByteReader): KvResult {
-  const kind = RESULT_KINDS[reader.u8()];
-  const flag = reader.u8();
-  const revision = reader.safeInteger();
-  if (flag > 1) throw new InvalidInputError("KV snapshot has a bad session result flag");
-  switch (kind) {
-    case "put":
-      return { op: "put", revision };
-    case "delete":
-      return { op: "delete", deleted: flag as 0 | 1, revision };
-    case "cas":
-      return { op: "cas", succeeded: flag === 1, revision };
-    case "noop":
-      return { op: "noop" };
-    case "rejected":
-      return { op: "rejected", reason: "superseded by a newer request from the same client" };
-    default:
-      throw new InvalidInputError("KV snapshot has an unknown session result kind");
-  }
-}
-
-export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
+/** What a session keeps of a result: a transaction's get results lose their records. */
+function forSession(result: KvResult): KvResult {
+  if (result.op !== "txn" || !result.results.some((operation) => operation.op === "get")) return result;
+  return { ...result, results: result.results.map((operation) => (operation.op === "get" ? { op: "get-forgotten" } : operation)) };
 }

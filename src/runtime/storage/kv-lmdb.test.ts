@@ -1,0 +1,143 @@
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { utf8Encode } from "../../core/common/utf8.js";
+import { encodeCommand } from "../../core/kv/command.js";
+import { KvStore } from "../../core/kv/store.js";
+import { LmdbKvBackend, readBootId, UNKNOWN_BOOT_ID } from "./kv-lmdb.js";
+
+const MARKER = "synod-kv-marker.json";
+const directories: string[] = [];
+afterEach(() => {
+  for (const path of directories.splice(0)) rmSync(path, { recursive: true, force: true });
+});
+function directory(): string {
+  const path = mkdtempSync(join(tmpdir(), "synod-kv-lmdb-"));
+  directories.push(path);
+  return path;
+}
+
+const put = (key: string, value: string): Uint8Array => encodeCommand({ op: "put", request: { clientId: 0, sequence: 0 }, key, value: utf8Encode(value) });
+
+/** Opens a store at `path` under boot `bootId`, applies one put, and closes it cleanly. */
+async function storeOneKey(path: string, bootId: string): Promise<void> {
+  const { backend } = LmdbKvBackend.open({ path, bootId: () => bootId });
+  KvStore.open(backend).apply(1, put("k", "v"));
+  await backend.close();
+}
+
+/** What the marker would say had the process died with the store open under `bootId`. */
+function markDirty(path: string, bootId: string): void {
+  writeFileSync(join(path, MARKER), JSON.stringify({ state: "dirty", bootId }));
+}
+
+describe("LMDB KV store: trusting the database after a crash", () => {
+  test("a new store is trusted; while open its marker says dirty under this boot", async () => {
+    const path = directory();
+    const opened = LmdbKvBackend.open({ path, bootId: () => "boot-1" });
+    assert.equal(opened.trusted, true);
+    assert.equal(opened.reason, null);
+    assert.deepEqual(JSON.parse(readFileSync(join(path, MARKER), "utf8")), { state: "dirty", bootId: "boot-1" });
+    await opened.backend.close();
+    assert.deepEqual(JSON.parse(readFileSync(join(path, MARKER), "utf8")), { state: "clean", bootId: "boot-1" });
+  });
+
+  test("closed cleanly: trusted on reopen, even after a reboot", async () => {
+    const path = directory();
+    await storeOneKey(path, "boot-1");
+    const opened = LmdbKvBackend.open({ path, bootId: () => "boot-2" });
+    assert.equal(opened.trusted, true);
+    assert.equal(KvStore.open(opened.backend).get("k")?.version, 1);
+    await opened.backend.close();
+  });
+
+  test("dirty under the same boot (the process died, the machine did not): trusted, data kept", async () => {
+    const path = directory();
+    await storeOneKey(path, "boot-1");
+    markDirty(path, "boot-1");
+    const opened = LmdbKvBackend.open({ path, bootId: () => "boot-1" });
+    assert.equal(opened.trusted, true);
+    assert.equal(KvStore.open(opened.backend).applied, 1);
+    await opened.backend.close();
+  });
+
+  const distrusted: [string, (path: string) => void, string, RegExp][] = [
+    ["dirty under another boot (the machine restarted)", (path) => markDirty(path, "boot-1"), "boot-2", /machine restarted/],
+    ["dirty where the system has no boot id", (path) => markDirty(path, UNKNOWN_BOOT_ID), UNKNOWN_BOOT_ID, /no boot id/],
+    ["a database without a marker", (path) => rmSync(join(path, MARKER)), "boot-1", /no marker/],
+    ["an unreadable marker", (path) => writeFileSync(join(path, MARKER), "{ torn"), "boot-1", /unreadable/],
+  ];
+  for (const [what, damage, bootId, reason] of distrusted) {
+    test(`${what}: not trusted, replaced by an empty store, and said so`, async () => {
+      const path = directory();
+      await storeOneKey(path, "boot-1");
+      damage(path);
+      const logged: string[] = [];
+      const opened = LmdbKvBackend.open({ path, bootId: () => bootId, log: (message) => logged.push(message) });
+      assert.equal(opened.trusted, false);
+      assert.match(opened.reason ?? "", reason);
+      assert.equal(logged.length, 1);
+      const store = KvStore.open(opened.backend);
+      assert.equal(store.applied, 0, "the node rebuilds it from its snapshot and log");
+      assert.equal(store.get("k"), undefined);
+      await opened.backend.close();
+      assert.equal(LmdbKvBackend.open({ path, bootId: () => bootId }).trusted, true, "once rebuilt and closed, it is trusted again");
+    });
+  }
+
+  test("a process killed with the store open loses nothing it committed", async () => {
+    const path = directory();
+    const module = fileURLToPath(new URL("./kv-lmdb.js", import.meta.url));
+    const core = fileURLToPath(new URL("../../core/kv/store.js", import.meta.url));
+    const command = fileURLToPath(new URL("../../core/kv/command.js", import.meta.url));
+    const child = `
+      const { LmdbKvBackend } = await import(${JSON.stringify(module)});
+      const { KvStore } = await import(${JSON.stringify(core)});
+      const { encodeCommand } = await import(${JSON.stringify(command)});
+      const store = KvStore.open(LmdbKvBackend.open({ path: ${JSON.stringify(path)} }).backend);
+      const entries = [];
+      for (let i = 1; i <= 100; i++) entries.push({ index: i, data: encodeCommand({ op: "put", request: { clientId: 0, sequence: 0 }, key: "k" + i, value: new Uint8Array([i]) }) });
+      store.applyBatch(entries);
+      process.kill(process.pid, "SIGKILL");
+    `;
+    const result = spawnSync(process.execPath, ["--input-type=module", "-e", child], { timeout: 20_000 });
+    assert.equal(result.signal, "SIGKILL", result.stderr.toString());
+    const opened = LmdbKvBackend.open({ path });
+    assert.equal(opened.trusted, true, opened.reason ?? "");
+    const store = KvStore.open(opened.backend);
+    assert.equal(store.applied, 100);
+    assert.deepEqual(store.get("k100")?.value, new Uint8Array([100]));
+    await opened.backend.close();
+  });
+
+  test("the boot id comes from the kernel where it has one", () => {
+    const id = readBootId();
+    if (existsSync("/proc/sys/kernel/random/boot_id")) assert.equal(id, readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim());
+    else assert.equal(id, UNKNOWN_BOOT_ID);
+  });
+});
+
+describe("LMDB KV store: files", () => {
+  test("flush, then destroy removes the database and its marker", async () => {
+    const path = directory();
+    const { backend } = LmdbKvBackend.open({ path });
+    KvStore.open(backend).apply(1, put("k", "v"));
+    backend.flush();
+    await backend.destroy();
+    for (const name of ["data.mdb", "lock.mdb", MARKER]) assert.equal(existsSync(join(path, name)), false, name);
+    const reopened = LmdbKvBackend.open({ path });
+    assert.equal(reopened.trusted, true);
+    assert.equal(KvStore.open(reopened.backend).applied, 0);
+    await reopened.backend.close();
+  });
+
+  test("a directory whose name has a dot is still a directory", async () => {
+    const path = join(directory(), "state.lmdb");
+    await storeOneKey(path, "boot-1");
+    assert.equal(existsSync(join(path, "data.mdb")), true);
+  });
+});
