@@ -1,0 +1,72 @@
+/**
+ * The transport's handshake, the first frame each way on a new connection. The dialer
+ * sends a hello naming the cluster, itself and the node it believes it reached; the
+ * acceptor answers `{ ok: true }`, or `{ ok: false, reason }` and closes. This is a check
+ * against misconfiguration (a node of another cluster, a stale address book), not
+ * authentication: anyone who can reach the port can claim any id. TLS and auth come later
+ * (roadmap step 8).
+ */
+export const PROTOCOL_VERSION = 1;
+/** Hellos and replies are small; an unauthenticated peer gets no more buffer than this. */
+export const HANDSHAKE_FRAME_BYTES_MAX = 4096;
+/** Long enough for any sensible name, short enough that a hello fits its frame. */
+export const CLUSTER_ID_LENGTH_MAX = 256;
+
+export interface Hello {
+  readonly synod: typeof PROTOCOL_VERSION;
+  readonly clusterId: string;
+  readonly from: number;
+  readonly to: number;
+}
+
+export type HelloReply = { readonly ok: true } | { readonly ok: false; readonly reason: string };
+
+/** Why a hello was refused: `code` is stable (log keys, tests), `reason` is for people. */
+export interface Refusal {
+  readonly code: "malformed" | "version" | "cluster" | "unknown-node" | "wrong-node";
+  readonly reason: string;
+}
+
+export interface AcceptorIdentity {
+  readonly clusterId: string;
+  readonly nodeId: number;
+  readonly isKnownPeer: (id: number) => boolean;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value) && !(value instanceof Uint8Array);
+}
+
+const isNodeId = (value: unknown): value is number => typeof value === "number" && Number.isSafeInteger(value) && value >= 0;
+
+/** What a hello claims, for logs, whatever shape it has; strings are cut short. */
+export function describeHello(value: unknown): Record<string, unknown> {
+  if (!isRecord(value)) return {};
+  const short = (field: unknown): unknown => (typeof field === "string" ? field.slice(0, 64) : typeof field === "number" ? field : undefined);
+  return { claimedClusterId: short(value["clusterId"]), claimedFrom: short(value["from"]), claimedTo: short(value["to"]) };
+}
+
+/** The hello in `value`, or why it is refused. */
+export function checkHello(value: unknown, self: AcceptorIdentity): Hello | Refusal {
+  if (!isRecord(value) || typeof value["clusterId"] !== "string" || !isNodeId(value["from"]) || !isNodeId(value["to"])) {
+    return { code: "malformed", reason: "the first frame is not a synod hello" };
+  }
+  const { synod, clusterId, from, to } = value;
+  if (synod !== PROTOCOL_VERSION) return { code: "version", reason: `protocol version ${String(synod).slice(0, 16)} is not supported; this node speaks ${PROTOCOL_VERSION}` };
+  if (clusterId !== self.clusterId) return { code: "cluster", reason: `cluster id ${JSON.stringify(clusterId.slice(0, 64))} does not match this node's ${JSON.stringify(self.clusterId)}` };
+  if (to !== self.nodeId) return { code: "wrong-node", reason: `the hello is addressed to node ${to}, but this is node ${self.nodeId}` };
+  if (!self.isKnownPeer(from)) return { code: "unknown-node", reason: `node ${from} is not a peer of node ${self.nodeId}` };
+  return { synod: PROTOCOL_VERSION, clusterId, from, to };
+}
+
+export function isRefusal(value: Hello | Refusal): value is Refusal {
+  return "code" in value;
+}
+
+/** The reply in `value`, or null when it is not one. */
+export function parseReply(value: unknown): HelloReply | null {
+  if (!isRecord(value)) return null;
+  if (value["ok"] === true) return { ok: true };
+  if (value["ok"] === false) return { ok: false, reason: typeof value["reason"] === "string" ? value["reason"].slice(0, 512) : "no reason given" };
+  return null;
+}
