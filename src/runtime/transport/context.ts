@@ -7,6 +7,8 @@ export const KEEPALIVE_DELAY_MS = 10_000;
 export interface TransportContext {
   readonly clusterId: string;
   readonly nodeId: number;
+  /** This node's HTTP URL, advertised in its hellos (null: none). */
+  readonly advertiseHttp: string | null;
   readonly limits: TransportLimits;
   readonly log: TransportLogger;
   /** Logs at warn at most once per interval for `key`, and at debug otherwise. */

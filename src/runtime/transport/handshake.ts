@@ -17,7 +17,15 @@ export interface Hello {
   readonly clusterId: string;
   readonly from: number;
   readonly to: number;
+  /**
+   * Where the dialer serves clients (its HTTP API's URL), so members learn one another's
+   * client addresses from their peer connections rather than from every command line.
+   */
+  readonly http?: string;
 }
+
+/** Longest advertised HTTP address taken from a hello. */
+export const ADVERTISED_URL_LENGTH_MAX = 256;
 
 export type HelloReply = { readonly ok: true } | { readonly ok: false; readonly reason: string };
 
@@ -56,7 +64,9 @@ export function checkHello(value: unknown, self: AcceptorIdentity): Hello | Refu
   if (clusterId !== self.clusterId) return { code: "cluster", reason: `cluster id ${JSON.stringify(clusterId.slice(0, 64))} does not match this node's ${JSON.stringify(self.clusterId)}` };
   if (to !== self.nodeId) return { code: "wrong-node", reason: `the hello is addressed to node ${to}, but this is node ${self.nodeId}` };
   if (!self.isKnownPeer(from)) return { code: "unknown-node", reason: `node ${from} is not a peer of node ${self.nodeId}` };
-  return { synod: PROTOCOL_VERSION, clusterId, from, to };
+  const http = value["http"];
+  const advertised = typeof http === "string" && http.length <= ADVERTISED_URL_LENGTH_MAX && /^https?:\/\//.test(http) ? http : null;
+  return advertised === null ? { synod: PROTOCOL_VERSION, clusterId, from, to } : { synod: PROTOCOL_VERSION, clusterId, from, to, http: advertised };
 }
 
 export function isRefusal(value: Hello | Refusal): value is Refusal {

@@ -6,13 +6,13 @@ import type { Socket } from "node:net";
 import { FrameDecoder, frame } from "../../core/wire/frame.js";
 import { decodeMessage, encodeMessage } from "./codec.js";
 import { KEEPALIVE_DELAY_MS, describeError, remoteOf, type TransportContext } from "./context.js";
-import { HANDSHAKE_FRAME_BYTES_MAX, checkHello, describeHello, isRefusal, type HelloReply } from "./handshake.js";
+import { HANDSHAKE_FRAME_BYTES_MAX, checkHello, describeHello, isRefusal, type Hello, type HelloReply } from "./handshake.js";
 
 export interface InboundHost {
   readonly context: TransportContext;
   isKnownPeer(id: number): boolean;
   /** The hello checked out: this connection now speaks for `from`. */
-  adopt(connection: InboundConnection, from: number): void;
+  adopt(connection: InboundConnection, from: number, hello: Hello): void;
   /** One decoded message from an adopted connection. */
   deliver(connection: InboundConnection, message: unknown, frameBytes: number): void;
   /** The socket closed, for whatever reason. */
@@ -105,7 +105,7 @@ export class InboundConnection {
     this.clearTimer();
     this.peerId = checked.from;
     this.decoder = new FrameDecoder({ frameBytesMax: context.limits.frameBytesMax });
-    this.host.adopt(this, checked.from);
+    this.host.adopt(this, checked.from, checked);
     this.socket.setKeepAlive(true, KEEPALIVE_DELAY_MS);
     this.socket.write(encodedOk);
   }

@@ -116,7 +116,8 @@ export class OutboundLink {
     socket.setNoDelay(true);
     socket.setKeepAlive(true, KEEPALIVE_DELAY_MS);
     this.handshakeTimer = setTimeout(() => this.abandon(socket, "the handshake timed out"), this.context.limits.handshakeTimeoutMs);
-    const hello: Hello = { synod: PROTOCOL_VERSION, clusterId: this.context.clusterId, from: this.context.nodeId, to: this.peer.id };
+    const base: Hello = { synod: PROTOCOL_VERSION, clusterId: this.context.clusterId, from: this.context.nodeId, to: this.peer.id };
+    const hello: Hello = this.context.advertiseHttp === null ? base : { ...base, http: this.context.advertiseHttp };
     socket.once("connect", () => socket.write(frame(encodeMessage(hello))));
     socket.on("data", (chunk: Buffer) => this.onData(socket, chunk));
     socket.on("drain", () => {

@@ -118,6 +118,10 @@ export interface TransportOptions {
   readonly onMessage: (from: number, message: unknown) => void;
   readonly log: TransportLogger;
   readonly limits?: Partial<TransportLimits>;
+  /** This node's HTTP URL, sent in every hello; peers learn it through `onPeerHello`. */
+  readonly advertiseHttp?: string;
+  /** A peer's hello was accepted; `http` is the client URL it advertised, if any. */
+  readonly onPeerHello?: (from: number, info: { readonly http: string | null }) => void;
 }
 
 export interface PeerStats {
@@ -190,11 +194,14 @@ export class PeerTransport {
       if (suppressed === null) log.debug?.(fields, message);
       else log[level](suppressed > 0 ? { ...fields, suppressed } : fields, message);
     };
-    this.context = { clusterId: options.clusterId, nodeId: options.nodeId, limits, log, warnLimited: limited("warn"), errorLimited: limited("error") };
+    this.context = { clusterId: options.clusterId, nodeId: options.nodeId, advertiseHttp: options.advertiseHttp ?? null, limits, log, warnLimited: limited("warn"), errorLimited: limited("error") };
     this.inboundHost = {
       context: this.context,
       isKnownPeer: (id) => this.links.has(id),
-      adopt: (connection, from) => this.adopt(connection, from),
+      adopt: (connection, from, hello) => {
+        this.adopt(connection, from);
+        this.options.onPeerHello?.(from, { http: hello.http ?? null });
+      },
       deliver: (connection, message, frameBytes) => this.deliver(connection, message, frameBytes),
       forget: (connection) => this.forget(connection),
     };

@@ -1,0 +1,122 @@
+import { resolve } from "node:path";
+import { type Command, InvalidArgumentError, Option } from "commander";
+import { pino } from "pino";
+import { InvalidInputError } from "../core/common/errors.js";
+import { DEFAULT_NODE_CONFIG, parseHostPort, parsePeers, validateNodeConfig, type NodeConfig } from "../runtime/server/config.js";
+import { CONSENSUS_PROTOCOLS, type ConsensusProtocol } from "../runtime/server/consensus.js";
+import { SynodNode } from "../runtime/server/node.js";
+import { UsageError } from "./sim-command.js";
+
+interface NodeFlags {
+  id: number;
+  http: string;
+  peer: string;
+  peers?: string;
+  dataDir: string;
+  clusterToken: string;
+  consensus: ConsensusProtocol;
+  tickMs: number;
+  electionTicks: number;
+  requestTimeoutMs: number;
+  snapshotEntries: number;
+  walSegmentBytes: number;
+  logLevel: string;
+}
+
+function positiveInteger(what: string) {
+  return (text: string): number => {
+    const value = Number(text);
+    if (!Number.isSafeInteger(value) || value <= 0) throw new InvalidArgumentError(`${what} must be a positive integer`);
+    return value;
+  };
+}
+
+export function registerNodeCommand(program: Command, setExitCode: (code: number) => void): void {
+  program
+    .command("node")
+    .description("run one node of a cluster (for a local cluster, `synod cluster` starts three)")
+    .requiredOption("--id <n>", "this node's id, a positive integer unique in the cluster", positiveInteger("--id"))
+    .option("--http <host:port>", "where to serve the HTTP API", "127.0.0.1:7001")
+    .option("--peer <host:port>", "where to listen for the other nodes", "127.0.0.1:7101")
+    .option("--peers <list>", "every member's peer address, this node's too: 1=HOST:PORT,2=HOST:PORT,... (default: this node alone)")
+    .option("--data-dir <dir>", "where the log, snapshots and state live", "./data")
+    .option("--cluster-token <text>", "names the cluster with its members; nodes of another cluster are refused", DEFAULT_NODE_CONFIG.clusterToken)
+    .addOption(new Option("--consensus <protocol>", "the consensus protocol").choices([...CONSENSUS_PROTOCOLS]).default(DEFAULT_NODE_CONFIG.consensus))
+    .option("--tick-ms <ms>", "the engine's tick (heartbeat interval)", positiveInteger("--tick-ms"), DEFAULT_NODE_CONFIG.tickMs)
+    .option("--election-ticks <n>", "ticks without a leader before a follower campaigns (randomized up to twice this)", positiveInteger("--election-ticks"), DEFAULT_NODE_CONFIG.electionTicks)
+    .option("--request-timeout-ms <ms>", "a write or read not done by then is answered 503 timeout", positiveInteger("--request-timeout-ms"), DEFAULT_NODE_CONFIG.requestTimeoutMs)
+    .option("--snapshot-entries <n>", "snapshot and compact the log after this many applied entries", positiveInteger("--snapshot-entries"), DEFAULT_NODE_CONFIG.snapshotEntries)
+    .option("--wal-segment-bytes <n>", "size of a write-ahead log segment (preallocated)", positiveInteger("--wal-segment-bytes"), DEFAULT_NODE_CONFIG.walSegmentBytes)
+    .option("--log-level <level>", "trace, debug, info, warn, error", DEFAULT_NODE_CONFIG.logLevel)
+    .addHelpText(
+      "after",
+      `
+Example, a three-node cluster on one machine (one command per terminal):
+  synod node --id 1 --http 127.0.0.1:7001 --peer 127.0.0.1:7101 --peers 1=127.0.0.1:7101,2=127.0.0.1:7102,3=127.0.0.1:7103 --data-dir data/1
+  synod node --id 2 --http 127.0.0.1:7002 --peer 127.0.0.1:7102 --peers 1=127.0.0.1:7101,2=127.0.0.1:7102,3=127.0.0.1:7103 --data-dir data/2
+  synod node --id 3 --http 127.0.0.1:7003 --peer 127.0.0.1:7103 --peers 1=127.0.0.1:7101,2=127.0.0.1:7102,3=127.0.0.1:7103 --data-dir data/3
+Logs are JSON lines on stdout (pino). SIGINT or SIGTERM stops the node cleanly.`,
+    )
+    .action(async (flags: NodeFlags) => setExitCode(await runNode(flags)));
+}
+
+function configFrom(flags: NodeFlags): NodeConfig {
+  try {
+    const peer = parseHostPort(flags.peer, "--peer");
+    const members = flags.peers === undefined ? [{ id: flags.id, peer, http: null }] : parsePeers(flags.peers);
+    const http = parseHostPort(flags.http, "--http");
+    return validateNodeConfig({
+      ...DEFAULT_NODE_CONFIG,
+      id: flags.id,
+      http,
+      peer,
+      members: members.map((member) => (member.id === flags.id ? { ...member, http: `http://${flags.http}` } : member)),
+      dataDir: resolve(flags.dataDir),
+      clusterToken: flags.clusterToken,
+      consensus: flags.consensus,
+      tickMs: flags.tickMs,
+      electionTicks: flags.electionTicks,
+      requestTimeoutMs: flags.requestTimeoutMs,
+      snapshotEntries: flags.snapshotEntries,
+      walSegmentBytes: flags.walSegmentBytes,
+      logLevel: flags.logLevel,
+    });
+  } catch (error) {
+    if (error instanceof InvalidInputError) throw new UsageError(error.message);
+    throw error;
+  }
+}
+
+async function runNode(flags: NodeFlags): Promise<number> {
+  const config = configFrom(flags);
+  const log = pino({ level: config.logLevel, base: { node: config.id } });
+  let node: SynodNode;
+  try {
+    node = await SynodNode.start(config, log);
+  } catch (error) {
+    log.fatal({ err: error }, "cannot start");
+    process.stderr.write(`synod node ${config.id}: cannot start: ${(error as Error).message}\n`);
+    return 1;
+  }
+  process.on("uncaughtException", (error) => {
+    // A bug, or a storage failure the node cannot survive (an fsync error): stop at once
+    // rather than serve from a state it can no longer vouch for.
+    log.fatal({ err: error }, "fatal error; exiting");
+    process.stderr.write(`synod node ${config.id}: fatal: ${error.stack ?? error.message}\n`);
+    process.exit(1);
+  });
+  return await new Promise<number>((resolveExit) => {
+    const shutdown = (signal: string): void => {
+      log.info({ signal }, "stopping");
+      node.stop().then(
+        () => resolveExit(0),
+        (error: unknown) => {
+          log.error({ err: error }, "error while stopping");
+          resolveExit(1);
+        },
+      );
+    };
+    process.once("SIGINT", () => shutdown("SIGINT"));
+    process.once("SIGTERM", () => shutdown("SIGTERM"));
+  });
+}

@@ -1,0 +1,112 @@
+/**
+ * Bad input gets a clear error and loses nothing: malformed requests, oversized keys and
+ * values, unknown routes, and garbage on the peer port, against real node processes.
+ */
+import assert from "node:assert/strict";
+import { connect } from "node:net";
+import { after, before, describe, test } from "node:test";
+import { ProcessCluster, request, sleep } from "./process-cluster.test-util.js";
+
+describe("bad input against a real cluster", { timeout: 60_000 }, () => {
+  let cluster: ProcessCluster;
+  let url: string;
+  before(async () => {
+    cluster = await ProcessCluster.start({ size: 3 });
+    await cluster.waitForLeader();
+    url = cluster.node(1).http;
+  });
+  after(async () => cluster.close());
+
+  async function expectError(method: string, path: string, status: number, code: string, body?: string | Uint8Array, headers: Record<string, string> = {}): Promise<void> {
+    const answer = await request(method, `${url}${path}`, body, headers);
+    assert.equal(answer.status, status, `${method} ${path}: ${answer.text}`);
+    assert.equal(answer.body["error"], code, `${method} ${path}: ${answer.text}`);
+    assert.equal(typeof answer.body["message"], "string");
+  }
+
+  test("unknown routes and methods", async () => {
+    await expectError("GET", "/v2/kv/x", 404, "not_found");
+    await expectError("GET", "/", 404, "not_found");
+    await expectError("POST", "/v1/kv/x", 405, "method_not_allowed", "v");
+    await expectError("DELETE", "/v1/status", 405, "method_not_allowed");
+    await expectError("GET", "/v1/kv/absent-key", 404, "key_not_found");
+    await expectError("POST", "/v1/members", 501, "not_implemented", "{}", { "content-type": "application/json" });
+  });
+
+  test("malformed keys, parameters and bodies are 400s", async () => {
+    await expectError("GET", "/v1/kv/%E0%A4%A", 400, "invalid_input");
+    await expectError("GET", "/v1/kv/", 400, "invalid_input");
+    await expectError("GET", "/v1/kv/x?consistency=eventually", 400, "invalid_input");
+    await expectError("PUT", "/v1/kv/x?prevRevision=abc", 400, "invalid_input", "v");
+    await expectError("PUT", "/v1/kv/x?prevRevision=-1", 400, "invalid_input", "v");
+    await expectError("GET", "/v1/kv?limit=0", 400, "invalid_input");
+    await expectError("POST", "/v1/txn", 400, "invalid_input", "{not json", { "content-type": "application/json" });
+    await expectError("POST", "/v1/txn", 400, "invalid_input", '{"compare":[{"key":"a","target":"version","op":"~","value":0}]}', { "content-type": "application/json" });
+    await expectError("POST", "/v1/txn", 400, "invalid_input", '{"success":[{"op":"put","key":"a"}]}', { "content-type": "application/json" });
+    await expectError("POST", "/v1/txn", 400, "invalid_input", '{"bogus":[]}', { "content-type": "application/json" });
+    await expectError("POST", "/v1/txn", 415, "unsupported_media_type", "{}", { "content-type": "text/plain" });
+  });
+
+  test("oversized keys and values are 413s, and nothing reaches the log", async () => {
+    const before = await cluster.status(1);
+    await expectError("PUT", `/v1/kv/${"k".repeat(1025)}`, 413, "too_large", "v");
+    await expectError("PUT", "/v1/kv/big", 413, "too_large", new Uint8Array(1024 * 1024 + 1));
+    const after = await cluster.status(1);
+    assert.equal(after?.commitIndex, before?.commitIndex, "refused requests wrote nothing");
+    const exact = await request("PUT", `${url}/v1/kv/max-value`, new Uint8Array(1024 * 1024).fill(0x61));
+    assert.equal(exact.status, 200, "a value of exactly the limit is fine");
+    const read = await request("GET", `${url}/v1/kv/max-value?raw`);
+    assert.equal(read.text.length, 1024 * 1024);
+  });
+
+  test("a value that is not UTF-8 comes back base64 in JSON and whole with ?raw", async () => {
+    const bytes = new Uint8Array([0xff, 0x00, 0xfe, 0x41]);
+    assert.equal((await request("PUT", `${url}/v1/kv/binary`, bytes)).status, 200);
+    const json = await request("GET", `${url}/v1/kv/binary`);
+    assert.equal(json.body["encoding"], "base64");
+    assert.deepEqual(new Uint8Array(Buffer.from(json.body["value"] as string, "base64")), bytes);
+    const raw = await fetch(`${url}/v1/kv/binary?raw`);
+    assert.deepEqual(new Uint8Array(await raw.arrayBuffer()), bytes);
+    assert.ok(Number(raw.headers.get("x-synod-revision")) > 0);
+  });
+
+  test("garbage on the peer port is refused and the cluster keeps serving", async () => {
+    const members = (await request("GET", `${cluster.node(2).http}/v1/members`)).body["members"] as { id: number; peer: string }[];
+    const peer = members.find((member) => member.id === 2)?.peer as string;
+    const port = Number(peer.split(":")[1]);
+    assert.ok(port > 0);
+    const payloads = [Buffer.from("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), Buffer.from([0xff, 0xff, 0xff, 0xff, 1, 2, 3]), Buffer.alloc(4096, 0x5a)];
+    for (const payload of payloads) {
+      await new Promise<void>((resolve) => {
+        const socket = connect(port, "127.0.0.1", () => socket.write(payload));
+        socket.on("error", () => resolve());
+        socket.on("close", () => resolve());
+        setTimeout(() => {
+          socket.destroy();
+          resolve();
+        }, 1000);
+      });
+    }
+    await sleep(200);
+    assert.notEqual(cluster.node(2).process, null, "node 2 is still running");
+    const write = await request("PUT", `${cluster.node(2).http}/v1/kv/after-garbage`, "fine");
+    assert.equal(write.status, 200, write.text);
+    const read = await request("GET", `${cluster.node(3).http}/v1/kv/after-garbage`);
+    assert.equal(read.body["value"], "fine");
+  });
+
+  test("a transaction's compare decides, atomically", async () => {
+    const body = JSON.stringify({
+      compare: [{ key: "lock", target: "version", op: "=", value: 0 }],
+      success: [{ op: "put", key: "lock", value: "me" }, { op: "get", key: "lock" }],
+      failure: [{ op: "get", key: "lock" }],
+    });
+    const first = await request("POST", `${url}/v1/txn`, body, { "content-type": "application/json" });
+    assert.equal(first.status, 200, first.text);
+    assert.equal(first.body["succeeded"], true);
+    const second = await request("POST", `${cluster.node(3).http}/v1/txn`, body, { "content-type": "application/json" });
+    assert.equal(second.body["succeeded"], false);
+    const results = second.body["results"] as { kv: { value: string } }[];
+    assert.equal(results[0]?.kv.value, "me");
+  });
+});

@@ -1,0 +1,112 @@
+import { assert } from "../../core/common/assert.js";
+import { InvalidInputError } from "../../core/common/errors.js";
+import { limits } from "../../core/common/limits.js";
+import type { ConsensusProtocol } from "./consensus.js";
+
+export interface HostPort {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** A member of the cluster as this node knows it from its command line. */
+export interface MemberAddress {
+  readonly id: number;
+  /** Where its peer transport listens. */
+  readonly peer: HostPort;
+  /** Its HTTP API, when known (learned in the peer handshake otherwise). */
+  readonly http: string | null;
+}
+
+/** Everything a node is started with. Durations in milliseconds, sizes in bytes. */
+export interface NodeConfig {
+  readonly id: number;
+  readonly http: HostPort;
+  readonly peer: HostPort;
+  /** Every member, this node included. */
+  readonly members: readonly MemberAddress[];
+  readonly dataDir: string;
+  /** Names the cluster together with its initial members; nodes of another cluster are refused. */
+  readonly clusterToken: string;
+  readonly consensus: ConsensusProtocol;
+  readonly tickMs: number;
+  readonly electionTicks: number;
+  readonly heartbeatTicks: number;
+  /** A write or read that has not completed by then is answered 503 `timeout`. */
+  readonly requestTimeoutMs: number;
+  /** Snapshot the state machine and compact the log after this many applied entries. */
+  readonly snapshotEntries: number;
+  readonly walSegmentBytes: number;
+  /** Largest request body; a PUT's body is the value, so at least the value limit. */
+  readonly requestBodyBytesMax: number;
+  /** Requests waiting for their entry to apply or their read to be confirmed. */
+  readonly pendingRequestsMax: number;
+  readonly logLevel: string;
+}
+
+export const DEFAULT_NODE_CONFIG = Object.freeze({
+  clusterToken: "synod",
+  consensus: "raft" as ConsensusProtocol,
+  // 50 ms ticks, a heartbeat per tick, elections after 10 to 20 ticks: a dead leader is
+  // replaced in about 0.5 to 1 s, and the lease (7 ticks) is 350 ms.
+  tickMs: 50,
+  electionTicks: 10,
+  heartbeatTicks: 1,
+  requestTimeoutMs: 5000,
+  snapshotEntries: 100_000,
+  walSegmentBytes: 64 * 1024 * 1024,
+  requestBodyBytesMax: 4 * 1024 * 1024,
+  pendingRequestsMax: 100_000,
+  logLevel: "info",
+});
+
+export function validateNodeConfig(config: NodeConfig): NodeConfig {
+  const positive = (value: number, name: string): void => {
+    if (!Number.isSafeInteger(value) || value <= 0) throw new InvalidInputError(`${name} must be a positive integer, got ${value}`);
+  };
+  positive(config.id, "--id");
+  positive(config.tickMs, "tick duration");
+  positive(config.electionTicks, "election ticks");
+  positive(config.heartbeatTicks, "heartbeat ticks");
+  positive(config.requestTimeoutMs, "--request-timeout-ms");
+  positive(config.snapshotEntries, "--snapshot-entries");
+  positive(config.walSegmentBytes, "WAL segment size");
+  positive(config.pendingRequestsMax, "pending requests");
+  if (config.heartbeatTicks * 2 > config.electionTicks) throw new InvalidInputError("the election timeout must be at least twice the heartbeat interval");
+  if (config.requestBodyBytesMax < limits.valueBytesMax) throw new InvalidInputError(`the request body limit must hold a value of ${limits.valueBytesMax} bytes`);
+  const ids = new Set<number>();
+  for (const member of config.members) {
+    positive(member.id, "a member id");
+    if (ids.has(member.id)) throw new InvalidInputError(`member ${member.id} is listed twice in --peers`);
+    ids.add(member.id);
+  }
+  if (!ids.has(config.id)) throw new InvalidInputError(`--peers must list this node (${config.id}) too`);
+  const self = config.members.find((member) => member.id === config.id);
+  assert(self !== undefined, "this node is a member");
+  return config;
+}
+
+/** Parses `HOST:PORT` (IPv6 in brackets: `[::1]:7001`). */
+export function parseHostPort(text: string, what: string): HostPort {
+  const match = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(text.trim());
+  const port = match === null ? NaN : Number(match[3]);
+  if (match === null || port < 0 || port > 65535) throw new InvalidInputError(`${what} must be HOST:PORT, got ${JSON.stringify(text)}`);
+  return { host: (match[1] ?? match[2]) as string, port };
+}
+
+/** Parses `--peers 1=HOST:PORT,2=HOST:PORT,...`. */
+export function parsePeers(text: string): MemberAddress[] {
+  return text
+    .split(",")
+    .map((part) => part.trim())
+    .filter((part) => part.length > 0)
+    .map((part) => {
+      const equals = part.indexOf("=");
+      const id = Number(part.slice(0, equals));
+      if (equals <= 0 || !Number.isSafeInteger(id) || id <= 0) throw new InvalidInputError(`--peers entries must be ID=HOST:PORT with a positive integer ID, got ${JSON.stringify(part)}`);
+      return { id, peer: parseHostPort(part.slice(equals + 1), `--peers entry ${id}`), http: null };
+    });
+}
+
+export function formatHostPort(address: HostPort): string {
+  return address.host.includes(":") ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`;
+}

@@ -1,0 +1,99 @@
+/**
+ * A node's data directory: who it belongs to, and who is using it.
+ *
+ *   <dir>/node.json   cluster id and node id, written once when the directory is new
+ *   <dir>/LOCK        the pid of the process using the directory
+ *   <dir>/wal/        the write-ahead log          <dir>/snap/   snapshots
+ *   <dir>/kv/         the state machine (LMDB)
+ *
+ * A directory of another cluster or another node id is refused at start, with what to do:
+ * its log and state belong to that identity, and serving them as another would be silent
+ * data corruption.
+ */
+import { createHash } from "node:crypto";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
+import { join } from "node:path";
+import { SynodError } from "../../core/common/errors.js";
+import { writeFileAtomic } from "../storage/atomic-file.js";
+import { formatHostPort, type MemberAddress } from "./config.js";
+
+/** The node cannot start with this configuration and data; the message says what to do. */
+export class StartupError extends SynodError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("startup", message, options);
+    this.name = "StartupError";
+  }
+}
+
+export interface DataDirIdentity {
+  readonly clusterId: string;
+  readonly nodeId: number;
+}
+
+export const DATA_LAYOUT = { identity: "node.json", lock: "LOCK", wal: "wal", snapshots: "snap", kv: "kv" } as const;
+
+/** The cluster id: a digest of the cluster token and the initial members' peer addresses. */
+export function clusterIdFor(token: string, members: readonly MemberAddress[]): string {
+  const text = [token, ...[...members].sort((a, b) => a.id - b.id).map((member) => `${member.id}=${formatHostPort(member.peer)}`)].join("\n");
+  return createHash("sha256").update(text).digest("hex").slice(0, 16);
+}
+
+/**
+ * Checks (or, for a new directory, writes) the directory's identity. Returns the cluster id
+ * to use: the one recorded, since a cluster keeps its id when its membership changes.
+ */
+export function checkIdentity(dir: string, wanted: DataDirIdentity): DataDirIdentity {
+  mkdirSync(dir, { recursive: true });
+  const path = join(dir, DATA_LAYOUT.identity);
+  if (!existsSync(path)) {
+    const isNew = !existsSync(join(dir, DATA_LAYOUT.wal)) && !existsSync(join(dir, DATA_LAYOUT.kv));
+    if (!isNew) throw new StartupError(`${dir} holds a log or a state machine but no ${DATA_LAYOUT.identity}; it was not written by a synod node of this version, or the file was deleted. Restore the file, or start with an empty directory.`);
+    writeFileAtomic(path, new TextEncoder().encode(`${JSON.stringify({ clusterId: wanted.clusterId, nodeId: wanted.nodeId, format: 1 })}\n`));
+    return wanted;
+  }
+  let recorded: DataDirIdentity;
+  try {
+    const parsed = JSON.parse(readFileSync(path, "utf8")) as Record<string, unknown>;
+    if (typeof parsed["clusterId"] !== "string" || typeof parsed["nodeId"] !== "number") throw new Error("missing clusterId or nodeId");
+    recorded = { clusterId: parsed["clusterId"], nodeId: parsed["nodeId"] };
+  } catch (error) {
+    throw new StartupError(`${path} is unreadable (${(error as Error).message}); restore it from a backup or start with an empty data directory`, { cause: error });
+  }
+  if (recorded.nodeId !== wanted.nodeId) {
+    throw new StartupError(`${dir} belongs to node ${recorded.nodeId}, not ${wanted.nodeId}: start node ${recorded.nodeId} with it, or give node ${wanted.nodeId} its own --data-dir`);
+  }
+  return recorded;
+}
+
+/**
+ * Takes the directory's lock: one process at a time, since two nodes writing one log would
+ * corrupt it. A lock left by a process that is gone (killed) is taken over.
+ */
+export function lockDataDir(dir: string): () => void {
+  const path = join(dir, DATA_LAYOUT.lock);
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fd = openSync(path, "wx");
+      writeSync(fd, `${process.pid}\n`);
+      closeSync(fd);
+      return () => rmSync(path, { force: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+      const holder = Number(readFileSync(path, "utf8").trim());
+      if (Number.isSafeInteger(holder) && holder > 0 && holder !== process.pid && processAlive(holder)) {
+        throw new StartupError(`${dir} is in use by another process (pid ${holder}); stop it first, or give this node its own --data-dir`);
+      }
+      rmSync(path, { force: true });
+    }
+  }
+  throw new StartupError(`could not lock ${dir}`);
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}

@@ -1,0 +1,292 @@
+/**
+ * The v1 HTTP API (docs/http-api.md) on Node's own `http` server. The routes are few and
+ * fixed, so they are matched by hand: a router library would add a dependency and a lookup
+ * per request on the hottest path of the node for six prefixes.
+ *
+ * Every failure is a JSON `{"error", "message"}` with the status that says who must act, and
+ * nothing a client sends can throw past `handle`: bad input is a 4xx, an unexpected error a
+ * 500 with the detail in the node's log.
+ */
+import { isUtf8 } from "node:buffer";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { performance } from "node:perf_hooks";
+import { InvalidInputError, NotLeaderError, OverloadedError, SynodError } from "../../core/common/errors.js";
+import { limits } from "../../core/common/limits.js";
+import type { KvRecord, KvResult } from "../../core/kv/store.js";
+import { LeaderChangedError, RequestTimeoutError, StoppedError, TooManyRequestsError, type KvOperation, type ReadConsistency } from "./driver.js";
+import { parseTxnRequest, txnResultJson } from "./txn-json.js";
+
+/** What the HTTP layer needs from the node. */
+export interface KvService {
+  write(operation: KvOperation): Promise<KvResult>;
+  /** Resolves when the local state machine may serve a read at `consistency`. */
+  read(consistency: ReadConsistency): Promise<void>;
+  get(key: string): KvRecord | undefined;
+  range(prefix: string, limit: number, after: string | null): { readonly records: readonly KvRecord[]; readonly more: boolean };
+  revision(): number;
+  status(): object;
+  members(): object;
+  metrics(): Promise<{ readonly contentType: string; readonly body: string }>;
+  observeRequest(route: string, status: number, seconds: number): void;
+  logError(error: unknown, what: string): void;
+}
+
+export interface HttpApiOptions {
+  readonly requestBodyBytesMax: number;
+}
+
+/** A 413: the request is larger than a limit. */
+export class TooLargeError extends SynodError {
+  constructor(message: string) {
+    super("too_large", message);
+    this.name = "TooLargeError";
+  }
+}
+
+class HttpError extends SynodError {
+  constructor(
+    readonly status: number,
+    code: string,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(code, message);
+    this.name = "HttpError";
+  }
+}
+
+const RANGE_LIMIT_DEFAULT = 100;
+const RANGE_LIMIT_MAX = 1000;
+const KV_PREFIX = "/v1/kv/";
+
+export function createHttpApi(service: KvService, options: HttpApiOptions): Server {
+  const server = createServer((request, response) => {
+    const startedMs = performance.now();
+    let route = "unknown";
+    response.on("finish", () => service.observeRequest(route, response.statusCode, (performance.now() - startedMs) / 1000));
+    handle(service, options, request, response, (name) => (route = name)).catch((error: unknown) => {
+      // handle() answers every error itself; this is only for a failure while answering.
+      service.logError(error, "HTTP handler failed");
+      if (!response.headersSent) sendError(response, new HttpError(500, "internal", "internal error; see the node's log"));
+      else response.destroy();
+    });
+  });
+  // Keep-alive connections from load balancers and benchmarks stay open between requests.
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
+  return server;
+}
+
+async function handle(service: KvService, options: HttpApiOptions, request: IncomingMessage, response: ServerResponse, setRoute: (route: string) => void): Promise<void> {
+  const url = request.url ?? "/";
+  const question = url.indexOf("?");
+  const path = question === -1 ? url : url.slice(0, question);
+  const query = new URLSearchParams(question === -1 ? "" : url.slice(question + 1));
+  const method = request.method ?? "GET";
+  try {
+    if (path.startsWith(KV_PREFIX)) {
+      setRoute("/v1/kv/{key}");
+      const key = decodeKey(path.slice(KV_PREFIX.length));
+      if (method === "GET" || method === "HEAD") return await getKey(service, key, query, response);
+      if (method === "PUT") return await putKey(service, key, query, await readBody(request, limits.valueBytesMax, "a value"), response);
+      if (method === "DELETE") return await deleteKey(service, key, query, response);
+      throw methodNotAllowed("GET, PUT, DELETE");
+    }
+    switch (path) {
+      case "/v1/kv":
+        setRoute("/v1/kv");
+        if (method !== "GET") throw methodNotAllowed("GET");
+        return await rangeKeys(service, query, response);
+      case "/v1/txn": {
+        setRoute("/v1/txn");
+        if (method !== "POST") throw methodNotAllowed("POST");
+        const type = request.headers["content-type"] ?? "";
+        if (!type.startsWith("application/json")) throw new HttpError(415, "unsupported_media_type", "a transaction is a JSON body: send Content-Type: application/json");
+        const body = await readBody(request, options.requestBodyBytesMax, "a transaction");
+        const result = await service.write(parseTxnRequest(body));
+        return sendJson(response, 200, txnResultJson(result));
+      }
+      case "/v1/status":
+        setRoute("/v1/status");
+        if (method !== "GET") throw methodNotAllowed("GET");
+        return sendJson(response, 200, service.status());
+      case "/v1/members":
+        setRoute("/v1/members");
+        if (method === "GET") return sendJson(response, 200, service.members());
+        if (method === "POST") throw notYet("adding a member");
+        throw methodNotAllowed("GET, POST");
+      case "/v1/leader/transfer":
+        setRoute("/v1/leader/transfer");
+        throw notYet("leadership transfer");
+      case "/metrics": {
+        setRoute("/metrics");
+        if (method !== "GET") throw methodNotAllowed("GET");
+        const metrics = await service.metrics();
+        response.writeHead(200, { "content-type": metrics.contentType });
+        response.end(metrics.body);
+        return;
+      }
+    }
+    if (path.startsWith("/v1/members/")) {
+      setRoute("/v1/members/{id}");
+      throw notYet("removing or promoting a member");
+    }
+    throw new HttpError(404, "not_found", `no route ${method} ${path}; see docs/http-api.md`);
+  } catch (error) {
+    // A request whose body was not read (an early 4xx) must not leave it for the next one.
+    if (!request.complete) response.setHeader("connection", "close");
+    sendError(response, toHttpError(error, service));
+  }
+}
+
+function decodeKey(encoded: string): string {
+  let key: string;
+  try {
+    key = decodeURIComponent(encoded);
+  } catch {
+    throw new HttpError(400, "invalid_input", "the key is not valid percent-encoded UTF-8");
+  }
+  if (key.length === 0) throw new HttpError(400, "invalid_input", "the key is empty: use /v1/kv/{key}, or GET /v1/kv?prefix= for a range");
+  const bytes = Buffer.byteLength(key, "utf8");
+  if (bytes > limits.keyBytesMax) throw new TooLargeError(`the key is ${bytes} bytes; the limit is ${limits.keyBytesMax}`);
+  return key;
+}
+
+function consistencyOf(query: URLSearchParams): ReadConsistency {
+  const value = query.get("consistency") ?? "linearizable";
+  if (value === "linearizable" || value === "lease" || value === "stale") return value;
+  throw new HttpError(400, "invalid_input", `consistency must be linearizable, lease or stale, not ${JSON.stringify(value)}`);
+}
+
+function integerParameter(query: URLSearchParams, name: string, min: number, max = Number.MAX_SAFE_INTEGER): number | null {
+  const text = query.get(name);
+  if (text === null) return null;
+  const value = Number(text);
+  if (text.trim() === "" || !Number.isSafeInteger(value) || value < min || value > max) {
+    throw new HttpError(400, "invalid_input", `${name} must be an integer from ${min} to ${max}, not ${JSON.stringify(text)}`);
+  }
+  return value;
+}
+
+async function getKey(service: KvService, key: string, query: URLSearchParams, response: ServerResponse): Promise<void> {
+  await service.read(consistencyOf(query));
+  const record = service.get(key);
+  if (record === undefined) throw new HttpError(404, "key_not_found", `key ${JSON.stringify(key)} does not exist`);
+  if (query.has("raw")) {
+    response.writeHead(200, {
+      "content-type": "application/octet-stream",
+      "content-length": record.value.length,
+      "x-synod-revision": record.modRevision,
+      "x-synod-create-revision": record.createRevision,
+    });
+    response.end(record.value);
+    return;
+  }
+  sendJson(response, 200, recordJson(record));
+}
+
+async function putKey(service: KvService, key: string, query: URLSearchParams, value: Uint8Array, response: ServerResponse): Promise<void> {
+  const prevRevision = integerParameter(query, "prevRevision", 0);
+  const operation: KvOperation = prevRevision === null ? { op: "put", key, value } : { op: "cas-revision", key, expectedRevision: prevRevision, value };
+  const result = await service.write(operation);
+  if (result.op === "put") return sendJson(response, 200, { revision: result.revision });
+  if (result.op === "cas") {
+    if (result.succeeded) return sendJson(response, 200, { revision: result.revision });
+    const current = service.get(key);
+    return sendJson(response, 409, {
+      error: "compare_failed",
+      message: `the key's revision is ${current?.modRevision ?? 0} (0: absent), not ${prevRevision}`,
+      revision: result.revision,
+    });
+  }
+  throw unexpectedResult(result);
+}
+
+async function deleteKey(service: KvService, key: string, query: URLSearchParams, response: ServerResponse): Promise<void> {
+  if (query.has("prevRevision")) throw new HttpError(400, "invalid_input", "a conditional delete is a transaction: POST /v1/txn with a compare on the key's revision");
+  const result = await service.write({ op: "delete", key });
+  if (result.op === "delete") return sendJson(response, 200, { deleted: result.deleted, revision: result.revision });
+  throw unexpectedResult(result);
+}
+
+async function rangeKeys(service: KvService, query: URLSearchParams, response: ServerResponse): Promise<void> {
+  const limit = integerParameter(query, "limit", 1, RANGE_LIMIT_MAX) ?? RANGE_LIMIT_DEFAULT;
+  const prefix = query.get("prefix") ?? "";
+  const after = query.get("after");
+  await service.read(consistencyOf(query));
+  const { records, more } = service.range(prefix, limit, after);
+  sendJson(response, 200, { kvs: records.map(recordJson), more, revision: service.revision() });
+}
+
+export function recordJson(record: KvRecord): object {
+  const bytes = Buffer.from(record.value.buffer, record.value.byteOffset, record.value.length);
+  const revisions = { revision: record.modRevision, createRevision: record.createRevision, version: record.version };
+  if (isUtf8(bytes)) return { key: record.key, value: bytes.toString("utf8"), ...revisions };
+  return { key: record.key, value: bytes.toString("base64"), encoding: "base64", ...revisions };
+}
+
+/** Reads the body, refusing (413) past `bytesMax`; `Content-Length` is checked before reading. */
+function readBody(request: IncomingMessage, bytesMax: number, what: string): Promise<Uint8Array> {
+  const declared = Number(request.headers["content-length"] ?? "0");
+  if (declared > bytesMax) return Promise.reject(new TooLargeError(`${what} of ${declared} bytes is over the limit of ${bytesMax}`));
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let failed = false;
+    request.on("data", (chunk: Buffer) => {
+      if (failed) return;
+      size += chunk.length;
+      if (size > bytesMax) {
+        failed = true;
+        reject(new TooLargeError(`${what} is over the limit of ${bytesMax} bytes`));
+        return;
+      }
+      chunks.push(chunk);
+    });
+    request.on("end", () => {
+      if (!failed) resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size));
+    });
+    request.on("error", (error) => {
+      if (failed) return;
+      failed = true;
+      reject(new HttpError(400, "invalid_input", `the request body could not be read: ${error.message}`));
+    });
+  });
+}
+
+function methodNotAllowed(allow: string): HttpError {
+  return new HttpError(405, "method_not_allowed", `this route takes ${allow}`, { allow });
+}
+
+function notYet(what: string): HttpError {
+  return new HttpError(501, "not_implemented", `${what} is not implemented yet: membership changes are the next milestone (see the README's roadmap)`);
+}
+
+function unexpectedResult(result: KvResult): Error {
+  if (result.op === "rejected") return new HttpError(503, "overloaded", `the write was not applied: ${result.reason}; retry`, { "retry-after": "1" });
+  return new Error(`unexpected result ${result.op}`);
+}
+
+function toHttpError(error: unknown, service: KvService): HttpError {
+  if (error instanceof HttpError) return error;
+  if (error instanceof TooLargeError) return new HttpError(413, error.code, error.message);
+  if (error instanceof InvalidInputError) return new HttpError(400, error.code, error.message);
+  if (error instanceof NotLeaderError || error instanceof LeaderChangedError || error instanceof StoppedError) {
+    return new HttpError(503, "no_leader", error instanceof NotLeaderError ? "no leader is known: an election is under way; retry shortly" : error.message, { "retry-after": "1" });
+  }
+  if (error instanceof OverloadedError || error instanceof TooManyRequestsError) return new HttpError(503, "overloaded", error.message, { "retry-after": "1" });
+  if (error instanceof RequestTimeoutError) return new HttpError(503, error.code, error.message, { "retry-after": "1" });
+  service.logError(error, "request failed unexpectedly");
+  return new HttpError(500, "internal", "internal error; see the node's log");
+}
+
+function sendError(response: ServerResponse, error: HttpError): void {
+  for (const [name, value] of Object.entries(error.headers)) response.setHeader(name, value);
+  sendJson(response, error.status, { error: error.code, message: error.message });
+}
+
+function sendJson(response: ServerResponse, status: number, body: object): void {
+  const text = JSON.stringify(body);
+  response.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
+  response.end(text);
+}

@@ -1,0 +1,183 @@
+/**
+ * Real-process clusters for tests: each node is `synod node` in its own child process, on
+ * loopback ports, with its own data directory; tests talk to it over HTTP and kill it with
+ * real signals.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const SYNOD_BIN = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "bin", "synod.js");
+
+/** Finds `count` free loopback ports (bound once to port 0, then released). */
+export async function freePorts(count: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from({ length: count }, () => new Promise<import("node:net").Server>((resolve, reject) => {
+      const server = createServer();
+      server.once("error", reject);
+      server.listen(0, "127.0.0.1", () => resolve(server));
+    })),
+  );
+  const ports = servers.map((server) => (server.address() as import("node:net").AddressInfo).port);
+  await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
+  return ports;
+}
+
+export interface NodeProcess {
+  readonly id: number;
+  readonly http: string;
+  readonly dataDir: string;
+  process: ChildProcess | null;
+  output: string;
+  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }> | null;
+}
+
+export interface ClusterOptions {
+  readonly size: number;
+  /** Extra `synod node` flags for every node. */
+  readonly flags?: readonly string[];
+}
+
+export class ProcessCluster {
+  readonly nodes: NodeProcess[] = [];
+  readonly root: string;
+  private readonly peerPorts: number[];
+  private readonly flags: readonly string[];
+
+  private constructor(root: string, httpPorts: number[], peerPorts: number[], flags: readonly string[]) {
+    this.root = root;
+    this.peerPorts = peerPorts;
+    this.flags = flags;
+    httpPorts.forEach((port, i) => {
+      this.nodes.push({ id: i + 1, http: `http://127.0.0.1:${port}`, dataDir: join(root, `node-${i + 1}`), process: null, output: "", exit: null });
+    });
+  }
+
+  static async start(options: ClusterOptions): Promise<ProcessCluster> {
+    const ports = await freePorts(options.size * 2);
+    const cluster = new ProcessCluster(mkdtempSync(join(tmpdir(), "synod-cluster-")), ports.slice(0, options.size), ports.slice(options.size), options.flags ?? []);
+    for (const node of cluster.nodes) cluster.startNode(node.id);
+    return cluster;
+  }
+
+  node(id: number): NodeProcess {
+    const node = this.nodes[id - 1];
+    if (node === undefined) throw new Error(`no node ${id}`);
+    return node;
+  }
+
+  /** Starts (or restarts) node `id` with the same ports and data directory. */
+  startNode(id: number): NodeProcess {
+    const node = this.node(id);
+    if (node.process !== null) throw new Error(`node ${id} is running`);
+    const peers = this.peerPorts.map((port, i) => `${i + 1}=127.0.0.1:${port}`).join(",");
+    const args = [SYNOD_BIN, "node", "--id", String(id), "--http", node.http.slice("http://".length), "--peer", `127.0.0.1:${this.peerPorts[id - 1]}`, "--peers", peers, "--data-dir", node.dataDir, "--log-level", "warn", ...this.flags];
+    const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
+    node.process = child;
+    node.output = "";
+    const collect = (chunk: Buffer): void => {
+      node.output += chunk.toString("utf8");
+      if (node.output.length > 200_000) node.output = node.output.slice(-100_000);
+    };
+    child.stdout?.on("data", collect);
+    child.stderr?.on("data", collect);
+    node.exit = new Promise((resolve) => {
+      child.once("exit", (code, signal) => {
+        node.process = null;
+        resolve({ code, signal });
+      });
+    });
+    return node;
+  }
+
+  /** kill -9. */
+  async kill(id: number): Promise<void> {
+    const node = this.node(id);
+    node.process?.kill("SIGKILL");
+    await node.exit;
+  }
+
+  /** A clean stop (SIGTERM); resolves with the exit code. */
+  async stop(id: number): Promise<number | null> {
+    const node = this.node(id);
+    node.process?.kill("SIGTERM");
+    const exit = await node.exit;
+    return exit?.code ?? null;
+  }
+
+  /** Waits (bounded) for node `id`'s process to exit by itself; its output and exit code. */
+  async exited(id: number, timeoutMs: number): Promise<{ code: number | null; output: string }> {
+    const node = this.node(id);
+    const exit = await Promise.race([node.exit, sleep(timeoutMs).then(() => null)]);
+    if (exit === null) throw new Error(`node ${id} did not exit within ${timeoutMs} ms`);
+    return { code: exit?.code ?? null, output: node.output };
+  }
+
+  async status(id: number): Promise<Status | null> {
+    try {
+      const response = await fetch(`${this.node(id).http}/v1/status`, { signal: AbortSignal.timeout(1000) });
+      return (await response.json()) as Status;
+    } catch {
+      return null;
+    }
+  }
+
+  /** The leader that every running node agrees on, waited for up to `timeoutMs`. */
+  async waitForLeader(timeoutMs = 10_000, among: readonly number[] = this.nodes.map((node) => node.id)): Promise<number> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const statuses = await Promise.all(among.map((id) => this.status(id)));
+      const leaders = new Set(statuses.map((status) => status?.leader ?? null));
+      const leader = [...leaders][0];
+      if (leaders.size === 1 && leader !== null && leader !== undefined && among.includes(leader) && statuses.some((status) => status?.role === "leader")) return leader;
+      await sleep(50);
+    }
+    throw new Error(`no leader among ${among.join(",")} within ${timeoutMs} ms:\n${this.nodes.map((node) => `node ${node.id}: ${node.output.slice(-2000)}`).join("\n")}`);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.nodes.map((node) => (node.process === null ? Promise.resolve() : this.kill(node.id))));
+    rmSync(this.root, { recursive: true, force: true });
+  }
+}
+
+export interface Status {
+  readonly id: number;
+  readonly role: string;
+  readonly term: number;
+  readonly leader: number | null;
+  readonly leaderHttp: string | null;
+  readonly commitIndex: number;
+  readonly appliedIndex: number;
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+export interface HttpAnswer {
+  readonly status: number;
+  readonly body: Record<string, unknown>;
+  readonly text: string;
+  readonly headers: Headers;
+}
+
+/** One HTTP request with a timeout; a connection failure answers status 0. */
+export async function request(method: string, url: string, body?: string | Uint8Array, headers: Record<string, string> = {}): Promise<HttpAnswer> {
+  try {
+    const response = await fetch(url, { method, ...(body === undefined ? {} : { body }), headers, signal: AbortSignal.timeout(8000) });
+    const text = await response.text();
+    let parsed: Record<string, unknown> = {};
+    try {
+      parsed = JSON.parse(text) as Record<string, unknown>;
+    } catch {
+      // not JSON (a raw value)
+    }
+    return { status: response.status, body: parsed, text, headers: response.headers };
+  } catch (error) {
+    return { status: 0, body: { error: String(error) }, text: "", headers: new Headers() };
+  }
+}
