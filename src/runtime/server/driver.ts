@@ -6,10 +6,11 @@
  * "pump" is scheduled with `setImmediate`, so every input that arrives in one turn of the
  * event loop shares one Ready: one write and one fdatasync of the log for all the entries
  * (group commit), one append per follower, one heartbeat round for all the reads. A Ready is
- * handled in the contract's order, synchronously: send `messages`; write and sync the log;
- * send `messagesAfterPersist`; install a snapshot; apply the committed entries to the state
- * machine in one transaction; answer the writes that applied and the reads that became safe;
- * `advance`.
+ * handled in the contract's order: send `messages`; write the log and fdatasync it — on the
+ * thread pool, so requests and acknowledgements keep arriving (and queue up in the engine
+ * for the next Ready) while the disk flushes; then send `messagesAfterPersist`; install a
+ * snapshot; apply the committed entries to the state machine in one transaction; answer
+ * the writes that applied and the reads that became safe; `advance`. One Ready at a time.
  *
  * Time: ticks are counted from a monotonic clock, not from timer callbacks, so a stalled
  * event loop (or a paused process) catches up on the ticks it missed when it wakes — the
@@ -72,11 +73,25 @@ export interface DriverLogger {
   error(obj: object, msg: string): void;
 }
 
+/**
+ * A snapshot of the state machine built a piece at a time while the node serves (the LMDB
+ * backend's read transaction holds the state as it was when it began).
+ */
+export interface SnapshotBuilder {
+  readonly meta: { readonly appliedIndex: number };
+  /** Does up to `recordsMax` more of the work; true once `data` is complete. */
+  step(recordsMax: number): boolean;
+  readonly data: Uint8Array;
+  abort(): void;
+}
+
 export interface DriverOptions {
   readonly engine: Engine<unknown, unknown>;
   readonly factory: EngineFactory<unknown, unknown>;
   readonly logStore: LogStore<unknown>;
   readonly kv: KvStore;
+  /** Begins an incremental snapshot of `kv`; without it, snapshots are taken in one go. */
+  readonly beginSnapshot?: () => SnapshotBuilder;
   readonly send: (to: NodeId, message: unknown) => boolean;
   /** Names this node's writes in the state machine's client sessions; unique per process start. */
   readonly clientId: number;
@@ -86,6 +101,11 @@ export interface DriverOptions {
   readonly pendingRequestsMax: number;
   readonly metrics: NodeMetrics;
   readonly log: DriverLogger;
+  /**
+   * A failure the node cannot continue after (the log could not be made durable). Default:
+   * thrown on the next turn, an uncaught exception that ends the process.
+   */
+  readonly onFatal?: (error: unknown) => void;
 }
 
 interface Pending<T> {
@@ -102,6 +122,11 @@ interface PendingRead extends Pending<void> {
 
 /** Readies handled in one pump before yielding to the event loop (I/O and timers wait meanwhile). */
 const READIES_PER_PUMP_MAX = 64;
+/**
+ * Records copied per step of an incremental snapshot: a step costs about a millisecond, so
+ * requests wait at most that long behind it.
+ */
+const SNAPSHOT_RECORDS_PER_STEP = 500;
 /** Ticks caught up at once after a long stall; more than this and the rest are skipped. */
 const CATCH_UP_TICKS_MAX = 10_000;
 
@@ -121,6 +146,11 @@ export class Driver {
   private lastTerm = -1;
   private lastLeader: NodeId | null = null;
   private stopped = false;
+  /** The fdatasync of the Ready in hand, while it runs. */
+  private persisting: Promise<void> | null = null;
+  /** A snapshot built and waiting for the log store to be free. */
+  private snapshotToSave: { readonly index: number; readonly term: number; readonly data: Uint8Array; readonly startedMs: number } | null = null;
+  private snapshotInProgress: { readonly builder: SnapshotBuilder; readonly term: number; readonly startedMs: number } | null = null;
 
   constructor(options: DriverOptions) {
     this.options = options;
@@ -134,9 +164,18 @@ export class Driver {
     this.schedulePump();
   }
 
-  /** Stops ticking and fails every waiting request. The log store and KV are the caller's to close. */
-  stop(): void {
+  /**
+   * Stops ticking and fails every waiting request; resolves once no write to the log is in
+   * flight. The log store and KV are the caller's to close after that.
+   */
+  async stop(): Promise<void> {
+    this.stopRequests();
+    await this.persisting?.catch(() => undefined);
+  }
+
+  private stopRequests(): void {
     this.stopped = true;
+    this.abortSnapshot();
     if (this.tickTimer !== null) clearInterval(this.tickTimer);
     this.tickTimer = null;
     const error = new StoppedError();
@@ -232,23 +271,47 @@ export class Driver {
   private pump(): void {
     this.pumpScheduled = false;
     if (this.stopped) return;
-    for (let i = 0; i < READIES_PER_PUMP_MAX && this.engine.hasReady(); i++) this.handleReady(this.engine.ready());
+    for (let i = 0; i < READIES_PER_PUMP_MAX && this.persisting === null && this.engine.hasReady(); i++) this.handleReady(this.engine.ready());
     this.noticeLeadership();
-    if (this.engine.hasReady()) this.schedulePump();
+    if (this.persisting === null && this.engine.hasReady()) this.schedulePump();
   }
 
   private handleReady(ready: Ready<unknown, unknown>): void {
     for (const { to, message } of ready.messages) this.options.send(to, message);
-    if (ready.snapshot !== null || ready.entries.length > 0 || ready.hardState !== null) {
-      const startedMs = performance.now();
-      this.options.logStore.save({ snapshot: ready.snapshot, entries: ready.entries, hardState: ready.hardState });
-      this.options.logStore.sync();
-      this.options.metrics.fsyncSeconds.observe((performance.now() - startedMs) / 1000);
-      if (ready.entries.length > 0) this.options.metrics.readyBatchEntries.observe(ready.entries.length);
+    if (ready.snapshot === null && ready.entries.length === 0 && ready.hardState === null) {
+      this.finishReady(ready);
+      return;
     }
+    const startedMs = performance.now();
+    this.options.logStore.save({ snapshot: ready.snapshot, entries: ready.entries, hardState: ready.hardState });
+    if (ready.entries.length > 0) this.options.metrics.readyBatchEntries.observe(ready.entries.length);
+    this.persisting = this.options.logStore.syncAsync().then(
+      () => {
+        this.persisting = null;
+        this.options.metrics.fsyncSeconds.observe((performance.now() - startedMs) / 1000);
+        if (this.stopped) return;
+        this.finishReady(ready);
+        this.saveSnapshot();
+        this.pump();
+      },
+      (error: unknown) => {
+        this.persisting = null;
+        this.stopRequests();
+        this.options.log.error({ err: error }, "the write-ahead log could not be made durable; stopping");
+        const fatal = this.options.onFatal ?? ((failure: unknown) => setImmediate(() => { throw failure; }));
+        fatal(error);
+      },
+    );
+  }
+
+  /** The part of a Ready that comes after its writes are durable. */
+  private finishReady(ready: Ready<unknown, unknown>): void {
     for (const { to, message } of ready.messagesAfterPersist) this.options.send(to, message);
     if (ready.snapshot !== null) {
+      // The leader's snapshot replaces the state a snapshot in progress was taken of.
+      this.abortSnapshot();
       this.options.kv.restore(ready.snapshot.data);
+      this.options.metrics.snapshotsInstalled.inc();
       this.options.log.info({ index: ready.snapshot.index, term: ready.snapshot.term, bytes: ready.snapshot.data.length }, "installed the leader's snapshot");
     }
     if (ready.committedEntries.length > 0) this.apply(ready.committedEntries);
@@ -330,22 +393,75 @@ export class Driver {
   }
 
   /**
-   * Every `snapshotEntries` applied entries: capture the state machine, make the snapshot
-   * durable (the log store writes it atomically and drops the log behind it), then let the
-   * engine compact. Synchronous: the state is read at exactly the applied index.
+   * Every `snapshotEntries` applied entries: capture the state machine at the applied
+   * index, make the snapshot durable (the log store writes it atomically and drops the log
+   * behind it), then let the engine compact. With an incremental builder the capture runs a
+   * step per event-loop turn, so a large state does not stall the node; entries applied
+   * meanwhile stay in the log, after the snapshot's index.
    */
   private maybeSnapshot(): void {
-    const status = this.engine.status();
+    if (this.snapshotInProgress !== null || this.snapshotToSave !== null || this.engine.compact === undefined) return;
     const applied = this.options.kv.applied;
-    if (applied - status.snapshotIndex < this.options.snapshotEntries || this.engine.compact === undefined) return;
+    if (applied - this.engine.status().snapshotIndex < this.options.snapshotEntries) return;
     const term = this.engine.entryTerm(applied);
     assert(term !== null, `no term for the applied index ${applied}`);
     const startedMs = performance.now();
-    const snapshot = { index: applied, term, data: this.options.kv.snapshot() };
-    this.options.logStore.compact(snapshot);
-    this.engine.compact(applied, snapshot.data);
+    if (this.options.beginSnapshot === undefined) {
+      this.finishSnapshot(applied, term, this.options.kv.snapshot(), startedMs);
+      return;
+    }
+    const builder = this.options.beginSnapshot();
+    assert(builder.meta.appliedIndex === applied, `a snapshot began at ${builder.meta.appliedIndex}, not at the applied index ${applied}`);
+    this.snapshotInProgress = { builder, term, startedMs };
+    setImmediate(() => this.stepSnapshot(builder));
+  }
+
+  private stepSnapshot(builder: SnapshotBuilder): void {
+    const progress = this.snapshotInProgress;
+    if (progress === null || progress.builder !== builder || this.stopped) return;
+    if (!builder.step(SNAPSHOT_RECORDS_PER_STEP)) {
+      setImmediate(() => this.stepSnapshot(builder));
+      return;
+    }
+    const snapshot = { index: builder.meta.appliedIndex, term: progress.term, data: builder.data };
+    // The snapshot's file is written off the event loop; the compaction itself (a checkpoint
+    // of the log) follows, when the log store is free: with a write in flight, right after it
+    // (see handleReady).
+    this.options.logStore.prepareCompaction(snapshot).then(
+      () => {
+        if (this.snapshotInProgress !== progress || this.stopped) return; // aborted meanwhile
+        this.snapshotInProgress = null;
+        this.snapshotToSave = { ...snapshot, startedMs: progress.startedMs };
+        if (this.persisting === null) this.saveSnapshot();
+      },
+      (error: unknown) => {
+        if (this.snapshotInProgress === progress) this.snapshotInProgress = null;
+        this.options.log.error({ err: error }, "could not write a snapshot; the log is not compacted, the next attempt follows");
+      },
+    );
+  }
+
+  private saveSnapshot(): void {
+    const snapshot = this.snapshotToSave;
+    if (snapshot === null) return;
+    this.snapshotToSave = null;
+    this.finishSnapshot(snapshot.index, snapshot.term, snapshot.data, snapshot.startedMs);
+  }
+
+  private finishSnapshot(index: number, term: number, data: Uint8Array, startedMs: number): void {
+    if (index <= this.engine.status().snapshotIndex) return; // overtaken by a leader's snapshot
+    const savingMs = performance.now();
+    this.options.logStore.compact({ index, term, data });
+    this.engine.compact?.(index, data);
     this.options.metrics.snapshots.inc();
-    this.options.log.info({ index: applied, term, bytes: snapshot.data.length, ms: Math.round(performance.now() - startedMs) }, "snapshot taken, log compacted");
+    const doneMs = performance.now();
+    this.options.log.info({ index, term, bytes: data.length, ms: Math.round(doneMs - startedMs), savingMs: Math.round(doneMs - savingMs) }, "snapshot taken, log compacted");
+  }
+
+  private abortSnapshot(): void {
+    this.snapshotInProgress?.builder.abort();
+    this.snapshotInProgress = null;
+    this.snapshotToSave = null;
   }
 }
 

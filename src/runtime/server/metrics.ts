@@ -23,6 +23,7 @@ export class NodeMetrics {
   readonly readyBatchEntries: Histogram;
   readonly requestSeconds: Histogram<"route" | "status">;
   readonly snapshots: Counter;
+  readonly snapshotsInstalled: Counter;
 
   constructor(source: MetricsSource) {
     const registry = this.registry;
@@ -62,6 +63,7 @@ export class NodeMetrics {
     this.proposals = new Counter({ name: "synod_proposals_total", help: "Writes proposed by this node's clients, by outcome", labelNames: ["result"], registers: [registry] });
     this.reads = new Counter({ name: "synod_reads_total", help: "Reads served, by consistency", labelNames: ["consistency"], registers: [registry] });
     this.snapshots = new Counter({ name: "synod_snapshots_total", help: "Snapshots taken by this node (log compactions)", registers: [registry] });
+    this.snapshotsInstalled = new Counter({ name: "synod_snapshots_installed_total", help: "Snapshots received from a leader and installed", registers: [registry] });
     this.fsyncSeconds = new Histogram({
       name: "synod_wal_fsync_seconds",
       help: "Time to write and fdatasync one batch of the write-ahead log",

@@ -5,6 +5,7 @@
  * behind a snapshot may be removed only after this returns.
  */
 import { closeSync, fsyncSync, openSync, readdirSync, renameSync, rmSync, writeSync } from "node:fs";
+import { open, rename } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 
 const TEMP_SUFFIX = ".tmp";
@@ -29,6 +30,32 @@ export function writeFileAtomic(path: string, data: Uint8Array | readonly Uint8A
     fsyncSync(dir);
   } finally {
     closeSync(dir);
+  }
+}
+
+/**
+ * `writeFileAtomic` with the writes and fsyncs on libuv's thread pool, for a large file (a
+ * snapshot) that must not stall the event loop. Done when the promise resolves.
+ */
+export async function writeFileAtomicAsync(path: string, data: Uint8Array | readonly Uint8Array[]): Promise<void> {
+  const temp = `${path}${TEMP_SUFFIX}`;
+  const pieces = data instanceof Uint8Array ? [data] : data;
+  const file = await open(temp, "w");
+  try {
+    for (const piece of pieces) {
+      let written = 0;
+      while (written < piece.length) written += (await file.write(piece, written, piece.length - written)).bytesWritten;
+    }
+    await file.sync();
+  } finally {
+    await file.close();
+  }
+  await rename(temp, path);
+  const dir = await open(dirname(path), "r");
+  try {
+    await dir.sync();
+  } finally {
+    await dir.close();
   }
 }
 

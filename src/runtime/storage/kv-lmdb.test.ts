@@ -141,3 +141,53 @@ describe("LMDB KV store: files", () => {
     assert.equal(existsSync(join(path, "data.mdb")), true);
   });
 });
+
+describe("LMDB KV store: snapshots built a piece at a time", () => {
+  test("give the bytes KvStore.snapshot() gives, for the state when they began, whatever is applied meanwhile", async () => {
+    const { backend } = LmdbKvBackend.open({ path: directory() });
+    const kv = KvStore.open(backend);
+    let index = 0;
+    const session = (clientId: number, sequence: number, key: string, value: string): Uint8Array =>
+      encodeCommand({ op: "put", request: { clientId, sequence }, key, value: utf8Encode(value) });
+    const batch = (count: number): void => {
+      const entries = [];
+      for (let i = 0; i < count; i++) {
+        index++;
+        const key = ["a", "é", "😀", "z/"][index % 4] + String(index % 500);
+        entries.push({ index, data: index % 3 === 0 ? session(7 + (index % 5), index, key, `v${index}`) : put(key, `value-${index}`) });
+      }
+      kv.applyBatch(entries);
+    };
+    batch(1200);
+    const expected = kv.snapshot();
+    const builder = backend.beginSnapshot();
+    assert.equal(builder.meta.appliedIndex, 1200);
+    let steps = 0;
+    while (!builder.step(50)) {
+      steps++;
+      batch(10); // applies go on between steps, as they do in a node
+    }
+    assert.ok(steps > 5, "the snapshot took several steps");
+    assert.deepEqual(Buffer.from(builder.data), Buffer.from(expected), "byte-identical to the synchronous snapshot of the same state");
+    const restored = KvStore.restore(builder.data);
+    assert.equal(restored.applied, 1200);
+    assert.notEqual(kv.applied, 1200, "the live store moved on meanwhile");
+    await backend.close();
+  });
+
+  test("an aborted snapshot ends its read transaction, and the store goes on", async () => {
+    const { backend } = LmdbKvBackend.open({ path: directory() });
+    const kv = KvStore.open(backend);
+    kv.apply(1, put("k", "v"));
+    const builder = backend.beginSnapshot();
+    builder.abort();
+    assert.throws(() => builder.step(10), /ended/);
+    kv.apply(2, put("k2", "v2"));
+    const second = backend.beginSnapshot();
+    while (!second.step(1)) {
+      // one record a step
+    }
+    assert.equal(KvStore.restore(second.data).get("k2")?.version, 1);
+    await backend.close();
+  });
+});

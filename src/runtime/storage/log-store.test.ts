@@ -146,6 +146,27 @@ describe("log store", () => {
     });
   });
 
+  test("a snapshot file prepared off the event loop is taken by the next compaction, or written again if it vanished", async () => {
+    await withDirs(async (dirs) => {
+      const { store } = open(dirs);
+      store.save({ snapshot: null, entries: range(1, 30, 1), hardState: hard(1, 30) });
+      store.sync();
+      const snapshot = snapshotAt(20, 1);
+      await store.prepareCompaction(snapshot);
+      const path = join(dirs.snapshotDir, "0000000000000020-0000000000000001.snap");
+      const written = statSync(path).mtimeMs;
+      store.save({ snapshot: null, entries: [entry(31, 1)], hardState: hard(1, 31) }); // the log goes on meanwhile
+      store.sync();
+      store.compact(snapshot);
+      assert.equal(statSync(path).mtimeMs, written, "the prepared file was used as it was");
+      await store.prepareCompaction(snapshotAt(25, 1));
+      rmSync(join(dirs.snapshotDir, "0000000000000025-0000000000000001.snap"));
+      store.compact(snapshotAt(25, 1));
+      await store.close();
+      await assertRecovers(dirs, { hardState: hard(1, 31), snapshot: snapshotAt(25, 1), entries: range(26, 31, 1) }, "own");
+    });
+  });
+
   test("an installed snapshot replaces the whole log, durably at once", async () => {
     await withDirs(async (dirs) => {
       const { store } = open(dirs);

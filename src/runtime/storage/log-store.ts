@@ -48,13 +48,14 @@
  * damaged), both naming the file and what to do. Writes throw whatever the file system
  * throws; after that the store is unusable and the process should exit and recover.
  */
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
 import { assert } from "../../core/common/assert.js";
 import type { DurableState, LogEntry, Snapshot } from "../../core/engine/contract.js";
 import { removeLeftoverTempFiles } from "./atomic-file.js";
 import { ENTRY_OVERHEAD_BYTES, encodeLogRecord, entryBatchBytes, type LogRecord, type SnapshotRef } from "./log-record.js";
 import { LogState, replayLogRecords } from "./log-state.js";
-import { readSnapshotFile, removeSnapshotFilesExcept, snapshotFileName, writeSnapshotFile } from "./snapshot-file.js";
+import { readSnapshotFile, removeSnapshotFilesExcept, snapshotFileName, writeSnapshotFile, writeSnapshotFileAsync } from "./snapshot-file.js";
 import { Wal, WAL_RECORD_BYTES_MAX, WAL_SEGMENT_BYTES_DEFAULT, WalCorruptionError } from "./wal.js";
 
 /** Entry batches are split into records of about this size (a single larger entry gets a record of its own). */
@@ -94,6 +95,8 @@ export interface LogWrite<H> {
 
 export class LogStore<H> {
   private closing: Promise<void> | null = null;
+  /** The snapshot file `prepareCompaction` wrote last, not yet taken by `compact`. */
+  private preparedSnapshotFile: string | null = null;
 
   private constructor(
     private readonly wal: Wal,
@@ -181,6 +184,15 @@ export class LogStore<H> {
   }
 
   /**
+   * `sync()` with the fdatasync off the event loop; durable when the promise resolves, and
+   * no other call may be made before then (see `Wal.syncAsync`).
+   */
+  syncAsync(): Promise<void> {
+    this.assertOpen();
+    return this.wal.syncAsync();
+  }
+
+  /**
    * The node's own snapshot at `snapshot.index` (at most the applied index): writes the
    * snapshot file atomically, then checkpoints the log so everything before is removable,
    * then removes old segments and old snapshot files. Durable on return, with everything
@@ -191,9 +203,25 @@ export class LogStore<H> {
     this.assertOpen();
     assertSnapshot(snapshot);
     if (snapshot.index <= this.state.snapshotIndex) return;
-    writeSnapshotFile(this.options.snapshotDir, snapshot, "own");
+    const name = snapshotFileName(snapshot.index, snapshot.term);
+    // A file `prepareCompaction` wrote is used as it is (unless something removed it since).
+    if (this.preparedSnapshotFile !== name || !existsSync(join(this.options.snapshotDir, name))) writeSnapshotFile(this.options.snapshotDir, snapshot, "own");
+    this.preparedSnapshotFile = null;
     this.state.compact({ index: snapshot.index, term: snapshot.term, kind: "own" });
     this.checkpoint();
+  }
+
+  /**
+   * Writes the file of a snapshot that `compact` will take next, off the event loop (it is
+   * the bulk of a compaction's I/O); `compact` then only checkpoints the log. It touches
+   * nothing but its own file, so it may run while the log is being written. A snapshot
+   * never compacted leaves a file that the next checkpoint or open removes.
+   */
+  async prepareCompaction(snapshot: Snapshot): Promise<void> {
+    this.assertOpen();
+    assertSnapshot(snapshot);
+    await writeSnapshotFileAsync(this.options.snapshotDir, snapshot, "own");
+    this.preparedSnapshotFile = snapshotFileName(snapshot.index, snapshot.term);
   }
 
   /**

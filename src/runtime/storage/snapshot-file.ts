@@ -19,7 +19,7 @@ import { closeSync, fsyncSync, openSync, readdirSync, readFileSync, rmSync } fro
 import { join } from "node:path";
 import { SynodError } from "../../core/common/errors.js";
 import type { Snapshot } from "../../core/engine/contract.js";
-import { writeFileAtomic } from "./atomic-file.js";
+import { writeFileAtomic, writeFileAtomicAsync } from "./atomic-file.js";
 import { crc32c } from "./crc32c.js";
 import type { SnapshotRef } from "./log-record.js";
 
@@ -73,6 +73,13 @@ function encodeHeader(snapshot: Snapshot, kind: SnapshotRef["kind"]): Uint8Array
 export function writeSnapshotFile(dir: string, snapshot: Snapshot, kind: SnapshotRef["kind"]): string {
   const path = join(dir, snapshotFileName(snapshot.index, snapshot.term));
   writeFileAtomic(path, [encodeHeader(snapshot, kind), snapshot.data]);
+  return path;
+}
+
+/** `writeSnapshotFile` off the event loop (see `writeFileAtomicAsync`); resolves with the path once durable. */
+export async function writeSnapshotFileAsync(dir: string, snapshot: Snapshot, kind: SnapshotRef["kind"]): Promise<string> {
+  const path = join(dir, snapshotFileName(snapshot.index, snapshot.term));
+  await writeFileAtomicAsync(path, [encodeHeader(snapshot, kind), snapshot.data]);
   return path;
 }
 

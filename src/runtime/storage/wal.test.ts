@@ -75,6 +75,27 @@ describe("write-ahead log", () => {
     });
   });
 
+  test("syncAsync: durable when it resolves, other calls refused while it runs, close waits for it", async () => {
+    await withDir(async (dir) => {
+      const { wal } = Wal.open({ dir, segmentBytes: SEGMENT_BYTES });
+      const record = (i: number): string => `record-${i}`.padEnd(500, ".");
+      for (let i = 0; i < 200; i++) wal.append(text(record(i))); // 100 KiB: a roll inside
+      const syncing = wal.syncAsync();
+      assert.throws(() => wal.append(text("early")), /in flight/);
+      assert.throws(() => wal.sync(), /in flight/);
+      await syncing;
+      wal.append(text("after"));
+      const second = wal.syncAsync();
+      const closed = wal.close(); // while the fdatasync runs: waits for it
+      await second;
+      await closed;
+      const reopened = Wal.open({ dir, segmentBytes: SEGMENT_BYTES });
+      assert.deepEqual(decode(reopened.records), [...Array.from({ length: 200 }, (_, i) => record(i)), "after"]);
+      assert.ok(segments(dir).length >= 2, "the records filled more than one segment");
+      await reopened.wal.close();
+    });
+  });
+
   test("segments roll at their size and are read back in order", async () => {
     await withDir(async (dir) => {
       const { wal } = Wal.open({ dir, segmentBytes: 64 });

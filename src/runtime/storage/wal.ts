@@ -35,7 +35,7 @@
  * fdatasync the page cache may already have dropped the data), so the log refuses every
  * later call; the process should exit and recover from the disk.
  */
-import { closeSync, existsSync, fdatasyncSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
+import { closeSync, existsSync, fdatasync, fdatasyncSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
 import { open as openAsync } from "node:fs/promises";
 import { join } from "node:path";
 import { assert } from "../../core/common/assert.js";
@@ -212,6 +212,8 @@ export class Wal {
   private bufferedBytes = 0;
   private closing: Promise<void> | null = null;
   private broken: unknown = null;
+  /** An fdatasync of `syncAsync` is running on the thread pool; nothing else may touch the file. */
+  private syncing: Promise<void> | null = null;
   private readonly next: NextSegment;
 
   private constructor(
@@ -302,23 +304,55 @@ export class Wal {
     this.assertUsable("sync of");
     if (this.buffered.length === 0) return;
     this.guard(() => {
-      let batch: Uint8Array[] = [];
-      let batchBytes = 0;
-      for (const frame of this.buffered) {
-        const used = this.position + batchBytes;
-        if (used > 0 && used + frame.length > this.segmentBytes) {
-          this.writeAndSync(batch, batchBytes);
-          batch = [];
-          batchBytes = 0;
-          this.startNextSegment();
-        }
-        batch.push(frame);
-        batchBytes += frame.length;
-      }
-      this.writeAndSync(batch, batchBytes);
-      this.buffered = [];
-      this.bufferedBytes = 0;
+      this.writeBuffered();
+      fdatasyncSync(this.fd);
     });
+  }
+
+  /**
+   * `sync()` with its final fdatasync on libuv's thread pool, so the event loop goes on
+   * (receiving requests and acknowledgements) while the disk flushes. The records are
+   * durable when the promise resolves. Until then every other call throws (but `close`, which waits);
+   * a failed fdatasync makes the log unusable, as a failed `sync` does (after an fsync error
+   * the kernel may have dropped the dirty pages, so a retry could report success falsely).
+   */
+  syncAsync(): Promise<void> {
+    this.assertUsable("sync of");
+    if (this.buffered.length === 0) return Promise.resolve();
+    this.guard(() => this.writeBuffered());
+    const fd = this.fd;
+    this.syncing = new Promise<void>((resolve, reject) => {
+      fdatasync(fd, (error) => {
+        this.syncing = null;
+        if (error === null) return resolve();
+        this.broken = error;
+        reject(error);
+      });
+    });
+    return this.syncing;
+  }
+
+  /** Writes what is buffered, rolling segments as they fill; leaves the last write unsynced. */
+  private writeBuffered(): void {
+    let batch: Uint8Array[] = [];
+    let batchBytes = 0;
+    for (const frame of this.buffered) {
+      const used = this.position + batchBytes;
+      if (used > 0 && used + frame.length > this.segmentBytes) {
+        this.writeAndSync(batch, batchBytes);
+        batch = [];
+        batchBytes = 0;
+        this.startNextSegment();
+      }
+      batch.push(frame);
+      batchBytes += frame.length;
+    }
+    if (batchBytes > 0) {
+      writeFully(this.fd, Buffer.concat(batch, batchBytes), this.position);
+      this.position += batchBytes;
+    }
+    this.buffered = [];
+    this.bufferedBytes = 0;
   }
 
   /**
@@ -361,6 +395,15 @@ export class Wal {
    */
   close(): Promise<void> {
     if (this.closing !== null) return this.closing;
+    const syncing = this.syncing;
+    if (syncing !== null) {
+      // The thread pool still uses the descriptor: close after its fdatasync.
+      this.closing = syncing.catch(() => undefined).then(() => {
+        this.closing = null;
+        return this.close();
+      });
+      return this.closing;
+    }
     try {
       if (this.broken === null) this.sync();
     } finally {
@@ -372,6 +415,7 @@ export class Wal {
 
   private assertUsable(what: string): void {
     if (this.closing !== null) throw new Error(`${what} a closed write-ahead log`);
+    if (this.syncing !== null) throw new Error(`${what} a write-ahead log while an fdatasync is in flight`);
     if (this.broken !== null) throw new Error(`${what} a write-ahead log that failed an earlier write`, { cause: this.broken });
   }
 
