@@ -29,6 +29,8 @@ interface Child {
   readonly http: string;
   readonly peer: string;
   readonly logPath: string;
+  /** The `synod` arguments that start it (what restarts it, too). */
+  readonly args: readonly string[];
   process: ChildProcess;
   exited: boolean;
 }
@@ -104,7 +106,7 @@ async function runCluster(flags: ClusterFlags): Promise<number> {
     const child = spawn(process.execPath, args, { stdio: ["ignore", out, out] });
     closeSync(out);
     say(`  node ${id}  http://${http}  peer ${peer}  log ${display(logPath)}  pid ${child.pid ?? "?"}`);
-    return { id, http: `http://${http}`, peer, logPath, process: child, exited: false };
+    return { id, http: `http://${http}`, peer, logPath, args: args.slice(1), process: child, exited: false };
   });
 
   let stopping = false;
@@ -116,7 +118,9 @@ async function runCluster(flags: ClusterFlags): Promise<number> {
         if (!stopping) {
           say(`\nnode ${child.id} (pid ${child.process.pid}) ${signal === null ? `exited with code ${code}` : `was killed by ${signal}`}. Its log ends:`);
           for (const line of tail(child.logPath, 5)) say(`  | ${line}`);
-          say(`the other nodes keep running; restart it with the same command (see ${display(child.logPath)}), or Ctrl-C to stop all.`);
+          say("the other nodes keep running. Restart it, from another terminal, with:");
+          say(`  npx synod ${child.args.join(" ")} >> ${display(child.logPath)} 2>&1`);
+          say("or Ctrl-C to stop all.");
         }
         if (--left === 0) resolveAll();
       });

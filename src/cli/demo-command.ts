@@ -6,8 +6,8 @@ import { simCommand } from "./sim-command.js";
  */
 export async function demoCommand(workers: number): Promise<number> {
   const say = (text: string): void => void process.stdout.write(`${text}\n`);
-  say("synod: the replicated cluster (synod cluster) arrives with the node runtime; today the Raft");
-  say("engine, the deterministic simulator and its checkers are here. Two short runs show them.\n");
+  say("synod: the deterministic simulator and its checkers, at work on the Raft engine that");
+  say("`synod cluster` runs for real. Two short runs show them.\n");
   say("1. Raft, 20 seeds, each a scenario from the catalogue (synod scenarios): partitions, crashes");
   say("   that lose unsynced writes, pauses, lossy networks, snapshots. Every checker passes.\n");
   const good = await simCommand({ protocol: "raft", seeds: 20, seed: 1, faults: null, scenario: "random", json: false, workers, verbose: false });

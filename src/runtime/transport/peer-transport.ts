@@ -8,7 +8,9 @@
  * outbound connection per peer. An accepted connection carries nothing back but its
  * handshake reply.
  *
- * Handshake (handshake.ts). The dialer's first frame is `{ synod: 1, clusterId, from, to }`.
+ * Handshake (handshake.ts). The dialer's first frame is `{ synod: 1, clusterId, from, to }`,
+ * plus `http`, the client URL it serves, when it has one (`advertiseHttp`): that is how
+ * members learn one another's HTTP addresses (reported through `onPeerHello`).
  * The acceptor checks the cluster id, that `to` is itself and that `from` is one of its
  * peers, and replies `{ ok: true }`, or `{ ok: false, reason }` and closes. A refusal is
  * logged at warn on both sides (with the remote address, the claimed ids and the reason);
