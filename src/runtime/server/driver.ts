@@ -279,18 +279,26 @@ export class Driver {
   private handleReady(ready: Ready<unknown, unknown>): void {
     for (const { to, message } of ready.messages) this.options.send(to, message);
     if (ready.snapshot === null && ready.entries.length === 0 && ready.hardState === null) {
-      this.finishReady(ready);
+      this.finishReady(ready, 0);
       return;
     }
     const startedMs = performance.now();
     this.options.logStore.save({ snapshot: ready.snapshot, entries: ready.entries, hardState: ready.hardState });
     if (ready.entries.length > 0) this.options.metrics.readyBatchEntries.observe(ready.entries.length);
+    // Committed entries this node already holds durably (written by an earlier Ready: those
+    // before this Ready's first entry) need not wait for this fdatasync: they are on a
+    // quorum's disks, this one included. Applying them now saves a flush of latency per
+    // write. The rest (entries of this Ready itself) apply after it, so the state machine
+    // is never ahead of the durable log.
+    const durableBefore = ready.snapshot !== null ? 0 : (ready.entries[0]?.index ?? Number.POSITIVE_INFINITY);
+    let early = 0;
+    while (early < ready.committedEntries.length && (ready.committedEntries[early] as LogEntry).index < durableBefore) early++;
     this.persisting = this.options.logStore.syncAsync().then(
       () => {
         this.persisting = null;
         this.options.metrics.fsyncSeconds.observe((performance.now() - startedMs) / 1000);
         if (this.stopped) return;
-        this.finishReady(ready);
+        this.finishReady(ready, early);
         this.saveSnapshot();
         this.pump();
       },
@@ -302,10 +310,12 @@ export class Driver {
         fatal(error);
       },
     );
+    // While the disk flushes.
+    if (early > 0) this.apply(ready.committedEntries.slice(0, early));
   }
 
-  /** The part of a Ready that comes after its writes are durable. */
-  private finishReady(ready: Ready<unknown, unknown>): void {
+  /** The part of a Ready that comes after its writes are durable; `applied` committed entries already were. */
+  private finishReady(ready: Ready<unknown, unknown>, applied: number): void {
     for (const { to, message } of ready.messagesAfterPersist) this.options.send(to, message);
     if (ready.snapshot !== null) {
       // The leader's snapshot replaces the state a snapshot in progress was taken of.
@@ -314,7 +324,7 @@ export class Driver {
       this.options.metrics.snapshotsInstalled.inc();
       this.options.log.info({ index: ready.snapshot.index, term: ready.snapshot.term, bytes: ready.snapshot.data.length }, "installed the leader's snapshot");
     }
-    if (ready.committedEntries.length > 0) this.apply(ready.committedEntries);
+    if (ready.committedEntries.length > applied) this.apply(applied === 0 ? ready.committedEntries : ready.committedEntries.slice(applied));
     for (const { requestId, index } of ready.readStates) {
       const read = this.pendingReads.get(requestId);
       if (read === undefined) continue;
