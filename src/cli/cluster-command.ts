@@ -103,7 +103,9 @@ async function runCluster(flags: ClusterFlags): Promise<number> {
       "--log-level", flags.logLevel,
     ];
     const out = openSync(logPath, "a");
-    const child = spawn(process.execPath, args, { stdio: ["ignore", out, out] });
+    // stdin is a pipe the node watches: if this process dies, even by SIGKILL, the pipe
+    // closes and the node stops (SYNOD_STOP_WITH_PARENT).
+    const child = spawn(process.execPath, args, { stdio: ["pipe", out, out], env: { ...process.env, SYNOD_STOP_WITH_PARENT: "1" } });
     closeSync(out);
     say(`  node ${id}  http://${http}  peer ${peer}  log ${display(logPath)}  pid ${child.pid ?? "?"}`);
     return { id, http: `http://${http}`, peer, logPath, args: args.slice(1), process: child, exited: false };

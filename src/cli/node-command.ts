@@ -10,6 +10,7 @@ import { UsageError } from "./sim-command.js";
 interface NodeFlags {
   id: number;
   http: string;
+  advertiseHttp?: string;
   peer: string;
   peers?: string;
   dataDir: string;
@@ -37,6 +38,7 @@ export function registerNodeCommand(program: Command, setExitCode: (code: number
     .description("run one node of a cluster (for a local cluster, `synod cluster` starts three)")
     .requiredOption("--id <n>", "this node's id, a positive integer unique in the cluster", positiveInteger("--id"))
     .option("--http <host:port>", "where to serve the HTTP API", "127.0.0.1:7001")
+    .option("--advertise-http <url>", "the HTTP URL other nodes and clients are told (default: http://<--http>)")
     .option("--peer <host:port>", "where to listen for the other nodes", "127.0.0.1:7101")
     .option("--peers <list>", "every member's peer address, this node's too: 1=HOST:PORT,2=HOST:PORT,... (default: this node alone)")
     .option("--data-dir <dir>", "where the log, snapshots and state live", "./data")
@@ -65,12 +67,16 @@ function configFrom(flags: NodeFlags): NodeConfig {
     const peer = parseHostPort(flags.peer, "--peer");
     const members = flags.peers === undefined ? [{ id: flags.id, peer, http: null }] : parsePeers(flags.peers);
     const http = parseHostPort(flags.http, "--http");
+    const wildcard = http.host === "0.0.0.0" || http.host === "::";
+    if (wildcard && flags.advertiseHttp === undefined) throw new InvalidInputError(`--http ${flags.http} listens on every address; say which one others should use with --advertise-http http://HOST:PORT`);
+    if (flags.advertiseHttp !== undefined && !/^https?:\/\/[^/\s]+$/.test(flags.advertiseHttp)) throw new InvalidInputError("--advertise-http must be a URL like http://10.0.0.1:7001");
     return validateNodeConfig({
       ...DEFAULT_NODE_CONFIG,
       id: flags.id,
       http,
+      advertiseHttp: flags.advertiseHttp ?? null,
       peer,
-      members: members.map((member) => (member.id === flags.id ? { ...member, http: `http://${flags.http}` } : member)),
+      members,
       dataDir: resolve(flags.dataDir),
       clusterToken: flags.clusterToken,
       consensus: flags.consensus,
@@ -96,7 +102,9 @@ async function runNode(flags: NodeFlags): Promise<number> {
   } catch (error) {
     log.fatal({ err: error }, "cannot start");
     process.stderr.write(`synod node ${config.id}: cannot start: ${(error as Error).message}\n`);
-    return 1;
+    // Whatever the failed start left behind (a timer, a socket) must not keep a process
+    // that is not a member alive.
+    process.exit(1);
   }
   process.on("uncaughtException", (error) => {
     // A bug, or a storage failure the node cannot survive (an fsync error): stop at once
@@ -106,8 +114,12 @@ async function runNode(flags: NodeFlags): Promise<number> {
     process.exit(1);
   });
   return await new Promise<number>((resolveExit) => {
+    let stopping = false;
     const shutdown = (signal: string): void => {
+      if (stopping) return;
+      stopping = true;
       log.info({ signal }, "stopping");
+      if (process.env["SYNOD_STOP_WITH_PARENT"] === "1") process.stdin.destroy();
       node.stop().then(
         () => resolveExit(0),
         (error: unknown) => {
@@ -118,5 +130,12 @@ async function runNode(flags: NodeFlags): Promise<number> {
     };
     process.once("SIGINT", () => shutdown("SIGINT"));
     process.once("SIGTERM", () => shutdown("SIGTERM"));
+    if (process.env["SYNOD_STOP_WITH_PARENT"] === "1") {
+      // Started by `synod cluster` with a pipe on stdin: when the parent dies, however it
+      // dies, the pipe closes and this node stops rather than live on as an orphan.
+      process.stdin.resume();
+      process.stdin.once("end", () => shutdown("parent exited"));
+      process.stdin.once("error", () => shutdown("parent exited"));
+    }
   });
 }

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { connect } from "node:net";
 import { after, before, describe, test } from "node:test";
-import { ProcessCluster, request, sleep } from "./process-cluster.test-util.js";
+import { ProcessCluster, request, runSynod, sleep } from "./process-cluster.test-util.js";
 
 describe("bad input against a real cluster", { timeout: 60_000 }, () => {
   let cluster: ProcessCluster;
@@ -93,6 +93,34 @@ describe("bad input against a real cluster", { timeout: 60_000 }, () => {
     assert.equal(write.status, 200, write.text);
     const read = await request("GET", `${cluster.node(3).http}/v1/kv/after-garbage`);
     assert.equal(read.body["value"], "fine");
+  });
+
+  test("an upload far over the limit gets its 413, not a reset, and the connection stays usable", async () => {
+    const answer = await request("PUT", `${url}/v1/kv/huge`, new Uint8Array(8 * 1024 * 1024));
+    assert.equal(answer.status, 413, answer.text);
+    assert.equal(answer.body["error"], "too_large");
+  });
+
+  test("a second process on a node's data directory is refused, and so is a node whose port is taken", async () => {
+    const leader = await cluster.waitForLeader();
+    const victim = leader === 3 ? 2 : 3;
+    // The running node holds its directory: a second process on it must not start.
+    const running = cluster.node(victim);
+    const refused = await runSynod(["node", "--id", String(victim), "--http", "127.0.0.1:0", "--peer", "127.0.0.1:0", "--data-dir", running.dataDir], 15_000);
+    assert.equal(refused.code, 1, refused.output);
+    assert.match(refused.output, /in use by another process/);
+
+    // A node whose HTTP port is taken exits, and leaves its directory free for a proper start.
+    await cluster.kill(victim);
+    const taken = cluster.node(leader).http.slice("http://".length);
+    cluster.startNode(victim, ["--http", taken]);
+    const failed = await cluster.exited(victim, 15_000);
+    assert.equal(failed.code, 1, failed.output);
+    assert.match(failed.output, /port is in use/);
+    cluster.startNode(victim);
+    await cluster.waitForLeader(10_000);
+    const write = await request("PUT", `${cluster.node(victim).http}/v1/kv/after-restart`, "ok");
+    assert.equal(write.status, 200, write.text);
   });
 
   test("a transaction's compare decides, atomically", async () => {

@@ -21,6 +21,8 @@ export interface MemberAddress {
 export interface NodeConfig {
   readonly id: number;
   readonly http: HostPort;
+  /** The HTTP URL peers and clients are told (null: the bound `http` address). */
+  readonly advertiseHttp: string | null;
   readonly peer: HostPort;
   /** Every member, this node included. */
   readonly members: readonly MemberAddress[];

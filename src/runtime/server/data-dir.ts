@@ -11,7 +11,7 @@
  * data corruption.
  */
 import { createHash } from "node:crypto";
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
+import { existsSync, linkSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { SynodError } from "../../core/common/errors.js";
 import { writeFileAtomic } from "../storage/atomic-file.js";
@@ -67,26 +67,51 @@ export function checkIdentity(dir: string, wanted: DataDirIdentity): DataDirIden
 
 /**
  * Takes the directory's lock: one process at a time, since two nodes writing one log would
- * corrupt it. A lock left by a process that is gone (killed) is taken over.
+ * corrupt it. The lock file is created whole, with the pid in it, by a hard link of a file
+ * written beforehand (a link is created atomically, or not at all), so no one ever reads a
+ * half-written lock. A lock whose process is gone (killed) is moved aside and taken over;
+ * the takeover is then checked by reading the lock back. (Two processes that find the same
+ * stale lock within the same moment can still race; the read-back narrows that to the
+ * instant between the two steps.)
  */
 export function lockDataDir(dir: string): () => void {
   const path = join(dir, DATA_LAYOUT.lock);
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      const fd = openSync(path, "wx");
-      writeSync(fd, `${process.pid}\n`);
-      closeSync(fd);
-      return () => rmSync(path, { force: true });
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
-      const holder = Number(readFileSync(path, "utf8").trim());
-      if (Number.isSafeInteger(holder) && holder > 0 && holder !== process.pid && processAlive(holder)) {
-        throw new StartupError(`${dir} is in use by another process (pid ${holder}); stop it first, or give this node its own --data-dir`);
+  const mine = `${path}.${process.pid}`;
+  writeFileSync(mine, `${process.pid}\n`);
+  try {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      try {
+        linkSync(mine, path);
+        if (readHolder(path) !== process.pid) continue;
+        return () => {
+          if (readHolder(path) === process.pid) rmSync(path, { force: true });
+        };
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+        const holder = readHolder(path);
+        if (holder !== null && holder !== process.pid && processAlive(holder)) {
+          throw new StartupError(`${dir} is in use by another process (pid ${holder}); stop it first, or give this node its own --data-dir`);
+        }
+        try {
+          renameSync(path, `${path}.stale`);
+        } catch (renameError) {
+          if ((renameError as NodeJS.ErrnoException).code !== "ENOENT") throw renameError;
+        }
       }
-      rmSync(path, { force: true });
     }
+  } finally {
+    rmSync(mine, { force: true });
   }
-  throw new StartupError(`could not lock ${dir}`);
+  throw new StartupError(`could not lock ${dir}: another process keeps taking the lock`);
+}
+
+function readHolder(path: string): number | null {
+  try {
+    const pid = Number(readFileSync(path, "utf8").trim());
+    return Number.isSafeInteger(pid) && pid > 0 ? pid : null;
+  } catch {
+    return null;
+  }
 }
 
 function processAlive(pid: number): boolean {

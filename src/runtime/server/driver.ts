@@ -16,6 +16,7 @@
  * event loop (or a paused process) catches up on the ticks it missed when it wakes — the
  * leader's lease depends on its ticks not running slow.
  */
+import { randomInt } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import { assert } from "../../core/common/assert.js";
 import { NotLeaderError, SynodError } from "../../core/common/errors.js";
@@ -95,6 +96,8 @@ export interface DriverOptions {
   readonly send: (to: NodeId, message: unknown) => boolean;
   /** Names this node's writes in the state machine's client sessions; unique per process start. */
   readonly clientId: number;
+  /** The sequence number of this process's first write: above any an earlier process used. */
+  readonly firstSequence: number;
   readonly tickMs: number;
   readonly requestTimeoutMs: number;
   readonly snapshotEntries: number;
@@ -127,6 +130,8 @@ const READIES_PER_PUMP_MAX = 64;
  * requests wait at most that long behind it.
  */
 const SNAPSHOT_RECORDS_PER_STEP = 500;
+/** A flush slower than this is logged: heartbeats wait behind it. */
+const SLOW_PERSIST_MS = 250;
 /** Ticks caught up at once after a long stall; more than this and the rest are skipped. */
 const CATCH_UP_TICKS_MAX = 10_000;
 
@@ -137,8 +142,12 @@ export class Driver {
   private readonly pendingReads = new Map<number, PendingRead>();
   /** Confirmed reads waiting for the state machine to apply up to their index. */
   private readsAwaitingApply: PendingRead[] = [];
-  private nextSequence = 1;
-  private nextReadId = 1;
+  private nextSequence: number;
+  /**
+   * Random, so a late answer to a read that an earlier process of this node forwarded cannot
+   * be taken for one of this process's reads.
+   */
+  private nextReadId = randomInt(1, 2 ** 47);
   private pumpScheduled = false;
   private tickTimer: NodeJS.Timeout | null = null;
   private ticksDone = 0;
@@ -146,6 +155,8 @@ export class Driver {
   private lastTerm = -1;
   private lastLeader: NodeId | null = null;
   private stopped = false;
+  /** A snapshot file being written (`LogStore.prepareCompaction`), while it is. */
+  private snapshotFileWrite: Promise<void> | null = null;
   /** The fdatasync of the Ready in hand, while it runs. */
   private persisting: Promise<void> | null = null;
   /** A snapshot built and waiting for the log store to be free. */
@@ -155,6 +166,7 @@ export class Driver {
   constructor(options: DriverOptions) {
     this.options = options;
     this.engine = options.engine;
+    this.nextSequence = options.firstSequence;
   }
 
   start(): void {
@@ -171,6 +183,7 @@ export class Driver {
   async stop(): Promise<void> {
     this.stopRequests();
     await this.persisting?.catch(() => undefined);
+    await this.snapshotFileWrite;
   }
 
   private stopRequests(): void {
@@ -206,6 +219,7 @@ export class Driver {
         return;
       }
     }
+    this.catchUpTicks();
     this.engine.step(from, message);
     this.schedulePump();
   }
@@ -240,6 +254,7 @@ export class Driver {
     if (this.stopped) return Promise.reject(new StoppedError());
     if (this.pendingRequests >= this.options.pendingRequestsMax) return Promise.reject(new TooManyRequestsError(this.options.pendingRequestsMax));
     const readId = this.nextReadId++;
+    this.catchUpTicks();
     const admission = this.engine.readIndex(readId, { lease: consistency === "lease" });
     if (!admission.accepted) return Promise.reject(admission.error);
     this.schedulePump();
@@ -249,6 +264,18 @@ export class Driver {
   }
 
   private onTimer(): void {
+    this.catchUpTicks();
+    this.expireRequests();
+    this.schedulePump();
+  }
+
+  /**
+   * Gives the engine every tick the monotonic clock says is due. Called from the timer, and
+   * before a read or a peer's message reaches the engine: after a pause, I/O callbacks run
+   * before timers, and a lease must not be judged on the ticks of before the pause.
+   */
+  private catchUpTicks(): void {
+    if (this.tickTimer === null) return;
     const due = Math.floor((performance.now() - this.startedAtMs) / this.options.tickMs);
     let missed = due - this.ticksDone;
     if (missed > CATCH_UP_TICKS_MAX) {
@@ -258,8 +285,6 @@ export class Driver {
     }
     for (let i = 0; i < missed; i++) this.engine.tick();
     this.ticksDone += missed;
-    this.expireRequests();
-    this.schedulePump();
   }
 
   private schedulePump(): void {
@@ -296,7 +321,10 @@ export class Driver {
     this.persisting = this.options.logStore.syncAsync().then(
       () => {
         this.persisting = null;
-        this.options.metrics.fsyncSeconds.observe((performance.now() - startedMs) / 1000);
+        const persistMs = performance.now() - startedMs;
+        this.options.metrics.fsyncSeconds.observe(persistMs / 1000);
+        // Nothing leaves this node while its log flushes; a flush this slow stalls heartbeats.
+        if (persistMs > SLOW_PERSIST_MS) this.options.log.warn({ ms: Math.round(persistMs), entries: ready.entries.length }, "a write-ahead log fdatasync was slow");
         if (this.stopped) return;
         this.finishReady(ready, early);
         this.saveSnapshot();
@@ -437,14 +465,16 @@ export class Driver {
     // The snapshot's file is written off the event loop; the compaction itself (a checkpoint
     // of the log) follows, when the log store is free: with a write in flight, right after it
     // (see handleReady).
-    this.options.logStore.prepareCompaction(snapshot).then(
+    this.snapshotFileWrite = this.options.logStore.prepareCompaction(snapshot).then(
       () => {
+        this.snapshotFileWrite = null;
         if (this.snapshotInProgress !== progress || this.stopped) return; // aborted meanwhile
         this.snapshotInProgress = null;
         this.snapshotToSave = { ...snapshot, startedMs: progress.startedMs };
         if (this.persisting === null) this.saveSnapshot();
       },
       (error: unknown) => {
+        this.snapshotFileWrite = null;
         if (this.snapshotInProgress === progress) this.snapshotInProgress = null;
         this.options.log.error({ err: error }, "could not write a snapshot; the log is not compacted, the next attempt follows");
       },

@@ -55,6 +55,8 @@ class HttpError extends SynodError {
   }
 }
 
+/** The most of an unwanted request body read (and dropped) to deliver an early answer. */
+const DISCARD_BYTES_MAX = 64 * 1024 * 1024;
 const RANGE_LIMIT_DEFAULT = 100;
 const RANGE_LIMIT_MAX = 1000;
 const KV_PREFIX = "/v1/kv/";
@@ -104,6 +106,7 @@ async function handle(service: KvService, options: HttpApiOptions, request: Inco
         if (!type.startsWith("application/json")) throw new HttpError(415, "unsupported_media_type", "a transaction is a JSON body: send Content-Type: application/json");
         const body = await readBody(request, options.requestBodyBytesMax, "a transaction");
         const result = await service.write(parseTxnRequest(body));
+        if (result.op !== "txn") throw unexpectedResult(result);
         return sendJson(response, 200, txnResultJson(result));
       }
       case "/v1/status":
@@ -133,10 +136,24 @@ async function handle(service: KvService, options: HttpApiOptions, request: Inco
     }
     throw new HttpError(404, "not_found", `no route ${method} ${path}; see docs/http-api.md`);
   } catch (error) {
-    // A request whose body was not read (an early 4xx) must not leave it for the next one.
-    if (!request.complete) response.setHeader("connection", "close");
+    if (!request.complete) discardBody(request);
     sendError(response, toHttpError(error, service));
   }
+}
+
+/**
+ * A body left unread by an early answer (a 413 on its Content-Length, say) is read and
+ * dropped, so the client, still sending, gets the answer rather than a reset, and the
+ * connection stays usable. Past DISCARD_BYTES_MAX the connection is cut instead.
+ */
+function discardBody(request: IncomingMessage): void {
+  let discarded = 0;
+  request.on("data", (chunk: Buffer) => {
+    discarded += chunk.length;
+    if (discarded > DISCARD_BYTES_MAX) request.socket.destroy();
+  });
+  request.on("error", () => undefined);
+  request.resume();
 }
 
 function decodeKey(encoded: string): string {

@@ -13,7 +13,7 @@ import { randomInt } from "node:crypto";
 import type { Server } from "node:http";
 import { join } from "node:path";
 import type { Logger } from "pino";
-import type { Engine, NodeId } from "../../core/engine/contract.js";
+import type { DurableState, Engine, EngineFactory, NodeId } from "../../core/engine/contract.js";
 import { KvStore } from "../../core/kv/store.js";
 import { LmdbKvBackend } from "../storage/kv-lmdb.js";
 import { LogStore } from "../storage/log-store.js";
@@ -28,8 +28,14 @@ import { NodeMetrics } from "./metrics.js";
 export const SYNOD_VERSION = "0.1.0";
 
 export class SynodNode {
-  private httpServer: Server | null = null;
   private stopping: Promise<void> | null = null;
+  /** HTTP addresses of the members, from the configuration and the peers' handshakes. */
+  private readonly memberHttp = new Map<NodeId, string>();
+  private httpServer: Server | null = null;
+  private transport: PeerTransport | null = null;
+  private readonly driver: Driver;
+  private readonly metrics: NodeMetrics;
+
   private constructor(
     readonly config: NodeConfig,
     readonly clusterId: string,
@@ -38,27 +44,65 @@ export class SynodNode {
     private readonly backend: LmdbKvBackend,
     private readonly kv: KvStore,
     private readonly engine: Engine<unknown, unknown>,
-    private readonly driver: Driver,
-    private readonly transport: PeerTransport,
-    private readonly metrics: NodeMetrics,
+    factory: EngineFactory<unknown, unknown>,
     private readonly releaseLock: () => void,
-    /** HTTP addresses of the members, from the configuration and the peers' handshakes. */
-    private readonly memberHttp: Map<NodeId, string>,
-  ) {}
+  ) {
+    for (const member of config.members) if (member.http !== null) this.memberHttp.set(member.id, member.http);
+    this.metrics = new NodeMetrics({
+      status: () => engine.status(),
+      appliedIndex: () => kv.applied,
+      pendingRequests: () => this.driver.pendingRequests,
+      peerStats: () => this.transport?.stats() ?? new Map(),
+    });
+    this.driver = new Driver({
+      engine,
+      factory,
+      logStore,
+      kv,
+      beginSnapshot: () => backend.beginSnapshot(),
+      send: (to, message) => this.transport?.send(to, message) ?? false,
+      clientId: nodeClientId(config.id),
+      firstSequence: firstSequence(kv, nodeClientId(config.id)),
+      tickMs: config.tickMs,
+      requestTimeoutMs: config.requestTimeoutMs,
+      // Members snapshot at slightly different points (up to 45% apart), so they do not all
+      // pause at once: while one follower compacts, the other still makes a quorum.
+      snapshotEntries: config.snapshotEntries + Math.floor((config.snapshotEntries * ((config.id - 1) % 10)) / 20),
+      pendingRequestsMax: config.pendingRequestsMax,
+      metrics: this.metrics,
+      log: log.child({ component: "driver" }),
+    });
+  }
 
-  /** Opens the data directory, recovers, and starts serving. Throws StartupError with what to do. */
+  /**
+   * Opens the data directory, recovers, and starts serving: HTTP first (so a taken port fails
+   * the start before this node talks to its peers), then the peer transport, then the
+   * driver. A failure at any step closes what was opened, in reverse, and releases the lock.
+   * Throws StartupError with what to do.
+   */
   static async start(config: NodeConfig, log: Logger): Promise<SynodNode> {
     const identity = checkIdentity(config.dataDir, { clusterId: clusterIdFor(config.clusterToken, config.members), nodeId: config.id });
     const releaseLock = lockDataDir(config.dataDir);
+    let node: SynodNode;
     try {
-      return await SynodNode.open(config, identity.clusterId, log, releaseLock);
+      node = SynodNode.open(config, identity.clusterId, log, releaseLock);
     } catch (error) {
       releaseLock();
       throw error;
     }
+    try {
+      await node.listen();
+      await node.connect();
+      node.driver.start();
+    } catch (error) {
+      await node.stop();
+      throw error;
+    }
+    return node;
   }
 
-  private static async open(config: NodeConfig, clusterId: string, log: Logger, releaseLock: () => void): Promise<SynodNode> {
+  /** Storage and recovery: everything up to a node that is ready to start, on success. */
+  private static open(config: NodeConfig, clusterId: string, log: Logger, releaseLock: () => void): SynodNode {
     const consensus = consensusFor(config.consensus, { electionTicks: config.electionTicks, heartbeatTicks: config.heartbeatTicks });
     const storageLog = (message: string): void => log.warn({ component: "storage" }, message);
     const { store: logStore, durable } = LogStore.open<unknown>({
@@ -69,79 +113,28 @@ export class SynodNode {
       segmentBytes: config.walSegmentBytes,
       log: storageLog,
     });
-    const opened = LmdbKvBackend.open({ path: join(config.dataDir, DATA_LAYOUT.kv), log: storageLog });
-    const kv = KvStore.open(opened.backend);
-    const snapshot = durable.snapshot;
-    if (!opened.trusted) {
-      log.warn({ reason: opened.reason }, "the state machine cannot be trusted; rebuilding it from the snapshot and the log");
-      if (snapshot !== null) kv.restore(snapshot.data);
-    } else if (snapshot !== null && kv.applied < snapshot.index) {
-      log.info({ applied: kv.applied, snapshot: snapshot.index }, "the state machine is behind the latest snapshot; restoring it from the snapshot");
-      kv.restore(snapshot.data);
+    let opened: ReturnType<typeof LmdbKvBackend.open>;
+    try {
+      opened = LmdbKvBackend.open({ path: join(config.dataDir, DATA_LAYOUT.kv), log: storageLog });
+    } catch (error) {
+      void logStore.close();
+      throw error;
     }
-    const lastIndex = (snapshot?.index ?? 0) + durable.entries.length;
-    if (kv.applied > lastIndex) {
-      throw new StartupError(
-        `the state machine in ${join(config.dataDir, DATA_LAYOUT.kv)} has applied entry ${kv.applied}, but the log ends at ${lastIndex}: ` +
-          "the log was lost or replaced. Restore the data directory from a backup, or empty it and let the node rejoin its cluster.",
-      );
+    try {
+      const kv = recoverStateMachine(config, log, opened, durable);
+      const engine = consensus.factory.create({
+        id: config.id,
+        peers: config.members.map((member) => member.id),
+        durable,
+        appliedIndex: kv.applied,
+        seed: randomInt(1, 2 ** 48),
+      });
+      return new SynodNode(config, clusterId, log, logStore, opened.backend, kv, engine, consensus.factory, releaseLock);
+    } catch (error) {
+      void logStore.close();
+      void opened.backend.close();
+      throw error;
     }
-    log.info({ applied: kv.applied, lastIndex, snapshotIndex: snapshot?.index ?? 0 }, "recovered");
-    const engine = consensus.factory.create({
-      id: config.id,
-      peers: config.members.map((member) => member.id),
-      durable,
-      appliedIndex: kv.applied,
-      seed: randomInt(1, 2 ** 48),
-    });
-    let driver: Driver | null = null;
-    const memberHttp = new Map<NodeId, string>();
-    for (const member of config.members) if (member.http !== null) memberHttp.set(member.id, member.http);
-    const selfHttp = memberHttp.get(config.id);
-    const peers = config.members.filter((member) => member.id !== config.id).map((member) => ({ id: member.id, host: member.peer.host, port: member.peer.port }));
-    const transport = await PeerTransport.start({
-      clusterId,
-      nodeId: config.id,
-      listen: config.peer,
-      peers,
-      onMessage: (from, message) => driver?.receive(from, message),
-      onPeerHello: (from, info) => {
-        if (info.http !== null) memberHttp.set(from, info.http);
-      },
-      ...(selfHttp === undefined ? {} : { advertiseHttp: selfHttp }),
-      log: log.child({ component: "transport" }),
-    });
-    let metricsSource: { driver: Driver | null } = { driver: null };
-    const metrics = new NodeMetrics({
-      status: () => engine.status(),
-      appliedIndex: () => kv.applied,
-      pendingRequests: () => metricsSource.driver?.pendingRequests ?? 0,
-      peerStats: () => transport.stats(),
-    });
-    driver = new Driver({
-      engine,
-      factory: consensus.factory,
-      logStore,
-      kv,
-      beginSnapshot: () => opened.backend.beginSnapshot(),
-      send: (to, message) => transport.send(to, message),
-      // Names this process's writes in the state machine's client sessions: a fresh one per
-      // start, since sequence numbers start again at 1.
-      clientId: randomInt(1, 2 ** 48),
-      tickMs: config.tickMs,
-      requestTimeoutMs: config.requestTimeoutMs,
-      // Members snapshot at slightly different points (up to 45% apart), so they do not all
-      // pause at once: while one follower compacts, the other still makes a quorum.
-      snapshotEntries: config.snapshotEntries + Math.floor((config.snapshotEntries * ((config.id - 1) % 10)) / 20),
-      pendingRequestsMax: config.pendingRequestsMax,
-      metrics,
-      log: log.child({ component: "driver" }),
-    });
-    metricsSource = { driver };
-    const node = new SynodNode(config, clusterId, log, logStore, opened.backend, kv, engine, driver, transport, metrics, releaseLock, memberHttp);
-    driver.start();
-    await node.listen();
-    return node;
   }
 
   private async listen(): Promise<void> {
@@ -154,14 +147,41 @@ export class SynodNode {
       server.listen(this.config.http.port, this.config.http.host, () => resolve());
     });
     server.on("error", (error) => this.log.error({ err: error }, "HTTP server error"));
-    this.memberHttp.set(this.config.id, this.httpUrl);
-    this.log.info({ http: this.httpUrl, peer: formatHostPort(this.config.peer), clusterId: this.clusterId }, "serving");
+    this.memberHttp.set(this.config.id, this.advertisedHttp());
   }
 
-  get httpUrl(): string {
+  /** What peers are told this node's HTTP address is: `--advertise-http`, else the bound address. */
+  private advertisedHttp(): string {
+    if (this.config.advertiseHttp !== null) return this.config.advertiseHttp;
     const address = this.httpServer?.address();
     const port = typeof address === "object" && address !== null ? address.port : this.config.http.port;
     return `http://${formatHostPort({ host: this.config.http.host, port })}`;
+  }
+
+  private async connect(): Promise<void> {
+    const peers = this.config.members.filter((member) => member.id !== this.config.id).map((member) => ({ id: member.id, host: member.peer.host, port: member.peer.port }));
+    try {
+      this.transport = await PeerTransport.start({
+        clusterId: this.clusterId,
+        nodeId: this.config.id,
+        listen: this.config.peer,
+        peers,
+        onMessage: (from, message) => this.driver.receive(from, message),
+        onPeerHello: (from, info) => {
+          if (info.http !== null) this.memberHttp.set(from, info.http);
+        },
+        advertiseHttp: this.advertisedHttp(),
+        log: this.log.child({ component: "transport" }),
+      });
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      throw new StartupError(`cannot listen for peers on ${formatHostPort(this.config.peer)}: ${code === "EADDRINUSE" ? "the port is in use" : (error as Error).message}`, { cause: error });
+    }
+    this.log.info({ http: this.advertisedHttp(), peer: formatHostPort(this.config.peer), clusterId: this.clusterId }, "serving");
+  }
+
+  get httpUrl(): string {
+    return this.advertisedHttp();
   }
 
   status(): object {
@@ -211,19 +231,73 @@ export class SynodNode {
     return this.stopping;
   }
 
+  /**
+   * The reverse of start: waiting requests are answered (503, the node is stopping) before
+   * connections close; no write to the log or a snapshot file is in flight when the stores
+   * close; the lock goes last.
+   */
   private async close(): Promise<void> {
     const server = this.httpServer;
-    if (server !== null) {
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
-    }
+    const serverClosed =
+      server === null || !server.listening
+        ? Promise.resolve()
+        : new Promise<void>((resolve) => {
+            server.close(() => resolve());
+            server.closeIdleConnections();
+          });
     await this.driver.stop();
-    await this.transport.close();
+    if (server !== null) {
+      // The 503s just written get a moment to leave; then whatever is left is cut.
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      server.closeAllConnections();
+    }
+    await serverClosed;
+    await this.transport?.close();
     await this.logStore.close();
     await this.backend.close();
     this.releaseLock();
     this.log.info({}, "stopped");
   }
+}
+
+/**
+ * The client id of this node's own writes in the state machine's sessions: one per node
+ * (not per process start, so sessions do not pile up), in a range clients do not use.
+ */
+export function nodeClientId(nodeId: number): number {
+  return 2 ** 52 + nodeId;
+}
+
+/**
+ * The first sequence number of this process's writes: above everything an earlier process
+ * of this node proposed, applied or not (some may still commit later and must be seen as
+ * superseded, not as new): the wall clock in microseconds, which an earlier process cannot
+ * have overtaken at fewer than a million writes a second, and at least one past the last
+ * applied.
+ */
+function firstSequence(kv: KvStore, clientId: number): number {
+  const applied = kv.backend.getSession(clientId)?.sequence ?? 0;
+  return Math.max(Date.now() * 1000, applied + 1);
+}
+
+/** Brings the state machine to a state the log can continue from, or refuses. */
+function recoverStateMachine(config: NodeConfig, log: Logger, opened: ReturnType<typeof LmdbKvBackend.open>, durable: DurableState<unknown>): KvStore {
+  const kv = KvStore.open(opened.backend);
+  const snapshot = durable.snapshot;
+  if (!opened.trusted) {
+    log.warn({ reason: opened.reason }, "the state machine cannot be trusted; rebuilding it from the snapshot and the log");
+    if (snapshot !== null) kv.restore(snapshot.data);
+  } else if (snapshot !== null && kv.applied < snapshot.index) {
+    log.info({ applied: kv.applied, snapshot: snapshot.index }, "the state machine is behind the latest snapshot; restoring it from the snapshot");
+    kv.restore(snapshot.data);
+  }
+  const lastIndex = (snapshot?.index ?? 0) + durable.entries.length;
+  if (kv.applied > lastIndex) {
+    throw new StartupError(
+      `the state machine in ${join(config.dataDir, DATA_LAYOUT.kv)} has applied entry ${kv.applied}, but the log ends at ${lastIndex}: ` +
+        "the log was lost or replaced. Restore the data directory from a backup, or empty it and let the node rejoin its cluster.",
+    );
+  }
+  log.info({ applied: kv.applied, lastIndex, snapshotIndex: snapshot?.index ?? 0 }, "recovered");
+  return kv;
 }

@@ -69,12 +69,12 @@ export class ProcessCluster {
     return node;
   }
 
-  /** Starts (or restarts) node `id` with the same ports and data directory. */
-  startNode(id: number): NodeProcess {
+  /** Starts (or restarts) node `id` with the same ports and data directory; `override` flags come last and win. */
+  startNode(id: number, override: readonly string[] = []): NodeProcess {
     const node = this.node(id);
     if (node.process !== null) throw new Error(`node ${id} is running`);
     const peers = this.peerPorts.map((port, i) => `${i + 1}=127.0.0.1:${port}`).join(",");
-    const args = [SYNOD_BIN, "node", "--id", String(id), "--http", node.http.slice("http://".length), "--peer", `127.0.0.1:${this.peerPorts[id - 1]}`, "--peers", peers, "--data-dir", node.dataDir, "--log-level", "warn", ...this.flags];
+    const args = [SYNOD_BIN, "node", "--id", String(id), "--http", node.http.slice("http://".length), "--peer", `127.0.0.1:${this.peerPorts[id - 1]}`, "--peers", peers, "--data-dir", node.dataDir, "--log-level", "warn", ...this.flags, ...override];
     const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
     node.process = child;
     node.output = "";
@@ -109,11 +109,14 @@ export class ProcessCluster {
   }
 
   /** Waits (bounded) for node `id`'s process to exit by itself; its output and exit code. */
-  async exited(id: number, timeoutMs: number): Promise<{ code: number | null; output: string }> {
+  async exited(id: number, timeoutMs: number): Promise<{ code: number | null; signal: NodeJS.Signals | null; output: string }> {
     const node = this.node(id);
-    const exit = await Promise.race([node.exit, sleep(timeoutMs).then(() => null)]);
-    if (exit === null) throw new Error(`node ${id} did not exit within ${timeoutMs} ms`);
-    return { code: exit?.code ?? null, output: node.output };
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), timeoutMs)));
+    const exit = await Promise.race([node.exit, timeout]);
+    clearTimeout(timer);
+    if (exit === null) throw new Error(`node ${id} did not exit within ${timeoutMs} ms:\n${node.output.slice(-3000)}`);
+    return { code: exit?.code ?? null, signal: exit?.signal ?? null, output: node.output };
   }
 
   async status(id: number): Promise<Status | null> {
@@ -180,4 +183,16 @@ export async function request(method: string, url: string, body?: string | Uint8
   } catch (error) {
     return { status: 0, body: { error: String(error) }, text: "", headers: new Headers() };
   }
+}
+
+/** Runs `synod ARGS...` to its end (bounded by `timeoutMs`, then killed); its exit code and output. */
+export async function runSynod(args: readonly string[], timeoutMs: number): Promise<{ code: number | null; signal: NodeJS.Signals | null; output: string }> {
+  const child = spawn(process.execPath, [SYNOD_BIN, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  let output = "";
+  child.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString("utf8")));
+  child.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString("utf8")));
+  const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+  const [code, signal] = (await new Promise((resolve) => child.once("exit", (...result) => resolve(result)))) as [number | null, NodeJS.Signals | null];
+  clearTimeout(timer);
+  return { code, signal, output };
 }

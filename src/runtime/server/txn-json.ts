@@ -80,9 +80,7 @@ function parseOperation(value: unknown, where: string): TxnOperation {
   }
 }
 
-export function txnResultJson(result: KvResult): object {
-  if (result.op === "rejected") throw new InvalidInputError(`the transaction was not applied: ${result.reason}`);
-  if (result.op !== "txn") throw new Error(`a transaction answered with a ${result.op} result`);
+export function txnResultJson(result: Extract<KvResult, { op: "txn" }>): object {
   return {
     succeeded: result.succeeded,
     revision: result.revision,

@@ -85,8 +85,8 @@ describe("write-ahead log damage on real nodes", { timeout: 90_000 }, () => {
     bytes[target + 8 + 3] = (bytes[target + 8 + 3] as number) ^ 0xff; // inside the payload: the CRC fails
     writeFileSync(older, bytes);
     cluster.startNode(victim);
-    const { code, output } = await cluster.exited(victim, 15_000);
-    assert.equal(code, 1, "the node refuses to start");
+    const { code, signal, output } = await cluster.exited(victim, 15_000);
+    assert.equal(code, 1, `the node refuses to start (exit code ${code}, signal ${signal}): ${output.slice(-2000)}`);
     assert.ok(output.includes(older.split("/").pop() as string), `the message names the file: ${output.slice(-2000)}`);
     assert.match(output, /corrupt/i);
     assert.match(output, new RegExp(`byte ${target}\\b`), "the message names the offset");
