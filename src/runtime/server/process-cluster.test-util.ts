@@ -9,6 +9,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import type { NodeStatus } from "../../client/http-client.js";
 
 const SYNOD_BIN = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "bin", "synod.js");
 
@@ -147,15 +148,8 @@ export class ProcessCluster {
   }
 }
 
-export interface Status {
-  readonly id: number;
-  readonly role: string;
-  readonly term: number;
-  readonly leader: number | null;
-  readonly leaderHttp: string | null;
-  readonly commitIndex: number;
-  readonly appliedIndex: number;
-}
+/** What `GET /v1/status` answers (the client's view of it). */
+export type Status = NodeStatus;
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
