@@ -19,7 +19,7 @@
 import { randomInt } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import { assert } from "../../core/common/assert.js";
-import { NotLeaderError, SynodError } from "../../core/common/errors.js";
+import { SynodError } from "../../core/common/errors.js";
 import type { Engine, EngineFactory, LogEntry, NodeId, Ready } from "../../core/engine/contract.js";
 import { encodeCommand, type KvCommand } from "../../core/kv/command.js";
 import type { KvResult, KvStore } from "../../core/kv/store.js";
@@ -60,7 +60,15 @@ export class TooManyRequestsError extends SynodError {
   }
 }
 
-/** The node is shutting down. */
+/** A proposed write could not be followed to its end; it may or may not apply. */
+export class WriteOutcomeUnknownError extends SynodError {
+  constructor(why: string) {
+    super("timeout", `${why}; it may or may not have been applied (check before retrying a non-idempotent write)`);
+    this.name = "WriteOutcomeUnknownError";
+  }
+}
+
+/** The node is shutting down; the request was not taken. */
 export class StoppedError extends SynodError {
   constructor() {
     super("no_leader", "the node is stopping");
@@ -191,9 +199,12 @@ export class Driver {
     this.abortSnapshot();
     if (this.tickTimer !== null) clearInterval(this.tickTimer);
     this.tickTimer = null;
-    const error = new StoppedError();
-    for (const pending of this.pendingWrites.values()) pending.reject(error);
-    for (const pending of this.pendingReads.values()) pending.reject(error);
+    // A write already proposed may still commit (on the other members): its outcome is
+    // unknown, as for a timeout. A read has no effect, so it is simply refused.
+    const unknown = new WriteOutcomeUnknownError("the node stopped before the write completed");
+    for (const pending of this.pendingWrites.values()) pending.reject(unknown);
+    const stopped = new StoppedError();
+    for (const pending of this.pendingReads.values()) pending.reject(stopped);
     this.pendingWrites.clear();
     this.pendingReads.clear();
     this.readsAwaitingApply = [];
@@ -503,9 +514,4 @@ export class Driver {
     this.snapshotInProgress = null;
     this.snapshotToSave = null;
   }
-}
-
-/** The answer to give a client for an engine's refusal. */
-export function isNoLeader(error: unknown): boolean {
-  return error instanceof NotLeaderError || error instanceof LeaderChangedError || error instanceof StoppedError;
 }

@@ -13,7 +13,7 @@ import { performance } from "node:perf_hooks";
 import { InvalidInputError, NotLeaderError, OverloadedError, SynodError } from "../../core/common/errors.js";
 import { limits } from "../../core/common/limits.js";
 import type { KvRecord, KvResult } from "../../core/kv/store.js";
-import { LeaderChangedError, RequestTimeoutError, StoppedError, TooManyRequestsError, type KvOperation, type ReadConsistency } from "./driver.js";
+import { LeaderChangedError, RequestTimeoutError, StoppedError, TooManyRequestsError, WriteOutcomeUnknownError, type KvOperation, type ReadConsistency } from "./driver.js";
 import { parseTxnRequest, txnResultJson } from "./txn-json.js";
 
 /** What the HTTP layer needs from the node. */
@@ -292,7 +292,7 @@ function toHttpError(error: unknown, service: KvService): HttpError {
     return new HttpError(503, "no_leader", error instanceof NotLeaderError ? "no leader is known: an election is under way; retry shortly" : error.message, { "retry-after": "1" });
   }
   if (error instanceof OverloadedError || error instanceof TooManyRequestsError) return new HttpError(503, "overloaded", error.message, { "retry-after": "1" });
-  if (error instanceof RequestTimeoutError) return new HttpError(503, error.code, error.message, { "retry-after": "1" });
+  if (error instanceof RequestTimeoutError || error instanceof WriteOutcomeUnknownError) return new HttpError(503, error.code, error.message, { "retry-after": "1" });
   service.logError(error, "request failed unexpectedly");
   return new HttpError(500, "internal", "internal error; see the node's log");
 }
