@@ -250,6 +250,14 @@ export class SimNode<M> {
     this.pump();
   }
 
+  /** Asks this node's engine to hand leadership over (engines that support it); whether it took the request. */
+  transferLeadership(to: NodeId | null): boolean {
+    if (!this.up || this.paused || this.engine.transferLeadership === undefined) return false;
+    const admission = this.engine.transferLeadership(to);
+    this.pump();
+    return admission.accepted;
+  }
+
   pause(): void {
     if (!this.up) return;
     this.paused = true;

@@ -33,6 +33,8 @@ export interface ScenarioContext {
   /** Crashes a node inside its next fsync (after its messages left, before its write is durable). */
   armCrash(id: NodeId): void;
   restart(id: NodeId): void;
+  /** Asks node `from` to hand its leadership to `to` (null: its pick); false if not taken. */
+  transferLeadership(from: NodeId, to: NodeId | null): boolean;
   pause(id: NodeId, micros: number): void;
   partition(shape: PartitionShape): void;
   /** Nodes talk only within their group. */
@@ -193,6 +195,32 @@ function mixedNemesis(ctx: ScenarioContext): void {
 }
 
 /** Keeps deposing leaders: isolate or crash whoever leads, every few hundred milliseconds. */
+/**
+ * Leadership transfer under faults: the leader is asked again and again to hand over, to a
+ * chosen member or one it picks, while crashes and partitions strike now and then, so
+ * transfers race with elections, lost timeout-now messages and deposed leaders. Every
+ * checker runs as usual; the scenario also asks that leadership did move.
+ */
+function leaderTransferNemesis(ctx: ScenarioContext): void {
+  const canPartition = ctx.params.faults.includes("partition") && ctx.nodeIds.length > 1;
+  const canCrash = ctx.params.faults.includes("crash");
+  let transfers = 0;
+  ctx.repeat(ctx.params.faultIntervalMicrosMean, () => {
+    const roll = ctx.prng.float();
+    if (ctx.isPartitioned() && roll < 0.5) return ctx.healPartition();
+    const leader = ctx.leader();
+    if (leader === null) return;
+    if (roll < 0.8) {
+      const others = ctx.nodeIds.filter((id) => id !== leader);
+      if (ctx.transferLeadership(leader, ctx.prng.chance(0.25) ? null : ctx.prng.pick(others))) transfers++;
+    } else if (canCrash && roll < 0.9) ctx.crash(ctx.prng.pick(ctx.nodeIds));
+    else if (canPartition) ctx.partition(ctx.prng.pick(["isolate-leader", "isolate-one", "split"] as const));
+  });
+  atFaultPhaseEnd(ctx, () => {
+    if (transfers >= 5 && ctx.leaderTerms() < 3) ctx.fail(`${transfers} transfers were started but leadership changed hands only ${ctx.leaderTerms() - 1} times`);
+  });
+}
+
 function leaderChurnNemesis(ctx: ScenarioContext): void {
   const canPartition = ctx.params.faults.includes("partition") && ctx.nodeIds.length > 1;
   const canCrash = ctx.params.faults.includes("crash");
@@ -435,6 +463,13 @@ export const SCENARIOS: readonly Scenario[] = [
     weight: 5,
     params: (p, prng) => ({ ...withNodes(p, prng.pick([3, 5, 5]), prng), faultIntervalMicrosMean: prng.int(80, 300) * 1000 }),
     start: leaderChurnNemesis,
+  },
+  {
+    name: "leader-transfer",
+    description: "hands leadership from member to member every few hundred ms (thesis 3.10), on a lossy network with crashes and partitions",
+    weight: 3,
+    params: (p, prng) => ({ ...withNodes(p, prng.pick([3, 5]), prng), faultIntervalMicrosMean: prng.int(100, 400) * 1000 }),
+    start: leaderTransferNemesis,
   },
   {
     name: "initial-election",

@@ -410,6 +410,12 @@ class Simulation implements NodeHost<unknown> {
       restart: (id) => {
         if (!node(id).up) this.restart(node(id));
       },
+      transferLeadership: (from, to) => {
+        if (!node(from).up) return false;
+        const accepted = node(from).transferLeadership(to);
+        if (accepted) this.notableEvent(`node ${from}`, `asked to hand leadership to ${to === null ? "the most up-to-date member" : `node ${to}`}`);
+        return accepted;
+      },
       pause: (id, micros) => {
         const victim = node(id);
         if (!victim.up || victim.paused) return;

@@ -30,6 +30,16 @@ export class OverloadedError extends SynodError {
   }
 }
 
+/** A leadership transfer is under way: the leader takes no new proposals until it ends. */
+export class TransferInProgressError extends SynodError {
+  readonly target: number;
+  constructor(target: number) {
+    super("transferring", `leadership is being handed to node ${target}; retry shortly`);
+    this.name = "TransferInProgressError";
+    this.target = target;
+  }
+}
+
 /** Malformed input: a command or message that does not decode. */
 export class InvalidInputError extends SynodError {
   constructor(message: string, options?: { cause?: unknown }) {

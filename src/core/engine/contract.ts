@@ -118,6 +118,12 @@ export interface Engine<M, H> {
   propose(data: Uint8Array): Admission;
   /** Asks for a linearizable read; it completes through `Ready.readStates`. */
   readIndex(requestId: number, options?: ReadOptions): Admission;
+  /**
+   * For engines with a leader: hands leadership to `to` (null: the engine picks the most
+   * up-to-date member). Accepted means started; it succeeds when `status().leader` becomes
+   * the target, and gives up after an election timeout.
+   */
+  transferLeadership?(to: NodeId | null): Admission;
   hasReady(): boolean;
   ready(): Ready<M, H>;
   /** Acknowledges that everything in `ready` was done. */

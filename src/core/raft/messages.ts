@@ -15,7 +15,8 @@ export type RaftMessage =
   | ForwardedRead
   | ReadIndexResponse
   | SnapshotChunk
-  | SnapshotChunkResponse;
+  | SnapshotChunkResponse
+  | TimeoutNow;
 
 /** RequestVote (section 5.2), or a PreVote probe (thesis 9.6) for `term` = the sender's term + 1. */
 export interface VoteRequest {
@@ -24,6 +25,11 @@ export interface VoteRequest {
   readonly preVote: boolean;
   readonly lastIndex: number;
   readonly lastTerm: number;
+  /**
+   * The candidate campaigns because the leader handed it leadership (thesis 3.10): voters
+   * grant it even while they hear from that leader, who gave up its lease to it.
+   */
+  readonly transfer?: boolean;
 }
 
 export interface VoteResponse {
@@ -126,10 +132,21 @@ export interface SnapshotChunkResponse {
   readonly received: number;
 }
 
+/**
+ * Leadership transfer (thesis 3.10): the leader, having brought the recipient's log up to
+ * its own, tells it to campaign at once, without waiting for an election timeout.
+ */
+export interface TimeoutNow {
+  readonly type: "timeout-now";
+  readonly term: number;
+}
+
 export function describeRaftMessage(m: RaftMessage): string {
   switch (m.type) {
     case "vote":
-      return `${m.preVote ? "pre-vote" : "vote"} request term=${m.term} last=${m.lastIndex}@${m.lastTerm}`;
+      return `${m.preVote ? "pre-vote" : "vote"} request term=${m.term} last=${m.lastIndex}@${m.lastTerm}${m.transfer === true ? " transfer" : ""}`;
+    case "timeout-now":
+      return `timeout-now term=${m.term}`;
     case "vote-response":
       return `${m.preVote ? "pre-vote" : "vote"} ${m.granted ? "granted" : "rejected"} term=${m.term}`;
     case "append":

@@ -568,3 +568,80 @@ describe("flow control and bounds", () => {
     assert.deepEqual(c.appliedData(2), ["durable"]);
   });
 });
+
+describe("3.10 leadership transfer", () => {
+  test("an up-to-date target is told to campaign at once and wins the next term", () => {
+    const c = new TestCluster(3);
+    c.elect(1);
+    c.engine(1).propose(data("x"));
+    c.stabilize();
+    assert.equal(c.engine(1).transferLeadership(3).accepted, true);
+    c.stabilize();
+    assert.deepEqual(c.leaders(), [3]);
+    assert.equal(c.engine(3).status().term, 2);
+    assert.ok(c.sent.some((envelope) => envelope.message.type === "timeout-now" && envelope.to === 3));
+    assert.ok(c.sent.some((envelope) => envelope.message.type === "vote" && envelope.message.transfer === true), "its vote requests say why");
+  });
+
+  test("voters grant the transfer's votes although they hear from the leader (its lease is handed over)", () => {
+    const c = new TestCluster(3, { ...config, leaseReads: true });
+    c.elect(1);
+    c.tickAll(2); // followers have just heard from node 1: without the transfer flag they would refuse
+    c.engine(1).transferLeadership(2);
+    c.stabilize();
+    assert.deepEqual(c.leaders(), [2]);
+  });
+
+  test("a lagging target is caught up first; proposals are refused meanwhile", () => {
+    const c = new TestCluster(3);
+    c.elect(1);
+    c.isolate(3);
+    for (let i = 0; i < 5; i++) c.engine(1).propose(data(`w${i}`));
+    c.stabilize();
+    c.heal();
+    assert.equal(c.engine(1).transferLeadership(3).accepted, true);
+    const refused = c.engine(1).propose(data("during"));
+    assert.equal(refused.accepted, false);
+    assert.equal(!refused.accepted && refused.error.code, "transferring");
+    c.tickAll(3); // heartbeats resume the catch-up of the follower the partition left behind
+    assert.deepEqual(c.leaders(), [3]);
+    assert.deepEqual(c.appliedData(3).slice(0, 5), ["w0", "w1", "w2", "w3", "w4"], "the new leader holds everything committed");
+  });
+
+  test("a transfer to an unreachable target gives up after an election timeout, and proposals resume", () => {
+    const c = new TestCluster(3);
+    c.elect(1);
+    c.isolate(3);
+    c.engine(1).transferLeadership(3);
+    assert.equal(c.engine(1).propose(data("paused")).accepted, false);
+    c.tick(1, config.electionTicks);
+    assert.equal(c.engine(1).status().role, "leader");
+    assert.equal(c.engine(1).propose(data("resumed")).accepted, true);
+  });
+
+  test("the leader picks the most up-to-date follower when none is named; bad targets are refused", () => {
+    const c = new TestCluster(3);
+    c.elect(1);
+    c.isolate(2);
+    c.engine(1).propose(data("y"));
+    c.stabilize();
+    c.heal();
+    c.engine(1).transferLeadership(null);
+    c.stabilize();
+    assert.deepEqual(c.leaders(), [3], "node 3 had the entry; node 2 did not");
+    assert.equal(c.engine(3).transferLeadership(9).accepted, false, "not a member");
+    assert.equal(c.engine(1).transferLeadership(2).accepted, false, "not the leader");
+  });
+
+  test("after handing over, the old leader serves no read from its lease", () => {
+    const c = new TestCluster(3, { ...config, leaseReads: true });
+    c.elect(1);
+    c.tickAll(2);
+    c.isolate(1);
+    c.engine(1).transferLeadership(2); // timeout-now is lost with the rest of node 1's messages
+    c.flush();
+    c.engine(1).readIndex(11, { lease: true });
+    c.flush();
+    assert.deepEqual(c.readStates.get(1), [], "the lease went with the transfer");
+  });
+});

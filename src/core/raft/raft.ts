@@ -1,5 +1,5 @@
 import { assert } from "../common/assert.js";
-import { NotLeaderError, OverloadedError } from "../common/errors.js";
+import { InvalidInputError, NotLeaderError, OverloadedError, TransferInProgressError } from "../common/errors.js";
 import { Prng } from "../common/prng.js";
 import type { Admission, Engine, EngineOptions, EngineStatus, LogEntry, NodeId, Outbound, Ready, ReadOptions, ReadState, Role, Snapshot } from "../engine/contract.js";
 import { DEFAULT_RAFT_CONFIG, leaseTicks, validateRaftConfig, type RaftConfig } from "./config.js";
@@ -94,6 +94,15 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
    */
   private batchedReadRound = 0;
 
+  /** Leadership transfer (thesis 3.10): the member this leader is handing over to, if any. */
+  private transferTarget: NodeId | null = null;
+  private transferElapsed = 0;
+  /**
+   * Set once this leader has told a member to campaign: that member's voters will not wait
+   * out this leader's lease, so the lease can no longer vouch for a read this term.
+   */
+  private leaseGivenAway = false;
+
   /** The latest snapshot: this node's own (compact) or one installed from a leader. */
   private snapshot: Snapshot | null;
   /** A snapshot installed from the leader, for the next Ready to hand to the driver. */
@@ -145,6 +154,11 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   private tickLeader(): void {
     this.heartbeatElapsed++;
     this.electionElapsed++;
+    if (this.transferTarget !== null && ++this.transferElapsed >= this.config.electionTicks) {
+      // The target did not take over within an election timeout (it is down, or cut off):
+      // give up and take proposals again.
+      this.transferTarget = null;
+    }
     if (this.electionElapsed >= this.config.electionTicks) {
       this.electionElapsed = 0;
       if (this.config.checkQuorum && !this.quorumRecentlyActive()) {
@@ -173,7 +187,8 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     if (!this.voters.includes(from)) return; // not a member: ignore rather than trust
     if (message.term > this.term) {
       const fromLeader = message.type === "append" || message.type === "heartbeat" || message.type === "snapshot";
-      if (!fromLeader && (message.type === "vote" || this.role !== "leader")) {
+      const transferVote = message.type === "vote" && message.transfer === true;
+      if (!fromLeader && !transferVote && (message.type === "vote" || this.role !== "leader")) {
         // Thesis 4.2.3: while a leader is known to be alive, do not let a disruptive
         // candidate (a removed or partitioned node) force a new term. Any higher term not
         // from a leader is ignored, not only a vote request: adopting it (say, from a late
@@ -223,7 +238,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
       case "propose":
         // A proposal that reaches a non-leader, or one over the uncommitted bound, is dropped;
         // its client times out (the follower that forwarded it already said "accepted").
-        if (this.role === "leader") for (const data of message.data) if (this.admits(data)) this.appendProposal(data);
+        if (this.role === "leader" && this.transferTarget === null) for (const data of message.data) if (this.admits(data)) this.appendProposal(data);
         return;
       case "read-index":
         if (this.role === "leader") this.handleReadRequest(from, message.requestId, message.lease === true);
@@ -235,10 +250,16 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
         return this.handleSnapshotChunk(from, message);
       case "snapshot-response":
         return this.handleSnapshotResponse(from, message);
+      case "timeout-now":
+        // The leader handed over: campaign at once, for real (a pre-vote would be refused by
+        // voters that still hear from it), saying why so they grant despite its lease.
+        if (this.role === "follower" && this.voters.includes(this.id)) this.campaign(false, true);
+        return;
     }
   }
 
   propose(data: Uint8Array): Admission {
+    if (this.role === "leader" && this.transferTarget !== null) return { accepted: false, error: new TransferInProgressError(this.transferTarget) };
     if (this.role === "leader") {
       if (!this.admits(data)) {
         return { accepted: false, error: new OverloadedError(`${this.uncommittedBytes} uncommitted bytes; the limit is ${this.config.uncommittedBytesMax}`) };
@@ -272,6 +293,44 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   }
 
   /**
+   * Hands leadership to `to` (thesis 3.10), or with null to the voter whose log is most up
+   * to date. Proposals are refused (TransferInProgressError) while the leader brings the
+   * target's log up to its own and then tells it to campaign at once (timeout-now); the
+   * transfer is abandoned after an election timeout. Transferring to itself is a no-op.
+   */
+  transferLeadership(to: NodeId | null): Admission {
+    if (this.role !== "leader") return { accepted: false, error: new NotLeaderError(this.lead) };
+    const target = to ?? this.mostUpToDateFollower();
+    if (target === null || target === this.id) return { accepted: true };
+    if (!this.voters.includes(target)) return { accepted: false, error: new InvalidInputError(`node ${target} is not a voting member; the voters are ${this.voters.join(", ")}`) };
+    this.transferTarget = target;
+    this.transferElapsed = 0;
+    const pr = this.progress.get(target) as Progress;
+    if (pr.match === this.log.lastIndex) this.sendTimeoutNow(target);
+    else this.sendAppend(target);
+    return { accepted: true };
+  }
+
+  private mostUpToDateFollower(): NodeId | null {
+    let best: NodeId | null = null;
+    let bestMatch = -1;
+    for (const peer of this.voters) {
+      if (peer === this.id) continue;
+      const match = (this.progress.get(peer) as Progress).match;
+      if (match > bestMatch) {
+        best = peer;
+        bestMatch = match;
+      }
+    }
+    return best;
+  }
+
+  private sendTimeoutNow(to: NodeId): void {
+    this.leaseGivenAway = true;
+    this.send(to, { type: "timeout-now", term: this.term });
+  }
+
+  /**
    * A follower drops its leader and that leader's lease, so it may grant votes at once
    * (etcd-io/raft's ForgetLeader). For when the application knows the leader is gone; a
    * no-op on a leader or candidate.
@@ -284,7 +343,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
 
   // ---- elections (section 5.2, thesis 9.6) ----
 
-  private campaign(preVote: boolean): void {
+  private campaign(preVote: boolean, transfer = false): void {
     // Section 5.2: every election starts a fresh randomized timeout, so candidates that
     // collided once are unlikely to collide again.
     this.resetElectionTimer();
@@ -300,7 +359,8 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     this.votes.clear();
     this.votes.set(this.id, true);
     if (this.tallyVotes(preVote)) return;
-    const request: VoteRequest = { type: "vote", term: preVote ? this.term + 1 : this.term, preVote, lastIndex: this.log.lastIndex, lastTerm: this.log.lastTerm };
+    const base: VoteRequest = { type: "vote", term: preVote ? this.term + 1 : this.term, preVote, lastIndex: this.log.lastIndex, lastTerm: this.log.lastTerm };
+    const request: VoteRequest = transfer ? { ...base, transfer } : base;
     for (const peer of this.voters) {
       if (peer === this.id) continue;
       // A real vote request carries this node's vote for itself, which must be durable first.
@@ -369,6 +429,8 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     this.pendingReads = [];
     this.readsAwaitingTermCommit = [];
     this.batchedReadRound = 0;
+    this.transferTarget = null;
+    this.leaseGivenAway = false;
     this.broadcastPending = false;
     this.resetElectionTimer();
   }
@@ -389,6 +451,8 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     this.uncommittedBytes = 0;
     this.pendingReads = [];
     this.readsAwaitingTermCommit = [];
+    this.transferTarget = null;
+    this.leaseGivenAway = false;
     // Section 8 / 5.4.2: an empty entry of the new term lets the leader commit everything
     // before it, and tells it what is committed (needed before serving reads).
     this.appendEntry(EMPTY);
@@ -545,6 +609,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     else if (pr.state === "snapshot") {
       if (pr.match >= pr.pendingSnapshot) pr.becomeReplicate();
     } else pr.inflight.freeTo(message.index);
+    if (from === this.transferTarget && pr.match === this.log.lastIndex) this.sendTimeoutNow(from);
     if (this.maybeCommit()) this.broadcastPending = true;
     else if (wasPaused) this.sendAppend(from);
     while (pr.state === "replicate" && this.sendAppend(from)) {
@@ -750,6 +815,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
 
   /** Whether a quorum acknowledged a heartbeat sent within the lease's length. */
   private leaseValid(): boolean {
+    if (this.leaseGivenAway) return false;
     const acknowledgedAt = this.quorumValue((peer, pr) => (peer === this.id ? this.tickCount : pr.leaseAckTick));
     return this.tickCount - acknowledgedAt < this.leaseTicks;
   }

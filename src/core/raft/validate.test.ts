@@ -19,8 +19,10 @@ test("every message a working cluster sends passes validation, unchanged", () =>
   c.compact(1);
   c.heal();
   c.tickAll(30);
+  c.engine(1).transferLeadership(2);
+  c.tickAll(5);
   const types = new Set(c.sent.map((envelope) => envelope.message.type));
-  for (const type of ["vote", "vote-response", "append", "append-response", "heartbeat", "heartbeat-response", "propose", "read-index", "read-index-response", "snapshot"]) {
+  for (const type of ["vote", "vote-response", "append", "append-response", "heartbeat", "heartbeat-response", "propose", "read-index", "read-index-response", "snapshot", "timeout-now"]) {
     assert.ok(types.has(type as never), `the run exercised ${type}`);
   }
   for (const { message } of c.sent) assert.equal(validateRaftMessage(message), message);
@@ -42,6 +44,7 @@ test("malformed messages are refused with InvalidInputError", () => {
     { type: "propose", term: 1, data: [new Uint8Array(1), 7] },
     { type: "snapshot", term: 1, index: 5, snapshotTerm: 1, size: 4, offset: 2, chunk: new Uint8Array(3) },
     { type: "heartbeat", term: 1, commit: 0 },
+    { type: "vote", term: 1, preVote: false, lastIndex: 0, lastTerm: 0, transfer: "yes" },
   ];
   for (const value of bad) assert.throws(() => validateRaftMessage(value), InvalidInputError, JSON.stringify(value));
 });

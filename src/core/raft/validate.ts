@@ -19,6 +19,9 @@ export function validateRaftMessage(value: unknown): RaftMessage {
       flag(m, "preVote");
       index(m, "lastIndex");
       index(m, "lastTerm");
+      if (m["transfer"] !== undefined) flag(m, "transfer");
+      break;
+    case "timeout-now":
       break;
     case "vote-response":
       flag(m, "preVote");
