@@ -7,6 +7,7 @@ import { checkCommand } from "./check-command.js";
 import { registerClusterCommand } from "./cluster-command.js";
 import { demoCommand } from "./demo-command.js";
 import { registerKvCommands } from "./kv-commands.js";
+import { registerLeaderCommand } from "./leader-command.js";
 import { registerNodeCommand } from "./node-command.js";
 import { defaultWorkers, listMutants, parseFaults, simCommand, UsageError } from "./sim-command.js";
 
@@ -95,6 +96,7 @@ function buildProgram(setExitCode: (code: number) => void): Command {
 
   registerKvCommands(program, setExitCode);
   registerBenchCommand(program, setExitCode);
+  registerLeaderCommand(program, setExitCode);
 
   return program;
 }

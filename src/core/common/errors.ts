@@ -15,8 +15,8 @@ export class SynodError extends Error {
 /** This node cannot order the request; `leaderHint` is the leader it believes in, if any. */
 export class NotLeaderError extends SynodError {
   readonly leaderHint: number | null;
-  constructor(leaderHint: number | null) {
-    super("not_leader", leaderHint === null ? "no known leader" : `not the leader; try node ${leaderHint}`);
+  constructor(leaderHint: number | null, options?: { cause?: unknown }) {
+    super("not_leader", leaderHint === null ? "no known leader" : `not the leader; try node ${leaderHint}`, options);
     this.name = "NotLeaderError";
     this.leaderHint = leaderHint;
   }
@@ -27,16 +27,6 @@ export class OverloadedError extends SynodError {
   constructor(what: string) {
     super("overloaded", `overloaded: ${what}`);
     this.name = "OverloadedError";
-  }
-}
-
-/** A leadership transfer is under way: the leader takes no new proposals until it ends. */
-export class TransferInProgressError extends SynodError {
-  readonly target: number;
-  constructor(target: number) {
-    super("transferring", `leadership is being handed to node ${target}; retry shortly`);
-    this.name = "TransferInProgressError";
-    this.target = target;
   }
 }
 

@@ -592,7 +592,7 @@ describe("3.10 leadership transfer", () => {
     assert.deepEqual(c.leaders(), [2]);
   });
 
-  test("a lagging target is caught up first; proposals are refused meanwhile", () => {
+  test("a lagging target is caught up first; proposals wait meanwhile and the new leader commits them", () => {
     const c = new TestCluster(3);
     c.elect(1);
     c.isolate(3);
@@ -600,11 +600,14 @@ describe("3.10 leadership transfer", () => {
     c.stabilize();
     c.heal();
     assert.equal(c.engine(1).transferLeadership(3).accepted, true);
-    const refused = c.engine(1).propose(data("during"));
-    assert.equal(refused.accepted, false);
-    assert.equal(!refused.accepted && refused.error.code, "transferring");
+    assert.equal(c.engine(1).propose(data("during")).accepted, true, "held, not refused");
+    c.engine(2).propose(data("forwarded during")); // reaches node 1 while it hands over
     c.tickAll(3); // heartbeats resume the catch-up of the follower the partition left behind
     assert.deepEqual(c.leaders(), [3]);
+    c.tickAll(3);
+    const applied = c.appliedData(3);
+    assert.ok(applied.includes("during") && applied.includes("forwarded during"), `the held proposals went to the new leader: ${applied.join(",")}`);
+    assert.equal(applied.filter((text) => text === "during").length, 1, "once");
     assert.deepEqual(c.appliedData(3).slice(0, 5), ["w0", "w1", "w2", "w3", "w4"], "the new leader holds everything committed");
   });
 
@@ -613,9 +616,13 @@ describe("3.10 leadership transfer", () => {
     c.elect(1);
     c.isolate(3);
     c.engine(1).transferLeadership(3);
-    assert.equal(c.engine(1).propose(data("paused")).accepted, false);
-    c.tick(1, config.electionTicks);
+    c.engine(1).propose(data("paused"));
+    const before = c.engine(1).status().lastIndex;
+    c.tick(1, config.electionTicks - 1);
+    assert.equal(c.engine(1).status().lastIndex, before, "held while the transfer runs");
+    c.tick(1, 1);
     assert.equal(c.engine(1).status().role, "leader");
+    assert.equal(c.engine(1).status().lastIndex, before + 1, "appended once the transfer is abandoned");
     assert.equal(c.engine(1).propose(data("resumed")).accepted, true);
   });
 

@@ -1,5 +1,5 @@
 import { assert } from "../common/assert.js";
-import { InvalidInputError, NotLeaderError, OverloadedError, TransferInProgressError } from "../common/errors.js";
+import { InvalidInputError, NotLeaderError, OverloadedError } from "../common/errors.js";
 import { Prng } from "../common/prng.js";
 import type { Admission, Engine, EngineOptions, EngineStatus, LogEntry, NodeId, Outbound, Ready, ReadOptions, ReadState, Role, Snapshot } from "../engine/contract.js";
 import { DEFAULT_RAFT_CONFIG, leaseTicks, validateRaftConfig, type RaftConfig } from "./config.js";
@@ -98,6 +98,13 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   private transferTarget: NodeId | null = null;
   private transferElapsed = 0;
   /**
+   * Proposals that arrived while leadership was being handed over: they wait, and go to
+   * whoever leads next — appended here if the transfer is abandoned, forwarded to the new
+   * leader once this node hears from it — so clients see a pause, not a refusal.
+   */
+  private heldProposals: Uint8Array[] = [];
+  private heldProposalBytes = 0;
+  /**
    * Set once this leader has told a member to campaign: that member's voters will not wait
    * out this leader's lease, so the lease can no longer vouch for a read this term.
    */
@@ -156,8 +163,9 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     this.electionElapsed++;
     if (this.transferTarget !== null && ++this.transferElapsed >= this.config.electionTicks) {
       // The target did not take over within an election timeout (it is down, or cut off):
-      // give up and take proposals again.
+      // give up, and append what waited.
       this.transferTarget = null;
+      this.releaseHeldProposals();
     }
     if (this.electionElapsed >= this.config.electionTicks) {
       this.electionElapsed = 0;
@@ -238,7 +246,11 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
       case "propose":
         // A proposal that reaches a non-leader, or one over the uncommitted bound, is dropped;
         // its client times out (the follower that forwarded it already said "accepted").
-        if (this.role === "leader" && this.transferTarget === null) for (const data of message.data) if (this.admits(data)) this.appendProposal(data);
+        if (this.role !== "leader") return;
+        for (const data of message.data) {
+          if (this.transferTarget !== null) this.holdProposal(data);
+          else if (this.admits(data)) this.appendProposal(data);
+        }
         return;
       case "read-index":
         if (this.role === "leader") this.handleReadRequest(from, message.requestId, message.lease === true);
@@ -259,7 +271,10 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   }
 
   propose(data: Uint8Array): Admission {
-    if (this.role === "leader" && this.transferTarget !== null) return { accepted: false, error: new TransferInProgressError(this.transferTarget) };
+    if (this.role === "leader" && this.transferTarget !== null) {
+      if (this.holdProposal(data)) return { accepted: true };
+      return { accepted: false, error: new OverloadedError(`${this.heldProposalBytes} bytes of proposals wait for a leadership transfer; the limit is ${this.config.uncommittedBytesMax}`) };
+    }
     if (this.role === "leader") {
       if (!this.admits(data)) {
         return { accepted: false, error: new OverloadedError(`${this.uncommittedBytes} uncommitted bytes; the limit is ${this.config.uncommittedBytesMax}`) };
@@ -323,6 +338,25 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
       }
     }
     return best;
+  }
+
+  /** Keeps a proposal for the next leader; false when the bound on held bytes is reached. */
+  private holdProposal(data: Uint8Array): boolean {
+    if (this.heldProposalBytes > 0 && this.heldProposalBytes + data.length > this.config.uncommittedBytesMax) return false;
+    this.heldProposals.push(data);
+    this.heldProposalBytes += data.length;
+    return true;
+  }
+
+  /** Proposals held during a transfer go to the log (this node leads) or to the leader it follows. */
+  private releaseHeldProposals(): void {
+    if (this.heldProposals.length === 0) return;
+    const held = this.heldProposals;
+    this.heldProposals = [];
+    this.heldProposalBytes = 0;
+    if (this.role === "leader") {
+      for (const data of held) if (this.admits(data)) this.appendProposal(data);
+    } else if (this.lead !== null) this.send(this.lead, { type: "propose", term: this.term, data: held });
   }
 
   private sendTimeoutNow(to: NodeId): void {
@@ -456,6 +490,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     // Section 8 / 5.4.2: an empty entry of the new term lets the leader commit everything
     // before it, and tells it what is committed (needed before serving reads).
     this.appendEntry(EMPTY);
+    this.releaseHeldProposals();
   }
 
   private resetElectionTimer(): void {
@@ -468,6 +503,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     if (this.role !== "follower") this.becomeFollower(this.term, leader);
     this.lead = leader;
     this.electionElapsed = 0;
+    this.releaseHeldProposals();
   }
 
   private quorumRecentlyActive(): boolean {

@@ -19,7 +19,7 @@
 import { randomInt } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import { assert } from "../../core/common/assert.js";
-import { SynodError } from "../../core/common/errors.js";
+import { InvalidInputError, SynodError } from "../../core/common/errors.js";
 import type { Engine, EngineFactory, LogEntry, NodeId, Ready } from "../../core/engine/contract.js";
 import { encodeCommand, type KvCommand } from "../../core/kv/command.js";
 import type { KvResult, KvStore } from "../../core/kv/store.js";
@@ -57,6 +57,22 @@ export class TooManyRequestsError extends SynodError {
   constructor(limit: number) {
     super("overloaded", `${limit} requests are waiting already; retry later`);
     this.name = "TooManyRequestsError";
+  }
+}
+
+/** A leadership transfer did not complete in time; this node still leads. */
+export class TransferTimeoutError extends SynodError {
+  constructor(timeoutMs: number) {
+    super("timeout", `leadership did not move within ${timeoutMs} ms (the target may be down or cut off); this node still leads`);
+    this.name = "TransferTimeoutError";
+  }
+}
+
+/** Leadership went elsewhere than asked (an election overtook the transfer). */
+export class TransferOvertakenError extends SynodError {
+  constructor(target: number, leader: number) {
+    super("transfer_overtaken", `leadership went to node ${leader}, not to node ${target}: an election overtook the transfer`);
+    this.name = "TransferOvertakenError";
   }
 }
 
@@ -107,6 +123,8 @@ export interface DriverOptions {
   /** The sequence number of this process's first write: above any an earlier process used. */
   readonly firstSequence: number;
   readonly tickMs: number;
+  /** How many other members there are (0: this node is alone). */
+  readonly peerCount: number;
   readonly requestTimeoutMs: number;
   readonly snapshotEntries: number;
   readonly pendingRequestsMax: number;
@@ -148,6 +166,7 @@ export class Driver {
   private readonly options: DriverOptions;
   private readonly pendingWrites = new Map<number, Pending<KvResult>>();
   private readonly pendingReads = new Map<number, PendingRead>();
+  private pendingTransfers: (Pending<{ readonly leader: NodeId; readonly term: number }> & { readonly target: NodeId | null })[] = [];
   /** Confirmed reads waiting for the state machine to apply up to their index. */
   private readsAwaitingApply: PendingRead[] = [];
   private nextSequence: number;
@@ -205,6 +224,8 @@ export class Driver {
     for (const pending of this.pendingWrites.values()) pending.reject(unknown);
     const stopped = new StoppedError();
     for (const pending of this.pendingReads.values()) pending.reject(stopped);
+    for (const pending of this.pendingTransfers) pending.reject(stopped);
+    this.pendingTransfers = [];
     this.pendingWrites.clear();
     this.pendingReads.clear();
     this.readsAwaitingApply = [];
@@ -272,6 +293,28 @@ export class Driver {
     return new Promise((resolve, reject) => {
       this.pendingReads.set(readId, { id: readId, resolve, reject, deadlineMs: performance.now() + this.options.requestTimeoutMs, index: null });
     });
+  }
+
+  /**
+   * Hands leadership to `to` (null: the engine's pick); resolves with the new leader once
+   * this node sees it lead, rejects if it does not happen within the request timeout.
+   */
+  transferLeadership(to: NodeId | null): Promise<{ readonly leader: NodeId; readonly term: number }> {
+    if (this.stopped) return Promise.reject(new StoppedError());
+    if (this.engine.transferLeadership === undefined) return Promise.reject(new InvalidInputError("this consensus protocol has no leadership transfer"));
+    const admission = this.engine.transferLeadership(to);
+    if (!admission.accepted) return Promise.reject(admission.error);
+    const status = this.engine.status();
+    if (to === status.id || (to === null && this.isAlone())) return Promise.resolve({ leader: status.id, term: status.term });
+    this.schedulePump();
+    return new Promise((resolve, reject) => {
+      this.pendingTransfers.push({ target: to, resolve, reject, deadlineMs: performance.now() + this.options.requestTimeoutMs });
+    });
+  }
+
+  /** A one-member cluster: no one to hand over to. */
+  private isAlone(): boolean {
+    return this.options.peerCount === 0;
   }
 
   private onTimer(): void {
@@ -414,6 +457,13 @@ export class Driver {
     this.lastTerm = status.term;
     this.lastLeader = status.leader;
     if (!first) this.options.log.info({ term: status.term, leader: status.leader, role: status.role }, "leadership changed");
+    if (status.leader !== null && status.leader !== status.id && this.pendingTransfers.length > 0) {
+      for (const transfer of this.pendingTransfers) {
+        if (transfer.target === null || transfer.target === status.leader) transfer.resolve({ leader: status.leader, term: status.term });
+        else transfer.reject(new TransferOvertakenError(transfer.target, status.leader));
+      }
+      this.pendingTransfers = [];
+    }
     const error = new LeaderChangedError();
     for (const [id, read] of this.pendingReads) {
       if (read.index !== null) continue;
@@ -439,6 +489,9 @@ export class Driver {
       read.reject(new RequestTimeoutError("read", this.options.requestTimeoutMs));
     }
     if (expiredReads) this.readsAwaitingApply = this.readsAwaitingApply.filter((read) => read.deadlineMs > nowMs);
+    while (this.pendingTransfers.length > 0 && (this.pendingTransfers[0] as { deadlineMs: number }).deadlineMs <= nowMs) {
+      this.pendingTransfers.shift()?.reject(new TransferTimeoutError(this.options.requestTimeoutMs));
+    }
   }
 
   /**

@@ -13,7 +13,17 @@ import { performance } from "node:perf_hooks";
 import { InvalidInputError, NotLeaderError, OverloadedError, SynodError } from "../../core/common/errors.js";
 import { limits } from "../../core/common/limits.js";
 import type { KvRecord, KvResult } from "../../core/kv/store.js";
-import { LeaderChangedError, RequestTimeoutError, StoppedError, TooManyRequestsError, WriteOutcomeUnknownError, type KvOperation, type ReadConsistency } from "./driver.js";
+import {
+  LeaderChangedError,
+  RequestTimeoutError,
+  StoppedError,
+  TooManyRequestsError,
+  TransferOvertakenError,
+  TransferTimeoutError,
+  WriteOutcomeUnknownError,
+  type KvOperation,
+  type ReadConsistency,
+} from "./driver.js";
 import { parseTxnRequest, txnResultJson } from "./txn-json.js";
 
 /** What the HTTP layer needs from the node. */
@@ -26,6 +36,8 @@ export interface KvService {
   revision(): number;
   status(): object;
   members(): object;
+  /** Hands leadership to `to` (null: the leader's pick), through the leader wherever it is asked. */
+  transferLeadership(to: number | null, forwarded: boolean): Promise<{ readonly status: number; readonly body: object }>;
   metrics(): Promise<{ readonly contentType: string; readonly body: string }>;
   observeRequest(route: string, status: number, seconds: number): void;
   logError(error: unknown, what: string): void;
@@ -55,6 +67,8 @@ class HttpError extends SynodError {
   }
 }
 
+/** Marks a request one node passed to the leader on a client's behalf (it is not passed on again). */
+export const FORWARDED_HEADER = "x-synod-forwarded";
 /** The most of an unwanted request body read (and dropped) to deliver an early answer. */
 const DISCARD_BYTES_MAX = 64 * 1024 * 1024;
 const RANGE_LIMIT_DEFAULT = 100;
@@ -118,9 +132,13 @@ async function handle(service: KvService, options: HttpApiOptions, request: Inco
         if (method === "GET") return sendJson(response, 200, service.members());
         if (method === "POST") throw notYet("adding a member");
         throw methodNotAllowed("GET, POST");
-      case "/v1/leader/transfer":
+      case "/v1/leader/transfer": {
         setRoute("/v1/leader/transfer");
-        throw notYet("leadership transfer");
+        if (method !== "POST") throw methodNotAllowed("POST");
+        const target = parseTransferTarget(await readBody(request, 4096, "a transfer request"));
+        const answer = await service.transferLeadership(target, request.headers[FORWARDED_HEADER] !== undefined);
+        return sendJson(response, answer.status, answer.body);
+      }
       case "/metrics": {
         setRoute("/metrics");
         if (method !== "GET") throw methodNotAllowed("GET");
@@ -154,6 +172,22 @@ function discardBody(request: IncomingMessage): void {
   });
   request.on("error", () => undefined);
   request.resume();
+}
+
+/** `{"to": ID}`, `{}` or an empty body (the leader picks). */
+function parseTransferTarget(body: Uint8Array): number | null {
+  if (body.length === 0) return null;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(body).toString("utf8"));
+  } catch {
+    throw new HttpError(400, "invalid_input", 'a transfer request is JSON: {"to": ID}, or {} to let the leader choose');
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new HttpError(400, "invalid_input", 'a transfer request is {"to": ID}');
+  const to = (parsed as Record<string, unknown>)["to"];
+  if (to === undefined || to === null) return null;
+  if (typeof to !== "number" || !Number.isSafeInteger(to) || to <= 0) throw new HttpError(400, "invalid_input", "to must be a member's id, a positive integer");
+  return to;
 }
 
 function decodeKey(encoded: string): string {
@@ -292,7 +326,8 @@ function toHttpError(error: unknown, service: KvService): HttpError {
     return new HttpError(503, "no_leader", error instanceof NotLeaderError ? "no leader is known: an election is under way; retry shortly" : error.message, { "retry-after": "1" });
   }
   if (error instanceof OverloadedError || error instanceof TooManyRequestsError) return new HttpError(503, "overloaded", error.message, { "retry-after": "1" });
-  if (error instanceof RequestTimeoutError || error instanceof WriteOutcomeUnknownError) return new HttpError(503, error.code, error.message, { "retry-after": "1" });
+  if (error instanceof TransferOvertakenError) return new HttpError(503, error.code, error.message, { "retry-after": "1" });
+  if (error instanceof RequestTimeoutError || error instanceof WriteOutcomeUnknownError || error instanceof TransferTimeoutError) return new HttpError(503, error.code, error.message, { "retry-after": "1" });
   service.logError(error, "request failed unexpectedly");
   return new HttpError(500, "internal", "internal error; see the node's log");
 }

@@ -11,6 +11,8 @@
  */
 import { randomInt } from "node:crypto";
 import type { Server } from "node:http";
+import { performance } from "node:perf_hooks";
+import { NotLeaderError } from "../../core/common/errors.js";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import type { DurableState, Engine, EngineFactory, NodeId } from "../../core/engine/contract.js";
@@ -22,7 +24,7 @@ import { formatHostPort, type MemberAddress, type NodeConfig } from "./config.js
 import { consensusFor } from "./consensus.js";
 import { checkIdentity, clusterIdFor, DATA_LAYOUT, lockDataDir, StartupError } from "./data-dir.js";
 import { Driver } from "./driver.js";
-import { createHttpApi, type KvService } from "./http-api.js";
+import { createHttpApi, FORWARDED_HEADER, type KvService } from "./http-api.js";
 import { NodeMetrics } from "./metrics.js";
 
 export const SYNOD_VERSION = "0.1.0";
@@ -64,6 +66,7 @@ export class SynodNode {
       clientId: nodeClientId(config.id),
       firstSequence: firstSequence(kv, nodeClientId(config.id)),
       tickMs: config.tickMs,
+      peerCount: config.members.length - 1,
       requestTimeoutMs: config.requestTimeoutMs,
       // Members snapshot at slightly different points (up to 45% apart), so they do not all
       // pause at once: while one follower compacts, the other still makes a quorum.
@@ -219,10 +222,37 @@ export class SynodNode {
       revision: () => this.kv.currentRevision,
       status: () => this.status(),
       members: () => ({ members: this.membersList() }),
+      transferLeadership: (to, forwarded) => this.transferLeadership(to, forwarded),
       metrics: async () => ({ contentType: this.metrics.registry.contentType, body: await this.metrics.registry.metrics() }),
       observeRequest: (route, status, seconds) => this.metrics.requestSeconds.observe({ route, status: String(status) }, seconds),
       logError: (error, what) => this.log.error({ err: error }, what),
     };
+  }
+
+  /**
+   * `POST /v1/leader/transfer`: done here if this node leads, else passed (once) to the
+   * leader, whose answer is the client's.
+   */
+  private async transferLeadership(to: number | null, forwarded: boolean): Promise<{ readonly status: number; readonly body: object }> {
+    const status = this.engine.status();
+    if (status.role === "leader") {
+      const startedMs = performance.now();
+      const moved = await this.driver.transferLeadership(to);
+      return { status: 200, body: { leader: moved.leader, leaderHttp: this.memberHttp.get(moved.leader) ?? null, term: moved.term, ms: Math.round(performance.now() - startedMs) } };
+    }
+    const leaderHttp = status.leader === null ? undefined : this.memberHttp.get(status.leader);
+    if (forwarded || leaderHttp === undefined) throw new NotLeaderError(status.leader);
+    try {
+      const response = await fetch(`${leaderHttp}/v1/leader/transfer`, {
+        method: "POST",
+        body: JSON.stringify(to === null ? {} : { to }),
+        headers: { "content-type": "application/json", [FORWARDED_HEADER]: String(this.config.id) },
+        signal: AbortSignal.timeout(this.config.requestTimeoutMs + 1000),
+      });
+      return { status: response.status, body: (await response.json()) as object };
+    } catch (error) {
+      throw new NotLeaderError(status.leader, { cause: error });
+    }
   }
 
   /** Stops serving, then closes the network and storage; idempotent. */
