@@ -21,6 +21,7 @@ export { AssertionError, assert } from "./core/common/assert.js";
 export { InvalidInputError, NotLeaderError, OverloadedError, SynodError } from "./core/common/errors.js";
 export { limits } from "./core/common/limits.js";
 export { Prng } from "./core/common/prng.js";
+export { balanceLimits, createPicker, HashRingPicker, LeastOutstandingPicker, PowerOfTwoPicker, RoundRobinPicker, SmoothWeightedPicker, STRATEGIES, isStrategy, validateEndpoints, type Endpoint, type HashRingOptions, type Picker, type PickerOptions, type Strategy } from "./core/balance/index.js";
 export { DEFAULT_RAFT_CONFIG, RAFT_MUTANTS, RaftEngine, raftFactory, type RaftConfig, type RaftHardState, type RaftMessage, type RaftMutant } from "./core/raft/index.js";
 export { leaseTicks } from "./core/raft/config.js";
 export {
