@@ -611,6 +611,23 @@ describe("3.10 leadership transfer", () => {
     assert.deepEqual(c.appliedData(3).slice(0, 5), ["w0", "w1", "w2", "w3", "w4"], "the new leader holds everything committed");
   });
 
+  test("a proposal forwarded to a node that no longer leads waits for the next leader instead of vanishing", () => {
+    const c = new TestCluster(3);
+    c.elect(1);
+    c.stabilize();
+    c.isolate(3);
+    c.engine(1).transferLeadership(2); // node 1 steps down; node 3, cut off, still believes in it
+    c.stabilize();
+    assert.deepEqual(c.leaders(), [2]);
+    c.heal();
+    c.dropWhere = (envelope) => envelope.from === 2 && envelope.to === 3; // node 3 keeps its stale belief a while
+    c.engine(3).propose(data("late")); // forwarded to node 1, a follower now
+    c.stabilize();
+    c.dropWhere = null;
+    c.tickAll(3);
+    assert.ok(c.appliedData(2).includes("late"), `node 1 passed it on to node 2: ${c.appliedData(2).join(",")}`);
+  });
+
   test("a transfer to an unreachable target gives up after an election timeout, and proposals resume", () => {
     const c = new TestCluster(3);
     c.elect(1);

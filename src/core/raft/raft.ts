@@ -98,9 +98,11 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   private transferTarget: NodeId | null = null;
   private transferElapsed = 0;
   /**
-   * Proposals that arrived while leadership was being handed over: they wait, and go to
-   * whoever leads next — appended here if the transfer is abandoned, forwarded to the new
-   * leader once this node hears from it — so clients see a pause, not a refusal.
+   * Proposals that arrived while this node could not append them — it was handing
+   * leadership over, or they were forwarded to it after it stopped leading: they wait, and
+   * go to whoever leads next (appended here if this node leads again or abandons the
+   * transfer, forwarded to the leader once this node hears from one), so clients see a
+   * pause, not a refusal. Bounded by `uncommittedBytesMax`.
    */
   private heldProposals: Uint8Array[] = [];
   private heldProposalBytes = 0;
@@ -246,11 +248,17 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
       case "propose":
         // A proposal that reaches a non-leader, or one over the uncommitted bound, is dropped;
         // its client times out (the follower that forwarded it already said "accepted").
-        if (this.role !== "leader") return;
+        // A proposal forwarded to a node that cannot append it now — it is handing
+        // leadership over, or no longer leads (the sender's news is stale: an election or a
+        // transfer is under way) — waits for the next leader rather than vanish, so its
+        // client sees a pause, not a timeout. A proposal over the uncommitted bound is
+        // dropped; its client times out.
         for (const data of message.data) {
-          if (this.transferTarget !== null) this.holdProposal(data);
-          else if (this.admits(data)) this.appendProposal(data);
+          if (this.role === "leader" && this.transferTarget === null) {
+            if (this.admits(data)) this.appendProposal(data);
+          } else this.holdProposal(data);
         }
+        if (this.role === "follower" && this.lead !== null) this.releaseHeldProposals();
         return;
       case "read-index":
         if (this.role === "leader") this.handleReadRequest(from, message.requestId, message.lease === true);
