@@ -221,6 +221,28 @@ function leaderTransferNemesis(ctx: ScenarioContext): void {
   });
 }
 
+/**
+ * Leadership transfer against a lease: the leader L is asked to hand over to T while every
+ * link into L holds its packets, so L keeps its lease clock running from the last answers it
+ * got and never hears of T's term. T wins at once (its voters waive L's lease for a
+ * transfer) and takes writes; clients of L keep reading. Had L kept its lease, it would
+ * answer them from a state T's writes have left behind. The links open after 400 ms.
+ */
+function transferLeaseAdversary(ctx: ScenarioContext): void {
+  for (let t = 300_000; t + 1_000_000 < ctx.params.faultPhaseMicros; t += 1_000_000) {
+    ctx.during(t, () => {
+      const leader = ctx.leader();
+      if (leader === null) return;
+      const others = ctx.nodeIds.filter((id) => id !== leader);
+      for (const other of others) ctx.holdLink(other, leader);
+      ctx.transferLeadership(leader, ctx.prng.pick(others));
+      ctx.during(400_000, () => {
+        for (const other of others) ctx.releaseLink(other, leader);
+      });
+    });
+  }
+}
+
 function leaderChurnNemesis(ctx: ScenarioContext): void {
   const canPartition = ctx.params.faults.includes("partition") && ctx.nodeIds.length > 1;
   const canCrash = ctx.params.faults.includes("crash");
@@ -470,6 +492,15 @@ export const SCENARIOS: readonly Scenario[] = [
     weight: 3,
     params: (p, prng) => ({ ...withNodes(p, prng.pick([3, 5]), prng), faultIntervalMicrosMean: prng.int(100, 400) * 1000 }),
     start: leaderTransferNemesis,
+  },
+  {
+    name: "transfer-lease-adversary",
+    description: "a leader with a lease hands over while every answer to it is held on the wire: it must not go on serving lease reads once its successor writes (3.10, 6.4.1)",
+    weight: 2,
+    tuning: { checkQuorum: true, leaseReads: true },
+    // Clients stay with their node, so some keep reading from the old leader.
+    params: (p, prng) => ({ ...withFaults(reliable(withNodes(p, prng.pick([3, 5]), prng)), ["partition", "delay"]), roamingClients: 0, clientThinkMicrosMean: 500 }),
+    start: transferLeaseAdversary,
   },
   {
     name: "initial-election",

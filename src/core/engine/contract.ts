@@ -173,6 +173,8 @@ export interface TuningHints {
   readonly smallMessages?: boolean;
   /** Force leaders' step-down on losing their quorum on or off (Raft's CheckQuorum). */
   readonly checkQuorum?: boolean;
+  /** Force lease reads on (with CheckQuorum) or off, where the engine has them. */
+  readonly leaseReads?: boolean;
 }
 
 /** An engine factory: the one place a driver learns which protocol it runs. */

@@ -40,7 +40,7 @@ export function raftFactory(config: RaftConfig = DEFAULT_RAFT_CONFIG): EngineFac
         snapshotChunkBytes: prng.pick([32, 256, 64 * 1024]),
         snapshotResendTicks: prng.pick([2, 5]),
       };
-      if (tuned.checkQuorum && prng.chance(0.5)) tuned = { ...tuned, leaseReads: true };
+      if (tuned.checkQuorum && (hints?.leaseReads ?? prng.chance(0.5))) tuned = { ...tuned, leaseReads: true };
       const description =
         `election=${tuned.electionTicks} heartbeat=${tuned.heartbeatTicks} prevote=${tuned.preVote} checkquorum=${tuned.checkQuorum} lease-reads=${tuned.leaseReads} ` +
         `entries/msg=${tuned.entriesPerMessageMax} inflight=${tuned.inflightMessagesMax} chunk=${tuned.snapshotChunkBytes}B resend=${tuned.snapshotResendTicks}`;

@@ -12,6 +12,7 @@ export const RAFT_MUTANTS = {
   "apply-before-commit": "hands entries to the state machine before they are committed",
   "accept-stale-append-response": "forgets the term check on AppendEntries responses",
   "snapshot-drops-later-entries": "installs every snapshot it receives, even one behind its commit index, discarding the log after it",
+  "transfer-keeps-lease": "keeps serving lease reads after handing leadership over, though the new leader's voters ignored that lease",
 } as const;
 
 export type RaftMutant = keyof typeof RAFT_MUTANTS;

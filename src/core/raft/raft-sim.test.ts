@@ -23,6 +23,14 @@ describe("raft in the simulator", () => {
     assert.ok(terms >= 20, `only ${terms} leaderships in 10 runs`);
   });
 
+  test("the transfer-lease adversary catches a leader that keeps its lease after handing over", () => {
+    let caught = 0;
+    for (let seed = 1; seed <= 30 && caught === 0; seed++) {
+      if (runSimulation({ protocol: raft, seed, mutant: "transfer-keeps-lease", scenario: "transfer-lease-adversary" }).failure?.checker === "linearizability") caught++;
+    }
+    assert.ok(caught > 0, "transfer-keeps-lease survived 30 seeds of its adversary");
+  });
+
   for (const mutant of ["vote-twice", "keep-conflicting-entries", "apply-before-commit"]) {
     test(`the simulator catches the ${mutant} mutant`, () => {
       let caught = 0;

@@ -368,7 +368,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   }
 
   private sendTimeoutNow(to: NodeId): void {
-    this.leaseGivenAway = true;
+    if (this.mutant !== "transfer-keeps-lease") this.leaseGivenAway = true;
     this.send(to, { type: "timeout-now", term: this.term });
   }
 
