@@ -1,19 +1,12 @@
 // The load generator against fake nodes (src/client/fake-node.test-util.ts): its bounds, its
 // keys and where it sends requests. Throughput numbers are not asserted; a benchmark prints them.
 import assert from "node:assert/strict";
-import { after, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import { InvalidInputError } from "../core/common/errors.js";
-import { startFakeNode, type FakeNode } from "../client/fake-node.test-util.js";
+import { fakeNodes } from "../client/fake-node.test-util.js";
 import { benchKey, formatBenchResult, parseDurationMs, runKvBench, type BenchOptions } from "./kv-load.js";
 
-const nodes: FakeNode[] = [];
-after(() => Promise.all(nodes.map((node) => node.close())));
-
-async function fake(options: Parameters<typeof startFakeNode>[0]): Promise<FakeNode> {
-  const node = await startFakeNode(options);
-  nodes.push(node);
-  return node;
-}
+const fake = fakeNodes();
 
 const base = { durationMs: 5_000, concurrency: 8, valueBytes: 10, op: "put", mixedGetRatio: 0.5, consistency: "linearizable", target: "leader", maxOps: 1_000_000 } as const;
 

@@ -3,11 +3,9 @@
 // the real ones. The spawn is asynchronous: the fake nodes must keep answering meanwhile.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { createServer } from "node:http";
-import type { AddressInfo } from "node:net";
-import { after, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { startFakeNode, type FakeNode } from "../client/fake-node.test-util.js";
+import { fakeNodes, refusingEndpoint } from "../client/fake-node.test-util.js";
 
 const bin = fileURLToPath(new URL("../../bin/synod.js", import.meta.url));
 
@@ -26,22 +24,8 @@ function synod(args: string[], stdin = ""): Promise<{ code: number; stdout: stri
   });
 }
 
-const nodes: FakeNode[] = [];
-after(() => Promise.all(nodes.map((node) => node.close())));
+const fake = fakeNodes();
 
-async function fake(options: Parameters<typeof startFakeNode>[0]): Promise<FakeNode> {
-  const node = await startFakeNode(options);
-  nodes.push(node);
-  return node;
-}
-
-async function refusingEndpoint(): Promise<string> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const port = (server.address() as AddressInfo).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return `http://127.0.0.1:${port}`;
-}
 
 describe("synod put, get, del", () => {
   test("a value written is read back, as text, raw bytes or JSON, and deleted", async () => {

@@ -3,6 +3,7 @@
 // not the server and checks nothing about it; the real-server tests come with the runtime.
 import { createServer, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { after } from "node:test";
 
 export interface FakeNodeOptions {
   readonly id: number;
@@ -78,4 +79,24 @@ export async function startFakeNode(options: FakeNodeOptions): Promise<FakeNode>
 function json(response: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   response.writeHead(status, { "content-type": "application/json", ...headers });
   response.end(JSON.stringify(body));
+}
+
+/** `startFakeNode` for one test file: every node it starts is closed when the file's tests end. */
+export function fakeNodes(): (options: FakeNodeOptions) => Promise<FakeNode> {
+  const started: FakeNode[] = [];
+  after(() => Promise.all(started.map((node) => node.close())));
+  return async (options) => {
+    const node = await startFakeNode(options);
+    started.push(node);
+    return node;
+  };
+}
+
+/** An endpoint nothing listens on: a port that was just free. */
+export async function refusingEndpoint(): Promise<string> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as AddressInfo).port;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return `http://127.0.0.1:${port}`;
 }

@@ -7,6 +7,7 @@ import type { AddressInfo } from "node:net";
 import { after, describe, test } from "node:test";
 import { InvalidInputError } from "../core/common/errors.js";
 import { CompareFailedError, ConnectionError, HttpApiError, NoLeaderError, TimeoutError, UnavailableError } from "./errors.js";
+import { refusingEndpoint } from "./fake-node.test-util.js";
 import { encodeKeyPath, keyValueToJson, parseRetryAfterMs, SynodHttpClient } from "./http-client.js";
 
 interface Seen {
@@ -55,14 +56,6 @@ async function fakeNode(handler: Handler): Promise<FakeNode> {
   return node;
 }
 
-/** An endpoint nothing listens on: a port that was just free. */
-async function refusingEndpoint(): Promise<string> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const port = (server.address() as AddressInfo).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return `http://127.0.0.1:${port}`;
-}
 
 function json(response: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   response.writeHead(status, { "content-type": "application/json", ...headers });
