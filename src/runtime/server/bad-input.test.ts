@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { connect } from "node:net";
 import { after, before, describe, test } from "node:test";
+import { PeerTransport } from "../transport/peer-transport.js";
 import { ProcessCluster, request, runSynod, sleep } from "./process-cluster.test-util.js";
 
 describe("bad input against a real cluster", { timeout: 60_000 }, () => {
@@ -120,6 +121,30 @@ describe("bad input against a real cluster", { timeout: 60_000 }, () => {
     cluster.startNode(victim);
     await cluster.waitForLeader(10_000);
     const write = await request("PUT", `${cluster.node(victim).http}/v1/kv/after-restart`, "ok");
+    assert.equal(write.status, 200, write.text);
+  });
+
+  test("a member's malformed messages are dropped with a log line, and the node goes on", async () => {
+    // A peer that passes the handshake (right cluster, a known id) but sends messages no
+    // Raft node would: they must not reach the engine, where a wrong shape would trip an
+    // assertion and stop the node.
+    const status = (await request("GET", `${cluster.node(2).http}/v1/status`)).body as { clusterId: string; members: { id: number; peer: string }[] };
+    const peer = status.members.find((member) => member.id === 2)?.peer as string;
+    const [host, port] = peer.split(":") as [string, string];
+    const quiet = { info: () => {}, warn: () => {}, error: () => {} };
+    const impostor = await PeerTransport.start({ clusterId: status.clusterId, nodeId: 3, listen: { host: "127.0.0.1", port: 0 }, peers: [{ id: 2, host, port: Number(port) }], onMessage: () => {}, log: quiet });
+    try {
+      const deadline = Date.now() + 5000;
+      while (!(impostor.stats().get(2)?.connected ?? false) && Date.now() < deadline) await sleep(20);
+      for (const message of [{ type: "append", term: "one" }, { type: "nonsense", term: 1 }, [1, 2, 3], { type: "vote", term: 99, preVote: false, lastIndex: -4, lastTerm: 0 }]) impostor.send(2, message);
+      await sleep(300);
+    } finally {
+      await impostor.close();
+    }
+    assert.notEqual(cluster.node(2).process, null, "node 2 is still running");
+    assert.match(cluster.node(2).output, /dropped malformed messages from a peer/);
+    await cluster.waitForLeader(10_000);
+    const write = await request("PUT", `${cluster.node(2).http}/v1/kv/after-impostor`, "ok");
     assert.equal(write.status, 200, write.text);
   });
 

@@ -156,6 +156,8 @@ const READIES_PER_PUMP_MAX = 64;
  * requests wait at most that long behind it.
  */
 const SNAPSHOT_RECORDS_PER_STEP = 500;
+/** Dropped malformed peer messages are logged at most this often per peer. */
+const MALFORMED_LOG_INTERVAL_MS = 10_000;
 /** A flush slower than this is logged: heartbeats wait behind it. */
 const SLOW_PERSIST_MS = 250;
 /** Ticks caught up at once after a long stall; more than this and the rest are skipped. */
@@ -182,6 +184,8 @@ export class Driver {
   private lastTerm = -1;
   private lastLeader: NodeId | null = null;
   private stopped = false;
+  private readonly malformedLoggedMs = new Map<NodeId, number>();
+  private readonly malformedDropped = new Map<NodeId, number>();
   /** A snapshot file being written (`LogStore.prepareCompaction`), while it is. */
   private snapshotFileWrite: Promise<void> | null = null;
   /** The fdatasync of the Ready in hand, while it runs. */
@@ -247,13 +251,25 @@ export class Driver {
       try {
         message = this.options.factory.validateMessage(value);
       } catch (error) {
-        this.options.log.warn({ from, err: error }, "dropped a malformed message from a peer");
+        this.noteMalformed(from, error);
         return;
       }
     }
     this.catchUpTicks();
     this.engine.step(from, message);
     this.schedulePump();
+  }
+
+  /** Logs a dropped malformed message, at most once per peer every 10 s (a broken peer must not flood the log). */
+  private noteMalformed(from: NodeId, error: unknown): void {
+    const nowMs = performance.now();
+    const last = this.malformedLoggedMs.get(from);
+    const dropped = (this.malformedDropped.get(from) ?? 0) + 1;
+    this.malformedDropped.set(from, dropped);
+    if (last !== undefined && nowMs - last < MALFORMED_LOG_INTERVAL_MS) return;
+    this.malformedLoggedMs.set(from, nowMs);
+    this.malformedDropped.set(from, 0);
+    this.options.log.warn({ from, dropped, err: error }, "dropped malformed messages from a peer");
   }
 
   /** Proposes a write; resolves with its result once it applied on this node. */
