@@ -127,8 +127,10 @@ describe("bad input against a real cluster", { timeout: 60_000 }, () => {
   test("a member's malformed messages are dropped with a log line, and the node goes on", async () => {
     // A peer that passes the handshake (right cluster, a known id) but sends messages no
     // Raft node would: they must not reach the engine, where a wrong shape would trip an
-    // assertion and stop the node.
+    // assertion and stop the node. It claims to be node 3, which is stopped meanwhile, so
+    // that the real node 3's connection is not displaced.
     const status = (await request("GET", `${cluster.node(2).http}/v1/status`)).body as { clusterId: string; members: { id: number; peer: string }[] };
+    await cluster.kill(3);
     const peer = status.members.find((member) => member.id === 2)?.peer as string;
     const [host, port] = peer.split(":") as [string, string];
     const quiet = { info: () => {}, warn: () => {}, error: () => {} };
@@ -143,6 +145,7 @@ describe("bad input against a real cluster", { timeout: 60_000 }, () => {
     }
     assert.notEqual(cluster.node(2).process, null, "node 2 is still running");
     assert.match(cluster.node(2).output, /dropped malformed messages from a peer/);
+    cluster.startNode(3);
     await cluster.waitForLeader(10_000);
     const write = await request("PUT", `${cluster.node(2).http}/v1/kv/after-impostor`, "ok");
     assert.equal(write.status, 200, write.text);

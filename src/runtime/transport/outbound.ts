@@ -26,6 +26,10 @@ export function backoffDelayMs(failures: number, limits: { readonly backoffMsMin
 
 type LinkState = "waiting" | "handshaking" | "open" | "stopped";
 
+/** What may wait for a handshake to finish: a start's first messages, not a backlog. */
+const HANDSHAKE_QUEUE_FRAMES_MAX = 256;
+const HANDSHAKE_QUEUE_BYTES_MAX = 4 * 1024 * 1024;
+
 export class OutboundLink {
   private state: LinkState = "waiting";
   private socket: Socket | null = null;
@@ -66,17 +70,24 @@ export class OutboundLink {
     if (this.state === "waiting" && this.socket === null && this.retryTimer === null) this.dial();
   }
 
-  /** Queues `message` if the link is open and has room; false (and counted) otherwise. */
+  /**
+   * Queues `message` if the link is open (or its handshake is under way, within a small
+   * bound) and has room; false (and counted) otherwise. A connection is often still
+   * handshaking just after a start, when a peer's first messages (a forwarded write, a
+   * read index request) matter most and would otherwise be lost to a client's timeout;
+   * what is queued then goes out once the handshake succeeds, or is dropped if it fails.
+   */
   send(message: unknown): boolean {
     const { limits } = this.context;
-    if (this.state !== "open" || this.queueFrames >= limits.queueFramesMax) return this.drop();
+    const handshaking = this.state === "handshaking" && this.queueFrames < HANDSHAKE_QUEUE_FRAMES_MAX;
+    if ((this.state !== "open" && !handshaking) || this.queueFrames >= limits.queueFramesMax) return this.drop();
     const payload = encodeMessage(message);
     if (payload.length > limits.frameBytesMax) {
       this.context.errorLimited(`oversize:${this.peer.id}`, { peer: this.peer.id, frameBytes: payload.length, frameBytesMax: limits.frameBytesMax }, "a message is larger than the frame limit; dropped (the engine's batch limits must stay below frameBytesMax)");
       return this.drop();
     }
     const frameBytes = FRAME_HEADER_BYTES + payload.length;
-    if (this.queuedBytes + frameBytes > limits.queueBytesMax) return this.drop();
+    if (this.queuedBytes + frameBytes > (this.state === "open" ? limits.queueBytesMax : HANDSHAKE_QUEUE_BYTES_MAX)) return this.drop();
     this.queue.push(payload);
     this.queuedBytes += frameBytes;
     if (!this.flushScheduled) {
@@ -161,6 +172,10 @@ export class OutboundLink {
     this.everOpened = true;
     this.context.log.info({ ...this.fields(), attempts: this.failures + 1 }, "connected to peer");
     this.failures = 0;
+    if (this.queueFrames > 0 && !this.flushScheduled) {
+      this.flushScheduled = true;
+      queueMicrotask(this.flushNow);
+    }
   }
 
   private abandon(socket: Socket, reason: string): void {

@@ -210,7 +210,8 @@ describe("peer transport", () => {
   test("a peer that starts later is connected to once it is up, with bounded backoff and one warning", bounded, async () => {
     const port = await freePort();
     const a = await startNode(1, { peers: [{ id: 2, host: HOST, port }] });
-    assert.equal(a.transport.send(2, "too early"), false);
+    // The first dial is under way: the message may wait for its handshake, which fails.
+    a.transport.send(2, "too early");
     await waitFor(() => stats(a, 2).dialAttempts >= 5, "a has retried a few times");
     assert.equal(a.log.find("warn", "cannot reach a peer").length, 1, "repeated failures are rate-limited to one warning");
     const startedAt = Date.now();
@@ -218,10 +219,27 @@ describe("peer transport", () => {
     await waitFor(() => stats(a, 2).connected, "a connects to b");
     // The longest backoff is 100 ms; the connect itself is fast on loopback.
     assert.ok(Date.now() - startedAt < 1000, "reconnected within the backoff bound");
-    assert.equal(stats(a, 2).framesDropped, 1);
+    assert.equal(stats(a, 2).framesDropped, 1, "the early message was dropped with its failed connection");
     assert.equal(a.transport.send(2, "hello b"), true);
     await waitFor(() => b.received.length === 1, "b receives");
-    assert.deepEqual(b.received, [{ from: 1, message: "hello b" }]);
+    assert.deepEqual(b.received, [{ from: 1, message: "hello b" }], "never the message of a connection that failed");
+  });
+
+  test("messages sent while the handshake is under way go out once it succeeds", bounded, async () => {
+    const [a, b] = (await startCluster([1, 2])) as [Node, Node];
+    await b.transport.close();
+    await waitFor(() => !stats(a, 2).connected, "a notices b is gone");
+    const b2 = await startNode(2, { port: b.address.port, peers: [a.address] });
+    let queued = 0;
+    // Keep sending as a node does while the new connection handshakes: once it is open,
+    // everything queued meanwhile is delivered, in order.
+    await waitFor(() => {
+      if (a.transport.send(2, `m${queued}`)) queued++;
+      return stats(a, 2).connected;
+    }, "a reconnects");
+    assert.ok(queued > 0);
+    await waitFor(() => b2.received.length >= queued, "b receives what waited");
+    assert.deepEqual(b2.received.slice(0, queued).map((r) => r.message), Array.from({ length: queued }, (_, i) => `m${i}`));
   });
 
   test("a peer that stops and restarts on the same port is reconnected", bounded, async () => {

@@ -19,12 +19,13 @@
  * strangers are held at once. A second accepted connection from the same peer replaces the
  * first (the peer restarted, or its old connection is dead and it noticed first).
  *
- * Sending. `send` encodes at once and queues the frame only on an open link (handshake
- * done). While a link is down or still handshaking, `send` drops and returns false: the
- * engine retransmits what matters (Raft resends appends and heartbeats every tick), and a
- * message held through a connect that can take a backoff of seconds is stale on arrival.
- * So no queue is kept across connects; what is queued when a connection is lost is dropped
- * and counted. Frames queued in one event-loop turn are written together: a microtask
+ * Sending. `send` encodes at once and queues the frame on an open link, or on one whose
+ * handshake is under way (at most 256 frames and 4 MiB: the first messages after a start,
+ * a forwarded write or read among them, would otherwise be lost to a client's timeout).
+ * While a link is down, `send` drops and returns false: the engine retransmits what
+ * matters (Raft resends appends and heartbeats every tick), and a message held through a
+ * backoff of seconds is stale on arrival. So no queue is kept across failed connects; what
+ * is queued when a connection fails or is lost is dropped and counted. Frames queued in one event-loop turn are written together: a microtask
  * copies them into one buffer (batches of about 256 KiB) and makes one `socket.write`.
  * When the socket reports backpressure, writing stops until 'drain'; meanwhile the queue
  * grows up to `queueFramesMax` frames and `queueBytesMax` bytes, and `send` drops beyond.
