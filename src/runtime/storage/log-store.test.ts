@@ -9,6 +9,7 @@ import { encodeLogRecord } from "./log-record.js";
 import { LogStore, type LogStoreOpened } from "./log-store.js";
 import { SnapshotFileError, writeSnapshotFile } from "./snapshot-file.js";
 import { Wal, WalCorruptionError } from "./wal.js";
+import { files, only } from "./storage.test-util.js";
 
 interface Hard {
   readonly term: number;
@@ -55,18 +56,6 @@ async function assertRecovers(dirs: Dirs, expected: DurableState<Hard>, kind: "i
   await store.close();
 }
 
-function files(dir: string, suffix: string): string[] {
-  return readdirSync(dir)
-    .filter((n) => n.endsWith(suffix))
-    .sort()
-    .map((n) => join(dir, n));
-}
-
-function only<T>(items: readonly T[], at: number): T {
-  const item = items[at < 0 ? items.length + at : at];
-  assert.ok(item !== undefined, `no item at ${at} of ${items.length}`);
-  return item;
-}
 
 describe("log store", () => {
   test("a new store is empty; what was saved comes back after a close, exactly", async () => {

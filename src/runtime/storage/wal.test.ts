@@ -1,10 +1,11 @@
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { crc32c } from "./crc32c.js";
 import { Wal, WalCorruptionError } from "./wal.js";
+import { files, only } from "./storage.test-util.js";
 
 /** Small segments keep the background zero-fill cheap. */
 const SEGMENT_BYTES = 64 * 1024;
@@ -25,18 +26,7 @@ function flip(bytes: Uint8Array, at: number, mask: number): void {
   bytes[at] = (bytes[at] ?? 0) ^ mask;
 }
 
-function segments(dir: string): string[] {
-  return readdirSync(dir)
-    .filter((n) => n.endsWith(".wal"))
-    .sort()
-    .map((n) => join(dir, n));
-}
-
-function only<T>(items: readonly T[], at: number): T {
-  const item = items[at < 0 ? items.length + at : at];
-  assert.ok(item !== undefined, `no item at ${at} of ${items.length}`);
-  return item;
-}
+const segments = (dir: string): string[] => files(dir, ".wal");
 
 /** Opens a log whose next segment is already prepared in the background, then rolls into it. */
 async function openPreallocated(dir: string, log: (line: string) => void = () => {}): Promise<Wal> {
