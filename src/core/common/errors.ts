@@ -37,3 +37,14 @@ export class InvalidInputError extends SynodError {
     this.name = "InvalidInputError";
   }
 }
+
+/**
+ * A configuration change was refused because an earlier one has not committed (or the
+ * leader has not yet committed an entry of its term): retry once it has.
+ */
+export class MembershipChangeInProgressError extends SynodError {
+  constructor(what: string) {
+    super("membership_change_in_progress", what);
+    this.name = "MembershipChangeInProgressError";
+  }
+}

@@ -20,11 +20,17 @@ import type { Prng } from "../common/prng.js";
 /** Node ids are positive safe integers, unique within a cluster. */
 export type NodeId = number;
 
-/** One log entry. `data` is the state machine's command; an empty `data` is a no-op. */
+/**
+ * One log entry. `data` is the state machine's command; an empty `data` is a no-op. An entry
+ * of kind "config" is the engine's own: a cluster configuration (`Membership`, encoded by
+ * the engine), which the driver writes and hands back like any entry but does not give the
+ * state machine (it applies as a no-op).
+ */
 export interface LogEntry {
   readonly index: number;
   readonly term: number;
   readonly data: Uint8Array;
+  readonly kind?: "config";
 }
 
 /** A state-machine snapshot covering every entry up to and including `index`. */
@@ -32,6 +38,52 @@ export interface Snapshot {
   readonly index: number;
   readonly term: number;
   readonly data: Uint8Array;
+  /**
+   * The configuration in force at `index`, for engines with membership: the log that held
+   * it is gone. Absent in snapshots written before membership existed (the bootstrap
+   * configuration then applies).
+   */
+  readonly membership?: Membership;
+}
+
+/**
+ * Who is in the cluster (Raft thesis, chapter 4). Decisions need a majority of `voters`,
+ * and during a joint configuration (`outgoing` not empty) a majority of `outgoing` as well.
+ * Learners receive the log but neither vote nor count toward a majority. Ids are unique
+ * across the three lists.
+ */
+export interface Membership {
+  readonly voters: readonly NodeId[];
+  /** The previous voters while the cluster is in a joint configuration; empty otherwise. */
+  readonly outgoing: readonly NodeId[];
+  readonly learners: readonly NodeId[];
+  /** Learners the leader promotes to voters, one at a time, once each has caught up. */
+  readonly autoPromote: readonly NodeId[];
+  /** A joint configuration is left by the leader as soon as it commits (else: on request). */
+  readonly autoLeave: boolean;
+  /**
+   * Opaque to the engine, replicated with the configuration: what the driver needs to know
+   * about the members (the runtime's member addresses).
+   */
+  readonly context: Uint8Array;
+}
+
+/**
+ * A requested configuration: the voters and learners wanted. A change of at most one voter
+ * goes straight to the new configuration (thesis 4.1); anything larger, or `joint`, goes
+ * through a joint configuration (thesis 4.3). While joint, the only change accepted is the
+ * one that leaves it: the same `voters` again.
+ */
+export interface MembershipChange {
+  readonly voters: readonly NodeId[];
+  readonly learners: readonly NodeId[];
+  /** Learners to promote automatically once caught up; a subset of `learners`. Default none. */
+  readonly autoPromote?: readonly NodeId[];
+  /** Go through a joint configuration even for a change of one voter. */
+  readonly joint?: boolean;
+  /** Leave the joint configuration automatically once it commits (default true). */
+  readonly autoLeave?: boolean;
+  readonly context: Uint8Array;
 }
 
 /** A linearizable read that became safe: serve it once the applied index reaches `index`. */
@@ -124,6 +176,17 @@ export interface Engine<M, H> {
    * the target, and gives up after an election timeout.
    */
   transferLeadership?(to: NodeId | null): Admission;
+  /**
+   * For engines with membership: asks the leader to change the configuration. Accepted
+   * means the configuration entry is in the leader's log; it takes effect on every member as
+   * soon as that member appends it, and is done once committed. Refused with
+   * MembershipChangeInProgressError while another change has not committed.
+   */
+  changeMembership?(change: MembershipChange): Admission;
+  /** The configuration this engine acts on: the latest in its log, committed or not. */
+  membership?(): Membership;
+  /** The configuration in force at `index`, for an index between the snapshot's and the log's end. */
+  membershipAt?(index: number): Membership;
   hasReady(): boolean;
   ready(): Ready<M, H>;
   /** Acknowledges that everything in `ready` was done. */
@@ -146,7 +209,11 @@ export interface Engine<M, H> {
 /** Everything an engine is built from. */
 export interface EngineOptions<H> {
   readonly id: NodeId;
-  /** Every voting member, this node included. */
+  /**
+   * The bootstrap voters, this node included, used until the log or a snapshot holds a
+   * configuration. Empty for a node that joins an existing cluster: it waits, without
+   * campaigning, for a leader to send it the log.
+   */
   readonly peers: readonly NodeId[];
   readonly durable: DurableState<H>;
   /**

@@ -32,6 +32,11 @@ export interface RaftConfig {
   readonly snapshotChunkBytes: number;
   /** A chunk unanswered for this many ticks is sent again from the last acknowledged offset. */
   readonly snapshotResendTicks: number;
+  /**
+   * A learner marked for automatic promotion becomes a voter once its log is within this
+   * many entries of the leader's (and it answered within the last election timeout).
+   */
+  readonly learnerLagEntriesMax: number;
 }
 
 export const DEFAULT_RAFT_CONFIG: RaftConfig = Object.freeze({
@@ -49,6 +54,7 @@ export const DEFAULT_RAFT_CONFIG: RaftConfig = Object.freeze({
   maxClockDrift: 0.1,
   snapshotChunkBytes: 256 * 1024,
   snapshotResendTicks: 3,
+  learnerLagEntriesMax: 64,
 });
 
 export function validateRaftConfig(config: RaftConfig): RaftConfig {
@@ -63,6 +69,7 @@ export function validateRaftConfig(config: RaftConfig): RaftConfig {
   positive(config.applyEntriesPerReadyMax, "applyEntriesPerReadyMax");
   positive(config.snapshotChunkBytes, "snapshotChunkBytes");
   positive(config.snapshotResendTicks, "snapshotResendTicks");
+  positive(config.learnerLagEntriesMax, "learnerLagEntriesMax");
   // A leader must be able to heartbeat several times per election timeout, or followers
   // campaign against a healthy leader.
   assert(config.heartbeatTicks * 2 <= config.electionTicks, "electionTicks must be at least twice heartbeatTicks");

@@ -1,4 +1,4 @@
-import type { LogEntry, NodeId } from "../engine/contract.js";
+import type { LogEntry, Membership, NodeId } from "../engine/contract.js";
 
 /**
  * Raft's messages. Every message carries the sender's term; the engine's `step` compares
@@ -118,6 +118,8 @@ export interface SnapshotChunk {
   readonly size: number;
   readonly offset: number;
   readonly chunk: Uint8Array;
+  /** The configuration at the snapshot's index (absent for snapshots from before membership). */
+  readonly membership?: Membership;
 }
 
 /**

@@ -13,6 +13,9 @@ export const RAFT_MUTANTS = {
   "accept-stale-append-response": "forgets the term check on AppendEntries responses",
   "snapshot-drops-later-entries": "installs every snapshot it receives, even one behind its commit index, discarding the log after it",
   "transfer-keeps-lease": "keeps serving lease reads after handing leadership over, though the new leader's voters ignored that lease",
+  "config-on-commit": "acts on a new configuration only once it knows it committed, instead of as soon as it is in the log",
+  "two-changes-in-flight": "starts a configuration change before the previous one committed",
+  "learner-vote-counts": "asks learners for votes and counts theirs toward a majority",
 } as const;
 
 export type RaftMutant = keyof typeof RAFT_MUTANTS;

@@ -1,9 +1,40 @@
 import { assert } from "../common/assert.js";
-import { InvalidInputError, NotLeaderError, OverloadedError } from "../common/errors.js";
+import { InvalidInputError, MembershipChangeInProgressError, NotLeaderError, OverloadedError } from "../common/errors.js";
 import { Prng } from "../common/prng.js";
-import type { Admission, Engine, EngineOptions, EngineStatus, LogEntry, NodeId, Outbound, Ready, ReadOptions, ReadState, Role, Snapshot } from "../engine/contract.js";
+import type {
+  Admission,
+  Engine,
+  EngineOptions,
+  EngineStatus,
+  LogEntry,
+  Membership,
+  MembershipChange,
+  NodeId,
+  Outbound,
+  Ready,
+  ReadOptions,
+  ReadState,
+  Role,
+  Snapshot,
+} from "../engine/contract.js";
 import { DEFAULT_RAFT_CONFIG, leaseTicks, validateRaftConfig, type RaftConfig } from "./config.js";
 import { entryBytes, RaftLog } from "./log.js";
+import {
+  bootstrapMembership,
+  decodeMembership,
+  encodeMembership,
+  hasMajority,
+  isJoint,
+  isMember,
+  isVoter,
+  leaveJoint,
+  majority,
+  majorityGroups,
+  majorityImpossible,
+  members,
+  nextMembership,
+  promoted,
+} from "./membership.js";
 import type {
   AppendRequest,
   AppendResponse,
@@ -35,7 +66,15 @@ interface IncomingSnapshot {
   readonly term: number;
   readonly size: number;
   readonly chunks: Uint8Array[];
+  readonly membership: Membership | undefined;
   received: number;
+}
+
+/** A configuration entry still in the log (not compacted into the snapshot). */
+interface ConfigEntry {
+  readonly index: number;
+  readonly term: number;
+  readonly membership: Membership;
 }
 
 const EMPTY = new Uint8Array(0);
@@ -53,8 +92,13 @@ const EMPTY = new Uint8Array(0);
 export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   readonly id: NodeId;
   private readonly config: RaftConfig;
-  private readonly voters: readonly NodeId[];
-  private readonly quorum: number;
+  /** The configuration at the snapshot's index (or the bootstrap one), and those after it in the log. */
+  private baseMembership: Membership;
+  private configs: ConfigEntry[] = [];
+  /** The configuration acted on: the latest in the log, committed or not (thesis 4.1). */
+  private current: Membership;
+  /** This node alone is a majority of every group (a one-voter cluster). */
+  private selfQuorum = false;
   private readonly prng: Prng;
   private readonly mutant: RaftMutant | null;
   private readonly log: RaftLog;
@@ -127,10 +171,8 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   constructor(options: EngineOptions<RaftHardState>, config: RaftConfig = DEFAULT_RAFT_CONFIG, mutant: RaftMutant | null = null) {
     this.id = options.id;
     this.config = validateRaftConfig(config);
-    assert(options.peers.includes(options.id), `node ${options.id} is not among the voters ${options.peers.join(",")}`);
+    assert(options.peers.length === 0 || options.peers.includes(options.id), `node ${options.id} is not among the bootstrap voters ${options.peers.join(",")}`);
     assert(new Set(options.peers).size === options.peers.length, "voter ids must be unique");
-    this.voters = [...options.peers];
-    this.quorum = Math.floor(this.voters.length / 2) + 1;
     this.prng = new Prng(options.seed);
     this.mutant = mutant;
     const hard = options.durable.hardState;
@@ -138,6 +180,10 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     this.vote = hard?.vote ?? null;
     this.log = new RaftLog(options.durable, hard?.commit ?? 0, options.appliedIndex);
     this.snapshot = options.durable.snapshot;
+    this.baseMembership = this.snapshot?.membership ?? bootstrapMembership(options.peers);
+    for (const entry of options.durable.entries) if (entry.kind === "config") this.configs.push({ index: entry.index, term: entry.term, membership: decodeMembership(entry.data) });
+    this.current = this.baseMembership;
+    this.refreshMembership();
     this.savedHardState = { term: this.term, vote: this.vote, commit: this.log.commitIndex };
     this.leaseTicks = leaseTicks(this.config);
     this.startupGuard = this.config.leaseReads;
@@ -157,7 +203,8 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     if (this.electionElapsed >= this.config.electionTicks) this.startupGuard = false;
     if (this.electionElapsed < this.randomizedElectionTicks) return;
     this.electionElapsed = 0;
-    this.campaign(this.config.preVote);
+    // A learner, a removed node and one that has not yet heard of any configuration wait.
+    if (isVoter(this.current, this.id)) this.campaign(this.config.preVote);
   }
 
   private tickLeader(): void {
@@ -165,8 +212,13 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     this.electionElapsed++;
     if (this.transferTarget !== null && ++this.transferElapsed >= this.config.electionTicks) {
       // The target did not take over within an election timeout (it is down, or cut off):
-      // give up, and append what waited.
+      // give up, and append what waited — unless this leader was removed, when it steps
+      // down and lets the remaining voters elect one.
       this.transferTarget = null;
+      if (this.removedFromCommittedConfig()) {
+        this.becomeFollower(this.term, null);
+        return;
+      }
       this.releaseHeldProposals();
     }
     if (this.electionElapsed >= this.config.electionTicks) {
@@ -179,6 +231,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
       }
       for (const [peer, pr] of this.progress) if (peer !== this.id) pr.recentActive = false;
     }
+    this.maybeAutoPromote();
     if (this.heartbeatElapsed >= this.config.heartbeatTicks) {
       this.heartbeatElapsed = 0;
       // With leases, every heartbeat opens a round, so each acknowledgement dates itself.
@@ -194,7 +247,10 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   }
 
   step(from: NodeId, message: RaftMessage): void {
-    if (!this.voters.includes(from)) return; // not a member: ignore rather than trust
+    // A vote request from a node outside the configuration (a removed node, or a stranger)
+    // is ignored rather than let it force a new term. Anything else is heard: a leader of a
+    // configuration this node has not caught up with yet must be able to bring it up to date.
+    if (message.type === "vote" && !isMember(this.current, from)) return;
     if (message.term > this.term) {
       const fromLeader = message.type === "append" || message.type === "heartbeat" || message.type === "snapshot";
       const transferVote = message.type === "vote" && message.transfer === true;
@@ -241,6 +297,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
       case "heartbeat":
         this.followLeader(from);
         this.log.commitTo(Math.min(message.commit, this.log.lastIndex));
+        if (this.mutant === "config-on-commit") this.refreshMembership();
         this.send(from, { type: "heartbeat-response", term: this.term, readRound: message.readRound });
         return;
       case "heartbeat-response":
@@ -273,7 +330,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
       case "timeout-now":
         // The leader handed over: campaign at once, for real (a pre-vote would be refused by
         // voters that still hear from it), saying why so they grant despite its lease.
-        if (this.role === "follower" && this.voters.includes(this.id)) this.campaign(false, true);
+        if (this.role === "follower" && isVoter(this.current, this.id)) this.campaign(false, true);
         return;
     }
   }
@@ -325,19 +382,31 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     if (this.role !== "leader") return { accepted: false, error: new NotLeaderError(this.lead) };
     const target = to ?? this.mostUpToDateFollower();
     if (target === null || target === this.id) return { accepted: true };
-    if (!this.voters.includes(target)) return { accepted: false, error: new InvalidInputError(`node ${target} is not a voting member; the voters are ${this.voters.join(", ")}`) };
+    if (!this.current.voters.includes(target)) {
+      return { accepted: false, error: new InvalidInputError(`node ${target} is not a voting member; the voters are ${this.current.voters.join(", ")}`) };
+    }
+    this.startTransfer(target);
+    return { accepted: true };
+  }
+
+  private startTransfer(target: NodeId): void {
     this.transferTarget = target;
     this.transferElapsed = 0;
     const pr = this.progress.get(target) as Progress;
-    if (pr.match === this.log.lastIndex) this.sendTimeoutNow(target);
+    if (pr.match === this.log.lastIndex) this.handOver(target);
     else this.sendAppend(target);
-    return { accepted: true };
+  }
+
+  /** Tells the caught-up transfer target to campaign; a removed leader steps down at once. */
+  private handOver(target: NodeId): void {
+    this.sendTimeoutNow(target);
+    if (this.removedFromCommittedConfig()) this.becomeFollower(this.term, null);
   }
 
   private mostUpToDateFollower(): NodeId | null {
     let best: NodeId | null = null;
     let bestMatch = -1;
-    for (const peer of this.voters) {
+    for (const peer of this.current.voters) {
       if (peer === this.id) continue;
       const match = (this.progress.get(peer) as Progress).match;
       if (match > bestMatch) {
@@ -383,6 +452,151 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     this.electionElapsed = this.config.electionTicks;
   }
 
+  // ---- membership (thesis chapter 4) ----
+
+  /**
+   * Asks this leader to change the configuration (see `nextMembership` for which changes
+   * are direct and which go through a joint configuration). Refused while an earlier change
+   * has not committed, or before this leader has committed an entry of its term: a new
+   * leader may otherwise have an uncommitted change of an old leader's in its log that it
+   * does not know about (the single-server change bug of thesis 4.1 and its fix).
+   */
+  changeMembership(change: MembershipChange): Admission {
+    if (this.role !== "leader") return { accepted: false, error: new NotLeaderError(this.lead) };
+    if (this.transferTarget !== null) return { accepted: false, error: new MembershipChangeInProgressError("a leadership transfer is under way; retry when it ends") };
+    const blocked = this.membershipChangeBlocked();
+    if (blocked !== null) return { accepted: false, error: new MembershipChangeInProgressError(blocked) };
+    let next: Membership;
+    try {
+      next = nextMembership(this.current, change);
+    } catch (error) {
+      if (error instanceof InvalidInputError) return { accepted: false, error };
+      throw error;
+    }
+    this.appendEntry(encodeMembership(next), next);
+    return { accepted: true };
+  }
+
+  /** Why a configuration change cannot start now, or null when it can. */
+  private membershipChangeBlocked(): string | null {
+    if (this.log.term(this.log.commitIndex) !== this.term) return "this leader has not yet committed an entry of its term; retry in a moment";
+    const last = this.configs[this.configs.length - 1];
+    if (last !== undefined && last.index > this.log.commitIndex && this.mutant !== "two-changes-in-flight") {
+      return `the configuration change at index ${last.index} has not committed yet; one change at a time`;
+    }
+    return null;
+  }
+
+  membership(): Membership {
+    return this.current;
+  }
+
+  /** The configuration in force at `index` (at or after the snapshot's index). */
+  membershipAt(index: number): Membership {
+    let found = this.baseMembership;
+    for (const c of this.configs) {
+      if (c.index > index) break;
+      found = c.membership;
+    }
+    return found;
+  }
+
+  /**
+   * Recomputes the configuration acted on — the latest in the log (thesis 4.1: a server
+   * uses a configuration as soon as it is in its log, committed or not) — and, on a
+   * leader, the followers it replicates to.
+   */
+  private refreshMembership(): void {
+    const latest = this.mutant === "config-on-commit" ? this.membershipAt(this.log.commitIndex) : (this.configs[this.configs.length - 1]?.membership ?? this.baseMembership);
+    if (latest === this.current && this.progress.size > 0) return;
+    this.current = latest;
+    this.selfQuorum = majorityGroups(latest).every((group) => group.length === 1 && group[0] === this.id);
+    if (this.role !== "leader") return;
+    this.syncProgress();
+    if (this.transferTarget !== null && !latest.voters.includes(this.transferTarget)) {
+      this.transferTarget = null;
+      this.releaseHeldProposals();
+    }
+  }
+
+  /** A leader tracks every member; a new one starts probing at the end of the log. */
+  private syncProgress(): void {
+    const wanted = members(this.current);
+    for (const peer of [...wanted, this.id]) {
+      if (this.progress.has(peer)) continue;
+      const pr = new Progress(this.log.lastIndex + 1, this.config.inflightMessagesMax, this.config.inflightBytesMax);
+      if (peer === this.id) pr.match = this.log.lastIndex;
+      pr.recentActive = true;
+      this.progress.set(peer, pr);
+    }
+    for (const peer of [...this.progress.keys()]) if (peer !== this.id && !wanted.includes(peer)) this.progress.delete(peer);
+  }
+
+  /**
+   * After a follower's append: configuration entries that a conflict truncated away are
+   * forgotten (the configuration before them applies again), and new ones take effect.
+   */
+  private reconcileConfigs(appended: readonly LogEntry[]): void {
+    let changed = false;
+    while (this.configs.length > 0) {
+      const last = this.configs[this.configs.length - 1] as ConfigEntry;
+      if (this.log.term(last.index) === last.term) break;
+      this.configs.pop();
+      changed = true;
+    }
+    for (const entry of appended) {
+      if (entry.kind !== "config") continue;
+      const last = this.configs[this.configs.length - 1];
+      if (last !== undefined && entry.index <= last.index) continue;
+      if (entry.index <= this.log.snapshotIndexValue || this.log.term(entry.index) !== entry.term) continue;
+      this.configs.push({ index: entry.index, term: entry.term, membership: decodeMembership(entry.data) });
+      changed = true;
+    }
+    if (changed || this.mutant === "config-on-commit") this.refreshMembership();
+  }
+
+  /** This leader's configuration, committed, no longer has it as a voter. */
+  private removedFromCommittedConfig(): boolean {
+    const last = this.configs[this.configs.length - 1];
+    const committed = last === undefined || last.index <= this.log.commitIndex;
+    return committed && !isVoter(this.current, this.id);
+  }
+
+  /**
+   * Once the latest configuration commits: a joint one set to leave automatically is left
+   * (thesis 4.3), and a leader that is no longer a voter hands over to the most
+   * up-to-date voter and steps down (thesis 4.2.2).
+   */
+  private afterConfigCommit(): void {
+    if (this.mutant === "config-on-commit") this.refreshMembership();
+    if (this.role !== "leader" || this.membershipChangeBlocked() !== null) return;
+    if (this.removedFromCommittedConfig()) {
+      if (this.transferTarget !== null) return;
+      const target = this.mostUpToDateFollower();
+      if (target === null) this.becomeFollower(this.term, null);
+      else this.startTransfer(target);
+      return;
+    }
+    if (isJoint(this.current) && this.current.autoLeave) {
+      const next = leaveJoint(this.current);
+      this.appendEntry(encodeMembership(next), next);
+    }
+  }
+
+  /** Promotes one caught-up learner marked for it, when no change is in flight. */
+  private maybeAutoPromote(): void {
+    if (this.current.autoPromote.length === 0 || isJoint(this.current) || this.transferTarget !== null) return;
+    if (this.membershipChangeBlocked() !== null) return;
+    for (const id of this.current.autoPromote) {
+      const pr = this.progress.get(id);
+      if (pr === undefined || pr.state !== "replicate" || !pr.recentActive) continue;
+      if (pr.match + this.config.learnerLagEntriesMax < this.log.lastIndex) continue;
+      const next = promoted(this.current, id);
+      this.appendEntry(encodeMembership(next), next);
+      return;
+    }
+  }
+
   // ---- elections (section 5.2, thesis 9.6) ----
 
   private campaign(preVote: boolean, transfer = false): void {
@@ -403,7 +617,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     if (this.tallyVotes(preVote)) return;
     const base: VoteRequest = { type: "vote", term: preVote ? this.term + 1 : this.term, preVote, lastIndex: this.log.lastIndex, lastTerm: this.log.lastTerm };
     const request: VoteRequest = transfer ? { ...base, transfer } : base;
-    for (const peer of this.voters) {
+    for (const peer of this.campaignPeers()) {
       if (peer === this.id) continue;
       // A real vote request carries this node's vote for itself, which must be durable first.
       if (preVote) this.send(peer, request);
@@ -411,24 +625,39 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     }
   }
 
+  /** Who a candidate asks for votes: every voter of both halves of a joint configuration. */
+  private campaignPeers(): NodeId[] {
+    const peers = [...this.current.voters, ...this.current.outgoing.filter((id) => !this.current.voters.includes(id))];
+    if (this.mutant === "learner-vote-counts") peers.push(...this.current.learners);
+    return peers;
+  }
+
   /** Counts votes; acts on a decision. Returns true when the election is decided. */
   private tallyVotes(preVote: boolean): boolean {
-    let granted = 0;
-    let rejected = 0;
-    for (const yes of this.votes.values()) {
-      if (yes) granted++;
-      else rejected++;
-    }
-    if (granted >= this.quorum) {
+    if (this.votesWin()) {
       if (preVote) this.campaign(false);
       else this.becomeLeader();
       return true;
     }
-    if (rejected >= this.quorum) {
+    if (majorityImpossible(this.current, (id) => this.votes.get(id) === false)) {
       this.becomeFollower(this.term, null);
       return true;
     }
     return false;
+  }
+
+  /** A majority of every group granted (thesis 4.3: both halves of a joint configuration). */
+  private votesWin(): boolean {
+    if (this.mutant !== "learner-vote-counts") return hasMajority(this.current, (id) => this.votes.get(id) === true);
+    // The mutant counts learners' votes toward each group's majority.
+    let learnerVotes = 0;
+    for (const id of this.current.learners) if (this.votes.get(id) === true) learnerVotes++;
+    for (const group of majorityGroups(this.current)) {
+      let granted = learnerVotes;
+      for (const id of group) if (this.votes.get(id) === true) granted++;
+      if (granted < majority(group.length)) return false;
+    }
+    return true;
   }
 
   private handleVoteRequest(from: NodeId, message: VoteRequest): void {
@@ -484,12 +713,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     this.heartbeatElapsed = 0;
     this.electionElapsed = 0;
     this.progress.clear();
-    for (const peer of this.voters) {
-      const pr = new Progress(this.log.lastIndex + 1, this.config.inflightMessagesMax, this.config.inflightBytesMax);
-      if (peer === this.id) pr.match = this.log.lastIndex;
-      pr.recentActive = true;
-      this.progress.set(peer, pr);
-    }
+    this.syncProgress();
     this.uncommittedBytes = 0;
     this.pendingReads = [];
     this.readsAwaitingTermCommit = [];
@@ -515,9 +739,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   }
 
   private quorumRecentlyActive(): boolean {
-    let active = 0;
-    for (const [peer, pr] of this.progress) if (peer === this.id || pr.recentActive) active++;
-    return active >= this.quorum;
+    return hasMajority(this.current, (id) => id === this.id || this.progress.get(id)?.recentActive === true);
   }
 
   // ---- replication (section 5.3) ----
@@ -527,13 +749,18 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     this.appendEntry(data);
   }
 
-  private appendEntry(data: Uint8Array): void {
-    const entry: LogEntry = { index: this.log.lastIndex + 1, term: this.term, data };
+  private appendEntry(data: Uint8Array, membership: Membership | null = null): void {
+    const index = this.log.lastIndex + 1;
+    const entry: LogEntry = membership === null ? { index, term: this.term, data } : { index, term: this.term, data, kind: "config" };
     this.log.appendNew([entry]);
     (this.progress.get(this.id) as Progress).maybeUpdate(entry.index);
     this.broadcastPending = true;
+    if (membership !== null) {
+      this.configs.push({ index, term: this.term, membership });
+      this.refreshMembership();
+    }
     // With other voters, the leader's own append cannot move the quorum's match.
-    if (this.quorum === 1) this.maybeCommit();
+    if (this.selfQuorum) this.maybeCommit();
   }
 
   private handleAppend(from: NodeId, message: AppendRequest): void {
@@ -545,6 +772,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     const matched = this.mutant === "keep-conflicting-entries" ? this.appendWithoutTruncating(message) : this.log.tryAppend(message.prevIndex, message.prevTerm, message.entries);
     if (matched !== null) {
       this.log.commitTo(Math.min(message.commit, matched));
+      this.reconcileConfigs(message.entries);
       this.sendAfterPersist(from, { type: "append-response", term: this.term, reject: false, index: matched, hintIndex: 0, hintTerm: 0 });
       return;
     }
@@ -579,7 +807,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
       incoming = null;
       this.incoming = null;
       if (message.offset === 0) {
-        incoming = { leaderTerm: message.term, index: message.index, term: message.snapshotTerm, size: message.size, chunks: [], received: 0 };
+        incoming = { leaderTerm: message.term, index: message.index, term: message.snapshotTerm, size: message.size, chunks: [], membership: message.membership, received: 0 };
         this.incoming = incoming;
       }
     }
@@ -602,7 +830,8 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
       data.set(chunk, at);
       at += chunk.length;
     }
-    this.installSnapshot(from, { index: incoming.index, term: incoming.term, data });
+    const snapshot: Snapshot = incoming.membership === undefined ? { index: incoming.index, term: incoming.term, data } : { index: incoming.index, term: incoming.term, data, membership: incoming.membership };
+    this.installSnapshot(from, snapshot);
   }
 
   private installSnapshot(from: NodeId, snapshot: Snapshot): void {
@@ -614,7 +843,10 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
       this.log.restore(snapshot);
       this.snapshot = snapshot;
       this.snapshotToInstall = snapshot;
+      this.baseMembership = snapshot.membership ?? this.baseMembership;
+      this.configs = [];
     }
+    this.refreshMembership();
     this.sendAfterPersist(from, { type: "append-response", term: this.term, reject: false, index: snapshot.index, hintIndex: 0, hintTerm: 0 });
   }
 
@@ -628,8 +860,11 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     if (index <= this.log.snapshotIndexValue) return null;
     const term = this.log.term(index);
     assert(term !== null, `compaction at ${index}, beyond the log's end ${this.log.lastIndex}`);
+    const membership = this.membershipAt(index);
     this.log.compact(index);
-    this.snapshot = { index, term, data };
+    this.baseMembership = membership;
+    this.configs = this.configs.filter((c) => c.index > index);
+    this.snapshot = { index, term, data, membership };
     return this.snapshot;
   }
 
@@ -653,8 +888,14 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     else if (pr.state === "snapshot") {
       if (pr.match >= pr.pendingSnapshot) pr.becomeReplicate();
     } else pr.inflight.freeTo(message.index);
-    if (from === this.transferTarget && pr.match === this.log.lastIndex) this.sendTimeoutNow(from);
-    if (this.maybeCommit()) this.broadcastPending = true;
+    if (from === this.transferTarget && pr.match === this.log.lastIndex) {
+      this.handOver(from);
+      if (this.role !== "leader") return;
+    }
+    if (this.maybeCommit()) {
+      this.broadcastPending = true;
+      if (this.role !== "leader") return; // removed itself, and handed over
+    }
     else if (wasPaused) this.sendAppend(from);
     while (pr.state === "replicate" && this.sendAppend(from)) {
       // keep the pipeline full up to the in-flight window
@@ -737,7 +978,8 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     if (pr.snapshotChunkInFlight) return false;
     const offset = Math.min(pr.snapshotAcked, snapshot.data.length);
     const chunk = snapshot.data.subarray(offset, Math.min(snapshot.data.length, offset + this.config.snapshotChunkBytes));
-    this.send(to, { type: "snapshot", term: this.term, index: snapshot.index, snapshotTerm: snapshot.term, size: snapshot.data.length, offset, chunk });
+    const message: SnapshotChunk = { type: "snapshot", term: this.term, index: snapshot.index, snapshotTerm: snapshot.term, size: snapshot.data.length, offset, chunk };
+    this.send(to, snapshot.membership === undefined ? message : { ...message, membership: snapshot.membership });
     pr.snapshotChunkInFlight = true;
     pr.snapshotStallTicks = 0;
     return true;
@@ -757,13 +999,12 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   }
 
   private broadcastAppend(): void {
-    for (const peer of this.voters) if (peer !== this.id) this.sendAppend(peer);
+    for (const peer of this.progress.keys()) if (peer !== this.id) this.sendAppend(peer);
   }
 
   private broadcastHeartbeat(readRound: number): void {
-    for (const peer of this.voters) {
+    for (const [peer, pr] of this.progress) {
       if (peer === this.id) continue;
-      const pr = this.progress.get(peer) as Progress;
       this.send(peer, { type: "heartbeat", term: this.term, commit: Math.min(pr.match, this.log.commitIndex), readRound });
     }
   }
@@ -786,6 +1027,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
       this.readsAwaitingTermCommit = [];
       for (const read of waiting) this.handleReadRequest(read.from, read.requestId, read.lease);
     }
+    this.afterConfigCommit();
     return true;
   }
 
@@ -795,13 +1037,21 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   }
 
   /**
-   * The quorum-th largest of `value` over the voters: the most a quorum agrees on. No
-   * allocation (a hot path): an insertion sort, descending, into a reused array.
+   * The most a majority of every group agrees on: for each group, the majority-th largest of
+   * `value` over its voters, and the least of those. No allocation (a hot path): an
+   * insertion sort, descending, into a reused array.
    */
   private quorumValue(value: (peer: NodeId, pr: Progress) => number): number {
+    let agreed = Number.POSITIVE_INFINITY;
+    for (const group of majorityGroups(this.current)) agreed = Math.min(agreed, this.groupValue(group, value));
+    return agreed;
+  }
+
+  private groupValue(group: readonly NodeId[], value: (peer: NodeId, pr: Progress) => number): number {
     const values = this.quorumScratch;
     let n = 0;
-    for (const [peer, pr] of this.progress) {
+    for (const peer of group) {
+      const pr = this.progress.get(peer) as Progress;
       const v = value(peer, pr);
       let i = n++;
       while (i > 0 && (values[i - 1] as number) < v) {
@@ -810,7 +1060,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
       }
       values[i] = v;
     }
-    return values[this.quorum - 1] as number;
+    return values[majority(group.length) - 1] as number;
   }
 
   // ---- linearizable reads: ReadIndex (thesis 6.4) ----
@@ -834,7 +1084,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
       this.releaseRead({ requestId, from, index: this.log.commitIndex, round: 0, acks: new Set() });
       return;
     }
-    if (this.quorum === 1) {
+    if (this.selfQuorum) {
       this.releaseRead({ requestId, from, index: this.log.commitIndex, round: 0, acks: new Set() });
       return;
     }
@@ -870,9 +1120,13 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
       if (read.round > round) break;
       read.acks.add(from);
     }
-    while (this.pendingReads.length > 0 && (this.pendingReads[0] as PendingRead).acks.size >= this.quorum) {
+    while (this.pendingReads.length > 0 && this.readConfirmed(this.pendingReads[0] as PendingRead)) {
       this.releaseRead(this.pendingReads.shift() as PendingRead);
     }
+  }
+
+  private readConfirmed(read: PendingRead): boolean {
+    return hasMajority(this.current, (id) => read.acks.has(id));
   }
 
   private releaseRead(read: PendingRead): void {
@@ -958,9 +1212,10 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   }
 
   status(): EngineStatus {
+    const learner = this.role === "follower" && this.current.learners.includes(this.id);
     return {
       id: this.id,
-      role: this.role,
+      role: learner ? "learner" : this.role,
       term: this.term,
       leader: this.lead,
       commitIndex: this.log.commitIndex,

@@ -1,5 +1,6 @@
 import { InvalidInputError } from "../common/errors.js";
 import type { LogEntry } from "../engine/contract.js";
+import { decodeMembership, validateMembership } from "./membership.js";
 import type { RaftMessage } from "./messages.js";
 
 /**
@@ -64,6 +65,7 @@ export function validateRaftMessage(value: unknown): RaftMessage {
       index(m, "offset");
       if (!(m["chunk"] instanceof Uint8Array)) throw new InvalidInputError("a snapshot chunk must carry bytes");
       if ((m["offset"] as number) + m["chunk"].length > (m["size"] as number)) throw new InvalidInputError("a snapshot chunk runs past the snapshot's size");
+      if (m["membership"] !== undefined) validateMembership(m["membership"]);
       break;
     case "snapshot-response":
       index(m, "index");
@@ -93,6 +95,8 @@ function entries(value: unknown): asserts value is LogEntry[] {
     index(e, "index");
     index(e, "term");
     if (!(e["data"] instanceof Uint8Array)) throw new InvalidInputError("an entry's data must be bytes");
+    if (e["kind"] !== undefined && e["kind"] !== "config") throw new InvalidInputError(`an entry's kind must be "config" or absent, got ${JSON.stringify(e["kind"])}`);
+    if (e["kind"] === "config") decodeMembership(e["data"]); // the engine acts on it as soon as it is appended
     // The engine appends entries as a contiguous run; a gap would corrupt its log.
     if (previous >= 0 && e["index"] !== previous + 1) throw new InvalidInputError("entries must have consecutive indexes");
     previous = e["index"] as number;

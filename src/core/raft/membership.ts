@@ -1,0 +1,213 @@
+import { assert } from "../common/assert.js";
+import { InvalidInputError } from "../common/errors.js";
+import type { Membership, MembershipChange, NodeId } from "../engine/contract.js";
+
+const EMPTY = new Uint8Array(0);
+const MEMBERSHIP_FORMAT = 1;
+/** More members than this in one configuration is a mistake, not a cluster. */
+export const MEMBERS_MAX = 1024;
+/** The context is replicated in every configuration entry and snapshot: keep it small. */
+export const MEMBERSHIP_CONTEXT_BYTES_MAX = 1024 * 1024;
+
+/** The configuration of a cluster bootstrapped with `voters`. */
+export function bootstrapMembership(voters: readonly NodeId[]): Membership {
+  return { voters: [...voters], outgoing: [], learners: [], autoPromote: [], autoLeave: true, context: EMPTY };
+}
+
+export function isJoint(m: Membership): boolean {
+  return m.outgoing.length > 0;
+}
+
+/** Voters of either half of a joint configuration: whoever may campaign and vote. */
+export function isVoter(m: Membership, id: NodeId): boolean {
+  return m.voters.includes(id) || m.outgoing.includes(id);
+}
+
+export function isMember(m: Membership, id: NodeId): boolean {
+  return isVoter(m, id) || m.learners.includes(id);
+}
+
+/** Every member, each once: voters, then outgoing voters not among them, then learners. */
+export function members(m: Membership): NodeId[] {
+  const out = [...m.voters];
+  for (const id of m.outgoing) if (!out.includes(id)) out.push(id);
+  for (const id of m.learners) if (!out.includes(id)) out.push(id);
+  return out;
+}
+
+/** The majority groups a decision needs: the voters, and the outgoing voters while joint. */
+export function majorityGroups(m: Membership): readonly (readonly NodeId[])[] {
+  return isJoint(m) ? [m.voters, m.outgoing] : [m.voters];
+}
+
+export function majority(size: number): number {
+  return Math.floor(size / 2) + 1;
+}
+
+/**
+ * Whether `has` holds for a majority of every group: a vote won, a read confirmed, a quorum
+ * active. No allocation (hot path for reads).
+ */
+export function hasMajority(m: Membership, has: (id: NodeId) => boolean): boolean {
+  for (const group of majorityGroups(m)) {
+    let count = 0;
+    for (const id of group) if (has(id)) count++;
+    if (count < majority(group.length)) return false;
+  }
+  return true;
+}
+
+/** Whether `refused` holds for so many of some group that a majority of it can no longer agree. */
+export function majorityImpossible(m: Membership, refused: (id: NodeId) => boolean): boolean {
+  for (const group of majorityGroups(m)) {
+    let count = 0;
+    for (const id of group) if (refused(id)) count++;
+    if (count > group.length - majority(group.length)) return true;
+  }
+  return false;
+}
+
+function sameSet(a: readonly NodeId[], b: readonly NodeId[]): boolean {
+  return a.length === b.length && a.every((id) => b.includes(id));
+}
+
+export function sameMembers(a: Membership, b: Membership): boolean {
+  return sameSet(a.voters, b.voters) && sameSet(a.outgoing, b.outgoing) && sameSet(a.learners, b.learners) && sameSet(a.autoPromote, b.autoPromote);
+}
+
+function checkIds(ids: readonly NodeId[], what: string): void {
+  if (ids.length > MEMBERS_MAX) throw new InvalidInputError(`${ids.length} ${what}; at most ${MEMBERS_MAX}`);
+  for (const id of ids) if (!Number.isSafeInteger(id) || id <= 0) throw new InvalidInputError(`${what} must be positive integers, got ${id}`);
+  if (new Set(ids).size !== ids.length) throw new InvalidInputError(`${what} must not repeat an id`);
+}
+
+/**
+ * The configuration that `change` asks to go to from `current` (thesis chapter 4): the new
+ * one directly when at most one voter changes, else the joint configuration; when
+ * `current` is joint, the configuration that leaves it. Throws InvalidInputError for a
+ * change that is malformed or that cannot be made from here.
+ */
+export function nextMembership(current: Membership, change: MembershipChange): Membership {
+  checkIds(change.voters, "voters");
+  checkIds(change.learners, "learners");
+  const autoPromote = change.autoPromote ?? [];
+  checkIds(autoPromote, "learners to promote");
+  if (change.voters.length === 0) throw new InvalidInputError("a configuration needs at least one voter");
+  for (const id of change.learners) if (change.voters.includes(id)) throw new InvalidInputError(`node ${id} cannot be both a voter and a learner`);
+  for (const id of autoPromote) if (!change.learners.includes(id)) throw new InvalidInputError(`node ${id} is to be promoted but is not a learner`);
+  if (change.context.length > MEMBERSHIP_CONTEXT_BYTES_MAX) throw new InvalidInputError(`the configuration's context is ${change.context.length} bytes; at most ${MEMBERSHIP_CONTEXT_BYTES_MAX}`);
+  const base = { voters: [...change.voters], learners: [...change.learners], autoPromote: [...autoPromote], context: change.context };
+  if (isJoint(current)) {
+    if (!sameSet(change.voters, current.voters)) {
+      throw new InvalidInputError(`the cluster is in a joint configuration (voters ${current.voters.join(",")} and ${current.outgoing.join(",")}); leave it first, with the voters ${current.voters.join(",")}`);
+    }
+    return { ...base, outgoing: [], autoLeave: true };
+  }
+  const changedVoters = change.voters.filter((id) => !current.voters.includes(id)).length + current.voters.filter((id) => !change.voters.includes(id)).length;
+  if (changedVoters <= 1 && change.joint !== true) return { ...base, outgoing: [], autoLeave: true };
+  // While joint, the old voters still vote; one that is to end as a learner is added to the
+  // learners only when the joint configuration is left, so no id is in two lists.
+  for (const id of change.learners) {
+    if (current.voters.includes(id)) throw new InvalidInputError(`node ${id} cannot turn from voter into learner in a joint change; remove it, then add it as a learner`);
+  }
+  return { ...base, outgoing: [...current.voters], autoLeave: change.autoLeave ?? true };
+}
+
+/** The configuration that leaves the joint configuration `joint`, keeping its learners. */
+export function leaveJoint(joint: Membership): Membership {
+  assert(isJoint(joint), "leaving a configuration that is not joint");
+  return { ...joint, outgoing: [], autoLeave: true };
+}
+
+/** `m` with learner `id` made a voter (a change of one voter). */
+export function promoted(m: Membership, id: NodeId): Membership {
+  assert(m.learners.includes(id) && !isJoint(m), `node ${id} is not a learner of a simple configuration`);
+  return { ...m, voters: [...m.voters, id], learners: m.learners.filter((x) => x !== id), autoPromote: m.autoPromote.filter((x) => x !== id) };
+}
+
+// ---- encoding: u8 format | 4 id lists (u32 count, f64 each) | u8 autoLeave | u32 length, context ----
+
+export function encodeMembership(m: Membership): Uint8Array {
+  const lists = [m.voters, m.outgoing, m.learners, m.autoPromote];
+  let bytes = 1 + 1 + 4 + m.context.length;
+  for (const list of lists) bytes += 4 + 8 * list.length;
+  const out = new Uint8Array(bytes);
+  const view = new DataView(out.buffer);
+  let at = 0;
+  view.setUint8(at, MEMBERSHIP_FORMAT);
+  at += 1;
+  for (const list of lists) {
+    view.setUint32(at, list.length);
+    at += 4;
+    for (const id of list) {
+      view.setFloat64(at, id);
+      at += 8;
+    }
+  }
+  view.setUint8(at, m.autoLeave ? 1 : 0);
+  at += 1;
+  view.setUint32(at, m.context.length);
+  at += 4;
+  out.set(m.context, at);
+  return out;
+}
+
+/** Decodes a configuration entry's data; InvalidInputError when it is not one. */
+export function decodeMembership(data: Uint8Array): Membership {
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  let at = 0;
+  const need = (bytes: number): void => {
+    if (at + bytes > data.length) throw new InvalidInputError(`a configuration entry of ${data.length} bytes is cut short`);
+  };
+  need(1);
+  const format = view.getUint8(at);
+  at += 1;
+  if (format !== MEMBERSHIP_FORMAT) throw new InvalidInputError(`unknown configuration format ${format}`);
+  const lists: NodeId[][] = [];
+  for (let l = 0; l < 4; l++) {
+    need(4);
+    const count = view.getUint32(at);
+    at += 4;
+    if (count > MEMBERS_MAX) throw new InvalidInputError(`a configuration with ${count} ids in one list`);
+    need(8 * count);
+    const list: NodeId[] = [];
+    for (let i = 0; i < count; i++) {
+      const id = view.getFloat64(at);
+      at += 8;
+      if (!Number.isSafeInteger(id) || id <= 0) throw new InvalidInputError(`a configuration with the node id ${id}`);
+      list.push(id);
+    }
+    lists.push(list);
+  }
+  need(5);
+  const autoLeave = view.getUint8(at) === 1;
+  at += 1;
+  const contextBytes = view.getUint32(at);
+  at += 4;
+  need(contextBytes);
+  const context = data.slice(at, at + contextBytes);
+  at += contextBytes;
+  if (at !== data.length) throw new InvalidInputError(`a configuration entry has ${data.length - at} bytes too many`);
+  const [voters, outgoing, learners, autoPromote] = lists as [NodeId[], NodeId[], NodeId[], NodeId[]];
+  return { voters, outgoing, learners, autoPromote, autoLeave, context };
+}
+
+/** Checks a membership decoded from a peer (in a snapshot chunk). */
+export function validateMembership(value: unknown): Membership {
+  if (typeof value !== "object" || value === null) throw new InvalidInputError("a membership must be an object");
+  const m = value as Record<string, unknown>;
+  for (const field of ["voters", "outgoing", "learners", "autoPromote"]) {
+    const list = m[field];
+    if (!Array.isArray(list)) throw new InvalidInputError(`membership.${field} must be a list`);
+    checkIds(list as NodeId[], `membership.${field}`);
+  }
+  if (typeof m["autoLeave"] !== "boolean") throw new InvalidInputError("membership.autoLeave must be a boolean");
+  if (!(m["context"] instanceof Uint8Array)) throw new InvalidInputError("membership.context must be bytes");
+  return value as Membership;
+}
+
+export function describeMembership(m: Membership): string {
+  const joint = isJoint(m) ? ` & ${m.outgoing.join(",")}` : "";
+  const learners = m.learners.length > 0 ? ` learners ${m.learners.join(",")}` : "";
+  return `voters ${m.voters.join(",")}${joint}${learners}`;
+}
