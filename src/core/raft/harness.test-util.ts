@@ -25,11 +25,14 @@ interface Disk {
 
 /** The harness's state machine is the list of applied entries; a snapshot is that list. */
 function encodeApplied(entries: readonly LogEntry[]): Uint8Array {
-  return utf8Encode(JSON.stringify(entries.map((e) => [e.index, e.term, utf8Decode(e.data)])));
+  // Configuration entries keep their kind (their bytes are not text: only the kind matters).
+  return utf8Encode(JSON.stringify(entries.map((e) => (e.kind === "config" ? [e.index, e.term, "", "config"] : [e.index, e.term, utf8Decode(e.data)]))));
 }
 
 function decodeApplied(bytes: Uint8Array): LogEntry[] {
-  return (JSON.parse(utf8Decode(bytes)) as [number, number, string][]).map(([index, term, text]) => ({ index, term, data: utf8Encode(text) }));
+  return (JSON.parse(utf8Decode(bytes)) as [number, number, string, string?][]).map(([index, term, text, kind]) =>
+    kind === "config" ? { index, term, data: utf8Encode(text), kind } : { index, term, data: utf8Encode(text) },
+  );
 }
 
 export class TestCluster {
@@ -46,12 +49,17 @@ export class TestCluster {
   dropWhere: ((envelope: Envelope) => boolean) | null = null;
   readonly ids: NodeId[];
 
+  /** The bootstrap voters: the first `bootstrapVoters` ids; the rest start empty, to join later. */
+  readonly bootstrap: NodeId[];
+
   constructor(
     size: number,
     private readonly config: RaftConfig = { ...DEFAULT_RAFT_CONFIG },
     private readonly mutant: RaftMutant | null = null,
+    bootstrapVoters = size,
   ) {
     this.ids = Array.from({ length: size }, (_, i) => i + 1);
+    this.bootstrap = this.ids.slice(0, bootstrapVoters);
     for (const id of this.ids) {
       this.disks.set(id, { hardState: null, snapshot: null, entries: [] });
       this.start(id);
@@ -62,7 +70,8 @@ export class TestCluster {
   start(id: NodeId, seed = id): RaftEngine {
     const disk = this.disks.get(id) as Disk;
     const durable: DurableState<RaftHardState> = { hardState: disk.hardState, snapshot: disk.snapshot, entries: [...disk.entries] };
-    const engine = new RaftEngine({ id, peers: this.ids, durable, appliedIndex: disk.snapshot?.index ?? 0, seed }, this.config, this.mutant);
+    const peers = this.bootstrap.includes(id) ? this.bootstrap : [];
+    const engine = new RaftEngine({ id, peers, durable, appliedIndex: disk.snapshot?.index ?? 0, seed }, this.config, this.mutant);
     this.engines.set(id, engine);
     this.applied.set(id, disk.snapshot === null ? [] : decodeApplied(disk.snapshot.data));
     this.readStates.set(id, []);
@@ -110,6 +119,16 @@ export class TestCluster {
       for (const b of groupB) {
         this.cut.add(`${a}>${b}`);
         this.cut.add(`${b}>${a}`);
+      }
+    }
+  }
+
+  /** Restores the links between two groups, both ways. */
+  mend(groupA: readonly NodeId[], groupB: readonly NodeId[]): void {
+    for (const a of groupA) {
+      for (const b of groupB) {
+        this.cut.delete(`${a}>${b}`);
+        this.cut.delete(`${b}>${a}`);
       }
     }
   }
@@ -186,7 +205,7 @@ export class TestCluster {
   }
 
   appliedData(id: NodeId): string[] {
-    return (this.applied.get(id) as LogEntry[]).filter((e) => e.data.length > 0).map((e) => utf8Decode(e.data));
+    return (this.applied.get(id) as LogEntry[]).filter((e) => e.data.length > 0 && e.kind !== "config").map((e) => utf8Decode(e.data));
   }
 }
 

@@ -99,6 +99,8 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   private current: Membership;
   /** This node alone is a majority of every group (a one-voter cluster). */
   private selfQuorum = false;
+  /** The configuration index whose commit this leader has acted on (-1: none this term). */
+  private configSettledIndex = -1;
   private readonly prng: Prng;
   private readonly mutant: RaftMutant | null;
   private readonly log: RaftLog;
@@ -519,9 +521,17 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     }
   }
 
-  /** A leader tracks every member; a new one starts probing at the end of the log. */
+  /**
+   * A leader tracks every member; a new one starts probing at the end of the log. Members
+   * that the latest configuration removes keep receiving the log until it commits, so they
+   * most likely learn of their removal and stop campaigning.
+   */
   private syncProgress(): void {
     const wanted = members(this.current);
+    const last = this.configs[this.configs.length - 1];
+    if (last !== undefined && last.index > this.log.commitIndex) {
+      for (const id of members(this.membershipAt(last.index - 1))) if (!wanted.includes(id)) wanted.push(id);
+    }
     for (const peer of [...wanted, this.id]) {
       if (this.progress.has(peer)) continue;
       const pr = new Progress(this.log.lastIndex + 1, this.config.inflightMessagesMax, this.config.inflightBytesMax);
@@ -569,7 +579,12 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
    */
   private afterConfigCommit(): void {
     if (this.mutant === "config-on-commit") this.refreshMembership();
-    if (this.role !== "leader" || this.membershipChangeBlocked() !== null) return;
+    const latestIndex = this.configs[this.configs.length - 1]?.index ?? 0;
+    // Hot path (every commit): act once per configuration and leader term.
+    if (this.role !== "leader" || latestIndex <= this.configSettledIndex || this.membershipChangeBlocked() !== null) return;
+    this.configSettledIndex = latestIndex;
+    const tracked = members(this.current).length + (isMember(this.current, this.id) ? 0 : 1);
+    if (this.progress.size > tracked) this.syncProgress(); // the removed ones' time is up
     if (this.removedFromCommittedConfig()) {
       if (this.transferTarget !== null) return;
       const target = this.mostUpToDateFollower();
@@ -714,6 +729,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     this.electionElapsed = 0;
     this.progress.clear();
     this.syncProgress();
+    this.configSettledIndex = -1;
     this.uncommittedBytes = 0;
     this.pendingReads = [];
     this.readsAwaitingTermCommit = [];
