@@ -1,7 +1,7 @@
 import { assert } from "../core/common/assert.js";
 import { NotLeaderError } from "../core/common/errors.js";
 import { utf8Decode, utf8Encode } from "../core/common/utf8.js";
-import type { Engine, EngineFactory, LogEntry, NodeId, Ready } from "../core/engine/contract.js";
+import type { Admission, Engine, EngineFactory, LogEntry, MembershipChange, NodeId, Ready } from "../core/engine/contract.js";
 import { encodeCommand, type KvCommand } from "../core/kv/command.js";
 import { KvStore } from "../core/kv/store.js";
 import { SimDisk } from "./disk.js";
@@ -39,6 +39,8 @@ interface PendingRead {
   /** Set once the engine says at which index the read is safe. */
   index: number | null;
 }
+
+const NO_COMMAND = new Uint8Array(0);
 
 export function requestKey(clientId: number, sequence: number): string {
   return `${clientId}:${sequence}`;
@@ -192,7 +194,10 @@ export class SimNode<M> {
     if (index - this.engine.status().snapshotIndex < this.snapshotEveryEntries) return;
     const term = this.engine.entryTerm(index);
     assert(term !== null, `no term for the applied index ${index}`);
-    const snapshot = { index, term, data: this.kv.snapshot() };
+    // The configuration at the snapshot's index goes with it: the log that held it goes.
+    const membership = this.engine.membershipAt?.(index);
+    const data = this.kv.snapshot();
+    const snapshot = membership === undefined ? { index, term, data } : { index, term, data, membership };
     // Durable first: the engine may drop the log behind it at once.
     this.disk.saveSnapshot(snapshot);
     this.engine.compact(index, snapshot.data);
@@ -200,6 +205,12 @@ export class SimNode<M> {
   }
 
   private apply(entry: LogEntry): void {
+    if (entry.kind === "config") {
+      // The engine's own entry: the state machine only moves past it.
+      this.kv.apply(entry.index, NO_COMMAND);
+      this.host.onApply(this.id, entry, null, null);
+      return;
+    }
     const applied = this.kv.apply(entry.index, entry.data);
     const key = applied.request === null ? null : requestKey(applied.request.clientId, applied.request.sequence);
     const output = applied.result.op === "cas" ? applied.result.succeeded : null;
@@ -248,6 +259,14 @@ export class SimNode<M> {
     this.engine = this.createEngine();
     this.host.onStatus(this);
     this.pump();
+  }
+
+  /** Asks this node's engine to change the configuration (engines with membership); whether it took the request. */
+  changeMembership(change: MembershipChange): Admission | null {
+    if (!this.up || this.paused || this.engine.changeMembership === undefined) return null;
+    const admission = this.engine.changeMembership(change);
+    this.pump();
+    return admission;
   }
 
   /** Asks this node's engine to hand leadership over (engines that support it); whether it took the request. */

@@ -8,6 +8,11 @@ export type FaultClass = (typeof FAULT_CLASSES)[number];
 export interface SimParams {
   readonly seed: number;
   readonly nodes: number;
+  /**
+   * The first this many nodes bootstrap the cluster as its voters; the others start empty,
+   * outside the configuration, for a scenario to add (membership changes).
+   */
+  readonly bootstrapVoters: number;
   readonly clients: number;
   readonly keys: number;
   readonly tickMicros: number;
@@ -73,6 +78,7 @@ export function deriveParams(seed: number, options: ParamOptions = {}): SimParam
   return {
     seed,
     nodes,
+    bootstrapVoters: nodes,
     clients,
     roamingClients: prng.pick([0, Math.ceil(clients / 2), clients]),
     scenario: "mixed",
@@ -101,7 +107,7 @@ export function describeParams(params: SimParams): string[] {
   const link = params.nodeLink;
   const ms = (micros: number): string => `${(micros / 1000).toFixed(1)}ms`;
   return [
-    `seed=${params.seed} scenario=${params.scenario} nodes=${params.nodes} clients=${params.clients} keys=${params.keys}`,
+    `seed=${params.seed} scenario=${params.scenario} nodes=${params.nodes}${params.bootstrapVoters < params.nodes ? ` (${params.bootstrapVoters} bootstrap voters)` : ""} clients=${params.clients} keys=${params.keys}`,
     `faults=${params.faults.join(",") || "none"}`,
     `network: delay=${ms(link.delayMinMicros)}+exp(${ms(link.delayMeanMicros)}) drop=${link.dropProbability} dup=${link.duplicateProbability} reorder=${link.longDelayProbability} (up to ${ms(link.longDelayMaxMicros)})`,
     `disk: fsync=${ms(params.fsyncMicrosMin)}+exp(${ms(params.fsyncMicrosMean)}) torn=${params.tornWriteProbability} snapshot-every=${params.snapshotEveryEntries || "never"}`,

@@ -9,7 +9,7 @@
  * churn, snapshots — each as a fault schedule plus the property it is there to show.
  */
 import type { Prng } from "../core/common/prng.js";
-import type { EngineStatus, NodeId, TuningHints } from "../core/engine/contract.js";
+import type { EngineStatus, Membership, MembershipChange, NodeId, TuningHints } from "../core/engine/contract.js";
 import { PARTITION_SHAPES, RELIABLE_LINK, type LinkModel, type PartitionShape } from "./network.js";
 import type { FaultClass, SimParams } from "./params.js";
 
@@ -33,6 +33,10 @@ export interface ScenarioContext {
   /** Crashes a node inside its next fsync (after its messages left, before its write is durable). */
   armCrash(id: NodeId): void;
   restart(id: NodeId): void;
+  /** Asks node `from` to change the configuration; false if not taken (not the leader, a change in flight). */
+  changeMembership(from: NodeId, change: MembershipChange): boolean;
+  /** The configuration node `id` acts on (null: down, or an engine without membership). */
+  membership(id: NodeId): Membership | null;
   /** Asks node `from` to hand its leadership to `to` (null: its pick); false if not taken. */
   transferLeadership(from: NodeId, to: NodeId | null): boolean;
   pause(id: NodeId, micros: number): void;
@@ -101,7 +105,7 @@ function unreliable(params: SimParams, prng: Prng): SimParams {
 
 function withNodes(params: SimParams, nodes: number, prng: Prng): SimParams {
   if (params.nodes === nodes) return params;
-  return { ...params, nodes, clockRates: Array.from({ length: nodes }, () => 1 + (prng.float() - 0.5) * 0.02) };
+  return { ...params, nodes, bootstrapVoters: nodes, clockRates: Array.from({ length: nodes }, () => 1 + (prng.float() - 0.5) * 0.02) };
 }
 
 /** Narrows the fault classes; the network keeps only the misbehaviours still listed. */
@@ -218,6 +222,67 @@ function leaderTransferNemesis(ctx: ScenarioContext): void {
   });
   atFaultPhaseEnd(ctx, () => {
     if (transfers >= 5 && ctx.leaderTerms() < 3) ctx.fail(`${transfers} transfers were started but leadership changed hands only ${ctx.leaderTerms() - 1} times`);
+  });
+}
+
+const NO_CONTEXT = new Uint8Array(0);
+
+function memberOf(m: Membership, id: NodeId): boolean {
+  return m.voters.includes(id) || m.outgoing.includes(id) || m.learners.includes(id);
+}
+
+/**
+ * Random reconfigurations (thesis chapter 4) of a cluster of 5 or 6 nodes that starts with
+ * 3 voters, mixed with every fault of the mixed nemesis. Every few hundred ms the leader is
+ * asked for one change: add a learner (half of them marked for automatic promotion),
+ * promote one, add or remove a voter, remove itself, replace several voters at once
+ * (joint consensus, left automatically or on a later request), or hand leadership over.
+ * Requests come whether or not the previous change has committed: refusing them is the
+ * engine's job.
+ */
+function reconfigurationNemesis(ctx: ScenarioContext): void {
+  mixedNemesis(ctx);
+  const prng = ctx.prng;
+  let accepted = 0;
+  ctx.repeat(ctx.params.faultIntervalMicrosMean / 2, () => {
+    const leader = ctx.leader();
+    const m = leader === null ? null : ctx.membership(leader);
+    if (leader === null || m === null) return;
+    const ask = (voters: readonly NodeId[], learners: readonly NodeId[], extra: Partial<MembershipChange> = {}): void => {
+      if (ctx.changeMembership(leader, { voters, learners, context: NO_CONTEXT, ...extra })) accepted++;
+    };
+    if (m.outgoing.length > 0) {
+      if (!m.autoLeave && prng.chance(0.5)) ask(m.voters, m.learners);
+      return;
+    }
+    const outsiders = ctx.nodeIds.filter((id) => !memberOf(m, id));
+    const without = (list: readonly NodeId[], id: NodeId): NodeId[] => list.filter((x) => x !== id);
+    const roll = prng.float();
+    if (roll < 0.2 && outsiders.length > 0) {
+      const id = prng.pick(outsiders);
+      ask(m.voters, [...m.learners, id], { autoPromote: prng.chance(0.5) ? [...m.autoPromote, id] : m.autoPromote });
+    } else if (roll < 0.32 && m.learners.length > 0) {
+      const id = prng.pick(m.learners);
+      ask([...m.voters, id], without(m.learners, id), { autoPromote: without(m.autoPromote, id) });
+    } else if (roll < 0.42 && outsiders.length > 0) {
+      ask([...m.voters, prng.pick(outsiders)], m.learners, { autoPromote: m.autoPromote });
+    } else if (roll < 0.57 && m.voters.length > 1) {
+      const victim = prng.pick([...m.voters, ...m.learners]);
+      ask(without(m.voters, victim), without(m.learners, victim), { autoPromote: without(m.autoPromote, victim) });
+    } else if (roll < 0.65 && m.voters.length > 1) {
+      ask(without(m.voters, leader), m.learners, { autoPromote: m.autoPromote }); // the leader removes itself
+    } else if (roll < 0.8) {
+      const size = prng.int(1, Math.min(5, ctx.nodeIds.length));
+      const voters = prng.shuffle([...ctx.nodeIds]).slice(0, size);
+      const learners = m.learners.filter((id) => !voters.includes(id));
+      ask(voters, learners, { joint: true, autoLeave: prng.chance(0.7), autoPromote: m.autoPromote.filter((id) => learners.includes(id)) });
+    } else {
+      ctx.transferLeadership(leader, prng.chance(0.3) ? null : prng.pick(m.voters));
+    }
+  });
+  atFaultPhaseEnd(ctx, () => {
+    const requests = Math.floor(ctx.params.faultPhaseMicros / ctx.params.faultIntervalMicrosMean);
+    if (requests >= 20 && accepted === 0) ctx.fail(`no configuration change was accepted in about ${requests * 2} requests`);
   });
 }
 
@@ -492,6 +557,13 @@ export const SCENARIOS: readonly Scenario[] = [
     weight: 3,
     params: (p, prng) => ({ ...withNodes(p, prng.pick([3, 5]), prng), faultIntervalMicrosMean: prng.int(100, 400) * 1000 }),
     start: leaderTransferNemesis,
+  },
+  {
+    name: "reconfiguration",
+    description: "random membership changes — learners, promotions, adds, removes (the leader's too), joint changes, transfers — under every fault (chapter 4)",
+    weight: 4,
+    params: (p, prng) => ({ ...withNodes(p, prng.pick([5, 6]), prng), bootstrapVoters: 3, faultIntervalMicrosMean: prng.int(200, 800) * 1000 }),
+    start: reconfigurationNemesis,
   },
   {
     name: "transfer-lease-adversary",

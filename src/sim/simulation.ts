@@ -1,6 +1,6 @@
 import { AssertionError } from "../core/common/assert.js";
 import { Prng } from "../core/common/prng.js";
-import type { DurableState, EngineFactory, EngineInvariant, EngineStatus, LogEntry, NodeId } from "../core/engine/contract.js";
+import type { DurableState, EngineFactory, EngineInvariant, EngineStatus, LogEntry, Membership, NodeId } from "../core/engine/contract.js";
 import { checkMajorityCommit, type NodeLog } from "./check/majority-commit.js";
 import { checkLeaderCompleteness } from "./check/leader-completeness.js";
 import { checkLinearizability } from "./check/linearizability.js";
@@ -128,6 +128,8 @@ class Simulation implements NodeHost<unknown> {
   private readonly scenario: Scenario;
   private readonly messageKinds = new Map<string, number>();
   /** The commit index last checked for each leader, and the durable state of crashed nodes. */
+  /** The configuration each node acted on when last seen (to trace its changes). */
+  private readonly membershipSeen = new Map<NodeId, Membership>();
   private readonly leaderCommitSeen = new Map<NodeId, { readonly term: number; readonly commit: number }>();
   private readonly downDurable = new Map<NodeId, DurableState<unknown>>();
   private readonly statusWatchers: ((id: NodeId, status: EngineStatus) => void)[] = [];
@@ -184,7 +186,8 @@ class Simulation implements NodeHost<unknown> {
     this.healStartMicros = this.params.faultPhaseMicros;
     for (const id of nodeIds) {
       const disk = new SimDisk<unknown>(this.params.tornWriteProbability);
-      this.nodes.set(id, new SimNode(id, nodeIds, factory, disk, this, () => this.prngEngine.nextUint32(), this.params.clientTimeoutMicros * 2, options.mutant ?? null, this.params.snapshotEveryEntries));
+      const peers = id <= this.params.bootstrapVoters ? nodeIds.slice(0, this.params.bootstrapVoters) : [];
+      this.nodes.set(id, new SimNode(id, peers, factory, disk, this, () => this.prngEngine.nextUint32(), this.params.clientTimeoutMicros * 2, options.mutant ?? null, this.params.snapshotEveryEntries));
     }
     for (let i = 0; i < this.params.clients; i++) {
       const id = CLIENT_ID_BASE + i + 1;
@@ -277,6 +280,11 @@ class Simulation implements NodeHost<unknown> {
 
   onStatus(node: SimNode<unknown>): void {
     const status = node.engine.status();
+    const membership = node.engine.membership?.();
+    if (membership !== undefined && this.membershipSeen.get(node.id) !== membership) {
+      this.membershipSeen.set(node.id, membership);
+      this.note(`node ${node.id}`, () => `configuration: ${describeMembership(membership)}`);
+    }
     if (this.claims.has("election-safety")) this.electionSafety.observe(status);
     if (status.role === "leader" && this.leaderTermSeen.get(node.id) !== status.term) {
       this.leaderTermSeen.set(node.id, status.term);
@@ -294,6 +302,10 @@ class Simulation implements NodeHost<unknown> {
     const seen = this.leaderCommitSeen.get(leader);
     if (seen !== undefined && seen.term === leaderTerm && seen.commit >= commitIndex) return;
     this.leaderCommitSeen.set(leader, { term: leaderTerm, commit: commitIndex });
+    // A new leader's commit index was decided before it led, under the configuration of
+    // that time (checked then): only what this leader commits is checked against its own.
+    const membership = this.nodes.get(leader)?.engine.membership?.();
+    if (membership !== undefined && (seen === undefined || seen.term !== leaderTerm)) return;
     const term = this.nodes.get(leader)?.engine.entryTerm(commitIndex) ?? null;
     if (term === null) return; // compacted at once: nothing to compare
     const logs = new Map<NodeId, NodeLog>();
@@ -310,7 +322,25 @@ class Simulation implements NodeHost<unknown> {
         logs.set(node.id, { up: false, durable });
       }
     }
-    checkMajorityCommit(leader, commitIndex, term, logs);
+    if (membership === undefined) {
+      checkMajorityCommit(leader, commitIndex, term, logs);
+      return;
+    }
+    // A majority of every group (both halves of a joint configuration) of the configuration
+    // the leader committed under: its latest — or, when it appended a newer one in the same
+    // step as it committed, the one before it, which is in force at the committed index.
+    const atCommit = this.nodes.get(leader)?.engine.membershipAt?.(commitIndex) ?? membership;
+    const check = (m: Membership): void => {
+      for (const group of m.outgoing.length > 0 ? [m.voters, m.outgoing] : [m.voters]) {
+        checkMajorityCommit(leader, commitIndex, term, new Map(group.map((id) => [id, logs.get(id) as NodeLog] as const)));
+      }
+    };
+    try {
+      check(membership);
+    } catch (error) {
+      if (!(error instanceof InvariantViolation) || atCommit === membership) throw error;
+      check(atCommit);
+    }
   }
 
   private note(actor: string, text: string | (() => string)): void {
@@ -410,6 +440,14 @@ class Simulation implements NodeHost<unknown> {
       restart: (id) => {
         if (!node(id).up) this.restart(node(id));
       },
+      changeMembership: (from, change) => {
+        const admission = node(from).changeMembership(change);
+        if (admission === null) return false;
+        const wanted = `voters ${change.voters.join(",")}${change.learners.length > 0 ? ` learners ${change.learners.join(",")}` : ""}${change.joint === true ? " (joint)" : ""}`;
+        this.notableEvent(`node ${from}`, `asked for ${wanted}: ${admission.accepted ? "accepted" : `refused (${admission.error.message})`}`);
+        return admission.accepted;
+      },
+      membership: (id) => (node(id).up ? (node(id).engine.membership?.() ?? null) : null),
       transferLeadership: (from, to) => {
         if (!node(from).up) return false;
         const accepted = node(from).transferLeadership(to);
@@ -607,7 +645,12 @@ class Simulation implements NodeHost<unknown> {
     this.checkLogs();
     if (!disabled.has("liveness")) this.checkLiveness();
     if (!disabled.has("lost-write")) {
-      const applied = new Map([...this.nodes.values()].filter((n) => n.up).map((n) => [n.id, n.appliedRequests] as const));
+      // Every member of the final configuration must hold every acknowledged write; a node
+      // that was removed stopped receiving them.
+      const leader = this.currentLeader();
+      const membership = leader === null ? undefined : this.nodes.get(leader)?.engine.membership?.();
+      const isMember = (id: NodeId): boolean => membership === undefined || membership.voters.includes(id) || membership.outgoing.includes(id) || membership.learners.includes(id);
+      const applied = new Map([...this.nodes.values()].filter((n) => n.up && isMember(n.id)).map((n) => [n.id, n.appliedRequests] as const));
       checkNoLostWrites(this.acked, applied);
     }
     if (disabled.has("linearizability")) return;
@@ -647,6 +690,13 @@ class Simulation implements NodeHost<unknown> {
       );
     }
   }
+}
+
+function describeMembership(m: Membership): string {
+  const joint = m.outgoing.length > 0 ? ` & ${m.outgoing.join(",")} (joint${m.autoLeave ? "" : ", left on request"})` : "";
+  const learners = m.learners.length > 0 ? `, learners ${m.learners.join(",")}` : "";
+  const promote = m.autoPromote.length > 0 ? ` (to promote: ${m.autoPromote.join(",")})` : "";
+  return `voters ${m.voters.join(",") || "none"}${joint}${learners}${promote}`;
 }
 
 /** Why `scenario` cannot run as asked, or null when it can. */

@@ -23,6 +23,8 @@ export class RaftLog {
   commitIndex: number;
   appliedIndex: number;
   applyingIndex: number;
+  /** Entries up to here are known durable: written by a Ready the driver has advanced past. */
+  durableIndex: number;
 
   constructor(durable: DurableState<unknown>, commitIndex: number, appliedIndex: number) {
     this.snapshotIndex = durable.snapshot?.index ?? 0;
@@ -30,6 +32,7 @@ export class RaftLog {
     this.entries = [...durable.entries];
     this.entries.forEach((entry, i) => assert(entry.index === this.snapshotIndex + 1 + i, `durable log is not contiguous at ${entry.index}`));
     this.unstableFrom = this.lastIndex + 1;
+    this.durableIndex = this.lastIndex;
     assertIndex(commitIndex, "commit index");
     // The applied index may be ahead of the durable commit (a state machine with its own
     // durable record); the commit index is at least what was applied.
@@ -116,6 +119,7 @@ export class RaftLog {
   private truncateFrom(index: number): void {
     this.entries.length = index - this.snapshotIndex - 1;
     this.unstableFrom = Math.min(this.unstableFrom, index);
+    this.durableIndex = Math.min(this.durableIndex, index - 1);
   }
 
   /**
@@ -192,5 +196,12 @@ export class RaftLog {
     this.commitIndex = snapshot.index;
     this.applyingIndex = snapshot.index;
     this.appliedIndex = snapshot.index;
+    this.durableIndex = snapshot.index;
+  }
+
+  /** The driver wrote `entries` (a Ready's), unless a conflict replaced them since. */
+  stableTo(entries: readonly LogEntry[]): void {
+    const last = entries[entries.length - 1];
+    if (last !== undefined && this.term(last.index) === last.term) this.durableIndex = Math.max(this.durableIndex, last.index);
   }
 }

@@ -204,9 +204,16 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     this.electionElapsed++;
     if (this.electionElapsed >= this.config.electionTicks) this.startupGuard = false;
     if (this.electionElapsed < this.randomizedElectionTicks) return;
+    if (!this.mayCampaign()) {
+      // A learner, a removed node and one that has not yet heard of any configuration do not
+      // campaign. Their leader has been silent for an election timeout: it is forgotten, and
+      // with it its lease, so they answer the votes of whoever campaigns next.
+      this.electionElapsed = this.randomizedElectionTicks;
+      this.lead = null;
+      return;
+    }
     this.electionElapsed = 0;
-    // A learner, a removed node and one that has not yet heard of any configuration wait.
-    if (isVoter(this.current, this.id)) this.campaign(this.config.preVote);
+    this.campaign(this.config.preVote);
   }
 
   private tickLeader(): void {
@@ -231,6 +238,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
         this.becomeFollower(this.term, null);
         return;
       }
+      if (this.progress.size > members(this.current).length + 1) this.syncProgress(true);
       for (const [peer, pr] of this.progress) if (peer !== this.id) pr.recentActive = false;
     }
     this.maybeAutoPromote();
@@ -249,10 +257,12 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   }
 
   step(from: NodeId, message: RaftMessage): void {
-    // A vote request from a node outside the configuration (a removed node, or a stranger)
-    // is ignored rather than let it force a new term. Anything else is heard: a leader of a
-    // configuration this node has not caught up with yet must be able to bring it up to date.
-    if (message.type === "vote" && !isMember(this.current, from)) return;
+    // A vote request from outside this node's configuration — a removed node, most likely —
+    // whose log is behind this one's would be refused anyway: ignoring it keeps it from
+    // forcing a new term on the cluster. One with a log as up to date is heard: it may be a
+    // voter of a configuration this node has not caught up with yet. So is everything else:
+    // a leader of such a configuration must be able to bring this node up to date.
+    if (message.type === "vote" && !isMember(this.current, from) && !this.log.isUpToDate(message.lastIndex, message.lastTerm)) return;
     if (message.term > this.term) {
       const fromLeader = message.type === "append" || message.type === "heartbeat" || message.type === "snapshot";
       const transferVote = message.type === "vote" && message.transfer === true;
@@ -276,8 +286,11 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
         this.send(from, { type: "heartbeat-response", term: this.term, readRound: 0 });
         return;
       }
-      if (message.type === "vote" && message.preVote) {
-        this.send(from, { type: "vote-response", term: this.term, preVote: true, granted: false });
+      if (message.type === "vote") {
+        // Refused, with this node's term, so the candidate catches up to it: a candidate
+        // whose term fell behind (it needs this node, which campaigned on its own with
+        // PreVote off) would otherwise campaign in vain for ever.
+        this.send(from, { type: "vote-response", term: this.term, preVote: message.preVote, granted: false });
         return;
       }
       const staleAckAllowed = this.mutant === "accept-stale-append-response" && message.type === "append-response";
@@ -332,7 +345,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
       case "timeout-now":
         // The leader handed over: campaign at once, for real (a pre-vote would be refused by
         // voters that still hear from it), saying why so they grant despite its lease.
-        if (this.role === "follower" && isVoter(this.current, this.id)) this.campaign(false, true);
+        if (this.role === "follower" && this.mayCampaign()) this.campaign(false, true);
         return;
     }
   }
@@ -349,10 +362,12 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
       this.appendProposal(data);
       return { accepted: true };
     }
-    if (this.role === "follower" && this.lead !== null) {
+    if (this.role === "follower" && this.lead !== null && isMember(this.current, this.id)) {
       this.send(this.lead, { type: "propose", term: this.term, data: [data] });
       return { accepted: true };
     }
+    // A node outside the configuration (removed, or not yet joined) would never learn the
+    // outcome: it gets no log. Its client is sent to the leader.
     return { accepted: false, error: new NotLeaderError(this.lead) };
   }
 
@@ -367,7 +382,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
       this.handleReadRequest(this.id, requestId, lease);
       return { accepted: true };
     }
-    if (this.role === "follower" && this.lead !== null) {
+    if (this.role === "follower" && this.lead !== null && isMember(this.current, this.id)) {
       this.send(this.lead, lease ? { type: "read-index", term: this.term, requestId, lease } : { type: "read-index", term: this.term, requestId });
       return { accepted: true };
     }
@@ -522,11 +537,13 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   }
 
   /**
-   * A leader tracks every member; a new one starts probing at the end of the log. Members
-   * that the latest configuration removes keep receiving the log until it commits, so they
-   * most likely learn of their removal and stop campaigning.
+   * A leader tracks every member; a new one starts probing at the end of the log. A node
+   * that a configuration removes keeps receiving the log until that configuration has
+   * committed and the node holds it — then it is told the commit index once more, and
+   * learns that its removal is final, so it stops campaigning (see mayCampaign) — or until
+   * it stays silent for an election timeout (`dropSilent`).
    */
-  private syncProgress(): void {
+  private syncProgress(dropSilent = false): void {
     const wanted = members(this.current);
     const last = this.configs[this.configs.length - 1];
     if (last !== undefined && last.index > this.log.commitIndex) {
@@ -539,7 +556,17 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
       pr.recentActive = true;
       this.progress.set(peer, pr);
     }
-    for (const peer of [...this.progress.keys()]) if (peer !== this.id && !wanted.includes(peer)) this.progress.delete(peer);
+    const latestIndex = last?.index ?? 0;
+    const settled = latestIndex <= this.log.commitIndex;
+    for (const [peer, pr] of [...this.progress]) {
+      if (peer === this.id || wanted.includes(peer)) continue;
+      const done = settled && pr.match >= latestIndex;
+      if (!done && !(dropSilent && !pr.recentActive)) continue;
+      this.progress.delete(peer);
+      // A last word: the commit index, so a removed node that holds its removal learns that
+      // it committed, and stops campaigning (see mayCampaign).
+      if (this.role === "leader") this.send(peer, { type: "heartbeat", term: this.term, commit: Math.min(pr.match, this.log.commitIndex), readRound: 0 });
+    }
   }
 
   /**
@@ -563,6 +590,20 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
       changed = true;
     }
     if (changed || this.mutant === "config-on-commit") this.refreshMembership();
+  }
+
+  /**
+   * Voters campaign; so does a node that the latest configuration removes while, as far as
+   * it knows, that configuration has not committed. It may hold the most up-to-date log —
+   * a leader that appended its own removal and crashed — and then the remaining voters
+   * cannot win without its vote, which it refuses them: it must lead once more, commit its
+   * removal, and hand over (thesis 4.2.2). Once the removal commits, it stops; before, a
+   * cluster that moved on ignores its vote requests (they come from a non-member).
+   */
+  private mayCampaign(): boolean {
+    if (isVoter(this.current, this.id)) return true;
+    const last = this.configs[this.configs.length - 1];
+    return last !== undefined && last.index > this.log.commitIndex && isVoter(this.membershipAt(last.index - 1), this.id);
   }
 
   /** This leader's configuration, committed, no longer has it as a voter. */
@@ -775,7 +816,8 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
       this.configs.push({ index, term: this.term, membership });
       this.refreshMembership();
     }
-    // With other voters, the leader's own append cannot move the quorum's match.
+    // With other voters, the leader's own append cannot move the quorum's match. Alone, it
+    // commits what is durable (see advance): this entry only once the driver has written it.
     if (this.selfQuorum) this.maybeCommit();
   }
 
@@ -900,6 +942,11 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     }
     const wasPaused = pr.paused;
     if (!pr.maybeUpdate(message.index)) return;
+    if (!isMember(this.current, from) && from !== this.id) {
+      // A removed node catching up on its removal: let it go once it holds it.
+      this.syncProgress();
+      if (this.progress.get(from) !== pr) return;
+    }
     if (pr.state === "probe") pr.becomeReplicate();
     else if (pr.state === "snapshot") {
       if (pr.match >= pr.pendingSnapshot) pr.becomeReplicate();
@@ -910,9 +957,10 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     }
     if (this.maybeCommit()) {
       this.broadcastPending = true;
-      if (this.role !== "leader") return; // removed itself, and handed over
-    }
-    else if (wasPaused) this.sendAppend(from);
+      // The commit may have settled a configuration: this leader removed itself and handed
+      // over, or the sender was removed and is no longer tracked.
+      if (this.role !== "leader" || this.progress.get(from) !== pr) return;
+    } else if (wasPaused) this.sendAppend(from);
     while (pr.state === "replicate" && this.sendAppend(from)) {
       // keep the pipeline full up to the in-flight window
     }
@@ -1030,7 +1078,9 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
    * of the current term (section 5.4.2, Figure 8): an older entry is committed indirectly.
    */
   private maybeCommit(): boolean {
-    const quorumIndex = this.quorumMatch();
+    // A leader that is a majority on its own must not count entries not yet durable: the
+    // commit index would reach learners (and the removed) in messages sent before the write.
+    const quorumIndex = this.selfQuorum ? Math.min(this.quorumMatch(), this.log.durableIndex) : this.quorumMatch();
     if (quorumIndex <= this.log.commitIndex) return false;
     if (this.log.term(quorumIndex) !== this.term && this.mutant !== "commit-previous-term") return false;
     const previous = this.log.commitIndex;
@@ -1224,7 +1274,9 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     assert(ready === this.outstanding, "advance() with a Ready that is not the outstanding one");
     const last = ready.committedEntries[ready.committedEntries.length - 1];
     if (last !== undefined) this.log.appliedTo(last.index);
+    this.log.stableTo(ready.entries);
     this.outstanding = null;
+    if (this.role === "leader" && this.selfQuorum && this.maybeCommit()) this.broadcastPending = true;
   }
 
   status(): EngineStatus {
