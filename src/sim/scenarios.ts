@@ -73,6 +73,8 @@ export interface Scenario {
   readonly weight: number;
   /** Whether it needs engines that compact their logs (its checks are about snapshots). */
   readonly needsCompaction?: boolean;
+  /** Whether it changes the cluster's membership (engines that reconfigure only). */
+  readonly needsMembership?: boolean;
   /** Whether its checks read `messagesByKind` (counting costs a description per message). */
   readonly countsMessages?: boolean;
   /** What the seed-drawn engine configuration should favour (see TuningHints). */
@@ -284,6 +286,74 @@ function reconfigurationNemesis(ctx: ScenarioContext): void {
     const requests = Math.floor(ctx.params.faultPhaseMicros / ctx.params.faultIntervalMicrosMean);
     if (requests >= 20 && accepted === 0) ctx.fail(`no configuration change was accepted in about ${requests * 2} requests`);
   });
+}
+
+/**
+ * The history two configuration changes in flight allow (thesis 4.1): the leader L of
+ * {L,A,B} is cut off with the two empty nodes X and Y, and asked at once to add X, then Y.
+ * Were both accepted, {L,X,Y} would be a majority of {L,A,B,X,Y} and commit writes that
+ * {A,B}, a majority of {L,A,B} that never heard of either change, elect a leader without.
+ * Done: only the first may be taken, and L's side commits nothing until the partition
+ * heals. Repeated every 3 s, with the partition lifted for the last second of each cycle.
+ */
+function membershipAdversary(ctx: ScenarioContext): void {
+  for (let t = 400_000; t + 2_600_000 < ctx.params.faultPhaseMicros; t += 3_000_000) {
+    ctx.during(t, () => {
+      const leader = ctx.leader();
+      const m = leader === null ? null : ctx.membership(leader);
+      if (leader === null || m === null || m.outgoing.length > 0) return;
+      const others = m.voters.filter((id) => id !== leader);
+      const outsiders = ctx.nodeIds.filter((id) => !memberOf(m, id));
+      const [x, y] = outsiders;
+      if (x === undefined || y === undefined) return;
+      ctx.partitionGroups([[leader, ...outsiders], [...others, ...m.learners]]);
+      ctx.changeMembership(leader, { voters: [...m.voters, x], learners: [], context: NO_CONTEXT });
+      ctx.changeMembership(leader, { voters: [...m.voters, x, y], learners: [], context: NO_CONTEXT });
+    });
+    ctx.during(t + 1_600_000, () => ctx.healPartition());
+    // Back to three voters for the next round: the leader removes what it added, if it can.
+    ctx.during(t + 2_000_000, () => {
+      const leader = ctx.leader();
+      const m = leader === null ? null : ctx.membership(leader);
+      if (leader === null || m === null || m.outgoing.length > 0 || m.voters.length <= 3) return;
+      const keep = m.voters.slice(0, 3).includes(leader) ? m.voters.slice(0, 3) : [leader, ...m.voters.filter((id) => id !== leader).slice(0, 2)];
+      ctx.changeMembership(leader, { voters: keep, learners: [], joint: true, context: NO_CONTEXT });
+    });
+  }
+}
+
+/**
+ * The history counting learners' votes allows: the leader L of {L,A,B} gets two learners X
+ * and Y, then is cut off with A, while B is cut off with the learners. L goes on committing
+ * with A. B campaigns; were the learners' votes counted, B, X and Y would make it a leader
+ * that lacks L's latest commits. Done: B cannot win. Repeated every 3 s.
+ */
+function learnerVoteAdversary(ctx: ScenarioContext): void {
+  for (let t = 300_000; t + 2_700_000 < ctx.params.faultPhaseMicros; t += 3_000_000) {
+    const addLearner = (): void => {
+      const leader = ctx.leader();
+      const m = leader === null ? null : ctx.membership(leader);
+      if (leader === null || m === null) return;
+      const outsider = ctx.nodeIds.find((id) => !memberOf(m, id));
+      if (outsider !== undefined) ctx.changeMembership(leader, { voters: m.voters, learners: [...m.learners, outsider], context: NO_CONTEXT });
+    };
+    ctx.during(t, addLearner);
+    ctx.during(t + 300_000, addLearner);
+    ctx.during(t + 600_000, () => {
+      const leader = ctx.leader();
+      const m = leader === null ? null : ctx.membership(leader);
+      if (leader === null || m === null || m.learners.length < 2) return;
+      const [a, b] = m.voters.filter((id) => id !== leader);
+      if (a === undefined || b === undefined) return;
+      ctx.partitionGroups([[leader, a], [b, ...m.learners]]);
+    });
+    ctx.during(t + 2_000_000, () => ctx.healPartition());
+    ctx.during(t + 2_400_000, () => {
+      const leader = ctx.leader();
+      const m = leader === null ? null : ctx.membership(leader);
+      if (leader !== null && m !== null && m.learners.length > 0 && m.outgoing.length === 0) ctx.changeMembership(leader, { voters: m.voters, learners: [], context: NO_CONTEXT });
+    });
+  }
 }
 
 /**
@@ -560,10 +630,28 @@ export const SCENARIOS: readonly Scenario[] = [
   },
   {
     name: "reconfiguration",
+    needsMembership: true,
     description: "random membership changes — learners, promotions, adds, removes (the leader's too), joint changes, transfers — under every fault (chapter 4)",
     weight: 4,
     params: (p, prng) => ({ ...withNodes(p, prng.pick([5, 6]), prng), bootstrapVoters: 3, faultIntervalMicrosMean: prng.int(200, 800) * 1000 }),
     start: reconfigurationNemesis,
+  },
+  {
+    name: "membership-adversary",
+    needsMembership: true,
+    description: "a leader cut off with two empty nodes is asked to add both at once: a second change in flight would let them commit writes the old majority elects a leader without (4.1)",
+    weight: 2,
+    // Sticky clients keep writing to the cut-off leader.
+    params: (p, prng) => ({ ...withFaults(reliable(withNodes(p, 5, prng)), ["partition"]), bootstrapVoters: 3, roamingClients: 0, clientThinkMicrosMean: 5000 }),
+    start: membershipAdversary,
+  },
+  {
+    name: "learner-vote-adversary",
+    needsMembership: true,
+    description: "a voter cut off with two learners campaigns while the leader commits with the other voter: learners' votes must not make it leader (4.2.1)",
+    weight: 2,
+    params: (p, prng) => ({ ...withFaults(reliable(withNodes(p, 5, prng)), ["partition"]), bootstrapVoters: 3, roamingClients: 0, clientThinkMicrosMean: 5000 }),
+    start: learnerVoteAdversary,
   },
   {
     name: "transfer-lease-adversary",
@@ -936,8 +1024,8 @@ export function findScenario(name: string): Scenario | undefined {
 }
 
 /** `random`: a scenario drawn by weight, among those the protocol can play. */
-export function pickScenario(prng: Prng, compacts = true): Scenario {
-  const candidates = SCENARIOS.filter((s) => compacts || s.needsCompaction !== true);
+export function pickScenario(prng: Prng, compacts = true, reconfigures = true): Scenario {
+  const candidates = SCENARIOS.filter((s) => (compacts || s.needsCompaction !== true) && (reconfigures || s.needsMembership !== true));
   const total = candidates.reduce((sum, s) => sum + s.weight, 0);
   let roll = prng.float() * total;
   for (const scenario of candidates) {

@@ -707,6 +707,7 @@ export function scenarioConflict(name: string, faults: readonly FaultClass[] | u
   if (faults !== undefined) return `scenario ${name} chooses its own faults; --faults goes with the mixed nemesis (--scenario mixed or random)`;
   if (factory.fixedClusterSize !== undefined) return `protocol ${factory.name} runs on ${factory.fixedClusterSize} node(s) only; it plays the mixed nemesis`;
   if (scenario.needsCompaction === true && factory.compacts !== true) return `scenario ${name} is about snapshots, and protocol ${factory.name} does not compact its log`;
+  if (scenario.needsMembership === true && factory.reconfigures !== true) return `scenario ${name} changes the membership, and protocol ${factory.name} cannot`;
   return null;
 }
 
@@ -719,5 +720,5 @@ function chooseScenario(options: SimOptions, factory: EngineFactory<unknown, unk
   if (name !== "random") return findScenario(name) as Scenario;
   // A narrowed fault list or a one-node control asks for exactly that: the mixed nemesis.
   if (options.faults !== undefined || factory.fixedClusterSize !== undefined) return mixed;
-  return pickScenario(prng, factory.compacts === true);
+  return pickScenario(prng, factory.compacts === true, factory.reconfigures === true);
 }

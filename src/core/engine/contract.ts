@@ -250,6 +250,8 @@ export interface EngineFactory<M = unknown, H = unknown> {
   readonly description: string;
   /** Whether its engines implement `compact` (log compaction and snapshots). */
   readonly compacts?: boolean;
+  /** Whether its engines implement `changeMembership` (and start empty when `peers` is). */
+  readonly reconfigures?: boolean;
   /** Set when the protocol only works with this many nodes (a one-node control). */
   readonly fixedClusterSize?: number;
   readonly invariants: readonly EngineInvariant[];

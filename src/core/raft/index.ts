@@ -19,6 +19,7 @@ export function raftFactory(config: RaftConfig = DEFAULT_RAFT_CONFIG): EngineFac
     description: "Raft with PreVote, CheckQuorum, pipelined replication and ReadIndex",
     invariants: ALL_ENGINE_INVARIANTS,
     compacts: true,
+    reconfigures: true,
     mutants: RAFT_MUTANTS,
     create: (options, mutant) => {
       assert(mutant === undefined || isRaftMutant(mutant), `unknown Raft mutant ${mutant}`);

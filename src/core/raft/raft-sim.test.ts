@@ -31,6 +31,32 @@ describe("raft in the simulator", () => {
     assert.ok(caught > 0, "transfer-keeps-lease survived 30 seeds of its adversary");
   });
 
+  test("random reconfigurations under every fault: 15 seeds pass every checker", () => {
+    for (let seed = 1; seed <= 15; seed++) {
+      const result = runSimulation({ protocol: raft, seed, scenario: "reconfiguration" });
+      assert.equal(result.failure, null, `seed ${seed}: ${result.failure?.checker}: ${result.failure?.message}`);
+    }
+  });
+
+  // Each membership mistake, and the scenario built to expose it (docs/raft.md has the rates).
+  const membershipMutants = [
+    { mutant: "two-changes-in-flight", scenario: "membership-adversary", checkers: ["leader-completeness", "state-machine-safety", "lost-write", "linearizability"] },
+    { mutant: "learner-vote-counts", scenario: "learner-vote-adversary", checkers: ["leader-completeness", "election-safety"] },
+    { mutant: "config-on-commit", scenario: "reconfiguration", checkers: ["majority-commit"] },
+  ];
+  for (const { mutant, scenario, checkers } of membershipMutants) {
+    test(`the ${scenario} scenario catches the ${mutant} mutant, which passes without it`, () => {
+      let caught = 0;
+      for (let seed = 1; seed <= 10 && caught === 0; seed++) {
+        const failure = runSimulation({ protocol: raft, seed, mutant, scenario }).failure;
+        if (failure !== null && checkers.includes(failure.checker)) caught++;
+      }
+      assert.ok(caught > 0, `${mutant} survived 10 seeds of ${scenario}`);
+      const correct = runSimulation({ protocol: raft, seed: 1, scenario }).failure;
+      assert.equal(correct, null, `the correct engine fails ${scenario}: ${correct?.checker}: ${correct?.message}`);
+    });
+  }
+
   for (const mutant of ["vote-twice", "keep-conflicting-entries", "apply-before-commit"]) {
     test(`the simulator catches the ${mutant} mutant`, () => {
       let caught = 0;
