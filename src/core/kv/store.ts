@@ -14,7 +14,11 @@ export { NO_SESSION, type Applied, type KvMeta, type KvRecord, type KvResult, ty
 export interface KvEntry {
   readonly index: number;
   readonly data: Uint8Array;
+  /** "config": the consensus engine's own entry, which the store only moves past. */
+  readonly kind?: "config";
 }
+
+const NO_OP = new Uint8Array(0);
 
 /**
  * The replicated KV state machine: deterministic. Every node applies the same entries in
@@ -93,7 +97,7 @@ export class KvStore {
    */
   applyBatch(entries: readonly KvEntry[]): Applied[] {
     if (entries.length === 0) return [];
-    return this.inTransaction(() => entries.map((entry) => this.applyOne(entry.index, entry.data)));
+    return this.inTransaction(() => entries.map((entry) => this.applyOne(entry.index, entry.kind === "config" ? NO_OP : entry.data)));
   }
 
   /**

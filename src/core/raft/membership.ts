@@ -2,12 +2,11 @@ import { assert } from "../common/assert.js";
 import { InvalidInputError } from "../common/errors.js";
 import type { Membership, MembershipChange, NodeId } from "../engine/contract.js";
 
+import { checkIds, MEMBERSHIP_CONTEXT_BYTES_MAX } from "../engine/membership-codec.js";
+
+export { decodeMembership, encodeMembership, validateMembership } from "../engine/membership-codec.js";
+
 const EMPTY = new Uint8Array(0);
-const MEMBERSHIP_FORMAT = 1;
-/** More members than this in one configuration is a mistake, not a cluster. */
-export const MEMBERS_MAX = 1024;
-/** The context is replicated in every configuration entry and snapshot: keep it small. */
-export const MEMBERSHIP_CONTEXT_BYTES_MAX = 1024 * 1024;
 
 /** The configuration of a cluster bootstrapped with `voters`. */
 export function bootstrapMembership(voters: readonly NodeId[]): Membership {
@@ -75,11 +74,6 @@ export function sameMembers(a: Membership, b: Membership): boolean {
   return sameSet(a.voters, b.voters) && sameSet(a.outgoing, b.outgoing) && sameSet(a.learners, b.learners) && sameSet(a.autoPromote, b.autoPromote);
 }
 
-function checkIds(ids: readonly NodeId[], what: string): void {
-  if (ids.length > MEMBERS_MAX) throw new InvalidInputError(`${ids.length} ${what}; at most ${MEMBERS_MAX}`);
-  for (const id of ids) if (!Number.isSafeInteger(id) || id <= 0) throw new InvalidInputError(`${what} must be positive integers, got ${id}`);
-  if (new Set(ids).size !== ids.length) throw new InvalidInputError(`${what} must not repeat an id`);
-}
 
 /**
  * The configuration that `change` asks to go to from `current` (thesis chapter 4): the new
@@ -123,87 +117,6 @@ export function leaveJoint(joint: Membership): Membership {
 export function promoted(m: Membership, id: NodeId): Membership {
   assert(m.learners.includes(id) && !isJoint(m), `node ${id} is not a learner of a simple configuration`);
   return { ...m, voters: [...m.voters, id], learners: m.learners.filter((x) => x !== id), autoPromote: m.autoPromote.filter((x) => x !== id) };
-}
-
-// ---- encoding: u8 format | 4 id lists (u32 count, f64 each) | u8 autoLeave | u32 length, context ----
-
-export function encodeMembership(m: Membership): Uint8Array {
-  const lists = [m.voters, m.outgoing, m.learners, m.autoPromote];
-  let bytes = 1 + 1 + 4 + m.context.length;
-  for (const list of lists) bytes += 4 + 8 * list.length;
-  const out = new Uint8Array(bytes);
-  const view = new DataView(out.buffer);
-  let at = 0;
-  view.setUint8(at, MEMBERSHIP_FORMAT);
-  at += 1;
-  for (const list of lists) {
-    view.setUint32(at, list.length);
-    at += 4;
-    for (const id of list) {
-      view.setFloat64(at, id);
-      at += 8;
-    }
-  }
-  view.setUint8(at, m.autoLeave ? 1 : 0);
-  at += 1;
-  view.setUint32(at, m.context.length);
-  at += 4;
-  out.set(m.context, at);
-  return out;
-}
-
-/** Decodes a configuration entry's data; InvalidInputError when it is not one. */
-export function decodeMembership(data: Uint8Array): Membership {
-  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
-  let at = 0;
-  const need = (bytes: number): void => {
-    if (at + bytes > data.length) throw new InvalidInputError(`a configuration entry of ${data.length} bytes is cut short`);
-  };
-  need(1);
-  const format = view.getUint8(at);
-  at += 1;
-  if (format !== MEMBERSHIP_FORMAT) throw new InvalidInputError(`unknown configuration format ${format}`);
-  const lists: NodeId[][] = [];
-  for (let l = 0; l < 4; l++) {
-    need(4);
-    const count = view.getUint32(at);
-    at += 4;
-    if (count > MEMBERS_MAX) throw new InvalidInputError(`a configuration with ${count} ids in one list`);
-    need(8 * count);
-    const list: NodeId[] = [];
-    for (let i = 0; i < count; i++) {
-      const id = view.getFloat64(at);
-      at += 8;
-      if (!Number.isSafeInteger(id) || id <= 0) throw new InvalidInputError(`a configuration with the node id ${id}`);
-      list.push(id);
-    }
-    lists.push(list);
-  }
-  need(5);
-  const autoLeave = view.getUint8(at) === 1;
-  at += 1;
-  const contextBytes = view.getUint32(at);
-  at += 4;
-  need(contextBytes);
-  const context = data.slice(at, at + contextBytes);
-  at += contextBytes;
-  if (at !== data.length) throw new InvalidInputError(`a configuration entry has ${data.length - at} bytes too many`);
-  const [voters, outgoing, learners, autoPromote] = lists as [NodeId[], NodeId[], NodeId[], NodeId[]];
-  return { voters, outgoing, learners, autoPromote, autoLeave, context };
-}
-
-/** Checks a membership decoded from a peer (in a snapshot chunk). */
-export function validateMembership(value: unknown): Membership {
-  if (typeof value !== "object" || value === null) throw new InvalidInputError("a membership must be an object");
-  const m = value as Record<string, unknown>;
-  for (const field of ["voters", "outgoing", "learners", "autoPromote"]) {
-    const list = m[field];
-    if (!Array.isArray(list)) throw new InvalidInputError(`membership.${field} must be a list`);
-    checkIds(list as NodeId[], `membership.${field}`);
-  }
-  if (typeof m["autoLeave"] !== "boolean") throw new InvalidInputError("membership.autoLeave must be a boolean");
-  if (!(m["context"] instanceof Uint8Array)) throw new InvalidInputError("membership.context must be bytes");
-  return value as Membership;
 }
 
 export function describeMembership(m: Membership): string {

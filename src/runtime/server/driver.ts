@@ -20,7 +20,7 @@ import { randomInt } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import { assert } from "../../core/common/assert.js";
 import { InvalidInputError, SynodError } from "../../core/common/errors.js";
-import type { Engine, EngineFactory, LogEntry, NodeId, Ready } from "../../core/engine/contract.js";
+import type { Engine, EngineFactory, LogEntry, Membership, NodeId, Ready, Snapshot } from "../../core/engine/contract.js";
 import { encodeCommand, type KvCommand } from "../../core/kv/command.js";
 import type { KvResult, KvStore } from "../../core/kv/store.js";
 import type { LogStore } from "../storage/log-store.js";
@@ -191,8 +191,8 @@ export class Driver {
   /** The fdatasync of the Ready in hand, while it runs. */
   private persisting: Promise<void> | null = null;
   /** A snapshot built and waiting for the log store to be free. */
-  private snapshotToSave: { readonly index: number; readonly term: number; readonly data: Uint8Array; readonly startedMs: number } | null = null;
-  private snapshotInProgress: { readonly builder: SnapshotBuilder; readonly term: number; readonly startedMs: number } | null = null;
+  private snapshotToSave: { readonly snapshot: Snapshot; readonly startedMs: number } | null = null;
+  private snapshotInProgress: { readonly builder: SnapshotBuilder; readonly term: number; readonly membership: Membership | undefined; readonly startedMs: number } | null = null;
 
   constructor(options: DriverOptions) {
     this.options = options;
@@ -524,13 +524,16 @@ export class Driver {
     const term = this.engine.entryTerm(applied);
     assert(term !== null, `no term for the applied index ${applied}`);
     const startedMs = performance.now();
+    // The configuration at the snapshot's index goes into it: the log that held it will go.
+    const membership = this.engine.membershipAt?.(applied);
     if (this.options.beginSnapshot === undefined) {
-      this.finishSnapshot(applied, term, this.options.kv.snapshot(), startedMs);
+      const data = this.options.kv.snapshot();
+      this.finishSnapshot(membership === undefined ? { index: applied, term, data } : { index: applied, term, data, membership }, startedMs);
       return;
     }
     const builder = this.options.beginSnapshot();
     assert(builder.meta.appliedIndex === applied, `a snapshot began at ${builder.meta.appliedIndex}, not at the applied index ${applied}`);
-    this.snapshotInProgress = { builder, term, startedMs };
+    this.snapshotInProgress = { builder, term, membership, startedMs };
     setImmediate(() => this.stepSnapshot(builder));
   }
 
@@ -541,7 +544,8 @@ export class Driver {
       setImmediate(() => this.stepSnapshot(builder));
       return;
     }
-    const snapshot = { index: builder.meta.appliedIndex, term: progress.term, data: builder.data };
+    const base = { index: builder.meta.appliedIndex, term: progress.term, data: builder.data };
+    const snapshot: Snapshot = progress.membership === undefined ? base : { ...base, membership: progress.membership };
     // The snapshot's file is written off the event loop; the compaction itself (a checkpoint
     // of the log) follows, when the log store is free: with a write in flight, right after it
     // (see handleReady).
@@ -550,7 +554,7 @@ export class Driver {
         this.snapshotFileWrite = null;
         if (this.snapshotInProgress !== progress || this.stopped) return; // aborted meanwhile
         this.snapshotInProgress = null;
-        this.snapshotToSave = { ...snapshot, startedMs: progress.startedMs };
+        this.snapshotToSave = { snapshot, startedMs: progress.startedMs };
         if (this.persisting === null) this.saveSnapshot();
       },
       (error: unknown) => {
@@ -562,16 +566,17 @@ export class Driver {
   }
 
   private saveSnapshot(): void {
-    const snapshot = this.snapshotToSave;
-    if (snapshot === null) return;
+    const toSave = this.snapshotToSave;
+    if (toSave === null) return;
     this.snapshotToSave = null;
-    this.finishSnapshot(snapshot.index, snapshot.term, snapshot.data, snapshot.startedMs);
+    this.finishSnapshot(toSave.snapshot, toSave.startedMs);
   }
 
-  private finishSnapshot(index: number, term: number, data: Uint8Array, startedMs: number): void {
+  private finishSnapshot(snapshot: Snapshot, startedMs: number): void {
+    const { index, term, data } = snapshot;
     if (index <= this.engine.status().snapshotIndex) return; // overtaken by a leader's snapshot
     const savingMs = performance.now();
-    this.options.logStore.compact({ index, term, data });
+    this.options.logStore.compact(snapshot);
     this.engine.compact?.(index, data);
     this.options.metrics.snapshots.inc();
     const doneMs = performance.now();

@@ -5,6 +5,7 @@ import { decodeLogRecord, encodeLogRecord, type LogRecord, LogRecordDecodeError 
 const entries = [
   { index: 7, term: 3, data: new Uint8Array([1, 2, 3]) },
   { index: 8, term: 2 ** 40, data: new Uint8Array(0) },
+  { index: 9, term: 2 ** 40, data: new Uint8Array([4, 5]), kind: "config" as const },
 ];
 
 const records: LogRecord[] = [
@@ -39,10 +40,27 @@ test("a record cut anywhere, or with bytes after it, is refused as a decode erro
 
 test("an unknown format or kind, or an index that is not a safe integer, is refused", () => {
   const encoded = encodeLogRecord({ kind: "entries", entries });
-  assert.throws(() => decodeLogRecord(Uint8Array.from([2, ...encoded.subarray(1)])), /format 2/);
+  assert.throws(() => decodeLogRecord(Uint8Array.from([3, ...encoded.subarray(1)])), /format 3/);
+  const badKind = Uint8Array.from(encoded);
+  badKind[2 + 4 + 16] = 7; // the first entry's kind
+  assert.throws(() => decodeLogRecord(badKind), /unknown kind 7/);
   assert.throws(() => decodeLogRecord(Uint8Array.from([1, 42])), /unknown record kind 42/);
   const broken = Uint8Array.from(encoded);
   new DataView(broken.buffer).setFloat64(2 + 4, 1.5, true); // the first entry's index
   assert.throws(() => decodeLogRecord(broken), /entry 0's index is 1.5/);
   assert.throws(() => decodeLogRecord(encodeLogRecord({ kind: "checkpoint-end", entryCount: -1, hardState: null })), /not a safe non-negative integer/);
+});
+
+test("format 1 records, written before entries had a kind, are still read", () => {
+  // u8 format 1 | u8 kind 2 (entries) | u32 count | f64 index | f64 term | u32 length | data
+  const record = new Uint8Array(2 + 4 + 8 + 8 + 4 + 2);
+  const view = new DataView(record.buffer);
+  view.setUint8(0, 1);
+  view.setUint8(1, 2);
+  view.setUint32(2, 1, true);
+  view.setFloat64(6, 5, true);
+  view.setFloat64(14, 2, true);
+  view.setUint32(22, 2, true);
+  record.set([8, 9], 26);
+  assert.deepEqual(decodeLogRecord(record), { kind: "entries", entries: [{ index: 5, term: 2, data: new Uint8Array([8, 9]) }] });
 });

@@ -1,7 +1,7 @@
 /**
  * The log store's WAL records: a small versioned binary encoding, little-endian.
  *
- *   u8 format (1) | u8 kind | fields
+ *   u8 format (2) | u8 kind | fields
  *
  *   1 hard-state          the engine's hard state, encoded by the caller (the rest of the record)
  *   2 entries             an entry batch (below): Raft append, replacing from its first index
@@ -9,7 +9,10 @@
  *   4 checkpoint-entries  an entry batch, part of the checkpoint's log
  *   5 checkpoint-end      f64 entry count | u8 has hard state | hard state bytes
  *
- *   entry batch: u32 count, then per entry f64 index | f64 term | u32 length | data
+ *   entry batch: u32 count, then per entry f64 index | f64 term | u8 entry kind | u32 length | data
+ *     entry kind: 0 a state-machine command, 1 a configuration (the engine's own)
+ *
+ * Format 1, written before configurations existed, has no entry kind byte; it is still read.
  *
  * Indexes and terms are f64 because they are JavaScript safe integers (up to 2^53), which
  * u32 would cut short. Decoding is defensive: every length is checked against what is left,
@@ -18,7 +21,8 @@
  */
 import type { LogEntry } from "../../core/engine/contract.js";
 
-export const LOG_RECORD_FORMAT = 1;
+export const LOG_RECORD_FORMAT = 2;
+const LOG_RECORD_FORMAT_WITHOUT_ENTRY_KIND = 1;
 
 /** How the store holds a snapshot in the log: by reference to its file, never its data. */
 export interface SnapshotRef {
@@ -37,8 +41,8 @@ export type LogRecord =
 
 const KIND_CODES = { "hard-state": 1, entries: 2, "checkpoint-begin": 3, "checkpoint-entries": 4, "checkpoint-end": 5 } as const;
 const SNAPSHOT_KIND_CODES = { installed: 1, own: 2 } as const;
-/** Bytes of an entry's fixed part in a batch: index, term, length. */
-export const ENTRY_OVERHEAD_BYTES = 8 + 8 + 4;
+/** Bytes of an entry's fixed part in a batch: index, term, kind, length. */
+export const ENTRY_OVERHEAD_BYTES = 8 + 8 + 1 + 4;
 const BATCH_OVERHEAD_BYTES = 2 + 4;
 
 /** A record that passed its checksum but does not decode; the store adds where it was. */
@@ -130,19 +134,22 @@ function writeBatch(writer: Writer, entries: readonly LogEntry[]): void {
   for (const entry of entries) {
     writer.f64(entry.index);
     writer.f64(entry.term);
+    writer.u8(entry.kind === "config" ? 1 : 0);
     writer.u32(entry.data.length);
     writer.raw(entry.data);
   }
 }
 
-function readBatch(reader: Reader): LogEntry[] {
+function readBatch(reader: Reader, format: number): LogEntry[] {
   const count = reader.u32("the entry count");
   const entries: LogEntry[] = [];
   for (let i = 0; i < count; i++) {
     const index = reader.integer(`entry ${i}'s index`);
     const term = reader.integer(`entry ${i}'s term`);
+    const kind = format === LOG_RECORD_FORMAT_WITHOUT_ENTRY_KIND ? 0 : reader.u8(`entry ${i}'s kind`);
+    if (kind > 1) throw new LogRecordDecodeError(`entry ${i} has the unknown kind ${kind}`);
     const data = reader.raw(reader.u32(`entry ${i}'s length`), `entry ${i}'s data`);
-    entries.push({ index, term, data });
+    entries.push(kind === 1 ? { index, term, data, kind: "config" } : { index, term, data });
   }
   return entries;
 }
@@ -187,7 +194,9 @@ export function encodeLogRecord(record: LogRecord): Uint8Array {
 export function decodeLogRecord(payload: Uint8Array): LogRecord {
   const reader = new Reader(payload);
   const format = reader.u8("the format");
-  if (format !== LOG_RECORD_FORMAT) throw new LogRecordDecodeError(`format ${format}, where this version reads format ${LOG_RECORD_FORMAT}`);
+  if (format !== LOG_RECORD_FORMAT && format !== LOG_RECORD_FORMAT_WITHOUT_ENTRY_KIND) {
+    throw new LogRecordDecodeError(`format ${format}, where this version reads formats ${LOG_RECORD_FORMAT_WITHOUT_ENTRY_KIND} and ${LOG_RECORD_FORMAT}`);
+  }
   const code = reader.u8("the kind");
   let record: LogRecord;
   switch (code) {
@@ -195,13 +204,13 @@ export function decodeLogRecord(payload: Uint8Array): LogRecord {
       record = { kind: "hard-state", hardState: reader.rest() };
       break;
     case KIND_CODES.entries:
-      record = { kind: "entries", entries: readBatch(reader) };
+      record = { kind: "entries", entries: readBatch(reader, format) };
       break;
     case KIND_CODES["checkpoint-begin"]:
       record = { kind: "checkpoint-begin", snapshot: readSnapshotRef(reader) };
       break;
     case KIND_CODES["checkpoint-entries"]:
-      record = { kind: "checkpoint-entries", entries: readBatch(reader) };
+      record = { kind: "checkpoint-entries", entries: readBatch(reader, format) };
       break;
     case KIND_CODES["checkpoint-end"]: {
       const entryCount = reader.integer("the entry count");

@@ -135,6 +135,19 @@ describe("log store", () => {
     });
   });
 
+  test("configuration entries and a snapshot's configuration survive a restart", async () => {
+    await withDirs(async (dirs) => {
+      const { store } = open(dirs);
+      const config = { index: 3, term: 1, data: bytes("voters 1,2,3,4"), kind: "config" as const };
+      store.save({ snapshot: null, entries: [...range(1, 2, 1), config, entry(4, 1)], hardState: hard(1, 4) });
+      store.sync();
+      const membership = { voters: [1, 2, 3, 4], outgoing: [], learners: [5], autoPromote: [5], autoLeave: true, context: bytes('{"4":"127.0.0.1:7104"}') };
+      store.compact({ ...snapshotAt(2, 1), membership });
+      await store.close();
+      await assertRecovers(dirs, { hardState: hard(1, 4), snapshot: { ...snapshotAt(2, 1), membership }, entries: [config, entry(4, 1)] }, "own");
+    });
+  });
+
   test("a snapshot file prepared off the event loop is taken by the next compaction, or written again if it vanished", async () => {
     await withDirs(async (dirs) => {
       const { store } = open(dirs);

@@ -3,13 +3,17 @@
  * fsync, rename, fsync the directory), holding a 48-byte header and the snapshot's data:
  *
  *   0  "SYNODSNP"          magic, 8 bytes
- *   8  u32 format (1)
+ *   8  u32 format (2)
  *   12 u32 kind            1 installed from a leader, 2 the node's own
  *   16 f64 index           the last entry the snapshot covers
  *   24 f64 term            that entry's term
  *   32 f64 data length     bytes after the header
  *   40 u32 CRC-32C of the data
  *   44 u32 CRC-32C of bytes 0..43
+ *
+ * After the header, in format 2: u32 length | the configuration at the snapshot's index
+ * (core/engine/membership-codec; length 0: none), then the state machine's data. Both are
+ * covered by the data's CRC. Format 1 files (from before membership) hold only the data.
  *
  * The WAL refers to a snapshot by index and term, and is the authority on which snapshot
  * is current and of which kind; the header's kind is informational (a leader's snapshot at
@@ -19,12 +23,14 @@ import { closeSync, fsyncSync, openSync, readdirSync, readFileSync, rmSync } fro
 import { join } from "node:path";
 import { SynodError } from "../../core/common/errors.js";
 import type { Snapshot } from "../../core/engine/contract.js";
+import { decodeMembership, encodeMembership } from "../../core/engine/membership-codec.js";
 import { writeFileAtomic, writeFileAtomicAsync } from "./atomic-file.js";
 import { crc32c } from "./crc32c.js";
 import type { SnapshotRef } from "./log-record.js";
 
 const MAGIC = new TextEncoder().encode("SYNODSNP");
-const SNAPSHOT_FORMAT = 1;
+const SNAPSHOT_FORMAT = 2;
+const SNAPSHOT_FORMAT_WITHOUT_MEMBERSHIP = 1;
 export const SNAPSHOT_HEADER_BYTES = 48;
 const SNAPSHOT_PATTERN = /^\d{16}-\d{16}\.snap$/;
 const KIND_CODES = { installed: 1, own: 2 } as const;
@@ -55,7 +61,16 @@ export function listSnapshotFiles(dir: string): string[] {
     .sort();
 }
 
-function encodeHeader(snapshot: Snapshot, kind: SnapshotRef["kind"]): Uint8Array {
+/** The parts of a snapshot's file: header, configuration section, data. */
+function encodeFile(snapshot: Snapshot, kind: SnapshotRef["kind"]): Uint8Array[] {
+  const membership = snapshot.membership === undefined ? new Uint8Array(0) : encodeMembership(snapshot.membership);
+  const section = new Uint8Array(4 + membership.length);
+  new DataView(section.buffer).setUint32(0, membership.length, true);
+  section.set(membership, 4);
+  return [encodeHeader(snapshot, kind, section), section, snapshot.data];
+}
+
+function encodeHeader(snapshot: Snapshot, kind: SnapshotRef["kind"], section: Uint8Array): Uint8Array {
   const header = new Uint8Array(SNAPSHOT_HEADER_BYTES);
   const view = new DataView(header.buffer);
   header.set(MAGIC, 0);
@@ -63,8 +78,8 @@ function encodeHeader(snapshot: Snapshot, kind: SnapshotRef["kind"]): Uint8Array
   view.setUint32(12, KIND_CODES[kind], true);
   view.setFloat64(16, snapshot.index, true);
   view.setFloat64(24, snapshot.term, true);
-  view.setFloat64(32, snapshot.data.length, true);
-  view.setUint32(40, crc32c(snapshot.data), true);
+  view.setFloat64(32, section.length + snapshot.data.length, true);
+  view.setUint32(40, crc32c(snapshot.data, crc32c(section)), true);
   view.setUint32(44, crc32c(header.subarray(0, 44)), true);
   return header;
 }
@@ -72,14 +87,14 @@ function encodeHeader(snapshot: Snapshot, kind: SnapshotRef["kind"]): Uint8Array
 /** Writes the snapshot's file in `dir` atomically and durably; returns its path. */
 export function writeSnapshotFile(dir: string, snapshot: Snapshot, kind: SnapshotRef["kind"]): string {
   const path = join(dir, snapshotFileName(snapshot.index, snapshot.term));
-  writeFileAtomic(path, [encodeHeader(snapshot, kind), snapshot.data]);
+  writeFileAtomic(path, encodeFile(snapshot, kind));
   return path;
 }
 
 /** `writeSnapshotFile` off the event loop (see `writeFileAtomicAsync`); resolves with the path once durable. */
 export async function writeSnapshotFileAsync(dir: string, snapshot: Snapshot, kind: SnapshotRef["kind"]): Promise<string> {
   const path = join(dir, snapshotFileName(snapshot.index, snapshot.term));
-  await writeFileAtomicAsync(path, [encodeHeader(snapshot, kind), snapshot.data]);
+  await writeFileAtomicAsync(path, encodeFile(snapshot, kind));
   return path;
 }
 
@@ -95,8 +110,19 @@ export function readSnapshotFile(dir: string, ref: SnapshotRef): Snapshot {
   }
   const problem = headerProblem(bytes, ref);
   if (problem !== null) throw new SnapshotFileError(path, problem);
-  // A view, not a copy: snapshots can be large, and the file's buffer is ours alone.
-  return { index: ref.index, term: ref.term, data: new Uint8Array(bytes.buffer, bytes.byteOffset + SNAPSHOT_HEADER_BYTES, bytes.length - SNAPSHOT_HEADER_BYTES) };
+  // Views, not copies: snapshots can be large, and the file's buffer is ours alone.
+  const body = new Uint8Array(bytes.buffer, bytes.byteOffset + SNAPSHOT_HEADER_BYTES, bytes.length - SNAPSHOT_HEADER_BYTES);
+  const format = new DataView(bytes.buffer, bytes.byteOffset, SNAPSHOT_HEADER_BYTES).getUint32(8, true);
+  if (format === SNAPSHOT_FORMAT_WITHOUT_MEMBERSHIP) return { index: ref.index, term: ref.term, data: body };
+  const sectionBytes = body.length >= 4 ? new DataView(body.buffer, body.byteOffset, 4).getUint32(0, true) : -1;
+  if (sectionBytes < 0 || 4 + sectionBytes > body.length) throw new SnapshotFileError(path, "has a configuration section running past its end");
+  const data = body.subarray(4 + sectionBytes);
+  if (sectionBytes === 0) return { index: ref.index, term: ref.term, data };
+  try {
+    return { index: ref.index, term: ref.term, data, membership: decodeMembership(body.subarray(4, 4 + sectionBytes)) };
+  } catch (error) {
+    throw new SnapshotFileError(path, `has a configuration that does not decode (${(error as Error).message})`, { cause: error });
+  }
 }
 
 function headerProblem(bytes: Uint8Array, ref: SnapshotRef): string | null {
@@ -105,7 +131,7 @@ function headerProblem(bytes: Uint8Array, ref: SnapshotRef): string | null {
   if (!MAGIC.every((byte, i) => bytes[i] === byte)) return "does not begin with the snapshot magic bytes";
   if (crc32c(bytes.subarray(0, 44)) !== view.getUint32(44, true)) return "has a header failing its checksum";
   const format = view.getUint32(8, true);
-  if (format !== SNAPSHOT_FORMAT) return `is in format ${format}, where this version reads format ${SNAPSHOT_FORMAT}`;
+  if (format !== SNAPSHOT_FORMAT && format !== SNAPSHOT_FORMAT_WITHOUT_MEMBERSHIP) return `is in format ${format}, where this version reads formats 1 and ${SNAPSHOT_FORMAT}`;
   const index = view.getFloat64(16, true);
   const term = view.getFloat64(24, true);
   if (index !== ref.index || term !== ref.term) return `holds the snapshot at index ${index}, term ${term}, not ${ref.index}, ${ref.term}`;

@@ -1,0 +1,103 @@
+import { InvalidInputError } from "../common/errors.js";
+import type { Membership, NodeId } from "./contract.js";
+
+/**
+ * The encoding of a configuration (`Membership`), shared by engines (in their configuration
+ * entries) and by storage (in snapshot files), which must not depend on the engine:
+ *
+ *   u8 format (1) | 4 id lists: voters, outgoing, learners, autoPromote (u32 count, f64 each)
+ *   | u8 autoLeave | u32 context length | context
+ *
+ * Big-endian, as DataView writes by default.
+ */
+const MEMBERSHIP_FORMAT = 1;
+/** More members than this in one configuration is a mistake, not a cluster. */
+export const MEMBERS_MAX = 1024;
+/** The context is replicated in every configuration entry and snapshot: keep it small. */
+export const MEMBERSHIP_CONTEXT_BYTES_MAX = 1024 * 1024;
+
+export function checkIds(ids: readonly NodeId[], what: string): void {
+  if (ids.length > MEMBERS_MAX) throw new InvalidInputError(`${ids.length} ${what}; at most ${MEMBERS_MAX}`);
+  for (const id of ids) if (!Number.isSafeInteger(id) || id <= 0) throw new InvalidInputError(`${what} must be positive integers, got ${id}`);
+  if (new Set(ids).size !== ids.length) throw new InvalidInputError(`${what} must not repeat an id`);
+}
+
+export function encodeMembership(m: Membership): Uint8Array {
+  const lists = [m.voters, m.outgoing, m.learners, m.autoPromote];
+  let bytes = 1 + 1 + 4 + m.context.length;
+  for (const list of lists) bytes += 4 + 8 * list.length;
+  const out = new Uint8Array(bytes);
+  const view = new DataView(out.buffer);
+  let at = 0;
+  view.setUint8(at, MEMBERSHIP_FORMAT);
+  at += 1;
+  for (const list of lists) {
+    view.setUint32(at, list.length);
+    at += 4;
+    for (const id of list) {
+      view.setFloat64(at, id);
+      at += 8;
+    }
+  }
+  view.setUint8(at, m.autoLeave ? 1 : 0);
+  at += 1;
+  view.setUint32(at, m.context.length);
+  at += 4;
+  out.set(m.context, at);
+  return out;
+}
+
+/** Decodes a configuration entry's data; InvalidInputError when it is not one. */
+export function decodeMembership(data: Uint8Array): Membership {
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  let at = 0;
+  const need = (bytes: number): void => {
+    if (at + bytes > data.length) throw new InvalidInputError(`a configuration entry of ${data.length} bytes is cut short`);
+  };
+  need(1);
+  const format = view.getUint8(at);
+  at += 1;
+  if (format !== MEMBERSHIP_FORMAT) throw new InvalidInputError(`unknown configuration format ${format}`);
+  const lists: NodeId[][] = [];
+  for (let l = 0; l < 4; l++) {
+    need(4);
+    const count = view.getUint32(at);
+    at += 4;
+    if (count > MEMBERS_MAX) throw new InvalidInputError(`a configuration with ${count} ids in one list`);
+    need(8 * count);
+    const list: NodeId[] = [];
+    for (let i = 0; i < count; i++) {
+      const id = view.getFloat64(at);
+      at += 8;
+      if (!Number.isSafeInteger(id) || id <= 0) throw new InvalidInputError(`a configuration with the node id ${id}`);
+      list.push(id);
+    }
+    lists.push(list);
+  }
+  need(5);
+  const autoLeave = view.getUint8(at) === 1;
+  at += 1;
+  const contextBytes = view.getUint32(at);
+  at += 4;
+  need(contextBytes);
+  const context = data.slice(at, at + contextBytes);
+  at += contextBytes;
+  if (at !== data.length) throw new InvalidInputError(`a configuration entry has ${data.length - at} bytes too many`);
+  const [voters, outgoing, learners, autoPromote] = lists as [NodeId[], NodeId[], NodeId[], NodeId[]];
+  return { voters, outgoing, learners, autoPromote, autoLeave, context };
+}
+
+/** Checks a membership decoded from a peer (in a snapshot chunk). */
+export function validateMembership(value: unknown): Membership {
+  if (typeof value !== "object" || value === null) throw new InvalidInputError("a membership must be an object");
+  const m = value as Record<string, unknown>;
+  for (const field of ["voters", "outgoing", "learners", "autoPromote"]) {
+    const list = m[field];
+    if (!Array.isArray(list)) throw new InvalidInputError(`membership.${field} must be a list`);
+    checkIds(list as NodeId[], `membership.${field}`);
+  }
+  if (typeof m["autoLeave"] !== "boolean") throw new InvalidInputError("membership.autoLeave must be a boolean");
+  if (!(m["context"] instanceof Uint8Array)) throw new InvalidInputError("membership.context must be bytes");
+  return value as Membership;
+}
+
