@@ -31,7 +31,7 @@ describe("bad input against a real cluster", { timeout: 60_000 }, () => {
     await expectError("POST", "/v1/kv/x", 405, "method_not_allowed", "v");
     await expectError("DELETE", "/v1/status", 405, "method_not_allowed");
     await expectError("GET", "/v1/kv/absent-key", 404, "key_not_found");
-    await expectError("POST", "/v1/members", 501, "not_implemented", "{}", { "content-type": "application/json" });
+    await expectError("POST", "/v1/members", 400, "invalid_input", "{}", { "content-type": "application/json" });
   });
 
   test("malformed keys, parameters and bodies are 400s", async () => {

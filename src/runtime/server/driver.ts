@@ -20,7 +20,7 @@ import { randomInt } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import { assert } from "../../core/common/assert.js";
 import { InvalidInputError, SynodError } from "../../core/common/errors.js";
-import type { Engine, EngineFactory, LogEntry, Membership, NodeId, Ready, Snapshot } from "../../core/engine/contract.js";
+import type { Engine, EngineFactory, LogEntry, Membership, MembershipChange, NodeId, Ready, Snapshot } from "../../core/engine/contract.js";
 import { encodeCommand, type KvCommand } from "../../core/kv/command.js";
 import type { KvResult, KvStore } from "../../core/kv/store.js";
 import type { LogStore } from "../storage/log-store.js";
@@ -33,12 +33,14 @@ export type ReadConsistency = "linearizable" | "lease" | "stale";
 
 /** The request did not complete within the node's request timeout. */
 export class RequestTimeoutError extends SynodError {
-  constructor(what: "write" | "read", timeoutMs: number) {
+  constructor(what: "write" | "read" | "membership change", timeoutMs: number) {
     super(
       "timeout",
       what === "write"
         ? `the write did not complete within ${timeoutMs} ms; it may or may not have been applied (check before retrying a non-idempotent write)`
-        : `the read could not be confirmed within ${timeoutMs} ms`,
+        : what === "read"
+          ? `the read could not be confirmed within ${timeoutMs} ms`
+          : `the membership change did not complete within ${timeoutMs} ms; it may still take effect (check GET /v1/members before retrying)`,
     );
     this.name = "RequestTimeoutError";
   }
@@ -135,6 +137,8 @@ export interface DriverOptions {
    * thrown on the next turn, an uncaught exception that ends the process.
    */
   readonly onFatal?: (error: unknown) => void;
+  /** Called when the configuration the engine acts on changes (appended, or undone). */
+  readonly onMembership?: (membership: Membership) => void;
 }
 
 interface Pending<T> {
@@ -169,6 +173,9 @@ export class Driver {
   private readonly pendingWrites = new Map<number, Pending<KvResult>>();
   private readonly pendingReads = new Map<number, PendingRead>();
   private pendingTransfers: (Pending<{ readonly leader: NodeId; readonly term: number }> & { readonly target: NodeId | null })[] = [];
+  /** Configuration changes this leader took, waiting to be applied (the entry's index and term). */
+  private pendingChanges: (Pending<{ readonly index: number }> & { readonly index: number; readonly term: number })[] = [];
+  private lastMembership: Membership | null = null;
   /** Confirmed reads waiting for the state machine to apply up to their index. */
   private readsAwaitingApply: PendingRead[] = [];
   private nextSequence: number;
@@ -230,6 +237,9 @@ export class Driver {
     for (const pending of this.pendingReads.values()) pending.reject(stopped);
     for (const pending of this.pendingTransfers) pending.reject(stopped);
     this.pendingTransfers = [];
+    const changeUnknown = new WriteOutcomeUnknownError("the node stopped before the membership change completed");
+    for (const pending of this.pendingChanges) pending.reject(changeUnknown);
+    this.pendingChanges = [];
     this.pendingWrites.clear();
     this.pendingReads.clear();
     this.readsAwaitingApply = [];
@@ -328,6 +338,49 @@ export class Driver {
     });
   }
 
+  /**
+   * Asks the engine (which must lead) for a configuration change; resolves with the index
+   * of its entry once this node has applied it — it is then committed, and in force.
+   * Rejects with the engine's refusal (NotLeaderError, MembershipChangeInProgressError,
+   * InvalidInputError), LeaderChangedError if the entry was overwritten, or
+   * RequestTimeoutError.
+   */
+  changeMembership(change: MembershipChange): Promise<{ readonly index: number }> {
+    if (this.stopped) return Promise.reject(new StoppedError());
+    if (this.engine.changeMembership === undefined) return Promise.reject(new InvalidInputError("this consensus protocol has no membership changes"));
+    const admission = this.engine.changeMembership(change);
+    if (!admission.accepted) return Promise.reject(admission.error);
+    const { lastIndex: index, term } = this.engine.status();
+    this.schedulePump();
+    return new Promise((resolve, reject) => {
+      this.pendingChanges.push({ index, term, resolve, reject, deadlineMs: performance.now() + this.options.requestTimeoutMs });
+    });
+  }
+
+  /** Changes applied (resolved) or overwritten by another leader's log (rejected). */
+  private settleChanges(): void {
+    if (this.pendingChanges.length === 0) return;
+    const applied = this.options.kv.applied;
+    this.pendingChanges = this.pendingChanges.filter((change) => {
+      const term = this.engine.entryTerm(change.index);
+      if (term !== null && term !== change.term) {
+        change.reject(new LeaderChangedError());
+        return false;
+      }
+      if (applied < change.index) return true;
+      change.resolve({ index: change.index });
+      return false;
+    });
+  }
+
+  /** Tells the node when the configuration changes, once per change. */
+  private noticeMembership(): void {
+    const membership = this.engine.membership?.();
+    if (membership === undefined || membership === this.lastMembership) return;
+    this.lastMembership = membership;
+    this.options.onMembership?.(membership);
+  }
+
   /** A one-member cluster: no one to hand over to. */
   private isAlone(): boolean {
     return this.options.peerCount === 0;
@@ -368,6 +421,7 @@ export class Driver {
     if (this.stopped) return;
     for (let i = 0; i < READIES_PER_PUMP_MAX && this.persisting === null && this.engine.hasReady(); i++) this.handleReady(this.engine.ready());
     this.noticeLeadership();
+    this.noticeMembership();
     if (this.persisting === null && this.engine.hasReady()) this.schedulePump();
   }
 
@@ -430,6 +484,7 @@ export class Driver {
       this.readsAwaitingApply.push(read);
     }
     this.serveReads();
+    this.settleChanges();
     this.engine.advance(ready);
     this.maybeSnapshot();
   }
@@ -507,6 +562,9 @@ export class Driver {
     if (expiredReads) this.readsAwaitingApply = this.readsAwaitingApply.filter((read) => read.deadlineMs > nowMs);
     while (this.pendingTransfers.length > 0 && (this.pendingTransfers[0] as { deadlineMs: number }).deadlineMs <= nowMs) {
       this.pendingTransfers.shift()?.reject(new TransferTimeoutError(this.options.requestTimeoutMs));
+    }
+    while (this.pendingChanges.length > 0 && (this.pendingChanges[0] as { deadlineMs: number }).deadlineMs <= nowMs) {
+      this.pendingChanges.shift()?.reject(new RequestTimeoutError("membership change", this.options.requestTimeoutMs));
     }
   }
 

@@ -10,7 +10,7 @@
 import { isUtf8 } from "node:buffer";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { performance } from "node:perf_hooks";
-import { InvalidInputError, NotLeaderError, OverloadedError, SynodError } from "../../core/common/errors.js";
+import { InvalidInputError, MembershipChangeInProgressError, NotLeaderError, OverloadedError, SynodError } from "../../core/common/errors.js";
 import { limits } from "../../core/common/limits.js";
 import type { KvRecord, KvResult } from "../../core/kv/store.js";
 import {
@@ -36,12 +36,20 @@ export interface KvService {
   revision(): number;
   status(): object;
   members(): object;
+  /** Changes the membership, through the leader wherever it is asked; answers once the change is in force. */
+  changeMembers(request: MemberRequest, forwarded: boolean): Promise<{ readonly status: number; readonly body: object }>;
   /** Hands leadership to `to` (null: the leader's pick), through the leader wherever it is asked. */
   transferLeadership(to: number | null, forwarded: boolean): Promise<{ readonly status: number; readonly body: object }>;
   metrics(): Promise<{ readonly contentType: string; readonly body: string }>;
   observeRequest(route: string, status: number, seconds: number): void;
   logError(error: unknown, what: string): void;
 }
+
+/** A membership change as asked over HTTP. */
+export type MemberRequest =
+  | { readonly op: "add"; readonly id: number; readonly peer: string; readonly http: string | null; readonly learner: boolean; readonly autoPromote: boolean }
+  | { readonly op: "remove"; readonly id: number }
+  | { readonly op: "promote"; readonly id: number };
 
 export interface HttpApiOptions {
   readonly requestBodyBytesMax: number;
@@ -55,7 +63,7 @@ export class TooLargeError extends SynodError {
   }
 }
 
-class HttpError extends SynodError {
+export class HttpError extends SynodError {
   constructor(
     readonly status: number,
     code: string,
@@ -130,8 +138,8 @@ async function handle(service: KvService, options: HttpApiOptions, request: Inco
       case "/v1/members":
         setRoute("/v1/members");
         if (method === "GET") return sendJson(response, 200, service.members());
-        if (method === "POST") throw notYet("adding a member");
-        throw methodNotAllowed("GET, POST");
+        if (method !== "POST") throw methodNotAllowed("GET, POST");
+        return await answerMembers(service, parseAddMember(await readBody(request, 4096, "a member")), request, response);
       case "/v1/leader/transfer": {
         setRoute("/v1/leader/transfer");
         if (method !== "POST") throw methodNotAllowed("POST");
@@ -149,8 +157,16 @@ async function handle(service: KvService, options: HttpApiOptions, request: Inco
       }
     }
     if (path.startsWith("/v1/members/")) {
-      setRoute("/v1/members/{id}");
-      throw notYet("removing or promoting a member");
+      const rest = path.slice("/v1/members/".length);
+      const promote = rest.endsWith("/promote");
+      setRoute(promote ? "/v1/members/{id}/promote" : "/v1/members/{id}");
+      const id = parseMemberId(promote ? rest.slice(0, -"/promote".length) : rest);
+      if (promote) {
+        if (method !== "POST") throw methodNotAllowed("POST");
+        return await answerMembers(service, { op: "promote", id }, request, response);
+      }
+      if (method !== "DELETE") throw methodNotAllowed("DELETE");
+      return await answerMembers(service, { op: "remove", id }, request, response);
     }
     throw new HttpError(404, "not_found", `no route ${method} ${path}; see docs/http-api.md`);
   } catch (error) {
@@ -175,6 +191,37 @@ function discardBody(request: IncomingMessage): void {
 }
 
 /** `{"to": ID}`, `{}` or an empty body (the leader picks). */
+async function answerMembers(service: KvService, change: MemberRequest, request: IncomingMessage, response: ServerResponse): Promise<void> {
+  const answer = await service.changeMembers(change, request.headers[FORWARDED_HEADER] !== undefined);
+  sendJson(response, answer.status, answer.body);
+}
+
+function parseMemberId(text: string): number {
+  const id = /^\d{1,15}$/.test(text) ? Number(text) : NaN;
+  if (!Number.isSafeInteger(id) || id <= 0) throw new HttpError(400, "invalid_input", `a member id is a positive integer, got ${JSON.stringify(text)}`);
+  return id;
+}
+
+const ADD_MEMBER_SHAPE = '{"id": ID, "peer": "HOST:PORT", "http": "http://HOST:PORT", "learner": true|false}';
+
+function parseAddMember(body: Uint8Array): MemberRequest {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(body).toString("utf8"));
+  } catch {
+    throw new HttpError(400, "invalid_input", `a new member is JSON: ${ADD_MEMBER_SHAPE}`);
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new HttpError(400, "invalid_input", `a new member is ${ADD_MEMBER_SHAPE}`);
+  const { id, peer, http, learner, promote } = parsed as Record<string, unknown>;
+  if (typeof id !== "number" || !Number.isSafeInteger(id) || id <= 0) throw new HttpError(400, "invalid_input", "id must be a positive integer");
+  if (typeof peer !== "string" || peer.length === 0) throw new HttpError(400, "invalid_input", "peer must be the new member's HOST:PORT for peer traffic");
+  if (http !== undefined && http !== null && (typeof http !== "string" || !/^https?:\/\//.test(http))) throw new HttpError(400, "invalid_input", "http must be the new member's HTTP URL, like http://HOST:PORT");
+  if (learner !== undefined && typeof learner !== "boolean") throw new HttpError(400, "invalid_input", "learner must be true or false");
+  if (promote !== undefined && promote !== "auto" && promote !== "manual") throw new HttpError(400, "invalid_input", 'promote must be "auto" (once caught up) or "manual"');
+  const asLearner = learner === true;
+  return { op: "add", id, peer, http: typeof http === "string" ? http : null, learner: asLearner, autoPromote: asLearner && promote === "auto" };
+}
+
 function parseTransferTarget(body: Uint8Array): number | null {
   if (body.length === 0) return null;
   let parsed: unknown;
@@ -309,10 +356,6 @@ function methodNotAllowed(allow: string): HttpError {
   return new HttpError(405, "method_not_allowed", `this route takes ${allow}`, { allow });
 }
 
-function notYet(what: string): HttpError {
-  return new HttpError(501, "not_implemented", `${what} is not implemented yet: membership changes are the next milestone (see the README's roadmap)`);
-}
-
 function unexpectedResult(result: KvResult): Error {
   if (result.op === "rejected") return new HttpError(503, "overloaded", `the write was not applied: ${result.reason}; retry`, { "retry-after": "1" });
   return new Error(`unexpected result ${result.op}`);
@@ -327,6 +370,7 @@ function toHttpError(error: unknown, service: KvService): HttpError {
   }
   if (error instanceof OverloadedError || error instanceof TooManyRequestsError) return new HttpError(503, "overloaded", error.message, { "retry-after": "1" });
   if (error instanceof TransferOvertakenError) return new HttpError(503, error.code, error.message, { "retry-after": "1" });
+  if (error instanceof MembershipChangeInProgressError) return new HttpError(409, error.code, error.message, { "retry-after": "1" });
   if (error instanceof RequestTimeoutError || error instanceof WriteOutcomeUnknownError || error instanceof TransferTimeoutError) return new HttpError(503, error.code, error.message, { "retry-after": "1" });
   service.logError(error, "request failed unexpectedly");
   return new HttpError(500, "internal", "internal error; see the node's log");

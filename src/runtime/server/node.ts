@@ -15,25 +15,31 @@ import { performance } from "node:perf_hooks";
 import { NotLeaderError } from "../../core/common/errors.js";
 import { join } from "node:path";
 import type { Logger } from "pino";
-import type { DurableState, Engine, EngineFactory, NodeId } from "../../core/engine/contract.js";
+import type { DurableState, Engine, EngineFactory, Membership, MembershipChange, NodeId } from "../../core/engine/contract.js";
 import { KvStore } from "../../core/kv/store.js";
 import { LmdbKvBackend } from "../storage/kv-lmdb.js";
 import { LogStore } from "../storage/log-store.js";
 import { PeerTransport } from "../transport/peer-transport.js";
-import { formatHostPort, type MemberAddress, type NodeConfig } from "./config.js";
+import { formatHostPort, parseHostPort, type MemberAddress, type NodeConfig } from "./config.js";
 import { consensusFor } from "./consensus.js";
 import { checkIdentity, clusterIdFor, DATA_LAYOUT, lockDataDir, StartupError } from "./data-dir.js";
 import { Driver } from "./driver.js";
-import { createHttpApi, FORWARDED_HEADER, type KvService } from "./http-api.js";
+import { createHttpApi, FORWARDED_HEADER, HttpError, type KvService, type MemberRequest } from "./http-api.js";
+import { decodeDirectory, encodeDirectory, memberIds, memberRole } from "./members.js";
 import { NodeMetrics } from "./metrics.js";
 
 export const SYNOD_VERSION = "0.1.0";
+/** How long a node stays connected to a member a configuration removed. */
+const RETIRING_PEER_MS = 10_000;
 
 export class SynodNode {
   private stopping: Promise<void> | null = null;
   /** HTTP addresses of the members, from the configuration and the peers' handshakes. */
   private readonly memberHttp = new Map<NodeId, string>();
   private httpServer: Server | null = null;
+  /** The members of the configuration in force, and removed ones still connected for a while. */
+  private currentPeers: MemberAddress[] = [];
+  private readonly retiringPeers = new Map<NodeId, { readonly member: MemberAddress; readonly timer: NodeJS.Timeout }>();
   private transport: PeerTransport | null = null;
   private readonly driver: Driver;
   private readonly metrics: NodeMetrics;
@@ -74,6 +80,7 @@ export class SynodNode {
       pendingRequestsMax: config.pendingRequestsMax,
       metrics: this.metrics,
       log: log.child({ component: "driver" }),
+      onMembership: (membership) => this.applyMembership(membership),
     });
   }
 
@@ -162,7 +169,9 @@ export class SynodNode {
   }
 
   private async connect(): Promise<void> {
-    const peers = this.config.members.filter((member) => member.id !== this.config.id).map((member) => ({ id: member.id, host: member.peer.host, port: member.peer.port }));
+    // The configuration in the log wins over the list this node was started with.
+    this.currentPeers = this.directory();
+    const peers = this.currentPeers.filter((member) => member.id !== this.config.id).map((member) => ({ id: member.id, host: member.peer.host, port: member.peer.port }));
     try {
       this.transport = await PeerTransport.start({
         clusterId: this.clusterId,
@@ -206,8 +215,123 @@ export class SynodNode {
     };
   }
 
+  /** The current configuration; engines without membership have only the one started with. */
+  private membership(): Membership {
+    return this.engine.membership?.() ?? { voters: this.config.members.map((m) => m.id), outgoing: [], learners: [], autoPromote: [], autoLeave: true, context: new Uint8Array(0) };
+  }
+
+  /**
+   * Where the members of the current configuration are: the directory replicated with it,
+   * or, for the bootstrap configuration, the addresses this node was started with.
+   */
+  private directory(membership: Membership = this.membership()): MemberAddress[] {
+    let listed: MemberAddress[] | null = null;
+    try {
+      listed = decodeDirectory(membership.context);
+    } catch (error) {
+      this.log.error({ err: error }, "the configuration's member directory does not decode; using the addresses this node was started with");
+    }
+    const ids = memberIds(membership);
+    const known = listed ?? this.config.members;
+    return known.filter((m) => ids.includes(m.id)).map((m) => ({ ...m, http: m.http ?? this.memberHttp.get(m.id) ?? null }));
+  }
+
+  /**
+   * A new configuration (appended, or undone): connect to its members. A member it removes
+   * stays connected for `RETIRING_PEER_MS` more: the change commits only after this node
+   * appended it, and a removed leader needs its links to commit its own removal and hand
+   * over; a removed follower, to learn that it was removed.
+   */
+  private applyMembership(membership: Membership): void {
+    const members = this.directory(membership);
+    for (const member of members) if (member.http !== null && member.id !== this.config.id) this.memberHttp.set(member.id, member.http);
+    for (const previous of this.currentPeers) {
+      if (members.some((m) => m.id === previous.id) || this.retiringPeers.has(previous.id)) continue;
+      const timer = setTimeout(() => {
+        this.retiringPeers.delete(previous.id);
+        this.updatePeers();
+      }, RETIRING_PEER_MS);
+      timer.unref();
+      this.retiringPeers.set(previous.id, { member: previous, timer });
+    }
+    for (const member of members) {
+      const retiring = this.retiringPeers.get(member.id);
+      if (retiring === undefined) continue;
+      clearTimeout(retiring.timer);
+      this.retiringPeers.delete(member.id);
+    }
+    this.currentPeers = members;
+    this.updatePeers();
+    this.log.info({ voters: membership.voters, outgoing: membership.outgoing, learners: membership.learners }, "configuration");
+  }
+
+  private updatePeers(): void {
+    const peers = [...this.currentPeers, ...[...this.retiringPeers.values()].map((r) => r.member)];
+    if (this.stopping === null) this.transport?.setPeers(peers.map((m) => ({ id: m.id, host: m.peer.host, port: m.peer.port })));
+  }
+
   private membersList(): object[] {
-    return this.config.members.map((member: MemberAddress) => ({ id: member.id, peer: formatHostPort(member.peer), http: this.memberHttp.get(member.id) ?? null }));
+    const membership = this.membership();
+    return this.directory(membership).map((member) => ({ id: member.id, peer: formatHostPort(member.peer), http: this.memberHttp.get(member.id) ?? member.http, role: memberRole(membership, member.id) }));
+  }
+
+  /**
+   * `POST /v1/members`, `DELETE /v1/members/{id}`, `POST /v1/members/{id}/promote`: done
+   * here if this node leads (answering once the change is applied, so in force), else passed
+   * once to the leader.
+   */
+  private async changeMembers(request: MemberRequest, forwarded: boolean): Promise<{ readonly status: number; readonly body: object }> {
+    const status = this.engine.status();
+    if (status.role !== "leader") return this.forwardToLeader(request, forwarded);
+    const current = this.membership();
+    const directory = this.directory(current);
+    const without = (list: readonly number[]): number[] => list.filter((id) => id !== request.id);
+    let change: MembershipChange;
+    switch (request.op) {
+      case "add": {
+        if (memberIds(current).includes(request.id)) throw new HttpError(409, "already_member", `node ${request.id} is already a member (${memberRole(current, request.id)})`);
+        const added: MemberAddress = { id: request.id, peer: parseHostPort(request.peer, "peer"), http: request.http };
+        const context = encodeDirectory([...directory, added]);
+        change = request.learner
+          ? { voters: current.voters, learners: [...current.learners, request.id], autoPromote: request.autoPromote ? [...current.autoPromote, request.id] : current.autoPromote, context }
+          : { voters: [...current.voters, request.id], learners: current.learners, autoPromote: current.autoPromote, context };
+        break;
+      }
+      case "remove":
+        if (!memberIds(current).includes(request.id)) throw new HttpError(404, "not_member", `node ${request.id} is not a member`);
+        change = { voters: without(current.voters), learners: without(current.learners), autoPromote: without(current.autoPromote), context: encodeDirectory(directory.filter((m) => m.id !== request.id)) };
+        break;
+      case "promote":
+        if (!current.learners.includes(request.id)) throw new HttpError(409, "not_learner", `node ${request.id} is not a learner (${memberIds(current).includes(request.id) ? "already a voter" : "not a member"})`);
+        change = { voters: [...current.voters, request.id], learners: without(current.learners), autoPromote: without(current.autoPromote), context: encodeDirectory(directory) };
+        break;
+    }
+    const startedMs = performance.now();
+    const { index } = await this.driver.changeMembership(change);
+    return { status: 200, body: { index, ms: Math.round(performance.now() - startedMs), members: this.membersList() } };
+  }
+
+  private async forwardToLeader(request: MemberRequest, forwarded: boolean): Promise<{ readonly status: number; readonly body: object }> {
+    const leader = this.engine.status().leader;
+    const leaderHttp = leader === null ? undefined : this.memberHttp.get(leader);
+    if (forwarded || leaderHttp === undefined) throw new NotLeaderError(leader);
+    const { path, method, body } =
+      request.op === "add"
+        ? { path: "/v1/members", method: "POST", body: JSON.stringify({ id: request.id, peer: request.peer, http: request.http, learner: request.learner, promote: request.autoPromote ? "auto" : "manual" }) }
+        : request.op === "remove"
+          ? { path: `/v1/members/${request.id}`, method: "DELETE", body: undefined }
+          : { path: `/v1/members/${request.id}/promote`, method: "POST", body: undefined };
+    try {
+      const response = await fetch(`${leaderHttp}${path}`, {
+        method,
+        ...(body === undefined ? {} : { body }),
+        headers: { "content-type": "application/json", [FORWARDED_HEADER]: String(this.config.id) },
+        signal: AbortSignal.timeout(this.config.requestTimeoutMs + 1000),
+      });
+      return { status: response.status, body: (await response.json()) as object };
+    } catch (error) {
+      throw new NotLeaderError(leader, { cause: error });
+    }
   }
 
   private service(): KvService {
@@ -221,7 +345,11 @@ export class SynodNode {
       },
       revision: () => this.kv.currentRevision,
       status: () => this.status(),
-      members: () => ({ members: this.membersList() }),
+      members: () => {
+        const membership = this.membership();
+        return { members: this.membersList(), joint: membership.outgoing.length > 0 };
+      },
+      changeMembers: (request, forwarded) => this.changeMembers(request, forwarded),
       transferLeadership: (to, forwarded) => this.transferLeadership(to, forwarded),
       metrics: async () => ({ contentType: this.metrics.registry.contentType, body: await this.metrics.registry.metrics() }),
       observeRequest: (route, status, seconds) => this.metrics.requestSeconds.observe({ route, status: String(status) }, seconds),
@@ -267,6 +395,8 @@ export class SynodNode {
    * close; the lock goes last.
    */
   private async close(): Promise<void> {
+    for (const retiring of this.retiringPeers.values()) clearTimeout(retiring.timer);
+    this.retiringPeers.clear();
     const server = this.httpServer;
     const serverClosed =
       server === null || !server.listening
