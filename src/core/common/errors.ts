@@ -15,10 +15,22 @@ export class SynodError extends Error {
 /** This node cannot order the request; `leaderHint` is the leader it believes in, if any. */
 export class NotLeaderError extends SynodError {
   readonly leaderHint: number | null;
-  constructor(leaderHint: number | null, options?: { cause?: unknown }) {
-    super("not_leader", leaderHint === null ? "no known leader" : `not the leader; try node ${leaderHint}`, options);
+  constructor(leaderHint: number | null, options?: { cause?: unknown }, code = "not_leader", message = leaderHint === null ? "no known leader" : `not the leader; try node ${leaderHint}`) {
+    super(code, message, options);
     this.name = "NotLeaderError";
     this.leaderHint = leaderHint;
+  }
+}
+
+/**
+ * This node is outside the cluster's configuration (removed, or not yet added), so it
+ * cannot learn what happens to a request: send it to a member. A NotLeaderError, so callers
+ * that follow the leader hint need nothing new.
+ */
+export class NotMemberError extends NotLeaderError {
+  constructor(leaderHint: number | null) {
+    super(leaderHint, undefined, "not_member", "this node is not a member of the cluster's configuration (removed, or not yet added); send requests to a member");
+    this.name = "NotMemberError";
   }
 }
 

@@ -1,5 +1,5 @@
 import { assert } from "../common/assert.js";
-import { InvalidInputError, MembershipChangeInProgressError, NotLeaderError, OverloadedError } from "../common/errors.js";
+import { InvalidInputError, MembershipChangeInProgressError, NotLeaderError, NotMemberError, OverloadedError } from "../common/errors.js";
 import { Prng } from "../common/prng.js";
 import type {
   Admission,
@@ -368,6 +368,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     }
     // A node outside the configuration (removed, or not yet joined) would never learn the
     // outcome: it gets no log. Its client is sent to the leader.
+    if (this.role === "follower" && !isMember(this.current, this.id)) return { accepted: false, error: new NotMemberError(this.lead) };
     return { accepted: false, error: new NotLeaderError(this.lead) };
   }
 
@@ -386,6 +387,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
       this.send(this.lead, lease ? { type: "read-index", term: this.term, requestId, lease } : { type: "read-index", term: this.term, requestId });
       return { accepted: true };
     }
+    if (this.role === "follower" && !isMember(this.current, this.id)) return { accepted: false, error: new NotMemberError(this.lead) };
     return { accepted: false, error: new NotLeaderError(this.lead) };
   }
 

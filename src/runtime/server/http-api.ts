@@ -10,7 +10,7 @@
 import { isUtf8 } from "node:buffer";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { performance } from "node:perf_hooks";
-import { InvalidInputError, MembershipChangeInProgressError, NotLeaderError, OverloadedError, SynodError } from "../../core/common/errors.js";
+import { InvalidInputError, MembershipChangeInProgressError, NotLeaderError, NotMemberError, OverloadedError, SynodError } from "../../core/common/errors.js";
 import { limits } from "../../core/common/limits.js";
 import type { KvRecord, KvResult } from "../../core/kv/store.js";
 import {
@@ -365,6 +365,7 @@ function toHttpError(error: unknown, service: KvService): HttpError {
   if (error instanceof HttpError) return error;
   if (error instanceof TooLargeError) return new HttpError(413, error.code, error.message);
   if (error instanceof InvalidInputError) return new HttpError(400, error.code, error.message);
+  if (error instanceof NotMemberError) return new HttpError(503, error.code, error.message);
   if (error instanceof NotLeaderError || error instanceof LeaderChangedError || error instanceof StoppedError) {
     return new HttpError(503, "no_leader", error instanceof NotLeaderError ? "no leader is known: an election is under way; retry shortly" : error.message, { "retry-after": "1" });
   }

@@ -82,6 +82,7 @@ describe("membership changes on a real cluster", { timeout: 90_000 }, () => {
     // The removed node takes no writes: it would never learn their outcome.
     const refused = await request("PUT", `${cluster.node(leader).http}/v1/kv/after-removal`, "x");
     assert.equal(refused.status, 503, refused.text);
+    assert.equal(refused.body["error"], "not_member");
     let longestGapMs = 0;
     for (let i = 1; i < acknowledged.length; i++) longestGapMs = Math.max(longestGapMs, (acknowledged[i] as { at: number }).at - (acknowledged[i - 1] as { at: number }).at);
     t.diagnostic(`the removal took ${tookMs} ms; the longest gap between acknowledged writes was ${longestGapMs} ms; ${acknowledged.length} writes acknowledged`);

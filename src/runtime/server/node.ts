@@ -298,7 +298,7 @@ export class SynodNode {
         break;
       }
       case "remove":
-        if (!memberIds(current).includes(request.id)) throw new HttpError(404, "not_member", `node ${request.id} is not a member`);
+        if (!memberIds(current).includes(request.id)) throw new HttpError(404, "unknown_member", `node ${request.id} is not a member`);
         change = { voters: without(current.voters), learners: without(current.learners), autoPromote: without(current.autoPromote), context: encodeDirectory(directory.filter((m) => m.id !== request.id)) };
         break;
       case "promote":
