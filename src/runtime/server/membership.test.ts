@@ -16,6 +16,8 @@ describe("membership changes on a real cluster", { timeout: 90_000 }, () => {
     await cluster.waitForLeader();
   });
   after(async () => cluster.close());
+  /** The node the second test removed. */
+  let removed = 0;
 
   test("GET /v1/members lists the voters; bad changes are refused with a clear 4xx and change nothing", async () => {
     const url = cluster.node(1).http;
@@ -83,8 +85,31 @@ describe("membership changes on a real cluster", { timeout: 90_000 }, () => {
     const refused = await request("PUT", `${cluster.node(leader).http}/v1/kv/after-removal`, "x");
     assert.equal(refused.status, 503, refused.text);
     assert.equal(refused.body["error"], "not_member");
+    removed = leader;
     let longestGapMs = 0;
     for (let i = 1; i < acknowledged.length; i++) longestGapMs = Math.max(longestGapMs, (acknowledged[i] as { at: number }).at - (acknowledged[i - 1] as { at: number }).at);
     t.diagnostic(`the removal took ${tookMs} ms; the longest gap between acknowledged writes was ${longestGapMs} ms; ${acknowledged.length} writes acknowledged`);
+  });
+
+  test("the removed node, killed and restarted with its old data and peer list, disturbs nothing", async () => {
+    assert.ok(removed > 0, "needs the previous test's removal");
+    const members = [1, 2, 3].filter((id) => id !== removed);
+    const leader = await cluster.waitForLeader(3000, members);
+    const term = (await cluster.status(leader))?.term;
+    await cluster.kill(removed);
+    cluster.startNode(removed); // with the original --peers, which still lists every node
+    // Ten election timeouts: a removed node that campaigned would raise the term by now.
+    await sleep(2500);
+    for (const id of members) {
+      const status = await cluster.status(id);
+      assert.equal(status?.leader, leader, `node ${id} still follows node ${leader}`);
+      assert.equal(status?.term, term, `node ${id}'s term did not move`);
+    }
+    const write = await request("PUT", `${cluster.node(members[0] as number).http}/v1/kv/after-restart`, "ok");
+    assert.equal(write.status, 200, write.text);
+    const status = await cluster.status(removed);
+    assert.notEqual(status?.role, "leader");
+    const refused = await request("PUT", `${cluster.node(removed).http}/v1/kv/from-removed`, "x");
+    assert.equal(refused.body["error"], "not_member", refused.text);
   });
 });
