@@ -642,7 +642,7 @@ export const SCENARIOS: readonly Scenario[] = [
     description: "a leader cut off with two empty nodes is asked to add both at once: a second change in flight would let them commit writes the old majority elects a leader without (4.1)",
     weight: 2,
     // Sticky clients keep writing to the cut-off leader.
-    params: (p, prng) => ({ ...withFaults(reliable(withNodes(p, 5, prng)), ["partition"]), bootstrapVoters: 3, roamingClients: 0, clientThinkMicrosMean: 5000 }),
+    params: (p, prng) => ({ ...withFaults(reliable(withNodes(p, 5, prng)), ["partition"]), bootstrapVoters: 3, roamingClients: 0 }),
     start: membershipAdversary,
   },
   {
@@ -650,7 +650,7 @@ export const SCENARIOS: readonly Scenario[] = [
     needsMembership: true,
     description: "a voter cut off with two learners campaigns while the leader commits with the other voter: learners' votes must not make it leader (4.2.1)",
     weight: 2,
-    params: (p, prng) => ({ ...withFaults(reliable(withNodes(p, 5, prng)), ["partition"]), bootstrapVoters: 3, roamingClients: 0, clientThinkMicrosMean: 5000 }),
+    params: (p, prng) => ({ ...withFaults(reliable(withNodes(p, 5, prng)), ["partition"]), bootstrapVoters: 3, roamingClients: 0 }),
     start: learnerVoteAdversary,
   },
   {

@@ -22,6 +22,26 @@ export function checkIds(ids: readonly NodeId[], what: string): void {
   if (new Set(ids).size !== ids.length) throw new InvalidInputError(`${what} must not repeat an id`);
 }
 
+/**
+ * The rules every configuration obeys, for one decoded from a peer or a file: ids valid
+ * and each in one list only (a joint configuration's outgoing voters may also be voters),
+ * learners to promote among the learners, and — for a configuration entry — some voter. An
+ * engine would otherwise trust a configuration that counts one node twice, or that asks it
+ * to promote a node that is not a learner. Throws InvalidInputError.
+ */
+export function checkMembership(m: Membership, options: { readonly votersRequired: boolean }): void {
+  checkIds(m.voters, "voters");
+  checkIds(m.outgoing, "outgoing voters");
+  checkIds(m.learners, "learners");
+  checkIds(m.autoPromote, "learners to promote");
+  if (options.votersRequired && m.voters.length === 0) throw new InvalidInputError("a configuration needs at least one voter");
+  for (const id of m.learners) {
+    if (m.voters.includes(id) || m.outgoing.includes(id)) throw new InvalidInputError(`node ${id} cannot be both a voter and a learner`);
+  }
+  for (const id of m.autoPromote) if (!m.learners.includes(id)) throw new InvalidInputError(`node ${id} is to be promoted but is not a learner`);
+  if (m.context.length > MEMBERSHIP_CONTEXT_BYTES_MAX) throw new InvalidInputError(`the configuration's context is ${m.context.length} bytes; at most ${MEMBERSHIP_CONTEXT_BYTES_MAX}`);
+}
+
 export function encodeMembership(m: Membership): Uint8Array {
   const lists = [m.voters, m.outgoing, m.learners, m.autoPromote];
   let bytes = 1 + 1 + 4 + m.context.length;
@@ -84,7 +104,9 @@ export function decodeMembership(data: Uint8Array): Membership {
   at += contextBytes;
   if (at !== data.length) throw new InvalidInputError(`a configuration entry has ${data.length - at} bytes too many`);
   const [voters, outgoing, learners, autoPromote] = lists as [NodeId[], NodeId[], NodeId[], NodeId[]];
-  return { voters, outgoing, learners, autoPromote, autoLeave, context };
+  const m = { voters, outgoing, learners, autoPromote, autoLeave, context };
+  checkMembership(m, { votersRequired: false });
+  return m;
 }
 
 /** Checks a membership decoded from a peer (in a snapshot chunk). */
@@ -93,11 +115,11 @@ export function validateMembership(value: unknown): Membership {
   const m = value as Record<string, unknown>;
   for (const field of ["voters", "outgoing", "learners", "autoPromote"]) {
     const list = m[field];
-    if (!Array.isArray(list)) throw new InvalidInputError(`membership.${field} must be a list`);
-    checkIds(list as NodeId[], `membership.${field}`);
+    if (!Array.isArray(list) || !list.every((id) => typeof id === "number")) throw new InvalidInputError(`membership.${field} must be a list of ids`);
   }
   if (typeof m["autoLeave"] !== "boolean") throw new InvalidInputError("membership.autoLeave must be a boolean");
   if (!(m["context"] instanceof Uint8Array)) throw new InvalidInputError("membership.context must be bytes");
+  checkMembership(value as Membership, { votersRequired: false });
   return value as Membership;
 }
 

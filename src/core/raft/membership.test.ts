@@ -5,6 +5,7 @@ import type { Membership, MembershipChange, NodeId } from "../engine/contract.js
 import { DEFAULT_RAFT_CONFIG } from "./config.js";
 import { data, TestCluster } from "./harness.test-util.js";
 import { bootstrapMembership, decodeMembership, encodeMembership, nextMembership } from "./membership.js";
+import { validateRaftMessage } from "./validate.js";
 
 const config = { ...DEFAULT_RAFT_CONFIG };
 const EMPTY = new Uint8Array(0);
@@ -320,5 +321,44 @@ describe("4 membership survives restarts and snapshots", () => {
     assert.ok(c.engine(5).status().snapshotIndex > 0, "node 5 started from the leader's snapshot");
     assert.deepEqual(voters(c, 5).learners, [5]);
     assert.deepEqual(c.appliedData(5), ["w0", "w1", "w2", "w3", "w4"]);
+  });
+});
+
+describe("4 membership: found in review", () => {
+  test("a removed node that is down is dropped after an election timeout, not heartbeated for ever", () => {
+    const c = new TestCluster(3);
+    c.elect(1);
+    c.engine(1).propose(data("a"));
+    c.stabilize();
+    c.isolate(3); // node 3 died
+    reconfigure(c, 1, change([1, 2]));
+    c.tickAll(3 * config.electionTicks);
+    const before = c.sent.length;
+    c.tickAll(5 * config.electionTicks);
+    assert.equal(c.sent.slice(before).filter((e) => e.from === 1 && e.to === 3).length, 0);
+    assert.equal(c.engine(1).status().role, "leader");
+  });
+
+  test("configuration entries do not count against the uncommitted-bytes bound, in or out", () => {
+    const c = new TestCluster(3, { ...config, uncommittedBytesMax: 1000 });
+    c.elect(1);
+    assert.equal(c.engine(1).changeMembership(change([1, 2, 3], [], { context: new Uint8Array(900) })).accepted, true);
+    const configIndex = c.engine(1).status().lastIndex;
+    c.dropWhere = (e) => e.message.type === "append" && e.message.entries.some((entry) => entry.index > configIndex);
+    c.flush();
+    assert.equal(c.engine(1).propose(new Uint8Array(900)).accepted, true);
+    c.stabilize();
+    assert.equal(c.engine(1).status().commitIndex, configIndex);
+    assert.equal(c.engine(1).propose(new Uint8Array(900)).accepted, false, "900 uncommitted bytes and 900 more exceed the bound");
+  });
+
+  test("a peer's configuration entry that counts a node twice, or promotes a non-learner, is refused at the wire", () => {
+    const entry = (m: Membership): unknown => ({ type: "append", term: 1, prevIndex: 0, prevTerm: 0, commit: 0, entries: [{ index: 1, term: 1, data: encodeMembership(m), kind: "config" }] });
+    const base = bootstrapMembership([2, 3]);
+    assert.doesNotThrow(() => validateRaftMessage(entry(base)));
+    assert.throws(() => validateRaftMessage(entry({ ...base, voters: [2, 2, 3] })), InvalidInputError);
+    assert.throws(() => validateRaftMessage(entry({ ...base, autoPromote: [3] })), InvalidInputError);
+    assert.throws(() => validateRaftMessage(entry({ ...base, learners: [3] })), InvalidInputError);
+    assert.throws(() => validateRaftMessage(entry({ ...base, voters: [] })), InvalidInputError);
   });
 });

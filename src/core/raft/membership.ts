@@ -36,8 +36,16 @@ export function members(m: Membership): NodeId[] {
 
 /** The majority groups a decision needs: the voters, and the outgoing voters while joint. */
 export function majorityGroups(m: Membership): readonly (readonly NodeId[])[] {
-  return isJoint(m) ? [m.voters, m.outgoing] : [m.voters];
+  // Memoized per configuration: quorum checks run on every acknowledgement.
+  let groups = GROUPS.get(m);
+  if (groups === undefined) {
+    groups = isJoint(m) ? [m.voters, m.outgoing] : [m.voters];
+    GROUPS.set(m, groups);
+  }
+  return groups;
 }
+
+const GROUPS = new WeakMap<Membership, readonly (readonly NodeId[])[]>();
 
 export function majority(size: number): number {
   return Math.floor(size / 2) + 1;

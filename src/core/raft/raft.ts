@@ -183,6 +183,8 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     this.log = new RaftLog(options.durable, hard?.commit ?? 0, options.appliedIndex);
     this.snapshot = options.durable.snapshot;
     this.baseMembership = this.snapshot?.membership ?? bootstrapMembership(options.peers);
+    // A snapshot from before configurations were recorded is sent with the one in force.
+    if (this.snapshot !== null && this.snapshot.membership === undefined) this.snapshot = { ...this.snapshot, membership: this.baseMembership };
     for (const entry of options.durable.entries) if (entry.kind === "config") this.configs.push({ index: entry.index, term: entry.term, membership: decodeMembership(entry.data) });
     this.current = this.baseMembership;
     this.refreshMembership();
@@ -238,7 +240,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
         this.becomeFollower(this.term, null);
         return;
       }
-      if (this.progress.size > members(this.current).length + 1) this.syncProgress(true);
+      if (this.progress.size > members(this.current).length + (isMember(this.current, this.id) ? 0 : 1)) this.syncProgress(true);
       for (const [peer, pr] of this.progress) if (peer !== this.id) pr.recentActive = false;
     }
     this.maybeAutoPromote();
@@ -944,8 +946,8 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     }
     const wasPaused = pr.paused;
     if (!pr.maybeUpdate(message.index)) return;
-    if (!isMember(this.current, from) && from !== this.id) {
-      // A removed node catching up on its removal: let it go once it holds it.
+    if (!isMember(this.current, from) && from !== this.id && pr.match >= (this.configs[this.configs.length - 1]?.index ?? 0)) {
+      // A removed node that now holds its removal: let it go (if the removal committed).
       this.syncProgress();
       if (this.progress.get(from) !== pr) return;
     }
@@ -1045,7 +1047,8 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     const offset = Math.min(pr.snapshotAcked, snapshot.data.length);
     const chunk = snapshot.data.subarray(offset, Math.min(snapshot.data.length, offset + this.config.snapshotChunkBytes));
     const message: SnapshotChunk = { type: "snapshot", term: this.term, index: snapshot.index, snapshotTerm: snapshot.term, size: snapshot.data.length, offset, chunk };
-    this.send(to, snapshot.membership === undefined ? message : { ...message, membership: snapshot.membership });
+    // The configuration goes with the first chunk only: the follower keeps it from there.
+    this.send(to, snapshot.membership === undefined || offset !== 0 ? message : { ...message, membership: snapshot.membership });
     pr.snapshotChunkInFlight = true;
     pr.snapshotStallTicks = 0;
     return true;
@@ -1088,7 +1091,8 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     const previous = this.log.commitIndex;
     this.log.commitTo(quorumIndex);
     for (const entry of this.log.slice(previous + 1, quorumIndex)) {
-      if (entry.term === this.term) this.uncommittedBytes = Math.max(0, this.uncommittedBytes - entry.data.length);
+      // Only proposals count toward the bound (appendProposal); configuration entries do not.
+      if (entry.term === this.term && entry.kind !== "config") this.uncommittedBytes = Math.max(0, this.uncommittedBytes - entry.data.length);
     }
     if (this.log.term(previous) !== this.term && this.readsAwaitingTermCommit.length > 0) {
       const waiting = this.readsAwaitingTermCommit;

@@ -1,5 +1,6 @@
 import { InvalidInputError } from "../common/errors.js";
 import type { LogEntry } from "../engine/contract.js";
+import { checkMembership } from "../engine/membership-codec.js";
 import { decodeMembership, validateMembership } from "./membership.js";
 import type { RaftMessage } from "./messages.js";
 
@@ -96,7 +97,8 @@ function entries(value: unknown): asserts value is LogEntry[] {
     index(e, "term");
     if (!(e["data"] instanceof Uint8Array)) throw new InvalidInputError("an entry's data must be bytes");
     if (e["kind"] !== undefined && e["kind"] !== "config") throw new InvalidInputError(`an entry's kind must be "config" or absent, got ${JSON.stringify(e["kind"])}`);
-    if (e["kind"] === "config") decodeMembership(e["data"]); // the engine acts on it as soon as it is appended
+    // The engine acts on a configuration as soon as it is appended: it must be one.
+    if (e["kind"] === "config") checkMembership(decodeMembership(e["data"]), { votersRequired: true });
     // The engine appends entries as a contiguous run; a gap would corrupt its log.
     if (previous >= 0 && e["index"] !== previous + 1) throw new InvalidInputError("entries must have consecutive indexes");
     previous = e["index"] as number;
