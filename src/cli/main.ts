@@ -8,6 +8,7 @@ import { registerClusterCommand } from "./cluster-command.js";
 import { demoCommand } from "./demo-command.js";
 import { registerKvCommands } from "./kv-commands.js";
 import { registerLeaderCommand } from "./leader-command.js";
+import { registerMembersCommand } from "./members-command.js";
 import { registerNodeCommand } from "./node-command.js";
 import { defaultWorkers, listMutants, parseFaults, simCommand, UsageError } from "./sim-command.js";
 
@@ -97,6 +98,7 @@ function buildProgram(setExitCode: (code: number) => void): Command {
   registerKvCommands(program, setExitCode);
   registerBenchCommand(program, setExitCode);
   registerLeaderCommand(program, setExitCode);
+  registerMembersCommand(program, setExitCode);
 
   return program;
 }

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { ProcessCluster, request, sleep } from "./process-cluster.test-util.js";
+import { ProcessCluster, request, runSynod, sleep } from "./process-cluster.test-util.js";
 
 const JSON_TYPE = { "content-type": "application/json" };
 
@@ -45,6 +45,14 @@ describe("membership changes on a real cluster", { timeout: 90_000 }, () => {
     }
     const still = await request("GET", `${url}/v1/members`);
     assert.deepEqual((still.body["members"] as { id: number }[]).map((m) => m.id), [1, 2, 3]);
+    // The same through the CLI: a listing, and a refusal with its reason and exit code 2.
+    const endpoints = [1, 2, 3].map((node) => cluster.node(node).http).join(",");
+    const list = await runSynod(["members", "list", "--endpoints", endpoints], 10_000);
+    assert.equal(list.code, 0, list.output);
+    assert.match(list.output, /^1 +voter +peer 127\.0\.0\.1:\d+/m);
+    const promoteVoter = await runSynod(["members", "promote", "2", "--endpoints", endpoints], 10_000);
+    assert.equal(promoteVoter.code, 2, promoteVoter.output);
+    assert.match(promoteVoter.output, /not a learner/);
   });
 
   test("removing the leader under load: a remaining voter leads, nothing acknowledged is lost", async (t) => {
