@@ -34,7 +34,9 @@ async function withDirs(run: (dirs: Dirs) => Promise<void>): Promise<void> {
   try {
     await run({ dir: join(root, "wal"), snapshotDir: join(root, "snap") });
   } finally {
-    rmSync(root, { recursive: true, force: true });
+    // A store that refused to open closes its WAL in the background, and the WAL's segment
+    // preparation may still be writing: retry while the directory empties.
+    rmSync(root, { recursive: true, force: true, maxRetries: 10, retryDelay: 20 });
   }
 }
 
