@@ -1,5 +1,5 @@
 // Options and error reporting shared by the commands that talk to a running cluster
-// (put, get, del, status, bench).
+// (put, get, del, status, bench, leader, members).
 import { InvalidArgumentError, Option } from "commander";
 import { InvalidInputError } from "../core/common/errors.js";
 import { CompareFailedError, ConnectionError, HttpApiError, TimeoutError, UnavailableError } from "../client/errors.js";
@@ -72,4 +72,43 @@ export function connectionCause(error: ConnectionError): string {
   const cause = error.cause as { code?: unknown; errors?: { code?: unknown }[] } | undefined;
   const code = cause?.code ?? cause?.errors?.[0]?.code;
   return typeof code === "string" ? code : "connection failed";
+}
+
+/**
+ * For the cluster-operation commands (leader, members): sends one request to the first
+ * endpoint that answers (any node takes it and passes it to the leader), prints the API's
+ * JSON with `--json` or calls `print` on success, and returns the exit code: 0, 2 for a
+ * refusal (with the API's reason on stderr), 3 when the answer is 5xx or no node answers.
+ */
+export async function callCluster(
+  command: string,
+  options: { readonly endpoints: readonly string[]; readonly json: boolean },
+  request: { readonly method: string; readonly path: string; readonly body?: object },
+  print: (answer: Record<string, unknown>) => void,
+): Promise<number> {
+  let lastFailure = "";
+  for (const endpoint of options.endpoints) {
+    let response: Response;
+    try {
+      response = await fetch(`${endpoint}${request.path}`, {
+        method: request.method,
+        headers: { "content-type": "application/json" },
+        ...(request.body === undefined ? {} : { body: JSON.stringify(request.body) }),
+        signal: AbortSignal.timeout(15_000),
+      });
+    } catch (error) {
+      lastFailure = `cannot reach ${endpoint} (${(error as Error).message}); is the cluster running? (npm start)`;
+      continue;
+    }
+    const answer = (await response.json().catch(() => ({}))) as Record<string, unknown>;
+    if (options.json) process.stdout.write(`${JSON.stringify(answer)}\n`);
+    if (response.status === 200) {
+      if (!options.json) print(answer);
+      return EXIT.ok;
+    }
+    process.stderr.write(`synod ${command}: ${String(answer["message"] ?? `HTTP ${response.status}`)}\n`);
+    return response.status >= 500 ? EXIT.unavailable : EXIT.usage;
+  }
+  process.stderr.write(`synod ${command}: ${lastFailure}\n`);
+  return EXIT.unavailable;
 }

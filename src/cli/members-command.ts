@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { endpointsOption, EXIT, integerIn } from "./client-options.js";
+import { callCluster, endpointsOption, EXIT, integerIn } from "./client-options.js";
 
 interface MembersOptions {
   readonly endpoints: string[];
@@ -62,33 +62,8 @@ Examples:
   );
 }
 
-/** Sends the request to the first endpoint that answers; prints the members or the refusal. */
-async function run(name: string, opts: MembersOptions, method: string, path: string, body?: object): Promise<number> {
-  let lastFailure = "";
-  for (const endpoint of opts.endpoints) {
-    let response: Response;
-    try {
-      response = await fetch(`${endpoint}${path}`, {
-        method,
-        headers: { "content-type": "application/json" },
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-        signal: AbortSignal.timeout(15_000),
-      });
-    } catch (error) {
-      lastFailure = `cannot reach ${endpoint} (${(error as Error).message}); is the cluster running? (npm start)`;
-      continue;
-    }
-    const answer = (await response.json().catch(() => ({}))) as Record<string, unknown>;
-    if (opts.json) process.stdout.write(`${JSON.stringify(answer)}\n`);
-    if (response.status === 200) {
-      if (!opts.json) printMembers(answer["members"] as Member[] | undefined, answer["ms"]);
-      return EXIT.ok;
-    }
-    process.stderr.write(`synod members ${name}: ${String(answer["message"] ?? `HTTP ${response.status}`)}\n`);
-    return response.status >= 500 ? EXIT.unavailable : EXIT.usage;
-  }
-  process.stderr.write(`synod members ${name}: ${lastFailure}\n`);
-  return EXIT.unavailable;
+function run(name: string, opts: MembersOptions, method: string, path: string, body?: object): Promise<number> {
+  return callCluster(`members ${name}`, opts, body === undefined ? { method, path } : { method, path, body }, (answer) => printMembers(answer["members"] as Member[] | undefined, answer["ms"]));
 }
 
 function printMembers(members: readonly Member[] | undefined, ms: unknown): void {

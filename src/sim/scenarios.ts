@@ -10,6 +10,7 @@
  */
 import type { Prng } from "../core/common/prng.js";
 import type { EngineStatus, Membership, MembershipChange, NodeId, TuningHints } from "../core/engine/contract.js";
+import { isMember } from "../core/engine/membership.js";
 import { PARTITION_SHAPES, RELIABLE_LINK, type LinkModel, type PartitionShape } from "./network.js";
 import type { FaultClass, SimParams } from "./params.js";
 
@@ -229,9 +230,6 @@ function leaderTransferNemesis(ctx: ScenarioContext): void {
 
 const NO_CONTEXT = new Uint8Array(0);
 
-function memberOf(m: Membership, id: NodeId): boolean {
-  return m.voters.includes(id) || m.outgoing.includes(id) || m.learners.includes(id);
-}
 
 /**
  * Random reconfigurations (thesis chapter 4) of a cluster of 5 or 6 nodes that starts with
@@ -257,7 +255,7 @@ function reconfigurationNemesis(ctx: ScenarioContext): void {
       if (!m.autoLeave && prng.chance(0.5)) ask(m.voters, m.learners);
       return;
     }
-    const outsiders = ctx.nodeIds.filter((id) => !memberOf(m, id));
+    const outsiders = ctx.nodeIds.filter((id) => !isMember(m, id));
     const without = (list: readonly NodeId[], id: NodeId): NodeId[] => list.filter((x) => x !== id);
     const roll = prng.float();
     if (roll < 0.2 && outsiders.length > 0) {
@@ -303,7 +301,7 @@ function membershipAdversary(ctx: ScenarioContext): void {
       const m = leader === null ? null : ctx.membership(leader);
       if (leader === null || m === null || m.outgoing.length > 0) return;
       const others = m.voters.filter((id) => id !== leader);
-      const outsiders = ctx.nodeIds.filter((id) => !memberOf(m, id));
+      const outsiders = ctx.nodeIds.filter((id) => !isMember(m, id));
       const [x, y] = outsiders;
       if (x === undefined || y === undefined) return;
       ctx.partitionGroups([[leader, ...outsiders], [...others, ...m.learners]]);
@@ -334,7 +332,7 @@ function learnerVoteAdversary(ctx: ScenarioContext): void {
       const leader = ctx.leader();
       const m = leader === null ? null : ctx.membership(leader);
       if (leader === null || m === null) return;
-      const outsider = ctx.nodeIds.find((id) => !memberOf(m, id));
+      const outsider = ctx.nodeIds.find((id) => !isMember(m, id));
       if (outsider !== undefined) ctx.changeMembership(leader, { voters: m.voters, learners: [...m.learners, outsider], context: NO_CONTEXT });
     };
     ctx.during(t, addLearner);

@@ -1,6 +1,7 @@
 import { AssertionError } from "../core/common/assert.js";
 import { Prng } from "../core/common/prng.js";
 import type { DurableState, EngineFactory, EngineInvariant, EngineStatus, LogEntry, Membership, NodeId } from "../core/engine/contract.js";
+import { describeMembership, isMember } from "../core/engine/membership.js";
 import { checkMajorityCommit, type NodeLog } from "./check/majority-commit.js";
 import { checkLeaderCompleteness } from "./check/leader-completeness.js";
 import { checkLinearizability } from "./check/linearizability.js";
@@ -649,8 +650,7 @@ class Simulation implements NodeHost<unknown> {
       // that was removed stopped receiving them.
       const leader = this.currentLeader();
       const membership = leader === null ? undefined : this.nodes.get(leader)?.engine.membership?.();
-      const isMember = (id: NodeId): boolean => membership === undefined || membership.voters.includes(id) || membership.outgoing.includes(id) || membership.learners.includes(id);
-      const applied = new Map([...this.nodes.values()].filter((n) => n.up && isMember(n.id)).map((n) => [n.id, n.appliedRequests] as const));
+      const applied = new Map([...this.nodes.values()].filter((n) => n.up && (membership === undefined || isMember(membership, n.id))).map((n) => [n.id, n.appliedRequests] as const));
       checkNoLostWrites(this.acked, applied);
     }
     if (disabled.has("linearizability")) return;
@@ -690,13 +690,6 @@ class Simulation implements NodeHost<unknown> {
       );
     }
   }
-}
-
-function describeMembership(m: Membership): string {
-  const joint = m.outgoing.length > 0 ? ` & ${m.outgoing.join(",")} (joint${m.autoLeave ? "" : ", left on request"})` : "";
-  const learners = m.learners.length > 0 ? `, learners ${m.learners.join(",")}` : "";
-  const promote = m.autoPromote.length > 0 ? ` (to promote: ${m.autoPromote.join(",")})` : "";
-  return `voters ${m.voters.join(",") || "none"}${joint}${learners}${promote}`;
 }
 
 /** Why `scenario` cannot run as asked, or null when it can. */

@@ -2,9 +2,9 @@ import { assert } from "../common/assert.js";
 import { InvalidInputError } from "../common/errors.js";
 import type { Membership, MembershipChange, NodeId } from "../engine/contract.js";
 
-import { checkIds, MEMBERSHIP_CONTEXT_BYTES_MAX } from "../engine/membership-codec.js";
+import { checkMembership } from "../engine/membership.js";
 
-export { decodeMembership, encodeMembership, validateMembership } from "../engine/membership-codec.js";
+export { decodeMembership, encodeMembership, isMember, members, validateMembership } from "../engine/membership.js";
 
 const EMPTY = new Uint8Array(0);
 
@@ -22,17 +22,7 @@ export function isVoter(m: Membership, id: NodeId): boolean {
   return m.voters.includes(id) || m.outgoing.includes(id);
 }
 
-export function isMember(m: Membership, id: NodeId): boolean {
-  return isVoter(m, id) || m.learners.includes(id);
-}
 
-/** Every member, each once: voters, then outgoing voters not among them, then learners. */
-export function members(m: Membership): NodeId[] {
-  const out = [...m.voters];
-  for (const id of m.outgoing) if (!out.includes(id)) out.push(id);
-  for (const id of m.learners) if (!out.includes(id)) out.push(id);
-  return out;
-}
 
 /** The majority groups a decision needs: the voters, and the outgoing voters while joint. */
 export function majorityGroups(m: Membership): readonly (readonly NodeId[])[] {
@@ -78,11 +68,6 @@ function sameSet(a: readonly NodeId[], b: readonly NodeId[]): boolean {
   return a.length === b.length && a.every((id) => b.includes(id));
 }
 
-export function sameMembers(a: Membership, b: Membership): boolean {
-  return sameSet(a.voters, b.voters) && sameSet(a.outgoing, b.outgoing) && sameSet(a.learners, b.learners) && sameSet(a.autoPromote, b.autoPromote);
-}
-
-
 /**
  * The configuration that `change` asks to go to from `current` (thesis chapter 4): the new
  * one directly when at most one voter changes, else the joint configuration; when
@@ -90,14 +75,8 @@ export function sameMembers(a: Membership, b: Membership): boolean {
  * change that is malformed or that cannot be made from here.
  */
 export function nextMembership(current: Membership, change: MembershipChange): Membership {
-  checkIds(change.voters, "voters");
-  checkIds(change.learners, "learners");
   const autoPromote = change.autoPromote ?? [];
-  checkIds(autoPromote, "learners to promote");
-  if (change.voters.length === 0) throw new InvalidInputError("a configuration needs at least one voter");
-  for (const id of change.learners) if (change.voters.includes(id)) throw new InvalidInputError(`node ${id} cannot be both a voter and a learner`);
-  for (const id of autoPromote) if (!change.learners.includes(id)) throw new InvalidInputError(`node ${id} is to be promoted but is not a learner`);
-  if (change.context.length > MEMBERSHIP_CONTEXT_BYTES_MAX) throw new InvalidInputError(`the configuration's context is ${change.context.length} bytes; at most ${MEMBERSHIP_CONTEXT_BYTES_MAX}`);
+  checkMembership({ voters: change.voters, outgoing: [], learners: change.learners, autoPromote, autoLeave: true, context: change.context }, { votersRequired: true });
   const base = { voters: [...change.voters], learners: [...change.learners], autoPromote: [...autoPromote], context: change.context };
   if (isJoint(current)) {
     if (!sameSet(change.voters, current.voters)) {
@@ -125,10 +104,4 @@ export function leaveJoint(joint: Membership): Membership {
 export function promoted(m: Membership, id: NodeId): Membership {
   assert(m.learners.includes(id) && !isJoint(m), `node ${id} is not a learner of a simple configuration`);
   return { ...m, voters: [...m.voters, id], learners: m.learners.filter((x) => x !== id), autoPromote: m.autoPromote.filter((x) => x !== id) };
-}
-
-export function describeMembership(m: Membership): string {
-  const joint = isJoint(m) ? ` & ${m.outgoing.join(",")}` : "";
-  const learners = m.learners.length > 0 ? ` learners ${m.learners.join(",")}` : "";
-  return `voters ${m.voters.join(",")}${joint}${learners}`;
 }

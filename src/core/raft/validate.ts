@@ -1,6 +1,6 @@
 import { InvalidInputError } from "../common/errors.js";
 import type { LogEntry } from "../engine/contract.js";
-import { checkMembership } from "../engine/membership-codec.js";
+import { checkMembership } from "../engine/membership.js";
 import { decodeMembership, validateMembership } from "./membership.js";
 import type { RaftMessage } from "./messages.js";
 

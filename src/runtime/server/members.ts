@@ -37,11 +37,6 @@ export function decodeDirectory(context: Uint8Array): MemberAddress[] | null {
   });
 }
 
-/** Every id of a configuration, each once. */
-export function memberIds(m: Membership): NodeId[] {
-  return [...new Set([...m.voters, ...m.outgoing, ...m.learners])];
-}
-
 /** How a member takes part, for `GET /v1/members`. */
 export function memberRole(m: Membership, id: NodeId): "voter" | "learner" | "leaving" {
   if (m.voters.includes(id)) return "voter";

@@ -25,7 +25,8 @@ import { consensusFor } from "./consensus.js";
 import { checkIdentity, clusterIdFor, DATA_LAYOUT, lockDataDir, StartupError } from "./data-dir.js";
 import { Driver } from "./driver.js";
 import { createHttpApi, FORWARDED_HEADER, HttpError, type KvService, type MemberRequest } from "./http-api.js";
-import { decodeDirectory, encodeDirectory, memberIds, memberRole } from "./members.js";
+import { isMember, members } from "../../core/engine/membership.js";
+import { decodeDirectory, encodeDirectory, memberRole } from "./members.js";
 import { NodeMetrics } from "./metrics.js";
 
 export const SYNOD_VERSION = "0.1.0";
@@ -231,7 +232,7 @@ export class SynodNode {
     } catch (error) {
       this.log.error({ err: error }, "the configuration's member directory does not decode; using the addresses this node was started with");
     }
-    const ids = memberIds(membership);
+    const ids = members(membership);
     const known = listed ?? this.config.members;
     return known.filter((m) => ids.includes(m.id)).map((m) => ({ ...m, http: m.http ?? this.memberHttp.get(m.id) ?? null }));
   }
@@ -289,7 +290,7 @@ export class SynodNode {
     let change: MembershipChange;
     switch (request.op) {
       case "add": {
-        if (memberIds(current).includes(request.id)) throw new HttpError(409, "already_member", `node ${request.id} is already a member (${memberRole(current, request.id)})`);
+        if (isMember(current, request.id)) throw new HttpError(409, "already_member", `node ${request.id} is already a member (${memberRole(current, request.id)})`);
         const added: MemberAddress = { id: request.id, peer: parseHostPort(request.peer, "peer"), http: request.http };
         const context = encodeDirectory([...directory, added]);
         change = request.learner
@@ -298,11 +299,11 @@ export class SynodNode {
         break;
       }
       case "remove":
-        if (!memberIds(current).includes(request.id)) throw new HttpError(404, "unknown_member", `node ${request.id} is not a member`);
+        if (!isMember(current, request.id)) throw new HttpError(404, "unknown_member", `node ${request.id} is not a member`);
         change = { voters: without(current.voters), learners: without(current.learners), autoPromote: without(current.autoPromote), context: encodeDirectory(directory.filter((m) => m.id !== request.id)) };
         break;
       case "promote":
-        if (!current.learners.includes(request.id)) throw new HttpError(409, "not_learner", `node ${request.id} is not a learner (${memberIds(current).includes(request.id) ? "already a voter" : "not a member"})`);
+        if (!current.learners.includes(request.id)) throw new HttpError(409, "not_learner", `node ${request.id} is not a learner (${isMember(current, request.id) ? "already a voter" : "not a member"})`);
         change = { voters: [...current.voters, request.id], learners: without(current.learners), autoPromote: without(current.autoPromote), context: encodeDirectory(directory) };
         break;
     }

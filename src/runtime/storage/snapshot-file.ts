@@ -12,7 +12,7 @@
  *   44 u32 CRC-32C of bytes 0..43
  *
  * After the header, in format 2: u32 length | the configuration at the snapshot's index
- * (core/engine/membership-codec; length 0: none), then the state machine's data. Both are
+ * (core/engine/membership; length 0: none), then the state machine's data. Both are
  * covered by the data's CRC. Format 1 files (from before membership) hold only the data.
  *
  * The WAL refers to a snapshot by index and term, and is the authority on which snapshot
@@ -23,7 +23,7 @@ import { closeSync, fsyncSync, openSync, readdirSync, readFileSync, rmSync } fro
 import { join } from "node:path";
 import { SynodError } from "../../core/common/errors.js";
 import type { Snapshot } from "../../core/engine/contract.js";
-import { decodeMembership, encodeMembership } from "../../core/engine/membership-codec.js";
+import { decodeMembership, encodeMembership } from "../../core/engine/membership.js";
 import { writeFileAtomic, writeFileAtomicAsync } from "./atomic-file.js";
 import { crc32c } from "./crc32c.js";
 import type { SnapshotRef } from "./log-record.js";

@@ -2,8 +2,9 @@ import { InvalidInputError } from "../common/errors.js";
 import type { Membership, NodeId } from "./contract.js";
 
 /**
- * The encoding of a configuration (`Membership`), shared by engines (in their configuration
- * entries) and by storage (in snapshot files), which must not depend on the engine:
+ * What every layer needs to know of a configuration (`Membership`) without knowing the
+ * engine: its rules, its encoding (engines put it in configuration entries, storage in
+ * snapshot files) and a few questions about it. The encoding:
  *
  *   u8 format (1) | 4 id lists: voters, outgoing, learners, autoPromote (u32 count, f64 each)
  *   | u8 autoLeave | u32 context length | context
@@ -16,7 +17,7 @@ export const MEMBERS_MAX = 1024;
 /** The context is replicated in every configuration entry and snapshot: keep it small. */
 export const MEMBERSHIP_CONTEXT_BYTES_MAX = 1024 * 1024;
 
-export function checkIds(ids: readonly NodeId[], what: string): void {
+function checkIds(ids: readonly NodeId[], what: string): void {
   if (ids.length > MEMBERS_MAX) throw new InvalidInputError(`${ids.length} ${what}; at most ${MEMBERS_MAX}`);
   for (const id of ids) if (!Number.isSafeInteger(id) || id <= 0) throw new InvalidInputError(`${what} must be positive integers, got ${id}`);
   if (new Set(ids).size !== ids.length) throw new InvalidInputError(`${what} must not repeat an id`);
@@ -123,3 +124,23 @@ export function validateMembership(value: unknown): Membership {
   return value as Membership;
 }
 
+/** In either voter list, or a learner. */
+export function isMember(m: Membership, id: NodeId): boolean {
+  return m.voters.includes(id) || m.outgoing.includes(id) || m.learners.includes(id);
+}
+
+/** Every member, each once: voters, then outgoing voters not among them, then learners. */
+export function members(m: Membership): NodeId[] {
+  const out = [...m.voters];
+  for (const id of m.outgoing) if (!out.includes(id)) out.push(id);
+  for (const id of m.learners) if (!out.includes(id)) out.push(id);
+  return out;
+}
+
+/** One line for traces and logs: voters, the outgoing half of a joint configuration, learners. */
+export function describeMembership(m: Membership): string {
+  const joint = m.outgoing.length > 0 ? ` & ${m.outgoing.join(",")} (joint${m.autoLeave ? "" : ", left on request"})` : "";
+  const learners = m.learners.length > 0 ? `, learners ${m.learners.join(",")}` : "";
+  const promote = m.autoPromote.length > 0 ? ` (to promote: ${m.autoPromote.join(",")})` : "";
+  return `voters ${m.voters.join(",") || "none"}${joint}${learners}${promote}`;
+}
