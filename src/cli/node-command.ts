@@ -2,7 +2,7 @@ import { resolve } from "node:path";
 import { type Command, InvalidArgumentError, Option } from "commander";
 import { pino } from "pino";
 import { InvalidInputError } from "../core/common/errors.js";
-import { DEFAULT_NODE_CONFIG, parseHostPort, parsePeers, validateNodeConfig, type NodeConfig } from "../runtime/server/config.js";
+import { DEFAULT_NODE_CONFIG, isWildcard, parseHostPort, parsePeers, validateNodeConfig, type NodeConfig } from "../runtime/server/config.js";
 import { CONSENSUS_PROTOCOLS, type ConsensusProtocol } from "../runtime/server/consensus.js";
 import { SynodNode } from "../runtime/server/node.js";
 import { UsageError } from "./sim-command.js";
@@ -13,6 +13,7 @@ interface NodeFlags {
   advertiseHttp?: string;
   peer: string;
   peers?: string;
+  join?: string;
   dataDir: string;
   clusterToken: string;
   consensus: ConsensusProtocol;
@@ -41,6 +42,7 @@ export function registerNodeCommand(program: Command, setExitCode: (code: number
     .option("--advertise-http <url>", "the HTTP URL other nodes and clients are told (default: http://<--http>)")
     .option("--peer <host:port>", "where to listen for the other nodes", "127.0.0.1:7101")
     .option("--peers <list>", "every member's peer address, this node's too: 1=HOST:PORT,2=HOST:PORT,... (default: this node alone)")
+    .option("--join <url>", "join a running cluster: the HTTP URL of any member, which adds this node as a learner and promotes it once caught up (instead of --peers)")
     .option("--data-dir <dir>", "where the log, snapshots and state live", "./data")
     .option("--cluster-token <text>", "names the cluster with its members; nodes of another cluster are refused", DEFAULT_NODE_CONFIG.clusterToken)
     .addOption(new Option("--consensus <protocol>", "the consensus protocol").choices([...CONSENSUS_PROTOCOLS]).default(DEFAULT_NODE_CONFIG.consensus))
@@ -57,6 +59,8 @@ Example, a three-node cluster on one machine (one command per terminal):
   synod node --id 1 --http 127.0.0.1:7001 --peer 127.0.0.1:7101 --peers 1=127.0.0.1:7101,2=127.0.0.1:7102,3=127.0.0.1:7103 --data-dir data/1
   synod node --id 2 --http 127.0.0.1:7002 --peer 127.0.0.1:7102 --peers 1=127.0.0.1:7101,2=127.0.0.1:7102,3=127.0.0.1:7103 --data-dir data/2
   synod node --id 3 --http 127.0.0.1:7003 --peer 127.0.0.1:7103 --peers 1=127.0.0.1:7101,2=127.0.0.1:7102,3=127.0.0.1:7103 --data-dir data/3
+Then a fourth node joins it (added as a learner, a voter once it has caught up):
+  synod node --id 4 --http 127.0.0.1:7004 --peer 127.0.0.1:7104 --join http://127.0.0.1:7001 --data-dir data/4
 Logs are JSON lines on stdout (pino). SIGINT or SIGTERM stops the node cleanly.`,
     )
     .action(async (flags: NodeFlags) => setExitCode(await runNode(flags)));
@@ -67,8 +71,7 @@ function configFrom(flags: NodeFlags): NodeConfig {
     const peer = parseHostPort(flags.peer, "--peer");
     const members = flags.peers === undefined ? [{ id: flags.id, peer, http: null }] : parsePeers(flags.peers);
     const http = parseHostPort(flags.http, "--http");
-    const wildcard = http.host === "0.0.0.0" || http.host === "::";
-    if (wildcard && flags.advertiseHttp === undefined) throw new InvalidInputError(`--http ${flags.http} listens on every address; say which one others should use with --advertise-http http://HOST:PORT`);
+    if (isWildcard(http.host) && flags.advertiseHttp === undefined) throw new InvalidInputError(`--http ${flags.http} listens on every address; say which one others should use with --advertise-http http://HOST:PORT`);
     if (flags.advertiseHttp !== undefined && !/^https?:\/\/[^/\s]+$/.test(flags.advertiseHttp)) throw new InvalidInputError("--advertise-http must be a URL like http://10.0.0.1:7001");
     return validateNodeConfig({
       ...DEFAULT_NODE_CONFIG,
@@ -77,6 +80,7 @@ function configFrom(flags: NodeFlags): NodeConfig {
       advertiseHttp: flags.advertiseHttp ?? null,
       peer,
       members,
+      join: flags.join === undefined ? null : flags.join.replace(/\/$/, ""),
       dataDir: resolve(flags.dataDir),
       clusterToken: flags.clusterToken,
       consensus: flags.consensus,

@@ -24,8 +24,16 @@ export interface NodeConfig {
   /** The HTTP URL peers and clients are told (null: the bound `http` address). */
   readonly advertiseHttp: string | null;
   readonly peer: HostPort;
-  /** Every member, this node included. */
+  /**
+   * The bootstrap members, this node included (`--peers`). A node that joins (`join`) has
+   * only itself here: it learns the members from the cluster.
+   */
   readonly members: readonly MemberAddress[];
+  /**
+   * `--join URL`: the HTTP API of a member of a running cluster, which this node asks to
+   * add it (as a learner, promoted once it has caught up). Null: bootstrap from `members`.
+   */
+  readonly join: string | null;
   readonly dataDir: string;
   /** Names the cluster together with its initial members; nodes of another cluster are refused. */
   readonly clusterToken: string;
@@ -82,9 +90,19 @@ export function validateNodeConfig(config: NodeConfig): NodeConfig {
     ids.add(member.id);
   }
   if (!ids.has(config.id)) throw new InvalidInputError(`--peers must list this node (${config.id}) too`);
+  if (config.join !== null) {
+    if (config.members.length > 1) throw new InvalidInputError("--join and --peers do not go together: a joining node learns the members from the cluster");
+    if (!/^https?:\/\/[^/\s]+\/?$/.test(config.join)) throw new InvalidInputError(`--join must be the URL of a member's HTTP API, like http://127.0.0.1:7001, got ${JSON.stringify(config.join)}`);
+    if (isWildcard(config.peer.host)) throw new InvalidInputError(`--peer ${formatHostPort(config.peer)} listens on every address, and a joining node tells the cluster where to reach it: give a reachable --peer address`);
+  }
   const self = config.members.find((member) => member.id === config.id);
   assert(self !== undefined, "this node is a member");
   return config;
+}
+
+/** An address that means "every interface": fine to listen on, useless to tell others. */
+export function isWildcard(host: string): boolean {
+  return host === "0.0.0.0" || host === "::";
 }
 
 /** Parses `HOST:PORT` (IPv6 in brackets: `[::1]:7001`). */

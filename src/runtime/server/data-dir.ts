@@ -1,7 +1,8 @@
 /**
  * A node's data directory: who it belongs to, and who is using it.
  *
- *   <dir>/node.json   cluster id and node id, written once when the directory is new
+ *   <dir>/node.json   cluster id, node id, and whether the node joined a running cluster,
+ *                     written once when the directory is new
  *   <dir>/LOCK        the pid of the process using the directory
  *   <dir>/wal/        the write-ahead log          <dir>/snap/   snapshots
  *   <dir>/kv/         the state machine (LMDB)
@@ -28,6 +29,11 @@ export class StartupError extends SynodError {
 export interface DataDirIdentity {
   readonly clusterId: string;
   readonly nodeId: number;
+  /**
+   * The node joined a running cluster (`--join`) rather than bootstrapping it: it must never
+   * take its start-up peer list as a configuration, or it could elect itself alone.
+   */
+  readonly joined: boolean;
 }
 
 export const DATA_LAYOUT = { identity: "node.json", lock: "LOCK", wal: "wal", snapshots: "snap", kv: "kv" } as const;
@@ -48,21 +54,29 @@ export function checkIdentity(dir: string, wanted: DataDirIdentity): DataDirIden
   if (!existsSync(path)) {
     const isNew = !existsSync(join(dir, DATA_LAYOUT.wal)) && !existsSync(join(dir, DATA_LAYOUT.kv));
     if (!isNew) throw new StartupError(`${dir} holds a log or a state machine but no ${DATA_LAYOUT.identity}; it was not written by a synod node of this version, or the file was deleted. Restore the file, or start with an empty directory.`);
-    writeFileAtomic(path, new TextEncoder().encode(`${JSON.stringify({ clusterId: wanted.clusterId, nodeId: wanted.nodeId, format: 1 })}\n`));
+    writeFileAtomic(path, new TextEncoder().encode(`${JSON.stringify({ clusterId: wanted.clusterId, nodeId: wanted.nodeId, joined: wanted.joined, format: 1 })}\n`));
     return wanted;
   }
-  let recorded: DataDirIdentity;
-  try {
-    const parsed = JSON.parse(readFileSync(path, "utf8")) as Record<string, unknown>;
-    if (typeof parsed["clusterId"] !== "string" || typeof parsed["nodeId"] !== "number") throw new Error("missing clusterId or nodeId");
-    recorded = { clusterId: parsed["clusterId"], nodeId: parsed["nodeId"] };
-  } catch (error) {
-    throw new StartupError(`${path} is unreadable (${(error as Error).message}); restore it from a backup or start with an empty data directory`, { cause: error });
-  }
+  const recorded = readIdentity(dir);
+  if (recorded === null) throw new StartupError(`${path} disappeared while the node was starting`);
   if (recorded.nodeId !== wanted.nodeId) {
     throw new StartupError(`${dir} belongs to node ${recorded.nodeId}, not ${wanted.nodeId}: start node ${recorded.nodeId} with it, or give node ${wanted.nodeId} its own --data-dir`);
   }
   return recorded;
+}
+
+/** The identity recorded in `dir`, or null for a directory without one. Throws StartupError when unreadable. */
+export function readIdentity(dir: string): DataDirIdentity | null {
+  const path = join(dir, DATA_LAYOUT.identity);
+  if (!existsSync(path)) return null;
+  try {
+    const parsed = JSON.parse(readFileSync(path, "utf8")) as Record<string, unknown>;
+    if (typeof parsed["clusterId"] !== "string" || typeof parsed["nodeId"] !== "number") throw new Error("missing clusterId or nodeId");
+    // Directories written before `--join` existed were all bootstrapped.
+    return { clusterId: parsed["clusterId"], nodeId: parsed["nodeId"], joined: parsed["joined"] === true };
+  } catch (error) {
+    throw new StartupError(`${path} is unreadable (${(error as Error).message}); restore it from a backup or start with an empty data directory`, { cause: error });
+  }
 }
 
 /**

@@ -125,7 +125,7 @@ export interface DriverOptions {
   /** The sequence number of this process's first write: above any an earlier process used. */
   readonly firstSequence: number;
   readonly tickMs: number;
-  /** How many other members there are (0: this node is alone). */
+  /** How many other members there are (0: this node is alone), for engines without a configuration of their own. */
   readonly peerCount: number;
   readonly requestTimeoutMs: number;
   readonly snapshotEntries: number;
@@ -381,9 +381,12 @@ export class Driver {
     this.options.onMembership?.(membership);
   }
 
-  /** A one-member cluster: no one to hand over to. */
+  /** The only voter: no one to hand over to. */
   private isAlone(): boolean {
-    return this.options.peerCount === 0;
+    const membership = this.engine.membership?.();
+    if (membership === undefined) return this.options.peerCount === 0;
+    const self = this.engine.status().id;
+    return membership.voters.every((id) => id === self) && membership.outgoing.every((id) => id === self);
   }
 
   private onTimer(): void {

@@ -22,7 +22,8 @@ import { LogStore } from "../storage/log-store.js";
 import { PeerTransport } from "../transport/peer-transport.js";
 import { formatHostPort, parseHostPort, type MemberAddress, type NodeConfig } from "./config.js";
 import { consensusFor } from "./consensus.js";
-import { checkIdentity, clusterIdFor, DATA_LAYOUT, lockDataDir, StartupError } from "./data-dir.js";
+import { checkIdentity, clusterIdFor, DATA_LAYOUT, lockDataDir, readIdentity, StartupError, type DataDirIdentity } from "./data-dir.js";
+import { fetchClusterView, JOIN_TIMEOUT_MS, REACH_TIMEOUT_MS, requestJoin, type ClusterView } from "./join.js";
 import { Driver } from "./driver.js";
 import { createHttpApi, FORWARDED_HEADER, HttpError, type KvService, type MemberRequest } from "./http-api.js";
 import { isMember, members } from "../../core/engine/membership.js";
@@ -42,6 +43,8 @@ export class SynodNode {
   private currentPeers: MemberAddress[] = [];
   private readonly retiringPeers = new Map<NodeId, { readonly member: MemberAddress; readonly timer: NodeJS.Timeout }>();
   private transport: PeerTransport | null = null;
+  /** A joining node's first peers, from the member it joins through, until its configuration arrives. */
+  private joinView: ClusterView | null = null;
   private readonly driver: Driver;
   private readonly metrics: NodeMetrics;
 
@@ -92,19 +95,40 @@ export class SynodNode {
    * Throws StartupError with what to do.
    */
   static async start(config: NodeConfig, log: Logger): Promise<SynodNode> {
-    const identity = checkIdentity(config.dataDir, { clusterId: clusterIdFor(config.clusterToken, config.members), nodeId: config.id });
+    const recorded = readIdentity(config.dataDir);
+    if (recorded !== null && !recorded.joined && config.join !== null) {
+      throw new StartupError(
+        `${config.dataDir} belongs to a node that bootstrapped its cluster with --peers: start it with its --peers list (it follows the cluster's configuration from its log), ` +
+          "or empty the directory to join afresh with --join",
+      );
+    }
+    const deadlineMs = Date.now() + JOIN_TIMEOUT_MS;
+    let view = config.join !== null && recorded === null ? await fetchClusterView(config.join, Date.now() + REACH_TIMEOUT_MS) : null;
+    if (view !== null) checkIdFree(config, view);
+    const identity = checkIdentity(config.dataDir, { clusterId: view?.clusterId ?? clusterIdFor(config.clusterToken, config.members), nodeId: config.id, joined: config.join !== null });
     const releaseLock = lockDataDir(config.dataDir);
     let node: SynodNode;
     try {
-      node = SynodNode.open(config, identity.clusterId, log, releaseLock);
+      node = SynodNode.open(config, identity, log, releaseLock);
     } catch (error) {
       releaseLock();
       throw error;
     }
     try {
+      const needsJoin = config.join !== null && !isMember(node.membership(), config.id);
+      if (identity.joined && config.join === null && members(node.membership()).length === 0) {
+        throw new StartupError(`node ${config.id} was joining a cluster but has not received its configuration yet: start it again with --join URL`);
+      }
+      if (needsJoin && config.join !== null) {
+        view ??= await fetchClusterView(config.join, Date.now() + REACH_TIMEOUT_MS);
+        if (view.clusterId !== identity.clusterId) throw new StartupError(`${config.join} serves cluster ${view.clusterId}, but ${config.dataDir} belongs to cluster ${identity.clusterId}: join the cluster it belongs to, or empty the directory`);
+        checkIdFree(config, view);
+        node.joinView = view;
+      }
       await node.listen();
       await node.connect();
       node.driver.start();
+      if (needsJoin && config.join !== null) await node.join(config.join, deadlineMs);
     } catch (error) {
       await node.stop();
       throw error;
@@ -112,8 +136,18 @@ export class SynodNode {
     return node;
   }
 
+  /** Asks the cluster to add this node (a learner, promoted once caught up); resolves once it is a member. */
+  private async join(url: string, deadlineMs: number): Promise<void> {
+    const port = this.transport?.port ?? this.config.peer.port;
+    const peer = formatHostPort({ host: this.config.peer.host, port });
+    this.log.info({ join: url, peer }, "asking the cluster to add this node");
+    const startedMs = performance.now();
+    const outcome = await requestJoin({ url, id: this.config.id, peer, http: this.advertisedHttp(), deadlineMs, log: this.log });
+    this.log.info({ outcome, ms: Math.round(performance.now() - startedMs) }, outcome === "added" ? "added to the cluster as a learner; promoted once caught up" : "already a member of the cluster");
+  }
+
   /** Storage and recovery: everything up to a node that is ready to start, on success. */
-  private static open(config: NodeConfig, clusterId: string, log: Logger, releaseLock: () => void): SynodNode {
+  private static open(config: NodeConfig, identity: DataDirIdentity, log: Logger, releaseLock: () => void): SynodNode {
     const consensus = consensusFor(config.consensus, { electionTicks: config.electionTicks, heartbeatTicks: config.heartbeatTicks });
     const storageLog = (message: string): void => log.warn({ component: "storage" }, message);
     const { store: logStore, durable } = LogStore.open<unknown>({
@@ -135,12 +169,13 @@ export class SynodNode {
       const kv = recoverStateMachine(config, log, opened, durable);
       const engine = consensus.factory.create({
         id: config.id,
-        peers: config.members.map((member) => member.id),
+        // A node that joined never bootstraps: its configuration comes from the cluster.
+        peers: identity.joined ? [] : config.members.map((member) => member.id),
         durable,
         appliedIndex: kv.applied,
         seed: randomInt(1, 2 ** 48),
       });
-      return new SynodNode(config, clusterId, log, logStore, opened.backend, kv, engine, consensus.factory, releaseLock);
+      return new SynodNode(config, identity.clusterId, log, logStore, opened.backend, kv, engine, consensus.factory, releaseLock);
     } catch (error) {
       void logStore.close();
       void opened.backend.close();
@@ -170,8 +205,11 @@ export class SynodNode {
   }
 
   private async connect(): Promise<void> {
-    // The configuration in the log wins over the list this node was started with.
+    // The configuration in the log wins over the list this node was started with. A joining
+    // node has none yet: it knows the members the cluster listed (the leader is about to
+    // dial in, and only known peers are accepted).
     this.currentPeers = this.directory();
+    if (this.currentPeers.length === 0 && this.joinView !== null) this.currentPeers = [...this.joinView.members];
     const peers = this.currentPeers.filter((member) => member.id !== this.config.id).map((member) => ({ id: member.id, host: member.peer.host, port: member.peer.port }));
     try {
       this.transport = await PeerTransport.start({
@@ -418,6 +456,14 @@ export class SynodNode {
     await this.backend.close();
     this.releaseLock();
     this.log.info({}, "stopped");
+  }
+}
+
+/** Refuses to join as a member that exists at another address: two nodes with one id would split its votes and its log. */
+function checkIdFree(config: NodeConfig, view: ClusterView): void {
+  const taken = view.members.find((member) => member.id === config.id);
+  if (taken !== undefined && formatHostPort(taken.peer) !== formatHostPort(config.peer)) {
+    throw new StartupError(`node id ${config.id} is already a member of the cluster, at ${formatHostPort(taken.peer)}: choose another --id, or remove that member first (synod members remove ${config.id})`);
   }
 }
 

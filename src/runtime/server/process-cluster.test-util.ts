@@ -37,7 +37,10 @@ export interface NodeProcess {
 }
 
 export interface ClusterOptions {
+  /** Nodes that bootstrap the cluster (`--peers`), started at once. */
   readonly size: number;
+  /** More nodes, given ports and directories but not started: they join with `joinNode`. */
+  readonly spare?: number;
   /** Extra `synod node` flags for every node. */
   readonly flags?: readonly string[];
 }
@@ -47,20 +50,23 @@ export class ProcessCluster {
   readonly root: string;
   private readonly peerPorts: number[];
   private readonly flags: readonly string[];
+  private readonly bootstrapSize: number;
 
-  private constructor(root: string, httpPorts: number[], peerPorts: number[], flags: readonly string[]) {
+  private constructor(root: string, httpPorts: number[], peerPorts: number[], flags: readonly string[], bootstrapSize: number) {
     this.root = root;
     this.peerPorts = peerPorts;
     this.flags = flags;
+    this.bootstrapSize = bootstrapSize;
     httpPorts.forEach((port, i) => {
       this.nodes.push({ id: i + 1, http: `http://127.0.0.1:${port}`, dataDir: join(root, `node-${i + 1}`), process: null, output: "", exit: null });
     });
   }
 
   static async start(options: ClusterOptions): Promise<ProcessCluster> {
-    const ports = await freePorts(options.size * 2);
-    const cluster = new ProcessCluster(mkdtempSync(join(tmpdir(), "synod-cluster-")), ports.slice(0, options.size), ports.slice(options.size), options.flags ?? []);
-    for (const node of cluster.nodes) cluster.startNode(node.id);
+    const total = options.size + (options.spare ?? 0);
+    const ports = await freePorts(total * 2);
+    const cluster = new ProcessCluster(mkdtempSync(join(tmpdir(), "synod-cluster-")), ports.slice(0, total), ports.slice(total), options.flags ?? [], options.size);
+    for (const node of cluster.nodes.slice(0, options.size)) cluster.startNode(node.id);
     return cluster;
   }
 
@@ -74,8 +80,27 @@ export class ProcessCluster {
   startNode(id: number, override: readonly string[] = []): NodeProcess {
     const node = this.node(id);
     if (node.process !== null) throw new Error(`node ${id} is running`);
-    const peers = this.peerPorts.map((port, i) => `${i + 1}=127.0.0.1:${port}`).join(",");
-    const args = [SYNOD_BIN, "node", "--id", String(id), "--http", node.http.slice("http://".length), "--peer", `127.0.0.1:${this.peerPorts[id - 1]}`, "--peers", peers, "--data-dir", node.dataDir, "--log-level", "warn", ...this.flags, ...override];
+    const peers = this.peerPorts.slice(0, this.bootstrapSize).map((port, i) => `${i + 1}=127.0.0.1:${port}`).join(",");
+    return this.spawnNode(node, ["--peers", peers, ...override]);
+  }
+
+  /** Starts node `id` with `--join` through the member at `via` (an HTTP URL), instead of `--peers`. */
+  joinNode(id: number, via: string, override: readonly string[] = []): NodeProcess {
+    const node = this.node(id);
+    if (node.process !== null) throw new Error(`node ${id} is running`);
+    return this.spawnNode(node, ["--join", via, ...override]);
+  }
+
+  /** Restarts node `id` with neither `--peers` nor `--join`: a node that joined needs neither. */
+  restartJoined(id: number, override: readonly string[] = []): NodeProcess {
+    const node = this.node(id);
+    if (node.process !== null) throw new Error(`node ${id} is running`);
+    return this.spawnNode(node, override);
+  }
+
+  private spawnNode(node: NodeProcess, extra: readonly string[]): NodeProcess {
+    const id = node.id;
+    const args = [SYNOD_BIN, "node", "--id", String(id), "--http", node.http.slice("http://".length), "--peer", `127.0.0.1:${this.peerPorts[id - 1]}`, "--data-dir", node.dataDir, "--log-level", "warn", ...this.flags, ...extra];
     const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
     node.process = child;
     node.output = "";
