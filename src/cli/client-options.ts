@@ -80,6 +80,9 @@ export function connectionCause(error: ConnectionError): string {
  * JSON with `--json` or calls `print` on success, and returns the exit code: 0, 2 for a
  * refusal (with the API's reason on stderr), 3 when the answer is 5xx or no node answers.
  */
+/** Refusals that mean the node asked did nothing, so the next endpoint may be asked. */
+const PASS_ON = new Set(["no_leader", "not_member"]);
+
 export async function callCluster(
   command: string,
   options: { readonly endpoints: readonly string[]; readonly json: boolean },
@@ -101,6 +104,11 @@ export async function callCluster(
       continue;
     }
     const answer = (await response.json().catch(() => ({}))) as Record<string, unknown>;
+    if (response.status === 503 && PASS_ON.has(String(answer["error"]))) {
+      // This node took nothing (no leader is known, or it is no longer a member): ask the next.
+      lastFailure = `${endpoint}: ${String(answer["message"] ?? answer["error"])}`;
+      continue;
+    }
     if (options.json) process.stdout.write(`${JSON.stringify(answer)}\n`);
     if (response.status === 200) {
       if (!options.json) print(answer);

@@ -54,6 +54,17 @@ export class NoLeaderError extends UnavailableError {
 }
 
 /**
+ * 503 `not_member`: the node asked is not in the cluster's configuration (it was removed,
+ * or has not been added yet); the request was not applied, and another member may take it.
+ */
+export class NotMemberError extends UnavailableError {
+  constructor(options: { message: string; endpoint: string; retryAfterMs: number | null }) {
+    super({ code: "not_member", ...options });
+    this.name = "NotMemberError";
+  }
+}
+
+/**
  * The request did not complete in time: either the node said so (503 `timeout`, `status`
  * 503) or no answer came within the client's `requestTimeoutMs` (`status` null). A write
  * may or may not have been applied, so the client never retries one after a timeout.

@@ -196,6 +196,15 @@ describe("failover", () => {
     assert.equal(good.seen.length, 1);
   });
 
+  test("503 not_member (a removed node) moves on to the next endpoint, a write too: the removed node took nothing", async () => {
+    const removed = await fakeNode(apiError(503, "not_member"));
+    const good = await fakeNode(ok({ revision: 5 }));
+    const synod = client([removed.url, good.url]);
+    assert.deepEqual(await synod.put("k", "v"), { revision: 5 });
+    assert.equal(removed.seen.length, 1);
+    assert.equal(good.seen.length, 1);
+  });
+
   test("when every node knows no leader, the call gives up after attemptsMax attempts with NoLeaderError, pauses bounded whatever Retry-After says", async () => {
     const a = await fakeNode(apiError(503, "no_leader", { "retry-after": "30" }));
     const b = await fakeNode(apiError(503, "no_leader", { "retry-after": "30" }));

@@ -6,7 +6,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { Pool, type Dispatcher } from "undici";
 import { assert } from "../core/common/assert.js";
 import { InvalidInputError, SynodError } from "../core/common/errors.js";
-import { CompareFailedError, ConnectionError, HttpApiError, NoLeaderError, TimeoutError, UnavailableError } from "./errors.js";
+import { CompareFailedError, ConnectionError, HttpApiError, NoLeaderError, NotMemberError, TimeoutError, UnavailableError } from "./errors.js";
 
 export type Consistency = "linearizable" | "lease" | "stale";
 
@@ -236,7 +236,7 @@ export class SynodHttpClient {
 
   /**
    * Sends `request`, failing over: a refused connection (or, for a read, any broken one), a
-   * 503 `no_leader`, and for reads a timeout, move on to the next endpoint, at most
+   * 503 `no_leader` or `not_member` (a removed node), and for reads a timeout, move on to the next endpoint, at most
    * `attemptsMax` attempts. The first pass over the endpoints goes without pause (another
    * node may be fine); after that each attempt waits the node's `Retry-After`, or a doubling
    * backoff, bounded by `retryDelayMsMax`.
@@ -339,7 +339,7 @@ function errorCode(error: unknown): string | undefined {
 
 function isRetriable(error: unknown, idempotent: boolean): boolean {
   if (error instanceof ConnectionError) return idempotent || !error.requestSent;
-  if (error instanceof NoLeaderError) return true;
+  if (error instanceof NoLeaderError || error instanceof NotMemberError) return true;
   if (error instanceof TimeoutError) return idempotent;
   return false;
 }
@@ -363,6 +363,7 @@ function errorFor(response: ApiResponse): Error {
   if (response.status === 503) {
     const retryAfterMs = parseRetryAfterMs(response.headers["retry-after"]);
     if (code === "no_leader") return new NoLeaderError({ message, endpoint, retryAfterMs });
+    if (code === "not_member") return new NotMemberError({ message, endpoint, retryAfterMs });
     if (code === "timeout") return new TimeoutError({ message, endpoint, status: 503, retryAfterMs });
     return new UnavailableError({ code, message, endpoint, retryAfterMs });
   }

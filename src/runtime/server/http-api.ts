@@ -137,7 +137,12 @@ async function handle(service: KvService, options: HttpApiOptions, request: Inco
         return sendJson(response, 200, service.status());
       case "/v1/members":
         setRoute("/v1/members");
-        if (method === "GET") return sendJson(response, 200, service.members());
+        if (method === "GET") {
+          // Linearizable by default, as a read: a removed or partitioned node's view may be
+          // stale (`?consistency=stale` asks for it anyway).
+          await service.read(consistencyOf(query));
+          return sendJson(response, 200, service.members());
+        }
         if (method !== "POST") throw methodNotAllowed("GET, POST");
         return await answerMembers(service, parseAddMember(await readBody(request, 4096, "a member")), request, response);
       case "/v1/leader/transfer": {
