@@ -3,7 +3,7 @@ import { NotLeaderError } from "../core/common/errors.js";
 import { utf8Decode, utf8Encode } from "../core/common/utf8.js";
 import type { Admission, Engine, EngineFactory, LogEntry, MembershipChange, NodeId, Ready } from "../core/engine/contract.js";
 import { encodeCommand, type KvCommand } from "../core/kv/command.js";
-import { KvStore } from "../core/kv/store.js";
+import { KvStore, SELF_ASSIGNED_SESSIONS_FROM } from "../core/kv/store.js";
 import { SimDisk } from "./disk.js";
 import type { ClientRequest, ClientResponse } from "./messages.js";
 
@@ -212,7 +212,7 @@ export class SimNode<M> {
       return;
     }
     const applied = this.kv.apply(entry.index, entry.data);
-    const key = applied.request === null ? null : requestKey(applied.request.clientId, applied.request.sequence);
+    const key = applied.request === null ? null : requestKey(applied.request.clientId - SELF_ASSIGNED_SESSIONS_FROM, applied.request.sequence);
     const output = applied.result.op === "cas" ? applied.result.succeeded : null;
     // A duplicate changed nothing: it does not count as this request taking effect (again).
     if (key !== null && !applied.duplicate) this.appliedRequests.add(key);
@@ -307,7 +307,9 @@ export class SimNode<M> {
 }
 
 function toCommand(request: ClientRequest): KvCommand {
-  const requestId = { clientId: request.clientId, sequence: request.sequence };
+  // Simulated clients number themselves from 1; their sessions are self-assigned (created
+  // on first use) in the store, so they live in that id range.
+  const requestId = { clientId: SELF_ASSIGNED_SESSIONS_FROM + request.clientId, sequence: request.sequence };
   switch (request.op) {
     case "put":
       return { op: "put", request: requestId, key: request.key, value: utf8Encode(request.value ?? "") };

@@ -52,6 +52,11 @@ export class ByteReader {
     return out;
   }
 
+  /** Whether every byte was read. */
+  get atEnd(): boolean {
+    return this.at === this.buffer.length;
+  }
+
   expectEnd(): void {
     if (this.at !== this.buffer.length) throw new InvalidInputError(`${this.what} has trailing bytes`);
   }

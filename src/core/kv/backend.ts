@@ -36,6 +36,8 @@ export interface KvBackend {
   allRecords(): Iterable<KvRecord>;
   getSession(clientId: number): KvSession | undefined;
   putSession(session: KvSession): void;
+  /** Removes the client's session, if there is one. */
+  deleteSession(clientId: number): void;
   /** Every session, by increasing client id (for snapshots). */
   allSessions(): Iterable<KvSession>;
   /** The meta last written; zeros for an empty backend. */
@@ -113,6 +115,12 @@ export class MemoryKvBackend implements KvBackend {
     this.sessions.set(session.clientId, session);
   }
 
+  deleteSession(clientId: number): void {
+    assert(this.inTransaction, "a session deleted outside a transaction");
+    this.rememberSession(clientId);
+    this.sessions.delete(clientId);
+  }
+
   allSessions(): KvSession[] {
     return [...this.sessions.values()].sort((a, b) => a.clientId - b.clientId);
   }
@@ -131,7 +139,7 @@ export class MemoryKvBackend implements KvBackend {
     for (const clientId of this.sessions.keys()) this.rememberSession(clientId);
     this.records.clear();
     this.sessions.clear();
-    this.writeMeta({ appliedIndex: 0, revision: 0 });
+    this.writeMeta({ appliedIndex: 0, revision: 0, clockMs: 0 });
   }
 
   transaction<T>(fn: () => T): T {

@@ -8,7 +8,7 @@ import { toWellFormed, utf8Decode, utf8Encode } from "../common/utf8.js";
  * The KV state machine's commands and their byte format: the format written into the log,
  * so it is versioned and decoded defensively (a bad command is refused, never applied).
  *
- *   u8 version (1) | u8 op | f64 clientId | f64 sequence | u32 keyLength | key bytes | op body
+ *   u8 version (2) | u8 op | f64 clientId | f64 sequence | f64 timeMs | u32 keyLength | key bytes | op body
  *   put:             u32 valueLength | value
  *   delete:          (nothing)
  *   cas-value:       u8 expectedPresent | [u32 expectedLength | expected] | u32 valueLength | value
@@ -16,13 +16,20 @@ import { toWellFormed, utf8Decode, utf8Encode } from "../common/utf8.js";
  *
  * except a transaction, which has no key of its own after the request:
  *
- *   txn:   u8 version (1) | u8 op (4) | f64 clientId | f64 sequence
+ *   txn:   u8 version (2) | u8 op (4) | f64 clientId | f64 sequence | f64 timeMs
  *          | u32 compareCount | compare... | u32 successCount | operation... | u32 failureCount | operation...
  *   compare:    u8 target | u8 operator | u32 keyLength | key | (value target: u32 length | bytes, else: f64)
  *   operation:  u8 kind (0 put, 1 delete, 2 get) | u32 keyLength | key | (put: u32 valueLength | value)
  *
+ * and a session registration, which has nothing after the request:
+ *
+ *   register:  u8 version (2) | u8 op (5) | f64 clientId | f64 sequence | f64 timeMs
+ *
  * `clientId` and `sequence` name the request, so the node that took it can answer the
- * client when the entry applies, and so retried writes can be recognised.
+ * client when the entry applies, and so retried writes can be recognised. `timeMs` is the
+ * proposing node's wall clock: the state machine's clock for expiring sessions (see
+ * KvStore), the same on every replica because it is in the log. Version 1 (no `timeMs`) is
+ * still read, as time 0.
  */
 export type KvCommand =
   | { readonly op: "put"; readonly request: RequestId; readonly key: string; readonly value: Uint8Array }
@@ -43,7 +50,12 @@ export type KvCommand =
       readonly expectedRevision: number;
       readonly value: Uint8Array;
     }
-  | TxnCommand;
+  | TxnCommand
+  /**
+   * Opens a client session; its id is the index of this entry (see KvStore). `request` is
+   * the proposer's, to match the answer to its caller; it is not deduplicated.
+   */
+  | { readonly op: "register"; readonly request: RequestId };
 
 /**
  * A transaction (etcd's Txn): if every compare holds, the `success` operations run, else the
@@ -88,16 +100,18 @@ export type TxnOperation =
 export interface RequestId {
   readonly clientId: number;
   readonly sequence: number;
+  /** The proposer's wall clock, in ms since the epoch; absent (0) in version 1 commands. */
+  readonly timeMs?: number;
 }
 
-const VERSION = 1;
-const OPS = ["put", "delete", "cas-value", "cas-revision", "txn"] as const;
+const VERSION = 2;
+const OPS = ["put", "delete", "cas-value", "cas-revision", "txn", "register"] as const;
 type Op = (typeof OPS)[number];
 const COMPARE_TARGETS = ["value", "modRevision", "createRevision", "version"] as const;
 const COMPARE_OPERATORS = ["=", "!=", "<", ">"] as const;
 const TXN_OPERATIONS = ["put", "delete", "get"] as const;
-/** version, op, clientId, sequence. */
-const HEADER_BYTES = 2 + 8 + 8;
+/** version, op, clientId, sequence, timeMs. */
+const HEADER_BYTES = 2 + 8 + 8 + 8;
 
 /**
  * Encodes a command for the log. Throws InvalidInputError for what a client could send
@@ -106,11 +120,16 @@ const HEADER_BYTES = 2 + 8 + 8;
  */
 export function encodeCommand(command: KvCommand): Uint8Array {
   if (command.op === "txn") return encodeTxn(command);
+  if (command.op === "register") {
+    const writer = new ByteWriter(HEADER_BYTES);
+    writeHeader(writer, "register", command.request);
+    return writer.finish("register command");
+  }
   const key = utf8Encode(command.key);
   if (key.length === 0) throw new InvalidInputError("key must not be empty");
   if (key.length > limits.keyBytesMax) throw new InvalidInputError(`key is ${key.length} bytes; the limit is ${limits.keyBytesMax}`);
   const parts: Uint8Array[] = [];
-  let size = 2 + 8 + 8 + 4 + key.length;
+  let size = HEADER_BYTES + 4 + key.length;
   const addBytes = (bytes: Uint8Array): void => {
     if (bytes.length > limits.valueBytesMax) {
       throw new InvalidInputError(`value is ${bytes.length} bytes; the limit is ${limits.valueBytesMax}`);
@@ -145,9 +164,10 @@ export function encodeCommand(command: KvCommand): Uint8Array {
   out[1] = OPS.indexOf(command.op);
   view.setFloat64(2, command.request.clientId);
   view.setFloat64(10, command.request.sequence);
-  view.setUint32(18, key.length);
-  out.set(key, 22);
-  let at = 22 + key.length;
+  view.setFloat64(18, timeOf(command.request));
+  view.setUint32(HEADER_BYTES, key.length);
+  out.set(key, HEADER_BYTES + 4);
+  let at = HEADER_BYTES + 4 + key.length;
   if (command.op === "cas-value") out[at++] = expectedPresent;
   if (command.op === "cas-revision") {
     view.setFloat64(at, command.expectedRevision);
@@ -166,11 +186,18 @@ export function encodeCommand(command: KvCommand): Uint8Array {
 export function decodeCommand(bytes: Uint8Array): KvCommand {
   const reader = new ByteReader(bytes, "command");
   const version = reader.u8();
-  if (version !== VERSION) throw new InvalidInputError(`unknown command version ${version}`);
+  if (version !== 1 && version !== VERSION) throw new InvalidInputError(`unknown command version ${version}`);
   const op: Op | undefined = OPS[reader.u8()];
-  if (op === undefined) throw new InvalidInputError("unknown command op");
-  const request = { clientId: reader.safeInteger(), sequence: reader.safeInteger() };
+  if (op === undefined || (version === 1 && op === "register")) throw new InvalidInputError("unknown command op");
+  const ids = { clientId: reader.safeInteger(), sequence: reader.safeInteger() };
+  // Canonical: a time of 0 (unknown) decodes as no time, as version 1 does.
+  const timeMs = version === 1 ? 0 : reader.safeInteger();
+  const request: RequestId = timeMs === 0 ? ids : { ...ids, timeMs };
   if (op === "txn") return decodeTxn(bytes, reader, request);
+  if (op === "register") {
+    reader.expectEnd();
+    return { op, request };
+  }
   const keyBytes = reader.bytes(limits.keyBytesMax);
   if (keyBytes.length === 0) throw new InvalidInputError("empty key");
   const key = utf8Decode(keyBytes);
@@ -213,10 +240,7 @@ function encodeTxn(command: TxnCommand): Uint8Array {
   for (const branch of branches) for (const { operation, key } of branch) size += 1 + 4 + key.length + (operation.op === "put" ? 4 + checkValue(operation.value).length : 0);
   if (size > limits.commandBytesMax) throw new InvalidInputError(`transaction is ${size} bytes encoded; the limit is ${limits.commandBytesMax}`);
   const writer = new ByteWriter(size);
-  writer.u8(VERSION);
-  writer.u8(OPS.indexOf("txn"));
-  writer.f64(command.request.clientId);
-  writer.f64(command.request.sequence);
+  writeHeader(writer, "txn", command.request);
   writer.u32(compares.length);
   for (const { compare, key } of compares) {
     writer.u8(COMPARE_TARGETS.indexOf(compare.target));
@@ -234,6 +258,20 @@ function encodeTxn(command: TxnCommand): Uint8Array {
     }
   }
   return writer.finish("transaction command");
+}
+
+function writeHeader(writer: ByteWriter, op: Op, request: RequestId): void {
+  writer.u8(VERSION);
+  writer.u8(OPS.indexOf(op));
+  writer.f64(request.clientId);
+  writer.f64(request.sequence);
+  writer.f64(timeOf(request));
+}
+
+function timeOf(request: RequestId): number {
+  const timeMs = request.timeMs ?? 0;
+  assert(Number.isSafeInteger(timeMs) && timeMs >= 0, "a command's time must be a non-negative integer of milliseconds");
+  return timeMs;
 }
 
 /** The limits and rules a transaction obeys whether it is being encoded or was decoded. */

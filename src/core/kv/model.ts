@@ -36,7 +36,14 @@ export type KvResult =
    */
   | { readonly op: "txn"; readonly succeeded: boolean; readonly revision: number; readonly results: readonly TxnOperationResult[] }
   | { readonly op: "noop" }
-  | { readonly op: "rejected"; readonly reason: string };
+  | { readonly op: "rejected"; readonly reason: string }
+  /** A registration: the new session's client id (the index of its entry). */
+  | { readonly op: "session"; readonly clientId: number }
+  /**
+   * A command of a session this store does not hold: it expired (or was never registered).
+   * Nothing was applied; the client may register again and retry.
+   */
+  | { readonly op: "session-expired"; readonly clientId: number };
 
 export interface Applied {
   readonly request: RequestId | null;
@@ -51,12 +58,43 @@ export interface Applied {
 /**
  * A client session (Raft dissertation, section 6.3): the highest sequence applied for the
  * client and its result, so a command delivered twice is applied once. `clientId` >= 1.
+ * A client has one request in flight per session (the SDK opens a session per concurrent
+ * write), so the latest result is the only one a retry can ask for.
  */
 export interface KvSession {
   readonly clientId: number;
   readonly sequence: number;
   readonly result: KvResult;
+  /**
+   * The store's clock (see KvStore) when the session was last used; it expires
+   * `SESSION_LIMITS.ttlMs` after. 0 for sessions written before sessions expired.
+   */
+  readonly lastActiveMs?: number;
 }
+
+/**
+ * Session ids from here up are self-assigned and created on first use: each node's own
+ * session (for the writes it proposes on behalf of clients without one), tests, the
+ * simulator. Ids below must be registered (they are log indexes), so a command for an
+ * unknown one is known to belong to an expired session and is refused.
+ */
+export const SELF_ASSIGNED_SESSIONS_FROM = 2 ** 52;
+
+export interface SessionLimits {
+  readonly ttlMs: number;
+  readonly sweepIntervalMs: number;
+  readonly sessionsMax: number;
+}
+
+/** How sessions expire; constants, since every replica must expire the same sessions. */
+export const SESSION_LIMITS: SessionLimits = Object.freeze({
+  /** A session unused for this long (by the store's clock) is dropped. */
+  ttlMs: 60 * 60 * 1000,
+  /** How often (by the store's clock) expired sessions are swept. */
+  sweepIntervalMs: 60 * 1000,
+  /** Most sessions held; registering one more drops the least recently used. */
+  sessionsMax: 100_000,
+});
 
 /** What the store records beside its data, written in the same transaction as the data. */
 export interface KvMeta {
@@ -64,6 +102,11 @@ export interface KvMeta {
   readonly appliedIndex: number;
   /** The store-wide revision: the number of changes ever made; 0 before any. */
   readonly revision: number;
+  /**
+   * The store's clock: the latest `timeMs` of the commands applied (ms since the epoch; 0
+   * before any, or for state written before commands carried a time). Sessions expire by it.
+   */
+  readonly clockMs?: number;
 }
 
 /** Client id 0 means "no session": such commands are never deduplicated. */

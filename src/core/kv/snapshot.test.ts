@@ -5,7 +5,7 @@ import { utf8Encode } from "../common/utf8.js";
 import { encodeCommand } from "./command.js";
 import type { KvMeta, KvRecord, KvSession } from "./model.js";
 import { encodeSnapshot } from "./snapshot.js";
-import { KvStore } from "./store.js";
+import { KvStore, SELF_ASSIGNED_SESSIONS_FROM } from "./store.js";
 
 const value = utf8Encode("v");
 const record = (key: string, createRevision: number, modRevision: number, version: number): KvRecord => ({ key, value, createRevision, modRevision, version });
@@ -14,7 +14,7 @@ const put = (revision: number): KvSession["result"] => ({ op: "put", revision })
 /** A store with some state, to show that a refused restore leaves it as it was. */
 function populated(): KvStore {
   const store = new KvStore();
-  store.apply(1, encodeCommand({ op: "put", request: { clientId: 3, sequence: 1 }, key: "keep", value }));
+  store.apply(1, encodeCommand({ op: "put", request: { clientId: SELF_ASSIGNED_SESSIONS_FROM + 3, sequence: 1 }, key: "keep", value }));
   return store;
 }
 

@@ -1,3 +1,4 @@
+import { assert } from "../common/assert.js";
 import { ByteReader, ByteWriter, bytesEqual, compareBytes } from "../common/bytes.js";
 import { InvalidInputError } from "../common/errors.js";
 import { limits } from "../common/limits.js";
@@ -8,10 +9,15 @@ import { NO_SESSION, type KvMeta, type KvRecord, type KvResult, type KvSession, 
  * The KV state machine's snapshot format, and the session-result format the LMDB backend
  * stores too. Big-endian:
  *
- *   f64 appliedIndex | f64 revision | u32 recordCount | record... | u32 sessionCount | session...
+ *   f64 appliedIndex | f64 revision | u32 recordCount | record... | sessions
  *   record:   u32 keyLength | key | u32 valueLength | value | f64 createRevision | f64 modRevision | f64 version
- *   session:  f64 clientId | f64 sequence | result
+ *   sessions: u32 0xFFFFFFFF | f64 clockMs | u32 sessionCount | session...
+ *   session:  f64 clientId | f64 sequence | result | f64 lastActiveMs
  *   result:   u8 kind | u8 flag | f64 revision   (+ for a transaction: u32 count | u8 per operation)
+ *
+ * Snapshots written before sessions expired have `u32 sessionCount | session...` there,
+ * each session without `lastActiveMs` (read as clock 0, sessions last used at 0); the
+ * 0xFFFFFFFF marker, never a real count, tells them apart.
  *
  * Records are in the UTF-8 byte order of their keys and sessions by increasing client id,
  * so equal states give equal bytes on every node and every backend. Decoding validates
@@ -21,9 +27,9 @@ import { NO_SESSION, type KvMeta, type KvRecord, type KvResult, type KvSession, 
  */
 export function encodeSnapshot(meta: KvMeta, records: readonly KvRecord[], sessions: readonly KvSession[]): Uint8Array {
   const keys = records.map((record) => utf8Encode(record.key));
-  let size = 8 + 8 + 4 + 4;
+  let size = 8 + 8 + 4 + 4 + 8 + 4;
   records.forEach((record, i) => (size += 4 + (keys[i] as Uint8Array).length + 4 + record.value.length + 24));
-  for (const session of sessions) size += 16 + sessionResultBytes(session.result);
+  for (const session of sessions) size += 8 + sessionValueBytes(session);
   const writer = new ByteWriter(size);
   writer.f64(meta.appliedIndex);
   writer.f64(meta.revision);
@@ -35,11 +41,12 @@ export function encodeSnapshot(meta: KvMeta, records: readonly KvRecord[], sessi
     writer.f64(record.modRevision);
     writer.f64(record.version);
   });
+  writer.u32(SESSIONS_V2_MARKER);
+  writer.f64(meta.clockMs ?? 0);
   writer.u32(sessions.length);
   for (const session of sessions) {
     writer.f64(session.clientId);
-    writer.f64(session.sequence);
-    writeSessionResult(writer, session.result);
+    writeSessionValue(writer, session);
   }
   return writer.finish("KV snapshot");
 }
@@ -72,18 +79,47 @@ export function decodeSnapshot(bytes: Uint8Array, sink: SnapshotSink): KvMeta {
     checkRecordRevisions(record, meta.revision);
     sink.record(record);
   }
-  const sessionCount = reader.u32();
+  let sessionCount = reader.u32();
+  const withTimes = sessionCount === SESSIONS_V2_MARKER;
+  let clockMs = 0;
+  if (withTimes) {
+    clockMs = reader.safeInteger();
+    sessionCount = reader.u32();
+  }
   let previousClient = NO_SESSION;
   for (let i = 0; i < sessionCount; i++) {
     const clientId = reader.safeInteger();
     if (clientId <= previousClient) throw new InvalidInputError("KV snapshot has sessions out of order, repeated, or for client 0");
     previousClient = clientId;
-    const session: KvSession = { clientId, sequence: reader.safeInteger(), result: readSessionResult(reader) };
+    const session = readSessionValue(reader, clientId, withTimes);
+    if ((session.lastActiveMs ?? 0) > clockMs) throw new InvalidInputError("KV snapshot has a session used after the store's clock");
     if ("revision" in session.result && session.result.revision > meta.revision) throw new InvalidInputError("KV snapshot has a session result from a future revision");
     sink.session(session);
   }
   reader.expectEnd();
-  return meta;
+  return withTimes ? { ...meta, clockMs } : meta;
+}
+
+/** Marks a sessions section with the store's clock and each session's last use. */
+export const SESSIONS_V2_MARKER = 0xffff_ffff;
+
+/** How many bytes `writeSessionValue` writes. */
+export function sessionValueBytes(session: KvSession): number {
+  return 8 + sessionResultBytes(session.result) + 8;
+}
+
+/** A session without its client id (the LMDB backend's value, and a snapshot's session after the id): f64 sequence | result | f64 lastActiveMs. */
+export function writeSessionValue(writer: ByteWriter, session: KvSession): void {
+  writer.f64(session.sequence);
+  writeSessionResult(writer, session.result);
+  writer.f64(session.lastActiveMs ?? 0);
+}
+
+/** Reads what `writeSessionValue` wrote; `withTime` false reads the older form without `lastActiveMs`. */
+export function readSessionValue(reader: ByteReader, clientId: number, withTime: boolean): KvSession {
+  const sequence = reader.safeInteger();
+  const result = readSessionResult(reader);
+  return withTime ? { clientId, sequence, result, lastActiveMs: reader.safeInteger() } : { clientId, sequence, result };
 }
 
 /**
@@ -107,7 +143,9 @@ export function sessionResultBytes(result: KvResult): number {
 }
 
 export function writeSessionResult(writer: ByteWriter, result: KvResult): void {
-  writer.u8(RESULT_KINDS.indexOf(result.op));
+  const kind = RESULT_KINDS.indexOf(result.op as (typeof RESULT_KINDS)[number]);
+  assert(kind >= 0, `a ${result.op} result is never kept in a session`);
+  writer.u8(kind);
   const flag = result.op === "delete" ? result.deleted : result.op === "cas" || result.op === "txn" ? (result.succeeded ? 1 : 0) : 0;
   writer.u8(flag);
   writer.f64("revision" in result ? result.revision : 0);

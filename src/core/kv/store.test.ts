@@ -5,7 +5,7 @@ import { InvalidInputError } from "../common/errors.js";
 import { limits } from "../common/limits.js";
 import { utf8Encode } from "../common/utf8.js";
 import { decodeCommand, encodeCommand, type KvCommand } from "./command.js";
-import { KvStore } from "./store.js";
+import { KvStore, SELF_ASSIGNED_SESSIONS_FROM } from "./store.js";
 
 // Client 0 has no session, so these commands are never deduplicated against each other.
 const request = { clientId: 0, sequence: 0 };
@@ -89,7 +89,7 @@ describe("KV store", () => {
   test("client sessions: a request applied twice takes effect once", () => {
     const store = new KvStore();
     const put = (index: number, sequence: number, value: string) =>
-      store.apply(index, encodeCommand({ op: "put", request: { clientId: 9, sequence }, key: "k", value: bytes(value) }));
+      store.apply(index, encodeCommand({ op: "put", request: { clientId: SELF_ASSIGNED_SESSIONS_FROM + 9, sequence }, key: "k", value: bytes(value) }));
     assert.equal(put(1, 5, "a").duplicate, false);
     assert.equal(put(2, 6, "b").duplicate, false);
     const again = put(3, 6, "b");
@@ -106,7 +106,7 @@ describe("KV store", () => {
     assert.equal(anonymous(6).duplicate, false);
     // Sessions survive a snapshot.
     const restored = KvStore.restore(store.snapshot());
-    assert.equal(restored.apply(7, encodeCommand({ op: "put", request: { clientId: 9, sequence: 6 }, key: "k", value: bytes("b") })).duplicate, true);
+    assert.equal(restored.apply(7, encodeCommand({ op: "put", request: { clientId: SELF_ASSIGNED_SESSIONS_FROM + 9, sequence: 6 }, key: "k", value: bytes("b") })).duplicate, true);
   });
 
   test("a corrupt entry is skipped by every replica alike, not fatal", () => {

@@ -4,11 +4,11 @@ import { InvalidInputError } from "../common/errors.js";
 import { toWellFormed } from "../common/utf8.js";
 import { MemoryKvBackend, type KvBackend } from "./backend.js";
 import { decodeCommand, type KvCommand, type TxnCommand, type TxnCompare, type TxnCompareOperator } from "./command.js";
-import { NO_SESSION, type Applied, type KvRecord, type KvResult, type TxnOperationResult } from "./model.js";
+import { NO_SESSION, SELF_ASSIGNED_SESSIONS_FROM, SESSION_LIMITS, type Applied, type SessionLimits, type KvRecord, type KvResult, type KvSession, type TxnOperationResult } from "./model.js";
 import { decodeSnapshot, encodeSnapshot } from "./snapshot.js";
 
 export { bytesEqual } from "../common/bytes.js";
-export { NO_SESSION, type Applied, type KvMeta, type KvRecord, type KvResult, type KvSession, type TxnOperationResult } from "./model.js";
+export { NO_SESSION, SELF_ASSIGNED_SESSIONS_FROM, SESSION_LIMITS, type Applied, type SessionLimits, type KvMeta, type KvRecord, type KvResult, type KvSession, type TxnOperationResult } from "./model.js";
 
 /** One committed log entry, as the state machine applies it. */
 export interface KvEntry {
@@ -30,18 +30,42 @@ const NO_OP = new Uint8Array(0);
  * together, so a store reopened after a crash is exactly at some applied index and the node
  * replays the log only after it. The store caches the applied index and revision in memory;
  * a transaction that throws restores them with the backend's state.
+ *
+ * Client sessions (Raft dissertation 6.3) make retried writes apply once. A client
+ * registers (a `register` command; the session's id is the index of that entry), then
+ * numbers its writes 1, 2, ... with one in flight per session; a command whose sequence is
+ * not above the session's last is a duplicate, answered with the last result and applied
+ * no more. Sessions expire by the store's **clock**, the latest `timeMs` in the commands
+ * applied (each is the proposing node's wall clock): every replica has the same clock at the
+ * same index, so every replica expires the same sessions at the same entry. Whenever the
+ * clock crosses a multiple of `SESSION_LIMITS.sweepIntervalMs`, sessions unused for
+ * `ttlMs` are dropped; registering beyond `sessionsMax` drops the least recently used. A
+ * command for a registered-range id the store does not hold gets "session-expired" and
+ * changes nothing, so its client can register again and retry without a double apply.
+ * (Nodes' clocks need only agree to within minutes: they move the expiry by that much.)
  */
 export class KvStore {
   private appliedIndex: number;
   private revision: number;
+  private clockMs: number;
+  /** How many sessions the backend holds (derived from it at open). */
+  private sessionCount: number;
 
-  /** A store over `backend`, at the applied index and revision the backend holds. */
-  constructor(readonly backend: KvBackend = new MemoryKvBackend()) {
+  /**
+   * A store over `backend`, at the applied index and revision the backend holds.
+   * `sessionLimits` is for tests: every replica of a cluster must use the same, the default.
+   */
+  constructor(
+    readonly backend: KvBackend = new MemoryKvBackend(),
+    private readonly sessionLimits: SessionLimits = SESSION_LIMITS,
+  ) {
     const meta = backend.readMeta();
     assertIndex(meta.appliedIndex, "stored applied index");
     assertIndex(meta.revision, "stored revision");
     this.appliedIndex = meta.appliedIndex;
     this.revision = meta.revision;
+    this.clockMs = meta.clockMs ?? 0;
+    this.sessionCount = countOf(backend.allSessions());
   }
 
   /** Opens the state a backend holds (the same as `new KvStore(backend)`, named for reading). */
@@ -53,8 +77,8 @@ export class KvStore {
    * A store holding the snapshot's state, in `backend` (memory by default), which loses
    * whatever it held. Throws InvalidInputError if the snapshot is malformed.
    */
-  static restore(bytes: Uint8Array, backend: KvBackend = new MemoryKvBackend()): KvStore {
-    const store = new KvStore(backend);
+  static restore(bytes: Uint8Array, backend: KvBackend = new MemoryKvBackend(), sessionLimits: SessionLimits = SESSION_LIMITS): KvStore {
+    const store = new KvStore(backend, sessionLimits);
     store.restore(bytes);
     return store;
   }
@@ -65,6 +89,16 @@ export class KvStore {
 
   get currentRevision(): number {
     return this.revision;
+  }
+
+  /** The store's clock (see the class comment), in ms since the epoch. */
+  get clock(): number {
+    return this.clockMs;
+  }
+
+  /** How many client sessions the store holds. */
+  get sessions(): number {
+    return this.sessionCount;
   }
 
   get(key: string): KvRecord | undefined {
@@ -114,11 +148,13 @@ export class KvStore {
     });
     this.appliedIndex = meta.appliedIndex;
     this.revision = meta.revision;
+    this.clockMs = meta.clockMs ?? 0;
+    this.sessionCount = countOf(backend.allSessions());
   }
 
   /** A deterministic snapshot: keys in UTF-8 byte order, so equal states give equal bytes. */
   snapshot(): Uint8Array {
-    const meta = { appliedIndex: this.appliedIndex, revision: this.revision };
+    const meta = { appliedIndex: this.appliedIndex, revision: this.revision, clockMs: this.clockMs };
     return encodeSnapshot(meta, [...this.backend.allRecords()], [...this.backend.allSessions()]);
   }
 
@@ -126,15 +162,19 @@ export class KvStore {
   private inTransaction<T>(fn: () => T): T {
     const appliedIndex = this.appliedIndex;
     const revision = this.revision;
+    const clockMs = this.clockMs;
+    const sessionCount = this.sessionCount;
     try {
       return this.backend.transaction(() => {
         const result = fn();
-        this.backend.writeMeta({ appliedIndex: this.appliedIndex, revision: this.revision });
+        this.backend.writeMeta({ appliedIndex: this.appliedIndex, revision: this.revision, clockMs: this.clockMs });
         return result;
       });
     } catch (error) {
       this.appliedIndex = appliedIndex;
       this.revision = revision;
+      this.clockMs = clockMs;
+      this.sessionCount = sessionCount;
       throw error;
     }
   }
@@ -151,20 +191,67 @@ export class KvStore {
       if (error instanceof InvalidInputError) return { request: null, result: { op: "rejected", reason: error.message }, duplicate: false };
       throw error;
     }
+    this.advanceClock(command.request.timeMs ?? 0);
+    if (command.op === "register") return { request: command.request, result: this.register(index), duplicate: false };
     const { clientId, sequence } = command.request;
+    let session: KvSession | undefined;
     if (clientId !== NO_SESSION) {
-      const session = this.backend.getSession(clientId);
+      session = this.backend.getSession(clientId);
+      if (session === undefined && clientId < SELF_ASSIGNED_SESSIONS_FROM) return { request: command.request, result: { op: "session-expired", clientId }, duplicate: false };
       if (session !== undefined && sequence <= session.sequence) {
         const result: KvResult = sequence === session.sequence ? session.result : { op: "rejected", reason: "superseded by a newer request from the same client" };
         return { request: command.request, result, duplicate: true };
       }
     }
     const result = this.execute(command);
-    if (clientId !== NO_SESSION) this.backend.putSession({ clientId, sequence, result: forSession(result) });
+    if (clientId !== NO_SESSION) {
+      if (session === undefined) this.makeRoomForSession();
+      this.backend.putSession({ clientId, sequence, result: forSession(result), lastActiveMs: this.clockMs });
+      if (session === undefined) this.sessionCount++;
+    }
     return { request: command.request, result, duplicate: false };
   }
 
-  private execute(command: KvCommand): KvResult {
+  /** Opens a session whose id is the index of its registration (unique: indexes are never reused). */
+  private register(index: number): KvResult {
+    assert(index < SELF_ASSIGNED_SESSIONS_FROM, "log indexes stay below the self-assigned session ids");
+    this.makeRoomForSession();
+    this.backend.putSession({ clientId: index, sequence: 0, result: { op: "noop" }, lastActiveMs: this.clockMs });
+    this.sessionCount++;
+    return { op: "session", clientId: index };
+  }
+
+  /** Moves the clock forward to `timeMs` (never back), sweeping expired sessions when it crosses a sweep boundary. */
+  private advanceClock(timeMs: number): void {
+    if (timeMs <= this.clockMs) return;
+    const before = this.clockMs;
+    this.clockMs = timeMs;
+    const interval = this.sessionLimits.sweepIntervalMs;
+    if (Math.floor(timeMs / interval) > Math.floor(before / interval)) this.sweepSessions();
+  }
+
+  private sweepSessions(): void {
+    const expired: number[] = [];
+    for (const session of this.backend.allSessions()) {
+      if ((session.lastActiveMs ?? 0) + this.sessionLimits.ttlMs <= this.clockMs) expired.push(session.clientId);
+    }
+    for (const clientId of expired) this.backend.deleteSession(clientId);
+    this.sessionCount -= expired.length;
+  }
+
+  /** At `sessionsMax`, drops the least recently used session (the lowest id among equals). */
+  private makeRoomForSession(): void {
+    if (this.sessionCount < this.sessionLimits.sessionsMax) return;
+    let oldest: KvSession | null = null;
+    for (const session of this.backend.allSessions()) {
+      if (oldest === null || (session.lastActiveMs ?? 0) < (oldest.lastActiveMs ?? 0)) oldest = session;
+    }
+    if (oldest === null) return;
+    this.backend.deleteSession(oldest.clientId);
+    this.sessionCount--;
+  }
+
+  private execute(command: Exclude<KvCommand, { readonly op: "register" }>): KvResult {
     if (command.op === "txn") return this.executeTxn(command);
     const current = this.backend.getRecord(command.key);
     switch (command.op) {
@@ -246,6 +333,12 @@ function operatorHolds(operator: TxnCompareOperator, difference: number): boolea
     case ">":
       return difference > 0;
   }
+}
+
+function countOf(items: Iterable<unknown>): number {
+  let count = 0;
+  for (const _ of items) count++;
+  return count;
 }
 
 /** What a session keeps of a result: a transaction's get results lose their records. */

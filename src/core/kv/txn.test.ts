@@ -7,7 +7,7 @@ import { limits } from "../common/limits.js";
 import { utf8Encode } from "../common/utf8.js";
 import { decodeCommand, encodeCommand, type KvCommand, type TxnCommand, type TxnCompare, type TxnOperation } from "./command.js";
 import { txnArbitrary } from "./arbitraries.test-util.js";
-import { KvStore, type KvResult } from "./store.js";
+import { KvStore, SELF_ASSIGNED_SESSIONS_FROM, type KvResult } from "./store.js";
 
 const bytes = (s: string): Uint8Array => utf8Encode(s);
 const anonymous = { clientId: 0, sequence: 0 };
@@ -139,7 +139,7 @@ describe("transactions: effects", () => {
 
   test("a duplicate transaction takes effect once; its session keeps puts and deletes, not read records", () => {
     const { store, run } = seeded();
-    const command = txn([], [{ op: "put", key: "k", value: bytes("1") }, { op: "get", key: "a" }, { op: "delete", key: "b" }], [], { clientId: 7, sequence: 1 });
+    const command = txn([], [{ op: "put", key: "k", value: bytes("1") }, { op: "get", key: "a" }, { op: "delete", key: "b" }], [], { clientId: SELF_ASSIGNED_SESSIONS_FROM + 7, sequence: 1 });
     const first = store.apply(store.applied + 1, encodeCommand(command));
     assert.equal(first.duplicate, false);
     const again = store.apply(store.applied + 1, encodeCommand(command));
@@ -236,6 +236,9 @@ describe("transactions: byte format", () => {
     // put "k" = [7] from client 1, sequence 2, written out by hand in the version-1 layout.
     const put = new Uint8Array([1, 0, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0, 0x40, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0x6b, 0, 0, 0, 1, 7]);
     assert.deepEqual(decodeCommand(put), { op: "put", request: { clientId: 1, sequence: 2 }, key: "k", value: new Uint8Array([7]) });
-    assert.deepEqual(encodeCommand({ op: "put", request: { clientId: 1, sequence: 2 }, key: "k", value: new Uint8Array([7]) }), put);
+    // Written today as version 2, with the proposer's time after the sequence.
+    const encoded = encodeCommand({ op: "put", request: { clientId: 1, sequence: 2, timeMs: 3 }, key: "k", value: new Uint8Array([7]) });
+    assert.deepEqual(encoded, new Uint8Array([2, ...put.subarray(1, 18), 0x40, 0x08, 0, 0, 0, 0, 0, 0, ...put.subarray(18)]));
+    assert.deepEqual(decodeCommand(encoded), { op: "put", request: { clientId: 1, sequence: 2, timeMs: 3 }, key: "k", value: new Uint8Array([7]) });
   });
 });

@@ -29,6 +29,12 @@ import type { NodeMetrics } from "./metrics.js";
 /** A write as a client states it; the driver adds the request id. */
 export type KvOperation = KvCommand extends infer C ? (C extends KvCommand ? Omit<C, "request"> : never) : never;
 
+/** A client's session and the sequence number of this write in it (see KvStore). */
+export interface ClientRequest {
+  readonly clientId: number;
+  readonly sequence: number;
+}
+
 export type ReadConsistency = "linearizable" | "lease" | "stale";
 
 /** The request did not complete within the node's request timeout. */
@@ -147,6 +153,11 @@ interface Pending<T> {
   readonly deadlineMs: number;
 }
 
+interface PendingWrite extends Pending<KvResult> {
+  /** For a write in a client's session: its key in `clientWrites`. */
+  readonly clientKey: string | null;
+}
+
 interface PendingRead extends Pending<void> {
   readonly id: number;
   /** Set once the engine says at which index the read is safe. */
@@ -170,7 +181,13 @@ const CATCH_UP_TICKS_MAX = 10_000;
 export class Driver {
   private readonly engine: Engine<unknown, unknown>;
   private readonly options: DriverOptions;
-  private readonly pendingWrites = new Map<number, Pending<KvResult>>();
+  /** Writes waiting to apply, by ticket (the node session's sequence, in arrival order). */
+  private readonly pendingWrites = new Map<number, PendingWrite>();
+  /**
+   * Writes in clients' sessions, by "clientId:sequence": the tickets waiting for that
+   * request (a client that retries through the same node waits twice for one entry).
+   */
+  private readonly clientWrites = new Map<string, number[]>();
   private readonly pendingReads = new Map<number, PendingRead>();
   private pendingTransfers: (Pending<{ readonly leader: NodeId; readonly term: number }> & { readonly target: NodeId | null })[] = [];
   /** Configuration changes this leader took, waiting to be applied (the entry's index and term). */
@@ -241,6 +258,7 @@ export class Driver {
     for (const pending of this.pendingChanges) pending.reject(changeUnknown);
     this.pendingChanges = [];
     this.pendingWrites.clear();
+    this.clientWrites.clear();
     this.pendingReads.clear();
     this.readsAwaitingApply = [];
   }
@@ -282,13 +300,21 @@ export class Driver {
     this.options.log.warn({ from, dropped, err: error }, "dropped malformed messages from a peer");
   }
 
-  /** Proposes a write; resolves with its result once it applied on this node. */
-  write(operation: KvOperation): Promise<KvResult> {
+  /**
+   * Proposes a write; resolves with its result once it applied on this node. Without
+   * `client`, the write goes in this node's own session; with it, in the client's, so a
+   * retry of the same request (here or through another node) applies once and gets the
+   * first result, and a write of a session the store no longer holds resolves with
+   * "session-expired" (nothing applied).
+   */
+  write(operation: KvOperation, client: ClientRequest | null = null): Promise<KvResult> {
     if (this.stopped) return Promise.reject(new StoppedError());
     if (this.pendingRequests >= this.options.pendingRequestsMax) return Promise.reject(new TooManyRequestsError(this.options.pendingRequestsMax));
-    const sequence = this.nextSequence++;
+    const ticket = this.nextSequence++;
+    const timeMs = Date.now();
+    const request = client === null ? { clientId: this.options.clientId, sequence: ticket, timeMs } : { ...client, timeMs };
     // encodeCommand validates sizes and throws InvalidInputError before anything is proposed.
-    const data = encodeCommand({ ...operation, request: { clientId: this.options.clientId, sequence } } as KvCommand);
+    const data = encodeCommand({ ...operation, request } as KvCommand);
     const admission = this.engine.propose(data);
     if (!admission.accepted) {
       this.options.metrics.proposals.inc({ result: "refused" });
@@ -296,9 +322,18 @@ export class Driver {
     }
     this.options.metrics.proposals.inc({ result: "accepted" });
     this.schedulePump();
+    const clientKey = client === null ? null : `${client.clientId}:${client.sequence}`;
+    if (clientKey !== null) this.clientWrites.set(clientKey, [...(this.clientWrites.get(clientKey) ?? []), ticket]);
     return new Promise((resolve, reject) => {
-      this.pendingWrites.set(sequence, { resolve, reject, deadlineMs: performance.now() + this.options.requestTimeoutMs });
+      this.pendingWrites.set(ticket, { resolve, reject, deadlineMs: performance.now() + this.options.requestTimeoutMs, clientKey });
     });
+  }
+
+  /** Opens a client session: resolves with its id once the registration applied here. */
+  async register(): Promise<number> {
+    const result = await this.write({ op: "register" });
+    assert(result.op === "session", "a registration applies as a session");
+    return result.clientId;
   }
 
   /**
@@ -495,12 +530,33 @@ export class Driver {
   private apply(entries: readonly LogEntry[]): void {
     const results = this.options.kv.applyBatch(entries);
     for (const applied of results) {
-      if (applied.request === null || applied.request.clientId !== this.options.clientId) continue;
-      const pending = this.pendingWrites.get(applied.request.sequence);
-      if (pending === undefined) continue;
-      this.pendingWrites.delete(applied.request.sequence);
-      pending.resolve(applied.result);
+      if (applied.request === null) continue;
+      const { clientId, sequence } = applied.request;
+      if (clientId === this.options.clientId) {
+        this.settleWrite(sequence, applied.result);
+        continue;
+      }
+      const key = `${clientId}:${sequence}`;
+      const tickets = this.clientWrites.get(key);
+      if (tickets === undefined) continue;
+      this.clientWrites.delete(key);
+      for (const ticket of tickets) this.settleWrite(ticket, applied.result);
     }
+  }
+
+  private settleWrite(ticket: number, result: KvResult): void {
+    const pending = this.pendingWrites.get(ticket);
+    if (pending === undefined) return;
+    this.pendingWrites.delete(ticket);
+    pending.resolve(result);
+  }
+
+  /** Forgets a client write's ticket (it timed out): the entry may still apply, for no one. */
+  private forgetClientTicket(write: PendingWrite, ticket: number): void {
+    if (write.clientKey === null) return;
+    const left = (this.clientWrites.get(write.clientKey) ?? []).filter((t) => t !== ticket);
+    if (left.length === 0) this.clientWrites.delete(write.clientKey);
+    else this.clientWrites.set(write.clientKey, left);
   }
 
   private serveReads(): void {
@@ -549,9 +605,10 @@ export class Driver {
   /** Pending requests are kept in arrival order, so the expired ones are at the front. */
   private expireRequests(): void {
     const nowMs = performance.now();
-    for (const [sequence, write] of this.pendingWrites) {
+    for (const [ticket, write] of this.pendingWrites) {
       if (write.deadlineMs > nowMs) break;
-      this.pendingWrites.delete(sequence);
+      this.pendingWrites.delete(ticket);
+      this.forgetClientTicket(write, ticket);
       this.options.metrics.proposals.inc({ result: "timeout" });
       write.reject(new RequestTimeoutError("write", this.options.requestTimeoutMs));
     }

@@ -12,7 +12,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { performance } from "node:perf_hooks";
 import { InvalidInputError, MembershipChangeInProgressError, NotLeaderError, NotMemberError, OverloadedError, SynodError } from "../../core/common/errors.js";
 import { limits } from "../../core/common/limits.js";
-import type { KvRecord, KvResult } from "../../core/kv/store.js";
+import { SELF_ASSIGNED_SESSIONS_FROM, SESSION_LIMITS, type KvRecord, type KvResult } from "../../core/kv/store.js";
 import {
   LeaderChangedError,
   RequestTimeoutError,
@@ -21,6 +21,7 @@ import {
   TransferOvertakenError,
   TransferTimeoutError,
   WriteOutcomeUnknownError,
+  type ClientRequest,
   type KvOperation,
   type ReadConsistency,
 } from "./driver.js";
@@ -28,7 +29,10 @@ import { parseTxnRequest, txnResultJson } from "./txn-json.js";
 
 /** What the HTTP layer needs from the node. */
 export interface KvService {
-  write(operation: KvOperation): Promise<KvResult>;
+  /** A write in the node's session, or in the client's (`client`). */
+  write(operation: KvOperation, client?: ClientRequest | null): Promise<KvResult>;
+  /** Opens a client session; resolves with its id. */
+  register(): Promise<number>;
   /** Resolves when the local state machine may serve a read at `consistency`. */
   read(consistency: ReadConsistency): Promise<void>;
   get(key: string): KvRecord | undefined;
@@ -77,6 +81,9 @@ export class HttpError extends SynodError {
 
 /** Marks a request one node passed to the leader on a client's behalf (it is not passed on again). */
 export const FORWARDED_HEADER = "x-synod-forwarded";
+/** A write's client session (from `POST /v1/sessions`) and its sequence number in it; both or neither. */
+export const SESSION_HEADER = "x-synod-session";
+export const SEQUENCE_HEADER = "x-synod-sequence";
 /** The most of an unwanted request body read (and dropped) to deliver an early answer. */
 const DISCARD_BYTES_MAX = 64 * 1024 * 1024;
 const RANGE_LIMIT_DEFAULT = 100;
@@ -112,8 +119,8 @@ async function handle(service: KvService, options: HttpApiOptions, request: Inco
       setRoute("/v1/kv/{key}");
       const key = decodeKey(path.slice(KV_PREFIX.length));
       if (method === "GET" || method === "HEAD") return await getKey(service, key, query, response);
-      if (method === "PUT") return await putKey(service, key, query, await readBody(request, limits.valueBytesMax, "a value"), response);
-      if (method === "DELETE") return await deleteKey(service, key, query, response);
+      if (method === "PUT") return await putKey(service, key, query, clientRequestOf(request), await readBody(request, limits.valueBytesMax, "a value"), response);
+      if (method === "DELETE") return await deleteKey(service, key, query, clientRequestOf(request), response);
       throw methodNotAllowed("GET, PUT, DELETE");
     }
     switch (path) {
@@ -126,11 +133,16 @@ async function handle(service: KvService, options: HttpApiOptions, request: Inco
         if (method !== "POST") throw methodNotAllowed("POST");
         const type = request.headers["content-type"] ?? "";
         if (!type.startsWith("application/json")) throw new HttpError(415, "unsupported_media_type", "a transaction is a JSON body: send Content-Type: application/json");
+        const client = clientRequestOf(request);
         const body = await readBody(request, options.requestBodyBytesMax, "a transaction");
-        const result = await service.write(parseTxnRequest(body));
+        const result = await service.write(parseTxnRequest(body), client);
         if (result.op !== "txn") throw unexpectedResult(result);
         return sendJson(response, 200, txnResultJson(result));
       }
+      case "/v1/sessions":
+        setRoute("/v1/sessions");
+        if (method !== "POST") throw methodNotAllowed("POST");
+        return sendJson(response, 200, { session: await service.register(), ttlMs: SESSION_LIMITS.ttlMs });
       case "/v1/status":
         setRoute("/v1/status");
         if (method !== "GET") throw methodNotAllowed("GET");
@@ -288,10 +300,26 @@ async function getKey(service: KvService, key: string, query: URLSearchParams, r
   sendJson(response, 200, recordJson(record));
 }
 
-async function putKey(service: KvService, key: string, query: URLSearchParams, value: Uint8Array, response: ServerResponse): Promise<void> {
+/**
+ * The client session a write names (`x-synod-session` and `x-synod-sequence`), or null.
+ * Sessions are the ones `POST /v1/sessions` hands out; the self-assigned range is the nodes'.
+ */
+function clientRequestOf(request: IncomingMessage): ClientRequest | null {
+  const session = request.headers[SESSION_HEADER];
+  const sequence = request.headers[SEQUENCE_HEADER];
+  if (session === undefined && sequence === undefined) return null;
+  const parse = (text: string | string[] | undefined, name: string, below: number): number => {
+    const value = typeof text === "string" && /^[0-9]{1,16}$/.test(text) ? Number(text) : NaN;
+    if (!Number.isSafeInteger(value) || value < 1 || value >= below) throw new HttpError(400, "invalid_input", `${name} must be an integer in [1, ${below}), given together with ${name === SESSION_HEADER ? SEQUENCE_HEADER : SESSION_HEADER}`);
+    return value;
+  };
+  return { clientId: parse(session, SESSION_HEADER, SELF_ASSIGNED_SESSIONS_FROM), sequence: parse(sequence, SEQUENCE_HEADER, Number.MAX_SAFE_INTEGER) };
+}
+
+async function putKey(service: KvService, key: string, query: URLSearchParams, client: ClientRequest | null, value: Uint8Array, response: ServerResponse): Promise<void> {
   const prevRevision = integerParameter(query, "prevRevision", 0);
   const operation: KvOperation = prevRevision === null ? { op: "put", key, value } : { op: "cas-revision", key, expectedRevision: prevRevision, value };
-  const result = await service.write(operation);
+  const result = await service.write(operation, client);
   if (result.op === "put") return sendJson(response, 200, { revision: result.revision });
   if (result.op === "cas") {
     if (result.succeeded) return sendJson(response, 200, { revision: result.revision });
@@ -305,9 +333,9 @@ async function putKey(service: KvService, key: string, query: URLSearchParams, v
   throw unexpectedResult(result);
 }
 
-async function deleteKey(service: KvService, key: string, query: URLSearchParams, response: ServerResponse): Promise<void> {
+async function deleteKey(service: KvService, key: string, query: URLSearchParams, client: ClientRequest | null, response: ServerResponse): Promise<void> {
   if (query.has("prevRevision")) throw new HttpError(400, "invalid_input", "a conditional delete is a transaction: POST /v1/txn with a compare on the key's revision");
-  const result = await service.write({ op: "delete", key });
+  const result = await service.write({ op: "delete", key }, client);
   if (result.op === "delete") return sendJson(response, 200, { deleted: result.deleted, revision: result.revision });
   throw unexpectedResult(result);
 }
@@ -362,6 +390,9 @@ function methodNotAllowed(allow: string): HttpError {
 }
 
 function unexpectedResult(result: KvResult): Error {
+  if (result.op === "session-expired") {
+    return new HttpError(410, "session_expired", `session ${result.clientId} expired or was never opened; nothing was applied: open a new one (POST /v1/sessions) and retry`);
+  }
   if (result.op === "rejected") return new HttpError(503, "overloaded", `the write was not applied: ${result.reason}; retry`, { "retry-after": "1" });
   return new Error(`unexpected result ${result.op}`);
 }

@@ -16,7 +16,7 @@ import { NotLeaderError } from "../../core/common/errors.js";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import type { DurableState, Engine, EngineFactory, Membership, MembershipChange, NodeId } from "../../core/engine/contract.js";
-import { KvStore } from "../../core/kv/store.js";
+import { KvStore, SELF_ASSIGNED_SESSIONS_FROM } from "../../core/kv/store.js";
 import { LmdbKvBackend } from "../storage/kv-lmdb.js";
 import { LogStore } from "../storage/log-store.js";
 import { PeerTransport } from "../transport/peer-transport.js";
@@ -375,7 +375,8 @@ export class SynodNode {
 
   private service(): KvService {
     return {
-      write: (operation) => this.driver.write(operation),
+      write: (operation, client) => this.driver.write(operation, client ?? null),
+      register: () => this.driver.register(),
       read: (consistency) => this.driver.read(consistency),
       get: (key) => this.kv.get(key),
       range: (prefix, limit, after) => {
@@ -472,7 +473,7 @@ function checkIdFree(config: NodeConfig, view: ClusterView): void {
  * (not per process start, so sessions do not pile up), in a range clients do not use.
  */
 export function nodeClientId(nodeId: number): number {
-  return 2 ** 52 + nodeId;
+  return SELF_ASSIGNED_SESSIONS_FROM + nodeId;
 }
 
 /**

@@ -13,7 +13,7 @@ import { utf8Encode } from "../../core/common/utf8.js";
 import { txnArbitrary } from "../../core/kv/arbitraries.test-util.js";
 import type { KvBackend } from "../../core/kv/backend.js";
 import { encodeCommand } from "../../core/kv/command.js";
-import { KvStore, type KvEntry } from "../../core/kv/store.js";
+import { KvStore, SELF_ASSIGNED_SESSIONS_FROM, type KvEntry } from "../../core/kv/store.js";
 
 export interface BackendSubject {
   readonly name: string;
@@ -53,18 +53,18 @@ export function kvBackendConformance(subject: BackendSubject): void {
 
     test("applyBatch applies every entry and stores the applied index and revision with the data", () => {
       const store = fresh();
-      const applied = store.applyBatch(entries(1, [put("a", "1"), put("b", "2", { clientId: 5, sequence: 1 }), new Uint8Array(), new Uint8Array([9]), encodeCommand({ op: "delete", request: anonymous, key: "a" })]));
+      const applied = store.applyBatch(entries(1, [put("a", "1"), put("b", "2", { clientId: SELF_ASSIGNED_SESSIONS_FROM + 5, sequence: 1 }), new Uint8Array(), new Uint8Array([9]), encodeCommand({ op: "delete", request: anonymous, key: "a" })]));
       assert.deepEqual(
         applied.map((one) => one.result),
         [{ op: "put", revision: 1 }, { op: "put", revision: 2 }, { op: "noop" }, { op: "rejected", reason: "unknown command version 9" }, { op: "delete", deleted: 1, revision: 3 }],
       );
-      assert.deepEqual(backend.readMeta(), { appliedIndex: 5, revision: 3 });
+      assert.deepEqual(backend.readMeta(), { appliedIndex: 5, revision: 3, clockMs: 0 });
       const reopened = KvStore.open(backend);
       assert.equal(reopened.applied, 5);
       assert.equal(reopened.currentRevision, 3);
       assert.equal(reopened.get("a"), undefined);
       assert.deepEqual(reopened.get("b"), { key: "b", value: bytes("2"), createRevision: 2, modRevision: 2, version: 1 });
-      assert.equal(reopened.apply(6, put("b", "2", { clientId: 5, sequence: 1 })).duplicate, true, "the session was stored too");
+      assert.equal(reopened.apply(6, put("b", "2", { clientId: SELF_ASSIGNED_SESSIONS_FROM + 5, sequence: 1 })).duplicate, true, "the session was stored too");
       assert.deepEqual(store.applyBatch([]), []);
     });
 
@@ -158,7 +158,7 @@ export function kvBackendConformance(subject: BackendSubject): void {
 
     test("restore replaces the state in one transaction; a bad snapshot changes nothing", () => {
       const source = new KvStore();
-      source.applyBatch(entries(1, [put("😀", "1"), put("a", "2", { clientId: 4, sequence: 7 }), put("\uE000", "3")]));
+      source.applyBatch(entries(1, [put("😀", "1"), put("a", "2", { clientId: SELF_ASSIGNED_SESSIONS_FROM + 4, sequence: 7 }), put("\uE000", "3")]));
       const store = fresh();
       store.applyBatch(entries(1, [put("old", "x"), put("a", "x")]));
       store.restore(source.snapshot());
@@ -174,7 +174,7 @@ export function kvBackendConformance(subject: BackendSubject): void {
 
     test("a transaction that throws leaves the backend and the store as they were", () => {
       const store = fresh();
-      store.applyBatch(entries(1, [put("a", "1"), put("b", "2", { clientId: 2, sequence: 1 })]));
+      store.applyBatch(entries(1, [put("a", "1"), put("b", "2", { clientId: SELF_ASSIGNED_SESSIONS_FROM + 2, sequence: 1 })]));
       const before = store.snapshot();
       const boom = new Error("boom");
       assert.throws(
@@ -192,7 +192,7 @@ export function kvBackendConformance(subject: BackendSubject): void {
         (error) => error === boom,
       );
       assert.deepEqual(KvStore.open(backend).snapshot(), before);
-      assert.deepEqual(backend.readMeta(), { appliedIndex: 2, revision: 2 });
+      assert.deepEqual(backend.readMeta(), { appliedIndex: 2, revision: 2, clockMs: 0 });
       // Through the store: an entry out of order in a batch undoes the batch and the caches.
       assert.throws(() => store.applyBatch([{ index: 3, data: put("c", "3") }, { index: 5, data: put("d", "4") }]), AssertionError);
       assert.equal(store.applied, 2);
@@ -237,14 +237,14 @@ export function kvBackendConformance(subject: BackendSubject): void {
       const reopen = subject.reopen;
       test("reopening recovers the applied index, revision, records and sessions", async () => {
         const store = fresh();
-        store.applyBatch(entries(1, [put("a", "1"), put("😀", "2", { clientId: 8, sequence: 3 }), encodeCommand({ op: "delete", request: anonymous, key: "a" })]));
+        store.applyBatch(entries(1, [put("a", "1"), put("😀", "2", { clientId: SELF_ASSIGNED_SESSIONS_FROM + 8, sequence: 3 }), encodeCommand({ op: "delete", request: anonymous, key: "a" })]));
         const before = store.snapshot();
         backend = await reopen(backend);
         const reopened = KvStore.open(backend);
         assert.equal(reopened.applied, 3);
         assert.equal(reopened.currentRevision, 3);
         assert.deepEqual(reopened.snapshot(), before);
-        assert.equal(reopened.apply(4, put("😀", "2", { clientId: 8, sequence: 3 })).duplicate, true);
+        assert.equal(reopened.apply(4, put("😀", "2", { clientId: SELF_ASSIGNED_SESSIONS_FROM + 8, sequence: 3 })).duplicate, true);
       });
     }
   });
@@ -257,7 +257,7 @@ function withSession(command: Uint8Array, [clientId, step]: [number, number], se
   sequences.set(clientId, Math.max(sequence, sequences.get(clientId) ?? 0));
   const withRequest = command.slice();
   const view = new DataView(withRequest.buffer);
-  view.setFloat64(2, clientId);
+  view.setFloat64(2, SELF_ASSIGNED_SESSIONS_FROM + clientId);
   view.setFloat64(10, sequence);
   return withRequest;
 }

@@ -5,9 +5,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
+import { open } from "lmdb";
 import { utf8Encode } from "../../core/common/utf8.js";
 import { encodeCommand } from "../../core/kv/command.js";
-import { KvStore } from "../../core/kv/store.js";
+import { KvStore, SELF_ASSIGNED_SESSIONS_FROM } from "../../core/kv/store.js";
 import { LmdbKvBackend, readBootId, UNKNOWN_BOOT_ID } from "./kv-lmdb.js";
 
 const MARKER = "synod-kv-marker.json";
@@ -148,7 +149,7 @@ describe("LMDB KV store: snapshots built a piece at a time", () => {
     const kv = KvStore.open(backend);
     let index = 0;
     const session = (clientId: number, sequence: number, key: string, value: string): Uint8Array =>
-      encodeCommand({ op: "put", request: { clientId, sequence }, key, value: utf8Encode(value) });
+      encodeCommand({ op: "put", request: { clientId: SELF_ASSIGNED_SESSIONS_FROM + clientId, sequence }, key, value: utf8Encode(value) });
     const batch = (count: number): void => {
       const entries = [];
       for (let i = 0; i < count; i++) {
@@ -188,6 +189,43 @@ describe("LMDB KV store: snapshots built a piece at a time", () => {
       // one record a step
     }
     assert.equal(KvStore.restore(second.data).get("k2")?.version, 1);
+    await backend.close();
+  });
+});
+
+describe("LMDB KV store: data written before sessions expired", () => {
+  test("a meta without the clock and sessions without a last use still open, and deduplicate", async () => {
+    const path = directory();
+    await storeOneKey(path, "boot-1");
+    // Rewrite the meta and add a session in the older layouts, as an earlier version did.
+    const raw = open<Buffer, Buffer>({ path, noSubdir: false, keyEncoding: "binary", encoding: "binary", cache: false, compression: false });
+    const meta = Buffer.alloc(17);
+    meta[0] = 1;
+    meta.writeDoubleBE(2, 1); // applied index
+    meta.writeDoubleBE(1, 9); // revision
+    const sessionKey = Buffer.alloc(9);
+    sessionKey[0] = 0x02;
+    sessionKey.writeDoubleBE(SELF_ASSIGNED_SESSIONS_FROM + 3, 1);
+    // f64 sequence 4 | result: kind put (0), flag 0, f64 revision 1
+    const session = Buffer.alloc(18);
+    session.writeDoubleBE(4, 0);
+    session.writeDoubleBE(1, 10);
+    await raw.put(Buffer.from([0x00]), meta);
+    await raw.put(sessionKey, session);
+    await raw.close();
+    const { backend } = LmdbKvBackend.open({ path, bootId: () => "boot-1" });
+    const store = KvStore.open(backend);
+    assert.equal(store.applied, 2);
+    assert.equal(store.clock, 0);
+    assert.equal(store.sessions, 1);
+    const again = encodeCommand({ op: "put", request: { clientId: SELF_ASSIGNED_SESSIONS_FROM + 3, sequence: 4 }, key: "k", value: utf8Encode("v") });
+    assert.equal(store.apply(3, again).duplicate, true);
+    assert.equal(store.get("k")?.version, 1);
+    // Written back in the current layouts, and a snapshot equals the memory store's.
+    assert.deepEqual(KvStore.restore(store.snapshot()).snapshot(), store.snapshot());
+    const builder = backend.beginSnapshot();
+    while (!builder.step(100));
+    assert.equal(Buffer.compare(builder.data, store.snapshot()), 0, "the LMDB snapshot builder writes the same bytes");
     await backend.close();
   });
 });

@@ -44,13 +44,14 @@ import { InvalidInputError, SynodError } from "../../core/common/errors.js";
 import { limits } from "../../core/common/limits.js";
 import type { KvBackend, KvRangeQuery } from "../../core/kv/backend.js";
 import type { KvMeta, KvRecord, KvSession } from "../../core/kv/model.js";
-import { readSessionResult, sessionResultBytes, writeSessionResult } from "../../core/kv/snapshot.js";
+import { readSessionResult, sessionValueBytes, SESSIONS_V2_MARKER, writeSessionValue } from "../../core/kv/snapshot.js";
 import { removeLeftoverTempFiles, writeFileAtomic } from "./atomic-file.js";
 
 const META_KEY = Buffer.from([0x00]);
 const RECORD_PREFIX = 0x01;
 const SESSION_PREFIX = 0x02;
-const META_FORMAT = 1;
+/** Format 2 adds the store's clock; format 1 (without) is still read, as clock 0. */
+const META_FORMAT = 2;
 const RECORD_HEADER_BYTES = 24;
 const RECORD_KEY_BYTES_MAX = 1 + limits.keyBytesMax;
 const DATA_FILE = "data.mdb";
@@ -218,10 +219,14 @@ export class LmdbKvBackend implements KvBackend {
 
   putSession(session: KvSession): void {
     this.assertWriting();
-    const writer = new ByteWriter(8 + sessionResultBytes(session.result));
-    writer.f64(session.sequence);
-    writeSessionResult(writer, session.result);
+    const writer = new ByteWriter(sessionValueBytes(session));
+    writeSessionValue(writer, session);
     this.db.putSync(sessionKey(session.clientId), Buffer.from(writer.finish("KV session").buffer));
+  }
+
+  deleteSession(clientId: number): void {
+    this.assertWriting();
+    this.db.removeSync(sessionKey(clientId));
   }
 
   allSessions(): Iterable<KvSession> {
@@ -236,10 +241,11 @@ export class LmdbKvBackend implements KvBackend {
   }
 
   private parseMeta(stored: Buffer | undefined): KvMeta {
-    if (stored === undefined) return { appliedIndex: 0, revision: 0 };
-    if (stored.length !== 17 || stored[0] !== META_FORMAT) throw new KvStorageCorruptionError(this.path, "the meta record has an unknown format");
-    const meta = { appliedIndex: stored.readDoubleBE(1), revision: stored.readDoubleBE(9) };
-    if (!isCount(meta.appliedIndex) || !isCount(meta.revision)) throw new KvStorageCorruptionError(this.path, "the meta record holds a bad number");
+    if (stored === undefined) return { appliedIndex: 0, revision: 0, clockMs: 0 };
+    const known = (stored.length === 17 && stored[0] === 1) || (stored.length === 25 && stored[0] === META_FORMAT);
+    if (!known) throw new KvStorageCorruptionError(this.path, "the meta record has an unknown format");
+    const meta = { appliedIndex: stored.readDoubleBE(1), revision: stored.readDoubleBE(9), clockMs: stored.length === 25 ? stored.readDoubleBE(17) : 0 };
+    if (!isCount(meta.appliedIndex) || !isCount(meta.revision) || !isCount(meta.clockMs)) throw new KvStorageCorruptionError(this.path, "the meta record holds a bad number");
     return meta;
   }
 
@@ -267,10 +273,11 @@ export class LmdbKvBackend implements KvBackend {
 
   writeMeta(meta: KvMeta): void {
     this.assertWriting();
-    const stored = Buffer.alloc(17);
+    const stored = Buffer.alloc(25);
     stored[0] = META_FORMAT;
     stored.writeDoubleBE(meta.appliedIndex, 1);
     stored.writeDoubleBE(meta.revision, 9);
+    stored.writeDoubleBE(meta.clockMs ?? 0, 17);
     this.db.putSync(META_KEY, stored);
   }
 
@@ -340,15 +347,23 @@ export class LmdbKvBackend implements KvBackend {
   }
 
   private decodeSession(clientId: number, stored: Uint8Array): KvSession {
-    try {
-      const reader = new ByteReader(stored, "KV session");
-      const session = { clientId, sequence: reader.safeInteger(), result: readSessionResult(reader) };
-      reader.expectEnd();
-      return session;
-    } catch (error) {
-      if (error instanceof InvalidInputError) throw new KvStorageCorruptionError(this.path, `the session of client ${clientId}: ${error.message}`);
-      throw error;
-    }
+    return decodeStoredSession(this.path, clientId, stored);
+  }
+
+}
+
+/** A stored session value: f64 sequence | result | f64 lastActiveMs (without the last, if stored before sessions expired). */
+function decodeStoredSession(path: string, clientId: number, stored: Uint8Array): KvSession {
+  try {
+    const reader = new ByteReader(stored, "KV session");
+    const sequence = reader.safeInteger();
+    const result = readSessionResult(reader);
+    const session: KvSession = reader.atEnd ? { clientId, sequence, result } : { clientId, sequence, result, lastActiveMs: reader.safeInteger() };
+    reader.expectEnd();
+    return session;
+  } catch (error) {
+    if (error instanceof InvalidInputError) throw new KvStorageCorruptionError(path, `the session of client ${clientId}: ${error.message}`);
+    throw error;
   }
 }
 
@@ -490,18 +505,27 @@ export class LmdbSnapshotBuilder {
   }
 
   private complete(): void {
-    // Sessions are few (one per client process), so they are copied in one go:
-    // snapshot: f64 clientId | f64 sequence | result; stored: key 0x02 | f64 clientId, value f64 sequence | result.
-    const sessionPieces: Buffer[] = [];
+    // Sessions are few (one per client process, or per concurrent writer), so they are
+    // decoded and written in one go, in the snapshot's sessions format (see snapshot.ts).
+    const sessions: KvSession[] = [];
     for (const { key, value } of this.sessions) {
       if (key.length !== 9) throw new KvStorageCorruptionError(this.path, "a session key has the wrong length");
-      sessionPieces.push(Buffer.concat([key.subarray(1), value]));
+      sessions.push(decodeStoredSession(this.path, key.readDoubleBE(1), value));
     }
     this.abort();
-    const count = Buffer.allocUnsafe(4);
-    count.writeUInt32BE(sessionPieces.length, 0);
+    let size = 4 + 8 + 4;
+    for (const session of sessions) size += 8 + sessionValueBytes(session);
+    const writer = new ByteWriter(size);
+    writer.u32(SESSIONS_V2_MARKER);
+    writer.f64(this.meta.clockMs ?? 0);
+    writer.u32(sessions.length);
+    for (const session of sessions) {
+      writer.f64(session.clientId);
+      writeSessionValue(writer, session);
+    }
     new DataView((this.pieces[0] as Uint8Array).buffer).setUint32(16, this.recordCount);
-    this.finished = Buffer.concat([...this.pieces, count, ...sessionPieces]);
+    this.finished = Buffer.concat([...this.pieces, writer.finish("KV snapshot sessions")]);
     this.pieces.length = 0;
   }
+
 }
