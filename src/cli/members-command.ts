@@ -23,9 +23,9 @@ export function registerMembersCommand(program: Command, setExitCode: (code: num
   const id = (what: string) => integerIn(what, 1, Number.MAX_SAFE_INTEGER);
   const common = (command: Command): Command => command.addOption(endpointsOption()).option("--json", "print the API's JSON answer", false);
 
-  common(members.command("list").description("the members, their roles (voter, learner, leaving) and addresses")).action(async (opts: MembersOptions) =>
-    setExitCode(await run("list", opts, "GET", "/v1/members")),
-  );
+  common(members.command("list").description("the members, their roles (voter, learner, leaving) and addresses"))
+    .option("--stale", "the first node's own view, without confirming it with the leader (works without a leader)", false)
+    .action(async (opts: MembersOptions & { stale: boolean }) => setExitCode(await run("list", opts, "GET", opts.stale ? "/v1/members?consistency=stale" : "/v1/members")));
 
   common(
     members

@@ -93,6 +93,7 @@ export function validateNodeConfig(config: NodeConfig): NodeConfig {
   if (config.join !== null) {
     if (config.members.length > 1) throw new InvalidInputError("--join and --peers do not go together: a joining node learns the members from the cluster");
     if (!/^https?:\/\/[^/\s]+\/?$/.test(config.join)) throw new InvalidInputError(`--join must be the URL of a member's HTTP API, like http://127.0.0.1:7001, got ${JSON.stringify(config.join)}`);
+    if (config.peer.port === 0) throw new InvalidInputError("--join needs a fixed --peer port: the cluster records the address this node gives, and dials it after every restart");
     if (isWildcard(config.peer.host)) throw new InvalidInputError(`--peer ${formatHostPort(config.peer)} listens on every address, and a joining node tells the cluster where to reach it: give a reachable --peer address`);
   }
   const self = config.members.find((member) => member.id === config.id);

@@ -16,7 +16,9 @@ import { existsSync, linkSync, mkdirSync, readFileSync, renameSync, rmSync, writ
 import { join } from "node:path";
 import { SynodError } from "../../core/common/errors.js";
 import { writeFileAtomic } from "../storage/atomic-file.js";
+import { utf8Encode } from "../../core/common/utf8.js";
 import { formatHostPort, type MemberAddress } from "./config.js";
+import { decodeDirectory } from "./members.js";
 
 /** The node cannot start with this configuration and data; the message says what to do. */
 export class StartupError extends SynodError {
@@ -34,6 +36,13 @@ export interface DataDirIdentity {
    * take its start-up peer list as a configuration, or it could elect itself alone.
    */
   readonly joined: boolean;
+  /**
+   * For a node that joined: the members (and their addresses) the cluster listed when it
+   * joined. A snapshot or log of the bootstrap configuration names its members without
+   * addresses (those were the bootstrap nodes' `--peers`), so this is where a joined node
+   * finds them, across restarts.
+   */
+  readonly directory?: readonly MemberAddress[];
 }
 
 export const DATA_LAYOUT = { identity: "node.json", lock: "LOCK", wal: "wal", snapshots: "snap", kv: "kv" } as const;
@@ -54,7 +63,8 @@ export function checkIdentity(dir: string, wanted: DataDirIdentity): DataDirIden
   if (!existsSync(path)) {
     const isNew = !existsSync(join(dir, DATA_LAYOUT.wal)) && !existsSync(join(dir, DATA_LAYOUT.kv));
     if (!isNew) throw new StartupError(`${dir} holds a log or a state machine but no ${DATA_LAYOUT.identity}; it was not written by a synod node of this version, or the file was deleted. Restore the file, or start with an empty directory.`);
-    writeFileAtomic(path, new TextEncoder().encode(`${JSON.stringify({ clusterId: wanted.clusterId, nodeId: wanted.nodeId, joined: wanted.joined, format: 1 })}\n`));
+    const directory = wanted.directory?.map((m) => ({ id: m.id, peer: formatHostPort(m.peer), http: m.http }));
+    writeFileAtomic(path, new TextEncoder().encode(`${JSON.stringify({ clusterId: wanted.clusterId, nodeId: wanted.nodeId, joined: wanted.joined, ...(directory === undefined ? {} : { directory }), format: 1 })}\n`));
     return wanted;
   }
   const recorded = readIdentity(dir);
@@ -73,7 +83,8 @@ export function readIdentity(dir: string): DataDirIdentity | null {
     const parsed = JSON.parse(readFileSync(path, "utf8")) as Record<string, unknown>;
     if (typeof parsed["clusterId"] !== "string" || typeof parsed["nodeId"] !== "number") throw new Error("missing clusterId or nodeId");
     // Directories written before `--join` existed were all bootstrapped.
-    return { clusterId: parsed["clusterId"], nodeId: parsed["nodeId"], joined: parsed["joined"] === true };
+    const identity = { clusterId: parsed["clusterId"], nodeId: parsed["nodeId"], joined: parsed["joined"] === true };
+    return parsed["directory"] === undefined ? identity : { ...identity, directory: decodeDirectory(utf8Encode(JSON.stringify({ members: parsed["directory"] }))) ?? [] };
   } catch (error) {
     throw new StartupError(`${path} is unreadable (${(error as Error).message}); restore it from a backup or start with an empty data directory`, { cause: error });
   }

@@ -77,7 +77,12 @@ export async function fetchClusterView(url: string, deadlineMs: number): Promise
     try {
       const status = await call(`${url}/v1/status`);
       const listed = await call(`${url}/v1/members`);
-      if (status.status !== 200 || listed.status !== 200) return { waitMs: null, why: `answered ${describe(status.status !== 200 ? status : listed)}` };
+      const failed = status.status !== 200 ? status : listed.status !== 200 ? listed : null;
+      if (failed !== null) {
+        // 503 (an election, a node still starting) passes; anything else will not.
+        if (failed.status !== 503 || failed.body["error"] === "not_member") throw new StartupError(`${url} answered ${describe(failed)}: --join the HTTP URL of a member of a running synod cluster`);
+        return { waitMs: failed.retryAfterMs, why: `answered ${describe(failed)}` };
+      }
       const clusterId = status.body["clusterId"];
       if (typeof clusterId !== "string") throw new StartupError(`${url} answered /v1/status without a clusterId: is it a synod node?`);
       return { done: { clusterId, members: parseMembers(url, listed.body["members"]) } };
@@ -116,27 +121,36 @@ export interface JoinRequest {
 /**
  * Asks the cluster at `url` to add this node as a learner it promotes once caught up.
  * Resolves once the change is in force ("added"), or when the node is a member already
- * (a restart after a join whose answer was lost). Retries a busy cluster until
+ * (a restart after a join whose answer was lost: the caller checks the address). Retries a busy cluster until
  * `deadlineMs`; throws StartupError on a refusal (another node has the id, a bad address)
  * or at the deadline.
  */
-export async function requestJoin(request: JoinRequest): Promise<"added" | "already"> {
+export interface JoinAnswer {
+  readonly outcome: "added" | "already";
+  /** The members the cluster listed once this node was added (null when it was already a member). */
+  readonly members: readonly MemberAddress[] | null;
+}
+
+export async function requestJoin(request: JoinRequest): Promise<JoinAnswer> {
   const body = JSON.stringify({ id: request.id, peer: request.peer, http: request.http, learner: true, promote: "auto" });
-  const outcome = await retrying<"added" | "already">(request.deadlineMs, async () => {
+  const outcome = await retrying<JoinAnswer>(request.deadlineMs, async () => {
     let answer: Answer;
     try {
       answer = await call(`${request.url}/v1/members`, { method: "POST", body });
     } catch (error) {
       return { waitMs: null, why: (error as Error).message };
     }
-    if (answer.status === 200) return { done: "added" };
-    if (answer.status === 409 && answer.body["error"] === "already_member") return { done: "already" };
+    if (answer.status === 200) return { done: { outcome: "added", members: parseMembers(request.url, answer.body["members"]) } };
+    if (answer.status === 409 && answer.body["error"] === "already_member") return { done: { outcome: "already", members: null } };
+    if (answer.status === 503 && answer.body["error"] === "not_member") {
+      throw new StartupError(`${request.url} is not a member of the cluster (it was removed): --join a member`);
+    }
     if (answer.status === 409 || answer.status >= 500) {
       request.log.info({ answer: describe(answer) }, "the cluster is busy; asking again to be added");
       return { waitMs: answer.retryAfterMs, why: describe(answer) };
     }
     throw new StartupError(`the cluster at ${request.url} refused to add node ${request.id}: ${describe(answer)}`);
   });
-  if (typeof outcome === "object") throw new StartupError(`the cluster at ${request.url} did not add node ${request.id} in time (last answer: ${outcome.failed}); start the node again to retry`);
+  if ("failed" in outcome) throw new StartupError(`the cluster at ${request.url} did not add node ${request.id} in time (last answer: ${outcome.failed}); start the node again to retry`);
   return outcome;
 }

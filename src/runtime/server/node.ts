@@ -24,7 +24,7 @@ import { formatHostPort, parseHostPort, type MemberAddress, type NodeConfig } fr
 import { consensusFor } from "./consensus.js";
 import { checkIdentity, clusterIdFor, DATA_LAYOUT, lockDataDir, readIdentity, StartupError, type DataDirIdentity } from "./data-dir.js";
 import { fetchClusterView, JOIN_TIMEOUT_MS, REACH_TIMEOUT_MS, requestJoin, type ClusterView } from "./join.js";
-import { Driver } from "./driver.js";
+import { Driver, WriteOutcomeUnknownError } from "./driver.js";
 import { createHttpApi, FORWARDED_HEADER, HttpError, type KvService, type MemberRequest } from "./http-api.js";
 import { isMember, members } from "../../core/engine/membership.js";
 import { decodeDirectory, encodeDirectory, memberRole } from "./members.js";
@@ -35,6 +35,7 @@ export const SYNOD_VERSION = "0.1.0";
 const RETIRING_PEER_MS = 10_000;
 
 export class SynodNode {
+  readonly clusterId: string;
   private stopping: Promise<void> | null = null;
   /** HTTP addresses of the members, from the configuration and the peers' handshakes. */
   private readonly memberHttp = new Map<NodeId, string>();
@@ -45,12 +46,17 @@ export class SynodNode {
   private transport: PeerTransport | null = null;
   /** A joining node's first peers, from the member it joins through, until its configuration arrives. */
   private joinView: ClusterView | null = null;
+  /**
+   * Where the members of the bootstrap configuration (whose entry names no addresses) are:
+   * `--peers` for a node that bootstrapped, the list recorded at its join for one that joined.
+   */
+  private readonly bootstrapMembers: readonly MemberAddress[];
   private readonly driver: Driver;
   private readonly metrics: NodeMetrics;
 
   private constructor(
     readonly config: NodeConfig,
-    readonly clusterId: string,
+    identity: DataDirIdentity,
     private readonly log: Logger,
     private readonly logStore: LogStore<unknown>,
     private readonly backend: LmdbKvBackend,
@@ -59,7 +65,9 @@ export class SynodNode {
     factory: EngineFactory<unknown, unknown>,
     private readonly releaseLock: () => void,
   ) {
-    for (const member of config.members) if (member.http !== null) this.memberHttp.set(member.id, member.http);
+    this.clusterId = identity.clusterId;
+    this.bootstrapMembers = identity.joined ? (identity.directory ?? []) : config.members;
+    for (const member of this.bootstrapMembers) if (member.http !== null) this.memberHttp.set(member.id, member.http);
     this.metrics = new NodeMetrics({
       status: () => engine.status(),
       appliedIndex: () => kv.applied,
@@ -105,7 +113,12 @@ export class SynodNode {
     const deadlineMs = Date.now() + JOIN_TIMEOUT_MS;
     let view = config.join !== null && recorded === null ? await fetchClusterView(config.join, Date.now() + REACH_TIMEOUT_MS) : null;
     if (view !== null) checkIdFree(config, view);
-    const identity = checkIdentity(config.dataDir, { clusterId: view?.clusterId ?? clusterIdFor(config.clusterToken, config.members), nodeId: config.id, joined: config.join !== null });
+    const identity = checkIdentity(config.dataDir, {
+      clusterId: view?.clusterId ?? clusterIdFor(config.clusterToken, config.members),
+      nodeId: config.id,
+      joined: config.join !== null,
+      ...(view === null ? {} : { directory: view.members.map(({ id, peer, http }) => ({ id, peer, http })) }),
+    });
     const releaseLock = lockDataDir(config.dataDir);
     let node: SynodNode;
     try {
@@ -116,8 +129,11 @@ export class SynodNode {
     }
     try {
       const needsJoin = config.join !== null && !isMember(node.membership(), config.id);
-      if (identity.joined && config.join === null && members(node.membership()).length === 0) {
-        throw new StartupError(`node ${config.id} was joining a cluster but has not received its configuration yet: start it again with --join URL`);
+      if (identity.joined && config.join === null && !isMember(node.membership(), config.id)) {
+        throw new StartupError(
+          `node ${config.id} is not a member of its cluster's configuration (its join did not complete, or it was removed): ` +
+            "start it with --join URL to ask to be added, or empty its data directory",
+        );
       }
       if (needsJoin && config.join !== null) {
         view ??= await fetchClusterView(config.join, Date.now() + REACH_TIMEOUT_MS);
@@ -142,7 +158,19 @@ export class SynodNode {
     const peer = formatHostPort({ host: this.config.peer.host, port });
     this.log.info({ join: url, peer }, "asking the cluster to add this node");
     const startedMs = performance.now();
-    const outcome = await requestJoin({ url, id: this.config.id, peer, http: this.advertisedHttp(), deadlineMs, log: this.log });
+    const { outcome, members: listed } = await requestJoin({ url, id: this.config.id, peer, http: this.advertisedHttp(), deadlineMs, log: this.log });
+    if (outcome === "already") {
+      // Another process may have joined with this id: the cluster must list this address.
+      checkIdFree({ ...this.config, peer: { host: this.config.peer.host, port } }, await fetchClusterView(url, Date.now() + REACH_TIMEOUT_MS));
+    }
+    // The members the leader lists after adding this node may include some the earlier view
+    // lacked (another node that joined meanwhile, and may lead by now): this node accepts
+    // connections only from peers it knows, until its first configuration arrives.
+    if (listed !== null && !isMember(this.membership(), this.config.id)) {
+      const known = new Set(this.currentPeers.map((m) => m.id));
+      this.currentPeers = [...this.currentPeers, ...listed.filter((m) => !known.has(m.id) && m.id !== this.config.id)];
+      this.updatePeers();
+    }
     this.log.info({ outcome, ms: Math.round(performance.now() - startedMs) }, outcome === "added" ? "added to the cluster as a learner; promoted once caught up" : "already a member of the cluster");
   }
 
@@ -175,7 +203,7 @@ export class SynodNode {
         appliedIndex: kv.applied,
         seed: randomInt(1, 2 ** 48),
       });
-      return new SynodNode(config, identity.clusterId, log, logStore, opened.backend, kv, engine, consensus.factory, releaseLock);
+      return new SynodNode(config, identity, log, logStore, opened.backend, kv, engine, consensus.factory, releaseLock);
     } catch (error) {
       void logStore.close();
       void opened.backend.close();
@@ -209,7 +237,7 @@ export class SynodNode {
     // node has none yet: it knows the members the cluster listed (the leader is about to
     // dial in, and only known peers are accepted).
     this.currentPeers = this.directory();
-    if (this.currentPeers.length === 0 && this.joinView !== null) this.currentPeers = [...this.joinView.members];
+    if (this.currentPeers.length === 0) this.currentPeers = (this.joinView?.members ?? this.bootstrapMembers).filter((m) => m.id !== this.config.id);
     const peers = this.currentPeers.filter((member) => member.id !== this.config.id).map((member) => ({ id: member.id, host: member.peer.host, port: member.peer.port }));
     try {
       this.transport = await PeerTransport.start({
@@ -271,7 +299,7 @@ export class SynodNode {
       this.log.error({ err: error }, "the configuration's member directory does not decode; using the addresses this node was started with");
     }
     const ids = members(membership);
-    const known = listed ?? this.config.members;
+    const known = listed ?? this.bootstrapMembers;
     return known.filter((m) => ids.includes(m.id)).map((m) => ({ ...m, http: m.http ?? this.memberHttp.get(m.id) ?? null }));
   }
 
@@ -282,10 +310,13 @@ export class SynodNode {
    * over; a removed follower, to learn that it was removed.
    */
   private applyMembership(membership: Membership): void {
-    const members = this.directory(membership);
-    for (const member of members) if (member.http !== null && member.id !== this.config.id) this.memberHttp.set(member.id, member.http);
+    // An empty configuration is a joining node's start: it has no one to connect to yet but
+    // the members it was told of, and keeps them.
+    if (members(membership).length === 0) return;
+    const listed = this.directory(membership);
+    for (const member of listed) if (member.http !== null && member.id !== this.config.id) this.memberHttp.set(member.id, member.http);
     for (const previous of this.currentPeers) {
-      if (members.some((m) => m.id === previous.id) || this.retiringPeers.has(previous.id)) continue;
+      if (listed.some((m) => m.id === previous.id) || this.retiringPeers.has(previous.id)) continue;
       const timer = setTimeout(() => {
         this.retiringPeers.delete(previous.id);
         this.updatePeers();
@@ -293,19 +324,20 @@ export class SynodNode {
       timer.unref();
       this.retiringPeers.set(previous.id, { member: previous, timer });
     }
-    for (const member of members) {
+    for (const member of listed) {
       const retiring = this.retiringPeers.get(member.id);
       if (retiring === undefined) continue;
       clearTimeout(retiring.timer);
       this.retiringPeers.delete(member.id);
     }
-    this.currentPeers = members;
+    this.currentPeers = listed;
     this.updatePeers();
     this.log.info({ voters: membership.voters, outgoing: membership.outgoing, learners: membership.learners }, "configuration");
   }
 
   private updatePeers(): void {
-    const peers = [...this.currentPeers, ...[...this.retiringPeers.values()].map((r) => r.member)];
+    const current = new Set(this.currentPeers.map((m) => m.id));
+    const peers = [...this.currentPeers, ...[...this.retiringPeers.values()].map((r) => r.member).filter((m) => !current.has(m.id))];
     if (this.stopping === null) this.transport?.setPeers(peers.map((m) => ({ id: m.id, host: m.peer.host, port: m.peer.port })));
   }
 
@@ -369,7 +401,7 @@ export class SynodNode {
       });
       return { status: response.status, body: (await response.json()) as object };
     } catch (error) {
-      throw new NotLeaderError(leader, { cause: error });
+      throw forwardFailure(leader, error, "membership change");
     }
   }
 
@@ -419,7 +451,7 @@ export class SynodNode {
       });
       return { status: response.status, body: (await response.json()) as object };
     } catch (error) {
-      throw new NotLeaderError(status.leader, { cause: error });
+      throw forwardFailure(status.leader, error, "leadership transfer");
     }
   }
 
@@ -458,6 +490,17 @@ export class SynodNode {
     this.releaseLock();
     this.log.info({}, "stopped");
   }
+}
+
+/**
+ * What to answer when passing a request to the leader failed: "no leader" if it never got
+ * there (the connection was refused), else "outcome unknown" (the leader may have acted
+ * before its answer was lost), so a client does not blindly send it again.
+ */
+function forwardFailure(leader: NodeId | null, error: unknown, what: string): Error {
+  const code = (error as { cause?: { code?: unknown } }).cause?.code;
+  if (code === "ECONNREFUSED" || code === "ENOTFOUND" || code === "EHOSTUNREACH") return new NotLeaderError(leader, { cause: error });
+  return new WriteOutcomeUnknownError(`the leader did not answer the ${what}`);
 }
 
 /** Refuses to join as a member that exists at another address: two nodes with one id would split its votes and its log. */
