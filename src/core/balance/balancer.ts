@@ -199,7 +199,8 @@ export class Balancer<E extends Endpoint = Endpoint> {
   /** A request began on endpoint `id`, which must be a current endpoint. */
   onStart(id: string): void {
     const member = this.byId.get(id);
-    assert(member !== undefined, `onStart for unknown endpoint ${JSON.stringify(id)}`);
+    // Not assert(cond, `...`): the message would be built on every call of this hot path.
+    if (member === undefined) assert(false, `onStart for unknown endpoint ${JSON.stringify(id)}`);
     member.inFlight += 1;
     if (member.inRotation) this.picker.onStart(id);
   }
