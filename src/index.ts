@@ -22,6 +22,20 @@ export { InvalidInputError, NotLeaderError, OverloadedError, SynodError } from "
 export { limits } from "./core/common/limits.js";
 export { Prng } from "./core/common/prng.js";
 export { balanceLimits, createPicker, HashRingPicker, LeastOutstandingPicker, PowerOfTwoPicker, RoundRobinPicker, SmoothWeightedPicker, STRATEGIES, isStrategy, validateEndpoints, type Endpoint, type HashRingOptions, type Picker, type PickerOptions, type Strategy } from "./core/balance/index.js";
+export {
+  backoffMs,
+  Balancer,
+  DEFAULT_BACKOFF_OPTIONS,
+  DEFAULT_BALANCER_OPTIONS,
+  DEFAULT_RETRY_BUDGET_OPTIONS,
+  RetryBudget,
+  type BackoffOptions,
+  type BalancerOptions,
+  type BalancerStats,
+  type EndpointHealth,
+  type EndpointStats,
+  type RetryBudgetOptions,
+} from "./core/balance/index.js";
 export { DEFAULT_RAFT_CONFIG, RAFT_MUTANTS, RaftEngine, raftFactory, type RaftConfig, type RaftHardState, type RaftMessage, type RaftMutant } from "./core/raft/index.js";
 export { leaseTicks } from "./core/raft/config.js";
 export {

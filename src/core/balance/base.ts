@@ -21,7 +21,8 @@ export abstract class BasePicker<E extends Endpoint> implements Picker<E> {
 
   onStart(id: string): void {
     const index = this.indexById.get(id);
-    assert(index !== undefined, `onStart for unknown endpoint ${JSON.stringify(id)}`);
+    // Not assert(cond, `...`): the message would be built on every call of this hot path.
+    if (index === undefined) assert(false, `onStart for unknown endpoint ${JSON.stringify(id)}`);
     this.loads[index] = (this.loads[index] as number) + 1;
   }
 
