@@ -10,6 +10,7 @@ import { registerKvCommands } from "./kv-commands.js";
 import { registerLeaderCommand } from "./leader-command.js";
 import { registerMembersCommand } from "./members-command.js";
 import { registerNodeCommand } from "./node-command.js";
+import { registerProxyCommand } from "./proxy-command.js";
 import { defaultWorkers, listMutants, parseFaults, simCommand, UsageError } from "./sim-command.js";
 
 function integer(what: string, min: number) {
@@ -99,6 +100,7 @@ function buildProgram(setExitCode: (code: number) => void): Command {
   registerBenchCommand(program, setExitCode);
   registerLeaderCommand(program, setExitCode);
   registerMembersCommand(program, setExitCode);
+  registerProxyCommand(program, setExitCode);
 
   return program;
 }

@@ -1,0 +1,107 @@
+/**
+ * What the proxy sends again, against stand-in nodes: anything a node did not apply (a
+ * refused connection, 503 no_leader), a repeatable request (a read, a session write) whose
+ * connection broke; never a plain write whose outcome is unknown.
+ */
+import assert from "node:assert/strict";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { after, describe, test } from "node:test";
+import { pino } from "pino";
+import { ClusterRouter } from "../../client/router.js";
+import { freePorts, request } from "../server/process-cluster.test-util.js";
+import { ProxyServer } from "./proxy.js";
+
+type Behaviour = (request: IncomingMessage, response: ServerResponse) => void;
+
+interface FakeNode {
+  readonly url: string;
+  readonly seen: string[];
+  behaviour: Behaviour;
+  readonly server: Server;
+}
+
+async function fakeNode(behaviour: Behaviour): Promise<FakeNode> {
+  const seen: string[] = [];
+  const node = { url: "", seen, behaviour, server: createServer() } as { url: string; seen: string[]; behaviour: Behaviour; server: Server };
+  node.server.on("request", (req: IncomingMessage, res: ServerResponse) => {
+    seen.push(`${req.method} ${req.url}`);
+    req.resume();
+    req.on("end", () => node.behaviour(req, res));
+  });
+  await new Promise<void>((resolve) => node.server.listen(0, "127.0.0.1", resolve));
+  const address = node.server.address();
+  node.url = `http://127.0.0.1:${typeof address === "object" && address !== null ? address.port : 0}`;
+  return node;
+}
+
+const ok: Behaviour = (_req, res) => {
+  res.writeHead(200, { "content-type": "application/json" });
+  res.end(JSON.stringify({ revision: 9 }));
+};
+const breaks: Behaviour = (req) => req.socket.destroy();
+const noLeader: Behaviour = (_req, res) => {
+  res.writeHead(503, { "content-type": "application/json", "retry-after": "1" });
+  res.end(JSON.stringify({ error: "no_leader", message: "an election" }));
+};
+
+describe("the proxy's retries", () => {
+  const closers: (() => Promise<unknown>)[] = [];
+  after(async () => {
+    for (const close of closers.reverse()) await close();
+  });
+
+  /** A proxy over `nodes` whose router sends writes to the first (round-robin from there). */
+  async function proxyOver(nodes: readonly FakeNode[]): Promise<string> {
+    const router = new ClusterRouter({ endpoints: nodes.map((n) => ({ url: n.url })), strategy: "round-robin", healthCheckIntervalMs: 0, seed: 1 });
+    router.noteLeader(nodes[0]?.url ?? null);
+    const [port] = await freePorts(1);
+    const proxy = await ProxyServer.start({ listen: { host: "127.0.0.1", port: port as number }, endpoints: nodes.map((n) => n.url), router, log: pino({ level: "silent" }), seed: 1 });
+    closers.push(() => proxy.close());
+    return proxy.url;
+  }
+
+  async function nodes(...behaviours: Behaviour[]): Promise<FakeNode[]> {
+    const made = await Promise.all(behaviours.map(fakeNode));
+    for (const node of made) closers.push(() => new Promise((resolve) => node.server.close(resolve)));
+    return made;
+  }
+
+  test("a plain write whose connection broke is not sent again: 502 upstream_unknown", async () => {
+    const [broken, good] = await nodes(breaks, ok);
+    const url = await proxyOver([broken as FakeNode, good as FakeNode]);
+    const answer = await request("PUT", `${url}/v1/kv/k`, "v");
+    assert.equal(answer.status, 502, answer.text);
+    assert.equal(answer.body["error"], "upstream_unknown");
+    assert.deepEqual(good?.seen, [], "the other node never saw the write");
+  });
+
+  test("the same write in a client session is sent again elsewhere, and answered", async () => {
+    const [broken, good] = await nodes(breaks, ok);
+    const url = await proxyOver([broken as FakeNode, good as FakeNode]);
+    const answer = await request("PUT", `${url}/v1/kv/k`, "v", { "x-synod-session": "4", "x-synod-sequence": "1" });
+    assert.equal(answer.status, 200, answer.text);
+    assert.equal(answer.headers.get("x-synod-upstream"), good?.url);
+    assert.deepEqual(good?.seen, ["PUT /v1/kv/k"]);
+  });
+
+  test("a 503 no_leader (nothing applied) and a refused connection are retried for any request", async () => {
+    const [electing, good] = await nodes(noLeader, ok);
+    const url = await proxyOver([electing as FakeNode, good as FakeNode]);
+    const answer = await request("PUT", `${url}/v1/kv/k`, "v");
+    assert.equal(answer.status, 200, answer.text);
+    const [closedPort] = await freePorts(1);
+    const [alive] = await nodes(ok);
+    const refusedUrl = await proxyOver([{ url: `http://127.0.0.1:${closedPort}`, seen: [], behaviour: ok, server: createServer() }, alive as FakeNode]);
+    const refused = await request("PUT", `${refusedUrl}/v1/kv/k`, "v");
+    assert.equal(refused.status, 200, refused.text);
+  });
+
+  test("when every node says no_leader, the node's answer is passed on once retries are spent", async () => {
+    const electing = await nodes(noLeader, noLeader);
+    const url = await proxyOver(electing);
+    const answer = await request("PUT", `${url}/v1/kv/k`, "v");
+    assert.equal(answer.status, 503);
+    assert.equal(answer.body["error"], "no_leader");
+    assert.ok(electing.every((node) => node.seen.length >= 1));
+  });
+});

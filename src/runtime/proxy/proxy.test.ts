@@ -1,0 +1,130 @@
+/**
+ * `synod proxy` in front of a real 3-node cluster, all separate processes: weights 3,1,1
+ * split stale reads 60/20/20; a node killed with SIGKILL costs no request and gets nothing
+ * once the proxy noticed; when it comes back it ramps up to its share (slow start); writes
+ * go to the leader; the stats route reports it all.
+ */
+import assert from "node:assert/strict";
+import { spawn, type ChildProcess } from "node:child_process";
+import { dirname, join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { freePorts, ProcessCluster, request, sleep } from "../server/process-cluster.test-util.js";
+
+const SYNOD_BIN = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "bin", "synod.js");
+
+interface EndpointStats {
+  readonly id: string;
+  readonly requests: number;
+  readonly failures: number;
+  readonly health: string;
+}
+
+describe("synod proxy in front of a real cluster", { timeout: 90_000 }, () => {
+  let cluster: ProcessCluster;
+  let proxy: ChildProcess;
+  let proxyUrl = "";
+  let proxyOutput = "";
+  before(async () => {
+    cluster = await ProcessCluster.start({ size: 3 });
+    await cluster.waitForLeader();
+    const [port] = await freePorts(1);
+    proxyUrl = `http://127.0.0.1:${port}`;
+    const endpoints = cluster.nodes.map((node) => node.http).join(",");
+    proxy = spawn(
+      process.execPath,
+      [SYNOD_BIN, "proxy", "--listen", `127.0.0.1:${port}`, "--endpoints", endpoints, "--strategy", "weighted", "--weights", "3,1,1", "--health-check-interval-ms", "200", "--ejection-ms", "1000", "--slow-start-ms", "3000", "--log-level", "warn"],
+      { stdio: ["ignore", "pipe", "pipe"] },
+    );
+    proxy.stdout?.on("data", (chunk: Buffer) => (proxyOutput += chunk.toString()));
+    proxy.stderr?.on("data", (chunk: Buffer) => (proxyOutput += chunk.toString()));
+    for (let i = 0; i < 100 && (await request("GET", `${proxyUrl}/v1/proxy/stats`)).status !== 200; i++) await sleep(50);
+  });
+  after(async () => {
+    proxy.kill("SIGKILL");
+    await cluster.close();
+  });
+
+  async function stats(): Promise<{ endpoints: EndpointStats[]; leader: string | null; proxy: { requests: number; retries: number; failed: number } }> {
+    const answer = await request("GET", `${proxyUrl}/v1/proxy/stats`);
+    assert.equal(answer.status, 200, `${answer.text}\n${proxyOutput}`);
+    return answer.body as never;
+  }
+
+  /** `count` stale reads one after another; how many each node served, and the failures. */
+  async function reads(count: number): Promise<{ served: Map<string, number>; failed: number }> {
+    const served = new Map<string, number>();
+    let failed = 0;
+    for (let i = 0; i < count; i++) {
+      const answer = await request("GET", `${proxyUrl}/v1/kv/k?consistency=stale`);
+      if (answer.status !== 200) failed++;
+      const upstream = answer.headers.get("x-synod-upstream") ?? "none";
+      served.set(upstream, (served.get(upstream) ?? 0) + 1);
+    }
+    return { served, failed };
+  }
+
+  test("weights 3,1,1 split 1,000 stale reads 60/20/20; writes and linearizable reads go to the leader", async () => {
+    const write = await request("PUT", `${proxyUrl}/v1/kv/k`, "v");
+    assert.equal(write.status, 200, write.text);
+    const { served, failed } = await reads(1000);
+    assert.equal(failed, 0);
+    const [a, b, c] = cluster.nodes.map((node) => (served.get(node.http) ?? 0) / 10);
+    for (const [share, expected] of [
+      [a, 60],
+      [b, 20],
+      [c, 20],
+    ] as const) {
+      assert.ok(Math.abs((share as number) - expected) <= 5, `shares ${a}/${b}/${c} %, expected 60/20/20 ±5`);
+    }
+    const leader = await cluster.waitForLeader();
+    for (let i = 0; i < 5; i++) {
+      const linearizable = await request("GET", `${proxyUrl}/v1/kv/k`);
+      assert.equal(linearizable.headers.get("x-synod-upstream"), cluster.node(leader).http, "a linearizable read goes to the leader");
+      const put = await request("PUT", `${proxyUrl}/v1/kv/w${i}`, "x");
+      assert.equal(put.headers.get("x-synod-upstream"), cluster.node(leader).http, "a write goes to the leader");
+    }
+    assert.equal((await stats()).leader, cluster.node(leader).http);
+  });
+
+  test("kill -9 the heaviest node: no request fails, it gets nothing once noticed, and it ramps back in when it returns", async (t) => {
+    const victim = cluster.node(1);
+    await cluster.kill(1);
+    const killedAt = Date.now();
+    let failures = 0;
+    let servedByVictim = 0;
+    let attemptsAfterSecond = -1;
+    while (Date.now() - killedAt < 2500) {
+      const answer = await request("GET", `${proxyUrl}/v1/kv/k?consistency=stale`);
+      if (answer.status !== 200) failures++;
+      if (answer.headers.get("x-synod-upstream") === victim.http) servedByVictim++;
+      if (attemptsAfterSecond === -1 && Date.now() - killedAt >= 1000) {
+        const at = (await stats()).endpoints.find((e) => e.id === victim.http);
+        attemptsAfterSecond = at?.requests ?? 0;
+      }
+    }
+    assert.equal(failures, 0, "every read was answered (a refused connection is retried on another node)");
+    assert.equal(servedByVictim, 0);
+    const victimStats = (await stats()).endpoints.find((e) => e.id === victim.http);
+    assert.ok(victimStats !== undefined);
+    assert.equal(victimStats.requests, attemptsAfterSecond, `after a second, the dead node is sent nothing: ${JSON.stringify(victimStats)}`);
+    assert.notEqual(victimStats.health, "healthy");
+    // Back: its share ramps up over the slow-start window (3 s) to its 60%.
+    cluster.startNode(1);
+    let healthyAt = 0;
+    for (let i = 0; i < 200 && healthyAt === 0; i++) {
+      if ((await stats()).endpoints.find((e) => e.id === victim.http)?.health === "healthy") healthyAt = Date.now();
+      else await sleep(25);
+    }
+    assert.ok(healthyAt > 0, `node 1 is healthy again:\n${proxyOutput}`);
+    const shares: number[] = [];
+    for (let window = 0; window < 4; window++) {
+      const { served, failed } = await reads(150);
+      assert.equal(failed, 0);
+      shares.push(Math.round(((served.get(victim.http) ?? 0) / 150) * 100));
+    }
+    t.diagnostic(`node 1's share of stale reads after it returned, per 150 reads: ${shares.join("%, ")}% (full share 60%)`);
+    assert.ok((shares[0] as number) < 45, `it starts below its full share: ${shares.join(",")}`);
+    assert.ok((shares[3] as number) > (shares[0] as number), `and ramps up: ${shares.join(",")}`);
+  });
+});

@@ -1,0 +1,336 @@
+/**
+ * `synod proxy`: an HTTP proxy in front of a cluster that serves the same v1 API, so any
+ * HTTP client gets load balancing and failover. Each request is routed (route.ts) to the
+ * leader or to the balancer's pick, through a `ClusterRouter` (health checks, ejection,
+ * slow start, leader awareness), and sent again elsewhere when that cannot apply it twice:
+ *
+ * - a connection that was refused (nothing was sent), or a 503 `no_leader`, `not_member`
+ *   or `overloaded` (the node applied nothing): any request, to another endpoint;
+ * - a connection that broke or timed out after sending: only a repeatable request (a read,
+ *   or a write in a client session); any other write is answered 502 `upstream_unknown`,
+ *   as its outcome is not known.
+ *
+ * Retries wait a jittered exponential backoff and draw on a retry budget (a share of the
+ * requests), so a failing cluster is not hit with a storm of retries. Bodies are read whole
+ * before the first attempt (bounded by `bodyBytesMax`), so an attempt can be repeated;
+ * answers are streamed through. `GET /v1/proxy/stats` reports each endpoint's requests,
+ * failures, in-flight count, weight and health, and the proxy's own counters.
+ */
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { performance } from "node:perf_hooks";
+import type { Logger } from "pino";
+import { Pool } from "undici";
+import { Prng } from "../../core/common/prng.js";
+import { backoffMs, RetryBudget, type BackoffOptions, type RetryBudgetOptions, type Strategy } from "../../core/balance/index.js";
+import { ClusterRouter } from "../../client/router.js";
+import type { Consistency } from "../../client/http-client.js";
+import { formatHostPort, type HostPort } from "../server/config.js";
+import { routeOf, type Route } from "./route.js";
+
+/** One endpoint as the proxy's router knows it. */
+export interface ProxyEndpoint {
+  readonly id: string;
+  readonly url: string;
+  readonly weight: number;
+}
+
+/** What the proxy needs of a router (src/client/router.ts's ClusterRouter provides it). */
+export interface ProxyRouter {
+  pickForWrite(avoid?: ReadonlySet<string>): ProxyEndpoint | null;
+  pickForRead(consistency: Consistency, key?: string, avoid?: ReadonlySet<string>): ProxyEndpoint | null;
+  onStart(id: string): void;
+  onFinish(id: string): void;
+  reportSuccess(id: string): void;
+  reportFailure(id: string): void;
+  stats(): object;
+  close(): void | Promise<void>;
+}
+
+export interface ProxyRouterOptions {
+  readonly endpoints: readonly { readonly url: string; readonly weight: number }[];
+  readonly strategy: Strategy;
+  readonly healthCheckIntervalMs: number;
+  readonly ejectionMsBase: number;
+  readonly slowStartWindowMs: number;
+}
+
+/** The proxy's router: a `ClusterRouter` with the proxy's tuning, its health checks started. */
+export function createProxyRouter(options: ProxyRouterOptions): ClusterRouter {
+  const router = new ClusterRouter({
+    endpoints: options.endpoints,
+    strategy: options.strategy,
+    healthCheckIntervalMs: options.healthCheckIntervalMs,
+    balancer: { ejectionMsBase: options.ejectionMsBase, ejectionMsMax: Math.max(options.ejectionMsBase, 300_000), slowStartWindowMs: options.slowStartWindowMs },
+  });
+  router.start();
+  return router;
+}
+
+export interface ProxyOptions {
+  readonly listen: HostPort;
+  readonly endpoints: readonly string[];
+  readonly router: ProxyRouter;
+  /** One attempt's limit, connecting and the answer's headers included; default 10,000 ms. */
+  readonly attemptTimeoutMs?: number;
+  /** Attempts per request, the first included; default 4. */
+  readonly attemptsMax?: number;
+  /** The largest request body; default 4 MiB + 64 KiB (a value of 1 MiB, a transaction). */
+  readonly bodyBytesMax?: number;
+  readonly backoff?: BackoffOptions;
+  readonly budget?: Partial<RetryBudgetOptions>;
+  readonly connectionsPerEndpoint?: number;
+  readonly seed?: number;
+  readonly log: Logger;
+}
+
+/** The proxy's own counters, in `GET /v1/proxy/stats`. */
+interface ProxyCounters {
+  requests: number;
+  retries: number;
+  /** Requests answered with an error the proxy made (no endpoint, outcome unknown, retries spent). */
+  failed: number;
+}
+
+const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade", "host", "content-length"]);
+/** Node answers that mean "nothing was applied here, ask another". */
+const NOT_APPLIED = new Set(["no_leader", "not_member", "overloaded"]);
+/** Socket errors that mean the request never reached the node. */
+const NOT_SENT = new Set(["ECONNREFUSED", "ENOTFOUND", "EHOSTUNREACH", "ENETUNREACH", "EAI_AGAIN", "UND_ERR_CONNECT_TIMEOUT"]);
+const ERROR_BODY_BYTES_MAX = 64 * 1024;
+
+export class ProxyServer {
+  private readonly pools = new Map<string, Pool>();
+  private readonly counters: ProxyCounters = { requests: 0, retries: 0, failed: 0 };
+  private readonly budget: RetryBudget;
+  private readonly prng: Prng;
+  private readonly attemptTimeoutMs: number;
+  private readonly attemptsMax: number;
+  private readonly bodyBytesMax: number;
+  private closing: Promise<void> | null = null;
+
+  private constructor(
+    private readonly options: ProxyOptions,
+    private readonly server: Server,
+  ) {
+    this.attemptTimeoutMs = options.attemptTimeoutMs ?? 10_000;
+    this.attemptsMax = options.attemptsMax ?? 4;
+    this.bodyBytesMax = options.bodyBytesMax ?? 4 * 1024 * 1024 + 64 * 1024;
+    this.budget = new RetryBudget(performance.now(), options.budget);
+    this.prng = new Prng(options.seed ?? Math.floor(Math.random() * 2 ** 32));
+    for (const url of options.endpoints) {
+      this.pools.set(url, new Pool(url, { connections: options.connectionsPerEndpoint ?? 128, connect: { timeout: Math.min(this.attemptTimeoutMs, 3000) } }));
+    }
+  }
+
+  /** Listens on `options.listen` (port 0: an ephemeral port, see `url`). */
+  static async start(options: ProxyOptions): Promise<ProxyServer> {
+    const server = createServer();
+    const proxy = new ProxyServer(options, server);
+    server.on("request", (request: IncomingMessage, response: ServerResponse) => {
+      proxy.handle(request, response).catch((error: unknown) => {
+        options.log.error({ err: error }, "proxying a request failed unexpectedly");
+        if (!response.headersSent) sendError(response, 500, "internal", "internal error in the proxy; see its log");
+        else response.destroy();
+      });
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(options.listen.port, options.listen.host, () => resolve());
+    });
+    server.on("error", (error) => options.log.error({ err: error }, "proxy server error"));
+    return proxy;
+  }
+
+  get url(): string {
+    const address = this.server.address();
+    const port = typeof address === "object" && address !== null ? address.port : this.options.listen.port;
+    return `http://${formatHostPort({ host: this.options.listen.host, port })}`;
+  }
+
+  stats(): object {
+    return { proxy: { ...this.counters, retryTokens: this.budget.available(performance.now()) }, ...this.options.router.stats() };
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      await new Promise<void>((resolve) => {
+        this.server.close(() => resolve());
+        this.server.closeAllConnections();
+      });
+      await Promise.all([...this.pools.values()].map((pool) => pool.close()));
+      await this.options.router.close();
+    })();
+    return this.closing;
+  }
+
+  private async handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const url = request.url ?? "/";
+    const method = request.method ?? "GET";
+    if (url === "/v1/proxy/stats" || url.startsWith("/v1/proxy/stats?")) {
+      if (method !== "GET") return sendError(response, 405, "method_not_allowed", "this route takes GET");
+      return sendJson(response, 200, this.stats());
+    }
+    this.counters.requests++;
+    const body = method === "GET" || method === "HEAD" ? null : await readBody(request, this.bodyBytesMax);
+    if (body === "too large") {
+      this.counters.failed++;
+      return sendError(response, 413, "too_large", `the request body is over the proxy's limit of ${this.bodyBytesMax} bytes`);
+    }
+    const route = routeOf(method, url, request.headers["x-synod-session"] !== undefined);
+    await this.forward(request, response, method, url, body, route);
+  }
+
+  /** Attempts the request on endpoints the router picks, until one answers or retrying must stop. */
+  private async forward(request: IncomingMessage, response: ServerResponse, method: string, url: string, body: Buffer | null, route: Route): Promise<void> {
+    const router = this.options.router;
+    const headers = forwardedHeaders(request.headers);
+    const avoid = new Set<string>();
+    this.budget.recordRequest(performance.now());
+    let clientGone = false;
+    response.once("close", () => (clientGone = !response.writableFinished));
+    for (let attempt = 0; ; attempt++) {
+      const endpoint = route.target === "leader" ? router.pickForWrite(avoid) : router.pickForRead(route.consistency ?? "stale", route.key ?? undefined, avoid);
+      if (endpoint === null) {
+        this.counters.failed++;
+        return sendError(response, 503, "no_endpoint", "no node of the cluster is available; retry shortly", { "retry-after": "1" });
+      }
+      const pool = this.pools.get(endpoint.url);
+      if (pool === undefined) throw new Error(`the router picked ${endpoint.url}, which the proxy has no pool for`);
+      router.onStart(endpoint.id);
+      let outcome: Outcome;
+      try {
+        outcome = await this.attempt(pool, endpoint, method, url, headers, body, response);
+      } finally {
+        router.onFinish(endpoint.id);
+      }
+      if (outcome.kind === "answered") {
+        router.reportSuccess(endpoint.id);
+        return;
+      }
+      router.reportFailure(endpoint.id);
+      avoid.add(endpoint.id);
+      const retryable = outcome.kind === "not-applied" || outcome.kind === "not-sent" || route.repeatable;
+      const mayRetry = retryable && !clientGone && attempt + 1 < this.attemptsMax && this.budget.tryRetry(performance.now());
+      if (!mayRetry) {
+        this.counters.failed++;
+        if (outcome.kind === "not-applied") return sendBuffered(response, outcome.status, outcome.headers, outcome.body, endpoint.url);
+        if (!retryable) return sendError(response, 502, "upstream_unknown", `${endpoint.url} did not answer (${outcome.why}); the request may or may not have been applied`);
+        return sendError(response, 503, "upstream_unavailable", `no node answered (last: ${endpoint.url}, ${outcome.why}); retry shortly`, { "retry-after": "1" });
+      }
+      this.counters.retries++;
+      if (attempt > 0) await sleep(backoffMs(attempt - 1, this.prng, this.options.backoff));
+    }
+  }
+
+  /** One attempt: streams the answer to `response` unless it says nothing was applied. */
+  private async attempt(pool: Pool, endpoint: ProxyEndpoint, method: string, url: string, headers: Record<string, string | string[]>, body: Buffer | null, response: ServerResponse): Promise<Outcome> {
+    let answer: Awaited<ReturnType<Pool["request"]>>;
+    try {
+      answer = await pool.request({
+        method: method as "GET",
+        path: url,
+        headers,
+        body,
+        headersTimeout: this.attemptTimeoutMs,
+        bodyTimeout: this.attemptTimeoutMs,
+        signal: AbortSignal.timeout(this.attemptTimeoutMs),
+      });
+    } catch (error) {
+      const code = errorCode(error);
+      return { kind: code !== undefined && NOT_SENT.has(code) ? "not-sent" : "broken", why: code ?? (error as Error).message };
+    }
+    if (answer.statusCode === 503) {
+      const bytes = await readLimited(answer.body, ERROR_BODY_BYTES_MAX).catch(() => Buffer.alloc(0));
+      const code = errorOf(bytes);
+      if (code !== null && NOT_APPLIED.has(code)) return { kind: "not-applied", status: 503, headers: answer.headers, body: bytes, why: code };
+      sendBuffered(response, 503, answer.headers, bytes, endpoint.url);
+      return { kind: "answered" };
+    }
+    response.writeHead(answer.statusCode, { ...responseHeaders(answer.headers), "x-synod-upstream": endpoint.url });
+    try {
+      for await (const chunk of answer.body) response.write(chunk);
+      response.end();
+    } catch (error) {
+      // The answer began; it cannot be taken back or retried. The client sees a cut body.
+      this.options.log.warn({ upstream: endpoint.url, err: error }, "an answer broke while it was being passed on");
+      response.destroy();
+    }
+    return { kind: "answered" };
+  }
+}
+
+type Outcome =
+  | { readonly kind: "answered" }
+  | { readonly kind: "not-applied"; readonly status: number; readonly headers: IncomingHttpHeaders; readonly body: Buffer; readonly why: string }
+  | { readonly kind: "not-sent" | "broken"; readonly why: string };
+
+function forwardedHeaders(headers: IncomingHttpHeaders): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const [name, value] of Object.entries(headers)) if (value !== undefined && !HOP_BY_HOP.has(name)) out[name] = value;
+  return out;
+}
+
+function responseHeaders(headers: IncomingHttpHeaders): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const [name, value] of Object.entries(headers)) if (value !== undefined && !HOP_BY_HOP.has(name)) out[name] = value;
+  return out;
+}
+
+function sendBuffered(response: ServerResponse, status: number, headers: IncomingHttpHeaders, body: Buffer, upstream: string): void {
+  response.writeHead(status, { ...responseHeaders(headers), "content-length": body.length, "x-synod-upstream": upstream });
+  response.end(body);
+}
+
+function sendJson(response: ServerResponse, status: number, body: object, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(body);
+  response.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text), ...headers });
+  response.end(text);
+}
+
+function sendError(response: ServerResponse, status: number, code: string, message: string, headers: Record<string, string> = {}): void {
+  sendJson(response, status, { error: code, message }, headers);
+}
+
+/** The whole body, or "too large" past `bytesMax` (the rest is drained, not kept). */
+async function readBody(request: IncomingMessage, bytesMax: number): Promise<Buffer | "too large"> {
+  const chunks: Buffer[] = [];
+  let bytes = 0;
+  for await (const chunk of request as AsyncIterable<Buffer>) {
+    bytes += chunk.length;
+    if (bytes <= bytesMax) chunks.push(chunk);
+  }
+  return bytes > bytesMax ? "too large" : Buffer.concat(chunks);
+}
+
+async function readLimited(body: AsyncIterable<Buffer>, bytesMax: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let bytes = 0;
+  for await (const chunk of body) {
+    bytes += chunk.length;
+    if (bytes <= bytesMax) chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}
+
+function errorOf(body: Buffer): string | null {
+  try {
+    const parsed = JSON.parse(body.toString("utf8")) as { error?: unknown };
+    return typeof parsed.error === "string" ? parsed.error : null;
+  } catch {
+    return null;
+  }
+}
+
+function errorCode(error: unknown): string | undefined {
+  if (typeof error !== "object" || error === null) return undefined;
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === "string") return code;
+  const errors = (error as { errors?: unknown }).errors;
+  if (Array.isArray(errors)) return errorCode(errors[0]);
+  const cause = (error as { cause?: unknown }).cause;
+  return cause === undefined ? undefined : errorCode(cause);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
