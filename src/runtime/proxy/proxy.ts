@@ -184,7 +184,7 @@ export class ProxyServer {
   private async forward(request: IncomingMessage, response: ServerResponse, method: string, url: string, body: Buffer | null, route: Route): Promise<void> {
     const router = this.options.router;
     const headers = forwardedHeaders(request.headers);
-    const avoid = new Set<string>();
+    const avoid = new Set<string>(); // small, and filled only after a failure
     this.budget.recordRequest(performance.now());
     let clientGone = false;
     response.once("close", () => (clientGone = !response.writableFinished));
@@ -231,9 +231,9 @@ export class ProxyServer {
         path: url,
         headers,
         body,
+        // These bound the wait for the answer's headers and each gap in its body.
         headersTimeout: this.attemptTimeoutMs,
         bodyTimeout: this.attemptTimeoutMs,
-        signal: AbortSignal.timeout(this.attemptTimeoutMs),
       });
     } catch (error) {
       const code = errorCode(error);
@@ -247,14 +247,17 @@ export class ProxyServer {
       return { kind: "answered" };
     }
     response.writeHead(answer.statusCode, { ...responseHeaders(answer.headers), "x-synod-upstream": endpoint.url });
-    try {
-      for await (const chunk of answer.body) response.write(chunk);
-      response.end();
-    } catch (error) {
-      // The answer began; it cannot be taken back or retried. The client sees a cut body.
-      this.options.log.warn({ upstream: endpoint.url, err: error }, "an answer broke while it was being passed on");
-      response.destroy();
-    }
+    await new Promise<void>((resolve) => {
+      answer.body.once("error", (error) => {
+        // The answer began; it cannot be taken back or retried. The client sees a cut body.
+        this.options.log.warn({ upstream: endpoint.url, err: error }, "an answer broke while it was being passed on");
+        response.destroy();
+        resolve();
+      });
+      answer.body.once("end", () => resolve());
+      response.once("close", () => resolve());
+      answer.body.pipe(response);
+    });
     return { kind: "answered" };
   }
 }
