@@ -30,6 +30,12 @@ export interface SimParams {
   readonly faultIntervalMicrosMean: number;
   readonly faults: readonly FaultClass[];
   readonly clientTimeoutMicros: number;
+  /**
+   * How often a client sends a write again (same session, same sequence, another node)
+   * after a timeout or a refusal, before it gives up on it: 0 to 3. Client sessions must
+   * make every retried write take effect once.
+   */
+  readonly clientRetries: number;
   /** How many of the clients roam (a random node per request) rather than stick to the leader. */
   readonly roamingClients: number;
   /** The scenario the run plays (see scenarios.ts): its nemesis and its own checks. */
@@ -98,6 +104,8 @@ export function deriveParams(seed: number, options: ParamOptions = {}): SimParam
     clientTimeoutMicros: prng.int(300, 1500) * 1000,
     clientThinkMicrosMean: prng.int(1, 20) * 1000,
     opMix,
+    // Drawn last, so the draws above (and the seeds' runs they shape) stay as they were.
+    clientRetries: prng.pick([0, 0, 1, 3]),
     engineTuning: "defaults",
   };
 }
@@ -113,6 +121,6 @@ export function describeParams(params: SimParams): string[] {
     `disk: fsync=${ms(params.fsyncMicrosMin)}+exp(${ms(params.fsyncMicrosMean)}) torn=${params.tornWriteProbability} snapshot-every=${params.snapshotEveryEntries || "never"}`,
     `phases: fault=${ms(params.faultPhaseMicros)} heal=${ms(params.healPhaseMicros)} fault-every~${ms(params.faultIntervalMicrosMean)}`,
     `engine: ${params.engineTuning}`,
-    `clients: roaming=${params.roamingClients}/${params.clients} timeout=${ms(params.clientTimeoutMicros)} think~${ms(params.clientThinkMicrosMean)} mix=get:${params.opMix.get},put:${params.opMix.put},delete:${params.opMix.delete},cas:${params.opMix.cas}`,
+    `clients: roaming=${params.roamingClients}/${params.clients} timeout=${ms(params.clientTimeoutMicros)} retries=${params.clientRetries} think~${ms(params.clientThinkMicrosMean)} mix=get:${params.opMix.get},put:${params.opMix.put},delete:${params.opMix.delete},cas:${params.opMix.cas}`,
   ];
 }

@@ -117,6 +117,8 @@ class Simulation implements NodeHost<unknown> {
   /** The request key of each history entry, by position. */
   private readonly historyKeys: string[] = [];
   /** Every write any node ever applied: when it was first applied, and with what outcome. */
+  /** The log index at which each request (client:sequence) took effect. */
+  private readonly appliedIndexOf = new Map<string, number>();
   private readonly firstApplied = new Map<string, { readonly atMicros: number; readonly output: string | null | boolean }>();
   /** By log index: the request key of the write first applied there (null for none). */
   private readonly appliedKeyAt: (string | null)[] = [];
@@ -266,6 +268,15 @@ class Simulation implements NodeHost<unknown> {
   onApply(node: NodeId, entry: LogEntry, key: string | null, output: string | null | boolean): void {
     // Always recorded (leader completeness checks against it); judged only when claimed.
     this.stateMachineSafety.onApply(node, entry, this.claims.has("state-machine-safety"));
+    if (key !== null) {
+      // Exactly once: a request takes effect at one log index, however many copies a
+      // retrying client got into the log (the others apply as duplicates, with key null).
+      const index = this.appliedIndexOf.get(key);
+      if (index !== undefined && index !== entry.index) {
+        throw new InvariantViolation("exactly-once", `request ${key} took effect twice: at index ${index} and again at ${entry.index} (on node ${node})`);
+      }
+      this.appliedIndexOf.set(key, entry.index);
+    }
     if (key !== null && !this.firstApplied.has(key)) this.firstApplied.set(key, { atMicros: this.now(), output });
     if (this.appliedKeyAt[entry.index] === undefined) this.appliedKeyAt[entry.index] = key;
   }
@@ -585,7 +596,7 @@ class Simulation implements NodeHost<unknown> {
   run(): SimResult {
     const params = this.params;
     const healEnd = params.faultPhaseMicros + params.healPhaseMicros;
-    const settleEnd = healEnd + params.clientTimeoutMicros + 2_000_000;
+    const settleEnd = healEnd + params.clientTimeoutMicros * (1 + params.clientRetries) + 2_000_000;
     try {
       this.startTicks();
       this.startCheckpoints();

@@ -16,6 +16,12 @@ export interface ClientHost {
 interface InFlight {
   readonly request: ClientRequest;
   readonly call: number;
+  /** Attempts sent so far (1 for the first). */
+  attempts: number;
+  /** An earlier attempt timed out: it may still take effect, so the outcome cannot be "fail". */
+  mayHaveApplied: boolean;
+  /** The node the latest attempt went to. */
+  target: NodeId;
 }
 
 /**
@@ -25,6 +31,11 @@ interface InFlight {
  * a partition it talks to both sides — where stale leaders and stale reads show. An operation with no answer
  * within the timeout is recorded as indeterminate and the client moves on: a real
  * application's view of a timed-out request.
+ *
+ * With `clientRetries` above 0, a write that timed out or was refused is first sent again,
+ * up to that many times, to another node with the same client id and sequence: a client
+ * session, which the state machine applies once however many copies reach the log. The
+ * operation spans every attempt, and is "fail" only if no attempt can have taken effect.
  */
 export class SimClient {
   private sequence = 0;
@@ -82,9 +93,24 @@ export class SimClient {
       ...(op === "cas" ? { expected: seen as string } : {}),
     };
     const target = this.roaming ? this.prng.pick(this.nodes) : (this.leaderGuess ?? this.prng.pick(this.nodes));
-    this.inFlight = { request, call: this.host.now() };
-    this.host.send(this.id, target, request);
-    this.host.after(this.params.clientTimeoutMicros, () => this.timeout(sequence));
+    this.inFlight = { request, call: this.host.now(), attempts: 0, mayHaveApplied: false, target };
+    this.send(this.inFlight, target);
+  }
+
+  private send(flight: InFlight, target: NodeId): void {
+    flight.attempts++;
+    flight.target = target;
+    const attempt = flight.attempts;
+    this.host.send(this.id, target, flight.request);
+    this.host.after(this.params.clientTimeoutMicros, () => this.timeout(flight.request.sequence, attempt));
+  }
+
+  /** Sends the in-flight write again, to `hint` or another node than the last, if retries are left. */
+  private retry(flight: InFlight, hint: NodeId | null): boolean {
+    if (flight.request.op === "get" || flight.attempts > this.params.clientRetries) return false;
+    const others = this.nodes.filter((node) => node !== flight.target);
+    this.send(flight, hint ?? (others.length > 0 ? this.prng.pick(others) : flight.target));
+    return true;
   }
 
   private complete(status: Operation["status"], output: string | null | boolean, answeredBy: NodeId | null): void {
@@ -112,7 +138,8 @@ export class SimClient {
     if (flight === null || flight.request.sequence !== response.sequence) return; // late or duplicate
     if (response.outcome === "refused") {
       this.leaderGuess = response.leaderHint !== null && response.leaderHint !== from ? response.leaderHint : null;
-      this.complete("fail", null, from);
+      if (this.retry(flight, this.leaderGuess)) return;
+      this.complete(flight.mayHaveApplied ? "unknown" : "fail", null, from);
       return;
     }
     this.leaderGuess = from;
@@ -123,9 +150,12 @@ export class SimClient {
     this.complete("ok", response.output, from);
   }
 
-  private timeout(sequence: number): void {
-    if (this.inFlight === null || this.inFlight.request.sequence !== sequence) return;
+  private timeout(sequence: number, attempt: number): void {
+    const flight = this.inFlight;
+    if (flight === null || flight.request.sequence !== sequence || flight.attempts !== attempt) return;
     this.leaderGuess = null;
+    flight.mayHaveApplied = flight.request.op !== "get";
+    if (this.retry(flight, null)) return;
     this.complete("unknown", null, null);
   }
 }
