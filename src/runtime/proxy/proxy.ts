@@ -23,7 +23,7 @@ import { Pool } from "undici";
 import { Prng } from "../../core/common/prng.js";
 import { backoffMs, RetryBudget, type BackoffOptions, type RetryBudgetOptions, type Strategy } from "../../core/balance/index.js";
 import { ClusterRouter } from "../../client/router.js";
-import type { Consistency } from "../../client/http-client.js";
+import type { Consistency } from "../../client/api.js";
 import { formatHostPort, type HostPort } from "../server/config.js";
 import { routeOf, type Route } from "./route.js";
 

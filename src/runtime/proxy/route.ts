@@ -4,7 +4,7 @@
  * and stale reads, and what any node answers alike); and whether it may be sent again
  * after a failure that leaves its outcome unknown.
  */
-import type { Consistency } from "../../client/http-client.js";
+import type { Consistency } from "../../client/api.js";
 
 export interface Route {
   /** "leader": where writes and linearizable reads go; "any": the balancer's pick. */
