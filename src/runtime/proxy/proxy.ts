@@ -240,7 +240,10 @@ export class ProxyServer {
       return { kind: code !== undefined && NOT_SENT.has(code) ? "not-sent" : "broken", why: code ?? (error as Error).message };
     }
     if (answer.statusCode === 503) {
-      const bytes = await readLimited(answer.body, ERROR_BODY_BYTES_MAX).catch(() => Buffer.alloc(0));
+      const bytes = await readLimited(answer.body, ERROR_BODY_BYTES_MAX).then(
+        (read) => read.bytes,
+        () => Buffer.alloc(0),
+      );
       const code = errorOf(bytes);
       if (code !== null && NOT_APPLIED.has(code)) return { kind: "not-applied", status: 503, headers: answer.headers, body: bytes, why: code };
       sendBuffered(response, 503, answer.headers, bytes, endpoint.url);
@@ -296,23 +299,19 @@ function sendError(response: ServerResponse, status: number, code: string, messa
 
 /** The whole body, or "too large" past `bytesMax` (the rest is drained, not kept). */
 async function readBody(request: IncomingMessage, bytesMax: number): Promise<Buffer | "too large"> {
-  const chunks: Buffer[] = [];
-  let bytes = 0;
-  for await (const chunk of request as AsyncIterable<Buffer>) {
-    bytes += chunk.length;
-    if (bytes <= bytesMax) chunks.push(chunk);
-  }
-  return bytes > bytesMax ? "too large" : Buffer.concat(chunks);
+  const { bytes, over } = await readLimited(request as AsyncIterable<Buffer>, bytesMax);
+  return over ? "too large" : bytes;
 }
 
-async function readLimited(body: AsyncIterable<Buffer>, bytesMax: number): Promise<Buffer> {
+/** Reads `body` to its end, keeping at most `bytesMax` bytes; `over` says whether more came. */
+async function readLimited(body: AsyncIterable<Buffer>, bytesMax: number): Promise<{ readonly bytes: Buffer; readonly over: boolean }> {
   const chunks: Buffer[] = [];
-  let bytes = 0;
+  let length = 0;
   for await (const chunk of body) {
-    bytes += chunk.length;
-    if (bytes <= bytesMax) chunks.push(chunk);
+    length += chunk.length;
+    if (length <= bytesMax) chunks.push(chunk);
   }
-  return Buffer.concat(chunks);
+  return { bytes: Buffer.concat(chunks), over: length > bytesMax };
 }
 
 function errorOf(body: Buffer): string | null {
