@@ -183,7 +183,7 @@ export class ProxyServer {
   /** Attempts the request on endpoints the router picks, until one answers or retrying must stop. */
   private async forward(request: IncomingMessage, response: ServerResponse, method: string, url: string, body: Buffer | null, route: Route): Promise<void> {
     const router = this.options.router;
-    const headers = forwardedHeaders(request.headers);
+    const headers = endToEnd(request.headers);
     const avoid = new Set<string>(); // small, and filled only after a failure
     this.budget.recordRequest(performance.now());
     let clientGone = false;
@@ -249,7 +249,7 @@ export class ProxyServer {
       sendBuffered(response, 503, answer.headers, bytes, endpoint.url);
       return { kind: "answered" };
     }
-    response.writeHead(answer.statusCode, { ...responseHeaders(answer.headers), "x-synod-upstream": endpoint.url });
+    response.writeHead(answer.statusCode, { ...endToEnd(answer.headers), "x-synod-upstream": endpoint.url });
     await new Promise<void>((resolve) => {
       answer.body.once("error", (error) => {
         // The answer began; it cannot be taken back or retried. The client sees a cut body.
@@ -270,20 +270,15 @@ type Outcome =
   | { readonly kind: "not-applied"; readonly status: number; readonly headers: IncomingHttpHeaders; readonly body: Buffer; readonly why: string }
   | { readonly kind: "not-sent" | "broken"; readonly why: string };
 
-function forwardedHeaders(headers: IncomingHttpHeaders): Record<string, string | string[]> {
-  const out: Record<string, string | string[]> = {};
-  for (const [name, value] of Object.entries(headers)) if (value !== undefined && !HOP_BY_HOP.has(name)) out[name] = value;
-  return out;
-}
-
-function responseHeaders(headers: IncomingHttpHeaders): Record<string, string | string[]> {
+/** The headers passed on, either way: all but the hop-by-hop ones (and the length, which the proxy sets). */
+function endToEnd(headers: IncomingHttpHeaders): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
   for (const [name, value] of Object.entries(headers)) if (value !== undefined && !HOP_BY_HOP.has(name)) out[name] = value;
   return out;
 }
 
 function sendBuffered(response: ServerResponse, status: number, headers: IncomingHttpHeaders, body: Buffer, upstream: string): void {
-  response.writeHead(status, { ...responseHeaders(headers), "content-length": body.length, "x-synod-upstream": upstream });
+  response.writeHead(status, { ...endToEnd(headers), "content-length": body.length, "x-synod-upstream": upstream });
   response.end(body);
 }
 
