@@ -36,6 +36,7 @@ export {
   type EndpointStats,
   type RetryBudgetOptions,
 } from "./core/balance/index.js";
+export { ClusterRouter, type ClusterRouterOptions, type RouterEndpoint, type RouterEndpointConfig, type RouterStats, type StatusCheckResult, type StatusFetcher } from "./client/router.js";
 export { DEFAULT_RAFT_CONFIG, RAFT_MUTANTS, RaftEngine, raftFactory, type RaftConfig, type RaftHardState, type RaftMessage, type RaftMutant } from "./core/raft/index.js";
 export { leaseTicks } from "./core/raft/config.js";
 export {

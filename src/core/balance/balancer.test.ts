@@ -41,6 +41,18 @@ test("balancer: 5 failures in a row eject an endpoint, 4 do not; it comes back w
   assert.equal(balancer.stats(31_000).endpoints[0]!.ejectedUntilMs, 91_000, "the second ejection lasts 60 s");
 });
 
+test("balancer: isAvailable follows ejection and active checks, panic or not, and is false for an unknown id", () => {
+  const balancer = new Balancer("p2c", endpointsOf(3), new Prng(2));
+  assert.equal(balancer.isAvailable("e0", 0), true);
+  fail(balancer, "e0", 5, 0);
+  assert.equal(balancer.isAvailable("e0", 0), false, "ejected");
+  assert.equal(balancer.isAvailable("e0", 30_000), true, "back when its ejection ends");
+  for (const id of ["e1", "e2"]) for (let i = 0; i < 2; i++) balancer.reportCheck(id, false, 30_000);
+  assert.equal(balancer.panic(30_000), true);
+  assert.equal(balancer.isAvailable("e1", 30_000), false, "panic puts it in rotation, not back to health");
+  assert.equal(balancer.isAvailable("nope", 30_000), false);
+});
+
 test("balancer: a success in the run of failures keeps the endpoint in", () => {
   const balancer = new Balancer("p2c", endpointsOf(3), new Prng(2));
   for (let i = 0; i < 20; i++) {

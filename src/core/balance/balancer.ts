@@ -285,6 +285,17 @@ export class Balancer<E extends Endpoint = Endpoint> {
     return this.members.map((member) => member.endpoint);
   }
 
+  /**
+   * Whether endpoint `id` is available at `nowMs`: healthy by the active checks and not
+   * ejected (in panic too: panic widens the rotation, it does not make an endpoint well).
+   * False for an unknown id. Allocation-free, for callers that prefer one endpoint (a
+   * leader) when it is fit and fall back to `pick` otherwise.
+   */
+  isAvailable(id: string, nowMs: number): boolean {
+    if (this.dirty || nowMs >= this.refreshAtMs) this.refresh(nowMs);
+    return this.byId.get(id)?.available ?? false;
+  }
+
   /** Whether the balancer is in panic at `nowMs` (see the class comment). */
   panic(nowMs: number): boolean {
     if (this.dirty || nowMs >= this.refreshAtMs) this.refresh(nowMs);

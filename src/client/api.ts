@@ -1,0 +1,245 @@
+// The HTTP API's shapes and their codec (docs/http-api.md): the records, requests and answers
+// as TypeScript types, and the functions that turn a node's raw answer into them or into a
+// typed error. No I/O; the transport and the clients build on it.
+import { InvalidInputError } from "../core/common/errors.js";
+import { CompareFailedError, HttpApiError, NoLeaderError, NotMemberError, TimeoutError, UnavailableError } from "./errors.js";
+import type { IncomingHttpHeaders } from "node:http";
+
+export type Consistency = "linearizable" | "lease" | "stale";
+
+export const CONSISTENCIES: readonly Consistency[] = ["linearizable", "lease", "stale"];
+
+/** One key's record as the store holds it. */
+export interface KeyValue {
+  readonly key: string;
+  /** The value's bytes, decoded from the API's UTF-8 text or base64. */
+  readonly value: Uint8Array;
+  /** The key's last modification. */
+  readonly revision: number;
+  /** The key's creation. */
+  readonly createRevision: number;
+  /** Changes since creation (1 after the first put). */
+  readonly version: number;
+}
+
+export interface RangeResult {
+  readonly kvs: readonly KeyValue[];
+  /** True when more keys match than were returned; page on with `after` = the last key. */
+  readonly more: boolean;
+  /** The store's revision the range was read at. */
+  readonly revision: number;
+}
+
+export type CompareOperator = "=" | "!=" | "<" | ">";
+export type TxnCompare =
+  | { readonly key: string; readonly target: "value"; readonly op: CompareOperator; readonly value: string }
+  | { readonly key: string; readonly target: "revision" | "createRevision" | "version"; readonly op: CompareOperator; readonly value: number };
+export type TxnOperation =
+  | { readonly op: "put"; readonly key: string; readonly value: string }
+  | { readonly op: "get"; readonly key: string }
+  | { readonly op: "delete"; readonly key: string };
+export interface TxnRequest {
+  readonly compare?: readonly TxnCompare[];
+  readonly success?: readonly TxnOperation[];
+  readonly failure?: readonly TxnOperation[];
+}
+/** One operation's result, in request order: a put's `{revision}`, a get's `{kv}`, a delete's `{deleted, revision}`. */
+export type TxnResult = { readonly revision: number } | { readonly kv: KeyValue | null } | { readonly deleted: number; readonly revision: number };
+export interface TxnResponse {
+  readonly succeeded: boolean;
+  readonly revision: number;
+  readonly results: readonly TxnResult[];
+}
+
+export interface MemberInfo {
+  readonly id: number;
+  readonly peer: string;
+  readonly http: string;
+}
+
+/** `GET /v1/status`; fields the API adds later are kept as they came. */
+export interface NodeStatus {
+  readonly id: number;
+  readonly role: string;
+  readonly term: number;
+  /** The leader this node believes in, or null during an election. */
+  readonly leader: number | null;
+  /** The leader's HTTP endpoint, or null when no leader is known. */
+  readonly leaderHttp: string | null;
+  readonly commitIndex: number;
+  readonly appliedIndex: number;
+  readonly members: readonly MemberInfo[];
+  readonly [field: string]: unknown;
+}
+
+/** A node's raw answer. */
+export interface ApiResponse {
+  readonly endpoint: string;
+  readonly status: number;
+  readonly headers: IncomingHttpHeaders;
+  readonly body: Uint8Array;
+}
+
+export function isKeyNotFound(response: ApiResponse): boolean {
+  return response.status === 404 && errorBodyCode(response) === "key_not_found";
+}
+
+/** The typed error for an error answer (status >= 400). */
+export function errorFor(response: ApiResponse): Error {
+  const body = parseJson(response.body);
+  const fields = typeof body === "object" && body !== null && !Array.isArray(body) ? (body as Record<string, unknown>) : {};
+  const code = typeof fields["error"] === "string" ? fields["error"] : `http_${response.status}`;
+  const detail = typeof fields["message"] === "string" ? fields["message"] : new TextDecoder().decode(response.body.subarray(0, 200)) || `HTTP ${response.status}`;
+  const message = `${code}: ${detail}`;
+  const endpoint = response.endpoint;
+  if (response.status === 409 && code === "compare_failed") {
+    const revision = fields["revision"];
+    return new CompareFailedError({ message, endpoint, revision: typeof revision === "number" ? revision : null });
+  }
+  if (response.status === 503) {
+    const retryAfterMs = parseRetryAfterMs(response.headers["retry-after"]);
+    if (code === "no_leader") return new NoLeaderError({ message, endpoint, retryAfterMs });
+    if (code === "not_member") return new NotMemberError({ message, endpoint, retryAfterMs });
+    if (code === "timeout") return new TimeoutError({ message, endpoint, status: 503, retryAfterMs });
+    return new UnavailableError({ code, message, endpoint, retryAfterMs });
+  }
+  return new HttpApiError({ status: response.status, code, message, endpoint });
+}
+
+export function errorBodyCode(response: ApiResponse): string | null {
+  const body = parseJson(response.body);
+  return typeof body === "object" && body !== null && typeof (body as { error?: unknown }).error === "string" ? (body as { error: string }).error : null;
+}
+
+/** `Retry-After` as delta-seconds or an HTTP date, in milliseconds from now; null when absent or unreadable. */
+export function parseRetryAfterMs(header: string | string[] | undefined, nowMs: number = Date.now()): number | null {
+  const text = Array.isArray(header) ? header[0] : header;
+  if (text === undefined || text.trim() === "") return null;
+  if (/^\s*\d+(\.\d+)?\s*$/.test(text)) return Math.round(Number(text) * 1000);
+  const dateMs = Date.parse(text);
+  return Number.isNaN(dateMs) ? null : Math.max(0, dateMs - nowMs);
+}
+
+/**
+ * The key as a URL path: each `/`-separated segment percent-encoded, so `a/b` stays `a/b`
+ * and the node, which percent-decodes the rest of the path, sees the same key. `.` and `..`
+ * segments are encoded too, so no URL resolution on the way turns them into path steps.
+ * @throws InvalidInputError for an empty key or one that is not well-formed UTF-16.
+ */
+export function encodeKeyPath(key: string): string {
+  if (key.length === 0) throw new InvalidInputError("a key must not be empty");
+  try {
+    return key
+      .split("/")
+      .map((segment) => (segment === "." ? "%2E" : segment === ".." ? "%2E%2E" : encodeURIComponent(segment)))
+      .join("/");
+  } catch (error) {
+    throw new InvalidInputError("a key must be well-formed text (it holds a lone surrogate)", { cause: error });
+  }
+}
+
+/** A record as the API's JSON shows it: UTF-8 text, or base64 with `"encoding":"base64"`. */
+export function keyValueToJson(kv: KeyValue): Record<string, unknown> {
+  const text = decodeUtf8Strict(kv.value);
+  return {
+    key: kv.key,
+    value: text ?? Buffer.from(kv.value).toString("base64"),
+    ...(text === null ? { encoding: "base64" } : {}),
+    revision: kv.revision,
+    createRevision: kv.createRevision,
+    version: kv.version,
+  };
+}
+
+/** The text, or null when the bytes are not valid UTF-8. */
+export function decodeUtf8Strict(bytes: Uint8Array): string | null {
+  try {
+    return new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(bytes);
+  } catch {
+    return null;
+  }
+}
+
+export function normalizeEndpoint(endpoint: string): string {
+  let url: URL;
+  try {
+    url = new URL(endpoint);
+  } catch (error) {
+    throw new InvalidInputError(`endpoint "${endpoint}" is not a URL (expected e.g. http://127.0.0.1:7001)`, { cause: error });
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") throw new InvalidInputError(`endpoint "${endpoint}" must be http:// or https://`);
+  if (url.pathname !== "/" || url.search !== "" || url.hash !== "") throw new InvalidInputError(`endpoint "${endpoint}" must be an origin, without a path`);
+  return url.origin;
+}
+
+export function withQuery(path: string, query: URLSearchParams): string {
+  const text = query.toString();
+  return text === "" ? path : `${path}?${text}`;
+}
+
+export function parseJson(bytes: Uint8Array): unknown {
+  try {
+    return JSON.parse(new TextDecoder().decode(bytes)) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+export function invalidResponse(response: ApiResponse, why: string): HttpApiError {
+  return new HttpApiError({ status: response.status, code: "invalid_response", message: `invalid_response: ${response.endpoint} answered something the API does not define (${why})`, endpoint: response.endpoint });
+}
+
+export function jsonObject(response: ApiResponse): Record<string, unknown> {
+  const body = parseJson(response.body);
+  if (body === undefined) throw invalidResponse(response, "the body is not JSON");
+  return asObject(body, response);
+}
+
+export function asObject(value: unknown, response: ApiResponse): Record<string, unknown> {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) throw invalidResponse(response, "expected a JSON object");
+  return value as Record<string, unknown>;
+}
+
+export function numberField(body: Record<string, unknown>, name: string, response: ApiResponse): number {
+  const value = body[name];
+  if (typeof value !== "number" || !Number.isSafeInteger(value)) throw invalidResponse(response, `${name} is not an integer`);
+  return value;
+}
+
+export function decodeKeyValue(body: Record<string, unknown>, response: ApiResponse): KeyValue {
+  const key = body["key"];
+  const value = body["value"];
+  if (typeof key !== "string" || typeof value !== "string") throw invalidResponse(response, "a record needs a key and a value");
+  const bytes = body["encoding"] === "base64" ? new Uint8Array(Buffer.from(value, "base64")) : new Uint8Array(Buffer.from(value, "utf8"));
+  return {
+    key,
+    value: bytes,
+    revision: numberField(body, "revision", response),
+    createRevision: numberField(body, "createRevision", response),
+    version: numberField(body, "version", response),
+  };
+}
+
+export function decodeTxnResult(body: Record<string, unknown>, response: ApiResponse): TxnResult {
+  if ("kv" in body) return { kv: body["kv"] === null ? null : decodeKeyValue(asObject(body["kv"], response), response) };
+  if ("deleted" in body) return { deleted: numberField(body, "deleted", response), revision: numberField(body, "revision", response) };
+  return { revision: numberField(body, "revision", response) };
+}
+
+export function decodeStatus(body: Record<string, unknown>, response: ApiResponse): NodeStatus {
+  const nullableNumber = (name: string): number | null => (body[name] === null || body[name] === undefined ? null : numberField(body, name, response));
+  const leaderHttp = body["leaderHttp"];
+  if (typeof body["role"] !== "string") throw invalidResponse(response, "role is not a string");
+  const members = Array.isArray(body["members"]) ? (body["members"] as MemberInfo[]) : [];
+  return {
+    ...body,
+    id: numberField(body, "id", response),
+    role: body["role"],
+    term: numberField(body, "term", response),
+    leader: nullableNumber("leader"),
+    leaderHttp: typeof leaderHttp === "string" && leaderHttp !== "" ? leaderHttp : null,
+    commitIndex: numberField(body, "commitIndex", response),
+    appliedIndex: numberField(body, "appliedIndex", response),
+    members,
+  };
+}

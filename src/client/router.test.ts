@@ -1,0 +1,182 @@
+// ClusterRouter: health checks, leader awareness and picks, against fake nodes over HTTP and
+// against a scripted status fetcher with a fake clock.
+import assert from "node:assert/strict";
+import { setTimeout as sleep } from "node:timers/promises";
+import { after, describe, test } from "node:test";
+import { InvalidInputError } from "../core/common/errors.js";
+import type { NodeStatus } from "./api.js";
+import { fakeNodes, refusingEndpoint } from "./fake-node.test-util.js";
+import { ClusterRouter, type ClusterRouterOptions, type StatusCheckResult } from "./router.js";
+
+const startNode = fakeNodes();
+
+function router(options: ClusterRouterOptions): ClusterRouter {
+  const created = new ClusterRouter(options);
+  after(() => created.close());
+  return created;
+}
+
+const URLS = ["http://127.0.0.1:7001", "http://127.0.0.1:7002", "http://127.0.0.1:7003"];
+
+function status(id: number, role: string, term: number, leaderHttp: string | null): NodeStatus {
+  return { id, role, term, leader: leaderHttp === null ? null : 1, leaderHttp, commitIndex: 0, appliedIndex: 0, members: [] };
+}
+
+/** A fetcher answering from `answers` (by URL; a missing URL fails its check), counting calls. */
+function scripted(answers: Map<string, StatusCheckResult>): { fetch: ClusterRouterOptions["fetchStatus"] & object; calls: string[] } {
+  const calls: string[] = [];
+  return {
+    calls,
+    fetch: async (url) => {
+      calls.push(url);
+      return answers.get(url) ?? { ok: false };
+    },
+  };
+}
+
+function picks(pick: () => { id: string } | null, count: number): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (let i = 0; i < count; i++) {
+    const id = pick()?.id ?? "none";
+    counts.set(id, (counts.get(id) ?? 0) + 1);
+  }
+  return counts;
+}
+
+describe("over HTTP, with the default status check", () => {
+  test("the leader is learned from a follower's leaderHttp and from the leader's role; writes and linearizable reads go there, stale reads spread", async () => {
+    const leader = await startNode({ id: 1, role: "leader" });
+    const followers = [await startNode({ id: 2, role: "follower", leaderHttp: leader.url }), await startNode({ id: 3, role: "follower", leaderHttp: leader.url })];
+    const cluster = router({ endpoints: [followers[0]!, leader, followers[1]!].map((node) => ({ url: node.url })), healthCheckIntervalMs: 0, seed: 1 });
+    assert.equal(cluster.leader(), null, "nothing known before a check");
+    await cluster.checkNow();
+    assert.equal(cluster.leader()?.url, leader.url);
+    assert.deepEqual(picks(() => cluster.pickForWrite(), 50), new Map([[leader.url, 50]]));
+    assert.deepEqual(picks(() => cluster.pickForRead("linearizable"), 20), new Map([[leader.url, 20]]));
+    const stale = picks(() => cluster.pickForRead("stale"), 300);
+    for (const node of [leader, ...followers]) assert.ok((stale.get(node.url) ?? 0) > 50, `stale reads reach ${node.url}: ${JSON.stringify([...stale])}`);
+    const stats = cluster.stats();
+    assert.deepEqual([stats.leader, stats.leaderTerm, stats.checks, stats.checksFailed, stats.available], [leader.url, 2, 3, 0, 3]);
+  });
+
+  test("a node that refuses connections fails its checks and leaves the rotation after two; the timer runs checks by itself and close stops it", async () => {
+    const up = await startNode({ id: 1, role: "leader" });
+    const down = await refusingEndpoint();
+    const cluster = router({ endpoints: [{ url: up.url }, { url: down }], healthCheckIntervalMs: 20, healthCheckTimeoutMs: 200, seed: 2 });
+    cluster.start();
+    cluster.start(); // idempotent: one timer
+    for (let waited = 0; cluster.stats().checks < 6 && waited < 100; waited++) await sleep(10);
+    assert.equal(cluster.stats().endpoints.find((endpoint) => endpoint.id === down)?.health, "unhealthy");
+    assert.deepEqual(picks(() => cluster.pickForRead("stale"), 40), new Map([[up.url, 40]]));
+    await cluster.close();
+    const checks = cluster.stats().checks;
+    await sleep(80);
+    assert.equal(cluster.stats().checks, checks, "no check after close");
+  });
+});
+
+describe("with a scripted status check and a fake clock", () => {
+  test("an answer from an older term does not overrule a newer one; a leaderless answer of the current term clears the leader", async () => {
+    const answers = new Map<string, StatusCheckResult>([
+      [URLS[0]!, { ok: true, status: status(1, "follower", 5, URLS[2]!) }],
+      [URLS[1]!, { ok: true, status: status(2, "leader", 4, URLS[1]!) }], // deposed, does not know yet
+    ]);
+    const { fetch } = scripted(answers);
+    const cluster = router({ endpoints: URLS.map((url) => ({ url })), healthCheckIntervalMs: 0, fetchStatus: fetch, now: () => 0 });
+    await cluster.checkNow();
+    assert.equal(cluster.leader()?.url, URLS[2]);
+    answers.set(URLS[0]!, { ok: true, status: status(1, "candidate", 5, null) });
+    answers.delete(URLS[1]!);
+    await cluster.checkNow();
+    assert.equal(cluster.leader(), null);
+    assert.equal(cluster.stats().leaderTerm, 5);
+  });
+
+  test("the leader is passed over while it is unhealthy, ejected or avoided, and taken again when it is fit", async () => {
+    let nowMs = 0;
+    const answers = new Map<string, StatusCheckResult>(URLS.map((url, index) => [url, { ok: true, status: status(index + 1, index === 0 ? "leader" : "follower", 3, URLS[0]!) }]));
+    const { fetch } = scripted(answers);
+    const cluster = router({ endpoints: URLS.map((url) => ({ url })), healthCheckIntervalMs: 0, fetchStatus: fetch, now: () => nowMs, seed: 3, balancer: { slowStartWindowMs: 0 } });
+    await cluster.checkNow();
+    assert.equal(cluster.pickForWrite()?.url, URLS[0]);
+    assert.notEqual(cluster.pickForWrite(new Set([URLS[0]!]))?.url, URLS[0], "avoid wins over the leader");
+    answers.set(URLS[0]!, { ok: false });
+    await cluster.checkNow();
+    await cluster.checkNow();
+    assert.equal(cluster.leader()?.url, URLS[0], "still believed the leader (the followers say so)");
+    assert.equal(picks(() => cluster.pickForWrite(), 100).has(URLS[0]!), false, "an unhealthy leader takes no writes");
+    answers.set(URLS[0]!, { ok: true, status: status(1, "leader", 3, URLS[0]!) });
+    await cluster.checkNow();
+    await cluster.checkNow();
+    assert.equal(cluster.pickForWrite()?.url, URLS[0]);
+    for (let i = 0; i < 5; i++) cluster.reportFailure(URLS[0]!);
+    assert.equal(cluster.leader(), null, "a failure on the leader forgets it");
+    cluster.noteLeader(URLS[0]!);
+    assert.equal(picks(() => cluster.pickForWrite(), 100).has(URLS[0]!), false, "ejected after 5 failures");
+    nowMs = 30_000;
+    assert.equal(cluster.pickForWrite()?.url, URLS[0], "back when the ejection ends");
+  });
+
+  test("noteLeader takes a URL in any spelling of an endpoint, and an unknown URL or null as no leader", () => {
+    const cluster = router({ endpoints: URLS.map((url) => ({ url })), healthCheckIntervalMs: 0, fetchStatus: async () => ({ ok: true }), now: () => 0 });
+    cluster.noteLeader("http://127.0.0.1:7002/");
+    assert.equal(cluster.leader()?.url, URLS[1]);
+    cluster.noteLeader("http://10.0.0.9:7002");
+    assert.equal(cluster.leader(), null);
+    cluster.noteLeader(URLS[2]!);
+    cluster.noteLeader(null);
+    assert.equal(cluster.leader(), null);
+  });
+
+  test("at most one check in flight per endpoint; a check that hangs fails at healthCheckTimeoutMs", async () => {
+    const calls: string[] = [];
+    const hanging = (url: string, signal: AbortSignal): Promise<StatusCheckResult> => {
+      calls.push(url);
+      return new Promise((_resolve, reject) => signal.addEventListener("abort", () => reject(signal.reason)));
+    };
+    const cluster = router({ endpoints: URLS.map((url) => ({ url })), healthCheckIntervalMs: 0, healthCheckTimeoutMs: 40, fetchStatus: hanging, now: () => 0 });
+    const first = cluster.checkNow();
+    await cluster.checkNow(); // every endpoint busy: asks nobody
+    assert.equal(calls.length, 3);
+    await first;
+    assert.deepEqual([cluster.stats().checks, cluster.stats().checksFailed], [3, 3]);
+    await cluster.checkNow();
+    assert.equal(cluster.stats().endpoints.every((endpoint) => endpoint.health === "unhealthy"), true);
+  });
+
+  test("close aborts the checks in flight and reports nothing more", async () => {
+    let aborted = 0;
+    const hanging = (_url: string, signal: AbortSignal): Promise<StatusCheckResult> =>
+      new Promise((_resolve, reject) =>
+        signal.addEventListener("abort", () => {
+          aborted += 1;
+          reject(signal.reason);
+        }),
+      );
+    const cluster = router({ endpoints: URLS.map((url) => ({ url })), healthCheckIntervalMs: 0, healthCheckTimeoutMs: 60_000, fetchStatus: hanging, now: () => 0 });
+    const round = cluster.checkNow();
+    await cluster.close();
+    await round;
+    assert.equal(aborted, 3);
+    assert.equal(cluster.stats().checks, 0);
+  });
+
+  test("update keeps the endpoints that stay, adds new ones and forgets a removed leader", async () => {
+    const cluster = router({ endpoints: URLS.slice(0, 2).map((url) => ({ url })), healthCheckIntervalMs: 0, fetchStatus: async () => ({ ok: true }), now: () => 0 });
+    for (let i = 0; i < 3; i++) cluster.reportSuccess(URLS[0]!);
+    cluster.noteLeader(URLS[1]!);
+    cluster.update([{ url: URLS[0]! }, { url: URLS[2]!, weight: 3 }]);
+    assert.equal(cluster.leader(), null);
+    const stats = cluster.stats();
+    assert.deepEqual(stats.endpoints.map((endpoint) => [endpoint.id, endpoint.weight, endpoint.requests]), [[URLS[0], 1, 3], [URLS[2], 3, 0]]);
+  });
+
+  test("bad configuration is refused with InvalidInputError", () => {
+    const fetchStatus = async (): Promise<StatusCheckResult> => ({ ok: true });
+    assert.throws(() => new ClusterRouter({ endpoints: [], fetchStatus }), InvalidInputError);
+    assert.throws(() => new ClusterRouter({ endpoints: [{ url: "127.0.0.1:7001" }], fetchStatus }), InvalidInputError);
+    assert.throws(() => new ClusterRouter({ endpoints: [{ url: URLS[0]! }, { url: `${URLS[0]!}/` }], fetchStatus }), InvalidInputError);
+    assert.throws(() => new ClusterRouter({ endpoints: [{ url: URLS[0]!, weight: 0 }], fetchStatus }), InvalidInputError);
+    assert.throws(() => new ClusterRouter({ endpoints: [{ url: URLS[0]! }], healthCheckIntervalMs: -1, fetchStatus }), InvalidInputError);
+  });
+});
