@@ -59,6 +59,10 @@ export interface FakeNodeOptions {
   readonly failWith?: { readonly status: number; readonly code: string } | null;
   /** Called for every request but status checks; see `HookResult`. */
   readonly hook?: ((request: SeenRequest) => HookResult) | null;
+  /** Answers (not status checks) are sent this long after the request is served; default 0. */
+  readonly delayMs?: number;
+  /** Called as each answer (not a status check) is sent. */
+  readonly onAnswer?: ((request: SeenRequest) => void) | null;
   /** Shared with other fakes (one cluster); default its own. */
   readonly state?: FakeState;
 }
@@ -105,7 +109,13 @@ export async function startFakeNode(options: FakeNodeOptions): Promise<FakeNode>
       if (typeof hooked === "object") return send(response, hooked);
       const answer = serve(node, seen);
       if (hooked === "apply-then-destroy") return void response.socket?.destroy();
-      send(response, answer);
+      const answerNow = (): void => {
+        node.options.onAnswer?.(seen);
+        send(response, answer);
+      };
+      const delayMs = node.options.delayMs ?? 0;
+      if (delayMs > 0) setTimeout(answerNow, delayMs);
+      else answerNow();
     });
   });
   await new Promise<void>((resolve) => server.listen(options.port ?? 0, "127.0.0.1", resolve));
