@@ -234,7 +234,8 @@ export class Client {
     this.transport = new HttpTransport({
       connectionsPerEndpoint: integerOption(options.connectionsPerEndpoint, Math.min(concurrency, CONNECTIONS_PER_ENDPOINT_MAX), "connectionsPerEndpoint", 1, CONNECTIONS_PER_ENDPOINT_MAX),
       connectTimeoutMs: integerOption(options.connectTimeoutMs, CONNECT_TIMEOUT_MS_DEFAULT, "connectTimeoutMs", 1, TIMEOUT_MS_MAX),
-      answerTimeoutMs: this.timeoutMs,
+      // Only a backstop: each attempt's own signal ends it sooner, and a call may have a longer timeoutMs than the client's.
+      answerTimeoutMs: TIMEOUT_MS_MAX,
       responseBytesMax: integerOption(options.responseBytesMax, RESPONSE_BYTES_MAX_DEFAULT, "responseBytesMax", 1, Number.MAX_SAFE_INTEGER),
     });
     this.router = new ClusterRouter({
