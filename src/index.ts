@@ -36,6 +36,24 @@ export {
   type EndpointStats,
   type RetryBudgetOptions,
 } from "./core/balance/index.js";
+export { Client, SESSION_REOPENS_MAX, type CallOptions, type CasResult, type ClientOptions, type ClientStats, type PutOptions, type RangeOptions, type ReadOptions, type RetryOptions } from "./client/client.js";
+export {
+  AbortedError,
+  ClientClosedError,
+  CompareFailedError,
+  ConnectionError,
+  HttpApiError,
+  NoEndpointError,
+  NoLeaderError,
+  NoQuorumError,
+  NotMemberError,
+  QueueFullError,
+  SessionExpiredError,
+  TimeoutError,
+  UnavailableError,
+} from "./client/errors.js";
+export { CONSISTENCIES, type CompareOperator, type Consistency, type KeyValue, type MemberInfo, type NodeStatus, type RangeResult, type TxnRequest, type TxnResponse, type TxnResult } from "./client/api.js";
+export type { TxnCompare as ClientTxnCompare, TxnOperation as ClientTxnOperation } from "./client/api.js";
 export { ClusterRouter, type ClusterRouterOptions, type RouterEndpoint, type RouterEndpointConfig, type RouterStats, type StatusCheckResult, type StatusFetcher } from "./client/router.js";
 export { DEFAULT_RAFT_CONFIG, RAFT_MUTANTS, RaftEngine, raftFactory, type RaftConfig, type RaftHardState, type RaftMessage, type RaftMutant } from "./core/raft/index.js";
 export { leaseTicks } from "./core/raft/config.js";

@@ -9,7 +9,8 @@ import { assert } from "../core/common/assert.js";
 import { InvalidInputError, SynodError } from "../core/common/errors.js";
 import { limits } from "../core/common/limits.js";
 import { ConnectionError, NoLeaderError } from "../client/errors.js";
-import { SynodHttpClient, type Consistency, type NodeStatus } from "../client/http-client.js";
+import type { Consistency, NodeStatus } from "../client/api.js";
+import { Client } from "../client/client.js";
 import { LatencyHistogram } from "./histogram.js";
 
 export type BenchOp = "put" | "get" | "mixed";
@@ -148,7 +149,7 @@ function validate(options: BenchOptions): void {
  * @throws ConnectionError when no endpoint could be reached; NoLeaderError when none knew a leader.
  */
 export async function findLeader(endpoints: readonly string[], waitMs: number = LEADER_WAIT_MS): Promise<string> {
-  const client = new SynodHttpClient({ endpoints, attemptsMax: 1, requestTimeoutMs: 2_000, connectionsPerEndpoint: 1 });
+  const client = new Client({ endpoints, sessions: false, healthCheckIntervalMs: 0, retry: { attemptsMax: 1 }, timeoutMs: 2_000, connectionsPerEndpoint: 1 });
   try {
     const deadlineMs = performance.now() + waitMs;
     let failures: unknown[] = [];

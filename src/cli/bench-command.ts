@@ -4,7 +4,7 @@ import { Command, InvalidArgumentError, Option } from "commander";
 import { InvalidInputError } from "../core/common/errors.js";
 import { limits } from "../core/common/limits.js";
 import { BenchSetupError, BENCH_OPS, BENCH_TARGETS, formatBenchResult, parseDurationMs, runKvBench, type BenchOp, type BenchOptions, type BenchResult, type BenchTarget } from "../bench/kv-load.js";
-import { CONSISTENCIES, type Consistency } from "../client/http-client.js";
+import { CONSISTENCIES, type Consistency } from "../client/api.js";
 import { describeFailure, endpointsOption, EXIT, integerIn } from "./client-options.js";
 
 interface BenchCommandOptions {

@@ -1,7 +1,8 @@
 // `synod put | get | del | status`: talk to a running cluster over its HTTP API.
 import { Command, Option } from "commander";
 import { limits } from "../core/common/limits.js";
-import { CONSISTENCIES, keyValueToJson, SynodHttpClient, type Consistency, type NodeStatus } from "../client/http-client.js";
+import { CONSISTENCIES, keyValueToJson, type Consistency, type NodeStatus } from "../client/api.js";
+import { Client } from "../client/client.js";
 import { ConnectionError } from "../client/errors.js";
 import { connectionCause, describeFailure, endpointsOption, EXIT, integerIn } from "./client-options.js";
 import { UsageError } from "./sim-command.js";
@@ -112,8 +113,19 @@ Exit codes: 0 when at least one endpoint answered, 3 when none did.`)
 }
 
 /** Runs `run` with a client, closes it, and turns operating errors into one stderr line and an exit code. */
-async function withClient(options: CommonOptions, setExitCode: SetExitCode, run: (client: SynodHttpClient) => Promise<void>): Promise<void> {
-  const client = new SynodHttpClient({ endpoints: options.endpoints, attemptsMax: Math.max(3, 2 * options.endpoints.length), requestTimeoutMs: 10_000 });
+async function withClient(options: CommonOptions, setExitCode: SetExitCode, run: (client: Client) => Promise<void>): Promise<void> {
+  // One command, one request: no sessions (a session would outlive the command by an hour
+  // in the cluster) and no health checks (the first answer is all it needs); failover
+  // across the endpoints with short pauses.
+  const client = new Client({
+    endpoints: options.endpoints,
+    sessions: false,
+    healthCheckIntervalMs: 0,
+    concurrency: Math.max(8, options.endpoints.length),
+    timeoutMs: 15_000,
+    attemptTimeoutMs: 10_000,
+    retry: { attemptsMax: Math.max(3, 2 * options.endpoints.length), backoffMsBase: 25, backoffMsMax: 250 },
+  });
   try {
     await run(client);
   } catch (error) {

@@ -2,7 +2,7 @@
 // as TypeScript types, and the functions that turn a node's raw answer into them or into a
 // typed error. No I/O; the transport and the clients build on it.
 import { InvalidInputError } from "../core/common/errors.js";
-import { CompareFailedError, HttpApiError, NoLeaderError, NotMemberError, TimeoutError, UnavailableError } from "./errors.js";
+import { CompareFailedError, HttpApiError, NoQuorumError, NotMemberError, SessionExpiredError, TimeoutError, UnavailableError } from "./errors.js";
 import type { IncomingHttpHeaders } from "node:http";
 
 export type Consistency = "linearizable" | "lease" | "stale";
@@ -96,9 +96,10 @@ export function errorFor(response: ApiResponse): Error {
     const revision = fields["revision"];
     return new CompareFailedError({ message, endpoint, revision: typeof revision === "number" ? revision : null });
   }
+  if (response.status === 410 && code === "session_expired") return new SessionExpiredError({ message, endpoint });
   if (response.status === 503) {
     const retryAfterMs = parseRetryAfterMs(response.headers["retry-after"]);
-    if (code === "no_leader") return new NoLeaderError({ message, endpoint, retryAfterMs });
+    if (code === "no_leader") return new NoQuorumError({ message, endpoint, retryAfterMs });
     if (code === "not_member") return new NotMemberError({ message, endpoint, retryAfterMs });
     if (code === "timeout") return new TimeoutError({ message, endpoint, status: 503, retryAfterMs });
     return new UnavailableError({ code, message, endpoint, retryAfterMs });
@@ -242,4 +243,50 @@ export function decodeStatus(body: Record<string, unknown>, response: ApiRespons
     appliedIndex: numberField(body, "appliedIndex", response),
     members,
   };
+}
+
+/** `PUT /v1/kv/{key}`'s answer. */
+export function decodePutAnswer(response: ApiResponse): { revision: number } {
+  return { revision: numberField(jsonObject(response), "revision", response) };
+}
+
+/** `DELETE /v1/kv/{key}`'s answer. */
+export function decodeDeleteAnswer(response: ApiResponse): { deleted: number; revision: number } {
+  const body = jsonObject(response);
+  return { deleted: numberField(body, "deleted", response), revision: numberField(body, "revision", response) };
+}
+
+/** `GET /v1/kv/{key}`'s answer: the record, or null for 404 `key_not_found`. */
+export function decodeGetAnswer(response: ApiResponse): KeyValue | null {
+  if (isKeyNotFound(response)) return null;
+  return decodeKeyValue(jsonObject(response), response);
+}
+
+/** `GET /v1/kv?prefix=...`'s answer. */
+export function decodeRangeAnswer(response: ApiResponse): RangeResult {
+  const body = jsonObject(response);
+  const kvs = body["kvs"];
+  if (!Array.isArray(kvs)) throw invalidResponse(response, "kvs is not an array");
+  return { kvs: kvs.map((kv: unknown) => decodeKeyValue(asObject(kv, response), response)), more: body["more"] === true, revision: numberField(body, "revision", response) };
+}
+
+/** `POST /v1/txn`'s answer. */
+export function decodeTxnAnswer(response: ApiResponse): TxnResponse {
+  const body = jsonObject(response);
+  const results = body["results"];
+  if (typeof body["succeeded"] !== "boolean" || !Array.isArray(results)) throw invalidResponse(response, "expected succeeded and results");
+  return { succeeded: body["succeeded"], revision: numberField(body, "revision", response), results: results.map((result: unknown) => decodeTxnResult(asObject(result, response), response)) };
+}
+
+/** `GET /v1/status`'s answer. */
+export function decodeStatusAnswer(response: ApiResponse): NodeStatus {
+  return decodeStatus(jsonObject(response), response);
+}
+
+/** `POST /v1/sessions`'s answer: the session's id (a positive safe integer). */
+export function decodeSessionAnswer(response: ApiResponse): { session: number; ttlMs: number } {
+  const body = jsonObject(response);
+  const session = numberField(body, "session", response);
+  if (session < 1) throw invalidResponse(response, "session is not a positive integer");
+  return { session, ttlMs: numberField(body, "ttlMs", response) };
 }

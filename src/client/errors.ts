@@ -45,13 +45,21 @@ export class UnavailableError extends HttpApiError {
   }
 }
 
-/** 503 `no_leader`: an election is running; the request was not applied. */
-export class NoLeaderError extends UnavailableError {
+/**
+ * 503 `no_leader`: the node knows no leader, or cannot reach a quorum (an election is
+ * running, or too many nodes are down). The request was not applied; another attempt, on
+ * any node, may succeed once a leader is elected.
+ */
+export class NoQuorumError extends UnavailableError {
   constructor(options: { message: string; endpoint: string; retryAfterMs: number | null }) {
     super({ code: "no_leader", ...options });
-    this.name = "NoLeaderError";
+    this.name = "NoQuorumError";
   }
 }
+
+/** The earlier name of `NoQuorumError`, kept so existing `instanceof NoLeaderError` checks hold. */
+export const NoLeaderError = NoQuorumError;
+export type NoLeaderError = NoQuorumError;
 
 /**
  * 503 `not_member`: the node asked is not in the cluster's configuration (it was removed,
@@ -65,21 +73,25 @@ export class NotMemberError extends UnavailableError {
 }
 
 /**
- * The request did not complete in time: either the node said so (503 `timeout`, `status`
- * 503) or no answer came within the client's `requestTimeoutMs` (`status` null). A write
- * may or may not have been applied, so the client never retries one after a timeout.
+ * The request did not complete in time: the node said so (503 `timeout`, `status` 503), no
+ * answer came within the client's attempt timeout, or the call's `timeoutMs` ran out
+ * (`status` null; `endpoint` null when it ran out before any attempt). `outcomeUnknown` is
+ * true for a write that may have been applied (it reached a node, and no answer said it
+ * was not): read the key before writing it again, or use a session (the `Client`'s default).
  */
 export class TimeoutError extends SynodError {
-  readonly endpoint: string;
+  readonly endpoint: string | null;
   /** 503 when the node answered `timeout`; null when the client gave up waiting. */
   readonly status: 503 | null;
   readonly retryAfterMs: number | null;
-  constructor(options: { message: string; endpoint: string; status: 503 | null; retryAfterMs: number | null; cause?: unknown }) {
+  readonly outcomeUnknown: boolean;
+  constructor(options: { message: string; endpoint: string | null; status: 503 | null; retryAfterMs: number | null; outcomeUnknown?: boolean; cause?: unknown }) {
     super("timeout", options.message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = "TimeoutError";
     this.endpoint = options.endpoint;
     this.status = options.status;
     this.retryAfterMs = options.retryAfterMs;
+    this.outcomeUnknown = options.outcomeUnknown ?? false;
   }
 }
 
@@ -97,5 +109,63 @@ export class ConnectionError extends SynodError {
     this.name = "ConnectionError";
     this.endpoint = options.endpoint;
     this.requestSent = options.requestSent;
+  }
+}
+
+/**
+ * 410 `session_expired`: the cluster no longer holds the write's client session (it expired
+ * after an hour unused, or was dropped to make room). Nothing was applied. The `Client`
+ * opens a new session and sends the write again by itself; this reaches the caller only
+ * when that kept failing (`SESSION_REOPENS_MAX` times in a row).
+ */
+export class SessionExpiredError extends HttpApiError {
+  constructor(options: { message: string; endpoint: string }) {
+    super({ status: 410, code: "session_expired", message: options.message, endpoint: options.endpoint });
+    this.name = "SessionExpiredError";
+  }
+}
+
+/** The `Client` already holds `queueMax` calls waiting for a slot; this one was refused at once, and nothing was sent. */
+export class QueueFullError extends SynodError {
+  readonly queueMax: number;
+  constructor(queueMax: number) {
+    super("queue_full", `the client's queue is full (${queueMax} calls wait for one of its slots); slow down, or raise concurrency or queueMax`);
+    this.name = "QueueFullError";
+    this.queueMax = queueMax;
+  }
+}
+
+/**
+ * The call's `AbortSignal` fired (its reason is `cause`). A synod error rather than the DOM
+ * `AbortError`, so it carries `outcomeUnknown`: true when it was a write that had already
+ * reached a node (it may have been applied); false when nothing was sent or it was a read.
+ */
+export class AbortedError extends SynodError {
+  readonly outcomeUnknown: boolean;
+  constructor(options: { message: string; outcomeUnknown: boolean; cause: unknown }) {
+    super("aborted", options.message, { cause: options.cause });
+    this.name = "AbortedError";
+    this.outcomeUnknown = options.outcomeUnknown;
+  }
+}
+
+/** The `Client` was closed before the call completed (`outcomeUnknown` as for `AbortedError`), or a call came after `close`. */
+export class ClientClosedError extends SynodError {
+  readonly outcomeUnknown: boolean;
+  constructor(options: { message?: string; outcomeUnknown?: boolean } = {}) {
+    super("client_closed", options.message ?? "the client is closed");
+    this.name = "ClientClosedError";
+    this.outcomeUnknown = options.outcomeUnknown ?? false;
+  }
+}
+
+/**
+ * No endpoint to send to: every one is out of rotation and the balancer does not panic
+ * (`panicThresholdPercent` 0). Nothing was sent.
+ */
+export class NoEndpointError extends SynodError {
+  constructor(message = "no endpoint is available (every one is unhealthy or ejected)") {
+    super("no_endpoint", message);
+    this.name = "NoEndpointError";
   }
 }

@@ -1,9 +1,50 @@
-// A fake synod node for tests of the client side (CLI, bench): an in-memory map behind the
-// routes of docs/http-api.md that those clients use, answering as the document says. It is
-// not the server and checks nothing about it; the real-server tests come with the runtime.
-import { createServer, type ServerResponse } from "node:http";
+// A fake synod node for tests of the client side (SDK, CLI, bench): an in-memory map behind
+// the routes of docs/http-api.md that those clients use, answering as the document says. It
+// is not the server and checks nothing about it; the real-server tests come with the runtime.
+// Several fakes can share one `FakeState` to act as one cluster (any node takes any request).
+import { createServer, type IncomingHttpHeaders, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after } from "node:test";
+
+export interface FakeRecord {
+  value: Buffer;
+  revision: number;
+  createRevision: number;
+  version: number;
+}
+
+/** What a cluster of fakes shares: the store, its revision and the client sessions. */
+export interface FakeState {
+  readonly store: Map<string, FakeRecord>;
+  revision: number;
+  nextSession: number;
+  /** Session id -> its latest sequence and the answer to it (the server keeps only that one). */
+  readonly sessions: Map<number, { sequence: number; answer: FakeAnswer }>;
+  /** Writes applied (duplicates in a session not counted). */
+  applied: number;
+}
+
+export interface FakeAnswer {
+  readonly status: number;
+  readonly body: unknown;
+  readonly headers?: Readonly<Record<string, string>>;
+}
+
+export interface SeenRequest {
+  readonly method: string;
+  readonly path: string;
+  readonly url: string;
+  readonly headers: IncomingHttpHeaders;
+  readonly body: Buffer;
+}
+
+/**
+ * What a hook makes of a request, before the fake serves it: `pass` serves it; `hang` never
+ * answers; `destroy` breaks the connection without applying it; `apply-then-destroy` applies
+ * it and then breaks the connection (the answer is lost: the case sessions are for); an
+ * answer is sent as it is.
+ */
+export type HookResult = "pass" | "hang" | "destroy" | "apply-then-destroy" | FakeAnswer;
 
 export interface FakeNodeOptions {
   readonly id: number;
@@ -12,58 +53,69 @@ export interface FakeNodeOptions {
   /** "leader" or "follower"; a follower names `leaderHttp` in its status. */
   readonly role?: string;
   readonly leaderHttp?: string | null;
+  /** The term in its status; default 2. */
+  readonly term?: number;
   /** When set, every KV request is answered with this error (status, code). */
   readonly failWith?: { readonly status: number; readonly code: string } | null;
+  /** Called for every request but status checks; see `HookResult`. */
+  readonly hook?: ((request: SeenRequest) => HookResult) | null;
+  /** Answers (not status checks) are sent this long after the request is served; default 0. */
+  readonly delayMs?: number;
+  /** Called as each answer (not a status check) is sent. */
+  readonly onAnswer?: ((request: SeenRequest) => void) | null;
+  /** Shared with other fakes (one cluster); default its own. */
+  readonly state?: FakeState;
 }
 
 export interface FakeNode {
   url: string;
-  readonly store: Map<string, { value: Buffer; revision: number; createRevision: number; version: number }>;
+  readonly store: Map<string, FakeRecord>;
+  readonly state: FakeState;
   /** KV requests received, by method. */
   readonly requests: Map<string, number>;
+  /** Every request but status checks, in arrival order. */
+  readonly seen: SeenRequest[];
+  /** Status checks received. */
+  statusChecks: number;
   options: FakeNodeOptions;
   close: () => Promise<void>;
 }
 
+export function fakeState(): FakeState {
+  return { store: new Map(), revision: 1, nextSession: 100, sessions: new Map(), applied: 0 };
+}
+
+const SESSION_HEADER = "x-synod-session";
+const SEQUENCE_HEADER = "x-synod-sequence";
+
 export async function startFakeNode(options: FakeNodeOptions): Promise<FakeNode> {
-  const store: FakeNode["store"] = new Map();
-  const requests = new Map<string, number>();
-  let revision = 1;
-  const node: FakeNode = { url: "", store, requests, options, close: async () => undefined };
+  const state = options.state ?? fakeState();
+  const node: FakeNode = { url: "", store: state.store, state, requests: new Map(), seen: [], statusChecks: 0, options, close: async () => undefined };
   const server = createServer((request, response) => {
     const chunks: Buffer[] = [];
     request.on("data", (chunk: Buffer) => chunks.push(chunk));
     request.on("end", () => {
-      const [path = "", queryText = ""] = (request.url ?? "").split("?");
-      const query = new URLSearchParams(queryText);
-      const method = request.method ?? "";
+      const url = request.url ?? "";
+      const [path = ""] = url.split("?");
+      const seen: SeenRequest = { method: request.method ?? "", path, url, headers: request.headers, body: Buffer.concat(chunks) };
       if (path === "/v1/status") {
-        const role = node.options.role ?? "leader";
-        return json(response, 200, { id: node.options.id, role, term: 2, leader: role === "leader" ? node.options.id : 1, leaderHttp: node.options.leaderHttp === undefined ? (role === "leader" ? node.url : null) : node.options.leaderHttp, commitIndex: revision, appliedIndex: revision, consensus: "raft", members: [] });
+        node.statusChecks += 1;
+        return send(response, statusAnswer(node));
       }
-      if (!path.startsWith("/v1/kv/")) return json(response, 404, { error: "not_found", message: "no such route" });
-      requests.set(method, (requests.get(method) ?? 0) + 1);
-      const failWith = node.options.failWith;
-      if (failWith !== null && failWith !== undefined) return json(response, failWith.status, { error: failWith.code, message: `fake ${failWith.code}` }, failWith.status === 503 ? { "retry-after": "0" } : {});
-      const key = decodeURIComponent(path.slice("/v1/kv/".length));
-      const current = store.get(key);
-      if (method === "GET") {
-        if (current === undefined) return json(response, 404, { error: "key_not_found", message: `no key ${key}` });
-        return json(response, 200, { key, value: current.value.toString("utf8"), revision: current.revision, createRevision: current.createRevision, version: current.version });
-      }
-      if (method === "PUT") {
-        const previous = query.get("prevRevision");
-        if (previous !== null && Number(previous) !== (current?.revision ?? 0)) return json(response, 409, { error: "compare_failed", message: "revision differs", revision: current?.revision ?? 0 });
-        revision++;
-        store.set(key, { value: Buffer.concat(chunks), revision, createRevision: current?.createRevision ?? revision, version: (current?.version ?? 0) + 1 });
-        return json(response, 200, { revision });
-      }
-      if (method === "DELETE") {
-        if (current !== undefined) revision++;
-        store.delete(key);
-        return json(response, 200, { deleted: current === undefined ? 0 : 1, revision });
-      }
-      return json(response, 405, { error: "method_not_allowed", message: method });
+      node.seen.push(seen);
+      const hooked = node.options.hook?.(seen) ?? "pass";
+      if (hooked === "hang") return;
+      if (hooked === "destroy") return void response.socket?.destroy();
+      if (typeof hooked === "object") return send(response, hooked);
+      const answer = serve(node, seen);
+      if (hooked === "apply-then-destroy") return void response.socket?.destroy();
+      const answerNow = (): void => {
+        node.options.onAnswer?.(seen);
+        send(response, answer);
+      };
+      const delayMs = node.options.delayMs ?? 0;
+      if (delayMs > 0) setTimeout(answerNow, delayMs);
+      else answerNow();
     });
   });
   await new Promise<void>((resolve) => server.listen(options.port ?? 0, "127.0.0.1", resolve));
@@ -76,9 +128,103 @@ export async function startFakeNode(options: FakeNodeOptions): Promise<FakeNode>
   return node;
 }
 
-function json(response: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  response.writeHead(status, { "content-type": "application/json", ...headers });
-  response.end(JSON.stringify(body));
+function statusAnswer(node: FakeNode): FakeAnswer {
+  const role = node.options.role ?? "leader";
+  const leaderHttp = node.options.leaderHttp === undefined ? (role === "leader" ? node.url : null) : node.options.leaderHttp;
+  const body = { id: node.options.id, role, term: node.options.term ?? 2, leader: role === "leader" ? node.options.id : leaderHttp === null ? null : 1, leaderHttp, commitIndex: node.state.revision, appliedIndex: node.state.revision, consensus: "raft", members: [] };
+  return { status: 200, body };
+}
+
+/** The request served as a node would, session rules included. */
+function serve(node: FakeNode, request: SeenRequest): FakeAnswer {
+  const { method, path } = request;
+  const failWith = node.options.failWith;
+  const isKv = path.startsWith("/v1/kv") || path === "/v1/txn";
+  if (isKv) node.requests.set(method, (node.requests.get(method) ?? 0) + 1);
+  if (failWith !== null && failWith !== undefined && isKv) return { status: failWith.status, body: { error: failWith.code, message: `fake ${failWith.code}` }, headers: failWith.status === 503 ? { "retry-after": "0" } : {} };
+  if (path === "/v1/sessions" && method === "POST") {
+    const session = node.state.nextSession++;
+    node.state.sessions.set(session, { sequence: 0, answer: { status: 200, body: {} } });
+    return { status: 200, body: { session, ttlMs: 3_600_000 } };
+  }
+  const write = method === "PUT" || method === "DELETE" || (method === "POST" && path === "/v1/txn");
+  if (!write) return read(node.state, request);
+  const sessionHeader = request.headers[SESSION_HEADER];
+  if (typeof sessionHeader !== "string") return applyWrite(node.state, request);
+  const session = node.state.sessions.get(Number(sessionHeader));
+  const sequence = Number(request.headers[SEQUENCE_HEADER]);
+  if (session === undefined) return { status: 410, body: { error: "session_expired", message: `session ${sessionHeader} expired` } };
+  if (sequence === session.sequence) return session.answer;
+  if (sequence < session.sequence) return { status: 503, body: { error: "overloaded", message: "superseded by a newer request from the same client" } };
+  const answer = applyWrite(node.state, request);
+  node.state.sessions.set(Number(sessionHeader), { sequence, answer });
+  return answer;
+}
+
+function read(state: FakeState, request: SeenRequest): FakeAnswer {
+  const query = new URLSearchParams(request.url.split("?")[1] ?? "");
+  if (request.method !== "GET") return { status: 405, body: { error: "method_not_allowed", message: request.method } };
+  if (request.path === "/v1/kv") {
+    const prefix = query.get("prefix") ?? "";
+    const kvs = [...state.store.keys()].filter((key) => key.startsWith(prefix)).sort().map((key) => recordJson(key, state.store.get(key) as FakeRecord));
+    return { status: 200, body: { kvs, more: false, revision: state.revision } };
+  }
+  if (!request.path.startsWith("/v1/kv/")) return { status: 404, body: { error: "not_found", message: "no such route" } };
+  const key = decodeURIComponent(request.path.slice("/v1/kv/".length));
+  const current = state.store.get(key);
+  if (current === undefined) return { status: 404, body: { error: "key_not_found", message: `no key ${key}` } };
+  return { status: 200, body: recordJson(key, current) };
+}
+
+function applyWrite(state: FakeState, request: SeenRequest): FakeAnswer {
+  state.applied += 1;
+  if (request.path === "/v1/txn") return applyTxn(state, JSON.parse(request.body.toString("utf8")) as FakeTxn);
+  const key = decodeURIComponent(request.path.slice("/v1/kv/".length));
+  const current = state.store.get(key);
+  if (request.method === "DELETE") {
+    if (current !== undefined) state.revision++;
+    state.store.delete(key);
+    return { status: 200, body: { deleted: current === undefined ? 0 : 1, revision: state.revision } };
+  }
+  const previous = new URLSearchParams(request.url.split("?")[1] ?? "").get("prevRevision");
+  if (previous !== null && Number(previous) !== (current?.revision ?? 0)) return { status: 409, body: { error: "compare_failed", message: "revision differs", revision: current?.revision ?? 0 } };
+  put(state, key, request.body);
+  return { status: 200, body: { revision: state.revision } };
+}
+
+interface FakeTxn {
+  readonly compare?: { key: string; target: string; op: string; value: string | number }[];
+  readonly success?: { op: string; key: string; value?: string }[];
+  readonly failure?: { op: string; key: string; value?: string }[];
+}
+
+/** Compares with `=` on value or version, and puts: what the SDK's cas sends. */
+function applyTxn(state: FakeState, txn: FakeTxn): FakeAnswer {
+  const holds = (txn.compare ?? []).every((compare) => {
+    const record = state.store.get(compare.key);
+    if (compare.target === "version") return (record?.version ?? 0) === compare.value;
+    return record !== undefined && record.value.toString("utf8") === compare.value;
+  });
+  const results = (holds ? (txn.success ?? []) : (txn.failure ?? [])).map((operation) => {
+    put(state, operation.key, Buffer.from(operation.value ?? "", "utf8"));
+    return { revision: state.revision };
+  });
+  return { status: 200, body: { succeeded: holds, revision: state.revision, results } };
+}
+
+function put(state: FakeState, key: string, value: Buffer): void {
+  const current = state.store.get(key);
+  state.revision++;
+  state.store.set(key, { value, revision: state.revision, createRevision: current?.createRevision ?? state.revision, version: (current?.version ?? 0) + 1 });
+}
+
+function recordJson(key: string, record: FakeRecord): object {
+  return { key, value: record.value.toString("utf8"), revision: record.revision, createRevision: record.createRevision, version: record.version };
+}
+
+function send(response: ServerResponse, answer: FakeAnswer): void {
+  response.writeHead(answer.status, { "content-type": "application/json", ...answer.headers });
+  response.end(JSON.stringify(answer.body));
 }
 
 /** `startFakeNode` for one test file: every node it starts is closed when the file's tests end. */

@@ -7,7 +7,7 @@ import { Prng } from "../core/common/prng.js";
 import { InvalidInputError } from "../core/common/errors.js";
 import { Balancer, type BalancerOptions, type BalancerStats } from "../core/balance/balancer.js";
 import type { Endpoint, Strategy } from "../core/balance/endpoint.js";
-import { decodeStatus, normalizeEndpoint, parseJson, asObject, type Consistency, type NodeStatus } from "./api.js";
+import { decodeStatusAnswer, normalizeEndpoint, type Consistency, type NodeStatus } from "./api.js";
 
 export type { Consistency, NodeStatus } from "./api.js";
 
@@ -70,6 +70,8 @@ const HEALTH_CHECK_TIMEOUT_MS_DEFAULT = 500;
 /** A status answer is small; anything larger is not one. */
 const STATUS_BYTES_MAX = 1024 * 1024;
 const INTERVAL_MS_MAX = 3_600_000;
+/** `checkSoon` starts at most one round per this many ms (or per interval, if shorter). */
+const RECHECK_MS_MIN = 100;
 
 /**
  * Routes requests over a cluster's nodes. It owns a `Balancer<RouterEndpoint>` and feeds it:
@@ -113,6 +115,8 @@ export class ClusterRouter {
   private timer: NodeJS.Timeout | null = null;
   private closed = false;
   private checks = 0;
+  /** When the latest round of checks started (`now()`). */
+  private lastRoundMs = Number.NEGATIVE_INFINITY;
   private checksFailed = 0;
 
   /** @throws InvalidInputError for no endpoints, a URL that is not an http(s) origin, a URL twice, a bad weight or interval. */
@@ -147,8 +151,21 @@ export class ClusterRouter {
    */
   async checkNow(): Promise<void> {
     if (this.closed) return;
+    this.lastRoundMs = this.now();
     const round = this.balancer.endpoints().filter((endpoint) => !this.checking.has(endpoint.id));
     await Promise.all(round.map((endpoint) => this.checkOne(endpoint)));
+  }
+
+  /**
+   * A round of checks soon, for a caller that has reason to think the cluster changed (a
+   * write failed over, no leader is known): now, unless a round started less than
+   * `RECHECK_MS_MIN` ago. A no-op when active checks are off or after `close`.
+   */
+  checkSoon(): void {
+    if (this.closed || this.healthCheckIntervalMs === 0) return;
+    const nowMs = this.now();
+    if (nowMs - this.lastRoundMs < Math.min(RECHECK_MS_MIN, this.healthCheckIntervalMs)) return;
+    void this.checkNow();
   }
 
   /** Stops the checks and aborts those in flight, closing the default fetcher's connections. Idempotent. */
@@ -303,7 +320,7 @@ function httpStatusFetcher(agent: Agent, timeoutMs: number): StatusFetcher {
     if (response.statusCode !== 200) return { ok: false };
     const answer = { endpoint: url, status: response.statusCode, headers: response.headers, body };
     try {
-      return { ok: true, status: decodeStatus(asObject(parseJson(body), answer), answer) };
+      return { ok: true, status: decodeStatusAnswer(answer) };
     } catch {
       return { ok: false };
     }
