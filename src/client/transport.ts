@@ -104,18 +104,25 @@ function classifySocketError(error: unknown, endpoint: string, request: Transpor
     return new TimeoutError({ message: `${what}: no answer in time; a write may or may not have been applied`, endpoint, status: null, retryAfterMs: null, outcomeUnknown: request.method !== "GET", cause: error });
   }
   if (error instanceof Error && (code === undefined || !PROGRAMMING_ERROR_CODES.has(code))) {
-    const requestSent = answered || code === undefined || !NOT_CONNECTED_CODES.has(code);
+    const requestSent = answered || !neverConnected(code);
     return new ConnectionError({ message: `${what}: ${code ?? error.message}${requestSent ? " (the connection broke during the request)" : " (cannot connect)"}`, endpoint, requestSent, cause: error });
   }
   return error;
 }
 
-function errorCode(error: unknown): string | undefined {
+/** The system or undici error code of a failed exchange (looking inside aggregate errors and causes). */
+export function errorCode(error: unknown): string | undefined {
   if (typeof error !== "object" || error === null) return undefined;
   const code = (error as { code?: unknown }).code;
   if (typeof code === "string") return code;
   // Node reports "connection refused to every address" as an AggregateError whose parts carry the code.
   const errors = (error as { errors?: unknown }).errors;
   if (Array.isArray(errors)) return errorCode(errors[0]);
-  return undefined;
+  const cause = (error as { cause?: unknown }).cause;
+  return cause === undefined ? undefined : errorCode(cause);
+}
+
+/** Whether an exchange that failed with `code` never reached the node (so it applied nothing). */
+export function neverConnected(code: string | undefined): boolean {
+  return code !== undefined && NOT_CONNECTED_CODES.has(code);
 }

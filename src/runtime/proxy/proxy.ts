@@ -23,6 +23,7 @@ import { Pool } from "undici";
 import { Prng } from "../../core/common/prng.js";
 import { backoffMs, RetryBudget, type BackoffOptions, type RetryBudgetOptions, type Strategy } from "../../core/balance/index.js";
 import { ClusterRouter } from "../../client/router.js";
+import { errorCode, neverConnected } from "../../client/transport.js";
 import type { Consistency } from "../../client/api.js";
 import { formatHostPort, type HostPort } from "../server/config.js";
 import { routeOf, type Route } from "./route.js";
@@ -94,8 +95,6 @@ interface ProxyCounters {
 const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade", "host", "content-length"]);
 /** Node answers that mean "nothing was applied here, ask another". */
 const NOT_APPLIED = new Set(["no_leader", "not_member", "overloaded"]);
-/** Socket errors that mean the request never reached the node. */
-const NOT_SENT = new Set(["ECONNREFUSED", "ENOTFOUND", "EHOSTUNREACH", "ENETUNREACH", "EAI_AGAIN", "UND_ERR_CONNECT_TIMEOUT"]);
 const ERROR_BODY_BYTES_MAX = 64 * 1024;
 
 export class ProxyServer {
@@ -237,7 +236,7 @@ export class ProxyServer {
       });
     } catch (error) {
       const code = errorCode(error);
-      return { kind: code !== undefined && NOT_SENT.has(code) ? "not-sent" : "broken", why: code ?? (error as Error).message };
+      return { kind: neverConnected(code) ? "not-sent" : "broken", why: code ?? (error as Error).message };
     }
     if (answer.statusCode === 503) {
       const bytes = await readLimited(answer.body, ERROR_BODY_BYTES_MAX).then(
@@ -318,15 +317,6 @@ function errorOf(body: Buffer): string | null {
   }
 }
 
-function errorCode(error: unknown): string | undefined {
-  if (typeof error !== "object" || error === null) return undefined;
-  const code = (error as { code?: unknown }).code;
-  if (typeof code === "string") return code;
-  const errors = (error as { errors?: unknown }).errors;
-  if (Array.isArray(errors)) return errorCode(errors[0]);
-  const cause = (error as { cause?: unknown }).cause;
-  return cause === undefined ? undefined : errorCode(cause);
-}
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
