@@ -128,6 +128,11 @@ export interface ClientStats {
   readonly callsRetried: number;
   /** Retries the budget refused (the call then failed with its last error). */
   readonly retriesDenied: number;
+  /**
+   * Retries of a write in a session after an attempt that may have been applied (its answer
+   * was lost): the ones the session's deduplication exists for.
+   */
+  readonly retriesMaybeApplied: number;
   /** Writes that ended with their outcome unknown (they may or may not have been applied). */
   readonly outcomeUnknown: number;
   /** Session lanes made (at most `concurrency`), sessions opened, and 410s answered by opening a new one. */
@@ -216,7 +221,7 @@ export class Client {
   private readonly attemptTimeoutMs: number;
   private readonly calls = new Set<CallContext>();
   private closing: Promise<void> | null = null;
-  private readonly counters = { calls: 0, retries: 0, callsRetried: 0, retriesDenied: 0, outcomeUnknown: 0, sessionsOpened: 0, sessionsExpired: 0 };
+  private readonly counters = { calls: 0, retries: 0, callsRetried: 0, retriesDenied: 0, retriesMaybeApplied: 0, outcomeUnknown: 0, sessionsOpened: 0, sessionsExpired: 0 };
 
   /** @throws InvalidInputError for a bad endpoint or an option out of range. */
   constructor(options: ClientOptions) {
@@ -457,6 +462,10 @@ export class Client {
         if (error instanceof CallEnded) throw this.ended(call, write, lastError, endpoint.url);
         if (error instanceof SessionExpiredError) {
           this.router.reportSuccess(endpoint.id);
+          // The 410 says this attempt applied nothing; an earlier one whose answer was lost
+          // may have been applied before the session went. Reopening and resending could
+          // apply the write twice: its outcome is unknown.
+          if (write && maybeApplied) throw this.giveUp(spec, preferAnswer(lastError, error), true, attempt + 1);
           throw error;
         }
         const verdict = assess(error, write, retrySafe);
@@ -472,6 +481,7 @@ export class Client {
         }
         (tried ??= new Set()).add(endpoint.id);
         this.counters.retries += 1;
+        if (write && maybeApplied) this.counters.retriesMaybeApplied += 1;
         call.retried = true;
         if (this.router.leader() === null) this.router.checkSoon();
       }
