@@ -104,4 +104,50 @@ describe("the proxy's retries", () => {
     assert.equal(answer.body["error"], "no_leader");
     assert.ok(electing.every((node) => node.seen.length >= 1));
   });
+
+  test("a session write whose first attempt broke and whose retry finds the session expired is answered 502: it may have been applied", async () => {
+    const expired: Behaviour = (_req, res) => {
+      res.writeHead(410, { "content-type": "application/json" });
+      res.end(JSON.stringify({ error: "session_expired", message: "gone" }));
+    };
+    const [broken, gone] = await nodes(breaks, expired);
+    const url = await proxyOver([broken as FakeNode, gone as FakeNode]);
+    const answer = await request("PUT", `${url}/v1/kv/k`, "v", { "x-synod-session": "4", "x-synod-sequence": "1" });
+    assert.equal(answer.status, 502, answer.text);
+    assert.equal(answer.body["error"], "upstream_unknown");
+    // Without a broken attempt before it, a 410 is the node's answer, passed on.
+    const [onlyExpired] = await nodes(expired);
+    const direct = await request("PUT", `${await proxyOver([onlyExpired as FakeNode])}/v1/kv/k`, "v", { "x-synod-session": "4", "x-synod-sequence": "1" });
+    assert.equal(direct.status, 410);
+  });
+
+  test("a client that leaves before the answer frees the attempt: nothing stays in flight", async () => {
+    const slow: Behaviour = (_req, res) => {
+      setTimeout(() => {
+        res.writeHead(200, { "content-type": "application/octet-stream" });
+        res.end(Buffer.alloc(256 * 1024));
+      }, 200);
+    };
+    const [node] = await nodes(slow);
+    const url = await proxyOver([node as FakeNode]);
+    await fetch(`${url}/v1/kv/k?consistency=stale`, { signal: AbortSignal.timeout(50) }).catch(() => undefined);
+    let inFlight = -1;
+    for (let i = 0; i < 40 && inFlight !== 0; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const stats = (await request("GET", `${url}/v1/proxy/stats`)).body as { endpoints: { inFlight: number }[] };
+      inFlight = stats.endpoints[0]?.inFlight ?? -1;
+    }
+    assert.equal(inFlight, 0);
+  });
+
+  test("HEAD keeps the node's content-length", async () => {
+    const head: Behaviour = (_req, res) => {
+      res.writeHead(200, { "content-type": "application/json", "content-length": "42" });
+      res.end();
+    };
+    const [node] = await nodes(head);
+    const answer = await fetch(`${await proxyOver([node as FakeNode])}/v1/kv/k?consistency=stale`, { method: "HEAD" });
+    assert.equal(answer.headers.get("content-length"), "42");
+  });
 });
+

@@ -16,6 +16,7 @@
  * answers are streamed through. `GET /v1/proxy/stats` reports each endpoint's requests,
  * failures, in-flight count, weight and health, and the proxy's own counters.
  */
+import { pipeline } from "node:stream/promises";
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { performance } from "node:perf_hooks";
 import type { Logger } from "pino";
@@ -92,7 +93,7 @@ interface ProxyCounters {
   failed: number;
 }
 
-const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade", "host", "content-length"]);
+const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade", "host"]);
 /** Node answers that mean "nothing was applied here, ask another". */
 const NOT_APPLIED = new Set(["no_leader", "not_member", "overloaded"]);
 const ERROR_BODY_BYTES_MAX = 64 * 1024;
@@ -170,7 +171,14 @@ export class ProxyServer {
       return sendJson(response, 200, this.stats());
     }
     this.counters.requests++;
-    const body = method === "GET" || method === "HEAD" ? null : await readBody(request, this.bodyBytesMax);
+    let body: Buffer | "too large" | null = null;
+    if (method !== "GET" && method !== "HEAD") {
+      try {
+        body = await readBody(request, this.bodyBytesMax);
+      } catch {
+        return; // the client went away while sending: no one to answer
+      }
+    }
     if (body === "too large") {
       this.counters.failed++;
       return sendError(response, 413, "too_large", `the request body is over the proxy's limit of ${this.bodyBytesMax} bytes`);
@@ -183,11 +191,18 @@ export class ProxyServer {
   private async forward(request: IncomingMessage, response: ServerResponse, method: string, url: string, body: Buffer | null, route: Route): Promise<void> {
     const router = this.options.router;
     const headers = endToEnd(request.headers);
+    // undici sets the length of the body it sends.
+    delete headers["content-length"];
     const avoid = new Set<string>(); // small, and filled only after a failure
     this.budget.recordRequest(performance.now());
-    let clientGone = false;
-    response.once("close", () => (clientGone = !response.writableFinished));
+    // A client that leaves cancels the attempt in flight (its headers may be slow to come).
+    const gone = new AbortController();
+    response.once("close", () => {
+      if (!response.writableFinished) gone.abort();
+    });
+    let brokenBefore = false;
     for (let attempt = 0; ; attempt++) {
+      if (gone.signal.aborted) return;
       const endpoint = route.target === "leader" ? router.pickForWrite(avoid) : router.pickForRead(route.consistency ?? "stale", route.key ?? undefined, avoid);
       if (endpoint === null) {
         this.counters.failed++;
@@ -198,7 +213,7 @@ export class ProxyServer {
       router.onStart(endpoint.id);
       let outcome: Outcome;
       try {
-        outcome = await this.attempt(pool, endpoint, method, url, headers, body, response);
+        outcome = await this.attempt(pool, endpoint, method, url, headers, body, response, gone.signal, brokenBefore);
       } finally {
         router.onFinish(endpoint.id);
       }
@@ -206,10 +221,17 @@ export class ProxyServer {
         router.reportSuccess(endpoint.id);
         return;
       }
+      if (outcome.kind === "expired-after-broken") {
+        router.reportSuccess(endpoint.id);
+        this.counters.failed++;
+        return sendError(response, 502, "upstream_unknown", `an earlier attempt's connection broke (its write may have been applied), and now the session has expired; the write's outcome is unknown`);
+      }
+      if (gone.signal.aborted) return;
       router.reportFailure(endpoint.id);
       avoid.add(endpoint.id);
+      brokenBefore ||= outcome.kind === "broken";
       const retryable = outcome.kind === "not-applied" || outcome.kind === "not-sent" || route.repeatable;
-      const mayRetry = retryable && !clientGone && attempt + 1 < this.attemptsMax && this.budget.tryRetry(performance.now());
+      const mayRetry = retryable && attempt + 1 < this.attemptsMax && this.budget.tryRetry(performance.now());
       if (!mayRetry) {
         this.counters.failed++;
         if (outcome.kind === "not-applied") return sendBuffered(response, outcome.status, outcome.headers, outcome.body, endpoint.url);
@@ -217,12 +239,23 @@ export class ProxyServer {
         return sendError(response, 503, "upstream_unavailable", `no node answered (last: ${endpoint.url}, ${outcome.why}); retry shortly`, { "retry-after": "1" });
       }
       this.counters.retries++;
+      // The first retry goes at once (to another node); later ones back off.
       if (attempt > 0) await sleep(backoffMs(attempt - 1, this.prng, this.options.backoff));
     }
   }
 
   /** One attempt: streams the answer to `response` unless it says nothing was applied. */
-  private async attempt(pool: Pool, endpoint: ProxyEndpoint, method: string, url: string, headers: Record<string, string | string[]>, body: Buffer | null, response: ServerResponse): Promise<Outcome> {
+  private async attempt(
+    pool: Pool,
+    endpoint: ProxyEndpoint,
+    method: string,
+    url: string,
+    headers: Record<string, string | string[]>,
+    body: Buffer | null,
+    response: ServerResponse,
+    signal: AbortSignal,
+    brokenBefore: boolean,
+  ): Promise<Outcome> {
     let answer: Awaited<ReturnType<Pool["request"]>>;
     try {
       answer = await pool.request({
@@ -230,6 +263,7 @@ export class ProxyServer {
         path: url,
         headers,
         body,
+        signal,
         // These bound the wait for the answer's headers and each gap in its body.
         headersTimeout: this.attemptTimeoutMs,
         bodyTimeout: this.attemptTimeoutMs,
@@ -248,24 +282,30 @@ export class ProxyServer {
       sendBuffered(response, 503, answer.headers, bytes, endpoint.url);
       return { kind: "answered" };
     }
+    if (answer.statusCode === 410 && brokenBefore) {
+      answer.body.resume();
+      return { kind: "expired-after-broken" };
+    }
+    if (response.destroyed) {
+      answer.body.destroy();
+      return { kind: "answered" };
+    }
     response.writeHead(answer.statusCode, { ...endToEnd(answer.headers), "x-synod-upstream": endpoint.url });
-    await new Promise<void>((resolve) => {
-      answer.body.once("error", (error) => {
-        // The answer began; it cannot be taken back or retried. The client sees a cut body.
-        this.options.log.warn({ upstream: endpoint.url, err: error }, "an answer broke while it was being passed on");
-        response.destroy();
-        resolve();
-      });
-      answer.body.once("end", () => resolve());
-      response.once("close", () => resolve());
-      answer.body.pipe(response);
-    });
+    try {
+      await pipeline(answer.body, response);
+    } catch (error) {
+      // The answer began; it cannot be taken back or retried. The client sees a cut body
+      // (or had left).
+      if (!signal.aborted) this.options.log.warn({ upstream: endpoint.url, err: error }, "an answer broke while it was being passed on");
+    }
     return { kind: "answered" };
   }
 }
 
 type Outcome =
   | { readonly kind: "answered" }
+  /** 410 after an attempt whose write may have applied: the write's outcome is unknown, whatever the 410 says. */
+  | { readonly kind: "expired-after-broken" }
   | { readonly kind: "not-applied"; readonly status: number; readonly headers: IncomingHttpHeaders; readonly body: Buffer; readonly why: string }
   | { readonly kind: "not-sent" | "broken"; readonly why: string };
 
