@@ -27,7 +27,9 @@ export interface TransportOptions {
 }
 
 /** Socket error codes meaning the connection was never established, so nothing was sent. */
-const NOT_CONNECTED_CODES = new Set(["ECONNREFUSED", "ENOTFOUND", "EHOSTUNREACH", "ENETUNREACH", "EAI_AGAIN", "EADDRNOTAVAIL", "UND_ERR_CONNECT_TIMEOUT"]);
+const NOT_CONNECTED_CODES = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EADDRNOTAVAIL", "UND_ERR_CONNECT_TIMEOUT"]);
+/** Codes a socket can also report after it connected (and sent): they mean "never connected" only from `connect`. */
+const UNREACHABLE_CODES = new Set(["EHOSTUNREACH", "ENETUNREACH"]);
 const ANSWER_TIMEOUT_CODES = new Set(["UND_ERR_HEADERS_TIMEOUT", "UND_ERR_BODY_TIMEOUT"]);
 /** undici's codes for misuse (bad arguments, a closed pool): bugs, passed on unchanged. */
 const PROGRAMMING_ERROR_CODES = new Set(["UND_ERR_INVALID_ARG", "UND_ERR_CLOSED", "UND_ERR_DESTROYED", "UND_ERR_NOT_SUPPORTED"]);
@@ -104,7 +106,7 @@ function classifySocketError(error: unknown, endpoint: string, request: Transpor
     return new TimeoutError({ message: `${what}: no answer in time; a write may or may not have been applied`, endpoint, status: null, retryAfterMs: null, outcomeUnknown: request.method !== "GET", cause: error });
   }
   if (error instanceof Error && (code === undefined || !PROGRAMMING_ERROR_CODES.has(code))) {
-    const requestSent = answered || !neverConnected(code);
+    const requestSent = answered || !neverConnected(error);
     return new ConnectionError({ message: `${what}: ${code ?? error.message}${requestSent ? " (the connection broke during the request)" : " (cannot connect)"}`, endpoint, requestSent, cause: error });
   }
   return error;
@@ -122,7 +124,19 @@ export function errorCode(error: unknown): string | undefined {
   return cause === undefined ? undefined : errorCode(cause);
 }
 
-/** Whether an exchange that failed with `code` never reached the node (so it applied nothing). */
-export function neverConnected(code: string | undefined): boolean {
-  return code !== undefined && NOT_CONNECTED_CODES.has(code);
+/** Whether an exchange that failed with `error` never reached the node (so it applied nothing). */
+export function neverConnected(error: unknown): boolean {
+  const code = errorCode(error);
+  if (code === undefined) return false;
+  return NOT_CONNECTED_CODES.has(code) || (UNREACHABLE_CODES.has(code) && syscallOf(error) === "connect");
+}
+
+function syscallOf(error: unknown): string | undefined {
+  if (typeof error !== "object" || error === null) return undefined;
+  const syscall = (error as { syscall?: unknown }).syscall;
+  if (typeof syscall === "string") return syscall;
+  const errors = (error as { errors?: unknown }).errors;
+  if (Array.isArray(errors)) return syscallOf(errors[0]);
+  const cause = (error as { cause?: unknown }).cause;
+  return cause === undefined ? undefined : syscallOf(cause);
 }

@@ -24,12 +24,13 @@ import { toWellFormed, utf8Decode, utf8Encode } from "../common/utf8.js";
  * and a session registration, which has nothing after the request:
  *
  *   register:  u8 version (2) | u8 op (5) | f64 clientId | f64 sequence | f64 timeMs
+ *   clock:     u8 version (2) | u8 op (6) | f64 clientId | f64 sequence | f64 timeMs
  *
  * `clientId` and `sequence` name the request, so the node that took it can answer the
  * client when the entry applies, and so retried writes can be recognised. `timeMs` is the
- * proposing node's wall clock: the state machine's clock for expiring sessions (see
- * KvStore), the same on every replica because it is in the log. Version 1 (no `timeMs`) is
- * still read, as time 0.
+ * proposing node's wall clock; only a clock command's moves the state machine's clock for
+ * expiring sessions (see KvStore), the same on every replica because it is in the log.
+ * Version 1 (no `timeMs`) is still read, as time 0.
  */
 export type KvCommand =
   | { readonly op: "put"; readonly request: RequestId; readonly key: string; readonly value: Uint8Array }
@@ -55,7 +56,12 @@ export type KvCommand =
    * Opens a client session; its id is the index of this entry (see KvStore). `request` is
    * the proposer's, to match the answer to its caller; it is not deduplicated.
    */
-  | { readonly op: "register"; readonly request: RequestId };
+  | { readonly op: "register"; readonly request: RequestId }
+  /**
+   * Moves the store's clock to `request.timeMs`: proposed by the leader every few seconds
+   * with its wall clock (see KvStore). Other commands' times do not move the clock.
+   */
+  | { readonly op: "clock"; readonly request: RequestId };
 
 /**
  * A transaction (etcd's Txn): if every compare holds, the `success` operations run, else the
@@ -105,7 +111,7 @@ export interface RequestId {
 }
 
 const VERSION = 2;
-const OPS = ["put", "delete", "cas-value", "cas-revision", "txn", "register"] as const;
+const OPS = ["put", "delete", "cas-value", "cas-revision", "txn", "register", "clock"] as const;
 type Op = (typeof OPS)[number];
 const COMPARE_TARGETS = ["value", "modRevision", "createRevision", "version"] as const;
 const COMPARE_OPERATORS = ["=", "!=", "<", ">"] as const;
@@ -120,10 +126,10 @@ const HEADER_BYTES = 2 + 8 + 8 + 8;
  */
 export function encodeCommand(command: KvCommand): Uint8Array {
   if (command.op === "txn") return encodeTxn(command);
-  if (command.op === "register") {
+  if (command.op === "register" || command.op === "clock") {
     const writer = new ByteWriter(HEADER_BYTES);
-    writeHeader(writer, "register", command.request);
-    return writer.finish("register command");
+    writeHeader(writer, command.op, command.request);
+    return writer.finish(`${command.op} command`);
   }
   const key = utf8Encode(command.key);
   if (key.length === 0) throw new InvalidInputError("key must not be empty");
@@ -188,13 +194,13 @@ export function decodeCommand(bytes: Uint8Array): KvCommand {
   const version = reader.u8();
   if (version !== 1 && version !== VERSION) throw new InvalidInputError(`unknown command version ${version}`);
   const op: Op | undefined = OPS[reader.u8()];
-  if (op === undefined || (version === 1 && op === "register")) throw new InvalidInputError("unknown command op");
+  if (op === undefined || (version === 1 && (op === "register" || op === "clock"))) throw new InvalidInputError("unknown command op");
   const ids = { clientId: reader.safeInteger(), sequence: reader.safeInteger() };
   // Canonical: a time of 0 (unknown) decodes as no time, as version 1 does.
   const timeMs = version === 1 ? 0 : reader.safeInteger();
   const request: RequestId = timeMs === 0 ? ids : { ...ids, timeMs };
   if (op === "txn") return decodeTxn(bytes, reader, request);
-  if (op === "register") {
+  if (op === "register" || op === "clock") {
     reader.expectEnd();
     return { op, request };
   }

@@ -14,6 +14,8 @@ const HOUR_MS = 60 * 60 * 1000;
 const T0 = Date.UTC(2026, 11, 1);
 
 const register = (timeMs: number): Uint8Array => encodeCommand({ op: "register", request: { clientId: 0, sequence: 0, timeMs } });
+/** The leader's clock entry: the only command whose time moves the store's clock. */
+const clock = (timeMs: number): Uint8Array => encodeCommand({ op: "clock", request: { clientId: 0, sequence: 0, timeMs } });
 const put = (clientId: number, sequence: number, key: string, value: string, timeMs: number): Uint8Array =>
   encodeCommand({ op: "put", request: { clientId, sequence, timeMs }, key, value: utf8Encode(value) });
 
@@ -52,10 +54,13 @@ describe("client sessions", () => {
     const store = new KvStore();
     const idle = sessionOf(store.apply(1, register(T0)).result);
     const busy = sessionOf(store.apply(2, register(T0)).result);
+    assert.equal(store.clock, 0, "a registration's time does not move the clock");
     let index = 2;
-    // Busy writes every 10 minutes for 2 hours; idle writes nothing.
+    store.apply(++index, clock(T0));
+    // Busy writes every 10 minutes for 2 hours; idle writes nothing; the leader's clock entries come between.
     for (let minute = 10, sequence = 1; minute <= 120; minute += 10, sequence++) {
-      assert.equal(store.apply(++index, put(busy, sequence, "b", String(minute), T0 + minute * 60_000)).result.op, "put");
+      store.apply(++index, clock(T0 + minute * 60_000));
+      assert.equal(store.apply(++index, put(busy, sequence, "b", String(minute), 0)).result.op, "put");
     }
     assert.equal(store.clock, T0 + 2 * HOUR_MS);
     assert.equal(store.sessions, 1);
@@ -66,24 +71,33 @@ describe("client sessions", () => {
     assert.equal(store.apply(++index, put(again, 1, "i", "now", T0 + 2 * HOUR_MS)).result.op, "put");
   });
 
-  test("the clock never goes back: a proposer with a slow clock does not undo the expiry", () => {
+  test("only clock entries move the clock, and never back: a write stamped hours ahead expires nothing", () => {
     const store = new KvStore();
-    const client = sessionOf(store.apply(1, register(T0 + HOUR_MS)).result);
-    store.apply(2, put(SELF_ASSIGNED_SESSIONS_FROM + 1, 1, "x", "1", T0));
+    store.apply(1, clock(T0 + HOUR_MS));
+    const client = sessionOf(store.apply(2, register(T0)).result);
+    store.apply(3, clock(T0));
     assert.equal(store.clock, T0 + HOUR_MS);
-    assert.equal(store.apply(3, put(client, 1, "k", "v", T0)).result.op, "put");
+    // A node whose clock is three hours fast takes a write: the clock does not follow it.
+    store.apply(4, put(SELF_ASSIGNED_SESSIONS_FROM + 1, 1, "x", "1", T0 + 4 * HOUR_MS));
+    assert.equal(store.clock, T0 + HOUR_MS);
+    assert.equal(store.apply(5, put(client, 1, "k", "v", 0)).result.op, "put");
   });
 
   test("past sessionsMax, registering drops the least recently used session", () => {
     const limits: SessionLimits = { ...SESSION_LIMITS, sessionsMax: 3 };
     const store = new KvStore(undefined, limits);
-    const ids = [1, 2, 3].map((index) => sessionOf(store.apply(index, register(T0 + index)).result));
-    store.apply(4, put(ids[0] as number, 1, "k", "v", T0 + 10)); // session 1 is now the most recent
-    const fourth = sessionOf(store.apply(5, register(T0 + 11)).result);
+    store.apply(1, clock(T0));
+    const ids = [2, 4, 6].map((index) => {
+      store.apply(index, clock(T0 + index));
+      return sessionOf(store.apply(index + 1, register(0)).result);
+    });
+    store.apply(8, clock(T0 + 10));
+    store.apply(9, put(ids[0] as number, 1, "k", "v", 0)); // the first session is now the most recent
+    const fourth = sessionOf(store.apply(10, register(0)).result);
     assert.equal(store.sessions, 3);
-    assert.equal(store.apply(6, put(ids[1] as number, 1, "k", "w", T0 + 12)).result.op, "session-expired", "session 2 was the least recently used");
-    assert.equal(store.apply(7, put(ids[0] as number, 2, "k", "x", T0 + 13)).result.op, "put");
-    assert.equal(store.apply(8, put(fourth, 1, "k", "y", T0 + 14)).result.op, "put");
+    assert.equal(store.apply(11, put(ids[1] as number, 1, "k", "w", 0)).result.op, "session-expired", "the second was the least recently used");
+    assert.equal(store.apply(12, put(ids[0] as number, 2, "k", "x", 0)).result.op, "put");
+    assert.equal(store.apply(13, put(fourth, 1, "k", "y", 0)).result.op, "put");
   });
 
   test("replicas agree: the same commands give byte-identical snapshots, with one replica restarted from a snapshot anywhere", () => {
@@ -100,9 +114,18 @@ describe("client sessions", () => {
         const registered: number[] = [];
         const sequences = new Map<number, number>();
         let timeMs = T0;
+        let index = 0;
+        const both = (data: Uint8Array): KvResult => {
+          index++;
+          const resultA = a.apply(index, data).result;
+          assert.deepEqual(b.apply(index, data).result, resultA);
+          return resultA;
+        };
         steps.forEach((s, i) => {
-          const index = i + 1;
-          timeMs += s.advanceMs;
+          if (s.advanceMs > 0) {
+            timeMs += s.advanceMs;
+            both(clock(timeMs));
+          }
           let data: Uint8Array;
           if (s.kind === "register") data = register(timeMs);
           else {
@@ -111,9 +134,7 @@ describe("client sessions", () => {
             sequences.set(client, sequence);
             data = put(client, Math.max(1, sequence), `k${client}`, String(i), timeMs);
           }
-          const resultA = a.apply(index, data).result;
-          const resultB = b.apply(index, data).result;
-          assert.deepEqual(resultB, resultA);
+          const resultA = both(data);
           if (resultA.op === "session") registered.push(resultA.clientId);
           if (i === restartAt) b = KvStore.restore(b.snapshot(), undefined, limits);
         });
@@ -137,7 +158,10 @@ describe("client sessions", () => {
     assert.equal(store.sessions, 1);
     assert.equal(store.clock, 0);
     assert.equal(store.apply(5, put(5, 2, "k", "v", 0)).duplicate, true, "the session still deduplicates");
-    // Its last use is unknown (0), so the first command with a time sweeps it, on every replica alike.
-    assert.equal(store.apply(6, put(5, 3, "k", "v", T0)).result.op, "session-expired");
+    // Its last use is unknown (0): the first clock entry starts its lifetime, on every replica alike.
+    store.apply(6, clock(T0));
+    assert.equal(store.apply(7, put(5, 3, "k", "v", 0)).result.op, "put");
+    store.apply(8, clock(T0 + 2 * HOUR_MS));
+    assert.equal(store.apply(9, put(5, 4, "k", "v", 0)).result.op, "session-expired", "and it expires an hour after");
   });
 });

@@ -35,14 +35,17 @@ const NO_OP = new Uint8Array(0);
  * registers (a `register` command; the session's id is the index of that entry), then
  * numbers its writes 1, 2, ... with one in flight per session; a command whose sequence is
  * not above the session's last is a duplicate, answered with the last result and applied
- * no more. Sessions expire by the store's **clock**, the latest `timeMs` in the commands
- * applied (each is the proposing node's wall clock): every replica has the same clock at the
- * same index, so every replica expires the same sessions at the same entry. Whenever the
+ * no more. Sessions expire by the store's **clock**, the latest time of the `clock` entries
+ * applied, which the leader proposes every few seconds with its wall clock (only the
+ * leader's: one node with a clock hours fast must not expire every session by taking one
+ * write): every replica has the same clock at the same index, so every replica expires the
+ * same sessions at the same entry. When the clock is first set, the sessions opened before
+ * are stamped with it, so they get a full lifetime. Whenever the
  * clock crosses a multiple of `SESSION_LIMITS.sweepIntervalMs`, sessions unused for
  * `ttlMs` are dropped; registering beyond `sessionsMax` drops the least recently used. A
  * command for a registered-range id the store does not hold gets "session-expired" and
  * changes nothing, so its client can register again and retry without a double apply.
- * (Nodes' clocks need only agree to within minutes: they move the expiry by that much.)
+ * (A leader's clock that is off moves the expiry by as much; leaders change rarely.)
  */
 export class KvStore {
   private appliedIndex: number;
@@ -191,7 +194,10 @@ export class KvStore {
       if (error instanceof InvalidInputError) return { request: null, result: { op: "rejected", reason: error.message }, duplicate: false };
       throw error;
     }
-    this.advanceClock(command.request.timeMs ?? 0);
+    if (command.op === "clock") {
+      this.advanceClock(command.request.timeMs ?? 0);
+      return { request: command.request, result: { op: "noop" }, duplicate: false };
+    }
     if (command.op === "register") return { request: command.request, result: this.register(index), duplicate: false };
     const { clientId, sequence } = command.request;
     let session: KvSession | undefined;
@@ -226,6 +232,11 @@ export class KvStore {
     if (timeMs <= this.clockMs) return;
     const before = this.clockMs;
     this.clockMs = timeMs;
+    if (before === 0) {
+      // The first time: sessions opened while the clock was unset start their lifetime now.
+      for (const session of [...this.backend.allSessions()]) this.backend.putSession({ ...session, lastActiveMs: timeMs });
+      return;
+    }
     const interval = this.sessionLimits.sweepIntervalMs;
     if (Math.floor(timeMs / interval) > Math.floor(before / interval)) this.sweepSessions();
   }
@@ -251,7 +262,7 @@ export class KvStore {
     this.sessionCount--;
   }
 
-  private execute(command: Exclude<KvCommand, { readonly op: "register" }>): KvResult {
+  private execute(command: Exclude<KvCommand, { readonly op: "register" | "clock" }>): KvResult {
     if (command.op === "txn") return this.executeTxn(command);
     const current = this.backend.getRecord(command.key);
     switch (command.op) {

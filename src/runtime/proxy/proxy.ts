@@ -270,7 +270,7 @@ export class ProxyServer {
       });
     } catch (error) {
       const code = errorCode(error);
-      return { kind: neverConnected(code) ? "not-sent" : "broken", why: code ?? (error as Error).message };
+      return { kind: neverConnected(error) ? "not-sent" : "broken", why: code ?? (error as Error).message };
     }
     if (answer.statusCode === 503) {
       const bytes = await readLimited(answer.body, ERROR_BODY_BYTES_MAX).then(

@@ -171,6 +171,8 @@ const READIES_PER_PUMP_MAX = 64;
  * requests wait at most that long behind it.
  */
 const SNAPSHOT_RECORDS_PER_STEP = 500;
+/** How often a leader proposes its wall clock for the state machine (session expiry). */
+const CLOCK_INTERVAL_MS = 10_000;
 /** Dropped malformed peer messages are logged at most this often per peer. */
 const MALFORMED_LOG_INTERVAL_MS = 10_000;
 /** A flush slower than this is logged: heartbeats wait behind it. */
@@ -193,6 +195,8 @@ export class Driver {
   /** Configuration changes this leader took, waiting to be applied (the entry's index and term). */
   private pendingChanges: (Pending<{ readonly index: number }> & { readonly index: number; readonly term: number })[] = [];
   private lastMembership: Membership | null = null;
+  /** When this node, leading, last proposed a clock entry (performance.now). */
+  private clockProposedMs = Number.NEGATIVE_INFINITY;
   /** Confirmed reads waiting for the state machine to apply up to their index. */
   private readsAwaitingApply: PendingRead[] = [];
   private nextSequence: number;
@@ -311,8 +315,7 @@ export class Driver {
     if (this.stopped) return Promise.reject(new StoppedError());
     if (this.pendingRequests >= this.options.pendingRequestsMax) return Promise.reject(new TooManyRequestsError(this.options.pendingRequestsMax));
     const ticket = this.nextSequence++;
-    const timeMs = Date.now();
-    const request = client === null ? { clientId: this.options.clientId, sequence: ticket, timeMs } : { ...client, timeMs };
+    const request = client === null ? { clientId: this.options.clientId, sequence: ticket } : client;
     // encodeCommand validates sizes and throws InvalidInputError before anything is proposed.
     const data = encodeCommand({ ...operation, request } as KvCommand);
     const admission = this.engine.propose(data);
@@ -427,7 +430,26 @@ export class Driver {
   private onTimer(): void {
     this.catchUpTicks();
     this.expireRequests();
+    this.proposeClock();
     this.schedulePump();
+  }
+
+  /**
+   * While leading, every `CLOCK_INTERVAL_MS`: a clock entry with this node's wall clock, the
+   * time by which the state machine expires client sessions (see KvStore). At once when it
+   * becomes leader, so the clock is never long behind.
+   */
+  private proposeClock(): void {
+    if (this.engine.status().role !== "leader") {
+      this.clockProposedMs = Number.NEGATIVE_INFINITY;
+      return;
+    }
+    const nowMs = performance.now();
+    if (nowMs - this.clockProposedMs < CLOCK_INTERVAL_MS) return;
+    this.clockProposedMs = nowMs;
+    // Answered by no one: its ticket matches no pending write. A refusal (a transfer under
+    // way) is tried again next interval.
+    this.engine.propose(encodeCommand({ op: "clock", request: { clientId: this.options.clientId, sequence: this.nextSequence++, timeMs: Date.now() } }));
   }
 
   /**
