@@ -92,7 +92,7 @@ export const SESSION_LIMITS: SessionLimits = Object.freeze({
   ttlMs: 60 * 60 * 1000,
   /** How often (by the store's clock) expired sessions are swept. */
   sweepIntervalMs: 60 * 1000,
-  /** Most sessions held; registering one more drops the least recently used. */
+  /** Most sessions held; registering one more drops the least recently used 1%. */
   sessionsMax: 100_000,
 });
 

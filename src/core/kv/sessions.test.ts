@@ -83,7 +83,7 @@ describe("client sessions", () => {
     assert.equal(store.apply(5, put(client, 1, "k", "v", 0)).result.op, "put");
   });
 
-  test("past sessionsMax, registering drops the least recently used session", () => {
+  test("past sessionsMax, registering drops the least recently used sessions (1% of them, at least one)", () => {
     const limits: SessionLimits = { ...SESSION_LIMITS, sessionsMax: 3 };
     const store = new KvStore(undefined, limits);
     store.apply(1, clock(T0));
@@ -164,4 +164,23 @@ describe("client sessions", () => {
     store.apply(8, clock(T0 + 2 * HOUR_MS));
     assert.equal(store.apply(9, put(5, 4, "k", "v", 0)).result.op, "session-expired", "and it expires an hour after");
   });
+
+  test("at capacity, a burst of registrations evicts in batches, oldest first", () => {
+    const limits: SessionLimits = { ...SESSION_LIMITS, sessionsMax: 200 };
+    const store = new KvStore(undefined, limits);
+    let index = 0;
+    store.apply(++index, clock(T0));
+    const ids: number[] = [];
+    for (let i = 0; i < 200; i++) {
+      store.apply(++index, clock(T0 + 1000 * (i + 1)));
+      ids.push(sessionOf(store.apply(++index, register(0)).result));
+    }
+    assert.equal(store.sessions, 200);
+    const newest = sessionOf(store.apply(++index, register(0)).result);
+    assert.equal(store.sessions, 199, "two of the oldest went (1% of 200), the new one came");
+    for (const [i, id] of [ids[0], ids[1]].entries()) assert.equal(store.apply(++index, put(id as number, 1, "k", String(i), 0)).result.op, "session-expired");
+    assert.equal(store.apply(++index, put(ids[2] as number, 1, "k", "v", 0)).result.op, "put");
+    assert.equal(store.apply(++index, put(newest, 1, "k", "w", 0)).result.op, "put");
+  });
 });
+

@@ -250,16 +250,19 @@ export class KvStore {
     this.sessionCount -= expired.length;
   }
 
-  /** At `sessionsMax`, drops the least recently used session (the lowest id among equals). */
+  /**
+   * At `sessionsMax`, drops the least recently used sessions (the lowest ids among equals):
+   * 1% of them at once, so a stream of registrations at capacity costs one scan of the
+   * sessions per hundred registrations rather than one each.
+   */
   private makeRoomForSession(): void {
     if (this.sessionCount < this.sessionLimits.sessionsMax) return;
-    let oldest: KvSession | null = null;
-    for (const session of this.backend.allSessions()) {
-      if (oldest === null || (session.lastActiveMs ?? 0) < (oldest.lastActiveMs ?? 0)) oldest = session;
-    }
-    if (oldest === null) return;
-    this.backend.deleteSession(oldest.clientId);
-    this.sessionCount--;
+    const evicted = Math.max(1, Math.floor(this.sessionLimits.sessionsMax / 100));
+    const byAge = [...this.backend.allSessions()].map((session) => ({ clientId: session.clientId, lastActiveMs: session.lastActiveMs ?? 0 }));
+    // allSessions is in client-id order and the sort is stable: equal ages keep it.
+    byAge.sort((a, b) => a.lastActiveMs - b.lastActiveMs);
+    for (const { clientId } of byAge.slice(0, evicted)) this.backend.deleteSession(clientId);
+    this.sessionCount -= Math.min(evicted, byAge.length);
   }
 
   private execute(command: Exclude<KvCommand, { readonly op: "register" | "clock" }>): KvResult {
