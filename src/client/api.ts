@@ -108,7 +108,12 @@ export function errorFor(response: ApiResponse): Error {
 }
 
 export function errorBodyCode(response: ApiResponse): string | null {
-  const body = parseJson(response.body);
+  return errorCodeOf(response.body);
+}
+
+/** The `error` code of an error answer's JSON body, or null when it has none. */
+export function errorCodeOf(bytes: Uint8Array): string | null {
+  const body = parseJson(bytes);
   return typeof body === "object" && body !== null && typeof (body as { error?: unknown }).error === "string" ? (body as { error: string }).error : null;
 }
 

@@ -114,29 +114,24 @@ function classifySocketError(error: unknown, endpoint: string, request: Transpor
 
 /** The system or undici error code of a failed exchange (looking inside aggregate errors and causes). */
 export function errorCode(error: unknown): string | undefined {
-  if (typeof error !== "object" || error === null) return undefined;
-  const code = (error as { code?: unknown }).code;
-  if (typeof code === "string") return code;
-  // Node reports "connection refused to every address" as an AggregateError whose parts carry the code.
-  const errors = (error as { errors?: unknown }).errors;
-  if (Array.isArray(errors)) return errorCode(errors[0]);
-  const cause = (error as { cause?: unknown }).cause;
-  return cause === undefined ? undefined : errorCode(cause);
+  return errorField(error, "code");
 }
 
 /** Whether an exchange that failed with `error` never reached the node (so it applied nothing). */
 export function neverConnected(error: unknown): boolean {
   const code = errorCode(error);
   if (code === undefined) return false;
-  return NOT_CONNECTED_CODES.has(code) || (UNREACHABLE_CODES.has(code) && syscallOf(error) === "connect");
+  return NOT_CONNECTED_CODES.has(code) || (UNREACHABLE_CODES.has(code) && errorField(error, "syscall") === "connect");
 }
 
-function syscallOf(error: unknown): string | undefined {
+/** A string field of a failed exchange's error, or of the first part of an aggregate error, or of its cause. */
+function errorField(error: unknown, name: "code" | "syscall"): string | undefined {
   if (typeof error !== "object" || error === null) return undefined;
-  const syscall = (error as { syscall?: unknown }).syscall;
-  if (typeof syscall === "string") return syscall;
+  const value = (error as Record<string, unknown>)[name];
+  if (typeof value === "string") return value;
+  // Node reports "connection refused to every address" as an AggregateError whose parts carry the code.
   const errors = (error as { errors?: unknown }).errors;
-  if (Array.isArray(errors)) return syscallOf(errors[0]);
+  if (Array.isArray(errors)) return errorField(errors[0], name);
   const cause = (error as { cause?: unknown }).cause;
-  return cause === undefined ? undefined : syscallOf(cause);
+  return cause === undefined ? undefined : errorField(cause, name);
 }

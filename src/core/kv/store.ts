@@ -42,7 +42,7 @@ const NO_OP = new Uint8Array(0);
  * same sessions at the same entry. When the clock is first set, the sessions opened before
  * are stamped with it, so they get a full lifetime. Whenever the
  * clock crosses a multiple of `SESSION_LIMITS.sweepIntervalMs`, sessions unused for
- * `ttlMs` are dropped; registering beyond `sessionsMax` drops the least recently used. A
+ * `ttlMs` are dropped; opening one beyond `sessionsMax` drops the least recently used 1%. A
  * command for a registered-range id the store does not hold gets "session-expired" and
  * changes nothing, so its client can register again and retry without a double apply.
  * (A leader's clock that is off moves the expiry by as much; leaders change rarely.)
@@ -211,9 +211,9 @@ export class KvStore {
     }
     const result = this.execute(command);
     if (clientId !== NO_SESSION) {
-      if (session === undefined) this.makeRoomForSession();
-      this.backend.putSession({ clientId, sequence, result: forSession(result), lastActiveMs: this.clockMs });
-      if (session === undefined) this.sessionCount++;
+      const next = { clientId, sequence, result: forSession(result), lastActiveMs: this.clockMs };
+      if (session === undefined) this.openSession(next);
+      else this.backend.putSession(next);
     }
     return { request: command.request, result, duplicate: false };
   }
@@ -221,10 +221,15 @@ export class KvStore {
   /** Opens a session whose id is the index of its registration (unique: indexes are never reused). */
   private register(index: number): KvResult {
     assert(index < SELF_ASSIGNED_SESSIONS_FROM, "log indexes stay below the self-assigned session ids");
-    this.makeRoomForSession();
-    this.backend.putSession({ clientId: index, sequence: 0, result: { op: "noop" }, lastActiveMs: this.clockMs });
-    this.sessionCount++;
+    this.openSession({ clientId: index, sequence: 0, result: { op: "noop" }, lastActiveMs: this.clockMs });
     return { op: "session", clientId: index };
+  }
+
+  /** Adds a session the store does not hold, making room first. */
+  private openSession(session: KvSession): void {
+    this.makeRoomForSession();
+    this.backend.putSession(session);
+    this.sessionCount++;
   }
 
   /** Moves the clock forward to `timeMs` (never back), sweeping expired sessions when it crosses a sweep boundary. */

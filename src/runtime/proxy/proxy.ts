@@ -25,7 +25,7 @@ import { Prng } from "../../core/common/prng.js";
 import { backoffMs, RetryBudget, type BackoffOptions, type RetryBudgetOptions, type Strategy } from "../../core/balance/index.js";
 import { ClusterRouter } from "../../client/router.js";
 import { errorCode, neverConnected } from "../../client/transport.js";
-import type { Consistency } from "../../client/api.js";
+import { errorCodeOf, type Consistency } from "../../client/api.js";
 import { formatHostPort, type HostPort } from "../server/config.js";
 import { routeOf, type Route } from "./route.js";
 
@@ -277,7 +277,7 @@ export class ProxyServer {
         (read) => read.bytes,
         () => Buffer.alloc(0),
       );
-      const code = errorOf(bytes);
+      const code = errorCodeOf(bytes);
       if (code !== null && NOT_APPLIED.has(code)) return { kind: "not-applied", status: 503, headers: answer.headers, body: bytes, why: code };
       sendBuffered(response, 503, answer.headers, bytes, endpoint.url);
       return { kind: "answered" };
@@ -347,16 +347,6 @@ async function readLimited(body: AsyncIterable<Buffer>, bytesMax: number): Promi
   }
   return { bytes: Buffer.concat(chunks), over: length > bytesMax };
 }
-
-function errorOf(body: Buffer): string | null {
-  try {
-    const parsed = JSON.parse(body.toString("utf8")) as { error?: unknown };
-    return typeof parsed.error === "string" ? parsed.error : null;
-  } catch {
-    return null;
-  }
-}
-
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));

@@ -558,6 +558,8 @@ export class Driver {
         this.settleWrite(sequence, applied.result);
         continue;
       }
+      // Most entries are other nodes' own writes: no key to build unless a client waits here.
+      if (this.clientWrites.size === 0) continue;
       const key = `${clientId}:${sequence}`;
       const tickets = this.clientWrites.get(key);
       if (tickets === undefined) continue;

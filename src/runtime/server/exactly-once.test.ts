@@ -19,6 +19,17 @@ const CONCURRENCY = 16;
 const WRITES_MAX = 100_000;
 const PREFIX = "eo/";
 
+/** Every key under `prefix` and its version (a key written twice is at 2), page by page. */
+async function versionsUnder(client: Client, prefix: string): Promise<Map<string, number>> {
+  const versions = new Map<string, number>();
+  for (let after: string | undefined; ; ) {
+    const page = await client.range(prefix, { limit: 1000, ...(after === undefined ? {} : { after }) });
+    for (const kv of page.kvs) versions.set(kv.key, kv.version);
+    if (!page.more || page.kvs.length === 0) return versions;
+    after = page.kvs.at(-1)?.key;
+  }
+}
+
 describe("exactly-once writes through the SDK across a leader crash", { timeout: 60_000 }, () => {
   let cluster: ProcessCluster;
   let client: Client;
@@ -74,13 +85,7 @@ describe("exactly-once writes through the SDK across a leader crash", { timeout:
     await Promise.all(workers);
 
     const stats = client.stats();
-    const versions = new Map<string, number>();
-    for (let after: string | undefined; ; ) {
-      const page = await client.range(PREFIX, { limit: 1000, ...(after === undefined ? {} : { after }) });
-      for (const kv of page.kvs) versions.set(kv.key, kv.version);
-      if (!page.more || page.kvs.length === 0) break;
-      after = page.kvs.at(-1)?.key;
-    }
+    const versions = await versionsUnder(client, PREFIX);
     const missing = [...acknowledged].filter((key) => !versions.has(key));
     const appliedTwice = [...versions].filter(([, version]) => version !== 1);
     t.diagnostic(
@@ -134,13 +139,7 @@ describe("exactly-once writes through the SDK across a leader crash", { timeout:
       stop = true;
       await Promise.all(workers);
       const stats = through.stats();
-      const versions = new Map<string, number>();
-      for (let after: string | undefined; ; ) {
-        const page = await through.range(prefix, { limit: 1000, ...(after === undefined ? {} : { after }) });
-        for (const kv of page.kvs) versions.set(kv.key, kv.version);
-        if (!page.more || page.kvs.length === 0) break;
-        after = page.kvs.at(-1)?.key;
-      }
+      const versions = await versionsUnder(through, prefix);
       t.diagnostic(`writes ${next}, acknowledged ${acknowledged.size}; resent after an attempt that may have applied: ${stats.retriesMaybeApplied}; outcome unknown ${stats.outcomeUnknown}`);
       assert.deepEqual([...acknowledged].filter((key) => !versions.has(key)), [], "every acknowledged write is present");
       assert.deepEqual([...versions].filter(([, version]) => version !== 1), [], "every key is at version 1");

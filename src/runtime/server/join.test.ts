@@ -89,14 +89,26 @@ describe("joining: a node the cluster added but never sent the log", { timeout: 
     assert.match(restarted.output, /is not a member of its cluster's configuration .*start it with --join URL/);
   });
 
-  test("a URL that is not a synod member is refused at once, with what to check", async () => {
+  test("a bad --join is refused at once, with what to check: a URL with a path, port 0, a server that is not a synod member", async () => {
     const [http, peer] = await freePorts(2);
     const started = Date.now();
-    const refused = await runSynod(["node", "--id", "8", "--http", `127.0.0.1:${http}`, "--peer", `127.0.0.1:${peer}`, "--join", `${memberUrl}/nothing-here`, "--data-dir", join(dir, "node-8")], 15_000);
-    assert.equal(refused.code, 2, refused.output); // a URL with a path is a usage error
-    const notSynod = await runSynod(["node", "--id", "8", "--http", `127.0.0.1:${http}`, "--peer", `127.0.0.1:0`, "--join", memberUrl, "--data-dir", join(dir, "node-8")], 15_000);
-    assert.equal(notSynod.code, 2, notSynod.output);
-    assert.match(notSynod.output, /--join needs a fixed --peer port/);
+    const withPath = await runSynod(["node", "--id", "8", "--http", `127.0.0.1:${http}`, "--peer", `127.0.0.1:${peer}`, "--join", `${memberUrl}/nothing-here`, "--data-dir", join(dir, "node-8")], 15_000);
+    assert.equal(withPath.code, 2, withPath.output); // a usage error
+    const portZero = await runSynod(["node", "--id", "8", "--http", `127.0.0.1:${http}`, "--peer", `127.0.0.1:0`, "--join", memberUrl, "--data-dir", join(dir, "node-8")], 15_000);
+    assert.equal(portZero.code, 2, portZero.output);
+    assert.match(portZero.output, /--join needs a fixed --peer port/);
+    // Some other HTTP server: it answers, but 404. Refused without waiting the 15 s a silent URL gets.
+    const other = createServer((_req, res) => res.writeHead(404).end());
+    await new Promise<void>((resolve) => other.listen(0, "127.0.0.1", resolve));
+    try {
+      const address = other.address();
+      const otherUrl = `http://127.0.0.1:${typeof address === "object" && address !== null ? address.port : 0}`;
+      const notSynod = await runSynod(["node", "--id", "8", "--http", `127.0.0.1:${http}`, "--peer", `127.0.0.1:${peer}`, "--join", otherUrl, "--data-dir", join(dir, "node-8")], 15_000);
+      assert.equal(notSynod.code, 1, notSynod.output);
+      assert.match(notSynod.output, /--join the HTTP URL of a member of a running synod cluster/);
+    } finally {
+      await new Promise((resolve) => other.close(resolve));
+    }
     assert.ok(Date.now() - started < 10_000, "no long wait");
   });
 });

@@ -383,15 +383,23 @@ export class SynodNode {
   }
 
   private async forwardToLeader(request: MemberRequest, forwarded: boolean): Promise<{ readonly status: number; readonly body: object }> {
-    const leader = this.engine.status().leader;
-    const leaderHttp = leader === null ? undefined : this.memberHttp.get(leader);
-    if (forwarded || leaderHttp === undefined) throw new NotLeaderError(leader);
     const { path, method, body } =
       request.op === "add"
         ? { path: "/v1/members", method: "POST", body: JSON.stringify({ id: request.id, peer: request.peer, http: request.http, learner: request.learner, promote: request.autoPromote ? "auto" : "manual" }) }
         : request.op === "remove"
           ? { path: `/v1/members/${request.id}`, method: "DELETE", body: undefined }
           : { path: `/v1/members/${request.id}/promote`, method: "POST", body: undefined };
+    return this.passToLeader(forwarded, method, path, body, "membership change");
+  }
+
+  /**
+   * Passes a request this node cannot answer to the leader, once (a request already
+   * forwarded is not passed on again: no loops); the leader's answer is the client's.
+   */
+  private async passToLeader(forwarded: boolean, method: string, path: string, body: string | undefined, what: string): Promise<{ readonly status: number; readonly body: object }> {
+    const leader = this.engine.status().leader;
+    const leaderHttp = leader === null ? undefined : this.memberHttp.get(leader);
+    if (forwarded || leaderHttp === undefined) throw new NotLeaderError(leader);
     try {
       const response = await fetch(`${leaderHttp}${path}`, {
         method,
@@ -401,7 +409,7 @@ export class SynodNode {
       });
       return { status: response.status, body: (await response.json()) as object };
     } catch (error) {
-      throw forwardFailure(leader, error, "membership change");
+      throw forwardFailure(leader, error, what);
     }
   }
 
@@ -440,19 +448,7 @@ export class SynodNode {
       const moved = await this.driver.transferLeadership(to);
       return { status: 200, body: { leader: moved.leader, leaderHttp: this.memberHttp.get(moved.leader) ?? null, term: moved.term, ms: Math.round(performance.now() - startedMs) } };
     }
-    const leaderHttp = status.leader === null ? undefined : this.memberHttp.get(status.leader);
-    if (forwarded || leaderHttp === undefined) throw new NotLeaderError(status.leader);
-    try {
-      const response = await fetch(`${leaderHttp}/v1/leader/transfer`, {
-        method: "POST",
-        body: JSON.stringify(to === null ? {} : { to }),
-        headers: { "content-type": "application/json", [FORWARDED_HEADER]: String(this.config.id) },
-        signal: AbortSignal.timeout(this.config.requestTimeoutMs + 1000),
-      });
-      return { status: response.status, body: (await response.json()) as object };
-    } catch (error) {
-      throw forwardFailure(status.leader, error, "leadership transfer");
-    }
+    return this.passToLeader(forwarded, "POST", "/v1/leader/transfer", JSON.stringify(to === null ? {} : { to }), "leadership transfer");
   }
 
   /** Stops serving, then closes the network and storage; idempotent. */
