@@ -177,9 +177,7 @@ async function runCluster(flags: ClusterFlags): Promise<number> {
     leaderFound = true;
     sayLeader(found, children, say);
   } else if (!stopping) {
-    if (found.kind === "stuck") say(`\n${found.why}`);
-    else if (children.every((child) => child.exited)) say(`\nno node is running (see above). To start a new cluster instead, pass another --data-dir, or empty ${display(plan.dataDir)}.`);
-    else say(`\nno leader after ${LEADER_WAIT_MS / 1000} s; the nodes' logs say why: ${children.map((child) => display(child.logPath)).join(", ")}.`);
+    say(`\n${noLeader(found, children, plan.dataDir)}`);
     if (!giveUp()) {
       say("The nodes keep running (Ctrl-C stops them); a leader, once elected, is reported here.");
       // Members started elsewhere may still come: report the leader if one is elected.
@@ -192,6 +190,13 @@ async function runCluster(flags: ClusterFlags): Promise<number> {
   }
   await allExited;
   return children.every((child) => child.process.exitCode === 0 || child.process.signalCode === "SIGTERM") ? 0 : 1;
+}
+
+/** Why no leader was found, and what to do. */
+function noLeader(found: LeaderWait, children: readonly Child[], dataDir: string): string {
+  if (found.kind === "stuck") return found.why;
+  if (children.every((child) => child.exited)) return `no node is running (see above). To start a new cluster instead, pass another --data-dir, or empty ${display(dataDir)}.`;
+  return `no leader after ${LEADER_WAIT_MS / 1000} s; the nodes' logs say why: ${children.map((child) => display(child.logPath)).join(", ")}.`;
 }
 
 /** Starts `node`, its output appended to its log (`out`, an open file, closed here once the child has it). */
