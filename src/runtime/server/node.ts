@@ -359,7 +359,8 @@ export class SynodNode {
 
   private updatePeers(): void {
     const current = new Set(this.currentPeers.map((m) => m.id));
-    const peers = [...this.currentPeers, ...[...this.retiringPeers.values()].map((r) => r.member).filter((m) => !current.has(m.id))];
+    // Not this node itself: its own --peer may be port 0 (an ephemeral port), no address to dial.
+    const peers = [...this.currentPeers, ...[...this.retiringPeers.values()].map((r) => r.member).filter((m) => !current.has(m.id))].filter((m) => m.id !== this.config.id);
     if (this.stopping === null) this.transport?.setPeers(peers.map((m) => ({ id: m.id, host: m.peer.host, port: m.peer.port })));
   }
 
