@@ -268,7 +268,7 @@ function openLogs(dataDir: string, nodes: readonly NodePlan[]): number[] | strin
     return opened;
   } catch (error) {
     for (const fd of opened) closeSync(fd);
-    const failure = dataDirFailure(error, display(dataDir));
+    const failure = dataDirFailure(error, dataDir);
     if (failure === null) throw error;
     return failure.message;
   }

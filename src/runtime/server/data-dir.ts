@@ -13,7 +13,7 @@
  */
 import { createHash } from "node:crypto";
 import { existsSync, linkSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { dirname, join, sep } from "node:path";
 import { SynodError } from "../../core/common/errors.js";
 import { writeFileAtomic } from "../storage/atomic-file.js";
 import { utf8Encode } from "../../core/common/utf8.js";
@@ -164,8 +164,11 @@ export function lockHolder(dir: string): number | null {
  */
 export function dataDirFailure(error: unknown, dir: string, what = "--data-dir"): StartupError | null {
   const { code, path } = error as { code?: unknown; path?: unknown };
-  if (typeof code !== "string") return null;
-  const where = typeof path === "string" ? path : dir;
+  if (typeof code !== "string" || typeof path !== "string") return null;
+  // Only a failure on the directory, in it, or on the way to it is the directory's.
+  const related = (inner: string, outer: string): boolean => inner === outer || inner.startsWith(outer.endsWith(sep) ? outer : `${outer}${sep}`);
+  if (!related(path, dir) && !related(dir, path)) return null;
+  const where = path;
   const reason = ((): string | null => {
     switch (code) {
       case "EEXIST":
