@@ -128,6 +128,8 @@ export class SynodNode {
       throw error;
     }
     try {
+      const removed = config.join === null ? node.removal(identity) : null;
+      if (removed !== null) throw new StartupError(removed);
       const needsJoin = config.join !== null && !isMember(node.membership(), config.id);
       if (identity.joined && config.join === null && !isMember(node.membership(), config.id)) {
         throw new StartupError(
@@ -172,6 +174,26 @@ export class SynodNode {
       this.updatePeers();
     }
     this.log.info({ outcome, ms: Math.round(performance.now() - startedMs) }, outcome === "added" ? "added to the cluster as a learner; promoted once caught up" : "already a member of the cluster");
+  }
+
+  /**
+   * Why this node must not start, when its own log says it was removed from its cluster: a
+   * configuration it has applied (so committed) left it out, and no later one in its log
+   * brings it back. Such a node would never serve, and running it would hide that. A removal
+   * not yet applied is no reason: it may be undone. Null for a member.
+   */
+  private removal(identity: DataDirIdentity): string | null {
+    const latest = this.membership();
+    if (members(latest).length === 0 || isMember(latest, this.config.id)) return null;
+    if (isMember(this.engine.membershipAt?.(this.kv.applied) ?? latest, this.config.id)) return null;
+    const listed = this.directory(latest);
+    const via = listed.find((member) => member.http !== null)?.http ?? "URL";
+    const dir = this.config.dataDir;
+    const back = identity.joined ? `start it with --join ${via} to be added again` : `empty ${dir} and start it with --join ${via} to be added again`;
+    return (
+      `node ${this.config.id} was removed from the cluster whose data is in ${dir}: its configuration's members are ${members(latest).sort((a, b) => a - b).join(", ")}. ` +
+      `To serve that cluster, ${back}; or give it another --data-dir to start a new cluster`
+    );
   }
 
   /** Storage and recovery: everything up to a node that is ready to start, on success. */
@@ -337,7 +359,8 @@ export class SynodNode {
 
   private updatePeers(): void {
     const current = new Set(this.currentPeers.map((m) => m.id));
-    const peers = [...this.currentPeers, ...[...this.retiringPeers.values()].map((r) => r.member).filter((m) => !current.has(m.id))];
+    // Not this node itself: its own --peer may be port 0 (an ephemeral port), no address to dial.
+    const peers = [...this.currentPeers, ...[...this.retiringPeers.values()].map((r) => r.member).filter((m) => !current.has(m.id))].filter((m) => m.id !== this.config.id);
     if (this.stopping === null) this.transport?.setPeers(peers.map((m) => ({ id: m.id, host: m.peer.host, port: m.peer.port })));
   }
 
