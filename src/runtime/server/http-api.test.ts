@@ -116,6 +116,12 @@ describe("the HTTP API in-process", () => {
       ["PUT", "/v1/kv/k?prevRevision=1&prevRevision=2", /prevRevision is given 2 times/],
     ];
     for (const [method, path, pattern] of cases) await expect400(method, path, pattern, method === "POST" || method === "PUT" ? "{}" : undefined, { "content-type": "application/json" });
+    await expect400("DELETE", "/v1/kv/k?prevRevision=3", /a conditional delete is a transaction: POST \/v1\/txn/);
+    // Methods and routes are checked before the query: a 405 says which methods, a 404 which docs.
+    const wrongMethod = await request("POST", `${url}/v1/kv/k?bogus`, "v");
+    assert.deepEqual([wrongMethod.status, wrongMethod.headers.get("allow")], [405, "GET, HEAD, PUT, DELETE"]);
+    assert.equal((await request("GET", `${url}/v1/nothing?x`)).status, 404);
+    assert.equal((await request("HEAD", `${url}/v1/status`)).status, 200);
   });
 
   test("?revision (history) and ?ttl (leases) are refused as not supported yet, not ignored", async () => {

@@ -111,6 +111,7 @@ const DISCARD_BYTES_MAX = 64 * 1024 * 1024;
 const RANGE_LIMIT_DEFAULT = 100;
 const RANGE_LIMIT_MAX = 1000;
 const KV_PREFIX = "/v1/kv/";
+const MEMBERS_PREFIX = "/v1/members/";
 /**
  * How far the applied index may trail the commit index for `GET /readyz`: a node applies
  * what commits within a Ready or two (a few hundred entries under load), so more means it is
@@ -141,6 +142,59 @@ export function createHttpApi(service: KvService, options: HttpApiOptions): Serv
   return server;
 }
 
+/** What a route's handler gets: the request, its parsed query, and the path's key or member id. */
+interface RouteContext {
+  readonly service: KvService;
+  readonly options: HttpApiOptions;
+  readonly request: IncomingMessage;
+  readonly response: ServerResponse;
+  readonly query: URLSearchParams;
+  /** `/v1/kv/{key}`'s key, percent-decoded; "" elsewhere. */
+  readonly key: string;
+  /** `/v1/members/{id}`'s id; 0 elsewhere. */
+  readonly memberId: number;
+}
+
+interface Route {
+  /** The query parameters the route takes; any other is refused. */
+  readonly query: readonly string[];
+  /** Parameters refused with a message of their own (what to do instead). */
+  readonly refused?: Readonly<Record<string, string>>;
+  readonly serve: (context: RouteContext) => Promise<void> | void;
+}
+
+/**
+ * Every route: its methods, and for each the query parameters it takes and its handler
+ * (docs/http-api.md has the same table). HEAD is served as GET wherever GET is.
+ */
+const ROUTES: Readonly<Record<string, Readonly<Record<string, Route>>>> = {
+  "/v1/kv/{key}": {
+    GET: { query: ["consistency", "raw"], serve: (c) => getKey(c.service, c.key, c.query, c.response) },
+    PUT: { query: ["prevRevision"], serve: async (c) => putKey(c.service, c.key, c.query, clientRequestOf(c.request), await readBody(c.request, limits.valueBytesMax, "a value"), c.response) },
+    DELETE: {
+      query: ["prefix"],
+      refused: { prevRevision: "a conditional delete is a transaction: POST /v1/txn with a compare on the key's revision" },
+      serve: (c) => deleteKey(c.service, c.key, flagParameter(c.query, "prefix"), clientRequestOf(c.request), c.response),
+    },
+  },
+  "/v1/kv": { GET: { query: ["prefix", "limit", "after", "consistency"], serve: (c) => rangeKeys(c.service, c.query, c.response) } },
+  "/v1/txn": { POST: { query: [], serve: serveTxn } },
+  "/v1/sessions": { POST: { query: [], serve: async (c) => sendJson(c.response, 200, { session: await c.service.register(), ttlMs: SESSION_LIMITS.ttlMs }) } },
+  "/v1/status": { GET: { query: [], serve: (c) => sendJson(c.response, 200, c.service.status()) } },
+  "/v1/members": {
+    // Linearizable by default, as a read: a partitioned node's view may be stale
+    // (`?consistency=stale` asks for it anyway); a removed node answers not_member.
+    GET: { query: ["consistency"], serve: async (c) => (await c.service.read(consistencyOf(c.query)), sendJson(c.response, 200, c.service.members())) },
+    POST: { query: [], serve: async (c) => answerMembers(c.service, parseAddMember(await readBody(c.request, 4096, "a member")), c.request, c.response) },
+  },
+  "/v1/members/{id}": { DELETE: { query: [], serve: (c) => answerMembers(c.service, { op: "remove", id: c.memberId }, c.request, c.response) } },
+  "/v1/members/{id}/promote": { POST: { query: [], serve: (c) => answerMembers(c.service, { op: "promote", id: c.memberId }, c.request, c.response) } },
+  "/v1/leader/transfer": { POST: { query: [], serve: serveTransfer } },
+  "/metrics": { GET: { query: [], serve: serveMetrics } },
+  "/healthz": { GET: { query: [], serve: (c) => sendJson(c.response, 200, { ok: true }) } },
+  "/readyz": { GET: { query: [], serve: (c) => sendReadiness(c.response, c.service.readiness()) } },
+};
+
 async function handle(service: KvService, options: HttpApiOptions, request: IncomingMessage, response: ServerResponse, setRoute: (route: string) => void): Promise<void> {
   const url = request.url ?? "/";
   const question = url.indexOf("?");
@@ -148,111 +202,51 @@ async function handle(service: KvService, options: HttpApiOptions, request: Inco
   const query = new URLSearchParams(question === -1 ? "" : url.slice(question + 1));
   const method = request.method ?? "GET";
   try {
-    if (path.startsWith(KV_PREFIX)) {
-      setRoute("/v1/kv/{key}");
-      const key = decodeKey(path.slice(KV_PREFIX.length));
-      if (method === "GET" || method === "HEAD") {
-        checkQuery(query, "GET /v1/kv/{key}", ["consistency", "raw"]);
-        return await getKey(service, key, query, response);
-      }
-      if (method === "PUT") {
-        checkQuery(query, "PUT /v1/kv/{key}", ["prevRevision"]);
-        return await putKey(service, key, query, clientRequestOf(request), await readBody(request, limits.valueBytesMax, "a value"), response);
-      }
-      if (method === "DELETE") {
-        if (query.has("prevRevision")) throw new HttpError(400, "invalid_input", "a conditional delete is a transaction: POST /v1/txn with a compare on the key's revision");
-        checkQuery(query, "DELETE /v1/kv/{key}", ["prefix"]);
-        return await deleteKey(service, key, flagParameter(query, "prefix"), clientRequestOf(request), response);
-      }
-      throw methodNotAllowed("GET, HEAD, PUT, DELETE");
-    }
-    switch (path) {
-      case "/v1/kv":
-        setRoute("/v1/kv");
-        if (method !== "GET" && method !== "HEAD") throw methodNotAllowed("GET, HEAD");
-        checkQuery(query, "GET /v1/kv", ["prefix", "limit", "after", "consistency"]);
-        return await rangeKeys(service, query, response);
-      case "/v1/txn": {
-        setRoute("/v1/txn");
-        if (method !== "POST") throw methodNotAllowed("POST");
-        checkQuery(query, "POST /v1/txn", []);
-        const type = request.headers["content-type"] ?? "";
-        if (!type.startsWith("application/json")) throw new HttpError(415, "unsupported_media_type", "a transaction is a JSON body: send Content-Type: application/json");
-        const client = clientRequestOf(request);
-        const body = await readBody(request, options.requestBodyBytesMax, "a transaction");
-        const result = await service.write(parseTxnRequest(body), client);
-        if (result.op !== "txn") throw unexpectedResult(result);
-        return sendJson(response, 200, txnResultJson(result));
-      }
-      case "/v1/sessions":
-        setRoute("/v1/sessions");
-        if (method !== "POST") throw methodNotAllowed("POST");
-        checkQuery(query, "POST /v1/sessions", []);
-        return sendJson(response, 200, { session: await service.register(), ttlMs: SESSION_LIMITS.ttlMs });
-      case "/v1/status":
-        setRoute("/v1/status");
-        if (method !== "GET" && method !== "HEAD") throw methodNotAllowed("GET, HEAD");
-        checkQuery(query, "GET /v1/status", []);
-        return sendJson(response, 200, service.status());
-      case "/v1/members":
-        setRoute("/v1/members");
-        if (method === "GET" || method === "HEAD") {
-          checkQuery(query, "GET /v1/members", ["consistency"]);
-          // Linearizable by default, as a read: a partitioned node's view may be stale
-          // (`?consistency=stale` asks for it anyway); a removed node answers not_member.
-          await service.read(consistencyOf(query));
-          return sendJson(response, 200, service.members());
-        }
-        if (method !== "POST") throw methodNotAllowed("GET, HEAD, POST");
-        checkQuery(query, "POST /v1/members", []);
-        return await answerMembers(service, parseAddMember(await readBody(request, 4096, "a member")), request, response);
-      case "/v1/leader/transfer": {
-        setRoute("/v1/leader/transfer");
-        if (method !== "POST") throw methodNotAllowed("POST");
-        checkQuery(query, "POST /v1/leader/transfer", []);
-        const target = parseTransferTarget(await readBody(request, 4096, "a transfer request"));
-        const answer = await service.transferLeadership(target, request.headers[FORWARDED_HEADER] !== undefined);
-        return sendJson(response, answer.status, answer.body);
-      }
-      case "/metrics": {
-        setRoute("/metrics");
-        if (method !== "GET" && method !== "HEAD") throw methodNotAllowed("GET, HEAD");
-        checkQuery(query, "GET /metrics", []);
-        const metrics = await service.metrics();
-        response.writeHead(200, { "content-type": metrics.contentType });
-        response.end(metrics.body);
-        return;
-      }
-      case "/healthz":
-        setRoute("/healthz");
-        if (method !== "GET" && method !== "HEAD") throw methodNotAllowed("GET, HEAD");
-        checkQuery(query, "GET /healthz", []);
-        return sendJson(response, 200, { ok: true });
-      case "/readyz":
-        setRoute("/readyz");
-        if (method !== "GET" && method !== "HEAD") throw methodNotAllowed("GET, HEAD");
-        checkQuery(query, "GET /readyz", []);
-        return sendReadiness(response, service.readiness());
-    }
-    if (path.startsWith("/v1/members/")) {
-      const rest = path.slice("/v1/members/".length);
-      const promote = rest.endsWith("/promote");
-      setRoute(promote ? "/v1/members/{id}/promote" : "/v1/members/{id}");
-      const id = parseMemberId(promote ? rest.slice(0, -"/promote".length) : rest);
-      if (promote) {
-        if (method !== "POST") throw methodNotAllowed("POST");
-        checkQuery(query, "POST /v1/members/{id}/promote", []);
-        return await answerMembers(service, { op: "promote", id }, request, response);
-      }
-      if (method !== "DELETE") throw methodNotAllowed("DELETE");
-      checkQuery(query, "DELETE /v1/members/{id}", []);
-      return await answerMembers(service, { op: "remove", id }, request, response);
-    }
-    throw new HttpError(404, "not_found", `no route ${method} ${path}; see docs/http-api.md`);
+    const { name, key, memberId } = matchPath(path, method);
+    setRoute(name);
+    const methods = ROUTES[name] as Readonly<Record<string, Route>>;
+    const route = methods[method] ?? (method === "HEAD" ? methods["GET"] : undefined);
+    if (route === undefined) throw methodNotAllowed(Object.keys(methods).flatMap((allowed) => (allowed === "GET" ? ["GET", "HEAD"] : [allowed])).join(", "));
+    checkQuery(query, `${method === "HEAD" ? "GET" : method} ${name}`, route);
+    await route.serve({ service, options, request, response, query, key, memberId });
   } catch (error) {
     if (!request.complete) discardBody(request);
     sendError(response, toHttpError(error, service));
   }
+}
+
+/** The route a path names (a key of ROUTES), with its key or member id; 404 for none, 400 for a bad key or id. */
+function matchPath(path: string, method: string): { readonly name: string; readonly key: string; readonly memberId: number } {
+  if (path.startsWith(KV_PREFIX)) return { name: "/v1/kv/{key}", key: decodeKey(path.slice(KV_PREFIX.length)), memberId: 0 };
+  if (path.startsWith(MEMBERS_PREFIX)) {
+    const rest = path.slice(MEMBERS_PREFIX.length);
+    const promote = rest.endsWith("/promote");
+    return { name: promote ? "/v1/members/{id}/promote" : "/v1/members/{id}", key: "", memberId: parseMemberId(promote ? rest.slice(0, -"/promote".length) : rest) };
+  }
+  if (Object.hasOwn(ROUTES, path) && !path.includes("{")) return { name: path, key: "", memberId: 0 };
+  throw new HttpError(404, "not_found", `no route ${method} ${path}; see docs/http-api.md`);
+}
+
+async function serveTxn(c: RouteContext): Promise<void> {
+  const type = c.request.headers["content-type"] ?? "";
+  if (!type.startsWith("application/json")) throw new HttpError(415, "unsupported_media_type", "a transaction is a JSON body: send Content-Type: application/json");
+  const client = clientRequestOf(c.request);
+  const body = await readBody(c.request, c.options.requestBodyBytesMax, "a transaction");
+  const result = await c.service.write(parseTxnRequest(body), client);
+  if (result.op !== "txn") throw unexpectedResult(result);
+  sendJson(c.response, 200, txnResultJson(result));
+}
+
+async function serveTransfer(c: RouteContext): Promise<void> {
+  const target = parseTransferTarget(await readBody(c.request, 4096, "a transfer request"));
+  const answer = await c.service.transferLeadership(target, c.request.headers[FORWARDED_HEADER] !== undefined);
+  sendJson(c.response, answer.status, answer.body);
+}
+
+async function serveMetrics(c: RouteContext): Promise<void> {
+  const metrics = await c.service.metrics();
+  c.response.writeHead(200, { "content-type": metrics.contentType });
+  c.response.end(metrics.body);
 }
 
 /**
@@ -335,14 +329,16 @@ function decodeKey(encoded: string): string {
  * and one given twice: an ignored typo (`?prevrevision=3`) would turn a compare-and-set into
  * an unconditional write.
  */
-function checkQuery(query: URLSearchParams, route: string, allowed: readonly string[]): void {
+function checkQuery(query: URLSearchParams, routeName: string, route: Route): void {
   const names = [...new Set(query.keys())];
-  const unknown = names.filter((name) => !allowed.includes(name));
-  const notYet = unknown.find((name) => NOT_YET[name] !== undefined);
-  if (notYet !== undefined) throw new HttpError(400, "invalid_input", `${route}: ?${notYet}: ${NOT_YET[notYet]}`);
+  const unknown = names.filter((name) => !route.query.includes(name));
+  for (const name of unknown) {
+    const why = route.refused?.[name] ?? NOT_YET[name];
+    if (why !== undefined) throw new HttpError(400, "invalid_input", `${routeName}: ?${name}: ${why}`);
+  }
   if (unknown.length > 0) {
-    const takes = allowed.length === 0 ? "takes no query parameters" : `takes ${allowed.join(", ")}`;
-    throw new HttpError(400, "invalid_input", `unknown query parameter${unknown.length === 1 ? "" : "s"} ${unknown.join(", ")}: ${route} ${takes} (names are case-sensitive)`);
+    const takes = route.query.length === 0 ? "takes no query parameters" : `takes ${route.query.join(", ")}`;
+    throw new HttpError(400, "invalid_input", `unknown query parameter${unknown.length === 1 ? "" : "s"} ${unknown.join(", ")}: ${routeName} ${takes} (names are case-sensitive)`);
   }
   const repeated = names.find((name) => query.getAll(name).length > 1);
   if (repeated !== undefined) throw new HttpError(400, "invalid_input", `${repeated} is given ${query.getAll(repeated).length} times; give it once`);
