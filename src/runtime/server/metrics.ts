@@ -65,7 +65,7 @@ export class NodeMetrics {
         for (const [id, stats] of source.peerStats()) this.set({ peer: String(id) }, stats.connected ? 1 : 0);
       },
     });
-    // The transport counts these; each scrape copies its counts (a peer no longer connected to is dropped).
+    // The transport counts these; each scrape copies its counts (a peer the transport no longer lists is dropped).
     const peerCounter = (name: string, help: string, pick: (stats: PeerCounters) => number): void => {
       new Counter({
         name,
