@@ -217,7 +217,7 @@ export class SimNode<M> {
     // A duplicate changed nothing: it does not count as this request taking effect (again).
     if (key !== null && !applied.duplicate) this.appliedRequests.add(key);
     this.host.onApply(this.id, entry, applied.duplicate ? null : key, output);
-    if (key === null || applied.result.op === "rejected") return;
+    if (key === null || applied.result.op === "rejected" || applied.result.op === "superseded") return;
     const pending = this.pendingWrites.get(key);
     if (pending === undefined) return;
     this.pendingWrites.delete(key);

@@ -99,6 +99,18 @@ describe("the proxy's retries", () => {
     assert.equal(refused.status, 200, refused.text);
   });
 
+  test("a 503 no_quorum (a node cut off from the majority applied nothing) is retried elsewhere too", async () => {
+    const cutOff: Behaviour = (_req, res) => {
+      res.writeHead(503, { "content-type": "application/json", "retry-after": "1" });
+      res.end(JSON.stringify({ error: "no_quorum", message: "this node reaches 1 of 3 voters" }));
+    };
+    const [minority, good] = await nodes(cutOff, ok);
+    const url = await proxyOver([minority as FakeNode, good as FakeNode]);
+    const answer = await request("PUT", `${url}/v1/kv/k`, "v");
+    assert.equal(answer.status, 200, answer.text);
+    assert.deepEqual(good?.seen, ["PUT /v1/kv/k"]);
+  });
+
   test("when every node says no_leader, the node's answer is passed on once retries are spent", async () => {
     const electing = await nodes(noLeader, noLeader);
     const url = await proxyOver(electing);

@@ -4,7 +4,7 @@
  * leader or to the balancer's pick, through a `ClusterRouter` (health checks, ejection,
  * slow start, leader awareness), and sent again elsewhere when that cannot apply it twice:
  *
- * - a connection that was refused (nothing was sent), or a 503 `no_leader`, `not_member`
+ * - a connection that was refused (nothing was sent), or a 503 `no_leader`, `no_quorum`, `not_member`
  *   or `overloaded` (the node applied nothing): any request, to another endpoint;
  * - a connection that broke or timed out after sending: only a repeatable request (a read,
  *   or a write in a client session); any other write is answered 502 `upstream_unknown`,
@@ -111,7 +111,7 @@ const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-authenticate", "p
  */
 const UPSTREAM_UNAVAILABLE = "upstream_unavailable";
 /** Node answers that mean "nothing was applied here, ask another". */
-const NOT_APPLIED = new Set(["no_leader", "not_member", "overloaded"]);
+const NOT_APPLIED = new Set(["no_leader", "no_quorum", "not_member", "overloaded"]);
 const ERROR_BODY_BYTES_MAX = 64 * 1024;
 /** The most of a refused request's body read (and dropped) so the client gets the answer; past it the connection is cut. */
 const DISCARD_BYTES_MAX = 64 * 1024 * 1024;

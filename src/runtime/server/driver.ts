@@ -608,6 +608,7 @@ export class Driver {
     const status = this.engine.status();
     if (status.term === this.lastTerm && status.leader === this.lastLeader) return;
     const first = this.lastTerm === -1;
+    if (status.leader !== null) this.options.metrics.leaderChanges.inc();
     this.lastTerm = status.term;
     this.lastLeader = status.leader;
     if (!first) this.options.log.info({ term: status.term, leader: status.leader, role: status.role }, "leadership changed");
