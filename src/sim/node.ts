@@ -1,12 +1,13 @@
 import { NotLeaderError, type SynodError } from "../core/common/errors.js";
 import { utf8Decode, utf8Encode } from "../core/common/utf8.js";
-import type { Admission, Engine, EngineFactory, LogEntry, MembershipChange, NodeId, Snapshot } from "../core/engine/contract.js";
+import type { Admission, Engine, EngineFactory, LogEntry, MembershipChange, NodeId } from "../core/engine/contract.js";
 import { KvReplica, type KvOperation } from "../core/kv/kv-replica.js";
 import type { Applied } from "../core/kv/model.js";
 import { KvStore, SELF_ASSIGNED_SESSIONS_FROM } from "../core/kv/store.js";
-import type { Clock, LogStorage, LogWrite, ReplicaObserver, Waiter } from "../core/replica/contract.js";
+import type { Clock, LogStorage, ReplicaObserver, Waiter } from "../core/replica/contract.js";
 import { RequestTimeoutError, WriteOutcomeUnknownError } from "../core/replica/errors.js";
-import { SimDisk } from "./disk.js";
+import type { ReplicaMutant } from "../core/replica/mutants.js";
+import { SimDisk, SimLogStorage } from "./disk.js";
 import type { ClientRequest, ClientResponse } from "./messages.js";
 
 /** What a simulated node needs from the world around it. */
@@ -41,7 +42,10 @@ export interface SimNodeOptions<M> {
   /** How fast this node's clock runs: its ticks are `tickMicros * clockRate` of virtual time apart. */
   readonly clockRate: number;
   readonly requestTimeoutMicros: number;
+  /** The engine's mutant, if any. */
   readonly mutant: string | null;
+  /** The replica's mutant, if any. */
+  readonly replicaMutant: ReplicaMutant | null;
   /** Take a snapshot and compact the log every this many applied entries (0: never). */
   readonly snapshotEveryEntries: number;
 }
@@ -133,6 +137,7 @@ export class SimNode<M> {
       // be taken for one of this incarnation's.
       firstReadId: 1 + this.options.engineSeed() * 65_536,
       observer: this.observer(),
+      replicaMutant: this.options.replicaMutant,
       onFatal: (error) => {
         throw error;
       },
@@ -165,25 +170,11 @@ export class SimNode<M> {
 
   /** The simulated disk as the replica's log storage: writes are durable after the fsync latency. */
   private storage(incarnation: number): LogStorage<unknown> {
-    const disk = this.disk;
-    return {
-      save: (write: LogWrite<unknown>) => {
-        if (write.snapshot !== null) disk.write({ kind: "snapshot", snapshot: write.snapshot });
-        if (write.entries.length > 0) disk.write({ kind: "entries", entries: write.entries });
-        if (write.hardState !== null) disk.write({ kind: "hard-state", hardState: write.hardState });
-      },
-      sync: (done) => {
-        this.host.afterFsync(this, () => {
-          if (!this.alive(incarnation)) return;
-          disk.sync();
-          // The disk finished; the process learns of it when it runs.
-          this.input(incarnation, () => done(null));
-        });
-      },
-      // A snapshot in memory is written with its compaction record: nothing to do ahead.
-      prepareSnapshot: (_snapshot, done) => done(null),
-      compact: (snapshot: Snapshot) => disk.saveSnapshot(snapshot),
-    };
+    return new SimLogStorage(
+      this.disk,
+      (completed) => this.host.afterFsync(this, () => this.alive(incarnation) && completed()),
+      (action) => this.input(incarnation, action),
+    );
   }
 
   private observer(): ReplicaObserver<Applied> {

@@ -2,6 +2,7 @@ import { AssertionError } from "../core/common/assert.js";
 import { Prng } from "../core/common/prng.js";
 import type { DurableState, EngineFactory, EngineInvariant, EngineStatus, LogEntry, Membership, NodeId } from "../core/engine/contract.js";
 import { describeMembership, isMember } from "../core/engine/membership.js";
+import { isReplicaMutant, REPLICA_MUTANTS } from "../core/replica/mutants.js";
 import { checkMajorityCommit, type NodeLog } from "./check/majority-commit.js";
 import { checkLeaderCompleteness } from "./check/leader-completeness.js";
 import { checkLinearizability } from "./check/linearizability.js";
@@ -156,8 +157,8 @@ class Simulation implements NodeHost<unknown> {
 
   constructor(private readonly options: SimOptions) {
     let factory = options.protocol;
-    if (options.mutant !== undefined && !(options.mutant in factory.mutants)) {
-      throw new Error(`protocol ${factory.name} has no mutant "${options.mutant}"; it has: ${Object.keys(factory.mutants).join(", ") || "none"}`);
+    if (options.mutant !== undefined && !(options.mutant in factory.mutants) && !isReplicaMutant(options.mutant)) {
+      throw new Error(`protocol ${factory.name} has no mutant "${options.mutant}"; it has: ${[...Object.keys(factory.mutants), ...Object.keys(REPLICA_MUTANTS)].join(", ")}`);
     }
     this.claims = new Set(factory.invariants);
     this.traceLog = new Trace(options.fullTrace === true ? FULL_TRACE_CAPACITY : TRACE_CAPACITY);
@@ -198,7 +199,9 @@ class Simulation implements NodeHost<unknown> {
         tickMicros: this.params.tickMicros,
         clockRate: this.params.clockRates[id - 1] ?? 1,
         requestTimeoutMicros: this.params.clientTimeoutMicros * 2,
-        mutant: options.mutant ?? null,
+        // A mutant is the engine's or, for any protocol, the replica's (core/replica/mutants.ts).
+        mutant: options.mutant !== undefined && options.mutant in factory.mutants ? options.mutant : null,
+        replicaMutant: options.mutant !== undefined && isReplicaMutant(options.mutant) ? options.mutant : null,
         snapshotEveryEntries: this.params.snapshotEveryEntries,
       };
       this.nodes.set(id, new SimNode(nodeOptions, disk, this));

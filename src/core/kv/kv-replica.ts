@@ -8,7 +8,8 @@
 import { assert } from "../common/assert.js";
 import type { Engine, NodeId } from "../engine/contract.js";
 import type { ProposalKey, ReplicaObserver, SnapshotBuilder, StateMachine, Waiter } from "../replica/contract.js";
-import { Replica, type ReplicaOptions } from "../replica/replica.js";
+import { createReplica, type ReplicaMutant } from "../replica/mutants.js";
+import type { Replica, ReplicaOptions } from "../replica/replica.js";
 import type { LogEntry, Snapshot } from "../engine/contract.js";
 import { encodeCommand, type KvCommand, type RequestId } from "./command.js";
 import type { Applied, KvResult } from "./model.js";
@@ -84,6 +85,8 @@ export interface KvReplicaOptions<M, H> extends Omit<ReplicaOptions<M, H, Applie
   /** The wall clock, in ms since the epoch: the time a leader's clock entries carry. */
   readonly wallClockMs: () => number;
   readonly observer?: ReplicaObserver<Applied>;
+  /** The simulator's broken replica, to prove it is caught; never set in production. */
+  readonly replicaMutant?: ReplicaMutant | null;
 }
 
 export class KvReplica<M, H> {
@@ -99,7 +102,7 @@ export class KvReplica<M, H> {
     this.options = options;
     this.kv = options.kv;
     this.nextSequence = options.firstSequence;
-    this.replica = new Replica<M, H, Applied>({ ...options, stateMachine: new KvStateMachine(options.kv, options.nodeClientId, options.beginSnapshot) });
+    this.replica = createReplica<M, H, Applied>({ ...options, stateMachine: new KvStateMachine(options.kv, options.nodeClientId, options.beginSnapshot) }, options.replicaMutant ?? null);
   }
 
   start(): void {

@@ -317,9 +317,22 @@ export class Replica<M, H, R> {
     if (!this.persisting && this.engine.hasReady()) this.schedulePump();
   }
 
+  /**
+   * Sends a Ready's `messages`, which may leave before its writes are durable. A hook point
+   * for the replica's mutants (mutants.ts); nothing in production overrides it.
+   */
+  protected sendBeforePersist(ready: Ready<M, H>): void {
+    for (const { to, message } of ready.messages) this.options.network.send(to, message);
+  }
+
+  /** Sends a Ready's `messagesAfterPersist`, once its writes are durable. A hook point, as above. */
+  protected sendAfterPersist(ready: Ready<M, H>): void {
+    for (const { to, message } of ready.messagesAfterPersist) this.options.network.send(to, message);
+  }
+
   private handleReady(ready: Ready<M, H>): void {
     this.options.observer?.statusChanged?.();
-    for (const { to, message } of ready.messages) this.options.network.send(to, message);
+    this.sendBeforePersist(ready);
     if (ready.snapshot === null && ready.entries.length === 0 && ready.hardState === null) {
       this.finishReady(ready, 0);
       return;
@@ -362,7 +375,7 @@ export class Replica<M, H, R> {
 
   /** The part of a Ready that comes after its writes are durable; `applied` committed entries already were. */
   private finishReady(ready: Ready<M, H>, applied: number): void {
-    for (const { to, message } of ready.messagesAfterPersist) this.options.network.send(to, message);
+    this.sendAfterPersist(ready);
     if (ready.snapshot !== null) {
       // The leader's snapshot replaces the state a snapshot in progress was taken of.
       this.abortSnapshot();
@@ -464,7 +477,9 @@ export class Replica<M, H, R> {
     const first = this.lastTerm === -1;
     this.lastTerm = status.term;
     this.lastLeader = status.leader;
-    if (!first) this.options.observer?.leadershipChanged?.({ term: status.term, leader: status.leader, role: status.role });
+    // The first look is where leadership starts from, not a change.
+    if (first) return;
+    this.options.observer?.leadershipChanged?.({ term: status.term, leader: status.leader, role: status.role });
     if (status.leader !== null && status.leader !== status.id && this.pendingTransfers.length > 0) {
       for (const transfer of this.pendingTransfers) {
         if (transfer.target === null || transfer.target === status.leader) transfer.waiter.resolve({ leader: status.leader, term: status.term });

@@ -6,11 +6,12 @@
  */
 import { randomInt } from "node:crypto";
 import { performance } from "node:perf_hooks";
-import type { Engine, EngineFactory, Membership, MembershipChange, NodeId, Snapshot } from "../../core/engine/contract.js";
+import type { Engine, EngineFactory, Membership, MembershipChange, NodeId } from "../../core/engine/contract.js";
 import { KvReplica, type ClientRequest, type KvOperation, type ReadConsistency } from "../../core/kv/kv-replica.js";
 import type { Applied, KvResult, KvStore } from "../../core/kv/store.js";
-import type { Clock, LogStorage, LogWrite, ReplicaObserver, SnapshotBuilder, Waiter } from "../../core/replica/contract.js";
+import type { Clock, ReplicaObserver, SnapshotBuilder, Waiter } from "../../core/replica/contract.js";
 import type { LogStore } from "../storage/log-store.js";
+import { WalLogStorage } from "../storage/wal-log-storage.js";
 import type { NodeMetrics } from "./metrics.js";
 
 export type { ClientRequest, KvOperation, ReadConsistency } from "../../core/kv/kv-replica.js";
@@ -73,46 +74,6 @@ export const REAL_CLOCK: Clock = {
     return () => clearInterval(timer);
   },
 };
-
-/**
- * The WAL as the replica's log storage: fdatasync and snapshot files off the event loop.
- * It remembers what runs in the background, so the node can wait for it before closing.
- */
-export class WalLogStorage<H> implements LogStorage<H> {
-  private readonly running = new Set<Promise<void>>();
-
-  constructor(private readonly store: LogStore<H>) {}
-
-  save(write: LogWrite<H>): void {
-    this.store.save(write);
-  }
-
-  sync(done: (error: unknown) => void): void {
-    this.track(this.store.syncAsync(), done);
-  }
-
-  prepareSnapshot(snapshot: Snapshot, done: (error: unknown) => void): void {
-    this.track(this.store.prepareCompaction(snapshot), done);
-  }
-
-  compact(snapshot: Snapshot): void {
-    this.store.compact(snapshot);
-  }
-
-  /** Resolves once nothing runs in the background. */
-  async settled(): Promise<void> {
-    while (this.running.size > 0) await Promise.allSettled([...this.running]);
-  }
-
-  private track(work: Promise<void>, done: (error: unknown) => void): void {
-    const tracked = work.then(
-      () => done(null),
-      (error: unknown) => done(error ?? new Error("the log store failed")),
-    );
-    this.running.add(tracked);
-    void tracked.finally(() => this.running.delete(tracked));
-  }
-}
 
 export class Driver {
   private readonly options: DriverOptions;
