@@ -475,6 +475,11 @@ export class LmdbSnapshotBuilder {
     this.pieces.push(header.buffer);
   }
 
+  /** The applied index the snapshot is of. */
+  get index(): number {
+    return this.meta.appliedIndex;
+  }
+
   /** Copies up to `recordsMax` more records; returns true once the snapshot is complete. */
   step(recordsMax: number): boolean {
     assert(!this.ended, "step of a snapshot that ended");
