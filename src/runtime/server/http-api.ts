@@ -25,6 +25,7 @@ import {
   type KvOperation,
   type ReadConsistency,
 } from "./driver.js";
+import { checkBackupQuery, sendBackup, type Backup } from "./backup.js";
 import { parseTxnRequest, txnResultJson } from "./txn-json.js";
 
 /** What the HTTP layer needs from the node. */
@@ -44,6 +45,8 @@ export interface KvService {
   changeMembers(request: MemberRequest, forwarded: boolean): Promise<{ readonly status: number; readonly body: object }>;
   /** Hands leadership to `to` (null: the leader's pick), through the leader wherever it is asked. */
   transferLeadership(to: number | null, forwarded: boolean): Promise<{ readonly status: number; readonly body: object }>;
+  /** A backup of the state machine (`GET /v1/snapshot`); at or after every acknowledged write unless `stale`. */
+  backup(consistency: ReadConsistency): Promise<Backup>;
   metrics(): Promise<{ readonly contentType: string; readonly body: string }>;
   observeRequest(route: string, status: number, seconds: number): void;
   logError(error: unknown, what: string): void;
@@ -164,6 +167,11 @@ async function handle(service: KvService, options: HttpApiOptions, request: Inco
         const answer = await service.transferLeadership(target, request.headers[FORWARDED_HEADER] !== undefined);
         return sendJson(response, answer.status, answer.body);
       }
+      case "/v1/snapshot":
+        setRoute("/v1/snapshot");
+        if (method !== "GET") throw methodNotAllowed("GET");
+        checkBackupQuery(query);
+        return await sendBackup(await service.backup(consistencyOf(query)), response);
       case "/metrics": {
         setRoute("/metrics");
         if (method !== "GET") throw methodNotAllowed("GET");
