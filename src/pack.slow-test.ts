@@ -2,12 +2,13 @@
  * `npm run test:pack`: the package as a user gets it. `npm pack` makes the tarball (a clean
  * build: `prepack` empties dist/), which is installed into a directory outside the
  * repository; then `npx synod --help`, `npx synod node` and `npx synod cluster` run from
- * the installation, and serve. Slow (a build and an `npm install` of the dependencies,
+ * the installation, and serve; and the container image's runtime stage is rebuilt without
+ * a container engine and runs the image's command. Slow (a build and an `npm install` of the dependencies,
  * about a minute), so it is not part of `npm test`.
  */
 import assert from "node:assert/strict";
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -76,6 +77,35 @@ describe("the npm package", { timeout: 600_000 }, () => {
     cluster.child.kill("SIGINT");
     assert.equal(await exitCode(cluster.child), 0, cluster.output());
     assert.match(cluster.output(), /stopped\./);
+  });
+
+  test("the container image's runtime stage: the tarball with production dependencies only runs the image's command", async () => {
+    // What the Dockerfile's second stage does, without a container engine: the packed
+    // files, the lockfile, `npm ci --omit=dev --ignore-scripts`, then ENTRYPOINT + CMD.
+    const image = join(dir, "image");
+    execFileSync("mkdir", ["-p", image]);
+    execFileSync("tar", ["-xzf", tarball, "-C", image, "--strip-components=1"]);
+    copyFileSync(join(REPO, "package-lock.json"), join(image, "package-lock.json"));
+    execFileSync(NPM, ["ci", "--omit=dev", "--ignore-scripts", "--no-audit", "--no-fund"], { cwd: image, stdio: ["ignore", "inherit", "inherit"] });
+    assert.equal(existsSync(join(image, "node_modules", "typescript")), false, "no development dependency is installed");
+    const dockerfile = readFileSync(join(REPO, "Dockerfile"), "utf8");
+    const command = JSON.parse(/^CMD (.+)$/m.exec(dockerfile)?.[1] ?? "[]") as string[];
+    const [http, peer] = await freePorts(2);
+    // The image's ports and volume, moved to free ports and a temporary directory.
+    const args = command.map((arg) =>
+      arg === "0.0.0.0:7001" ? `0.0.0.0:${http}` : arg === "http://127.0.0.1:7001" ? `http://127.0.0.1:${http}` : arg === "0.0.0.0:7101" ? `0.0.0.0:${peer}` : arg === "/var/lib/synod" ? join(dir, "image-data") : arg,
+    );
+    assert.equal(args.filter((arg, i) => arg !== command[i]).length, 4, `the CMD still uses the ports and volume this test moves: ${command.join(" ")}`);
+    const child = spawn(process.execPath, [join(image, "bin", "synod.js"), ...args], { cwd: image, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NODE_ENV: "production" } });
+    children.push(child);
+    let output = "";
+    child.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString("utf8")));
+    child.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString("utf8")));
+    const url = `http://127.0.0.1:${http}`;
+    await until(async () => (await fetchJson(`${url}/v1/status`))?.["leader"] === 1, 20_000, () => output);
+    assert.equal((await fetch(`${url}/v1/kv/in-image`, { method: "PUT", body: "yes" })).status, 200);
+    child.kill("SIGTERM");
+    assert.equal(await exitCode(child), 0, output);
   });
 
   /**
