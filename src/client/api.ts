@@ -134,14 +134,28 @@ export function parseRetryAfterMs(header: string | string[] | undefined, nowMs: 
  */
 export function encodeKeyPath(key: string): string {
   if (key.length === 0) throw new InvalidInputError("a key must not be empty");
-  try {
-    return key
-      .split("/")
-      .map((segment) => (segment === "." ? "%2E" : segment === ".." ? "%2E%2E" : encodeURIComponent(segment)))
-      .join("/");
-  } catch (error) {
-    throw new InvalidInputError("a key must be well-formed text (it holds a lone surrogate)", { cause: error });
-  }
+  checkWellFormed(key, "a key");
+  return key
+    .split("/")
+    .map((segment) => (segment === "." ? "%2E" : segment === ".." ? "%2E%2E" : encodeURIComponent(segment)))
+    .join("/");
+}
+
+/** A lone surrogate: a UTF-16 code unit of a pair without its other half (in `u` mode a whole pair is one code point, so it does not match). */
+const LONE_SURROGATE = /\p{Cs}/u;
+
+/**
+ * Refuses text that is not well-formed UTF-16 before it is sent. Such text has no UTF-8
+ * form: `encodeURIComponent` throws on it, and `URLSearchParams`, `Buffer.from` and the
+ * node would silently turn each lone surrogate into U+FFFD, so two different keys (or
+ * values) would become one.
+ * @throws InvalidInputError naming `what` ("a key", "the prefix", ...).
+ */
+export function checkWellFormed(text: string, what: string): void {
+  const match = LONE_SURROGATE.exec(text);
+  if (match === null) return;
+  const unit = text.charCodeAt(match.index).toString(16).toUpperCase();
+  throw new InvalidInputError(`${what} must be well-formed text: it holds a lone surrogate (U+${unit} at index ${match.index}), which has no UTF-8 form`);
 }
 
 /** A record as the API's JSON shows it: UTF-8 text, or base64 with `"encoding":"base64"`. */

@@ -306,6 +306,30 @@ describe("keys and endpoints", () => {
     assert.equal(encodeKeyPath("x/y"), "x/y");
   });
 
+  test("a lone surrogate anywhere a key or text value goes is an InvalidInputError that names it, and nothing is sent", async () => {
+    // Without the check, the range's prefix, a text value and a transaction's key would reach
+    // the node as U+FFFD (URLSearchParams, Buffer.from and the node replace it silently).
+    const node = await fakeNode(ok({ revision: 1 }));
+    const synod = client([node.url]);
+    const lone = "bad\udcffkey";
+    const refusals: [Promise<unknown>, RegExp][] = [
+      [synod.put(lone, "v"), /a key must be well-formed text: it holds a lone surrogate \(U\+DCFF at index 3\)/],
+      [synod.get(lone), /a key/],
+      [synod.delete(lone), /a key/],
+      [synod.put("k", lone), /a value given as text/],
+      [synod.range(lone), /the prefix/],
+      [synod.range("p", { after: lone }), /after/],
+      [synod.txn({ success: [{ op: "put", key: lone, value: "v" }] }), /a transaction's key/],
+      [synod.txn({ compare: [{ key: "k", target: "value", op: "=", value: lone }] }), /a transaction's value/],
+      [synod.cas("k", null, lone), /value/],
+    ];
+    for (const [call, message] of refusals) await assert.rejects(call, (error: unknown) => error instanceof InvalidInputError && message.test(error.message));
+    assert.equal(node.seen.length, 0);
+    // A surrogate pair (an astral character) is well-formed and goes through.
+    await synod.put("emoji/\ud83d\ude00", "\ud83d\ude00");
+    assert.equal(node.seen.length, 1);
+  });
+
   test("endpoints must be http(s) origins", () => {
     assert.throws(() => new Client({ endpoints: [] }), InvalidInputError);
     assert.throws(() => new Client({ endpoints: ["127.0.0.1:7001"] }), InvalidInputError);

@@ -18,6 +18,7 @@ import {
   decodeSessionAnswer,
   decodeStatusAnswer,
   decodeTxnAnswer,
+  checkWellFormed,
   decodeUtf8Strict,
   encodeKeyPath,
   errorFor,
@@ -266,6 +267,7 @@ export class Client {
       if (!Number.isSafeInteger(options.prevRevision) || options.prevRevision < 0) throw new InvalidInputError(`prevRevision must be a non-negative integer, got ${options.prevRevision}`);
       query.set("prevRevision", String(options.prevRevision));
     }
+    if (typeof value === "string") checkWellFormed(value, "a value given as text");
     const body = typeof value === "string" ? Buffer.from(value, "utf8") : value;
     const request: TransportRequest = { method: "PUT", path: withQuery(`/v1/kv/${encodeKeyPath(key)}`, query), body, headers: OCTET_STREAM };
     return decodePutAnswer(await this.call({ kind: "write", what: `PUT ${key}`, request, key }, options));
@@ -301,6 +303,8 @@ export class Client {
   /** Keys starting with `prefix` ("" for all), in byte order, after `after`, at most `limit`. */
   async range(prefix: string, options: RangeOptions = {}): Promise<RangeResult> {
     const consistency = options.consistency ?? this.consistency;
+    checkWellFormed(prefix, "the prefix");
+    if (options.after !== undefined) checkWellFormed(options.after, "after");
     const query = new URLSearchParams();
     if (prefix !== "") query.set("prefix", prefix);
     if (options.limit !== undefined) {
@@ -315,6 +319,7 @@ export class Client {
 
   /** An atomic transaction (docs/http-api.md, `POST /v1/txn`): `success` if every compare holds, else `failure`. A write (in a session). */
   async txn(request: TxnRequest, options: CallOptions = {}): Promise<TxnResponse> {
+    checkTxnText(request);
     const body = JSON.stringify(request);
     return decodeTxnAnswer(await this.call({ kind: "write", what: "txn", request: { method: "POST", path: "/v1/txn", body, headers: JSON_BODY } }, options));
   }
@@ -593,8 +598,22 @@ function endpointConfigs(options: ClientOptions): RouterEndpointConfig[] {
   });
 }
 
+/** Every key and text value of a transaction must have a UTF-8 form (see `checkWellFormed`). */
+function checkTxnText(request: TxnRequest): void {
+  const parts: readonly (readonly { readonly key: string; readonly value?: unknown }[] | undefined)[] = [request.compare, request.success, request.failure];
+  for (const part of parts) {
+    for (const item of part ?? []) {
+      if (typeof item.key === "string") checkWellFormed(item.key, "a transaction's key");
+      if (typeof item.value === "string") checkWellFormed(item.value, "a transaction's value");
+    }
+  }
+}
+
 function utf8Text(value: string | Uint8Array, what: string): string {
-  if (typeof value === "string") return value;
+  if (typeof value === "string") {
+    checkWellFormed(value, `cas's ${what}`);
+    return value;
+  }
   const text = decodeUtf8Strict(value);
   if (text === null) throw new InvalidInputError(`cas sends ${what} as JSON text, and these bytes are not UTF-8; use put with prevRevision for binary values`);
   return text;
