@@ -52,9 +52,9 @@ export {
   TimeoutError,
   UnavailableError,
 } from "./client/errors.js";
-export { CONSISTENCIES, type CompareOperator, type Consistency, type KeyValue, type MemberInfo, type NodeStatus, type RangeResult, type TxnRequest, type TxnResponse, type TxnResult } from "./client/api.js";
+export { CONSISTENCIES, type CompareOperator, type Consistency, type KeyValue, type MemberInfo, type MembersView, type NodeStatus, type RangeResult, type TxnRequest, type TxnResponse, type TxnResult } from "./client/api.js";
 export type { TxnCompare as ClientTxnCompare, TxnOperation as ClientTxnOperation } from "./client/api.js";
-export { ClusterRouter, type ClusterRouterOptions, type RouterEndpoint, type RouterEndpointConfig, type RouterStats, type StatusCheckResult, type StatusFetcher } from "./client/router.js";
+export { ClusterRouter, type ClusterRouterOptions, type RouterEndpoint, type RouterEndpointConfig, type RouterStats, type MembersFetcher, type StatusCheckResult, type StatusFetcher } from "./client/router.js";
 export { DEFAULT_RAFT_CONFIG, RAFT_MUTANTS, RaftEngine, raftFactory, type RaftConfig, type RaftHardState, type RaftMessage, type RaftMutant } from "./core/raft/index.js";
 export { leaseTicks } from "./core/raft/config.js";
 export {

@@ -51,10 +51,22 @@ export interface TxnResponse {
   readonly results: readonly TxnResult[];
 }
 
+/** A member of the cluster's configuration, as `GET /v1/members` and `/v1/status` list it. */
 export interface MemberInfo {
   readonly id: number;
+  /** Where it listens for its peers, `HOST:PORT`. */
   readonly peer: string;
-  readonly http: string;
+  /** Its HTTP API's URL; null when the cluster does not know it (added without one, and never connected). */
+  readonly http: string | null;
+  /** `voter`, `learner` (receives the log, does not vote) or `leaving` (a voter of the outgoing half of a joint configuration). */
+  readonly role: string;
+}
+
+/** `GET /v1/members`: the configuration as the node asked knows it (through the leader, unless asked `stale`). */
+export interface MembersView {
+  readonly members: readonly MemberInfo[];
+  /** True while a joint configuration is in force (a change of several voters at once). */
+  readonly joint: boolean;
 }
 
 /** `GET /v1/status`; fields the API adds later are kept as they came. */
@@ -250,7 +262,7 @@ export function decodeStatus(body: Record<string, unknown>, response: ApiRespons
   const nullableNumber = (name: string): number | null => (body[name] === null || body[name] === undefined ? null : numberField(body, name, response));
   const leaderHttp = body["leaderHttp"];
   if (typeof body["role"] !== "string") throw invalidResponse(response, "role is not a string");
-  const members = Array.isArray(body["members"]) ? (body["members"] as MemberInfo[]) : [];
+  const members = body["members"] === undefined ? [] : decodeMembers(body["members"], response);
   return {
     ...body,
     id: numberField(body, "id", response),
@@ -262,6 +274,23 @@ export function decodeStatus(body: Record<string, unknown>, response: ApiRespons
     appliedIndex: numberField(body, "appliedIndex", response),
     members,
   };
+}
+
+/** A list of members; @throws HttpApiError `invalid_response` when it is not one. */
+export function decodeMembers(value: unknown, response: ApiResponse): MemberInfo[] {
+  if (!Array.isArray(value)) throw invalidResponse(response, "members is not an array");
+  return value.map((item: unknown) => {
+    const member = asObject(item, response);
+    const { peer, http, role } = member;
+    if (typeof peer !== "string" || (http !== null && http !== undefined && typeof http !== "string")) throw invalidResponse(response, "a member needs a peer address and an HTTP URL or null");
+    return { id: numberField(member, "id", response), peer, http: typeof http === "string" && http !== "" ? http : null, role: typeof role === "string" ? role : "voter" };
+  });
+}
+
+/** `GET /v1/members`'s answer. */
+export function decodeMembersAnswer(response: ApiResponse): MembersView {
+  const body = jsonObject(response);
+  return { members: decodeMembers(body["members"], response), joint: body["joint"] === true };
 }
 
 /** `PUT /v1/kv/{key}`'s answer. */

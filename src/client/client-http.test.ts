@@ -68,10 +68,10 @@ const ok = (body: unknown): Handler => (_request, response) => json(response, 20
 const apiError = (status: number, code: string, headers: Record<string, string> = {}, extra: object = {}): Handler => (_request, response) =>
   json(response, status, { error: code, message: `fake ${code}`, ...extra }, headers);
 
-/** A client with fast retries, no sessions and no health checks, closed when the test ends. */
+/** A client with fast retries, no sessions, no health checks and no member lists, closed when the test ends. */
 function client(endpoints: string[], options: Partial<ClientOptions> & { attemptsMax?: number } = {}): Client {
   const { attemptsMax, ...rest } = options;
-  const created = new Client({ endpoints, sessions: false, healthCheckIntervalMs: 0, seed: 7, retry: { backoffMsBase: 5, backoffMsMax: 20, ...(attemptsMax === undefined ? {} : { attemptsMax }) }, ...rest });
+  const created = new Client({ endpoints, sessions: false, healthCheckIntervalMs: 0, membersIntervalMs: 0, seed: 7, retry: { backoffMsBase: 5, backoffMsMax: 20, ...(attemptsMax === undefined ? {} : { attemptsMax }) }, ...rest });
   after(() => created.close());
   return created;
 }

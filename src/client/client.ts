@@ -13,6 +13,7 @@ import { Admission } from "./admission.js";
 import {
   decodeDeleteAnswer,
   decodeGetAnswer,
+  decodeMembersAnswer,
   decodePutAnswer,
   decodeRangeAnswer,
   decodeSessionAnswer,
@@ -28,6 +29,7 @@ import {
   type ApiResponse,
   type Consistency,
   type KeyValue,
+  type MembersView,
   type NodeStatus,
   type RangeResult,
   type TxnRequest,
@@ -74,6 +76,13 @@ export interface ClientOptions {
   readonly healthCheckIntervalMs?: number;
   /** How long a health check may take; default 500 ms. */
   readonly healthCheckTimeoutMs?: number;
+  /**
+   * Follow the cluster's membership: every this many ms, and soon after a node fails or
+   * answers `not_member`, ask `GET /v1/members` and route to the voters it lists (the
+   * `endpoints` are then seeds, asked again when no member answers); default 10,000; 0 keeps
+   * the endpoints as given.
+   */
+  readonly membersIntervalMs?: number;
   /** Health, ejection, panic and slow start tuning (docs/balance.md). */
   readonly balancer?: BalancerOptions;
   /** Seeds the balancer's and the backoff's randomness; default random. */
@@ -250,8 +259,10 @@ export class Client {
       ...(options.balancer === undefined ? {} : { balancer: options.balancer }),
       ...(options.healthCheckIntervalMs === undefined ? {} : { healthCheckIntervalMs: options.healthCheckIntervalMs }),
       ...(options.healthCheckTimeoutMs === undefined ? {} : { healthCheckTimeoutMs: options.healthCheckTimeoutMs }),
+      ...(options.membersIntervalMs === undefined ? {} : { membersIntervalMs: options.membersIntervalMs }),
       seed: seed + 1,
       fetchStatus: (url, signal) => this.fetchStatus(url, signal),
+      fetchMembers: (url, signal) => this.fetchMembers(url, signal),
     });
     this.endpoints = this.router.endpoints().map((endpoint) => endpoint.url);
     this.router.start();
@@ -332,6 +343,17 @@ export class Client {
     const request: TransportRequest = { method: "GET", path: "/v1/status" };
     const fixed = endpoint === undefined ? {} : { endpoint: normalizeEndpoint(endpoint) };
     return decodeStatusAnswer(await this.call({ kind: "read", what: "status", request, consistency: "stale", ...fixed }, options));
+  }
+
+  /**
+   * `GET /v1/members`: the configuration, each member's id, addresses and role. Asked of the
+   * leader (a linearizable read, retried on other nodes), or of `endpoint` only (one
+   * attempt; a node that is not a member answers NotMemberError).
+   */
+  async members(endpoint?: string, options: CallOptions = {}): Promise<MembersView> {
+    const request: TransportRequest = { method: "GET", path: "/v1/members" };
+    const fixed = endpoint === undefined ? {} : { endpoint: normalizeEndpoint(endpoint) };
+    return decodeMembersAnswer(await this.call({ kind: "read", what: "members", request, consistency: "linearizable", ...fixed }, options));
   }
 
   /** Counters, the router's view (health, the leader) and the session lanes; allocates. */
@@ -553,6 +575,12 @@ export class Client {
     const status = lastError instanceof TimeoutError ? lastError.status : null;
     const retryAfterMs = lastError instanceof TimeoutError || lastError instanceof UnavailableError ? lastError.retryAfterMs : null;
     return new TimeoutError({ message: `${spec.what}: the write may or may not have been applied (${attempts} attempt${attempts === 1 ? "" : "s"}; last: ${last})`, endpoint, status, retryAfterMs, outcomeUnknown: true, cause: lastError });
+  }
+
+  /** The router's member list, over the client's own connections: null for an error answer. */
+  private async fetchMembers(url: string, signal: AbortSignal): Promise<MembersView | null> {
+    const response = await this.transport.send(url, { method: "GET", path: "/v1/members" }, signal);
+    return response.status === 200 ? decodeMembersAnswer(response) : null;
   }
 
   /** The router's health check, over the client's own connections. */
