@@ -112,6 +112,11 @@ export interface ReadOptions extends CallOptions {
   readonly consistency?: Consistency;
 }
 
+export interface DeleteOptions extends CallOptions {
+  /** Delete every key that starts with the key given (a range delete, one atomic write). */
+  readonly prefix?: boolean;
+}
+
 export interface RangeOptions extends ReadOptions {
   /** At most this many keys, 1..1000 (the node's cap); default the node's, 100. */
   readonly limit?: number;
@@ -291,9 +296,9 @@ export class Client {
     return decodeGetAnswer(await this.call({ kind: "read", what: `GET ${key}`, request: { method: "GET", path }, consistency, key, accept: isKeyNotFound }, options));
   }
 
-  /** Deletes `key`; `deleted` is 0 when it did not exist. */
-  async delete(key: string, options: CallOptions = {}): Promise<{ deleted: number; revision: number }> {
-    const request: TransportRequest = { method: "DELETE", path: `/v1/kv/${encodeKeyPath(key)}` };
+  /** Deletes `key` (`deleted` is 0 when it did not exist), or with `prefix` every key that starts with `key`, atomically (`deleted` says how many). */
+  async delete(key: string, options: DeleteOptions = {}): Promise<{ deleted: number; revision: number }> {
+    const request: TransportRequest = { method: "DELETE", path: `/v1/kv/${encodeKeyPath(key)}${options.prefix === true ? "?prefix" : ""}` };
     return decodeDeleteAnswer(await this.call({ kind: "write", what: `DELETE ${key}`, request, key }, options));
   }
 
@@ -628,11 +633,15 @@ function endpointConfigs(options: ClientOptions): RouterEndpointConfig[] {
 
 /** Every key and text value of a transaction must have a UTF-8 form (see `checkWellFormed`). */
 function checkTxnText(request: TxnRequest): void {
-  const parts: readonly (readonly { readonly key: string; readonly value?: unknown }[] | undefined)[] = [request.compare, request.success, request.failure];
+  // The request may come from JSON (`synod txn`): its shape is the node's to judge (a 400).
+  const parts: readonly unknown[] = [request.compare, request.success, request.failure];
   for (const part of parts) {
-    for (const item of part ?? []) {
-      if (typeof item.key === "string") checkWellFormed(item.key, "a transaction's key");
-      if (typeof item.value === "string") checkWellFormed(item.value, "a transaction's value");
+    if (!Array.isArray(part)) continue;
+    for (const item of part as unknown[]) {
+      if (typeof item !== "object" || item === null) continue;
+      const { key, value } = item as { key?: unknown; value?: unknown };
+      if (typeof key === "string") checkWellFormed(key, "a transaction's key");
+      if (typeof value === "string") checkWellFormed(value, "a transaction's value");
     }
   }
 }
