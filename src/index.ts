@@ -48,11 +48,14 @@ export {
   NoQuorumError,
   NotMemberError,
   QueueFullError,
+  SequenceSupersededError,
   SessionExpiredError,
   TimeoutError,
   UnavailableError,
 } from "./client/errors.js";
-export { CONSISTENCIES, type CompareOperator, type Consistency, type KeyValue, type MemberInfo, type MembersView, type NodeStatus, type RangeResult, type TxnRequest, type TxnResponse, type TxnResult } from "./client/api.js";
+// The transaction types `Client.txn` takes are the client's; the state machine's own are KvTxn*.
+export { CONSISTENCIES, type CompareOperator, type Consistency, type KeyValue, type MemberInfo, type MembersView, type NodeStatus, type RangeResult, type TxnCompare, type TxnOperation, type TxnRequest, type TxnResponse, type TxnResult } from "./client/api.js";
+/** Earlier names of the client's `TxnCompare` and `TxnOperation`. */
 export type { TxnCompare as ClientTxnCompare, TxnOperation as ClientTxnOperation } from "./client/api.js";
 export { ClusterRouter, type ClusterRouterOptions, type RouterEndpoint, type RouterEndpointConfig, type RouterStats, type MembersFetcher, type StatusCheckResult, type StatusFetcher } from "./client/router.js";
 export { DEFAULT_RAFT_CONFIG, RAFT_MUTANTS, RaftEngine, raftFactory, type RaftConfig, type RaftHardState, type RaftMessage, type RaftMutant } from "./core/raft/index.js";
@@ -63,10 +66,10 @@ export {
   type KvCommand,
   type RequestId,
   type TxnCommand,
-  type TxnCompare,
+  type TxnCompare as KvTxnCompare,
   type TxnCompareOperator,
   type TxnNumberTarget,
-  type TxnOperation,
+  type TxnOperation as KvTxnOperation,
 } from "./core/kv/command.js";
 export { MemoryKvBackend, type KvBackend, type KvRangeQuery } from "./core/kv/backend.js";
 export { KvStore, NO_SESSION, type Applied, type KvEntry, type KvMeta, type KvRecord, type KvResult, type KvSession, type TxnOperationResult } from "./core/kv/store.js";

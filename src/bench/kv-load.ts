@@ -264,6 +264,8 @@ class Load {
       const worker = async (): Promise<void> => {
         while (this.started < this.options.maxOps && performance.now() < deadlineMs) {
           if (!(await this.leaderKnown(deadlineMs))) continue;
+          // Other workers may have started requests while this one waited.
+          if (this.started >= this.options.maxOps) break;
           this.started++;
           const kind = this.pickOp();
           const key = kind === "get" ? this.getKey() : this.putKey();
@@ -362,18 +364,22 @@ class Load {
   private async send(kind: OpKind, key: number): Promise<string | null> {
     const endpoint = this.pick();
     if (endpoint === null) return "no_endpoint";
-    const code = await this.sendTo(this.pool(endpoint.url), kind, key);
-    if (code === null) this.router.reportSuccess(endpoint.id);
-    else if (!CLIENT_ERROR_CODES.has(code)) {
-      // A node in trouble, or one that cannot serve (no leader, removed): route around it.
+    const { code, answered } = await this.sendTo(this.pool(endpoint.url), kind, key);
+    if (answered && (code === null || !ROUTE_AROUND_CODES.has(code))) {
+      // An answer, even an error (overloaded, a node's timeout): the node is there, and still
+      // the one to send to; the benchmark counts what it said.
+      this.router.reportSuccess(endpoint.id);
+    } else {
+      // No answer, or a node that cannot serve (no leader, removed): find the leader again.
       this.router.reportFailure(endpoint.id);
-      if (code === "no_leader") this.router.noteLeader(null);
+      if (code === "no_leader" || code === "no_quorum") this.router.noteLeader(null);
       this.router.checkSoon();
     }
     return code;
   }
 
-  private async sendTo(pool: Pool, kind: OpKind, key: number): Promise<string | null> {
+  /** One exchange: `code` null on success, else the error's; `answered` when the node sent an answer (not a socket failure). */
+  private async sendTo(pool: Pool, kind: OpKind, key: number): Promise<{ code: string | null; answered: boolean }> {
     const path = kind === "put" ? `/v1/kv/${benchKey(key)}` : `/v1/kv/${benchKey(key)}?consistency=${this.options.consistency}`;
     try {
       const response = await pool.request({
@@ -386,11 +392,11 @@ class Load {
       if (response.statusCode < 300) {
         // Reading (not keeping) the body frees the connection for the next request.
         await response.body.dump({ limit: 4 * limits.valueBytesMax });
-        return null;
+        return { code: null, answered: true };
       }
-      return errorCodeOf(await response.body.text(), response.statusCode);
+      return { code: errorCodeOf(await response.body.text(), response.statusCode), answered: true };
     } catch (error) {
-      return clientErrorCode(error);
+      return { code: clientErrorCode(error), answered: false };
     }
   }
 
@@ -426,8 +432,8 @@ class Load {
   }
 }
 
-/** Answers about the request itself (bad input, too large, absent): the node is fine. */
-const CLIENT_ERROR_CODES = new Set(["invalid_input", "too_large", "key_not_found", "compare_failed", "http_400", "http_404", "http_413"]);
+/** Answers that say the node cannot serve at all: the requests must go elsewhere (to the leader, once it is known). */
+const ROUTE_AROUND_CODES = new Set(["no_leader", "no_quorum", "not_member"]);
 
 /** `bench/` and the key's number in 8 digits: short, fixed-width, sorted by number. */
 export function benchKey(index: number): string {

@@ -83,7 +83,7 @@ export function connectionCause(error: ConnectionError): string {
  * refusal (with the API's reason on stderr), 3 when the answer is 5xx or no node answers.
  */
 /** Refusals that mean the node asked did nothing, so the next endpoint may be asked. */
-const PASS_ON = new Set(["no_leader", "not_member"]);
+const PASS_ON = new Set(["no_leader", "no_quorum", "not_member"]);
 
 export async function callCluster(
   command: string,

@@ -125,7 +125,7 @@ describe("synod get --prefix, ls, del --prefix, txn", () => {
     assert.equal(run.code, 0, run.stderr);
     assert.equal(run.stdout, "OK deleted=3 revision=2\n");
     assert.deepEqual([...leader.store.keys()], ["keep"]);
-    assert.deepEqual(leader.seen.map((request) => `${request.method} ${request.url}`), ["DELETE /v1/kv/tmp/?prefix"]);
+    assert.deepEqual(leader.seen.map((request) => `${request.method} ${request.url}`), ["DELETE /v1/kv/tmp/?prefix=true"]);
     assert.equal((await synod(["del", "--prefix", "tmp/", "--json", "--endpoints", leader.url])).stdout, '{"deleted":0,"revision":2}\n');
     assert.equal((await synod(["del", "--prefix", "", "--endpoints", leader.url])).code, 2);
   });
@@ -145,7 +145,7 @@ describe("synod get --prefix, ls, del --prefix, txn", () => {
       assert.equal(second.code, 1, second.stderr);
       const answer = JSON.parse(second.stdout) as { succeeded: boolean; results: unknown[] };
       assert.equal(answer.succeeded, false);
-      assert.deepEqual(answer.results, [{ kv: { key: "lock", value: "me", revision: 2, createRevision: 2, version: 1 } }, { deleted: 1, revision: 3 }]);
+      assert.deepEqual(answer.results, [{ op: "get", kv: { key: "lock", value: "me", revision: 2, createRevision: 2, version: 1 }, forgotten: false }, { op: "delete", deleted: 1, revision: 3 }]);
       const seen = leader.seen.length;
       writeFileSync(file, "{not json");
       const bad = await synod(["txn", "--file", file, ...endpoints]);

@@ -241,7 +241,7 @@ async function readTxn(file: string | undefined): Promise<TxnRequest> {
 }
 
 function txnJson(answer: TxnResponse): object {
-  return { succeeded: answer.succeeded, revision: answer.revision, results: answer.results.map((result) => ("kv" in result ? { ...result, kv: result.kv === null ? null : keyValueToJson(result.kv) } : result)) };
+  return { succeeded: answer.succeeded, revision: answer.revision, results: answer.results.map((result) => (result.op === "get" ? { ...result, kv: result.kv === null ? null : keyValueToJson(result.kv) } : result)) };
 }
 
 /** `SUCCEEDED revision=R` (or FAILED), then a line per operation that ran, in order. */
@@ -252,11 +252,16 @@ function formatTxn(request: TxnRequest, answer: TxnResponse): string {
 }
 
 function formatTxnResult(key: string, result: TxnResult): string {
-  if ("kv" in result) {
-    if (result.kv === null) return `get ${key}: not found`;
-    const text = decodeUtf8Strict(result.kv.value);
-    return `get ${key}: ${text ?? `(${result.kv.value.length} bytes, not UTF-8: see --json)`}`;
+  switch (result.op) {
+    case "get": {
+      if (result.forgotten) return `get ${key}: (not kept: this answer is a retried transaction's; read the key again)`;
+      if (result.kv === null) return `get ${key}: not found`;
+      const text = decodeUtf8Strict(result.kv.value);
+      return `get ${key}: ${text ?? `(${result.kv.value.length} bytes, not UTF-8: see --json)`}`;
+    }
+    case "delete":
+      return `delete ${key} deleted=${result.deleted}`;
+    case "put":
+      return `put ${key} revision=${result.revision}`;
   }
-  if ("deleted" in result) return `delete ${key} deleted=${result.deleted}`;
-  return `put ${key} revision=${result.revision}`;
 }

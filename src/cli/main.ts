@@ -107,8 +107,40 @@ function buildProgram(setExitCode: (code: number) => void): Command {
   return program;
 }
 
+/** The status of a process killed by SIGPIPE (128 + 13), as a shell reports `seq 1 1e6 | head -1`'s writer. */
+export const EXIT_CLOSED_PIPE = 141;
+
+/**
+ * Output to a reader that went away (`synod ... | head`) ends the process quietly, as a Unix
+ * tool killed by SIGPIPE would end (Node ignores SIGPIPE and reports EPIPE instead). Any
+ * other failure to write output is one line on stderr.
+ */
+function stopQuietlyOnClosedPipe(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on("error", (error: NodeJS.ErrnoException) => {
+      if (error.code === "EPIPE") process.exit(EXIT_CLOSED_PIPE);
+      if (stream !== process.stderr) process.stderr.write(`synod: cannot write the output: ${error.message}\n`);
+      process.exit(1);
+    });
+  }
+}
+
+/**
+ * A failed system call (a file that cannot be written, say) as one line, `cannot open PATH
+ * (permission denied)`; null for any other error, which is a bug and keeps its stack.
+ */
+export function systemErrorLine(error: unknown): string | null {
+  if (!(error instanceof Error)) return null;
+  const { code, syscall, path } = error as NodeJS.ErrnoException;
+  if (typeof code !== "string" || typeof syscall !== "string") return null;
+  // Node's message is "CODE: what, syscall 'path'"; the "what" is the system's own words.
+  const what = /^[A-Z0-9_]+: ([^,]+)/.exec(error.message)?.[1] ?? code;
+  return `cannot ${syscall}${path === undefined ? "" : ` ${path}`} (${what})`;
+}
+
 /** Runs the CLI; resolves to the process exit code. */
 export async function main(argv: readonly string[]): Promise<number> {
+  stopQuietlyOnClosedPipe();
   let exitCode = 0;
   const program = buildProgram((code) => (exitCode = code));
   try {
@@ -118,6 +150,11 @@ export async function main(argv: readonly string[]): Promise<number> {
     if (error instanceof UsageError) {
       process.stderr.write(`synod: ${error.message}\n`);
       return 2;
+    }
+    const line = systemErrorLine(error);
+    if (line !== null) {
+      process.stderr.write(`synod: ${line}\n`);
+      return 1;
     }
     throw error;
   }

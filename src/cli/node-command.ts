@@ -1,10 +1,11 @@
 import { resolve } from "node:path";
 import { type Command, InvalidArgumentError, Option } from "commander";
-import { pino } from "pino";
 import { InvalidInputError } from "../core/common/errors.js";
 import { DEFAULT_NODE_CONFIG, isWildcard, parseHostPort, parsePeers, validateNodeConfig, type NodeConfig } from "../runtime/server/config.js";
 import { CONSENSUS_PROTOCOLS, type ConsensusProtocol } from "../runtime/server/consensus.js";
+import { dataDirFailure, StartupError } from "../runtime/server/data-dir.js";
 import { SynodNode } from "../runtime/server/node.js";
+import { createLogger, logFormatOption, stdoutLogFormat, type LogFormat } from "./logging.js";
 import { UsageError } from "./sim-command.js";
 
 interface NodeFlags {
@@ -23,6 +24,7 @@ interface NodeFlags {
   snapshotEntries: number;
   walSegmentBytes: number;
   logLevel: string;
+  logFormat?: LogFormat;
 }
 
 function positiveInteger(what: string) {
@@ -52,6 +54,7 @@ export function registerNodeCommand(program: Command, setExitCode: (code: number
     .option("--snapshot-entries <n>", "snapshot and compact the log after this many applied entries", positiveInteger("--snapshot-entries"), DEFAULT_NODE_CONFIG.snapshotEntries)
     .option("--wal-segment-bytes <n>", "size of a write-ahead log segment (preallocated)", positiveInteger("--wal-segment-bytes"), DEFAULT_NODE_CONFIG.walSegmentBytes)
     .option("--log-level <level>", "trace, debug, info, warn, error", DEFAULT_NODE_CONFIG.logLevel)
+    .addOption(logFormatOption())
     .addHelpText(
       "after",
       `
@@ -61,7 +64,8 @@ Example, a three-node cluster on one machine (one command per terminal):
   synod node --id 3 --http 127.0.0.1:7003 --peer 127.0.0.1:7103 --peers 1=127.0.0.1:7101,2=127.0.0.1:7102,3=127.0.0.1:7103 --data-dir data/3
 Then a fourth node joins it (added as a learner, a voter once it has caught up):
   synod node --id 4 --http 127.0.0.1:7004 --peer 127.0.0.1:7104 --join http://127.0.0.1:7001 --data-dir data/4
-Logs are JSON lines on stdout (pino). SIGINT or SIGTERM stops the node cleanly.`,
+Logs go to stdout: JSON lines (pino), or one readable line per event when stdout is a
+terminal (--log-format forces either). SIGINT or SIGTERM stops the node cleanly.`,
     )
     .action(async (flags: NodeFlags) => setExitCode(await runNode(flags)));
 }
@@ -99,13 +103,19 @@ function configFrom(flags: NodeFlags): NodeConfig {
 
 async function runNode(flags: NodeFlags): Promise<number> {
   const config = configFrom(flags);
-  const log = pino({ level: config.logLevel, base: { node: config.id } });
+  const logFormat = stdoutLogFormat(flags.logFormat);
+  const log = createLogger({ level: config.logLevel, format: logFormat, base: { node: config.id } });
   let node: SynodNode;
   try {
     node = await SynodNode.start(config, log);
   } catch (error) {
-    log.fatal({ err: error }, "cannot start");
-    process.stderr.write(`synod node ${config.id}: cannot start: ${(error as Error).message}\n`);
+    // A refusal that says what to do is one line on stderr (what `synod cluster` relays),
+    // and a record in a JSON log (on a terminal, the line is enough); anything else is a
+    // bug, whose stack goes to the log.
+    const refusal = error instanceof StartupError ? error : dataDirFailure(error, config.dataDir);
+    if (refusal === null) log.fatal({ err: error }, "cannot start");
+    else if (logFormat === "json") log.fatal({ reason: refusal.message }, "cannot start");
+    process.stderr.write(`synod node ${config.id}: cannot start: ${(refusal ?? (error as Error)).message}\n`);
     // Whatever the failed start left behind (a timer, a socket) must not keep a process
     // that is not a member alive.
     process.exit(1);

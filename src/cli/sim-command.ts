@@ -3,6 +3,7 @@ import { writeFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
 import cliProgress from "cli-progress";
+import { isReplicaMutant, REPLICA_MUTANTS } from "../core/replica/mutants.js";
 import { describeParams, FAULT_CLASSES, type FaultClass } from "../sim/params.js";
 import { PROTOCOLS, protocolNames } from "../sim/protocols.js";
 import { describeFailure, reproduceCommand } from "../sim/run-report.js";
@@ -50,8 +51,8 @@ export async function simCommand(options: SimCommandOptions): Promise<number> {
     throw new UsageError(`unknown protocol "${options.protocol}"; choose one of: ${protocolNames().join(", ")}`);
   }
   const factory = PROTOCOLS.get(options.protocol);
-  if (options.mutant !== undefined && factory !== undefined && !(options.mutant in factory.mutants)) {
-    const known = Object.keys(factory.mutants);
+  if (options.mutant !== undefined && factory !== undefined && !(options.mutant in factory.mutants) && !isReplicaMutant(options.mutant)) {
+    const known = [...Object.keys(factory.mutants), ...Object.keys(REPLICA_MUTANTS)];
     throw new UsageError(`protocol ${options.protocol} has no mutant "${options.mutant}"; ${known.length === 0 ? "it has none" : `choose one of: ${known.join(", ")}`} (see --list-mutants)`);
   }
   if (factory !== undefined) {
@@ -178,6 +179,8 @@ export function listMutants(): string {
   for (const factory of PROTOCOLS.values()) {
     for (const [name, description] of Object.entries(factory.mutants)) lines.push(`${factory.name.padEnd(14)} ${name.padEnd(28)} ${description}`);
   }
+  // The replica's mutants break the loop every protocol runs in.
+  for (const [name, description] of Object.entries(REPLICA_MUTANTS)) lines.push(`${"(any)".padEnd(14)} ${name.padEnd(28)} ${description}`);
   return lines.length === 0 ? "no mutants\n" : `${"protocol".padEnd(14)} ${"mutant".padEnd(28)} what it breaks\n${lines.join("\n")}\n`;
 }
 

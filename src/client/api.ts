@@ -2,7 +2,7 @@
 // as TypeScript types, and the functions that turn a node's raw answer into them or into a
 // typed error. No I/O; the transport and the clients build on it.
 import { InvalidInputError } from "../core/common/errors.js";
-import { CompareFailedError, HttpApiError, NoQuorumError, NotMemberError, SessionExpiredError, TimeoutError, UnavailableError } from "./errors.js";
+import { CompareFailedError, HttpApiError, NoQuorumError, NotMemberError, SequenceSupersededError, SessionExpiredError, TimeoutError, UnavailableError } from "./errors.js";
 import type { IncomingHttpHeaders } from "node:http";
 
 export type Consistency = "linearizable" | "lease" | "stale";
@@ -31,11 +31,16 @@ export interface RangeResult {
 }
 
 export type CompareOperator = "=" | "!=" | "<" | ">";
+/**
+ * One compare of a transaction: the key's value (text as UTF-8, or bytes), or one of its
+ * revisions or its version. A missing key has revisions and version 0 and no value.
+ */
 export type TxnCompare =
-  | { readonly key: string; readonly target: "value"; readonly op: CompareOperator; readonly value: string }
+  | { readonly key: string; readonly target: "value"; readonly op: CompareOperator; readonly value: string | Uint8Array }
   | { readonly key: string; readonly target: "revision" | "createRevision" | "version"; readonly op: CompareOperator; readonly value: number };
+/** One operation of a transaction's branch; a put's value is text (UTF-8) or bytes. */
 export type TxnOperation =
-  | { readonly op: "put"; readonly key: string; readonly value: string }
+  | { readonly op: "put"; readonly key: string; readonly value: string | Uint8Array }
   | { readonly op: "get"; readonly key: string }
   | { readonly op: "delete"; readonly key: string };
 export interface TxnRequest {
@@ -43,8 +48,16 @@ export interface TxnRequest {
   readonly success?: readonly TxnOperation[];
   readonly failure?: readonly TxnOperation[];
 }
-/** One operation's result, in request order: a put's `{revision}`, a get's `{kv}`, a delete's `{deleted, revision}`. */
-export type TxnResult = { readonly revision: number } | { readonly kv: KeyValue | null } | { readonly deleted: number; readonly revision: number };
+/**
+ * One operation's result, in request order, told apart by `op`: a put's revision; a get's
+ * record (null: absent); a delete's count (0 or 1) and the transaction's revision. A get's
+ * `forgotten` is true in the answer to a retried transaction: the cluster keeps what a
+ * transaction wrote, not what it read, so read the key again.
+ */
+export type TxnResult =
+  | { readonly op: "put"; readonly revision: number }
+  | { readonly op: "get"; readonly kv: KeyValue | null; readonly forgotten: boolean }
+  | { readonly op: "delete"; readonly deleted: number; readonly revision: number };
 export interface TxnResponse {
   readonly succeeded: boolean;
   readonly revision: number;
@@ -109,9 +122,16 @@ export function errorFor(response: ApiResponse): Error {
     return new CompareFailedError({ message, endpoint, revision: typeof revision === "number" ? revision : null });
   }
   if (response.status === 410 && code === "session_expired") return new SessionExpiredError({ message, endpoint });
+  if (response.status === 409 && code === "sequence_superseded") {
+    const number = (name: string): number | null => (typeof fields[name] === "number" ? (fields[name] as number) : null);
+    return new SequenceSupersededError({ message, endpoint, session: number("session"), sequence: number("sequence"), latestSequence: number("latestSequence") });
+  }
   if (response.status === 503) {
     const retryAfterMs = parseRetryAfterMs(response.headers["retry-after"]);
-    if (code === "no_leader") return new NoQuorumError({ message, endpoint, retryAfterMs });
+    if (code === "no_leader" || code === "no_quorum") {
+      const unreachable = Array.isArray(fields["unreachable"]) ? (fields["unreachable"] as unknown[]).filter((id): id is number => typeof id === "number") : [];
+      return new NoQuorumError({ message, endpoint, retryAfterMs, code, unreachable });
+    }
     if (code === "not_member") return new NotMemberError({ message, endpoint, retryAfterMs });
     if (code === "timeout") return new TimeoutError({ message, endpoint, status: 503, retryAfterMs });
     return new UnavailableError({ code, message, endpoint, retryAfterMs });
@@ -252,10 +272,37 @@ export function decodeKeyValue(body: Record<string, unknown>, response: ApiRespo
   };
 }
 
-export function decodeTxnResult(body: Record<string, unknown>, response: ApiResponse): TxnResult {
-  if ("kv" in body) return { kv: body["kv"] === null ? null : decodeKeyValue(asObject(body["kv"], response), response) };
-  if ("deleted" in body) return { deleted: numberField(body, "deleted", response), revision: numberField(body, "revision", response) };
-  return { revision: numberField(body, "revision", response) };
+/**
+ * One result of a transaction, by its `op`. Nodes of before `op` answered without it (and a
+ * delete without a revision): those are read by their fields, a delete taking the
+ * transaction's revision, so a client keeps working across an upgrade.
+ */
+export function decodeTxnResult(body: Record<string, unknown>, txnRevision: number, response: ApiResponse): TxnResult {
+  const op = body["op"] ?? ("kv" in body ? "get" : "deleted" in body ? "delete" : "put");
+  switch (op) {
+    case "get":
+      return { op: "get", kv: body["kv"] === null ? null : decodeKeyValue(asObject(body["kv"], response), response), forgotten: body["forgotten"] === true };
+    case "delete":
+      return { op: "delete", deleted: numberField(body, "deleted", response), revision: body["revision"] === undefined && body["op"] === undefined ? txnRevision : numberField(body, "revision", response) };
+    case "put":
+      return { op: "put", revision: numberField(body, "revision", response) };
+    default:
+      throw invalidResponse(response, `a transaction result's op is ${JSON.stringify(op)}`);
+  }
+}
+
+/**
+ * A transaction as the API's JSON: values that are bytes go as base64, with `"encoding":
+ * "base64"`. Every other field goes as it is, so the node refuses one it does not know (a
+ * caller's `prefix` on a delete is refused, not silently dropped).
+ */
+export function encodeTxnRequest(request: TxnRequest): string {
+  return JSON.stringify(request, (_name, value: unknown) => {
+    if (typeof value !== "object" || value === null || !("value" in value)) return value;
+    const bytes = (value as { value: unknown }).value;
+    if (!(bytes instanceof Uint8Array)) return value;
+    return { ...value, value: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64"), encoding: "base64" };
+  });
 }
 
 export function decodeStatus(body: Record<string, unknown>, response: ApiResponse): NodeStatus {
@@ -323,7 +370,8 @@ export function decodeTxnAnswer(response: ApiResponse): TxnResponse {
   const body = jsonObject(response);
   const results = body["results"];
   if (typeof body["succeeded"] !== "boolean" || !Array.isArray(results)) throw invalidResponse(response, "expected succeeded and results");
-  return { succeeded: body["succeeded"], revision: numberField(body, "revision", response), results: results.map((result: unknown) => decodeTxnResult(asObject(result, response), response)) };
+  const revision = numberField(body, "revision", response);
+  return { succeeded: body["succeeded"], revision, results: results.map((result: unknown) => decodeTxnResult(asObject(result, response), revision, response)) };
 }
 
 /** `GET /v1/status`'s answer. */

@@ -20,8 +20,8 @@ import {
   decodeStatusAnswer,
   decodeTxnAnswer,
   checkWellFormed,
-  decodeUtf8Strict,
   encodeKeyPath,
+  encodeTxnRequest,
   errorFor,
   isKeyNotFound,
   normalizeEndpoint,
@@ -101,6 +101,11 @@ export interface CallOptions {
   readonly signal?: AbortSignal;
   /** This call's timeout instead of the client's `timeoutMs`. */
   readonly timeoutMs?: number;
+}
+
+export interface DeleteOptions extends CallOptions {
+  /** Delete every key that starts with `key` (a non-empty prefix), atomically, as one revision. */
+  readonly prefix?: boolean;
 }
 
 export interface PutOptions extends CallOptions {
@@ -199,7 +204,7 @@ const RESPONSE_BYTES_MAX_DEFAULT = 64 * 1024 * 1024;
 /** A write answered 410 opens a new session and goes again at most this many times in a row. */
 export const SESSION_REOPENS_MAX = 3;
 /** 503 codes that say the request was not applied (docs/http-api.md): even a write outside a session may go elsewhere. */
-const NOT_APPLIED_CODES = new Set(["no_leader", "not_member", "overloaded"]);
+const NOT_APPLIED_CODES = new Set(["no_leader", "no_quorum", "not_member", "overloaded"]);
 const OCTET_STREAM = Object.freeze({ "content-type": "application/octet-stream" });
 const JSON_BODY = Object.freeze({ "content-type": "application/json" });
 
@@ -207,17 +212,18 @@ const JSON_BODY = Object.freeze({ "content-type": "application/json" });
  * A client of a synod cluster. One per process is usual; it keeps connections, health and
  * sessions for all its calls. Every method rejects with a typed error (src/client/errors.ts):
  *
- * - answers: CompareFailedError (409), HttpApiError (other 4xx/5xx: bad input, too large),
- *   InvalidInputError (a key or option refused before sending);
- * - the cluster unavailable after the retries: NoQuorumError (503 no_leader), NotMemberError,
+ * - answers: CompareFailedError (409), SequenceSupersededError (409, a session misused),
+ *   HttpApiError (other 4xx/5xx: bad input, too large), InvalidInputError (a key or option
+ *   refused before sending);
+ * - the cluster unavailable after the retries: NoQuorumError (503 no_quorum, no_leader), NotMemberError,
  *   UnavailableError (overloaded), ConnectionError, TimeoutError;
  * - the client's bounds: QueueFullError (at once), TimeoutError (the call's `timeoutMs`),
  *   AbortedError (the call's signal), ClientClosedError, SessionExpiredError (410 again
  *   and again, which a healthy cluster does not do).
  *
- * A write that may have been applied but got no answer rejects with `outcomeUnknown` true
- * (a TimeoutError, AbortedError or ClientClosedError); any other rejection of a write means
- * it was not applied. With sessions (the default) such a write was retried with the same
+ * A write that may have been applied but got no answer it could read rejects with
+ * `outcomeUnknown` true (a TimeoutError, AbortedError or ClientClosedError); any other
+ * rejection of a write means it was not applied. With sessions (the default) such a write was retried with the same
  * session and sequence, so it is applied at most once whatever happened.
  */
 export class Client {
@@ -286,7 +292,7 @@ export class Client {
     if (typeof value === "string") checkWellFormed(value, "a value given as text");
     const body = typeof value === "string" ? Buffer.from(value, "utf8") : value;
     const request: TransportRequest = { method: "PUT", path: withQuery(`/v1/kv/${encodeKeyPath(key)}`, query), body, headers: OCTET_STREAM };
-    return decodePutAnswer(await this.call({ kind: "write", what: `PUT ${key}`, request, key }, options));
+    return this.writeAndDecode({ kind: "write", what: `PUT ${key}`, request, key }, options, decodePutAnswer);
   }
 
   /** Reads `key`; null when it does not exist. */
@@ -296,23 +302,27 @@ export class Client {
     return decodeGetAnswer(await this.call({ kind: "read", what: `GET ${key}`, request: { method: "GET", path }, consistency, key, accept: isKeyNotFound }, options));
   }
 
-  /** Deletes `key` (`deleted` is 0 when it did not exist), or with `prefix` every key that starts with `key`, atomically (`deleted` says how many). */
+  /**
+   * Deletes `key`; `deleted` is 0 when it did not exist. With `prefix: true`, every key
+   * starting with `key` (which must not be empty), atomically: `deleted` counts them, and
+   * `revision` is the one they were deleted at (the store's, unchanged, when none matched).
+   */
   async delete(key: string, options: DeleteOptions = {}): Promise<{ deleted: number; revision: number }> {
-    const request: TransportRequest = { method: "DELETE", path: `/v1/kv/${encodeKeyPath(key)}${options.prefix === true ? "?prefix" : ""}` };
-    return decodeDeleteAnswer(await this.call({ kind: "write", what: `DELETE ${key}`, request, key }, options));
+    const prefix = options.prefix === true;
+    const request: TransportRequest = { method: "DELETE", path: `/v1/kv/${encodeKeyPath(key)}${prefix ? "?prefix=true" : ""}` };
+    return this.writeAndDecode({ kind: "write", what: `DELETE ${key}${prefix ? " (every key under it)" : ""}`, request, key }, options, decodeDeleteAnswer);
   }
 
   /**
    * Compare-and-swap by value: writes `value` only if the key's value is `expected` (null:
    * only if the key does not exist). One `POST /v1/txn` (a value compare, or a version-0
-   * compare for null), so it is atomic and, in a session, exactly-once. Values travel as
-   * JSON text: bytes that are not UTF-8 are refused (use `put` with `prevRevision`).
-   * A failed compare is a result (`succeeded` false), not an error.
+   * compare for null), so it is atomic and, in a session, exactly-once. Values are text
+   * (UTF-8) or bytes. A failed compare is a result (`succeeded` false), not an error.
    */
   async cas(key: string, expected: string | Uint8Array | null, value: string | Uint8Array, options: CallOptions = {}): Promise<CasResult> {
     encodeKeyPath(key);
-    const compare = expected === null ? { key, target: "version" as const, op: "=" as const, value: 0 } : { key, target: "value" as const, op: "=" as const, value: utf8Text(expected, "expected") };
-    const answer = await this.txn({ compare: [compare], success: [{ op: "put", key, value: utf8Text(value, "value") }] }, options);
+    const compare = expected === null ? { key, target: "version" as const, op: "=" as const, value: 0 } : { key, target: "value" as const, op: "=" as const, value: expected };
+    const answer = await this.txn({ compare: [compare], success: [{ op: "put", key, value }] }, options);
     return { succeeded: answer.succeeded, revision: answer.revision };
   }
 
@@ -333,11 +343,14 @@ export class Client {
     return decodeRangeAnswer(await this.call({ kind: "read", what: `range ${JSON.stringify(prefix)}`, request, consistency, key: prefix }, options));
   }
 
-  /** An atomic transaction (docs/http-api.md, `POST /v1/txn`): `success` if every compare holds, else `failure`. A write (in a session). */
+  /**
+   * An atomic transaction (docs/http-api.md, `POST /v1/txn`): `success` if every compare
+   * holds, else `failure`. A write (in a session). Each result names its `op`.
+   */
   async txn(request: TxnRequest, options: CallOptions = {}): Promise<TxnResponse> {
     checkTxnText(request);
-    const body = JSON.stringify(request);
-    return decodeTxnAnswer(await this.call({ kind: "write", what: "txn", request: { method: "POST", path: "/v1/txn", body, headers: JSON_BODY } }, options));
+    const body = encodeTxnRequest(request);
+    return this.writeAndDecode({ kind: "write", what: "txn", request: { method: "POST", path: "/v1/txn", body, headers: JSON_BODY } }, options, decodeTxnAnswer);
   }
 
   /**
@@ -390,6 +403,22 @@ export class Client {
     // Let the aborted calls settle before their connections go.
     await new Promise<void>((resolve) => setImmediate(resolve));
     await this.transport.close();
+  }
+
+  /**
+   * A write and its answer. The write was applied when its answer came, so an answer that
+   * does not decode must not read as "not applied" (a caller would send it again): it is
+   * a TimeoutError with `outcomeUnknown`, the decoding error as its cause.
+   */
+  private async writeAndDecode<T>(spec: CallSpec, options: CallOptions, decode: (response: ApiResponse) => T): Promise<T> {
+    const response = await this.call(spec, options);
+    try {
+      return decode(response);
+    } catch (error) {
+      this.counters.outcomeUnknown += 1;
+      const message = `${spec.what}: ${response.endpoint} answered ${response.status}, but the answer could not be read (${(error as Error).message}); the write may have been applied: read before writing again`;
+      throw new TimeoutError({ message, endpoint: response.endpoint, status: null, retryAfterMs: null, outcomeUnknown: true, cause: error });
+    }
   }
 
   /** One call: a slot, then its attempts (in a session lane for a write), within its deadline and signal. */
@@ -644,16 +673,6 @@ function checkTxnText(request: TxnRequest): void {
       if (typeof value === "string") checkWellFormed(value, "a transaction's value");
     }
   }
-}
-
-function utf8Text(value: string | Uint8Array, what: string): string {
-  if (typeof value === "string") {
-    checkWellFormed(value, `cas's ${what}`);
-    return value;
-  }
-  const text = decodeUtf8Strict(value);
-  if (text === null) throw new InvalidInputError(`cas sends ${what} as JSON text, and these bytes are not UTF-8; use put with prevRevision for binary values`);
-  return text;
 }
 
 function integerOption(value: number | undefined, fallback: number, name: string, min: number, max: number): number {

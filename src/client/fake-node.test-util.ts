@@ -158,7 +158,10 @@ function serve(node: FakeNode, request: SeenRequest): FakeAnswer {
   const sequence = Number(request.headers[SEQUENCE_HEADER]);
   if (session === undefined) return { status: 410, body: { error: "session_expired", message: `session ${sessionHeader} expired` } };
   if (sequence === session.sequence) return session.answer;
-  if (sequence < session.sequence) return { status: 503, body: { error: "overloaded", message: "superseded by a newer request from the same client" } };
+  if (sequence < session.sequence) {
+    const body = { error: "sequence_superseded", message: `sequence ${sequence} is older than the session's latest (${session.sequence})`, session: Number(sessionHeader), sequence, latestSequence: session.sequence };
+    return { status: 409, body };
+  }
   const answer = applyWrite(node.state, request);
   node.state.sessions.set(Number(sessionHeader), { sequence, answer });
   return answer;
@@ -187,12 +190,12 @@ function applyWrite(state: FakeState, request: SeenRequest): FakeAnswer {
   if (request.path === "/v1/txn") return applyTxn(state, JSON.parse(request.body.toString("utf8")) as FakeTxn);
   const key = decodeURIComponent(request.path.slice("/v1/kv/".length));
   const current = state.store.get(key);
-  if (request.method === "DELETE" && new URLSearchParams(request.url.split("?")[1] ?? "").has("prefix")) {
-    // A range delete (`?prefix`): every key under it, at one revision.
-    const doomed = [...state.store.keys()].filter((stored) => stored.startsWith(key));
-    if (doomed.length > 0) state.revision++;
-    for (const stored of doomed) state.store.delete(stored);
-    return { status: 200, body: { deleted: doomed.length, revision: state.revision } };
+  const query = new URLSearchParams(request.url.split("?")[1] ?? "");
+  if (request.method === "DELETE" && query.has("prefix") && query.get("prefix") !== "false") {
+    const under = [...state.store.keys()].filter((stored) => stored.startsWith(key));
+    for (const stored of under) state.store.delete(stored);
+    if (under.length > 0) state.revision++;
+    return { status: 200, body: { deleted: under.length, revision: state.revision } };
   }
   if (request.method === "DELETE") {
     if (current !== undefined) state.revision++;
@@ -206,30 +209,49 @@ function applyWrite(state: FakeState, request: SeenRequest): FakeAnswer {
 }
 
 interface FakeTxn {
-  readonly compare?: { key: string; target: string; op: string; value: string | number }[];
-  readonly success?: { op: string; key: string; value?: string }[];
-  readonly failure?: { op: string; key: string; value?: string }[];
+  readonly compare?: { key: string; target: string; op: string; value: string | number; encoding?: string }[];
+  readonly success?: FakeTxnOperation[];
+  readonly failure?: FakeTxnOperation[];
 }
 
-/** Compares with `=` on value or version; puts, gets and deletes. */
+interface FakeTxnOperation {
+  readonly op: string;
+  readonly key: string;
+  readonly value?: string;
+  readonly encoding?: string;
+}
+
+function txnBytes(item: { value?: string | number; encoding?: string }): Buffer {
+  return Buffer.from(String(item.value ?? ""), item.encoding === "base64" ? "base64" : "utf8");
+}
+
+/**
+ * Compares with `=` on value or version; put, get and delete, each answered with its `op`
+ * (the writes of a branch sharing one revision, as a node's do).
+ */
 function applyTxn(state: FakeState, txn: FakeTxn): FakeAnswer {
   const holds = (txn.compare ?? []).every((compare) => {
     const record = state.store.get(compare.key);
     if (compare.target === "version") return (record?.version ?? 0) === compare.value;
-    return record !== undefined && record.value.toString("utf8") === compare.value;
+    return record !== undefined && record.value.equals(txnBytes(compare));
   });
-  const results = (holds ? (txn.success ?? []) : (txn.failure ?? [])).map((operation) => {
+  const operations = holds ? (txn.success ?? []) : (txn.failure ?? []);
+  const revision = state.revision + 1;
+  let wrote = false;
+  const results = operations.map((operation) => {
     const current = state.store.get(operation.key);
-    if (operation.op === "get") return { kv: current === undefined ? null : recordJson(operation.key, current) };
+    if (operation.op === "get") return { op: "get", kv: current === undefined ? null : recordJson(operation.key, current) };
     if (operation.op === "delete") {
-      if (current !== undefined) state.revision++;
+      if (current !== undefined) wrote = true;
       state.store.delete(operation.key);
-      return { deleted: current === undefined ? 0 : 1, revision: state.revision };
+      return { op: "delete", deleted: current === undefined ? 0 : 1 };
     }
-    put(state, operation.key, Buffer.from(operation.value ?? "", "utf8"));
-    return { revision: state.revision };
+    wrote = true;
+    state.store.set(operation.key, { value: txnBytes(operation), revision, createRevision: current?.createRevision ?? revision, version: (current?.version ?? 0) + 1 });
+    return { op: "put", revision };
   });
-  return { status: 200, body: { succeeded: holds, revision: state.revision, results } };
+  if (wrote) state.revision = revision;
+  return { status: 200, body: { succeeded: holds, revision: state.revision, results: results.map((result) => (result.op === "delete" ? { ...result, revision: state.revision } : result)) } };
 }
 
 function put(state: FakeState, key: string, value: Buffer): void {
@@ -239,7 +261,9 @@ function put(state: FakeState, key: string, value: Buffer): void {
 }
 
 function recordJson(key: string, record: FakeRecord): object {
-  return { key, value: record.value.toString("utf8"), revision: record.revision, createRevision: record.createRevision, version: record.version };
+  const text = record.value.toString("utf8");
+  if (!Buffer.from(text, "utf8").equals(record.value)) return { key, value: record.value.toString("base64"), encoding: "base64", revision: record.revision, createRevision: record.createRevision, version: record.version };
+  return { key, value: text, revision: record.revision, createRevision: record.createRevision, version: record.version };
 }
 
 function send(response: ServerResponse, answer: FakeAnswer): void {

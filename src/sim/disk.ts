@@ -1,6 +1,7 @@
 import { assert } from "../core/common/assert.js";
 import type { Prng } from "../core/common/prng.js";
 import type { DurableState, LogEntry, Snapshot } from "../core/engine/contract.js";
+import type { LogStorage, LogWrite } from "../core/replica/contract.js";
 
 /** One write to the simulated disk. */
 export type DiskRecord<H> =
@@ -117,4 +118,42 @@ export function appendEntries(log: LogEntry[], added: readonly LogEntry[], snaps
   const keep = log.slice(0, first.index - logFirst);
   for (const entry of added) keep.push(entry);
   return keep;
+}
+
+/**
+ * A `SimDisk` as the replica's log storage: a save queues records, a sync makes them
+ * durable once the fsync latency has passed (`afterFsync` decides when, and whether the
+ * process is still there to hear of it), and a compaction record is durable at once.
+ */
+export class SimLogStorage<H> implements LogStorage<H> {
+  constructor(
+    private readonly disk: SimDisk<H>,
+    /** Runs `completed` when an fsync started now completes (never, if the process crashed meanwhile). */
+    private readonly afterFsync: (completed: () => void) => void,
+    /** Hands the replica an outcome, when the process runs (it may be paused). */
+    private readonly deliver: (action: () => void) => void,
+  ) {}
+
+  save(write: LogWrite<H>): void {
+    if (write.snapshot !== null) this.disk.write({ kind: "snapshot", snapshot: write.snapshot });
+    if (write.entries.length > 0) this.disk.write({ kind: "entries", entries: write.entries });
+    if (write.hardState !== null) this.disk.write({ kind: "hard-state", hardState: write.hardState });
+  }
+
+  sync(done: (error: unknown) => void): void {
+    this.afterFsync(() => {
+      // The disk finishes whatever the process is doing; the process hears of it when it runs.
+      this.disk.sync();
+      this.deliver(() => done(null));
+    });
+  }
+
+  /** A snapshot in memory is written with its compaction record: nothing to do ahead. */
+  prepareSnapshot(_snapshot: Snapshot, done: (error: unknown) => void): void {
+    done(null);
+  }
+
+  compact(snapshot: Snapshot): void {
+    this.disk.saveSnapshot(snapshot);
+  }
 }

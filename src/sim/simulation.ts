@@ -2,6 +2,7 @@ import { AssertionError } from "../core/common/assert.js";
 import { Prng } from "../core/common/prng.js";
 import type { DurableState, EngineFactory, EngineInvariant, EngineStatus, LogEntry, Membership, NodeId } from "../core/engine/contract.js";
 import { describeMembership, isMember } from "../core/engine/membership.js";
+import { isReplicaMutant, REPLICA_MUTANTS } from "../core/replica/mutants.js";
 import { checkMajorityCommit, type NodeLog } from "./check/majority-commit.js";
 import { checkLeaderCompleteness } from "./check/leader-completeness.js";
 import { checkLinearizability } from "./check/linearizability.js";
@@ -156,8 +157,8 @@ class Simulation implements NodeHost<unknown> {
 
   constructor(private readonly options: SimOptions) {
     let factory = options.protocol;
-    if (options.mutant !== undefined && !(options.mutant in factory.mutants)) {
-      throw new Error(`protocol ${factory.name} has no mutant "${options.mutant}"; it has: ${Object.keys(factory.mutants).join(", ") || "none"}`);
+    if (options.mutant !== undefined && !(options.mutant in factory.mutants) && !isReplicaMutant(options.mutant)) {
+      throw new Error(`protocol ${factory.name} has no mutant "${options.mutant}"; it has: ${[...Object.keys(factory.mutants), ...Object.keys(REPLICA_MUTANTS)].join(", ")}`);
     }
     this.claims = new Set(factory.invariants);
     this.traceLog = new Trace(options.fullTrace === true ? FULL_TRACE_CAPACITY : TRACE_CAPACITY);
@@ -190,7 +191,20 @@ class Simulation implements NodeHost<unknown> {
     for (const id of nodeIds) {
       const disk = new SimDisk<unknown>(this.params.tornWriteProbability);
       const peers = id <= this.params.bootstrapVoters ? nodeIds.slice(0, this.params.bootstrapVoters) : [];
-      this.nodes.set(id, new SimNode(id, peers, factory, disk, this, () => this.prngEngine.nextUint32(), this.params.clientTimeoutMicros * 2, options.mutant ?? null, this.params.snapshotEveryEntries));
+      const nodeOptions = {
+        id,
+        peers,
+        factory,
+        engineSeed: () => this.prngEngine.nextUint32(),
+        tickMicros: this.params.tickMicros,
+        clockRate: this.params.clockRates[id - 1] ?? 1,
+        requestTimeoutMicros: this.params.clientTimeoutMicros * 2,
+        // A mutant is the engine's or, for any protocol, the replica's (core/replica/mutants.ts).
+        mutant: options.mutant !== undefined && options.mutant in factory.mutants ? options.mutant : null,
+        replicaMutant: options.mutant !== undefined && isReplicaMutant(options.mutant) ? options.mutant : null,
+        snapshotEveryEntries: this.params.snapshotEveryEntries,
+      };
+      this.nodes.set(id, new SimNode(nodeOptions, disk, this));
     }
     for (let i = 0; i < this.params.clients; i++) {
       const id = CLIENT_ID_BASE + i + 1;
@@ -202,6 +216,10 @@ class Simulation implements NodeHost<unknown> {
 
   now(): number {
     return this.scheduler.now;
+  }
+
+  after(delayMicros: number, action: () => void): void {
+    this.scheduler.after(delayMicros, action);
   }
 
   sendToPeer(from: NodeId, to: NodeId, message: unknown): void {
@@ -568,14 +586,11 @@ class Simulation implements NodeHost<unknown> {
 
   // ---- the run ----
 
-  private startTicks(): void {
+  /** Boots every process at a random point of its first tick, so their ticks are out of phase. */
+  private bootNodes(): void {
     for (const node of this.nodes.values()) {
       const interval = Math.round(this.params.tickMicros * (this.params.clockRates[node.id - 1] ?? 1));
-      const tick = (): void => {
-        node.tick();
-        this.scheduler.after(interval, tick);
-      };
-      this.scheduler.after(this.prngFault.int(0, interval), tick);
+      this.scheduler.after(this.prngFault.int(0, interval), () => node.start());
     }
   }
 
@@ -598,7 +613,7 @@ class Simulation implements NodeHost<unknown> {
     const healEnd = params.faultPhaseMicros + params.healPhaseMicros;
     const settleEnd = healEnd + params.clientTimeoutMicros * (1 + params.clientRetries) + 2_000_000;
     try {
-      this.startTicks();
+      this.bootNodes();
       this.startCheckpoints();
       for (const client of this.clients.values()) client.start();
       this.scenario.start(this.context());

@@ -1,18 +1,27 @@
 /**
  * The engine contract: every consensus engine (Raft, Multi-Paxos, the simulator's control
  * engines) is a pure object driven from outside, in the shape of etcd-io/raft's
- * RawNode/Ready. The runtime's driver and the simulator's driver both obey the same rules,
- * so the simulator runs exactly the code production runs.
+ * RawNode/Ready. One driver obeys it — `Replica` (core/replica/replica.ts) — and both the
+ * runtime's node and the simulator host that same class, so the simulator runs exactly the
+ * loop production runs.
  *
  * The driver loop:
- *   1. feed inputs: `tick()`, `step(from, message)`, `propose(data)`, `readIndex(requestId)`;
- *   2. if `hasReady()`, take `rd = ready()`;
+ *   1. feed inputs: `tick()` (as many as the monotonic clock says are due, caught up before
+ *      any message after a stall), `step(from, message)`, `propose(data)`,
+ *      `readIndex(requestId)`, `transferLeadership`, `changeMembership`;
+ *   2. if `hasReady()`, take `rd = ready()` (inputs that arrive together share one Ready);
  *   3. send `rd.messages` at once (they depend on nothing unwritten);
- *   4. durably write `rd.snapshot`, then `rd.entries`, then `rd.hardState` (one fsync for all);
+ *   4. save `rd.snapshot`, then `rd.entries`, then `rd.hardState`, and make them durable
+ *      (one sync for all). While the sync runs, committed entries that were durable before
+ *      this Ready (those before `rd.entries[0]`, none when `rd.snapshot` is set) may be
+ *      applied: they are on a quorum's disks, this one's included ("early apply");
  *   5. only then send `rd.messagesAfterPersist`;
- *   6. apply `rd.committedEntries` in order, serve `rd.readStates` once applied reaches them;
+ *   6. install `rd.snapshot` into the state machine, apply the rest of
+ *      `rd.committedEntries` in order, serve `rd.readStates` once applied reaches them;
  *   7. call `advance(rd)`. Only one Ready is outstanding at a time; inputs may keep arriving
- *      between `ready()` and `advance()`.
+ *      between `ready()` and `advance()`, and queue up in the engine for the next Ready;
+ *   8. now and then (every so many applied entries), capture the state machine at its
+ *      applied index, make that snapshot durable and drop the log behind it, then `compact`.
  */
 import type { SynodError } from "../common/errors.js";
 import type { Prng } from "../common/prng.js";

@@ -12,8 +12,8 @@
  * data corruption.
  */
 import { createHash } from "node:crypto";
-import { existsSync, linkSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, linkSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { dirname, join, sep } from "node:path";
 import { SynodError } from "../../core/common/errors.js";
 import { writeFileAtomic } from "../storage/atomic-file.js";
 import { utf8Encode } from "../../core/common/utf8.js";
@@ -146,4 +146,64 @@ function processAlive(pid: number): boolean {
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === "EPERM";
   }
+}
+
+/**
+ * The live process holding `dir`'s lock, or null when none does (no lock, or its process is
+ * gone): what `synod cluster` checks before it starts anything in a directory.
+ */
+export function lockHolder(dir: string): number | null {
+  const holder = readHolder(join(dir, DATA_LAYOUT.lock));
+  return holder !== null && holder !== process.pid && processAlive(holder) ? holder : null;
+}
+
+/**
+ * A file system error met while creating or opening a data directory (`what`: the flag that
+ * named it), as a StartupError whose one line says what is wrong and what to do; null for an
+ * error that is not a file system one (a bug keeps its stack).
+ */
+export function dataDirFailure(error: unknown, dir: string, what = "--data-dir"): StartupError | null {
+  const { code, path } = error as { code?: unknown; path?: unknown };
+  if (typeof code !== "string" || typeof path !== "string") return null;
+  // Only a failure on the directory, in it, or on the way to it is the directory's.
+  const related = (inner: string, outer: string): boolean => inner === outer || inner.startsWith(outer.endsWith(sep) ? outer : `${outer}${sep}`);
+  if (!related(path, dir) && !related(dir, path)) return null;
+  const where = path;
+  const reason = ((): string | null => {
+    switch (code) {
+      case "EEXIST":
+      case "ENOTDIR": {
+        const file = firstFileOnPath(where);
+        return `${what} ${dir} cannot be a directory: ${file ?? where} is a file. Choose another ${what}`;
+      }
+      case "EACCES":
+      case "EPERM":
+        return `cannot write in ${what} ${dir} (permission denied on ${where}): run as a user who may write there, or choose another ${what}`;
+      case "EROFS":
+        return `${what} ${dir} is on a read-only file system: choose another ${what}`;
+      case "ENOSPC":
+      case "EDQUOT":
+        return `no space left for ${what} ${dir} (writing ${where}): free some, or choose another ${what}`;
+      default:
+        return null;
+    }
+  })();
+  return reason === null ? null : new StartupError(reason, { cause: error });
+}
+
+/** The first path, from the root down to `path`, that exists and is not a directory; null if none. */
+function firstFileOnPath(path: string): string | null {
+  const chain: string[] = [];
+  for (let at = path; ; at = dirname(at)) {
+    chain.unshift(at);
+    if (dirname(at) === at) break;
+  }
+  for (const at of chain) {
+    try {
+      if (!statSync(at).isDirectory()) return at;
+    } catch {
+      return null;
+    }
+  }
+  return null;
 }

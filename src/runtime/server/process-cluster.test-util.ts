@@ -76,6 +76,13 @@ export class ProcessCluster {
     return node;
   }
 
+  /** Node `id`'s peer address, `127.0.0.1:PORT`, as a membership change names it. */
+  peerAddress(id: number): string {
+    const port = this.peerPorts[id - 1];
+    if (port === undefined) throw new Error(`no node ${id}`);
+    return `127.0.0.1:${port}`;
+  }
+
   /** Starts (or restarts) node `id` with the same ports and data directory; `override` flags come last and win. */
   startNode(id: number, override: readonly string[] = []): NodeProcess {
     const node = this.node(id);

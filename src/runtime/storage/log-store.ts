@@ -220,6 +220,9 @@ export class LogStore<H> {
   async prepareCompaction(snapshot: Snapshot): Promise<void> {
     this.assertOpen();
     assertSnapshot(snapshot);
+    // `compact` will ignore a snapshot at or behind the one held — and its file would have
+    // the held snapshot's name when index and term are equal, overwriting it.
+    if (snapshot.index <= this.state.snapshotIndex) return;
     await writeSnapshotFileAsync(this.options.snapshotDir, snapshot, "own");
     this.preparedSnapshotFile = snapshotFileName(snapshot.index, snapshot.term);
   }
