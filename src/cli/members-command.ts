@@ -124,8 +124,10 @@ async function statusOf(url: string): Promise<{ status: Record<string, unknown> 
     if (response.status !== 200 || typeof body !== "object" || body === null) return { failure: `HTTP ${response.status}` };
     return { status: body as Record<string, unknown> };
   } catch (error) {
-    const cause = (error as { cause?: { code?: unknown } }).cause?.code;
-    return { failure: typeof cause === "string" ? cause : error instanceof Error && error.name === "TimeoutError" ? `no answer within ${VOTER_CHECK_TIMEOUT_MS / 1000} s` : (error as Error).message };
+    const cause = (error as { cause?: { code?: unknown; message?: unknown } }).cause;
+    if (typeof cause?.code === "string") return { failure: cause.code };
+    if (error instanceof Error && error.name === "TimeoutError") return { failure: `no answer within ${VOTER_CHECK_TIMEOUT_MS / 1000} s` };
+    return { failure: typeof cause?.message === "string" ? cause.message : (error as Error).message };
   }
 }
 
