@@ -172,7 +172,7 @@ function validate(options: BenchOptions): void {
  * @throws ConnectionError when no endpoint could be reached; NoLeaderError when none knew a leader.
  */
 export async function findLeader(endpoints: readonly string[], waitMs: number = LEADER_WAIT_MS): Promise<string> {
-  const client = new Client({ endpoints, sessions: false, healthCheckIntervalMs: 0, retry: { attemptsMax: 1 }, timeoutMs: 2_000, connectionsPerEndpoint: 1 });
+  const client = new Client({ endpoints, sessions: false, healthCheckIntervalMs: 0, membersIntervalMs: 0, retry: { attemptsMax: 1 }, timeoutMs: 2_000, connectionsPerEndpoint: 1 });
   try {
     const deadlineMs = performance.now() + waitMs;
     let failures: unknown[] = [];
