@@ -11,6 +11,7 @@ import { registerLeaderCommand } from "./leader-command.js";
 import { registerMembersCommand } from "./members-command.js";
 import { registerNodeCommand } from "./node-command.js";
 import { registerProxyCommand } from "./proxy-command.js";
+import { registerSnapshotCommand } from "./snapshot-command.js";
 import { registerStatusCommand } from "./status-command.js";
 import { defaultWorkers, listMutants, parseFaults, simCommand, UsageError } from "./sim-command.js";
 
@@ -103,6 +104,7 @@ function buildProgram(setExitCode: (code: number) => void): Command {
   registerLeaderCommand(program, setExitCode);
   registerMembersCommand(program, setExitCode);
   registerProxyCommand(program, setExitCode);
+  registerSnapshotCommand(program, setExitCode);
 
   return program;
 }
