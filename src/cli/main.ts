@@ -12,6 +12,7 @@ import { registerMembersCommand } from "./members-command.js";
 import { registerNodeCommand } from "./node-command.js";
 import { registerProxyCommand } from "./proxy-command.js";
 import { registerSnapshotCommand } from "./snapshot-command.js";
+import { registerStatusCommand } from "./status-command.js";
 import { defaultWorkers, listMutants, parseFaults, simCommand, UsageError } from "./sim-command.js";
 
 function integer(what: string, min: number) {
@@ -98,6 +99,7 @@ function buildProgram(setExitCode: (code: number) => void): Command {
     .action(async (opts: { workers: number }) => setExitCode(await demoCommand(opts.workers)));
 
   registerKvCommands(program, setExitCode);
+  registerStatusCommand(program, setExitCode);
   registerBenchCommand(program, setExitCode);
   registerLeaderCommand(program, setExitCode);
   registerMembersCommand(program, setExitCode);
