@@ -85,9 +85,11 @@ const EMPTY = new Uint8Array(0);
  *
  * Durability rules: votes and append acknowledgements leave only after the Ready's writes
  * are durable (`messagesAfterPersist`); a candidate's vote requests too, since they carry
- * its vote for itself. A leader counts its own entries toward commit as soon as it appends
- * them: the driver takes one Ready at a time, so nothing that depends on that count —
- * a commit index sent out, an entry applied — leaves before the entries are durable.
+ * its vote for itself. The driver may take the next Ready while the last one's writes
+ * flush (appends and heartbeats leave during the leader's own fdatasync), so a leader
+ * counts its own entries toward commit only once they are durable (thesis 10.2.1): a
+ * commit index it sends out is always on a quorum's disks. A leader's snapshot is handed
+ * out alone: no Ready is outstanding when it is, and none follows until it is advanced.
  */
 export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   readonly id: NodeId;
