@@ -79,3 +79,8 @@ export { FAULT_CLASSES, type FaultClass, type SimParams } from "./sim/params.js"
 export { PROTOCOLS } from "./sim/protocols.js";
 export { SCENARIOS, SCENARIO_NAMES, type Scenario, type ScenarioContext } from "./sim/scenarios.js";
 export { runSimulation, type SimOptions, type SimResult } from "./sim/simulation.js";
+// The embedding API: your own state machine, replicated (docs/embedding.md).
+export { COMMAND_BYTES_MAX, type Command, type ReplicatedStateMachine, type StateSnapshotBuilder } from "./core/replica/embedded.js";
+export { ReplicatedNode, type NodeLogger, type ProposeOptions, type ReadBarrierOptions, type ReplicatedNodeOptions, type ReplicatedNodeStatus } from "./runtime/embed/replicated-node.js";
+export { LeaderChangedError, RequestTimeoutError, StoppedError, TooManyRequestsError, TransferOvertakenError, TransferTimeoutError, WriteOutcomeUnknownError } from "./core/replica/errors.js";
+export { StartupError } from "./runtime/server/data-dir.js";

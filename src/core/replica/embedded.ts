@@ -373,8 +373,9 @@ export class EmbeddedReplica<M, H, R> {
   /**
    * Proposes `command`; `waiter` resolves with the state machine's result once it applied
    * on this node, or rejects as `Replica.propose` does. A command over COMMAND_BYTES_MAX is
-   * refused (InvalidInputError) before anything is proposed. Returns the command's sequence
-   * (null when refused at once): the simulator follows commands by it.
+   * refused (InvalidInputError) before anything is proposed. Returns the command's sequence,
+   * or null when it was refused at once (nothing proposed): the simulator follows commands
+   * by it.
    */
   propose(command: Uint8Array, waiter: Waiter<R>): number | null {
     if (!(command instanceof Uint8Array)) {
@@ -386,11 +387,21 @@ export class EmbeddedReplica<M, H, R> {
       return null;
     }
     const sequence = this.nextSequence++;
+    // A refusal comes at once (the engine's, or the replica's bound): nothing was proposed,
+    // so the number is given back rather than leave a gap the exactly-once memory keeps.
+    let inline = true;
+    let refused = false;
     this.replica.propose(encodeEnvelope({ proposer: this.self, firstSequence: this.firstSequence, sequence, command }), sequence, {
       resolve: (applied) => waiter.resolve(applied.result as R),
-      reject: (error) => waiter.reject(error),
+      reject: (error) => {
+        if (inline) refused = true;
+        waiter.reject(error);
+      },
     });
-    return sequence;
+    inline = false;
+    if (!refused) return sequence;
+    if (this.nextSequence === sequence + 1) this.nextSequence = sequence;
+    return null;
   }
 
   /** A linearizable barrier (a lease read with `lease`): see `Replica.read`. */
