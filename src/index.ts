@@ -84,3 +84,5 @@ export { COMMAND_BYTES_MAX, type Command, type ReplicatedStateMachine, type Stat
 export { ReplicatedNode, type NodeLogger, type ProposeOptions, type ReadBarrierOptions, type ReplicatedNodeOptions, type ReplicatedNodeStatus } from "./runtime/embed/replicated-node.js";
 export { LeaderChangedError, RequestTimeoutError, StoppedError, TooManyRequestsError, TransferOvertakenError, TransferTimeoutError, WriteOutcomeUnknownError } from "./core/replica/errors.js";
 export { StartupError } from "./runtime/server/data-dir.js";
+export { defineSimModule, type SequentialModel, type SimClientWorkload, type SimOperation, type SimOutcome, type StateMachineSimModule, type SimApplication } from "./sim/app/module.js";
+export { checkModelLinearizability, type ModelCheckResult, type ModelOperation } from "./sim/check/model-linearizability.js";

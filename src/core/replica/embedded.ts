@@ -370,6 +370,10 @@ export class EmbeddedReplica<M, H, R> {
     this.replica = createReplica<M, H, EmbeddedApplied<R>>({ ...options, stateMachine: options.stateMachine }, options.replicaMutant ?? null);
   }
 
+  start(): void {
+    this.replica.start();
+  }
+
   /**
    * Proposes `command`; `waiter` resolves with the state machine's result once it applied
    * on this node, or rejects as `Replica.propose` does. A command over COMMAND_BYTES_MAX is
