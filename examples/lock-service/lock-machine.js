@@ -23,6 +23,7 @@
  *   | { op: "release", lock: string, owner: string, token: number }} LockCommand
  * @typedef {{ ok: true, token: number } | { ok: false, holder: string } | { ok: true } | { ok: false }} LockResult
  * @typedef {{ owner: string, token: number }} Holder
+ * @typedef {import("synod").ReplicatedStateMachine<LockResult>} LockStateMachine
  */
 
 const encoder = new TextEncoder();
@@ -54,7 +55,7 @@ export function decodeCommand(data) {
   return null;
 }
 
-/** @implements {import("synod").ReplicatedStateMachine<LockResult>} */
+/** @implements {LockStateMachine} */
 export class LockMachine {
   constructor() {
     /** @type {Map<string, Holder>} who holds each held lock */
@@ -131,7 +132,10 @@ export class LockMachine {
  * and snapshots to be found.
  */
 export class ForgetfulLockMachine extends LockMachine {
-  /** @param {Uint8Array} snapshot */
+  /**
+   * @override
+   * @param {Uint8Array} snapshot
+   */
   restore(snapshot) {
     super.restore(snapshot);
     this.holders = new Map();

@@ -219,4 +219,40 @@ describe("EmbeddedReplica.propose", () => {
     const waiter = { resolve: () => undefined, reject: (error: Error) => assert.fail(error) };
     assert.deepEqual([node.propose(bytes("a"), waiter), node.propose(bytes("b"), waiter)], [1, 2]);
   });
+
+  test("proposes its waiting commands again, the same bytes, when another leader appears", () => {
+    const proposed: Uint8Array[] = [];
+    const status = { id: 1, role: "follower" as const, term: 1, leader: 2 as number | null, commitIndex: 0, lastIndex: 0, snapshotIndex: 0 };
+    const soon: (() => void)[] = [];
+    const flush = (): void => {
+      while (soon.length > 0) (soon.shift() as () => void)();
+    };
+    const node = new EmbeddedReplica<unknown, unknown, string>({
+      engine: { id: 1, propose: (data: Uint8Array) => (proposed.push(data), { accepted: true }), hasReady: () => false, status: () => status, tick: () => undefined } as never,
+      stateMachine: new EmbeddedStateMachine(new Journal(), 1),
+      storage: {} as never,
+      network: { send: () => true },
+      clock: { nowMs: () => 0, soon: (action) => soon.push(action), every: () => () => undefined },
+      tickMs: 10,
+      requestTimeoutMs: 1000,
+      snapshotEntries: 0,
+      pendingRequestsMax: 10,
+      peerCount: 2,
+      firstSequence: 1,
+      onFatal: () => undefined,
+    });
+    node.start();
+    flush();
+    const waiter = { resolve: () => undefined, reject: (error: Error) => assert.fail(error) };
+    node.propose(bytes("a"), waiter);
+    node.propose(bytes("b"), waiter);
+    flush();
+    assert.equal(proposed.length, 2);
+    // Node 2 died; node 3 leads a new term.
+    status.term = 2;
+    status.leader = 3;
+    node.replica.onTimer();
+    flush();
+    assert.deepEqual(proposed.slice(2), proposed.slice(0, 2), "the same envelopes again: they apply once whichever copy commits");
+  });
 });

@@ -353,6 +353,11 @@ export interface EmbeddedReplicaOptions<M, H, R> extends Omit<ReplicaOptions<M, 
 /**
  * The request layer of an embedded state machine above a `Replica`: numbers this node's
  * commands, wraps them in envelopes, and hands each caller its command's result.
+ *
+ * A command a follower forwarded is lost if the leader it went to dies or is deposed before
+ * the command commits. Since a command applies once however many copies reach the log, this
+ * node proposes each command still waiting again whenever another leader (or another term)
+ * appears: the caller waits through a failover instead of timing out.
  */
 export class EmbeddedReplica<M, H, R> {
   readonly replica: Replica<M, H, EmbeddedApplied<R>>;
@@ -360,14 +365,36 @@ export class EmbeddedReplica<M, H, R> {
   private readonly firstSequence: number;
   private nextSequence: number;
   private readonly self: NodeId;
+  /** The envelopes of this node's commands still waiting, by sequence, for proposing again. */
+  private readonly waiting = new Map<number, Uint8Array>();
+  private reproposeScheduled = false;
 
-  constructor(options: EmbeddedReplicaOptions<M, H, R>) {
+  constructor(private readonly options: EmbeddedReplicaOptions<M, H, R>) {
     assert(Number.isSafeInteger(options.firstSequence) && options.firstSequence > 0, "the first sequence must be a positive safe integer");
     this.stateMachine = options.stateMachine;
     this.self = options.engine.id;
     this.firstSequence = Math.max(options.firstSequence, options.stateMachine.highestSequence(this.self) + 1);
     this.nextSequence = this.firstSequence;
-    this.replica = createReplica<M, H, EmbeddedApplied<R>>({ ...options, stateMachine: options.stateMachine }, options.replicaMutant ?? null);
+    const observer: ReplicaObserver<EmbeddedApplied<R>> = {
+      ...options.observer,
+      leadershipChanged: (status) => {
+        options.observer?.leadershipChanged?.(status);
+        if (status.leader !== null && this.waiting.size > 0) this.scheduleRepropose();
+      },
+    };
+    this.replica = createReplica<M, H, EmbeddedApplied<R>>({ ...options, stateMachine: options.stateMachine, observer }, options.replicaMutant ?? null);
+  }
+
+  /** Proposes every waiting command again, soon (an observer must not call back into the replica at once). */
+  private scheduleRepropose(): void {
+    if (this.reproposeScheduled) return;
+    this.reproposeScheduled = true;
+    this.options.clock.soon(() => {
+      this.reproposeScheduled = false;
+      if (this.replica.isStopped) return;
+      // A refusal (no leader after all) is no loss: the next leader brings another try.
+      for (const data of this.waiting.values()) this.replica.proposeUnanswered(data);
+    });
   }
 
   start(): void {
@@ -395,15 +422,23 @@ export class EmbeddedReplica<M, H, R> {
     // so the number is given back rather than leave a gap the exactly-once memory keeps.
     let inline = true;
     let refused = false;
-    this.replica.propose(encodeEnvelope({ proposer: this.self, firstSequence: this.firstSequence, sequence, command }), sequence, {
-      resolve: (applied) => waiter.resolve(applied.result as R),
+    const data = encodeEnvelope({ proposer: this.self, firstSequence: this.firstSequence, sequence, command });
+    this.replica.propose(data, sequence, {
+      resolve: (applied) => {
+        this.waiting.delete(sequence);
+        waiter.resolve(applied.result as R);
+      },
       reject: (error) => {
+        this.waiting.delete(sequence);
         if (inline) refused = true;
         waiter.reject(error);
       },
     });
     inline = false;
-    if (!refused) return sequence;
+    if (!refused) {
+      this.waiting.set(sequence, data);
+      return sequence;
+    }
     if (this.nextSequence === sequence + 1) this.nextSequence = sequence;
     return null;
   }
