@@ -18,7 +18,7 @@ export type {
 } from "./core/engine/contract.js";
 export { ALL_ENGINE_INVARIANTS } from "./core/engine/contract.js";
 export { AssertionError, assert } from "./core/common/assert.js";
-export { InvalidInputError, NotLeaderError, OverloadedError, SynodError } from "./core/common/errors.js";
+export { InvalidInputError, MembershipChangeInProgressError, NotLeaderError, OverloadedError, SynodError } from "./core/common/errors.js";
 export { limits } from "./core/common/limits.js";
 export { Prng } from "./core/common/prng.js";
 export { balanceLimits, createPicker, HashRingPicker, LeastOutstandingPicker, PowerOfTwoPicker, RoundRobinPicker, SmoothWeightedPicker, STRATEGIES, isStrategy, validateEndpoints, type Endpoint, type HashRingOptions, type Picker, type PickerOptions, type Strategy } from "./core/balance/index.js";

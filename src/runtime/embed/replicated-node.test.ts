@@ -210,7 +210,6 @@ describe("ReplicatedNode", { timeout: 120_000 }, () => {
     await assert.rejects(pending, (error: unknown) => (error as { name?: string; outcomeUnknown?: boolean }).name === "AbortedError" && (error as { outcomeUnknown: boolean }).outcomeUnknown);
     await assert.rejects(node.propose(encoder.encode("b=1"), { signal: AbortSignal.abort() }), (error: unknown) => (error as { outcomeUnknown?: boolean }).outcomeUnknown === false);
     await assert.rejects(node.propose("text" as unknown as Uint8Array), InvalidInputError);
-    await assert.rejects(node.changeMembership(), /not available to embedded nodes yet/);
   });
 });
 
@@ -223,6 +222,8 @@ describe("ReplicatedNode start-up checks", { timeout: 30_000 }, () => {
     await assert.rejects(ReplicatedNode.start({ ...base, peers: { 1: "nowhere" } }), (e: unknown) => e instanceof InvalidInputError && /HOST:PORT/.test(e.message));
     await assert.rejects(ReplicatedNode.start({ ...base, consensus: "zab" }), (e: unknown) => e instanceof InvalidInputError && /consensus must be one of/.test(e.message));
     await assert.rejects(ReplicatedNode.start({ ...base, stateMachine: {} as never }), (e: unknown) => e instanceof InvalidInputError && /apply\(commands\)/.test(e.message));
+    await assert.rejects(ReplicatedNode.start({ ...base, join: { clusterId: "c" } }), (e: unknown) => e instanceof InvalidInputError && /not this node/.test(e.message));
+    await assert.rejects(ReplicatedNode.start({ ...base, id: 2, join: { clusterId: "c" } }), (e: unknown) => e instanceof InvalidInputError && /needs listen/.test(e.message));
   });
 
   test("a data directory of another node, or in use, is refused with what to do", async () => {
@@ -262,5 +263,71 @@ describe("ReplicatedNode start-up checks", { timeout: 30_000 }, () => {
     } finally {
       rmSync(root, { recursive: true, force: true });
     }
+  });
+});
+
+describe("ReplicatedNode membership changes", { timeout: 120_000 }, () => {
+  let cluster: Cluster;
+  let root: string;
+  const joiner: { node: ReplicatedNode<string | null> | null; machine: Registers; options: ReplicatedNodeOptions<string | null> | null } = { node: null, machine: new Registers(), options: null };
+  before(async () => {
+    cluster = await Cluster.create(3, { snapshotEntries: 10 });
+    for (const id of [1, 2, 3]) await cluster.start(id);
+    root = mkdtempSync(join(tmpdir(), "synod-embed-join-"));
+  });
+  after(async () => {
+    await joiner.node?.stop();
+    await cluster.close();
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  const leaderNode = async (): Promise<ReplicatedNode<string | null>> => cluster.member(await cluster.leader()).node as ReplicatedNode<string | null>;
+
+  test("a fourth node joins, catches up (past a snapshot), becomes a voter and takes commands", async () => {
+    for (let i = 0; i < 25; i++) await proposeRetrying(await leaderNode(), `before${i}=${i}`);
+    const [port] = await freePorts(1);
+    const address = `127.0.0.1:${port}`;
+    const leader = await leaderNode();
+    joiner.options = { id: 4, dataDir: join(root, "node-4"), peers: cluster.peers, listen: address, join: { clusterId: leader.clusterId }, stateMachine: joiner.machine, tickMs: 20, electionTicks: 10 };
+    joiner.node = await ReplicatedNode.start(joiner.options);
+    const follower = cluster.members.find((member) => member.node !== null && member.id !== leader.id)?.node as ReplicatedNode<string | null>;
+    await assert.rejects(follower.addMember(4, address), (error: unknown) => error instanceof NotLeaderError && error.leaderHint === leader.id);
+    await assert.rejects(leader.addMember(2, "127.0.0.1:1"), (error: unknown) => error instanceof InvalidInputError && /already a member/.test(error.message));
+    await leader.addMember(4, address);
+    const deadline = Date.now() + 10_000;
+    while (joiner.node.status().members.find((m) => m.id === 4)?.role !== "voter" && Date.now() < deadline) await sleep(50);
+    assert.equal(joiner.node.status().members.find((m) => m.id === 4)?.role, "voter", "promoted once caught up");
+    assert.equal(await joiner.node.propose(encoder.encode("joined=yes")), null);
+    await joiner.node.read();
+    assert.equal(joiner.machine.values.get("before24"), "24");
+    assert.ok(joiner.machine.restores >= 1, "it installed the leader's snapshot: the log before it was gone");
+    assert.equal(joiner.machine.values.get("joined"), "yes");
+    assert.deepEqual((await leaderNode()).status().members.map((m) => m.id), [1, 2, 3, 4]);
+  });
+
+  test("a member removed (the leader itself here) leaves; the others go on, and it serves no reads", async () => {
+    const leader = await leaderNode();
+    const removed = leader.id;
+    await leader.removeMember(removed);
+    const successor = await (async () => {
+      const deadline = Date.now() + 10_000;
+      while (Date.now() < deadline) {
+        for (const node of [...cluster.members.map((m) => m.node), joiner.node]) if (node !== null && node.id !== removed && node.status().role === "leader") return node;
+        await sleep(50);
+      }
+      throw new Error("no new leader after the leader removed itself");
+    })();
+    assert.deepEqual(successor.status().members.map((m) => m.id).sort(), [1, 2, 3, 4].filter((id) => id !== removed));
+    assert.equal(await (joiner.node as ReplicatedNode<string | null>).propose(encoder.encode("after=removal")), null);
+    await assert.rejects(cluster.member(removed).node?.read() as Promise<void>, (error: unknown) => (error as { code?: string }).code === "not_member");
+  });
+
+  test("the node that joined restarts as a member, from its own log", async () => {
+    await joiner.node?.stop();
+    joiner.machine = new Registers();
+    joiner.node = await ReplicatedNode.start({ ...(joiner.options as ReplicatedNodeOptions<string | null>), stateMachine: joiner.machine });
+    await joiner.node.read();
+    assert.equal(joiner.machine.values.get("after"), "removal");
+    assert.ok(joiner.node.status().members.some((m) => m.id === 4 && m.role === "voter"));
   });
 });

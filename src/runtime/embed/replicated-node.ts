@@ -20,8 +20,8 @@ import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { AbortedError } from "../../client/errors.js";
 import { InvalidInputError, NotLeaderError, NotMemberError } from "../../core/common/errors.js";
-import type { Engine, EngineFactory, Membership, NodeId, Role } from "../../core/engine/contract.js";
-import { isMember } from "../../core/engine/membership.js";
+import type { Engine, EngineFactory, Membership, MembershipChange, NodeId, Role } from "../../core/engine/contract.js";
+import { isMember, members as membersOf } from "../../core/engine/membership.js";
 import type { Clock, LogStorage, ReplicaObserver, Waiter } from "../../core/replica/contract.js";
 import { EmbeddedReplica, EmbeddedStateMachine, highestSequenceIn, type EmbeddedApplied, type ReplicatedStateMachine } from "../../core/replica/embedded.js";
 import { LeaderChangedError, StoppedError } from "../../core/replica/errors.js";
@@ -29,6 +29,7 @@ import { REAL_CLOCK } from "../server/driver.js";
 import { formatHostPort, parseHostPort, type HostPort, type MemberAddress } from "../server/config.js";
 import { CONSENSUS_PROTOCOLS, consensusFor, type ConsensusProtocol } from "../server/consensus.js";
 import { checkIdentity, clusterIdFor, dataDirFailure, DATA_LAYOUT, lockDataDir, StartupError } from "../server/data-dir.js";
+import { decodeDirectory, encodeDirectory, memberRole } from "../server/members.js";
 import { LogStore } from "../storage/log-store.js";
 import { WalLogStorage } from "../storage/wal-log-storage.js";
 import { PeerTransport, type TransportLogger } from "../transport/peer-transport.js";
@@ -44,8 +45,15 @@ export interface ReplicatedNodeOptions<R> {
   /**
    * Every member of the cluster, this node included, by id: where each listens for its
    * peers, "HOST:PORT". The same on every member (the cluster's identity is derived from it).
+   * With `join`: the members of the running cluster to join (this node not among them).
    */
   readonly peers: Readonly<Record<number, string>>;
+  /**
+   * Join a running cluster instead of starting one: this node starts outside the
+   * configuration and waits for the leader to add it (`addMember` on the leader). The
+   * cluster's id is any member's `status().clusterId`. Needs `listen`.
+   */
+  readonly join?: { readonly clusterId: string };
   /** Where to listen for peers, "HOST:PORT" (e.g. "0.0.0.0:7101"); default: this node's entry in `peers`. */
   readonly listen?: string;
   /** Your state machine, as it is before any command: the node restores and replays into it. */
@@ -117,6 +125,8 @@ const DEFAULTS = Object.freeze({
 });
 
 const SILENT: NodeLogger = { info: () => undefined, warn: () => undefined, error: () => undefined };
+/** How long a node stays connected to a member a configuration removed: it must learn of its removal (and a removed leader must commit it). */
+const RETIRING_PEER_MS = 10_000;
 
 /**
  * One member of a cluster that replicates your state machine. Start every member with the
@@ -131,6 +141,10 @@ export class ReplicatedNode<R> {
   private transport: PeerTransport | null = null;
   private stopping: Promise<void> | null = null;
   private failed = false;
+  /** The members of the configuration in force, and where they listen. */
+  private currentPeers: readonly MemberAddress[] = [];
+  /** Members a configuration removed, still connected for a while. */
+  private readonly retiringPeers = new Map<NodeId, { readonly member: MemberAddress; readonly timer: NodeJS.Timeout }>();
 
   private constructor(
     private readonly options: ReplicatedNodeOptions<R>,
@@ -144,6 +158,7 @@ export class ReplicatedNode<R> {
   ) {
     this.id = options.id;
     this.clusterId = settings.clusterId;
+    this.currentPeers = settings.members;
     this.storage = new WalLogStorage(logStore);
     const validate = factory.validateMessage;
     this.embedded = new EmbeddedReplica<unknown, unknown, R>({
@@ -162,6 +177,7 @@ export class ReplicatedNode<R> {
       // Apart from any earlier process's: a late answer to a read it forwarded is not taken for one of this process's.
       firstReadId: randomInt(1, 2 ** 47),
       observer: this.observer(),
+      onMembership: (membership) => this.applyMembership(membership),
       onFatal: (error) => this.fatal(error, "the write-ahead log could not be made durable"),
     });
   }
@@ -173,22 +189,27 @@ export class ReplicatedNode<R> {
    * directory or the port cannot be used.
    */
   static async start<R>(options: ReplicatedNodeOptions<R>): Promise<ReplicatedNode<R>> {
-    const settings = settle(options);
+    const wanted = settle(options);
     const log = options.logger ?? SILENT;
     const { dataDir } = options;
     let releaseLock: () => void;
+    let settings: Settings;
+    let joined: boolean;
     try {
       if (existsSync(join(dataDir, DATA_LAYOUT.kv))) {
         throw new StartupError(`${dataDir} holds a synod KV node's data (it has ${DATA_LAYOUT.kv}/): give this node its own dataDir`);
       }
-      checkIdentity(dataDir, { clusterId: settings.clusterId, nodeId: options.id, joined: false });
+      // A cluster keeps the id it was created with, whatever the members since.
+      const identity = checkIdentity(dataDir, { clusterId: wanted.clusterId, nodeId: options.id, joined: options.join !== undefined });
+      settings = { ...wanted, clusterId: identity.clusterId };
+      joined = identity.joined;
       releaseLock = lockDataDir(dataDir);
     } catch (error) {
       throw dataDirFailure(error, dataDir, "dataDir") ?? error;
     }
     let node: ReplicatedNode<R>;
     try {
-      node = ReplicatedNode.open(options, settings, log, releaseLock);
+      node = ReplicatedNode.open(options, settings, joined, log, releaseLock);
     } catch (error) {
       releaseLock();
       throw dataDirFailure(error, dataDir, "dataDir") ?? error;
@@ -206,7 +227,7 @@ export class ReplicatedNode<R> {
   }
 
   /** Storage and recovery: the log read back, the state machine restored from the latest snapshot, the engine built. */
-  private static open<R>(options: ReplicatedNodeOptions<R>, settings: Settings, log: NodeLogger, releaseLock: () => void): ReplicatedNode<R> {
+  private static open<R>(options: ReplicatedNodeOptions<R>, settings: Settings, joined: boolean, log: NodeLogger, releaseLock: () => void): ReplicatedNode<R> {
     const consensus = consensusFor(settings.consensus, { electionTicks: settings.electionTicks, heartbeatTicks: settings.heartbeatTicks });
     const { store, durable } = LogStore.open<unknown>({
       dir: join(options.dataDir, DATA_LAYOUT.wal),
@@ -226,7 +247,8 @@ export class ReplicatedNode<R> {
       }
       const engine = consensus.factory.create({
         id: options.id,
-        peers: settings.members.map((member) => member.id),
+        // A node that joined never bootstraps: its configuration comes from the cluster.
+        peers: joined ? [] : settings.members.map((member) => member.id),
         durable,
         appliedIndex: machine.appliedIndex,
         seed: randomInt(1, 2 ** 48),
@@ -243,7 +265,10 @@ export class ReplicatedNode<R> {
   }
 
   private async connect(log: NodeLogger): Promise<void> {
-    const peers = this.settings.members.filter((member) => member.id !== this.id).map((member) => ({ id: member.id, host: member.peer.host, port: member.peer.port }));
+    // The configuration in the log wins over the list this node was started with.
+    const listed = this.directory();
+    if (listed.length > 0) this.currentPeers = listed;
+    const peers = this.currentPeers.filter((member) => member.id !== this.id).map((member) => ({ id: member.id, host: member.peer.host, port: member.peer.port }));
     try {
       this.transport = await PeerTransport.start({
         clusterId: this.clusterId,
@@ -379,7 +404,8 @@ export class ReplicatedNode<R> {
   transferLeadership(to?: NodeId): Promise<{ readonly leader: NodeId; readonly term: number }> {
     return new Promise((resolve, reject) => {
       if (!this.running()) return reject(new StoppedError());
-      if (to !== undefined && !this.settings.members.some((member) => member.id === to)) return reject(new InvalidInputError(`node ${to} is not a member; members are ${this.settings.members.map((m) => m.id).join(", ")}`));
+      const current = this.membership();
+      if (to !== undefined && !isMember(current, to)) return reject(new InvalidInputError(`node ${to} is not a member; members are ${membersOf(current).join(", ")}`));
       const status = this.embedded.replica.engine.status();
       if (status.role !== "leader") return reject(new NotLeaderError(status.leader));
       this.guard(() => this.embedded.replica.transferLeadership(to ?? null, { resolve, reject }));
@@ -387,12 +413,56 @@ export class ReplicatedNode<R> {
   }
 
   /**
-   * Membership changes (adding and removing members while the cluster runs) are not
-   * available to embedded nodes yet: this rejects with a message that says so. Start every
-   * member with the final `peers` instead.
+   * On the leader: adds member `id`, listening for peers at `address` ("HOST:PORT"), to
+   * the cluster. It comes in as a learner (it gets the log but does not vote) and is
+   * promoted to a voter once it has caught up, unless `learner` keeps it one. Start it with
+   * `join` before or after. Resolves once the change is in force; rejects with
+   * NotLeaderError (naming the leader) elsewhere, MembershipChangeInProgressError while
+   * another change is under way, InvalidInputError for a member that exists.
    */
-  changeMembership(): Promise<never> {
-    return Promise.reject(new InvalidInputError("membership changes are not available to embedded nodes yet: start every member with the same, final peers map"));
+  addMember(id: NodeId, address: string, options: { readonly learner?: boolean } = {}): Promise<{ readonly index: number }> {
+    return this.changeMembers((current, directory) => {
+      if (!Number.isSafeInteger(id) || id <= 0) throw new InvalidInputError(`a member id must be a positive integer, got ${id}`);
+      if (isMember(current, id)) throw new InvalidInputError(`node ${id} is already a member (${memberRole(current, id)})`);
+      const added: MemberAddress = { id, peer: parseHostPort(address, `node ${id}'s address`), http: null };
+      return {
+        voters: current.voters,
+        learners: [...current.learners, id],
+        autoPromote: options.learner === true ? current.autoPromote : [...current.autoPromote, id],
+        context: encodeDirectory([...directory, added]),
+      };
+    });
+  }
+
+  /**
+   * On the leader: removes member `id` (the leader itself too: it hands over once the
+   * change commits). Resolves once the change is in force; rejects as `addMember` does, and
+   * with InvalidInputError for a node that is not a member.
+   */
+  removeMember(id: NodeId): Promise<{ readonly index: number }> {
+    return this.changeMembers((current, directory) => {
+      if (!isMember(current, id)) throw new InvalidInputError(`node ${id} is not a member; members are ${membersOf(current).join(", ")}`);
+      const without = (list: readonly NodeId[]): NodeId[] => list.filter((member) => member !== id);
+      return { voters: without(current.voters), learners: without(current.learners), autoPromote: without(current.autoPromote), context: encodeDirectory(directory.filter((member) => member.id !== id)) };
+    });
+  }
+
+  private changeMembers(build: (current: Membership, directory: readonly MemberAddress[]) => MembershipChange): Promise<{ readonly index: number }> {
+    return new Promise((resolve, reject) => {
+      if (!this.running()) return reject(new StoppedError());
+      const engine = this.embedded.replica.engine;
+      if (engine.changeMembership === undefined) return reject(new InvalidInputError(`${this.settings.consensus} has no membership changes`));
+      const status = engine.status();
+      if (status.role !== "leader") return reject(new NotLeaderError(status.leader));
+      let change: MembershipChange;
+      try {
+        const current = this.membership();
+        change = build(current, this.directory(current));
+      } catch (error) {
+        return reject(error);
+      }
+      this.guard(() => this.embedded.replica.changeMembership(change, { resolve, reject }));
+    });
   }
 
   status(): ReplicatedNodeStatus {
@@ -410,7 +480,7 @@ export class ReplicatedNode<R> {
       snapshotIndex: status.snapshotIndex,
       consensus: this.settings.consensus,
       clusterId: this.clusterId,
-      members: this.settings.members.filter((member) => isMember(membership, member.id)).map((member) => ({ id: member.id, address: formatHostPort(member.peer), role: role(member.id) })),
+      members: this.directory(membership).map((member) => ({ id: member.id, address: formatHostPort(member.peer), role: role(member.id) })),
     };
   }
 
@@ -425,6 +495,8 @@ export class ReplicatedNode<R> {
   }
 
   private async close(): Promise<void> {
+    for (const retiring of this.retiringPeers.values()) clearTimeout(retiring.timer);
+    this.retiringPeers.clear();
     this.embedded.replica.stop();
     await this.storage.settled();
     await this.transport?.close();
@@ -439,6 +511,57 @@ export class ReplicatedNode<R> {
 
   private membership(): Membership {
     return this.embedded.replica.engine.membership?.() ?? { voters: this.settings.members.map((m) => m.id), outgoing: [], learners: [], autoPromote: [], autoLeave: true, context: new Uint8Array(0) };
+  }
+
+  /**
+   * Where the members of a configuration listen: the directory replicated with it (every
+   * change this API makes carries one), or, for the bootstrap configuration, `peers`.
+   */
+  private directory(membership: Membership = this.membership()): MemberAddress[] {
+    let listed: MemberAddress[] | null = null;
+    try {
+      listed = decodeDirectory(membership.context);
+    } catch (error) {
+      (this.options.logger ?? SILENT).error({ err: error }, "the configuration's member directory does not decode; using the peers this node was started with");
+    }
+    const ids = membersOf(membership);
+    return (listed ?? this.settings.members).filter((member) => ids.includes(member.id));
+  }
+
+  /**
+   * A new configuration (appended, or undone): connect to its members. A member it removes
+   * stays connected for RETIRING_PEER_MS more, to learn that it was removed (and, removed
+   * as leader, to commit that and hand over).
+   */
+  private applyMembership(membership: Membership): void {
+    // An empty configuration is a joining node's start: it keeps the members it was told of.
+    if (membersOf(membership).length === 0) return;
+    const listed = this.directory(membership);
+    for (const previous of this.currentPeers) {
+      if (listed.some((member) => member.id === previous.id) || this.retiringPeers.has(previous.id)) continue;
+      const timer = setTimeout(() => {
+        this.retiringPeers.delete(previous.id);
+        this.updatePeers();
+      }, RETIRING_PEER_MS);
+      timer.unref();
+      this.retiringPeers.set(previous.id, { member: previous, timer });
+    }
+    for (const member of listed) {
+      const retiring = this.retiringPeers.get(member.id);
+      if (retiring === undefined) continue;
+      clearTimeout(retiring.timer);
+      this.retiringPeers.delete(member.id);
+    }
+    this.currentPeers = listed;
+    this.updatePeers();
+    (this.options.logger ?? SILENT).info({ voters: membership.voters, outgoing: membership.outgoing, learners: membership.learners }, "configuration");
+  }
+
+  private updatePeers(): void {
+    if (this.stopping !== null) return;
+    const current = new Set(this.currentPeers.map((member) => member.id));
+    const peers = [...this.currentPeers, ...[...this.retiringPeers.values()].map((retiring) => retiring.member).filter((member) => !current.has(member.id))];
+    this.transport?.setPeers(peers.filter((member) => member.id !== this.id).map((member) => ({ id: member.id, host: member.peer.host, port: member.peer.port })));
   }
 
   /** Runs replica work; a throw out of it (the state machine's, or the loop's) is fatal. */
@@ -510,8 +633,13 @@ function settle<R>(options: ReplicatedNodeOptions<R>): Settings {
     return { id: memberId, peer: parseHostPort(address, `peers: node ${memberId}'s address`), http: null };
   });
   const self = members.find((member) => member.id === id);
-  if (self === undefined) throw new InvalidInputError(`peers must list this node (${id}) too: the same map on every member`);
-  const listen = options.listen === undefined ? self.peer : parseHostPort(options.listen, "listen");
+  const join = options.join;
+  if (join !== undefined) {
+    if (typeof join.clusterId !== "string" || join.clusterId.length === 0 || join.clusterId.length > 256) throw new InvalidInputError("join.clusterId must be the cluster's id: a member's status().clusterId");
+    if (self !== undefined) throw new InvalidInputError(`with join, peers lists the members of the running cluster, not this node (${id}): it is not a member yet`);
+    if (options.listen === undefined) throw new InvalidInputError("a joining node needs listen: the HOST:PORT it listens for peers on, the address addMember is given");
+  } else if (self === undefined) throw new InvalidInputError(`peers must list this node (${id}) too: the same map on every member`);
+  const listen = options.listen === undefined ? (self as MemberAddress).peer : parseHostPort(options.listen, "listen");
   const consensus = options.consensus ?? DEFAULTS.consensus;
   if (!(CONSENSUS_PROTOCOLS as readonly string[]).includes(consensus)) throw new InvalidInputError(`consensus must be one of ${CONSENSUS_PROTOCOLS.join(", ")}, got ${JSON.stringify(consensus)}`);
   const clusterToken = options.clusterToken ?? DEFAULTS.clusterToken;
@@ -521,7 +649,7 @@ function settle<R>(options: ReplicatedNodeOptions<R>): Settings {
   const settings: Settings = {
     members: members.sort((a, b) => a.id - b.id),
     listen,
-    clusterId: clusterIdFor(clusterToken, members),
+    clusterId: join?.clusterId ?? clusterIdFor(clusterToken, members),
     consensus: consensus as ConsensusProtocol,
     tickMs: positive(options.tickMs ?? DEFAULTS.tickMs, "tickMs"),
     electionTicks: positive(options.electionTicks ?? DEFAULTS.electionTicks, "electionTicks"),
