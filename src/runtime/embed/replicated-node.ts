@@ -291,10 +291,17 @@ export class ReplicatedNode<R> {
    */
   private replayed(): Promise<void> {
     const target = this.embedded.replica.engine.status().commitIndex;
+    // An engine that knows its commit index only from its peers cannot replay alone: past
+    // the request timeout, start resolves and the state catches up as the log arrives.
+    const deadlineMs = performance.now() + this.settings.requestTimeoutMs;
     return new Promise<void>((resolve, reject) => {
       const check = (): void => {
         if (this.failed || this.stopping !== null) return reject(new StoppedError());
         if (this.embedded.stateMachine.appliedIndex >= target) return resolve();
+        if (performance.now() > deadlineMs) {
+          (this.options.logger ?? SILENT).warn({ applied: this.embedded.stateMachine.appliedIndex, committed: target }, "started before the state machine caught up with the log");
+          return resolve();
+        }
         setImmediate(check);
       };
       check();
