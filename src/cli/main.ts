@@ -11,6 +11,8 @@ import { registerLeaderCommand } from "./leader-command.js";
 import { registerMembersCommand } from "./members-command.js";
 import { registerNodeCommand } from "./node-command.js";
 import { registerProxyCommand } from "./proxy-command.js";
+import { registerSnapshotCommand } from "./snapshot-command.js";
+import { registerStatusCommand } from "./status-command.js";
 import { defaultWorkers, listMutants, parseFaults, simCommand, UsageError } from "./sim-command.js";
 
 function integer(what: string, min: number) {
@@ -101,10 +103,12 @@ function buildProgram(setExitCode: (code: number) => void): Command {
     .action(async (opts: { workers: number }) => setExitCode(await demoCommand(opts.workers)));
 
   registerKvCommands(program, setExitCode);
+  registerStatusCommand(program, setExitCode);
   registerBenchCommand(program, setExitCode);
   registerLeaderCommand(program, setExitCode);
   registerMembersCommand(program, setExitCode);
   registerProxyCommand(program, setExitCode);
+  registerSnapshotCommand(program, setExitCode);
 
   return program;
 }
