@@ -27,6 +27,10 @@ import { toWellFormed, utf8Decode, utf8Encode } from "../common/utf8.js";
  *   register:  u8 version (2) | u8 op (5) | f64 clientId | f64 sequence | f64 timeMs
  *   clock:     u8 version (2) | u8 op (6) | f64 clientId | f64 sequence | f64 timeMs
  *
+ * and a compaction, which has only its revision:
+ *
+ *   compact:   u8 version (2) | u8 op (8) | f64 clientId | f64 sequence | f64 timeMs | f64 revision
+ *
  * `clientId` and `sequence` name the request, so the node that took it can answer the
  * client when the entry applies, and so retried writes can be recognised. `timeMs` is the
  * proposing node's wall clock; only a clock command's moves the state machine's clock for
@@ -68,7 +72,13 @@ export type KvCommand =
    * Moves the store's clock to `request.timeMs`: proposed by the leader every few seconds
    * with its wall clock (see KvStore). Other commands' times do not move the clock.
    */
-  | { readonly op: "clock"; readonly request: RequestId };
+  | { readonly op: "clock"; readonly request: RequestId }
+  /**
+   * Moves the store's compaction point up to `revision` (src/core/kv/history.ts): reads and
+   * watches below it are refused from then on. A revision at or below the compaction point
+   * changes nothing; one past the store's revision changes nothing either (the result says so).
+   */
+  | { readonly op: "compact"; readonly request: RequestId; readonly revision: number };
 
 /**
  * A transaction (etcd's Txn): if every compare holds, the `success` operations run, else the
@@ -118,7 +128,7 @@ export interface RequestId {
 }
 
 const VERSION = 2;
-const OPS = ["put", "delete", "cas-value", "cas-revision", "txn", "register", "clock", "delete-prefix"] as const;
+const OPS = ["put", "delete", "cas-value", "cas-revision", "txn", "register", "clock", "delete-prefix", "compact"] as const;
 type Op = (typeof OPS)[number];
 const COMPARE_TARGETS = ["value", "modRevision", "createRevision", "version"] as const;
 const COMPARE_OPERATORS = ["=", "!=", "<", ">"] as const;
@@ -137,6 +147,13 @@ export function encodeCommand(command: KvCommand): Uint8Array {
     const writer = new ByteWriter(HEADER_BYTES);
     writeHeader(writer, command.op, command.request);
     return writer.finish(`${command.op} command`);
+  }
+  if (command.op === "compact") {
+    if (!Number.isSafeInteger(command.revision) || command.revision < 1) throw new InvalidInputError(`a compaction's revision must be a positive integer, got ${command.revision}`);
+    const writer = new ByteWriter(HEADER_BYTES + 8);
+    writeHeader(writer, command.op, command.request);
+    writer.f64(command.revision);
+    return writer.finish("compact command");
   }
   const key = utf8Encode(command.op === "delete-prefix" ? command.prefix : command.key);
   if (key.length === 0) throw new InvalidInputError(command.op === "delete-prefix" ? "the prefix of a range delete must not be empty" : "key must not be empty");
@@ -202,7 +219,7 @@ export function decodeCommand(bytes: Uint8Array): KvCommand {
   const version = reader.u8();
   if (version !== 1 && version !== VERSION) throw new InvalidInputError(`unknown command version ${version}`);
   const op: Op | undefined = OPS[reader.u8()];
-  if (op === undefined || (version === 1 && (op === "register" || op === "clock" || op === "delete-prefix"))) throw new InvalidInputError("unknown command op");
+  if (op === undefined || (version === 1 && (op === "register" || op === "clock" || op === "delete-prefix" || op === "compact"))) throw new InvalidInputError("unknown command op");
   const ids = { clientId: reader.safeInteger(), sequence: reader.safeInteger() };
   // Canonical: a time of 0 (unknown) decodes as no time, as version 1 does.
   const timeMs = version === 1 ? 0 : reader.safeInteger();
@@ -211,6 +228,12 @@ export function decodeCommand(bytes: Uint8Array): KvCommand {
   if (op === "register" || op === "clock") {
     reader.expectEnd();
     return { op, request };
+  }
+  if (op === "compact") {
+    const revision = reader.safeInteger();
+    if (revision < 1) throw new InvalidInputError("a compaction's revision must be positive");
+    reader.expectEnd();
+    return { op, request, revision };
   }
   const keyBytes = reader.bytes(limits.keyBytesMax);
   if (keyBytes.length === 0) throw new InvalidInputError("empty key");

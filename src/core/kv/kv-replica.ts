@@ -28,6 +28,10 @@ export type ReadConsistency = "linearizable" | "lease" | "stale";
 
 /** How often a leader proposes its wall clock for the state machine (session expiry). */
 export const CLOCK_INTERVAL_MS = 10_000;
+/** A leader keeping `historyRevisions` proposes a compaction at most this often. */
+export const RETENTION_INTERVAL_MS = 1_000;
+/** Changes a purge step of the history processes (one backend transaction, a few milliseconds). */
+export const PURGE_CHANGES_PER_STEP = 1_000;
 
 /**
  * A `KvStore` as the replica's state machine. A write's proposal key is its sequence number
@@ -39,6 +43,8 @@ export class KvStateMachine implements StateMachine<Applied> {
     private readonly nodeClientId: number,
     /** Begins an incremental capture (the LMDB backend's); without it, snapshots are taken in one go. */
     private readonly beginIncremental?: () => SnapshotBuilder,
+    /** Called after each batch applied. */
+    private readonly onApplied?: () => void,
   ) {}
 
   get appliedIndex(): number {
@@ -46,7 +52,9 @@ export class KvStateMachine implements StateMachine<Applied> {
   }
 
   apply(entries: readonly LogEntry[]): readonly Applied[] {
-    return this.kv.applyBatch(entries);
+    const applied = this.kv.applyBatch(entries);
+    this.onApplied?.();
+    return applied;
   }
 
   restore(snapshot: Snapshot): void {
@@ -87,6 +95,11 @@ export interface KvReplicaOptions<M, H> extends Omit<ReplicaOptions<M, H, Applie
   readonly observer?: ReplicaObserver<Applied>;
   /** The simulator's broken replica, to prove it is caught; never set in production. */
   readonly replicaMutant?: ReplicaMutant | null;
+  /**
+   * How many revisions of history to keep: while leading, the replica proposes compactions
+   * that keep at least this many (and at most a tenth more). 0 or absent: keep everything.
+   */
+  readonly historyRevisions?: number;
 }
 
 export class KvReplica<M, H> {
@@ -96,22 +109,34 @@ export class KvReplica<M, H> {
   private nextSequence: number;
   /** When this node, leading, last proposed a clock entry (the monotonic clock). */
   private clockProposedMs = Number.NEGATIVE_INFINITY;
+  /** When this node, leading, last proposed a compaction to keep `historyRevisions`. */
+  private compactionProposedMs = Number.NEGATIVE_INFINITY;
   private cancelClockTimer: (() => void) | null = null;
+  private purgeScheduled = false;
+  private stopped = false;
 
   constructor(options: KvReplicaOptions<M, H>) {
     this.options = options;
     this.kv = options.kv;
     this.nextSequence = options.firstSequence;
-    this.replica = createReplica<M, H, Applied>({ ...options, stateMachine: new KvStateMachine(options.kv, options.nodeClientId, options.beginSnapshot) }, options.replicaMutant ?? null);
+    const historyRevisions = options.historyRevisions ?? 0;
+    assert(Number.isSafeInteger(historyRevisions) && historyRevisions >= 0, "historyRevisions is a non-negative integer");
+    const stateMachine = new KvStateMachine(options.kv, options.nodeClientId, options.beginSnapshot, () => this.schedulePurge());
+    this.replica = createReplica<M, H, Applied>({ ...options, stateMachine }, options.replicaMutant ?? null);
   }
 
   start(): void {
     assert(this.cancelClockTimer === null, "started twice");
     this.replica.start();
-    this.cancelClockTimer = this.options.clock.every(this.options.tickMs, () => this.proposeClock());
+    this.cancelClockTimer = this.options.clock.every(this.options.tickMs, () => {
+      this.proposeClock();
+      this.proposeRetention();
+    });
+    this.schedulePurge();
   }
 
   stop(): void {
+    this.stopped = true;
     this.cancelClockTimer?.();
     this.cancelClockTimer = null;
     this.replica.stop();
@@ -164,6 +189,39 @@ export class KvReplica<M, H> {
 
   get leader(): NodeId | null {
     return this.replica.engine.status().leader;
+  }
+
+  /**
+   * Removes, a step at a time between other work, the history a compaction made unreachable
+   * (KvStore.purgeHistory): each node in its own time, since it changes nothing a read or a
+   * snapshot sees.
+   */
+  private schedulePurge(): void {
+    if (this.purgeScheduled || this.stopped || !this.kv.purgePending) return;
+    this.purgeScheduled = true;
+    this.options.clock.soon(() => {
+      this.purgeScheduled = false;
+      if (this.stopped) return;
+      if (this.kv.purgeHistory(PURGE_CHANGES_PER_STEP)) this.schedulePurge();
+    });
+  }
+
+  /**
+   * While leading with `historyRevisions` set: a compaction that keeps that many revisions,
+   * once the history has grown a tenth past them, at most every RETENTION_INTERVAL_MS.
+   * Through the log like any write, so every replica compacts at the same entry.
+   */
+  private proposeRetention(): void {
+    const keep = this.options.historyRevisions ?? 0;
+    if (keep === 0 || this.replica.engine.status().role !== "leader") return;
+    const target = this.kv.currentRevision - keep;
+    if (target - this.kv.compactRevision < Math.max(1, Math.ceil(keep / 10))) return;
+    const nowMs = this.options.clock.nowMs();
+    if (nowMs - this.compactionProposedMs < RETENTION_INTERVAL_MS) return;
+    this.compactionProposedMs = nowMs;
+    // Answered by no one; a refusal (a transfer under way) is tried again next interval.
+    const request = { clientId: this.options.nodeClientId, sequence: this.nextSequence++ };
+    this.replica.proposeUnanswered(encodeCommand({ op: "compact", request, revision: target }));
   }
 
   /**

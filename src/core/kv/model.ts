@@ -1,3 +1,4 @@
+import { SynodError } from "../common/errors.js";
 import type { RequestId } from "./command.js";
 
 /** One key's current version. Revisions are the store-wide counter of changes (etcd's). */
@@ -10,6 +11,53 @@ export interface KvRecord {
   readonly modRevision: number;
   /** Number of changes since creation, 1 for a new key. */
   readonly version: number;
+}
+
+/**
+ * One change of one key: what the store's history keeps and what a watch delivers. A write
+ * that changes several keys (a transaction, a range delete) makes one change per key, all
+ * at the write's revision; a key changes at most once per revision.
+ */
+export interface KvChange {
+  readonly key: string;
+  readonly revision: number;
+  /** The key's record after the change (its `modRevision` is `revision`); null for a delete. */
+  readonly record: KvRecord | null;
+}
+
+/**
+ * A place in the history's order, (revision, key): the changes after it are those of later
+ * revisions and those of `revision` whose keys come after `afterKey` (in UTF-8 byte order).
+ * `afterKey` "" (no key is empty) places it before every change of `revision`.
+ */
+export interface HistoryPosition {
+  readonly revision: number;
+  readonly afterKey: string;
+}
+
+/** A read or watch asked for a revision the store no longer has the history of. */
+export class CompactedError extends SynodError {
+  constructor(
+    /** The revision asked for. */
+    readonly revision: number,
+    /** The store's compaction point: the oldest revision it can still read or watch from. */
+    readonly compactRevision: number,
+  ) {
+    super("compacted", `revision ${revision} is compacted: the history starts at revision ${compactRevision}; read or watch from ${compactRevision} or later`);
+    this.name = "CompactedError";
+  }
+}
+
+/** A read asked for a revision the store has not reached. */
+export class FutureRevisionError extends SynodError {
+  constructor(
+    readonly revision: number,
+    /** The store's revision now. */
+    readonly currentRevision: number,
+  ) {
+    super("future_revision", `revision ${revision} is in the future: the store is at revision ${currentRevision}`);
+    this.name = "FutureRevisionError";
+  }
 }
 
 /** The effect of one operation of a transaction's branch, in the branch's order. */
@@ -37,6 +85,12 @@ export type KvResult =
    * revision after it (the one its writes got, if it wrote), one result per operation.
    */
   | { readonly op: "txn"; readonly succeeded: boolean; readonly revision: number; readonly results: readonly TxnOperationResult[] }
+  /**
+   * A compaction: the store's compaction point after it, and its revision. `compacted` is
+   * false when the revision asked for was past the store's (nothing changed); a revision at
+   * or below the compaction point already changes nothing and is compacted.
+   */
+  | { readonly op: "compact"; readonly compacted: boolean; readonly compactRevision: number; readonly revision: number }
   | { readonly op: "noop" }
   | { readonly op: "rejected"; readonly reason: string }
   /**
@@ -115,6 +169,17 @@ export interface KvMeta {
    * before any, or for state written before commands carried a time). Sessions expire by it.
    */
   readonly clockMs?: number;
+  /**
+   * The compaction point: reads at and watches from revisions at or above it are answered,
+   * below it refused (0, or absent: nothing was ever compacted). At most `revision`.
+   */
+  readonly compactRevision?: number;
+  /**
+   * How far the history's unreachable changes below the compaction point were removed: every
+   * change up to this place was processed (see KvStore.purgeHistory). The node's own, not
+   * replicated: absent from snapshots, reset by a restore.
+   */
+  readonly purged?: HistoryPosition;
 }
 
 /** Client id 0 means "no session": such commands are never deduplicated. */

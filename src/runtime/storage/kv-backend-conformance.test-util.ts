@@ -58,7 +58,7 @@ export function kvBackendConformance(subject: BackendSubject): void {
         applied.map((one) => one.result),
         [{ op: "put", revision: 1 }, { op: "put", revision: 2 }, { op: "noop" }, { op: "rejected", reason: "unknown command version 9" }, { op: "delete", deleted: 1, revision: 3 }],
       );
-      assert.deepEqual(backend.readMeta(), { appliedIndex: 5, revision: 3, clockMs: 0 });
+      assert.deepEqual(backend.readMeta(), { appliedIndex: 5, revision: 3, clockMs: 0, compactRevision: 0, purged: { revision: 0, afterKey: "" } });
       const reopened = KvStore.open(backend);
       assert.equal(reopened.applied, 5);
       assert.equal(reopened.currentRevision, 3);
@@ -209,14 +209,17 @@ export function kvBackendConformance(subject: BackendSubject): void {
             backend.putSession({ clientId: 2, sequence: 9, result: { op: "noop" } });
             backend.putSession({ clientId: 3, sequence: 1, result: { op: "noop" } });
             backend.writeMeta({ appliedIndex: 99, revision: 99 });
+            backend.putChange({ key: "c", revision: 3, record: { key: "c", value: bytes("3"), createRevision: 3, modRevision: 3, version: 1 } });
+            backend.deleteChange("a", 1);
             backend.clear();
             backend.putRecord({ key: "d", value: bytes("4"), createRevision: 1, modRevision: 1, version: 1 });
+            backend.putChange({ key: "d", revision: 1, record: null });
             throw boom;
           }),
         (error) => error === boom,
       );
       assert.deepEqual(KvStore.open(backend).snapshot(), before);
-      assert.deepEqual(backend.readMeta(), { appliedIndex: 2, revision: 2, clockMs: 0 });
+      assert.deepEqual(backend.readMeta(), { appliedIndex: 2, revision: 2, clockMs: 0, compactRevision: 0, purged: { revision: 0, afterKey: "" } });
       // Through the store: an entry out of order in a batch undoes the batch and the caches.
       assert.throws(() => store.applyBatch([{ index: 3, data: put("c", "3") }, { index: 5, data: put("d", "4") }]), AssertionError);
       assert.equal(store.applied, 2);
