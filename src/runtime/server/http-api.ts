@@ -12,7 +12,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { performance } from "node:perf_hooks";
 import { InvalidInputError, MembershipChangeInProgressError, NotLeaderError, NotMemberError, OverloadedError, SynodError } from "../../core/common/errors.js";
 import { limits } from "../../core/common/limits.js";
-import { SELF_ASSIGNED_SESSIONS_FROM, SESSION_LIMITS, type KvRecord, type KvResult } from "../../core/kv/store.js";
+import { CompactedError, FutureRevisionError, SELF_ASSIGNED_SESSIONS_FROM, SESSION_LIMITS, type KvRecord, type KvResult } from "../../core/kv/store.js";
 import {
   LeaderChangedError,
   RequestTimeoutError,
@@ -27,6 +27,7 @@ import {
 } from "./driver.js";
 import { sendBackup, type Backup } from "./backup.js";
 import { parseTxnRequest, txnResultJson } from "./txn-json.js";
+import { parseEventId, WatchCanceledError, type WatchHub, type WatchRequest } from "./watch.js";
 
 /** What the HTTP layer needs from the node. */
 export interface KvService {
@@ -41,7 +42,13 @@ export interface KvService {
   read(consistency: ReadConsistency): Promise<void>;
   get(key: string): KvRecord | undefined;
   range(prefix: string, limit: number, after: string | null): { readonly records: readonly KvRecord[]; readonly more: boolean };
+  /** The key as it was at `revision`; throws CompactedError below the compaction point, FutureRevisionError past the store's revision. */
+  getAt(key: string, revision: number): KvRecord | undefined;
+  /** `range` as the store was at `revision`; throws as `getAt` does. */
+  rangeAt(prefix: string, limit: number, after: string | null, revision: number): { readonly records: readonly KvRecord[]; readonly more: boolean };
   revision(): number;
+  /** The node's watch streams (`GET /v1/watch`). */
+  readonly watches: WatchHub;
   status(): object;
   members(): object;
   /** Changes the membership, through the leader wherever it is asked; answers once the change is in force. */
@@ -123,7 +130,6 @@ const MEMBERS_PREFIX = "/v1/members/";
 export const READY_APPLIED_LAG_MAX = 1000;
 /** Query parameters some route will take later, refused now with why rather than ignored. */
 const NOT_YET: Readonly<Record<string, string>> = {
-  revision: "reading at a past revision is not supported yet: synod keeps only the latest version of each key (no MVCC history); leave revision out to read the latest",
   ttl: "keys with a time to live are not supported yet (no leases)",
 };
 
@@ -172,7 +178,7 @@ interface Route {
  */
 const ROUTES: Readonly<Record<string, Readonly<Record<string, Route>>>> = {
   "/v1/kv/{key}": {
-    GET: { query: ["consistency", "raw"], serve: (c) => getKey(c.service, c.key, c.query, c.response) },
+    GET: { query: ["consistency", "raw", "revision"], serve: (c) => getKey(c.service, c.key, c.query, c.response) },
     PUT: { query: ["prevRevision"], serve: async (c) => putKey(c.service, c.key, c.query, clientRequestOf(c.request), await readBody(c.request, limits.valueBytesMax, "a value"), c.response) },
     DELETE: {
       query: ["prefix"],
@@ -180,8 +186,10 @@ const ROUTES: Readonly<Record<string, Readonly<Record<string, Route>>>> = {
       serve: (c) => deleteKey(c.service, c.key, flagParameter(c.query, "prefix"), clientRequestOf(c.request), c.response),
     },
   },
-  "/v1/kv": { GET: { query: ["prefix", "limit", "after", "consistency"], serve: (c) => rangeKeys(c.service, c.query, c.response) } },
+  "/v1/kv": { GET: { query: ["prefix", "limit", "after", "consistency", "revision"], serve: (c) => rangeKeys(c.service, c.query, c.response) } },
   "/v1/txn": { POST: { query: [], serve: serveTxn } },
+  "/v1/compact": { POST: { query: [], serve: serveCompact } },
+  "/v1/watch": { GET: { query: ["key", "prefix", "fromRevision", "prevValue", "linearizable"], serve: serveWatch } },
   "/v1/sessions": { POST: { query: [], serve: async (c) => sendJson(c.response, 200, { session: await c.service.register(), ttlMs: SESSION_LIMITS.ttlMs }) } },
   "/v1/status": { GET: { query: [], serve: (c) => sendJson(c.response, 200, c.service.status()) } },
   "/v1/members": {
@@ -239,6 +247,62 @@ async function serveTxn(c: RouteContext): Promise<void> {
   const result = await c.service.write(parseTxnRequest(body), client);
   if (result.op !== "txn") throw unexpectedResult(result);
   sendJson(c.response, 200, txnResultJson(result));
+}
+
+/** `POST /v1/compact {"revision": N}`: through the log, like a write; 400 for a revision the store has not reached. */
+async function serveCompact(c: RouteContext): Promise<void> {
+  const revision = parseCompactRevision(await readBody(c.request, 4096, "a compaction request"));
+  const result = await c.service.write({ op: "compact", revision }, clientRequestOf(c.request));
+  if (result.op !== "compact") throw unexpectedResult(result);
+  if (!result.compacted) throw new FutureRevisionError(revision, result.revision);
+  sendJson(c.response, 200, { compactRevision: result.compactRevision, revision: result.revision });
+}
+
+function parseCompactRevision(body: Uint8Array): number {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(body).toString("utf8"));
+  } catch {
+    throw new HttpError(400, "invalid_input", 'a compaction request is JSON: {"revision": N}');
+  }
+  const revision = typeof parsed === "object" && parsed !== null && !Array.isArray(parsed) ? (parsed as Record<string, unknown>)["revision"] : undefined;
+  if (typeof revision !== "number" || !Number.isSafeInteger(revision) || revision < 1) throw new HttpError(400, "invalid_input", 'a compaction request is {"revision": N}, N a positive integer: the oldest revision to keep');
+  return revision;
+}
+
+/**
+ * `GET /v1/watch?key=K` or `?prefix=P`: a Server-Sent Events stream (watch.ts). It starts
+ * at `Last-Event-ID` (a reconnection) if given, else at `fromRevision`, else after the
+ * node's revision; with `linearizable`, only once the node has applied a read index, so
+ * "now" is no older than any write acknowledged before the request.
+ */
+async function serveWatch(c: RouteContext): Promise<void> {
+  const watch = parseWatchRequest(c.query, c.request.headers["last-event-id"]);
+  await c.service.read(flagParameter(c.query, "linearizable") ? "linearizable" : "stale");
+  const start = watch.start ?? { revision: c.service.revision() + 1, skip: 0 };
+  if (c.request.method === "HEAD") {
+    c.response.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache" });
+    c.response.end();
+    return;
+  }
+  c.service.watches.serve({ ...watch, start }, c.response);
+}
+
+function parseWatchRequest(query: URLSearchParams, lastEventId: string | string[] | undefined): Omit<WatchRequest, "start"> & { readonly start: WatchRequest["start"] | null } {
+  const key = query.get("key");
+  const prefix = query.get("prefix");
+  if ((key === null) === (prefix === null)) throw new HttpError(400, "invalid_input", 'a watch names ?key=K or ?prefix=P (?prefix= for every key), one of the two');
+  if (key === "") throw new HttpError(400, "invalid_input", "?key is empty: name a key, or watch ?prefix=P");
+  const watched = key ?? (prefix as string);
+  const bytes = Buffer.byteLength(watched, "utf8");
+  if (bytes > limits.keyBytesMax) throw new TooLargeError(`the watched ${key === null ? "prefix" : "key"} is ${bytes} bytes; the limit is ${limits.keyBytesMax}`);
+  const fromRevision = integerParameter(query, "fromRevision", 1);
+  let start: WatchRequest["start"] | null = fromRevision === null ? null : { revision: fromRevision, skip: 0 };
+  if (typeof lastEventId === "string" && lastEventId !== "") {
+    start = parseEventId(lastEventId);
+    if (start === null) throw new HttpError(400, "invalid_input", `Last-Event-ID must be an id this stream sent (R or R:n), not ${JSON.stringify(lastEventId)}`);
+  }
+  return { key: watched, prefix: key === null, prevValue: flagParameter(query, "prevValue"), start };
 }
 
 async function serveTransfer(c: RouteContext): Promise<void> {
@@ -373,9 +437,10 @@ function integerParameter(query: URLSearchParams, name: string, min: number, max
 }
 
 async function getKey(service: KvService, key: string, query: URLSearchParams, response: ServerResponse): Promise<void> {
+  const revision = integerParameter(query, "revision", 1);
   await service.read(consistencyOf(query));
-  const record = service.get(key);
-  if (record === undefined) throw new HttpError(404, "key_not_found", `key ${JSON.stringify(key)} does not exist`);
+  const record = revision === null ? service.get(key) : service.getAt(key, revision);
+  if (record === undefined) throw new HttpError(404, "key_not_found", `key ${JSON.stringify(key)} does not exist${revision === null ? "" : ` at revision ${revision}`}`);
   if (flagParameter(query, "raw")) {
     response.writeHead(200, {
       "content-type": "application/octet-stream",
@@ -433,7 +498,12 @@ async function rangeKeys(service: KvService, query: URLSearchParams, response: S
   const limit = integerParameter(query, "limit", 1, RANGE_LIMIT_MAX) ?? RANGE_LIMIT_DEFAULT;
   const prefix = query.get("prefix") ?? "";
   const after = query.get("after");
+  const revision = integerParameter(query, "revision", 1);
   await service.read(consistencyOf(query));
+  if (revision !== null) {
+    const { records, more } = service.rangeAt(prefix, limit, after, revision);
+    return sendJson(response, 200, { kvs: records.map(recordJson), more, revision });
+  }
   const { records, more } = service.range(prefix, limit, after);
   sendJson(response, 200, { kvs: records.map(recordJson), more, revision: service.revision() });
 }
@@ -503,6 +573,9 @@ function toHttpError(error: unknown, service: KvService): HttpError {
   if (error instanceof HttpError) return error;
   if (error instanceof TooLargeError) return new HttpError(413, error.code, error.message);
   if (error instanceof InvalidInputError) return new HttpError(400, error.code, error.message);
+  if (error instanceof CompactedError) return new HttpError(410, error.code, error.message, {}, { compactRevision: error.compactRevision });
+  if (error instanceof FutureRevisionError) return new HttpError(400, error.code, error.message, {}, { revision: error.currentRevision });
+  if (error instanceof WatchCanceledError) return new HttpError(503, error.code, error.message, { "retry-after": "1" });
   if (error instanceof NotMemberError) return new HttpError(503, error.code, error.message);
   if (error instanceof NotLeaderError && error.leaderHint === null) return noLeaderError(service.quorum());
   if (error instanceof NotLeaderError || error instanceof LeaderChangedError || error instanceof StoppedError) return new HttpError(503, "no_leader", error.message, { "retry-after": "1" });

@@ -30,6 +30,7 @@ import { createHttpApi, FORWARDED_HEADER, HttpError, READY_APPLIED_LAG_MAX, type
 import { isMember, members } from "../../core/engine/membership.js";
 import { decodeDirectory, encodeDirectory, memberRole } from "./members.js";
 import { NodeMetrics } from "./metrics.js";
+import { WatchHub } from "./watch.js";
 
 export const SYNOD_VERSION = "0.1.0";
 /** How long a node stays connected to a member a configuration removed. */
@@ -55,6 +56,7 @@ export class SynodNode {
   private readonly driver: Driver;
   private readonly metrics: NodeMetrics;
   private readonly backups: BackupSource;
+  private readonly watches: WatchHub;
 
   private constructor(
     readonly config: NodeConfig,
@@ -97,7 +99,10 @@ export class SynodNode {
       metrics: this.metrics,
       log: log.child({ component: "driver" }),
       onMembership: (membership) => this.applyMembership(membership),
+      historyRevisions: config.historyRevisions,
     });
+    this.watches = new WatchHub(kv, undefined, () => (this.isMember() ? null : new NotMemberError(this.engine.status().leader)), (error, what) => log.error({ err: error }, what));
+    kv.setObserver(this.watches);
     this.backups = new BackupSource({
       read: (consistency) => this.driver.read(consistency),
       applied: () => kv.applied,
@@ -309,6 +314,8 @@ export class SynodNode {
       leaderHttp: status.leader === null ? null : (this.memberHttp.get(status.leader) ?? null),
       commitIndex: status.commitIndex,
       appliedIndex: this.kv.applied,
+      revision: this.kv.currentRevision,
+      compactRevision: this.kv.compactRevision,
       lastIndex: status.lastIndex,
       snapshotIndex: status.snapshotIndex,
       consensus: this.config.consensus,
@@ -499,7 +506,13 @@ export class SynodNode {
         const records = this.kv.range(prefix, limit + 1, after === null ? {} : { after });
         return { records: records.slice(0, limit), more: records.length > limit };
       },
+      getAt: (key, revision) => this.kv.getAt(key, revision),
+      rangeAt: (prefix, limit, after, revision) => {
+        const records = this.kv.rangeAt(prefix, limit + 1, after === null ? { revision } : { after, revision });
+        return { records: records.slice(0, limit), more: records.length > limit };
+      },
       revision: () => this.kv.currentRevision,
+      watches: this.watches,
       status: () => this.status(),
       members: () => {
         const membership = this.membership();
@@ -553,6 +566,7 @@ export class SynodNode {
             server.closeIdleConnections();
           });
     this.backups.stop();
+    this.watches.close();
     await this.driver.stop();
     if (server !== null) {
       // The 503s just written get a moment to leave; then whatever is left is cut.
