@@ -40,6 +40,7 @@ export { Client, SESSION_REOPENS_MAX, type CallOptions, type CasResult, type Cli
 export {
   AbortedError,
   ClientClosedError,
+  CompactedError,
   CompareFailedError,
   ConnectionError,
   HttpApiError,
@@ -57,6 +58,7 @@ export {
 export { CONSISTENCIES, type CompareOperator, type Consistency, type KeyValue, type MemberInfo, type MembersView, type NodeStatus, type RangeResult, type TxnCompare, type TxnOperation, type TxnRequest, type TxnResponse, type TxnResult } from "./client/api.js";
 /** Earlier names of the client's `TxnCompare` and `TxnOperation`. */
 export type { TxnCompare as ClientTxnCompare, TxnOperation as ClientTxnOperation } from "./client/api.js";
+export { Watch, type WatchEvent, type WatchOptions, type WatchStats } from "./client/watch.js";
 export { ClusterRouter, type ClusterRouterOptions, type RouterEndpoint, type RouterEndpointConfig, type RouterStats, type MembersFetcher, type StatusCheckResult, type StatusFetcher } from "./client/router.js";
 export { DEFAULT_RAFT_CONFIG, RAFT_MUTANTS, RaftEngine, raftFactory, type RaftConfig, type RaftHardState, type RaftMessage, type RaftMutant } from "./core/raft/index.js";
 export { leaseTicks } from "./core/raft/config.js";
@@ -72,7 +74,7 @@ export {
   type TxnOperation as KvTxnOperation,
 } from "./core/kv/command.js";
 export { MemoryKvBackend, type KvBackend, type KvRangeQuery } from "./core/kv/backend.js";
-export { KvStore, NO_SESSION, type Applied, type KvEntry, type KvMeta, type KvRecord, type KvResult, type KvSession, type TxnOperationResult } from "./core/kv/store.js";
+export { KvStore, NO_SESSION, type Applied, type KvChange, type KvEntry, type KvMeta, type KvRecord, type KvResult, type KvSession, type TxnOperationResult } from "./core/kv/store.js";
 export { checkLinearizability, type LinearizabilityResult } from "./sim/check/linearizability.js";
 export { parseHistory, type Operation, type OpKind, type OpStatus } from "./sim/history.js";
 export { FAULT_CLASSES, type FaultClass, type SimParams } from "./sim/params.js";

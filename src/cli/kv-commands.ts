@@ -7,6 +7,7 @@ import { CONSISTENCIES, decodeUtf8Strict, keyValueToJson, type Consistency, type
 import type { Client } from "../client/client.js";
 import { commandLineText, endpointsOption, EXIT, integerIn, print, readStdin, withClient, type ClientCommandOptions } from "./client-options.js";
 import { UsageError } from "./sim-command.js";
+import { registerWatchCommands } from "./watch-command.js";
 
 type SetExitCode = (code: number) => void;
 
@@ -20,13 +21,14 @@ const PAGE_KEYS_MAX = 1000;
 /** The largest transaction file read: a node takes 4 MiB request bodies by default. */
 const TXN_FILE_BYTES_MAX = 8 * 1024 * 1024;
 
-/** Registers put, get, ls, del and txn on `program`; each reports its outcome through `setExitCode`. */
+/** Registers put, get, ls, del, txn, watch and compact on `program`; each reports its outcome through `setExitCode`. */
 export function registerKvCommands(program: Command, setExitCode: SetExitCode): void {
   registerPut(program, setExitCode);
   registerGet(program, setExitCode);
   registerLs(program, setExitCode);
   registerDel(program, setExitCode);
   registerTxn(program, setExitCode);
+  registerWatchCommands(program, setExitCode);
 }
 
 function registerPut(program: Command, setExitCode: SetExitCode): void {
@@ -60,6 +62,7 @@ interface GetOptions extends ClientCommandOptions {
   readonly raw: boolean;
   readonly prefix?: string;
   readonly limit?: number;
+  readonly revision?: number;
 }
 
 function registerGet(program: Command, setExitCode: SetExitCode): void {
@@ -69,6 +72,7 @@ function registerGet(program: Command, setExitCode: SetExitCode): void {
     .argument("[key]", "the key")
     .option("--prefix <prefix>", 'every key that starts with <prefix>, in key order ("" for all), read page by page')
     .option("--limit <n>", "with --prefix: at most n keys", integerIn("--limit", 1, Number.MAX_SAFE_INTEGER))
+    .option("--revision <n>", "read as the store was at revision n (every page of a --prefix read at that one revision)", integerIn("--revision", 1, Number.MAX_SAFE_INTEGER))
     .addOption(consistencyOption())
     .addOption(new Option("--raw", "print the value's bytes exactly, without a newline").default(false).conflicts("json"))
     .addOption(endpointsOption())
@@ -81,7 +85,10 @@ Examples:
   $ synod get greeting --json
   $ synod get --prefix config/                # each key on a line, then its value
   $ synod get --prefix config/ --json --limit 10
-With --prefix, each page of ${PAGE_KEYS_MAX} keys is a read of its own (pages may be at different revisions).${EXIT_CODES_HELP}`)
+  $ synod get greeting --revision 2           # the value it had at revision 2
+With --prefix, each page of ${PAGE_KEYS_MAX} keys is a read of its own (pages may be at different
+revisions, unless --revision pins them all to one).${EXIT_CODES_HELP}
+A revision below the compaction point is refused (compacted, exit code 1).`)
     .action(async (key: string | undefined, options: GetOptions) => {
       if (options.prefix !== undefined) {
         if (key !== undefined) throw new UsageError("give a key, or --prefix, not both");
@@ -93,7 +100,7 @@ With --prefix, each page of ${PAGE_KEYS_MAX} keys is a read of its own (pages ma
       if (options.limit !== undefined) throw new UsageError("--limit goes with --prefix");
       commandLineText(key, "the key");
       await withClient(options, setExitCode, async (client) => {
-        const record = await client.get(key, { consistency: options.consistency });
+        const record = await client.get(key, { consistency: options.consistency, ...(options.revision === undefined ? {} : { revision: options.revision }) });
         if (record === null) {
           process.stderr.write(`synod: key ${JSON.stringify(key)} not found\n`);
           setExitCode(EXIT.notFoundOrCompareFailed);
@@ -190,13 +197,13 @@ function consistencyOption(): Option {
 }
 
 /** Every key under `prefix` (up to `limit`), page after page; `more` when the limit cut it short. */
-async function readRange(client: Client, prefix: string, options: { consistency: Consistency; limit?: number }): Promise<RangeResult> {
+async function readRange(client: Client, prefix: string, options: { consistency: Consistency; limit?: number; revision?: number }): Promise<RangeResult> {
   const kvs: KeyValue[] = [];
   let revision: number | null = null;
   let after: string | undefined;
   for (;;) {
     const wanted = options.limit === undefined ? PAGE_KEYS_MAX : Math.min(PAGE_KEYS_MAX, options.limit - kvs.length);
-    const page = await client.range(prefix, { consistency: options.consistency, limit: wanted, ...(after === undefined ? {} : { after }) });
+    const page = await client.range(prefix, { consistency: options.consistency, limit: wanted, ...(after === undefined ? {} : { after }), ...(options.revision === undefined ? {} : { revision: options.revision }) });
     revision ??= page.revision;
     kvs.push(...page.kvs);
     const last = page.kvs.at(-1);

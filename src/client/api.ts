@@ -2,7 +2,7 @@
 // as TypeScript types, and the functions that turn a node's raw answer into them or into a
 // typed error. No I/O; the transport and the clients build on it.
 import { InvalidInputError } from "../core/common/errors.js";
-import { CompareFailedError, HttpApiError, NoQuorumError, NotMemberError, SequenceSupersededError, SessionExpiredError, TimeoutError, UnavailableError } from "./errors.js";
+import { CompactedError, CompareFailedError, HttpApiError, NoQuorumError, NotMemberError, SequenceSupersededError, SessionExpiredError, TimeoutError, UnavailableError } from "./errors.js";
 import type { IncomingHttpHeaders } from "node:http";
 
 export type Consistency = "linearizable" | "lease" | "stale";
@@ -122,6 +122,10 @@ export function errorFor(response: ApiResponse): Error {
     return new CompareFailedError({ message, endpoint, revision: typeof revision === "number" ? revision : null });
   }
   if (response.status === 410 && code === "session_expired") return new SessionExpiredError({ message, endpoint });
+  if (response.status === 410 && code === "compacted") {
+    const compactRevision = fields["compactRevision"];
+    return new CompactedError({ message, endpoint, compactRevision: typeof compactRevision === "number" ? compactRevision : null });
+  }
   if (response.status === 409 && code === "sequence_superseded") {
     const number = (name: string): number | null => (typeof fields[name] === "number" ? (fields[name] as number) : null);
     return new SequenceSupersededError({ message, endpoint, session: number("session"), sequence: number("sequence"), latestSequence: number("latestSequence") });
@@ -377,6 +381,12 @@ export function decodeTxnAnswer(response: ApiResponse): TxnResponse {
 /** `GET /v1/status`'s answer. */
 export function decodeStatusAnswer(response: ApiResponse): NodeStatus {
   return decodeStatus(jsonObject(response), response);
+}
+
+/** `POST /v1/compact`'s answer. */
+export function decodeCompactAnswer(response: ApiResponse): { compactRevision: number; revision: number } {
+  const body = jsonObject(response);
+  return { compactRevision: numberField(body, "compactRevision", response), revision: numberField(body, "revision", response) };
 }
 
 /** `POST /v1/sessions`'s answer: the session's id (a positive safe integer). */

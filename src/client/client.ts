@@ -11,6 +11,7 @@ import type { Strategy } from "../core/balance/endpoint.js";
 import { backoffMs, resolveBackoffOptions, RetryBudget, type BackoffOptions, type RetryBudgetOptions } from "../core/balance/retry.js";
 import { Admission } from "./admission.js";
 import {
+  decodeCompactAnswer,
   decodeDeleteAnswer,
   decodeGetAnswer,
   decodeMembersAnswer,
@@ -40,6 +41,7 @@ import { ClientClosedError, ConnectionError, HttpApiError, NoEndpointError, NoQu
 import { ClusterRouter, type RouterEndpoint, type RouterEndpointConfig, type RouterStats } from "./router.js";
 import { SessionLanes, type SessionLane } from "./sessions.js";
 import { HttpTransport, type TransportRequest } from "./transport.js";
+import { Watch, type WatchOptions } from "./watch.js";
 
 /** How failed attempts are retried: an attempt limit, the pause between attempts, and the client-wide budget (docs/balance.md, "Retries"). */
 export interface RetryOptions extends Partial<BackoffOptions>, Partial<RetryBudgetOptions> {
@@ -115,6 +117,12 @@ export interface PutOptions extends CallOptions {
 
 export interface ReadOptions extends CallOptions {
   readonly consistency?: Consistency;
+  /**
+   * Read as the store was at this revision (>= 1) rather than now. Rejects with
+   * CompactedError below the cluster's compaction point, and with an HttpApiError
+   * `future_revision` past the revision of the node that answers.
+   */
+  readonly revision?: number;
 }
 
 export interface DeleteOptions extends CallOptions {
@@ -241,6 +249,9 @@ export class Client {
   private readonly timeoutMs: number;
   private readonly attemptTimeoutMs: number;
   private readonly calls = new Set<CallContext>();
+  private readonly watches = new Set<Watch>();
+  private readonly connectTimeoutMs: number;
+  private readonly responseBytesMax: number;
   private closing: Promise<void> | null = null;
   private readonly counters = { calls: 0, retries: 0, callsRetried: 0, retriesDenied: 0, retriesMaybeApplied: 0, outcomeUnknown: 0, sessionsOpened: 0, sessionsExpired: 0 };
 
@@ -257,12 +268,14 @@ export class Client {
     this.prng = new Prng(seed);
     this.budget = resolveRetryOption(() => new RetryBudget(performance.now(), options.retry ?? {}));
     this.lanes = options.sessions === false ? null : new SessionLanes(concurrency);
+    this.connectTimeoutMs = integerOption(options.connectTimeoutMs, CONNECT_TIMEOUT_MS_DEFAULT, "connectTimeoutMs", 1, TIMEOUT_MS_MAX);
+    this.responseBytesMax = integerOption(options.responseBytesMax, RESPONSE_BYTES_MAX_DEFAULT, "responseBytesMax", 1, Number.MAX_SAFE_INTEGER);
     this.transport = new HttpTransport({
       connectionsPerEndpoint: integerOption(options.connectionsPerEndpoint, Math.min(concurrency, CONNECTIONS_PER_ENDPOINT_MAX), "connectionsPerEndpoint", 1, CONNECTIONS_PER_ENDPOINT_MAX),
-      connectTimeoutMs: integerOption(options.connectTimeoutMs, CONNECT_TIMEOUT_MS_DEFAULT, "connectTimeoutMs", 1, TIMEOUT_MS_MAX),
+      connectTimeoutMs: this.connectTimeoutMs,
       // Only a backstop: each attempt's own signal ends it sooner, and a call may have a longer timeoutMs than the client's.
       answerTimeoutMs: TIMEOUT_MS_MAX,
-      responseBytesMax: integerOption(options.responseBytesMax, RESPONSE_BYTES_MAX_DEFAULT, "responseBytesMax", 1, Number.MAX_SAFE_INTEGER),
+      responseBytesMax: this.responseBytesMax,
     });
     this.router = new ClusterRouter({
       endpoints: endpointConfigs(options),
@@ -295,10 +308,10 @@ export class Client {
     return this.writeAndDecode({ kind: "write", what: `PUT ${key}`, request, key }, options, decodePutAnswer);
   }
 
-  /** Reads `key`; null when it does not exist. */
+  /** Reads `key` (as it was at `options.revision`, if given); null when it does not (or did not) exist. */
   async get(key: string, options: ReadOptions = {}): Promise<KeyValue | null> {
     const consistency = options.consistency ?? this.consistency;
-    const path = `/v1/kv/${encodeKeyPath(key)}?consistency=${consistency}`;
+    const path = `/v1/kv/${encodeKeyPath(key)}?consistency=${consistency}${revisionQuery(options.revision)}`;
     return decodeGetAnswer(await this.call({ kind: "read", what: `GET ${key}`, request: { method: "GET", path }, consistency, key, accept: isKeyNotFound }, options));
   }
 
@@ -339,6 +352,7 @@ export class Client {
     }
     if (options.after !== undefined) query.set("after", options.after);
     query.set("consistency", consistency);
+    if (options.revision !== undefined) query.set("revision", revisionQuery(options.revision).slice("&revision=".length));
     const request: TransportRequest = { method: "GET", path: withQuery("/v1/kv", query) };
     return decodeRangeAnswer(await this.call({ kind: "read", what: `range ${JSON.stringify(prefix)}`, request, consistency, key: prefix }, options));
   }
@@ -351,6 +365,46 @@ export class Client {
     checkTxnText(request);
     const body = encodeTxnRequest(request);
     return this.writeAndDecode({ kind: "write", what: "txn", request: { method: "POST", path: "/v1/txn", body, headers: JSON_BODY } }, options, decodeTxnAnswer);
+  }
+
+  /**
+   * `POST /v1/compact`: drops the history below `revision` (reads at, and watches from, older
+   * revisions are refused from then on). Idempotent: an older point changes nothing. Rejects
+   * with an HttpApiError `future_revision` past the cluster's revision.
+   */
+  async compact(revision: number, options: CallOptions = {}): Promise<{ compactRevision: number; revision: number }> {
+    if (!Number.isSafeInteger(revision) || revision < 1) throw new InvalidInputError(`a compaction's revision must be a positive integer, got ${revision}`);
+    const request: TransportRequest = { method: "POST", path: "/v1/compact", body: JSON.stringify({ revision }), headers: JSON_BODY };
+    // A compaction applied twice is one compaction: safe to send again, no session needed.
+    return this.writeAndDecode({ kind: "write", what: `compact ${revision}`, request, retrySafe: true, inSession: false }, options, decodeCompactAnswer);
+  }
+
+  /**
+   * Watches `key` (or with `prefix`, every key under it) for changes: an async iterator of
+   * every change, once, in revision order, from now or from `fromRevision`. It reconnects by
+   * itself, to any node, after a failure, resuming after the last change it delivered; it
+   * ends (no error) on `close()`, `return()` (a `break` out of `for await`), the signal or the
+   * client's close; it rejects with CompactedError when the changes it still had to deliver
+   * were compacted, and with HttpApiError for a request the nodes refuse (400).
+   * @throws InvalidInputError for a key or option refused before anything is sent.
+   */
+  watch(key: string, options: WatchOptions = {}): Watch {
+    if (this.closing !== null) throw new ClientClosedError();
+    const watch = new Watch(
+      key,
+      options,
+      {
+        pick: (watched, avoid) => this.router.pickForRead("stale", watched, avoid),
+        reportFailure: (id) => this.router.reportFailure(id),
+        reportSuccess: (id) => this.router.reportSuccess(id),
+        backoffMs: (attempt) => backoffMs(attempt, this.prng, this.backoff),
+        connectTimeoutMs: this.connectTimeoutMs,
+        eventBytesMax: this.responseBytesMax,
+      },
+      (closed) => this.watches.delete(closed),
+    );
+    this.watches.add(watch);
+    return watch;
   }
 
   /**
@@ -397,6 +451,7 @@ export class Client {
   }
 
   private async shutDown(): Promise<void> {
+    for (const watch of [...this.watches]) watch.close();
     this.admission.rejectAll(new CallEnded("closed"));
     for (const call of this.calls) call.finish("closed");
     await this.router.close();
@@ -673,6 +728,13 @@ function checkTxnText(request: TxnRequest): void {
       if (typeof value === "string") checkWellFormed(value, "a transaction's value");
     }
   }
+}
+
+/** `&revision=N` for a read at a revision, "" for none. @throws InvalidInputError for a revision that is not a positive integer. */
+function revisionQuery(revision: number | undefined): string {
+  if (revision === undefined) return "";
+  if (!Number.isSafeInteger(revision) || revision < 1) throw new InvalidInputError(`revision must be a positive integer, got ${revision}`);
+  return `&revision=${revision}`;
 }
 
 function integerOption(value: number | undefined, fallback: number, name: string, min: number, max: number): number {

@@ -131,6 +131,21 @@ export class SessionExpiredError extends HttpApiError {
 }
 
 /**
+ * 410 `compacted`: a read at, or a watch from, a revision below the cluster's compaction
+ * point; that history is gone. Read at `compactRevision` or later, or read the current state
+ * and watch from its revision + 1.
+ */
+export class CompactedError extends HttpApiError {
+  /** The oldest revision the cluster still holds, as the node said; null if it did not. */
+  readonly compactRevision: number | null;
+  constructor(options: { message: string; endpoint: string; compactRevision: number | null }) {
+    super({ status: 410, code: "compacted", message: options.message, endpoint: options.endpoint });
+    this.name = "CompactedError";
+    this.compactRevision = options.compactRevision;
+  }
+}
+
+/**
  * 409 `sequence_superseded`: a write in a session whose sequence is older than the session's
  * latest. The cluster keeps only the latest write's answer, so this one's is no longer
  * known (it may have been applied when it was first sent); nothing was applied now. It

@@ -6,10 +6,12 @@
  * said, never a silent gap; a client that does not read is cut, saying where to resume.
  */
 import assert from "node:assert/strict";
-import type { Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { IncomingMessage, Server } from "node:http";
+import type { AddressInfo, Socket } from "node:net";
 import { after, before, describe, test } from "node:test";
 import { request as undiciRequest } from "undici";
+import { Client } from "../../client/client.js";
+import { CompactedError } from "../../client/errors.js";
 import { SseParser, type SseEvent } from "../../client/sse.js";
 import { NotMemberError } from "../../core/common/errors.js";
 import type { KvCommand } from "../../core/kv/command.js";
@@ -310,3 +312,114 @@ describe("GET /v1/watch in-process", () => {
     for (const one of many) if (isStream(one)) one.close();
   });
 });
+
+describe("the SDK's watch against a node in-process", () => {
+  let server: Server;
+  let url: string;
+  let store: KvStore;
+  let client: Client;
+  const fault: Fault = { refuse: null, quorum: ALL_REACHED, readiness: READY };
+  const put = async (key: string, value: string): Promise<number> => (await request("PUT", `${url}/v1/kv/${encodeURIComponent(key)}`, value)).body["revision"] as number;
+  /** The connections of watch streams, to break them as a failing node would. */
+  const watchSockets = new Set<Socket>();
+
+  before(async () => {
+    store = new KvStore();
+    const service = fakeService(store, fault, [], { progressIntervalMs: PROGRESS_MS, queuedBytesMax: QUEUED_BYTES_MAX, watchersMax: 100, tailBytesMax: 2 * 1024 * 1024 });
+    server = createHttpApi(service, { requestBodyBytesMax: 4 * 1024 * 1024 });
+    server.on("request", (incoming: IncomingMessage) => {
+      if (incoming.url?.startsWith("/v1/watch") === true) watchSockets.add(incoming.socket);
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    client = new Client({ endpoints: [url], healthCheckIntervalMs: 0, membersIntervalMs: 0, retry: { backoffMsBase: 5, backoffMsMax: 50 } });
+  });
+  after(async () => {
+    await client.close();
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  });
+
+  test("every change once, in order, while the node drops every connection again and again; revision follows", async () => {
+    const watch = client.watch("drop/", { prefix: true, fromRevision: store.currentRevision + 1 });
+    const seen: number[] = [];
+    const reading = (async () => {
+      for await (const event of watch) {
+        seen.push(event.revision);
+        if (seen.length === 200) break;
+      }
+    })();
+    const written: number[] = [];
+    for (let i = 0; i < 200; i++) {
+      written.push(await put(`drop/${i % 7}`, `v${i}`));
+      if (i % 20 === 10) for (const socket of watchSockets) socket.destroy();
+    }
+    await reading;
+    assert.deepEqual(seen, written);
+    assert.ok(watch.stats.reconnects >= 5, `reconnected ${watch.stats.reconnects} times`);
+    assert.equal(watch.stats.duplicatesDropped, 0);
+    assert.equal(watch.revision, written.at(-1));
+  });
+
+  test("a consumer that stops reading is cut by the node and resumed by the SDK: nothing missed, nothing twice", async () => {
+    const watch = client.watch("lazy/", { prefix: true });
+    const iterator = watch[Symbol.asyncIterator]();
+    const first = await putThenNext(put, iterator, "lazy/0");
+    const written = [first];
+    const value = "z".repeat(64 * 1024);
+    for (let i = 1; i < 400; i++) written.push(await put(`lazy/${i % 13}`, value));
+    const seen = [first];
+    while (seen.length < written.length) {
+      const next = await iterator.next();
+      assert.equal(next.done, false);
+      seen.push((next.value as { revision: number }).revision);
+    }
+    assert.deepEqual(seen, written);
+    assert.ok(watch.stats.reconnects >= 1, "the node cut it at least once");
+    watch.close();
+  });
+
+  test("compaction past where a watch stands ends it with CompactedError; close and a signal end it quietly", async () => {
+    const start = store.currentRevision + 1;
+    await put("gone/a", "1");
+    await put("gone/a", "2");
+    assert.equal((await request("POST", `${url}/v1/compact`, JSON.stringify({ revision: store.currentRevision }))).status, 200);
+    const late = client.watch("gone/", { prefix: true, fromRevision: start });
+    await assert.rejects(late.next(), (error: unknown) => error instanceof CompactedError && error.compactRevision === store.currentRevision);
+    const closed = client.watch("quiet");
+    setTimeout(() => closed.close(), 50);
+    assert.deepEqual(await closed.next(), { done: true, value: undefined });
+    const controller = new AbortController();
+    const signalled = client.watch("quiet", { signal: controller.signal });
+    setTimeout(() => controller.abort(), 50);
+    const events: unknown[] = [];
+    for await (const event of signalled) events.push(event);
+    assert.deepEqual(events, []);
+    assert.throws(() => client.watch(""), /must not be empty/);
+    assert.throws(() => client.watch("k", { fromRevision: 0 }), /fromRevision must be a positive integer/);
+  });
+
+  test("reads at a revision and compact through the SDK", async () => {
+    const first = (await client.put("sdk-hist", "one")).revision;
+    await client.put("sdk-hist", "two");
+    assert.equal(new TextDecoder().decode((await client.get("sdk-hist", { revision: first }))?.value), "one");
+    assert.deepEqual(
+      (await client.range("sdk-", { revision: first })).kvs.map((kv) => new TextDecoder().decode(kv.value)),
+      ["one"],
+    );
+    const compacted = await client.compact(first + 1);
+    assert.equal(compacted.compactRevision, first + 1);
+    await assert.rejects(client.get("sdk-hist", { revision: first }), (error: unknown) => error instanceof CompactedError && error.compactRevision === first + 1);
+    await assert.rejects(client.compact(store.currentRevision + 10), /future_revision/);
+  });
+});
+
+/** Writes `key` and takes the first change of `iterator`: the watch is established before the flood. */
+async function putThenNext(put: (key: string, value: string) => Promise<number>, iterator: AsyncIterator<{ revision: number }>, key: string): Promise<number> {
+  const next = iterator.next();
+  await sleep(100);
+  const revision = await put(key, "first");
+  const result = await next;
+  assert.equal(result.value?.revision, revision);
+  return revision;
+}
