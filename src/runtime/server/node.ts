@@ -316,6 +316,7 @@ export class SynodNode {
       appliedIndex: this.kv.applied,
       revision: this.kv.currentRevision,
       compactRevision: this.kv.compactRevision,
+      watchers: this.watches.count,
       lastIndex: status.lastIndex,
       snapshotIndex: status.snapshotIndex,
       consensus: this.config.consensus,
