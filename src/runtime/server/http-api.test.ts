@@ -14,7 +14,8 @@ import { NotLeaderError, NotMemberError } from "../../core/common/errors.js";
 import type { KvCommand } from "../../core/kv/command.js";
 import { KvStore } from "../../core/kv/store.js";
 import { ALL_REACHED, fakeService, READY, type Fault } from "./fake-service.test-util.js";
-import { createHttpApi } from "./http-api.js";
+import { readFileSync } from "node:fs";
+import { createHttpApi, routeQueryParameters } from "./http-api.js";
 import { request } from "./process-cluster.test-util.js";
 
 describe("the HTTP API in-process", () => {
@@ -80,6 +81,22 @@ describe("the HTTP API in-process", () => {
     assert.deepEqual([wrongMethod.status, wrongMethod.headers.get("allow")], [405, "GET, HEAD, PUT, DELETE"]);
     assert.equal((await request("GET", `${url}/v1/nothing?x`)).status, 404);
     assert.equal((await request("HEAD", `${url}/v1/status`)).status, 200);
+  });
+
+  test("docs/http-api.md's table of routes lists every route and method with exactly the query parameters it takes", () => {
+    const docs = readFileSync(new URL("../../../docs/http-api.md", import.meta.url), "utf8");
+    const section = docs.slice(docs.indexOf("## Routes and their query parameters"), docs.indexOf("## Keys and values"));
+    const documented = new Map<string, string[]>();
+    for (const [, routes, parameters] of section.matchAll(/^\| (`[^|]*) \| ([^|]*) \|$/gm)) {
+      const names = (parameters as string).trim() === "none" ? [] : ((parameters as string).split(";")[0] ?? "").split(",").map((name) => name.replace(/`|\(flag\)/g, "").trim());
+      for (const route of (routes as string).replace(/`/g, "").split(", ")) {
+        const [methods, path] = route.split(" ") as [string, string];
+        for (const method of methods.split("/")) if (method !== "HEAD") documented.set(`${method} ${path}`, names);
+      }
+    }
+    const actual = routeQueryParameters();
+    assert.deepEqual([...documented.keys()].sort(), Object.keys(actual).sort(), "the same routes and methods");
+    for (const [route, names] of documented) assert.deepEqual([...names].sort(), [...(actual[route] ?? [])].sort(), route);
   });
 
   test("?ttl (leases) is refused as not supported yet, not ignored", async () => {

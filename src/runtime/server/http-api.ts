@@ -207,6 +207,13 @@ const ROUTES: Readonly<Record<string, Readonly<Record<string, Route>>>> = {
   "/v1/snapshot": { GET: { query: ["consistency"], serve: async (c) => sendBackup(await c.service.backup(consistencyOf(c.query)), c.response) } },
 };
 
+/** Every route's methods and the query parameters each takes (docs/http-api.md lists the same; a test compares them). */
+export function routeQueryParameters(): Record<string, readonly string[]> {
+  const table: Record<string, readonly string[]> = {};
+  for (const [path, methods] of Object.entries(ROUTES)) for (const [method, route] of Object.entries(methods)) table[`${method} ${path}`] = route.query;
+  return table;
+}
+
 async function handle(service: KvService, options: HttpApiOptions, request: IncomingMessage, response: ServerResponse, setRoute: (route: string) => void): Promise<void> {
   const url = request.url ?? "/";
   const question = url.indexOf("?");
