@@ -94,6 +94,8 @@ export function kvHistoryConformance(subject: BackendSubject): void {
         /boom/,
       );
       assert.deepEqual(brief(stored(backend)), ["10:a:deleted", "10:a/1:one", "10:b:z", "10:\uE000:private", "10:😀:smile", "1000:a:y"], "an aborted transaction changed nothing");
+      backend.transaction(() => backend.putChange({ key: "c", revision: 2001, record: null }));
+      assert.deepEqual(brief([backend.changeAtOrBefore("c", 3000)] as KvChange[]), ["2001:c:deleted"], "a key first written in an aborted transaction is written afresh");
       assert.throws(() => backend.putChange({ key: "c", revision: 1, record: null }), AssertionError, "outside a transaction");
     });
 

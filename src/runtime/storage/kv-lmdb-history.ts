@@ -30,6 +30,8 @@ const CHANGE_PREFIX = 0x01;
 const KEY_ID_PREFIX = 0x02;
 const INDEX_PREFIX = 0x03;
 const KEY_ID_KEY_BYTES_MAX = 1 + limits.keyBytesMax;
+/** Key ids kept in memory (a few MiB at most: keys are at most 1 KiB, usually far less). */
+const KEY_IDS_CACHED = 16_384;
 const KIND_DELETE = 0;
 const KIND_PUT = 1;
 /** kind | createRevision | version. */
@@ -44,6 +46,13 @@ export class HistoryCorruption extends Error {}
  */
 export class LmdbHistory {
   private nextKeyId: number;
+  /**
+   * Recently used key ids, so a write of a key changed before needs no lookup: at most
+   * KEY_IDS_CACHED entries (emptied when full). An id given in a transaction that aborts is
+   * forgotten with it (`rollback`); one taken back when a key's last change is purged, at once.
+   */
+  private readonly cachedKeyIds = new Map<string, number>();
+  private readonly givenInTransaction: string[] = [];
 
   constructor(private readonly history: LmdbDatabase) {
     const last = [...history.getKeys({ start: Buffer.from([INDEX_PREFIX + 1]), end: Buffer.from([INDEX_PREFIX]), reverse: true, limit: 1 })][0];
@@ -51,13 +60,15 @@ export class LmdbHistory {
   }
 
   put(change: KvChange): void {
-    let keyId = this.keyId(change.key);
+    let keyId = this.cachedKeyIds.get(change.key) ?? this.keyId(change.key);
     if (keyId === undefined) {
       keyId = this.nextKeyId++;
       const id = Buffer.allocUnsafe(8);
       id.writeDoubleBE(keyId, 0);
       this.history.putSync(keyIdKey(change.key), id);
+      this.givenInTransaction.push(change.key);
     }
+    this.cache(change.key, keyId);
     this.history.putSync(indexKey(keyId, change.revision), EMPTY);
     this.history.putSync(changeKey(change.revision, change.key), changeValue(change.record));
   }
@@ -68,7 +79,26 @@ export class LmdbHistory {
     this.history.removeSync(indexKey(keyId, revision));
     this.history.removeSync(changeKey(revision, key));
     const prefix = indexPrefix(keyId);
-    if (this.history.getKeysCount({ start: prefix, end: successor(prefix), limit: 1 }) === 0) this.history.removeSync(keyIdKey(key));
+    if (this.history.getKeysCount({ start: prefix, end: successor(prefix), limit: 1 }) === 0) {
+      this.history.removeSync(keyIdKey(key));
+      this.cachedKeyIds.delete(key);
+    }
+  }
+
+  /** The write transaction committed: the ids it gave stand. */
+  committed(): void {
+    this.givenInTransaction.length = 0;
+  }
+
+  /** The write transaction aborted: the ids it gave (and the removals it made) are undone, so forget what it cached. */
+  rolledBack(): void {
+    for (const key of this.givenInTransaction) this.cachedKeyIds.delete(key);
+    this.givenInTransaction.length = 0;
+  }
+
+  private cache(key: string, keyId: number): void {
+    if (this.cachedKeyIds.size >= KEY_IDS_CACHED) this.cachedKeyIds.clear();
+    this.cachedKeyIds.set(key, keyId);
   }
 
   atOrBefore(key: string, revision: number, transaction?: Transaction): KvChange | undefined {
@@ -122,6 +152,7 @@ export class LmdbHistory {
 
   clear(): void {
     this.history.clearSync();
+    this.cachedKeyIds.clear();
   }
 
   private keyId(key: string, transaction?: Transaction): number | undefined {

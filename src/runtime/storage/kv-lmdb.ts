@@ -428,7 +428,12 @@ export class LmdbKvBackend implements KvBackend {
     assert(!this.inTransaction, "a transaction inside a transaction");
     this.inTransaction = true;
     try {
-      return this.db.transactionSync(fn);
+      const result = this.db.transactionSync(fn);
+      this.history.committed();
+      return result;
+    } catch (error) {
+      this.history.rolledBack();
+      throw error;
     } finally {
       this.inTransaction = false;
     }
