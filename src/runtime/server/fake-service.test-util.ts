@@ -8,6 +8,8 @@ import { DEFAULT_WATCH_OPTIONS, WatchHub, type WatchOptions } from "./watch.js";
 /** What a test makes the fake node do instead of serving. */
 export interface Fault {
   refuse: Error | null;
+  /** While set, linearizable reads wait for it (a read index not yet applied). */
+  linearizableGate?: Promise<void> | null;
   quorum: QuorumView;
   readiness: Readiness;
 }
@@ -31,7 +33,10 @@ export function fakeService(store: KvStore, fault: Fault, writes: KvCommand[], w
       const result = apply({ op: "register", request: { clientId: 0, sequence: 0 } }).result;
       return Promise.resolve(result.op === "session" ? result.clientId : 0);
     },
-    read: () => (fault.refuse === null ? Promise.resolve() : Promise.reject(fault.refuse)),
+    read: async (consistency) => {
+      if (fault.refuse !== null) throw fault.refuse;
+      if (consistency === "linearizable") await fault.linearizableGate;
+    },
     get: (key) => store.get(key),
     range: (prefix, limit, afterKey) => {
       const records = store.range(prefix, limit + 1, afterKey === null ? {} : { after: afterKey });

@@ -169,6 +169,29 @@ describe("GET /v1/watch in-process", () => {
     stream.close();
   });
 
+  test("?linearizable starts once the node has applied a read index: \"now\" is after it, not when the request came", async () => {
+    let release = (): void => undefined;
+    fault.linearizableGate = new Promise<void>((resolve) => (release = resolve));
+    try {
+      const opening = watch("key=lin&linearizable");
+      await sleep(100);
+      const during = await put("lin", "written while the read index was not yet applied");
+      release();
+      const stream = await opening;
+      await stream.until("created", (events) => events.length >= 1);
+      assert.equal((JSON.parse(stream.events[0]?.data ?? "{}") as { startRevision: number }).startRevision, during + 1, "the write before the barrier is not part of the stream");
+      const after = await put("lin", "after");
+      await stream.until("the write after", (events) => events.some((event) => event.event === "message"));
+      assert.deepEqual(
+        stream.changes().map((change) => change.revision),
+        [after],
+      );
+      stream.close();
+    } finally {
+      fault.linearizableGate = null;
+    }
+  });
+
   test("from a past revision, with previous values; Last-Event-ID resumes after it; R:n skips n changes of revision R", async () => {
     const first = await put("r/k", "v1");
     const second = await put("r/k", "v2");
