@@ -60,6 +60,10 @@ describe("SSE parser", () => {
     );
   });
 
+  test("an empty chunk between a CR and its LF does not make the LF a line of its own (found by the property above)", () => {
+    assert.deepEqual(parse(encoder.encode("id: 5\r\ndata: x\r\n\r\n"), [6, 6]), [{ event: "message", id: "5", data: "x" }]);
+  });
+
   test("an event over the bound is refused, whether it comes whole or a byte at a time", () => {
     const big = encoder.encode(`data: ${"x".repeat(200)}\n\n`);
     assert.throws(() => parse(big, [], 100), SseTooLargeError);

@@ -43,6 +43,8 @@ export class SseParser {
   /** Feeds a chunk; returns the events it completed, in order. Throws SseTooLargeError past the bound. */
   push(chunk: Uint8Array): SseEvent[] {
     const events: SseEvent[] = [];
+    // An empty chunk must not forget a CR that ended the one before.
+    if (chunk.length === 0) return events;
     let start = 0;
     if (this.afterCr && chunk[0] === LF) start = 1;
     this.afterCr = false;
