@@ -291,7 +291,7 @@ export class SimNode<M> {
       return;
     }
     // A clock entry (a node's own, with a no-op result) is no client's request.
-    const key = applied.request === null || applied.result.op === "noop" ? null : requestKey(applied.request.clientId - SELF_ASSIGNED_SESSIONS_FROM, applied.request.sequence);
+    const key = applied.request === null || applied.result.op === "noop" || applied.result.op === "clock" ? null : requestKey(applied.request.clientId - SELF_ASSIGNED_SESSIONS_FROM, applied.request.sequence);
     const output = applied.result.op === "cas" ? applied.result.succeeded : null;
     // A duplicate changed nothing: it does not count as this request taking effect (again).
     if (key !== null && !applied.duplicate) this.appliedRequests.add(key);

@@ -1,6 +1,6 @@
 import { assert, assertIndex } from "../common/assert.js";
 import { compareUtf8 } from "../common/utf8.js";
-import type { HistoryPosition, KvChange, KvMeta, KvRecord, KvSession } from "./model.js";
+import type { HistoryPosition, KvChange, KvLease, KvMeta, KvRecord, KvSession } from "./model.js";
 
 /** Which records a range read returns. */
 export interface KvRangeQuery {
@@ -38,6 +38,9 @@ export interface KvHistoryKeysQuery {
  *   Revisions need not be consecutive, for a key or overall: only their order counts. The
  *   backend stores what it is given and looks it up; which changes to keep is the store's
  *   business (src/core/kv/history.ts), so both backends keep the same ones.
+ * - Leases are held by id, and each key is attached to at most one lease: `attachKey` is
+ *   called only for a key attached to none (the store detaches first). Which keys have
+ *   records is the store's business too: the backend keeps the attachments it is given.
  */
 export interface KvBackend {
   getRecord(key: string): KvRecord | undefined;
@@ -71,7 +74,21 @@ export interface KvBackend {
   changesAfter(position: HistoryPosition, limit: number): KvChange[];
   /** Keys with at least one change in the history, in key order (deleted keys too). */
   historyKeys(query: KvHistoryKeysQuery): string[];
-  /** Removes every record, session and change, and zeroes the meta. */
+  getLease(id: number): KvLease | undefined;
+  putLease(lease: KvLease): void;
+  /** Removes the lease, if there is one (its attachments are the caller's to remove first). */
+  deleteLease(id: number): void;
+  /** Every lease, by increasing id. */
+  allLeases(): Iterable<KvLease>;
+  /** The lease the key is attached to, if any. */
+  leaseOfKey(key: string): number | undefined;
+  /** Attaches a key attached to no lease to lease `id`. */
+  attachKey(key: string, id: number): void;
+  /** Detaches the key from its lease, if it has one. */
+  detachKey(key: string): void;
+  /** At most `limit` keys attached to lease `id`, in key order, after `after` if given. */
+  leaseKeys(id: number, limit: number, after?: string): string[];
+  /** Removes every record, session, change and lease, and zeroes the meta. */
   clear(): void;
   /**
    * Runs `fn` and commits everything it wrote together, or nothing if it throws (the error
@@ -93,6 +110,14 @@ export class MemoryKvBackend implements KvBackend {
   private readonly changesByKey = new Map<string, KvChange[]>();
   private readonly changeLog: KvChange[] = [];
   private meta: KvMeta = { appliedIndex: 0, revision: 0 };
+  private readonly leases = new Map<number, KvLease>();
+  private readonly leaseByKey = new Map<string, number>();
+  private readonly keysByLease = new Map<number, Set<string>>();
+  /**
+   * Undoes lease writes newest first on a rollback. Closures rather than the parallel arrays
+   * the records use: lease writes are rare beside record writes.
+   */
+  private readonly undoLeases: (() => void)[] = [];
   private inTransaction = false;
   /**
    * The undo log: before each change inside a transaction, the key (or client id) and the
@@ -211,7 +236,77 @@ export class MemoryKvBackend implements KvBackend {
     return keys.sort(compareUtf8).slice(0, query.limit);
   }
 
+  getLease(id: number): KvLease | undefined {
+    return this.leases.get(id);
+  }
+
+  putLease(lease: KvLease): void {
+    assert(this.inTransaction, "a lease written outside a transaction");
+    assertIndex(lease.id, "lease id");
+    this.rememberLease(lease.id);
+    this.leases.set(lease.id, lease);
+  }
+
+  deleteLease(id: number): void {
+    assert(this.inTransaction, "a lease deleted outside a transaction");
+    this.rememberLease(id);
+    this.leases.delete(id);
+  }
+
+  allLeases(): KvLease[] {
+    return [...this.leases.values()].sort((a, b) => a.id - b.id);
+  }
+
+  leaseOfKey(key: string): number | undefined {
+    return this.leaseByKey.get(key);
+  }
+
+  attachKey(key: string, id: number): void {
+    assert(this.inTransaction, "a key attached outside a transaction");
+    assert(!this.leaseByKey.has(key), "a key is attached to one lease at most");
+    this.addAttachment(key, id);
+    this.undoLeases.push(() => this.removeAttachment(key));
+  }
+
+  detachKey(key: string): void {
+    assert(this.inTransaction, "a key detached outside a transaction");
+    const id = this.leaseByKey.get(key);
+    if (id === undefined) return;
+    this.removeAttachment(key);
+    this.undoLeases.push(() => this.addAttachment(key, id));
+  }
+
+  leaseKeys(id: number, limit: number, after?: string): string[] {
+    assertIndex(limit, "lease keys limit");
+    const keys = [...(this.keysByLease.get(id) ?? [])].filter((key) => after === undefined || compareUtf8(key, after) > 0);
+    return keys.sort(compareUtf8).slice(0, limit);
+  }
+
+  private addAttachment(key: string, id: number): void {
+    this.leaseByKey.set(key, id);
+    let keys = this.keysByLease.get(id);
+    if (keys === undefined) this.keysByLease.set(id, (keys = new Set()));
+    keys.add(key);
+  }
+
+  private removeAttachment(key: string): void {
+    const id = this.leaseByKey.get(key);
+    if (id === undefined) return;
+    this.leaseByKey.delete(key);
+    const keys = this.keysByLease.get(id);
+    keys?.delete(key);
+    if (keys?.size === 0) this.keysByLease.delete(id);
+  }
+
+  private rememberLease(id: number): void {
+    const before = this.leases.get(id);
+    this.undoLeases.push(() => (before === undefined ? this.leases.delete(id) : this.leases.set(id, before)));
+  }
+
   clear(): void {
+    for (const id of this.leases.keys()) this.rememberLease(id);
+    for (const key of [...this.leaseByKey.keys()]) this.detachKey(key);
+    this.leases.clear();
     for (const key of this.records.keys()) this.rememberRecord(key);
     for (const clientId of this.sessions.keys()) this.rememberSession(clientId);
     for (const change of this.changeLog) this.rememberChange(change, false);
@@ -307,6 +402,7 @@ export class MemoryKvBackend implements KvBackend {
       this.undoChanges.length = 0;
     }
     this.undoRecordCount = this.undoSessionCount = this.undoChangeCount = 0;
+    this.undoLeases.length = 0;
   }
 
   private rollback(): void {
@@ -327,6 +423,7 @@ export class MemoryKvBackend implements KvBackend {
       if (this.undoChangeAdded[i] === true) this.removeChange(change.key, change.revision);
       else this.insertChange(change);
     }
+    for (let i = this.undoLeases.length - 1; i >= 0; i--) (this.undoLeases[i] as () => void)();
     this.meta = this.undoMeta;
   }
 }

@@ -14,6 +14,7 @@ import type { LogEntry, Snapshot } from "../engine/contract.js";
 import { encodeCommand, type KvCommand, type RequestId } from "./command.js";
 import type { Applied, KvResult } from "./model.js";
 import type { KvStore } from "./store.js";
+import type { KvMutant } from "./mutants.js";
 
 /** A write as a caller states it; the request layer adds the request id. */
 export type KvOperation = KvCommand extends infer C ? (C extends KvCommand ? Omit<C, "request"> : never) : never;
@@ -28,6 +29,11 @@ export type ReadConsistency = "linearizable" | "lease" | "stale";
 
 /** How often a leader proposes its wall clock for the state machine (session expiry). */
 export const CLOCK_INTERVAL_MS = 10_000;
+/**
+ * How often while the store holds leases: a lease expires at the first clock entry past its
+ * expiry, so this is how late (at most) an expiry comes after its time to live.
+ */
+export const LEASE_CLOCK_INTERVAL_MS = 250;
 /** A leader keeping `historyRevisions` proposes a compaction at most this often. */
 export const RETENTION_INTERVAL_MS = 1_000;
 /** Changes a purge step of the history processes (one backend transaction, a few milliseconds). */
@@ -95,6 +101,8 @@ export interface KvReplicaOptions<M, H> extends Omit<ReplicaOptions<M, H, Applie
   readonly observer?: ReplicaObserver<Applied>;
   /** The simulator's broken replica, to prove it is caught; never set in production. */
   readonly replicaMutant?: ReplicaMutant | null;
+  /** The simulator's broken KV layer (core/kv/mutants.ts); never set in production. */
+  readonly kvMutant?: KvMutant | null;
   /**
    * How many revisions of history to keep: while leading, the replica proposes compactions
    * that keep at least this many (and at most a tenth more). 0 or absent: keep everything.
@@ -109,6 +117,11 @@ export class KvReplica<M, H> {
   private nextSequence: number;
   /** When this node, leading, last proposed a clock entry (the monotonic clock). */
   private clockProposedMs = Number.NEGATIVE_INFINITY;
+  /**
+   * The term in which one of this node's clock entries marked `newLeader` applied: until
+   * then, while leading, its clock entries carry the mark (see KvStore: leases are extended).
+   */
+  private leaderClockAppliedTerm = -1;
   /** When this node, leading, last proposed a compaction to keep `historyRevisions`. */
   private compactionProposedMs = Number.NEGATIVE_INFINITY;
   private cancelClockTimer: (() => void) | null = null;
@@ -151,7 +164,9 @@ export class KvReplica<M, H> {
    * is rejected before anything is proposed.
    */
   write(operation: KvOperation, client: ClientRequest | null, waiter: Waiter<KvResult>): void {
-    const request: RequestId = client ?? { clientId: this.options.nodeClientId, sequence: this.nextSequence++ };
+    const named: RequestId = client ?? { clientId: this.options.nodeClientId, sequence: this.nextSequence++ };
+    // A lease counts its time to live from when its leader took the keep-alive (see KvStore).
+    const request = operation.op === "lease-grant" || operation.op === "lease-keepalive" ? { ...named, timeMs: this.options.wallClockMs() } : named;
     let data: Uint8Array;
     try {
       data = encodeCommand({ ...operation, request } as KvCommand);
@@ -230,15 +245,29 @@ export class KvReplica<M, H> {
    * it becomes leader, so the store's clock is never long behind.
    */
   private proposeClock(): void {
-    if (this.replica.engine.status().role !== "leader") {
+    const status = this.replica.engine.status();
+    if (status.role !== "leader") {
       this.clockProposedMs = Number.NEGATIVE_INFINITY;
       return;
     }
     const nowMs = this.options.clock.nowMs();
-    if (nowMs - this.clockProposedMs < CLOCK_INTERVAL_MS) return;
+    const intervalMs = this.kv.leaseCount > 0 ? LEASE_CLOCK_INTERVAL_MS : CLOCK_INTERVAL_MS;
+    if (nowMs - this.clockProposedMs < intervalMs) return;
     this.clockProposedMs = nowMs;
-    // Answered by no one. A refusal (a transfer under way) is tried again next interval.
     const request = { clientId: this.options.nodeClientId, sequence: this.nextSequence++, timeMs: this.options.wallClockMs() };
-    this.replica.proposeUnanswered(encodeCommand({ op: "clock", request }));
+    const newLeader = this.leaderClockAppliedTerm !== status.term && this.options.kvMutant !== "lease-no-extend";
+    if (!newLeader) {
+      // Answered by no one. A refusal (a transfer under way) is tried again next interval.
+      this.replica.proposeUnanswered(encodeCommand({ op: "clock", request }));
+      return;
+    }
+    // Marked until one applies in this term: leases get their full time to live from it.
+    const term = status.term;
+    this.replica.propose(encodeCommand({ op: "clock", request, newLeader }), request.sequence, {
+      resolve: () => {
+        if (this.replica.engine.status().term === term) this.leaderClockAppliedTerm = term;
+      },
+      reject: () => undefined,
+    });
   }
 }

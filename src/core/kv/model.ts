@@ -105,7 +105,63 @@ export type KvResult =
    * A command of a session this store does not hold: it expired (or was never registered).
    * Nothing was applied; the client may register again and retry.
    */
-  | { readonly op: "session-expired"; readonly clientId: number };
+  | { readonly op: "session-expired"; readonly clientId: number }
+  /** A lease granted: its id (the index of the grant's entry) and its time to live. */
+  | { readonly op: "lease-grant"; readonly id: number; readonly ttlMs: number }
+  /** A lease renewed: it now lives `ttlMs` from the keep-alive. */
+  | { readonly op: "lease-keepalive"; readonly id: number; readonly ttlMs: number }
+  /** A lease revoked: how many keys went with it, and the store's revision after (unchanged if none). */
+  | { readonly op: "lease-revoke"; readonly id: number; readonly deleted: number; readonly revision: number }
+  /**
+   * The command named a lease the store does not hold (never granted, expired or revoked):
+   * nothing was applied. A put, a transaction, a keep-alive or a revoke can get it.
+   */
+  | { readonly op: "lease-not-found"; readonly id: number }
+  /**
+   * A clock entry: the leases its time expired (by increasing id), each with the keys it
+   * deleted and the revision of those deletes (one per lease that had keys).
+   */
+  | { readonly op: "clock"; readonly expired: readonly LeaseExpiry[] };
+
+/** One lease a clock entry expired. */
+export interface LeaseExpiry {
+  readonly id: number;
+  readonly deleted: number;
+  /** The revision of its keys' deletes; the store's revision before, when it had none. */
+  readonly revision: number;
+}
+
+/**
+ * A lease (etcd's): keys attached to it are deleted when it expires or is revoked. `id` is
+ * the index of the entry that granted it (unique: indexes are never reused). It expires
+ * when the store's clock reaches `expiresAtMs` (see KvStore: the leader's clock, in the
+ * log). Its attached keys are kept beside it (`KvBackend.leaseKeys`).
+ */
+export interface KvLease {
+  readonly id: number;
+  /** The time to live it was granted with, in ms: each keep-alive moves its expiry this far past the keep-alive. */
+  readonly ttlMs: number;
+  /** The store's clock (ms since the epoch) at which it expires. */
+  readonly expiresAtMs: number;
+}
+
+/** What leases may be; constants, since every replica must refuse and expire the same ones. */
+export const LEASE_LIMITS = Object.freeze({
+  /** Shortest time to live: a shorter one could lapse within a leader's clock interval. */
+  ttlMsMin: 1000,
+  /** Longest time to live: a year. */
+  ttlMsMax: 365 * 24 * 3600 * 1000,
+  /** Most leases held; a grant beyond is refused. */
+  leasesMax: 100_000,
+});
+
+/** A command named a lease the store does not hold (never granted, expired or revoked). */
+export class LeaseNotFoundError extends SynodError {
+  constructor(readonly id: number) {
+    super("lease_not_found", `lease ${id} does not exist (it was never granted, or it expired or was revoked): grant a new one with POST /v1/leases`);
+    this.name = "LeaseNotFoundError";
+  }
+}
 
 export interface Applied {
   readonly request: RequestId | null;

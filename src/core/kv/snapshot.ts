@@ -3,7 +3,7 @@ import { ByteReader, ByteWriter, bytesEqual, compareBytes } from "../common/byte
 import { InvalidInputError } from "../common/errors.js";
 import { limits } from "../common/limits.js";
 import { utf8Decode, utf8Encode } from "../common/utf8.js";
-import { NO_SESSION, type KvChange, type KvMeta, type KvRecord, type KvResult, type KvSession, type TxnOperationResult } from "./model.js";
+import { LEASE_LIMITS, NO_SESSION, type KvChange, type KvLease, type KvMeta, type KvRecord, type KvResult, type KvSession, type TxnOperationResult } from "./model.js";
 
 /**
  * The KV state machine's snapshot format, and the session-result format the LMDB backend
@@ -21,6 +21,9 @@ import { NO_SESSION, type KvChange, type KvMeta, type KvRecord, type KvResult, t
  *             kind 0: a delete; 2: a put that is the key's current record (the record above
  *             says the rest); 1: any other put, followed by f64 createRevision | f64 version
  *             | u32 valueLength | value
+ *   leases:   (only when the store holds some) u32 0x4C454153 ("LEAS") | f64 leaseCount | lease...
+ *   lease:    f64 id | f64 ttlMs | f64 expiresAtMs | u32 keyCount | (u32 keyLength | key)...
+ *             by increasing id, each lease's keys in UTF-8 byte order
  *
  * The history holds the changes compaction kept (src/core/kv/history.ts), in (revision,
  * key) order. It always includes every current record's own change, which is why those
@@ -40,7 +43,8 @@ import { NO_SESSION, type KvChange, type KvMeta, type KvRecord, type KvResult, t
  * out of order, malformed UTF-8) and refuses it with InvalidInputError: a snapshot comes
  * from a peer or a disk, and a bad one must not become this node's state.
  */
-export function encodeSnapshot(meta: KvMeta, records: readonly KvRecord[], sessions: readonly KvSession[], history?: SnapshotHistory): Uint8Array {
+export function encodeSnapshot(meta: KvMeta, records: readonly KvRecord[], sessions: readonly KvSession[], history?: SnapshotHistory, leases: readonly SnapshotLease[] = []): Uint8Array {
+  assert(leases.length === 0 || history !== undefined, "leases are written after a history");
   const keys = records.map((record) => utf8Encode(record.key));
   let size = 8 + 8 + 4 + 4 + 8 + 4;
   records.forEach((record, i) => (size += 4 + (keys[i] as Uint8Array).length + 4 + record.value.length + 24));
@@ -49,6 +53,8 @@ export function encodeSnapshot(meta: KvMeta, records: readonly KvRecord[], sessi
   const changes = (history?.changes ?? []).map((change) => ({ change, key: utf8Encode(change.key), current: modRevisions.get(change.key) === change.revision && change.record !== null }));
   if (history !== undefined) size += 4 + 8 + 8;
   for (const { change, key, current } of changes) size += changeBytes(key.length, change, current);
+  const leaseSection = encodeLeases(leases);
+  size += leaseSection.length;
   const writer = new ByteWriter(size);
   writer.f64(meta.appliedIndex);
   writer.f64(meta.revision);
@@ -71,7 +77,67 @@ export function encodeSnapshot(meta: KvMeta, records: readonly KvRecord[], sessi
     writeHistoryHeader(writer, history.compactRevision, changes.length);
     for (const { change, key, current } of changes) writeChange(writer, key, change, current);
   }
+  writer.raw(leaseSection);
   return writer.finish("KV snapshot");
+}
+
+/** A lease as a snapshot holds it: the lease and its keys, in UTF-8 byte order. */
+export interface SnapshotLease {
+  readonly lease: KvLease;
+  readonly keys: readonly string[];
+}
+
+/** Opens a snapshot's leases section. */
+export const LEASES_MARKER = 0x4c45_4153;
+
+/** The leases section (empty bytes when there are no leases: the section is then left out). */
+export function encodeLeases(leases: readonly SnapshotLease[]): Uint8Array {
+  if (leases.length === 0) return new Uint8Array(0);
+  const encoded = leases.map(({ lease, keys }) => ({ lease, keys: keys.map((key) => utf8Encode(key)) }));
+  let size = 4 + 8;
+  for (const { keys } of encoded) size += 8 * 3 + 4 + keys.reduce((sum, key) => sum + 4 + key.length, 0);
+  const writer = new ByteWriter(size);
+  writer.u32(LEASES_MARKER);
+  writer.f64(leases.length);
+  for (const { lease, keys } of encoded) {
+    writer.f64(lease.id);
+    writer.f64(lease.ttlMs);
+    writer.f64(lease.expiresAtMs);
+    writer.u32(keys.length);
+    for (const key of keys) writer.bytes(key);
+  }
+  return writer.finish("KV snapshot leases");
+}
+
+/**
+ * The leases section: ids strictly increasing, times to live within LEASE_LIMITS, each
+ * lease's keys non-empty, valid UTF-8 and strictly increasing. A section with no lease is
+ * refused (the encoder leaves it out), so equal states give equal bytes.
+ */
+function decodeLeases(reader: ByteReader, sink: SnapshotSink): void {
+  if (reader.u32() !== LEASES_MARKER) throw new InvalidInputError("KV snapshot has bytes after its history that are not a leases section");
+  const count = reader.safeInteger();
+  if (count < 1 || count > LEASE_LIMITS.leasesMax) throw new InvalidInputError(`KV snapshot holds ${count} leases; a leases section holds 1 to ${LEASE_LIMITS.leasesMax}`);
+  let previousId = 0;
+  for (let i = 0; i < count; i++) {
+    const lease: KvLease = { id: reader.safeInteger(), ttlMs: reader.safeInteger(), expiresAtMs: reader.safeInteger() };
+    if (lease.id <= previousId) throw new InvalidInputError("KV snapshot has leases out of order, repeated, or with id 0");
+    previousId = lease.id;
+    if (lease.ttlMs < LEASE_LIMITS.ttlMsMin || lease.ttlMs > LEASE_LIMITS.ttlMsMax) throw new InvalidInputError(`KV snapshot has lease ${lease.id} with a time to live of ${lease.ttlMs} ms, out of bounds`);
+    const keyCount = reader.u32();
+    const keys: string[] = [];
+    let previousKey: Uint8Array | null = null;
+    for (let k = 0; k < keyCount; k++) {
+      const keyBytes = reader.bytes(limits.keyBytesMax);
+      if (keyBytes.length === 0) throw new InvalidInputError("KV snapshot attaches an empty key to a lease");
+      if (previousKey !== null && compareBytes(previousKey, keyBytes) >= 0) throw new InvalidInputError("KV snapshot has a lease's keys out of order or repeated");
+      previousKey = keyBytes;
+      const key = utf8Decode(keyBytes);
+      if (!bytesEqual(utf8Encode(key), keyBytes)) throw new InvalidInputError("KV snapshot attaches a key that is not valid UTF-8 to a lease");
+      keys.push(key);
+    }
+    sink.lease?.(lease, keys);
+  }
 }
 
 /** What a snapshot holds of the history: the compaction point and the changes kept, in (revision, key) order. */
@@ -133,6 +199,8 @@ export interface SnapshotSink {
    * point is its key's first), throwing InvalidInputError. Absent: changes are only validated.
    */
   change?(change: SnapshotChange, compactRevision: number): void;
+  /** A lease and its keys, after the history; the sink checks that its keys have records. */
+  lease?(lease: KvLease, keys: readonly string[]): void;
 }
 
 /**
@@ -182,6 +250,7 @@ export function decodeSnapshot(bytes: Uint8Array, sink: SnapshotSink): KvMeta {
     return decoded;
   }
   const compactRevision = decodeHistory(reader, meta.revision, recordCount, sink);
+  if (!reader.atEnd) decodeLeases(reader, sink);
   reader.expectEnd();
   return { ...decoded, compactRevision };
 }
@@ -266,12 +335,14 @@ function checkRecordRevisions(record: KvRecord, storeRevision: number): void {
   if (version < 1 || version > modRevision - createRevision + 1) throw new InvalidInputError(`KV snapshot has a record with an impossible version ${version}`);
 }
 
-const RESULT_KINDS = ["put", "delete", "cas", "noop", "rejected", "txn", "delete-prefix", "compact"] as const;
+const RESULT_KINDS = ["put", "delete", "cas", "noop", "rejected", "txn", "delete-prefix", "compact", "lease-grant", "lease-keepalive", "lease-revoke", "lease-not-found"] as const;
+/** Result kinds without a revision. */
+const REVISIONLESS: ReadonlySet<string> = new Set(["noop", "rejected", "lease-grant", "lease-keepalive", "lease-not-found"]);
 /** A transaction operation's result in one byte; a get's record is not kept (see "get-forgotten"). */
 const TXN_RESULT_CODES = { put: 0, deleted0: 1, deleted1: 2, get: 3 } as const;
 
 export function sessionResultBytes(result: KvResult): number {
-  return 10 + (result.op === "txn" ? 4 + result.results.length : result.op === "delete-prefix" || result.op === "compact" ? 8 : 0);
+  return 10 + (result.op === "txn" ? 4 + result.results.length : result.op === "delete-prefix" || result.op === "compact" || result.op === "lease-not-found" ? 8 : result.op.startsWith("lease-") ? 16 : 0);
 }
 
 export function writeSessionResult(writer: ByteWriter, result: KvResult): void {
@@ -283,6 +354,15 @@ export function writeSessionResult(writer: ByteWriter, result: KvResult): void {
   writer.f64("revision" in result ? result.revision : 0);
   if (result.op === "delete-prefix") writer.f64(result.deleted);
   if (result.op === "compact") writer.f64(result.compactRevision);
+  if (result.op === "lease-grant" || result.op === "lease-keepalive") {
+    writer.f64(result.id);
+    writer.f64(result.ttlMs);
+  }
+  if (result.op === "lease-revoke") {
+    writer.f64(result.id);
+    writer.f64(result.deleted);
+  }
+  if (result.op === "lease-not-found") writer.f64(result.id);
   if (result.op !== "txn") return;
   writer.u32(result.results.length);
   for (const operation of result.results) {
@@ -298,7 +378,8 @@ export function readSessionResult(reader: ByteReader): KvResult {
   const flag = reader.u8();
   const revision = reader.safeInteger();
   if (flag > 1 || (flag === 1 && (kind === "put" || kind === "noop" || kind === "rejected"))) throw new InvalidInputError("KV session result has a bad flag");
-  if (revision !== 0 && (kind === "noop" || kind === "rejected")) throw new InvalidInputError("KV session result has a revision it cannot have");
+  if (revision !== 0 && kind !== undefined && REVISIONLESS.has(kind)) throw new InvalidInputError("KV session result has a revision it cannot have");
+  if (flag !== 0 && kind !== undefined && kind.startsWith("lease-")) throw new InvalidInputError("KV session result has a bad flag");
   switch (kind) {
     case "put":
       return { op: "put", revision };
@@ -320,6 +401,13 @@ export function readSessionResult(reader: ByteReader): KvResult {
       if (compactRevision > revision) throw new InvalidInputError("KV session result has a compaction point past its revision");
       return { op: "compact", compacted: flag === 1, compactRevision, revision };
     }
+    case "lease-grant":
+    case "lease-keepalive":
+      return { op: kind, id: reader.safeInteger(), ttlMs: reader.safeInteger() };
+    case "lease-revoke":
+      return { op: kind, id: reader.safeInteger(), deleted: reader.safeInteger(), revision };
+    case "lease-not-found":
+      return { op: kind, id: reader.safeInteger() };
     default:
       throw new InvalidInputError("KV session result has an unknown kind");
   }

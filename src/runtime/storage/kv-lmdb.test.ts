@@ -164,13 +164,22 @@ describe("LMDB KV store: snapshots built a piece at a time", () => {
     let index = 0;
     const session = (clientId: number, sequence: number, key: string, value: string): Uint8Array =>
       encodeCommand({ op: "put", request: { clientId: SELF_ASSIGNED_SESSIONS_FROM + clientId, sequence }, key, value: utf8Encode(value) });
+    // Leases too: granted every 50 entries, keys attached to the latest, one revoked now and then.
+    const leaseCommand = (at: number, key: string): Uint8Array | null => {
+      const request = { clientId: 0, sequence: 0 };
+      const latest = at - (at % 50) + 1;
+      if (at % 50 === 1) return encodeCommand({ op: "lease-grant", request, ttlMs: 60_000 });
+      if (at % 11 === 0) return encodeCommand({ op: "put", request, key, value: utf8Encode("leased"), lease: latest });
+      if (at % 97 === 0) return encodeCommand({ op: "lease-revoke", request, lease: latest });
+      return null;
+    };
     const batch = (count: number): void => {
       const entries = [];
       for (let i = 0; i < count; i++) {
         index++;
         const key = ["a", "é", "😀", "z/"][index % 4] + String(index % 500);
         const data = index % 7 === 0 ? encodeCommand({ op: "delete", request: { clientId: 0, sequence: 0 }, key }) : index % 3 === 0 ? session(7 + (index % 5), index, key, `v${index}`) : put(key, `value-${index}`);
-        entries.push({ index, data });
+        entries.push({ index, data: leaseCommand(index, key) ?? data });
       }
       kv.applyBatch(entries);
     };
@@ -188,6 +197,7 @@ describe("LMDB KV store: snapshots built a piece at a time", () => {
       kv.purgeHistory(20);
     }
     assert.ok(steps > 5, "the snapshot took several steps");
+    assert.ok(KvStore.restore(expected).leaseCount > 10, "the state holds leases");
     assert.deepEqual(Buffer.from(builder.data), Buffer.from(expected), "byte-identical to the synchronous snapshot of the same state");
     const restored = KvStore.restore(builder.data);
     assert.equal(restored.applied, 1200);

@@ -4,7 +4,8 @@
  * replaying only the log after it.
  *
  * Layout: LMDB's main database, with binary keys each starting with a byte that says what
- * it is, and a named database for the history (kv-lmdb-history.ts):
+ * it is, a named database for the history (kv-lmdb-history.ts) and one for leases
+ * (kv-lmdb-leases.ts):
  *
  *   0x00                      meta     u8 format (3) | f64 appliedIndex | f64 revision | f64 clockMs
  *                                      | f64 compactRevision | f64 purged revision | u32 length | purged key
@@ -50,11 +51,12 @@ import { InvalidInputError, SynodError } from "../../core/common/errors.js";
 import { limits } from "../../core/common/limits.js";
 import type { KvBackend, KvHistoryKeysQuery, KvRangeQuery } from "../../core/kv/backend.js";
 import { isRetained } from "../../core/kv/history.js";
-import type { HistoryPosition, KvChange, KvMeta, KvRecord, KvSession } from "../../core/kv/model.js";
-import { changeBytes, readSessionResult, sessionValueBytes, SESSIONS_V3_MARKER, writeChange, writeHistoryHeader, writeSessionValue } from "../../core/kv/snapshot.js";
+import type { HistoryPosition, KvChange, KvLease, KvMeta, KvRecord, KvSession } from "../../core/kv/model.js";
+import { changeBytes, encodeLeases, readSessionResult, sessionValueBytes, SESSIONS_V3_MARKER, writeChange, writeHistoryHeader, writeSessionValue, type SnapshotLease } from "../../core/kv/snapshot.js";
 import { startHistory } from "../../core/kv/store.js";
 import { removeLeftoverTempFiles, writeFileAtomic } from "./atomic-file.js";
 import { decodeChange, HistoryCorruption, LmdbHistory, type LmdbDatabase } from "./kv-lmdb-history.js";
+import { LeaseCorruption, LmdbLeases } from "./kv-lmdb-leases.js";
 
 const META_KEY = Buffer.from([0x00]);
 const RECORD_PREFIX = 0x01;
@@ -62,6 +64,7 @@ const SESSION_PREFIX = 0x02;
 /** Main-database keys from here up are LMDB's own: the names of the named databases. */
 const NAMED_DATABASES_FROM = 0x03;
 const HISTORY_DATABASE = "history";
+const LEASES_DATABASE = "leases";
 /** Format 3 adds the history (its compaction point and purge position); 2 the store's clock. */
 const META_FORMAT = 3;
 /** Main-database keys removed at a time by `clear` (LMDB's drop would take the named databases too). */
@@ -136,16 +139,19 @@ export class LmdbKvBackend implements KvBackend {
   private inTransaction = false;
   private closed = false;
   private readonly history: LmdbHistory;
+  private readonly leases: LmdbLeases;
 
   private constructor(
     private readonly db: RootDatabase<Buffer, Buffer>,
     historyDb: LmdbDatabase,
+    leasesDb: LmdbDatabase,
     readonly path: string,
     private readonly bootId: string,
     /** data.mdb, opened read-only to fsync it. */
     private readonly dataFd: number,
   ) {
     this.history = new LmdbHistory(historyDb);
+    this.leases = new LmdbLeases(leasesDb);
   }
 
   /**
@@ -184,8 +190,9 @@ export class LmdbKvBackend implements KvBackend {
       // map that lmdb-js grows as the data does.
     });
     const historyDb = db.openDB<Buffer, Buffer>({ name: HISTORY_DATABASE, keyEncoding: "binary", encoding: "binary", cache: false, compression: false });
+    const leasesDb = db.openDB<Buffer, Buffer>({ name: LEASES_DATABASE, keyEncoding: "binary", encoding: "binary", cache: false, compression: false });
     const dataFd = openSync(join(path, DATA_FILE), "r");
-    const backend = new LmdbKvBackend(db, historyDb, path, bootId, dataFd);
+    const backend = new LmdbKvBackend(db, historyDb, leasesDb, path, bootId, dataFd);
     try {
       backend.migrate(options.log);
     } catch (error) {
@@ -355,7 +362,8 @@ export class LmdbKvBackend implements KvBackend {
           return stored === undefined || stored.length < RECORD_HEADER_BYTES ? undefined : stored.readDoubleBE(8);
         },
       };
-      return new LmdbSnapshotBuilder(this.path, meta, records, sessions, view, () => transaction.done());
+      const leases = (): SnapshotLease[] => this.guarded(() => [...this.leases.all(transaction)].map((lease) => ({ lease, keys: this.leases.keys(lease.id, Number.MAX_SAFE_INTEGER, undefined, transaction) })));
+      return new LmdbSnapshotBuilder(this.path, meta, records, sessions, view, () => transaction.done(), leases);
     } catch (error) {
       transaction.done();
       throw error;
@@ -407,8 +415,45 @@ export class LmdbKvBackend implements KvBackend {
     return this.guarded(() => this.history.keys(query));
   }
 
+  getLease(id: number): KvLease | undefined {
+    return this.guarded(() => this.leases.get(id));
+  }
+
+  putLease(lease: KvLease): void {
+    this.assertWriting();
+    this.leases.put(lease);
+  }
+
+  deleteLease(id: number): void {
+    this.assertWriting();
+    this.leases.remove(id);
+  }
+
+  allLeases(): Iterable<KvLease> {
+    return this.guarded(() => [...this.leases.all()]);
+  }
+
+  leaseOfKey(key: string): number | undefined {
+    return this.guarded(() => this.leases.leaseOf(key));
+  }
+
+  attachKey(key: string, id: number): void {
+    this.assertWriting();
+    this.guarded(() => this.leases.attach(key, id));
+  }
+
+  detachKey(key: string): void {
+    this.assertWriting();
+    this.guarded(() => this.leases.detach(key));
+  }
+
+  leaseKeys(id: number, limit: number, after?: string): string[] {
+    return this.leases.keys(id, limit, after);
+  }
+
   clear(): void {
     this.assertWriting();
+    this.leases.clear();
     // Not lmdb-js's clearSync on the main database: LMDB would drop the named databases'
     // entries with it. Keys are removed a batch at a time; an abort brings everything back.
     for (;;) {
@@ -476,6 +521,7 @@ export class LmdbKvBackend implements KvBackend {
       return fn();
     } catch (error) {
       if (error instanceof HistoryCorruption) throw new KvStorageCorruptionError(this.path, `its history: ${error.message}`);
+      if (error instanceof LeaseCorruption) throw new KvStorageCorruptionError(this.path, `its leases: ${error.message}`);
       throw error;
     }
   }
@@ -609,6 +655,8 @@ export class LmdbSnapshotBuilder {
     private readonly sessions: Iterable<{ key: Buffer; value: Buffer }>,
     private readonly history: SnapshotHistoryView,
     private readonly end: () => void,
+    /** The leases and their keys, read in the snapshot's transaction. */
+    private readonly leases: () => readonly SnapshotLease[] = () => [],
   ) {
     const header = new ByteWriter(20);
     header.f64(meta.appliedIndex);
@@ -715,6 +763,8 @@ export class LmdbSnapshotBuilder {
   }
 
   private complete(): void {
+    // Leases are few beside records: read whole, before the read transaction ends.
+    this.pieces.push(encodeLeases(this.leases()));
     this.abort();
     assert(this.historyHeader !== null, "the history follows the records");
     new DataView((this.pieces[0] as Uint8Array).buffer).setUint32(16, this.recordCount);
