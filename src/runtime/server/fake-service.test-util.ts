@@ -1,5 +1,6 @@
 // A node without consensus, for in-process tests of the HTTP layer: writes apply at once to
 // a real KvStore, and its watches are served by a real WatchHub over that store.
+import { findLease, listLeases } from "./lease-view.js";
 import { encodeCommand, type KvCommand } from "../../core/kv/command.js";
 import type { KvStore } from "../../core/kv/store.js";
 import type { KvService, QuorumView, Readiness } from "./http-api.js";
@@ -48,6 +49,8 @@ export function fakeService(store: KvStore, fault: Fault, writes: KvCommand[], w
       return { records: records.slice(0, limit), more: records.length > limit };
     },
     revision: () => store.currentRevision,
+    lease: (id, keysMax) => findLease(store, id, keysMax, store.clock),
+    leases: (limit, afterId) => listLeases(store, limit, afterId, store.clock),
     watches,
     status: () => ({ id: 1, role: "leader", term: 1, leader: 1, leaderHttp: null, commitIndex: index, appliedIndex: index, members: [] }),
     members: () => ({ members: [], joint: false }),

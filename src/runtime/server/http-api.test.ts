@@ -99,8 +99,56 @@ describe("the HTTP API in-process", () => {
     for (const [route, names] of documented) assert.deepEqual([...names].sort(), [...(actual[route] ?? [])].sort(), route);
   });
 
-  test("?ttl (leases) is refused as not supported yet, not ignored", async () => {
-    await expect400("PUT", "/v1/kv/k?ttl=5", /time to live are not supported yet/, "v");
+  test("?ttl is refused, pointing to leases, not ignored", async () => {
+    await expect400("PUT", "/v1/kv/k?ttl=5", /attached to a lease: grant one \(POST \/v1\/leases/, "v");
+  });
+
+  test("leases: grant, attach by PUT ?lease and by a transaction, query, list, keep alive, revoke (deleting its keys in one revision)", async () => {
+    const granted = await request("POST", `${url}/v1/leases`, JSON.stringify({ ttlSeconds: 10 }));
+    assert.equal(granted.status, 200, granted.text);
+    const id = granted.body["id"] as number;
+    assert.deepEqual(granted.body, { id, ttlSeconds: 10 });
+    assert.equal((await request("PUT", `${url}/v1/kv/leased/a?lease=${id}`, "1")).status, 200);
+    const txn = await request("POST", `${url}/v1/txn`, JSON.stringify({ success: [{ op: "put", key: "leased/b", value: "2", lease: id }] }), { "content-type": "application/json" });
+    assert.equal(txn.status, 200, txn.text);
+    const shown = await request("GET", `${url}/v1/leases/${id}`);
+    assert.deepEqual(shown.body, { id, ttlSeconds: 10, remainingMs: 10_000, keys: ["leased/a", "leased/b"], moreKeys: false });
+    const listed = await request("GET", `${url}/v1/leases?limit=1000`);
+    assert.ok((listed.body["leases"] as { id: number }[]).some((lease) => lease.id === id));
+    assert.deepEqual((await request("POST", `${url}/v1/leases/${id}/keepalive`)).body, { id, ttlSeconds: 10 });
+    const revoked = await request("DELETE", `${url}/v1/leases/${id}`);
+    assert.equal(revoked.status, 200);
+    assert.deepEqual(revoked.body, { id, deleted: 2, revision: store.currentRevision });
+    assert.equal(store.get("leased/a"), undefined);
+    assert.equal(store.getAt("leased/b", store.currentRevision - 1)?.key, "leased/b", "both went in the revoke's one revision");
+  });
+
+  test("a lease that does not exist is 404 lease_not_found for a put, a transaction, a keep-alive, a revoke and a read; nothing is written", async () => {
+    const before = store.currentRevision;
+    const cases: [string, string, string | undefined, Record<string, string>][] = [
+      ["PUT", "/v1/kv/orphan?lease=424242", "v", {}],
+      ["POST", "/v1/txn", JSON.stringify({ success: [{ op: "put", key: "orphan", value: "v", lease: 424242 }] }), { "content-type": "application/json" }],
+      ["POST", "/v1/leases/424242/keepalive", undefined, {}],
+      ["DELETE", "/v1/leases/424242", undefined, {}],
+      ["GET", "/v1/leases/424242", undefined, {}],
+    ];
+    for (const [method, path, body, headers] of cases) {
+      const answer = await request(method, `${url}${path}`, body, headers);
+      assert.equal(answer.status, 404, `${method} ${path}: ${answer.text}`);
+      assert.equal(answer.body["error"], "lease_not_found");
+      assert.match(String(answer.body["message"]), /lease 424242 does not exist.*grant a new one/);
+    }
+    assert.equal(store.currentRevision, before);
+  });
+
+  test("bad lease requests are 400 with what to send instead", async () => {
+    await expect400("POST", "/v1/leases", /\{"ttlSeconds": N\}, N an integer from 1 to/, JSON.stringify({ ttl: 5 }));
+    await expect400("POST", "/v1/leases", /ttlSeconds/, JSON.stringify({ ttlSeconds: 0 }));
+    await expect400("POST", "/v1/leases", /ttlSeconds/, "not json");
+    await expect400("GET", "/v1/leases/abc", /a lease id is a positive integer/);
+    await expect400("POST", "/v1/leases/0/keepalive", /a lease id is a positive integer/);
+    await expect400("PUT", "/v1/kv/k?lease=-1", /lease must be an integer from 1/, "v");
+    await expect400("POST", "/v1/txn", /lease must be a lease id/, JSON.stringify({ success: [{ op: "put", key: "k", value: "v", lease: "x" }] }), { "content-type": "application/json" });
   });
 
   test("?revision reads a key or a range as it was; below the compaction point 410 compacted naming it; past the store's revision 400", async () => {

@@ -12,7 +12,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { performance } from "node:perf_hooks";
 import { InvalidInputError, MembershipChangeInProgressError, NotLeaderError, NotMemberError, OverloadedError, SynodError } from "../../core/common/errors.js";
 import { limits } from "../../core/common/limits.js";
-import { CompactedError, FutureRevisionError, SELF_ASSIGNED_SESSIONS_FROM, SESSION_LIMITS, type KvRecord, type KvResult } from "../../core/kv/store.js";
+import { CompactedError, FutureRevisionError, LEASE_LIMITS, LeaseNotFoundError, SELF_ASSIGNED_SESSIONS_FROM, SESSION_LIMITS, type KvRecord, type KvResult } from "../../core/kv/store.js";
 import {
   LeaderChangedError,
   RequestTimeoutError,
@@ -28,6 +28,7 @@ import {
 import { sendBackup, type Backup } from "./backup.js";
 import { parseTxnRequest, txnResultJson } from "./txn-json.js";
 import { parseEventId, WatchCanceledError, type WatchHub, type WatchRequest } from "./watch.js";
+import type { LeaseView } from "./lease-view.js";
 
 /** What the HTTP layer needs from the node. */
 export interface KvService {
@@ -47,6 +48,10 @@ export interface KvService {
   /** `range` as the store was at `revision`; throws as `getAt` does. */
   rangeAt(prefix: string, limit: number, after: string | null, revision: number): { readonly records: readonly KvRecord[]; readonly more: boolean };
   revision(): number;
+  /** The lease `id` with up to `keysMax` of its keys, as this node's state holds it; undefined if it holds none. */
+  lease(id: number, keysMax: number): LeaseView | undefined;
+  /** At most `limit` leases with ids above `afterId`, by increasing id, without their keys. */
+  leases(limit: number, afterId: number): { readonly leases: readonly LeaseView[]; readonly more: boolean };
   /** The node's watch streams (`GET /v1/watch`). */
   readonly watches: WatchHub;
   status(): object;
@@ -122,6 +127,9 @@ const RANGE_LIMIT_DEFAULT = 100;
 const RANGE_LIMIT_MAX = 1000;
 const KV_PREFIX = "/v1/kv/";
 const MEMBERS_PREFIX = "/v1/members/";
+const LEASES_PREFIX = "/v1/leases/";
+/** Keys `GET /v1/leases/{id}` lists at most (`moreKeys` says there are more). */
+const LEASE_KEYS_SHOWN_MAX = 1000;
 /**
  * How far the applied index may trail the commit index for `GET /readyz`: a node applies
  * what commits within a Ready or two (a few hundred entries under load), so more means it is
@@ -130,7 +138,7 @@ const MEMBERS_PREFIX = "/v1/members/";
 export const READY_APPLIED_LAG_MAX = 1000;
 /** Query parameters some route will take later, refused now with why rather than ignored. */
 const NOT_YET: Readonly<Record<string, string>> = {
-  ttl: "keys with a time to live are not supported yet (no leases)",
+  ttl: 'a key lives for a time by being attached to a lease: grant one (POST /v1/leases {"ttlSeconds": N}) and PUT the key with ?lease=ID',
 };
 
 export function createHttpApi(service: KvService, options: HttpApiOptions): Server {
@@ -160,7 +168,7 @@ interface RouteContext {
   readonly query: URLSearchParams;
   /** `/v1/kv/{key}`'s key, percent-decoded; "" elsewhere. */
   readonly key: string;
-  /** `/v1/members/{id}`'s id; 0 elsewhere. */
+  /** `/v1/members/{id}`'s id, or `/v1/leases/{id}`'s; 0 elsewhere. */
   readonly memberId: number;
 }
 
@@ -179,7 +187,7 @@ interface Route {
 const ROUTES: Readonly<Record<string, Readonly<Record<string, Route>>>> = {
   "/v1/kv/{key}": {
     GET: { query: ["consistency", "raw", "revision"], serve: (c) => getKey(c.service, c.key, c.query, c.response) },
-    PUT: { query: ["prevRevision"], serve: async (c) => putKey(c.service, c.key, c.query, clientRequestOf(c.request), await readBody(c.request, limits.valueBytesMax, "a value"), c.response) },
+    PUT: { query: ["prevRevision", "lease"], serve: async (c) => putKey(c.service, c.key, c.query, clientRequestOf(c.request), await readBody(c.request, limits.valueBytesMax, "a value"), c.response) },
     DELETE: {
       query: ["prefix"],
       refused: { prevRevision: "a conditional delete is a transaction: POST /v1/txn with a compare on the key's revision" },
@@ -190,6 +198,15 @@ const ROUTES: Readonly<Record<string, Readonly<Record<string, Route>>>> = {
   "/v1/txn": { POST: { query: [], serve: serveTxn } },
   "/v1/compact": { POST: { query: [], serve: serveCompact } },
   "/v1/watch": { GET: { query: ["key", "prefix", "fromRevision", "prevValue", "linearizable"], serve: serveWatch } },
+  "/v1/leases": {
+    POST: { query: [], serve: serveGrant },
+    GET: { query: ["limit", "after", "consistency"], serve: serveLeaseList },
+  },
+  "/v1/leases/{id}": {
+    GET: { query: ["consistency"], serve: serveLease },
+    DELETE: { query: [], serve: serveRevoke },
+  },
+  "/v1/leases/{id}/keepalive": { POST: { query: [], serve: serveKeepalive } },
   "/v1/sessions": { POST: { query: [], serve: async (c) => sendJson(c.response, 200, { session: await c.service.register(), ttlMs: SESSION_LIMITS.ttlMs }) } },
   "/v1/status": { GET: { query: [], serve: (c) => sendJson(c.response, 200, c.service.status()) } },
   "/v1/members": {
@@ -242,6 +259,11 @@ function matchPath(path: string, method: string): { readonly name: string; reado
     const promote = rest.endsWith("/promote");
     return { name: promote ? "/v1/members/{id}/promote" : "/v1/members/{id}", key: "", memberId: parseMemberId(promote ? rest.slice(0, -"/promote".length) : rest) };
   }
+  if (path.startsWith(LEASES_PREFIX)) {
+    const rest = path.slice(LEASES_PREFIX.length);
+    const keepalive = rest.endsWith("/keepalive");
+    return { name: keepalive ? "/v1/leases/{id}/keepalive" : "/v1/leases/{id}", key: "", memberId: parseLeaseId(keepalive ? rest.slice(0, -"/keepalive".length) : rest) };
+  }
   if (Object.hasOwn(ROUTES, path) && !path.includes("{")) return { name: path, key: "", memberId: 0 };
   throw new HttpError(404, "not_found", `no route ${method} ${path}; see docs/http-api.md`);
 }
@@ -254,6 +276,74 @@ async function serveTxn(c: RouteContext): Promise<void> {
   const result = await c.service.write(parseTxnRequest(body), client);
   if (result.op !== "txn") throw unexpectedResult(result);
   sendJson(c.response, 200, txnResultJson(result));
+}
+
+/** `POST /v1/leases {"ttlSeconds": N}`: through the log; the lease's id is the grant's log index. */
+async function serveGrant(c: RouteContext): Promise<void> {
+  const ttlSeconds = parseTtlSeconds(await readBody(c.request, 4096, "a lease grant"));
+  const result = await c.service.write({ op: "lease-grant", ttlMs: ttlSeconds * 1000 }, clientRequestOf(c.request));
+  if (result.op !== "lease-grant") throw unexpectedResult(result);
+  sendJson(c.response, 200, { id: result.id, ttlSeconds: result.ttlMs / 1000 });
+}
+
+function parseTtlSeconds(body: Uint8Array): number {
+  const shape = `a lease grant is JSON: {"ttlSeconds": N}, N an integer from ${LEASE_LIMITS.ttlMsMin / 1000} to ${LEASE_LIMITS.ttlMsMax / 1000}`;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(body).toString("utf8"));
+  } catch {
+    throw new HttpError(400, "invalid_input", shape);
+  }
+  const ttl = typeof parsed === "object" && parsed !== null && !Array.isArray(parsed) ? (parsed as Record<string, unknown>)["ttlSeconds"] : undefined;
+  if (typeof ttl !== "number" || !Number.isSafeInteger(ttl) || ttl * 1000 < LEASE_LIMITS.ttlMsMin || ttl * 1000 > LEASE_LIMITS.ttlMsMax) throw new HttpError(400, "invalid_input", shape);
+  return ttl;
+}
+
+/** `POST /v1/leases/{id}/keepalive`: through the log, so a keep-alive the leader acknowledged survives a failover. */
+async function serveKeepalive(c: RouteContext): Promise<void> {
+  const result = await c.service.write({ op: "lease-keepalive", lease: c.memberId }, clientRequestOf(c.request));
+  if (result.op !== "lease-keepalive") throw unexpectedResult(result);
+  sendJson(c.response, 200, { id: result.id, ttlSeconds: result.ttlMs / 1000 });
+}
+
+/** `DELETE /v1/leases/{id}`: revokes it, deleting its keys in one revision. */
+async function serveRevoke(c: RouteContext): Promise<void> {
+  const result = await c.service.write({ op: "lease-revoke", lease: c.memberId }, clientRequestOf(c.request));
+  if (result.op !== "lease-revoke") throw unexpectedResult(result);
+  sendJson(c.response, 200, { id: result.id, deleted: result.deleted, revision: result.revision });
+}
+
+/** `GET /v1/leases/{id}`: its time to live, how long it lives yet, and its keys. */
+async function serveLease(c: RouteContext): Promise<void> {
+  await c.service.read(consistencyOf(c.query));
+  const lease = c.service.lease(c.memberId, LEASE_KEYS_SHOWN_MAX);
+  if (lease === undefined) throw leaseNotFound(c.memberId);
+  sendJson(c.response, 200, leaseJson(lease, true));
+}
+
+/** `GET /v1/leases?limit=N&after=ID`: the leases by increasing id, a page at a time. */
+async function serveLeaseList(c: RouteContext): Promise<void> {
+  const limit = integerParameter(c.query, "limit", 1, RANGE_LIMIT_MAX) ?? RANGE_LIMIT_DEFAULT;
+  const after = integerParameter(c.query, "after", 0) ?? 0;
+  await c.service.read(consistencyOf(c.query));
+  const { leases, more } = c.service.leases(limit, after);
+  sendJson(c.response, 200, { leases: leases.map((lease) => leaseJson(lease, false)), more });
+}
+
+function leaseJson(lease: LeaseView, withKeys: boolean): object {
+  const times = { id: lease.id, ttlSeconds: lease.ttlMs / 1000, remainingMs: lease.remainingMs };
+  return withKeys ? { ...times, keys: lease.keys, moreKeys: lease.moreKeys } : times;
+}
+
+function parseLeaseId(text: string): number {
+  const id = /^\d{1,16}$/.test(text) ? Number(text) : NaN;
+  if (!Number.isSafeInteger(id) || id <= 0) throw new HttpError(400, "invalid_input", `a lease id is a positive integer (from POST /v1/leases), got ${JSON.stringify(text)}`);
+  return id;
+}
+
+function leaseNotFound(id: number): HttpError {
+  const error = new LeaseNotFoundError(id);
+  return new HttpError(404, error.code, error.message, {}, { id });
 }
 
 /** `POST /v1/compact {"revision": N}`: through the log, like a write; 400 for a revision the store has not reached. */
@@ -479,7 +569,9 @@ function clientRequestOf(request: IncomingMessage): ClientRequest | null {
 
 async function putKey(service: KvService, key: string, query: URLSearchParams, client: ClientRequest | null, value: Uint8Array, response: ServerResponse): Promise<void> {
   const prevRevision = integerParameter(query, "prevRevision", 0);
-  const operation: KvOperation = prevRevision === null ? { op: "put", key, value } : { op: "cas-revision", key, expectedRevision: prevRevision, value };
+  const lease = integerParameter(query, "lease", 1);
+  const leased = lease === null ? {} : { lease };
+  const operation: KvOperation = prevRevision === null ? { op: "put", key, value, ...leased } : { op: "cas-revision", key, expectedRevision: prevRevision, value, ...leased };
   const result = await service.write(operation, client);
   if (result.op === "put") return sendJson(response, 200, { revision: result.revision });
   if (result.op === "cas") {
@@ -556,6 +648,7 @@ function methodNotAllowed(allow: string): HttpError {
 }
 
 function unexpectedResult(result: KvResult): Error {
+  if (result.op === "lease-not-found") return leaseNotFound(result.id);
   if (result.op === "session-expired") {
     return new HttpError(410, "session_expired", `session ${result.clientId} expired or was never opened; nothing was applied: open a new one (POST /v1/sessions) and retry`);
   }

@@ -9,6 +9,7 @@
  * open) or is behind the latest snapshot is rebuilt from the snapshot, and the engine
  * delivers the rest of the log.
  */
+import { findLease, listLeases } from "./lease-view.js";
 import { randomInt } from "node:crypto";
 import type { Server } from "node:http";
 import { performance } from "node:perf_hooks";
@@ -513,6 +514,8 @@ export class SynodNode {
         return { records: records.slice(0, limit), more: records.length > limit };
       },
       revision: () => this.kv.currentRevision,
+      lease: (id, keysMax) => findLease(this.kv, id, keysMax, Date.now()),
+      leases: (limit, afterId) => listLeases(this.kv, limit, afterId, Date.now()),
       watches: this.watches,
       status: () => this.status(),
       members: () => {

@@ -169,6 +169,23 @@ describe("GET /v1/watch in-process", () => {
     stream.close();
   });
 
+  test("a lease's revoke deletes its keys as one revision: one message with every delete", async () => {
+    const lease = (await request("POST", `${url}/v1/leases`, JSON.stringify({ ttlSeconds: 60 }))).body["id"] as number;
+    await request("PUT", `${url}/v1/kv/lease/b?lease=${lease}`, "2");
+    await request("PUT", `${url}/v1/kv/lease/a?lease=${lease}`, "1");
+    const stream = await watch("prefix=lease/");
+    await stream.until("created", (events) => events.length >= 1);
+    const revoked = await request("DELETE", `${url}/v1/leases/${lease}`);
+    assert.equal(revoked.body["deleted"], 2);
+    await stream.until("the revoke", (events) => events.some((event) => event.event === "message"));
+    const message = stream.events.find((event) => event.event === "message");
+    assert.equal(message?.id, String(revoked.body["revision"]));
+    assert.deepEqual((JSON.parse(message?.data ?? "") as { events: Change[] }).events.map((event) => [event.type, event.key, event.revision]), [
+      ["delete", "lease/a", revoked.body["revision"]],
+      ["delete", "lease/b", revoked.body["revision"]],
+    ]);
+  });
+
   test("?linearizable starts once the node has applied a read index: \"now\" is after it, not when the request came", async () => {
     let release = (): void => undefined;
     fault.linearizableGate = new Promise<void>((resolve) => (release = resolve));
