@@ -36,7 +36,7 @@ export {
   type EndpointStats,
   type RetryBudgetOptions,
 } from "./core/balance/index.js";
-export { Client, SESSION_REOPENS_MAX, type CallOptions, type CasResult, type ClientOptions, type ClientStats, type DeleteOptions, type PutOptions, type RangeOptions, type ReadOptions, type RetryOptions } from "./client/client.js";
+export { Client, SESSION_REOPENS_MAX, type CallOptions, type CasResult, type ClientOptions, type ClientStats, type DeleteOptions, type LeaseListOptions, type PutOptions, type RangeOptions, type ReadOptions, type RetryOptions } from "./client/client.js";
 export {
   AbortedError,
   ClientClosedError,
@@ -44,6 +44,8 @@ export {
   CompareFailedError,
   ConnectionError,
   HttpApiError,
+  LeaseLostError,
+  LeaseNotFoundError,
   NoEndpointError,
   NoLeaderError,
   NoQuorumError,
@@ -59,6 +61,8 @@ export { CONSISTENCIES, type CompareOperator, type Consistency, type KeyValue, t
 /** Earlier names of the client's `TxnCompare` and `TxnOperation`. */
 export type { TxnCompare as ClientTxnCompare, TxnOperation as ClientTxnOperation } from "./client/api.js";
 export { Watch, type WatchEvent, type WatchOptions, type WatchStats } from "./client/watch.js";
+export { Lease } from "./client/lease.js";
+export type { LeaseInfo } from "./client/api.js";
 export { ClusterRouter, type ClusterRouterOptions, type RouterEndpoint, type RouterEndpointConfig, type RouterStats, type MembersFetcher, type StatusCheckResult, type StatusFetcher } from "./client/router.js";
 export { DEFAULT_RAFT_CONFIG, RAFT_MUTANTS, RaftEngine, raftFactory, type RaftConfig, type RaftHardState, type RaftMessage, type RaftMutant } from "./core/raft/index.js";
 export { leaseTicks } from "./core/raft/config.js";

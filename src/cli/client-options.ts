@@ -3,7 +3,7 @@
 import { InvalidArgumentError, Option } from "commander";
 import { InvalidInputError } from "../core/common/errors.js";
 import { Client } from "../client/client.js";
-import { CompactedError, CompareFailedError, ConnectionError, HttpApiError, TimeoutError, UnavailableError } from "../client/errors.js";
+import { CompactedError, CompareFailedError, ConnectionError, HttpApiError, LeaseNotFoundError, TimeoutError, UnavailableError } from "../client/errors.js";
 import { UsageError } from "./sim-command.js";
 
 /** What `npm start` runs: three nodes on loopback. */
@@ -58,6 +58,7 @@ export function describeFailure(error: unknown, endpoints: readonly string[]): {
     return { line: `compare failed: the key was not at the expected revision${revision}; nothing was written`, exitCode: EXIT.notFoundOrCompareFailed };
   }
   if (error instanceof InvalidInputError) return { line: error.message, exitCode: EXIT.usage };
+  if (error instanceof LeaseNotFoundError) return { line: `${error.message} (HTTP 404 from ${error.endpoint})`, exitCode: EXIT.notFoundOrCompareFailed };
   if (error instanceof CompactedError) return { line: `${error.message} (HTTP 410 from ${error.endpoint})`, exitCode: EXIT.notFoundOrCompareFailed };
   if (error instanceof ConnectionError && !error.requestSent) {
     return { line: `cannot connect to ${endpoints.join(", ")} (${connectionCause(error)}); is the cluster running? (npm start)`, exitCode: EXIT.unavailable };

@@ -8,6 +8,7 @@ import type { Client } from "../client/client.js";
 import { commandLineText, endpointsOption, EXIT, integerIn, print, readStdin, withClient, type ClientCommandOptions } from "./client-options.js";
 import { UsageError } from "./sim-command.js";
 import { registerWatchCommands } from "./watch-command.js";
+import { registerLeaseCommands } from "./lease-command.js";
 
 type SetExitCode = (code: number) => void;
 
@@ -29,6 +30,7 @@ export function registerKvCommands(program: Command, setExitCode: SetExitCode): 
   registerDel(program, setExitCode);
   registerTxn(program, setExitCode);
   registerWatchCommands(program, setExitCode);
+  registerLeaseCommands(program, setExitCode);
 }
 
 function registerPut(program: Command, setExitCode: SetExitCode): void {
@@ -38,6 +40,7 @@ function registerPut(program: Command, setExitCode: SetExitCode): void {
     .argument("<key>", "the key (1 to 1024 bytes of UTF-8; slashes are part of it)")
     .argument("<value>", "the value, or - to read it (any bytes) from stdin")
     .option("--prev-revision <n>", "compare-and-set: write only if the key's revision is n (0: only if it does not exist)", integerIn("--prev-revision", 0, Number.MAX_SAFE_INTEGER))
+    .option("--lease <id>", "attach the key to lease <id> (synod lease grant): deleted when it expires or is revoked", integerIn("--lease", 1, Number.MAX_SAFE_INTEGER))
     .addOption(endpointsOption())
     .option("--json", "print the API's JSON answer", false)
     .addHelpText("after", `
@@ -45,13 +48,14 @@ Examples:
   $ synod put greeting hello                  # OK revision=2
   $ synod put greeting again --prev-revision 2
   $ synod put config - < config.json
+  $ synod put service/web/a up --lease 12     # deleted when lease 12 expires
 Keys and values on the command line must be UTF-8 (other bytes would arrive changed);
 a value of any bytes goes through stdin.${EXIT_CODES_HELP}`)
-    .action(async (key: string, value: string, options: ClientCommandOptions & { prevRevision?: number }) => {
+    .action(async (key: string, value: string, options: ClientCommandOptions & { prevRevision?: number; lease?: number }) => {
       commandLineText(key, "the key");
       const bytes = value === "-" ? await readStdin(limits.valueBytesMax, "the value") : Buffer.from(commandLineText(value, "the value", ", or pass other bytes on stdin: synod put KEY - < FILE"), "utf8");
       await withClient(options, setExitCode, async (client) => {
-        const result = await client.put(key, bytes, options.prevRevision === undefined ? {} : { prevRevision: options.prevRevision });
+        const result = await client.put(key, bytes, { ...(options.prevRevision === undefined ? {} : { prevRevision: options.prevRevision }), ...(options.lease === undefined ? {} : { lease: options.lease }) });
         print(options.json ? JSON.stringify(result) : `OK revision=${result.revision}`);
       });
     });

@@ -3,6 +3,7 @@
 // calls in flight and waiting, retries with full-jitter backoff under a retry budget, and
 // makes writes exactly-once with client sessions. docs/client.md describes it for users.
 import { randomInt } from "node:crypto";
+import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Prng } from "../core/common/prng.js";
 import { InvalidInputError } from "../core/common/errors.js";
@@ -12,6 +13,12 @@ import { backoffMs, resolveBackoffOptions, RetryBudget, type BackoffOptions, typ
 import { Admission } from "./admission.js";
 import {
   decodeCompactAnswer,
+  decodeLeaseAnswer,
+  decodeLeaseInfoAnswer,
+  decodeLeaseListAnswer,
+  decodeRevokeAnswer,
+  errorBodyCode,
+  type LeaseInfo,
   decodeDeleteAnswer,
   decodeGetAnswer,
   decodeMembersAnswer,
@@ -42,6 +49,7 @@ import { ClusterRouter, type RouterEndpoint, type RouterEndpointConfig, type Rou
 import { SessionLanes, type SessionLane } from "./sessions.js";
 import { HttpTransport, type TransportRequest } from "./transport.js";
 import { Watch, type WatchOptions } from "./watch.js";
+import { Lease } from "./lease.js";
 
 /** How failed attempts are retried: an attempt limit, the pause between attempts, and the client-wide budget (docs/balance.md, "Retries"). */
 export interface RetryOptions extends Partial<BackoffOptions>, Partial<RetryBudgetOptions> {
@@ -113,6 +121,21 @@ export interface DeleteOptions extends CallOptions {
 export interface PutOptions extends CallOptions {
   /** Compare-and-set: write only if the key's revision is this (0: only if it does not exist); else CompareFailedError. */
   readonly prevRevision?: number;
+  /**
+   * Attach the key to this lease (a `Lease`, or a lease's id): it is deleted when the lease
+   * expires or is revoked. Without it the key is attached to none. @throws LeaseNotFoundError
+   * when the lease does not exist (nothing is written).
+   */
+  readonly lease?: Lease | number;
+}
+
+/** `Client.leases`'s options. */
+export interface LeaseListOptions extends CallOptions {
+  readonly consistency?: Consistency;
+  /** At most this many, 1..1000; default 100. */
+  readonly limit?: number;
+  /** Only leases with ids above this one, for paging. */
+  readonly after?: number;
 }
 
 export interface ReadOptions extends CallOptions {
@@ -250,6 +273,8 @@ export class Client {
   private readonly attemptTimeoutMs: number;
   private readonly calls = new Set<CallContext>();
   private readonly watches = new Set<Watch>();
+  /** Leases this client keeps alive. */
+  private readonly heldLeases = new Set<Lease>();
   private readonly connectTimeoutMs: number;
   private readonly responseBytesMax: number;
   private closing: Promise<void> | null = null;
@@ -302,6 +327,7 @@ export class Client {
       if (!Number.isSafeInteger(options.prevRevision) || options.prevRevision < 0) throw new InvalidInputError(`prevRevision must be a non-negative integer, got ${options.prevRevision}`);
       query.set("prevRevision", String(options.prevRevision));
     }
+    if (options.lease !== undefined) query.set("lease", String(leaseIdOf(options.lease)));
     if (typeof value === "string") checkWellFormed(value, "a value given as text");
     const body = typeof value === "string" ? Buffer.from(value, "utf8") : value;
     const request: TransportRequest = { method: "PUT", path: withQuery(`/v1/kv/${encodeKeyPath(key)}`, query), body, headers: OCTET_STREAM };
@@ -408,6 +434,63 @@ export class Client {
   }
 
   /**
+   * Grants a lease of `ttlSeconds` (1 to 31536000) and keeps it alive in the background, at
+   * a third of its time to live, through node failures and failovers, until `revoke()`,
+   * `release()` or the client's close. Its `lost` promise (and `onLost`) says when it is
+   * gone or may be: the cluster said it no longer exists, or no keep-alive was acknowledged
+   * within its time to live. Attach keys with `put(key, value, { lease })`.
+   */
+  async lease(ttlSeconds: number, options: CallOptions = {}): Promise<Lease> {
+    const sentAtMs = performance.now();
+    const granted = await this.grantLease(ttlSeconds, options);
+    if (this.closing !== null) throw new ClientClosedError();
+    const lease = new Lease(granted.id, granted.ttlSeconds, sentAtMs, {
+      keepAlive: (id, timeoutMs, signal) => this.keepAliveLease(id, { timeoutMs: Math.min(timeoutMs, TIMEOUT_MS_MAX), signal }),
+      revoke: (id) => this.revokeLease(id),
+    }, (ended) => this.heldLeases.delete(ended));
+    this.heldLeases.add(lease);
+    return lease;
+  }
+
+  /** `POST /v1/leases`: grants a lease (once, in a session, however often the call is retried); no keep-alives. */
+  async grantLease(ttlSeconds: number, options: CallOptions = {}): Promise<{ id: number; ttlSeconds: number }> {
+    if (!Number.isSafeInteger(ttlSeconds) || ttlSeconds < 1 || ttlSeconds > 31_536_000) throw new InvalidInputError(`a lease's ttlSeconds is an integer from 1 to 31536000, got ${ttlSeconds}`);
+    const request: TransportRequest = { method: "POST", path: "/v1/leases", body: JSON.stringify({ ttlSeconds }), headers: JSON_BODY };
+    return this.writeAndDecode({ kind: "write", what: `grant a lease of ${ttlSeconds} s`, request }, options, decodeLeaseAnswer);
+  }
+
+  /** `POST /v1/leases/{id}/keepalive`: renews it once. @throws LeaseNotFoundError when it is gone. */
+  async keepAliveLease(id: number, options: CallOptions = {}): Promise<{ id: number; ttlSeconds: number }> {
+    const request: TransportRequest = { method: "POST", path: `/v1/leases/${leaseIdOf(id)}/keepalive` };
+    // A keep-alive applied twice renews twice: safe to send again, no session needed.
+    return this.writeAndDecode({ kind: "write", what: `keep lease ${id} alive`, request, retrySafe: true, inSession: false }, options, decodeLeaseAnswer);
+  }
+
+  /** `DELETE /v1/leases/{id}`: revokes it, deleting its keys in one revision. @throws LeaseNotFoundError when it is gone. */
+  async revokeLease(id: number, options: CallOptions = {}): Promise<{ deleted: number; revision: number }> {
+    const request: TransportRequest = { method: "DELETE", path: `/v1/leases/${leaseIdOf(id)}` };
+    return this.writeAndDecode({ kind: "write", what: `revoke lease ${id}`, request }, options, decodeRevokeAnswer);
+  }
+
+  /** `GET /v1/leases/{id}`: its time to live, how long it lives yet, its keys; null when it does not exist. */
+  async leaseInfo(id: number, options: ReadOptions = {}): Promise<LeaseInfo | null> {
+    const consistency = options.consistency ?? this.consistency;
+    const request: TransportRequest = { method: "GET", path: `/v1/leases/${leaseIdOf(id)}?consistency=${consistency}` };
+    const response = await this.call({ kind: "read", what: `GET lease ${id}`, request, consistency, accept: (answer) => answer.status === 404 && errorBodyCode(answer) === "lease_not_found" }, options);
+    return response.status === 404 ? null : decodeLeaseInfoAnswer(response);
+  }
+
+  /** `GET /v1/leases`: the cluster's leases by increasing id, a page at a time (`after` the last id). */
+  async leases(options: LeaseListOptions = {}): Promise<{ leases: LeaseInfo[]; more: boolean }> {
+    const consistency = options.consistency ?? this.consistency;
+    const query = new URLSearchParams({ consistency });
+    if (options.limit !== undefined) query.set("limit", String(options.limit));
+    if (options.after !== undefined) query.set("after", String(options.after));
+    const request: TransportRequest = { method: "GET", path: withQuery("/v1/leases", query) };
+    return decodeLeaseListAnswer(await this.call({ kind: "read", what: "list leases", request, consistency }, options));
+  }
+
+  /**
    * `GET /v1/status` of `endpoint` only (any http(s) origin; one attempt), or without it of
    * the endpoint the balancer picks (retried on others).
    */
@@ -452,6 +535,7 @@ export class Client {
 
   private async shutDown(): Promise<void> {
     for (const watch of [...this.watches]) watch.close();
+    for (const lease of [...this.heldLeases]) lease.fail("closed", `lease ${lease.id}: the client was closed, so no one keeps it alive; it expires within its time to live`);
     this.admission.rejectAll(new CallEnded("closed"));
     for (const call of this.calls) call.finish("closed");
     await this.router.close();
@@ -750,4 +834,11 @@ function resolveRetryOption<T>(resolve: () => T): T {
   } catch (error) {
     throw new InvalidInputError(`retry: ${(error as Error).message}`, { cause: error });
   }
+}
+
+/** A lease's id, from a `Lease` or as given. @throws InvalidInputError for one that is not a positive integer. */
+function leaseIdOf(lease: Lease | number): number {
+  const id = typeof lease === "number" ? lease : lease.id;
+  if (!Number.isSafeInteger(id) || id < 1) throw new InvalidInputError(`a lease id is a positive integer, got ${id}`);
+  return id;
 }

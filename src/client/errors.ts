@@ -210,3 +210,34 @@ export class NoEndpointError extends SynodError {
     this.name = "NoEndpointError";
   }
 }
+
+/**
+ * 404 `lease_not_found`: the lease a call named does not exist: it was never granted, or it
+ * expired or was revoked (its keys went with it). Nothing was written. Grant a new one.
+ */
+export class LeaseNotFoundError extends HttpApiError {
+  /** The lease's id, as the node reported it (null if it did not). */
+  readonly id: number | null;
+  constructor(options: { message: string; endpoint: string; id: number | null }) {
+    super({ status: 404, code: "lease_not_found", message: options.message, endpoint: options.endpoint });
+    this.name = "LeaseNotFoundError";
+    this.id = options.id;
+  }
+}
+
+/**
+ * What a `Lease`'s `lost` resolves with: the lease is gone, or may be, and its holder must
+ * act as if it were (stop what it did under it). `reason` says which: "expired" (the cluster
+ * said it no longer exists), "unrenewed" (no keep-alive was acknowledged within its time to
+ * live, so it may have expired) or "closed" (the client was closed).
+ */
+export class LeaseLostError extends SynodError {
+  readonly id: number;
+  readonly reason: "expired" | "unrenewed" | "closed";
+  constructor(options: { id: number; reason: "expired" | "unrenewed" | "closed"; message: string; cause?: unknown }) {
+    super("lease_lost", options.message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "LeaseLostError";
+    this.id = options.id;
+    this.reason = options.reason;
+  }
+}
