@@ -2,6 +2,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from "commander
 import { FAULT_CLASSES } from "../sim/params.js";
 import { PROTOCOLS } from "../sim/protocols.js";
 import { SCENARIO_NAMES, SCENARIOS } from "../sim/scenarios.js";
+import { SIM_WORKLOADS, type SimWorkload } from "../sim/simulation.js";
 import { registerBenchCommand } from "./bench-command.js";
 import { checkCommand } from "./check-command.js";
 import { registerClusterCommand } from "./cluster-command.js";
@@ -46,7 +47,8 @@ function buildProgram(setExitCode: (code: number) => void): Command {
     .option("--workers <n>", "worker threads", integer("--workers", 1), defaultWorkers())
     .option("--verbose", "print the trace of every failure, not only the first few", false)
     .option("--state-machine <module>", "run your own state machine module (its workload and model) instead of the KV store; see docs/embedding.md")
-    .action(async (opts: { protocol?: string; mutant?: string; listMutants: boolean; seeds?: number; seed?: number; faults?: string; scenario: string; json: boolean; historyOut?: string; traceOut?: string; workers: number; verbose: boolean; stateMachine?: string }) => {
+    .addOption(new Option("--workload <name>", "kv: clients reading and writing keys (checked for linearizability); leases: those, and clients granting, renewing and letting lapse leases (checked by the lease checker; the default with a lease mutant)").choices([...SIM_WORKLOADS]))
+    .action(async (opts: { protocol?: string; mutant?: string; listMutants: boolean; seeds?: number; seed?: number; faults?: string; scenario: string; json: boolean; historyOut?: string; traceOut?: string; workers: number; verbose: boolean; stateMachine?: string; workload?: SimWorkload }) => {
       if (opts.listMutants) {
         process.stdout.write(listMutants());
         return;
@@ -59,6 +61,7 @@ function buildProgram(setExitCode: (code: number) => void): Command {
           protocol,
           ...(opts.stateMachine === undefined ? {} : { stateMachine: opts.stateMachine }),
           ...(opts.mutant === undefined ? {} : { mutant: opts.mutant }),
+          ...(opts.workload === undefined ? {} : { workload: opts.workload }),
           ...(opts.seeds === undefined ? {} : { seeds: opts.seeds }),
           ...(opts.seed === undefined ? {} : { seed: opts.seed }),
           faults: opts.faults === undefined ? null : parseFaults(opts.faults),

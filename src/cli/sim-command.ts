@@ -4,10 +4,11 @@ import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
 import cliProgress from "cli-progress";
 import { isReplicaMutant, REPLICA_MUTANTS } from "../core/replica/mutants.js";
+import { isKvMutant, KV_MUTANTS } from "../core/kv/mutants.js";
 import { describeParams, FAULT_CLASSES, type FaultClass } from "../sim/params.js";
 import { PROTOCOLS, protocolNames } from "../sim/protocols.js";
 import { describeFailure, reproduceCommand } from "../sim/run-report.js";
-import { runSimulation, scenarioConflict, type SimResult } from "../sim/simulation.js";
+import { runSimulation, scenarioConflict, type SimResult, type SimWorkload } from "../sim/simulation.js";
 import { appScenarioConflict } from "../sim/app/harness.js";
 import type { SimApplication } from "../sim/app/module.js";
 import { loadSimApplication } from "./sim-module.js";
@@ -30,6 +31,8 @@ export interface SimCommandOptions {
   readonly detailedFailures?: number;
   /** A user's state machine module to run instead of the KV store (docs/embedding.md). */
   readonly stateMachine?: string;
+  /** "leases" adds lease clients and their checker (default with a KV mutant). */
+  readonly workload?: SimWorkload;
 }
 
 export class UsageError extends Error {
@@ -56,8 +59,8 @@ export async function simCommand(options: SimCommandOptions): Promise<number> {
     throw new UsageError(`unknown protocol "${options.protocol}"; choose one of: ${protocolNames().join(", ")}`);
   }
   const factory = PROTOCOLS.get(options.protocol);
-  if (options.mutant !== undefined && factory !== undefined && !(options.mutant in factory.mutants) && !isReplicaMutant(options.mutant)) {
-    const known = [...Object.keys(factory.mutants), ...Object.keys(REPLICA_MUTANTS)];
+  if (options.mutant !== undefined && factory !== undefined && !(options.mutant in factory.mutants) && !isReplicaMutant(options.mutant) && !isKvMutant(options.mutant)) {
+    const known = [...Object.keys(factory.mutants), ...Object.keys(REPLICA_MUTANTS), ...Object.keys(KV_MUTANTS)];
     throw new UsageError(`protocol ${options.protocol} has no mutant "${options.mutant}"; ${known.length === 0 ? "it has none" : `choose one of: ${known.join(", ")}`} (see --list-mutants)`);
   }
   if (factory !== undefined) {
@@ -69,6 +72,7 @@ export async function simCommand(options: SimCommandOptions): Promise<number> {
   if (application !== undefined) {
     const conflict = appScenarioConflict(options.scenario);
     if (conflict !== null) throw new UsageError(conflict);
+    if (options.workload === "leases" || (options.mutant !== undefined && isKvMutant(options.mutant))) throw new UsageError("the lease workload and the KV mutants run on the KV store, not with --state-machine");
   }
   const count = options.seeds ?? (options.seed === undefined ? 100 : 1);
   if (!Number.isSafeInteger(count) || count < 1) throw new UsageError("--seeds must be a positive integer");
@@ -101,6 +105,7 @@ export async function simCommand(options: SimCommandOptions): Promise<number> {
         ...(options.faults === null ? {} : { faults: options.faults }),
         ...(options.mutant === undefined ? {} : { mutant: options.mutant }),
         ...(application === undefined ? {} : { application }),
+        ...(options.workload === undefined ? {} : { workload: options.workload }),
         fullTrace: true,
       });
       writeFileSync(options.traceOut, [...describeParams(rerun.params), ...rerun.trace].join("\n") + "\n");
@@ -156,6 +161,7 @@ function runSeeds(seeds: readonly number[], options: SimCommandOptions, applicat
     scenario: options.scenario,
     keepHistory: options.historyOut !== undefined,
     stateMachine: application === undefined ? null : application.path,
+    workload: options.workload ?? null,
   };
   const bar = new cliProgress.SingleBar(
     { format: "  {bar} {value}/{total} seeds | {failed} failed | {duration_formatted}", hideCursor: true, clearOnComplete: true, stream: process.stderr },
@@ -201,6 +207,8 @@ export function listMutants(): string {
   }
   // The replica's mutants break the loop every protocol runs in.
   for (const [name, description] of Object.entries(REPLICA_MUTANTS)) lines.push(`${"(any)".padEnd(14)} ${name.padEnd(28)} ${description}`);
+  // The KV layer's mutants break leases on every protocol; they run the lease workload.
+  for (const [name, description] of Object.entries(KV_MUTANTS)) lines.push(`${"(any)".padEnd(14)} ${name.padEnd(28)} ${description}`);
   return lines.length === 0 ? "no mutants\n" : `${"protocol".padEnd(14)} ${"mutant".padEnd(28)} what it breaks\n${lines.join("\n")}\n`;
 }
 

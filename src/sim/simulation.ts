@@ -3,6 +3,10 @@ import { Prng } from "../core/common/prng.js";
 import type { DurableState, EngineFactory, EngineInvariant, EngineStatus, LogEntry, Membership, NodeId } from "../core/engine/contract.js";
 import { describeMembership, isMember } from "../core/engine/membership.js";
 import { isReplicaMutant, REPLICA_MUTANTS } from "../core/replica/mutants.js";
+import { isKvMutant, KV_MUTANTS } from "../core/kv/mutants.js";
+import type { LeaseExpiry } from "../core/kv/model.js";
+import { LeaseChecker } from "./check/leases.js";
+import { LeaseClient, type LeaseRequest, type LeaseResponse } from "./lease-workload.js";
 import { checkMajorityCommit, type NodeLog } from "./check/majority-commit.js";
 import { checkLeaderCompleteness } from "./check/leader-completeness.js";
 import { checkLinearizability } from "./check/linearizability.js";
@@ -15,7 +19,7 @@ import { SimDisk } from "./disk.js";
 import { describeOperation, formatTime, type Operation } from "./history.js";
 import type { ClientRequest, ClientResponse } from "./messages.js";
 import { packetDelays, Partition, RELIABLE_LINK, type LinkModel } from "./network.js";
-import { requestKey, SimNode, type NodeHost } from "./node.js";
+import { requestKey, SIM_EPOCH_MS, SimNode, type NodeHost } from "./node.js";
 import { deriveParams, type FaultClass, type SimParams } from "./params.js";
 import { findScenario, pickScenario, SCENARIO_NAMES, type Scenario, type ScenarioContext } from "./scenarios.js";
 import { Scheduler } from "./scheduler.js";
@@ -49,7 +53,16 @@ export interface SimOptions {
    * sequential model (`synod sim --state-machine`; see sim/app/).
    */
   readonly application?: SimApplication;
+  /**
+   * "leases": besides the KV clients, clients that grant leases, attach keys, keep them alive
+   * and let them lapse, judged by the lease checker (sim/check/leases.ts). The default with a
+   * KV mutant (core/kv/mutants.ts), which only leases can show.
+   */
+  readonly workload?: SimWorkload;
 }
+
+export const SIM_WORKLOADS = ["kv", "leases"] as const;
+export type SimWorkload = (typeof SIM_WORKLOADS)[number];
 
 export interface SimFailure {
   /** Which property failed: a checker's name, or "liveness". */
@@ -76,7 +89,7 @@ export interface SimResult {
   readonly protocol: string;
   readonly mutant: string | null;
   /** What the run was asked for (null faults: the scenario's own), for reproducing it. */
-  readonly request: { readonly faults: readonly FaultClass[] | null; readonly scenario: string; readonly stateMachine?: string };
+  readonly request: { readonly faults: readonly FaultClass[] | null; readonly scenario: string; readonly stateMachine?: string; readonly workload?: SimWorkload };
   readonly params: SimParams;
   readonly failure: SimFailure | null;
   readonly history: readonly Operation[];
@@ -93,6 +106,9 @@ export interface SimResult {
 
 /** Client endpoints are numbered from here, apart from node ids. */
 const CLIENT_ID_BASE = 1000;
+/** Lease clients are numbered from here, apart from the KV clients. */
+const LEASE_CLIENT_ID_BASE = CLIENT_ID_BASE + 500;
+const LEASE_CLIENTS = 2;
 /** A run that needs more events than this is broken, not slow. */
 const EVENTS_MAX = 20_000_000;
 const CHECKPOINT_MICROS = 1_000_000;
@@ -166,12 +182,17 @@ class Simulation implements NodeHost<unknown> {
   private leaderTerms = 0;
   /** A run of a user's state machine: its nodes' and clients' part (null: the KV store). */
   private readonly app: AppHarness<unknown> | null = null;
+  private readonly leaseClients = new Map<number, LeaseClient>();
+  private readonly leaseChecker = new LeaseChecker(SIM_EPOCH_MS);
+  private readonly workload: SimWorkload;
 
   constructor(private readonly options: SimOptions) {
     let factory = options.protocol;
-    if (options.mutant !== undefined && !(options.mutant in factory.mutants) && !isReplicaMutant(options.mutant)) {
-      throw new Error(`protocol ${factory.name} has no mutant "${options.mutant}"; it has: ${[...Object.keys(factory.mutants), ...Object.keys(REPLICA_MUTANTS)].join(", ")}`);
+    if (options.mutant !== undefined && !(options.mutant in factory.mutants) && !isReplicaMutant(options.mutant) && !isKvMutant(options.mutant)) {
+      throw new Error(`protocol ${factory.name} has no mutant "${options.mutant}"; it has: ${[...Object.keys(factory.mutants), ...Object.keys(REPLICA_MUTANTS), ...Object.keys(KV_MUTANTS)].join(", ")}`);
     }
+    this.workload = options.workload ?? (options.mutant !== undefined && isKvMutant(options.mutant) ? "leases" : "kv");
+    if (this.workload === "leases" && options.application !== undefined) throw new Error("the lease workload runs on the KV store, not a user's state machine");
     this.claims = new Set(factory.invariants);
     this.traceLog = new Trace(options.fullTrace === true ? FULL_TRACE_CAPACITY : TRACE_CAPACITY);
     const params = deriveParams(options.seed, {
@@ -215,6 +236,7 @@ class Simulation implements NodeHost<unknown> {
         // A mutant is the engine's or, for any protocol, the replica's (core/replica/mutants.ts).
         mutant: options.mutant !== undefined && options.mutant in factory.mutants ? options.mutant : null,
         replicaMutant: options.mutant !== undefined && isReplicaMutant(options.mutant) ? options.mutant : null,
+        kvMutant: options.mutant !== undefined && isKvMutant(options.mutant) ? options.mutant : null,
         snapshotEveryEntries: this.params.snapshotEveryEntries,
         ...(this.app === null ? {} : { application: this.app }),
       };
@@ -228,6 +250,35 @@ class Simulation implements NodeHost<unknown> {
       const id = CLIENT_ID_BASE + i + 1;
       this.clients.set(id, new SimClient(id, nodeIds, this.params, prngClients.fork(), this.clientHost(), i < this.params.roamingClients));
     }
+    if (this.workload !== "leases") return;
+    // A stream of its own, forked last, so the KV clients' runs stay as they were.
+    const prngLeases = root.fork();
+    for (let i = 0; i < LEASE_CLIENTS; i++) {
+      const id = LEASE_CLIENT_ID_BASE + i + 1;
+      this.leaseClients.set(id, new LeaseClient(id, nodeIds, this.params, prngLeases.fork(), this.leaseClientHost(), this.leaseChecker));
+    }
+  }
+
+  /** What a lease client uses of the world: the client link, virtual time, the trace. */
+  private leaseClientHost() {
+    return {
+      now: () => this.now(),
+      after: (delay: number, action: () => void) => this.scheduler.after(delay, action),
+      send: (clientId: number, to: NodeId, request: LeaseRequest) => {
+        this.note(`lease client ${clientId}`, () => `-> ${to}: ${request.op}${"lease" in request ? ` lease ${request.lease}` : ""}${"key" in request ? ` ${request.key}` : ""}`);
+        for (const delay of packetDelays(this.clientLink, this.prngNet)) this.scheduler.after(delay, () => this.nodes.get(to)?.requestLease(request));
+      },
+      note: (actor: string, text: () => string) => this.note(actor, text),
+    };
+  }
+
+  sendLeaseResponse(from: NodeId, clientId: number, response: LeaseResponse): void {
+    for (const delay of packetDelays(this.clientLink, this.prngNet)) this.scheduler.after(delay, () => this.leaseClients.get(clientId)?.onResponse(from, response));
+  }
+
+  onClockApplied(node: NodeId, entry: LogEntry, timeMs: number, expired: readonly LeaseExpiry[]): void {
+    if (expired.length > 0) this.note(`node ${node}`, () => `clock entry ${entry.index} expired ${expired.map((expiry) => `lease ${expiry.id}`).join(", ")}`);
+    this.leaseChecker.applied(node, entry.index, entry.term, timeMs, expired);
   }
 
   /** What a user's state machine's clients and nodes use of the world: the client link, virtual time, the trace. */
@@ -351,6 +402,7 @@ class Simulation implements NodeHost<unknown> {
     if (this.claims.has("election-safety")) this.electionSafety.observe(status);
     if (status.role === "leader" && this.leaderTermSeen.get(node.id) !== status.term) {
       this.leaderTermSeen.set(node.id, status.term);
+      this.leaseChecker.leaderElected(status.term, this.now());
       this.leaderTerms++;
       this.notableEvent(`node ${node.id}`, `became leader of term ${status.term}`);
       if (this.claims.has("leader-completeness")) checkLeaderCompleteness(node.engine, this.stateMachineSafety.committed());
@@ -649,11 +701,13 @@ class Simulation implements NodeHost<unknown> {
       this.bootNodes();
       this.startCheckpoints();
       for (const client of this.clients.values()) client.start();
+      for (const client of this.leaseClients.values()) client.start();
       this.app?.startClients();
       this.scenario.start(this.context());
       this.scheduler.at(params.faultPhaseMicros, () => this.heal());
       this.scheduler.at(healEnd, () => {
         for (const client of this.clients.values()) client.stop();
+        for (const client of this.leaseClients.values()) client.stop();
         this.app?.stopClients();
       });
       this.runUntil(settleEnd);
@@ -673,7 +727,12 @@ class Simulation implements NodeHost<unknown> {
       seed: this.options.seed,
       protocol: this.options.protocol.name,
       mutant: this.options.mutant ?? null,
-      request: { faults: this.options.faults ?? null, scenario: this.options.scenario ?? "random", ...(this.options.application === undefined ? {} : { stateMachine: this.options.application.path }) },
+      request: {
+        faults: this.options.faults ?? null,
+        scenario: this.options.scenario ?? "random",
+        ...(this.options.application === undefined ? {} : { stateMachine: this.options.application.path }),
+        ...(this.options.workload === undefined ? {} : { workload: this.options.workload }),
+      },
       params,
       failure: this.failure,
       history: this.history,
