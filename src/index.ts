@@ -62,6 +62,7 @@ export { CONSISTENCIES, type CompareOperator, type Consistency, type KeyValue, t
 export type { TxnCompare as ClientTxnCompare, TxnOperation as ClientTxnOperation } from "./client/api.js";
 export { Watch, type WatchEvent, type WatchOptions, type WatchStats } from "./client/watch.js";
 export { Lease } from "./client/lease.js";
+export { Lock, type LockOptions } from "./client/lock.js";
 export type { LeaseInfo } from "./client/api.js";
 export { ClusterRouter, type ClusterRouterOptions, type RouterEndpoint, type RouterEndpointConfig, type RouterStats, type MembersFetcher, type StatusCheckResult, type StatusFetcher } from "./client/router.js";
 export { DEFAULT_RAFT_CONFIG, RAFT_MUTANTS, RaftEngine, raftFactory, type RaftConfig, type RaftHardState, type RaftMessage, type RaftMutant } from "./core/raft/index.js";

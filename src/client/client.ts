@@ -50,6 +50,7 @@ import { SessionLanes, type SessionLane } from "./sessions.js";
 import { HttpTransport, type TransportRequest } from "./transport.js";
 import { Watch, type WatchOptions } from "./watch.js";
 import { Lease } from "./lease.js";
+import { acquireLock, type Lock, type LockOptions } from "./lock.js";
 
 /** How failed attempts are retried: an attempt limit, the pause between attempts, and the client-wide budget (docs/balance.md, "Retries"). */
 export interface RetryOptions extends Partial<BackoffOptions>, Partial<RetryBudgetOptions> {
@@ -450,6 +451,16 @@ export class Client {
     }, (ended) => this.heldLeases.delete(ended));
     this.heldLeases.add(lease);
     return lease;
+  }
+
+  /**
+   * Acquires the lock `name` (a key prefix, like `locks/db`): resolves once this caller holds
+   * it, in the order callers asked, with a fencing token (`lock.token`) above every earlier
+   * holder's. Held under a lease kept alive in the background (`ttlSeconds`, default 10), or
+   * under `options.lease`; `lock.lost` says when that lease is gone. See docs/recipes.md.
+   */
+  async lock(name: string, options: LockOptions = {}): Promise<Lock> {
+    return acquireLock(this, name, options);
   }
 
   /** `POST /v1/leases`: grants a lease (once, in a session, however often the call is retried); no keep-alives. */
