@@ -9,6 +9,7 @@ import { commandLineText, endpointsOption, EXIT, integerIn, print, readStdin, wi
 import { UsageError } from "./sim-command.js";
 import { registerWatchCommands } from "./watch-command.js";
 import { registerLeaseCommands } from "./lease-command.js";
+import { registerLockCommand } from "./lock-command.js";
 
 type SetExitCode = (code: number) => void;
 
@@ -31,6 +32,7 @@ export function registerKvCommands(program: Command, setExitCode: SetExitCode): 
   registerTxn(program, setExitCode);
   registerWatchCommands(program, setExitCode);
   registerLeaseCommands(program, setExitCode);
+  registerLockCommand(program, setExitCode);
 }
 
 function registerPut(program: Command, setExitCode: SetExitCode): void {

@@ -7,6 +7,9 @@ import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { KvStore } from "../core/kv/store.js";
 import { ALL_REACHED, fakeService, READY } from "../runtime/server/fake-service.test-util.js";
 import { createHttpApi } from "../runtime/server/http-api.js";
@@ -62,6 +65,19 @@ describe("synod lease", () => {
       assert.equal(gone.code, 1, `${args.join(" ")}: ${gone.stderr}`);
       assert.match(gone.stderr, new RegExp(`lease ${id} does not exist`));
     }
+  });
+
+  test("synod lock: two commands under one lock never overlap, the second gets a higher fencing token, and the command's exit code is synod's", async () => {
+    const log = join(mkdtempSync(join(tmpdir(), "synod-lock-")), "log");
+    const script = `echo start $SYNOD_LOCK_TOKEN >> ${log}; sleep 0.6; echo end $SYNOD_LOCK_TOKEN >> ${log}; exit 7`;
+    const runs = await Promise.all([synod(["lock", "locks/job", "--endpoints", url, "--", "sh", "-c", script]), synod(["lock", "locks/job", "--endpoints", url, "--", "sh", "-c", script])]);
+    for (const run of runs) assert.equal(run.code, 7, run.stderr);
+    const lines = readFileSync(log, "utf8").trim().split("\n").map((line) => line.split(" "));
+    assert.deepEqual(lines.map(([what]) => what), ["start", "end", "start", "end"], "one after the other, never both at once");
+    const [first, second] = [Number(lines[0]?.[1]), Number(lines[2]?.[1])];
+    assert.equal(lines[1]?.[1], String(first));
+    assert.ok(first > 0 && second > first, `tokens ${first} then ${second}`);
+    assert.deepEqual(store.range("locks/job/", 10), [], "released");
   });
 
   test("a bad ttl or id is a usage error (exit code 2)", async () => {
