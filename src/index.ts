@@ -63,6 +63,7 @@ export type { TxnCompare as ClientTxnCompare, TxnOperation as ClientTxnOperation
 export { Watch, type WatchEvent, type WatchOptions, type WatchStats } from "./client/watch.js";
 export { Lease } from "./client/lease.js";
 export { Lock, type LockOptions } from "./client/lock.js";
+export { Leadership, type ElectionLeader } from "./client/election.js";
 export type { LeaseInfo } from "./client/api.js";
 export { ClusterRouter, type ClusterRouterOptions, type RouterEndpoint, type RouterEndpointConfig, type RouterStats, type MembersFetcher, type StatusCheckResult, type StatusFetcher } from "./client/router.js";
 export { DEFAULT_RAFT_CONFIG, RAFT_MUTANTS, RaftEngine, raftFactory, type RaftConfig, type RaftHardState, type RaftMessage, type RaftMutant } from "./core/raft/index.js";

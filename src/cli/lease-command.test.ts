@@ -80,6 +80,20 @@ describe("synod lease", () => {
     assert.deepEqual(store.range("locks/job/", 10), [], "released");
   });
 
+  test("synod elect: leads, prints LEADER with its token, and resigns on SIGINT", async () => {
+    const child = spawn(process.execPath, [bin, "elect", "elect/cli", "me:1", "--endpoints", url], { stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+    const deadline = Date.now() + 15_000;
+    while (!stdout.includes("LEADER") && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.match(stdout, /^LEADER token=\d+ key=elect\/cli\/\d+\n$/);
+    assert.equal(new TextDecoder().decode(store.range("elect/cli/", 10)[0]?.value), "me:1");
+    child.kill("SIGINT");
+    assert.equal(await exited, 0);
+    assert.deepEqual(store.range("elect/cli/", 10), [], "resigned");
+  });
+
   test("a bad ttl or id is a usage error (exit code 2)", async () => {
     for (const args of [["lease", "grant", "0"], ["lease", "revoke", "x"], ["put", "k", "v", "--lease", "0"]]) {
       const refused = await synod([...args, "--endpoints", url]);

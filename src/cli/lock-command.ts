@@ -12,6 +12,7 @@ type SetExitCode = (code: number) => void;
 export const EXIT_LOCK_LOST = 4;
 
 export function registerLockCommand(program: Command, setExitCode: SetExitCode): void {
+  registerElectCommand(program, setExitCode);
   program
     .command("lock")
     .description("run a command while holding a lock: waits its turn, runs it, releases the lock when it exits")
@@ -55,6 +56,45 @@ error; 3 cluster unavailable.`)
         process.off("SIGTERM", forward);
         if (!lost) await lock.release();
         setExitCode(lost ? EXIT_LOCK_LOST : code);
+      });
+    });
+}
+
+/** `synod elect NAME VALUE`: campaigns, says when it leads, leads until Ctrl-C (then resigns). */
+function registerElectCommand(program: Command, setExitCode: SetExitCode): void {
+  program
+    .command("elect")
+    .description("campaign in an election with a value: waits its turn, prints LEADER when it leads, resigns on Ctrl-C")
+    .argument("<name>", "the election's name, a key prefix like elect/web")
+    .argument("<value>", "this candidate's value, which observers see while it leads (e.g. its address)")
+    .option("--ttl <seconds>", "the time to live of the lease the leadership is held under", integerIn("--ttl", 1, 31_536_000), 10)
+    .addOption(endpointsOption())
+    .addHelpText("after", `
+Examples:
+  $ synod elect elect/web 10.0.0.7:8080        # LEADER token=57 (once it leads), until Ctrl-C
+
+Exit code: 0 resigned (Ctrl-C); ${EXIT_LOCK_LOST} the leadership's lease was lost; 3 cluster unavailable.`)
+    .action(async (name: string, value: string, options: ClientCommandOptions & { ttl: number }) => {
+      await withClient(options, setExitCode, async (client) => {
+        const stopping = new AbortController();
+        const stop = (): void => stopping.abort();
+        process.once("SIGINT", stop);
+        process.once("SIGTERM", stop);
+        try {
+          const leadership = await client.campaign(name, value, { ttlSeconds: options.ttl, signal: stopping.signal });
+          process.stdout.write(`LEADER token=${leadership.token} key=${leadership.key}\n`);
+          const lost = await Promise.race([leadership.lost, new Promise<null>((resolve) => stopping.signal.addEventListener("abort", () => resolve(null), { once: true }))]);
+          if (lost !== null) {
+            process.stderr.write(`synod: leadership lost (${lost.message})\n`);
+            return setExitCode(EXIT_LOCK_LOST);
+          }
+          await leadership.resign();
+        } catch (error) {
+          if (!stopping.signal.aborted) throw error;
+        } finally {
+          process.off("SIGINT", stop);
+          process.off("SIGTERM", stop);
+        }
       });
     });
 }

@@ -51,6 +51,7 @@ import { HttpTransport, type TransportRequest } from "./transport.js";
 import { Watch, type WatchOptions } from "./watch.js";
 import { Lease } from "./lease.js";
 import { acquireLock, type Lock, type LockOptions } from "./lock.js";
+import { campaign, electionLeader, observe, type ElectionLeader, type Leadership } from "./election.js";
 
 /** How failed attempts are retried: an attempt limit, the pause between attempts, and the client-wide budget (docs/balance.md, "Retries"). */
 export interface RetryOptions extends Partial<BackoffOptions>, Partial<RetryBudgetOptions> {
@@ -461,6 +462,24 @@ export class Client {
    */
   async lock(name: string, options: LockOptions = {}): Promise<Lock> {
     return acquireLock(this, name, options);
+  }
+
+  /**
+   * Campaigns in the election `name` (a key prefix) with `value`: resolves once this
+   * candidate leads, in the order candidates campaigned (see docs/recipes.md).
+   */
+  async campaign(name: string, value: string, options: Omit<LockOptions, "value"> = {}): Promise<Leadership> {
+    return campaign(this, name, value, options);
+  }
+
+  /** The leader of the election `name` now (its key, value and token), or null. */
+  async electionLeader(name: string): Promise<ElectionLeader | null> {
+    return electionLeader(this, name);
+  }
+
+  /** Each change of the election's leader or its value, from the current one on (null: none leads). */
+  observe(name: string, options: { readonly signal?: AbortSignal } = {}): AsyncGenerator<ElectionLeader | null> {
+    return observe(this, name, options.signal);
   }
 
   /** `POST /v1/leases`: grants a lease (once, in a session, however often the call is retried); no keep-alives. */

@@ -91,4 +91,33 @@ describe("client.lock", () => {
     assert.ok(next.token > holder.token);
     await next.release();
   });
+
+  test("elections: the first candidate leads; observe sees each leader and value; on resign the next in line leads, with a higher token", async () => {
+    const watcher = client();
+    const abort = new AbortController();
+    const seen: (string | null)[] = [];
+    const observing = (async () => {
+      for await (const leader of watcher.observe("elect/web", { signal: abort.signal })) seen.push(leader === null ? null : leader.value);
+    })();
+    await sleep(200);
+    assert.deepEqual(seen, [null], "no leader yet");
+    const first = await client().campaign("elect/web", "node-a", { ttlSeconds: 5 });
+    let secondLeads = false;
+    const secondCampaign = client().campaign("elect/web", "node-b", { ttlSeconds: 5 });
+    void secondCampaign.then(() => (secondLeads = true));
+    await sleep(300);
+    assert.equal(secondLeads, false, "one leader at a time");
+    assert.equal((await watcher.electionLeader("elect/web"))?.value, "node-a");
+    await first.proclaim("node-a v2");
+    await sleep(200);
+    await first.resign();
+    const second = await secondCampaign;
+    assert.ok(second.token > first.token);
+    await sleep(300);
+    abort.abort();
+    await observing;
+    assert.deepEqual(seen, [null, "node-a", "node-a v2", "node-b"]);
+    await second.resign();
+    assert.equal(await watcher.electionLeader("elect/web"), null);
+  });
 });

@@ -19,6 +19,8 @@ export interface LockOptions {
   readonly lease?: Lease;
   /** Stops waiting: the call rejects, and the contender's key is deleted. */
   readonly signal?: AbortSignal;
+  /** The contender key's value (an election's candidate value); default empty. */
+  readonly value?: string;
 }
 
 export const LOCK_TTL_SECONDS_DEFAULT = 10;
@@ -59,7 +61,7 @@ export async function acquireLock(client: Client, name: string, options: LockOpt
   const ownsLease = options.lease === undefined;
   const key = `${name}/${lease.id}`;
   try {
-    const token = await createKey(client, key, lease.id);
+    const token = await createKey(client, key, lease.id, options.value ?? "");
     await waitForTurn(client, name, key, token, options.signal);
     return new Lock(name, key, token, lease, client, ownsLease);
   } catch (error) {
@@ -74,10 +76,10 @@ export async function acquireLock(client: Client, name: string, options: LockOpt
  * Writes the contender's key if it is not there (a retried write finds it there), and
  * returns its creation revision.
  */
-async function createKey(client: Client, key: string, leaseId: number): Promise<number> {
+async function createKey(client: Client, key: string, leaseId: number, value: string): Promise<number> {
   const answer = await client.txn({
     compare: [{ key, target: "createRevision", op: "=", value: 0 }],
-    success: [{ op: "put", key, value: "", lease: leaseId }],
+    success: [{ op: "put", key, value, lease: leaseId }],
     failure: [{ op: "get", key }],
   });
   if (answer.succeeded) return answer.revision;
@@ -101,14 +103,17 @@ async function waitForTurn(client: Client, name: string, key: string, token: num
 }
 
 /** The contender created last before `token`, as of one read (and that read's revision). */
-async function findPredecessor(client: Client, prefix: string, token: number): Promise<{ predecessor: KeyValue | null; revision: number }> {
+async function findPredecessor(client: Client, prefix: string, token: number, pick: "latest" | "lowest" = "latest"): Promise<{ predecessor: KeyValue | null; revision: number }> {
   let predecessor: KeyValue | null = null;
   let revision: number | undefined;
   let after: string | undefined;
   for (;;) {
     const page = await client.range(prefix, { limit: PAGE_KEYS, ...(after === undefined ? {} : { after }), ...(revision === undefined ? {} : { revision }) });
     revision ??= page.revision;
-    for (const kv of page.kvs) if (kv.createRevision < token && (predecessor === null || kv.createRevision > predecessor.createRevision)) predecessor = kv;
+    for (const kv of page.kvs) {
+      if (kv.createRevision >= token) continue;
+      if (predecessor === null || (pick === "latest" ? kv.createRevision > predecessor.createRevision : kv.createRevision < predecessor.createRevision)) predecessor = kv;
+    }
     const last = page.kvs.at(-1);
     if (!page.more || last === undefined) return { predecessor, revision };
     after = last.key;
@@ -123,4 +128,10 @@ async function waitForDelete(client: Client, key: string, fromRevision: number, 
     watch.close();
   }
   signal?.throwIfAborted();
+}
+
+/** The current holder of `name` (its lowest contender), or null when no one holds it. */
+export async function currentHolder(client: Client, name: string): Promise<KeyValue | null> {
+  const { predecessor } = await findPredecessor(client, `${name}/`, Number.MAX_SAFE_INTEGER, "lowest");
+  return predecessor;
 }
