@@ -15,6 +15,7 @@ import { describeOperation, formatTime, type Operation } from "./history.js";
 import type { ClientRequest, ClientResponse } from "./messages.js";
 import { packetDelays, Partition, RELIABLE_LINK, type LinkModel } from "./network.js";
 import { requestKey, SimNode, type NodeHost } from "./node.js";
+import { OpportunityLog } from "./opportunity.js";
 import { deriveParams, type FaultClass, type SimParams } from "./params.js";
 import { findScenario, pickScenario, SCENARIO_NAMES, type Scenario, type ScenarioContext } from "./scenarios.js";
 import { Scheduler } from "./scheduler.js";
@@ -138,6 +139,12 @@ class Simulation implements NodeHost<unknown> {
   private readonly statusWatchers: ((id: NodeId, status: EngineStatus) => void)[] = [];
   /** Links the nemesis holds: the packets kept on the wire until it releases them. */
   private readonly heldLinks = new Map<number, { readonly from: NodeId; readonly to: NodeId; readonly messages: unknown[] }>();
+  /** When a leader could have made progress: what progress checks are conditioned on. */
+  private readonly opportunities: OpportunityLog;
+  /** Each node's role and term when last seen, to notice the changes that move leadership. */
+  private readonly roleSeen = new Map<NodeId, string>();
+  /** Configuration entries committed so far (seen applied), in order. */
+  private readonly configsCommitted: { readonly index: number; readonly atMicros: number }[] = [];
   /** For FIFO links: when the last packet on each (from, to) link arrives. */
   private readonly lastArrival = new Map<number, number>();
   private nodeLink: LinkModel;
@@ -184,6 +191,7 @@ class Simulation implements NodeHost<unknown> {
     this.params = { ...scenarioParams, engineTuning, scenario: scenario.name };
     const nodeIds = Array.from({ length: this.params.nodes }, (_, i) => i + 1);
     this.partition = new Partition(nodeIds);
+    this.opportunities = new OpportunityLog(nodeIds);
     this.nodeLink = this.params.nodeLink;
     this.clientLink = this.params.clientLink;
     this.healStartMicros = this.params.faultPhaseMicros;
@@ -266,6 +274,8 @@ class Simulation implements NodeHost<unknown> {
   }
 
   onApply(node: NodeId, entry: LogEntry, key: string | null, output: string | null | boolean): void {
+    // An applied configuration entry is a committed one; the first node to apply it tells when.
+    if (entry.kind === "config" && !this.configsCommitted.some((c) => c.index === entry.index)) this.configsCommitted.push({ index: entry.index, atMicros: this.now() });
     // Always recorded (leader completeness checks against it); judged only when claimed.
     this.stateMachineSafety.onApply(node, entry, this.claims.has("state-machine-safety"));
     if (key !== null) {
@@ -293,16 +303,27 @@ class Simulation implements NodeHost<unknown> {
   onStatus(node: SimNode<unknown>): void {
     const status = node.engine.status();
     const membership = node.engine.membership?.();
+    let worldChanged = false;
     if (membership !== undefined && this.membershipSeen.get(node.id) !== membership) {
       this.membershipSeen.set(node.id, membership);
       this.note(`node ${node.id}`, () => `configuration: ${describeMembership(membership)}`);
+      worldChanged = true;
     }
+    const role = `${status.role} ${status.term}`;
+    if (this.roleSeen.get(node.id) !== role) {
+      this.roleSeen.set(node.id, role);
+      worldChanged = true;
+    }
+    if (worldChanged) this.observeWorld();
     if (this.claims.has("election-safety")) this.electionSafety.observe(status);
     if (status.role === "leader" && this.leaderTermSeen.get(node.id) !== status.term) {
       this.leaderTermSeen.set(node.id, status.term);
       this.leaderTerms++;
       this.notableEvent(`node ${node.id}`, `became leader of term ${status.term}`);
       if (this.claims.has("leader-completeness")) checkLeaderCompleteness(node.engine, this.stateMachineSafety.committed());
+    }
+    if (status.role === "leader" && !this.opportunities.isSettled(node.id, status.term) && node.engine.entryTerm(status.commitIndex) === status.term) {
+      this.opportunities.settle(node.id, status.term, this.now());
     }
     if (status.role === "leader" && this.claims.has("majority-commit")) this.checkCommitMajority(node.id, status.commitIndex);
     for (const watcher of this.statusWatchers) watcher(node.id, status);
@@ -394,6 +415,24 @@ class Simulation implements NodeHost<unknown> {
 
   // ---- faults ----
 
+  /** Records what the world allows now (see opportunity.ts): after every fault and every change of leadership. */
+  private observeWorld(): void {
+    const leaderId = this.currentLeader();
+    const leaderNode = leaderId === null ? undefined : this.nodes.get(leaderId);
+    let leader = null;
+    if (leaderNode !== undefined) {
+      const m = leaderNode.engine.membership?.();
+      const groups = m === undefined ? [[...this.nodes.keys()]] : m.outgoing.length > 0 ? [m.voters, m.outgoing] : [m.voters];
+      leader = { id: leaderNode.id, term: leaderNode.engine.status().term, groups };
+    }
+    const held = (a: NodeId, b: NodeId): boolean => this.heldLinks.has(a * 65536 + b);
+    this.opportunities.observe(this.now(), {
+      running: (id) => this.nodes.get(id)?.up === true && this.nodes.get(id)?.paused === false,
+      linked: (a, b) => !this.partition.isBlocked(a, b) && !this.partition.isBlocked(b, a) && !held(a, b) && !held(b, a),
+      leader,
+    });
+  }
+
   private currentLeader(): NodeId | null {
     let best: { id: NodeId; term: number } | null = null;
     for (const node of this.nodes.values()) {
@@ -470,6 +509,7 @@ class Simulation implements NodeHost<unknown> {
         const victim = node(id);
         if (!victim.up || victim.paused) return;
         victim.pause();
+        this.observeWorld();
         const pause = victim.pauses;
         this.notableEvent(`node ${id}`, "paused");
         this.scheduler.after(micros, () => {
@@ -478,21 +518,25 @@ class Simulation implements NodeHost<unknown> {
       },
       partition: (shape) => {
         this.partition.apply(shape, this.prngFault, this.currentLeader());
+        this.observeWorld();
         this.notableEvent("nemesis", `partition: ${this.partition.description}`);
       },
       partitionGroups: (groups) => {
         this.partition.applyGroups(groups);
+        this.observeWorld();
         this.notableEvent("nemesis", `partition: ${this.partition.description}`);
       },
       holdLink: (from, to) => {
         if (this.heldLinks.has(from * 65536 + to)) return;
         this.heldLinks.set(from * 65536 + to, { from, to, messages: [] });
+        this.observeWorld();
         this.notableEvent("nemesis", `holding packets ${from} -> ${to} on the wire`);
       },
       releaseLink: (from, to) => this.releaseLink(from * 65536 + to),
       healPartition: () => {
         if (!this.partition.active) return;
         this.partition.heal();
+        this.observeWorld();
         this.notableEvent("nemesis", "partition healed");
       },
       isPartitioned: () => this.partition.active,
@@ -501,6 +545,9 @@ class Simulation implements NodeHost<unknown> {
         return this.messageKinds;
       },
       snapshotInstalls: (id) => node(id).snapshotsInstalled,
+      servingWindows: () => this.opportunities.servingWindows(this.now() + 1),
+      connectedGroup: (from, to, among, minimum, including) => this.opportunities.connectedGroup(from, to, among, minimum, including),
+      configsCommitted: () => this.configsCommitted,
       leaderTerms: () => this.leaderTerms,
       entryTerm: (id, index) => (node(id).up ? node(id).engine.entryTerm(index) : null),
       onStatus: (watcher) => {
@@ -511,6 +558,7 @@ class Simulation implements NodeHost<unknown> {
       fail: (message) => {
         throw new InvariantViolation(`scenario ${this.scenario.name}`, message);
       },
+      note: (text) => this.notableEvent(`scenario`, text),
     };
   }
 
@@ -524,6 +572,7 @@ class Simulation implements NodeHost<unknown> {
   private crash(node: SimNode<unknown>, when: string): void {
     this.crashArmed.delete(node.id);
     node.crash();
+    this.observeWorld();
     const outcome = node.disk.crash(this.prngFault);
     this.downDurable.delete(node.id);
     this.crashes++;
@@ -534,6 +583,7 @@ class Simulation implements NodeHost<unknown> {
   private restart(node: SimNode<unknown>): void {
     this.downDurable.delete(node.id);
     node.restart();
+    this.observeWorld();
     this.notableEvent(`node ${node.id}`, `restarted (term ${node.engine.status().term}, last index ${node.engine.status().lastIndex})`);
   }
 
@@ -541,6 +591,7 @@ class Simulation implements NodeHost<unknown> {
     if (!node.paused) return;
     this.notableEvent(`node ${node.id}`, "resumed");
     node.resume();
+    this.observeWorld();
   }
 
   /** Delivers a held link's packets, in the order sent, and stops holding it. */
@@ -548,6 +599,7 @@ class Simulation implements NodeHost<unknown> {
     const held = this.heldLinks.get(link);
     if (held === undefined) return;
     this.heldLinks.delete(link);
+    this.observeWorld();
     this.notableEvent("nemesis", `releasing ${held.messages.length} held packet(s) ${held.from} -> ${held.to}`);
     held.messages.forEach((message, i) => this.deliverAfter(1 + i, held.from, held.to, message));
   }
@@ -557,6 +609,7 @@ class Simulation implements NodeHost<unknown> {
     for (const link of [...this.heldLinks.keys()]) this.releaseLink(link);
     this.crashArmed.clear();
     this.partition.heal();
+    this.observeWorld();
     this.nodeLink = { ...RELIABLE_LINK, delayMinMicros: this.params.nodeLink.delayMinMicros };
     this.clientLink = this.nodeLink;
     for (const node of this.nodes.values()) {
@@ -598,6 +651,7 @@ class Simulation implements NodeHost<unknown> {
     const healEnd = params.faultPhaseMicros + params.healPhaseMicros;
     const settleEnd = healEnd + params.clientTimeoutMicros * (1 + params.clientRetries) + 2_000_000;
     try {
+      this.observeWorld();
       this.startTicks();
       this.startCheckpoints();
       for (const client of this.clients.values()) client.start();
@@ -695,9 +749,15 @@ class Simulation implements NodeHost<unknown> {
     const reads = served.filter((op) => op.op === "get").length;
     const writes = served.length - reads;
     if ((reads === 0 && this.params.opMix.get > 0) || writes === 0) {
+      // The heal offers every chance by construction (everyone restarted, resumed, linked,
+      // and nothing fails after it); measured all the same, as every progress check is.
+      const healEnd = this.params.faultPhaseMicros + this.params.healPhaseMicros;
+      const ids = [...this.nodes.keys()];
+      const group = this.opportunities.connectedGroup(after, healEnd, ids, Math.floor(ids.length / 2) + 1);
+      if (group.length === 0) return;
       throw new InvariantViolation(
         "liveness",
-        `no liveness: after healing at ${formatTime(this.healStartMicros)} (plus ${formatTime(grace)} grace) the cluster completed ${reads} read(s) and ${writes} write(s)`,
+        `no liveness: after healing at ${formatTime(this.healStartMicros)} (plus ${formatTime(grace)} grace) the cluster completed ${reads} read(s) and ${writes} write(s), though nodes ${group.join(",")} were running and linked with each other from ${formatTime(after)} to ${formatTime(healEnd)}`,
       );
     }
   }
