@@ -38,11 +38,29 @@ describe("raft in the simulator", () => {
     }
   });
 
+  test("issue 21: seed 109783 passes the reconfiguration check because the run offered no chance to commit a change", () => {
+    // 52 of its 56 request ticks found no leader; the 3 change requests went to node 3,
+    // elected at 2921 ms, before it committed an entry of its term (refused, as thesis 4.1
+    // requires); its serving window closed 35 ms later, with node 2 still receiving the
+    // snapshot it needed. The one settled window (node 1, 277-451 ms) saw no request.
+    const result = runSimulation({ protocol: raft, seed: 109783, fullTrace: true });
+    assert.equal(result.params.scenario, "reconfiguration");
+    assert.equal(result.failure, null, `${result.failure?.checker}: ${result.failure?.message}`);
+    const verdict = result.trace.find((line) => line.includes("no configuration change committed"));
+    assert.match(verdict ?? "", /none of 3 request\(s\) \(\d+ more times there was no leader to ask\) had the chance/);
+    assert.match(verdict ?? "", /the longest serving window: node 1 led term 1 with nodes [\d,]+ running and linked with it from 277\.301ms to 451\.476ms/);
+    // The same history with an engine that cannot commit a change at all: still no chance, no scenario failure.
+    assert.notEqual(runSimulation({ protocol: raft, seed: 109783, mutant: "config-never-commits" }).failure?.checker, "scenario reconfiguration");
+  });
+
   // Each membership mistake, and the scenario built to expose it (docs/raft.md has the rates).
   const membershipMutants = [
     { mutant: "two-changes-in-flight", scenario: "membership-adversary", checkers: ["leader-completeness", "state-machine-safety", "lost-write", "linearizability"] },
     { mutant: "learner-vote-counts", scenario: "learner-vote-adversary", checkers: ["leader-completeness", "election-safety"] },
     { mutant: "config-on-commit", scenario: "reconfiguration", checkers: ["majority-commit"] },
+    // The scenario's own progress check, not liveness at the end: it fires on the first
+    // change a settled leader with a connected majority fails to commit.
+    { mutant: "config-never-commits", scenario: "reconfiguration", checkers: ["scenario reconfiguration"] },
   ];
   for (const { mutant, scenario, checkers } of membershipMutants) {
     test(`the ${scenario} scenario catches the ${mutant} mutant, which passes without it`, () => {

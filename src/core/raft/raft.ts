@@ -1085,7 +1085,8 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   private maybeCommit(): boolean {
     // A leader that is a majority on its own must not count entries not yet durable: the
     // commit index would reach learners (and the removed) in messages sent before the write.
-    const quorumIndex = this.selfQuorum ? Math.min(this.quorumMatch(), this.log.durableIndex) : this.quorumMatch();
+    let quorumIndex = this.selfQuorum ? Math.min(this.quorumMatch(), this.log.durableIndex) : this.quorumMatch();
+    if (this.mutant === "config-never-commits") quorumIndex = Math.min(quorumIndex, this.firstUncommittedConfigIndex() - 1);
     if (quorumIndex <= this.log.commitIndex) return false;
     if (this.log.term(quorumIndex) !== this.term && this.mutant !== "commit-previous-term") return false;
     const previous = this.log.commitIndex;
@@ -1101,6 +1102,11 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     }
     this.afterConfigCommit();
     return true;
+  }
+
+  /** The "config-never-commits" mutant's stop: the first configuration entry not yet committed (or past the log). */
+  private firstUncommittedConfigIndex(): number {
+    return this.configs.find((c) => c.index > this.log.commitIndex)?.index ?? this.log.lastIndex + 1;
   }
 
   /** The highest index a quorum holds: the quorum-th largest match (no allocation: hot path). */
