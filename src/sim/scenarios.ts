@@ -286,8 +286,11 @@ interface Transfer extends Request {
 /** Every leadership seen during the fault phase: who, which term, from when. */
 function watchLeaderships(ctx: ScenarioContext): readonly { readonly leader: NodeId; readonly term: number; readonly atMicros: number }[] {
   const seen: { leader: NodeId; term: number; atMicros: number }[] = [];
+  const keys = new Set<string>();
   ctx.onStatus((id, status) => {
-    if (status.role === "leader" && !seen.some((l) => l.leader === id && l.term === status.term)) seen.push({ leader: id, term: status.term, atMicros: ctx.now() });
+    if (status.role !== "leader" || keys.has(`${id}:${status.term}`)) return;
+    keys.add(`${id}:${status.term}`);
+    seen.push({ leader: id, term: status.term, atMicros: ctx.now() });
   });
   return seen;
 }

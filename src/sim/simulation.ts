@@ -142,7 +142,9 @@ class Simulation implements NodeHost<unknown> {
   /** When a leader could have made progress: what progress checks are conditioned on. */
   private readonly opportunities: OpportunityLog;
   /** Each node's role and term when last seen, to notice the changes that move leadership. */
-  private readonly roleSeen = new Map<NodeId, string>();
+  private readonly roleSeen = new Map<NodeId, { readonly role: string; readonly term: number }>();
+  /** The term in which each node, leading, last committed an entry of its own term (hot path: one compare per Ready). */
+  private readonly settledTerm = new Map<NodeId, number>();
   /** Configuration entries committed so far (seen applied), in order. */
   private readonly configsCommitted: { readonly index: number; readonly atMicros: number }[] = [];
   /** For FIFO links: when the last packet on each (from, to) link arrives. */
@@ -309,9 +311,9 @@ class Simulation implements NodeHost<unknown> {
       this.note(`node ${node.id}`, () => `configuration: ${describeMembership(membership)}`);
       worldChanged = true;
     }
-    const role = `${status.role} ${status.term}`;
-    if (this.roleSeen.get(node.id) !== role) {
-      this.roleSeen.set(node.id, role);
+    const seen = this.roleSeen.get(node.id);
+    if (seen === undefined || seen.role !== status.role || seen.term !== status.term) {
+      this.roleSeen.set(node.id, { role: status.role, term: status.term });
       worldChanged = true;
     }
     if (worldChanged) this.observeWorld();
@@ -322,7 +324,8 @@ class Simulation implements NodeHost<unknown> {
       this.notableEvent(`node ${node.id}`, `became leader of term ${status.term}`);
       if (this.claims.has("leader-completeness")) checkLeaderCompleteness(node.engine, this.stateMachineSafety.committed());
     }
-    if (status.role === "leader" && !this.opportunities.isSettled(node.id, status.term) && node.engine.entryTerm(status.commitIndex) === status.term) {
+    if (status.role === "leader" && this.settledTerm.get(node.id) !== status.term && node.engine.entryTerm(status.commitIndex) === status.term) {
+      this.settledTerm.set(node.id, status.term);
       this.opportunities.settle(node.id, status.term, this.now());
     }
     if (status.role === "leader" && this.claims.has("majority-commit")) this.checkCommitMajority(node.id, status.commitIndex);
