@@ -3,14 +3,22 @@
  * on loopback. What `npm start` runs. It prints where everything is, waits for a leader,
  * reports a node that dies (and leaves the others running: a dead node is a failover to
  * watch, not a reason to stop), and stops every node cleanly on Ctrl-C.
+ *
+ * Before it starts anything it checks that the ports are free and that no running node
+ * holds the data directories, so a second `npm start` says so in one line rather than
+ * starting nodes that would fail, or answer for the first cluster, or write in its logs. A
+ * node that refuses to start (it was removed from its cluster, say) has its one-line reason
+ * relayed; a cluster that cannot elect a leader with the nodes it started is told why.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { closeSync, mkdirSync, openSync, readFileSync } from "node:fs";
+import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, readSync } from "node:fs";
+import { createServer } from "node:net";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type Command, InvalidArgumentError, Option } from "commander";
 import { CONSENSUS_PROTOCOLS, type ConsensusProtocol } from "../runtime/server/consensus.js";
 import { DEFAULT_NODE_CONFIG } from "../runtime/server/config.js";
+import { dataDirFailure, lockHolder, readIdentity } from "../runtime/server/data-dir.js";
 
 interface ClusterFlags {
   nodes: number;
@@ -24,20 +32,38 @@ interface ClusterFlags {
   requestTimeoutMs: number;
 }
 
-interface Child {
+/** One node of the plan: where it listens, where its data and log are, how it is started. */
+interface NodePlan {
   readonly id: number;
+  readonly httpPort: number;
+  readonly peerPort: number;
   readonly http: string;
   readonly peer: string;
+  readonly dir: string;
   readonly logPath: string;
   /** The `synod` arguments that start it (what restarts it, too). */
   readonly args: readonly string[];
-  process: ChildProcess;
-  exited: boolean;
 }
 
+interface Child extends NodePlan {
+  process: ChildProcess;
+  /** Where this run's output begins in the log file (it is appended to across runs). */
+  readonly logOffset: number;
+  exited: boolean;
+  /** The node's own one-line reason, when it refused to start. */
+  refusal: string | null;
+}
+
+/** What waiting for a leader found. */
+type LeaderWait = { readonly kind: "leader"; readonly id: number; readonly term: number; readonly http: string | null } | { readonly kind: "stuck"; readonly why: string } | { readonly kind: "none" };
+
 const LEADER_WAIT_MS = 30_000;
+/** How long without a leader before asking whether one can be elected at all (several election timeouts). */
+const STUCK_CHECK_AFTER_MS = 3000;
 const STOP_GRACE_MS = 10_000;
 const NODES_MAX = 9;
+/** How far apart the ports of a suggested second cluster are from the first's. */
+const PORT_SHIFT = 10;
 
 function integerIn(what: string, min: number, max: number) {
   return (text: string): number => {
@@ -55,7 +81,7 @@ export function registerClusterCommand(program: Command, setExitCode: (code: num
     .option("--base-port <port>", "node i serves HTTP on base-port + i - 1", integerIn("--base-port", 1, 65000), 7001)
     .option("--peer-base-port <port>", "node i listens for peers on peer-base-port + i - 1 (default base-port + 100)", integerIn("--peer-base-port", 1, 65000))
     .option("--host <address>", "the loopback address to bind", "127.0.0.1")
-    .option("--data-dir <dir>", "node i keeps its data in <dir>/node-<i> and logs to <dir>/node-<i>.log", "./data")
+    .option("--data-dir <dir>", "node i keeps its data in <dir>/node-<i> and logs to <dir>/node-<i>.log (JSON lines)", "./data")
     .addOption(new Option("--consensus <protocol>", "the consensus protocol").choices([...CONSENSUS_PROTOCOLS]).default(DEFAULT_NODE_CONFIG.consensus))
     .option("--snapshot-entries <n>", "each node snapshots after this many applied entries", integerIn("--snapshot-entries", 1, Number.MAX_SAFE_INTEGER), DEFAULT_NODE_CONFIG.snapshotEntries)
     .option("--request-timeout-ms <ms>", "each node's request timeout", integerIn("--request-timeout-ms", 1, 3_600_000), DEFAULT_NODE_CONFIG.requestTimeoutMs)
@@ -74,56 +100,57 @@ Then, in another terminal:
     .action(async (flags: ClusterFlags) => setExitCode(await runCluster(flags)));
 }
 
-async function runCluster(flags: ClusterFlags): Promise<number> {
-  const say = (text: string): void => void process.stdout.write(`${text}\n`);
+/** A path as the user would type it: relative to the working directory when inside it. */
+function display(path: string): string {
+  const relativePath = relative(process.cwd(), path);
+  return relativePath.startsWith("..") ? path : relativePath || ".";
+}
+
+function planCluster(flags: ClusterFlags): { readonly dataDir: string; readonly nodes: readonly NodePlan[] } {
   const dataDir = resolve(flags.dataDir);
   const peerBase = flags.peerBasePort ?? flags.basePort + 100;
   const ids = Array.from({ length: flags.nodes }, (_, i) => i + 1);
   const peers = ids.map((id) => `${id}=${flags.host}:${peerBase + id - 1}`).join(",");
   const synodBin = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "bin", "synod.js");
-  mkdirSync(dataDir, { recursive: true });
-  const display = (path: string): string => (relative(process.cwd(), path).startsWith("..") ? path : relative(process.cwd(), path) || ".");
+  const nodes = ids.map((id) => {
+    const httpPort = flags.basePort + id - 1;
+    const peerPort = peerBase + id - 1;
+    const dir = join(dataDir, `node-${id}`);
+    const args = [synodBin, "node", "--id", String(id), "--http", `${flags.host}:${httpPort}`, "--peer", `${flags.host}:${peerPort}`, "--peers", peers, "--data-dir", dir];
+    args.push("--consensus", flags.consensus, "--snapshot-entries", String(flags.snapshotEntries), "--request-timeout-ms", String(flags.requestTimeoutMs));
+    // The log is a file: JSON lines, whatever the terminal this command runs in.
+    args.push("--log-level", flags.logLevel, "--log-format", "json");
+    return { id, httpPort, peerPort, http: `http://${flags.host}:${httpPort}`, peer: `${flags.host}:${peerPort}`, dir, logPath: join(dataDir, `node-${id}.log`), args };
+  });
+  return { dataDir, nodes };
+}
 
-  say(`synod cluster: ${flags.nodes} node${flags.nodes === 1 ? "" : "s"} (${flags.consensus}), data in ${display(dataDir)}`);
-  const children: Child[] = ids.map((id) => {
-    const http = `${flags.host}:${flags.basePort + id - 1}`;
-    const peer = `${flags.host}:${peerBase + id - 1}`;
-    const logPath = join(dataDir, `node-${id}.log`);
-    const args = [
-      synodBin,
-      "node",
-      "--id", String(id),
-      "--http", http,
-      "--peer", peer,
-      "--peers", peers,
-      "--data-dir", join(dataDir, `node-${id}`),
-      "--consensus", flags.consensus,
-      "--snapshot-entries", String(flags.snapshotEntries),
-      "--request-timeout-ms", String(flags.requestTimeoutMs),
-      "--log-level", flags.logLevel,
-    ];
-    const out = openSync(logPath, "a");
-    // stdin is a pipe the node watches: if this process dies, even by SIGKILL, the pipe
-    // closes and the node stops (SYNOD_STOP_WITH_PARENT).
-    const child = spawn(process.execPath, args, { stdio: ["pipe", out, out], env: { ...process.env, SYNOD_STOP_WITH_PARENT: "1" } });
-    closeSync(out);
-    say(`  node ${id}  http://${http}  peer ${peer}  log ${display(logPath)}  pid ${child.pid ?? "?"}`);
-    return { id, http: `http://${http}`, peer, logPath, args: args.slice(1), process: child, exited: false };
+async function runCluster(flags: ClusterFlags): Promise<number> {
+  const say = (text: string): void => void process.stdout.write(`${text}\n`);
+  const plan = planCluster(flags);
+  const problem = await checkNothingRunning(flags, plan.dataDir, plan.nodes);
+  const logs = problem === null ? openLogs(plan.dataDir, plan.nodes) : problem;
+  if (typeof logs === "string") {
+    process.stderr.write(`synod cluster: ${logs}\n`);
+    return 1;
+  }
+
+  say(`synod cluster: ${flags.nodes} node${flags.nodes === 1 ? "" : "s"} (${flags.consensus}), data in ${display(plan.dataDir)}`);
+  const children = plan.nodes.map((node, i) => {
+    const child = startNode(node, logs[i] as number);
+    say(`  node ${node.id}  ${node.http}  peer ${node.peer}  log ${display(node.logPath)}  pid ${child.process.pid ?? "?"}`);
+    return child;
   });
 
   let stopping = false;
+  let leaderFound = false;
   const allExited = new Promise<void>((resolveAll) => {
     let left = children.length;
     for (const child of children) {
       child.process.once("exit", (code, signal) => {
         child.exited = true;
-        if (!stopping) {
-          say(`\nnode ${child.id} (pid ${child.process.pid}) ${signal === null ? `exited with code ${code}` : `was killed by ${signal}`}. Its log ends:`);
-          for (const line of tail(child.logPath, 5)) say(`  | ${line}`);
-          say("the other nodes keep running. Restart it, from another terminal, with:");
-          say(`  npx synod ${child.args.join(" ")} >> ${display(child.logPath)} 2>&1`);
-          say("or Ctrl-C to stop all.");
-        }
+        child.refusal = startupRefusal(child);
+        if (!stopping) reportExit(child, code, signal, leaderFound, say);
         if (--left === 0) resolveAll();
       });
     }
@@ -144,37 +171,265 @@ async function runCluster(flags: ClusterFlags): Promise<number> {
   process.once("SIGINT", () => void stopAll());
   process.once("SIGTERM", () => void stopAll());
 
-  const leader = await waitForLeader(children, () => stopping || children.every((child) => child.exited));
-  if (leader !== null) {
-    say(`\nnode ${leader.id} leads (term ${leader.term}). Try:`);
-    say(`  curl -X PUT --data-binary world ${children[0]?.http}/v1/kv/hello`);
-    say(`  curl ${children[children.length > 1 ? 1 : 0]?.http}/v1/kv/hello`);
-    say(`  curl ${children[0]?.http}/v1/status`);
-    say(`  npx synod status --endpoints ${children.map((child) => child.http).join(",")}`);
-    say("Ctrl-C stops the cluster.");
+  const giveUp = (): boolean => stopping || children.every((child) => child.exited);
+  const found = await waitForLeader(children, plan.dataDir, giveUp, LEADER_WAIT_MS);
+  if (found.kind === "leader") {
+    leaderFound = true;
+    sayLeader(found, children, say);
   } else if (!stopping) {
-    say(`\nno leader after ${LEADER_WAIT_MS / 1000} s; the nodes' logs say why (see above). Ctrl-C stops the cluster.`);
+    say(`\n${noLeader(found, children, plan.dataDir)}`);
+    if (!giveUp()) {
+      say("The nodes keep running (Ctrl-C stops them); a leader, once elected, is reported here.");
+      // Members started elsewhere may still come: report the leader if one is elected.
+      void waitForLeader(children, plan.dataDir, giveUp, Number.POSITIVE_INFINITY, false).then((later) => {
+        if (later.kind !== "leader" || stopping) return;
+        leaderFound = true;
+        sayLeader(later, children, say);
+      });
+    }
   }
   await allExited;
   return children.every((child) => child.process.exitCode === 0 || child.process.signalCode === "SIGTERM") ? 0 : 1;
 }
 
-async function waitForLeader(children: readonly Child[], giveUp: () => boolean): Promise<{ id: number; term: number } | null> {
-  const deadline = Date.now() + LEADER_WAIT_MS;
-  while (Date.now() < deadline && !giveUp()) {
+/** Why no leader was found, and what to do. */
+function noLeader(found: LeaderWait, children: readonly Child[], dataDir: string): string {
+  if (found.kind === "stuck") return found.why;
+  if (children.every((child) => child.exited)) return `no node is running (see above). To start a new cluster instead, pass another --data-dir, or empty ${display(dataDir)}.`;
+  return `no leader after ${LEADER_WAIT_MS / 1000} s; the nodes' logs say why: ${children.map((child) => display(child.logPath)).join(", ")}.`;
+}
+
+/** Starts `node`, its output appended to its log (`out`, an open file, closed here once the child has it). */
+function startNode(node: NodePlan, out: number): Child {
+  const logOffset = fstatSync(out).size;
+  // stdin is a pipe the node watches: if this process dies, even by SIGKILL, the pipe
+  // closes and the node stops (SYNOD_STOP_WITH_PARENT).
+  const child = spawn(process.execPath, node.args, { stdio: ["pipe", out, out], env: { ...process.env, SYNOD_STOP_WITH_PARENT: "1" } });
+  closeSync(out);
+  return { ...node, process: child, logOffset, exited: false, refusal: null };
+}
+
+function reportExit(child: Child, code: number | null, signal: NodeJS.Signals | null, leaderFound: boolean, say: (text: string) => void): void {
+  if (child.refusal !== null) {
+    // Restarting it as it was would be refused again: the reason says what to do instead.
+    say(`\nnode ${child.id} cannot start: ${child.refusal}`);
+    return;
+  }
+  say(`\nnode ${child.id} (pid ${child.process.pid}) ${signal === null ? `exited with code ${code}` : `was killed by ${signal}`}. Its log ends:`);
+  for (const line of tail(child.logPath, 5)) say(`  | ${line}`);
+  say(`the other nodes keep running${leaderFound ? "" : " (if any)"}. Restart it, from another terminal, with:`);
+  say(`  npx synod ${child.args.slice(1).join(" ")} >> ${display(child.logPath)} 2>&1`);
+  say("or Ctrl-C to stop all.");
+}
+
+function sayLeader(leader: { readonly id: number; readonly term: number }, children: readonly Child[], say: (text: string) => void): void {
+  const running = children.filter((child) => !child.exited);
+  const first = running[0] ?? children[0];
+  const second = running[1] ?? first;
+  say(`\nnode ${leader.id} leads (term ${leader.term}). Try:`);
+  say(`  curl -X PUT --data-binary world ${first?.http}/v1/kv/hello`);
+  say(`  curl ${second?.http}/v1/kv/hello`);
+  say(`  curl ${first?.http}/v1/status`);
+  say(`  npx synod status --endpoints ${running.map((child) => child.http).join(",")}`);
+  say("Ctrl-C stops the cluster.");
+}
+
+/**
+ * Whether another cluster (or anything else) already has what this one needs: a data
+ * directory one of its nodes holds, or a port. One line that says what and what to do, or
+ * null. Reads only: nothing is created or written before this passes.
+ */
+async function checkNothingRunning(flags: ClusterFlags, dataDir: string, nodes: readonly NodePlan[]): Promise<string | null> {
+  const held = nodes.map((node) => ({ node, pid: lockHolder(node.dir) })).find((entry) => entry.pid !== null);
+  const ports = nodes.flatMap((node) => [node.httpPort, node.peerPort]);
+  const { taken, failure } = await portsInUse(flags.host, ports.sort((a, b) => a - b));
+  if (failure !== null) return failure;
+  const otherDataDir = held === undefined ? "" : ` --data-dir ${freshDataDir(dataDir)}`;
+  if (taken.length > 0) {
+    const which = taken.length === 1 ? `port ${taken[0]} is` : `ports ${taken.join(", ")} are`;
+    const otherPorts = await freePortsFlags(flags, nodes.length);
+    return `${which} in use (is a synod cluster already running? stop it, or pass ${otherPorts}${otherDataDir})`;
+  }
+  if (held !== undefined) {
+    return `${display(held.node.dir)} is in use by a running node (pid ${held.pid}): is a synod cluster already running with --data-dir ${display(dataDir)}? stop it, or pass${otherDataDir}`;
+  }
+  return null;
+}
+
+/**
+ * Creates the data directory and opens each node's log for appending: the open files, or,
+ * when a file or an unwritable place is in the way, one line that says so.
+ */
+function openLogs(dataDir: string, nodes: readonly NodePlan[]): number[] | string {
+  const opened: number[] = [];
+  try {
+    mkdirSync(dataDir, { recursive: true });
+    for (const node of nodes) opened.push(openSync(node.logPath, "a"));
+    return opened;
+  } catch (error) {
+    for (const fd of opened) closeSync(fd);
+    const failure = dataDirFailure(error, dataDir);
+    if (failure === null) throw error;
+    return failure.message;
+  }
+}
+
+/** Which of `ports` cannot be listened on at `host`: taken (EADDRINUSE), or another failure as one line. */
+async function portsInUse(host: string, ports: readonly number[]): Promise<{ readonly taken: number[]; readonly failure: string | null }> {
+  const taken: number[] = [];
+  for (const port of ports) {
+    const error = await tryListen(host, port);
+    if (error === null) continue;
+    if (error.code === "EADDRINUSE") taken.push(port);
+    else return { taken, failure: `cannot listen on ${host}:${port} (${error.code ?? error.message}): check --host and --base-port` };
+  }
+  return { taken, failure: null };
+}
+
+function tryListen(host: string, port: number): Promise<NodeJS.ErrnoException | null> {
+  return new Promise((resolveTry) => {
+    const server = createServer();
+    server.once("error", (error: NodeJS.ErrnoException) => resolveTry(error));
+    server.listen({ host, port, exclusive: true }, () => server.close(() => resolveTry(null)));
+  });
+}
+
+/** `--base-port B` (and `--peer-base-port P` when given) for ports all free, a few tens above these. */
+async function freePortsFlags(flags: ClusterFlags, count: number): Promise<string> {
+  const peerBase = flags.peerBasePort ?? flags.basePort + 100;
+  let shift = PORT_SHIFT;
+  for (let attempt = 1; attempt <= 10; attempt++) {
+    shift = attempt * PORT_SHIFT;
+    const ports = Array.from({ length: count }, (_, i) => [flags.basePort + shift + i, peerBase + shift + i]).flat();
+    if (ports.every((port) => port <= 65535) && (await portsInUse(flags.host, ports)).taken.length === 0) break;
+  }
+  return `--base-port ${flags.basePort + shift}${flags.peerBasePort === undefined ? "" : ` --peer-base-port ${flags.peerBasePort + shift}`}`;
+}
+
+/** A data directory next to `dataDir` that does not exist yet: `data2`, `data3`, ... */
+function freshDataDir(dataDir: string): string {
+  for (let n = 2; ; n++) if (!existsSync(`${dataDir}${n}`)) return display(`${dataDir}${n}`);
+}
+
+/** The one-line reason a node gave for refusing to start (`synod node N: cannot start: ...`), from this run's part of its log. */
+function startupRefusal(child: Child): string | null {
+  const prefix = `synod node ${child.id}: cannot start: `;
+  const line = readFrom(child.logPath, child.logOffset)
+    .split("\n")
+    .find((text) => text.startsWith(prefix));
+  return line === undefined ? null : line.slice(prefix.length);
+}
+
+/** The file from `offset`, at most 1 MiB of it (a refusal is in the first lines of a run). */
+function readFrom(path: string, offset: number): string {
+  try {
+    const fd = openSync(path, "r");
+    try {
+      const buffer = Buffer.alloc(1024 * 1024);
+      const read = readSync(fd, buffer, 0, buffer.length, offset);
+      return buffer.subarray(0, read).toString("utf8");
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return "";
+  }
+}
+
+interface StatusAnswer {
+  readonly leader: number | null;
+  readonly leaderHttp?: string | null;
+  readonly term: number;
+  readonly role: string;
+  readonly members?: readonly { readonly id: number; readonly role: string; readonly peer: string; readonly http: string | null }[];
+}
+
+async function fetchStatus(child: Child): Promise<StatusAnswer | null> {
+  try {
+    const response = await fetch(`${child.http}/v1/status`, { signal: AbortSignal.timeout(500) });
+    return (await response.json()) as StatusAnswer;
+  } catch {
+    return null; // not up yet, or gone
+  }
+}
+
+/**
+ * Polls the running nodes until one reports a leader, or `waitMs` passes. With `explain`,
+ * once STUCK_CHECK_AFTER_MS passed without one, it asks whether a leader can be elected at
+ * all: if most voters of the configuration the nodes hold are not among the running nodes
+ * (members removed, or started elsewhere), it says so, and what to do.
+ */
+async function waitForLeader(children: readonly Child[], dataDir: string, giveUp: () => boolean, waitMs: number, explain = true): Promise<LeaderWait> {
+  const startedMs = Date.now();
+  /** Nodes that answered once: up, past the checks a node makes at start. */
+  const answered = new Set<number>();
+  while (Date.now() - startedMs < waitMs && !giveUp()) {
+    let configuration: StatusAnswer["members"] | undefined;
     for (const child of children) {
       if (child.exited) continue;
-      try {
-        const response = await fetch(`${child.http}/v1/status`, { signal: AbortSignal.timeout(500) });
-        const status = (await response.json()) as { leader: number | null; term: number; role: string };
-        if (status.leader !== null && status.role !== "candidate") return { id: status.leader, term: status.term };
-      } catch {
-        // not up yet
-      }
+      const status = await fetchStatus(child);
+      if (status === null) continue;
+      answered.add(child.id);
+      if (status.leader !== null && status.role !== "candidate") return { kind: "leader", id: status.leader, term: status.term, http: status.leaderHttp ?? null };
+      configuration ??= status.members;
+    }
+    // Explained only once every node is up or has exited (having said why), so the
+    // explanation comes after the nodes' own reasons.
+    const settled = children.every((child) => child.exited || answered.has(child.id));
+    if (explain && settled && Date.now() - startedMs >= STUCK_CHECK_AFTER_MS && configuration !== undefined) {
+      const why = whyNoQuorum(children, configuration, dataDir);
+      if (why !== null) return { kind: "stuck", why };
     }
     await new Promise((resolveSleep) => setTimeout(resolveSleep, 200));
   }
-  return null;
+  return { kind: "none" };
+}
+
+/** Null when the running nodes hold a majority of the configuration's voters; else why not, and what to do. */
+function whyNoQuorum(children: readonly Child[], members: NonNullable<StatusAnswer["members"]>, dataDir: string): string | null {
+  const isMember = (id: number): boolean => members.some((member) => member.id === id);
+  const running = children.filter((child) => !child.exited && isMember(child.id)).map((child) => child.id);
+  const voters = members.filter((member) => member.role !== "learner");
+  if (voters.length === 0 || voters.filter((member) => running.includes(member.id)).length * 2 > voters.length) return null;
+  const ours = new Set(children.map((child) => child.id));
+  const removed = children.filter((child) => !isMember(child.id)).map((child) => child.id);
+  const elsewhere = members.filter((member) => !ours.has(member.id));
+  const down = members.filter((member) => ours.has(member.id) && !running.includes(member.id)).map((member) => member.id);
+  const where = display(dataDir);
+  const facts = [
+    `the cluster whose data is in ${where} has members ${members.map((member) => member.id).sort((a, b) => a - b).join(", ")}, and ${running.length === 0 ? "none of them runs" : `only ${list(running)} ${running.length === 1 ? "runs" : "run"}`} here`,
+    ...(removed.length > 0 ? [`${list(removed)} ${removed.length === 1 ? "was" : "were"} removed from it`] : []),
+    ...(elsewhere.length > 0 ? [`${list(elsewhere.map((member) => member.id))} ${elsewhere.length === 1 ? "is a member" : "are members"} this command does not start`] : []),
+    ...(down.length > 0 ? [`${list(down)} exited`] : []),
+  ];
+  const starts = elsewhere.map((member) => `  ${memberCommand(member, dataDir)}`);
+  return [
+    `no leader can be elected: ${facts.join("; ")}.`,
+    `Start the members${starts.length > 0 ? " this command does not (each in its own terminal):" : "."}`,
+    ...starts,
+    `or pass another --data-dir, or empty ${where} to start afresh.`,
+  ].join("\n");
+}
+
+/** How to start a member this command does not run: a node that joined needs neither --join nor --peers once its data directory holds its log. */
+function memberCommand(member: { readonly id: number; readonly peer: string; readonly http: string | null }, dataDir: string): string {
+  const dir = join(dataDir, `node-${member.id}`);
+  const ownDir = readIdentitySafe(dir)?.nodeId === member.id ? display(dir) : "ITS-DATA-DIR";
+  const http = member.http === null ? "" : ` --http ${member.http.replace(/^https?:\/\//, "")}`;
+  return `npx synod node --id ${member.id}${http} --peer ${member.peer} --data-dir ${ownDir}`;
+}
+
+function readIdentitySafe(dir: string): { readonly nodeId: number } | null {
+  try {
+    return readIdentity(dir);
+  } catch {
+    return null;
+  }
+}
+
+function list(ids: readonly number[]): string {
+  if (ids.length <= 1) return ids.map((id) => `node ${id}`).join("");
+  return `nodes ${ids.slice(0, -1).join(", ")} and ${ids[ids.length - 1]}`;
 }
 
 function tail(path: string, lines: number): string[] {

@@ -11,6 +11,8 @@ import { registerLeaderCommand } from "./leader-command.js";
 import { registerMembersCommand } from "./members-command.js";
 import { registerNodeCommand } from "./node-command.js";
 import { registerProxyCommand } from "./proxy-command.js";
+import { registerSnapshotCommand } from "./snapshot-command.js";
+import { registerStatusCommand } from "./status-command.js";
 import { defaultWorkers, listMutants, parseFaults, simCommand, UsageError } from "./sim-command.js";
 
 function integer(what: string, min: number) {
@@ -43,15 +45,19 @@ function buildProgram(setExitCode: (code: number) => void): Command {
     .option("--trace-out <file>", "write every event of the first failing seed (else the last) to a file")
     .option("--workers <n>", "worker threads", integer("--workers", 1), defaultWorkers())
     .option("--verbose", "print the trace of every failure, not only the first few", false)
-    .action(async (opts: { protocol?: string; mutant?: string; listMutants: boolean; seeds?: number; seed?: number; faults?: string; scenario: string; json: boolean; historyOut?: string; traceOut?: string; workers: number; verbose: boolean }) => {
+    .option("--state-machine <module>", "run your own state machine module (its workload and model) instead of the KV store; see docs/embedding.md")
+    .action(async (opts: { protocol?: string; mutant?: string; listMutants: boolean; seeds?: number; seed?: number; faults?: string; scenario: string; json: boolean; historyOut?: string; traceOut?: string; workers: number; verbose: boolean; stateMachine?: string }) => {
       if (opts.listMutants) {
         process.stdout.write(listMutants());
         return;
       }
-      if (opts.protocol === undefined) throw new UsageError("--protocol is required (see synod protocols)");
+      // A user's state machine runs on Raft unless told otherwise.
+      const protocol = opts.protocol ?? (opts.stateMachine === undefined ? undefined : "raft");
+      if (protocol === undefined) throw new UsageError("--protocol is required (see synod protocols)");
       setExitCode(
         await simCommand({
-          protocol: opts.protocol,
+          protocol,
+          ...(opts.stateMachine === undefined ? {} : { stateMachine: opts.stateMachine }),
           ...(opts.mutant === undefined ? {} : { mutant: opts.mutant }),
           ...(opts.seeds === undefined ? {} : { seeds: opts.seeds }),
           ...(opts.seed === undefined ? {} : { seed: opts.seed }),
@@ -97,16 +103,50 @@ function buildProgram(setExitCode: (code: number) => void): Command {
     .action(async (opts: { workers: number }) => setExitCode(await demoCommand(opts.workers)));
 
   registerKvCommands(program, setExitCode);
+  registerStatusCommand(program, setExitCode);
   registerBenchCommand(program, setExitCode);
   registerLeaderCommand(program, setExitCode);
   registerMembersCommand(program, setExitCode);
   registerProxyCommand(program, setExitCode);
+  registerSnapshotCommand(program, setExitCode);
 
   return program;
 }
 
+/** The status of a process killed by SIGPIPE (128 + 13), as a shell reports `seq 1 1e6 | head -1`'s writer. */
+export const EXIT_CLOSED_PIPE = 141;
+
+/**
+ * Output to a reader that went away (`synod ... | head`) ends the process quietly, as a Unix
+ * tool killed by SIGPIPE would end (Node ignores SIGPIPE and reports EPIPE instead). Any
+ * other failure to write output is one line on stderr.
+ */
+function stopQuietlyOnClosedPipe(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on("error", (error: NodeJS.ErrnoException) => {
+      if (error.code === "EPIPE") process.exit(EXIT_CLOSED_PIPE);
+      if (stream !== process.stderr) process.stderr.write(`synod: cannot write the output: ${error.message}\n`);
+      process.exit(1);
+    });
+  }
+}
+
+/**
+ * A failed system call (a file that cannot be written, say) as one line, `cannot open PATH
+ * (permission denied)`; null for any other error, which is a bug and keeps its stack.
+ */
+export function systemErrorLine(error: unknown): string | null {
+  if (!(error instanceof Error)) return null;
+  const { code, syscall, path } = error as NodeJS.ErrnoException;
+  if (typeof code !== "string" || typeof syscall !== "string") return null;
+  // Node's message is "CODE: what, syscall 'path'"; the "what" is the system's own words.
+  const what = /^[A-Z0-9_]+: ([^,]+)/.exec(error.message)?.[1] ?? code;
+  return `cannot ${syscall}${path === undefined ? "" : ` ${path}`} (${what})`;
+}
+
 /** Runs the CLI; resolves to the process exit code. */
 export async function main(argv: readonly string[]): Promise<number> {
+  stopQuietlyOnClosedPipe();
   let exitCode = 0;
   const program = buildProgram((code) => (exitCode = code));
   try {
@@ -116,6 +156,11 @@ export async function main(argv: readonly string[]): Promise<number> {
     if (error instanceof UsageError) {
       process.stderr.write(`synod: ${error.message}\n`);
       return 2;
+    }
+    const line = systemErrorLine(error);
+    if (line !== null) {
+      process.stderr.write(`synod: ${line}\n`);
+      return 1;
     }
     throw error;
   }

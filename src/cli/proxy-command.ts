@@ -1,9 +1,9 @@
 import { type Command, InvalidArgumentError, Option } from "commander";
-import { pino } from "pino";
 import { STRATEGIES, type Strategy } from "../core/balance/index.js";
 import { parseHostPort } from "../runtime/server/config.js";
 import { createProxyRouter, ProxyServer } from "../runtime/proxy/proxy.js";
 import { endpointsOption, integerIn } from "./client-options.js";
+import { createLogger, logFormatOption, stdoutLogFormat, type LogFormat } from "./logging.js";
 
 interface ProxyFlags {
   listen: string;
@@ -14,6 +14,7 @@ interface ProxyFlags {
   ejectionMs: number;
   slowStartMs: number;
   logLevel: string;
+  logFormat?: LogFormat;
 }
 
 /**
@@ -52,6 +53,7 @@ export function registerProxyCommand(program: Command, setExitCode: (code: numbe
     .option("--ejection-ms <ms>", "how long a node that failed 5 requests in a row is left out (growing with each repeat)", integerIn("--ejection-ms", 1, 3_600_000), 30_000)
     .option("--slow-start-ms <ms>", "how long a node that comes back takes to get its full share (0: at once)", integerIn("--slow-start-ms", 0, 3_600_000), 10_000)
     .option("--log-level <level>", "trace, debug, info, warn, error", "info")
+    .addOption(logFormatOption())
     .addHelpText(
       "after",
       `
@@ -65,7 +67,7 @@ Example, in front of the cluster of \`npm start\`, node 1 taking three times the
 }
 
 async function runProxy(flags: ProxyFlags): Promise<number> {
-  const log = pino({ level: flags.logLevel, base: { component: "proxy" } });
+  const log = createLogger({ level: flags.logLevel, format: stdoutLogFormat(flags.logFormat), base: { component: "proxy" } });
   const endpoints = flags.endpoints.map((url) => url.replace(/\/$/, ""));
   const weights = flags.weights;
   if (Array.isArray(weights) && weights.length !== endpoints.length) {

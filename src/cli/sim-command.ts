@@ -3,10 +3,14 @@ import { writeFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
 import cliProgress from "cli-progress";
+import { isReplicaMutant, REPLICA_MUTANTS } from "../core/replica/mutants.js";
 import { describeParams, FAULT_CLASSES, type FaultClass } from "../sim/params.js";
 import { PROTOCOLS, protocolNames } from "../sim/protocols.js";
 import { describeFailure, reproduceCommand } from "../sim/run-report.js";
 import { runSimulation, scenarioConflict, type SimResult } from "../sim/simulation.js";
+import { appScenarioConflict } from "../sim/app/harness.js";
+import type { SimApplication } from "../sim/app/module.js";
+import { loadSimApplication } from "./sim-module.js";
 import type { WorkerSetup } from "./sim-worker.js";
 
 export interface SimCommandOptions {
@@ -24,6 +28,8 @@ export interface SimCommandOptions {
   readonly verbose: boolean;
   /** How many failures get a full report (the rest one line each); default 3. */
   readonly detailedFailures?: number;
+  /** A user's state machine module to run instead of the KV store (docs/embedding.md). */
+  readonly stateMachine?: string;
 }
 
 export class UsageError extends Error {
@@ -66,12 +72,18 @@ export async function runSim(options: SimCommandOptions): Promise<SimSummary> {
     throw new UsageError(`unknown protocol "${options.protocol}"; choose one of: ${protocolNames().join(", ")}`);
   }
   const factory = PROTOCOLS.get(options.protocol);
-  if (options.mutant !== undefined && factory !== undefined && !(options.mutant in factory.mutants)) {
-    const known = Object.keys(factory.mutants);
+  if (options.mutant !== undefined && factory !== undefined && !(options.mutant in factory.mutants) && !isReplicaMutant(options.mutant)) {
+    const known = [...Object.keys(factory.mutants), ...Object.keys(REPLICA_MUTANTS)];
     throw new UsageError(`protocol ${options.protocol} has no mutant "${options.mutant}"; ${known.length === 0 ? "it has none" : `choose one of: ${known.join(", ")}`} (see --list-mutants)`);
   }
   if (factory !== undefined) {
     const conflict = scenarioConflict(options.scenario, options.faults ?? undefined, factory);
+    if (conflict !== null) throw new UsageError(conflict);
+  }
+  // Loaded here first, so a module that does not load or has the wrong shape is one line.
+  const application = options.stateMachine === undefined ? undefined : await loadSimApplication(options.stateMachine);
+  if (application !== undefined) {
+    const conflict = appScenarioConflict(options.scenario);
     if (conflict !== null) throw new UsageError(conflict);
   }
   const count = options.seeds ?? (options.seed === undefined ? 100 : 1);
@@ -79,16 +91,17 @@ export async function runSim(options: SimCommandOptions): Promise<SimSummary> {
   const start = options.seed ?? randomInt(1, 2 ** 47);
   const seeds = Array.from({ length: count }, (_, i) => start + i);
   const log = options.json ? (text: string) => process.stderr.write(`${text}\n`) : (text: string) => process.stdout.write(`${text}\n`);
-  log(`synod sim: protocol ${options.protocol}${options.mutant === undefined ? "" : `, mutant ${options.mutant}`}, seeds ${start}..${start + count - 1}, scenario ${options.scenario}, faults ${options.faults === null ? "per scenario" : options.faults.join(",") || "none"}`);
+  log(`synod sim: protocol ${options.protocol}${application === undefined ? "" : `, state machine ${application.name} (${application.path})`}${options.mutant === undefined ? "" : `, mutant ${options.mutant}`}, seeds ${start}..${start + count - 1}, scenario ${options.scenario}, faults ${options.faults === null ? "per scenario" : options.faults.join(",") || "none"}`);
 
-  const results = await runSeeds(seeds, options);
+  const results = await runSeeds(seeds, options, application);
   const failures = results.filter((r) => r.failure !== null).sort((a, b) => a.seed - b.seed);
 
   if (options.historyOut !== undefined) {
     const chosen = failures[0] ?? results[results.length - 1];
     if (chosen !== undefined) {
-      writeFileSync(options.historyOut, JSON.stringify(chosen.history, null, 0).replace(/\},\{/g, "},\n{") + "\n");
-      log(`history of seed ${chosen.seed} (${chosen.history.length} operations) written to ${options.historyOut}`);
+      const history: readonly unknown[] = chosen.appHistory ?? chosen.history;
+      writeFileSync(options.historyOut, JSON.stringify(history, null, 0).replace(/\},\{/g, "},\n{") + "\n");
+      log(`history of seed ${chosen.seed} (${history.length} operations) written to ${options.historyOut}`);
     }
   }
   if (options.traceOut !== undefined) {
@@ -103,6 +116,7 @@ export async function runSim(options: SimCommandOptions): Promise<SimSummary> {
         scenario: options.scenario,
         ...(options.faults === null ? {} : { faults: options.faults }),
         ...(options.mutant === undefined ? {} : { mutant: options.mutant }),
+        ...(application === undefined ? {} : { application }),
         fullTrace: true,
       });
       writeFileSync(options.traceOut, [...describeParams(rerun.params), ...rerun.trace].join("\n") + "\n");
@@ -149,9 +163,16 @@ export async function runSim(options: SimCommandOptions): Promise<SimSummary> {
   return { passed: results.length - failures.length, failed: failures.length, clusterSeconds, operations };
 }
 
-function runSeeds(seeds: readonly number[], options: SimCommandOptions): Promise<SimResult[]> {
+function runSeeds(seeds: readonly number[], options: SimCommandOptions, application: SimApplication | undefined): Promise<SimResult[]> {
   const workerCount = Math.max(1, Math.min(options.workers, seeds.length));
-  const setup: WorkerSetup = { protocol: options.protocol, mutant: options.mutant ?? null, faults: options.faults, scenario: options.scenario, keepHistory: options.historyOut !== undefined };
+  const setup: WorkerSetup = {
+    protocol: options.protocol,
+    mutant: options.mutant ?? null,
+    faults: options.faults,
+    scenario: options.scenario,
+    keepHistory: options.historyOut !== undefined,
+    stateMachine: application === undefined ? null : application.path,
+  };
   const bar = new cliProgress.SingleBar(
     { format: "  {bar} {value}/{total} seeds | {failed} failed | {duration_formatted}", hideCursor: true, clearOnComplete: true, stream: process.stderr },
     cliProgress.Presets.shades_classic,
@@ -194,6 +215,8 @@ export function listMutants(): string {
   for (const factory of PROTOCOLS.values()) {
     for (const [name, description] of Object.entries(factory.mutants)) lines.push(`${factory.name.padEnd(14)} ${name.padEnd(28)} ${description}`);
   }
+  // The replica's mutants break the loop every protocol runs in.
+  for (const [name, description] of Object.entries(REPLICA_MUTANTS)) lines.push(`${"(any)".padEnd(14)} ${name.padEnd(28)} ${description}`);
   return lines.length === 0 ? "no mutants\n" : `${"protocol".padEnd(14)} ${"mutant".padEnd(28)} what it breaks\n${lines.join("\n")}\n`;
 }
 

@@ -2,7 +2,7 @@
 // as TypeScript types, and the functions that turn a node's raw answer into them or into a
 // typed error. No I/O; the transport and the clients build on it.
 import { InvalidInputError } from "../core/common/errors.js";
-import { CompareFailedError, HttpApiError, NoQuorumError, NotMemberError, SessionExpiredError, TimeoutError, UnavailableError } from "./errors.js";
+import { CompareFailedError, HttpApiError, NoQuorumError, NotMemberError, SequenceSupersededError, SessionExpiredError, TimeoutError, UnavailableError } from "./errors.js";
 import type { IncomingHttpHeaders } from "node:http";
 
 export type Consistency = "linearizable" | "lease" | "stale";
@@ -31,11 +31,16 @@ export interface RangeResult {
 }
 
 export type CompareOperator = "=" | "!=" | "<" | ">";
+/**
+ * One compare of a transaction: the key's value (text as UTF-8, or bytes), or one of its
+ * revisions or its version. A missing key has revisions and version 0 and no value.
+ */
 export type TxnCompare =
-  | { readonly key: string; readonly target: "value"; readonly op: CompareOperator; readonly value: string }
+  | { readonly key: string; readonly target: "value"; readonly op: CompareOperator; readonly value: string | Uint8Array }
   | { readonly key: string; readonly target: "revision" | "createRevision" | "version"; readonly op: CompareOperator; readonly value: number };
+/** One operation of a transaction's branch; a put's value is text (UTF-8) or bytes. */
 export type TxnOperation =
-  | { readonly op: "put"; readonly key: string; readonly value: string }
+  | { readonly op: "put"; readonly key: string; readonly value: string | Uint8Array }
   | { readonly op: "get"; readonly key: string }
   | { readonly op: "delete"; readonly key: string };
 export interface TxnRequest {
@@ -43,18 +48,38 @@ export interface TxnRequest {
   readonly success?: readonly TxnOperation[];
   readonly failure?: readonly TxnOperation[];
 }
-/** One operation's result, in request order: a put's `{revision}`, a get's `{kv}`, a delete's `{deleted, revision}`. */
-export type TxnResult = { readonly revision: number } | { readonly kv: KeyValue | null } | { readonly deleted: number; readonly revision: number };
+/**
+ * One operation's result, in request order, told apart by `op`: a put's revision; a get's
+ * record (null: absent); a delete's count (0 or 1) and the transaction's revision. A get's
+ * `forgotten` is true in the answer to a retried transaction: the cluster keeps what a
+ * transaction wrote, not what it read, so read the key again.
+ */
+export type TxnResult =
+  | { readonly op: "put"; readonly revision: number }
+  | { readonly op: "get"; readonly kv: KeyValue | null; readonly forgotten: boolean }
+  | { readonly op: "delete"; readonly deleted: number; readonly revision: number };
 export interface TxnResponse {
   readonly succeeded: boolean;
   readonly revision: number;
   readonly results: readonly TxnResult[];
 }
 
+/** A member of the cluster's configuration, as `GET /v1/members` and `/v1/status` list it. */
 export interface MemberInfo {
   readonly id: number;
+  /** Where it listens for its peers, `HOST:PORT`. */
   readonly peer: string;
-  readonly http: string;
+  /** Its HTTP API's URL; null when the cluster does not know it (added without one, and never connected). */
+  readonly http: string | null;
+  /** `voter`, `learner` (receives the log, does not vote) or `leaving` (a voter of the outgoing half of a joint configuration). */
+  readonly role: string;
+}
+
+/** `GET /v1/members`: the configuration as the node asked knows it (through the leader, unless asked `stale`). */
+export interface MembersView {
+  readonly members: readonly MemberInfo[];
+  /** True while a joint configuration is in force (a change of several voters at once). */
+  readonly joint: boolean;
 }
 
 /** `GET /v1/status`; fields the API adds later are kept as they came. */
@@ -97,9 +122,16 @@ export function errorFor(response: ApiResponse): Error {
     return new CompareFailedError({ message, endpoint, revision: typeof revision === "number" ? revision : null });
   }
   if (response.status === 410 && code === "session_expired") return new SessionExpiredError({ message, endpoint });
+  if (response.status === 409 && code === "sequence_superseded") {
+    const number = (name: string): number | null => (typeof fields[name] === "number" ? (fields[name] as number) : null);
+    return new SequenceSupersededError({ message, endpoint, session: number("session"), sequence: number("sequence"), latestSequence: number("latestSequence") });
+  }
   if (response.status === 503) {
     const retryAfterMs = parseRetryAfterMs(response.headers["retry-after"]);
-    if (code === "no_leader") return new NoQuorumError({ message, endpoint, retryAfterMs });
+    if (code === "no_leader" || code === "no_quorum") {
+      const unreachable = Array.isArray(fields["unreachable"]) ? (fields["unreachable"] as unknown[]).filter((id): id is number => typeof id === "number") : [];
+      return new NoQuorumError({ message, endpoint, retryAfterMs, code, unreachable });
+    }
     if (code === "not_member") return new NotMemberError({ message, endpoint, retryAfterMs });
     if (code === "timeout") return new TimeoutError({ message, endpoint, status: 503, retryAfterMs });
     return new UnavailableError({ code, message, endpoint, retryAfterMs });
@@ -134,14 +166,28 @@ export function parseRetryAfterMs(header: string | string[] | undefined, nowMs: 
  */
 export function encodeKeyPath(key: string): string {
   if (key.length === 0) throw new InvalidInputError("a key must not be empty");
-  try {
-    return key
-      .split("/")
-      .map((segment) => (segment === "." ? "%2E" : segment === ".." ? "%2E%2E" : encodeURIComponent(segment)))
-      .join("/");
-  } catch (error) {
-    throw new InvalidInputError("a key must be well-formed text (it holds a lone surrogate)", { cause: error });
-  }
+  checkWellFormed(key, "a key");
+  return key
+    .split("/")
+    .map((segment) => (segment === "." ? "%2E" : segment === ".." ? "%2E%2E" : encodeURIComponent(segment)))
+    .join("/");
+}
+
+/** A lone surrogate: a UTF-16 code unit of a pair without its other half (in `u` mode a whole pair is one code point, so it does not match). */
+const LONE_SURROGATE = /\p{Cs}/u;
+
+/**
+ * Refuses text that is not well-formed UTF-16 before it is sent. Such text has no UTF-8
+ * form: `encodeURIComponent` throws on it, and `URLSearchParams`, `Buffer.from` and the
+ * node would silently turn each lone surrogate into U+FFFD, so two different keys (or
+ * values) would become one.
+ * @throws InvalidInputError naming `what` ("a key", "the prefix", ...).
+ */
+export function checkWellFormed(text: string, what: string): void {
+  const match = LONE_SURROGATE.exec(text);
+  if (match === null) return;
+  const unit = text.charCodeAt(match.index).toString(16).toUpperCase();
+  throw new InvalidInputError(`${what} must be well-formed text: it holds a lone surrogate (U+${unit} at index ${match.index}), which has no UTF-8 form`);
 }
 
 /** A record as the API's JSON shows it: UTF-8 text, or base64 with `"encoding":"base64"`. */
@@ -226,17 +272,44 @@ export function decodeKeyValue(body: Record<string, unknown>, response: ApiRespo
   };
 }
 
-export function decodeTxnResult(body: Record<string, unknown>, response: ApiResponse): TxnResult {
-  if ("kv" in body) return { kv: body["kv"] === null ? null : decodeKeyValue(asObject(body["kv"], response), response) };
-  if ("deleted" in body) return { deleted: numberField(body, "deleted", response), revision: numberField(body, "revision", response) };
-  return { revision: numberField(body, "revision", response) };
+/**
+ * One result of a transaction, by its `op`. Nodes of before `op` answered without it (and a
+ * delete without a revision): those are read by their fields, a delete taking the
+ * transaction's revision, so a client keeps working across an upgrade.
+ */
+export function decodeTxnResult(body: Record<string, unknown>, txnRevision: number, response: ApiResponse): TxnResult {
+  const op = body["op"] ?? ("kv" in body ? "get" : "deleted" in body ? "delete" : "put");
+  switch (op) {
+    case "get":
+      return { op: "get", kv: body["kv"] === null ? null : decodeKeyValue(asObject(body["kv"], response), response), forgotten: body["forgotten"] === true };
+    case "delete":
+      return { op: "delete", deleted: numberField(body, "deleted", response), revision: body["revision"] === undefined && body["op"] === undefined ? txnRevision : numberField(body, "revision", response) };
+    case "put":
+      return { op: "put", revision: numberField(body, "revision", response) };
+    default:
+      throw invalidResponse(response, `a transaction result's op is ${JSON.stringify(op)}`);
+  }
+}
+
+/**
+ * A transaction as the API's JSON: values that are bytes go as base64, with `"encoding":
+ * "base64"`. Every other field goes as it is, so the node refuses one it does not know (a
+ * caller's `prefix` on a delete is refused, not silently dropped).
+ */
+export function encodeTxnRequest(request: TxnRequest): string {
+  return JSON.stringify(request, (_name, value: unknown) => {
+    if (typeof value !== "object" || value === null || !("value" in value)) return value;
+    const bytes = (value as { value: unknown }).value;
+    if (!(bytes instanceof Uint8Array)) return value;
+    return { ...value, value: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64"), encoding: "base64" };
+  });
 }
 
 export function decodeStatus(body: Record<string, unknown>, response: ApiResponse): NodeStatus {
   const nullableNumber = (name: string): number | null => (body[name] === null || body[name] === undefined ? null : numberField(body, name, response));
   const leaderHttp = body["leaderHttp"];
   if (typeof body["role"] !== "string") throw invalidResponse(response, "role is not a string");
-  const members = Array.isArray(body["members"]) ? (body["members"] as MemberInfo[]) : [];
+  const members = body["members"] === undefined ? [] : decodeMembers(body["members"], response);
   return {
     ...body,
     id: numberField(body, "id", response),
@@ -248,6 +321,23 @@ export function decodeStatus(body: Record<string, unknown>, response: ApiRespons
     appliedIndex: numberField(body, "appliedIndex", response),
     members,
   };
+}
+
+/** A list of members; @throws HttpApiError `invalid_response` when it is not one. */
+export function decodeMembers(value: unknown, response: ApiResponse): MemberInfo[] {
+  if (!Array.isArray(value)) throw invalidResponse(response, "members is not an array");
+  return value.map((item: unknown) => {
+    const member = asObject(item, response);
+    const { peer, http, role } = member;
+    if (typeof peer !== "string" || (http !== null && http !== undefined && typeof http !== "string")) throw invalidResponse(response, "a member needs a peer address and an HTTP URL or null");
+    return { id: numberField(member, "id", response), peer, http: typeof http === "string" && http !== "" ? http : null, role: typeof role === "string" ? role : "voter" };
+  });
+}
+
+/** `GET /v1/members`'s answer. */
+export function decodeMembersAnswer(response: ApiResponse): MembersView {
+  const body = jsonObject(response);
+  return { members: decodeMembers(body["members"], response), joint: body["joint"] === true };
 }
 
 /** `PUT /v1/kv/{key}`'s answer. */
@@ -280,7 +370,8 @@ export function decodeTxnAnswer(response: ApiResponse): TxnResponse {
   const body = jsonObject(response);
   const results = body["results"];
   if (typeof body["succeeded"] !== "boolean" || !Array.isArray(results)) throw invalidResponse(response, "expected succeeded and results");
-  return { succeeded: body["succeeded"], revision: numberField(body, "revision", response), results: results.map((result: unknown) => decodeTxnResult(asObject(result, response), response)) };
+  const revision = numberField(body, "revision", response);
+  return { succeeded: body["succeeded"], revision, results: results.map((result: unknown) => decodeTxnResult(asObject(result, response), revision, response)) };
 }
 
 /** `GET /v1/status`'s answer. */

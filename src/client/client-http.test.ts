@@ -9,7 +9,7 @@ import { after, describe, test } from "node:test";
 import { InvalidInputError } from "../core/common/errors.js";
 import { encodeKeyPath, keyValueToJson, parseRetryAfterMs } from "./api.js";
 import { Client, type ClientOptions } from "./client.js";
-import { CompareFailedError, ConnectionError, HttpApiError, NoLeaderError, NoQuorumError, TimeoutError, UnavailableError } from "./errors.js";
+import { CompareFailedError, ConnectionError, HttpApiError, NoLeaderError, NoQuorumError, SequenceSupersededError, TimeoutError, UnavailableError } from "./errors.js";
 import { refusingEndpoint } from "./fake-node.test-util.js";
 
 interface Seen {
@@ -68,10 +68,10 @@ const ok = (body: unknown): Handler => (_request, response) => json(response, 20
 const apiError = (status: number, code: string, headers: Record<string, string> = {}, extra: object = {}): Handler => (_request, response) =>
   json(response, status, { error: code, message: `fake ${code}`, ...extra }, headers);
 
-/** A client with fast retries, no sessions and no health checks, closed when the test ends. */
+/** A client with fast retries, no sessions, no health checks and no member lists, closed when the test ends. */
 function client(endpoints: string[], options: Partial<ClientOptions> & { attemptsMax?: number } = {}): Client {
   const { attemptsMax, ...rest } = options;
-  const created = new Client({ endpoints, sessions: false, healthCheckIntervalMs: 0, seed: 7, retry: { backoffMsBase: 5, backoffMsMax: 20, ...(attemptsMax === undefined ? {} : { attemptsMax }) }, ...rest });
+  const created = new Client({ endpoints, sessions: false, healthCheckIntervalMs: 0, membersIntervalMs: 0, seed: 7, retry: { backoffMsBase: 5, backoffMsMax: 20, ...(attemptsMax === undefined ? {} : { attemptsMax }) }, ...rest });
   after(() => created.close());
   return created;
 }
@@ -122,7 +122,10 @@ describe("requests and answers", () => {
     const node = await fakeNode((request, response) => {
       if (request.method === "DELETE") json(response, 200, { deleted: 1, revision: 5 });
       else if (request.url.startsWith("/v1/kv?")) json(response, 200, { kvs: [kv], more: true, revision: 5 });
-      else if (request.url === "/v1/txn") json(response, 200, { succeeded: false, revision: 5, results: [{ kv }, { kv: null }, { revision: 6 }] });
+      else if (request.url === "/v1/txn") {
+        const results = [{ op: "get", kv }, { op: "get", kv: null, forgotten: true }, { op: "put", revision: 6 }, { op: "delete", deleted: 1, revision: 6 }];
+        json(response, 200, { succeeded: false, revision: 6, results });
+      }
       else json(response, 200, status);
     });
     const synod = client([node.url]);
@@ -132,8 +135,10 @@ describe("requests and answers", () => {
     assert.deepEqual(range.kvs.map((record: { key: string }) => record.key), ["gr"]);
     const txn = await synod.txn({ compare: [{ key: "lock", target: "version", op: "=", value: 0 }], success: [{ op: "put", key: "lock", value: "me" }] });
     assert.equal(txn.succeeded, false);
-    assert.deepEqual(txn.results[1], { kv: null });
-    assert.deepEqual(txn.results[2], { revision: 6 });
+    assert.deepEqual(txn.results[0], { op: "get", kv: { key: "gr", value: new Uint8Array(Buffer.from("v")), revision: 2, createRevision: 2, version: 1 }, forgotten: false });
+    assert.deepEqual(txn.results[1], { op: "get", kv: null, forgotten: true });
+    assert.deepEqual(txn.results[2], { op: "put", revision: 6 });
+    assert.deepEqual(txn.results[3], { op: "delete", deleted: 1, revision: 6 });
     assert.deepEqual(await synod.status(node.url), status);
     const [deleted, ranged, transaction] = node.seen;
     assert.equal(deleted?.url, "/v1/kv/a/b");
@@ -142,9 +147,36 @@ describe("requests and answers", () => {
     assert.equal((JSON.parse(transaction?.body.toString() ?? "") as { compare: unknown[] }).compare.length, 1);
   });
 
-  test("an answer that is not the API's shape is an invalid_response error", async () => {
-    const synod = client([(await fakeNode(ok({ revision: "seven" }))).url]);
-    await assert.rejects(synod.put("k", "v"), (error: unknown) => error instanceof HttpApiError && error.code === "invalid_response");
+  test("a transaction's results without `op` (nodes of before it) are told apart by their fields; a delete takes the transaction's revision", async () => {
+    const node = await fakeNode(ok({ succeeded: true, revision: 9, results: [{ kv: null }, { deleted: 1 }, { revision: 9 }] }));
+    const txn = await client([node.url]).txn({ success: [{ op: "get", key: "a" }, { op: "delete", key: "b" }, { op: "put", key: "c", value: "v" }] });
+    assert.deepEqual(txn.results, [{ op: "get", kv: null, forgotten: false }, { op: "delete", deleted: 1, revision: 9 }, { op: "put", revision: 9 }]);
+  });
+
+  test("bytes in a transaction travel as base64; other fields as given, so the node can refuse one it does not know", async () => {
+    const node = await fakeNode(ok({ succeeded: true, revision: 2, results: [{ op: "put", revision: 2 }] }));
+    const request = {
+      compare: [{ key: "k", target: "value" as const, op: "=" as const, value: new Uint8Array([0xff, 0]) }],
+      success: [{ op: "put" as const, key: "k", value: new Uint8Array([1, 2, 0xfe]) }, { op: "delete" as const, key: "d", prefix: true }],
+    };
+    await client([node.url]).txn(request);
+    assert.deepEqual(JSON.parse(node.seen[0]?.body.toString() ?? ""), {
+      compare: [{ key: "k", target: "value", op: "=", value: "/wA=", encoding: "base64" }],
+      success: [{ op: "put", key: "k", value: "AQL+", encoding: "base64" }, { op: "delete", key: "d", prefix: true }],
+    });
+  });
+
+  test("a read's answer that is not the API's shape is an invalid_response error; a write's is an outcome-unknown TimeoutError (it was applied)", async () => {
+    const node = await fakeNode(ok({ revision: "seven", deleted: "one", succeeded: true, results: [{ op: "delete", deleted: 1 }] }));
+    const synod = client([node.url]);
+    await assert.rejects(synod.get("k"), (error: unknown) => error instanceof HttpApiError && error.code === "invalid_response");
+    const unknown = (error: unknown): boolean =>
+      error instanceof TimeoutError && error.outcomeUnknown && error.cause instanceof HttpApiError && error.cause.code === "invalid_response" && /may have been applied/.test(error.message);
+    await assert.rejects(synod.put("k", "v"), unknown);
+    await assert.rejects(synod.delete("k"), unknown);
+    await assert.rejects(synod.txn({ success: [{ op: "delete", key: "k" }] }), unknown);
+    assert.equal(node.seen.length, 4, "not retried");
+    assert.equal(synod.stats().outcomeUnknown, 3);
   });
 });
 
@@ -154,6 +186,10 @@ describe("error mapping", () => {
       { handler: apiError(400, "invalid_input"), check: (e) => e instanceof HttpApiError && e.status === 400 && e.code === "invalid_input" && /fake invalid_input/.test(e.message) },
       { handler: apiError(409, "compare_failed", {}, { revision: 12 }), check: (e) => e instanceof CompareFailedError && e.revision === 12 && e.status === 409 },
       { handler: apiError(413, "too_large"), check: (e) => e instanceof HttpApiError && e.status === 413 && e.code === "too_large" },
+      {
+        handler: apiError(409, "sequence_superseded", {}, { session: 7, sequence: 2, latestSequence: 5 }),
+        check: (e) => e instanceof SequenceSupersededError && e.status === 409 && e.session === 7 && e.sequence === 2 && e.latestSequence === 5,
+      },
     ];
     for (const { handler, check } of answers) {
       const node = await fakeNode(handler);
@@ -205,7 +241,7 @@ describe("failover", () => {
   });
 
   test("503 no_leader and 503 not_member move a write on to another endpoint: the node took nothing", async () => {
-    for (const code of ["no_leader", "not_member", "overloaded"]) {
+    for (const code of ["no_leader", "no_quorum", "not_member", "overloaded"]) {
       const refusing = await fakeNode(apiError(503, code, { "retry-after": "1" }));
       const good = await fakeNode(ok({ revision: 4 }));
       const synod = client([refusing.url, good.url], { strategy: "round-robin" });
@@ -224,6 +260,11 @@ describe("failover", () => {
     assert.equal(a.seen.length + b.seen.length, 5);
     assert.ok(a.seen.length >= 1 && b.seen.length >= 1, "a retry goes to the endpoint not tried yet");
     assert.ok(performance.now() - startMs < 2_000, "pauses are the backoff's, not Retry-After's");
+  });
+
+  test("503 no_quorum is a NoQuorumError with its code and the voters the node cannot reach", async () => {
+    const node = await fakeNode(apiError(503, "no_quorum", { "retry-after": "1" }, { voters: [1, 2, 3], unreachable: [2, 3] }));
+    await assert.rejects(client([node.url], { attemptsMax: 1 }).put("k", "v"), (error: unknown) => error instanceof NoQuorumError && error.code === "no_quorum" && error.unreachable.join() === "2,3");
   });
 
   test("when one node is down and the other knows no leader, the error says no leader, not a refused connection", async () => {
@@ -304,6 +345,30 @@ describe("keys and endpoints", () => {
     await assert.rejects(synod.get("bad\ud800"), InvalidInputError);
     assert.equal(node.seen.length, 0);
     assert.equal(encodeKeyPath("x/y"), "x/y");
+  });
+
+  test("a lone surrogate anywhere a key or text value goes is an InvalidInputError that names it, and nothing is sent", async () => {
+    // Without the check, the range's prefix, a text value and a transaction's key would reach
+    // the node as U+FFFD (URLSearchParams, Buffer.from and the node replace it silently).
+    const node = await fakeNode(ok({ revision: 1 }));
+    const synod = client([node.url]);
+    const lone = "bad\udcffkey";
+    const refusals: [Promise<unknown>, RegExp][] = [
+      [synod.put(lone, "v"), /a key must be well-formed text: it holds a lone surrogate \(U\+DCFF at index 3\)/],
+      [synod.get(lone), /a key/],
+      [synod.delete(lone), /a key/],
+      [synod.put("k", lone), /a value given as text/],
+      [synod.range(lone), /the prefix/],
+      [synod.range("p", { after: lone }), /after/],
+      [synod.txn({ success: [{ op: "put", key: lone, value: "v" }] }), /a transaction's key/],
+      [synod.txn({ compare: [{ key: "k", target: "value", op: "=", value: lone }] }), /a transaction's value/],
+      [synod.cas("k", null, lone), /value/],
+    ];
+    for (const [call, message] of refusals) await assert.rejects(call, (error: unknown) => error instanceof InvalidInputError && message.test(error.message));
+    assert.equal(node.seen.length, 0);
+    // A surrogate pair (an astral character) is well-formed and goes through.
+    await synod.put("emoji/\ud83d\ude00", "\ud83d\ude00");
+    assert.equal(node.seen.length, 1);
   });
 
   test("endpoints must be http(s) origins", () => {

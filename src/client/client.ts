@@ -13,13 +13,15 @@ import { Admission } from "./admission.js";
 import {
   decodeDeleteAnswer,
   decodeGetAnswer,
+  decodeMembersAnswer,
   decodePutAnswer,
   decodeRangeAnswer,
   decodeSessionAnswer,
   decodeStatusAnswer,
   decodeTxnAnswer,
-  decodeUtf8Strict,
+  checkWellFormed,
   encodeKeyPath,
+  encodeTxnRequest,
   errorFor,
   isKeyNotFound,
   normalizeEndpoint,
@@ -27,6 +29,7 @@ import {
   type ApiResponse,
   type Consistency,
   type KeyValue,
+  type MembersView,
   type NodeStatus,
   type RangeResult,
   type TxnRequest,
@@ -73,6 +76,13 @@ export interface ClientOptions {
   readonly healthCheckIntervalMs?: number;
   /** How long a health check may take; default 500 ms. */
   readonly healthCheckTimeoutMs?: number;
+  /**
+   * Follow the cluster's membership: every this many ms, and soon after a node fails or
+   * answers `not_member`, ask `GET /v1/members` and route to the voters it lists (the
+   * `endpoints` are then seeds, asked again when no member answers); default 10,000; 0 keeps
+   * the endpoints as given.
+   */
+  readonly membersIntervalMs?: number;
   /** Health, ejection, panic and slow start tuning (docs/balance.md). */
   readonly balancer?: BalancerOptions;
   /** Seeds the balancer's and the backoff's randomness; default random. */
@@ -93,6 +103,11 @@ export interface CallOptions {
   readonly timeoutMs?: number;
 }
 
+export interface DeleteOptions extends CallOptions {
+  /** Delete every key that starts with `key` (a non-empty prefix), atomically, as one revision. */
+  readonly prefix?: boolean;
+}
+
 export interface PutOptions extends CallOptions {
   /** Compare-and-set: write only if the key's revision is this (0: only if it does not exist); else CompareFailedError. */
   readonly prevRevision?: number;
@@ -100,6 +115,11 @@ export interface PutOptions extends CallOptions {
 
 export interface ReadOptions extends CallOptions {
   readonly consistency?: Consistency;
+}
+
+export interface DeleteOptions extends CallOptions {
+  /** Delete every key that starts with the key given (a range delete, one atomic write). */
+  readonly prefix?: boolean;
 }
 
 export interface RangeOptions extends ReadOptions {
@@ -184,7 +204,7 @@ const RESPONSE_BYTES_MAX_DEFAULT = 64 * 1024 * 1024;
 /** A write answered 410 opens a new session and goes again at most this many times in a row. */
 export const SESSION_REOPENS_MAX = 3;
 /** 503 codes that say the request was not applied (docs/http-api.md): even a write outside a session may go elsewhere. */
-const NOT_APPLIED_CODES = new Set(["no_leader", "not_member", "overloaded"]);
+const NOT_APPLIED_CODES = new Set(["no_leader", "no_quorum", "not_member", "overloaded"]);
 const OCTET_STREAM = Object.freeze({ "content-type": "application/octet-stream" });
 const JSON_BODY = Object.freeze({ "content-type": "application/json" });
 
@@ -192,17 +212,18 @@ const JSON_BODY = Object.freeze({ "content-type": "application/json" });
  * A client of a synod cluster. One per process is usual; it keeps connections, health and
  * sessions for all its calls. Every method rejects with a typed error (src/client/errors.ts):
  *
- * - answers: CompareFailedError (409), HttpApiError (other 4xx/5xx: bad input, too large),
- *   InvalidInputError (a key or option refused before sending);
- * - the cluster unavailable after the retries: NoQuorumError (503 no_leader), NotMemberError,
+ * - answers: CompareFailedError (409), SequenceSupersededError (409, a session misused),
+ *   HttpApiError (other 4xx/5xx: bad input, too large), InvalidInputError (a key or option
+ *   refused before sending);
+ * - the cluster unavailable after the retries: NoQuorumError (503 no_quorum, no_leader), NotMemberError,
  *   UnavailableError (overloaded), ConnectionError, TimeoutError;
  * - the client's bounds: QueueFullError (at once), TimeoutError (the call's `timeoutMs`),
  *   AbortedError (the call's signal), ClientClosedError, SessionExpiredError (410 again
  *   and again, which a healthy cluster does not do).
  *
- * A write that may have been applied but got no answer rejects with `outcomeUnknown` true
- * (a TimeoutError, AbortedError or ClientClosedError); any other rejection of a write means
- * it was not applied. With sessions (the default) such a write was retried with the same
+ * A write that may have been applied but got no answer it could read rejects with
+ * `outcomeUnknown` true (a TimeoutError, AbortedError or ClientClosedError); any other
+ * rejection of a write means it was not applied. With sessions (the default) such a write was retried with the same
  * session and sequence, so it is applied at most once whatever happened.
  */
 export class Client {
@@ -249,8 +270,10 @@ export class Client {
       ...(options.balancer === undefined ? {} : { balancer: options.balancer }),
       ...(options.healthCheckIntervalMs === undefined ? {} : { healthCheckIntervalMs: options.healthCheckIntervalMs }),
       ...(options.healthCheckTimeoutMs === undefined ? {} : { healthCheckTimeoutMs: options.healthCheckTimeoutMs }),
+      ...(options.membersIntervalMs === undefined ? {} : { membersIntervalMs: options.membersIntervalMs }),
       seed: seed + 1,
       fetchStatus: (url, signal) => this.fetchStatus(url, signal),
+      fetchMembers: (url, signal) => this.fetchMembers(url, signal),
     });
     this.endpoints = this.router.endpoints().map((endpoint) => endpoint.url);
     this.router.start();
@@ -266,9 +289,10 @@ export class Client {
       if (!Number.isSafeInteger(options.prevRevision) || options.prevRevision < 0) throw new InvalidInputError(`prevRevision must be a non-negative integer, got ${options.prevRevision}`);
       query.set("prevRevision", String(options.prevRevision));
     }
+    if (typeof value === "string") checkWellFormed(value, "a value given as text");
     const body = typeof value === "string" ? Buffer.from(value, "utf8") : value;
     const request: TransportRequest = { method: "PUT", path: withQuery(`/v1/kv/${encodeKeyPath(key)}`, query), body, headers: OCTET_STREAM };
-    return decodePutAnswer(await this.call({ kind: "write", what: `PUT ${key}`, request, key }, options));
+    return this.writeAndDecode({ kind: "write", what: `PUT ${key}`, request, key }, options, decodePutAnswer);
   }
 
   /** Reads `key`; null when it does not exist. */
@@ -278,29 +302,35 @@ export class Client {
     return decodeGetAnswer(await this.call({ kind: "read", what: `GET ${key}`, request: { method: "GET", path }, consistency, key, accept: isKeyNotFound }, options));
   }
 
-  /** Deletes `key`; `deleted` is 0 when it did not exist. */
-  async delete(key: string, options: CallOptions = {}): Promise<{ deleted: number; revision: number }> {
-    const request: TransportRequest = { method: "DELETE", path: `/v1/kv/${encodeKeyPath(key)}` };
-    return decodeDeleteAnswer(await this.call({ kind: "write", what: `DELETE ${key}`, request, key }, options));
+  /**
+   * Deletes `key`; `deleted` is 0 when it did not exist. With `prefix: true`, every key
+   * starting with `key` (which must not be empty), atomically: `deleted` counts them, and
+   * `revision` is the one they were deleted at (the store's, unchanged, when none matched).
+   */
+  async delete(key: string, options: DeleteOptions = {}): Promise<{ deleted: number; revision: number }> {
+    const prefix = options.prefix === true;
+    const request: TransportRequest = { method: "DELETE", path: `/v1/kv/${encodeKeyPath(key)}${prefix ? "?prefix=true" : ""}` };
+    return this.writeAndDecode({ kind: "write", what: `DELETE ${key}${prefix ? " (every key under it)" : ""}`, request, key }, options, decodeDeleteAnswer);
   }
 
   /**
    * Compare-and-swap by value: writes `value` only if the key's value is `expected` (null:
    * only if the key does not exist). One `POST /v1/txn` (a value compare, or a version-0
-   * compare for null), so it is atomic and, in a session, exactly-once. Values travel as
-   * JSON text: bytes that are not UTF-8 are refused (use `put` with `prevRevision`).
-   * A failed compare is a result (`succeeded` false), not an error.
+   * compare for null), so it is atomic and, in a session, exactly-once. Values are text
+   * (UTF-8) or bytes. A failed compare is a result (`succeeded` false), not an error.
    */
   async cas(key: string, expected: string | Uint8Array | null, value: string | Uint8Array, options: CallOptions = {}): Promise<CasResult> {
     encodeKeyPath(key);
-    const compare = expected === null ? { key, target: "version" as const, op: "=" as const, value: 0 } : { key, target: "value" as const, op: "=" as const, value: utf8Text(expected, "expected") };
-    const answer = await this.txn({ compare: [compare], success: [{ op: "put", key, value: utf8Text(value, "value") }] }, options);
+    const compare = expected === null ? { key, target: "version" as const, op: "=" as const, value: 0 } : { key, target: "value" as const, op: "=" as const, value: expected };
+    const answer = await this.txn({ compare: [compare], success: [{ op: "put", key, value }] }, options);
     return { succeeded: answer.succeeded, revision: answer.revision };
   }
 
   /** Keys starting with `prefix` ("" for all), in byte order, after `after`, at most `limit`. */
   async range(prefix: string, options: RangeOptions = {}): Promise<RangeResult> {
     const consistency = options.consistency ?? this.consistency;
+    checkWellFormed(prefix, "the prefix");
+    if (options.after !== undefined) checkWellFormed(options.after, "after");
     const query = new URLSearchParams();
     if (prefix !== "") query.set("prefix", prefix);
     if (options.limit !== undefined) {
@@ -313,10 +343,14 @@ export class Client {
     return decodeRangeAnswer(await this.call({ kind: "read", what: `range ${JSON.stringify(prefix)}`, request, consistency, key: prefix }, options));
   }
 
-  /** An atomic transaction (docs/http-api.md, `POST /v1/txn`): `success` if every compare holds, else `failure`. A write (in a session). */
+  /**
+   * An atomic transaction (docs/http-api.md, `POST /v1/txn`): `success` if every compare
+   * holds, else `failure`. A write (in a session). Each result names its `op`.
+   */
   async txn(request: TxnRequest, options: CallOptions = {}): Promise<TxnResponse> {
-    const body = JSON.stringify(request);
-    return decodeTxnAnswer(await this.call({ kind: "write", what: "txn", request: { method: "POST", path: "/v1/txn", body, headers: JSON_BODY } }, options));
+    checkTxnText(request);
+    const body = encodeTxnRequest(request);
+    return this.writeAndDecode({ kind: "write", what: "txn", request: { method: "POST", path: "/v1/txn", body, headers: JSON_BODY } }, options, decodeTxnAnswer);
   }
 
   /**
@@ -327,6 +361,17 @@ export class Client {
     const request: TransportRequest = { method: "GET", path: "/v1/status" };
     const fixed = endpoint === undefined ? {} : { endpoint: normalizeEndpoint(endpoint) };
     return decodeStatusAnswer(await this.call({ kind: "read", what: "status", request, consistency: "stale", ...fixed }, options));
+  }
+
+  /**
+   * `GET /v1/members`: the configuration, each member's id, addresses and role. Asked of the
+   * leader (a linearizable read, retried on other nodes), or of `endpoint` only (one
+   * attempt; a node that is not a member answers NotMemberError).
+   */
+  async members(endpoint?: string, options: CallOptions = {}): Promise<MembersView> {
+    const request: TransportRequest = { method: "GET", path: "/v1/members" };
+    const fixed = endpoint === undefined ? {} : { endpoint: normalizeEndpoint(endpoint) };
+    return decodeMembersAnswer(await this.call({ kind: "read", what: "members", request, consistency: "linearizable", ...fixed }, options));
   }
 
   /** Counters, the router's view (health, the leader) and the session lanes; allocates. */
@@ -358,6 +403,22 @@ export class Client {
     // Let the aborted calls settle before their connections go.
     await new Promise<void>((resolve) => setImmediate(resolve));
     await this.transport.close();
+  }
+
+  /**
+   * A write and its answer. The write was applied when its answer came, so an answer that
+   * does not decode must not read as "not applied" (a caller would send it again): it is
+   * a TimeoutError with `outcomeUnknown`, the decoding error as its cause.
+   */
+  private async writeAndDecode<T>(spec: CallSpec, options: CallOptions, decode: (response: ApiResponse) => T): Promise<T> {
+    const response = await this.call(spec, options);
+    try {
+      return decode(response);
+    } catch (error) {
+      this.counters.outcomeUnknown += 1;
+      const message = `${spec.what}: ${response.endpoint} answered ${response.status}, but the answer could not be read (${(error as Error).message}); the write may have been applied: read before writing again`;
+      throw new TimeoutError({ message, endpoint: response.endpoint, status: null, retryAfterMs: null, outcomeUnknown: true, cause: error });
+    }
   }
 
   /** One call: a slot, then its attempts (in a session lane for a write), within its deadline and signal. */
@@ -550,6 +611,12 @@ export class Client {
     return new TimeoutError({ message: `${spec.what}: the write may or may not have been applied (${attempts} attempt${attempts === 1 ? "" : "s"}; last: ${last})`, endpoint, status, retryAfterMs, outcomeUnknown: true, cause: lastError });
   }
 
+  /** The router's member list, over the client's own connections: null for an error answer. */
+  private async fetchMembers(url: string, signal: AbortSignal): Promise<MembersView | null> {
+    const response = await this.transport.send(url, { method: "GET", path: "/v1/members" }, signal);
+    return response.status === 200 ? decodeMembersAnswer(response) : null;
+  }
+
   /** The router's health check, over the client's own connections. */
   private async fetchStatus(url: string, signal: AbortSignal): Promise<{ ok: boolean; status?: NodeStatus }> {
     const response = await this.transport.send(url, { method: "GET", path: "/v1/status" }, signal);
@@ -593,11 +660,19 @@ function endpointConfigs(options: ClientOptions): RouterEndpointConfig[] {
   });
 }
 
-function utf8Text(value: string | Uint8Array, what: string): string {
-  if (typeof value === "string") return value;
-  const text = decodeUtf8Strict(value);
-  if (text === null) throw new InvalidInputError(`cas sends ${what} as JSON text, and these bytes are not UTF-8; use put with prevRevision for binary values`);
-  return text;
+/** Every key and text value of a transaction must have a UTF-8 form (see `checkWellFormed`). */
+function checkTxnText(request: TxnRequest): void {
+  // The request may come from JSON (`synod txn`): its shape is the node's to judge (a 400).
+  const parts: readonly unknown[] = [request.compare, request.success, request.failure];
+  for (const part of parts) {
+    if (!Array.isArray(part)) continue;
+    for (const item of part as unknown[]) {
+      if (typeof item !== "object" || item === null) continue;
+      const { key, value } = item as { key?: unknown; value?: unknown };
+      if (typeof key === "string") checkWellFormed(key, "a transaction's key");
+      if (typeof value === "string") checkWellFormed(value, "a transaction's value");
+    }
+  }
 }
 
 function integerOption(value: number | undefined, fallback: number, name: string, min: number, max: number): number {

@@ -46,14 +46,19 @@ export class UnavailableError extends HttpApiError {
 }
 
 /**
- * 503 `no_leader`: the node knows no leader, or cannot reach a quorum (an election is
- * running, or too many nodes are down). The request was not applied; another attempt, on
- * any node, may succeed once a leader is elected.
+ * 503 `no_quorum` or `no_leader`: the node knows no leader. `no_quorum`: it cannot reach a
+ * majority of the voters, so none can be elected until enough of them are back (`unreachable`
+ * names the ones it cannot reach); `no_leader`: it reaches a majority and an election is
+ * under way. The request was not applied; another attempt, on any node (one on the majority
+ * side of a partition), may succeed.
  */
 export class NoQuorumError extends UnavailableError {
-  constructor(options: { message: string; endpoint: string; retryAfterMs: number | null }) {
-    super({ code: "no_leader", ...options });
+  /** The voters the answering node could not reach (empty when it did not say). */
+  readonly unreachable: readonly number[];
+  constructor(options: { message: string; endpoint: string; retryAfterMs: number | null; code?: "no_leader" | "no_quorum"; unreachable?: readonly number[] }) {
+    super({ code: options.code ?? "no_leader", message: options.message, endpoint: options.endpoint, retryAfterMs: options.retryAfterMs });
     this.name = "NoQuorumError";
+    this.unreachable = options.unreachable ?? [];
   }
 }
 
@@ -122,6 +127,27 @@ export class SessionExpiredError extends HttpApiError {
   constructor(options: { message: string; endpoint: string }) {
     super({ status: 410, code: "session_expired", message: options.message, endpoint: options.endpoint });
     this.name = "SessionExpiredError";
+  }
+}
+
+/**
+ * 409 `sequence_superseded`: a write in a session whose sequence is older than the session's
+ * latest. The cluster keeps only the latest write's answer, so this one's is no longer
+ * known (it may have been applied when it was first sent); nothing was applied now. It
+ * means two writers share a session, or a copy arrived very late: sending it again cannot
+ * succeed. The `Client` numbers its own writes and does not cause it.
+ */
+export class SequenceSupersededError extends HttpApiError {
+  /** The session, the write's sequence and the session's latest, as the node reported them (null if it did not). */
+  readonly session: number | null;
+  readonly sequence: number | null;
+  readonly latestSequence: number | null;
+  constructor(options: { message: string; endpoint: string; session: number | null; sequence: number | null; latestSequence: number | null }) {
+    super({ status: 409, code: "sequence_superseded", message: options.message, endpoint: options.endpoint });
+    this.name = "SequenceSupersededError";
+    this.session = options.session;
+    this.sequence = options.sequence;
+    this.latestSequence = options.latestSequence;
   }
 }
 

@@ -65,6 +65,8 @@ export interface FakeNodeOptions {
   readonly onAnswer?: ((request: SeenRequest) => void) | null;
   /** Shared with other fakes (one cluster); default its own. */
   readonly state?: FakeState;
+  /** The configuration its status and `GET /v1/members` list; default none (an empty list). */
+  readonly members?: readonly { readonly id: number; readonly peer: string; readonly http: string | null; readonly role: string }[];
 }
 
 export interface FakeNode {
@@ -131,7 +133,7 @@ export async function startFakeNode(options: FakeNodeOptions): Promise<FakeNode>
 function statusAnswer(node: FakeNode): FakeAnswer {
   const role = node.options.role ?? "leader";
   const leaderHttp = node.options.leaderHttp === undefined ? (role === "leader" ? node.url : null) : node.options.leaderHttp;
-  const body = { id: node.options.id, role, term: node.options.term ?? 2, leader: role === "leader" ? node.options.id : leaderHttp === null ? null : 1, leaderHttp, commitIndex: node.state.revision, appliedIndex: node.state.revision, consensus: "raft", members: [] };
+  const body = { id: node.options.id, role, term: node.options.term ?? 2, leader: role === "leader" ? node.options.id : leaderHttp === null ? null : 1, leaderHttp, commitIndex: node.state.revision, appliedIndex: node.state.revision, consensus: "raft", members: node.options.members ?? [] };
   return { status: 200, body };
 }
 
@@ -142,6 +144,7 @@ function serve(node: FakeNode, request: SeenRequest): FakeAnswer {
   const isKv = path.startsWith("/v1/kv") || path === "/v1/txn";
   if (isKv) node.requests.set(method, (node.requests.get(method) ?? 0) + 1);
   if (failWith !== null && failWith !== undefined && isKv) return { status: failWith.status, body: { error: failWith.code, message: `fake ${failWith.code}` }, headers: failWith.status === 503 ? { "retry-after": "0" } : {} };
+  if (path === "/v1/members" && method === "GET") return { status: 200, body: { members: node.options.members ?? [], joint: false } };
   if (path === "/v1/sessions" && method === "POST") {
     const session = node.state.nextSession++;
     node.state.sessions.set(session, { sequence: 0, answer: { status: 200, body: {} } });
@@ -155,7 +158,10 @@ function serve(node: FakeNode, request: SeenRequest): FakeAnswer {
   const sequence = Number(request.headers[SEQUENCE_HEADER]);
   if (session === undefined) return { status: 410, body: { error: "session_expired", message: `session ${sessionHeader} expired` } };
   if (sequence === session.sequence) return session.answer;
-  if (sequence < session.sequence) return { status: 503, body: { error: "overloaded", message: "superseded by a newer request from the same client" } };
+  if (sequence < session.sequence) {
+    const body = { error: "sequence_superseded", message: `sequence ${sequence} is older than the session's latest (${session.sequence})`, session: Number(sessionHeader), sequence, latestSequence: session.sequence };
+    return { status: 409, body };
+  }
   const answer = applyWrite(node.state, request);
   node.state.sessions.set(Number(sessionHeader), { sequence, answer });
   return answer;
@@ -166,8 +172,11 @@ function read(state: FakeState, request: SeenRequest): FakeAnswer {
   if (request.method !== "GET") return { status: 405, body: { error: "method_not_allowed", message: request.method } };
   if (request.path === "/v1/kv") {
     const prefix = query.get("prefix") ?? "";
-    const kvs = [...state.store.keys()].filter((key) => key.startsWith(prefix)).sort().map((key) => recordJson(key, state.store.get(key) as FakeRecord));
-    return { status: 200, body: { kvs, more: false, revision: state.revision } };
+    const after = query.get("after");
+    const limit = Number(query.get("limit") ?? "100");
+    const keys = [...state.store.keys()].filter((key) => key.startsWith(prefix) && (after === null || key > after)).sort();
+    const kvs = keys.slice(0, limit).map((key) => recordJson(key, state.store.get(key) as FakeRecord));
+    return { status: 200, body: { kvs, more: keys.length > limit, revision: state.revision } };
   }
   if (!request.path.startsWith("/v1/kv/")) return { status: 404, body: { error: "not_found", message: "no such route" } };
   const key = decodeURIComponent(request.path.slice("/v1/kv/".length));
@@ -181,6 +190,13 @@ function applyWrite(state: FakeState, request: SeenRequest): FakeAnswer {
   if (request.path === "/v1/txn") return applyTxn(state, JSON.parse(request.body.toString("utf8")) as FakeTxn);
   const key = decodeURIComponent(request.path.slice("/v1/kv/".length));
   const current = state.store.get(key);
+  const query = new URLSearchParams(request.url.split("?")[1] ?? "");
+  if (request.method === "DELETE" && query.has("prefix") && query.get("prefix") !== "false") {
+    const under = [...state.store.keys()].filter((stored) => stored.startsWith(key));
+    for (const stored of under) state.store.delete(stored);
+    if (under.length > 0) state.revision++;
+    return { status: 200, body: { deleted: under.length, revision: state.revision } };
+  }
   if (request.method === "DELETE") {
     if (current !== undefined) state.revision++;
     state.store.delete(key);
@@ -193,23 +209,49 @@ function applyWrite(state: FakeState, request: SeenRequest): FakeAnswer {
 }
 
 interface FakeTxn {
-  readonly compare?: { key: string; target: string; op: string; value: string | number }[];
-  readonly success?: { op: string; key: string; value?: string }[];
-  readonly failure?: { op: string; key: string; value?: string }[];
+  readonly compare?: { key: string; target: string; op: string; value: string | number; encoding?: string }[];
+  readonly success?: FakeTxnOperation[];
+  readonly failure?: FakeTxnOperation[];
 }
 
-/** Compares with `=` on value or version, and puts: what the SDK's cas sends. */
+interface FakeTxnOperation {
+  readonly op: string;
+  readonly key: string;
+  readonly value?: string;
+  readonly encoding?: string;
+}
+
+function txnBytes(item: { value?: string | number; encoding?: string }): Buffer {
+  return Buffer.from(String(item.value ?? ""), item.encoding === "base64" ? "base64" : "utf8");
+}
+
+/**
+ * Compares with `=` on value or version; put, get and delete, each answered with its `op`
+ * (the writes of a branch sharing one revision, as a node's do).
+ */
 function applyTxn(state: FakeState, txn: FakeTxn): FakeAnswer {
   const holds = (txn.compare ?? []).every((compare) => {
     const record = state.store.get(compare.key);
     if (compare.target === "version") return (record?.version ?? 0) === compare.value;
-    return record !== undefined && record.value.toString("utf8") === compare.value;
+    return record !== undefined && record.value.equals(txnBytes(compare));
   });
-  const results = (holds ? (txn.success ?? []) : (txn.failure ?? [])).map((operation) => {
-    put(state, operation.key, Buffer.from(operation.value ?? "", "utf8"));
-    return { revision: state.revision };
+  const operations = holds ? (txn.success ?? []) : (txn.failure ?? []);
+  const revision = state.revision + 1;
+  let wrote = false;
+  const results = operations.map((operation) => {
+    const current = state.store.get(operation.key);
+    if (operation.op === "get") return { op: "get", kv: current === undefined ? null : recordJson(operation.key, current) };
+    if (operation.op === "delete") {
+      if (current !== undefined) wrote = true;
+      state.store.delete(operation.key);
+      return { op: "delete", deleted: current === undefined ? 0 : 1 };
+    }
+    wrote = true;
+    state.store.set(operation.key, { value: txnBytes(operation), revision, createRevision: current?.createRevision ?? revision, version: (current?.version ?? 0) + 1 });
+    return { op: "put", revision };
   });
-  return { status: 200, body: { succeeded: holds, revision: state.revision, results } };
+  if (wrote) state.revision = revision;
+  return { status: 200, body: { succeeded: holds, revision: state.revision, results: results.map((result) => (result.op === "delete" ? { ...result, revision: state.revision } : result)) } };
 }
 
 function put(state: FakeState, key: string, value: Buffer): void {
@@ -219,7 +261,9 @@ function put(state: FakeState, key: string, value: Buffer): void {
 }
 
 function recordJson(key: string, record: FakeRecord): object {
-  return { key, value: record.value.toString("utf8"), revision: record.revision, createRevision: record.createRevision, version: record.version };
+  const text = record.value.toString("utf8");
+  if (!Buffer.from(text, "utf8").equals(record.value)) return { key, value: record.value.toString("base64"), encoding: "base64", revision: record.revision, createRevision: record.createRevision, version: record.version };
+  return { key, value: text, revision: record.revision, createRevision: record.createRevision, version: record.version };
 }
 
 function send(response: ServerResponse, answer: FakeAnswer): void {

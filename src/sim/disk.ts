@@ -1,6 +1,7 @@
 import { assert } from "../core/common/assert.js";
 import type { Prng } from "../core/common/prng.js";
 import type { DurableState, LogEntry, Snapshot } from "../core/engine/contract.js";
+import type { LogStorage, LogWrite } from "../core/replica/contract.js";
 
 /** One write to the simulated disk. */
 export type DiskRecord<H> =
@@ -36,18 +37,26 @@ export class SimDisk<H> {
     return this.unsynced.length > 0;
   }
 
-  sync(): void {
-    for (const record of this.unsynced) this.durable.push(record);
-    this.unsynced = [];
+  /** How many writes are unsynced: a sync that starts now makes that many durable. */
+  get unsyncedCount(): number {
+    return this.unsynced.length;
+  }
+
+  /** Makes the first `count` unsynced writes durable (default: all). */
+  sync(count = this.unsynced.length): void {
+    assert(count <= this.unsynced.length, `sync of ${count} writes, ${this.unsynced.length} unsynced`);
+    for (const record of this.unsynced.slice(0, count)) this.durable.push(record);
+    this.unsynced = this.unsynced.slice(count);
   }
 
   /**
    * Saves the node's own snapshot and compacts the log behind it, durably at once: a real
-   * store writes the snapshot to a new file, fsyncs it and renames it into place, apart from
-   * the log's write stream. Called only between Readies, when nothing is unsynced.
+   * store writes the snapshot to a new file, fsyncs it and renames it into place, then
+   * writes a checkpoint of the log that makes everything saved before it durable too (as
+   * the WAL's checkpoint does). Called only while no sync runs.
    */
   saveSnapshot(snapshot: Snapshot): void {
-    assert(this.unsynced.length === 0, "a snapshot saved while log writes are unsynced");
+    this.sync();
     this.durable.push({ kind: "compact", snapshot });
   }
 
@@ -117,4 +126,44 @@ export function appendEntries(log: LogEntry[], added: readonly LogEntry[], snaps
   const keep = log.slice(0, first.index - logFirst);
   for (const entry of added) keep.push(entry);
   return keep;
+}
+
+/**
+ * A `SimDisk` as the replica's log storage: a save queues records, a sync makes them
+ * durable once the fsync latency has passed (`afterFsync` decides when, and whether the
+ * process is still there to hear of it), and a compaction record is durable at once.
+ */
+export class SimLogStorage<H> implements LogStorage<H> {
+  constructor(
+    private readonly disk: SimDisk<H>,
+    /** Runs `completed` when an fsync started now completes (never, if the process crashed meanwhile). */
+    private readonly afterFsync: (completed: () => void) => void,
+    /** Hands the replica an outcome, when the process runs (it may be paused). */
+    private readonly deliver: (action: () => void) => void,
+  ) {}
+
+  save(write: LogWrite<H>): void {
+    if (write.snapshot !== null) this.disk.write({ kind: "snapshot", snapshot: write.snapshot });
+    if (write.entries.length > 0) this.disk.write({ kind: "entries", entries: write.entries });
+    if (write.hardState !== null) this.disk.write({ kind: "hard-state", hardState: write.hardState });
+  }
+
+  sync(done: (error: unknown) => void): void {
+    // Only what was written before the fsync began: a save meanwhile waits for the next.
+    const count = this.disk.unsyncedCount;
+    this.afterFsync(() => {
+      // The disk finishes whatever the process is doing; the process hears of it when it runs.
+      this.disk.sync(count);
+      this.deliver(() => done(null));
+    });
+  }
+
+  /** A snapshot in memory is written with its compaction record: nothing to do ahead. */
+  prepareSnapshot(_snapshot: Snapshot, done: (error: unknown) => void): void {
+    done(null);
+  }
+
+  compact(snapshot: Snapshot): void {
+    this.disk.saveSnapshot(snapshot);
+  }
 }

@@ -1,18 +1,25 @@
-import { assert } from "../core/common/assert.js";
-import { NotLeaderError } from "../core/common/errors.js";
+import { NotLeaderError, type SynodError } from "../core/common/errors.js";
 import { utf8Decode, utf8Encode } from "../core/common/utf8.js";
-import type { Admission, Engine, EngineFactory, LogEntry, MembershipChange, NodeId, Ready } from "../core/engine/contract.js";
-import { encodeCommand, type KvCommand } from "../core/kv/command.js";
+import type { Admission, DurableState, Engine, EngineFactory, LogEntry, MembershipChange, NodeId } from "../core/engine/contract.js";
+import { KvReplica, type KvOperation } from "../core/kv/kv-replica.js";
+import type { Applied } from "../core/kv/model.js";
 import { KvStore, SELF_ASSIGNED_SESSIONS_FROM } from "../core/kv/store.js";
-import { SimDisk } from "./disk.js";
+import type { Clock, LogStorage, ReplicaObserver, Waiter } from "../core/replica/contract.js";
+import { RequestTimeoutError, WriteOutcomeUnknownError } from "../core/replica/errors.js";
+import type { ReplicaMutant } from "../core/replica/mutants.js";
+import type { Replica } from "../core/replica/replica.js";
+import { EmbeddedReplica, EmbeddedStateMachine, highestSequenceIn, type EmbeddedApplied, type ReplicatedStateMachine } from "../core/replica/embedded.js";
+import { SimDisk, SimLogStorage } from "./disk.js";
 import type { ClientRequest, ClientResponse } from "./messages.js";
 
 /** What a simulated node needs from the world around it. */
 export interface NodeHost<M> {
+  /** Virtual time, in microseconds. */
   now(): number;
+  after(delayMicros: number, action: () => void): void;
   sendToPeer(from: NodeId, to: NodeId, message: M): void;
   sendToClient(from: NodeId, clientId: number, response: ClientResponse): void;
-  /** Runs `action` after the disk's fsync latency, unless the node crashed meanwhile. */
+  /** Runs `action` after the disk's fsync latency (the nemesis may crash the node inside it). */
   afterFsync(node: SimNode<M>, action: () => void): void;
   /** An entry was applied; for a client's write, `output` is what the client would be told. */
   onApply(node: NodeId, entry: LogEntry, requestKey: string | null, output: string | null | boolean): void;
@@ -25,36 +32,68 @@ export interface NodeHost<M> {
   trace(node: NodeId, text: string): void;
 }
 
-interface PendingWrite {
-  readonly clientId: number;
-  readonly sequence: number;
-  readonly expiresAt: number;
+/** What a simulated node is built from, besides its host and disk. */
+export interface SimNodeOptions<M> {
+  readonly id: NodeId;
+  /** The bootstrap voters (empty for a node that joins later). */
+  readonly peers: readonly NodeId[];
+  readonly factory: EngineFactory<M, unknown>;
+  /** Draws a fresh seed for each incarnation's engine. */
+  readonly engineSeed: () => number;
+  readonly tickMicros: number;
+  /** How fast this node's clock runs: its ticks are `tickMicros * clockRate` of virtual time apart. */
+  readonly clockRate: number;
+  readonly requestTimeoutMicros: number;
+  /** The engine's mutant, if any. */
+  readonly mutant: string | null;
+  /** The replica's mutant, if any. */
+  readonly replicaMutant: ReplicaMutant | null;
+  /** Take a snapshot and compact the log every this many applied entries (0: never). */
+  readonly snapshotEveryEntries: number;
+  /** A user's state machine to run instead of the KV store (`synod sim --state-machine`). */
+  readonly application?: SimNodeApplication<M>;
 }
 
-interface PendingRead {
-  readonly clientId: number;
-  readonly sequence: number;
-  readonly key: string;
-  readonly expiresAt: number;
-  /** Set once the engine says at which index the read is safe. */
-  index: number | null;
+/**
+ * A user's state machine, as the nodes run it (see sim/app/harness.ts): each incarnation
+ * gets a fresh one from `createStateMachine`, restored from its disk's snapshot; what it
+ * applies and the requests it gets go to the application's harness.
+ */
+export interface SimNodeApplication<M> {
+  createStateMachine(): ReplicatedStateMachine<unknown>;
+  /** The client request a command answers, by its proposer and sequence; null for none. */
+  requestOf(proposer: NodeId, sequence: number): string | null;
+  /** Every entry node `node` applied, with what came of it and the request it answers (null: none). */
+  applied(node: NodeId, entry: LogEntry, applied: EmbeddedApplied<unknown>, request: string | null): void;
+  /** A client's request reached `node` (not paused, up). */
+  handle(node: NodeId, replica: EmbeddedReplica<M, unknown, unknown>, request: unknown): void;
 }
 
-const NO_COMMAND = new Uint8Array(0);
+/** What a node runs above its replica: the KV request layer, or a user's state machine's. */
+interface HostedReplica<M> {
+  readonly replica: Replica<M, unknown, unknown>;
+  start(): void;
+}
+
+/** The wall clock a simulated node's leader puts in clock entries: an epoch, plus virtual time. */
+const SIM_EPOCH_MS = 1_700_000_000_000;
+const PENDING_REQUESTS_MAX = 1_000_000;
 
 export function requestKey(clientId: number, sequence: number): string {
   return `${clientId}:${sequence}`;
 }
 
 /**
- * One simulated process: an engine, a disk that survives crashes, and a volatile KV state
- * machine rebuilt on restart by re-applying the committed log. It drives the engine by the
- * contract: send `messages` at once, write and fsync, then send `messagesAfterPersist`,
- * apply, serve reads, `advance`.
+ * One simulated process: the production replica (core/replica) and KV request layer
+ * (core/kv/kv-replica.ts), run over a disk that survives crashes, simulated links and
+ * virtual time. What is here is only what is simulation: crashes (the process and its
+ * volatile state are lost; a new incarnation recovers from the disk), pauses (the process
+ * freezes; inputs queue and its timers do not fire; on waking it catches up the ticks its
+ * monotonic clock says it missed, then handles what queued), and fsync latency.
  */
 export class SimNode<M> {
-  engine: Engine<M, unknown>;
-  kv = new KvStore();
+  readonly id: NodeId;
+  readonly disk: SimDisk<unknown>;
   /** Request keys of every write applied by this incarnation's state machine. */
   appliedRequests = new Set<string>();
   up = true;
@@ -64,259 +103,348 @@ export class SimNode<M> {
   snapshotsInstalled = 0;
   /** Counts pauses, so a timer set for one pause cannot end a later one. */
   pauses = 0;
-  private readyInFlight: Ready<M, unknown> | null = null;
-  private pendingWrites = new Map<string, PendingWrite>();
-  private pendingReads = new Map<number, PendingRead>();
-  private nextReadId = 1;
+  private node: HostedReplica<M>;
+  /** The KV request layer (null when the node runs a user's state machine). */
+  private kvNode: KvReplica<M, unknown> | null = null;
+  private appNode: EmbeddedReplica<M, unknown, unknown> | null = null;
   /** Inputs that arrived while paused, replayed in order on resume. */
   private deferred: (() => void)[] = [];
-  private missedTicks = 0;
+  private startedIncarnation = -1;
 
   constructor(
-    readonly id: NodeId,
-    private readonly peers: readonly NodeId[],
-    private readonly factory: EngineFactory<M, unknown>,
-    readonly disk: SimDisk<unknown>,
+    private readonly options: SimNodeOptions<M>,
+    disk: SimDisk<unknown>,
     private readonly host: NodeHost<M>,
-    private readonly engineSeed: () => number,
-    private readonly requestTimeoutMicros: number,
-    private readonly mutant: string | null,
-    /** Take a snapshot and compact the log every this many applied entries (0: never). */
-    private readonly snapshotEveryEntries: number,
   ) {
-    this.engine = this.createEngine();
+    this.id = options.id;
+    this.disk = disk;
+    this.node = this.createReplica();
   }
 
-  private createEngine(): Engine<M, unknown> {
+  get engine(): Engine<M, unknown> {
+    return this.node.replica.engine;
+  }
+
+  get kv(): KvStore {
+    return this.kvLayer().kv;
+  }
+
+  private kvLayer(): KvReplica<M, unknown> {
+    if (this.kvNode === null) throw new Error(`node ${this.id} runs a user's state machine, not the KV store`);
+    return this.kvNode;
+  }
+
+  /** Starts the process (its replica's timers): at boot, and at each restart. */
+  start(): void {
+    if (!this.up || this.startedIncarnation === this.incarnation) return;
+    this.startedIncarnation = this.incarnation;
+    this.node.start();
+  }
+
+  private createReplica(): HostedReplica<M> {
     const durable = this.disk.recover();
-    this.kv = durable.snapshot === null ? new KvStore() : KvStore.restore(durable.snapshot.data);
-    this.appliedRequests = durable.snapshot === null ? new Set() : this.host.requestsThrough(durable.snapshot.index);
-    const options = { id: this.id, peers: this.peers, durable, appliedIndex: this.kv.applied, seed: this.engineSeed() };
-    return this.mutant === null ? this.factory.create(options) : this.factory.create(options, this.mutant);
+    if (this.options.application !== undefined) {
+      this.kvNode = null;
+      this.appNode = this.createAppReplica(durable, this.options.application);
+      return this.appNode;
+    }
+    this.appNode = null;
+    this.kvNode = this.createKvReplica(durable);
+    return this.kvNode;
   }
 
-  /** Runs an input now, or later if the process is paused. Crashed processes get nothing. */
-  private input(action: () => void): void {
-    if (!this.up) return;
+  private createEngine(durable: DurableState<unknown>, appliedIndex: number): Engine<M, unknown> {
+    const { id, peers, factory, mutant } = this.options;
+    const engineOptions = { id, peers, durable, appliedIndex, seed: this.options.engineSeed() };
+    return mutant === null ? factory.create(engineOptions) : factory.create(engineOptions, mutant);
+  }
+
+  /** A user's state machine over the same replica: fresh, restored from the disk's snapshot. */
+  private createAppReplica(durable: DurableState<unknown>, application: SimNodeApplication<M>): EmbeddedReplica<M, unknown, unknown> {
+    const { id, peers, factory } = this.options;
+    const stateMachine = new EmbeddedStateMachine(application.createStateMachine(), id);
+    if (durable.snapshot !== null) stateMachine.restore(durable.snapshot);
+    this.appliedRequests = durable.snapshot === null ? new Set() : this.host.requestsThrough(durable.snapshot.index);
+    const engine = this.createEngine(durable, stateMachine.appliedIndex);
+    const incarnation = this.incarnation;
+    const validate = factory.validateMessage;
+    return new EmbeddedReplica<M, unknown, unknown>({
+      engine,
+      ...(validate === undefined ? {} : { validateMessage: (value: unknown) => validate.call(factory, value) }),
+      storage: this.storage(incarnation),
+      stateMachine,
+      network: { send: (to, message) => (this.host.sendToPeer(id, to, message), true) },
+      clock: this.clock(incarnation),
+      tickMs: this.options.tickMicros / 1000,
+      requestTimeoutMs: this.options.requestTimeoutMicros / 1000,
+      snapshotEntries: this.options.snapshotEveryEntries,
+      pendingRequestsMax: PENDING_REQUESTS_MAX,
+      peerCount: Math.max(0, peers.length - 1),
+      // Above every sequence an earlier incarnation used, as the runtime's wall clock is.
+      firstSequence: Math.max(this.host.now() + 1, highestSequenceIn(durable.entries, id) + 1),
+      firstReadId: 1 + this.options.engineSeed() * 65_536,
+      observer: {
+        ...this.observer(),
+        applied: (entries, results) => {
+          for (let i = 0; i < entries.length; i++) this.noteAppApplied(application, entries[i] as LogEntry, results[i] as EmbeddedApplied<unknown>);
+        },
+      },
+      replicaMutant: this.options.replicaMutant,
+      onFatal: (error) => {
+        throw error;
+      },
+    });
+  }
+
+  private noteAppApplied(application: SimNodeApplication<M>, entry: LogEntry, applied: EmbeddedApplied<unknown>): void {
+    const request = applied.outcome === "applied" && applied.proposer !== null && applied.sequence !== null ? application.requestOf(applied.proposer, applied.sequence) : null;
+    if (request !== null) this.appliedRequests.add(request);
+    this.host.onApply(this.id, entry, request, null);
+    application.applied(this.id, entry, applied, request);
+  }
+
+  private createKvReplica(durable: DurableState<unknown>): KvReplica<M, unknown> {
+    const { id, peers, factory } = this.options;
+    const kv = durable.snapshot === null ? new KvStore() : KvStore.restore(durable.snapshot.data);
+    this.appliedRequests = durable.snapshot === null ? new Set() : this.host.requestsThrough(durable.snapshot.index);
+    const engine = this.createEngine(durable, kv.applied);
+    const incarnation = this.incarnation;
+    const validate = factory.validateMessage;
+    return new KvReplica<M, unknown>({
+      engine,
+      ...(validate === undefined ? {} : { validateMessage: (value: unknown) => validate.call(factory, value) }),
+      storage: this.storage(incarnation),
+      kv,
+      network: { send: (to, message) => (this.host.sendToPeer(id, to, message), true) },
+      clock: this.clock(incarnation),
+      wallClockMs: () => SIM_EPOCH_MS + Math.floor(this.host.now() / 1000),
+      tickMs: this.options.tickMicros / 1000,
+      requestTimeoutMs: this.options.requestTimeoutMicros / 1000,
+      snapshotEntries: this.options.snapshotEveryEntries,
+      pendingRequestsMax: PENDING_REQUESTS_MAX,
+      peerCount: Math.max(0, peers.length - 1),
+      nodeClientId: SELF_ASSIGNED_SESSIONS_FROM + id,
+      // Above every sequence an earlier incarnation used, as the runtime's wall clock is.
+      firstSequence: this.host.now() + 1,
+      // Apart from every earlier incarnation's: a late answer to one of their reads must not
+      // be taken for one of this incarnation's.
+      firstReadId: 1 + this.options.engineSeed() * 65_536,
+      observer: this.observer(),
+      replicaMutant: this.options.replicaMutant,
+      onFatal: (error) => {
+        throw error;
+      },
+    });
+  }
+
+  /** Virtual time as this process sees it, and its timers, which die with this incarnation. */
+  private clock(incarnation: number): Clock {
+    const rate = this.options.clockRate;
+    return {
+      nowMs: () => this.host.now() / 1000 / rate,
+      soon: (action) => this.host.after(0, () => this.input(incarnation, action)),
+      every: (intervalMs, action) => {
+        const intervalMicros = Math.max(1, Math.round(intervalMs * 1000 * rate));
+        let cancelled = false;
+        const fire = (): void => {
+          if (cancelled || !this.alive(incarnation)) return;
+          // A paused process's timers do not fire; its clock runs on, and on waking the
+          // replica counts the ticks it missed (see resume).
+          if (!this.paused) action();
+          this.host.after(intervalMicros, fire);
+        };
+        this.host.after(intervalMicros, fire);
+        return () => {
+          cancelled = true;
+        };
+      },
+    };
+  }
+
+  /** The simulated disk as the replica's log storage: writes are durable after the fsync latency. */
+  private storage(incarnation: number): LogStorage<unknown> {
+    return new SimLogStorage(
+      this.disk,
+      (completed) => this.host.afterFsync(this, () => this.alive(incarnation) && completed()),
+      (action) => this.input(incarnation, action),
+    );
+  }
+
+  private observer(): ReplicaObserver<Applied> & ReplicaObserver<unknown> {
+    return {
+      applied: (entries: readonly LogEntry[], results: readonly unknown[]) => {
+        for (let i = 0; i < entries.length; i++) this.noteApplied(entries[i] as LogEntry, results[i] as Applied);
+      },
+      snapshotInstalled: (snapshot) => {
+        this.appliedRequests = this.host.requestsThrough(snapshot.index);
+        this.snapshotsInstalled++;
+        this.host.trace(this.id, `installed the leader's snapshot at ${snapshot.index}`);
+      },
+      snapshotTaken: (snapshot) => this.host.trace(this.id, `snapshot at ${snapshot.index} (${snapshot.data.length} bytes), log compacted`),
+      statusChanged: () => this.host.onStatus(this),
+    };
+  }
+
+  private noteApplied(entry: LogEntry, applied: Applied): void {
+    if (entry.kind === "config") {
+      this.host.onApply(this.id, entry, null, null);
+      return;
+    }
+    // A clock entry (a node's own, with a no-op result) is no client's request.
+    const key = applied.request === null || applied.result.op === "noop" ? null : requestKey(applied.request.clientId - SELF_ASSIGNED_SESSIONS_FROM, applied.request.sequence);
+    const output = applied.result.op === "cas" ? applied.result.succeeded : null;
+    // A duplicate changed nothing: it does not count as this request taking effect (again).
+    if (key !== null && !applied.duplicate) this.appliedRequests.add(key);
+    this.host.onApply(this.id, entry, applied.duplicate ? null : key, output);
+  }
+
+  private alive(incarnation: number): boolean {
+    return this.up && this.incarnation === incarnation;
+  }
+
+  /** Runs an input now, or later if the process is paused. A crashed incarnation gets nothing. */
+  private input(incarnation: number, action: () => void): void {
+    if (!this.alive(incarnation)) return;
     if (this.paused) {
       this.deferred.push(action);
       return;
     }
     action();
-    this.pump();
-  }
-
-  tick(): void {
-    if (!this.up) return;
-    if (this.paused) {
-      // A paused process's timer does not fire, but its monotonic clock runs on.
-      this.missedTicks++;
-      return;
-    }
-    this.engine.tick();
-    this.expireRequests();
-    this.pump();
   }
 
   deliver(from: NodeId, message: M): void {
-    this.input(() => this.engine.step(from, message));
+    this.input(this.incarnation, () => this.node.replica.receive(from, message));
   }
 
   request(request: ClientRequest): void {
-    this.input(() => this.handleRequest(request));
+    this.input(this.incarnation, () => this.handleRequest(request));
+  }
+
+  /** A request of a user's workload (sim/app/harness.ts), handled by the application. */
+  requestApp(request: unknown): void {
+    const application = this.options.application;
+    if (application === undefined) throw new Error(`node ${this.id} runs the KV store, not a user's state machine`);
+    this.input(this.incarnation, () => {
+      if (this.appNode !== null) application.handle(this.id, this.appNode, request);
+    });
   }
 
   private handleRequest(request: ClientRequest): void {
-    const expiresAt = this.host.now() + this.requestTimeoutMicros;
     if (request.op === "get") {
-      const readId = this.nextReadId++;
-      const admission = this.engine.readIndex(readId);
-      if (!admission.accepted) return this.refuse(request, admission.error);
-      this.pendingReads.set(readId, { clientId: request.clientId, sequence: request.sequence, key: request.key, expiresAt, index: null });
+      // The engine's configured default: a lease read where the seed's tuning allows leases.
+      this.node.replica.read({}, {
+        resolve: () => {
+          const record = this.kvLayer().kv.get(request.key);
+          this.answer(request, record === undefined ? null : utf8Decode(record.value));
+        },
+        reject: (error) => this.refuse(request, error),
+      });
       return;
     }
-    const admission = this.engine.propose(encodeCommand(toCommand(request)));
-    if (!admission.accepted) return this.refuse(request, admission.error);
-    this.pendingWrites.set(requestKey(request.clientId, request.sequence), { clientId: request.clientId, sequence: request.sequence, expiresAt });
+    // Simulated clients number themselves from 1; their sessions are self-assigned (created
+    // on first use) in the store, so they live in that id range.
+    const client = { clientId: SELF_ASSIGNED_SESSIONS_FROM + request.clientId, sequence: request.sequence };
+    const waiter: Waiter<Applied["result"]> = {
+      resolve: (result) => {
+        // A request superseded by a newer one of its client gets no answer (it timed out there).
+        if (result.op === "rejected" || result.op === "superseded") return;
+        this.answer(request, result.op === "cas" ? result.succeeded : null);
+      },
+      reject: (error) => this.refuse(request, error),
+    };
+    this.kvLayer().write(toOperation(request), client, waiter);
   }
 
+  private answer(request: ClientRequest, output: string | null | boolean): void {
+    this.host.sendToClient(this.id, request.clientId, { type: "client-response", sequence: request.sequence, outcome: "ok", output });
+  }
+
+  /**
+   * Tells the client its request failed — only when it certainly took no effect. A write
+   * that timed out may still apply: its client, which has long given up, hears nothing.
+   */
   private refuse(request: ClientRequest, error: Error): void {
+    if (error instanceof RequestTimeoutError || error instanceof WriteOutcomeUnknownError) return;
     const leaderHint = error instanceof NotLeaderError ? error.leaderHint : null;
     this.host.sendToClient(this.id, request.clientId, { type: "client-response", sequence: request.sequence, outcome: "refused", reason: error.message, leaderHint });
   }
 
-  /** Takes the next Ready if there is one and none is outstanding. */
-  private pump(): void {
-    if (!this.up || this.paused || this.readyInFlight !== null || !this.engine.hasReady()) return;
-    const ready = this.engine.ready();
-    this.readyInFlight = ready;
-    this.host.onStatus(this);
-    for (const { to, message } of ready.messages) this.host.sendToPeer(this.id, to, message);
-    if (ready.snapshot !== null) this.disk.write({ kind: "snapshot", snapshot: ready.snapshot });
-    if (ready.entries.length > 0) this.disk.write({ kind: "entries", entries: ready.entries });
-    if (ready.hardState !== null) this.disk.write({ kind: "hard-state", hardState: ready.hardState });
-    const incarnation = this.incarnation;
-    if (this.disk.hasUnsynced) {
-      this.host.afterFsync(this, () => {
-        if (this.incarnation !== incarnation || !this.up) return;
-        this.disk.sync();
-        this.input(() => this.finishReady(ready));
-      });
-    } else this.finishReady(ready);
-  }
-
-  private finishReady(ready: Ready<M, unknown>): void {
-    assert(this.readyInFlight === ready, "finishing a Ready that is not in flight");
-    for (const { to, message } of ready.messagesAfterPersist) this.host.sendToPeer(this.id, to, message);
-    if (ready.snapshot !== null) {
-      this.kv = KvStore.restore(ready.snapshot.data);
-      this.appliedRequests = this.host.requestsThrough(ready.snapshot.index);
-      this.snapshotsInstalled++;
-      this.host.trace(this.id, `installed the leader's snapshot at ${ready.snapshot.index}`);
-    }
-    for (const entry of ready.committedEntries) this.apply(entry);
-    for (const { requestId, index } of ready.readStates) {
-      const read = this.pendingReads.get(requestId);
-      if (read !== undefined) read.index = index;
-    }
-    this.serveReads();
-    this.engine.advance(ready);
-    this.readyInFlight = null;
-    this.maybeSnapshot();
-    this.host.onStatus(this);
-    this.pump();
-  }
-
-  /** Snapshots the state machine and compacts the log once enough entries were applied. */
-  private maybeSnapshot(): void {
-    if (this.snapshotEveryEntries === 0 || this.engine.compact === undefined) return;
-    const index = this.kv.applied;
-    if (index - this.engine.status().snapshotIndex < this.snapshotEveryEntries) return;
-    const term = this.engine.entryTerm(index);
-    assert(term !== null, `no term for the applied index ${index}`);
-    // The configuration at the snapshot's index goes with it: the log that held it goes.
-    const membership = this.engine.membershipAt?.(index);
-    const data = this.kv.snapshot();
-    const snapshot = membership === undefined ? { index, term, data } : { index, term, data, membership };
-    // Durable first: the engine may drop the log behind it at once.
-    this.disk.saveSnapshot(snapshot);
-    this.engine.compact(index, snapshot.data);
-    this.host.trace(this.id, `snapshot at ${index} (${snapshot.data.length} bytes), log compacted`);
-  }
-
-  private apply(entry: LogEntry): void {
-    if (entry.kind === "config") {
-      // The engine's own entry: the state machine only moves past it.
-      this.kv.apply(entry.index, NO_COMMAND);
-      this.host.onApply(this.id, entry, null, null);
-      return;
-    }
-    const applied = this.kv.apply(entry.index, entry.data);
-    const key = applied.request === null ? null : requestKey(applied.request.clientId - SELF_ASSIGNED_SESSIONS_FROM, applied.request.sequence);
-    const output = applied.result.op === "cas" ? applied.result.succeeded : null;
-    // A duplicate changed nothing: it does not count as this request taking effect (again).
-    if (key !== null && !applied.duplicate) this.appliedRequests.add(key);
-    this.host.onApply(this.id, entry, applied.duplicate ? null : key, output);
-    if (key === null || applied.result.op === "rejected") return;
-    const pending = this.pendingWrites.get(key);
-    if (pending === undefined) return;
-    this.pendingWrites.delete(key);
-    this.host.sendToClient(this.id, pending.clientId, { type: "client-response", sequence: pending.sequence, outcome: "ok", output });
-  }
-
-  private serveReads(): void {
-    for (const [readId, read] of this.pendingReads) {
-      if (read.index === null || read.index > this.kv.applied) continue;
-      this.pendingReads.delete(readId);
-      const record = this.kv.get(read.key);
-      const output = record === undefined ? null : utf8Decode(record.value);
-      this.host.sendToClient(this.id, read.clientId, { type: "client-response", sequence: read.sequence, outcome: "ok", output });
-    }
-  }
-
-  /** Forgets requests whose client has surely given up, so the maps stay bounded. */
-  private expireRequests(): void {
-    const now = this.host.now();
-    for (const [key, write] of this.pendingWrites) if (write.expiresAt < now) this.pendingWrites.delete(key);
-    for (const [id, read] of this.pendingReads) if (read.expiresAt < now) this.pendingReads.delete(id);
-  }
-
-  /** Loses the process: engine, state machine, requests. The caller crashes the disk. */
+  /** Loses the process: engine, state machine, requests, timers. The caller crashes the disk. */
   crash(): void {
-    assert(this.up, "crash of a node that is down");
     this.up = false;
     this.paused = false;
     this.incarnation++;
-    this.readyInFlight = null;
-    this.pendingWrites.clear();
-    this.pendingReads.clear();
     this.deferred = [];
   }
 
   restart(): void {
-    assert(!this.up, "restart of a node that is up");
     this.up = true;
-    this.engine = this.createEngine();
+    this.node = this.createReplica();
+    this.start();
     this.host.onStatus(this);
-    this.pump();
   }
 
   /** Asks this node's engine to change the configuration (engines with membership); whether it took the request. */
   changeMembership(change: MembershipChange): Admission | null {
     if (!this.up || this.paused || this.engine.changeMembership === undefined) return null;
-    const admission = this.engine.changeMembership(change);
-    this.pump();
-    return admission;
+    return admissionOf((waiter) => this.node.replica.changeMembership(change, waiter));
   }
 
   /** Asks this node's engine to hand leadership over (engines that support it); whether it took the request. */
   transferLeadership(to: NodeId | null): boolean {
     if (!this.up || this.paused || this.engine.transferLeadership === undefined) return false;
-    const admission = this.engine.transferLeadership(to);
-    this.pump();
-    return admission.accepted;
+    return admissionOf((waiter) => this.node.replica.transferLeadership(to, waiter)).accepted;
   }
 
   pause(): void {
     if (!this.up) return;
     this.paused = true;
     this.pauses++;
-    this.missedTicks = 0;
   }
 
   resume(): void {
     if (!this.up || !this.paused) return;
     this.paused = false;
-    // Like the runtime's driver, which counts ticks by the monotonic clock: on waking, time
-    // passes for the engine first (a leader sees its lease gone) and only then do the
-    // messages that queued up meanwhile arrive.
-    const missed = this.missedTicks;
-    this.missedTicks = 0;
-    for (let i = 0; i < missed && this.up && !this.paused; i++) {
-      this.engine.tick();
-      this.pump();
-    }
+    // As in the runtime, where ticks are counted by the monotonic clock: on waking, time
+    // passes for the engine first (a leader sees its lease gone), and only then do the
+    // inputs that queued up meanwhile arrive.
+    this.node.replica.onTimer();
     const queued = this.deferred;
     this.deferred = [];
     for (const action of queued) {
       if (!this.up || this.paused) break;
       action();
-      this.pump();
     }
   }
 }
 
-function toCommand(request: ClientRequest): KvCommand {
-  // Simulated clients number themselves from 1; their sessions are self-assigned (created
-  // on first use) in the store, so they live in that id range.
-  const requestId = { clientId: SELF_ASSIGNED_SESSIONS_FROM + request.clientId, sequence: request.sequence };
+/**
+ * Whether a replica took a request at once: the replica refuses synchronously (the engine's
+ * refusal), else the request waits, and how it ends is not this caller's concern.
+ */
+function admissionOf<T>(ask: (waiter: Waiter<T>) => void): Admission {
+  let refusal: Error | null = null;
+  let asking = true;
+  ask({
+    resolve: () => undefined,
+    reject: (error) => {
+      if (asking) refusal = error;
+    },
+  });
+  asking = false;
+  const refused: Error | null = refusal;
+  // Every refusal a replica makes at once is a SynodError (the engine's, or its own).
+  return refused === null ? { accepted: true } : { accepted: false, error: refused as SynodError };
+}
+
+function toOperation(request: ClientRequest): KvOperation {
   switch (request.op) {
     case "put":
-      return { op: "put", request: requestId, key: request.key, value: utf8Encode(request.value ?? "") };
+      return { op: "put", key: request.key, value: utf8Encode(request.value ?? "") };
     case "delete":
-      return { op: "delete", request: requestId, key: request.key };
+      return { op: "delete", key: request.key };
     case "cas":
-      return { op: "cas-value", request: requestId, key: request.key, expected: utf8Encode(request.expected ?? ""), value: utf8Encode(request.value ?? "") };
+      return { op: "cas-value", key: request.key, expected: utf8Encode(request.expected ?? ""), value: utf8Encode(request.value ?? "") };
     case "get":
       throw new Error("a get is not a command");
   }

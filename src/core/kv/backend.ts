@@ -34,6 +34,8 @@ export interface KvBackend {
   rangeRecords(query: KvRangeQuery): KvRecord[];
   /** Every record, in key order (for snapshots). */
   allRecords(): Iterable<KvRecord>;
+  /** How many records there are; inside a transaction, counting its writes. Cheap (not a scan of the records). */
+  recordCount(): number;
   getSession(clientId: number): KvSession | undefined;
   putSession(session: KvSession): void;
   /** Removes the client's session, if there is one. */
@@ -103,6 +105,10 @@ export class MemoryKvBackend implements KvBackend {
 
   allRecords(): KvRecord[] {
     return [...this.records.values()].sort(byKey);
+  }
+
+  recordCount(): number {
+    return this.records.size;
   }
 
   getSession(clientId: number): KvSession | undefined {

@@ -13,6 +13,7 @@ import { toWellFormed, utf8Decode, utf8Encode } from "../common/utf8.js";
  *   delete:          (nothing)
  *   cas-value:       u8 expectedPresent | [u32 expectedLength | expected] | u32 valueLength | value
  *   cas-revision:    f64 expectedModRevision | u32 valueLength | value
+ *   delete-prefix:   (nothing; the key is the prefix, non-empty)
  *
  * except a transaction, which has no key of its own after the request:
  *
@@ -35,6 +36,12 @@ import { toWellFormed, utf8Decode, utf8Encode } from "../common/utf8.js";
 export type KvCommand =
   | { readonly op: "put"; readonly request: RequestId; readonly key: string; readonly value: Uint8Array }
   | { readonly op: "delete"; readonly request: RequestId; readonly key: string }
+  /**
+   * Deletes every key that starts with `prefix` (non-empty), atomically, as one revision
+   * (none if no key matched). Its cost grows with the keys it deletes: it applies in one
+   * backend transaction, like every command.
+   */
+  | { readonly op: "delete-prefix"; readonly request: RequestId; readonly prefix: string }
   | {
       readonly op: "cas-value";
       readonly request: RequestId;
@@ -111,7 +118,7 @@ export interface RequestId {
 }
 
 const VERSION = 2;
-const OPS = ["put", "delete", "cas-value", "cas-revision", "txn", "register", "clock"] as const;
+const OPS = ["put", "delete", "cas-value", "cas-revision", "txn", "register", "clock", "delete-prefix"] as const;
 type Op = (typeof OPS)[number];
 const COMPARE_TARGETS = ["value", "modRevision", "createRevision", "version"] as const;
 const COMPARE_OPERATORS = ["=", "!=", "<", ">"] as const;
@@ -131,8 +138,8 @@ export function encodeCommand(command: KvCommand): Uint8Array {
     writeHeader(writer, command.op, command.request);
     return writer.finish(`${command.op} command`);
   }
-  const key = utf8Encode(command.key);
-  if (key.length === 0) throw new InvalidInputError("key must not be empty");
+  const key = utf8Encode(command.op === "delete-prefix" ? command.prefix : command.key);
+  if (key.length === 0) throw new InvalidInputError(command.op === "delete-prefix" ? "the prefix of a range delete must not be empty" : "key must not be empty");
   if (key.length > limits.keyBytesMax) throw new InvalidInputError(`key is ${key.length} bytes; the limit is ${limits.keyBytesMax}`);
   const parts: Uint8Array[] = [];
   let size = HEADER_BYTES + 4 + key.length;
@@ -149,6 +156,7 @@ export function encodeCommand(command: KvCommand): Uint8Array {
       addBytes(command.value);
       break;
     case "delete":
+    case "delete-prefix":
       break;
     case "cas-value":
       size += 1;
@@ -194,7 +202,7 @@ export function decodeCommand(bytes: Uint8Array): KvCommand {
   const version = reader.u8();
   if (version !== 1 && version !== VERSION) throw new InvalidInputError(`unknown command version ${version}`);
   const op: Op | undefined = OPS[reader.u8()];
-  if (op === undefined || (version === 1 && (op === "register" || op === "clock"))) throw new InvalidInputError("unknown command op");
+  if (op === undefined || (version === 1 && (op === "register" || op === "clock" || op === "delete-prefix"))) throw new InvalidInputError("unknown command op");
   const ids = { clientId: reader.safeInteger(), sequence: reader.safeInteger() };
   // Canonical: a time of 0 (unknown) decodes as no time, as version 1 does.
   const timeMs = version === 1 ? 0 : reader.safeInteger();
@@ -214,6 +222,9 @@ export function decodeCommand(bytes: Uint8Array): KvCommand {
       break;
     case "delete":
       command = { op, request, key };
+      break;
+    case "delete-prefix":
+      command = { op, request, prefix: key };
       break;
     case "cas-value": {
       const present = reader.u8();

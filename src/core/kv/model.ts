@@ -29,6 +29,8 @@ export type TxnOperationResult =
 export type KvResult =
   | { readonly op: "put"; readonly revision: number }
   | { readonly op: "delete"; readonly deleted: 0 | 1; readonly revision: number }
+  /** A range delete: how many keys it deleted, and the store's revision after it (unchanged if none). */
+  | { readonly op: "delete-prefix"; readonly deleted: number; readonly revision: number }
   | { readonly op: "cas"; readonly succeeded: boolean; readonly revision: number }
   /**
    * A transaction: whether every compare held (so the success branch ran), the store's
@@ -37,6 +39,12 @@ export type KvResult =
   | { readonly op: "txn"; readonly succeeded: boolean; readonly revision: number; readonly results: readonly TxnOperationResult[] }
   | { readonly op: "noop" }
   | { readonly op: "rejected"; readonly reason: string }
+  /**
+   * A command of a session whose latest sequence is above this one's: the session keeps
+   * only its latest result, so this one's is no longer known (the command may have been
+   * applied when it first arrived). Nothing was applied now. Never kept in a session.
+   */
+  | { readonly op: "superseded"; readonly clientId: number; readonly sequence: number; readonly latestSequence: number }
   /** A registration: the new session's client id (the index of its entry). */
   | { readonly op: "session"; readonly clientId: number }
   /**
@@ -50,7 +58,7 @@ export interface Applied {
   readonly result: KvResult;
   /**
    * The command repeated a request this store already applied (or a newer one from the same
-   * client): it changed nothing, and `result` is the first application's (or "rejected").
+   * client): it changed nothing, and `result` is the first application's (or "superseded").
    */
   readonly duplicate: boolean;
 }

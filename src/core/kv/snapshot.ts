@@ -13,7 +13,8 @@ import { NO_SESSION, type KvMeta, type KvRecord, type KvResult, type KvSession, 
  *   record:   u32 keyLength | key | u32 valueLength | value | f64 createRevision | f64 modRevision | f64 version
  *   sessions: u32 0xFFFFFFFF | f64 clockMs | u32 sessionCount | session...
  *   session:  f64 clientId | f64 sequence | result | f64 lastActiveMs
- *   result:   u8 kind | u8 flag | f64 revision   (+ for a transaction: u32 count | u8 per operation)
+ *   result:   u8 kind | u8 flag | f64 revision   (+ for a transaction: u32 count | u8 per operation;
+ *                                                 + for a range delete: f64 deleted)
  *
  * Snapshots written before sessions expired have `u32 sessionCount | session...` there,
  * each session without `lastActiveMs` (read as clock 0, sessions last used at 0); the
@@ -134,12 +135,12 @@ function checkRecordRevisions(record: KvRecord, storeRevision: number): void {
   if (version < 1 || version > modRevision - createRevision + 1) throw new InvalidInputError(`KV snapshot has a record with an impossible version ${version}`);
 }
 
-const RESULT_KINDS = ["put", "delete", "cas", "noop", "rejected", "txn"] as const;
+const RESULT_KINDS = ["put", "delete", "cas", "noop", "rejected", "txn", "delete-prefix"] as const;
 /** A transaction operation's result in one byte; a get's record is not kept (see "get-forgotten"). */
 const TXN_RESULT_CODES = { put: 0, deleted0: 1, deleted1: 2, get: 3 } as const;
 
 export function sessionResultBytes(result: KvResult): number {
-  return 10 + (result.op === "txn" ? 4 + result.results.length : 0);
+  return 10 + (result.op === "txn" ? 4 + result.results.length : result.op === "delete-prefix" ? 8 : 0);
 }
 
 export function writeSessionResult(writer: ByteWriter, result: KvResult): void {
@@ -149,6 +150,7 @@ export function writeSessionResult(writer: ByteWriter, result: KvResult): void {
   const flag = result.op === "delete" ? result.deleted : result.op === "cas" || result.op === "txn" ? (result.succeeded ? 1 : 0) : 0;
   writer.u8(flag);
   writer.f64("revision" in result ? result.revision : 0);
+  if (result.op === "delete-prefix") writer.f64(result.deleted);
   if (result.op !== "txn") return;
   writer.u32(result.results.length);
   for (const operation of result.results) {
@@ -178,6 +180,9 @@ export function readSessionResult(reader: ByteReader): KvResult {
       return { op: "rejected", reason: "superseded by a newer request from the same client" };
     case "txn":
       return { op: "txn", succeeded: flag === 1, revision, results: readTxnResults(reader, revision) };
+    case "delete-prefix":
+      if (flag !== 0) throw new InvalidInputError("KV session result has a bad flag");
+      return { op: "delete-prefix", deleted: reader.safeInteger(), revision };
     default:
       throw new InvalidInputError("KV session result has an unknown kind");
   }

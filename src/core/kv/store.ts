@@ -19,6 +19,8 @@ export interface KvEntry {
 }
 
 const NO_OP = new Uint8Array(0);
+/** A range delete reads and deletes the keys it matches this many at a time. */
+const DELETE_PAGE_RECORDS = 1000;
 
 /**
  * The replicated KV state machine: deterministic. Every node applies the same entries in
@@ -53,6 +55,8 @@ export class KvStore {
   private clockMs: number;
   /** How many sessions the backend holds (derived from it at open). */
   private sessionCount: number;
+  /** How many keys the backend holds (derived from it at open, then kept as keys come and go). */
+  private keyCount: number;
 
   /**
    * A store over `backend`, at the applied index and revision the backend holds.
@@ -69,6 +73,7 @@ export class KvStore {
     this.revision = meta.revision;
     this.clockMs = meta.clockMs ?? 0;
     this.sessionCount = countOf(backend.allSessions());
+    this.keyCount = backend.recordCount();
   }
 
   /** Opens the state a backend holds (the same as `new KvStore(backend)`, named for reading). */
@@ -102,6 +107,11 @@ export class KvStore {
   /** How many client sessions the store holds. */
   get sessions(): number {
     return this.sessionCount;
+  }
+
+  /** How many keys the store holds. */
+  get keys(): number {
+    return this.keyCount;
   }
 
   get(key: string): KvRecord | undefined {
@@ -153,6 +163,7 @@ export class KvStore {
     this.revision = meta.revision;
     this.clockMs = meta.clockMs ?? 0;
     this.sessionCount = countOf(backend.allSessions());
+    this.keyCount = backend.recordCount();
   }
 
   /** A deterministic snapshot: keys in UTF-8 byte order, so equal states give equal bytes. */
@@ -167,6 +178,7 @@ export class KvStore {
     const revision = this.revision;
     const clockMs = this.clockMs;
     const sessionCount = this.sessionCount;
+    const keyCount = this.keyCount;
     try {
       return this.backend.transaction(() => {
         const result = fn();
@@ -178,6 +190,7 @@ export class KvStore {
       this.revision = revision;
       this.clockMs = clockMs;
       this.sessionCount = sessionCount;
+      this.keyCount = keyCount;
       throw error;
     }
   }
@@ -205,7 +218,7 @@ export class KvStore {
       session = this.backend.getSession(clientId);
       if (session === undefined && clientId < SELF_ASSIGNED_SESSIONS_FROM) return { request: command.request, result: { op: "session-expired", clientId }, duplicate: false };
       if (session !== undefined && sequence <= session.sequence) {
-        const result: KvResult = sequence === session.sequence ? session.result : { op: "rejected", reason: "superseded by a newer request from the same client" };
+        const result: KvResult = sequence === session.sequence ? session.result : { op: "superseded", clientId, sequence, latestSequence: session.sequence };
         return { request: command.request, result, duplicate: true };
       }
     }
@@ -272,6 +285,7 @@ export class KvStore {
 
   private execute(command: Exclude<KvCommand, { readonly op: "register" | "clock" }>): KvResult {
     if (command.op === "txn") return this.executeTxn(command);
+    if (command.op === "delete-prefix") return this.deletePrefix(command.prefix);
     const current = this.backend.getRecord(command.key);
     switch (command.op) {
       case "put":
@@ -279,6 +293,7 @@ export class KvStore {
       case "delete":
         if (current === undefined) return { op: "delete", deleted: 0, revision: this.revision };
         this.backend.deleteRecord(command.key);
+        this.keyCount--;
         return { op: "delete", deleted: 1, revision: ++this.revision };
       case "cas-value": {
         const matches = command.expected === null ? current === undefined : current !== undefined && bytesEqual(current.value, command.expected);
@@ -311,6 +326,7 @@ export class KvStore {
           if (current === undefined) return { op: "delete", deleted: 0 };
           wrote = true;
           this.backend.deleteRecord(operation.key);
+          this.keyCount--;
           return { op: "delete", deleted: 1 };
       }
     });
@@ -318,7 +334,26 @@ export class KvStore {
     return { op: "txn", succeeded, revision: this.revision, results };
   }
 
+  /**
+   * Deletes every key under `prefix`, a page at a time (reads in a backend transaction see
+   * its deletes, so each page is the next keys left), as one new revision if any matched.
+   * Each round deletes a full page or ends the loop.
+   */
+  private deletePrefix(prefix: string): KvResult {
+    let deleted = 0;
+    for (;;) {
+      const page = this.backend.rangeRecords({ prefix, limit: DELETE_PAGE_RECORDS });
+      for (const record of page) this.backend.deleteRecord(record.key);
+      deleted += page.length;
+      if (page.length < DELETE_PAGE_RECORDS) break;
+    }
+    this.keyCount -= deleted;
+    if (deleted === 0) return { op: "delete-prefix", deleted, revision: this.revision };
+    return { op: "delete-prefix", deleted, revision: ++this.revision };
+  }
+
   private write(key: string, value: Uint8Array, current: KvRecord | undefined, revision: number): number {
+    if (current === undefined) this.keyCount++;
     this.backend.putRecord({
       key,
       value,

@@ -9,7 +9,10 @@ import { after, describe, test } from "node:test";
 import { pino } from "pino";
 import { ClusterRouter } from "../../client/router.js";
 import { freePorts, request } from "../server/process-cluster.test-util.js";
-import { ProxyServer } from "./proxy.js";
+import { limits } from "../../core/common/limits.js";
+import { DEFAULT_NODE_CONFIG } from "../server/config.js";
+import { send } from "./http-send.test-util.js";
+import { ProxyServer, type ProxyRouter } from "./proxy.js";
 
 type Behaviour = (request: IncomingMessage, response: ServerResponse) => void;
 
@@ -96,6 +99,18 @@ describe("the proxy's retries", () => {
     assert.equal(refused.status, 200, refused.text);
   });
 
+  test("a 503 no_quorum (a node cut off from the majority applied nothing) is retried elsewhere too", async () => {
+    const cutOff: Behaviour = (_req, res) => {
+      res.writeHead(503, { "content-type": "application/json", "retry-after": "1" });
+      res.end(JSON.stringify({ error: "no_quorum", message: "this node reaches 1 of 3 voters" }));
+    };
+    const [minority, good] = await nodes(cutOff, ok);
+    const url = await proxyOver([minority as FakeNode, good as FakeNode]);
+    const answer = await request("PUT", `${url}/v1/kv/k`, "v");
+    assert.equal(answer.status, 200, answer.text);
+    assert.deepEqual(good?.seen, ["PUT /v1/kv/k"]);
+  });
+
   test("when every node says no_leader, the node's answer is passed on once retries are spent", async () => {
     const electing = await nodes(noLeader, noLeader);
     const url = await proxyOver(electing);
@@ -138,6 +153,53 @@ describe("the proxy's retries", () => {
       inFlight = stats.endpoints[0]?.inFlight ?? -1;
     }
     assert.equal(inFlight, 0);
+  });
+
+  test("a value over the node's limit is answered 413 too_large by the proxy, as a node would: no node sees it, no node's health or the leader changes", async () => {
+    const [leader, other] = await nodes(ok, ok);
+    const url = await proxyOver([leader as FakeNode, other as FakeNode]);
+    const value = Buffer.alloc(limits.valueBytesMax + 1, 0x61);
+    const declared = await send(`${url}/v1/kv/big`, "PUT", { "content-length": String(value.length) }, [value]);
+    assert.equal(declared.status, 413, declared.text);
+    assert.equal(JSON.parse(declared.text).error, "too_large");
+    assert.match(JSON.parse(declared.text).message, new RegExp(`a value of ${value.length} bytes is over the limit of ${limits.valueBytesMax}`));
+    // Without a Content-Length (chunked), the bytes read are counted.
+    const chunked = await send(`${url}/v1/kv/big`, "PUT", {}, [value.subarray(0, 1000), value.subarray(1000)]);
+    assert.equal(chunked.status, 413, chunked.text);
+    assert.equal(JSON.parse(chunked.text).error, "too_large");
+    const txn = await send(`${url}/v1/txn`, "POST", { "content-type": "application/json" }, [Buffer.alloc(DEFAULT_NODE_CONFIG.requestBodyBytesMax + 1, 0x20)]);
+    assert.equal(txn.status, 413, txn.text);
+    assert.deepEqual([...(leader?.seen ?? []), ...(other?.seen ?? [])], [], "no node was sent the request");
+    const stats = (await request("GET", `${url}/v1/proxy/stats`)).body as { leader: string | null; endpoints: { failures: number; health: string }[] };
+    assert.equal(stats.leader, leader?.url, "the proxy still knows the leader");
+    assert.deepEqual(stats.endpoints.map((e) => [e.failures, e.health]), [[0, "healthy"], [0, "healthy"]]);
+  });
+
+  test("a value sent with Expect: 100-continue (as curl sends one over 1 MiB) is passed on", async () => {
+    const [node] = await nodes(ok);
+    const url = await proxyOver([node as FakeNode]);
+    const value = Buffer.alloc(limits.valueBytesMax, 0x61);
+    const answer = await send(`${url}/v1/kv/big`, "PUT", { "content-length": String(value.length), expect: "100-continue" }, [value]);
+    assert.equal(answer.status, 200, answer.text);
+    assert.deepEqual(node?.seen, ["PUT /v1/kv/big"]);
+  });
+
+  test("no node to take a request, or none answering: 503 upstream_unavailable either way, with retry-after", async () => {
+    const [closedA, closedB] = await freePorts(2);
+    const down = [closedA, closedB].map((port) => ({ url: `http://127.0.0.1:${port}`, seen: [], behaviour: ok, server: createServer() }));
+    const refused = await request("PUT", `${await proxyOver(down)}/v1/kv/k`, "v");
+    assert.equal(refused.status, 503, refused.text);
+    assert.equal(refused.body["error"], "upstream_unavailable");
+    assert.equal(refused.headers.get("retry-after"), "1");
+    // A router with nothing to offer (every node ejected, no panic).
+    const none: ProxyRouter = { pickForWrite: () => null, pickForRead: () => null, onStart: () => {}, onFinish: () => {}, reportSuccess: () => {}, reportFailure: () => {}, stats: () => ({}), close: () => {} };
+    const [port] = await freePorts(1);
+    const proxy = await ProxyServer.start({ listen: { host: "127.0.0.1", port: port as number }, endpoints: [], router: none, log: pino({ level: "silent" }) });
+    closers.push(() => proxy.close());
+    const empty = await request("PUT", `${proxy.url}/v1/kv/k`, "v");
+    assert.equal(empty.status, 503, empty.text);
+    assert.equal(empty.body["error"], "upstream_unavailable");
+    assert.equal(empty.headers.get("retry-after"), "1");
   });
 
   test("HEAD keeps the node's content-length", async () => {

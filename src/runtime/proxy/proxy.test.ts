@@ -10,6 +10,7 @@ import { dirname, join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { freePorts, ProcessCluster, request, sleep } from "../server/process-cluster.test-util.js";
+import { send } from "./http-send.test-util.js";
 
 const SYNOD_BIN = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "bin", "synod.js");
 
@@ -85,6 +86,24 @@ describe("synod proxy in front of a real cluster", { timeout: 90_000 }, () => {
       assert.equal(put.headers.get("x-synod-upstream"), cluster.node(leader).http, "a write goes to the leader");
     }
     assert.equal((await stats()).leader, cluster.node(leader).http);
+  });
+
+  test("curl's way of sending a value (Expect: 100-continue): 1 MiB is stored; over it, the node's own 413 too_large, and no node is counted as failing", async () => {
+    const before = await stats();
+    const curl = (url: string, bytes: number): Promise<{ status: number; text: string }> =>
+      send(`${url}/v1/kv/big`, "PUT", { "content-length": String(bytes), expect: "100-continue" }, [new Uint8Array(bytes)]);
+    const stored = await curl(proxyUrl, 1024 * 1024);
+    assert.equal(stored.status, 200, stored.text);
+    const direct = await curl(cluster.node(1).http, 1024 * 1024 + 1);
+    const proxied = await curl(proxyUrl, 1024 * 1024 + 1);
+    assert.equal(proxied.status, 413, proxied.text);
+    assert.deepEqual(JSON.parse(proxied.text), JSON.parse(direct.text), "the same answer as a node's");
+    const after = await stats();
+    assert.deepEqual(
+      after.endpoints.map((e) => e.failures),
+      before.endpoints.map((e) => e.failures),
+    );
+    assert.equal(after.leader, before.leader);
   });
 
   test("kill -9 the heaviest node: no request fails, it gets nothing once noticed, and it ramps back in when it returns", async (t) => {

@@ -4,11 +4,14 @@
  * leader or to the balancer's pick, through a `ClusterRouter` (health checks, ejection,
  * slow start, leader awareness), and sent again elsewhere when that cannot apply it twice:
  *
- * - a connection that was refused (nothing was sent), or a 503 `no_leader`, `not_member`
+ * - a connection that was refused (nothing was sent), or a 503 `no_leader`, `no_quorum`, `not_member`
  *   or `overloaded` (the node applied nothing): any request, to another endpoint;
  * - a connection that broke or timed out after sending: only a repeatable request (a read,
  *   or a write in a client session); any other write is answered 502 `upstream_unknown`,
  *   as its outcome is not known.
+ *
+ * When no node can take a request (none is available, or retries are spent on nodes that did
+ * not answer), the answer is 503 `upstream_unavailable`.
  *
  * Retries wait a jittered exponential backoff and draw on a retry budget (a share of the
  * requests), so a failing cluster is not hit with a storm of retries. Bodies are read whole
@@ -27,7 +30,7 @@ import { ClusterRouter } from "../../client/router.js";
 import { errorCode, neverConnected } from "../../client/transport.js";
 import { errorCodeOf, type Consistency } from "../../client/api.js";
 import { formatHostPort, type HostPort } from "../server/config.js";
-import { routeOf, type Route } from "./route.js";
+import { bodyLimitOf, routeOf, type Route } from "./route.js";
 
 /** One endpoint as the proxy's router knows it. */
 export interface ProxyEndpoint {
@@ -93,10 +96,25 @@ interface ProxyCounters {
   failed: number;
 }
 
-const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade", "host"]);
+/**
+ * Headers not passed on. `expect` among them: the proxy's own server already answered the
+ * client's `Expect: 100-continue` (curl sends it with bodies over 1 MiB), and undici refuses
+ * to send it, which would fail the request before it left.
+ */
+const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade", "host", "expect"]);
+/**
+ * The proxy's 503 when no node could take a request: none was available to try, or each one
+ * tried failed to answer and retrying is spent. One code for both, since a client does the
+ * same either way (wait, retry); named, like `upstream_unknown` and `x-synod-upstream`, for
+ * the proxy's upstream nodes (`no_endpoint` is the SDK's own error for its endpoint list,
+ * which behind a proxy is the proxy itself).
+ */
+const UPSTREAM_UNAVAILABLE = "upstream_unavailable";
 /** Node answers that mean "nothing was applied here, ask another". */
-const NOT_APPLIED = new Set(["no_leader", "not_member", "overloaded"]);
+const NOT_APPLIED = new Set(["no_leader", "no_quorum", "not_member", "overloaded"]);
 const ERROR_BODY_BYTES_MAX = 64 * 1024;
+/** The most of a refused request's body read (and dropped) so the client gets the answer; past it the connection is cut. */
+const DISCARD_BYTES_MAX = 64 * 1024 * 1024;
 
 export class ProxyServer {
   private readonly pools = new Map<string, Pool>();
@@ -117,9 +135,17 @@ export class ProxyServer {
     this.bodyBytesMax = options.bodyBytesMax ?? 4 * 1024 * 1024 + 64 * 1024;
     this.budget = new RetryBudget(performance.now(), options.budget);
     this.prng = new Prng(options.seed ?? Math.floor(Math.random() * 2 ** 32));
-    for (const url of options.endpoints) {
-      this.pools.set(url, new Pool(url, { connections: options.connectionsPerEndpoint ?? 128, connect: { timeout: Math.min(this.attemptTimeoutMs, 3000) } }));
+    for (const url of options.endpoints) this.pool(url);
+  }
+
+  /** The connections to `url`, made on first use: the router follows the membership, so it may pick a node that was not among the endpoints given. */
+  private pool(url: string): Pool {
+    let pool = this.pools.get(url);
+    if (pool === undefined) {
+      pool = new Pool(url, { connections: this.options.connectionsPerEndpoint ?? 128, connect: { timeout: Math.min(this.attemptTimeoutMs, 3000) } });
+      this.pools.set(url, pool);
     }
+    return pool;
   }
 
   /** Listens on `options.listen` (port 0: an ephemeral port, see `url`). */
@@ -171,17 +197,28 @@ export class ProxyServer {
       return sendJson(response, 200, this.stats());
     }
     this.counters.requests++;
-    let body: Buffer | "too large" | null = null;
+    let body: Buffer | null = null;
     if (method !== "GET" && method !== "HEAD") {
+      // A body over the node's limit is the client's to fix: answered here as the node
+      // would, never sent, so no node's health or the leader the router knows is touched.
+      const limit = bodyLimitOf(method, url) ?? { bytesMax: this.bodyBytesMax, what: "the request body" };
+      const declared = Number(request.headers["content-length"] ?? "0");
+      if (declared > limit.bytesMax) {
+        discardBody(request);
+        this.counters.failed++;
+        return sendError(response, 413, "too_large", `${limit.what} of ${declared} bytes is over the limit of ${limit.bytesMax}`);
+      }
+      let read: Buffer | "too large";
       try {
-        body = await readBody(request, this.bodyBytesMax);
+        read = await readBody(request, limit.bytesMax);
       } catch {
         return; // the client went away while sending: no one to answer
       }
-    }
-    if (body === "too large") {
-      this.counters.failed++;
-      return sendError(response, 413, "too_large", `the request body is over the proxy's limit of ${this.bodyBytesMax} bytes`);
+      if (read === "too large") {
+        this.counters.failed++;
+        return sendError(response, 413, "too_large", `${limit.what} is over the limit of ${limit.bytesMax} bytes`);
+      }
+      body = read;
     }
     const route = routeOf(method, url, request.headers["x-synod-session"] !== undefined);
     await this.forward(request, response, method, url, body, route);
@@ -206,10 +243,9 @@ export class ProxyServer {
       const endpoint = route.target === "leader" ? router.pickForWrite(avoid) : router.pickForRead(route.consistency ?? "stale", route.key ?? undefined, avoid);
       if (endpoint === null) {
         this.counters.failed++;
-        return sendError(response, 503, "no_endpoint", "no node of the cluster is available; retry shortly", { "retry-after": "1" });
+        return sendError(response, 503, UPSTREAM_UNAVAILABLE, "no node of the cluster is available (every one failed its health checks or was ejected); retry shortly", { "retry-after": "1" });
       }
-      const pool = this.pools.get(endpoint.url);
-      if (pool === undefined) throw new Error(`the router picked ${endpoint.url}, which the proxy has no pool for`);
+      const pool = this.pool(endpoint.url);
       router.onStart(endpoint.id);
       let outcome: Outcome;
       try {
@@ -236,7 +272,7 @@ export class ProxyServer {
         this.counters.failed++;
         if (outcome.kind === "not-applied") return sendBuffered(response, outcome.status, outcome.headers, outcome.body, endpoint.url);
         if (!retryable) return sendError(response, 502, "upstream_unknown", `${endpoint.url} did not answer (${outcome.why}); the request may or may not have been applied`);
-        return sendError(response, 503, "upstream_unavailable", `no node answered (last: ${endpoint.url}, ${outcome.why}); retry shortly`, { "retry-after": "1" });
+        return sendError(response, 503, UPSTREAM_UNAVAILABLE, `no node answered (last: ${endpoint.url}, ${outcome.why}); retry shortly`, { "retry-after": "1" });
       }
       this.counters.retries++;
       // The first retry goes at once (to another node); later ones back off.
@@ -335,6 +371,17 @@ function sendError(response: ServerResponse, status: number, code: string, messa
 async function readBody(request: IncomingMessage, bytesMax: number): Promise<Buffer | "too large"> {
   const { bytes, over } = await readLimited(request as AsyncIterable<Buffer>, bytesMax);
   return over ? "too large" : bytes;
+}
+
+/** Reads and drops the body of a request answered early, so the client, still sending, gets the answer rather than a reset. */
+function discardBody(request: IncomingMessage): void {
+  let discarded = 0;
+  request.on("data", (chunk: Buffer) => {
+    discarded += chunk.length;
+    if (discarded > DISCARD_BYTES_MAX) request.socket.destroy();
+  });
+  request.on("error", () => undefined);
+  request.resume();
 }
 
 /** Reads `body` to its end, keeping at most `bytesMax` bytes; `over` says whether more came. */

@@ -5,6 +5,8 @@
  * after a failure that leaves its outcome unknown.
  */
 import type { Consistency } from "../../client/api.js";
+import { limits } from "../../core/common/limits.js";
+import { DEFAULT_NODE_CONFIG } from "../server/config.js";
 
 export interface Route {
   /** "leader": where writes and linearizable reads go; "any": the balancer's pick. */
@@ -51,4 +53,23 @@ export function routeOf(method: string, url: string, hasSession: boolean): Route
 /** The node's default is linearizable; an unknown value is the node's to refuse (400), so it is sent as linearizable. */
 function consistencyOf(value: string | null): Consistency {
   return value === "stale" || value === "lease" ? value : "linearizable";
+}
+
+/** The most a node accepts in one request's body, and what it calls that body in its 413. */
+export interface BodyLimit {
+  readonly bytesMax: number;
+  readonly what: string;
+}
+
+/**
+ * The node's own limit on the body of `method path`, so the proxy answers 413 as the node
+ * would, without sending anything (null: a route whose limit the node checks alone). A value
+ * is capped by `limits.valueBytesMax`; a transaction by a node's default request body limit.
+ */
+export function bodyLimitOf(method: string, url: string): BodyLimit | null {
+  const question = url.indexOf("?");
+  const path = question === -1 ? url : url.slice(0, question);
+  if (method === "PUT" && path.startsWith(KV_PREFIX)) return { bytesMax: limits.valueBytesMax, what: "a value" };
+  if (method === "POST" && path === "/v1/txn") return { bytesMax: DEFAULT_NODE_CONFIG.requestBodyBytesMax, what: "a transaction" };
+  return null;
 }

@@ -12,8 +12,8 @@
  * data corruption.
  */
 import { createHash } from "node:crypto";
-import { existsSync, linkSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, linkSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { dirname, join, sep } from "node:path";
 import { SynodError } from "../../core/common/errors.js";
 import { writeFileAtomic } from "../storage/atomic-file.js";
 import { utf8Encode } from "../../core/common/utf8.js";
@@ -63,8 +63,7 @@ export function checkIdentity(dir: string, wanted: DataDirIdentity): DataDirIden
   if (!existsSync(path)) {
     const isNew = !existsSync(join(dir, DATA_LAYOUT.wal)) && !existsSync(join(dir, DATA_LAYOUT.kv));
     if (!isNew) throw new StartupError(`${dir} holds a log or a state machine but no ${DATA_LAYOUT.identity}; it was not written by a synod node of this version, or the file was deleted. Restore the file, or start with an empty directory.`);
-    const directory = wanted.directory?.map((m) => ({ id: m.id, peer: formatHostPort(m.peer), http: m.http }));
-    writeFileAtomic(path, new TextEncoder().encode(`${JSON.stringify({ clusterId: wanted.clusterId, nodeId: wanted.nodeId, joined: wanted.joined, ...(directory === undefined ? {} : { directory }), format: 1 })}\n`));
+    writeIdentity(dir, wanted);
     return wanted;
   }
   const recorded = readIdentity(dir);
@@ -73,6 +72,13 @@ export function checkIdentity(dir: string, wanted: DataDirIdentity): DataDirIden
     throw new StartupError(`${dir} belongs to node ${recorded.nodeId}, not ${wanted.nodeId}: start node ${recorded.nodeId} with it, or give node ${wanted.nodeId} its own --data-dir`);
   }
   return recorded;
+}
+
+/** Records `identity` in `dir` (atomically: the file is there whole, or not at all). */
+export function writeIdentity(dir: string, identity: DataDirIdentity): void {
+  const directory = identity.directory?.map((m) => ({ id: m.id, peer: formatHostPort(m.peer), http: m.http }));
+  const record = { clusterId: identity.clusterId, nodeId: identity.nodeId, joined: identity.joined, ...(directory === undefined ? {} : { directory }), format: 1 };
+  writeFileAtomic(join(dir, DATA_LAYOUT.identity), new TextEncoder().encode(`${JSON.stringify(record)}\n`));
 }
 
 /** The identity recorded in `dir`, or null for a directory without one. Throws StartupError when unreadable. */
@@ -146,4 +152,64 @@ function processAlive(pid: number): boolean {
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === "EPERM";
   }
+}
+
+/**
+ * The live process holding `dir`'s lock, or null when none does (no lock, or its process is
+ * gone): what `synod cluster` checks before it starts anything in a directory.
+ */
+export function lockHolder(dir: string): number | null {
+  const holder = readHolder(join(dir, DATA_LAYOUT.lock));
+  return holder !== null && holder !== process.pid && processAlive(holder) ? holder : null;
+}
+
+/**
+ * A file system error met while creating or opening a data directory (`what`: the flag that
+ * named it), as a StartupError whose one line says what is wrong and what to do; null for an
+ * error that is not a file system one (a bug keeps its stack).
+ */
+export function dataDirFailure(error: unknown, dir: string, what = "--data-dir"): StartupError | null {
+  const { code, path } = error as { code?: unknown; path?: unknown };
+  if (typeof code !== "string" || typeof path !== "string") return null;
+  // Only a failure on the directory, in it, or on the way to it is the directory's.
+  const related = (inner: string, outer: string): boolean => inner === outer || inner.startsWith(outer.endsWith(sep) ? outer : `${outer}${sep}`);
+  if (!related(path, dir) && !related(dir, path)) return null;
+  const where = path;
+  const reason = ((): string | null => {
+    switch (code) {
+      case "EEXIST":
+      case "ENOTDIR": {
+        const file = firstFileOnPath(where);
+        return `${what} ${dir} cannot be a directory: ${file ?? where} is a file. Choose another ${what}`;
+      }
+      case "EACCES":
+      case "EPERM":
+        return `cannot write in ${what} ${dir} (permission denied on ${where}): run as a user who may write there, or choose another ${what}`;
+      case "EROFS":
+        return `${what} ${dir} is on a read-only file system: choose another ${what}`;
+      case "ENOSPC":
+      case "EDQUOT":
+        return `no space left for ${what} ${dir} (writing ${where}): free some, or choose another ${what}`;
+      default:
+        return null;
+    }
+  })();
+  return reason === null ? null : new StartupError(reason, { cause: error });
+}
+
+/** The first path, from the root down to `path`, that exists and is not a directory; null if none. */
+function firstFileOnPath(path: string): string | null {
+  const chain: string[] = [];
+  for (let at = path; ; at = dirname(at)) {
+    chain.unshift(at);
+    if (dirname(at) === at) break;
+  }
+  for (const at of chain) {
+    try {
+      if (!statSync(at).isDirectory()) return at;
+    } catch {
+      return null;
+    }
+  }
+  return null;
 }

@@ -25,6 +25,7 @@ import {
   type KvOperation,
   type ReadConsistency,
 } from "./driver.js";
+import { sendBackup, type Backup } from "./backup.js";
 import { parseTxnRequest, txnResultJson } from "./txn-json.js";
 
 /** What the HTTP layer needs from the node. */
@@ -33,7 +34,10 @@ export interface KvService {
   write(operation: KvOperation, client?: ClientRequest | null): Promise<KvResult>;
   /** Opens a client session; resolves with its id. */
   register(): Promise<number>;
-  /** Resolves when the local state machine may serve a read at `consistency`. */
+  /**
+   * Resolves when the local state machine may serve a read at `consistency`; rejects with
+   * NotMemberError on a node outside its configuration, whatever the consistency.
+   */
   read(consistency: ReadConsistency): Promise<void>;
   get(key: string): KvRecord | undefined;
   range(prefix: string, limit: number, after: string | null): { readonly records: readonly KvRecord[]; readonly more: boolean };
@@ -44,9 +48,28 @@ export interface KvService {
   changeMembers(request: MemberRequest, forwarded: boolean): Promise<{ readonly status: number; readonly body: object }>;
   /** Hands leadership to `to` (null: the leader's pick), through the leader wherever it is asked. */
   transferLeadership(to: number | null, forwarded: boolean): Promise<{ readonly status: number; readonly body: object }>;
+  /** A backup of the state machine (`GET /v1/snapshot`); at or after every acknowledged write unless `stale`. */
+  backup(consistency: ReadConsistency): Promise<Backup>;
   metrics(): Promise<{ readonly contentType: string; readonly body: string }>;
+  /** Which voters this node reaches now, to say why there is no leader. */
+  quorum(): QuorumView;
+  /** `GET /readyz`: whether this node should be sent requests. */
+  readiness(): Readiness;
   observeRequest(route: string, status: number, seconds: number): void;
   logError(error: unknown, what: string): void;
+}
+
+/** The voters of this node's configuration (both sides of a joint one) and those it reaches now, itself included. */
+export interface QuorumView {
+  readonly voters: readonly number[];
+  readonly reachable: readonly number[];
+  /** Whether the reachable voters make a majority (of each side, in a joint configuration). */
+  readonly quorum: boolean;
+}
+
+/** The checks of `GET /readyz`, in order; ready when every one is ok. */
+export interface Readiness {
+  readonly checks: readonly { readonly name: string; readonly ok: boolean; readonly detail: string }[];
 }
 
 /** A membership change as asked over HTTP. */
@@ -73,6 +96,8 @@ export class HttpError extends SynodError {
     code: string,
     message: string,
     readonly headers: Record<string, string> = {},
+    /** More fields of the error's JSON body, beside `error` and `message`. */
+    readonly fields: Record<string, unknown> = {},
   ) {
     super(code, message);
     this.name = "HttpError";
@@ -89,6 +114,18 @@ const DISCARD_BYTES_MAX = 64 * 1024 * 1024;
 const RANGE_LIMIT_DEFAULT = 100;
 const RANGE_LIMIT_MAX = 1000;
 const KV_PREFIX = "/v1/kv/";
+const MEMBERS_PREFIX = "/v1/members/";
+/**
+ * How far the applied index may trail the commit index for `GET /readyz`: a node applies
+ * what commits within a Ready or two (a few hundred entries under load), so more means it is
+ * replaying a backlog.
+ */
+export const READY_APPLIED_LAG_MAX = 1000;
+/** Query parameters some route will take later, refused now with why rather than ignored. */
+const NOT_YET: Readonly<Record<string, string>> = {
+  revision: "reading at a past revision is not supported yet: synod keeps only the latest version of each key (no MVCC history); leave revision out to read the latest",
+  ttl: "keys with a time to live are not supported yet (no leases)",
+};
 
 export function createHttpApi(service: KvService, options: HttpApiOptions): Server {
   const server = createServer((request, response) => {
@@ -108,6 +145,60 @@ export function createHttpApi(service: KvService, options: HttpApiOptions): Serv
   return server;
 }
 
+/** What a route's handler gets: the request, its parsed query, and the path's key or member id. */
+interface RouteContext {
+  readonly service: KvService;
+  readonly options: HttpApiOptions;
+  readonly request: IncomingMessage;
+  readonly response: ServerResponse;
+  readonly query: URLSearchParams;
+  /** `/v1/kv/{key}`'s key, percent-decoded; "" elsewhere. */
+  readonly key: string;
+  /** `/v1/members/{id}`'s id; 0 elsewhere. */
+  readonly memberId: number;
+}
+
+interface Route {
+  /** The query parameters the route takes; any other is refused. */
+  readonly query: readonly string[];
+  /** Parameters refused with a message of their own (what to do instead). */
+  readonly refused?: Readonly<Record<string, string>>;
+  readonly serve: (context: RouteContext) => Promise<void> | void;
+}
+
+/**
+ * Every route: its methods, and for each the query parameters it takes and its handler
+ * (docs/http-api.md has the same table). HEAD is served as GET wherever GET is.
+ */
+const ROUTES: Readonly<Record<string, Readonly<Record<string, Route>>>> = {
+  "/v1/kv/{key}": {
+    GET: { query: ["consistency", "raw"], serve: (c) => getKey(c.service, c.key, c.query, c.response) },
+    PUT: { query: ["prevRevision"], serve: async (c) => putKey(c.service, c.key, c.query, clientRequestOf(c.request), await readBody(c.request, limits.valueBytesMax, "a value"), c.response) },
+    DELETE: {
+      query: ["prefix"],
+      refused: { prevRevision: "a conditional delete is a transaction: POST /v1/txn with a compare on the key's revision" },
+      serve: (c) => deleteKey(c.service, c.key, flagParameter(c.query, "prefix"), clientRequestOf(c.request), c.response),
+    },
+  },
+  "/v1/kv": { GET: { query: ["prefix", "limit", "after", "consistency"], serve: (c) => rangeKeys(c.service, c.query, c.response) } },
+  "/v1/txn": { POST: { query: [], serve: serveTxn } },
+  "/v1/sessions": { POST: { query: [], serve: async (c) => sendJson(c.response, 200, { session: await c.service.register(), ttlMs: SESSION_LIMITS.ttlMs }) } },
+  "/v1/status": { GET: { query: [], serve: (c) => sendJson(c.response, 200, c.service.status()) } },
+  "/v1/members": {
+    // Linearizable by default, as a read: a partitioned node's view may be stale
+    // (`?consistency=stale` asks for it anyway); a removed node answers not_member.
+    GET: { query: ["consistency"], serve: async (c) => (await c.service.read(consistencyOf(c.query)), sendJson(c.response, 200, c.service.members())) },
+    POST: { query: [], serve: async (c) => answerMembers(c.service, parseAddMember(await readBody(c.request, 4096, "a member")), c.request, c.response) },
+  },
+  "/v1/members/{id}": { DELETE: { query: [], serve: (c) => answerMembers(c.service, { op: "remove", id: c.memberId }, c.request, c.response) } },
+  "/v1/members/{id}/promote": { POST: { query: [], serve: (c) => answerMembers(c.service, { op: "promote", id: c.memberId }, c.request, c.response) } },
+  "/v1/leader/transfer": { POST: { query: [], serve: serveTransfer } },
+  "/metrics": { GET: { query: [], serve: serveMetrics } },
+  "/healthz": { GET: { query: [], serve: (c) => sendJson(c.response, 200, { ok: true }) } },
+  "/readyz": { GET: { query: [], serve: (c) => sendReadiness(c.response, c.service.readiness()) } },
+  "/v1/snapshot": { GET: { query: ["consistency"], serve: async (c) => sendBackup(await c.service.backup(consistencyOf(c.query)), c.response) } },
+};
+
 async function handle(service: KvService, options: HttpApiOptions, request: IncomingMessage, response: ServerResponse, setRoute: (route: string) => void): Promise<void> {
   const url = request.url ?? "/";
   const question = url.indexOf("?");
@@ -115,81 +206,51 @@ async function handle(service: KvService, options: HttpApiOptions, request: Inco
   const query = new URLSearchParams(question === -1 ? "" : url.slice(question + 1));
   const method = request.method ?? "GET";
   try {
-    if (path.startsWith(KV_PREFIX)) {
-      setRoute("/v1/kv/{key}");
-      const key = decodeKey(path.slice(KV_PREFIX.length));
-      if (method === "GET" || method === "HEAD") return await getKey(service, key, query, response);
-      if (method === "PUT") return await putKey(service, key, query, clientRequestOf(request), await readBody(request, limits.valueBytesMax, "a value"), response);
-      if (method === "DELETE") return await deleteKey(service, key, query, clientRequestOf(request), response);
-      throw methodNotAllowed("GET, PUT, DELETE");
-    }
-    switch (path) {
-      case "/v1/kv":
-        setRoute("/v1/kv");
-        if (method !== "GET") throw methodNotAllowed("GET");
-        return await rangeKeys(service, query, response);
-      case "/v1/txn": {
-        setRoute("/v1/txn");
-        if (method !== "POST") throw methodNotAllowed("POST");
-        const type = request.headers["content-type"] ?? "";
-        if (!type.startsWith("application/json")) throw new HttpError(415, "unsupported_media_type", "a transaction is a JSON body: send Content-Type: application/json");
-        const client = clientRequestOf(request);
-        const body = await readBody(request, options.requestBodyBytesMax, "a transaction");
-        const result = await service.write(parseTxnRequest(body), client);
-        if (result.op !== "txn") throw unexpectedResult(result);
-        return sendJson(response, 200, txnResultJson(result));
-      }
-      case "/v1/sessions":
-        setRoute("/v1/sessions");
-        if (method !== "POST") throw methodNotAllowed("POST");
-        return sendJson(response, 200, { session: await service.register(), ttlMs: SESSION_LIMITS.ttlMs });
-      case "/v1/status":
-        setRoute("/v1/status");
-        if (method !== "GET") throw methodNotAllowed("GET");
-        return sendJson(response, 200, service.status());
-      case "/v1/members":
-        setRoute("/v1/members");
-        if (method === "GET") {
-          // Linearizable by default, as a read: a removed or partitioned node's view may be
-          // stale (`?consistency=stale` asks for it anyway).
-          await service.read(consistencyOf(query));
-          return sendJson(response, 200, service.members());
-        }
-        if (method !== "POST") throw methodNotAllowed("GET, POST");
-        return await answerMembers(service, parseAddMember(await readBody(request, 4096, "a member")), request, response);
-      case "/v1/leader/transfer": {
-        setRoute("/v1/leader/transfer");
-        if (method !== "POST") throw methodNotAllowed("POST");
-        const target = parseTransferTarget(await readBody(request, 4096, "a transfer request"));
-        const answer = await service.transferLeadership(target, request.headers[FORWARDED_HEADER] !== undefined);
-        return sendJson(response, answer.status, answer.body);
-      }
-      case "/metrics": {
-        setRoute("/metrics");
-        if (method !== "GET") throw methodNotAllowed("GET");
-        const metrics = await service.metrics();
-        response.writeHead(200, { "content-type": metrics.contentType });
-        response.end(metrics.body);
-        return;
-      }
-    }
-    if (path.startsWith("/v1/members/")) {
-      const rest = path.slice("/v1/members/".length);
-      const promote = rest.endsWith("/promote");
-      setRoute(promote ? "/v1/members/{id}/promote" : "/v1/members/{id}");
-      const id = parseMemberId(promote ? rest.slice(0, -"/promote".length) : rest);
-      if (promote) {
-        if (method !== "POST") throw methodNotAllowed("POST");
-        return await answerMembers(service, { op: "promote", id }, request, response);
-      }
-      if (method !== "DELETE") throw methodNotAllowed("DELETE");
-      return await answerMembers(service, { op: "remove", id }, request, response);
-    }
-    throw new HttpError(404, "not_found", `no route ${method} ${path}; see docs/http-api.md`);
+    const { name, key, memberId } = matchPath(path, method);
+    setRoute(name);
+    const methods = ROUTES[name] as Readonly<Record<string, Route>>;
+    const route = methods[method] ?? (method === "HEAD" ? methods["GET"] : undefined);
+    if (route === undefined) throw methodNotAllowed(Object.keys(methods).flatMap((allowed) => (allowed === "GET" ? ["GET", "HEAD"] : [allowed])).join(", "));
+    checkQuery(query, `${method === "HEAD" ? "GET" : method} ${name}`, route);
+    await route.serve({ service, options, request, response, query, key, memberId });
   } catch (error) {
     if (!request.complete) discardBody(request);
     sendError(response, toHttpError(error, service));
   }
+}
+
+/** The route a path names (a key of ROUTES), with its key or member id; 404 for none, 400 for a bad key or id. */
+function matchPath(path: string, method: string): { readonly name: string; readonly key: string; readonly memberId: number } {
+  if (path.startsWith(KV_PREFIX)) return { name: "/v1/kv/{key}", key: decodeKey(path.slice(KV_PREFIX.length)), memberId: 0 };
+  if (path.startsWith(MEMBERS_PREFIX)) {
+    const rest = path.slice(MEMBERS_PREFIX.length);
+    const promote = rest.endsWith("/promote");
+    return { name: promote ? "/v1/members/{id}/promote" : "/v1/members/{id}", key: "", memberId: parseMemberId(promote ? rest.slice(0, -"/promote".length) : rest) };
+  }
+  if (Object.hasOwn(ROUTES, path) && !path.includes("{")) return { name: path, key: "", memberId: 0 };
+  throw new HttpError(404, "not_found", `no route ${method} ${path}; see docs/http-api.md`);
+}
+
+async function serveTxn(c: RouteContext): Promise<void> {
+  const type = c.request.headers["content-type"] ?? "";
+  if (!type.startsWith("application/json")) throw new HttpError(415, "unsupported_media_type", "a transaction is a JSON body: send Content-Type: application/json");
+  const client = clientRequestOf(c.request);
+  const body = await readBody(c.request, c.options.requestBodyBytesMax, "a transaction");
+  const result = await c.service.write(parseTxnRequest(body), client);
+  if (result.op !== "txn") throw unexpectedResult(result);
+  sendJson(c.response, 200, txnResultJson(result));
+}
+
+async function serveTransfer(c: RouteContext): Promise<void> {
+  const target = parseTransferTarget(await readBody(c.request, 4096, "a transfer request"));
+  const answer = await c.service.transferLeadership(target, c.request.headers[FORWARDED_HEADER] !== undefined);
+  sendJson(c.response, answer.status, answer.body);
+}
+
+async function serveMetrics(c: RouteContext): Promise<void> {
+  const metrics = await c.service.metrics();
+  c.response.writeHead(200, { "content-type": metrics.contentType });
+  c.response.end(metrics.body);
 }
 
 /**
@@ -261,10 +322,38 @@ function decodeKey(encoded: string): string {
   } catch {
     throw new HttpError(400, "invalid_input", "the key is not valid percent-encoded UTF-8");
   }
-  if (key.length === 0) throw new HttpError(400, "invalid_input", "the key is empty: use /v1/kv/{key}, or GET /v1/kv?prefix= for a range");
+  if (key.length === 0) throw new HttpError(400, "invalid_input", "the key is empty: use /v1/kv/{key}; a range is GET /v1/kv?prefix=P, a range delete DELETE /v1/kv/{prefix}?prefix with a non-empty prefix");
   const bytes = Buffer.byteLength(key, "utf8");
   if (bytes > limits.keyBytesMax) throw new TooLargeError(`the key is ${bytes} bytes; the limit is ${limits.keyBytesMax}`);
   return key;
+}
+
+/**
+ * Refuses (400) a query parameter the route does not take, naming it and the ones it takes,
+ * and one given twice: an ignored typo (`?prevrevision=3`) would turn a compare-and-set into
+ * an unconditional write.
+ */
+function checkQuery(query: URLSearchParams, routeName: string, route: Route): void {
+  const names = [...new Set(query.keys())];
+  const unknown = names.filter((name) => !route.query.includes(name));
+  for (const name of unknown) {
+    const why = route.refused?.[name] ?? NOT_YET[name];
+    if (why !== undefined) throw new HttpError(400, "invalid_input", `${routeName}: ?${name}: ${why}`);
+  }
+  if (unknown.length > 0) {
+    const takes = route.query.length === 0 ? "takes no query parameters" : `takes ${route.query.join(", ")}`;
+    throw new HttpError(400, "invalid_input", `unknown query parameter${unknown.length === 1 ? "" : "s"} ${unknown.join(", ")}: ${routeName} ${takes} (names are case-sensitive)`);
+  }
+  const repeated = names.find((name) => query.getAll(name).length > 1);
+  if (repeated !== undefined) throw new HttpError(400, "invalid_input", `${repeated} is given ${query.getAll(repeated).length} times; give it once`);
+}
+
+/** A flag: absent or `false` is false; present without a value, or `true`, is true; anything else is refused. */
+function flagParameter(query: URLSearchParams, name: string): boolean {
+  const value = query.get(name);
+  if (value === null || value === "false") return false;
+  if (value === "" || value === "true") return true;
+  throw new HttpError(400, "invalid_input", `${name} is a flag: give it without a value, or as ${name}=true or ${name}=false, not ${JSON.stringify(value)}`);
 }
 
 function consistencyOf(query: URLSearchParams): ReadConsistency {
@@ -287,7 +376,7 @@ async function getKey(service: KvService, key: string, query: URLSearchParams, r
   await service.read(consistencyOf(query));
   const record = service.get(key);
   if (record === undefined) throw new HttpError(404, "key_not_found", `key ${JSON.stringify(key)} does not exist`);
-  if (query.has("raw")) {
+  if (flagParameter(query, "raw")) {
     response.writeHead(200, {
       "content-type": "application/octet-stream",
       "content-length": record.value.length,
@@ -333,10 +422,10 @@ async function putKey(service: KvService, key: string, query: URLSearchParams, c
   throw unexpectedResult(result);
 }
 
-async function deleteKey(service: KvService, key: string, query: URLSearchParams, client: ClientRequest | null, response: ServerResponse): Promise<void> {
-  if (query.has("prevRevision")) throw new HttpError(400, "invalid_input", "a conditional delete is a transaction: POST /v1/txn with a compare on the key's revision");
-  const result = await service.write({ op: "delete", key }, client);
-  if (result.op === "delete") return sendJson(response, 200, { deleted: result.deleted, revision: result.revision });
+/** One key, or with `prefix` every key starting with `key` (a range delete: one entry, atomic). */
+async function deleteKey(service: KvService, key: string, prefix: boolean, client: ClientRequest | null, response: ServerResponse): Promise<void> {
+  const result = await service.write(prefix ? { op: "delete-prefix", prefix: key } : { op: "delete", key }, client);
+  if (result.op === "delete" || result.op === "delete-prefix") return sendJson(response, 200, { deleted: result.deleted, revision: result.revision });
   throw unexpectedResult(result);
 }
 
@@ -393,6 +482,19 @@ function unexpectedResult(result: KvResult): Error {
   if (result.op === "session-expired") {
     return new HttpError(410, "session_expired", `session ${result.clientId} expired or was never opened; nothing was applied: open a new one (POST /v1/sessions) and retry`);
   }
+  if (result.op === "superseded") {
+    // A conflict with the session's state, not a malformed request: the same request was
+    // fine when first sent. Sending it again can never succeed, so it is not a 503.
+    return new HttpError(
+      409,
+      "sequence_superseded",
+      `sequence ${result.sequence} of session ${result.clientId} is older than the session's latest (${result.latestSequence}). ` +
+        "A session keeps the answer to its latest write only, so this write's outcome is no longer known here (it may have been applied when first sent); nothing was applied now. " +
+        `Write one at a time per session: the next write is sequence ${result.latestSequence + 1}`,
+      {},
+      { session: result.clientId, sequence: result.sequence, latestSequence: result.latestSequence },
+    );
+  }
   if (result.op === "rejected") return new HttpError(503, "overloaded", `the write was not applied: ${result.reason}; retry`, { "retry-after": "1" });
   return new Error(`unexpected result ${result.op}`);
 }
@@ -402,9 +504,8 @@ function toHttpError(error: unknown, service: KvService): HttpError {
   if (error instanceof TooLargeError) return new HttpError(413, error.code, error.message);
   if (error instanceof InvalidInputError) return new HttpError(400, error.code, error.message);
   if (error instanceof NotMemberError) return new HttpError(503, error.code, error.message);
-  if (error instanceof NotLeaderError || error instanceof LeaderChangedError || error instanceof StoppedError) {
-    return new HttpError(503, "no_leader", error instanceof NotLeaderError ? "no leader is known: an election is under way; retry shortly" : error.message, { "retry-after": "1" });
-  }
+  if (error instanceof NotLeaderError && error.leaderHint === null) return noLeaderError(service.quorum());
+  if (error instanceof NotLeaderError || error instanceof LeaderChangedError || error instanceof StoppedError) return new HttpError(503, "no_leader", error.message, { "retry-after": "1" });
   if (error instanceof OverloadedError || error instanceof TooManyRequestsError) return new HttpError(503, "overloaded", error.message, { "retry-after": "1" });
   if (error instanceof TransferOvertakenError) return new HttpError(503, error.code, error.message, { "retry-after": "1" });
   if (error instanceof MembershipChangeInProgressError) return new HttpError(409, error.code, error.message, { "retry-after": "1" });
@@ -413,9 +514,36 @@ function toHttpError(error: unknown, service: KvService): HttpError {
   return new HttpError(500, "internal", "internal error; see the node's log");
 }
 
+/**
+ * No leader is known. Without a majority of the voters connected none can be elected, and
+ * the answer says which voters this node cannot reach (`no_quorum`); with one, an election
+ * is under way and ends shortly (`no_leader`). Either way the request was not taken.
+ */
+export function noLeaderError(view: QuorumView): HttpError {
+  const unreachable = view.voters.filter((id) => !view.reachable.includes(id));
+  const reach = `this node reaches ${view.reachable.length} of ${view.voters.length} voters`;
+  const fields = { voters: view.voters, unreachable };
+  if (!view.quorum) {
+    const message =
+      `no leader, and none can be elected: ${reach}, not a majority; unreachable: ${unreachable.join(", ")}. ` +
+      "Nothing was applied. Writes and linearizable reads wait until a majority of the voters is up and connected: restart or reconnect the unreachable ones";
+    return new HttpError(503, "no_quorum", message, { "retry-after": "1" }, fields);
+  }
+  return new HttpError(503, "no_leader", `no leader is known: an election is under way (${reach}); nothing was applied; retry shortly`, { "retry-after": "1" }, fields);
+}
+
+/** 200 when every check passes, else 503 `not_ready` naming the ones that failed; both list every check. */
+function sendReadiness(response: ServerResponse, readiness: Readiness): void {
+  const checks = Object.fromEntries(readiness.checks.map((check) => [check.name, { ok: check.ok, detail: check.detail }]));
+  const failed = readiness.checks.filter((check) => !check.ok);
+  if (failed.length === 0) return sendJson(response, 200, { ready: true, checks });
+  const message = `not ready: ${failed.map((check) => `${check.name} (${check.detail})`).join("; ")}`;
+  sendJson(response, 503, { error: "not_ready", message, ready: false, failed: failed.map((check) => check.name), checks });
+}
+
 function sendError(response: ServerResponse, error: HttpError): void {
   for (const [name, value] of Object.entries(error.headers)) response.setHeader(name, value);
-  sendJson(response, error.status, { error: error.code, message: error.message });
+  sendJson(response, error.status, { ...error.fields, error: error.code, message: error.message });
 }
 
 function sendJson(response: ServerResponse, status: number, body: object): void {

@@ -7,13 +7,19 @@ const ROLES: readonly Role[] = ["follower", "precandidate", "candidate", "leader
 export interface MetricsSource {
   status(): EngineStatus;
   appliedIndex(): number;
+  /** Keys in the state machine. */
+  keyCount(): number;
+  /** The state machine's database on disk, in bytes. */
+  databaseBytes(): number;
   pendingRequests(): number;
   peerStats(): ReadonlyMap<number, { readonly connected: boolean; readonly framesSent: number; readonly framesDropped: number; readonly framesReceived: number }>;
 }
 
 /**
- * The node's Prometheus metrics. Gauges are computed when scraped (no work on the hot
- * path); counters and histograms are updated where things happen.
+ * The node's Prometheus metrics, named by Prometheus's conventions: counters end in
+ * `_total`, sizes in `_bytes`, durations in `_seconds`. Gauges, and the counters the peer
+ * transport keeps, are read when scraped (no work on the hot path); the other counters and
+ * the histograms are updated where things happen. docs/http-api.md lists them.
  */
 export class NodeMetrics {
   readonly registry = new Registry();
@@ -24,6 +30,7 @@ export class NodeMetrics {
   readonly requestSeconds: Histogram<"route" | "status">;
   readonly snapshots: Counter;
   readonly snapshotsInstalled: Counter;
+  readonly leaderChanges: Counter;
 
   constructor(source: MetricsSource) {
     const registry = this.registry;
@@ -45,21 +52,36 @@ export class NodeMetrics {
     new Gauge({ name: "synod_raft_snapshot_index", help: "The index of the latest snapshot", registers: [registry], collect() { this.set(source.status().snapshotIndex); } });
     new Gauge({ name: "synod_raft_applied_index", help: "The highest index the state machine applied", registers: [registry], collect() { this.set(source.appliedIndex()); } });
     new Gauge({ name: "synod_pending_requests", help: "Client requests waiting to commit or to be confirmed", registers: [registry], collect() { this.set(source.pendingRequests()); } });
-    const peer = (name: string, help: string, pick: (stats: { connected: boolean; framesSent: number; framesDropped: number; framesReceived: number }) => number): void => {
-      new Gauge({
+    new Gauge({ name: "synod_kv_keys", help: "Keys in the state machine", registers: [registry], collect() { this.set(source.keyCount()); } });
+    new Gauge({ name: "synod_kv_database_size_bytes", help: "Size of the state machine's database file on disk (LMDB data.mdb)", registers: [registry], collect() { this.set(source.databaseBytes()); } });
+    type PeerCounters = { connected: boolean; framesSent: number; framesDropped: number; framesReceived: number };
+    new Gauge({
+      name: "synod_peer_connected",
+      help: "1 when the outbound connection to the peer is up",
+      labelNames: ["peer"],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [id, stats] of source.peerStats()) this.set({ peer: String(id) }, stats.connected ? 1 : 0);
+      },
+    });
+    // The transport counts these; each scrape copies its counts (a peer the transport no longer lists is dropped).
+    const peerCounter = (name: string, help: string, pick: (stats: PeerCounters) => number): void => {
+      new Counter({
         name,
         help,
         labelNames: ["peer"],
         registers: [registry],
         collect() {
-          for (const [id, stats] of source.peerStats()) this.set({ peer: String(id) }, pick(stats));
+          this.reset();
+          for (const [id, stats] of source.peerStats()) this.inc({ peer: String(id) }, pick(stats));
         },
       });
     };
-    peer("synod_peer_connected", "1 when the outbound connection to the peer is up", (s) => (s.connected ? 1 : 0));
-    peer("synod_peer_frames_sent", "Messages sent to the peer", (s) => s.framesSent);
-    peer("synod_peer_frames_dropped", "Messages dropped for the peer (not connected, or its queue full); the engine resends", (s) => s.framesDropped);
-    peer("synod_peer_frames_received", "Messages received from the peer", (s) => s.framesReceived);
+    peerCounter("synod_peer_frames_sent_total", "Messages sent to the peer", (s) => s.framesSent);
+    peerCounter("synod_peer_frames_dropped_total", "Messages dropped for the peer (not connected, or its queue full); the engine resends", (s) => s.framesDropped);
+    peerCounter("synod_peer_frames_received_total", "Messages received from the peer", (s) => s.framesReceived);
+    this.leaderChanges = new Counter({ name: "synod_raft_leader_changes_total", help: "Times this node saw a leader take office (another leader, or a new term with a leader)", registers: [registry] });
     this.proposals = new Counter({ name: "synod_proposals_total", help: "Writes proposed by this node's clients, by outcome", labelNames: ["result"], registers: [registry] });
     this.reads = new Counter({ name: "synod_reads_total", help: "Reads served, by consistency", labelNames: ["consistency"], registers: [registry] });
     this.snapshots = new Counter({ name: "synod_snapshots_total", help: "Snapshots taken by this node (log compactions)", registers: [registry] });

@@ -12,7 +12,7 @@
 import { randomInt } from "node:crypto";
 import type { Server } from "node:http";
 import { performance } from "node:perf_hooks";
-import { NotLeaderError } from "../../core/common/errors.js";
+import { NotLeaderError, NotMemberError } from "../../core/common/errors.js";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import type { DurableState, Engine, EngineFactory, Membership, MembershipChange, NodeId } from "../../core/engine/contract.js";
@@ -24,8 +24,9 @@ import { formatHostPort, parseHostPort, type MemberAddress, type NodeConfig } fr
 import { consensusFor } from "./consensus.js";
 import { checkIdentity, clusterIdFor, DATA_LAYOUT, lockDataDir, readIdentity, StartupError, type DataDirIdentity } from "./data-dir.js";
 import { fetchClusterView, JOIN_TIMEOUT_MS, REACH_TIMEOUT_MS, requestJoin, type ClusterView } from "./join.js";
+import { BackupSource } from "./backup.js";
 import { Driver, WriteOutcomeUnknownError } from "./driver.js";
-import { createHttpApi, FORWARDED_HEADER, HttpError, type KvService, type MemberRequest } from "./http-api.js";
+import { createHttpApi, FORWARDED_HEADER, HttpError, READY_APPLIED_LAG_MAX, type KvService, type MemberRequest, type QuorumView, type Readiness } from "./http-api.js";
 import { isMember, members } from "../../core/engine/membership.js";
 import { decodeDirectory, encodeDirectory, memberRole } from "./members.js";
 import { NodeMetrics } from "./metrics.js";
@@ -53,6 +54,7 @@ export class SynodNode {
   private readonly bootstrapMembers: readonly MemberAddress[];
   private readonly driver: Driver;
   private readonly metrics: NodeMetrics;
+  private readonly backups: BackupSource;
 
   private constructor(
     readonly config: NodeConfig,
@@ -71,6 +73,8 @@ export class SynodNode {
     this.metrics = new NodeMetrics({
       status: () => engine.status(),
       appliedIndex: () => kv.applied,
+      keyCount: () => kv.keys,
+      databaseBytes: () => backend.sizeBytes(),
       pendingRequests: () => this.driver.pendingRequests,
       peerStats: () => this.transport?.stats() ?? new Map(),
     });
@@ -93,6 +97,16 @@ export class SynodNode {
       metrics: this.metrics,
       log: log.child({ component: "driver" }),
       onMembership: (membership) => this.applyMembership(membership),
+    });
+    this.backups = new BackupSource({
+      read: (consistency) => this.driver.read(consistency),
+      applied: () => kv.applied,
+      beginSnapshot: () => backend.beginSnapshot(),
+      entryTerm: (index) => engine.entryTerm(index),
+      membershipAt: (index) => engine.membershipAt?.(index),
+      clusterId: this.clusterId,
+      nodeId: config.id,
+      version: SYNOD_VERSION,
     });
   }
 
@@ -128,6 +142,8 @@ export class SynodNode {
       throw error;
     }
     try {
+      const removed = config.join === null ? node.removal(identity) : null;
+      if (removed !== null) throw new StartupError(removed);
       const needsJoin = config.join !== null && !isMember(node.membership(), config.id);
       if (identity.joined && config.join === null && !isMember(node.membership(), config.id)) {
         throw new StartupError(
@@ -172,6 +188,26 @@ export class SynodNode {
       this.updatePeers();
     }
     this.log.info({ outcome, ms: Math.round(performance.now() - startedMs) }, outcome === "added" ? "added to the cluster as a learner; promoted once caught up" : "already a member of the cluster");
+  }
+
+  /**
+   * Why this node must not start, when its own log says it was removed from its cluster: a
+   * configuration it has applied (so committed) left it out, and no later one in its log
+   * brings it back. Such a node would never serve, and running it would hide that. A removal
+   * not yet applied is no reason: it may be undone. Null for a member.
+   */
+  private removal(identity: DataDirIdentity): string | null {
+    const latest = this.membership();
+    if (members(latest).length === 0 || isMember(latest, this.config.id)) return null;
+    if (isMember(this.engine.membershipAt?.(this.kv.applied) ?? latest, this.config.id)) return null;
+    const listed = this.directory(latest);
+    const via = listed.find((member) => member.http !== null)?.http ?? "URL";
+    const dir = this.config.dataDir;
+    const back = identity.joined ? `start it with --join ${via} to be added again` : `empty ${dir} and start it with --join ${via} to be added again`;
+    return (
+      `node ${this.config.id} was removed from the cluster whose data is in ${dir}: its configuration's members are ${members(latest).sort((a, b) => a - b).join(", ")}. ` +
+      `To serve that cluster, ${back}; or give it another --data-dir to start a new cluster`
+    );
   }
 
   /** Storage and recovery: everything up to a node that is ready to start, on success. */
@@ -337,7 +373,8 @@ export class SynodNode {
 
   private updatePeers(): void {
     const current = new Set(this.currentPeers.map((m) => m.id));
-    const peers = [...this.currentPeers, ...[...this.retiringPeers.values()].map((r) => r.member).filter((m) => !current.has(m.id))];
+    // Not this node itself: its own --peer may be port 0 (an ephemeral port), no address to dial.
+    const peers = [...this.currentPeers, ...[...this.retiringPeers.values()].map((r) => r.member).filter((m) => !current.has(m.id))].filter((m) => m.id !== this.config.id);
     if (this.stopping === null) this.transport?.setPeers(peers.map((m) => ({ id: m.id, host: m.peer.host, port: m.peer.port })));
   }
 
@@ -413,11 +450,50 @@ export class SynodNode {
     }
   }
 
+  /**
+   * Whether this node is in its configuration (a voter or a learner). A node outside it —
+   * removed, or joined and not yet added — gets no more of the log, so its state is frozen:
+   * it serves no read of any consistency, as it takes no write.
+   */
+  private isMember(): boolean {
+    return isMember(this.membership(), this.config.id);
+  }
+
+  /** Which voters this node reaches: itself, and the peers it holds a connection with (either way). */
+  private quorumView(): QuorumView {
+    const membership = this.membership();
+    const stats = this.transport?.stats();
+    const reaches = (id: NodeId): boolean => id === this.config.id || stats?.get(id)?.connected === true || stats?.get(id)?.inboundConnected === true;
+    const majority = (voters: readonly NodeId[]): boolean => voters.length === 0 || voters.filter(reaches).length * 2 > voters.length;
+    const voters = [...new Set([...membership.voters, ...membership.outgoing])].sort((a, b) => a - b);
+    return { voters, reachable: voters.filter(reaches), quorum: majority(membership.voters) && majority(membership.outgoing) };
+  }
+
+  /** `GET /readyz`: a member, a leader known, and the state machine within READY_APPLIED_LAG_MAX of the commit index. */
+  private readiness(): Readiness {
+    const status = this.engine.status();
+    const member = this.isMember();
+    const lag = Math.max(0, status.commitIndex - this.kv.applied);
+    const view = status.leader === null ? this.quorumView() : null;
+    const unreachable = view === null ? [] : view.voters.filter((id) => !view.reachable.includes(id));
+    return {
+      checks: [
+        { name: "member", ok: member, detail: member ? `node ${this.config.id} is a ${memberRole(this.membership(), this.config.id)}` : `node ${this.config.id} is not in the cluster's configuration (removed, or not yet added)` },
+        {
+          name: "leader",
+          ok: status.leader !== null,
+          detail: status.leader !== null ? `node ${status.leader} leads` : view?.quorum === false ? `no leader: no quorum reachable (unreachable voters: ${unreachable.join(", ")})` : "no leader is known: an election is under way",
+        },
+        { name: "caught_up", ok: lag <= READY_APPLIED_LAG_MAX, detail: `applied ${this.kv.applied} of ${status.commitIndex} committed entries (at most ${READY_APPLIED_LAG_MAX} behind)` },
+      ],
+    };
+  }
+
   private service(): KvService {
     return {
       write: (operation, client) => this.driver.write(operation, client ?? null),
       register: () => this.driver.register(),
-      read: (consistency) => this.driver.read(consistency),
+      read: (consistency) => (this.isMember() ? this.driver.read(consistency) : Promise.reject(new NotMemberError(this.engine.status().leader))),
       get: (key) => this.kv.get(key),
       range: (prefix, limit, after) => {
         const records = this.kv.range(prefix, limit + 1, after === null ? {} : { after });
@@ -431,7 +507,10 @@ export class SynodNode {
       },
       changeMembers: (request, forwarded) => this.changeMembers(request, forwarded),
       transferLeadership: (to, forwarded) => this.transferLeadership(to, forwarded),
+      backup: (consistency) => this.backups.take(consistency),
       metrics: async () => ({ contentType: this.metrics.registry.contentType, body: await this.metrics.registry.metrics() }),
+      quorum: () => this.quorumView(),
+      readiness: () => this.readiness(),
       observeRequest: (route, status, seconds) => this.metrics.requestSeconds.observe({ route, status: String(status) }, seconds),
       logError: (error, what) => this.log.error({ err: error }, what),
     };
@@ -473,6 +552,7 @@ export class SynodNode {
             server.close(() => resolve());
             server.closeIdleConnections();
           });
+    this.backups.stop();
     await this.driver.stop();
     if (server !== null) {
       // The 503s just written get a moment to leave; then whatever is left is cut.

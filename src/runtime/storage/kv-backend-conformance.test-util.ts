@@ -130,6 +130,7 @@ export function kvBackendConformance(subject: BackendSubject): void {
         { weight: 2, arbitrary: fc.constantFrom(...KEYS).map((key) => encodeCommand({ op: "delete", request: anonymous, key })) },
         { weight: 1, arbitrary: fc.tuple(fc.constantFrom(...KEYS), fc.nat({ max: 6 })).map(([key, expectedRevision]) => encodeCommand({ op: "cas-revision", request: anonymous, key, expectedRevision, value: bytes("c") })) },
         { weight: 3, arbitrary: txnArbitrary.map((command) => encodeCommand({ ...command, request: anonymous })) },
+        { weight: 1, arbitrary: fc.constantFrom("a", "a/", "é", "😀", "\uE000", "z").map((prefix) => encodeCommand({ op: "delete-prefix", request: anonymous, prefix })) },
         { weight: 1, arbitrary: fc.constant(new Uint8Array()) },
       );
       // Sessions: a few clients whose sequences mostly grow and sometimes repeat.
@@ -151,9 +152,31 @@ export function kvBackendConformance(subject: BackendSubject): void {
           assert.deepEqual(store.snapshot(), reference.snapshot());
           assert.deepEqual(store.range("a", 5), reference.range("a", 5));
           assert.deepEqual(KvStore.open(backend).snapshot(), reference.snapshot(), "what the backend holds, not only the store's caches");
+          assert.equal(store.keys, reference.keys, "the key count kept by the store");
+          assert.equal(backend.recordCount(), reference.keys, "the key count the backend gives");
         }),
         { numRuns: 50 },
       );
+    });
+
+    test("a range delete removes every key under its prefix, in UTF-8 byte order, as one revision, however many", () => {
+      const store = fresh();
+      const many = Array.from({ length: 2100 }, (_, i) => `m/${String(i).padStart(5, "0")}`);
+      store.applyBatch(entries(1, [...KEYS, ...many, "m", "n/1"].map((key) => put(key, key))));
+      const revision = store.currentRevision;
+      assert.equal(store.keys, KEYS.length + many.length + 2);
+      let index = store.applied + 1;
+      const deletePrefix = (prefix: string, request = anonymous) => store.apply(index++, encodeCommand({ op: "delete-prefix", request, prefix }));
+      assert.deepEqual(deletePrefix("m/").result, { op: "delete-prefix", deleted: many.length, revision: revision + 1 }, "more keys than one page");
+      assert.deepEqual(store.range("m", 10).map((record) => record.key), ["m"], "the prefix itself is not a key under m/");
+      const session = { clientId: SELF_ASSIGNED_SESSIONS_FROM + 6, sequence: 1 };
+      assert.deepEqual(deletePrefix("a/", session).result, { op: "delete-prefix", deleted: KEYS.filter((key) => key.startsWith("a/")).length, revision: revision + 2 });
+      assert.deepEqual(deletePrefix("a/", session), { request: session, result: { op: "delete-prefix", deleted: 6, revision: revision + 2 }, duplicate: true }, "a retry answers as the first did");
+      assert.deepEqual(deletePrefix("nothing").result, { op: "delete-prefix", deleted: 0, revision: revision + 2 }, "no key matched: no new revision");
+      assert.deepEqual(store.range("", 100).map((record) => record.key), [...KEYS.filter((key) => !key.startsWith("a/")), "m", "n/1"].sort((x, y) => compareBytes(bytes(x), bytes(y))));
+      assert.equal(store.keys, KEYS.length - 6 + 2);
+      assert.equal(backend.recordCount(), store.keys);
+      assert.equal(KvStore.open(backend).keys, store.keys, "counted again from the backend");
     });
 
     test("restore replaces the state in one transaction; a bad snapshot changes nothing", () => {
@@ -163,6 +186,7 @@ export function kvBackendConformance(subject: BackendSubject): void {
       store.applyBatch(entries(1, [put("old", "x"), put("a", "x")]));
       store.restore(source.snapshot());
       assert.deepEqual(store.snapshot(), source.snapshot());
+      assert.equal(store.keys, 3);
       assert.equal(store.get("old"), undefined);
       assert.equal(KvStore.open(backend).applied, 3);
       const before = store.snapshot();
@@ -197,6 +221,7 @@ export function kvBackendConformance(subject: BackendSubject): void {
       assert.throws(() => store.applyBatch([{ index: 3, data: put("c", "3") }, { index: 5, data: put("d", "4") }]), AssertionError);
       assert.equal(store.applied, 2);
       assert.equal(store.currentRevision, 2);
+      assert.equal(store.keys, 2);
       assert.deepEqual(store.snapshot(), before);
       assert.deepEqual(store.apply(3, put("c", "3")).result, { op: "put", revision: 3 }, "and the store goes on from where it was");
     });

@@ -136,6 +136,20 @@ describe("LMDB KV store: files", () => {
     await reopened.backend.close();
   });
 
+  test("sizeBytes is the database file's size: it grows as values are stored, and is 0 once closed", async () => {
+    const path = directory();
+    const { backend } = LmdbKvBackend.open({ path });
+    const store = KvStore.open(backend);
+    const empty = backend.sizeBytes();
+    assert.ok(empty > 0, `an empty database has pages (${empty} bytes)`);
+    const big = "x".repeat(64 * 1024);
+    store.applyBatch(Array.from({ length: 32 }, (_, i) => ({ index: i + 1, data: put(`big-${i}`, big) })));
+    assert.ok(backend.sizeBytes() >= empty + 32 * big.length, `2 MiB of values stored: ${backend.sizeBytes()} bytes`);
+    assert.equal(backend.recordCount(), 32);
+    await backend.close();
+    assert.equal(backend.sizeBytes(), 0);
+  });
+
   test("a directory whose name has a dot is still a directory", async () => {
     const path = join(directory(), "state.lmdb");
     await storeOneKey(path, "boot-1");

@@ -35,7 +35,7 @@
  *   (`data.mdb`) itself: fsync writes out every dirty page of the file, whichever file
  *   descriptor wrote it, and LMDB (not in write-map mode) writes its pages with pwrite.
  */
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, rmSync } from "node:fs";
+import { closeSync, existsSync, fstatSync, fsyncSync, mkdirSync, openSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { open, type RootDatabase } from "lmdb";
 import { assert, assertIndex } from "../../core/common/assert.js";
@@ -210,6 +210,24 @@ export class LmdbKvBackend implements KvBackend {
 
   allRecords(): Iterable<KvRecord> {
     return this.db.getRange({ start: Buffer.from([RECORD_PREFIX]), end: Buffer.from([RECORD_PREFIX + 1]) }).map(({ key, value }) => this.decodeRecord(key.toString("utf8", 1), value));
+  }
+
+  /**
+   * LMDB's count of every entry (kept in its tree, so O(1)) less the sessions (at most
+   * `SESSION_LIMITS.sessionsMax`, counted) and the meta record.
+   */
+  recordCount(): number {
+    const entries = (this.db.getStats() as { entryCount: number }).entryCount;
+    const sessions = this.db.getKeysCount({ start: Buffer.from([SESSION_PREFIX]), end: Buffer.from([SESSION_PREFIX + 1]) });
+    const meta = this.db.getBinaryFast(META_KEY) === undefined ? 0 : 1;
+    const records = entries - sessions - meta;
+    assert(Number.isSafeInteger(records) && records >= 0, `LMDB counts ${entries} entries, ${sessions} sessions and ${meta} meta`);
+    return records;
+  }
+
+  /** The size of the database file (data.mdb) on disk, in bytes. */
+  sizeBytes(): number {
+    return this.closed ? 0 : fstatSync(this.dataFd).size;
   }
 
   getSession(clientId: number): KvSession | undefined {
@@ -455,6 +473,11 @@ export class LmdbSnapshotBuilder {
     header.f64(meta.revision);
     header.u32(0); // the record count, set when known
     this.pieces.push(header.buffer);
+  }
+
+  /** The applied index the snapshot is of. */
+  get index(): number {
+    return this.meta.appliedIndex;
   }
 
   /** Copies up to `recordsMax` more records; returns true once the snapshot is complete. */

@@ -184,8 +184,9 @@ export class LogStore<H> {
   }
 
   /**
-   * `sync()` with the fdatasync off the event loop; durable when the promise resolves, and
-   * no other call may be made before then (see `Wal.syncAsync`).
+   * `sync()` with the fdatasync off the event loop; what was saved before the call is durable
+   * when the promise resolves. Until then only `save` of entries and hard states may be
+   * called (they buffer, for the next sync); anything else throws (see `Wal.syncAsync`).
    */
   syncAsync(): Promise<void> {
     this.assertOpen();
@@ -220,6 +221,9 @@ export class LogStore<H> {
   async prepareCompaction(snapshot: Snapshot): Promise<void> {
     this.assertOpen();
     assertSnapshot(snapshot);
+    // `compact` will ignore a snapshot at or behind the one held — and its file would have
+    // the held snapshot's name when index and term are equal, overwriting it.
+    if (snapshot.index <= this.state.snapshotIndex) return;
     await writeSnapshotFileAsync(this.options.snapshotDir, snapshot, "own");
     this.preparedSnapshotFile = snapshotFileName(snapshot.index, snapshot.term);
   }

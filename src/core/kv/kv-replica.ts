@@ -1,0 +1,186 @@
+/**
+ * The KV store, replicated: the request layer between the store's callers (the node's HTTP
+ * API, the simulator's clients) and a `Replica` whose state machine is a `KvStore`. It
+ * encodes commands, names each write's request (the node's own session, or a client's),
+ * matches applied entries back to the writes waiting here, and, while leading, proposes
+ * the clock entries by which sessions expire. The replica below knows nothing of KV.
+ */
+import { assert } from "../common/assert.js";
+import type { Engine, NodeId } from "../engine/contract.js";
+import type { ProposalKey, ReplicaObserver, SnapshotBuilder, StateMachine, Waiter } from "../replica/contract.js";
+import { createReplica, type ReplicaMutant } from "../replica/mutants.js";
+import type { Replica, ReplicaOptions } from "../replica/replica.js";
+import type { LogEntry, Snapshot } from "../engine/contract.js";
+import { encodeCommand, type KvCommand, type RequestId } from "./command.js";
+import type { Applied, KvResult } from "./model.js";
+import type { KvStore } from "./store.js";
+
+/** A write as a caller states it; the request layer adds the request id. */
+export type KvOperation = KvCommand extends infer C ? (C extends KvCommand ? Omit<C, "request"> : never) : never;
+
+/** A client's session and the sequence number of this write in it (see KvStore). */
+export interface ClientRequest {
+  readonly clientId: number;
+  readonly sequence: number;
+}
+
+export type ReadConsistency = "linearizable" | "lease" | "stale";
+
+/** How often a leader proposes its wall clock for the state machine (session expiry). */
+export const CLOCK_INTERVAL_MS = 10_000;
+
+/**
+ * A `KvStore` as the replica's state machine. A write's proposal key is its sequence number
+ * when it is in this node's own session, else "clientId:sequence".
+ */
+export class KvStateMachine implements StateMachine<Applied> {
+  constructor(
+    readonly kv: KvStore,
+    private readonly nodeClientId: number,
+    /** Begins an incremental capture (the LMDB backend's); without it, snapshots are taken in one go. */
+    private readonly beginIncremental?: () => SnapshotBuilder,
+  ) {}
+
+  get appliedIndex(): number {
+    return this.kv.applied;
+  }
+
+  apply(entries: readonly LogEntry[]): readonly Applied[] {
+    return this.kv.applyBatch(entries);
+  }
+
+  restore(snapshot: Snapshot): void {
+    this.kv.restore(snapshot.data);
+  }
+
+  beginSnapshot(): SnapshotBuilder {
+    if (this.beginIncremental !== undefined) return this.beginIncremental();
+    return capturedSnapshot(this.kv.applied, this.kv.snapshot());
+  }
+
+  proposalKey(applied: Applied): ProposalKey | null {
+    const request = applied.request;
+    if (request === null) return null;
+    return request.clientId === this.nodeClientId ? request.sequence : sessionKey(request.clientId, request.sequence);
+  }
+}
+
+export function sessionKey(clientId: number, sequence: number): string {
+  return `${clientId}:${sequence}`;
+}
+
+/** A snapshot captured whole at once (a state in memory). */
+export function capturedSnapshot(index: number, data: Uint8Array): SnapshotBuilder {
+  return { index, data, step: () => true, abort: () => undefined };
+}
+
+export interface KvReplicaOptions<M, H> extends Omit<ReplicaOptions<M, H, Applied>, "stateMachine" | "observer"> {
+  readonly engine: Engine<M, H>;
+  readonly kv: KvStore;
+  readonly beginSnapshot?: () => SnapshotBuilder;
+  /** Names this node's own writes in the store's sessions (see KvStore). */
+  readonly nodeClientId: number;
+  /** The sequence number of this process's first own write: above any an earlier process used. */
+  readonly firstSequence: number;
+  /** The wall clock, in ms since the epoch: the time a leader's clock entries carry. */
+  readonly wallClockMs: () => number;
+  readonly observer?: ReplicaObserver<Applied>;
+  /** The simulator's broken replica, to prove it is caught; never set in production. */
+  readonly replicaMutant?: ReplicaMutant | null;
+}
+
+export class KvReplica<M, H> {
+  readonly replica: Replica<M, H, Applied>;
+  readonly kv: KvStore;
+  private readonly options: KvReplicaOptions<M, H>;
+  private nextSequence: number;
+  /** When this node, leading, last proposed a clock entry (the monotonic clock). */
+  private clockProposedMs = Number.NEGATIVE_INFINITY;
+  private cancelClockTimer: (() => void) | null = null;
+
+  constructor(options: KvReplicaOptions<M, H>) {
+    this.options = options;
+    this.kv = options.kv;
+    this.nextSequence = options.firstSequence;
+    this.replica = createReplica<M, H, Applied>({ ...options, stateMachine: new KvStateMachine(options.kv, options.nodeClientId, options.beginSnapshot) }, options.replicaMutant ?? null);
+  }
+
+  start(): void {
+    assert(this.cancelClockTimer === null, "started twice");
+    this.replica.start();
+    this.cancelClockTimer = this.options.clock.every(this.options.tickMs, () => this.proposeClock());
+  }
+
+  stop(): void {
+    this.cancelClockTimer?.();
+    this.cancelClockTimer = null;
+    this.replica.stop();
+  }
+
+  /**
+   * Proposes a write; resolves with its result once it applied on this node. Without
+   * `client`, the write goes in this node's own session; with it, in the client's, so a
+   * retry of the same request (here or through another node) applies once and gets the
+   * first result, and a write of a session the store no longer holds resolves with
+   * "session-expired" (nothing applied). A command the codec refuses (InvalidInputError)
+   * is rejected before anything is proposed.
+   */
+  write(operation: KvOperation, client: ClientRequest | null, waiter: Waiter<KvResult>): void {
+    const request: RequestId = client ?? { clientId: this.options.nodeClientId, sequence: this.nextSequence++ };
+    let data: Uint8Array;
+    try {
+      data = encodeCommand({ ...operation, request } as KvCommand);
+    } catch (error) {
+      return waiter.reject(error as Error);
+    }
+    const key = client === null ? request.sequence : sessionKey(client.clientId, client.sequence);
+    this.replica.propose(data, key, { resolve: (applied) => waiter.resolve(applied.result), reject: (error) => waiter.reject(error) });
+  }
+
+  /** Opens a client session: resolves with its id once the registration applied here. */
+  register(waiter: Waiter<number>): void {
+    this.write({ op: "register" }, null, {
+      resolve: (result) => {
+        assert(result.op === "session", "a registration applies as a session");
+        waiter.resolve(result.clientId);
+      },
+      reject: (error) => waiter.reject(error),
+    });
+  }
+
+  /**
+   * Resolves when this node's state machine may serve a read at `consistency`: at once for
+   * stale; for linearizable and lease once the engine confirmed a read index and the state
+   * machine applied up to it.
+   */
+  read(consistency: ReadConsistency, waiter: Waiter<void>): void {
+    if (consistency === "stale") return waiter.resolve();
+    this.replica.read({ lease: consistency === "lease" }, waiter);
+  }
+
+  status(): ReturnType<Engine<M, H>["status"]> {
+    return this.replica.engine.status();
+  }
+
+  get leader(): NodeId | null {
+    return this.replica.engine.status().leader;
+  }
+
+  /**
+   * While leading, every CLOCK_INTERVAL_MS: a clock entry with this node's wall clock, the
+   * time by which the state machine expires client sessions (see KvStore) — at once when
+   * it becomes leader, so the store's clock is never long behind.
+   */
+  private proposeClock(): void {
+    if (this.replica.engine.status().role !== "leader") {
+      this.clockProposedMs = Number.NEGATIVE_INFINITY;
+      return;
+    }
+    const nowMs = this.options.clock.nowMs();
+    if (nowMs - this.clockProposedMs < CLOCK_INTERVAL_MS) return;
+    this.clockProposedMs = nowMs;
+    // Answered by no one. A refusal (a transfer under way) is tried again next interval.
+    const request = { clientId: this.options.nodeClientId, sequence: this.nextSequence++, timeMs: this.options.wallClockMs() };
+    this.replica.proposeUnanswered(encodeCommand({ op: "clock", request }));
+  }
+}

@@ -1,0 +1,362 @@
+// The replica's loop, rule by rule (core/engine/contract.ts), against a scripted engine, an
+// in-memory log, a manual clock and a recording network: what leaves when, what applies
+// when, and how waiting requests end.
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { NotLeaderError } from "../common/errors.js";
+import type { Admission, Engine, EngineStatus, LogEntry, Ready, ReadOptions, Snapshot } from "../engine/contract.js";
+import type { Clock, LogStorage, LogWrite, SnapshotBuilder, StateMachine } from "./contract.js";
+import { RequestTimeoutError, WriteOutcomeUnknownError } from "./errors.js";
+import { Replica } from "./replica.js";
+
+type Message = string;
+type Hard = { readonly term: number };
+
+const entry = (index: number, text = `e${index}`): LogEntry => ({ index, term: 1, data: new TextEncoder().encode(text) });
+
+function emptyReady(parts: Partial<Ready<Message, Hard>>): Ready<Message, Hard> {
+  return { hardState: null, entries: [], snapshot: null, messages: [], messagesAfterPersist: [], committedEntries: [], readStates: [], ...parts };
+}
+
+/** An engine whose Readies the test queues; it records what the replica does to it. */
+class ScriptedEngine implements Engine<Message, Hard> {
+  readonly id = 1;
+  readies: Ready<Message, Hard>[] = [];
+  ticks = 0;
+  proposals: Uint8Array[] = [];
+  reads: number[] = [];
+  refuse: Error | null = null;
+  snapshotIndex = 0;
+  compacted: number[] = [];
+  role: EngineStatus["role"] = "leader";
+
+  tick(): void {
+    this.ticks++;
+  }
+  step(): void {}
+  propose(data: Uint8Array): Admission {
+    if (this.refuse !== null) return { accepted: false, error: this.refuse as NotLeaderError };
+    this.proposals.push(data);
+    return { accepted: true };
+  }
+  readIndex(requestId: number, _options?: ReadOptions): Admission {
+    this.reads.push(requestId);
+    return { accepted: true };
+  }
+  /** Whether it hands out the next Ready before the last is advanced. */
+  pipelines = false;
+  outstandingQueue: Ready<Message, Hard>[] = [];
+  advanced: Ready<Message, Hard>[] = [];
+  hasReady(): boolean {
+    return (this.pipelines || this.outstandingQueue.length === 0) && this.readies.length > 0;
+  }
+  ready(): Ready<Message, Hard> {
+    assert.ok(this.pipelines || this.outstandingQueue.length === 0, "a second Ready while one is outstanding");
+    const ready = this.readies.shift() as Ready<Message, Hard>;
+    this.outstandingQueue.push(ready);
+    return ready;
+  }
+  advance(ready: Ready<Message, Hard>): void {
+    assert.equal(ready, this.outstandingQueue.shift(), "advanced out of order");
+    this.advanced.push(ready);
+  }
+  status(): EngineStatus {
+    return { id: 1, role: this.role, term: 1, leader: 1, commitIndex: 0, lastIndex: 0, snapshotIndex: this.snapshotIndex };
+  }
+  entryTerm(): number | null {
+    return 1;
+  }
+  compact(index: number): Snapshot | null {
+    this.compacted.push(index);
+    this.snapshotIndex = index;
+    return null;
+  }
+}
+
+/** Applies entries by remembering their text; a proposal's key is its text. */
+class ListStateMachine implements StateMachine<string> {
+  applied: string[] = [];
+  appliedIndex = 0;
+  apply(entries: readonly LogEntry[]): readonly string[] {
+    return entries.map((e) => {
+      assert.equal(e.index, this.appliedIndex + 1, "applied out of order");
+      this.appliedIndex = e.index;
+      const text = new TextDecoder().decode(e.data);
+      this.applied.push(text);
+      return text;
+    });
+  }
+  restore(snapshot: Snapshot): void {
+    this.appliedIndex = snapshot.index;
+  }
+  beginSnapshot(): SnapshotBuilder {
+    const index = this.appliedIndex;
+    return { index, data: new Uint8Array([index]), step: () => true, abort: () => undefined };
+  }
+  proposalKey(result: string): string {
+    return result;
+  }
+}
+
+/** A log whose syncs complete when the test says, and a record of every call. */
+class ManualStorage implements LogStorage<Hard> {
+  saved: LogWrite<Hard>[] = [];
+  syncs: ((error: unknown) => void)[] = [];
+  compacted: number[] = [];
+  inline = false;
+  save(write: LogWrite<Hard>): void {
+    this.saved.push(write);
+  }
+  sync(done: (error: unknown) => void): void {
+    if (this.inline) done(null);
+    else this.syncs.push(done);
+  }
+  prepareSnapshot(_snapshot: Snapshot, done: (error: unknown) => void): void {
+    done(null);
+  }
+  compact(snapshot: Snapshot): void {
+    assert.equal(this.syncs.length, 0, "compact while a sync runs");
+    this.compacted.push(snapshot.index);
+  }
+  completeSync(error: unknown = null): void {
+    const done = this.syncs.shift();
+    assert.ok(done !== undefined, "no sync runs");
+    done(error);
+  }
+}
+
+class ManualClock implements Clock {
+  now = 0;
+  queue: (() => void)[] = [];
+  timers: { intervalMs: number; action: () => void }[] = [];
+  nowMs(): number {
+    return this.now;
+  }
+  soon(action: () => void): void {
+    this.queue.push(action);
+  }
+  every(intervalMs: number, action: () => void): () => void {
+    const timer = { intervalMs, action };
+    this.timers.push(timer);
+    return () => (this.timers = this.timers.filter((t) => t !== timer));
+  }
+  /** Runs what was scheduled, and what that schedules, until nothing is left. */
+  run(): void {
+    for (let i = 0; i < 1000 && this.queue.length > 0; i++) (this.queue.shift() as () => void)();
+  }
+  advance(ms: number): void {
+    this.now += ms;
+    for (const timer of this.timers) timer.action();
+    this.run();
+  }
+}
+
+/** Queues Readies and wakes the replica, as any input would. */
+function push(env: { engine: ScriptedEngine; replica: Replica<Message, Hard, string>; clock: ManualClock }, ...readies: Ready<Message, Hard>[]): void {
+  env.engine.readies.push(...readies);
+  env.replica.onTimer();
+  env.clock.run();
+}
+
+function setup(options: { snapshotEntries?: number; requestTimeoutMs?: number } = {}) {
+  const engine = new ScriptedEngine();
+  const machine = new ListStateMachine();
+  const storage = new ManualStorage();
+  const clock = new ManualClock();
+  const sent: string[] = [];
+  const fatal: unknown[] = [];
+  const replica = new Replica<Message, Hard, string>({
+    engine,
+    storage,
+    stateMachine: machine,
+    network: { send: (to, message) => (sent.push(`${message}->${to}`), true) },
+    clock,
+    tickMs: 10,
+    requestTimeoutMs: options.requestTimeoutMs ?? 1000,
+    snapshotEntries: options.snapshotEntries ?? 0,
+    pendingRequestsMax: 100,
+    peerCount: 2,
+    onFatal: (error) => fatal.push(error),
+  });
+  replica.start();
+  return { engine, machine, storage, clock, sent, fatal, replica };
+}
+
+function waiter<T>() {
+  const outcome = {} as { value?: T; error?: Error };
+  return { outcome, waiter: { resolve: (value: T) => (outcome.value = value), reject: (error: Error) => (outcome.error = error) } };
+}
+
+/** Read through a call, so an assertion on one moment does not narrow the next. */
+const errorOf = (w: { outcome: { error?: Error } }): Error | undefined => w.outcome.error;
+
+describe("replica: the Ready loop (contract rules 3-7)", () => {
+  test("messages leave at once; messagesAfterPersist only once the sync completed", () => {
+    const env = setup();
+    const { storage, clock, sent } = env;
+    push(env, emptyReady({ hardState: { term: 2 }, messages: [{ to: 2, message: "append" }], messagesAfterPersist: [{ to: 2, message: "vote" }] }));
+    assert.deepEqual(sent, ["append->2"]);
+    assert.equal(storage.saved.length, 1);
+    storage.completeSync();
+    clock.run();
+    assert.deepEqual(sent, ["append->2", "vote->2"]);
+  });
+
+  test("one Ready at a time: the next is taken only after the sync of the one in hand", () => {
+    const env = setup();
+    const { engine, storage, clock } = env;
+    push(env, emptyReady({ entries: [entry(1)] }), emptyReady({ entries: [entry(2)] }));
+    assert.equal(storage.saved.length, 1);
+    assert.equal(engine.readies.length, 1, "the second Ready waits");
+    storage.completeSync();
+    clock.run();
+    assert.equal(storage.saved.length, 2);
+  });
+
+  test("early apply: entries durable before this Ready apply during its sync; its own entries only after", () => {
+    const env = setup();
+    const { machine, storage, clock } = env;
+    push(env, emptyReady({ entries: [entry(1), entry(2)] }));
+    storage.completeSync();
+    clock.run();
+    // Entries 1 and 2 are durable; 3 arrives with their commit.
+    push(env, emptyReady({ entries: [entry(3)], committedEntries: [entry(1), entry(2), entry(3)] }));
+    assert.deepEqual(machine.applied, ["e1", "e2"], "what was durable applies while the sync runs");
+    storage.completeSync();
+    clock.run();
+    assert.deepEqual(machine.applied, ["e1", "e2", "e3"]);
+  });
+
+  test("a storage that syncs before returning still applies in order", () => {
+    const env = setup();
+    const { machine, storage } = env;
+    storage.inline = true;
+    push(env, emptyReady({ entries: [entry(1)] }), emptyReady({ entries: [entry(2)], committedEntries: [entry(1), entry(2)] }));
+    assert.deepEqual(machine.applied, ["e1", "e2"]);
+  });
+
+  test("a proposal resolves with its entry's result, matched by key; two waiters on one key both resolve", () => {
+    const env = setup();
+    const { engine, storage, clock, replica } = env;
+    const first = waiter<string>();
+    const retry = waiter<string>();
+    replica.propose(new TextEncoder().encode("e1"), "e1", first.waiter);
+    replica.propose(new TextEncoder().encode("e1"), "e1", retry.waiter);
+    assert.equal(engine.proposals.length, 2);
+    push(env, emptyReady({ entries: [entry(1)], committedEntries: [entry(1)] }));
+    assert.equal(first.outcome.value, undefined, "not before the entry is durable");
+    storage.completeSync();
+    clock.run();
+    assert.equal(first.outcome.value, "e1");
+    assert.equal(retry.outcome.value, "e1");
+  });
+
+  test("a refused proposal rejects at once with the engine's error; one that never applies times out", () => {
+    const { engine, clock, replica } = setup({ requestTimeoutMs: 100 });
+    engine.refuse = new NotLeaderError(3);
+    const refused = waiter<string>();
+    replica.propose(new Uint8Array([1]), "a", refused.waiter);
+    assert.ok(refused.outcome.error instanceof NotLeaderError);
+    engine.refuse = null;
+    const lost = waiter<string>();
+    replica.propose(new Uint8Array([1]), "b", lost.waiter);
+    clock.advance(50);
+    assert.equal(errorOf(lost), undefined);
+    clock.advance(60);
+    assert.ok(lost.outcome.error instanceof RequestTimeoutError);
+  });
+
+  test("ticks follow the monotonic clock: a stall is caught up before the next message is stepped", () => {
+    const { engine, clock, replica } = setup();
+    clock.advance(30);
+    assert.equal(engine.ticks, 3);
+    // The timer did not fire for 200 ms (a stalled event loop); a message arrives first.
+    clock.now += 200;
+    replica.receive(2, "hello");
+    assert.equal(engine.ticks, 23);
+  });
+
+  test("a failed sync is fatal: the replica stops and every waiting write's outcome is unknown", () => {
+    const env = setup();
+    const { storage, replica, fatal } = env;
+    const pending = waiter<string>();
+    replica.propose(new Uint8Array([1]), "x", pending.waiter);
+    push(env, emptyReady({ entries: [entry(1)] }));
+    storage.completeSync(new Error("EIO"));
+    assert.equal(fatal.length, 1);
+    assert.ok(pending.outcome.error instanceof WriteOutcomeUnknownError);
+    assert.ok(replica.isStopped);
+  });
+
+  test("snapshots: every N applied entries, compacted only while no sync runs, then the engine compacts", () => {
+    const env = setup({ snapshotEntries: 2 });
+    const { engine, storage, clock } = env;
+    push(env, emptyReady({ entries: [entry(1), entry(2)] }));
+    storage.completeSync();
+    clock.run();
+    push(env, emptyReady({ entries: [entry(3)], committedEntries: [entry(1), entry(2)] }));
+    // Entries 1-2 applied early; the snapshot is captured, but the sync of entry 3 runs.
+    assert.deepEqual(storage.compacted, []);
+    storage.completeSync();
+    clock.run();
+    assert.deepEqual(storage.compacted, [2]);
+    assert.deepEqual(engine.compacted, [2]);
+  });
+
+  test("pipelined Readies: the next is taken while the last syncs; each is finished in order once a sync covers it", () => {
+    const env = setup();
+    const { engine, machine, storage, clock, sent } = env;
+    engine.pipelines = true;
+    const first = emptyReady({ entries: [entry(1), entry(2)], messages: [{ to: 2, message: "append-1" }], messagesAfterPersist: [{ to: 2, message: "ack-1" }] });
+    push(env, first);
+    // A second Ready while the first syncs: its appends leave at once.
+    const second = emptyReady({ entries: [entry(3)], committedEntries: [entry(1), entry(2), entry(3)], messages: [{ to: 2, message: "append-2" }], messagesAfterPersist: [{ to: 2, message: "ack-2" }] });
+    push(env, second);
+    assert.deepEqual(sent, ["append-1->2", "append-2->2"]);
+    assert.deepEqual(machine.applied, [], "entries 1-2 are not durable yet");
+    assert.equal(storage.syncs.length, 1, "one sync at a time");
+    storage.completeSync();
+    clock.run();
+    // The first sync covered only the first Ready: it finishes; entries 1-2 apply; 3 waits.
+    assert.deepEqual(sent, ["append-1->2", "append-2->2", "ack-1->2"]);
+    assert.deepEqual(machine.applied, ["e1", "e2"]);
+    assert.deepEqual(engine.advanced, [first]);
+    assert.equal(storage.syncs.length, 1, "the next sync started for the second Ready");
+    storage.completeSync();
+    clock.run();
+    assert.deepEqual(sent, ["append-1->2", "append-2->2", "ack-1->2", "ack-2->2"]);
+    assert.deepEqual(machine.applied, ["e1", "e2", "e3"]);
+    assert.deepEqual(engine.advanced, [first, second]);
+  });
+
+  test("a Ready whose only change is the commit index (mustSync false) is not synced; it finishes in order", () => {
+    const env = setup();
+    const { engine, storage, clock } = env;
+    engine.pipelines = true;
+    push(env, emptyReady({ hardState: { term: 1 }, mustSync: false }));
+    assert.equal(storage.syncs.length, 0, "nothing to wait for");
+    assert.equal(engine.advanced.length, 1);
+    const withEntries = emptyReady({ entries: [entry(1)] });
+    const commitOnly = emptyReady({ hardState: { term: 1 }, mustSync: false });
+    push(env, withEntries, commitOnly);
+    assert.equal(storage.syncs.length, 1);
+    assert.deepEqual(engine.advanced.length, 1, "the commit-only Ready waits behind the one before it");
+    storage.completeSync();
+    clock.run();
+    assert.equal(engine.advanced.length, 3);
+  });
+
+  test("a linearizable read resolves only once the state machine applied its index", () => {
+    const env = setup();
+    const { engine, storage, clock, replica } = env;
+    const read = waiter<void>();
+    replica.read({}, read.waiter);
+    const id = engine.reads[0] as number;
+    push(env, emptyReady({ entries: [entry(1)], readStates: [{ requestId: id, index: 1 }] }));
+    storage.completeSync();
+    clock.run();
+    assert.equal("value" in read.outcome, false, "index 1 is not applied yet");
+    push(env, emptyReady({ committedEntries: [entry(1)] }));
+    assert.equal("value" in read.outcome, true);
+  });
+});

@@ -1,0 +1,707 @@
+/**
+ * The replica: one consensus engine driven by the engine contract (core/engine/contract.ts)
+ * against injected storage, state machine, network and clock. This is the one Ready loop;
+ * the runtime's node hosts it over the WAL, LMDB, TCP and real time, and the simulator
+ * hosts the very same class over `SimDisk`, simulated links and virtual time.
+ *
+ * Inputs (a peer's message, a proposal, a read, a tick) go into the engine at once, and a
+ * pump is scheduled with `Clock.soon`, so every input that arrives together shares one
+ * Ready: one append per follower, one heartbeat round for all the reads. A Ready is taken
+ * in the contract's order: its `messages` leave at once; its snapshot, entries and hard
+ * state are saved; its committed entries queue to be applied once durable here; its reads
+ * wait for the state machine. Saved writes are made durable by one sync at a time, each
+ * covering everything saved before it began (group commit). While a sync runs, the engine
+ * may hand out the next Ready (Raft does): a leader's appends and heartbeats, and the next
+ * proposals, leave while its own write flushes; the next sync covers them. A Ready is
+ * finished — `messagesAfterPersist` sent, a leader's snapshot installed, `advance` — once
+ * every Ready before it is finished and a sync covered its own writes; one that changed only
+ * what a crash may forget (`mustSync` false: a commit index) waits for no sync.
+ *
+ * Early apply: committed entries are applied as soon as they are durable on this node —
+ * before the first entry any unsynced Ready wrote — so an entry that an earlier Ready
+ * wrote applies while the current sync runs: it is on a quorum's disks, this one's
+ * included. The state machine is never ahead of the durable log.
+ *
+ * Time: ticks are counted from the monotonic clock, not from timer callbacks, so a stalled
+ * event loop (or a paused process) catches up on the ticks it missed when it wakes — before
+ * any message reaches the engine, because a leader's lease depends on its ticks not
+ * running slow.
+ *
+ * Snapshots: every `snapshotEntries` applied entries the state machine is captured (a piece
+ * per `soon`, so a large state does not stall the node), the storage writes it
+ * (`prepareSnapshot`, possibly in the background), then — when no sync runs — compacts the
+ * log behind it, and only then is the engine told to drop its entries.
+ */
+import { assert } from "../common/assert.js";
+import { InvalidInputError } from "../common/errors.js";
+import type { Engine, LogEntry, Membership, MembershipChange, NodeId, Ready, ReadOptions, Snapshot } from "../engine/contract.js";
+import type { Clock, LogStorage, Network, ProposalKey, ReplicaObserver, SnapshotBuilder, StateMachine, Waiter } from "./contract.js";
+import { LeaderChangedError, RequestTimeoutError, StoppedError, TooManyRequestsError, TransferOvertakenError, TransferTimeoutError, WriteOutcomeUnknownError } from "./errors.js";
+
+export interface ReplicaOptions<M, H, R> {
+  readonly engine: Engine<M, H>;
+  /** Checks a value decoded from a peer's bytes (the factory's `validateMessage`); absent: messages are trusted. */
+  readonly validateMessage?: (value: unknown) => M;
+  readonly storage: LogStorage<H>;
+  readonly stateMachine: StateMachine<R>;
+  readonly network: Network<M>;
+  readonly clock: Clock;
+  /** How long a tick is, in the clock's milliseconds. */
+  readonly tickMs: number;
+  /** How long a proposal, read, transfer or membership change may wait. */
+  readonly requestTimeoutMs: number;
+  /** Capture the state machine and compact the log every this many applied entries; 0: never. */
+  readonly snapshotEntries: number;
+  /** Most proposals and reads waiting at once; beyond, new ones are refused (TooManyRequestsError). */
+  readonly pendingRequestsMax: number;
+  /** For engines without a configuration of their own: how many other members there are. */
+  readonly peerCount: number;
+  /**
+   * The first read id. The runtime starts from a random one, so a late answer to a read an
+   * earlier process of the node forwarded cannot be taken for one of this process's.
+   */
+  readonly firstReadId?: number;
+  readonly observer?: ReplicaObserver<R>;
+  /** Called when the configuration the engine acts on changes (appended, or undone). */
+  readonly onMembership?: (membership: Membership) => void;
+  /**
+   * The log could not be made durable: the replica has stopped, failing every waiting
+   * request. The host must not go on with this replica (the runtime exits).
+   */
+  readonly onFatal: (error: unknown) => void;
+}
+
+interface Pending<T> {
+  readonly waiter: Waiter<T>;
+  readonly deadlineMs: number;
+}
+
+interface PendingProposal<R> extends Pending<R> {
+  readonly key: ProposalKey;
+}
+
+interface PendingRead extends Pending<void> {
+  readonly id: number;
+  /** Set once the engine says at which index the read is safe. */
+  index: number | null;
+}
+
+interface PendingTransfer extends Pending<{ readonly leader: NodeId; readonly term: number }> {
+  readonly target: NodeId | null;
+}
+
+interface TakenReady<M, H> {
+  readonly ready: Ready<M, H>;
+  /** Taken in this order (from 1). */
+  readonly seq: number;
+  /** Its writes must be durable before it is finished. */
+  readonly needsSync: boolean;
+  /** The first index its entries write (0 with a snapshot: the whole log; infinity for none). */
+  readonly firstIndex: number;
+}
+
+interface PendingChange extends Pending<{ readonly index: number }> {
+  readonly index: number;
+  readonly term: number;
+}
+
+/** Readies handled in one pump before yielding (I/O and timers wait meanwhile). */
+const READIES_PER_PUMP_MAX = 64;
+/** Records captured per step of an incremental snapshot: a step costs about a millisecond. */
+const SNAPSHOT_RECORDS_PER_STEP = 500;
+/** Ticks caught up at once after a long stall; beyond this the rest are skipped. */
+const CATCH_UP_TICKS_MAX = 10_000;
+/**
+ * Slack when counting due ticks: a clock whose milliseconds are computed (the simulator's,
+ * scaled by a clock rate) may land a hair below a tick boundary at the very instant of it.
+ */
+const TICK_EPSILON = 1e-6;
+
+export class Replica<M, H, R> {
+  readonly engine: Engine<M, H>;
+  private readonly options: ReplicaOptions<M, H, R>;
+  /** Proposals waiting to apply, by ticket (arrival order, so the expired ones are first). */
+  private readonly pendingProposals = new Map<number, PendingProposal<R>>();
+  /** The tickets waiting for each key (a client that retries through the same node waits twice for one entry). */
+  private readonly ticketsByKey = new Map<ProposalKey, number[]>();
+  private nextTicket = 1;
+  private readonly pendingReads = new Map<number, PendingRead>();
+  private nextReadId: number;
+  /** Confirmed reads waiting for the state machine to apply up to their index. */
+  private readsAwaitingApply: PendingRead[] = [];
+  private pendingTransfers: PendingTransfer[] = [];
+  /** Configuration changes this leader took, waiting to apply (their entry's index and term). */
+  private pendingChanges: PendingChange[] = [];
+  private lastMembership: Membership | null = null;
+  private lastTerm = -1;
+  private lastLeader: NodeId | null = null;
+  private pumpScheduled = false;
+  private cancelTimer: (() => void) | null = null;
+  private startedAtMs = 0;
+  private ticksDone = 0;
+  private stopped = false;
+  /** Readies taken and not yet finished (advanced), oldest first. */
+  private taken: TakenReady<M, H>[] = [];
+  /** The sequence number of the last Ready taken. */
+  private lastSeq = 0;
+  /** The last Ready taken whose writes need a sync (0: none yet). */
+  private lastSeqToSync = 0;
+  /** Every Ready taken up to this one has its writes durable. */
+  private durableSeq = 0;
+  /** Entries saved since the last sync began (for the observer). */
+  private entriesToSync = 0;
+  /** A sync runs. */
+  private syncing = false;
+  /** Committed entries waiting to be applied until durable here, in index order. */
+  private toApply: LogEntry[] = [];
+  private snapshotInProgress: { readonly builder: SnapshotBuilder; readonly term: number; readonly membership: Membership | undefined; readonly startedMs: number } | null = null;
+  /** A snapshot whose file is written, waiting for the storage to be free of syncs. */
+  private snapshotToSave: { readonly snapshot: Snapshot; readonly startedMs: number } | null = null;
+
+  constructor(options: ReplicaOptions<M, H, R>) {
+    assert(options.tickMs > 0 && options.requestTimeoutMs > 0, "tickMs and requestTimeoutMs must be positive");
+    assert(Number.isSafeInteger(options.snapshotEntries) && options.snapshotEntries >= 0, "snapshotEntries must be a non-negative integer");
+    this.options = options;
+    this.engine = options.engine;
+    this.nextReadId = options.firstReadId ?? 1;
+  }
+
+  /** Starts ticking and handles whatever the engine already has to do. */
+  start(): void {
+    assert(this.cancelTimer === null && !this.stopped, "replica started twice");
+    this.startedAtMs = this.options.clock.nowMs();
+    this.cancelTimer = this.options.clock.every(this.options.tickMs, () => this.onTimer());
+    this.schedulePump();
+  }
+
+  /**
+   * Stops for good: no more ticks, inputs or Readies; every waiting request fails (a
+   * proposal with "outcome unknown": it may still commit on the other members). A sync or
+   * snapshot write under way is the host's to wait for before closing the storage.
+   */
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.cancelTimer?.();
+    this.cancelTimer = null;
+    this.abortSnapshot();
+    const unknown = new WriteOutcomeUnknownError("the node stopped before the write completed");
+    for (const pending of this.pendingProposals.values()) pending.waiter.reject(unknown);
+    const stopped = new StoppedError();
+    for (const pending of this.pendingReads.values()) pending.waiter.reject(stopped);
+    for (const pending of this.pendingTransfers) pending.waiter.reject(stopped);
+    const changeUnknown = new WriteOutcomeUnknownError("the node stopped before the membership change completed");
+    for (const pending of this.pendingChanges) pending.waiter.reject(changeUnknown);
+    this.pendingProposals.clear();
+    this.ticketsByKey.clear();
+    this.taken = [];
+    this.toApply = [];
+    this.pendingReads.clear();
+    this.readsAwaitingApply = [];
+    this.pendingTransfers = [];
+    this.pendingChanges = [];
+  }
+
+  get isStopped(): boolean {
+    return this.stopped;
+  }
+
+  /** Proposals and reads waiting. */
+  get pendingRequests(): number {
+    return this.pendingProposals.size + this.pendingReads.size;
+  }
+
+  /** The configuration the engine acts on; engines without membership report none. */
+  membership(): Membership | undefined {
+    return this.engine.membership?.();
+  }
+
+  /** A message from a peer, as decoded off the wire: validated, then stepped. */
+  receive(from: NodeId, value: unknown): void {
+    if (this.stopped) return;
+    let message: M;
+    if (this.options.validateMessage === undefined) message = value as M;
+    else {
+      try {
+        message = this.options.validateMessage(value);
+      } catch (error) {
+        this.options.observer?.malformed?.(from, error);
+        return;
+      }
+    }
+    this.catchUpTicks();
+    this.engine.step(from, message);
+    this.schedulePump();
+  }
+
+  /**
+   * Proposes `data`; `waiter` resolves with its result once it applied here — matched by
+   * `key`, which the state machine must recover from the applied entry — or rejects: the
+   * engine's refusal, TooManyRequestsError, RequestTimeoutError (it may still apply), or,
+   * on stop, WriteOutcomeUnknownError.
+   */
+  propose(data: Uint8Array, key: ProposalKey, waiter: Waiter<R>): void {
+    if (this.stopped) return waiter.reject(new StoppedError());
+    if (this.pendingRequests >= this.options.pendingRequestsMax) return waiter.reject(new TooManyRequestsError(this.options.pendingRequestsMax));
+    const admission = this.engine.propose(data);
+    if (!admission.accepted) {
+      this.options.observer?.proposal?.("refused");
+      return waiter.reject(admission.error);
+    }
+    this.options.observer?.proposal?.("accepted");
+    const ticket = this.nextTicket++;
+    this.pendingProposals.set(ticket, { waiter, key, deadlineMs: this.options.clock.nowMs() + this.options.requestTimeoutMs });
+    const tickets = this.ticketsByKey.get(key);
+    if (tickets === undefined) this.ticketsByKey.set(key, [ticket]);
+    else tickets.push(ticket);
+    this.schedulePump();
+  }
+
+  /** Proposes `data` with no one waiting for its result (a refusal is returned, not thrown). */
+  proposeUnanswered(data: Uint8Array): boolean {
+    if (this.stopped) return false;
+    const admission = this.engine.propose(data);
+    if (admission.accepted) this.schedulePump();
+    return admission.accepted;
+  }
+
+  /**
+   * A linearizable read (a lease read with `lease`): `waiter` resolves once the engine
+   * confirmed a read index and the state machine applied up to it; then the host reads its
+   * state. Rejects with the engine's refusal, LeaderChangedError (retry), RequestTimeoutError.
+   */
+  read(options: ReadOptions, waiter: Waiter<void>): void {
+    if (this.stopped) return waiter.reject(new StoppedError());
+    if (this.pendingRequests >= this.options.pendingRequestsMax) return waiter.reject(new TooManyRequestsError(this.options.pendingRequestsMax));
+    const id = this.nextReadId++;
+    this.catchUpTicks();
+    const admission = this.engine.readIndex(id, options);
+    if (!admission.accepted) {
+      this.options.observer?.read?.("refused");
+      return waiter.reject(admission.error);
+    }
+    this.options.observer?.read?.("accepted");
+    this.pendingReads.set(id, { id, waiter, deadlineMs: this.options.clock.nowMs() + this.options.requestTimeoutMs, index: null });
+    this.schedulePump();
+  }
+
+  /**
+   * Hands leadership to `to` (null: the engine's pick); resolves with the new leader once
+   * this replica sees it lead, rejects if that does not happen within the request timeout.
+   */
+  transferLeadership(to: NodeId | null, waiter: Waiter<{ readonly leader: NodeId; readonly term: number }>): void {
+    if (this.stopped) return waiter.reject(new StoppedError());
+    if (this.engine.transferLeadership === undefined) return waiter.reject(new InvalidInputError("this consensus protocol has no leadership transfer"));
+    const admission = this.engine.transferLeadership(to);
+    if (!admission.accepted) return waiter.reject(admission.error);
+    const status = this.engine.status();
+    if (to === status.id || (to === null && this.isAlone())) return waiter.resolve({ leader: status.id, term: status.term });
+    this.pendingTransfers.push({ target: to, waiter, deadlineMs: this.options.clock.nowMs() + this.options.requestTimeoutMs });
+    this.schedulePump();
+  }
+
+  /**
+   * Asks the engine (which must lead) for a configuration change; resolves with the index
+   * of its entry once this replica applied it — committed, and in force. Rejects with the
+   * engine's refusal, LeaderChangedError if the entry was overwritten, or RequestTimeoutError.
+   */
+  changeMembership(change: MembershipChange, waiter: Waiter<{ readonly index: number }>): void {
+    if (this.stopped) return waiter.reject(new StoppedError());
+    if (this.engine.changeMembership === undefined) return waiter.reject(new InvalidInputError("this consensus protocol has no membership changes"));
+    const admission = this.engine.changeMembership(change);
+    if (!admission.accepted) return waiter.reject(admission.error);
+    const { lastIndex: index, term } = this.engine.status();
+    this.pendingChanges.push({ index, term, waiter, deadlineMs: this.options.clock.nowMs() + this.options.requestTimeoutMs });
+    this.schedulePump();
+  }
+
+  /**
+   * Catches up the ticks the clock says are due, expires requests, and pumps. The clock's
+   * timer calls it; a host that was frozen (a paused simulated process) calls it on waking,
+   * before the inputs that queued meanwhile.
+   */
+  onTimer(): void {
+    if (this.stopped) return;
+    this.catchUpTicks();
+    this.expireRequests();
+    this.schedulePump();
+  }
+
+  // ---- the loop ----
+
+  private schedulePump(): void {
+    if (this.pumpScheduled || this.stopped) return;
+    this.pumpScheduled = true;
+    this.options.clock.soon(() => this.pump());
+  }
+
+  private pump(): void {
+    this.pumpScheduled = false;
+    if (this.stopped) return;
+    for (let i = 0; i < READIES_PER_PUMP_MAX && !this.stopped && this.engine.hasReady(); i++) this.handleReady(this.engine.ready());
+    if (this.stopped) return;
+    this.maybeStartSync();
+    this.noticeLeadership();
+    this.noticeMembership();
+    if (this.engine.hasReady()) this.schedulePump();
+  }
+
+  /**
+   * Sends a Ready's `messages`, which may leave before its writes are durable. A hook point
+   * for the replica's mutants (mutants.ts); nothing in production overrides it.
+   */
+  protected sendBeforePersist(ready: Ready<M, H>): void {
+    for (const { to, message } of ready.messages) this.options.network.send(to, message);
+  }
+
+  /** Sends a Ready's `messagesAfterPersist`, once its writes are durable. A hook point, as above. */
+  protected sendAfterPersist(ready: Ready<M, H>): void {
+    for (const { to, message } of ready.messagesAfterPersist) this.options.network.send(to, message);
+  }
+
+  /**
+   * Takes a Ready: its messages leave, its writes are saved (to be synced with whatever else
+   * is saved by then), its committed entries queue to be applied once durable here, its
+   * reads wait for the state machine. It is finished — messages after persist, `advance` —
+   * once everything before it is and its own writes are durable.
+   */
+  private handleReady(ready: Ready<M, H>): void {
+    this.options.observer?.statusChanged?.();
+    this.sendBeforePersist(ready);
+    const writes = ready.snapshot !== null || ready.entries.length > 0 || ready.hardState !== null;
+    if (writes) {
+      try {
+        this.options.storage.save({ snapshot: ready.snapshot, entries: ready.entries, hardState: ready.hardState });
+      } catch (error) {
+        this.fail(error);
+        return;
+      }
+    }
+    const needsSync = ready.snapshot !== null || ready.entries.length > 0 || (ready.hardState !== null && ready.mustSync !== false);
+    const firstIndex = ready.snapshot !== null ? 0 : (ready.entries[0]?.index ?? Number.POSITIVE_INFINITY);
+    this.taken.push({ ready, seq: ++this.lastSeq, needsSync, firstIndex });
+    if (needsSync) {
+      this.lastSeqToSync = this.lastSeq;
+      this.entriesToSync += ready.entries.length;
+    }
+    for (const entry of ready.committedEntries) this.toApply.push(entry);
+    for (const { requestId, index } of ready.readStates) {
+      const read = this.pendingReads.get(requestId);
+      if (read === undefined) continue;
+      read.index = index;
+      this.readsAwaitingApply.push(read);
+    }
+    // Early apply: what is durable already need not wait for this Ready's sync.
+    this.applyDurable();
+    this.finishTaken();
+  }
+
+  /** Starts a sync of everything saved, unless one runs or nothing waits for one. */
+  private maybeStartSync(): void {
+    if (this.syncing || this.stopped || this.lastSeqToSync <= this.durableSeq) return;
+    const covers = this.lastSeqToSync;
+    const entries = this.entriesToSync;
+    this.entriesToSync = 0;
+    const startedMs = this.options.clock.nowMs();
+    this.syncing = true;
+    // A storage may complete the sync before `sync` returns; that completion is handled
+    // after, so nothing runs inside the storage's call.
+    const sync: { inline: boolean; outcome: { readonly error: unknown } | null } = { inline: true, outcome: null };
+    try {
+      this.options.storage.sync((error) => {
+        if (sync.inline) sync.outcome = { error };
+        else this.onSynced(covers, entries, startedMs, error);
+      });
+    } catch (error) {
+      sync.inline = false;
+      this.fail(error);
+      return;
+    }
+    sync.inline = false;
+    if (sync.outcome !== null) this.onSynced(covers, entries, startedMs, sync.outcome.error);
+  }
+
+  /** Everything taken up to `covers` is durable. */
+  private onSynced(covers: number, entries: number, startedMs: number, error: unknown): void {
+    this.syncing = false;
+    if (this.stopped) return;
+    if (error !== null && error !== undefined) return this.fail(error);
+    this.durableSeq = Math.max(this.durableSeq, covers);
+    this.options.observer?.persisted?.(this.options.clock.nowMs() - startedMs, entries);
+    this.finishTaken();
+    // A compaction waits for a moment with no sync running: this is one.
+    this.saveSnapshot();
+    this.maybeStartSync();
+    this.schedulePump();
+  }
+
+  /** Finishes, in order, the Readies whose writes are durable (and those with none to wait for). */
+  private finishTaken(): void {
+    while (this.taken.length > 0 && !this.stopped) {
+      const head = this.taken[0] as TakenReady<M, H>;
+      if (head.needsSync && head.seq > this.durableSeq) return;
+      this.taken.shift();
+      this.finishReady(head.ready);
+    }
+  }
+
+  /** The part of a Ready that comes after its writes are durable. */
+  private finishReady(ready: Ready<M, H>): void {
+    this.sendAfterPersist(ready);
+    if (ready.snapshot !== null) {
+      // The leader's snapshot replaces the state a snapshot in progress was taken of.
+      this.abortSnapshot();
+      assert(this.toApply.length === 0 || (this.toApply[0] as LogEntry).index > ready.snapshot.index, "entries behind a leader's snapshot wait to be applied");
+      this.options.stateMachine.restore(ready.snapshot);
+      this.options.observer?.snapshotInstalled?.(ready.snapshot);
+    }
+    this.applyDurable();
+    const last = ready.committedEntries[ready.committedEntries.length - 1];
+    assert(last === undefined || this.options.stateMachine.appliedIndex >= last.index, `a finished Ready's committed entry ${last?.index} is not applied (applied ${this.options.stateMachine.appliedIndex})`);
+    this.serveReads();
+    this.settleChanges();
+    this.engine.advance(ready);
+    this.maybeSnapshot();
+    this.options.observer?.statusChanged?.();
+  }
+
+  /**
+   * Applies the queued committed entries that are durable on this node: those before the
+   * first entry any unsynced Ready wrote (none while a leader's snapshot is unsynced).
+   */
+  private applyDurable(): void {
+    if (this.toApply.length === 0) return;
+    let frontier = Number.POSITIVE_INFINITY;
+    for (const taken of this.taken) if (taken.needsSync && taken.seq > this.durableSeq && taken.firstIndex < frontier) frontier = taken.firstIndex;
+    let count = 0;
+    while (count < this.toApply.length && (this.toApply[count] as LogEntry).index < frontier) count++;
+    if (count === 0) return;
+    const batch = count === this.toApply.length ? this.toApply : this.toApply.slice(0, count);
+    this.toApply = count === this.toApply.length ? [] : this.toApply.slice(count);
+    this.apply(batch);
+    this.serveReads();
+  }
+
+  /** A failure the replica cannot continue after: stop, and tell the host. */
+  private fail(error: unknown): void {
+    this.syncing = false;
+    this.stop();
+    this.options.onFatal(error);
+  }
+
+  // ---- applying and answering ----
+
+  private apply(entries: readonly LogEntry[]): void {
+    const results = this.options.stateMachine.apply(entries);
+    assert(results.length === entries.length, `the state machine returned ${results.length} results for ${entries.length} entries`);
+    this.options.observer?.applied?.(entries, results);
+    if (this.pendingProposals.size === 0) return;
+    for (const result of results) {
+      const key = this.options.stateMachine.proposalKey(result);
+      if (key === null) continue;
+      const tickets = this.ticketsByKey.get(key);
+      if (tickets === undefined) continue;
+      this.ticketsByKey.delete(key);
+      for (const ticket of tickets) {
+        const pending = this.pendingProposals.get(ticket);
+        if (pending === undefined) continue;
+        this.pendingProposals.delete(ticket);
+        pending.waiter.resolve(result);
+      }
+    }
+  }
+
+  private serveReads(): void {
+    if (this.readsAwaitingApply.length === 0) return;
+    const applied = this.options.stateMachine.appliedIndex;
+    const waiting: PendingRead[] = [];
+    for (const read of this.readsAwaitingApply) {
+      if ((read.index as number) > applied) {
+        waiting.push(read);
+        continue;
+      }
+      this.pendingReads.delete(read.id);
+      read.waiter.resolve();
+    }
+    this.readsAwaitingApply = waiting;
+  }
+
+  /** Changes applied (resolved) or overwritten by another leader's log (rejected). */
+  private settleChanges(): void {
+    if (this.pendingChanges.length === 0) return;
+    const applied = this.options.stateMachine.appliedIndex;
+    this.pendingChanges = this.pendingChanges.filter((change) => {
+      const term = this.engine.entryTerm(change.index);
+      if (term !== null && term !== change.term) {
+        change.waiter.reject(new LeaderChangedError());
+        return false;
+      }
+      if (applied < change.index) return true;
+      change.waiter.resolve({ index: change.index });
+      return false;
+    });
+  }
+
+  /** Tells the host when the configuration changes, once per change. */
+  private noticeMembership(): void {
+    const membership = this.engine.membership?.();
+    if (membership === undefined || membership === this.lastMembership) return;
+    this.lastMembership = membership;
+    this.options.onMembership?.(membership);
+  }
+
+  /**
+   * A read the engine has not confirmed yet dies with the leadership it waited on (a deposed
+   * leader drops its pending rounds; a follower's forwarded read goes unanswered), so when
+   * the term or the leader changes, such reads fail at once with a retryable error rather
+   * than time out. Proposals wait: one may still commit under the new leader. A transfer
+   * ends when another node leads.
+   */
+  private noticeLeadership(): void {
+    const status = this.engine.status();
+    if (status.term === this.lastTerm && status.leader === this.lastLeader) return;
+    const first = this.lastTerm === -1;
+    this.lastTerm = status.term;
+    this.lastLeader = status.leader;
+    // The first look is where leadership starts from, not a change.
+    if (first) return;
+    this.options.observer?.leadershipChanged?.({ term: status.term, leader: status.leader, role: status.role });
+    if (status.leader !== null && status.leader !== status.id && this.pendingTransfers.length > 0) {
+      for (const transfer of this.pendingTransfers) {
+        if (transfer.target === null || transfer.target === status.leader) transfer.waiter.resolve({ leader: status.leader, term: status.term });
+        else transfer.waiter.reject(new TransferOvertakenError(transfer.target, status.leader));
+      }
+      this.pendingTransfers = [];
+    }
+    const error = new LeaderChangedError();
+    for (const [id, read] of this.pendingReads) {
+      if (read.index !== null) continue;
+      this.pendingReads.delete(id);
+      read.waiter.reject(error);
+    }
+  }
+
+  /** The only voter: no one to hand over to. */
+  private isAlone(): boolean {
+    const membership = this.engine.membership?.();
+    if (membership === undefined) return this.options.peerCount === 0;
+    const self = this.engine.status().id;
+    return membership.voters.every((id) => id === self) && membership.outgoing.every((id) => id === self);
+  }
+
+  // ---- time ----
+
+  /** Gives the engine every tick the monotonic clock says is due. */
+  private catchUpTicks(): void {
+    if (this.cancelTimer === null) return;
+    const due = Math.floor((this.options.clock.nowMs() - this.startedAtMs) / this.options.tickMs + TICK_EPSILON);
+    let missed = due - this.ticksDone;
+    if (missed > CATCH_UP_TICKS_MAX) {
+      this.options.observer?.ticksSkipped?.(missed - CATCH_UP_TICKS_MAX);
+      this.ticksDone += missed - CATCH_UP_TICKS_MAX;
+      missed = CATCH_UP_TICKS_MAX;
+    }
+    for (let i = 0; i < missed; i++) this.engine.tick();
+    if (missed > 0) this.ticksDone += missed;
+  }
+
+  /** Requests are kept in arrival order, so the expired ones are at the front. */
+  private expireRequests(): void {
+    const nowMs = this.options.clock.nowMs();
+    const timeoutMs = this.options.requestTimeoutMs;
+    for (const [ticket, proposal] of this.pendingProposals) {
+      if (proposal.deadlineMs > nowMs) break;
+      this.pendingProposals.delete(ticket);
+      this.forgetTicket(proposal.key, ticket);
+      this.options.observer?.proposal?.("timeout");
+      proposal.waiter.reject(new RequestTimeoutError("write", timeoutMs));
+    }
+    let expiredReads = false;
+    for (const [id, read] of this.pendingReads) {
+      if (read.deadlineMs > nowMs) break;
+      this.pendingReads.delete(id);
+      expiredReads = true;
+      read.waiter.reject(new RequestTimeoutError("read", timeoutMs));
+    }
+    if (expiredReads) this.readsAwaitingApply = this.readsAwaitingApply.filter((read) => read.deadlineMs > nowMs);
+    while (this.pendingTransfers.length > 0 && (this.pendingTransfers[0] as PendingTransfer).deadlineMs <= nowMs) {
+      this.pendingTransfers.shift()?.waiter.reject(new TransferTimeoutError(timeoutMs));
+    }
+    while (this.pendingChanges.length > 0 && (this.pendingChanges[0] as PendingChange).deadlineMs <= nowMs) {
+      this.pendingChanges.shift()?.waiter.reject(new RequestTimeoutError("membership change", timeoutMs));
+    }
+  }
+
+  /** Forgets a timed-out proposal's ticket: its entry may still apply, for no one. */
+  private forgetTicket(key: ProposalKey, ticket: number): void {
+    const tickets = this.ticketsByKey.get(key);
+    if (tickets === undefined) return;
+    const left = tickets.filter((t) => t !== ticket);
+    if (left.length === 0) this.ticketsByKey.delete(key);
+    else this.ticketsByKey.set(key, left);
+  }
+
+  // ---- snapshots ----
+
+  private maybeSnapshot(): void {
+    const every = this.options.snapshotEntries;
+    if (every === 0 || this.snapshotInProgress !== null || this.snapshotToSave !== null || this.engine.compact === undefined) return;
+    const applied = this.options.stateMachine.appliedIndex;
+    if (applied - this.engine.status().snapshotIndex < every) return;
+    const term = this.engine.entryTerm(applied);
+    assert(term !== null, `no term for the applied index ${applied}`);
+    // The configuration at the snapshot's index goes with it: the log that held it will go.
+    const membership = this.engine.membershipAt?.(applied);
+    const builder = this.options.stateMachine.beginSnapshot();
+    assert(builder.index === applied, `a snapshot began at ${builder.index}, not at the applied index ${applied}`);
+    const progress = { builder, term, membership, startedMs: this.options.clock.nowMs() };
+    this.snapshotInProgress = progress;
+    this.options.clock.soon(() => this.stepSnapshot(progress));
+  }
+
+  private stepSnapshot(progress: NonNullable<Replica<M, H, R>["snapshotInProgress"]>): void {
+    if (this.snapshotInProgress !== progress || this.stopped) return;
+    const { builder } = progress;
+    if (!builder.step(SNAPSHOT_RECORDS_PER_STEP)) {
+      this.options.clock.soon(() => this.stepSnapshot(progress));
+      return;
+    }
+    const base = { index: builder.index, term: progress.term, data: builder.data };
+    const snapshot: Snapshot = progress.membership === undefined ? base : { ...base, membership: progress.membership };
+    this.options.storage.prepareSnapshot(snapshot, (error) => {
+      if (this.snapshotInProgress !== progress || this.stopped) return; // aborted meanwhile
+      this.snapshotInProgress = null;
+      if (error !== null && error !== undefined) {
+        this.options.observer?.snapshotFailed?.(error);
+        return;
+      }
+      this.snapshotToSave = { snapshot, startedMs: progress.startedMs };
+      if (!this.syncing) this.saveSnapshot();
+    });
+  }
+
+  /** Compacts behind a prepared snapshot, if there is one; only while no sync runs. */
+  private saveSnapshot(): void {
+    const toSave = this.snapshotToSave;
+    if (toSave === null || this.syncing) return;
+    this.snapshotToSave = null;
+    const { snapshot } = toSave;
+    if (snapshot.index <= this.engine.status().snapshotIndex) return; // overtaken by a leader's snapshot
+    const savingMs = this.options.clock.nowMs();
+    try {
+      this.options.storage.compact(snapshot);
+    } catch (error) {
+      this.fail(error);
+      return;
+    }
+    this.engine.compact?.(snapshot.index, snapshot.data);
+    const doneMs = this.options.clock.nowMs();
+    this.options.observer?.snapshotTaken?.(snapshot, { total: doneMs - toSave.startedMs, saving: doneMs - savingMs });
+  }
+
+  private abortSnapshot(): void {
+    this.snapshotInProgress?.builder.abort();
+    this.snapshotInProgress = null;
+    this.snapshotToSave = null;
+  }
+}

@@ -1,0 +1,76 @@
+/**
+ * Examples in the docs that a user pastes, run as pasted against a real cluster (only the
+ * ports changed), and references in the docs that must lead somewhere.
+ */
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { ProcessCluster } from "./process-cluster.test-util.js";
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
+
+function read(relativePath: string): string {
+  return readFileSync(join(ROOT, relativePath), "utf8");
+}
+
+/** The `sh` blocks of a Markdown text, in order. */
+function shellBlocks(markdown: string): string[] {
+  return [...markdown.matchAll(/```sh\n([\s\S]*?)```/g)].map((match) => match[1] as string);
+}
+
+/** Runs `script` with bash, stopping at the first failing command; its exit code and stdout. */
+function bash(script: string, cwd: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn("bash", ["-e", "-o", "pipefail", "-c", script], { cwd, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString("utf8")));
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
+    child.once("exit", (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+describe("docs/http-api.md's client session example, pasted", { timeout: 60_000 }, () => {
+  let cluster: ProcessCluster;
+  before(async () => {
+    cluster = await ProcessCluster.start({ size: 2 });
+    await cluster.waitForLeader();
+  });
+  after(async () => {
+    await cluster.close();
+  });
+
+  test("opens a session, and the write sent twice to two nodes applies once", async () => {
+    const block = shellBlocks(read("docs/http-api.md")).find((text) => text.includes("/v1/sessions") && text.includes("x-synod-sequence"));
+    assert.ok(block !== undefined, "the example is there");
+    // The example's nodes are npm start's; the test cluster's ports are free ones.
+    const script = block.replaceAll("http://127.0.0.1:7001", cluster.node(1).http).replaceAll("http://127.0.0.1:7002", cluster.node(2).http);
+    const { code, stdout, stderr } = await bash(script, ROOT);
+    assert.equal(code, 0, stderr);
+    // echo ends its line; curl's answers have no newline of their own.
+    const [session, answers] = stdout.split("\n");
+    assert.match(session ?? "", /^\d+$/, `the id the registration answered:\n${stdout}`);
+    const [first, second, ...rest] = answers?.match(/\{[^}]*\}/g) ?? [];
+    assert.match(first ?? "", /^\{"revision":\d+\}$/, stdout);
+    assert.equal(second, first, "the same write, applied once, gets the first answer");
+    assert.deepEqual(rest, []);
+  });
+});
+
+describe("references in the docs", () => {
+  test("every roadmap step the docs cite is on the README's roadmap", () => {
+    const readme = read("README.md");
+    const roadmap = readme.slice(readme.indexOf("## Roadmap"));
+    const steps = [...roadmap.matchAll(/^(\d+)\. /gm)].map((match) => Number(match[1]));
+    assert.ok(steps.length > 0, "the README has a roadmap");
+    const texts = ["README.md", ...readdirSync(join(ROOT, "docs")).filter((name) => name.endsWith(".md")).map((name) => `docs/${name}`)];
+    for (const path of texts) {
+      for (const match of read(path).matchAll(/roadmap step (\d+)/gi)) {
+        assert.ok(steps.includes(Number(match[1])), `${path} cites roadmap step ${match[1]}, which the README's roadmap (steps ${steps.join(", ")}) does not have`);
+      }
+    }
+  });
+});
