@@ -76,6 +76,11 @@ export interface Scenario {
   readonly needsCompaction?: boolean;
   /** Whether it changes the cluster's membership (engines that reconfigure only). */
   readonly needsMembership?: boolean;
+  /**
+   * The protocols it applies to, when not every one: its checks are about one protocol's
+   * mechanics (Raft's message names, its commit rule). Absent: any protocol.
+   */
+  readonly protocols?: readonly string[];
   /** Whether its checks read `messagesByKind` (counting costs a description per message). */
   readonly countsMessages?: boolean;
   /** What the seed-drawn engine configuration should favour (see TuningHints). */
@@ -662,6 +667,7 @@ export const SCENARIOS: readonly Scenario[] = [
   },
   {
     name: "initial-election",
+    protocols: ["raft"],
     countsMessages: true,
     description: "a healthy cluster elects one leader, within a message budget, and then no other (5.2)",
     weight: 1,
@@ -712,6 +718,7 @@ export const SCENARIOS: readonly Scenario[] = [
   },
   {
     name: "basic-agreement",
+    protocols: ["raft"],
     countsMessages: true,
     description: "no faults: every request succeeds, every node applies the same entries, within a message budget per entry (5.3)",
     weight: 1,
@@ -801,6 +808,7 @@ export const SCENARIOS: readonly Scenario[] = [
   },
   {
     name: "fast-backup",
+    protocols: ["raft"],
     countsMessages: true,
     description: "leaders cut off with one follower take many uncommitted entries, the majority commits others; logs that diverge by many entries are repaired in a few round trips (5.3)",
     weight: 1,
@@ -917,6 +925,7 @@ export const SCENARIOS: readonly Scenario[] = [
   },
   {
     name: "figure-8-adversary",
+    protocols: ["raft"],
     description: "Figure 8 staged on purpose, again and again: an old entry on a minority, a newer-term leader cut off at once, an old leader bringing the old entry to a majority (5.4.2)",
     weight: 3,
     tuning: { smallMessages: true },
@@ -1021,9 +1030,14 @@ export function findScenario(name: string): Scenario | undefined {
   return SCENARIOS.find((s) => s.name === name);
 }
 
+/** Whether `scenario` applies to the protocol named `protocol` (see Scenario.protocols). */
+export function scenarioApplies(scenario: Scenario, protocol: string): boolean {
+  return scenario.protocols === undefined || scenario.protocols.includes(protocol);
+}
+
 /** `random`: a scenario drawn by weight, among those the protocol can play. */
-export function pickScenario(prng: Prng, compacts = true, reconfigures = true): Scenario {
-  const candidates = SCENARIOS.filter((s) => (compacts || s.needsCompaction !== true) && (reconfigures || s.needsMembership !== true));
+export function pickScenario(prng: Prng, compacts = true, reconfigures = true, protocol = "raft"): Scenario {
+  const candidates = SCENARIOS.filter((s) => (compacts || s.needsCompaction !== true) && (reconfigures || s.needsMembership !== true) && scenarioApplies(s, protocol));
   const total = candidates.reduce((sum, s) => sum + s.weight, 0);
   let roll = prng.float() * total;
   for (const scenario of candidates) {
