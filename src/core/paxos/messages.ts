@@ -167,7 +167,8 @@ export function describePaxosMessage(m: PaxosMessage): string {
       return `${m.probe ? "probe" : "prepare"} ballot=${b} from=${m.from}${m.transfer === true ? " transfer" : ""}`;
     case "promise":
       if (m.probe) return `probe granted ballot=${b}`;
-      return `promise ballot=${b} slots=${m.from}..${m.through}${m.complete ? "" : " (more)"} accepted=${m.entries.length}${range(m.entries)} commit=${m.commit}`;
+      if (m.entries.length === 0) return `promise ballot=${b} from=${m.from} nothing accepted${m.complete ? "" : ` through ${m.through} (more)`} commit=${m.commit}`;
+      return `promise ballot=${b} slots=${m.from}..${m.through}${m.complete ? "" : " (more)"} accepted=${m.entries.map((e) => `${e.index}@${describeBallot(e.term)}`).join(",")} commit=${m.commit}`;
     case "nack":
       return `${m.probe ? "probe refused" : "nack"} ballot=${b} promised=${describeBallot(m.promised)}${m.behind ? " behind" : ""}`;
     case "accept":

@@ -127,8 +127,6 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
   private recoveredThrough = 0;
   /** Slots through here are known chosen (phase 1 reports); they commit without a quorum count. */
   private knownChosenThrough = 0;
-  /** After a configuration entry: no-ops fill the slots through here when nothing else does. */
-  private padThrough = 0;
   /** Bytes of proposals waiting or written and not yet chosen, and the written ones by slot. */
   private uncommittedBytes = 0;
   private readonly writtenProposals: { readonly index: number; readonly bytes: number }[] = [];
@@ -496,6 +494,8 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     this.releaseHeldProposals();
     this.fillLog();
     this.broadcastPending = true;
+    // The acceptors learn at once who leads (and start its lease), not a heartbeat later.
+    this.broadcastHeartbeat(this.config.leaseReads ? this.newRound() : this.readRound);
   }
 
   /**
@@ -516,7 +516,6 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     this.broadcastPending = false;
     this.uncommittedBytes = 0;
     this.writtenProposals.length = 0;
-    this.padThrough = 0;
   }
 
   private becomeFollower(lead: NodeId | null): void {
@@ -549,7 +548,8 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     if (this.role !== "leader" || this.transferTarget !== null) return;
     const epoch = this.epoch as Membership;
     let wrote = false;
-    while (this.pending.length > 0 || this.written < this.padThrough) {
+    const padThrough = this.padThrough();
+    while (this.pending.length > 0 || this.written < padThrough) {
       const slot = this.written + 1;
       if (slot > this.log.commitIndex + this.config.windowSlots) break;
       if (!sameQuorums(this.configs.configFor(slot), epoch)) break;
@@ -559,11 +559,9 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
       this.written = slot;
       if (value.counted) this.writtenProposals.push({ index: slot, bytes: value.data.length });
       wrote = true;
-      if (value.kind === "config") {
-        this.padThrough = Math.max(this.padThrough, slot + 2 * this.config.windowSlots - 1);
-        // The driver reads the new entry's slot as the last index: the padding waits for the next Ready.
-        break;
-      }
+      // The driver reads a new configuration entry's slot as the last index: the padding
+      // after it waits for the next Ready.
+      if (value.kind === "config") break;
     }
     if (!wrote) return;
     (this.progress.get(this.id) as Progress).update(this.written);
@@ -571,9 +569,15 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     this.maybeCommit();
   }
 
+  /** After a configuration change, no-ops fill the 2α slots after it when nothing else does (any leader's). */
+  private padThrough(): number {
+    const last = this.configs.lastChangeSlot();
+    return last === null ? 0 : last + 2 * this.config.windowSlots - 1;
+  }
+
   /** Whether the padding after a configuration entry has a slot to fill now. */
   private canPad(): boolean {
-    if (this.role !== "leader" || this.transferTarget !== null || this.written >= this.padThrough) return false;
+    if (this.role !== "leader" || this.transferTarget !== null || this.written >= this.padThrough()) return false;
     const slot = this.written + 1;
     return slot <= this.log.commitIndex + this.config.windowSlots && sameQuorums(this.configs.configFor(slot), this.epoch as Membership);
   }
@@ -661,6 +665,8 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
       pr.freeTo(m.index);
       if (this.maybeCommit()) this.broadcastPending = true;
     }
+    // Probing: go on from the prefix the acceptor reports (a new leader starts past it).
+    if (pr.state === "probe") pr.next = pr.match + 1;
     if (pr.state === "replicate" && pr.match < pr.next - 1 && pr.match === pr.matchAtLastHeartbeat) {
       // Slots were sent, and the acceptor's prefix has not moved in a heartbeat interval: an
       // accept was lost (or the acceptor restarted). Go back and fill from its prefix.
