@@ -257,6 +257,8 @@ export interface TuningHints {
   readonly checkQuorum?: boolean;
   /** Force lease reads on (with CheckQuorum) or off, where the engine has them. */
   readonly leaseReads?: boolean;
+  /** Force the probe before a campaign (Raft's PreVote, Paxos' probe) on or off. */
+  readonly preVote?: boolean;
 }
 
 /** An engine factory: the one place a driver learns which protocol it runs. */

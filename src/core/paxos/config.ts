@@ -21,7 +21,7 @@ export interface PaxosConfig {
    * most α slots are in flight.
    */
   readonly windowSlots: number;
-  /** Bounds on one accept or promise message. */
+  /** Bounds on one accept message; a promise's page is bounded by the bytes alone. */
   readonly entriesPerMessageMax: number;
   readonly bytesPerMessageMax: number;
   /** Bounds on accepts in flight to one acceptor while it keeps up (the pipelining window). */

@@ -40,7 +40,7 @@ export function paxosFactory(config: PaxosConfig = DEFAULT_PAXOS_CONFIG): Engine
         ...config,
         electionTicks: prng.pick([10, 10, 20]),
         heartbeatTicks: prng.pick([1, 1, 2, 3]),
-        probe: prng.chance(0.8),
+        probe: hints?.preVote ?? prng.chance(0.8),
         checkQuorum: hints?.checkQuorum ?? prng.chance(0.8),
         leaseReads: false,
         windowSlots: prng.pick([2, 4, 16, 1024]),

@@ -369,7 +369,9 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
       this.promise(m.ballot);
       this.electionElapsed = 0;
     }
-    const page = this.log.acceptedPage(m.from, this.config.entriesPerMessageMax, this.config.bytesPerMessageMax);
+    // Pages are bounded by bytes only: a report of thousands of small slots (no-ops) must not
+    // take thousands of round trips, or the candidate's election timer runs out first.
+    const page = this.log.acceptedPage(m.from, Number.POSITIVE_INFINITY, this.config.bytesPerMessageMax);
     const reply: PromiseReply = { type: "promise", ballot: m.ballot, probe: false, from: m.from, through: page.through, complete: page.complete, entries: page.entries, commit: this.log.commitIndex };
     this.answer(from, reply);
   }
@@ -436,6 +438,8 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     if (!mine) return;
     const page = this.mutant === "count-stale-promise" && m.ballot !== phase1.ballot ? { ...m, from: phase1.expected(from) } : m;
     if (!phase1.record(from, page)) return;
+    // Phase 1 is making progress: a long report is not a reason to start over at a new ballot.
+    this.electionElapsed = 0;
     if (!m.complete) this.send(from, { type: "prepare", ballot: phase1.ballot, from: m.through + 1, probe: false });
     if (phase1.complete) this.becomeLeader();
   }
@@ -608,7 +612,10 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     if (pr.state === "replicate") {
       pr.next = last.index + 1;
       pr.addInflight(last.index, entries.reduce((sum, entry) => sum + entryBytes(entry), 0));
-    } else pr.probeSent = true;
+    } else {
+      pr.probeSent = true;
+      pr.probeThrough = last.index;
+    }
     return true;
   }
 

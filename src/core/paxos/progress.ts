@@ -18,6 +18,8 @@ export class Progress {
   state: ProgressState = "probe";
   /** In probe state: an accept is unanswered. */
   probeSent = false;
+  /** The last slot of the latest probe sent: once streaming starts, it counts as in flight. */
+  probeThrough = 0;
   /** Heard from since the last CheckQuorum round. */
   recentActive = false;
   /** The match when the acceptor last answered a heartbeat (a stalled pipeline shows no progress). */
@@ -76,15 +78,21 @@ export class Progress {
     this.snapshot = null;
     this.next = this.match + 1;
     this.probeSent = false;
+    this.probeThrough = 0;
     this.resetInflight();
   }
 
   becomeReplicate(): void {
     this.state = "replicate";
     this.snapshot = null;
-    this.next = Math.max(this.next, this.match + 1);
+    this.next = this.match + 1;
     this.probeSent = false;
     this.resetInflight();
+    // A probe beyond the match may still be on its way: do not send its slots again.
+    if (this.probeThrough > this.match) {
+      this.addInflight(this.probeThrough, 0);
+      this.next = this.probeThrough + 1;
+    }
   }
 
   becomeSnapshot(snapshot: Snapshot): void {

@@ -17,7 +17,7 @@
 // a quoted "text" after it matches only messages whose description contains it):
 //
 //   cluster N [voters=V] [probe=B] [checkquorum=B] [election=T] [heartbeat=T] [window=N]
-//             [maxentries=N] [inflight=N] [mutant=NAME]
+//             [maxentries=N] [maxbytes=N] [inflight=N] [mutant=NAME]
 //                                  N engines (seed = id), the first V (default N) voters;
 //                                  must come first
 //   campaign ID                    tick ID until its election timer runs out and it asks
@@ -300,6 +300,9 @@ class ScriptRun {
           break;
         case "maxentries":
           this.config = { ...this.config, entriesPerMessageMax: positiveInt(value, key) };
+          break;
+        case "maxbytes":
+          this.config = { ...this.config, bytesPerMessageMax: positiveInt(value, key), inflightBytesMax: Math.max(this.config.inflightBytesMax, positiveInt(value, key)) };
           break;
         case "inflight":
           this.config = { ...this.config, inflightMessagesMax: positiveInt(value, key) };
