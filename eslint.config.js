@@ -43,4 +43,13 @@ export default tseslint.config(
     files: ["bin/**/*.js", "*.js"],
     languageOptions: { globals: { process: "readonly", console: "readonly" } },
   },
+  {
+    // The examples are Node programs in JavaScript (type-checked by examples/tsconfig.json).
+    files: ["examples/**/*.js"],
+    languageOptions: {
+      globals: Object.fromEntries(
+        ["process", "console", "setTimeout", "clearTimeout", "performance", "fetch", "AbortSignal", "AbortController", "URL", "TextEncoder", "TextDecoder", "Buffer"].map((name) => [name, "readonly"]),
+      ),
+    },
+  },
 );

@@ -18,7 +18,7 @@ export type {
 } from "./core/engine/contract.js";
 export { ALL_ENGINE_INVARIANTS } from "./core/engine/contract.js";
 export { AssertionError, assert } from "./core/common/assert.js";
-export { InvalidInputError, NotLeaderError, OverloadedError, SynodError } from "./core/common/errors.js";
+export { InvalidInputError, MembershipChangeInProgressError, NotLeaderError, OverloadedError, SynodError } from "./core/common/errors.js";
 export { limits } from "./core/common/limits.js";
 export { Prng } from "./core/common/prng.js";
 export { balanceLimits, createPicker, HashRingPicker, LeastOutstandingPicker, PowerOfTwoPicker, RoundRobinPicker, SmoothWeightedPicker, STRATEGIES, isStrategy, validateEndpoints, type Endpoint, type HashRingOptions, type Picker, type PickerOptions, type Strategy } from "./core/balance/index.js";
@@ -54,10 +54,10 @@ export {
   UnavailableError,
 } from "./client/errors.js";
 // The transaction types `Client.txn` takes are the client's; the state machine's own are KvTxn*.
-export { CONSISTENCIES, type CompareOperator, type Consistency, type KeyValue, type MemberInfo, type NodeStatus, type RangeResult, type TxnCompare, type TxnOperation, type TxnRequest, type TxnResponse, type TxnResult } from "./client/api.js";
+export { CONSISTENCIES, type CompareOperator, type Consistency, type KeyValue, type MemberInfo, type MembersView, type NodeStatus, type RangeResult, type TxnCompare, type TxnOperation, type TxnRequest, type TxnResponse, type TxnResult } from "./client/api.js";
 /** Earlier names of the client's `TxnCompare` and `TxnOperation`. */
 export type { TxnCompare as ClientTxnCompare, TxnOperation as ClientTxnOperation } from "./client/api.js";
-export { ClusterRouter, type ClusterRouterOptions, type RouterEndpoint, type RouterEndpointConfig, type RouterStats, type StatusCheckResult, type StatusFetcher } from "./client/router.js";
+export { ClusterRouter, type ClusterRouterOptions, type RouterEndpoint, type RouterEndpointConfig, type RouterStats, type MembersFetcher, type StatusCheckResult, type StatusFetcher } from "./client/router.js";
 export { DEFAULT_RAFT_CONFIG, RAFT_MUTANTS, RaftEngine, raftFactory, type RaftConfig, type RaftHardState, type RaftMessage, type RaftMutant } from "./core/raft/index.js";
 export { leaseTicks } from "./core/raft/config.js";
 export {
@@ -79,3 +79,10 @@ export { FAULT_CLASSES, type FaultClass, type SimParams } from "./sim/params.js"
 export { PROTOCOLS } from "./sim/protocols.js";
 export { SCENARIOS, SCENARIO_NAMES, type Scenario, type ScenarioContext } from "./sim/scenarios.js";
 export { runSimulation, type SimOptions, type SimResult } from "./sim/simulation.js";
+// The embedding API: your own state machine, replicated (docs/embedding.md).
+export { COMMAND_BYTES_MAX, type Command, type ReplicatedStateMachine, type StateSnapshotBuilder } from "./core/replica/embedded.js";
+export { ReplicatedNode, type NodeLogger, type ProposeOptions, type ReadBarrierOptions, type ReplicatedNodeOptions, type ReplicatedNodeStatus } from "./runtime/embed/replicated-node.js";
+export { LeaderChangedError, RequestTimeoutError, StoppedError, TooManyRequestsError, TransferOvertakenError, TransferTimeoutError, WriteOutcomeUnknownError } from "./core/replica/errors.js";
+export { StartupError } from "./runtime/server/data-dir.js";
+export { defineSimModule, type SequentialModel, type SimClientWorkload, type SimOperation, type SimOutcome, type StateMachineSimModule, type SimApplication } from "./sim/app/module.js";
+export { checkModelLinearizability, type ModelCheckResult, type ModelOperation } from "./sim/check/model-linearizability.js";

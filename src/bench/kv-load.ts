@@ -1,7 +1,10 @@
 // The load generator behind `synod bench` and `npm run bench`: a closed loop of
 // `concurrency` requests kept outstanding against a cluster's HTTP API, through undici Pools
-// directly (no failover, no retries: a benchmark reports what the cluster did), bounded by
-// a duration and an operation count, latencies in a fixed-size histogram.
+// directly, bounded by a duration and an operation count, latencies in a fixed-size
+// histogram. Requests are routed by a ClusterRouter, as the SDK routes them: to the leader it
+// learns from the nodes' status (and again after a request fails), so a failover costs the
+// election and not the rest of the run. A failed request is counted, not retried: a
+// benchmark reports what the cluster did, including the longest time without a success.
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Pool } from "undici";
@@ -11,6 +14,7 @@ import { limits } from "../core/common/limits.js";
 import { ConnectionError, NoLeaderError } from "../client/errors.js";
 import type { Consistency, NodeStatus } from "../client/api.js";
 import { Client } from "../client/client.js";
+import { ClusterRouter, type RouterEndpoint } from "../client/router.js";
 import { LatencyHistogram } from "./histogram.js";
 
 export type BenchOp = "put" | "get" | "mixed";
@@ -36,7 +40,7 @@ export interface BenchOptions {
   /** For `mixed`: the share of gets, 0..1. */
   readonly mixedGetRatio: number;
   readonly consistency: Consistency;
-  /** `leader`: every request to the leader's endpoint; `all`: round-robin over every endpoint. */
+  /** `leader`: every request to the leader (followed when it changes); `all`: round-robin over every healthy endpoint. */
   readonly target: BenchTarget;
   /** A bound besides the duration: requests started at most, 1 .. 10^9. */
   readonly maxOps: number;
@@ -70,12 +74,24 @@ export interface OpSummary {
   readonly errors: Readonly<Record<string, number>>;
 }
 
+/** The longest time within the run without a successful request (for puts: an acknowledged write), and when it was. */
+export interface BenchGap {
+  readonly longestMs: number;
+  /** Seconds from the run's start. */
+  readonly fromS: number;
+  readonly toS: number;
+}
+
 export interface BenchResult extends OpSummary {
   readonly op: BenchOp;
   /** From the first request to the last answer. */
   readonly seconds: number;
   readonly opsPerSecond: number;
+  /** The endpoints requests were sent to, in the order first used. */
   readonly targets: readonly string[];
+  /** The leaders the run followed, in order (more than one: it failed over). */
+  readonly leaders: readonly string[];
+  readonly gap: BenchGap;
   readonly concurrency: number;
   readonly valueBytes: number;
   readonly consistency: Consistency;
@@ -100,24 +116,30 @@ const REQUEST_TIMEOUT_MS_DEFAULT = 10_000;
 const PROGRESS_INTERVAL_MS = 250;
 const LEADER_WAIT_MS = 5_000;
 const LEADER_POLL_MS = 250;
+/** How often the router asks every node's status during a run (and at once after a failure). */
+const HEALTH_CHECK_INTERVAL_MS = 250;
 const PRELOAD_ATTEMPTS = 3;
 /**
- * A refused connection fails in microseconds; without a pause, `concurrency` workers would
- * spin on it and starve the event loop (and the cluster sharing the machine).
+ * A refused connection (or a no_leader answer) comes in microseconds; without a pause,
+ * `concurrency` workers would spin on it and starve the event loop (and the cluster sharing
+ * the machine) while the router learns the new leader.
  */
-const CONNECTION_ERROR_PAUSE_MS = 10;
+const FAILURE_PAUSE_MS = 10;
 const PUT_HEADERS = { "content-type": "application/octet-stream" } as const;
 
 /** Runs one benchmark. @throws NoLeaderError or ConnectionError when the leader cannot be found; BenchSetupError. */
 export async function runKvBench(options: BenchOptions): Promise<BenchResult> {
   validate(options);
   const log = options.log ?? (() => undefined);
-  const targets = options.target === "all" ? [...options.endpoints] : [await findLeader(options.endpoints)];
-  log(`target: ${targets.join(", ")}`);
-  const connectionsPerTarget = Math.ceil(options.concurrency / targets.length);
-  const pools = targets.map((target) => new Pool(target, { connections: connectionsPerTarget, pipelining: 1 }));
+  const leader = options.target === "all" ? null : await findLeader(options.endpoints);
+  log(`target: ${leader ?? options.endpoints.join(", ")}`);
+  const endpoints = leader === null || options.endpoints.includes(leader) ? options.endpoints : [...options.endpoints, leader];
+  const router = new ClusterRouter({ endpoints: endpoints.map((url) => ({ url })), strategy: "round-robin", healthCheckIntervalMs: HEALTH_CHECK_INTERVAL_MS, balancer: { slowStartWindowMs: 0 } });
+  router.noteLeader(leader);
+  router.start();
+  const connectionsPerTarget = options.target === "all" ? Math.ceil(options.concurrency / options.endpoints.length) : options.concurrency;
+  const load = new Load(options, router, connectionsPerTarget);
   try {
-    const load = new Load(options, targets, pools);
     if (options.op !== "put") {
       const keys = options.keys ?? READ_KEYS_DEFAULT;
       log(`writing ${keys} keys to read`);
@@ -125,7 +147,8 @@ export async function runKvBench(options: BenchOptions): Promise<BenchResult> {
     }
     return await load.run();
   } finally {
-    await Promise.all(pools.map((pool) => pool.destroy()));
+    await router.close();
+    await load.close();
   }
 }
 
@@ -149,7 +172,7 @@ function validate(options: BenchOptions): void {
  * @throws ConnectionError when no endpoint could be reached; NoLeaderError when none knew a leader.
  */
 export async function findLeader(endpoints: readonly string[], waitMs: number = LEADER_WAIT_MS): Promise<string> {
-  const client = new Client({ endpoints, sessions: false, healthCheckIntervalMs: 0, retry: { attemptsMax: 1 }, timeoutMs: 2_000, connectionsPerEndpoint: 1 });
+  const client = new Client({ endpoints, sessions: false, healthCheckIntervalMs: 0, membersIntervalMs: 0, retry: { attemptsMax: 1 }, timeoutMs: 2_000, connectionsPerEndpoint: 1 });
   try {
     const deadlineMs = performance.now() + waitMs;
     let failures: unknown[] = [];
@@ -185,17 +208,25 @@ class Load {
   private readonly errors = { get: new Map<string, number>(), put: new Map<string, number>() };
   private readonly successes = { get: 0, put: 0 };
   private readonly requestTimeoutMs: number;
+  /** Connections to each endpoint, made on first use (the router may route to a node the endpoints did not name). */
+  private readonly pools = new Map<string, Pool>();
+  private readonly leaders: string[] = [];
   private started = 0;
-  private nextPool = 0;
   private nextPutKey = 0;
   private nextGetKey = 0;
+  /** During `run`: its start, the latest success, and the longest gap between successes so far (performance.now() ms). */
+  private runStartMs = 0;
+  private lastSuccessMs = 0;
+  private gap = { longestMs: 0, fromMs: 0, toMs: 0 };
+  /** Since when no leader has been known (performance.now() ms); null while one is. */
+  private leaderLostMs: number | null = null;
 
   constructor(
     private readonly options: BenchOptions,
-    private readonly targets: readonly string[],
-    private readonly pools: readonly Pool[],
+    private readonly router: ClusterRouter,
+    private readonly connectionsPerTarget: number,
   ) {
-    assert(pools.length > 0, "a benchmark needs a target");
+    assert(connectionsPerTarget > 0, "a benchmark needs connections");
     this.value = Buffer.alloc(options.valueBytes);
     for (let i = 0; i < this.value.length; i++) this.value[i] = 97 + (i % 26);
     this.requestTimeoutMs = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS_DEFAULT;
@@ -218,25 +249,36 @@ class Load {
     if (failure !== null) throw failure;
   }
 
+  async close(): Promise<void> {
+    await Promise.all([...this.pools.values()].map((pool) => pool.destroy()));
+  }
+
   async run(): Promise<BenchResult> {
     const startMs = performance.now();
+    this.runStartMs = startMs;
+    this.lastSuccessMs = startMs;
     const deadlineMs = startMs + this.options.durationMs;
     const progress = this.options.onProgress;
     const timer = progress === undefined ? null : setInterval(() => progress({ elapsedMs: performance.now() - startMs, ops: this.successes.get + this.successes.put, errors: this.errorCount() }), PROGRESS_INTERVAL_MS);
     try {
       const worker = async (): Promise<void> => {
         while (this.started < this.options.maxOps && performance.now() < deadlineMs) {
+          if (!(await this.leaderKnown(deadlineMs))) continue;
+          // Other workers may have started requests while this one waited.
+          if (this.started >= this.options.maxOps) break;
           this.started++;
           const kind = this.pickOp();
           const key = kind === "get" ? this.getKey() : this.putKey();
           const sentMs = performance.now();
           const code = await this.send(kind, key);
+          const doneMs = performance.now();
           if (code === null) {
             this.successes[kind]++;
-            this.histograms[kind].record((performance.now() - sentMs) * 1000);
+            this.histograms[kind].record((doneMs - sentMs) * 1000);
+            this.noteSuccess(doneMs);
           } else {
             this.errors[kind].set(code, (this.errors[kind].get(code) ?? 0) + 1);
-            if (CONNECTION_CODES.has(code)) await sleep(CONNECTION_ERROR_PAUSE_MS);
+            await sleep(FAILURE_PAUSE_MS);
           }
         }
       };
@@ -244,7 +286,42 @@ class Load {
     } finally {
       if (timer !== null) clearInterval(timer);
     }
-    return this.result((performance.now() - startMs) / 1000);
+    const endMs = performance.now();
+    this.noteSuccess(endMs); // the time from the last success to the end is a gap too
+    return this.result((endMs - startMs) / 1000);
+  }
+
+  /**
+   * For `--target leader`: waits (polling the router, which checks every node within a
+   * quarter second once a request failed) while no available leader is known, up to `LEADER_WAIT_MS`
+   * since the last one was known. Sending meanwhile would go to a follower, which holds a
+   * write until its own timeout while the dead leader cannot take it. Resolves false when
+   * the run's deadline passed while waiting.
+   */
+  private async leaderKnown(deadlineMs: number): Promise<boolean> {
+    if (this.options.target === "all") return true;
+    while (!this.leaderAvailable()) {
+      const nowMs = performance.now();
+      if (nowMs >= deadlineMs) return false;
+      this.leaderLostMs ??= nowMs;
+      if (nowMs - this.leaderLostMs > LEADER_WAIT_MS) return true;
+      this.router.checkSoon();
+      await sleep(FAILURE_PAUSE_MS);
+    }
+    this.leaderLostMs = null;
+    return true;
+  }
+
+  /** A leader is known and the router would send to it (not a leader that stopped answering, which followers may still name). */
+  private leaderAvailable(): boolean {
+    const leader = this.router.leader();
+    return leader !== null && this.router.pickForWrite()?.id === leader.id;
+  }
+
+  private noteSuccess(atMs: number): void {
+    const gapMs = atMs - this.lastSuccessMs;
+    if (gapMs > this.gap.longestMs) this.gap = { longestMs: gapMs, fromMs: this.lastSuccessMs, toMs: atMs };
+    this.lastSuccessMs = atMs;
   }
 
   private pickOp(): OpKind {
@@ -266,10 +343,43 @@ class Load {
     return key;
   }
 
-  /** One request; null on success, else the error's code. */
+  /** The endpoint for the next request: the leader the router knows (its pick while it knows none), or for `all` the next healthy one. */
+  private pick(): RouterEndpoint | null {
+    if (this.options.target === "all") return this.router.pickForRead("stale");
+    const leader = this.router.leader();
+    if (leader !== null && this.leaders.at(-1) !== leader.url) this.leaders.push(leader.url);
+    return this.router.pickForWrite();
+  }
+
+  private pool(url: string): Pool {
+    let pool = this.pools.get(url);
+    if (pool === undefined) {
+      pool = new Pool(url, { connections: this.connectionsPerTarget, pipelining: 1 });
+      this.pools.set(url, pool);
+    }
+    return pool;
+  }
+
+  /** One request; null on success, else the error's code. Failures are reported to the router, which then looks for the leader again. */
   private async send(kind: OpKind, key: number): Promise<string | null> {
-    const pool = this.pools[this.nextPool] as Pool;
-    this.nextPool = (this.nextPool + 1) % this.pools.length;
+    const endpoint = this.pick();
+    if (endpoint === null) return "no_endpoint";
+    const { code, answered } = await this.sendTo(this.pool(endpoint.url), kind, key);
+    if (answered && (code === null || !ROUTE_AROUND_CODES.has(code))) {
+      // An answer, even an error (overloaded, a node's timeout): the node is there, and still
+      // the one to send to; the benchmark counts what it said.
+      this.router.reportSuccess(endpoint.id);
+    } else {
+      // No answer, or a node that cannot serve (no leader, removed): find the leader again.
+      this.router.reportFailure(endpoint.id);
+      if (code === "no_leader" || code === "no_quorum") this.router.noteLeader(null);
+      this.router.checkSoon();
+    }
+    return code;
+  }
+
+  /** One exchange: `code` null on success, else the error's; `answered` when the node sent an answer (not a socket failure). */
+  private async sendTo(pool: Pool, kind: OpKind, key: number): Promise<{ code: string | null; answered: boolean }> {
     const path = kind === "put" ? `/v1/kv/${benchKey(key)}` : `/v1/kv/${benchKey(key)}?consistency=${this.options.consistency}`;
     try {
       const response = await pool.request({
@@ -282,11 +392,11 @@ class Load {
       if (response.statusCode < 300) {
         // Reading (not keeping) the body frees the connection for the next request.
         await response.body.dump({ limit: 4 * limits.valueBytesMax });
-        return null;
+        return { code: null, answered: true };
       }
-      return errorCodeOf(await response.body.text(), response.statusCode);
+      return { code: errorCodeOf(await response.body.text(), response.statusCode), answered: true };
     } catch (error) {
-      return clientErrorCode(error);
+      return { code: clientErrorCode(error), answered: false };
     }
   }
 
@@ -303,6 +413,7 @@ class Load {
     const errors = mergeCounts(this.errors.get, this.errors.put);
     const ops = this.successes.get + this.successes.put;
     const summary = (kind: OpKind): OpSummary => ({ ops: this.successes[kind], latencyMs: latencySummary(this.histograms[kind]), errors: mergeCounts(this.errors[kind]) });
+    const fromStart = (ms: number): number => Math.round(ms - this.runStartMs) / 1000;
     return {
       op: this.options.op,
       ops,
@@ -310,7 +421,9 @@ class Load {
       opsPerSecond: seconds > 0 ? ops / seconds : 0,
       latencyMs: latencySummary(histogram),
       errors,
-      targets: this.targets,
+      targets: [...this.pools.keys()],
+      leaders: this.leaders,
+      gap: { longestMs: Math.round(this.gap.longestMs), fromS: fromStart(this.gap.fromMs), toS: fromStart(this.gap.toMs) },
       concurrency: this.options.concurrency,
       valueBytes: this.options.valueBytes,
       consistency: this.options.consistency,
@@ -319,7 +432,8 @@ class Load {
   }
 }
 
-const CONNECTION_CODES = new Set(["connection_refused", "connection_reset", "connect_timeout", "connection_failed"]);
+/** Answers that say the node cannot serve at all: the requests must go elsewhere (to the leader, once it is known). */
+const ROUTE_AROUND_CODES = new Set(["no_leader", "no_quorum", "not_member"]);
 
 /** `bench/` and the key's number in 8 digits: short, fixed-width, sorted by number. */
 export function benchKey(index: number): string {
@@ -377,6 +491,11 @@ export function formatBenchResult(result: BenchResult): string {
   }
   const codes = Object.entries(result.errors).sort((a, b) => b[1] - a[1]);
   if (codes.length > 0) lines.push(`errors by code: ${codes.map(([code, count]) => `${code} ${count}`).join(", ")}`);
+  if (result.leaders.length > 1) lines.push(`failed over: leader ${result.leaders.join(" -> ")}`);
+  if (codes.length > 0 || result.leaders.length > 1) {
+    const what = result.op === "put" ? "an acknowledged write" : "a successful request";
+    lines.push(`longest time without ${what}: ${result.gap.longestMs} ms (from ${result.gap.fromS.toFixed(1)} s to ${result.gap.toS.toFixed(1)} s)`);
+  }
   return lines.join("\n");
 }
 

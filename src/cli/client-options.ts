@@ -2,7 +2,9 @@
 // (put, get, del, status, bench, leader, members).
 import { InvalidArgumentError, Option } from "commander";
 import { InvalidInputError } from "../core/common/errors.js";
+import { Client } from "../client/client.js";
 import { CompareFailedError, ConnectionError, HttpApiError, TimeoutError, UnavailableError } from "../client/errors.js";
+import { UsageError } from "./sim-command.js";
 
 /** What `npm start` runs: three nodes on loopback. */
 export const DEFAULT_ENDPOINTS = ["http://127.0.0.1:7001", "http://127.0.0.1:7002", "http://127.0.0.1:7003"];
@@ -119,4 +121,80 @@ export async function callCluster(
   }
   process.stderr.write(`synod ${command}: ${lastFailure}\n`);
   return EXIT.unavailable;
+}
+
+/** What every command that talks to the cluster through a Client takes. */
+export interface ClientCommandOptions {
+  readonly endpoints: string[];
+  readonly json: boolean;
+}
+
+/**
+ * How long one attempt of a read may wait before the command tries another node: a paused
+ * or partitioned node (SIGSTOP, a full disk) accepts connections and never answers, and a
+ * command should move on well before its own 15 s timeout. A write outside a session gets
+ * the whole timeout (giving up early would only leave its outcome unknown).
+ */
+export const CLI_ATTEMPT_TIMEOUT_MS = 2_000;
+export const CLI_TIMEOUT_MS = 15_000;
+
+/** Runs `run` with a client, closes it, and turns operating errors into one stderr line and an exit code. */
+export async function withClient(options: ClientCommandOptions, setExitCode: (code: number) => void, run: (client: Client) => Promise<void>): Promise<void> {
+  // One command, a few requests: no sessions (a session would outlive the command by an
+  // hour in the cluster), no health checks and no member lists (the first answer is all it
+  // needs); failover across the endpoints with short pauses.
+  const client = new Client({
+    endpoints: options.endpoints,
+    sessions: false,
+    healthCheckIntervalMs: 0,
+    membersIntervalMs: 0,
+    concurrency: Math.max(8, options.endpoints.length),
+    timeoutMs: CLI_TIMEOUT_MS,
+    attemptTimeoutMs: CLI_ATTEMPT_TIMEOUT_MS,
+    retry: { attemptsMax: Math.max(3, 2 * options.endpoints.length), backoffMsBase: 25, backoffMsMax: 250 },
+  });
+  try {
+    await run(client);
+  } catch (error) {
+    const failure = describeFailure(error, client.endpoints);
+    if (failure === null) throw error;
+    process.stderr.write(`synod: ${failure.line}\n`);
+    setExitCode(failure.exitCode);
+  } finally {
+    await client.close();
+  }
+}
+
+/** Writes `text` and a newline to stdout. */
+export function print(text: string): void {
+  process.stdout.write(`${text}\n`);
+}
+
+/** Reads stdin whole, refusing more than `bytesMax` bytes (`what` names it in the message). */
+export async function readStdin(bytesMax: number, what: string): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of process.stdin) {
+    const buffer = Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk));
+    total += buffer.length;
+    if (total > bytesMax) throw new UsageError(`${what} on stdin is over ${bytesMax} bytes, the limit`);
+    chunks.push(buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+/**
+ * Refuses command-line text that held bytes which are not UTF-8. Node decodes the
+ * arguments as UTF-8 and replaces each such byte with U+FFFD, so \`bad$'\\xff'key\` arrives
+ * as \`bad\uFFFDkey\`, the same as a second, different key would: two keys would collide.
+ * U+FFFD is the only trace left, so text holding it is refused (\`hint\` says what to do
+ * instead). Returns `text`.
+ * @throws UsageError (exit code 2).
+ */
+export function commandLineText(text: string, what: string, hint = ""): string {
+  const at = text.indexOf("\uFFFD");
+  if (at === -1) return text;
+  throw new UsageError(
+    `${what} holds U+FFFD (at character ${at}): the command line gave bytes that are not UTF-8, which arrive as U+FFFD, so two different keys would become one; give ${what} as UTF-8 text${hint}`,
+  );
 }

@@ -3,6 +3,9 @@
 // the real ones. The spawn is asynchronous: the fake nodes must keep answering meanwhile.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { fakeNodes, refusingEndpoint } from "../client/fake-node.test-util.js";
@@ -84,21 +87,160 @@ describe("synod put, get, del", () => {
   });
 });
 
-describe("synod status", () => {
-  test("a table row per endpoint, unreachable ones marked; exit 0 while any answers, 3 when none does", async () => {
+describe("synod get --prefix, ls, del --prefix, txn", () => {
+  function fill(node: { store: Map<string, { value: Buffer; revision: number; createRevision: number; version: number }> }, keys: readonly string[]): void {
+    for (const [i, key] of keys.entries()) node.store.set(key, { value: Buffer.from(`v-${key}`), revision: i + 2, createRevision: i + 2, version: 1 });
+  }
+
+  test("get --prefix reads page after page over after (2,500 keys: 3 pages), --limit stops early and says more; ls lists the keys only", async () => {
     const leader = await fake({ id: 1 });
-    const down = await refusingEndpoint();
-    const run = await synod(["status", "--endpoints", `${leader.url},${down}`]);
+    const keys = Array.from({ length: 2500 }, (_, i) => `p/${String(i).padStart(4, "0")}`);
+    fill(leader, [...keys, "other"]);
+    const endpoints = ["--endpoints", leader.url];
+    const all = await synod(["get", "--prefix", "p/", "--json", ...endpoints]);
+    assert.equal(all.code, 0, all.stderr);
+    const range = JSON.parse(all.stdout) as { kvs: { key: string; value: string }[]; more: boolean; revision: number };
+    assert.deepEqual(range.kvs.map((kv) => kv.key), keys);
+    assert.equal(range.kvs[2499]?.value, "v-p/2499");
+    assert.equal(range.more, false);
+    const pages = leader.seen.filter((request) => request.path === "/v1/kv").map((request) => new URLSearchParams(request.url.split("?")[1]));
+    assert.deepEqual(pages.map((query) => [query.get("limit"), query.get("after")]), [["1000", null], ["1000", "p/0999"], ["1000", "p/1999"]]);
+    const text = await synod(["get", "--prefix", "p/", "--limit", "2", ...endpoints]);
+    assert.equal(text.stdout, "p/0000\nv-p/0000\np/0001\nv-p/0001\n");
+    const limited = JSON.parse((await synod(["get", "--prefix", "p/", "--limit", "1001", "--json", ...endpoints])).stdout) as { kvs: unknown[]; more: boolean };
+    assert.deepEqual([limited.kvs.length, limited.more], [1001, true]);
+    const ls = await synod(["ls", "p/00", ...endpoints]);
+    assert.equal(ls.stdout, `${keys.slice(0, 100).join("\n")}\n`);
+    assert.deepEqual(JSON.parse((await synod(["ls", "--limit", "3", "--json", ...endpoints])).stdout), { keys: ["other", "p/0000", "p/0001"].sort(), more: true, revision: 1 });
+    const both = await synod(["get", "k", "--prefix", "p/", ...endpoints]);
+    assert.equal(both.code, 2);
+    assert.match(both.stderr, /give a key, or --prefix, not both/);
+    assert.equal((await synod(["get", ...endpoints])).code, 2);
+  });
+
+  test("del --prefix deletes the range in one request and reports how many", async () => {
+    const leader = await fake({ id: 1 });
+    fill(leader, ["tmp/a", "tmp/b", "tmp/c", "keep"]);
+    const run = await synod(["del", "--prefix", "tmp/", "--endpoints", leader.url]);
     assert.equal(run.code, 0, run.stderr);
-    const lines = run.stdout.trim().split("\n");
-    assert.match(lines[0] ?? "", /^endpoint\s+id\s+role\s+term\s+leader\s+commit\s+applied$/);
-    assert.match(lines[1] ?? "", new RegExp(`^${leader.url}\\s+1\\s+leader\\s+2\\s+1\\s+1\\s+1$`));
-    assert.match(lines[2] ?? "", new RegExp(`^${down}\\s+-\\s+unreachable \\(ECONNREFUSED\\)$`));
-    assert.equal(lines[3], "1 of 2 endpoints answered");
-    const json = JSON.parse((await synod(["status", "--json", "--endpoints", `${leader.url},${down}`])).stdout) as { endpoint: string; status?: { role: string }; error?: { code: string } }[];
-    assert.equal(json[0]?.status?.role, "leader");
-    assert.equal(json[1]?.error?.code, "connection_failed");
-    assert.equal((await synod(["status", "--endpoints", down])).code, 3);
+    assert.equal(run.stdout, "OK deleted=3 revision=2\n");
+    assert.deepEqual([...leader.store.keys()], ["keep"]);
+    assert.deepEqual(leader.seen.map((request) => `${request.method} ${request.url}`), ["DELETE /v1/kv/tmp/?prefix=true"]);
+    assert.equal((await synod(["del", "--prefix", "tmp/", "--json", "--endpoints", leader.url])).stdout, '{"deleted":0,"revision":2}\n');
+    assert.equal((await synod(["del", "--prefix", "", "--endpoints", leader.url])).code, 2);
+  });
+
+  test("txn reads its JSON from --file or stdin; a compare that does not hold exits 1; bad JSON exits 2 before anything is sent", async () => {
+    const leader = await fake({ id: 1 });
+    const endpoints = ["--endpoints", leader.url];
+    const txn = { compare: [{ key: "lock", target: "version", op: "=", value: 0 }], success: [{ op: "put", key: "lock", value: "me" }, { op: "get", key: "lock" }], failure: [{ op: "get", key: "lock" }, { op: "delete", key: "lock" }] };
+    const dir = mkdtempSync(join(tmpdir(), "synod-txn-"));
+    try {
+      const file = join(dir, "txn.json");
+      writeFileSync(file, JSON.stringify(txn));
+      const first = await synod(["txn", "--file", file, ...endpoints]);
+      assert.equal(first.code, 0, first.stderr);
+      assert.equal(first.stdout, "SUCCEEDED revision=2\nput lock revision=2\nget lock: me\n");
+      const second = await synod(["txn", "--json", ...endpoints], JSON.stringify(txn));
+      assert.equal(second.code, 1, second.stderr);
+      const answer = JSON.parse(second.stdout) as { succeeded: boolean; results: unknown[] };
+      assert.equal(answer.succeeded, false);
+      assert.deepEqual(answer.results, [{ op: "get", kv: { key: "lock", value: "me", revision: 2, createRevision: 2, version: 1 }, forgotten: false }, { op: "delete", deleted: 1, revision: 3 }]);
+      const seen = leader.seen.length;
+      writeFileSync(file, "{not json");
+      const bad = await synod(["txn", "--file", file, ...endpoints]);
+      assert.equal(bad.code, 2);
+      assert.match(bad.stderr, /^synod: the transaction in .*txn\.json is not JSON/);
+      assert.match((await synod(["txn", ...endpoints], "[1,2]")).stderr, /must be a JSON object/);
+      assert.match((await synod(["txn", "--file", join(dir, "absent.json"), ...endpoints])).stderr, /cannot read .*absent\.json/);
+      assert.equal(leader.seen.length, seen, "nothing sent");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("keys that are not UTF-8 on the command line", () => {
+  /** `synod ARGS` through a shell, so `printf` can put raw bytes into the arguments. */
+  function shell(script: string): Promise<{ code: number; stdout: string; stderr: string }> {
+    return new Promise((resolve, reject) => {
+      const child = spawn("/bin/sh", ["-c", script], { stdio: ["ignore", "pipe", "pipe"], timeout: 30_000, env: { ...process.env, SYNOD: `${process.execPath} ${bin}` } });
+      let stdout = "";
+      let stderr = "";
+      child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+      child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+      child.on("error", reject);
+      child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    });
+  }
+
+  test("a key, prefix or value holding bytes that are not UTF-8 is refused with one line and exit 2, and nothing is sent (it would arrive as U+FFFD and collide)", async () => {
+    const leader = await fake({ id: 1 });
+    for (const args of [`put "$(printf 'bad\\377key')" v`, `get "$(printf 'bad\\377key')"`, `del "$(printf 'bad\\377key')"`, `ls "$(printf '\\377')"`, `get --prefix "$(printf '\\300')"`, `put k "$(printf 'v\\377')"`]) {
+      const run = await shell(`$SYNOD ${args} --endpoints ${leader.url}`);
+      assert.equal(run.code, 2, `${args}: ${run.stdout}${run.stderr}`);
+      assert.match(run.stderr, /^synod: the (key|prefix|value) holds U\+FFFD \(at character \d\): the command line gave bytes that are not UTF-8, which arrive as U\+FFFD, so two different keys would become one; give the (key|prefix|value) as UTF-8 text/);
+      assert.equal(run.stderr.split("\n").length, 2, "one line");
+    }
+    assert.match((await shell(`$SYNOD put k "$(printf 'v\\377')" --endpoints ${leader.url}`)).stderr, /or pass other bytes on stdin: synod put KEY - < FILE/);
+    assert.equal(leader.seen.length, 0);
+    // The same bytes as a value on stdin are stored exactly.
+    const stdin = await shell(`printf 'v\\377' | $SYNOD put k - --endpoints ${leader.url}`);
+    assert.equal(stdin.code, 0, stdin.stderr);
+    assert.deepEqual([...(leader.store.get("k")?.value ?? [])], [0x76, 0xff]);
+  });
+});
+
+describe("synod status", () => {
+  test("the configuration as the leader lists it: each member's role and state, a member the endpoints do not name asked too, a removed node apart; exit 0", async () => {
+    const down = await refusingEndpoint();
+    const follower = await fake({ id: 2, role: "follower", term: 4 });
+    const leader = await fake({ id: 1, term: 4 });
+    const removed = await fake({ id: 9, role: "follower", term: 3 });
+    const members = [
+      { id: 1, peer: "127.0.0.1:7101", http: leader.url, role: "voter" },
+      { id: 2, peer: "127.0.0.1:7102", http: follower.url, role: "voter" },
+      { id: 3, peer: "127.0.0.1:7103", http: down, role: "learner" },
+    ];
+    leader.options = { ...leader.options, members };
+    const run = await synod(["status", "--endpoints", `${removed.url},${leader.url}`]);
+    assert.equal(run.code, 0, run.stderr);
+    const lines = run.stdout.trimEnd().split("\n");
+    assert.equal(lines[0], `leader: node 1 at ${leader.url}, term 4`);
+    assert.equal(lines[1], "members, as the leader lists it:");
+    assert.match(lines[2] ?? "", /^id\s+role\s+state\s+term\s+commit\s+applied\s+http$/);
+    assert.match(lines[3] ?? "", new RegExp(`^1\\s+voter\\s+leader\\s+4\\s+1\\s+1\\s+${leader.url}$`));
+    assert.match(lines[4] ?? "", new RegExp(`^2\\s+voter\\s+follower\\s+4\\s+1\\s+1\\s+${follower.url}$`));
+    assert.match(lines[5] ?? "", new RegExp(`^3\\s+learner\\s+unreachable \\(ECONNREFUSED\\)\\s+-\\s+-\\s+-\\s+${down}$`));
+    assert.equal(lines[6], "endpoints whose node is not a member (removed, or not added yet):");
+    assert.equal(lines[7], `  ${removed.url}  node 9, follower, term 3`);
+    assert.equal(lines[8], "3 members, 2 answering");
+    const json = JSON.parse((await synod(["status", "--json", "--endpoints", `${removed.url},${leader.url}`])).stdout) as {
+      leader: { id: number; http: string; term: number };
+      configurationFrom: { kind: string; id: number };
+      members: { id: number; role: string; status?: { role: string }; error?: { code: string } }[];
+      notMembers: { endpoint: string; status: { id: number } }[];
+    };
+    assert.deepEqual(json.leader, { id: 1, http: leader.url, term: 4 });
+    assert.deepEqual(json.configurationFrom, { kind: "leader", id: 1 });
+    assert.deepEqual(json.members.map((member) => [member.id, member.role, member.status?.role ?? member.error?.code]), [[1, "voter", "leader"], [2, "voter", "follower"], [3, "learner", "connection_failed"]]);
+    assert.deepEqual(json.notMembers.map((probe) => [probe.endpoint, probe.status.id]), [[removed.url, 9]]);
+  });
+
+  test("without a leader: the most recent term's view, and exit 3; nothing answering: exit 3 with a hint", async () => {
+    const members = [{ id: 1, peer: "127.0.0.1:7101", http: null, role: "voter" }];
+    const older = await fake({ id: 1, role: "follower", leaderHttp: null, term: 6, members: [...members, { id: 2, peer: "127.0.0.1:7102", http: null, role: "voter" }] });
+    const newer = await fake({ id: 2, role: "candidate", leaderHttp: null, term: 7, members });
+    const run = await synod(["status", "--endpoints", `${older.url},${newer.url}`]);
+    assert.equal(run.code, 3, run.stdout + run.stderr);
+    assert.match(run.stdout, /^no leader is known: no quorum of the members answers, or an election is under way\nmembers, as node 2 saw it in term 7 \(no leader to confirm it\):\n/);
+    assert.match(run.stdout, new RegExp(`\\n1\\s+voter\\s+follower\\s+6\\s+1\\s+1\\s+${older.url}\\n`));
+    assert.doesNotMatch(run.stdout, /\n2\s+voter/, "node 2's own view lists only node 1");
+    const down = await refusingEndpoint();
+    const nothing = await synod(["status", "--endpoints", down]);
+    assert.equal(nothing.code, 3);
+    assert.match(nothing.stdout, /no node answered with the configuration; is the cluster running\? \(npm start\)/);
+    assert.match(nothing.stdout, new RegExp(`${down}  unreachable \\(ECONNREFUSED\\)`));
   });
 });
 
@@ -119,9 +261,10 @@ describe("synod bench", () => {
 
   test("the text line, an error breakdown, and exit 1 when every request failed", async () => {
     const overloaded = await fake({ id: 1, failWith: { status: 503, code: "overloaded" } });
-    const run = await synod(["bench", "--endpoints", overloaded.url, "--duration", "200ms", "--concurrency", "2", "--max-ops", "50"]);
+    // Bounded by count, not by time: a busy machine sends fewer requests in a short window.
+    const run = await synod(["bench", "--endpoints", overloaded.url, "--duration", "30s", "--concurrency", "2", "--max-ops", "50"]);
     assert.equal(run.code, 1);
-    assert.match(run.stdout, /^put: 0 ops in \d+\.\d s = 0\.0 ops\/s \| latency ms p50 0\.00 p90 0\.00 p99 0\.00 max 0\.00 \| errors 50\nerrors by code: overloaded 50\n$/);
+    assert.match(run.stdout, /^put: 0 ops in \d+\.\d s = 0\.0 ops\/s \| latency ms p50 0\.00 p90 0\.00 p99 0\.00 max 0\.00 \| errors 50\nerrors by code: overloaded 50\nlongest time without an acknowledged write: \d+ ms \(from 0\.0 s to \d+\.\d s\)\n$/);
     assert.match(run.stderr, /every request failed/);
   });
 });

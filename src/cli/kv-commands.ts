@@ -1,31 +1,40 @@
-// `synod put | get | del | status`: talk to a running cluster over its HTTP API.
+// `synod put | get | ls | del | txn`: the key-value API of a running cluster from the
+// command line. Human output by default, the API's JSON with --json.
+import { readFile } from "node:fs/promises";
 import { Command, Option } from "commander";
 import { limits } from "../core/common/limits.js";
-import { CONSISTENCIES, keyValueToJson, type Consistency, type NodeStatus } from "../client/api.js";
-import { Client } from "../client/client.js";
-import { ConnectionError } from "../client/errors.js";
-import { connectionCause, describeFailure, endpointsOption, EXIT, integerIn } from "./client-options.js";
+import { CONSISTENCIES, decodeUtf8Strict, keyValueToJson, type Consistency, type KeyValue, type RangeResult, type TxnRequest, type TxnResponse, type TxnResult } from "../client/api.js";
+import type { Client } from "../client/client.js";
+import { commandLineText, endpointsOption, EXIT, integerIn, print, readStdin, withClient, type ClientCommandOptions } from "./client-options.js";
 import { UsageError } from "./sim-command.js";
 
 type SetExitCode = (code: number) => void;
 
-interface CommonOptions {
-  readonly endpoints: string[];
-  readonly json: boolean;
-}
-
 const EXIT_CODES_HELP = `
 
-Exit codes: 0 ok, 1 key not found (get) or compare failed (put --prev-revision),
+Exit codes: 0 ok, 1 key not found (get) or compare failed (put --prev-revision, txn),
 2 usage error, 3 cluster unavailable (no leader, timeout, cannot connect).`;
 
-/** Registers put, get, del and status on `program`; each reports its outcome through `setExitCode`. */
+/** Keys per range request when paging (the node's cap). */
+const PAGE_KEYS_MAX = 1000;
+/** The largest transaction file read: a node takes 4 MiB request bodies by default. */
+const TXN_FILE_BYTES_MAX = 8 * 1024 * 1024;
+
+/** Registers put, get, ls, del and txn on `program`; each reports its outcome through `setExitCode`. */
 export function registerKvCommands(program: Command, setExitCode: SetExitCode): void {
+  registerPut(program, setExitCode);
+  registerGet(program, setExitCode);
+  registerLs(program, setExitCode);
+  registerDel(program, setExitCode);
+  registerTxn(program, setExitCode);
+}
+
+function registerPut(program: Command, setExitCode: SetExitCode): void {
   program
     .command("put")
     .description("write a value under a key")
     .argument("<key>", "the key (1 to 1024 bytes of UTF-8; slashes are part of it)")
-    .argument("<value>", "the value, or - to read it from stdin")
+    .argument("<value>", "the value, or - to read it (any bytes) from stdin")
     .option("--prev-revision <n>", "compare-and-set: write only if the key's revision is n (0: only if it does not exist)", integerIn("--prev-revision", 0, Number.MAX_SAFE_INTEGER))
     .addOption(endpointsOption())
     .option("--json", "print the API's JSON answer", false)
@@ -33,30 +42,56 @@ export function registerKvCommands(program: Command, setExitCode: SetExitCode): 
 Examples:
   $ synod put greeting hello                  # OK revision=2
   $ synod put greeting again --prev-revision 2
-  $ synod put config - < config.json${EXIT_CODES_HELP}`)
-    .action(async (key: string, value: string, options: CommonOptions & { prevRevision?: number }) => {
-      const bytes = value === "-" ? await readStdin(limits.valueBytesMax) : Buffer.from(value, "utf8");
+  $ synod put config - < config.json
+Keys and values on the command line must be UTF-8 (other bytes would arrive changed);
+a value of any bytes goes through stdin.${EXIT_CODES_HELP}`)
+    .action(async (key: string, value: string, options: ClientCommandOptions & { prevRevision?: number }) => {
+      commandLineText(key, "the key");
+      const bytes = value === "-" ? await readStdin(limits.valueBytesMax, "the value") : Buffer.from(commandLineText(value, "the value", ", or pass other bytes on stdin: synod put KEY - < FILE"), "utf8");
       await withClient(options, setExitCode, async (client) => {
         const result = await client.put(key, bytes, options.prevRevision === undefined ? {} : { prevRevision: options.prevRevision });
         print(options.json ? JSON.stringify(result) : `OK revision=${result.revision}`);
       });
     });
+}
 
+interface GetOptions extends ClientCommandOptions {
+  readonly consistency: Consistency;
+  readonly raw: boolean;
+  readonly prefix?: string;
+  readonly limit?: number;
+}
+
+function registerGet(program: Command, setExitCode: SetExitCode): void {
   program
     .command("get")
-    .description("read a key's value")
-    .argument("<key>", "the key")
-    .addOption(new Option("--consistency <level>", "linearizable: through the leader's read index; lease: the leader's lease; stale: this node's state, possibly behind").choices(CONSISTENCIES).default("linearizable"))
+    .description("read a key's value, or with --prefix every key that starts with a prefix")
+    .argument("[key]", "the key")
+    .option("--prefix <prefix>", 'every key that starts with <prefix>, in key order ("" for all), read page by page')
+    .option("--limit <n>", "with --prefix: at most n keys", integerIn("--limit", 1, Number.MAX_SAFE_INTEGER))
+    .addOption(consistencyOption())
     .addOption(new Option("--raw", "print the value's bytes exactly, without a newline").default(false).conflicts("json"))
     .addOption(endpointsOption())
-    .option("--json", "print the API's JSON record (key, value, revisions, version)", false)
+    .option("--json", "print the API's JSON record (key, value, revisions, version); with --prefix {kvs, more, revision}", false)
     .addHelpText("after", `
 Examples:
   $ synod get greeting                        # hello
   $ synod get greeting --consistency stale --endpoints http://127.0.0.1:7002
   $ synod get blob --raw > blob.bin
-  $ synod get greeting --json${EXIT_CODES_HELP}`)
-    .action(async (key: string, options: CommonOptions & { consistency: Consistency; raw: boolean }) => {
+  $ synod get greeting --json
+  $ synod get --prefix config/                # each key on a line, then its value
+  $ synod get --prefix config/ --json --limit 10
+With --prefix, each page of ${PAGE_KEYS_MAX} keys is a read of its own (pages may be at different revisions).${EXIT_CODES_HELP}`)
+    .action(async (key: string | undefined, options: GetOptions) => {
+      if (options.prefix !== undefined) {
+        if (key !== undefined) throw new UsageError("give a key, or --prefix, not both");
+        if (options.raw) throw new UsageError("--raw prints one value: use it without --prefix");
+        const prefix = commandLineText(options.prefix, "the prefix");
+        return withClient(options, setExitCode, async (client) => printRange(await readRange(client, prefix, options), options.json));
+      }
+      if (key === undefined) throw new UsageError("give a key (synod get KEY), or --prefix PREFIX for a range");
+      if (options.limit !== undefined) throw new UsageError("--limit goes with --prefix");
+      commandLineText(key, "the key");
       await withClient(options, setExitCode, async (client) => {
         const record = await client.get(key, { consistency: options.consistency });
         if (record === null) {
@@ -70,108 +105,163 @@ Examples:
         }
       });
     });
+}
 
+function registerLs(program: Command, setExitCode: SetExitCode): void {
+  program
+    .command("ls")
+    .description("list the keys that start with a prefix (all keys without one), in key order")
+    .argument("[prefix]", "the prefix", "")
+    .option("--limit <n>", "at most n keys", integerIn("--limit", 1, Number.MAX_SAFE_INTEGER))
+    .addOption(consistencyOption())
+    .addOption(endpointsOption())
+    .option("--json", "print {keys, more, revision}", false)
+    .addHelpText("after", `
+Examples:
+  $ synod ls config/                          # one key per line
+  $ synod ls --limit 100 --json${EXIT_CODES_HELP}`)
+    .action(async (prefix: string, options: ClientCommandOptions & { consistency: Consistency; limit?: number }) => {
+      commandLineText(prefix, "the prefix");
+      await withClient(options, setExitCode, async (client) => {
+        const range = await readRange(client, prefix, options);
+        const keys = range.kvs.map((kv) => kv.key);
+        if (options.json) print(JSON.stringify({ keys, more: range.more, revision: range.revision }));
+        else for (const key of keys) print(key);
+      });
+    });
+}
+
+function registerDel(program: Command, setExitCode: SetExitCode): void {
   program
     .command("del")
-    .description("delete a key")
-    .argument("<key>", "the key")
+    .description("delete a key, or with --prefix every key that starts with a prefix")
+    .argument("[key]", "the key")
+    .option("--prefix <prefix>", "delete every key that starts with <prefix>, in one atomic write")
     .addOption(endpointsOption())
     .option("--json", "print the API's JSON answer", false)
     .addHelpText("after", `
 Examples:
   $ synod del greeting                        # OK deleted=1 revision=3
-  $ synod del greeting --json                 # {"deleted":0,"revision":3}${EXIT_CODES_HELP}`)
-    .action(async (key: string, options: CommonOptions) => {
+  $ synod del greeting --json                 # {"deleted":0,"revision":3}
+  $ synod del --prefix config/                # OK deleted=12 revision=15${EXIT_CODES_HELP}`)
+    .action(async (key: string | undefined, options: ClientCommandOptions & { prefix?: string }) => {
+      if (key !== undefined && options.prefix !== undefined) throw new UsageError("give a key, or --prefix, not both");
+      const target = options.prefix ?? key;
+      if (target === undefined) throw new UsageError("give a key (synod del KEY), or --prefix PREFIX for a range");
+      if (target === "") throw new UsageError('the prefix must not be empty (a range delete of every key is not offered: list them with synod ls "")');
+      commandLineText(target, options.prefix === undefined ? "the key" : "the prefix");
       await withClient(options, setExitCode, async (client) => {
-        const result = await client.delete(key);
+        const result = await client.delete(target, { prefix: options.prefix !== undefined });
         print(options.json ? JSON.stringify(result) : `OK deleted=${result.deleted} revision=${result.revision}`);
       });
     });
+}
 
+function registerTxn(program: Command, setExitCode: SetExitCode): void {
   program
-    .command("status")
-    .description("show every endpoint's role, term, leader, commit and applied index")
+    .command("txn")
+    .description("run a transaction: compares, then the success or the failure operations, atomically")
+    .option("--file <file>", "the transaction's JSON (docs/http-api.md, POST /v1/txn); - or none: stdin")
     .addOption(endpointsOption())
-    .option("--json", "print a JSON array: {endpoint, status} or {endpoint, error} per endpoint", false)
+    .option("--json", "print the API's JSON answer", false)
     .addHelpText("after", `
 Examples:
-  $ synod status
-  $ synod status --endpoints http://127.0.0.1:7001 --json
-
-Exit codes: 0 when at least one endpoint answered, 3 when none did.`)
-    .action(async (options: CommonOptions) => {
+  $ echo '{"compare":[{"key":"lock","target":"version","op":"=","value":0}],
+           "success":[{"op":"put","key":"lock","value":"me"}],
+           "failure":[{"op":"get","key":"lock"}]}' | synod txn
+  SUCCEEDED revision=4
+  put lock revision=4
+  $ synod txn --file txn.json --json
+Exit code 1 when a compare did not hold (the failure operations ran).${EXIT_CODES_HELP}`)
+    .action(async (options: ClientCommandOptions & { file?: string }) => {
+      const request = await readTxn(options.file);
       await withClient(options, setExitCode, async (client) => {
-        const answers = await Promise.allSettled(client.endpoints.map((endpoint) => client.status(endpoint)));
-        const rows = answers.map((answer, i) => ({ endpoint: client.endpoints[i] ?? "", answer }));
-        if (options.json) {
-          const report = rows.map(({ endpoint, answer }) => (answer.status === "fulfilled" ? { endpoint, status: answer.value } : { endpoint, error: errorJson(answer.reason) }));
-          print(JSON.stringify(report, null, 2));
-        } else print(statusTable(rows, options.endpoints));
-        if (answers.every((answer) => answer.status === "rejected")) setExitCode(EXIT.unavailable);
+        const answer = await client.txn(request);
+        print(options.json ? JSON.stringify(txnJson(answer)) : formatTxn(request, answer));
+        if (!answer.succeeded) setExitCode(EXIT.notFoundOrCompareFailed);
       });
     });
 }
 
-/** Runs `run` with a client, closes it, and turns operating errors into one stderr line and an exit code. */
-async function withClient(options: CommonOptions, setExitCode: SetExitCode, run: (client: Client) => Promise<void>): Promise<void> {
-  // One command, one request: no sessions (a session would outlive the command by an hour
-  // in the cluster) and no health checks (the first answer is all it needs); failover
-  // across the endpoints with short pauses.
-  const client = new Client({
-    endpoints: options.endpoints,
-    sessions: false,
-    healthCheckIntervalMs: 0,
-    concurrency: Math.max(8, options.endpoints.length),
-    timeoutMs: 15_000,
-    attemptTimeoutMs: 10_000,
-    retry: { attemptsMax: Math.max(3, 2 * options.endpoints.length), backoffMsBase: 25, backoffMsMax: 250 },
-  });
+function consistencyOption(): Option {
+  return new Option("--consistency <level>", "linearizable: through the leader's read index; lease: the leader's lease; stale: this node's state, possibly behind")
+    .choices(CONSISTENCIES)
+    .default("linearizable");
+}
+
+/** Every key under `prefix` (up to `limit`), page after page; `more` when the limit cut it short. */
+async function readRange(client: Client, prefix: string, options: { consistency: Consistency; limit?: number }): Promise<RangeResult> {
+  const kvs: KeyValue[] = [];
+  let revision: number | null = null;
+  let after: string | undefined;
+  for (;;) {
+    const wanted = options.limit === undefined ? PAGE_KEYS_MAX : Math.min(PAGE_KEYS_MAX, options.limit - kvs.length);
+    const page = await client.range(prefix, { consistency: options.consistency, limit: wanted, ...(after === undefined ? {} : { after }) });
+    revision ??= page.revision;
+    kvs.push(...page.kvs);
+    const last = page.kvs.at(-1);
+    if (!page.more || last === undefined) return { kvs, more: false, revision };
+    if (options.limit !== undefined && kvs.length >= options.limit) return { kvs, more: true, revision };
+    after = last.key;
+  }
+}
+
+function printRange(range: RangeResult, json: boolean): void {
+  if (json) return print(JSON.stringify({ kvs: range.kvs.map(keyValueToJson), more: range.more, revision: range.revision }));
+  for (const kv of range.kvs) {
+    print(kv.key);
+    process.stdout.write(kv.value);
+    process.stdout.write("\n");
+  }
+}
+
+/** The transaction's JSON from `file`, or stdin for none or `-`: UTF-8, an object; its shape is the node's to check. */
+async function readTxn(file: string | undefined): Promise<TxnRequest> {
+  const fromStdin = file === undefined || file === "-";
+  if (fromStdin && process.stdin.isTTY === true) process.stderr.write("synod txn: reading the transaction's JSON from stdin (end with Ctrl-D; or give --file FILE)\n");
+  let bytes: Buffer;
   try {
-    await run(client);
+    bytes = fromStdin ? await readStdin(TXN_FILE_BYTES_MAX, "the transaction") : await readFile(file);
   } catch (error) {
-    const failure = describeFailure(error, client.endpoints);
-    if (failure === null) throw error;
-    process.stderr.write(`synod: ${failure.line}\n`);
-    setExitCode(failure.exitCode);
-  } finally {
-    await client.close();
+    if (error instanceof UsageError) throw error;
+    throw new UsageError(`cannot read ${file ?? "stdin"}: ${(error as Error).message}`);
   }
-}
-
-function print(text: string): void {
-  process.stdout.write(`${text}\n`);
-}
-
-/** Reads stdin whole, refusing more than `bytesMax` (the store's value limit). */
-async function readStdin(bytesMax: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let total = 0;
-  for await (const chunk of process.stdin) {
-    const buffer = Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk));
-    total += buffer.length;
-    if (total > bytesMax) throw new UsageError(`the value on stdin is over ${bytesMax} bytes, the store's limit`);
-    chunks.push(buffer);
+  if (bytes.length > TXN_FILE_BYTES_MAX) throw new UsageError(`${file ?? "stdin"} is over ${TXN_FILE_BYTES_MAX} bytes, larger than a node takes`);
+  const source = fromStdin ? "stdin" : file;
+  const text = decodeUtf8Strict(bytes);
+  if (text === null) throw new UsageError(`the transaction in ${source} is not UTF-8 text`);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    throw new UsageError(`the transaction in ${source} is not JSON (${(error as Error).message}); see synod txn --help`);
   }
-  return Buffer.concat(chunks);
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new UsageError(`the transaction in ${source} must be a JSON object: {"compare": [...], "success": [...], "failure": [...]}`);
+  return parsed as TxnRequest;
 }
 
-function errorJson(error: unknown): { code: string; message: string } {
-  if (error instanceof Error) return { code: (error as { code?: unknown }).code === undefined ? error.name : String((error as { code?: unknown }).code), message: error.message };
-  return { code: "unknown", message: String(error) };
+function txnJson(answer: TxnResponse): object {
+  return { succeeded: answer.succeeded, revision: answer.revision, results: answer.results.map((result) => (result.op === "get" ? { ...result, kv: result.kv === null ? null : keyValueToJson(result.kv) } : result)) };
 }
 
-function statusTable(rows: readonly { endpoint: string; answer: PromiseSettledResult<NodeStatus> }[], endpoints: readonly string[]): string {
-  const header = ["endpoint", "id", "role", "term", "leader", "commit", "applied"];
-  const cells = rows.map(({ endpoint, answer }) => {
-    if (answer.status === "rejected") {
-      const reason: unknown = answer.reason;
-      return [endpoint, "-", reason instanceof ConnectionError ? `unreachable (${connectionCause(reason)})` : `error: ${reason instanceof Error ? reason.message : String(reason)}`];
+/** `SUCCEEDED revision=R` (or FAILED), then a line per operation that ran, in order. */
+function formatTxn(request: TxnRequest, answer: TxnResponse): string {
+  const operations = (answer.succeeded ? request.success : request.failure) ?? [];
+  const head = answer.succeeded ? `SUCCEEDED revision=${answer.revision}` : `FAILED: a compare did not hold; the failure operations ran; revision=${answer.revision}`;
+  return [head, ...answer.results.map((result, i) => formatTxnResult(operations[i]?.key ?? "?", result))].join("\n");
+}
+
+function formatTxnResult(key: string, result: TxnResult): string {
+  switch (result.op) {
+    case "get": {
+      if (result.forgotten) return `get ${key}: (not kept: this answer is a retried transaction's; read the key again)`;
+      if (result.kv === null) return `get ${key}: not found`;
+      const text = decodeUtf8Strict(result.kv.value);
+      return `get ${key}: ${text ?? `(${result.kv.value.length} bytes, not UTF-8: see --json)`}`;
     }
-    const status = answer.value;
-    return [endpoint, String(status.id), status.role, String(status.term), status.leader === null ? "none" : String(status.leader), String(status.commitIndex), String(status.appliedIndex)];
-  });
-  const widths = header.map((title, column) => Math.max(title.length, ...cells.filter((row) => row.length === header.length).map((row) => (row[column] ?? "").length)));
-  const line = (row: readonly string[]): string => row.map((cell, column) => (column === row.length - 1 ? cell : cell.padEnd(widths[column] ?? 0))).join("  ");
-  const reachable = rows.filter((row) => row.answer.status === "fulfilled").length;
-  return [line(header), ...cells.map(line), `${reachable} of ${endpoints.length} endpoints answered`].join("\n");
+    case "delete":
+      return `delete ${key} deleted=${result.deleted}`;
+    case "put":
+      return `put ${key} revision=${result.revision}`;
+  }
 }

@@ -11,6 +11,8 @@ import { registerLeaderCommand } from "./leader-command.js";
 import { registerMembersCommand } from "./members-command.js";
 import { registerNodeCommand } from "./node-command.js";
 import { registerProxyCommand } from "./proxy-command.js";
+import { registerSnapshotCommand } from "./snapshot-command.js";
+import { registerStatusCommand } from "./status-command.js";
 import { defaultWorkers, listMutants, parseFaults, simCommand, UsageError } from "./sim-command.js";
 
 function integer(what: string, min: number) {
@@ -43,15 +45,19 @@ function buildProgram(setExitCode: (code: number) => void): Command {
     .option("--trace-out <file>", "write every event of the first failing seed (else the last) to a file")
     .option("--workers <n>", "worker threads", integer("--workers", 1), defaultWorkers())
     .option("--verbose", "print the trace of every failure, not only the first few", false)
-    .action(async (opts: { protocol?: string; mutant?: string; listMutants: boolean; seeds?: number; seed?: number; faults?: string; scenario: string; json: boolean; historyOut?: string; traceOut?: string; workers: number; verbose: boolean }) => {
+    .option("--state-machine <module>", "run your own state machine module (its workload and model) instead of the KV store; see docs/embedding.md")
+    .action(async (opts: { protocol?: string; mutant?: string; listMutants: boolean; seeds?: number; seed?: number; faults?: string; scenario: string; json: boolean; historyOut?: string; traceOut?: string; workers: number; verbose: boolean; stateMachine?: string }) => {
       if (opts.listMutants) {
         process.stdout.write(listMutants());
         return;
       }
-      if (opts.protocol === undefined) throw new UsageError("--protocol is required (see synod protocols)");
+      // A user's state machine runs on Raft unless told otherwise.
+      const protocol = opts.protocol ?? (opts.stateMachine === undefined ? undefined : "raft");
+      if (protocol === undefined) throw new UsageError("--protocol is required (see synod protocols)");
       setExitCode(
         await simCommand({
-          protocol: opts.protocol,
+          protocol,
+          ...(opts.stateMachine === undefined ? {} : { stateMachine: opts.stateMachine }),
           ...(opts.mutant === undefined ? {} : { mutant: opts.mutant }),
           ...(opts.seeds === undefined ? {} : { seeds: opts.seeds }),
           ...(opts.seed === undefined ? {} : { seed: opts.seed }),
@@ -97,10 +103,12 @@ function buildProgram(setExitCode: (code: number) => void): Command {
     .action(async (opts: { workers: number }) => setExitCode(await demoCommand(opts.workers)));
 
   registerKvCommands(program, setExitCode);
+  registerStatusCommand(program, setExitCode);
   registerBenchCommand(program, setExitCode);
   registerLeaderCommand(program, setExitCode);
   registerMembersCommand(program, setExitCode);
   registerProxyCommand(program, setExitCode);
+  registerSnapshotCommand(program, setExitCode);
 
   return program;
 }

@@ -1,3 +1,4 @@
+import { hostname } from "node:os";
 import { resolve } from "node:path";
 import { type Command, InvalidArgumentError, Option } from "commander";
 import { InvalidInputError } from "../core/common/errors.js";
@@ -9,7 +10,8 @@ import { createLogger, logFormatOption, stdoutLogFormat, type LogFormat } from "
 import { UsageError } from "./sim-command.js";
 
 interface NodeFlags {
-  id: number;
+  id?: number;
+  idFromHostname: boolean;
   http: string;
   advertiseHttp?: string;
   peer: string;
@@ -39,7 +41,8 @@ export function registerNodeCommand(program: Command, setExitCode: (code: number
   program
     .command("node")
     .description("run one node of a cluster (for a local cluster, `synod cluster` starts three)")
-    .requiredOption("--id <n>", "this node's id, a positive integer unique in the cluster", positiveInteger("--id"))
+    .addOption(new Option("--id <n>", "this node's id, a positive integer unique in the cluster").argParser(positiveInteger("--id")).conflicts("idFromHostname"))
+    .option("--id-from-hostname", "take the id from the host name's trailing number, plus one: a StatefulSet's pod synod-0 is node 1, synod-2 node 3 (instead of --id)", false)
     .option("--http <host:port>", "where to serve the HTTP API", "127.0.0.1:7001")
     .option("--advertise-http <url>", "the HTTP URL other nodes and clients are told (default: http://<--http>)")
     .option("--peer <host:port>", "where to listen for the other nodes", "127.0.0.1:7101")
@@ -62,6 +65,9 @@ Example, a three-node cluster on one machine (one command per terminal):
   synod node --id 1 --http 127.0.0.1:7001 --peer 127.0.0.1:7101 --peers 1=127.0.0.1:7101,2=127.0.0.1:7102,3=127.0.0.1:7103 --data-dir data/1
   synod node --id 2 --http 127.0.0.1:7002 --peer 127.0.0.1:7102 --peers 1=127.0.0.1:7101,2=127.0.0.1:7102,3=127.0.0.1:7103 --data-dir data/2
   synod node --id 3 --http 127.0.0.1:7003 --peer 127.0.0.1:7103 --peers 1=127.0.0.1:7101,2=127.0.0.1:7102,3=127.0.0.1:7103 --data-dir data/3
+In a Kubernetes StatefulSet, each pod takes its id from its name (synod-0 is node 1):
+  synod node --id-from-hostname --peers 1=synod-0.synod-peers:7101,2=synod-1.synod-peers:7101,3=synod-2.synod-peers:7101 ...
+  (deploy/kubernetes/synod.yaml has the whole of it)
 Then a fourth node joins it (added as a learner, a voter once it has caught up):
   synod node --id 4 --http 127.0.0.1:7004 --peer 127.0.0.1:7104 --join http://127.0.0.1:7001 --data-dir data/4
 Logs go to stdout: JSON lines (pino), or one readable line per event when stdout is a
@@ -70,16 +76,30 @@ terminal (--log-format forces either). SIGINT or SIGTERM stops the node cleanly.
     .action(async (flags: NodeFlags) => setExitCode(await runNode(flags)));
 }
 
+/**
+ * The node's id: `--id`, or from the host name (`--id-from-hostname`), where an orchestrator
+ * numbers its replicas from 0 (a Kubernetes StatefulSet's pods are NAME-0, NAME-1, ...) and
+ * synod's ids start at 1.
+ */
+export function nodeIdFrom(flags: { readonly id?: number; readonly idFromHostname: boolean }, host: string = hostname()): number {
+  if (flags.id !== undefined) return flags.id;
+  if (!flags.idFromHostname) throw new InvalidInputError("give the node's id: --id N, or --id-from-hostname to take it from a host name like synod-0");
+  const match = /-(\d{1,9})$/.exec(host);
+  if (match === null) throw new InvalidInputError(`--id-from-hostname needs a host name ending in -NUMBER (like a StatefulSet's pod synod-0), not ${JSON.stringify(host)}; give --id instead`);
+  return Number(match[1]) + 1;
+}
+
 function configFrom(flags: NodeFlags): NodeConfig {
   try {
+    const id = nodeIdFrom(flags);
     const peer = parseHostPort(flags.peer, "--peer");
-    const members = flags.peers === undefined ? [{ id: flags.id, peer, http: null }] : parsePeers(flags.peers);
+    const members = flags.peers === undefined ? [{ id, peer, http: null }] : parsePeers(flags.peers);
     const http = parseHostPort(flags.http, "--http");
     if (isWildcard(http.host) && flags.advertiseHttp === undefined) throw new InvalidInputError(`--http ${flags.http} listens on every address; say which one others should use with --advertise-http http://HOST:PORT`);
     if (flags.advertiseHttp !== undefined && !/^https?:\/\/[^/\s]+$/.test(flags.advertiseHttp)) throw new InvalidInputError("--advertise-http must be a URL like http://10.0.0.1:7001");
     return validateNodeConfig({
       ...DEFAULT_NODE_CONFIG,
-      id: flags.id,
+      id,
       http,
       advertiseHttp: flags.advertiseHttp ?? null,
       peer,

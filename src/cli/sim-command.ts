@@ -8,6 +8,9 @@ import { describeParams, FAULT_CLASSES, type FaultClass } from "../sim/params.js
 import { PROTOCOLS, protocolNames } from "../sim/protocols.js";
 import { describeFailure, reproduceCommand } from "../sim/run-report.js";
 import { runSimulation, scenarioConflict, type SimResult } from "../sim/simulation.js";
+import { appScenarioConflict } from "../sim/app/harness.js";
+import type { SimApplication } from "../sim/app/module.js";
+import { loadSimApplication } from "./sim-module.js";
 import type { WorkerSetup } from "./sim-worker.js";
 
 export interface SimCommandOptions {
@@ -25,6 +28,8 @@ export interface SimCommandOptions {
   readonly verbose: boolean;
   /** How many failures get a full report (the rest one line each); default 3. */
   readonly detailedFailures?: number;
+  /** A user's state machine module to run instead of the KV store (docs/embedding.md). */
+  readonly stateMachine?: string;
 }
 
 export class UsageError extends Error {
@@ -59,21 +64,28 @@ export async function simCommand(options: SimCommandOptions): Promise<number> {
     const conflict = scenarioConflict(options.scenario, options.faults ?? undefined, factory);
     if (conflict !== null) throw new UsageError(conflict);
   }
+  // Loaded here first, so a module that does not load or has the wrong shape is one line.
+  const application = options.stateMachine === undefined ? undefined : await loadSimApplication(options.stateMachine);
+  if (application !== undefined) {
+    const conflict = appScenarioConflict(options.scenario);
+    if (conflict !== null) throw new UsageError(conflict);
+  }
   const count = options.seeds ?? (options.seed === undefined ? 100 : 1);
   if (!Number.isSafeInteger(count) || count < 1) throw new UsageError("--seeds must be a positive integer");
   const start = options.seed ?? randomInt(1, 2 ** 47);
   const seeds = Array.from({ length: count }, (_, i) => start + i);
   const log = options.json ? (text: string) => process.stderr.write(`${text}\n`) : (text: string) => process.stdout.write(`${text}\n`);
-  log(`synod sim: protocol ${options.protocol}${options.mutant === undefined ? "" : `, mutant ${options.mutant}`}, seeds ${start}..${start + count - 1}, scenario ${options.scenario}, faults ${options.faults === null ? "per scenario" : options.faults.join(",") || "none"}`);
+  log(`synod sim: protocol ${options.protocol}${application === undefined ? "" : `, state machine ${application.name} (${application.path})`}${options.mutant === undefined ? "" : `, mutant ${options.mutant}`}, seeds ${start}..${start + count - 1}, scenario ${options.scenario}, faults ${options.faults === null ? "per scenario" : options.faults.join(",") || "none"}`);
 
-  const results = await runSeeds(seeds, options);
+  const results = await runSeeds(seeds, options, application);
   const failures = results.filter((r) => r.failure !== null).sort((a, b) => a.seed - b.seed);
 
   if (options.historyOut !== undefined) {
     const chosen = failures[0] ?? results[results.length - 1];
     if (chosen !== undefined) {
-      writeFileSync(options.historyOut, JSON.stringify(chosen.history, null, 0).replace(/\},\{/g, "},\n{") + "\n");
-      log(`history of seed ${chosen.seed} (${chosen.history.length} operations) written to ${options.historyOut}`);
+      const history: readonly unknown[] = chosen.appHistory ?? chosen.history;
+      writeFileSync(options.historyOut, JSON.stringify(history, null, 0).replace(/\},\{/g, "},\n{") + "\n");
+      log(`history of seed ${chosen.seed} (${history.length} operations) written to ${options.historyOut}`);
     }
   }
   if (options.traceOut !== undefined) {
@@ -88,6 +100,7 @@ export async function simCommand(options: SimCommandOptions): Promise<number> {
         scenario: options.scenario,
         ...(options.faults === null ? {} : { faults: options.faults }),
         ...(options.mutant === undefined ? {} : { mutant: options.mutant }),
+        ...(application === undefined ? {} : { application }),
         fullTrace: true,
       });
       writeFileSync(options.traceOut, [...describeParams(rerun.params), ...rerun.trace].join("\n") + "\n");
@@ -134,9 +147,16 @@ export async function simCommand(options: SimCommandOptions): Promise<number> {
   return failures.length === 0 ? 0 : 1;
 }
 
-function runSeeds(seeds: readonly number[], options: SimCommandOptions): Promise<SimResult[]> {
+function runSeeds(seeds: readonly number[], options: SimCommandOptions, application: SimApplication | undefined): Promise<SimResult[]> {
   const workerCount = Math.max(1, Math.min(options.workers, seeds.length));
-  const setup: WorkerSetup = { protocol: options.protocol, mutant: options.mutant ?? null, faults: options.faults, scenario: options.scenario, keepHistory: options.historyOut !== undefined };
+  const setup: WorkerSetup = {
+    protocol: options.protocol,
+    mutant: options.mutant ?? null,
+    faults: options.faults,
+    scenario: options.scenario,
+    keepHistory: options.historyOut !== undefined,
+    stateMachine: application === undefined ? null : application.path,
+  };
   const bar = new cliProgress.SingleBar(
     { format: "  {bar} {value}/{total} seeds | {failed} failed | {duration_formatted}", hideCursor: true, clearOnComplete: true, stream: process.stderr },
     cliProgress.Presets.shades_classic,

@@ -4,6 +4,7 @@ import { parentPort, workerData } from "node:worker_threads";
 import { PROTOCOLS } from "../sim/protocols.js";
 import { runSimulation } from "../sim/simulation.js";
 import type { FaultClass } from "../sim/params.js";
+import { loadSimApplication } from "./sim-module.js";
 
 export interface WorkerSetup {
   readonly protocol: string;
@@ -12,11 +13,14 @@ export interface WorkerSetup {
   readonly faults: readonly FaultClass[] | null;
   readonly scenario: string;
   readonly keepHistory: boolean;
+  /** The --state-machine module's path (the main thread checked it loads), or null for the KV store. */
+  readonly stateMachine: string | null;
 }
 
 const setup = workerData as WorkerSetup;
 const protocol = PROTOCOLS.get(setup.protocol);
 if (protocol === undefined) throw new Error(`unknown protocol ${setup.protocol}`);
+const application = setup.stateMachine === null ? undefined : await loadSimApplication(setup.stateMachine);
 
 parentPort?.on("message", (seed: number) => {
   const result = runSimulation({
@@ -25,6 +29,7 @@ parentPort?.on("message", (seed: number) => {
     scenario: setup.scenario,
     ...(setup.faults === null ? {} : { faults: setup.faults }),
     ...(setup.mutant === null ? {} : { mutant: setup.mutant }),
+    ...(application === undefined ? {} : { application }),
   });
-  parentPort?.postMessage(setup.keepHistory ? result : { ...result, history: [] });
+  parentPort?.postMessage(setup.keepHistory ? result : { ...result, history: [], appHistory: [] });
 });

@@ -64,10 +64,22 @@ export interface TxnResponse {
   readonly results: readonly TxnResult[];
 }
 
+/** A member of the cluster's configuration, as `GET /v1/members` and `/v1/status` list it. */
 export interface MemberInfo {
   readonly id: number;
+  /** Where it listens for its peers, `HOST:PORT`. */
   readonly peer: string;
-  readonly http: string;
+  /** Its HTTP API's URL; null when the cluster does not know it (added without one, and never connected). */
+  readonly http: string | null;
+  /** `voter`, `learner` (receives the log, does not vote) or `leaving` (a voter of the outgoing half of a joint configuration). */
+  readonly role: string;
+}
+
+/** `GET /v1/members`: the configuration as the node asked knows it (through the leader, unless asked `stale`). */
+export interface MembersView {
+  readonly members: readonly MemberInfo[];
+  /** True while a joint configuration is in force (a change of several voters at once). */
+  readonly joint: boolean;
 }
 
 /** `GET /v1/status`; fields the API adds later are kept as they came. */
@@ -154,14 +166,28 @@ export function parseRetryAfterMs(header: string | string[] | undefined, nowMs: 
  */
 export function encodeKeyPath(key: string): string {
   if (key.length === 0) throw new InvalidInputError("a key must not be empty");
-  try {
-    return key
-      .split("/")
-      .map((segment) => (segment === "." ? "%2E" : segment === ".." ? "%2E%2E" : encodeURIComponent(segment)))
-      .join("/");
-  } catch (error) {
-    throw new InvalidInputError("a key must be well-formed text (it holds a lone surrogate)", { cause: error });
-  }
+  checkWellFormed(key, "a key");
+  return key
+    .split("/")
+    .map((segment) => (segment === "." ? "%2E" : segment === ".." ? "%2E%2E" : encodeURIComponent(segment)))
+    .join("/");
+}
+
+/** A lone surrogate: a UTF-16 code unit of a pair without its other half (in `u` mode a whole pair is one code point, so it does not match). */
+const LONE_SURROGATE = /\p{Cs}/u;
+
+/**
+ * Refuses text that is not well-formed UTF-16 before it is sent. Such text has no UTF-8
+ * form: `encodeURIComponent` throws on it, and `URLSearchParams`, `Buffer.from` and the
+ * node would silently turn each lone surrogate into U+FFFD, so two different keys (or
+ * values) would become one.
+ * @throws InvalidInputError naming `what` ("a key", "the prefix", ...).
+ */
+export function checkWellFormed(text: string, what: string): void {
+  const match = LONE_SURROGATE.exec(text);
+  if (match === null) return;
+  const unit = text.charCodeAt(match.index).toString(16).toUpperCase();
+  throw new InvalidInputError(`${what} must be well-formed text: it holds a lone surrogate (U+${unit} at index ${match.index}), which has no UTF-8 form`);
 }
 
 /** A record as the API's JSON shows it: UTF-8 text, or base64 with `"encoding":"base64"`. */
@@ -283,7 +309,7 @@ export function decodeStatus(body: Record<string, unknown>, response: ApiRespons
   const nullableNumber = (name: string): number | null => (body[name] === null || body[name] === undefined ? null : numberField(body, name, response));
   const leaderHttp = body["leaderHttp"];
   if (typeof body["role"] !== "string") throw invalidResponse(response, "role is not a string");
-  const members = Array.isArray(body["members"]) ? (body["members"] as MemberInfo[]) : [];
+  const members = body["members"] === undefined ? [] : decodeMembers(body["members"], response);
   return {
     ...body,
     id: numberField(body, "id", response),
@@ -295,6 +321,23 @@ export function decodeStatus(body: Record<string, unknown>, response: ApiRespons
     appliedIndex: numberField(body, "appliedIndex", response),
     members,
   };
+}
+
+/** A list of members; @throws HttpApiError `invalid_response` when it is not one. */
+export function decodeMembers(value: unknown, response: ApiResponse): MemberInfo[] {
+  if (!Array.isArray(value)) throw invalidResponse(response, "members is not an array");
+  return value.map((item: unknown) => {
+    const member = asObject(item, response);
+    const { peer, http, role } = member;
+    if (typeof peer !== "string" || (http !== null && http !== undefined && typeof http !== "string")) throw invalidResponse(response, "a member needs a peer address and an HTTP URL or null");
+    return { id: numberField(member, "id", response), peer, http: typeof http === "string" && http !== "" ? http : null, role: typeof role === "string" ? role : "voter" };
+  });
+}
+
+/** `GET /v1/members`'s answer. */
+export function decodeMembersAnswer(response: ApiResponse): MembersView {
+  const body = jsonObject(response);
+  return { members: decodeMembers(body["members"], response), joint: body["joint"] === true };
 }
 
 /** `PUT /v1/kv/{key}`'s answer. */

@@ -68,10 +68,10 @@ const ok = (body: unknown): Handler => (_request, response) => json(response, 20
 const apiError = (status: number, code: string, headers: Record<string, string> = {}, extra: object = {}): Handler => (_request, response) =>
   json(response, status, { error: code, message: `fake ${code}`, ...extra }, headers);
 
-/** A client with fast retries, no sessions and no health checks, closed when the test ends. */
+/** A client with fast retries, no sessions, no health checks and no member lists, closed when the test ends. */
 function client(endpoints: string[], options: Partial<ClientOptions> & { attemptsMax?: number } = {}): Client {
   const { attemptsMax, ...rest } = options;
-  const created = new Client({ endpoints, sessions: false, healthCheckIntervalMs: 0, seed: 7, retry: { backoffMsBase: 5, backoffMsMax: 20, ...(attemptsMax === undefined ? {} : { attemptsMax }) }, ...rest });
+  const created = new Client({ endpoints, sessions: false, healthCheckIntervalMs: 0, membersIntervalMs: 0, seed: 7, retry: { backoffMsBase: 5, backoffMsMax: 20, ...(attemptsMax === undefined ? {} : { attemptsMax }) }, ...rest });
   after(() => created.close());
   return created;
 }
@@ -345,6 +345,30 @@ describe("keys and endpoints", () => {
     await assert.rejects(synod.get("bad\ud800"), InvalidInputError);
     assert.equal(node.seen.length, 0);
     assert.equal(encodeKeyPath("x/y"), "x/y");
+  });
+
+  test("a lone surrogate anywhere a key or text value goes is an InvalidInputError that names it, and nothing is sent", async () => {
+    // Without the check, the range's prefix, a text value and a transaction's key would reach
+    // the node as U+FFFD (URLSearchParams, Buffer.from and the node replace it silently).
+    const node = await fakeNode(ok({ revision: 1 }));
+    const synod = client([node.url]);
+    const lone = "bad\udcffkey";
+    const refusals: [Promise<unknown>, RegExp][] = [
+      [synod.put(lone, "v"), /a key must be well-formed text: it holds a lone surrogate \(U\+DCFF at index 3\)/],
+      [synod.get(lone), /a key/],
+      [synod.delete(lone), /a key/],
+      [synod.put("k", lone), /a value given as text/],
+      [synod.range(lone), /the prefix/],
+      [synod.range("p", { after: lone }), /after/],
+      [synod.txn({ success: [{ op: "put", key: lone, value: "v" }] }), /a transaction's key/],
+      [synod.txn({ compare: [{ key: "k", target: "value", op: "=", value: lone }] }), /a transaction's value/],
+      [synod.cas("k", null, lone), /value/],
+    ];
+    for (const [call, message] of refusals) await assert.rejects(call, (error: unknown) => error instanceof InvalidInputError && message.test(error.message));
+    assert.equal(node.seen.length, 0);
+    // A surrogate pair (an astral character) is well-formed and goes through.
+    await synod.put("emoji/\ud83d\ude00", "\ud83d\ude00");
+    assert.equal(node.seen.length, 1);
   });
 
   test("endpoints must be http(s) origins", () => {

@@ -13,11 +13,13 @@ import { Admission } from "./admission.js";
 import {
   decodeDeleteAnswer,
   decodeGetAnswer,
+  decodeMembersAnswer,
   decodePutAnswer,
   decodeRangeAnswer,
   decodeSessionAnswer,
   decodeStatusAnswer,
   decodeTxnAnswer,
+  checkWellFormed,
   encodeKeyPath,
   encodeTxnRequest,
   errorFor,
@@ -27,6 +29,7 @@ import {
   type ApiResponse,
   type Consistency,
   type KeyValue,
+  type MembersView,
   type NodeStatus,
   type RangeResult,
   type TxnRequest,
@@ -73,6 +76,13 @@ export interface ClientOptions {
   readonly healthCheckIntervalMs?: number;
   /** How long a health check may take; default 500 ms. */
   readonly healthCheckTimeoutMs?: number;
+  /**
+   * Follow the cluster's membership: every this many ms, and soon after a node fails or
+   * answers `not_member`, ask `GET /v1/members` and route to the voters it lists (the
+   * `endpoints` are then seeds, asked again when no member answers); default 10,000; 0 keeps
+   * the endpoints as given.
+   */
+  readonly membersIntervalMs?: number;
   /** Health, ejection, panic and slow start tuning (docs/balance.md). */
   readonly balancer?: BalancerOptions;
   /** Seeds the balancer's and the backoff's randomness; default random. */
@@ -105,6 +115,11 @@ export interface PutOptions extends CallOptions {
 
 export interface ReadOptions extends CallOptions {
   readonly consistency?: Consistency;
+}
+
+export interface DeleteOptions extends CallOptions {
+  /** Delete every key that starts with the key given (a range delete, one atomic write). */
+  readonly prefix?: boolean;
 }
 
 export interface RangeOptions extends ReadOptions {
@@ -255,8 +270,10 @@ export class Client {
       ...(options.balancer === undefined ? {} : { balancer: options.balancer }),
       ...(options.healthCheckIntervalMs === undefined ? {} : { healthCheckIntervalMs: options.healthCheckIntervalMs }),
       ...(options.healthCheckTimeoutMs === undefined ? {} : { healthCheckTimeoutMs: options.healthCheckTimeoutMs }),
+      ...(options.membersIntervalMs === undefined ? {} : { membersIntervalMs: options.membersIntervalMs }),
       seed: seed + 1,
       fetchStatus: (url, signal) => this.fetchStatus(url, signal),
+      fetchMembers: (url, signal) => this.fetchMembers(url, signal),
     });
     this.endpoints = this.router.endpoints().map((endpoint) => endpoint.url);
     this.router.start();
@@ -272,6 +289,7 @@ export class Client {
       if (!Number.isSafeInteger(options.prevRevision) || options.prevRevision < 0) throw new InvalidInputError(`prevRevision must be a non-negative integer, got ${options.prevRevision}`);
       query.set("prevRevision", String(options.prevRevision));
     }
+    if (typeof value === "string") checkWellFormed(value, "a value given as text");
     const body = typeof value === "string" ? Buffer.from(value, "utf8") : value;
     const request: TransportRequest = { method: "PUT", path: withQuery(`/v1/kv/${encodeKeyPath(key)}`, query), body, headers: OCTET_STREAM };
     return this.writeAndDecode({ kind: "write", what: `PUT ${key}`, request, key }, options, decodePutAnswer);
@@ -311,6 +329,8 @@ export class Client {
   /** Keys starting with `prefix` ("" for all), in byte order, after `after`, at most `limit`. */
   async range(prefix: string, options: RangeOptions = {}): Promise<RangeResult> {
     const consistency = options.consistency ?? this.consistency;
+    checkWellFormed(prefix, "the prefix");
+    if (options.after !== undefined) checkWellFormed(options.after, "after");
     const query = new URLSearchParams();
     if (prefix !== "") query.set("prefix", prefix);
     if (options.limit !== undefined) {
@@ -328,6 +348,7 @@ export class Client {
    * holds, else `failure`. A write (in a session). Each result names its `op`.
    */
   async txn(request: TxnRequest, options: CallOptions = {}): Promise<TxnResponse> {
+    checkTxnText(request);
     const body = encodeTxnRequest(request);
     return this.writeAndDecode({ kind: "write", what: "txn", request: { method: "POST", path: "/v1/txn", body, headers: JSON_BODY } }, options, decodeTxnAnswer);
   }
@@ -340,6 +361,17 @@ export class Client {
     const request: TransportRequest = { method: "GET", path: "/v1/status" };
     const fixed = endpoint === undefined ? {} : { endpoint: normalizeEndpoint(endpoint) };
     return decodeStatusAnswer(await this.call({ kind: "read", what: "status", request, consistency: "stale", ...fixed }, options));
+  }
+
+  /**
+   * `GET /v1/members`: the configuration, each member's id, addresses and role. Asked of the
+   * leader (a linearizable read, retried on other nodes), or of `endpoint` only (one
+   * attempt; a node that is not a member answers NotMemberError).
+   */
+  async members(endpoint?: string, options: CallOptions = {}): Promise<MembersView> {
+    const request: TransportRequest = { method: "GET", path: "/v1/members" };
+    const fixed = endpoint === undefined ? {} : { endpoint: normalizeEndpoint(endpoint) };
+    return decodeMembersAnswer(await this.call({ kind: "read", what: "members", request, consistency: "linearizable", ...fixed }, options));
   }
 
   /** Counters, the router's view (health, the leader) and the session lanes; allocates. */
@@ -579,6 +611,12 @@ export class Client {
     return new TimeoutError({ message: `${spec.what}: the write may or may not have been applied (${attempts} attempt${attempts === 1 ? "" : "s"}; last: ${last})`, endpoint, status, retryAfterMs, outcomeUnknown: true, cause: lastError });
   }
 
+  /** The router's member list, over the client's own connections: null for an error answer. */
+  private async fetchMembers(url: string, signal: AbortSignal): Promise<MembersView | null> {
+    const response = await this.transport.send(url, { method: "GET", path: "/v1/members" }, signal);
+    return response.status === 200 ? decodeMembersAnswer(response) : null;
+  }
+
   /** The router's health check, over the client's own connections. */
   private async fetchStatus(url: string, signal: AbortSignal): Promise<{ ok: boolean; status?: NodeStatus }> {
     const response = await this.transport.send(url, { method: "GET", path: "/v1/status" }, signal);
@@ -620,6 +658,21 @@ function endpointConfigs(options: ClientOptions): RouterEndpointConfig[] {
     const weight = config.weight ?? weights.get(normalizeEndpoint(config.url));
     return weight === undefined ? { url: config.url } : { url: config.url, weight };
   });
+}
+
+/** Every key and text value of a transaction must have a UTF-8 form (see `checkWellFormed`). */
+function checkTxnText(request: TxnRequest): void {
+  // The request may come from JSON (`synod txn`): its shape is the node's to judge (a 400).
+  const parts: readonly unknown[] = [request.compare, request.success, request.failure];
+  for (const part of parts) {
+    if (!Array.isArray(part)) continue;
+    for (const item of part as unknown[]) {
+      if (typeof item !== "object" || item === null) continue;
+      const { key, value } = item as { key?: unknown; value?: unknown };
+      if (typeof key === "string") checkWellFormed(key, "a transaction's key");
+      if (typeof value === "string") checkWellFormed(value, "a transaction's value");
+    }
+  }
 }
 
 function integerOption(value: number | undefined, fallback: number, name: string, min: number, max: number): number {

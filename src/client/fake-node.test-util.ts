@@ -65,6 +65,8 @@ export interface FakeNodeOptions {
   readonly onAnswer?: ((request: SeenRequest) => void) | null;
   /** Shared with other fakes (one cluster); default its own. */
   readonly state?: FakeState;
+  /** The configuration its status and `GET /v1/members` list; default none (an empty list). */
+  readonly members?: readonly { readonly id: number; readonly peer: string; readonly http: string | null; readonly role: string }[];
 }
 
 export interface FakeNode {
@@ -131,7 +133,7 @@ export async function startFakeNode(options: FakeNodeOptions): Promise<FakeNode>
 function statusAnswer(node: FakeNode): FakeAnswer {
   const role = node.options.role ?? "leader";
   const leaderHttp = node.options.leaderHttp === undefined ? (role === "leader" ? node.url : null) : node.options.leaderHttp;
-  const body = { id: node.options.id, role, term: node.options.term ?? 2, leader: role === "leader" ? node.options.id : leaderHttp === null ? null : 1, leaderHttp, commitIndex: node.state.revision, appliedIndex: node.state.revision, consensus: "raft", members: [] };
+  const body = { id: node.options.id, role, term: node.options.term ?? 2, leader: role === "leader" ? node.options.id : leaderHttp === null ? null : 1, leaderHttp, commitIndex: node.state.revision, appliedIndex: node.state.revision, consensus: "raft", members: node.options.members ?? [] };
   return { status: 200, body };
 }
 
@@ -142,6 +144,7 @@ function serve(node: FakeNode, request: SeenRequest): FakeAnswer {
   const isKv = path.startsWith("/v1/kv") || path === "/v1/txn";
   if (isKv) node.requests.set(method, (node.requests.get(method) ?? 0) + 1);
   if (failWith !== null && failWith !== undefined && isKv) return { status: failWith.status, body: { error: failWith.code, message: `fake ${failWith.code}` }, headers: failWith.status === 503 ? { "retry-after": "0" } : {} };
+  if (path === "/v1/members" && method === "GET") return { status: 200, body: { members: node.options.members ?? [], joint: false } };
   if (path === "/v1/sessions" && method === "POST") {
     const session = node.state.nextSession++;
     node.state.sessions.set(session, { sequence: 0, answer: { status: 200, body: {} } });
@@ -169,8 +172,11 @@ function read(state: FakeState, request: SeenRequest): FakeAnswer {
   if (request.method !== "GET") return { status: 405, body: { error: "method_not_allowed", message: request.method } };
   if (request.path === "/v1/kv") {
     const prefix = query.get("prefix") ?? "";
-    const kvs = [...state.store.keys()].filter((key) => key.startsWith(prefix)).sort().map((key) => recordJson(key, state.store.get(key) as FakeRecord));
-    return { status: 200, body: { kvs, more: false, revision: state.revision } };
+    const after = query.get("after");
+    const limit = Number(query.get("limit") ?? "100");
+    const keys = [...state.store.keys()].filter((key) => key.startsWith(prefix) && (after === null || key > after)).sort();
+    const kvs = keys.slice(0, limit).map((key) => recordJson(key, state.store.get(key) as FakeRecord));
+    return { status: 200, body: { kvs, more: keys.length > limit, revision: state.revision } };
   }
   if (!request.path.startsWith("/v1/kv/")) return { status: 404, body: { error: "not_found", message: "no such route" } };
   const key = decodeURIComponent(request.path.slice("/v1/kv/".length));

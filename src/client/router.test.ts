@@ -4,9 +4,9 @@ import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
 import { after, describe, test } from "node:test";
 import { InvalidInputError } from "../core/common/errors.js";
-import type { NodeStatus } from "./api.js";
+import type { MemberInfo, NodeStatus } from "./api.js";
 import { fakeNodes, refusingEndpoint } from "./fake-node.test-util.js";
-import { ClusterRouter, type ClusterRouterOptions, type StatusCheckResult } from "./router.js";
+import { ClusterRouter, type ClusterRouterOptions, type MembersFetcher, type StatusCheckResult } from "./router.js";
 
 const startNode = fakeNodes();
 
@@ -178,5 +178,96 @@ describe("with a scripted status check and a fake clock", () => {
     assert.throws(() => new ClusterRouter({ endpoints: [{ url: URLS[0]! }, { url: `${URLS[0]!}/` }], fetchStatus }), InvalidInputError);
     assert.throws(() => new ClusterRouter({ endpoints: [{ url: URLS[0]!, weight: 0 }], fetchStatus }), InvalidInputError);
     assert.throws(() => new ClusterRouter({ endpoints: [{ url: URLS[0]! }], healthCheckIntervalMs: -1, fetchStatus }), InvalidInputError);
+  });
+});
+
+describe("following the membership, with scripted answers and a fake clock", () => {
+  const voter = (id: number, http: string | null): MemberInfo => ({ id, peer: `127.0.0.1:${7100 + id}`, http, role: "voter" });
+
+  /** A member-list fetcher answering from `views` (by URL; a missing URL fails), recording who was asked. */
+  function scriptedMembers(views: Map<string, readonly MemberInfo[]>): { fetch: MembersFetcher; asked: string[] } {
+    const asked: string[] = [];
+    return {
+      asked,
+      fetch: async (url) => {
+        asked.push(url);
+        const members = views.get(url);
+        if (members === undefined) throw new Error("connection refused");
+        return { members, joint: false };
+      },
+    };
+  }
+
+  test("a member list routes to its voters: a seed known by its status id keeps its spelling, a new voter is reached at its advertised address, a removed node and learners are not routed to", async () => {
+    const seeds = ["http://localhost:7001", "http://localhost:7002", "http://localhost:7003"];
+    const answers = new Map<string, StatusCheckResult>(seeds.map((url, i) => [url, { ok: true, status: status(i + 1, i === 1 ? "leader" : "follower", 3, seeds[1]!) }]));
+    const view = [voter(2, "http://127.0.0.1:7002"), voter(3, "http://127.0.0.1:7003"), voter(4, "http://127.0.0.1:7004"), { ...voter(5, "http://127.0.0.1:7005"), role: "learner" }];
+    const members = scriptedMembers(new Map([[seeds[1]!, view]]));
+    const cluster = router({ endpoints: seeds.map((url) => ({ url })), healthCheckIntervalMs: 0, fetchStatus: scripted(answers).fetch, fetchMembers: members.fetch, now: () => 0 });
+    await cluster.checkNow();
+    assert.equal(await cluster.refreshMembers(), true);
+    assert.deepEqual(members.asked, [seeds[1]], "the leader is asked first");
+    assert.deepEqual(cluster.endpoints().map((endpoint) => endpoint.url), [seeds[1], seeds[2], "http://127.0.0.1:7004"]);
+    assert.equal(cluster.leader()?.url, seeds[1], "the leader is kept");
+    assert.deepEqual([cluster.stats().membersRefreshes, cluster.stats().membersChanges], [1, 1]);
+    // The same list again changes nothing.
+    await cluster.refreshMembers();
+    assert.equal(cluster.stats().membersChanges, 1);
+  });
+
+  test("a list with no reachable address changes nothing; when no endpoint answers, the seeds are asked", async () => {
+    const views = new Map<string, readonly MemberInfo[]>([[URLS[0]!, [voter(7, null), voter(8, null)]]]);
+    const members = scriptedMembers(views);
+    const cluster = router({ endpoints: URLS.map((url) => ({ url })), healthCheckIntervalMs: 0, fetchStatus: async () => ({ ok: false }), fetchMembers: members.fetch, now: () => 0 });
+    assert.equal(await cluster.refreshMembers(), true);
+    assert.deepEqual(cluster.endpoints().map((endpoint) => endpoint.url), URLS, "never an empty list");
+    // The cluster moved to a node the seeds do not name; then that node stops answering.
+    views.set(URLS[0]!, [voter(9, "http://127.0.0.1:7009")]);
+    await cluster.refreshMembers();
+    assert.deepEqual(cluster.endpoints().map((endpoint) => endpoint.url), ["http://127.0.0.1:7009"]);
+    views.set(URLS[2]!, [voter(3, URLS[2]!)]);
+    views.delete(URLS[0]!);
+    members.asked.length = 0;
+    assert.equal(await cluster.refreshMembers(), true);
+    assert.deepEqual(members.asked, ["http://127.0.0.1:7009", URLS[0], URLS[1], URLS[2]]);
+    assert.deepEqual(cluster.endpoints().map((endpoint) => endpoint.url), [URLS[2]]);
+    views.clear();
+    assert.equal(await cluster.refreshMembers(), false);
+    assert.deepEqual(cluster.endpoints().map((endpoint) => endpoint.url), [URLS[2]]);
+    assert.equal(cluster.stats().membersRefreshesFailed, 1);
+  });
+
+  test("once started, a failed request and a leader listing other members each ask for the list, at most once a second; not before start, nor with membersIntervalMs 0", async () => {
+    let nowMs = 0;
+    const view = URLS.map((url, i) => voter(i + 1, url));
+    const members = scriptedMembers(new Map(URLS.map((url) => [url, view])));
+    const answers = new Map<string, StatusCheckResult>(URLS.map((url, i) => [url, { ok: true, status: status(i + 1, i === 0 ? "leader" : "follower", 3, URLS[0]!) }]));
+    const options = { endpoints: URLS.map((url) => ({ url })), healthCheckIntervalMs: 0, fetchStatus: scripted(answers).fetch, fetchMembers: members.fetch, now: () => nowMs, membersIntervalMs: 3_600_000 };
+    const cluster = router(options);
+    cluster.reportFailure(URLS[1]!);
+    assert.equal(members.asked.length, 0, "nothing before start");
+    cluster.start();
+    for (let i = 0; i < 50 && members.asked.length === 0; i++) await sleep(5);
+    assert.equal(members.asked.length, 1, "a first list at start");
+    nowMs = 5_000;
+    cluster.reportFailure(URLS[1]!);
+    cluster.reportFailure(URLS[2]!);
+    await sleep(20);
+    assert.equal(members.asked.length, 2, "one list for two failures");
+    nowMs = 5_500;
+    cluster.reportFailure(URLS[1]!);
+    await sleep(20);
+    assert.equal(members.asked.length, 2, "none within a second of the last");
+    // The leader's status names a fourth member.
+    nowMs = 10_000;
+    answers.set(URLS[0]!, { ok: true, status: { ...status(1, "leader", 3, URLS[0]!), members: [...view, voter(4, "http://127.0.0.1:7004")] } });
+    await cluster.checkNow();
+    await sleep(20);
+    assert.equal(members.asked.length, 3);
+    const off = router({ ...options, membersIntervalMs: 0 });
+    off.start();
+    off.reportFailure(URLS[1]!);
+    await sleep(20);
+    assert.equal(members.asked.length, 3);
   });
 });

@@ -7,7 +7,7 @@ import { Prng } from "../core/common/prng.js";
 import { InvalidInputError } from "../core/common/errors.js";
 import { Balancer, type BalancerOptions, type BalancerStats } from "../core/balance/balancer.js";
 import type { Endpoint, Strategy } from "../core/balance/endpoint.js";
-import { decodeStatusAnswer, normalizeEndpoint, type Consistency, type NodeStatus } from "./api.js";
+import { decodeMembersAnswer, decodeStatusAnswer, normalizeEndpoint, type Consistency, type MemberInfo, type MembersView, type NodeStatus } from "./api.js";
 
 export type { Consistency, NodeStatus } from "./api.js";
 
@@ -36,6 +36,13 @@ export interface StatusCheckResult {
  */
 export type StatusFetcher = (url: string, signal: AbortSignal) => Promise<StatusCheckResult>;
 
+/**
+ * Asks `url`'s `GET /v1/members` (linearizable: the configuration the leader has). Resolves
+ * with the view, or null when the node gave none (an error answer: no leader, not a member);
+ * may reject (a failed exchange). Must settle soon after `signal` aborts.
+ */
+export type MembersFetcher = (url: string, signal: AbortSignal) => Promise<MembersView | null>;
+
 export interface ClusterRouterOptions {
   /** At least one; URLs must be distinct http(s) origins. */
   readonly endpoints: readonly RouterEndpointConfig[];
@@ -53,6 +60,15 @@ export interface ClusterRouterOptions {
   readonly now?: () => number;
   /** How a check is made; default an HTTP GET of `/v1/status` over the router's own connections. */
   readonly fetchStatus?: StatusFetcher;
+  /**
+   * Following the membership: once started, every this many ms, and soon after a request
+   * fails on an endpoint or the leader's status lists other members than the router routes
+   * to, ask `GET /v1/members` and route to the members' HTTP addresses. Default 10,000; 0
+   * turns it off (the endpoints stay as given, or as `update` sets them).
+   */
+  readonly membersIntervalMs?: number;
+  /** How the member list is asked; default an HTTP GET of `/v1/members` over the router's own connections. */
+  readonly fetchMembers?: MembersFetcher;
 }
 
 export interface RouterStats extends BalancerStats {
@@ -63,6 +79,10 @@ export interface RouterStats extends BalancerStats {
   /** Active checks completed, and how many of them failed. */
   readonly checks: number;
   readonly checksFailed: number;
+  /** Member lists asked (`GET /v1/members` rounds), those that got no answer from any node, and the times the endpoint list changed after one. */
+  readonly membersRefreshes: number;
+  readonly membersRefreshesFailed: number;
+  readonly membersChanges: number;
 }
 
 const HEALTH_CHECK_INTERVAL_MS_DEFAULT = 1_000;
@@ -72,6 +92,13 @@ const STATUS_BYTES_MAX = 1024 * 1024;
 const INTERVAL_MS_MAX = 3_600_000;
 /** `checkSoon` starts at most one round per this many ms (or per interval, if shorter). */
 const RECHECK_MS_MIN = 100;
+const MEMBERS_INTERVAL_MS_DEFAULT = 10_000;
+/** A member list is a linearizable read (a round trip to the leader and a heartbeat): more time than a status check. */
+const MEMBERS_TIMEOUT_MS = 2_000;
+/** Member lists asked because something changed: at most one per this many ms. */
+const MEMBERS_RECHECK_MS_MIN = 1_000;
+/** Roles of the members routed to; learners (possibly far behind, or not running yet) are not. */
+const ROUTED_ROLES = new Set(["voter", "leaving"]);
 
 /**
  * Routes requests over a cluster's nodes. It owns a `Balancer<RouterEndpoint>` and feeds it:
@@ -95,17 +122,36 @@ const RECHECK_MS_MIN = 100;
  * check or answer names the new one. `pickForWrite` returns the leader while it is available
  * (healthy and not ejected) and not in `avoid`, else the balancer's pick.
  *
+ * **Following the membership** (`membersIntervalMs`). The endpoints given are seeds: once
+ * started, the router asks `GET /v1/members` (of the leader first, then the other
+ * endpoints, then the seeds) and routes to the voters it lists. An endpoint whose status
+ * named a member's id keeps its URL as given; a new member is reached at the HTTP address
+ * it advertises; an endpoint that is no member's (a removed node) is retired. A list with
+ * no reachable address changes nothing, so the router never routes to nothing; and when
+ * no current endpoint answers, the seeds are asked too.
+ *
  * Not thread-safe (one event loop). Time is `now()`, a monotonic clock.
  */
 export class ClusterRouter {
   readonly strategy: Strategy;
   readonly healthCheckIntervalMs: number;
   readonly healthCheckTimeoutMs: number;
+  readonly membersIntervalMs: number;
   private readonly balancer: Balancer<RouterEndpoint>;
   private readonly now: () => number;
   private readonly fetchStatus: StatusFetcher;
-  /** The connections of the default fetcher; null when the caller supplied one. */
+  private readonly fetchMembers: MembersFetcher;
+  /** The connections of the default fetchers; null when the caller supplied both. */
   private readonly agent: Agent | null;
+  /** The endpoints as configured (normalized): asked for the member list when no current endpoint answers. */
+  private seeds: readonly RouterEndpoint[];
+  /** The node id each endpoint's status named. */
+  private readonly idByUrl = new Map<string, number>();
+  private started = false;
+  private membersTimer: NodeJS.Timeout | null = null;
+  private refreshing: Promise<boolean> | null = null;
+  private lastRefreshMs = Number.NEGATIVE_INFINITY;
+  private readonly membersCounters = { membersRefreshes: 0, membersRefreshesFailed: 0, membersChanges: 0 };
   private byUrl = new Map<string, RouterEndpoint>();
   private leaderId: string | null = null;
   private leaderTerm: number | null = null;
@@ -124,25 +170,36 @@ export class ClusterRouter {
     this.strategy = options.strategy ?? "p2c";
     this.healthCheckIntervalMs = integerOption(options.healthCheckIntervalMs, HEALTH_CHECK_INTERVAL_MS_DEFAULT, "healthCheckIntervalMs", 0);
     this.healthCheckTimeoutMs = integerOption(options.healthCheckTimeoutMs, HEALTH_CHECK_TIMEOUT_MS_DEFAULT, "healthCheckTimeoutMs", 1);
+    this.membersIntervalMs = integerOption(options.membersIntervalMs, MEMBERS_INTERVAL_MS_DEFAULT, "membersIntervalMs", 0);
     this.now = options.now ?? (() => performance.now());
-    if (options.fetchStatus === undefined) {
-      this.agent = new Agent({ connections: 1, maxResponseSize: STATUS_BYTES_MAX });
-      this.fetchStatus = httpStatusFetcher(this.agent, this.healthCheckTimeoutMs);
-    } else {
-      this.agent = null;
-      this.fetchStatus = options.fetchStatus;
-    }
+    const needsAgent = options.fetchStatus === undefined || (options.fetchMembers === undefined && this.membersIntervalMs > 0);
+    this.agent = needsAgent ? new Agent({ connections: 1, maxResponseSize: STATUS_BYTES_MAX }) : null;
+    this.fetchStatus = options.fetchStatus ?? httpStatusFetcher(this.agent as Agent, this.healthCheckTimeoutMs);
+    this.fetchMembers = options.fetchMembers ?? (this.agent === null ? async () => null : httpMembersFetcher(this.agent));
     const endpoints = this.adopt(options.endpoints);
+    this.seeds = endpoints;
     const seed = options.seed ?? randomInt(0, 2 ** 47);
     this.balancer = new Balancer<RouterEndpoint>(this.strategy, endpoints, new Prng(seed), options.balancer ?? {});
   }
 
-  /** Starts the periodic checks (a first round at once). Idempotent; a no-op when the interval is 0 or after `close`. */
+  /**
+   * Starts the periodic work: health checks (a first round at once) unless their interval
+   * is 0, and following the membership (a first member list after that round) unless
+   * `membersIntervalMs` is 0. Idempotent; a no-op after `close`.
+   */
   start(): void {
-    if (this.closed || this.timer !== null || this.healthCheckIntervalMs === 0) return;
-    this.timer = setInterval(() => void this.checkNow(), this.healthCheckIntervalMs);
-    this.timer.unref();
-    void this.checkNow();
+    if (this.closed || this.started) return;
+    this.started = true;
+    const firstRound = this.healthCheckIntervalMs === 0 ? Promise.resolve() : this.checkNow();
+    if (this.healthCheckIntervalMs > 0) {
+      this.timer = setInterval(() => void this.checkNow(), this.healthCheckIntervalMs);
+      this.timer.unref();
+    }
+    if (this.membersIntervalMs > 0) {
+      this.membersTimer = setInterval(() => void this.refreshMembers(), this.membersIntervalMs);
+      this.membersTimer.unref();
+      void firstRound.then(() => this.refreshMembers());
+    }
   }
 
   /**
@@ -173,7 +230,9 @@ export class ClusterRouter {
     if (this.closed) return;
     this.closed = true;
     if (this.timer !== null) clearInterval(this.timer);
+    if (this.membersTimer !== null) clearInterval(this.membersTimer);
     this.timer = null;
+    this.membersTimer = null;
     this.closing.abort();
     if (this.agent !== null) await this.agent.destroy();
   }
@@ -251,11 +310,13 @@ export class ClusterRouter {
   reportFailure(id: string): void {
     this.balancer.reportFailure(id, this.now());
     if (this.leaderId === id) this.leaderId = null;
+    // The node may have been removed (503 not_member) or replaced: the member list says.
+    this.membersSoon();
   }
 
   /** The balancer's statistics, the known leader and check counts (allocates; not for the request path). */
   stats(): RouterStats {
-    return { ...this.balancer.stats(this.now()), leader: this.leaderId, leaderTerm: this.leaderTerm, checks: this.checks, checksFailed: this.checksFailed };
+    return { ...this.balancer.stats(this.now()), leader: this.leaderId, leaderTerm: this.leaderTerm, checks: this.checks, checksFailed: this.checksFailed, ...this.membersCounters };
   }
 
   /**
@@ -263,9 +324,82 @@ export class ClusterRouter {
    * their health and counters; new ones slow-start; a removed leader is forgotten.
    */
   update(endpoints: readonly RouterEndpointConfig[]): void {
+    this.seeds = this.replace(endpoints);
+  }
+
+  /**
+   * Asks for the member list now (unless a request for it is under way: then its result)
+   * and routes to the members it lists (see the class comment). Resolves true when a node
+   * answered with a list, false when none did (the endpoints are then unchanged). Never
+   * rejects.
+   */
+  refreshMembers(): Promise<boolean> {
+    if (this.closed) return Promise.resolve(false);
+    this.refreshing ??= this.askMembers().finally(() => (this.refreshing = null));
+    return this.refreshing;
+  }
+
+  /** A member list soon, when following the membership: now, unless one was asked less than `MEMBERS_RECHECK_MS_MIN` ago. */
+  private membersSoon(): void {
+    if (!this.started || this.closed || this.membersIntervalMs === 0 || this.refreshing !== null) return;
+    if (this.now() - this.lastRefreshMs < MEMBERS_RECHECK_MS_MIN) return;
+    void this.refreshMembers();
+  }
+
+  /** The leader first, then the other endpoints, then the seeds that are not endpoints: the first list answered is adopted. */
+  private async askMembers(): Promise<boolean> {
+    this.lastRefreshMs = this.now();
+    this.membersCounters.membersRefreshes += 1;
+    const current = this.balancer.endpoints().map((endpoint) => endpoint.url);
+    const leader = this.leaderId === null ? [] : [this.leaderId];
+    const candidates = [...new Set([...leader, ...current, ...this.seeds.map((seed) => seed.url)])];
+    for (const url of candidates) {
+      if (this.closed) return false;
+      let view: MembersView | null = null;
+      try {
+        view = await this.fetchMembers(url, AbortSignal.any([this.closing.signal, AbortSignal.timeout(MEMBERS_TIMEOUT_MS)]));
+      } catch {
+        // No answer from this one: ask the next.
+      }
+      if (view === null || this.closed) continue;
+      this.adoptMembers(view.members);
+      return true;
+    }
+    this.membersCounters.membersRefreshesFailed += 1;
+    return false;
+  }
+
+  /** Routes to the voters of `members` (see the class comment); a list that names no reachable voter changes nothing. */
+  private adoptMembers(members: readonly MemberInfo[]): void {
+    const next = this.endpointsFor(members);
+    const current = this.balancer.endpoints();
+    if (next.length === 0 || (next.length === current.length && next.every((endpoint) => this.byUrl.has(endpoint.url)))) return;
+    this.replace(next);
+    this.membersCounters.membersChanges += 1;
+  }
+
+  /** The endpoints for the routed members: an endpoint known to be the member (by its status's id, or by its URL), else the member's advertised address. */
+  private endpointsFor(members: readonly MemberInfo[]): RouterEndpointConfig[] {
+    const current = this.balancer.endpoints();
+    const weights = new Map([...this.seeds, ...current].map((endpoint) => [endpoint.url, endpoint.weight]));
+    const next = new Map<string, RouterEndpointConfig>();
+    for (const member of members) {
+      if (!ROUTED_ROLES.has(member.role)) continue;
+      const advertised = member.http === null ? null : normalizeOrNull(member.http);
+      const known = current.find((endpoint) => this.idByUrl.get(endpoint.url) === member.id) ?? current.find((endpoint) => endpoint.url === advertised);
+      const url = known?.url ?? advertised;
+      if (url === null || next.has(url)) continue;
+      next.set(url, { url, weight: weights.get(url) ?? 1 });
+    }
+    return [...next.values()];
+  }
+
+  /** Makes `endpoints` the list (validated); those that stay keep their health, a removed leader is forgotten. */
+  private replace(endpoints: readonly RouterEndpointConfig[]): RouterEndpoint[] {
     const adopted = this.adopt(endpoints);
     this.balancer.update(adopted, this.now());
     if (this.leaderId !== null && !this.byUrl.has(this.leaderId)) this.leaderId = null;
+    return adopted;
   }
 
   /** Validates and normalizes a configured list and makes it the URL index. */
@@ -297,6 +431,8 @@ export class ClusterRouter {
     if (this.closed) return;
     this.checks += 1;
     if (!result.ok) this.checksFailed += 1;
+    // The endpoint may have been replaced while its check ran.
+    if (!this.byUrl.has(endpoint.id)) return;
     this.balancer.reportCheck(endpoint.id, result.ok, this.now());
     if (result.ok && result.status !== undefined) this.learnFromStatus(endpoint, result.status);
   }
@@ -304,11 +440,20 @@ export class ClusterRouter {
   /** A node's view of the leader, unless it is from an older term than one already seen. */
   private learnFromStatus(endpoint: RouterEndpoint, status: NodeStatus): void {
     if (!Number.isSafeInteger(status.term)) return;
+    if (Number.isSafeInteger(status.id)) this.idByUrl.set(endpoint.id, status.id);
     if (this.leaderTerm !== null && status.term < this.leaderTerm) return;
     this.leaderTerm = status.term;
     if (status.role === "leader") this.leaderId = this.byUrl.has(endpoint.id) ? endpoint.id : null;
     else if (status.leaderHttp !== null) this.noteLeader(status.leaderHttp);
     else this.leaderId = null;
+    // The leader lists other members than the router routes to: the member list says which.
+    if (status.role === "leader" && status.members.length > 0 && this.differs(status.members)) this.membersSoon();
+  }
+
+  /** Whether `members` would route to other endpoints than the current ones. */
+  private differs(members: readonly MemberInfo[]): boolean {
+    const next = this.endpointsFor(members);
+    return next.length > 0 && (next.length !== this.byUrl.size || next.some((endpoint) => !this.byUrl.has(endpoint.url)));
   }
 }
 
@@ -325,6 +470,28 @@ function httpStatusFetcher(agent: Agent, timeoutMs: number): StatusFetcher {
       return { ok: false };
     }
   };
+}
+
+/** The default member list: `GET {url}/v1/members` over `agent`; null for an error answer or one that is not a list. */
+function httpMembersFetcher(agent: Agent): MembersFetcher {
+  return async (url, signal) => {
+    const response = await agent.request({ origin: url, path: "/v1/members", method: "GET", signal, headersTimeout: MEMBERS_TIMEOUT_MS, bodyTimeout: MEMBERS_TIMEOUT_MS });
+    const body = new Uint8Array(await response.body.arrayBuffer());
+    if (response.statusCode !== 200) return null;
+    try {
+      return decodeMembersAnswer({ endpoint: url, status: response.statusCode, headers: response.headers, body });
+    } catch {
+      return null;
+    }
+  };
+}
+
+function normalizeOrNull(url: string): string | null {
+  try {
+    return normalizeEndpoint(url);
+  } catch {
+    return null;
+  }
 }
 
 function integerOption(value: number | undefined, fallback: number, name: string, min: number): number {

@@ -81,8 +81,18 @@ test("a compaction keeps the entries after the snapshot; an installed snapshot d
   assert.deepEqual(installed.recover(), state, "recovery after compaction is idempotent");
 });
 
-test("a snapshot cannot be saved while log writes are unsynced", () => {
+test("saving a snapshot makes the writes before it durable, as the WAL's checkpoint does; a sync covers only what was written before it began", () => {
+  const prng = new Prng(1);
   const disk = new SimDisk<{ term: number }>(0);
-  disk.write({ kind: "entries", entries: [entry(1, 1)] });
-  assert.throws(() => disk.saveSnapshot({ index: 1, term: 1, data: new Uint8Array() }), /unsynced/);
+  disk.write({ kind: "entries", entries: [entry(1, 1), entry(2, 1)] });
+  disk.write({ kind: "hard-state", hardState: { term: 1 } });
+  disk.saveSnapshot({ index: 1, term: 1, data: new Uint8Array() });
+  disk.crash(prng);
+  assert.deepEqual(disk.replay().entries.map((e) => e.index), [2]);
+  assert.deepEqual(disk.replay().hardState, { term: 1 });
+  // A sync that began before the third write makes only the first two durable.
+  const begun = disk.unsyncedCount;
+  disk.write({ kind: "entries", entries: [entry(3, 1)] });
+  disk.sync(begun);
+  assert.equal(disk.unsyncedCount, 1);
 });

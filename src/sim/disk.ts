@@ -37,18 +37,26 @@ export class SimDisk<H> {
     return this.unsynced.length > 0;
   }
 
-  sync(): void {
-    for (const record of this.unsynced) this.durable.push(record);
-    this.unsynced = [];
+  /** How many writes are unsynced: a sync that starts now makes that many durable. */
+  get unsyncedCount(): number {
+    return this.unsynced.length;
+  }
+
+  /** Makes the first `count` unsynced writes durable (default: all). */
+  sync(count = this.unsynced.length): void {
+    assert(count <= this.unsynced.length, `sync of ${count} writes, ${this.unsynced.length} unsynced`);
+    for (const record of this.unsynced.slice(0, count)) this.durable.push(record);
+    this.unsynced = this.unsynced.slice(count);
   }
 
   /**
    * Saves the node's own snapshot and compacts the log behind it, durably at once: a real
-   * store writes the snapshot to a new file, fsyncs it and renames it into place, apart from
-   * the log's write stream. Called only between Readies, when nothing is unsynced.
+   * store writes the snapshot to a new file, fsyncs it and renames it into place, then
+   * writes a checkpoint of the log that makes everything saved before it durable too (as
+   * the WAL's checkpoint does). Called only while no sync runs.
    */
   saveSnapshot(snapshot: Snapshot): void {
-    assert(this.unsynced.length === 0, "a snapshot saved while log writes are unsynced");
+    this.sync();
     this.durable.push({ kind: "compact", snapshot });
   }
 
@@ -141,9 +149,11 @@ export class SimLogStorage<H> implements LogStorage<H> {
   }
 
   sync(done: (error: unknown) => void): void {
+    // Only what was written before the fsync began: a save meanwhile waits for the next.
+    const count = this.disk.unsyncedCount;
     this.afterFsync(() => {
       // The disk finishes whatever the process is doing; the process hears of it when it runs.
-      this.disk.sync();
+      this.disk.sync(count);
       this.deliver(() => done(null));
     });
   }

@@ -1,12 +1,14 @@
 import { NotLeaderError, type SynodError } from "../core/common/errors.js";
 import { utf8Decode, utf8Encode } from "../core/common/utf8.js";
-import type { Admission, Engine, EngineFactory, LogEntry, MembershipChange, NodeId } from "../core/engine/contract.js";
+import type { Admission, DurableState, Engine, EngineFactory, LogEntry, MembershipChange, NodeId } from "../core/engine/contract.js";
 import { KvReplica, type KvOperation } from "../core/kv/kv-replica.js";
 import type { Applied } from "../core/kv/model.js";
 import { KvStore, SELF_ASSIGNED_SESSIONS_FROM } from "../core/kv/store.js";
 import type { Clock, LogStorage, ReplicaObserver, Waiter } from "../core/replica/contract.js";
 import { RequestTimeoutError, WriteOutcomeUnknownError } from "../core/replica/errors.js";
 import type { ReplicaMutant } from "../core/replica/mutants.js";
+import type { Replica } from "../core/replica/replica.js";
+import { EmbeddedReplica, EmbeddedStateMachine, highestSequenceIn, type EmbeddedApplied, type ReplicatedStateMachine } from "../core/replica/embedded.js";
 import { SimDisk, SimLogStorage } from "./disk.js";
 import type { ClientRequest, ClientResponse } from "./messages.js";
 
@@ -48,6 +50,29 @@ export interface SimNodeOptions<M> {
   readonly replicaMutant: ReplicaMutant | null;
   /** Take a snapshot and compact the log every this many applied entries (0: never). */
   readonly snapshotEveryEntries: number;
+  /** A user's state machine to run instead of the KV store (`synod sim --state-machine`). */
+  readonly application?: SimNodeApplication<M>;
+}
+
+/**
+ * A user's state machine, as the nodes run it (see sim/app/harness.ts): each incarnation
+ * gets a fresh one from `createStateMachine`, restored from its disk's snapshot; what it
+ * applies and the requests it gets go to the application's harness.
+ */
+export interface SimNodeApplication<M> {
+  createStateMachine(): ReplicatedStateMachine<unknown>;
+  /** The client request a command answers, by its proposer and sequence; null for none. */
+  requestOf(proposer: NodeId, sequence: number): string | null;
+  /** Every entry node `node` applied, with what came of it and the request it answers (null: none). */
+  applied(node: NodeId, entry: LogEntry, applied: EmbeddedApplied<unknown>, request: string | null): void;
+  /** A client's request reached `node` (not paused, up). */
+  handle(node: NodeId, replica: EmbeddedReplica<M, unknown, unknown>, request: unknown): void;
+}
+
+/** What a node runs above its replica: the KV request layer, or a user's state machine's. */
+interface HostedReplica<M> {
+  readonly replica: Replica<M, unknown, unknown>;
+  start(): void;
 }
 
 /** The wall clock a simulated node's leader puts in clock entries: an epoch, plus virtual time. */
@@ -78,7 +103,10 @@ export class SimNode<M> {
   snapshotsInstalled = 0;
   /** Counts pauses, so a timer set for one pause cannot end a later one. */
   pauses = 0;
-  private node: KvReplica<M, unknown>;
+  private node: HostedReplica<M>;
+  /** The KV request layer (null when the node runs a user's state machine). */
+  private kvNode: KvReplica<M, unknown> | null = null;
+  private appNode: EmbeddedReplica<M, unknown, unknown> | null = null;
   /** Inputs that arrived while paused, replayed in order on resume. */
   private deferred: (() => void)[] = [];
   private startedIncarnation = -1;
@@ -98,7 +126,12 @@ export class SimNode<M> {
   }
 
   get kv(): KvStore {
-    return this.node.kv;
+    return this.kvLayer().kv;
+  }
+
+  private kvLayer(): KvReplica<M, unknown> {
+    if (this.kvNode === null) throw new Error(`node ${this.id} runs a user's state machine, not the KV store`);
+    return this.kvNode;
   }
 
   /** Starts the process (its replica's timers): at boot, and at each restart. */
@@ -108,13 +141,73 @@ export class SimNode<M> {
     this.node.start();
   }
 
-  private createReplica(): KvReplica<M, unknown> {
-    const { id, peers, factory, mutant } = this.options;
+  private createReplica(): HostedReplica<M> {
     const durable = this.disk.recover();
+    if (this.options.application !== undefined) {
+      this.kvNode = null;
+      this.appNode = this.createAppReplica(durable, this.options.application);
+      return this.appNode;
+    }
+    this.appNode = null;
+    this.kvNode = this.createKvReplica(durable);
+    return this.kvNode;
+  }
+
+  private createEngine(durable: DurableState<unknown>, appliedIndex: number): Engine<M, unknown> {
+    const { id, peers, factory, mutant } = this.options;
+    const engineOptions = { id, peers, durable, appliedIndex, seed: this.options.engineSeed() };
+    return mutant === null ? factory.create(engineOptions) : factory.create(engineOptions, mutant);
+  }
+
+  /** A user's state machine over the same replica: fresh, restored from the disk's snapshot. */
+  private createAppReplica(durable: DurableState<unknown>, application: SimNodeApplication<M>): EmbeddedReplica<M, unknown, unknown> {
+    const { id, peers, factory } = this.options;
+    const stateMachine = new EmbeddedStateMachine(application.createStateMachine(), id);
+    if (durable.snapshot !== null) stateMachine.restore(durable.snapshot);
+    this.appliedRequests = durable.snapshot === null ? new Set() : this.host.requestsThrough(durable.snapshot.index);
+    const engine = this.createEngine(durable, stateMachine.appliedIndex);
+    const incarnation = this.incarnation;
+    const validate = factory.validateMessage;
+    return new EmbeddedReplica<M, unknown, unknown>({
+      engine,
+      ...(validate === undefined ? {} : { validateMessage: (value: unknown) => validate.call(factory, value) }),
+      storage: this.storage(incarnation),
+      stateMachine,
+      network: { send: (to, message) => (this.host.sendToPeer(id, to, message), true) },
+      clock: this.clock(incarnation),
+      tickMs: this.options.tickMicros / 1000,
+      requestTimeoutMs: this.options.requestTimeoutMicros / 1000,
+      snapshotEntries: this.options.snapshotEveryEntries,
+      pendingRequestsMax: PENDING_REQUESTS_MAX,
+      peerCount: Math.max(0, peers.length - 1),
+      // Above every sequence an earlier incarnation used, as the runtime's wall clock is.
+      firstSequence: Math.max(this.host.now() + 1, highestSequenceIn(durable.entries, id) + 1),
+      firstReadId: 1 + this.options.engineSeed() * 65_536,
+      observer: {
+        ...this.observer(),
+        applied: (entries, results) => {
+          for (let i = 0; i < entries.length; i++) this.noteAppApplied(application, entries[i] as LogEntry, results[i] as EmbeddedApplied<unknown>);
+        },
+      },
+      replicaMutant: this.options.replicaMutant,
+      onFatal: (error) => {
+        throw error;
+      },
+    });
+  }
+
+  private noteAppApplied(application: SimNodeApplication<M>, entry: LogEntry, applied: EmbeddedApplied<unknown>): void {
+    const request = applied.outcome === "applied" && applied.proposer !== null && applied.sequence !== null ? application.requestOf(applied.proposer, applied.sequence) : null;
+    if (request !== null) this.appliedRequests.add(request);
+    this.host.onApply(this.id, entry, request, null);
+    application.applied(this.id, entry, applied, request);
+  }
+
+  private createKvReplica(durable: DurableState<unknown>): KvReplica<M, unknown> {
+    const { id, peers, factory } = this.options;
     const kv = durable.snapshot === null ? new KvStore() : KvStore.restore(durable.snapshot.data);
     this.appliedRequests = durable.snapshot === null ? new Set() : this.host.requestsThrough(durable.snapshot.index);
-    const engineOptions = { id, peers, durable, appliedIndex: kv.applied, seed: this.options.engineSeed() };
-    const engine = mutant === null ? factory.create(engineOptions) : factory.create(engineOptions, mutant);
+    const engine = this.createEngine(durable, kv.applied);
     const incarnation = this.incarnation;
     const validate = factory.validateMessage;
     return new KvReplica<M, unknown>({
@@ -177,9 +270,9 @@ export class SimNode<M> {
     );
   }
 
-  private observer(): ReplicaObserver<Applied> {
+  private observer(): ReplicaObserver<Applied> & ReplicaObserver<unknown> {
     return {
-      applied: (entries, results) => {
+      applied: (entries: readonly LogEntry[], results: readonly unknown[]) => {
         for (let i = 0; i < entries.length; i++) this.noteApplied(entries[i] as LogEntry, results[i] as Applied);
       },
       snapshotInstalled: (snapshot) => {
@@ -227,12 +320,21 @@ export class SimNode<M> {
     this.input(this.incarnation, () => this.handleRequest(request));
   }
 
+  /** A request of a user's workload (sim/app/harness.ts), handled by the application. */
+  requestApp(request: unknown): void {
+    const application = this.options.application;
+    if (application === undefined) throw new Error(`node ${this.id} runs the KV store, not a user's state machine`);
+    this.input(this.incarnation, () => {
+      if (this.appNode !== null) application.handle(this.id, this.appNode, request);
+    });
+  }
+
   private handleRequest(request: ClientRequest): void {
     if (request.op === "get") {
       // The engine's configured default: a lease read where the seed's tuning allows leases.
       this.node.replica.read({}, {
         resolve: () => {
-          const record = this.node.kv.get(request.key);
+          const record = this.kvLayer().kv.get(request.key);
           this.answer(request, record === undefined ? null : utf8Decode(record.value));
         },
         reject: (error) => this.refuse(request, error),
@@ -250,7 +352,7 @@ export class SimNode<M> {
       },
       reject: (error) => this.refuse(request, error),
     };
-    this.node.write(toOperation(request), client, waiter);
+    this.kvLayer().write(toOperation(request), client, waiter);
   }
 
   private answer(request: ClientRequest, output: string | null | boolean): void {

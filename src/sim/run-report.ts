@@ -8,7 +8,9 @@ export function reproduceCommand(result: Pick<SimResult, "protocol" | "seed" | "
   const allFaults = faults !== null && faults.length === FAULT_CLASSES.length && FAULT_CLASSES.every((f) => faults.includes(f));
   const faultFlag = faults === null ? "" : ` --faults ${allFaults ? "all" : faults.length === 0 ? "none" : faults.join(",")}`;
   const scenarioFlag = result.request.scenario === "random" ? "" : ` --scenario ${result.request.scenario}`;
-  return `npx synod sim --protocol ${result.protocol}${result.mutant === null ? "" : ` --mutant ${result.mutant}`}${scenarioFlag} --seed ${result.seed}${faultFlag}`;
+  const path = result.request.stateMachine;
+  const moduleFlag = path === undefined ? "" : ` --state-machine ${/^[\w./@+-]+$/.test(path) ? path : JSON.stringify(path)}`;
+  return `npx synod sim --protocol ${result.protocol}${moduleFlag}${result.mutant === null ? "" : ` --mutant ${result.mutant}`}${scenarioFlag} --seed ${result.seed}${faultFlag}`;
 }
 
 /** A failed run, for a person: what failed, the parameters, how it ended, how to rerun it. */

@@ -22,6 +22,9 @@ import { findScenario, pickScenario, scenarioApplies, SCENARIO_NAMES, type Scena
 import { Scheduler } from "./scheduler.js";
 import { Trace } from "./trace.js";
 import { SimClient } from "./workload.js";
+import { appScenarioConflict, AppHarness, type AppRequest } from "./app/harness.js";
+import type { SimApplication } from "./app/module.js";
+import type { ModelOperation } from "./check/model-linearizability.js";
 
 export interface SimOptions {
   readonly protocol: EngineFactory<unknown, unknown>;
@@ -33,7 +36,7 @@ export interface SimOptions {
    * Client-level checkers to skip ("lost-write", "linearizability", "liveness"), to show
    * that the others catch a fault on their own.
    */
-  readonly disabledCheckers?: readonly ("lost-write" | "linearizability" | "liveness")[];
+  readonly disabledCheckers?: readonly ("lost-write" | "linearizability" | "liveness" | "determinism")[];
   /**
    * A scenario by name (see scenarios.ts), or "random" (the default): the seed picks one
    * from the whole catalogue — or "mixed" when `faults` narrows the fault classes or the
@@ -42,6 +45,11 @@ export interface SimOptions {
   readonly scenario?: string;
   /** Keep every trace line and return them all in `trace` (slower; for reading one run). */
   readonly fullTrace?: boolean;
+  /**
+   * A user's state machine module to run instead of the KV store, with its workload and
+   * sequential model (`synod sim --state-machine`; see sim/app/).
+   */
+  readonly application?: SimApplication;
 }
 
 export interface SimFailure {
@@ -69,7 +77,7 @@ export interface SimResult {
   readonly protocol: string;
   readonly mutant: string | null;
   /** What the run was asked for (null faults: the scenario's own), for reproducing it. */
-  readonly request: { readonly faults: readonly FaultClass[] | null; readonly scenario: string };
+  readonly request: { readonly faults: readonly FaultClass[] | null; readonly scenario: string; readonly stateMachine?: string };
   readonly params: SimParams;
   readonly failure: SimFailure | null;
   readonly history: readonly Operation[];
@@ -80,6 +88,8 @@ export interface SimResult {
   readonly notableTail: readonly string[];
   /** With `fullTrace`: every event of the run, one line each. Otherwise empty. */
   readonly trace: readonly string[];
+  /** A run of a user's state machine: its clients' history (`history` is then empty). */
+  readonly appHistory?: readonly ModelOperation<unknown, unknown>[];
 }
 
 /** Client endpoints are numbered from here, apart from node ids. */
@@ -156,6 +166,8 @@ class Simulation implements NodeHost<unknown> {
   private crashesLosingWrites = 0;
   private faultsInjected = 0;
   private leaderTerms = 0;
+  /** A run of a user's state machine: its nodes' and clients' part (null: the KV store). */
+  private readonly app: AppHarness<unknown> | null = null;
 
   constructor(private readonly options: SimOptions) {
     let factory = options.protocol;
@@ -175,7 +187,7 @@ class Simulation implements NodeHost<unknown> {
     this.prngFault = root.fork();
     this.prngEngine = root.fork();
     const prngClients = root.fork();
-    const scenario = chooseScenario(options, factory, root.fork());
+    const scenario = chooseAppScenario(options, factory, root.fork());
     this.scenario = scenario;
     const scenarioParams = scenario.params === undefined || factory.fixedClusterSize !== undefined ? params : scenario.params(params, root.fork());
     let engineTuning = "defaults";
@@ -191,6 +203,7 @@ class Simulation implements NodeHost<unknown> {
     this.nodeLink = this.params.nodeLink;
     this.clientLink = this.params.clientLink;
     this.healStartMicros = this.params.faultPhaseMicros;
+    if (options.application !== undefined) this.app = new AppHarness(options.application, this.appWorld(), !(options.disabledCheckers ?? []).includes("determinism"));
     for (const id of nodeIds) {
       const disk = new SimDisk<unknown>(this.params.tornWriteProbability);
       const peers = id <= this.params.bootstrapVoters ? nodeIds.slice(0, this.params.bootstrapVoters) : [];
@@ -206,13 +219,33 @@ class Simulation implements NodeHost<unknown> {
         mutant: options.mutant !== undefined && options.mutant in factory.mutants ? options.mutant : null,
         replicaMutant: options.mutant !== undefined && isReplicaMutant(options.mutant) ? options.mutant : null,
         snapshotEveryEntries: this.params.snapshotEveryEntries,
+        ...(this.app === null ? {} : { application: this.app }),
       };
       this.nodes.set(id, new SimNode(nodeOptions, disk, this));
+    }
+    if (this.app !== null) {
+      this.app.createClients(this.params, nodeIds, prngClients, CLIENT_ID_BASE + 1);
+      return;
     }
     for (let i = 0; i < this.params.clients; i++) {
       const id = CLIENT_ID_BASE + i + 1;
       this.clients.set(id, new SimClient(id, nodeIds, this.params, prngClients.fork(), this.clientHost(), i < this.params.roamingClients));
     }
+  }
+
+  /** What a user's state machine's clients and nodes use of the world: the client link, virtual time, the trace. */
+  private appWorld() {
+    return {
+      now: () => this.now(),
+      after: (delay: number, action: () => void) => this.scheduler.after(delay, action),
+      sendToNode: (_clientId: number, to: NodeId, request: AppRequest) => {
+        for (const delay of packetDelays(this.clientLink, this.prngNet)) this.scheduler.after(delay, () => this.nodes.get(to)?.requestApp(request));
+      },
+      sendToClient: (from: NodeId, clientId: number, response: Parameters<AppHarness<unknown>["deliverToClient"]>[2]) => {
+        for (const delay of packetDelays(this.clientLink, this.prngNet)) this.scheduler.after(delay, () => this.app?.deliverToClient(clientId, from, response));
+      },
+      note: (actor: string, text: () => string) => this.note(actor, text),
+    };
   }
 
   // ---- NodeHost ----
@@ -624,10 +657,12 @@ class Simulation implements NodeHost<unknown> {
       this.bootNodes();
       this.startCheckpoints();
       for (const client of this.clients.values()) client.start();
+      this.app?.startClients();
       this.scenario.start(this.context());
       this.scheduler.at(params.faultPhaseMicros, () => this.heal());
       this.scheduler.at(healEnd, () => {
         for (const client of this.clients.values()) client.stop();
+        this.app?.stopClients();
       });
       this.runUntil(settleEnd);
       this.finalChecks();
@@ -640,13 +675,13 @@ class Simulation implements NodeHost<unknown> {
       } else throw error;
     }
     const operations = { ok: 0, fail: 0, unknown: 0 };
-    for (const op of this.history) operations[op.status]++;
+    for (const op of this.app?.history ?? this.history) operations[op.status]++;
     if (this.failure !== null) this.notableEvent("checker", `FAILED ${this.failure.checker}: ${this.failure.message}`);
     return {
       seed: this.options.seed,
       protocol: this.options.protocol.name,
       mutant: this.options.mutant ?? null,
-      request: { faults: this.options.faults ?? null, scenario: this.options.scenario ?? "random" },
+      request: { faults: this.options.faults ?? null, scenario: this.options.scenario ?? "random", ...(this.options.application === undefined ? {} : { stateMachine: this.options.application.path }) },
       params,
       failure: this.failure,
       history: this.history,
@@ -664,6 +699,7 @@ class Simulation implements NodeHost<unknown> {
       traceTail: this.failure === null ? [] : this.traceLog.tail(TRACE_TAIL_LINES),
       notableTail: this.failure === null ? [] : this.notable.tail(NOTABLE_TAIL_LINES),
       trace: this.options.fullTrace === true ? this.traceLog.tail(FULL_TRACE_CAPACITY) : [],
+      ...(this.app === null ? {} : { appHistory: this.app.history }),
     };
   }
 
@@ -678,16 +714,21 @@ class Simulation implements NodeHost<unknown> {
   private finalChecks(): void {
     const disabled = new Set(this.options.disabledCheckers ?? []);
     this.checkLogs();
-    if (!disabled.has("liveness")) this.checkLiveness();
+    if (!disabled.has("liveness")) {
+      if (this.app === null) this.checkLiveness();
+      else this.app.checkLiveness(this.healStartMicros);
+    }
     if (!disabled.has("lost-write")) {
       // Every member of the final configuration must hold every acknowledged write; a node
       // that was removed stopped receiving them.
       const leader = this.currentLeader();
       const membership = leader === null ? undefined : this.nodes.get(leader)?.engine.membership?.();
       const applied = new Map([...this.nodes.values()].filter((n) => n.up && (membership === undefined || isMember(membership, n.id))).map((n) => [n.id, n.appliedRequests] as const));
-      checkNoLostWrites(this.acked, applied);
+      if (this.app === null) checkNoLostWrites(this.acked, applied);
+      else this.app.checkNoLostWrites(applied);
     }
     if (disabled.has("linearizability")) return;
+    if (this.app !== null) return this.app.checkLinearizability();
     const history = this.resolvedHistory();
     const result = checkLinearizability(history);
     if (result.verdict === "violation") throw new InvariantViolation("linearizability", result.explanation);
@@ -737,6 +778,22 @@ export function scenarioConflict(name: string, faults: readonly FaultClass[] | u
   if (scenario.needsMembership === true && factory.reconfigures !== true) return `scenario ${name} changes the membership, and protocol ${factory.name} cannot`;
   if (!scenarioApplies(scenario, factory.name)) return `scenario ${name} is about ${(scenario.protocols ?? []).join(", ")} only; protocol ${factory.name} skips it`;
   return null;
+}
+
+/**
+ * The scenario, for a user's state machine: as for the KV store, except that one that
+ * checks the KV store only is refused by name and drawn again at random, so it never
+ * passes without having tested anything.
+ */
+function chooseAppScenario(options: SimOptions, factory: EngineFactory<unknown, unknown>, prng: Prng): Scenario {
+  if (options.application === undefined) return chooseScenario(options, factory, prng);
+  const conflict = appScenarioConflict(options.scenario ?? "random");
+  if (conflict !== null) throw new Error(conflict);
+  for (let attempt = 0; ; attempt++) {
+    const scenario = chooseScenario(options, factory, prng);
+    if (appScenarioConflict(scenario.name) === null) return scenario;
+    if (attempt >= 100) return findScenario("mixed") as Scenario;
+  }
 }
 
 function chooseScenario(options: SimOptions, factory: EngineFactory<unknown, unknown>, prng: Prng): Scenario {

@@ -12,14 +12,20 @@
  *   2. if `hasReady()`, take `rd = ready()` (inputs that arrive together share one Ready);
  *   3. send `rd.messages` at once (they depend on nothing unwritten);
  *   4. save `rd.snapshot`, then `rd.entries`, then `rd.hardState`, and make them durable
- *      (one sync for all). While the sync runs, committed entries that were durable before
- *      this Ready (those before `rd.entries[0]`, none when `rd.snapshot` is set) may be
- *      applied: they are on a quorum's disks, this one's included ("early apply");
+ *      (one sync for all, and for whatever was saved before; none when `rd.mustSync` is
+ *      false). While the sync runs, committed entries that are durable already (before the
+ *      first entry any unsynced Ready wrote, none when a snapshot is unsynced) are applied:
+ *      they are on a quorum's disks, this one's included ("early apply");
  *   5. only then send `rd.messagesAfterPersist`;
  *   6. install `rd.snapshot` into the state machine, apply the rest of
  *      `rd.committedEntries` in order, serve `rd.readStates` once applied reaches them;
- *   7. call `advance(rd)`. Only one Ready is outstanding at a time; inputs may keep arriving
- *      between `ready()` and `advance()`, and queue up in the engine for the next Ready;
+ *   7. call `advance(rd)` once its writes are durable. Inputs may keep arriving between
+ *      `ready()` and `advance()`. An engine may hand out the next Ready (`hasReady()` true)
+ *      while earlier ones are still being made durable — its messages leave at once, its
+ *      writes queue behind theirs — and the driver then advances them in the order taken.
+ *      Committed entries are applied only once durable on this node (a Ready's own, after
+ *      its sync; an earlier Ready's, after that one's). An engine that cannot pipeline says
+ *      `hasReady()` false until the outstanding Ready is advanced;
  *   8. now and then (every so many applied entries), capture the state machine at its
  *      applied index, make that snapshot durable and drop the log behind it, then `compact`.
  */
@@ -113,6 +119,13 @@ export interface Outbound<M> {
 export interface Ready<M, H> {
   /** Durable state to write, or null when unchanged. */
   readonly hardState: H | null;
+  /**
+   * Whether this Ready's writes must be durable before `messagesAfterPersist` leave and
+   * `advance` (etcd's MustSync). False when all that changed is what a crash may forget and
+   * the node learns again (a commit index): the driver then saves the hard state, to be made
+   * durable with a later write, and need not wait. Absent: true.
+   */
+  readonly mustSync?: boolean;
   /**
    * Entries to append. They replace every stored entry whose index is at or after
    * `entries[0].index` (a follower truncating a conflicting suffix).

@@ -85,9 +85,11 @@ const EMPTY = new Uint8Array(0);
  *
  * Durability rules: votes and append acknowledgements leave only after the Ready's writes
  * are durable (`messagesAfterPersist`); a candidate's vote requests too, since they carry
- * its vote for itself. A leader counts its own entries toward commit as soon as it appends
- * them: the driver takes one Ready at a time, so nothing that depends on that count —
- * a commit index sent out, an entry applied — leaves before the entries are durable.
+ * its vote for itself. The driver may take the next Ready while the last one's writes
+ * flush (appends and heartbeats leave during the leader's own fdatasync), so a leader
+ * counts its own entries toward commit only once they are durable (thesis 10.2.1): a
+ * commit index it sends out is always on a quorum's disks. A leader's snapshot is handed
+ * out alone: no Ready is outstanding when it is, and none follows until it is advanced.
  */
 export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   readonly id: NodeId;
@@ -168,7 +170,13 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   private messagesAfterPersist: Outbound<RaftMessage>[] = [];
   private readStates: ReadState[] = [];
   private savedHardState: RaftHardState;
-  private outstanding: Ready<RaftMessage, RaftHardState> | null = null;
+  /**
+   * Readies handed out and not yet advanced, oldest first. The driver may take the next
+   * Ready while earlier ones are being made durable (their messages went out; their writes
+   * are queued), and advances them in order — except around a snapshot from the leader,
+   * which is handed out alone (see hasReady).
+   */
+  private readonly outstanding: Ready<RaftMessage, RaftHardState>[] = [];
 
   constructor(options: EngineOptions<RaftHardState>, config: RaftConfig = DEFAULT_RAFT_CONFIG, mutant: RaftMutant | null = null) {
     this.id = options.id;
@@ -1083,9 +1091,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
    * of the current term (section 5.4.2, Figure 8): an older entry is committed indirectly.
    */
   private maybeCommit(): boolean {
-    // A leader that is a majority on its own must not count entries not yet durable: the
-    // commit index would reach learners (and the removed) in messages sent before the write.
-    const quorumIndex = this.selfQuorum ? Math.min(this.quorumMatch(), this.log.durableIndex) : this.quorumMatch();
+    const quorumIndex = this.quorumMatch();
     if (quorumIndex <= this.log.commitIndex) return false;
     if (this.log.term(quorumIndex) !== this.term && this.mutant !== "commit-previous-term") return false;
     const previous = this.log.commitIndex;
@@ -1104,9 +1110,17 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   }
 
   /** The highest index a quorum holds: the quorum-th largest match (no allocation: hot path). */
+  /**
+   * The highest index a quorum holds durably: the leader's own log counts only as far as it
+   * is durable, since its appends and heartbeats (with the commit index) leave while its
+   * own write may still be under way.
+   */
   private quorumMatch(): number {
-    return this.quorumValue((_, pr) => pr.match);
+    return this.quorumValue(this.durableMatch);
   }
+
+  /** A peer's match, the leader's own only as far as it is durable (one function, not one per call: a hot path). */
+  private readonly durableMatch = (peer: NodeId, pr: Progress): number => (peer === this.id ? Math.min(pr.match, this.log.durableIndex) : pr.match);
 
   /**
    * The most a majority of every group agrees on: for each group, the majority-th largest of
@@ -1222,7 +1236,9 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   }
 
   hasReady(): boolean {
-    if (this.outstanding !== null) return false;
+    // A leader's snapshot replaces the log: it is handed out only when nothing else is
+    // outstanding, and nothing follows it until it is advanced.
+    if (this.outstanding.length > 0 && (this.snapshotToInstall !== null || (this.outstanding[this.outstanding.length - 1] as Ready<RaftMessage, RaftHardState>).snapshot !== null)) return false;
     return (
       this.broadcastPending ||
       this.batchedReadRound !== 0 ||
@@ -1237,7 +1253,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   }
 
   ready(): Ready<RaftMessage, RaftHardState> {
-    assert(this.outstanding === null, "ready() called twice without advance()");
+    assert(this.snapshotToInstall === null || this.outstanding.length === 0, "a snapshot Ready while others are outstanding");
     if (this.batchedReadRound !== 0) {
       this.broadcastHeartbeat(this.batchedReadRound);
       this.batchedReadRound = 0;
@@ -1247,12 +1263,17 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
       this.broadcastAppend();
     }
     const hardState = this.hardStateChanged() ? { term: this.term, vote: this.vote, commit: this.log.commitIndex } : null;
+    // etcd's MustSync: a new term or vote, or entries, must be durable before what depends
+    // on them leaves; a commit index alone need not be (it is learned again after a crash).
+    const termOrVote = hardState !== null && (hardState.term !== this.savedHardState.term || hardState.vote !== this.savedHardState.vote);
     if (hardState !== null) this.savedHardState = hardState;
     const committedEntries =
       this.mutant === "apply-before-commit" ? this.takeUncommittedToo() : this.log.takeCommitted(this.config.applyEntriesPerReadyMax);
+    const entries = this.log.takeUnstable();
     const ready: Ready<RaftMessage, RaftHardState> = {
       hardState,
-      entries: this.log.takeUnstable(),
+      entries,
+      mustSync: termOrVote || entries.length > 0 || this.snapshotToInstall !== null,
       snapshot: this.snapshotToInstall,
       messages: this.messages,
       messagesAfterPersist: this.messagesAfterPersist,
@@ -1263,7 +1284,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     this.messagesAfterPersist = [];
     this.readStates = [];
     this.snapshotToInstall = null;
-    this.outstanding = ready;
+    this.outstanding.push(ready);
     return ready;
   }
 
@@ -1277,12 +1298,15 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   }
 
   advance(ready: Ready<RaftMessage, RaftHardState>): void {
-    assert(ready === this.outstanding, "advance() with a Ready that is not the outstanding one");
+    assert(ready === this.outstanding[0], "advance() with a Ready that is not the oldest outstanding one");
+    this.outstanding.shift();
     const last = ready.committedEntries[ready.committedEntries.length - 1];
     if (last !== undefined) this.log.appliedTo(last.index);
     this.log.stableTo(ready.entries);
-    this.outstanding = null;
-    if (this.role === "leader" && this.selfQuorum && this.maybeCommit()) this.broadcastPending = true;
+    // The leader's own entries count toward the quorum once durable (thesis 10.2.1: it may
+    // write in parallel with its followers, and commit without its own write if they are a
+    // majority, but never count a write it has not made).
+    if (this.role === "leader" && this.maybeCommit()) this.broadcastPending = true;
   }
 
   status(): EngineStatus {

@@ -22,7 +22,6 @@ function emptyReady(parts: Partial<Ready<Message, Hard>>): Ready<Message, Hard> 
 class ScriptedEngine implements Engine<Message, Hard> {
   readonly id = 1;
   readies: Ready<Message, Hard>[] = [];
-  outstanding: Ready<Message, Hard> | null = null;
   ticks = 0;
   proposals: Uint8Array[] = [];
   reads: number[] = [];
@@ -44,17 +43,22 @@ class ScriptedEngine implements Engine<Message, Hard> {
     this.reads.push(requestId);
     return { accepted: true };
   }
+  /** Whether it hands out the next Ready before the last is advanced. */
+  pipelines = false;
+  outstandingQueue: Ready<Message, Hard>[] = [];
+  advanced: Ready<Message, Hard>[] = [];
   hasReady(): boolean {
-    return this.outstanding === null && this.readies.length > 0;
+    return (this.pipelines || this.outstandingQueue.length === 0) && this.readies.length > 0;
   }
   ready(): Ready<Message, Hard> {
-    assert.equal(this.outstanding, null, "a second Ready while one is outstanding");
-    this.outstanding = this.readies.shift() as Ready<Message, Hard>;
-    return this.outstanding;
+    assert.ok(this.pipelines || this.outstandingQueue.length === 0, "a second Ready while one is outstanding");
+    const ready = this.readies.shift() as Ready<Message, Hard>;
+    this.outstandingQueue.push(ready);
+    return ready;
   }
   advance(ready: Ready<Message, Hard>): void {
-    assert.equal(ready, this.outstanding);
-    this.outstanding = null;
+    assert.equal(ready, this.outstandingQueue.shift(), "advanced out of order");
+    this.advanced.push(ready);
   }
   status(): EngineStatus {
     return { id: 1, role: this.role, term: 1, leader: 1, commitIndex: 0, lastIndex: 0, snapshotIndex: this.snapshotIndex };
@@ -297,6 +301,49 @@ describe("replica: the Ready loop (contract rules 3-7)", () => {
     clock.run();
     assert.deepEqual(storage.compacted, [2]);
     assert.deepEqual(engine.compacted, [2]);
+  });
+
+  test("pipelined Readies: the next is taken while the last syncs; each is finished in order once a sync covers it", () => {
+    const env = setup();
+    const { engine, machine, storage, clock, sent } = env;
+    engine.pipelines = true;
+    const first = emptyReady({ entries: [entry(1), entry(2)], messages: [{ to: 2, message: "append-1" }], messagesAfterPersist: [{ to: 2, message: "ack-1" }] });
+    push(env, first);
+    // A second Ready while the first syncs: its appends leave at once.
+    const second = emptyReady({ entries: [entry(3)], committedEntries: [entry(1), entry(2), entry(3)], messages: [{ to: 2, message: "append-2" }], messagesAfterPersist: [{ to: 2, message: "ack-2" }] });
+    push(env, second);
+    assert.deepEqual(sent, ["append-1->2", "append-2->2"]);
+    assert.deepEqual(machine.applied, [], "entries 1-2 are not durable yet");
+    assert.equal(storage.syncs.length, 1, "one sync at a time");
+    storage.completeSync();
+    clock.run();
+    // The first sync covered only the first Ready: it finishes; entries 1-2 apply; 3 waits.
+    assert.deepEqual(sent, ["append-1->2", "append-2->2", "ack-1->2"]);
+    assert.deepEqual(machine.applied, ["e1", "e2"]);
+    assert.deepEqual(engine.advanced, [first]);
+    assert.equal(storage.syncs.length, 1, "the next sync started for the second Ready");
+    storage.completeSync();
+    clock.run();
+    assert.deepEqual(sent, ["append-1->2", "append-2->2", "ack-1->2", "ack-2->2"]);
+    assert.deepEqual(machine.applied, ["e1", "e2", "e3"]);
+    assert.deepEqual(engine.advanced, [first, second]);
+  });
+
+  test("a Ready whose only change is the commit index (mustSync false) is not synced; it finishes in order", () => {
+    const env = setup();
+    const { engine, storage, clock } = env;
+    engine.pipelines = true;
+    push(env, emptyReady({ hardState: { term: 1 }, mustSync: false }));
+    assert.equal(storage.syncs.length, 0, "nothing to wait for");
+    assert.equal(engine.advanced.length, 1);
+    const withEntries = emptyReady({ entries: [entry(1)] });
+    const commitOnly = emptyReady({ hardState: { term: 1 }, mustSync: false });
+    push(env, withEntries, commitOnly);
+    assert.equal(storage.syncs.length, 1);
+    assert.deepEqual(engine.advanced.length, 1, "the commit-only Ready waits behind the one before it");
+    storage.completeSync();
+    clock.run();
+    assert.equal(engine.advanced.length, 3);
   });
 
   test("a linearizable read resolves only once the state machine applied its index", () => {

@@ -6,17 +6,21 @@
  *
  * Inputs (a peer's message, a proposal, a read, a tick) go into the engine at once, and a
  * pump is scheduled with `Clock.soon`, so every input that arrives together shares one
- * Ready: one write and one sync of the log for all the entries (group commit), one append
- * per follower, one heartbeat round for all the reads. A Ready is handled in the contract's
- * order: send `messages`; save the snapshot, entries and hard state and sync them — while
- * the sync runs, inputs keep arriving and queue up in the engine for the next Ready; then
- * send `messagesAfterPersist`; install a snapshot; apply the committed entries; answer the
- * proposals that applied and the reads that became safe; `advance`. One Ready at a time.
+ * Ready: one append per follower, one heartbeat round for all the reads. A Ready is taken
+ * in the contract's order: its `messages` leave at once; its snapshot, entries and hard
+ * state are saved; its committed entries queue to be applied once durable here; its reads
+ * wait for the state machine. Saved writes are made durable by one sync at a time, each
+ * covering everything saved before it began (group commit). While a sync runs, the engine
+ * may hand out the next Ready (Raft does): a leader's appends and heartbeats, and the next
+ * proposals, leave while its own write flushes; the next sync covers them. A Ready is
+ * finished — `messagesAfterPersist` sent, a leader's snapshot installed, `advance` — once
+ * every Ready before it is finished and a sync covered its own writes; one that changed only
+ * what a crash may forget (`mustSync` false: a commit index) waits for no sync.
  *
- * Early apply: committed entries this replica already holds durably (written by an earlier
- * Ready) are applied while the sync of the current one runs — they are on a quorum's disks,
- * this one's included — which saves a sync's latency per write. The entries of the Ready
- * itself apply only after it is durable, so the state machine is never ahead of the log.
+ * Early apply: committed entries are applied as soon as they are durable on this node —
+ * before the first entry any unsynced Ready wrote — so an entry that an earlier Ready
+ * wrote applies while the current sync runs: it is on a quorum's disks, this one's
+ * included. The state machine is never ahead of the durable log.
  *
  * Time: ticks are counted from the monotonic clock, not from timer callbacks, so a stalled
  * event loop (or a paused process) catches up on the ticks it missed when it wakes — before
@@ -86,6 +90,16 @@ interface PendingTransfer extends Pending<{ readonly leader: NodeId; readonly te
   readonly target: NodeId | null;
 }
 
+interface TakenReady<M, H> {
+  readonly ready: Ready<M, H>;
+  /** Taken in this order (from 1). */
+  readonly seq: number;
+  /** Its writes must be durable before it is finished. */
+  readonly needsSync: boolean;
+  /** The first index its entries write (0 with a snapshot: the whole log; infinity for none). */
+  readonly firstIndex: number;
+}
+
 interface PendingChange extends Pending<{ readonly index: number }> {
   readonly index: number;
   readonly term: number;
@@ -126,8 +140,20 @@ export class Replica<M, H, R> {
   private startedAtMs = 0;
   private ticksDone = 0;
   private stopped = false;
-  /** A sync of a Ready's writes is running. */
-  private persisting = false;
+  /** Readies taken and not yet finished (advanced), oldest first. */
+  private taken: TakenReady<M, H>[] = [];
+  /** The sequence number of the last Ready taken. */
+  private lastSeq = 0;
+  /** The last Ready taken whose writes need a sync (0: none yet). */
+  private lastSeqToSync = 0;
+  /** Every Ready taken up to this one has its writes durable. */
+  private durableSeq = 0;
+  /** Entries saved since the last sync began (for the observer). */
+  private entriesToSync = 0;
+  /** A sync runs. */
+  private syncing = false;
+  /** Committed entries waiting to be applied until durable here, in index order. */
+  private toApply: LogEntry[] = [];
   private snapshotInProgress: { readonly builder: SnapshotBuilder; readonly term: number; readonly membership: Membership | undefined; readonly startedMs: number } | null = null;
   /** A snapshot whose file is written, waiting for the storage to be free of syncs. */
   private snapshotToSave: { readonly snapshot: Snapshot; readonly startedMs: number } | null = null;
@@ -168,6 +194,8 @@ export class Replica<M, H, R> {
     for (const pending of this.pendingChanges) pending.waiter.reject(changeUnknown);
     this.pendingProposals.clear();
     this.ticketsByKey.clear();
+    this.taken = [];
+    this.toApply = [];
     this.pendingReads.clear();
     this.readsAwaitingApply = [];
     this.pendingTransfers = [];
@@ -310,11 +338,12 @@ export class Replica<M, H, R> {
   private pump(): void {
     this.pumpScheduled = false;
     if (this.stopped) return;
-    for (let i = 0; i < READIES_PER_PUMP_MAX && !this.persisting && !this.stopped && this.engine.hasReady(); i++) this.handleReady(this.engine.ready());
+    for (let i = 0; i < READIES_PER_PUMP_MAX && !this.stopped && this.engine.hasReady(); i++) this.handleReady(this.engine.ready());
     if (this.stopped) return;
+    this.maybeStartSync();
     this.noticeLeadership();
     this.noticeMembership();
-    if (!this.persisting && this.engine.hasReady()) this.schedulePump();
+    if (this.engine.hasReady()) this.schedulePump();
   }
 
   /**
@@ -330,27 +359,58 @@ export class Replica<M, H, R> {
     for (const { to, message } of ready.messagesAfterPersist) this.options.network.send(to, message);
   }
 
+  /**
+   * Takes a Ready: its messages leave, its writes are saved (to be synced with whatever else
+   * is saved by then), its committed entries queue to be applied once durable here, its
+   * reads wait for the state machine. It is finished — messages after persist, `advance` —
+   * once everything before it is and its own writes are durable.
+   */
   private handleReady(ready: Ready<M, H>): void {
     this.options.observer?.statusChanged?.();
     this.sendBeforePersist(ready);
-    if (ready.snapshot === null && ready.entries.length === 0 && ready.hardState === null) {
-      this.finishReady(ready, 0);
-      return;
+    const writes = ready.snapshot !== null || ready.entries.length > 0 || ready.hardState !== null;
+    if (writes) {
+      try {
+        this.options.storage.save({ snapshot: ready.snapshot, entries: ready.entries, hardState: ready.hardState });
+      } catch (error) {
+        this.fail(error);
+        return;
+      }
     }
+    const needsSync = ready.snapshot !== null || ready.entries.length > 0 || (ready.hardState !== null && ready.mustSync !== false);
+    const firstIndex = ready.snapshot !== null ? 0 : (ready.entries[0]?.index ?? Number.POSITIVE_INFINITY);
+    this.taken.push({ ready, seq: ++this.lastSeq, needsSync, firstIndex });
+    if (needsSync) {
+      this.lastSeqToSync = this.lastSeq;
+      this.entriesToSync += ready.entries.length;
+    }
+    for (const entry of ready.committedEntries) this.toApply.push(entry);
+    for (const { requestId, index } of ready.readStates) {
+      const read = this.pendingReads.get(requestId);
+      if (read === undefined) continue;
+      read.index = index;
+      this.readsAwaitingApply.push(read);
+    }
+    // Early apply: what is durable already need not wait for this Ready's sync.
+    this.applyDurable();
+    this.finishTaken();
+  }
+
+  /** Starts a sync of everything saved, unless one runs or nothing waits for one. */
+  private maybeStartSync(): void {
+    if (this.syncing || this.stopped || this.lastSeqToSync <= this.durableSeq) return;
+    const covers = this.lastSeqToSync;
+    const entries = this.entriesToSync;
+    this.entriesToSync = 0;
     const startedMs = this.options.clock.nowMs();
-    // Entries before this Ready's first are durable already (see the file comment).
-    const durableBefore = ready.snapshot !== null ? 0 : (ready.entries[0]?.index ?? Number.POSITIVE_INFINITY);
-    let early = 0;
-    while (early < ready.committedEntries.length && (ready.committedEntries[early] as LogEntry).index < durableBefore) early++;
-    // A storage may complete the sync before `sync` returns: the early entries must apply
-    // first, so such a completion is held until they have.
+    this.syncing = true;
+    // A storage may complete the sync before `sync` returns; that completion is handled
+    // after, so nothing runs inside the storage's call.
     const sync: { inline: boolean; outcome: { readonly error: unknown } | null } = { inline: true, outcome: null };
-    this.persisting = true;
     try {
-      this.options.storage.save({ snapshot: ready.snapshot, entries: ready.entries, hardState: ready.hardState });
       this.options.storage.sync((error) => {
         if (sync.inline) sync.outcome = { error };
-        else this.afterSync(ready, early, startedMs, error);
+        else this.onSynced(covers, entries, startedMs, error);
       });
     } catch (error) {
       sync.inline = false;
@@ -358,37 +418,46 @@ export class Replica<M, H, R> {
       return;
     }
     sync.inline = false;
-    // While the storage syncs.
-    if (early > 0) this.apply(ready.committedEntries.slice(0, early));
-    if (sync.outcome !== null) this.afterSync(ready, early, startedMs, sync.outcome.error);
+    if (sync.outcome !== null) this.onSynced(covers, entries, startedMs, sync.outcome.error);
   }
 
-  private afterSync(ready: Ready<M, H>, early: number, startedMs: number, error: unknown): void {
-    this.persisting = false;
+  /** Everything taken up to `covers` is durable. */
+  private onSynced(covers: number, entries: number, startedMs: number, error: unknown): void {
+    this.syncing = false;
     if (this.stopped) return;
     if (error !== null && error !== undefined) return this.fail(error);
-    this.options.observer?.persisted?.(this.options.clock.nowMs() - startedMs, ready.entries.length);
-    this.finishReady(ready, early);
+    this.durableSeq = Math.max(this.durableSeq, covers);
+    this.options.observer?.persisted?.(this.options.clock.nowMs() - startedMs, entries);
+    this.finishTaken();
+    // A compaction waits for a moment with no sync running: this is one.
     this.saveSnapshot();
+    this.maybeStartSync();
     this.schedulePump();
   }
 
-  /** The part of a Ready that comes after its writes are durable; `applied` committed entries already were. */
-  private finishReady(ready: Ready<M, H>, applied: number): void {
+  /** Finishes, in order, the Readies whose writes are durable (and those with none to wait for). */
+  private finishTaken(): void {
+    while (this.taken.length > 0 && !this.stopped) {
+      const head = this.taken[0] as TakenReady<M, H>;
+      if (head.needsSync && head.seq > this.durableSeq) return;
+      this.taken.shift();
+      this.finishReady(head.ready);
+    }
+  }
+
+  /** The part of a Ready that comes after its writes are durable. */
+  private finishReady(ready: Ready<M, H>): void {
     this.sendAfterPersist(ready);
     if (ready.snapshot !== null) {
       // The leader's snapshot replaces the state a snapshot in progress was taken of.
       this.abortSnapshot();
+      assert(this.toApply.length === 0 || (this.toApply[0] as LogEntry).index > ready.snapshot.index, "entries behind a leader's snapshot wait to be applied");
       this.options.stateMachine.restore(ready.snapshot);
       this.options.observer?.snapshotInstalled?.(ready.snapshot);
     }
-    if (ready.committedEntries.length > applied) this.apply(applied === 0 ? ready.committedEntries : ready.committedEntries.slice(applied));
-    for (const { requestId, index } of ready.readStates) {
-      const read = this.pendingReads.get(requestId);
-      if (read === undefined) continue;
-      read.index = index;
-      this.readsAwaitingApply.push(read);
-    }
+    this.applyDurable();
+    const last = ready.committedEntries[ready.committedEntries.length - 1];
+    assert(last === undefined || this.options.stateMachine.appliedIndex >= last.index, `a finished Ready's committed entry ${last?.index} is not applied (applied ${this.options.stateMachine.appliedIndex})`);
     this.serveReads();
     this.settleChanges();
     this.engine.advance(ready);
@@ -396,9 +465,26 @@ export class Replica<M, H, R> {
     this.options.observer?.statusChanged?.();
   }
 
+  /**
+   * Applies the queued committed entries that are durable on this node: those before the
+   * first entry any unsynced Ready wrote (none while a leader's snapshot is unsynced).
+   */
+  private applyDurable(): void {
+    if (this.toApply.length === 0) return;
+    let frontier = Number.POSITIVE_INFINITY;
+    for (const taken of this.taken) if (taken.needsSync && taken.seq > this.durableSeq && taken.firstIndex < frontier) frontier = taken.firstIndex;
+    let count = 0;
+    while (count < this.toApply.length && (this.toApply[count] as LogEntry).index < frontier) count++;
+    if (count === 0) return;
+    const batch = count === this.toApply.length ? this.toApply : this.toApply.slice(0, count);
+    this.toApply = count === this.toApply.length ? [] : this.toApply.slice(count);
+    this.apply(batch);
+    this.serveReads();
+  }
+
   /** A failure the replica cannot continue after: stop, and tell the host. */
   private fail(error: unknown): void {
-    this.persisting = false;
+    this.syncing = false;
     this.stop();
     this.options.onFatal(error);
   }
@@ -590,14 +676,14 @@ export class Replica<M, H, R> {
         return;
       }
       this.snapshotToSave = { snapshot, startedMs: progress.startedMs };
-      if (!this.persisting) this.saveSnapshot();
+      if (!this.syncing) this.saveSnapshot();
     });
   }
 
   /** Compacts behind a prepared snapshot, if there is one; only while no sync runs. */
   private saveSnapshot(): void {
     const toSave = this.snapshotToSave;
-    if (toSave === null || this.persisting) return;
+    if (toSave === null || this.syncing) return;
     this.snapshotToSave = null;
     const { snapshot } = toSave;
     if (snapshot.index <= this.engine.status().snapshotIndex) return; // overtaken by a leader's snapshot

@@ -135,9 +135,17 @@ export class ProxyServer {
     this.bodyBytesMax = options.bodyBytesMax ?? 4 * 1024 * 1024 + 64 * 1024;
     this.budget = new RetryBudget(performance.now(), options.budget);
     this.prng = new Prng(options.seed ?? Math.floor(Math.random() * 2 ** 32));
-    for (const url of options.endpoints) {
-      this.pools.set(url, new Pool(url, { connections: options.connectionsPerEndpoint ?? 128, connect: { timeout: Math.min(this.attemptTimeoutMs, 3000) } }));
+    for (const url of options.endpoints) this.pool(url);
+  }
+
+  /** The connections to `url`, made on first use: the router follows the membership, so it may pick a node that was not among the endpoints given. */
+  private pool(url: string): Pool {
+    let pool = this.pools.get(url);
+    if (pool === undefined) {
+      pool = new Pool(url, { connections: this.options.connectionsPerEndpoint ?? 128, connect: { timeout: Math.min(this.attemptTimeoutMs, 3000) } });
+      this.pools.set(url, pool);
     }
+    return pool;
   }
 
   /** Listens on `options.listen` (port 0: an ephemeral port, see `url`). */
@@ -237,8 +245,7 @@ export class ProxyServer {
         this.counters.failed++;
         return sendError(response, 503, UPSTREAM_UNAVAILABLE, "no node of the cluster is available (every one failed its health checks or was ejected); retry shortly", { "retry-after": "1" });
       }
-      const pool = this.pools.get(endpoint.url);
-      if (pool === undefined) throw new Error(`the router picked ${endpoint.url}, which the proxy has no pool for`);
+      const pool = this.pool(endpoint.url);
       router.onStart(endpoint.id);
       let outcome: Outcome;
       try {

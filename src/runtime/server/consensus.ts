@@ -23,6 +23,12 @@ export interface Consensus {
   /** The engine's durable state (term, vote, commit for Raft) as bytes for the log store. */
   encodeHardState(hardState: unknown): Uint8Array;
   decodeHardState(bytes: Uint8Array): unknown;
+  /**
+   * The hard state of a node seeded from a backup whose snapshot is at `index` and `term`
+   * (`synod snapshot restore`): in that term, so the node never campaigns or appends below a
+   * term its log holds, with no vote, and committed through the snapshot.
+   */
+  restoredHardState(snapshot: { readonly index: number; readonly term: number }): unknown;
 }
 
 const hardStateCodec = new Packr({ useRecords: false, moreTypes: false });
@@ -46,6 +52,7 @@ export function consensusFor(protocol: ConsensusProtocol, timing: ConsensusTimin
           if (!index(term) || !index(commit) || !(vote === null || index(vote))) throw new InvalidInputError("a Raft hard state has a bad field");
           return { term, vote, commit };
         },
+        restoredHardState: ({ index, term }) => ({ term, vote: null, commit: index }),
       };
     }
   }

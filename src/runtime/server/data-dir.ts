@@ -63,8 +63,7 @@ export function checkIdentity(dir: string, wanted: DataDirIdentity): DataDirIden
   if (!existsSync(path)) {
     const isNew = !existsSync(join(dir, DATA_LAYOUT.wal)) && !existsSync(join(dir, DATA_LAYOUT.kv));
     if (!isNew) throw new StartupError(`${dir} holds a log or a state machine but no ${DATA_LAYOUT.identity}; it was not written by a synod node of this version, or the file was deleted. Restore the file, or start with an empty directory.`);
-    const directory = wanted.directory?.map((m) => ({ id: m.id, peer: formatHostPort(m.peer), http: m.http }));
-    writeFileAtomic(path, new TextEncoder().encode(`${JSON.stringify({ clusterId: wanted.clusterId, nodeId: wanted.nodeId, joined: wanted.joined, ...(directory === undefined ? {} : { directory }), format: 1 })}\n`));
+    writeIdentity(dir, wanted);
     return wanted;
   }
   const recorded = readIdentity(dir);
@@ -73,6 +72,13 @@ export function checkIdentity(dir: string, wanted: DataDirIdentity): DataDirIden
     throw new StartupError(`${dir} belongs to node ${recorded.nodeId}, not ${wanted.nodeId}: start node ${recorded.nodeId} with it, or give node ${wanted.nodeId} its own --data-dir`);
   }
   return recorded;
+}
+
+/** Records `identity` in `dir` (atomically: the file is there whole, or not at all). */
+export function writeIdentity(dir: string, identity: DataDirIdentity): void {
+  const directory = identity.directory?.map((m) => ({ id: m.id, peer: formatHostPort(m.peer), http: m.http }));
+  const record = { clusterId: identity.clusterId, nodeId: identity.nodeId, joined: identity.joined, ...(directory === undefined ? {} : { directory }), format: 1 };
+  writeFileAtomic(join(dir, DATA_LAYOUT.identity), new TextEncoder().encode(`${JSON.stringify(record)}\n`));
 }
 
 /** The identity recorded in `dir`, or null for a directory without one. Throws StartupError when unreadable. */

@@ -115,6 +115,9 @@ describe("exactly-once writes through the SDK across a leader crash", { timeout:
       weights: { [cluster.node(entry).http]: 1000, [cluster.node(other).http]: 1 },
       concurrency: CONCURRENCY,
       healthCheckIntervalMs: 100,
+      // The writes must go through `entry`: a client following the member list would learn
+      // the leader's address and write to it directly.
+      membersIntervalMs: 0,
       attemptTimeoutMs: 1_000,
       retry: { attemptsMax: 40, backoffMsBase: 20, backoffMsMax: 200, retryTokensMax: 2_000 },
       seed: 6,

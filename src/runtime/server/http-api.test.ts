@@ -56,6 +56,7 @@ function fakeService(store: KvStore, fault: Fault, writes: KvCommand[]): KvServi
     readiness: () => fault.readiness,
     observeRequest: () => undefined,
     logError: () => undefined,
+    backup: () => Promise.reject(new Error("no backups in this test")),
   };
 }
 
@@ -112,6 +113,7 @@ describe("the HTTP API in-process", () => {
       ["GET", "/metrics?name=x", /GET \/metrics takes no query parameters/],
       ["GET", "/healthz?x", /GET \/healthz takes no query parameters/],
       ["GET", "/readyz?x", /GET \/readyz takes no query parameters/],
+      ["GET", "/v1/snapshot?consistancy=stale", /unknown query parameter consistancy: GET \/v1\/snapshot takes consistency/],
       ["GET", "/v1/kv/k?consistency=stale&consistency=linearizable", /consistency is given 2 times; give it once/],
       ["PUT", "/v1/kv/k?prevRevision=1&prevRevision=2", /prevRevision is given 2 times/],
     ];

@@ -25,6 +25,7 @@ import {
   type KvOperation,
   type ReadConsistency,
 } from "./driver.js";
+import { sendBackup, type Backup } from "./backup.js";
 import { parseTxnRequest, txnResultJson } from "./txn-json.js";
 
 /** What the HTTP layer needs from the node. */
@@ -47,6 +48,8 @@ export interface KvService {
   changeMembers(request: MemberRequest, forwarded: boolean): Promise<{ readonly status: number; readonly body: object }>;
   /** Hands leadership to `to` (null: the leader's pick), through the leader wherever it is asked. */
   transferLeadership(to: number | null, forwarded: boolean): Promise<{ readonly status: number; readonly body: object }>;
+  /** A backup of the state machine (`GET /v1/snapshot`); at or after every acknowledged write unless `stale`. */
+  backup(consistency: ReadConsistency): Promise<Backup>;
   metrics(): Promise<{ readonly contentType: string; readonly body: string }>;
   /** Which voters this node reaches now, to say why there is no leader. */
   quorum(): QuorumView;
@@ -193,6 +196,7 @@ const ROUTES: Readonly<Record<string, Readonly<Record<string, Route>>>> = {
   "/metrics": { GET: { query: [], serve: serveMetrics } },
   "/healthz": { GET: { query: [], serve: (c) => sendJson(c.response, 200, { ok: true }) } },
   "/readyz": { GET: { query: [], serve: (c) => sendReadiness(c.response, c.service.readiness()) } },
+  "/v1/snapshot": { GET: { query: ["consistency"], serve: async (c) => sendBackup(await c.service.backup(consistencyOf(c.query)), c.response) } },
 };
 
 async function handle(service: KvService, options: HttpApiOptions, request: IncomingMessage, response: ServerResponse, setRoute: (route: string) => void): Promise<void> {

@@ -24,6 +24,7 @@ import { formatHostPort, parseHostPort, type MemberAddress, type NodeConfig } fr
 import { consensusFor } from "./consensus.js";
 import { checkIdentity, clusterIdFor, DATA_LAYOUT, lockDataDir, readIdentity, StartupError, type DataDirIdentity } from "./data-dir.js";
 import { fetchClusterView, JOIN_TIMEOUT_MS, REACH_TIMEOUT_MS, requestJoin, type ClusterView } from "./join.js";
+import { BackupSource } from "./backup.js";
 import { Driver, WriteOutcomeUnknownError } from "./driver.js";
 import { createHttpApi, FORWARDED_HEADER, HttpError, READY_APPLIED_LAG_MAX, type KvService, type MemberRequest, type QuorumView, type Readiness } from "./http-api.js";
 import { isMember, members } from "../../core/engine/membership.js";
@@ -53,6 +54,7 @@ export class SynodNode {
   private readonly bootstrapMembers: readonly MemberAddress[];
   private readonly driver: Driver;
   private readonly metrics: NodeMetrics;
+  private readonly backups: BackupSource;
 
   private constructor(
     readonly config: NodeConfig,
@@ -95,6 +97,16 @@ export class SynodNode {
       metrics: this.metrics,
       log: log.child({ component: "driver" }),
       onMembership: (membership) => this.applyMembership(membership),
+    });
+    this.backups = new BackupSource({
+      read: (consistency) => this.driver.read(consistency),
+      applied: () => kv.applied,
+      beginSnapshot: () => backend.beginSnapshot(),
+      entryTerm: (index) => engine.entryTerm(index),
+      membershipAt: (index) => engine.membershipAt?.(index),
+      clusterId: this.clusterId,
+      nodeId: config.id,
+      version: SYNOD_VERSION,
     });
   }
 
@@ -495,6 +507,7 @@ export class SynodNode {
       },
       changeMembers: (request, forwarded) => this.changeMembers(request, forwarded),
       transferLeadership: (to, forwarded) => this.transferLeadership(to, forwarded),
+      backup: (consistency) => this.backups.take(consistency),
       metrics: async () => ({ contentType: this.metrics.registry.contentType, body: await this.metrics.registry.metrics() }),
       quorum: () => this.quorumView(),
       readiness: () => this.readiness(),
@@ -539,6 +552,7 @@ export class SynodNode {
             server.close(() => resolve());
             server.closeIdleConnections();
           });
+    this.backups.stop();
     await this.driver.stop();
     if (server !== null) {
       // The 503s just written get a moment to leave; then whatever is left is cut.

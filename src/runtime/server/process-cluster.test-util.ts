@@ -43,6 +43,11 @@ export interface ClusterOptions {
   readonly spare?: number;
   /** Extra `synod node` flags for every node. */
   readonly flags?: readonly string[];
+  /**
+   * Runs before any node starts, with the nodes (their data directories not yet created)
+   * and the `--peers` list they will be started with: to seed their data directories.
+   */
+  readonly prepare?: (nodes: readonly NodeProcess[], peers: string) => Promise<void>;
 }
 
 export class ProcessCluster {
@@ -66,6 +71,7 @@ export class ProcessCluster {
     const total = options.size + (options.spare ?? 0);
     const ports = await freePorts(total * 2);
     const cluster = new ProcessCluster(mkdtempSync(join(tmpdir(), "synod-cluster-")), ports.slice(0, total), ports.slice(total), options.flags ?? [], options.size);
+    await options.prepare?.(cluster.nodes, cluster.bootstrapPeers());
     for (const node of cluster.nodes.slice(0, options.size)) cluster.startNode(node.id);
     return cluster;
   }
@@ -87,8 +93,12 @@ export class ProcessCluster {
   startNode(id: number, override: readonly string[] = []): NodeProcess {
     const node = this.node(id);
     if (node.process !== null) throw new Error(`node ${id} is running`);
-    const peers = this.peerPorts.slice(0, this.bootstrapSize).map((port, i) => `${i + 1}=127.0.0.1:${port}`).join(",");
-    return this.spawnNode(node, ["--peers", peers, ...override]);
+    return this.spawnNode(node, ["--peers", this.bootstrapPeers(), ...override]);
+  }
+
+  /** The `--peers` list of the nodes that bootstrap the cluster. */
+  bootstrapPeers(): string {
+    return this.peerPorts.slice(0, this.bootstrapSize).map((port, i) => `${i + 1}=127.0.0.1:${port}`).join(",");
   }
 
   /** Starts node `id` with `--join` through the member at `via` (an HTTP URL), instead of `--peers`. */

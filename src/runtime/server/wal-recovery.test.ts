@@ -5,7 +5,7 @@
  * naming the file and the offset.
  */
 import assert from "node:assert/strict";
-import { readdirSync, readFileSync, truncateSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { ProcessCluster, request, sleep } from "./process-cluster.test-util.js";
@@ -16,6 +16,11 @@ function segments(dataDir: string): string[] {
     .filter((name) => /^\d{16}\.wal$/.test(name))
     .sort()
     .map((name) => join(dir, name));
+}
+
+/** Where the record at `offset` ends. */
+function recordEnd(bytes: Buffer, offset: number): number {
+  return offset + 8 + bytes.readUInt32LE(offset);
 }
 
 /** Offsets of each record in a segment: u32 LE length | u32 CRC | payload; zeros end it. */
@@ -55,9 +60,18 @@ describe("write-ahead log damage on real nodes", { timeout: 90_000 }, () => {
     const last = files[files.length - 1] as string;
     const offsets = recordOffsets(last);
     assert.ok(offsets.length > 0, "the last segment holds records");
-    // Cut the last record in half, as a crash in the middle of its write would.
-    const lastRecord = offsets[offsets.length - 1] as number;
-    truncateSync(last, lastRecord + 10);
+    // What a crash in the middle of a write leaves: after the last record that was made
+    // durable, the start of one that was not — its header and a few bytes of its payload —
+    // and the segment's zeros after. (The last whole record may be an applied entry: it was
+    // durable before it applied, and no crash can tear it.)
+    const bytes = readFileSync(last);
+    const end = recordEnd(bytes, offsets[offsets.length - 1] as number);
+    const torn = Buffer.alloc(8 + 2);
+    torn.writeUInt32LE(2068, 0);
+    torn.writeUInt32LE(0xdeadbeef, 4);
+    torn.write("ab", 8);
+    torn.copy(bytes, end);
+    writeFileSync(last, bytes);
     cluster.startNode(victim);
     const deadline = Date.now() + 15_000;
     let read = await request("GET", `${cluster.node(victim).http}/v1/kv/wal-299?consistency=linearizable`);

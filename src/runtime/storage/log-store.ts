@@ -184,8 +184,9 @@ export class LogStore<H> {
   }
 
   /**
-   * `sync()` with the fdatasync off the event loop; durable when the promise resolves, and
-   * no other call may be made before then (see `Wal.syncAsync`).
+   * `sync()` with the fdatasync off the event loop; what was saved before the call is durable
+   * when the promise resolves. Until then only `save` of entries and hard states may be
+   * called (they buffer, for the next sync); anything else throws (see `Wal.syncAsync`).
    */
   syncAsync(): Promise<void> {
     this.assertOpen();

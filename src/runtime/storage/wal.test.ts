@@ -65,14 +65,17 @@ describe("write-ahead log", () => {
     });
   });
 
-  test("syncAsync: durable when it resolves, other calls refused while it runs, close waits for it", async () => {
+  test("syncAsync: durable when it resolves; appends meanwhile buffer for the next sync, other calls are refused; close waits for it", async () => {
     await withDir(async (dir) => {
       const { wal } = Wal.open({ dir, segmentBytes: SEGMENT_BYTES });
       const record = (i: number): string => `record-${i}`.padEnd(500, ".");
       for (let i = 0; i < 200; i++) wal.append(text(record(i))); // 100 KiB: a roll inside
       const syncing = wal.syncAsync();
-      assert.throws(() => wal.append(text("early")), /in flight/);
+      // The replica saves the next Ready while the last one flushes.
+      wal.append(text("during"));
+      assert.equal(wal.pendingBytes > 0, true, "buffered, not yet written");
       assert.throws(() => wal.sync(), /in flight/);
+      assert.throws(() => wal.syncAsync(), /in flight/);
       await syncing;
       wal.append(text("after"));
       const second = wal.syncAsync();
@@ -80,7 +83,7 @@ describe("write-ahead log", () => {
       await second;
       await closed;
       const reopened = Wal.open({ dir, segmentBytes: SEGMENT_BYTES });
-      assert.deepEqual(decode(reopened.records), [...Array.from({ length: 200 }, (_, i) => record(i)), "after"]);
+      assert.deepEqual(decode(reopened.records), [...Array.from({ length: 200 }, (_, i) => record(i)), "during", "after"]);
       assert.ok(segments(dir).length >= 2, "the records filled more than one segment");
       await reopened.wal.close();
     });

@@ -212,7 +212,7 @@ export class Wal {
   private bufferedBytes = 0;
   private closing: Promise<void> | null = null;
   private broken: unknown = null;
-  /** An fdatasync of `syncAsync` is running on the thread pool; nothing else may touch the file. */
+  /** An fdatasync of `syncAsync` is running on the thread pool; nothing else may touch the file (appends only buffer). */
   private syncing: Promise<void> | null = null;
   private readonly next: NextSegment;
 
@@ -272,7 +272,9 @@ export class Wal {
 
   /** Queues a record of 1 to WAL_RECORD_BYTES_MAX bytes (copied); it is durable once `sync()` returns. */
   append(payload: Uint8Array): void {
-    this.assertUsable("append to");
+    // Appending only buffers, so it may go on while an fdatasync of earlier writes runs:
+    // the replica saves the next Ready while the last one flushes. The next sync writes it.
+    this.assertUsable("append to", { duringSync: true });
     if (payload.length === 0 || payload.length > WAL_RECORD_BYTES_MAX) {
       throw new RangeError(`a WAL record must hold 1 to ${WAL_RECORD_BYTES_MAX} bytes, not ${payload.length}`);
     }
@@ -312,7 +314,8 @@ export class Wal {
   /**
    * `sync()` with its final fdatasync on libuv's thread pool, so the event loop goes on
    * (receiving requests and acknowledgements) while the disk flushes. The records are
-   * durable when the promise resolves. Until then every other call throws (but `close`, which waits);
+   * durable when the promise resolves; what is appended meanwhile is not (the next sync
+   * writes it). Until then every other call but `append` throws (and `close`, which waits);
    * a failed fdatasync makes the log unusable, as a failed `sync` does (after an fsync error
    * the kernel may have dropped the dirty pages, so a retry could report success falsely).
    */
@@ -413,9 +416,9 @@ export class Wal {
     return this.closing;
   }
 
-  private assertUsable(what: string): void {
+  private assertUsable(what: string, options: { readonly duringSync?: boolean } = {}): void {
     if (this.closing !== null) throw new Error(`${what} a closed write-ahead log`);
-    if (this.syncing !== null) throw new Error(`${what} a write-ahead log while an fdatasync is in flight`);
+    if (this.syncing !== null && options.duringSync !== true) throw new Error(`${what} a write-ahead log while an fdatasync is in flight`);
     if (this.broken !== null) throw new Error(`${what} a write-ahead log that failed an earlier write`, { cause: this.broken });
   }
 

@@ -1,0 +1,177 @@
+/**
+ * `synod snapshot restore`: seeds one node's data directory of a NEW cluster from a backup
+ * (storage/backup-file.ts), so that the node starts with the backup's state and its log
+ * continues after it. Run once per member, each with its own `--id` and the same `--peers`.
+ *
+ * What it writes (data-dir.ts has the layout):
+ * - `snap/` and `wal/`: the backup's state as a snapshot at the backup's index and term,
+ *   holding the new members as the configuration, and a checkpoint of a log that is empty
+ *   after it, with a hard state in that term (consensus.ts says why the term). The index
+ *   is kept, not renumbered: client session ids are entry indexes, and new sessions must
+ *   not take the ids of restored ones.
+ * - `kv/`: the state machine, at that index (so the node needs no rebuild at its start).
+ * - `node.json`, last: a new cluster id, derived from the cluster token, the members and
+ *   the backup's SHA-256. Every member restored from the same file with the same `--peers`
+ *   agrees on it; members of the cluster the backup came from, or of another restore, have
+ *   another, so their connections are refused (their logs are not this cluster's).
+ *
+ * Nothing is written until the whole file has passed its checksum and its state decodes.
+ * Only an empty directory (or one holding only `lost+found`, as a fresh volume does) is
+ * restored into. `node.json` is the commit point: a node refuses a directory with a log
+ * but no `node.json`, so a restore cut short (the machine died) cannot be started by
+ * mistake; a restore that fails removes what it wrote.
+ */
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { SynodError, InvalidInputError } from "../../core/common/errors.js";
+import type { Membership, Snapshot } from "../../core/engine/contract.js";
+import { decodeSnapshot } from "../../core/kv/snapshot.js";
+import { KvStore } from "../../core/kv/store.js";
+import { BackupFileError, readBackup, type BackupHeader } from "../storage/backup-file.js";
+import { LmdbKvBackend } from "../storage/kv-lmdb.js";
+import { LogStore } from "../storage/log-store.js";
+import type { MemberAddress } from "./config.js";
+import { consensusFor, type ConsensusProtocol } from "./consensus.js";
+import { clusterIdFor, DATA_LAYOUT, lockDataDir, writeIdentity } from "./data-dir.js";
+
+/** The restored log's first segment is small: the node's own segments (`--wal-segment-bytes`) follow it. */
+const RESTORE_WAL_SEGMENT_BYTES = 1024 * 1024;
+/** What a fresh file system puts at a volume's root; a directory holding only it is empty. */
+const IGNORED_ENTRIES = new Set(["lost+found"]);
+
+export interface RestoreOptions {
+  /** The backup file. */
+  readonly file: string;
+  readonly dataDir: string;
+  /** This node's id, one of `members`. */
+  readonly id: number;
+  /** Every member of the new cluster, with the peer addresses its nodes will be started with. */
+  readonly members: readonly MemberAddress[];
+  readonly clusterToken: string;
+  readonly consensus: ConsensusProtocol;
+}
+
+export interface RestoreResult {
+  readonly header: BackupHeader;
+  readonly sha256: string;
+  readonly sessions: number;
+  /** The new cluster's id. */
+  readonly clusterId: string;
+}
+
+/** A restore refused before anything was written (a non-empty directory, a bad member list); the message says what to do. */
+export class RestoreRefusedError extends SynodError {
+  constructor(message: string) {
+    super("restore_refused", message);
+    this.name = "RestoreRefusedError";
+  }
+}
+
+/** The state a verified backup holds, checked to decode whole. */
+export interface VerifiedBackup {
+  readonly header: BackupHeader;
+  readonly data: Uint8Array;
+  readonly sha256: string;
+  readonly sessions: number;
+}
+
+/**
+ * Reads `file` and checks it whole: its checksum, its header, and that its state decodes
+ * and is the one the header names. Throws BackupFileError (damaged, truncated, not a
+ * backup) or RestoreRefusedError (cannot be read).
+ */
+export function verifyBackupFile(file: string): VerifiedBackup {
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(file);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new RestoreRefusedError(`cannot read ${file}: ${code === "ENOENT" ? "no such file" : code === "EISDIR" ? "it is a directory" : (error as Error).message}`);
+  }
+  const what = `the backup ${file}`;
+  const { header, data, sha256 } = readBackup(bytes, what);
+  let records = 0;
+  let sessions = 0;
+  let meta: { readonly appliedIndex: number; readonly revision: number };
+  try {
+    meta = decodeSnapshot(data, { record: () => void records++, session: () => void sessions++ });
+  } catch (error) {
+    if (!(error instanceof InvalidInputError)) throw error;
+    throw new BackupFileError(what, `passes its checksum but its state does not decode (${error.message}); it was written by another version of synod, or by a bug`);
+  }
+  if (meta.appliedIndex !== header.index || meta.revision !== header.revision || records !== header.keys) {
+    throw new BackupFileError(what, `passes its checksum but its header (index ${header.index}, revision ${header.revision}, ${header.keys} keys) does not match its state (index ${meta.appliedIndex}, revision ${meta.revision}, ${records} keys)`);
+  }
+  return { header, data, sha256, sessions };
+}
+
+/** Restores `options.file` into `options.dataDir`; see the file comment. Throws BackupFileError or RestoreRefusedError before writing anything. */
+export async function restoreDataDir(options: RestoreOptions): Promise<RestoreResult> {
+  const backup = verifyBackupFile(options.file);
+  checkMembers(options);
+  const created = checkEmpty(options.dataDir);
+  const clusterId = clusterIdFor(`${options.clusterToken}\nrestored from ${backup.sha256}`, options.members);
+  let releaseLock: (() => void) | null = null;
+  try {
+    mkdirSync(options.dataDir, { recursive: true });
+    releaseLock = lockDataDir(options.dataDir);
+    await writeLog(options, backup);
+    await writeStateMachine(options.dataDir, backup.data);
+    writeIdentity(options.dataDir, { clusterId, nodeId: options.id, joined: false });
+  } catch (error) {
+    releaseLock?.();
+    releaseLock = null;
+    for (const name of [DATA_LAYOUT.identity, DATA_LAYOUT.wal, DATA_LAYOUT.snapshots, DATA_LAYOUT.kv]) rmSync(join(options.dataDir, name), { recursive: true, force: true });
+    if (created) rmSync(options.dataDir, { recursive: true, force: true });
+    throw error;
+  } finally {
+    releaseLock?.();
+  }
+  return { header: backup.header, sha256: backup.sha256, sessions: backup.sessions, clusterId };
+}
+
+function checkMembers(options: RestoreOptions): void {
+  const ids = options.members.map((member) => member.id);
+  if (new Set(ids).size !== ids.length) throw new RestoreRefusedError(`--peers lists a member twice (${ids.join(",")})`);
+  if (!ids.includes(options.id)) throw new RestoreRefusedError(`--peers must list this node (${options.id}) too`);
+}
+
+/** Refuses a directory that holds anything; returns whether it must be created. */
+function checkEmpty(dir: string): boolean {
+  if (!existsSync(dir)) return true;
+  if (!statSync(dir).isDirectory()) throw new RestoreRefusedError(`${dir} is a file, not a directory: give --data-dir a new or empty directory`);
+  const entries = readdirSync(dir).filter((name) => !IGNORED_ENTRIES.has(name));
+  if (entries.length > 0) {
+    const shown = entries.slice(0, 5).join(", ") + (entries.length > 5 ? ", ..." : "");
+    throw new RestoreRefusedError(`${dir} is not empty (it holds ${shown}): a restore never overwrites a node's data. Give --data-dir a new or empty directory`);
+  }
+  return false;
+}
+
+/** The snapshot the log continues from, with the new members as its configuration, and a hard state in its term. */
+async function writeLog(options: RestoreOptions, backup: VerifiedBackup): Promise<void> {
+  const consensus = consensusFor(options.consensus, { electionTicks: 10, heartbeatTicks: 1 });
+  const membership: Membership = { voters: options.members.map((member) => member.id), outgoing: [], learners: [], autoPromote: [], autoLeave: true, context: new Uint8Array(0) };
+  const snapshot: Snapshot = { index: backup.header.index, term: backup.header.term, data: backup.data, membership };
+  const { store } = LogStore.open<unknown>({
+    dir: join(options.dataDir, DATA_LAYOUT.wal),
+    snapshotDir: join(options.dataDir, DATA_LAYOUT.snapshots),
+    encodeHardState: consensus.encodeHardState,
+    decodeHardState: consensus.decodeHardState,
+    segmentBytes: RESTORE_WAL_SEGMENT_BYTES,
+  });
+  try {
+    store.save({ snapshot, entries: [], hardState: consensus.restoredHardState(snapshot) });
+  } finally {
+    await store.close();
+  }
+}
+
+async function writeStateMachine(dataDir: string, data: Uint8Array): Promise<void> {
+  const { backend } = LmdbKvBackend.open({ path: join(dataDir, DATA_LAYOUT.kv) });
+  try {
+    KvStore.open(backend).restore(data);
+  } finally {
+    await backend.close();
+  }
+}
