@@ -123,6 +123,21 @@ describe("PMS 2.2 — the acceptor", () => {
     e.step(1, { type: "accept", ballot: ballotOf(2, 1), entries: [entry(2, ballotOf(2, 1), "x")], commit: 0 });
     assert.equal(sent(drain(e), "nack").length, 1);
   });
+
+  test("PMS 2.3 (what must be durable): a promise and an acceptance are synced before answering; a learned commit index alone need not be (etcd's MustSync)", () => {
+    const e = engine(2, [1, 2, 3]);
+    const b = ballotOf(1, 1);
+    e.step(1, { type: "prepare", ballot: b, from: 1, probe: false });
+    const promise = drain(e);
+    assert.ok(promise.some((r) => r.hardState?.promised === b && r.mustSync === true), "a promise is synced");
+    e.step(1, { type: "accept", ballot: b, entries: [entry(1, b, "a")], commit: 0 });
+    assert.ok(drain(e).every((r) => r.entries.length === 0 || r.mustSync === true), "an acceptance is synced");
+    e.step(1, { type: "heartbeat", ballot: b, commit: 1, readRound: 0 });
+    const learned = drain(e);
+    assert.ok(learned.some((r) => r.hardState?.commit === 1), "the commit index is saved");
+    assert.ok(learned.every((r) => r.mustSync === false), "but need not wait for a sync: a restarted acceptor learns it again");
+    assert.deepEqual(learned.flatMap((r) => r.committedEntries).map((x) => x.index), [1]);
+  });
 });
 
 describe("PMS 2.2 and 3 — the proposer", () => {

@@ -1245,6 +1245,9 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
       this.broadcastAccept();
     }
     const hardState = this.hardStateChanged() ? { promised: this.promised, commit: this.log.commitIndex } : null;
+    // A promise must be durable before it is relied on; a commit index alone need not be:
+    // a node that forgets it after a crash learns it again from the leader (etcd's MustSync).
+    const promiseChanged = hardState !== null && hardState.promised !== this.savedHardState.promised;
     if (hardState !== null) this.savedHardState = hardState;
     let committedEntries = this.log.takeCommitted(this.config.applyEntriesPerReadyMax);
     if (this.mutant === "apply-unchosen" && committedEntries.length === 0) {
@@ -1252,9 +1255,11 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
       const last = committedEntries[committedEntries.length - 1];
       if (last !== undefined) this.log.applyingIndex = last.index;
     }
+    const entries = this.log.takeUnstable();
     const ready: Ready<PaxosMessage, PaxosHardState> = {
       hardState,
-      entries: this.log.takeUnstable(),
+      mustSync: promiseChanged || entries.length > 0 || this.snapshotToInstall !== null,
+      entries,
       snapshot: this.snapshotToInstall,
       messages: this.messages,
       messagesAfterPersist: this.messagesAfterPersist,
