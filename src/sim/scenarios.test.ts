@@ -3,7 +3,7 @@ import { describe, test } from "node:test";
 import { OverloadedError } from "../core/common/errors.js";
 import type { Engine, EngineFactory, TuningHints } from "../core/engine/contract.js";
 import { raftFactory } from "../core/raft/index.js";
-import { pickScenario, SCENARIO_NAMES, SCENARIOS } from "./scenarios.js";
+import { pickScenario, scenarioApplies, SCENARIO_NAMES, SCENARIOS } from "./scenarios.js";
 import { runSimulation } from "./simulation.js";
 import { Prng } from "../core/common/prng.js";
 
@@ -11,7 +11,7 @@ const raft = raftFactory();
 const SEEDS_PER_SCENARIO = 3;
 
 describe("simulator scenarios: Raft passes every one, with every checker on", () => {
-  for (const scenario of SCENARIOS) {
+  for (const scenario of SCENARIOS.filter((s) => scenarioApplies(s, "raft"))) {
     test(`${scenario.name}: ${scenario.description}`, () => {
       for (let seed = 1; seed <= SEEDS_PER_SCENARIO; seed++) {
         const result = runSimulation({ protocol: raft, seed, scenario: scenario.name });
@@ -24,17 +24,21 @@ describe("simulator scenarios: Raft passes every one, with every checker on", ()
 });
 
 describe("scenario selection", () => {
-  test("random draws every scenario eventually, mostly the mixed nemesis", () => {
-    const prng = new Prng(7);
-    const seen = new Map<string, number>();
-    for (let i = 0; i < 5000; i++) {
-      const name = pickScenario(prng).name;
-      seen.set(name, (seen.get(name) ?? 0) + 1);
-    }
-    assert.deepEqual([...seen.keys()].sort(), SCENARIOS.map((s) => s.name).sort());
-    const top = [...seen.entries()].sort((a, b) => b[1] - a[1])[0];
-    assert.equal(top?.[0], "mixed");
-  });
+  for (const protocol of ["raft", "paxos"]) {
+    test(`random draws every scenario that applies to ${protocol} eventually, and no other, mostly the mixed nemesis`, () => {
+      const prng = new Prng(7);
+      const seen = new Map<string, number>();
+      for (let i = 0; i < 5000; i++) {
+        const name = pickScenario(prng, true, true, protocol).name;
+        seen.set(name, (seen.get(name) ?? 0) + 1);
+      }
+      const applicable = SCENARIOS.filter((s) => scenarioApplies(s, protocol)).map((s) => s.name);
+      assert.ok(applicable.length < SCENARIOS.length, "some scenario is about one protocol only");
+      assert.deepEqual([...seen.keys()].sort(), applicable.sort());
+      const top = [...seen.entries()].sort((a, b) => b[1] - a[1])[0];
+      assert.equal(top?.[0], "mixed");
+    });
+  }
 
   test("the same seed plays the same scenario; a named one is honoured; an unknown one refused", () => {
     const a = runSimulation({ protocol: raft, seed: 42 });

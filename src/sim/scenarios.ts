@@ -89,6 +89,11 @@ export interface Scenario {
   readonly needsCompaction?: boolean;
   /** Whether it changes the cluster's membership (engines that reconfigure only). */
   readonly needsMembership?: boolean;
+  /**
+   * The protocols it applies to, when not every one: its checks are about one protocol's
+   * mechanics (Raft's message names, its commit rule). Absent: any protocol.
+   */
+  readonly protocols?: readonly string[];
   /** Whether its checks read `messagesByKind` (counting costs a description per message). */
   readonly countsMessages?: boolean;
   /** What the seed-drawn engine configuration should favour (see TuningHints). */
@@ -724,6 +729,71 @@ function staleAnswersAdversary(ctx: ScenarioContext): void {
   }
 }
 
+/**
+ * A promise that answers an older ballot arrives late (the MyPaxos #18 history), in cycles
+ * of 3 s on three nodes: every link into node C holds its packets, so C hears no leader and
+ * prepares; the other two promise it (no lease holds them back: CheckQuorum and probes are
+ * off), their answers stuck on the wire. C freezes while the two elect a leader of their own
+ * and choose values; it wakes, campaigns again at a higher ballot, and then the held answers
+ * arrive — promises to its old ballot first. Counted toward the new ballot, one of them
+ * completes a majority that reports nothing of what was chosen meanwhile, and C's proposals
+ * overwrite it. A correct candidate waits for promises to the ballot it runs.
+ */
+function stalePromiseAdversary(ctx: ScenarioContext): void {
+  for (let t = 300_000; t + 2_900_000 < ctx.params.faultPhaseMicros; t += 3_000_000) {
+    let c: NodeId | null = null;
+    const others = (): NodeId[] => ctx.nodeIds.filter((id) => id !== c);
+    ctx.during(t, () => {
+      const leader = ctx.leader();
+      if (leader === null) return;
+      c = ctx.prng.pick(ctx.nodeIds.filter((id) => id !== leader));
+      for (const other of others()) ctx.holdLink(other, c);
+    });
+    ctx.during(t + 700_000, () => {
+      if (c !== null) ctx.pause(c, 900_000);
+    });
+    ctx.during(t + 1_800_000, () => {
+      if (c === null) return;
+      for (const other of others()) ctx.releaseLink(other, c);
+      c = null;
+    });
+  }
+}
+
+/**
+ * An acceptance lost in a crash (PMS 2.3: an acceptor answers only once what it accepted is
+ * durable), every 1.5 s on three nodes with clients writing: follower A is set to crash
+ * inside its next fsync — after the Ready's early messages left, before its writes are
+ * durable — while the leader's accepts to the third node B are held on the wire. Had A
+ * answered before its slot was durable, the leader would choose the slot with A and answer
+ * its client; then the leader is cut off, A restarts without the slot, and A and B elect a
+ * leader that puts something else there.
+ */
+function lostAcceptanceAdversary(ctx: ScenarioContext): void {
+  for (let t = 200_000; t + 1_400_000 < ctx.params.faultPhaseMicros; t += 1_500_000) {
+    let cut: { leader: NodeId; a: NodeId; b: NodeId } | null = null;
+    ctx.during(t, () => {
+      const leader = ctx.leader();
+      if (leader === null) return;
+      const [a, b] = ctx.prng.shuffle(ctx.nodeIds.filter((id) => id !== leader));
+      if (a === undefined || b === undefined) return;
+      cut = { leader, a, b };
+      ctx.holdLink(leader, b);
+      ctx.armCrash(a);
+    });
+    ctx.during(t + ctx.prng.int(60_000, 150_000), () => {
+      if (cut === null) return;
+      ctx.partitionGroups([[cut.leader], [cut.a, cut.b]]);
+      ctx.releaseLink(cut.leader, cut.b);
+      ctx.restart(cut.a);
+    });
+    ctx.during(t + 1_200_000, () => {
+      cut = null;
+      ctx.healPartition();
+    });
+  }
+}
+
 /** Any node crashes, restarts, is cut off or rejoins, every ~100 ms. */
 function churnNemesis(ctx: ScenarioContext): void {
   ctx.repeat(100_000, () => {
@@ -810,7 +880,25 @@ export const SCENARIOS: readonly Scenario[] = [
     start: transferLeaseAdversary,
   },
   {
+    name: "stale-promise-adversary",
+    protocols: ["paxos"],
+    description: "promises to a candidate's old ballot are held on the wire while others choose values, and arrive when it campaigns again: they must not count (MyPaxos #18)",
+    weight: 2,
+    tuning: { checkQuorum: false, preVote: false },
+    params: (p, prng) => ({ ...withFaults(reliable(withNodes(p, 3, prng)), ["partition", "pause", "delay"]), clientThinkMicrosMean: 2000 }),
+    start: stalePromiseAdversary,
+  },
+  {
+    name: "lost-acceptance-adversary",
+    protocols: ["paxos"],
+    description: "a follower crashes inside the fsync of an acceptance, the leader is cut off, and the crashed node elects a new leader with the third: an acceptance sent before it was durable loses a chosen value (PMS 2.3)",
+    weight: 2,
+    params: (p, prng) => ({ ...withFaults(reliable(withNodes(p, 3, prng)), ["partition", "crash"]), clientThinkMicrosMean: 1000, roamingClients: 0 }),
+    start: lostAcceptanceAdversary,
+  },
+  {
     name: "initial-election",
+    protocols: ["raft"],
     countsMessages: true,
     description: "a healthy cluster elects one leader, within a message budget, and then no other (5.2)",
     weight: 1,
@@ -865,6 +953,7 @@ export const SCENARIOS: readonly Scenario[] = [
   },
   {
     name: "basic-agreement",
+    protocols: ["raft"],
     countsMessages: true,
     description: "no faults: every request succeeds, every node applies the same entries, within a message budget per entry (5.3)",
     weight: 1,
@@ -955,6 +1044,7 @@ export const SCENARIOS: readonly Scenario[] = [
   },
   {
     name: "fast-backup",
+    protocols: ["raft"],
     countsMessages: true,
     description: "leaders cut off with one follower take many uncommitted entries, the majority commits others; logs that diverge by many entries are repaired in a few round trips (5.3)",
     weight: 1,
@@ -1071,6 +1161,7 @@ export const SCENARIOS: readonly Scenario[] = [
   },
   {
     name: "figure-8-adversary",
+    protocols: ["raft"],
     description: "Figure 8 staged on purpose, again and again: an old entry on a minority, a newer-term leader cut off at once, an old leader bringing the old entry to a majority (5.4.2)",
     weight: 3,
     tuning: { smallMessages: true },
@@ -1184,9 +1275,14 @@ export function findScenario(name: string): Scenario | undefined {
   return SCENARIOS.find((s) => s.name === name);
 }
 
+/** Whether `scenario` applies to the protocol named `protocol` (see Scenario.protocols). */
+export function scenarioApplies(scenario: Scenario, protocol: string): boolean {
+  return scenario.protocols === undefined || scenario.protocols.includes(protocol);
+}
+
 /** `random`: a scenario drawn by weight, among those the protocol can play. */
-export function pickScenario(prng: Prng, compacts = true, reconfigures = true): Scenario {
-  const candidates = SCENARIOS.filter((s) => (compacts || s.needsCompaction !== true) && (reconfigures || s.needsMembership !== true));
+export function pickScenario(prng: Prng, compacts = true, reconfigures = true, protocol = "raft"): Scenario {
+  const candidates = SCENARIOS.filter((s) => (compacts || s.needsCompaction !== true) && (reconfigures || s.needsMembership !== true) && scenarioApplies(s, protocol));
   const total = candidates.reduce((sum, s) => sum + s.weight, 0);
   let roll = prng.float() * total;
   for (const scenario of candidates) {

@@ -9,6 +9,7 @@ import { checkLinearizability } from "./check/linearizability.js";
 import { checkLogMatching } from "./check/log-matching.js";
 import { checkNoLostWrites, type AckedWrite } from "./check/lost-writes.js";
 import { ElectionSafety } from "./check/election-safety.js";
+import { OneValuePerSlot } from "./check/one-value-per-slot.js";
 import { StateMachineSafety } from "./check/state-machine-safety.js";
 import { InvariantViolation } from "./check/violation.js";
 import { SimDisk } from "./disk.js";
@@ -18,7 +19,7 @@ import { packetDelays, Partition, RELIABLE_LINK, type LinkModel } from "./networ
 import { requestKey, SimNode, type NodeHost } from "./node.js";
 import { OpportunityLog } from "./opportunity.js";
 import { deriveParams, type FaultClass, type SimParams } from "./params.js";
-import { findScenario, pickScenario, SCENARIO_NAMES, type Scenario, type ScenarioContext } from "./scenarios.js";
+import { findScenario, pickScenario, scenarioApplies, SCENARIO_NAMES, type Scenario, type ScenarioContext } from "./scenarios.js";
 import { Scheduler } from "./scheduler.js";
 import { Trace } from "./trace.js";
 import { SimClient } from "./workload.js";
@@ -136,7 +137,8 @@ class Simulation implements NodeHost<unknown> {
   private readonly appliedKeyAt: (string | null)[] = [];
   private readonly acked: AckedWrite[] = [];
   private readonly electionSafety = new ElectionSafety();
-  private readonly stateMachineSafety = new StateMachineSafety();
+  private readonly stateMachineSafety: StateMachineSafety;
+  private readonly oneValuePerSlot = new OneValuePerSlot();
   private readonly leaderTermSeen = new Map<NodeId, number>();
   private readonly claims: ReadonlySet<EngineInvariant>;
   private readonly factory: EngineFactory<unknown, unknown>;
@@ -182,6 +184,7 @@ class Simulation implements NodeHost<unknown> {
       throw new Error(`protocol ${factory.name} has no mutant "${options.mutant}"; it has: ${[...Object.keys(factory.mutants), ...Object.keys(REPLICA_MUTANTS)].join(", ")}`);
     }
     this.claims = new Set(factory.invariants);
+    this.stateMachineSafety = new StateMachineSafety(this.claims.has("log-matching"));
     this.traceLog = new Trace(options.fullTrace === true ? FULL_TRACE_CAPACITY : TRACE_CAPACITY);
     const params = deriveParams(options.seed, {
       ...(options.faults === undefined ? {} : { faults: options.faults }),
@@ -269,7 +272,9 @@ class Simulation implements NodeHost<unknown> {
     this.messagesSent++;
     if (this.scenario.countsMessages === true) {
       const text = this.factory.describeMessage(message);
-      const end = text.indexOf(" term=");
+      // The kind is the description up to the term (Raft) or ballot (Paxos).
+      const match = / (term|ballot)=/.exec(text);
+      const end = match === null ? -1 : match.index;
       const kind = end < 0 ? text : text.slice(0, end);
       this.messageKinds.set(kind, (this.messageKinds.get(kind) ?? 0) + 1);
     }
@@ -369,6 +374,8 @@ class Simulation implements NodeHost<unknown> {
     }
     if (worldChanged) this.observeWorld();
     if (this.claims.has("election-safety")) this.electionSafety.observe(status);
+    const engine = node.engine;
+    if (this.claims.has("one-value-per-slot") && engine.entry !== undefined) this.oneValuePerSlot.observe(node.id, status.commitIndex, (index) => engine.entry?.(index) ?? null);
     if (status.role === "leader" && this.leaderTermSeen.get(node.id) !== status.term) {
       this.leaderTermSeen.set(node.id, status.term);
       this.leaderTerms++;
@@ -636,6 +643,7 @@ class Simulation implements NodeHost<unknown> {
 
   private restart(node: SimNode<unknown>): void {
     this.downDurable.delete(node.id);
+    this.oneValuePerSlot.restarted(node.id);
     node.restart();
     this.observeWorld();
     this.notableEvent(`node ${node.id}`, `restarted (term ${node.engine.status().term}, last index ${node.engine.status().lastIndex})`);
@@ -831,6 +839,7 @@ export function scenarioConflict(name: string, faults: readonly FaultClass[] | u
   if (factory.fixedClusterSize !== undefined) return `protocol ${factory.name} runs on ${factory.fixedClusterSize} node(s) only; it plays the mixed nemesis`;
   if (scenario.needsCompaction === true && factory.compacts !== true) return `scenario ${name} is about snapshots, and protocol ${factory.name} does not compact its log`;
   if (scenario.needsMembership === true && factory.reconfigures !== true) return `scenario ${name} changes the membership, and protocol ${factory.name} cannot`;
+  if (!scenarioApplies(scenario, factory.name)) return `scenario ${name} is about ${(scenario.protocols ?? []).join(", ")} only; protocol ${factory.name} skips it`;
   return null;
 }
 
@@ -859,5 +868,5 @@ function chooseScenario(options: SimOptions, factory: EngineFactory<unknown, unk
   if (name !== "random") return findScenario(name) as Scenario;
   // A narrowed fault list or a one-node control asks for exactly that: the mixed nemesis.
   if (options.faults !== undefined || factory.fixedClusterSize !== undefined) return mixed;
-  return pickScenario(prng, factory.compacts === true, factory.reconfigures === true);
+  return pickScenario(prng, factory.compacts === true, factory.reconfigures === true, factory.name);
 }

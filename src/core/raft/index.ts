@@ -33,7 +33,7 @@ export function raftFactory(config: RaftConfig = DEFAULT_RAFT_CONFIG): EngineFac
         ...config,
         electionTicks,
         heartbeatTicks: prng.pick([1, 1, 2, 3]),
-        preVote: prng.chance(0.8),
+        preVote: hints?.preVote ?? prng.chance(0.8),
         checkQuorum: hints?.checkQuorum ?? prng.chance(0.8),
         leaseReads: false,
         entriesPerMessageMax: hints?.smallMessages === true ? 1 : prng.pick([1, 2, 8, 256]),

@@ -1331,4 +1331,9 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   entryTerm(index: number): number | null {
     return this.log.term(index);
   }
+
+  entry(index: number): LogEntry | null {
+    if (index < this.log.firstIndex || index > this.log.lastIndex) return null;
+    return this.log.slice(index, index)[0] ?? null;
+  }
 }
