@@ -138,7 +138,7 @@ class Simulation implements NodeHost<unknown> {
   private readonly acked: AckedWrite[] = [];
   private readonly electionSafety = new ElectionSafety();
   private readonly stateMachineSafety: StateMachineSafety;
-  private readonly oneValuePerSlot = new OneValuePerSlot();
+  private readonly oneValuePerSlot: OneValuePerSlot;
   private readonly leaderTermSeen = new Map<NodeId, number>();
   private readonly claims: ReadonlySet<EngineInvariant>;
   private readonly factory: EngineFactory<unknown, unknown>;
@@ -185,6 +185,7 @@ class Simulation implements NodeHost<unknown> {
     }
     this.claims = new Set(factory.invariants);
     this.stateMachineSafety = new StateMachineSafety(this.claims.has("log-matching"));
+    this.oneValuePerSlot = new OneValuePerSlot(factory.logWords);
     this.traceLog = new Trace(options.fullTrace === true ? FULL_TRACE_CAPACITY : TRACE_CAPACITY);
     const params = deriveParams(options.seed, {
       ...(options.faults === undefined ? {} : { faults: options.faults }),
