@@ -16,11 +16,11 @@ function soak(...args: string[]): { code: number; stdout: string; stderr: string
 }
 
 describe("sim:soak", () => {
-  test("runs every engine that claims to be correct: Raft, and any engine registered later, never the controls", () => {
-    assert.deepEqual(correctEngines(), ["raft"]);
+  test("runs every engine that claims to be correct: Raft, Paxos, and any engine registered later, never the controls", () => {
+    assert.deepEqual(correctEngines(), ["raft", "paxos"]);
     const raft = PROTOCOLS.get("raft") as EngineFactory<unknown, unknown>;
-    const withPaxos = new Map([...PROTOCOLS, ["paxos", { ...raft, name: "paxos" }]]);
-    assert.deepEqual(correctEngines(withPaxos), ["raft", "paxos"]);
+    const withAnother = new Map([...PROTOCOLS, ["another", { ...raft, name: "another" }]]);
+    assert.deepEqual(correctEngines(withAnother), ["raft", "paxos", "another"]);
   });
 
   test("npm run sim:soak builds and runs the soak", () => {
@@ -31,24 +31,25 @@ describe("sim:soak", () => {
   test("prints N passed, M failed per engine with the wall time, and exits 0 when all pass", () => {
     const run = soak("--seeds", "2", "--seed", "1", "--workers", "1");
     assert.equal(run.code, 0, run.stdout + run.stderr);
-    assert.match(run.stdout, /^synod sim:soak: seeds 1\.\.2 of raft, 1 worker\(s\)$/m);
+    assert.match(run.stdout, /^synod sim:soak: seeds 1\.\.2 of raft, paxos, 1 worker\(s\)$/m);
     assert.match(run.stdout, /^soak of 2 seeds from 1, wall time \d+ s:$/m);
     assert.match(run.stdout, /^ {2}raft: 2 passed, 0 failed in \d+ s \([\d,]+ s of cluster time, \d+ client operations\)$/m);
+    assert.match(run.stdout, /^ {2}paxos: 2 passed, 0 failed in \d+ s \([\d,]+ s of cluster time, \d+ client operations\)$/m);
   });
 
   test("a failing seed is named with the command that reproduces it, and the soak exits 1", () => {
     // A broken engine asked for by name, to see the failure path (the default never runs it).
     const run = soak("--engines", "async-primary", "--seeds", "2", "--seed", "1", "--workers", "1");
     assert.equal(run.code, 1);
-    assert.match(run.stdout, /FAIL seed 1: /);
-    assert.match(run.stdout, /reproduce: npx synod sim --protocol async-primary --seed 1$/m);
-    assert.match(run.stdout, /^ {2}async-primary: 0 passed, 2 failed in /m);
+    assert.match(run.stdout, /FAIL seed 2: /);
+    assert.match(run.stdout, /reproduce: npx synod sim --protocol async-primary --seed 2$/m);
+    assert.match(run.stdout, /^ {2}async-primary: 1 passed, 1 failed in /m);
   });
 
   test("an unknown engine or a bad count is refused with a message", () => {
     const unknown = soak("--engines", "paxos-9");
     assert.equal(unknown.code, 2);
-    assert.match(unknown.stderr, /unknown engine "paxos-9"; the simulator knows raft, single, async-primary/);
+    assert.match(unknown.stderr, /unknown engine "paxos-9"; the simulator knows raft, paxos, single, async-primary/);
     const bad = soak("--seeds", "0");
     assert.notEqual(bad.code, 0);
     assert.match(bad.stderr, /--seeds must be an integer from 1/);
