@@ -16,6 +16,7 @@ export const RAFT_MUTANTS = {
   "config-on-commit": "acts on a new configuration only once it knows it committed, instead of as soon as it is in the log",
   "two-changes-in-flight": "starts a configuration change before the previous one committed",
   "learner-vote-counts": "asks learners for votes and counts theirs toward a majority",
+  "config-never-commits": "waits for a configuration entry to apply before counting acknowledgements of it, and applies only what committed: no change ever commits",
 } as const;
 
 export type RaftMutant = keyof typeof RAFT_MUTANTS;

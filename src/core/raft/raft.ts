@@ -1091,7 +1091,8 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
    * of the current term (section 5.4.2, Figure 8): an older entry is committed indirectly.
    */
   private maybeCommit(): boolean {
-    const quorumIndex = this.quorumMatch();
+    let quorumIndex = this.quorumMatch();
+    if (this.mutant === "config-never-commits") quorumIndex = Math.min(quorumIndex, this.firstUncommittedConfigIndex() - 1);
     if (quorumIndex <= this.log.commitIndex) return false;
     if (this.log.term(quorumIndex) !== this.term && this.mutant !== "commit-previous-term") return false;
     const previous = this.log.commitIndex;
@@ -1107,6 +1108,11 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     }
     this.afterConfigCommit();
     return true;
+  }
+
+  /** The "config-never-commits" mutant's stop: the first configuration entry not yet committed (or past the log). */
+  private firstUncommittedConfigIndex(): number {
+    return this.configs.find((c) => c.index > this.log.commitIndex)?.index ?? this.log.lastIndex + 1;
   }
 
   /** The highest index a quorum holds: the quorum-th largest match (no allocation: hot path). */
