@@ -46,7 +46,6 @@ import type {
   VoteRequest,
   VoteResponse,
 } from "./messages.js";
-import type { RaftMutant } from "./mutants.js";
 import { Progress } from "./progress.js";
 
 /** A linearizable read waiting for its leadership confirmation round (thesis 6.4). */
@@ -93,19 +92,18 @@ const EMPTY = new Uint8Array(0);
  */
 export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   readonly id: NodeId;
-  private readonly config: RaftConfig;
+  protected readonly config: RaftConfig;
   /** The configuration at the snapshot's index (or the bootstrap one), and those after it in the log. */
   private baseMembership: Membership;
   private configs: ConfigEntry[] = [];
   /** The configuration acted on: the latest in the log, committed or not (thesis 4.1). */
-  private current: Membership;
+  protected current: Membership;
   /** This node alone is a majority of every group (a one-voter cluster). */
   private selfQuorum = false;
   /** The configuration index whose commit this leader has acted on (-1: none this term). */
   private configSettledIndex = -1;
   private readonly prng: Prng;
-  private readonly mutant: RaftMutant | null;
-  private readonly log: RaftLog;
+  protected readonly log: RaftLog;
 
   private term: number;
   private vote: NodeId | null;
@@ -114,7 +112,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   private electionElapsed = 0;
   private heartbeatElapsed = 0;
   private randomizedElectionTicks = 0;
-  private readonly votes = new Map<NodeId, boolean>();
+  protected readonly votes = new Map<NodeId, boolean>();
   private readonly progress = new Map<NodeId, Progress>();
   private uncommittedBytes = 0;
   private readonly quorumScratch: number[] = [];
@@ -178,13 +176,12 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
    */
   private readonly outstanding: Ready<RaftMessage, RaftHardState>[] = [];
 
-  constructor(options: EngineOptions<RaftHardState>, config: RaftConfig = DEFAULT_RAFT_CONFIG, mutant: RaftMutant | null = null) {
+  constructor(options: EngineOptions<RaftHardState>, config: RaftConfig = DEFAULT_RAFT_CONFIG) {
     this.id = options.id;
     this.config = validateRaftConfig(config);
     assert(options.peers.length === 0 || options.peers.includes(options.id), `node ${options.id} is not among the bootstrap voters ${options.peers.join(",")}`);
     assert(new Set(options.peers).size === options.peers.length, "voter ids must be unique");
     this.prng = new Prng(options.seed);
-    this.mutant = mutant;
     const hard = options.durable.hardState;
     this.term = hard?.term ?? 0;
     this.vote = hard?.vote ?? null;
@@ -303,10 +300,19 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
         this.send(from, { type: "vote-response", term: this.term, preVote: message.preVote, granted: false });
         return;
       }
-      const staleAckAllowed = this.mutant === "accept-stale-append-response" && message.type === "append-response";
-      if (message.type !== "propose" && !staleAckAllowed) return;
+      if (!this.heardFromEarlierTerm(message)) return;
     }
     this.dispatch(from, message);
+  }
+
+  /**
+   * Whether a message of an earlier term is still acted on. Section 5.1: a stale term means
+   * the sender's view is outdated, and what it says (a vote, an acknowledgement of entries
+   * this node's log may no longer hold) is dropped. A proposal is the exception: it claims
+   * nothing about a term, it only carries data for whoever leads.
+   */
+  protected heardFromEarlierTerm(message: RaftMessage): boolean {
+    return message.type === "propose";
   }
 
   private dispatch(from: NodeId, message: RaftMessage): void {
@@ -322,7 +328,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
       case "heartbeat":
         this.followLeader(from);
         this.log.commitTo(Math.min(message.commit, this.log.lastIndex));
-        if (this.mutant === "config-on-commit") this.refreshMembership();
+        this.commitLearned();
         this.send(from, { type: "heartbeat-response", term: this.term, readRound: message.readRound });
         return;
       case "heartbeat-response":
@@ -466,8 +472,18 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   }
 
   private sendTimeoutNow(to: NodeId): void {
-    if (this.mutant !== "transfer-keeps-lease") this.leaseGivenAway = true;
+    this.surrenderLease();
     this.send(to, { type: "timeout-now", term: this.term });
+  }
+
+  /**
+   * A leader that tells a member to campaign (thesis 3.10) stops serving lease reads for the
+   * rest of its term: that member campaigns with `transfer` set, and its voters grant it
+   * without waiting out this leader's lease (thesis 6.4.1), so the lease no longer proves
+   * that no other leader exists.
+   */
+  protected surrenderLease(): void {
+    this.leaseGivenAway = true;
   }
 
   /**
@@ -509,11 +525,19 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   /** Why a configuration change cannot start now, or null when it can. */
   private membershipChangeBlocked(): string | null {
     if (this.log.term(this.log.commitIndex) !== this.term) return "this leader has not yet committed an entry of its term; retry in a moment";
-    const last = this.configs[this.configs.length - 1];
-    if (last !== undefined && last.index > this.log.commitIndex && this.mutant !== "two-changes-in-flight") {
-      return `the configuration change at index ${last.index} has not committed yet; one change at a time`;
-    }
+    const pending = this.uncommittedChangeIndex();
+    if (pending !== null) return `the configuration change at index ${pending} has not committed yet; one change at a time`;
     return null;
+  }
+
+  /**
+   * The one-change-at-a-time rule (thesis 4.1 and 4.3): the index of the latest
+   * configuration entry while it has not committed, which a new change must wait for; null
+   * when the latest has committed. Two overlapping changes may leave two disjoint majorities.
+   */
+  protected uncommittedChangeIndex(): number | null {
+    const last = this.configs[this.configs.length - 1];
+    return last !== undefined && last.index > this.log.commitIndex ? last.index : null;
   }
 
   membership(): Membership {
@@ -531,12 +555,27 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   }
 
   /**
-   * Recomputes the configuration acted on — the latest in the log (thesis 4.1: a server
-   * uses a configuration as soon as it is in its log, committed or not) — and, on a
-   * leader, the followers it replicates to.
+   * The configuration a server acts on (thesis 4.1): the latest in its log, committed or
+   * not. Waiting for the commit would let a leader count a majority of a configuration its
+   * log has already replaced.
    */
-  private refreshMembership(): void {
-    const latest = this.mutant === "config-on-commit" ? this.membershipAt(this.log.commitIndex) : (this.configs[this.configs.length - 1]?.membership ?? this.baseMembership);
+  protected configurationActedOn(): Membership {
+    return this.configs[this.configs.length - 1]?.membership ?? this.baseMembership;
+  }
+
+  /**
+   * This node learned a higher commit index (a heartbeat, an append, a leader's own
+   * commit). The configuration acted on does not depend on the commit index (thesis 4.1),
+   * so there is nothing to recompute.
+   */
+  protected commitLearned(): void {}
+
+  /**
+   * Recomputes the configuration acted on (`configurationActedOn`) and, on a leader, the
+   * followers it replicates to.
+   */
+  protected refreshMembership(): void {
+    const latest = this.configurationActedOn();
     if (latest === this.current && this.progress.size > 0) return;
     this.current = latest;
     this.selfQuorum = majorityGroups(latest).every((group) => group.length === 1 && group[0] === this.id);
@@ -601,7 +640,8 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
       this.configs.push({ index: entry.index, term: entry.term, membership: decodeMembership(entry.data) });
       changed = true;
     }
-    if (changed || this.mutant === "config-on-commit") this.refreshMembership();
+    if (changed) this.refreshMembership();
+    else this.commitLearned();
   }
 
   /**
@@ -631,7 +671,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
    * up-to-date voter and steps down (thesis 4.2.2).
    */
   private afterConfigCommit(): void {
-    if (this.mutant === "config-on-commit") this.refreshMembership();
+    this.commitLearned();
     const latestIndex = this.configs[this.configs.length - 1]?.index ?? 0;
     // Hot path (every commit): act once per configuration and leader term.
     if (this.role !== "leader" || latestIndex <= this.configSettledIndex || this.membershipChangeBlocked() !== null) return;
@@ -693,11 +733,12 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     }
   }
 
-  /** Who a candidate asks for votes: every voter of both halves of a joint configuration. */
-  private campaignPeers(): NodeId[] {
-    const peers = [...this.current.voters, ...this.current.outgoing.filter((id) => !this.current.voters.includes(id))];
-    if (this.mutant === "learner-vote-counts") peers.push(...this.current.learners);
-    return peers;
+  /**
+   * Who a candidate asks for votes (thesis 4.3): every voter of both halves of a joint
+   * configuration. Learners do not vote (thesis 4.2.1).
+   */
+  protected campaignPeers(): NodeId[] {
+    return [...this.current.voters, ...this.current.outgoing.filter((id) => !this.current.voters.includes(id))];
   }
 
   /** Counts votes; acts on a decision. Returns true when the election is decided. */
@@ -714,39 +755,46 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     return false;
   }
 
-  /** A majority of every group granted (thesis 4.3: both halves of a joint configuration). */
-  private votesWin(): boolean {
-    if (this.mutant !== "learner-vote-counts") return hasMajority(this.current, (id) => this.votes.get(id) === true);
-    // The mutant counts learners' votes toward each group's majority.
-    let learnerVotes = 0;
-    for (const id of this.current.learners) if (this.votes.get(id) === true) learnerVotes++;
-    for (const group of majorityGroups(this.current)) {
-      let granted = learnerVotes;
-      for (const id of group) if (this.votes.get(id) === true) granted++;
-      if (granted < majority(group.length)) return false;
-    }
-    return true;
+  /**
+   * Whose votes elect (section 5.2, thesis 4.3): a majority of the voters of every group —
+   * both halves of a joint configuration. A learner's vote counts toward none.
+   */
+  protected votesWin(): boolean {
+    return hasMajority(this.current, (id) => this.votes.get(id) === true);
   }
 
   private handleVoteRequest(from: NodeId, message: VoteRequest): void {
-    // Figure 2, RequestVote receiver: one vote per term, for a log at least as up to date.
-    const canVote =
-      this.mutant === "vote-twice" ||
-      this.vote === from ||
-      (this.vote === null && this.lead === null) ||
-      (message.preVote && message.term > this.term);
-    const upToDate = this.log.isUpToDate(message.lastIndex, message.lastTerm);
-    if (canVote && upToDate) {
+    // Figure 2, RequestVote receiver: grant when this node may still vote for the candidate
+    // and the candidate's log is at least as up to date as its own.
+    if (this.mayGrantVote(from, message) && this.log.isUpToDate(message.lastIndex, message.lastTerm)) {
       const response: VoteResponse = { type: "vote-response", term: message.term, preVote: message.preVote, granted: true };
       if (!message.preVote) {
         this.vote = from;
         this.electionElapsed = 0;
       }
-      if (this.mutant === "vote-before-persist") this.send(from, response);
-      else this.sendAfterPersist(from, response);
+      this.sendGrantedVote(from, response);
     } else {
       this.sendAfterPersist(from, { type: "vote-response", term: this.term, preVote: message.preVote, granted: false });
     }
+  }
+
+  /**
+   * Figure 2's "votedFor is null or candidateId": one vote per term — again for the
+   * candidate it already voted for, or a first one if it follows no leader (thesis 4.2.3:
+   * a node that hears from a leader does not help unseat it). A pre-vote for a later term
+   * binds nothing (thesis 9.6), so it is granted whatever this term's vote was.
+   */
+  protected mayGrantVote(from: NodeId, message: VoteRequest): boolean {
+    return this.vote === from || (this.vote === null && this.lead === null) || (message.preVote && message.term > this.term);
+  }
+
+  /**
+   * A granted vote leaves only once it is durable (Figure 2: persistent state is updated on
+   * stable storage before responding): a node that crashed and forgot it could vote again
+   * in the same term, and elect a second leader.
+   */
+  protected sendGrantedVote(to: NodeId, response: VoteResponse): void {
+    this.sendAfterPersist(to, response);
   }
 
   private handleVoteResponse(from: NodeId, message: VoteResponse): void {
@@ -839,7 +887,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
       this.sendAfterPersist(from, { type: "append-response", term: this.term, reject: false, index: this.log.commitIndex, hintIndex: 0, hintTerm: 0 });
       return;
     }
-    const matched = this.mutant === "keep-conflicting-entries" ? this.appendWithoutTruncating(message) : this.log.tryAppend(message.prevIndex, message.prevTerm, message.entries);
+    const matched = this.appendFromLeader(message);
     if (matched !== null) {
       this.log.commitTo(Math.min(message.commit, matched));
       this.reconcileConfigs(message.entries);
@@ -850,20 +898,21 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     this.sendAfterPersist(from, { type: "append-response", term: this.term, reject: true, index: message.prevIndex, hintIndex: hint.index, hintTerm: hint.term });
   }
 
-  /** The "does not truncate conflicting entries" mutant: keeps what it has, appends the rest. */
-  private appendWithoutTruncating(message: AppendRequest): number | null {
-    if (!this.log.matchTerm(message.prevIndex, message.prevTerm)) return null;
-    const fresh = message.entries.filter((entry) => entry.index > this.log.lastIndex);
-    if (fresh.length > 0) this.log.tryAppend(this.log.lastIndex, this.log.lastTerm, fresh);
-    return message.prevIndex + message.entries.length;
+  /**
+   * Figure 2, AppendEntries receiver, steps 2 to 4: the log must hold `prevIndex` at
+   * `prevTerm`; an entry that conflicts with a new one is deleted with all that follow it,
+   * and the new entries are appended. Returns the last index the leader's entries match,
+   * or null when `prevIndex` does not match.
+   */
+  protected appendFromLeader(message: AppendRequest): number | null {
+    return this.log.tryAppend(message.prevIndex, message.prevTerm, message.entries);
   }
 
   // ---- snapshots (section 7) ----
 
   private handleSnapshotChunk(from: NodeId, message: SnapshotChunk): void {
     this.followLeader(from);
-    const mutant = this.mutant === "snapshot-drops-later-entries";
-    if (message.index <= this.log.commitIndex && !mutant) {
+    if (this.snapshotAlreadyCommitted(message.index)) {
       // Already covered by what this node has committed: say so, as for a stale append.
       this.incoming = null;
       this.sendAfterPersist(from, { type: "append-response", term: this.term, reject: false, index: this.log.commitIndex, hintIndex: 0, hintTerm: 0 });
@@ -905,7 +954,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   }
 
   private installSnapshot(from: NodeId, snapshot: Snapshot): void {
-    if (this.log.matchTerm(snapshot.index, snapshot.term) && this.mutant !== "snapshot-drops-later-entries") {
+    if (this.logHoldsSnapshot(snapshot)) {
       // The log already holds the snapshot's last entry, so it holds everything before it:
       // keep the log (and the entries after it) and just learn that it is committed.
       this.log.commitTo(snapshot.index);
@@ -918,6 +967,23 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     }
     this.refreshMembership();
     this.sendAfterPersist(from, { type: "append-response", term: this.term, reject: false, index: snapshot.index, hintIndex: 0, hintTerm: 0 });
+  }
+
+  /**
+   * A snapshot through an index this node has already committed brings nothing (section
+   * 7): installing it would discard committed entries after it, and move what is applied
+   * backwards. It is answered like a stale append.
+   */
+  protected snapshotAlreadyCommitted(index: number): boolean {
+    return index <= this.log.commitIndex;
+  }
+
+  /**
+   * Figure 13, InstallSnapshot receiver, step 6: when the log holds the snapshot's last
+   * entry, the entries after it are kept; only otherwise does the snapshot replace the log.
+   */
+  protected logHoldsSnapshot(snapshot: Snapshot): boolean {
+    return this.log.matchTerm(snapshot.index, snapshot.term);
   }
 
   /**
@@ -1087,13 +1153,13 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   }
 
   /**
-   * Advances the commit index to the highest index a quorum holds — only if that entry is
-   * of the current term (section 5.4.2, Figure 8): an older entry is committed indirectly.
+   * Advances the commit index to the highest index a quorum holds, when the commit rule
+   * allows it (`commitsByCounting`).
    */
   private maybeCommit(): boolean {
     const quorumIndex = this.quorumMatch();
     if (quorumIndex <= this.log.commitIndex) return false;
-    if (this.log.term(quorumIndex) !== this.term && this.mutant !== "commit-previous-term") return false;
+    if (!this.commitsByCounting(quorumIndex)) return false;
     const previous = this.log.commitIndex;
     this.log.commitTo(quorumIndex);
     for (const entry of this.log.slice(previous + 1, quorumIndex)) {
@@ -1109,7 +1175,16 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     return true;
   }
 
-  /** The highest index a quorum holds: the quorum-th largest match (no allocation: hot path). */
+  /**
+   * The commit rule (section 5.4.2, Figure 8): a leader commits an entry by counting the
+   * replicas that hold it only if the entry is of its own term. An entry of an earlier term
+   * on a majority can still be overwritten by a leader that never saw it; it is committed
+   * indirectly, with the first entry of this term after it.
+   */
+  protected commitsByCounting(index: number): boolean {
+    return this.log.term(index) === this.term;
+  }
+
   /**
    * The highest index a quorum holds durably: the leader's own log counts only as far as it
    * is durable, since its appends and heartbeats (with the commit index) leave while its
@@ -1152,14 +1227,13 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   // ---- linearizable reads: ReadIndex (thesis 6.4) ----
 
   /**
-   * A read asked of this leader, by itself or by a follower. `lease`: the asker accepts a
-   * lease-confirmed read, granted only when the configuration allows leases.
+   * A read asked of this leader, by itself or by a follower, answered with a read index
+   * (thesis 6.4): the commit index (step 2), once this leader has committed an entry of its
+   * term (step 1) and a quorum has confirmed that it still leads (step 3) — by a round of
+   * heartbeats or, when the asker accepts it (`lease`) and the configuration allows leases,
+   * by its lease (6.4.1).
    */
-  private handleReadRequest(from: NodeId, requestId: number, lease: boolean): void {
-    if (this.mutant === "read-without-quorum") {
-      this.releaseRead({ requestId, from, index: this.log.commitIndex, round: 0, acks: new Set() });
-      return;
-    }
+  protected handleReadRequest(from: NodeId, requestId: number, lease: boolean): void {
     if (this.log.term(this.log.commitIndex) !== this.term) {
       this.readsAwaitingTermCommit.push({ requestId, from, lease });
       return;
@@ -1167,11 +1241,11 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     if (lease && this.config.leaseReads && this.leaseValid()) {
       // Thesis 6.4.1: no other leader can exist before the lease runs out, so the commit
       // index is current without asking anyone.
-      this.releaseRead({ requestId, from, index: this.log.commitIndex, round: 0, acks: new Set() });
+      this.releaseRead(from, requestId, this.log.commitIndex);
       return;
     }
     if (this.selfQuorum) {
-      this.releaseRead({ requestId, from, index: this.log.commitIndex, round: 0, acks: new Set() });
+      this.releaseRead(from, requestId, this.log.commitIndex);
       return;
     }
     // The round's heartbeats leave with the next Ready, after this read arrived, so their
@@ -1207,7 +1281,8 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
       read.acks.add(from);
     }
     while (this.pendingReads.length > 0 && this.readConfirmed(this.pendingReads[0] as PendingRead)) {
-      this.releaseRead(this.pendingReads.shift() as PendingRead);
+      const read = this.pendingReads.shift() as PendingRead;
+      this.releaseRead(read.from, read.requestId, read.index);
     }
   }
 
@@ -1215,14 +1290,15 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     return hasMajority(this.current, (id) => read.acks.has(id));
   }
 
-  private releaseRead(read: PendingRead): void {
-    if (read.from === this.id) this.readStates.push({ requestId: read.requestId, index: read.index });
-    else this.send(read.from, { type: "read-index-response", term: this.term, requestId: read.requestId, index: read.index });
+  /** Answers a read with its read index: to this node's driver, or to the follower that forwarded it. */
+  protected releaseRead(from: NodeId, requestId: number, index: number): void {
+    if (from === this.id) this.readStates.push({ requestId, index });
+    else this.send(from, { type: "read-index-response", term: this.term, requestId, index });
   }
 
   // ---- output ----
 
-  private send(to: NodeId, message: RaftMessage): void {
+  protected send(to: NodeId, message: RaftMessage): void {
     this.messages.push({ to, message });
   }
 
@@ -1267,8 +1343,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     // on them leaves; a commit index alone need not be (it is learned again after a crash).
     const termOrVote = hardState !== null && (hardState.term !== this.savedHardState.term || hardState.vote !== this.savedHardState.vote);
     if (hardState !== null) this.savedHardState = hardState;
-    const committedEntries =
-      this.mutant === "apply-before-commit" ? this.takeUncommittedToo() : this.log.takeCommitted(this.config.applyEntriesPerReadyMax);
+    const committedEntries = this.takeEntriesToApply();
     const entries = this.log.takeUnstable();
     const ready: Ready<RaftMessage, RaftHardState> = {
       hardState,
@@ -1288,13 +1363,12 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     return ready;
   }
 
-  /** The "applies before commit" mutant: hands out everything in the log for applying. */
-  private takeUncommittedToo(): LogEntry[] {
-    const saved = this.log.commitIndex;
-    this.log.commitIndex = this.log.lastIndex;
-    const entries = this.log.takeCommitted(this.config.applyEntriesPerReadyMax);
-    this.log.commitIndex = saved;
-    return entries;
+  /**
+   * The entries the state machine may apply (Figure 2, rules for all servers: apply what is
+   * committed, in order): the next committed ones not yet handed out, a bounded batch.
+   */
+  protected takeEntriesToApply(): LogEntry[] {
+    return this.log.takeCommitted(this.config.applyEntriesPerReadyMax);
   }
 
   advance(ready: Ready<RaftMessage, RaftHardState>): void {
