@@ -28,8 +28,6 @@ import {
   isMember,
   isVoter,
   leaveJoint,
-  majority,
-  majorityGroups,
   majorityImpossible,
   members,
   nextMembership,
@@ -47,6 +45,7 @@ import type {
   VoteResponse,
 } from "./messages.js";
 import { Progress } from "./progress.js";
+import { isSoleQuorum, QuorumValue } from "./quorum.js";
 
 /** A linearizable read waiting for its leadership confirmation round (thesis 6.4). */
 interface PendingRead {
@@ -115,7 +114,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   protected readonly votes = new Map<NodeId, boolean>();
   private readonly progress = new Map<NodeId, Progress>();
   private uncommittedBytes = 0;
-  private readonly quorumScratch: number[] = [];
+  private readonly quorum = new QuorumValue();
   private broadcastPending = false;
 
   private readRound = 0;
@@ -578,7 +577,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     const latest = this.configurationActedOn();
     if (latest === this.current && this.progress.size > 0) return;
     this.current = latest;
-    this.selfQuorum = majorityGroups(latest).every((group) => group.length === 1 && group[0] === this.id);
+    this.selfQuorum = isSoleQuorum(latest, this.id);
     if (this.role !== "leader") return;
     this.syncProgress();
     if (this.transferTarget !== null && !latest.voters.includes(this.transferTarget)) {
@@ -1191,38 +1190,11 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
    * own write may still be under way.
    */
   private quorumMatch(): number {
-    return this.quorumValue(this.durableMatch);
+    return this.quorum.of(this.current, this.progress, this.durableMatch);
   }
 
   /** A peer's match, the leader's own only as far as it is durable (one function, not one per call: a hot path). */
   private readonly durableMatch = (peer: NodeId, pr: Progress): number => (peer === this.id ? Math.min(pr.match, this.log.durableIndex) : pr.match);
-
-  /**
-   * The most a majority of every group agrees on: for each group, the majority-th largest of
-   * `value` over its voters, and the least of those. No allocation (a hot path): an
-   * insertion sort, descending, into a reused array.
-   */
-  private quorumValue(value: (peer: NodeId, pr: Progress) => number): number {
-    let agreed = Number.POSITIVE_INFINITY;
-    for (const group of majorityGroups(this.current)) agreed = Math.min(agreed, this.groupValue(group, value));
-    return agreed;
-  }
-
-  private groupValue(group: readonly NodeId[], value: (peer: NodeId, pr: Progress) => number): number {
-    const values = this.quorumScratch;
-    let n = 0;
-    for (const peer of group) {
-      const pr = this.progress.get(peer) as Progress;
-      const v = value(peer, pr);
-      let i = n++;
-      while (i > 0 && (values[i - 1] as number) < v) {
-        values[i] = values[i - 1] as number;
-        i--;
-      }
-      values[i] = v;
-    }
-    return values[majority(group.length) - 1] as number;
-  }
 
   // ---- linearizable reads: ReadIndex (thesis 6.4) ----
 
@@ -1270,9 +1242,12 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   /** Whether a quorum acknowledged a heartbeat sent within the lease's length. */
   private leaseValid(): boolean {
     if (this.leaseGivenAway) return false;
-    const acknowledgedAt = this.quorumValue((peer, pr) => (peer === this.id ? this.tickCount : pr.leaseAckTick));
+    const acknowledgedAt = this.quorum.of(this.current, this.progress, this.leaseAckTick);
     return this.tickCount - acknowledgedAt < this.leaseTicks;
   }
+
+  /** When a peer last acknowledged a heartbeat, by this leader's clock; the leader itself, now. */
+  private readonly leaseAckTick = (peer: NodeId, pr: Progress): number => (peer === this.id ? this.tickCount : pr.leaseAckTick);
 
   /** A heartbeat answer for round r confirms leadership for every read of round r or before. */
   private acknowledgeReadRound(from: NodeId, round: number): void {
