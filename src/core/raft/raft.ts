@@ -46,16 +46,7 @@ import type {
 } from "./messages.js";
 import { Progress } from "./progress.js";
 import { isSoleQuorum, QuorumValue } from "./quorum.js";
-
-/** A linearizable read waiting for its leadership confirmation round (thesis 6.4). */
-interface PendingRead {
-  readonly requestId: number;
-  /** Who asked: this node, or a follower that forwarded it. */
-  readonly from: NodeId;
-  readonly index: number;
-  readonly round: number;
-  readonly acks: Set<NodeId>;
-}
+import { ReadOnly } from "./read-only.js";
 
 /** A snapshot a follower is receiving, chunk by chunk. */
 interface IncomingSnapshot {
@@ -117,27 +108,15 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   private readonly quorum = new QuorumValue();
   private broadcastPending = false;
 
-  private readRound = 0;
   /** Ticks since this engine started, whatever its role (the leader's lease clock). */
   private tickCount = 0;
-  /** The tick each recent heartbeat round was sent at, oldest first. */
-  private readonly roundSentAt = new Map<number, number>();
-  private readonly leaseTicks: number;
+  /** Linearizable reads this leader is confirming, and its lease (thesis 6.4). */
+  private readonly reads: ReadOnly;
   /**
    * With lease reads, a restarted node does not know whether it acknowledged a leader's
    * heartbeat just before it went down; it refuses votes for one election timeout as if it had.
    */
   private startupGuard: boolean;
-  private pendingReads: PendingRead[] = [];
-  /** Reads that arrived before this leader committed an entry of its term (thesis 6.4 step 1). */
-  private readsAwaitingTermCommit: { requestId: number; from: NodeId; lease: boolean }[] = [];
-  /**
-   * The heartbeat round that reads arriving now join, opened by the first of them and sent
-   * with the next Ready (0: none open). Every read that arrives before that Ready shares one
-   * round of heartbeats, as etcd-io/raft batches ReadIndex: under load, a round costs one
-   * message per follower for many reads instead of one per read.
-   */
-  private batchedReadRound = 0;
 
   /** Leadership transfer (thesis 3.10): the member this leader is handing over to, if any. */
   private transferTarget: NodeId | null = null;
@@ -151,11 +130,6 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
    */
   private heldProposals: Uint8Array[] = [];
   private heldProposalBytes = 0;
-  /**
-   * Set once this leader has told a member to campaign: that member's voters will not wait
-   * out this leader's lease, so the lease can no longer vouch for a read this term.
-   */
-  private leaseGivenAway = false;
 
   /** The latest snapshot: this node's own (compact) or one installed from a leader. */
   private snapshot: Snapshot | null;
@@ -193,7 +167,11 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     this.current = this.baseMembership;
     this.refreshMembership();
     this.savedHardState = { term: this.term, vote: this.vote, commit: this.log.commitIndex };
-    this.leaseTicks = leaseTicks(this.config);
+    this.reads = new ReadOnly(this.id, this.config.electionTicks, leaseTicks(this.config), {
+      quorumConfirms: (acks) => hasMajority(this.current, (id) => acks.has(id)),
+      leaseAcknowledgedAt: () => this.quorum.of(this.current, this.progress, this.leaseAckTick),
+      release: (from, requestId, index) => this.releaseRead(from, requestId, index),
+    });
     this.startupGuard = this.config.leaseReads;
     this.resetElectionTimer();
   }
@@ -251,7 +229,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     if (this.heartbeatElapsed >= this.config.heartbeatTicks) {
       this.heartbeatElapsed = 0;
       // With leases, every heartbeat opens a round, so each acknowledgement dates itself.
-      this.broadcastHeartbeat(this.config.leaseReads ? this.newRound() : this.readRound);
+      this.broadcastHeartbeat(this.config.leaseReads ? this.reads.newRound(this.tickCount) : this.reads.lastRound);
     }
     for (const [peer, pr] of this.progress) {
       if (pr.state !== "snapshot" || !pr.snapshotChunkInFlight) continue;
@@ -482,7 +460,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
    * that no other leader exists.
    */
   protected surrenderLease(): void {
-    this.leaseGivenAway = true;
+    this.reads.giveLeaseAway();
   }
 
   /**
@@ -812,11 +790,8 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     this.role = "follower";
     this.lead = lead;
     this.progress.clear();
-    this.pendingReads = [];
-    this.readsAwaitingTermCommit = [];
-    this.batchedReadRound = 0;
+    this.reads.reset();
     this.transferTarget = null;
-    this.leaseGivenAway = false;
     this.broadcastPending = false;
     this.resetElectionTimer();
   }
@@ -831,10 +806,8 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     this.syncProgress();
     this.configSettledIndex = -1;
     this.uncommittedBytes = 0;
-    this.pendingReads = [];
-    this.readsAwaitingTermCommit = [];
+    this.reads.reset();
     this.transferTarget = null;
-    this.leaseGivenAway = false;
     // Section 8 / 5.4.2: an empty entry of the new term lets the leader commit everything
     // before it, and tells it what is committed (needed before serving reads).
     this.appendEntry(EMPTY);
@@ -1062,9 +1035,9 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     pr.sentAtLastHeartbeat = pr.next - 1;
     if (pr.match < this.log.lastIndex) this.sendAppend(from);
     if (message.readRound > 0) {
-      const sentAt = this.roundSentAt.get(message.readRound);
+      const sentAt = this.reads.sentAt(message.readRound);
       if (sentAt !== undefined && sentAt > pr.leaseAckTick) pr.leaseAckTick = sentAt;
-      this.acknowledgeReadRound(from, message.readRound);
+      this.reads.acknowledge(from, message.readRound);
     }
   }
 
@@ -1165,10 +1138,8 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
       // Only proposals count toward the bound (appendProposal); configuration entries do not.
       if (entry.term === this.term && entry.kind !== "config") this.uncommittedBytes = Math.max(0, this.uncommittedBytes - entry.data.length);
     }
-    if (this.log.term(previous) !== this.term && this.readsAwaitingTermCommit.length > 0) {
-      const waiting = this.readsAwaitingTermCommit;
-      this.readsAwaitingTermCommit = [];
-      for (const read of waiting) this.handleReadRequest(read.from, read.requestId, read.lease);
+    if (this.log.term(previous) !== this.term && this.reads.hasReadsAwaitingTermCommit) {
+      for (const read of this.reads.takeReadsAwaitingTermCommit()) this.handleReadRequest(read.from, read.requestId, read.lease);
     }
     this.afterConfigCommit();
     return true;
@@ -1207,10 +1178,10 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
    */
   protected handleReadRequest(from: NodeId, requestId: number, lease: boolean): void {
     if (this.log.term(this.log.commitIndex) !== this.term) {
-      this.readsAwaitingTermCommit.push({ requestId, from, lease });
+      this.reads.awaitTermCommit({ requestId, from, lease });
       return;
     }
-    if (lease && this.config.leaseReads && this.leaseValid()) {
+    if (lease && this.config.leaseReads && this.reads.leaseValid(this.tickCount)) {
       // Thesis 6.4.1: no other leader can exist before the lease runs out, so the commit
       // index is current without asking anyone.
       this.releaseRead(from, requestId, this.log.commitIndex);
@@ -1220,50 +1191,11 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
       this.releaseRead(from, requestId, this.log.commitIndex);
       return;
     }
-    // The round's heartbeats leave with the next Ready, after this read arrived, so their
-    // acknowledgements confirm leadership at a time after it (thesis 6.4 step 3). Recording
-    // the round's send time now, possibly a tick early, only shortens a lease it starts.
-    if (this.batchedReadRound === 0) this.batchedReadRound = this.newRound();
-    this.pendingReads.push({ requestId, from, index: this.log.commitIndex, round: this.batchedReadRound, acks: new Set([this.id]) });
-  }
-
-  /** Opens a heartbeat round, remembering when it was sent. */
-  private newRound(): number {
-    const round = ++this.readRound;
-    this.roundSentAt.set(round, this.tickCount);
-    // Rounds older than an election timeout can no longer extend a lease: forget them.
-    for (const [old, sentAt] of this.roundSentAt) {
-      if (sentAt >= this.tickCount - 2 * this.config.electionTicks) break;
-      this.roundSentAt.delete(old);
-    }
-    return round;
-  }
-
-  /** Whether a quorum acknowledged a heartbeat sent within the lease's length. */
-  private leaseValid(): boolean {
-    if (this.leaseGivenAway) return false;
-    const acknowledgedAt = this.quorum.of(this.current, this.progress, this.leaseAckTick);
-    return this.tickCount - acknowledgedAt < this.leaseTicks;
+    this.reads.awaitConfirmation(from, requestId, this.log.commitIndex, this.tickCount);
   }
 
   /** When a peer last acknowledged a heartbeat, by this leader's clock; the leader itself, now. */
   private readonly leaseAckTick = (peer: NodeId, pr: Progress): number => (peer === this.id ? this.tickCount : pr.leaseAckTick);
-
-  /** A heartbeat answer for round r confirms leadership for every read of round r or before. */
-  private acknowledgeReadRound(from: NodeId, round: number): void {
-    for (const read of this.pendingReads) {
-      if (read.round > round) break;
-      read.acks.add(from);
-    }
-    while (this.pendingReads.length > 0 && this.readConfirmed(this.pendingReads[0] as PendingRead)) {
-      const read = this.pendingReads.shift() as PendingRead;
-      this.releaseRead(read.from, read.requestId, read.index);
-    }
-  }
-
-  private readConfirmed(read: PendingRead): boolean {
-    return hasMajority(this.current, (id) => read.acks.has(id));
-  }
 
   /** Answers a read with its read index: to this node's driver, or to the follower that forwarded it. */
   protected releaseRead(from: NodeId, requestId: number, index: number): void {
@@ -1292,7 +1224,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     if (this.outstanding.length > 0 && (this.snapshotToInstall !== null || (this.outstanding[this.outstanding.length - 1] as Ready<RaftMessage, RaftHardState>).snapshot !== null)) return false;
     return (
       this.broadcastPending ||
-      this.batchedReadRound !== 0 ||
+      this.reads.hasBatchedRound ||
       this.messages.length > 0 ||
       this.messagesAfterPersist.length > 0 ||
       this.readStates.length > 0 ||
@@ -1305,10 +1237,8 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
 
   ready(): Ready<RaftMessage, RaftHardState> {
     assert(this.snapshotToInstall === null || this.outstanding.length === 0, "a snapshot Ready while others are outstanding");
-    if (this.batchedReadRound !== 0) {
-      this.broadcastHeartbeat(this.batchedReadRound);
-      this.batchedReadRound = 0;
-    }
+    const readRound = this.reads.takeBatchedRound();
+    if (readRound !== 0) this.broadcastHeartbeat(readRound);
     if (this.broadcastPending) {
       this.broadcastPending = false;
       this.broadcastAppend();
