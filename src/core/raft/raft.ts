@@ -17,11 +17,11 @@ import type {
   Role,
   Snapshot,
 } from "../engine/contract.js";
+import { ConfigLog } from "./config-log.js";
 import { DEFAULT_RAFT_CONFIG, leaseTicks, validateRaftConfig, type RaftConfig } from "./config.js";
 import { entryBytes, RaftLog } from "./log.js";
 import {
   bootstrapMembership,
-  decodeMembership,
   encodeMembership,
   hasMajority,
   isJoint,
@@ -59,13 +59,6 @@ interface IncomingSnapshot {
   received: number;
 }
 
-/** A configuration entry still in the log (not compacted into the snapshot). */
-interface ConfigEntry {
-  readonly index: number;
-  readonly term: number;
-  readonly membership: Membership;
-}
-
 const EMPTY = new Uint8Array(0);
 
 /**
@@ -84,8 +77,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   readonly id: NodeId;
   protected readonly config: RaftConfig;
   /** The configuration at the snapshot's index (or the bootstrap one), and those after it in the log. */
-  private baseMembership: Membership;
-  private configs: ConfigEntry[] = [];
+  private readonly configLog: ConfigLog;
   /** The configuration acted on: the latest in the log, committed or not (thesis 4.1). */
   protected current: Membership;
   /** This node alone is a majority of every group (a one-voter cluster). */
@@ -160,11 +152,11 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     this.vote = hard?.vote ?? null;
     this.log = new RaftLog(options.durable, hard?.commit ?? 0, options.appliedIndex);
     this.snapshot = options.durable.snapshot;
-    this.baseMembership = this.snapshot?.membership ?? bootstrapMembership(options.peers);
+    const base = this.snapshot?.membership ?? bootstrapMembership(options.peers);
     // A snapshot from before configurations were recorded is sent with the one in force.
-    if (this.snapshot !== null && this.snapshot.membership === undefined) this.snapshot = { ...this.snapshot, membership: this.baseMembership };
-    for (const entry of options.durable.entries) if (entry.kind === "config") this.configs.push({ index: entry.index, term: entry.term, membership: decodeMembership(entry.data) });
-    this.current = this.baseMembership;
+    if (this.snapshot !== null && this.snapshot.membership === undefined) this.snapshot = { ...this.snapshot, membership: base };
+    this.configLog = new ConfigLog(base, options.durable.entries);
+    this.current = base;
     this.refreshMembership();
     this.savedHardState = { term: this.term, vote: this.vote, commit: this.log.commitIndex };
     this.reads = new ReadOnly(this.id, this.config.electionTicks, leaseTicks(this.config), {
@@ -513,8 +505,8 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
    * when the latest has committed. Two overlapping changes may leave two disjoint majorities.
    */
   protected uncommittedChangeIndex(): number | null {
-    const last = this.configs[this.configs.length - 1];
-    return last !== undefined && last.index > this.log.commitIndex ? last.index : null;
+    const latestIndex = this.configLog.latestIndex;
+    return latestIndex > this.log.commitIndex ? latestIndex : null;
   }
 
   membership(): Membership {
@@ -523,12 +515,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
 
   /** The configuration in force at `index` (at or after the snapshot's index). */
   membershipAt(index: number): Membership {
-    let found = this.baseMembership;
-    for (const c of this.configs) {
-      if (c.index > index) break;
-      found = c.membership;
-    }
-    return found;
+    return this.configLog.membershipAt(index);
   }
 
   /**
@@ -537,7 +524,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
    * log has already replaced.
    */
   protected configurationActedOn(): Membership {
-    return this.configs[this.configs.length - 1]?.membership ?? this.baseMembership;
+    return this.configLog.latest;
   }
 
   /**
@@ -573,9 +560,9 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
    */
   private syncProgress(dropSilent = false): void {
     const wanted = members(this.current);
-    const last = this.configs[this.configs.length - 1];
-    if (last !== undefined && last.index > this.log.commitIndex) {
-      for (const id of members(this.membershipAt(last.index - 1))) if (!wanted.includes(id)) wanted.push(id);
+    const latestIndex = this.configLog.latestIndex;
+    if (latestIndex > this.log.commitIndex) {
+      for (const id of members(this.membershipAt(latestIndex - 1))) if (!wanted.includes(id)) wanted.push(id);
     }
     for (const peer of [...wanted, this.id]) {
       if (this.progress.has(peer)) continue;
@@ -584,7 +571,6 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
       pr.recentActive = true;
       this.progress.set(peer, pr);
     }
-    const latestIndex = last?.index ?? 0;
     const settled = latestIndex <= this.log.commitIndex;
     for (const [peer, pr] of [...this.progress]) {
       if (peer === this.id || wanted.includes(peer)) continue;
@@ -602,22 +588,9 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
    * forgotten (the configuration before them applies again), and new ones take effect.
    */
   private reconcileConfigs(appended: readonly LogEntry[]): void {
-    let changed = false;
-    while (this.configs.length > 0) {
-      const last = this.configs[this.configs.length - 1] as ConfigEntry;
-      if (this.log.term(last.index) === last.term) break;
-      this.configs.pop();
-      changed = true;
-    }
-    for (const entry of appended) {
-      if (entry.kind !== "config") continue;
-      const last = this.configs[this.configs.length - 1];
-      if (last !== undefined && entry.index <= last.index) continue;
-      if (entry.index <= this.log.snapshotIndexValue || this.log.term(entry.index) !== entry.term) continue;
-      this.configs.push({ index: entry.index, term: entry.term, membership: decodeMembership(entry.data) });
-      changed = true;
-    }
-    if (changed) this.refreshMembership();
+    const dropped = this.configLog.dropTruncated(this.log);
+    const added = this.configLog.addAppended(appended, this.log);
+    if (dropped || added) this.refreshMembership();
     else this.commitLearned();
   }
 
@@ -631,15 +604,13 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
    */
   private mayCampaign(): boolean {
     if (isVoter(this.current, this.id)) return true;
-    const last = this.configs[this.configs.length - 1];
-    return last !== undefined && last.index > this.log.commitIndex && isVoter(this.membershipAt(last.index - 1), this.id);
+    const latestIndex = this.configLog.latestIndex;
+    return latestIndex > this.log.commitIndex && isVoter(this.membershipAt(latestIndex - 1), this.id);
   }
 
   /** This leader's configuration, committed, no longer has it as a voter. */
   private removedFromCommittedConfig(): boolean {
-    const last = this.configs[this.configs.length - 1];
-    const committed = last === undefined || last.index <= this.log.commitIndex;
-    return committed && !isVoter(this.current, this.id);
+    return this.configLog.latestIndex <= this.log.commitIndex && !isVoter(this.current, this.id);
   }
 
   /**
@@ -649,7 +620,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
    */
   private afterConfigCommit(): void {
     this.commitLearned();
-    const latestIndex = this.configs[this.configs.length - 1]?.index ?? 0;
+    const latestIndex = this.configLog.latestIndex;
     // Hot path (every commit): act once per configuration and leader term.
     if (this.role !== "leader" || latestIndex <= this.configSettledIndex || this.membershipChangeBlocked() !== null) return;
     this.configSettledIndex = latestIndex;
@@ -845,7 +816,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     (this.progress.get(this.id) as Progress).maybeUpdate(entry.index);
     this.broadcastPending = true;
     if (membership !== null) {
-      this.configs.push({ index, term: this.term, membership });
+      this.configLog.push({ index, term: this.term, membership });
       this.refreshMembership();
     }
     // With other voters, the leader's own append cannot move the quorum's match. Alone, it
@@ -934,8 +905,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
       this.log.restore(snapshot);
       this.snapshot = snapshot;
       this.snapshotToInstall = snapshot;
-      this.baseMembership = snapshot.membership ?? this.baseMembership;
-      this.configs = [];
+      this.configLog.restore(snapshot.membership);
     }
     this.refreshMembership();
     this.sendAfterPersist(from, { type: "append-response", term: this.term, reject: false, index: snapshot.index, hintIndex: 0, hintTerm: 0 });
@@ -968,10 +938,8 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     if (index <= this.log.snapshotIndexValue) return null;
     const term = this.log.term(index);
     assert(term !== null, `compaction at ${index}, beyond the log's end ${this.log.lastIndex}`);
-    const membership = this.membershipAt(index);
     this.log.compact(index);
-    this.baseMembership = membership;
-    this.configs = this.configs.filter((c) => c.index > index);
+    const membership = this.configLog.compact(index);
     this.snapshot = { index, term, data, membership };
     return this.snapshot;
   }
@@ -992,7 +960,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     }
     const wasPaused = pr.paused;
     if (!pr.maybeUpdate(message.index)) return;
-    if (!isMember(this.current, from) && from !== this.id && pr.match >= (this.configs[this.configs.length - 1]?.index ?? 0)) {
+    if (!isMember(this.current, from) && from !== this.id && pr.match >= this.configLog.latestIndex) {
       // A removed node that now holds its removal: let it go (if the removal committed).
       this.syncProgress();
       if (this.progress.get(from) !== pr) return;
