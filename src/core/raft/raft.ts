@@ -47,17 +47,7 @@ import type {
 import { Progress } from "./progress.js";
 import { isSoleQuorum, QuorumValue } from "./quorum.js";
 import { ReadOnly } from "./read-only.js";
-
-/** A snapshot a follower is receiving, chunk by chunk. */
-interface IncomingSnapshot {
-  readonly leaderTerm: number;
-  readonly index: number;
-  readonly term: number;
-  readonly size: number;
-  readonly chunks: Uint8Array[];
-  readonly membership: Membership | undefined;
-  received: number;
-}
+import { SnapshotReceiver } from "./snapshot-receiver.js";
 
 const EMPTY = new Uint8Array(0);
 
@@ -127,7 +117,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   private snapshot: Snapshot | null;
   /** A snapshot installed from the leader, for the next Ready to hand to the driver. */
   private snapshotToInstall: Snapshot | null = null;
-  private incoming: IncomingSnapshot | null = null;
+  private readonly snapshotReceiver = new SnapshotReceiver();
 
   private messages: Outbound<RaftMessage>[] = [];
   private messagesAfterPersist: Outbound<RaftMessage>[] = [];
@@ -857,43 +847,18 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     this.followLeader(from);
     if (this.snapshotAlreadyCommitted(message.index)) {
       // Already covered by what this node has committed: say so, as for a stale append.
-      this.incoming = null;
+      this.snapshotReceiver.abandon();
       this.sendAfterPersist(from, { type: "append-response", term: this.term, reject: false, index: this.log.commitIndex, hintIndex: 0, hintTerm: 0 });
       return;
     }
-    let incoming = this.incoming;
-    const same = incoming !== null && incoming.leaderTerm === message.term && incoming.index === message.index && incoming.term === message.snapshotTerm;
-    // A late chunk of an older snapshot from the same leader must not wipe the transfer in progress.
-    if (!same && incoming !== null && incoming.leaderTerm === message.term && message.index < incoming.index) return;
-    if (!same) {
-      incoming = null;
-      this.incoming = null;
-      if (message.offset === 0) {
-        incoming = { leaderTerm: message.term, index: message.index, term: message.snapshotTerm, size: message.size, chunks: [], membership: message.membership, received: 0 };
-        this.incoming = incoming;
-      }
-    }
-    if (incoming === null || message.offset !== incoming.received) {
-      // A chunk out of order (a duplicate, or one after a lost chunk): ask to resume.
-      this.send(from, { type: "snapshot-response", term: this.term, index: message.index, received: incoming?.received ?? 0 });
+    const received = this.snapshotReceiver.receive(message);
+    if (received === null) return;
+    if (typeof received === "number") {
+      // More is needed, or the chunk was out of order: tell the leader where to resume.
+      this.send(from, { type: "snapshot-response", term: this.term, index: message.index, received });
       return;
     }
-    assert(incoming.received + message.chunk.length <= incoming.size, `snapshot chunk overruns the snapshot's size ${incoming.size}`);
-    incoming.chunks.push(message.chunk);
-    incoming.received += message.chunk.length;
-    if (incoming.received < incoming.size) {
-      this.send(from, { type: "snapshot-response", term: this.term, index: message.index, received: incoming.received });
-      return;
-    }
-    this.incoming = null;
-    const data = new Uint8Array(incoming.size);
-    let at = 0;
-    for (const chunk of incoming.chunks) {
-      data.set(chunk, at);
-      at += chunk.length;
-    }
-    const snapshot: Snapshot = incoming.membership === undefined ? { index: incoming.index, term: incoming.term, data } : { index: incoming.index, term: incoming.term, data, membership: incoming.membership };
-    this.installSnapshot(from, snapshot);
+    this.installSnapshot(from, received);
   }
 
   private installSnapshot(from: NodeId, snapshot: Snapshot): void {
