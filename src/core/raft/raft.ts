@@ -580,7 +580,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   private reconcileConfigs(appended: readonly LogEntry[]): void {
     const dropped = this.configLog.dropTruncated(this.log);
     const added = this.configLog.addAppended(appended, this.log);
-    if (dropped || added) this.refreshMembership();
+    if (dropped || added) this.refreshMembership(); // from the new commit index too
     else this.commitLearned();
   }
 
