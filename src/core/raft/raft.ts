@@ -62,6 +62,12 @@ const EMPTY = new Uint8Array(0);
  * counts its own entries toward commit only once they are durable (thesis 10.2.1): a
  * commit index it sends out is always on a quorum's disks. A leader's snapshot is handed
  * out alone: no Ready is outstanding when it is, and none follows until it is advanced.
+ *
+ * The engine owns its parts: the log (log.ts), the configurations in it (config-log.ts),
+ * the quorum arithmetic (quorum.ts), the reads being confirmed and the lease
+ * (read-only.ts), and a snapshot being received (snapshot-receiver.ts). The few rules a
+ * classic mistake breaks are protected methods named for the rule (`mayGrantVote`,
+ * `commitsByCounting`, ...): the mutants of mutants.ts are subclasses overriding one each.
  */
 export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   readonly id: NodeId;
