@@ -3,6 +3,7 @@ import { FAULT_CLASSES } from "../sim/params.js";
 import { PROTOCOLS } from "../sim/protocols.js";
 import { SCENARIO_NAMES, SCENARIOS } from "../sim/scenarios.js";
 import { registerBenchCommand } from "./bench-command.js";
+import { addClientTlsOptions } from "./client-options.js";
 import { checkCommand } from "./check-command.js";
 import { registerClusterCommand } from "./cluster-command.js";
 import { demoCommand } from "./demo-command.js";
@@ -109,6 +110,7 @@ function buildProgram(setExitCode: (code: number) => void): Command {
   registerMembersCommand(program, setExitCode);
   registerProxyCommand(program, setExitCode);
   registerSnapshotCommand(program, setExitCode);
+  addClientTlsOptions(program);
 
   return program;
 }
