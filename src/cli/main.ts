@@ -14,6 +14,7 @@ import { registerNodeCommand } from "./node-command.js";
 import { registerProxyCommand } from "./proxy-command.js";
 import { registerSnapshotCommand } from "./snapshot-command.js";
 import { registerStatusCommand } from "./status-command.js";
+import { registerTlsCommand } from "./tls-command.js";
 import { defaultWorkers, listMutants, parseFaults, simCommand, UsageError } from "./sim-command.js";
 
 function integer(what: string, min: number) {
@@ -110,6 +111,7 @@ function buildProgram(setExitCode: (code: number) => void): Command {
   registerMembersCommand(program, setExitCode);
   registerProxyCommand(program, setExitCode);
   registerSnapshotCommand(program, setExitCode);
+  registerTlsCommand(program, setExitCode);
   addClientTlsOptions(program);
 
   return program;
