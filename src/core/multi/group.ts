@@ -27,3 +27,16 @@ export interface GroupEnvelope<M> {
   readonly group: GroupId;
   readonly message: M;
 }
+
+/**
+ * The group that owns `key` when `groupCount` groups split the key space by a fixed hash
+ * (FNV-1a, 32 bits, over the key's UTF-16 code units): the simulator's stand-in for ranges,
+ * the same on every node and every run.
+ */
+export function groupOfKey(key: string, groupCount: number): GroupId {
+  assert(Number.isSafeInteger(groupCount) && groupCount >= 1, `a key space splits over at least one group, got ${groupCount}`);
+  if (groupCount === 1) return DEFAULT_GROUP;
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) hash = Math.imul(hash ^ key.charCodeAt(i), 0x01000193) >>> 0;
+  return hash % groupCount;
+}

@@ -6,7 +6,7 @@ import type { GroupId } from "./group.js";
 import { GroupRouter, type GroupRouterOptions } from "./router.js";
 
 export const ROUTER_MUTANTS = {
-  "cross-group-delivery": "now and then hands a peer message to the replica of another group the node hosts (every 7th message, to the next group)",
+  "cross-group-delivery": "now and then hands a peer message to the replica of another group the node hosts (every 100th message, to the next group)",
 } as const;
 
 export type RouterMutant = keyof typeof ROUTER_MUTANTS;
@@ -16,9 +16,9 @@ export function isRouterMutant(name: string): name is RouterMutant {
 }
 
 /** How often the mutant misroutes: deterministic, so a seed replays it exactly. */
-const MISROUTE_EVERY = 7;
+const MISROUTE_EVERY = 100;
 
-/** Every 7th message goes to the next hosted group (in id order) instead of its own. */
+/** Every 100th message goes to the next hosted group (in id order) instead of its own. */
 class CrossGroupRouter<M> extends GroupRouter<M> {
   private routed = 0;
 

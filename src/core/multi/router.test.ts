@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import type { NodeId } from "../engine/contract.js";
 import { AssertionError } from "../common/assert.js";
-import { DEFAULT_GROUP, GROUP_ID_MAX, isGroupId, type GroupEnvelope } from "./group.js";
+import { DEFAULT_GROUP, GROUP_ID_MAX, groupOfKey, isGroupId, type GroupEnvelope } from "./group.js";
 import { createRouter } from "./mutants.js";
 import { GroupRouter } from "./router.js";
 
@@ -84,10 +84,25 @@ describe("GroupRouter", () => {
 
   test("the cross-group-delivery mutant hands some messages to another group's replica (and none with one group)", () => {
     const { router, inbox } = routerWith([0, 1], "cross-group-delivery");
-    for (let i = 0; i < 70; i++) router.deliver(2, { group: 0, message: i });
-    assert.equal(inbox.get(1)?.length, 10);
+    for (let i = 0; i < 700; i++) router.deliver(2, { group: 0, message: i });
+    assert.equal(inbox.get(1)?.length, 7);
     const single = routerWith([0], "cross-group-delivery");
-    for (let i = 0; i < 70; i++) single.router.deliver(2, { group: 0, message: i });
-    assert.equal(single.inbox.get(0)?.length, 70);
+    for (let i = 0; i < 700; i++) single.router.deliver(2, { group: 0, message: i });
+    assert.equal(single.inbox.get(0)?.length, 700);
+  });
+});
+
+describe("groupOfKey", () => {
+  test("is fixed, in range, one group for a one-group cluster, and spreads keys over every group", () => {
+    assert.equal(groupOfKey("anything", 1), 0);
+    assert.equal(groupOfKey("k1", 4), groupOfKey("k1", 4));
+    const seen = new Set<number>();
+    for (let i = 1; i <= 64; i++) {
+      const group = groupOfKey(`k${i}`, 4);
+      assert.ok(Number.isInteger(group) && group >= 0 && group < 4);
+      seen.add(group);
+    }
+    assert.equal(seen.size, 4);
+    assert.throws(() => groupOfKey("k", 0), AssertionError);
   });
 });
