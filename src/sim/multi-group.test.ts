@@ -24,6 +24,9 @@ describe("simulator: many groups per node", () => {
       const served = new Map<number, number>();
       for (const op of result.history) if (op.status === "ok") served.set(groupOfKey(op.key, 4), (served.get(groupOfKey(op.key, 4)) ?? 0) + 1);
       for (let group = 0; group < 4; group++) assert.ok((served.get(group) ?? 0) > 10, `seed ${seed}: group ${group} served ${served.get(group) ?? 0} operations`);
+      // The groups' syncs went through group commit: never more disk syncs than requests.
+      const commit = result.stats.groupCommit;
+      assert.ok(commit !== undefined && commit.deviceSyncs > 0 && commit.deviceSyncs <= commit.requests, JSON.stringify(commit));
     }
   });
 
@@ -54,6 +57,7 @@ describe("simulator: many groups per node", () => {
     const one = runSimulation({ protocol: protocol("raft"), seed: 5 });
     const explicit = runSimulation({ protocol: protocol("raft"), seed: 5, groups: 1 });
     assert.equal(one.request.groups, undefined);
+    assert.equal(one.stats.groupCommit, undefined, "a one-group run's report is what it was");
     assert.deepEqual(explicit.stats, one.stats);
     assert.deepEqual(explicit.history, one.history);
   });

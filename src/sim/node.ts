@@ -124,6 +124,8 @@ export class SimNode<M> {
   private kvNodes: KvReplica<M, unknown>[] = [];
   /** Hands each arriving envelope to its group's replica; one per incarnation. */
   private router: GroupRouter<M>;
+  /** Every incarnation's group commit (several groups only), for its counts. */
+  private readonly commits: GroupCommit[] = [];
   private appNode: EmbeddedReplica<M, unknown, unknown> | null = null;
   /** Inputs that arrived while paused, replayed in order on resume. */
   private deferred: (() => void)[] = [];
@@ -339,7 +341,20 @@ export class SimNode<M> {
     if (this.groupCount === 1) return null;
     const deliver = (action: () => void): void => this.input(incarnation, action);
     const device = new SimSyncDevice(this.disk, (completed) => this.host.afterFsync(this, () => this.alive(incarnation) && completed()), deliver);
-    return new GroupCommit({ device, soon: (action) => this.host.after(0, () => deliver(action)) });
+    const commit = new GroupCommit({ device, soon: (action) => this.host.after(0, () => deliver(action)) });
+    this.commits.push(commit);
+    return commit;
+  }
+
+  /** Over every incarnation: the groups' sync requests, and the disk syncs that served them. */
+  get groupCommitCounts(): { readonly requests: number; readonly deviceSyncs: number } {
+    let requests = 0;
+    let deviceSyncs = 0;
+    for (const commit of this.commits) {
+      requests += commit.requests;
+      deviceSyncs += commit.deviceSyncs;
+    }
+    return { requests, deviceSyncs };
   }
 
   /** What the node traces about one group: as before groups existed when there is one. */

@@ -86,6 +86,11 @@ export interface SimStats {
   /** Crashes that caught writes not yet fsynced, and lost some of them. */
   readonly crashesLosingWrites: number;
   readonly faultsInjected: number;
+  /**
+   * With several groups: how many syncs the groups asked for, over every node, and how many
+   * disk syncs served them (group commit). Absent with one group.
+   */
+  readonly groupCommit?: { readonly requests: number; readonly deviceSyncs: number };
 }
 
 export interface SimResult {
@@ -493,6 +498,16 @@ class Simulation implements NodeHost<unknown> {
     return { names, groupOf: (key) => groupOfKey(key, groups) };
   }
 
+  private groupCommitCounts(): { readonly requests: number; readonly deviceSyncs: number } {
+    let requests = 0;
+    let deviceSyncs = 0;
+    for (const node of this.nodes.values()) {
+      requests += node.groupCommitCounts.requests;
+      deviceSyncs += node.groupCommitCounts.deviceSyncs;
+    }
+    return { requests, deviceSyncs };
+  }
+
   private groupOfKey(key: string): GroupId {
     return groupOfKey(key, this.params.groups);
   }
@@ -813,6 +828,7 @@ class Simulation implements NodeHost<unknown> {
         crashes: this.crashes,
         crashesLosingWrites: this.crashesLosingWrites,
         faultsInjected: this.faultsInjected,
+        ...(this.params.groups === 1 ? {} : { groupCommit: this.groupCommitCounts() }),
       },
       traceTail: this.failure === null ? [] : this.traceLog.tail(TRACE_TAIL_LINES),
       notableTail: this.failure === null ? [] : this.notable.tail(NOTABLE_TAIL_LINES),
