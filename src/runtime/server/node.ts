@@ -20,6 +20,8 @@ import { KvStore, SELF_ASSIGNED_SESSIONS_FROM } from "../../core/kv/store.js";
 import { LmdbKvBackend } from "../storage/kv-lmdb.js";
 import { LogStore } from "../storage/log-store.js";
 import { PeerTransport } from "../transport/peer-transport.js";
+import { DEFAULT_GROUP } from "../../core/multi/group.js";
+import { GroupRouter } from "../../core/multi/router.js";
 import { formatHostPort, parseHostPort, type MemberAddress, type NodeConfig } from "./config.js";
 import { consensusFor } from "./consensus.js";
 import { checkIdentity, clusterIdFor, DATA_LAYOUT, lockDataDir, readIdentity, StartupError, type DataDirIdentity } from "./data-dir.js";
@@ -53,6 +55,12 @@ export class SynodNode {
    */
   private readonly bootstrapMembers: readonly MemberAddress[];
   private readonly driver: Driver;
+  /**
+   * The node's replicas by group, behind one transport: peer messages reach the replica of
+   * their group, and a message for a group not hosted here is counted and dropped. Only
+   * group 0 exists yet (docs/sharding.md).
+   */
+  private readonly groups: GroupRouter<unknown>;
   private readonly metrics: NodeMetrics;
   private readonly backups: BackupSource;
 
@@ -78,13 +86,18 @@ export class SynodNode {
       pendingRequests: () => this.driver.pendingRequests,
       peerStats: () => this.transport?.stats() ?? new Map(),
     });
+    this.groups = new GroupRouter<unknown>({
+      send: (to, envelope) => this.transport?.send(to, envelope.message, envelope.group) ?? false,
+      unknownGroup: (from, group) => log.debug({ peer: from, group }, "a message for a group this node does not host; dropped"),
+    });
+    const network = this.groups.host(DEFAULT_GROUP, (from, message) => this.driver.receive(from, message));
     this.driver = new Driver({
       engine,
       factory,
       logStore,
       kv,
       beginSnapshot: () => backend.beginSnapshot(),
-      send: (to, message) => this.transport?.send(to, message) ?? false,
+      send: (to, message) => network.send(to, message),
       clientId: nodeClientId(config.id),
       firstSequence: firstSequence(kv, nodeClientId(config.id)),
       tickMs: config.tickMs,
@@ -281,7 +294,7 @@ export class SynodNode {
         nodeId: this.config.id,
         listen: this.config.peer,
         peers,
-        onMessage: (from, message) => this.driver.receive(from, message),
+        onMessage: (from, message, group) => this.groups.deliver(from, { group, message }),
         onPeerHello: (from, info) => {
           if (info.http !== null) this.memberHttp.set(from, info.http);
         },
