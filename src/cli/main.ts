@@ -48,7 +48,8 @@ function buildProgram(setExitCode: (code: number) => void): Command {
     .option("--workers <n>", "worker threads", integer("--workers", 1), defaultWorkers())
     .option("--verbose", "print the trace of every failure, not only the first few", false)
     .option("--state-machine <module>", "run your own state machine module (its workload and model) instead of the KV store; see docs/embedding.md")
-    .action(async (opts: { protocol?: string; mutant?: string; listMutants: boolean; seeds?: number; seed?: number; faults?: string; scenario: string; json: boolean; historyOut?: string; traceOut?: string; workers: number; verbose: boolean; stateMachine?: string }) => {
+    .option("--groups <n>", "consensus groups every node hosts, the keys spread over them; every checker runs per group (KV store only)", integer("--groups", 1), 1)
+    .action(async (opts: { protocol?: string; mutant?: string; listMutants: boolean; seeds?: number; seed?: number; faults?: string; scenario: string; json: boolean; historyOut?: string; traceOut?: string; workers: number; verbose: boolean; stateMachine?: string; groups: number }) => {
       if (opts.listMutants) {
         process.stdout.write(listMutants());
         return;
@@ -70,6 +71,7 @@ function buildProgram(setExitCode: (code: number) => void): Command {
           ...(opts.traceOut === undefined ? {} : { traceOut: opts.traceOut }),
           workers: opts.workers,
           verbose: opts.verbose,
+          ...(opts.groups === 1 ? {} : { groups: opts.groups }),
         }),
       );
     });

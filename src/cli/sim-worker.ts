@@ -15,6 +15,8 @@ export interface WorkerSetup {
   readonly keepHistory: boolean;
   /** The --state-machine module's path (the main thread checked it loads), or null for the KV store. */
   readonly stateMachine: string | null;
+  /** Consensus groups per node (1: the one group of every cluster). */
+  readonly groups: number;
 }
 
 const setup = workerData as WorkerSetup;
@@ -30,6 +32,7 @@ parentPort?.on("message", (seed: number) => {
     ...(setup.faults === null ? {} : { faults: setup.faults }),
     ...(setup.mutant === null ? {} : { mutant: setup.mutant }),
     ...(application === undefined ? {} : { application }),
+    ...(setup.groups === 1 ? {} : { groups: setup.groups }),
   });
   parentPort?.postMessage(setup.keepHistory ? result : { ...result, history: [], appHistory: [] });
 });

@@ -22,6 +22,8 @@ import { PeerTransport } from "../transport/peer-transport.js";
 import { createHttpsListener, type ApiListener } from "../tls/https-listener.js";
 import { TlsConfigError, TlsSource } from "../tls/material.js";
 import { trustForFetch } from "../tls/trust.js";
+import { DEFAULT_GROUP } from "../../core/multi/group.js";
+import { GroupRouter } from "../../core/multi/router.js";
 import { formatHostPort, parseHostPort, type MemberAddress, type NodeConfig } from "./config.js";
 import { consensusFor } from "./consensus.js";
 import { checkIdentity, clusterIdFor, DATA_LAYOUT, lockDataDir, readIdentity, StartupError, type DataDirIdentity } from "./data-dir.js";
@@ -57,6 +59,12 @@ export class SynodNode {
    */
   private readonly bootstrapMembers: readonly MemberAddress[];
   private readonly driver: Driver;
+  /**
+   * The node's replicas by group, behind one transport: peer messages reach the replica of
+   * their group, and a message for a group not hosted here is counted and dropped. Only
+   * group 0 exists yet (docs/sharding.md).
+   */
+  private readonly groups: GroupRouter<unknown>;
   private readonly metrics: NodeMetrics;
   private readonly backups: BackupSource;
 
@@ -82,13 +90,18 @@ export class SynodNode {
       pendingRequests: () => this.driver.pendingRequests,
       peerStats: () => this.transport?.stats() ?? new Map(),
     });
+    this.groups = new GroupRouter<unknown>({
+      send: (to, envelope) => this.transport?.send(to, envelope.message, envelope.group) ?? false,
+      unknownGroup: (from, group) => log.debug({ peer: from, group }, "a message for a group this node does not host; dropped"),
+    });
+    const network = this.groups.host(DEFAULT_GROUP, (from, message) => this.driver.receive(from, message));
     this.driver = new Driver({
       engine,
       factory,
       logStore,
       kv,
       beginSnapshot: () => backend.beginSnapshot(),
-      send: (to, message) => this.transport?.send(to, message) ?? false,
+      send: (to, message) => network.send(to, message),
       clientId: nodeClientId(config.id),
       firstSequence: firstSequence(kv, nodeClientId(config.id)),
       tickMs: config.tickMs,
@@ -322,7 +335,7 @@ export class SynodNode {
         nodeId: this.config.id,
         listen: this.config.peer,
         peers,
-        onMessage: (from, message) => this.driver.receive(from, message),
+        onMessage: (from, message, group) => this.groups.deliver(from, { group, message }),
         onPeerHello: (from, info) => {
           if (info.http !== null) this.memberHttp.set(from, info.http);
         },

@@ -6,6 +6,8 @@ import { connect, type Socket } from "node:net";
 import { connect as connectTls } from "node:tls";
 import { certificateNodeId } from "../tls/material.js";
 import { FRAME_HEADER_BYTES, FrameDecoder, frame, writeFrameHeader } from "../../core/wire/frame.js";
+import { groupHeaderBytes, writeGroupHeader } from "../../core/wire/group.js";
+import { DEFAULT_GROUP, type GroupId } from "../../core/multi/group.js";
 import { decodeMessage, encodeMessage } from "./codec.js";
 import { KEEPALIVE_DELAY_MS, describeError, type PeerCounters, type TransportContext } from "./context.js";
 import { HANDSHAKE_FRAME_BYTES_MAX, PROTOCOL_VERSION, parseReply, type Hello, type HelloReply } from "./handshake.js";
@@ -32,6 +34,14 @@ type LinkState = "waiting" | "handshaking" | "open" | "stopped";
 const HANDSHAKE_QUEUE_FRAMES_MAX = 256;
 const HANDSHAKE_QUEUE_BYTES_MAX = 4 * 1024 * 1024;
 
+/** A message waiting to be written: its frame is the group header, then `encoded`. */
+interface QueuedMessage {
+  readonly group: GroupId;
+  readonly encoded: Uint8Array;
+  /** The frame's payload size: group header and message. */
+  readonly payloadBytes: number;
+}
+
 export class OutboundLink {
   private state: LinkState = "waiting";
   private socket: Socket | null = null;
@@ -42,8 +52,8 @@ export class OutboundLink {
   private everOpened = false;
   private retryTimer: NodeJS.Timeout | null = null;
   private handshakeTimer: NodeJS.Timeout | null = null;
-  /** Encoded payloads not yet written; `queue[queueHead]` is the oldest. */
-  private queue: Uint8Array[] = [];
+  /** Encoded messages not yet written, with their groups; `queue[queueHead]` is the oldest. */
+  private queue: QueuedMessage[] = [];
   private queueHead = 0;
   private queuedBytes = 0;
   private flushScheduled = false;
@@ -79,18 +89,19 @@ export class OutboundLink {
    * read index request) matter most and would otherwise be lost to a client's timeout;
    * what is queued then goes out once the handshake succeeds, or is dropped if it fails.
    */
-  send(message: unknown): boolean {
+  send(message: unknown, group: GroupId = DEFAULT_GROUP): boolean {
     const { limits } = this.context;
     const handshaking = this.state === "handshaking" && this.queueFrames < HANDSHAKE_QUEUE_FRAMES_MAX;
     if ((this.state !== "open" && !handshaking) || this.queueFrames >= limits.queueFramesMax) return this.drop();
-    const payload = encodeMessage(message);
-    if (payload.length > limits.frameBytesMax) {
-      this.context.errorLimited(`oversize:${this.peer.id}`, { peer: this.peer.id, frameBytes: payload.length, frameBytesMax: limits.frameBytesMax }, "a message is larger than the frame limit; dropped (the engine's batch limits must stay below frameBytesMax)");
+    const encoded = encodeMessage(message);
+    const payloadBytes = groupHeaderBytes(group) + encoded.length;
+    if (payloadBytes > limits.frameBytesMax) {
+      this.context.errorLimited(`oversize:${this.peer.id}`, { peer: this.peer.id, frameBytes: payloadBytes, frameBytesMax: limits.frameBytesMax }, "a message is larger than the frame limit; dropped (the engine's batch limits must stay below frameBytesMax)");
       return this.drop();
     }
-    const frameBytes = FRAME_HEADER_BYTES + payload.length;
+    const frameBytes = FRAME_HEADER_BYTES + payloadBytes;
     if (this.queuedBytes + frameBytes > (this.state === "open" ? limits.queueBytesMax : HANDSHAKE_QUEUE_BYTES_MAX)) return this.drop();
-    this.queue.push(payload);
+    this.queue.push({ group, encoded, payloadBytes });
     this.queuedBytes += frameBytes;
     if (!this.flushScheduled) {
       this.flushScheduled = true;
@@ -245,7 +256,7 @@ export class OutboundLink {
     let end = this.queueHead;
     let bytes = 0;
     while (end < this.queue.length) {
-      const frameBytes = FRAME_HEADER_BYTES + (this.queue[end] as Uint8Array).length;
+      const frameBytes = FRAME_HEADER_BYTES + (this.queue[end] as QueuedMessage).payloadBytes;
       if (bytes > 0 && bytes + frameBytes > WRITE_BATCH_BYTES_TARGET) break;
       bytes += frameBytes;
       end++;
@@ -253,10 +264,11 @@ export class OutboundLink {
     const batch = Buffer.allocUnsafe(bytes);
     let at = 0;
     for (let i = this.queueHead; i < end; i++) {
-      const payload = this.queue[i] as Uint8Array;
-      writeFrameHeader(batch, at, payload.length);
-      batch.set(payload, at + FRAME_HEADER_BYTES);
-      at += FRAME_HEADER_BYTES + payload.length;
+      const { group, encoded, payloadBytes } = this.queue[i] as QueuedMessage;
+      writeFrameHeader(batch, at, payloadBytes);
+      // Every frame names its group, so one connection serves every group two nodes share.
+      batch.set(encoded, writeGroupHeader(batch, at + FRAME_HEADER_BYTES, group));
+      at += FRAME_HEADER_BYTES + payloadBytes;
     }
     this.counters.framesSent += end - this.queueHead;
     this.counters.bytesSent += bytes;

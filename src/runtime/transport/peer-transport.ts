@@ -36,6 +36,11 @@
  * resets when a handshake succeeds. The first failure in a streak logs a warning; repeats
  * are limited to one warning per 10 s per peer (debug in between, with a count).
  *
+ * Groups. A node hosts replicas of many consensus groups, and one connection per pair of
+ * nodes carries the messages of all of them: each frame's payload names its group
+ * (core/wire/group.ts) and `onMessage` is told it. The hello is no group's (untagged). A
+ * frame without a group header, from a node that predates groups, is group 0's.
+ *
  * Receiving. Each accepted connection has its own FrameDecoder (limit frameBytesMax once
  * the hello is accepted). A frame too large, a message that does not decode, or data that
  * breaks the handshake closes that connection with a warning naming the remote address;
@@ -67,6 +72,7 @@ import { certificateNodeId, type TlsMaterial, type TlsSource } from "../tls/mate
 import { assert } from "../../core/common/assert.js";
 import { limits as coreLimits } from "../../core/common/limits.js";
 import { FRAME_HEADER_BYTES, FRAME_PAYLOAD_BYTES_LIMIT } from "../../core/wire/frame.js";
+import { DEFAULT_GROUP, type GroupId } from "../../core/multi/group.js";
 import { describeError, newCounters, remoteOf, type PeerCounters, type TransportContext } from "./context.js";
 import { CLUSTER_ID_LENGTH_MAX } from "./handshake.js";
 import { InboundConnection, type InboundHost } from "./inbound.js";
@@ -126,8 +132,11 @@ export interface TransportOptions {
   readonly listen: { readonly host: string; readonly port: number };
   /** The other members; an entry with this node's id is ignored. Ids must be unique. */
   readonly peers: readonly PeerAddress[];
-  /** Called once per message received, in order per sender; see the file comment on throwing. */
-  readonly onMessage: (from: number, message: unknown) => void;
+  /**
+   * Called once per message received, with the group it is for, in order per sender; see
+   * the file comment on throwing. A frame from a node that predates groups is group 0's.
+   */
+  readonly onMessage: (from: number, message: unknown, group: GroupId) => void;
   readonly log: TransportLogger;
   readonly limits?: Partial<TransportLimits>;
   /** This node's HTTP URL, sent in every hello; peers learn it through `onPeerHello`. */
@@ -221,7 +230,7 @@ export class PeerTransport {
         this.adopt(connection, from);
         this.options.onPeerHello?.(from, { http: hello.http ?? null });
       },
-      deliver: (connection, message, frameBytes) => this.deliver(connection, message, frameBytes),
+      deliver: (connection, message, frameBytes, group) => this.deliver(connection, message, frameBytes, group),
       forget: (connection) => this.forget(connection),
     };
     if (options.tls === undefined) {
@@ -250,15 +259,15 @@ export class PeerTransport {
   }
 
   /**
-   * Queues `message` for peer `to`. Returns false, and counts a drop, when `to` is not a
+   * Queues `message`, a message of `group` (default: group 0), for peer `to`. Returns false, and counts a drop, when `to` is not a
    * peer (or is this node), its connection is not open, or its queue is full. Delivery is
    * never certain even when true: a connection lost later loses what it had queued.
    * Throws only if `message` cannot be encoded (a cycle, say): a programming error.
    */
-  send(to: number, message: unknown): boolean {
+  send(to: number, message: unknown, group: GroupId = DEFAULT_GROUP): boolean {
     if (this.closing !== null) return false;
     const link = this.links.get(to);
-    return link === undefined ? false : link.send(message);
+    return link === undefined ? false : link.send(message, group);
   }
 
   /**
@@ -337,7 +346,7 @@ export class PeerTransport {
     }
   }
 
-  private deliver(connection: InboundConnection, message: unknown, frameBytes: number): void {
+  private deliver(connection: InboundConnection, message: unknown, frameBytes: number, group: GroupId): void {
     const from = connection.from;
     assert(from !== null, "only adopted connections deliver");
     const counters = this.counters.get(from);
@@ -346,7 +355,7 @@ export class PeerTransport {
       counters.bytesReceived += frameBytes;
     }
     try {
-      this.options.onMessage(from, message);
+      this.options.onMessage(from, message, group);
     } catch (error) {
       this.context.errorLimited(`on-message:${from}`, { peer: from, error: describeError(error), stack: error instanceof Error ? error.stack : undefined }, "onMessage threw; the message is lost, the connection goes on");
     }
