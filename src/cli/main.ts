@@ -3,6 +3,7 @@ import { FAULT_CLASSES } from "../sim/params.js";
 import { PROTOCOLS } from "../sim/protocols.js";
 import { SCENARIO_NAMES, SCENARIOS } from "../sim/scenarios.js";
 import { registerBenchCommand } from "./bench-command.js";
+import { addClientTlsOptions } from "./client-options.js";
 import { checkCommand } from "./check-command.js";
 import { registerClusterCommand } from "./cluster-command.js";
 import { demoCommand } from "./demo-command.js";
@@ -13,6 +14,7 @@ import { registerNodeCommand } from "./node-command.js";
 import { registerProxyCommand } from "./proxy-command.js";
 import { registerSnapshotCommand } from "./snapshot-command.js";
 import { registerStatusCommand } from "./status-command.js";
+import { registerTlsCommand } from "./tls-command.js";
 import { defaultWorkers, listMutants, parseFaults, simCommand, UsageError } from "./sim-command.js";
 
 function integer(what: string, min: number) {
@@ -111,6 +113,8 @@ function buildProgram(setExitCode: (code: number) => void): Command {
   registerMembersCommand(program, setExitCode);
   registerProxyCommand(program, setExitCode);
   registerSnapshotCommand(program, setExitCode);
+  registerTlsCommand(program, setExitCode);
+  addClientTlsOptions(program);
 
   return program;
 }

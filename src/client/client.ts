@@ -39,7 +39,7 @@ import { CallContext, CallEnded } from "./call.js";
 import { ClientClosedError, ConnectionError, HttpApiError, NoEndpointError, NoQuorumError, SessionExpiredError, TimeoutError, UnavailableError } from "./errors.js";
 import { ClusterRouter, type RouterEndpoint, type RouterEndpointConfig, type RouterStats } from "./router.js";
 import { SessionLanes, type SessionLane } from "./sessions.js";
-import { HttpTransport, type TransportRequest } from "./transport.js";
+import { HttpTransport, type ClientTls, type TransportRequest } from "./transport.js";
 
 /** How failed attempts are retried: an attempt limit, the pause between attempts, and the client-wide budget (docs/balance.md, "Retries"). */
 export interface RetryOptions extends Partial<BackoffOptions>, Partial<RetryBudgetOptions> {
@@ -87,6 +87,8 @@ export interface ClientOptions {
   readonly balancer?: BalancerOptions;
   /** Seeds the balancer's and the backoff's randomness; default random. */
   readonly seed?: number;
+  /** For https:// endpoints: the CA to trust (a `synod cluster --tls` cluster's `tls/ca.pem`) and a client certificate. */
+  readonly tls?: ClientTls;
   /** How long connecting to a node may take; default 3,000 ms. */
   readonly connectTimeoutMs?: number;
   /** Keep-alive connections per endpoint, 1..1024; default `concurrency`, at most 1024. */
@@ -263,6 +265,7 @@ export class Client {
       // Only a backstop: each attempt's own signal ends it sooner, and a call may have a longer timeoutMs than the client's.
       answerTimeoutMs: TIMEOUT_MS_MAX,
       responseBytesMax: integerOption(options.responseBytesMax, RESPONSE_BYTES_MAX_DEFAULT, "responseBytesMax", 1, Number.MAX_SAFE_INTEGER),
+      ...(options.tls === undefined ? {} : { tls: options.tls }),
     });
     this.router = new ClusterRouter({
       endpoints: endpointConfigs(options),

@@ -10,7 +10,6 @@
  * delivers the rest of the log.
  */
 import { randomInt } from "node:crypto";
-import type { Server } from "node:http";
 import { performance } from "node:perf_hooks";
 import { NotLeaderError, NotMemberError } from "../../core/common/errors.js";
 import { join } from "node:path";
@@ -20,6 +19,9 @@ import { KvStore, SELF_ASSIGNED_SESSIONS_FROM } from "../../core/kv/store.js";
 import { LmdbKvBackend } from "../storage/kv-lmdb.js";
 import { LogStore } from "../storage/log-store.js";
 import { PeerTransport } from "../transport/peer-transport.js";
+import { createHttpsListener, type ApiListener } from "../tls/https-listener.js";
+import { TlsConfigError, TlsSource } from "../tls/material.js";
+import { trustForFetch } from "../tls/trust.js";
 import { DEFAULT_GROUP } from "../../core/multi/group.js";
 import { GroupRouter } from "../../core/multi/router.js";
 import { formatHostPort, parseHostPort, type MemberAddress, type NodeConfig } from "./config.js";
@@ -28,7 +30,7 @@ import { checkIdentity, clusterIdFor, DATA_LAYOUT, lockDataDir, readIdentity, St
 import { fetchClusterView, JOIN_TIMEOUT_MS, REACH_TIMEOUT_MS, requestJoin, type ClusterView } from "./join.js";
 import { BackupSource } from "./backup.js";
 import { Driver, WriteOutcomeUnknownError } from "./driver.js";
-import { createHttpApi, FORWARDED_HEADER, HttpError, READY_APPLIED_LAG_MAX, type KvService, type MemberRequest, type QuorumView, type Readiness } from "./http-api.js";
+import { createHttpApi, httpApiHandler, keepAlive, FORWARDED_HEADER, HttpError, READY_APPLIED_LAG_MAX, type KvService, type MemberRequest, type QuorumView, type Readiness } from "./http-api.js";
 import { isMember, members } from "../../core/engine/membership.js";
 import { decodeDirectory, encodeDirectory, memberRole } from "./members.js";
 import { NodeMetrics } from "./metrics.js";
@@ -42,7 +44,9 @@ export class SynodNode {
   private stopping: Promise<void> | null = null;
   /** HTTP addresses of the members, from the configuration and the peers' handshakes. */
   private readonly memberHttp = new Map<NodeId, string>();
-  private httpServer: Server | null = null;
+  private httpServer: ApiListener | null = null;
+  /** HTTPS and peer TLS material (null: plain), re-read by `reloadTls`. */
+  private tls: TlsSource | null = null;
   /** The members of the configuration in force, and removed ones still connected for a while. */
   private currentPeers: MemberAddress[] = [];
   private readonly retiringPeers = new Map<NodeId, { readonly member: MemberAddress; readonly timer: NodeJS.Timeout }>();
@@ -130,6 +134,7 @@ export class SynodNode {
    * Throws StartupError with what to do.
    */
   static async start(config: NodeConfig, log: Logger): Promise<SynodNode> {
+    const tls = SynodNode.loadTls(config);
     const recorded = readIdentity(config.dataDir);
     if (recorded !== null && !recorded.joined && config.join !== null) {
       throw new StartupError(
@@ -150,6 +155,7 @@ export class SynodNode {
     let node: SynodNode;
     try {
       node = SynodNode.open(config, identity, log, releaseLock);
+      node.tls = tls;
     } catch (error) {
       releaseLock();
       throw error;
@@ -260,8 +266,43 @@ export class SynodNode {
     }
   }
 
+  /**
+   * Reads and checks the TLS files before anything else (a wrong file is a refusal to start
+   * naming it), and makes this process's own HTTPS requests (to members, to join) trust the
+   * cluster's CA and present this node's certificate.
+   */
+  private static loadTls(config: NodeConfig): TlsSource | null {
+    if (config.tls === null) return null;
+    let source: TlsSource;
+    try {
+      source = new TlsSource(config.tls, { nodeId: config.id });
+    } catch (error) {
+      if (error instanceof TlsConfigError) throw new StartupError(error.message, { cause: error });
+      throw error;
+    }
+    trustForFetch(source.current);
+    return source;
+  }
+
+  /**
+   * Re-reads the TLS files (on SIGHUP): new client and peer connections use the new material;
+   * open ones keep theirs. Returns null, or why the files were refused (the old material
+   * stays in use).
+   */
+  reloadTls(): TlsConfigError | null {
+    const tls = this.tls;
+    if (tls === null) return null;
+    const refused = tls.reload();
+    if (refused !== null) return refused;
+    trustForFetch(tls.current);
+    this.transport?.reloadTls();
+    this.log.info({ serial: tls.current.serial, validTo: new Date(tls.current.validToMs).toISOString() }, "TLS material reloaded");
+    return null;
+  }
+
   private async listen(): Promise<void> {
-    const server = createHttpApi(this.service(), { requestBodyBytesMax: this.config.requestBodyBytesMax });
+    const options = { requestBodyBytesMax: this.config.requestBodyBytesMax };
+    const server: ApiListener = this.tls === null ? createHttpApi(this.service(), options) : createHttpsListener(httpApiHandler(this.service(), options), this.tls, keepAlive);
     this.httpServer = server;
     await new Promise<void>((resolve, reject) => {
       server.once("error", (error: NodeJS.ErrnoException) =>
@@ -278,7 +319,7 @@ export class SynodNode {
     if (this.config.advertiseHttp !== null) return this.config.advertiseHttp;
     const address = this.httpServer?.address();
     const port = typeof address === "object" && address !== null ? address.port : this.config.http.port;
-    return `http://${formatHostPort({ host: this.config.http.host, port })}`;
+    return `${this.tls === null ? "http" : "https"}://${formatHostPort({ host: this.config.http.host, port })}`;
   }
 
   private async connect(): Promise<void> {
@@ -300,6 +341,7 @@ export class SynodNode {
         },
         advertiseHttp: this.advertisedHttp(),
         log: this.log.child({ component: "transport" }),
+        ...(this.tls === null ? {} : { tls: this.tls }),
       });
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;

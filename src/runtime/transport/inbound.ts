@@ -35,6 +35,8 @@ export class InboundConnection {
   constructor(
     private readonly socket: Socket,
     private readonly host: InboundHost,
+    /** Under TLS, the node id the peer's certificate names (null: none); undefined without TLS. */
+    private readonly certifiedNodeId?: number | null,
   ) {
     this.remote = remoteOf(socket);
     socket.setNoDelay(true);
@@ -99,7 +101,12 @@ export class InboundConnection {
       return this.reject("decode", `the hello does not decode: ${describeError(error)}`);
     }
     const { context } = this.host;
-    const checked = checkHello(hello, { clusterId: context.clusterId, nodeId: context.nodeId, isKnownPeer: (id) => this.host.isKnownPeer(id) });
+    const checked = checkHello(hello, {
+      clusterId: context.clusterId,
+      nodeId: context.nodeId,
+      isKnownPeer: (id) => this.host.isKnownPeer(id),
+      ...(this.certifiedNodeId === undefined ? {} : { certifiedNodeId: this.certifiedNodeId }),
+    });
     if (isRefusal(checked)) {
       context.warnLimited(`refuse:${this.socket.remoteAddress}:${checked.code}`, { remote: this.remote, ...describeHello(hello), reason: checked.reason }, "refused a peer's handshake");
       // The deadline timer stays armed: it closes the socket if the dialer never does.

@@ -3,6 +3,8 @@
  * See peer-transport.ts for the design; this file holds its sending half.
  */
 import { connect, type Socket } from "node:net";
+import { connect as connectTls } from "node:tls";
+import { certificateNodeId } from "../tls/material.js";
 import { FRAME_HEADER_BYTES, FrameDecoder, frame, writeFrameHeader } from "../../core/wire/frame.js";
 import { groupHeaderBytes, writeGroupHeader } from "../../core/wire/group.js";
 import { DEFAULT_GROUP, type GroupId } from "../../core/multi/group.js";
@@ -133,14 +135,14 @@ export class OutboundLink {
     this.state = "handshaking";
     this.lastError = null;
     this.replyDecoder = new FrameDecoder({ frameBytesMax: HANDSHAKE_FRAME_BYTES_MAX });
-    const socket = connect({ host: this.peer.host, port: this.peer.port });
+    const socket = this.connectSocket();
     this.socket = socket;
     socket.setNoDelay(true);
     socket.setKeepAlive(true, KEEPALIVE_DELAY_MS);
     this.handshakeTimer = setTimeout(() => this.abandon(socket, "the handshake timed out"), this.context.limits.handshakeTimeoutMs);
     const base: Hello = { synod: PROTOCOL_VERSION, clusterId: this.context.clusterId, from: this.context.nodeId, to: this.peer.id };
     const hello: Hello = this.context.advertiseHttp === null ? base : { ...base, http: this.context.advertiseHttp };
-    socket.once("connect", () => socket.write(frame(encodeMessage(hello))));
+    socket.once(this.context.tls === null ? "connect" : "secureConnect", () => socket.write(frame(encodeMessage(hello))));
     socket.on("data", (chunk: Buffer) => this.onData(socket, chunk));
     socket.on("drain", () => {
       if (this.socket === socket) this.flush();
@@ -149,6 +151,32 @@ export class OutboundLink {
       if (this.socket === socket) this.lastError = describeError(error);
     });
     socket.on("close", () => this.onClose(socket));
+  }
+
+  /**
+   * A TCP connection to the peer, or under TLS one that presents this node's certificate and
+   * accepts only a certificate of the cluster's CA naming the peer's id (the host name is
+   * not what identifies a peer; its id is).
+   */
+  private connectSocket(): Socket {
+    const tls = this.context.tls;
+    if (tls === null) return connect({ host: this.peer.host, port: this.peer.port });
+    const { cert, key, ca } = tls.current;
+    const expected = this.peer.id;
+    return connectTls({
+      host: this.peer.host,
+      port: this.peer.port,
+      cert,
+      key,
+      ca,
+      checkServerIdentity: (_host, certificate) => {
+        const named = certificateNodeId(certificate.subjectaltname);
+        if (named === expected) return undefined;
+        const error = new Error(`the peer's certificate ${named === null ? "names no node" : `names node ${named}`}, not node ${expected}`);
+        (error as NodeJS.ErrnoException).code = "ERR_SYNOD_PEER_IDENTITY";
+        return error;
+      },
+    });
   }
 
   /** The acceptor sends exactly one frame, its reply; anything else is a protocol error. */

@@ -55,11 +55,20 @@
  * `close()` stops the listener, destroys every socket and clears every timer, and resolves
  * when all sockets have closed, so nothing keeps the process alive.
  *
- * Not here: TLS and authentication (the hello is a misconfiguration check, not a proof of
- * identity), and detecting a peer whose host vanished while data is unacknowledged (TCP
+ * TLS (`tls`). With a TlsSource, every connection is mutual TLS with the cluster's CA: the
+ * listener asks for a client certificate and refuses one the CA did not sign (logged at
+ * warn, rate-limited, with the remote address and OpenSSL's reason); a dialer accepts only
+ * a certificate naming the peer's id (`urn:synod:node:<id>`), and an acceptor refuses a
+ * hello whose `from` is not the id its certificate names. So the hello's identity is proven
+ * under TLS, and only a misconfiguration check without it. `reloadTls` applies the source's
+ * current material to connections made from then on.
+ *
+ * Not here: authentication of clients (the HTTP API's business), and detecting a peer whose host vanished while data is unacknowledged (TCP
  * retransmits for minutes; the queue bound caps the cost meanwhile).
  */
 import { createServer, type Server, type Socket } from "node:net";
+import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from "node:tls";
+import { certificateNodeId, type TlsMaterial, type TlsSource } from "../tls/material.js";
 import { assert } from "../../core/common/assert.js";
 import { limits as coreLimits } from "../../core/common/limits.js";
 import { FRAME_HEADER_BYTES, FRAME_PAYLOAD_BYTES_LIMIT } from "../../core/wire/frame.js";
@@ -134,6 +143,12 @@ export interface TransportOptions {
   readonly advertiseHttp?: string;
   /** A peer's hello was accepted; `http` is the client URL it advertised, if any. */
   readonly onPeerHello?: (from: number, info: { readonly http: string | null }) => void;
+  /** Mutual TLS with the cluster's CA (see the file comment); absent: plain TCP. */
+  readonly tls?: TlsSource;
+}
+
+function tlsServerOptions(material: TlsMaterial) {
+  return { cert: material.cert, key: material.key, ca: material.ca, requestCert: true, rejectUnauthorized: true };
 }
 
 export interface PeerStats {
@@ -177,7 +192,8 @@ export class PeerTransport {
   static async start(options: TransportOptions): Promise<PeerTransport> {
     const limits = resolveLimits(options.limits);
     checkOptions(options);
-    const server = createServer({ noDelay: true });
+    const tls = options.tls;
+    const server = tls === undefined ? createServer({ noDelay: true }) : createTlsServer({ ...tlsServerOptions(tls.current), noDelay: true });
     const transport = new PeerTransport(options, server, limits);
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
@@ -206,7 +222,7 @@ export class PeerTransport {
       if (suppressed === null) log.debug?.(fields, message);
       else log[level](suppressed > 0 ? { ...fields, suppressed } : fields, message);
     };
-    this.context = { clusterId: options.clusterId, nodeId: options.nodeId, advertiseHttp: options.advertiseHttp ?? null, limits, log, warnLimited: limited("warn"), errorLimited: limited("error") };
+    this.context = { clusterId: options.clusterId, nodeId: options.nodeId, advertiseHttp: options.advertiseHttp ?? null, limits, tls: options.tls ?? null, log, warnLimited: limited("warn"), errorLimited: limited("error") };
     this.inboundHost = {
       context: this.context,
       isKnownPeer: (id) => this.links.has(id),
@@ -217,7 +233,24 @@ export class PeerTransport {
       deliver: (connection, message, frameBytes, group) => this.deliver(connection, message, frameBytes, group),
       forget: (connection) => this.forget(connection),
     };
-    server.on("connection", (socket) => this.accept(socket));
+    if (options.tls === undefined) {
+      server.on("connection", (socket) => this.accept(socket));
+    } else {
+      const tlsServer = server as TlsServer;
+      tlsServer.on("secureConnection", (socket: TLSSocket) => this.accept(socket, certificateNodeId(socket.getPeerCertificate().subjectaltname)));
+      tlsServer.on("tlsClientError", (error, socket) => {
+        this.context.warnLimited(`tls:${socket.remoteAddress}`, { remote: remoteOf(socket), error: describeError(error) }, "refused a peer's TLS handshake");
+      });
+    }
+  }
+
+  /**
+   * Applies the TLS source's current material to connections accepted and dialed from now
+   * on (after `TlsSource.reload`); connections already open keep theirs.
+   */
+  reloadTls(): void {
+    const tls = this.options.tls;
+    if (tls !== undefined) (this.server as TlsServer).setSecureContext(tlsServerOptions(tls.current));
   }
 
   /** The port actually bound (useful with `listen.port` 0). */
@@ -291,14 +324,14 @@ export class PeerTransport {
     await Promise.all([...closing, serverClosed]);
   }
 
-  private accept(socket: Socket): void {
+  private accept(socket: Socket, certifiedNodeId?: number | null): void {
     if (this.closing !== null || this.pending.size >= PENDING_INBOUND_MAX) {
       this.context.warnLimited("inbound:pending-max", { remote: remoteOf(socket), pendingMax: PENDING_INBOUND_MAX }, "too many connections awaiting their handshake; closing a new one");
       socket.on("error", () => {});
       socket.destroy();
       return;
     }
-    this.pending.add(new InboundConnection(socket, this.inboundHost));
+    this.pending.add(new InboundConnection(socket, this.inboundHost, certifiedNodeId));
   }
 
   private adopt(connection: InboundConnection, from: number): void {
