@@ -36,6 +36,7 @@ export {
   type EndpointStats,
   type RetryBudgetOptions,
 } from "./core/balance/index.js";
+export type { ClientTls } from "./client/transport.js";
 export { Client, SESSION_REOPENS_MAX, type CallOptions, type CasResult, type ClientOptions, type ClientStats, type DeleteOptions, type LeaseListOptions, type PutOptions, type RangeOptions, type ReadOptions, type RetryOptions } from "./client/client.js";
 export {
   AbortedError,

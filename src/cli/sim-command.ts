@@ -8,7 +8,8 @@ import { isKvMutant, KV_MUTANTS } from "../core/kv/mutants.js";
 import { describeParams, FAULT_CLASSES, type FaultClass } from "../sim/params.js";
 import { PROTOCOLS, protocolNames } from "../sim/protocols.js";
 import { describeFailure, reproduceCommand } from "../sim/run-report.js";
-import { runSimulation, scenarioConflict, type SimResult, type SimWorkload } from "../sim/simulation.js";
+import { groupsConflict, runSimulation, scenarioConflict, type SimResult, type SimWorkload } from "../sim/simulation.js";
+import { isRouterMutant, ROUTER_MUTANTS } from "../core/multi/mutants.js";
 import { appScenarioConflict } from "../sim/app/harness.js";
 import type { SimApplication } from "../sim/app/module.js";
 import { loadSimApplication } from "./sim-module.js";
@@ -33,6 +34,8 @@ export interface SimCommandOptions {
   readonly stateMachine?: string;
   /** "leases" adds lease clients and their checker (default with a KV mutant). */
   readonly workload?: SimWorkload;
+  /** Consensus groups every simulated node hosts (default 1); see docs/simulator.md. */
+  readonly groups?: number;
 }
 
 export class UsageError extends Error {
@@ -53,20 +56,40 @@ export function parseFaults(text: string): FaultClass[] {
 
 const DETAILED_FAILURES_DEFAULT = 3;
 
+/** What a run of seeds came to. */
+export interface SimSummary {
+  readonly passed: number;
+  readonly failed: number;
+  /** Virtual time simulated, over every seed. */
+  readonly clusterSeconds: number;
+  /** Client operations issued, over every seed (ok, failed and timed out). */
+  readonly operations: number;
+}
+
 /** `synod sim`: runs seeds, prints failures with their reproduction, ends with "N passed, M failed". */
 export async function simCommand(options: SimCommandOptions): Promise<number> {
+  const summary = await runSim(options);
+  return summary.failed === 0 ? 0 : 1;
+}
+
+/** Runs the seeds `options` asks for and prints the report; the figures for a caller that sums them (the soak). */
+export async function runSim(options: SimCommandOptions): Promise<SimSummary> {
   if (!PROTOCOLS.has(options.protocol)) {
     throw new UsageError(`unknown protocol "${options.protocol}"; choose one of: ${protocolNames().join(", ")}`);
   }
   const factory = PROTOCOLS.get(options.protocol);
-  if (options.mutant !== undefined && factory !== undefined && !(options.mutant in factory.mutants) && !isReplicaMutant(options.mutant) && !isKvMutant(options.mutant)) {
-    const known = [...Object.keys(factory.mutants), ...Object.keys(REPLICA_MUTANTS), ...Object.keys(KV_MUTANTS)];
+  if (options.mutant !== undefined && factory !== undefined && !(options.mutant in factory.mutants) && !isReplicaMutant(options.mutant) && !isKvMutant(options.mutant) && !isRouterMutant(options.mutant)) {
+    const known = [...Object.keys(factory.mutants), ...Object.keys(REPLICA_MUTANTS), ...Object.keys(KV_MUTANTS), ...Object.keys(ROUTER_MUTANTS)];
     throw new UsageError(`protocol ${options.protocol} has no mutant "${options.mutant}"; ${known.length === 0 ? "it has none" : `choose one of: ${known.join(", ")}`} (see --list-mutants)`);
   }
   if (factory !== undefined) {
     const conflict = scenarioConflict(options.scenario, options.faults ?? undefined, factory);
     if (conflict !== null) throw new UsageError(conflict);
   }
+  const groups = options.groups ?? 1;
+  const groupsProblem = groupsConflict(groups, options.stateMachine !== undefined);
+  if (groupsProblem !== null) throw new UsageError(groupsProblem);
+  if (options.mutant !== undefined && isRouterMutant(options.mutant) && groups < 2) throw new UsageError(`mutant ${options.mutant} misroutes between groups: run it with --groups 2 or more`);
   // Loaded here first, so a module that does not load or has the wrong shape is one line.
   const application = options.stateMachine === undefined ? undefined : await loadSimApplication(options.stateMachine);
   if (application !== undefined) {
@@ -79,7 +102,7 @@ export async function simCommand(options: SimCommandOptions): Promise<number> {
   const start = options.seed ?? randomInt(1, 2 ** 47);
   const seeds = Array.from({ length: count }, (_, i) => start + i);
   const log = options.json ? (text: string) => process.stderr.write(`${text}\n`) : (text: string) => process.stdout.write(`${text}\n`);
-  log(`synod sim: protocol ${options.protocol}${application === undefined ? "" : `, state machine ${application.name} (${application.path})`}${options.mutant === undefined ? "" : `, mutant ${options.mutant}`}, seeds ${start}..${start + count - 1}, scenario ${options.scenario}, faults ${options.faults === null ? "per scenario" : options.faults.join(",") || "none"}`);
+  log(`synod sim: protocol ${options.protocol}${groups === 1 ? "" : `, ${groups} groups per node`}${application === undefined ? "" : `, state machine ${application.name} (${application.path})`}${options.mutant === undefined ? "" : `, mutant ${options.mutant}`}, seeds ${start}..${start + count - 1}, scenario ${options.scenario}, faults ${options.faults === null ? "per scenario" : options.faults.join(",") || "none"}`);
 
   const results = await runSeeds(seeds, options, application);
   const failures = results.filter((r) => r.failure !== null).sort((a, b) => a.seed - b.seed);
@@ -106,6 +129,7 @@ export async function simCommand(options: SimCommandOptions): Promise<number> {
         ...(options.mutant === undefined ? {} : { mutant: options.mutant }),
         ...(application === undefined ? {} : { application }),
         ...(options.workload === undefined ? {} : { workload: options.workload }),
+        ...(groups === 1 ? {} : { groups }),
         fullTrace: true,
       });
       writeFileSync(options.traceOut, [...describeParams(rerun.params), ...rerun.trace].join("\n") + "\n");
@@ -144,12 +168,12 @@ export async function simCommand(options: SimCommandOptions): Promise<number> {
     const byChecker = new Map<string, number>();
     for (const f of failures) byChecker.set(f.failure?.checker ?? "", (byChecker.get(f.failure?.checker ?? "") ?? 0) + 1);
     if (byChecker.size > 0) log(`failures by checker: ${[...byChecker].map(([c, n]) => `${c} ${n}`).join(", ")}`);
-    const ops = results.reduce((sum, r) => sum + r.stats.operations.ok + r.stats.operations.fail + r.stats.operations.unknown, 0);
-    const virtualSeconds = results.reduce((sum, r) => sum + r.stats.virtualMicros, 0) / 1e6;
-    log(`simulated ${virtualSeconds.toFixed(0)} s of cluster time and ${ops} client operations`);
   }
+  const operations = results.reduce((sum, r) => sum + r.stats.operations.ok + r.stats.operations.fail + r.stats.operations.unknown, 0);
+  const clusterSeconds = results.reduce((sum, r) => sum + r.stats.virtualMicros, 0) / 1e6;
+  if (!options.json) log(`simulated ${clusterSeconds.toFixed(0)} s of cluster time and ${operations} client operations`);
   log(`${results.length - failures.length} passed, ${failures.length} failed`);
-  return failures.length === 0 ? 0 : 1;
+  return { passed: results.length - failures.length, failed: failures.length, clusterSeconds, operations };
 }
 
 function runSeeds(seeds: readonly number[], options: SimCommandOptions, application: SimApplication | undefined): Promise<SimResult[]> {
@@ -162,6 +186,7 @@ function runSeeds(seeds: readonly number[], options: SimCommandOptions, applicat
     keepHistory: options.historyOut !== undefined,
     stateMachine: application === undefined ? null : application.path,
     workload: options.workload ?? null,
+    groups: options.groups ?? 1,
   };
   const bar = new cliProgress.SingleBar(
     { format: "  {bar} {value}/{total} seeds | {failed} failed | {duration_formatted}", hideCursor: true, clearOnComplete: true, stream: process.stderr },
@@ -209,6 +234,8 @@ export function listMutants(): string {
   for (const [name, description] of Object.entries(REPLICA_MUTANTS)) lines.push(`${"(any)".padEnd(14)} ${name.padEnd(28)} ${description}`);
   // The KV layer's mutants break leases on every protocol; they run the lease workload.
   for (const [name, description] of Object.entries(KV_MUTANTS)) lines.push(`${"(any)".padEnd(14)} ${name.padEnd(28)} ${description}`);
+  // The router's mutants break the delivery between groups (with --groups 2 or more).
+  for (const [name, description] of Object.entries(ROUTER_MUTANTS)) lines.push(`${"(any)".padEnd(14)} ${name.padEnd(28)} ${description} (--groups 2 or more)`);
   return lines.length === 0 ? "no mutants\n" : `${"protocol".padEnd(14)} ${"mutant".padEnd(28)} what it breaks\n${lines.join("\n")}\n`;
 }
 

@@ -17,6 +17,8 @@ export interface WorkerSetup {
   readonly stateMachine: string | null;
   /** The workload asked for (null: the default). */
   readonly workload: SimWorkload | null;
+  /** Consensus groups per node (1: the one group of every cluster). */
+  readonly groups: number;
 }
 
 const setup = workerData as WorkerSetup;
@@ -33,6 +35,7 @@ parentPort?.on("message", (seed: number) => {
     ...(setup.mutant === null ? {} : { mutant: setup.mutant }),
     ...(application === undefined ? {} : { application }),
     ...(setup.workload === null ? {} : { workload: setup.workload }),
+    ...(setup.groups === 1 ? {} : { groups: setup.groups }),
   });
   parentPort?.postMessage(setup.keepHistory ? result : { ...result, history: [], appHistory: [] });
 });

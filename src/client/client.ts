@@ -47,7 +47,7 @@ import { CallContext, CallEnded } from "./call.js";
 import { ClientClosedError, ConnectionError, HttpApiError, NoEndpointError, NoQuorumError, SessionExpiredError, TimeoutError, UnavailableError } from "./errors.js";
 import { ClusterRouter, type RouterEndpoint, type RouterEndpointConfig, type RouterStats } from "./router.js";
 import { SessionLanes, type SessionLane } from "./sessions.js";
-import { HttpTransport, type TransportRequest } from "./transport.js";
+import { HttpTransport, type ClientTls, type TransportRequest } from "./transport.js";
 import { Watch, type WatchOptions } from "./watch.js";
 import { Lease } from "./lease.js";
 import { acquireLock, type Lock, type LockOptions } from "./lock.js";
@@ -99,6 +99,8 @@ export interface ClientOptions {
   readonly balancer?: BalancerOptions;
   /** Seeds the balancer's and the backoff's randomness; default random. */
   readonly seed?: number;
+  /** For https:// endpoints: the CA to trust (a `synod cluster --tls` cluster's `tls/ca.pem`) and a client certificate. */
+  readonly tls?: ClientTls;
   /** How long connecting to a node may take; default 3,000 ms. */
   readonly connectTimeoutMs?: number;
   /** Keep-alive connections per endpoint, 1..1024; default `concurrency`, at most 1024. */
@@ -303,6 +305,7 @@ export class Client {
       // Only a backstop: each attempt's own signal ends it sooner, and a call may have a longer timeoutMs than the client's.
       answerTimeoutMs: TIMEOUT_MS_MAX,
       responseBytesMax: this.responseBytesMax,
+      ...(options.tls === undefined ? {} : { tls: options.tls }),
     });
     this.router = new ClusterRouter({
       endpoints: endpointConfigs(options),

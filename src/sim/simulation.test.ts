@@ -5,7 +5,7 @@ import { checkLinearizability } from "./check/linearizability.js";
 import { asyncPrimaryFactory } from "./controls/async-primary.js";
 import { singleFactory } from "./controls/single.js";
 import { deriveParams, describeParams, FAULT_CLASSES } from "./params.js";
-import { runSimulation } from "./simulation.js";
+import { runSimulation, type SimResult } from "./simulation.js";
 import type { EngineFactory as Factory } from "../core/engine/contract.js";
 
 const single = singleFactory as Factory<unknown, unknown>;
@@ -113,11 +113,16 @@ describe("simulator: negative controls are caught", () => {
 
 describe("simulator: failure reports", () => {
   test("a failure carries the story, the last events and the seed's parameters", () => {
-    const result = runSimulation({ protocol: asyncPrimary, seed: 1 });
-    assert.notEqual(result.failure, null);
+    // The first seed the broken control fails (which one depends on the scenario catalogue).
+    let result: SimResult | undefined;
+    for (const seed of seeds(1, 20)) {
+      result = runSimulation({ protocol: asyncPrimary, seed });
+      if (result.failure !== null) break;
+    }
+    assert.ok(result !== undefined && result.failure !== null, "async-primary passed 20 seeds");
     assert.ok(result.notableTail.some((line) => /CRASHED|partition|became leader/.test(line)));
     assert.ok(result.traceTail.length > 0);
-    assert.equal(result.params.seed, 1);
+    assert.equal(result.params.seed, result.seed);
   });
 });
 

@@ -220,6 +220,11 @@ export interface Engine<M, H> {
    */
   entryTerm(index: number): number | null;
   /**
+   * The entry at `index` in this engine's log, or null when it is not held. Used by the
+   * simulator's one-value-per-slot checker, to compare what nodes hold as chosen.
+   */
+  entry?(index: number): LogEntry | null;
+  /**
    * Log compaction, for engines that support it: the state machine has applied every entry
    * through `index` and captured its state as `data`, which the driver has already made
    * durable. The engine keeps the snapshot (to send to followers too far behind) and drops
@@ -248,13 +253,14 @@ export interface EngineOptions<H> {
 }
 
 /**
- * The engine-level safety properties a protocol claims (Raft's Figure 3). The simulator
- * checks the ones claimed; linearizability and durability of acknowledged writes are
- * checked for every protocol.
+ * The engine-level safety properties a protocol claims (Raft's Figure 3, and Paxos' own:
+ * at most one value chosen per slot, as every node's chosen prefix shows it, across all
+ * nodes and all time). The simulator checks the ones claimed; linearizability and
+ * durability of acknowledged writes are checked for every protocol.
  */
-export type EngineInvariant = "election-safety" | "log-matching" | "leader-completeness" | "state-machine-safety" | "majority-commit";
+export type EngineInvariant = "election-safety" | "log-matching" | "leader-completeness" | "state-machine-safety" | "majority-commit" | "one-value-per-slot";
 
-export const ALL_ENGINE_INVARIANTS: readonly EngineInvariant[] = ["election-safety", "log-matching", "leader-completeness", "state-machine-safety", "majority-commit"];
+export const ALL_ENGINE_INVARIANTS: readonly EngineInvariant[] = ["election-safety", "log-matching", "leader-completeness", "state-machine-safety", "majority-commit", "one-value-per-slot"];
 
 /** What a simulator scenario asks of a seed-drawn configuration. */
 export interface TuningHints {
@@ -264,6 +270,8 @@ export interface TuningHints {
   readonly checkQuorum?: boolean;
   /** Force lease reads on (with CheckQuorum) or off, where the engine has them. */
   readonly leaseReads?: boolean;
+  /** Force the probe before a campaign (Raft's PreVote, Paxos' probe) on or off. */
+  readonly preVote?: boolean;
 }
 
 /** An engine factory: the one place a driver learns which protocol it runs. */
@@ -277,6 +285,11 @@ export interface EngineFactory<M = unknown, H = unknown> {
   /** Set when the protocol only works with this many nodes (a one-node control). */
   readonly fixedClusterSize?: number;
   readonly invariants: readonly EngineInvariant[];
+  /**
+   * What the protocol calls a log position and a leadership round, for checkers' messages
+   * ("index" and "term" unless given: Paxos says "slot" and "ballot").
+   */
+  readonly logWords?: { readonly position: string; readonly round: string };
   /**
    * Deliberately broken variants, by name, with what each breaks. They exist so the
    * simulator can prove it catches each mistake; production never selects one.

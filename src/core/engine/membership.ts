@@ -144,3 +144,55 @@ export function describeMembership(m: Membership): string {
   const promote = m.autoPromote.length > 0 ? ` (to promote: ${m.autoPromote.join(",")})` : "";
   return `voters ${m.voters.join(",") || "none"}${joint}${learners}${promote}`;
 }
+
+// ---- quorums, shared by every engine with membership ----
+
+/** A configuration with an outgoing half: decisions need a majority of both. */
+export function isJoint(m: Membership): boolean {
+  return m.outgoing.length > 0;
+}
+
+/** Voters of either half of a joint configuration: whoever may campaign and vote. */
+export function isVoter(m: Membership, id: NodeId): boolean {
+  return m.voters.includes(id) || m.outgoing.includes(id);
+}
+
+/** The majority groups a decision needs: the voters, and the outgoing voters while joint. */
+export function majorityGroups(m: Membership): readonly (readonly NodeId[])[] {
+  // Memoized per configuration: quorum checks run on every acknowledgement.
+  let groups = GROUPS.get(m);
+  if (groups === undefined) {
+    groups = isJoint(m) ? [m.voters, m.outgoing] : [m.voters];
+    GROUPS.set(m, groups);
+  }
+  return groups;
+}
+
+const GROUPS = new WeakMap<Membership, readonly (readonly NodeId[])[]>();
+
+export function majority(size: number): number {
+  return Math.floor(size / 2) + 1;
+}
+
+/**
+ * Whether `has` holds for a majority of every group: a vote won, a read confirmed, a quorum
+ * active. No allocation (hot path for reads).
+ */
+export function hasMajority(m: Membership, has: (id: NodeId) => boolean): boolean {
+  for (const group of majorityGroups(m)) {
+    let count = 0;
+    for (const id of group) if (has(id)) count++;
+    if (count < majority(group.length)) return false;
+  }
+  return true;
+}
+
+/** Whether `refused` holds for so many of some group that a majority of it can no longer agree. */
+export function majorityImpossible(m: Membership, refused: (id: NodeId) => boolean): boolean {
+  for (const group of majorityGroups(m)) {
+    let count = 0;
+    for (const id of group) if (refused(id)) count++;
+    if (count > group.length - majority(group.length)) return true;
+  }
+  return false;
+}

@@ -2,7 +2,7 @@ import { assert } from "../common/assert.js";
 import { ALL_ENGINE_INVARIANTS, type EngineFactory } from "../engine/contract.js";
 import { DEFAULT_RAFT_CONFIG, type RaftConfig } from "./config.js";
 import { describeRaftMessage, type RaftHardState, type RaftMessage } from "./messages.js";
-import { isRaftMutant, RAFT_MUTANTS } from "./mutants.js";
+import { createRaftMutant, isRaftMutant, RAFT_MUTANTS } from "./mutants.js";
 import { RaftEngine } from "./raft.js";
 import { validateRaftMessage } from "./validate.js";
 
@@ -22,8 +22,9 @@ export function raftFactory(config: RaftConfig = DEFAULT_RAFT_CONFIG): EngineFac
     reconfigures: true,
     mutants: RAFT_MUTANTS,
     create: (options, mutant) => {
-      assert(mutant === undefined || isRaftMutant(mutant), `unknown Raft mutant ${mutant}`);
-      return new RaftEngine(options, config, mutant ?? null);
+      if (mutant === undefined) return new RaftEngine(options, config);
+      assert(isRaftMutant(mutant), `unknown Raft mutant ${mutant}`);
+      return createRaftMutant(mutant, options, config);
     },
     describeMessage: describeRaftMessage,
     validateMessage: validateRaftMessage,
@@ -33,7 +34,7 @@ export function raftFactory(config: RaftConfig = DEFAULT_RAFT_CONFIG): EngineFac
         ...config,
         electionTicks,
         heartbeatTicks: prng.pick([1, 1, 2, 3]),
-        preVote: prng.chance(0.8),
+        preVote: hints?.preVote ?? prng.chance(0.8),
         checkQuorum: hints?.checkQuorum ?? prng.chance(0.8),
         leaseReads: false,
         entriesPerMessageMax: hints?.smallMessages === true ? 1 : prng.pick([1, 2, 8, 256]),

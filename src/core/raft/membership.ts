@@ -2,66 +2,27 @@ import { assert } from "../common/assert.js";
 import { InvalidInputError } from "../common/errors.js";
 import type { Membership, MembershipChange, NodeId } from "../engine/contract.js";
 
-import { checkMembership } from "../engine/membership.js";
+import { checkMembership, isJoint } from "../engine/membership.js";
 
-export { decodeMembership, encodeMembership, isMember, members, validateMembership } from "../engine/membership.js";
+export {
+  decodeMembership,
+  encodeMembership,
+  hasMajority,
+  isJoint,
+  isMember,
+  isVoter,
+  majority,
+  majorityGroups,
+  majorityImpossible,
+  members,
+  validateMembership,
+} from "../engine/membership.js";
 
 const EMPTY = new Uint8Array(0);
 
 /** The configuration of a cluster bootstrapped with `voters`. */
 export function bootstrapMembership(voters: readonly NodeId[]): Membership {
   return { voters: [...voters], outgoing: [], learners: [], autoPromote: [], autoLeave: true, context: EMPTY };
-}
-
-export function isJoint(m: Membership): boolean {
-  return m.outgoing.length > 0;
-}
-
-/** Voters of either half of a joint configuration: whoever may campaign and vote. */
-export function isVoter(m: Membership, id: NodeId): boolean {
-  return m.voters.includes(id) || m.outgoing.includes(id);
-}
-
-
-
-/** The majority groups a decision needs: the voters, and the outgoing voters while joint. */
-export function majorityGroups(m: Membership): readonly (readonly NodeId[])[] {
-  // Memoized per configuration: quorum checks run on every acknowledgement.
-  let groups = GROUPS.get(m);
-  if (groups === undefined) {
-    groups = isJoint(m) ? [m.voters, m.outgoing] : [m.voters];
-    GROUPS.set(m, groups);
-  }
-  return groups;
-}
-
-const GROUPS = new WeakMap<Membership, readonly (readonly NodeId[])[]>();
-
-export function majority(size: number): number {
-  return Math.floor(size / 2) + 1;
-}
-
-/**
- * Whether `has` holds for a majority of every group: a vote won, a read confirmed, a quorum
- * active. No allocation (hot path for reads).
- */
-export function hasMajority(m: Membership, has: (id: NodeId) => boolean): boolean {
-  for (const group of majorityGroups(m)) {
-    let count = 0;
-    for (const id of group) if (has(id)) count++;
-    if (count < majority(group.length)) return false;
-  }
-  return true;
-}
-
-/** Whether `refused` holds for so many of some group that a majority of it can no longer agree. */
-export function majorityImpossible(m: Membership, refused: (id: NodeId) => boolean): boolean {
-  for (const group of majorityGroups(m)) {
-    let count = 0;
-    for (const id of group) if (refused(id)) count++;
-    if (count > group.length - majority(group.length)) return true;
-  }
-  return false;
 }
 
 function sameSet(a: readonly NodeId[], b: readonly NodeId[]): boolean {

@@ -1,3 +1,4 @@
+import type { TlsFiles } from "../tls/material.js";
 import { assert } from "../../core/common/assert.js";
 import { InvalidInputError } from "../../core/common/errors.js";
 import { limits } from "../../core/common/limits.js";
@@ -56,6 +57,11 @@ export interface NodeConfig {
    */
   readonly historyRevisions: number;
   readonly logLevel: string;
+  /**
+   * `--tls-cert`, `--tls-key`, `--tls-ca`: HTTPS for clients and mutual TLS between peers,
+   * with the cluster's CA (null: plain HTTP and TCP).
+   */
+  readonly tls: TlsFiles | null;
 }
 
 export const DEFAULT_NODE_CONFIG = Object.freeze({
@@ -73,6 +79,7 @@ export const DEFAULT_NODE_CONFIG = Object.freeze({
   pendingRequestsMax: 100_000,
   historyRevisions: 100_000,
   logLevel: "info",
+  tls: null as TlsFiles | null,
 });
 
 export function validateNodeConfig(config: NodeConfig): NodeConfig {

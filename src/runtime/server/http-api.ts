@@ -8,7 +8,8 @@
  * 500 with the detail in the node's log.
  */
 import { isUtf8 } from "node:buffer";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from "node:http";
+import type { Server as HttpsServer } from "node:https";
 import { performance } from "node:perf_hooks";
 import { InvalidInputError, MembershipChangeInProgressError, NotLeaderError, NotMemberError, OverloadedError, SynodError } from "../../core/common/errors.js";
 import { limits } from "../../core/common/limits.js";
@@ -142,7 +143,20 @@ const NOT_YET: Readonly<Record<string, string>> = {
 };
 
 export function createHttpApi(service: KvService, options: HttpApiOptions): Server {
-  const server = createServer((request, response) => {
+  const server = createServer(httpApiHandler(service, options));
+  keepAlive(server);
+  return server;
+}
+
+/** Keep-alive connections from load balancers and benchmarks stay open between requests. */
+export function keepAlive(server: Server | HttpsServer): void {
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
+}
+
+/** The API's request handler, for an HTTP or an HTTPS server. */
+export function httpApiHandler(service: KvService, options: HttpApiOptions): RequestListener {
+  return (request, response) => {
     const startedMs = performance.now();
     let route = "unknown";
     response.on("finish", () => service.observeRequest(route, response.statusCode, (performance.now() - startedMs) / 1000));
@@ -152,11 +166,7 @@ export function createHttpApi(service: KvService, options: HttpApiOptions): Serv
       if (!response.headersSent) sendError(response, new HttpError(500, "internal", "internal error; see the node's log"));
       else response.destroy();
     });
-  });
-  // Keep-alive connections from load balancers and benchmarks stay open between requests.
-  server.keepAliveTimeout = 65_000;
-  server.headersTimeout = 66_000;
-  return server;
+  };
 }
 
 /** What a route's handler gets: the request, its parsed query, and the path's key or member id. */

@@ -12,6 +12,13 @@ export class StateMachineSafety {
   private readonly canonical: (LogEntry | undefined)[] = [];
   private readonly firstApplier: NodeId[] = [];
 
+  /**
+   * `compareTerms`: an entry is its term and data (Raft, where the same entry keeps its term
+   * everywhere); without, only its value counts (Multi-Paxos, where nodes may hold a chosen
+   * value at different ballots).
+   */
+  constructor(private readonly compareTerms = true) {}
+
   /** Records an application; with `judge` false it only records (for other checkers). */
   onApply(node: NodeId, entry: LogEntry, judge = true): void {
     const known = this.canonical[entry.index];
@@ -20,7 +27,7 @@ export class StateMachineSafety {
       this.firstApplier[entry.index] = node;
       return;
     }
-    if (judge && (known.term !== entry.term || !bytesEqual(known.data, entry.data))) {
+    if (judge && ((this.compareTerms && known.term !== entry.term) || known.kind !== entry.kind || !bytesEqual(known.data, entry.data))) {
       throw new InvariantViolation(
         "state-machine-safety",
         `node ${node} applied a different entry at index ${entry.index} (term ${entry.term}) than node ${this.firstApplier[entry.index]} did (term ${known.term})`,

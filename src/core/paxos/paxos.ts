@@ -1,0 +1,1318 @@
+import { assert } from "../common/assert.js";
+import { InvalidInputError, MembershipChangeInProgressError, NotLeaderError, NotMemberError, OverloadedError } from "../common/errors.js";
+import { Prng } from "../common/prng.js";
+import type {
+  Admission,
+  Engine,
+  EngineOptions,
+  EngineStatus,
+  LogEntry,
+  Membership,
+  MembershipChange,
+  NodeId,
+  Outbound,
+  Ready,
+  ReadOptions,
+  ReadState,
+  Role,
+  Snapshot,
+} from "../engine/contract.js";
+import { checkMembership, encodeMembership, hasMajority, isMember, isVoter, majority, majorityGroups, members } from "../engine/membership.js";
+import { ballotNode, ballotOf, PAXOS_NODE_ID_MAX, roundOf } from "./ballot.js";
+import { DEFAULT_PAXOS_CONFIG, leaseTicks, validatePaxosConfig, type PaxosConfig } from "./config.js";
+import { bootstrapMembership, ConfigHistory } from "./configs.js";
+import { entryBytes, isHole, PaxosLog } from "./log.js";
+import type { Accept, Accepted, Heartbeat, HeartbeatResponse, Nack, PaxosHardState, PaxosMessage, Prepare, PromiseReply, SnapshotChunk, SnapshotChunkResponse } from "./messages.js";
+import type { PaxosMutant } from "./mutants.js";
+import { Phase1 } from "./phase1.js";
+import { Progress } from "./progress.js";
+
+const EMPTY = new Uint8Array(0);
+
+/** A value waiting for a slot on the leader: a recovered one, a client's proposal, a configuration. */
+interface PendingValue {
+  readonly data: Uint8Array;
+  readonly kind?: "config";
+  /** Counts toward the bound on uncommitted bytes (a client's proposal). */
+  readonly counted: boolean;
+}
+
+/** A linearizable read waiting for its confirmation round. */
+interface PendingRead {
+  readonly requestId: number;
+  readonly from: NodeId;
+  readonly index: number;
+  readonly round: number;
+  readonly acks: Set<NodeId>;
+}
+
+/** A snapshot an acceptor is receiving, chunk by chunk. */
+interface IncomingSnapshot {
+  readonly leaderBallot: number;
+  readonly index: number;
+  readonly term: number;
+  readonly size: number;
+  readonly chunks: Uint8Array[];
+  readonly membership: Membership | undefined;
+  received: number;
+}
+
+/** Same voters in both halves: the same quorums, whatever the learners. */
+function sameQuorums(a: Membership, b: Membership): boolean {
+  const same = (x: readonly NodeId[], y: readonly NodeId[]): boolean => x.length === y.length && x.every((id) => y.includes(id));
+  return same(a.voters, b.voters) && same(a.outgoing, b.outgoing);
+}
+
+/**
+ * Multi-Paxos as a pure state machine, driven through the engine contract: every node is an
+ * acceptor, a learner, and — while it leads — the distinguished proposer of Lamport's "Paxos
+ * Made Simple" (section 3), with the stable-leader shape of PhxPaxos and OmniPaxos: one
+ * phase 1 covers every slot from the leader's first unchosen one on, then each new command
+ * takes phase 2 alone, pipelined.
+ *
+ * Acceptor rules (section 2.2): promise a ballot only above the one promised; accept a slot
+ * only at a ballot at least the one promised (accepting raises the promise); persist both
+ * before answering (promises and acceptances are `messagesAfterPersist`). Slots are
+ * independent: an acceptor may accept slot 9 before slot 8, leaving a hole.
+ *
+ * Proposer rules: phase 1 at ballot b for every slot from `from` on, answered by a majority
+ * of the configuration governing `from`; then per slot the value accepted at the highest
+ * ballot, a no-op where none was; a slot is chosen once a majority of its configuration
+ * accepted it at b. Only the contiguous chosen prefix is applied.
+ *
+ * Configurations follow the α rule (see configs.ts); a leader leads one configuration (its
+ * "epoch") at a time, and runs phase 1 again, at a new ballot, when its next slot is
+ * governed by the next configuration.
+ */
+export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
+  readonly id: NodeId;
+  private readonly config: PaxosConfig;
+  private readonly prng: Prng;
+  private readonly mutant: PaxosMutant | null;
+  private readonly log: PaxosLog;
+  private readonly configs: ConfigHistory;
+  /** configs.current(commit), recomputed when either changes. */
+  private current: Membership;
+
+  /** The highest ballot promised (and, on a leader or candidate, its own). */
+  private promised: number;
+  /** The highest ballot heard of, for choosing the next round. */
+  private maxBallotSeen = 0;
+  /** Every slot in (commit, prefix] is accepted at `promised`: what this acceptor holds of its leader's proposals. */
+  private prefix: number;
+  private role: Role = "follower";
+  private lead: NodeId | null = null;
+  private electionElapsed = 0;
+  private heartbeatElapsed = 0;
+  private randomizedElectionTicks = 0;
+  private tickCount = 0;
+  /** With lease reads, a restarted node refuses promises for one election timeout (it may have acknowledged a lease). */
+  private startupGuard: boolean;
+
+  // ---- candidate ----
+  private probeBallot = 0;
+  private readonly probeVotes = new Map<NodeId, boolean>();
+  private phase1: Phase1 | null = null;
+  /** The candidate runs phase 1 again as a leader moving to the next configuration: it keeps its clients' proposals. */
+  private renewing = false;
+
+  // ---- leader ----
+  /** The configuration this leader did phase 1 in; it proposes only slots that configuration governs. */
+  private epoch: Membership | null = null;
+  /** Every slot through here holds this leader's proposal (at its ballot) or a chosen value. */
+  private written = 0;
+  /** Values waiting for the next slots, in order: phase 1's recovered values first, then proposals. */
+  private pending: PendingValue[] = [];
+  /** Recovered values fill slots through here; reads wait until these are chosen. */
+  private recoveredThrough = 0;
+  /** Slots through here are known chosen (phase 1 reports); they commit without a quorum count. */
+  private knownChosenThrough = 0;
+  /** Bytes of proposals waiting or written and not yet chosen, and the written ones by slot. */
+  private uncommittedBytes = 0;
+  private readonly writtenProposals: { readonly index: number; readonly bytes: number }[] = [];
+  private readonly progress = new Map<NodeId, Progress>();
+  private broadcastPending = false;
+  private transferTarget: NodeId | null = null;
+  private transferElapsed = 0;
+  private leaseGivenAway = false;
+  /** Proposals held while no leader can take them here (a transfer, a new phase 1); bounded. */
+  private heldProposals: Uint8Array[] = [];
+  private heldProposalBytes = 0;
+
+  // ---- reads ----
+  private readRound = 0;
+  private readonly roundSentAt = new Map<number, number>();
+  private readonly leaseTicks: number;
+  private pendingReads: PendingRead[] = [];
+  private readsAwaitingCatchUp: { requestId: number; from: NodeId; lease: boolean }[] = [];
+  private batchedReadRound = 0;
+
+  // ---- snapshots ----
+  private snapshot: Snapshot | null;
+  private snapshotToInstall: Snapshot | null = null;
+  private incoming: IncomingSnapshot | null = null;
+
+  // ---- output ----
+  private messages: Outbound<PaxosMessage>[] = [];
+  private messagesAfterPersist: Outbound<PaxosMessage>[] = [];
+  private readStates: ReadState[] = [];
+  private savedHardState: PaxosHardState;
+  private outstanding: Ready<PaxosMessage, PaxosHardState> | null = null;
+
+  constructor(options: EngineOptions<PaxosHardState>, config: PaxosConfig = DEFAULT_PAXOS_CONFIG, mutant: PaxosMutant | null = null) {
+    this.id = options.id;
+    assert(options.id > 0 && options.id <= PAXOS_NODE_ID_MAX, `Paxos node ids go up to ${PAXOS_NODE_ID_MAX}, got ${options.id}`);
+    this.config = validatePaxosConfig(config);
+    assert(options.peers.length === 0 || options.peers.includes(options.id), `node ${options.id} is not among the bootstrap voters ${options.peers.join(",")}`);
+    assert(new Set(options.peers).size === options.peers.length, "voter ids must be unique");
+    this.prng = new Prng(options.seed);
+    this.mutant = mutant;
+    const hard = options.durable.hardState;
+    this.log = new PaxosLog(options.durable, hard?.commit ?? 0, options.appliedIndex);
+    this.snapshot = options.durable.snapshot;
+    const base = this.snapshot?.membership ?? bootstrapMembership(options.peers);
+    if (this.snapshot !== null && this.snapshot.membership === undefined) this.snapshot = { ...this.snapshot, membership: base };
+    this.configs = new ConfigHistory(this.config.windowSlots, base, this.snapshot?.index ?? 0);
+    for (const entry of options.durable.entries) this.configs.onWrite(entry, null);
+    // An accepted entry on disk proves a promise at least that high, even if the hard state
+    // written with it was lost in a crash.
+    this.promised = Math.max(hard?.promised ?? 0, this.log.maxBallot());
+    this.prefix = this.log.commitIndex;
+    this.current = this.configs.current(this.log.commitIndex);
+    this.savedHardState = { promised: this.promised, commit: this.log.commitIndex };
+    this.leaseTicks = leaseTicks(this.config);
+    this.startupGuard = this.config.leaseReads;
+    this.resetElectionTimer();
+  }
+
+  // ---- time ----
+
+  tick(): void {
+    this.tickCount++;
+    if (this.role === "leader") this.tickLeader();
+    else this.tickElection();
+  }
+
+  private tickElection(): void {
+    this.electionElapsed++;
+    if (this.electionElapsed >= this.config.electionTicks) this.startupGuard = false;
+    if (this.electionElapsed < this.randomizedElectionTicks) return;
+    if (!this.mayCampaign()) {
+      // A learner, a removed node, one that knows no configuration yet: it forgets a silent
+      // leader (and its lease) and waits to be brought up to date.
+      this.electionElapsed = this.randomizedElectionTicks;
+      this.lead = null;
+      return;
+    }
+    this.electionElapsed = 0;
+    this.campaign(this.config.probe && !this.renewing, false);
+  }
+
+  private tickLeader(): void {
+    this.heartbeatElapsed++;
+    this.electionElapsed++;
+    if (this.transferTarget !== null && ++this.transferElapsed >= this.config.electionTicks) {
+      // The target did not take over within an election timeout: give up, and go on.
+      this.transferTarget = null;
+      this.releaseHeldProposals();
+      this.fillLog();
+    }
+    if (this.electionElapsed >= this.config.electionTicks) {
+      this.electionElapsed = 0;
+      if (this.config.checkQuorum && !this.quorumRecentlyActive()) {
+        // A leader cut off from a quorum steps down, so clients stop waiting on it.
+        this.becomeFollower(null);
+        return;
+      }
+      for (const [peer, pr] of this.progress) if (peer !== this.id) pr.recentActive = false;
+      this.syncProgress(true);
+    }
+    this.maybeAutoPromote();
+    this.maybeNextEpoch();
+    if (this.role !== "leader") return;
+    if (this.heartbeatElapsed >= this.config.heartbeatTicks) {
+      this.heartbeatElapsed = 0;
+      this.broadcastHeartbeat(this.config.leaseReads ? this.newRound() : this.readRound);
+    }
+    for (const [peer, pr] of this.progress) {
+      if (pr.state !== "snapshot" || !pr.snapshotChunkInFlight) continue;
+      if (++pr.snapshotStallTicks < this.config.snapshotResendTicks) continue;
+      pr.snapshotChunkInFlight = false;
+      this.sendAccept(peer);
+    }
+  }
+
+  private resetElectionTimer(): void {
+    this.electionElapsed = 0;
+    this.heartbeatElapsed = 0;
+    this.randomizedElectionTicks = this.config.electionTicks + this.prng.int(0, this.config.electionTicks - 1);
+  }
+
+  // ---- messages ----
+
+  step(from: NodeId, message: PaxosMessage): void {
+    switch (message.type) {
+      case "prepare":
+        return this.handlePrepare(from, message);
+      case "promise":
+        return this.handlePromise(from, message);
+      case "nack":
+        return this.handleNack(from, message);
+      case "accept":
+      case "heartbeat":
+      case "snapshot":
+        if (!this.fromLeader(from, message.ballot)) return;
+        if (message.type === "accept") return this.handleAccept(from, message);
+        if (message.type === "heartbeat") return this.handleHeartbeat(from, message);
+        return this.handleSnapshotChunk(from, message);
+      case "timeout-now":
+        // The leader handed over: run phase 1 at once, saying why, so acceptors that still
+        // hear from it promise all the same.
+        if (message.ballot === this.promised && from === this.lead && this.role === "follower" && this.mayCampaign()) this.campaign(false, true);
+        return;
+      case "accepted":
+        return this.handleAccepted(from, message);
+      case "heartbeat-response":
+        return this.handleHeartbeatResponse(from, message);
+      case "propose":
+        for (const data of message.data) {
+          if (this.role === "leader" && this.transferTarget === null) {
+            if (this.admits(data)) this.enqueueProposal(data);
+          } else this.holdProposal(data);
+        }
+        if (this.role === "leader") this.fillLog();
+        else if (this.role === "follower" && this.lead !== null) this.releaseHeldProposals();
+        return;
+      case "read-index":
+        if (this.role === "leader") this.handleReadRequest(from, message.requestId, message.lease === true);
+        return;
+      case "read-index-response":
+        this.readStates.push({ requestId: message.requestId, index: message.index });
+        return;
+      case "snapshot-response":
+        return this.handleSnapshotResponse(from, message);
+    }
+  }
+
+  /**
+   * The checks every message from a leader (accept, heartbeat, snapshot) passes: it must be
+   * the ballot's owner; below the promise it is refused (a nack tells the deposed leader);
+   * above it, the sender completed phase 1 at its ballot, so the promise rises to it and this
+   * node follows it.
+   */
+  private fromLeader(from: NodeId, ballot: number): boolean {
+    if (ballotNode(ballot) !== from) return false;
+    if (ballot < this.promised) {
+      if (this.mutant === "accept-below-promise") return true;
+      this.send(from, { type: "nack", ballot, promised: this.promised, probe: false, behind: false });
+      return false;
+    }
+    if (ballot > this.promised) this.promise(ballot);
+    this.followLeader(from);
+    return true;
+  }
+
+  /** Raises the promise (the caller makes sure it is higher): whatever this node was doing at a lower ballot ends. */
+  private promise(ballot: number): void {
+    assert(ballot > this.promised, `promise ${ballot} not above ${this.promised}`);
+    if (this.role !== "follower") this.becomeFollower(null);
+    this.promised = ballot;
+    this.noteBallot(ballot);
+    this.prefix = this.log.commitIndex;
+    this.lead = null;
+  }
+
+  private noteBallot(ballot: number): void {
+    if (ballot > this.maxBallotSeen) this.maxBallotSeen = ballot;
+  }
+
+  private followLeader(leader: NodeId): void {
+    if (this.role !== "follower") this.becomeFollower(leader);
+    this.lead = leader;
+    this.electionElapsed = 0;
+    this.releaseHeldProposals();
+  }
+
+  /**
+   * An acceptor that heard from a leader within an election timeout promises no one else:
+   * a node that cannot hear the leader must not depose it (and the leader's lease rests on
+   * it). Its own leader may prepare again (a new configuration), and a transfer is honoured.
+   */
+  private inLease(from: NodeId, transfer: boolean): boolean {
+    if (!this.config.checkQuorum || transfer || from === this.lead) return false;
+    return (this.lead !== null || this.startupGuard) && this.electionElapsed < this.config.electionTicks;
+  }
+
+  // ---- phase 1: acceptor ----
+
+  private handlePrepare(from: NodeId, m: Prepare): void {
+    if (ballotNode(m.ballot) !== from) return;
+    this.noteBallot(m.ballot);
+    if (m.probe) {
+      const behind = m.from <= this.log.snapshotIndexValue;
+      const grant = m.ballot > this.promised && !this.inLease(from, m.transfer === true) && !behind;
+      if (grant) this.send(from, { type: "promise", ballot: m.ballot, probe: true, from: m.from, through: m.from - 1, complete: true, entries: [], commit: this.log.commitIndex });
+      else this.send(from, { type: "nack", ballot: m.ballot, promised: this.promised, probe: true, behind });
+      return;
+    }
+    if (m.ballot < this.promised) {
+      this.send(from, { type: "nack", ballot: m.ballot, promised: this.promised, probe: false, behind: false });
+      return;
+    }
+    if (m.ballot > this.promised && this.inLease(from, m.transfer === true)) return;
+    if (m.from <= this.log.snapshotIndexValue) {
+      // It asks about slots this node compacted: it cannot learn them here, and should not lead.
+      this.send(from, { type: "nack", ballot: m.ballot, promised: this.promised, probe: false, behind: true });
+      return;
+    }
+    if (m.ballot > this.promised) {
+      this.promise(m.ballot);
+      this.electionElapsed = 0;
+    }
+    // Pages are bounded by bytes only: a report of thousands of small slots (no-ops) must not
+    // take thousands of round trips, or the candidate's election timer runs out first.
+    const page = this.log.acceptedPage(m.from, Number.POSITIVE_INFINITY, this.config.bytesPerMessageMax);
+    const reply: PromiseReply = { type: "promise", ballot: m.ballot, probe: false, from: m.from, through: page.through, complete: page.complete, entries: page.entries, commit: this.log.commitIndex };
+    this.answer(from, reply);
+  }
+
+  /** A promise or an acceptance: it may leave only once what it vouches for is durable. */
+  private answer(to: NodeId, message: PaxosMessage): void {
+    if (this.mutant === "answer-before-durable") this.send(to, message);
+    else this.sendAfterPersist(to, message);
+  }
+
+  // ---- phase 1: candidate ----
+
+  /** Whether this node may run phase 1: a voter of the configuration governing its first unchosen slot. */
+  private mayCampaign(): boolean {
+    return isVoter(this.configs.configFor(this.log.commitIndex + 1), this.id);
+  }
+
+  private nextBallot(): number {
+    return ballotOf(Math.max(roundOf(this.promised), roundOf(this.maxBallotSeen)) + 1, this.id);
+  }
+
+  private campaign(probe: boolean, transfer: boolean): void {
+    this.resetElectionTimer();
+    const epoch = this.configs.configFor(this.log.commitIndex + 1);
+    const from = this.log.commitIndex + 1;
+    const voters = [...new Set([...epoch.voters, ...epoch.outgoing])].filter((id) => id !== this.id);
+    if (probe) {
+      this.role = "precandidate";
+      this.lead = null;
+      this.probeBallot = this.nextBallot();
+      this.probeVotes.clear();
+      this.probeVotes.set(this.id, true);
+      if (hasMajority(epoch, (id) => this.probeVotes.get(id) === true)) return this.campaign(false, false);
+      for (const peer of voters) this.send(peer, { type: "prepare", ballot: this.probeBallot, from, probe: true });
+      return;
+    }
+    const ballot = this.nextBallot();
+    if (this.role === "leader") this.leaveLeadership();
+    this.role = "candidate";
+    this.lead = null;
+    this.promised = ballot;
+    this.prefix = this.log.commitIndex;
+    this.phase1 = new Phase1(ballot, from, epoch, this.mutant === "skip-phase1");
+    const own = from <= this.log.lastIndex ? this.log.acceptedPage(from, Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY).entries : [];
+    this.phase1.recordOwn(this.id, own, this.log.commitIndex);
+    if (this.phase1.complete) return this.becomeLeader();
+    // The prepares carry this node's promise to itself, which must be durable first.
+    const prepare: Prepare = transfer ? { type: "prepare", ballot, from, probe: false, transfer } : { type: "prepare", ballot, from, probe: false };
+    for (const peer of voters) this.sendAfterPersist(peer, prepare);
+  }
+
+  private handlePromise(from: NodeId, m: PromiseReply): void {
+    if (m.probe) {
+      if (this.role !== "precandidate" || m.ballot !== this.probeBallot) return;
+      this.probeVotes.set(from, true);
+      const epoch = this.configs.configFor(this.log.commitIndex + 1);
+      if (hasMajority(epoch, (id) => this.probeVotes.get(id) === true)) this.campaign(false, false);
+      return;
+    }
+    const phase1 = this.phase1;
+    if (this.role !== "candidate" || phase1 === null) return;
+    // A promise counts only toward the ballot it answers (MyPaxos #18 counted an older one).
+    const mine = m.ballot === phase1.ballot || (this.mutant === "count-stale-promise" && ballotNode(m.ballot) === this.id && m.ballot < phase1.ballot);
+    if (!mine) return;
+    const page = this.mutant === "count-stale-promise" && m.ballot !== phase1.ballot ? { ...m, from: phase1.expected(from) } : m;
+    if (!phase1.record(from, page)) return;
+    // Phase 1 is making progress: a long report is not a reason to start over at a new ballot.
+    this.electionElapsed = 0;
+    if (!m.complete) this.send(from, { type: "prepare", ballot: phase1.ballot, from: m.through + 1, probe: false });
+    if (phase1.complete) this.becomeLeader();
+  }
+
+  private handleNack(from: NodeId, m: Nack): void {
+    this.noteBallot(m.promised);
+    if (m.probe) {
+      if (this.role !== "precandidate" || m.ballot !== this.probeBallot) return;
+      this.probeVotes.set(from, false);
+      const epoch = this.configs.configFor(this.log.commitIndex + 1);
+      if (!hasMajority(epoch, (id) => this.probeVotes.get(id) !== false)) this.becomeFollower(null);
+      return;
+    }
+    if (m.ballot !== this.promised || ballotNode(m.ballot) !== this.id) return;
+    if (this.role === "candidate" && this.phase1 !== null) {
+      this.phase1.refuse(from);
+      if (m.promised > this.promised || this.phase1.hopeless) this.becomeFollower(null);
+      return;
+    }
+    // A leader that learns of a higher ballot stops proposing.
+    if (this.role === "leader" && m.promised > this.promised) this.becomeFollower(null);
+  }
+
+  private becomeLeader(): void {
+    const phase1 = this.phase1 as Phase1;
+    assert(this.role === "candidate" && phase1.ballot === this.promised, "only a candidate at its ballot becomes leader");
+    this.role = "leader";
+    this.lead = this.id;
+    this.epoch = phase1.epoch;
+    this.phase1 = null;
+    this.renewing = false;
+    this.heartbeatElapsed = 0;
+    this.electionElapsed = 0;
+    this.written = phase1.from - 1;
+    this.recoveredThrough = phase1.lastSlot;
+    this.knownChosenThrough = phase1.chosenThrough;
+    this.transferTarget = null;
+    this.leaseGivenAway = false;
+    this.pendingReads = [];
+    this.uncommittedBytes = 0;
+    this.writtenProposals.length = 0;
+    // Per slot the value phase 1 decided; a no-op where nothing was accepted. (The mutant
+    // "noop-fill-without-phase1" takes the holes of its own log for empty slots.)
+    const recovered: PendingValue[] = [];
+    for (let slot = phase1.from; slot <= phase1.lastSlot; slot++) {
+      const own = this.log.entry(slot);
+      const adopted = this.mutant === "noop-fill-without-phase1" && (own === null || isHole(own)) ? null : phase1.value(slot);
+      if (adopted === null) recovered.push({ data: EMPTY, counted: false });
+      else recovered.push(adopted.entry.kind === "config" ? { data: adopted.entry.data, kind: "config", counted: false } : { data: adopted.entry.data, counted: false });
+    }
+    const proposals = this.pending.filter((value) => value.counted);
+    this.pending = recovered;
+    this.progress.clear();
+    this.syncProgress();
+    for (const value of proposals) this.enqueueProposal(value.data);
+    this.releaseHeldProposals();
+    this.fillLog();
+    this.broadcastPending = true;
+    // The acceptors learn at once who leads (and start its lease), not a heartbeat later.
+    this.broadcastHeartbeat(this.config.leaseReads ? this.newRound() : this.readRound);
+  }
+
+  /**
+   * Ends this node's leadership, keeping the proposals it has not written (they go to the
+   * next leader, or back into its own log if it leads again): a deposed leader's clients see
+   * a pause, not a refusal.
+   */
+  private leaveLeadership(): void {
+    for (const value of this.pending) if (value.counted) this.holdProposal(value.data);
+    this.pending = [];
+    this.epoch = null;
+    this.progress.clear();
+    this.pendingReads = [];
+    this.readsAwaitingCatchUp = [];
+    this.batchedReadRound = 0;
+    this.transferTarget = null;
+    this.leaseGivenAway = false;
+    this.broadcastPending = false;
+    this.uncommittedBytes = 0;
+    this.writtenProposals.length = 0;
+  }
+
+  private becomeFollower(lead: NodeId | null): void {
+    if (this.role === "leader") this.leaveLeadership();
+    this.role = "follower";
+    this.lead = lead;
+    this.phase1 = null;
+    this.renewing = false;
+    this.resetElectionTimer();
+  }
+
+  // ---- phase 2: leader ----
+
+  private admits(data: Uint8Array): boolean {
+    return this.uncommittedBytes === 0 || this.uncommittedBytes + data.length <= this.config.uncommittedBytesMax;
+  }
+
+  private enqueueProposal(data: Uint8Array): void {
+    this.uncommittedBytes += data.length;
+    this.pending.push({ data, counted: true });
+  }
+
+  /**
+   * Gives waiting values their slots, in order, as far as the α window allows (slot x only
+   * once every slot up to x - α is chosen) and only in the configuration this leader did
+   * phase 1 in. After a configuration entry, no-ops fill the 2α slots after it when nothing
+   * else does, so the change takes effect promptly and the next may follow.
+   */
+  private fillLog(): void {
+    if (this.role !== "leader" || this.transferTarget !== null) return;
+    const epoch = this.epoch as Membership;
+    let wrote = false;
+    const padThrough = this.padThrough();
+    while (this.pending.length > 0 || this.written < padThrough) {
+      const slot = this.written + 1;
+      if (slot > this.log.commitIndex + this.config.windowSlots) break;
+      if (!sameQuorums(this.configs.configFor(slot), epoch)) break;
+      const value = this.pending.shift() ?? { data: EMPTY, counted: false };
+      const entry: LogEntry = value.kind === "config" ? { index: slot, term: this.promised, data: value.data, kind: "config" } : { index: slot, term: this.promised, data: value.data };
+      this.writeEntry(entry);
+      this.written = slot;
+      if (value.counted) this.writtenProposals.push({ index: slot, bytes: value.data.length });
+      wrote = true;
+      // The driver reads a new configuration entry's slot as the last index: the padding
+      // after it waits for the next Ready.
+      if (value.kind === "config") break;
+    }
+    if (!wrote) return;
+    (this.progress.get(this.id) as Progress).update(this.written);
+    this.broadcastPending = true;
+    this.maybeCommit();
+  }
+
+  /** After a configuration change, no-ops fill the 2α slots after it when nothing else does (any leader's). */
+  private padThrough(): number {
+    const last = this.configs.lastChangeSlot();
+    return last === null ? 0 : last + 2 * this.config.windowSlots - 1;
+  }
+
+  /** Whether the padding after a configuration entry has a slot to fill now. */
+  private canPad(): boolean {
+    if (this.role !== "leader" || this.transferTarget !== null || this.written >= this.padThrough()) return false;
+    const slot = this.written + 1;
+    return slot <= this.log.commitIndex + this.config.windowSlots && sameQuorums(this.configs.configFor(slot), this.epoch as Membership);
+  }
+
+  /** Writes a slot of this node's log, keeping the configuration history in step. */
+  private writeEntry(entry: LogEntry): void {
+    const previous = this.log.entry(entry.index);
+    this.log.write(entry);
+    if (this.configs.onWrite(entry, previous)) this.refreshMembership();
+  }
+
+  /** Sends `to` the next slots it lacks, if its window allows; returns whether something was sent. */
+  private sendAccept(to: NodeId): boolean {
+    const pr = this.progress.get(to);
+    if (pr === undefined) return false;
+    if (pr.state === "snapshot") return this.sendSnapshotChunk(to, pr);
+    if (pr.paused) return false;
+    if (pr.next <= this.log.snapshotIndexValue) return this.sendSnapshotChunk(to, pr);
+    if (pr.next > this.written) return false;
+    const slice = this.log.slice(pr.next, this.written, this.config.entriesPerMessageMax, this.config.bytesPerMessageMax);
+    // Chosen slots this leader holds from before its ballot are sent at its ballot too: a
+    // chosen value is the only one any ballot may propose there.
+    const ballot = this.promised;
+    const entries = slice.map((entry) => (entry.term === ballot ? entry : { ...entry, term: ballot }));
+    const last = entries[entries.length - 1] as LogEntry;
+    const message: Accept = { type: "accept", ballot, entries, commit: this.log.commitIndex };
+    this.send(to, message);
+    if (pr.state === "replicate") {
+      pr.next = last.index + 1;
+      pr.addInflight(last.index, entries.reduce((sum, entry) => sum + entryBytes(entry), 0));
+    } else {
+      pr.probeSent = true;
+      pr.probeThrough = last.index;
+    }
+    return true;
+  }
+
+  private broadcastAccept(): void {
+    for (const peer of this.progress.keys()) {
+      if (peer === this.id) continue;
+      while (this.sendAccept(peer) && (this.progress.get(peer) as Progress).state === "replicate") {
+        // keep the pipeline full up to the in-flight window
+      }
+    }
+  }
+
+  private broadcastHeartbeat(readRound: number): void {
+    for (const peer of this.progress.keys()) {
+      if (peer === this.id) continue;
+      this.send(peer, { type: "heartbeat", ballot: this.promised, commit: this.log.commitIndex, readRound });
+    }
+  }
+
+  private handleAccepted(from: NodeId, m: Accepted): void {
+    if (this.role !== "leader" || m.ballot !== this.promised) return;
+    const pr = this.progress.get(from);
+    if (pr === undefined) return;
+    pr.recentActive = true;
+    if (pr.state === "snapshot") {
+      // The acceptor installed the snapshot (or holds the slots already).
+      pr.update(m.index);
+      if (pr.match >= (pr.snapshot?.index ?? 0)) pr.becomeReplicate();
+    } else {
+      pr.update(m.index);
+      pr.freeTo(m.index);
+      if (pr.state === "probe") {
+        pr.probeSent = false;
+        // Answered in full: stream from here. A hole remains: probe again from the match.
+        if (m.index >= m.last) pr.becomeReplicate();
+        else pr.next = pr.match + 1;
+      }
+    }
+    if (from === this.transferTarget && pr.match >= this.written) this.handOver(from);
+    if (this.role !== "leader") return;
+    if (this.maybeCommit()) this.broadcastPending = true;
+    while (this.progress.get(from) === pr && this.sendAccept(from) && pr.state === "replicate") {
+      // keep the pipeline full
+    }
+  }
+
+  private handleHeartbeatResponse(from: NodeId, m: HeartbeatResponse): void {
+    if (this.role !== "leader" || m.ballot !== this.promised) return;
+    const pr = this.progress.get(from);
+    if (pr === undefined) return;
+    pr.recentActive = true;
+    pr.probeSent = false;
+    if (pr.update(m.index)) {
+      pr.freeTo(m.index);
+      if (this.maybeCommit()) this.broadcastPending = true;
+    }
+    // Probing: go on from the prefix the acceptor reports (a new leader starts past it).
+    if (pr.state === "probe") pr.next = pr.match + 1;
+    if (pr.state === "replicate" && pr.match < pr.next - 1 && pr.match === pr.matchAtLastHeartbeat) {
+      // Slots were sent, and the acceptor's prefix has not moved in a heartbeat interval: an
+      // accept was lost (or the acceptor restarted). Go back and fill from its prefix.
+      pr.becomeProbe();
+    }
+    pr.matchAtLastHeartbeat = pr.match;
+    if (pr.match < this.written) this.sendAccept(from);
+    if (m.readRound > 0) {
+      const sentAt = this.roundSentAt.get(m.readRound);
+      if (sentAt !== undefined && sentAt > pr.leaseAckTick) pr.leaseAckTick = sentAt;
+      this.acknowledgeReadRound(from, m.readRound);
+    }
+  }
+
+  /**
+   * Advances the chosen prefix: slot x is chosen once a majority of every group of the
+   * configuration governing x holds it at this ballot (or some acceptor reported it chosen
+   * in phase 1). Configurations are constant over ranges of slots, so each range is one
+   * quorum count.
+   */
+  private maybeCommit(): boolean {
+    if (this.role !== "leader") return false;
+    const before = this.log.commitIndex;
+    let commit = Math.max(before, Math.min(this.knownChosenThrough, this.written));
+    for (;;) {
+      const slot = commit + 1;
+      if (slot > this.written) break;
+      const cfg = this.configs.configFor(slot);
+      const selfQuorum = majorityGroups(cfg).every((group) => group.length === 1 && group[0] === this.id);
+      const quorum = this.quorumMatch(cfg, selfQuorum);
+      if (quorum < slot) break;
+      commit = Math.min(quorum, this.rangeEnd(slot));
+    }
+    if (commit <= before) return false;
+    this.commitTo(commit);
+    return true;
+  }
+
+  /** The last slot governed by the same configuration as `slot` (as known now). */
+  private rangeEnd(slot: number): number {
+    const cfg = this.configs.configFor(slot);
+    let end = slot;
+    // Configurations change at most every 2α slots: a step of α finds the next change.
+    while (end < this.written && this.configs.configFor(Math.min(end + this.config.windowSlots, this.written)) === cfg) end = Math.min(end + this.config.windowSlots, this.written);
+    while (end < this.written && this.configs.configFor(end + 1) === cfg) end++;
+    return end;
+  }
+
+  /** The highest slot a majority of every group holds: each group's majority-th largest match. */
+  private quorumMatch(cfg: Membership, selfQuorum: boolean): number {
+    let agreed = Number.POSITIVE_INFINITY;
+    for (const group of majorityGroups(cfg)) {
+      const values = group.map((id) => {
+        if (id === this.id) return selfQuorum ? Math.min(this.written, this.log.durableThrough) : this.written;
+        return this.progress.get(id)?.match ?? 0;
+      });
+      values.sort((a, b) => b - a);
+      agreed = Math.min(agreed, values[majority(group.length) - 1] as number);
+    }
+    return agreed;
+  }
+
+  /** Moves the chosen prefix (this node's knowledge of it) and what depends on it. */
+  private commitTo(index: number): void {
+    const before = this.log.commitIndex;
+    if (!this.log.commitTo(index)) return;
+    if (this.prefix < index) this.prefix = index;
+    while (this.writtenProposals.length > 0 && (this.writtenProposals[0] as { index: number }).index <= index) {
+      this.uncommittedBytes = Math.max(0, this.uncommittedBytes - (this.writtenProposals.shift() as { bytes: number }).bytes);
+    }
+    this.refreshMembership();
+    if (this.role !== "leader") return;
+    if (before < this.recoveredThrough && index >= this.recoveredThrough && this.readsAwaitingCatchUp.length > 0) {
+      const waiting = this.readsAwaitingCatchUp;
+      this.readsAwaitingCatchUp = [];
+      for (const read of waiting) this.handleReadRequest(read.from, read.requestId, read.lease);
+    }
+    this.fillLog();
+  }
+
+  /**
+   * A leader whose next slot is governed by another configuration — its own change took
+   * effect — runs phase 1 again, at a new ballot, in that configuration, once every slot it
+   * wrote in this one is chosen. A leader the new configuration does not count as a voter
+   * hands over to one that it does, or steps down.
+   */
+  private maybeNextEpoch(): void {
+    if (this.role !== "leader" || this.transferTarget !== null) return;
+    const slot = this.written + 1;
+    if (slot > this.log.commitIndex + this.config.windowSlots || this.log.commitIndex < this.written) return;
+    const next = this.configs.configFor(slot);
+    if (sameQuorums(next, this.epoch as Membership)) return;
+    if (isVoter(next, this.id)) {
+      this.renewing = true;
+      this.campaign(false, false);
+      return;
+    }
+    const target = this.mostUpToDate([...next.voters, ...next.outgoing]);
+    if (target === null) this.becomeFollower(null);
+    else this.startTransfer(target);
+  }
+
+  // ---- phase 2: acceptor ----
+
+  private handleAccept(from: NodeId, m: Accept): void {
+    if (m.ballot < this.promised) return this.acceptBelowPromise(from, m);
+    let last = this.prefix;
+    for (const entry of m.entries) {
+      last = entry.index;
+      if (entry.index <= this.log.commitIndex) continue;
+      const previous = this.log.entry(entry.index);
+      if (previous !== null && previous.term === entry.term) continue;
+      this.writeEntry(entry);
+    }
+    this.advancePrefix();
+    this.learn(m.commit);
+    this.answer(from, { type: "accepted", ballot: m.ballot, index: this.prefix, last: Math.max(last, this.prefix) });
+  }
+
+  /**
+   * The mutant "accept-below-promise" (ScyllaDB #6139): a slot is accepted at a ballot below
+   * the promise when that ballot is not below the one already accepted there.
+   */
+  private acceptBelowPromise(from: NodeId, m: Accept): void {
+    let last = 0;
+    for (const entry of m.entries) {
+      last = entry.index;
+      if (entry.index <= this.log.commitIndex) continue;
+      const previous = this.log.entry(entry.index);
+      if (previous !== null && previous.term > entry.term) continue;
+      this.writeEntry(entry);
+    }
+    let index = this.log.commitIndex;
+    while (index < this.log.lastIndex && this.log.term(index + 1) === m.ballot) index++;
+    this.answer(from, { type: "accepted", ballot: m.ballot, index, last: Math.max(last, index) });
+  }
+
+  /** Extends the prefix of slots accepted at the promised ballot. */
+  private advancePrefix(): void {
+    if (this.prefix < this.log.commitIndex) this.prefix = this.log.commitIndex;
+    const any = this.mutant === "learn-any-ballot";
+    while (this.prefix < this.log.lastIndex) {
+      const term = this.log.term(this.prefix + 1) as number;
+      if (term === this.promised || (any && term > 0)) this.prefix++;
+      else break;
+    }
+  }
+
+  /**
+   * The leader says slots through `commit` are chosen: those this acceptor holds at the
+   * leader's ballot are the chosen values (a ballot proposes one value per slot, and this
+   * leader proposes only chosen ones below its chosen prefix).
+   */
+  private learn(commit: number): void {
+    const target = Math.min(commit, this.prefix);
+    if (target > this.log.commitIndex) this.commitTo(target);
+  }
+
+  private handleHeartbeat(from: NodeId, m: Heartbeat): void {
+    this.advancePrefix();
+    this.learn(m.commit);
+    this.send(from, { type: "heartbeat-response", ballot: m.ballot, readRound: m.readRound, index: Math.min(this.prefix, this.log.durableThrough) });
+  }
+
+  // ---- proposals and reads ----
+
+  propose(data: Uint8Array): Admission {
+    if (this.role === "leader" && this.transferTarget === null) {
+      if (!this.admits(data)) return { accepted: false, error: new OverloadedError(`${this.uncommittedBytes} bytes of proposals are not chosen yet; the limit is ${this.config.uncommittedBytesMax}`) };
+      this.enqueueProposal(data);
+      this.fillLog();
+      return { accepted: true };
+    }
+    if ((this.role === "leader" && this.transferTarget !== null) || this.renewing) {
+      if (this.holdProposal(data)) return { accepted: true };
+      return { accepted: false, error: new OverloadedError(`${this.heldProposalBytes} bytes of proposals wait for a leader; the limit is ${this.config.uncommittedBytesMax}`) };
+    }
+    if (this.role === "follower" && this.lead !== null && isMember(this.current, this.id)) {
+      this.send(this.lead, { type: "propose", ballot: this.promised, data: [data] });
+      return { accepted: true };
+    }
+    if (this.role === "follower" && !isMember(this.current, this.id)) return { accepted: false, error: new NotMemberError(this.lead) };
+    return { accepted: false, error: new NotLeaderError(this.lead) };
+  }
+
+  private holdProposal(data: Uint8Array): boolean {
+    if (this.heldProposalBytes > 0 && this.heldProposalBytes + data.length > this.config.uncommittedBytesMax) return false;
+    this.heldProposals.push(data);
+    this.heldProposalBytes += data.length;
+    return true;
+  }
+
+  private releaseHeldProposals(): void {
+    if (this.heldProposals.length === 0) return;
+    if (this.role === "leader" && this.transferTarget === null) {
+      const held = this.takeHeld();
+      for (const data of held) if (this.admits(data)) this.enqueueProposal(data);
+    } else if (this.role === "follower" && this.lead !== null) {
+      this.send(this.lead, { type: "propose", ballot: this.promised, data: this.takeHeld() });
+    }
+  }
+
+  private takeHeld(): Uint8Array[] {
+    const held = this.heldProposals;
+    this.heldProposals = [];
+    this.heldProposalBytes = 0;
+    return held;
+  }
+
+  readIndex(requestId: number, options?: ReadOptions): Admission {
+    const lease = options?.lease ?? this.config.leaseReads;
+    if (this.role === "leader") {
+      this.handleReadRequest(this.id, requestId, lease);
+      return { accepted: true };
+    }
+    if (this.role === "follower" && this.lead !== null && isMember(this.current, this.id)) {
+      this.send(this.lead, lease ? { type: "read-index", ballot: this.promised, requestId, lease } : { type: "read-index", ballot: this.promised, requestId });
+      return { accepted: true };
+    }
+    if (this.role === "follower" && !isMember(this.current, this.id)) return { accepted: false, error: new NotMemberError(this.lead) };
+    return { accepted: false, error: new NotLeaderError(this.lead) };
+  }
+
+  /**
+   * A read at the chosen prefix, safe once this leader has chosen everything phase 1
+   * recovered (every value chosen before its ballot is then in the prefix) and a majority of
+   * its configuration confirms, after the read arrived, that it still promises this ballot —
+   * so no higher ballot has chosen anything yet. With a lease the confirmation is the
+   * lease's.
+   */
+  private handleReadRequest(from: NodeId, requestId: number, lease: boolean): void {
+    const index = this.log.commitIndex;
+    if (this.mutant === "read-without-quorum") return this.releaseRead({ requestId, from, index, round: 0, acks: new Set() });
+    if (index < this.recoveredThrough) {
+      this.readsAwaitingCatchUp.push({ requestId, from, lease });
+      return;
+    }
+    const epoch = this.epoch as Membership;
+    const selfQuorum = majorityGroups(epoch).every((group) => group.length === 1 && group[0] === this.id);
+    if (selfQuorum || (lease && this.config.leaseReads && this.leaseValid())) return this.releaseRead({ requestId, from, index, round: 0, acks: new Set() });
+    if (this.batchedReadRound === 0) this.batchedReadRound = this.newRound();
+    this.pendingReads.push({ requestId, from, index, round: this.batchedReadRound, acks: new Set([this.id]) });
+  }
+
+  private newRound(): number {
+    const round = ++this.readRound;
+    this.roundSentAt.set(round, this.tickCount);
+    for (const [old, sentAt] of this.roundSentAt) {
+      if (sentAt >= this.tickCount - 2 * this.config.electionTicks) break;
+      this.roundSentAt.delete(old);
+    }
+    return round;
+  }
+
+  private leaseValid(): boolean {
+    if (this.leaseGivenAway) return false;
+    let acknowledgedAt = Number.POSITIVE_INFINITY;
+    for (const group of majorityGroups(this.epoch as Membership)) {
+      const ticks = group.map((id) => (id === this.id ? this.tickCount : (this.progress.get(id)?.leaseAckTick ?? Number.NEGATIVE_INFINITY))).sort((a, b) => b - a);
+      acknowledgedAt = Math.min(acknowledgedAt, ticks[majority(group.length) - 1] as number);
+    }
+    return this.tickCount - acknowledgedAt < this.leaseTicks;
+  }
+
+  private acknowledgeReadRound(from: NodeId, round: number): void {
+    for (const read of this.pendingReads) {
+      if (read.round > round) break;
+      read.acks.add(from);
+    }
+    const epoch = this.epoch as Membership;
+    while (this.pendingReads.length > 0 && hasMajority(epoch, (id) => (this.pendingReads[0] as PendingRead).acks.has(id))) this.releaseRead(this.pendingReads.shift() as PendingRead);
+  }
+
+  private releaseRead(read: PendingRead): void {
+    if (read.from === this.id) this.readStates.push({ requestId: read.requestId, index: read.index });
+    else this.send(read.from, { type: "read-index-response", ballot: this.promised, requestId: read.requestId, index: read.index });
+  }
+
+  // ---- leadership transfer ----
+
+  transferLeadership(to: NodeId | null): Admission {
+    if (this.role !== "leader") return { accepted: false, error: new NotLeaderError(this.lead) };
+    const epoch = this.epoch as Membership;
+    const voters = [...new Set([...epoch.voters, ...epoch.outgoing])];
+    const target = to ?? this.mostUpToDate(voters);
+    if (target === null || target === this.id) return { accepted: true };
+    if (!voters.includes(target)) return { accepted: false, error: new InvalidInputError(`node ${target} is not a voting member; the voters are ${voters.join(", ")}`) };
+    this.startTransfer(target);
+    return { accepted: true };
+  }
+
+  private startTransfer(target: NodeId): void {
+    this.transferTarget = target;
+    this.transferElapsed = 0;
+    if (!this.progress.has(target)) this.syncProgress();
+    const pr = this.progress.get(target);
+    if (pr !== undefined && pr.match >= this.written) this.handOver(target);
+    else this.sendAccept(target);
+  }
+
+  /** Tells the caught-up target to run phase 1 now; this leader's lease vouches for nothing from here. */
+  private handOver(target: NodeId): void {
+    this.leaseGivenAway = true;
+    this.send(target, { type: "timeout-now", ballot: this.promised });
+  }
+
+  private mostUpToDate(candidates: readonly NodeId[]): NodeId | null {
+    let best: NodeId | null = null;
+    let bestMatch = -1;
+    for (const id of candidates) {
+      if (id === this.id) continue;
+      const match = this.progress.get(id)?.match ?? -1;
+      if (match > bestMatch) {
+        best = id;
+        bestMatch = match;
+      }
+    }
+    return best;
+  }
+
+  /** A follower forgets its leader and that leader's lease (for scripted tests and the application). */
+  forgetLeader(): void {
+    if (this.role !== "follower") return;
+    this.lead = null;
+    this.electionElapsed = this.config.electionTicks;
+  }
+
+  // ---- membership ----
+
+  /**
+   * Asks this leader for a configuration change: voters and learners, at most one voter
+   * added or removed (Paxos has no joint configurations here; each change is one entry).
+   * Refused while the previous change has not both been chosen and had 2α slots to take
+   * effect, or while the entry cannot be given a slot at once.
+   */
+  changeMembership(change: MembershipChange): Admission {
+    if (this.role !== "leader") return { accepted: false, error: new NotLeaderError(this.lead) };
+    if (this.transferTarget !== null) return { accepted: false, error: new MembershipChangeInProgressError("a leadership transfer is under way; retry when it ends") };
+    const blocked = this.membershipChangeBlocked();
+    if (blocked !== null) return { accepted: false, error: new MembershipChangeInProgressError(blocked) };
+    let next: Membership;
+    try {
+      next = this.nextMembership(change);
+    } catch (error) {
+      if (error instanceof InvalidInputError) return { accepted: false, error };
+      throw error;
+    }
+    this.pending.push({ data: encodeMembership(next), kind: "config", counted: false });
+    this.fillLog();
+    assert(this.log.lastIndex === this.written && this.configs.latestIndex() === this.written, "the configuration entry was not written at once");
+    return { accepted: true };
+  }
+
+  private membershipChangeBlocked(): string | null {
+    const slot = this.written + 1;
+    const last = this.configs.lastChangeSlot();
+    if (last !== null && last > this.log.commitIndex) return `the configuration change at slot ${last} is not chosen yet; one change at a time`;
+    if (last !== null && slot < last + 2 * this.config.windowSlots) return `the configuration change at slot ${last} takes effect over the next ${2 * this.config.windowSlots} slots; retry in a moment`;
+    if (this.pending.length > 0 || slot > this.log.commitIndex + this.config.windowSlots || !sameQuorums(this.configs.configFor(slot), this.epoch as Membership)) {
+      return "this leader has values waiting for slots; retry in a moment";
+    }
+    return null;
+  }
+
+  private nextMembership(change: MembershipChange): Membership {
+    if (change.joint === true) throw new InvalidInputError("Multi-Paxos changes the configuration one voter at a time; it has no joint changes");
+    const autoPromote = change.autoPromote ?? [];
+    const next: Membership = { voters: [...change.voters], outgoing: [], learners: [...change.learners], autoPromote: [...autoPromote], autoLeave: true, context: change.context };
+    checkMembership(next, { votersRequired: true });
+    for (const id of members(next)) if (id > PAXOS_NODE_ID_MAX) throw new InvalidInputError(`Paxos node ids go up to ${PAXOS_NODE_ID_MAX}; ${id} is too large`);
+    const latest = this.configs.latest();
+    const changed = next.voters.filter((id) => !latest.voters.includes(id)).length + latest.voters.filter((id) => !next.voters.includes(id)).length;
+    if (changed > 1) throw new InvalidInputError(`Multi-Paxos changes one voter at a time; this asks for ${changed} (voters ${latest.voters.join(",")} to ${next.voters.join(",")})`);
+    return next;
+  }
+
+  membership(): Membership {
+    return this.current;
+  }
+
+  membershipAt(index: number): Membership {
+    return this.configs.membershipAt(index);
+  }
+
+  private refreshMembership(): void {
+    const current = this.configs.current(this.log.commitIndex);
+    if (current === this.current) return;
+    this.current = current;
+    if (this.role === "leader") this.syncProgress();
+  }
+
+  /**
+   * A leader tracks every member of the current configuration (both halves while a change
+   * waits for its slots) and of its epoch. A member no configuration names any more is
+   * dropped once it holds every slot of the change that removed it, or when silent.
+   */
+  private syncProgress(dropSilent = false): void {
+    const wanted = new Set([...members(this.current), ...(this.epoch === null ? [] : members(this.epoch))]);
+    wanted.add(this.id);
+    for (const peer of wanted) {
+      if (this.progress.has(peer)) continue;
+      const pr = new Progress(this.written + 1, this.config.inflightMessagesMax, this.config.inflightBytesMax);
+      if (peer === this.id) pr.match = this.written;
+      pr.recentActive = true;
+      this.progress.set(peer, pr);
+    }
+    const removal = this.configs.latestIndex() + 2 * this.config.windowSlots - 1;
+    for (const [peer, pr] of [...this.progress]) {
+      if (wanted.has(peer)) continue;
+      if (pr.match < Math.min(removal, this.log.commitIndex) && !(dropSilent && !pr.recentActive)) continue;
+      this.progress.delete(peer);
+    }
+  }
+
+  /** Promotes one caught-up learner marked for it, when no change is in flight. */
+  private maybeAutoPromote(): void {
+    const latest = this.configs.latest();
+    if (latest.autoPromote.length === 0 || this.transferTarget !== null || this.membershipChangeBlocked() !== null) return;
+    for (const id of latest.autoPromote) {
+      const pr = this.progress.get(id);
+      if (pr === undefined || pr.state !== "replicate" || !pr.recentActive) continue;
+      if (pr.match + this.config.learnerLagEntriesMax < this.written) continue;
+      const next: Membership = { ...latest, voters: [...latest.voters, id], learners: latest.learners.filter((x) => x !== id), autoPromote: latest.autoPromote.filter((x) => x !== id) };
+      this.pending.push({ data: encodeMembership(next), kind: "config", counted: false });
+      this.fillLog();
+      return;
+    }
+  }
+
+  private quorumRecentlyActive(): boolean {
+    return hasMajority(this.epoch as Membership, (id) => id === this.id || this.progress.get(id)?.recentActive === true);
+  }
+
+  // ---- snapshots ----
+
+  private sendSnapshotChunk(to: NodeId, pr: Progress): boolean {
+    if (pr.state !== "snapshot" || pr.snapshot === null) {
+      assert(this.snapshot !== null, "an acceptor needs a snapshot but the leader has none");
+      pr.becomeSnapshot(this.snapshot);
+    }
+    const snapshot = pr.snapshot as Snapshot;
+    if (pr.snapshotChunkInFlight) return false;
+    const offset = Math.min(pr.snapshotAcked, snapshot.data.length);
+    const chunk = snapshot.data.subarray(offset, Math.min(snapshot.data.length, offset + this.config.snapshotChunkBytes));
+    const message: SnapshotChunk = { type: "snapshot", ballot: this.promised, index: snapshot.index, snapshotTerm: snapshot.term, size: snapshot.data.length, offset, chunk };
+    this.send(to, snapshot.membership === undefined || offset !== 0 ? message : { ...message, membership: snapshot.membership });
+    pr.snapshotChunkInFlight = true;
+    pr.snapshotStallTicks = 0;
+    return true;
+  }
+
+  private handleSnapshotResponse(from: NodeId, m: SnapshotChunkResponse): void {
+    if (this.role !== "leader" || m.ballot !== this.promised) return;
+    const pr = this.progress.get(from);
+    if (pr === undefined) return;
+    pr.recentActive = true;
+    if (pr.state !== "snapshot" || m.index !== pr.snapshot?.index) return;
+    pr.snapshotAcked = m.received;
+    pr.snapshotChunkInFlight = false;
+    pr.snapshotStallTicks = 0;
+    this.sendAccept(from);
+  }
+
+  private handleSnapshotChunk(from: NodeId, m: SnapshotChunk): void {
+    if (m.index <= this.log.commitIndex) {
+      this.incoming = null;
+      this.advancePrefix();
+      this.answer(from, { type: "accepted", ballot: m.ballot, index: this.prefix, last: this.prefix });
+      return;
+    }
+    let incoming = this.incoming;
+    const same = incoming !== null && incoming.leaderBallot === m.ballot && incoming.index === m.index && incoming.term === m.snapshotTerm;
+    if (!same && incoming !== null && incoming.leaderBallot === m.ballot && m.index < incoming.index) return;
+    if (!same) {
+      incoming = null;
+      this.incoming = null;
+      if (m.offset === 0) {
+        incoming = { leaderBallot: m.ballot, index: m.index, term: m.snapshotTerm, size: m.size, chunks: [], membership: m.membership, received: 0 };
+        this.incoming = incoming;
+      }
+    }
+    if (incoming === null || m.offset !== incoming.received) {
+      this.send(from, { type: "snapshot-response", ballot: m.ballot, index: m.index, received: incoming?.received ?? 0 });
+      return;
+    }
+    assert(incoming.received + m.chunk.length <= incoming.size, `snapshot chunk overruns the snapshot's size ${incoming.size}`);
+    incoming.chunks.push(m.chunk);
+    incoming.received += m.chunk.length;
+    if (incoming.received < incoming.size) {
+      this.send(from, { type: "snapshot-response", ballot: m.ballot, index: m.index, received: incoming.received });
+      return;
+    }
+    this.incoming = null;
+    const data = new Uint8Array(incoming.size);
+    let at = 0;
+    for (const chunk of incoming.chunks) {
+      data.set(chunk, at);
+      at += chunk.length;
+    }
+    const membership = incoming.membership ?? this.configs.membershipAt(incoming.index);
+    this.installSnapshot(from, m.ballot, { index: incoming.index, term: incoming.term, data, membership });
+  }
+
+  /** Every slot through the snapshot is chosen and replaced by it; what this acceptor accepted after it stays. */
+  private installSnapshot(from: NodeId, ballot: number, snapshot: Snapshot): void {
+    this.log.restore(snapshot);
+    const kept = this.log.lastIndex > snapshot.index ? this.log.slice(snapshot.index + 1, this.log.lastIndex) : [];
+    this.configs.restore(snapshot.index, snapshot.membership as Membership, kept);
+    this.snapshot = snapshot;
+    this.snapshotToInstall = snapshot;
+    this.prefix = snapshot.index;
+    this.advancePrefix();
+    this.current = this.configs.current(this.log.commitIndex);
+    this.answer(from, { type: "accepted", ballot, index: this.prefix, last: this.prefix });
+  }
+
+  compact(index: number, data: Uint8Array): Snapshot | null {
+    if (index <= this.log.snapshotIndexValue) return null;
+    const term = this.log.term(index);
+    assert(term !== null, `compaction at ${index}, beyond the log's end ${this.log.lastIndex}`);
+    const membership = this.configs.membershipAt(index);
+    this.log.compact(index);
+    this.configs.compact(index);
+    this.snapshot = { index, term, data, membership };
+    this.refreshMembership();
+    return this.snapshot;
+  }
+
+  // ---- output ----
+
+  private send(to: NodeId, message: PaxosMessage): void {
+    this.messages.push({ to, message });
+  }
+
+  private sendAfterPersist(to: NodeId, message: PaxosMessage): void {
+    this.messagesAfterPersist.push({ to, message });
+  }
+
+  private hardStateChanged(): boolean {
+    return this.savedHardState.promised !== this.promised || this.savedHardState.commit !== this.log.commitIndex;
+  }
+
+  hasReady(): boolean {
+    if (this.outstanding !== null) return false;
+    return (
+      this.broadcastPending ||
+      this.batchedReadRound !== 0 ||
+      this.messages.length > 0 ||
+      this.messagesAfterPersist.length > 0 ||
+      this.readStates.length > 0 ||
+      this.log.hasUnstable ||
+      this.snapshotToInstall !== null ||
+      this.log.hasCommittedToApply ||
+      this.hardStateChanged() ||
+      this.canPad() ||
+      (this.mutant === "apply-unchosen" && this.unchosenToApply().length > 0)
+    );
+  }
+
+  ready(): Ready<PaxosMessage, PaxosHardState> {
+    assert(this.outstanding === null, "ready() called twice without advance()");
+    if (this.canPad()) this.fillLog();
+    if (this.batchedReadRound !== 0) {
+      this.broadcastHeartbeat(this.batchedReadRound);
+      this.batchedReadRound = 0;
+    }
+    if (this.broadcastPending) {
+      this.broadcastPending = false;
+      this.broadcastAccept();
+    }
+    const hardState = this.hardStateChanged() ? { promised: this.promised, commit: this.log.commitIndex } : null;
+    // A promise must be durable before it is relied on; a commit index alone need not be:
+    // a node that forgets it after a crash learns it again from the leader (etcd's MustSync).
+    const promiseChanged = hardState !== null && hardState.promised !== this.savedHardState.promised;
+    if (hardState !== null) this.savedHardState = hardState;
+    let committedEntries = this.log.takeCommitted(this.config.applyEntriesPerReadyMax);
+    if (this.mutant === "apply-unchosen" && committedEntries.length === 0) {
+      committedEntries = this.unchosenToApply();
+      const last = committedEntries[committedEntries.length - 1];
+      if (last !== undefined) this.log.applyingIndex = last.index;
+    }
+    const entries = this.log.takeUnstable();
+    const ready: Ready<PaxosMessage, PaxosHardState> = {
+      hardState,
+      mustSync: promiseChanged || entries.length > 0 || this.snapshotToInstall !== null,
+      entries,
+      snapshot: this.snapshotToInstall,
+      messages: this.messages,
+      messagesAfterPersist: this.messagesAfterPersist,
+      committedEntries,
+      readStates: this.readStates,
+    };
+    this.messages = [];
+    this.messagesAfterPersist = [];
+    this.readStates = [];
+    this.snapshotToInstall = null;
+    this.outstanding = ready;
+    return ready;
+  }
+
+  /** The mutant "apply-unchosen": accepted slots past the chosen prefix, up to the first hole. */
+  private unchosenToApply(): LogEntry[] {
+    const out: LogEntry[] = [];
+    for (let index = Math.max(this.log.applyingIndex, this.log.commitIndex) + 1; index <= this.log.lastIndex && out.length < this.config.applyEntriesPerReadyMax; index++) {
+      const entry = this.log.entry(index) as LogEntry;
+      if (isHole(entry) || index !== this.log.applyingIndex + 1 + out.length) break;
+      out.push(entry);
+    }
+    return out;
+  }
+
+  advance(ready: Ready<PaxosMessage, PaxosHardState>): void {
+    assert(ready === this.outstanding, "advance() with a Ready that is not the outstanding one");
+    const last = ready.committedEntries[ready.committedEntries.length - 1];
+    if (last !== undefined) this.log.appliedTo(last.index);
+    this.log.stable();
+    this.outstanding = null;
+    if (this.role === "leader" && this.maybeCommit()) this.broadcastPending = true;
+  }
+
+  status(): EngineStatus {
+    const learner = this.role === "follower" && !isVoter(this.current, this.id) && this.current.learners.includes(this.id);
+    return {
+      id: this.id,
+      role: learner ? "learner" : this.role,
+      term: this.promised,
+      leader: this.lead,
+      commitIndex: this.log.commitIndex,
+      lastIndex: this.log.lastIndex,
+      snapshotIndex: this.log.snapshotIndexValue,
+    };
+  }
+
+  entryTerm(index: number): number | null {
+    return this.log.term(index);
+  }
+
+  /** The entry at `index`, or null when not held (for the simulator's one-value-per-slot checker). */
+  entry(index: number): LogEntry | null {
+    return this.log.entry(index);
+  }
+}
