@@ -6,7 +6,7 @@ import type { ClientTls } from "../client/transport.js";
 import { trustForFetch } from "../runtime/tls/trust.js";
 import { InvalidInputError } from "../core/common/errors.js";
 import { Client } from "../client/client.js";
-import { CompareFailedError, ConnectionError, HttpApiError, TimeoutError, UnavailableError } from "../client/errors.js";
+import { CompactedError, CompareFailedError, ConnectionError, HttpApiError, LeaseNotFoundError, TimeoutError, UnavailableError } from "../client/errors.js";
 import { UsageError } from "./sim-command.js";
 
 /** What `npm start` runs: three nodes on loopback. */
@@ -102,6 +102,8 @@ export function describeFailure(error: unknown, endpoints: readonly string[]): {
     return { line: `compare failed: the key was not at the expected revision${revision}; nothing was written`, exitCode: EXIT.notFoundOrCompareFailed };
   }
   if (error instanceof InvalidInputError) return { line: error.message, exitCode: EXIT.usage };
+  if (error instanceof LeaseNotFoundError) return { line: `${error.message} (HTTP 404 from ${error.endpoint})`, exitCode: EXIT.notFoundOrCompareFailed };
+  if (error instanceof CompactedError) return { line: `${error.message} (HTTP 410 from ${error.endpoint})`, exitCode: EXIT.notFoundOrCompareFailed };
   if (error instanceof ConnectionError && !error.requestSent) {
     return { line: `cannot connect to ${endpoints.join(", ")} (${connectionCause(error)}); is the cluster running? (npm start)`, exitCode: EXIT.unavailable };
   }

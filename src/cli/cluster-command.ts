@@ -33,6 +33,7 @@ interface ClusterFlags {
   logLevel: string;
   snapshotEntries: number;
   requestTimeoutMs: number;
+  historyRevisions: number;
   tls: boolean;
 }
 
@@ -89,6 +90,7 @@ export function registerClusterCommand(program: Command, setExitCode: (code: num
     .addOption(new Option("--consensus <protocol>", "the consensus protocol").choices([...CONSENSUS_PROTOCOLS]).default(DEFAULT_NODE_CONFIG.consensus))
     .option("--snapshot-entries <n>", "each node snapshots after this many applied entries", integerIn("--snapshot-entries", 1, Number.MAX_SAFE_INTEGER), DEFAULT_NODE_CONFIG.snapshotEntries)
     .option("--request-timeout-ms <ms>", "each node's request timeout", integerIn("--request-timeout-ms", 1, 3_600_000), DEFAULT_NODE_CONFIG.requestTimeoutMs)
+    .option("--history-revisions <n>", "revisions of history each node keeps (0: all, until POST /v1/compact)", integerIn("--history-revisions", 0, Number.MAX_SAFE_INTEGER), DEFAULT_NODE_CONFIG.historyRevisions)
     .option("--log-level <level>", "the nodes' log level", "info")
     .option("--tls", "serve HTTPS only, with mutual TLS between the nodes: a CA of the cluster's own and the nodes' certificates are made in <data-dir>/tls (kept for later runs)", false)
     .addHelpText(
@@ -153,6 +155,7 @@ function planCluster(flags: ClusterFlags): { readonly dataDir: string; readonly 
     const dir = join(dataDir, `node-${id}`);
     const args = [synodBin, "node", "--id", String(id), "--http", `${flags.host}:${httpPort}`, "--peer", `${flags.host}:${peerPort}`, "--peers", peers, "--data-dir", dir];
     args.push("--consensus", flags.consensus, "--snapshot-entries", String(flags.snapshotEntries), "--request-timeout-ms", String(flags.requestTimeoutMs));
+    args.push("--history-revisions", String(flags.historyRevisions));
     // The log is a file: JSON lines, whatever the terminal this command runs in.
     args.push("--log-level", flags.logLevel, "--log-format", "json");
     if (flags.tls) {

@@ -2,6 +2,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from "commander
 import { FAULT_CLASSES } from "../sim/params.js";
 import { PROTOCOLS } from "../sim/protocols.js";
 import { SCENARIO_NAMES, SCENARIOS } from "../sim/scenarios.js";
+import { SIM_WORKLOADS, type SimWorkload } from "../sim/simulation.js";
 import { registerBenchCommand } from "./bench-command.js";
 import { addClientTlsOptions } from "./client-options.js";
 import { checkCommand } from "./check-command.js";
@@ -48,8 +49,9 @@ function buildProgram(setExitCode: (code: number) => void): Command {
     .option("--workers <n>", "worker threads", integer("--workers", 1), defaultWorkers())
     .option("--verbose", "print the trace of every failure, not only the first few", false)
     .option("--state-machine <module>", "run your own state machine module (its workload and model) instead of the KV store; see docs/embedding.md")
+    .addOption(new Option("--workload <name>", "kv: clients reading and writing keys (checked for linearizability); leases: those, and clients granting, renewing and letting lapse leases (checked by the lease checker; the default with a lease mutant)").choices([...SIM_WORKLOADS]))
     .option("--groups <n>", "consensus groups every node hosts, the keys spread over them; every checker runs per group (KV store only)", integer("--groups", 1), 1)
-    .action(async (opts: { protocol?: string; mutant?: string; listMutants: boolean; seeds?: number; seed?: number; faults?: string; scenario: string; json: boolean; historyOut?: string; traceOut?: string; workers: number; verbose: boolean; stateMachine?: string; groups: number }) => {
+    .action(async (opts: { protocol?: string; mutant?: string; listMutants: boolean; seeds?: number; seed?: number; faults?: string; scenario: string; json: boolean; historyOut?: string; traceOut?: string; workers: number; verbose: boolean; stateMachine?: string; workload?: SimWorkload; groups: number }) => {
       if (opts.listMutants) {
         process.stdout.write(listMutants());
         return;
@@ -62,6 +64,7 @@ function buildProgram(setExitCode: (code: number) => void): Command {
           protocol,
           ...(opts.stateMachine === undefined ? {} : { stateMachine: opts.stateMachine }),
           ...(opts.mutant === undefined ? {} : { mutant: opts.mutant }),
+          ...(opts.workload === undefined ? {} : { workload: opts.workload }),
           ...(opts.seeds === undefined ? {} : { seeds: opts.seeds }),
           ...(opts.seed === undefined ? {} : { seed: opts.seed }),
           faults: opts.faults === undefined ? null : parseFaults(opts.faults),

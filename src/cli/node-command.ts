@@ -26,6 +26,7 @@ interface NodeFlags {
   requestTimeoutMs: number;
   snapshotEntries: number;
   walSegmentBytes: number;
+  historyRevisions: number;
   logLevel: string;
   logFormat?: LogFormat;
   tlsCert?: string;
@@ -37,6 +38,14 @@ function positiveInteger(what: string) {
   return (text: string): number => {
     const value = Number(text);
     if (!Number.isSafeInteger(value) || value <= 0) throw new InvalidArgumentError(`${what} must be a positive integer`);
+    return value;
+  };
+}
+
+function nonNegativeInteger(what: string) {
+  return (text: string): number => {
+    const value = Number(text);
+    if (text.trim() === "" || !Number.isSafeInteger(value) || value < 0) throw new InvalidArgumentError(`${what} must be a non-negative integer`);
     return value;
   };
 }
@@ -60,6 +69,7 @@ export function registerNodeCommand(program: Command, setExitCode: (code: number
     .option("--request-timeout-ms <ms>", "a write or read not done by then is answered 503 timeout", positiveInteger("--request-timeout-ms"), DEFAULT_NODE_CONFIG.requestTimeoutMs)
     .option("--snapshot-entries <n>", "snapshot and compact the log after this many applied entries", positiveInteger("--snapshot-entries"), DEFAULT_NODE_CONFIG.snapshotEntries)
     .option("--wal-segment-bytes <n>", "size of a write-ahead log segment (preallocated)", positiveInteger("--wal-segment-bytes"), DEFAULT_NODE_CONFIG.walSegmentBytes)
+    .option("--history-revisions <n>", "revisions of history kept for reads at a revision and watches (the leader compacts older ones); 0 keeps all until POST /v1/compact", nonNegativeInteger("--history-revisions"), DEFAULT_NODE_CONFIG.historyRevisions)
     .option("--log-level <level>", "trace, debug, info, warn, error", DEFAULT_NODE_CONFIG.logLevel)
     .addOption(logFormatOption())
     .option("--tls-cert <file>", "this node's certificate (PEM), naming urn:synod:node:<id>: serve HTTPS and use mutual TLS with peers (with --tls-key and --tls-ca)")
@@ -123,6 +133,7 @@ function configFrom(flags: NodeFlags): NodeConfig {
       requestTimeoutMs: flags.requestTimeoutMs,
       snapshotEntries: flags.snapshotEntries,
       walSegmentBytes: flags.walSegmentBytes,
+      historyRevisions: flags.historyRevisions,
       logLevel: flags.logLevel,
       tls: tlsFilesFrom(flags),
     });

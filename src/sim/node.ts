@@ -3,7 +3,9 @@ import { utf8Decode, utf8Encode } from "../core/common/utf8.js";
 import type { Admission, DurableState, Engine, EngineFactory, LogEntry, MembershipChange, NodeId } from "../core/engine/contract.js";
 import { KvReplica, type KvOperation } from "../core/kv/kv-replica.js";
 import type { Applied } from "../core/kv/model.js";
-import { KvStore, SELF_ASSIGNED_SESSIONS_FROM } from "../core/kv/store.js";
+import { SELF_ASSIGNED_SESSIONS_FROM, type KvStore, type LeaseExpiry } from "../core/kv/store.js";
+import { createKvStore, type KvMutant } from "../core/kv/mutants.js";
+import type { LeaseRequest, LeaseResponse } from "./lease-workload.js";
 import type { Clock, LogStorage, Network, ReplicaObserver, Waiter } from "../core/replica/contract.js";
 import { RequestTimeoutError, WriteOutcomeUnknownError } from "../core/replica/errors.js";
 import type { ReplicaMutant } from "../core/replica/mutants.js";
@@ -35,6 +37,10 @@ export interface NodeHost<M> {
    */
   requestsThrough(index: number, group: GroupId): Set<string>;
   trace(node: NodeId, text: string): void;
+  /** Answers a lease client (sim/lease-workload.ts). */
+  sendLeaseResponse(from: NodeId, clientId: number, response: LeaseResponse): void;
+  /** A clock entry applied: its proposer's time, and the leases it expired. */
+  onClockApplied(node: NodeId, entry: LogEntry, timeMs: number, expired: readonly LeaseExpiry[]): void;
 }
 
 /** What a simulated node is built from, besides its host and disk. */
@@ -53,6 +59,8 @@ export interface SimNodeOptions<M> {
   readonly mutant: string | null;
   /** The replica's mutant, if any. */
   readonly replicaMutant: ReplicaMutant | null;
+  /** The KV layer's mutant, if any (core/kv/mutants.ts). */
+  readonly kvMutant?: KvMutant | null;
   /** Take a snapshot and compact the log every this many applied entries (0: never). */
   readonly snapshotEveryEntries: number;
   /** A user's state machine to run instead of the KV store (`synod sim --state-machine`). */
@@ -88,7 +96,7 @@ interface HostedReplica<M> {
 }
 
 /** The wall clock a simulated node's leader puts in clock entries: an epoch, plus virtual time. */
-const SIM_EPOCH_MS = 1_700_000_000_000;
+export const SIM_EPOCH_MS = 1_700_000_000_000;
 const PENDING_REQUESTS_MAX = 1_000_000;
 
 export function requestKey(clientId: number, sequence: number): string {
@@ -262,7 +270,8 @@ export class SimNode<M> {
 
   private createKvReplica(durable: DurableState<unknown>, group: GroupId, network: Network<M>, storage: LogStorage<unknown>): KvReplica<M, unknown> {
     const { id, peers, factory } = this.options;
-    const kv = durable.snapshot === null ? new KvStore() : KvStore.restore(durable.snapshot.data);
+    const kvMutant = this.options.kvMutant ?? null;
+    const kv = createKvStore(kvMutant, () => this.wallClockMs(), durable.snapshot?.data);
     this.appliedByGroup[group] = durable.snapshot === null ? new Set() : this.host.requestsThrough(durable.snapshot.index, group);
     const engine = this.createEngine(durable, kv.applied);
     const incarnation = this.incarnation;
@@ -274,7 +283,8 @@ export class SimNode<M> {
       kv,
       network,
       clock: this.clock(incarnation),
-      wallClockMs: () => SIM_EPOCH_MS + Math.floor(this.host.now() / 1000),
+      wallClockMs: () => this.wallClockMs(),
+      kvMutant,
       tickMs: this.options.tickMicros / 1000,
       requestTimeoutMs: this.options.requestTimeoutMicros / 1000,
       snapshotEntries: this.options.snapshotEveryEntries,
@@ -292,6 +302,11 @@ export class SimNode<M> {
         throw error;
       },
     });
+  }
+
+  /** The wall clock of this process: the simulation's epoch plus virtual time, in ms. */
+  private wallClockMs(): number {
+    return SIM_EPOCH_MS + Math.floor(this.host.now() / 1000);
   }
 
   /** Virtual time as this process sees it, and its timers, which die with this incarnation. */
@@ -382,8 +397,9 @@ export class SimNode<M> {
       this.host.onApply(this.id, entry, null, null, group);
       return;
     }
+    if (applied.result.op === "clock") this.host.onClockApplied(this.id, entry, applied.request?.timeMs ?? 0, applied.result.expired);
     // A clock entry (a node's own, with a no-op result) is no client's request.
-    const key = applied.request === null || applied.result.op === "noop" ? null : requestKey(applied.request.clientId - SELF_ASSIGNED_SESSIONS_FROM, applied.request.sequence);
+    const key = applied.request === null || applied.result.op === "noop" || applied.result.op === "clock" ? null : requestKey(applied.request.clientId - SELF_ASSIGNED_SESSIONS_FROM, applied.request.sequence);
     const output = applied.result.op === "cas" ? applied.result.succeeded : null;
     // A duplicate changed nothing: it does not count as this request taking effect (again).
     if (key !== null && !applied.duplicate) this.appliedRequestsOf(group).add(key);
@@ -411,6 +427,28 @@ export class SimNode<M> {
 
   request(request: ClientRequest): void {
     this.input(this.incarnation, () => this.handleRequest(request));
+  }
+
+  /** A lease client's request (sim/lease-workload.ts): a write in the client's session. */
+  requestLease(request: LeaseRequest): void {
+    this.input(this.incarnation, () => {
+      const client = { clientId: SELF_ASSIGNED_SESSIONS_FROM + request.clientId, sequence: request.sequence };
+      const answer = (output: number | boolean): void => this.host.sendLeaseResponse(this.id, request.clientId, { type: "lease-response", sequence: request.sequence, outcome: "ok", output });
+      const waiter: Waiter<Applied["result"]> = {
+        resolve: (result) => {
+          if (result.op === "lease-grant") answer(result.id);
+          else if (result.op === "put" || result.op === "lease-keepalive" || result.op === "lease-not-found") answer(result.op !== "lease-not-found");
+        },
+        reject: (error) => {
+          if (error instanceof RequestTimeoutError || error instanceof WriteOutcomeUnknownError) return;
+          const leaderHint = error instanceof NotLeaderError ? error.leaderHint : null;
+          this.host.sendLeaseResponse(this.id, request.clientId, { type: "lease-response", sequence: request.sequence, outcome: "refused", leaderHint });
+        },
+      };
+      const operation: KvOperation =
+        request.op === "grant" ? { op: "lease-grant", ttlMs: request.ttlMs } : request.op === "put" ? { op: "put", key: request.key, value: utf8Encode("held"), lease: request.lease } : { op: "lease-keepalive", lease: request.lease };
+      this.kvLayer(DEFAULT_GROUP).write(operation, client, waiter);
+    });
   }
 
   /** A request of a user's workload (sim/app/harness.ts), handled by the application. */

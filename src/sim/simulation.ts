@@ -3,6 +3,10 @@ import { Prng } from "../core/common/prng.js";
 import type { EngineFactory, EngineInvariant, EngineStatus, LogEntry, Membership, NodeId } from "../core/engine/contract.js";
 import { describeMembership, isMember } from "../core/engine/membership.js";
 import { isReplicaMutant, REPLICA_MUTANTS } from "../core/replica/mutants.js";
+import { isKvMutant, KV_MUTANTS } from "../core/kv/mutants.js";
+import type { LeaseExpiry } from "../core/kv/model.js";
+import { LeaseChecker } from "./check/leases.js";
+import { LeaseClient, type LeaseRequest, type LeaseResponse } from "./lease-workload.js";
 import { checkMajorityCommit, type NodeLog } from "./check/majority-commit.js";
 import { checkLeaderCompleteness } from "./check/leader-completeness.js";
 import { checkLinearizability } from "./check/linearizability.js";
@@ -13,7 +17,7 @@ import { SimDisk } from "./disk.js";
 import { describeOperation, formatTime, type Operation } from "./history.js";
 import type { ClientRequest, ClientResponse } from "./messages.js";
 import { packetDelays, Partition, RELIABLE_LINK, type LinkModel } from "./network.js";
-import { requestKey, SimNode, type NodeHost } from "./node.js";
+import { requestKey, SIM_EPOCH_MS, SimNode, type NodeHost } from "./node.js";
 import { GroupWatch } from "./group-watch.js";
 import { deriveParams, type FaultClass, type SimParams } from "./params.js";
 import { findScenario, pickScenario, scenarioApplies, SCENARIO_NAMES, type Scenario, type ScenarioContext } from "./scenarios.js";
@@ -51,6 +55,12 @@ export interface SimOptions {
    */
   readonly application?: SimApplication;
   /**
+   * "leases": besides the KV clients, clients that grant leases, attach keys, keep them alive
+   * and let them lapse, judged by the lease checker (sim/check/leases.ts). The default with a
+   * KV mutant (core/kv/mutants.ts), which only leases can show.
+   */
+  readonly workload?: SimWorkload;
+  /**
    * How many consensus groups every node hosts a replica of (default 1): the keys spread
    * over them by a fixed hash, faults hit a node and so all its groups, and every checker
    * runs per group. KV store only.
@@ -67,6 +77,9 @@ export function groupsConflict(groups: number, stateMachine: boolean): string | 
   if (groups > 1 && stateMachine) return "--groups runs the KV store only; a --state-machine runs in one group";
   return null;
 }
+
+export const SIM_WORKLOADS = ["kv", "leases"] as const;
+export type SimWorkload = (typeof SIM_WORKLOADS)[number];
 
 export interface SimFailure {
   /** Which property failed: a checker's name, or "liveness". */
@@ -98,7 +111,7 @@ export interface SimResult {
   readonly protocol: string;
   readonly mutant: string | null;
   /** What the run was asked for (null faults: the scenario's own), for reproducing it. */
-  readonly request: { readonly faults: readonly FaultClass[] | null; readonly scenario: string; readonly stateMachine?: string; readonly groups?: number };
+  readonly request: { readonly faults: readonly FaultClass[] | null; readonly scenario: string; readonly stateMachine?: string; readonly workload?: SimWorkload; readonly groups?: number };
   readonly params: SimParams;
   readonly failure: SimFailure | null;
   readonly history: readonly Operation[];
@@ -115,6 +128,9 @@ export interface SimResult {
 
 /** Client endpoints are numbered from here, apart from node ids. */
 const CLIENT_ID_BASE = 1000;
+/** Lease clients are numbered from here, apart from the KV clients. */
+const LEASE_CLIENT_ID_BASE = CLIENT_ID_BASE + 500;
+const LEASE_CLIENTS = 2;
 /** A run that needs more events than this is broken, not slow. */
 const EVENTS_MAX = 20_000_000;
 const CHECKPOINT_MICROS = 1_000_000;
@@ -176,14 +192,20 @@ class Simulation implements NodeHost<unknown> {
   private leaderTerms = 0;
   /** A run of a user's state machine: its nodes' and clients' part (null: the KV store). */
   private readonly app: AppHarness<unknown> | null = null;
+  private readonly leaseClients = new Map<number, LeaseClient>();
+  private readonly leaseChecker = new LeaseChecker(SIM_EPOCH_MS);
+  private readonly workload: SimWorkload;
 
   constructor(private readonly options: SimOptions) {
     let factory = options.protocol;
-    if (options.mutant !== undefined && !(options.mutant in factory.mutants) && !isReplicaMutant(options.mutant) && !isRouterMutant(options.mutant)) {
-      throw new Error(`protocol ${factory.name} has no mutant "${options.mutant}"; it has: ${[...Object.keys(factory.mutants), ...Object.keys(REPLICA_MUTANTS), ...Object.keys(ROUTER_MUTANTS)].join(", ")}`);
+    if (options.mutant !== undefined && !(options.mutant in factory.mutants) && !isReplicaMutant(options.mutant) && !isKvMutant(options.mutant) && !isRouterMutant(options.mutant)) {
+      throw new Error(`protocol ${factory.name} has no mutant "${options.mutant}"; it has: ${[...Object.keys(factory.mutants), ...Object.keys(REPLICA_MUTANTS), ...Object.keys(KV_MUTANTS), ...Object.keys(ROUTER_MUTANTS)].join(", ")}`);
     }
+    this.workload = options.workload ?? (options.mutant !== undefined && isKvMutant(options.mutant) ? "leases" : "kv");
+    if (this.workload === "leases" && options.application !== undefined) throw new Error("the lease workload runs on the KV store, not a user's state machine");
     const groupsProblem = groupsConflict(options.groups ?? 1, options.application !== undefined);
     if (groupsProblem !== null) throw new Error(groupsProblem);
+    if (this.workload === "leases" && (options.groups ?? 1) > 1) throw new Error("the lease workload runs in one group: leave out --groups");
     this.claims = new Set(factory.invariants);
     this.traceLog = new Trace(options.fullTrace === true ? FULL_TRACE_CAPACITY : TRACE_CAPACITY);
     const params = deriveParams(options.seed, {
@@ -228,6 +250,7 @@ class Simulation implements NodeHost<unknown> {
         // A mutant is the engine's or, for any protocol, the replica's (core/replica/mutants.ts).
         mutant: options.mutant !== undefined && options.mutant in factory.mutants ? options.mutant : null,
         replicaMutant: options.mutant !== undefined && isReplicaMutant(options.mutant) ? options.mutant : null,
+        kvMutant: options.mutant !== undefined && isKvMutant(options.mutant) ? options.mutant : null,
         snapshotEveryEntries: this.params.snapshotEveryEntries,
         ...(this.app === null ? {} : { application: this.app }),
         groups: this.params.groups,
@@ -244,6 +267,35 @@ class Simulation implements NodeHost<unknown> {
       const id = CLIENT_ID_BASE + i + 1;
       this.clients.set(id, new SimClient(id, nodeIds, this.params, prngClients.fork(), this.clientHost(), i < this.params.roamingClients, keySpace));
     }
+    if (this.workload !== "leases") return;
+    // A stream of its own, forked last, so the KV clients' runs stay as they were.
+    const prngLeases = root.fork();
+    for (let i = 0; i < LEASE_CLIENTS; i++) {
+      const id = LEASE_CLIENT_ID_BASE + i + 1;
+      this.leaseClients.set(id, new LeaseClient(id, nodeIds, this.params, prngLeases.fork(), this.leaseClientHost(), this.leaseChecker));
+    }
+  }
+
+  /** What a lease client uses of the world: the client link, virtual time, the trace. */
+  private leaseClientHost() {
+    return {
+      now: () => this.now(),
+      after: (delay: number, action: () => void) => this.scheduler.after(delay, action),
+      send: (clientId: number, to: NodeId, request: LeaseRequest) => {
+        this.note(`lease client ${clientId}`, () => `-> ${to}: ${request.op}${"lease" in request ? ` lease ${request.lease}` : ""}${"key" in request ? ` ${request.key}` : ""}`);
+        for (const delay of packetDelays(this.clientLink, this.prngNet)) this.scheduler.after(delay, () => this.nodes.get(to)?.requestLease(request));
+      },
+      note: (actor: string, text: () => string) => this.note(actor, text),
+    };
+  }
+
+  sendLeaseResponse(from: NodeId, clientId: number, response: LeaseResponse): void {
+    for (const delay of packetDelays(this.clientLink, this.prngNet)) this.scheduler.after(delay, () => this.leaseClients.get(clientId)?.onResponse(from, response));
+  }
+
+  onClockApplied(node: NodeId, entry: LogEntry, timeMs: number, expired: readonly LeaseExpiry[]): void {
+    if (expired.length > 0) this.note(`node ${node}`, () => `clock entry ${entry.index} expired ${expired.map((expiry) => `lease ${expiry.id}`).join(", ")}`);
+    this.leaseChecker.applied(node, entry.index, entry.term, timeMs, expired);
   }
 
   /** What a user's state machine's clients and nodes use of the world: the client link, virtual time, the trace. */
@@ -385,6 +437,7 @@ class Simulation implements NodeHost<unknown> {
     if (this.claims.has("one-value-per-slot") && engine.entry !== undefined) g.oneValuePerSlot.observe(node.id, status.commitIndex, (index) => engine.entry?.(index) ?? null);
     if (status.role === "leader" && g.leaderTermSeen.get(node.id) !== status.term) {
       g.leaderTermSeen.set(node.id, status.term);
+      if (g.group === DEFAULT_GROUP) this.leaseChecker.leaderElected(status.term, this.now());
       this.leaderTerms++;
       g.leaderTerms++;
       this.notableEvent(`node ${node.id}`, this.groupText(group, `became leader of term ${status.term}`));
@@ -785,11 +838,13 @@ class Simulation implements NodeHost<unknown> {
       this.bootNodes();
       this.startCheckpoints();
       for (const client of this.clients.values()) client.start();
+      for (const client of this.leaseClients.values()) client.start();
       this.app?.startClients();
       this.scenario.start(this.context());
       this.scheduler.at(params.faultPhaseMicros, () => this.heal());
       this.scheduler.at(healEnd, () => {
         for (const client of this.clients.values()) client.stop();
+        for (const client of this.leaseClients.values()) client.stop();
         this.app?.stopClients();
       });
       this.runUntil(settleEnd);
@@ -813,6 +868,7 @@ class Simulation implements NodeHost<unknown> {
         faults: this.options.faults ?? null,
         scenario: this.options.scenario ?? "random",
         ...(this.options.application === undefined ? {} : { stateMachine: this.options.application.path }),
+        ...(this.options.workload === undefined ? {} : { workload: this.options.workload }),
         ...(params.groups === 1 ? {} : { groups: params.groups }),
       },
       params,

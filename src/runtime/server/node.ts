@@ -9,6 +9,7 @@
  * open) or is behind the latest snapshot is rebuilt from the snapshot, and the engine
  * delivers the rest of the log.
  */
+import { findLease, listLeases } from "./lease-view.js";
 import { randomInt } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import { NotLeaderError, NotMemberError } from "../../core/common/errors.js";
@@ -34,6 +35,7 @@ import { createHttpApi, httpApiHandler, keepAlive, FORWARDED_HEADER, HttpError, 
 import { isMember, members } from "../../core/engine/membership.js";
 import { decodeDirectory, encodeDirectory, memberRole } from "./members.js";
 import { NodeMetrics } from "./metrics.js";
+import { WatchHub } from "./watch.js";
 
 export const SYNOD_VERSION = "0.1.0";
 /** How long a node stays connected to a member a configuration removed. */
@@ -67,6 +69,7 @@ export class SynodNode {
   private readonly groups: GroupRouter<unknown>;
   private readonly metrics: NodeMetrics;
   private readonly backups: BackupSource;
+  private readonly watches: WatchHub;
 
   private constructor(
     readonly config: NodeConfig,
@@ -114,7 +117,10 @@ export class SynodNode {
       metrics: this.metrics,
       log: log.child({ component: "driver" }),
       onMembership: (membership) => this.applyMembership(membership),
+      historyRevisions: config.historyRevisions,
     });
+    this.watches = new WatchHub(kv, undefined, () => (this.isMember() ? null : new NotMemberError(this.engine.status().leader)), (error, what) => log.error({ err: error }, what));
+    kv.setObserver(this.watches);
     this.backups = new BackupSource({
       read: (consistency) => this.driver.read(consistency),
       applied: () => kv.applied,
@@ -364,6 +370,9 @@ export class SynodNode {
       leaderHttp: status.leader === null ? null : (this.memberHttp.get(status.leader) ?? null),
       commitIndex: status.commitIndex,
       appliedIndex: this.kv.applied,
+      revision: this.kv.currentRevision,
+      compactRevision: this.kv.compactRevision,
+      watchers: this.watches.count,
       lastIndex: status.lastIndex,
       snapshotIndex: status.snapshotIndex,
       consensus: this.config.consensus,
@@ -554,7 +563,15 @@ export class SynodNode {
         const records = this.kv.range(prefix, limit + 1, after === null ? {} : { after });
         return { records: records.slice(0, limit), more: records.length > limit };
       },
+      getAt: (key, revision) => this.kv.getAt(key, revision),
+      rangeAt: (prefix, limit, after, revision) => {
+        const records = this.kv.rangeAt(prefix, limit + 1, after === null ? { revision } : { after, revision });
+        return { records: records.slice(0, limit), more: records.length > limit };
+      },
       revision: () => this.kv.currentRevision,
+      lease: (id, keysMax) => findLease(this.kv, id, keysMax, Date.now()),
+      leases: (limit, afterId) => listLeases(this.kv, limit, afterId, Date.now()),
+      watches: this.watches,
       status: () => this.status(),
       members: () => {
         const membership = this.membership();
@@ -608,6 +625,7 @@ export class SynodNode {
             server.closeIdleConnections();
           });
     this.backups.stop();
+    this.watches.close();
     await this.driver.stop();
     if (server !== null) {
       // The 503s just written get a moment to leave; then whatever is left is cut.
