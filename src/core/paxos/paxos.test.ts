@@ -311,6 +311,18 @@ describe("PMMC — the configuration window α", () => {
     assert.equal(c.leaders().length, 1);
   });
 
+  test("a removed acceptor learns that it was removed: the leader tells it the change's slots are chosen before it stops writing to it", () => {
+    // One slot per accept: node 3 learns the chosen prefix a message behind, so the change
+    // is chosen before it has heard so.
+    const c = new PaxosCluster(3, { ...DEFAULT_PAXOS_CONFIG, windowSlots: 4, entriesPerMessageMax: 1 });
+    c.elect(1);
+    assert.ok(c.engine(1).changeMembership({ voters: [1, 2], learners: [], context: new Uint8Array(0) }).accepted);
+    c.tickAll(30);
+    assert.deepEqual(c.engine(1).membership().voters, [1, 2]);
+    assert.deepEqual(c.engine(3).membership().voters, [1, 2], "node 3 knows the configuration in force leaves it out (and answers as a non-member)");
+    assert.deepEqual(c.engine(3).membership().outgoing, []);
+  });
+
   test("a removed leader hands over to a voter of the new configuration", () => {
     const c = new PaxosCluster(3, { ...DEFAULT_PAXOS_CONFIG, windowSlots: 2 });
     c.elect(1);

@@ -224,8 +224,9 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
         this.becomeFollower(null);
         return;
       }
-      for (const [peer, pr] of this.progress) if (peer !== this.id) pr.recentActive = false;
+      // Removed members that were silent this round are dropped before the round restarts.
       this.syncProgress(true);
+      for (const [peer, pr] of this.progress) if (peer !== this.id) pr.recentActive = false;
     }
     this.maybeAutoPromote();
     this.maybeNextEpoch();
@@ -766,6 +767,14 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     if (slot > this.log.commitIndex + this.config.windowSlots || this.log.commitIndex < this.written) return;
     const next = this.configs.configFor(slot);
     if (sameQuorums(next, this.epoch as Membership)) return;
+    // Members the change removed take no part in the next epoch: a last heartbeat at this
+    // ballot tells them that every slot of this one is chosen, the change among them, so
+    // they learn that they were removed (and answer as non-members) instead of waiting for
+    // a leader that will not write to them again.
+    const staying = new Set(members(next));
+    for (const peer of this.progress.keys()) {
+      if (peer !== this.id && !staying.has(peer)) this.send(peer, { type: "heartbeat", ballot: this.promised, commit: this.log.commitIndex, readRound: 0 });
+    }
     if (isVoter(next, this.id)) {
       this.renewing = true;
       this.campaign(false, false);
@@ -1068,7 +1077,8 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
   /**
    * A leader tracks every member of the current configuration (both halves while a change
    * waits for its slots) and of its epoch. A member no configuration names any more is
-   * dropped once it holds every slot of the change that removed it, or when silent.
+   * dropped once it holds every slot of the change that removed it and those are chosen —
+   * told so in a last heartbeat, so it learns that it was removed — or when silent.
    */
   private syncProgress(dropSilent = false): void {
     const wanted = new Set([...members(this.current), ...(this.epoch === null ? [] : members(this.epoch))]);
@@ -1083,7 +1093,9 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     const removal = this.configs.latestIndex() + 2 * this.config.windowSlots - 1;
     for (const [peer, pr] of [...this.progress]) {
       if (wanted.has(peer)) continue;
-      if (pr.match < Math.min(removal, this.log.commitIndex) && !(dropSilent && !pr.recentActive)) continue;
+      const told = pr.match >= removal && this.log.commitIndex >= removal;
+      if (!told && !(dropSilent && !pr.recentActive)) continue;
+      if (told) this.send(peer, { type: "heartbeat", ballot: this.promised, commit: this.log.commitIndex, readRound: 0 });
       this.progress.delete(peer);
     }
   }
