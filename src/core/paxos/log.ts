@@ -1,4 +1,4 @@
-import { assert, assertIndex } from "../common/assert.js";
+import { assert, assertIndex, AssertionError } from "../common/assert.js";
 import type { DurableState, LogEntry, Snapshot } from "../engine/contract.js";
 
 const EMPTY = new Uint8Array(0);
@@ -94,7 +94,8 @@ export class PaxosLog {
    * holes. Slots in the chosen prefix are never written (the caller checks).
    */
   write(entry: LogEntry): void {
-    assert(entry.index > this.commitIndex, `write at ${entry.index}, inside the chosen prefix ${this.commitIndex}`);
+    // Checked without building the message unless it fails: this runs once per slot per node.
+    if (entry.index <= this.commitIndex) throw new AssertionError(`write at ${entry.index}, inside the chosen prefix ${this.commitIndex}`);
     while (this.lastIndex < entry.index - 1) this.entries.push(hole(this.lastIndex + 1));
     if (entry.index === this.lastIndex + 1) this.entries.push(entry);
     else this.entries[entry.index - this.snapshotIndex - 1] = entry;
@@ -103,7 +104,7 @@ export class PaxosLog {
 
   /** Entries in [from, to], at most `countMax` and `bytesMax` (but always at least one). */
   slice(from: number, to: number, countMax = Number.POSITIVE_INFINITY, bytesMax = Number.POSITIVE_INFINITY): LogEntry[] {
-    assert(from > this.snapshotIndex, `slice from ${from}, inside the snapshot at ${this.snapshotIndex}`);
+    if (from <= this.snapshotIndex) throw new AssertionError(`slice from ${from}, inside the snapshot at ${this.snapshotIndex}`);
     const end = Math.min(to, this.lastIndex);
     const out: LogEntry[] = [];
     let bytes = 0;
@@ -136,8 +137,8 @@ export class PaxosLog {
 
   commitTo(index: number): boolean {
     if (index <= this.commitIndex) return false;
-    assert(index <= this.lastIndex, `commit ${index} beyond the last index ${this.lastIndex}`);
-    for (let i = Math.max(this.commitIndex, this.snapshotIndex) + 1; i <= index; i++) assert(!isHole(this.entry(i) as LogEntry), `commit over a hole at ${i}`);
+    if (index > this.lastIndex) throw new AssertionError(`commit ${index} beyond the last index ${this.lastIndex}`);
+    for (let i = Math.max(this.commitIndex, this.snapshotIndex) + 1; i <= index; i++) if (isHole(this.entry(i) as LogEntry)) throw new AssertionError(`commit over a hole at ${i}`);
     this.commitIndex = index;
     return true;
   }
@@ -177,7 +178,7 @@ export class PaxosLog {
   }
 
   appliedTo(index: number): void {
-    assert(index <= this.applyingIndex, `applied ${index} beyond what was handed out (${this.applyingIndex})`);
+    if (index > this.applyingIndex) throw new AssertionError(`applied ${index} beyond what was handed out (${this.applyingIndex})`);
     this.appliedIndex = Math.max(this.appliedIndex, index);
   }
 

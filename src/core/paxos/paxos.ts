@@ -22,6 +22,7 @@ import { ballotNode, ballotOf, PAXOS_NODE_ID_MAX, roundOf } from "./ballot.js";
 import { DEFAULT_PAXOS_CONFIG, leaseTicks, validatePaxosConfig, type PaxosConfig } from "./config.js";
 import { bootstrapMembership, ConfigHistory } from "./configs.js";
 import { entryBytes, isHole, PaxosLog } from "./log.js";
+import { Fifo } from "./fifo.js";
 import type { Accept, Accepted, Heartbeat, HeartbeatResponse, Nack, PaxosHardState, PaxosMessage, Prepare, PromiseReply, SnapshotChunk, SnapshotChunkResponse } from "./messages.js";
 import type { PaxosMutant } from "./mutants.js";
 import { Phase1 } from "./phase1.js";
@@ -59,8 +60,14 @@ interface IncomingSnapshot {
 
 /** Same voters in both halves: the same quorums, whatever the learners. */
 function sameQuorums(a: Membership, b: Membership): boolean {
-  const same = (x: readonly NodeId[], y: readonly NodeId[]): boolean => x.length === y.length && x.every((id) => y.includes(id));
-  return same(a.voters, b.voters) && same(a.outgoing, b.outgoing);
+  return a === b || (sameIds(a.voters, b.voters) && sameIds(a.outgoing, b.outgoing));
+}
+
+/** The same ids, in any order (lists of a handful of voters). A leader asks once per slot. */
+function sameIds(x: readonly NodeId[], y: readonly NodeId[]): boolean {
+  if (x.length !== y.length) return false;
+  for (const id of x) if (!y.includes(id)) return false;
+  return true;
 }
 
 /**
@@ -122,14 +129,16 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
   /** Every slot through here holds this leader's proposal (at its ballot) or a chosen value. */
   private written = 0;
   /** Values waiting for the next slots, in order: phase 1's recovered values first, then proposals. */
-  private pending: PendingValue[] = [];
+  private readonly pending = new Fifo<PendingValue>();
   /** Recovered values fill slots through here; reads wait until these are chosen. */
   private recoveredThrough = 0;
   /** Slots through here are known chosen (phase 1 reports); they commit without a quorum count. */
   private knownChosenThrough = 0;
   /** Bytes of proposals waiting or written and not yet chosen, and the written ones by slot. */
   private uncommittedBytes = 0;
-  private readonly writtenProposals: { readonly index: number; readonly bytes: number }[] = [];
+  /** Written proposals not yet chosen: their slots and sizes, in slot order (numbers, so that a slot costs no object). */
+  private readonly writtenSlots = new Fifo<number>();
+  private readonly writtenBytes = new Fifo<number>();
   private readonly progress = new Map<NodeId, Progress>();
   private broadcastPending = false;
   private transferTarget: NodeId | null = null;
@@ -481,7 +490,8 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     this.leaseGivenAway = false;
     this.pendingReads = [];
     this.uncommittedBytes = 0;
-    this.writtenProposals.length = 0;
+    this.writtenSlots.clear();
+    this.writtenBytes.clear();
     // Per slot the value phase 1 decided; a no-op where nothing was accepted. (The mutant
     // "noop-fill-without-phase1" takes the holes of its own log for empty slots.)
     const recovered: PendingValue[] = [];
@@ -491,8 +501,9 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
       if (adopted === null) recovered.push({ data: EMPTY, counted: false });
       else recovered.push(adopted.entry.kind === "config" ? { data: adopted.entry.data, kind: "config", counted: false } : { data: adopted.entry.data, counted: false });
     }
-    const proposals = this.pending.filter((value) => value.counted);
-    this.pending = recovered;
+    const proposals = this.pending.toArray().filter((value) => value.counted);
+    this.pending.clear();
+    for (const value of recovered) this.pending.push(value);
     this.progress.clear();
     this.syncProgress();
     for (const value of proposals) this.enqueueProposal(value.data);
@@ -509,8 +520,8 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
    * a pause, not a refusal.
    */
   private leaveLeadership(): void {
-    for (const value of this.pending) if (value.counted) this.holdProposal(value.data);
-    this.pending = [];
+    for (const value of this.pending.toArray()) if (value.counted) this.holdProposal(value.data);
+    this.pending.clear();
     this.epoch = null;
     this.progress.clear();
     this.pendingReads = [];
@@ -520,7 +531,8 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     this.leaseGivenAway = false;
     this.broadcastPending = false;
     this.uncommittedBytes = 0;
-    this.writtenProposals.length = 0;
+    this.writtenSlots.clear();
+    this.writtenBytes.clear();
   }
 
   private becomeFollower(lead: NodeId | null): void {
@@ -562,7 +574,10 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
       const entry: LogEntry = value.kind === "config" ? { index: slot, term: this.promised, data: value.data, kind: "config" } : { index: slot, term: this.promised, data: value.data };
       this.writeEntry(entry);
       this.written = slot;
-      if (value.counted) this.writtenProposals.push({ index: slot, bytes: value.data.length });
+      if (value.counted) {
+        this.writtenSlots.push(slot);
+        this.writtenBytes.push(value.data.length);
+      }
       wrote = true;
       // The driver reads a new configuration entry's slot as the last index: the padding
       // after it waits for the next Ready.
@@ -571,7 +586,9 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     if (!wrote) return;
     (this.progress.get(this.id) as Progress).update(this.written);
     this.broadcastPending = true;
-    this.maybeCommit();
+    // A slot this leader just wrote needs other acceptors (or, alone, its own durable write:
+    // see advance); only slots phase 1 found chosen can commit now.
+    if (this.knownChosenThrough > this.log.commitIndex) this.maybeCommit();
   }
 
   /** After a configuration change, no-ops fill the 2α slots after it when nothing else does (any leader's). */
@@ -742,8 +759,9 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     const before = this.log.commitIndex;
     if (!this.log.commitTo(index)) return;
     if (this.prefix < index) this.prefix = index;
-    while (this.writtenProposals.length > 0 && (this.writtenProposals[0] as { index: number }).index <= index) {
-      this.uncommittedBytes = Math.max(0, this.uncommittedBytes - (this.writtenProposals.shift() as { bytes: number }).bytes);
+    while ((this.writtenSlots.peek() ?? Number.POSITIVE_INFINITY) <= index) {
+      this.writtenSlots.shift();
+      this.uncommittedBytes = Math.max(0, this.uncommittedBytes - (this.writtenBytes.shift() as number));
     }
     this.refreshMembership();
     if (this.role !== "leader") return;
