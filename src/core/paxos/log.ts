@@ -36,8 +36,12 @@ export class PaxosLog {
   private entries: LogEntry[];
   /** The lowest slot changed since entries were last handed to the driver (lastIndex + 1: none). */
   private unstableFrom: number;
-  /** The first slot of the entries handed out and not yet written (Infinity: none). */
-  private handedFrom = Number.POSITIVE_INFINITY;
+  /**
+   * The first slot of each batch of entries handed out and not yet durable, oldest first:
+   * the driver may write several Readies' entries before the first is durable, and a later
+   * batch may rewrite slots of an earlier one.
+   */
+  private readonly handedFrom: number[] = [];
   commitIndex: number;
   appliedIndex: number;
   applyingIndex: number;
@@ -151,19 +155,23 @@ export class PaxosLog {
   takeUnstable(): LogEntry[] {
     if (!this.hasUnstable) return [];
     const out = this.entries.slice(this.unstableFrom - this.snapshotIndex - 1);
-    this.handedFrom = Math.min(this.handedFrom, this.unstableFrom);
+    this.handedFrom.push(this.unstableFrom);
     this.unstableFrom = this.lastIndex + 1;
     return out;
   }
 
-  /** The driver wrote what was handed out (its Ready was advanced). */
-  stable(): void {
-    this.handedFrom = Number.POSITIVE_INFINITY;
+  /** The driver made durable the entries of the oldest Ready not yet advanced (`entries`, as handed out). */
+  stable(entries: readonly LogEntry[]): void {
+    if (entries.length === 0) return;
+    const from = this.handedFrom.shift();
+    assert(from === (entries[0] as LogEntry).index, `entries from ${(entries[0] as LogEntry).index} made durable, but the oldest handed out start at ${from}`);
   }
 
-  /** Every slot up to here is on disk as it is in memory. */
+  /** Every slot up to here is on disk as it is in memory: before whatever is unwritten, or written and not durable. */
   get durableThrough(): number {
-    return Math.min(this.unstableFrom, this.handedFrom, this.lastIndex + 1) - 1;
+    let first = Math.min(this.unstableFrom, this.lastIndex + 1);
+    for (const from of this.handedFrom) if (from < first) first = from;
+    return first - 1;
   }
 
   get hasCommittedToApply(): boolean {
@@ -204,7 +212,6 @@ export class PaxosLog {
     this.entries = kept;
     // Slots between the snapshot and what was kept (the log ended before the snapshot): none.
     this.unstableFrom = snapshot.index + 1;
-    this.handedFrom = Math.min(this.handedFrom, snapshot.index + 1);
     this.commitIndex = snapshot.index;
     this.applyingIndex = snapshot.index;
     this.appliedIndex = snapshot.index;

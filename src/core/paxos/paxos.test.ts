@@ -13,6 +13,7 @@ import { encodeMembership as encode } from "../engine/membership.js";
 import { ConfigHistory, bootstrapMembership } from "./configs.js";
 import { data, PaxosCluster } from "./harness.test-util.js";
 import type { PaxosHardState, PaxosMessage } from "./messages.js";
+import { PaxosLog } from "./log.js";
 import { PaxosEngine } from "./paxos.js";
 import { validatePaxosMessage } from "./validate.js";
 
@@ -203,6 +204,44 @@ describe("PMS 2.2 and 3 — the proposer", () => {
     c.tickAll(2);
     assert.equal(c.sent.filter((s) => s.message.type === "prepare" && !s.message.probe).length, prepares, "no new prepare for new commands");
     assert.deepEqual(c.appliedData(2), Array.from({ length: 20 }, (_, i) => `v${i}`));
+  });
+
+  test("PML 3 (disk writes in parallel): the leader hands out its next Ready while its own write is in flight, and counts its own acceptance only once durable", () => {
+    const c = new PaxosCluster(3);
+    c.elect(1);
+    const leader = c.engine(1);
+    leader.propose(data("w")); // the acceptors answer one accept: they are streamed to from now on
+    c.stabilize();
+    const before = leader.status().commitIndex;
+    leader.propose(data("x"));
+    const first = leader.ready();
+    const accept = first.messages.find((m) => m.to === 2 && m.message.type === "accept")?.message;
+    assert.ok(accept !== undefined && accept.type === "accept", "the accept leaves at once, before the leader's own write is durable");
+    const slot = (accept.entries[accept.entries.length - 1] as LogEntry).index;
+    leader.propose(data("y"));
+    assert.ok(leader.hasReady(), "the next proposal does not wait for the first write");
+    const second = leader.ready();
+    assert.ok(second.messages.some((m) => m.message.type === "accept"));
+    leader.step(2, { type: "accepted", ballot: leader.status().term, index: slot, last: slot });
+    assert.equal(leader.status().commitIndex, before, "one acceptor and a leader whose acceptance is not durable are no majority");
+    leader.advance(first);
+    assert.equal(leader.status().commitIndex, slot, "once the leader's write is durable, it and acceptor 2 are");
+    leader.advance(second);
+  });
+
+  test("PML 3: with several writes in flight, a slot counts as durable only once no write still in flight may change it", () => {
+    const log = new PaxosLog({ hardState: null, snapshot: null, entries: [] }, 0, 0);
+    for (let i = 1; i <= 5; i++) log.write(entry(i, 7, `a${i}`));
+    const first = log.takeUnstable();
+    log.write(entry(3, 8, "b3")); // a later ballot's value for slot 3, while the first write flushes
+    log.write(entry(6, 8, "b6"));
+    const second = log.takeUnstable();
+    assert.deepEqual(second.map((e) => e.index), [3, 4, 5, 6], "the suffix from the changed slot is written again");
+    assert.equal(log.durableThrough, 0);
+    log.stable(first);
+    assert.equal(log.durableThrough, 2, "slot 3 on disk is still the first write's");
+    log.stable(second);
+    assert.equal(log.durableThrough, 6);
   });
 
   test("PMS 3: only the contiguous chosen prefix is applied; a slot chosen after a hole waits", () => {

@@ -166,7 +166,8 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
   private messagesAfterPersist: Outbound<PaxosMessage>[] = [];
   private readStates: ReadState[] = [];
   private savedHardState: PaxosHardState;
-  private outstanding: Ready<PaxosMessage, PaxosHardState> | null = null;
+  /** Readies handed out and not yet advanced, oldest first (the driver may pipeline them). */
+  private readonly outstanding: Ready<PaxosMessage, PaxosHardState>[] = [];
 
   constructor(options: EngineOptions<PaxosHardState>, config: PaxosConfig = DEFAULT_PAXOS_CONFIG, mutant: PaxosMutant | null = null) {
     this.id = options.id;
@@ -720,8 +721,7 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
       const slot = commit + 1;
       if (slot > this.written) break;
       const cfg = this.configs.configFor(slot);
-      const selfQuorum = majorityGroups(cfg).every((group) => group.length === 1 && group[0] === this.id);
-      const quorum = this.quorumMatch(cfg, selfQuorum);
+      const quorum = this.quorumMatch(cfg);
       if (quorum < slot) break;
       commit = Math.min(quorum, this.rangeEnd(slot));
     }
@@ -741,11 +741,14 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
   }
 
   /** The highest slot a majority of every group holds: each group's majority-th largest match. */
-  private quorumMatch(cfg: Membership, selfQuorum: boolean): number {
+  private quorumMatch(cfg: Membership): number {
     let agreed = Number.POSITIVE_INFINITY;
     for (const group of majorityGroups(cfg)) {
       const values = group.map((id) => {
-        if (id === this.id) return selfQuorum ? Math.min(this.written, this.log.durableThrough) : this.written;
+        // The leader's own acceptances count only once durable: the driver pipelines Readies,
+        // so a chosen prefix announced now may leave before the leader's write of it lands
+        // (a crash would then lose an acceptance a learner already relied on).
+        if (id === this.id) return Math.min(this.written, this.log.durableThrough);
         return this.progress.get(id)?.match ?? 0;
       });
       values.sort((a, b) => b - a);
@@ -1247,7 +1250,10 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
   }
 
   hasReady(): boolean {
-    if (this.outstanding !== null) return false;
+    // A leader's snapshot replaces the log: it is handed out only when nothing else is
+    // outstanding, and nothing follows it until it is advanced (as Raft's).
+    const last = this.outstanding[this.outstanding.length - 1];
+    if (last !== undefined && (this.snapshotToInstall !== null || last.snapshot !== null)) return false;
     return (
       this.broadcastPending ||
       this.batchedReadRound !== 0 ||
@@ -1264,7 +1270,7 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
   }
 
   ready(): Ready<PaxosMessage, PaxosHardState> {
-    assert(this.outstanding === null, "ready() called twice without advance()");
+    assert(this.snapshotToInstall === null || this.outstanding.length === 0, "a snapshot Ready while others are outstanding");
     if (this.canPad()) this.fillLog();
     if (this.batchedReadRound !== 0) {
       this.broadcastHeartbeat(this.batchedReadRound);
@@ -1300,7 +1306,7 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     this.messagesAfterPersist = [];
     this.readStates = [];
     this.snapshotToInstall = null;
-    this.outstanding = ready;
+    this.outstanding.push(ready);
     return ready;
   }
 
@@ -1316,11 +1322,13 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
   }
 
   advance(ready: Ready<PaxosMessage, PaxosHardState>): void {
-    assert(ready === this.outstanding, "advance() with a Ready that is not the outstanding one");
+    assert(ready === this.outstanding[0], "advance() with a Ready that is not the oldest outstanding one");
+    this.outstanding.shift();
     const last = ready.committedEntries[ready.committedEntries.length - 1];
     if (last !== undefined) this.log.appliedTo(last.index);
-    this.log.stable();
-    this.outstanding = null;
+    this.log.stable(ready.entries);
+    // The leader's own acceptances count once durable: it writes in parallel with the
+    // other acceptors, and may be counted now.
     if (this.role === "leader" && this.maybeCommit()) this.broadcastPending = true;
   }
 
