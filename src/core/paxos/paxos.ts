@@ -748,7 +748,7 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
         // The leader's own acceptances count only once durable: the driver pipelines Readies,
         // so a chosen prefix announced now may leave before the leader's write of it lands
         // (a crash would then lose an acceptance a learner already relied on).
-        if (id === this.id) return Math.min(this.written, this.log.durableThrough);
+        if (id === this.id) return this.mutant === "count-own-undurable" ? this.written : Math.min(this.written, this.log.durableThrough);
         return this.progress.get(id)?.match ?? 0;
       });
       values.sort((a, b) => b - a);
