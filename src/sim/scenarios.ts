@@ -781,7 +781,7 @@ export const SCENARIOS: readonly Scenario[] = [
   {
     name: "own-acceptance-adversary",
     protocols: ["paxos"],
-    description: "the leader crashes inside the fsync of its own acceptance while one follower is cut off, and that follower elects a new leader with the restarted one: a leader that counted its acceptance before it was durable loses a chosen value (PML 3, thesis 10.2.1)",
+    description: "the leader crashes inside the fsync of its own acceptance while one follower is cut off, and that follower elects a new leader with the restarted one: a leader that counted its acceptance before it was durable loses a chosen value (Ongaro's thesis 10.2.1)",
     weight: 2,
     params: (p, prng) => ({ ...withFaults(reliable(withNodes(p, 3, prng)), ["partition", "crash"]), fsyncMicrosMin: 2_000, fsyncMicrosMean: 4_000, clientThinkMicrosMean: 1000, roamingClients: 0 }),
     start: ownAcceptanceAdversary,

@@ -206,7 +206,7 @@ describe("PMS 2.2 and 3 — the proposer", () => {
     assert.deepEqual(c.appliedData(2), Array.from({ length: 20 }, (_, i) => `v${i}`));
   });
 
-  test("PML 3 (disk writes in parallel): the leader hands out its next Ready while its own write is in flight, and counts its own acceptance only once durable", () => {
+  test("writing in parallel (Ongaro's thesis 10.2.1, as for Raft): the leader hands out its next Ready while its own write is in flight, and counts its own acceptance only once durable", () => {
     const c = new PaxosCluster(3);
     c.elect(1);
     const leader = c.engine(1);
@@ -229,7 +229,7 @@ describe("PMS 2.2 and 3 — the proposer", () => {
     leader.advance(second);
   });
 
-  test("PML 3: with several writes in flight, a slot counts as durable only once no write still in flight may change it", () => {
+  test("writing in parallel: with several writes in flight, a slot counts as durable only once no write still in flight may change it", () => {
     const log = new PaxosLog({ hardState: null, snapshot: null, entries: [] }, 0, 0);
     for (let i = 1; i <= 5; i++) log.write(entry(i, 7, `a${i}`));
     const first = log.takeUnstable();
