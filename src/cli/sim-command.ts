@@ -50,8 +50,24 @@ export function parseFaults(text: string): FaultClass[] {
 
 const DETAILED_FAILURES_DEFAULT = 3;
 
+/** What a run of seeds came to. */
+export interface SimSummary {
+  readonly passed: number;
+  readonly failed: number;
+  /** Virtual time simulated, over every seed. */
+  readonly clusterSeconds: number;
+  /** Client operations issued, over every seed (ok, failed and timed out). */
+  readonly operations: number;
+}
+
 /** `synod sim`: runs seeds, prints failures with their reproduction, ends with "N passed, M failed". */
 export async function simCommand(options: SimCommandOptions): Promise<number> {
+  const summary = await runSim(options);
+  return summary.failed === 0 ? 0 : 1;
+}
+
+/** Runs the seeds `options` asks for and prints the report; the figures for a caller that sums them (the soak). */
+export async function runSim(options: SimCommandOptions): Promise<SimSummary> {
   if (!PROTOCOLS.has(options.protocol)) {
     throw new UsageError(`unknown protocol "${options.protocol}"; choose one of: ${protocolNames().join(", ")}`);
   }
@@ -139,12 +155,12 @@ export async function simCommand(options: SimCommandOptions): Promise<number> {
     const byChecker = new Map<string, number>();
     for (const f of failures) byChecker.set(f.failure?.checker ?? "", (byChecker.get(f.failure?.checker ?? "") ?? 0) + 1);
     if (byChecker.size > 0) log(`failures by checker: ${[...byChecker].map(([c, n]) => `${c} ${n}`).join(", ")}`);
-    const ops = results.reduce((sum, r) => sum + r.stats.operations.ok + r.stats.operations.fail + r.stats.operations.unknown, 0);
-    const virtualSeconds = results.reduce((sum, r) => sum + r.stats.virtualMicros, 0) / 1e6;
-    log(`simulated ${virtualSeconds.toFixed(0)} s of cluster time and ${ops} client operations`);
   }
+  const operations = results.reduce((sum, r) => sum + r.stats.operations.ok + r.stats.operations.fail + r.stats.operations.unknown, 0);
+  const clusterSeconds = results.reduce((sum, r) => sum + r.stats.virtualMicros, 0) / 1e6;
+  if (!options.json) log(`simulated ${clusterSeconds.toFixed(0)} s of cluster time and ${operations} client operations`);
   log(`${results.length - failures.length} passed, ${failures.length} failed`);
-  return failures.length === 0 ? 0 : 1;
+  return { passed: results.length - failures.length, failed: failures.length, clusterSeconds, operations };
 }
 
 function runSeeds(seeds: readonly number[], options: SimCommandOptions, application: SimApplication | undefined): Promise<SimResult[]> {

@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import { OverloadedError } from "../core/common/errors.js";
+import type { Engine, EngineFactory, TuningHints } from "../core/engine/contract.js";
 import { raftFactory } from "../core/raft/index.js";
 import { pickScenario, scenarioApplies, SCENARIO_NAMES, SCENARIOS } from "./scenarios.js";
 import { runSimulation } from "./simulation.js";
@@ -53,4 +55,54 @@ describe("scenario selection", () => {
     assert.equal(result.params.scenario, "mixed");
     assert.deepEqual(result.params.faults, ["crash"]);
   });
+});
+
+/**
+ * Raft with one ability taken away, for showing that a scenario's progress check still
+ * fires when the run offered the chance and the engine wasted it.
+ */
+function crippled(change: (engine: Engine<unknown, unknown>) => void): EngineFactory<unknown, unknown> {
+  const wrap = (factory: EngineFactory<unknown, unknown>): EngineFactory<unknown, unknown> => ({
+    ...factory,
+    create: (options, mutant) => {
+      const engine = factory.create(options, mutant);
+      change(engine);
+      return engine;
+    },
+    ...(factory.tuned === undefined ? {} : { tuned: (prng: Prng, hints?: TuningHints) => {
+      const tuned = (factory.tuned as NonNullable<EngineFactory<unknown, unknown>["tuned"]>)(prng, hints);
+      return { ...tuned, factory: wrap(tuned.factory) };
+    } }),
+  });
+  return wrap(raft as EngineFactory<unknown, unknown>);
+}
+
+/** Nodes tick (and so campaign) only while their term is below `term`; leaders always. */
+const campaignsBelowTerm = (term: number) =>
+  crippled((engine) => {
+    const tick = engine.tick.bind(engine);
+    engine.tick = () => {
+      const status = engine.status();
+      if (status.role === "leader" || status.term < term) tick();
+    };
+  });
+
+describe("scenario progress checks fire when the engine wastes the chance the run offered", () => {
+  const cases: { scenario: string; engine: EngineFactory<unknown, unknown>; message: RegExp }[] = [
+    { scenario: "leader-transfer", engine: crippled((e) => (e.transferLeadership = () => ({ accepted: true }))), message: /leadership moved within 1000\.000ms of none; the first: node \d+ \(term \d+, settled at [\d.]+ms\) was asked/ },
+    { scenario: "initial-election", engine: campaignsBelowTerm(0), message: /no leader elected, though nodes 1,2,3(,4,5)? were running and linked with each other from the start/ },
+    { scenario: "reelection", engine: campaignsBelowTerm(1), message: /no new leader 2000 ms after leader \d+ \(term 1\) was cut off, though nodes [\d,]+ were running and linked/ },
+    {
+      scenario: "basic-agreement",
+      engine: crippled((e) => (e.propose = () => ({ accepted: false, error: new OverloadedError("refusing every proposal") }))),
+      message: /only 1 entries committed in a fault-free phase, though node \d+ led term 1 with nodes [\d,]+ running and linked with it from/,
+    },
+  ];
+  for (const { scenario, engine, message } of cases) {
+    test(scenario, () => {
+      const failure = runSimulation({ protocol: engine, seed: 1, scenario }).failure;
+      assert.equal(failure?.checker, `scenario ${scenario}`, `${failure?.checker}: ${failure?.message}`);
+      assert.match(failure?.message ?? "", message);
+    });
+  }
 });

@@ -17,6 +17,7 @@ import { describeOperation, formatTime, type Operation } from "./history.js";
 import type { ClientRequest, ClientResponse } from "./messages.js";
 import { packetDelays, Partition, RELIABLE_LINK, type LinkModel } from "./network.js";
 import { requestKey, SimNode, type NodeHost } from "./node.js";
+import { OpportunityLog } from "./opportunity.js";
 import { deriveParams, type FaultClass, type SimParams } from "./params.js";
 import { findScenario, pickScenario, scenarioApplies, SCENARIO_NAMES, type Scenario, type ScenarioContext } from "./scenarios.js";
 import { Scheduler } from "./scheduler.js";
@@ -137,7 +138,7 @@ class Simulation implements NodeHost<unknown> {
   private readonly acked: AckedWrite[] = [];
   private readonly electionSafety = new ElectionSafety();
   private readonly stateMachineSafety: StateMachineSafety;
-  private readonly oneValuePerSlot = new OneValuePerSlot();
+  private readonly oneValuePerSlot: OneValuePerSlot;
   private readonly leaderTermSeen = new Map<NodeId, number>();
   private readonly claims: ReadonlySet<EngineInvariant>;
   private readonly factory: EngineFactory<unknown, unknown>;
@@ -151,6 +152,14 @@ class Simulation implements NodeHost<unknown> {
   private readonly statusWatchers: ((id: NodeId, status: EngineStatus) => void)[] = [];
   /** Links the nemesis holds: the packets kept on the wire until it releases them. */
   private readonly heldLinks = new Map<number, { readonly from: NodeId; readonly to: NodeId; readonly messages: unknown[] }>();
+  /** When a leader could have made progress: what progress checks are conditioned on. */
+  private readonly opportunities: OpportunityLog;
+  /** Each node's role and term when last seen, to notice the changes that move leadership. */
+  private readonly roleSeen = new Map<NodeId, { readonly role: string; readonly term: number }>();
+  /** The term in which each node, leading, last committed an entry of its own term (hot path: one compare per Ready). */
+  private readonly settledTerm = new Map<NodeId, number>();
+  /** Configuration entries committed so far (seen applied), in order. */
+  private readonly configsCommitted: { readonly index: number; readonly atMicros: number }[] = [];
   /** For FIFO links: when the last packet on each (from, to) link arrives. */
   private readonly lastArrival = new Map<number, number>();
   private nodeLink: LinkModel;
@@ -176,6 +185,7 @@ class Simulation implements NodeHost<unknown> {
     }
     this.claims = new Set(factory.invariants);
     this.stateMachineSafety = new StateMachineSafety(this.claims.has("log-matching"));
+    this.oneValuePerSlot = new OneValuePerSlot(factory.logWords);
     this.traceLog = new Trace(options.fullTrace === true ? FULL_TRACE_CAPACITY : TRACE_CAPACITY);
     const params = deriveParams(options.seed, {
       ...(options.faults === undefined ? {} : { faults: options.faults }),
@@ -200,6 +210,7 @@ class Simulation implements NodeHost<unknown> {
     this.params = { ...scenarioParams, engineTuning, scenario: scenario.name };
     const nodeIds = Array.from({ length: this.params.nodes }, (_, i) => i + 1);
     this.partition = new Partition(nodeIds);
+    this.opportunities = new OpportunityLog(nodeIds);
     this.nodeLink = this.params.nodeLink;
     this.clientLink = this.params.clientLink;
     this.healStartMicros = this.params.faultPhaseMicros;
@@ -322,6 +333,8 @@ class Simulation implements NodeHost<unknown> {
   }
 
   onApply(node: NodeId, entry: LogEntry, key: string | null, output: string | null | boolean): void {
+    // An applied configuration entry is a committed one; the first node to apply it tells when.
+    if (entry.kind === "config" && !this.configsCommitted.some((c) => c.index === entry.index)) this.configsCommitted.push({ index: entry.index, atMicros: this.now() });
     // Always recorded (leader completeness checks against it); judged only when claimed.
     this.stateMachineSafety.onApply(node, entry, this.claims.has("state-machine-safety"));
     if (key !== null) {
@@ -349,10 +362,18 @@ class Simulation implements NodeHost<unknown> {
   onStatus(node: SimNode<unknown>): void {
     const status = node.engine.status();
     const membership = node.engine.membership?.();
+    let worldChanged = false;
     if (membership !== undefined && this.membershipSeen.get(node.id) !== membership) {
       this.membershipSeen.set(node.id, membership);
       this.note(`node ${node.id}`, () => `configuration: ${describeMembership(membership)}`);
+      worldChanged = true;
     }
+    const seen = this.roleSeen.get(node.id);
+    if (seen === undefined || seen.role !== status.role || seen.term !== status.term) {
+      this.roleSeen.set(node.id, { role: status.role, term: status.term });
+      worldChanged = true;
+    }
+    if (worldChanged) this.observeWorld();
     if (this.claims.has("election-safety")) this.electionSafety.observe(status);
     const engine = node.engine;
     if (this.claims.has("one-value-per-slot") && engine.entry !== undefined) this.oneValuePerSlot.observe(node.id, status.commitIndex, (index) => engine.entry?.(index) ?? null);
@@ -361,6 +382,10 @@ class Simulation implements NodeHost<unknown> {
       this.leaderTerms++;
       this.notableEvent(`node ${node.id}`, `became leader of term ${status.term}`);
       if (this.claims.has("leader-completeness")) checkLeaderCompleteness(node.engine, this.stateMachineSafety.committed());
+    }
+    if (status.role === "leader" && this.settledTerm.get(node.id) !== status.term && node.engine.entryTerm(status.commitIndex) === status.term) {
+      this.settledTerm.set(node.id, status.term);
+      this.opportunities.settle(node.id, status.term, this.now());
     }
     if (status.role === "leader" && this.claims.has("majority-commit")) this.checkCommitMajority(node.id, status.commitIndex);
     for (const watcher of this.statusWatchers) watcher(node.id, status);
@@ -452,6 +477,24 @@ class Simulation implements NodeHost<unknown> {
 
   // ---- faults ----
 
+  /** Records what the world allows now (see opportunity.ts): after every fault and every change of leadership. */
+  private observeWorld(): void {
+    const leaderId = this.currentLeader();
+    const leaderNode = leaderId === null ? undefined : this.nodes.get(leaderId);
+    let leader = null;
+    if (leaderNode !== undefined) {
+      const m = leaderNode.engine.membership?.();
+      const groups = m === undefined ? [[...this.nodes.keys()]] : m.outgoing.length > 0 ? [m.voters, m.outgoing] : [m.voters];
+      leader = { id: leaderNode.id, term: leaderNode.engine.status().term, groups };
+    }
+    const held = (a: NodeId, b: NodeId): boolean => this.heldLinks.has(a * 65536 + b);
+    this.opportunities.observe(this.now(), {
+      running: (id) => this.nodes.get(id)?.up === true && this.nodes.get(id)?.paused === false,
+      linked: (a, b) => !this.partition.isBlocked(a, b) && !this.partition.isBlocked(b, a) && !held(a, b) && !held(b, a),
+      leader,
+    });
+  }
+
   private currentLeader(): NodeId | null {
     let best: { id: NodeId; term: number } | null = null;
     for (const node of this.nodes.values()) {
@@ -528,6 +571,7 @@ class Simulation implements NodeHost<unknown> {
         const victim = node(id);
         if (!victim.up || victim.paused) return;
         victim.pause();
+        this.observeWorld();
         const pause = victim.pauses;
         this.notableEvent(`node ${id}`, "paused");
         this.scheduler.after(micros, () => {
@@ -536,21 +580,25 @@ class Simulation implements NodeHost<unknown> {
       },
       partition: (shape) => {
         this.partition.apply(shape, this.prngFault, this.currentLeader());
+        this.observeWorld();
         this.notableEvent("nemesis", `partition: ${this.partition.description}`);
       },
       partitionGroups: (groups) => {
         this.partition.applyGroups(groups);
+        this.observeWorld();
         this.notableEvent("nemesis", `partition: ${this.partition.description}`);
       },
       holdLink: (from, to) => {
         if (this.heldLinks.has(from * 65536 + to)) return;
         this.heldLinks.set(from * 65536 + to, { from, to, messages: [] });
+        this.observeWorld();
         this.notableEvent("nemesis", `holding packets ${from} -> ${to} on the wire`);
       },
       releaseLink: (from, to) => this.releaseLink(from * 65536 + to),
       healPartition: () => {
         if (!this.partition.active) return;
         this.partition.heal();
+        this.observeWorld();
         this.notableEvent("nemesis", "partition healed");
       },
       isPartitioned: () => this.partition.active,
@@ -559,6 +607,9 @@ class Simulation implements NodeHost<unknown> {
         return this.messageKinds;
       },
       snapshotInstalls: (id) => node(id).snapshotsInstalled,
+      servingWindows: () => this.opportunities.servingWindows(this.now() + 1),
+      connectedGroup: (from, to, among, minimum, including) => this.opportunities.connectedGroup(from, to, among, minimum, including),
+      configsCommitted: () => this.configsCommitted,
       leaderTerms: () => this.leaderTerms,
       entryTerm: (id, index) => (node(id).up ? node(id).engine.entryTerm(index) : null),
       onStatus: (watcher) => {
@@ -569,6 +620,7 @@ class Simulation implements NodeHost<unknown> {
       fail: (message) => {
         throw new InvariantViolation(`scenario ${this.scenario.name}`, message);
       },
+      note: (text) => this.notableEvent(`scenario`, text),
     };
   }
 
@@ -582,6 +634,7 @@ class Simulation implements NodeHost<unknown> {
   private crash(node: SimNode<unknown>, when: string): void {
     this.crashArmed.delete(node.id);
     node.crash();
+    this.observeWorld();
     const outcome = node.disk.crash(this.prngFault);
     this.downDurable.delete(node.id);
     this.crashes++;
@@ -593,6 +646,7 @@ class Simulation implements NodeHost<unknown> {
     this.downDurable.delete(node.id);
     this.oneValuePerSlot.restarted(node.id);
     node.restart();
+    this.observeWorld();
     this.notableEvent(`node ${node.id}`, `restarted (term ${node.engine.status().term}, last index ${node.engine.status().lastIndex})`);
   }
 
@@ -600,6 +654,7 @@ class Simulation implements NodeHost<unknown> {
     if (!node.paused) return;
     this.notableEvent(`node ${node.id}`, "resumed");
     node.resume();
+    this.observeWorld();
   }
 
   /** Delivers a held link's packets, in the order sent, and stops holding it. */
@@ -607,6 +662,7 @@ class Simulation implements NodeHost<unknown> {
     const held = this.heldLinks.get(link);
     if (held === undefined) return;
     this.heldLinks.delete(link);
+    this.observeWorld();
     this.notableEvent("nemesis", `releasing ${held.messages.length} held packet(s) ${held.from} -> ${held.to}`);
     held.messages.forEach((message, i) => this.deliverAfter(1 + i, held.from, held.to, message));
   }
@@ -616,6 +672,7 @@ class Simulation implements NodeHost<unknown> {
     for (const link of [...this.heldLinks.keys()]) this.releaseLink(link);
     this.crashArmed.clear();
     this.partition.heal();
+    this.observeWorld();
     this.nodeLink = { ...RELIABLE_LINK, delayMinMicros: this.params.nodeLink.delayMinMicros };
     this.clientLink = this.nodeLink;
     for (const node of this.nodes.values()) {
@@ -654,6 +711,7 @@ class Simulation implements NodeHost<unknown> {
     const healEnd = params.faultPhaseMicros + params.healPhaseMicros;
     const settleEnd = healEnd + params.clientTimeoutMicros * (1 + params.clientRetries) + 2_000_000;
     try {
+      this.observeWorld();
       this.bootNodes();
       this.startCheckpoints();
       for (const client of this.clients.values()) client.start();
@@ -759,9 +817,15 @@ class Simulation implements NodeHost<unknown> {
     const reads = served.filter((op) => op.op === "get").length;
     const writes = served.length - reads;
     if ((reads === 0 && this.params.opMix.get > 0) || writes === 0) {
+      // The heal offers every chance by construction (everyone restarted, resumed, linked,
+      // and nothing fails after it); measured all the same, as every progress check is.
+      const healEnd = this.params.faultPhaseMicros + this.params.healPhaseMicros;
+      const ids = [...this.nodes.keys()];
+      const group = this.opportunities.connectedGroup(after, healEnd, ids, Math.floor(ids.length / 2) + 1);
+      if (group.length === 0) return;
       throw new InvariantViolation(
         "liveness",
-        `no liveness: after healing at ${formatTime(this.healStartMicros)} (plus ${formatTime(grace)} grace) the cluster completed ${reads} read(s) and ${writes} write(s)`,
+        `no liveness: after healing at ${formatTime(this.healStartMicros)} (plus ${formatTime(grace)} grace) the cluster completed ${reads} read(s) and ${writes} write(s), though nodes ${group.join(",")} were running and linked with each other from ${formatTime(after)} to ${formatTime(healEnd)}`,
       );
     }
   }

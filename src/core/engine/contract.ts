@@ -286,6 +286,11 @@ export interface EngineFactory<M = unknown, H = unknown> {
   readonly fixedClusterSize?: number;
   readonly invariants: readonly EngineInvariant[];
   /**
+   * What the protocol calls a log position and a leadership round, for checkers' messages
+   * ("index" and "term" unless given: Paxos says "slot" and "ballot").
+   */
+  readonly logWords?: { readonly position: string; readonly round: string };
+  /**
    * Deliberately broken variants, by name, with what each breaks. They exist so the
    * simulator can prove it catches each mistake; production never selects one.
    */

@@ -26,6 +26,7 @@ export function paxosFactory(config: PaxosConfig = DEFAULT_PAXOS_CONFIG): Engine
     name: "paxos",
     description: "Multi-Paxos with a stable leader, probes, CheckQuorum, pipelined phase 2, the α configuration window and leases",
     invariants: PAXOS_INVARIANTS,
+    logWords: { position: "slot", round: "ballot" },
     compacts: true,
     reconfigures: true,
     mutants: PAXOS_MUTANTS,

@@ -6,7 +6,7 @@ import { appendEntries } from "../../sim/disk.js";
 import { utf8Decode, utf8Encode } from "../common/utf8.js";
 import { DEFAULT_RAFT_CONFIG, type RaftConfig } from "./config.js";
 import type { RaftHardState, RaftMessage } from "./messages.js";
-import type { RaftMutant } from "./mutants.js";
+import { createRaftMutant, type RaftMutant } from "./mutants.js";
 import { RaftEngine } from "./raft.js";
 
 export interface Envelope {
@@ -71,7 +71,8 @@ export class TestCluster {
     const disk = this.disks.get(id) as Disk;
     const durable: DurableState<RaftHardState> = { hardState: disk.hardState, snapshot: disk.snapshot, entries: [...disk.entries] };
     const peers = this.bootstrap.includes(id) ? this.bootstrap : [];
-    const engine = new RaftEngine({ id, peers, durable, appliedIndex: disk.snapshot?.index ?? 0, seed }, this.config, this.mutant);
+    const options = { id, peers, durable, appliedIndex: disk.snapshot?.index ?? 0, seed };
+    const engine = this.mutant === null ? new RaftEngine(options, this.config) : createRaftMutant(this.mutant, options, this.config);
     this.engines.set(id, engine);
     this.applied.set(id, disk.snapshot === null ? [] : decodeApplied(disk.snapshot.data));
     this.readStates.set(id, []);

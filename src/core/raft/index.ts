@@ -2,7 +2,7 @@ import { assert } from "../common/assert.js";
 import { ALL_ENGINE_INVARIANTS, type EngineFactory } from "../engine/contract.js";
 import { DEFAULT_RAFT_CONFIG, type RaftConfig } from "./config.js";
 import { describeRaftMessage, type RaftHardState, type RaftMessage } from "./messages.js";
-import { isRaftMutant, RAFT_MUTANTS } from "./mutants.js";
+import { createRaftMutant, isRaftMutant, RAFT_MUTANTS } from "./mutants.js";
 import { RaftEngine } from "./raft.js";
 import { validateRaftMessage } from "./validate.js";
 
@@ -22,8 +22,9 @@ export function raftFactory(config: RaftConfig = DEFAULT_RAFT_CONFIG): EngineFac
     reconfigures: true,
     mutants: RAFT_MUTANTS,
     create: (options, mutant) => {
-      assert(mutant === undefined || isRaftMutant(mutant), `unknown Raft mutant ${mutant}`);
-      return new RaftEngine(options, config, mutant ?? null);
+      if (mutant === undefined) return new RaftEngine(options, config);
+      assert(isRaftMutant(mutant), `unknown Raft mutant ${mutant}`);
+      return createRaftMutant(mutant, options, config);
     },
     describeMessage: describeRaftMessage,
     validateMessage: validateRaftMessage,

@@ -17,19 +17,17 @@ import type {
   Role,
   Snapshot,
 } from "../engine/contract.js";
+import { ConfigLog } from "./config-log.js";
 import { DEFAULT_RAFT_CONFIG, leaseTicks, validateRaftConfig, type RaftConfig } from "./config.js";
 import { entryBytes, RaftLog } from "./log.js";
 import {
   bootstrapMembership,
-  decodeMembership,
   encodeMembership,
   hasMajority,
   isJoint,
   isMember,
   isVoter,
   leaveJoint,
-  majority,
-  majorityGroups,
   majorityImpossible,
   members,
   nextMembership,
@@ -46,36 +44,10 @@ import type {
   VoteRequest,
   VoteResponse,
 } from "./messages.js";
-import type { RaftMutant } from "./mutants.js";
 import { Progress } from "./progress.js";
-
-/** A linearizable read waiting for its leadership confirmation round (thesis 6.4). */
-interface PendingRead {
-  readonly requestId: number;
-  /** Who asked: this node, or a follower that forwarded it. */
-  readonly from: NodeId;
-  readonly index: number;
-  readonly round: number;
-  readonly acks: Set<NodeId>;
-}
-
-/** A snapshot a follower is receiving, chunk by chunk. */
-interface IncomingSnapshot {
-  readonly leaderTerm: number;
-  readonly index: number;
-  readonly term: number;
-  readonly size: number;
-  readonly chunks: Uint8Array[];
-  readonly membership: Membership | undefined;
-  received: number;
-}
-
-/** A configuration entry still in the log (not compacted into the snapshot). */
-interface ConfigEntry {
-  readonly index: number;
-  readonly term: number;
-  readonly membership: Membership;
-}
+import { isSoleQuorum, QuorumValue } from "./quorum.js";
+import { ReadOnly } from "./read-only.js";
+import { SnapshotReceiver } from "./snapshot-receiver.js";
 
 const EMPTY = new Uint8Array(0);
 
@@ -90,22 +62,26 @@ const EMPTY = new Uint8Array(0);
  * counts its own entries toward commit only once they are durable (thesis 10.2.1): a
  * commit index it sends out is always on a quorum's disks. A leader's snapshot is handed
  * out alone: no Ready is outstanding when it is, and none follows until it is advanced.
+ *
+ * The engine owns its parts: the log (log.ts), the configurations in it (config-log.ts),
+ * the quorum arithmetic (quorum.ts), the reads being confirmed and the lease
+ * (read-only.ts), and a snapshot being received (snapshot-receiver.ts). The few rules a
+ * classic mistake breaks are protected methods named for the rule (`mayGrantVote`,
+ * `commitsByCounting`, ...): the mutants of mutants.ts are subclasses overriding one each.
  */
 export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   readonly id: NodeId;
-  private readonly config: RaftConfig;
+  protected readonly config: RaftConfig;
   /** The configuration at the snapshot's index (or the bootstrap one), and those after it in the log. */
-  private baseMembership: Membership;
-  private configs: ConfigEntry[] = [];
+  protected readonly configLog: ConfigLog;
   /** The configuration acted on: the latest in the log, committed or not (thesis 4.1). */
-  private current: Membership;
+  protected current: Membership;
   /** This node alone is a majority of every group (a one-voter cluster). */
   private selfQuorum = false;
   /** The configuration index whose commit this leader has acted on (-1: none this term). */
   private configSettledIndex = -1;
   private readonly prng: Prng;
-  private readonly mutant: RaftMutant | null;
-  private readonly log: RaftLog;
+  protected readonly log: RaftLog;
 
   private term: number;
   private vote: NodeId | null;
@@ -114,33 +90,21 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   private electionElapsed = 0;
   private heartbeatElapsed = 0;
   private randomizedElectionTicks = 0;
-  private readonly votes = new Map<NodeId, boolean>();
+  protected readonly votes = new Map<NodeId, boolean>();
   private readonly progress = new Map<NodeId, Progress>();
   private uncommittedBytes = 0;
-  private readonly quorumScratch: number[] = [];
+  private readonly quorum = new QuorumValue();
   private broadcastPending = false;
 
-  private readRound = 0;
   /** Ticks since this engine started, whatever its role (the leader's lease clock). */
   private tickCount = 0;
-  /** The tick each recent heartbeat round was sent at, oldest first. */
-  private readonly roundSentAt = new Map<number, number>();
-  private readonly leaseTicks: number;
+  /** Linearizable reads this leader is confirming, and its lease (thesis 6.4). */
+  private readonly reads: ReadOnly;
   /**
    * With lease reads, a restarted node does not know whether it acknowledged a leader's
    * heartbeat just before it went down; it refuses votes for one election timeout as if it had.
    */
   private startupGuard: boolean;
-  private pendingReads: PendingRead[] = [];
-  /** Reads that arrived before this leader committed an entry of its term (thesis 6.4 step 1). */
-  private readsAwaitingTermCommit: { requestId: number; from: NodeId; lease: boolean }[] = [];
-  /**
-   * The heartbeat round that reads arriving now join, opened by the first of them and sent
-   * with the next Ready (0: none open). Every read that arrives before that Ready shares one
-   * round of heartbeats, as etcd-io/raft batches ReadIndex: under load, a round costs one
-   * message per follower for many reads instead of one per read.
-   */
-  private batchedReadRound = 0;
 
   /** Leadership transfer (thesis 3.10): the member this leader is handing over to, if any. */
   private transferTarget: NodeId | null = null;
@@ -154,17 +118,12 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
    */
   private heldProposals: Uint8Array[] = [];
   private heldProposalBytes = 0;
-  /**
-   * Set once this leader has told a member to campaign: that member's voters will not wait
-   * out this leader's lease, so the lease can no longer vouch for a read this term.
-   */
-  private leaseGivenAway = false;
 
   /** The latest snapshot: this node's own (compact) or one installed from a leader. */
   private snapshot: Snapshot | null;
   /** A snapshot installed from the leader, for the next Ready to hand to the driver. */
   private snapshotToInstall: Snapshot | null = null;
-  private incoming: IncomingSnapshot | null = null;
+  private readonly snapshotReceiver = new SnapshotReceiver();
 
   private messages: Outbound<RaftMessage>[] = [];
   private messagesAfterPersist: Outbound<RaftMessage>[] = [];
@@ -178,26 +137,29 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
    */
   private readonly outstanding: Ready<RaftMessage, RaftHardState>[] = [];
 
-  constructor(options: EngineOptions<RaftHardState>, config: RaftConfig = DEFAULT_RAFT_CONFIG, mutant: RaftMutant | null = null) {
+  constructor(options: EngineOptions<RaftHardState>, config: RaftConfig = DEFAULT_RAFT_CONFIG) {
     this.id = options.id;
     this.config = validateRaftConfig(config);
     assert(options.peers.length === 0 || options.peers.includes(options.id), `node ${options.id} is not among the bootstrap voters ${options.peers.join(",")}`);
     assert(new Set(options.peers).size === options.peers.length, "voter ids must be unique");
     this.prng = new Prng(options.seed);
-    this.mutant = mutant;
     const hard = options.durable.hardState;
     this.term = hard?.term ?? 0;
     this.vote = hard?.vote ?? null;
     this.log = new RaftLog(options.durable, hard?.commit ?? 0, options.appliedIndex);
     this.snapshot = options.durable.snapshot;
-    this.baseMembership = this.snapshot?.membership ?? bootstrapMembership(options.peers);
+    const base = this.snapshot?.membership ?? bootstrapMembership(options.peers);
     // A snapshot from before configurations were recorded is sent with the one in force.
-    if (this.snapshot !== null && this.snapshot.membership === undefined) this.snapshot = { ...this.snapshot, membership: this.baseMembership };
-    for (const entry of options.durable.entries) if (entry.kind === "config") this.configs.push({ index: entry.index, term: entry.term, membership: decodeMembership(entry.data) });
-    this.current = this.baseMembership;
+    if (this.snapshot !== null && this.snapshot.membership === undefined) this.snapshot = { ...this.snapshot, membership: base };
+    this.configLog = new ConfigLog(base, options.durable.entries);
+    this.current = base;
     this.refreshMembership();
     this.savedHardState = { term: this.term, vote: this.vote, commit: this.log.commitIndex };
-    this.leaseTicks = leaseTicks(this.config);
+    this.reads = new ReadOnly(this.id, this.config.electionTicks, leaseTicks(this.config), {
+      quorumConfirms: (acks) => hasMajority(this.current, (id) => acks.has(id)),
+      leaseAcknowledgedAt: () => this.quorum.of(this.current, this.progress, this.leaseAckTick),
+      release: (from, requestId, index) => this.releaseRead(from, requestId, index),
+    });
     this.startupGuard = this.config.leaseReads;
     this.resetElectionTimer();
   }
@@ -255,7 +217,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     if (this.heartbeatElapsed >= this.config.heartbeatTicks) {
       this.heartbeatElapsed = 0;
       // With leases, every heartbeat opens a round, so each acknowledgement dates itself.
-      this.broadcastHeartbeat(this.config.leaseReads ? this.newRound() : this.readRound);
+      this.broadcastHeartbeat(this.config.leaseReads ? this.reads.newRound(this.tickCount) : this.reads.lastRound);
     }
     for (const [peer, pr] of this.progress) {
       if (pr.state !== "snapshot" || !pr.snapshotChunkInFlight) continue;
@@ -303,10 +265,19 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
         this.send(from, { type: "vote-response", term: this.term, preVote: message.preVote, granted: false });
         return;
       }
-      const staleAckAllowed = this.mutant === "accept-stale-append-response" && message.type === "append-response";
-      if (message.type !== "propose" && !staleAckAllowed) return;
+      if (!this.heardFromEarlierTerm(message)) return;
     }
     this.dispatch(from, message);
+  }
+
+  /**
+   * Whether a message of an earlier term is still acted on. Section 5.1: a stale term means
+   * the sender's view is outdated, and what it says (a vote, an acknowledgement of entries
+   * this node's log may no longer hold) is dropped. A proposal is the exception: it claims
+   * nothing about a term, it only carries data for whoever leads.
+   */
+  protected heardFromEarlierTerm(message: RaftMessage): boolean {
+    return message.type === "propose";
   }
 
   private dispatch(from: NodeId, message: RaftMessage): void {
@@ -322,7 +293,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
       case "heartbeat":
         this.followLeader(from);
         this.log.commitTo(Math.min(message.commit, this.log.lastIndex));
-        if (this.mutant === "config-on-commit") this.refreshMembership();
+        this.commitLearned();
         this.send(from, { type: "heartbeat-response", term: this.term, readRound: message.readRound });
         return;
       case "heartbeat-response":
@@ -466,8 +437,18 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   }
 
   private sendTimeoutNow(to: NodeId): void {
-    if (this.mutant !== "transfer-keeps-lease") this.leaseGivenAway = true;
+    this.surrenderLease();
     this.send(to, { type: "timeout-now", term: this.term });
+  }
+
+  /**
+   * A leader that tells a member to campaign (thesis 3.10) stops serving lease reads for the
+   * rest of its term: that member campaigns with `transfer` set, and its voters grant it
+   * without waiting out this leader's lease (thesis 6.4.1), so the lease no longer proves
+   * that no other leader exists.
+   */
+  protected surrenderLease(): void {
+    this.reads.giveLeaseAway();
   }
 
   /**
@@ -509,11 +490,19 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   /** Why a configuration change cannot start now, or null when it can. */
   private membershipChangeBlocked(): string | null {
     if (this.log.term(this.log.commitIndex) !== this.term) return "this leader has not yet committed an entry of its term; retry in a moment";
-    const last = this.configs[this.configs.length - 1];
-    if (last !== undefined && last.index > this.log.commitIndex && this.mutant !== "two-changes-in-flight") {
-      return `the configuration change at index ${last.index} has not committed yet; one change at a time`;
-    }
+    const pending = this.uncommittedChangeIndex();
+    if (pending !== null) return `the configuration change at index ${pending} has not committed yet; one change at a time`;
     return null;
+  }
+
+  /**
+   * The one-change-at-a-time rule (thesis 4.1 and 4.3): the index of the latest
+   * configuration entry while it has not committed, which a new change must wait for; null
+   * when the latest has committed. Two overlapping changes may leave two disjoint majorities.
+   */
+  protected uncommittedChangeIndex(): number | null {
+    const latestIndex = this.configLog.latestIndex;
+    return latestIndex > this.log.commitIndex ? latestIndex : null;
   }
 
   membership(): Membership {
@@ -522,24 +511,34 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
 
   /** The configuration in force at `index` (at or after the snapshot's index). */
   membershipAt(index: number): Membership {
-    let found = this.baseMembership;
-    for (const c of this.configs) {
-      if (c.index > index) break;
-      found = c.membership;
-    }
-    return found;
+    return this.configLog.membershipAt(index);
   }
 
   /**
-   * Recomputes the configuration acted on — the latest in the log (thesis 4.1: a server
-   * uses a configuration as soon as it is in its log, committed or not) — and, on a
-   * leader, the followers it replicates to.
+   * The configuration a server acts on (thesis 4.1): the latest in its log, committed or
+   * not. Waiting for the commit would let a leader count a majority of a configuration its
+   * log has already replaced.
    */
-  private refreshMembership(): void {
-    const latest = this.mutant === "config-on-commit" ? this.membershipAt(this.log.commitIndex) : (this.configs[this.configs.length - 1]?.membership ?? this.baseMembership);
+  protected configurationActedOn(): Membership {
+    return this.configLog.latest;
+  }
+
+  /**
+   * This node learned a higher commit index (a heartbeat, an append, a leader's own
+   * commit). The configuration acted on does not depend on the commit index (thesis 4.1),
+   * so there is nothing to recompute.
+   */
+  protected commitLearned(): void {}
+
+  /**
+   * Recomputes the configuration acted on (`configurationActedOn`) and, on a leader, the
+   * followers it replicates to.
+   */
+  protected refreshMembership(): void {
+    const latest = this.configurationActedOn();
     if (latest === this.current && this.progress.size > 0) return;
     this.current = latest;
-    this.selfQuorum = majorityGroups(latest).every((group) => group.length === 1 && group[0] === this.id);
+    this.selfQuorum = isSoleQuorum(latest, this.id);
     if (this.role !== "leader") return;
     this.syncProgress();
     if (this.transferTarget !== null && !latest.voters.includes(this.transferTarget)) {
@@ -557,9 +556,9 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
    */
   private syncProgress(dropSilent = false): void {
     const wanted = members(this.current);
-    const last = this.configs[this.configs.length - 1];
-    if (last !== undefined && last.index > this.log.commitIndex) {
-      for (const id of members(this.membershipAt(last.index - 1))) if (!wanted.includes(id)) wanted.push(id);
+    const latestIndex = this.configLog.latestIndex;
+    if (latestIndex > this.log.commitIndex) {
+      for (const id of members(this.membershipAt(latestIndex - 1))) if (!wanted.includes(id)) wanted.push(id);
     }
     for (const peer of [...wanted, this.id]) {
       if (this.progress.has(peer)) continue;
@@ -568,7 +567,6 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
       pr.recentActive = true;
       this.progress.set(peer, pr);
     }
-    const latestIndex = last?.index ?? 0;
     const settled = latestIndex <= this.log.commitIndex;
     for (const [peer, pr] of [...this.progress]) {
       if (peer === this.id || wanted.includes(peer)) continue;
@@ -586,22 +584,10 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
    * forgotten (the configuration before them applies again), and new ones take effect.
    */
   private reconcileConfigs(appended: readonly LogEntry[]): void {
-    let changed = false;
-    while (this.configs.length > 0) {
-      const last = this.configs[this.configs.length - 1] as ConfigEntry;
-      if (this.log.term(last.index) === last.term) break;
-      this.configs.pop();
-      changed = true;
-    }
-    for (const entry of appended) {
-      if (entry.kind !== "config") continue;
-      const last = this.configs[this.configs.length - 1];
-      if (last !== undefined && entry.index <= last.index) continue;
-      if (entry.index <= this.log.snapshotIndexValue || this.log.term(entry.index) !== entry.term) continue;
-      this.configs.push({ index: entry.index, term: entry.term, membership: decodeMembership(entry.data) });
-      changed = true;
-    }
-    if (changed || this.mutant === "config-on-commit") this.refreshMembership();
+    const dropped = this.configLog.dropTruncated(this.log);
+    const added = this.configLog.addAppended(appended, this.log);
+    if (dropped || added) this.refreshMembership(); // from the new commit index too
+    else this.commitLearned();
   }
 
   /**
@@ -614,15 +600,13 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
    */
   private mayCampaign(): boolean {
     if (isVoter(this.current, this.id)) return true;
-    const last = this.configs[this.configs.length - 1];
-    return last !== undefined && last.index > this.log.commitIndex && isVoter(this.membershipAt(last.index - 1), this.id);
+    const latestIndex = this.configLog.latestIndex;
+    return latestIndex > this.log.commitIndex && isVoter(this.membershipAt(latestIndex - 1), this.id);
   }
 
   /** This leader's configuration, committed, no longer has it as a voter. */
   private removedFromCommittedConfig(): boolean {
-    const last = this.configs[this.configs.length - 1];
-    const committed = last === undefined || last.index <= this.log.commitIndex;
-    return committed && !isVoter(this.current, this.id);
+    return this.configLog.latestIndex <= this.log.commitIndex && !isVoter(this.current, this.id);
   }
 
   /**
@@ -631,8 +615,8 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
    * up-to-date voter and steps down (thesis 4.2.2).
    */
   private afterConfigCommit(): void {
-    if (this.mutant === "config-on-commit") this.refreshMembership();
-    const latestIndex = this.configs[this.configs.length - 1]?.index ?? 0;
+    this.commitLearned();
+    const latestIndex = this.configLog.latestIndex;
     // Hot path (every commit): act once per configuration and leader term.
     if (this.role !== "leader" || latestIndex <= this.configSettledIndex || this.membershipChangeBlocked() !== null) return;
     this.configSettledIndex = latestIndex;
@@ -693,11 +677,12 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     }
   }
 
-  /** Who a candidate asks for votes: every voter of both halves of a joint configuration. */
-  private campaignPeers(): NodeId[] {
-    const peers = [...this.current.voters, ...this.current.outgoing.filter((id) => !this.current.voters.includes(id))];
-    if (this.mutant === "learner-vote-counts") peers.push(...this.current.learners);
-    return peers;
+  /**
+   * Who a candidate asks for votes (thesis 4.3): every voter of both halves of a joint
+   * configuration. Learners do not vote (thesis 4.2.1).
+   */
+  protected campaignPeers(): NodeId[] {
+    return [...this.current.voters, ...this.current.outgoing.filter((id) => !this.current.voters.includes(id))];
   }
 
   /** Counts votes; acts on a decision. Returns true when the election is decided. */
@@ -714,39 +699,46 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     return false;
   }
 
-  /** A majority of every group granted (thesis 4.3: both halves of a joint configuration). */
-  private votesWin(): boolean {
-    if (this.mutant !== "learner-vote-counts") return hasMajority(this.current, (id) => this.votes.get(id) === true);
-    // The mutant counts learners' votes toward each group's majority.
-    let learnerVotes = 0;
-    for (const id of this.current.learners) if (this.votes.get(id) === true) learnerVotes++;
-    for (const group of majorityGroups(this.current)) {
-      let granted = learnerVotes;
-      for (const id of group) if (this.votes.get(id) === true) granted++;
-      if (granted < majority(group.length)) return false;
-    }
-    return true;
+  /**
+   * Whose votes elect (section 5.2, thesis 4.3): a majority of the voters of every group —
+   * both halves of a joint configuration. A learner's vote counts toward none.
+   */
+  protected votesWin(): boolean {
+    return hasMajority(this.current, (id) => this.votes.get(id) === true);
   }
 
   private handleVoteRequest(from: NodeId, message: VoteRequest): void {
-    // Figure 2, RequestVote receiver: one vote per term, for a log at least as up to date.
-    const canVote =
-      this.mutant === "vote-twice" ||
-      this.vote === from ||
-      (this.vote === null && this.lead === null) ||
-      (message.preVote && message.term > this.term);
-    const upToDate = this.log.isUpToDate(message.lastIndex, message.lastTerm);
-    if (canVote && upToDate) {
+    // Figure 2, RequestVote receiver: grant when this node may still vote for the candidate
+    // and the candidate's log is at least as up to date as its own.
+    if (this.mayGrantVote(from, message) && this.log.isUpToDate(message.lastIndex, message.lastTerm)) {
       const response: VoteResponse = { type: "vote-response", term: message.term, preVote: message.preVote, granted: true };
       if (!message.preVote) {
         this.vote = from;
         this.electionElapsed = 0;
       }
-      if (this.mutant === "vote-before-persist") this.send(from, response);
-      else this.sendAfterPersist(from, response);
+      this.sendGrantedVote(from, response);
     } else {
       this.sendAfterPersist(from, { type: "vote-response", term: this.term, preVote: message.preVote, granted: false });
     }
+  }
+
+  /**
+   * Figure 2's "votedFor is null or candidateId": one vote per term — again for the
+   * candidate it already voted for, or a first one if it follows no leader (thesis 4.2.3:
+   * a node that hears from a leader does not help unseat it). A pre-vote for a later term
+   * binds nothing (thesis 9.6), so it is granted whatever this term's vote was.
+   */
+  protected mayGrantVote(from: NodeId, message: VoteRequest): boolean {
+    return this.vote === from || (this.vote === null && this.lead === null) || (message.preVote && message.term > this.term);
+  }
+
+  /**
+   * A granted vote leaves only once it is durable (Figure 2: persistent state is updated on
+   * stable storage before responding): a node that crashed and forgot it could vote again
+   * in the same term, and elect a second leader.
+   */
+  protected sendGrantedVote(to: NodeId, response: VoteResponse): void {
+    this.sendAfterPersist(to, response);
   }
 
   private handleVoteResponse(from: NodeId, message: VoteResponse): void {
@@ -765,11 +757,8 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     this.role = "follower";
     this.lead = lead;
     this.progress.clear();
-    this.pendingReads = [];
-    this.readsAwaitingTermCommit = [];
-    this.batchedReadRound = 0;
+    this.reads.reset();
     this.transferTarget = null;
-    this.leaseGivenAway = false;
     this.broadcastPending = false;
     this.resetElectionTimer();
   }
@@ -784,10 +773,8 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     this.syncProgress();
     this.configSettledIndex = -1;
     this.uncommittedBytes = 0;
-    this.pendingReads = [];
-    this.readsAwaitingTermCommit = [];
+    this.reads.reset();
     this.transferTarget = null;
-    this.leaseGivenAway = false;
     // Section 8 / 5.4.2: an empty entry of the new term lets the leader commit everything
     // before it, and tells it what is committed (needed before serving reads).
     this.appendEntry(EMPTY);
@@ -825,7 +812,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     (this.progress.get(this.id) as Progress).maybeUpdate(entry.index);
     this.broadcastPending = true;
     if (membership !== null) {
-      this.configs.push({ index, term: this.term, membership });
+      this.configLog.push({ index, term: this.term, membership });
       this.refreshMembership();
     }
     // With other voters, the leader's own append cannot move the quorum's match. Alone, it
@@ -839,7 +826,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
       this.sendAfterPersist(from, { type: "append-response", term: this.term, reject: false, index: this.log.commitIndex, hintIndex: 0, hintTerm: 0 });
       return;
     }
-    const matched = this.mutant === "keep-conflicting-entries" ? this.appendWithoutTruncating(message) : this.log.tryAppend(message.prevIndex, message.prevTerm, message.entries);
+    const matched = this.appendFromLeader(message);
     if (matched !== null) {
       this.log.commitTo(Math.min(message.commit, matched));
       this.reconcileConfigs(message.entries);
@@ -850,62 +837,38 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     this.sendAfterPersist(from, { type: "append-response", term: this.term, reject: true, index: message.prevIndex, hintIndex: hint.index, hintTerm: hint.term });
   }
 
-  /** The "does not truncate conflicting entries" mutant: keeps what it has, appends the rest. */
-  private appendWithoutTruncating(message: AppendRequest): number | null {
-    if (!this.log.matchTerm(message.prevIndex, message.prevTerm)) return null;
-    const fresh = message.entries.filter((entry) => entry.index > this.log.lastIndex);
-    if (fresh.length > 0) this.log.tryAppend(this.log.lastIndex, this.log.lastTerm, fresh);
-    return message.prevIndex + message.entries.length;
+  /**
+   * Figure 2, AppendEntries receiver, steps 2 to 4: the log must hold `prevIndex` at
+   * `prevTerm`; an entry that conflicts with a new one is deleted with all that follow it,
+   * and the new entries are appended. Returns the last index the leader's entries match,
+   * or null when `prevIndex` does not match.
+   */
+  protected appendFromLeader(message: AppendRequest): number | null {
+    return this.log.tryAppend(message.prevIndex, message.prevTerm, message.entries);
   }
 
   // ---- snapshots (section 7) ----
 
   private handleSnapshotChunk(from: NodeId, message: SnapshotChunk): void {
     this.followLeader(from);
-    const mutant = this.mutant === "snapshot-drops-later-entries";
-    if (message.index <= this.log.commitIndex && !mutant) {
+    if (this.snapshotAlreadyCommitted(message.index)) {
       // Already covered by what this node has committed: say so, as for a stale append.
-      this.incoming = null;
+      this.snapshotReceiver.abandon();
       this.sendAfterPersist(from, { type: "append-response", term: this.term, reject: false, index: this.log.commitIndex, hintIndex: 0, hintTerm: 0 });
       return;
     }
-    let incoming = this.incoming;
-    const same = incoming !== null && incoming.leaderTerm === message.term && incoming.index === message.index && incoming.term === message.snapshotTerm;
-    // A late chunk of an older snapshot from the same leader must not wipe the transfer in progress.
-    if (!same && incoming !== null && incoming.leaderTerm === message.term && message.index < incoming.index) return;
-    if (!same) {
-      incoming = null;
-      this.incoming = null;
-      if (message.offset === 0) {
-        incoming = { leaderTerm: message.term, index: message.index, term: message.snapshotTerm, size: message.size, chunks: [], membership: message.membership, received: 0 };
-        this.incoming = incoming;
-      }
-    }
-    if (incoming === null || message.offset !== incoming.received) {
-      // A chunk out of order (a duplicate, or one after a lost chunk): ask to resume.
-      this.send(from, { type: "snapshot-response", term: this.term, index: message.index, received: incoming?.received ?? 0 });
+    const received = this.snapshotReceiver.receive(message);
+    if (received === null) return;
+    if (typeof received === "number") {
+      // More is needed, or the chunk was out of order: tell the leader where to resume.
+      this.send(from, { type: "snapshot-response", term: this.term, index: message.index, received });
       return;
     }
-    assert(incoming.received + message.chunk.length <= incoming.size, `snapshot chunk overruns the snapshot's size ${incoming.size}`);
-    incoming.chunks.push(message.chunk);
-    incoming.received += message.chunk.length;
-    if (incoming.received < incoming.size) {
-      this.send(from, { type: "snapshot-response", term: this.term, index: message.index, received: incoming.received });
-      return;
-    }
-    this.incoming = null;
-    const data = new Uint8Array(incoming.size);
-    let at = 0;
-    for (const chunk of incoming.chunks) {
-      data.set(chunk, at);
-      at += chunk.length;
-    }
-    const snapshot: Snapshot = incoming.membership === undefined ? { index: incoming.index, term: incoming.term, data } : { index: incoming.index, term: incoming.term, data, membership: incoming.membership };
-    this.installSnapshot(from, snapshot);
+    this.installSnapshot(from, received);
   }
 
   private installSnapshot(from: NodeId, snapshot: Snapshot): void {
-    if (this.log.matchTerm(snapshot.index, snapshot.term) && this.mutant !== "snapshot-drops-later-entries") {
+    if (this.logHoldsSnapshot(snapshot)) {
       // The log already holds the snapshot's last entry, so it holds everything before it:
       // keep the log (and the entries after it) and just learn that it is committed.
       this.log.commitTo(snapshot.index);
@@ -913,11 +876,27 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
       this.log.restore(snapshot);
       this.snapshot = snapshot;
       this.snapshotToInstall = snapshot;
-      this.baseMembership = snapshot.membership ?? this.baseMembership;
-      this.configs = [];
+      this.configLog.restore(snapshot.membership);
     }
     this.refreshMembership();
     this.sendAfterPersist(from, { type: "append-response", term: this.term, reject: false, index: snapshot.index, hintIndex: 0, hintTerm: 0 });
+  }
+
+  /**
+   * A snapshot through an index this node has already committed brings nothing (section
+   * 7): installing it would discard committed entries after it, and move what is applied
+   * backwards. It is answered like a stale append.
+   */
+  protected snapshotAlreadyCommitted(index: number): boolean {
+    return index <= this.log.commitIndex;
+  }
+
+  /**
+   * Figure 13, InstallSnapshot receiver, step 6: when the log holds the snapshot's last
+   * entry, the entries after it are kept; only otherwise does the snapshot replace the log.
+   */
+  protected logHoldsSnapshot(snapshot: Snapshot): boolean {
+    return this.log.matchTerm(snapshot.index, snapshot.term);
   }
 
   /**
@@ -930,10 +909,8 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     if (index <= this.log.snapshotIndexValue) return null;
     const term = this.log.term(index);
     assert(term !== null, `compaction at ${index}, beyond the log's end ${this.log.lastIndex}`);
-    const membership = this.membershipAt(index);
     this.log.compact(index);
-    this.baseMembership = membership;
-    this.configs = this.configs.filter((c) => c.index > index);
+    const membership = this.configLog.compact(index);
     this.snapshot = { index, term, data, membership };
     return this.snapshot;
   }
@@ -954,7 +931,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     }
     const wasPaused = pr.paused;
     if (!pr.maybeUpdate(message.index)) return;
-    if (!isMember(this.current, from) && from !== this.id && pr.match >= (this.configs[this.configs.length - 1]?.index ?? 0)) {
+    if (!isMember(this.current, from) && from !== this.id && pr.match >= this.configLog.latestIndex) {
       // A removed node that now holds its removal: let it go (if the removal committed).
       this.syncProgress();
       if (this.progress.get(from) !== pr) return;
@@ -997,9 +974,9 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     pr.sentAtLastHeartbeat = pr.next - 1;
     if (pr.match < this.log.lastIndex) this.sendAppend(from);
     if (message.readRound > 0) {
-      const sentAt = this.roundSentAt.get(message.readRound);
+      const sentAt = this.reads.sentAt(message.readRound);
       if (sentAt !== undefined && sentAt > pr.leaseAckTick) pr.leaseAckTick = sentAt;
-      this.acknowledgeReadRound(from, message.readRound);
+      this.reads.acknowledge(from, message.readRound);
     }
   }
 
@@ -1087,142 +1064,96 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   }
 
   /**
-   * Advances the commit index to the highest index a quorum holds — only if that entry is
-   * of the current term (section 5.4.2, Figure 8): an older entry is committed indirectly.
+   * Advances the commit index to the highest index a quorum holds, when the commit rule
+   * allows it (`commitsByCounting`).
    */
   private maybeCommit(): boolean {
-    const quorumIndex = this.quorumMatch();
+    const quorumIndex = this.committableThrough(this.quorumMatch());
     if (quorumIndex <= this.log.commitIndex) return false;
-    if (this.log.term(quorumIndex) !== this.term && this.mutant !== "commit-previous-term") return false;
+    if (!this.commitsByCounting(quorumIndex)) return false;
     const previous = this.log.commitIndex;
     this.log.commitTo(quorumIndex);
     for (const entry of this.log.slice(previous + 1, quorumIndex)) {
       // Only proposals count toward the bound (appendProposal); configuration entries do not.
       if (entry.term === this.term && entry.kind !== "config") this.uncommittedBytes = Math.max(0, this.uncommittedBytes - entry.data.length);
     }
-    if (this.log.term(previous) !== this.term && this.readsAwaitingTermCommit.length > 0) {
-      const waiting = this.readsAwaitingTermCommit;
-      this.readsAwaitingTermCommit = [];
-      for (const read of waiting) this.handleReadRequest(read.from, read.requestId, read.lease);
+    if (this.log.term(previous) !== this.term && this.reads.hasReadsAwaitingTermCommit) {
+      for (const read of this.reads.takeReadsAwaitingTermCommit()) this.handleReadRequest(read.from, read.requestId, read.lease);
     }
     this.afterConfigCommit();
     return true;
   }
 
-  /** The highest index a quorum holds: the quorum-th largest match (no allocation: hot path). */
+  /**
+   * What a quorum holds is what may commit (section 5.3), configuration entries included:
+   * one commits like any other entry once a majority of the configuration it is appended
+   * under holds it (thesis 4.1), whether or not anyone has applied it.
+   */
+  protected committableThrough(quorumIndex: number): number {
+    return quorumIndex;
+  }
+
+  /**
+   * The commit rule (section 5.4.2, Figure 8): a leader commits an entry by counting the
+   * replicas that hold it only if the entry is of its own term. An entry of an earlier term
+   * on a majority can still be overwritten by a leader that never saw it; it is committed
+   * indirectly, with the first entry of this term after it.
+   */
+  protected commitsByCounting(index: number): boolean {
+    return this.log.term(index) === this.term;
+  }
+
   /**
    * The highest index a quorum holds durably: the leader's own log counts only as far as it
    * is durable, since its appends and heartbeats (with the commit index) leave while its
    * own write may still be under way.
    */
   private quorumMatch(): number {
-    return this.quorumValue(this.durableMatch);
+    return this.quorum.of(this.current, this.progress, this.durableMatch);
   }
 
   /** A peer's match, the leader's own only as far as it is durable (one function, not one per call: a hot path). */
   private readonly durableMatch = (peer: NodeId, pr: Progress): number => (peer === this.id ? Math.min(pr.match, this.log.durableIndex) : pr.match);
 
-  /**
-   * The most a majority of every group agrees on: for each group, the majority-th largest of
-   * `value` over its voters, and the least of those. No allocation (a hot path): an
-   * insertion sort, descending, into a reused array.
-   */
-  private quorumValue(value: (peer: NodeId, pr: Progress) => number): number {
-    let agreed = Number.POSITIVE_INFINITY;
-    for (const group of majorityGroups(this.current)) agreed = Math.min(agreed, this.groupValue(group, value));
-    return agreed;
-  }
-
-  private groupValue(group: readonly NodeId[], value: (peer: NodeId, pr: Progress) => number): number {
-    const values = this.quorumScratch;
-    let n = 0;
-    for (const peer of group) {
-      const pr = this.progress.get(peer) as Progress;
-      const v = value(peer, pr);
-      let i = n++;
-      while (i > 0 && (values[i - 1] as number) < v) {
-        values[i] = values[i - 1] as number;
-        i--;
-      }
-      values[i] = v;
-    }
-    return values[majority(group.length) - 1] as number;
-  }
-
   // ---- linearizable reads: ReadIndex (thesis 6.4) ----
 
   /**
-   * A read asked of this leader, by itself or by a follower. `lease`: the asker accepts a
-   * lease-confirmed read, granted only when the configuration allows leases.
+   * A read asked of this leader, by itself or by a follower, answered with a read index
+   * (thesis 6.4): the commit index (step 2), once this leader has committed an entry of its
+   * term (step 1) and a quorum has confirmed that it still leads (step 3) — by a round of
+   * heartbeats or, when the asker accepts it (`lease`) and the configuration allows leases,
+   * by its lease (6.4.1).
    */
-  private handleReadRequest(from: NodeId, requestId: number, lease: boolean): void {
-    if (this.mutant === "read-without-quorum") {
-      this.releaseRead({ requestId, from, index: this.log.commitIndex, round: 0, acks: new Set() });
-      return;
-    }
+  protected handleReadRequest(from: NodeId, requestId: number, lease: boolean): void {
     if (this.log.term(this.log.commitIndex) !== this.term) {
-      this.readsAwaitingTermCommit.push({ requestId, from, lease });
+      this.reads.awaitTermCommit({ requestId, from, lease });
       return;
     }
-    if (lease && this.config.leaseReads && this.leaseValid()) {
+    if (lease && this.config.leaseReads && this.reads.leaseValid(this.tickCount)) {
       // Thesis 6.4.1: no other leader can exist before the lease runs out, so the commit
       // index is current without asking anyone.
-      this.releaseRead({ requestId, from, index: this.log.commitIndex, round: 0, acks: new Set() });
+      this.releaseRead(from, requestId, this.log.commitIndex);
       return;
     }
     if (this.selfQuorum) {
-      this.releaseRead({ requestId, from, index: this.log.commitIndex, round: 0, acks: new Set() });
+      this.releaseRead(from, requestId, this.log.commitIndex);
       return;
     }
-    // The round's heartbeats leave with the next Ready, after this read arrived, so their
-    // acknowledgements confirm leadership at a time after it (thesis 6.4 step 3). Recording
-    // the round's send time now, possibly a tick early, only shortens a lease it starts.
-    if (this.batchedReadRound === 0) this.batchedReadRound = this.newRound();
-    this.pendingReads.push({ requestId, from, index: this.log.commitIndex, round: this.batchedReadRound, acks: new Set([this.id]) });
+    this.reads.awaitConfirmation(from, requestId, this.log.commitIndex, this.tickCount);
   }
 
-  /** Opens a heartbeat round, remembering when it was sent. */
-  private newRound(): number {
-    const round = ++this.readRound;
-    this.roundSentAt.set(round, this.tickCount);
-    // Rounds older than an election timeout can no longer extend a lease: forget them.
-    for (const [old, sentAt] of this.roundSentAt) {
-      if (sentAt >= this.tickCount - 2 * this.config.electionTicks) break;
-      this.roundSentAt.delete(old);
-    }
-    return round;
-  }
+  /** When a peer last acknowledged a heartbeat, by this leader's clock; the leader itself, now. */
+  private readonly leaseAckTick = (peer: NodeId, pr: Progress): number => (peer === this.id ? this.tickCount : pr.leaseAckTick);
 
-  /** Whether a quorum acknowledged a heartbeat sent within the lease's length. */
-  private leaseValid(): boolean {
-    if (this.leaseGivenAway) return false;
-    const acknowledgedAt = this.quorumValue((peer, pr) => (peer === this.id ? this.tickCount : pr.leaseAckTick));
-    return this.tickCount - acknowledgedAt < this.leaseTicks;
-  }
-
-  /** A heartbeat answer for round r confirms leadership for every read of round r or before. */
-  private acknowledgeReadRound(from: NodeId, round: number): void {
-    for (const read of this.pendingReads) {
-      if (read.round > round) break;
-      read.acks.add(from);
-    }
-    while (this.pendingReads.length > 0 && this.readConfirmed(this.pendingReads[0] as PendingRead)) {
-      this.releaseRead(this.pendingReads.shift() as PendingRead);
-    }
-  }
-
-  private readConfirmed(read: PendingRead): boolean {
-    return hasMajority(this.current, (id) => read.acks.has(id));
-  }
-
-  private releaseRead(read: PendingRead): void {
-    if (read.from === this.id) this.readStates.push({ requestId: read.requestId, index: read.index });
-    else this.send(read.from, { type: "read-index-response", term: this.term, requestId: read.requestId, index: read.index });
+  /** Answers a read with its read index: to this node's driver, or to the follower that forwarded it. */
+  protected releaseRead(from: NodeId, requestId: number, index: number): void {
+    if (from === this.id) this.readStates.push({ requestId, index });
+    else this.send(from, { type: "read-index-response", term: this.term, requestId, index });
   }
 
   // ---- output ----
 
-  private send(to: NodeId, message: RaftMessage): void {
+  protected send(to: NodeId, message: RaftMessage): void {
     this.messages.push({ to, message });
   }
 
@@ -1241,7 +1172,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     if (this.outstanding.length > 0 && (this.snapshotToInstall !== null || (this.outstanding[this.outstanding.length - 1] as Ready<RaftMessage, RaftHardState>).snapshot !== null)) return false;
     return (
       this.broadcastPending ||
-      this.batchedReadRound !== 0 ||
+      this.reads.hasBatchedRound ||
       this.messages.length > 0 ||
       this.messagesAfterPersist.length > 0 ||
       this.readStates.length > 0 ||
@@ -1254,10 +1185,8 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
 
   ready(): Ready<RaftMessage, RaftHardState> {
     assert(this.snapshotToInstall === null || this.outstanding.length === 0, "a snapshot Ready while others are outstanding");
-    if (this.batchedReadRound !== 0) {
-      this.broadcastHeartbeat(this.batchedReadRound);
-      this.batchedReadRound = 0;
-    }
+    const readRound = this.reads.takeBatchedRound();
+    if (readRound !== 0) this.broadcastHeartbeat(readRound);
     if (this.broadcastPending) {
       this.broadcastPending = false;
       this.broadcastAppend();
@@ -1267,8 +1196,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     // on them leaves; a commit index alone need not be (it is learned again after a crash).
     const termOrVote = hardState !== null && (hardState.term !== this.savedHardState.term || hardState.vote !== this.savedHardState.vote);
     if (hardState !== null) this.savedHardState = hardState;
-    const committedEntries =
-      this.mutant === "apply-before-commit" ? this.takeUncommittedToo() : this.log.takeCommitted(this.config.applyEntriesPerReadyMax);
+    const committedEntries = this.takeEntriesToApply();
     const entries = this.log.takeUnstable();
     const ready: Ready<RaftMessage, RaftHardState> = {
       hardState,
@@ -1288,13 +1216,12 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     return ready;
   }
 
-  /** The "applies before commit" mutant: hands out everything in the log for applying. */
-  private takeUncommittedToo(): LogEntry[] {
-    const saved = this.log.commitIndex;
-    this.log.commitIndex = this.log.lastIndex;
-    const entries = this.log.takeCommitted(this.config.applyEntriesPerReadyMax);
-    this.log.commitIndex = saved;
-    return entries;
+  /**
+   * The entries the state machine may apply (Figure 2, rules for all servers: apply what is
+   * committed, in order): the next committed ones not yet handed out, a bounded batch.
+   */
+  protected takeEntriesToApply(): LogEntry[] {
+    return this.log.takeCommitted(this.config.applyEntriesPerReadyMax);
   }
 
   advance(ready: Ready<RaftMessage, RaftHardState>): void {

@@ -16,6 +16,9 @@ interface Chosen {
 }
 
 export class OneValuePerSlot {
+  /** `words`: what the protocol calls a log position and a round (index and term, or slot and ballot). */
+  constructor(private readonly words: { readonly position: string; readonly round: string } = { position: "index", round: "term" }) {}
+
   private readonly chosen: (Chosen | undefined)[] = [];
   /** How far each node's chosen prefix has been compared. */
   private readonly checkedThrough = new Map<NodeId, number>();
@@ -42,7 +45,7 @@ export class OneValuePerSlot {
       if (known.entry.kind !== held.kind || !bytesEqual(known.entry.data, held.data)) {
         throw new InvariantViolation(
           "one-value-per-slot",
-          `node ${node} holds a different value as chosen at slot ${index} (${describe(held)}) than node ${known.node} did (${describe(known.entry)})`,
+          `node ${node} holds a different value as chosen at ${this.words.position} ${index} (${describe(held, this.words.round)}) than node ${known.node} did (${describe(known.entry, this.words.round)})`,
         );
       }
     }
@@ -55,7 +58,7 @@ export class OneValuePerSlot {
   }
 }
 
-function describe(entry: LogEntry): string {
-  if (entry.kind === "config") return `a configuration, accepted at ballot/term ${entry.term}`;
-  return `${entry.data.length === 0 ? "a no-op" : `${entry.data.length} bytes`}, accepted at ballot/term ${entry.term}`;
+function describe(entry: LogEntry, round: string): string {
+  if (entry.kind === "config") return `a configuration, of ${round} ${entry.term}`;
+  return `${entry.data.length === 0 ? "a no-op" : `${entry.data.length} bytes`}, of ${round} ${entry.term}`;
 }
