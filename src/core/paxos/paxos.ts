@@ -664,6 +664,7 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
       pr.update(m.index);
       if (pr.match >= (pr.snapshot?.index ?? 0)) pr.becomeReplicate();
     } else {
+      pr.rewindTo(m.index);
       pr.update(m.index);
       pr.freeTo(m.index);
       if (pr.state === "probe") {
@@ -687,6 +688,11 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     if (pr === undefined) return;
     pr.recentActive = true;
     pr.probeSent = false;
+    // An idle acceptor that reports less than its match restarted and lost a chosen prefix
+    // it had learned (see Progress.rewindTo), or — on a network that reorders — this answer
+    // is older than the last: probe it from what it holds; at worst a few slots go again.
+    if (pr.state === "replicate" && m.index < pr.match && pr.inflightCount === 0) pr.becomeProbe();
+    pr.rewindTo(m.index);
     if (pr.update(m.index)) {
       pr.freeTo(m.index);
       if (this.maybeCommit()) this.broadcastPending = true;
