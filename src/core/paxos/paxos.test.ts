@@ -383,6 +383,29 @@ describe("PMMC — the configuration window α", () => {
     assert.equal(c.engine(2).status().commitIndex, 10);
   });
 
+  test("the no-ops after a configuration entry run at most one pipeline ahead: a proposal made just after a change is not queued behind α of them", () => {
+    // A narrow pipeline (one slot per accept, one accept in flight), as the simulator draws
+    // it: every no-op written ahead of a proposal costs it a round trip.
+    const windowSlots = 64;
+    const c = new PaxosCluster(4, { ...DEFAULT_PAXOS_CONFIG, windowSlots, entriesPerMessageMax: 1, inflightMessagesMax: 1 }, null, 3);
+    c.elect(1);
+    assert.ok(c.engine(1).changeMembership({ voters: [1, 2, 3], learners: [4], context: new Uint8Array(0) }).accepted);
+    const changeSlot = c.engine(1).status().lastIndex;
+    c.flush(); // the leader hands out its next Ready, and with it the padding it writes
+    assert.ok(c.engine(1).propose(data("x")).accepted);
+    let rounds = 0;
+    while (!c.appliedData(1).includes("x") && rounds < 10 * windowSlots) {
+      const batch = c.queue;
+      c.queue = [];
+      for (const e of batch) c.engine(e.to).step(e.from, e.message);
+      c.flush();
+      rounds++;
+    }
+    const slot = (c.applied.get(1) ?? []).find((e) => new TextDecoder().decode(e.data) === "x")?.index;
+    assert.ok(slot !== undefined && slot <= changeSlot + 2, `"x" took slot ${slot}, the change is at ${changeSlot}`);
+    assert.ok(rounds <= 10, `"x" was chosen after ${rounds} rounds of messages`);
+  });
+
   test("one voter at a time: two at once, a joint change, and a change before the last took effect are refused", () => {
     const c = new PaxosCluster(5, { ...DEFAULT_PAXOS_CONFIG, windowSlots: 4 }, null, 3);
     c.elect(1);

@@ -570,6 +570,7 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     while (this.pending.length > 0 || this.written < padThrough) {
       const slot = this.written + 1;
       if (slot > this.log.commitIndex + this.config.windowSlots) break;
+      if (this.pending.length === 0 && slot > this.padLimit()) break;
       if (!sameQuorums(this.configs.configFor(slot), epoch)) break;
       const value = this.pending.shift() ?? { data: EMPTY, counted: false };
       const entry: LogEntry = value.kind === "config" ? { index: slot, term: this.promised, data: value.data, kind: "config" } : { index: slot, term: this.promised, data: value.data };
@@ -598,11 +599,21 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     return last === null ? 0 : last + 2 * this.config.windowSlots - 1;
   }
 
+  /**
+   * Padding runs at most a full pipeline ahead of the chosen prefix (`entriesPerMessageMax`
+   * slots in each of `inflightMessagesMax` accepts): proposals that arrive meanwhile take the
+   * next slot, not one behind up to 2α no-ops — with a narrow pipeline those would keep a
+   * client waiting past its timeout.
+   */
+  private padLimit(): number {
+    return this.log.commitIndex + Math.max(1, this.config.entriesPerMessageMax * this.config.inflightMessagesMax);
+  }
+
   /** Whether the padding after a configuration entry has a slot to fill now. */
   private canPad(): boolean {
     if (this.role !== "leader" || this.transferTarget !== null || this.written >= this.padThrough()) return false;
     const slot = this.written + 1;
-    return slot <= this.log.commitIndex + this.config.windowSlots && sameQuorums(this.configs.configFor(slot), this.epoch as Membership);
+    return slot <= this.log.commitIndex + this.config.windowSlots && slot <= this.padLimit() && sameQuorums(this.configs.configFor(slot), this.epoch as Membership);
   }
 
   /** Writes a slot of this node's log, keeping the configuration history in step. */
