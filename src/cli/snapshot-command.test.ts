@@ -97,6 +97,7 @@ describe("synod snapshot", { timeout: 180_000 }, () => {
         for (const node of nodes) {
           const run = await runSynod(["snapshot", "restore", backup, "--consensus", "paxos", "--data-dir", node.dataDir, "--id", String(node.id), "--peers", peers], 30_000);
           assert.equal(run.code, 0, run.output);
+          assert.match(run.output, /Start it with:\n {2}synod node --id \d+ --peers \S+ --data-dir \S+ --consensus paxos \.\.\./, "the command it prints starts the node as Paxos");
         }
       },
     });
