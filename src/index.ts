@@ -36,13 +36,17 @@ export {
   type EndpointStats,
   type RetryBudgetOptions,
 } from "./core/balance/index.js";
-export { Client, SESSION_REOPENS_MAX, type CallOptions, type CasResult, type ClientOptions, type ClientStats, type DeleteOptions, type PutOptions, type RangeOptions, type ReadOptions, type RetryOptions } from "./client/client.js";
+export type { ClientTls } from "./client/transport.js";
+export { Client, SESSION_REOPENS_MAX, type CallOptions, type CasResult, type ClientOptions, type ClientStats, type DeleteOptions, type LeaseListOptions, type PutOptions, type RangeOptions, type ReadOptions, type RetryOptions } from "./client/client.js";
 export {
   AbortedError,
   ClientClosedError,
+  CompactedError,
   CompareFailedError,
   ConnectionError,
   HttpApiError,
+  LeaseLostError,
+  LeaseNotFoundError,
   NoEndpointError,
   NoLeaderError,
   NoQuorumError,
@@ -57,6 +61,11 @@ export {
 export { CONSISTENCIES, type CompareOperator, type Consistency, type KeyValue, type MemberInfo, type MembersView, type NodeStatus, type RangeResult, type TxnCompare, type TxnOperation, type TxnRequest, type TxnResponse, type TxnResult } from "./client/api.js";
 /** Earlier names of the client's `TxnCompare` and `TxnOperation`. */
 export type { TxnCompare as ClientTxnCompare, TxnOperation as ClientTxnOperation } from "./client/api.js";
+export { Watch, type WatchEvent, type WatchOptions, type WatchStats } from "./client/watch.js";
+export { Lease } from "./client/lease.js";
+export { Lock, type LockOptions } from "./client/lock.js";
+export { Leadership, type ElectionLeader } from "./client/election.js";
+export type { LeaseInfo } from "./client/api.js";
 export { ClusterRouter, type ClusterRouterOptions, type RouterEndpoint, type RouterEndpointConfig, type RouterStats, type MembersFetcher, type StatusCheckResult, type StatusFetcher } from "./client/router.js";
 export { DEFAULT_RAFT_CONFIG, RAFT_MUTANTS, RaftEngine, raftFactory, type RaftConfig, type RaftHardState, type RaftMessage, type RaftMutant } from "./core/raft/index.js";
 export { leaseTicks } from "./core/raft/config.js";
@@ -72,7 +81,7 @@ export {
   type TxnOperation as KvTxnOperation,
 } from "./core/kv/command.js";
 export { MemoryKvBackend, type KvBackend, type KvRangeQuery } from "./core/kv/backend.js";
-export { KvStore, NO_SESSION, type Applied, type KvEntry, type KvMeta, type KvRecord, type KvResult, type KvSession, type TxnOperationResult } from "./core/kv/store.js";
+export { KvStore, NO_SESSION, type Applied, type KvChange, type KvEntry, type KvMeta, type KvRecord, type KvResult, type KvSession, type TxnOperationResult } from "./core/kv/store.js";
 export { checkLinearizability, type LinearizabilityResult } from "./sim/check/linearizability.js";
 export { parseHistory, type Operation, type OpKind, type OpStatus } from "./sim/history.js";
 export { FAULT_CLASSES, type FaultClass, type SimParams } from "./sim/params.js";

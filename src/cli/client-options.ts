@@ -1,13 +1,57 @@
 // Options and error reporting shared by the commands that talk to a running cluster
 // (put, get, del, status, bench, leader, members).
-import { InvalidArgumentError, Option } from "commander";
+import { readFileSync } from "node:fs";
+import { type Command, InvalidArgumentError, Option } from "commander";
+import type { ClientTls } from "../client/transport.js";
+import { trustForFetch } from "../runtime/tls/trust.js";
 import { InvalidInputError } from "../core/common/errors.js";
 import { Client } from "../client/client.js";
-import { CompareFailedError, ConnectionError, HttpApiError, TimeoutError, UnavailableError } from "../client/errors.js";
+import { CompactedError, CompareFailedError, ConnectionError, HttpApiError, LeaseNotFoundError, TimeoutError, UnavailableError } from "../client/errors.js";
 import { UsageError } from "./sim-command.js";
 
 /** What `npm start` runs: three nodes on loopback. */
 export const DEFAULT_ENDPOINTS = ["http://127.0.0.1:7001", "http://127.0.0.1:7002", "http://127.0.0.1:7003"];
+
+/** The TLS files given to this command (`--cacert`, `--cert`, `--key`), read before its action runs. */
+let commandTls: ClientTls | undefined;
+
+function readPemFlag(file: string, flag: string): string {
+  try {
+    return readFileSync(file, "utf8");
+  } catch (error) {
+    throw new UsageError(`${flag} ${file}: cannot read it (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+  }
+}
+
+/**
+ * Gives every command that talks to a cluster (those with --endpoints) `--cacert`, `--cert`
+ * and `--key`, for https:// endpoints: the CA to trust (a `synod cluster --tls` cluster's
+ * `tls/ca.pem`) and a client certificate. They are read before the command runs and used by
+ * its client and by its plain HTTP requests alike.
+ */
+export function addClientTlsOptions(program: Command): void {
+  const visit = (command: Command): void => {
+    if (command.options.some((option) => option.long === "--endpoints")) {
+      command
+        .addOption(new Option("--cacert <file>", "for https:// endpoints: the CA certificate to trust (PEM; a synod cluster --tls cluster's tls/ca.pem)").env("SYNOD_CACERT"))
+        .addOption(new Option("--cert <file>", "a client certificate to present (PEM), with --key").env("SYNOD_CERT"))
+        .addOption(new Option("--key <file>", "the client certificate's key (PEM)").env("SYNOD_KEY"))
+        .hook("preAction", (_self, action) => {
+          const { cacert, cert, key } = action.opts<{ cacert?: string; cert?: string; key?: string }>();
+          if ((cert === undefined) !== (key === undefined)) throw new UsageError("--cert and --key go together");
+          if (cacert === undefined && cert === undefined) return;
+          const tls: ClientTls = {
+            ...(cacert === undefined ? {} : { ca: readPemFlag(cacert, "--cacert") }),
+            ...(cert === undefined || key === undefined ? {} : { cert: readPemFlag(cert, "--cert"), key: readPemFlag(key, "--key") }),
+          };
+          commandTls = tls;
+          if (tls.ca !== undefined) trustForFetch({ ca: String(tls.ca), ...(tls.cert === undefined ? {} : { cert: String(tls.cert), key: String(tls.key) }) });
+        });
+    }
+    for (const sub of command.commands) visit(sub);
+  };
+  visit(program);
+}
 
 /** Exit codes of the cluster commands, the same for every one. */
 export const EXIT = Object.freeze({ ok: 0, notFoundOrCompareFailed: 1, usage: 2, unavailable: 3 });
@@ -58,6 +102,8 @@ export function describeFailure(error: unknown, endpoints: readonly string[]): {
     return { line: `compare failed: the key was not at the expected revision${revision}; nothing was written`, exitCode: EXIT.notFoundOrCompareFailed };
   }
   if (error instanceof InvalidInputError) return { line: error.message, exitCode: EXIT.usage };
+  if (error instanceof LeaseNotFoundError) return { line: `${error.message} (HTTP 404 from ${error.endpoint})`, exitCode: EXIT.notFoundOrCompareFailed };
+  if (error instanceof CompactedError) return { line: `${error.message} (HTTP 410 from ${error.endpoint})`, exitCode: EXIT.notFoundOrCompareFailed };
   if (error instanceof ConnectionError && !error.requestSent) {
     return { line: `cannot connect to ${endpoints.join(", ")} (${connectionCause(error)}); is the cluster running? (npm start)`, exitCode: EXIT.unavailable };
   }
@@ -152,6 +198,7 @@ export async function withClient(options: ClientCommandOptions, setExitCode: (co
     timeoutMs: CLI_TIMEOUT_MS,
     attemptTimeoutMs: CLI_ATTEMPT_TIMEOUT_MS,
     retry: { attemptsMax: Math.max(3, 2 * options.endpoints.length), backoffMsBase: 25, backoffMsMax: 250 },
+    ...(commandTls === undefined ? {} : { tls: commandTls }),
   });
   try {
     await run(client);

@@ -20,6 +20,9 @@ import { CONSENSUS_PROTOCOLS, type ConsensusProtocol } from "../runtime/server/c
 import { DEFAULT_NODE_CONFIG } from "../runtime/server/config.js";
 import { dataDirFailure, lockHolder, readIdentity } from "../runtime/server/data-dir.js";
 import { termText } from "./client-options.js";
+import { openLocalCa } from "../runtime/tls/local-ca.js";
+import type { TlsFiles } from "../runtime/tls/material.js";
+import { trustForFetch } from "../runtime/tls/trust.js";
 
 interface ClusterFlags {
   nodes: number;
@@ -31,6 +34,8 @@ interface ClusterFlags {
   logLevel: string;
   snapshotEntries: number;
   requestTimeoutMs: number;
+  historyRevisions: number;
+  tls: boolean;
 }
 
 /** One node of the plan: where it listens, where its data and log are, how it is started. */
@@ -86,13 +91,16 @@ export function registerClusterCommand(program: Command, setExitCode: (code: num
     .addOption(new Option("--consensus <protocol>", "the consensus protocol").choices([...CONSENSUS_PROTOCOLS]).default(DEFAULT_NODE_CONFIG.consensus))
     .option("--snapshot-entries <n>", "each node snapshots after this many applied entries", integerIn("--snapshot-entries", 1, Number.MAX_SAFE_INTEGER), DEFAULT_NODE_CONFIG.snapshotEntries)
     .option("--request-timeout-ms <ms>", "each node's request timeout", integerIn("--request-timeout-ms", 1, 3_600_000), DEFAULT_NODE_CONFIG.requestTimeoutMs)
+    .option("--history-revisions <n>", "revisions of history each node keeps (0: all, until POST /v1/compact)", integerIn("--history-revisions", 0, Number.MAX_SAFE_INTEGER), DEFAULT_NODE_CONFIG.historyRevisions)
     .option("--log-level <level>", "the nodes' log level", "info")
+    .option("--tls", "serve HTTPS only, with mutual TLS between the nodes: a CA of the cluster's own and the nodes' certificates are made in <data-dir>/tls (kept for later runs)", false)
     .addHelpText(
       "after",
       `
 Example:
   synod cluster                       # 3 nodes, HTTP on 7001-7003, data in ./data
   synod cluster --nodes 5 --base-port 8001 --data-dir /tmp/synod
+  synod cluster --tls --data-dir data-tls  # HTTPS; clients trust data-tls/tls/ca.pem
 Then, in another terminal:
   curl -X PUT --data-binary world http://127.0.0.1:7001/v1/kv/hello
   curl http://127.0.0.1:7002/v1/kv/hello
@@ -107,6 +115,35 @@ function display(path: string): string {
   return relativePath.startsWith("..") ? path : relativePath || ".";
 }
 
+/** Where `synod cluster --tls` keeps its CA and the nodes' certificates. */
+function tlsDirOf(dataDir: string): string {
+  return join(dataDir, "tls");
+}
+
+function tlsFilesOf(dataDir: string, id: number): TlsFiles {
+  const dir = tlsDirOf(dataDir);
+  return { certFile: join(dir, `node-${id}.pem`), keyFile: join(dir, `node-${id}-key.pem`), caFile: join(dir, "ca.pem") };
+}
+
+/**
+ * Makes (or opens) the cluster's CA and each node's certificate, and has this process trust
+ * the CA for its own requests to the nodes. One line on failure, or null.
+ */
+function prepareTls(flags: ClusterFlags, dataDir: string, nodes: readonly NodePlan[], say: (text: string) => void): string | null {
+  const dir = tlsDirOf(dataDir);
+  const fresh = !existsSync(join(dir, "ca.pem"));
+  try {
+    const ca = openLocalCa(dir);
+    for (const node of nodes) ca.ensureNode(node.id, [flags.host]);
+    const client = ca.ensureClient();
+    trustForFetch({ ca: readFileSync(ca.caFile, "utf8"), cert: readFileSync(client.certFile, "utf8"), key: readFileSync(client.keyFile, "utf8") });
+  } catch (error) {
+    return `cannot prepare TLS in ${display(dir)}: ${(error as Error).message}`;
+  }
+  say(`TLS: ${fresh ? "made a CA" : "the CA"} in ${display(join(dir, "ca.pem"))}; clients trust it (curl --cacert, synod --cacert)`);
+  return null;
+}
+
 function planCluster(flags: ClusterFlags): { readonly dataDir: string; readonly nodes: readonly NodePlan[] } {
   const dataDir = resolve(flags.dataDir);
   const peerBase = flags.peerBasePort ?? flags.basePort + 100;
@@ -119,9 +156,14 @@ function planCluster(flags: ClusterFlags): { readonly dataDir: string; readonly 
     const dir = join(dataDir, `node-${id}`);
     const args = [synodBin, "node", "--id", String(id), "--http", `${flags.host}:${httpPort}`, "--peer", `${flags.host}:${peerPort}`, "--peers", peers, "--data-dir", dir];
     args.push("--consensus", flags.consensus, "--snapshot-entries", String(flags.snapshotEntries), "--request-timeout-ms", String(flags.requestTimeoutMs));
+    args.push("--history-revisions", String(flags.historyRevisions));
     // The log is a file: JSON lines, whatever the terminal this command runs in.
     args.push("--log-level", flags.logLevel, "--log-format", "json");
-    return { id, httpPort, peerPort, http: `http://${flags.host}:${httpPort}`, peer: `${flags.host}:${peerPort}`, dir, logPath: join(dataDir, `node-${id}.log`), args };
+    if (flags.tls) {
+      const files = tlsFilesOf(dataDir, id);
+      args.push("--tls-cert", files.certFile, "--tls-key", files.keyFile, "--tls-ca", files.caFile);
+    }
+    return { id, httpPort, peerPort, http: `${flags.tls ? "https" : "http"}://${flags.host}:${httpPort}`, peer: `${flags.host}:${peerPort}`, dir, logPath: join(dataDir, `node-${id}.log`), args };
   });
   return { dataDir, nodes };
 }
@@ -137,6 +179,11 @@ async function runCluster(flags: ClusterFlags): Promise<number> {
   }
 
   say(`synod cluster: ${flags.nodes} node${flags.nodes === 1 ? "" : "s"} (${flags.consensus}), data in ${display(plan.dataDir)}`);
+  const tlsProblem = flags.tls ? prepareTls(flags, plan.dataDir, plan.nodes, say) : null;
+  if (tlsProblem !== null) {
+    process.stderr.write(`synod cluster: ${tlsProblem}\n`);
+    return 1;
+  }
   const children = plan.nodes.map((node, i) => {
     const child = startNode(node, logs[i] as number);
     say(`  node ${node.id}  ${node.http}  peer ${node.peer}  log ${display(node.logPath)}  pid ${child.process.pid ?? "?"}`);
@@ -176,7 +223,7 @@ async function runCluster(flags: ClusterFlags): Promise<number> {
   const found = await waitForLeader(children, plan.dataDir, giveUp, LEADER_WAIT_MS);
   if (found.kind === "leader") {
     leaderFound = true;
-    sayLeader(found, children, say);
+    sayLeader(found, children, flags.tls ? join(plan.dataDir, "tls", "ca.pem") : null, say);
   } else if (!stopping) {
     say(`\n${noLeader(found, children, plan.dataDir)}`);
     if (!giveUp()) {
@@ -185,7 +232,7 @@ async function runCluster(flags: ClusterFlags): Promise<number> {
       void waitForLeader(children, plan.dataDir, giveUp, Number.POSITIVE_INFINITY, false).then((later) => {
         if (later.kind !== "leader" || stopping) return;
         leaderFound = true;
-        sayLeader(later, children, say);
+        sayLeader(later, children, flags.tls ? join(plan.dataDir, "tls", "ca.pem") : null, say);
       });
     }
   }
@@ -223,15 +270,16 @@ function reportExit(child: Child, code: number | null, signal: NodeJS.Signals | 
   say("or Ctrl-C to stop all.");
 }
 
-function sayLeader(leader: { readonly id: number; readonly term: number; readonly ballot?: unknown }, children: readonly Child[], say: (text: string) => void): void {
+function sayLeader(leader: { readonly id: number; readonly term: number; readonly ballot?: unknown }, children: readonly Child[], caFile: string | null, say: (text: string) => void): void {
   const running = children.filter((child) => !child.exited);
   const first = running[0] ?? children[0];
   const second = running[1] ?? first;
+  const curl = caFile === null ? "curl" : `curl --cacert ${display(caFile)}`;
   say(`\nnode ${leader.id} leads (${termText(leader)}). Try:`);
-  say(`  curl -X PUT --data-binary world ${first?.http}/v1/kv/hello`);
-  say(`  curl ${second?.http}/v1/kv/hello`);
-  say(`  curl ${first?.http}/v1/status`);
-  say(`  npx synod status --endpoints ${running.map((child) => child.http).join(",")}`);
+  say(`  ${curl} -X PUT --data-binary world ${first?.http}/v1/kv/hello`);
+  say(`  ${curl} ${second?.http}/v1/kv/hello`);
+  say(`  ${curl} ${first?.http}/v1/status`);
+  say(`  npx synod status --endpoints ${running.map((child) => child.http).join(",")}${caFile === null ? "" : ` --cacert ${display(caFile)}`}`);
   say("Ctrl-C stops the cluster.");
 }
 

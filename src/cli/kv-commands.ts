@@ -7,6 +7,9 @@ import { CONSISTENCIES, decodeUtf8Strict, keyValueToJson, type Consistency, type
 import type { Client } from "../client/client.js";
 import { commandLineText, endpointsOption, EXIT, integerIn, print, readStdin, withClient, type ClientCommandOptions } from "./client-options.js";
 import { UsageError } from "./sim-command.js";
+import { registerWatchCommands } from "./watch-command.js";
+import { registerLeaseCommands } from "./lease-command.js";
+import { registerLockCommand } from "./lock-command.js";
 
 type SetExitCode = (code: number) => void;
 
@@ -20,13 +23,16 @@ const PAGE_KEYS_MAX = 1000;
 /** The largest transaction file read: a node takes 4 MiB request bodies by default. */
 const TXN_FILE_BYTES_MAX = 8 * 1024 * 1024;
 
-/** Registers put, get, ls, del and txn on `program`; each reports its outcome through `setExitCode`. */
+/** Registers put, get, ls, del, txn, watch and compact on `program`; each reports its outcome through `setExitCode`. */
 export function registerKvCommands(program: Command, setExitCode: SetExitCode): void {
   registerPut(program, setExitCode);
   registerGet(program, setExitCode);
   registerLs(program, setExitCode);
   registerDel(program, setExitCode);
   registerTxn(program, setExitCode);
+  registerWatchCommands(program, setExitCode);
+  registerLeaseCommands(program, setExitCode);
+  registerLockCommand(program, setExitCode);
 }
 
 function registerPut(program: Command, setExitCode: SetExitCode): void {
@@ -36,6 +42,7 @@ function registerPut(program: Command, setExitCode: SetExitCode): void {
     .argument("<key>", "the key (1 to 1024 bytes of UTF-8; slashes are part of it)")
     .argument("<value>", "the value, or - to read it (any bytes) from stdin")
     .option("--prev-revision <n>", "compare-and-set: write only if the key's revision is n (0: only if it does not exist)", integerIn("--prev-revision", 0, Number.MAX_SAFE_INTEGER))
+    .option("--lease <id>", "attach the key to lease <id> (synod lease grant): deleted when it expires or is revoked", integerIn("--lease", 1, Number.MAX_SAFE_INTEGER))
     .addOption(endpointsOption())
     .option("--json", "print the API's JSON answer", false)
     .addHelpText("after", `
@@ -43,13 +50,14 @@ Examples:
   $ synod put greeting hello                  # OK revision=2
   $ synod put greeting again --prev-revision 2
   $ synod put config - < config.json
+  $ synod put service/web/a up --lease 12     # deleted when lease 12 expires
 Keys and values on the command line must be UTF-8 (other bytes would arrive changed);
 a value of any bytes goes through stdin.${EXIT_CODES_HELP}`)
-    .action(async (key: string, value: string, options: ClientCommandOptions & { prevRevision?: number }) => {
+    .action(async (key: string, value: string, options: ClientCommandOptions & { prevRevision?: number; lease?: number }) => {
       commandLineText(key, "the key");
       const bytes = value === "-" ? await readStdin(limits.valueBytesMax, "the value") : Buffer.from(commandLineText(value, "the value", ", or pass other bytes on stdin: synod put KEY - < FILE"), "utf8");
       await withClient(options, setExitCode, async (client) => {
-        const result = await client.put(key, bytes, options.prevRevision === undefined ? {} : { prevRevision: options.prevRevision });
+        const result = await client.put(key, bytes, { ...(options.prevRevision === undefined ? {} : { prevRevision: options.prevRevision }), ...(options.lease === undefined ? {} : { lease: options.lease }) });
         print(options.json ? JSON.stringify(result) : `OK revision=${result.revision}`);
       });
     });
@@ -60,6 +68,7 @@ interface GetOptions extends ClientCommandOptions {
   readonly raw: boolean;
   readonly prefix?: string;
   readonly limit?: number;
+  readonly revision?: number;
 }
 
 function registerGet(program: Command, setExitCode: SetExitCode): void {
@@ -69,6 +78,7 @@ function registerGet(program: Command, setExitCode: SetExitCode): void {
     .argument("[key]", "the key")
     .option("--prefix <prefix>", 'every key that starts with <prefix>, in key order ("" for all), read page by page')
     .option("--limit <n>", "with --prefix: at most n keys", integerIn("--limit", 1, Number.MAX_SAFE_INTEGER))
+    .option("--revision <n>", "read as the store was at revision n (every page of a --prefix read at that one revision)", integerIn("--revision", 1, Number.MAX_SAFE_INTEGER))
     .addOption(consistencyOption())
     .addOption(new Option("--raw", "print the value's bytes exactly, without a newline").default(false).conflicts("json"))
     .addOption(endpointsOption())
@@ -81,7 +91,10 @@ Examples:
   $ synod get greeting --json
   $ synod get --prefix config/                # each key on a line, then its value
   $ synod get --prefix config/ --json --limit 10
-With --prefix, each page of ${PAGE_KEYS_MAX} keys is a read of its own (pages may be at different revisions).${EXIT_CODES_HELP}`)
+  $ synod get greeting --revision 2           # the value it had at revision 2
+With --prefix, each page of ${PAGE_KEYS_MAX} keys is a read of its own (pages may be at different
+revisions, unless --revision pins them all to one).${EXIT_CODES_HELP}
+A revision below the compaction point is refused (compacted, exit code 1).`)
     .action(async (key: string | undefined, options: GetOptions) => {
       if (options.prefix !== undefined) {
         if (key !== undefined) throw new UsageError("give a key, or --prefix, not both");
@@ -93,7 +106,7 @@ With --prefix, each page of ${PAGE_KEYS_MAX} keys is a read of its own (pages ma
       if (options.limit !== undefined) throw new UsageError("--limit goes with --prefix");
       commandLineText(key, "the key");
       await withClient(options, setExitCode, async (client) => {
-        const record = await client.get(key, { consistency: options.consistency });
+        const record = await client.get(key, { consistency: options.consistency, ...(options.revision === undefined ? {} : { revision: options.revision }) });
         if (record === null) {
           process.stderr.write(`synod: key ${JSON.stringify(key)} not found\n`);
           setExitCode(EXIT.notFoundOrCompareFailed);
@@ -190,13 +203,13 @@ function consistencyOption(): Option {
 }
 
 /** Every key under `prefix` (up to `limit`), page after page; `more` when the limit cut it short. */
-async function readRange(client: Client, prefix: string, options: { consistency: Consistency; limit?: number }): Promise<RangeResult> {
+async function readRange(client: Client, prefix: string, options: { consistency: Consistency; limit?: number; revision?: number }): Promise<RangeResult> {
   const kvs: KeyValue[] = [];
   let revision: number | null = null;
   let after: string | undefined;
   for (;;) {
     const wanted = options.limit === undefined ? PAGE_KEYS_MAX : Math.min(PAGE_KEYS_MAX, options.limit - kvs.length);
-    const page = await client.range(prefix, { consistency: options.consistency, limit: wanted, ...(after === undefined ? {} : { after }) });
+    const page = await client.range(prefix, { consistency: options.consistency, limit: wanted, ...(after === undefined ? {} : { after }), ...(options.revision === undefined ? {} : { revision: options.revision }) });
     revision ??= page.revision;
     kvs.push(...page.kvs);
     const last = page.kvs.at(-1);

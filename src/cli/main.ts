@@ -2,7 +2,9 @@ import { Command, CommanderError, InvalidArgumentError, Option } from "commander
 import { FAULT_CLASSES } from "../sim/params.js";
 import { PROTOCOLS } from "../sim/protocols.js";
 import { SCENARIO_NAMES, SCENARIOS } from "../sim/scenarios.js";
+import { SIM_WORKLOADS, type SimWorkload } from "../sim/simulation.js";
 import { registerBenchCommand } from "./bench-command.js";
+import { addClientTlsOptions } from "./client-options.js";
 import { checkCommand } from "./check-command.js";
 import { registerClusterCommand } from "./cluster-command.js";
 import { demoCommand } from "./demo-command.js";
@@ -13,6 +15,7 @@ import { registerNodeCommand } from "./node-command.js";
 import { registerProxyCommand } from "./proxy-command.js";
 import { registerSnapshotCommand } from "./snapshot-command.js";
 import { registerStatusCommand } from "./status-command.js";
+import { registerTlsCommand } from "./tls-command.js";
 import { defaultWorkers, listMutants, parseFaults, simCommand, UsageError } from "./sim-command.js";
 
 function integer(what: string, min: number) {
@@ -46,7 +49,9 @@ function buildProgram(setExitCode: (code: number) => void): Command {
     .option("--workers <n>", "worker threads", integer("--workers", 1), defaultWorkers())
     .option("--verbose", "print the trace of every failure, not only the first few", false)
     .option("--state-machine <module>", "run your own state machine module (its workload and model) instead of the KV store; see docs/embedding.md")
-    .action(async (opts: { protocol?: string; mutant?: string; listMutants: boolean; seeds?: number; seed?: number; faults?: string; scenario: string; json: boolean; historyOut?: string; traceOut?: string; workers: number; verbose: boolean; stateMachine?: string }) => {
+    .addOption(new Option("--workload <name>", "kv: clients reading and writing keys (checked for linearizability); leases: those, and clients granting, renewing and letting lapse leases (checked by the lease checker; the default with a lease mutant)").choices([...SIM_WORKLOADS]))
+    .option("--groups <n>", "consensus groups every node hosts, the keys spread over them; every checker runs per group (KV store only)", integer("--groups", 1), 1)
+    .action(async (opts: { protocol?: string; mutant?: string; listMutants: boolean; seeds?: number; seed?: number; faults?: string; scenario: string; json: boolean; historyOut?: string; traceOut?: string; workers: number; verbose: boolean; stateMachine?: string; workload?: SimWorkload; groups: number }) => {
       if (opts.listMutants) {
         process.stdout.write(listMutants(opts.protocol));
         return;
@@ -59,6 +64,7 @@ function buildProgram(setExitCode: (code: number) => void): Command {
           protocol,
           ...(opts.stateMachine === undefined ? {} : { stateMachine: opts.stateMachine }),
           ...(opts.mutant === undefined ? {} : { mutant: opts.mutant }),
+          ...(opts.workload === undefined ? {} : { workload: opts.workload }),
           ...(opts.seeds === undefined ? {} : { seeds: opts.seeds }),
           ...(opts.seed === undefined ? {} : { seed: opts.seed }),
           faults: opts.faults === undefined ? null : parseFaults(opts.faults),
@@ -68,6 +74,7 @@ function buildProgram(setExitCode: (code: number) => void): Command {
           ...(opts.traceOut === undefined ? {} : { traceOut: opts.traceOut }),
           workers: opts.workers,
           verbose: opts.verbose,
+          ...(opts.groups === 1 ? {} : { groups: opts.groups }),
         }),
       );
     });
@@ -109,6 +116,8 @@ function buildProgram(setExitCode: (code: number) => void): Command {
   registerMembersCommand(program, setExitCode);
   registerProxyCommand(program, setExitCode);
   registerSnapshotCommand(program, setExitCode);
+  registerTlsCommand(program, setExitCode);
+  addClientTlsOptions(program);
 
   return program;
 }

@@ -6,6 +6,7 @@ import { DEFAULT_NODE_CONFIG, isWildcard, parseHostPort, parsePeers, validateNod
 import { CONSENSUS_PROTOCOLS, type ConsensusProtocol } from "../runtime/server/consensus.js";
 import { dataDirFailure, StartupError } from "../runtime/server/data-dir.js";
 import { SynodNode } from "../runtime/server/node.js";
+import type { TlsFiles } from "../runtime/tls/material.js";
 import { createLogger, logFormatOption, stdoutLogFormat, type LogFormat } from "./logging.js";
 import { UsageError } from "./sim-command.js";
 
@@ -25,14 +26,26 @@ interface NodeFlags {
   requestTimeoutMs: number;
   snapshotEntries: number;
   walSegmentBytes: number;
+  historyRevisions: number;
   logLevel: string;
   logFormat?: LogFormat;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsCa?: string;
 }
 
 function positiveInteger(what: string) {
   return (text: string): number => {
     const value = Number(text);
     if (!Number.isSafeInteger(value) || value <= 0) throw new InvalidArgumentError(`${what} must be a positive integer`);
+    return value;
+  };
+}
+
+function nonNegativeInteger(what: string) {
+  return (text: string): number => {
+    const value = Number(text);
+    if (text.trim() === "" || !Number.isSafeInteger(value) || value < 0) throw new InvalidArgumentError(`${what} must be a non-negative integer`);
     return value;
   };
 }
@@ -56,8 +69,12 @@ export function registerNodeCommand(program: Command, setExitCode: (code: number
     .option("--request-timeout-ms <ms>", "a write or read not done by then is answered 503 timeout", positiveInteger("--request-timeout-ms"), DEFAULT_NODE_CONFIG.requestTimeoutMs)
     .option("--snapshot-entries <n>", "snapshot and compact the log after this many applied entries", positiveInteger("--snapshot-entries"), DEFAULT_NODE_CONFIG.snapshotEntries)
     .option("--wal-segment-bytes <n>", "size of a write-ahead log segment (preallocated)", positiveInteger("--wal-segment-bytes"), DEFAULT_NODE_CONFIG.walSegmentBytes)
+    .option("--history-revisions <n>", "revisions of history kept for reads at a revision and watches (the leader compacts older ones); 0 keeps all until POST /v1/compact", nonNegativeInteger("--history-revisions"), DEFAULT_NODE_CONFIG.historyRevisions)
     .option("--log-level <level>", "trace, debug, info, warn, error", DEFAULT_NODE_CONFIG.logLevel)
     .addOption(logFormatOption())
+    .option("--tls-cert <file>", "this node's certificate (PEM), naming urn:synod:node:<id>: serve HTTPS and use mutual TLS with peers (with --tls-key and --tls-ca)")
+    .option("--tls-key <file>", "the certificate's private key (PEM)")
+    .option("--tls-ca <file>", "the cluster's CA certificate (PEM): peers must present a certificate it signed")
     .addHelpText(
       "after",
       `
@@ -71,7 +88,10 @@ In a Kubernetes StatefulSet, each pod takes its id from its name (synod-0 is nod
 Then a fourth node joins it (added as a learner, a voter once it has caught up):
   synod node --id 4 --http 127.0.0.1:7004 --peer 127.0.0.1:7104 --join http://127.0.0.1:7001 --data-dir data/4
 Logs go to stdout: JSON lines (pino), or one readable line per event when stdout is a
-terminal (--log-format forces either). SIGINT or SIGTERM stops the node cleanly.`,
+terminal (--log-format forces either). SIGINT or SIGTERM stops the node cleanly.
+With TLS (synod tls makes a CA and node certificates; see docs/security.md):
+  synod node --id 1 ... --tls-cert tls/node-1.pem --tls-key tls/node-1-key.pem --tls-ca tls/ca.pem
+SIGHUP re-reads the three files: new connections use the new ones, no restart needed.`,
     )
     .action(async (flags: NodeFlags) => setExitCode(await runNode(flags)));
 }
@@ -113,12 +133,26 @@ function configFrom(flags: NodeFlags): NodeConfig {
       requestTimeoutMs: flags.requestTimeoutMs,
       snapshotEntries: flags.snapshotEntries,
       walSegmentBytes: flags.walSegmentBytes,
+      historyRevisions: flags.historyRevisions,
       logLevel: flags.logLevel,
+      tls: tlsFilesFrom(flags),
     });
   } catch (error) {
     if (error instanceof InvalidInputError) throw new UsageError(error.message);
     throw error;
   }
+}
+
+/** `--tls-cert`, `--tls-key` and `--tls-ca`: all three, or none. */
+function tlsFilesFrom(flags: NodeFlags): TlsFiles | null {
+  const given = [flags.tlsCert, flags.tlsKey, flags.tlsCa];
+  if (given.every((file) => file === undefined)) return null;
+  if (flags.tlsCert === undefined || flags.tlsKey === undefined || flags.tlsCa === undefined) {
+    const missing = [flags.tlsCert === undefined ? "--tls-cert" : null, flags.tlsKey === undefined ? "--tls-key" : null, flags.tlsCa === undefined ? "--tls-ca" : null].filter((flag) => flag !== null);
+    throw new InvalidInputError(`TLS needs --tls-cert, --tls-key and --tls-ca together; missing ${missing.join(" and ")}`);
+  }
+  if (flags.advertiseHttp?.startsWith("http://") === true) throw new InvalidInputError("--advertise-http must be an https:// URL when the node serves TLS");
+  return { certFile: resolve(flags.tlsCert), keyFile: resolve(flags.tlsKey), caFile: resolve(flags.tlsCa) };
 }
 
 async function runNode(flags: NodeFlags): Promise<number> {
@@ -164,6 +198,11 @@ async function runNode(flags: NodeFlags): Promise<number> {
     };
     process.once("SIGINT", () => shutdown("SIGINT"));
     process.once("SIGTERM", () => shutdown("SIGTERM"));
+    process.on("SIGHUP", () => {
+      if (config.tls === null) return log.info({}, "SIGHUP: no TLS files to re-read");
+      const refused = node.reloadTls();
+      if (refused !== null) log.error({ reason: refused.message }, "SIGHUP: the TLS files were refused; the ones in use stay");
+    });
     if (process.env["SYNOD_STOP_WITH_PARENT"] === "1") {
       // Started by `synod cluster` with a pipe on stdin: when the parent dies, however it
       // dies, the pipe closes and this node stops rather than live on as an orphan.

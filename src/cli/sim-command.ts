@@ -4,10 +4,12 @@ import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
 import cliProgress from "cli-progress";
 import { isReplicaMutant, REPLICA_MUTANTS } from "../core/replica/mutants.js";
+import { isKvMutant, KV_MUTANTS } from "../core/kv/mutants.js";
 import { describeParams, FAULT_CLASSES, type FaultClass } from "../sim/params.js";
 import { PROTOCOLS, protocolNames } from "../sim/protocols.js";
 import { describeFailure, reproduceCommand } from "../sim/run-report.js";
-import { runSimulation, scenarioConflict, type SimResult } from "../sim/simulation.js";
+import { groupsConflict, runSimulation, scenarioConflict, type SimResult, type SimWorkload } from "../sim/simulation.js";
+import { isRouterMutant, ROUTER_MUTANTS } from "../core/multi/mutants.js";
 import { appScenarioConflict } from "../sim/app/harness.js";
 import type { SimApplication } from "../sim/app/module.js";
 import { loadSimApplication } from "./sim-module.js";
@@ -30,6 +32,10 @@ export interface SimCommandOptions {
   readonly detailedFailures?: number;
   /** A user's state machine module to run instead of the KV store (docs/embedding.md). */
   readonly stateMachine?: string;
+  /** "leases" adds lease clients and their checker (default with a KV mutant). */
+  readonly workload?: SimWorkload;
+  /** Consensus groups every simulated node hosts (default 1); see docs/simulator.md. */
+  readonly groups?: number;
 }
 
 export class UsageError extends Error {
@@ -72,26 +78,31 @@ export async function runSim(options: SimCommandOptions): Promise<SimSummary> {
     throw new UsageError(`unknown protocol "${options.protocol}"; choose one of: ${protocolNames().join(", ")}`);
   }
   const factory = PROTOCOLS.get(options.protocol);
-  if (options.mutant !== undefined && factory !== undefined && !(options.mutant in factory.mutants) && !isReplicaMutant(options.mutant)) {
-    const known = [...Object.keys(factory.mutants), ...Object.keys(REPLICA_MUTANTS)];
+  if (options.mutant !== undefined && factory !== undefined && !(options.mutant in factory.mutants) && !isReplicaMutant(options.mutant) && !isKvMutant(options.mutant) && !isRouterMutant(options.mutant)) {
+    const known = [...Object.keys(factory.mutants), ...Object.keys(REPLICA_MUTANTS), ...Object.keys(KV_MUTANTS), ...Object.keys(ROUTER_MUTANTS)];
     throw new UsageError(`protocol ${options.protocol} has no mutant "${options.mutant}"; ${known.length === 0 ? "it has none" : `choose one of: ${known.join(", ")}`} (see --list-mutants)`);
   }
   if (factory !== undefined) {
     const conflict = scenarioConflict(options.scenario, options.faults ?? undefined, factory);
     if (conflict !== null) throw new UsageError(conflict);
   }
+  const groups = options.groups ?? 1;
+  const groupsProblem = groupsConflict(groups, options.stateMachine !== undefined);
+  if (groupsProblem !== null) throw new UsageError(groupsProblem);
+  if (options.mutant !== undefined && isRouterMutant(options.mutant) && groups < 2) throw new UsageError(`mutant ${options.mutant} misroutes between groups: run it with --groups 2 or more`);
   // Loaded here first, so a module that does not load or has the wrong shape is one line.
   const application = options.stateMachine === undefined ? undefined : await loadSimApplication(options.stateMachine);
   if (application !== undefined) {
     const conflict = appScenarioConflict(options.scenario);
     if (conflict !== null) throw new UsageError(conflict);
+    if (options.workload === "leases" || (options.mutant !== undefined && isKvMutant(options.mutant))) throw new UsageError("the lease workload and the KV mutants run on the KV store, not with --state-machine");
   }
   const count = options.seeds ?? (options.seed === undefined ? 100 : 1);
   if (!Number.isSafeInteger(count) || count < 1) throw new UsageError("--seeds must be a positive integer");
   const start = options.seed ?? randomInt(1, 2 ** 47);
   const seeds = Array.from({ length: count }, (_, i) => start + i);
   const log = options.json ? (text: string) => process.stderr.write(`${text}\n`) : (text: string) => process.stdout.write(`${text}\n`);
-  log(`synod sim: protocol ${options.protocol}${application === undefined ? "" : `, state machine ${application.name} (${application.path})`}${options.mutant === undefined ? "" : `, mutant ${options.mutant}`}, seeds ${start}..${start + count - 1}, scenario ${options.scenario}, faults ${options.faults === null ? "per scenario" : options.faults.join(",") || "none"}`);
+  log(`synod sim: protocol ${options.protocol}${groups === 1 ? "" : `, ${groups} groups per node`}${application === undefined ? "" : `, state machine ${application.name} (${application.path})`}${options.mutant === undefined ? "" : `, mutant ${options.mutant}`}, seeds ${start}..${start + count - 1}, scenario ${options.scenario}, faults ${options.faults === null ? "per scenario" : options.faults.join(",") || "none"}`);
 
   const results = await runSeeds(seeds, options, application);
   const failures = results.filter((r) => r.failure !== null).sort((a, b) => a.seed - b.seed);
@@ -117,6 +128,8 @@ export async function runSim(options: SimCommandOptions): Promise<SimSummary> {
         ...(options.faults === null ? {} : { faults: options.faults }),
         ...(options.mutant === undefined ? {} : { mutant: options.mutant }),
         ...(application === undefined ? {} : { application }),
+        ...(options.workload === undefined ? {} : { workload: options.workload }),
+        ...(groups === 1 ? {} : { groups }),
         fullTrace: true,
       });
       writeFileSync(options.traceOut, [...describeParams(rerun.params), ...rerun.trace].join("\n") + "\n");
@@ -172,6 +185,8 @@ function runSeeds(seeds: readonly number[], options: SimCommandOptions, applicat
     scenario: options.scenario,
     keepHistory: options.historyOut !== undefined,
     stateMachine: application === undefined ? null : application.path,
+    workload: options.workload ?? null,
+    groups: options.groups ?? 1,
   };
   const bar = new cliProgress.SingleBar(
     { format: "  {bar} {value}/{total} seeds | {failed} failed | {duration_formatted}", hideCursor: true, clearOnComplete: true, stream: process.stderr },
@@ -227,6 +242,10 @@ export function listMutants(protocol?: string): string {
   }
   // The replica's mutants break the loop every protocol runs in.
   for (const [name, description] of Object.entries(REPLICA_MUTANTS)) lines.push(`${"(any)".padEnd(14)} ${name.padEnd(28)} ${description}`);
+  // The KV layer's mutants break leases on every protocol; they run the lease workload.
+  for (const [name, description] of Object.entries(KV_MUTANTS)) lines.push(`${"(any)".padEnd(14)} ${name.padEnd(28)} ${description}`);
+  // The router's mutants break the delivery between groups (with --groups 2 or more).
+  for (const [name, description] of Object.entries(ROUTER_MUTANTS)) lines.push(`${"(any)".padEnd(14)} ${name.padEnd(28)} ${description} (--groups 2 or more)`);
   return lines.length === 0 ? "no mutants\n" : `${"protocol".padEnd(14)} ${"mutant".padEnd(28)} what it breaks\n${lines.join("\n")}\n`;
 }
 

@@ -2,7 +2,7 @@
 // pure functions of their seed, so which worker runs a seed changes nothing.
 import { parentPort, workerData } from "node:worker_threads";
 import { PROTOCOLS } from "../sim/protocols.js";
-import { runSimulation } from "../sim/simulation.js";
+import { runSimulation, type SimWorkload } from "../sim/simulation.js";
 import type { FaultClass } from "../sim/params.js";
 import { loadSimApplication } from "./sim-module.js";
 
@@ -15,6 +15,10 @@ export interface WorkerSetup {
   readonly keepHistory: boolean;
   /** The --state-machine module's path (the main thread checked it loads), or null for the KV store. */
   readonly stateMachine: string | null;
+  /** The workload asked for (null: the default). */
+  readonly workload: SimWorkload | null;
+  /** Consensus groups per node (1: the one group of every cluster). */
+  readonly groups: number;
 }
 
 const setup = workerData as WorkerSetup;
@@ -30,6 +34,8 @@ parentPort?.on("message", (seed: number) => {
     ...(setup.faults === null ? {} : { faults: setup.faults }),
     ...(setup.mutant === null ? {} : { mutant: setup.mutant }),
     ...(application === undefined ? {} : { application }),
+    ...(setup.workload === null ? {} : { workload: setup.workload }),
+    ...(setup.groups === 1 ? {} : { groups: setup.groups }),
   });
   parentPort?.postMessage(setup.keepHistory ? result : { ...result, history: [], appHistory: [] });
 });

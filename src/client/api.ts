@@ -2,7 +2,7 @@
 // as TypeScript types, and the functions that turn a node's raw answer into them or into a
 // typed error. No I/O; the transport and the clients build on it.
 import { InvalidInputError } from "../core/common/errors.js";
-import { CompareFailedError, HttpApiError, NoQuorumError, NotMemberError, SequenceSupersededError, SessionExpiredError, TimeoutError, UnavailableError } from "./errors.js";
+import { CompactedError, CompareFailedError, HttpApiError, LeaseNotFoundError, NoQuorumError, NotMemberError, SequenceSupersededError, SessionExpiredError, TimeoutError, UnavailableError } from "./errors.js";
 import type { IncomingHttpHeaders } from "node:http";
 
 export type Consistency = "linearizable" | "lease" | "stale";
@@ -40,7 +40,8 @@ export type TxnCompare =
   | { readonly key: string; readonly target: "revision" | "createRevision" | "version"; readonly op: CompareOperator; readonly value: number };
 /** One operation of a transaction's branch; a put's value is text (UTF-8) or bytes. */
 export type TxnOperation =
-  | { readonly op: "put"; readonly key: string; readonly value: string | Uint8Array }
+  /** `lease`: attach the key to that lease (see `Client.lease`); without it, to none. */
+  | { readonly op: "put"; readonly key: string; readonly value: string | Uint8Array; readonly lease?: number }
   | { readonly op: "get"; readonly key: string }
   | { readonly op: "delete"; readonly key: string };
 export interface TxnRequest {
@@ -122,6 +123,11 @@ export function errorFor(response: ApiResponse): Error {
     return new CompareFailedError({ message, endpoint, revision: typeof revision === "number" ? revision : null });
   }
   if (response.status === 410 && code === "session_expired") return new SessionExpiredError({ message, endpoint });
+  if (response.status === 404 && code === "lease_not_found") return new LeaseNotFoundError({ message, endpoint, id: typeof fields["id"] === "number" ? fields["id"] : null });
+  if (response.status === 410 && code === "compacted") {
+    const compactRevision = fields["compactRevision"];
+    return new CompactedError({ message, endpoint, compactRevision: typeof compactRevision === "number" ? compactRevision : null });
+  }
   if (response.status === 409 && code === "sequence_superseded") {
     const number = (name: string): number | null => (typeof fields[name] === "number" ? (fields[name] as number) : null);
     return new SequenceSupersededError({ message, endpoint, session: number("session"), sequence: number("sequence"), latestSequence: number("latestSequence") });
@@ -377,6 +383,53 @@ export function decodeTxnAnswer(response: ApiResponse): TxnResponse {
 /** `GET /v1/status`'s answer. */
 export function decodeStatusAnswer(response: ApiResponse): NodeStatus {
   return decodeStatus(jsonObject(response), response);
+}
+
+/** `POST /v1/compact`'s answer. */
+export function decodeCompactAnswer(response: ApiResponse): { compactRevision: number; revision: number } {
+  const body = jsonObject(response);
+  return { compactRevision: numberField(body, "compactRevision", response), revision: numberField(body, "revision", response) };
+}
+
+/** `POST /v1/leases` and `POST /v1/leases/{id}/keepalive`'s answer. */
+export function decodeLeaseAnswer(response: ApiResponse): { id: number; ttlSeconds: number } {
+  const body = jsonObject(response);
+  return { id: numberField(body, "id", response), ttlSeconds: numberField(body, "ttlSeconds", response) };
+}
+
+/** `DELETE /v1/leases/{id}`'s answer. */
+export function decodeRevokeAnswer(response: ApiResponse): { deleted: number; revision: number } {
+  const body = jsonObject(response);
+  return { deleted: numberField(body, "deleted", response), revision: numberField(body, "revision", response) };
+}
+
+/** A lease as `GET /v1/leases/{id}` tells it (`keys` empty, `moreKeys` false in a list). */
+export interface LeaseInfo {
+  readonly id: number;
+  readonly ttlSeconds: number;
+  /** How long it lives yet without a keep-alive, by the answering node's clock. */
+  readonly remainingMs: number;
+  readonly keys: readonly string[];
+  readonly moreKeys: boolean;
+}
+
+function leaseInfoOf(value: unknown, response: ApiResponse): LeaseInfo {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) throw invalidResponse(response, "a lease is not an object");
+  const body = value as Record<string, unknown>;
+  const keys = Array.isArray(body["keys"]) ? (body["keys"] as unknown[]).filter((key): key is string => typeof key === "string") : [];
+  return { id: numberField(body, "id", response), ttlSeconds: numberField(body, "ttlSeconds", response), remainingMs: numberField(body, "remainingMs", response), keys, moreKeys: body["moreKeys"] === true };
+}
+
+/** `GET /v1/leases/{id}`'s answer. */
+export function decodeLeaseInfoAnswer(response: ApiResponse): LeaseInfo {
+  return leaseInfoOf(jsonObject(response), response);
+}
+
+/** `GET /v1/leases`'s answer. */
+export function decodeLeaseListAnswer(response: ApiResponse): { leases: LeaseInfo[]; more: boolean } {
+  const body = jsonObject(response);
+  if (!Array.isArray(body["leases"])) throw invalidResponse(response, "leases is not a list");
+  return { leases: (body["leases"] as unknown[]).map((lease) => leaseInfoOf(lease, response)), more: body["more"] === true };
 }
 
 /** `POST /v1/sessions`'s answer: the session's id (a positive safe integer). */

@@ -3,6 +3,7 @@
 // calls in flight and waiting, retries with full-jitter backoff under a retry budget, and
 // makes writes exactly-once with client sessions. docs/client.md describes it for users.
 import { randomInt } from "node:crypto";
+import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Prng } from "../core/common/prng.js";
 import { InvalidInputError } from "../core/common/errors.js";
@@ -11,6 +12,13 @@ import type { Strategy } from "../core/balance/endpoint.js";
 import { backoffMs, resolveBackoffOptions, RetryBudget, type BackoffOptions, type RetryBudgetOptions } from "../core/balance/retry.js";
 import { Admission } from "./admission.js";
 import {
+  decodeCompactAnswer,
+  decodeLeaseAnswer,
+  decodeLeaseInfoAnswer,
+  decodeLeaseListAnswer,
+  decodeRevokeAnswer,
+  errorBodyCode,
+  type LeaseInfo,
   decodeDeleteAnswer,
   decodeGetAnswer,
   decodeMembersAnswer,
@@ -39,7 +47,11 @@ import { CallContext, CallEnded } from "./call.js";
 import { ClientClosedError, ConnectionError, HttpApiError, NoEndpointError, NoQuorumError, SessionExpiredError, TimeoutError, UnavailableError } from "./errors.js";
 import { ClusterRouter, type RouterEndpoint, type RouterEndpointConfig, type RouterStats } from "./router.js";
 import { SessionLanes, type SessionLane } from "./sessions.js";
-import { HttpTransport, type TransportRequest } from "./transport.js";
+import { HttpTransport, type ClientTls, type TransportRequest } from "./transport.js";
+import { Watch, type WatchOptions } from "./watch.js";
+import { Lease } from "./lease.js";
+import { acquireLock, type Lock, type LockOptions } from "./lock.js";
+import { campaign, electionLeader, observe, type ElectionLeader, type Leadership } from "./election.js";
 
 /** How failed attempts are retried: an attempt limit, the pause between attempts, and the client-wide budget (docs/balance.md, "Retries"). */
 export interface RetryOptions extends Partial<BackoffOptions>, Partial<RetryBudgetOptions> {
@@ -87,6 +99,8 @@ export interface ClientOptions {
   readonly balancer?: BalancerOptions;
   /** Seeds the balancer's and the backoff's randomness; default random. */
   readonly seed?: number;
+  /** For https:// endpoints: the CA to trust (a `synod cluster --tls` cluster's `tls/ca.pem`) and a client certificate. */
+  readonly tls?: ClientTls;
   /** How long connecting to a node may take; default 3,000 ms. */
   readonly connectTimeoutMs?: number;
   /** Keep-alive connections per endpoint, 1..1024; default `concurrency`, at most 1024. */
@@ -111,10 +125,31 @@ export interface DeleteOptions extends CallOptions {
 export interface PutOptions extends CallOptions {
   /** Compare-and-set: write only if the key's revision is this (0: only if it does not exist); else CompareFailedError. */
   readonly prevRevision?: number;
+  /**
+   * Attach the key to this lease (a `Lease`, or a lease's id): it is deleted when the lease
+   * expires or is revoked. Without it the key is attached to none. @throws LeaseNotFoundError
+   * when the lease does not exist (nothing is written).
+   */
+  readonly lease?: Lease | number;
+}
+
+/** `Client.leases`'s options. */
+export interface LeaseListOptions extends CallOptions {
+  readonly consistency?: Consistency;
+  /** At most this many, 1..1000; default 100. */
+  readonly limit?: number;
+  /** Only leases with ids above this one, for paging. */
+  readonly after?: number;
 }
 
 export interface ReadOptions extends CallOptions {
   readonly consistency?: Consistency;
+  /**
+   * Read as the store was at this revision (>= 1) rather than now. Rejects with
+   * CompactedError below the cluster's compaction point, and with an HttpApiError
+   * `future_revision` past the revision of the node that answers.
+   */
+  readonly revision?: number;
 }
 
 export interface DeleteOptions extends CallOptions {
@@ -241,6 +276,11 @@ export class Client {
   private readonly timeoutMs: number;
   private readonly attemptTimeoutMs: number;
   private readonly calls = new Set<CallContext>();
+  private readonly watches = new Set<Watch>();
+  /** Leases this client keeps alive. */
+  private readonly heldLeases = new Set<Lease>();
+  private readonly connectTimeoutMs: number;
+  private readonly responseBytesMax: number;
   private closing: Promise<void> | null = null;
   private readonly counters = { calls: 0, retries: 0, callsRetried: 0, retriesDenied: 0, retriesMaybeApplied: 0, outcomeUnknown: 0, sessionsOpened: 0, sessionsExpired: 0 };
 
@@ -257,12 +297,15 @@ export class Client {
     this.prng = new Prng(seed);
     this.budget = resolveRetryOption(() => new RetryBudget(performance.now(), options.retry ?? {}));
     this.lanes = options.sessions === false ? null : new SessionLanes(concurrency);
+    this.connectTimeoutMs = integerOption(options.connectTimeoutMs, CONNECT_TIMEOUT_MS_DEFAULT, "connectTimeoutMs", 1, TIMEOUT_MS_MAX);
+    this.responseBytesMax = integerOption(options.responseBytesMax, RESPONSE_BYTES_MAX_DEFAULT, "responseBytesMax", 1, Number.MAX_SAFE_INTEGER);
     this.transport = new HttpTransport({
       connectionsPerEndpoint: integerOption(options.connectionsPerEndpoint, Math.min(concurrency, CONNECTIONS_PER_ENDPOINT_MAX), "connectionsPerEndpoint", 1, CONNECTIONS_PER_ENDPOINT_MAX),
-      connectTimeoutMs: integerOption(options.connectTimeoutMs, CONNECT_TIMEOUT_MS_DEFAULT, "connectTimeoutMs", 1, TIMEOUT_MS_MAX),
+      connectTimeoutMs: this.connectTimeoutMs,
       // Only a backstop: each attempt's own signal ends it sooner, and a call may have a longer timeoutMs than the client's.
       answerTimeoutMs: TIMEOUT_MS_MAX,
-      responseBytesMax: integerOption(options.responseBytesMax, RESPONSE_BYTES_MAX_DEFAULT, "responseBytesMax", 1, Number.MAX_SAFE_INTEGER),
+      responseBytesMax: this.responseBytesMax,
+      ...(options.tls === undefined ? {} : { tls: options.tls }),
     });
     this.router = new ClusterRouter({
       endpoints: endpointConfigs(options),
@@ -289,16 +332,17 @@ export class Client {
       if (!Number.isSafeInteger(options.prevRevision) || options.prevRevision < 0) throw new InvalidInputError(`prevRevision must be a non-negative integer, got ${options.prevRevision}`);
       query.set("prevRevision", String(options.prevRevision));
     }
+    if (options.lease !== undefined) query.set("lease", String(leaseIdOf(options.lease)));
     if (typeof value === "string") checkWellFormed(value, "a value given as text");
     const body = typeof value === "string" ? Buffer.from(value, "utf8") : value;
     const request: TransportRequest = { method: "PUT", path: withQuery(`/v1/kv/${encodeKeyPath(key)}`, query), body, headers: OCTET_STREAM };
     return this.writeAndDecode({ kind: "write", what: `PUT ${key}`, request, key }, options, decodePutAnswer);
   }
 
-  /** Reads `key`; null when it does not exist. */
+  /** Reads `key` (as it was at `options.revision`, if given); null when it does not (or did not) exist. */
   async get(key: string, options: ReadOptions = {}): Promise<KeyValue | null> {
     const consistency = options.consistency ?? this.consistency;
-    const path = `/v1/kv/${encodeKeyPath(key)}?consistency=${consistency}`;
+    const path = `/v1/kv/${encodeKeyPath(key)}?consistency=${consistency}${revisionQuery(options.revision)}`;
     return decodeGetAnswer(await this.call({ kind: "read", what: `GET ${key}`, request: { method: "GET", path }, consistency, key, accept: isKeyNotFound }, options));
   }
 
@@ -339,6 +383,7 @@ export class Client {
     }
     if (options.after !== undefined) query.set("after", options.after);
     query.set("consistency", consistency);
+    if (options.revision !== undefined) query.set("revision", revisionQuery(options.revision).slice("&revision=".length));
     const request: TransportRequest = { method: "GET", path: withQuery("/v1/kv", query) };
     return decodeRangeAnswer(await this.call({ kind: "read", what: `range ${JSON.stringify(prefix)}`, request, consistency, key: prefix }, options));
   }
@@ -351,6 +396,131 @@ export class Client {
     checkTxnText(request);
     const body = encodeTxnRequest(request);
     return this.writeAndDecode({ kind: "write", what: "txn", request: { method: "POST", path: "/v1/txn", body, headers: JSON_BODY } }, options, decodeTxnAnswer);
+  }
+
+  /**
+   * `POST /v1/compact`: drops the history below `revision` (reads at, and watches from, older
+   * revisions are refused from then on). Idempotent: an older point changes nothing. Rejects
+   * with an HttpApiError `future_revision` past the cluster's revision.
+   */
+  async compact(revision: number, options: CallOptions = {}): Promise<{ compactRevision: number; revision: number }> {
+    if (!Number.isSafeInteger(revision) || revision < 1) throw new InvalidInputError(`a compaction's revision must be a positive integer, got ${revision}`);
+    const request: TransportRequest = { method: "POST", path: "/v1/compact", body: JSON.stringify({ revision }), headers: JSON_BODY };
+    // A compaction applied twice is one compaction: safe to send again, no session needed.
+    return this.writeAndDecode({ kind: "write", what: `compact ${revision}`, request, retrySafe: true, inSession: false }, options, decodeCompactAnswer);
+  }
+
+  /**
+   * Watches `key` (or with `prefix`, every key under it) for changes: an async iterator of
+   * every change, once, in revision order, from now or from `fromRevision`. It reconnects by
+   * itself, to any node, after a failure, resuming after the last change it delivered; it
+   * ends (no error) on `close()`, `return()` (a `break` out of `for await`), the signal or the
+   * client's close; it rejects with CompactedError when the changes it still had to deliver
+   * were compacted, and with HttpApiError for a request the nodes refuse (400).
+   * @throws InvalidInputError for a key or option refused before anything is sent.
+   */
+  watch(key: string, options: WatchOptions = {}): Watch {
+    if (this.closing !== null) throw new ClientClosedError();
+    const watch = new Watch(
+      key,
+      options,
+      {
+        pick: (watched, avoid) => this.router.pickForRead("stale", watched, avoid),
+        reportFailure: (id) => this.router.reportFailure(id),
+        reportSuccess: (id) => this.router.reportSuccess(id),
+        backoffMs: (attempt) => backoffMs(attempt, this.prng, this.backoff),
+        connectTimeoutMs: this.connectTimeoutMs,
+        eventBytesMax: this.responseBytesMax,
+      },
+      (closed) => this.watches.delete(closed),
+    );
+    this.watches.add(watch);
+    return watch;
+  }
+
+  /**
+   * Grants a lease of `ttlSeconds` (1 to 31536000) and keeps it alive in the background, at
+   * a third of its time to live, through node failures and failovers, until `revoke()`,
+   * `release()` or the client's close. Its `lost` promise (and `onLost`) says when it is
+   * gone or may be: the cluster said it no longer exists, or no keep-alive was acknowledged
+   * within its time to live. Attach keys with `put(key, value, { lease })`.
+   */
+  async lease(ttlSeconds: number, options: CallOptions = {}): Promise<Lease> {
+    const sentAtMs = performance.now();
+    const granted = await this.grantLease(ttlSeconds, options);
+    if (this.closing !== null) throw new ClientClosedError();
+    const lease = new Lease(granted.id, granted.ttlSeconds, sentAtMs, {
+      keepAlive: (id, timeoutMs, signal) => this.keepAliveLease(id, { timeoutMs: Math.min(timeoutMs, TIMEOUT_MS_MAX), signal }),
+      revoke: (id) => this.revokeLease(id),
+    }, (ended) => this.heldLeases.delete(ended));
+    this.heldLeases.add(lease);
+    return lease;
+  }
+
+  /**
+   * Acquires the lock `name` (a key prefix, like `locks/db`): resolves once this caller holds
+   * it, in the order callers asked, with a fencing token (`lock.token`) above every earlier
+   * holder's. Held under a lease kept alive in the background (`ttlSeconds`, default 10), or
+   * under `options.lease`; `lock.lost` says when that lease is gone. See docs/recipes.md.
+   */
+  async lock(name: string, options: LockOptions = {}): Promise<Lock> {
+    return acquireLock(this, name, options);
+  }
+
+  /**
+   * Campaigns in the election `name` (a key prefix) with `value`: resolves once this
+   * candidate leads, in the order candidates campaigned (see docs/recipes.md).
+   */
+  async campaign(name: string, value: string, options: Omit<LockOptions, "value"> = {}): Promise<Leadership> {
+    return campaign(this, name, value, options);
+  }
+
+  /** The leader of the election `name` now (its key, value and token), or null. */
+  async electionLeader(name: string): Promise<ElectionLeader | null> {
+    return electionLeader(this, name);
+  }
+
+  /** Each change of the election's leader or its value, from the current one on (null: none leads). */
+  observe(name: string, options: { readonly signal?: AbortSignal } = {}): AsyncGenerator<ElectionLeader | null> {
+    return observe(this, name, options.signal);
+  }
+
+  /** `POST /v1/leases`: grants a lease (once, in a session, however often the call is retried); no keep-alives. */
+  async grantLease(ttlSeconds: number, options: CallOptions = {}): Promise<{ id: number; ttlSeconds: number }> {
+    if (!Number.isSafeInteger(ttlSeconds) || ttlSeconds < 1 || ttlSeconds > 31_536_000) throw new InvalidInputError(`a lease's ttlSeconds is an integer from 1 to 31536000, got ${ttlSeconds}`);
+    const request: TransportRequest = { method: "POST", path: "/v1/leases", body: JSON.stringify({ ttlSeconds }), headers: JSON_BODY };
+    return this.writeAndDecode({ kind: "write", what: `grant a lease of ${ttlSeconds} s`, request }, options, decodeLeaseAnswer);
+  }
+
+  /** `POST /v1/leases/{id}/keepalive`: renews it once. @throws LeaseNotFoundError when it is gone. */
+  async keepAliveLease(id: number, options: CallOptions = {}): Promise<{ id: number; ttlSeconds: number }> {
+    const request: TransportRequest = { method: "POST", path: `/v1/leases/${leaseIdOf(id)}/keepalive` };
+    // A keep-alive applied twice renews twice: safe to send again, no session needed.
+    return this.writeAndDecode({ kind: "write", what: `keep lease ${id} alive`, request, retrySafe: true, inSession: false }, options, decodeLeaseAnswer);
+  }
+
+  /** `DELETE /v1/leases/{id}`: revokes it, deleting its keys in one revision. @throws LeaseNotFoundError when it is gone. */
+  async revokeLease(id: number, options: CallOptions = {}): Promise<{ deleted: number; revision: number }> {
+    const request: TransportRequest = { method: "DELETE", path: `/v1/leases/${leaseIdOf(id)}` };
+    return this.writeAndDecode({ kind: "write", what: `revoke lease ${id}`, request }, options, decodeRevokeAnswer);
+  }
+
+  /** `GET /v1/leases/{id}`: its time to live, how long it lives yet, its keys; null when it does not exist. */
+  async leaseInfo(id: number, options: ReadOptions = {}): Promise<LeaseInfo | null> {
+    const consistency = options.consistency ?? this.consistency;
+    const request: TransportRequest = { method: "GET", path: `/v1/leases/${leaseIdOf(id)}?consistency=${consistency}` };
+    const response = await this.call({ kind: "read", what: `GET lease ${id}`, request, consistency, accept: (answer) => answer.status === 404 && errorBodyCode(answer) === "lease_not_found" }, options);
+    return response.status === 404 ? null : decodeLeaseInfoAnswer(response);
+  }
+
+  /** `GET /v1/leases`: the cluster's leases by increasing id, a page at a time (`after` the last id). */
+  async leases(options: LeaseListOptions = {}): Promise<{ leases: LeaseInfo[]; more: boolean }> {
+    const consistency = options.consistency ?? this.consistency;
+    const query = new URLSearchParams({ consistency });
+    if (options.limit !== undefined) query.set("limit", String(options.limit));
+    if (options.after !== undefined) query.set("after", String(options.after));
+    const request: TransportRequest = { method: "GET", path: withQuery("/v1/leases", query) };
+    return decodeLeaseListAnswer(await this.call({ kind: "read", what: "list leases", request, consistency }, options));
   }
 
   /**
@@ -397,6 +567,8 @@ export class Client {
   }
 
   private async shutDown(): Promise<void> {
+    for (const watch of [...this.watches]) watch.close();
+    for (const lease of [...this.heldLeases]) lease.fail("closed", `lease ${lease.id}: the client was closed, so no one keeps it alive; it expires within its time to live`);
     this.admission.rejectAll(new CallEnded("closed"));
     for (const call of this.calls) call.finish("closed");
     await this.router.close();
@@ -675,6 +847,13 @@ function checkTxnText(request: TxnRequest): void {
   }
 }
 
+/** `&revision=N` for a read at a revision, "" for none. @throws InvalidInputError for a revision that is not a positive integer. */
+function revisionQuery(revision: number | undefined): string {
+  if (revision === undefined) return "";
+  if (!Number.isSafeInteger(revision) || revision < 1) throw new InvalidInputError(`revision must be a positive integer, got ${revision}`);
+  return `&revision=${revision}`;
+}
+
 function integerOption(value: number | undefined, fallback: number, name: string, min: number, max: number): number {
   if (value === undefined) return fallback;
   if (!Number.isSafeInteger(value) || value < min || value > max) throw new InvalidInputError(`${name} must be an integer from ${min} to ${max}, got ${value}`);
@@ -688,4 +867,11 @@ function resolveRetryOption<T>(resolve: () => T): T {
   } catch (error) {
     throw new InvalidInputError(`retry: ${(error as Error).message}`, { cause: error });
   }
+}
+
+/** A lease's id, from a `Lease` or as given. @throws InvalidInputError for one that is not a positive integer. */
+function leaseIdOf(lease: Lease | number): number {
+  const id = typeof lease === "number" ? lease : lease.id;
+  if (!Number.isSafeInteger(id) || id < 1) throw new InvalidInputError(`a lease id is a positive integer, got ${id}`);
+  return id;
 }

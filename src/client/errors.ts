@@ -131,6 +131,21 @@ export class SessionExpiredError extends HttpApiError {
 }
 
 /**
+ * 410 `compacted`: a read at, or a watch from, a revision below the cluster's compaction
+ * point; that history is gone. Read at `compactRevision` or later, or read the current state
+ * and watch from its revision + 1.
+ */
+export class CompactedError extends HttpApiError {
+  /** The oldest revision the cluster still holds, as the node said; null if it did not. */
+  readonly compactRevision: number | null;
+  constructor(options: { message: string; endpoint: string; compactRevision: number | null }) {
+    super({ status: 410, code: "compacted", message: options.message, endpoint: options.endpoint });
+    this.name = "CompactedError";
+    this.compactRevision = options.compactRevision;
+  }
+}
+
+/**
  * 409 `sequence_superseded`: a write in a session whose sequence is older than the session's
  * latest. The cluster keeps only the latest write's answer, so this one's is no longer
  * known (it may have been applied when it was first sent); nothing was applied now. It
@@ -193,5 +208,36 @@ export class NoEndpointError extends SynodError {
   constructor(message = "no endpoint is available (every one is unhealthy or ejected)") {
     super("no_endpoint", message);
     this.name = "NoEndpointError";
+  }
+}
+
+/**
+ * 404 `lease_not_found`: the lease a call named does not exist: it was never granted, or it
+ * expired or was revoked (its keys went with it). Nothing was written. Grant a new one.
+ */
+export class LeaseNotFoundError extends HttpApiError {
+  /** The lease's id, as the node reported it (null if it did not). */
+  readonly id: number | null;
+  constructor(options: { message: string; endpoint: string; id: number | null }) {
+    super({ status: 404, code: "lease_not_found", message: options.message, endpoint: options.endpoint });
+    this.name = "LeaseNotFoundError";
+    this.id = options.id;
+  }
+}
+
+/**
+ * What a `Lease`'s `lost` resolves with: the lease is gone, or may be, and its holder must
+ * act as if it were (stop what it did under it). `reason` says which: "expired" (the cluster
+ * said it no longer exists), "unrenewed" (no keep-alive was acknowledged within its time to
+ * live, so it may have expired) or "closed" (the client was closed).
+ */
+export class LeaseLostError extends SynodError {
+  readonly id: number;
+  readonly reason: "expired" | "unrenewed" | "closed";
+  constructor(options: { id: number; reason: "expired" | "unrenewed" | "closed"; message: string; cause?: unknown }) {
+    super("lease_lost", options.message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "LeaseLostError";
+    this.id = options.id;
+    this.reason = options.reason;
   }
 }

@@ -1,6 +1,7 @@
 // The I/O side of load balancing: the pure Balancer (src/core/balance) decides, this drives
 // it with a clock, active health checks over HTTP, and what it learns about the leader.
 // The client SDK and the proxy both route through one of these.
+import { tlsConnectOptions, type ClientTls } from "./transport.js";
 import { randomInt } from "node:crypto";
 import { Agent } from "undici";
 import { Prng } from "../core/common/prng.js";
@@ -46,6 +47,8 @@ export type MembersFetcher = (url: string, signal: AbortSignal) => Promise<Membe
 export interface ClusterRouterOptions {
   /** At least one; URLs must be distinct http(s) origins. */
   readonly endpoints: readonly RouterEndpointConfig[];
+  /** For https:// endpoints, the default fetchers' CA and client certificate (as `ClientOptions.tls`). */
+  readonly tls?: ClientTls;
   /** The picker for requests that do not go to the leader; default `p2c`. */
   readonly strategy?: Strategy;
   /** Health, ejection, panic and slow-start tuning (docs/balance.md). */
@@ -173,7 +176,7 @@ export class ClusterRouter {
     this.membersIntervalMs = integerOption(options.membersIntervalMs, MEMBERS_INTERVAL_MS_DEFAULT, "membersIntervalMs", 0);
     this.now = options.now ?? (() => performance.now());
     const needsAgent = options.fetchStatus === undefined || (options.fetchMembers === undefined && this.membersIntervalMs > 0);
-    this.agent = needsAgent ? new Agent({ connections: 1, maxResponseSize: STATUS_BYTES_MAX }) : null;
+    this.agent = needsAgent ? new Agent({ connections: 1, maxResponseSize: STATUS_BYTES_MAX, connect: tlsConnectOptions(options.tls) }) : null;
     this.fetchStatus = options.fetchStatus ?? httpStatusFetcher(this.agent as Agent, this.healthCheckTimeoutMs);
     this.fetchMembers = options.fetchMembers ?? (this.agent === null ? async () => null : httpMembersFetcher(this.agent));
     const endpoints = this.adopt(options.endpoints);

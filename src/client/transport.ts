@@ -24,6 +24,30 @@ export interface TransportOptions {
   readonly answerTimeoutMs: number;
   /** The largest response body accepted, in bytes. */
   readonly responseBytesMax: number;
+  /** For https:// endpoints: the CA to trust and a client certificate (ClientOptions.tls). */
+  readonly tls?: ClientTls;
+}
+
+/**
+ * TLS for https:// endpoints. `ca`: the CA certificates to trust instead of the system's
+ * (a cluster made by `synod cluster --tls` has its own: `<data-dir>/tls/ca.pem`); `cert` and
+ * `key`: a client certificate, for servers that ask for one. PEM text or bytes.
+ */
+export interface ClientTls {
+  readonly ca?: string | Uint8Array;
+  readonly cert?: string | Uint8Array;
+  readonly key?: string | Uint8Array;
+}
+
+/** undici's connect options for `tls`. */
+export function tlsConnectOptions(tls: ClientTls | undefined): { ca?: string | Buffer; cert?: string | Buffer; key?: string | Buffer } {
+  if (tls === undefined) return {};
+  const pem = (value: string | Uint8Array): string | Buffer => (typeof value === "string" ? value : Buffer.from(value));
+  return {
+    ...(tls.ca === undefined ? {} : { ca: pem(tls.ca) }),
+    ...(tls.cert === undefined ? {} : { cert: pem(tls.cert) }),
+    ...(tls.key === undefined ? {} : { key: pem(tls.key) }),
+  };
 }
 
 /** Socket error codes meaning the connection was never established, so nothing was sent. */
@@ -83,8 +107,8 @@ export class HttpTransport {
     let pool = this.pools.get(endpoint);
     if (pool === undefined) {
       assert(this.pools.size < POOLS_MAX, `at most ${POOLS_MAX} distinct endpoints`);
-      const { connectionsPerEndpoint, connectTimeoutMs, responseBytesMax } = this.options;
-      pool = new Pool(endpoint, { connections: connectionsPerEndpoint, connect: { timeout: connectTimeoutMs }, maxResponseSize: responseBytesMax });
+      const { connectionsPerEndpoint, connectTimeoutMs, responseBytesMax, tls } = this.options;
+      pool = new Pool(endpoint, { connections: connectionsPerEndpoint, connect: { timeout: connectTimeoutMs, ...tlsConnectOptions(tls) }, maxResponseSize: responseBytesMax });
       this.pools.set(endpoint, pool);
     }
     return pool;

@@ -96,3 +96,38 @@ test("saving a snapshot makes the writes before it durable, as the WAL's checkpo
   disk.sync(begun);
   assert.equal(disk.unsyncedCount, 1);
 });
+
+test("one disk holds every group of a node: each recovers its own records, and a crash cuts the one shared stream", () => {
+  const disk = new SimDisk<{ term: number }>(0);
+  disk.write({ kind: "entries", entries: [entry(1, 1)] }, 0);
+  disk.write({ kind: "entries", entries: [entry(1, 5), entry(2, 5)] }, 3);
+  disk.write({ kind: "hard-state", hardState: { term: 5 } }, 3);
+  disk.sync();
+  disk.write({ kind: "entries", entries: [entry(2, 1)] }, 0);
+  disk.write({ kind: "entries", entries: [entry(3, 5)] }, 3);
+  // The crash keeps a prefix of the two unsynced writes, across both groups.
+  const prng = new Prng(7);
+  const outcome = disk.crash(prng);
+  const survivors = 2 - outcome.lost;
+  const group0 = disk.recover(0);
+  const group3 = disk.recover(3);
+  assert.deepEqual(group0.entries.map((e) => e.index), survivors >= 1 ? [1, 2] : [1]);
+  assert.deepEqual(group3.entries.map((e) => [e.index, e.term]), survivors >= 2 ? [[1, 5], [2, 5], [3, 5]] : [[1, 5], [2, 5]]);
+  assert.deepEqual(group3.hardState, { term: 5 });
+  assert.equal(group0.hardState, null);
+  assert.deepEqual(disk.recover(0), group0, "recovering one group leaves the others' records alone");
+  assert.deepEqual(disk.replay(3), group3);
+});
+
+test("a sync of one group covers what was written before it began, even after another group's checkpoint synced it", () => {
+  const disk = new SimDisk<{ term: number }>(0);
+  disk.write({ kind: "entries", entries: [entry(1, 1)] }, 1);
+  const begun = disk.writtenCount;
+  disk.write({ kind: "entries", entries: [entry(1, 1)] }, 2);
+  disk.saveSnapshot({ index: 1, term: 1, data: new Uint8Array() }, 2); // durable at once, with everything before it
+  disk.write({ kind: "entries", entries: [entry(2, 1)] }, 1);
+  disk.syncThrough(begun);
+  assert.equal(disk.unsyncedCount, 1, "the write made after the sync began is still volatile");
+  disk.syncThrough(disk.writtenCount);
+  assert.equal(disk.unsyncedCount, 0);
+});

@@ -2,6 +2,8 @@ import { assert } from "../core/common/assert.js";
 import type { Prng } from "../core/common/prng.js";
 import type { DurableState, LogEntry, Snapshot } from "../core/engine/contract.js";
 import type { LogStorage, LogWrite } from "../core/replica/contract.js";
+import type { SyncDevice } from "../core/multi/group-commit.js";
+import { DEFAULT_GROUP, type GroupId } from "../core/multi/group.js";
 
 /** One write to the simulated disk. */
 export type DiskRecord<H> =
@@ -17,20 +19,33 @@ export interface CrashOutcome {
   readonly torn: boolean;
 }
 
+/** A record with the group whose log it belongs to: one disk holds every group of a node. */
+interface GroupRecord<H> {
+  readonly group: GroupId;
+  readonly record: DiskRecord<H>;
+}
+
 /**
  * A disk that loses what was not synced. Writes queue in a volatile buffer; `sync()` makes
  * them durable. On a crash a random prefix of the unsynced writes may still have reached
  * the platter (an OS flush), and the last of those may be torn — half-written, which the
  * checksum catches on recovery, so it is discarded. Recovery replays the durable records.
+ *
+ * One disk serves every group its node hosts, as the node's WAL will: each record is
+ * tagged with its group (group 0 by default), a crash cuts the one shared stream, and each
+ * group replays its own records.
  */
 export class SimDisk<H> {
-  private durable: DiskRecord<H>[] = [];
-  private unsynced: DiskRecord<H>[] = [];
+  private durable: GroupRecord<H>[] = [];
+  private unsynced: GroupRecord<H>[] = [];
+  /** Writes ever made: a position in the stream that a sync can make durable up to. */
+  private written = 0;
 
   constructor(private readonly tornWriteProbability: number) {}
 
-  write(record: DiskRecord<H>): void {
-    this.unsynced.push(record);
+  write(record: DiskRecord<H>, group: GroupId = DEFAULT_GROUP): void {
+    this.unsynced.push({ group, record });
+    this.written++;
   }
 
   get hasUnsynced(): boolean {
@@ -42,6 +57,11 @@ export class SimDisk<H> {
     return this.unsynced.length;
   }
 
+  /** How many writes were ever made: a sync that starts now covers them (see `syncThrough`). */
+  get writtenCount(): number {
+    return this.written;
+  }
+
   /** Makes the first `count` unsynced writes durable (default: all). */
   sync(count = this.unsynced.length): void {
     assert(count <= this.unsynced.length, `sync of ${count} writes, ${this.unsynced.length} unsynced`);
@@ -50,14 +70,24 @@ export class SimDisk<H> {
   }
 
   /**
+   * Makes every write up to `writtenCount` = `position` durable, if it is not already: a
+   * sync that began at that position. Another group's checkpoint (`saveSnapshot`) may have
+   * made some or all of them durable meanwhile.
+   */
+  syncThrough(position: number): void {
+    assert(position <= this.written, `sync through write ${position}, only ${this.written} written`);
+    this.sync(Math.max(0, position - (this.written - this.unsynced.length)));
+  }
+
+  /**
    * Saves the node's own snapshot and compacts the log behind it, durably at once: a real
    * store writes the snapshot to a new file, fsyncs it and renames it into place, then
    * writes a checkpoint of the log that makes everything saved before it durable too (as
-   * the WAL's checkpoint does). Called only while no sync runs.
+   * the WAL's checkpoint does). Called only while no sync of this group runs.
    */
-  saveSnapshot(snapshot: Snapshot): void {
+  saveSnapshot(snapshot: Snapshot, group: GroupId = DEFAULT_GROUP): void {
     this.sync();
-    this.durable.push({ kind: "compact", snapshot });
+    this.durable.push({ group, record: { kind: "compact", snapshot } });
   }
 
   crash(prng: Prng): CrashOutcome {
@@ -74,24 +104,26 @@ export class SimDisk<H> {
     return { lost, torn };
   }
 
-  /** Rebuilds the engine's durable state from the records, and compacts them into it. */
-  recover(): DurableState<H> {
+  /** Rebuilds a group's durable state from its records, and compacts them into it. */
+  recover(group: GroupId = DEFAULT_GROUP): DurableState<H> {
     assert(this.unsynced.length === 0, "recover with unsynced writes");
-    const state = this.replay();
-    const compacted: DiskRecord<H>[] = [];
-    if (state.snapshot !== null) compacted.push({ kind: "compact", snapshot: state.snapshot });
-    if (state.entries.length > 0) compacted.push({ kind: "entries", entries: state.entries });
-    if (state.hardState !== null) compacted.push({ kind: "hard-state", hardState: state.hardState });
+    const state = this.replay(group);
+    const compacted: GroupRecord<H>[] = this.durable.filter((tagged) => tagged.group !== group);
+    if (state.snapshot !== null) compacted.push({ group, record: { kind: "compact", snapshot: state.snapshot } });
+    if (state.entries.length > 0) compacted.push({ group, record: { kind: "entries", entries: state.entries } });
+    if (state.hardState !== null) compacted.push({ group, record: { kind: "hard-state", hardState: state.hardState } });
     this.durable = compacted;
     return state;
   }
 
-  /** What a restart would read back now (the durable records only), changing nothing. */
-  replay(): DurableState<H> {
+  /** What a restart would read back now for `group` (its durable records only), changing nothing. */
+  replay(group: GroupId = DEFAULT_GROUP): DurableState<H> {
     let hardState: H | null = null;
     let snapshot: Snapshot | null = null;
     let entries: LogEntry[] = [];
-    for (const record of this.durable) {
+    for (const tagged of this.durable) {
+      if (tagged.group !== group) continue;
+      const record = tagged.record;
       switch (record.kind) {
         case "hard-state":
           hardState = record.hardState;
@@ -132,30 +164,30 @@ export function appendEntries(log: LogEntry[], added: readonly LogEntry[], snaps
  * A `SimDisk` as the replica's log storage: a save queues records, a sync makes them
  * durable once the fsync latency has passed (`afterFsync` decides when, and whether the
  * process is still there to hear of it), and a compaction record is durable at once.
+ * `group` tags its records, for a disk shared by several groups.
  */
 export class SimLogStorage<H> implements LogStorage<H> {
+  private readonly device: SimSyncDevice<H>;
+
   constructor(
     private readonly disk: SimDisk<H>,
     /** Runs `completed` when an fsync started now completes (never, if the process crashed meanwhile). */
-    private readonly afterFsync: (completed: () => void) => void,
+    afterFsync: (completed: () => void) => void,
     /** Hands the replica an outcome, when the process runs (it may be paused). */
-    private readonly deliver: (action: () => void) => void,
-  ) {}
+    deliver: (action: () => void) => void,
+    private readonly group: GroupId = DEFAULT_GROUP,
+  ) {
+    this.device = new SimSyncDevice(disk, afterFsync, deliver);
+  }
 
   save(write: LogWrite<H>): void {
-    if (write.snapshot !== null) this.disk.write({ kind: "snapshot", snapshot: write.snapshot });
-    if (write.entries.length > 0) this.disk.write({ kind: "entries", entries: write.entries });
-    if (write.hardState !== null) this.disk.write({ kind: "hard-state", hardState: write.hardState });
+    if (write.snapshot !== null) this.disk.write({ kind: "snapshot", snapshot: write.snapshot }, this.group);
+    if (write.entries.length > 0) this.disk.write({ kind: "entries", entries: write.entries }, this.group);
+    if (write.hardState !== null) this.disk.write({ kind: "hard-state", hardState: write.hardState }, this.group);
   }
 
   sync(done: (error: unknown) => void): void {
-    // Only what was written before the fsync began: a save meanwhile waits for the next.
-    const count = this.disk.unsyncedCount;
-    this.afterFsync(() => {
-      // The disk finishes whatever the process is doing; the process hears of it when it runs.
-      this.disk.sync(count);
-      this.deliver(() => done(null));
-    });
+    this.device.sync(done);
   }
 
   /** A snapshot in memory is written with its compaction record: nothing to do ahead. */
@@ -164,6 +196,29 @@ export class SimLogStorage<H> implements LogStorage<H> {
   }
 
   compact(snapshot: Snapshot): void {
-    this.disk.saveSnapshot(snapshot);
+    this.disk.saveSnapshot(snapshot, this.group);
+  }
+}
+
+/**
+ * The simulated disk as the device every group of a node syncs through (see
+ * core/multi/group-commit.ts): one fsync, with the disk's latency, covering every write
+ * made before it began, whichever group made it.
+ */
+export class SimSyncDevice<H> implements SyncDevice {
+  constructor(
+    private readonly disk: SimDisk<H>,
+    private readonly afterFsync: (completed: () => void) => void,
+    private readonly deliver: (action: () => void) => void,
+  ) {}
+
+  sync(done: (error: unknown) => void): void {
+    // Only what was written before the fsync began: a save meanwhile waits for the next.
+    const through = this.disk.writtenCount;
+    this.afterFsync(() => {
+      // The disk finishes whatever the process is doing; the process hears of it when it runs.
+      this.disk.syncThrough(through);
+      this.deliver(() => done(null));
+    });
   }
 }

@@ -3,13 +3,19 @@ import { utf8Decode, utf8Encode } from "../core/common/utf8.js";
 import type { Admission, DurableState, Engine, EngineFactory, LogEntry, MembershipChange, NodeId } from "../core/engine/contract.js";
 import { KvReplica, type KvOperation } from "../core/kv/kv-replica.js";
 import type { Applied } from "../core/kv/model.js";
-import { KvStore, SELF_ASSIGNED_SESSIONS_FROM } from "../core/kv/store.js";
-import type { Clock, LogStorage, ReplicaObserver, Waiter } from "../core/replica/contract.js";
+import { SELF_ASSIGNED_SESSIONS_FROM, type KvStore, type LeaseExpiry } from "../core/kv/store.js";
+import { createKvStore, type KvMutant } from "../core/kv/mutants.js";
+import type { LeaseRequest, LeaseResponse } from "./lease-workload.js";
+import type { Clock, LogStorage, Network, ReplicaObserver, Waiter } from "../core/replica/contract.js";
 import { RequestTimeoutError, WriteOutcomeUnknownError } from "../core/replica/errors.js";
 import type { ReplicaMutant } from "../core/replica/mutants.js";
 import type { Replica } from "../core/replica/replica.js";
 import { EmbeddedReplica, EmbeddedStateMachine, highestSequenceIn, type EmbeddedApplied, type ReplicatedStateMachine } from "../core/replica/embedded.js";
-import { SimDisk, SimLogStorage } from "./disk.js";
+import { GroupCommit } from "../core/multi/group-commit.js";
+import { DEFAULT_GROUP, groupOfKey, type GroupEnvelope, type GroupId } from "../core/multi/group.js";
+import { createRouter, type RouterMutant } from "../core/multi/mutants.js";
+import type { GroupRouter } from "../core/multi/router.js";
+import { SimDisk, SimLogStorage, SimSyncDevice } from "./disk.js";
 import type { ClientRequest, ClientResponse } from "./messages.js";
 
 /** What a simulated node needs from the world around it. */
@@ -17,19 +23,24 @@ export interface NodeHost<M> {
   /** Virtual time, in microseconds. */
   now(): number;
   after(delayMicros: number, action: () => void): void;
-  sendToPeer(from: NodeId, to: NodeId, message: M): void;
+  sendToPeer(from: NodeId, to: NodeId, envelope: GroupEnvelope<M>): void;
   sendToClient(from: NodeId, clientId: number, response: ClientResponse): void;
   /** Runs `action` after the disk's fsync latency (the nemesis may crash the node inside it). */
   afterFsync(node: SimNode<M>, action: () => void): void;
-  /** An entry was applied; for a client's write, `output` is what the client would be told. */
-  onApply(node: NodeId, entry: LogEntry, requestKey: string | null, output: string | null | boolean): void;
-  onStatus(node: SimNode<M>): void;
+  /** An entry was applied by `group`'s replica; for a client's write, `output` is what the client would be told. */
+  onApply(node: NodeId, entry: LogEntry, requestKey: string | null, output: string | null | boolean, group: GroupId): void;
+  /** The status of `group`'s replica on `node` may have changed. */
+  onStatus(node: SimNode<M>, group: GroupId): void;
   /**
-   * The request keys of every write applied at or before `index` (as the cluster applied
-   * them): what a state machine restored from a snapshot at `index` holds.
+   * The request keys of every write `group` applied at or before `index` (as the cluster
+   * applied them): what a state machine restored from a snapshot at `index` holds.
    */
-  requestsThrough(index: number): Set<string>;
+  requestsThrough(index: number, group: GroupId): Set<string>;
   trace(node: NodeId, text: string): void;
+  /** Answers a lease client (sim/lease-workload.ts). */
+  sendLeaseResponse(from: NodeId, clientId: number, response: LeaseResponse): void;
+  /** A clock entry applied: its proposer's time, and the leases it expired. */
+  onClockApplied(node: NodeId, entry: LogEntry, timeMs: number, expired: readonly LeaseExpiry[]): void;
 }
 
 /** What a simulated node is built from, besides its host and disk. */
@@ -48,10 +59,19 @@ export interface SimNodeOptions<M> {
   readonly mutant: string | null;
   /** The replica's mutant, if any. */
   readonly replicaMutant: ReplicaMutant | null;
+  /** The KV layer's mutant, if any (core/kv/mutants.ts). */
+  readonly kvMutant?: KvMutant | null;
   /** Take a snapshot and compact the log every this many applied entries (0: never). */
   readonly snapshotEveryEntries: number;
   /** A user's state machine to run instead of the KV store (`synod sim --state-machine`). */
   readonly application?: SimNodeApplication<M>;
+  /**
+   * How many consensus groups the node hosts a replica of (default 1): groups 0 .. n-1,
+   * each over the same members, each owning the keys `groupOfKey` gives it.
+   */
+  readonly groups?: number;
+  /** The router's mutant, if any (core/multi/mutants.ts). */
+  readonly routerMutant?: RouterMutant | null;
 }
 
 /**
@@ -76,7 +96,7 @@ interface HostedReplica<M> {
 }
 
 /** The wall clock a simulated node's leader puts in clock entries: an epoch, plus virtual time. */
-const SIM_EPOCH_MS = 1_700_000_000_000;
+export const SIM_EPOCH_MS = 1_700_000_000_000;
 const PENDING_REQUESTS_MAX = 1_000_000;
 
 export function requestKey(clientId: number, sequence: number): string {
@@ -93,9 +113,12 @@ export function requestKey(clientId: number, sequence: number): string {
  */
 export class SimNode<M> {
   readonly id: NodeId;
+  /** One disk for every group the node hosts (records tagged by group), as the node's WAL. */
   readonly disk: SimDisk<unknown>;
-  /** Request keys of every write applied by this incarnation's state machine. */
-  appliedRequests = new Set<string>();
+  /** How many groups the node hosts a replica of: groups 0 .. groupCount - 1. */
+  readonly groupCount: number;
+  /** By group: request keys of every write applied by this incarnation's state machine. */
+  private appliedByGroup: Set<string>[] = [];
   up = true;
   paused = false;
   incarnation = 0;
@@ -103,9 +126,14 @@ export class SimNode<M> {
   snapshotsInstalled = 0;
   /** Counts pauses, so a timer set for one pause cannot end a later one. */
   pauses = 0;
-  private node: HostedReplica<M>;
-  /** The KV request layer (null when the node runs a user's state machine). */
-  private kvNode: KvReplica<M, unknown> | null = null;
+  /** By group: this incarnation's replica of each group. */
+  private hosted: HostedReplica<M>[] = [];
+  /** By group: the KV request layer (empty when the node runs a user's state machine). */
+  private kvNodes: KvReplica<M, unknown>[] = [];
+  /** Hands each arriving envelope to its group's replica; one per incarnation. */
+  private router: GroupRouter<M>;
+  /** Every incarnation's group commit (several groups only), for its counts. */
+  private readonly commits: GroupCommit[] = [];
   private appNode: EmbeddedReplica<M, unknown, unknown> | null = null;
   /** Inputs that arrived while paused, replayed in order on resume. */
   private deferred: (() => void)[] = [];
@@ -118,39 +146,76 @@ export class SimNode<M> {
   ) {
     this.id = options.id;
     this.disk = disk;
-    this.node = this.createReplica();
+    this.groupCount = options.groups ?? 1;
+    if (this.groupCount > 1 && options.application !== undefined) throw new Error("a user's state machine runs in one group only");
+    this.router = this.createReplicas();
   }
 
+  /** Group 0's engine: the one the scenarios steer. */
   get engine(): Engine<M, unknown> {
-    return this.node.replica.engine;
+    return this.engineOf(DEFAULT_GROUP);
+  }
+
+  engineOf(group: GroupId): Engine<M, unknown> {
+    return this.replicaOf(group).engine;
+  }
+
+  /** Request keys of every write group 0's state machine applied (this incarnation). */
+  get appliedRequests(): Set<string> {
+    return this.appliedRequestsOf(DEFAULT_GROUP);
+  }
+
+  appliedRequestsOf(group: GroupId): Set<string> {
+    return this.appliedByGroup[group] ?? new Set();
   }
 
   get kv(): KvStore {
-    return this.kvLayer().kv;
+    return this.kvLayer(DEFAULT_GROUP).kv;
   }
 
-  private kvLayer(): KvReplica<M, unknown> {
-    if (this.kvNode === null) throw new Error(`node ${this.id} runs a user's state machine, not the KV store`);
-    return this.kvNode;
+  private replicaOf(group: GroupId): Replica<M, unknown, unknown> {
+    const hosted = this.hosted[group];
+    if (hosted === undefined) throw new Error(`node ${this.id} hosts no replica of group ${group}`);
+    return hosted.replica;
   }
 
-  /** Starts the process (its replica's timers): at boot, and at each restart. */
+  private kvLayer(group: GroupId): KvReplica<M, unknown> {
+    const kvNode = this.kvNodes[group];
+    if (kvNode === undefined) throw new Error(`node ${this.id} runs a user's state machine, not the KV store`);
+    return kvNode;
+  }
+
+  /** Starts the process (its replicas' timers): at boot, and at each restart. */
   start(): void {
     if (!this.up || this.startedIncarnation === this.incarnation) return;
     this.startedIncarnation = this.incarnation;
-    this.node.start();
+    for (const hosted of this.hosted) hosted.start();
   }
 
-  private createReplica(): HostedReplica<M> {
-    const durable = this.disk.recover();
-    if (this.options.application !== undefined) {
-      this.kvNode = null;
-      this.appNode = this.createAppReplica(durable, this.options.application);
-      return this.appNode;
-    }
+  /** This incarnation's replica of every group, recovered from the shared disk, and the router between them and the peers. */
+  private createReplicas(): GroupRouter<M> {
+    const id = this.id;
+    const router = createRouter<M>({ send: (to, envelope) => (this.host.sendToPeer(id, to, envelope), true) }, this.options.routerMutant ?? null);
+    const commit = this.groupCommit(this.incarnation);
+    this.hosted = [];
+    this.kvNodes = [];
+    this.appliedByGroup = [];
     this.appNode = null;
-    this.kvNode = this.createKvReplica(durable);
-    return this.kvNode;
+    for (let group = 0; group < this.groupCount; group++) {
+      const durable = this.disk.recover(group);
+      // The replica is created after the router knows the group, so receive reads it lazily.
+      const network = router.host(group, (from, message) => this.replicaOf(group).receive(from, message));
+      const storage = commit === null ? this.storage(this.incarnation) : commit.storage(this.groupStorage(this.incarnation, group));
+      if (this.options.application !== undefined) {
+        this.appNode = this.createAppReplica(durable, this.options.application, network, storage);
+        this.hosted.push(this.appNode);
+        continue;
+      }
+      const kvNode = this.createKvReplica(durable, group, network, storage);
+      this.kvNodes.push(kvNode);
+      this.hosted.push(kvNode);
+    }
+    return router;
   }
 
   private createEngine(durable: DurableState<unknown>, appliedIndex: number): Engine<M, unknown> {
@@ -160,20 +225,20 @@ export class SimNode<M> {
   }
 
   /** A user's state machine over the same replica: fresh, restored from the disk's snapshot. */
-  private createAppReplica(durable: DurableState<unknown>, application: SimNodeApplication<M>): EmbeddedReplica<M, unknown, unknown> {
+  private createAppReplica(durable: DurableState<unknown>, application: SimNodeApplication<M>, network: Network<M>, storage: LogStorage<unknown>): EmbeddedReplica<M, unknown, unknown> {
     const { id, peers, factory } = this.options;
     const stateMachine = new EmbeddedStateMachine(application.createStateMachine(), id);
     if (durable.snapshot !== null) stateMachine.restore(durable.snapshot);
-    this.appliedRequests = durable.snapshot === null ? new Set() : this.host.requestsThrough(durable.snapshot.index);
+    this.appliedByGroup[DEFAULT_GROUP] = durable.snapshot === null ? new Set() : this.host.requestsThrough(durable.snapshot.index, DEFAULT_GROUP);
     const engine = this.createEngine(durable, stateMachine.appliedIndex);
     const incarnation = this.incarnation;
     const validate = factory.validateMessage;
     return new EmbeddedReplica<M, unknown, unknown>({
       engine,
       ...(validate === undefined ? {} : { validateMessage: (value: unknown) => validate.call(factory, value) }),
-      storage: this.storage(incarnation),
+      storage,
       stateMachine,
-      network: { send: (to, message) => (this.host.sendToPeer(id, to, message), true) },
+      network,
       clock: this.clock(incarnation),
       tickMs: this.options.tickMicros / 1000,
       requestTimeoutMs: this.options.requestTimeoutMicros / 1000,
@@ -184,7 +249,7 @@ export class SimNode<M> {
       firstSequence: Math.max(this.host.now() + 1, highestSequenceIn(durable.entries, id) + 1),
       firstReadId: 1 + this.options.engineSeed() * 65_536,
       observer: {
-        ...this.observer(),
+        ...this.observer(DEFAULT_GROUP),
         applied: (entries, results) => {
           for (let i = 0; i < entries.length; i++) this.noteAppApplied(application, entries[i] as LogEntry, results[i] as EmbeddedApplied<unknown>);
         },
@@ -198,26 +263,28 @@ export class SimNode<M> {
 
   private noteAppApplied(application: SimNodeApplication<M>, entry: LogEntry, applied: EmbeddedApplied<unknown>): void {
     const request = applied.outcome === "applied" && applied.proposer !== null && applied.sequence !== null ? application.requestOf(applied.proposer, applied.sequence) : null;
-    if (request !== null) this.appliedRequests.add(request);
-    this.host.onApply(this.id, entry, request, null);
+    if (request !== null) this.appliedRequestsOf(DEFAULT_GROUP).add(request);
+    this.host.onApply(this.id, entry, request, null, DEFAULT_GROUP);
     application.applied(this.id, entry, applied, request);
   }
 
-  private createKvReplica(durable: DurableState<unknown>): KvReplica<M, unknown> {
+  private createKvReplica(durable: DurableState<unknown>, group: GroupId, network: Network<M>, storage: LogStorage<unknown>): KvReplica<M, unknown> {
     const { id, peers, factory } = this.options;
-    const kv = durable.snapshot === null ? new KvStore() : KvStore.restore(durable.snapshot.data);
-    this.appliedRequests = durable.snapshot === null ? new Set() : this.host.requestsThrough(durable.snapshot.index);
+    const kvMutant = this.options.kvMutant ?? null;
+    const kv = createKvStore(kvMutant, () => this.wallClockMs(), durable.snapshot?.data);
+    this.appliedByGroup[group] = durable.snapshot === null ? new Set() : this.host.requestsThrough(durable.snapshot.index, group);
     const engine = this.createEngine(durable, kv.applied);
     const incarnation = this.incarnation;
     const validate = factory.validateMessage;
     return new KvReplica<M, unknown>({
       engine,
       ...(validate === undefined ? {} : { validateMessage: (value: unknown) => validate.call(factory, value) }),
-      storage: this.storage(incarnation),
+      storage,
       kv,
-      network: { send: (to, message) => (this.host.sendToPeer(id, to, message), true) },
+      network,
       clock: this.clock(incarnation),
-      wallClockMs: () => SIM_EPOCH_MS + Math.floor(this.host.now() / 1000),
+      wallClockMs: () => this.wallClockMs(),
+      kvMutant,
       tickMs: this.options.tickMicros / 1000,
       requestTimeoutMs: this.options.requestTimeoutMicros / 1000,
       snapshotEntries: this.options.snapshotEveryEntries,
@@ -229,12 +296,17 @@ export class SimNode<M> {
       // Apart from every earlier incarnation's: a late answer to one of their reads must not
       // be taken for one of this incarnation's.
       firstReadId: 1 + this.options.engineSeed() * 65_536,
-      observer: this.observer(),
+      observer: this.observer(group),
       replicaMutant: this.options.replicaMutant,
       onFatal: (error) => {
         throw error;
       },
     });
+  }
+
+  /** The wall clock of this process: the simulation's epoch plus virtual time, in ms. */
+  private wallClockMs(): number {
+    return SIM_EPOCH_MS + Math.floor(this.host.now() / 1000);
   }
 
   /** Virtual time as this process sees it, and its timers, which die with this incarnation. */
@@ -270,32 +342,68 @@ export class SimNode<M> {
     );
   }
 
-  private observer(): ReplicaObserver<Applied> & ReplicaObserver<unknown> {
+  /** One group's records on the shared disk; its syncs go through the node's group commit. */
+  private groupStorage(incarnation: number, group: GroupId): SimLogStorage<unknown> {
+    return new SimLogStorage(this.disk, (completed) => this.host.afterFsync(this, () => this.alive(incarnation) && completed()), (action) => this.input(incarnation, action), group);
+  }
+
+  /**
+   * With several groups, one fsync serves every group that asks in the same instant (see
+   * core/multi/group-commit.ts). One group syncs directly, as before groups existed, so its
+   * runs are the same event for event.
+   */
+  private groupCommit(incarnation: number): GroupCommit | null {
+    if (this.groupCount === 1) return null;
+    const deliver = (action: () => void): void => this.input(incarnation, action);
+    const device = new SimSyncDevice(this.disk, (completed) => this.host.afterFsync(this, () => this.alive(incarnation) && completed()), deliver);
+    const commit = new GroupCommit({ device, soon: (action) => this.host.after(0, () => deliver(action)) });
+    this.commits.push(commit);
+    return commit;
+  }
+
+  /** Over every incarnation: the groups' sync requests, and the disk syncs that served them. */
+  get groupCommitCounts(): { readonly requests: number; readonly deviceSyncs: number } {
+    let requests = 0;
+    let deviceSyncs = 0;
+    for (const commit of this.commits) {
+      requests += commit.requests;
+      deviceSyncs += commit.deviceSyncs;
+    }
+    return { requests, deviceSyncs };
+  }
+
+  /** What the node traces about one group: as before groups existed when there is one. */
+  private groupText(group: GroupId, text: string): string {
+    return this.groupCount === 1 ? text : `[g${group}] ${text}`;
+  }
+
+  private observer(group: GroupId): ReplicaObserver<Applied> & ReplicaObserver<unknown> {
     return {
       applied: (entries: readonly LogEntry[], results: readonly unknown[]) => {
-        for (let i = 0; i < entries.length; i++) this.noteApplied(entries[i] as LogEntry, results[i] as Applied);
+        for (let i = 0; i < entries.length; i++) this.noteApplied(entries[i] as LogEntry, results[i] as Applied, group);
       },
       snapshotInstalled: (snapshot) => {
-        this.appliedRequests = this.host.requestsThrough(snapshot.index);
+        this.appliedByGroup[group] = this.host.requestsThrough(snapshot.index, group);
         this.snapshotsInstalled++;
-        this.host.trace(this.id, `installed the leader's snapshot at ${snapshot.index}`);
+        this.host.trace(this.id, this.groupText(group, `installed the leader's snapshot at ${snapshot.index}`));
       },
-      snapshotTaken: (snapshot) => this.host.trace(this.id, `snapshot at ${snapshot.index} (${snapshot.data.length} bytes), log compacted`),
-      statusChanged: () => this.host.onStatus(this),
+      snapshotTaken: (snapshot) => this.host.trace(this.id, this.groupText(group, `snapshot at ${snapshot.index} (${snapshot.data.length} bytes), log compacted`)),
+      statusChanged: () => this.host.onStatus(this, group),
     };
   }
 
-  private noteApplied(entry: LogEntry, applied: Applied): void {
+  private noteApplied(entry: LogEntry, applied: Applied, group: GroupId): void {
     if (entry.kind === "config") {
-      this.host.onApply(this.id, entry, null, null);
+      this.host.onApply(this.id, entry, null, null, group);
       return;
     }
+    if (applied.result.op === "clock") this.host.onClockApplied(this.id, entry, applied.request?.timeMs ?? 0, applied.result.expired);
     // A clock entry (a node's own, with a no-op result) is no client's request.
-    const key = applied.request === null || applied.result.op === "noop" ? null : requestKey(applied.request.clientId - SELF_ASSIGNED_SESSIONS_FROM, applied.request.sequence);
+    const key = applied.request === null || applied.result.op === "noop" || applied.result.op === "clock" ? null : requestKey(applied.request.clientId - SELF_ASSIGNED_SESSIONS_FROM, applied.request.sequence);
     const output = applied.result.op === "cas" ? applied.result.succeeded : null;
     // A duplicate changed nothing: it does not count as this request taking effect (again).
-    if (key !== null && !applied.duplicate) this.appliedRequests.add(key);
-    this.host.onApply(this.id, entry, applied.duplicate ? null : key, output);
+    if (key !== null && !applied.duplicate) this.appliedRequestsOf(group).add(key);
+    this.host.onApply(this.id, entry, applied.duplicate ? null : key, output, group);
   }
 
   private alive(incarnation: number): boolean {
@@ -312,12 +420,35 @@ export class SimNode<M> {
     action();
   }
 
-  deliver(from: NodeId, message: M): void {
-    this.input(this.incarnation, () => this.node.replica.receive(from, message));
+  /** A peer's envelope arrived: its group's replica gets the message (an unknown group's is dropped). */
+  deliver(from: NodeId, envelope: GroupEnvelope<M>): void {
+    this.input(this.incarnation, () => this.router.deliver(from, envelope));
   }
 
   request(request: ClientRequest): void {
     this.input(this.incarnation, () => this.handleRequest(request));
+  }
+
+  /** A lease client's request (sim/lease-workload.ts): a write in the client's session. */
+  requestLease(request: LeaseRequest): void {
+    this.input(this.incarnation, () => {
+      const client = { clientId: SELF_ASSIGNED_SESSIONS_FROM + request.clientId, sequence: request.sequence };
+      const answer = (output: number | boolean): void => this.host.sendLeaseResponse(this.id, request.clientId, { type: "lease-response", sequence: request.sequence, outcome: "ok", output });
+      const waiter: Waiter<Applied["result"]> = {
+        resolve: (result) => {
+          if (result.op === "lease-grant") answer(result.id);
+          else if (result.op === "put" || result.op === "lease-keepalive" || result.op === "lease-not-found") answer(result.op !== "lease-not-found");
+        },
+        reject: (error) => {
+          if (error instanceof RequestTimeoutError || error instanceof WriteOutcomeUnknownError) return;
+          const leaderHint = error instanceof NotLeaderError ? error.leaderHint : null;
+          this.host.sendLeaseResponse(this.id, request.clientId, { type: "lease-response", sequence: request.sequence, outcome: "refused", leaderHint });
+        },
+      };
+      const operation: KvOperation =
+        request.op === "grant" ? { op: "lease-grant", ttlMs: request.ttlMs } : request.op === "put" ? { op: "put", key: request.key, value: utf8Encode("held"), lease: request.lease } : { op: "lease-keepalive", lease: request.lease };
+      this.kvLayer(DEFAULT_GROUP).write(operation, client, waiter);
+    });
   }
 
   /** A request of a user's workload (sim/app/harness.ts), handled by the application. */
@@ -330,11 +461,13 @@ export class SimNode<M> {
   }
 
   private handleRequest(request: ClientRequest): void {
+    // Each key belongs to one group; its replica here serves it.
+    const group = groupOfKey(request.key, this.groupCount);
     if (request.op === "get") {
       // The engine's configured default: a lease read where the seed's tuning allows leases.
-      this.node.replica.read({}, {
+      this.replicaOf(group).read({}, {
         resolve: () => {
-          const record = this.kvLayer().kv.get(request.key);
+          const record = this.kvLayer(group).kv.get(request.key);
           this.answer(request, record === undefined ? null : utf8Decode(record.value));
         },
         reject: (error) => this.refuse(request, error),
@@ -352,7 +485,7 @@ export class SimNode<M> {
       },
       reject: (error) => this.refuse(request, error),
     };
-    this.kvLayer().write(toOperation(request), client, waiter);
+    this.kvLayer(group).write(toOperation(request), client, waiter);
   }
 
   private answer(request: ClientRequest, output: string | null | boolean): void {
@@ -379,21 +512,21 @@ export class SimNode<M> {
 
   restart(): void {
     this.up = true;
-    this.node = this.createReplica();
+    this.router = this.createReplicas();
     this.start();
-    this.host.onStatus(this);
+    for (let group = 0; group < this.groupCount; group++) this.host.onStatus(this, group);
   }
 
   /** Asks this node's engine to change the configuration (engines with membership); whether it took the request. */
   changeMembership(change: MembershipChange): Admission | null {
     if (!this.up || this.paused || this.engine.changeMembership === undefined) return null;
-    return admissionOf((waiter) => this.node.replica.changeMembership(change, waiter));
+    return admissionOf((waiter) => this.replicaOf(DEFAULT_GROUP).changeMembership(change, waiter));
   }
 
   /** Asks this node's engine to hand leadership over (engines that support it); whether it took the request. */
   transferLeadership(to: NodeId | null): boolean {
     if (!this.up || this.paused || this.engine.transferLeadership === undefined) return false;
-    return admissionOf((waiter) => this.node.replica.transferLeadership(to, waiter)).accepted;
+    return admissionOf((waiter) => this.replicaOf(DEFAULT_GROUP).transferLeadership(to, waiter)).accepted;
   }
 
   pause(): void {
@@ -408,7 +541,7 @@ export class SimNode<M> {
     // As in the runtime, where ticks are counted by the monotonic clock: on waking, time
     // passes for the engine first (a leader sees its lease gone), and only then do the
     // inputs that queued up meanwhile arrive.
-    this.node.replica.onTimer();
+    for (const hosted of this.hosted) hosted.replica.onTimer();
     const queued = this.deferred;
     this.deferred = [];
     for (const action of queued) {

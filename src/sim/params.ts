@@ -45,6 +45,11 @@ export interface SimParams {
   readonly opMix: { readonly get: number; readonly put: number; readonly delete: number; readonly cas: number };
   /** The engine configuration the seed chose (for protocols that offer tuning), described. */
   readonly engineTuning: string;
+  /**
+   * How many consensus groups every node hosts (`synod sim --groups`, default 1), each over
+   * the same members and `keys` keys of its own. Asked for, not drawn from the seed.
+   */
+  readonly groups: number;
 }
 
 export interface ParamOptions {
@@ -107,6 +112,7 @@ export function deriveParams(seed: number, options: ParamOptions = {}): SimParam
     // Drawn last, so the draws above (and the seeds' runs they shape) stay as they were.
     clientRetries: prng.pick([0, 0, 1, 3]),
     engineTuning: "defaults",
+    groups: 1,
   };
 }
 
@@ -115,7 +121,7 @@ export function describeParams(params: SimParams): string[] {
   const link = params.nodeLink;
   const ms = (micros: number): string => `${(micros / 1000).toFixed(1)}ms`;
   return [
-    `seed=${params.seed} scenario=${params.scenario} nodes=${params.nodes}${params.bootstrapVoters < params.nodes ? ` (${params.bootstrapVoters} bootstrap voters)` : ""} clients=${params.clients} keys=${params.keys}`,
+    `seed=${params.seed} scenario=${params.scenario} nodes=${params.nodes}${params.bootstrapVoters < params.nodes ? ` (${params.bootstrapVoters} bootstrap voters)` : ""} clients=${params.clients} keys=${params.keys}${params.groups > 1 ? ` groups=${params.groups} (${params.keys} key(s) each)` : ""}`,
     `faults=${params.faults.join(",") || "none"}`,
     `network: delay=${ms(link.delayMinMicros)}+exp(${ms(link.delayMeanMicros)}) drop=${link.dropProbability} dup=${link.duplicateProbability} reorder=${link.longDelayProbability} (up to ${ms(link.longDelayMaxMicros)})`,
     `disk: fsync=${ms(params.fsyncMicrosMin)}+exp(${ms(params.fsyncMicrosMean)}) torn=${params.tornWriteProbability} snapshot-every=${params.snapshotEveryEntries || "never"}`,

@@ -10,7 +10,9 @@ export function reproduceCommand(result: Pick<SimResult, "protocol" | "seed" | "
   const scenarioFlag = result.request.scenario === "random" ? "" : ` --scenario ${result.request.scenario}`;
   const path = result.request.stateMachine;
   const moduleFlag = path === undefined ? "" : ` --state-machine ${/^[\w./@+-]+$/.test(path) ? path : JSON.stringify(path)}`;
-  return `npx synod sim --protocol ${result.protocol}${moduleFlag}${result.mutant === null ? "" : ` --mutant ${result.mutant}`}${scenarioFlag} --seed ${result.seed}${faultFlag}`;
+  const workloadFlag = result.request.workload === undefined ? "" : ` --workload ${result.request.workload}`;
+  const groupsFlag = result.request.groups === undefined || result.request.groups === 1 ? "" : ` --groups ${result.request.groups}`;
+  return `npx synod sim --protocol ${result.protocol}${moduleFlag}${groupsFlag}${result.mutant === null ? "" : ` --mutant ${result.mutant}`}${workloadFlag}${scenarioFlag} --seed ${result.seed}${faultFlag}`;
 }
 
 /** A failed run, for a person: what failed, the parameters, how it ended, how to rerun it. */

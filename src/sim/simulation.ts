@@ -1,28 +1,31 @@
 import { AssertionError } from "../core/common/assert.js";
 import { Prng } from "../core/common/prng.js";
-import type { DurableState, EngineFactory, EngineInvariant, EngineStatus, LogEntry, Membership, NodeId } from "../core/engine/contract.js";
+import type { EngineFactory, EngineInvariant, EngineStatus, LogEntry, Membership, NodeId } from "../core/engine/contract.js";
 import { describeMembership, isMember } from "../core/engine/membership.js";
 import { isReplicaMutant, REPLICA_MUTANTS } from "../core/replica/mutants.js";
+import { isKvMutant, KV_MUTANTS } from "../core/kv/mutants.js";
+import type { LeaseExpiry } from "../core/kv/model.js";
+import { LeaseChecker } from "./check/leases.js";
+import { LeaseClient, type LeaseRequest, type LeaseResponse } from "./lease-workload.js";
 import { checkMajorityCommit, type NodeLog } from "./check/majority-commit.js";
 import { checkLeaderCompleteness } from "./check/leader-completeness.js";
 import { checkLinearizability } from "./check/linearizability.js";
 import { checkLogMatching } from "./check/log-matching.js";
 import { checkNoLostWrites, type AckedWrite } from "./check/lost-writes.js";
-import { ElectionSafety } from "./check/election-safety.js";
-import { OneValuePerSlot } from "./check/one-value-per-slot.js";
-import { StateMachineSafety } from "./check/state-machine-safety.js";
 import { InvariantViolation } from "./check/violation.js";
 import { SimDisk } from "./disk.js";
 import { describeOperation, formatTime, type Operation } from "./history.js";
 import type { ClientRequest, ClientResponse } from "./messages.js";
 import { packetDelays, Partition, RELIABLE_LINK, type LinkModel } from "./network.js";
-import { requestKey, SimNode, type NodeHost } from "./node.js";
-import { OpportunityLog } from "./opportunity.js";
+import { requestKey, SIM_EPOCH_MS, SimNode, type NodeHost } from "./node.js";
+import { GroupWatch } from "./group-watch.js";
 import { deriveParams, type FaultClass, type SimParams } from "./params.js";
 import { findScenario, pickScenario, scenarioApplies, SCENARIO_NAMES, type Scenario, type ScenarioContext } from "./scenarios.js";
 import { Scheduler } from "./scheduler.js";
 import { Trace } from "./trace.js";
-import { SimClient } from "./workload.js";
+import { SimClient, type KeySpace } from "./workload.js";
+import { DEFAULT_GROUP, groupOfKey, type GroupEnvelope, type GroupId } from "../core/multi/group.js";
+import { isRouterMutant, ROUTER_MUTANTS } from "../core/multi/mutants.js";
 import { appScenarioConflict, AppHarness, type AppRequest } from "./app/harness.js";
 import type { SimApplication } from "./app/module.js";
 import type { ModelOperation } from "./check/model-linearizability.js";
@@ -51,7 +54,32 @@ export interface SimOptions {
    * sequential model (`synod sim --state-machine`; see sim/app/).
    */
   readonly application?: SimApplication;
+  /**
+   * "leases": besides the KV clients, clients that grant leases, attach keys, keep them alive
+   * and let them lapse, judged by the lease checker (sim/check/leases.ts). The default with a
+   * KV mutant (core/kv/mutants.ts), which only leases can show.
+   */
+  readonly workload?: SimWorkload;
+  /**
+   * How many consensus groups every node hosts a replica of (default 1): the keys spread
+   * over them by a fixed hash, faults hit a node and so all its groups, and every checker
+   * runs per group. KV store only.
+   */
+  readonly groups?: number;
 }
+
+/** The most groups a simulated node hosts: enough to show batching, few enough to stay fast. */
+export const SIM_GROUPS_MAX = 64;
+
+/** Why `groups` cannot run as asked, or null when it can. */
+export function groupsConflict(groups: number, stateMachine: boolean): string | null {
+  if (!Number.isSafeInteger(groups) || groups < 1 || groups > SIM_GROUPS_MAX) return `--groups must be an integer from 1 to ${SIM_GROUPS_MAX}, got ${groups}`;
+  if (groups > 1 && stateMachine) return "--groups runs the KV store only; a --state-machine runs in one group";
+  return null;
+}
+
+export const SIM_WORKLOADS = ["kv", "leases"] as const;
+export type SimWorkload = (typeof SIM_WORKLOADS)[number];
 
 export interface SimFailure {
   /** Which property failed: a checker's name, or "liveness". */
@@ -71,6 +99,11 @@ export interface SimStats {
   /** Crashes that caught writes not yet fsynced, and lost some of them. */
   readonly crashesLosingWrites: number;
   readonly faultsInjected: number;
+  /**
+   * With several groups: how many syncs the groups asked for, over every node, and how many
+   * disk syncs served them (group commit). Absent with one group.
+   */
+  readonly groupCommit?: { readonly requests: number; readonly deviceSyncs: number };
 }
 
 export interface SimResult {
@@ -78,7 +111,7 @@ export interface SimResult {
   readonly protocol: string;
   readonly mutant: string | null;
   /** What the run was asked for (null faults: the scenario's own), for reproducing it. */
-  readonly request: { readonly faults: readonly FaultClass[] | null; readonly scenario: string; readonly stateMachine?: string };
+  readonly request: { readonly faults: readonly FaultClass[] | null; readonly scenario: string; readonly stateMachine?: string; readonly workload?: SimWorkload; readonly groups?: number };
   readonly params: SimParams;
   readonly failure: SimFailure | null;
   readonly history: readonly Operation[];
@@ -95,6 +128,9 @@ export interface SimResult {
 
 /** Client endpoints are numbered from here, apart from node ids. */
 const CLIENT_ID_BASE = 1000;
+/** Lease clients are numbered from here, apart from the KV clients. */
+const LEASE_CLIENT_ID_BASE = CLIENT_ID_BASE + 500;
+const LEASE_CLIENTS = 2;
 /** A run that needs more events than this is broken, not slow. */
 const EVENTS_MAX = 20_000_000;
 const CHECKPOINT_MICROS = 1_000_000;
@@ -129,37 +165,16 @@ class Simulation implements NodeHost<unknown> {
   private readonly history: Operation[] = [];
   /** The request key of each history entry, by position. */
   private readonly historyKeys: string[] = [];
-  /** Every write any node ever applied: when it was first applied, and with what outcome. */
-  /** The log index at which each request (client:sequence) took effect. */
-  private readonly appliedIndexOf = new Map<string, number>();
-  private readonly firstApplied = new Map<string, { readonly atMicros: number; readonly output: string | null | boolean }>();
-  /** By log index: the request key of the write first applied there (null for none). */
-  private readonly appliedKeyAt: (string | null)[] = [];
   private readonly acked: AckedWrite[] = [];
-  private readonly electionSafety = new ElectionSafety();
-  private readonly stateMachineSafety: StateMachineSafety;
-  private readonly oneValuePerSlot: OneValuePerSlot;
-  private readonly leaderTermSeen = new Map<NodeId, number>();
+  /** By group: every checker's state (one group unless `--groups`). */
+  private readonly groups: GroupWatch[] = [];
   private readonly claims: ReadonlySet<EngineInvariant>;
   private readonly factory: EngineFactory<unknown, unknown>;
   private readonly scenario: Scenario;
   private readonly messageKinds = new Map<string, number>();
-  /** The commit index last checked for each leader, and the durable state of crashed nodes. */
-  /** The configuration each node acted on when last seen (to trace its changes). */
-  private readonly membershipSeen = new Map<NodeId, Membership>();
-  private readonly leaderCommitSeen = new Map<NodeId, { readonly term: number; readonly commit: number }>();
-  private readonly downDurable = new Map<NodeId, DurableState<unknown>>();
   private readonly statusWatchers: ((id: NodeId, status: EngineStatus) => void)[] = [];
   /** Links the nemesis holds: the packets kept on the wire until it releases them. */
-  private readonly heldLinks = new Map<number, { readonly from: NodeId; readonly to: NodeId; readonly messages: unknown[] }>();
-  /** When a leader could have made progress: what progress checks are conditioned on. */
-  private readonly opportunities: OpportunityLog;
-  /** Each node's role and term when last seen, to notice the changes that move leadership. */
-  private readonly roleSeen = new Map<NodeId, { readonly role: string; readonly term: number }>();
-  /** The term in which each node, leading, last committed an entry of its own term (hot path: one compare per Ready). */
-  private readonly settledTerm = new Map<NodeId, number>();
-  /** Configuration entries committed so far (seen applied), in order. */
-  private readonly configsCommitted: { readonly index: number; readonly atMicros: number }[] = [];
+  private readonly heldLinks = new Map<number, { readonly from: NodeId; readonly to: NodeId; readonly messages: GroupEnvelope<unknown>[] }>();
   /** For FIFO links: when the last packet on each (from, to) link arrives. */
   private readonly lastArrival = new Map<number, number>();
   private nodeLink: LinkModel;
@@ -177,15 +192,21 @@ class Simulation implements NodeHost<unknown> {
   private leaderTerms = 0;
   /** A run of a user's state machine: its nodes' and clients' part (null: the KV store). */
   private readonly app: AppHarness<unknown> | null = null;
+  private readonly leaseClients = new Map<number, LeaseClient>();
+  private readonly leaseChecker = new LeaseChecker(SIM_EPOCH_MS);
+  private readonly workload: SimWorkload;
 
   constructor(private readonly options: SimOptions) {
     let factory = options.protocol;
-    if (options.mutant !== undefined && !(options.mutant in factory.mutants) && !isReplicaMutant(options.mutant)) {
-      throw new Error(`protocol ${factory.name} has no mutant "${options.mutant}"; it has: ${[...Object.keys(factory.mutants), ...Object.keys(REPLICA_MUTANTS)].join(", ")}`);
+    if (options.mutant !== undefined && !(options.mutant in factory.mutants) && !isReplicaMutant(options.mutant) && !isKvMutant(options.mutant) && !isRouterMutant(options.mutant)) {
+      throw new Error(`protocol ${factory.name} has no mutant "${options.mutant}"; it has: ${[...Object.keys(factory.mutants), ...Object.keys(REPLICA_MUTANTS), ...Object.keys(KV_MUTANTS), ...Object.keys(ROUTER_MUTANTS)].join(", ")}`);
     }
+    this.workload = options.workload ?? (options.mutant !== undefined && isKvMutant(options.mutant) ? "leases" : "kv");
+    if (this.workload === "leases" && options.application !== undefined) throw new Error("the lease workload runs on the KV store, not a user's state machine");
+    const groupsProblem = groupsConflict(options.groups ?? 1, options.application !== undefined);
+    if (groupsProblem !== null) throw new Error(groupsProblem);
+    if (this.workload === "leases" && (options.groups ?? 1) > 1) throw new Error("the lease workload runs in one group: leave out --groups");
     this.claims = new Set(factory.invariants);
-    this.stateMachineSafety = new StateMachineSafety(this.claims.has("log-matching"));
-    this.oneValuePerSlot = new OneValuePerSlot(factory.logWords);
     this.traceLog = new Trace(options.fullTrace === true ? FULL_TRACE_CAPACITY : TRACE_CAPACITY);
     const params = deriveParams(options.seed, {
       ...(options.faults === undefined ? {} : { faults: options.faults }),
@@ -207,10 +228,10 @@ class Simulation implements NodeHost<unknown> {
       engineTuning = tuned.description;
     }
     this.factory = factory;
-    this.params = { ...scenarioParams, engineTuning, scenario: scenario.name };
+    this.params = { ...scenarioParams, engineTuning, scenario: scenario.name, groups: options.groups ?? 1 };
     const nodeIds = Array.from({ length: this.params.nodes }, (_, i) => i + 1);
     this.partition = new Partition(nodeIds);
-    this.opportunities = new OpportunityLog(nodeIds);
+    for (let group = 0; group < this.params.groups; group++) this.groups.push(new GroupWatch(group, this.claims, factory, nodeIds));
     this.nodeLink = this.params.nodeLink;
     this.clientLink = this.params.clientLink;
     this.healStartMicros = this.params.faultPhaseMicros;
@@ -229,8 +250,11 @@ class Simulation implements NodeHost<unknown> {
         // A mutant is the engine's or, for any protocol, the replica's (core/replica/mutants.ts).
         mutant: options.mutant !== undefined && options.mutant in factory.mutants ? options.mutant : null,
         replicaMutant: options.mutant !== undefined && isReplicaMutant(options.mutant) ? options.mutant : null,
+        kvMutant: options.mutant !== undefined && isKvMutant(options.mutant) ? options.mutant : null,
         snapshotEveryEntries: this.params.snapshotEveryEntries,
         ...(this.app === null ? {} : { application: this.app }),
+        groups: this.params.groups,
+        routerMutant: options.mutant !== undefined && isRouterMutant(options.mutant) ? options.mutant : null,
       };
       this.nodes.set(id, new SimNode(nodeOptions, disk, this));
     }
@@ -238,10 +262,40 @@ class Simulation implements NodeHost<unknown> {
       this.app.createClients(this.params, nodeIds, prngClients, CLIENT_ID_BASE + 1);
       return;
     }
+    const keySpace = this.keySpace();
     for (let i = 0; i < this.params.clients; i++) {
       const id = CLIENT_ID_BASE + i + 1;
-      this.clients.set(id, new SimClient(id, nodeIds, this.params, prngClients.fork(), this.clientHost(), i < this.params.roamingClients));
+      this.clients.set(id, new SimClient(id, nodeIds, this.params, prngClients.fork(), this.clientHost(), i < this.params.roamingClients, keySpace));
     }
+    if (this.workload !== "leases") return;
+    // A stream of its own, forked last, so the KV clients' runs stay as they were.
+    const prngLeases = root.fork();
+    for (let i = 0; i < LEASE_CLIENTS; i++) {
+      const id = LEASE_CLIENT_ID_BASE + i + 1;
+      this.leaseClients.set(id, new LeaseClient(id, nodeIds, this.params, prngLeases.fork(), this.leaseClientHost(), this.leaseChecker));
+    }
+  }
+
+  /** What a lease client uses of the world: the client link, virtual time, the trace. */
+  private leaseClientHost() {
+    return {
+      now: () => this.now(),
+      after: (delay: number, action: () => void) => this.scheduler.after(delay, action),
+      send: (clientId: number, to: NodeId, request: LeaseRequest) => {
+        this.note(`lease client ${clientId}`, () => `-> ${to}: ${request.op}${"lease" in request ? ` lease ${request.lease}` : ""}${"key" in request ? ` ${request.key}` : ""}`);
+        for (const delay of packetDelays(this.clientLink, this.prngNet)) this.scheduler.after(delay, () => this.nodes.get(to)?.requestLease(request));
+      },
+      note: (actor: string, text: () => string) => this.note(actor, text),
+    };
+  }
+
+  sendLeaseResponse(from: NodeId, clientId: number, response: LeaseResponse): void {
+    for (const delay of packetDelays(this.clientLink, this.prngNet)) this.scheduler.after(delay, () => this.leaseClients.get(clientId)?.onResponse(from, response));
+  }
+
+  onClockApplied(node: NodeId, entry: LogEntry, timeMs: number, expired: readonly LeaseExpiry[]): void {
+    if (expired.length > 0) this.note(`node ${node}`, () => `clock entry ${entry.index} expired ${expired.map((expiry) => `lease ${expiry.id}`).join(", ")}`);
+    this.leaseChecker.applied(node, entry.index, entry.term, timeMs, expired);
   }
 
   /** What a user's state machine's clients and nodes use of the world: the client link, virtual time, the trace. */
@@ -269,10 +323,11 @@ class Simulation implements NodeHost<unknown> {
     this.scheduler.after(delayMicros, action);
   }
 
-  sendToPeer(from: NodeId, to: NodeId, message: unknown): void {
+  sendToPeer(from: NodeId, to: NodeId, message: GroupEnvelope<unknown>): void {
     this.messagesSent++;
-    if (this.scenario.countsMessages === true) {
-      const text = this.factory.describeMessage(message);
+    // The scenarios count group 0's messages, the group they steer.
+    if (this.scenario.countsMessages === true && message.group === DEFAULT_GROUP) {
+      const text = this.factory.describeMessage(message.message);
       // The kind is the description up to the term (Raft) or ballot (Paxos).
       const match = / (term|ballot)=/.exec(text);
       const end = match === null ? -1 : match.index;
@@ -301,13 +356,13 @@ class Simulation implements NodeHost<unknown> {
     for (const delay of delays) this.deliverAfter(delay, from, to, message);
   }
 
-  private deliverAfter(delay: number, from: NodeId, to: NodeId, message: unknown): void {
+  private deliverAfter(delay: number, from: NodeId, to: NodeId, message: GroupEnvelope<unknown>): void {
     this.scheduler.after(delay, () => {
       const node = this.nodes.get(to);
       if (node === undefined || !node.up) return;
       // A partition also loses what was on the wire when it began.
       if (this.partition.isBlocked(from, to)) return;
-      this.traceLog.add(this.now(), `node ${to}`, () => `<- ${from}: ${this.factory.describeMessage(message)}`);
+      this.traceLog.add(this.now(), `node ${to}`, () => `<- ${from}: ${this.groupText(message.group, this.factory.describeMessage(message.message))}`);
       node.deliver(from, message);
     });
   }
@@ -332,87 +387,95 @@ class Simulation implements NodeHost<unknown> {
     this.scheduler.after(latency, action);
   }
 
-  onApply(node: NodeId, entry: LogEntry, key: string | null, output: string | null | boolean): void {
+  onApply(node: NodeId, entry: LogEntry, key: string | null, output: string | null | boolean, group: GroupId): void {
+    const g = this.watch(group);
     // An applied configuration entry is a committed one; the first node to apply it tells when.
-    if (entry.kind === "config" && !this.configsCommitted.some((c) => c.index === entry.index)) this.configsCommitted.push({ index: entry.index, atMicros: this.now() });
+    if (entry.kind === "config" && !g.configsCommitted.some((c) => c.index === entry.index)) g.configsCommitted.push({ index: entry.index, atMicros: this.now() });
     // Always recorded (leader completeness checks against it); judged only when claimed.
-    this.stateMachineSafety.onApply(node, entry, this.claims.has("state-machine-safety"));
+    g.stateMachineSafety.onApply(node, entry, this.claims.has("state-machine-safety"));
     if (key !== null) {
       // Exactly once: a request takes effect at one log index, however many copies a
       // retrying client got into the log (the others apply as duplicates, with key null).
-      const index = this.appliedIndexOf.get(key);
+      const index = g.appliedIndexOf.get(key);
       if (index !== undefined && index !== entry.index) {
-        throw new InvariantViolation("exactly-once", `request ${key} took effect twice: at index ${index} and again at ${entry.index} (on node ${node})`);
+        throw new InvariantViolation("exactly-once", `request ${key} took effect twice: at index ${index} and again at ${entry.index} (on node ${node}${this.groupSuffix(group)})`);
       }
-      this.appliedIndexOf.set(key, entry.index);
+      g.appliedIndexOf.set(key, entry.index);
     }
-    if (key !== null && !this.firstApplied.has(key)) this.firstApplied.set(key, { atMicros: this.now(), output });
-    if (this.appliedKeyAt[entry.index] === undefined) this.appliedKeyAt[entry.index] = key;
+    if (key !== null && !g.firstApplied.has(key)) g.firstApplied.set(key, { atMicros: this.now(), output });
+    if (g.appliedKeyAt[entry.index] === undefined) g.appliedKeyAt[entry.index] = key;
   }
 
-  requestsThrough(index: number): Set<string> {
+  requestsThrough(index: number, group: GroupId): Set<string> {
     const keys = new Set<string>();
-    for (let i = 1; i <= index && i < this.appliedKeyAt.length; i++) {
-      const key = this.appliedKeyAt[i];
+    const appliedKeyAt = this.watch(group).appliedKeyAt;
+    for (let i = 1; i <= index && i < appliedKeyAt.length; i++) {
+      const key = appliedKeyAt[i];
       if (key !== undefined && key !== null) keys.add(key);
     }
     return keys;
   }
 
-  onStatus(node: SimNode<unknown>): void {
-    const status = node.engine.status();
-    const membership = node.engine.membership?.();
+  onStatus(node: SimNode<unknown>, group: GroupId): void {
+    const g = this.watch(group);
+    const engine = node.engineOf(group);
+    const status = engine.status();
+    const membership = engine.membership?.();
     let worldChanged = false;
-    if (membership !== undefined && this.membershipSeen.get(node.id) !== membership) {
-      this.membershipSeen.set(node.id, membership);
-      this.note(`node ${node.id}`, () => `configuration: ${describeMembership(membership)}`);
+    if (membership !== undefined && g.membershipSeen.get(node.id) !== membership) {
+      g.membershipSeen.set(node.id, membership);
+      this.note(`node ${node.id}`, () => this.groupText(group, `configuration: ${describeMembership(membership)}`));
       worldChanged = true;
     }
-    const seen = this.roleSeen.get(node.id);
+    const seen = g.roleSeen.get(node.id);
     if (seen === undefined || seen.role !== status.role || seen.term !== status.term) {
-      this.roleSeen.set(node.id, { role: status.role, term: status.term });
+      g.roleSeen.set(node.id, { role: status.role, term: status.term });
       worldChanged = true;
     }
     if (worldChanged) this.observeWorld();
-    if (this.claims.has("election-safety")) this.electionSafety.observe(status);
-    const engine = node.engine;
-    if (this.claims.has("one-value-per-slot") && engine.entry !== undefined) this.oneValuePerSlot.observe(node.id, status.commitIndex, (index) => engine.entry?.(index) ?? null);
-    if (status.role === "leader" && this.leaderTermSeen.get(node.id) !== status.term) {
-      this.leaderTermSeen.set(node.id, status.term);
+    if (this.claims.has("election-safety")) g.electionSafety.observe(status);
+    if (this.claims.has("one-value-per-slot") && engine.entry !== undefined) g.oneValuePerSlot.observe(node.id, status.commitIndex, (index) => engine.entry?.(index) ?? null);
+    if (status.role === "leader" && g.leaderTermSeen.get(node.id) !== status.term) {
+      g.leaderTermSeen.set(node.id, status.term);
+      if (g.group === DEFAULT_GROUP) this.leaseChecker.leaderElected(status.term, this.now());
       this.leaderTerms++;
-      this.notableEvent(`node ${node.id}`, `became leader of term ${status.term}`);
-      if (this.claims.has("leader-completeness")) checkLeaderCompleteness(node.engine, this.stateMachineSafety.committed());
+      g.leaderTerms++;
+      this.notableEvent(`node ${node.id}`, this.groupText(group, `became leader of term ${status.term}`));
+      if (this.claims.has("leader-completeness")) checkLeaderCompleteness(engine, g.stateMachineSafety.committed());
     }
-    if (status.role === "leader" && this.settledTerm.get(node.id) !== status.term && node.engine.entryTerm(status.commitIndex) === status.term) {
-      this.settledTerm.set(node.id, status.term);
-      this.opportunities.settle(node.id, status.term, this.now());
+    if (status.role === "leader" && g.settledTerm.get(node.id) !== status.term && engine.entryTerm(status.commitIndex) === status.term) {
+      g.settledTerm.set(node.id, status.term);
+      g.opportunities.settle(node.id, status.term, this.now());
     }
-    if (status.role === "leader" && this.claims.has("majority-commit")) this.checkCommitMajority(node.id, status.commitIndex);
-    for (const watcher of this.statusWatchers) watcher(node.id, status);
+    if (status.role === "leader" && this.claims.has("majority-commit")) this.checkCommitMajority(node.id, status.commitIndex, group);
+    // The scenarios steer and watch group 0.
+    if (group === DEFAULT_GROUP) for (const watcher of this.statusWatchers) watcher(node.id, status);
   }
 
   /** Majority commit, each time a leader's commit index moves. */
-  private checkCommitMajority(leader: NodeId, commitIndex: number): void {
-    const leaderTerm = this.nodes.get(leader)?.engine.status().term ?? 0;
-    const seen = this.leaderCommitSeen.get(leader);
+  private checkCommitMajority(leader: NodeId, commitIndex: number, group: GroupId): void {
+    const g = this.watch(group);
+    const leaderEngine = this.nodes.get(leader)?.engineOf(group);
+    const leaderTerm = leaderEngine?.status().term ?? 0;
+    const seen = g.leaderCommitSeen.get(leader);
     if (seen !== undefined && seen.term === leaderTerm && seen.commit >= commitIndex) return;
-    this.leaderCommitSeen.set(leader, { term: leaderTerm, commit: commitIndex });
+    g.leaderCommitSeen.set(leader, { term: leaderTerm, commit: commitIndex });
     // A new leader's commit index was decided before it led, under the configuration of
     // that time (checked then): only what this leader commits is checked against its own.
-    const membership = this.nodes.get(leader)?.engine.membership?.();
+    const membership = leaderEngine?.membership?.();
     if (membership !== undefined && (seen === undefined || seen.term !== leaderTerm)) return;
-    const term = this.nodes.get(leader)?.engine.entryTerm(commitIndex) ?? null;
+    const term = leaderEngine?.entryTerm(commitIndex) ?? null;
     if (term === null) return; // compacted at once: nothing to compare
     const logs = new Map<NodeId, NodeLog>();
     for (const node of this.nodes.values()) {
       if (node.up) {
-        const engine = node.engine;
+        const engine = node.engineOf(group);
         logs.set(node.id, { up: true, snapshotIndex: engine.status().snapshotIndex, entryTerm: (index) => engine.entryTerm(index) });
       } else {
-        let durable = this.downDurable.get(node.id);
+        let durable = g.downDurable.get(node.id);
         if (durable === undefined) {
-          durable = node.disk.replay();
-          this.downDurable.set(node.id, durable);
+          durable = node.disk.replay(group);
+          g.downDurable.set(node.id, durable);
         }
         logs.set(node.id, { up: false, durable });
       }
@@ -424,7 +487,7 @@ class Simulation implements NodeHost<unknown> {
     // A majority of every group (both halves of a joint configuration) of the configuration
     // the leader committed under: its latest — or, when it appended a newer one in the same
     // step as it committed, the one before it, which is in force at the committed index.
-    const atCommit = this.nodes.get(leader)?.engine.membershipAt?.(commitIndex) ?? membership;
+    const atCommit = leaderEngine?.membershipAt?.(commitIndex) ?? membership;
     const check = (m: Membership): void => {
       for (const group of m.outgoing.length > 0 ? [m.voters, m.outgoing] : [m.voters]) {
         checkMajorityCommit(leader, commitIndex, term, new Map(group.map((id) => [id, logs.get(id) as NodeLog] as const)));
@@ -450,6 +513,56 @@ class Simulation implements NodeHost<unknown> {
 
   trace(node: NodeId, text: string): void {
     this.traceLog.add(this.now(), `node ${node}`, text);
+  }
+
+  // ---- groups ----
+
+  private watch(group: GroupId): GroupWatch {
+    const g = this.groups[group];
+    if (g === undefined) throw new Error(`no group ${group} in a run of ${this.groups.length}`);
+    return g;
+  }
+
+  /** A trace line about one group: as before groups existed when the run has one. */
+  private groupText(group: GroupId, text: string): string {
+    return this.params.groups === 1 ? text : `[g${group}] ${text}`;
+  }
+
+  private groupSuffix(group: GroupId): string {
+    return this.params.groups === 1 ? "" : `, group ${group}`;
+  }
+
+  /**
+   * The keys the clients use, with their groups: `params.keys` of them per group, the first
+   * names `k1, k2, ...` the fixed hash gives each group, so every group has work. Null for
+   * one group: the clients draw `k1 .. k{keys}` as before groups existed.
+   */
+  private keySpace(): KeySpace | null {
+    const groups = this.params.groups;
+    if (groups === 1) return null;
+    const names: string[] = [];
+    const perGroup = new Array<number>(groups).fill(0);
+    for (let i = 1; names.length < groups * this.params.keys; i++) {
+      const group = groupOfKey(`k${i}`, groups);
+      if ((perGroup[group] ?? 0) >= this.params.keys) continue;
+      perGroup[group] = (perGroup[group] ?? 0) + 1;
+      names.push(`k${i}`);
+    }
+    return { names, groupOf: (key) => groupOfKey(key, groups) };
+  }
+
+  private groupCommitCounts(): { readonly requests: number; readonly deviceSyncs: number } {
+    let requests = 0;
+    let deviceSyncs = 0;
+    for (const node of this.nodes.values()) {
+      requests += node.groupCommitCounts.requests;
+      deviceSyncs += node.groupCommitCounts.deviceSyncs;
+    }
+    return { requests, deviceSyncs };
+  }
+
+  private groupOfKey(key: string): GroupId {
+    return groupOfKey(key, this.params.groups);
   }
 
   // ---- clients ----
@@ -479,27 +592,33 @@ class Simulation implements NodeHost<unknown> {
 
   /** Records what the world allows now (see opportunity.ts): after every fault and every change of leadership. */
   private observeWorld(): void {
-    const leaderId = this.currentLeader();
+    for (const g of this.groups) this.observeGroup(g);
+  }
+
+  private observeGroup(g: GroupWatch): void {
+    const leaderId = this.currentLeader(g.group);
     const leaderNode = leaderId === null ? undefined : this.nodes.get(leaderId);
     let leader = null;
     if (leaderNode !== undefined) {
-      const m = leaderNode.engine.membership?.();
+      const engine = leaderNode.engineOf(g.group);
+      const m = engine.membership?.();
       const groups = m === undefined ? [[...this.nodes.keys()]] : m.outgoing.length > 0 ? [m.voters, m.outgoing] : [m.voters];
-      leader = { id: leaderNode.id, term: leaderNode.engine.status().term, groups };
+      leader = { id: leaderNode.id, term: engine.status().term, groups };
     }
     const held = (a: NodeId, b: NodeId): boolean => this.heldLinks.has(a * 65536 + b);
-    this.opportunities.observe(this.now(), {
+    g.opportunities.observe(this.now(), {
       running: (id) => this.nodes.get(id)?.up === true && this.nodes.get(id)?.paused === false,
       linked: (a, b) => !this.partition.isBlocked(a, b) && !this.partition.isBlocked(b, a) && !held(a, b) && !held(b, a),
       leader,
     });
   }
 
-  private currentLeader(): NodeId | null {
+  /** The leader of `group` (group 0's, the one the nemesis aims at, by default) with the highest term among the live nodes. */
+  private currentLeader(group: GroupId = DEFAULT_GROUP): NodeId | null {
     let best: { id: NodeId; term: number } | null = null;
     for (const node of this.nodes.values()) {
       if (!node.up) continue;
-      const status = node.engine.status();
+      const status = node.engineOf(group).status();
       if (status.role === "leader" && (best === null || status.term > best.term)) best = { id: node.id, term: status.term };
     }
     return best === null ? null : best.id;
@@ -607,10 +726,10 @@ class Simulation implements NodeHost<unknown> {
         return this.messageKinds;
       },
       snapshotInstalls: (id) => node(id).snapshotsInstalled,
-      servingWindows: () => this.opportunities.servingWindows(this.now() + 1),
-      connectedGroup: (from, to, among, minimum, including) => this.opportunities.connectedGroup(from, to, among, minimum, including),
-      configsCommitted: () => this.configsCommitted,
-      leaderTerms: () => this.leaderTerms,
+      servingWindows: () => this.watch(DEFAULT_GROUP).opportunities.servingWindows(this.now() + 1),
+      connectedGroup: (from, to, among, minimum, including) => this.watch(DEFAULT_GROUP).opportunities.connectedGroup(from, to, among, minimum, including),
+      configsCommitted: () => this.watch(DEFAULT_GROUP).configsCommitted,
+      leaderTerms: () => this.watch(DEFAULT_GROUP).leaderTerms,
       entryTerm: (id, index) => (node(id).up ? node(id).engine.entryTerm(index) : null),
       onStatus: (watcher) => {
         this.statusWatchers.push((id, status) => {
@@ -636,15 +755,17 @@ class Simulation implements NodeHost<unknown> {
     node.crash();
     this.observeWorld();
     const outcome = node.disk.crash(this.prngFault);
-    this.downDurable.delete(node.id);
+    for (const g of this.groups) g.downDurable.delete(node.id);
     this.crashes++;
     if (outcome.lost > 0) this.crashesLosingWrites++;
     this.notableEvent(`node ${node.id}`, `CRASHED ${when} (${outcome.lost} unsynced write(s) lost${outcome.torn ? ", last surviving write torn" : ""})`);
   }
 
   private restart(node: SimNode<unknown>): void {
-    this.downDurable.delete(node.id);
-    this.oneValuePerSlot.restarted(node.id);
+    for (const g of this.groups) {
+      g.downDurable.delete(node.id);
+      g.oneValuePerSlot.restarted(node.id);
+    }
     node.restart();
     this.observeWorld();
     this.notableEvent(`node ${node.id}`, `restarted (term ${node.engine.status().term}, last index ${node.engine.status().lastIndex})`);
@@ -702,8 +823,10 @@ class Simulation implements NodeHost<unknown> {
 
   private checkLogs(): void {
     if (!this.claims.has("log-matching")) return;
-    const live = new Map([...this.nodes.values()].filter((n) => n.up).map((n) => [n.id, n.engine] as const));
-    checkLogMatching(live);
+    for (const g of this.groups) {
+      const live = new Map([...this.nodes.values()].filter((n) => n.up).map((n) => [n.id, n.engineOf(g.group)] as const));
+      checkLogMatching(live);
+    }
   }
 
   run(): SimResult {
@@ -715,11 +838,13 @@ class Simulation implements NodeHost<unknown> {
       this.bootNodes();
       this.startCheckpoints();
       for (const client of this.clients.values()) client.start();
+      for (const client of this.leaseClients.values()) client.start();
       this.app?.startClients();
       this.scenario.start(this.context());
       this.scheduler.at(params.faultPhaseMicros, () => this.heal());
       this.scheduler.at(healEnd, () => {
         for (const client of this.clients.values()) client.stop();
+        for (const client of this.leaseClients.values()) client.stop();
         this.app?.stopClients();
       });
       this.runUntil(settleEnd);
@@ -739,7 +864,13 @@ class Simulation implements NodeHost<unknown> {
       seed: this.options.seed,
       protocol: this.options.protocol.name,
       mutant: this.options.mutant ?? null,
-      request: { faults: this.options.faults ?? null, scenario: this.options.scenario ?? "random", ...(this.options.application === undefined ? {} : { stateMachine: this.options.application.path }) },
+      request: {
+        faults: this.options.faults ?? null,
+        scenario: this.options.scenario ?? "random",
+        ...(this.options.application === undefined ? {} : { stateMachine: this.options.application.path }),
+        ...(this.options.workload === undefined ? {} : { workload: this.options.workload }),
+        ...(params.groups === 1 ? {} : { groups: params.groups }),
+      },
       params,
       failure: this.failure,
       history: this.history,
@@ -753,6 +884,7 @@ class Simulation implements NodeHost<unknown> {
         crashes: this.crashes,
         crashesLosingWrites: this.crashesLosingWrites,
         faultsInjected: this.faultsInjected,
+        ...(this.params.groups === 1 ? {} : { groupCommit: this.groupCommitCounts() }),
       },
       traceTail: this.failure === null ? [] : this.traceLog.tail(TRACE_TAIL_LINES),
       notableTail: this.failure === null ? [] : this.notable.tail(NOTABLE_TAIL_LINES),
@@ -773,24 +905,28 @@ class Simulation implements NodeHost<unknown> {
     const disabled = new Set(this.options.disabledCheckers ?? []);
     this.checkLogs();
     if (!disabled.has("liveness")) {
-      if (this.app === null) this.checkLiveness();
+      if (this.app === null) for (const g of this.groups) this.checkLiveness(g.group);
       else this.app.checkLiveness(this.healStartMicros);
     }
     if (!disabled.has("lost-write")) {
-      // Every member of the final configuration must hold every acknowledged write; a node
-      // that was removed stopped receiving them.
-      const leader = this.currentLeader();
-      const membership = leader === null ? undefined : this.nodes.get(leader)?.engine.membership?.();
-      const applied = new Map([...this.nodes.values()].filter((n) => n.up && (membership === undefined || isMember(membership, n.id))).map((n) => [n.id, n.appliedRequests] as const));
-      if (this.app === null) checkNoLostWrites(this.acked, applied);
-      else this.app.checkNoLostWrites(applied);
+      for (const g of this.groups) {
+        // Every member of the final configuration must hold every acknowledged write; a node
+        // that was removed stopped receiving them.
+        const leader = this.currentLeader(g.group);
+        const membership = leader === null ? undefined : this.nodes.get(leader)?.engineOf(g.group).membership?.();
+        const applied = new Map([...this.nodes.values()].filter((n) => n.up && (membership === undefined || isMember(membership, n.id))).map((n) => [n.id, n.appliedRequestsOf(g.group)] as const));
+        if (this.app === null) checkNoLostWrites(this.groups.length === 1 ? this.acked : this.acked.filter((write) => this.groupOfKey(write.operation.key) === g.group), applied);
+        else this.app.checkNoLostWrites(applied);
+      }
     }
     if (disabled.has("linearizability")) return;
     if (this.app !== null) return this.app.checkLinearizability();
-    const history = this.resolvedHistory();
-    const result = checkLinearizability(history);
-    if (result.verdict === "violation") throw new InvariantViolation("linearizability", result.explanation);
-    if (result.verdict === "inconclusive") throw new InvariantViolation("linearizability", `inconclusive: ${result.explanation}`);
+    for (const g of this.groups) {
+      const history = this.resolvedHistory(g.group);
+      const result = checkLinearizability(history);
+      if (result.verdict === "violation") throw new InvariantViolation("linearizability", `${result.explanation}${this.groupSuffix(g.group) === "" ? "" : ` (in group ${g.group})`}`);
+      if (result.verdict === "inconclusive") throw new InvariantViolation("linearizability", `inconclusive: ${result.explanation}`);
+    }
   }
 
   /**
@@ -801,19 +937,21 @@ class Simulation implements NodeHost<unknown> {
    * system must already have ordered the write by then, so this only removes orders the
    * checker would otherwise allow: the check gets stronger and its search small.
    */
-  private resolvedHistory(): Operation[] {
-    return this.history.map((op, position) => {
+  private resolvedHistory(group: GroupId): Operation[] {
+    const firstApplied = this.watch(group).firstApplied;
+    const resolved = this.history.map((op, position) => {
       if (op.status !== "unknown" || op.op === "get") return op;
-      const applied = this.firstApplied.get(this.historyKeys[position] as string);
+      const applied = firstApplied.get(this.historyKeys[position] as string);
       if (applied === undefined) return { ...op, status: "fail" as const };
       return { ...op, status: "ok" as const, output: applied.output, return: Math.max(op.call, applied.atMicros) };
     });
+    return this.groups.length === 1 ? resolved : resolved.filter((op) => this.groupOfKey(op.key) === group);
   }
 
-  private checkLiveness(): void {
+  private checkLiveness(group: GroupId): void {
     const grace = 2_000_000;
     const after = this.healStartMicros + grace;
-    const served = this.history.filter((op) => op.status === "ok" && op.return >= after);
+    const served = this.history.filter((op) => op.status === "ok" && op.return >= after && (this.groups.length === 1 || this.groupOfKey(op.key) === group));
     const reads = served.filter((op) => op.op === "get").length;
     const writes = served.length - reads;
     if ((reads === 0 && this.params.opMix.get > 0) || writes === 0) {
@@ -821,11 +959,11 @@ class Simulation implements NodeHost<unknown> {
       // and nothing fails after it); measured all the same, as every progress check is.
       const healEnd = this.params.faultPhaseMicros + this.params.healPhaseMicros;
       const ids = [...this.nodes.keys()];
-      const group = this.opportunities.connectedGroup(after, healEnd, ids, Math.floor(ids.length / 2) + 1);
-      if (group.length === 0) return;
+      const linked = this.watch(group).opportunities.connectedGroup(after, healEnd, ids, Math.floor(ids.length / 2) + 1);
+      if (linked.length === 0) return;
       throw new InvariantViolation(
         "liveness",
-        `no liveness: after healing at ${formatTime(this.healStartMicros)} (plus ${formatTime(grace)} grace) the cluster completed ${reads} read(s) and ${writes} write(s), though nodes ${group.join(",")} were running and linked with each other from ${formatTime(after)} to ${formatTime(healEnd)}`,
+        `no liveness${this.groupSuffix(group) === "" ? "" : ` in group ${group}`}: after healing at ${formatTime(this.healStartMicros)} (plus ${formatTime(grace)} grace) the cluster completed ${reads} read(s) and ${writes} write(s), though nodes ${linked.join(",")} were running and linked with each other from ${formatTime(after)} to ${formatTime(healEnd)}`,
       );
     }
   }

@@ -13,6 +13,15 @@ export interface ClientHost {
   record(operation: Operation, sequence: number, answeredBy: NodeId | null): void;
 }
 
+/**
+ * The keys of a run with several groups, and the group that owns each: a client keeps its
+ * idea of who leads per group, since each group has a leader of its own.
+ */
+export interface KeySpace {
+  readonly names: readonly string[];
+  groupOf(key: string): number;
+}
+
 interface InFlight {
   readonly request: ClientRequest;
   readonly call: number;
@@ -39,7 +48,10 @@ interface InFlight {
  */
 export class SimClient {
   private sequence = 0;
-  private leaderGuess: NodeId | null = null;
+  /** By group: the node this client believes leads it (one group unless there is a key space). */
+  private readonly leaderGuesses = new Map<number, NodeId | null>();
+  /** The group of the operation in flight (or the last one). */
+  private currentGroup = 0;
   private inFlight: InFlight | null = null;
   private stopped = false;
   /** The last value this client saw for each key, so its cas operations can succeed. */
@@ -52,7 +64,17 @@ export class SimClient {
     private readonly prng: Prng,
     private readonly host: ClientHost,
     private readonly roaming = false,
+    private readonly keySpace: KeySpace | null = null,
   ) {}
+
+  /** The leader this client believes in for the group of the operation in flight. */
+  private get leaderGuess(): NodeId | null {
+    return this.leaderGuesses.get(this.currentGroup) ?? null;
+  }
+
+  private set leaderGuess(node: NodeId | null) {
+    this.leaderGuesses.set(this.currentGroup, node);
+  }
 
   start(): void {
     this.host.after(this.prng.exponential(this.params.clientThinkMicrosMean), () => this.issue());
@@ -78,7 +100,8 @@ export class SimClient {
   private issue(): void {
     if (this.stopped || this.inFlight !== null) return;
     const sequence = ++this.sequence;
-    const key = `k${this.prng.int(1, this.params.keys)}`;
+    const key = this.keySpace === null ? `k${this.prng.int(1, this.params.keys)}` : this.prng.pick(this.keySpace.names);
+    this.currentGroup = this.keySpace === null ? 0 : this.keySpace.groupOf(key);
     let op = this.chooseOp();
     const seen = this.lastSeen.get(key);
     if (op === "cas" && (seen === undefined || seen === null)) op = "put";

@@ -3,6 +3,7 @@ import { ByteReader, ByteWriter } from "../common/bytes.js";
 import { InvalidInputError } from "../common/errors.js";
 import { limits } from "../common/limits.js";
 import { toWellFormed, utf8Decode, utf8Encode } from "../common/utf8.js";
+import { LEASE_LIMITS } from "./model.js";
 
 /**
  * The KV state machine's commands and their byte format: the format written into the log,
@@ -15,26 +16,43 @@ import { toWellFormed, utf8Decode, utf8Encode } from "../common/utf8.js";
  *   cas-revision:    f64 expectedModRevision | u32 valueLength | value
  *   delete-prefix:   (nothing; the key is the prefix, non-empty)
  *
+ * A put, cas-value or cas-revision that attaches its key to a lease ends with `f64 lease`
+ * (a positive id); without it, the key is attached to none (so commands written before
+ * there were leases read as they were).
+ *
  * except a transaction, which has no key of its own after the request:
  *
  *   txn:   u8 version (2) | u8 op (4) | f64 clientId | f64 sequence | f64 timeMs
  *          | u32 compareCount | compare... | u32 successCount | operation... | u32 failureCount | operation...
  *   compare:    u8 target | u8 operator | u32 keyLength | key | (value target: u32 length | bytes, else: f64)
- *   operation:  u8 kind (0 put, 1 delete, 2 get) | u32 keyLength | key | (put: u32 valueLength | value)
+ *   operation:  u8 kind (0 put, 1 delete, 2 get, 3 put with a lease) | u32 keyLength | key
+ *               | (put: u32 valueLength | value; put with a lease: u32 valueLength | value | f64 lease)
  *
  * and a session registration, which has nothing after the request:
  *
  *   register:  u8 version (2) | u8 op (5) | f64 clientId | f64 sequence | f64 timeMs
- *   clock:     u8 version (2) | u8 op (6) | f64 clientId | f64 sequence | f64 timeMs
+ *   clock:     u8 version (2) | u8 op (6) | f64 clientId | f64 sequence | f64 timeMs | [u8 1: a new leader's]
+ *
+ * and a compaction, which has only its revision:
+ *
+ *   compact:   u8 version (2) | u8 op (8) | f64 clientId | f64 sequence | f64 timeMs | f64 revision
+ *
+ * and the lease commands, which have one number each:
+ *
+ *   lease-grant:      u8 version (2) | u8 op (9) | request | f64 ttlMs
+ *   lease-keepalive:  u8 version (2) | u8 op (10) | request | f64 lease
+ *   lease-revoke:     u8 version (2) | u8 op (11) | request | f64 lease
  *
  * `clientId` and `sequence` name the request, so the node that took it can answer the
  * client when the entry applies, and so retried writes can be recognised. `timeMs` is the
  * proposing node's wall clock; only a clock command's moves the state machine's clock for
- * expiring sessions (see KvStore), the same on every replica because it is in the log.
+ * expiring sessions and leases (see KvStore), the same on every replica because it is in the
+ * log; a lease command's time only makes its lease live longer, never expires anything.
  * Version 1 (no `timeMs`) is still read, as time 0.
  */
 export type KvCommand =
-  | { readonly op: "put"; readonly request: RequestId; readonly key: string; readonly value: Uint8Array }
+  /** `lease`: attach the key to that lease (absent: to none, detaching it from any it had). */
+  | { readonly op: "put"; readonly request: RequestId; readonly key: string; readonly value: Uint8Array; readonly lease?: number }
   | { readonly op: "delete"; readonly request: RequestId; readonly key: string }
   /**
    * Deletes every key that starts with `prefix` (non-empty), atomically, as one revision
@@ -49,6 +67,7 @@ export type KvCommand =
       /** The value the key must hold, or null for "must not exist". */
       readonly expected: Uint8Array | null;
       readonly value: Uint8Array;
+      readonly lease?: number;
     }
   | {
       readonly op: "cas-revision";
@@ -57,6 +76,7 @@ export type KvCommand =
       /** The key's modification revision must equal this; 0 means "must not exist". */
       readonly expectedRevision: number;
       readonly value: Uint8Array;
+      readonly lease?: number;
     }
   | TxnCommand
   /**
@@ -68,7 +88,31 @@ export type KvCommand =
    * Moves the store's clock to `request.timeMs`: proposed by the leader every few seconds
    * with its wall clock (see KvStore). Other commands' times do not move the clock.
    */
-  | { readonly op: "clock"; readonly request: RequestId };
+  | {
+      readonly op: "clock";
+      readonly request: RequestId;
+      /**
+       * Proposed by a leader that has not yet had one of its clock entries applied: every
+       * lease is first extended to live its full time to live from this clock (etcd's rule),
+       * so a failover never expires a lease whose holder could not reach a leader meanwhile.
+       */
+      readonly newLeader?: boolean;
+    }
+  /**
+   * Moves the store's compaction point up to `revision` (src/core/kv/history.ts): reads and
+   * watches below it are refused from then on. A revision at or below the compaction point
+   * changes nothing; one past the store's revision changes nothing either (the result says so).
+   */
+  | { readonly op: "compact"; readonly request: RequestId; readonly revision: number }
+  /**
+   * Grants a lease living `ttlMs` (LEASE_LIMITS) from its grant; its id is this entry's
+   * index. Refused ("rejected") when the store holds LEASE_LIMITS.leasesMax leases.
+   */
+  | { readonly op: "lease-grant"; readonly request: RequestId; readonly ttlMs: number }
+  /** Renews a lease: it lives its time to live from now ("lease-not-found" if it is gone). */
+  | { readonly op: "lease-keepalive"; readonly request: RequestId; readonly lease: number }
+  /** Revokes a lease, deleting its keys in one revision ("lease-not-found" if it is gone). */
+  | { readonly op: "lease-revoke"; readonly request: RequestId; readonly lease: number };
 
 /**
  * A transaction (etcd's Txn): if every compare holds, the `success` operations run, else the
@@ -106,7 +150,8 @@ export type TxnCompare =
 
 /** One operation of a transaction's branch. */
 export type TxnOperation =
-  | { readonly op: "put"; readonly key: string; readonly value: Uint8Array }
+  /** `lease`: as a put command's. */
+  | { readonly op: "put"; readonly key: string; readonly value: Uint8Array; readonly lease?: number }
   | { readonly op: "delete"; readonly key: string }
   | { readonly op: "get"; readonly key: string };
 
@@ -118,11 +163,12 @@ export interface RequestId {
 }
 
 const VERSION = 2;
-const OPS = ["put", "delete", "cas-value", "cas-revision", "txn", "register", "clock", "delete-prefix"] as const;
+const OPS = ["put", "delete", "cas-value", "cas-revision", "txn", "register", "clock", "delete-prefix", "compact", "lease-grant", "lease-keepalive", "lease-revoke"] as const;
+const LEASE_OPS: ReadonlySet<Op> = new Set(["lease-grant", "lease-keepalive", "lease-revoke"]);
 type Op = (typeof OPS)[number];
 const COMPARE_TARGETS = ["value", "modRevision", "createRevision", "version"] as const;
 const COMPARE_OPERATORS = ["=", "!=", "<", ">"] as const;
-const TXN_OPERATIONS = ["put", "delete", "get"] as const;
+const TXN_OPERATIONS = ["put", "delete", "get", "put-lease"] as const;
 /** version, op, clientId, sequence, timeMs. */
 const HEADER_BYTES = 2 + 8 + 8 + 8;
 
@@ -134,15 +180,32 @@ const HEADER_BYTES = 2 + 8 + 8 + 8;
 export function encodeCommand(command: KvCommand): Uint8Array {
   if (command.op === "txn") return encodeTxn(command);
   if (command.op === "register" || command.op === "clock") {
-    const writer = new ByteWriter(HEADER_BYTES);
+    const newLeader = command.op === "clock" && command.newLeader === true;
+    const writer = new ByteWriter(HEADER_BYTES + (newLeader ? 1 : 0));
     writeHeader(writer, command.op, command.request);
+    if (newLeader) writer.u8(1);
     return writer.finish(`${command.op} command`);
+  }
+  if (command.op === "lease-grant" || command.op === "lease-keepalive" || command.op === "lease-revoke") {
+    const number = command.op === "lease-grant" ? checkTtl(command.ttlMs) : checkLeaseId(command.lease);
+    const writer = new ByteWriter(HEADER_BYTES + 8);
+    writeHeader(writer, command.op, command.request);
+    writer.f64(number);
+    return writer.finish(`${command.op} command`);
+  }
+  if (command.op === "compact") {
+    if (!Number.isSafeInteger(command.revision) || command.revision < 1) throw new InvalidInputError(`a compaction's revision must be a positive integer, got ${command.revision}`);
+    const writer = new ByteWriter(HEADER_BYTES + 8);
+    writeHeader(writer, command.op, command.request);
+    writer.f64(command.revision);
+    return writer.finish("compact command");
   }
   const key = utf8Encode(command.op === "delete-prefix" ? command.prefix : command.key);
   if (key.length === 0) throw new InvalidInputError(command.op === "delete-prefix" ? "the prefix of a range delete must not be empty" : "key must not be empty");
   if (key.length > limits.keyBytesMax) throw new InvalidInputError(`key is ${key.length} bytes; the limit is ${limits.keyBytesMax}`);
   const parts: Uint8Array[] = [];
-  let size = HEADER_BYTES + 4 + key.length;
+  const lease = "lease" in command && command.lease !== undefined ? checkLeaseId(command.lease) : 0;
+  let size = HEADER_BYTES + 4 + key.length + (lease === 0 ? 0 : 8);
   const addBytes = (bytes: Uint8Array): void => {
     if (bytes.length > limits.valueBytesMax) {
       throw new InvalidInputError(`value is ${bytes.length} bytes; the limit is ${limits.valueBytesMax}`);
@@ -192,6 +255,10 @@ export function encodeCommand(command: KvCommand): Uint8Array {
     out.set(part, at + 4);
     at += 4 + part.length;
   }
+  if (lease !== 0) {
+    view.setFloat64(at, lease);
+    at += 8;
+  }
   assert(at === size, "command size mismatch");
   return out;
 }
@@ -202,15 +269,34 @@ export function decodeCommand(bytes: Uint8Array): KvCommand {
   const version = reader.u8();
   if (version !== 1 && version !== VERSION) throw new InvalidInputError(`unknown command version ${version}`);
   const op: Op | undefined = OPS[reader.u8()];
-  if (op === undefined || (version === 1 && (op === "register" || op === "clock" || op === "delete-prefix"))) throw new InvalidInputError("unknown command op");
+  if (op === undefined || (version === 1 && (op === "register" || op === "clock" || op === "delete-prefix" || op === "compact" || LEASE_OPS.has(op)))) throw new InvalidInputError("unknown command op");
   const ids = { clientId: reader.safeInteger(), sequence: reader.safeInteger() };
   // Canonical: a time of 0 (unknown) decodes as no time, as version 1 does.
   const timeMs = version === 1 ? 0 : reader.safeInteger();
   const request: RequestId = timeMs === 0 ? ids : { ...ids, timeMs };
   if (op === "txn") return decodeTxn(bytes, reader, request);
-  if (op === "register" || op === "clock") {
+  if (op === "register") {
     reader.expectEnd();
     return { op, request };
+  }
+  if (op === "clock") {
+    if (reader.atEnd) return { op, request };
+    // Canonical: the flag is written only when set.
+    if (reader.u8() !== 1) throw new InvalidInputError("bad new-leader flag of a clock command");
+    reader.expectEnd();
+    return { op, request, newLeader: true };
+  }
+  if (op === "lease-grant" || op === "lease-keepalive" || op === "lease-revoke") {
+    const number = reader.safeInteger();
+    reader.expectEnd();
+    if (op === "lease-grant") return { op, request, ttlMs: decodedTtl(number) };
+    return { op, request, lease: decodedLeaseId(number) };
+  }
+  if (op === "compact") {
+    const revision = reader.safeInteger();
+    if (revision < 1) throw new InvalidInputError("a compaction's revision must be positive");
+    reader.expectEnd();
+    return { op, request, revision };
   }
   const keyBytes = reader.bytes(limits.keyBytesMax);
   if (keyBytes.length === 0) throw new InvalidInputError("empty key");
@@ -218,7 +304,7 @@ export function decodeCommand(bytes: Uint8Array): KvCommand {
   let command: KvCommand;
   switch (op) {
     case "put":
-      command = { op, request, key, value: reader.bytes(limits.valueBytesMax) };
+      command = withLease({ op, request, key, value: reader.bytes(limits.valueBytesMax) }, reader);
       break;
     case "delete":
       command = { op, request, key };
@@ -230,12 +316,12 @@ export function decodeCommand(bytes: Uint8Array): KvCommand {
       const present = reader.u8();
       if (present > 1) throw new InvalidInputError("bad expected-present flag");
       const expected = present === 1 ? reader.bytes(limits.valueBytesMax) : null;
-      command = { op, request, key, expected, value: reader.bytes(limits.valueBytesMax) };
+      command = withLease({ op, request, key, expected, value: reader.bytes(limits.valueBytesMax) }, reader);
       break;
     }
     case "cas-revision": {
       const expectedRevision = reader.safeInteger();
-      command = { op, request, key, expectedRevision, value: reader.bytes(limits.valueBytesMax) };
+      command = withLease({ op, request, key, expectedRevision, value: reader.bytes(limits.valueBytesMax) }, reader);
       break;
     }
   }
@@ -254,7 +340,7 @@ function encodeTxn(command: TxnCommand): Uint8Array {
       throw new InvalidInputError(`a ${compare.target} compare needs a non-negative integer, got ${compare.value}`);
     }
   }
-  for (const branch of branches) for (const { operation, key } of branch) size += 1 + 4 + key.length + (operation.op === "put" ? 4 + checkValue(operation.value).length : 0);
+  for (const branch of branches) for (const { operation, key } of branch) size += 1 + 4 + key.length + (operation.op === "put" ? 4 + checkValue(operation.value).length + (operation.lease === undefined ? 0 : 8) : 0);
   if (size > limits.commandBytesMax) throw new InvalidInputError(`transaction is ${size} bytes encoded; the limit is ${limits.commandBytesMax}`);
   const writer = new ByteWriter(size);
   writeHeader(writer, "txn", command.request);
@@ -269,9 +355,11 @@ function encodeTxn(command: TxnCommand): Uint8Array {
   for (const branch of branches) {
     writer.u32(branch.length);
     for (const { operation, key } of branch) {
-      writer.u8(TXN_OPERATIONS.indexOf(operation.op));
+      const leased = operation.op === "put" && operation.lease !== undefined;
+      writer.u8(TXN_OPERATIONS.indexOf(leased ? "put-lease" : operation.op));
       writer.bytes(key);
       if (operation.op === "put") writer.bytes(operation.value);
+      if (operation.op === "put" && operation.lease !== undefined) writer.f64(checkLeaseId(operation.lease));
     }
   }
   return writer.finish("transaction command");
@@ -355,7 +443,8 @@ function decodeBranch(reader: ByteReader): TxnOperation[] {
     const op = TXN_OPERATIONS[reader.u8()];
     if (op === undefined) throw new InvalidInputError("unknown transaction operation");
     const key = decodeKey(reader);
-    operations.push(op === "put" ? { op, key, value: reader.bytes(limits.valueBytesMax) } : { op, key });
+    if (op === "put-lease") operations.push({ op: "put", key, value: reader.bytes(limits.valueBytesMax), lease: decodedLeaseId(reader.safeInteger()) });
+    else operations.push(op === "put" ? { op, key, value: reader.bytes(limits.valueBytesMax) } : { op, key });
   }
   return operations;
 }
@@ -364,4 +453,33 @@ function decodeKey(reader: ByteReader): string {
   const bytes = reader.bytes(limits.keyBytesMax);
   if (bytes.length === 0) throw new InvalidInputError("empty key");
   return utf8Decode(bytes);
+}
+
+/** A lease id a client gave: a positive safe integer (InvalidInputError otherwise). */
+function checkLeaseId(lease: number): number {
+  if (!Number.isSafeInteger(lease) || lease < 1) throw new InvalidInputError(`a lease id is a positive integer, got ${lease}`);
+  return lease;
+}
+
+function checkTtl(ttlMs: number): number {
+  if (!Number.isSafeInteger(ttlMs) || ttlMs < LEASE_LIMITS.ttlMsMin || ttlMs > LEASE_LIMITS.ttlMsMax) {
+    throw new InvalidInputError(`a lease's time to live is ${LEASE_LIMITS.ttlMsMin / 1000} s to ${LEASE_LIMITS.ttlMsMax / 1000} s, got ${ttlMs / 1000} s`);
+  }
+  return ttlMs;
+}
+
+function decodedLeaseId(lease: number): number {
+  if (lease < 1) throw new InvalidInputError("a lease id must be positive");
+  return lease;
+}
+
+function decodedTtl(ttlMs: number): number {
+  if (ttlMs < LEASE_LIMITS.ttlMsMin || ttlMs > LEASE_LIMITS.ttlMsMax) throw new InvalidInputError("a lease's time to live is out of bounds");
+  return ttlMs;
+}
+
+/** A put-like command with the lease that ends it, if any. */
+function withLease<C extends { readonly op: "put" | "cas-value" | "cas-revision" }>(command: C, reader: ByteReader): C {
+  if (reader.atEnd) return command;
+  return { ...command, lease: decodedLeaseId(reader.safeInteger()) };
 }

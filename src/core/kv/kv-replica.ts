@@ -14,6 +14,7 @@ import type { LogEntry, Snapshot } from "../engine/contract.js";
 import { encodeCommand, type KvCommand, type RequestId } from "./command.js";
 import type { Applied, KvResult } from "./model.js";
 import type { KvStore } from "./store.js";
+import type { KvMutant } from "./mutants.js";
 
 /** A write as a caller states it; the request layer adds the request id. */
 export type KvOperation = KvCommand extends infer C ? (C extends KvCommand ? Omit<C, "request"> : never) : never;
@@ -28,6 +29,15 @@ export type ReadConsistency = "linearizable" | "lease" | "stale";
 
 /** How often a leader proposes its wall clock for the state machine (session expiry). */
 export const CLOCK_INTERVAL_MS = 10_000;
+/**
+ * How often while the store holds leases: a lease expires at the first clock entry past its
+ * expiry, so this is how late (at most) an expiry comes after its time to live.
+ */
+export const LEASE_CLOCK_INTERVAL_MS = 250;
+/** A leader keeping `historyRevisions` proposes a compaction at most this often. */
+export const RETENTION_INTERVAL_MS = 1_000;
+/** Changes a purge step of the history processes (one backend transaction, a few milliseconds). */
+export const PURGE_CHANGES_PER_STEP = 1_000;
 
 /**
  * A `KvStore` as the replica's state machine. A write's proposal key is its sequence number
@@ -39,6 +49,8 @@ export class KvStateMachine implements StateMachine<Applied> {
     private readonly nodeClientId: number,
     /** Begins an incremental capture (the LMDB backend's); without it, snapshots are taken in one go. */
     private readonly beginIncremental?: () => SnapshotBuilder,
+    /** Called after each batch applied. */
+    private readonly onApplied?: () => void,
   ) {}
 
   get appliedIndex(): number {
@@ -46,7 +58,9 @@ export class KvStateMachine implements StateMachine<Applied> {
   }
 
   apply(entries: readonly LogEntry[]): readonly Applied[] {
-    return this.kv.applyBatch(entries);
+    const applied = this.kv.applyBatch(entries);
+    this.onApplied?.();
+    return applied;
   }
 
   restore(snapshot: Snapshot): void {
@@ -87,6 +101,13 @@ export interface KvReplicaOptions<M, H> extends Omit<ReplicaOptions<M, H, Applie
   readonly observer?: ReplicaObserver<Applied>;
   /** The simulator's broken replica, to prove it is caught; never set in production. */
   readonly replicaMutant?: ReplicaMutant | null;
+  /** The simulator's broken KV layer (core/kv/mutants.ts); never set in production. */
+  readonly kvMutant?: KvMutant | null;
+  /**
+   * How many revisions of history to keep: while leading, the replica proposes compactions
+   * that keep at least this many (and at most a tenth more). 0 or absent: keep everything.
+   */
+  readonly historyRevisions?: number;
 }
 
 export class KvReplica<M, H> {
@@ -96,22 +117,39 @@ export class KvReplica<M, H> {
   private nextSequence: number;
   /** When this node, leading, last proposed a clock entry (the monotonic clock). */
   private clockProposedMs = Number.NEGATIVE_INFINITY;
+  /**
+   * The term in which one of this node's clock entries marked `newLeader` applied: until
+   * then, while leading, its clock entries carry the mark (see KvStore: leases are extended).
+   */
+  private leaderClockAppliedTerm = -1;
+  /** When this node, leading, last proposed a compaction to keep `historyRevisions`. */
+  private compactionProposedMs = Number.NEGATIVE_INFINITY;
   private cancelClockTimer: (() => void) | null = null;
+  private purgeScheduled = false;
+  private stopped = false;
 
   constructor(options: KvReplicaOptions<M, H>) {
     this.options = options;
     this.kv = options.kv;
     this.nextSequence = options.firstSequence;
-    this.replica = createReplica<M, H, Applied>({ ...options, stateMachine: new KvStateMachine(options.kv, options.nodeClientId, options.beginSnapshot) }, options.replicaMutant ?? null);
+    const historyRevisions = options.historyRevisions ?? 0;
+    assert(Number.isSafeInteger(historyRevisions) && historyRevisions >= 0, "historyRevisions is a non-negative integer");
+    const stateMachine = new KvStateMachine(options.kv, options.nodeClientId, options.beginSnapshot, () => this.schedulePurge());
+    this.replica = createReplica<M, H, Applied>({ ...options, stateMachine }, options.replicaMutant ?? null);
   }
 
   start(): void {
     assert(this.cancelClockTimer === null, "started twice");
     this.replica.start();
-    this.cancelClockTimer = this.options.clock.every(this.options.tickMs, () => this.proposeClock());
+    this.cancelClockTimer = this.options.clock.every(this.options.tickMs, () => {
+      this.proposeClock();
+      this.proposeRetention();
+    });
+    this.schedulePurge();
   }
 
   stop(): void {
+    this.stopped = true;
     this.cancelClockTimer?.();
     this.cancelClockTimer = null;
     this.replica.stop();
@@ -126,7 +164,9 @@ export class KvReplica<M, H> {
    * is rejected before anything is proposed.
    */
   write(operation: KvOperation, client: ClientRequest | null, waiter: Waiter<KvResult>): void {
-    const request: RequestId = client ?? { clientId: this.options.nodeClientId, sequence: this.nextSequence++ };
+    const named: RequestId = client ?? { clientId: this.options.nodeClientId, sequence: this.nextSequence++ };
+    // A lease counts its time to live from when its leader took the keep-alive (see KvStore).
+    const request = operation.op === "lease-grant" || operation.op === "lease-keepalive" ? { ...named, timeMs: this.options.wallClockMs() } : named;
     let data: Uint8Array;
     try {
       data = encodeCommand({ ...operation, request } as KvCommand);
@@ -167,20 +207,67 @@ export class KvReplica<M, H> {
   }
 
   /**
+   * Removes, a step at a time between other work, the history a compaction made unreachable
+   * (KvStore.purgeHistory): each node in its own time, since it changes nothing a read or a
+   * snapshot sees.
+   */
+  private schedulePurge(): void {
+    if (this.purgeScheduled || this.stopped || !this.kv.purgePending) return;
+    this.purgeScheduled = true;
+    this.options.clock.soon(() => {
+      this.purgeScheduled = false;
+      if (this.stopped) return;
+      if (this.kv.purgeHistory(PURGE_CHANGES_PER_STEP)) this.schedulePurge();
+    });
+  }
+
+  /**
+   * While leading with `historyRevisions` set: a compaction that keeps that many revisions,
+   * once the history has grown a tenth past them, at most every RETENTION_INTERVAL_MS.
+   * Through the log like any write, so every replica compacts at the same entry.
+   */
+  private proposeRetention(): void {
+    const keep = this.options.historyRevisions ?? 0;
+    if (keep === 0 || this.replica.engine.status().role !== "leader") return;
+    const target = this.kv.currentRevision - keep;
+    if (target - this.kv.compactRevision < Math.max(1, Math.ceil(keep / 10))) return;
+    const nowMs = this.options.clock.nowMs();
+    if (nowMs - this.compactionProposedMs < RETENTION_INTERVAL_MS) return;
+    this.compactionProposedMs = nowMs;
+    // Answered by no one; a refusal (a transfer under way) is tried again next interval.
+    const request = { clientId: this.options.nodeClientId, sequence: this.nextSequence++ };
+    this.replica.proposeUnanswered(encodeCommand({ op: "compact", request, revision: target }));
+  }
+
+  /**
    * While leading, every CLOCK_INTERVAL_MS: a clock entry with this node's wall clock, the
    * time by which the state machine expires client sessions (see KvStore) — at once when
    * it becomes leader, so the store's clock is never long behind.
    */
   private proposeClock(): void {
-    if (this.replica.engine.status().role !== "leader") {
+    const status = this.replica.engine.status();
+    if (status.role !== "leader") {
       this.clockProposedMs = Number.NEGATIVE_INFINITY;
       return;
     }
     const nowMs = this.options.clock.nowMs();
-    if (nowMs - this.clockProposedMs < CLOCK_INTERVAL_MS) return;
+    const intervalMs = this.kv.leaseCount > 0 ? LEASE_CLOCK_INTERVAL_MS : CLOCK_INTERVAL_MS;
+    if (nowMs - this.clockProposedMs < intervalMs) return;
     this.clockProposedMs = nowMs;
-    // Answered by no one. A refusal (a transfer under way) is tried again next interval.
     const request = { clientId: this.options.nodeClientId, sequence: this.nextSequence++, timeMs: this.options.wallClockMs() };
-    this.replica.proposeUnanswered(encodeCommand({ op: "clock", request }));
+    const newLeader = this.leaderClockAppliedTerm !== status.term && this.options.kvMutant !== "lease-no-extend";
+    if (!newLeader) {
+      // Answered by no one. A refusal (a transfer under way) is tried again next interval.
+      this.replica.proposeUnanswered(encodeCommand({ op: "clock", request }));
+      return;
+    }
+    // Marked until one applies in this term: leases get their full time to live from it.
+    const term = status.term;
+    this.replica.propose(encodeCommand({ op: "clock", request, newLeader }), request.sequence, {
+      resolve: () => {
+        if (this.replica.engine.status().term === term) this.leaderClockAppliedTerm = term;
+      },
+      reject: () => undefined,
+    });
   }
 }

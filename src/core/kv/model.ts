@@ -1,3 +1,4 @@
+import { SynodError } from "../common/errors.js";
 import type { RequestId } from "./command.js";
 
 /** One key's current version. Revisions are the store-wide counter of changes (etcd's). */
@@ -10,6 +11,53 @@ export interface KvRecord {
   readonly modRevision: number;
   /** Number of changes since creation, 1 for a new key. */
   readonly version: number;
+}
+
+/**
+ * One change of one key: what the store's history keeps and what a watch delivers. A write
+ * that changes several keys (a transaction, a range delete) makes one change per key, all
+ * at the write's revision; a key changes at most once per revision.
+ */
+export interface KvChange {
+  readonly key: string;
+  readonly revision: number;
+  /** The key's record after the change (its `modRevision` is `revision`); null for a delete. */
+  readonly record: KvRecord | null;
+}
+
+/**
+ * A place in the history's order, (revision, key): the changes after it are those of later
+ * revisions and those of `revision` whose keys come after `afterKey` (in UTF-8 byte order).
+ * `afterKey` "" (no key is empty) places it before every change of `revision`.
+ */
+export interface HistoryPosition {
+  readonly revision: number;
+  readonly afterKey: string;
+}
+
+/** A read or watch asked for a revision the store no longer has the history of. */
+export class CompactedError extends SynodError {
+  constructor(
+    /** The revision asked for. */
+    readonly revision: number,
+    /** The store's compaction point: the oldest revision it can still read or watch from. */
+    readonly compactRevision: number,
+  ) {
+    super("compacted", `revision ${revision} is compacted: the history starts at revision ${compactRevision}; read or watch from ${compactRevision} or later`);
+    this.name = "CompactedError";
+  }
+}
+
+/** A read asked for a revision the store has not reached. */
+export class FutureRevisionError extends SynodError {
+  constructor(
+    readonly revision: number,
+    /** The store's revision now. */
+    readonly currentRevision: number,
+  ) {
+    super("future_revision", `revision ${revision} is in the future: the store is at revision ${currentRevision}`);
+    this.name = "FutureRevisionError";
+  }
 }
 
 /** The effect of one operation of a transaction's branch, in the branch's order. */
@@ -37,6 +85,12 @@ export type KvResult =
    * revision after it (the one its writes got, if it wrote), one result per operation.
    */
   | { readonly op: "txn"; readonly succeeded: boolean; readonly revision: number; readonly results: readonly TxnOperationResult[] }
+  /**
+   * A compaction: the store's compaction point after it, and its revision. `compacted` is
+   * false when the revision asked for was past the store's (nothing changed); a revision at
+   * or below the compaction point already changes nothing and is compacted.
+   */
+  | { readonly op: "compact"; readonly compacted: boolean; readonly compactRevision: number; readonly revision: number }
   | { readonly op: "noop" }
   | { readonly op: "rejected"; readonly reason: string }
   /**
@@ -51,7 +105,63 @@ export type KvResult =
    * A command of a session this store does not hold: it expired (or was never registered).
    * Nothing was applied; the client may register again and retry.
    */
-  | { readonly op: "session-expired"; readonly clientId: number };
+  | { readonly op: "session-expired"; readonly clientId: number }
+  /** A lease granted: its id (the index of the grant's entry) and its time to live. */
+  | { readonly op: "lease-grant"; readonly id: number; readonly ttlMs: number }
+  /** A lease renewed: it now lives `ttlMs` from the keep-alive. */
+  | { readonly op: "lease-keepalive"; readonly id: number; readonly ttlMs: number }
+  /** A lease revoked: how many keys went with it, and the store's revision after (unchanged if none). */
+  | { readonly op: "lease-revoke"; readonly id: number; readonly deleted: number; readonly revision: number }
+  /**
+   * The command named a lease the store does not hold (never granted, expired or revoked):
+   * nothing was applied. A put, a transaction, a keep-alive or a revoke can get it.
+   */
+  | { readonly op: "lease-not-found"; readonly id: number }
+  /**
+   * A clock entry: the leases its time expired (by increasing id), each with the keys it
+   * deleted and the revision of those deletes (one per lease that had keys).
+   */
+  | { readonly op: "clock"; readonly expired: readonly LeaseExpiry[] };
+
+/** One lease a clock entry expired. */
+export interface LeaseExpiry {
+  readonly id: number;
+  readonly deleted: number;
+  /** The revision of its keys' deletes; the store's revision before, when it had none. */
+  readonly revision: number;
+}
+
+/**
+ * A lease (etcd's): keys attached to it are deleted when it expires or is revoked. `id` is
+ * the index of the entry that granted it (unique: indexes are never reused). It expires
+ * when the store's clock reaches `expiresAtMs` (see KvStore: the leader's clock, in the
+ * log). Its attached keys are kept beside it (`KvBackend.leaseKeys`).
+ */
+export interface KvLease {
+  readonly id: number;
+  /** The time to live it was granted with, in ms: each keep-alive moves its expiry this far past the keep-alive. */
+  readonly ttlMs: number;
+  /** The store's clock (ms since the epoch) at which it expires. */
+  readonly expiresAtMs: number;
+}
+
+/** What leases may be; constants, since every replica must refuse and expire the same ones. */
+export const LEASE_LIMITS = Object.freeze({
+  /** Shortest time to live: a shorter one could lapse within a leader's clock interval. */
+  ttlMsMin: 1000,
+  /** Longest time to live: a year. */
+  ttlMsMax: 365 * 24 * 3600 * 1000,
+  /** Most leases held; a grant beyond is refused. */
+  leasesMax: 100_000,
+});
+
+/** A command named a lease the store does not hold (never granted, expired or revoked). */
+export class LeaseNotFoundError extends SynodError {
+  constructor(readonly id: number) {
+    super("lease_not_found", `lease ${id} does not exist (it was never granted, or it expired or was revoked): grant a new one with POST /v1/leases`);
+    this.name = "LeaseNotFoundError";
+  }
+}
 
 export interface Applied {
   readonly request: RequestId | null;
@@ -115,6 +225,17 @@ export interface KvMeta {
    * before any, or for state written before commands carried a time). Sessions expire by it.
    */
   readonly clockMs?: number;
+  /**
+   * The compaction point: reads at and watches from revisions at or above it are answered,
+   * below it refused (0, or absent: nothing was ever compacted). At most `revision`.
+   */
+  readonly compactRevision?: number;
+  /**
+   * How far the history's unreachable changes below the compaction point were removed: every
+   * change up to this place was processed (see KvStore.purgeHistory). The node's own, not
+   * replicated: absent from snapshots, reset by a restore.
+   */
+  readonly purged?: HistoryPosition;
 }
 
 /** Client id 0 means "no session": such commands are never deduplicated. */

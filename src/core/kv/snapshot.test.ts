@@ -3,13 +3,14 @@ import { describe, test } from "node:test";
 import { InvalidInputError } from "../common/errors.js";
 import { utf8Encode } from "../common/utf8.js";
 import { encodeCommand } from "./command.js";
-import type { KvMeta, KvRecord, KvSession } from "./model.js";
+import type { KvChange, KvMeta, KvRecord, KvSession } from "./model.js";
 import { encodeSnapshot } from "./snapshot.js";
 import { KvStore, SELF_ASSIGNED_SESSIONS_FROM } from "./store.js";
 
 const value = utf8Encode("v");
 const record = (key: string, createRevision: number, modRevision: number, version: number): KvRecord => ({ key, value, createRevision, modRevision, version });
 const put = (revision: number): KvSession["result"] => ({ op: "put", revision });
+const change = (key: string, revision: number, text: string | null): KvChange => ({ key, revision, record: text === null ? null : { key, value: utf8Encode(text), createRevision: revision, modRevision: revision, version: 1 } });
 
 /** A store with some state, to show that a refused restore leaves it as it was. */
 function populated(): KvStore {
@@ -36,6 +37,14 @@ describe("KV snapshot restore validates", () => {
     ["a session for client 0", encodeSnapshot(meta, [], [{ clientId: 0, sequence: 1, result: put(1) }])],
     ["a session result from a future revision", encodeSnapshot(meta, [], [{ clientId: 1, sequence: 1, result: put(6) }])],
     ["trailing bytes", new Uint8Array([...encodeSnapshot(meta, [], []), 0])],
+    ["trailing bytes after the history", new Uint8Array([...encodeSnapshot(meta, [], [], { compactRevision: 0, changes: [] }), 0])],
+    ["a compaction point past the revision", encodeSnapshot(meta, [], [], { compactRevision: 6, changes: [] })],
+    ["a record without its change in the history", encodeSnapshot(meta, [record("a", 1, 1, 1)], [], { compactRevision: 0, changes: [] })],
+    ["history changes out of order", encodeSnapshot(meta, [], [], { compactRevision: 0, changes: [change("b", 2, "x"), change("a", 2, "y")] })],
+    ["a repeated history change", encodeSnapshot(meta, [], [], { compactRevision: 0, changes: [change("a", 2, "x"), change("a", 2, "y")] })],
+    ["a history change past the revision", encodeSnapshot(meta, [], [], { compactRevision: 0, changes: [change("a", 6, "x")] })],
+    ["a delete below the compaction point", encodeSnapshot(meta, [], [], { compactRevision: 3, changes: [change("a", 2, null)] })],
+    ["two changes of a key at or below the compaction point", encodeSnapshot(meta, [], [], { compactRevision: 4, changes: [change("a", 2, "x"), change("a", 4, "y")] })],
   ];
   for (const [what, bytes] of refusals) {
     test(`refuses ${what}, leaving the store unchanged`, () => {
@@ -61,10 +70,25 @@ describe("KV snapshot restore validates", () => {
       { clientId: 4, sequence: 2, result: { op: "cas", succeeded: false, revision: 3 } },
     ]);
     const store = KvStore.restore(bytes);
-    assert.deepEqual(store.snapshot(), bytes);
+    const again = KvStore.restore(store.snapshot());
+    assert.deepEqual(again.snapshot(), store.snapshot());
     assert.deepEqual(
       store.range("", 10).map((r) => r.key),
       ["a", "é", "\uE000", "😀"],
     );
+  });
+
+  test("a snapshot from before there was history starts the history at its revision, from its records", () => {
+    const legacy = encodeSnapshot(meta, [record("a", 1, 4, 2), record("b", 2, 2, 1)], []);
+    const store = KvStore.restore(legacy);
+    assert.equal(store.compactRevision, 5, "nothing is known below the snapshot's revision");
+    assert.deepEqual(store.getAt("a", 5), record("a", 1, 4, 2));
+    assert.deepEqual(
+      store.rangeAt("", 10, { revision: 5 }).map((r) => r.key),
+      ["a", "b"],
+    );
+    assert.throws(() => store.getAt("a", 4), /compacted/);
+    const restored = KvStore.restore(store.snapshot());
+    assert.deepEqual(restored.snapshot(), store.snapshot(), "and its snapshots now carry that history");
   });
 });

@@ -3,22 +3,39 @@ import { ByteReader, ByteWriter, bytesEqual, compareBytes } from "../common/byte
 import { InvalidInputError } from "../common/errors.js";
 import { limits } from "../common/limits.js";
 import { utf8Decode, utf8Encode } from "../common/utf8.js";
-import { NO_SESSION, type KvMeta, type KvRecord, type KvResult, type KvSession, type TxnOperationResult } from "./model.js";
+import { LEASE_LIMITS, NO_SESSION, type KvChange, type KvLease, type KvMeta, type KvRecord, type KvResult, type KvSession, type TxnOperationResult } from "./model.js";
 
 /**
  * The KV state machine's snapshot format, and the session-result format the LMDB backend
  * stores too. Big-endian:
  *
- *   f64 appliedIndex | f64 revision | u32 recordCount | record... | sessions
+ *   f64 appliedIndex | f64 revision | u32 recordCount | record... | sessions | history
  *   record:   u32 keyLength | key | u32 valueLength | value | f64 createRevision | f64 modRevision | f64 version
- *   sessions: u32 0xFFFFFFFF | f64 clockMs | u32 sessionCount | session...
+ *   sessions: u32 0xFFFFFFFE | f64 clockMs | u32 sessionCount | session...
  *   session:  f64 clientId | f64 sequence | result | f64 lastActiveMs
  *   result:   u8 kind | u8 flag | f64 revision   (+ for a transaction: u32 count | u8 per operation;
- *                                                 + for a range delete: f64 deleted)
+ *                                                 + for a range delete: f64 deleted;
+ *                                                 + for a compaction: f64 compactRevision)
+ *   history:  u32 0x4D564343 ("MVCC") | f64 compactRevision | f64 changeCount | change...
+ *   change:   f64 revision | u32 keyLength | key | u8 kind
+ *             kind 0: a delete; 2: a put that is the key's current record (the record above
+ *             says the rest); 1: any other put, followed by f64 createRevision | f64 version
+ *             | u32 valueLength | value
+ *   leases:   (only when the store holds some) u32 0x4C454153 ("LEAS") | f64 leaseCount | lease...
+ *   lease:    f64 id | f64 ttlMs | f64 expiresAtMs | u32 keyCount | (u32 keyLength | key)...
+ *             by increasing id, each lease's keys in UTF-8 byte order
+ *
+ * The history holds the changes compaction kept (src/core/kv/history.ts), in (revision,
+ * key) order. It always includes every current record's own change, which is why those
+ * are written as kind 2 rather than a second copy of the value. Snapshots written before
+ * there was history end after the sessions; a store restored from one starts its history
+ * at the snapshot's revision (its records as the changes that made them).
  *
  * Snapshots written before sessions expired have `u32 sessionCount | session...` there,
- * each session without `lastActiveMs` (read as clock 0, sessions last used at 0); the
- * 0xFFFFFFFF marker, never a real count, tells them apart.
+ * each session without `lastActiveMs` (read as clock 0, sessions last used at 0); those
+ * written before there was history have the marker 0xFFFFFFFF and end after the sessions.
+ * The markers, never a real count, tell them apart, so a snapshot cut short just before its
+ * history is refused rather than read as an old one.
  *
  * Records are in the UTF-8 byte order of their keys and sessions by increasing client id,
  * so equal states give equal bytes on every node and every backend. Decoding validates
@@ -26,11 +43,18 @@ import { NO_SESSION, type KvMeta, type KvRecord, type KvResult, type KvSession, 
  * out of order, malformed UTF-8) and refuses it with InvalidInputError: a snapshot comes
  * from a peer or a disk, and a bad one must not become this node's state.
  */
-export function encodeSnapshot(meta: KvMeta, records: readonly KvRecord[], sessions: readonly KvSession[]): Uint8Array {
+export function encodeSnapshot(meta: KvMeta, records: readonly KvRecord[], sessions: readonly KvSession[], history?: SnapshotHistory, leases: readonly SnapshotLease[] = []): Uint8Array {
+  assert(leases.length === 0 || history !== undefined, "leases are written after a history");
   const keys = records.map((record) => utf8Encode(record.key));
   let size = 8 + 8 + 4 + 4 + 8 + 4;
   records.forEach((record, i) => (size += 4 + (keys[i] as Uint8Array).length + 4 + record.value.length + 24));
   for (const session of sessions) size += 8 + sessionValueBytes(session);
+  const modRevisions = new Map(records.map((record) => [record.key, record.modRevision]));
+  const changes = (history?.changes ?? []).map((change) => ({ change, key: utf8Encode(change.key), current: modRevisions.get(change.key) === change.revision && change.record !== null }));
+  if (history !== undefined) size += 4 + 8 + 8;
+  for (const { change, key, current } of changes) size += changeBytes(key.length, change, current);
+  const leaseSection = encodeLeases(leases);
+  size += leaseSection.length;
   const writer = new ByteWriter(size);
   writer.f64(meta.appliedIndex);
   writer.f64(meta.revision);
@@ -42,27 +66,149 @@ export function encodeSnapshot(meta: KvMeta, records: readonly KvRecord[], sessi
     writer.f64(record.modRevision);
     writer.f64(record.version);
   });
-  writer.u32(SESSIONS_V2_MARKER);
+  writer.u32(history === undefined ? SESSIONS_V2_MARKER : SESSIONS_V3_MARKER);
   writer.f64(meta.clockMs ?? 0);
   writer.u32(sessions.length);
   for (const session of sessions) {
     writer.f64(session.clientId);
     writeSessionValue(writer, session);
   }
+  if (history !== undefined) {
+    writeHistoryHeader(writer, history.compactRevision, changes.length);
+    for (const { change, key, current } of changes) writeChange(writer, key, change, current);
+  }
+  writer.raw(leaseSection);
   return writer.finish("KV snapshot");
+}
+
+/** A lease as a snapshot holds it: the lease and its keys, in UTF-8 byte order. */
+export interface SnapshotLease {
+  readonly lease: KvLease;
+  readonly keys: readonly string[];
+}
+
+/** Opens a snapshot's leases section. */
+export const LEASES_MARKER = 0x4c45_4153;
+
+/** The leases section (empty bytes when there are no leases: the section is then left out). */
+export function encodeLeases(leases: readonly SnapshotLease[]): Uint8Array {
+  if (leases.length === 0) return new Uint8Array(0);
+  const encoded = leases.map(({ lease, keys }) => ({ lease, keys: keys.map((key) => utf8Encode(key)) }));
+  let size = 4 + 8;
+  for (const { keys } of encoded) size += 8 * 3 + 4 + keys.reduce((sum, key) => sum + 4 + key.length, 0);
+  const writer = new ByteWriter(size);
+  writer.u32(LEASES_MARKER);
+  writer.f64(leases.length);
+  for (const { lease, keys } of encoded) {
+    writer.f64(lease.id);
+    writer.f64(lease.ttlMs);
+    writer.f64(lease.expiresAtMs);
+    writer.u32(keys.length);
+    for (const key of keys) writer.bytes(key);
+  }
+  return writer.finish("KV snapshot leases");
+}
+
+/**
+ * The leases section: ids strictly increasing, times to live within LEASE_LIMITS, each
+ * lease's keys non-empty, valid UTF-8 and strictly increasing. A section with no lease is
+ * refused (the encoder leaves it out), so equal states give equal bytes.
+ */
+function decodeLeases(reader: ByteReader, sink: SnapshotSink): void {
+  if (reader.u32() !== LEASES_MARKER) throw new InvalidInputError("KV snapshot has bytes after its history that are not a leases section");
+  const count = reader.safeInteger();
+  if (count < 1 || count > LEASE_LIMITS.leasesMax) throw new InvalidInputError(`KV snapshot holds ${count} leases; a leases section holds 1 to ${LEASE_LIMITS.leasesMax}`);
+  let previousId = 0;
+  for (let i = 0; i < count; i++) {
+    const lease: KvLease = { id: reader.safeInteger(), ttlMs: reader.safeInteger(), expiresAtMs: reader.safeInteger() };
+    if (lease.id <= previousId) throw new InvalidInputError("KV snapshot has leases out of order, repeated, or with id 0");
+    previousId = lease.id;
+    if (lease.ttlMs < LEASE_LIMITS.ttlMsMin || lease.ttlMs > LEASE_LIMITS.ttlMsMax) throw new InvalidInputError(`KV snapshot has lease ${lease.id} with a time to live of ${lease.ttlMs} ms, out of bounds`);
+    const keyCount = reader.u32();
+    const keys: string[] = [];
+    let previousKey: Uint8Array | null = null;
+    for (let k = 0; k < keyCount; k++) {
+      const keyBytes = reader.bytes(limits.keyBytesMax);
+      if (keyBytes.length === 0) throw new InvalidInputError("KV snapshot attaches an empty key to a lease");
+      if (previousKey !== null && compareBytes(previousKey, keyBytes) >= 0) throw new InvalidInputError("KV snapshot has a lease's keys out of order or repeated");
+      previousKey = keyBytes;
+      const key = utf8Decode(keyBytes);
+      if (!bytesEqual(utf8Encode(key), keyBytes)) throw new InvalidInputError("KV snapshot attaches a key that is not valid UTF-8 to a lease");
+      keys.push(key);
+    }
+    sink.lease?.(lease, keys);
+  }
+}
+
+/** What a snapshot holds of the history: the compaction point and the changes kept, in (revision, key) order. */
+export interface SnapshotHistory {
+  readonly compactRevision: number;
+  readonly changes: readonly KvChange[];
+}
+
+/** Opens a snapshot's history section. */
+export const HISTORY_MARKER = 0x4d56_4343;
+const CHANGE_DELETE = 0;
+const CHANGE_PUT = 1;
+const CHANGE_CURRENT = 2;
+
+/** The history section's start: marker, compaction point, change count. */
+export function writeHistoryHeader(writer: ByteWriter, compactRevision: number, changeCount: number): void {
+  writer.u32(HISTORY_MARKER);
+  writer.f64(compactRevision);
+  writer.f64(changeCount);
+}
+
+/** How many bytes `writeChange` writes for a change whose key is `keyBytes` long. */
+export function changeBytes(keyBytes: number, change: KvChange, current: boolean): number {
+  const head = 8 + 4 + keyBytes + 1;
+  return change.record === null || current ? head : head + 8 + 8 + 4 + change.record.value.length;
+}
+
+/** One change of the history section; `current`: it is its key's current record (kind 2). */
+export function writeChange(writer: ByteWriter, key: Uint8Array, change: KvChange, current: boolean): void {
+  writer.f64(change.revision);
+  writer.bytes(key);
+  if (change.record === null) return writer.u8(CHANGE_DELETE);
+  if (current) return writer.u8(CHANGE_CURRENT);
+  writer.u8(CHANGE_PUT);
+  writer.f64(change.record.createRevision);
+  writer.f64(change.record.version);
+  writer.bytes(change.record.value);
+}
+
+/**
+ * A change as a snapshot holds it. A "current" one is its key's current record, which the
+ * snapshot gave earlier: the sink looks it up (its `record` is null here).
+ */
+export interface SnapshotChange {
+  readonly key: string;
+  readonly revision: number;
+  readonly kind: "put" | "delete" | "current";
+  /** The put's record; null for a delete and for a "current" change. */
+  readonly record: KvRecord | null;
 }
 
 /** Where `decodeSnapshot` hands what it read, in order, as soon as it is validated. */
 export interface SnapshotSink {
   record(record: KvRecord): void;
   session(session: KvSession): void;
+  /**
+   * A change of the history, after every record and session. The sink checks what needs the
+   * state to check (a "current" change has its record; a change at or below the compaction
+   * point is its key's first), throwing InvalidInputError. Absent: changes are only validated.
+   */
+  change?(change: SnapshotChange, compactRevision: number): void;
+  /** A lease and its keys, after the history; the sink checks that its keys have records. */
+  lease?(lease: KvLease, keys: readonly string[]): void;
 }
 
 /**
- * Decodes and validates a snapshot, handing each record and session to `sink` in order;
- * returns the meta once the whole snapshot proved valid. Throws InvalidInputError at the
- * first fault, possibly after some records went to `sink` (restore runs it inside one
- * backend transaction, so those are rolled back).
+ * Decodes and validates a snapshot, handing each record, session and change to `sink` in
+ * order; returns the meta once the whole snapshot proved valid, with `compactRevision` set
+ * if it holds a history and absent if it was written before there was one. Throws
+ * InvalidInputError at the first fault, possibly after some records went to `sink` (restore
+ * runs it inside one backend transaction, so those are rolled back).
  */
 export function decodeSnapshot(bytes: Uint8Array, sink: SnapshotSink): KvMeta {
   const reader = new ByteReader(bytes, "KV snapshot");
@@ -81,7 +227,8 @@ export function decodeSnapshot(bytes: Uint8Array, sink: SnapshotSink): KvMeta {
     sink.record(record);
   }
   let sessionCount = reader.u32();
-  const withTimes = sessionCount === SESSIONS_V2_MARKER;
+  const withHistory = sessionCount === SESSIONS_V3_MARKER;
+  const withTimes = withHistory || sessionCount === SESSIONS_V2_MARKER;
   let clockMs = 0;
   if (withTimes) {
     clockMs = reader.safeInteger();
@@ -97,12 +244,65 @@ export function decodeSnapshot(bytes: Uint8Array, sink: SnapshotSink): KvMeta {
     if ("revision" in session.result && session.result.revision > meta.revision) throw new InvalidInputError("KV snapshot has a session result from a future revision");
     sink.session(session);
   }
+  const decoded = withTimes ? { ...meta, clockMs } : meta;
+  if (!withHistory) {
+    reader.expectEnd();
+    return decoded;
+  }
+  const compactRevision = decodeHistory(reader, meta.revision, recordCount, sink);
+  if (!reader.atEnd) decodeLeases(reader, sink);
   reader.expectEnd();
-  return withTimes ? { ...meta, clockMs } : meta;
+  return { ...decoded, compactRevision };
+}
+
+/**
+ * The history section: changes in strictly increasing (revision, key) order, none past the
+ * store's revision, no delete below the compaction point (compaction drops those), puts with
+ * possible revisions, and one "current" change per record. Returns the compaction point.
+ */
+function decodeHistory(reader: ByteReader, storeRevision: number, recordCount: number, sink: SnapshotSink): number {
+  if (reader.u32() !== HISTORY_MARKER) throw new InvalidInputError("KV snapshot's history section has no history marker");
+  const compactRevision = reader.safeInteger();
+  if (compactRevision > storeRevision) throw new InvalidInputError(`KV snapshot's compaction point ${compactRevision} is past its revision ${storeRevision}`);
+  const changeCount = reader.safeInteger();
+  let previous: { revision: number; key: Uint8Array } | null = null;
+  let currentCount = 0;
+  for (let i = 0; i < changeCount; i++) {
+    const revision = reader.safeInteger();
+    const keyBytes = reader.bytes(limits.keyBytesMax);
+    if (keyBytes.length === 0) throw new InvalidInputError("KV snapshot has a change of an empty key");
+    if (revision < 1 || revision > storeRevision) throw new InvalidInputError(`KV snapshot has a change at revision ${revision}, outside 1..${storeRevision}`);
+    if (previous !== null && (revision < previous.revision || (revision === previous.revision && compareBytes(previous.key, keyBytes) >= 0))) {
+      throw new InvalidInputError("KV snapshot has history changes out of order or repeated");
+    }
+    previous = { revision, key: keyBytes };
+    const key = utf8Decode(keyBytes);
+    if (!bytesEqual(utf8Encode(key), keyBytes)) throw new InvalidInputError("KV snapshot has a change of a key that is not valid UTF-8");
+    const change = readChangeBody(reader, key, revision, storeRevision);
+    if (change.kind === "delete" && revision < compactRevision) throw new InvalidInputError(`KV snapshot has a delete at revision ${revision}, below its compaction point ${compactRevision}`);
+    if (change.kind === "current") currentCount++;
+    sink.change?.(change, compactRevision);
+  }
+  if (currentCount !== recordCount) throw new InvalidInputError(`KV snapshot's history has ${currentCount} changes for its ${recordCount} records`);
+  return compactRevision;
+}
+
+function readChangeBody(reader: ByteReader, key: string, revision: number, storeRevision: number): SnapshotChange {
+  const kind = reader.u8();
+  if (kind === CHANGE_DELETE) return { key, revision, kind: "delete", record: null };
+  if (kind === CHANGE_CURRENT) return { key, revision, kind: "current", record: null };
+  if (kind !== CHANGE_PUT) throw new InvalidInputError(`KV snapshot has a change of unknown kind ${kind}`);
+  const createRevision = reader.safeInteger();
+  const version = reader.safeInteger();
+  const record: KvRecord = { key, value: reader.bytes(limits.valueBytesMax), createRevision, modRevision: revision, version };
+  checkRecordRevisions(record, storeRevision);
+  return { key, revision, kind: "put", record };
 }
 
 /** Marks a sessions section with the store's clock and each session's last use. */
 export const SESSIONS_V2_MARKER = 0xffff_ffff;
+/** As SESSIONS_V2_MARKER, and a history section follows the sessions. */
+export const SESSIONS_V3_MARKER = 0xffff_fffe;
 
 /** How many bytes `writeSessionValue` writes. */
 export function sessionValueBytes(session: KvSession): number {
@@ -135,22 +335,34 @@ function checkRecordRevisions(record: KvRecord, storeRevision: number): void {
   if (version < 1 || version > modRevision - createRevision + 1) throw new InvalidInputError(`KV snapshot has a record with an impossible version ${version}`);
 }
 
-const RESULT_KINDS = ["put", "delete", "cas", "noop", "rejected", "txn", "delete-prefix"] as const;
+const RESULT_KINDS = ["put", "delete", "cas", "noop", "rejected", "txn", "delete-prefix", "compact", "lease-grant", "lease-keepalive", "lease-revoke", "lease-not-found"] as const;
+/** Result kinds without a revision. */
+const REVISIONLESS: ReadonlySet<string> = new Set(["noop", "rejected", "lease-grant", "lease-keepalive", "lease-not-found"]);
 /** A transaction operation's result in one byte; a get's record is not kept (see "get-forgotten"). */
 const TXN_RESULT_CODES = { put: 0, deleted0: 1, deleted1: 2, get: 3 } as const;
 
 export function sessionResultBytes(result: KvResult): number {
-  return 10 + (result.op === "txn" ? 4 + result.results.length : result.op === "delete-prefix" ? 8 : 0);
+  return 10 + (result.op === "txn" ? 4 + result.results.length : result.op === "delete-prefix" || result.op === "compact" || result.op === "lease-not-found" ? 8 : result.op.startsWith("lease-") ? 16 : 0);
 }
 
 export function writeSessionResult(writer: ByteWriter, result: KvResult): void {
   const kind = RESULT_KINDS.indexOf(result.op as (typeof RESULT_KINDS)[number]);
   assert(kind >= 0, `a ${result.op} result is never kept in a session`);
   writer.u8(kind);
-  const flag = result.op === "delete" ? result.deleted : result.op === "cas" || result.op === "txn" ? (result.succeeded ? 1 : 0) : 0;
+  const flag = result.op === "delete" ? result.deleted : result.op === "cas" || result.op === "txn" ? (result.succeeded ? 1 : 0) : result.op === "compact" ? (result.compacted ? 1 : 0) : 0;
   writer.u8(flag);
   writer.f64("revision" in result ? result.revision : 0);
   if (result.op === "delete-prefix") writer.f64(result.deleted);
+  if (result.op === "compact") writer.f64(result.compactRevision);
+  if (result.op === "lease-grant" || result.op === "lease-keepalive") {
+    writer.f64(result.id);
+    writer.f64(result.ttlMs);
+  }
+  if (result.op === "lease-revoke") {
+    writer.f64(result.id);
+    writer.f64(result.deleted);
+  }
+  if (result.op === "lease-not-found") writer.f64(result.id);
   if (result.op !== "txn") return;
   writer.u32(result.results.length);
   for (const operation of result.results) {
@@ -166,7 +378,8 @@ export function readSessionResult(reader: ByteReader): KvResult {
   const flag = reader.u8();
   const revision = reader.safeInteger();
   if (flag > 1 || (flag === 1 && (kind === "put" || kind === "noop" || kind === "rejected"))) throw new InvalidInputError("KV session result has a bad flag");
-  if (revision !== 0 && (kind === "noop" || kind === "rejected")) throw new InvalidInputError("KV session result has a revision it cannot have");
+  if (revision !== 0 && kind !== undefined && REVISIONLESS.has(kind)) throw new InvalidInputError("KV session result has a revision it cannot have");
+  if (flag !== 0 && kind !== undefined && kind.startsWith("lease-")) throw new InvalidInputError("KV session result has a bad flag");
   switch (kind) {
     case "put":
       return { op: "put", revision };
@@ -183,6 +396,18 @@ export function readSessionResult(reader: ByteReader): KvResult {
     case "delete-prefix":
       if (flag !== 0) throw new InvalidInputError("KV session result has a bad flag");
       return { op: "delete-prefix", deleted: reader.safeInteger(), revision };
+    case "compact": {
+      const compactRevision = reader.safeInteger();
+      if (compactRevision > revision) throw new InvalidInputError("KV session result has a compaction point past its revision");
+      return { op: "compact", compacted: flag === 1, compactRevision, revision };
+    }
+    case "lease-grant":
+    case "lease-keepalive":
+      return { op: kind, id: reader.safeInteger(), ttlMs: reader.safeInteger() };
+    case "lease-revoke":
+      return { op: kind, id: reader.safeInteger(), deleted: reader.safeInteger(), revision };
+    case "lease-not-found":
+      return { op: kind, id: reader.safeInteger() };
     default:
       throw new InvalidInputError("KV session result has an unknown kind");
   }

@@ -2,13 +2,64 @@ import { assert, assertIndex } from "../common/assert.js";
 import { bytesEqual, compareBytes } from "../common/bytes.js";
 import { InvalidInputError } from "../common/errors.js";
 import { toWellFormed } from "../common/utf8.js";
+import { compareUtf8 } from "../common/utf8.js";
 import { MemoryKvBackend, type KvBackend } from "./backend.js";
-import { decodeCommand, type KvCommand, type TxnCommand, type TxnCompare, type TxnCompareOperator } from "./command.js";
-import { NO_SESSION, SELF_ASSIGNED_SESSIONS_FROM, SESSION_LIMITS, type Applied, type SessionLimits, type KvRecord, type KvResult, type KvSession, type TxnOperationResult } from "./model.js";
-import { decodeSnapshot, encodeSnapshot } from "./snapshot.js";
+import { decodeCommand, type KvCommand, type RequestId, type TxnCommand, type TxnCompare, type TxnCompareOperator } from "./command.js";
+import { purgeFrom, purgeStep, rangeAt, recordAt, retainedChanges } from "./history.js";
+import {
+  CompactedError,
+  FutureRevisionError,
+  LEASE_LIMITS,
+  NO_SESSION,
+  SELF_ASSIGNED_SESSIONS_FROM,
+  SESSION_LIMITS,
+  type Applied,
+  type HistoryPosition,
+  type KvChange,
+  type KvLease,
+  type KvMeta,
+  type LeaseExpiry,
+  type SessionLimits,
+  type KvRecord,
+  type KvResult,
+  type KvSession,
+  type TxnOperationResult,
+} from "./model.js";
+import { decodeSnapshot, encodeSnapshot, type SnapshotChange } from "./snapshot.js";
 
 export { bytesEqual } from "../common/bytes.js";
-export { NO_SESSION, SELF_ASSIGNED_SESSIONS_FROM, SESSION_LIMITS, type Applied, type SessionLimits, type KvMeta, type KvRecord, type KvResult, type KvSession, type TxnOperationResult } from "./model.js";
+export {
+  CompactedError,
+  FutureRevisionError,
+  LEASE_LIMITS,
+  LeaseNotFoundError,
+  NO_SESSION,
+  SELF_ASSIGNED_SESSIONS_FROM,
+  SESSION_LIMITS,
+  type Applied,
+  type HistoryPosition,
+  type KvChange,
+  type KvLease,
+  type LeaseExpiry,
+  type SessionLimits,
+  type KvMeta,
+  type KvRecord,
+  type KvResult,
+  type KvSession,
+  type TxnOperationResult,
+} from "./model.js";
+
+/**
+ * Told what the store committed, after each commit: how a watch learns of changes without
+ * asking the backend. Called synchronously at the end of an apply, so it must be cheap (take
+ * the list and schedule its work); it must not call back into the store's writes.
+ */
+export interface KvStoreObserver {
+  /** The changes one backend transaction committed, in (revision, key) order. */
+  committed(changes: readonly KvChange[]): void;
+  /** The whole state was replaced (a snapshot restored): what was told before may be gone. */
+  restored(): void;
+}
 
 /** One committed log entry, as the state machine applies it. */
 export interface KvEntry {
@@ -21,6 +72,7 @@ export interface KvEntry {
 const NO_OP = new Uint8Array(0);
 /** A range delete reads and deletes the keys it matches this many at a time. */
 const DELETE_PAGE_RECORDS = 1000;
+const HISTORY_START: HistoryPosition = Object.freeze({ revision: 0, afterKey: "" });
 
 /**
  * The replicated KV state machine: deterministic. Every node applies the same entries in
@@ -48,15 +100,43 @@ const DELETE_PAGE_RECORDS = 1000;
  * command for a registered-range id the store does not hold gets "session-expired" and
  * changes nothing, so its client can register again and retry without a double apply.
  * (A leader's clock that is off moves the expiry by as much; leaders change rarely.)
+ *
+ * History (MVCC, src/core/kv/history.ts): every write also records its changes, so reads
+ * can ask for a past revision (`getAt`, `rangeAt`) and watches replay changes
+ * (`changesAfter`), down to the compaction point, which a `compact` command moves up.
+ *
+ * Leases (etcd's) expire by the same clock, through the same path as sessions: a lease
+ * expires at the first clock entry whose time reaches its `expiresAtMs`, so every replica
+ * deletes the same keys at the same entry, each lease's keys in one revision. Only clock
+ * entries expire anything. A grant or keep-alive sets the expiry to its time to live past
+ * the later of the store's clock and the command's own time (the proposing leader's wall
+ * clock when it took the request: the store's clock may lag it by a clock interval, or by a
+ * pause, and a lease must live its full time to live from the keep-alive); a command's time
+ * only ever makes a lease live longer. A clock entry marked `newLeader` first extends every
+ * lease to live its full time to live from that clock (etcd's rule: the holder could reach
+ * no leader during the failover), and so does the first clock entry ever (leases granted
+ * while the clock was unset).
  */
 export class KvStore {
   private appliedIndex: number;
   private revision: number;
   private clockMs: number;
+  private compactRevisionValue: number;
+  /** How far the history below the compaction point was purged (see history.ts). */
+  private purged: HistoryPosition;
+  /** Whether the last purge step found nothing more below the compaction point. */
+  private purgeDone: boolean;
+  /** The changes of the transaction under way, for the observer once it commits. */
+  private pendingChanges: KvChange[] = [];
+  private observer: KvStoreObserver | null = null;
   /** How many sessions the backend holds (derived from it at open). */
   private sessionCount: number;
   /** How many keys the backend holds (derived from it at open, then kept as keys come and go). */
   private keyCount: number;
+  /** How many leases the backend holds (derived from it at open). */
+  private leaseCountValue: number;
+  /** No lease expires before this clock: a lower bound, so most clock entries scan no lease. */
+  private leaseExpiryLowerBoundMs: number;
 
   /**
    * A store over `backend`, at the applied index and revision the backend holds.
@@ -72,8 +152,15 @@ export class KvStore {
     this.appliedIndex = meta.appliedIndex;
     this.revision = meta.revision;
     this.clockMs = meta.clockMs ?? 0;
+    this.compactRevisionValue = meta.compactRevision ?? 0;
+    assert(this.compactRevisionValue <= this.revision, "the stored compaction point is at most the revision");
+    this.purged = meta.purged ?? HISTORY_START;
+    // Nothing below a compaction point of 0; else a first step finds out how far it went.
+    this.purgeDone = this.compactRevisionValue === 0;
     this.sessionCount = countOf(backend.allSessions());
     this.keyCount = backend.recordCount();
+    this.leaseCountValue = countOf(backend.allLeases());
+    this.leaseExpiryLowerBoundMs = this.leaseCountValue === 0 ? Number.POSITIVE_INFINITY : 0;
   }
 
   /** Opens the state a backend holds (the same as `new KvStore(backend)`, named for reading). */
@@ -114,6 +201,53 @@ export class KvStore {
     return this.keyCount;
   }
 
+  /** How many leases the store holds. */
+  get leaseCount(): number {
+    return this.leaseCountValue;
+  }
+
+  /** The lease `id`, if the store holds it. */
+  lease(id: number): KvLease | undefined {
+    return Number.isSafeInteger(id) && id >= 1 ? this.backend.getLease(id) : undefined;
+  }
+
+  /** At most `limit` leases with ids above `afterId`, by increasing id. */
+  leases(limit: number, afterId = 0): KvLease[] {
+    assertIndex(limit, "leases limit");
+    const page: KvLease[] = [];
+    for (const lease of this.backend.allLeases()) {
+      if (page.length >= limit) break;
+      if (lease.id > afterId) page.push(lease);
+    }
+    return page;
+  }
+
+  /** At most `limit` keys attached to lease `id`, in key order, after `after` if given. */
+  leaseKeys(id: number, limit: number, after?: string): string[] {
+    assertIndex(limit, "lease keys limit");
+    return this.backend.leaseKeys(id, limit, after === undefined ? undefined : toWellFormed(after));
+  }
+
+  /** The lease the key is attached to, if any. */
+  leaseOf(key: string): number | undefined {
+    return this.backend.leaseOfKey(toWellFormed(key));
+  }
+
+  /** The compaction point: the oldest revision reads and watches can still ask for (0: nothing compacted). */
+  get compactRevision(): number {
+    return this.compactRevisionValue;
+  }
+
+  /** Whether compaction left unreachable changes that `purgeHistory` has yet to remove. */
+  get purgePending(): boolean {
+    return !this.purgeDone;
+  }
+
+  /** Tells `observer` (or no one) of every commit from now on; see KvStoreObserver. */
+  setObserver(observer: KvStoreObserver | null): void {
+    this.observer = observer;
+  }
+
   get(key: string): KvRecord | undefined {
     return this.backend.getRecord(toWellFormed(key));
   }
@@ -126,6 +260,58 @@ export class KvStore {
     assertIndex(limit, "range limit");
     const query = options.after === undefined ? { prefix: toWellFormed(prefix), limit } : { prefix: toWellFormed(prefix), limit, after: toWellFormed(options.after) };
     return this.backend.rangeRecords(query);
+  }
+
+  /**
+   * The key as it was at `revision` (undefined: absent then). Throws CompactedError below the
+   * compaction point and FutureRevisionError past the store's revision.
+   */
+  getAt(key: string, revision: number): KvRecord | undefined {
+    this.checkReadable(revision);
+    return recordAt(this.backend, toWellFormed(key), revision);
+  }
+
+  /** `range`, as the store was at `revision`; throws as `getAt` does. */
+  rangeAt(prefix: string, limit: number, options: { readonly after?: string; readonly revision: number }): KvRecord[] {
+    assertIndex(limit, "range limit");
+    this.checkReadable(options.revision);
+    const query = options.after === undefined ? { prefix: toWellFormed(prefix), limit } : { prefix: toWellFormed(prefix), limit, after: toWellFormed(options.after) };
+    return rangeAt(this.backend, query, options.revision);
+  }
+
+  /**
+   * At most `limit` changes after `position`, in (revision, key) order: what a watch reads.
+   * Throws CompactedError when `position.revision` is below the compaction point (the
+   * changes it asks for may be gone).
+   */
+  changesAfter(position: HistoryPosition, limit: number): KvChange[] {
+    if (position.revision < this.compactRevisionValue) throw new CompactedError(position.revision, this.compactRevisionValue);
+    return this.backend.changesAfter(position, limit);
+  }
+
+  /**
+   * The key's record just before `revision` (null: absent then), or undefined when that is
+   * below the compaction point and so no longer known: a watch's previous value.
+   */
+  recordBefore(key: string, revision: number): KvRecord | null | undefined {
+    if (revision - 1 < this.compactRevisionValue) return undefined;
+    return recordAt(this.backend, key, revision - 1) ?? null;
+  }
+
+  /**
+   * Removes up to `changesMax` changes' worth of what compaction made unreachable, in one
+   * backend transaction; returns whether more remains. Not replicated and not observable:
+   * each node purges in its own time (see history.ts).
+   */
+  purgeHistory(changesMax: number): boolean {
+    if (this.purgeDone) return false;
+    const done = this.inTransaction(() => {
+      const step = purgeStep(this.backend, this.purged, this.compactRevisionValue, changesMax);
+      this.purged = step.purged;
+      return step.done;
+    });
+    this.purgeDone = done;
+    return !done;
   }
 
   /**
@@ -155,21 +341,37 @@ export class KvStore {
     const backend = this.backend;
     const meta = backend.transaction(() => {
       backend.clear();
-      const restored = decodeSnapshot(bytes, { record: (record) => backend.putRecord(record), session: (session) => backend.putSession(session) });
-      backend.writeMeta(restored);
-      return restored;
+      const restored = decodeSnapshot(bytes, {
+        record: (record) => backend.putRecord(record),
+        session: (session) => backend.putSession(session),
+        change: (change, compactRevision) => restoreChange(backend, change, compactRevision),
+        lease: (lease, keys) => restoreLease(backend, lease, keys),
+      });
+      // A snapshot from before there was history: the history starts at its revision.
+      const compactRevision = restored.compactRevision ?? startHistory(backend, restored.revision);
+      const full: KvMeta = { appliedIndex: restored.appliedIndex, revision: restored.revision, clockMs: restored.clockMs ?? 0, compactRevision, purged: { revision: compactRevision, afterKey: "" } };
+      backend.writeMeta(full);
+      return full;
     });
     this.appliedIndex = meta.appliedIndex;
     this.revision = meta.revision;
     this.clockMs = meta.clockMs ?? 0;
+    this.compactRevisionValue = meta.compactRevision ?? 0;
+    this.purged = meta.purged ?? HISTORY_START;
+    this.purgeDone = true;
     this.sessionCount = countOf(backend.allSessions());
     this.keyCount = backend.recordCount();
+    this.leaseCountValue = countOf(backend.allLeases());
+    this.leaseExpiryLowerBoundMs = this.leaseCountValue === 0 ? Number.POSITIVE_INFINITY : 0;
+    this.observer?.restored();
   }
 
   /** A deterministic snapshot: keys in UTF-8 byte order, so equal states give equal bytes. */
   snapshot(): Uint8Array {
     const meta = { appliedIndex: this.appliedIndex, revision: this.revision, clockMs: this.clockMs };
-    return encodeSnapshot(meta, [...this.backend.allRecords()], [...this.backend.allSessions()]);
+    const history = { compactRevision: this.compactRevisionValue, changes: [...retainedChanges(this.backend, this.compactRevisionValue)] };
+    const leases = [...this.backend.allLeases()].map((lease) => ({ lease, keys: this.backend.leaseKeys(lease.id, Number.MAX_SAFE_INTEGER) }));
+    return encodeSnapshot(meta, [...this.backend.allRecords()], [...this.backend.allSessions()], history, leases);
   }
 
   /** Runs `fn` in one backend transaction that ends by writing the meta; undoes the caches if it throws. */
@@ -177,22 +379,72 @@ export class KvStore {
     const appliedIndex = this.appliedIndex;
     const revision = this.revision;
     const clockMs = this.clockMs;
+    const compactRevision = this.compactRevisionValue;
+    const purged = this.purged;
+    const purgeDone = this.purgeDone;
     const sessionCount = this.sessionCount;
     const keyCount = this.keyCount;
+    const leaseCount = this.leaseCountValue;
+    const leaseExpiryLowerBoundMs = this.leaseExpiryLowerBoundMs;
+    let result: T;
     try {
-      return this.backend.transaction(() => {
-        const result = fn();
-        this.backend.writeMeta({ appliedIndex: this.appliedIndex, revision: this.revision, clockMs: this.clockMs });
-        return result;
+      result = this.backend.transaction(() => {
+        const value = fn();
+        this.backend.writeMeta({ appliedIndex: this.appliedIndex, revision: this.revision, clockMs: this.clockMs, compactRevision: this.compactRevisionValue, purged: this.purged });
+        return value;
       });
     } catch (error) {
       this.appliedIndex = appliedIndex;
       this.revision = revision;
       this.clockMs = clockMs;
+      this.compactRevisionValue = compactRevision;
+      this.purged = purged;
+      this.purgeDone = purgeDone;
       this.sessionCount = sessionCount;
       this.keyCount = keyCount;
+      this.leaseCountValue = leaseCount;
+      this.leaseExpiryLowerBoundMs = leaseExpiryLowerBoundMs;
+      this.pendingChanges = [];
       throw error;
     }
+    this.tellCommitted();
+    return result;
+  }
+
+  /** Hands the committed transaction's changes to the observer, in (revision, key) order. */
+  private tellCommitted(): void {
+    const changes = this.pendingChanges;
+    if (changes.length === 0) return;
+    this.pendingChanges = [];
+    if (this.observer === null) return;
+    // A transaction's branch writes its keys in the order it lists them.
+    let sorted = true;
+    for (let i = 1; i < changes.length && sorted; i++) sorted = compareChanges(changes[i - 1] as KvChange, changes[i] as KvChange) < 0;
+    if (!sorted) changes.sort(compareChanges);
+    this.observer.committed(changes);
+  }
+
+  /** Records a change in the history (and for the observer). */
+  private addChange(change: KvChange): void {
+    this.backend.putChange(change);
+    this.pendingChanges.push(change);
+  }
+
+  private checkReadable(revision: number): void {
+    assertIndex(revision, "revision");
+    if (revision < this.compactRevisionValue) throw new CompactedError(revision, this.compactRevisionValue);
+    if (revision > this.revision) throw new FutureRevisionError(revision, this.revision);
+  }
+
+  /** See the `compact` command. */
+  private compact(revision: number): KvResult {
+    if (revision > this.revision) return { op: "compact", compacted: false, compactRevision: this.compactRevisionValue, revision: this.revision };
+    if (revision > this.compactRevisionValue) {
+      this.purged = purgeFrom(this.purged, this.compactRevisionValue);
+      this.compactRevisionValue = revision;
+      this.purgeDone = false;
+    }
+    return { op: "compact", compacted: true, compactRevision: this.compactRevisionValue, revision: this.revision };
   }
 
   private applyOne(index: number, data: Uint8Array): Applied {
@@ -208,8 +460,8 @@ export class KvStore {
       throw error;
     }
     if (command.op === "clock") {
-      this.advanceClock(command.request.timeMs ?? 0);
-      return { request: command.request, result: { op: "noop" }, duplicate: false };
+      this.advanceClock(command.request.timeMs ?? 0, command.newLeader === true);
+      return { request: command.request, result: { op: "clock", expired: this.expireLeases() }, duplicate: false };
     }
     if (command.op === "register") return { request: command.request, result: this.register(index), duplicate: false };
     const { clientId, sequence } = command.request;
@@ -222,7 +474,7 @@ export class KvStore {
         return { request: command.request, result, duplicate: true };
       }
     }
-    const result = this.execute(command);
+    const result = this.execute(command, index);
     if (clientId !== NO_SESSION) {
       const next = { clientId, sequence, result: forSession(result), lastActiveMs: this.clockMs };
       if (session === undefined) this.openSession(next);
@@ -245,10 +497,15 @@ export class KvStore {
     this.sessionCount++;
   }
 
-  /** Moves the clock forward to `timeMs` (never back), sweeping expired sessions when it crosses a sweep boundary. */
-  private advanceClock(timeMs: number): void {
-    if (timeMs <= this.clockMs) return;
+  /**
+   * Moves the clock forward to `timeMs` (never back), sweeping expired sessions when it
+   * crosses a sweep boundary; for a new leader's entry (or the first ever), extends every
+   * lease to live its full time to live from the clock.
+   */
+  private advanceClock(timeMs: number, newLeader: boolean): void {
     const before = this.clockMs;
+    if (newLeader || (before === 0 && timeMs > 0)) this.extendLeases(Math.max(before, timeMs));
+    if (timeMs <= this.clockMs) return;
     this.clockMs = timeMs;
     if (before === 0) {
       // The first time: sessions opened while the clock was unset start their lifetime now.
@@ -283,27 +540,115 @@ export class KvStore {
     this.sessionCount -= Math.min(evicted, byAge.length);
   }
 
-  private execute(command: Exclude<KvCommand, { readonly op: "register" | "clock" }>): KvResult {
+  /**
+   * The clock by which leases expire: the store's (the log's). The simulator's mutant
+   * overrides it with a node's own clock, to prove the checkers catch that.
+   */
+  protected leaseExpiryClockMs(): number {
+    return this.clockMs;
+  }
+
+  /** Every lease now lives at least its time to live past `clockMs`. */
+  private extendLeases(clockMs: number): void {
+    for (const lease of [...this.backend.allLeases()]) {
+      const expiresAtMs = clockMs + lease.ttlMs;
+      if (expiresAtMs > lease.expiresAtMs) this.backend.putLease({ ...lease, expiresAtMs });
+    }
+    this.leaseExpiryLowerBoundMs = Math.min(this.leaseExpiryLowerBoundMs, clockMs);
+  }
+
+  /** Expires every lease whose time came by the clock, by increasing id; returns what went. */
+  private expireLeases(): LeaseExpiry[] {
+    const nowMs = this.leaseExpiryClockMs();
+    if (nowMs < this.leaseExpiryLowerBoundMs) return [];
+    const expiring: number[] = [];
+    let nextExpiryMs = Number.POSITIVE_INFINITY;
+    for (const lease of this.backend.allLeases()) {
+      if (lease.expiresAtMs <= nowMs) expiring.push(lease.id);
+      else nextExpiryMs = Math.min(nextExpiryMs, lease.expiresAtMs);
+    }
+    this.leaseExpiryLowerBoundMs = nextExpiryMs;
+    return expiring.map((id) => {
+      const { deleted, revision } = this.dropLease(id);
+      return { id, deleted, revision };
+    });
+  }
+
+  /** Deletes a lease and its keys, the keys in one new revision (none if it had no keys). */
+  private dropLease(id: number): { deleted: number; revision: number } {
+    const revision = this.revision + 1;
+    let deleted = 0;
+    for (;;) {
+      // Each remove detaches its key, so each page is the next keys left.
+      const page = this.backend.leaseKeys(id, DELETE_PAGE_RECORDS);
+      for (const key of page) this.remove(key, revision);
+      deleted += page.length;
+      if (page.length < DELETE_PAGE_RECORDS) break;
+    }
+    this.backend.deleteLease(id);
+    this.leaseCountValue--;
+    if (deleted > 0) this.revision = revision;
+    return { deleted, revision: this.revision };
+  }
+
+  /** The time a lease's grant or keep-alive counts from (see the class comment). */
+  private leaseStartMs(request: RequestId): number {
+    return Math.max(this.clockMs, request.timeMs ?? 0);
+  }
+
+  private grantLease(id: number, ttlMs: number, request: RequestId): KvResult {
+    if (this.leaseCountValue >= LEASE_LIMITS.leasesMax) return { op: "rejected", reason: `the store holds ${LEASE_LIMITS.leasesMax} leases, its limit: revoke some first` };
+    const expiresAtMs = this.leaseStartMs(request) + ttlMs;
+    this.backend.putLease({ id, ttlMs, expiresAtMs });
+    this.leaseCountValue++;
+    this.leaseExpiryLowerBoundMs = Math.min(this.leaseExpiryLowerBoundMs, expiresAtMs);
+    return { op: "lease-grant", id, ttlMs };
+  }
+
+  private keepLeaseAlive(id: number, request: RequestId): KvResult {
+    const lease = this.backend.getLease(id);
+    if (lease === undefined) return { op: "lease-not-found", id };
+    const expiresAtMs = this.leaseStartMs(request) + lease.ttlMs;
+    if (expiresAtMs > lease.expiresAtMs) this.backend.putLease({ ...lease, expiresAtMs });
+    return { op: "lease-keepalive", id, ttlMs: lease.ttlMs };
+  }
+
+  private revokeLease(id: number): KvResult {
+    if (this.backend.getLease(id) === undefined) return { op: "lease-not-found", id };
+    return { op: "lease-revoke", id, ...this.dropLease(id) };
+  }
+
+  /** The first lease a write names that the store does not hold, if any. */
+  private missingLease(leases: readonly (number | undefined)[]): number | undefined {
+    return leases.find((lease) => lease !== undefined && this.backend.getLease(lease) === undefined);
+  }
+
+  private execute(command: Exclude<KvCommand, { readonly op: "register" | "clock" }>, index: number): KvResult {
     if (command.op === "txn") return this.executeTxn(command);
+    if (command.op === "compact") return this.compact(command.revision);
     if (command.op === "delete-prefix") return this.deletePrefix(command.prefix);
+    if (command.op === "lease-grant") return this.grantLease(index, command.ttlMs, command.request);
+    if (command.op === "lease-keepalive") return this.keepLeaseAlive(command.lease, command.request);
+    if (command.op === "lease-revoke") return this.revokeLease(command.lease);
+    const missing = command.op === "delete" ? undefined : this.missingLease([command.lease]);
+    if (missing !== undefined) return { op: "lease-not-found", id: missing };
     const current = this.backend.getRecord(command.key);
     switch (command.op) {
       case "put":
-        return { op: "put", revision: this.write(command.key, command.value, current, ++this.revision) };
+        return { op: "put", revision: this.write(command.key, command.value, current, ++this.revision, command.lease) };
       case "delete":
         if (current === undefined) return { op: "delete", deleted: 0, revision: this.revision };
-        this.backend.deleteRecord(command.key);
-        this.keyCount--;
-        return { op: "delete", deleted: 1, revision: ++this.revision };
+        this.remove(command.key, ++this.revision);
+        return { op: "delete", deleted: 1, revision: this.revision };
       case "cas-value": {
         const matches = command.expected === null ? current === undefined : current !== undefined && bytesEqual(current.value, command.expected);
         if (!matches) return { op: "cas", succeeded: false, revision: this.revision };
-        return { op: "cas", succeeded: true, revision: this.write(command.key, command.value, current, ++this.revision) };
+        return { op: "cas", succeeded: true, revision: this.write(command.key, command.value, current, ++this.revision, command.lease) };
       }
       case "cas-revision": {
         const actual = current === undefined ? 0 : current.modRevision;
         if (actual !== command.expectedRevision) return { op: "cas", succeeded: false, revision: this.revision };
-        return { op: "cas", succeeded: true, revision: this.write(command.key, command.value, current, ++this.revision) };
+        return { op: "cas", succeeded: true, revision: this.write(command.key, command.value, current, ++this.revision, command.lease) };
       }
     }
   }
@@ -311,22 +656,25 @@ export class KvStore {
   /** See `TxnCommand` for the semantics: compares first, then one branch, one revision. */
   private executeTxn(command: TxnCommand): KvResult {
     const succeeded = command.compares.every((compare) => compareHolds(compare, this.backend.getRecord(compare.key)));
+    const branch = succeeded ? command.success : command.failure;
+    // As etcd: a branch that would attach a key to a lease the store does not hold applies nothing.
+    const missing = this.missingLease(branch.map((operation) => (operation.op === "put" ? operation.lease : undefined)));
+    if (missing !== undefined) return { op: "lease-not-found", id: missing };
     const revision = this.revision + 1;
     let wrote = false;
-    const results = (succeeded ? command.success : command.failure).map((operation): TxnOperationResult => {
+    const results = branch.map((operation): TxnOperationResult => {
       const current = this.backend.getRecord(operation.key);
       switch (operation.op) {
         case "get":
           return { op: "get", record: current ?? null };
         case "put":
           wrote = true;
-          this.write(operation.key, operation.value, current, revision);
+          this.write(operation.key, operation.value, current, revision, operation.lease);
           return { op: "put", revision };
         case "delete":
           if (current === undefined) return { op: "delete", deleted: 0 };
           wrote = true;
-          this.backend.deleteRecord(operation.key);
-          this.keyCount--;
+          this.remove(operation.key, revision);
           return { op: "delete", deleted: 1 };
       }
     });
@@ -341,26 +689,43 @@ export class KvStore {
    */
   private deletePrefix(prefix: string): KvResult {
     let deleted = 0;
+    const revision = this.revision + 1;
     for (;;) {
       const page = this.backend.rangeRecords({ prefix, limit: DELETE_PAGE_RECORDS });
-      for (const record of page) this.backend.deleteRecord(record.key);
+      for (const record of page) this.remove(record.key, revision);
       deleted += page.length;
       if (page.length < DELETE_PAGE_RECORDS) break;
     }
-    this.keyCount -= deleted;
     if (deleted === 0) return { op: "delete-prefix", deleted, revision: this.revision };
-    return { op: "delete-prefix", deleted, revision: ++this.revision };
+    this.revision = revision;
+    return { op: "delete-prefix", deleted, revision };
   }
 
-  private write(key: string, value: Uint8Array, current: KvRecord | undefined, revision: number): number {
+  /** Deletes an existing key's record at `revision`, recording the delete in the history. */
+  private remove(key: string, revision: number): void {
+    this.backend.detachKey(key);
+    this.backend.deleteRecord(key);
+    this.keyCount--;
+    this.addChange({ key, revision, record: null });
+  }
+
+  /** Writes a key's new record at `revision`, attached to `lease` (a lease the store holds) or to none. */
+  private write(key: string, value: Uint8Array, current: KvRecord | undefined, revision: number, lease?: number): number {
     if (current === undefined) this.keyCount++;
-    this.backend.putRecord({
+    const attached = this.backend.leaseOfKey(key);
+    if (attached !== lease) {
+      this.backend.detachKey(key);
+      if (lease !== undefined) this.backend.attachKey(key, lease);
+    }
+    const record: KvRecord = {
       key,
       value,
       createRevision: current === undefined ? revision : current.createRevision,
       modRevision: revision,
       version: current === undefined ? 1 : current.version + 1,
-    });
+    };
+    this.backend.putRecord(record);
+    this.addChange({ key, revision, record });
     return revision;
   }
 }
@@ -387,6 +752,54 @@ function operatorHolds(operator: TxnCompareOperator, difference: number): boolea
     case ">":
       return difference > 0;
   }
+}
+
+/**
+ * One change of a snapshot's history into `backend`, checking what only the state can tell:
+ * a "current" change has its key's record at its revision (and only those are "current"),
+ * and a change at or below the compaction point is its key's first (compaction keeps one).
+ */
+function restoreChange(backend: KvBackend, change: SnapshotChange, compactRevision: number): void {
+  const current = backend.getRecord(change.key);
+  const isCurrent = current !== undefined && current.modRevision === change.revision;
+  if (change.kind === "current" && !isCurrent) throw new InvalidInputError(`KV snapshot's history names a current record of ${JSON.stringify(change.key)} at revision ${change.revision} that it does not hold`);
+  if (change.kind === "put" && isCurrent) throw new InvalidInputError(`KV snapshot's history repeats the current record of ${JSON.stringify(change.key)}`);
+  if (change.revision <= compactRevision && backend.changeAtOrBefore(change.key, change.revision - 1) !== undefined) {
+    throw new InvalidInputError(`KV snapshot's history keeps a change of ${JSON.stringify(change.key)} that compaction at ${compactRevision} drops`);
+  }
+  backend.putChange({ key: change.key, revision: change.revision, record: change.kind === "current" ? (current as KvRecord) : change.record });
+}
+
+/**
+ * Starts the history of a state that has none (restored from a snapshot written before
+ * there was history) at `revision`: each record becomes the change that made it, and the
+ * compaction point is `revision`, below which nothing is known. Returns it.
+ */
+export function startHistory(backend: KvBackend, revision: number): number {
+  let after: string | undefined;
+  for (;;) {
+    const page = backend.rangeRecords(after === undefined ? { prefix: "", limit: DELETE_PAGE_RECORDS } : { prefix: "", limit: DELETE_PAGE_RECORDS, after });
+    for (const record of page) backend.putChange({ key: record.key, revision: record.modRevision, record });
+    if (page.length < DELETE_PAGE_RECORDS) return revision;
+    after = page[page.length - 1]?.key;
+  }
+}
+
+/**
+ * One lease of a snapshot into `backend`, checking what only the state can tell: each of
+ * its keys has a record and no other lease.
+ */
+function restoreLease(backend: KvBackend, lease: KvLease, keys: readonly string[]): void {
+  backend.putLease(lease);
+  for (const key of keys) {
+    if (backend.getRecord(key) === undefined) throw new InvalidInputError(`KV snapshot attaches ${JSON.stringify(key)}, which it does not hold, to lease ${lease.id}`);
+    if (backend.leaseOfKey(key) !== undefined) throw new InvalidInputError(`KV snapshot attaches ${JSON.stringify(key)} to two leases`);
+    backend.attachKey(key, lease.id);
+  }
+}
+
+function compareChanges(a: KvChange, b: KvChange): number {
+  return a.revision - b.revision || compareUtf8(a.key, b.key);
 }
 
 function countOf(items: Iterable<unknown>): number {

@@ -32,6 +32,7 @@ import { checkIdentity, clusterIdFor, dataDirFailure, DATA_LAYOUT, lockDataDir, 
 import { decodeDirectory, encodeDirectory, memberRole } from "../server/members.js";
 import { LogStore } from "../storage/log-store.js";
 import { WalLogStorage } from "../storage/wal-log-storage.js";
+import { DEFAULT_GROUP } from "../../core/multi/group.js";
 import { PeerTransport, type TransportLogger } from "../transport/peer-transport.js";
 
 /** The logger a node writes to: pino's shape (`logger.warn({ ...fields }, "message")`); `console` fits too. */
@@ -275,7 +276,10 @@ export class ReplicatedNode<R> {
         nodeId: this.id,
         listen: this.settings.listen,
         peers,
-        onMessage: (from, message) => this.guard(() => this.embedded.replica.receive(from, message)),
+        // An embedded node runs one group: a message for any other is not its replica's.
+        onMessage: (from, message, group) => {
+          if (group === DEFAULT_GROUP) this.guard(() => this.embedded.replica.receive(from, message));
+        },
         log,
       });
     } catch (error) {

@@ -151,6 +151,32 @@ describe("bad input against a real cluster", { timeout: 60_000 }, () => {
     assert.equal(write.status, 200, write.text);
   });
 
+  test("a peer message for a group this node does not host never reaches its replica (of group 0)", async () => {
+    // A heartbeat of a far higher term would make group 0's replica follow the sender at
+    // that term; tagged with group 9, which no node hosts yet, it must be dropped instead.
+    const status = (await request("GET", `${cluster.node(2).http}/v1/status`)).body as { clusterId: string; term: number; members: { id: number; peer: string }[] };
+    await cluster.kill(3);
+    const peer = status.members.find((member) => member.id === 2)?.peer as string;
+    const [host, port] = peer.split(":") as [string, string];
+    const quiet = { info: () => {}, warn: () => {}, error: () => {} };
+    const impostor = await PeerTransport.start({ clusterId: status.clusterId, nodeId: 3, listen: { host: "127.0.0.1", port: 0 }, peers: [{ id: 2, host, port: Number(port) }], onMessage: () => {}, log: quiet });
+    const farTerm = status.term + 1_000_000;
+    try {
+      const deadline = Date.now() + 5000;
+      while (!(impostor.stats().get(2)?.connected ?? false) && Date.now() < deadline) await sleep(20);
+      assert.equal(impostor.send(2, { type: "heartbeat", term: farTerm, commit: 0, readRound: 0 }, 9), true);
+      await sleep(300);
+    } finally {
+      await impostor.close();
+    }
+    const after = (await request("GET", `${cluster.node(2).http}/v1/status`)).body as { term: number };
+    assert.ok(after.term < farTerm, `node 2 took group 9's heartbeat for its own: term ${after.term}`);
+    cluster.startNode(3);
+    await cluster.waitForLeader(10_000);
+    const write = await request("PUT", `${cluster.node(2).http}/v1/kv/after-other-group`, "ok");
+    assert.equal(write.status, 200, write.text);
+  });
+
   test("a transaction's compare decides, atomically", async () => {
     const body = JSON.stringify({
       compare: [{ key: "lock", target: "version", op: "=", value: 0 }],

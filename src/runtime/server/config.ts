@@ -1,3 +1,4 @@
+import type { TlsFiles } from "../tls/material.js";
 import { assert } from "../../core/common/assert.js";
 import { InvalidInputError } from "../../core/common/errors.js";
 import { limits } from "../../core/common/limits.js";
@@ -50,7 +51,17 @@ export interface NodeConfig {
   readonly requestBodyBytesMax: number;
   /** Requests waiting for their entry to apply or their read to be confirmed. */
   readonly pendingRequestsMax: number;
+  /**
+   * Revisions of MVCC history kept: while leading, the node proposes compactions that keep
+   * at least this many (and at most a tenth more). 0 keeps everything until `POST /v1/compact`.
+   */
+  readonly historyRevisions: number;
   readonly logLevel: string;
+  /**
+   * `--tls-cert`, `--tls-key`, `--tls-ca`: HTTPS for clients and mutual TLS between peers,
+   * with the cluster's CA (null: plain HTTP and TCP).
+   */
+  readonly tls: TlsFiles | null;
 }
 
 export const DEFAULT_NODE_CONFIG = Object.freeze({
@@ -66,7 +77,9 @@ export const DEFAULT_NODE_CONFIG = Object.freeze({
   walSegmentBytes: 64 * 1024 * 1024,
   requestBodyBytesMax: 4 * 1024 * 1024,
   pendingRequestsMax: 100_000,
+  historyRevisions: 100_000,
   logLevel: "info",
+  tls: null as TlsFiles | null,
 });
 
 export function validateNodeConfig(config: NodeConfig): NodeConfig {
@@ -81,6 +94,7 @@ export function validateNodeConfig(config: NodeConfig): NodeConfig {
   positive(config.snapshotEntries, "--snapshot-entries");
   positive(config.walSegmentBytes, "WAL segment size");
   positive(config.pendingRequestsMax, "pending requests");
+  if (!Number.isSafeInteger(config.historyRevisions) || config.historyRevisions < 0) throw new InvalidInputError(`--history-revisions must be a non-negative integer, got ${config.historyRevisions}`);
   if (config.heartbeatTicks * 2 > config.electionTicks) throw new InvalidInputError("the election timeout must be at least twice the heartbeat interval");
   if (config.requestBodyBytesMax < limits.valueBytesMax) throw new InvalidInputError(`the request body limit must hold a value of ${limits.valueBytesMax} bytes`);
   const ids = new Set<number>();

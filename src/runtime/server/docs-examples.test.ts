@@ -60,6 +60,38 @@ describe("docs/http-api.md's client session example, pasted", { timeout: 60_000 
   });
 });
 
+describe("the README's lease example, pasted", { timeout: 90_000 }, () => {
+  let cluster: ProcessCluster;
+  before(async () => {
+    cluster = await ProcessCluster.start({ size: 3 });
+    await cluster.waitForLeader();
+  });
+  after(async () => {
+    await cluster.close();
+  });
+
+  test("grants, attaches two keys, shows and renews the lease, and after it lapses the keys are gone; the SDK's lease revokes its key", async () => {
+    const blocks = shellBlocks(read("README.md"));
+    const cli = blocks.find((text) => text.includes("synod lease grant"));
+    const sdk = blocks.find((text) => text.includes("client.lease("));
+    assert.ok(cli !== undefined && sdk !== undefined, "the examples are there");
+    const ports = (text: string): string => [1, 2, 3].reduce((script, id) => script.replaceAll(`http://127.0.0.1:700${id}`, cluster.node(id).http), text);
+    const endpoints = `export SYNOD_ENDPOINTS=${cluster.nodes.map((node) => node.http).join(",")}\n`;
+    // node bin/synod.js is npx synod without npx's start-up time (seconds on a loaded machine).
+    const run = await bash(endpoints + ports(cli).replaceAll("npx synod", "node bin/synod.js"), ROOT);
+    assert.equal(run.code, 0, run.stderr + run.stdout);
+    const lines = run.stdout.split("\n");
+    assert.match(lines.find((line) => line.startsWith("id=")) ?? "", /^id=\d+ ttl=10s remaining=\d+\.\ds keys=2$/, run.stdout);
+    assert.ok(lines.includes("service/web/a") && lines.includes("service/web/b"), run.stdout);
+    assert.match(run.stdout, /\{"id":\d+,"ttlSeconds":10\}/, "the keep-alive's answer");
+    assert.ok(run.stdout.trimEnd().endsWith("ttl=10s remaining=" + run.stdout.trimEnd().split("remaining=").at(-1)), `nothing after the lease list: the keys are gone\n${run.stdout}`);
+    const node = await bash(ports(sdk), ROOT);
+    assert.equal(node.code, 0, node.stderr);
+    assert.match(node.stdout, /\[ 'service\/web\/c' \]/);
+    assert.equal((await fetch(`${cluster.node(1).http}/v1/kv/service/web/c`)).status, 404, "revoked with its lease");
+  });
+});
+
 describe("references in the docs", () => {
   test("every roadmap step the docs cite is on the README's roadmap", () => {
     const readme = read("README.md");

@@ -58,6 +58,8 @@ export interface DriverOptions {
   readonly onFatal?: (error: unknown) => void;
   /** Called when the configuration the engine acts on changes (appended, or undone). */
   readonly onMembership?: (membership: Membership) => void;
+  /** Revisions of history kept (the leader proposes compactions); 0 keeps everything. */
+  readonly historyRevisions?: number;
 }
 
 /** Dropped malformed peer messages are logged at most this often per peer. */
@@ -105,6 +107,7 @@ export class Driver {
       firstReadId: randomInt(1, 2 ** 47),
       observer: this.observer(),
       ...(options.onMembership === undefined ? {} : { onMembership: options.onMembership }),
+      ...(options.historyRevisions === undefined ? {} : { historyRevisions: options.historyRevisions }),
       onFatal: (error) => {
         options.log.error({ err: error }, "the write-ahead log could not be made durable; stopping");
         const fatal = options.onFatal ?? ((failure: unknown) => setImmediate(() => { throw failure; }));

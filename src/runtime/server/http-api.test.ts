@@ -11,57 +11,12 @@ import { after, before, describe, test } from "node:test";
 import { Client } from "../../client/client.js";
 import { NoQuorumError, SequenceSupersededError } from "../../client/errors.js";
 import { NotLeaderError, NotMemberError } from "../../core/common/errors.js";
-import { encodeCommand, type KvCommand } from "../../core/kv/command.js";
+import type { KvCommand } from "../../core/kv/command.js";
 import { KvStore } from "../../core/kv/store.js";
-import { createHttpApi, type KvService, type QuorumView, type Readiness } from "./http-api.js";
+import { ALL_REACHED, fakeService, READY, type Fault } from "./fake-service.test-util.js";
+import { readFileSync } from "node:fs";
+import { createHttpApi, routeQueryParameters } from "./http-api.js";
 import { request } from "./process-cluster.test-util.js";
-
-/** What a test makes the fake node do instead of serving. */
-interface Fault {
-  refuse: Error | null;
-  quorum: QuorumView;
-  readiness: Readiness;
-}
-
-/** A node without consensus: writes apply at once to a real KvStore, in the client's session or its own. */
-function fakeService(store: KvStore, fault: Fault, writes: KvCommand[]): KvService {
-  let index = 0;
-  const apply = (command: KvCommand): ReturnType<KvStore["apply"]> => {
-    writes.push(command);
-    return store.apply(++index, encodeCommand(command));
-  };
-  return {
-    write: (operation, client) => {
-      if (fault.refuse !== null) return Promise.reject(fault.refuse);
-      const request = client === null || client === undefined ? { clientId: 0, sequence: 0 } : client;
-      return Promise.resolve(apply({ ...operation, request } as KvCommand).result);
-    },
-    register: () => {
-      const result = apply({ op: "register", request: { clientId: 0, sequence: 0 } }).result;
-      return Promise.resolve(result.op === "session" ? result.clientId : 0);
-    },
-    read: () => (fault.refuse === null ? Promise.resolve() : Promise.reject(fault.refuse)),
-    get: (key) => store.get(key),
-    range: (prefix, limit, afterKey) => {
-      const records = store.range(prefix, limit + 1, afterKey === null ? {} : { after: afterKey });
-      return { records: records.slice(0, limit), more: records.length > limit };
-    },
-    revision: () => store.currentRevision,
-    status: () => ({ id: 1, role: "leader", term: 1, leader: 1, leaderHttp: null, commitIndex: index, appliedIndex: index, members: [] }),
-    members: () => ({ members: [], joint: false }),
-    changeMembers: () => Promise.resolve({ status: 200, body: {} }),
-    transferLeadership: () => Promise.resolve({ status: 200, body: {} }),
-    metrics: () => Promise.resolve({ contentType: "text/plain", body: "" }),
-    quorum: () => fault.quorum,
-    readiness: () => fault.readiness,
-    observeRequest: () => undefined,
-    logError: () => undefined,
-    backup: () => Promise.reject(new Error("no backups in this test")),
-  };
-}
-
-const READY: Readiness = { checks: [{ name: "member", ok: true, detail: "a voter" }, { name: "leader", ok: true, detail: "node 1 leads" }, { name: "caught_up", ok: true, detail: "applied 3 of 3" }] };
-const ALL_REACHED: QuorumView = { voters: [1, 2, 3], reachable: [1, 2, 3], quorum: true };
 
 describe("the HTTP API in-process", () => {
   let server: Server;
@@ -99,8 +54,10 @@ describe("the HTTP API in-process", () => {
 
   test("every route refuses query parameters it does not take, and a parameter given twice", async () => {
     const cases: [string, string, RegExp][] = [
-      ["GET", "/v1/kv/k?consistancy=stale", /unknown query parameter consistancy: GET \/v1\/kv\/\{key\} takes consistency, raw/],
-      ["GET", "/v1/kv?prefix=a&lmit=5", /unknown query parameter lmit: GET \/v1\/kv takes prefix, limit, after, consistency/],
+      ["GET", "/v1/kv/k?consistancy=stale", /unknown query parameter consistancy: GET \/v1\/kv\/\{key\} takes consistency, raw, revision/],
+      ["GET", "/v1/kv?prefix=a&lmit=5", /unknown query parameter lmit: GET \/v1\/kv takes prefix, limit, after, consistency, revision/],
+      ["POST", "/v1/compact?physical", /POST \/v1\/compact takes no query parameters/],
+      ["GET", "/v1/watch?key=a&from=3", /unknown query parameter from: GET \/v1\/watch takes key, prefix, fromRevision, prevValue, linearizable/],
       ["DELETE", "/v1/kv/k?prefx", /unknown query parameter prefx: DELETE \/v1\/kv\/\{key\} takes prefix/],
       ["POST", "/v1/txn?dry=1&x=2", /unknown query parameters dry, x: POST \/v1\/txn takes no query parameters/],
       ["POST", "/v1/sessions?ttlMs=5", /POST \/v1\/sessions takes no query parameters/],
@@ -126,10 +83,111 @@ describe("the HTTP API in-process", () => {
     assert.equal((await request("HEAD", `${url}/v1/status`)).status, 200);
   });
 
-  test("?revision (history) and ?ttl (leases) are refused as not supported yet, not ignored", async () => {
-    await expect400("GET", "/v1/kv/k?revision=3", /reading at a past revision is not supported yet/);
-    await expect400("GET", "/v1/kv?prefix=a&revision=3", /not supported yet/);
-    await expect400("PUT", "/v1/kv/k?ttl=5", /time to live are not supported yet/, "v");
+  test("docs/http-api.md's table of routes lists every route and method with exactly the query parameters it takes", () => {
+    const docs = readFileSync(new URL("../../../docs/http-api.md", import.meta.url), "utf8");
+    const section = docs.slice(docs.indexOf("## Routes and their query parameters"), docs.indexOf("## Keys and values"));
+    const documented = new Map<string, string[]>();
+    for (const [, routes, parameters] of section.matchAll(/^\| (`[^|]*) \| ([^|]*) \|$/gm)) {
+      const names = (parameters as string).trim() === "none" ? [] : ((parameters as string).split(";")[0] ?? "").split(",").map((name) => name.replace(/`|\(flag\)/g, "").trim());
+      for (const route of (routes as string).replace(/`/g, "").split(", ")) {
+        const [methods, path] = route.split(" ") as [string, string];
+        for (const method of methods.split("/")) if (method !== "HEAD") documented.set(`${method} ${path}`, names);
+      }
+    }
+    const actual = routeQueryParameters();
+    assert.deepEqual([...documented.keys()].sort(), Object.keys(actual).sort(), "the same routes and methods");
+    for (const [route, names] of documented) assert.deepEqual([...names].sort(), [...(actual[route] ?? [])].sort(), route);
+  });
+
+  test("?ttl is refused, pointing to leases, not ignored", async () => {
+    await expect400("PUT", "/v1/kv/k?ttl=5", /attached to a lease: grant one \(POST \/v1\/leases/, "v");
+  });
+
+  test("leases: grant, attach by PUT ?lease and by a transaction, query, list, keep alive, revoke (deleting its keys in one revision)", async () => {
+    const granted = await request("POST", `${url}/v1/leases`, JSON.stringify({ ttlSeconds: 10 }));
+    assert.equal(granted.status, 200, granted.text);
+    const id = granted.body["id"] as number;
+    assert.deepEqual(granted.body, { id, ttlSeconds: 10 });
+    assert.equal((await request("PUT", `${url}/v1/kv/leased/a?lease=${id}`, "1")).status, 200);
+    const txn = await request("POST", `${url}/v1/txn`, JSON.stringify({ success: [{ op: "put", key: "leased/b", value: "2", lease: id }] }), { "content-type": "application/json" });
+    assert.equal(txn.status, 200, txn.text);
+    const shown = await request("GET", `${url}/v1/leases/${id}`);
+    assert.deepEqual(shown.body, { id, ttlSeconds: 10, remainingMs: 10_000, keys: ["leased/a", "leased/b"], moreKeys: false });
+    const listed = await request("GET", `${url}/v1/leases?limit=1000`);
+    assert.ok((listed.body["leases"] as { id: number }[]).some((lease) => lease.id === id));
+    assert.deepEqual((await request("POST", `${url}/v1/leases/${id}/keepalive`)).body, { id, ttlSeconds: 10 });
+    const revoked = await request("DELETE", `${url}/v1/leases/${id}`);
+    assert.equal(revoked.status, 200);
+    assert.deepEqual(revoked.body, { id, deleted: 2, revision: store.currentRevision });
+    assert.equal(store.get("leased/a"), undefined);
+    assert.equal(store.getAt("leased/b", store.currentRevision - 1)?.key, "leased/b", "both went in the revoke's one revision");
+  });
+
+  test("a lease that does not exist is 404 lease_not_found for a put, a transaction, a keep-alive, a revoke and a read; nothing is written", async () => {
+    const before = store.currentRevision;
+    const cases: [string, string, string | undefined, Record<string, string>][] = [
+      ["PUT", "/v1/kv/orphan?lease=424242", "v", {}],
+      ["POST", "/v1/txn", JSON.stringify({ success: [{ op: "put", key: "orphan", value: "v", lease: 424242 }] }), { "content-type": "application/json" }],
+      ["POST", "/v1/leases/424242/keepalive", undefined, {}],
+      ["DELETE", "/v1/leases/424242", undefined, {}],
+      ["GET", "/v1/leases/424242", undefined, {}],
+    ];
+    for (const [method, path, body, headers] of cases) {
+      const answer = await request(method, `${url}${path}`, body, headers);
+      assert.equal(answer.status, 404, `${method} ${path}: ${answer.text}`);
+      assert.equal(answer.body["error"], "lease_not_found");
+      assert.match(String(answer.body["message"]), /lease 424242 does not exist.*grant a new one/);
+    }
+    assert.equal(store.currentRevision, before);
+  });
+
+  test("bad lease requests are 400 with what to send instead", async () => {
+    await expect400("POST", "/v1/leases", /\{"ttlSeconds": N\}, N an integer from 1 to/, JSON.stringify({ ttl: 5 }));
+    await expect400("POST", "/v1/leases", /ttlSeconds/, JSON.stringify({ ttlSeconds: 0 }));
+    await expect400("POST", "/v1/leases", /ttlSeconds/, "not json");
+    await expect400("GET", "/v1/leases/abc", /a lease id is a positive integer/);
+    await expect400("POST", "/v1/leases/0/keepalive", /a lease id is a positive integer/);
+    await expect400("PUT", "/v1/kv/k?lease=-1", /lease must be an integer from 1/, "v");
+    await expect400("POST", "/v1/txn", /lease must be a lease id/, JSON.stringify({ success: [{ op: "put", key: "k", value: "v", lease: "x" }] }), { "content-type": "application/json" });
+  });
+
+  test("?revision reads a key or a range as it was; below the compaction point 410 compacted naming it; past the store's revision 400", async () => {
+    const first = (await request("PUT", `${url}/v1/kv/hist/a`, "one")).body["revision"] as number;
+    await request("PUT", `${url}/v1/kv/hist/b`, "bee");
+    const second = (await request("PUT", `${url}/v1/kv/hist/a`, "two")).body["revision"] as number;
+    const deleted = (await request("DELETE", `${url}/v1/kv/hist/b`)).body["revision"] as number;
+    assert.deepEqual((await request("GET", `${url}/v1/kv/hist/a?revision=${first}`)).body, { key: "hist/a", value: "one", revision: first, createRevision: first, version: 1 });
+    assert.equal((await request("GET", `${url}/v1/kv/hist/a?revision=${second}&raw`)).text, "two");
+    assert.equal((await request("GET", `${url}/v1/kv/hist/a?revision=${first}&raw`)).headers.get("x-synod-revision"), String(first));
+    const gone = await request("GET", `${url}/v1/kv/hist/b?revision=${deleted}`);
+    assert.deepEqual([gone.status, gone.body["error"]], [404, "key_not_found"]);
+    assert.match(String(gone.body["message"]), new RegExp(`does not exist at revision ${deleted}`));
+    const range = await request("GET", `${url}/v1/kv?prefix=hist/&revision=${second}`);
+    assert.deepEqual(range.body, { kvs: [{ key: "hist/a", value: "two", revision: second, createRevision: first, version: 2 }, { key: "hist/b", value: "bee", revision: first + 1, createRevision: first + 1, version: 1 }], more: false, revision: second });
+    const paged = await request("GET", `${url}/v1/kv?prefix=hist/&revision=${second}&limit=1&after=hist/a`);
+    assert.deepEqual([(paged.body["kvs"] as { key: string }[]).map((kv) => kv.key), paged.body["more"]], [["hist/b"], false]);
+    const future = await request("GET", `${url}/v1/kv/hist/a?revision=${store.currentRevision + 1}`);
+    assert.deepEqual([future.status, future.body["error"], future.body["revision"]], [400, "future_revision", store.currentRevision]);
+    await expect400("GET", "/v1/kv/hist/a?revision=0", /revision must be an integer from 1/);
+    const compacted = await request("POST", `${url}/v1/compact`, JSON.stringify({ revision: second }));
+    assert.deepEqual(compacted.body, { compactRevision: second, revision: store.currentRevision });
+    const below = await request("GET", `${url}/v1/kv/hist/a?revision=${first}`);
+    assert.deepEqual([below.status, below.body["error"], below.body["compactRevision"]], [410, "compacted", second]);
+    assert.match(String(below.body["message"]), new RegExp(`revision ${first} is compacted: the history starts at revision ${second}`));
+    assert.equal((await request("GET", `${url}/v1/kv?prefix=hist/&revision=${first}`)).status, 410);
+    assert.equal((await request("GET", `${url}/v1/kv/hist/a?revision=${second}&raw`)).text, "two", "the compaction revision itself stays readable");
+  });
+
+  test("POST /v1/compact takes {\"revision\": N} up to the store's revision; an older one changes nothing; bad bodies are refused before the log", async () => {
+    await request("PUT", `${url}/v1/kv/compact-me`, "x");
+    const revision = store.currentRevision;
+    assert.deepEqual((await request("POST", `${url}/v1/compact`, JSON.stringify({ revision }))).body, { compactRevision: revision, revision });
+    assert.deepEqual((await request("POST", `${url}/v1/compact`, JSON.stringify({ revision: 1 }))).body, { compactRevision: revision, revision }, "idempotent");
+    const future = await request("POST", `${url}/v1/compact`, JSON.stringify({ revision: revision + 5 }));
+    assert.deepEqual([future.status, future.body["error"]], [400, "future_revision"]);
+    const before = writes.length;
+    for (const body of ["", "{}", '{"revision": 0}', '{"revision": "3"}', '{"revision": 1.5}', "[3]", "nope"]) await expect400("POST", "/v1/compact", /compaction request is/, body);
+    assert.equal(writes.length, before);
   });
 
   test("flags take no value, true or false; false means false; anything else is refused", async () => {

@@ -8,11 +8,12 @@
  * 500 with the detail in the node's log.
  */
 import { isUtf8 } from "node:buffer";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from "node:http";
+import type { Server as HttpsServer } from "node:https";
 import { performance } from "node:perf_hooks";
 import { InvalidInputError, MembershipChangeInProgressError, NotLeaderError, NotMemberError, OverloadedError, SynodError } from "../../core/common/errors.js";
 import { limits } from "../../core/common/limits.js";
-import { SELF_ASSIGNED_SESSIONS_FROM, SESSION_LIMITS, type KvRecord, type KvResult } from "../../core/kv/store.js";
+import { CompactedError, FutureRevisionError, LEASE_LIMITS, LeaseNotFoundError, SELF_ASSIGNED_SESSIONS_FROM, SESSION_LIMITS, type KvRecord, type KvResult } from "../../core/kv/store.js";
 import {
   LeaderChangedError,
   RequestTimeoutError,
@@ -27,6 +28,8 @@ import {
 } from "./driver.js";
 import { sendBackup, type Backup } from "./backup.js";
 import { parseTxnRequest, txnResultJson } from "./txn-json.js";
+import { parseEventId, WatchCanceledError, type WatchHub, type WatchRequest } from "./watch.js";
+import type { LeaseView } from "./lease-view.js";
 
 /** What the HTTP layer needs from the node. */
 export interface KvService {
@@ -41,7 +44,17 @@ export interface KvService {
   read(consistency: ReadConsistency): Promise<void>;
   get(key: string): KvRecord | undefined;
   range(prefix: string, limit: number, after: string | null): { readonly records: readonly KvRecord[]; readonly more: boolean };
+  /** The key as it was at `revision`; throws CompactedError below the compaction point, FutureRevisionError past the store's revision. */
+  getAt(key: string, revision: number): KvRecord | undefined;
+  /** `range` as the store was at `revision`; throws as `getAt` does. */
+  rangeAt(prefix: string, limit: number, after: string | null, revision: number): { readonly records: readonly KvRecord[]; readonly more: boolean };
   revision(): number;
+  /** The lease `id` with up to `keysMax` of its keys, as this node's state holds it; undefined if it holds none. */
+  lease(id: number, keysMax: number): LeaseView | undefined;
+  /** At most `limit` leases with ids above `afterId`, by increasing id, without their keys. */
+  leases(limit: number, afterId: number): { readonly leases: readonly LeaseView[]; readonly more: boolean };
+  /** The node's watch streams (`GET /v1/watch`). */
+  readonly watches: WatchHub;
   status(): object;
   members(): object;
   /** Changes the membership, through the leader wherever it is asked; answers once the change is in force. */
@@ -115,6 +128,9 @@ const RANGE_LIMIT_DEFAULT = 100;
 const RANGE_LIMIT_MAX = 1000;
 const KV_PREFIX = "/v1/kv/";
 const MEMBERS_PREFIX = "/v1/members/";
+const LEASES_PREFIX = "/v1/leases/";
+/** Keys `GET /v1/leases/{id}` lists at most (`moreKeys` says there are more). */
+const LEASE_KEYS_SHOWN_MAX = 1000;
 /**
  * How far the applied index may trail the commit index for `GET /readyz`: a node applies
  * what commits within a Ready or two (a few hundred entries under load), so more means it is
@@ -123,12 +139,24 @@ const MEMBERS_PREFIX = "/v1/members/";
 export const READY_APPLIED_LAG_MAX = 1000;
 /** Query parameters some route will take later, refused now with why rather than ignored. */
 const NOT_YET: Readonly<Record<string, string>> = {
-  revision: "reading at a past revision is not supported yet: synod keeps only the latest version of each key (no MVCC history); leave revision out to read the latest",
-  ttl: "keys with a time to live are not supported yet (no leases)",
+  ttl: 'a key lives for a time by being attached to a lease: grant one (POST /v1/leases {"ttlSeconds": N}) and PUT the key with ?lease=ID',
 };
 
 export function createHttpApi(service: KvService, options: HttpApiOptions): Server {
-  const server = createServer((request, response) => {
+  const server = createServer(httpApiHandler(service, options));
+  keepAlive(server);
+  return server;
+}
+
+/** Keep-alive connections from load balancers and benchmarks stay open between requests. */
+export function keepAlive(server: Server | HttpsServer): void {
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
+}
+
+/** The API's request handler, for an HTTP or an HTTPS server. */
+export function httpApiHandler(service: KvService, options: HttpApiOptions): RequestListener {
+  return (request, response) => {
     const startedMs = performance.now();
     let route = "unknown";
     response.on("finish", () => service.observeRequest(route, response.statusCode, (performance.now() - startedMs) / 1000));
@@ -138,11 +166,7 @@ export function createHttpApi(service: KvService, options: HttpApiOptions): Serv
       if (!response.headersSent) sendError(response, new HttpError(500, "internal", "internal error; see the node's log"));
       else response.destroy();
     });
-  });
-  // Keep-alive connections from load balancers and benchmarks stay open between requests.
-  server.keepAliveTimeout = 65_000;
-  server.headersTimeout = 66_000;
-  return server;
+  };
 }
 
 /** What a route's handler gets: the request, its parsed query, and the path's key or member id. */
@@ -154,7 +178,7 @@ interface RouteContext {
   readonly query: URLSearchParams;
   /** `/v1/kv/{key}`'s key, percent-decoded; "" elsewhere. */
   readonly key: string;
-  /** `/v1/members/{id}`'s id; 0 elsewhere. */
+  /** `/v1/members/{id}`'s id, or `/v1/leases/{id}`'s; 0 elsewhere. */
   readonly memberId: number;
 }
 
@@ -172,16 +196,27 @@ interface Route {
  */
 const ROUTES: Readonly<Record<string, Readonly<Record<string, Route>>>> = {
   "/v1/kv/{key}": {
-    GET: { query: ["consistency", "raw"], serve: (c) => getKey(c.service, c.key, c.query, c.response) },
-    PUT: { query: ["prevRevision"], serve: async (c) => putKey(c.service, c.key, c.query, clientRequestOf(c.request), await readBody(c.request, limits.valueBytesMax, "a value"), c.response) },
+    GET: { query: ["consistency", "raw", "revision"], serve: (c) => getKey(c.service, c.key, c.query, c.response) },
+    PUT: { query: ["prevRevision", "lease"], serve: async (c) => putKey(c.service, c.key, c.query, clientRequestOf(c.request), await readBody(c.request, limits.valueBytesMax, "a value"), c.response) },
     DELETE: {
       query: ["prefix"],
       refused: { prevRevision: "a conditional delete is a transaction: POST /v1/txn with a compare on the key's revision" },
       serve: (c) => deleteKey(c.service, c.key, flagParameter(c.query, "prefix"), clientRequestOf(c.request), c.response),
     },
   },
-  "/v1/kv": { GET: { query: ["prefix", "limit", "after", "consistency"], serve: (c) => rangeKeys(c.service, c.query, c.response) } },
+  "/v1/kv": { GET: { query: ["prefix", "limit", "after", "consistency", "revision"], serve: (c) => rangeKeys(c.service, c.query, c.response) } },
   "/v1/txn": { POST: { query: [], serve: serveTxn } },
+  "/v1/compact": { POST: { query: [], serve: serveCompact } },
+  "/v1/watch": { GET: { query: ["key", "prefix", "fromRevision", "prevValue", "linearizable"], serve: serveWatch } },
+  "/v1/leases": {
+    POST: { query: [], serve: serveGrant },
+    GET: { query: ["limit", "after", "consistency"], serve: serveLeaseList },
+  },
+  "/v1/leases/{id}": {
+    GET: { query: ["consistency"], serve: serveLease },
+    DELETE: { query: [], serve: serveRevoke },
+  },
+  "/v1/leases/{id}/keepalive": { POST: { query: [], serve: serveKeepalive } },
   "/v1/sessions": { POST: { query: [], serve: async (c) => sendJson(c.response, 200, { session: await c.service.register(), ttlMs: SESSION_LIMITS.ttlMs }) } },
   "/v1/status": { GET: { query: [], serve: (c) => sendJson(c.response, 200, c.service.status()) } },
   "/v1/members": {
@@ -198,6 +233,13 @@ const ROUTES: Readonly<Record<string, Readonly<Record<string, Route>>>> = {
   "/readyz": { GET: { query: [], serve: (c) => sendReadiness(c.response, c.service.readiness()) } },
   "/v1/snapshot": { GET: { query: ["consistency"], serve: async (c) => sendBackup(await c.service.backup(consistencyOf(c.query)), c.response) } },
 };
+
+/** Every route's methods and the query parameters each takes (docs/http-api.md lists the same; a test compares them). */
+export function routeQueryParameters(): Record<string, readonly string[]> {
+  const table: Record<string, readonly string[]> = {};
+  for (const [path, methods] of Object.entries(ROUTES)) for (const [method, route] of Object.entries(methods)) table[`${method} ${path}`] = route.query;
+  return table;
+}
 
 async function handle(service: KvService, options: HttpApiOptions, request: IncomingMessage, response: ServerResponse, setRoute: (route: string) => void): Promise<void> {
   const url = request.url ?? "/";
@@ -227,6 +269,11 @@ function matchPath(path: string, method: string): { readonly name: string; reado
     const promote = rest.endsWith("/promote");
     return { name: promote ? "/v1/members/{id}/promote" : "/v1/members/{id}", key: "", memberId: parseMemberId(promote ? rest.slice(0, -"/promote".length) : rest) };
   }
+  if (path.startsWith(LEASES_PREFIX)) {
+    const rest = path.slice(LEASES_PREFIX.length);
+    const keepalive = rest.endsWith("/keepalive");
+    return { name: keepalive ? "/v1/leases/{id}/keepalive" : "/v1/leases/{id}", key: "", memberId: parseLeaseId(keepalive ? rest.slice(0, -"/keepalive".length) : rest) };
+  }
   if (Object.hasOwn(ROUTES, path) && !path.includes("{")) return { name: path, key: "", memberId: 0 };
   throw new HttpError(404, "not_found", `no route ${method} ${path}; see docs/http-api.md`);
 }
@@ -239,6 +286,130 @@ async function serveTxn(c: RouteContext): Promise<void> {
   const result = await c.service.write(parseTxnRequest(body), client);
   if (result.op !== "txn") throw unexpectedResult(result);
   sendJson(c.response, 200, txnResultJson(result));
+}
+
+/** `POST /v1/leases {"ttlSeconds": N}`: through the log; the lease's id is the grant's log index. */
+async function serveGrant(c: RouteContext): Promise<void> {
+  const ttlSeconds = parseTtlSeconds(await readBody(c.request, 4096, "a lease grant"));
+  const result = await c.service.write({ op: "lease-grant", ttlMs: ttlSeconds * 1000 }, clientRequestOf(c.request));
+  if (result.op !== "lease-grant") throw unexpectedResult(result);
+  sendJson(c.response, 200, { id: result.id, ttlSeconds: result.ttlMs / 1000 });
+}
+
+function parseTtlSeconds(body: Uint8Array): number {
+  const shape = `a lease grant is JSON: {"ttlSeconds": N}, N an integer from ${LEASE_LIMITS.ttlMsMin / 1000} to ${LEASE_LIMITS.ttlMsMax / 1000}`;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(body).toString("utf8"));
+  } catch {
+    throw new HttpError(400, "invalid_input", shape);
+  }
+  const ttl = typeof parsed === "object" && parsed !== null && !Array.isArray(parsed) ? (parsed as Record<string, unknown>)["ttlSeconds"] : undefined;
+  if (typeof ttl !== "number" || !Number.isSafeInteger(ttl) || ttl * 1000 < LEASE_LIMITS.ttlMsMin || ttl * 1000 > LEASE_LIMITS.ttlMsMax) throw new HttpError(400, "invalid_input", shape);
+  return ttl;
+}
+
+/** `POST /v1/leases/{id}/keepalive`: through the log, so a keep-alive the leader acknowledged survives a failover. */
+async function serveKeepalive(c: RouteContext): Promise<void> {
+  const result = await c.service.write({ op: "lease-keepalive", lease: c.memberId }, clientRequestOf(c.request));
+  if (result.op !== "lease-keepalive") throw unexpectedResult(result);
+  sendJson(c.response, 200, { id: result.id, ttlSeconds: result.ttlMs / 1000 });
+}
+
+/** `DELETE /v1/leases/{id}`: revokes it, deleting its keys in one revision. */
+async function serveRevoke(c: RouteContext): Promise<void> {
+  const result = await c.service.write({ op: "lease-revoke", lease: c.memberId }, clientRequestOf(c.request));
+  if (result.op !== "lease-revoke") throw unexpectedResult(result);
+  sendJson(c.response, 200, { id: result.id, deleted: result.deleted, revision: result.revision });
+}
+
+/** `GET /v1/leases/{id}`: its time to live, how long it lives yet, and its keys. */
+async function serveLease(c: RouteContext): Promise<void> {
+  await c.service.read(consistencyOf(c.query));
+  const lease = c.service.lease(c.memberId, LEASE_KEYS_SHOWN_MAX);
+  if (lease === undefined) throw leaseNotFound(c.memberId);
+  sendJson(c.response, 200, leaseJson(lease, true));
+}
+
+/** `GET /v1/leases?limit=N&after=ID`: the leases by increasing id, a page at a time. */
+async function serveLeaseList(c: RouteContext): Promise<void> {
+  const limit = integerParameter(c.query, "limit", 1, RANGE_LIMIT_MAX) ?? RANGE_LIMIT_DEFAULT;
+  const after = integerParameter(c.query, "after", 0) ?? 0;
+  await c.service.read(consistencyOf(c.query));
+  const { leases, more } = c.service.leases(limit, after);
+  sendJson(c.response, 200, { leases: leases.map((lease) => leaseJson(lease, false)), more });
+}
+
+function leaseJson(lease: LeaseView, withKeys: boolean): object {
+  const times = { id: lease.id, ttlSeconds: lease.ttlMs / 1000, remainingMs: lease.remainingMs };
+  return withKeys ? { ...times, keys: lease.keys, moreKeys: lease.moreKeys } : times;
+}
+
+function parseLeaseId(text: string): number {
+  const id = /^\d{1,16}$/.test(text) ? Number(text) : NaN;
+  if (!Number.isSafeInteger(id) || id <= 0) throw new HttpError(400, "invalid_input", `a lease id is a positive integer (from POST /v1/leases), got ${JSON.stringify(text)}`);
+  return id;
+}
+
+function leaseNotFound(id: number): HttpError {
+  const error = new LeaseNotFoundError(id);
+  return new HttpError(404, error.code, error.message, {}, { id });
+}
+
+/** `POST /v1/compact {"revision": N}`: through the log, like a write; 400 for a revision the store has not reached. */
+async function serveCompact(c: RouteContext): Promise<void> {
+  const revision = parseCompactRevision(await readBody(c.request, 4096, "a compaction request"));
+  const result = await c.service.write({ op: "compact", revision }, clientRequestOf(c.request));
+  if (result.op !== "compact") throw unexpectedResult(result);
+  if (!result.compacted) throw new FutureRevisionError(revision, result.revision);
+  sendJson(c.response, 200, { compactRevision: result.compactRevision, revision: result.revision });
+}
+
+function parseCompactRevision(body: Uint8Array): number {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(body).toString("utf8"));
+  } catch {
+    throw new HttpError(400, "invalid_input", 'a compaction request is JSON: {"revision": N}');
+  }
+  const revision = typeof parsed === "object" && parsed !== null && !Array.isArray(parsed) ? (parsed as Record<string, unknown>)["revision"] : undefined;
+  if (typeof revision !== "number" || !Number.isSafeInteger(revision) || revision < 1) throw new HttpError(400, "invalid_input", 'a compaction request is {"revision": N}, N a positive integer: the oldest revision to keep');
+  return revision;
+}
+
+/**
+ * `GET /v1/watch?key=K` or `?prefix=P`: a Server-Sent Events stream (watch.ts). It starts
+ * at `Last-Event-ID` (a reconnection) if given, else at `fromRevision`, else after the
+ * node's revision; with `linearizable`, only once the node has applied a read index, so
+ * "now" is no older than any write acknowledged before the request.
+ */
+async function serveWatch(c: RouteContext): Promise<void> {
+  const watch = parseWatchRequest(c.query, c.request.headers["last-event-id"]);
+  await c.service.read(flagParameter(c.query, "linearizable") ? "linearizable" : "stale");
+  const start = watch.start ?? { revision: c.service.revision() + 1, skip: 0 };
+  if (c.request.method === "HEAD") {
+    c.response.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache" });
+    c.response.end();
+    return;
+  }
+  c.service.watches.serve({ ...watch, start }, c.response);
+}
+
+function parseWatchRequest(query: URLSearchParams, lastEventId: string | string[] | undefined): Omit<WatchRequest, "start"> & { readonly start: WatchRequest["start"] | null } {
+  const key = query.get("key");
+  const prefix = query.get("prefix");
+  if ((key === null) === (prefix === null)) throw new HttpError(400, "invalid_input", 'a watch names ?key=K or ?prefix=P (?prefix= for every key), one of the two');
+  if (key === "") throw new HttpError(400, "invalid_input", "?key is empty: name a key, or watch ?prefix=P");
+  const watched = key ?? (prefix as string);
+  const bytes = Buffer.byteLength(watched, "utf8");
+  if (bytes > limits.keyBytesMax) throw new TooLargeError(`the watched ${key === null ? "prefix" : "key"} is ${bytes} bytes; the limit is ${limits.keyBytesMax}`);
+  const fromRevision = integerParameter(query, "fromRevision", 1);
+  let start: WatchRequest["start"] | null = fromRevision === null ? null : { revision: fromRevision, skip: 0 };
+  if (typeof lastEventId === "string" && lastEventId !== "") {
+    start = parseEventId(lastEventId);
+    if (start === null) throw new HttpError(400, "invalid_input", `Last-Event-ID must be an id this stream sent (R or R:n), not ${JSON.stringify(lastEventId)}`);
+  }
+  return { key: watched, prefix: key === null, prevValue: flagParameter(query, "prevValue"), start };
 }
 
 async function serveTransfer(c: RouteContext): Promise<void> {
@@ -373,9 +544,10 @@ function integerParameter(query: URLSearchParams, name: string, min: number, max
 }
 
 async function getKey(service: KvService, key: string, query: URLSearchParams, response: ServerResponse): Promise<void> {
+  const revision = integerParameter(query, "revision", 1);
   await service.read(consistencyOf(query));
-  const record = service.get(key);
-  if (record === undefined) throw new HttpError(404, "key_not_found", `key ${JSON.stringify(key)} does not exist`);
+  const record = revision === null ? service.get(key) : service.getAt(key, revision);
+  if (record === undefined) throw new HttpError(404, "key_not_found", `key ${JSON.stringify(key)} does not exist${revision === null ? "" : ` at revision ${revision}`}`);
   if (flagParameter(query, "raw")) {
     response.writeHead(200, {
       "content-type": "application/octet-stream",
@@ -407,7 +579,9 @@ function clientRequestOf(request: IncomingMessage): ClientRequest | null {
 
 async function putKey(service: KvService, key: string, query: URLSearchParams, client: ClientRequest | null, value: Uint8Array, response: ServerResponse): Promise<void> {
   const prevRevision = integerParameter(query, "prevRevision", 0);
-  const operation: KvOperation = prevRevision === null ? { op: "put", key, value } : { op: "cas-revision", key, expectedRevision: prevRevision, value };
+  const lease = integerParameter(query, "lease", 1);
+  const leased = lease === null ? {} : { lease };
+  const operation: KvOperation = prevRevision === null ? { op: "put", key, value, ...leased } : { op: "cas-revision", key, expectedRevision: prevRevision, value, ...leased };
   const result = await service.write(operation, client);
   if (result.op === "put") return sendJson(response, 200, { revision: result.revision });
   if (result.op === "cas") {
@@ -433,7 +607,12 @@ async function rangeKeys(service: KvService, query: URLSearchParams, response: S
   const limit = integerParameter(query, "limit", 1, RANGE_LIMIT_MAX) ?? RANGE_LIMIT_DEFAULT;
   const prefix = query.get("prefix") ?? "";
   const after = query.get("after");
+  const revision = integerParameter(query, "revision", 1);
   await service.read(consistencyOf(query));
+  if (revision !== null) {
+    const { records, more } = service.rangeAt(prefix, limit, after, revision);
+    return sendJson(response, 200, { kvs: records.map(recordJson), more, revision });
+  }
   const { records, more } = service.range(prefix, limit, after);
   sendJson(response, 200, { kvs: records.map(recordJson), more, revision: service.revision() });
 }
@@ -479,6 +658,7 @@ function methodNotAllowed(allow: string): HttpError {
 }
 
 function unexpectedResult(result: KvResult): Error {
+  if (result.op === "lease-not-found") return leaseNotFound(result.id);
   if (result.op === "session-expired") {
     return new HttpError(410, "session_expired", `session ${result.clientId} expired or was never opened; nothing was applied: open a new one (POST /v1/sessions) and retry`);
   }
@@ -503,6 +683,9 @@ function toHttpError(error: unknown, service: KvService): HttpError {
   if (error instanceof HttpError) return error;
   if (error instanceof TooLargeError) return new HttpError(413, error.code, error.message);
   if (error instanceof InvalidInputError) return new HttpError(400, error.code, error.message);
+  if (error instanceof CompactedError) return new HttpError(410, error.code, error.message, {}, { compactRevision: error.compactRevision });
+  if (error instanceof FutureRevisionError) return new HttpError(400, error.code, error.message, {}, { revision: error.currentRevision });
+  if (error instanceof WatchCanceledError) return new HttpError(503, error.code, error.message, { "retry-after": "1" });
   if (error instanceof NotMemberError) return new HttpError(503, error.code, error.message);
   if (error instanceof NotLeaderError && error.leaderHint === null) return noLeaderError(service.quorum());
   if (error instanceof NotLeaderError || error instanceof LeaderChangedError || error instanceof StoppedError) return new HttpError(503, "no_leader", error.message, { "retry-after": "1" });

@@ -9,8 +9,8 @@
  * open) or is behind the latest snapshot is rebuilt from the snapshot, and the engine
  * delivers the rest of the log.
  */
+import { findLease, listLeases } from "./lease-view.js";
 import { randomInt } from "node:crypto";
-import type { Server } from "node:http";
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import { MembershipChangeInProgressError, NotLeaderError, NotMemberError } from "../../core/common/errors.js";
@@ -21,16 +21,22 @@ import { KvStore, SELF_ASSIGNED_SESSIONS_FROM } from "../../core/kv/store.js";
 import { LmdbKvBackend } from "../storage/kv-lmdb.js";
 import { LogStore } from "../storage/log-store.js";
 import { PeerTransport } from "../transport/peer-transport.js";
+import { createHttpsListener, type ApiListener } from "../tls/https-listener.js";
+import { TlsConfigError, TlsSource } from "../tls/material.js";
+import { trustForFetch } from "../tls/trust.js";
+import { DEFAULT_GROUP } from "../../core/multi/group.js";
+import { GroupRouter } from "../../core/multi/router.js";
 import { formatHostPort, parseHostPort, type MemberAddress, type NodeConfig } from "./config.js";
 import { consensusFor, nodeIdProblem, statusDetails, termDetails } from "./consensus.js";
 import { checkIdentity, clusterIdFor, DATA_LAYOUT, lockDataDir, readIdentity, StartupError, type DataDirIdentity } from "./data-dir.js";
 import { fetchClusterView, JOIN_TIMEOUT_MS, REACH_TIMEOUT_MS, requestJoin, type ClusterView } from "./join.js";
 import { BackupSource } from "./backup.js";
 import { Driver, WriteOutcomeUnknownError } from "./driver.js";
-import { createHttpApi, FORWARDED_HEADER, HttpError, READY_APPLIED_LAG_MAX, type KvService, type MemberRequest, type QuorumView, type Readiness } from "./http-api.js";
+import { createHttpApi, httpApiHandler, keepAlive, FORWARDED_HEADER, HttpError, READY_APPLIED_LAG_MAX, type KvService, type MemberRequest, type QuorumView, type Readiness } from "./http-api.js";
 import { isMember, members } from "../../core/engine/membership.js";
 import { decodeDirectory, encodeDirectory, memberRole } from "./members.js";
 import { NodeMetrics } from "./metrics.js";
+import { WatchHub } from "./watch.js";
 
 export const SYNOD_VERSION = "0.1.0";
 /** How long a node stays connected to a member a configuration removed. */
@@ -43,7 +49,9 @@ export class SynodNode {
   private stopping: Promise<void> | null = null;
   /** HTTP addresses of the members, from the configuration and the peers' handshakes. */
   private readonly memberHttp = new Map<NodeId, string>();
-  private httpServer: Server | null = null;
+  private httpServer: ApiListener | null = null;
+  /** HTTPS and peer TLS material (null: plain), re-read by `reloadTls`. */
+  private tls: TlsSource | null = null;
   /** The members of the configuration in force, and removed ones still connected for a while. */
   private currentPeers: MemberAddress[] = [];
   private readonly retiringPeers = new Map<NodeId, { readonly member: MemberAddress; readonly timer: NodeJS.Timeout }>();
@@ -56,8 +64,15 @@ export class SynodNode {
    */
   private readonly bootstrapMembers: readonly MemberAddress[];
   private readonly driver: Driver;
+  /**
+   * The node's replicas by group, behind one transport: peer messages reach the replica of
+   * their group, and a message for a group not hosted here is counted and dropped. Only
+   * group 0 exists yet (docs/sharding.md).
+   */
+  private readonly groups: GroupRouter<unknown>;
   private readonly metrics: NodeMetrics;
   private readonly backups: BackupSource;
+  private readonly watches: WatchHub;
 
   private constructor(
     readonly config: NodeConfig,
@@ -81,13 +96,18 @@ export class SynodNode {
       pendingRequests: () => this.driver.pendingRequests,
       peerStats: () => this.transport?.stats() ?? new Map(),
     });
+    this.groups = new GroupRouter<unknown>({
+      send: (to, envelope) => this.transport?.send(to, envelope.message, envelope.group) ?? false,
+      unknownGroup: (from, group) => log.debug({ peer: from, group }, "a message for a group this node does not host; dropped"),
+    });
+    const network = this.groups.host(DEFAULT_GROUP, (from, message) => this.driver.receive(from, message));
     this.driver = new Driver({
       engine,
       factory,
       logStore,
       kv,
       beginSnapshot: () => backend.beginSnapshot(),
-      send: (to, message) => this.transport?.send(to, message) ?? false,
+      send: (to, message) => network.send(to, message),
       clientId: nodeClientId(config.id),
       firstSequence: firstSequence(kv, nodeClientId(config.id)),
       tickMs: config.tickMs,
@@ -100,7 +120,10 @@ export class SynodNode {
       metrics: this.metrics,
       log: log.child({ component: "driver" }),
       onMembership: (membership) => this.applyMembership(membership),
+      historyRevisions: config.historyRevisions,
     });
+    this.watches = new WatchHub(kv, undefined, () => (this.isMember() ? null : new NotMemberError(this.engine.status().leader)), (error, what) => log.error({ err: error }, what));
+    kv.setObserver(this.watches);
     this.backups = new BackupSource({
       read: (consistency) => this.driver.read(consistency),
       applied: () => kv.applied,
@@ -122,6 +145,7 @@ export class SynodNode {
   static async start(config: NodeConfig, log: Logger): Promise<SynodNode> {
     const idProblem = nodeIdProblem(config.consensus, [config.id, ...config.members.map((member) => member.id)]);
     if (idProblem !== null) throw new StartupError(idProblem);
+    const tls = SynodNode.loadTls(config);
     const recorded = readIdentity(config.dataDir);
     if (recorded !== null && !recorded.joined && config.join !== null) {
       throw new StartupError(
@@ -143,6 +167,7 @@ export class SynodNode {
     let node: SynodNode;
     try {
       node = SynodNode.open(config, identity, log, releaseLock);
+      node.tls = tls;
     } catch (error) {
       releaseLock();
       throw error;
@@ -253,8 +278,43 @@ export class SynodNode {
     }
   }
 
+  /**
+   * Reads and checks the TLS files before anything else (a wrong file is a refusal to start
+   * naming it), and makes this process's own HTTPS requests (to members, to join) trust the
+   * cluster's CA and present this node's certificate.
+   */
+  private static loadTls(config: NodeConfig): TlsSource | null {
+    if (config.tls === null) return null;
+    let source: TlsSource;
+    try {
+      source = new TlsSource(config.tls, { nodeId: config.id });
+    } catch (error) {
+      if (error instanceof TlsConfigError) throw new StartupError(error.message, { cause: error });
+      throw error;
+    }
+    trustForFetch(source.current);
+    return source;
+  }
+
+  /**
+   * Re-reads the TLS files (on SIGHUP): new client and peer connections use the new material;
+   * open ones keep theirs. Returns null, or why the files were refused (the old material
+   * stays in use).
+   */
+  reloadTls(): TlsConfigError | null {
+    const tls = this.tls;
+    if (tls === null) return null;
+    const refused = tls.reload();
+    if (refused !== null) return refused;
+    trustForFetch(tls.current);
+    this.transport?.reloadTls();
+    this.log.info({ serial: tls.current.serial, validTo: new Date(tls.current.validToMs).toISOString() }, "TLS material reloaded");
+    return null;
+  }
+
   private async listen(): Promise<void> {
-    const server = createHttpApi(this.service(), { requestBodyBytesMax: this.config.requestBodyBytesMax });
+    const options = { requestBodyBytesMax: this.config.requestBodyBytesMax };
+    const server: ApiListener = this.tls === null ? createHttpApi(this.service(), options) : createHttpsListener(httpApiHandler(this.service(), options), this.tls, keepAlive);
     this.httpServer = server;
     await new Promise<void>((resolve, reject) => {
       server.once("error", (error: NodeJS.ErrnoException) =>
@@ -271,7 +331,7 @@ export class SynodNode {
     if (this.config.advertiseHttp !== null) return this.config.advertiseHttp;
     const address = this.httpServer?.address();
     const port = typeof address === "object" && address !== null ? address.port : this.config.http.port;
-    return `http://${formatHostPort({ host: this.config.http.host, port })}`;
+    return `${this.tls === null ? "http" : "https"}://${formatHostPort({ host: this.config.http.host, port })}`;
   }
 
   private async connect(): Promise<void> {
@@ -287,12 +347,13 @@ export class SynodNode {
         nodeId: this.config.id,
         listen: this.config.peer,
         peers,
-        onMessage: (from, message) => this.driver.receive(from, message),
+        onMessage: (from, message, group) => this.groups.deliver(from, { group, message }),
         onPeerHello: (from, info) => {
           if (info.http !== null) this.memberHttp.set(from, info.http);
         },
         advertiseHttp: this.advertisedHttp(),
         log: this.log.child({ component: "transport" }),
+        ...(this.tls === null ? {} : { tls: this.tls }),
       });
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
@@ -315,6 +376,9 @@ export class SynodNode {
       leaderHttp: status.leader === null ? null : (this.memberHttp.get(status.leader) ?? null),
       commitIndex: status.commitIndex,
       appliedIndex: this.kv.applied,
+      revision: this.kv.currentRevision,
+      compactRevision: this.kv.compactRevision,
+      watchers: this.watches.count,
       lastIndex: status.lastIndex,
       snapshotIndex: status.snapshotIndex,
       consensus: this.config.consensus,
@@ -522,7 +586,15 @@ export class SynodNode {
         const records = this.kv.range(prefix, limit + 1, after === null ? {} : { after });
         return { records: records.slice(0, limit), more: records.length > limit };
       },
+      getAt: (key, revision) => this.kv.getAt(key, revision),
+      rangeAt: (prefix, limit, after, revision) => {
+        const records = this.kv.rangeAt(prefix, limit + 1, after === null ? { revision } : { after, revision });
+        return { records: records.slice(0, limit), more: records.length > limit };
+      },
       revision: () => this.kv.currentRevision,
+      lease: (id, keysMax) => findLease(this.kv, id, keysMax, Date.now()),
+      leases: (limit, afterId) => listLeases(this.kv, limit, afterId, Date.now()),
+      watches: this.watches,
       status: () => this.status(),
       members: () => {
         const membership = this.membership();
@@ -576,6 +648,7 @@ export class SynodNode {
             server.closeIdleConnections();
           });
     this.backups.stop();
+    this.watches.close();
     await this.driver.stop();
     if (server !== null) {
       // The 503s just written get a moment to leave; then whatever is left is cut.

@@ -16,7 +16,7 @@ const TRANSACTION_FIELDS = ["compare", "success", "failure"];
 const COMPARE_FIELDS = ["key", "target", "op", "value", "encoding"];
 /** The fields each operation takes. */
 const OPERATION_FIELDS: Readonly<Record<TxnOperation["op"], readonly string[]>> = {
-  put: ["op", "key", "value", "encoding"],
+  put: ["op", "key", "value", "encoding", "lease"],
   get: ["op", "key"],
   delete: ["op", "key"],
 };
@@ -100,7 +100,12 @@ function parseOperation(value: unknown, where: string): TxnOperation {
   const op = item["op"];
   if (op !== "put" && op !== "delete" && op !== "get") throw new InvalidInputError(`${where}.op must be put, delete or get`);
   refuseUnknownFields(item, OPERATION_FIELDS[op], where);
-  if (op === "put") return { op, key: key(item, where), value: valueBytes(item, where) };
+  if (op === "put") {
+    const lease = item["lease"];
+    if (lease === undefined) return { op, key: key(item, where), value: valueBytes(item, where) };
+    if (typeof lease !== "number" || !Number.isSafeInteger(lease) || lease < 1) throw new InvalidInputError(`${where}.lease must be a lease id (a positive integer, from POST /v1/leases)`);
+    return { op, key: key(item, where), value: valueBytes(item, where), lease };
+  }
   return { op, key: key(item, where) };
 }
 

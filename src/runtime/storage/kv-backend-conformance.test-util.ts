@@ -31,6 +31,9 @@ const put = (key: string, value: string, request = anonymous): Uint8Array => enc
 /** Keys whose UTF-16 and UTF-8 orders differ (astral vs U+E000-U+FFFF), and other scripts. */
 const KEYS = ["a", "a/1", "a/2", "a/é", "a/😀", "a/\uE000", "a/\uFFFD", "b", "é", "ключ", "日本", "\uE000", "😀", "🙂", "z"];
 
+const T0 = Date.UTC(2026, 11, 1);
+const leased = (key: string, lease: number): Uint8Array => encodeCommand({ op: "put", request: anonymous, key, value: bytes("l"), lease });
+
 /** Applies entries from `index` on, returning the next free index. */
 function entries(from: number, data: readonly Uint8Array[]): KvEntry[] {
   return data.map((one, i) => ({ index: from + i, data: one }));
@@ -58,7 +61,7 @@ export function kvBackendConformance(subject: BackendSubject): void {
         applied.map((one) => one.result),
         [{ op: "put", revision: 1 }, { op: "put", revision: 2 }, { op: "noop" }, { op: "rejected", reason: "unknown command version 9" }, { op: "delete", deleted: 1, revision: 3 }],
       );
-      assert.deepEqual(backend.readMeta(), { appliedIndex: 5, revision: 3, clockMs: 0 });
+      assert.deepEqual(backend.readMeta(), { appliedIndex: 5, revision: 3, clockMs: 0, compactRevision: 0, purged: { revision: 0, afterKey: "" } });
       const reopened = KvStore.open(backend);
       assert.equal(reopened.applied, 5);
       assert.equal(reopened.currentRevision, 3);
@@ -132,6 +135,11 @@ export function kvBackendConformance(subject: BackendSubject): void {
         { weight: 3, arbitrary: txnArbitrary.map((command) => encodeCommand({ ...command, request: anonymous })) },
         { weight: 1, arbitrary: fc.constantFrom("a", "a/", "é", "😀", "\uE000", "z").map((prefix) => encodeCommand({ op: "delete-prefix", request: anonymous, prefix })) },
         { weight: 1, arbitrary: fc.constant(new Uint8Array()) },
+        // Leases: ids are grant indexes, so small ids name a lease now and then.
+        { weight: 1, arbitrary: fc.integer({ min: 1000, max: 5000 }).map((ttlMs) => encodeCommand({ op: "lease-grant", request: { ...anonymous, timeMs: T0 }, ttlMs })) },
+        { weight: 2, arbitrary: fc.tuple(fc.constantFrom(...KEYS), fc.integer({ min: 1, max: 12 })).map(([key, lease]) => encodeCommand({ op: "put", request: anonymous, key, value: bytes("l"), lease })) },
+        { weight: 1, arbitrary: fc.tuple(fc.constantFrom("lease-keepalive", "lease-revoke"), fc.integer({ min: 1, max: 12 }), fc.nat({ max: 6000 })).map(([op, lease, ms]) => encodeCommand({ op, request: { ...anonymous, timeMs: T0 + ms }, lease })) },
+        { weight: 1, arbitrary: fc.tuple(fc.nat({ max: 8000 }), fc.boolean()).map(([ms, newLeader]) => encodeCommand({ op: "clock", request: { ...anonymous, timeMs: T0 + ms }, newLeader })) },
       );
       // Sessions: a few clients whose sequences mostly grow and sometimes repeat.
       const sessionArbitrary = fc.option(fc.tuple(fc.integer({ min: 1, max: 3 }), fc.integer({ min: -1, max: 2 })), { freq: 2 });
@@ -154,6 +162,8 @@ export function kvBackendConformance(subject: BackendSubject): void {
           assert.deepEqual(KvStore.open(backend).snapshot(), reference.snapshot(), "what the backend holds, not only the store's caches");
           assert.equal(store.keys, reference.keys, "the key count kept by the store");
           assert.equal(backend.recordCount(), reference.keys, "the key count the backend gives");
+          assert.deepEqual(store.leases(100), reference.leases(100));
+          for (const key of KEYS) assert.equal(store.leaseOf(key), reference.leaseOf(key));
         }),
         { numRuns: 50 },
       );
@@ -209,14 +219,17 @@ export function kvBackendConformance(subject: BackendSubject): void {
             backend.putSession({ clientId: 2, sequence: 9, result: { op: "noop" } });
             backend.putSession({ clientId: 3, sequence: 1, result: { op: "noop" } });
             backend.writeMeta({ appliedIndex: 99, revision: 99 });
+            backend.putChange({ key: "c", revision: 3, record: { key: "c", value: bytes("3"), createRevision: 3, modRevision: 3, version: 1 } });
+            backend.deleteChange("a", 1);
             backend.clear();
             backend.putRecord({ key: "d", value: bytes("4"), createRevision: 1, modRevision: 1, version: 1 });
+            backend.putChange({ key: "d", revision: 1, record: null });
             throw boom;
           }),
         (error) => error === boom,
       );
       assert.deepEqual(KvStore.open(backend).snapshot(), before);
-      assert.deepEqual(backend.readMeta(), { appliedIndex: 2, revision: 2, clockMs: 0 });
+      assert.deepEqual(backend.readMeta(), { appliedIndex: 2, revision: 2, clockMs: 0, compactRevision: 0, purged: { revision: 0, afterKey: "" } });
       // Through the store: an entry out of order in a batch undoes the batch and the caches.
       assert.throws(() => store.applyBatch([{ index: 3, data: put("c", "3") }, { index: 5, data: put("d", "4") }]), AssertionError);
       assert.equal(store.applied, 2);
@@ -224,6 +237,24 @@ export function kvBackendConformance(subject: BackendSubject): void {
       assert.equal(store.keys, 2);
       assert.deepEqual(store.snapshot(), before);
       assert.deepEqual(store.apply(3, put("c", "3")).result, { op: "put", revision: 3 }, "and the store goes on from where it was");
+    });
+
+    test("leases: attachments follow puts and deletes; a transaction that throws undoes lease writes too", () => {
+      const store = fresh();
+      store.applyBatch(entries(1, [encodeCommand({ op: "clock", request: { ...anonymous, timeMs: T0 } }), encodeCommand({ op: "lease-grant", request: anonymous, ttlMs: 5000 }), leased("a", 2), leased("😀", 2), leased("b", 2)]));
+      assert.deepEqual(store.leaseKeys(2, 10), ["a", "b", "😀"], "in UTF-8 byte order");
+      assert.deepEqual(store.leaseKeys(2, 1, "a"), ["b"]);
+      const before = store.snapshot();
+      assert.throws(() => store.applyBatch(entries(6, [encodeCommand({ op: "lease-revoke", request: anonymous, lease: 2 }), encodeCommand({ op: "lease-grant", request: anonymous, ttlMs: 5000 }), put("c", "1")]).concat([{ index: 99, data: put("d", "1") }])));
+      assert.deepEqual(KvStore.open(backend).snapshot(), before);
+      assert.deepEqual(store.leaseKeys(2, 10), ["a", "b", "😀"]);
+      assert.equal(store.leaseCount, 1);
+      store.applyBatch(entries(6, [encodeCommand({ op: "delete", request: anonymous, key: "a" }), put("b", "no lease")]));
+      assert.deepEqual(store.leaseKeys(2, 10), ["😀"]);
+      assert.deepEqual(store.applyBatch(entries(8, [encodeCommand({ op: "clock", request: { ...anonymous, timeMs: T0 + 5000 } })]))[0]?.result, { op: "clock", expired: [{ id: 2, deleted: 1, revision: 6 }] });
+      assert.equal(store.get("😀"), undefined);
+      assert.equal(store.leaseCount, 0);
+      assert.deepEqual([...backend.allLeases()], []);
     });
 
     test("reads inside a transaction see its writes; reads outside see the last commit", () => {
@@ -260,16 +291,17 @@ export function kvBackendConformance(subject: BackendSubject): void {
 
     if (subject.reopen !== undefined) {
       const reopen = subject.reopen;
-      test("reopening recovers the applied index, revision, records and sessions", async () => {
+      test("reopening recovers the applied index, revision, records, sessions and leases", async () => {
         const store = fresh();
-        store.applyBatch(entries(1, [put("a", "1"), put("😀", "2", { clientId: SELF_ASSIGNED_SESSIONS_FROM + 8, sequence: 3 }), encodeCommand({ op: "delete", request: anonymous, key: "a" })]));
+        store.applyBatch(entries(1, [put("a", "1"), put("😀", "2", { clientId: SELF_ASSIGNED_SESSIONS_FROM + 8, sequence: 3 }), encodeCommand({ op: "delete", request: anonymous, key: "a" }), encodeCommand({ op: "lease-grant", request: { ...anonymous, timeMs: T0 }, ttlMs: 5000 }), leased("l", 4)]));
         const before = store.snapshot();
         backend = await reopen(backend);
         const reopened = KvStore.open(backend);
-        assert.equal(reopened.applied, 3);
-        assert.equal(reopened.currentRevision, 3);
+        assert.equal(reopened.applied, 5);
+        assert.equal(reopened.currentRevision, 4);
         assert.deepEqual(reopened.snapshot(), before);
-        assert.equal(reopened.apply(4, put("😀", "2", { clientId: SELF_ASSIGNED_SESSIONS_FROM + 8, sequence: 3 })).duplicate, true);
+        assert.deepEqual(reopened.leaseKeys(4, 10), ["l"]);
+        assert.equal(reopened.apply(6, put("😀", "2", { clientId: SELF_ASSIGNED_SESSIONS_FROM + 8, sequence: 3 })).duplicate, true);
       });
     }
   });

@@ -4,16 +4,19 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { MemoryKvBackend, type KvBackend } from "../../core/kv/backend.js";
-import { kvBackendConformance } from "./kv-backend-conformance.test-util.js";
+import { kvBackendConformance, type BackendSubject } from "./kv-backend-conformance.test-util.js";
+import { kvHistoryConformance } from "./kv-history-conformance.test-util.js";
 import { LmdbKvBackend } from "./kv-lmdb.js";
 
-kvBackendConformance({
+const subjects: BackendSubject[] = [];
+
+subjects.push({
   name: "memory",
   create: () => new MemoryKvBackend(),
   dispose: async () => {},
 });
 
-kvBackendConformance({
+subjects.push({
   name: "LMDB",
   create: () => LmdbKvBackend.open({ path: mkdtempSync(join(tmpdir(), "synod-kv-")) }).backend,
   reopen: async (backend: KvBackend) => {
@@ -29,3 +32,8 @@ kvBackendConformance({
     rmSync(lmdb.path, { recursive: true, force: true });
   },
 });
+
+for (const subject of subjects) {
+  kvBackendConformance(subject);
+  kvHistoryConformance(subject);
+}

@@ -9,7 +9,7 @@ import { open } from "lmdb";
 import { utf8Encode } from "../../core/common/utf8.js";
 import { encodeCommand } from "../../core/kv/command.js";
 import { KvStore, SELF_ASSIGNED_SESSIONS_FROM } from "../../core/kv/store.js";
-import { LmdbKvBackend, readBootId, UNKNOWN_BOOT_ID } from "./kv-lmdb.js";
+import { KvStorageFormatError, LmdbKvBackend, readBootId, UNKNOWN_BOOT_ID } from "./kv-lmdb.js";
 
 const MARKER = "synod-kv-marker.json";
 const directories: string[] = [];
@@ -164,16 +164,29 @@ describe("LMDB KV store: snapshots built a piece at a time", () => {
     let index = 0;
     const session = (clientId: number, sequence: number, key: string, value: string): Uint8Array =>
       encodeCommand({ op: "put", request: { clientId: SELF_ASSIGNED_SESSIONS_FROM + clientId, sequence }, key, value: utf8Encode(value) });
+    // Leases too: granted every 50 entries, keys attached to the latest, one revoked now and then.
+    const leaseCommand = (at: number, key: string): Uint8Array | null => {
+      const request = { clientId: 0, sequence: 0 };
+      const latest = at - (at % 50) + 1;
+      if (at % 50 === 1) return encodeCommand({ op: "lease-grant", request, ttlMs: 60_000 });
+      if (at % 11 === 0) return encodeCommand({ op: "put", request, key, value: utf8Encode("leased"), lease: latest });
+      if (at % 97 === 0) return encodeCommand({ op: "lease-revoke", request, lease: latest });
+      return null;
+    };
     const batch = (count: number): void => {
       const entries = [];
       for (let i = 0; i < count; i++) {
         index++;
         const key = ["a", "é", "😀", "z/"][index % 4] + String(index % 500);
-        entries.push({ index, data: index % 3 === 0 ? session(7 + (index % 5), index, key, `v${index}`) : put(key, `value-${index}`) });
+        const data = index % 7 === 0 ? encodeCommand({ op: "delete", request: { clientId: 0, sequence: 0 }, key }) : index % 3 === 0 ? session(7 + (index % 5), index, key, `v${index}`) : put(key, `value-${index}`);
+        entries.push({ index, data: leaseCommand(index, key) ?? data });
       }
       kv.applyBatch(entries);
     };
-    batch(1200);
+    batch(1199);
+    // A compaction whose purge has only begun: the snapshot keeps what compaction keeps, however far it went.
+    kv.apply(++index, encodeCommand({ op: "compact", request: { clientId: 0, sequence: 0 }, revision: 600 }));
+    kv.purgeHistory(100);
     const expected = kv.snapshot();
     const builder = backend.beginSnapshot();
     assert.equal(builder.meta.appliedIndex, 1200);
@@ -181,8 +194,10 @@ describe("LMDB KV store: snapshots built a piece at a time", () => {
     while (!builder.step(50)) {
       steps++;
       batch(10); // applies go on between steps, as they do in a node
+      kv.purgeHistory(20);
     }
     assert.ok(steps > 5, "the snapshot took several steps");
+    assert.ok(KvStore.restore(expected).leaseCount > 10, "the state holds leases");
     assert.deepEqual(Buffer.from(builder.data), Buffer.from(expected), "byte-identical to the synchronous snapshot of the same state");
     const restored = KvStore.restore(builder.data);
     assert.equal(restored.applied, 1200);
@@ -204,6 +219,60 @@ describe("LMDB KV store: snapshots built a piece at a time", () => {
     }
     assert.equal(KvStore.restore(second.data).get("k2")?.version, 1);
     await backend.close();
+  });
+});
+
+describe("LMDB KV store: data written before there was history", () => {
+  /** A store with `keys` in it, rewritten as format 2 with no history, as an earlier synod left it. */
+  async function formatTwoStore(path: string): Promise<void> {
+    const { backend } = LmdbKvBackend.open({ path, bootId: () => "boot-1" });
+    KvStore.open(backend).applyBatch([put("a", "1"), put("b", "2"), put("a", "3"), encodeCommand({ op: "delete", request: { clientId: 0, sequence: 0 }, key: "b" }), put("c", "4")].map((data, i) => ({ index: i + 1, data })));
+    await backend.close();
+    const raw = open<Buffer, Buffer>({ path, noSubdir: false, keyEncoding: "binary", encoding: "binary", cache: false, compression: false });
+    const history = raw.openDB<Buffer, Buffer>({ name: "history", keyEncoding: "binary", encoding: "binary", cache: false, compression: false });
+    const meta = Buffer.alloc(25);
+    meta[0] = 2;
+    meta.writeDoubleBE(5, 1); // applied index
+    meta.writeDoubleBE(5, 9); // revision
+    meta.writeDoubleBE(0, 17); // clock
+    await raw.put(Buffer.from([0x00]), meta);
+    await history.clearAsync();
+    await raw.close();
+  }
+
+  test("opens with its history starting at its revision, the records as the changes that made them", async () => {
+    const path = directory();
+    await formatTwoStore(path);
+    const logged: string[] = [];
+    const { backend } = LmdbKvBackend.open({ path, bootId: () => "boot-1", log: (message) => logged.push(message) });
+    const store = KvStore.open(backend);
+    assert.equal(store.compactRevision, 5);
+    assert.match(logged.join("\n"), /history starts at revision 5/);
+    assert.deepEqual(
+      store.rangeAt("", 10, { revision: 5 }).map((r) => `${r.key}=${new TextDecoder().decode(r.value)}@${r.modRevision}`),
+      ["a=3@3", "c=4@5"],
+    );
+    assert.throws(() => store.getAt("a", 4), /compacted/);
+    store.apply(6, put("a", "5"));
+    assert.deepEqual(store.getAt("a", 5)?.value, utf8Encode("3"), "and it grows from there");
+    const builder = backend.beginSnapshot();
+    while (!builder.step(100));
+    assert.equal(Buffer.compare(builder.data, store.snapshot()), 0);
+    await backend.close();
+    const reopened = LmdbKvBackend.open({ path, bootId: () => "boot-1" });
+    assert.equal(KvStore.open(reopened.backend).compactRevision, 5, "migrated once: the meta is format 3 now");
+    await reopened.backend.close();
+  });
+
+  test("a store written by a later synod is refused, with what to do", async () => {
+    const path = directory();
+    await storeOneKey(path, "boot-1");
+    const raw = open<Buffer, Buffer>({ path, noSubdir: false, keyEncoding: "binary", encoding: "binary", cache: false, compression: false });
+    const meta = Buffer.from((raw.getBinary(Buffer.from([0x00])) as Buffer).subarray());
+    meta[0] = 4;
+    await raw.put(Buffer.from([0x00]), meta);
+    await raw.close();
+    assert.throws(() => LmdbKvBackend.open({ path, bootId: () => "boot-1" }), (error) => error instanceof KvStorageFormatError && /format 4, written by a later synod/.test(error.message));
   });
 });
 

@@ -3,11 +3,18 @@
  * the state can exceed memory and a restarted node resumes at the applied index it left,
  * replaying only the log after it.
  *
- * Layout: one LMDB database with binary keys, each starting with a byte that says what it is.
+ * Layout: LMDB's main database, with binary keys each starting with a byte that says what
+ * it is, a named database for the history (kv-lmdb-history.ts) and one for leases
+ * (kv-lmdb-leases.ts):
  *
- *   0x00                      meta     u8 format (1) | f64 appliedIndex | f64 revision
+ *   0x00                      meta     u8 format (3) | f64 appliedIndex | f64 revision | f64 clockMs
+ *                                      | f64 compactRevision | f64 purged revision | u32 length | purged key
  *   0x01 | UTF-8 key          record   f64 createRevision | f64 modRevision | f64 version | value
  *   0x02 | f64 clientId       session  f64 sequence | session result (src/core/kv/snapshot.ts)
+ *
+ * Formats 1 (no clock) and 2 (no history) are still opened: the history starts then, at the
+ * store's revision, as the records (`startHistory`), and the meta becomes format 3. A later
+ * format is refused, with what to do.
  *
  * All numbers big-endian. A non-negative float64's big-endian bytes sort as the number does,
  * so sessions iterate by client id and records by the UTF-8 byte order of their keys, the
@@ -42,16 +49,26 @@ import { assert, assertIndex } from "../../core/common/assert.js";
 import { ByteReader, ByteWriter } from "../../core/common/bytes.js";
 import { InvalidInputError, SynodError } from "../../core/common/errors.js";
 import { limits } from "../../core/common/limits.js";
-import type { KvBackend, KvRangeQuery } from "../../core/kv/backend.js";
-import type { KvMeta, KvRecord, KvSession } from "../../core/kv/model.js";
-import { readSessionResult, sessionValueBytes, SESSIONS_V2_MARKER, writeSessionValue } from "../../core/kv/snapshot.js";
+import type { KvBackend, KvHistoryKeysQuery, KvRangeQuery } from "../../core/kv/backend.js";
+import { isRetained } from "../../core/kv/history.js";
+import type { HistoryPosition, KvChange, KvLease, KvMeta, KvRecord, KvSession } from "../../core/kv/model.js";
+import { changeBytes, encodeLeases, readSessionResult, sessionValueBytes, SESSIONS_V3_MARKER, writeChange, writeHistoryHeader, writeSessionValue, type SnapshotLease } from "../../core/kv/snapshot.js";
+import { startHistory } from "../../core/kv/store.js";
 import { removeLeftoverTempFiles, writeFileAtomic } from "./atomic-file.js";
+import { decodeChange, HistoryCorruption, LmdbHistory, type LmdbDatabase } from "./kv-lmdb-history.js";
+import { LeaseCorruption, LmdbLeases } from "./kv-lmdb-leases.js";
 
 const META_KEY = Buffer.from([0x00]);
 const RECORD_PREFIX = 0x01;
 const SESSION_PREFIX = 0x02;
-/** Format 2 adds the store's clock; format 1 (without) is still read, as clock 0. */
-const META_FORMAT = 2;
+/** Main-database keys from here up are LMDB's own: the names of the named databases. */
+const NAMED_DATABASES_FROM = 0x03;
+const HISTORY_DATABASE = "history";
+const LEASES_DATABASE = "leases";
+/** Format 3 adds the history (its compaction point and purge position); 2 the store's clock. */
+const META_FORMAT = 3;
+/** Main-database keys removed at a time by `clear` (LMDB's drop would take the named databases too). */
+const CLEAR_BATCH_KEYS = 10_000;
 const RECORD_HEADER_BYTES = 24;
 const RECORD_KEY_BYTES_MAX = 1 + limits.keyBytesMax;
 const DATA_FILE = "data.mdb";
@@ -69,6 +86,17 @@ export class KvStorageCorruptionError extends SynodError {
   ) {
     super("storage_corrupt", `the KV store in ${path} is corrupt: ${reason}. Remove the directory to rebuild it from the snapshot and the log.`);
     this.name = "KvStorageCorruptionError";
+  }
+}
+
+/** The store on disk was written by a later synod, in a format this one does not read. */
+export class KvStorageFormatError extends SynodError {
+  constructor(
+    readonly path: string,
+    readonly format: number,
+  ) {
+    super("storage_format", `the KV store in ${path} is in format ${format}, written by a later synod than this one (which reads formats up to ${META_FORMAT}): run that version of synod, or empty the directory to rebuild it from the cluster`);
+    this.name = "KvStorageFormatError";
   }
 }
 
@@ -110,14 +138,21 @@ export function readBootId(): string {
 export class LmdbKvBackend implements KvBackend {
   private inTransaction = false;
   private closed = false;
+  private readonly history: LmdbHistory;
+  private readonly leases: LmdbLeases;
 
   private constructor(
     private readonly db: RootDatabase<Buffer, Buffer>,
+    historyDb: LmdbDatabase,
+    leasesDb: LmdbDatabase,
     readonly path: string,
     private readonly bootId: string,
     /** data.mdb, opened read-only to fsync it. */
     private readonly dataFd: number,
-  ) {}
+  ) {
+    this.history = new LmdbHistory(historyDb);
+    this.leases = new LmdbLeases(leasesDb);
+  }
 
   /**
    * Opens (or creates) the store at `options.path`. Throws what LMDB or the file system
@@ -154,8 +189,34 @@ export class LmdbKvBackend implements KvBackend {
       // database, and pages are written with pwrite, which `flush()`'s fsync covers), and a
       // map that lmdb-js grows as the data does.
     });
+    const historyDb = db.openDB<Buffer, Buffer>({ name: HISTORY_DATABASE, keyEncoding: "binary", encoding: "binary", cache: false, compression: false });
+    const leasesDb = db.openDB<Buffer, Buffer>({ name: LEASES_DATABASE, keyEncoding: "binary", encoding: "binary", cache: false, compression: false });
     const dataFd = openSync(join(path, DATA_FILE), "r");
-    return { backend: new LmdbKvBackend(db, path, bootId, dataFd), trusted: reason === null, reason };
+    const backend = new LmdbKvBackend(db, historyDb, leasesDb, path, bootId, dataFd);
+    try {
+      backend.migrate(options.log);
+    } catch (error) {
+      void backend.close();
+      throw error;
+    }
+    return { backend, trusted: reason === null, reason };
+  }
+
+  /**
+   * A store of format 1 or 2 has no history: it starts now, at the store's revision (see
+   * `startHistory`), in one transaction, after which the meta is format 3. The compaction
+   * point is that revision, which is this node's own until a compaction moves every node's
+   * past it (nodes upgraded at different revisions start their history at different ones).
+   */
+  private migrate(log: ((message: string) => void) | undefined): void {
+    const stored = this.db.getBinaryFast(META_KEY);
+    if (stored === undefined || stored[0] === META_FORMAT) return;
+    const meta = this.parseMeta(stored);
+    this.transaction(() => {
+      const compactRevision = startHistory(this, meta.revision);
+      this.writeMeta({ ...meta, compactRevision, purged: { revision: compactRevision, afterKey: "" } });
+    });
+    log?.(`the KV store in ${this.path} had no history (written by an earlier synod): its history starts at revision ${meta.revision}, the compaction point`);
   }
 
   getRecord(key: string): KvRecord | undefined {
@@ -220,8 +281,9 @@ export class LmdbKvBackend implements KvBackend {
     const entries = (this.db.getStats() as { entryCount: number }).entryCount;
     const sessions = this.db.getKeysCount({ start: Buffer.from([SESSION_PREFIX]), end: Buffer.from([SESSION_PREFIX + 1]) });
     const meta = this.db.getBinaryFast(META_KEY) === undefined ? 0 : 1;
-    const records = entries - sessions - meta;
-    assert(Number.isSafeInteger(records) && records >= 0, `LMDB counts ${entries} entries, ${sessions} sessions and ${meta} meta`);
+    const named = this.db.getKeysCount({ start: Buffer.from([NAMED_DATABASES_FROM]) });
+    const records = entries - sessions - meta - named;
+    assert(Number.isSafeInteger(records) && records >= 0, `LMDB counts ${entries} entries, ${sessions} sessions, ${meta} meta and ${named} named databases`);
     return records;
   }
 
@@ -259,12 +321,20 @@ export class LmdbKvBackend implements KvBackend {
   }
 
   private parseMeta(stored: Buffer | undefined): KvMeta {
-    if (stored === undefined) return { appliedIndex: 0, revision: 0, clockMs: 0 };
-    const known = (stored.length === 17 && stored[0] === 1) || (stored.length === 25 && stored[0] === META_FORMAT);
+    if (stored === undefined) return { appliedIndex: 0, revision: 0, clockMs: 0, compactRevision: 0, purged: { revision: 0, afterKey: "" } };
+    if (stored.length >= 1 && (stored[0] as number) > META_FORMAT) throw new KvStorageFormatError(this.path, stored[0] as number);
+    const known = (stored.length === 17 && stored[0] === 1) || (stored.length === 25 && stored[0] === 2) || (stored.length >= 45 && stored[0] === META_FORMAT);
     if (!known) throw new KvStorageCorruptionError(this.path, "the meta record has an unknown format");
-    const meta = { appliedIndex: stored.readDoubleBE(1), revision: stored.readDoubleBE(9), clockMs: stored.length === 25 ? stored.readDoubleBE(17) : 0 };
+    const meta = { appliedIndex: stored.readDoubleBE(1), revision: stored.readDoubleBE(9), clockMs: stored.length >= 25 ? stored.readDoubleBE(17) : 0 };
     if (!isCount(meta.appliedIndex) || !isCount(meta.revision) || !isCount(meta.clockMs)) throw new KvStorageCorruptionError(this.path, "the meta record holds a bad number");
-    return meta;
+    if (stored[0] !== META_FORMAT) return meta;
+    const compactRevision = stored.readDoubleBE(25);
+    const purgedRevision = stored.readDoubleBE(33);
+    const keyLength = stored.readUInt32BE(41);
+    if (!isCount(compactRevision) || !isCount(purgedRevision) || compactRevision > meta.revision || stored.length !== 45 + keyLength) {
+      throw new KvStorageCorruptionError(this.path, "the meta record's history fields are bad");
+    }
+    return { ...meta, compactRevision, purged: { revision: purgedRevision, afterKey: stored.toString("utf8", 45) } };
   }
 
   /**
@@ -282,7 +352,18 @@ export class LmdbKvBackend implements KvBackend {
       const meta = this.parseMeta(this.db.get(META_KEY, { transaction }));
       const records = this.db.getRange({ start: Buffer.from([RECORD_PREFIX]), end: Buffer.from([RECORD_PREFIX + 1]), transaction })[Symbol.iterator]();
       const sessions = this.db.getRange({ start: Buffer.from([SESSION_PREFIX]), end: Buffer.from([SESSION_PREFIX + 1]), transaction });
-      return new LmdbSnapshotBuilder(this.path, meta, records, sessions, () => transaction.done());
+      const changes = this.history.rawAfter({ revision: 0, afterKey: "" }, Number.MAX_SAFE_INTEGER, transaction)[Symbol.iterator]();
+      const view: SnapshotHistoryView = {
+        changes,
+        // What the state machine's own snapshot keeps (history.ts), read in the snapshot's transaction.
+        retained: (change) => this.guarded(() => isRetained({ changeAfter: (key, revision) => this.history.after(key, revision, transaction) }, change, meta.compactRevision ?? 0)),
+        modRevision: (key) => {
+          const stored = this.db.get(recordKey(key), { transaction });
+          return stored === undefined || stored.length < RECORD_HEADER_BYTES ? undefined : stored.readDoubleBE(8);
+        },
+      };
+      const leases = (): SnapshotLease[] => this.guarded(() => [...this.leases.all(transaction)].map((lease) => ({ lease, keys: this.leases.keys(lease.id, Number.MAX_SAFE_INTEGER, undefined, transaction) })));
+      return new LmdbSnapshotBuilder(this.path, meta, records, sessions, view, () => transaction.done(), leases);
     } catch (error) {
       transaction.done();
       throw error;
@@ -291,19 +372,96 @@ export class LmdbKvBackend implements KvBackend {
 
   writeMeta(meta: KvMeta): void {
     this.assertWriting();
-    const stored = Buffer.alloc(25);
+    const purgedKey = meta.purged?.afterKey ?? "";
+    const keyLength = Buffer.byteLength(purgedKey, "utf8");
+    const stored = Buffer.alloc(45 + keyLength);
     stored[0] = META_FORMAT;
     stored.writeDoubleBE(meta.appliedIndex, 1);
     stored.writeDoubleBE(meta.revision, 9);
     stored.writeDoubleBE(meta.clockMs ?? 0, 17);
+    stored.writeDoubleBE(meta.compactRevision ?? 0, 25);
+    stored.writeDoubleBE(meta.purged?.revision ?? 0, 33);
+    stored.writeUInt32BE(keyLength, 41);
+    stored.write(purgedKey, 45, "utf8");
     this.db.putSync(META_KEY, stored);
+  }
+
+  putChange(change: KvChange): void {
+    this.assertWriting();
+    this.guarded(() => this.history.put(change));
+  }
+
+  deleteChange(key: string, revision: number): void {
+    this.assertWriting();
+    if (Buffer.byteLength(key, "utf8") <= limits.keyBytesMax) this.guarded(() => this.history.remove(key, revision));
+  }
+
+  changeAtOrBefore(key: string, revision: number): KvChange | undefined {
+    if (Buffer.byteLength(key, "utf8") > limits.keyBytesMax) return undefined;
+    return this.guarded(() => this.history.atOrBefore(key, revision));
+  }
+
+  changeAfter(key: string, revision: number): KvChange | undefined {
+    if (Buffer.byteLength(key, "utf8") > limits.keyBytesMax) return undefined;
+    return this.guarded(() => this.history.after(key, revision));
+  }
+
+  changesAfter(position: HistoryPosition, limit: number): KvChange[] {
+    return this.guarded(() => this.history.changesAfter(position, limit));
+  }
+
+  historyKeys(query: KvHistoryKeysQuery): string[] {
+    if (Buffer.byteLength(query.prefix, "utf8") > limits.keyBytesMax) return [];
+    return this.guarded(() => this.history.keys(query));
+  }
+
+  getLease(id: number): KvLease | undefined {
+    return this.guarded(() => this.leases.get(id));
+  }
+
+  putLease(lease: KvLease): void {
+    this.assertWriting();
+    this.leases.put(lease);
+  }
+
+  deleteLease(id: number): void {
+    this.assertWriting();
+    this.leases.remove(id);
+  }
+
+  allLeases(): Iterable<KvLease> {
+    return this.guarded(() => [...this.leases.all()]);
+  }
+
+  leaseOfKey(key: string): number | undefined {
+    return this.guarded(() => this.leases.leaseOf(key));
+  }
+
+  attachKey(key: string, id: number): void {
+    this.assertWriting();
+    this.guarded(() => this.leases.attach(key, id));
+  }
+
+  detachKey(key: string): void {
+    this.assertWriting();
+    this.guarded(() => this.leases.detach(key));
+  }
+
+  leaseKeys(id: number, limit: number, after?: string): string[] {
+    return this.leases.keys(id, limit, after);
   }
 
   clear(): void {
     this.assertWriting();
-    // Inside our transaction lmdb-js empties the database in it (mdb_drop without delete),
-    // so an abort brings everything back.
-    this.db.clearSync();
+    this.leases.clear();
+    // Not lmdb-js's clearSync on the main database: LMDB would drop the named databases'
+    // entries with it. Keys are removed a batch at a time; an abort brings everything back.
+    for (;;) {
+      const keys = [...this.db.getKeys({ start: META_KEY, end: Buffer.from([NAMED_DATABASES_FROM]), limit: CLEAR_BATCH_KEYS })];
+      for (const key of keys) this.db.removeSync(key);
+      if (keys.length < CLEAR_BATCH_KEYS) break;
+    }
+    this.history.clear();
   }
 
   /**
@@ -315,7 +473,12 @@ export class LmdbKvBackend implements KvBackend {
     assert(!this.inTransaction, "a transaction inside a transaction");
     this.inTransaction = true;
     try {
-      return this.db.transactionSync(fn);
+      const result = this.db.transactionSync(fn);
+      this.history.committed();
+      return result;
+    } catch (error) {
+      this.history.rolledBack();
+      throw error;
     } finally {
       this.inTransaction = false;
     }
@@ -350,6 +513,17 @@ export class LmdbKvBackend implements KvBackend {
 
   private assertWriting(): void {
     assert(this.inTransaction, "a KV store write outside a transaction");
+  }
+
+  /** Runs a history operation, naming this store in what its stored bytes are found to lack. */
+  private guarded<T>(fn: () => T): T {
+    try {
+      return fn();
+    } catch (error) {
+      if (error instanceof HistoryCorruption) throw new KvStorageCorruptionError(this.path, `its history: ${error.message}`);
+      if (error instanceof LeaseCorruption) throw new KvStorageCorruptionError(this.path, `its leases: ${error.message}`);
+      throw error;
+    }
   }
 
   private decodeRecord(key: string, stored: Uint8Array): KvRecord {
@@ -453,10 +627,23 @@ function removeDatabaseFiles(path: string): void {
   for (const name of [DATA_FILE, LOCK_FILE]) rmSync(join(path, name), { force: true });
 }
 
+/** What a snapshot builder reads of the history, in its read transaction. */
+interface SnapshotHistoryView {
+  /** Every stored change, in (revision, key) order. */
+  readonly changes: Iterator<{ key: Buffer; value: Buffer }>;
+  /** Whether compaction keeps the change (src/core/kv/history.ts). */
+  readonly retained: (change: KvChange) => boolean;
+  /** The modification revision of the key's record, if it has one. */
+  readonly modRevision: (key: string) => number | undefined;
+}
+
 /** See `LmdbKvBackend.beginSnapshot`. */
 export class LmdbSnapshotBuilder {
   private readonly pieces: Uint8Array[] = [];
   private recordCount = 0;
+  private changeCount = 0;
+  /** The history section's header (its change count is set at the end); null before the records are done. */
+  private historyHeader: Uint8Array | null = null;
   private finished: Uint8Array | null = null;
   private ended = false;
 
@@ -466,7 +653,10 @@ export class LmdbSnapshotBuilder {
     readonly meta: KvMeta,
     private readonly records: Iterator<{ key: Buffer; value: Buffer }>,
     private readonly sessions: Iterable<{ key: Buffer; value: Buffer }>,
+    private readonly history: SnapshotHistoryView,
     private readonly end: () => void,
+    /** The leases and their keys, read in the snapshot's transaction. */
+    private readonly leases: () => readonly SnapshotLease[] = () => [],
   ) {
     const header = new ByteWriter(20);
     header.f64(meta.appliedIndex);
@@ -480,21 +670,28 @@ export class LmdbSnapshotBuilder {
     return this.meta.appliedIndex;
   }
 
-  /** Copies up to `recordsMax` more records; returns true once the snapshot is complete. */
+  /** Copies up to `recordsMax` more records (or history changes); returns true once the snapshot is complete. */
   step(recordsMax: number): boolean {
     assert(!this.ended, "step of a snapshot that ended");
     try {
       for (let i = 0; i < recordsMax; i++) {
-        const next = this.records.next();
+        if (this.historyHeader === null) {
+          const next = this.records.next();
+          if (next.done === true) this.endRecords();
+          else this.copyRecord(next.value.key, next.value.value);
+          continue;
+        }
+        const next = this.history.changes.next();
         if (next.done === true) {
           this.complete();
           return true;
         }
-        this.copyRecord(next.value.key, next.value.value);
+        this.copyChange(next.value.key, next.value.value);
       }
       return false;
     } catch (error) {
       this.abort();
+      if (error instanceof HistoryCorruption) throw new KvStorageCorruptionError(this.path, `its history: ${error.message}`);
       throw error;
     }
   }
@@ -527,7 +724,8 @@ export class LmdbSnapshotBuilder {
     this.recordCount++;
   }
 
-  private complete(): void {
+  /** The records are copied: the sessions follow, then the history section's header. */
+  private endRecords(): void {
     // Sessions are few (one per client process, or per concurrent writer), so they are
     // decoded and written in one go, in the snapshot's sessions format (see snapshot.ts).
     const sessions: KvSession[] = [];
@@ -535,20 +733,43 @@ export class LmdbSnapshotBuilder {
       if (key.length !== 9) throw new KvStorageCorruptionError(this.path, "a session key has the wrong length");
       sessions.push(decodeStoredSession(this.path, key.readDoubleBE(1), value));
     }
-    this.abort();
     let size = 4 + 8 + 4;
     for (const session of sessions) size += 8 + sessionValueBytes(session);
     const writer = new ByteWriter(size);
-    writer.u32(SESSIONS_V2_MARKER);
+    writer.u32(SESSIONS_V3_MARKER);
     writer.f64(this.meta.clockMs ?? 0);
     writer.u32(sessions.length);
     for (const session of sessions) {
       writer.f64(session.clientId);
       writeSessionValue(writer, session);
     }
-    new DataView((this.pieces[0] as Uint8Array).buffer).setUint32(16, this.recordCount);
-    this.finished = Buffer.concat([...this.pieces, writer.finish("KV snapshot sessions")]);
-    this.pieces.length = 0;
+    this.pieces.push(writer.finish("KV snapshot sessions"));
+    const header = new ByteWriter(4 + 8 + 8);
+    writeHistoryHeader(header, this.meta.compactRevision ?? 0, 0); // the change count, set when known
+    this.historyHeader = header.finish("KV snapshot history header");
+    this.pieces.push(this.historyHeader);
   }
 
+  /** One stored change, if compaction keeps it, in the snapshot's change format (snapshot.ts). */
+  private copyChange(key: Buffer, stored: Buffer): void {
+    const change = decodeChange(key, stored);
+    if (!this.history.retained(change)) return;
+    const current = change.record !== null && this.history.modRevision(change.key) === change.revision;
+    const keyBytes = key.subarray(9);
+    const writer = new ByteWriter(changeBytes(keyBytes.length, change, current));
+    writeChange(writer, keyBytes, change, current);
+    this.pieces.push(writer.finish("KV snapshot change"));
+    this.changeCount++;
+  }
+
+  private complete(): void {
+    // Leases are few beside records: read whole, before the read transaction ends.
+    this.pieces.push(encodeLeases(this.leases()));
+    this.abort();
+    assert(this.historyHeader !== null, "the history follows the records");
+    new DataView((this.pieces[0] as Uint8Array).buffer).setUint32(16, this.recordCount);
+    new DataView(this.historyHeader.buffer, this.historyHeader.byteOffset).setFloat64(12, this.changeCount);
+    this.finished = Buffer.concat(this.pieces);
+    this.pieces.length = 0;
+  }
 }

@@ -1,4 +1,5 @@
 /** What the transport's parts share: its identity, limits, logging and per-peer counters. */
+import type { TlsSource } from "../tls/material.js";
 import type { TransportLimits, TransportLogger } from "./peer-transport.js";
 
 /** TCP keepalive probes start after this long idle, so a vanished host's socket is noticed. */
@@ -10,6 +11,8 @@ export interface TransportContext {
   /** This node's HTTP URL, advertised in its hellos (null: none). */
   readonly advertiseHttp: string | null;
   readonly limits: TransportLimits;
+  /** Mutual TLS between peers (null: plain TCP). */
+  readonly tls: TlsSource | null;
   readonly log: TransportLogger;
   /** Logs at warn at most once per interval for `key`, and at debug otherwise. */
   warnLimited(key: string, fields: object, message: string): void;

@@ -31,7 +31,7 @@ export type HelloReply = { readonly ok: true } | { readonly ok: false; readonly 
 
 /** Why a hello was refused: `code` is stable (log keys, tests), `reason` is for people. */
 export interface Refusal {
-  readonly code: "malformed" | "version" | "cluster" | "unknown-node" | "wrong-node";
+  readonly code: "malformed" | "version" | "cluster" | "unknown-node" | "wrong-node" | "certificate";
   readonly reason: string;
 }
 
@@ -39,6 +39,11 @@ export interface AcceptorIdentity {
   readonly clusterId: string;
   readonly nodeId: number;
   readonly isKnownPeer: (id: number) => boolean;
+  /**
+   * Under TLS, the node id the dialer's certificate names (null: none); undefined without
+   * TLS. The hello's `from` must be that id: a certificate, unlike a hello, is proof.
+   */
+  readonly certifiedNodeId?: number | null;
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -64,6 +69,10 @@ export function checkHello(value: unknown, self: AcceptorIdentity): Hello | Refu
   if (clusterId !== self.clusterId) return { code: "cluster", reason: `cluster id ${JSON.stringify(clusterId.slice(0, 64))} does not match this node's ${JSON.stringify(self.clusterId)}` };
   if (to !== self.nodeId) return { code: "wrong-node", reason: `the hello is addressed to node ${to}, but this is node ${self.nodeId}` };
   if (!self.isKnownPeer(from)) return { code: "unknown-node", reason: `node ${from} is not a peer of node ${self.nodeId}` };
+  if (self.certifiedNodeId !== undefined && self.certifiedNodeId !== from) {
+    const named = self.certifiedNodeId === null ? "names no node" : `names node ${self.certifiedNodeId}`;
+    return { code: "certificate", reason: `the hello claims node ${from}, but the certificate it connected with ${named}` };
+  }
   const http = value["http"];
   const advertised = typeof http === "string" && http.length <= ADVERTISED_URL_LENGTH_MAX && /^https?:\/\//.test(http) ? http : null;
   return advertised === null ? { synod: PROTOCOL_VERSION, clusterId, from, to } : { synod: PROTOCOL_VERSION, clusterId, from, to, http: advertised };

@@ -4,6 +4,8 @@
  */
 import type { Socket } from "node:net";
 import { FrameDecoder, frame } from "../../core/wire/frame.js";
+import { readGroupHeader } from "../../core/wire/group.js";
+import type { GroupId } from "../../core/multi/group.js";
 import { decodeMessage, encodeMessage } from "./codec.js";
 import { KEEPALIVE_DELAY_MS, describeError, remoteOf, type TransportContext } from "./context.js";
 import { HANDSHAKE_FRAME_BYTES_MAX, checkHello, describeHello, isRefusal, type Hello, type HelloReply } from "./handshake.js";
@@ -13,8 +15,8 @@ export interface InboundHost {
   isKnownPeer(id: number): boolean;
   /** The hello checked out: this connection now speaks for `from`. */
   adopt(connection: InboundConnection, from: number, hello: Hello): void;
-  /** One decoded message from an adopted connection. */
-  deliver(connection: InboundConnection, message: unknown, frameBytes: number): void;
+  /** One decoded message of `group` from an adopted connection. */
+  deliver(connection: InboundConnection, message: unknown, frameBytes: number, group: GroupId): void;
   /** The socket closed, for whatever reason. */
   forget(connection: InboundConnection): void;
 }
@@ -33,6 +35,8 @@ export class InboundConnection {
   constructor(
     private readonly socket: Socket,
     private readonly host: InboundHost,
+    /** Under TLS, the node id the peer's certificate names (null: none); undefined without TLS. */
+    private readonly certifiedNodeId?: number | null,
   ) {
     this.remote = remoteOf(socket);
     socket.setNoDelay(true);
@@ -72,12 +76,16 @@ export class InboundConnection {
     if (this.peerId === null) return this.onHello(payloads);
     for (const payload of payloads) {
       let message: unknown;
+      let group: GroupId;
       try {
-        message = decodeMessage(payload);
+        // A frame from a node that predates groups has no group header: it is group 0's.
+        const tagged = readGroupHeader(payload);
+        group = tagged.group;
+        message = decodeMessage(tagged.message);
       } catch (error) {
         return this.reject("decode", describeError(error));
       }
-      this.host.deliver(this, message, payload.length);
+      this.host.deliver(this, message, payload.length, group);
       // Delivering may have closed this connection (a peer removed, the transport closed).
       if (this.finished) return;
     }
@@ -93,7 +101,12 @@ export class InboundConnection {
       return this.reject("decode", `the hello does not decode: ${describeError(error)}`);
     }
     const { context } = this.host;
-    const checked = checkHello(hello, { clusterId: context.clusterId, nodeId: context.nodeId, isKnownPeer: (id) => this.host.isKnownPeer(id) });
+    const checked = checkHello(hello, {
+      clusterId: context.clusterId,
+      nodeId: context.nodeId,
+      isKnownPeer: (id) => this.host.isKnownPeer(id),
+      ...(this.certifiedNodeId === undefined ? {} : { certifiedNodeId: this.certifiedNodeId }),
+    });
     if (isRefusal(checked)) {
       context.warnLimited(`refuse:${this.socket.remoteAddress}:${checked.code}`, { remote: this.remote, ...describeHello(hello), reason: checked.reason }, "refused a peer's handshake");
       // The deadline timer stays armed: it closes the socket if the dialer never does.

@@ -3,7 +3,11 @@
  * See peer-transport.ts for the design; this file holds its sending half.
  */
 import { connect, type Socket } from "node:net";
+import { connect as connectTls } from "node:tls";
+import { certificateNodeId } from "../tls/material.js";
 import { FRAME_HEADER_BYTES, FrameDecoder, frame, writeFrameHeader } from "../../core/wire/frame.js";
+import { groupHeaderBytes, writeGroupHeader } from "../../core/wire/group.js";
+import { DEFAULT_GROUP, type GroupId } from "../../core/multi/group.js";
 import { decodeMessage, encodeMessage } from "./codec.js";
 import { KEEPALIVE_DELAY_MS, describeError, type PeerCounters, type TransportContext } from "./context.js";
 import { HANDSHAKE_FRAME_BYTES_MAX, PROTOCOL_VERSION, parseReply, type Hello, type HelloReply } from "./handshake.js";
@@ -30,6 +34,14 @@ type LinkState = "waiting" | "handshaking" | "open" | "stopped";
 const HANDSHAKE_QUEUE_FRAMES_MAX = 256;
 const HANDSHAKE_QUEUE_BYTES_MAX = 4 * 1024 * 1024;
 
+/** A message waiting to be written: its frame is the group header, then `encoded`. */
+interface QueuedMessage {
+  readonly group: GroupId;
+  readonly encoded: Uint8Array;
+  /** The frame's payload size: group header and message. */
+  readonly payloadBytes: number;
+}
+
 export class OutboundLink {
   private state: LinkState = "waiting";
   private socket: Socket | null = null;
@@ -40,8 +52,8 @@ export class OutboundLink {
   private everOpened = false;
   private retryTimer: NodeJS.Timeout | null = null;
   private handshakeTimer: NodeJS.Timeout | null = null;
-  /** Encoded payloads not yet written; `queue[queueHead]` is the oldest. */
-  private queue: Uint8Array[] = [];
+  /** Encoded messages not yet written, with their groups; `queue[queueHead]` is the oldest. */
+  private queue: QueuedMessage[] = [];
   private queueHead = 0;
   private queuedBytes = 0;
   private flushScheduled = false;
@@ -77,18 +89,19 @@ export class OutboundLink {
    * read index request) matter most and would otherwise be lost to a client's timeout;
    * what is queued then goes out once the handshake succeeds, or is dropped if it fails.
    */
-  send(message: unknown): boolean {
+  send(message: unknown, group: GroupId = DEFAULT_GROUP): boolean {
     const { limits } = this.context;
     const handshaking = this.state === "handshaking" && this.queueFrames < HANDSHAKE_QUEUE_FRAMES_MAX;
     if ((this.state !== "open" && !handshaking) || this.queueFrames >= limits.queueFramesMax) return this.drop();
-    const payload = encodeMessage(message);
-    if (payload.length > limits.frameBytesMax) {
-      this.context.errorLimited(`oversize:${this.peer.id}`, { peer: this.peer.id, frameBytes: payload.length, frameBytesMax: limits.frameBytesMax }, "a message is larger than the frame limit; dropped (the engine's batch limits must stay below frameBytesMax)");
+    const encoded = encodeMessage(message);
+    const payloadBytes = groupHeaderBytes(group) + encoded.length;
+    if (payloadBytes > limits.frameBytesMax) {
+      this.context.errorLimited(`oversize:${this.peer.id}`, { peer: this.peer.id, frameBytes: payloadBytes, frameBytesMax: limits.frameBytesMax }, "a message is larger than the frame limit; dropped (the engine's batch limits must stay below frameBytesMax)");
       return this.drop();
     }
-    const frameBytes = FRAME_HEADER_BYTES + payload.length;
+    const frameBytes = FRAME_HEADER_BYTES + payloadBytes;
     if (this.queuedBytes + frameBytes > (this.state === "open" ? limits.queueBytesMax : HANDSHAKE_QUEUE_BYTES_MAX)) return this.drop();
-    this.queue.push(payload);
+    this.queue.push({ group, encoded, payloadBytes });
     this.queuedBytes += frameBytes;
     if (!this.flushScheduled) {
       this.flushScheduled = true;
@@ -122,14 +135,14 @@ export class OutboundLink {
     this.state = "handshaking";
     this.lastError = null;
     this.replyDecoder = new FrameDecoder({ frameBytesMax: HANDSHAKE_FRAME_BYTES_MAX });
-    const socket = connect({ host: this.peer.host, port: this.peer.port });
+    const socket = this.connectSocket();
     this.socket = socket;
     socket.setNoDelay(true);
     socket.setKeepAlive(true, KEEPALIVE_DELAY_MS);
     this.handshakeTimer = setTimeout(() => this.abandon(socket, "the handshake timed out"), this.context.limits.handshakeTimeoutMs);
     const base: Hello = { synod: PROTOCOL_VERSION, clusterId: this.context.clusterId, from: this.context.nodeId, to: this.peer.id };
     const hello: Hello = this.context.advertiseHttp === null ? base : { ...base, http: this.context.advertiseHttp };
-    socket.once("connect", () => socket.write(frame(encodeMessage(hello))));
+    socket.once(this.context.tls === null ? "connect" : "secureConnect", () => socket.write(frame(encodeMessage(hello))));
     socket.on("data", (chunk: Buffer) => this.onData(socket, chunk));
     socket.on("drain", () => {
       if (this.socket === socket) this.flush();
@@ -138,6 +151,32 @@ export class OutboundLink {
       if (this.socket === socket) this.lastError = describeError(error);
     });
     socket.on("close", () => this.onClose(socket));
+  }
+
+  /**
+   * A TCP connection to the peer, or under TLS one that presents this node's certificate and
+   * accepts only a certificate of the cluster's CA naming the peer's id (the host name is
+   * not what identifies a peer; its id is).
+   */
+  private connectSocket(): Socket {
+    const tls = this.context.tls;
+    if (tls === null) return connect({ host: this.peer.host, port: this.peer.port });
+    const { cert, key, ca } = tls.current;
+    const expected = this.peer.id;
+    return connectTls({
+      host: this.peer.host,
+      port: this.peer.port,
+      cert,
+      key,
+      ca,
+      checkServerIdentity: (_host, certificate) => {
+        const named = certificateNodeId(certificate.subjectaltname);
+        if (named === expected) return undefined;
+        const error = new Error(`the peer's certificate ${named === null ? "names no node" : `names node ${named}`}, not node ${expected}`);
+        (error as NodeJS.ErrnoException).code = "ERR_SYNOD_PEER_IDENTITY";
+        return error;
+      },
+    });
   }
 
   /** The acceptor sends exactly one frame, its reply; anything else is a protocol error. */
@@ -217,7 +256,7 @@ export class OutboundLink {
     let end = this.queueHead;
     let bytes = 0;
     while (end < this.queue.length) {
-      const frameBytes = FRAME_HEADER_BYTES + (this.queue[end] as Uint8Array).length;
+      const frameBytes = FRAME_HEADER_BYTES + (this.queue[end] as QueuedMessage).payloadBytes;
       if (bytes > 0 && bytes + frameBytes > WRITE_BATCH_BYTES_TARGET) break;
       bytes += frameBytes;
       end++;
@@ -225,10 +264,11 @@ export class OutboundLink {
     const batch = Buffer.allocUnsafe(bytes);
     let at = 0;
     for (let i = this.queueHead; i < end; i++) {
-      const payload = this.queue[i] as Uint8Array;
-      writeFrameHeader(batch, at, payload.length);
-      batch.set(payload, at + FRAME_HEADER_BYTES);
-      at += FRAME_HEADER_BYTES + payload.length;
+      const { group, encoded, payloadBytes } = this.queue[i] as QueuedMessage;
+      writeFrameHeader(batch, at, payloadBytes);
+      // Every frame names its group, so one connection serves every group two nodes share.
+      batch.set(encoded, writeGroupHeader(batch, at + FRAME_HEADER_BYTES, group));
+      at += FRAME_HEADER_BYTES + payloadBytes;
     }
     this.counters.framesSent += end - this.queueHead;
     this.counters.bytesSent += bytes;

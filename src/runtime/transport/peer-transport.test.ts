@@ -57,7 +57,7 @@ interface NodeOptions {
   readonly peers?: readonly PeerAddress[];
   readonly clusterId?: string;
   readonly limits?: Partial<TransportLimits>;
-  readonly onMessage?: (from: number, message: unknown) => void;
+  readonly onMessage?: (from: number, message: unknown, group: number) => void;
 }
 
 async function startNode(id: number, options: NodeOptions = {}): Promise<Node> {
@@ -68,8 +68,8 @@ async function startNode(id: number, options: NodeOptions = {}): Promise<Node> {
     nodeId: id,
     listen: { host: HOST, port: options.port ?? 0 },
     peers: options.peers ?? [],
-    onMessage: (from, message) => {
-      options.onMessage?.(from, message);
+    onMessage: (from, message, group) => {
+      options.onMessage?.(from, message, group);
       received.push({ from, message });
     },
     log,
@@ -401,6 +401,41 @@ describe("peer transport", () => {
     assert.ok(full.framesDropped >= 1);
     assert.ok(full.queueBytes <= queueBytesMax && full.queueBytes > queueBytesMax - 2 * (64 * 1024 + 100), `queue holds ${full.queueBytes} bytes`);
     assert.equal(full.connected, true, "backpressure alone does not drop the connection");
+  });
+
+  test("every frame names its group: several groups share one connection, each message arrives with its group", bounded, async () => {
+    const arrived: { message: unknown; group: number }[] = [];
+    const [a] = (await startCluster([1, 2], { onMessage: (_from, message, group) => arrived.push({ message, group }) })) as [Node, Node];
+    const sent = [
+      { message: "zero", group: 0 },
+      { message: { bytes: Uint8Array.from([1, 2]) }, group: 7 },
+      { message: "big group", group: 0xffff_ffff },
+      { message: "default", group: undefined },
+    ];
+    for (const { message, group } of sent) assert.equal(a.transport.send(2, message, group), true);
+    await waitFor(() => arrived.length === sent.length, "every message arrives");
+    assert.deepEqual(arrived.map((m) => m.group), [0, 7, 0xffff_ffff, 0]);
+    assert.deepEqual(arrived.map((m) => m.message), ["zero", { bytes: Buffer.from([1, 2]) }, "big group", "default"]);
+    assert.equal(stats(a, 2).socketWrites <= 2, true, "one connection, coalesced writes, whatever the groups");
+  });
+
+  test("a frame from a node that predates groups (no group header) is group 0's; a broken group header closes the connection", bounded, async () => {
+    const silentPeer = { id: 3, host: HOST, port: await freePort() };
+    const groups: number[] = [];
+    const a = await startNode(1, { peers: [silentPeer], onMessage: (_from, _message, group) => groups.push(group) });
+    const client = await rawClient(a.transport.port);
+    client.socket.write(helloFrame(3, 1));
+    await waitFor(() => client.replies.length === 1, "the hello is answered");
+    client.socket.write(frame(encodeMessage("old")));
+    client.socket.write(frame(Uint8Array.from([0xc1, 0x05, ...encodeMessage("tagged")])));
+    await waitFor(() => a.received.length === 2, "both frames arrive");
+    assert.deepEqual(a.received.map((m) => m.message), ["old", "tagged"]);
+    assert.deepEqual(groups, [0, 5]);
+    client.socket.write(frame(Uint8Array.from([0xc1, 0x80])));
+    await client.closed;
+    const reasons = a.log.find("warn", "closing a peer connection").map((line) => String(line.fields["reason"]));
+    assert.ok(reasons.some((r) => /group id is cut short/.test(r)), reasons.join("; "));
+    assert.equal(a.received.length, 2);
   });
 
   test("an exception in onMessage is logged and the next message is still delivered", bounded, async () => {

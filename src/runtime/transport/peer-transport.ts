@@ -36,6 +36,11 @@
  * resets when a handshake succeeds. The first failure in a streak logs a warning; repeats
  * are limited to one warning per 10 s per peer (debug in between, with a count).
  *
+ * Groups. A node hosts replicas of many consensus groups, and one connection per pair of
+ * nodes carries the messages of all of them: each frame's payload names its group
+ * (core/wire/group.ts) and `onMessage` is told it. The hello is no group's (untagged). A
+ * frame without a group header, from a node that predates groups, is group 0's.
+ *
  * Receiving. Each accepted connection has its own FrameDecoder (limit frameBytesMax once
  * the hello is accepted). A frame too large, a message that does not decode, or data that
  * breaks the handshake closes that connection with a warning naming the remote address;
@@ -50,14 +55,24 @@
  * `close()` stops the listener, destroys every socket and clears every timer, and resolves
  * when all sockets have closed, so nothing keeps the process alive.
  *
- * Not here: TLS and authentication (the hello is a misconfiguration check, not a proof of
- * identity), and detecting a peer whose host vanished while data is unacknowledged (TCP
+ * TLS (`tls`). With a TlsSource, every connection is mutual TLS with the cluster's CA: the
+ * listener asks for a client certificate and refuses one the CA did not sign (logged at
+ * warn, rate-limited, with the remote address and OpenSSL's reason); a dialer accepts only
+ * a certificate naming the peer's id (`urn:synod:node:<id>`), and an acceptor refuses a
+ * hello whose `from` is not the id its certificate names. So the hello's identity is proven
+ * under TLS, and only a misconfiguration check without it. `reloadTls` applies the source's
+ * current material to connections made from then on.
+ *
+ * Not here: authentication of clients (the HTTP API's business), and detecting a peer whose host vanished while data is unacknowledged (TCP
  * retransmits for minutes; the queue bound caps the cost meanwhile).
  */
 import { createServer, type Server, type Socket } from "node:net";
+import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from "node:tls";
+import { certificateNodeId, type TlsMaterial, type TlsSource } from "../tls/material.js";
 import { assert } from "../../core/common/assert.js";
 import { limits as coreLimits } from "../../core/common/limits.js";
 import { FRAME_HEADER_BYTES, FRAME_PAYLOAD_BYTES_LIMIT } from "../../core/wire/frame.js";
+import { DEFAULT_GROUP, type GroupId } from "../../core/multi/group.js";
 import { describeError, newCounters, remoteOf, type PeerCounters, type TransportContext } from "./context.js";
 import { CLUSTER_ID_LENGTH_MAX } from "./handshake.js";
 import { InboundConnection, type InboundHost } from "./inbound.js";
@@ -117,14 +132,23 @@ export interface TransportOptions {
   readonly listen: { readonly host: string; readonly port: number };
   /** The other members; an entry with this node's id is ignored. Ids must be unique. */
   readonly peers: readonly PeerAddress[];
-  /** Called once per message received, in order per sender; see the file comment on throwing. */
-  readonly onMessage: (from: number, message: unknown) => void;
+  /**
+   * Called once per message received, with the group it is for, in order per sender; see
+   * the file comment on throwing. A frame from a node that predates groups is group 0's.
+   */
+  readonly onMessage: (from: number, message: unknown, group: GroupId) => void;
   readonly log: TransportLogger;
   readonly limits?: Partial<TransportLimits>;
   /** This node's HTTP URL, sent in every hello; peers learn it through `onPeerHello`. */
   readonly advertiseHttp?: string;
   /** A peer's hello was accepted; `http` is the client URL it advertised, if any. */
   readonly onPeerHello?: (from: number, info: { readonly http: string | null }) => void;
+  /** Mutual TLS with the cluster's CA (see the file comment); absent: plain TCP. */
+  readonly tls?: TlsSource;
+}
+
+function tlsServerOptions(material: TlsMaterial) {
+  return { cert: material.cert, key: material.key, ca: material.ca, requestCert: true, rejectUnauthorized: true };
 }
 
 export interface PeerStats {
@@ -168,7 +192,8 @@ export class PeerTransport {
   static async start(options: TransportOptions): Promise<PeerTransport> {
     const limits = resolveLimits(options.limits);
     checkOptions(options);
-    const server = createServer({ noDelay: true });
+    const tls = options.tls;
+    const server = tls === undefined ? createServer({ noDelay: true }) : createTlsServer({ ...tlsServerOptions(tls.current), noDelay: true });
     const transport = new PeerTransport(options, server, limits);
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
@@ -197,7 +222,7 @@ export class PeerTransport {
       if (suppressed === null) log.debug?.(fields, message);
       else log[level](suppressed > 0 ? { ...fields, suppressed } : fields, message);
     };
-    this.context = { clusterId: options.clusterId, nodeId: options.nodeId, advertiseHttp: options.advertiseHttp ?? null, limits, log, warnLimited: limited("warn"), errorLimited: limited("error") };
+    this.context = { clusterId: options.clusterId, nodeId: options.nodeId, advertiseHttp: options.advertiseHttp ?? null, limits, tls: options.tls ?? null, log, warnLimited: limited("warn"), errorLimited: limited("error") };
     this.inboundHost = {
       context: this.context,
       isKnownPeer: (id) => this.links.has(id),
@@ -205,10 +230,27 @@ export class PeerTransport {
         this.adopt(connection, from);
         this.options.onPeerHello?.(from, { http: hello.http ?? null });
       },
-      deliver: (connection, message, frameBytes) => this.deliver(connection, message, frameBytes),
+      deliver: (connection, message, frameBytes, group) => this.deliver(connection, message, frameBytes, group),
       forget: (connection) => this.forget(connection),
     };
-    server.on("connection", (socket) => this.accept(socket));
+    if (options.tls === undefined) {
+      server.on("connection", (socket) => this.accept(socket));
+    } else {
+      const tlsServer = server as TlsServer;
+      tlsServer.on("secureConnection", (socket: TLSSocket) => this.accept(socket, certificateNodeId(socket.getPeerCertificate().subjectaltname)));
+      tlsServer.on("tlsClientError", (error, socket) => {
+        this.context.warnLimited(`tls:${socket.remoteAddress}`, { remote: remoteOf(socket), error: describeError(error) }, "refused a peer's TLS handshake");
+      });
+    }
+  }
+
+  /**
+   * Applies the TLS source's current material to connections accepted and dialed from now
+   * on (after `TlsSource.reload`); connections already open keep theirs.
+   */
+  reloadTls(): void {
+    const tls = this.options.tls;
+    if (tls !== undefined) (this.server as TlsServer).setSecureContext(tlsServerOptions(tls.current));
   }
 
   /** The port actually bound (useful with `listen.port` 0). */
@@ -217,15 +259,15 @@ export class PeerTransport {
   }
 
   /**
-   * Queues `message` for peer `to`. Returns false, and counts a drop, when `to` is not a
+   * Queues `message`, a message of `group` (default: group 0), for peer `to`. Returns false, and counts a drop, when `to` is not a
    * peer (or is this node), its connection is not open, or its queue is full. Delivery is
    * never certain even when true: a connection lost later loses what it had queued.
    * Throws only if `message` cannot be encoded (a cycle, say): a programming error.
    */
-  send(to: number, message: unknown): boolean {
+  send(to: number, message: unknown, group: GroupId = DEFAULT_GROUP): boolean {
     if (this.closing !== null) return false;
     const link = this.links.get(to);
-    return link === undefined ? false : link.send(message);
+    return link === undefined ? false : link.send(message, group);
   }
 
   /**
@@ -282,14 +324,14 @@ export class PeerTransport {
     await Promise.all([...closing, serverClosed]);
   }
 
-  private accept(socket: Socket): void {
+  private accept(socket: Socket, certifiedNodeId?: number | null): void {
     if (this.closing !== null || this.pending.size >= PENDING_INBOUND_MAX) {
       this.context.warnLimited("inbound:pending-max", { remote: remoteOf(socket), pendingMax: PENDING_INBOUND_MAX }, "too many connections awaiting their handshake; closing a new one");
       socket.on("error", () => {});
       socket.destroy();
       return;
     }
-    this.pending.add(new InboundConnection(socket, this.inboundHost));
+    this.pending.add(new InboundConnection(socket, this.inboundHost, certifiedNodeId));
   }
 
   private adopt(connection: InboundConnection, from: number): void {
@@ -304,7 +346,7 @@ export class PeerTransport {
     }
   }
 
-  private deliver(connection: InboundConnection, message: unknown, frameBytes: number): void {
+  private deliver(connection: InboundConnection, message: unknown, frameBytes: number, group: GroupId): void {
     const from = connection.from;
     assert(from !== null, "only adopted connections deliver");
     const counters = this.counters.get(from);
@@ -313,7 +355,7 @@ export class PeerTransport {
       counters.bytesReceived += frameBytes;
     }
     try {
-      this.options.onMessage(from, message);
+      this.options.onMessage(from, message, group);
     } catch (error) {
       this.context.errorLimited(`on-message:${from}`, { peer: from, error: describeError(error), stack: error instanceof Error ? error.stack : undefined }, "onMessage threw; the message is lost, the connection goes on");
     }

@@ -1,0 +1,137 @@
+/**
+ * A distributed lock on leases (etcd's recipe): each contender writes a key of its own under
+ * the lock's name, attached to its lease; the key's creation revision orders the contenders,
+ * and the one with the lowest holds the lock. A waiter watches only the contender just before
+ * it (no thundering herd: a release wakes one waiter), and checks again when that key goes.
+ * The holder's creation revision is its **fencing token**: it only grows from one holder to
+ * the next, so a resource that remembers the highest token it saw can refuse a stale holder
+ * (one whose lease lapsed while it was paused) — see docs/recipes.md.
+ */
+import type { Client } from "./client.js";
+import type { KeyValue } from "./api.js";
+import type { LeaseLostError } from "./errors.js";
+import type { Lease } from "./lease.js";
+
+export interface LockOptions {
+  /** The time to live of the lease the lock is held under (when `lease` is not given); default 10 s. */
+  readonly ttlSeconds?: number;
+  /** Hold it under this lease (kept alive by its owner) instead of a new one. */
+  readonly lease?: Lease;
+  /** Stops waiting: the call rejects, and the contender's key is deleted. */
+  readonly signal?: AbortSignal;
+  /** The contender key's value (an election's candidate value); default empty. */
+  readonly value?: string;
+}
+
+export const LOCK_TTL_SECONDS_DEFAULT = 10;
+const PAGE_KEYS = 1000;
+
+/** A lock held: release it when done; `lost` says when its lease is gone (stop using the resource then). */
+export class Lock {
+  constructor(
+    readonly name: string,
+    /** The contender's key, `NAME/LEASE_ID`. */
+    readonly key: string,
+    /** The fencing token: the key's creation revision, above every earlier holder's. */
+    readonly token: number,
+    readonly lease: Lease,
+    private readonly client: Client,
+    private readonly ownsLease: boolean,
+  ) {}
+
+  /** Resolves (never rejects) once the lease the lock is held under is lost. */
+  get lost(): Promise<LeaseLostError> {
+    return this.lease.lost;
+  }
+
+  /** Releases the lock: deletes the key (the next waiter takes it), and revokes the lease the lock made for itself. */
+  async release(): Promise<void> {
+    if (this.ownsLease) {
+      await this.lease.revoke();
+      return;
+    }
+    await this.client.delete(this.key);
+  }
+}
+
+/** See `Client.lock`. */
+export async function acquireLock(client: Client, name: string, options: LockOptions = {}): Promise<Lock> {
+  if (name.length === 0 || name.endsWith("/")) throw new Error("a lock's name is a non-empty key prefix without a trailing slash, like locks/db");
+  const lease = options.lease ?? (await client.lease(options.ttlSeconds ?? LOCK_TTL_SECONDS_DEFAULT));
+  const ownsLease = options.lease === undefined;
+  const key = `${name}/${lease.id}`;
+  try {
+    const token = await createKey(client, key, lease.id, options.value ?? "");
+    await waitForTurn(client, name, key, token, options.signal);
+    return new Lock(name, key, token, lease, client, ownsLease);
+  } catch (error) {
+    // Not holding it: leave the queue, so no one waits behind a contender that gave up.
+    if (ownsLease) await lease.revoke().catch(() => undefined);
+    else await client.delete(key).catch(() => undefined);
+    throw error;
+  }
+}
+
+/**
+ * Writes the contender's key if it is not there (a retried write finds it there), and
+ * returns its creation revision.
+ */
+async function createKey(client: Client, key: string, leaseId: number, value: string): Promise<number> {
+  const answer = await client.txn({
+    compare: [{ key, target: "createRevision", op: "=", value: 0 }],
+    success: [{ op: "put", key, value, lease: leaseId }],
+    failure: [{ op: "get", key }],
+  });
+  if (answer.succeeded) return answer.revision;
+  const existing = answer.results[0];
+  if (existing?.op === "get" && existing.kv !== null) return existing.kv.createRevision;
+  // The key went between the compare and the get's answer (its lease expired): nothing to hold.
+  throw new Error(`lock key ${key} vanished while it was being created: its lease expired`);
+}
+
+/** Until no contender was created before this one: each round watches the one just before. */
+async function waitForTurn(client: Client, name: string, key: string, token: number, signal: AbortSignal | undefined): Promise<void> {
+  for (;;) {
+    signal?.throwIfAborted();
+    const { predecessor, revision } = await findPredecessor(client, `${name}/`, token);
+    if (predecessor === null) {
+      if ((await client.get(key)) === null) throw new Error(`lock key ${key} is gone: its lease expired while waiting`);
+      return;
+    }
+    await waitForDelete(client, predecessor.key, revision + 1, signal);
+  }
+}
+
+/** The contender created last before `token`, as of one read (and that read's revision). */
+async function findPredecessor(client: Client, prefix: string, token: number, pick: "latest" | "lowest" = "latest"): Promise<{ predecessor: KeyValue | null; revision: number }> {
+  let predecessor: KeyValue | null = null;
+  let revision: number | undefined;
+  let after: string | undefined;
+  for (;;) {
+    const page = await client.range(prefix, { limit: PAGE_KEYS, ...(after === undefined ? {} : { after }), ...(revision === undefined ? {} : { revision }) });
+    revision ??= page.revision;
+    for (const kv of page.kvs) {
+      if (kv.createRevision >= token) continue;
+      if (predecessor === null || (pick === "latest" ? kv.createRevision > predecessor.createRevision : kv.createRevision < predecessor.createRevision)) predecessor = kv;
+    }
+    const last = page.kvs.at(-1);
+    if (!page.more || last === undefined) return { predecessor, revision };
+    after = last.key;
+  }
+}
+
+async function waitForDelete(client: Client, key: string, fromRevision: number, signal: AbortSignal | undefined): Promise<void> {
+  const watch = client.watch(key, { fromRevision, ...(signal === undefined ? {} : { signal }) });
+  try {
+    for await (const event of watch) if (event.type === "delete") return;
+  } finally {
+    watch.close();
+  }
+  signal?.throwIfAborted();
+}
+
+/** The current holder of `name` (its lowest contender), or null when no one holds it. */
+export async function currentHolder(client: Client, name: string): Promise<KeyValue | null> {
+  const { predecessor } = await findPredecessor(client, `${name}/`, Number.MAX_SAFE_INTEGER, "lowest");
+  return predecessor;
+}

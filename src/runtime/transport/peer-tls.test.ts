@@ -1,0 +1,171 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { connect as connectTcp } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { connect as connectTls } from "node:tls";
+import { after, afterEach, before, describe, test } from "node:test";
+import { openLocalCa, type LocalCa } from "../tls/local-ca.js";
+import { loadTlsMaterial, TlsSource, type TlsFiles } from "../tls/material.js";
+import { PeerTransport, type PeerAddress, type TransportLogger } from "./peer-transport.js";
+
+const HOST = "127.0.0.1";
+const FAST = { backoffMsMin: 10, backoffMsMax: 100, handshakeTimeoutMs: 500 };
+
+class Lines implements TransportLogger {
+  readonly lines: { level: string; fields: Record<string, unknown>; message: string }[] = [];
+  info(fields: object, message: string): void {
+    this.lines.push({ level: "info", fields: fields as Record<string, unknown>, message });
+  }
+  warn(fields: object, message: string): void {
+    this.lines.push({ level: "warn", fields: fields as Record<string, unknown>, message });
+  }
+  error(fields: object, message: string): void {
+    this.lines.push({ level: "error", fields: fields as Record<string, unknown>, message });
+  }
+  debug(fields: object, message: string): void {
+    this.lines.push({ level: "debug", fields: fields as Record<string, unknown>, message });
+  }
+  has(text: string): boolean {
+    return this.lines.some((line) => `${line.message} ${JSON.stringify(line.fields)}`.includes(text));
+  }
+}
+
+interface Started {
+  readonly transport: PeerTransport;
+  readonly log: Lines;
+  readonly received: { from: number; message: unknown }[];
+  readonly address: PeerAddress;
+}
+
+const open: PeerTransport[] = [];
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((transport) => transport.close()));
+});
+
+async function start(id: number, files: TlsFiles, peers: readonly PeerAddress[] = []): Promise<Started> {
+  const log = new Lines();
+  const received: { from: number; message: unknown }[] = [];
+  const transport = await PeerTransport.start({
+    clusterId: "tls-test",
+    nodeId: id,
+    listen: { host: HOST, port: 0 },
+    peers,
+    onMessage: (from, message) => received.push({ from, message }),
+    log,
+    limits: FAST,
+    tls: new TlsSource(files),
+  });
+  open.push(transport);
+  return { transport, log, received, address: { id, host: HOST, port: transport.port } };
+}
+
+async function until(condition: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/** Sends from `a` to `b` until one arrives (the connection may still be handshaking). */
+async function deliver(a: Started, b: Started, fromId: number, message: unknown): Promise<void> {
+  await until(() => {
+    a.transport.send(b.address.id, message);
+    return b.received.some((r) => r.from === fromId && JSON.stringify(r.message) === JSON.stringify(message));
+  }, `a message from ${fromId}`);
+}
+
+describe("peer transport over mutual TLS", { timeout: 120_000 }, () => {
+  let dir: string;
+  let ca: LocalCa;
+  let stranger: LocalCa;
+
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), "synod-peer-tls-"));
+    ca = openLocalCa(join(dir, "ca"));
+    for (const id of [1, 2, 3]) ca.ensureNode(id, []);
+    stranger = openLocalCa(join(dir, "stranger"));
+    stranger.ensureNode(2, []);
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  test("two nodes with certificates of the cluster's CA exchange messages both ways", async () => {
+    const one = await start(1, ca.nodeFiles(1));
+    const two = await start(2, ca.nodeFiles(2), [one.address]);
+    one.transport.setPeers([two.address]);
+    await deliver(two, one, 2, { hello: "from 2" });
+    await deliver(one, two, 1, { hello: "from 1" });
+  });
+
+  test("a peer whose certificate another CA signed is refused, and the refusal is logged", async () => {
+    const one = await start(1, ca.nodeFiles(1), [{ id: 2, host: HOST, port: 1 }]);
+    const impostor = await start(2, stranger.nodeFiles(2), [one.address]);
+    for (let i = 0; i < 20; i++) {
+      impostor.transport.send(1, { i });
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    await until(() => one.log.has("refused a peer's TLS handshake"), "the listener's log line");
+    assert.deepEqual(one.received, []);
+    assert.equal(impostor.transport.stats().get(1)?.connected ?? false, false);
+  });
+
+  test("a node that claims another node's id than its certificate names is refused at the hello", async () => {
+    const one = await start(1, ca.nodeFiles(1), [{ id: 2, host: HOST, port: 1 }]);
+    // Node 3's certificate, but it says it is node 2 (a peer node 1 knows).
+    const liar = await start(2, ca.nodeFiles(3), [one.address]);
+    for (let i = 0; i < 20; i++) {
+      liar.transport.send(1, { i });
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    await until(() => one.log.has("certificate it connected with names node 3"), "the refusal naming the certificate's node");
+    assert.ok(liar.log.has("peer refused the handshake"), "the dialer hears why");
+    assert.deepEqual(one.received, []);
+  });
+
+  test("a dialer refuses a listener whose certificate names another node than the one it dialed", async () => {
+    const three = await start(3, ca.nodeFiles(3), [{ id: 1, host: HOST, port: 1 }]);
+    // Node 1 believes node 2 listens where node 3 does.
+    const one = await start(1, ca.nodeFiles(1), [{ id: 2, host: HOST, port: three.address.port }]);
+    for (let i = 0; i < 20; i++) {
+      one.transport.send(2, { i });
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    await until(() => one.log.has("names node 3, not node 2"), "the dialer's refusal");
+    assert.deepEqual(three.received, []);
+  });
+
+  test("a plain-TCP dialer gets nothing through", async () => {
+    const one = await start(1, ca.nodeFiles(1), [{ id: 2, host: HOST, port: 1 }]);
+    const socket = connectTcp({ host: HOST, port: one.address.port });
+    socket.on("error", () => {});
+    socket.write(Buffer.from([0, 0, 0, 4, 1, 2, 3, 4]));
+    await new Promise((resolve) => socket.once("close", resolve));
+    assert.deepEqual(one.received, []);
+  });
+
+  test("reloadTls serves a renewed certificate to new connections without a restart", async () => {
+    const files = ca.issueNode(1, []);
+    const source = new TlsSource(files);
+    const log = new Lines();
+    const transport = await PeerTransport.start({ clusterId: "tls-test", nodeId: 1, listen: { host: HOST, port: 0 }, peers: [], onMessage: () => {}, log, tls: source });
+    open.push(transport);
+    const serialSeen = (): Promise<string> =>
+      new Promise((resolve, reject) => {
+        const client = ca.nodeFiles(2);
+        const socket = connectTls({ host: HOST, port: transport.port, ...loadTlsMaterial(client), checkServerIdentity: () => undefined }, () => {
+          resolve(socket.getPeerCertificate().serialNumber);
+          socket.destroy();
+        });
+        socket.on("error", reject);
+      });
+    const before = await serialSeen();
+    assert.equal(before.toLowerCase(), source.current.serial.toLowerCase());
+    ca.issueNode(1, []);
+    assert.equal(source.reload(), null);
+    transport.reloadTls();
+    const afterReload = await serialSeen();
+    assert.notEqual(afterReload, before);
+    assert.equal(afterReload.toLowerCase(), source.current.serial.toLowerCase());
+  });
+});
