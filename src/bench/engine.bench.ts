@@ -1,4 +1,4 @@
-// `npm run bench:raft` (`node dist/bench/engine.bench.js raft`): consensus throughput in one
+// `npm run bench:raft` and `npm run bench:paxos` (`node dist/bench/engine.bench.js raft|paxos`): consensus throughput in one
 // process. Three replicas — the production `Replica` loop (core/replica) driving the
 // protocol's engine — wired by an in-memory zero-delay network (one FIFO queue; every
 // message is delivered, in order), with "instantly durable" log storage (a save is only
@@ -22,6 +22,7 @@
 import { performance } from "node:perf_hooks";
 import v8 from "node:v8";
 import type { EngineFactory, LogEntry, NodeId, Snapshot } from "../core/engine/contract.js";
+import { DEFAULT_PAXOS_CONFIG, paxosFactory } from "../core/paxos/index.js";
 import { DEFAULT_RAFT_CONFIG, raftFactory } from "../core/raft/index.js";
 import type { Clock, LogStorage, LogWrite, SnapshotBuilder, StateMachine } from "../core/replica/contract.js";
 import { Replica } from "../core/replica/replica.js";
@@ -344,6 +345,13 @@ const PROTOCOL_CASES: Readonly<Record<string, readonly Case[]>> = {
     { name: "raft, default config", factory: raftFactory(DEFAULT_RAFT_CONFIG) as EngineFactory<unknown, unknown>, inFlight: 10_000 },
     { name: "raft, default config", factory: raftFactory(DEFAULT_RAFT_CONFIG) as EngineFactory<unknown, unknown>, inFlight: 1_000 },
     { name: "raft, entriesPerMessageMax 64", factory: raftFactory({ ...DEFAULT_RAFT_CONFIG, entriesPerMessageMax: 64 }) as EngineFactory<unknown, unknown>, inFlight: 10_000 },
+  ],
+  // The same cases for Multi-Paxos; at most α (windowSlots) proposals hold slots at once,
+  // the rest wait in the leader's queue, still outstanding for the bench.
+  paxos: [
+    { name: "paxos, default config", factory: paxosFactory(DEFAULT_PAXOS_CONFIG) as EngineFactory<unknown, unknown>, inFlight: 10_000 },
+    { name: "paxos, default config", factory: paxosFactory(DEFAULT_PAXOS_CONFIG) as EngineFactory<unknown, unknown>, inFlight: 1_000 },
+    { name: "paxos, entriesPerMessageMax 64", factory: paxosFactory({ ...DEFAULT_PAXOS_CONFIG, entriesPerMessageMax: 64 }) as EngineFactory<unknown, unknown>, inFlight: 10_000 },
   ],
 };
 

@@ -83,6 +83,16 @@ describe("synod sim", () => {
     assert.match(run.stdout, /single\s+skip-persist/);
   });
 
+  test("--list-mutants --protocol paxos lists the Paxos mutants alone, one name a line", () => {
+    const run = synod("sim", "--list-mutants", "--protocol", "paxos");
+    assert.equal(run.code, 0, run.stderr);
+    const names = run.stdout.trimEnd().split("\n");
+    assert.ok(names.length >= 6, run.stdout);
+    assert.ok(names.includes("accept-below-promise") && names.includes("count-stale-promise"), run.stdout);
+    for (const name of names) assert.match(name, /^[a-z0-9-]+$/, "a bare name");
+    assert.ok(!names.includes("vote-twice") && !names.includes("send-before-persist"), "no other protocol's");
+  });
+
   test("--help works on every command", () => {
     for (const command of [[], ["sim"], ["check"], ["demo"], ["protocols"]]) {
       const run = synod(...command, "--help");

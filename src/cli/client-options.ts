@@ -245,3 +245,14 @@ export function commandLineText(text: string, what: string, hint = ""): string {
     `${what} holds U+FFFD (at character ${at}): the command line gave bytes that are not UTF-8, which arrive as U+FFFD, so two different keys would become one; give ${what} as UTF-8 text${hint}`,
   );
 }
+
+/**
+ * "term 7" for Raft, "ballot 3.2" (round 3, node 2) for Paxos: a Paxos node's `term` is its
+ * ballot as one number (round * 2^20 + node id), which reads better split. `answer` is a
+ * status or transfer answer; one without a well-formed `ballot` is shown as a term.
+ */
+export function termText(answer: { readonly term?: unknown; readonly ballot?: unknown }): string {
+  const ballot = answer.ballot as { round?: unknown; node?: unknown } | null | undefined;
+  if (typeof ballot === "object" && ballot !== null && typeof ballot.round === "number" && typeof ballot.node === "number") return `ballot ${ballot.round}.${ballot.node}`;
+  return `term ${String(answer.term ?? "?")}`;
+}

@@ -163,3 +163,55 @@ test("after a shrink, the removed nodes refuse to start, each saying why, and th
     rmSync(root, { recursive: true, force: true });
   }
 });
+
+test("synod cluster --consensus paxos: a write through one node is read through the others; status, synod status and leader transfer speak in ballots; restarted as Raft, each node refuses its data directory in one line", { timeout: 120_000 }, async () => {
+  const root = mkdtempSync(join(tmpdir(), "synod-cluster-paxos-"));
+  const dataDir = join(root, "data");
+  const httpBase = await consecutiveFreePorts(3);
+  const peerBase = await consecutiveFreePorts(3);
+  const clusterArgs = ["cluster", "--nodes", "3", "--base-port", String(httpBase), "--peer-base-port", String(peerBase), "--data-dir", dataDir];
+  const urls = [0, 1, 2].map((i) => `http://127.0.0.1:${httpBase + i}`);
+  const processes: ChildProcess[] = [];
+  try {
+    const paxos = synod([...clusterArgs, "--consensus", "paxos"]);
+    processes.push(paxos.child);
+    assert.ok(await until(async () => / leads \(ballot \d+\.\d+\)/.test(paxos.output()), 30_000), paxos.output());
+    assert.match(paxos.output(), /synod cluster: 3 nodes \(paxos\)/);
+    assert.equal((await request("PUT", `${urls[0]}/v1/kv/greeting`, "hello")).status, 200);
+    for (const url of urls.slice(1)) {
+      const read = await request("GET", `${url}/v1/kv/greeting`);
+      assert.equal(read.body["value"], "hello", `${url}: ${read.status} ${read.text}`);
+    }
+
+    const status = (await request("GET", `${urls[1]}/v1/status`)).body;
+    assert.equal(status["consensus"], "paxos");
+    const ballot = status["ballot"] as { round: number; node: number };
+    assert.equal(status["term"], ballot.round * 2 ** 20 + ballot.node, "the term is the ballot as one number");
+    assert.equal(ballot.node, status["leader"], "the ballot in force is the leader's");
+
+    const endpoints = ["--endpoints", urls.join(",")];
+    const shown = synod(["status", ...endpoints]);
+    assert.equal(await exitWithin(shown, 20_000), 0, shown.output());
+    assert.match(shown.output(), new RegExp(`leader: node ${ballot.node} at \\S+, ballot ${ballot.round}\\.${ballot.node}\\n`));
+    assert.match(shown.output(), /id\s+role\s+state\s+ballot\s+commit/);
+    const target = ((ballot.node % 3) + 1) as number;
+    const moved = synod(["leader", "transfer", "--to", String(target), ...endpoints]);
+    assert.equal(await exitWithin(moved, 20_000), 0, moved.output());
+    assert.match(moved.output(), new RegExp(`node ${target} leads \\(ballot \\d+\\.${target}\\), after \\d+ ms`));
+    paxos.child.kill("SIGINT");
+    await exitWithin(paxos, 15_000);
+
+    const raft = synod(clusterArgs);
+    processes.push(raft.child);
+    assert.ok(await until(async () => (raft.output().match(/cannot start/g) ?? []).length === 3, 30_000), raft.output());
+    for (const id of [1, 2, 3]) {
+      assert.match(raft.output(), new RegExp(`node ${id} cannot start: \\S*node-${id} holds a paxos log, and this node was started with --consensus raft: start it with --consensus paxos, or give it an empty --data-dir to run raft\\n`));
+    }
+    assert.doesNotMatch(raft.output(), /\n\s+at /, "no stack trace");
+  } finally {
+    for (const child of processes) child.kill("SIGINT");
+    await sleep(500);
+    for (const child of processes) if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    rmSync(root, { recursive: true, force: true });
+  }
+});

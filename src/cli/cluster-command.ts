@@ -19,6 +19,7 @@ import { type Command, InvalidArgumentError, Option } from "commander";
 import { CONSENSUS_PROTOCOLS, type ConsensusProtocol } from "../runtime/server/consensus.js";
 import { DEFAULT_NODE_CONFIG } from "../runtime/server/config.js";
 import { dataDirFailure, lockHolder, readIdentity } from "../runtime/server/data-dir.js";
+import { termText } from "./client-options.js";
 import { openLocalCa } from "../runtime/tls/local-ca.js";
 import type { TlsFiles } from "../runtime/tls/material.js";
 import { trustForFetch } from "../runtime/tls/trust.js";
@@ -60,7 +61,7 @@ interface Child extends NodePlan {
 }
 
 /** What waiting for a leader found. */
-type LeaderWait = { readonly kind: "leader"; readonly id: number; readonly term: number; readonly http: string | null } | { readonly kind: "stuck"; readonly why: string } | { readonly kind: "none" };
+type LeaderWait = { readonly kind: "leader"; readonly id: number; readonly term: number; readonly ballot?: unknown; readonly http: string | null } | { readonly kind: "stuck"; readonly why: string } | { readonly kind: "none" };
 
 const LEADER_WAIT_MS = 30_000;
 /** How long without a leader before asking whether one can be elected at all (several election timeouts). */
@@ -269,12 +270,12 @@ function reportExit(child: Child, code: number | null, signal: NodeJS.Signals | 
   say("or Ctrl-C to stop all.");
 }
 
-function sayLeader(leader: { readonly id: number; readonly term: number }, children: readonly Child[], caFile: string | null, say: (text: string) => void): void {
+function sayLeader(leader: { readonly id: number; readonly term: number; readonly ballot?: unknown }, children: readonly Child[], caFile: string | null, say: (text: string) => void): void {
   const running = children.filter((child) => !child.exited);
   const first = running[0] ?? children[0];
   const second = running[1] ?? first;
   const curl = caFile === null ? "curl" : `curl --cacert ${display(caFile)}`;
-  say(`\nnode ${leader.id} leads (term ${leader.term}). Try:`);
+  say(`\nnode ${leader.id} leads (${termText(leader)}). Try:`);
   say(`  ${curl} -X PUT --data-binary world ${first?.http}/v1/kv/hello`);
   say(`  ${curl} ${second?.http}/v1/kv/hello`);
   say(`  ${curl} ${first?.http}/v1/status`);
@@ -388,6 +389,8 @@ interface StatusAnswer {
   readonly leader: number | null;
   readonly leaderHttp?: string | null;
   readonly term: number;
+  /** Paxos: the ballot the term encodes. */
+  readonly ballot?: unknown;
   readonly role: string;
   readonly members?: readonly { readonly id: number; readonly role: string; readonly peer: string; readonly http: string | null }[];
 }
@@ -418,7 +421,7 @@ async function waitForLeader(children: readonly Child[], dataDir: string, giveUp
       const status = await fetchStatus(child);
       if (status === null) continue;
       answered.add(child.id);
-      if (status.leader !== null && status.role !== "candidate") return { kind: "leader", id: status.leader, term: status.term, http: status.leaderHttp ?? null };
+      if (status.leader !== null && status.role !== "candidate") return { kind: "leader", id: status.leader, term: status.term, ballot: status.ballot, http: status.leaderHttp ?? null };
       configuration ??= status.members;
     }
     // Explained only once every node is up or has exited (having said why), so the

@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { callCluster, endpointsOption, integerIn } from "./client-options.js";
+import { callCluster, endpointsOption, integerIn, termText } from "./client-options.js";
 
 /** `synod leader transfer`: hands leadership to a chosen member (any node takes the request). */
 export function registerLeaderCommand(program: Command, setExitCode: (code: number) => void): void {
@@ -22,6 +22,6 @@ Examples:
 
 function transfer(opts: { to?: number; endpoints: string[]; json: boolean }): Promise<number> {
   return callCluster("leader transfer", opts, { method: "POST", path: "/v1/leader/transfer", body: opts.to === undefined ? {} : { to: opts.to } }, (body) =>
-    process.stdout.write(`node ${String(body["leader"])} leads (term ${String(body["term"])}), after ${String(body["ms"])} ms\n`),
+    process.stdout.write(`node ${String(body["leader"])} leads (${termText(body)}), after ${String(body["ms"])} ms\n`),
   );
 }

@@ -38,7 +38,7 @@ function buildProgram(setExitCode: (code: number) => void): Command {
     .description("run the deterministic simulator: faults, a client workload, then every checker")
     .addOption(new Option("--protocol <name>", "protocol to run").choices([...PROTOCOLS.keys()]))
     .option("--mutant <name>", "run a deliberately broken variant of the protocol (see --list-mutants)")
-    .option("--list-mutants", "list every protocol's mutants and exit", false)
+    .option("--list-mutants", "list every protocol's mutants and exit; with --protocol, its mutants' names alone, one a line", false)
     .option("--seeds <n>", "number of seeds to run (default 100, or 1 with --seed)", integer("--seeds", 1))
     .option("--seed <s>", "first seed (default: random, printed)", integer("--seed", 0))
     .addOption(new Option("--scenario <name>", "what the nemesis does (see synod scenarios); random: each seed picks one").choices([...SCENARIO_NAMES]).default("random"))
@@ -53,7 +53,7 @@ function buildProgram(setExitCode: (code: number) => void): Command {
     .option("--groups <n>", "consensus groups every node hosts, the keys spread over them; every checker runs per group (KV store only)", integer("--groups", 1), 1)
     .action(async (opts: { protocol?: string; mutant?: string; listMutants: boolean; seeds?: number; seed?: number; faults?: string; scenario: string; json: boolean; historyOut?: string; traceOut?: string; workers: number; verbose: boolean; stateMachine?: string; workload?: SimWorkload; groups: number }) => {
       if (opts.listMutants) {
-        process.stdout.write(listMutants());
+        process.stdout.write(listMutants(opts.protocol));
         return;
       }
       // A user's state machine runs on Raft unless told otherwise.

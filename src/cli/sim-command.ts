@@ -224,8 +224,18 @@ function runSeeds(seeds: readonly number[], options: SimCommandOptions, applicat
   });
 }
 
-/** `synod sim --list-mutants`: every protocol's deliberately broken variants. */
-export function listMutants(): string {
+/**
+ * `synod sim --list-mutants`: every protocol's deliberately broken variants, as a table.
+ * With `--protocol NAME`, that protocol's own mutants alone, one name a line, for a script
+ * to loop over (the replica's, which break any protocol, are in the table).
+ */
+export function listMutants(protocol?: string): string {
+  if (protocol !== undefined) {
+    const factory = PROTOCOLS.get(protocol);
+    if (factory === undefined) throw new UsageError(`no protocol "${protocol}"; choose one of: ${[...PROTOCOLS.keys()].join(", ")}`);
+    const names = Object.keys(factory.mutants);
+    return names.length === 0 ? "" : `${names.join("\n")}\n`;
+  }
   const lines: string[] = [];
   for (const factory of PROTOCOLS.values()) {
     for (const [name, description] of Object.entries(factory.mutants)) lines.push(`${factory.name.padEnd(14)} ${name.padEnd(28)} ${description}`);

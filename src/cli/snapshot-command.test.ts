@@ -89,6 +89,36 @@ describe("synod snapshot", { timeout: 180_000 }, () => {
     assert.deepEqual((await request("GET", `${cluster.node(again).http}/v1/kv/a`)).body, expected.get("a"));
   });
 
+  test("a Raft cluster's backup restored with --consensus paxos seeds a Paxos cluster that serves the keys and continues the revisions", async () => {
+    const paxos = await ProcessCluster.start({
+      consensus: "paxos",
+      size: 3,
+      prepare: async (nodes, peers) => {
+        for (const node of nodes) {
+          const run = await runSynod(["snapshot", "restore", backup, "--consensus", "paxos", "--data-dir", node.dataDir, "--id", String(node.id), "--peers", peers], 30_000);
+          assert.equal(run.code, 0, run.output);
+          assert.match(run.output, /Start it with:\n {2}synod node --id \d+ --peers \S+ --data-dir \S+ --consensus paxos \.\.\./, "the command it prints starts the node as Paxos");
+        }
+      },
+    });
+    try {
+      const leader = await paxos.waitForLeader(20_000);
+      assert.equal((await paxos.status(leader))?.["consensus"], "paxos");
+      for (const node of paxos.nodes) {
+        for (const [key, record] of expected) assert.deepEqual((await request("GET", `${node.http}/v1/kv/${encodeURIComponent(key)}`)).body, record, `${key} on node ${node.id}`);
+      }
+      const write = await request("PUT", `${paxos.node(leader).http}/v1/kv/after`, "paxos");
+      assert.deepEqual(write.body, { revision: 7 });
+      // Its data directories are Paxos's now: started as Raft, a node refuses.
+      await paxos.kill(1);
+      const refused = await runSynod(["node", "--id", "1", "--http", "127.0.0.1:0", "--peer", paxos.peerAddress(1), "--peers", paxos.bootstrapPeers(), "--data-dir", paxos.node(1).dataDir], 15_000);
+      assert.equal(refused.code, 1, refused.output);
+      assert.match(refused.output, /holds a paxos log, and this node was started with --consensus raft: start it with --consensus paxos/);
+    } finally {
+      await paxos.close();
+    }
+  });
+
   test("a backup with one flipped byte is refused by restore and status, and nothing is written", async () => {
     const damaged = join(dir, "damaged.snap");
     const bytes = readFileSync(backup);

@@ -199,7 +199,8 @@ async function restore(file: string, flags: RestoreFlags): Promise<number> {
       [
         `restored ${displayPath(file)} into ${displayPath(dataDir)}: ${describeState(result.header)}`,
         `node ${flags.id} of a new cluster ${result.clusterId} (members ${members.map((m) => m.id).join(",")}). Start it with:`,
-        `  synod node --id ${flags.id} --peers ${peers} --data-dir ${displayPath(dataDir)} ...`,
+        // The directory now records its protocol: a node started without the flag refuses it.
+        `  synod node --id ${flags.id} --peers ${peers} --data-dir ${displayPath(dataDir)}${flags.consensus === "raft" ? "" : ` --consensus ${flags.consensus}`} ...`,
       ].join("\n"),
     );
     return EXIT.ok;

@@ -7,7 +7,7 @@ import type { Command } from "commander";
 import { normalizeEndpoint, type MemberInfo, type NodeStatus } from "../client/api.js";
 import type { Client } from "../client/client.js";
 import { ConnectionError, TimeoutError } from "../client/errors.js";
-import { connectionCause, endpointsOption, EXIT, print, withClient, type ClientCommandOptions } from "./client-options.js";
+import { connectionCause, endpointsOption, EXIT, print, termText, withClient, type ClientCommandOptions } from "./client-options.js";
 
 /** One `/v1/status` (or members) question's limit: a node that does not answer by then is shown as not answering. */
 export const STATUS_TIMEOUT_MS = 2_000;
@@ -27,7 +27,7 @@ interface MemberRow {
 }
 
 export interface ClusterView {
-  readonly leader: { readonly id: number; readonly http: string; readonly term: number } | null;
+  readonly leader: { readonly id: number; readonly http: string; readonly term: number; readonly ballot?: unknown } | null;
   readonly source: Source;
   readonly joint: boolean;
   readonly members: readonly MemberRow[];
@@ -83,7 +83,7 @@ export async function clusterView(client: Client): Promise<ClusterView> {
   const memberUrls = new Set(members.flatMap((member) => (member.http === null ? [] : [safeNormalize(member.http)])));
   const all = [...probes.values()];
   return {
-    leader: leaderProbe?.status === null || leaderProbe === null ? null : { id: leaderProbe.status.id, http: leaderProbe.endpoint, term: leaderProbe.status.term },
+    leader: leaderProbe?.status === null || leaderProbe === null ? null : { id: leaderProbe.status.id, http: leaderProbe.endpoint, term: leaderProbe.status.term, ...(leaderProbe.status["ballot"] === undefined ? {} : { ballot: leaderProbe.status["ballot"] }) },
     source,
     joint,
     members: members.map((member) => ({ member, probe: probeOf(probes, member) })),
@@ -158,7 +158,7 @@ function problem(error: unknown): string {
 export function formatView(view: ClusterView): string {
   const lines: string[] = [];
   const from = view.source.kind === "leader" ? "as the leader lists it" : view.source.kind === "latest-term" ? `as node ${view.source.id} saw it in term ${view.source.term} (no leader to confirm it)` : "";
-  if (view.leader !== null) lines.push(`leader: node ${view.leader.id} at ${view.leader.http}, term ${view.leader.term}`);
+  if (view.leader !== null) lines.push(`leader: node ${view.leader.id} at ${view.leader.http}, ${termText(view.leader)}`);
   else lines.push("no leader is known: no quorum of the members answers, or an election is under way");
   if (view.source.kind === "none") lines.push(`no node answered with the configuration${view.unreachable.length > 0 && view.notMembers.length === 0 ? "; is the cluster running? (npm start)" : ""}`);
   else {
@@ -167,7 +167,7 @@ export function formatView(view: ClusterView): string {
   }
   if (view.notMembers.length > 0) {
     lines.push("endpoints whose node is not a member (removed, or not added yet):");
-    for (const probe of view.notMembers) lines.push(`  ${probe.endpoint}  node ${probe.status?.id ?? "?"}, ${probe.status?.role ?? "?"}, term ${probe.status?.term ?? "?"}`);
+    for (const probe of view.notMembers) lines.push(`  ${probe.endpoint}  node ${probe.status?.id ?? "?"}, ${probe.status?.role ?? "?"}, ${probe.status === null ? "term ?" : termText(probe.status)}`);
   }
   if (view.unreachable.length > 0) {
     lines.push("endpoints that did not answer:");
@@ -179,12 +179,14 @@ export function formatView(view: ClusterView): string {
 }
 
 function table(rows: readonly MemberRow[]): string[] {
-  const header = ["id", "role", "state", "term", "commit", "applied", "http"];
+  // A Paxos cluster's nodes show their ballot (round.node) where Raft's show a term.
+  const ballots = rows.some(({ probe }) => termText(probe?.status ?? {}).startsWith("ballot"));
+  const header = ["id", "role", "state", ballots ? "ballot" : "term", "commit", "applied", "http"];
   const cells = rows.map(({ member, probe }) => {
     const http = member.http ?? probe?.endpoint ?? "-";
     const status = probe?.status ?? null;
     if (status === null) return [String(member.id), member.role, probe === null ? (member.http === null ? "no address known" : "not asked") : problem(probe.error), "-", "-", "-", http];
-    return [String(member.id), member.role, status.role, String(status.term), String(status.commitIndex), String(status.appliedIndex), http];
+    return [String(member.id), member.role, status.role, termText(status).replace(/^(term|ballot) /, ""), String(status.commitIndex), String(status.appliedIndex), http];
   });
   const widths = header.map((title, column) => Math.max(title.length, ...cells.map((row) => (row[column] ?? "").length)));
   const line = (row: readonly string[]): string => row.map((cell, column) => (column === row.length - 1 ? cell : cell.padEnd(widths[column] ?? 0))).join("  ");

@@ -794,6 +794,37 @@ function lostAcceptanceAdversary(ctx: ScenarioContext): void {
   }
 }
 
+/**
+ * The leader's own acceptance, lost: one follower is cut off while the leader and the other
+ * choose values, the leader crashes inside one of its fsyncs (slow disks, so answers come
+ * back while it runs), and the follower that was cut off elects a new leader with the
+ * restarted one. A leader that counted its own acceptance before it was durable announced a
+ * slot chosen that only the third node holds, and the new leader fills it differently.
+ */
+function ownAcceptanceAdversary(ctx: ScenarioContext): void {
+  for (let t = 200_000; t + 1_400_000 < ctx.params.faultPhaseMicros; t += 1_500_000) {
+    let cut: { leader: NodeId; a: NodeId; b: NodeId } | null = null;
+    ctx.during(t, () => {
+      const leader = ctx.leader();
+      if (leader === null) return;
+      const [a, b] = ctx.prng.shuffle(ctx.nodeIds.filter((id) => id !== leader));
+      if (a === undefined || b === undefined) return;
+      cut = { leader, a, b };
+      ctx.partitionGroups([[leader, a], [b]]);
+      ctx.armCrash(leader);
+    });
+    ctx.during(t + ctx.prng.int(60_000, 150_000), () => {
+      if (cut === null) return;
+      ctx.partitionGroups([[cut.a], [cut.leader, cut.b]]);
+      ctx.restart(cut.leader);
+    });
+    ctx.during(t + 1_200_000, () => {
+      cut = null;
+      ctx.healPartition();
+    });
+  }
+}
+
 /** Any node crashes, restarts, is cut off or rejoins, every ~100 ms. */
 function churnNemesis(ctx: ScenarioContext): void {
   ctx.repeat(100_000, () => {
@@ -895,6 +926,14 @@ export const SCENARIOS: readonly Scenario[] = [
     weight: 2,
     params: (p, prng) => ({ ...withFaults(reliable(withNodes(p, 3, prng)), ["partition", "crash"]), clientThinkMicrosMean: 1000, roamingClients: 0 }),
     start: lostAcceptanceAdversary,
+  },
+  {
+    name: "own-acceptance-adversary",
+    protocols: ["paxos"],
+    description: "the leader crashes inside the fsync of its own acceptance while one follower is cut off, and that follower elects a new leader with the restarted one: a leader that counted its acceptance before it was durable loses a chosen value (Ongaro's thesis 10.2.1)",
+    weight: 2,
+    params: (p, prng) => ({ ...withFaults(reliable(withNodes(p, 3, prng)), ["partition", "crash"]), fsyncMicrosMin: 2_000, fsyncMicrosMean: 4_000, clientThinkMicrosMean: 1000, roamingClients: 0 }),
+    start: ownAcceptanceAdversary,
   },
   {
     name: "initial-election",

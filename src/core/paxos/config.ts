@@ -51,7 +51,7 @@ export const DEFAULT_PAXOS_CONFIG: PaxosConfig = Object.freeze({
   heartbeatTicks: 1,
   probe: true,
   checkQuorum: true,
-  windowSlots: 4096,
+  windowSlots: 1024,
   entriesPerMessageMax: 256,
   bytesPerMessageMax: 1024 * 1024,
   inflightMessagesMax: 256,

@@ -1,4 +1,4 @@
-import { assert, assertIndex } from "../common/assert.js";
+import { assert, assertIndex, AssertionError } from "../common/assert.js";
 import type { DurableState, LogEntry, Snapshot } from "../engine/contract.js";
 
 const EMPTY = new Uint8Array(0);
@@ -36,8 +36,12 @@ export class PaxosLog {
   private entries: LogEntry[];
   /** The lowest slot changed since entries were last handed to the driver (lastIndex + 1: none). */
   private unstableFrom: number;
-  /** The first slot of the entries handed out and not yet written (Infinity: none). */
-  private handedFrom = Number.POSITIVE_INFINITY;
+  /**
+   * The first slot of each batch of entries handed out and not yet durable, oldest first:
+   * the driver may write several Readies' entries before the first is durable, and a later
+   * batch may rewrite slots of an earlier one.
+   */
+  private readonly handedFrom: number[] = [];
   commitIndex: number;
   appliedIndex: number;
   applyingIndex: number;
@@ -94,7 +98,8 @@ export class PaxosLog {
    * holes. Slots in the chosen prefix are never written (the caller checks).
    */
   write(entry: LogEntry): void {
-    assert(entry.index > this.commitIndex, `write at ${entry.index}, inside the chosen prefix ${this.commitIndex}`);
+    // Checked without building the message unless it fails: this runs once per slot per node.
+    if (entry.index <= this.commitIndex) throw new AssertionError(`write at ${entry.index}, inside the chosen prefix ${this.commitIndex}`);
     while (this.lastIndex < entry.index - 1) this.entries.push(hole(this.lastIndex + 1));
     if (entry.index === this.lastIndex + 1) this.entries.push(entry);
     else this.entries[entry.index - this.snapshotIndex - 1] = entry;
@@ -103,7 +108,7 @@ export class PaxosLog {
 
   /** Entries in [from, to], at most `countMax` and `bytesMax` (but always at least one). */
   slice(from: number, to: number, countMax = Number.POSITIVE_INFINITY, bytesMax = Number.POSITIVE_INFINITY): LogEntry[] {
-    assert(from > this.snapshotIndex, `slice from ${from}, inside the snapshot at ${this.snapshotIndex}`);
+    if (from <= this.snapshotIndex) throw new AssertionError(`slice from ${from}, inside the snapshot at ${this.snapshotIndex}`);
     const end = Math.min(to, this.lastIndex);
     const out: LogEntry[] = [];
     let bytes = 0;
@@ -136,8 +141,8 @@ export class PaxosLog {
 
   commitTo(index: number): boolean {
     if (index <= this.commitIndex) return false;
-    assert(index <= this.lastIndex, `commit ${index} beyond the last index ${this.lastIndex}`);
-    for (let i = Math.max(this.commitIndex, this.snapshotIndex) + 1; i <= index; i++) assert(!isHole(this.entry(i) as LogEntry), `commit over a hole at ${i}`);
+    if (index > this.lastIndex) throw new AssertionError(`commit ${index} beyond the last index ${this.lastIndex}`);
+    for (let i = Math.max(this.commitIndex, this.snapshotIndex) + 1; i <= index; i++) if (isHole(this.entry(i) as LogEntry)) throw new AssertionError(`commit over a hole at ${i}`);
     this.commitIndex = index;
     return true;
   }
@@ -150,19 +155,23 @@ export class PaxosLog {
   takeUnstable(): LogEntry[] {
     if (!this.hasUnstable) return [];
     const out = this.entries.slice(this.unstableFrom - this.snapshotIndex - 1);
-    this.handedFrom = Math.min(this.handedFrom, this.unstableFrom);
+    this.handedFrom.push(this.unstableFrom);
     this.unstableFrom = this.lastIndex + 1;
     return out;
   }
 
-  /** The driver wrote what was handed out (its Ready was advanced). */
-  stable(): void {
-    this.handedFrom = Number.POSITIVE_INFINITY;
+  /** The driver made durable the entries of the oldest Ready not yet advanced (`entries`, as handed out). */
+  stable(entries: readonly LogEntry[]): void {
+    if (entries.length === 0) return;
+    const from = this.handedFrom.shift();
+    assert(from === (entries[0] as LogEntry).index, `entries from ${(entries[0] as LogEntry).index} made durable, but the oldest handed out start at ${from}`);
   }
 
-  /** Every slot up to here is on disk as it is in memory. */
+  /** Every slot up to here is on disk as it is in memory: before whatever is unwritten, or written and not durable. */
   get durableThrough(): number {
-    return Math.min(this.unstableFrom, this.handedFrom, this.lastIndex + 1) - 1;
+    let first = Math.min(this.unstableFrom, this.lastIndex + 1);
+    for (const from of this.handedFrom) if (from < first) first = from;
+    return first - 1;
   }
 
   get hasCommittedToApply(): boolean {
@@ -177,7 +186,7 @@ export class PaxosLog {
   }
 
   appliedTo(index: number): void {
-    assert(index <= this.applyingIndex, `applied ${index} beyond what was handed out (${this.applyingIndex})`);
+    if (index > this.applyingIndex) throw new AssertionError(`applied ${index} beyond what was handed out (${this.applyingIndex})`);
     this.appliedIndex = Math.max(this.appliedIndex, index);
   }
 
@@ -203,7 +212,6 @@ export class PaxosLog {
     this.entries = kept;
     // Slots between the snapshot and what was kept (the log ended before the snapshot): none.
     this.unstableFrom = snapshot.index + 1;
-    this.handedFrom = Math.min(this.handedFrom, snapshot.index + 1);
     this.commitIndex = snapshot.index;
     this.applyingIndex = snapshot.index;
     this.appliedIndex = snapshot.index;

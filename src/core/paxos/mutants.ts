@@ -14,6 +14,7 @@ export const PAXOS_MUTANTS = {
   "noop-fill-without-phase1": "fills the holes in a new leader's own log with no-ops without asking phase 1 what was accepted there",
   "learn-any-ballot": "an acceptor told a slot is chosen takes whatever it accepted there, at any ballot, for the chosen value",
   "read-without-quorum": "serves linearizable reads at the chosen prefix without confirming its ballot with a quorum",
+  "count-own-undurable": "a leader counts its own acceptances toward a majority before they are durable, while its Readies are pipelined",
 } as const;
 
 export type PaxosMutant = keyof typeof PAXOS_MUTANTS;

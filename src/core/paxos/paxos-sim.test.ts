@@ -36,6 +36,7 @@ describe("paxos in the simulator", () => {
     { mutant: "noop-fill-without-phase1", scenario: "random", checkers: ["one-value-per-slot", "state-machine-safety", "lost-write", "linearizability"] },
     { mutant: "learn-any-ballot", scenario: "random", checkers: ["one-value-per-slot", "state-machine-safety", "lost-write", "linearizability"] },
     { mutant: "read-without-quorum", scenario: "transfer-lease-adversary", checkers: ["linearizability"] },
+    { mutant: "count-own-undurable", scenario: "own-acceptance-adversary", checkers: ["one-value-per-slot", "state-machine-safety", "lost-write", "linearizability"] },
   ];
   for (const { mutant, scenario, checkers } of cases) {
     test(`the simulator catches the ${mutant} mutant (${scenario}), and the correct engine passes that seed`, () => {

@@ -22,6 +22,7 @@ import { ballotNode, ballotOf, PAXOS_NODE_ID_MAX, roundOf } from "./ballot.js";
 import { DEFAULT_PAXOS_CONFIG, leaseTicks, validatePaxosConfig, type PaxosConfig } from "./config.js";
 import { bootstrapMembership, ConfigHistory } from "./configs.js";
 import { entryBytes, isHole, PaxosLog } from "./log.js";
+import { Fifo } from "./fifo.js";
 import type { Accept, Accepted, Heartbeat, HeartbeatResponse, Nack, PaxosHardState, PaxosMessage, Prepare, PromiseReply, SnapshotChunk, SnapshotChunkResponse } from "./messages.js";
 import type { PaxosMutant } from "./mutants.js";
 import { Phase1 } from "./phase1.js";
@@ -59,8 +60,14 @@ interface IncomingSnapshot {
 
 /** Same voters in both halves: the same quorums, whatever the learners. */
 function sameQuorums(a: Membership, b: Membership): boolean {
-  const same = (x: readonly NodeId[], y: readonly NodeId[]): boolean => x.length === y.length && x.every((id) => y.includes(id));
-  return same(a.voters, b.voters) && same(a.outgoing, b.outgoing);
+  return a === b || (sameIds(a.voters, b.voters) && sameIds(a.outgoing, b.outgoing));
+}
+
+/** The same ids, in any order (lists of a handful of voters). A leader asks once per slot. */
+function sameIds(x: readonly NodeId[], y: readonly NodeId[]): boolean {
+  if (x.length !== y.length) return false;
+  for (const id of x) if (!y.includes(id)) return false;
+  return true;
 }
 
 /**
@@ -122,14 +129,16 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
   /** Every slot through here holds this leader's proposal (at its ballot) or a chosen value. */
   private written = 0;
   /** Values waiting for the next slots, in order: phase 1's recovered values first, then proposals. */
-  private pending: PendingValue[] = [];
+  private readonly pending = new Fifo<PendingValue>();
   /** Recovered values fill slots through here; reads wait until these are chosen. */
   private recoveredThrough = 0;
   /** Slots through here are known chosen (phase 1 reports); they commit without a quorum count. */
   private knownChosenThrough = 0;
   /** Bytes of proposals waiting or written and not yet chosen, and the written ones by slot. */
   private uncommittedBytes = 0;
-  private readonly writtenProposals: { readonly index: number; readonly bytes: number }[] = [];
+  /** Written proposals not yet chosen: their slots and sizes, in slot order (numbers, so that a slot costs no object). */
+  private readonly writtenSlots = new Fifo<number>();
+  private readonly writtenBytes = new Fifo<number>();
   private readonly progress = new Map<NodeId, Progress>();
   private broadcastPending = false;
   private transferTarget: NodeId | null = null;
@@ -157,7 +166,8 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
   private messagesAfterPersist: Outbound<PaxosMessage>[] = [];
   private readStates: ReadState[] = [];
   private savedHardState: PaxosHardState;
-  private outstanding: Ready<PaxosMessage, PaxosHardState> | null = null;
+  /** Readies handed out and not yet advanced, oldest first (the driver may pipeline them). */
+  private readonly outstanding: Ready<PaxosMessage, PaxosHardState>[] = [];
 
   constructor(options: EngineOptions<PaxosHardState>, config: PaxosConfig = DEFAULT_PAXOS_CONFIG, mutant: PaxosMutant | null = null) {
     this.id = options.id;
@@ -224,8 +234,9 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
         this.becomeFollower(null);
         return;
       }
-      for (const [peer, pr] of this.progress) if (peer !== this.id) pr.recentActive = false;
+      // Removed members that were silent this round are dropped before the round restarts.
       this.syncProgress(true);
+      for (const [peer, pr] of this.progress) if (peer !== this.id) pr.recentActive = false;
     }
     this.maybeAutoPromote();
     this.maybeNextEpoch();
@@ -480,7 +491,8 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     this.leaseGivenAway = false;
     this.pendingReads = [];
     this.uncommittedBytes = 0;
-    this.writtenProposals.length = 0;
+    this.writtenSlots.clear();
+    this.writtenBytes.clear();
     // Per slot the value phase 1 decided; a no-op where nothing was accepted. (The mutant
     // "noop-fill-without-phase1" takes the holes of its own log for empty slots.)
     const recovered: PendingValue[] = [];
@@ -490,8 +502,9 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
       if (adopted === null) recovered.push({ data: EMPTY, counted: false });
       else recovered.push(adopted.entry.kind === "config" ? { data: adopted.entry.data, kind: "config", counted: false } : { data: adopted.entry.data, counted: false });
     }
-    const proposals = this.pending.filter((value) => value.counted);
-    this.pending = recovered;
+    const proposals = this.pending.toArray().filter((value) => value.counted);
+    this.pending.clear();
+    for (const value of recovered) this.pending.push(value);
     this.progress.clear();
     this.syncProgress();
     for (const value of proposals) this.enqueueProposal(value.data);
@@ -508,8 +521,8 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
    * a pause, not a refusal.
    */
   private leaveLeadership(): void {
-    for (const value of this.pending) if (value.counted) this.holdProposal(value.data);
-    this.pending = [];
+    for (const value of this.pending.toArray()) if (value.counted) this.holdProposal(value.data);
+    this.pending.clear();
     this.epoch = null;
     this.progress.clear();
     this.pendingReads = [];
@@ -519,7 +532,8 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     this.leaseGivenAway = false;
     this.broadcastPending = false;
     this.uncommittedBytes = 0;
-    this.writtenProposals.length = 0;
+    this.writtenSlots.clear();
+    this.writtenBytes.clear();
   }
 
   private becomeFollower(lead: NodeId | null): void {
@@ -556,12 +570,16 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     while (this.pending.length > 0 || this.written < padThrough) {
       const slot = this.written + 1;
       if (slot > this.log.commitIndex + this.config.windowSlots) break;
+      if (this.pending.length === 0 && slot > this.padLimit()) break;
       if (!sameQuorums(this.configs.configFor(slot), epoch)) break;
       const value = this.pending.shift() ?? { data: EMPTY, counted: false };
       const entry: LogEntry = value.kind === "config" ? { index: slot, term: this.promised, data: value.data, kind: "config" } : { index: slot, term: this.promised, data: value.data };
       this.writeEntry(entry);
       this.written = slot;
-      if (value.counted) this.writtenProposals.push({ index: slot, bytes: value.data.length });
+      if (value.counted) {
+        this.writtenSlots.push(slot);
+        this.writtenBytes.push(value.data.length);
+      }
       wrote = true;
       // The driver reads a new configuration entry's slot as the last index: the padding
       // after it waits for the next Ready.
@@ -570,7 +588,9 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     if (!wrote) return;
     (this.progress.get(this.id) as Progress).update(this.written);
     this.broadcastPending = true;
-    this.maybeCommit();
+    // A slot this leader just wrote needs other acceptors (or, alone, its own durable write:
+    // see advance); only slots phase 1 found chosen can commit now.
+    if (this.knownChosenThrough > this.log.commitIndex) this.maybeCommit();
   }
 
   /** After a configuration change, no-ops fill the 2α slots after it when nothing else does (any leader's). */
@@ -579,11 +599,21 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     return last === null ? 0 : last + 2 * this.config.windowSlots - 1;
   }
 
+  /**
+   * Padding runs at most a full pipeline ahead of the chosen prefix (`entriesPerMessageMax`
+   * slots in each of `inflightMessagesMax` accepts): proposals that arrive meanwhile take the
+   * next slot, not one behind up to 2α no-ops — with a narrow pipeline those would keep a
+   * client waiting past its timeout.
+   */
+  private padLimit(): number {
+    return this.log.commitIndex + Math.max(1, this.config.entriesPerMessageMax * this.config.inflightMessagesMax);
+  }
+
   /** Whether the padding after a configuration entry has a slot to fill now. */
   private canPad(): boolean {
     if (this.role !== "leader" || this.transferTarget !== null || this.written >= this.padThrough()) return false;
     const slot = this.written + 1;
-    return slot <= this.log.commitIndex + this.config.windowSlots && sameQuorums(this.configs.configFor(slot), this.epoch as Membership);
+    return slot <= this.log.commitIndex + this.config.windowSlots && slot <= this.padLimit() && sameQuorums(this.configs.configFor(slot), this.epoch as Membership);
   }
 
   /** Writes a slot of this node's log, keeping the configuration history in step. */
@@ -645,6 +675,7 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
       pr.update(m.index);
       if (pr.match >= (pr.snapshot?.index ?? 0)) pr.becomeReplicate();
     } else {
+      pr.rewindTo(m.index);
       pr.update(m.index);
       pr.freeTo(m.index);
       if (pr.state === "probe") {
@@ -668,6 +699,11 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     if (pr === undefined) return;
     pr.recentActive = true;
     pr.probeSent = false;
+    // An idle acceptor that reports less than its match restarted and lost a chosen prefix
+    // it had learned (see Progress.rewindTo), or — on a network that reorders — this answer
+    // is older than the last: probe it from what it holds; at worst a few slots go again.
+    if (pr.state === "replicate" && m.index < pr.match && pr.inflightCount === 0) pr.becomeProbe();
+    pr.rewindTo(m.index);
     if (pr.update(m.index)) {
       pr.freeTo(m.index);
       if (this.maybeCommit()) this.broadcastPending = true;
@@ -702,8 +738,7 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
       const slot = commit + 1;
       if (slot > this.written) break;
       const cfg = this.configs.configFor(slot);
-      const selfQuorum = majorityGroups(cfg).every((group) => group.length === 1 && group[0] === this.id);
-      const quorum = this.quorumMatch(cfg, selfQuorum);
+      const quorum = this.quorumMatch(cfg);
       if (quorum < slot) break;
       commit = Math.min(quorum, this.rangeEnd(slot));
     }
@@ -723,11 +758,14 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
   }
 
   /** The highest slot a majority of every group holds: each group's majority-th largest match. */
-  private quorumMatch(cfg: Membership, selfQuorum: boolean): number {
+  private quorumMatch(cfg: Membership): number {
     let agreed = Number.POSITIVE_INFINITY;
     for (const group of majorityGroups(cfg)) {
       const values = group.map((id) => {
-        if (id === this.id) return selfQuorum ? Math.min(this.written, this.log.durableThrough) : this.written;
+        // The leader's own acceptances count only once durable: the driver pipelines Readies,
+        // so a chosen prefix announced now may leave before the leader's write of it lands
+        // (a crash would then lose an acceptance a learner already relied on).
+        if (id === this.id) return this.mutant === "count-own-undurable" ? this.written : Math.min(this.written, this.log.durableThrough);
         return this.progress.get(id)?.match ?? 0;
       });
       values.sort((a, b) => b - a);
@@ -741,8 +779,9 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     const before = this.log.commitIndex;
     if (!this.log.commitTo(index)) return;
     if (this.prefix < index) this.prefix = index;
-    while (this.writtenProposals.length > 0 && (this.writtenProposals[0] as { index: number }).index <= index) {
-      this.uncommittedBytes = Math.max(0, this.uncommittedBytes - (this.writtenProposals.shift() as { bytes: number }).bytes);
+    while ((this.writtenSlots.peek() ?? Number.POSITIVE_INFINITY) <= index) {
+      this.writtenSlots.shift();
+      this.uncommittedBytes = Math.max(0, this.uncommittedBytes - (this.writtenBytes.shift() as number));
     }
     this.refreshMembership();
     if (this.role !== "leader") return;
@@ -766,6 +805,14 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     if (slot > this.log.commitIndex + this.config.windowSlots || this.log.commitIndex < this.written) return;
     const next = this.configs.configFor(slot);
     if (sameQuorums(next, this.epoch as Membership)) return;
+    // Members the change removed take no part in the next epoch: a last heartbeat at this
+    // ballot tells them that every slot of this one is chosen, the change among them, so
+    // they learn that they were removed (and answer as non-members) instead of waiting for
+    // a leader that will not write to them again.
+    const staying = new Set(members(next));
+    for (const peer of this.progress.keys()) {
+      if (peer !== this.id && !staying.has(peer)) this.send(peer, { type: "heartbeat", ballot: this.promised, commit: this.log.commitIndex, readRound: 0 });
+    }
     if (isVoter(next, this.id)) {
       this.renewing = true;
       this.campaign(false, false);
@@ -1068,7 +1115,8 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
   /**
    * A leader tracks every member of the current configuration (both halves while a change
    * waits for its slots) and of its epoch. A member no configuration names any more is
-   * dropped once it holds every slot of the change that removed it, or when silent.
+   * dropped once it holds every slot of the change that removed it and those are chosen —
+   * told so in a last heartbeat, so it learns that it was removed — or when silent.
    */
   private syncProgress(dropSilent = false): void {
     const wanted = new Set([...members(this.current), ...(this.epoch === null ? [] : members(this.epoch))]);
@@ -1083,7 +1131,9 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     const removal = this.configs.latestIndex() + 2 * this.config.windowSlots - 1;
     for (const [peer, pr] of [...this.progress]) {
       if (wanted.has(peer)) continue;
-      if (pr.match < Math.min(removal, this.log.commitIndex) && !(dropSilent && !pr.recentActive)) continue;
+      const told = pr.match >= removal && this.log.commitIndex >= removal;
+      if (!told && !(dropSilent && !pr.recentActive)) continue;
+      if (told) this.send(peer, { type: "heartbeat", ballot: this.promised, commit: this.log.commitIndex, readRound: 0 });
       this.progress.delete(peer);
     }
   }
@@ -1217,7 +1267,10 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
   }
 
   hasReady(): boolean {
-    if (this.outstanding !== null) return false;
+    // A leader's snapshot replaces the log: it is handed out only when nothing else is
+    // outstanding, and nothing follows it until it is advanced (as Raft's).
+    const last = this.outstanding[this.outstanding.length - 1];
+    if (last !== undefined && (this.snapshotToInstall !== null || last.snapshot !== null)) return false;
     return (
       this.broadcastPending ||
       this.batchedReadRound !== 0 ||
@@ -1234,7 +1287,7 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
   }
 
   ready(): Ready<PaxosMessage, PaxosHardState> {
-    assert(this.outstanding === null, "ready() called twice without advance()");
+    assert(this.snapshotToInstall === null || this.outstanding.length === 0, "a snapshot Ready while others are outstanding");
     if (this.canPad()) this.fillLog();
     if (this.batchedReadRound !== 0) {
       this.broadcastHeartbeat(this.batchedReadRound);
@@ -1270,7 +1323,7 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     this.messagesAfterPersist = [];
     this.readStates = [];
     this.snapshotToInstall = null;
-    this.outstanding = ready;
+    this.outstanding.push(ready);
     return ready;
   }
 
@@ -1286,11 +1339,13 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
   }
 
   advance(ready: Ready<PaxosMessage, PaxosHardState>): void {
-    assert(ready === this.outstanding, "advance() with a Ready that is not the outstanding one");
+    assert(ready === this.outstanding[0], "advance() with a Ready that is not the oldest outstanding one");
+    this.outstanding.shift();
     const last = ready.committedEntries[ready.committedEntries.length - 1];
     if (last !== undefined) this.log.appliedTo(last.index);
-    this.log.stable();
-    this.outstanding = null;
+    this.log.stable(ready.entries);
+    // The leader's own acceptances count once durable: it writes in parallel with the
+    // other acceptors, and may be counted now.
     if (this.role === "leader" && this.maybeCommit()) this.broadcastPending = true;
   }
 

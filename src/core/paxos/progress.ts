@@ -105,6 +105,19 @@ export class Progress {
     this.resetInflight();
   }
 
+  /**
+   * While probing, the acceptor's answer is what it holds now, even below the match: a
+   * restarted acceptor reports less than before when the chosen prefix it had learned was
+   * not yet durable (a heartbeat's answer leaves at once, and may report a prefix learned
+   * along with a promise still being synced). Slots it holds at an older ballot then count
+   * again only once sent at this one; sending on from the old match would skip them for ever.
+   */
+  rewindTo(index: number): void {
+    if (this.state !== "probe" || index >= this.match) return;
+    this.match = index;
+    this.next = index + 1;
+  }
+
   /** Records an acknowledged prefix; returns whether it moved forward. */
   update(index: number): boolean {
     if (index <= this.match) return false;

@@ -331,3 +331,31 @@ describe("ReplicatedNode membership changes", { timeout: 120_000 }, () => {
     assert.ok(joiner.node.status().members.some((m) => m.id === 4 && m.role === "voter"));
   });
 });
+
+describe("ReplicatedNode on Multi-Paxos", { timeout: 120_000 }, () => {
+  test("commands through a follower apply on every member; with the leader stopped the others go on; the directory keeps its protocol", async () => {
+    const cluster = await Cluster.create(3, { consensus: "paxos" });
+    try {
+      for (const id of [1, 2, 3]) await cluster.start(id);
+      const leader = await cluster.leader();
+      const follower = [1, 2, 3].find((id) => id !== leader) as number;
+      const node = cluster.member(follower).node as ReplicatedNode<string | null>;
+      assert.equal(await proposeRetrying(node, "x=1"), null);
+      assert.equal(await node.propose(encoder.encode("x=2")), "1");
+      assert.equal(node.status().consensus, "paxos");
+      await cluster.stop(leader);
+      assert.equal(await proposeRetrying(node, "x=3"), "2");
+      for (const id of [1, 2, 3].filter((id) => id !== leader)) {
+        await cluster.member(id).node?.read();
+        assert.equal(cluster.member(id).machine.values.get("x"), "3", `node ${id}`);
+      }
+      const { dataDir } = cluster.member(leader);
+      await assert.rejects(
+        ReplicatedNode.start({ id: leader, dataDir, peers: cluster.peers, stateMachine: new Registers() }),
+        (e: unknown) => e instanceof StartupError && /holds a paxos log, and this node was started with --consensus raft/.test(e.message),
+      );
+    } finally {
+      await cluster.close();
+    }
+  });
+});

@@ -27,7 +27,7 @@ import { EmbeddedReplica, EmbeddedStateMachine, highestSequenceIn, type Embedded
 import { LeaderChangedError, StoppedError } from "../../core/replica/errors.js";
 import { REAL_CLOCK } from "../server/driver.js";
 import { formatHostPort, parseHostPort, type HostPort, type MemberAddress } from "../server/config.js";
-import { CONSENSUS_PROTOCOLS, consensusFor, type ConsensusProtocol } from "../server/consensus.js";
+import { CONSENSUS_PROTOCOLS, consensusFor, nodeIdProblem, type ConsensusProtocol } from "../server/consensus.js";
 import { checkIdentity, clusterIdFor, dataDirFailure, DATA_LAYOUT, lockDataDir, StartupError } from "../server/data-dir.js";
 import { decodeDirectory, encodeDirectory, memberRole } from "../server/members.js";
 import { LogStore } from "../storage/log-store.js";
@@ -201,7 +201,7 @@ export class ReplicatedNode<R> {
         throw new StartupError(`${dataDir} holds a synod KV node's data (it has ${DATA_LAYOUT.kv}/): give this node its own dataDir`);
       }
       // A cluster keeps the id it was created with, whatever the members since.
-      const identity = checkIdentity(dataDir, { clusterId: wanted.clusterId, nodeId: options.id, joined: options.join !== undefined });
+      const identity = checkIdentity(dataDir, { clusterId: wanted.clusterId, nodeId: options.id, consensus: wanted.consensus, joined: options.join !== undefined });
       settings = { ...wanted, clusterId: identity.clusterId };
       joined = identity.joined;
       releaseLock = lockDataDir(dataDir);
@@ -653,6 +653,8 @@ function settle<R>(options: ReplicatedNodeOptions<R>): Settings {
   const listen = options.listen === undefined ? (self as MemberAddress).peer : parseHostPort(options.listen, "listen");
   const consensus = options.consensus ?? DEFAULTS.consensus;
   if (!(CONSENSUS_PROTOCOLS as readonly string[]).includes(consensus)) throw new InvalidInputError(`consensus must be one of ${CONSENSUS_PROTOCOLS.join(", ")}, got ${JSON.stringify(consensus)}`);
+  const idProblem = nodeIdProblem(consensus as ConsensusProtocol, [id, ...members.map((member) => member.id)]);
+  if (idProblem !== null) throw new InvalidInputError(idProblem.replace("--consensus", "consensus"));
   const clusterToken = options.clusterToken ?? DEFAULTS.clusterToken;
   if (typeof clusterToken !== "string" || clusterToken.length === 0) throw new InvalidInputError("clusterToken must be a non-empty string");
   const snapshotEntries = options.snapshotEntries ?? DEFAULTS.snapshotEntries;

@@ -1,15 +1,16 @@
 /**
  * A node's data directory: who it belongs to, and who is using it.
  *
- *   <dir>/node.json   cluster id, node id, and whether the node joined a running cluster,
- *                     written once when the directory is new
+ *   <dir>/node.json   cluster id, node id, consensus protocol, and whether the node joined
+ *                     a running cluster, written once when the directory is new
  *   <dir>/LOCK        the pid of the process using the directory
  *   <dir>/wal/        the write-ahead log          <dir>/snap/   snapshots
  *   <dir>/kv/         the state machine (LMDB)
  *
- * A directory of another cluster or another node id is refused at start, with what to do:
- * its log and state belong to that identity, and serving them as another would be silent
- * data corruption.
+ * A directory of another cluster, another node id or another consensus protocol is refused
+ * at start, with what to do: its log and state belong to that identity, and serving them as
+ * another would be silent data corruption (a Raft log read as Paxos acceptances would hand
+ * out votes as promises).
  */
 import { createHash } from "node:crypto";
 import { existsSync, linkSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -31,6 +32,11 @@ export class StartupError extends SynodError {
 export interface DataDirIdentity {
   readonly clusterId: string;
   readonly nodeId: number;
+  /**
+   * The consensus protocol whose log the directory holds ("raft" or "paxos"). Directories
+   * written before the protocol was recorded are Raft's, the only one there was.
+   */
+  readonly consensus: string;
   /**
    * The node joined a running cluster (`--join`) rather than bootstrapping it: it must never
    * take its start-up peer list as a configuration, or it could elect itself alone.
@@ -71,13 +77,19 @@ export function checkIdentity(dir: string, wanted: DataDirIdentity): DataDirIden
   if (recorded.nodeId !== wanted.nodeId) {
     throw new StartupError(`${dir} belongs to node ${recorded.nodeId}, not ${wanted.nodeId}: start node ${recorded.nodeId} with it, or give node ${wanted.nodeId} its own --data-dir`);
   }
+  if (recorded.consensus !== wanted.consensus) {
+    throw new StartupError(
+      `${dir} holds a ${recorded.consensus} log, and this node was started with --consensus ${wanted.consensus}: ` +
+        `start it with --consensus ${recorded.consensus}, or give it an empty --data-dir to run ${wanted.consensus}`,
+    );
+  }
   return recorded;
 }
 
 /** Records `identity` in `dir` (atomically: the file is there whole, or not at all). */
 export function writeIdentity(dir: string, identity: DataDirIdentity): void {
   const directory = identity.directory?.map((m) => ({ id: m.id, peer: formatHostPort(m.peer), http: m.http }));
-  const record = { clusterId: identity.clusterId, nodeId: identity.nodeId, joined: identity.joined, ...(directory === undefined ? {} : { directory }), format: 1 };
+  const record = { clusterId: identity.clusterId, nodeId: identity.nodeId, consensus: identity.consensus, joined: identity.joined, ...(directory === undefined ? {} : { directory }), format: 1 };
   writeFileAtomic(join(dir, DATA_LAYOUT.identity), new TextEncoder().encode(`${JSON.stringify(record)}\n`));
 }
 
@@ -88,8 +100,11 @@ export function readIdentity(dir: string): DataDirIdentity | null {
   try {
     const parsed = JSON.parse(readFileSync(path, "utf8")) as Record<string, unknown>;
     if (typeof parsed["clusterId"] !== "string" || typeof parsed["nodeId"] !== "number") throw new Error("missing clusterId or nodeId");
-    // Directories written before `--join` existed were all bootstrapped.
-    const identity = { clusterId: parsed["clusterId"], nodeId: parsed["nodeId"], joined: parsed["joined"] === true };
+    // Directories written before `--join` existed were all bootstrapped; before the protocol
+    // was recorded, all were Raft's.
+    const consensus = parsed["consensus"] ?? "raft";
+    if (typeof consensus !== "string") throw new Error("consensus is not a protocol name");
+    const identity = { clusterId: parsed["clusterId"], nodeId: parsed["nodeId"], consensus, joined: parsed["joined"] === true };
     return parsed["directory"] === undefined ? identity : { ...identity, directory: decodeDirectory(utf8Encode(JSON.stringify({ members: parsed["directory"] }))) ?? [] };
   } catch (error) {
     throw new StartupError(`${path} is unreadable (${(error as Error).message}); restore it from a backup or start with an empty data directory`, { cause: error });

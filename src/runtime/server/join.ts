@@ -16,6 +16,8 @@ import { StartupError } from "./data-dir.js";
 /** What a member tells a joining node. */
 export interface ClusterView {
   readonly clusterId: string;
+  /** The consensus protocol the cluster runs (a node joins only with the same one). */
+  readonly consensus: string;
   /** The members as the answering node knows them, with their roles. */
   readonly members: readonly (MemberAddress & { readonly role: string })[];
 }
@@ -85,7 +87,9 @@ export async function fetchClusterView(url: string, deadlineMs: number): Promise
       }
       const clusterId = status.body["clusterId"];
       if (typeof clusterId !== "string") throw new StartupError(`${url} answered /v1/status without a clusterId: is it a synod node?`);
-      return { done: { clusterId, members: parseMembers(url, listed.body["members"]) } };
+      // Nodes from before Paxos say nothing: they run Raft.
+      const consensus = typeof status.body["consensus"] === "string" ? status.body["consensus"] : "raft";
+      return { done: { clusterId, consensus, members: parseMembers(url, listed.body["members"]) } };
     } catch (error) {
       if (error instanceof StartupError) throw error;
       return { waitMs: null, why: (error as Error).message };

@@ -9,7 +9,7 @@ import { performance } from "node:perf_hooks";
 import { after, before, describe, test } from "node:test";
 import { checkLinearizability } from "../../sim/check/linearizability.js";
 import type { Operation, OpStatus } from "../../sim/history.js";
-import { ProcessCluster, sleep } from "./process-cluster.test-util.js";
+import { ProcessCluster, sleep, CONSENSUS_UNDER_TEST } from "./process-cluster.test-util.js";
 
 const CLIENTS = 6;
 const KEYS = ["a", "b", "c", "d"];
@@ -47,46 +47,48 @@ async function operate(client: number, url: string, op: "get" | "put" | "delete"
   }
 }
 
-describe("linearizability of a real cluster through a leader crash", { timeout: 90_000 }, () => {
-  let cluster: ProcessCluster;
-  before(async () => {
-    cluster = await ProcessCluster.start({ size: 3 });
-    await cluster.waitForLeader();
-  });
-  after(async () => cluster.close());
-
-  test("every answer fits one linear order, while the leader is killed and restarted", async () => {
-    const history: Operation[] = [];
-    const started = Date.now();
-    const running = () => Date.now() - started < RUN_MS;
-    const clients = Array.from({ length: CLIENTS }, async (_, i) => {
-      const client = i + 1;
-      let counter = 0;
-      while (running()) {
-        counter++;
-        const node = cluster.nodes[(client + counter) % cluster.nodes.length];
-        const key = KEYS[(client * 7 + counter * 3) % KEYS.length] as string;
-        const draw = (client * 13 + counter * 5) % 10;
-        const op = draw < 5 ? "get" : draw < 9 ? "put" : "delete";
-        history.push(await operate(client, (node as { http: string }).http, op, key, `c${client}-${counter}`));
-      }
+for (const consensus of CONSENSUS_UNDER_TEST) {
+  describe(`linearizability of a real cluster through a leader crash (${consensus})`, { timeout: 90_000 }, () => {
+    let cluster: ProcessCluster;
+    before(async () => {
+      cluster = await ProcessCluster.start({ consensus, size: 3 });
+      await cluster.waitForLeader();
     });
-    let killedAtMicros = Number.POSITIVE_INFINITY;
-    const nemesis = (async () => {
-      await sleep(2000);
-      const leader = await cluster.waitForLeader();
-      killedAtMicros = nowMicros();
-      await cluster.kill(leader);
-      await sleep(2500);
-      cluster.startNode(leader);
-    })();
-    await Promise.all([...clients, nemesis]);
+    after(async () => cluster.close());
 
-    const ok = history.filter((op) => op.status === "ok");
-    const okWritesAfterCrash = ok.filter((op) => op.op !== "get" && op.call > killedAtMicros);
-    assert.ok(ok.length > 300, `enough completed operations to mean something: ${ok.length} of ${history.length}`);
-    assert.ok(okWritesAfterCrash.length > 20, `writes went on after the crash: ${okWritesAfterCrash.length}`);
-    const result = checkLinearizability(history);
-    assert.equal(result.verdict, "linearizable", result.verdict === "linearizable" ? "" : result.explanation);
+    test("every answer fits one linear order, while the leader is killed and restarted", async () => {
+      const history: Operation[] = [];
+      const started = Date.now();
+      const running = () => Date.now() - started < RUN_MS;
+      const clients = Array.from({ length: CLIENTS }, async (_, i) => {
+        const client = i + 1;
+        let counter = 0;
+        while (running()) {
+          counter++;
+          const node = cluster.nodes[(client + counter) % cluster.nodes.length];
+          const key = KEYS[(client * 7 + counter * 3) % KEYS.length] as string;
+          const draw = (client * 13 + counter * 5) % 10;
+          const op = draw < 5 ? "get" : draw < 9 ? "put" : "delete";
+          history.push(await operate(client, (node as { http: string }).http, op, key, `c${client}-${counter}`));
+        }
+      });
+      let killedAtMicros = Number.POSITIVE_INFINITY;
+      const nemesis = (async () => {
+        await sleep(2000);
+        const leader = await cluster.waitForLeader();
+        killedAtMicros = nowMicros();
+        await cluster.kill(leader);
+        await sleep(2500);
+        cluster.startNode(leader);
+      })();
+      await Promise.all([...clients, nemesis]);
+
+      const ok = history.filter((op) => op.status === "ok");
+      const okWritesAfterCrash = ok.filter((op) => op.op !== "get" && op.call > killedAtMicros);
+      assert.ok(ok.length > 300, `enough completed operations to mean something: ${ok.length} of ${history.length}`);
+      assert.ok(okWritesAfterCrash.length > 20, `writes went on after the crash: ${okWritesAfterCrash.length}`);
+      const result = checkLinearizability(history);
+      assert.equal(result.verdict, "linearizable", result.verdict === "linearizable" ? "" : result.explanation);
+    });
   });
-});
+}

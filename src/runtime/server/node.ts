@@ -12,7 +12,8 @@
 import { findLease, listLeases } from "./lease-view.js";
 import { randomInt } from "node:crypto";
 import { performance } from "node:perf_hooks";
-import { NotLeaderError, NotMemberError } from "../../core/common/errors.js";
+import { setTimeout as sleep } from "node:timers/promises";
+import { MembershipChangeInProgressError, NotLeaderError, NotMemberError } from "../../core/common/errors.js";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import type { DurableState, Engine, EngineFactory, Membership, MembershipChange, NodeId } from "../../core/engine/contract.js";
@@ -26,7 +27,7 @@ import { trustForFetch } from "../tls/trust.js";
 import { DEFAULT_GROUP } from "../../core/multi/group.js";
 import { GroupRouter } from "../../core/multi/router.js";
 import { formatHostPort, parseHostPort, type MemberAddress, type NodeConfig } from "./config.js";
-import { consensusFor } from "./consensus.js";
+import { consensusFor, nodeIdProblem, statusDetails, termDetails } from "./consensus.js";
 import { checkIdentity, clusterIdFor, DATA_LAYOUT, lockDataDir, readIdentity, StartupError, type DataDirIdentity } from "./data-dir.js";
 import { fetchClusterView, JOIN_TIMEOUT_MS, REACH_TIMEOUT_MS, requestJoin, type ClusterView } from "./join.js";
 import { BackupSource } from "./backup.js";
@@ -40,6 +41,8 @@ import { WatchHub } from "./watch.js";
 export const SYNOD_VERSION = "0.1.0";
 /** How long a node stays connected to a member a configuration removed. */
 const RETIRING_PEER_MS = 10_000;
+/** How often a membership change waiting for the one before it asks again. */
+const CHANGE_RETRY_MS = 20;
 
 export class SynodNode {
   readonly clusterId: string;
@@ -140,6 +143,8 @@ export class SynodNode {
    * Throws StartupError with what to do.
    */
   static async start(config: NodeConfig, log: Logger): Promise<SynodNode> {
+    const idProblem = nodeIdProblem(config.consensus, [config.id, ...config.members.map((member) => member.id)]);
+    if (idProblem !== null) throw new StartupError(idProblem);
     const tls = SynodNode.loadTls(config);
     const recorded = readIdentity(config.dataDir);
     if (recorded !== null && !recorded.joined && config.join !== null) {
@@ -154,6 +159,7 @@ export class SynodNode {
     const identity = checkIdentity(config.dataDir, {
       clusterId: view?.clusterId ?? clusterIdFor(config.clusterToken, config.members),
       nodeId: config.id,
+      consensus: config.consensus,
       joined: config.join !== null,
       ...(view === null ? {} : { directory: view.members.map(({ id, peer, http }) => ({ id, peer, http })) }),
     });
@@ -376,6 +382,7 @@ export class SynodNode {
       lastIndex: status.lastIndex,
       snapshotIndex: status.snapshotIndex,
       consensus: this.config.consensus,
+      ...statusDetails(this.config.consensus, status),
       clusterId: this.clusterId,
       version: SYNOD_VERSION,
       members: this.membersList(),
@@ -453,6 +460,22 @@ export class SynodNode {
    * once to the leader.
    */
   private async changeMembers(request: MemberRequest, forwarded: boolean): Promise<{ readonly status: number; readonly body: object }> {
+    // A change waits for the one before it to take effect, within the request timeout,
+    // rather than being refused: a client removing two members one after the other need
+    // not retry. Under Paxos a change takes effect only α slots after its own (the leader
+    // fills them with no-ops at once), which is a moment, not one commit.
+    const deadlineMs = performance.now() + this.config.requestTimeoutMs;
+    for (;;) {
+      try {
+        return await this.changeMembersOnce(request, forwarded);
+      } catch (error) {
+        if (!(error instanceof MembershipChangeInProgressError) || performance.now() + CHANGE_RETRY_MS >= deadlineMs) throw error;
+        await sleep(CHANGE_RETRY_MS);
+      }
+    }
+  }
+
+  private async changeMembersOnce(request: MemberRequest, forwarded: boolean): Promise<{ readonly status: number; readonly body: object }> {
     const status = this.engine.status();
     if (status.role !== "leader") return this.forwardToLeader(request, forwarded);
     const current = this.membership();
@@ -597,7 +620,7 @@ export class SynodNode {
     if (status.role === "leader") {
       const startedMs = performance.now();
       const moved = await this.driver.transferLeadership(to);
-      return { status: 200, body: { leader: moved.leader, leaderHttp: this.memberHttp.get(moved.leader) ?? null, term: moved.term, ms: Math.round(performance.now() - startedMs) } };
+      return { status: 200, body: { leader: moved.leader, leaderHttp: this.memberHttp.get(moved.leader) ?? null, term: moved.term, ...termDetails(this.config.consensus, moved.term), ms: Math.round(performance.now() - startedMs) } };
     }
     return this.passToLeader(forwarded, "POST", "/v1/leader/transfer", JSON.stringify(to === null ? {} : { to }), "leadership transfer");
   }
@@ -652,8 +675,15 @@ function forwardFailure(leader: NodeId | null, error: unknown, what: string): Er
   return new WriteOutcomeUnknownError(`the leader did not answer the ${what}`);
 }
 
-/** Refuses to join as a member that exists at another address: two nodes with one id would split its votes and its log. */
+/**
+ * Refuses to join a cluster of another consensus protocol (its messages would not decode
+ * here), or as a member that exists at another address: two nodes with one id would split
+ * its votes and its log.
+ */
 function checkIdFree(config: NodeConfig, view: ClusterView): void {
+  if (view.consensus !== config.consensus) {
+    throw new StartupError(`the cluster runs ${view.consensus}, and this node was started with --consensus ${config.consensus}: start it with --consensus ${view.consensus}`);
+  }
   const taken = view.members.find((member) => member.id === config.id);
   if (taken !== undefined && formatHostPort(taken.peer) !== formatHostPort(config.peer)) {
     throw new StartupError(`node id ${config.id} is already a member of the cluster, at ${formatHostPort(taken.peer)}: choose another --id, or remove that member first (synod members remove ${config.id})`);

@@ -36,9 +36,17 @@ export interface NodeProcess {
   exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }> | null;
 }
 
+/**
+ * The consensus protocols the real-process tests run: each suite that loops over these runs
+ * once per protocol, on a cluster of its own (`synod node --consensus NAME`).
+ */
+export const CONSENSUS_UNDER_TEST = ["raft", "paxos"] as const;
+
 export interface ClusterOptions {
   /** Nodes that bootstrap the cluster (`--peers`), started at once. */
   readonly size: number;
+  /** `--consensus` for every node (default: the node's default, raft). */
+  readonly consensus?: string;
   /** More nodes, given ports and directories but not started: they join with `joinNode`. */
   readonly spare?: number;
   /** Extra `synod node` flags for every node. */
@@ -70,7 +78,8 @@ export class ProcessCluster {
   static async start(options: ClusterOptions): Promise<ProcessCluster> {
     const total = options.size + (options.spare ?? 0);
     const ports = await freePorts(total * 2);
-    const cluster = new ProcessCluster(mkdtempSync(join(tmpdir(), "synod-cluster-")), ports.slice(0, total), ports.slice(total), options.flags ?? [], options.size);
+    const flags = [...(options.consensus === undefined ? [] : ["--consensus", options.consensus]), ...(options.flags ?? [])];
+    const cluster = new ProcessCluster(mkdtempSync(join(tmpdir(), "synod-cluster-")), ports.slice(0, total), ports.slice(total), flags, options.size);
     await options.prepare?.(cluster.nodes, cluster.bootstrapPeers());
     for (const node of cluster.nodes.slice(0, options.size)) cluster.startNode(node.id);
     return cluster;

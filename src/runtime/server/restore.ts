@@ -117,7 +117,7 @@ export async function restoreDataDir(options: RestoreOptions): Promise<RestoreRe
     releaseLock = lockDataDir(options.dataDir);
     await writeLog(options, backup);
     await writeStateMachine(options.dataDir, backup.data);
-    writeIdentity(options.dataDir, { clusterId, nodeId: options.id, joined: false });
+    writeIdentity(options.dataDir, { clusterId, nodeId: options.id, consensus: options.consensus, joined: false });
   } catch (error) {
     releaseLock?.();
     releaseLock = null;
