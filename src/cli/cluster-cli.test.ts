@@ -4,39 +4,10 @@
 // learner unless told --voter, and --voter only for a node that answers; after a grow and a
 // shrink, status shows the configuration the cluster has, and exits 3 once no leader is left.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { dirname, join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { fileURLToPath } from "node:url";
-import { freePorts, ProcessCluster, request, sleep } from "../runtime/server/process-cluster.test-util.js";
+import { freePorts, ProcessCluster, request, runSynodApart, sleep } from "../runtime/server/process-cluster.test-util.js";
 
-const SYNOD_BIN = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "bin", "synod.js");
-
-interface Run {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-  readonly ms: number;
-}
-
-/** `synod ARGS`, its output apart, and how long it took; killed after `timeoutMs`. */
-function synod(args: readonly string[], timeoutMs = 60_000): Promise<Run> {
-  const startedMs = Date.now();
-  const env = { ...process.env };
-  delete env["SYNOD_ENDPOINTS"];
-  const child = spawn(process.execPath, [SYNOD_BIN, ...args], { stdio: ["ignore", "pipe", "pipe"], env });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-  const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
-  return new Promise((resolve) =>
-    child.once("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr, ms: Date.now() - startedMs });
-    }),
-  );
-}
+const synod = runSynodApart;
 
 interface Member {
   readonly id: number;

@@ -12,28 +12,12 @@ import { connect as connectTls } from "node:tls";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { Agent, fetch as undiciFetch } from "undici";
-import { freePorts, sleep } from "../runtime/server/process-cluster.test-util.js";
+import { freePorts, runSynodApart, sleep } from "../runtime/server/process-cluster.test-util.js";
 import { openLocalCa } from "../runtime/tls/local-ca.js";
 
 const SYNOD_BIN = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "bin", "synod.js");
 
-function run(args: readonly string[], timeoutMs = 60_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const env = { ...process.env };
-  delete env["SYNOD_ENDPOINTS"];
-  delete env["SYNOD_CACERT"];
-  const child = spawn(process.execPath, [SYNOD_BIN, ...args], { stdio: ["ignore", "pipe", "pipe"], env });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-  const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
-  return new Promise((resolve) =>
-    child.once("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    }),
-  );
-}
+const run = runSynodApart;
 
 describe("synod cluster --tls", { timeout: 300_000 }, () => {
   let dir: string;

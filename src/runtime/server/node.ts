@@ -293,6 +293,7 @@ export class SynodNode {
       throw error;
     }
     trustForFetch(source.current);
+    source.onReload((material) => trustForFetch(material));
     return source;
   }
 
@@ -306,8 +307,6 @@ export class SynodNode {
     if (tls === null) return null;
     const refused = tls.reload();
     if (refused !== null) return refused;
-    trustForFetch(tls.current);
-    this.transport?.reloadTls();
     this.log.info({ serial: tls.current.serial, validTo: new Date(tls.current.validToMs).toISOString() }, "TLS material reloaded");
     return null;
   }

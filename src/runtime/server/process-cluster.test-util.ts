@@ -241,3 +241,34 @@ export async function runSynod(args: readonly string[], timeoutMs: number): Prom
   clearTimeout(timer);
   return { code, signal, output };
 }
+
+/** What `runSynodApart` gives: the exit code, stdout and stderr apart, and how long it took. */
+export interface SynodRun {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+  readonly ms: number;
+}
+
+/**
+ * `synod ARGS` to its end, stdout and stderr apart, killed after `timeoutMs`; run as a user
+ * would, without the endpoints and CA the test process may have in its environment.
+ */
+export function runSynodApart(args: readonly string[], timeoutMs = 60_000): Promise<SynodRun> {
+  const startedMs = Date.now();
+  const env = { ...process.env };
+  delete env["SYNOD_ENDPOINTS"];
+  delete env["SYNOD_CACERT"];
+  const child = spawn(process.execPath, [SYNOD_BIN, ...args], { stdio: ["ignore", "pipe", "pipe"], env });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+  return new Promise((resolve) =>
+    child.once("close", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr, ms: Date.now() - startedMs });
+    }),
+  );
+}

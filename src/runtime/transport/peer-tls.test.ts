@@ -7,33 +7,15 @@ import { connect as connectTls } from "node:tls";
 import { after, afterEach, before, describe, test } from "node:test";
 import { openLocalCa, type LocalCa } from "../tls/local-ca.js";
 import { loadTlsMaterial, TlsSource, type TlsFiles } from "../tls/material.js";
-import { PeerTransport, type PeerAddress, type TransportLogger } from "./peer-transport.js";
+import { PeerTransport, type PeerAddress } from "./peer-transport.js";
+import { RecordingLog } from "./transport.test-util.js";
 
 const HOST = "127.0.0.1";
 const FAST = { backoffMsMin: 10, backoffMsMax: 100, handshakeTimeoutMs: 500 };
 
-class Lines implements TransportLogger {
-  readonly lines: { level: string; fields: Record<string, unknown>; message: string }[] = [];
-  info(fields: object, message: string): void {
-    this.lines.push({ level: "info", fields: fields as Record<string, unknown>, message });
-  }
-  warn(fields: object, message: string): void {
-    this.lines.push({ level: "warn", fields: fields as Record<string, unknown>, message });
-  }
-  error(fields: object, message: string): void {
-    this.lines.push({ level: "error", fields: fields as Record<string, unknown>, message });
-  }
-  debug(fields: object, message: string): void {
-    this.lines.push({ level: "debug", fields: fields as Record<string, unknown>, message });
-  }
-  has(text: string): boolean {
-    return this.lines.some((line) => `${line.message} ${JSON.stringify(line.fields)}`.includes(text));
-  }
-}
-
 interface Started {
   readonly transport: PeerTransport;
-  readonly log: Lines;
+  readonly log: RecordingLog;
   readonly received: { from: number; message: unknown }[];
   readonly address: PeerAddress;
 }
@@ -44,7 +26,7 @@ afterEach(async () => {
 });
 
 async function start(id: number, files: TlsFiles, peers: readonly PeerAddress[] = []): Promise<Started> {
-  const log = new Lines();
+  const log = new RecordingLog();
   const received: { from: number; message: unknown }[] = [];
   const transport = await PeerTransport.start({
     clusterId: "tls-test",
@@ -144,10 +126,10 @@ describe("peer transport over mutual TLS", { timeout: 120_000 }, () => {
     assert.deepEqual(one.received, []);
   });
 
-  test("reloadTls serves a renewed certificate to new connections without a restart", async () => {
+  test("after the TLS source reloads, a renewed certificate is served to new connections without a restart", async () => {
     const files = ca.issueNode(1, []);
     const source = new TlsSource(files);
-    const log = new Lines();
+    const log = new RecordingLog();
     const transport = await PeerTransport.start({ clusterId: "tls-test", nodeId: 1, listen: { host: HOST, port: 0 }, peers: [], onMessage: () => {}, log, tls: source });
     open.push(transport);
     const serialSeen = (): Promise<string> =>
@@ -163,7 +145,6 @@ describe("peer transport over mutual TLS", { timeout: 120_000 }, () => {
     assert.equal(before.toLowerCase(), source.current.serial.toLowerCase());
     ca.issueNode(1, []);
     assert.equal(source.reload(), null);
-    transport.reloadTls();
     const afterReload = await serialSeen();
     assert.notEqual(afterReload, before);
     assert.equal(afterReload.toLowerCase(), source.current.serial.toLowerCase());

@@ -6,37 +6,13 @@ import fc from "fast-check";
 import { FrameDecoder, frame } from "../../core/wire/frame.js";
 import { decodeMessage, encodeMessage } from "./codec.js";
 import { backoffDelayMs } from "./outbound.js";
-import { PeerTransport, type PeerAddress, type TransportLimits, type TransportLogger } from "./peer-transport.js";
+import { PeerTransport, type PeerAddress, type TransportLimits } from "./peer-transport.js";
+import { RecordingLog } from "./transport.test-util.js";
 
 const HOST = "127.0.0.1";
 const CLUSTER = "test-cluster";
 /** Short backoffs and deadlines keep the file fast; the logic is the same as with defaults. */
 const FAST: Partial<TransportLimits> = { backoffMsMin: 10, backoffMsMax: 100, handshakeTimeoutMs: 300 };
-
-interface LogLine {
-  readonly level: "info" | "warn" | "error" | "debug";
-  readonly fields: Record<string, unknown>;
-  readonly message: string;
-}
-
-class RecordingLog implements TransportLogger {
-  readonly lines: LogLine[] = [];
-  info(fields: object, message: string): void {
-    this.lines.push({ level: "info", fields: fields as Record<string, unknown>, message });
-  }
-  warn(fields: object, message: string): void {
-    this.lines.push({ level: "warn", fields: fields as Record<string, unknown>, message });
-  }
-  error(fields: object, message: string): void {
-    this.lines.push({ level: "error", fields: fields as Record<string, unknown>, message });
-  }
-  debug(fields: object, message: string): void {
-    this.lines.push({ level: "debug", fields: fields as Record<string, unknown>, message });
-  }
-  find(level: LogLine["level"], text: string): LogLine[] {
-    return this.lines.filter((line) => line.level === level && line.message.includes(text));
-  }
-}
 
 interface Node {
   readonly id: number;

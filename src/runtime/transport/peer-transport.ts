@@ -60,8 +60,8 @@
  * warn, rate-limited, with the remote address and OpenSSL's reason); a dialer accepts only
  * a certificate naming the peer's id (`urn:synod:node:<id>`), and an acceptor refuses a
  * hello whose `from` is not the id its certificate names. So the hello's identity is proven
- * under TLS, and only a misconfiguration check without it. `reloadTls` applies the source's
- * current material to connections made from then on.
+ * under TLS, and only a misconfiguration check without it. After `TlsSource.reload`, connections
+ * made from then on use the new material; open ones keep theirs.
  *
  * Not here: authentication of clients (the HTTP API's business), and detecting a peer whose host vanished while data is unacknowledged (TCP
  * retransmits for minutes; the queue bound caps the cost meanwhile).
@@ -241,16 +241,9 @@ export class PeerTransport {
       tlsServer.on("tlsClientError", (error, socket) => {
         this.context.warnLimited(`tls:${socket.remoteAddress}`, { remote: remoteOf(socket), error: describeError(error) }, "refused a peer's TLS handshake");
       });
+      // Renewed material serves connections accepted from then on; dials read it each time.
+      options.tls.onReload((material) => tlsServer.setSecureContext(tlsServerOptions(material)));
     }
-  }
-
-  /**
-   * Applies the TLS source's current material to connections accepted and dialed from now
-   * on (after `TlsSource.reload`); connections already open keep theirs.
-   */
-  reloadTls(): void {
-    const tls = this.options.tls;
-    if (tls !== undefined) (this.server as TlsServer).setSecureContext(tlsServerOptions(tls.current));
   }
 
   /** The port actually bound (useful with `listen.port` 0). */
