@@ -18,7 +18,14 @@ import type { GroupRouter } from "../core/multi/router.js";
 import { SimDisk, SimLogStorage, SimSyncDevice } from "./disk.js";
 import type { ClientRequest, ClientResponse } from "./messages.js";
 
+/**
+ * The leader's log keeps up to this many entries a live follower still needs (the replica's
+ * catch-up entries): fewer than production's 5,000, to fit runs of seconds.
+ */
+export const SIM_CATCH_UP_ENTRIES = 1000;
+
 /** What a simulated node needs from the world around it. */
+
 export interface NodeHost<M> {
   /** Virtual time, in microseconds. */
   now(): number;
@@ -243,6 +250,7 @@ export class SimNode<M> {
       tickMs: this.options.tickMicros / 1000,
       requestTimeoutMs: this.options.requestTimeoutMicros / 1000,
       snapshotEntries: this.options.snapshotEveryEntries,
+      catchUpEntries: SIM_CATCH_UP_ENTRIES,
       pendingRequestsMax: PENDING_REQUESTS_MAX,
       peerCount: Math.max(0, peers.length - 1),
       // Above every sequence an earlier incarnation used, as the runtime's wall clock is.
@@ -288,6 +296,7 @@ export class SimNode<M> {
       tickMs: this.options.tickMicros / 1000,
       requestTimeoutMs: this.options.requestTimeoutMicros / 1000,
       snapshotEntries: this.options.snapshotEveryEntries,
+      catchUpEntries: SIM_CATCH_UP_ENTRIES,
       pendingRequestsMax: PENDING_REQUESTS_MAX,
       peerCount: Math.max(0, peers.length - 1),
       nodeClientId: SELF_ASSIGNED_SESSIONS_FROM + id,

@@ -231,6 +231,27 @@ export interface Engine<M, H> {
    * its log through `index`. Returns the snapshot, or null if one at or after `index` exists.
    */
   compact?(index: number, data: Uint8Array): Snapshot | null;
+  /**
+   * For engines that send snapshots, on the leader: how far the followers that are still
+   * answering have what they need — null when not leading or nobody answers. Each needs
+   * the entries after that point from the leader's log; compacting them away sends it a
+   * snapshot instead. The replica holds compaction back to this floor, within bounds
+   * (TiKV's log GC compacts to the followers' matched index the same way; etcd keeps a
+   * fixed catch-up tail of entries for the same reason).
+   */
+  compactionFloor?(): CompactionFloor | null;
+}
+
+/** See Engine.compactionFloor; each part is null when no follower is in that case. */
+export interface CompactionFloor {
+  /**
+   * The oldest snapshot being sent to a follower. Compacting past it sends that follower a
+   * newer snapshot as soon as it has installed this one; when snapshots take longer to send
+   * than the log takes to outgrow them, it chases snapshots without end.
+   */
+  readonly receiving: number | null;
+  /** The lowest match of a follower replicating from the log. */
+  readonly replicating: number | null;
 }
 
 /** Everything an engine is built from. */
@@ -272,6 +293,8 @@ export interface TuningHints {
   readonly leaseReads?: boolean;
   /** Force the probe before a campaign (Raft's PreVote, Paxos' probe) on or off. */
   readonly preVote?: boolean;
+  /** Snapshots sent in the smallest chunks, so sending one takes many round trips. */
+  readonly smallSnapshotChunks?: boolean;
 }
 
 /** An engine factory: the one place a driver learns which protocol it runs. */

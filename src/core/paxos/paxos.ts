@@ -3,6 +3,7 @@ import { InvalidInputError, MembershipChangeInProgressError, NotLeaderError, Not
 import { Prng } from "../common/prng.js";
 import type {
   Admission,
+  CompactionFloor,
   Engine,
   EngineOptions,
   EngineStatus,
@@ -29,6 +30,8 @@ import { Phase1 } from "./phase1.js";
 import { Progress } from "./progress.js";
 
 const EMPTY = new Uint8Array(0);
+/** A follower whose snapshot chunk went unanswered this many times in a row no longer holds compaction back. */
+const SNAPSHOT_RESENDS_HOLDING = 4;
 
 /** A value waiting for a slot on the leader: a recovered one, a client's proposal, a configuration. */
 interface PendingValue {
@@ -236,7 +239,11 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
       }
       // Removed members that were silent this round are dropped before the round restarts.
       this.syncProgress(true);
-      for (const [peer, pr] of this.progress) if (peer !== this.id) pr.recentActive = false;
+      for (const [peer, pr] of this.progress) {
+        if (peer === this.id) continue;
+        pr.activeRoundBefore = pr.recentActive;
+        pr.recentActive = false;
+      }
     }
     this.maybeAutoPromote();
     this.maybeNextEpoch();
@@ -249,6 +256,7 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
       if (pr.state !== "snapshot" || !pr.snapshotChunkInFlight) continue;
       if (++pr.snapshotStallTicks < this.config.snapshotResendTicks) continue;
       pr.snapshotChunkInFlight = false;
+      pr.snapshotResends++;
       this.sendAccept(peer);
     }
   }
@@ -1184,6 +1192,7 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     pr.snapshotAcked = m.received;
     pr.snapshotChunkInFlight = false;
     pr.snapshotStallTicks = 0;
+    pr.snapshotResends = 0;
     this.sendAccept(from);
   }
 
@@ -1238,6 +1247,22 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     this.advancePrefix();
     this.current = this.configs.current(this.log.commitIndex);
     this.answer(from, { type: "accepted", ballot, index: this.prefix, last: this.prefix });
+  }
+
+  compactionFloor(): CompactionFloor | null {
+    if (this.role !== "leader") return null;
+    let receiving: number | null = null;
+    let replicating: number | null = null;
+    for (const [peer, pr] of this.progress) {
+      if (peer === this.id) continue;
+      // A follower receiving a snapshot needs the entries after it; one replicating, those after its match.
+      if (pr.state === "snapshot") {
+        if (pr.snapshotResends < SNAPSHOT_RESENDS_HOLDING) receiving = Math.min(receiving ?? Infinity, pr.snapshot?.index ?? this.log.snapshotIndexValue);
+      } else if (pr.recentActive || pr.activeRoundBefore) {
+        replicating = Math.min(replicating ?? Infinity, pr.match);
+      }
+    }
+    return receiving === null && replicating === null ? null : { receiving, replicating };
   }
 
   compact(index: number, data: Uint8Array): Snapshot | null {

@@ -22,6 +22,8 @@ export class Progress {
   probeThrough = 0;
   /** Heard from since the last CheckQuorum round. */
   recentActive = false;
+  /** Heard from in the CheckQuorum round before: with recentActive, heard from within one or two election timeouts. */
+  activeRoundBefore = false;
   /** The match when the acceptor last answered a heartbeat (a stalled pipeline shows no progress). */
   matchAtLastHeartbeat = 0;
   /** The leader's tick at which it sent the latest heartbeat this acceptor acknowledged (leases). */
@@ -34,6 +36,8 @@ export class Progress {
   snapshotAcked = 0;
   snapshotChunkInFlight = false;
   snapshotStallTicks = 0;
+  /** Chunks resent since the follower last answered: a follower that stops answering stops holding compaction. */
+  snapshotResends = 0;
 
   constructor(
     next: number,
@@ -101,6 +105,7 @@ export class Progress {
     this.snapshotAcked = 0;
     this.snapshotChunkInFlight = false;
     this.snapshotStallTicks = 0;
+    this.snapshotResends = 0;
     this.probeSent = false;
     this.resetInflight();
   }

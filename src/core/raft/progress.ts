@@ -29,6 +29,8 @@ export class Progress {
   leaseAckTick = Number.NEGATIVE_INFINITY;
   /** Heard from since the last CheckQuorum round. */
   recentActive = false;
+  /** Heard from in the CheckQuorum round before: with recentActive, heard from within one or two election timeouts. */
+  activeRoundBefore = false;
   readonly inflight: Inflight;
   /** In snapshot state: the snapshot being sent ... */
   snapshot: Snapshot | null = null;
@@ -37,6 +39,8 @@ export class Progress {
   /** ... whether a chunk is unanswered, and for how many ticks. */
   snapshotChunkInFlight = false;
   snapshotStallTicks = 0;
+  /** Chunks resent since the follower last answered: a follower that stops answering stops holding compaction. */
+  snapshotResends = 0;
 
   constructor(next: number, inflightMessagesMax: number, inflightBytesMax: number) {
     this.next = next;
@@ -57,6 +61,7 @@ export class Progress {
     this.snapshotAcked = 0;
     this.snapshotChunkInFlight = false;
     this.snapshotStallTicks = 0;
+    this.snapshotResends = 0;
     this.probeSent = false;
     this.inflight.reset();
   }

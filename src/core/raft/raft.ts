@@ -3,6 +3,7 @@ import { InvalidInputError, MembershipChangeInProgressError, NotLeaderError, Not
 import { Prng } from "../common/prng.js";
 import type {
   Admission,
+  CompactionFloor,
   Engine,
   EngineOptions,
   EngineStatus,
@@ -50,6 +51,8 @@ import { ReadOnly } from "./read-only.js";
 import { SnapshotReceiver } from "./snapshot-receiver.js";
 
 const EMPTY = new Uint8Array(0);
+/** A follower whose snapshot chunk went unanswered this many times in a row no longer holds compaction back. */
+const SNAPSHOT_RESENDS_HOLDING = 4;
 
 /**
  * Raft as a pure state machine (Ongaro & Ousterhout; Ongaro's thesis), driven through the
@@ -211,7 +214,11 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
         return;
       }
       if (this.progress.size > members(this.current).length + (isMember(this.current, this.id) ? 0 : 1)) this.syncProgress(true);
-      for (const [peer, pr] of this.progress) if (peer !== this.id) pr.recentActive = false;
+      for (const [peer, pr] of this.progress) {
+        if (peer === this.id) continue;
+        pr.activeRoundBefore = pr.recentActive;
+        pr.recentActive = false;
+      }
     }
     this.maybeAutoPromote();
     if (this.heartbeatElapsed >= this.config.heartbeatTicks) {
@@ -224,6 +231,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
       if (++pr.snapshotStallTicks < this.config.snapshotResendTicks) continue;
       // The chunk or its answer was lost: resend from the last acknowledged offset.
       pr.snapshotChunkInFlight = false;
+      pr.snapshotResends++;
       this.sendAppend(peer);
     }
   }
@@ -915,6 +923,22 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     return this.snapshot;
   }
 
+  compactionFloor(): CompactionFloor | null {
+    if (this.role !== "leader") return null;
+    let receiving: number | null = null;
+    let replicating: number | null = null;
+    for (const [peer, pr] of this.progress) {
+      if (peer === this.id) continue;
+      // A follower receiving a snapshot needs the entries after it; one replicating, those after its match.
+      if (pr.state === "snapshot") {
+        if (pr.snapshotResends < SNAPSHOT_RESENDS_HOLDING) receiving = Math.min(receiving ?? Infinity, pr.pendingSnapshot);
+      } else if (pr.recentActive || pr.activeRoundBefore) {
+        replicating = Math.min(replicating ?? Infinity, pr.match);
+      }
+    }
+    return receiving === null && replicating === null ? null : { receiving, replicating };
+  }
+
   private handleAppendResponse(from: NodeId, message: AppendResponse): void {
     if (this.role !== "leader") return;
     const pr = this.progress.get(from);
@@ -1049,6 +1073,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     pr.snapshotAcked = message.received;
     pr.snapshotChunkInFlight = false;
     pr.snapshotStallTicks = 0;
+    pr.snapshotResends = 0;
     this.sendAppend(from);
   }
 

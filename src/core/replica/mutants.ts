@@ -8,6 +8,7 @@ import { Replica, type ReplicaOptions } from "./replica.js";
 
 export const REPLICA_MUTANTS = {
   "send-before-persist": "sends the messages that must wait for the fsync (votes, append acknowledgements) with the others, before the Ready's writes are durable",
+  "compact-under-transfer": "compacts the log past entries a live follower still needs — one receiving a snapshot needs a newer one as soon as it has installed it",
 } as const;
 
 export type ReplicaMutant = keyof typeof REPLICA_MUTANTS;
@@ -28,6 +29,14 @@ class SendBeforePersistReplica<M, H, R> extends Replica<M, H, R> {
   }
 }
 
+/** The compaction floor ignored: a follower receiving a snapshot slower than the log outgrows it chases snapshots without end. */
+class CompactUnderTransferReplica<M, H, R> extends Replica<M, H, R> {
+  protected override compactionHeld(): boolean {
+    // Compacts whatever followers still need.
+    return false;
+  }
+}
+
 /** A replica, or with `mutant`, the broken variant of that name. */
 export function createReplica<M, H, R>(options: ReplicaOptions<M, H, R>, mutant: ReplicaMutant | null = null): Replica<M, H, R> {
   switch (mutant) {
@@ -35,5 +44,7 @@ export function createReplica<M, H, R>(options: ReplicaOptions<M, H, R>, mutant:
       return new Replica(options);
     case "send-before-persist":
       return new SendBeforePersistReplica(options);
+    case "compact-under-transfer":
+      return new CompactUnderTransferReplica(options);
   }
 }

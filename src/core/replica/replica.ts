@@ -52,6 +52,13 @@ export interface ReplicaOptions<M, H, R> {
   readonly requestTimeoutMs: number;
   /** Capture the state machine and compact the log every this many applied entries; 0: never. */
   readonly snapshotEntries: number;
+  /**
+   * On the leader, compaction waits while a live follower needs entries it would drop, up
+   * to this many entries past that follower (default 5,000): a follower a little behind, or
+   * one that has just installed a snapshot, catches up from the log instead of being sent
+   * one newer snapshot after another.
+   */
+  readonly catchUpEntries?: number;
   /** Most proposals and reads waiting at once; beyond, new ones are refused (TooManyRequestsError). */
   readonly pendingRequestsMax: number;
   /** For engines without a configuration of their own: how many other members there are. */
@@ -109,6 +116,8 @@ interface PendingChange extends Pending<{ readonly index: number }> {
 const READIES_PER_PUMP_MAX = 64;
 /** Records captured per step of an incremental snapshot: a step costs about a millisecond. */
 const SNAPSHOT_RECORDS_PER_STEP = 500;
+/** See ReplicaOptions.catchUpEntries (etcd's SnapshotCatchUpEntries is 5,000 as well). */
+export const CATCH_UP_ENTRIES_DEFAULT = 5_000;
 /** Ticks caught up at once after a long stall; beyond this the rest are skipped. */
 const CATCH_UP_TICKS_MAX = 10_000;
 /**
@@ -324,6 +333,7 @@ export class Replica<M, H, R> {
     if (this.stopped) return;
     this.catchUpTicks();
     this.expireRequests();
+    this.saveSnapshot(); // one held back for a follower's snapshot may go ahead now
     this.schedulePump();
   }
 
@@ -687,6 +697,10 @@ export class Replica<M, H, R> {
     this.snapshotToSave = null;
     const { snapshot } = toSave;
     if (snapshot.index <= this.engine.status().snapshotIndex) return; // overtaken by a leader's snapshot
+    if (this.compactionHeld(snapshot)) {
+      this.snapshotToSave = toSave; // retried after the next sync or tick
+      return;
+    }
     const savingMs = this.options.clock.nowMs();
     try {
       this.options.storage.compact(snapshot);
@@ -697,6 +711,23 @@ export class Replica<M, H, R> {
     this.engine.compact?.(snapshot.index, snapshot.data);
     const doneMs = this.options.clock.nowMs();
     this.options.observer?.snapshotTaken?.(snapshot, { total: doneMs - toSave.startedMs, saving: doneMs - savingMs });
+  }
+
+  /**
+   * Whether compacting through the snapshot's index must wait for a live follower that
+   * still needs entries before it (see Engine.compactionFloor): one receiving an older
+   * snapshot (compacting now would send it a newer one as soon as it has installed this
+   * one, and so on for as long as snapshots take longer to send than the log takes to
+   * outgrow them), or one replicating a little behind. Up to `catchUpEntries` past it, as
+   * etcd keeps catch-up entries; beyond, compaction goes ahead and that follower gets the
+   * newer snapshot, so a follower that cannot keep up does not make the log grow forever.
+   */
+  protected compactionHeld(snapshot: Snapshot): boolean {
+    const floor = this.engine.compactionFloor?.() ?? null;
+    if (floor === null) return false;
+    const catchUp = this.options.catchUpEntries ?? CATCH_UP_ENTRIES_DEFAULT;
+    const held = (needs: number | null): boolean => needs !== null && snapshot.index > needs && snapshot.index - needs <= catchUp;
+    return held(floor.receiving) || held(floor.replicating);
   }
 
   private abortSnapshot(): void {
