@@ -70,6 +70,8 @@ export interface SimNodeOptions<M> {
   readonly kvMutant?: KvMutant | null;
   /** Take a snapshot and compact the log every this many applied entries (0: never). */
   readonly snapshotEveryEntries: number;
+  /** Revisions of MVCC history the KV store keeps (0: all). */
+  readonly historyRevisions?: number;
   /** A user's state machine to run instead of the KV store (`synod sim --state-machine`). */
   readonly application?: SimNodeApplication<M>;
   /**
@@ -297,6 +299,7 @@ export class SimNode<M> {
       requestTimeoutMs: this.options.requestTimeoutMicros / 1000,
       snapshotEntries: this.options.snapshotEveryEntries,
       catchUpEntries: SIM_CATCH_UP_ENTRIES,
+      historyRevisions: this.options.historyRevisions ?? 0,
       pendingRequestsMax: PENDING_REQUESTS_MAX,
       peerCount: Math.max(0, peers.length - 1),
       nodeClientId: SELF_ASSIGNED_SESSIONS_FROM + id,

@@ -25,6 +25,8 @@ export interface SimParams {
   readonly tornWriteProbability: number;
   /** Each node snapshots its state machine and compacts its log every this many entries (0: never). */
   readonly snapshotEveryEntries: number;
+  /** Revisions of MVCC history the KV store keeps (the leader compacts older ones); 0: all. */
+  readonly historyRevisions: number;
   readonly faultPhaseMicros: number;
   readonly healPhaseMicros: number;
   readonly faultIntervalMicrosMean: number;
@@ -111,6 +113,7 @@ export function deriveParams(seed: number, options: ParamOptions = {}): SimParam
     opMix,
     // Drawn last, so the draws above (and the seeds' runs they shape) stay as they were.
     clientRetries: prng.pick([0, 0, 1, 3]),
+    historyRevisions: prng.pick([0, 50, 500]),
     engineTuning: "defaults",
     groups: 1,
   };
@@ -124,7 +127,7 @@ export function describeParams(params: SimParams): string[] {
     `seed=${params.seed} scenario=${params.scenario} nodes=${params.nodes}${params.bootstrapVoters < params.nodes ? ` (${params.bootstrapVoters} bootstrap voters)` : ""} clients=${params.clients} keys=${params.keys}${params.groups > 1 ? ` groups=${params.groups} (${params.keys} key(s) each)` : ""}`,
     `faults=${params.faults.join(",") || "none"}`,
     `network: delay=${ms(link.delayMinMicros)}+exp(${ms(link.delayMeanMicros)}) drop=${link.dropProbability} dup=${link.duplicateProbability} reorder=${link.longDelayProbability} (up to ${ms(link.longDelayMaxMicros)})`,
-    `disk: fsync=${ms(params.fsyncMicrosMin)}+exp(${ms(params.fsyncMicrosMean)}) torn=${params.tornWriteProbability} snapshot-every=${params.snapshotEveryEntries || "never"}`,
+    `disk: fsync=${ms(params.fsyncMicrosMin)}+exp(${ms(params.fsyncMicrosMean)}) torn=${params.tornWriteProbability} snapshot-every=${params.snapshotEveryEntries || "never"} history=${params.historyRevisions || "all"}`,
     `phases: fault=${ms(params.faultPhaseMicros)} heal=${ms(params.healPhaseMicros)} fault-every~${ms(params.faultIntervalMicrosMean)}`,
     `engine: ${params.engineTuning}`,
     `clients: roaming=${params.roamingClients}/${params.clients} timeout=${ms(params.clientTimeoutMicros)} retries=${params.clientRetries} think~${ms(params.clientThinkMicrosMean)} mix=get:${params.opMix.get},put:${params.opMix.put},delete:${params.opMix.delete},cas:${params.opMix.cas}`,

@@ -1277,15 +1277,16 @@ export const SCENARIOS: readonly Scenario[] = [
       "a follower cut off while the others compact comes back to snapshots that take longer to send than the log takes to outgrow them: it installs one and catches up from the leader's log, instead of chasing newer snapshots (7; etcd's catch-up entries)",
     weight: 1,
     tuning: { smallSnapshotChunks: true },
-    // Many keys, written without pause, make snapshots of some kilobytes (hundreds of round
-    // trips in 32-byte chunks) while the leader compacts every 5 entries.
+    // A hundred keys, written without pause, make snapshots of some kilobytes (hundreds of
+    // round trips in 32-byte chunks) while the leader compacts every 5 entries.
     params: (p) => ({
       ...reliable(p),
-      keys: 300,
+      keys: 100,
       clientThinkMicrosMean: 1000,
       roamingClients: 0,
       opMix: { get: 0.1, put: 0.8, delete: 0.05, cas: 0.05 },
       snapshotEveryEntries: 5,
+      historyRevisions: 50,
       faultPhaseMicros: Math.max(p.faultPhaseMicros, 8_000_000),
     }),
     start: (ctx) => {

@@ -252,6 +252,7 @@ class Simulation implements NodeHost<unknown> {
         replicaMutant: options.mutant !== undefined && isReplicaMutant(options.mutant) ? options.mutant : null,
         kvMutant: options.mutant !== undefined && isKvMutant(options.mutant) ? options.mutant : null,
         snapshotEveryEntries: this.params.snapshotEveryEntries,
+        historyRevisions: this.params.historyRevisions,
         ...(this.app === null ? {} : { application: this.app }),
         groups: this.params.groups,
         routerMutant: options.mutant !== undefined && isRouterMutant(options.mutant) ? options.mutant : null,

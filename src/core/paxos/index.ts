@@ -47,7 +47,7 @@ export function paxosFactory(config: PaxosConfig = DEFAULT_PAXOS_CONFIG): Engine
         windowSlots: prng.pick([2, 4, 16, 1024]),
         entriesPerMessageMax: hints?.smallMessages === true ? 1 : prng.pick([1, 2, 8, 256]),
         inflightMessagesMax: prng.pick([1, 4, 256]),
-        snapshotChunkBytes: hints?.smallSnapshotChunks === true ? 32 : prng.pick([32, 256, 64 * 1024]),
+        snapshotChunkBytes: hints?.smallSnapshotChunks === true ? 32 : prng.pick([256, 4096, 64 * 1024]),
         snapshotResendTicks: prng.pick([2, 5]),
       };
       if (tuned.checkQuorum && (hints?.leaseReads ?? prng.chance(0.5))) tuned = { ...tuned, leaseReads: true };
