@@ -172,6 +172,7 @@ class Simulation implements NodeHost<unknown> {
   private readonly factory: EngineFactory<unknown, unknown>;
   private readonly scenario: Scenario;
   private readonly messageKinds = new Map<string, number>();
+  private readonly messageSenders = new Map<string, Set<NodeId>>();
   private readonly statusWatchers: ((id: NodeId, status: EngineStatus) => void)[] = [];
   /** Links the nemesis holds: the packets kept on the wire until it releases them. */
   private readonly heldLinks = new Map<number, { readonly from: NodeId; readonly to: NodeId; readonly messages: GroupEnvelope<unknown>[] }>();
@@ -334,6 +335,9 @@ class Simulation implements NodeHost<unknown> {
       const end = match === null ? -1 : match.index;
       const kind = end < 0 ? text : text.slice(0, end);
       this.messageKinds.set(kind, (this.messageKinds.get(kind) ?? 0) + 1);
+      let senders = this.messageSenders.get(kind);
+      if (senders === undefined) this.messageSenders.set(kind, (senders = new Set()));
+      senders.add(from);
     }
     if (this.partition.isBlocked(from, to)) {
       this.messagesDropped++;
@@ -725,6 +729,12 @@ class Simulation implements NodeHost<unknown> {
       messagesByKind: () => {
         if (this.scenario.countsMessages !== true) throw new Error(`scenario ${this.scenario.name} reads message counts without countsMessages: true`);
         return this.messageKinds;
+      },
+      messageSenders: (pattern) => {
+        if (this.scenario.countsMessages !== true) throw new Error(`scenario ${this.scenario.name} reads message senders without countsMessages: true`);
+        const senders = new Set<NodeId>();
+        for (const [kind, from] of this.messageSenders) if (pattern.test(kind)) for (const id of from) senders.add(id);
+        return senders.size;
       },
       snapshotInstalls: (id) => node(id).snapshotsInstalled,
       servingWindows: () => this.watch(DEFAULT_GROUP).opportunities.servingWindows(this.now() + 1),
