@@ -32,6 +32,13 @@ export class ConfigHistory {
   private base: Membership;
   private baseSimple: Membership;
   private baseIndex: number;
+  /**
+   * The last slot the base governs; its simple half governs the slots after it. For a
+   * restored base, baseIndex + α (where the change took effect is not known); for one this
+   * node compacted, the slot before the change it folded in took effect — compacting again
+   * must not push that further: a joint window renewed by every compaction never ends.
+   */
+  private baseUntil: number;
   /** Configuration entries in the log after the base, by slot (accepted; chosen up to the commit index). */
   private entries: ConfigEntry[] = [];
 
@@ -43,6 +50,7 @@ export class ConfigHistory {
     this.base = base;
     this.baseSimple = simpleHalf(base);
     this.baseIndex = baseIndex;
+    this.baseUntil = baseIndex + window;
   }
 
   /** The configuration governing slot `x`: final once every slot up to x - α is chosen. */
@@ -51,7 +59,7 @@ export class ConfigHistory {
       const entry = this.entries[i] as ConfigEntry;
       if (entry.index <= x - this.window) return entry.membership;
     }
-    return x <= this.baseIndex + this.window ? this.base : this.baseSimple;
+    return x <= this.baseUntil ? this.base : this.baseSimple;
   }
 
   /** The latest configuration in the log (possibly not chosen, possibly not yet in force). */
@@ -81,7 +89,7 @@ export class ConfigHistory {
       const entry = this.entries[i] as ConfigEntry;
       if (entry.index <= index) return entry.membership;
     }
-    return index <= this.baseIndex + this.window ? this.base : this.baseSimple;
+    return index <= this.baseUntil ? this.base : this.baseSimple;
   }
 
   /**
@@ -113,12 +121,24 @@ export class ConfigHistory {
     return true;
   }
 
-  /** The log was compacted through `index`: the configurations there fold into the base. */
+  /**
+   * The log was compacted through `index`: the configurations there fold into the base,
+   * which governs until the newest of them takes effect (joined with the one it replaces,
+   * while that one still governs slots after `index`).
+   */
   compact(index: number): void {
     if (index <= this.baseIndex) return;
-    const base = this.membershipAt(index);
-    this.base = base;
-    this.baseSimple = simpleHalf(base);
+    const folded = this.entries.filter((c) => c.index <= index);
+    const newest = folded[folded.length - 1];
+    if (newest !== undefined) {
+      const until = newest.index + this.window - 1;
+      const base = until > index ? joined(newest.membership, this.configFor(index + 1)) : newest.membership;
+      this.base = base;
+      this.baseSimple = simpleHalf(base);
+      this.baseUntil = until;
+    } else if (this.baseUntil <= index) {
+      this.base = this.baseSimple;
+    }
     this.baseIndex = index;
     this.entries = this.entries.filter((c) => c.index > index);
   }
@@ -128,6 +148,7 @@ export class ConfigHistory {
     this.base = membership;
     this.baseSimple = simpleHalf(membership);
     this.baseIndex = index;
+    this.baseUntil = index + this.window;
     this.entries = [];
     for (const entry of kept) if (entry.kind === "config") this.entries.push({ index: entry.index, membership: decodeMembership(entry.data) });
   }

@@ -371,6 +371,25 @@ describe("PMMC — the configuration window α", () => {
     assert.deepEqual(restored.configFor(16).outgoing, [], "and the new one alone after");
   });
 
+  test("compacting again while a change waits for its slots does not push back the slot where it takes effect", () => {
+    // A change in slot 10 with α = 4 governs from slot 14. Compacting through 11 folds it into
+    // a joint base up to 13; compacting through 12 must not make that joint base govern up to
+    // 12 + α: with compactions more often than every α slots, the old voters never left
+    // (Paxos simulator seeds 5031, 5145, 5198: a leader re-proposing its way out of a joint
+    // configuration, thousands of no-op slots at a time, while nothing else committed).
+    const history = new ConfigHistory(4, bootstrapMembership([1, 2, 3]), 0);
+    history.onWrite({ index: 10, term: 1, data: encode(bootstrapMembership([1, 3])), kind: "config" }, null);
+    history.compact(11);
+    assert.deepEqual([history.configFor(13).voters, history.configFor(13).outgoing], [[1, 3], [1, 2, 3]], "slot 13: both, the change is not in force yet");
+    assert.deepEqual([history.configFor(14).voters, history.configFor(14).outgoing], [[1, 3], []], "slot 14: the new voters alone");
+    history.compact(12);
+    history.compact(13);
+    assert.deepEqual([history.configFor(14).voters, history.configFor(14).outgoing], [[1, 3], []], "still from slot 14, after two more compactions");
+    assert.deepEqual(history.current(13).outgoing, [], "and the node acts on the new configuration once slot 13 is chosen");
+    history.compact(20);
+    assert.deepEqual([history.membershipAt(20).voters, history.membershipAt(20).outgoing], [[1, 3], []], "a snapshot past the window records the new one alone");
+  });
+
   test("a leader proposes slot x only once every slot up to x - α is chosen", () => {
     const c = new PaxosCluster(3, { ...DEFAULT_PAXOS_CONFIG, windowSlots: 3 });
     c.elect(1);
