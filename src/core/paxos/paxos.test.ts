@@ -371,23 +371,27 @@ describe("PMMC — the configuration window α", () => {
     assert.deepEqual(restored.configFor(16).outgoing, [], "and the new one alone after");
   });
 
-  test("compacting again while a change waits for its slots does not push back the slot where it takes effect", () => {
-    // A change in slot 10 with α = 4 governs from slot 14. Compacting through 11 folds it into
-    // a joint base up to 13; compacting through 12 must not make that joint base govern up to
-    // 12 + α: with compactions more often than every α slots, the old voters never left
-    // (Paxos simulator seeds 5031, 5145, 5198: a leader re-proposing its way out of a joint
-    // configuration, thousands of no-op slots at a time, while nothing else committed).
+  test("compacting again while a change waits keeps where it takes effect (it is not moved to each snapshot's slot + α)", () => {
+    // Simulator seeds 5031, 5145 and 5198: with snapshots every 20 slots and α = 1024, moving
+    // the end kept the old voters voting, and the leader padding no-ops, for the whole run.
     const history = new ConfigHistory(4, bootstrapMembership([1, 2, 3]), 0);
-    history.onWrite({ index: 10, term: 1, data: encode(bootstrapMembership([1, 3])), kind: "config" }, null);
-    history.compact(11);
-    assert.deepEqual([history.configFor(13).voters, history.configFor(13).outgoing], [[1, 3], [1, 2, 3]], "slot 13: both, the change is not in force yet");
-    assert.deepEqual([history.configFor(14).voters, history.configFor(14).outgoing], [[1, 3], []], "slot 14: the new voters alone");
-    history.compact(12);
+    history.onWrite({ index: 10, term: 1, data: encode(bootstrapMembership([1, 2])), kind: "config" }, null);
+    const pending = history.membershipAt(11);
+    for (const index of [11, 12]) history.compact(index);
+    assert.deepEqual(history.configFor(13).outgoing, [1, 2, 3], "slot 13 still asks both");
+    assert.deepEqual([history.configFor(14).voters, history.configFor(14).outgoing], [[1, 2], []], "the change in slot 10 governs slot 14 on");
+    assert.equal(history.lastChangeSlot(), 10, "and the padding after it ends at 10 + 2α - 1");
+    assert.deepEqual(history.current(13).outgoing, [], "the node acts on the new configuration once slot 13 is chosen");
     history.compact(13);
-    assert.deepEqual([history.configFor(14).voters, history.configFor(14).outgoing], [[1, 3], []], "still from slot 14, after two more compactions");
-    assert.deepEqual(history.current(13).outgoing, [], "and the node acts on the new configuration once slot 13 is chosen");
+    assert.equal(history.lastChangeSlot(), null, "once in force, a compaction forgets the change");
     history.compact(20);
-    assert.deepEqual([history.membershipAt(20).voters, history.membershipAt(20).outgoing], [[1, 3], []], "a snapshot past the window records the new one alone");
+    assert.deepEqual([history.membershipAt(20).voters, history.membershipAt(20).outgoing], [[1, 2], []], "a snapshot past the window records the new one alone");
+
+    const restored = new ConfigHistory(4, pending, 11);
+    for (const index of [12, 13, 14]) restored.compact(index);
+    assert.deepEqual(restored.configFor(15).outgoing, [1, 2, 3], "a restored node asks both up to 11 + α");
+    assert.deepEqual(restored.configFor(16).outgoing, [], "and the new one alone after, however often it compacts");
+    assert.equal(restored.lastChangeSlot(), 11);
   });
 
   test("a leader proposes slot x only once every slot up to x - α is chosen", () => {

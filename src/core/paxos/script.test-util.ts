@@ -42,6 +42,8 @@
 //   log ID...                      each node's slots: slot:ballot"value" (- a hole, cfg a
 //                                  configuration, "" a no-op)
 //   applied ID...                  what each node applied (no-ops and configurations left out)
+//   members ID...                  each node's configuration: its voters, and while a change
+//                                  waits for its α slots the old voters too (`& 1,2,3 (joint)`)
 //
 // Output lines:
 //
@@ -224,6 +226,13 @@ class ScriptRun {
           const id = this.nodeId(token.text);
           const applied = this.world().appliedData(id);
           this.emit(`node ${id}: ${applied.length === 0 ? "(nothing)" : applied.map((text) => JSON.stringify(text)).join(" ")}`);
+        }
+        break;
+      case "members":
+        for (const token of args) {
+          const id = this.nodeId(token.text);
+          const m = this.world().engine(id).membership();
+          this.emit(`node ${id}: voters ${m.voters.join(",")}${m.outgoing.length > 0 ? ` & ${m.outgoing.join(",")} (joint)` : ""}`);
         }
         break;
       default:
