@@ -152,6 +152,12 @@ export interface SnapshotChunkResponse {
 export interface TimeoutNow {
   readonly type: "timeout-now";
   readonly ballot: number;
+  /**
+   * The leader's chosen prefix, which the recipient (holding every slot of it at this ballot)
+   * learns before its phase 1: the leader may have compacted its log through it, and refuses
+   * a phase 1 from below its snapshot. Absent from nodes that predate it.
+   */
+  readonly commit?: number;
 }
 
 function range(entries: readonly LogEntry[]): string {
@@ -190,7 +196,7 @@ export function describePaxosMessage(m: PaxosMessage): string {
     case "snapshot-response":
       return `snapshot progress ballot=${b} at=${m.index} received=${m.received}`;
     case "timeout-now":
-      return `timeout-now ballot=${b}`;
+      return `timeout-now ballot=${b}${m.commit === undefined ? "" : ` commit=${m.commit}`}`;
   }
 }
 

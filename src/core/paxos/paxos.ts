@@ -286,8 +286,17 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
         return this.handleSnapshotChunk(from, message);
       case "timeout-now":
         // The leader handed over: run phase 1 at once, saying why, so acceptors that still
-        // hear from it promise all the same.
-        if (message.ballot === this.promised && from === this.lead && this.role === "follower" && this.mayCampaign()) this.campaign(false, true);
+        // hear from it promise all the same. Phase 1 starts after the leader's chosen prefix,
+        // not one a lost heartbeat left behind: the leader may have compacted through it and
+        // would refuse as "behind" — for ever when the leader was leaving the voters, so the
+        // only other voters of the old configuration (simulator seed 75 reconfiguration: a
+        // change to voters {3} left node 3 probing node 1 for the rest of the run).
+        if (message.ballot !== this.promised || from !== this.lead || this.role !== "follower") return;
+        if (message.commit !== undefined) {
+          this.advancePrefix();
+          this.learn(message.commit);
+        }
+        if (this.mayCampaign()) this.campaign(false, true);
         return;
       case "accepted":
         return this.handleAccepted(from, message);
@@ -1032,7 +1041,7 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
   /** Tells the caught-up target to run phase 1 now; this leader's lease vouches for nothing from here. */
   private handOver(target: NodeId): void {
     this.leaseGivenAway = true;
-    this.send(target, { type: "timeout-now", ballot: this.promised });
+    this.send(target, { type: "timeout-now", ballot: this.promised, commit: this.log.commitIndex });
   }
 
   private mostUpToDate(candidates: readonly NodeId[]): NodeId | null {

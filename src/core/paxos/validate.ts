@@ -79,6 +79,7 @@ export function validatePaxosMessage(value: unknown): PaxosMessage {
       index(m, "received");
       break;
     case "timeout-now":
+      if (m["commit"] !== undefined) index(m, "commit");
       break;
     default:
       throw new InvalidInputError(`unknown Paxos message type ${JSON.stringify(m["type"])}`);
