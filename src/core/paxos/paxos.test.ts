@@ -472,6 +472,41 @@ describe("PMMC — the configuration window α", () => {
     c.tickAll(3);
     assert.deepEqual(c.appliedData(2).slice(-1), ["after"]);
   });
+
+  test("a leader removing itself under a steady stream of proposals: every proposal the remaining voters forwarded is chosen within an election timeout", () => {
+    // The leader writes its last slots of the old configuration at once (no-ops through
+    // s + α - 1): proposals forwarded to it after that wait for the next configuration's
+    // leader, which never talks to a removed node. They must reach that leader, or the
+    // clients that made them wait for their timeout (the real-process membership test).
+    const electionTicks = DEFAULT_PAXOS_CONFIG.electionTicks;
+    const c = new PaxosCluster(3, { ...DEFAULT_PAXOS_CONFIG, windowSlots: 8 });
+    c.elect(1);
+    const proposedAt = new Map<string, number>();
+    let tick = 0;
+    const proposeAndTick = (): void => {
+      for (const id of [2, 3]) {
+        const value = `w${tick}-${id}`;
+        if (c.engine(id).propose(data(value)).accepted) proposedAt.set(value, tick);
+      }
+      c.tickAll(1);
+      tick++;
+    };
+    for (let i = 0; i < 5; i++) proposeAndTick();
+    assert.ok(c.engine(1).changeMembership({ voters: [2, 3], learners: [], context: new Uint8Array(0) }).accepted);
+    const changedAt = tick;
+    let newLeaderAt: number | null = null;
+    while (tick < changedAt + 4 * electionTicks) {
+      proposeAndTick();
+      const leaders = c.leaders();
+      if (newLeaderAt === null && leaders.length === 1 && leaders[0] !== 1) newLeaderAt = tick;
+    }
+    assert.ok(newLeaderAt !== null && newLeaderAt - changedAt <= electionTicks, `a remaining voter leads ${newLeaderAt === null ? "never" : `${newLeaderAt - changedAt} ticks after the change`}`);
+    c.tickAll(electionTicks);
+    const applied = new Set(c.appliedData(2));
+    const lost = [...proposedAt.keys()].filter((value) => !applied.has(value));
+    assert.deepEqual(lost, [], `proposals made at ticks ${lost.map((value) => proposedAt.get(value)).join(", ")} (the change at ${changedAt}) were never chosen`);
+    assert.deepEqual(c.appliedData(3), c.appliedData(2));
+  });
 });
 
 describe("PML — leases, snapshots, limits", () => {

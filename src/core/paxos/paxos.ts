@@ -150,6 +150,13 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
   /** Proposals held while no leader can take them here (a transfer, a new phase 1); bounded. */
   private heldProposals: Uint8Array[] = [];
   private heldProposalBytes = 0;
+  /**
+   * The node this one last handed leadership to, until it hears from a leader or runs phase
+   * 1 itself: once it steps down, the proposals it holds and those still forwarded to it go
+   * there. A leader that removed itself never hears from the next configuration's leader,
+   * so without this they would wait on it for ever (and its clients' writes time out).
+   */
+  private handedTo: NodeId | null = null;
 
   // ---- reads ----
   private readRound = 0;
@@ -227,6 +234,7 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     if (this.transferTarget !== null && ++this.transferElapsed >= this.config.electionTicks) {
       // The target did not take over within an election timeout: give up, and go on.
       this.transferTarget = null;
+      this.handedTo = null;
       this.releaseHeldProposals();
       this.fillLog();
     }
@@ -309,7 +317,9 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
           } else this.holdProposal(data);
         }
         if (this.role === "leader") this.fillLog();
-        else if (this.role === "follower" && this.lead !== null) this.releaseHeldProposals();
+        // Proposals from the node this one follows come from a leader that handed over and
+        // stepped down: they wait here for the next leader rather than go back to it.
+        else if (this.role === "follower" && from !== this.lead) this.releaseHeldProposals();
         return;
       case "read-index":
         if (this.role === "leader") this.handleReadRequest(from, message.requestId, message.lease === true);
@@ -357,6 +367,7 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
   private followLeader(leader: NodeId): void {
     if (this.role !== "follower") this.becomeFollower(leader);
     this.lead = leader;
+    this.handedTo = null;
     this.electionElapsed = 0;
     this.releaseHeldProposals();
   }
@@ -423,6 +434,7 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
 
   private campaign(probe: boolean, transfer: boolean): void {
     this.resetElectionTimer();
+    this.handedTo = null;
     const epoch = this.configs.configFor(this.log.commitIndex + 1);
     const from = this.log.commitIndex + 1;
     const voters = [...new Set([...epoch.voters, ...epoch.outgoing])].filter((id) => id !== this.id);
@@ -560,6 +572,8 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     this.phase1 = null;
     this.renewing = false;
     this.resetElectionTimer();
+    // A leader that handed over and now learns of a higher ballot passes on what it holds.
+    if (lead === null && this.handedTo !== null) this.releaseHeldProposals();
   }
 
   // ---- phase 2: leader ----
@@ -935,8 +949,8 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     if (this.role === "leader" && this.transferTarget === null) {
       const held = this.takeHeld();
       for (const data of held) if (this.admits(data)) this.enqueueProposal(data);
-    } else if (this.role === "follower" && this.lead !== null) {
-      this.send(this.lead, { type: "propose", ballot: this.promised, data: this.takeHeld() });
+    } else if (this.role === "follower" && (this.lead ?? this.handedTo) !== null) {
+      this.send((this.lead ?? this.handedTo) as NodeId, { type: "propose", ballot: this.promised, data: this.takeHeld() });
     }
   }
 
@@ -1041,6 +1055,7 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
   /** Tells the caught-up target to run phase 1 now; this leader's lease vouches for nothing from here. */
   private handOver(target: NodeId): void {
     this.leaseGivenAway = true;
+    this.handedTo = target;
     this.send(target, { type: "timeout-now", ballot: this.promised, commit: this.log.commitIndex });
   }
 
