@@ -274,7 +274,14 @@ describe("PMS 2.2 and 3 — the proposer", () => {
     const c = new PaxosCluster(3);
     c.elect(1);
     for (const v of ["a", "b", "c"]) c.engine(1).propose(data(v));
-    c.stabilize();
+    // Node 2 accepts slots 1..3; the heartbeat telling it they are chosen is lost.
+    c.flush();
+    while (c.queue.length > 0) {
+      const batch = c.queue;
+      c.queue = [];
+      for (const e of batch) if (!(e.to === 2 && e.message.type === "heartbeat")) c.engine(e.to).step(e.from, e.message);
+      c.flush();
+    }
     // What node 2 has synced: its promise to ballot 1.1 and slots 1..3 accepted at it. The
     // chosen prefix it learns next is a hard state that needs no sync (etcd's MustSync).
     const synced = { ...(c.disks.get(2)?.hardState as PaxosHardState) };
@@ -302,6 +309,32 @@ describe("PMS 2.2 and 3 — the proposer", () => {
     c.engine(3).propose(data("d"));
     c.tickAll(3);
     assert.deepEqual(c.appliedData(2), ["a", "b", "c", "d"]);
+  });
+
+  test("an accept unanswered for a heartbeat interval is sent again; an answer to commit news in the same tick is no such sign", () => {
+    const c = new PaxosCluster(3);
+    c.elect(1);
+    c.engine(1).propose(data("a"));
+    c.stabilize();
+    c.tick(1);
+    c.stabilize(); // a heartbeat round: the leader notes that node 2 holds slot 1
+    const ballot = c.engine(1).status().term;
+    c.engine(1).propose(data("b"));
+    c.flush();
+    c.queue = c.queue.filter((e) => !(e.to === 2 && e.message.type === "accept")); // lost
+    const resentTo2 = (): number[][] => {
+      c.flush();
+      const resent = c.queue.filter((e) => e.from === 1 && e.to === 2 && e.message.type === "accept");
+      c.queue = c.queue.filter((e) => !resent.includes(e));
+      return resent.map((e) => (e.message.type === "accept" ? e.message.entries.map((x) => x.index) : []));
+    };
+    // Node 2's answer to a heartbeat sent before slot 2 (commit news), in the same tick.
+    c.engine(1).step(2, { type: "heartbeat-response", ballot, readRound: 0, index: 1 });
+    assert.deepEqual(resentTo2(), [], "slot 2 left a moment ago: not lost yet");
+    // A tick later node 2 still holds only slot 1: the accept was lost.
+    c.engine(1).tick();
+    c.engine(1).step(2, { type: "heartbeat-response", ballot, readRound: 0, index: 1 });
+    assert.deepEqual(resentTo2(), [[2]]);
   });
 
   test("an idle acceptor the leader streams to that reports less than it acknowledged is probed from what it holds", () => {
@@ -570,6 +603,19 @@ describe("PML — leases, snapshots, limits", () => {
     const lonely = engine(5, [5, 6, 7]);
     const refused = lonely.propose(data("x"));
     assert.ok(!refused.accepted && refused.error instanceof NotLeaderError);
+  });
+
+  test("an idle acceptor hears of a new chosen prefix at once, not a heartbeat later: a write a follower forwarded is applied there without a tick", () => {
+    // The follower answers its client once it applies the write; waiting for the next
+    // heartbeat cost every forwarded write a heartbeat interval (50 ms on a real node).
+    const c = new PaxosCluster(3);
+    c.elect(1);
+    assert.ok(c.engine(3).propose(data("via-3")).accepted);
+    c.stabilize();
+    assert.deepEqual(c.appliedData(3), ["via-3"]);
+    assert.deepEqual(c.appliedData(2), ["via-3"]);
+    // One heartbeat per acceptor says so, and only once: idle again, nothing more is sent.
+    assert.equal(c.stabilize(), 0);
   });
 });
 

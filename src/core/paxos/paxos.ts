@@ -670,6 +670,7 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     const last = entries[entries.length - 1] as LogEntry;
     const message: Accept = { type: "accept", ballot, entries, commit: this.log.commitIndex };
     this.send(to, message);
+    pr.sentCommit = Math.max(pr.sentCommit, this.log.commitIndex);
     if (pr.state === "replicate") {
       pr.next = last.index + 1;
       pr.addInflight(last.index, entries.reduce((sum, entry) => sum + entryBytes(entry), 0));
@@ -686,13 +687,28 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
       while (this.sendAccept(peer) && (this.progress.get(peer) as Progress).state === "replicate") {
         // keep the pipeline full up to the in-flight window
       }
+      this.sendCommitNews(peer);
     }
   }
 
+  /**
+   * Tells an acceptor that holds every slot sent to it a new chosen prefix at once, as
+   * Raft's empty append does: it applies them (and answers the writes it forwarded) a
+   * message after they are chosen, not a heartbeat interval later. Busy acceptors learn it
+   * with their next slots.
+   */
+  private sendCommitNews(to: NodeId): void {
+    const pr = this.progress.get(to) as Progress;
+    if (pr.state !== "replicate" || pr.inflightCount > 0 || pr.sentCommit >= this.log.commitIndex) return;
+    this.send(to, { type: "heartbeat", ballot: this.promised, commit: this.log.commitIndex, readRound: 0 });
+    pr.sentCommit = this.log.commitIndex;
+  }
+
   private broadcastHeartbeat(readRound: number): void {
-    for (const peer of this.progress.keys()) {
+    for (const [peer, pr] of this.progress) {
       if (peer === this.id) continue;
       this.send(peer, { type: "heartbeat", ballot: this.promised, commit: this.log.commitIndex, readRound });
+      pr.sentCommit = Math.max(pr.sentCommit, this.log.commitIndex);
     }
   }
 
@@ -741,12 +757,17 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     }
     // Probing: go on from the prefix the acceptor reports (a new leader starts past it).
     if (pr.state === "probe") pr.next = pr.match + 1;
-    if (pr.state === "replicate" && pr.match < pr.next - 1 && pr.match === pr.matchAtLastHeartbeat) {
-      // Slots were sent, and the acceptor's prefix has not moved in a heartbeat interval: an
-      // accept was lost (or the acceptor restarted). Go back and fill from its prefix.
-      pr.becomeProbe();
+    // Checked once a heartbeat interval: the answers to commit news come in between, and an
+    // accept sent a moment before one of them is not lost for being unanswered.
+    if (this.tickCount - pr.matchCheckedTick >= this.config.heartbeatTicks) {
+      if (pr.state === "replicate" && pr.match < pr.next - 1 && pr.match === pr.matchAtLastHeartbeat) {
+        // Slots were sent, and the acceptor's prefix has not moved in a heartbeat interval:
+        // an accept was lost (or the acceptor restarted). Go back and fill from its prefix.
+        pr.becomeProbe();
+      }
+      pr.matchAtLastHeartbeat = pr.match;
+      pr.matchCheckedTick = this.tickCount;
     }
-    pr.matchAtLastHeartbeat = pr.match;
     if (pr.match < this.written) this.sendAccept(from);
     if (m.readRound > 0) {
       const sentAt = this.roundSentAt.get(m.readRound);
