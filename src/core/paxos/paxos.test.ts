@@ -506,6 +506,36 @@ describe("PMMC — the configuration window α", () => {
     assert.deepEqual(c.appliedData(2).slice(-1), ["after"]);
   });
 
+  test("a removed node that missed its removal does not lead the configuration it remembers: acceptors that know it was replaced refuse it as behind", () => {
+    // Simulator seed 5507: node 5, restarted knowing only slots from before its removal,
+    // ran phase 1 in that old configuration and won it with promises from nodes removed
+    // with it (they know the slots it asked about are chosen, and no longer vote). As
+    // leader of a configuration that governs only chosen slots, it could do nothing; its
+    // clients waited for their timeouts, the removed nodes followed it, and it told one of
+    // them to take over at every election timeout.
+    const c = new PaxosCluster(3, { ...DEFAULT_PAXOS_CONFIG, windowSlots: 2 });
+    c.elect(1);
+    c.engine(1).propose(data("a"));
+    c.stabilize();
+    c.isolate(3);
+    assert.ok(c.engine(1).changeMembership({ voters: [1, 2], learners: [], context: new Uint8Array(0) }).accepted);
+    c.tickAll(10);
+    assert.ok(c.engine(1).changeMembership({ voters: [1], learners: [], context: new Uint8Array(0) }).accepted);
+    c.tickAll(10);
+    assert.deepEqual(c.engine(2).membership().voters, [1], "node 2 knows that it was removed");
+    assert.deepEqual([...c.engine(3).membership().voters].sort(), [1, 2, 3], "node 3 missed both changes");
+    c.heal();
+    for (let round = 0; round < 10 * DEFAULT_PAXOS_CONFIG.electionTicks; round++) {
+      c.tickAll(1);
+      assert.notEqual(c.engine(3).status().role, "leader", `node 3 leads a replaced configuration (round ${round})`);
+      assert.notEqual(c.engine(2).status().leader, 3, `node 2 follows node 3 (round ${round})`);
+    }
+    assert.deepEqual(c.leaders(), [1]);
+    c.engine(1).propose(data("b"));
+    c.tickAll(2);
+    assert.deepEqual(c.appliedData(1), ["a", "b"]);
+  });
+
   test("a leader removing itself under a steady stream of proposals: every proposal the remaining voters forwarded is chosen within an election timeout", () => {
     // The leader writes its last slots of the old configuration at once (no-ops through
     // s + α - 1): proposals forwarded to it after that wait for the next configuration's

@@ -388,7 +388,7 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     if (ballotNode(m.ballot) !== from) return;
     this.noteBallot(m.ballot);
     if (m.probe) {
-      const behind = m.from <= this.log.snapshotIndexValue;
+      const behind = m.from <= this.log.snapshotIndexValue || this.replaced(from, m.from);
       const grant = m.ballot > this.promised && !this.inLease(from, m.transfer === true) && !behind;
       if (grant) this.send(from, { type: "promise", ballot: m.ballot, probe: true, from: m.from, through: m.from - 1, complete: true, entries: [], commit: this.log.commitIndex });
       else this.send(from, { type: "nack", ballot: m.ballot, promised: this.promised, probe: true, behind });
@@ -399,8 +399,9 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
       return;
     }
     if (m.ballot > this.promised && this.inLease(from, m.transfer === true)) return;
-    if (m.from <= this.log.snapshotIndexValue) {
-      // It asks about slots this node compacted: it cannot learn them here, and should not lead.
+    if (m.from <= this.log.snapshotIndexValue || this.replaced(from, m.from)) {
+      // It asks about slots this node compacted (it cannot learn them here), or leads a
+      // configuration that was replaced: it should not lead.
       this.send(from, { type: "nack", ballot: m.ballot, promised: this.promised, probe: false, behind: true });
       return;
     }
@@ -413,6 +414,21 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     const page = this.log.acceptedPage(m.from, Number.POSITIVE_INFINITY, this.config.bytesPerMessageMax);
     const reply: PromiseReply = { type: "promise", ballot: m.ballot, probe: false, from: m.from, through: page.through, complete: page.complete, entries: page.entries, commit: this.log.commitIndex };
     this.answer(from, reply);
+  }
+
+  /**
+   * Whether `candidate`, running phase 1 from slot `from`, leads a configuration that was
+   * replaced: it asks about slots this acceptor knows are chosen, and no configuration this
+   * acceptor knows for the slots after them counts it as a voter. A node restarted from
+   * before its removal campaigns in the configuration it remembers, and nodes removed with
+   * it (no voters either, so heard from by no leader) would promise it: phase 1 in that
+   * configuration is sound Paxos, but it governs only chosen slots, so such a leader never
+   * gets past them. It kept the removed nodes following it and its clients waiting for
+   * their timeouts (simulator seed 5507). Refusing a promise is always safe; a voter of the
+   * configuration in force is never refused here, however far behind.
+   */
+  private replaced(candidate: NodeId, from: number): boolean {
+    return from <= this.log.commitIndex && !isVoter(this.current, candidate);
   }
 
   /** A promise or an acceptance: it may leave only once what it vouches for is durable. */
