@@ -274,7 +274,14 @@ describe("PMS 2.2 and 3 — the proposer", () => {
     const c = new PaxosCluster(3);
     c.elect(1);
     for (const v of ["a", "b", "c"]) c.engine(1).propose(data(v));
-    c.stabilize();
+    // Node 2 accepts slots 1..3; the heartbeat telling it they are chosen is lost.
+    c.flush();
+    while (c.queue.length > 0) {
+      const batch = c.queue;
+      c.queue = [];
+      for (const e of batch) if (!(e.to === 2 && e.message.type === "heartbeat")) c.engine(e.to).step(e.from, e.message);
+      c.flush();
+    }
     // What node 2 has synced: its promise to ballot 1.1 and slots 1..3 accepted at it. The
     // chosen prefix it learns next is a hard state that needs no sync (etcd's MustSync).
     const synced = { ...(c.disks.get(2)?.hardState as PaxosHardState) };
@@ -302,6 +309,32 @@ describe("PMS 2.2 and 3 — the proposer", () => {
     c.engine(3).propose(data("d"));
     c.tickAll(3);
     assert.deepEqual(c.appliedData(2), ["a", "b", "c", "d"]);
+  });
+
+  test("an accept unanswered for a heartbeat interval is sent again; an answer to commit news in the same tick is no such sign", () => {
+    const c = new PaxosCluster(3);
+    c.elect(1);
+    c.engine(1).propose(data("a"));
+    c.stabilize();
+    c.tick(1);
+    c.stabilize(); // a heartbeat round: the leader notes that node 2 holds slot 1
+    const ballot = c.engine(1).status().term;
+    c.engine(1).propose(data("b"));
+    c.flush();
+    c.queue = c.queue.filter((e) => !(e.to === 2 && e.message.type === "accept")); // lost
+    const resentTo2 = (): number[][] => {
+      c.flush();
+      const resent = c.queue.filter((e) => e.from === 1 && e.to === 2 && e.message.type === "accept");
+      c.queue = c.queue.filter((e) => !resent.includes(e));
+      return resent.map((e) => (e.message.type === "accept" ? e.message.entries.map((x) => x.index) : []));
+    };
+    // Node 2's answer to a heartbeat sent before slot 2 (commit news), in the same tick.
+    c.engine(1).step(2, { type: "heartbeat-response", ballot, readRound: 0, index: 1 });
+    assert.deepEqual(resentTo2(), [], "slot 2 left a moment ago: not lost yet");
+    // A tick later node 2 still holds only slot 1: the accept was lost.
+    c.engine(1).tick();
+    c.engine(1).step(2, { type: "heartbeat-response", ballot, readRound: 0, index: 1 });
+    assert.deepEqual(resentTo2(), [[2]]);
   });
 
   test("an idle acceptor the leader streams to that reports less than it acknowledged is probed from what it holds", () => {
@@ -472,6 +505,71 @@ describe("PMMC — the configuration window α", () => {
     c.tickAll(3);
     assert.deepEqual(c.appliedData(2).slice(-1), ["after"]);
   });
+
+  test("a removed node that missed its removal does not lead the configuration it remembers: acceptors that know it was replaced refuse it as behind", () => {
+    // Simulator seed 5507: node 5, restarted knowing only slots from before its removal,
+    // ran phase 1 in that old configuration and won it with promises from nodes removed
+    // with it (they know the slots it asked about are chosen, and no longer vote). As
+    // leader of a configuration that governs only chosen slots, it could do nothing; its
+    // clients waited for their timeouts, the removed nodes followed it, and it told one of
+    // them to take over at every election timeout.
+    const c = new PaxosCluster(3, { ...DEFAULT_PAXOS_CONFIG, windowSlots: 2 });
+    c.elect(1);
+    c.engine(1).propose(data("a"));
+    c.stabilize();
+    c.isolate(3);
+    assert.ok(c.engine(1).changeMembership({ voters: [1, 2], learners: [], context: new Uint8Array(0) }).accepted);
+    c.tickAll(10);
+    assert.ok(c.engine(1).changeMembership({ voters: [1], learners: [], context: new Uint8Array(0) }).accepted);
+    c.tickAll(10);
+    assert.deepEqual(c.engine(2).membership().voters, [1], "node 2 knows that it was removed");
+    assert.deepEqual([...c.engine(3).membership().voters].sort(), [1, 2, 3], "node 3 missed both changes");
+    c.heal();
+    for (let round = 0; round < 10 * DEFAULT_PAXOS_CONFIG.electionTicks; round++) {
+      c.tickAll(1);
+      assert.notEqual(c.engine(3).status().role, "leader", `node 3 leads a replaced configuration (round ${round})`);
+      assert.notEqual(c.engine(2).status().leader, 3, `node 2 follows node 3 (round ${round})`);
+    }
+    assert.deepEqual(c.leaders(), [1]);
+    c.engine(1).propose(data("b"));
+    c.tickAll(2);
+    assert.deepEqual(c.appliedData(1), ["a", "b"]);
+  });
+
+  test("a leader removing itself under a steady stream of proposals: every proposal the remaining voters forwarded is chosen within an election timeout", () => {
+    // The leader writes its last slots of the old configuration at once (no-ops through
+    // s + α - 1): proposals forwarded to it after that wait for the next configuration's
+    // leader, which never talks to a removed node. They must reach that leader, or the
+    // clients that made them wait for their timeout (the real-process membership test).
+    const electionTicks = DEFAULT_PAXOS_CONFIG.electionTicks;
+    const c = new PaxosCluster(3, { ...DEFAULT_PAXOS_CONFIG, windowSlots: 8 });
+    c.elect(1);
+    const proposedAt = new Map<string, number>();
+    let tick = 0;
+    const proposeAndTick = (): void => {
+      for (const id of [2, 3]) {
+        const value = `w${tick}-${id}`;
+        if (c.engine(id).propose(data(value)).accepted) proposedAt.set(value, tick);
+      }
+      c.tickAll(1);
+      tick++;
+    };
+    for (let i = 0; i < 5; i++) proposeAndTick();
+    assert.ok(c.engine(1).changeMembership({ voters: [2, 3], learners: [], context: new Uint8Array(0) }).accepted);
+    const changedAt = tick;
+    let newLeaderAt: number | null = null;
+    while (tick < changedAt + 4 * electionTicks) {
+      proposeAndTick();
+      const leaders = c.leaders();
+      if (newLeaderAt === null && leaders.length === 1 && leaders[0] !== 1) newLeaderAt = tick;
+    }
+    assert.ok(newLeaderAt !== null && newLeaderAt - changedAt <= electionTicks, `a remaining voter leads ${newLeaderAt === null ? "never" : `${newLeaderAt - changedAt} ticks after the change`}`);
+    c.tickAll(electionTicks);
+    const applied = new Set(c.appliedData(2));
+    const lost = [...proposedAt.keys()].filter((value) => !applied.has(value));
+    assert.deepEqual(lost, [], `proposals made at ticks ${lost.map((value) => proposedAt.get(value)).join(", ")} (the change at ${changedAt}) were never chosen`);
+    assert.deepEqual(c.appliedData(3), c.appliedData(2));
+  });
 });
 
 describe("PML — leases, snapshots, limits", () => {
@@ -535,6 +633,19 @@ describe("PML — leases, snapshots, limits", () => {
     const lonely = engine(5, [5, 6, 7]);
     const refused = lonely.propose(data("x"));
     assert.ok(!refused.accepted && refused.error instanceof NotLeaderError);
+  });
+
+  test("an idle acceptor hears of a new chosen prefix at once, not a heartbeat later: a write a follower forwarded is applied there without a tick", () => {
+    // The follower answers its client once it applies the write; waiting for the next
+    // heartbeat cost every forwarded write a heartbeat interval (50 ms on a real node).
+    const c = new PaxosCluster(3);
+    c.elect(1);
+    assert.ok(c.engine(3).propose(data("via-3")).accepted);
+    c.stabilize();
+    assert.deepEqual(c.appliedData(3), ["via-3"]);
+    assert.deepEqual(c.appliedData(2), ["via-3"]);
+    // One heartbeat per acceptor says so, and only once: idle again, nothing more is sent.
+    assert.equal(c.stabilize(), 0);
   });
 });
 

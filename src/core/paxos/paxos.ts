@@ -150,6 +150,13 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
   /** Proposals held while no leader can take them here (a transfer, a new phase 1); bounded. */
   private heldProposals: Uint8Array[] = [];
   private heldProposalBytes = 0;
+  /**
+   * The node this one last handed leadership to, until it hears from a leader or runs phase
+   * 1 itself: once it steps down, the proposals it holds and those still forwarded to it go
+   * there. A leader that removed itself never hears from the next configuration's leader,
+   * so without this they would wait on it for ever (and its clients' writes time out).
+   */
+  private handedTo: NodeId | null = null;
 
   // ---- reads ----
   private readRound = 0;
@@ -227,6 +234,7 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     if (this.transferTarget !== null && ++this.transferElapsed >= this.config.electionTicks) {
       // The target did not take over within an election timeout: give up, and go on.
       this.transferTarget = null;
+      this.handedTo = null;
       this.releaseHeldProposals();
       this.fillLog();
     }
@@ -309,7 +317,9 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
           } else this.holdProposal(data);
         }
         if (this.role === "leader") this.fillLog();
-        else if (this.role === "follower" && this.lead !== null) this.releaseHeldProposals();
+        // Proposals from the node this one follows come from a leader that handed over and
+        // stepped down: they wait here for the next leader rather than go back to it.
+        else if (this.role === "follower" && from !== this.lead) this.releaseHeldProposals();
         return;
       case "read-index":
         if (this.role === "leader") this.handleReadRequest(from, message.requestId, message.lease === true);
@@ -357,6 +367,7 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
   private followLeader(leader: NodeId): void {
     if (this.role !== "follower") this.becomeFollower(leader);
     this.lead = leader;
+    this.handedTo = null;
     this.electionElapsed = 0;
     this.releaseHeldProposals();
   }
@@ -377,7 +388,7 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     if (ballotNode(m.ballot) !== from) return;
     this.noteBallot(m.ballot);
     if (m.probe) {
-      const behind = m.from <= this.log.snapshotIndexValue;
+      const behind = m.from <= this.log.snapshotIndexValue || this.replaced(from, m.from);
       const grant = m.ballot > this.promised && !this.inLease(from, m.transfer === true) && !behind;
       if (grant) this.send(from, { type: "promise", ballot: m.ballot, probe: true, from: m.from, through: m.from - 1, complete: true, entries: [], commit: this.log.commitIndex });
       else this.send(from, { type: "nack", ballot: m.ballot, promised: this.promised, probe: true, behind });
@@ -388,8 +399,9 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
       return;
     }
     if (m.ballot > this.promised && this.inLease(from, m.transfer === true)) return;
-    if (m.from <= this.log.snapshotIndexValue) {
-      // It asks about slots this node compacted: it cannot learn them here, and should not lead.
+    if (m.from <= this.log.snapshotIndexValue || this.replaced(from, m.from)) {
+      // It asks about slots this node compacted (it cannot learn them here), or leads a
+      // configuration that was replaced: it should not lead.
       this.send(from, { type: "nack", ballot: m.ballot, promised: this.promised, probe: false, behind: true });
       return;
     }
@@ -402,6 +414,21 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     const page = this.log.acceptedPage(m.from, Number.POSITIVE_INFINITY, this.config.bytesPerMessageMax);
     const reply: PromiseReply = { type: "promise", ballot: m.ballot, probe: false, from: m.from, through: page.through, complete: page.complete, entries: page.entries, commit: this.log.commitIndex };
     this.answer(from, reply);
+  }
+
+  /**
+   * Whether `candidate`, running phase 1 from slot `from`, leads a configuration that was
+   * replaced: it asks about slots this acceptor knows are chosen, and no configuration this
+   * acceptor knows for the slots after them counts it as a voter. A node restarted from
+   * before its removal campaigns in the configuration it remembers, and nodes removed with
+   * it (no voters either, so heard from by no leader) would promise it: phase 1 in that
+   * configuration is sound Paxos, but it governs only chosen slots, so such a leader never
+   * gets past them. It kept the removed nodes following it and its clients waiting for
+   * their timeouts (simulator seed 5507). Refusing a promise is always safe; a voter of the
+   * configuration in force is never refused here, however far behind.
+   */
+  private replaced(candidate: NodeId, from: number): boolean {
+    return from <= this.log.commitIndex && !isVoter(this.current, candidate);
   }
 
   /** A promise or an acceptance: it may leave only once what it vouches for is durable. */
@@ -423,6 +450,7 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
 
   private campaign(probe: boolean, transfer: boolean): void {
     this.resetElectionTimer();
+    this.handedTo = null;
     const epoch = this.configs.configFor(this.log.commitIndex + 1);
     const from = this.log.commitIndex + 1;
     const voters = [...new Set([...epoch.voters, ...epoch.outgoing])].filter((id) => id !== this.id);
@@ -560,6 +588,8 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     this.phase1 = null;
     this.renewing = false;
     this.resetElectionTimer();
+    // A leader that handed over and now learns of a higher ballot passes on what it holds.
+    if (lead === null && this.handedTo !== null) this.releaseHeldProposals();
   }
 
   // ---- phase 2: leader ----
@@ -656,6 +686,7 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     const last = entries[entries.length - 1] as LogEntry;
     const message: Accept = { type: "accept", ballot, entries, commit: this.log.commitIndex };
     this.send(to, message);
+    pr.sentCommit = Math.max(pr.sentCommit, this.log.commitIndex);
     if (pr.state === "replicate") {
       pr.next = last.index + 1;
       pr.addInflight(last.index, entries.reduce((sum, entry) => sum + entryBytes(entry), 0));
@@ -672,13 +703,28 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
       while (this.sendAccept(peer) && (this.progress.get(peer) as Progress).state === "replicate") {
         // keep the pipeline full up to the in-flight window
       }
+      this.sendCommitNews(peer);
     }
   }
 
+  /**
+   * Tells an acceptor that holds every slot sent to it a new chosen prefix at once, as
+   * Raft's empty append does: it applies them (and answers the writes it forwarded) a
+   * message after they are chosen, not a heartbeat interval later. Busy acceptors learn it
+   * with their next slots.
+   */
+  private sendCommitNews(to: NodeId): void {
+    const pr = this.progress.get(to) as Progress;
+    if (pr.state !== "replicate" || pr.inflightCount > 0 || pr.sentCommit >= this.log.commitIndex) return;
+    this.send(to, { type: "heartbeat", ballot: this.promised, commit: this.log.commitIndex, readRound: 0 });
+    pr.sentCommit = this.log.commitIndex;
+  }
+
   private broadcastHeartbeat(readRound: number): void {
-    for (const peer of this.progress.keys()) {
+    for (const [peer, pr] of this.progress) {
       if (peer === this.id) continue;
       this.send(peer, { type: "heartbeat", ballot: this.promised, commit: this.log.commitIndex, readRound });
+      pr.sentCommit = Math.max(pr.sentCommit, this.log.commitIndex);
     }
   }
 
@@ -727,12 +773,17 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     }
     // Probing: go on from the prefix the acceptor reports (a new leader starts past it).
     if (pr.state === "probe") pr.next = pr.match + 1;
-    if (pr.state === "replicate" && pr.match < pr.next - 1 && pr.match === pr.matchAtLastHeartbeat) {
-      // Slots were sent, and the acceptor's prefix has not moved in a heartbeat interval: an
-      // accept was lost (or the acceptor restarted). Go back and fill from its prefix.
-      pr.becomeProbe();
+    // Checked once a heartbeat interval: the answers to commit news come in between, and an
+    // accept sent a moment before one of them is not lost for being unanswered.
+    if (this.tickCount - pr.matchCheckedTick >= this.config.heartbeatTicks) {
+      if (pr.state === "replicate" && pr.match < pr.next - 1 && pr.match === pr.matchAtLastHeartbeat) {
+        // Slots were sent, and the acceptor's prefix has not moved in a heartbeat interval:
+        // an accept was lost (or the acceptor restarted). Go back and fill from its prefix.
+        pr.becomeProbe();
+      }
+      pr.matchAtLastHeartbeat = pr.match;
+      pr.matchCheckedTick = this.tickCount;
     }
-    pr.matchAtLastHeartbeat = pr.match;
     if (pr.match < this.written) this.sendAccept(from);
     if (m.readRound > 0) {
       const sentAt = this.roundSentAt.get(m.readRound);
@@ -935,8 +986,8 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     if (this.role === "leader" && this.transferTarget === null) {
       const held = this.takeHeld();
       for (const data of held) if (this.admits(data)) this.enqueueProposal(data);
-    } else if (this.role === "follower" && this.lead !== null) {
-      this.send(this.lead, { type: "propose", ballot: this.promised, data: this.takeHeld() });
+    } else if (this.role === "follower" && (this.lead ?? this.handedTo) !== null) {
+      this.send((this.lead ?? this.handedTo) as NodeId, { type: "propose", ballot: this.promised, data: this.takeHeld() });
     }
   }
 
@@ -1041,6 +1092,7 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
   /** Tells the caught-up target to run phase 1 now; this leader's lease vouches for nothing from here. */
   private handOver(target: NodeId): void {
     this.leaseGivenAway = true;
+    this.handedTo = target;
     this.send(target, { type: "timeout-now", ballot: this.promised, commit: this.log.commitIndex });
   }
 

@@ -26,6 +26,10 @@ export class Progress {
   activeRoundBefore = false;
   /** The match when the acceptor last answered a heartbeat (a stalled pipeline shows no progress). */
   matchAtLastHeartbeat = 0;
+  /** The leader's tick when it last compared the match with matchAtLastHeartbeat. */
+  matchCheckedTick = Number.NEGATIVE_INFINITY;
+  /** The highest chosen prefix the leader sent this acceptor (with slots or in a heartbeat). */
+  sentCommit = 0;
   /** The leader's tick at which it sent the latest heartbeat this acceptor acknowledged (leases). */
   leaseAckTick = Number.NEGATIVE_INFINITY;
   /** Accepts in flight: the last slot of each, and their bytes. */
