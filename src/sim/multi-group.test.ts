@@ -44,11 +44,13 @@ describe("simulator: many groups per node", () => {
 
   test("the cross-group-delivery mutant (a message now and then handed to another group's replica) is caught", () => {
     let caught: number | null = null;
-    for (let seed = 1; seed <= 300 && caught === null; seed++) {
+    // It fails 7 of seeds 1-20 (an engine's assertion: a message of another group's term
+    // and log); 20 seeds without a catch would mean the mutant no longer does harm.
+    for (let seed = 1; seed <= 20 && caught === null; seed++) {
       const result = runSimulation({ protocol: protocol("raft"), seed, groups: 4, mutant: "cross-group-delivery" });
       if (result.failure !== null) caught = seed;
     }
-    assert.equal(caught, 1, "the first seed already catches it");
+    assert.ok(caught !== null, "cross-group-delivery survived 20 seeds of 4 groups");
   });
 
   test("a reproduction names the groups; one group is the run before groups, with nothing new in it", () => {
