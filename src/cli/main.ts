@@ -49,7 +49,7 @@ function buildProgram(setExitCode: (code: number) => void): Command {
     .option("--workers <n>", "worker threads", integer("--workers", 1), defaultWorkers())
     .option("--verbose", "print the trace of every failure, not only the first few", false)
     .option("--state-machine <module>", "run your own state machine module (its workload and model) instead of the KV store; see docs/embedding.md")
-    .addOption(new Option("--workload <name>", "kv: clients reading and writing keys (checked for linearizability); leases: those, and clients granting, renewing and letting lapse leases (checked by the lease checker; the default with a lease mutant)").choices([...SIM_WORKLOADS]))
+    .addOption(new Option("--workload <name>", "kv: clients reading and writing keys (checked for linearizability); leases: those, and clients granting, renewing and letting lapse leases (checked by the lease checker; the default with a lease mutant); watch: those, and watchers following the keys across reconnects (checked by the watch checker; the default with a watch mutant)").choices([...SIM_WORKLOADS]))
     .option("--groups <n>", "consensus groups every node hosts, the keys spread over them; every checker runs per group (KV store only)", integer("--groups", 1), 1)
     .action(async (opts: { protocol?: string; mutant?: string; listMutants: boolean; seeds?: number; seed?: number; faults?: string; scenario: string; json: boolean; historyOut?: string; traceOut?: string; workers: number; verbose: boolean; stateMachine?: string; workload?: SimWorkload; groups: number }) => {
       if (opts.listMutants) {

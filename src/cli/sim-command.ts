@@ -95,7 +95,7 @@ export async function runSim(options: SimCommandOptions): Promise<SimSummary> {
   if (application !== undefined) {
     const conflict = appScenarioConflict(options.scenario);
     if (conflict !== null) throw new UsageError(conflict);
-    if (options.workload === "leases" || (options.mutant !== undefined && isKvMutant(options.mutant))) throw new UsageError("the lease workload and the KV mutants run on the KV store, not with --state-machine");
+    if ((options.workload !== undefined && options.workload !== "kv") || (options.mutant !== undefined && isKvMutant(options.mutant))) throw new UsageError("the lease and watch workloads and the KV mutants run on the KV store, not with --state-machine");
   }
   const count = options.seeds ?? (options.seed === undefined ? 100 : 1);
   if (!Number.isSafeInteger(count) || count < 1) throw new UsageError("--seeds must be a positive integer");

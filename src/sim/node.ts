@@ -48,6 +48,8 @@ export interface NodeHost<M> {
   sendLeaseResponse(from: NodeId, clientId: number, response: LeaseResponse): void;
   /** A clock entry applied: its proposer's time, and the leases it expired. */
   onClockApplied(node: NodeId, entry: LogEntry, timeMs: number, expired: readonly LeaseExpiry[]): void;
+  /** `group`'s KV store of this incarnation was built (boot, restart): what the node's watches read. */
+  kvStoreCreated(node: NodeId, kv: KvStore, group: GroupId): void;
 }
 
 /** What a simulated node is built from, besides its host and disk. */
@@ -282,6 +284,7 @@ export class SimNode<M> {
     const { id, peers, factory } = this.options;
     const kvMutant = this.options.kvMutant ?? null;
     const kv = createKvStore(kvMutant, () => this.wallClockMs(), durable.snapshot?.data);
+    this.host.kvStoreCreated(this.id, kv, group);
     this.appliedByGroup[group] = durable.snapshot === null ? new Set() : this.host.requestsThrough(durable.snapshot.index, group);
     const engine = this.createEngine(durable, kv.applied);
     const incarnation = this.incarnation;
@@ -420,6 +423,13 @@ export class SimNode<M> {
 
   private alive(incarnation: number): boolean {
     return this.up && this.incarnation === incarnation;
+  }
+
+  /** Runs `action` in the process as it is now (later if paused, never once it crashes); false if it is down. */
+  runInProcess(action: () => void): boolean {
+    if (!this.up) return false;
+    this.input(this.incarnation, action);
+    return true;
   }
 
   /** Runs an input now, or later if the process is paused. A crashed incarnation gets nothing. */

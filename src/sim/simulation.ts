@@ -3,10 +3,12 @@ import { Prng } from "../core/common/prng.js";
 import type { EngineFactory, EngineInvariant, EngineStatus, LogEntry, Membership, NodeId } from "../core/engine/contract.js";
 import { describeMembership, isMember } from "../core/engine/membership.js";
 import { isReplicaMutant, REPLICA_MUTANTS } from "../core/replica/mutants.js";
-import { isKvMutant, KV_MUTANTS } from "../core/kv/mutants.js";
+import { isKvMutant, kvMutantWorkload, KV_MUTANTS } from "../core/kv/mutants.js";
+import type { KvStore } from "../core/kv/store.js";
 import type { LeaseExpiry } from "../core/kv/model.js";
 import { LeaseChecker } from "./check/leases.js";
 import { LeaseClient, type LeaseRequest, type LeaseResponse } from "./lease-workload.js";
+import { WatchWorkload, type WatchStats, type WatchWorld } from "./watch-workload.js";
 import { checkMajorityCommit, type NodeLog } from "./check/majority-commit.js";
 import { checkLeaderCompleteness } from "./check/leader-completeness.js";
 import { checkLinearizability } from "./check/linearizability.js";
@@ -57,7 +59,9 @@ export interface SimOptions {
   /**
    * "leases": besides the KV clients, clients that grant leases, attach keys, keep them alive
    * and let them lapse, judged by the lease checker (sim/check/leases.ts). The default with a
-   * KV mutant (core/kv/mutants.ts), which only leases can show.
+   * lease mutant (core/kv/mutants.ts), which only leases can show. "watch": besides the KV
+   * clients, watchers that follow the keys through reconnects to node after node, judged by
+   * the watch checker (sim/check/watches.ts); the default with a watch mutant.
    */
   readonly workload?: SimWorkload;
   /**
@@ -78,7 +82,7 @@ export function groupsConflict(groups: number, stateMachine: boolean): string | 
   return null;
 }
 
-export const SIM_WORKLOADS = ["kv", "leases"] as const;
+export const SIM_WORKLOADS = ["kv", "leases", "watch"] as const;
 export type SimWorkload = (typeof SIM_WORKLOADS)[number];
 
 export interface SimFailure {
@@ -104,6 +108,8 @@ export interface SimStats {
    * disk syncs served them (group commit). Absent with one group.
    */
   readonly groupCommit?: { readonly requests: number; readonly deviceSyncs: number };
+  /** With the watch workload: changes the watchers received, connections they opened, resumes a compaction cut. */
+  readonly watch?: WatchStats;
 }
 
 export interface SimResult {
@@ -196,17 +202,20 @@ class Simulation implements NodeHost<unknown> {
   private readonly leaseClients = new Map<number, LeaseClient>();
   private readonly leaseChecker = new LeaseChecker(SIM_EPOCH_MS);
   private readonly workload: SimWorkload;
+  private watchWorkload: WatchWorkload | null = null;
+  /** Each node's KV store (group 0, this incarnation): what its watches read. */
+  private readonly kvStores = new Map<NodeId, KvStore>();
 
   constructor(private readonly options: SimOptions) {
     let factory = options.protocol;
     if (options.mutant !== undefined && !(options.mutant in factory.mutants) && !isReplicaMutant(options.mutant) && !isKvMutant(options.mutant) && !isRouterMutant(options.mutant)) {
       throw new Error(`protocol ${factory.name} has no mutant "${options.mutant}"; it has: ${[...Object.keys(factory.mutants), ...Object.keys(REPLICA_MUTANTS), ...Object.keys(KV_MUTANTS), ...Object.keys(ROUTER_MUTANTS)].join(", ")}`);
     }
-    this.workload = options.workload ?? (options.mutant !== undefined && isKvMutant(options.mutant) ? "leases" : "kv");
-    if (this.workload === "leases" && options.application !== undefined) throw new Error("the lease workload runs on the KV store, not a user's state machine");
+    this.workload = options.workload ?? (options.mutant !== undefined && isKvMutant(options.mutant) ? kvMutantWorkload(options.mutant) : "kv");
+    if (this.workload !== "kv" && options.application !== undefined) throw new Error(`the ${this.workload} workload runs on the KV store, not a user's state machine`);
     const groupsProblem = groupsConflict(options.groups ?? 1, options.application !== undefined);
     if (groupsProblem !== null) throw new Error(groupsProblem);
-    if (this.workload === "leases" && (options.groups ?? 1) > 1) throw new Error("the lease workload runs in one group: leave out --groups");
+    if (this.workload !== "kv" && (options.groups ?? 1) > 1) throw new Error(`the ${this.workload} workload runs in one group: leave out --groups`);
     this.claims = new Set(factory.invariants);
     this.traceLog = new Trace(options.fullTrace === true ? FULL_TRACE_CAPACITY : TRACE_CAPACITY);
     const params = deriveParams(options.seed, {
@@ -269,13 +278,37 @@ class Simulation implements NodeHost<unknown> {
       const id = CLIENT_ID_BASE + i + 1;
       this.clients.set(id, new SimClient(id, nodeIds, this.params, prngClients.fork(), this.clientHost(), i < this.params.roamingClients, keySpace));
     }
-    if (this.workload !== "leases") return;
-    // A stream of its own, forked last, so the KV clients' runs stay as they were.
-    const prngLeases = root.fork();
-    for (let i = 0; i < LEASE_CLIENTS; i++) {
-      const id = LEASE_CLIENT_ID_BASE + i + 1;
-      this.leaseClients.set(id, new LeaseClient(id, nodeIds, this.params, prngLeases.fork(), this.leaseClientHost(), this.leaseChecker));
+    // Streams of their own, forked last, so the KV clients' runs stay as they were.
+    if (this.workload === "leases") {
+      const prngLeases = root.fork();
+      for (let i = 0; i < LEASE_CLIENTS; i++) {
+        const id = LEASE_CLIENT_ID_BASE + i + 1;
+        this.leaseClients.set(id, new LeaseClient(id, nodeIds, this.params, prngLeases.fork(), this.leaseClientHost(), this.leaseChecker));
+      }
     }
+    if (this.workload === "watch") {
+      const kvMutant = options.mutant !== undefined && isKvMutant(options.mutant) ? options.mutant : null;
+      this.watchWorkload = new WatchWorkload(this.watchWorld(root.fork()), nodeIds, root.fork(), kvMutant);
+      for (const [id, kv] of this.kvStores) this.watchWorkload.attach(id, kv);
+    }
+  }
+
+  /** What the watchers use of the world: virtual time, client links that keep their order, the nodes' processes. */
+  private watchWorld(prng: Prng): WatchWorld {
+    return {
+      now: () => this.now(),
+      after: (delay, action) => this.scheduler.after(delay, action),
+      linkDelayMicros: () => this.clientLink.delayMinMicros + Math.round(prng.exponential(this.clientLink.delayMeanMicros)),
+      onNode: (id, action) => this.nodes.get(id)?.runInProcess(action) ?? false,
+      leader: () => this.currentLeader(DEFAULT_GROUP),
+      note: (actor, text) => this.note(actor, text),
+    };
+  }
+
+  kvStoreCreated(node: NodeId, kv: KvStore, group: GroupId): void {
+    if (group !== DEFAULT_GROUP) return;
+    this.kvStores.set(node, kv);
+    this.watchWorkload?.attach(node, kv);
   }
 
   /** What a lease client uses of the world: the client link, virtual time, the trace. */
@@ -764,6 +797,7 @@ class Simulation implements NodeHost<unknown> {
   private crash(node: SimNode<unknown>, when: string): void {
     this.crashArmed.delete(node.id);
     node.crash();
+    this.watchWorkload?.drop(node.id);
     this.observeWorld();
     const outcome = node.disk.crash(this.prngFault);
     for (const g of this.groups) g.downDurable.delete(node.id);
@@ -850,12 +884,14 @@ class Simulation implements NodeHost<unknown> {
       this.startCheckpoints();
       for (const client of this.clients.values()) client.start();
       for (const client of this.leaseClients.values()) client.start();
+      this.watchWorkload?.start();
       this.app?.startClients();
       this.scenario.start(this.context());
       this.scheduler.at(params.faultPhaseMicros, () => this.heal());
       this.scheduler.at(healEnd, () => {
         for (const client of this.clients.values()) client.stop();
         for (const client of this.leaseClients.values()) client.stop();
+        this.watchWorkload?.settle();
         this.app?.stopClients();
       });
       this.runUntil(settleEnd);
@@ -896,6 +932,7 @@ class Simulation implements NodeHost<unknown> {
         crashesLosingWrites: this.crashesLosingWrites,
         faultsInjected: this.faultsInjected,
         ...(this.params.groups === 1 ? {} : { groupCommit: this.groupCommitCounts() }),
+        ...(this.watchWorkload === null ? {} : { watch: this.watchWorkload.stats() }),
       },
       traceTail: this.failure === null ? [] : this.traceLog.tail(TRACE_TAIL_LINES),
       notableTail: this.failure === null ? [] : this.notable.tail(NOTABLE_TAIL_LINES),
@@ -915,6 +952,7 @@ class Simulation implements NodeHost<unknown> {
   private finalChecks(): void {
     const disabled = new Set(this.options.disabledCheckers ?? []);
     this.checkLogs();
+    this.watchWorkload?.check();
     if (!disabled.has("liveness")) {
       if (this.app === null) for (const g of this.groups) this.checkLiveness(g.group);
       else this.app.checkLiveness(this.healStartMicros);

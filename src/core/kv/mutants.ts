@@ -1,15 +1,23 @@
 /**
- * Deliberately broken KV layers, so the simulator can prove its lease checkers catch the
- * mistakes etcd's users would pay for. Production never builds one. They apply to every
+ * Deliberately broken KV layers, so the simulator can prove its lease and watch checkers
+ * catch the mistakes etcd's users would pay for. Production never builds one. They apply to every
  * protocol, like the replica's mutants (core/replica/mutants.ts).
  */
 import type { KvBackend } from "./backend.js";
 import { KvStore } from "./store.js";
+import { parseEventId, type WatchStart } from "./watch-cursor.js";
 
 export const KV_MUTANTS = {
   "lease-follower-clock": "expires leases by each replica's own wall clock when it applies a clock entry, instead of the time the leader put in the entry",
   "lease-no-extend": "a new leader does not extend every lease by its time to live, so a failover expires leases whose holders could reach no leader meanwhile",
+  "watch-resume-repeats": "resumes a watch at the revision its Last-Event-ID names instead of the one after, so a client that reconnects gets that revision's changes twice (etcd #17247: a duplicated watch event)",
+  "watch-resume-from-now": "resumes a watch from the node's current revision instead of its Last-Event-ID, so the changes made while the client reconnected are lost (etcd's clientv3 before #4564, dotnet-etcd #310)",
 } as const;
+
+/** The workload that shows a KV mutant: the lease clients, or the watchers. */
+export function kvMutantWorkload(mutant: KvMutant): "leases" | "watch" {
+  return mutant.startsWith("watch-") ? "watch" : "leases";
+}
 
 export type KvMutant = keyof typeof KV_MUTANTS;
 
@@ -40,4 +48,16 @@ export function createKvStore(mutant: KvMutant | null, localClockMs: () => numbe
   const store = mutant === "lease-follower-clock" ? new FollowerClockKvStore(undefined, localClockMs) : new KvStore();
   if (snapshot !== undefined) store.restore(snapshot);
   return store;
+}
+
+/**
+ * Where a watch that reconnects with `lastEventId` starts (null: not an id the stream sent):
+ * the production parse (watch-cursor.ts), or a watch mutant's mistake.
+ */
+export function watchResumeStart(mutant: KvMutant | null, lastEventId: string, currentRevision: number): WatchStart | null {
+  const start = parseEventId(lastEventId);
+  if (start === null) return null;
+  if (mutant === "watch-resume-repeats" && start.skip === 0) return { revision: start.revision - 1, skip: 0 };
+  if (mutant === "watch-resume-from-now") return { revision: Math.max(start.revision, currentRevision + 1), skip: 0 };
+  return start;
 }

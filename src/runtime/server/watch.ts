@@ -11,13 +11,8 @@
  * cost the node the fan-out, outside apply. Filtering is a scan of the changes per watcher
  * (no index by prefix yet).
  *
- * Order and resumption. The history is read in (revision, key) order. One SSE message
- * carries the changes of one revision that match (a transaction's changes arrive together,
- * as etcd's watch responses keep a revision whole), and its `id:` is the revision: a
- * client that reconnects with `Last-Event-ID: R` resumes at revision R + 1, missing and
- * repeating nothing. A revision too large for one message (a range delete of many keys) is
- * sent in parts; a part that does not finish its revision has the id `R:n`, "n matching
- * changes of revision R sent", and resuming from it skips those n.
+ * Order and resumption: core/kv/watch-cursor.ts (the simulator drives the same cursor). A
+ * message's parts are cut at about MESSAGE_BYTES_MAX of the changes' keys and values.
  *
  * Bounds. A watcher that is catching up (reading history older than the tail) writes a
  * message and waits for the socket to drain before reading more. A watcher that is up to
@@ -31,6 +26,9 @@ import { assert } from "../../core/common/assert.js";
 import { SynodError } from "../../core/common/errors.js";
 import { compareUtf8 } from "../../core/common/utf8.js";
 import { CompactedError, type HistoryPosition, type KvChange, type KvRecord, type KvStoreObserver } from "../../core/kv/store.js";
+import { WatchCursor, type WatchMessage, type WatchSpec } from "../../core/kv/watch-cursor.js";
+
+export { formatEventId, parseEventId } from "../../core/kv/watch-cursor.js";
 
 /** What a watch reads: the KV store (`KvStore` is one). */
 export interface WatchSource {
@@ -61,13 +59,8 @@ export const DEFAULT_WATCH_OPTIONS: WatchOptions = Object.freeze({
 });
 
 /** What one watch asks for, parsed and checked by the HTTP layer. */
-export interface WatchRequest {
-  /** The key watched, or with `prefix` the prefix ("" for every key). */
-  readonly key: string;
-  readonly prefix: boolean;
+export interface WatchRequest extends WatchSpec {
   readonly prevValue: boolean;
-  /** Where the stream starts: revision `revision`, after its first `skip` matching changes. */
-  readonly start: { readonly revision: number; readonly skip: number };
 }
 
 /** A watch's stream ended by the node, with why (the `canceled` event's `error`). */
@@ -87,23 +80,6 @@ const MESSAGE_BYTES_MAX = 1024 * 1024;
 const CUT_GRACE_MS = 30_000;
 /** Roughly what a change costs the tail beyond its key and value. */
 const CHANGE_OVERHEAD_BYTES = 96;
-
-/** A place in the stream as an SSE id: `R` (revision R sent whole) or `R:n` (its first n matching changes sent). */
-export function formatEventId(revision: number, count: number | null): string {
-  return count === null ? String(revision) : `${revision}:${count}`;
-}
-
-/** Parses an SSE id back into the place to resume from; null if it is not one. */
-export function parseEventId(id: string): { readonly revision: number; readonly skip: number } | null {
-  const match = /^(\d{1,16})(?::(\d{1,16}))?$/.exec(id.trim());
-  if (match === null) return null;
-  const revision = Number(match[1]);
-  if (!Number.isSafeInteger(revision)) return null;
-  if (match[2] === undefined) return { revision: revision + 1, skip: 0 };
-  const skip = Number(match[2]);
-  if (!Number.isSafeInteger(skip) || skip < 1) return null;
-  return { revision, skip };
-}
 
 /** The node's watch streams and the shared tail of recent changes. */
 export class WatchHub implements KvStoreObserver {
@@ -257,13 +233,7 @@ export class WatchHub implements KvStoreObserver {
 
 /** One stream. */
 class Watcher {
-  private position: HistoryPosition;
-  /** The revision being sent, and how many of its matching changes were sent (or skipped on resume). */
-  private groupRevision: number;
-  private groupCount = 0;
-  /** Everything up to this revision was sent (or did not match): what a progress event says. */
-  private sentThrough: number;
-  private lastEventId: string;
+  private readonly cursor: WatchCursor;
   private lastWriteMs = performance.now();
   private idle = false;
   private closed = false;
@@ -276,11 +246,7 @@ class Watcher {
     private readonly watch: WatchRequest,
     private readonly response: ServerResponse,
   ) {
-    const { revision, skip } = watch.start;
-    this.position = { revision, afterKey: "" };
-    this.groupRevision = revision;
-    this.sentThrough = revision - 1;
-    this.lastEventId = skip === 0 ? formatEventId(revision - 1, null) : formatEventId(revision, skip);
+    this.cursor = new WatchCursor(watch);
   }
 
   start(): void {
@@ -292,7 +258,7 @@ class Watcher {
     });
     this.response.socket?.setNoDelay(true);
     const { source, options } = this.hub;
-    this.write("created", this.lastEventId, { revision: source.currentRevision, startRevision: this.watch.start.revision, compactRevision: source.compactRevision, progressMs: options.progressIntervalMs });
+    this.write("created", this.cursor.lastEventId, { revision: source.currentRevision, startRevision: this.watch.start.revision, compactRevision: source.compactRevision, progressMs: options.progressIntervalMs });
     void this.run();
   }
 
@@ -313,14 +279,13 @@ class Watcher {
   /** A `progress` event if the stream has been idle for the interval. */
   progress(nowMs: number): void {
     if (this.closed || !this.idle || nowMs - this.lastWriteMs < this.hub.options.progressIntervalMs) return;
-    this.lastEventId = formatEventId(this.sentThrough, null);
-    this.write("progress", this.lastEventId, { revision: this.sentThrough });
+    this.write("progress", this.cursor.progressId(), { revision: this.cursor.sentThrough });
   }
 
   /** Ends the stream with a `canceled` event: why, and the id to resume from. */
   cancel(code: string, message: string, fields: Record<string, unknown> = {}): void {
     if (this.closed) return;
-    this.write("canceled", null, { error: code, message, lastEventId: this.lastEventId, ...fields });
+    this.write("canceled", null, { error: code, message, lastEventId: this.cursor.lastEventId, ...fields });
     this.response.end();
     // A client that does not read what is queued for it holds the connection only so long.
     const timer = setTimeout(() => this.response.destroy(), CUT_GRACE_MS);
@@ -333,18 +298,15 @@ class Watcher {
   private async run(): Promise<void> {
     try {
       while (!this.closed) {
-        const read = this.hub.read(this.position);
+        const read = this.hub.read(this.cursor.position);
         if (read.changes.length === 0) {
-          this.sentThrough = Math.max(this.sentThrough, this.hub.source.currentRevision);
+          this.cursor.caughtUp(this.hub.source.currentRevision);
           this.idle = true;
           await new Promise<void>((resolve) => (this.waiting = resolve));
           continue;
         }
         this.idle = false;
-        this.send(read.changes, read.complete);
-        const last = read.changes[read.changes.length - 1] as KvChange;
-        this.position = { revision: last.revision, afterKey: last.key };
-        if (read.complete) this.sentThrough = Math.max(this.sentThrough, last.revision);
+        for (const message of this.cursor.advance(read.changes, read.complete, changeBytes, MESSAGE_BYTES_MAX)) this.send(message);
         if (this.closed) return;
         if (read.fromTail && this.response.writableLength > this.hub.options.queuedBytesMax) {
           this.hub.slowWatchersCut++;
@@ -363,36 +325,8 @@ class Watcher {
     }
   }
 
-  /** Sends the matching changes of `changes`, a message per revision (or part of one). */
-  private send(changes: readonly KvChange[], complete: boolean): void {
-    let events: object[] = [];
-    let bytes = 0;
-    const flush = (whole: boolean): void => {
-      if (events.length === 0) return;
-      this.lastEventId = formatEventId(this.groupRevision, whole ? null : this.groupCount);
-      this.write(null, this.lastEventId, { revision: this.groupRevision, events });
-      events = [];
-      bytes = 0;
-    };
-    for (const change of changes) {
-      if (change.revision !== this.groupRevision) {
-        flush(true);
-        this.groupRevision = change.revision;
-        this.groupCount = 0;
-      }
-      if (!this.matches(change.key)) continue;
-      this.groupCount++;
-      if (this.watch.start.skip > 0 && change.revision === this.watch.start.revision && this.groupCount <= this.watch.start.skip) continue;
-      const event = this.eventJson(change);
-      events.push(event);
-      bytes += JSON.stringify(event).length;
-      if (bytes >= MESSAGE_BYTES_MAX) flush(false);
-    }
-    flush(complete);
-  }
-
-  private matches(key: string): boolean {
-    return this.watch.prefix ? key.startsWith(this.watch.key) : key === this.watch.key;
+  private send(message: WatchMessage): void {
+    this.write(null, message.id, { revision: message.revision, events: message.changes.map((change) => this.eventJson(change)) });
   }
 
   private eventJson(change: KvChange): object {
