@@ -122,12 +122,12 @@ describe("client.lock", () => {
     assert.equal(await watcher.electionLeader("elect/web"), null);
   });
 
-  test("without sessions (as the CLI runs), a lock key's write and a release whose answers were lost are sent again: the lock is taken and let go", async () => {
-    // A node that applies the first txn and the first revoke, then answers 503 timeout (the
+  test("without sessions (as the CLI runs), a lock's grant, key write and release whose answers were lost are sent again: the lock is taken and let go", async () => {
+    // A node that applies the first grant, txn and revoke, then answers 503 timeout (the
     // leader died with them in flight): outcome unknown, and no session to resend them in.
     const lossy = new KvStore();
     const base = fakeService(lossy, { refuse: null, quorum: ALL_REACHED, readiness: READY }, []);
-    const loseAnswerOf = new Set(["txn", "lease-revoke"]);
+    const loseAnswerOf = new Set(["lease-grant", "txn", "lease-revoke"]);
     const service: KvService = {
       ...base,
       write: async (operation, session) => {
@@ -141,7 +141,8 @@ describe("client.lock", () => {
     const lossyClient = new Client({ endpoints: [`http://127.0.0.1:${(lossyServer.address() as AddressInfo).port}`], sessions: false, healthCheckIntervalMs: 0, membersIntervalMs: 0 });
     try {
       const lock = await lossyClient.lock("locks/lossy", { ttlSeconds: 5 });
-      assert.equal(loseAnswerOf.has("txn"), false, "the key's write was answered 503 timeout once");
+      assert.equal(loseAnswerOf.has("lease-grant") || loseAnswerOf.has("txn"), false, "the grant and the key's write were answered 503 timeout once each");
+      assert.equal(lossy.leaseCount, 2, "the grant whose answer was lost, and the one the lock is held under");
       assert.equal(lock.token, lossy.get(lock.key)?.createRevision, "the token is the key's creation revision, from the retry's failure branch");
       await lock.release();
       assert.equal(loseAnswerOf.has("lease-revoke"), false, "the revoke was answered 503 timeout once");

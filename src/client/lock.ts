@@ -26,10 +26,10 @@ export interface LockOptions {
 export const LOCK_TTL_SECONDS_DEFAULT = 10;
 const PAGE_KEYS = 1000;
 /**
- * How often a lock's own write (creating its key, releasing it) is sent again after an
- * attempt whose outcome is unknown (the leader died with it in flight, outside a session).
- * Both are safe to repeat; a few tries cover a failover or two, and a cluster that loses
- * more than that in a row is reported down.
+ * How often a lock's own write (granting its lease, creating its key, releasing it) is sent
+ * again after an attempt whose outcome is unknown (the leader died with it in flight,
+ * outside a session). Each is safe to repeat; a few tries cover a failover or two, and a
+ * cluster that loses more than that in a row is reported down.
  */
 const UNKNOWN_OUTCOME_TRIES_MAX = 4;
 
@@ -68,7 +68,9 @@ export class Lock {
 /** See `Client.lock`. */
 export async function acquireLock(client: Client, name: string, options: LockOptions = {}): Promise<Lock> {
   if (name.length === 0 || name.endsWith("/")) throw new Error("a lock's name is a non-empty key prefix without a trailing slash, like locks/db");
-  const lease = options.lease ?? (await client.lease(options.ttlSeconds ?? LOCK_TTL_SECONDS_DEFAULT));
+  // A grant whose outcome is unknown is granted again: a lease granted twice leaves one
+  // without keys or keep-alives, which expires by itself.
+  const lease = options.lease ?? (await untilKnown(() => client.lease(options.ttlSeconds ?? LOCK_TTL_SECONDS_DEFAULT)));
   const ownsLease = options.lease === undefined;
   const key = `${name}/${lease.id}`;
   try {
