@@ -184,8 +184,22 @@ export interface ClientCommandOptions {
 export const CLI_ATTEMPT_TIMEOUT_MS = 2_000;
 export const CLI_TIMEOUT_MS = 15_000;
 
+/**
+ * Attempts per call of the commands that hold something for a while (`lock`, `elect`): as
+ * many as the call's timeout allows (the client's limit), so a request refused while a new
+ * leader is being elected is sent again until one is, instead of after six quick tries
+ * (about half a second, less than a failover takes). A one-shot command keeps failing fast:
+ * its user is there to run it again; a lock holder's command is not.
+ */
+export const CLI_PATIENT_ATTEMPTS_MAX = 100;
+
 /** Runs `run` with a client, closes it, and turns operating errors into one stderr line and an exit code. */
-export async function withClient(options: ClientCommandOptions, setExitCode: (code: number) => void, run: (client: Client) => Promise<void>): Promise<void> {
+export async function withClient(
+  options: ClientCommandOptions,
+  setExitCode: (code: number) => void,
+  run: (client: Client) => Promise<void>,
+  patience: { readonly rideOutFailovers?: boolean } = {},
+): Promise<void> {
   // One command, a few requests: no sessions (a session would outlive the command by an
   // hour in the cluster), no health checks and no member lists (the first answer is all it
   // needs); failover across the endpoints with short pauses.
@@ -197,7 +211,7 @@ export async function withClient(options: ClientCommandOptions, setExitCode: (co
     concurrency: Math.max(8, options.endpoints.length),
     timeoutMs: CLI_TIMEOUT_MS,
     attemptTimeoutMs: CLI_ATTEMPT_TIMEOUT_MS,
-    retry: { attemptsMax: Math.max(3, 2 * options.endpoints.length), backoffMsBase: 25, backoffMsMax: 250 },
+    retry: { attemptsMax: patience.rideOutFailovers === true ? CLI_PATIENT_ATTEMPTS_MAX : Math.max(3, 2 * options.endpoints.length), backoffMsBase: 25, backoffMsMax: 250 },
     ...(commandTls === undefined ? {} : { tls: commandTls }),
   });
   try {

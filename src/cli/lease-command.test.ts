@@ -11,7 +11,8 @@ import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { KvStore } from "../core/kv/store.js";
-import { ALL_REACHED, fakeService, READY } from "../runtime/server/fake-service.test-util.js";
+import { ALL_REACHED, fakeService, READY, type Fault } from "../runtime/server/fake-service.test-util.js";
+import { NotLeaderError } from "../core/common/errors.js";
 import { createHttpApi } from "../runtime/server/http-api.js";
 
 const bin = fileURLToPath(new URL("../../bin/synod.js", import.meta.url));
@@ -32,9 +33,10 @@ describe("synod lease", () => {
   let server: Server;
   let url: string;
   let store: KvStore;
+  const fault: Fault = { refuse: null, quorum: ALL_REACHED, readiness: READY };
   before(async () => {
     store = new KvStore();
-    server = createHttpApi(fakeService(store, { refuse: null, quorum: ALL_REACHED, readiness: READY }, []), { requestBodyBytesMax: 1024 * 1024 });
+    server = createHttpApi(fakeService(store, fault, []), { requestBodyBytesMax: 1024 * 1024 });
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   });
@@ -78,6 +80,22 @@ describe("synod lease", () => {
     assert.equal(lines[1]?.[1], String(first));
     assert.ok(first > 0 && second > first, `tokens ${first} then ${second}`);
     assert.deepEqual(store.range("locks/job/", 10), [], "released");
+  });
+
+  test("synod lock rides out an election: requests answered 503 no_leader for 2 s are sent again until one is taken", async () => {
+    // Two seconds: longer than a failover with the node's defaults (an election timeout of at
+    // most 1 s and a round), and than the six quick tries a one-shot command makes.
+    fault.refuse = new NotLeaderError(null);
+    const healed = setTimeout(() => (fault.refuse = null), 2000);
+    try {
+      const run = await synod(["lock", "locks/election", "--endpoints", url, "--", "sh", "-c", "echo token $SYNOD_LOCK_TOKEN"]);
+      assert.equal(run.code, 0, run.stderr);
+      assert.match(run.stdout, /^token \d+\n$/);
+    } finally {
+      clearTimeout(healed);
+      fault.refuse = null;
+    }
+    assert.deepEqual(store.range("locks/election/", 10), [], "released");
   });
 
   test("synod elect: leads, prints LEADER with its token, and resigns on SIGINT", async () => {

@@ -56,7 +56,7 @@ error; 3 cluster unavailable.`)
         process.off("SIGTERM", forward);
         if (!lost) await lock.release();
         setExitCode(lost ? EXIT_LOCK_LOST : code);
-      });
+      }, { rideOutFailovers: true });
     });
 }
 
@@ -95,6 +95,6 @@ Exit code: 0 resigned (Ctrl-C); ${EXIT_LOCK_LOST} the leadership's lease was los
           process.off("SIGINT", stop);
           process.off("SIGTERM", stop);
         }
-      });
+      }, { rideOutFailovers: true });
     });
 }

@@ -11,7 +11,8 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { KvCommand } from "../core/kv/command.js";
 import { KvStore } from "../core/kv/store.js";
 import { ALL_REACHED, fakeService, READY, type Fault } from "../runtime/server/fake-service.test-util.js";
-import { createHttpApi } from "../runtime/server/http-api.js";
+import { createHttpApi, type KvService } from "../runtime/server/http-api.js";
+import { RequestTimeoutError } from "../core/replica/errors.js";
 import { Client } from "./client.js";
 import type { Lock } from "./lock.js";
 
@@ -119,5 +120,37 @@ describe("client.lock", () => {
     assert.deepEqual(seen, [null, "node-a", "node-a v2", "node-b"]);
     await second.resign();
     assert.equal(await watcher.electionLeader("elect/web"), null);
+  });
+
+  test("without sessions (as the CLI runs), a lock's grant, key write and release whose answers were lost are sent again: the lock is taken and let go", async () => {
+    // A node that applies the first grant, txn and revoke, then answers 503 timeout (the
+    // leader died with them in flight): outcome unknown, and no session to resend them in.
+    const lossy = new KvStore();
+    const base = fakeService(lossy, { refuse: null, quorum: ALL_REACHED, readiness: READY }, []);
+    const loseAnswerOf = new Set(["lease-grant", "txn", "lease-revoke"]);
+    const service: KvService = {
+      ...base,
+      write: async (operation, session) => {
+        const result = await base.write(operation, session);
+        if (loseAnswerOf.delete(operation.op)) throw new RequestTimeoutError("write", 5000);
+        return result;
+      },
+    };
+    const lossyServer = createHttpApi(service, { requestBodyBytesMax: 1024 * 1024 });
+    await new Promise<void>((resolve) => lossyServer.listen(0, "127.0.0.1", resolve));
+    const lossyClient = new Client({ endpoints: [`http://127.0.0.1:${(lossyServer.address() as AddressInfo).port}`], sessions: false, healthCheckIntervalMs: 0, membersIntervalMs: 0 });
+    try {
+      const lock = await lossyClient.lock("locks/lossy", { ttlSeconds: 5 });
+      assert.equal(loseAnswerOf.has("lease-grant") || loseAnswerOf.has("txn"), false, "the grant and the key's write were answered 503 timeout once each");
+      assert.equal(lossy.leaseCount, 2, "the grant whose answer was lost, and the one the lock is held under");
+      assert.equal(lock.token, lossy.get(lock.key)?.createRevision, "the token is the key's creation revision, from the retry's failure branch");
+      await lock.release();
+      assert.equal(loseAnswerOf.has("lease-revoke"), false, "the revoke was answered 503 timeout once");
+      assert.deepEqual(lossy.range("locks/lossy/", 10), [], "released");
+    } finally {
+      await lossyClient.close();
+      lossyServer.closeAllConnections();
+      await new Promise((resolve) => lossyServer.close(resolve));
+    }
   });
 });

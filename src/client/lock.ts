@@ -9,7 +9,7 @@
  */
 import type { Client } from "./client.js";
 import type { KeyValue } from "./api.js";
-import type { LeaseLostError } from "./errors.js";
+import { LeaseNotFoundError, TimeoutError, type LeaseLostError } from "./errors.js";
 import type { Lease } from "./lease.js";
 
 export interface LockOptions {
@@ -25,6 +25,13 @@ export interface LockOptions {
 
 export const LOCK_TTL_SECONDS_DEFAULT = 10;
 const PAGE_KEYS = 1000;
+/**
+ * How often a lock's own write (granting its lease, creating its key, releasing it) is sent
+ * again after an attempt whose outcome is unknown (the leader died with it in flight,
+ * outside a session). Each is safe to repeat; a few tries cover a failover or two, and a
+ * cluster that loses more than that in a row is reported down.
+ */
+const UNKNOWN_OUTCOME_TRIES_MAX = 4;
 
 /** A lock held: release it when done; `lost` says when its lease is gone (stop using the resource then). */
 export class Lock {
@@ -46,18 +53,24 @@ export class Lock {
 
   /** Releases the lock: deletes the key (the next waiter takes it), and revokes the lease the lock made for itself. */
   async release(): Promise<void> {
-    if (this.ownsLease) {
-      await this.lease.revoke();
-      return;
-    }
-    await this.client.delete(this.key);
+    await untilKnown(async (retried) => {
+      if (!this.ownsLease) return void (await this.client.delete(this.key));
+      try {
+        await this.lease.revoke();
+      } catch (error) {
+        // Gone on a second try: the first one, whose answer was lost, revoked it.
+        if (!(retried && error instanceof LeaseNotFoundError)) throw error;
+      }
+    });
   }
 }
 
 /** See `Client.lock`. */
 export async function acquireLock(client: Client, name: string, options: LockOptions = {}): Promise<Lock> {
   if (name.length === 0 || name.endsWith("/")) throw new Error("a lock's name is a non-empty key prefix without a trailing slash, like locks/db");
-  const lease = options.lease ?? (await client.lease(options.ttlSeconds ?? LOCK_TTL_SECONDS_DEFAULT));
+  // A grant whose outcome is unknown is granted again: a lease granted twice leaves one
+  // without keys or keep-alives, which expires by itself.
+  const lease = options.lease ?? (await untilKnown(() => client.lease(options.ttlSeconds ?? LOCK_TTL_SECONDS_DEFAULT)));
   const ownsLease = options.lease === undefined;
   const key = `${name}/${lease.id}`;
   try {
@@ -77,11 +90,11 @@ export async function acquireLock(client: Client, name: string, options: LockOpt
  * returns its creation revision.
  */
 async function createKey(client: Client, key: string, leaseId: number, value: string): Promise<number> {
-  const answer = await client.txn({
+  const answer = await untilKnown(() => client.txn({
     compare: [{ key, target: "createRevision", op: "=", value: 0 }],
     success: [{ op: "put", key, value, lease: leaseId }],
     failure: [{ op: "get", key }],
-  });
+  }));
   if (answer.succeeded) return answer.revision;
   const existing = answer.results[0];
   if (existing?.op === "get" && existing.kv !== null) return existing.kv.createRevision;
@@ -128,6 +141,21 @@ async function waitForDelete(client: Client, key: string, fromRevision: number, 
     watch.close();
   }
   signal?.throwIfAborted();
+}
+
+/**
+ * Runs `write` again (at most UNKNOWN_OUTCOME_TRIES_MAX times in all) while it fails with an
+ * unknown outcome: for writes that are the same done once or twice. A client without
+ * sessions (the CLI's) cannot send a write again itself when it may have been applied.
+ */
+async function untilKnown<T>(write: (retried: boolean) => Promise<T>): Promise<T> {
+  for (let tries = 1; ; tries++) {
+    try {
+      return await write(tries > 1);
+    } catch (error) {
+      if (!(error instanceof TimeoutError && error.outcomeUnknown) || tries >= UNKNOWN_OUTCOME_TRIES_MAX) throw error;
+    }
+  }
 }
 
 /** The current holder of `name` (its lowest contender), or null when no one holds it. */

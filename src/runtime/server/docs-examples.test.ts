@@ -21,10 +21,14 @@ function shellBlocks(markdown: string): string[] {
   return [...markdown.matchAll(/```sh\n([\s\S]*?)```/g)].map((match) => match[1] as string);
 }
 
-/** Runs `script` with bash, stopping at the first failing command; its exit code and stdout. */
-function bash(script: string, cwd: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+/**
+ * Runs `script` with bash, stopping at the first failing command (unless `errexit` is false:
+ * for examples with a command that is ended on purpose, like `curl --max-time`); its exit
+ * code and stdout.
+ */
+function bash(script: string, cwd: string, errexit = true): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn("bash", ["-e", "-o", "pipefail", "-c", script], { cwd, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn("bash", [...(errexit ? ["-e"] : []), "-o", "pipefail", "-c", script], { cwd, stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString("utf8")));
@@ -89,6 +93,60 @@ describe("the README's lease example, pasted", { timeout: 90_000 }, () => {
     assert.equal(node.code, 0, node.stderr);
     assert.match(node.stdout, /\[ 'service\/web\/c' \]/);
     assert.equal((await fetch(`${cluster.node(1).http}/v1/kv/service/web/c`)).status, 404, "revoked with its lease");
+  });
+});
+
+describe("the README's watch examples and docs/recipes.md's lock and election examples, pasted", { timeout: 120_000 }, () => {
+  let cluster: ProcessCluster;
+  /** `script` on the test cluster: its ports for npm start's, and the local bin for npx's start-up time (seconds on a loaded machine). */
+  let onCluster: (script: string) => string;
+  before(async () => {
+    cluster = await ProcessCluster.start({ size: 3 });
+    await cluster.waitForLeader();
+    const endpoints = `export SYNOD_ENDPOINTS=${cluster.nodes.map((node) => node.http).join(",")}\n`;
+    onCluster = (script) => endpoints + [1, 2, 3].reduce((text, id) => text.replaceAll(`http://127.0.0.1:700${id}`, cluster.node(id).http), script).replaceAll("npx synod", "node bin/synod.js");
+  });
+  after(async () => {
+    await cluster.close();
+  });
+
+  test("the README's history example: a read at a revision, a replayed watch (curl and synod watch), a compaction", async () => {
+    const block = shellBlocks(read("README.md")).find((text) => text.includes("--from-revision $R"));
+    assert.ok(block !== undefined, "the example is there");
+    // Its curl watch is ended by --max-time on purpose (exit code 28): every line runs.
+    const run = await bash(onCluster(block), ROOT, false);
+    const R = Number(/"revision":(\d+),"createRevision"/.exec(run.stdout)?.[1]);
+    assert.ok(R > 0, run.stdout + run.stderr);
+    assert.match(run.stdout, new RegExp(`\\{"key":"config/color","value":"blue","revision":${R},`), "curl reads blue at revision R");
+    // curl's answer ends without a newline, so synod's line follows it on the same line.
+    assert.match(run.stdout, /\}blue$/m, "synod get --revision reads blue");
+    assert.match(run.stdout, new RegExp(`^id: ${R}\ndata: .*"value":"blue"`, "m"), "the curl watch replays blue at R...");
+    assert.match(run.stdout, new RegExp(`^id: ${R + 1}\ndata: .*"value":"red"`, "m"), "...and red after it");
+    assert.match(run.stdout, new RegExp(`^\\{"type":"put","key":"config/color","value":"red","revision":${R + 1},`, "m"), "synod watch --json prints the changes");
+    assert.match(run.stdout, new RegExp(`^OK compactRevision=${R} revision=${R + 1}$`, "m"));
+  });
+
+  test("the README's client.watch example prints the put and the delete", async () => {
+    const block = shellBlocks(read("README.md")).find((text) => text.includes("client.watch("));
+    assert.ok(block !== undefined, "the example is there");
+    const run = await bash(onCluster(block), ROOT);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stdout, /^put config\/color green (\d+)\ndelete config\/color {2}\d+\n$/);
+  });
+
+  test("docs/recipes.md: the fenced write, synod lock twice (one after the other, growing tokens) and the election", async () => {
+    const [fenced, locks, election] = shellBlocks(read("docs/recipes.md"));
+    if (!(fenced?.includes("lock.token") && locks?.includes("synod lock") && election?.includes("client.campaign"))) return assert.fail("the examples are there, in this order");
+    const fencedRun = await bash(onCluster(fenced), ROOT);
+    assert.match(fencedRun.stdout, /^written with token \d+\n$/, fencedRun.stderr);
+    const startedMs = Date.now();
+    const lockRun = await bash(onCluster(locks), ROOT);
+    const tokens = [...lockRun.stdout.matchAll(/^backing up with token (\d+)$/gm)].map((match) => Number(match[1]));
+    assert.equal(tokens.length, 2, lockRun.stdout + lockRun.stderr);
+    assert.ok((tokens[1] as number) > (tokens[0] as number), `tokens ${tokens.join(", ")}`);
+    assert.ok(Date.now() - startedMs >= 4000, "two holds of 2 s, one after the other");
+    const electionRun = await bash(onCluster(election), ROOT);
+    assert.equal(electionRun.stdout, "leader: none\nleader: 10.0.0.7:8080\nleader: 10.0.0.8:8080\nleader: none\n", electionRun.stderr);
   });
 });
 
