@@ -78,8 +78,13 @@ describe("the node's log format", { timeout: 60_000 }, () => {
   test("at a terminal: pretty by default, JSON with --log-format json", { skip: HAS_SCRIPT ? false : "needs script(1), from util-linux, for a terminal" }, async () => {
     // script(1) runs the node with its stdout on a pseudo-terminal.
     const atTerminal = async (...extra: string[]): Promise<string[]> => {
-      const command = (await nodeArgs(...extra)).map((arg) => `'${arg}'`).join(" ");
-      const output = (await outputUntilServing(["script", "-qefc", command, "/dev/null"])).replace(new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, "g"), ""); // colours
+      const args = await nodeArgs(...extra);
+      const command = args.map((arg) => `'${arg}'`).join(" ");
+      const raw = await outputUntilServing(["script", "-qefc", command, "/dev/null"]);
+      // Stopping script(1) hangs up its terminal, and a node takes SIGHUP as "reload TLS", not
+      // "exit": it would outlive the test. Its data directory, this test's own, names it.
+      spawnSync("pkill", ["-TERM", "-f", "--", args[args.indexOf("--data-dir") + 1] as string]);
+      const output = raw.replace(new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, "g"), ""); // colours
       // script(1) says so when it is stopped: not the node's.
       return lines(output).filter((line) => !line.startsWith("Session terminated"));
     };
