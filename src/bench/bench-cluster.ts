@@ -1,5 +1,5 @@
-// A local cluster for the benchmarks that need one with watchers or leases
-// (watch.bench.ts, lease.bench.ts): `synod cluster --nodes 3` as a child process on free
+// A local cluster for the benchmarks (cluster.bench.ts, watch.bench.ts, lease.bench.ts):
+// `synod cluster --nodes 3` as a child process on free
 // ports with a fresh data directory, its leader found through the nodes' status, each
 // node's CPU time read from its /metrics (prom-client's process_cpu_seconds_total, so no
 // pid is needed), and a clean stop that removes the directory.
@@ -31,9 +31,9 @@ function portFree(port: number): Promise<boolean> {
   });
 }
 
-/** A base port whose HTTP and peer ports are all free, from a random start (other runs may be on the machine). */
-async function freeBasePort(nodes: number): Promise<number> {
-  for (let base = 23_000 + Math.floor(Math.random() * 300) * 10; base < 60_000; base += 10) {
+/** A base port whose HTTP and peer ports are all free, from `first` or a random start (other runs may be on the machine). */
+async function freeBasePort(nodes: number, first?: number): Promise<number> {
+  for (let base = first ?? 23_000 + Math.floor(Math.random() * 300) * 10; base < 60_000; base += 10) {
     const ports = Array.from({ length: nodes }, (_, i) => [base + i, base + PEER_PORT_OFFSET + i]).flat();
     if ((await Promise.all(ports.map(portFree))).every(Boolean)) return base;
   }
@@ -43,6 +43,8 @@ async function freeBasePort(nodes: number): Promise<number> {
 export interface BenchClusterOptions {
   readonly nodes: number;
   readonly consensus: string;
+  /** The first base port to try (HTTP ports from it, peer ports 100 above); default: a random one. */
+  readonly basePort?: number;
 }
 
 export class BenchCluster {
@@ -71,7 +73,7 @@ export class BenchCluster {
 
   /** Starts the cluster and waits (at most 30 s) until every node names the same leader. */
   static async start(options: BenchClusterOptions): Promise<BenchCluster> {
-    const basePort = await freeBasePort(options.nodes);
+    const basePort = await freeBasePort(options.nodes, options.basePort);
     const dataDir = mkdtempSync(join(tmpdir(), "synod-bench-"));
     const args = [bin, "cluster", "--nodes", String(options.nodes), "--base-port", String(basePort), "--data-dir", dataDir, "--consensus", options.consensus, "--log-level", "warn"];
     const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
