@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, watch, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
@@ -34,9 +34,8 @@ async function withDirs(run: (dirs: Dirs) => Promise<void>): Promise<void> {
   try {
     await run({ dir: join(root, "wal"), snapshotDir: join(root, "snap") });
   } finally {
-    // A store that refused to open closes its WAL in the background, and the WAL's segment
-    // preparation may still be writing: retry while the directory empties.
-    rmSync(root, { recursive: true, force: true, maxRetries: 10, retryDelay: 20 });
+    // No retries: a store that refused to open must leave nothing writing into the directory.
+    rmSync(root, { recursive: true, force: true });
   }
 }
 
@@ -361,7 +360,17 @@ describe("log store", () => {
       await store.close();
       rmSync(only(files(dirs.dir, ".wal"), 0));
       const second = only(files(dirs.dir, ".wal"), 0);
-      assert.throws(() => open(dirs, { segmentBytes: 1024 }), (error: unknown) => error instanceof WalCorruptionError && error.file === second && /no complete checkpoint/.test(error.message));
+      // The refusal starts nothing in the background: no segment being prepared appears (were
+      // one written, a caller removing the directory at once would race it).
+      const touched: string[] = [];
+      const watcher = watch(dirs.dir, (_event, name) => touched.push(String(name)));
+      try {
+        assert.throws(() => open(dirs, { segmentBytes: 1024 }), (error: unknown) => error instanceof WalCorruptionError && error.file === second && /no complete checkpoint/.test(error.message));
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      } finally {
+        watcher.close();
+      }
+      assert.deepEqual(touched, []);
     });
   });
 });

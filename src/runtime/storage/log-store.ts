@@ -111,7 +111,7 @@ export class LogStore<H> {
     mkdirSync(options.snapshotDir, { recursive: true });
     for (const name of removeLeftoverTempFiles(options.snapshotDir)) log(`log store: removed ${name}, a snapshot file a crash left half-written`);
     const segmentBytes = options.segmentBytes ?? WAL_SEGMENT_BYTES_DEFAULT;
-    const { wal, records, positions, firstSegment } = Wal.open({ dir: options.dir, segmentBytes, log });
+    const { wal, records, positions, firstSegment } = Wal.open({ dir: options.dir, segmentBytes, log, deferPreparation: true });
     try {
       const start = { wholeHistory: firstSegment.sequence === 1, firstFile: firstSegment.file };
       const { state, hardStatePosition } = replayLogRecords(records, positions, start, log);
@@ -130,6 +130,9 @@ export class LogStore<H> {
         }
       }
       const durable: DurableState<H> = { hardState, snapshot, entries: [...state.entries] };
+      // Only now, with the recovered log accepted: a refusal above leaves no background
+      // write in the directory (a caller may remove it at once).
+      wal.prepareNextSegment();
       return { store: new LogStore(wal, state, options, segmentBytes), durable, snapshotKind: state.snapshot?.kind ?? null };
     } catch (error) {
       void wal.close().catch(() => {});

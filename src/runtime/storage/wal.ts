@@ -75,6 +75,12 @@ export interface WalOptions {
   readonly segmentBytes?: number;
   /** Where recovery notes go: a repaired tail, a removed leftover, a failed background fill. */
   readonly log?: (message: string) => void;
+  /**
+   * Do not start preparing the next segment on open; the caller calls `prepareNextSegment()`
+   * once it has accepted what was recovered. A caller that may still refuse the log (and
+   * throw) leaves nothing running in the background that writes into the directory.
+   */
+  readonly deferPreparation?: boolean;
 }
 
 /** Where a recovered record starts: its segment file and the byte offset of its frame. */
@@ -222,11 +228,18 @@ export class Wal {
     sequence: number,
     position: number,
     log: (message: string) => void,
+    deferPreparation: boolean,
   ) {
     this.sequence = sequence;
     this.position = position;
     this.fd = openSync(join(dir, segmentName(sequence)), "r+");
     this.next = new NextSegment(join(dir, NEXT_SEGMENT_TEMP), segmentBytes, log);
+    if (!deferPreparation) this.next.start();
+  }
+
+  /** Starts preparing the next segment in the background (for a log opened with `deferPreparation`); idempotent. */
+  prepareNextSegment(): void {
+    this.assertUsable("prepare the next segment of", { duringSync: true });
     this.next.start();
   }
 
@@ -267,7 +280,7 @@ export class Wal {
     }
     const firstSequence = first === undefined ? sequence : sequenceOf(first);
     const firstSegment = { sequence: firstSequence, file: join(options.dir, segmentName(firstSequence)) };
-    return { wal: new Wal(options.dir, segmentBytes, sequence, lastUsed, log), records, positions, firstSegment };
+    return { wal: new Wal(options.dir, segmentBytes, sequence, lastUsed, log, options.deferPreparation === true), records, positions, firstSegment };
   }
 
   /** Queues a record of 1 to WAL_RECORD_BYTES_MAX bytes (copied); it is durable once `sync()` returns. */
