@@ -88,7 +88,7 @@ export function deriveParams(seed: number, options: ParamOptions = {}): SimParam
     { get: 0.25, put: 0.35, delete: 0.1, cas: 0.3 },
   ]);
   const clients = prng.int(2, 6);
-  return {
+  const drawn: SimParams = {
     seed,
     nodes,
     bootstrapVoters: nodes,
@@ -117,6 +117,11 @@ export function deriveParams(seed: number, options: ParamOptions = {}): SimParam
     engineTuning: "defaults",
     groups: 1,
   };
+  // History kept in full ("all") only where snapshots are rare: every snapshot carries the
+  // retained history, so one every 5 or 20 entries of a history that never shrinks costs time
+  // quadratic in the run (one seed took a minute, nearly all of it encoding snapshots).
+  const frequentSnapshots = drawn.snapshotEveryEntries === 5 || drawn.snapshotEveryEntries === 20;
+  return frequentSnapshots && drawn.historyRevisions === 0 ? { ...drawn, historyRevisions: 500 } : drawn;
 }
 
 /** The parameters as short `name=value` lines, for the run's header and its report. */
