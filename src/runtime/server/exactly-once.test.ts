@@ -13,7 +13,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { Client } from "../../client/client.js";
-import { CONSENSUS_UNDER_TEST, ProcessCluster, sleep } from "./process-cluster.test-util.js";
+import { CONSENSUS_FOR_ENGINE_AGNOSTIC, ProcessCluster, sleep } from "./process-cluster.test-util.js";
 
 const CONCURRENCY = 16;
 const WRITES_MAX = 100_000;
@@ -30,7 +30,7 @@ async function versionsUnder(client: Client, prefix: string): Promise<Map<string
   }
 }
 
-for (const consensus of CONSENSUS_UNDER_TEST) {
+for (const consensus of CONSENSUS_FOR_ENGINE_AGNOSTIC) {
   describe(`exactly-once writes through the SDK across a leader crash (${consensus})`, { timeout: 60_000 }, () => {
     let cluster: ProcessCluster;
     let client: Client;

@@ -21,7 +21,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { CONSENSUS_UNDER_TEST, ProcessCluster, runSynod, sleep } from "./process-cluster.test-util.js";
+import { CONSENSUS_FOR_ENGINE_AGNOSTIC, ProcessCluster, runSynod, sleep } from "./process-cluster.test-util.js";
 
 const LOCKERS = 3;
 const RUNS_PER_LOCKER = 5;
@@ -76,7 +76,7 @@ function intervalsOf(lines: readonly string[]): Interval[] {
   return intervals.sort((a, b) => a.startLine - b.startLine);
 }
 
-for (const consensus of CONSENSUS_UNDER_TEST) {
+for (const consensus of CONSENSUS_FOR_ENGINE_AGNOSTIC) {
   describe(`synod lock through kill -9 of the leader (${consensus})`, { timeout: 180_000 }, () => {
     let cluster: ProcessCluster;
     let dir: string;

@@ -42,6 +42,14 @@ export interface NodeProcess {
  */
 export const CONSENSUS_UNDER_TEST = ["raft", "paxos"] as const;
 
+/**
+ * For suites whose behaviour lives above the engine (client sessions, the lock service: the
+ * KV state machine both engines run the same way): Raft alone in `npm test`, both engines
+ * under `npm run test:all` (SYNOD_TEST_ALL_ENGINES=1). Suites where the engines differ
+ * (elections, membership, transfer, snapshots, recovery, linearizability) always run both.
+ */
+export const CONSENSUS_FOR_ENGINE_AGNOSTIC: readonly (typeof CONSENSUS_UNDER_TEST)[number][] = process.env["SYNOD_TEST_ALL_ENGINES"] === "1" ? CONSENSUS_UNDER_TEST : ["raft"];
+
 export interface ClusterOptions {
   /** Nodes that bootstrap the cluster (`--peers`), started at once. */
   readonly size: number;

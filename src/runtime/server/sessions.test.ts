@@ -5,9 +5,9 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { ProcessCluster, request, CONSENSUS_UNDER_TEST } from "./process-cluster.test-util.js";
+import { ProcessCluster, request, CONSENSUS_FOR_ENGINE_AGNOSTIC } from "./process-cluster.test-util.js";
 
-for (const consensus of CONSENSUS_UNDER_TEST) {
+for (const consensus of CONSENSUS_FOR_ENGINE_AGNOSTIC) {
   describe(`client sessions over HTTP (${consensus})`, { timeout: 60_000 }, () => {
     let cluster: ProcessCluster;
     before(async () => {
