@@ -93,6 +93,24 @@ describe("client.lock", () => {
     await next.release();
   });
 
+  test("under a lease of the caller's, a release sent again after the lock was taken anew removes only its own acquisition's key (etcd #22082)", async () => {
+    const owner = client();
+    const lease = await owner.lease(5);
+    try {
+      const first = await owner.lock("locks/same-lease", { lease });
+      await first.release();
+      const second = await owner.lock("locks/same-lease", { lease });
+      assert.equal(second.key, first.key, "the same lease makes the same key");
+      assert.ok(second.token > first.token);
+      await first.release(); // as a retry of the first release whose answer was lost would
+      assert.equal(store.get(second.key)?.createRevision, second.token, "the second acquisition still holds");
+      await second.release();
+      assert.equal(store.get(second.key), undefined);
+    } finally {
+      await lease.revoke();
+    }
+  });
+
   test("elections: the first candidate leads; observe sees each leader and value; on resign the next in line leads, with a higher token", async () => {
     const watcher = client();
     const abort = new AbortController();

@@ -1,7 +1,8 @@
 /**
  * A distributed lock on leases (etcd's recipe): each contender writes a key of its own under
  * the lock's name, attached to its lease; the key's creation revision orders the contenders,
- * and the one with the lowest holds the lock. A waiter watches only the contender just before
+ * and the one with the lowest holds the lock (the decision is core/kv/lock-turn.ts, which the
+ * simulator's lock clients run too). A waiter watches only the contender just before
  * it (no thundering herd: a release wakes one waiter), and checks again when that key goes.
  * The holder's creation revision is its **fencing token**: it only grows from one holder to
  * the next, so a resource that remembers the highest token it saw can refuse a stale holder
@@ -11,6 +12,7 @@ import type { Client } from "./client.js";
 import type { KeyValue } from "./api.js";
 import { LeaseNotFoundError, TimeoutError, type LeaseLostError } from "./errors.js";
 import type { Lease } from "./lease.js";
+import { contenderKey, lockTurn, type Contender } from "../core/kv/lock-turn.js";
 
 export interface LockOptions {
   /** The time to live of the lease the lock is held under (when `lease` is not given); default 10 s. */
@@ -54,7 +56,9 @@ export class Lock {
   /** Releases the lock: deletes the key (the next waiter takes it), and revokes the lease the lock made for itself. */
   async release(): Promise<void> {
     await untilKnown(async (retried) => {
-      if (!this.ownsLease) return void (await this.client.delete(this.key));
+      // Only this acquisition's key: a retried delete whose first try did delete it must not
+      // remove a later acquisition under the same lease, which reuses the key (etcd #22082).
+      if (!this.ownsLease) return void (await deleteIfOwned(this.client, this.key, this.token));
       try {
         await this.lease.revoke();
       } catch (error) {
@@ -72,15 +76,16 @@ export async function acquireLock(client: Client, name: string, options: LockOpt
   // without keys or keep-alives, which expires by itself.
   const lease = options.lease ?? (await untilKnown(() => client.lease(options.ttlSeconds ?? LOCK_TTL_SECONDS_DEFAULT)));
   const ownsLease = options.lease === undefined;
-  const key = `${name}/${lease.id}`;
+  const key = contenderKey(name, lease.id);
+  let token: number | null = null;
   try {
-    const token = await createKey(client, key, lease.id, options.value ?? "");
-    await waitForTurn(client, name, key, token, options.signal);
+    token = await createKey(client, key, lease.id, options.value ?? "");
+    await waitForTurn(client, name, { key, createRevision: token }, options.signal);
     return new Lock(name, key, token, lease, client, ownsLease);
   } catch (error) {
     // Not holding it: leave the queue, so no one waits behind a contender that gave up.
     if (ownsLease) await lease.revoke().catch(() => undefined);
-    else await client.delete(key).catch(() => undefined);
+    else await (token === null ? client.delete(key) : deleteIfOwned(client, key, token)).catch(() => undefined);
     throw error;
   }
 }
@@ -102,35 +107,36 @@ async function createKey(client: Client, key: string, leaseId: number, value: st
   throw new Error(`lock key ${key} vanished while it was being created: its lease expired`);
 }
 
-/** Until no contender was created before this one: each round watches the one just before. */
-async function waitForTurn(client: Client, name: string, key: string, token: number, signal: AbortSignal | undefined): Promise<void> {
+/** Until no contender was created before this one: each round reads them all and watches the one just before. */
+async function waitForTurn(client: Client, name: string, own: Contender, signal: AbortSignal | undefined): Promise<void> {
   for (;;) {
     signal?.throwIfAborted();
-    const { predecessor, revision } = await findPredecessor(client, `${name}/`, token);
-    if (predecessor === null) {
-      if ((await client.get(key)) === null) throw new Error(`lock key ${key} is gone: its lease expired while waiting`);
-      return;
-    }
-    await waitForDelete(client, predecessor.key, revision + 1, signal);
+    const { contenders, revision } = await readContenders(client, `${name}/`);
+    const turn = lockTurn(contenders, own);
+    if (turn.kind === "held") return;
+    if (turn.kind === "gone") throw new Error(`lock key ${own.key} is gone: its lease expired while waiting`);
+    await waitForDelete(client, turn.predecessor.key, revision + 1, signal);
   }
 }
 
-/** The contender created last before `token`, as of one read (and that read's revision). */
-async function findPredecessor(client: Client, prefix: string, token: number, pick: "latest" | "lowest" = "latest"): Promise<{ predecessor: KeyValue | null; revision: number }> {
-  let predecessor: KeyValue | null = null;
+/** Every contender under `prefix`, as of one revision (the first page's), and that revision. */
+async function readContenders(client: Client, prefix: string): Promise<{ contenders: KeyValue[]; revision: number }> {
+  const contenders: KeyValue[] = [];
   let revision: number | undefined;
   let after: string | undefined;
   for (;;) {
     const page = await client.range(prefix, { limit: PAGE_KEYS, ...(after === undefined ? {} : { after }), ...(revision === undefined ? {} : { revision }) });
     revision ??= page.revision;
-    for (const kv of page.kvs) {
-      if (kv.createRevision >= token) continue;
-      if (predecessor === null || (pick === "latest" ? kv.createRevision > predecessor.createRevision : kv.createRevision < predecessor.createRevision)) predecessor = kv;
-    }
+    contenders.push(...page.kvs);
     const last = page.kvs.at(-1);
-    if (!page.more || last === undefined) return { predecessor, revision };
+    if (!page.more || last === undefined) return { contenders, revision };
     after = last.key;
   }
+}
+
+/** Deletes `key` only while it is the one created at `createRevision`. */
+async function deleteIfOwned(client: Client, key: string, createRevision: number): Promise<void> {
+  await client.txn({ compare: [{ key, target: "createRevision", op: "=", value: createRevision }], success: [{ op: "delete", key }], failure: [] });
 }
 
 async function waitForDelete(client: Client, key: string, fromRevision: number, signal: AbortSignal | undefined): Promise<void> {
@@ -160,6 +166,8 @@ async function untilKnown<T>(write: (retried: boolean) => Promise<T>): Promise<T
 
 /** The current holder of `name` (its lowest contender), or null when no one holds it. */
 export async function currentHolder(client: Client, name: string): Promise<KeyValue | null> {
-  const { predecessor } = await findPredecessor(client, `${name}/`, Number.MAX_SAFE_INTEGER, "lowest");
-  return predecessor;
+  const { contenders } = await readContenders(client, `${name}/`);
+  let holder: KeyValue | null = null;
+  for (const kv of contenders) if (holder === null || kv.createRevision < holder.createRevision) holder = kv;
+  return holder;
 }
