@@ -3,13 +3,14 @@ import { writeFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
 import cliProgress from "cli-progress";
-import { isReplicaMutant, REPLICA_MUTANTS } from "../core/replica/mutants.js";
-import { isKvMutant, KV_MUTANTS } from "../core/kv/mutants.js";
+import { isKvMutant } from "../core/kv/mutants.js";
+import { isLockMutant } from "../core/kv/lock-turn.js";
+import { hasMutant, mutantNames, SHARED_MUTANTS } from "../sim/mutants.js";
 import { describeParams, FAULT_CLASSES, type FaultClass } from "../sim/params.js";
 import { PROTOCOLS, protocolNames } from "../sim/protocols.js";
 import { describeFailure, reproduceCommand } from "../sim/run-report.js";
 import { groupsConflict, runSimulation, scenarioConflict, type SimResult, type SimWorkload } from "../sim/simulation.js";
-import { isRouterMutant, ROUTER_MUTANTS } from "../core/multi/mutants.js";
+import { isRouterMutant } from "../core/multi/mutants.js";
 import { appScenarioConflict } from "../sim/app/harness.js";
 import type { SimApplication } from "../sim/app/module.js";
 import { loadSimApplication } from "./sim-module.js";
@@ -78,8 +79,8 @@ export async function runSim(options: SimCommandOptions): Promise<SimSummary> {
     throw new UsageError(`unknown protocol "${options.protocol}"; choose one of: ${protocolNames().join(", ")}`);
   }
   const factory = PROTOCOLS.get(options.protocol);
-  if (options.mutant !== undefined && factory !== undefined && !(options.mutant in factory.mutants) && !isReplicaMutant(options.mutant) && !isKvMutant(options.mutant) && !isRouterMutant(options.mutant)) {
-    const known = [...Object.keys(factory.mutants), ...Object.keys(REPLICA_MUTANTS), ...Object.keys(KV_MUTANTS), ...Object.keys(ROUTER_MUTANTS)];
+  if (options.mutant !== undefined && factory !== undefined && !hasMutant(factory, options.mutant)) {
+    const known = mutantNames(factory);
     throw new UsageError(`protocol ${options.protocol} has no mutant "${options.mutant}"; ${known.length === 0 ? "it has none" : `choose one of: ${known.join(", ")}`} (see --list-mutants)`);
   }
   if (factory !== undefined) {
@@ -95,7 +96,7 @@ export async function runSim(options: SimCommandOptions): Promise<SimSummary> {
   if (application !== undefined) {
     const conflict = appScenarioConflict(options.scenario);
     if (conflict !== null) throw new UsageError(conflict);
-    if ((options.workload !== undefined && options.workload !== "kv") || (options.mutant !== undefined && isKvMutant(options.mutant))) throw new UsageError("the lease and watch workloads and the KV mutants run on the KV store, not with --state-machine");
+    if ((options.workload !== undefined && options.workload !== "kv") || (options.mutant !== undefined && (isKvMutant(options.mutant) || isLockMutant(options.mutant)))) throw new UsageError("the lease, watch and lock workloads and the KV and lock mutants run on the KV store, not with --state-machine");
   }
   const count = options.seeds ?? (options.seed === undefined ? 100 : 1);
   if (!Number.isSafeInteger(count) || count < 1) throw new UsageError("--seeds must be a positive integer");
@@ -240,12 +241,7 @@ export function listMutants(protocol?: string): string {
   for (const factory of PROTOCOLS.values()) {
     for (const [name, description] of Object.entries(factory.mutants)) lines.push(`${factory.name.padEnd(14)} ${name.padEnd(28)} ${description}`);
   }
-  // The replica's mutants break the loop every protocol runs in.
-  for (const [name, description] of Object.entries(REPLICA_MUTANTS)) lines.push(`${"(any)".padEnd(14)} ${name.padEnd(28)} ${description}`);
-  // The KV layer's mutants break leases on every protocol; they run the lease workload.
-  for (const [name, description] of Object.entries(KV_MUTANTS)) lines.push(`${"(any)".padEnd(14)} ${name.padEnd(28)} ${description}`);
-  // The router's mutants break the delivery between groups (with --groups 2 or more).
-  for (const [name, description] of Object.entries(ROUTER_MUTANTS)) lines.push(`${"(any)".padEnd(14)} ${name.padEnd(28)} ${description} (--groups 2 or more)`);
+  for (const { name, description } of SHARED_MUTANTS) lines.push(`${"(any)".padEnd(14)} ${name.padEnd(28)} ${description}`);
   return lines.length === 0 ? "no mutants\n" : `${"protocol".padEnd(14)} ${"mutant".padEnd(28)} what it breaks\n${lines.join("\n")}\n`;
 }
 

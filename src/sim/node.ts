@@ -6,6 +6,7 @@ import type { Applied } from "../core/kv/model.js";
 import { SELF_ASSIGNED_SESSIONS_FROM, type KvStore, type LeaseExpiry } from "../core/kv/store.js";
 import { createKvStore, type KvMutant } from "../core/kv/mutants.js";
 import type { LeaseRequest, LeaseResponse } from "./lease-workload.js";
+import type { LockRequest, LockResponse, LockResult } from "./lock-workload.js";
 import type { Clock, LogStorage, Network, ReplicaObserver, Waiter } from "../core/replica/contract.js";
 import { RequestTimeoutError, WriteOutcomeUnknownError } from "../core/replica/errors.js";
 import type { ReplicaMutant } from "../core/replica/mutants.js";
@@ -470,6 +471,46 @@ export class SimNode<M> {
       const operation: KvOperation =
         request.op === "grant" ? { op: "lease-grant", ttlMs: request.ttlMs } : request.op === "put" ? { op: "put", key: request.key, value: utf8Encode("held"), lease: request.lease } : { op: "lease-keepalive", lease: request.lease };
       this.kvLayer(DEFAULT_GROUP).write(operation, client, waiter);
+    });
+  }
+
+  /**
+   * A lock client's request (sim/lock-workload.ts): a write in its session, or a
+   * linearizable read of the lock's contenders. `reply` carries the answer back over the
+   * client link; a write whose outcome is unknown gets none.
+   */
+  requestLock(request: LockRequest, reply: (response: LockResponse) => void): void {
+    this.input(this.incarnation, () => {
+      const ok = (result: LockResult): void => reply({ type: "lock-response", sequence: request.sequence, outcome: "ok", result });
+      const refuse = (error: Error): void => {
+        if (error instanceof RequestTimeoutError || error instanceof WriteOutcomeUnknownError) return;
+        reply({ type: "lock-response", sequence: request.sequence, outcome: "refused", leaderHint: error instanceof NotLeaderError ? error.leaderHint : null });
+      };
+      const layer = this.kvLayer(DEFAULT_GROUP);
+      if (request.op === "read") {
+        this.replicaOf(DEFAULT_GROUP).read({}, {
+          resolve: () => ok({ op: "read", contenders: layer.kv.range(request.prefix, Number.MAX_SAFE_INTEGER).map((record) => ({ key: record.key, createRevision: record.createRevision })), revision: layer.kv.currentRevision }),
+          reject: refuse,
+        });
+        return;
+      }
+      const operation: KvOperation =
+        request.op === "grant" ? { op: "lease-grant", ttlMs: request.ttlMs }
+        : request.op === "keepalive" ? { op: "lease-keepalive", lease: request.lease }
+        : request.op === "revoke" ? { op: "lease-revoke", lease: request.lease }
+        : { op: "txn", compares: [{ key: request.key, target: "createRevision", op: "=", value: 0 }], success: [{ op: "put", key: request.key, value: utf8Encode(`lock client ${request.sessionId}`), lease: request.lease }], failure: [{ op: "get", key: request.key }] };
+      layer.write(operation, { clientId: SELF_ASSIGNED_SESSIONS_FROM + request.sessionId, sequence: request.sequence }, {
+        resolve: (result) => {
+          if (result.op === "lease-grant") return ok({ op: "grant", lease: result.id });
+          if (result.op === "lease-keepalive" || result.op === "lease-revoke" || (result.op === "lease-not-found" && request.op !== "create")) return ok({ op: request.op === "revoke" ? "revoke" : "keepalive", found: result.op !== "lease-not-found" });
+          if (result.op === "lease-not-found") return ok({ op: "create", token: null });
+          if (result.op !== "txn") return; // superseded, or a duplicate whose first answer went out
+          if (result.succeeded) return ok({ op: "create", token: result.revision });
+          const got = result.results[0];
+          if (got?.op === "get") ok({ op: "create", token: got.record?.createRevision ?? null });
+        },
+        reject: refuse,
+      });
     });
   }
 

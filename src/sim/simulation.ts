@@ -2,13 +2,16 @@ import { AssertionError } from "../core/common/assert.js";
 import { Prng } from "../core/common/prng.js";
 import type { EngineFactory, EngineInvariant, EngineStatus, LogEntry, Membership, NodeId } from "../core/engine/contract.js";
 import { describeMembership, isMember } from "../core/engine/membership.js";
-import { isReplicaMutant, REPLICA_MUTANTS } from "../core/replica/mutants.js";
-import { isKvMutant, kvMutantWorkload, KV_MUTANTS } from "../core/kv/mutants.js";
+import { isReplicaMutant } from "../core/replica/mutants.js";
+import { isKvMutant, kvMutantWorkload } from "../core/kv/mutants.js";
 import type { KvStore } from "../core/kv/store.js";
 import type { LeaseExpiry } from "../core/kv/model.js";
 import { LeaseChecker } from "./check/leases.js";
 import { LeaseClient, type LeaseRequest, type LeaseResponse } from "./lease-workload.js";
 import { WatchWorkload, type WatchStats, type WatchWorld } from "./watch-workload.js";
+import { LockWorkload, type LockRequest, type LockResponse, type LockStats } from "./lock-workload.js";
+import { isLockMutant } from "../core/kv/lock-turn.js";
+import { hasMutant, mutantNames } from "./mutants.js";
 import { checkMajorityCommit, type NodeLog } from "./check/majority-commit.js";
 import { checkLeaderCompleteness } from "./check/leader-completeness.js";
 import { checkLinearizability } from "./check/linearizability.js";
@@ -27,7 +30,7 @@ import { Scheduler } from "./scheduler.js";
 import { Trace } from "./trace.js";
 import { SimClient, type KeySpace } from "./workload.js";
 import { DEFAULT_GROUP, groupOfKey, type GroupEnvelope, type GroupId } from "../core/multi/group.js";
-import { isRouterMutant, ROUTER_MUTANTS } from "../core/multi/mutants.js";
+import { isRouterMutant } from "../core/multi/mutants.js";
 import { appScenarioConflict, AppHarness, type AppRequest } from "./app/harness.js";
 import type { SimApplication } from "./app/module.js";
 import type { ModelOperation } from "./check/model-linearizability.js";
@@ -61,7 +64,9 @@ export interface SimOptions {
    * and let them lapse, judged by the lease checker (sim/check/leases.ts). The default with a
    * lease mutant (core/kv/mutants.ts), which only leases can show. "watch": besides the KV
    * clients, watchers that follow the keys through reconnects to node after node, judged by
-   * the watch checker (sim/check/watches.ts); the default with a watch mutant.
+   * the watch checker (sim/check/watches.ts); the default with a watch mutant. "lock":
+   * besides the KV clients, clients contending for a lock with the SDK's recipe, judged by
+   * the lock checker (sim/check/locks.ts); the default with a lock mutant.
    */
   readonly workload?: SimWorkload;
   /**
@@ -82,7 +87,7 @@ export function groupsConflict(groups: number, stateMachine: boolean): string | 
   return null;
 }
 
-export const SIM_WORKLOADS = ["kv", "leases", "watch"] as const;
+export const SIM_WORKLOADS = ["kv", "leases", "watch", "lock"] as const;
 export type SimWorkload = (typeof SIM_WORKLOADS)[number];
 
 export interface SimFailure {
@@ -110,6 +115,8 @@ export interface SimStats {
   readonly groupCommit?: { readonly requests: number; readonly deviceSyncs: number };
   /** With the watch workload: changes the watchers received, connections they opened, resumes a compaction cut. */
   readonly watch?: WatchStats;
+  /** With the lock workload: acquisitions the lock clients made, and leases they let lapse. */
+  readonly lock?: LockStats;
 }
 
 export interface SimResult {
@@ -203,15 +210,16 @@ class Simulation implements NodeHost<unknown> {
   private readonly leaseChecker = new LeaseChecker(SIM_EPOCH_MS);
   private readonly workload: SimWorkload;
   private watchWorkload: WatchWorkload | null = null;
+  private lockWorkload: LockWorkload | null = null;
   /** Each node's KV store (group 0, this incarnation): what its watches read. */
   private readonly kvStores = new Map<NodeId, KvStore>();
 
   constructor(private readonly options: SimOptions) {
     let factory = options.protocol;
-    if (options.mutant !== undefined && !(options.mutant in factory.mutants) && !isReplicaMutant(options.mutant) && !isKvMutant(options.mutant) && !isRouterMutant(options.mutant)) {
-      throw new Error(`protocol ${factory.name} has no mutant "${options.mutant}"; it has: ${[...Object.keys(factory.mutants), ...Object.keys(REPLICA_MUTANTS), ...Object.keys(KV_MUTANTS), ...Object.keys(ROUTER_MUTANTS)].join(", ")}`);
+    if (options.mutant !== undefined && !hasMutant(factory, options.mutant)) {
+      throw new Error(`protocol ${factory.name} has no mutant "${options.mutant}"; it has: ${mutantNames(factory).join(", ")}`);
     }
-    this.workload = options.workload ?? (options.mutant !== undefined && isKvMutant(options.mutant) ? kvMutantWorkload(options.mutant) : "kv");
+    this.workload = options.workload ?? (options.mutant === undefined ? "kv" : isKvMutant(options.mutant) ? kvMutantWorkload(options.mutant) : isLockMutant(options.mutant) ? "lock" : "kv");
     if (this.workload !== "kv" && options.application !== undefined) throw new Error(`the ${this.workload} workload runs on the KV store, not a user's state machine`);
     const groupsProblem = groupsConflict(options.groups ?? 1, options.application !== undefined);
     if (groupsProblem !== null) throw new Error(groupsProblem);
@@ -291,6 +299,32 @@ class Simulation implements NodeHost<unknown> {
       this.watchWorkload = new WatchWorkload(this.watchWorld(root.fork()), nodeIds, root.fork(), kvMutant);
       for (const [id, kv] of this.kvStores) this.watchWorkload.attach(id, kv);
     }
+    if (this.workload === "lock") {
+      const lockMutant = options.mutant !== undefined && isLockMutant(options.mutant) ? options.mutant : null;
+      const prngLocks = root.fork();
+      const world = {
+        now: () => this.now(),
+        after: (delay: number, action: () => void) => this.scheduler.after(delay, action),
+        send: this.lockSend.bind(this),
+        note: (actor: string, text: () => string) => this.note(actor, text),
+      };
+      this.lockWorkload = new LockWorkload(world, nodeIds, this.params, prngLocks, lockMutant);
+      for (const kv of this.kvStores.values()) this.attachLockChecker(kv);
+    }
+  }
+
+  /** A lock client's request over the client link to node `to`, and its answers back the same way. */
+  private lockSend(to: NodeId, request: LockRequest, reply: (from: NodeId, response: LockResponse) => void): void {
+    this.note(`lock client ${request.sessionId}`, () => `-> ${to}: ${request.op}${"lease" in request ? ` lease ${request.lease}` : ""}${"key" in request ? ` ${request.key}` : ""}`);
+    const answer = (response: LockResponse): void => {
+      for (const delay of packetDelays(this.clientLink, this.prngNet)) this.scheduler.after(delay, () => reply(to, response));
+    };
+    for (const delay of packetDelays(this.clientLink, this.prngNet)) this.scheduler.after(delay, () => this.nodes.get(to)?.requestLock(request, answer));
+  }
+
+  private attachLockChecker(kv: KvStore): void {
+    const checker = this.lockWorkload?.checker;
+    if (checker !== undefined) kv.setObserver({ committed: (changes) => checker.committed(changes), restored: () => undefined });
   }
 
   /** What the watchers use of the world: virtual time, client links that keep their order, the nodes' processes. */
@@ -309,6 +343,7 @@ class Simulation implements NodeHost<unknown> {
     if (group !== DEFAULT_GROUP) return;
     this.kvStores.set(node, kv);
     this.watchWorkload?.attach(node, kv);
+    this.attachLockChecker(kv);
   }
 
   /** What a lease client uses of the world: the client link, virtual time, the trace. */
@@ -885,6 +920,7 @@ class Simulation implements NodeHost<unknown> {
       for (const client of this.clients.values()) client.start();
       for (const client of this.leaseClients.values()) client.start();
       this.watchWorkload?.start();
+      this.lockWorkload?.start();
       this.app?.startClients();
       this.scenario.start(this.context());
       this.scheduler.at(params.faultPhaseMicros, () => this.heal());
@@ -892,6 +928,7 @@ class Simulation implements NodeHost<unknown> {
         for (const client of this.clients.values()) client.stop();
         for (const client of this.leaseClients.values()) client.stop();
         this.watchWorkload?.settle();
+        this.lockWorkload?.stop();
         this.app?.stopClients();
       });
       this.runUntil(settleEnd);
@@ -933,6 +970,7 @@ class Simulation implements NodeHost<unknown> {
         faultsInjected: this.faultsInjected,
         ...(this.params.groups === 1 ? {} : { groupCommit: this.groupCommitCounts() }),
         ...(this.watchWorkload === null ? {} : { watch: this.watchWorkload.stats() }),
+        ...(this.lockWorkload === null ? {} : { lock: this.lockWorkload.stats() }),
       },
       traceTail: this.failure === null ? [] : this.traceLog.tail(TRACE_TAIL_LINES),
       notableTail: this.failure === null ? [] : this.notable.tail(NOTABLE_TAIL_LINES),
@@ -953,6 +991,7 @@ class Simulation implements NodeHost<unknown> {
     const disabled = new Set(this.options.disabledCheckers ?? []);
     this.checkLogs();
     this.watchWorkload?.check();
+    this.lockWorkload?.checker.check();
     if (!disabled.has("liveness")) {
       if (this.app === null) for (const g of this.groups) this.checkLiveness(g.group);
       else this.app.checkLiveness(this.healStartMicros);

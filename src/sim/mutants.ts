@@ -1,0 +1,30 @@
+/**
+ * The mutants every protocol can run, beside each engine's own: the replica's (the loop every
+ * engine runs in), the KV layer's (leases and watches), the lock recipe's, and the router's
+ * (delivery between groups). One list, for the simulator and the CLI.
+ */
+import type { EngineFactory } from "../core/engine/contract.js";
+import { KV_MUTANTS } from "../core/kv/mutants.js";
+import { LOCK_MUTANTS } from "../core/kv/lock-turn.js";
+import { ROUTER_MUTANTS } from "../core/multi/mutants.js";
+import { REPLICA_MUTANTS } from "../core/replica/mutants.js";
+
+/** Name, what it breaks, and what it needs to run, for every mutant no engine owns. */
+export const SHARED_MUTANTS: readonly { readonly name: string; readonly description: string }[] = [
+  ...Object.entries(REPLICA_MUTANTS).map(([name, description]) => ({ name, description })),
+  // The KV layer's break leases or watches; they run the lease or the watch workload.
+  ...Object.entries(KV_MUTANTS).map(([name, description]) => ({ name, description })),
+  // The lock recipe's run the lock workload.
+  ...Object.entries(LOCK_MUTANTS).map(([name, description]) => ({ name, description })),
+  ...Object.entries(ROUTER_MUTANTS).map(([name, description]) => ({ name, description: `${description} (--groups 2 or more)` })),
+];
+
+/** Whether `factory`'s engine, or the code every engine runs, has the mutant `name`. */
+export function hasMutant(factory: EngineFactory<unknown>, name: string): boolean {
+  return name in factory.mutants || SHARED_MUTANTS.some((mutant) => mutant.name === name);
+}
+
+/** The mutants `factory` can run, its own first. */
+export function mutantNames(factory: EngineFactory<unknown>): string[] {
+  return [...Object.keys(factory.mutants), ...SHARED_MUTANTS.map((mutant) => mutant.name)];
+}
