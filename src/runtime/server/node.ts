@@ -12,11 +12,10 @@
 import { findLease, listLeases } from "./lease-view.js";
 import { randomInt } from "node:crypto";
 import { performance } from "node:perf_hooks";
-import { setTimeout as sleep } from "node:timers/promises";
-import { MembershipChangeInProgressError, NotLeaderError, NotMemberError } from "../../core/common/errors.js";
+import { NotMemberError } from "../../core/common/errors.js";
 import { join } from "node:path";
 import type { Logger } from "pino";
-import type { DurableState, Engine, EngineFactory, Membership, MembershipChange, NodeId } from "../../core/engine/contract.js";
+import type { DurableState, Engine, EngineFactory, Membership, NodeId } from "../../core/engine/contract.js";
 import { KvStore, SELF_ASSIGNED_SESSIONS_FROM } from "../../core/kv/store.js";
 import { LmdbKvBackend } from "../storage/kv-lmdb.js";
 import { LogStore } from "../storage/log-store.js";
@@ -26,23 +25,22 @@ import { TlsConfigError, TlsSource } from "../tls/material.js";
 import { trustForFetch } from "../tls/trust.js";
 import { DEFAULT_GROUP } from "../../core/multi/group.js";
 import { GroupRouter } from "../../core/multi/router.js";
-import { formatHostPort, parseHostPort, type MemberAddress, type NodeConfig } from "./config.js";
-import { consensusFor, nodeIdProblem, statusDetails, termDetails } from "./consensus.js";
+import { formatHostPort, type MemberAddress, type NodeConfig } from "./config.js";
+import { consensusFor, nodeIdProblem, statusDetails } from "./consensus.js";
 import { checkIdentity, clusterIdFor, DATA_LAYOUT, lockDataDir, readIdentity, StartupError, type DataDirIdentity } from "./data-dir.js";
 import { fetchClusterView, JOIN_TIMEOUT_MS, REACH_TIMEOUT_MS, requestJoin, type ClusterView } from "./join.js";
 import { BackupSource } from "./backup.js";
-import { Driver, WriteOutcomeUnknownError } from "./driver.js";
-import { createHttpApi, httpApiHandler, keepAlive, FORWARDED_HEADER, HttpError, READY_APPLIED_LAG_MAX, type KvService, type MemberRequest, type QuorumView, type Readiness } from "./http-api.js";
+import { Driver } from "./driver.js";
+import { createHttpApi, httpApiHandler, keepAlive, READY_APPLIED_LAG_MAX, type KvService, type QuorumView, type Readiness } from "./http-api.js";
 import { isMember, members } from "../../core/engine/membership.js";
-import { decodeDirectory, encodeDirectory, memberRole } from "./members.js";
+import { decodeDirectory, memberRole } from "./members.js";
 import { NodeMetrics } from "./metrics.js";
 import { WatchHub } from "./watch.js";
+import { MemberAdmin } from "./member-admin.js";
 
 export const SYNOD_VERSION = "0.1.0";
 /** How long a node stays connected to a member a configuration removed. */
 const RETIRING_PEER_MS = 10_000;
-/** How often a membership change waiting for the one before it asks again. */
-const CHANGE_RETRY_MS = 20;
 
 export class SynodNode {
   readonly clusterId: string;
@@ -73,6 +71,7 @@ export class SynodNode {
   private readonly metrics: NodeMetrics;
   private readonly backups: BackupSource;
   private readonly watches: WatchHub;
+  private readonly admin: MemberAdmin;
 
   private constructor(
     readonly config: NodeConfig,
@@ -124,6 +123,16 @@ export class SynodNode {
     });
     this.watches = new WatchHub(kv, undefined, () => (this.isMember() ? null : new NotMemberError(this.engine.status().leader)), (error, what) => log.error({ err: error }, what));
     kv.setObserver(this.watches);
+    this.admin = new MemberAdmin({
+      config,
+      status: () => engine.status(),
+      membership: () => this.membership(),
+      directory: (membership) => this.directory(membership),
+      membersList: () => this.membersList(),
+      memberHttp: (id) => this.memberHttp.get(id),
+      changeMembership: (change) => this.driver.changeMembership(change),
+      transferLeadership: (to) => this.driver.transferLeadership(to),
+    });
     this.backups = new BackupSource({
       read: (consistency) => this.driver.read(consistency),
       applied: () => kv.applied,
@@ -454,89 +463,6 @@ export class SynodNode {
   }
 
   /**
-   * `POST /v1/members`, `DELETE /v1/members/{id}`, `POST /v1/members/{id}/promote`: done
-   * here if this node leads (answering once the change is applied, so in force), else passed
-   * once to the leader.
-   */
-  private async changeMembers(request: MemberRequest, forwarded: boolean): Promise<{ readonly status: number; readonly body: object }> {
-    // A change waits for the one before it to take effect, within the request timeout,
-    // rather than being refused: a client removing two members one after the other need
-    // not retry. Under Paxos a change takes effect only α slots after its own (the leader
-    // fills them with no-ops at once), which is a moment, not one commit.
-    const deadlineMs = performance.now() + this.config.requestTimeoutMs;
-    for (;;) {
-      try {
-        return await this.changeMembersOnce(request, forwarded);
-      } catch (error) {
-        if (!(error instanceof MembershipChangeInProgressError) || performance.now() + CHANGE_RETRY_MS >= deadlineMs) throw error;
-        await sleep(CHANGE_RETRY_MS);
-      }
-    }
-  }
-
-  private async changeMembersOnce(request: MemberRequest, forwarded: boolean): Promise<{ readonly status: number; readonly body: object }> {
-    const status = this.engine.status();
-    if (status.role !== "leader") return this.forwardToLeader(request, forwarded);
-    const current = this.membership();
-    const directory = this.directory(current);
-    const without = (list: readonly number[]): number[] => list.filter((id) => id !== request.id);
-    let change: MembershipChange;
-    switch (request.op) {
-      case "add": {
-        if (isMember(current, request.id)) throw new HttpError(409, "already_member", `node ${request.id} is already a member (${memberRole(current, request.id)})`);
-        const added: MemberAddress = { id: request.id, peer: parseHostPort(request.peer, "peer"), http: request.http };
-        const context = encodeDirectory([...directory, added]);
-        change = request.learner
-          ? { voters: current.voters, learners: [...current.learners, request.id], autoPromote: request.autoPromote ? [...current.autoPromote, request.id] : current.autoPromote, context }
-          : { voters: [...current.voters, request.id], learners: current.learners, autoPromote: current.autoPromote, context };
-        break;
-      }
-      case "remove":
-        if (!isMember(current, request.id)) throw new HttpError(404, "unknown_member", `node ${request.id} is not a member`);
-        change = { voters: without(current.voters), learners: without(current.learners), autoPromote: without(current.autoPromote), context: encodeDirectory(directory.filter((m) => m.id !== request.id)) };
-        break;
-      case "promote":
-        if (!current.learners.includes(request.id)) throw new HttpError(409, "not_learner", `node ${request.id} is not a learner (${isMember(current, request.id) ? "already a voter" : "not a member"})`);
-        change = { voters: [...current.voters, request.id], learners: without(current.learners), autoPromote: without(current.autoPromote), context: encodeDirectory(directory) };
-        break;
-    }
-    const startedMs = performance.now();
-    const { index } = await this.driver.changeMembership(change);
-    return { status: 200, body: { index, ms: Math.round(performance.now() - startedMs), members: this.membersList() } };
-  }
-
-  private async forwardToLeader(request: MemberRequest, forwarded: boolean): Promise<{ readonly status: number; readonly body: object }> {
-    const { path, method, body } =
-      request.op === "add"
-        ? { path: "/v1/members", method: "POST", body: JSON.stringify({ id: request.id, peer: request.peer, http: request.http, learner: request.learner, promote: request.autoPromote ? "auto" : "manual" }) }
-        : request.op === "remove"
-          ? { path: `/v1/members/${request.id}`, method: "DELETE", body: undefined }
-          : { path: `/v1/members/${request.id}/promote`, method: "POST", body: undefined };
-    return this.passToLeader(forwarded, method, path, body, "membership change");
-  }
-
-  /**
-   * Passes a request this node cannot answer to the leader, once (a request already
-   * forwarded is not passed on again: no loops); the leader's answer is the client's.
-   */
-  private async passToLeader(forwarded: boolean, method: string, path: string, body: string | undefined, what: string): Promise<{ readonly status: number; readonly body: object }> {
-    const leader = this.engine.status().leader;
-    const leaderHttp = leader === null ? undefined : this.memberHttp.get(leader);
-    if (forwarded || leaderHttp === undefined) throw new NotLeaderError(leader);
-    try {
-      const response = await fetch(`${leaderHttp}${path}`, {
-        method,
-        ...(body === undefined ? {} : { body }),
-        headers: { "content-type": "application/json", [FORWARDED_HEADER]: String(this.config.id) },
-        signal: AbortSignal.timeout(this.config.requestTimeoutMs + 1000),
-      });
-      return { status: response.status, body: (await response.json()) as object };
-    } catch (error) {
-      throw forwardFailure(leader, error, what);
-    }
-  }
-
-  /**
    * Whether this node is in its configuration (a voter or a learner). A node outside it —
    * removed, or joined and not yet added — gets no more of the log, so its state is frozen:
    * it serves no read of any consistency, as it takes no write.
@@ -599,8 +525,8 @@ export class SynodNode {
         const membership = this.membership();
         return { members: this.membersList(), joint: membership.outgoing.length > 0 };
       },
-      changeMembers: (request, forwarded) => this.changeMembers(request, forwarded),
-      transferLeadership: (to, forwarded) => this.transferLeadership(to, forwarded),
+      changeMembers: (request, forwarded) => this.admin.changeMembers(request, forwarded),
+      transferLeadership: (to, forwarded) => this.admin.transferLeadership(to, forwarded),
       backup: (consistency) => this.backups.take(consistency),
       metrics: async () => ({ contentType: this.metrics.registry.contentType, body: await this.metrics.registry.metrics() }),
       quorum: () => this.quorumView(),
@@ -608,20 +534,6 @@ export class SynodNode {
       observeRequest: (route, status, seconds) => this.metrics.requestSeconds.observe({ route, status: String(status) }, seconds),
       logError: (error, what) => this.log.error({ err: error }, what),
     };
-  }
-
-  /**
-   * `POST /v1/leader/transfer`: done here if this node leads, else passed (once) to the
-   * leader, whose answer is the client's.
-   */
-  private async transferLeadership(to: number | null, forwarded: boolean): Promise<{ readonly status: number; readonly body: object }> {
-    const status = this.engine.status();
-    if (status.role === "leader") {
-      const startedMs = performance.now();
-      const moved = await this.driver.transferLeadership(to);
-      return { status: 200, body: { leader: moved.leader, leaderHttp: this.memberHttp.get(moved.leader) ?? null, term: moved.term, ...termDetails(this.config.consensus, moved.term), ms: Math.round(performance.now() - startedMs) } };
-    }
-    return this.passToLeader(forwarded, "POST", "/v1/leader/transfer", JSON.stringify(to === null ? {} : { to }), "leadership transfer");
   }
 
   /** Stops serving, then closes the network and storage; idempotent. */
@@ -661,17 +573,6 @@ export class SynodNode {
     this.releaseLock();
     this.log.info({}, "stopped");
   }
-}
-
-/**
- * What to answer when passing a request to the leader failed: "no leader" if it never got
- * there (the connection was refused), else "outcome unknown" (the leader may have acted
- * before its answer was lost), so a client does not blindly send it again.
- */
-function forwardFailure(leader: NodeId | null, error: unknown, what: string): Error {
-  const code = (error as { cause?: { code?: unknown } }).cause?.code;
-  if (code === "ECONNREFUSED" || code === "ENOTFOUND" || code === "EHOSTUNREACH") return new NotLeaderError(leader, { cause: error });
-  return new WriteOutcomeUnknownError(`the leader did not answer the ${what}`);
 }
 
 /**
