@@ -271,6 +271,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
         // whose term fell behind (it needs this node, which campaigned on its own with
         // PreVote off) would otherwise campaign in vain for ever.
         this.send(from, { type: "vote-response", term: this.term, preVote: message.preVote, granted: false });
+        this.yieldToBetterLog(message);
         return;
       }
       if (!this.heardFromEarlierTerm(message)) return;
@@ -727,7 +728,26 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
       this.sendGrantedVote(from, response);
     } else {
       this.sendAfterPersist(from, { type: "vote-response", term: this.term, preVote: message.preVote, granted: false });
+      this.yieldToBetterLog(message);
     }
+  }
+
+  /**
+   * A candidate refusing a vote to a node whose log is strictly more up to date than its
+   * own restarts its election timer. The asker learns this node's term from the refusal and
+   * restarts its timer too, so the next round is a fair race — and the asker, if it times
+   * out first, wins this node's vote. Without this the candidate, whose timer started
+   * earlier, always campaigns first; if the asker is not in its configuration (it is behind
+   * on a membership change that needs them both) it never hears the candidate's request,
+   * asks in the term the candidate already voted in, and loses every round (simulator seed
+   * 102696). Only a candidate yields: a follower of a live leader must not be kept from
+   * noticing its death, and a timer is all that moves — no vote or term, so safety is as it
+   * was.
+   */
+  private yieldToBetterLog(message: VoteRequest): void {
+    if (this.role !== "candidate" || message.preVote) return;
+    const strictlyBetter = this.log.isUpToDate(message.lastIndex, message.lastTerm) && !(message.lastIndex === this.log.lastIndex && message.lastTerm === this.log.lastTerm);
+    if (strictlyBetter) this.resetElectionTimer();
   }
 
   /**
