@@ -142,6 +142,20 @@ interface SearchOutcome {
  * order; linearizing an operation lifts its call and return out of the list, backtracking
  * puts them back (dancing links). Reaching a return entry means every operation still in
  * the list must come after one that has already returned: a dead end.
+ *
+ * Two reductions keep histories with many concurrent operations (a cluster that lost its
+ * quorum, then applied a backlog at once) from exploring every subset of them. Neither
+ * removes a linearization that the plain search would find, only orders equivalent to one
+ * it still tries:
+ *
+ * - A query (a read, or a compare-and-set that failed) that is callable and fits the current
+ *   state is linearized at once, with no alternative tried at that point: it changes
+ *   nothing, and any order that places it later can place it here instead (every operation
+ *   still open returns no earlier than it was called).
+ * - Of the callable blind writes (puts and deletes) that leave the same state, only the one
+ *   that returns first is tried: in any order starting with another, swapping the two keeps
+ *   every state and every real-time constraint. Values no query ever looks for count as one
+ *   value, so writes of them are all alike, and so are the states they leave.
  */
 function searchKey(ops: readonly Operation[], budget: number): SearchOutcome {
   const count = ops.length;
@@ -151,16 +165,19 @@ function searchKey(ops: readonly Operation[], budget: number): SearchOutcome {
   const expected: (string | null)[] = new Array<string | null>(count);
   const outputs: (string | boolean | null)[] = new Array<string | boolean | null>(count);
   const unknown = new Uint8Array(count);
+  const returns = new Float64Array(count);
+  const unseen = unobservedToken(ops);
   // Entry 0 is the list head; call of op i is entry 2i+1, its return is entry 2i+2.
   const order: { entry: number; time: number; isCall: boolean }[] = [];
   ops.forEach((op, i) => {
     kind[i] = KINDS[op.op];
-    values[i] = op.value ?? null;
+    values[i] = op.value === undefined ? null : unseen.observed.has(op.value) ? op.value : unseen.token;
     expected[i] = op.expected ?? null;
     outputs[i] = op.output;
     unknown[i] = op.status === "unknown" ? 1 : 0;
+    returns[i] = op.status === "unknown" ? Number.POSITIVE_INFINITY : op.return;
     order.push({ entry: 2 * i + 1, time: op.call, isCall: true });
-    order.push({ entry: 2 * i + 2, time: op.status === "unknown" ? Number.POSITIVE_INFINITY : op.return, isCall: false });
+    order.push({ entry: 2 * i + 2, time: returns[i] as number, isCall: false });
   });
   // Calls sort before returns at equal times: operations touching in time count as concurrent.
   order.sort((a, b) => a.time - b.time || (a.isCall === b.isCall ? a.entry - b.entry : a.isCall ? -1 : 1));
@@ -190,6 +207,20 @@ function searchKey(ops: readonly Operation[], budget: number): SearchOutcome {
       }
     }
   };
+  const isQuery = (i: number): boolean => kind[i] === GET || (kind[i] === CAS && !unknown[i] && outputs[i] === false);
+  const isBlindWrite = (i: number): boolean => kind[i] === PUT || kind[i] === DELETE;
+  const callable = (visit: (i: number) => boolean): number => {
+    for (let e = next[0] as number; e >= 0 && e % 2 === 1; e = next[e] as number) {
+      const i = (e - 1) >> 1;
+      if (visit(i)) return i;
+    }
+    return -1;
+  };
+  /** A callable query that fits `state`, or -1. */
+  const fittingQuery = (state: State): number => callable((i) => isQuery(i) && apply(i, state) !== NOT_ALLOWED);
+  /** Whether another callable blind write leaves what `w` leaves and returns first. */
+  const hasEarlierTwin = (w: number): boolean =>
+    callable((i) => i !== w && isBlindWrite(i) && kind[i] === kind[w] && values[i] === values[w] && ((returns[i] as number) < (returns[w] as number) || (returns[i] === returns[w] && i < w))) >= 0;
   const lift = (call: number): void => {
     const ret = call + 1;
     next[prev[call] as number] = next[call] as number;
@@ -212,41 +243,95 @@ function searchKey(ops: readonly Operation[], budget: number): SearchOutcome {
     for (let w = 0; w < words.length; w++) text += "," + (words[w] as number).toString(36);
     return text;
   };
+  const mark = (i: number): void => {
+    words[i >> 5] = (words[i >> 5] as number) | (1 << (i & 31));
+  };
+  const unmark = (i: number): void => {
+    words[i >> 5] = (words[i >> 5] as number) & ~(1 << (i & 31));
+  };
   const stackEntries: number[] = [];
   const stackStates: State[] = [];
+  /** 1 where the frame's operation was forced (a fitting query): nothing else to try there. */
+  const stackForced: number[] = [];
   let state: State = null;
   let entry = next[0] as number;
+  let fresh = true;
   let steps = 0;
+  /** Undoes frames up to the latest one with alternatives left; false when none is left. */
+  const backtrack = (): boolean => {
+    for (;;) {
+      const call = stackEntries.pop();
+      if (call === undefined) return false;
+      state = stackStates.pop() as State;
+      const forced = stackForced.pop() === 1;
+      unmark((call - 1) >> 1);
+      unlift(call);
+      if (!forced) {
+        entry = next[call] as number;
+        return true;
+      }
+    }
+  };
+  const descend = (call: number, before: State, after: State, forced: boolean): void => {
+    stackEntries.push(call);
+    stackStates.push(before);
+    stackForced.push(forced ? 1 : 0);
+    state = after;
+    lift(call);
+    entry = next[0] as number;
+    fresh = true;
+  };
   while ((next[0] as number) >= 0) {
     if (++steps > budget) return { verdict: "budget", steps };
+    if (fresh) {
+      fresh = false;
+      const query = fittingQuery(state);
+      if (query >= 0) {
+        mark(query);
+        const key = memoKey(state);
+        if (seen.has(key)) {
+          // Explored from here before and failed; the query was the only choice here.
+          unmark(query);
+          if (!backtrack()) return { verdict: "fail", steps };
+          continue;
+        }
+        seen.add(key);
+        descend(2 * query + 1, state, state, true);
+        continue;
+      }
+    }
     if (entry < 0) throw new Error("linearizability search ran off the end of its entry list");
     if (entry % 2 === 1) {
       const i = (entry - 1) >> 1;
-      const after = apply(i, state);
+      const after = isBlindWrite(i) && hasEarlierTwin(i) ? NOT_ALLOWED : apply(i, state);
       if (after !== NOT_ALLOWED) {
-        words[i >> 5] = (words[i >> 5] as number) | (1 << (i & 31));
+        mark(i);
         const key = memoKey(after);
         if (!seen.has(key)) {
           seen.add(key);
-          stackEntries.push(entry);
-          stackStates.push(state);
-          state = after;
-          lift(entry);
-          entry = next[0] as number;
+          descend(entry, state, after, false);
           continue;
         }
-        words[i >> 5] = (words[i >> 5] as number) & ~(1 << (i & 31));
+        unmark(i);
       }
       entry = next[entry] as number;
-    } else {
-      const call = stackEntries.pop();
-      if (call === undefined) return { verdict: "fail", steps };
-      state = stackStates.pop() as State;
-      const i = (call - 1) >> 1;
-      words[i >> 5] = (words[i >> 5] as number) & ~(1 << (i & 31));
-      unlift(call);
-      entry = next[call] as number;
-    }
+    } else if (!backtrack()) return { verdict: "fail", steps };
   }
   return { verdict: "ok", steps };
+}
+
+/**
+ * The values some query looks for (a read's output, a compare-and-set's expected value),
+ * and a stand-in for every other value, distinct from all of them: to every operation of
+ * the history, a register holding any value outside the set looks the same.
+ */
+function unobservedToken(ops: readonly Operation[]): { readonly observed: ReadonlySet<string>; readonly token: string } {
+  const observed = new Set<string>();
+  for (const op of ops) {
+    if (op.op === "get" && typeof op.output === "string") observed.add(op.output);
+    if (op.op === "cas" && op.expected !== undefined) observed.add(op.expected);
+  }
+  let token = "\u0000unobserved";
+  while (observed.has(token)) token += "\u0000";
+  return { observed, token };
 }
