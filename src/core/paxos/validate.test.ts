@@ -1,0 +1,26 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { InvalidInputError } from "../common/errors.js";
+import { paxosFactory } from "./index.js";
+import { PEER_BALLOT_MAX, validatePaxosMessage } from "./validate.js";
+
+// Found by `npm run fuzz` (target peer): these passed validation and then stopped the
+// receiving engine, or made the validator itself throw a TypeError.
+
+test("fuzz: a ballot past PEER_BALLOT_MAX is refused, so this node's next ballot stays in range", () => {
+  const nack = { type: "nack", ballot: 0, promised: Number.MAX_SAFE_INTEGER, probe: false, behind: false };
+  assert.throws(() => validatePaxosMessage(nack), InvalidInputError);
+  assert.throws(() => validatePaxosMessage({ type: "heartbeat", ballot: PEER_BALLOT_MAX + 1, commit: 0, readRound: 0 }), InvalidInputError);
+  // The largest ballot accepted still leaves the receiver room for its next elections.
+  const engine = paxosFactory().create({ id: 1, peers: [1, 2, 3], durable: { hardState: null, snapshot: null, entries: [] }, appliedIndex: 0, seed: 1 });
+  engine.step(2, validatePaxosMessage({ ...nack, promised: PEER_BALLOT_MAX }));
+  for (let i = 0; i < 200; i++) {
+    engine.tick();
+    while (engine.hasReady()) engine.advance(engine.ready());
+  }
+});
+
+test("fuzz: a message type msgpack decodes as a BigInt is refused with InvalidInputError, not a TypeError", () => {
+  assert.throws(() => validatePaxosMessage({ type: 2n ** 64n - 1n, ballot: 1 }), InvalidInputError);
+  assert.throws(() => validatePaxosMessage({ type: "accept", ballot: 1, commit: 0, entries: [{ index: 1, term: 1, data: new Uint8Array(0), kind: 1n }] }), InvalidInputError);
+});
