@@ -14,6 +14,7 @@ import { SynodError } from "../core/common/errors.js";
 /** Counts of outcomes by kind: "accepted", "refused: InvalidInputError", ... */
 export class Outcomes {
   readonly counts = new Map<string, number>();
+  /** Inputs generated (shrinking included); one input may count several outcomes (peer streams hold several frames). */
   inputs = 0;
 
   count(kind: string): void {
@@ -65,7 +66,6 @@ export function typedName(error: unknown, allowed: readonly ErrorClass[] = []): 
 
 /** Runs `attempt`; counts "accepted" or the typed error's class, and returns the value or undefined. */
 export function classify<T>(outcomes: Outcomes, label: string, attempt: () => T, allowed: readonly ErrorClass[] = []): T | undefined {
-  outcomes.inputs++;
   try {
     const value = attempt();
     outcomes.count(`${label} accepted`);
@@ -166,7 +166,7 @@ function report(target: string, outcomes: Outcomes, startMs: number, options: Fu
   const ms = Date.now() - startMs;
   if (!details.failed) return { target, inputs: outcomes.inputs, outcomes: outcomes.counts, ms, failure: null };
   const path = details.counterexamplePath ?? "";
-  const counterexample = details.counterexample === null ? "(none)" : fc.stringify(details.counterexample).slice(0, 4000);
+  const counterexample = details.counterexample === null ? "(none)" : fc.stringify(details.counterexample).slice(0, 2000);
   const cause = details.errorInstance;
   const error = cause instanceof Error ? cause.message : String(cause);
   return { target, inputs: outcomes.inputs, outcomes: outcomes.counts, ms, failure: { seed: details.seed, path, counterexample, error, reproduce: reproduceCommand(target, options.runs, details.seed, path) } };
@@ -180,7 +180,10 @@ function parameters(options: FuzzRun): fc.Parameters<unknown> {
 export function runFuzz<T>(target: string, arbitrary: fc.Arbitrary<T>, check: (value: T, outcomes: Outcomes) => void, options: FuzzRun): FuzzReport {
   const outcomes = new Outcomes();
   const startMs = Date.now();
-  const details = fc.check(fc.property(arbitrary, (value) => check(value, outcomes)), parameters(options) as fc.Parameters<[T]>);
+  const details = fc.check(fc.property(arbitrary, (value) => {
+      outcomes.inputs++;
+      check(value, outcomes);
+    }), parameters(options) as fc.Parameters<[T]>);
   return report(target, outcomes, startMs, options, details as fc.RunDetails<unknown>);
 }
 
@@ -188,6 +191,21 @@ export function runFuzz<T>(target: string, arbitrary: fc.Arbitrary<T>, check: (v
 export async function runFuzzAsync<T>(target: string, arbitrary: fc.Arbitrary<T>, check: (value: T, outcomes: Outcomes) => Promise<void>, options: FuzzRun): Promise<FuzzReport> {
   const outcomes = new Outcomes();
   const startMs = Date.now();
-  const details = await fc.check(fc.asyncProperty(arbitrary, (value) => check(value, outcomes)), parameters(options) as fc.Parameters<[T]>);
+  const details = await fc.check(fc.asyncProperty(arbitrary, async (value) => {
+      outcomes.inputs++;
+      await check(value, outcomes);
+    }), parameters(options) as fc.Parameters<[T]>);
   return report(target, outcomes, startMs, options, details as fc.RunDetails<unknown>);
+}
+
+/** The report as people read it: outcomes by count, then the failure if there is one. */
+export function formatReport(report: FuzzReport): string {
+  const seconds = (report.ms / 1000).toFixed(1);
+  const lines = [`${report.target}: ${report.inputs.toLocaleString("en-US")} inputs in ${seconds} s, ${report.failure === null ? "no failure" : "FAILED"}`];
+  for (const [kind, count] of [...report.outcomes].sort((a, b) => b[1] - a[1])) lines.push(`  ${count.toLocaleString("en-US").padStart(11)}  ${kind}`);
+  const failure = report.failure;
+  if (failure !== null) {
+    lines.push(`  seed ${failure.seed}, path ${failure.path}`, `  error: ${failure.error}`, `  shrunk input: ${failure.counterexample}`, `  reproduce: ${failure.reproduce}`);
+  }
+  return lines.join("\n");
 }

@@ -184,7 +184,6 @@ async function checkInput(input: StorageInput, outcomes: Outcomes, root: string)
     const { states, mustKeep, lossy } = await prefixStates(dir);
     const files = damageable(dir, snapDir);
     for (const d of input.damage) applyDamage(files, d);
-    outcomes.inputs++;
     let opened: ReturnType<typeof LogStore.open<Uint8Array>>;
     try {
       opened = LogStore.open<Uint8Array>({ dir, snapshotDir: snapDir, encodeHardState: identity, decodeHardState: identity, segmentBytes: SEGMENT_BYTES });
