@@ -1,7 +1,9 @@
 /**
  * Fuzzes the decoders of what the state machine and the log store apply: the KV command
  * (`decodeCommand`, then `KvStore.apply`), the configuration entry (`decodeMembership`),
- * the WAL's log record (`decodeLogRecord`) and the KV snapshot (`KvStore.restore`).
+ * the WAL's log record (`decodeLogRecord`), the KV snapshot (`KvStore.restore`) and the
+ * backup file (`readBackup`, for `synod snapshot restore`; mutated files are also signed
+ * again, as a hostile file would be, so that the header parser behind the checksum is reached).
  *
  * Inputs: random bytes, and valid encodings with bit flips, truncations, insertions and
  * edge-value overwrites. Allowed outcomes: a value, or the decoder's typed error. Beyond
@@ -12,6 +14,7 @@
  * - a refused snapshot leaves the store exactly as it was (restore is one transaction).
  */
 import { deepStrictEqual } from "node:assert/strict";
+import { createHash } from "node:crypto";
 import fc from "fast-check";
 import { decodeCommand, encodeCommand, type KvCommand, type RequestId, type TxnCompare, type TxnOperation } from "../core/kv/command.js";
 import { decodeMembership, encodeMembership } from "../core/engine/membership.js";
@@ -19,6 +22,7 @@ import type { Membership } from "../core/engine/contract.js";
 import { KvStore } from "../core/kv/store.js";
 import { LEASE_LIMITS } from "../core/kv/model.js";
 import { decodeLogRecord, encodeLogRecord, LogRecordDecodeError, type LogRecord } from "../runtime/storage/log-record.js";
+import { BACKUP_DIGEST_BYTES, backupFilePieces, encodeBackupPrefix, readBackup } from "../runtime/storage/backup-file.js";
 import { bytesToDecode, classify, FuzzFinding, runFuzz, type FuzzReport, type FuzzRun, type Outcomes } from "./harness.js";
 
 const key = fc.oneof(fc.constantFrom("a", "b", "ключ", "😀", "a/b"), fc.string({ minLength: 1, maxLength: 12, unit: "binary" }));
@@ -92,7 +96,22 @@ function snapshotOf(commands: readonly KvCommand[]): Uint8Array {
 }
 const snapshotArbitrary = fc.array(commandArbitrary, { maxLength: 8 }).map(snapshotOf);
 
+const backupArbitrary = fc
+  .tuple(fc.uint8Array({ maxLength: 64 }), fc.integer({ min: 1, max: 100 }), fc.nat({ max: 9 }))
+  .map(([data, index, nodeId]) => {
+    const header = { index, term: 1, revision: index, keys: 0, dataBytes: data.length, clusterId: "fuzz", nodeId, voters: [1, 2, 3], takenAt: "2026-01-01T00:00:00Z", synodVersion: "0.1.0" };
+    return Uint8Array.from([...backupFilePieces(encodeBackupPrefix(header), data, 16)].flatMap((piece) => [...piece]));
+  });
+
+/** A backup file with its SHA-256 computed again over what precedes it. */
+function signedAgain(bytes: Uint8Array): Uint8Array {
+  if (bytes.length < BACKUP_DIGEST_BYTES) return bytes;
+  const body = bytes.subarray(0, bytes.length - BACKUP_DIGEST_BYTES);
+  return Uint8Array.from([...body, ...createHash("sha256").update(body).digest()]);
+}
+
 type Input =
+  | { readonly decoder: "backup"; readonly bytes: Uint8Array }
   | { readonly decoder: "command"; readonly bytes: Uint8Array }
   | { readonly decoder: "membership"; readonly bytes: Uint8Array }
   | { readonly decoder: "log-record"; readonly bytes: Uint8Array }
@@ -103,7 +122,13 @@ const inputArbitrary: fc.Arbitrary<Input> = fc.oneof(
   { weight: 2, arbitrary: bytesToDecode(membershipArbitrary.map(encodeMembership)).map((bytes): Input => ({ decoder: "membership", bytes })) },
   { weight: 2, arbitrary: bytesToDecode(logRecordArbitrary.map(encodeLogRecord)).map((bytes): Input => ({ decoder: "log-record", bytes })) },
   { weight: 1, arbitrary: bytesToDecode(snapshotArbitrary, 512).map((bytes): Input => ({ decoder: "kv-snapshot", bytes })) },
+  { weight: 1, arbitrary: fc.tuple(bytesToDecode(backupArbitrary), fc.boolean()).map(([bytes, sign]): Input => ({ decoder: "backup", bytes: sign ? signedAgain(bytes) : bytes })) },
 );
+
+function checkBackup(bytes: Uint8Array, outcomes: Outcomes): void {
+  const backup = classify(outcomes, "backup", () => readBackup(bytes, "the backup"));
+  if (backup !== undefined && backup.data.length !== backup.header.dataBytes) throw new FuzzFinding(`a backup accepted with ${backup.data.length} bytes of data, where its header declares ${backup.header.dataBytes}`);
+}
 
 /** The store bad entries are applied to; replaced now and then so that it stays small. */
 class ApplyTarget {
@@ -181,6 +206,8 @@ export function fuzzCommands(options: FuzzRun): FuzzReport {
           return checkLogRecord(input.bytes, outcomes);
         case "kv-snapshot":
           return checkSnapshot(input.bytes, outcomes);
+        case "backup":
+          return checkBackup(input.bytes, outcomes);
       }
     },
     options,

@@ -27,7 +27,7 @@ test("the state machine's decoders: typed errors or values that re-encode, over 
   const report = fuzzCommands({ runs: 20_000, seed: SEED });
   assertClean(report, 20_000);
   // The mutations reach past the first checks: some inputs decode, of every kind.
-  for (const decoder of ["command", "membership", "log-record", "kv-snapshot"]) {
+  for (const decoder of ["command", "membership", "log-record", "kv-snapshot", "backup"]) {
     assert.ok(counted(report, `${decoder} accepted`) > 0 && counted(report, `${decoder} refused`) > 0, `${decoder}: ${formatReport(report)}`);
   }
 });

@@ -114,7 +114,10 @@ function exchange(port: number, bytes: Buffer | Uint8Array, timeoutMs: number): 
       const split = text.indexOf("\r\n\r\n");
       const head = split < 0 ? text : text.slice(0, split);
       const status = /^HTTP\/1\.[01] (\d{3})/.exec(head)?.[1];
-      resolve({ status: status === undefined ? null : Number(status), head, body: split < 0 ? "" : text.slice(split + 4), timedOut });
+      // The first answer's body only: a request whose Content-Length cut its body short gets a second answer for the rest.
+      const length = /content-length: (\d+)/i.exec(head)?.[1];
+      const rest = split < 0 ? "" : text.slice(split + 4);
+      resolve({ status: status === undefined ? null : Number(status), head, body: length === undefined ? rest : rest.slice(0, Number(length)), timedOut });
     };
     const timer = setTimeout(() => finish(true), timeoutMs);
     socket.on("data", (chunk: Buffer) => chunks.push(chunk));

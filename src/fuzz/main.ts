@@ -22,9 +22,9 @@ interface Target {
 }
 
 const TARGETS: Readonly<Record<string, Target>> = {
-  commands: { defaultRuns: 1_000_000, run: fuzzCommands },
-  peer: { defaultRuns: 300_000, run: fuzzPeer },
-  storage: { defaultRuns: 20_000, run: fuzzStorage },
+  commands: { defaultRuns: 3_000_000, run: fuzzCommands },
+  peer: { defaultRuns: 400_000, run: fuzzPeer },
+  storage: { defaultRuns: 40_000, run: fuzzStorage },
   http: { defaultRuns: 3_000, run: fuzzHttp },
 };
 
