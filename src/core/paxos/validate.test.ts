@@ -11,9 +11,11 @@ test("fuzz: a ballot past PEER_BALLOT_MAX is refused, so this node's next ballot
   const nack = { type: "nack", ballot: 0, promised: Number.MAX_SAFE_INTEGER, probe: false, behind: false };
   assert.throws(() => validatePaxosMessage(nack), InvalidInputError);
   assert.throws(() => validatePaxosMessage({ type: "heartbeat", ballot: PEER_BALLOT_MAX + 1, commit: 0, readRound: 0 }), InvalidInputError);
-  // The largest ballot accepted still leaves the receiver room for its next elections.
+  // The largest ballot accepted is promised, and the node goes on ticking.
   const engine = paxosFactory().create({ id: 1, peers: [1, 2, 3], durable: { hardState: null, snapshot: null, entries: [] }, appliedIndex: 0, seed: 1 });
-  engine.step(2, validatePaxosMessage({ ...nack, promised: PEER_BALLOT_MAX }));
+  const highest = (PEER_BALLOT_MAX / 2 ** 20 - 1) * 2 ** 20 + 2; // node 2's ballot in the highest round accepted whole
+  engine.step(2, validatePaxosMessage({ type: "prepare", ballot: highest, from: 1, probe: false }));
+  assert.equal(engine.status().term, highest, "promised");
   for (let i = 0; i < 200; i++) {
     engine.tick();
     while (engine.hasReady()) engine.advance(engine.ready());
