@@ -157,7 +157,9 @@ function judge(input: HttpInput, answer: RawAnswer, outcomes: Outcomes): void {
   if (status >= 200 && status < 300) return outcomes.count(answer.timedOut ? "2xx (a stream, left open)" : `${status}`);
   const jsonError = /"error"\s*:/.test(answer.body) && /content-type: application\/json/i.test(answer.head);
   if (status >= 400 && status < 500) {
-    if (jsonError || (input.method === "HEAD" && answer.body === "")) return outcomes.count(`${status} ${errorCode(answer.body)}`);
+    // A HEAD answer has the headers of the JSON error and no body (what follows is the answer to the rest of the request).
+    if (input.method === "HEAD" && /content-type: application\/json/i.test(answer.head)) return outcomes.count(`${status} (HEAD)`);
+    if (jsonError) return outcomes.count(`${status} ${errorCode(answer.body)}`);
     throw new FuzzFinding(`a ${status} without a JSON error body: ${answer.head.slice(0, 300)} ${answer.body.slice(0, 300)}`);
   }
   if (status === 503 && jsonError) return outcomes.count(`503 ${errorCode(answer.body)}`);
