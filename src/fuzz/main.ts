@@ -4,7 +4,7 @@
  * their outcomes, and on a failure the seed, the shrunk input and the command that replays
  * it, exiting 1.
  *
- *   npm run fuzz                                   every target, default counts (a few minutes)
+ *   npm run fuzz                                   every target, default counts (about six minutes)
  *   npm run fuzz -- --target peer --runs 50000     one target
  *   npm run fuzz -- --target commands --seed 7 --runs 1000 --path 12:3:0   replay a failure
  */
