@@ -60,3 +60,14 @@ export class MembershipChangeInProgressError extends SynodError {
     this.name = "MembershipChangeInProgressError";
   }
 }
+
+/**
+ * A short rendering of an untrusted value (decoded from a peer's bytes) for an error
+ * message. It never throws, unlike JSON.stringify on a BigInt or a cycle, and cuts long
+ * strings short, so that describing bad input cannot become a failure of its own.
+ */
+export function describeUntrusted(value: unknown): string {
+  if (typeof value === "string") return JSON.stringify(value.length > 64 ? `${value.slice(0, 64)}...` : value);
+  if (typeof value === "number" || typeof value === "boolean" || typeof value === "bigint" || value === null || value === undefined) return String(value);
+  return Array.isArray(value) ? "a list" : `a value of type ${typeof value}`;
+}

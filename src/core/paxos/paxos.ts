@@ -1265,7 +1265,9 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
       return;
     }
     let incoming = this.incoming;
-    const same = incoming !== null && incoming.leaderBallot === m.ballot && incoming.index === m.index && incoming.term === m.snapshotTerm;
+    // A chunk declaring another size belongs to another transfer (a broken peer's, if nothing
+    // else): taken as the same, it could overrun the size the first chunk declared.
+    const same = incoming !== null && incoming.leaderBallot === m.ballot && incoming.index === m.index && incoming.term === m.snapshotTerm && incoming.size === m.size;
     if (!same && incoming !== null && incoming.leaderBallot === m.ballot && m.index < incoming.index) return;
     if (!same) {
       incoming = null;

@@ -1,7 +1,14 @@
-import { InvalidInputError } from "../common/errors.js";
+import { describeUntrusted, InvalidInputError } from "../common/errors.js";
 import type { LogEntry } from "../engine/contract.js";
 import { checkMembership, decodeMembership, validateMembership } from "../engine/membership.js";
 import type { PaxosMessage } from "./messages.js";
+
+/**
+ * The largest ballot taken from a peer: round 2^32, half the rounds a ballot can hold. No
+ * cluster reaches it by elections, and a larger one, from a broken peer, would leave this
+ * node's next ballot (round + 1) outside the range ballotOf accepts, and stop the engine.
+ */
+export const PEER_BALLOT_MAX = 2 ** 52;
 
 /**
  * Checks that a value decoded off the wire is a well-formed Multi-Paxos message before the
@@ -12,7 +19,7 @@ import type { PaxosMessage } from "./messages.js";
 export function validatePaxosMessage(value: unknown): PaxosMessage {
   if (typeof value !== "object" || value === null || Array.isArray(value)) throw new InvalidInputError("a Paxos message must be an object");
   const m = value as Record<string, unknown>;
-  index(m, "ballot");
+  ballot(m, "ballot");
   switch (m["type"]) {
     case "prepare":
       positive(m, "from");
@@ -33,7 +40,7 @@ export function validatePaxosMessage(value: unknown): PaxosMessage {
       }
       break;
     case "nack":
-      index(m, "promised");
+      ballot(m, "promised");
       flag(m, "probe");
       flag(m, "behind");
       break;
@@ -67,7 +74,7 @@ export function validatePaxosMessage(value: unknown): PaxosMessage {
       break;
     case "snapshot":
       index(m, "index");
-      index(m, "snapshotTerm");
+      ballot(m, "snapshotTerm");
       index(m, "size");
       index(m, "offset");
       if (!(m["chunk"] instanceof Uint8Array)) throw new InvalidInputError("a snapshot chunk must carry bytes");
@@ -82,9 +89,15 @@ export function validatePaxosMessage(value: unknown): PaxosMessage {
       if (m["commit"] !== undefined) index(m, "commit");
       break;
     default:
-      throw new InvalidInputError(`unknown Paxos message type ${JSON.stringify(m["type"])}`);
+      throw new InvalidInputError(`unknown Paxos message type ${describeUntrusted(m["type"])}`);
   }
   return value as PaxosMessage;
+}
+
+/** A ballot: an index that leaves room to grow. */
+function ballot(m: Record<string, unknown>, field: string): void {
+  index(m, field);
+  if ((m[field] as number) > PEER_BALLOT_MAX) throw new InvalidInputError(`field ${field} is above the largest ballot accepted from a peer, ${PEER_BALLOT_MAX}`);
 }
 
 function index(m: Record<string, unknown>, field: string): void {
@@ -109,9 +122,9 @@ function entries(value: unknown, rules: { readonly contiguous: boolean; readonly
     if (typeof entry !== "object" || entry === null) throw new InvalidInputError("an entry must be an object");
     const e = entry as Record<string, unknown>;
     positive(e, "index");
-    index(e, "term");
+    ballot(e, "term");
     if (!(e["data"] instanceof Uint8Array)) throw new InvalidInputError("an entry's data must be bytes");
-    if (e["kind"] !== undefined && e["kind"] !== "config") throw new InvalidInputError(`an entry's kind must be "config" or absent, got ${JSON.stringify(e["kind"])}`);
+    if (e["kind"] !== undefined && e["kind"] !== "config") throw new InvalidInputError(`an entry's kind must be "config" or absent, got ${describeUntrusted(e["kind"])}`);
     // A configuration decides quorums as soon as it governs slots: it must be one.
     if (e["kind"] === "config") checkMembership(decodeMembership(e["data"]), { votersRequired: true });
     if (rules.ballot !== null && e["term"] !== rules.ballot) throw new InvalidInputError("an accept's slots must carry its ballot");

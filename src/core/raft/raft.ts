@@ -963,6 +963,9 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     if (this.role !== "leader") return;
     const pr = this.progress.get(from);
     if (pr === undefined) return;
+    // An acknowledgement past this log's end answers no append this leader sent: a broken
+    // peer's, dropped rather than trusted (its match would commit entries that do not exist).
+    if (!message.reject && message.index > this.log.lastIndex) return;
     pr.recentActive = true;
     if (message.reject) {
       if (pr.state === "snapshot") return; // an answer to an append sent before the snapshot

@@ -39,3 +39,16 @@ describe("7 a snapshot received in chunks", () => {
     assert.deepEqual(snapshot !== null && typeof snapshot === "object" ? [...snapshot.data] : snapshot, [...bytes]);
   });
 });
+
+// Found while reading what the peer fuzzer reached: both engines stopped on an assertion.
+test("fuzz: a chunk of the same snapshot declaring another size restarts the transfer, not the node", () => {
+  const receiver = new SnapshotReceiver();
+  assert.equal(receiver.receive(chunk(0, 2)), 2);
+  const larger: SnapshotChunk = { ...chunk(2, 2), size: 100, chunk: new Uint8Array(20) };
+  assert.equal(receiver.receive(larger), 0, "another transfer, begun in the middle: start over");
+  assert.equal(receiver.receive(chunk(0, 2)), 2);
+  assert.equal(receiver.receive(chunk(2, 2)), 4);
+  const snapshot = receiver.receive(chunk(4, 1));
+  assert.ok(snapshot !== null && typeof snapshot === "object");
+  assert.deepEqual([...snapshot.data], [...bytes]);
+});

@@ -37,7 +37,9 @@ export class SnapshotReceiver {
    */
   receive(chunk: SnapshotChunk): Snapshot | number | null {
     let incoming = this.incoming;
-    const same = incoming !== null && incoming.leaderTerm === chunk.term && incoming.index === chunk.index && incoming.term === chunk.snapshotTerm;
+    // A chunk declaring another size belongs to another transfer (a broken peer's, if nothing
+    // else): taken as the same, it could overrun the size the first chunk declared.
+    const same = incoming !== null && incoming.leaderTerm === chunk.term && incoming.index === chunk.index && incoming.term === chunk.snapshotTerm && incoming.size === chunk.size;
     if (!same && incoming !== null && incoming.leaderTerm === chunk.term && chunk.index < incoming.index) return null;
     if (!same) {
       incoming = null;

@@ -1,8 +1,15 @@
-import { InvalidInputError } from "../common/errors.js";
+import { describeUntrusted, InvalidInputError } from "../common/errors.js";
 import type { LogEntry } from "../engine/contract.js";
 import { checkMembership } from "../engine/membership.js";
 import { decodeMembership, validateMembership } from "./membership.js";
 import type { RaftMessage } from "./messages.js";
+
+/**
+ * The largest term taken from a peer. No cluster reaches it by elections (2^52 of them), and
+ * a larger one, from a broken peer, would leave this node's term no room to grow: the next
+ * election's term + 1 must still be a safe integer, or the engine stops on an assertion.
+ */
+export const PEER_TERM_MAX = 2 ** 52;
 
 /**
  * Checks that a value decoded off the wire is a well-formed Raft message before the engine
@@ -15,12 +22,12 @@ export function validateRaftMessage(value: unknown): RaftMessage {
   if (typeof value !== "object" || value === null || Array.isArray(value)) throw new InvalidInputError("a Raft message must be an object");
   const m = value as Record<string, unknown>;
   const type = m["type"];
-  index(m, "term");
+  term(m, "term");
   switch (type) {
     case "vote":
       flag(m, "preVote");
       index(m, "lastIndex");
-      index(m, "lastTerm");
+      term(m, "lastTerm");
       if (m["transfer"] !== undefined) flag(m, "transfer");
       break;
     case "timeout-now":
@@ -31,15 +38,17 @@ export function validateRaftMessage(value: unknown): RaftMessage {
       break;
     case "append":
       index(m, "prevIndex");
-      index(m, "prevTerm");
+      term(m, "prevTerm");
       index(m, "commit");
       entries(m["entries"]);
+      // The engine appends the entries right after prevIndex: a gap or an overlap would corrupt its log.
+      if (m["entries"].length > 0 && (m["entries"][0] as LogEntry).index !== (m["prevIndex"] as number) + 1) throw new InvalidInputError("an append's entries must begin right after prevIndex");
       break;
     case "append-response":
       flag(m, "reject");
       index(m, "index");
       index(m, "hintIndex");
-      index(m, "hintTerm");
+      term(m, "hintTerm");
       break;
     case "heartbeat":
       index(m, "commit");
@@ -61,7 +70,7 @@ export function validateRaftMessage(value: unknown): RaftMessage {
       break;
     case "snapshot":
       index(m, "index");
-      index(m, "snapshotTerm");
+      term(m, "snapshotTerm");
       index(m, "size");
       index(m, "offset");
       if (!(m["chunk"] instanceof Uint8Array)) throw new InvalidInputError("a snapshot chunk must carry bytes");
@@ -73,9 +82,15 @@ export function validateRaftMessage(value: unknown): RaftMessage {
       index(m, "received");
       break;
     default:
-      throw new InvalidInputError(`unknown Raft message type ${JSON.stringify(type)}`);
+      throw new InvalidInputError(`unknown Raft message type ${describeUntrusted(type)}`);
   }
   return value as RaftMessage;
+}
+
+/** A term: an index that leaves room to grow. */
+function term(m: Record<string, unknown>, field: string): void {
+  index(m, field);
+  if ((m[field] as number) > PEER_TERM_MAX) throw new InvalidInputError(`field ${field} is above the largest term accepted from a peer, ${PEER_TERM_MAX}`);
 }
 
 function index(m: Record<string, unknown>, field: string): void {
@@ -94,9 +109,9 @@ function entries(value: unknown): asserts value is LogEntry[] {
     if (typeof entry !== "object" || entry === null) throw new InvalidInputError("an entry must be an object");
     const e = entry as Record<string, unknown>;
     index(e, "index");
-    index(e, "term");
+    term(e, "term");
     if (!(e["data"] instanceof Uint8Array)) throw new InvalidInputError("an entry's data must be bytes");
-    if (e["kind"] !== undefined && e["kind"] !== "config") throw new InvalidInputError(`an entry's kind must be "config" or absent, got ${JSON.stringify(e["kind"])}`);
+    if (e["kind"] !== undefined && e["kind"] !== "config") throw new InvalidInputError(`an entry's kind must be "config" or absent, got ${describeUntrusted(e["kind"])}`);
     // The engine acts on a configuration as soon as it is appended: it must be one.
     if (e["kind"] === "config") checkMembership(decodeMembership(e["data"]), { votersRequired: true });
     // The engine appends entries as a contiguous run; a gap would corrupt its log.

@@ -5,6 +5,8 @@
 import assert from "node:assert/strict";
 import { connect } from "node:net";
 import { after, before, describe, test } from "node:test";
+import { frame } from "../../core/wire/frame.js";
+import { encodeMessage } from "../transport/codec.js";
 import { PeerTransport } from "../transport/peer-transport.js";
 import { ProcessCluster, request, runSynod, sleep } from "./process-cluster.test-util.js";
 
@@ -76,7 +78,13 @@ describe("bad input against a real cluster", { timeout: 60_000 }, () => {
     const peer = members.find((member) => member.id === 2)?.peer as string;
     const port = Number(peer.split(":")[1]);
     assert.ok(port > 0);
-    const payloads = [Buffer.from("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), Buffer.from([0xff, 0xff, 0xff, 0xff, 1, 2, 3]), Buffer.alloc(4096, 0x5a)];
+    const payloads = [
+      Buffer.from("GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
+      Buffer.from([0xff, 0xff, 0xff, 0xff, 1, 2, 3]),
+      Buffer.alloc(4096, 0x5a),
+      // Found by `npm run fuzz`: a hello whose version String() cannot convert stopped the node.
+      frame(encodeMessage({ synod: { toString: 1 }, clusterId: "x", from: 1, to: 2 })),
+    ];
     for (const payload of payloads) {
       await new Promise<void>((resolve) => {
         const socket = connect(port, "127.0.0.1", () => socket.write(payload));

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import type { Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import { connect, type AddressInfo } from "node:net";
 import { after, before, describe, test } from "node:test";
 import { Client } from "../../client/client.js";
 import { NoQuorumError, SequenceSupersededError } from "../../client/errors.js";
@@ -347,4 +347,34 @@ describe("the HTTP API in-process", () => {
     const error = errorFor({ endpoint: url, status: superseded.status, headers: {}, body: new TextEncoder().encode(superseded.text) });
     assert.ok(error instanceof SequenceSupersededError && error.latestSequence === 5 && error.sequence === 4, String(error));
   });
+
+  // Found by `npm run fuzz` (target http): Node's parser answered these with a bare 400 and
+  // no body, where every other refusal of the API is a JSON error a client can read.
+  test("fuzz: a request Node's HTTP parser refuses is answered with a JSON error, not a bare 400", async () => {
+    const port = Number(new URL(url).port);
+    const cases: [string, number, string][] = [
+      ["GET /v1/status HTTP/1.1\r\nHost: x\r\nContent-Length: 12abc\r\n\r\n", 400, "invalid_input"],
+      ["G\u00e9T /v1/status HTTP/1.1\r\nHost: x\r\n\r\n", 400, "invalid_input"],
+      ["GET /v1/status HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 400, "invalid_input"],
+      [`GET /v1/status HTTP/1.1\r\nHost: x\r\nX-Big: ${"b".repeat(20_000)}\r\n\r\n`, 431, "too_large"],
+    ];
+    for (const [raw, status, code] of cases) {
+      const answer = await rawExchange(port, raw);
+      const [head = "", body = ""] = answer.split("\r\n\r\n");
+      assert.match(head, new RegExp(`^HTTP/1\\.1 ${status} `), raw.slice(0, 60));
+      assert.match(head, /content-type: application\/json/i);
+      assert.equal((JSON.parse(body) as { error: string }).error, code, body);
+    }
+  });
 });
+
+/** Writes `raw` on a fresh connection and reads until the server closes it. */
+function rawExchange(port: number, raw: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, "127.0.0.1", () => socket.write(raw, "latin1"));
+    const chunks: Buffer[] = [];
+    socket.on("data", (chunk: Buffer) => chunks.push(chunk));
+    socket.on("error", reject);
+    socket.on("close", () => resolve(Buffer.concat(chunks).toString("latin1")));
+  });
+}

@@ -8,9 +8,10 @@
  * 500 with the detail in the node's log.
  */
 import { isUtf8 } from "node:buffer";
-import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from "node:http";
+import { createServer, STATUS_CODES, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from "node:http";
 import type { Server as HttpsServer } from "node:https";
 import { performance } from "node:perf_hooks";
+import type { Duplex } from "node:stream";
 import { InvalidInputError, MembershipChangeInProgressError, NotLeaderError, NotMemberError, OverloadedError, SynodError } from "../../core/common/errors.js";
 import { limits } from "../../core/common/limits.js";
 import { CompactedError, FutureRevisionError, LEASE_LIMITS, LeaseNotFoundError, SELF_ASSIGNED_SESSIONS_FROM, SESSION_LIMITS, type KvRecord, type KvResult } from "../../core/kv/store.js";
@@ -144,14 +145,32 @@ const NOT_YET: Readonly<Record<string, string>> = {
 
 export function createHttpApi(service: KvService, options: HttpApiOptions): Server {
   const server = createServer(httpApiHandler(service, options));
-  keepAlive(server);
+  configureApiServer(server);
   return server;
 }
 
-/** Keep-alive connections from load balancers and benchmarks stay open between requests. */
-export function keepAlive(server: Server | HttpsServer): void {
+/**
+ * Keep-alive connections from load balancers and benchmarks stay open between requests.
+ * A request Node's HTTP parser refuses (a bad method, header or Content-Length) is answered
+ * with a JSON error like every other refusal, not Node's bare 400 (found by `npm run fuzz`).
+ */
+export function configureApiServer(server: Server | HttpsServer): void {
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 66_000;
+  server.on("clientError", answerClientError);
+}
+
+const CLIENT_ERROR_STATUS: Readonly<Record<string, readonly [number, string]>> = {
+  HPE_HEADER_OVERFLOW: [431, "too_large"],
+  ERR_HTTP_REQUEST_TIMEOUT: [408, "request_timeout"],
+};
+
+function answerClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
+  // Nothing can be written to a connection the client reset or that is already closing.
+  if (error.code === "ECONNRESET" || !socket.writable) return void socket.destroy();
+  const [status, code] = CLIENT_ERROR_STATUS[error.code ?? ""] ?? [400, "invalid_input"];
+  const body = JSON.stringify({ error: code, message: `the request is not valid HTTP/1.1 (${error.code ?? "parse error"}: ${error.message}); see docs/http-api.md` });
+  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ""}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
 }
 
 /** The API's request handler, for an HTTP or an HTTPS server. */

@@ -31,7 +31,7 @@ import { checkIdentity, clusterIdFor, DATA_LAYOUT, lockDataDir, readIdentity, St
 import { fetchClusterView, JOIN_TIMEOUT_MS, REACH_TIMEOUT_MS, requestJoin, type ClusterView } from "./join.js";
 import { BackupSource } from "./backup.js";
 import { Driver } from "./driver.js";
-import { createHttpApi, httpApiHandler, keepAlive, READY_APPLIED_LAG_MAX, type KvService, type QuorumView, type Readiness } from "./http-api.js";
+import { createHttpApi, httpApiHandler, configureApiServer, READY_APPLIED_LAG_MAX, type KvService, type QuorumView, type Readiness } from "./http-api.js";
 import { isMember, members } from "../../core/engine/membership.js";
 import { decodeDirectory, memberRole } from "./members.js";
 import { NodeMetrics } from "./metrics.js";
@@ -322,7 +322,7 @@ export class SynodNode {
 
   private async listen(): Promise<void> {
     const options = { requestBodyBytesMax: this.config.requestBodyBytesMax };
-    const server: ApiListener = this.tls === null ? createHttpApi(this.service(), options) : createHttpsListener(httpApiHandler(this.service(), options), this.tls, keepAlive);
+    const server: ApiListener = this.tls === null ? createHttpApi(this.service(), options) : createHttpsListener(httpApiHandler(this.service(), options), this.tls, configureApiServer);
     this.httpServer = server;
     await new Promise<void>((resolve, reject) => {
       server.once("error", (error: NodeJS.ErrnoException) =>

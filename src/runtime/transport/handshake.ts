@@ -6,6 +6,8 @@
  * authentication: anyone who can reach the port can claim any id. TLS and auth come later
  * (roadmap step 8).
  */
+import { describeUntrusted } from "../../core/common/errors.js";
+
 export const PROTOCOL_VERSION = 1;
 /** Hellos and replies are small; an unauthenticated peer gets no more buffer than this. */
 export const HANDSHAKE_FRAME_BYTES_MAX = 4096;
@@ -65,7 +67,7 @@ export function checkHello(value: unknown, self: AcceptorIdentity): Hello | Refu
     return { code: "malformed", reason: "the first frame is not a synod hello" };
   }
   const { synod, clusterId, from, to } = value;
-  if (synod !== PROTOCOL_VERSION) return { code: "version", reason: `protocol version ${String(synod).slice(0, 16)} is not supported; this node speaks ${PROTOCOL_VERSION}` };
+  if (synod !== PROTOCOL_VERSION) return { code: "version", reason: `protocol version ${describeUntrusted(synod).slice(0, 24)} is not supported; this node speaks ${PROTOCOL_VERSION}` };
   if (clusterId !== self.clusterId) return { code: "cluster", reason: `cluster id ${JSON.stringify(clusterId.slice(0, 64))} does not match this node's ${JSON.stringify(self.clusterId)}` };
   if (to !== self.nodeId) return { code: "wrong-node", reason: `the hello is addressed to node ${to}, but this is node ${self.nodeId}` };
   if (!self.isKnownPeer(from)) return { code: "unknown-node", reason: `node ${from} is not a peer of node ${self.nodeId}` };
