@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { crc32c } from "./crc32c.js";
-import { Wal, WalCorruptionError } from "./wal.js";
+import { Wal, WAL_SEGMENT_HEADER_BYTES, WalCorruptionError } from "./wal.js";
 import { files, only } from "./storage.test-util.js";
 
 /** Small segments keep the background zero-fill cheap. */
@@ -200,7 +200,7 @@ describe("write-ahead log: preallocation", () => {
       const { wal } = Wal.open({ dir, segmentBytes: SEGMENT_BYTES });
       wal.append(text("one"));
       wal.roll(); // synchronously: the background fill has not had a turn of the event loop
-      assert.equal(statSync(only(segments(dir), 1)).size, 0);
+      assert.equal(statSync(only(segments(dir), 1)).size, WAL_SEGMENT_HEADER_BYTES, "the new segment holds only its header");
       wal.append(text("two"));
       wal.sync();
       await wal.close();
@@ -218,7 +218,7 @@ describe("write-ahead log: preallocation", () => {
       wal.sync();
       assert.equal(statSync(only(segments(dir), 1)).size, SEGMENT_BYTES);
       wal.roll();
-      assert.equal(statSync(only(segments(dir), 1)).size, 8 + "second segment".length, "no preallocated zeros left behind");
+      assert.equal(statSync(only(segments(dir), 1)).size, WAL_SEGMENT_HEADER_BYTES + 8 + "second segment".length, "no preallocated zeros left behind");
       assert.equal(statSync(only(segments(dir), 2)).size, SEGMENT_BYTES);
       await wal.close();
     });
@@ -234,7 +234,7 @@ describe("write-ahead log: preallocation", () => {
       const reopened = Wal.open({ dir, segmentBytes: SEGMENT_BYTES, log: (line) => lines.push(line) });
       assert.deepEqual(decode(reopened.records), ["first segment", "a", "b", "c"]);
       assert.deepEqual(lines, []);
-      assert.equal(reopened.wal.currentSegmentUsedBytes, 3 * 9);
+      assert.equal(reopened.wal.currentSegmentUsedBytes, WAL_SEGMENT_HEADER_BYTES + 3 * 9);
       reopened.wal.append(text("d"));
       reopened.wal.sync();
       assert.equal(statSync(only(segments(dir), -1)).size, SEGMENT_BYTES, "appending reuses the preallocated blocks");
@@ -354,6 +354,112 @@ describe("write-ahead log: preallocation", () => {
       assert.equal(await reopened.wal.nextSegmentSettled(), true);
       assert.ok(allZeroFile(join(dir, "next.wal.tmp")), "prepared anew, all zeros");
       await reopened.wal.close();
+    });
+  });
+});
+
+describe("write-ahead log: segment headers", () => {
+  /** Six records of 20 bytes in segments of 64: two in the first segment, then a header and one record in each of four more. */
+  function writeSix(dir: string): Promise<void> {
+    const { wal } = Wal.open({ dir, segmentBytes: 64, deferPreparation: true });
+    for (let i = 1; i <= 6; i++) {
+      wal.append(new Uint8Array(20).fill(i));
+      wal.sync();
+    }
+    return wal.close();
+  }
+
+  test("a segment that is not the last, cut at a record boundary, refuses to open, naming the file and offset (found by npm run fuzz)", async () => {
+    await withDir(async (dir) => {
+      await writeSix(dir);
+      const first = only(segments(dir), 0);
+      truncateSync(first, 28); // its first record of two: 8 bytes of frame, 20 of data
+      assert.throws(
+        () => Wal.open({ dir, segmentBytes: 64, deferPreparation: true }),
+        (error: unknown) => error instanceof WalCorruptionError && error.file === first && error.offset === 28 && /28 bytes of records are missing from its end/.test(error.message),
+      );
+    });
+  });
+
+  test("a later segment cut the same way refuses too; a segment grown at its end as well", async () => {
+    await withDir(async (dir) => {
+      await writeSix(dir);
+      const second = only(segments(dir), 1);
+      const length = statSync(second).size;
+      truncateSync(second, length - 28);
+      assert.throws(() => Wal.open({ dir, segmentBytes: 64, deferPreparation: true }), (error: unknown) => error instanceof WalCorruptionError && error.file === second);
+    });
+    await withDir(async (dir) => {
+      await writeSix(dir);
+      const first = only(segments(dir), 0);
+      const bytes = readFileSync(first);
+      writeFileSync(first, Buffer.concat([bytes, bytes.subarray(0, 28)])); // a whole record more than was written
+      assert.throws(() => Wal.open({ dir, segmentBytes: 64, deferPreparation: true }), (error: unknown) => error instanceof WalCorruptionError && error.file === first && /longer than it was/.test(error.message));
+    });
+  });
+
+  test("a header a crash kept from the disk is written again at open, so the segment before stays checked", async () => {
+    await withDir(async (dir) => {
+      await writeSix(dir);
+      const names = segments(dir);
+      const last = only(names, -1);
+      const { wal } = Wal.open({ dir, segmentBytes: 64, deferPreparation: true });
+      await wal.close();
+      truncateSync(last, 0); // as if the roll into it happened and nothing of it was synced
+      const lines: string[] = [];
+      const reopened = Wal.open({ dir, segmentBytes: 64, deferPreparation: true, log: (line) => lines.push(line) });
+      assert.equal(reopened.records.length, 5, "the record of the last segment was lost with it, the rest are whole");
+      assert.equal(statSync(last).size, WAL_SEGMENT_HEADER_BYTES, "its header is back");
+      reopened.wal.append(new Uint8Array(20).fill(9));
+      reopened.wal.append(new Uint8Array(20).fill(10)); // rolls: the segment with the new header is finished
+      await reopened.wal.close();
+      truncateSync(last, WAL_SEGMENT_HEADER_BYTES); // its one record cut at its boundary
+      assert.throws(() => Wal.open({ dir, segmentBytes: 64, deferPreparation: true }), (error: unknown) => error instanceof WalCorruptionError && error.file === last);
+    });
+  });
+
+  test("a torn header of the last segment is repaired like any torn tail; a damaged one elsewhere refuses", async () => {
+    await withDir(async (dir) => {
+      await writeSix(dir);
+      const last = only(segments(dir), -1);
+      const bytes = readFileSync(last);
+      writeFileSync(last, Buffer.concat([bytes.subarray(0, 10), new Uint8Array(bytes.length - 10)])); // the header cut short, zeros after
+      const lines: string[] = [];
+      const reopened = Wal.open({ dir, segmentBytes: 64, deferPreparation: true, log: (line) => lines.push(line) });
+      assert.equal(reopened.records.length, 5);
+      assert.match(only(lines, 0), /segment header cut short or failing its checksum at byte 0/);
+      await reopened.wal.close();
+    });
+    await withDir(async (dir) => {
+      await writeSix(dir);
+      const middle = only(segments(dir), 1);
+      const bytes = readFileSync(middle);
+      flip(bytes, 9, 0x10); // inside the header's payload: its checksum fails
+      writeFileSync(middle, bytes);
+      assert.throws(() => Wal.open({ dir, segmentBytes: 64, deferPreparation: true }), (error: unknown) => error instanceof WalCorruptionError && error.file === middle && error.offset === 0);
+    });
+  });
+
+  test("segments written before headers existed are read as before, and the next roll starts them", async () => {
+    await withDir(async (dir) => {
+      // Two legacy segments: records only, no header in the second.
+      const frame = (fill: number): Buffer => {
+        const payload = new Uint8Array(20).fill(fill);
+        const out = Buffer.alloc(28);
+        out.writeUInt32LE(20, 0);
+        out.writeUInt32LE(crc32c(payload), 4);
+        out.set(payload, 8);
+        return out;
+      };
+      writeFileSync(join(dir, "0000000000000001.wal"), Buffer.concat([frame(1), frame(2)]));
+      writeFileSync(join(dir, "0000000000000002.wal"), Buffer.concat([frame(3), frame(4)]));
+      const { wal, records } = Wal.open({ dir, segmentBytes: 64, deferPreparation: true });
+      assert.deepEqual(records.map((r) => r[0]), [1, 2, 3, 4]);
+      wal.append(new Uint8Array(20).fill(5)); // does not fit: rolls into segment 3, with a header
+      wal.sync();
+      await wal.close();
+      truncateSync(join(dir, "0000000000000002.wal"), 28);
+      assert.throws(() => Wal.open({ dir, segmentBytes: 64, deferPreparation: true }), (error: unknown) => error instanceof WalCorruptionError && error.file.endsWith("0000000000000002.wal"));
     });
   });
 });

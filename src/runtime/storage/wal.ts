@@ -17,6 +17,15 @@
  * the segment is created empty instead and grows by its writes. A `next.wal.tmp` found at
  * open is what a crash left half-filled: it is removed and prepared anew.
  *
+ * Every segment after the first begins with a **segment header**, a frame whose length field
+ * is SEGMENT_HEADER_MARK (no record is that long) and whose payload is the byte length of the
+ * segment before it, as it was when it was finished. A segment that is not the last holds
+ * nothing but whole records, so one cut short exactly at a record boundary would otherwise
+ * read as complete, and the records cut from it would vanish without a word; its successor's
+ * header says how long it must be. (Segments written before headers existed have none; the
+ * first one rolled after an upgrade starts them. A WAL with headers cannot be read by a
+ * version without them: it refuses the header as a record too long.)
+ *
  * Recovery reads every segment in order; their sequence numbers must be contiguous. Zeros
  * after the last record of the LAST segment are its unused preallocated space, not worth a
  * word. A torn *tail* of the last segment — a record cut short, failing its checksum with
@@ -43,6 +52,13 @@ import { SynodError } from "../../core/common/errors.js";
 import { crc32c } from "./crc32c.js";
 
 const HEADER_BYTES = 8;
+/** The length field of a segment header (see the file comment); above WAL_RECORD_BYTES_MAX, so never a record's. */
+const SEGMENT_HEADER_MARK = 0xffffffff;
+/** A segment header's payload: the previous segment's length, a float64 (little-endian). */
+const SEGMENT_HEADER_PAYLOAD_BYTES = 8;
+const SEGMENT_HEADER_BYTES = HEADER_BYTES + SEGMENT_HEADER_PAYLOAD_BYTES;
+/** The bytes a segment header takes at the start of every segment after the first. */
+export const WAL_SEGMENT_HEADER_BYTES = SEGMENT_HEADER_BYTES;
 /** A length above this is not a record but damage. */
 export const WAL_RECORD_BYTES_MAX = 64 * 1024 * 1024;
 export const WAL_SEGMENT_BYTES_DEFAULT = 64 * 1024 * 1024;
@@ -140,6 +156,15 @@ function writeFully(fd: number, bytes: Uint8Array, position: number): void {
   }
 }
 
+function segmentHeader(previousBytes: number): Uint8Array {
+  const frame = new Uint8Array(SEGMENT_HEADER_BYTES);
+  const view = new DataView(frame.buffer);
+  view.setUint32(0, SEGMENT_HEADER_MARK, true);
+  view.setFloat64(HEADER_BYTES, previousBytes, true);
+  view.setUint32(4, crc32c(frame.subarray(HEADER_BYTES)), true);
+  return frame;
+}
+
 /**
  * The next segment, zero-filled in the background. At most one fill runs at a time; its
  * errors are caught and logged (the roll then falls back to an empty segment), never thrown.
@@ -212,8 +237,10 @@ class NextSegment {
 export class Wal {
   private fd: number;
   private sequence: number;
-  /** Bytes of the current segment holding records; the next write goes here. */
+  /** Bytes of the current segment holding records (and its header); the next write goes here. */
   private position: number;
+  /** Where records begin in the current segment: after its header, if it has one. */
+  private recordsStart: number;
   private buffered: Uint8Array[] = [];
   private bufferedBytes = 0;
   private closing: Promise<void> | null = null;
@@ -227,11 +254,13 @@ export class Wal {
     private readonly segmentBytes: number,
     sequence: number,
     position: number,
+    recordsStart: number,
     log: (message: string) => void,
     deferPreparation: boolean,
   ) {
     this.sequence = sequence;
     this.position = position;
+    this.recordsStart = recordsStart;
     this.fd = openSync(join(dir, segmentName(sequence)), "r+");
     this.next = new NextSegment(join(dir, NEXT_SEGMENT_TEMP), segmentBytes, log);
     if (!deferPreparation) this.next.start();
@@ -261,13 +290,27 @@ export class Wal {
     const records: Uint8Array[] = [];
     const positions: WalRecordPosition[] = [];
     let lastUsed = 0;
+    let previousUsed = 0;
+    let lastRecordsStart = 0;
+    /** The length of the segment before the last. */
+    let usedBeforeLast = 0;
     segments.forEach((name, i) => {
       const path = join(options.dir, name);
       const previous = segments[i - 1];
       if (previous !== undefined && sequenceOf(name) !== sequenceOf(previous) + 1) {
         throw new WalCorruptionError(path, 0, `the segments between ${previous} and ${name} are missing`);
       }
-      lastUsed = readSegment({ path, isLast: i === segments.length - 1, records, positions, log });
+      const read = readSegment({ path, isLast: i === segments.length - 1, records, positions, log });
+      // The first segment present may follow removed ones: its header speaks of a file gone.
+      if (previous !== undefined && read.previousBytes !== null && read.previousBytes !== previousUsed) {
+        const missing = read.previousBytes - previousUsed;
+        const what = missing > 0 ? `${missing} bytes of records are missing from its end` : `it is ${-missing} bytes longer than it was`;
+        throw new WalCorruptionError(join(options.dir, previous), Math.min(previousUsed, read.previousBytes), `${what} (the next segment, ${name}, says it was ${read.previousBytes} bytes long when it was finished)`);
+      }
+      usedBeforeLast = previousUsed;
+      previousUsed = read.usedBytes;
+      lastUsed = read.usedBytes;
+      lastRecordsStart = read.previousBytes === null ? 0 : SEGMENT_HEADER_BYTES;
     });
     const first = segments[0];
     const last = segments[segments.length - 1];
@@ -277,10 +320,22 @@ export class Wal {
       // its directory entry is made durable at once.
       closeSync(openSync(join(options.dir, segmentName(sequence)), "wx"));
       syncDirectory(options.dir);
+    } else if (lastUsed === 0 && segments.length > 1) {
+      // A roll whose header never reached the disk (a crash right after it): write it now,
+      // so the segment before is checked once this one is finished too.
+      const fd = openSync(join(options.dir, last), "r+");
+      try {
+        writeFully(fd, segmentHeader(usedBeforeLast), 0);
+        fdatasyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      lastUsed = SEGMENT_HEADER_BYTES;
+      lastRecordsStart = SEGMENT_HEADER_BYTES;
     }
     const firstSequence = first === undefined ? sequence : sequenceOf(first);
     const firstSegment = { sequence: firstSequence, file: join(options.dir, segmentName(firstSequence)) };
-    return { wal: new Wal(options.dir, segmentBytes, sequence, lastUsed, log, options.deferPreparation === true), records, positions, firstSegment };
+    return { wal: new Wal(options.dir, segmentBytes, sequence, lastUsed, lastRecordsStart, log, options.deferPreparation === true), records, positions, firstSegment };
   }
 
   /** Queues a record of 1 to WAL_RECORD_BYTES_MAX bytes (copied); it is durable once `sync()` returns. */
@@ -354,7 +409,7 @@ export class Wal {
     let batchBytes = 0;
     for (const frame of this.buffered) {
       const used = this.position + batchBytes;
-      if (used > 0 && used + frame.length > this.segmentBytes) {
+      if (used > this.recordsStart && used + frame.length > this.segmentBytes) {
         this.writeAndSync(batch, batchBytes);
         batch = [];
         batchBytes = 0;
@@ -378,7 +433,7 @@ export class Wal {
    */
   roll(): void {
     this.sync();
-    if (this.position === 0) return;
+    if (this.position <= this.recordsStart) return;
     this.guard(() => this.startNextSegment());
   }
 
@@ -452,9 +507,14 @@ export class Wal {
     this.position += batchBytes;
   }
 
-  /** Truncates the finished segment to its records and fsyncs it, then puts the next in place. */
+  /**
+   * Truncates the finished segment to its records and fsyncs it, then puts the next in
+   * place with its header (made durable by the next sync, or written again at open if a
+   * crash comes first).
+   */
   private startNextSegment(): void {
-    ftruncateSync(this.fd, this.position);
+    const finishedBytes = this.position;
+    ftruncateSync(this.fd, finishedBytes);
     fsyncSync(this.fd);
     closeSync(this.fd);
     const path = join(this.dir, segmentName(this.sequence + 1));
@@ -462,7 +522,10 @@ export class Wal {
     syncDirectory(this.dir);
     this.fd = openSync(path, "r+");
     this.sequence++;
-    this.position = 0;
+    const header = segmentHeader(finishedBytes);
+    writeFully(this.fd, header, 0);
+    this.position = header.length;
+    this.recordsStart = header.length;
     this.next.start();
   }
 
@@ -491,13 +554,24 @@ type Scan =
   | { readonly outcome: "unused" }
   | { readonly outcome: "torn" | "corrupt"; readonly reason: string };
 
+/** One segment as read: the bytes holding its header and records, and what its header says of the segment before (null: no header). */
+interface SegmentRead {
+  readonly usedBytes: number;
+  readonly previousBytes: number | null;
+}
+
 /**
  * Reads one segment's records into `reading.records`; repairs a torn tail of the last
- * segment. Returns the bytes holding records.
+ * segment.
  */
-function readSegment(reading: SegmentReading): number {
+function readSegment(reading: SegmentReading): SegmentRead {
   const bytes = readFileSync(reading.path);
-  let offset = 0;
+  const header = readSegmentHeader(reading, bytes);
+  if (header === "torn") return { usedBytes: 0, previousBytes: null };
+  let offset = header === null ? 0 : SEGMENT_HEADER_BYTES;
+  // A segment is finished only once it holds a record (see roll and writeBuffered).
+  if (!reading.isLast && bytes.length <= offset) throw new WalCorruptionError(reading.path, offset, "no record, in a segment that is not the last");
+  const done = (usedBytes: number): SegmentRead => ({ usedBytes, previousBytes: header });
   // Each step moves past a whole record or ends: at most one step per 9 bytes.
   while (offset < bytes.length) {
     const scan = scanAt(bytes, offset);
@@ -513,9 +587,26 @@ function readSegment(reading: SegmentReading): number {
     }
     if (scan.outcome === "corrupt") throw new WalCorruptionError(reading.path, offset, scan.reason);
     if (scan.outcome === "torn") repairTail(reading, bytes, offset, scan.reason);
-    return offset;
+    return done(offset);
   }
-  return offset;
+  return done(offset);
+}
+
+/**
+ * The segment's header, if it begins with one: the previous segment's length. "torn" when
+ * the last segment's header is cut short or fails its checksum with nothing but zeros after
+ * it (a crash right after a roll; the tail is repaired and `Wal.open` writes the header
+ * again); damage anywhere else is refused.
+ */
+function readSegmentHeader(reading: SegmentReading, bytes: Buffer): number | null | "torn" {
+  if (bytes.length < 4 || bytes.readUInt32LE(0) !== SEGMENT_HEADER_MARK) return null;
+  const intact = bytes.length >= SEGMENT_HEADER_BYTES && crc32c(bytes.subarray(HEADER_BYTES, SEGMENT_HEADER_BYTES)) === bytes.readUInt32LE(4);
+  const previousBytes = intact ? bytes.readDoubleLE(HEADER_BYTES) : Number.NaN;
+  if (intact && Number.isSafeInteger(previousBytes) && previousBytes >= 0) return previousBytes;
+  const reason = intact ? `a segment header naming an impossible length (${previousBytes})` : "a segment header cut short or failing its checksum";
+  if (!reading.isLast || !allZero(bytes, Math.min(bytes.length, SEGMENT_HEADER_BYTES)) || intact) throw new WalCorruptionError(reading.path, 0, reason);
+  repairTail(reading, bytes, 0, reason);
+  return "torn";
 }
 
 function scanAt(bytes: Buffer, offset: number): Scan {
@@ -530,6 +621,7 @@ function scanAt(bytes: Buffer, offset: number): Scan {
     if (allZero(bytes, offset, sectorEnd)) return { outcome: "torn", reason: "a record header never written, with later blocks of the same write on disk" };
     return { outcome: "corrupt", reason: "a zero-length record followed by data" };
   }
+  if (length === SEGMENT_HEADER_MARK) return { outcome: "corrupt", reason: "a segment header where a record should be" };
   if (length > WAL_RECORD_BYTES_MAX) return { outcome: "corrupt", reason: `a record length of ${length} bytes, above the maximum of ${WAL_RECORD_BYTES_MAX}` };
   const end = offset + HEADER_BYTES + length;
   if (end > bytes.length) return { outcome: "torn", reason: `a record cut short (${length} bytes declared, ${bytes.length - offset - HEADER_BYTES} present)` };
