@@ -9,6 +9,7 @@ import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { CONSENSUS_UNDER_TEST, ProcessCluster, request, sleep } from "./process-cluster.test-util.js";
+import { WAL_SEGMENT_HEADER_BYTES } from "../storage/wal.js";
 
 function segments(dataDir: string): string[] {
   const dir = join(dataDir, "wal");
@@ -23,11 +24,14 @@ function recordEnd(bytes: Buffer, offset: number): number {
   return offset + 8 + bytes.readUInt32LE(offset);
 }
 
-/** Offsets of each record in a segment: u32 LE length | u32 CRC | payload; zeros end it. */
+/**
+ * Offsets of each record in a segment: u32 LE length | u32 CRC | payload; zeros end it. A
+ * segment after the first begins with a header (length field 0xffffffff), not a record.
+ */
 function recordOffsets(path: string): number[] {
   const bytes = readFileSync(path);
   const offsets: number[] = [];
-  let offset = 0;
+  let offset = bytes.length >= 4 && bytes.readUInt32LE(0) === 0xffffffff ? WAL_SEGMENT_HEADER_BYTES : 0;
   while (offset + 8 <= bytes.length) {
     const length = bytes.readUInt32LE(offset);
     if (length === 0) break;
