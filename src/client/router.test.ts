@@ -2,6 +2,8 @@
 // against a scripted status fetcher with a fake clock.
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
+import v8 from "node:v8";
+import vm from "node:vm";
 import { after, describe, test } from "node:test";
 import { InvalidInputError } from "../core/common/errors.js";
 import type { MemberInfo, NodeStatus } from "./api.js";
@@ -142,6 +144,24 @@ describe("with a scripted status check and a fake clock", () => {
     assert.deepEqual([cluster.stats().checks, cluster.stats().checksFailed], [3, 3]);
     await cluster.checkNow();
     assert.equal(cluster.stats().endpoints.every((endpoint) => endpoint.health === "unhealthy"), true);
+  });
+
+  test("a hung check still times out when the garbage collector runs meanwhile (nodejs/node#57736)", { timeout: 10_000 }, async () => {
+    // AbortSignal.any([closing, AbortSignal.timeout(ms)]) holds the timeout signal weakly in
+    // Node 20: collected before it fires, the check never ended (a CI run hung here).
+    v8.setFlagsFromString("--expose-gc");
+    const gc = vm.runInNewContext("gc") as () => void;
+    const hanging = (_url: string, signal: AbortSignal): Promise<StatusCheckResult> => new Promise((_resolve, reject) => signal.addEventListener("abort", () => reject(signal.reason)));
+    const cluster = router({ endpoints: URLS.map((url) => ({ url })), healthCheckIntervalMs: 0, healthCheckTimeoutMs: 40, fetchStatus: hanging, now: () => 0 });
+    const round = cluster.checkNow();
+    for (let i = 0; i < 5; i++) {
+      gc();
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    const outcome = await Promise.race([round.then(() => "ended"), sleep(2_000).then(() => "hung")]);
+    assert.equal(outcome, "ended", "the checks' 40 ms timeout never fired");
+    assert.deepEqual([cluster.stats().checks, cluster.stats().checksFailed], [3, 3]);
+    await cluster.close();
   });
 
   test("close aborts the checks in flight and reports nothing more", async () => {

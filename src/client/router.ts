@@ -359,10 +359,13 @@ export class ClusterRouter {
     for (const url of candidates) {
       if (this.closed) return false;
       let view: MembersView | null = null;
+      const limit = deadline(this.closing.signal, MEMBERS_TIMEOUT_MS);
       try {
-        view = await this.fetchMembers(url, AbortSignal.any([this.closing.signal, AbortSignal.timeout(MEMBERS_TIMEOUT_MS)]));
+        view = await this.fetchMembers(url, limit.signal);
       } catch {
         // No answer from this one: ask the next.
+      } finally {
+        limit.release();
       }
       if (view === null || this.closed) continue;
       this.adoptMembers(view.members);
@@ -423,12 +426,13 @@ export class ClusterRouter {
   private async checkOne(endpoint: RouterEndpoint): Promise<void> {
     this.checking.add(endpoint.id);
     let result: StatusCheckResult;
+    const limit = deadline(this.closing.signal, this.healthCheckTimeoutMs);
     try {
-      const signal = AbortSignal.any([this.closing.signal, AbortSignal.timeout(this.healthCheckTimeoutMs)]);
-      result = await this.fetchStatus(endpoint.url, signal);
+      result = await this.fetchStatus(endpoint.url, limit.signal);
     } catch {
       result = { ok: false };
     } finally {
+      limit.release();
       this.checking.delete(endpoint.id);
     }
     if (this.closed) return;
@@ -501,4 +505,27 @@ function integerOption(value: number | undefined, fallback: number, name: string
   if (value === undefined) return fallback;
   if (!Number.isSafeInteger(value) || value < min || value > INTERVAL_MS_MAX) throw new InvalidInputError(`${name} must be an integer from ${min} to ${INTERVAL_MS_MAX}, got ${value}`);
   return value;
+}
+
+/**
+ * A signal that aborts when `parent` does or after `timeoutMs`, and a `release` that stops
+ * its timer once the call is over. Not `AbortSignal.any([parent, AbortSignal.timeout(ms)])`:
+ * Node 20 holds the timeout signal only weakly there and may collect it before it fires
+ * (nodejs/node#57736), so a call that hangs would never time out — and since each endpoint
+ * has at most one check in flight, it would never be checked again. (A CI run hung on the
+ * router test "a check that hangs fails at healthCheckTimeoutMs" this way.)
+ */
+function deadline(parent: AbortSignal, timeoutMs: number): { readonly signal: AbortSignal; readonly release: () => void } {
+  const controller = new AbortController();
+  const follow = (): void => controller.abort(parent.reason);
+  if (parent.aborted) follow();
+  else parent.addEventListener("abort", follow, { once: true });
+  const timer = setTimeout(() => controller.abort(new DOMException(`no answer within ${timeoutMs} ms`, "TimeoutError")), timeoutMs);
+  return {
+    signal: controller.signal,
+    release: () => {
+      clearTimeout(timer);
+      parent.removeEventListener("abort", follow);
+    },
+  };
 }
