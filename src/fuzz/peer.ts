@@ -249,21 +249,6 @@ function chunksOf(stream: Uint8Array, cuts: readonly number[]): Uint8Array[] {
   return chunks;
 }
 
-/**
- * A known bug, counted apart rather than stepped (it would exhaust the fuzzer's memory): a
- * Paxos acceptor fills every slot between its log's end and an accepted slot with holes, so
- * one accept (or promise) for slot 2^32 from the ballot's leader allocates billions of them.
- */
-export const KNOWN_FAR_SLOT = "KNOWN BUG (not stepped): a Paxos slot far past the log's end, which the engine would fill with holes";
-const FAR_SLOTS = 1 << 16;
-
-function farPastTheLog(engine: AnyEngine, message: unknown): boolean {
-  const m = message as { type?: unknown; entries?: unknown };
-  if (!(m.type === "accept" || m.type === "promise") || !Array.isArray(m.entries) || !("ballot" in (message as object))) return false;
-  const lastIndex = engine.status().lastIndex;
-  return (m.entries as { index: number }[]).some((entry) => entry.index > lastIndex + FAR_SLOTS);
-}
-
 const helloIdentity = { clusterId: "fuzz", nodeId: 1, isKnownPeer: (id: number) => id === 2 || id === 3 };
 
 function checkStream(stream: PeerStream, outcomes: Outcomes, engineName: EngineName, factory: EngineFactory<unknown, unknown>, engine: AnyEngine): void {
@@ -289,10 +274,6 @@ function checkStream(stream: PeerStream, outcomes: Outcomes, engineName: EngineN
     if (validate === undefined) throw new FuzzFinding(`${factory.name} has no message validator`);
     const message = classify(outcomes, `${engineName} message`, () => validate.call(factory, value));
     if (message === undefined) continue;
-    if (farPastTheLog(engine, message)) {
-      outcomes.count(KNOWN_FAR_SLOT);
-      continue;
-    }
     stepInto(engine, factory, message, 2 + (payload.length % 2));
   }
 }

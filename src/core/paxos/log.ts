@@ -18,6 +18,16 @@ export function isHole(entry: LogEntry): boolean {
 }
 
 /**
+ * The most holes one message may make a node create. A slot further than this past an
+ * acceptor's log is not accepted, and a promise page that would leave more holes in a
+ * candidate's phase 1 is not counted: one peer message naming slot 2^40 made the acceptor
+ * push 2^40 holes (the peer fuzzer's find). Refusing is always safe (it is a lost message),
+ * and an honest leader never needs more: it writes within α of its chosen prefix, and
+ * probes a lagging acceptor from the prefix the acceptor reports.
+ */
+export const HOLES_PER_MESSAGE_MAX = 1 << 16;
+
+/**
  * One acceptor's slots after its snapshot, held in memory: slot i holds what was accepted
  * there and at which ballot (`term`), or a hole (ballot 0) when nothing was — an acceptor
  * may accept slot 9 before slot 8. The replica's storage wants a contiguous log whose

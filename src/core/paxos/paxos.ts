@@ -22,7 +22,7 @@ import { checkMembership, encodeMembership, hasMajority, isMember, isVoter, majo
 import { ballotNode, ballotOf, PAXOS_NODE_ID_MAX, roundOf } from "./ballot.js";
 import { DEFAULT_PAXOS_CONFIG, leaseTicks, validatePaxosConfig, type PaxosConfig } from "./config.js";
 import { bootstrapMembership, ConfigHistory } from "./configs.js";
-import { entryBytes, isHole, PaxosLog } from "./log.js";
+import { entryBytes, HOLES_PER_MESSAGE_MAX, isHole, PaxosLog } from "./log.js";
 import { Fifo } from "./fifo.js";
 import type { Accept, Accepted, Heartbeat, HeartbeatResponse, Nack, PaxosHardState, PaxosMessage, Prepare, PromiseReply, SnapshotChunk, SnapshotChunkResponse } from "./messages.js";
 import type { PaxosMutant } from "./mutants.js";
@@ -899,6 +899,9 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     for (const entry of m.entries) {
       last = entry.index;
       if (entry.index <= this.log.commitIndex) continue;
+      // A slot too far past this log is left (HOLES_PER_MESSAGE_MAX); the answer's prefix
+      // sends the leader back to the first slot this node lacks.
+      if (entry.index > this.log.lastIndex + HOLES_PER_MESSAGE_MAX + 1) continue;
       const previous = this.log.entry(entry.index);
       if (previous !== null && previous.term === entry.term) continue;
       this.writeEntry(entry);

@@ -1,5 +1,6 @@
 import type { LogEntry, Membership, NodeId } from "../engine/contract.js";
 import { hasMajority, majorityImpossible } from "../engine/membership.js";
+import { HOLES_PER_MESSAGE_MAX } from "./log.js";
 
 /** What one acceptor has reported so far. */
 interface Report {
@@ -53,11 +54,26 @@ export class Phase1 {
 
   /** A page of `id`'s report; false when it is not the page expected (a duplicate, or out of order). */
   record(id: NodeId, page: { readonly from: number; readonly through: number; readonly complete: boolean; readonly entries: readonly LogEntry[]; readonly commit: number }): boolean {
-    if (page.from !== this.expected(id) || this.refused.has(id)) return false;
+    if (page.from !== this.expected(id) || this.refused.has(id) || this.holesIn(page) > HOLES_PER_MESSAGE_MAX) return false;
     if (!this.ignoreReports) this.merge(page.entries, page.commit);
     const known = this.reports.get(id);
     this.reports.set(id, { next: page.through + 1, complete: page.complete, commit: Math.max(known?.commit ?? 0, page.commit) });
     return true;
+  }
+
+  /**
+   * The slots past those known so far that `page` would leave empty: the new leader fills
+   * each with a no-op, so one page naming slot 2^40 would have it propose 2^40 of them.
+   */
+  private holesIn(page: { readonly from: number; readonly entries: readonly LogEntry[] }): number {
+    let end = Math.max(this.maxSlot, page.from - 1);
+    let holes = 0;
+    for (const entry of page.entries) {
+      if (entry.index <= end) continue;
+      holes += entry.index - end - 1;
+      end = entry.index;
+    }
+    return holes;
   }
 
   private merge(entries: readonly LogEntry[], commit: number): void {
