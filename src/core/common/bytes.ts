@@ -52,6 +52,14 @@ export class ByteReader {
     return out;
   }
 
+  /** Exactly `count` bytes, no length before them (a view: copy to keep). */
+  raw(count: number): Uint8Array {
+    this.need(count);
+    const out = this.buffer.subarray(this.at, this.at + count);
+    this.at += count;
+    return out;
+  }
+
   /** Whether every byte was read. */
   get atEnd(): boolean {
     return this.at === this.buffer.length;

@@ -88,7 +88,10 @@ export interface KvBackend {
   detachKey(key: string): void;
   /** At most `limit` keys attached to lease `id`, in key order, after `after` if given. */
   leaseKeys(id: number, limit: number, after?: string): string[];
-  /** Removes every record, session, change and lease, and zeroes the meta. */
+  /** The auth state's bytes (src/core/kv/auth.ts), if it was ever written. */
+  readAuth(): Uint8Array | undefined;
+  writeAuth(state: Uint8Array): void;
+  /** Removes every record, session, change, lease and the auth state, and zeroes the meta. */
   clear(): void;
   /**
    * Runs `fn` and commits everything it wrote together, or nothing if it throws (the error
@@ -136,6 +139,8 @@ export class MemoryKvBackend implements KvBackend {
   private readonly undoChangeAdded: boolean[] = [];
   private undoChangeCount = 0;
   private undoMeta: KvMeta = this.meta;
+  private auth: Uint8Array | undefined;
+  private undoAuth: Uint8Array | undefined;
 
   getRecord(key: string): KvRecord | undefined {
     return this.records.get(key);
@@ -196,6 +201,15 @@ export class MemoryKvBackend implements KvBackend {
   writeMeta(meta: KvMeta): void {
     assert(this.inTransaction, "meta written outside a transaction");
     this.meta = meta;
+  }
+
+  readAuth(): Uint8Array | undefined {
+    return this.auth;
+  }
+
+  writeAuth(state: Uint8Array): void {
+    assert(this.inTransaction, "the auth state written outside a transaction");
+    this.auth = state;
   }
 
   putChange(change: KvChange): void {
@@ -314,6 +328,7 @@ export class MemoryKvBackend implements KvBackend {
     this.sessions.clear();
     this.changesByKey.clear();
     this.changeLog.length = 0;
+    this.auth = undefined;
     this.writeMeta({ appliedIndex: 0, revision: 0, clockMs: 0 });
   }
 
@@ -321,6 +336,7 @@ export class MemoryKvBackend implements KvBackend {
     assert(!this.inTransaction, "a transaction inside a transaction");
     this.inTransaction = true;
     this.undoMeta = this.meta;
+    this.undoAuth = this.auth;
     try {
       return fn();
     } catch (error) {
@@ -425,6 +441,7 @@ export class MemoryKvBackend implements KvBackend {
     }
     for (let i = this.undoLeases.length - 1; i >= 0; i--) (this.undoLeases[i] as () => void)();
     this.meta = this.undoMeta;
+    this.auth = this.undoAuth;
   }
 }
 

@@ -3,6 +3,7 @@ import { ByteReader, ByteWriter } from "../common/bytes.js";
 import { InvalidInputError } from "../common/errors.js";
 import { limits } from "../common/limits.js";
 import { toWellFormed, utf8Decode, utf8Encode } from "../common/utf8.js";
+import { decodeAuthChange, encodeAuthChange, type AuthChange } from "./auth.js";
 import { LEASE_LIMITS } from "./model.js";
 
 /**
@@ -42,6 +43,10 @@ import { LEASE_LIMITS } from "./model.js";
  *   lease-grant:      u8 version (2) | u8 op (9) | request | f64 ttlMs
  *   lease-keepalive:  u8 version (2) | u8 op (10) | request | f64 lease
  *   lease-revoke:     u8 version (2) | u8 op (11) | request | f64 lease
+ *
+ * and an auth change, in the format of src/core/kv/auth.ts:
+ *
+ *   auth:             u8 version (2) | u8 op (12) | request | auth change
  *
  * `clientId` and `sequence` name the request, so the node that took it can answer the
  * client when the entry applies, and so retried writes can be recognised. `timeMs` is the
@@ -112,7 +117,9 @@ export type KvCommand =
   /** Renews a lease: it lives its time to live from now ("lease-not-found" if it is gone). */
   | { readonly op: "lease-keepalive"; readonly request: RequestId; readonly lease: number }
   /** Revokes a lease, deleting its keys in one revision ("lease-not-found" if it is gone). */
-  | { readonly op: "lease-revoke"; readonly request: RequestId; readonly lease: number };
+  | { readonly op: "lease-revoke"; readonly request: RequestId; readonly lease: number }
+  /** Changes users, roles or whether auth is enabled (src/core/kv/auth.ts). */
+  | { readonly op: "auth"; readonly request: RequestId; readonly change: AuthChange };
 
 /**
  * A transaction (etcd's Txn): if every compare holds, the `success` operations run, else the
@@ -163,7 +170,7 @@ export interface RequestId {
 }
 
 const VERSION = 2;
-const OPS = ["put", "delete", "cas-value", "cas-revision", "txn", "register", "clock", "delete-prefix", "compact", "lease-grant", "lease-keepalive", "lease-revoke"] as const;
+const OPS = ["put", "delete", "cas-value", "cas-revision", "txn", "register", "clock", "delete-prefix", "compact", "lease-grant", "lease-keepalive", "lease-revoke", "auth"] as const;
 const LEASE_OPS: ReadonlySet<Op> = new Set(["lease-grant", "lease-keepalive", "lease-revoke"]);
 type Op = (typeof OPS)[number];
 const COMPARE_TARGETS = ["value", "modRevision", "createRevision", "version"] as const;
@@ -192,6 +199,13 @@ export function encodeCommand(command: KvCommand): Uint8Array {
     writeHeader(writer, command.op, command.request);
     writer.f64(number);
     return writer.finish(`${command.op} command`);
+  }
+  if (command.op === "auth") {
+    const change = encodeAuthChange(command.change);
+    const writer = new ByteWriter(HEADER_BYTES + change.length);
+    writeHeader(writer, command.op, command.request);
+    writer.raw(change);
+    return writer.finish("auth command");
   }
   if (command.op === "compact") {
     if (!Number.isSafeInteger(command.revision) || command.revision < 1) throw new InvalidInputError(`a compaction's revision must be a positive integer, got ${command.revision}`);
@@ -269,7 +283,7 @@ export function decodeCommand(bytes: Uint8Array): KvCommand {
   const version = reader.u8();
   if (version !== 1 && version !== VERSION) throw new InvalidInputError(`unknown command version ${version}`);
   const op: Op | undefined = OPS[reader.u8()];
-  if (op === undefined || (version === 1 && (op === "register" || op === "clock" || op === "delete-prefix" || op === "compact" || LEASE_OPS.has(op)))) throw new InvalidInputError("unknown command op");
+  if (op === undefined || (version === 1 && (op === "register" || op === "clock" || op === "delete-prefix" || op === "compact" || op === "auth" || LEASE_OPS.has(op)))) throw new InvalidInputError("unknown command op");
   const ids = { clientId: reader.safeInteger(), sequence: reader.safeInteger() };
   // Canonical: a time of 0 (unknown) decodes as no time, as version 1 does.
   const timeMs = version === 1 ? 0 : reader.safeInteger();
@@ -291,6 +305,11 @@ export function decodeCommand(bytes: Uint8Array): KvCommand {
     reader.expectEnd();
     if (op === "lease-grant") return { op, request, ttlMs: decodedTtl(number) };
     return { op, request, lease: decodedLeaseId(number) };
+  }
+  if (op === "auth") {
+    const change = decodeAuthChange(reader);
+    reader.expectEnd();
+    return { op, request, change };
   }
   if (op === "compact") {
     const revision = reader.safeInteger();

@@ -1,3 +1,4 @@
+import type { AuthOutcome } from "./auth.js";
 import { SynodError } from "../common/errors.js";
 import type { RequestId } from "./command.js";
 
@@ -93,6 +94,8 @@ export type KvResult =
   | { readonly op: "compact"; readonly compacted: boolean; readonly compactRevision: number; readonly revision: number }
   | { readonly op: "noop" }
   | { readonly op: "rejected"; readonly reason: string }
+  /** An auth change: how it went ("ok", or why it changed nothing), and the auth state's revision after it. */
+  | { readonly op: "auth"; readonly outcome: AuthOutcome; readonly authRevision: number }
   /**
    * A command of a session whose latest sequence is above this one's: the session keeps
    * only its latest result, so this one's is no longer known (the command may have been

@@ -3,6 +3,7 @@ import { ByteReader, ByteWriter, bytesEqual, compareBytes } from "../common/byte
 import { InvalidInputError } from "../common/errors.js";
 import { limits } from "../common/limits.js";
 import { utf8Decode, utf8Encode } from "../common/utf8.js";
+import { AUTH_OUTCOMES, decodeAuthState } from "./auth.js";
 import { LEASE_LIMITS, NO_SESSION, type KvChange, type KvLease, type KvMeta, type KvRecord, type KvResult, type KvSession, type TxnOperationResult } from "./model.js";
 
 /**
@@ -24,6 +25,8 @@ import { LEASE_LIMITS, NO_SESSION, type KvChange, type KvLease, type KvMeta, typ
  *   leases:   (only when the store holds some) u32 0x4C454153 ("LEAS") | f64 leaseCount | lease...
  *   lease:    f64 id | f64 ttlMs | f64 expiresAtMs | u32 keyCount | (u32 keyLength | key)...
  *             by increasing id, each lease's keys in UTF-8 byte order
+ *   auth:     (only once users, roles or auth were ever changed) u32 0x41555448 ("AUTH")
+ *             | u32 length | the auth state (src/core/kv/auth.ts)
  *
  * The history holds the changes compaction kept (src/core/kv/history.ts), in (revision,
  * key) order. It always includes every current record's own change, which is why those
@@ -43,8 +46,8 @@ import { LEASE_LIMITS, NO_SESSION, type KvChange, type KvLease, type KvMeta, typ
  * out of order, malformed UTF-8) and refuses it with InvalidInputError: a snapshot comes
  * from a peer or a disk, and a bad one must not become this node's state.
  */
-export function encodeSnapshot(meta: KvMeta, records: readonly KvRecord[], sessions: readonly KvSession[], history?: SnapshotHistory, leases: readonly SnapshotLease[] = []): Uint8Array {
-  assert(leases.length === 0 || history !== undefined, "leases are written after a history");
+export function encodeSnapshot(meta: KvMeta, records: readonly KvRecord[], sessions: readonly KvSession[], history?: SnapshotHistory, leases: readonly SnapshotLease[] = [], auth?: Uint8Array): Uint8Array {
+  assert((leases.length === 0 && auth === undefined) || history !== undefined, "leases and auth are written after a history");
   const keys = records.map((record) => utf8Encode(record.key));
   let size = 8 + 8 + 4 + 4 + 8 + 4;
   records.forEach((record, i) => (size += 4 + (keys[i] as Uint8Array).length + 4 + record.value.length + 24));
@@ -55,6 +58,8 @@ export function encodeSnapshot(meta: KvMeta, records: readonly KvRecord[], sessi
   for (const { change, key, current } of changes) size += changeBytes(key.length, change, current);
   const leaseSection = encodeLeases(leases);
   size += leaseSection.length;
+  const authSection = encodeAuthSection(auth);
+  size += authSection.length;
   const writer = new ByteWriter(size);
   writer.f64(meta.appliedIndex);
   writer.f64(meta.revision);
@@ -78,7 +83,21 @@ export function encodeSnapshot(meta: KvMeta, records: readonly KvRecord[], sessi
     for (const { change, key, current } of changes) writeChange(writer, key, change, current);
   }
   writer.raw(leaseSection);
+  writer.raw(authSection);
   return writer.finish("KV snapshot");
+}
+
+/** Opens a snapshot's auth section: u32 0x41555448 ("AUTH") | u32 length | auth state (src/core/kv/auth.ts). */
+export const AUTH_MARKER = 0x4155_5448;
+const AUTH_SECTION_BYTES_MAX = 64 * 1024 * 1024;
+
+/** The auth section; empty bytes (the section left out) for a store whose auth state never changed. */
+export function encodeAuthSection(state: Uint8Array | undefined): Uint8Array {
+  if (state === undefined) return new Uint8Array(0);
+  const writer = new ByteWriter(8 + state.length);
+  writer.u32(AUTH_MARKER);
+  writer.bytes(state);
+  return writer.finish("KV snapshot auth");
 }
 
 /** A lease as a snapshot holds it: the lease and its keys, in UTF-8 byte order. */
@@ -115,7 +134,6 @@ export function encodeLeases(leases: readonly SnapshotLease[]): Uint8Array {
  * refused (the encoder leaves it out), so equal states give equal bytes.
  */
 function decodeLeases(reader: ByteReader, sink: SnapshotSink): void {
-  if (reader.u32() !== LEASES_MARKER) throw new InvalidInputError("KV snapshot has bytes after its history that are not a leases section");
   const count = reader.safeInteger();
   if (count < 1 || count > LEASE_LIMITS.leasesMax) throw new InvalidInputError(`KV snapshot holds ${count} leases; a leases section holds 1 to ${LEASE_LIMITS.leasesMax}`);
   let previousId = 0;
@@ -201,6 +219,8 @@ export interface SnapshotSink {
   change?(change: SnapshotChange, compactRevision: number): void;
   /** A lease and its keys, after the history; the sink checks that its keys have records. */
   lease?(lease: KvLease, keys: readonly string[]): void;
+  /** The auth state's bytes (src/core/kv/auth.ts), validated, after the leases. */
+  auth?(state: Uint8Array): void;
 }
 
 /**
@@ -250,7 +270,20 @@ export function decodeSnapshot(bytes: Uint8Array, sink: SnapshotSink): KvMeta {
     return decoded;
   }
   const compactRevision = decodeHistory(reader, meta.revision, recordCount, sink);
-  if (!reader.atEnd) decodeLeases(reader, sink);
+  let marker = reader.atEnd ? null : reader.u32();
+  if (marker === LEASES_MARKER) {
+    decodeLeases(reader, sink);
+    marker = reader.atEnd ? null : reader.u32();
+  }
+  if (marker === AUTH_MARKER) {
+    const state = reader.bytes(AUTH_SECTION_BYTES_MAX);
+    const auth = new ByteReader(state, "KV snapshot's auth state");
+    if (decodeAuthState(auth).revision === 0) throw new InvalidInputError("KV snapshot has an auth section with no change in it (the encoder leaves it out)");
+    auth.expectEnd();
+    sink.auth?.(state);
+    marker = null;
+  }
+  if (marker !== null) throw new InvalidInputError("KV snapshot has bytes after its history that are not a leases or an auth section");
   reader.expectEnd();
   return { ...decoded, compactRevision };
 }
@@ -335,21 +368,22 @@ function checkRecordRevisions(record: KvRecord, storeRevision: number): void {
   if (version < 1 || version > modRevision - createRevision + 1) throw new InvalidInputError(`KV snapshot has a record with an impossible version ${version}`);
 }
 
-const RESULT_KINDS = ["put", "delete", "cas", "noop", "rejected", "txn", "delete-prefix", "compact", "lease-grant", "lease-keepalive", "lease-revoke", "lease-not-found"] as const;
+const RESULT_KINDS = ["put", "delete", "cas", "noop", "rejected", "txn", "delete-prefix", "compact", "lease-grant", "lease-keepalive", "lease-revoke", "lease-not-found", "auth"] as const;
 /** Result kinds without a revision. */
-const REVISIONLESS: ReadonlySet<string> = new Set(["noop", "rejected", "lease-grant", "lease-keepalive", "lease-not-found"]);
+const REVISIONLESS: ReadonlySet<string> = new Set(["noop", "rejected", "lease-grant", "lease-keepalive", "lease-not-found", "auth"]);
 /** A transaction operation's result in one byte; a get's record is not kept (see "get-forgotten"). */
 const TXN_RESULT_CODES = { put: 0, deleted0: 1, deleted1: 2, get: 3 } as const;
 
 export function sessionResultBytes(result: KvResult): number {
-  return 10 + (result.op === "txn" ? 4 + result.results.length : result.op === "delete-prefix" || result.op === "compact" || result.op === "lease-not-found" ? 8 : result.op.startsWith("lease-") ? 16 : 0);
+  return 10 + (result.op === "txn" ? 4 + result.results.length : result.op === "delete-prefix" || result.op === "compact" || result.op === "lease-not-found" || result.op === "auth" ? 8 : result.op.startsWith("lease-") ? 16 : 0);
 }
 
 export function writeSessionResult(writer: ByteWriter, result: KvResult): void {
   const kind = RESULT_KINDS.indexOf(result.op as (typeof RESULT_KINDS)[number]);
   assert(kind >= 0, `a ${result.op} result is never kept in a session`);
   writer.u8(kind);
-  const flag = result.op === "delete" ? result.deleted : result.op === "cas" || result.op === "txn" ? (result.succeeded ? 1 : 0) : result.op === "compact" ? (result.compacted ? 1 : 0) : 0;
+  const flag =
+    result.op === "delete" ? result.deleted : result.op === "cas" || result.op === "txn" ? (result.succeeded ? 1 : 0) : result.op === "compact" ? (result.compacted ? 1 : 0) : result.op === "auth" ? AUTH_OUTCOMES.indexOf(result.outcome) : 0;
   writer.u8(flag);
   writer.f64("revision" in result ? result.revision : 0);
   if (result.op === "delete-prefix") writer.f64(result.deleted);
@@ -363,6 +397,7 @@ export function writeSessionResult(writer: ByteWriter, result: KvResult): void {
     writer.f64(result.deleted);
   }
   if (result.op === "lease-not-found") writer.f64(result.id);
+  if (result.op === "auth") writer.f64(result.authRevision);
   if (result.op !== "txn") return;
   writer.u32(result.results.length);
   for (const operation of result.results) {
@@ -377,6 +412,11 @@ export function readSessionResult(reader: ByteReader): KvResult {
   const kind = RESULT_KINDS[reader.u8()];
   const flag = reader.u8();
   const revision = reader.safeInteger();
+  if (kind === "auth") {
+    const outcome = AUTH_OUTCOMES[flag];
+    if (outcome === undefined || revision !== 0) throw new InvalidInputError("KV session result has a bad auth outcome");
+    return { op: "auth", outcome, authRevision: reader.safeInteger() };
+  }
   if (flag > 1 || (flag === 1 && (kind === "put" || kind === "noop" || kind === "rejected"))) throw new InvalidInputError("KV session result has a bad flag");
   if (revision !== 0 && kind !== undefined && REVISIONLESS.has(kind)) throw new InvalidInputError("KV session result has a revision it cannot have");
   if (flag !== 0 && kind !== undefined && kind.startsWith("lease-")) throw new InvalidInputError("KV session result has a bad flag");

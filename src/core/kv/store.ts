@@ -1,8 +1,9 @@
 import { assert, assertIndex } from "../common/assert.js";
-import { bytesEqual, compareBytes } from "../common/bytes.js";
+import { ByteReader, bytesEqual, compareBytes } from "../common/bytes.js";
 import { InvalidInputError } from "../common/errors.js";
 import { toWellFormed } from "../common/utf8.js";
 import { compareUtf8 } from "../common/utf8.js";
+import { applyAuthChange, decodeAuthState, EMPTY_AUTH, encodeAuthState, type AuthChange, type AuthState } from "./auth.js";
 import { MemoryKvBackend, type KvBackend } from "./backend.js";
 import { decodeCommand, type KvCommand, type RequestId, type TxnCommand, type TxnCompare, type TxnCompareOperator } from "./command.js";
 import { purgeFrom, purgeStep, rangeAt, recordAt, retainedChanges } from "./history.js";
@@ -137,6 +138,8 @@ export class KvStore {
   private leaseCountValue: number;
   /** No lease expires before this clock: a lower bound, so most clock entries scan no lease. */
   private leaseExpiryLowerBoundMs: number;
+  /** Users, roles and permissions (auth.ts), decoded from the backend's bytes. */
+  private authState: AuthState;
 
   /**
    * A store over `backend`, at the applied index and revision the backend holds.
@@ -161,6 +164,7 @@ export class KvStore {
     this.keyCount = backend.recordCount();
     this.leaseCountValue = countOf(backend.allLeases());
     this.leaseExpiryLowerBoundMs = this.leaseCountValue === 0 ? Number.POSITIVE_INFINITY : 0;
+    this.authState = readAuthState(backend);
   }
 
   /** Opens the state a backend holds (the same as `new KvStore(backend)`, named for reading). */
@@ -346,6 +350,7 @@ export class KvStore {
         session: (session) => backend.putSession(session),
         change: (change, compactRevision) => restoreChange(backend, change, compactRevision),
         lease: (lease, keys) => restoreLease(backend, lease, keys),
+        auth: (state) => backend.writeAuth(state),
       });
       // A snapshot from before there was history: the history starts at its revision.
       const compactRevision = restored.compactRevision ?? startHistory(backend, restored.revision);
@@ -363,6 +368,7 @@ export class KvStore {
     this.keyCount = backend.recordCount();
     this.leaseCountValue = countOf(backend.allLeases());
     this.leaseExpiryLowerBoundMs = this.leaseCountValue === 0 ? Number.POSITIVE_INFINITY : 0;
+    this.authState = readAuthState(backend);
     this.observer?.restored();
   }
 
@@ -371,7 +377,7 @@ export class KvStore {
     const meta = { appliedIndex: this.appliedIndex, revision: this.revision, clockMs: this.clockMs };
     const history = { compactRevision: this.compactRevisionValue, changes: [...retainedChanges(this.backend, this.compactRevisionValue)] };
     const leases = [...this.backend.allLeases()].map((lease) => ({ lease, keys: this.backend.leaseKeys(lease.id, Number.MAX_SAFE_INTEGER) }));
-    return encodeSnapshot(meta, [...this.backend.allRecords()], [...this.backend.allSessions()], history, leases);
+    return encodeSnapshot(meta, [...this.backend.allRecords()], [...this.backend.allSessions()], history, leases, this.backend.readAuth());
   }
 
   /** Runs `fn` in one backend transaction that ends by writing the meta; undoes the caches if it throws. */
@@ -386,6 +392,7 @@ export class KvStore {
     const keyCount = this.keyCount;
     const leaseCount = this.leaseCountValue;
     const leaseExpiryLowerBoundMs = this.leaseExpiryLowerBoundMs;
+    const authState = this.authState;
     let result: T;
     try {
       result = this.backend.transaction(() => {
@@ -404,6 +411,7 @@ export class KvStore {
       this.keyCount = keyCount;
       this.leaseCountValue = leaseCount;
       this.leaseExpiryLowerBoundMs = leaseExpiryLowerBoundMs;
+      this.authState = authState;
       this.pendingChanges = [];
       throw error;
     }
@@ -618,6 +626,19 @@ export class KvStore {
     return { op: "lease-revoke", id, ...this.dropLease(id) };
   }
 
+  /** Applies a change of users, roles or auth (auth.ts); the state is written whole (it is small and changes rarely). */
+  private changeAuth(change: AuthChange): KvResult {
+    const { state, outcome } = applyAuthChange(this.authState, change);
+    this.authState = state;
+    this.backend.writeAuth(encodeAuthState(state));
+    return { op: "auth", outcome, authRevision: state.revision };
+  }
+
+  /** Users, roles, permissions and whether auth is enabled, as of the last applied entry. */
+  get auth(): AuthState {
+    return this.authState;
+  }
+
   /** The first lease a write names that the store does not hold, if any. */
   private missingLease(leases: readonly (number | undefined)[]): number | undefined {
     return leases.find((lease) => lease !== undefined && this.backend.getLease(lease) === undefined);
@@ -630,6 +651,7 @@ export class KvStore {
     if (command.op === "lease-grant") return this.grantLease(index, command.ttlMs, command.request);
     if (command.op === "lease-keepalive") return this.keepLeaseAlive(command.lease, command.request);
     if (command.op === "lease-revoke") return this.revokeLease(command.lease);
+    if (command.op === "auth") return this.changeAuth(command.change);
     const missing = command.op === "delete" ? undefined : this.missingLease([command.lease]);
     if (missing !== undefined) return { op: "lease-not-found", id: missing };
     const current = this.backend.getRecord(command.key);
@@ -806,6 +828,15 @@ function countOf(items: Iterable<unknown>): number {
   let count = 0;
   for (const _ of items) count++;
   return count;
+}
+
+function readAuthState(backend: KvBackend): AuthState {
+  const bytes = backend.readAuth();
+  if (bytes === undefined) return EMPTY_AUTH;
+  const reader = new ByteReader(bytes, "the stored auth state");
+  const state = decodeAuthState(reader);
+  reader.expectEnd();
+  return state;
 }
 
 /** What a session keeps of a result: a transaction's get results lose their records. */

@@ -187,9 +187,16 @@ describe("LMDB KV store: snapshots built a piece at a time", () => {
     // A compaction whose purge has only begun: the snapshot keeps what compaction keeps, however far it went.
     kv.apply(++index, encodeCommand({ op: "compact", request: { clientId: 0, sequence: 0 }, revision: 600 }));
     kv.purgeHistory(100);
+    // Users and roles travel in the snapshot too, and are not counted as keys.
+    const keys = kv.keys;
+    const password = { cost: 15, salt: new Uint8Array(16).fill(1), hash: new Uint8Array(32).fill(2) };
+    kv.apply(++index, encodeCommand({ op: "auth", request: { clientId: 0, sequence: 0 }, change: { kind: "user-add", name: "alice", password } }));
+    kv.apply(++index, encodeCommand({ op: "auth", request: { clientId: 0, sequence: 0 }, change: { kind: "role-add", name: "reader" } }));
+    assert.equal(kv.keys, keys);
+    assert.equal(backend.recordCount(), keys);
     const expected = kv.snapshot();
     const builder = backend.beginSnapshot();
-    assert.equal(builder.meta.appliedIndex, 1200);
+    assert.equal(builder.meta.appliedIndex, 1202);
     let steps = 0;
     while (!builder.step(50)) {
       steps++;
@@ -200,8 +207,9 @@ describe("LMDB KV store: snapshots built a piece at a time", () => {
     assert.ok(KvStore.restore(expected).leaseCount > 10, "the state holds leases");
     assert.deepEqual(Buffer.from(builder.data), Buffer.from(expected), "byte-identical to the synchronous snapshot of the same state");
     const restored = KvStore.restore(builder.data);
-    assert.equal(restored.applied, 1200);
-    assert.notEqual(kv.applied, 1200, "the live store moved on meanwhile");
+    assert.equal(restored.applied, 1202);
+    assert.deepEqual([...restored.auth.users.keys()], ["alice"]);
+    assert.notEqual(kv.applied, 1202, "the live store moved on meanwhile");
     await backend.close();
   });
 

@@ -11,6 +11,7 @@
  *                                      | f64 compactRevision | f64 purged revision | u32 length | purged key
  *   0x01 | UTF-8 key          record   f64 createRevision | f64 modRevision | f64 version | value
  *   0x02 | f64 clientId       session  f64 sequence | session result (src/core/kv/snapshot.ts)
+ *   0x00 0x61                 auth     the auth state (src/core/kv/auth.ts), once ever changed
  *
  * Formats 1 (no clock) and 2 (no history) are still opened: the history starts then, at the
  * store's revision, as the records (`startHistory`), and the meta becomes format 3. A later
@@ -52,13 +53,15 @@ import { limits } from "../../core/common/limits.js";
 import type { KvBackend, KvHistoryKeysQuery, KvRangeQuery } from "../../core/kv/backend.js";
 import { isRetained } from "../../core/kv/history.js";
 import type { HistoryPosition, KvChange, KvLease, KvMeta, KvRecord, KvSession } from "../../core/kv/model.js";
-import { changeBytes, encodeLeases, readSessionResult, sessionValueBytes, SESSIONS_V3_MARKER, writeChange, writeHistoryHeader, writeSessionValue, type SnapshotLease } from "../../core/kv/snapshot.js";
+import { changeBytes, encodeAuthSection, encodeLeases, readSessionResult, sessionValueBytes, SESSIONS_V3_MARKER, writeChange, writeHistoryHeader, writeSessionValue, type SnapshotLease } from "../../core/kv/snapshot.js";
 import { startHistory } from "../../core/kv/store.js";
 import { removeLeftoverTempFiles, writeFileAtomic } from "./atomic-file.js";
 import { decodeChange, HistoryCorruption, LmdbHistory, type LmdbDatabase } from "./kv-lmdb-history.js";
 import { LeaseCorruption, LmdbLeases } from "./kv-lmdb-leases.js";
 
 const META_KEY = Buffer.from([0x00]);
+/** The auth state (src/core/kv/auth.ts), when it was ever written: after the meta, before the records. */
+const AUTH_KEY = Buffer.from([0x00, 0x61]);
 const RECORD_PREFIX = 0x01;
 const SESSION_PREFIX = 0x02;
 /** Main-database keys from here up are LMDB's own: the names of the named databases. */
@@ -280,7 +283,7 @@ export class LmdbKvBackend implements KvBackend {
   recordCount(): number {
     const entries = (this.db.getStats() as { entryCount: number }).entryCount;
     const sessions = this.db.getKeysCount({ start: Buffer.from([SESSION_PREFIX]), end: Buffer.from([SESSION_PREFIX + 1]) });
-    const meta = this.db.getBinaryFast(META_KEY) === undefined ? 0 : 1;
+    const meta = (this.db.getBinaryFast(META_KEY) === undefined ? 0 : 1) + (this.db.getBinaryFast(AUTH_KEY) === undefined ? 0 : 1);
     const named = this.db.getKeysCount({ start: Buffer.from([NAMED_DATABASES_FROM]) });
     const records = entries - sessions - meta - named;
     assert(Number.isSafeInteger(records) && records >= 0, `LMDB counts ${entries} entries, ${sessions} sessions, ${meta} meta and ${named} named databases`);
@@ -363,7 +366,8 @@ export class LmdbKvBackend implements KvBackend {
         },
       };
       const leases = (): SnapshotLease[] => this.guarded(() => [...this.leases.all(transaction)].map((lease) => ({ lease, keys: this.leases.keys(lease.id, Number.MAX_SAFE_INTEGER, undefined, transaction) })));
-      return new LmdbSnapshotBuilder(this.path, meta, records, sessions, view, () => transaction.done(), leases);
+      const auth = this.db.get(AUTH_KEY, { transaction });
+      return new LmdbSnapshotBuilder(this.path, meta, records, sessions, view, () => transaction.done(), leases, auth === undefined ? undefined : Uint8Array.from(auth));
     } catch (error) {
       transaction.done();
       throw error;
@@ -384,6 +388,17 @@ export class LmdbKvBackend implements KvBackend {
     stored.writeUInt32BE(keyLength, 41);
     stored.write(purgedKey, 45, "utf8");
     this.db.putSync(META_KEY, stored);
+  }
+
+  readAuth(): Uint8Array | undefined {
+    // get, not getBinaryFast: that one's buffer is lmdb-js's own, reused by the next read.
+    const stored = this.db.get(AUTH_KEY);
+    return stored === undefined ? undefined : new Uint8Array(stored);
+  }
+
+  writeAuth(state: Uint8Array): void {
+    this.assertWriting();
+    this.db.putSync(AUTH_KEY, Buffer.from(state));
   }
 
   putChange(change: KvChange): void {
@@ -657,6 +672,8 @@ export class LmdbSnapshotBuilder {
     private readonly end: () => void,
     /** The leases and their keys, read in the snapshot's transaction. */
     private readonly leases: () => readonly SnapshotLease[] = () => [],
+    /** The auth state's bytes, if it was ever written. */
+    private readonly auth?: Uint8Array,
   ) {
     const header = new ByteWriter(20);
     header.f64(meta.appliedIndex);
@@ -765,6 +782,7 @@ export class LmdbSnapshotBuilder {
   private complete(): void {
     // Leases are few beside records: read whole, before the read transaction ends.
     this.pieces.push(encodeLeases(this.leases()));
+    this.pieces.push(encodeAuthSection(this.auth));
     this.abort();
     assert(this.historyHeader !== null, "the history follows the records");
     new DataView((this.pieces[0] as Uint8Array).buffer).setUint32(16, this.recordCount);
