@@ -14,6 +14,13 @@ export const DEFAULT_ENDPOINTS = ["http://127.0.0.1:7001", "http://127.0.0.1:700
 
 /** The TLS files given to this command (`--cacert`, `--cert`, `--key`), read before its action runs. */
 let commandTls: ClientTls | undefined;
+/** The credentials given to this command (`--user name:password`), for a cluster with auth enabled. */
+let commandAuth: { readonly user: string; readonly password: string } | undefined;
+
+/** The Authorization header of `--user`, for the commands' plain HTTP requests. */
+export function commandAuthorization(): Record<string, string> {
+  return commandAuth === undefined ? {} : { authorization: `Basic ${Buffer.from(`${commandAuth.user}:${commandAuth.password}`).toString("base64")}` };
+}
 
 function readPemFlag(file: string, flag: string): string {
   try {
@@ -36,8 +43,14 @@ export function addClientTlsOptions(program: Command): void {
         .addOption(new Option("--cacert <file>", "for https:// endpoints: the CA certificate to trust (PEM; a synod cluster --tls cluster's tls/ca.pem)").env("SYNOD_CACERT"))
         .addOption(new Option("--cert <file>", "a client certificate to present (PEM), with --key").env("SYNOD_CERT"))
         .addOption(new Option("--key <file>", "the client certificate's key (PEM)").env("SYNOD_KEY"))
+        .addOption(new Option("--user <name:password>", "credentials, for a cluster with auth enabled (docs/security.md)").env("SYNOD_USER"))
         .hook("preAction", (_self, action) => {
-          const { cacert, cert, key } = action.opts<{ cacert?: string; cert?: string; key?: string }>();
+          const { cacert, cert, key, user } = action.opts<{ cacert?: string; cert?: string; key?: string; user?: string }>();
+          if (user !== undefined) {
+            const colon = user.indexOf(":");
+            if (colon <= 0) throw new UsageError("--user is name:password");
+            commandAuth = { user: user.slice(0, colon), password: user.slice(colon + 1) };
+          }
           if ((cert === undefined) !== (key === undefined)) throw new UsageError("--cert and --key go together");
           if (cacert === undefined && cert === undefined) return;
           const tls: ClientTls = {
@@ -143,7 +156,7 @@ export async function callCluster(
     try {
       response = await fetch(`${endpoint}${request.path}`, {
         method: request.method,
-        headers: { "content-type": "application/json" },
+        headers: { "content-type": "application/json", ...commandAuthorization() },
         ...(request.body === undefined ? {} : { body: JSON.stringify(request.body) }),
         signal: AbortSignal.timeout(15_000),
       });
@@ -213,6 +226,7 @@ export async function withClient(
     attemptTimeoutMs: CLI_ATTEMPT_TIMEOUT_MS,
     retry: { attemptsMax: patience.rideOutFailovers === true ? CLI_PATIENT_ATTEMPTS_MAX : Math.max(3, 2 * options.endpoints.length), backoffMsBase: 25, backoffMsMax: 250 },
     ...(commandTls === undefined ? {} : { tls: commandTls }),
+    ...(commandAuth === undefined ? {} : { auth: commandAuth }),
   });
   try {
     await run(client);

@@ -16,6 +16,7 @@ import { registerProxyCommand } from "./proxy-command.js";
 import { registerSnapshotCommand } from "./snapshot-command.js";
 import { registerStatusCommand } from "./status-command.js";
 import { registerTlsCommand } from "./tls-command.js";
+import { registerAuthCommands } from "./auth-command.js";
 import { defaultWorkers, listMutants, parseFaults, simCommand, UsageError } from "./sim-command.js";
 
 function integer(what: string, min: number) {
@@ -117,6 +118,7 @@ function buildProgram(setExitCode: (code: number) => void): Command {
   registerProxyCommand(program, setExitCode);
   registerSnapshotCommand(program, setExitCode);
   registerTlsCommand(program, setExitCode);
+  registerAuthCommands(program, setExitCode);
   addClientTlsOptions(program);
 
   return program;

@@ -1,3 +1,4 @@
+import type { MetricsAccess } from "../runtime/server/auth-http.js";
 import { hostname } from "node:os";
 import { resolve } from "node:path";
 import { type Command, InvalidArgumentError, Option } from "commander";
@@ -27,6 +28,8 @@ interface NodeFlags {
   snapshotEntries: number;
   walSegmentBytes: number;
   historyRevisions: number;
+  authTokenTtlSeconds: number;
+  metricsAuth: MetricsAccess;
   logLevel: string;
   logFormat?: LogFormat;
   tlsCert?: string;
@@ -70,6 +73,8 @@ export function registerNodeCommand(program: Command, setExitCode: (code: number
     .option("--snapshot-entries <n>", "snapshot and compact the log after this many applied entries", positiveInteger("--snapshot-entries"), DEFAULT_NODE_CONFIG.snapshotEntries)
     .option("--wal-segment-bytes <n>", "size of a write-ahead log segment (preallocated)", positiveInteger("--wal-segment-bytes"), DEFAULT_NODE_CONFIG.walSegmentBytes)
     .option("--history-revisions <n>", "revisions of history kept for reads at a revision and watches (the leader compacts older ones); 0 keeps all until POST /v1/compact", nonNegativeInteger("--history-revisions"), DEFAULT_NODE_CONFIG.historyRevisions)
+    .option("--auth-token-ttl-seconds <n>", "how long a token from POST /v1/auth/authenticate is good for", positiveInteger("--auth-token-ttl-seconds"), DEFAULT_NODE_CONFIG.authTokenTtlMs / 1000)
+    .addOption(new Option("--metrics-auth <who>", "who may read /metrics once auth is enabled").choices(["open", "user", "admin"]).default(DEFAULT_NODE_CONFIG.metricsAccess))
     .option("--log-level <level>", "trace, debug, info, warn, error", DEFAULT_NODE_CONFIG.logLevel)
     .addOption(logFormatOption())
     .option("--tls-cert <file>", "this node's certificate (PEM), naming urn:synod:node:<id>: serve HTTPS and use mutual TLS with peers (with --tls-key and --tls-ca)")
@@ -134,6 +139,8 @@ function configFrom(flags: NodeFlags): NodeConfig {
       snapshotEntries: flags.snapshotEntries,
       walSegmentBytes: flags.walSegmentBytes,
       historyRevisions: flags.historyRevisions,
+      authTokenTtlMs: flags.authTokenTtlSeconds * 1000,
+      metricsAccess: flags.metricsAuth,
       logLevel: flags.logLevel,
       tls: tlsFilesFrom(flags),
     });

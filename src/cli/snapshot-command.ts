@@ -13,7 +13,7 @@ import { StartupError } from "../runtime/server/data-dir.js";
 import { restoreDataDir, RestoreRefusedError, verifyBackupFile } from "../runtime/server/restore.js";
 import { BackupFileError, BackupVerifier, type BackupHeader } from "../runtime/storage/backup-file.js";
 import { DEFAULT_NODE_CONFIG } from "../runtime/server/config.js";
-import { endpointsOption, EXIT, integerIn } from "./client-options.js";
+import { commandAuthorization, endpointsOption, EXIT, integerIn } from "./client-options.js";
 import { UsageError } from "./sim-command.js";
 
 type SetExitCode = (code: number) => void;
@@ -111,7 +111,7 @@ async function save(file: string, options: SaveOptions): Promise<number> {
     const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(new Error(`no answer within ${ANSWER_TIMEOUT_MS / 1000} s`)), ANSWER_TIMEOUT_MS);
     try {
-      response = await fetch(`${endpoint}/v1/snapshot?consistency=${options.consistency}`, { signal: abort.signal });
+      response = await fetch(`${endpoint}/v1/snapshot?consistency=${options.consistency}`, { signal: abort.signal, headers: commandAuthorization() });
     } catch (error) {
       failures.push(`${endpoint}: ${reachFailure(error)}`);
       continue;

@@ -101,6 +101,12 @@ export interface ClientOptions {
   readonly seed?: number;
   /** For https:// endpoints: the CA to trust (a `synod cluster --tls` cluster's `tls/ca.pem`) and a client certificate. */
   readonly tls?: ClientTls;
+  /**
+   * Credentials for a cluster with auth enabled (docs/security.md): a user and password
+   * (sent as HTTP Basic; the node checks the password once and caches it), or a token from
+   * `POST /v1/auth/authenticate`.
+   */
+  readonly auth?: { readonly user: string; readonly password: string } | { readonly token: string };
   /** How long connecting to a node may take; default 3,000 ms. */
   readonly connectTimeoutMs?: number;
   /** Keep-alive connections per endpoint, 1..1024; default `concurrency`, at most 1024. */
@@ -280,6 +286,8 @@ export class Client {
   /** Leases this client keeps alive. */
   private readonly heldLeases = new Set<Lease>();
   private readonly connectTimeoutMs: number;
+  /** The Authorization header `options.auth` makes, sent with every request. */
+  private readonly authorization: string | undefined;
   private readonly responseBytesMax: number;
   private closing: Promise<void> | null = null;
   private readonly counters = { calls: 0, retries: 0, callsRetried: 0, retriesDenied: 0, retriesMaybeApplied: 0, outcomeUnknown: 0, sessionsOpened: 0, sessionsExpired: 0 };
@@ -297,6 +305,7 @@ export class Client {
     this.prng = new Prng(seed);
     this.budget = resolveRetryOption(() => new RetryBudget(performance.now(), options.retry ?? {}));
     this.lanes = options.sessions === false ? null : new SessionLanes(concurrency);
+    this.authorization = authorizationOf(options.auth);
     this.connectTimeoutMs = integerOption(options.connectTimeoutMs, CONNECT_TIMEOUT_MS_DEFAULT, "connectTimeoutMs", 1, TIMEOUT_MS_MAX);
     this.responseBytesMax = integerOption(options.responseBytesMax, RESPONSE_BYTES_MAX_DEFAULT, "responseBytesMax", 1, Number.MAX_SAFE_INTEGER);
     this.transport = new HttpTransport({
@@ -306,8 +315,10 @@ export class Client {
       answerTimeoutMs: TIMEOUT_MS_MAX,
       responseBytesMax: this.responseBytesMax,
       ...(options.tls === undefined ? {} : { tls: options.tls }),
+      ...(this.authorization === undefined ? {} : { authorization: this.authorization }),
     });
     this.router = new ClusterRouter({
+      ...(this.authorization === undefined ? {} : { authorization: this.authorization }),
       endpoints: endpointConfigs(options),
       ...(options.strategy === undefined ? {} : { strategy: options.strategy }),
       ...(options.balancer === undefined ? {} : { balancer: options.balancer }),
@@ -430,6 +441,7 @@ export class Client {
         reportSuccess: (id) => this.router.reportSuccess(id),
         backoffMs: (attempt) => backoffMs(attempt, this.prng, this.backoff),
         connectTimeoutMs: this.connectTimeoutMs,
+        ...(this.authorization === undefined ? {} : { authorization: this.authorization }),
         eventBytesMax: this.responseBytesMax,
       },
       (closed) => this.watches.delete(closed),
@@ -874,4 +886,14 @@ function leaseIdOf(lease: Lease | number): number {
   const id = typeof lease === "number" ? lease : lease.id;
   if (!Number.isSafeInteger(id) || id < 1) throw new InvalidInputError(`a lease id is a positive integer, got ${id}`);
   return id;
+}
+
+function authorizationOf(auth: ClientOptions["auth"]): string | undefined {
+  if (auth === undefined) return undefined;
+  if ("token" in auth) {
+    if (typeof auth.token !== "string" || auth.token === "") throw new InvalidInputError("auth.token must be a token from POST /v1/auth/authenticate");
+    return `Bearer ${auth.token}`;
+  }
+  if (typeof auth.user !== "string" || auth.user === "" || auth.user.includes(":") || typeof auth.password !== "string") throw new InvalidInputError("auth is { user, password } (a user name without ':') or { token }");
+  return `Basic ${Buffer.from(`${auth.user}:${auth.password}`).toString("base64")}`;
 }

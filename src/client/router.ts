@@ -49,6 +49,8 @@ export interface ClusterRouterOptions {
   readonly endpoints: readonly RouterEndpointConfig[];
   /** For https:// endpoints, the default fetchers' CA and client certificate (as `ClientOptions.tls`). */
   readonly tls?: ClientTls;
+  /** The default fetchers' Authorization header (ClientOptions.auth). */
+  readonly authorization?: string;
   /** The picker for requests that do not go to the leader; default `p2c`. */
   readonly strategy?: Strategy;
   /** Health, ejection, panic and slow-start tuning (docs/balance.md). */
@@ -177,8 +179,8 @@ export class ClusterRouter {
     this.now = options.now ?? (() => performance.now());
     const needsAgent = options.fetchStatus === undefined || (options.fetchMembers === undefined && this.membersIntervalMs > 0);
     this.agent = needsAgent ? new Agent({ connections: 1, maxResponseSize: STATUS_BYTES_MAX, connect: tlsConnectOptions(options.tls) }) : null;
-    this.fetchStatus = options.fetchStatus ?? httpStatusFetcher(this.agent as Agent, this.healthCheckTimeoutMs);
-    this.fetchMembers = options.fetchMembers ?? (this.agent === null ? async () => null : httpMembersFetcher(this.agent));
+    this.fetchStatus = options.fetchStatus ?? httpStatusFetcher(this.agent as Agent, this.healthCheckTimeoutMs, options.authorization);
+    this.fetchMembers = options.fetchMembers ?? (this.agent === null ? async () => null : httpMembersFetcher(this.agent, options.authorization));
     const endpoints = this.adopt(options.endpoints);
     this.seeds = endpoints;
     const seed = options.seed ?? randomInt(0, 2 ** 47);
@@ -465,9 +467,9 @@ export class ClusterRouter {
 }
 
 /** The default check: `GET {url}/v1/status` over `agent`, 200 with a readable status passing. */
-function httpStatusFetcher(agent: Agent, timeoutMs: number): StatusFetcher {
+function httpStatusFetcher(agent: Agent, timeoutMs: number, authorization: string | undefined): StatusFetcher {
   return async (url, signal) => {
-    const response = await agent.request({ origin: url, path: "/v1/status", method: "GET", signal, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+    const response = await agent.request({ origin: url, path: "/v1/status", method: "GET", signal, headers: authorization === undefined ? {} : { authorization }, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
     const body = new Uint8Array(await response.body.arrayBuffer());
     if (response.statusCode !== 200) return { ok: false };
     const answer = { endpoint: url, status: response.statusCode, headers: response.headers, body };
@@ -480,9 +482,9 @@ function httpStatusFetcher(agent: Agent, timeoutMs: number): StatusFetcher {
 }
 
 /** The default member list: `GET {url}/v1/members` over `agent`; null for an error answer or one that is not a list. */
-function httpMembersFetcher(agent: Agent): MembersFetcher {
+function httpMembersFetcher(agent: Agent, authorization: string | undefined): MembersFetcher {
   return async (url, signal) => {
-    const response = await agent.request({ origin: url, path: "/v1/members", method: "GET", signal, headersTimeout: MEMBERS_TIMEOUT_MS, bodyTimeout: MEMBERS_TIMEOUT_MS });
+    const response = await agent.request({ origin: url, path: "/v1/members", method: "GET", signal, headers: authorization === undefined ? {} : { authorization }, headersTimeout: MEMBERS_TIMEOUT_MS, bodyTimeout: MEMBERS_TIMEOUT_MS });
     const body = new Uint8Array(await response.body.arrayBuffer());
     if (response.statusCode !== 200) return null;
     try {

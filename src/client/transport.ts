@@ -26,6 +26,8 @@ export interface TransportOptions {
   readonly responseBytesMax: number;
   /** For https:// endpoints: the CA to trust and a client certificate (ClientOptions.tls). */
   readonly tls?: ClientTls;
+  /** An Authorization header sent with every request (ClientOptions.auth). */
+  readonly authorization?: string;
 }
 
 /**
@@ -83,7 +85,7 @@ export class HttpTransport {
         method: request.method,
         path: request.path,
         body: request.body ?? null,
-        headers: request.headers ?? {},
+        headers: this.options.authorization === undefined ? (request.headers ?? {}) : { authorization: this.options.authorization, ...request.headers },
         headersTimeout: this.options.answerTimeoutMs,
         bodyTimeout: this.options.answerTimeoutMs,
       });

@@ -61,6 +61,8 @@ export interface WatchContext {
   /** The pause before reconnection `attempt` (0-based). */
   backoffMs(attempt: number): number;
   readonly connectTimeoutMs: number;
+  /** An Authorization header for the stream (ClientOptions.auth). */
+  readonly authorization?: string;
   /** The largest event accepted, in bytes. */
   readonly eventBytesMax: number;
 }
@@ -280,7 +282,8 @@ export class Watch implements AsyncIterableIterator<WatchEvent> {
   }
 
   private headers(): Record<string, string> {
-    return this.lastEventId === null ? { accept: "text/event-stream" } : { accept: "text/event-stream", "last-event-id": this.lastEventId };
+    const auth = this.context.authorization === undefined ? {} : { authorization: this.context.authorization };
+    return this.lastEventId === null ? { accept: "text/event-stream", ...auth } : { accept: "text/event-stream", "last-event-id": this.lastEventId, ...auth };
   }
 
   private async pause(attempt: number): Promise<void> {

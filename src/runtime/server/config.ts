@@ -1,3 +1,4 @@
+import type { MetricsAccess } from "./auth-http.js";
 import type { TlsFiles } from "../tls/material.js";
 import { assert } from "../../core/common/assert.js";
 import { InvalidInputError } from "../../core/common/errors.js";
@@ -56,6 +57,10 @@ export interface NodeConfig {
    * at least this many (and at most a tenth more). 0 keeps everything until `POST /v1/compact`.
    */
   readonly historyRevisions: number;
+  /** How long a token from `POST /v1/auth/authenticate` is good for. */
+  readonly authTokenTtlMs: number;
+  /** Who may read /metrics once auth is enabled: anyone, any user, or admins. */
+  readonly metricsAccess: MetricsAccess;
   readonly logLevel: string;
   /**
    * `--tls-cert`, `--tls-key`, `--tls-ca`: HTTPS for clients and mutual TLS between peers,
@@ -78,6 +83,8 @@ export const DEFAULT_NODE_CONFIG = Object.freeze({
   requestBodyBytesMax: 4 * 1024 * 1024,
   pendingRequestsMax: 100_000,
   historyRevisions: 100_000,
+  authTokenTtlMs: 10 * 60_000,
+  metricsAccess: "open",
   logLevel: "info",
   tls: null as TlsFiles | null,
 });

@@ -25,6 +25,7 @@ export function fakeService(store: KvStore, fault: Fault, writes: KvCommand[], w
     return store.apply(++index, encodeCommand(command));
   };
   return {
+    auth: () => store.auth,
     write: (operation, client) => {
       if (fault.refuse !== null) return Promise.reject(fault.refuse);
       const request = client === null || client === undefined ? { clientId: 0, sequence: 0 } : client;

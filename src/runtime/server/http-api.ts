@@ -30,6 +30,21 @@ import {
 import { sendBackup, type Backup } from "./backup.js";
 import { parseTxnRequest, txnResultJson } from "./txn-json.js";
 import { parseEventId, WatchCanceledError, type WatchHub, type WatchRequest } from "./watch.js";
+import type { AuthState } from "../../core/kv/auth.js";
+import {
+  DEFAULT_AUTH_OPTIONS,
+  Guard,
+  serveAuthEnable,
+  serveAuthenticate,
+  serveAuthStatus,
+  serveRole,
+  serveRolePermission,
+  serveRoles,
+  serveUser,
+  serveUserRole,
+  serveUsers,
+  type AuthOptions,
+} from "./auth-http.js";
 import type { LeaseView } from "./lease-view.js";
 
 /** What the HTTP layer needs from the node. */
@@ -58,10 +73,12 @@ export interface KvService {
   readonly watches: WatchHub;
   status(): object;
   members(): object;
-  /** Changes the membership, through the leader wherever it is asked; answers once the change is in force. */
-  changeMembers(request: MemberRequest, forwarded: boolean): Promise<{ readonly status: number; readonly body: object }>;
+  /** Changes the membership, through the leader wherever it is asked (with the caller's `credentials`); answers once the change is in force. */
+  changeMembers(request: MemberRequest, forwarded: boolean, credentials?: string): Promise<{ readonly status: number; readonly body: object }>;
   /** Hands leadership to `to` (null: the leader's pick), through the leader wherever it is asked. */
-  transferLeadership(to: number | null, forwarded: boolean): Promise<{ readonly status: number; readonly body: object }>;
+  transferLeadership(to: number | null, forwarded: boolean, credentials?: string): Promise<{ readonly status: number; readonly body: object }>;
+  /** Users, roles and whether auth is enabled, as this node applied them. */
+  auth(): AuthState;
   /** A backup of the state machine (`GET /v1/snapshot`); at or after every acknowledged write unless `stale`. */
   backup(consistency: ReadConsistency): Promise<Backup>;
   metrics(): Promise<{ readonly contentType: string; readonly body: string }>;
@@ -94,6 +111,8 @@ export type MemberRequest =
 
 export interface HttpApiOptions {
   readonly requestBodyBytesMax: number;
+  /** Token lifetime and who reads /metrics (DEFAULT_AUTH_OPTIONS when absent). */
+  readonly auth?: AuthOptions;
 }
 
 /** A 413: the request is larger than a limit. */
@@ -130,6 +149,8 @@ const RANGE_LIMIT_MAX = 1000;
 const KV_PREFIX = "/v1/kv/";
 const MEMBERS_PREFIX = "/v1/members/";
 const LEASES_PREFIX = "/v1/leases/";
+const AUTH_USERS_PREFIX = "/v1/auth/users/";
+const AUTH_ROLES_PREFIX = "/v1/auth/roles/";
 /** Keys `GET /v1/leases/{id}` lists at most (`moreKeys` says there are more). */
 const LEASE_KEYS_SHOWN_MAX = 1000;
 /**
@@ -199,6 +220,9 @@ interface RouteContext {
   readonly key: string;
   /** `/v1/members/{id}`'s id, or `/v1/leases/{id}`'s; 0 elsewhere. */
   readonly memberId: number;
+  /** What the caller may do (auth-http.ts). */
+  readonly guard: Guard;
+  readonly auth: AuthOptions;
 }
 
 interface Route {
@@ -206,6 +230,11 @@ interface Route {
   readonly query: readonly string[];
   /** Parameters refused with a message of their own (what to do instead). */
   readonly refused?: Readonly<Record<string, string>>;
+  /**
+   * Who may call it: anyone, any user, an admin, or what the check says (a permission on the
+   * path's key, say). Routes whose permission depends on the body check inside `serve` too.
+   */
+  readonly access: "public" | "user" | "admin" | ((context: RouteContext) => Promise<void>);
   readonly serve: (context: RouteContext) => Promise<void> | void;
 }
 
@@ -215,42 +244,65 @@ interface Route {
  */
 const ROUTES: Readonly<Record<string, Readonly<Record<string, Route>>>> = {
   "/v1/kv/{key}": {
-    GET: { query: ["consistency", "raw", "revision"], serve: (c) => getKey(c.service, c.key, c.query, c.response) },
-    PUT: { query: ["prevRevision", "lease"], serve: async (c) => putKey(c.service, c.key, c.query, clientRequestOf(c.request), await readBody(c.request, limits.valueBytesMax, "a value"), c.response) },
+    GET: { query: ["consistency", "raw", "revision"], access: (c) => c.guard.read(c.key), serve: (c) => getKey(c.service, c.key, c.query, c.response) },
+    PUT: { query: ["prevRevision", "lease"], access: (c) => c.guard.write(c.key), serve: async (c) => putKey(c.service, c.key, c.query, clientRequestOf(c.request), await readBody(c.request, limits.valueBytesMax, "a value"), c.response) },
     DELETE: {
       query: ["prefix"],
       refused: { prevRevision: "a conditional delete is a transaction: POST /v1/txn with a compare on the key's revision" },
+      access: (c) => c.guard.write(c.key),
       serve: (c) => deleteKey(c.service, c.key, flagParameter(c.query, "prefix"), clientRequestOf(c.request), c.response),
     },
   },
-  "/v1/kv": { GET: { query: ["prefix", "limit", "after", "consistency", "revision"], serve: (c) => rangeKeys(c.service, c.query, c.response) } },
-  "/v1/txn": { POST: { query: [], serve: serveTxn } },
-  "/v1/compact": { POST: { query: [], serve: serveCompact } },
-  "/v1/watch": { GET: { query: ["key", "prefix", "fromRevision", "prevValue", "linearizable"], serve: serveWatch } },
+  "/v1/kv": { GET: { query: ["prefix", "limit", "after", "consistency", "revision"], access: (c) => c.guard.read(c.query.get("prefix") ?? ""), serve: (c) => rangeKeys(c.service, c.query, c.response) } },
+  "/v1/txn": { POST: { query: [], access: "user", serve: serveTxn } },
+  "/v1/compact": { POST: { query: [], access: "admin", serve: serveCompact } },
+  "/v1/watch": { GET: { query: ["key", "prefix", "fromRevision", "prevValue", "linearizable"], access: (c) => c.guard.read(c.query.get("key") ?? c.query.get("prefix") ?? ""), serve: serveWatch } },
   "/v1/leases": {
-    POST: { query: [], serve: serveGrant },
-    GET: { query: ["limit", "after", "consistency"], serve: serveLeaseList },
+    POST: { query: [], access: "user", serve: serveGrant },
+    GET: { query: ["limit", "after", "consistency"], access: "user", serve: serveLeaseList },
   },
   "/v1/leases/{id}": {
-    GET: { query: ["consistency"], serve: serveLease },
-    DELETE: { query: [], serve: serveRevoke },
+    GET: { query: ["consistency"], access: "user", serve: serveLease },
+    DELETE: { query: [], access: "user", serve: serveRevoke },
   },
-  "/v1/leases/{id}/keepalive": { POST: { query: [], serve: serveKeepalive } },
-  "/v1/sessions": { POST: { query: [], serve: async (c) => sendJson(c.response, 200, { session: await c.service.register(), ttlMs: SESSION_LIMITS.ttlMs }) } },
-  "/v1/status": { GET: { query: [], serve: (c) => sendJson(c.response, 200, c.service.status()) } },
+  "/v1/leases/{id}/keepalive": { POST: { query: [], access: "user", serve: serveKeepalive } },
+  "/v1/sessions": { POST: { query: [], access: "user", serve: async (c) => sendJson(c.response, 200, { session: await c.service.register(), ttlMs: SESSION_LIMITS.ttlMs }) } },
+  // Open, as etcd's status and member list: no keys or values, and what joining nodes,
+  // health checks and `synod status` read before they hold credentials.
+  "/v1/status": { GET: { query: [], access: "public", serve: (c) => sendJson(c.response, 200, c.service.status()) } },
   "/v1/members": {
     // Linearizable by default, as a read: a partitioned node's view may be stale
     // (`?consistency=stale` asks for it anyway); a removed node answers not_member.
-    GET: { query: ["consistency"], serve: async (c) => (await c.service.read(consistencyOf(c.query)), sendJson(c.response, 200, c.service.members())) },
-    POST: { query: [], serve: async (c) => answerMembers(c.service, parseAddMember(await readBody(c.request, 4096, "a member")), c.request, c.response) },
+    GET: { query: ["consistency"], access: "public", serve: async (c) => (await c.service.read(consistencyOf(c.query)), sendJson(c.response, 200, c.service.members())) },
+    POST: { query: [], access: "admin", serve: async (c) => answerMembers(c, parseAddMember(await readBody(c.request, 4096, "a member"))) },
   },
-  "/v1/members/{id}": { DELETE: { query: [], serve: (c) => answerMembers(c.service, { op: "remove", id: c.memberId }, c.request, c.response) } },
-  "/v1/members/{id}/promote": { POST: { query: [], serve: (c) => answerMembers(c.service, { op: "promote", id: c.memberId }, c.request, c.response) } },
-  "/v1/leader/transfer": { POST: { query: [], serve: serveTransfer } },
-  "/metrics": { GET: { query: [], serve: serveMetrics } },
-  "/healthz": { GET: { query: [], serve: (c) => sendJson(c.response, 200, { ok: true }) } },
-  "/readyz": { GET: { query: [], serve: (c) => sendReadiness(c.response, c.service.readiness()) } },
-  "/v1/snapshot": { GET: { query: ["consistency"], serve: async (c) => sendBackup(await c.service.backup(consistencyOf(c.query)), c.response) } },
+  "/v1/members/{id}": { DELETE: { query: [], access: "admin", serve: (c) => answerMembers(c, { op: "remove", id: c.memberId }) } },
+  "/v1/members/{id}/promote": { POST: { query: [], access: "admin", serve: (c) => answerMembers(c, { op: "promote", id: c.memberId }) } },
+  "/v1/leader/transfer": { POST: { query: [], access: "admin", serve: serveTransfer } },
+  "/metrics": { GET: { query: [], access: (c) => c.guard.metrics(), serve: serveMetrics } },
+  "/healthz": { GET: { query: [], access: "public", serve: (c) => sendJson(c.response, 200, { ok: true }) } },
+  "/readyz": { GET: { query: [], access: "public", serve: (c) => sendReadiness(c.response, c.service.readiness()) } },
+  "/v1/snapshot": { GET: { query: ["consistency"], access: "admin", serve: async (c) => sendBackup(await c.service.backup(consistencyOf(c.query)), c.response) } },
+  "/v1/auth/authenticate": { POST: { query: [], access: "public", serve: serveAuthenticate } },
+  "/v1/auth/status": { GET: { query: [], access: "public", serve: serveAuthStatus } },
+  "/v1/auth/enable": { POST: { query: [], access: "public", serve: (c) => serveAuthEnable(c, true) } },
+  "/v1/auth/disable": { POST: { query: [], access: "public", serve: (c) => serveAuthEnable(c, false) } },
+  "/v1/auth/users": { GET: { query: [], access: "public", serve: serveUsers } },
+  "/v1/auth/users/{name}": {
+    GET: { query: [], access: "public", serve: (c) => serveUser(c, "GET") },
+    PUT: { query: [], access: "public", serve: (c) => serveUser(c, "PUT") },
+    DELETE: { query: [], access: "public", serve: (c) => serveUser(c, "DELETE") },
+  },
+  "/v1/auth/users/{name}/grant": { POST: { query: [], access: "public", serve: (c) => serveUserRole(c, true) } },
+  "/v1/auth/users/{name}/revoke": { POST: { query: [], access: "public", serve: (c) => serveUserRole(c, false) } },
+  "/v1/auth/roles": { GET: { query: [], access: "public", serve: serveRoles } },
+  "/v1/auth/roles/{name}": {
+    GET: { query: [], access: "public", serve: (c) => serveRole(c, "GET") },
+    PUT: { query: [], access: "public", serve: (c) => serveRole(c, "PUT") },
+    DELETE: { query: [], access: "public", serve: (c) => serveRole(c, "DELETE") },
+  },
+  "/v1/auth/roles/{name}/grant": { POST: { query: [], access: "public", serve: (c) => serveRolePermission(c, true) } },
+  "/v1/auth/roles/{name}/revoke": { POST: { query: [], access: "public", serve: (c) => serveRolePermission(c, false) } },
 };
 
 /** Every route's methods and the query parameters each takes (docs/http-api.md lists the same; a test compares them). */
@@ -273,7 +325,13 @@ async function handle(service: KvService, options: HttpApiOptions, request: Inco
     const route = methods[method] ?? (method === "HEAD" ? methods["GET"] : undefined);
     if (route === undefined) throw methodNotAllowed(Object.keys(methods).flatMap((allowed) => (allowed === "GET" ? ["GET", "HEAD"] : [allowed])).join(", "));
     checkQuery(query, `${method === "HEAD" ? "GET" : method} ${name}`, route);
-    await route.serve({ service, options, request, response, query, key, memberId });
+    const auth = options.auth ?? DEFAULT_AUTH_OPTIONS;
+    const context: RouteContext = { service, options, request, response, query, key, memberId, guard: new Guard(service, request, auth), auth };
+    // The auth routes check inside (what they need depends on the state: nothing before auth is enabled).
+    if (route.access === "user") await context.guard.user();
+    else if (route.access === "admin") await context.guard.admin();
+    else if (route.access !== "public") await route.access(context);
+    await route.serve(context);
   } catch (error) {
     if (!request.complete) discardBody(request);
     sendError(response, toHttpError(error, service));
@@ -287,6 +345,13 @@ function matchPath(path: string, method: string): { readonly name: string; reado
     const rest = path.slice(MEMBERS_PREFIX.length);
     const promote = rest.endsWith("/promote");
     return { name: promote ? "/v1/members/{id}/promote" : "/v1/members/{id}", key: "", memberId: parseMemberId(promote ? rest.slice(0, -"/promote".length) : rest) };
+  }
+  if (path.startsWith(AUTH_USERS_PREFIX) || path.startsWith(AUTH_ROLES_PREFIX)) {
+    const users = path.startsWith(AUTH_USERS_PREFIX);
+    const rest = path.slice((users ? AUTH_USERS_PREFIX : AUTH_ROLES_PREFIX).length);
+    const action = /\/(grant|revoke)$/.exec(rest)?.[1];
+    const name = decodeKey(action === undefined ? rest : rest.slice(0, -action.length - 1));
+    return { name: `/v1/auth/${users ? "users" : "roles"}/{name}${action === undefined ? "" : `/${action}`}`, key: name, memberId: 0 };
   }
   if (path.startsWith(LEASES_PREFIX)) {
     const rest = path.slice(LEASES_PREFIX.length);
@@ -302,7 +367,9 @@ async function serveTxn(c: RouteContext): Promise<void> {
   if (!type.startsWith("application/json")) throw new HttpError(415, "unsupported_media_type", "a transaction is a JSON body: send Content-Type: application/json");
   const client = clientRequestOf(c.request);
   const body = await readBody(c.request, c.options.requestBodyBytesMax, "a transaction");
-  const result = await c.service.write(parseTxnRequest(body), client);
+  const txn = parseTxnRequest(body);
+  if (txn.op === "txn") await c.guard.txn(txn);
+  const result = await c.service.write(txn, client);
   if (result.op !== "txn") throw unexpectedResult(result);
   sendJson(c.response, 200, txnResultJson(result));
 }
@@ -337,6 +404,12 @@ async function serveKeepalive(c: RouteContext): Promise<void> {
 
 /** `DELETE /v1/leases/{id}`: revokes it, deleting its keys in one revision. */
 async function serveRevoke(c: RouteContext): Promise<void> {
+  if (c.guard.enabled) {
+    // Revoking deletes the lease's keys: the caller must be allowed to write every one.
+    const lease = c.service.lease(c.memberId, LEASE_KEYS_SHOWN_MAX);
+    if (lease?.moreKeys === true) await c.guard.admin("revoke a lease with more than 1000 keys");
+    for (const key of lease?.keys ?? []) await c.guard.write(key);
+  }
   const result = await c.service.write({ op: "lease-revoke", lease: c.memberId }, clientRequestOf(c.request));
   if (result.op !== "lease-revoke") throw unexpectedResult(result);
   sendJson(c.response, 200, { id: result.id, deleted: result.deleted, revision: result.revision });
@@ -347,7 +420,10 @@ async function serveLease(c: RouteContext): Promise<void> {
   await c.service.read(consistencyOf(c.query));
   const lease = c.service.lease(c.memberId, LEASE_KEYS_SHOWN_MAX);
   if (lease === undefined) throw leaseNotFound(c.memberId);
-  sendJson(c.response, 200, leaseJson(lease, true));
+  // Only the keys the caller may read are listed.
+  const keys: string[] = [];
+  for (const key of lease.keys) if (await c.guard.mayRead(key)) keys.push(key);
+  sendJson(c.response, 200, leaseJson({ ...lease, keys }, true));
 }
 
 /** `GET /v1/leases?limit=N&after=ID`: the leases by increasing id, a page at a time. */
@@ -433,7 +509,7 @@ function parseWatchRequest(query: URLSearchParams, lastEventId: string | string[
 
 async function serveTransfer(c: RouteContext): Promise<void> {
   const target = parseTransferTarget(await readBody(c.request, 4096, "a transfer request"));
-  const answer = await c.service.transferLeadership(target, c.request.headers[FORWARDED_HEADER] !== undefined);
+  const answer = await c.service.transferLeadership(target, c.request.headers[FORWARDED_HEADER] !== undefined, c.guard.credentials);
   sendJson(c.response, answer.status, answer.body);
 }
 
@@ -459,9 +535,9 @@ function discardBody(request: IncomingMessage): void {
 }
 
 /** `{"to": ID}`, `{}` or an empty body (the leader picks). */
-async function answerMembers(service: KvService, change: MemberRequest, request: IncomingMessage, response: ServerResponse): Promise<void> {
-  const answer = await service.changeMembers(change, request.headers[FORWARDED_HEADER] !== undefined);
-  sendJson(response, answer.status, answer.body);
+async function answerMembers(c: RouteContext, change: MemberRequest): Promise<void> {
+  const answer = await c.service.changeMembers(change, c.request.headers[FORWARDED_HEADER] !== undefined, c.guard.credentials);
+  sendJson(c.response, answer.status, answer.body);
 }
 
 function parseMemberId(text: string): number {
@@ -644,7 +720,7 @@ export function recordJson(record: KvRecord): object {
 }
 
 /** Reads the body, refusing (413) past `bytesMax`; `Content-Length` is checked before reading. */
-function readBody(request: IncomingMessage, bytesMax: number, what: string): Promise<Uint8Array> {
+export function readBody(request: IncomingMessage, bytesMax: number, what: string): Promise<Uint8Array> {
   const declared = Number(request.headers["content-length"] ?? "0");
   if (declared > bytesMax) return Promise.reject(new TooLargeError(`${what} of ${declared} bytes is over the limit of ${bytesMax}`));
   return new Promise((resolve, reject) => {
@@ -748,7 +824,7 @@ function sendError(response: ServerResponse, error: HttpError): void {
   sendJson(response, error.status, { ...error.fields, error: error.code, message: error.message });
 }
 
-function sendJson(response: ServerResponse, status: number, body: object): void {
+export function sendJson(response: ServerResponse, status: number, body: object): void {
   const text = JSON.stringify(body);
   response.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
   response.end(text);

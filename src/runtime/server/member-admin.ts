@@ -39,7 +39,7 @@ export class MemberAdmin {
   constructor(private readonly node: MemberAdminHost) {}
 
   /** A membership change: done here if this node leads (answered once applied, so in force), else passed once to the leader. */
-  async changeMembers(request: MemberRequest, forwarded: boolean): Promise<AdminAnswer> {
+  async changeMembers(request: MemberRequest, forwarded: boolean, credentials?: string): Promise<AdminAnswer> {
     // A change waits for the one before it to take effect, within the request timeout,
     // rather than being refused: a client removing two members one after the other need
     // not retry. Under Paxos a change takes effect only α slots after its own (the leader
@@ -47,7 +47,7 @@ export class MemberAdmin {
     const deadlineMs = performance.now() + this.node.config.requestTimeoutMs;
     for (;;) {
       try {
-        return await this.changeMembersOnce(request, forwarded);
+        return await this.changeMembersOnce(request, forwarded, credentials);
       } catch (error) {
         if (!(error instanceof MembershipChangeInProgressError) || performance.now() + CHANGE_RETRY_MS >= deadlineMs) throw error;
         await sleep(CHANGE_RETRY_MS);
@@ -56,17 +56,17 @@ export class MemberAdmin {
   }
 
   /** A leadership transfer: done here if this node leads, else passed (once) to the leader. */
-  async transferLeadership(to: NodeId | null, forwarded: boolean): Promise<AdminAnswer> {
+  async transferLeadership(to: NodeId | null, forwarded: boolean, credentials?: string): Promise<AdminAnswer> {
     if (this.node.status().role === "leader") {
       const startedMs = performance.now();
       const moved = await this.node.transferLeadership(to);
       return { status: 200, body: { leader: moved.leader, leaderHttp: this.node.memberHttp(moved.leader) ?? null, term: moved.term, ...termDetails(this.node.config.consensus, moved.term), ms: Math.round(performance.now() - startedMs) } };
     }
-    return this.passToLeader(forwarded, "POST", "/v1/leader/transfer", JSON.stringify(to === null ? {} : { to }), "leadership transfer");
+    return this.passToLeader(forwarded, "POST", "/v1/leader/transfer", JSON.stringify(to === null ? {} : { to }), "leadership transfer", credentials);
   }
 
-  private async changeMembersOnce(request: MemberRequest, forwarded: boolean): Promise<AdminAnswer> {
-    if (this.node.status().role !== "leader") return this.forwardToLeader(request, forwarded);
+  private async changeMembersOnce(request: MemberRequest, forwarded: boolean, credentials: string | undefined): Promise<AdminAnswer> {
+    if (this.node.status().role !== "leader") return this.forwardToLeader(request, forwarded, credentials);
     const current = this.node.membership();
     const directory = this.node.directory(current);
     const without = (list: readonly number[]): number[] => list.filter((id) => id !== request.id);
@@ -95,21 +95,21 @@ export class MemberAdmin {
     return { status: 200, body: { index, ms: Math.round(performance.now() - startedMs), members: this.node.membersList() } };
   }
 
-  private async forwardToLeader(request: MemberRequest, forwarded: boolean): Promise<AdminAnswer> {
+  private async forwardToLeader(request: MemberRequest, forwarded: boolean, credentials: string | undefined): Promise<AdminAnswer> {
     const { path, method, body } =
       request.op === "add"
         ? { path: "/v1/members", method: "POST", body: JSON.stringify({ id: request.id, peer: request.peer, http: request.http, learner: request.learner, promote: request.autoPromote ? "auto" : "manual" }) }
         : request.op === "remove"
           ? { path: `/v1/members/${request.id}`, method: "DELETE", body: undefined }
           : { path: `/v1/members/${request.id}/promote`, method: "POST", body: undefined };
-    return this.passToLeader(forwarded, method, path, body, "membership change");
+    return this.passToLeader(forwarded, method, path, body, "membership change", credentials);
   }
 
   /**
    * Passes a request this node cannot answer to the leader, once (a request already
    * forwarded is not passed on again: no loops); the leader's answer is the client's.
    */
-  private async passToLeader(forwarded: boolean, method: string, path: string, body: string | undefined, what: string): Promise<AdminAnswer> {
+  private async passToLeader(forwarded: boolean, method: string, path: string, body: string | undefined, what: string, credentials: string | undefined): Promise<AdminAnswer> {
     const leader = this.node.status().leader;
     const leaderHttp = leader === null ? undefined : this.node.memberHttp(leader);
     if (forwarded || leaderHttp === undefined) throw new NotLeaderError(leader);
@@ -117,7 +117,8 @@ export class MemberAdmin {
       const response = await fetch(`${leaderHttp}${path}`, {
         method,
         ...(body === undefined ? {} : { body }),
-        headers: { "content-type": "application/json", [FORWARDED_HEADER]: String(this.node.config.id) },
+        // The caller's credentials go along: the leader checks them again, as it would the caller's own request.
+        headers: { "content-type": "application/json", [FORWARDED_HEADER]: String(this.node.config.id), ...(credentials === undefined ? {} : { authorization: credentials }) },
         signal: AbortSignal.timeout(this.node.config.requestTimeoutMs + 1000),
       });
       return { status: response.status, body: (await response.json()) as object };

@@ -321,7 +321,7 @@ export class SynodNode {
   }
 
   private async listen(): Promise<void> {
-    const options = { requestBodyBytesMax: this.config.requestBodyBytesMax };
+    const options = { requestBodyBytesMax: this.config.requestBodyBytesMax, auth: { tokenTtlMs: this.config.authTokenTtlMs, metrics: this.config.metricsAccess } };
     const server: ApiListener = this.tls === null ? createHttpApi(this.service(), options) : createHttpsListener(httpApiHandler(this.service(), options), this.tls, configureApiServer);
     this.httpServer = server;
     await new Promise<void>((resolve, reject) => {
@@ -525,8 +525,9 @@ export class SynodNode {
         const membership = this.membership();
         return { members: this.membersList(), joint: membership.outgoing.length > 0 };
       },
-      changeMembers: (request, forwarded) => this.admin.changeMembers(request, forwarded),
-      transferLeadership: (to, forwarded) => this.admin.transferLeadership(to, forwarded),
+      changeMembers: (request, forwarded, credentials) => this.admin.changeMembers(request, forwarded, credentials),
+      transferLeadership: (to, forwarded, credentials) => this.admin.transferLeadership(to, forwarded, credentials),
+      auth: () => this.kv.auth,
       backup: (consistency) => this.backups.take(consistency),
       metrics: async () => ({ contentType: this.metrics.registry.contentType, body: await this.metrics.registry.metrics() }),
       quorum: () => this.quorumView(),
