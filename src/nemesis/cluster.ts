@@ -5,7 +5,7 @@
  * reach the node whatever ip does. A node's output goes to a log file in its data directory.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { createWriteStream, mkdirSync, type WriteStream } from "node:fs";
+import { createWriteStream, mkdirSync, readFileSync, type WriteStream } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { NodeStatus } from "../client/api.js";
@@ -98,11 +98,24 @@ export class NemesisCluster {
     await node.exited;
   }
 
-  pause(id: number): void {
+  /**
+   * SIGSTOP; resolves once the kernel reports the node's own process stopped (state T in
+   * /proc), which proves the signal reached the node and not only a wrapper around it.
+   */
+  async pause(id: number): Promise<void> {
     const node = this.running.get(id);
     if (node === undefined || node.paused) return;
     this.signal(node, "SIGSTOP");
     node.paused = true;
+    const pid = node.child.pid as number;
+    const deadline = Date.now() + 2000;
+    let state = processState(pid);
+    while (state !== "T" && state !== null && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      state = processState(pid);
+    }
+    const command = state === null ? null : readFileSync(`/proc/${pid}/comm`, "utf8").trim();
+    if (state !== null && (state !== "T" || command !== "node")) throw new Error(`SIGSTOP did not stop node ${id}'s process: pid ${pid} (${command}) is in state ${state}`);
   }
 
   resume(id: number): void {
@@ -153,6 +166,11 @@ export class NemesisCluster {
     for (const node of this.running.values()) this.signal(node, "SIGKILL");
   }
 
+  /** Node `id`'s pid, while it runs. */
+  pid(id: number): number | null {
+    return this.running.get(id)?.child.pid ?? null;
+  }
+
   private signal(node: RunningNode, signal: NodeJS.Signals): void {
     const pid = node.child.pid;
     if (pid === undefined) return;
@@ -161,5 +179,16 @@ export class NemesisCluster {
     } catch {
       // The group is gone: the node has already exited.
     }
+  }
+}
+
+/** A process's state letter from /proc (R, S, D, T, Z, ...); null when it is gone. */
+function processState(pid: number): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // "pid (comm) S ...": the command may hold spaces and parentheses, the state follows the last ")".
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+  } catch {
+    return null;
   }
 }

@@ -39,7 +39,16 @@ async function main(): Promise<void> {
     return;
   }
   const seed = options.seed ?? Date.now() % 2 ** 31;
-  const report = await runNemesis({ seed, durationMs: options.durationMs, nodes: options.nodes === "5" ? 5 : 3, consensus: options.engine, keepData: options.keepData });
+  let report: Awaited<ReturnType<typeof runNemesis>>;
+  try {
+    report = await runNemesis({ seed, durationMs: options.durationMs, nodes: options.nodes === "5" ? 5 : 3, consensus: options.engine, keepData: options.keepData });
+  } catch (error) {
+    // The run could not be made or finished (a namespace refused, no leader at the start):
+    // not a verdict on synod. Everything it made is gone by now.
+    console.error(`nemesis: the run failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+    process.exitCode = 2;
+    return;
+  }
   const faults = new Map<string, number>();
   for (const fault of report.faults) faults.set(fault.kind, (faults.get(fault.kind) ?? 0) + 1);
   console.log(`nemesis: ${report.verdict.pass ? "PASS" : "FAIL"} seed ${seed}: ${report.operations} operations, ${report.faults.length} faults (${[...faults].map(([kind, n]) => `${n} ${kind}`).join(", ")}), ${(report.wallMs / 1000).toFixed(1)} s${report.dataRoot === null ? "" : `; node logs in ${report.dataRoot}`}`);

@@ -195,7 +195,12 @@ export class Network {
 
   /** Both directions between every node of `a` and every node of `b`. */
   cutBetween(a: readonly number[], b: readonly number[]): void {
-    for (const x of a) for (const y of b) (this.cut(x, y), this.cut(y, x));
+    for (const x of a) {
+      for (const y of b) {
+        this.cut(x, y);
+        this.cut(y, x);
+      }
+    }
   }
 
   heal(from: number, to: number): void {
@@ -209,6 +214,19 @@ export class Network {
       const [from, to] = cut.split(">").map(Number) as [number, number];
       this.heal(from, to);
     }
+  }
+
+  /**
+   * Packets the cuts have dropped so far, over every node: evidence that a partition was
+   * one (a cut that drops nothing while the nodes talk is not cutting anything).
+   */
+  droppedPackets(): number {
+    let dropped = 0;
+    this.namespaces.forEach((namespace, i) => {
+      const qdiscs = JSON.parse(run(["ip", "netns", "exec", namespace, "tc", "-s", "-j", "qdisc", "show", "dev", this.device(i + 1)])) as { handle?: string; drops?: number }[];
+      dropped += qdiscs.find((qdisc) => qdisc.handle === "10:")?.drops ?? 0;
+    });
+    return dropped;
   }
 
   /** The cuts in force, as "from>to". */
@@ -228,11 +246,14 @@ export class Network {
     tryRun(["ip", "link", "del", this.bridge]);
   }
 
-  /** Whether anything of this network is still visible (the kernel frees veths asynchronously). */
-  leftovers(): string[] {
-    const namespaces = listNamespaces().filter((name) => this.namespaces.includes(name));
-    const links = listLinks().filter((link) => link.ifname === this.bridge || link.ifname.startsWith(`synv${this.subnet}n`));
-    return [...namespaces, ...links.map((link) => link.ifname)];
+  /** Everything this network creates in the root namespace: its namespaces, bridge and veths. */
+  names(): string[] {
+    return [...this.namespaces, this.bridge, ...this.namespaces.map((_, i) => `synv${this.subnet}n${i + 1}`)];
+  }
+
+  /** The subnet, for the log. */
+  describe(): string {
+    return `10.77.${this.subnet}.0/24 on bridge ${this.bridge}`;
   }
 
   private device(id: number): string {
@@ -244,14 +265,14 @@ export class Network {
   }
 }
 
-function listNamespaces(): string[] {
+export function listNamespaces(): string[] {
   return run(["ip", "netns", "list"])
     .split("\n")
     .map((line) => line.split(" ")[0] ?? "")
     .filter((name) => name !== "");
 }
 
-function listLinks(): { ifname: string; ifalias?: string }[] {
+export function listLinks(): { ifname: string; ifalias?: string }[] {
   return JSON.parse(run(["ip", "-j", "link", "show"])) as { ifname: string; ifalias?: string }[];
 }
 

@@ -30,11 +30,13 @@ export interface NemesisOptions {
 export interface NemesisReport {
   readonly verdict: Verdict;
   /** Each fault as it was applied: its kind and the nodes it hit, resolved. */
-  readonly faults: readonly { readonly kind: Fault["kind"]; readonly nodes: string }[];
+  readonly faults: readonly { readonly kind: Fault["kind"]; readonly nodes: string; readonly droppedPackets: number }[];
   readonly operations: number;
   readonly wallMs: number;
   /** Where the node logs are, when kept. */
   readonly dataRoot: string | null;
+  /** The namespaces, bridge and veths the run made (all removed by the time it returns). */
+  readonly networkNames: readonly string[];
 }
 
 const CLIENTS = 5;
@@ -61,17 +63,20 @@ export async function runNemesis(options: NemesisOptions): Promise<NemesisReport
     network.destroy();
     process.exit(signal === "SIGINT" ? 130 : 143);
   };
-  const onExit = (): void => (cluster.killAllNow(), network.destroy());
+  const onExit = (): void => {
+    cluster.killAllNow();
+    network.destroy();
+  };
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
   process.once("exit", onExit);
   let passed = false;
   try {
-    print(`nemesis: seed ${options.seed}, ${options.nodes} nodes, ${options.consensus}, ${options.durationMs} ms of faults (${schedule.length} scheduled); nodes at ${network.address(1)}..${network.address(options.nodes)}, data in ${root}`);
+    print(`nemesis: seed ${options.seed}, ${options.nodes} nodes, ${options.consensus}, ${options.durationMs} ms of faults (${schedule.length} scheduled); network ${network.describe()}, data in ${root}`);
     const report = await exercise(options, schedule, network, cluster, print);
     passed = report.verdict.pass;
     const keep = !passed || options.keepData === true;
-    return { ...report, wallMs: Date.now() - wallStart, dataRoot: keep ? root : null };
+    return { ...report, wallMs: Date.now() - wallStart, dataRoot: keep ? root : null, networkNames: network.names() };
   } finally {
     await cluster.killAll();
     network.destroy();
@@ -82,7 +87,7 @@ export async function runNemesis(options: NemesisOptions): Promise<NemesisReport
   }
 }
 
-async function exercise(options: NemesisOptions, schedule: readonly Fault[], network: Network, cluster: NemesisCluster, print: (line: string) => void): Promise<Omit<NemesisReport, "wallMs" | "dataRoot">> {
+async function exercise(options: NemesisOptions, schedule: readonly Fault[], network: Network, cluster: NemesisCluster, print: (line: string) => void): Promise<Omit<NemesisReport, "wallMs" | "dataRoot" | "networkNames">> {
   for (const id of cluster.ids) cluster.start(id);
   const first = await cluster.waitForLeader(LEADER_WAIT_MS);
   if (first === null) throw new Error(`no leader within ${LEADER_WAIT_MS} ms of starting; see the node logs in ${cluster.logFile(1).replace(/node-1\.log$/, "")}`);
@@ -92,15 +97,17 @@ async function exercise(options: NemesisOptions, schedule: readonly Fault[], net
   print(`${stamp()} node ${first} leads; ${CLIENTS} clients start`);
   workload.start();
   const choices = new Prng(options.seed ^ 0x6e656d);
-  const applied: { kind: Fault["kind"]; nodes: string }[] = [];
+  const applied: NemesisReport["faults"][number][] = [];
   for (const fault of schedule) {
     await sleepUntil(start + fault.atMs);
+    const droppedBefore = network.droppedPackets();
     const effect = await apply(fault, network, cluster, choices);
-    applied.push({ kind: fault.kind, nodes: effect.nodes });
-    print(`${stamp()} fault  ${describeFault(fault)}: ${effect.nodes}`);
+    print(`${stamp()} fault  ${describeFault(fault)}${effect.resolved ? `: ${effect.nodes}` : ""}`);
     await sleepUntil(start + fault.atMs + fault.durationMs);
+    const dropped = network.droppedPackets() - droppedBefore;
     await effect.heal();
-    print(`${stamp()} heal   ${fault.kind}`);
+    print(`${stamp()} heal   ${fault.kind}${isPartition(fault) ? ` (${dropped} packets dropped)` : ""}`);
+    applied.push({ kind: fault.kind, nodes: effect.nodes, droppedPackets: dropped });
   }
   // Whatever a fault left (it should have healed itself): heal it all.
   network.healAll();
@@ -121,8 +128,10 @@ async function exercise(options: NemesisOptions, schedule: readonly Fault[], net
 }
 
 interface Effect {
-  /** The nodes the fault hit, resolved, for the log. */
+  /** The nodes the fault hit, with "the leader" resolved. */
   readonly nodes: string;
+  /** Whether `nodes` says more than the fault's description (a role was resolved to a node). */
+  readonly resolved: boolean;
   readonly heal: () => Promise<void> | void;
 }
 
@@ -134,29 +143,29 @@ async function apply(fault: Fault, network: Network, cluster: NemesisCluster, ch
     case "isolate-leader": {
       const leader = await resolve("leader", cluster, choices);
       network.cutBetween([leader.id], others(leader.id));
-      return { nodes: `${set([leader.id])} | ${set(others(leader.id))}${leader.note}`, heal: healNetwork };
+      return { nodes: `node ${leader.id}${leader.note} | ${set(others(leader.id))}`, resolved: true, heal: healNetwork };
     }
     case "split":
       network.cutBetween(fault.minority, fault.majority);
-      return { nodes: `${set(fault.minority)} | ${set(fault.majority)}`, heal: healNetwork };
+      return { nodes: `${set(fault.minority)} | ${set(fault.majority)}`, resolved: false, heal: healNetwork };
     case "one-way": {
       const from = await resolve(fault.from, cluster, choices);
       const to = fault.to === "a follower" ? choices.pick(others(from.id)) : fault.to;
       network.cut(from.id, to);
-      return { nodes: `${from.id} -x-> ${to} (${to} -> ${from.id} still delivers)${from.note}`, heal: healNetwork };
+      return { nodes: `node ${from.id}${from.note} cannot send to node ${to}`, resolved: fault.from === "leader", heal: healNetwork };
     }
     case "bridge":
       network.cutBetween(fault.left, fault.right);
-      return { nodes: `${set(fault.left)} <-> ${fault.middle} <-> ${set(fault.right)}`, heal: healNetwork };
+      return { nodes: `${set(fault.left)} <- ${fault.middle} -> ${set(fault.right)}`, resolved: false, heal: healNetwork };
     case "kill-restart": {
       const target = await resolve(fault.target, cluster, choices);
       await cluster.kill(target.id);
-      return { nodes: `node ${target.id}${target.note}`, heal: () => cluster.start(target.id) };
+      return { nodes: `node ${target.id}${target.note}`, resolved: fault.target === "leader", heal: () => cluster.start(target.id) };
     }
     case "pause-resume": {
       const target = await resolve(fault.target, cluster, choices);
-      cluster.pause(target.id);
-      return { nodes: `node ${target.id}${target.note}`, heal: () => cluster.resume(target.id) };
+      await cluster.pause(target.id);
+      return { nodes: `node ${target.id}${target.note}`, resolved: fault.target === "leader", heal: () => cluster.resume(target.id) };
     }
   }
 }
@@ -208,4 +217,8 @@ function sameStore(a: ReadonlyMap<string, string>, b: ReadonlyMap<string, string
 
 function sleepUntil(timeMs: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, Math.max(0, timeMs - Date.now())));
+}
+
+function isPartition(fault: Fault): boolean {
+  return fault.kind === "isolate-leader" || fault.kind === "split" || fault.kind === "one-way" || fault.kind === "bridge";
 }

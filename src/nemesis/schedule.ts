@@ -108,7 +108,7 @@ export function describeFault(fault: Fault): string {
     case "split":
       return `split minority ${set(fault.minority)} | majority ${set(fault.majority)}`;
     case "one-way":
-      return `one-way: ${who(fault.from)} cannot send to ${who(fault.to)}`;
+      return `one-way: ${who(fault.from)} cannot send to ${who(fault.to)} (the other way still delivers)`;
     case "bridge":
       return `bridge ${set(fault.left)} <- ${fault.middle} -> ${set(fault.right)}`;
     case "kill-restart":
