@@ -235,13 +235,16 @@ export class Network {
   }
 
   /**
-   * Removes the namespaces (their veths go with them) and the bridge. Idempotent, never
-   * throws, synchronous (a signal handler calls it). The processes inside must be dead first:
-   * a namespace lingers while a process is in it.
+   * Removes the veths, the namespaces and the bridge. Idempotent, never throws, synchronous (a
+   * signal handler calls it). The veths go first and by name: a namespace outlives its name
+   * while anything holds it, and a killed node's orphaned TCP sockets, still retransmitting
+   * into a cut, hold it for minutes (seen after SIGTERM mid-partition); deleting one end of a
+   * veth deletes both, whatever holds the namespace.
    */
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;
+    this.namespaces.forEach((_, i) => tryRun(["ip", "link", "del", `synv${this.subnet}n${i + 1}`]));
     for (const namespace of this.namespaces) tryRun(["ip", "netns", "del", namespace]);
     tryRun(["ip", "link", "del", this.bridge]);
   }
@@ -277,8 +280,9 @@ export function listLinks(): { ifname: string; ifalias?: string }[] {
 }
 
 /**
- * Removes what crashed runs left: namespaces named synod-nem-<pid>-... and bridges whose alias
- * names an owner pid, when that process is gone. Processes still inside such a namespace (a
+ * Removes what crashed runs left: namespaces named synod-nem-<pid>-..., bridges whose alias
+ * names an owner pid, when that process is gone, and veths synv<K>n<i> of such a bridge or
+ * of none. Processes still inside such a namespace (a
  * node of the crashed run) are killed first. Returns what was removed, for the log.
  */
 export function removeLeftovers(): string[] {
@@ -301,10 +305,17 @@ export function removeLeftovers(): string[] {
     }
     if (tryRun(["ip", "netns", "del", namespace])) removed.push(`namespace ${namespace}${pids.length > 0 ? ` (killed pids ${pids.join(",")})` : ""}`);
   }
-  for (const link of listLinks()) {
-    if (!link.ifname.startsWith(BRIDGE_PREFIX) || link.ifalias?.startsWith(OWNER_ALIAS) !== true) continue;
-    if (isAlive(Number(link.ifalias.slice(OWNER_ALIAS.length)))) continue;
-    if (tryRun(["ip", "link", "del", link.ifname])) removed.push(`bridge ${link.ifname}`);
+  // Veths first (see Network.destroy): one whose bridge is gone, or is a dead run's, is a leftover.
+  const links = listLinks();
+  const deadOwner = (bridge: { ifalias?: string } | undefined): boolean => bridge?.ifalias?.startsWith(OWNER_ALIAS) === true && !isAlive(Number(bridge.ifalias.slice(OWNER_ALIAS.length)));
+  for (const link of links) {
+    const match = /^synv(\d+)n\d+$/.exec(link.ifname);
+    if (match === null) continue;
+    const bridge = links.find((other) => other.ifname === `${BRIDGE_PREFIX}${match[1]}`);
+    if ((bridge === undefined || deadOwner(bridge)) && tryRun(["ip", "link", "del", link.ifname])) removed.push(`veth ${link.ifname}`);
+  }
+  for (const link of links) {
+    if (link.ifname.startsWith(BRIDGE_PREFIX) && deadOwner(link) && tryRun(["ip", "link", "del", link.ifname])) removed.push(`bridge ${link.ifname}`);
   }
   return removed;
 }
