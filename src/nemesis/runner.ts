@@ -54,7 +54,13 @@ export async function runNemesis(options: NemesisOptions): Promise<NemesisReport
   for (const removed of removeLeftovers()) print(`removed a leftover of an earlier run: ${removed}`);
   const schedule = makeSchedule(options);
   const root = mkdtempSync(join(tmpdir(), "synod-nemesis-"));
-  const network = Network.create({ nodes: options.nodes, ownerPid: process.pid });
+  let network: Network;
+  try {
+    network = Network.create({ nodes: options.nodes, ownerPid: process.pid });
+  } catch (error) {
+    rmSync(root, { recursive: true, force: true });
+    throw error;
+  }
   const cluster = new NemesisCluster(network, options.nodes, { consensus: options.consensus, root, requestTimeoutMs: NODE_REQUEST_TIMEOUT_MS });
   // A signal ends the run at once: kill the nodes, remove the network, exit.
   const onSignal = (signal: NodeJS.Signals): void => {
