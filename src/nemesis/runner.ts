@@ -62,11 +62,13 @@ export async function runNemesis(options: NemesisOptions): Promise<NemesisReport
     throw error;
   }
   const cluster = new NemesisCluster(network, options.nodes, { consensus: options.consensus, root, requestTimeoutMs: NODE_REQUEST_TIMEOUT_MS });
-  // A signal ends the run at once: kill the nodes, remove the network, exit.
+  // A signal ends the run at once, with no verdict to keep logs for: kill the nodes, remove
+  // the network and the data, exit.
   const onSignal = (signal: NodeJS.Signals): void => {
-    print(`${signal}: killing the nodes and removing the network`);
+    print(`${signal}: killing the nodes, removing the network and ${root}`);
     cluster.killAllNow();
     network.destroy();
+    rmSync(root, { recursive: true, force: true });
     process.exit(signal === "SIGINT" ? 130 : 143);
   };
   const onExit = (): void => {
