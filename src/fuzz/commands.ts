@@ -13,6 +13,7 @@
  * - applying any bytes as a log entry never throws (a bad command is a "rejected" result);
  * - a refused snapshot leaves the store exactly as it was (restore is one transaction).
  */
+import { AUTH_LIMITS, type AuthChange } from "../core/kv/auth.js";
 import { deepStrictEqual } from "node:assert/strict";
 import { createHash } from "node:crypto";
 import fc from "fast-check";
@@ -53,6 +54,20 @@ function withLease<C extends object>(command: C, l: number | undefined): C {
   return l === undefined ? command : { ...command, lease: l };
 }
 
+const authName = fc.stringMatching(/^[A-Za-z0-9_.@-]{1,12}$/);
+const passwordHash = fc.record({ cost: fc.integer({ min: AUTH_LIMITS.costMin, max: AUTH_LIMITS.costMax }), salt: fc.uint8Array({ minLength: 16, maxLength: 16 }), hash: fc.uint8Array({ minLength: 32, maxLength: 32 }) });
+/** Every kind of auth change (src/core/kv/auth.ts), valid by construction. */
+const authChange: fc.Arbitrary<AuthChange> = fc.oneof(
+  fc.uint8Array({ minLength: 32, maxLength: 32 }).map((secret): AuthChange => ({ kind: "enable", secret })),
+  fc.constant<AuthChange>({ kind: "disable" }),
+  fc.tuple(authName, passwordHash, fc.boolean()).map(([name, password, add]): AuthChange => ({ kind: add ? "user-add" : "user-password", name, password })),
+  fc.tuple(authName, authName, fc.constantFrom("user-grant" as const, "user-revoke" as const)).map(([name, role, kind]): AuthChange => ({ kind, name, role })),
+  fc.tuple(authName, fc.constantFrom("user-delete" as const, "role-add" as const, "role-delete" as const)).map(([name, kind]): AuthChange => ({ kind, name })),
+  fc.tuple(authName, key, fc.constantFrom([true, false], [false, true], [true, true])).map(([name, prefix, [read, write]]): AuthChange => ({ kind: "role-grant", name, permission: { prefix, read, write } })),
+  fc.tuple(authName, key).map(([name, prefix]): AuthChange => ({ kind: "role-revoke", name, prefix })),
+  fc.tuple(authName, fc.boolean()).map(([name, admin]): AuthChange => ({ kind: "role-admin", name, admin })),
+);
+
 /** Every kind of command, valid by construction. */
 export const commandArbitrary: fc.Arbitrary<KvCommand> = fc.oneof(
   fc.tuple(request, key, value, lease).map(([r, k, v, l]): KvCommand => withLease({ op: "put", request: r, key: k, value: v }, l)),
@@ -66,6 +81,7 @@ export const commandArbitrary: fc.Arbitrary<KvCommand> = fc.oneof(
   fc.tuple(request, positiveId).map(([r, revision]): KvCommand => ({ op: "compact", request: r, revision })),
   fc.tuple(request, fc.integer({ min: LEASE_LIMITS.ttlMsMin, max: LEASE_LIMITS.ttlMsMax })).map(([r, ttlMs]): KvCommand => ({ op: "lease-grant", request: r, ttlMs })),
   fc.tuple(request, positiveId, fc.boolean()).map(([r, l, keep]): KvCommand => ({ op: keep ? "lease-keepalive" : "lease-revoke", request: r, lease: l })),
+  fc.tuple(request, authChange).map(([r, change]): KvCommand => ({ op: "auth", request: r, change })),
 );
 
 const nodeIds = fc.uniqueArray(fc.integer({ min: 1, max: 9 }), { maxLength: 5 });
