@@ -122,7 +122,8 @@ export function describeFailure(error: unknown, endpoints: readonly string[]): {
   }
   if (error instanceof ConnectionError || error instanceof TimeoutError || error instanceof UnavailableError) return { line: error.message, exitCode: EXIT.unavailable };
   if (error instanceof HttpApiError) {
-    const usage = error.status === 400 || error.status === 413 || error.status === 415;
+    // The request was refused as it stands (bad, too large, no credentials or no permission): retrying will not help.
+    const usage = error.status === 400 || error.status === 401 || error.status === 403 || error.status === 413 || error.status === 415;
     return { line: `${error.message} (HTTP ${error.status} from ${error.endpoint})`, exitCode: usage ? EXIT.usage : EXIT.unavailable };
   }
   return null;

@@ -55,7 +55,8 @@ describe("auth: users and roles on a real cluster", { timeout: 120_000 }, () => 
     assert.equal((await request("GET", `${url}/readyz`)).status, 200);
     assert.equal((await request("GET", `${url}/v1/auth/status`)).body["enabled"], true);
     const refused = await runSynod(["get", "app/x", "--endpoints", endpoints], 30_000);
-    assert.notEqual(refused.code, 0, "the CLI without --user is refused");
+    assert.equal(refused.code, 2, `the CLI without --user is refused as a usage error: ${refused.output}`);
+    assert.match(refused.output, /unauthenticated/);
   });
 
   test("a user is served by its roles, on every node", async () => {
