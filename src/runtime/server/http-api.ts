@@ -232,9 +232,10 @@ interface Route {
   readonly refused?: Readonly<Record<string, string>>;
   /**
    * Who may call it: anyone, any user, an admin, or what the check says (a permission on the
-   * path's key, say). Routes whose permission depends on the body check inside `serve` too.
+   * path's key, say); "handler": `serve` checks (the auth routes: what they need depends on
+   * the auth state). Routes whose permission depends on the body check inside `serve` too.
    */
-  readonly access: "public" | "user" | "admin" | ((context: RouteContext) => Promise<void>);
+  readonly access: "public" | "user" | "admin" | "handler" | ((context: RouteContext) => Promise<void>);
   readonly serve: (context: RouteContext) => Promise<void> | void;
 }
 
@@ -285,24 +286,24 @@ const ROUTES: Readonly<Record<string, Readonly<Record<string, Route>>>> = {
   "/v1/snapshot": { GET: { query: ["consistency"], access: "admin", serve: async (c) => sendBackup(await c.service.backup(consistencyOf(c.query)), c.response) } },
   "/v1/auth/authenticate": { POST: { query: [], access: "public", serve: serveAuthenticate } },
   "/v1/auth/status": { GET: { query: [], access: "public", serve: serveAuthStatus } },
-  "/v1/auth/enable": { POST: { query: [], access: "public", serve: (c) => serveAuthEnable(c, true) } },
-  "/v1/auth/disable": { POST: { query: [], access: "public", serve: (c) => serveAuthEnable(c, false) } },
-  "/v1/auth/users": { GET: { query: [], access: "public", serve: serveUsers } },
+  "/v1/auth/enable": { POST: { query: [], access: "handler", serve: (c) => serveAuthEnable(c, true) } },
+  "/v1/auth/disable": { POST: { query: [], access: "handler", serve: (c) => serveAuthEnable(c, false) } },
+  "/v1/auth/users": { GET: { query: [], access: "handler", serve: serveUsers } },
   "/v1/auth/users/{name}": {
-    GET: { query: [], access: "public", serve: (c) => serveUser(c, "GET") },
-    PUT: { query: [], access: "public", serve: (c) => serveUser(c, "PUT") },
-    DELETE: { query: [], access: "public", serve: (c) => serveUser(c, "DELETE") },
+    GET: { query: [], access: "handler", serve: (c) => serveUser(c, "GET") },
+    PUT: { query: [], access: "handler", serve: (c) => serveUser(c, "PUT") },
+    DELETE: { query: [], access: "handler", serve: (c) => serveUser(c, "DELETE") },
   },
-  "/v1/auth/users/{name}/grant": { POST: { query: [], access: "public", serve: (c) => serveUserRole(c, true) } },
-  "/v1/auth/users/{name}/revoke": { POST: { query: [], access: "public", serve: (c) => serveUserRole(c, false) } },
-  "/v1/auth/roles": { GET: { query: [], access: "public", serve: serveRoles } },
+  "/v1/auth/users/{name}/grant": { POST: { query: [], access: "handler", serve: (c) => serveUserRole(c, true) } },
+  "/v1/auth/users/{name}/revoke": { POST: { query: [], access: "handler", serve: (c) => serveUserRole(c, false) } },
+  "/v1/auth/roles": { GET: { query: [], access: "handler", serve: serveRoles } },
   "/v1/auth/roles/{name}": {
-    GET: { query: [], access: "public", serve: (c) => serveRole(c, "GET") },
-    PUT: { query: [], access: "public", serve: (c) => serveRole(c, "PUT") },
-    DELETE: { query: [], access: "public", serve: (c) => serveRole(c, "DELETE") },
+    GET: { query: [], access: "handler", serve: (c) => serveRole(c, "GET") },
+    PUT: { query: [], access: "handler", serve: (c) => serveRole(c, "PUT") },
+    DELETE: { query: [], access: "handler", serve: (c) => serveRole(c, "DELETE") },
   },
-  "/v1/auth/roles/{name}/grant": { POST: { query: [], access: "public", serve: (c) => serveRolePermission(c, true) } },
-  "/v1/auth/roles/{name}/revoke": { POST: { query: [], access: "public", serve: (c) => serveRolePermission(c, false) } },
+  "/v1/auth/roles/{name}/grant": { POST: { query: [], access: "handler", serve: (c) => serveRolePermission(c, true) } },
+  "/v1/auth/roles/{name}/revoke": { POST: { query: [], access: "handler", serve: (c) => serveRolePermission(c, false) } },
 };
 
 /** Every route's methods and the query parameters each takes (docs/http-api.md lists the same; a test compares them). */
@@ -330,7 +331,7 @@ async function handle(service: KvService, options: HttpApiOptions, request: Inco
     // The auth routes check inside (what they need depends on the state: nothing before auth is enabled).
     if (route.access === "user") await context.guard.user();
     else if (route.access === "admin") await context.guard.admin();
-    else if (route.access !== "public") await route.access(context);
+    else if (route.access !== "public" && route.access !== "handler") await route.access(context);
     await route.serve(context);
   } catch (error) {
     if (!request.complete) discardBody(request);
