@@ -91,6 +91,8 @@ export class LimitMetrics {
   constructor(registry: Registry, inflight: () => { readonly requests: number; readonly bodyBytes: number }) {
     this.connectionsRefused = new Counter({ name: "synod_http_connections_refused_total", help: "Client connections closed at once because --max-connections were open", registers: [registry] });
     this.requestsShed = new Counter({ name: "synod_http_requests_shed_total", help: "Requests answered 503 overloaded before being read, by the bound reached", labelNames: ["reason"], registers: [registry] });
+    // Both series from the start, so a dashboard's rate() has a zero to begin from.
+    for (const reason of ["requests", "body_bytes"]) this.requestsShed.inc({ reason }, 0);
     new Gauge({ name: "synod_http_inflight_requests", help: "Client requests being received or served (watches not counted)", registers: [registry], collect() { this.set(inflight().requests); } });
     new Gauge({ name: "synod_http_inflight_body_bytes", help: "Bytes of request bodies counted against --max-inflight-body-bytes", registers: [registry], collect() { this.set(inflight().bodyBytes); } });
   }
