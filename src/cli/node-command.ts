@@ -4,6 +4,8 @@ import { resolve } from "node:path";
 import { type Command, InvalidArgumentError, Option } from "commander";
 import { InvalidInputError } from "../core/common/errors.js";
 import { DEFAULT_NODE_CONFIG, isWildcard, parseHostPort, parsePeers, validateNodeConfig, type NodeConfig } from "../runtime/server/config.js";
+import { DEFAULT_CLIENT_LIMITS } from "../runtime/server/limits.js";
+import { isStorageFailure, storageFailure } from "../runtime/server/disk-guard.js";
 import { CONSENSUS_PROTOCOLS, type ConsensusProtocol } from "../runtime/server/consensus.js";
 import { dataDirFailure, StartupError } from "../runtime/server/data-dir.js";
 import { SynodNode } from "../runtime/server/node.js";
@@ -30,6 +32,12 @@ interface NodeFlags {
   historyRevisions: number;
   authTokenTtlSeconds: number;
   metricsAuth: MetricsAccess;
+  headersTimeoutMs: number;
+  receiveTimeoutMs: number;
+  maxConnections: number;
+  maxInflightRequests: number;
+  maxInflightBodyBytes: number;
+  minFreeDiskBytes?: number;
   logLevel: string;
   logFormat?: LogFormat;
   tlsCert?: string;
@@ -75,6 +83,12 @@ export function registerNodeCommand(program: Command, setExitCode: (code: number
     .option("--history-revisions <n>", "revisions of history kept for reads at a revision and watches (the leader compacts older ones); 0 keeps all until POST /v1/compact", nonNegativeInteger("--history-revisions"), DEFAULT_NODE_CONFIG.historyRevisions)
     .option("--auth-token-ttl-seconds <n>", "how long a token from POST /v1/auth/authenticate is good for", positiveInteger("--auth-token-ttl-seconds"), DEFAULT_NODE_CONFIG.authTokenTtlMs / 1000)
     .addOption(new Option("--metrics-auth <who>", "who may read /metrics once auth is enabled").choices(["open", "user", "admin"]).default(DEFAULT_NODE_CONFIG.metricsAccess))
+    .option("--headers-timeout-ms <ms>", "a client's request headers must arrive within this, or it is answered 408 and closed (slowloris)", positiveInteger("--headers-timeout-ms"), DEFAULT_CLIENT_LIMITS.headersTimeoutMs)
+    .option("--receive-timeout-ms <ms>", "a client's whole request, body included, must arrive within this (answers, watches among them, may take longer)", positiveInteger("--receive-timeout-ms"), DEFAULT_CLIENT_LIMITS.receiveTimeoutMs)
+    .option("--max-connections <n>", "open client connections at most; a new one past it is closed at once", positiveInteger("--max-connections"), DEFAULT_CLIENT_LIMITS.connectionsMax)
+    .option("--max-inflight-requests <n>", "client requests in progress at most (watches and health checks aside); past it, 503 overloaded", positiveInteger("--max-inflight-requests"), DEFAULT_CLIENT_LIMITS.inflightRequestsMax)
+    .option("--max-inflight-body-bytes <n>", "bytes of request bodies being received at most; past it, 503 overloaded", positiveInteger("--max-inflight-body-bytes"), DEFAULT_CLIENT_LIMITS.inflightBodyBytesMax)
+    .option("--min-free-disk-bytes <n>", "below this much free space on the data directory's disk, writes are refused (507 no_space) until space returns; 0: never (default: 64 MiB, at most 5% of the disk)", nonNegativeInteger("--min-free-disk-bytes"))
     .option("--log-level <level>", "trace, debug, info, warn, error", DEFAULT_NODE_CONFIG.logLevel)
     .addOption(logFormatOption())
     .option("--tls-cert <file>", "this node's certificate (PEM), naming urn:synod:node:<id>: serve HTTPS and use mutual TLS with peers (with --tls-key and --tls-ca)")
@@ -141,6 +155,14 @@ function configFrom(flags: NodeFlags): NodeConfig {
       historyRevisions: flags.historyRevisions,
       authTokenTtlMs: flags.authTokenTtlSeconds * 1000,
       metricsAccess: flags.metricsAuth,
+      clientLimits: {
+        headersTimeoutMs: flags.headersTimeoutMs,
+        receiveTimeoutMs: flags.receiveTimeoutMs,
+        connectionsMax: flags.maxConnections,
+        inflightRequestsMax: flags.maxInflightRequests,
+        inflightBodyBytesMax: flags.maxInflightBodyBytes,
+      },
+      diskReserveBytes: flags.minFreeDiskBytes ?? null,
       logLevel: flags.logLevel,
       tls: tlsFilesFrom(flags),
     });
@@ -181,9 +203,10 @@ async function runNode(flags: NodeFlags): Promise<number> {
     // that is not a member alive.
     process.exit(1);
   }
-  process.on("uncaughtException", (error) => {
+  process.on("uncaughtException", (thrown) => {
     // A bug, or a storage failure the node cannot survive (an fsync error): stop at once
     // rather than serve from a state it can no longer vouch for.
+    const error = isStorageFailure(thrown) ? storageFailure(thrown, config.dataDir) : thrown;
     log.fatal({ err: error }, "fatal error; exiting");
     process.stderr.write(`synod node ${config.id}: fatal: ${error.stack ?? error.message}\n`);
     process.exit(1);

@@ -4,6 +4,7 @@ import { assert } from "../../core/common/assert.js";
 import { InvalidInputError } from "../../core/common/errors.js";
 import { limits } from "../../core/common/limits.js";
 import type { ConsensusProtocol } from "./consensus.js";
+import { DEFAULT_CLIENT_LIMITS, validateClientLimits, type ClientLimits } from "./limits.js";
 
 export interface HostPort {
   readonly host: string;
@@ -62,6 +63,14 @@ export interface NodeConfig {
   /** Who may read /metrics once auth is enabled: anyone, any user, or admins. */
   readonly metricsAccess: MetricsAccess;
   readonly logLevel: string;
+  /** Deadlines, connections and requests in progress a node gives its HTTP clients (limits.ts). */
+  readonly clientLimits: ClientLimits;
+  /**
+   * `--min-free-disk-bytes`: below this much free space on the data directory's filesystem,
+   * writes that add data are refused (507 `no_space`; disk-guard.ts). 0: never; null: 64 MiB,
+   * at most 5% of the filesystem.
+   */
+  readonly diskReserveBytes: number | null;
   /**
    * `--tls-cert`, `--tls-key`, `--tls-ca`: HTTPS for clients and mutual TLS between peers,
    * with the cluster's CA (null: plain HTTP and TCP).
@@ -86,6 +95,8 @@ export const DEFAULT_NODE_CONFIG = Object.freeze({
   authTokenTtlMs: 10 * 60_000,
   metricsAccess: "open",
   logLevel: "info",
+  clientLimits: DEFAULT_CLIENT_LIMITS,
+  diskReserveBytes: null as number | null,
   tls: null as TlsFiles | null,
 });
 
@@ -103,6 +114,8 @@ export function validateNodeConfig(config: NodeConfig): NodeConfig {
   positive(config.pendingRequestsMax, "pending requests");
   if (!Number.isSafeInteger(config.historyRevisions) || config.historyRevisions < 0) throw new InvalidInputError(`--history-revisions must be a non-negative integer, got ${config.historyRevisions}`);
   if (config.heartbeatTicks * 2 > config.electionTicks) throw new InvalidInputError("the election timeout must be at least twice the heartbeat interval");
+  validateClientLimits(config.clientLimits);
+  if (config.diskReserveBytes !== null && (!Number.isSafeInteger(config.diskReserveBytes) || config.diskReserveBytes < 0)) throw new InvalidInputError(`--min-free-disk-bytes must be a non-negative integer, got ${config.diskReserveBytes}`);
   if (config.requestBodyBytesMax < limits.valueBytesMax) throw new InvalidInputError(`the request body limit must hold a value of ${limits.valueBytesMax} bytes`);
   const ids = new Set<number>();
   for (const member of config.members) {

@@ -45,6 +45,8 @@ import {
   serveUsers,
   type AuthOptions,
 } from "./auth-http.js";
+import { API_SERVER_OPTIONS, applyReceiveDeadlines, DEFAULT_CLIENT_LIMITS, type ClientLimits } from "./limits.js";
+import { NoSpaceError } from "./disk-guard.js";
 import type { LeaseView } from "./lease-view.js";
 
 /** What the HTTP layer needs from the node. */
@@ -165,19 +167,19 @@ const NOT_YET: Readonly<Record<string, string>> = {
 };
 
 export function createHttpApi(service: KvService, options: HttpApiOptions): Server {
-  const server = createServer(httpApiHandler(service, options));
+  const server = createServer(API_SERVER_OPTIONS, httpApiHandler(service, options));
   configureApiServer(server);
   return server;
 }
 
 /**
- * Keep-alive connections from load balancers and benchmarks stay open between requests.
+ * Keep-alive connections from load balancers and benchmarks stay open between requests; a
+ * request must arrive within the deadlines of limits.ts (a slow client is answered 408).
  * A request Node's HTTP parser refuses (a bad method, header or Content-Length) is answered
  * with a JSON error like every other refusal, not Node's bare 400 (found by `npm run fuzz`).
  */
-export function configureApiServer(server: Server | HttpsServer): void {
-  server.keepAliveTimeout = 65_000;
-  server.headersTimeout = 66_000;
+export function configureApiServer(server: Server | HttpsServer, limits: ClientLimits = DEFAULT_CLIENT_LIMITS): void {
+  applyReceiveDeadlines(server, limits);
   server.on("clientError", answerClientError);
 }
 
@@ -187,10 +189,16 @@ const CLIENT_ERROR_STATUS: Readonly<Record<string, readonly [number, string]>> =
 };
 
 function answerClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
-  // Nothing can be written to a connection the client reset or that is already closing.
-  if (error.code === "ECONNRESET" || !socket.writable) return void socket.destroy();
+  // Nothing can be written to a connection the client reset or that is already closing, nor
+  // into the middle of an answer already begun (a body still arriving after an early 413).
+  const answering = (socket as { _httpMessage?: ServerResponse | null })._httpMessage;
+  if (error.code === "ECONNRESET" || !socket.writable || answering?.headersSent === true) return void socket.destroy();
   const [status, code] = CLIENT_ERROR_STATUS[error.code ?? ""] ?? [400, "invalid_input"];
-  const body = JSON.stringify({ error: code, message: `the request is not valid HTTP/1.1 (${error.code ?? "parse error"}: ${error.message}); see docs/http-api.md` });
+  const message =
+    status === 408
+      ? "the request did not arrive in time (headers within --headers-timeout-ms, the whole request within --receive-timeout-ms); the connection is closed"
+      : `the request is not valid HTTP/1.1 (${error.code ?? "parse error"}: ${error.message}); see docs/http-api.md`;
+  const body = JSON.stringify({ error: code, message });
   socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ""}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
 }
 
@@ -786,6 +794,7 @@ function toHttpError(error: unknown, service: KvService): HttpError {
   if (error instanceof NotLeaderError && error.leaderHint === null) return noLeaderError(service.quorum());
   if (error instanceof NotLeaderError || error instanceof LeaderChangedError || error instanceof StoppedError) return new HttpError(503, "no_leader", error.message, { "retry-after": "1" });
   if (error instanceof OverloadedError || error instanceof TooManyRequestsError) return new HttpError(503, "overloaded", error.message, { "retry-after": "1" });
+  if (error instanceof NoSpaceError) return new HttpError(507, error.code, error.message);
   if (error instanceof TransferOvertakenError) return new HttpError(503, error.code, error.message, { "retry-after": "1" });
   if (error instanceof MembershipChangeInProgressError) return new HttpError(409, error.code, error.message, { "retry-after": "1" });
   if (error instanceof RequestTimeoutError || error instanceof WriteOutcomeUnknownError || error instanceof TransferTimeoutError) return new HttpError(503, error.code, error.message, { "retry-after": "1" });

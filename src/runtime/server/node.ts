@@ -20,7 +20,7 @@ import { KvStore, SELF_ASSIGNED_SESSIONS_FROM } from "../../core/kv/store.js";
 import { LmdbKvBackend } from "../storage/kv-lmdb.js";
 import { LogStore } from "../storage/log-store.js";
 import { PeerTransport } from "../transport/peer-transport.js";
-import { createHttpsListener, type ApiListener } from "../tls/https-listener.js";
+import type { ApiListener } from "../tls/https-listener.js";
 import { TlsConfigError, TlsSource } from "../tls/material.js";
 import { trustForFetch } from "../tls/trust.js";
 import { DEFAULT_GROUP } from "../../core/multi/group.js";
@@ -31,7 +31,9 @@ import { checkIdentity, clusterIdFor, DATA_LAYOUT, lockDataDir, readIdentity, St
 import { fetchClusterView, JOIN_TIMEOUT_MS, REACH_TIMEOUT_MS, requestJoin, type ClusterView } from "./join.js";
 import { BackupSource } from "./backup.js";
 import { Driver } from "./driver.js";
-import { createHttpApi, httpApiHandler, configureApiServer, READY_APPLIED_LAG_MAX, type KvService, type QuorumView, type Readiness } from "./http-api.js";
+import { READY_APPLIED_LAG_MAX, type KvService, type QuorumView, type Readiness } from "./http-api.js";
+import { createApiListener } from "./api-listener.js";
+import { DiskGuard, storageFailure } from "./disk-guard.js";
 import { isMember, members } from "../../core/engine/membership.js";
 import { decodeDirectory, memberRole } from "./members.js";
 import { NodeMetrics } from "./metrics.js";
@@ -72,6 +74,8 @@ export class SynodNode {
   private readonly backups: BackupSource;
   private readonly watches: WatchHub;
   private readonly admin: MemberAdmin;
+  /** Refuses writes while the data directory's disk is below its reserve (from `listen` on). */
+  private diskGuard: DiskGuard | null = null;
 
   private constructor(
     readonly config: NodeConfig,
@@ -120,6 +124,8 @@ export class SynodNode {
       log: log.child({ component: "driver" }),
       onMembership: (membership) => this.applyMembership(membership),
       historyRevisions: config.historyRevisions,
+      // The log could not be written: stop (the thrown error ends the process) with what to do.
+      onFatal: (error) => setImmediate(() => { throw storageFailure(error, config.dataDir); }),
     });
     this.watches = new WatchHub(kv, undefined, () => (this.isMember() ? null : new NotMemberError(this.engine.status().leader)), (error, what) => log.error({ err: error }, what));
     kv.setObserver(this.watches);
@@ -321,8 +327,11 @@ export class SynodNode {
   }
 
   private async listen(): Promise<void> {
-    const options = { requestBodyBytesMax: this.config.requestBodyBytesMax, auth: { tokenTtlMs: this.config.authTokenTtlMs, metrics: this.config.metricsAccess } };
-    const server: ApiListener = this.tls === null ? createHttpApi(this.service(), options) : createHttpsListener(httpApiHandler(this.service(), options), this.tls, configureApiServer);
+    this.diskGuard = await DiskGuard.start({ dir: this.config.dataDir, reserveBytes: this.config.diskReserveBytes, log: this.log.child({ component: "disk" }) });
+    this.diskGuard.registerMetrics(this.metrics.registry);
+    const { requestBodyBytesMax, clientLimits } = this.config;
+    const auth = { tokenTtlMs: this.config.authTokenTtlMs, metrics: this.config.metricsAccess };
+    const server = createApiListener(this.service(), { requestBodyBytesMax, clientLimits, auth, tls: this.tls, registry: this.metrics.registry });
     this.httpServer = server;
     await new Promise<void>((resolve, reject) => {
       server.once("error", (error: NodeJS.ErrnoException) =>
@@ -503,7 +512,10 @@ export class SynodNode {
 
   private service(): KvService {
     return {
-      write: (operation, client) => this.driver.write(operation, client ?? null),
+      write: (operation, client) => {
+        const refused = this.diskGuard?.refuse(operation) ?? null;
+        return refused === null ? this.driver.write(operation, client ?? null) : Promise.reject(refused);
+      },
       register: () => this.driver.register(),
       read: (consistency) => (this.isMember() ? this.driver.read(consistency) : Promise.reject(new NotMemberError(this.engine.status().leader))),
       get: (key) => this.kv.get(key),
@@ -559,6 +571,7 @@ export class SynodNode {
             server.close(() => resolve());
             server.closeIdleConnections();
           });
+    this.diskGuard?.stop();
     this.backups.stop();
     this.watches.close();
     await this.driver.stop();

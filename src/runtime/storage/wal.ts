@@ -25,7 +25,8 @@
  *
  * Errors: an I/O error while writing leaves the log in an unknown state (after a failed
  * fdatasync the page cache may already have dropped the data), so the log refuses every
- * later call; the process should exit and recover from the disk.
+ * later call; the process should exit and recover from the disk. It is thrown as a
+ * WalWriteError naming the segment, with the system error's code (ENOSPC, EIO).
  */
 import { closeSync, existsSync, fdatasync, fdatasyncSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, renameSync, rmSync } from "node:fs";
 import { open as openAsync } from "node:fs/promises";
@@ -37,6 +38,25 @@ import { HEADER_BYTES, readSegment, SEGMENT_HEADER_BYTES, segmentHeader, WAL_REC
 export { WAL_RECORD_BYTES_MAX, WAL_SEGMENT_HEADER_BYTES, WalCorruptionError, type WalRecordPosition } from "./wal-format.js";
 
 export const WAL_SEGMENT_BYTES_DEFAULT = 64 * 1024 * 1024;
+
+/** A system error (ENOSPC, EIO, ...) while writing or syncing a segment; `code` is the system error's. */
+export class WalWriteError extends Error {
+  readonly code: string | undefined;
+  constructor(
+    readonly file: string,
+    what: string,
+    cause: unknown,
+  ) {
+    super(`${what} of the write-ahead log segment ${file} failed (${cause instanceof Error ? cause.message : String(cause)})`, { cause });
+    this.name = "WalWriteError";
+    this.code = (cause as NodeJS.ErrnoException | null)?.code;
+  }
+}
+
+/** A system error gets the segment's name; anything else (an assertion) is thrown as it is. */
+function namingSegment(error: unknown, file: string, what: string): unknown {
+  return typeof (error as NodeJS.ErrnoException | null)?.code === "string" ? new WalWriteError(file, what, error) : error;
+}
 /** The background fill writes zeros this many bytes at a time. */
 const FILL_CHUNK_BYTES = 1024 * 1024;
 const SEGMENT_PATTERN = /^\d{16}\.wal$/;
@@ -119,7 +139,10 @@ class NextSegment {
       },
       (error: unknown) => {
         this.status = "idle";
-        if (!this.cancelled) this.log(`write-ahead log: preparing the next segment failed (${String(error)}); the next roll creates it unprepared`);
+        // A fill that ran out of space would otherwise keep what it wrote, the very space
+        // the log's real writes need (on a small disk, all of it).
+        rmSync(this.path, { force: true });
+        if (!this.cancelled) this.log(`write-ahead log: preparing the next segment failed (${String(error)}); removed it, and the next roll creates it unprepared`);
       },
     );
   }
@@ -323,8 +346,8 @@ export class Wal {
       fdatasync(fd, (error) => {
         this.syncing = null;
         if (error === null) return resolve();
-        this.broken = error;
-        reject(error);
+        this.broken = namingSegment(error, this.currentPath(), "the fdatasync");
+        reject(this.broken);
       });
     });
     return this.syncing;
@@ -422,9 +445,13 @@ export class Wal {
     try {
       step();
     } catch (error) {
-      this.broken = error;
-      throw error;
+      this.broken = namingSegment(error, this.currentPath(), "a write");
+      throw this.broken;
     }
+  }
+
+  private currentPath(): string {
+    return join(this.dir, segmentName(this.sequence));
   }
 
   private writeAndSync(batch: Uint8Array[], batchBytes: number): void {

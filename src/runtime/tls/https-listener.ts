@@ -13,7 +13,7 @@
  */
 import type { RequestListener } from "node:http";
 import { createServer as createHttpsServer, type Server as HttpsServer } from "node:https";
-import { createServer as createTcpServer, type AddressInfo, type Socket } from "node:net";
+import { createServer as createTcpServer, type AddressInfo, type Server as TcpServer, type Socket } from "node:net";
 import { Duplex } from "node:stream";
 import type { TlsMaterial, TlsSource } from "./material.js";
 
@@ -21,6 +21,13 @@ import type { TlsMaterial, TlsSource } from "./material.js";
 const TLS_HANDSHAKE = 22;
 /** A connection that sends nothing for this long is closed (it would hold a socket for ever). */
 const FIRST_BYTE_TIMEOUT_MS = 10_000;
+/**
+ * A TLS handshake not done by then is abandoned (Node's default is 120 s): until it is done
+ * the HTTP server's own deadlines have not started.
+ */
+const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
+/** How often the HTTP server checks its requests' deadlines (as limits.ts's for plain HTTP). */
+const CONNECTIONS_CHECK_INTERVAL_MS = 1000;
 
 /** What a node does with its client listener, HTTP or HTTPS alike. */
 export interface ApiListener {
@@ -94,9 +101,11 @@ function plainTextRefusal(): Buffer {
  * An HTTPS listener for `handler` with `source`'s material (renewed material applies to new
  * connections after `source.reload()`), refusing plain-text clients with a readable 400.
  */
-export function createHttpsListener(handler: RequestListener, source: TlsSource, configure: (server: HttpsServer) => void): ApiListener {
-  const https = createHttpsServer(serverOptions(source.current), handler);
+export function createHttpsListener(handler: RequestListener, source: TlsSource, configure: (server: HttpsServer) => void): ApiListener & { readonly tcp: TcpServer } {
+  const https = createHttpsServer({ ...serverOptions(source.current), handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS, connectionsCheckingInterval: CONNECTIONS_CHECK_INTERVAL_MS }, handler);
   configure(https);
+  // A handshake that failed or timed out: Node leaves the socket open after a timeout.
+  https.on("tlsClientError", (_error, socket) => socket.destroy());
   source.onReload((material) => https.setSecureContext(serverOptions(material)));
   const tcp = createTcpServer({ noDelay: true });
   tcp.on("connection", (socket: Socket) => {
@@ -114,6 +123,7 @@ export function createHttpsListener(handler: RequestListener, source: TlsSource,
     });
   });
   return {
+    tcp,
     listen: (port, host, listening) => void tcp.listen(port, host, listening),
     once: (event, listener) => void tcp.once(event, listener),
     on: (event, listener) => {

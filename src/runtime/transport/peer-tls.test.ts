@@ -149,4 +149,20 @@ describe("peer transport over mutual TLS", { timeout: 120_000 }, () => {
     assert.notEqual(afterReload, before);
     assert.equal(afterReload.toLowerCase(), source.current.serial.toLowerCase());
   });
+
+  test("a connection that stalls in its TLS handshake is closed at the handshake deadline, not after Node's 120 s", async () => {
+    const one = await start(1, ca.nodeFiles(1));
+    // Half a ClientHello: the TLS server waits for the rest, which never comes.
+    const socket = connectTcp(one.address.port, HOST, () => socket.write(Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01])));
+    socket.on("error", () => {});
+    const startedMs = Date.now();
+    const closed = await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), FAST.handshakeTimeoutMs + 3000);
+      socket.once("close", () => (clearTimeout(timer), resolve(true)));
+    });
+    socket.destroy();
+    assert.ok(closed, `still open ${FAST.handshakeTimeoutMs + 3000} ms later`);
+    const heldMs = Date.now() - startedMs;
+    assert.ok(heldMs >= FAST.handshakeTimeoutMs - 50 && heldMs < FAST.handshakeTimeoutMs + 2000, `closed after ${heldMs} ms; the deadline is ${FAST.handshakeTimeoutMs} ms`);
+  });
 });

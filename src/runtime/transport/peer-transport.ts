@@ -15,8 +15,9 @@
  * peers, and replies `{ ok: true }`, or `{ ok: false, reason }` and closes. A refusal is
  * logged at warn on both sides (with the remote address, the claimed ids and the reason);
  * the dialer backs off and retries. Until the hello is accepted a connection may send one
- * frame of at most 4 KiB, and must do so within `handshakeTimeoutMs`; at most 64 such
- * strangers are held at once. A second accepted connection from the same peer replaces the
+ * frame of at most 4 KiB, and must do so within `handshakeTimeoutMs` (under TLS, the TLS
+ * handshake too); at most 64 such strangers are held at once, and 1088 accepted connections
+ * in all. A second accepted connection from the same peer replaces the
  * first (the peer restarted, or its old connection is dead and it noticed first).
  *
  * Sending. `send` encodes at once and queues the frame on an open link, or on one whose
@@ -175,6 +176,12 @@ export interface PeerStats {
 
 /** Strangers (connections before their hello) held at once; more are closed on arrival. */
 const PENDING_INBOUND_MAX = 64;
+/**
+ * Accepted connections at most, strangers and peers together (one per peer), counted from
+ * the TCP accept: under TLS a stranger counts among the pending only once its TLS handshake
+ * is done, and this bounds the ones still in it (each for at most `handshakeTimeoutMs`).
+ */
+const INBOUND_CONNECTIONS_MAX = PENDING_INBOUND_MAX + 1024;
 const LOG_INTERVAL_MS = 10_000;
 const LOG_KEYS_MAX = 1024;
 
@@ -193,7 +200,9 @@ export class PeerTransport {
     const limits = resolveLimits(options.limits);
     checkOptions(options);
     const tls = options.tls;
-    const server = tls === undefined ? createServer({ noDelay: true }) : createTlsServer({ ...tlsServerOptions(tls.current), noDelay: true });
+    // Node's default TLS handshake deadline is 120 s: the hello's deadline applies to the TLS handshake too.
+    const server = tls === undefined ? createServer({ noDelay: true }) : createTlsServer({ ...tlsServerOptions(tls.current), noDelay: true, handshakeTimeout: limits.handshakeTimeoutMs });
+    server.maxConnections = INBOUND_CONNECTIONS_MAX;
     const transport = new PeerTransport(options, server, limits);
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
@@ -240,6 +249,8 @@ export class PeerTransport {
       tlsServer.on("secureConnection", (socket: TLSSocket) => this.accept(socket, certificateNodeId(socket.getPeerCertificate().subjectaltname)));
       tlsServer.on("tlsClientError", (error, socket) => {
         this.context.warnLimited(`tls:${socket.remoteAddress}`, { remote: remoteOf(socket), error: describeError(error) }, "refused a peer's TLS handshake");
+        // Node leaves a socket whose handshake timed out open: close it here.
+        socket.destroy();
       });
       // Renewed material serves connections accepted from then on; dials read it each time.
       options.tls.onReload((material) => tlsServer.setSecureContext(tlsServerOptions(material)));
