@@ -46,6 +46,8 @@ import {
   type AuthOptions,
 } from "./auth-http.js";
 import type { LeaseView } from "./lease-view.js";
+import type { DashboardFeed } from "./dashboard-feed.js";
+import { serveDashboardStream } from "./dashboard-http.js";
 
 /** What the HTTP layer needs from the node. */
 export interface KvService {
@@ -88,6 +90,8 @@ export interface KvService {
   readiness(): Readiness;
   observeRequest(route: string, status: number, seconds: number): void;
   logError(error: unknown, what: string): void;
+  /** The live dashboard's view of this node (absent: no dashboard). */
+  readonly dashboard?: DashboardFeed;
 }
 
 /** The voters of this node's configuration (both sides of a joint one) and those it reaches now, itself included. */
@@ -283,6 +287,7 @@ const ROUTES: Readonly<Record<string, Readonly<Record<string, Route>>>> = {
   "/healthz": { GET: { query: [], access: "public", serve: (c) => sendJson(c.response, 200, { ok: true }) } },
   "/readyz": { GET: { query: [], access: "public", serve: (c) => sendReadiness(c.response, c.service.readiness()) } },
   "/v1/snapshot": { GET: { query: ["consistency"], access: "admin", serve: async (c) => sendBackup(await c.service.backup(consistencyOf(c.query)), c.response) } },
+  "/v1/dashboard/stream": { GET: { query: [], access: "user", serve: (c) => serveDashboardStream(c.service.dashboard, c.request, c.response) } },
   "/v1/auth/authenticate": { POST: { query: [], access: "public", serve: serveAuthenticate } },
   "/v1/auth/status": { GET: { query: [], access: "public", serve: serveAuthStatus } },
   "/v1/auth/enable": { POST: { query: [], access: "public", serve: (c) => serveAuthEnable(c, true) } },

@@ -37,6 +37,7 @@ import { decodeDirectory, memberRole } from "./members.js";
 import { NodeMetrics } from "./metrics.js";
 import { WatchHub } from "./watch.js";
 import { MemberAdmin } from "./member-admin.js";
+import { DashboardFeed } from "./dashboard-feed.js";
 
 export const SYNOD_VERSION = "0.1.0";
 /** How long a node stays connected to a member a configuration removed. */
@@ -72,6 +73,8 @@ export class SynodNode {
   private readonly backups: BackupSource;
   private readonly watches: WatchHub;
   private readonly admin: MemberAdmin;
+  /** What the dashboard's stream shows of this node (sampled whether or not anyone watches). */
+  private readonly feed: DashboardFeed;
 
   private constructor(
     readonly config: NodeConfig,
@@ -99,6 +102,13 @@ export class SynodNode {
       send: (to, envelope) => this.transport?.send(to, envelope.message, envelope.group) ?? false,
       unknownGroup: (from, group) => log.debug({ peer: from, group }, "a message for a group this node does not host; dropped"),
     });
+    this.feed = new DashboardFeed({
+      nodeId: config.id,
+      status: () => this.status(),
+      links: () => this.transport?.stats() ?? new Map(),
+      members: () => this.directory().map((m) => ({ id: m.id, http: m.id === config.id ? this.advertisedHttp() : (this.memberHttp.get(m.id) ?? m.http) })),
+      faults: () => null,
+    });
     const network = this.groups.host(DEFAULT_GROUP, (from, message) => this.driver.receive(from, message));
     this.driver = new Driver({
       engine,
@@ -120,6 +130,15 @@ export class SynodNode {
       log: log.child({ component: "driver" }),
       onMembership: (membership) => this.applyMembership(membership),
       historyRevisions: config.historyRevisions,
+      watcher: {
+        persisted: (ms) => this.feed.observeFsync(ms),
+        leadershipChanged: ({ term, leader, role }) =>
+          leader === null
+            ? this.feed.record("election", `term ${term}: no leader known to node ${config.id} (a ${role})`, { term, role })
+            : this.feed.record("leader", `node ${leader} leads in term ${term}`, { term, leader, role }),
+        snapshotTaken: (snapshot, ms) => this.feed.record("snapshot", `node ${config.id} took a snapshot at index ${snapshot.index} (${snapshot.data.length} bytes, ${Math.round(ms.total)} ms)`, { index: snapshot.index, bytes: snapshot.data.length }),
+        snapshotInstalled: (snapshot) => this.feed.record("snapshot-installed", `node ${config.id} installed the leader's snapshot at index ${snapshot.index}`, { index: snapshot.index, bytes: snapshot.data.length }),
+      },
     });
     this.watches = new WatchHub(kv, undefined, () => (this.isMember() ? null : new NotMemberError(this.engine.status().leader)), (error, what) => log.error({ err: error }, what));
     kv.setObserver(this.watches);
@@ -200,6 +219,8 @@ export class SynodNode {
       await node.listen();
       await node.connect();
       node.driver.start();
+      node.feed.start();
+      node.feed.record("started", `node ${config.id} started`, { http: node.advertisedHttp() });
       if (needsJoin && config.join !== null) await node.join(config.join, deadlineMs);
     } catch (error) {
       await node.stop();
@@ -376,6 +397,7 @@ export class SynodNode {
 
   status(): object {
     const status = this.engine.status();
+    const replication = this.engine.replication?.() ?? null;
     return {
       id: this.config.id,
       role: status.role,
@@ -394,6 +416,8 @@ export class SynodNode {
       clusterId: this.clusterId,
       version: SYNOD_VERSION,
       members: this.membersList(),
+      // On the leader: each follower's replication (match index, in flight, probing or replicating).
+      ...(replication === null ? {} : { replication }),
     };
   }
 
@@ -448,6 +472,9 @@ export class SynodNode {
     this.currentPeers = listed;
     this.updatePeers();
     this.log.info({ voters: membership.voters, outgoing: membership.outgoing, learners: membership.learners }, "configuration");
+    const learners = membership.learners.length === 0 ? "" : `, learners ${membership.learners.join(", ")}`;
+    const joint = membership.outgoing.length === 0 ? "" : ` (joint with ${membership.outgoing.join(", ")})`;
+    this.feed.record("membership", `configuration: voters ${membership.voters.join(", ")}${joint}${learners}`, { voters: membership.voters, outgoing: membership.outgoing, learners: membership.learners });
   }
 
   private updatePeers(): void {
@@ -532,7 +559,11 @@ export class SynodNode {
       metrics: async () => ({ contentType: this.metrics.registry.contentType, body: await this.metrics.registry.metrics() }),
       quorum: () => this.quorumView(),
       readiness: () => this.readiness(),
-      observeRequest: (route, status, seconds) => this.metrics.requestSeconds.observe({ route, status: String(status) }, seconds),
+      observeRequest: (route, status, seconds) => {
+        this.metrics.requestSeconds.observe({ route, status: String(status) }, seconds);
+        this.feed.observeRequest(route, status, seconds);
+      },
+      dashboard: this.feed,
       logError: (error, what) => this.log.error({ err: error }, what),
     };
   }
@@ -561,6 +592,7 @@ export class SynodNode {
           });
     this.backups.stop();
     this.watches.close();
+    this.feed.close();
     await this.driver.stop();
     if (server !== null) {
       // The 503s just written get a moment to leave; then whatever is left is cut.
