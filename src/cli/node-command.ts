@@ -30,6 +30,7 @@ interface NodeFlags {
   historyRevisions: number;
   authTokenTtlSeconds: number;
   metricsAuth: MetricsAccess;
+  allowFaultInjection: boolean;
   logLevel: string;
   logFormat?: LogFormat;
   tlsCert?: string;
@@ -75,6 +76,7 @@ export function registerNodeCommand(program: Command, setExitCode: (code: number
     .option("--history-revisions <n>", "revisions of history kept for reads at a revision and watches (the leader compacts older ones); 0 keeps all until POST /v1/compact", nonNegativeInteger("--history-revisions"), DEFAULT_NODE_CONFIG.historyRevisions)
     .option("--auth-token-ttl-seconds <n>", "how long a token from POST /v1/auth/authenticate is good for", positiveInteger("--auth-token-ttl-seconds"), DEFAULT_NODE_CONFIG.authTokenTtlMs / 1000)
     .addOption(new Option("--metrics-auth <who>", "who may read /metrics once auth is enabled").choices(["open", "user", "admin"]).default(DEFAULT_NODE_CONFIG.metricsAccess))
+    .option("--allow-fault-injection", "let admins cut this node off from its peers, or drop a share of its messages, for a while (POST /v1/debug/faults; the dashboard's buttons)", false)
     .option("--log-level <level>", "trace, debug, info, warn, error", DEFAULT_NODE_CONFIG.logLevel)
     .addOption(logFormatOption())
     .option("--tls-cert <file>", "this node's certificate (PEM), naming urn:synod:node:<id>: serve HTTPS and use mutual TLS with peers (with --tls-key and --tls-ca)")
@@ -141,6 +143,7 @@ function configFrom(flags: NodeFlags): NodeConfig {
       historyRevisions: flags.historyRevisions,
       authTokenTtlMs: flags.authTokenTtlSeconds * 1000,
       metricsAccess: flags.metricsAuth,
+      allowFaultInjection: flags.allowFaultInjection,
       logLevel: flags.logLevel,
       tls: tlsFilesFrom(flags),
     });

@@ -61,6 +61,8 @@ export interface NodeConfig {
   readonly authTokenTtlMs: number;
   /** Who may read /metrics once auth is enabled: anyone, any user, or admins. */
   readonly metricsAccess: MetricsAccess;
+  /** Whether admins may inject faults into this node's peer transport (`POST /v1/debug/faults`). */
+  readonly allowFaultInjection: boolean;
   readonly logLevel: string;
   /**
    * `--tls-cert`, `--tls-key`, `--tls-ca`: HTTPS for clients and mutual TLS between peers,
@@ -85,6 +87,7 @@ export const DEFAULT_NODE_CONFIG = Object.freeze({
   historyRevisions: 100_000,
   authTokenTtlMs: 10 * 60_000,
   metricsAccess: "open",
+  allowFaultInjection: false,
   logLevel: "info",
   tls: null as TlsFiles | null,
 });

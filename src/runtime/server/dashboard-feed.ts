@@ -25,6 +25,8 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { performance } from "node:perf_hooks";
 import { assert } from "../../core/common/assert.js";
+import type { ClusterControl } from "./cluster-control.js";
+import type { FaultInjector } from "./fault-injection.js";
 
 /** A peer link's counters, as the transport keeps them (cumulative). */
 export interface LinkCounters {
@@ -44,8 +46,13 @@ export interface DashboardSource {
   links(): ReadonlyMap<number, LinkCounters>;
   /** The members of the configuration with their HTTP URLs (null: not known yet). */
   members(): readonly { readonly id: number; readonly http: string | null }[];
-  /** The faults injected into this node's transport now, or null when none is (or injection is off). */
-  faults(): object | null;
+}
+
+/** What the dashboard's buttons act on, beside the HTTP API's own routes. */
+export interface DashboardActions {
+  readonly faults: FaultInjector;
+  /** The supervisor of a local cluster (`synod cluster`), or null. */
+  readonly control: ClusterControl | null;
 }
 
 export interface DashboardFeedOptions {
@@ -142,6 +149,7 @@ export class DashboardFeed {
 
   constructor(
     private readonly source: DashboardSource,
+    readonly actions: DashboardActions,
     options: Partial<DashboardFeedOptions> = {},
   ) {
     this.options = { ...DEFAULT_DASHBOARD_FEED_OPTIONS, ...options };
@@ -164,6 +172,15 @@ export class DashboardFeed {
     this.timer = null;
     for (const stream of this.streams) stream.end();
     this.streams.clear();
+  }
+
+  get nodeId(): number {
+    return this.source.nodeId;
+  }
+
+  /** A member's HTTP URL as this node knows it, or null. */
+  memberHttp(id: number): string | null {
+    return this.source.members().find((member) => member.id === id)?.http ?? null;
   }
 
   get streamCount(): number {
@@ -212,7 +229,7 @@ export class DashboardFeed {
   /** The newest state frame, as `event: state` carries it. */
   state(): object {
     const latest = this.samples[this.samples.length - 1] ?? null;
-    return { atMs: Date.now(), node: this.source.nodeId, status: this.source.status(), links: this.links, sample: latest, members: this.membersNow(), faults: this.source.faults() };
+    return { atMs: Date.now(), node: this.source.nodeId, status: this.source.status(), links: this.links, sample: latest, members: this.membersNow(), faults: this.actions.faults.view(), cluster: { local: this.actions.control !== null, faultInjection: this.actions.faults.allowed } };
   }
 
   /** Takes one interval's sample and, when anyone watches, sends the state and polls the members. */

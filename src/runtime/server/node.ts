@@ -38,6 +38,8 @@ import { NodeMetrics } from "./metrics.js";
 import { WatchHub } from "./watch.js";
 import { MemberAdmin } from "./member-admin.js";
 import { DashboardFeed } from "./dashboard-feed.js";
+import { FaultInjector } from "./fault-injection.js";
+import { clusterControlFromEnvironment } from "./cluster-control.js";
 
 export const SYNOD_VERSION = "0.1.0";
 /** How long a node stays connected to a member a configuration removed. */
@@ -102,13 +104,23 @@ export class SynodNode {
       send: (to, envelope) => this.transport?.send(to, envelope.message, envelope.group) ?? false,
       unknownGroup: (from, group) => log.debug({ peer: from, group }, "a message for a group this node does not host; dropped"),
     });
-    this.feed = new DashboardFeed({
-      nodeId: config.id,
-      status: () => this.status(),
-      links: () => this.transport?.stats() ?? new Map(),
-      members: () => this.directory().map((m) => ({ id: m.id, http: m.id === config.id ? this.advertisedHttp() : (this.memberHttp.get(m.id) ?? m.http) })),
-      faults: () => null,
-    });
+    const faults = new FaultInjector(
+      config.allowFaultInjection,
+      (injected) => this.transport?.setFaults(injected),
+      (message, view) => {
+        log.warn({ faults: view }, `fault injection: ${message}`);
+        this.feed.record("fault", `node ${config.id}: ${message}`, { faults: view });
+      },
+    );
+    this.feed = new DashboardFeed(
+      {
+        nodeId: config.id,
+        status: () => this.status(),
+        links: () => this.transport?.stats() ?? new Map(),
+        members: () => this.directory().map((m) => ({ id: m.id, http: m.id === config.id ? this.advertisedHttp() : (this.memberHttp.get(m.id) ?? m.http) })),
+      },
+      { faults, control: clusterControlFromEnvironment() },
+    );
     const network = this.groups.host(DEFAULT_GROUP, (from, message) => this.driver.receive(from, message));
     this.driver = new Driver({
       engine,
@@ -593,6 +605,7 @@ export class SynodNode {
     this.backups.stop();
     this.watches.close();
     this.feed.close();
+    this.feed.actions.faults.close();
     await this.driver.stop();
     if (server !== null) {
       // The 503s just written get a moment to leave; then whatever is left is cut.
