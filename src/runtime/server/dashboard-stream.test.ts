@@ -139,6 +139,20 @@ for (const consensus of CONSENSUS_UNDER_TEST) describe(`the dashboard's stream, 
     }
   });
 
+  test("fault injection is refused (409) on a node started without --allow-fault-injection, kill and restart on one not started by synod cluster; bad bodies are 400", async () => {
+    const url = cluster.node(1).http;
+    const faults = await request("POST", `${url}/v1/debug/faults`, JSON.stringify({ isolate: true, durationMs: 1000 }));
+    assert.deepEqual([faults.status, faults.body["error"]], [409, "fault_injection_disabled"]);
+    assert.match(String(faults.body["message"]), /--allow-fault-injection/);
+    assert.deepEqual((await request("GET", `${url}/v1/debug/faults`)).body, { allowed: false, faults: null });
+    const kill = await request("POST", `${url}/v1/debug/cluster`, JSON.stringify({ node: 2, action: "kill" }));
+    assert.deepEqual([kill.status, kill.body["error"]], [409, "not_local_cluster"]);
+    for (const body of ["", "{", '{"isolate":true}', '{"dropRate":2,"durationMs":5}', '{"isolate":true,"dropRate":0.5,"durationMs":5}', '{"isolate":true,"durationMs":5,"extra":1}']) {
+      assert.equal((await request("POST", `${url}/v1/debug/faults`, body)).status, 400, body);
+    }
+    assert.equal((await request("POST", `${url}/v1/debug/cluster`, '{"node":2,"action":"explode"}')).status, 400);
+  });
+
   test("a bad query parameter is a 400, and HEAD answers the stream's headers alone", async () => {
     const bad = await request("GET", `${cluster.node(1).http}/v1/dashboard/stream?x=1`);
     assert.equal(bad.status, 400);
