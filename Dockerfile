@@ -17,6 +17,7 @@ COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.base.json README.md ./
 COPY bin ./bin
+COPY scripts ./scripts
 COPY src ./src
 # `npm pack` empties dist/, builds it, and keeps only what package.json's `files` lists.
 RUN npm pack --pack-destination /tmp \

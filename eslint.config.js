@@ -40,7 +40,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ["bin/**/*.js", "*.js"],
+    files: ["bin/**/*.js", "scripts/**/*.js", "*.js"],
     languageOptions: { globals: { process: "readonly", console: "readonly" } },
   },
   {

@@ -23,6 +23,8 @@ import { termText } from "./client-options.js";
 import { openLocalCa } from "../runtime/tls/local-ca.js";
 import type { TlsFiles } from "../runtime/tls/material.js";
 import { trustForFetch } from "../runtime/tls/trust.js";
+import { CLUSTER_CONTROL_TOKEN_ENV, CLUSTER_CONTROL_URL_ENV } from "../runtime/server/cluster-control.js";
+import { startControlServer, type ControlServer } from "./cluster-control-server.js";
 
 interface ClusterFlags {
   nodes: number;
@@ -36,6 +38,7 @@ interface ClusterFlags {
   requestTimeoutMs: number;
   historyRevisions: number;
   tls: boolean;
+  allowFaultInjection: boolean;
 }
 
 /** One node of the plan: where it listens, where its data and log are, how it is started. */
@@ -58,6 +61,8 @@ interface Child extends NodePlan {
   exited: boolean;
   /** The node's own one-line reason, when it refused to start. */
   refusal: string | null;
+  /** Killed from the dashboard: its exit is expected, and it may be restarted from there. */
+  killedOnPurpose: boolean;
 }
 
 /** What waiting for a leader found. */
@@ -93,6 +98,7 @@ export function registerClusterCommand(program: Command, setExitCode: (code: num
     .option("--request-timeout-ms <ms>", "each node's request timeout", integerIn("--request-timeout-ms", 1, 3_600_000), DEFAULT_NODE_CONFIG.requestTimeoutMs)
     .option("--history-revisions <n>", "revisions of history each node keeps (0: all, until POST /v1/compact)", integerIn("--history-revisions", 0, Number.MAX_SAFE_INTEGER), DEFAULT_NODE_CONFIG.historyRevisions)
     .option("--log-level <level>", "the nodes' log level", "info")
+    .option("--allow-fault-injection", "let admins inject faults into the nodes' peer transport (POST /v1/debug/faults; the dashboard's isolate and drop buttons)", false)
     .option("--tls", "serve HTTPS only, with mutual TLS between the nodes: a CA of the cluster's own and the nodes' certificates are made in <data-dir>/tls (kept for later runs)", false)
     .addHelpText(
       "after",
@@ -159,6 +165,7 @@ function planCluster(flags: ClusterFlags): { readonly dataDir: string; readonly 
     args.push("--history-revisions", String(flags.historyRevisions));
     // The log is a file: JSON lines, whatever the terminal this command runs in.
     args.push("--log-level", flags.logLevel, "--log-format", "json");
+    if (flags.allowFaultInjection) args.push("--allow-fault-injection");
     if (flags.tls) {
       const files = tlsFilesOf(dataDir, id);
       args.push("--tls-cert", files.certFile, "--tls-key", files.keyFile, "--tls-ca", files.caFile);
@@ -184,29 +191,59 @@ async function runCluster(flags: ClusterFlags): Promise<number> {
     process.stderr.write(`synod cluster: ${tlsProblem}\n`);
     return 1;
   }
+  let stopping = false;
+  let leaderFound = false;
+  let wakeAllExited = (): void => undefined;
+  const allExited = new Promise<void>((resolveAll) => (wakeAllExited = resolveAll));
+  // Done once every node has exited, unless some were killed from the dashboard: those may
+  // be restarted from there, so the cluster runs on until Ctrl-C.
+  const checkAllExited = (): void => {
+    if (children.every((child) => child.exited) && (stopping || !children.some((child) => child.killedOnPurpose))) wakeAllExited();
+  };
+  const watchExit = (child: Child): void => {
+    child.process.once("exit", (code, signal) => {
+      child.exited = true;
+      child.refusal = startupRefusal(child);
+      if (!stopping && child.killedOnPurpose) say(`node ${child.id} was killed from the dashboard (pid ${child.process.pid ?? "?"}); restart it from there, or Ctrl-C to stop all`);
+      else if (!stopping) reportExit(child, code, signal, leaderFound, say);
+      checkAllExited();
+    });
+  };
+  const control = await startControlServer(flags.host, {
+    check: (id, action) => {
+      const child = children.find((c) => c.id === id);
+      if (child === undefined) return `node ${id} is not one of this cluster's ${children.length} nodes`;
+      if (stopping) return "the cluster is stopping";
+      if (action === "kill") return child.exited ? `node ${id} is not running` : null;
+      return child.exited ? null : `node ${id} is running (pid ${child.process.pid ?? "?"})`;
+    },
+    perform: (id, action) => {
+      const index = children.findIndex((c) => c.id === id);
+      const child = children[index] as Child;
+      if (action === "kill") {
+        child.killedOnPurpose = true;
+        child.process.kill("SIGKILL");
+        return;
+      }
+      const log = openLogs(plan.dataDir, [child]);
+      if (typeof log === "string") return say(`synod cluster: cannot restart node ${id}: ${log}`);
+      const restarted = startNode(child, log[0] as number, control);
+      children[index] = restarted;
+      watchExit(restarted);
+      say(`node ${id} restarted from the dashboard (pid ${restarted.process.pid ?? "?"})`);
+    },
+  });
   const children = plan.nodes.map((node, i) => {
-    const child = startNode(node, logs[i] as number);
+    const child = startNode(node, logs[i] as number, control);
     say(`  node ${node.id}  ${node.http}  peer ${node.peer}  log ${display(node.logPath)}  pid ${child.process.pid ?? "?"}`);
     return child;
   });
-
-  let stopping = false;
-  let leaderFound = false;
-  const allExited = new Promise<void>((resolveAll) => {
-    let left = children.length;
-    for (const child of children) {
-      child.process.once("exit", (code, signal) => {
-        child.exited = true;
-        child.refusal = startupRefusal(child);
-        if (!stopping) reportExit(child, code, signal, leaderFound, say);
-        if (--left === 0) resolveAll();
-      });
-    }
-  });
+  for (const child of children) watchExit(child);
 
   const stopAll = async (): Promise<void> => {
     if (stopping) return;
     stopping = true;
+    checkAllExited();
     say("\nstopping the cluster...");
     for (const child of children) if (!child.exited) child.process.kill("SIGTERM");
     const timer = setTimeout(() => {
@@ -214,6 +251,7 @@ async function runCluster(flags: ClusterFlags): Promise<number> {
     }, STOP_GRACE_MS);
     await allExited;
     clearTimeout(timer);
+    await control.close();
     say("stopped.");
   };
   process.once("SIGINT", () => void stopAll());
@@ -237,6 +275,7 @@ async function runCluster(flags: ClusterFlags): Promise<number> {
     }
   }
   await allExited;
+  await control.close();
   return children.every((child) => child.process.exitCode === 0 || child.process.signalCode === "SIGTERM") ? 0 : 1;
 }
 
@@ -248,13 +287,16 @@ function noLeader(found: LeaderWait, children: readonly Child[], dataDir: string
 }
 
 /** Starts `node`, its output appended to its log (`out`, an open file, closed here once the child has it). */
-function startNode(node: NodePlan, out: number): Child {
+function startNode(node: NodePlan, out: number, control: ControlServer): Child {
   const logOffset = fstatSync(out).size;
   // stdin is a pipe the node watches: if this process dies, even by SIGKILL, the pipe
   // closes and the node stops (SYNOD_STOP_WITH_PARENT).
-  const child = spawn(process.execPath, node.args, { stdio: ["pipe", out, out], env: { ...process.env, SYNOD_STOP_WITH_PARENT: "1" } });
+  const child = spawn(process.execPath, node.args, {
+    stdio: ["pipe", out, out],
+    env: { ...process.env, SYNOD_STOP_WITH_PARENT: "1", [CLUSTER_CONTROL_URL_ENV]: control.url, [CLUSTER_CONTROL_TOKEN_ENV]: control.token },
+  });
   closeSync(out);
-  return { ...node, process: child, logOffset, exited: false, refusal: null };
+  return { ...node, process: child, logOffset, exited: false, refusal: null, killedOnPurpose: false };
 }
 
 function reportExit(child: Child, code: number | null, signal: NodeJS.Signals | null, leaderFound: boolean, say: (text: string) => void): void {
@@ -275,7 +317,9 @@ function sayLeader(leader: { readonly id: number; readonly term: number; readonl
   const first = running[0] ?? children[0];
   const second = running[1] ?? first;
   const curl = caFile === null ? "curl" : `curl --cacert ${display(caFile)}`;
-  say(`\nnode ${leader.id} leads (${termText(leader)}). Try:`);
+  say(`\nnode ${leader.id} leads (${termText(leader)}).`);
+  say(`Dashboard: ${first?.http}/dashboard   (every node serves it)`);
+  say("Try:");
   say(`  ${curl} -X PUT --data-binary world ${first?.http}/v1/kv/hello`);
   say(`  ${curl} ${second?.http}/v1/kv/hello`);
   say(`  ${curl} ${first?.http}/v1/status`);

@@ -38,6 +38,7 @@ interface NodeFlags {
   maxInflightRequests: number;
   maxInflightBodyBytes: number;
   minFreeDiskBytes?: number;
+  allowFaultInjection: boolean;
   logLevel: string;
   logFormat?: LogFormat;
   tlsCert?: string;
@@ -89,6 +90,7 @@ export function registerNodeCommand(program: Command, setExitCode: (code: number
     .option("--max-inflight-requests <n>", "client requests in progress at most (watches and health checks aside); past it, 503 overloaded", positiveInteger("--max-inflight-requests"), DEFAULT_CLIENT_LIMITS.inflightRequestsMax)
     .option("--max-inflight-body-bytes <n>", "bytes of request bodies being received at most; past it, 503 overloaded", positiveInteger("--max-inflight-body-bytes"), DEFAULT_CLIENT_LIMITS.inflightBodyBytesMax)
     .option("--min-free-disk-bytes <n>", "below this much free space on the data directory's disk, writes are refused (507 no_space) until space returns; 0: never (default: 64 MiB, at most 5% of the disk)", nonNegativeInteger("--min-free-disk-bytes"))
+    .option("--allow-fault-injection", "let admins cut this node off from its peers, or drop a share of its messages, for a while (POST /v1/debug/faults; the dashboard's buttons)", false)
     .option("--log-level <level>", "trace, debug, info, warn, error", DEFAULT_NODE_CONFIG.logLevel)
     .addOption(logFormatOption())
     .option("--tls-cert <file>", "this node's certificate (PEM), naming urn:synod:node:<id>: serve HTTPS and use mutual TLS with peers (with --tls-key and --tls-ca)")
@@ -163,6 +165,7 @@ function configFrom(flags: NodeFlags): NodeConfig {
         inflightBodyBytesMax: flags.maxInflightBodyBytes,
       },
       diskReserveBytes: flags.minFreeDiskBytes ?? null,
+      allowFaultInjection: flags.allowFaultInjection,
       logLevel: flags.logLevel,
       tls: tlsFilesFrom(flags),
     });

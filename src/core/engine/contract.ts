@@ -240,6 +240,28 @@ export interface Engine<M, H> {
    * fixed catch-up tail of entries for the same reason).
    */
   compactionFloor?(): CompactionFloor | null;
+  /**
+   * For engines with a leader, on the leader: where each other member's copy of the log
+   * stands, as the leader tracks it (etcd-io/raft's Progress); null when not leading. A
+   * view for operators (the status route, the dashboard), read at most a few times a
+   * second: it allocates, and nothing in the engine depends on it.
+   */
+  replication?(): readonly ReplicationProgress[] | null;
+}
+
+/** One member's replication, as its leader sees it (Engine.replication). */
+export interface ReplicationProgress {
+  readonly id: NodeId;
+  /** The highest index known to be in the member's log. */
+  readonly match: number;
+  /** The next index the leader sends it. */
+  readonly next: number;
+  /** probe: finding where the logs agree, one message at a time; replicate: streaming; snapshot: sending a snapshot. */
+  readonly state: "probe" | "replicate" | "snapshot";
+  /** Append (accept) messages sent and not yet acknowledged. */
+  readonly inflight: number;
+  /** Heard from within the last election timeout or two. */
+  readonly active: boolean;
 }
 
 /** See Engine.compactionFloor; each part is null when no follower is in that case. */

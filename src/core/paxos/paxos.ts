@@ -15,6 +15,7 @@ import type {
   Ready,
   ReadOptions,
   ReadState,
+  ReplicationProgress,
   Role,
   Snapshot,
 } from "../engine/contract.js";
@@ -1451,6 +1452,18 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
       lastIndex: this.log.lastIndex,
       snapshotIndex: this.log.snapshotIndexValue,
     };
+  }
+
+  replication(): readonly ReplicationProgress[] | null {
+    if (this.role !== "leader") return null;
+    const members: ReplicationProgress[] = [];
+    for (const [id, pr] of this.progress) {
+      if (id === this.id) continue;
+      // One probe, or one snapshot chunk, is in flight at most outside the replicate state.
+      const inflight = pr.state === "replicate" ? pr.inflightCount : pr.state === "probe" ? Number(pr.probeSent) : Number(pr.snapshotChunkInFlight);
+      members.push({ id, match: pr.match, next: pr.next, state: pr.state, inflight, active: pr.recentActive || pr.activeRoundBefore });
+    }
+    return members.sort((a, b) => a.id - b.id);
   }
 
   entryTerm(index: number): number | null {

@@ -52,6 +52,13 @@ describe("auth: users and roles on a real cluster", { timeout: 120_000 }, () => 
     assert.equal((await request("GET", `${url}/v1/kv/app/x`, undefined, basic("alice", "wrong"))).status, 401);
     assert.equal((await request("GET", `${url}/v1/kv/app/x`, undefined, { authorization: "Bearer sy1.forged.sig" })).status, 401);
     assert.equal((await request("GET", `${url}/healthz`)).status, 200);
+    // The dashboard's stream is a read of the cluster's state: any user, not a stranger.
+    assert.equal((await request("GET", `${url}/v1/dashboard/stream`)).status, 401);
+    assert.equal((await fetch(`${url}/v1/dashboard/stream`, { method: "HEAD", headers: ALICE })).status, 200);
+    // Breaking the cluster from the dashboard is an admin's: a user is refused before anything is looked at.
+    assert.equal((await request("POST", `${url}/v1/debug/faults`, JSON.stringify({ isolate: true, durationMs: 1000 }), ALICE)).status, 403);
+    assert.equal((await request("POST", `${url}/v1/debug/cluster`, JSON.stringify({ node: 2, action: "kill" }), ALICE)).status, 403);
+    assert.equal((await request("POST", `${url}/v1/debug/faults`, JSON.stringify({ isolate: true, durationMs: 1000 }), ROOT)).status, 409, "root passes, and meets the flag that is off");
     assert.equal((await request("GET", `${url}/readyz`)).status, 200);
     assert.equal((await request("GET", `${url}/v1/auth/status`)).body["enabled"], true);
     const refused = await runSynod(["get", "app/x", "--endpoints", endpoints], 30_000);

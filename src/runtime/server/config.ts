@@ -62,6 +62,8 @@ export interface NodeConfig {
   readonly authTokenTtlMs: number;
   /** Who may read /metrics once auth is enabled: anyone, any user, or admins. */
   readonly metricsAccess: MetricsAccess;
+  /** Whether admins may inject faults into this node's peer transport (`POST /v1/debug/faults`). */
+  readonly allowFaultInjection: boolean;
   readonly logLevel: string;
   /** Deadlines, connections and requests in progress a node gives its HTTP clients (limits.ts). */
   readonly clientLimits: ClientLimits;
@@ -94,6 +96,7 @@ export const DEFAULT_NODE_CONFIG = Object.freeze({
   historyRevisions: 100_000,
   authTokenTtlMs: 10 * 60_000,
   metricsAccess: "open",
+  allowFaultInjection: false,
   logLevel: "info",
   clientLimits: DEFAULT_CLIENT_LIMITS,
   diskReserveBytes: null as number | null,

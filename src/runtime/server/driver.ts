@@ -60,6 +60,8 @@ export interface DriverOptions {
   readonly onMembership?: (membership: Membership) => void;
   /** Revisions of history kept (the leader proposes compactions); 0 keeps everything. */
   readonly historyRevisions?: number;
+  /** Told of these replica events too, after metrics and logs (the dashboard's feed). */
+  readonly watcher?: Pick<ReplicaObserver<Applied>, "persisted" | "leadershipChanged" | "snapshotTaken" | "snapshotInstalled">;
 }
 
 /** Dropped malformed peer messages are logged at most this often per peer. */
@@ -170,26 +172,30 @@ export class Driver {
 
   /** Metrics and logs for what the replica does. */
   private observer(): ReplicaObserver<Applied> {
-    const { metrics, log } = this.options;
+    const { metrics, log, watcher } = this.options;
     return {
       proposal: (outcome) => metrics.proposals.inc({ result: outcome }),
       persisted: (ms, entries) => {
         metrics.fsyncSeconds.observe(ms / 1000);
         if (entries > 0) metrics.readyBatchEntries.observe(entries);
         if (ms > SLOW_PERSIST_MS) log.warn({ ms: Math.round(ms), entries }, "a write-ahead log fdatasync was slow");
+        watcher?.persisted?.(ms, entries);
       },
       snapshotInstalled: (snapshot) => {
         metrics.snapshotsInstalled.inc();
         log.info({ index: snapshot.index, term: snapshot.term, bytes: snapshot.data.length }, "installed the leader's snapshot");
+        watcher?.snapshotInstalled?.(snapshot);
       },
       snapshotTaken: (snapshot, ms) => {
         metrics.snapshots.inc();
         log.info({ index: snapshot.index, term: snapshot.term, bytes: snapshot.data.length, ms: Math.round(ms.total), savingMs: Math.round(ms.saving) }, "snapshot taken, log compacted");
+        watcher?.snapshotTaken?.(snapshot, ms);
       },
       snapshotFailed: (error) => log.error({ err: error }, "could not write a snapshot; the log is not compacted, the next attempt follows"),
       leadershipChanged: (status) => {
         if (status.leader !== null) metrics.leaderChanges.inc();
         log.info(status, "leadership changed");
+        watcher?.leadershipChanged?.(status);
       },
       malformed: (from, error) => this.noteMalformed(from, error),
       ticksSkipped: (count) => log.warn({ skippedTicks: count }, "the event loop stalled; skipping ticks beyond the catch-up limit"),

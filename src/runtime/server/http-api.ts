@@ -48,6 +48,8 @@ import {
 import { API_SERVER_OPTIONS, applyReceiveDeadlines, DEFAULT_CLIENT_LIMITS, type ClientLimits } from "./limits.js";
 import { NoSpaceError } from "./disk-guard.js";
 import type { LeaseView } from "./lease-view.js";
+import type { DashboardFeed } from "./dashboard-feed.js";
+import { serveClusterAction, serveDashboardAsset, serveDashboardStream, serveFaults, serveInjectFault } from "./dashboard-http.js";
 
 /** What the HTTP layer needs from the node. */
 export interface KvService {
@@ -90,6 +92,8 @@ export interface KvService {
   readiness(): Readiness;
   observeRequest(route: string, status: number, seconds: number): void;
   logError(error: unknown, what: string): void;
+  /** The live dashboard's view of this node (absent: no dashboard). */
+  readonly dashboard?: DashboardFeed;
 }
 
 /** The voters of this node's configuration (both sides of a joint one) and those it reaches now, itself included. */
@@ -153,6 +157,7 @@ const MEMBERS_PREFIX = "/v1/members/";
 const LEASES_PREFIX = "/v1/leases/";
 const AUTH_USERS_PREFIX = "/v1/auth/users/";
 const AUTH_ROLES_PREFIX = "/v1/auth/roles/";
+const DASHBOARD_PREFIX = "/dashboard/";
 /** Keys `GET /v1/leases/{id}` lists at most (`moreKeys` says there are more). */
 const LEASE_KEYS_SHOWN_MAX = 1000;
 /**
@@ -292,6 +297,15 @@ const ROUTES: Readonly<Record<string, Readonly<Record<string, Route>>>> = {
   "/healthz": { GET: { query: [], access: "public", serve: (c) => sendJson(c.response, 200, { ok: true }) } },
   "/readyz": { GET: { query: [], access: "public", serve: (c) => sendReadiness(c.response, c.service.readiness()) } },
   "/v1/snapshot": { GET: { query: ["consistency"], access: "admin", serve: async (c) => sendBackup(await c.service.backup(consistencyOf(c.query)), c.response) } },
+  // The page holds no data (it reads the stream, with the user's token): open like /healthz.
+  "/dashboard": { GET: { query: [], access: "public", serve: (c) => serveDashboardAsset("index.html", c.request, c.response) } },
+  "/dashboard/{asset}": { GET: { query: [], access: "public", serve: (c) => serveDashboardAsset(c.key, c.request, c.response) } },
+  "/v1/dashboard/stream": { GET: { query: [], access: "user", serve: (c) => serveDashboardStream(c.service.dashboard, c.request, c.response) } },
+  "/v1/debug/faults": {
+    GET: { query: [], access: "user", serve: (c) => serveFaults(c.service.dashboard, c.response) },
+    POST: { query: [], access: "admin", serve: async (c) => serveInjectFault(c.service.dashboard, await readBody(c.request, 4096, "a fault request"), c.response, c.request.headers[FORWARDED_HEADER] !== undefined, c.guard.credentials) },
+  },
+  "/v1/debug/cluster": { POST: { query: [], access: "admin", serve: async (c) => serveClusterAction(c.service.dashboard, await readBody(c.request, 4096, "a cluster action"), c.response) } },
   "/v1/auth/authenticate": { POST: { query: [], access: "public", serve: serveAuthenticate } },
   "/v1/auth/status": { GET: { query: [], access: "public", serve: serveAuthStatus } },
   "/v1/auth/enable": { POST: { query: [], access: "handler", serve: (c) => serveAuthEnable(c, true) } },
@@ -367,6 +381,7 @@ function matchPath(path: string, method: string): { readonly name: string; reado
     const keepalive = rest.endsWith("/keepalive");
     return { name: keepalive ? "/v1/leases/{id}/keepalive" : "/v1/leases/{id}", key: "", memberId: parseLeaseId(keepalive ? rest.slice(0, -"/keepalive".length) : rest) };
   }
+  if (path.startsWith(DASHBOARD_PREFIX)) return { name: "/dashboard/{asset}", key: path.slice(DASHBOARD_PREFIX.length) || "index.html", memberId: 0 };
   if (Object.hasOwn(ROUTES, path) && !path.includes("{")) return { name: path, key: "", memberId: 0 };
   throw new HttpError(404, "not_found", `no route ${method} ${path}; see docs/http-api.md`);
 }

@@ -39,6 +39,9 @@ import { decodeDirectory, memberRole } from "./members.js";
 import { NodeMetrics } from "./metrics.js";
 import { WatchHub } from "./watch.js";
 import { MemberAdmin } from "./member-admin.js";
+import { DashboardFeed } from "./dashboard-feed.js";
+import { FaultInjector } from "./fault-injection.js";
+import { clusterControlFromEnvironment } from "./cluster-control.js";
 
 export const SYNOD_VERSION = "0.1.0";
 /** How long a node stays connected to a member a configuration removed. */
@@ -76,6 +79,8 @@ export class SynodNode {
   private readonly admin: MemberAdmin;
   /** Refuses writes while the data directory's disk is below its reserve (from `listen` on). */
   private diskGuard: DiskGuard | null = null;
+  /** What the dashboard's stream shows of this node (sampled whether or not anyone watches). */
+  private readonly feed: DashboardFeed;
 
   private constructor(
     readonly config: NodeConfig,
@@ -103,6 +108,23 @@ export class SynodNode {
       send: (to, envelope) => this.transport?.send(to, envelope.message, envelope.group) ?? false,
       unknownGroup: (from, group) => log.debug({ peer: from, group }, "a message for a group this node does not host; dropped"),
     });
+    const faults = new FaultInjector(
+      config.allowFaultInjection,
+      (injected) => this.transport?.setFaults(injected),
+      (message, view) => {
+        log.warn({ faults: view }, `fault injection: ${message}`);
+        this.feed.record("fault", `node ${config.id}: ${message}`, { faults: view });
+      },
+    );
+    this.feed = new DashboardFeed(
+      {
+        nodeId: config.id,
+        status: () => this.status(),
+        links: () => this.transport?.stats() ?? new Map(),
+        members: () => this.directory().map((m) => ({ id: m.id, http: m.id === config.id ? this.advertisedHttp() : (this.memberHttp.get(m.id) ?? m.http) })),
+      },
+      { faults, control: clusterControlFromEnvironment() },
+    );
     const network = this.groups.host(DEFAULT_GROUP, (from, message) => this.driver.receive(from, message));
     this.driver = new Driver({
       engine,
@@ -126,6 +148,15 @@ export class SynodNode {
       historyRevisions: config.historyRevisions,
       // The log could not be written: stop (the thrown error ends the process) with what to do.
       onFatal: (error) => setImmediate(() => { throw storageFailure(error, config.dataDir); }),
+      watcher: {
+        persisted: (ms) => this.feed.observeFsync(ms),
+        leadershipChanged: ({ term, leader, role }) =>
+          leader === null
+            ? this.feed.record("election", `term ${term}: no leader known to node ${config.id} (a ${role})`, { term, role })
+            : this.feed.record("leader", `node ${leader} leads in term ${term}`, { term, leader, role }),
+        snapshotTaken: (snapshot, ms) => this.feed.record("snapshot", `node ${config.id} took a snapshot at index ${snapshot.index} (${snapshot.data.length} bytes, ${Math.round(ms.total)} ms)`, { index: snapshot.index, bytes: snapshot.data.length }),
+        snapshotInstalled: (snapshot) => this.feed.record("snapshot-installed", `node ${config.id} installed the leader's snapshot at index ${snapshot.index}`, { index: snapshot.index, bytes: snapshot.data.length }),
+      },
     });
     this.watches = new WatchHub(kv, undefined, () => (this.isMember() ? null : new NotMemberError(this.engine.status().leader)), (error, what) => log.error({ err: error }, what));
     kv.setObserver(this.watches);
@@ -206,6 +237,8 @@ export class SynodNode {
       await node.listen();
       await node.connect();
       node.driver.start();
+      node.feed.start();
+      node.feed.record("started", `node ${config.id} started`, { http: node.advertisedHttp() });
       if (needsJoin && config.join !== null) await node.join(config.join, deadlineMs);
     } catch (error) {
       await node.stop();
@@ -385,6 +418,7 @@ export class SynodNode {
 
   status(): object {
     const status = this.engine.status();
+    const replication = this.engine.replication?.() ?? null;
     return {
       id: this.config.id,
       role: status.role,
@@ -403,6 +437,8 @@ export class SynodNode {
       clusterId: this.clusterId,
       version: SYNOD_VERSION,
       members: this.membersList(),
+      // On the leader: each follower's replication (match index, in flight, probing or replicating).
+      ...(replication === null ? {} : { replication }),
     };
   }
 
@@ -457,6 +493,9 @@ export class SynodNode {
     this.currentPeers = listed;
     this.updatePeers();
     this.log.info({ voters: membership.voters, outgoing: membership.outgoing, learners: membership.learners }, "configuration");
+    const learners = membership.learners.length === 0 ? "" : `, learners ${membership.learners.join(", ")}`;
+    const joint = membership.outgoing.length === 0 ? "" : ` (joint with ${membership.outgoing.join(", ")})`;
+    this.feed.record("membership", `configuration: voters ${membership.voters.join(", ")}${joint}${learners}`, { voters: membership.voters, outgoing: membership.outgoing, learners: membership.learners });
   }
 
   private updatePeers(): void {
@@ -544,7 +583,11 @@ export class SynodNode {
       metrics: async () => ({ contentType: this.metrics.registry.contentType, body: await this.metrics.registry.metrics() }),
       quorum: () => this.quorumView(),
       readiness: () => this.readiness(),
-      observeRequest: (route, status, seconds) => this.metrics.requestSeconds.observe({ route, status: String(status) }, seconds),
+      observeRequest: (route, status, seconds) => {
+        this.metrics.requestSeconds.observe({ route, status: String(status) }, seconds);
+        this.feed.observeRequest(route, status, seconds);
+      },
+      dashboard: this.feed,
       logError: (error, what) => this.log.error({ err: error }, what),
     };
   }
@@ -574,6 +617,8 @@ export class SynodNode {
     this.diskGuard?.stop();
     this.backups.stop();
     this.watches.close();
+    this.feed.close();
+    this.feed.actions.faults.close();
     await this.driver.stop();
     if (server !== null) {
       // The 503s just written get a moment to leave; then whatever is left is cut.

@@ -174,6 +174,18 @@ export interface PeerStats {
   readonly queueFrames: number;
 }
 
+/**
+ * Faults injected into this transport on purpose (`POST /v1/debug/faults`, for the
+ * dashboard and for demonstrations): `isolate` drops every message to and from every peer,
+ * as a partition would, while connections stay up; `dropRate` drops that share of them, each
+ * message drawn at random. Dropped sends count in `framesDropped`.
+ */
+export interface TransportFaults {
+  readonly isolate: boolean;
+  /** 0 .. 1. */
+  readonly dropRate: number;
+}
+
 /** Strangers (connections before their hello) held at once; more are closed on arrival. */
 const PENDING_INBOUND_MAX = 64;
 /**
@@ -193,6 +205,7 @@ export class PeerTransport {
   private readonly context: TransportContext;
   private readonly inboundHost: InboundHost;
   private boundPort = 0;
+  private faults: TransportFaults | null = null;
   private closing: Promise<void> | null = null;
 
   /** Listens, then dials every peer; resolves once listening. Rejects if the address cannot be bound. */
@@ -271,7 +284,25 @@ export class PeerTransport {
   send(to: number, message: unknown, group: GroupId = DEFAULT_GROUP): boolean {
     if (this.closing !== null) return false;
     const link = this.links.get(to);
-    return link === undefined ? false : link.send(message, group);
+    if (link === undefined) return false;
+    if (this.faults !== null && this.dropsNow()) {
+      const counters = this.counters.get(to);
+      if (counters !== undefined) counters.framesDropped++;
+      return false;
+    }
+    return link.send(message, group);
+  }
+
+  /** Injects faults (null: none); see TransportFaults. */
+  setFaults(faults: TransportFaults | null): void {
+    assert(faults === null || (faults.dropRate >= 0 && faults.dropRate <= 1), "dropRate is a share, 0 .. 1");
+    this.faults = faults;
+  }
+
+  /** Whether the injected faults drop the next message. */
+  private dropsNow(): boolean {
+    const faults = this.faults;
+    return faults !== null && (faults.isolate || Math.random() < faults.dropRate);
   }
 
   /**
@@ -353,6 +384,7 @@ export class PeerTransport {
   private deliver(connection: InboundConnection, message: unknown, frameBytes: number, group: GroupId): void {
     const from = connection.from;
     assert(from !== null, "only adopted connections deliver");
+    if (this.faults !== null && this.dropsNow()) return;
     const counters = this.counters.get(from);
     if (counters !== undefined) {
       counters.framesReceived++;
