@@ -19,9 +19,11 @@ import { request } from "./process-cluster.test-util.js";
 const basic = (user: string, password: string): Record<string, string> => ({ authorization: `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}` });
 
 /** Open to anyone, auth or not. */
-const PUBLIC = new Set(["GET /healthz", "GET /readyz", "GET /v1/status", "GET /v1/members", "GET /metrics", "GET /v1/auth/status", "POST /v1/auth/authenticate"]);
+const PUBLIC = new Set(["GET /dashboard", "GET /dashboard/{asset}", "GET /healthz", "GET /readyz", "GET /v1/status", "GET /v1/members", "GET /metrics", "GET /v1/auth/status", "POST /v1/auth/authenticate"]);
 /** Any authenticated user, without a permission on keys. */
-const ANY_USER = new Set(["POST /v1/txn", "POST /v1/leases", "GET /v1/leases", "GET /v1/leases/{id}", "DELETE /v1/leases/{id}", "POST /v1/leases/{id}/keepalive", "POST /v1/sessions", "GET /v1/auth/users/{name}"]);
+/** Streams: checked apart (they stay open when served). */
+const STREAMS = new Set(["GET /v1/watch", "GET /v1/dashboard/stream"]);
+const ANY_USER = new Set(["GET /v1/dashboard/stream", "GET /v1/debug/faults", "POST /v1/txn", "POST /v1/leases", "GET /v1/leases", "GET /v1/leases/{id}", "DELETE /v1/leases/{id}", "POST /v1/leases/{id}/keepalive", "POST /v1/sessions", "GET /v1/auth/users/{name}"]);
 
 const BODIES: Readonly<Record<string, string>> = {
   "POST /v1/txn": JSON.stringify({ compare: [], success: [], failure: [] }),
@@ -40,7 +42,8 @@ const BODIES: Readonly<Record<string, string>> = {
 function concrete(route: string): { method: string; path: string } {
   const [method, template] = route.split(" ") as [string, string];
   const path = template.replace("{key}", "a/k").replace("{id}", "1").replace("{name}", "bob");
-  return { method, path: path === "/v1/watch" ? "/v1/watch?key=a/k" : path };
+  const assets: Record<string, string> = { "/v1/watch": "/v1/watch?key=a/k", "/dashboard/{asset}": "/dashboard/app.js" };
+  return { method, path: assets[template] ?? path };
 }
 
 describe("auth: every route against strangers, a user without permissions, and root", { timeout: 60_000 }, () => {
@@ -74,7 +77,7 @@ describe("auth: every route against strangers, a user without permissions, and r
     const { method, path } = concrete(route);
     const body = BODIES[route] ?? (method === "PUT" ? "v" : undefined);
     const answer = await request(method, `${url}${path}`, body, { ...headers, "content-type": "application/json" });
-    if (path.startsWith("/v1/watch") && answer.status === 200) return { status: 200, text: "" };
+    if (STREAMS.has(route) && answer.status === 200) return { status: 200, text: "" };
     return { status: answer.status, text: answer.text };
   }
 
@@ -90,7 +93,7 @@ describe("auth: every route against strangers, a user without permissions, and r
 
   test("a user without permissions is refused (403) every key and admin route, and served the rest", async () => {
     for (const route of Object.keys(routeQueryParameters())) {
-      if (route === "GET /v1/watch") continue; // a stream: its refusal is checked below
+      if (route === "GET /v1/watch") continue; // a stream on a key bob may not read: checked below
       const { status, text } = await call(route, basic("bob", "bobpw"));
       if (PUBLIC.has(route) || ANY_USER.has(route)) assert.ok(status !== 401 && status !== 403, `${route} for any user: ${status} ${text}`);
       else assert.equal(status, 403, `${route} for a user without permissions: ${status} ${text}`);
@@ -100,7 +103,7 @@ describe("auth: every route against strangers, a user without permissions, and r
 
   test("root is refused nothing", async () => {
     for (const route of Object.keys(routeQueryParameters())) {
-      if (route === "GET /v1/watch" || route === "POST /v1/auth/disable" || route === "DELETE /v1/auth/users/{name}" || route === "PUT /v1/auth/users/{name}") continue;
+      if (STREAMS.has(route) || route === "POST /v1/auth/disable" || route === "DELETE /v1/auth/users/{name}" || route === "PUT /v1/auth/users/{name}") continue;
       const { status, text } = await call(route, basic("root", "rootpw"));
       assert.ok(status !== 401 && status !== 403, `${route} for root: ${status} ${text}`);
     }

@@ -99,7 +99,10 @@ for (const consensus of CONSENSUS_UNDER_TEST) describe(`the dashboard's stream, 
     assert.equal(history.node, 1);
     assert.equal(history.intervalMs, 500);
     assert.ok(history.events.some((e) => e.kind === "started"), "the node's start is in its events");
-    const frame = await stream.until(state((f) => f.members.length === 3 && f.members.every((m) => m.reachable) && leadersOf(f).length === 1), 5000);
+    // A leader streams to a follower once it has heard back from it (probing before): on a
+    // busy machine the first frames may come before that, so wait for a frame that shows it.
+    const replicating = (f: StateFrame): boolean => (f.members.find((m) => m.status?.role === "leader")?.status?.replication ?? []).every((r) => r.state === "replicate" && r.match > 0);
+    const frame = await stream.until(state((f) => f.members.length === 3 && f.members.every((m) => m.reachable) && leadersOf(f).length === 1 && replicating(f)), 10_000);
     const leader = frame.members.find((m) => m.status?.role === "leader") as MemberFrame;
     const replication = leader.status?.replication ?? [];
     assert.deepEqual(replication.map((r) => r.id), [1, 2, 3].filter((id) => id !== leader.id), "the leader lists each follower's progress");
