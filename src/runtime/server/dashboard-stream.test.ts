@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { SseParser, type SseEvent } from "../../client/sse.js";
-import { CONSENSUS_UNDER_TEST, ProcessCluster, request } from "./process-cluster.test-util.js";
+import { CONSENSUS_UNDER_TEST, ProcessCluster, request, sleep } from "./process-cluster.test-util.js";
 
 interface MemberFrame {
   readonly id: number;
@@ -139,6 +139,8 @@ for (const consensus of CONSENSUS_UNDER_TEST) describe(`the dashboard's stream, 
       assert.ok(Date.now() - killedAt < 5000);
     } finally {
       cluster.startNode(leader);
+      // The tests after this one ask node 1, which may be the one restarted: wait until it serves.
+      for (let tries = 0; tries < 100 && (await request("GET", `${cluster.node(leader).http}/healthz`).catch(() => null))?.status !== 200; tries++) await sleep(100);
     }
   });
 
