@@ -5,6 +5,7 @@
 // learns from the nodes' status (and again after a request fails), so a failover costs the
 // election and not the rest of the run. A failed request is counted, not retried: a
 // benchmark reports what the cluster did, including the longest time without a success.
+import { tlsConnectOptions, type ClientTls } from "../client/transport.js";
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Pool } from "undici";
@@ -25,6 +26,10 @@ export const BENCH_TARGETS: readonly BenchTarget[] = ["leader", "all"];
 export interface BenchOptions {
   /** Origins of the cluster's nodes, e.g. `http://127.0.0.1:7001`. */
   readonly endpoints: readonly string[];
+  /** For https:// nodes: the CA to trust and a client certificate (as the SDK's `tls`). */
+  readonly tls?: ClientTls;
+  /** An Authorization header for every request, for a cluster with auth enabled. */
+  readonly authorization?: string;
   /** How long requests are started, 1 ms .. 24 h; the ones outstanding then still finish. */
   readonly durationMs: number;
   /** Requests kept outstanding (and connections), 1..4096. */
@@ -131,10 +136,17 @@ const PUT_HEADERS = { "content-type": "application/octet-stream" } as const;
 export async function runKvBench(options: BenchOptions): Promise<BenchResult> {
   validate(options);
   const log = options.log ?? (() => undefined);
-  const leader = options.target === "all" ? null : await findLeader(options.endpoints);
+  const leader = options.target === "all" ? null : await findLeader(options.endpoints, LEADER_WAIT_MS, options.tls);
   log(`target: ${leader ?? options.endpoints.join(", ")}`);
   const endpoints = leader === null || options.endpoints.includes(leader) ? options.endpoints : [...options.endpoints, leader];
-  const router = new ClusterRouter({ endpoints: endpoints.map((url) => ({ url })), strategy: "round-robin", healthCheckIntervalMs: HEALTH_CHECK_INTERVAL_MS, balancer: { slowStartWindowMs: 0 } });
+  const router = new ClusterRouter({
+    endpoints: endpoints.map((url) => ({ url })),
+    strategy: "round-robin",
+    healthCheckIntervalMs: HEALTH_CHECK_INTERVAL_MS,
+    balancer: { slowStartWindowMs: 0 },
+    ...(options.tls === undefined ? {} : { tls: options.tls }),
+    ...(options.authorization === undefined ? {} : { authorization: options.authorization }),
+  });
   router.noteLeader(leader);
   router.start();
   const connectionsPerTarget = options.target === "all" ? Math.ceil(options.concurrency / options.endpoints.length) : options.concurrency;
@@ -171,8 +183,8 @@ function validate(options: BenchOptions): void {
  * again every 250 ms for up to `waitMs` (default 5 s) while an election runs.
  * @throws ConnectionError when no endpoint could be reached; NoLeaderError when none knew a leader.
  */
-export async function findLeader(endpoints: readonly string[], waitMs: number = LEADER_WAIT_MS): Promise<string> {
-  const client = new Client({ endpoints, sessions: false, healthCheckIntervalMs: 0, membersIntervalMs: 0, retry: { attemptsMax: 1 }, timeoutMs: 2_000, connectionsPerEndpoint: 1 });
+export async function findLeader(endpoints: readonly string[], waitMs: number = LEADER_WAIT_MS, tls?: ClientTls): Promise<string> {
+  const client = new Client({ endpoints, sessions: false, healthCheckIntervalMs: 0, membersIntervalMs: 0, retry: { attemptsMax: 1 }, timeoutMs: 2_000, connectionsPerEndpoint: 1, ...(tls === undefined ? {} : { tls }) });
   try {
     const deadlineMs = performance.now() + waitMs;
     let failures: unknown[] = [];
@@ -220,6 +232,8 @@ class Load {
   private gap = { longestMs: 0, fromMs: 0, toMs: 0 };
   /** Since when no leader has been known (performance.now() ms); null while one is. */
   private leaderLostMs: number | null = null;
+  private readonly putHeaders: Record<string, string>;
+  private readonly getHeaders: Record<string, string>;
 
   constructor(
     private readonly options: BenchOptions,
@@ -230,6 +244,8 @@ class Load {
     this.value = Buffer.alloc(options.valueBytes);
     for (let i = 0; i < this.value.length; i++) this.value[i] = 97 + (i % 26);
     this.requestTimeoutMs = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS_DEFAULT;
+    this.getHeaders = options.authorization === undefined ? {} : { authorization: options.authorization };
+    this.putHeaders = { ...PUT_HEADERS, ...this.getHeaders };
   }
 
   /** Writes keys 0..count-1 with the run's concurrency, unmeasured. @throws BenchSetupError when a key cannot be written. */
@@ -354,7 +370,7 @@ class Load {
   private pool(url: string): Pool {
     let pool = this.pools.get(url);
     if (pool === undefined) {
-      pool = new Pool(url, { connections: this.connectionsPerTarget, pipelining: 1 });
+      pool = new Pool(url, { connections: this.connectionsPerTarget, pipelining: 1, connect: tlsConnectOptions(this.options.tls) });
       this.pools.set(url, pool);
     }
     return pool;
@@ -385,7 +401,8 @@ class Load {
       const response = await pool.request({
         method: kind === "put" ? "PUT" : "GET",
         path,
-        ...(kind === "put" ? { body: this.value, headers: PUT_HEADERS } : {}),
+        ...(kind === "put" ? { body: this.value } : {}),
+        headers: kind === "put" ? this.putHeaders : this.getHeaders,
         headersTimeout: this.requestTimeoutMs,
         bodyTimeout: this.requestTimeoutMs,
       });

@@ -5,7 +5,7 @@ import { InvalidInputError } from "../core/common/errors.js";
 import { limits } from "../core/common/limits.js";
 import { BenchSetupError, BENCH_OPS, BENCH_TARGETS, formatBenchResult, parseDurationMs, runKvBench, type BenchOp, type BenchOptions, type BenchResult, type BenchTarget } from "../bench/kv-load.js";
 import { CONSISTENCIES, type Consistency } from "../client/api.js";
-import { describeFailure, endpointsOption, EXIT, integerIn } from "./client-options.js";
+import { commandAuthorization, commandClientTls, describeFailure, endpointsOption, EXIT, integerIn } from "./client-options.js";
 
 interface BenchCommandOptions {
   readonly endpoints: string[];
@@ -56,8 +56,12 @@ async function benchCommand(options: BenchCommandOptions): Promise<number> {
   };
   info(`synod bench: ${options.op}, concurrency ${options.concurrency}, ${options.valueSize}-byte values, ${options.duration / 1000} s, target ${options.target}`);
   const bar = options.json || process.stderr.isTTY !== true ? null : progressBar(options.duration);
+  const tls = commandClientTls();
+  const authorization = commandAuthorization()["authorization"];
   const benchOptions: BenchOptions = {
     endpoints: options.endpoints,
+    ...(tls === undefined ? {} : { tls }),
+    ...(authorization === undefined ? {} : { authorization }),
     durationMs: options.duration,
     concurrency: options.concurrency,
     valueBytes: options.valueSize,

@@ -17,6 +17,11 @@ let commandTls: ClientTls | undefined;
 /** The credentials given to this command (`--user name:password`), for a cluster with auth enabled. */
 let commandAuth: { readonly user: string; readonly password: string } | undefined;
 
+/** The TLS files of `--cacert`, `--cert` and `--key`, for commands that make their own connections (the proxy). */
+export function commandClientTls(): ClientTls | undefined {
+  return commandTls;
+}
+
 /** The Authorization header of `--user`, for the commands' plain HTTP requests. */
 export function commandAuthorization(): Record<string, string> {
   return commandAuth === undefined ? {} : { authorization: `Basic ${Buffer.from(`${commandAuth.user}:${commandAuth.password}`).toString("base64")}` };

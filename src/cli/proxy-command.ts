@@ -2,7 +2,7 @@ import { type Command, InvalidArgumentError, Option } from "commander";
 import { STRATEGIES, type Strategy } from "../core/balance/index.js";
 import { parseHostPort } from "../runtime/server/config.js";
 import { createProxyRouter, ProxyServer } from "../runtime/proxy/proxy.js";
-import { endpointsOption, integerIn } from "./client-options.js";
+import { commandClientTls, endpointsOption, integerIn } from "./client-options.js";
 import { createLogger, logFormatOption, stdoutLogFormat, type LogFormat } from "./logging.js";
 
 interface ProxyFlags {
@@ -83,6 +83,8 @@ async function runProxy(flags: ProxyFlags): Promise<number> {
     }
   }
   const weightOf = (url: string, index: number): number => (Array.isArray(weights) ? (weights[index] as number) : (weights?.get(url) ?? 1));
+  // https:// nodes: --cacert (and --cert/--key), as every command that talks to a cluster takes.
+  const tls = commandClientTls();
   let proxy: ProxyServer;
   try {
     const router = createProxyRouter({
@@ -91,8 +93,9 @@ async function runProxy(flags: ProxyFlags): Promise<number> {
       healthCheckIntervalMs: flags.healthCheckIntervalMs,
       ejectionMsBase: flags.ejectionMs,
       slowStartWindowMs: flags.slowStartMs,
+      ...(tls === undefined ? {} : { tls }),
     });
-    proxy = await ProxyServer.start({ listen: parseHostPort(flags.listen, "--listen"), endpoints, router, log });
+    proxy = await ProxyServer.start({ listen: parseHostPort(flags.listen, "--listen"), endpoints, router, log, ...(tls === undefined ? {} : { tls }) });
   } catch (error) {
     process.stderr.write(`synod proxy: cannot start: ${(error as Error).message}\n`);
     return 1;

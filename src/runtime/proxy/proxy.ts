@@ -19,6 +19,7 @@
  * answers are streamed through. `GET /v1/proxy/stats` reports each endpoint's requests,
  * failures, in-flight count, weight and health, and the proxy's own counters.
  */
+import { tlsConnectOptions, type ClientTls } from "../../client/transport.js";
 import { pipeline } from "node:stream/promises";
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { performance } from "node:perf_hooks";
@@ -57,6 +58,8 @@ export interface ProxyRouterOptions {
   readonly healthCheckIntervalMs: number;
   readonly ejectionMsBase: number;
   readonly slowStartWindowMs: number;
+  /** For https:// nodes: the CA to trust and a client certificate (as the SDK's `tls`). */
+  readonly tls?: ClientTls;
 }
 
 /** The proxy's router: a `ClusterRouter` with the proxy's tuning, its health checks started. */
@@ -66,6 +69,7 @@ export function createProxyRouter(options: ProxyRouterOptions): ClusterRouter {
     strategy: options.strategy,
     healthCheckIntervalMs: options.healthCheckIntervalMs,
     balancer: { ejectionMsBase: options.ejectionMsBase, ejectionMsMax: Math.max(options.ejectionMsBase, 300_000), slowStartWindowMs: options.slowStartWindowMs },
+    ...(options.tls === undefined ? {} : { tls: options.tls }),
   });
   router.start();
   return router;
@@ -86,6 +90,8 @@ export interface ProxyOptions {
   readonly connectionsPerEndpoint?: number;
   readonly seed?: number;
   readonly log: Logger;
+  /** For https:// nodes: the CA to trust and a client certificate (as the SDK's `tls`). */
+  readonly tls?: ClientTls;
 }
 
 /** The proxy's own counters, in `GET /v1/proxy/stats`. */
@@ -142,7 +148,7 @@ export class ProxyServer {
   private pool(url: string): Pool {
     let pool = this.pools.get(url);
     if (pool === undefined) {
-      pool = new Pool(url, { connections: this.options.connectionsPerEndpoint ?? 128, connect: { timeout: Math.min(this.attemptTimeoutMs, 3000) } });
+      pool = new Pool(url, { connections: this.options.connectionsPerEndpoint ?? 128, connect: { timeout: Math.min(this.attemptTimeoutMs, 3000), ...tlsConnectOptions(this.options.tls) } });
       this.pools.set(url, pool);
     }
     return pool;
