@@ -1,12 +1,11 @@
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { freePorts, request, sleep } from "../runtime/server/process-cluster.test-util.js";
+import { freePortRange, freePorts, request, sleep } from "../runtime/server/process-cluster.test-util.js";
 
 const SYNOD_BIN = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "bin", "synod.js");
 
@@ -37,22 +36,6 @@ test("synod cluster: its nodes serve, and stop when the cluster process dies, ev
     rmSync(dir, { recursive: true, force: true });
   }
 });
-
-/** `count` consecutive free loopback ports (what --base-port needs for several nodes). */
-async function consecutiveFreePorts(count: number): Promise<number> {
-  const free = (port: number): Promise<boolean> =>
-    new Promise((resolve) => {
-      const server = createServer();
-      server.once("error", () => resolve(false));
-      server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
-    });
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const [base] = await freePorts(1);
-    const ports = Array.from({ length: count }, (_, i) => (base as number) + i);
-    if (ports.every((port) => port <= 65535) && (await Promise.all(ports.map(free))).every(Boolean)) return base as number;
-  }
-  throw new Error(`no ${count} consecutive free ports`);
-}
 
 /** A `synod` process whose output (stdout and stderr) is collected. */
 function synod(args: readonly string[]): { readonly child: ChildProcess; readonly output: () => string; readonly stderr: () => string; readonly exit: Promise<number | null> } {
@@ -110,8 +93,8 @@ test("a second synod cluster on taken ports, or on a data directory in use, says
 test("after a shrink, the removed nodes refuse to start, each saying why, and the cluster says why no leader can be elected and what to do", { timeout: 120_000 }, async () => {
   const root = mkdtempSync(join(tmpdir(), "synod-cluster-shrunk-"));
   const dataDir = join(root, "data");
-  const httpBase = await consecutiveFreePorts(2);
-  const peerBase = await consecutiveFreePorts(2);
+  const httpBase = await freePortRange(2);
+  const peerBase = await freePortRange(2);
   const [joinerHttp, joinerPeer] = await freePorts(2);
   const clusterArgs = ["cluster", "--nodes", "2", "--base-port", String(httpBase), "--peer-base-port", String(peerBase), "--data-dir", dataDir];
   const url = (port: number): string => `http://127.0.0.1:${port}`;
@@ -167,8 +150,8 @@ test("after a shrink, the removed nodes refuse to start, each saying why, and th
 test("synod cluster --consensus paxos: a write through one node is read through the others; status, synod status and leader transfer speak in ballots; restarted as Raft, each node refuses its data directory in one line", { timeout: 120_000 }, async () => {
   const root = mkdtempSync(join(tmpdir(), "synod-cluster-paxos-"));
   const dataDir = join(root, "data");
-  const httpBase = await consecutiveFreePorts(3);
-  const peerBase = await consecutiveFreePorts(3);
+  const httpBase = await freePortRange(3);
+  const peerBase = await freePortRange(3);
   const clusterArgs = ["cluster", "--nodes", "3", "--base-port", String(httpBase), "--peer-base-port", String(peerBase), "--data-dir", dataDir];
   const urls = [0, 1, 2].map((i) => `http://127.0.0.1:${httpBase + i}`);
   const processes: ChildProcess[] = [];

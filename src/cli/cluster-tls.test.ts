@@ -12,7 +12,7 @@ import { connect as connectTls } from "node:tls";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { Agent, fetch as undiciFetch } from "undici";
-import { freePorts, runSynodApart, sleep } from "../runtime/server/process-cluster.test-util.js";
+import { freePortRange, freePorts, runSynodApart, sleep } from "../runtime/server/process-cluster.test-util.js";
 import { openLocalCa } from "../runtime/tls/local-ca.js";
 
 const SYNOD_BIN = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "bin", "synod.js");
@@ -54,9 +54,8 @@ describe("synod cluster --tls", { timeout: 300_000 }, () => {
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), "synod-cluster-tls-"));
-    const [base, peerBase] = await freePorts(2);
-    // Three consecutive free ports from each base are likely but not certain; the cluster
-    // command checks and says so, and this test would fail with its message.
+    const base = await freePortRange(3);
+    const peerBase = await freePortRange(3);
     cluster = spawn(process.execPath, [SYNOD_BIN, "cluster", "--tls", "--data-dir", dir, "--base-port", String(base), "--peer-base-port", String(peerBase), "--log-level", "warn"], { stdio: ["ignore", "pipe", "pipe"] });
     cluster.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()));
     cluster.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString()));
@@ -112,6 +111,33 @@ describe("synod cluster --tls", { timeout: 300_000 }, () => {
     const untrusted = await run(["get", "cli-tls", "--endpoints", urls[0] as string]);
     assert.notEqual(untrusted.code, 0);
     assert.match(untrusted.stderr, /SELF_SIGNED_CERT_IN_CHAIN|certificate/i);
+  });
+
+  test("synod proxy and synod bench with --cacert, in front of the HTTPS nodes", async () => {
+    const [port] = await freePorts(1);
+    const proxy = spawn(process.execPath, [SYNOD_BIN, "proxy", "--listen", `127.0.0.1:${port}`, "--endpoints", urls.join(","), "--cacert", join(dir, "tls", "ca.pem")], { stdio: ["ignore", "pipe", "pipe"] });
+    let said = "";
+    proxy.stdout?.on("data", (chunk: Buffer) => (said += chunk.toString()));
+    proxy.stderr?.on("data", (chunk: Buffer) => (said += chunk.toString()));
+    try {
+      for (let i = 0; i < 100 && !said.includes("synod proxy on"); i++) await sleep(100);
+      assert.match(said, /synod proxy on/);
+      let put: Response | null = null;
+      for (let i = 0; i < 50 && put?.status !== 200; i++) {
+        put = await fetch(`http://127.0.0.1:${port}/v1/kv/via-proxy`, { method: "PUT", body: "tls-upstream" }).catch(() => null);
+        if (put?.status !== 200) await sleep(100);
+      }
+      assert.equal(put?.status, 200, said);
+      const got = await fetch(`http://127.0.0.1:${port}/v1/kv/via-proxy?raw=true`);
+      assert.equal(await got.text(), "tls-upstream");
+      assert.match(got.headers.get("x-synod-upstream") ?? "", /^https:/);
+    } finally {
+      proxy.kill("SIGKILL");
+    }
+    const bench = await run(["bench", "--endpoints", urls.join(","), "--cacert", join(dir, "tls", "ca.pem"), "--duration", "1s", "--max-ops", "200", "--concurrency", "4", "--json"]);
+    assert.equal(bench.code, 0, bench.stderr);
+    const result = JSON.parse(bench.stdout) as { ops: number; errors?: number };
+    assert.ok(result.ops > 0, bench.stdout);
   });
 
   test("kill -9 of the leader: a new one is elected over TLS and writes go on", async () => {

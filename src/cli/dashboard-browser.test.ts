@@ -15,30 +15,13 @@ import { dirname, join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import type { Browser, Page } from "puppeteer-core";
-import { createServer } from "node:net";
-import { request, sleep } from "../runtime/server/process-cluster.test-util.js";
+import { freePortRange, request, sleep } from "../runtime/server/process-cluster.test-util.js";
 
 const CHROMIUM_PATHS = [process.env["CHROMIUM_PATH"], "/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"].filter((path): path is string => path !== undefined && path !== "");
 const chromium = CHROMIUM_PATHS.find((path) => existsSync(path));
 const SYNOD_BIN = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "bin", "synod.js");
 const skip = chromium === undefined ? `no Chromium found (looked in ${CHROMIUM_PATHS.join(", ")}); install it (apt-get install chromium) or set CHROMIUM_PATH to run the dashboard's browser tests` : false;
 
-/** The first of `count` consecutive loopback ports that are free now (synod cluster numbers its ports from a base). */
-async function consecutiveFreePorts(count: number): Promise<number> {
-  const free = (port: number): Promise<boolean> =>
-    new Promise((resolve) => {
-      const server = createServer();
-      server.once("error", () => resolve(false));
-      server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
-    });
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 20_000 + Math.floor(Math.random() * 30_000);
-    let all = true;
-    for (let i = 0; i < count && all; i++) all = await free(base + i);
-    if (all) return base;
-  }
-  throw new Error(`no ${count} consecutive free ports found`);
-}
 
 /** The role each node's card shows, by node id. */
 async function roles(page: Page): Promise<Record<string, string>> {
@@ -70,7 +53,7 @@ describe("the dashboard in Chromium, on a local cluster", { skip, timeout: 90_00
 
   before(async () => {
     root = mkdtempSync(join(tmpdir(), "synod-dashboard-"));
-    base = await consecutiveFreePorts(6);
+    base = await freePortRange(6);
     cluster = spawn(process.execPath, [SYNOD_BIN, "cluster", "--base-port", String(base), "--peer-base-port", String(base + 3), "--data-dir", root, "--allow-fault-injection"], { stdio: ["ignore", "pipe", "pipe"] });
     cluster.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString("utf8")));
     cluster.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString("utf8")));

@@ -4,7 +4,7 @@
  * real signals.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -13,17 +13,80 @@ import type { NodeStatus } from "../../client/api.js";
 
 const SYNOD_BIN = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "bin", "synod.js");
 
-/** Finds `count` free loopback ports (bound once to port 0, then released). */
+/**
+ * Ports for test nodes come from a block of PORTS_PER_BLOCK this test process claims for
+ * itself (a file in the temp directory names its pid), below the kernel's ephemeral range.
+ * Asking the kernel for port 0 and handing the number on is a race once test files run two
+ * at a time: another file's node could take the port between its release and its use (seen
+ * in CI: a node of one file's cluster answered another's handshake), and an outgoing
+ * connection can take an ephemeral port too.
+ */
+const PORTS_FROM = 20_000;
+const PORTS_PER_BLOCK = 200;
+const PORT_BLOCKS = 60;
+let portBlock: { readonly first: number; next: number } | null = null;
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+function claimPortBlock(): { readonly first: number; next: number } {
+  const dir = join(tmpdir(), "synod-test-ports");
+  mkdirSync(dir, { recursive: true });
+  for (let i = 0; i < PORT_BLOCKS; i++) {
+    const block = (process.pid + i) % PORT_BLOCKS;
+    const file = join(dir, `block-${block}`);
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        writeFileSync(file, String(process.pid), { flag: "wx" });
+        process.once("exit", () => rmSync(file, { force: true }));
+        return { first: PORTS_FROM + block * PORTS_PER_BLOCK, next: 0 };
+      } catch {
+        // Taken: free it if its owner is gone, and try once more.
+        const owner = Number(readFileSync(file, { encoding: "utf8", flag: "r" }) || "0");
+        if (owner !== 0 && processAlive(owner)) break;
+        rmSync(file, { force: true });
+      }
+    }
+  }
+  throw new Error(`no free block of test ports in ${dir}: ${PORT_BLOCKS} test processes at once?`);
+}
+
+function bindable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once("error", () => resolve(false));
+    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
+  });
+}
+
+/** The first of `count` consecutive free ports of this process's block, for `synod cluster --base-port`. */
+export async function freePortRange(count: number): Promise<number> {
+  portBlock ??= claimPortBlock();
+  for (let tried = 0; tried < PORTS_PER_BLOCK; tried++) {
+    if ((portBlock.next % PORTS_PER_BLOCK) + count > PORTS_PER_BLOCK) portBlock.next += PORTS_PER_BLOCK - (portBlock.next % PORTS_PER_BLOCK);
+    const first = portBlock.first + (portBlock.next % PORTS_PER_BLOCK);
+    portBlock.next += count;
+    const free = await Promise.all(Array.from({ length: count }, (_, i) => bindable(first + i)));
+    if (free.every(Boolean)) return first;
+  }
+  throw new Error(`no ${count} consecutive free ports left in this test process's block`);
+}
+
+/** `count` free loopback ports of this process's block (see claimPortBlock). */
 export async function freePorts(count: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from({ length: count }, () => new Promise<import("node:net").Server>((resolve, reject) => {
-      const server = createServer();
-      server.once("error", reject);
-      server.listen(0, "127.0.0.1", () => resolve(server));
-    })),
-  );
-  const ports = servers.map((server) => (server.address() as import("node:net").AddressInfo).port);
-  await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
+  portBlock ??= claimPortBlock();
+  const ports: number[] = [];
+  for (let tried = 0; ports.length < count; tried++) {
+    if (tried >= PORTS_PER_BLOCK) throw new Error(`fewer than ${count} free ports left in this test process's block from ${portBlock.first}`);
+    const port = portBlock.first + (portBlock.next++ % PORTS_PER_BLOCK);
+    if (await bindable(port)) ports.push(port);
+  }
   return ports;
 }
 
