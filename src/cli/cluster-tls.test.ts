@@ -140,6 +140,31 @@ describe("synod cluster --tls", { timeout: 300_000 }, () => {
     assert.ok(result.ops > 0, bench.stdout);
   });
 
+  test("auth over TLS: enabled, it refuses strangers (401) and serves a user by its role", async () => {
+    const tlsArgs = ["--endpoints", urls.join(","), "--cacert", join(dir, "tls", "ca.pem")];
+    const synod = async (...args: string[]): Promise<void> => {
+      const result = await run([...args, ...tlsArgs]);
+      assert.equal(result.code, 0, `synod ${args.join(" ")}: ${result.stderr}`);
+    };
+    await synod("user", "add", "root", "--password", "rootpw");
+    await synod("user", "grant", "root", "root");
+    await synod("role", "add", "tls-reader");
+    await synod("role", "grant", "tls-reader", "--prefix", "cli-", "--read");
+    await synod("user", "add", "reader", "--password", "readerpw");
+    await synod("user", "grant", "reader", "tls-reader");
+    await synod("auth", "enable");
+    try {
+      assert.equal((await call("GET", `${urls[0]}/v1/kv/cli-tls`)).status, 401);
+      const read = await run(["get", "cli-tls", "--user", "reader:readerpw", ...tlsArgs]);
+      assert.deepEqual([read.code, read.stdout], [0, "yes\n"], read.stderr);
+      const write = await run(["put", "cli-tls", "no", "--user", "reader:readerpw", ...tlsArgs]);
+      assert.equal(write.code, 2, "a write without the permission is refused");
+      assert.match(write.stderr, /permission_denied/);
+    } finally {
+      await synod("auth", "disable", "--user", "root:rootpw");
+    }
+  });
+
   test("kill -9 of the leader: a new one is elected over TLS and writes go on", async () => {
     const old = await leader();
     process.kill(pidOf(old), "SIGKILL");
