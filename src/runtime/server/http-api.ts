@@ -7,14 +7,13 @@
  * nothing a client sends can throw past `handle`: bad input is a 4xx, an unexpected error a
  * 500 with the detail in the node's log.
  */
-import { isUtf8 } from "node:buffer";
 import { createServer, STATUS_CODES, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from "node:http";
 import type { Server as HttpsServer } from "node:https";
 import { performance } from "node:perf_hooks";
 import type { Duplex } from "node:stream";
 import { InvalidInputError, MembershipChangeInProgressError, NotLeaderError, NotMemberError, OverloadedError, SynodError } from "../../core/common/errors.js";
 import { limits } from "../../core/common/limits.js";
-import { CompactedError, FutureRevisionError, LEASE_LIMITS, LeaseNotFoundError, SELF_ASSIGNED_SESSIONS_FROM, SESSION_LIMITS, type KvRecord, type KvResult } from "../../core/kv/store.js";
+import { CompactedError, FutureRevisionError, SESSION_LIMITS, type KvRecord, type KvResult } from "../../core/kv/store.js";
 import {
   LeaderChangedError,
   RequestTimeoutError,
@@ -28,8 +27,7 @@ import {
   type ReadConsistency,
 } from "./driver.js";
 import { sendBackup, type Backup } from "./backup.js";
-import { parseTxnRequest, txnResultJson } from "./txn-json.js";
-import { parseEventId, WatchCanceledError, type WatchHub, type WatchRequest } from "./watch.js";
+import { WatchCanceledError, type WatchHub } from "./watch.js";
 import type { AuthState } from "../../core/kv/auth.js";
 import {
   DEFAULT_AUTH_OPTIONS,
@@ -47,6 +45,8 @@ import {
 } from "./auth-http.js";
 import { API_SERVER_OPTIONS, applyReceiveDeadlines, DEFAULT_CLIENT_LIMITS, type ClientLimits } from "./limits.js";
 import { NoSpaceError } from "./disk-guard.js";
+import { clientRequestOf, deleteKey, getKey, putKey, rangeKeys, serveCompact, serveTxn, serveWatch } from "./kv-routes.js";
+import { leaseNotFound, parseLeaseId, serveGrant, serveKeepalive, serveLease, serveLeaseList, serveRevoke } from "./lease-routes.js";
 import type { LeaseView } from "./lease-view.js";
 import type { DashboardFeed } from "./dashboard-feed.js";
 import { serveClusterAction, serveDashboardAsset, serveDashboardStream, serveFaults, serveInjectFault } from "./dashboard-http.js";
@@ -150,16 +150,12 @@ export const SESSION_HEADER = "x-synod-session";
 export const SEQUENCE_HEADER = "x-synod-sequence";
 /** The most of an unwanted request body read (and dropped) to deliver an early answer. */
 const DISCARD_BYTES_MAX = 64 * 1024 * 1024;
-const RANGE_LIMIT_DEFAULT = 100;
-const RANGE_LIMIT_MAX = 1000;
 const KV_PREFIX = "/v1/kv/";
 const MEMBERS_PREFIX = "/v1/members/";
 const LEASES_PREFIX = "/v1/leases/";
 const AUTH_USERS_PREFIX = "/v1/auth/users/";
 const AUTH_ROLES_PREFIX = "/v1/auth/roles/";
 const DASHBOARD_PREFIX = "/dashboard/";
-/** Keys `GET /v1/leases/{id}` lists at most (`moreKeys` says there are more). */
-const LEASE_KEYS_SHOWN_MAX = 1000;
 /**
  * How far the applied index may trail the commit index for `GET /readyz`: a node applies
  * what commits within a Ready or two (a few hundred entries under load), so more means it is
@@ -223,7 +219,7 @@ export function httpApiHandler(service: KvService, options: HttpApiOptions): Req
 }
 
 /** What a route's handler gets: the request, its parsed query, and the path's key or member id. */
-interface RouteContext {
+export interface RouteContext {
   readonly service: KvService;
   readonly options: HttpApiOptions;
   readonly request: IncomingMessage;
@@ -386,151 +382,6 @@ function matchPath(path: string, method: string): { readonly name: string; reado
   throw new HttpError(404, "not_found", `no route ${method} ${path}; see docs/http-api.md`);
 }
 
-async function serveTxn(c: RouteContext): Promise<void> {
-  const type = c.request.headers["content-type"] ?? "";
-  if (!type.startsWith("application/json")) throw new HttpError(415, "unsupported_media_type", "a transaction is a JSON body: send Content-Type: application/json");
-  const client = clientRequestOf(c.request);
-  const body = await readBody(c.request, c.options.requestBodyBytesMax, "a transaction");
-  const txn = parseTxnRequest(body);
-  if (txn.op === "txn") await c.guard.txn(txn);
-  const result = await c.service.write(txn, client);
-  if (result.op !== "txn") throw unexpectedResult(result);
-  sendJson(c.response, 200, txnResultJson(result));
-}
-
-/** `POST /v1/leases {"ttlSeconds": N}`: through the log; the lease's id is the grant's log index. */
-async function serveGrant(c: RouteContext): Promise<void> {
-  const ttlSeconds = parseTtlSeconds(await readBody(c.request, 4096, "a lease grant"));
-  const result = await c.service.write({ op: "lease-grant", ttlMs: ttlSeconds * 1000 }, clientRequestOf(c.request));
-  if (result.op !== "lease-grant") throw unexpectedResult(result);
-  sendJson(c.response, 200, { id: result.id, ttlSeconds: result.ttlMs / 1000 });
-}
-
-function parseTtlSeconds(body: Uint8Array): number {
-  const shape = `a lease grant is JSON: {"ttlSeconds": N}, N an integer from ${LEASE_LIMITS.ttlMsMin / 1000} to ${LEASE_LIMITS.ttlMsMax / 1000}`;
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(Buffer.from(body).toString("utf8"));
-  } catch {
-    throw new HttpError(400, "invalid_input", shape);
-  }
-  const ttl = typeof parsed === "object" && parsed !== null && !Array.isArray(parsed) ? (parsed as Record<string, unknown>)["ttlSeconds"] : undefined;
-  if (typeof ttl !== "number" || !Number.isSafeInteger(ttl) || ttl * 1000 < LEASE_LIMITS.ttlMsMin || ttl * 1000 > LEASE_LIMITS.ttlMsMax) throw new HttpError(400, "invalid_input", shape);
-  return ttl;
-}
-
-/** `POST /v1/leases/{id}/keepalive`: through the log, so a keep-alive the leader acknowledged survives a failover. */
-async function serveKeepalive(c: RouteContext): Promise<void> {
-  const result = await c.service.write({ op: "lease-keepalive", lease: c.memberId }, clientRequestOf(c.request));
-  if (result.op !== "lease-keepalive") throw unexpectedResult(result);
-  sendJson(c.response, 200, { id: result.id, ttlSeconds: result.ttlMs / 1000 });
-}
-
-/** `DELETE /v1/leases/{id}`: revokes it, deleting its keys in one revision. */
-async function serveRevoke(c: RouteContext): Promise<void> {
-  if (c.guard.enabled) {
-    // Revoking deletes the lease's keys: the caller must be allowed to write every one.
-    const lease = c.service.lease(c.memberId, LEASE_KEYS_SHOWN_MAX);
-    if (lease?.moreKeys === true) await c.guard.admin("revoke a lease with more than 1000 keys");
-    for (const key of lease?.keys ?? []) await c.guard.write(key);
-  }
-  const result = await c.service.write({ op: "lease-revoke", lease: c.memberId }, clientRequestOf(c.request));
-  if (result.op !== "lease-revoke") throw unexpectedResult(result);
-  sendJson(c.response, 200, { id: result.id, deleted: result.deleted, revision: result.revision });
-}
-
-/** `GET /v1/leases/{id}`: its time to live, how long it lives yet, and its keys. */
-async function serveLease(c: RouteContext): Promise<void> {
-  await c.service.read(consistencyOf(c.query));
-  const lease = c.service.lease(c.memberId, LEASE_KEYS_SHOWN_MAX);
-  if (lease === undefined) throw leaseNotFound(c.memberId);
-  // Only the keys the caller may read are listed.
-  const keys: string[] = [];
-  for (const key of lease.keys) if (await c.guard.mayRead(key)) keys.push(key);
-  sendJson(c.response, 200, leaseJson({ ...lease, keys }, true));
-}
-
-/** `GET /v1/leases?limit=N&after=ID`: the leases by increasing id, a page at a time. */
-async function serveLeaseList(c: RouteContext): Promise<void> {
-  const limit = integerParameter(c.query, "limit", 1, RANGE_LIMIT_MAX) ?? RANGE_LIMIT_DEFAULT;
-  const after = integerParameter(c.query, "after", 0) ?? 0;
-  await c.service.read(consistencyOf(c.query));
-  const { leases, more } = c.service.leases(limit, after);
-  sendJson(c.response, 200, { leases: leases.map((lease) => leaseJson(lease, false)), more });
-}
-
-function leaseJson(lease: LeaseView, withKeys: boolean): object {
-  const times = { id: lease.id, ttlSeconds: lease.ttlMs / 1000, remainingMs: lease.remainingMs };
-  return withKeys ? { ...times, keys: lease.keys, moreKeys: lease.moreKeys } : times;
-}
-
-function parseLeaseId(text: string): number {
-  const id = /^\d{1,16}$/.test(text) ? Number(text) : NaN;
-  if (!Number.isSafeInteger(id) || id <= 0) throw new HttpError(400, "invalid_input", `a lease id is a positive integer (from POST /v1/leases), got ${JSON.stringify(text)}`);
-  return id;
-}
-
-function leaseNotFound(id: number): HttpError {
-  const error = new LeaseNotFoundError(id);
-  return new HttpError(404, error.code, error.message, {}, { id });
-}
-
-/** `POST /v1/compact {"revision": N}`: through the log, like a write; 400 for a revision the store has not reached. */
-async function serveCompact(c: RouteContext): Promise<void> {
-  const revision = parseCompactRevision(await readBody(c.request, 4096, "a compaction request"));
-  const result = await c.service.write({ op: "compact", revision }, clientRequestOf(c.request));
-  if (result.op !== "compact") throw unexpectedResult(result);
-  if (!result.compacted) throw new FutureRevisionError(revision, result.revision);
-  sendJson(c.response, 200, { compactRevision: result.compactRevision, revision: result.revision });
-}
-
-function parseCompactRevision(body: Uint8Array): number {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(Buffer.from(body).toString("utf8"));
-  } catch {
-    throw new HttpError(400, "invalid_input", 'a compaction request is JSON: {"revision": N}');
-  }
-  const revision = typeof parsed === "object" && parsed !== null && !Array.isArray(parsed) ? (parsed as Record<string, unknown>)["revision"] : undefined;
-  if (typeof revision !== "number" || !Number.isSafeInteger(revision) || revision < 1) throw new HttpError(400, "invalid_input", 'a compaction request is {"revision": N}, N a positive integer: the oldest revision to keep');
-  return revision;
-}
-
-/**
- * `GET /v1/watch?key=K` or `?prefix=P`: a Server-Sent Events stream (watch.ts). It starts
- * at `Last-Event-ID` (a reconnection) if given, else at `fromRevision`, else after the
- * node's revision; with `linearizable`, only once the node has applied a read index, so
- * "now" is no older than any write acknowledged before the request.
- */
-async function serveWatch(c: RouteContext): Promise<void> {
-  const watch = parseWatchRequest(c.query, c.request.headers["last-event-id"]);
-  await c.service.read(flagParameter(c.query, "linearizable") ? "linearizable" : "stale");
-  const start = watch.start ?? { revision: c.service.revision() + 1, skip: 0 };
-  if (c.request.method === "HEAD") {
-    c.response.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache" });
-    c.response.end();
-    return;
-  }
-  c.service.watches.serve({ ...watch, start }, c.response);
-}
-
-function parseWatchRequest(query: URLSearchParams, lastEventId: string | string[] | undefined): Omit<WatchRequest, "start"> & { readonly start: WatchRequest["start"] | null } {
-  const key = query.get("key");
-  const prefix = query.get("prefix");
-  if ((key === null) === (prefix === null)) throw new HttpError(400, "invalid_input", 'a watch names ?key=K or ?prefix=P (?prefix= for every key), one of the two');
-  if (key === "") throw new HttpError(400, "invalid_input", "?key is empty: name a key, or watch ?prefix=P");
-  const watched = key ?? (prefix as string);
-  const bytes = Buffer.byteLength(watched, "utf8");
-  if (bytes > limits.keyBytesMax) throw new TooLargeError(`the watched ${key === null ? "prefix" : "key"} is ${bytes} bytes; the limit is ${limits.keyBytesMax}`);
-  const fromRevision = integerParameter(query, "fromRevision", 1);
-  let start: WatchRequest["start"] | null = fromRevision === null ? null : { revision: fromRevision, skip: 0 };
-  if (typeof lastEventId === "string" && lastEventId !== "") {
-    start = parseEventId(lastEventId);
-    if (start === null) throw new HttpError(400, "invalid_input", `Last-Event-ID must be an id this stream sent (R or R:n), not ${JSON.stringify(lastEventId)}`);
-  }
-  return { key: watched, prefix: key === null, prevValue: flagParameter(query, "prevValue"), start };
-}
-
 async function serveTransfer(c: RouteContext): Promise<void> {
   const target = parseTransferTarget(await readBody(c.request, 4096, "a transfer request"));
   const answer = await c.service.transferLeadership(target, c.request.headers[FORWARDED_HEADER] !== undefined, c.guard.credentials);
@@ -639,20 +490,20 @@ function checkQuery(query: URLSearchParams, routeName: string, route: Route): vo
 }
 
 /** A flag: absent or `false` is false; present without a value, or `true`, is true; anything else is refused. */
-function flagParameter(query: URLSearchParams, name: string): boolean {
+export function flagParameter(query: URLSearchParams, name: string): boolean {
   const value = query.get(name);
   if (value === null || value === "false") return false;
   if (value === "" || value === "true") return true;
   throw new HttpError(400, "invalid_input", `${name} is a flag: give it without a value, or as ${name}=true or ${name}=false, not ${JSON.stringify(value)}`);
 }
 
-function consistencyOf(query: URLSearchParams): ReadConsistency {
+export function consistencyOf(query: URLSearchParams): ReadConsistency {
   const value = query.get("consistency") ?? "linearizable";
   if (value === "linearizable" || value === "lease" || value === "stale") return value;
   throw new HttpError(400, "invalid_input", `consistency must be linearizable, lease or stale, not ${JSON.stringify(value)}`);
 }
 
-function integerParameter(query: URLSearchParams, name: string, min: number, max = Number.MAX_SAFE_INTEGER): number | null {
+export function integerParameter(query: URLSearchParams, name: string, min: number, max = Number.MAX_SAFE_INTEGER): number | null {
   const text = query.get(name);
   if (text === null) return null;
   const value = Number(text);
@@ -660,87 +511,6 @@ function integerParameter(query: URLSearchParams, name: string, min: number, max
     throw new HttpError(400, "invalid_input", `${name} must be an integer from ${min} to ${max}, not ${JSON.stringify(text)}`);
   }
   return value;
-}
-
-async function getKey(service: KvService, key: string, query: URLSearchParams, response: ServerResponse): Promise<void> {
-  const revision = integerParameter(query, "revision", 1);
-  await service.read(consistencyOf(query));
-  const record = revision === null ? service.get(key) : service.getAt(key, revision);
-  if (record === undefined) throw new HttpError(404, "key_not_found", `key ${JSON.stringify(key)} does not exist${revision === null ? "" : ` at revision ${revision}`}`);
-  if (flagParameter(query, "raw")) {
-    response.writeHead(200, {
-      "content-type": "application/octet-stream",
-      "content-length": record.value.length,
-      "x-synod-revision": record.modRevision,
-      "x-synod-create-revision": record.createRevision,
-    });
-    response.end(record.value);
-    return;
-  }
-  sendJson(response, 200, recordJson(record));
-}
-
-/**
- * The client session a write names (`x-synod-session` and `x-synod-sequence`), or null.
- * Sessions are the ones `POST /v1/sessions` hands out; the self-assigned range is the nodes'.
- */
-function clientRequestOf(request: IncomingMessage): ClientRequest | null {
-  const session = request.headers[SESSION_HEADER];
-  const sequence = request.headers[SEQUENCE_HEADER];
-  if (session === undefined && sequence === undefined) return null;
-  const parse = (text: string | string[] | undefined, name: string, below: number): number => {
-    const value = typeof text === "string" && /^[0-9]{1,16}$/.test(text) ? Number(text) : NaN;
-    if (!Number.isSafeInteger(value) || value < 1 || value >= below) throw new HttpError(400, "invalid_input", `${name} must be an integer in [1, ${below}), given together with ${name === SESSION_HEADER ? SEQUENCE_HEADER : SESSION_HEADER}`);
-    return value;
-  };
-  return { clientId: parse(session, SESSION_HEADER, SELF_ASSIGNED_SESSIONS_FROM), sequence: parse(sequence, SEQUENCE_HEADER, Number.MAX_SAFE_INTEGER) };
-}
-
-async function putKey(service: KvService, key: string, query: URLSearchParams, client: ClientRequest | null, value: Uint8Array, response: ServerResponse): Promise<void> {
-  const prevRevision = integerParameter(query, "prevRevision", 0);
-  const lease = integerParameter(query, "lease", 1);
-  const leased = lease === null ? {} : { lease };
-  const operation: KvOperation = prevRevision === null ? { op: "put", key, value, ...leased } : { op: "cas-revision", key, expectedRevision: prevRevision, value, ...leased };
-  const result = await service.write(operation, client);
-  if (result.op === "put") return sendJson(response, 200, { revision: result.revision });
-  if (result.op === "cas") {
-    if (result.succeeded) return sendJson(response, 200, { revision: result.revision });
-    const current = service.get(key);
-    return sendJson(response, 409, {
-      error: "compare_failed",
-      message: `the key's revision is ${current?.modRevision ?? 0} (0: absent), not ${prevRevision}`,
-      revision: result.revision,
-    });
-  }
-  throw unexpectedResult(result);
-}
-
-/** One key, or with `prefix` every key starting with `key` (a range delete: one entry, atomic). */
-async function deleteKey(service: KvService, key: string, prefix: boolean, client: ClientRequest | null, response: ServerResponse): Promise<void> {
-  const result = await service.write(prefix ? { op: "delete-prefix", prefix: key } : { op: "delete", key }, client);
-  if (result.op === "delete" || result.op === "delete-prefix") return sendJson(response, 200, { deleted: result.deleted, revision: result.revision });
-  throw unexpectedResult(result);
-}
-
-async function rangeKeys(service: KvService, query: URLSearchParams, response: ServerResponse): Promise<void> {
-  const limit = integerParameter(query, "limit", 1, RANGE_LIMIT_MAX) ?? RANGE_LIMIT_DEFAULT;
-  const prefix = query.get("prefix") ?? "";
-  const after = query.get("after");
-  const revision = integerParameter(query, "revision", 1);
-  await service.read(consistencyOf(query));
-  if (revision !== null) {
-    const { records, more } = service.rangeAt(prefix, limit, after, revision);
-    return sendJson(response, 200, { kvs: records.map(recordJson), more, revision });
-  }
-  const { records, more } = service.range(prefix, limit, after);
-  sendJson(response, 200, { kvs: records.map(recordJson), more, revision: service.revision() });
-}
-
-export function recordJson(record: KvRecord): object {
-  const bytes = Buffer.from(record.value.buffer, record.value.byteOffset, record.value.length);
-  const revisions = { revision: record.modRevision, createRevision: record.createRevision, version: record.version };
-  if (isUtf8(bytes)) return { key: record.key, value: bytes.toString("utf8"), ...revisions };
-  return { key: record.key, value: bytes.toString("base64"), encoding: "base64", ...revisions };
 }
 
 /** Reads the body, refusing (413) past `bytesMax`; `Content-Length` is checked before reading. */
@@ -776,7 +546,7 @@ function methodNotAllowed(allow: string): HttpError {
   return new HttpError(405, "method_not_allowed", `this route takes ${allow}`, { allow });
 }
 
-function unexpectedResult(result: KvResult): Error {
+export function unexpectedResult(result: KvResult): Error {
   if (result.op === "lease-not-found") return leaseNotFound(result.id);
   if (result.op === "session-expired") {
     return new HttpError(410, "session_expired", `session ${result.clientId} expired or was never opened; nothing was applied: open a new one (POST /v1/sessions) and retry`);

@@ -8,7 +8,7 @@ import { InvalidInputError } from "../../core/common/errors.js";
 import type { TxnCompare, TxnCompareOperator, TxnOperation } from "../../core/kv/command.js";
 import type { KvResult } from "../../core/kv/store.js";
 import type { KvOperation } from "./driver.js";
-import { recordJson } from "./http-api.js";
+import { recordJson } from "./kv-routes.js";
 
 const OPERATORS: readonly TxnCompareOperator[] = ["=", "!=", "<", ">"];
 const NUMBER_TARGETS = { revision: "modRevision", modRevision: "modRevision", createRevision: "createRevision", version: "version" } as const;

@@ -1,0 +1,165 @@
+/**
+ * The key-value routes of the HTTP API (docs/http-api.md): keys and ranges, transactions,
+ * compaction and watches. The table that maps paths to them, access rules and errors are in
+ * http-api.ts.
+ */
+import { isUtf8 } from "node:buffer";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { limits } from "../../core/common/limits.js";
+import { FutureRevisionError, SELF_ASSIGNED_SESSIONS_FROM, type KvRecord } from "../../core/kv/store.js";
+import type { ClientRequest, KvOperation } from "./driver.js";
+import { consistencyOf, flagParameter, HttpError, integerParameter, readBody, SEQUENCE_HEADER, SESSION_HEADER, sendJson, TooLargeError, unexpectedResult, type KvService, type RouteContext } from "./http-api.js";
+import { parseTxnRequest, txnResultJson } from "./txn-json.js";
+import { parseEventId, type WatchRequest } from "./watch.js";
+
+export const RANGE_LIMIT_DEFAULT = 100;
+export const RANGE_LIMIT_MAX = 1000;
+
+export async function serveTxn(c: RouteContext): Promise<void> {
+  const type = c.request.headers["content-type"] ?? "";
+  if (!type.startsWith("application/json")) throw new HttpError(415, "unsupported_media_type", "a transaction is a JSON body: send Content-Type: application/json");
+  const client = clientRequestOf(c.request);
+  const body = await readBody(c.request, c.options.requestBodyBytesMax, "a transaction");
+  const txn = parseTxnRequest(body);
+  if (txn.op === "txn") await c.guard.txn(txn);
+  const result = await c.service.write(txn, client);
+  if (result.op !== "txn") throw unexpectedResult(result);
+  sendJson(c.response, 200, txnResultJson(result));
+}
+
+/** `POST /v1/compact {"revision": N}`: through the log, like a write; 400 for a revision the store has not reached. */
+export async function serveCompact(c: RouteContext): Promise<void> {
+  const revision = parseCompactRevision(await readBody(c.request, 4096, "a compaction request"));
+  const result = await c.service.write({ op: "compact", revision }, clientRequestOf(c.request));
+  if (result.op !== "compact") throw unexpectedResult(result);
+  if (!result.compacted) throw new FutureRevisionError(revision, result.revision);
+  sendJson(c.response, 200, { compactRevision: result.compactRevision, revision: result.revision });
+}
+
+export function parseCompactRevision(body: Uint8Array): number {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(body).toString("utf8"));
+  } catch {
+    throw new HttpError(400, "invalid_input", 'a compaction request is JSON: {"revision": N}');
+  }
+  const revision = typeof parsed === "object" && parsed !== null && !Array.isArray(parsed) ? (parsed as Record<string, unknown>)["revision"] : undefined;
+  if (typeof revision !== "number" || !Number.isSafeInteger(revision) || revision < 1) throw new HttpError(400, "invalid_input", 'a compaction request is {"revision": N}, N a positive integer: the oldest revision to keep');
+  return revision;
+}
+
+/**
+ * `GET /v1/watch?key=K` or `?prefix=P`: a Server-Sent Events stream (watch.ts). It starts
+ * at `Last-Event-ID` (a reconnection) if given, else at `fromRevision`, else after the
+ * node's revision; with `linearizable`, only once the node has applied a read index, so
+ * "now" is no older than any write acknowledged before the request.
+ */
+export async function serveWatch(c: RouteContext): Promise<void> {
+  const watch = parseWatchRequest(c.query, c.request.headers["last-event-id"]);
+  await c.service.read(flagParameter(c.query, "linearizable") ? "linearizable" : "stale");
+  const start = watch.start ?? { revision: c.service.revision() + 1, skip: 0 };
+  if (c.request.method === "HEAD") {
+    c.response.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache" });
+    c.response.end();
+    return;
+  }
+  c.service.watches.serve({ ...watch, start }, c.response);
+}
+
+export function parseWatchRequest(query: URLSearchParams, lastEventId: string | string[] | undefined): Omit<WatchRequest, "start"> & { readonly start: WatchRequest["start"] | null } {
+  const key = query.get("key");
+  const prefix = query.get("prefix");
+  if ((key === null) === (prefix === null)) throw new HttpError(400, "invalid_input", 'a watch names ?key=K or ?prefix=P (?prefix= for every key), one of the two');
+  if (key === "") throw new HttpError(400, "invalid_input", "?key is empty: name a key, or watch ?prefix=P");
+  const watched = key ?? (prefix as string);
+  const bytes = Buffer.byteLength(watched, "utf8");
+  if (bytes > limits.keyBytesMax) throw new TooLargeError(`the watched ${key === null ? "prefix" : "key"} is ${bytes} bytes; the limit is ${limits.keyBytesMax}`);
+  const fromRevision = integerParameter(query, "fromRevision", 1);
+  let start: WatchRequest["start"] | null = fromRevision === null ? null : { revision: fromRevision, skip: 0 };
+  if (typeof lastEventId === "string" && lastEventId !== "") {
+    start = parseEventId(lastEventId);
+    if (start === null) throw new HttpError(400, "invalid_input", `Last-Event-ID must be an id this stream sent (R or R:n), not ${JSON.stringify(lastEventId)}`);
+  }
+  return { key: watched, prefix: key === null, prevValue: flagParameter(query, "prevValue"), start };
+}
+
+export async function getKey(service: KvService, key: string, query: URLSearchParams, response: ServerResponse): Promise<void> {
+  const revision = integerParameter(query, "revision", 1);
+  await service.read(consistencyOf(query));
+  const record = revision === null ? service.get(key) : service.getAt(key, revision);
+  if (record === undefined) throw new HttpError(404, "key_not_found", `key ${JSON.stringify(key)} does not exist${revision === null ? "" : ` at revision ${revision}`}`);
+  if (flagParameter(query, "raw")) {
+    response.writeHead(200, {
+      "content-type": "application/octet-stream",
+      "content-length": record.value.length,
+      "x-synod-revision": record.modRevision,
+      "x-synod-create-revision": record.createRevision,
+    });
+    response.end(record.value);
+    return;
+  }
+  sendJson(response, 200, recordJson(record));
+}
+
+/**
+ * The client session a write names (`x-synod-session` and `x-synod-sequence`), or null.
+ * Sessions are the ones `POST /v1/sessions` hands out; the self-assigned range is the nodes'.
+ */
+export function clientRequestOf(request: IncomingMessage): ClientRequest | null {
+  const session = request.headers[SESSION_HEADER];
+  const sequence = request.headers[SEQUENCE_HEADER];
+  if (session === undefined && sequence === undefined) return null;
+  const parse = (text: string | string[] | undefined, name: string, below: number): number => {
+    const value = typeof text === "string" && /^[0-9]{1,16}$/.test(text) ? Number(text) : NaN;
+    if (!Number.isSafeInteger(value) || value < 1 || value >= below) throw new HttpError(400, "invalid_input", `${name} must be an integer in [1, ${below}), given together with ${name === SESSION_HEADER ? SEQUENCE_HEADER : SESSION_HEADER}`);
+    return value;
+  };
+  return { clientId: parse(session, SESSION_HEADER, SELF_ASSIGNED_SESSIONS_FROM), sequence: parse(sequence, SEQUENCE_HEADER, Number.MAX_SAFE_INTEGER) };
+}
+
+export async function putKey(service: KvService, key: string, query: URLSearchParams, client: ClientRequest | null, value: Uint8Array, response: ServerResponse): Promise<void> {
+  const prevRevision = integerParameter(query, "prevRevision", 0);
+  const lease = integerParameter(query, "lease", 1);
+  const leased = lease === null ? {} : { lease };
+  const operation: KvOperation = prevRevision === null ? { op: "put", key, value, ...leased } : { op: "cas-revision", key, expectedRevision: prevRevision, value, ...leased };
+  const result = await service.write(operation, client);
+  if (result.op === "put") return sendJson(response, 200, { revision: result.revision });
+  if (result.op === "cas") {
+    if (result.succeeded) return sendJson(response, 200, { revision: result.revision });
+    const current = service.get(key);
+    return sendJson(response, 409, {
+      error: "compare_failed",
+      message: `the key's revision is ${current?.modRevision ?? 0} (0: absent), not ${prevRevision}`,
+      revision: result.revision,
+    });
+  }
+  throw unexpectedResult(result);
+}
+
+/** One key, or with `prefix` every key starting with `key` (a range delete: one entry, atomic). */
+export async function deleteKey(service: KvService, key: string, prefix: boolean, client: ClientRequest | null, response: ServerResponse): Promise<void> {
+  const result = await service.write(prefix ? { op: "delete-prefix", prefix: key } : { op: "delete", key }, client);
+  if (result.op === "delete" || result.op === "delete-prefix") return sendJson(response, 200, { deleted: result.deleted, revision: result.revision });
+  throw unexpectedResult(result);
+}
+
+export async function rangeKeys(service: KvService, query: URLSearchParams, response: ServerResponse): Promise<void> {
+  const limit = integerParameter(query, "limit", 1, RANGE_LIMIT_MAX) ?? RANGE_LIMIT_DEFAULT;
+  const prefix = query.get("prefix") ?? "";
+  const after = query.get("after");
+  const revision = integerParameter(query, "revision", 1);
+  await service.read(consistencyOf(query));
+  if (revision !== null) {
+    const { records, more } = service.rangeAt(prefix, limit, after, revision);
+    return sendJson(response, 200, { kvs: records.map(recordJson), more, revision });
+  }
+  const { records, more } = service.range(prefix, limit, after);
+  sendJson(response, 200, { kvs: records.map(recordJson), more, revision: service.revision() });
+}
+
+export function recordJson(record: KvRecord): object {
+  const bytes = Buffer.from(record.value.buffer, record.value.byteOffset, record.value.length);
+  const revisions = { revision: record.modRevision, createRevision: record.createRevision, version: record.version };
+  if (isUtf8(bytes)) return { key: record.key, value: bytes.toString("utf8"), ...revisions };
+  return { key: record.key, value: bytes.toString("base64"), encoding: "base64", ...revisions };
+}
