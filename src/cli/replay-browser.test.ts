@@ -121,6 +121,7 @@ describe("the dashboard's Replay view in Chromium, with no cluster", { skip, tim
     const shown = await playToEnd(page, 20_000);
     assert.equal(shown.at, shown.end);
     assert.equal(shown.end, failing.stats.virtualMicros);
+    assert.match(await page.$eval(".replay-event.failure-here", (e) => e.textContent ?? ""), new RegExp(`FAILED ${failing.failure?.checker}`), "the event list ends with the checker's failure");
   });
 
   test("a file that is not a replay: the page says why, and plays nothing", async () => {

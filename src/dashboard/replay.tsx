@@ -16,7 +16,8 @@ const FILE_BYTES_MAX = 256 * 1024 * 1024;
 const IN_FLIGHT_DRAWN_MAX = 300;
 const EVENTS_BEFORE = 18;
 const EVENTS_AFTER = 8;
-const VIEW = 420;
+const VIEW = 440;
+const NODE_RADIUS = 42;
 
 function ms(micros: number): string {
   return `${(micros / 1000).toFixed(3)} ms`;
@@ -217,8 +218,8 @@ function Cluster(props: { readonly nodes: readonly ReplayNodeState[]; readonly c
         <line key={`cut-${from}-${to}`} class="cut" x1={at(from).x} y1={at(from).y} x2={at(to).x} y2={at(to).y} />
       ))}
       {props.flying.map(({ message, progress }) => {
-        const a = at(message.from);
-        const b = at(message.to);
+        // From the sender's edge to the receiver's, so a message is seen as soon as it leaves.
+        const [a, b] = edges(at(message.from), at(message.to));
         const x = a.x + (b.x - a.x) * progress;
         const y = a.y + (b.y - a.y) * progress;
         return (
@@ -237,19 +238,34 @@ function Cluster(props: { readonly nodes: readonly ReplayNodeState[]; readonly c
         const role = !node.up ? "down" : node.paused ? "paused" : node.role;
         return (
           <g key={node.id} class={`replay-node role-${role}`} data-node={node.id} data-role={role}>
-            <circle cx={p.x} cy={p.y} r={34} />
-            <text x={p.x} y={p.y - 12} class="name">
+            <circle cx={p.x} cy={p.y} r={NODE_RADIUS} />
+            <text x={p.x} y={p.y - 16} class="name">
               node {node.id}
             </text>
-            <text x={p.x} y={p.y + 3}>{role}</text>
-            <text x={p.x} y={p.y + 17}>
-              t{node.term} c{node.commit}/{node.last}
+            <text x={p.x} y={p.y - 2}>{role}</text>
+            <text x={p.x} y={p.y + 12}>term {node.term}</text>
+            <text x={p.x} y={p.y + 26}>
+              commit {node.commit}
             </text>
           </g>
         );
       })}
     </svg>
   );
+}
+
+type Point = { readonly x: number; readonly y: number };
+
+/** The line from `a` to `b`, shortened by a node's radius at both ends. */
+function edges(a: Point, b: Point): [Point, Point] {
+  const length = Math.hypot(b.x - a.x, b.y - a.y);
+  if (length <= 2 * NODE_RADIUS) return [a, b];
+  const dx = ((b.x - a.x) / length) * NODE_RADIUS;
+  const dy = ((b.y - a.y) / length) * NODE_RADIUS;
+  return [
+    { x: a.x + dx, y: a.y + dy },
+    { x: b.x - dx, y: b.y - dy },
+  ];
 }
 
 function describe(event: ReplayEvent, replay: Replay): { readonly who: string; readonly text: string } {
@@ -278,7 +294,7 @@ function describe(event: ReplayEvent, replay: Replay): { readonly who: string; r
   }
 }
 
-/** The events around the cursor, the last one that happened marked. */
+/** The events around the cursor, the last one that happened marked (and the checker's verdict, its last event, in red). */
 function EventList(props: { readonly replay: Replay; readonly count: number }) {
   const list = useRef<HTMLOListElement>(null);
   const first = Math.max(0, props.count - EVENTS_BEFORE);
@@ -294,8 +310,9 @@ function EventList(props: { readonly replay: Replay; readonly count: number }) {
       {shown.map((event, i) => {
         const index = first + i;
         const { who, text } = describe(event, props.replay);
+        const failure = event.e === "note" && event.actor === "checker" ? "failure-here" : "";
         return (
-          <li key={index} class={`replay-event e-${event.e} ${index === props.count - 1 ? "current" : index >= props.count ? "future" : ""}`}>
+          <li key={index} class={`replay-event e-${event.e} ${failure} ${index === props.count - 1 ? "current" : index >= props.count ? "future" : ""}`}>
             <time>{ms(event.t)}</time> <span class="kind">{who}</span> {text}
           </li>
         );
