@@ -105,6 +105,9 @@ describe("reading a replay", () => {
       assert.equal(node.commit, last.commit);
     }
     assert.deepEqual(end.cut, []);
+    // Every acknowledged write is an entry of its own, committed: the leader's commit index counts them all.
+    const acknowledgedWrites = passing.history.filter((op) => op.status === "ok" && op.op !== "get").length;
+    assert.ok(acknowledgedWrites > 100 && (leaders[0]?.commit ?? 0) >= acknowledgedWrites, `leader commit ${leaders[0]?.commit}, ${acknowledgedWrites} acknowledged writes`);
   });
 
   test("a state asked for at any moment equals folding every event up to it (checkpoints agree)", () => {
