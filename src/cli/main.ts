@@ -46,13 +46,14 @@ function buildProgram(setExitCode: (code: number) => void): Command {
     .option("--faults <list>", `fault classes: all, none, or a list of ${FAULT_CLASSES.join(",")} (default: each scenario's own)`)
     .option("--json", "print a JSON report on stdout (progress and summary go to stderr)", false)
     .option("--history-out <file>", "write the client history of the first failing seed (else the last) as JSON")
-    .option("--trace-out <file>", "write every event of the first failing seed (else the last) to a file")
+    .option("--trace-out <file>", "write every event of the first failing seed (else the last) to a file: text lines, or with a name ending in .jsonl a replay for the dashboard")
+    .option("--open", "write the replay of the first failing seed (else the last; to --trace-out, else a temporary file) and serve it with the dashboard's page on a loopback port until Ctrl-C", false)
     .option("--workers <n>", "worker threads", integer("--workers", 1), defaultWorkers())
     .option("--verbose", "print the trace of every failure, not only the first few", false)
     .option("--state-machine <module>", "run your own state machine module (its workload and model) instead of the KV store; see docs/embedding.md")
     .addOption(new Option("--workload <name>", "kv: clients reading and writing keys (checked for linearizability); leases: those, and clients granting, renewing and letting lapse leases (checked by the lease checker; the default with a lease mutant); watch: those, and watchers following the keys across reconnects (checked by the watch checker; the default with a watch mutant); lock: those, and clients contending for a lock with client.lock's recipe (checked by the lock checker; the default with a lock mutant)").choices([...SIM_WORKLOADS]))
     .option("--groups <n>", "consensus groups every node hosts, the keys spread over them; every checker runs per group (KV store only)", integer("--groups", 1), 1)
-    .action(async (opts: { protocol?: string; mutant?: string; listMutants: boolean; seeds?: number; seed?: number; faults?: string; scenario: string; json: boolean; historyOut?: string; traceOut?: string; workers: number; verbose: boolean; stateMachine?: string; workload?: SimWorkload; groups: number }) => {
+    .action(async (opts: { protocol?: string; mutant?: string; listMutants: boolean; seeds?: number; seed?: number; faults?: string; scenario: string; json: boolean; historyOut?: string; traceOut?: string; open: boolean; workers: number; verbose: boolean; stateMachine?: string; workload?: SimWorkload; groups: number }) => {
       if (opts.listMutants) {
         process.stdout.write(listMutants(opts.protocol));
         return;
@@ -73,6 +74,7 @@ function buildProgram(setExitCode: (code: number) => void): Command {
           json: opts.json,
           ...(opts.historyOut === undefined ? {} : { historyOut: opts.historyOut }),
           ...(opts.traceOut === undefined ? {} : { traceOut: opts.traceOut }),
+          ...(opts.open ? { open: true } : {}),
           workers: opts.workers,
           verbose: opts.verbose,
           ...(opts.groups === 1 ? {} : { groups: opts.groups }),

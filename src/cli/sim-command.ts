@@ -1,6 +1,7 @@
 import { randomInt } from "node:crypto";
-import { writeFileSync } from "node:fs";
-import { availableParallelism } from "node:os";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { availableParallelism, tmpdir } from "node:os";
+import { join } from "node:path";
 import { Worker } from "node:worker_threads";
 import cliProgress from "cli-progress";
 import { isKvMutant } from "../core/kv/mutants.js";
@@ -9,12 +10,15 @@ import { hasMutant, mutantNames, SHARED_MUTANTS } from "../sim/mutants.js";
 import { describeParams, FAULT_CLASSES, type FaultClass } from "../sim/params.js";
 import { PROTOCOLS, protocolNames } from "../sim/protocols.js";
 import { describeFailure, reproduceCommand } from "../sim/run-report.js";
+import { replayHeader } from "../sim/replay-file.js";
+import { formatReplayTrace, REPLAY_EVENTS_MAX } from "../sim/replay-trace.js";
 import { groupsConflict, runSimulation, scenarioConflict, type SimResult, type SimWorkload } from "../sim/simulation.js";
 import { isRouterMutant } from "../core/multi/mutants.js";
 import { appScenarioConflict } from "../sim/app/harness.js";
 import type { SimApplication } from "../sim/app/module.js";
 import { loadSimApplication } from "./sim-module.js";
 import type { WorkerSetup } from "./sim-worker.js";
+import { serveReplay } from "./replay-server.js";
 
 export interface SimCommandOptions {
   readonly protocol: string;
@@ -26,7 +30,10 @@ export interface SimCommandOptions {
   readonly scenario: string;
   readonly json: boolean;
   readonly historyOut?: string;
+  /** The trace of the first failing seed (else the last): text lines, or with a name ending in .jsonl a replay (docs/dashboard.md). */
   readonly traceOut?: string;
+  /** Write the replay (to `traceOut`, else a temporary file) and serve it with the dashboard's page until interrupted. */
+  readonly open?: boolean;
   readonly workers: number;
   readonly verbose: boolean;
   /** How many failures get a full report (the rest one line each); default 3. */
@@ -57,6 +64,15 @@ export function parseFaults(text: string): FaultClass[] {
 
 const DETAILED_FAILURES_DEFAULT = 3;
 
+/** A trace file named `*.jsonl` gets the replay's JSON lines; any other name, the text trace. */
+export function isReplayPath(path: string): boolean {
+  return path.toLowerCase().endsWith(".jsonl");
+}
+
+function replayTempPath(): string {
+  return join(mkdtempSync(join(tmpdir(), "synod-replay-")), "replay.jsonl");
+}
+
 /** What a run of seeds came to. */
 export interface SimSummary {
   readonly passed: number;
@@ -65,12 +81,31 @@ export interface SimSummary {
   readonly clusterSeconds: number;
   /** Client operations issued, over every seed (ok, failed and timed out). */
   readonly operations: number;
+  /** Where the trace or replay went, when one was written. */
+  readonly traceOut?: string;
 }
 
 /** `synod sim`: runs seeds, prints failures with their reproduction, ends with "N passed, M failed". */
 export async function simCommand(options: SimCommandOptions): Promise<number> {
   const summary = await runSim(options);
-  return summary.failed === 0 ? 0 : 1;
+  const code = summary.failed === 0 ? 0 : 1;
+  if (options.open === true && summary.traceOut !== undefined) {
+    const server = await serveReplay(summary.traceOut);
+    const say = options.json ? (text: string) => process.stderr.write(`${text}\n`) : (text: string) => process.stdout.write(`${text}\n`);
+    say(`Replay: ${server.url}`);
+    say("open it in a browser (Ctrl-C stops serving it); or open any node's /dashboard#replay and choose the file");
+    await new Promise<void>((resolve) => {
+      const stop = (): void => {
+        process.off("SIGINT", stop);
+        process.off("SIGTERM", stop);
+        resolve();
+      };
+      process.on("SIGINT", stop);
+      process.on("SIGTERM", stop);
+    });
+    await server.close();
+  }
+  return code;
 }
 
 /** Runs the seeds `options` asks for and prints the report; the figures for a caller that sums them (the soak). */
@@ -98,6 +133,7 @@ export async function runSim(options: SimCommandOptions): Promise<SimSummary> {
     if (conflict !== null) throw new UsageError(conflict);
     if ((options.workload !== undefined && options.workload !== "kv") || (options.mutant !== undefined && (isKvMutant(options.mutant) || isLockMutant(options.mutant)))) throw new UsageError("the lease, watch and lock workloads and the KV and lock mutants run on the KV store, not with --state-machine");
   }
+  if (options.open === true && options.traceOut !== undefined && !isReplayPath(options.traceOut)) throw new UsageError(`--open writes a replay: name the --trace-out file *.jsonl (not ${options.traceOut}), or leave it out for a temporary file`);
   const count = options.seeds ?? (options.seed === undefined ? 100 : 1);
   if (!Number.isSafeInteger(count) || count < 1) throw new UsageError("--seeds must be a positive integer");
   const start = options.seed ?? randomInt(1, 2 ** 47);
@@ -116,10 +152,13 @@ export async function runSim(options: SimCommandOptions): Promise<SimSummary> {
       log(`history of seed ${chosen.seed} (${history.length} operations) written to ${options.historyOut}`);
     }
   }
-  if (options.traceOut !== undefined) {
+  const traceOut = options.traceOut ?? (options.open === true ? replayTempPath() : undefined);
+  let written: string | undefined;
+  if (traceOut !== undefined) {
     const chosen = failures[0] ?? results[results.length - 1];
     if (chosen !== undefined) {
-      // Runs are deterministic: run the chosen seed again, keeping every line this time.
+      const replay = options.open === true || isReplayPath(traceOut);
+      // Runs are deterministic: run the chosen seed again, keeping every event this time.
       const factory = PROTOCOLS.get(options.protocol);
       if (factory === undefined) throw new UsageError(`unknown protocol "${options.protocol}"`);
       const rerun = runSimulation({
@@ -131,10 +170,18 @@ export async function runSim(options: SimCommandOptions): Promise<SimSummary> {
         ...(application === undefined ? {} : { application }),
         ...(options.workload === undefined ? {} : { workload: options.workload }),
         ...(groups === 1 ? {} : { groups }),
-        fullTrace: true,
+        ...(replay ? { replayEventsMax: REPLAY_EVENTS_MAX } : { fullTrace: true }),
       });
-      writeFileSync(options.traceOut, [...describeParams(rerun.params), ...rerun.trace].join("\n") + "\n");
-      log(`full trace of seed ${chosen.seed} (${rerun.trace.length} lines) written to ${options.traceOut}`);
+      if (replay) {
+        const header = replayHeader(rerun);
+        writeFileSync(traceOut, formatReplayTrace(header, rerun.replay?.events ?? []));
+        written = traceOut;
+        log(`replay of seed ${chosen.seed} (${header.events} events${header.capped ? ` of ${header.eventsInRun}: capped at ${REPLAY_EVENTS_MAX}` : ""}) written to ${traceOut}`);
+      } else {
+        writeFileSync(traceOut, [...describeParams(rerun.params), ...rerun.trace].join("\n") + "\n");
+        written = traceOut;
+        log(`full trace of seed ${chosen.seed} (${rerun.trace.length} lines) written to ${traceOut}`);
+      }
     }
   }
   if (options.json) {
@@ -174,7 +221,7 @@ export async function runSim(options: SimCommandOptions): Promise<SimSummary> {
   const clusterSeconds = results.reduce((sum, r) => sum + r.stats.virtualMicros, 0) / 1e6;
   if (!options.json) log(`simulated ${clusterSeconds.toFixed(0)} s of cluster time and ${operations} client operations`);
   log(`${results.length - failures.length} passed, ${failures.length} failed`);
-  return { passed: results.length - failures.length, failed: failures.length, clusterSeconds, operations };
+  return { passed: results.length - failures.length, failed: failures.length, clusterSeconds, operations, ...(written === undefined ? {} : { traceOut: written }) };
 }
 
 function runSeeds(seeds: readonly number[], options: SimCommandOptions, application: SimApplication | undefined): Promise<SimResult[]> {

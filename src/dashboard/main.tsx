@@ -6,6 +6,7 @@
 import { render } from "preact";
 import { useEffect, useMemo, useState } from "preact/hooks";
 import { Chart } from "./chart.js";
+import { ReplayView } from "./replay.js";
 import { NodeStream, type ClusterEvent, type MemberFrame, type Sample, type StateFrame } from "./stream.js";
 
 const SAMPLES_MAX = 600;
@@ -330,8 +331,40 @@ function App() {
   );
 }
 
+type View = "live" | "replay";
+
+function viewOfHash(): View {
+  return location.hash.startsWith("#replay") ? "replay" : "live";
+}
+
+/**
+ * Two views: the live cluster, and a simulated run's replay (`#replay`). Only the shown one is
+ * mounted, so a page opened for a replay never connects to a node, and works with none running.
+ */
+function Page() {
+  const [view, setView] = useState<View>(viewOfHash);
+  useEffect(() => {
+    const follow = () => setView(viewOfHash());
+    addEventListener("hashchange", follow);
+    return () => removeEventListener("hashchange", follow);
+  }, []);
+  return (
+    <>
+      <nav class="tabs">
+        <a href="#live" class={view === "live" ? "active" : ""} id="tab-live">
+          Live
+        </a>
+        <a href="#replay" class={view === "replay" ? "active" : ""} id="tab-replay">
+          Replay
+        </a>
+      </nav>
+      {view === "live" ? <App /> : <main><ReplayView /></main>}
+    </>
+  );
+}
+
 const root = document.getElementById("app");
 if (root !== null) {
   root.textContent = "";
-  render(<App />, root);
+  render(<Page />, root);
 }

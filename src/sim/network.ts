@@ -55,6 +55,11 @@ export class Partition {
     return this.blocked.size > 0;
   }
 
+  /** Every direction cut now, `[from, to]`, in order (for the replay; reads, draws nothing). */
+  cutLinks(): [NodeId, NodeId][] {
+    return [...this.blocked].sort((a, b) => a - b).map((link) => [Math.floor(link / 65536), link % 65536]);
+  }
+
   heal(): void {
     this.blocked.clear();
     this.description = "none";

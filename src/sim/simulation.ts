@@ -28,6 +28,7 @@ import { deriveParams, type FaultClass, type SimParams } from "./params.js";
 import { findScenario, pickScenario, scenarioApplies, SCENARIO_NAMES, type Scenario, type ScenarioContext } from "./scenarios.js";
 import { Scheduler } from "./scheduler.js";
 import { Trace } from "./trace.js";
+import { messageKind, ReplayRecorder, type ReplayEvent } from "./replay-trace.js";
 import { SimClient, type KeySpace } from "./workload.js";
 import { DEFAULT_GROUP, groupOfKey, type GroupEnvelope, type GroupId } from "../core/multi/group.js";
 import { isRouterMutant } from "../core/multi/mutants.js";
@@ -54,6 +55,11 @@ export interface SimOptions {
   readonly scenario?: string;
   /** Keep every trace line and return them all in `trace` (slower; for reading one run). */
   readonly fullTrace?: boolean;
+  /**
+   * Record the run's events for a replay (replay-trace.ts; `--trace-out FILE.jsonl`), at most
+   * this many. Watching only: the run is the same with or without it.
+   */
+  readonly replayEventsMax?: number;
   /**
    * A user's state machine module to run instead of the KV store, with its workload and
    * sequential model (`synod sim --state-machine`; see sim/app/).
@@ -137,6 +143,8 @@ export interface SimResult {
   readonly trace: readonly string[];
   /** A run of a user's state machine: its clients' history (`history` is then empty). */
   readonly appHistory?: readonly ModelOperation<unknown, unknown>[];
+  /** With `replayEventsMax`: the recorded events, and how many the run had (replay-file.ts writes them). */
+  readonly replay?: { readonly events: readonly ReplayEvent[]; readonly eventsInRun: number; readonly cappedAtMicros: number | null; readonly failureAtEvent: number | null };
 }
 
 /** Client endpoints are numbered from here, apart from node ids. */
@@ -213,6 +221,9 @@ class Simulation implements NodeHost<unknown> {
   private lockWorkload: LockWorkload | null = null;
   /** Each node's KV store (group 0, this incarnation): what its watches read. */
   private readonly kvStores = new Map<NodeId, KvStore>();
+  /** The events of a replay, when asked for (null: not recorded, nothing spent on it). */
+  private readonly replay: ReplayRecorder | null;
+  private failureAtEvent: number | null = null;
 
   constructor(private readonly options: SimOptions) {
     let factory = options.protocol;
@@ -226,6 +237,7 @@ class Simulation implements NodeHost<unknown> {
     if (this.workload !== "kv" && (options.groups ?? 1) > 1) throw new Error(`the ${this.workload} workload runs in one group: leave out --groups`);
     this.claims = new Set(factory.invariants);
     this.traceLog = new Trace(options.fullTrace === true ? FULL_TRACE_CAPACITY : TRACE_CAPACITY);
+    this.replay = options.replayEventsMax === undefined ? null : new ReplayRecorder(options.replayEventsMax);
     const params = deriveParams(options.seed, {
       ...(options.faults === undefined ? {} : { faults: options.faults }),
       ...(factory.fixedClusterSize === undefined ? {} : { nodes: factory.fixedClusterSize }),
@@ -409,10 +421,14 @@ class Simulation implements NodeHost<unknown> {
     }
     if (this.partition.isBlocked(from, to)) {
       this.messagesDropped++;
+      this.recordLost(from, to, message, "partition");
       return;
     }
     const delays = packetDelays(this.nodeLink, this.prngNet);
-    if (delays.length === 0) this.messagesDropped++;
+    if (delays.length === 0) {
+      this.messagesDropped++;
+      this.recordLost(from, to, message, "network");
+    }
     const held = this.heldLinks.get(from * 65536 + to);
     if (held !== undefined) {
       if (delays.length > 0) held.messages.push(message);
@@ -430,11 +446,19 @@ class Simulation implements NodeHost<unknown> {
   }
 
   private deliverAfter(delay: number, from: NodeId, to: NodeId, message: GroupEnvelope<unknown>): void {
+    const id = this.recordSend(delay, from, to, message);
     this.scheduler.after(delay, () => {
       const node = this.nodes.get(to);
-      if (node === undefined || !node.up) return;
+      if (node === undefined || !node.up) {
+        if (id !== null) this.replay?.add({ t: this.now(), e: "drop", id, why: "receiver down" });
+        return;
+      }
       // A partition also loses what was on the wire when it began.
-      if (this.partition.isBlocked(from, to)) return;
+      if (this.partition.isBlocked(from, to)) {
+        if (id !== null) this.replay?.add({ t: this.now(), e: "drop", id, why: "partition" });
+        return;
+      }
+      if (id !== null) this.replay?.add({ t: this.now(), e: "recv", id });
       this.traceLog.add(this.now(), `node ${to}`, () => `<- ${from}: ${this.groupText(message.group, this.factory.describeMessage(message.message))}`);
       node.deliver(from, message);
     });
@@ -493,6 +517,7 @@ class Simulation implements NodeHost<unknown> {
     const g = this.watch(group);
     const engine = node.engineOf(group);
     const status = engine.status();
+    if (group === DEFAULT_GROUP) this.replay?.state({ t: this.now(), e: "state", node: node.id, role: status.role, term: status.term, leader: status.leader, commit: status.commitIndex, last: status.lastIndex });
     const membership = engine.membership?.();
     let worldChanged = false;
     if (membership !== undefined && g.membershipSeen.get(node.id) !== membership) {
@@ -576,16 +601,41 @@ class Simulation implements NodeHost<unknown> {
 
   private note(actor: string, text: string | (() => string)): void {
     this.traceLog.add(this.now(), actor, text);
+    this.replay?.add({ t: this.now(), e: "note", actor, text: typeof text === "string" ? text : text() });
   }
 
   /** An event worth telling in a failure's story: it goes to both traces. */
   private notableEvent(actor: string, text: string): void {
     this.traceLog.add(this.now(), actor, text);
     this.notable.add(this.now(), actor, text);
+    this.replay?.add({ t: this.now(), e: "note", actor, text });
   }
 
   trace(node: NodeId, text: string): void {
     this.traceLog.add(this.now(), `node ${node}`, text);
+    this.replay?.add({ t: this.now(), e: "note", actor: `node ${node}`, text });
+  }
+
+  // ---- the replay (replay-trace.ts): watching only, no random draw, nothing the run reads ----
+
+  /** A peer message put on the wire for `delay`: its id, for its arrival (null: no replay recorded). */
+  private recordSend(delay: number, from: NodeId, to: NodeId, message: GroupEnvelope<unknown>): number | null {
+    if (this.replay === null) return null;
+    const id = this.replay.messageId();
+    const text = this.factory.describeMessage(message.message);
+    const { kind, term } = messageKind(text);
+    this.replay.add({ t: this.now(), e: "send", id, from, to, kind, term, text, due: this.now() + delay, ...(this.params.groups === 1 ? {} : { g: message.group }) });
+    return id;
+  }
+
+  private recordLost(from: NodeId, to: NodeId, message: GroupEnvelope<unknown>, why: "partition" | "network"): void {
+    if (this.replay === null) return;
+    const { kind } = messageKind(this.factory.describeMessage(message.message));
+    this.replay.add({ t: this.now(), e: "lost", from, to, kind, why, ...(this.params.groups === 1 ? {} : { g: message.group }) });
+  }
+
+  private recordPartition(): void {
+    this.replay?.add({ t: this.now(), e: "partition", cut: this.partition.cutLinks(), text: this.partition.description });
   }
 
   // ---- groups ----
@@ -645,7 +695,9 @@ class Simulation implements NodeHost<unknown> {
       now: () => this.now(),
       after: (delay: number, action: () => void) => this.scheduler.after(delay, action),
       send: (clientId: number, to: NodeId, request: ClientRequest) => {
-        this.note(`client ${clientId}`, () => `-> ${to}: ${request.op} ${request.key}${request.value === undefined ? "" : ` ${request.value}`}${request.expected === undefined ? "" : ` if ${request.expected}`}`);
+        const text = (): string => `-> ${to}: ${request.op} ${request.key}${request.value === undefined ? "" : ` ${request.value}`}${request.expected === undefined ? "" : ` if ${request.expected}`}`;
+        this.traceLog.add(this.now(), `client ${clientId}`, text);
+        this.replay?.add({ t: this.now(), e: "op", client: clientId, to, text: text() });
         for (const delay of packetDelays(this.clientLink, this.prngNet)) {
           this.scheduler.after(delay, () => this.nodes.get(to)?.request(request));
         }
@@ -654,7 +706,8 @@ class Simulation implements NodeHost<unknown> {
         const key = requestKey(operation.client, sequence);
         this.history.push(operation);
         this.historyKeys.push(key);
-        this.note(`client ${operation.client}`, () => describeOperation(operation));
+        this.traceLog.add(this.now(), `client ${operation.client}`, () => describeOperation(operation));
+        this.replay?.add({ t: this.now(), e: "result", client: operation.client, status: operation.status, text: describeOperation(operation) });
         const acknowledged = operation.status === "ok" && (operation.op === "put" || operation.op === "delete" || (operation.op === "cas" && operation.output === true));
         if (acknowledged) this.acked.push({ requestKey: key, operation, answeredBy });
       },
@@ -763,6 +816,7 @@ class Simulation implements NodeHost<unknown> {
         const victim = node(id);
         if (!victim.up || victim.paused) return;
         victim.pause();
+        this.replay?.add({ t: this.now(), e: "node", node: id, what: "paused" });
         this.observeWorld();
         const pause = victim.pauses;
         this.notableEvent(`node ${id}`, "paused");
@@ -772,11 +826,13 @@ class Simulation implements NodeHost<unknown> {
       },
       partition: (shape) => {
         this.partition.apply(shape, this.prngFault, this.currentLeader());
+        this.recordPartition();
         this.observeWorld();
         this.notableEvent("nemesis", `partition: ${this.partition.description}`);
       },
       partitionGroups: (groups) => {
         this.partition.applyGroups(groups);
+        this.recordPartition();
         this.observeWorld();
         this.notableEvent("nemesis", `partition: ${this.partition.description}`);
       },
@@ -790,6 +846,7 @@ class Simulation implements NodeHost<unknown> {
       healPartition: () => {
         if (!this.partition.active) return;
         this.partition.heal();
+        this.recordPartition();
         this.observeWorld();
         this.notableEvent("nemesis", "partition healed");
       },
@@ -832,6 +889,7 @@ class Simulation implements NodeHost<unknown> {
   private crash(node: SimNode<unknown>, when: string): void {
     this.crashArmed.delete(node.id);
     node.crash();
+    this.replay?.add({ t: this.now(), e: "node", node: node.id, what: "crashed" });
     this.watchWorkload?.drop(node.id);
     this.observeWorld();
     const outcome = node.disk.crash(this.prngFault);
@@ -846,6 +904,8 @@ class Simulation implements NodeHost<unknown> {
       g.downDurable.delete(node.id);
       g.oneValuePerSlot.restarted(node.id);
     }
+    this.replay?.forget(node.id);
+    this.replay?.add({ t: this.now(), e: "node", node: node.id, what: "restarted" });
     node.restart();
     this.observeWorld();
     this.notableEvent(`node ${node.id}`, `restarted (term ${node.engine.status().term}, last index ${node.engine.status().lastIndex})`);
@@ -854,6 +914,7 @@ class Simulation implements NodeHost<unknown> {
   private resume(node: SimNode<unknown>): void {
     if (!node.paused) return;
     this.notableEvent(`node ${node.id}`, "resumed");
+    this.replay?.add({ t: this.now(), e: "node", node: node.id, what: "resumed" });
     node.resume();
     this.observeWorld();
   }
@@ -873,6 +934,7 @@ class Simulation implements NodeHost<unknown> {
     for (const link of [...this.heldLinks.keys()]) this.releaseLink(link);
     this.crashArmed.clear();
     this.partition.heal();
+    this.recordPartition();
     this.observeWorld();
     this.nodeLink = { ...RELIABLE_LINK, delayMinMicros: this.params.nodeLink.delayMinMicros };
     this.clientLink = this.nodeLink;
@@ -934,6 +996,7 @@ class Simulation implements NodeHost<unknown> {
       this.runUntil(settleEnd);
       this.finalChecks();
     } catch (error) {
+      this.failureAtEvent = this.replay?.eventsInRun ?? null;
       if (error instanceof InvariantViolation) this.failure = { checker: error.checker, message: error.message, atMicros: this.now() };
       else if (error instanceof AssertionError) {
         // An engine (or the driver) caught its own broken invariant: a bug found, reported
@@ -976,6 +1039,7 @@ class Simulation implements NodeHost<unknown> {
       notableTail: this.failure === null ? [] : this.notable.tail(NOTABLE_TAIL_LINES),
       trace: this.options.fullTrace === true ? this.traceLog.tail(FULL_TRACE_CAPACITY) : [],
       ...(this.app === null ? {} : { appHistory: this.app.history }),
+      ...(this.replay === null ? {} : { replay: { events: this.replay.events, eventsInRun: this.replay.eventsInRun, cappedAtMicros: this.replay.cappedAtMicros, failureAtEvent: this.failure === null ? null : this.failureAtEvent } }),
     };
   }
 
