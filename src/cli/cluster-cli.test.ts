@@ -19,8 +19,13 @@ interface Member {
 describe("the CLI against a real cluster", { timeout: 240_000 }, () => {
   let cluster: ProcessCluster;
   const endpointsOf = (ids: readonly number[]): string[] => ["--endpoints", ids.map((id) => cluster.node(id).http).join(",")];
+  /** The member list as node `via` answers it; asked again while an election runs (503 no_leader), as a client would. */
   async function members(via: number): Promise<Member[]> {
-    const answer = await request("GET", `${cluster.node(via).http}/v1/members`);
+    let answer = await request("GET", `${cluster.node(via).http}/v1/members`);
+    for (let i = 0; i < 50 && answer.status === 503 && answer.body["error"] === "no_leader"; i++) {
+      await sleep(100);
+      answer = await request("GET", `${cluster.node(via).http}/v1/members`);
+    }
     assert.equal(answer.status, 200, `node ${via}: ${answer.text}`);
     return answer.body["members"] as Member[];
   }

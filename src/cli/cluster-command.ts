@@ -115,6 +115,9 @@ Then, in another terminal:
     .action(async (flags: ClusterFlags) => setExitCode(await runCluster(flags)));
 }
 
+/** The most nodes the dashboard's "add a node" grows a local cluster to. */
+const ADDED_NODES_MAX = 9;
+
 /** A path as the user would type it: relative to the working directory when inside it. */
 function display(path: string): string {
   const relativePath = relative(process.cwd(), path);
@@ -155,24 +158,28 @@ function planCluster(flags: ClusterFlags): { readonly dataDir: string; readonly 
   const peerBase = flags.peerBasePort ?? flags.basePort + 100;
   const ids = Array.from({ length: flags.nodes }, (_, i) => i + 1);
   const peers = ids.map((id) => `${id}=${flags.host}:${peerBase + id - 1}`).join(",");
-  const synodBin = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "bin", "synod.js");
-  const nodes = ids.map((id) => {
-    const httpPort = flags.basePort + id - 1;
-    const peerPort = peerBase + id - 1;
-    const dir = join(dataDir, `node-${id}`);
-    const args = [synodBin, "node", "--id", String(id), "--http", `${flags.host}:${httpPort}`, "--peer", `${flags.host}:${peerPort}`, "--peers", peers, "--data-dir", dir];
-    args.push("--consensus", flags.consensus, "--snapshot-entries", String(flags.snapshotEntries), "--request-timeout-ms", String(flags.requestTimeoutMs));
-    args.push("--history-revisions", String(flags.historyRevisions));
-    // The log is a file: JSON lines, whatever the terminal this command runs in.
-    args.push("--log-level", flags.logLevel, "--log-format", "json");
-    if (flags.allowFaultInjection) args.push("--allow-fault-injection");
-    if (flags.tls) {
-      const files = tlsFilesOf(dataDir, id);
-      args.push("--tls-cert", files.certFile, "--tls-key", files.keyFile, "--tls-ca", files.caFile);
-    }
-    return { id, httpPort, peerPort, http: `${flags.tls ? "https" : "http"}://${flags.host}:${httpPort}`, peer: `${flags.host}:${peerPort}`, dir, logPath: join(dataDir, `node-${id}.log`), args };
-  });
+  const nodes = ids.map((id) => planNode(flags, dataDir, id, ["--peers", peers]));
   return { dataDir, nodes };
+}
+
+/** Node `id` of the cluster, started with `membership` (`--peers LIST` to bootstrap, or `--join URL`). */
+function planNode(flags: ClusterFlags, dataDir: string, id: number, membership: readonly string[]): NodePlan {
+  const peerBase = flags.peerBasePort ?? flags.basePort + 100;
+  const synodBin = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "bin", "synod.js");
+  const httpPort = flags.basePort + id - 1;
+  const peerPort = peerBase + id - 1;
+  const dir = join(dataDir, `node-${id}`);
+  const args = [synodBin, "node", "--id", String(id), "--http", `${flags.host}:${httpPort}`, "--peer", `${flags.host}:${peerPort}`, ...membership, "--data-dir", dir];
+  args.push("--consensus", flags.consensus, "--snapshot-entries", String(flags.snapshotEntries), "--request-timeout-ms", String(flags.requestTimeoutMs));
+  args.push("--history-revisions", String(flags.historyRevisions));
+  // The log is a file: JSON lines, whatever the terminal this command runs in.
+  args.push("--log-level", flags.logLevel, "--log-format", "json");
+  if (flags.allowFaultInjection) args.push("--allow-fault-injection");
+  if (flags.tls) {
+    const files = tlsFilesOf(dataDir, id);
+    args.push("--tls-cert", files.certFile, "--tls-key", files.keyFile, "--tls-ca", files.caFile);
+  }
+  return { id, httpPort, peerPort, http: `${flags.tls ? "https" : "http"}://${flags.host}:${httpPort}`, peer: `${flags.host}:${peerPort}`, dir, logPath: join(dataDir, `node-${id}.log`), args };
 }
 
 async function runCluster(flags: ClusterFlags): Promise<number> {
@@ -231,6 +238,28 @@ async function runCluster(flags: ClusterFlags): Promise<number> {
       children[index] = restarted;
       watchExit(restarted);
       say(`node ${id} restarted from the dashboard (pid ${restarted.process.pid ?? "?"})`);
+    },
+    add: () => {
+      if (stopping) return "the cluster is stopping";
+      const through = children.find((c) => !c.exited);
+      if (through === undefined) return "no node of this cluster runs to join through";
+      const id = Math.max(...children.map((c) => c.id)) + 1;
+      if (id > ADDED_NODES_MAX) return `this local cluster has ${children.length} nodes; the dashboard adds up to ${ADDED_NODES_MAX}`;
+      if (flags.tls) {
+        try {
+          openLocalCa(tlsDirOf(plan.dataDir)).ensureNode(id, [flags.host]);
+        } catch (error) {
+          return `cannot make node ${id}'s certificate: ${(error as Error).message}`;
+        }
+      }
+      const node = planNode(flags, plan.dataDir, id, ["--join", through.http]);
+      const log = openLogs(plan.dataDir, [node]);
+      if (typeof log === "string") return `cannot start node ${id}: ${log}`;
+      const added = startNode(node, log[0] as number, control);
+      children.push(added);
+      watchExit(added);
+      say(`  node ${id}  ${node.http}  peer ${node.peer}  log ${display(node.logPath)}  pid ${added.process.pid ?? "?"}  (added from the dashboard; it joins through node ${through.id})`);
+      return id;
     },
   });
   const children = plan.nodes.map((node, i) => {

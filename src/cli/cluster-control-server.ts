@@ -4,7 +4,8 @@
  * system's choosing, that only the nodes it started can use, since only they were given its
  * secret. `POST /nodes/{id}/kill` answers, then kills the node with SIGKILL (a crash, not a
  * clean stop: what a failover is about); `POST /nodes/{id}/restart` starts a killed node
- * again with the arguments it was first started with.
+ * again with the arguments it was first started with; `POST /nodes/add` starts one more
+ * node, which joins the cluster through a running member (an auto-promoted learner).
  */
 import { randomBytes, timingSafeEqual } from "node:crypto";
 import { createServer, type Server } from "node:http";
@@ -13,6 +14,8 @@ export interface ControlTarget {
   /** Null when `action` can be done to node `id` now, else why not (answered 409). */
   check(id: number, action: "kill" | "restart"): string | null;
   perform(id: number, action: "kill" | "restart"): void;
+  /** Starts one more node, which joins the cluster; its id, or why not (answered 409). */
+  add(): number | string;
 }
 
 export interface ControlServer {
@@ -34,6 +37,10 @@ export async function startControlServer(host: string, target: ControlTarget): P
     };
     const given = Buffer.from(request.headers.authorization ?? "");
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) return send(401, { error: "unauthenticated", message: "only the cluster's own nodes may ask" });
+    if (request.method === "POST" && request.url === "/nodes/add") {
+      const added = target.add();
+      return typeof added === "string" ? send(409, { error: "refused", message: added }) : send(200, { node: added, action: "add", done: true });
+    }
     const match = /^\/nodes\/(\d{1,6})\/(kill|restart)$/.exec(request.url ?? "");
     if (request.method !== "POST" || match === null) return send(404, { error: "not_found", message: "POST /nodes/{id}/kill or /nodes/{id}/restart" });
     const id = Number(match[1]);

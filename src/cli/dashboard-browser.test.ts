@@ -53,8 +53,9 @@ describe("the dashboard in Chromium, on a local cluster", { skip, timeout: 90_00
 
   before(async () => {
     root = mkdtempSync(join(tmpdir(), "synod-dashboard-"));
-    base = await freePortRange(6);
-    cluster = spawn(process.execPath, [SYNOD_BIN, "cluster", "--base-port", String(base), "--peer-base-port", String(base + 3), "--data-dir", root, "--allow-fault-injection"], { stdio: ["ignore", "pipe", "pipe"] });
+    // HTTP on base..base+3 and peers on base+4..base+7: room for the node the page adds.
+    base = await freePortRange(8);
+    cluster = spawn(process.execPath, [SYNOD_BIN, "cluster", "--base-port", String(base), "--peer-base-port", String(base + 4), "--data-dir", root, "--allow-fault-injection"], { stdio: ["ignore", "pipe", "pipe"] });
     cluster.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString("utf8")));
     cluster.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString("utf8")));
     const deadline = Date.now() + 30_000;
@@ -117,6 +118,15 @@ describe("the dashboard in Chromium, on a local cluster", { skip, timeout: 90_00
     assert.notEqual(new URL(page.url()).port, String(base + Number(streaming) - 1), "the page moved to another node");
     await page.click(`.node[data-node="${streaming}"] [data-action="restart"]`);
     await waitForRoles(page, (r) => r[streaming] === "follower", 10_000);
+  });
+
+  test("the add button starts a fourth node that joins: the page shows it following the leader", async () => {
+    await page.click('[data-action="add"]');
+    const shown = await waitForRoles(page, (r) => r["4"] === "follower" && leaderOf(r).length === 1, 20_000);
+    process.stdout.write(`# the page showed node 4 following ${shown.ms} ms after the add button\n`);
+    assert.match(output, /node 4 .*added from the dashboard/);
+    const members = await request("GET", `${url(1)}/v1/members`);
+    assert.deepEqual((members.body["members"] as { id: number }[]).map((m) => m.id).sort(), [1, 2, 3, 4]);
   });
 
   test("the isolate button cuts the leader off: another node leads, and the page says so", async () => {

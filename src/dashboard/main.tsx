@@ -205,6 +205,8 @@ interface Actions {
   remove(id: number): void;
   kill(id: number): void;
   restart(id: number): void;
+  /** One more node for a local cluster: `synod cluster` starts it and it joins. */
+  add(): void;
   fault(id: number, fault: Record<string, unknown>): void;
 }
 
@@ -262,6 +264,7 @@ function App() {
       },
       kill: (id) => void run(`kill node ${id}`, "POST", "/v1/debug/cluster", { node: id, action: "kill" }),
       restart: (id) => void run(`restart node ${id}`, "POST", "/v1/debug/cluster", { node: id, action: "restart" }),
+      add: () => void run("add a node", "POST", "/v1/debug/cluster", { action: "add" }),
       fault: (id, fault) => void run(`fault on node ${id}`, "POST", "/v1/debug/faults", { ...fault, node: id }),
     };
   }, [token]);
@@ -300,6 +303,13 @@ function App() {
             {frame.members.map((member) => (
               <NodeCard key={member.id} member={member} frame={frame} act={act} />
             ))}
+            {frame.cluster.local ? (
+              <div class="add-node">
+                <button data-action="add" onClick={() => act.add()}>
+                  add a node
+                </button>
+              </div>
+            ) : null}
           </section>
           <section class="grid">
             <div>

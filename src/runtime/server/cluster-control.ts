@@ -16,7 +16,8 @@ export interface ClusterControl {
   readonly token: string;
 }
 
-export type ClusterAction = "kill" | "restart";
+/** Kill or restart node `node`; or add a node (`node` 0), which joins the cluster. */
+export type ClusterAction = "kill" | "restart" | "add";
 
 /** The control channel `synod cluster` gave this process, or null. */
 export function clusterControlFromEnvironment(env: NodeJS.ProcessEnv = process.env): ClusterControl | null {
@@ -26,9 +27,9 @@ export function clusterControlFromEnvironment(env: NodeJS.ProcessEnv = process.e
   return { url, token };
 }
 
-/** `{"node": ID, "action": "kill" | "restart"}`; 400 otherwise. */
+/** `{"node": ID, "action": "kill" | "restart"}` or `{"action": "add"}`; 400 otherwise. */
 export function parseClusterAction(body: Uint8Array): { readonly node: number; readonly action: ClusterAction } {
-  const shape = 'a cluster action is JSON: {"node": ID, "action": "kill" | "restart"}';
+  const shape = 'a cluster action is JSON: {"node": ID, "action": "kill" | "restart"}, or {"action": "add"}';
   let parsed: unknown;
   try {
     parsed = JSON.parse(Buffer.from(body).toString("utf8"));
@@ -36,6 +37,7 @@ export function parseClusterAction(body: Uint8Array): { readonly node: number; r
     throw new HttpError(400, "invalid_input", shape);
   }
   const { node, action } = (typeof parsed === "object" && parsed !== null ? parsed : {}) as Record<string, unknown>;
+  if (action === "add" && node === undefined) return { node: 0, action };
   if (typeof node !== "number" || !Number.isSafeInteger(node) || node <= 0 || (action !== "kill" && action !== "restart")) throw new HttpError(400, "invalid_input", shape);
   return { node, action };
 }
@@ -46,7 +48,7 @@ export async function askClusterControl(control: ClusterControl | null, node: nu
     throw new HttpError(409, "not_local_cluster", "this node was not started by synod cluster: kill and restart from the dashboard are for local clusters only; stop and start a node of your own deployment as you started it");
   }
   try {
-    const answer = await fetch(`${control.url}/nodes/${node}/${action}`, { method: "POST", headers: { authorization: `Bearer ${control.token}` }, signal: AbortSignal.timeout(CONTROL_TIMEOUT_MS) });
+    const answer = await fetch(action === "add" ? `${control.url}/nodes/add` : `${control.url}/nodes/${node}/${action}`, { method: "POST", headers: { authorization: `Bearer ${control.token}` }, signal: AbortSignal.timeout(CONTROL_TIMEOUT_MS) });
     return { status: answer.status, body: (await answer.json()) as object };
   } catch (error) {
     throw new HttpError(503, "cluster_control_unreachable", `synod cluster, which supervises this node, did not answer at ${control.url}: ${(error as Error).message}`, { "retry-after": "1" });

@@ -1,0 +1,40 @@
+// `npm test`: every *.test.js under dist/ and examples/, two files at a time, in two phases.
+// First the files that only compute (engines, simulator, checkers: CPU-bound, nothing timed),
+// then the files that start real node processes and time what they do (failover within 3 s,
+// a transfer within 2 s). Running two at a time roughly halves the suite on two cores, but a
+// simulation beside a cluster starves the cluster's heartbeats into needless elections, so the
+// two kinds never share the machine. Arguments are passed to both `node --test` runs.
+import { spawnSync } from "node:child_process";
+import { readdirSync, statSync } from "node:fs";
+import { dirname, join, relative } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+
+function testFiles(dir) {
+  const found = [];
+  for (const name of readdirSync(dir)) {
+    if (name === "node_modules") continue;
+    const path = join(dir, name);
+    if (statSync(path).isDirectory()) found.push(...testFiles(path));
+    else if (name.endsWith(".test.js")) found.push(relative(root, path));
+  }
+  return found;
+}
+
+/** Files that start no node process and time nothing. */
+const COMPUTE_ONLY = [/^dist\/(core|sim|bench)\//, /^dist\/cli\/(readme-sim|sim-groups|sim-module|sim-soak)\.test\.js$/, /^dist\/purity\.test\.js$/];
+
+const files = [...testFiles(join(root, "dist")), ...testFiles(join(root, "examples"))].sort();
+const compute = files.filter((file) => COMPUTE_ONLY.some((pattern) => pattern.test(file)));
+const processes = files.filter((file) => !compute.includes(file));
+let failed = false;
+for (const [phase, list] of [
+  ["computing", compute],
+  ["real processes", processes],
+]) {
+  process.stdout.write(`\n# npm test: ${list.length} files that ${phase === "computing" ? "only compute" : "start real processes"}, two at a time\n`);
+  const run = spawnSync(process.execPath, ["--test", "--test-concurrency=2", "--test-reporter=spec", ...process.argv.slice(2), ...list], { cwd: root, stdio: "inherit" });
+  if (run.status !== 0) failed = true;
+}
+process.exit(failed ? 1 : 0);
