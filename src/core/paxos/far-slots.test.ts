@@ -3,12 +3,12 @@
 // acceptor's memory). Refusing such slots is safe; these tests check it is also harmless.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import type { LogEntry, NodeId, Ready } from "../engine/contract.js";
-import { utf8Encode } from "../common/utf8.js";
+import type { NodeId, Ready } from "../engine/contract.js";
 import { ballotOf } from "./ballot.js";
 import { DEFAULT_PAXOS_CONFIG } from "./config.js";
 import { HOLES_PER_MESSAGE_MAX } from "./log.js";
 import type { PaxosHardState, PaxosMessage } from "./messages.js";
+import { drain, entry } from "./harness.test-util.js";
 import { PaxosEngine } from "./paxos.js";
 
 type R = Ready<PaxosMessage, PaxosHardState>;
@@ -17,21 +17,10 @@ function engine(id: NodeId): PaxosEngine {
   return new PaxosEngine({ id, peers: [1, 2, 3], durable: { hardState: null, snapshot: null, entries: [] }, appliedIndex: 0, seed: id }, { ...DEFAULT_PAXOS_CONFIG, probe: false });
 }
 
-function drain(e: PaxosEngine): R[] {
-  const out: R[] = [];
-  while (e.hasReady()) {
-    const ready = e.ready();
-    out.push(ready);
-    e.advance(ready);
-  }
-  return out;
-}
-
 function sent(readies: readonly R[], type: PaxosMessage["type"]): PaxosMessage[] {
   return readies.flatMap((r) => [...r.messages, ...r.messagesAfterPersist]).map((m) => m.message).filter((m) => m.type === type);
 }
 
-const entry = (index: number, term: number, text: string): LogEntry => ({ index, term, data: utf8Encode(text) });
 
 describe("slots far past the log", () => {
   test("an acceptor leaves a slot more than HOLES_PER_MESSAGE_MAX past its log, and its answer sends the leader back to the first slot it lacks", () => {

@@ -1,7 +1,7 @@
 // A test harness for Multi-Paxos engines: N engines wired through a message queue the test
 // controls (deliver, drop, partition), with persistence simulated by keeping each Ready's
 // writes. Not the simulator: no time, no randomness but the engines' own, every step explicit.
-import type { DurableState, LogEntry, NodeId, Outbound, Snapshot } from "../engine/contract.js";
+import type { DurableState, LogEntry, NodeId, Outbound, Ready, Snapshot } from "../engine/contract.js";
 import { appendEntries } from "../../sim/disk.js";
 import { utf8Decode, utf8Encode } from "../common/utf8.js";
 import { DEFAULT_PAXOS_CONFIG, type PaxosConfig } from "./config.js";
@@ -190,3 +190,17 @@ export class PaxosCluster {
 }
 
 export const data = (text: string): Uint8Array => utf8Encode(text);
+
+/** A slot accepted at `term` holding `text`. */
+export const entry = (index: number, term: number, text: string): LogEntry => ({ index, term, data: data(text) });
+
+/** Runs a lone engine's Readies as a driver would (persisting nothing) and returns them. */
+export function drain(e: PaxosEngine): Ready<PaxosMessage, PaxosHardState>[] {
+  const out: Ready<PaxosMessage, PaxosHardState>[] = [];
+  while (e.hasReady()) {
+    const ready = e.ready();
+    out.push(ready);
+    e.advance(ready);
+  }
+  return out;
+}

@@ -11,7 +11,7 @@ import { ballotNode, ballotOf, BALLOT_NODE_SPAN, describeBallot, PAXOS_NODE_ID_M
 import { DEFAULT_PAXOS_CONFIG, type PaxosConfig } from "./config.js";
 import { encodeMembership as encode } from "../engine/membership.js";
 import { ConfigHistory, bootstrapMembership } from "./configs.js";
-import { data, PaxosCluster } from "./harness.test-util.js";
+import { data, drain, entry, PaxosCluster } from "./harness.test-util.js";
 import type { PaxosHardState, PaxosMessage } from "./messages.js";
 import { PaxosLog } from "./log.js";
 import { PaxosEngine } from "./paxos.js";
@@ -19,27 +19,17 @@ import { validatePaxosMessage } from "./validate.js";
 
 type R = Ready<PaxosMessage, PaxosHardState>;
 
-/** One engine alone: `drain` runs its Readies, as a driver would, and returns them. */
+/** One engine alone (`drain`, from the harness, runs its Readies as a driver would). */
 function engine(id: NodeId, peers: readonly NodeId[], config: Partial<PaxosConfig> = {}, durable?: { hardState: PaxosHardState | null; entries: LogEntry[] }): PaxosEngine {
   return new PaxosEngine({ id, peers, durable: { hardState: durable?.hardState ?? null, snapshot: null, entries: durable?.entries ?? [] }, appliedIndex: 0, seed: id }, { ...DEFAULT_PAXOS_CONFIG, ...config });
 }
 
-function drain(e: PaxosEngine): R[] {
-  const out: R[] = [];
-  while (e.hasReady()) {
-    const ready = e.ready();
-    out.push(ready);
-    e.advance(ready);
-  }
-  return out;
-}
 
 function sent(readies: readonly R[], type?: PaxosMessage["type"]): { to: NodeId; message: PaxosMessage; afterPersist: boolean }[] {
   const all = readies.flatMap((r) => [...r.messages.map((m) => ({ ...m, afterPersist: false })), ...r.messagesAfterPersist.map((m) => ({ ...m, afterPersist: true }))]);
   return type === undefined ? all : all.filter((m) => m.message.type === type);
 }
 
-const entry = (index: number, term: number, text: string): LogEntry => ({ index, term, data: data(text) });
 
 /** Ticks a lone engine until it sends prepares (probes off) and returns its ballot. */
 function campaign(e: PaxosEngine): number {
