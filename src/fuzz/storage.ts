@@ -1,13 +1,13 @@
 /**
- * Fuzzes the WAL and snapshot readers through the real log store: each input is a history
- * (appends, overwrites, hard states, the node's own compactions, an installed snapshot)
- * written with the real `LogStore` into a fresh directory with small segments, and then
- * damage to its files (truncation, bit flips, a zeroed range) before `LogStore.open` reads
- * it back.
+ * Fuzzes the WAL and snapshot readers through the real log: each input is a history
+ * (appends, overwrites, hard states, the node's own compactions, an installed snapshot) of
+ * two groups sharing one WAL, written with the real `SharedLog` into a fresh directory with
+ * small segments (so sweeps and segment removal happen), and then damage to its files
+ * (truncation, bit flips, a zeroed range) before `SharedLog.open` reads it back.
  *
  * Allowed outcomes:
- * - the store opens, and what it recovered is exactly the state after some prefix of the
- *   records that were written, keeping every record of every segment but the last (only
+ * - the log opens, and what it recovered, for both groups, is exactly the state after some
+ *   prefix of the records that were written, keeping every record of every segment but the last (only
  *   the last segment's tail may be torn and cut), with each snapshot's data as written;
  * - or it refuses with WalCorruptionError naming the file and the byte offset, or
  *   SnapshotFileError naming the file.
@@ -24,18 +24,23 @@ import { join } from "node:path";
 import { deepStrictEqual } from "node:assert/strict";
 import fc from "fast-check";
 import type { LogEntry, Snapshot } from "../core/engine/contract.js";
-import { LogStore } from "../runtime/storage/log-store.js";
 import { replayLogRecords } from "../runtime/storage/log-state.js";
+import { SharedLog, snapshotDirOf } from "../runtime/storage/shared-log.js";
+import type { GroupId } from "../core/multi/group.js";
 import { SnapshotFileError } from "../runtime/storage/snapshot-file.js";
 import { Wal, WAL_SEGMENT_HEADER_BYTES, WalCorruptionError, type WalRecordPosition } from "../runtime/storage/wal.js";
 import { FuzzFinding, runFuzzAsync, typedName, type FuzzReport, type FuzzRun, type Outcomes } from "./harness.js";
 
 const SEGMENT_BYTES = 160;
 
-type Step =
+/** The groups a history writes to: group 0 and one other (its files in a directory of their own). */
+const GROUPS: readonly GroupId[] = [0, 5];
+
+type Step = { readonly group: number } & (
   | { readonly kind: "append"; readonly back: number; readonly sizes: readonly number[]; readonly term: number; readonly hardState: Uint8Array | null }
   | { readonly kind: "compact"; readonly at: number; readonly data: Uint8Array }
-  | { readonly kind: "install"; readonly ahead: number; readonly term: number; readonly data: Uint8Array };
+  | { readonly kind: "install"; readonly ahead: number; readonly term: number; readonly data: Uint8Array }
+);
 
 type Damage =
   | { readonly kind: "truncate"; readonly file: number; readonly at: number }
@@ -48,10 +53,11 @@ interface StorageInput {
 }
 
 const bytes = fc.uint8Array({ minLength: 1, maxLength: 40 });
+const group = fc.nat({ max: GROUPS.length - 1 });
 const step: fc.Arbitrary<Step> = fc.oneof(
-  { weight: 8, arbitrary: fc.record({ kind: fc.constant("append" as const), back: fc.nat({ max: 2 }), sizes: fc.array(fc.nat({ max: 48 }), { maxLength: 3 }), term: fc.nat({ max: 3 }), hardState: fc.option(bytes) }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant("compact" as const), at: fc.nat(), data: bytes }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant("install" as const), ahead: fc.integer({ min: 1, max: 3 }), term: fc.nat({ max: 3 }), data: bytes }) },
+  { weight: 8, arbitrary: fc.record({ group, kind: fc.constant("append" as const), back: fc.nat({ max: 2 }), sizes: fc.array(fc.nat({ max: 48 }), { maxLength: 3 }), term: fc.nat({ max: 3 }), hardState: fc.option(bytes) }) },
+  { weight: 1, arbitrary: fc.record({ group, kind: fc.constant("compact" as const), at: fc.nat(), data: bytes }) },
+  { weight: 1, arbitrary: fc.record({ group, kind: fc.constant("install" as const), ahead: fc.integer({ min: 1, max: 3 }), term: fc.nat({ max: 3 }), data: bytes }) },
 );
 const fileChoice = fc.nat({ max: 63 });
 const damage: fc.Arbitrary<Damage> = fc.oneof(
@@ -64,43 +70,49 @@ const storageInput: fc.Arbitrary<StorageInput> = fc.record({ steps: fc.array(ste
 /** The hard state is opaque bytes here: the store's format is what is under test. */
 const identity = (value: Uint8Array): Uint8Array => value;
 
-/** Writes the history; returns each snapshot's data by index, to check what is read back. */
-async function writeHistory(dir: string, snapDir: string, steps: readonly Step[]): Promise<Map<number, Uint8Array>> {
-  const { store } = LogStore.open<Uint8Array>({ dir, snapshotDir: snapDir, encodeHardState: identity, decodeHardState: identity, segmentBytes: SEGMENT_BYTES });
-  const snapshots = new Map<number, Uint8Array>();
-  const terms = new Map<number, number>();
+/** Writes the history; returns each snapshot's data by group and index, to check what is read back. */
+async function writeHistory(dir: string, snapDir: string, steps: readonly Step[]): Promise<Map<string, Uint8Array>> {
+  const { log } = SharedLog.open<Uint8Array>({ dir, snapshotDir: snapDir, encodeHardState: identity, decodeHardState: identity, segmentBytes: SEGMENT_BYTES });
+  const snapshots = new Map<string, Uint8Array>();
+  const terms = new Map<string, number>();
   let fill = 0;
   try {
     for (const s of steps) {
-      const last = store.lastIndex;
+      const g = GROUPS[s.group % GROUPS.length] as GroupId;
+      const last = log.lastIndex(g);
+      const snapshotIndex = log.snapshotIndex(g);
       if (s.kind === "append") {
-        const first = Math.max(store.snapshotIndex + 1, last + 1 - s.back);
+        const first = Math.max(snapshotIndex + 1, last + 1 - s.back);
         const entries: LogEntry[] = s.sizes.map((size, i) => ({ index: first + i, term: s.term, data: new Uint8Array(size).fill(++fill % 251) }));
-        for (const e of entries) terms.set(e.index, e.term);
-        store.save({ snapshot: null, entries, hardState: s.hardState });
+        for (const e of entries) terms.set(`${g}:${e.index}`, e.term);
+        log.save(g, { snapshot: null, entries, hardState: s.hardState });
       } else if (s.kind === "compact") {
-        if (last <= store.snapshotIndex) continue;
-        const index = store.snapshotIndex + 1 + (s.at % (last - store.snapshotIndex));
-        snapshots.set(index, s.data);
-        store.compact({ index, term: terms.get(index) ?? 0, data: s.data });
+        if (last <= snapshotIndex) continue;
+        const index = snapshotIndex + 1 + (s.at % (last - snapshotIndex));
+        snapshots.set(`${g}:${index}`, s.data);
+        log.compact(g, { index, term: terms.get(`${g}:${index}`) ?? 0, data: s.data });
       } else {
         const snapshot: Snapshot = { index: last + s.ahead, term: s.term, data: s.data };
-        snapshots.set(snapshot.index, s.data);
-        store.save({ snapshot, entries: [], hardState: null });
+        snapshots.set(`${g}:${snapshot.index}`, s.data);
+        log.save(g, { snapshot, entries: [], hardState: null });
       }
-      store.sync();
+      log.sync();
     }
   } finally {
-    await store.close();
+    await log.close();
   }
   return snapshots;
 }
 
-interface RecoveredState {
+/** One group's recovered log, in plain values. */
+interface RecoveredLog {
   readonly snapshot: { readonly index: number; readonly term: number } | null;
   readonly entries: readonly LogEntry[];
   readonly hardState: Uint8Array | null;
 }
+
+/** Every group's, by group (a group with nothing durable is absent). */
+type RecoveredState = ReadonlyMap<GroupId, RecoveredLog>;
 
 /**
  * The state after each prefix of the records written; the first `mustKeep` prefixes cut
@@ -121,8 +133,10 @@ async function prefixStates(dir: string): Promise<{ readonly states: (RecoveredS
   const start = { wholeHistory: firstSegment.sequence === 1, firstFile: firstSegment.file };
   const replayed = (kept: readonly number[]): RecoveredState | null => {
     try {
-      const { state } = replayLogRecords(kept.map((i) => records[i] as Uint8Array), kept.map((i) => positions[i] as WalRecordPosition), start, () => {});
-      return { snapshot: state.snapshot === null ? null : { index: state.snapshot.index, term: state.snapshot.term }, entries: state.entries.map(plainEntry), hardState: state.hardState };
+      const groups = replayLogRecords(kept.map((i) => records[i] as Uint8Array), kept.map((i) => positions[i] as WalRecordPosition), start, () => {});
+      return new Map(
+        [...groups].map(([g, { state }]) => [g, { snapshot: state.snapshot === null ? null : { index: state.snapshot.index, term: state.snapshot.term }, entries: state.entries.map(plainEntry), hardState: state.hardState }]),
+      );
     } catch (error) {
       // Records that cannot follow one another, or no complete checkpoint after removed segments: no state.
       if (!(error instanceof WalCorruptionError)) throw error;
@@ -142,7 +156,10 @@ function plainEntry(entry: LogEntry): LogEntry {
 /** The files damage can hit: WAL segments, then snapshot files, by name. */
 function damageable(dir: string, snapDir: string): string[] {
   const wal = readdirSync(dir).filter((name) => name.endsWith(".wal")).sort().map((name) => join(dir, name));
-  const snap = readdirSync(snapDir).filter((name) => name.endsWith(".snap")).sort().map((name) => join(snapDir, name));
+  const snap = GROUPS.flatMap((g) => {
+    const groupDir = snapshotDirOf(snapDir, g);
+    return existsDir(groupDir) ? readdirSync(groupDir).filter((name) => name.endsWith(".snap")).sort().map((name) => join(groupDir, name)) : [];
+  });
   return [...wal, ...snap];
 }
 
@@ -187,9 +204,9 @@ async function checkInput(input: StorageInput, outcomes: Outcomes, root: string)
     let lastHeaderHit = false;
     for (const d of input.damage) lastHeaderHit = applyDamage(files, d) === lastWal || lastHeaderHit;
     const mustKeep = lastHeaderHit ? prefixes.mustKeepWithoutLastHeader : prefixes.mustKeep;
-    let opened: ReturnType<typeof LogStore.open<Uint8Array>>;
+    let opened: ReturnType<typeof SharedLog.open<Uint8Array>>;
     try {
-      opened = LogStore.open<Uint8Array>({ dir, snapshotDir: snapDir, encodeHardState: identity, decodeHardState: identity, segmentBytes: SEGMENT_BYTES });
+      opened = SharedLog.open<Uint8Array>({ dir, snapshotDir: snapDir, encodeHardState: identity, decodeHardState: identity, segmentBytes: SEGMENT_BYTES });
     } catch (error) {
       const name = typedName(error, [WalCorruptionError, SnapshotFileError]);
       const message = (error as Error).message;
@@ -198,14 +215,21 @@ async function checkInput(input: StorageInput, outcomes: Outcomes, root: string)
       outcomes.count(`refused: ${name}`);
       return;
     }
-    const { store, durable } = opened;
-    await store.close();
-    const recovered: RecoveredState = {
-      snapshot: durable.snapshot === null ? null : { index: durable.snapshot.index, term: durable.snapshot.term },
-      entries: durable.entries.map(plainEntry),
-      hardState: durable.hardState === null ? null : new Uint8Array(durable.hardState),
-    };
-    if (durable.snapshot !== null) deepStrictEqual(new Uint8Array(durable.snapshot.data), written.get(durable.snapshot.index), "a snapshot's data read back differs from what was written");
+    const { log, groups } = opened;
+    await log.close();
+    const recovered: RecoveredState = new Map(
+      [...groups].map(([g, { durable }]) => [
+        g,
+        {
+          snapshot: durable.snapshot === null ? null : { index: durable.snapshot.index, term: durable.snapshot.term },
+          entries: durable.entries.map(plainEntry),
+          hardState: durable.hardState === null ? null : new Uint8Array(durable.hardState),
+        },
+      ]),
+    );
+    for (const [g, { durable }] of groups) {
+      if (durable.snapshot !== null) deepStrictEqual(new Uint8Array(durable.snapshot.data), written.get(`${g}:${durable.snapshot.index}`), "a snapshot's data read back differs from what was written");
+    }
     // The longest matching prefix: equal states (a hard state written twice) count as the later.
     let which = -1;
     for (let p = states.length - 1; p >= 0 && which < 0; p--) if (matches(recovered, states[p] ?? null)) which = p;
@@ -219,8 +243,11 @@ async function checkInput(input: StorageInput, outcomes: Outcomes, root: string)
 
 function describeState(state: RecoveredState | null): string {
   if (state === null) return "(none)";
-  const entries = state.entries.map((e) => `${e.index}@${e.term}`).join(",");
-  return `snapshot ${state.snapshot === null ? "none" : `${state.snapshot.index}@${state.snapshot.term}`}, entries [${entries}], hard state ${state.hardState === null ? "none" : `${state.hardState.length} bytes`}`;
+  const groups = [...state].map(([g, log]) => {
+    const entries = log.entries.map((e) => `${e.index}@${e.term}`).join(",");
+    return `group ${g}: snapshot ${log.snapshot === null ? "none" : `${log.snapshot.index}@${log.snapshot.term}`}, entries [${entries}], hard state ${log.hardState === null ? "none" : `${log.hardState.length} bytes`}`;
+  });
+  return groups.length === 0 ? "nothing" : groups.join("; ");
 }
 
 export async function fuzzStorage(options: FuzzRun): Promise<FuzzReport> {

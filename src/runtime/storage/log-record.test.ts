@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { decodeLogRecord, encodeLogRecord, type LogRecord, LogRecordDecodeError } from "./log-record.js";
+import { decodeGroupLogRecord, decodeLogRecord, encodeLogRecord, type LogRecord, LogRecordDecodeError } from "./log-record.js";
 
 const entries = [
   { index: 7, term: 3, data: new Uint8Array([1, 2, 3]) },
@@ -17,10 +17,17 @@ const records: LogRecord[] = [
   { kind: "checkpoint-entries", entries },
   { kind: "checkpoint-end", entryCount: 2, hardState: new Uint8Array([5]) },
   { kind: "checkpoint-end", entryCount: 0, hardState: null },
+  { kind: "sweep-begin" },
+  { kind: "sweep-end", groupCount: 3 },
+  { kind: "compact", index: 12, term: 4 },
+  { kind: "drop" },
 ];
 
-test("every record kind survives encoding and decoding", () => {
+test("every record kind survives encoding and decoding, with its group", () => {
   for (const record of records) assert.deepEqual(decodeLogRecord(encodeLogRecord(record)), record);
+  for (const group of [0, 1, 300, 2 ** 32 - 1]) {
+    for (const record of records) assert.deepEqual(decodeGroupLogRecord(encodeLogRecord(record, group)), { record, group, legacy: false });
+  }
 });
 
 test("a record cut anywhere, or with bytes after it, is refused as a decode error, never misread", () => {
@@ -28,7 +35,7 @@ test("a record cut anywhere, or with bytes after it, is refused as a decode erro
     const encoded = encodeLogRecord(record);
     // A hard state is the rest of its record (the frame's CRC guards its length), so a cut
     // inside it still decodes, as a shorter hard state; every cut before it is refused.
-    const shortest = record.kind === "hard-state" ? 2 : record.kind === "checkpoint-end" && record.hardState !== null ? 11 : encoded.length;
+    const shortest = record.kind === "hard-state" ? 6 : record.kind === "checkpoint-end" && record.hardState !== null ? 15 : encoded.length;
     for (let length = 0; length < shortest; length++) {
       assert.throws(() => decodeLogRecord(encoded.subarray(0, length)), LogRecordDecodeError, `${record.kind} cut to ${length} bytes`);
     }
@@ -40,13 +47,13 @@ test("a record cut anywhere, or with bytes after it, is refused as a decode erro
 
 test("an unknown format or kind, or an index that is not a safe integer, is refused", () => {
   const encoded = encodeLogRecord({ kind: "entries", entries });
-  assert.throws(() => decodeLogRecord(Uint8Array.from([3, ...encoded.subarray(1)])), /format 3/);
+  assert.throws(() => decodeLogRecord(Uint8Array.from([4, ...encoded.subarray(1)])), /format 4/);
   const badKind = Uint8Array.from(encoded);
-  badKind[2 + 4 + 16] = 7; // the first entry's kind
+  badKind[6 + 4 + 16] = 7; // the first entry's kind
   assert.throws(() => decodeLogRecord(badKind), /unknown kind 7/);
-  assert.throws(() => decodeLogRecord(Uint8Array.from([1, 42])), /unknown record kind 42/);
+  assert.throws(() => decodeLogRecord(Uint8Array.from([3, 42, 0, 0, 0, 0])), /unknown record kind 42/);
   const broken = Uint8Array.from(encoded);
-  new DataView(broken.buffer).setFloat64(2 + 4, 1.5, true); // the first entry's index
+  new DataView(broken.buffer).setFloat64(6 + 4, 1.5, true); // the first entry's index
   assert.throws(() => decodeLogRecord(broken), /entry 0's index is 1.5/);
   assert.throws(() => decodeLogRecord(encodeLogRecord({ kind: "checkpoint-end", entryCount: -1, hardState: null })), /not a safe non-negative integer/);
 });
@@ -63,4 +70,20 @@ test("format 1 records, written before entries had a kind, are still read", () =
   view.setUint32(22, 2, true);
   record.set([8, 9], 26);
   assert.deepEqual(decodeLogRecord(record), { kind: "entries", entries: [{ index: 5, term: 2, data: new Uint8Array([8, 9]) }] });
+});
+
+test("format 2 records, written before groups, are read as group 0's, and may hold only the kinds of then", () => {
+  // u8 format 2 | u8 kind 2 (entries) | u32 count | f64 index | f64 term | u8 kind | u32 length | data
+  const record = new Uint8Array(2 + 4 + 8 + 8 + 1 + 4 + 1);
+  const view = new DataView(record.buffer);
+  view.setUint8(0, 2);
+  view.setUint8(1, 2);
+  view.setUint32(2, 1, true);
+  view.setFloat64(6, 3, true);
+  view.setFloat64(14, 1, true);
+  view.setUint8(22, 1);
+  view.setUint32(23, 1, true);
+  record.set([7], 27);
+  assert.deepEqual(decodeGroupLogRecord(record), { record: { kind: "entries", entries: [{ index: 3, term: 1, data: new Uint8Array([7]), kind: "config" }] }, group: 0, legacy: true });
+  assert.throws(() => decodeLogRecord(Uint8Array.from([2, 6])), /kind 6 in format 2/);
 });

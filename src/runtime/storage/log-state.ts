@@ -1,5 +1,5 @@
 /**
- * The engine's durable log as the store holds it in memory and as recovery rebuilds it from
+ * One group's durable log as the store holds it in memory and as recovery rebuilds it from
  * WAL records: a snapshot reference, the entries after it, the latest hard state (still
  * encoded). Its operations have exactly the semantics of the simulator's disk
  * (`SimDisk.replay()` in src/sim/disk.ts): an append replaces every entry from its first
@@ -9,7 +9,8 @@
  */
 import { assert } from "../../core/common/assert.js";
 import type { LogEntry } from "../../core/engine/contract.js";
-import { decodeLogRecord, type LogRecord, LogRecordDecodeError, type SnapshotRef } from "./log-record.js";
+import type { GroupId } from "../../core/multi/group.js";
+import { decodeGroupLogRecord, type DecodedLogRecord, type LogRecord, LogRecordDecodeError, type SnapshotRef } from "./log-record.js";
 import { WalCorruptionError, type WalRecordPosition } from "./wal.js";
 
 export class LogState {
@@ -71,7 +72,8 @@ export class LogState {
   }
 }
 
-export interface ReplayedLog {
+/** One group's log as replay rebuilt it. */
+export interface ReplayedGroup {
   readonly state: LogState;
   /** Where the recovered hard state was read, to name it if it does not decode. */
   readonly hardStatePosition: WalRecordPosition | null;
@@ -81,76 +83,118 @@ export interface ReplayedLog {
 export interface ReplayStart {
   /**
    * True when the records are the log's whole history (its first segment survives);
-   * false once older segments were removed behind a checkpoint: the records then begin
-   * with what followed them (normal records, even the remains of an older checkpoint whose
-   * beginning went), which mean nothing until the first complete checkpoint.
+   * false once older segments were removed behind a sweep: the records then begin with
+   * what followed them (normal records, even the remains of an older sweep whose beginning
+   * went), which mean nothing until the first complete sweep.
    */
   readonly wholeHistory: boolean;
-  /** The oldest segment, named when a removal left no complete checkpoint behind. */
+  /** The oldest segment, named when a removal left no complete sweep behind. */
   readonly firstFile: string;
 }
 
 /**
- * Rebuilds the log from the WAL's records. A complete checkpoint (begin .. end) replaces the
- * state whole, so whatever older records precede it cannot change the result; a checkpoint a
- * crash interrupted (its end never written, or normal records after its beginning) is
- * ignored, and the records before it still hold the state. Throws WalCorruptionError, naming
- * the record's file and offset, for a record that passes its checksum but does not decode or
- * cannot follow what came before, and for a log whose beginning was removed with no complete
- * checkpoint after it.
+ * Rebuilds every group's log from the WAL's records. Normal records (hard state, entries,
+ * compaction, drop) change their group's log. A complete checkpoint (begin .. end) replaces
+ * its group's log whole; a complete sweep (begin, a checkpoint per group, end) replaces
+ * every group's, so whatever older records precede it cannot change the result. A
+ * checkpoint or sweep a crash interrupted (its end never written, or normal records after
+ * its beginning) is ignored, and the records before it still hold the state. Throws
+ * WalCorruptionError, naming the record's file and offset, for a record that passes its
+ * checksum but does not decode or cannot follow what came before, and for a log whose
+ * beginning was removed with no complete sweep after it.
  */
-export function replayLogRecords(records: readonly Uint8Array[], positions: readonly WalRecordPosition[], start: ReplayStart, log: (message: string) => void): ReplayedLog {
+export function replayLogRecords(records: readonly Uint8Array[], positions: readonly WalRecordPosition[], start: ReplayStart, log: (message: string) => void): Map<GroupId, ReplayedGroup> {
   assert(records.length === positions.length, "a position for every record");
   const replay = new Replay(start.wholeHistory, log);
   for (let i = 0; i < records.length; i++) replay.apply(records[i] as Uint8Array, positions[i] as WalRecordPosition);
-  replay.abandonCheckpoint();
-  if (replay.state === null) {
+  replay.abandon();
+  if (replay.groups === null) {
     throw new WalCorruptionError(start.firstFile, 0, "the segments before this one were removed, yet no complete checkpoint follows to replace them");
   }
-  return { state: replay.state, hardStatePosition: replay.hardStatePosition };
+  return replay.groups;
+}
+
+interface OpenCheckpoint {
+  readonly group: GroupId;
+  readonly state: LogState;
+  readonly position: WalRecordPosition;
+  /** Written before groups: it stands for a sweep of the one group there was. */
+  readonly legacy: boolean;
+}
+
+interface OpenSweep {
+  readonly groups: Map<GroupId, ReplayedGroup>;
+  readonly position: WalRecordPosition;
 }
 
 class Replay {
-  /** Null until the first complete checkpoint when the log's beginning was removed. */
-  state: LogState | null;
-  hardStatePosition: WalRecordPosition | null = null;
-  private checkpoint: { readonly state: LogState; readonly position: WalRecordPosition } | null = null;
+  /** Null until the first complete sweep when the log's beginning was removed. */
+  groups: Map<GroupId, ReplayedGroup> | null;
+  private sweep: OpenSweep | null = null;
+  private checkpoint: OpenCheckpoint | null = null;
 
   constructor(
     wholeHistory: boolean,
     private readonly log: (message: string) => void,
   ) {
-    this.state = wholeHistory ? new LogState() : null;
+    this.groups = wholeHistory ? new Map() : null;
   }
 
   apply(payload: Uint8Array, position: WalRecordPosition): void {
     const fail = (reason: string): WalCorruptionError => new WalCorruptionError(position.file, position.offset, reason);
-    const record = decodeAt(payload, fail);
-    if (record.kind === "checkpoint-begin") {
-      this.abandonCheckpoint();
-      this.checkpoint = { state: new LogState(record.snapshot), position };
+    const { record, group, legacy } = decodeAt(payload, fail);
+    switch (record.kind) {
+      case "sweep-begin":
+        this.abandon();
+        this.sweep = { groups: new Map(), position };
+        return;
+      case "sweep-end":
+        return this.endSweep(record.groupCount, fail);
+      case "checkpoint-begin":
+        // Inside a sweep, a checkpoint follows the previous group's end; outside, a new one abandons an unfinished one.
+        if (this.checkpoint !== null && this.sweep !== null) throw fail(`a checkpoint of group ${group} begins inside group ${this.checkpoint.group}'s`);
+        if (this.sweep === null) this.abandon();
+        this.checkpoint = { group, state: new LogState(record.snapshot), position, legacy };
+        return;
+      case "checkpoint-entries":
+      case "checkpoint-end":
+        return this.applyToCheckpoint(record, group, fail);
+      default:
+        break;
+    }
+    this.abandon();
+    if (this.groups === null) return; // superseded by a sweep still to come
+    if (record.kind === "drop") {
+      this.groups.delete(group);
       return;
     }
-    if (record.kind === "checkpoint-entries" || record.kind === "checkpoint-end") return this.applyToCheckpoint(record, fail);
-    this.abandonCheckpoint();
-    if (this.state === null) return; // superseded by a checkpoint still to come
+    let replayed = this.groups.get(group);
+    if (replayed === undefined) {
+      replayed = { state: new LogState(), hardStatePosition: null };
+      this.groups.set(group, replayed);
+    }
     if (record.kind === "hard-state") {
-      this.state.hardState = record.hardState;
-      this.hardStatePosition = position;
+      replayed.state.hardState = record.hardState;
+      this.groups.set(group, { state: replayed.state, hardStatePosition: position });
       return;
     }
-    const problem = this.state.appendProblem(record.entries);
-    if (problem !== null) throw fail(`a record of entries that cannot follow the log: ${problem}`);
-    this.state.append(record.entries);
+    if (record.kind === "compact") {
+      replayed.state.compact({ index: record.index, term: record.term, kind: "own" });
+      return;
+    }
+    const problem = replayed.state.appendProblem(record.entries);
+    if (problem !== null) throw fail(`a record of entries of group ${group} that cannot follow its log: ${problem}`);
+    replayed.state.append(record.entries);
   }
 
-  private applyToCheckpoint(record: Extract<LogRecord, { kind: "checkpoint-entries" | "checkpoint-end" }>, fail: (reason: string) => WalCorruptionError): void {
+  private applyToCheckpoint(record: Extract<LogRecord, { kind: "checkpoint-entries" | "checkpoint-end" }>, group: GroupId, fail: (reason: string) => WalCorruptionError): void {
     const checkpoint = this.checkpoint;
     if (checkpoint === null) {
       // The remains of a checkpoint whose beginning was removed are harmless; anywhere else they are damage.
-      if (this.state === null) return;
+      if (this.groups === null) return;
       throw fail(record.kind === "checkpoint-end" ? "the end of a checkpoint that never began" : "checkpoint entries outside a checkpoint");
     }
+    if (checkpoint.group !== group) throw fail(`a record of group ${group}'s checkpoint inside group ${checkpoint.group}'s`);
     if (record.kind === "checkpoint-entries") {
       const problem = checkpoint.state.appendProblem(record.entries);
       if (problem !== null) throw fail(`checkpoint entries that cannot follow its log: ${problem}`);
@@ -159,21 +203,44 @@ class Replay {
     }
     if (record.entryCount !== checkpoint.state.entries.length) throw fail(`a checkpoint of ${record.entryCount} entries that holds ${checkpoint.state.entries.length}`);
     checkpoint.state.hardState = record.hardState;
-    this.state = checkpoint.state;
-    this.hardStatePosition = record.hardState === null ? null : checkpoint.position;
+    const replayed: ReplayedGroup = { state: checkpoint.state, hardStatePosition: record.hardState === null ? null : checkpoint.position };
     this.checkpoint = null;
+    if (this.sweep !== null) {
+      if (this.sweep.groups.has(group)) throw fail(`a sweep that holds group ${group} twice`);
+      this.sweep.groups.set(group, replayed);
+    } else if (this.groups !== null) {
+      this.groups.set(group, replayed);
+    } else if (checkpoint.legacy) {
+      // A log from before groups: its checkpoint replaced the whole (one-group) log.
+      this.groups = new Map([[group, replayed]]);
+    }
   }
 
-  abandonCheckpoint(): void {
-    if (this.checkpoint === null) return;
-    this.log(`log store: ignored the checkpoint begun at byte ${this.checkpoint.position.offset} of ${this.checkpoint.position.file}, which a crash interrupted; the records before it hold the state`);
+  private endSweep(groupCount: number, fail: (reason: string) => WalCorruptionError): void {
+    const sweep = this.sweep;
+    if (sweep === null) {
+      if (this.groups === null) return; // the remains of a sweep whose beginning was removed
+      throw fail("the end of a sweep that never began");
+    }
+    if (this.checkpoint !== null) throw fail(`a sweep that ends inside group ${this.checkpoint.group}'s checkpoint`);
+    if (groupCount !== sweep.groups.size) throw fail(`a sweep of ${groupCount} groups that holds ${sweep.groups.size}`);
+    this.groups = sweep.groups;
+    this.sweep = null;
+  }
+
+  /** Forgets a checkpoint or sweep a crash interrupted: the records before it hold the state. */
+  abandon(): void {
+    const begun = this.sweep?.position ?? this.checkpoint?.position;
+    if (begun === undefined) return;
+    this.log(`log store: ignored the ${this.sweep !== null ? "sweep" : "checkpoint"} begun at byte ${begun.offset} of ${begun.file}, which a crash interrupted; the records before it hold the state`);
+    this.sweep = null;
     this.checkpoint = null;
   }
 }
 
-function decodeAt(payload: Uint8Array, fail: (reason: string) => WalCorruptionError): LogRecord {
+function decodeAt(payload: Uint8Array, fail: (reason: string) => WalCorruptionError): DecodedLogRecord {
   try {
-    return decodeLogRecord(payload);
+    return decodeGroupLogRecord(payload);
   } catch (error) {
     if (error instanceof LogRecordDecodeError) throw fail(`a record that passes its checksum but does not decode: ${error.message}`);
     throw error;

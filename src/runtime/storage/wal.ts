@@ -187,6 +187,8 @@ class NextSegment {
 export class Wal {
   private fd: number;
   private sequence: number;
+  /** The oldest segment's sequence: what `removeSegmentsBefore` has not removed. */
+  private oldestSequence: number;
   /** Bytes of the current segment holding records (and its header); the next write goes here. */
   private position: number;
   /** Where records begin in the current segment: after its header, if it has one. */
@@ -202,6 +204,7 @@ export class Wal {
   private constructor(
     private readonly dir: string,
     private readonly segmentBytes: number,
+    firstSequence: number,
     sequence: number,
     position: number,
     recordsStart: number,
@@ -209,6 +212,7 @@ export class Wal {
     deferPreparation: boolean,
   ) {
     this.sequence = sequence;
+    this.oldestSequence = firstSequence;
     this.position = position;
     this.recordsStart = recordsStart;
     this.fd = openSync(join(dir, segmentName(sequence)), "r+");
@@ -285,7 +289,7 @@ export class Wal {
     }
     const firstSequence = first === undefined ? sequence : sequenceOf(first);
     const firstSegment = { sequence: firstSequence, file: join(options.dir, segmentName(firstSequence)) };
-    return { wal: new Wal(options.dir, segmentBytes, sequence, lastUsed, lastRecordsStart, log, options.deferPreparation === true), records, positions, firstSegment };
+    return { wal: new Wal(options.dir, segmentBytes, firstSequence, sequence, lastUsed, lastRecordsStart, log, options.deferPreparation === true), records, positions, firstSegment };
   }
 
   /** Queues a record of 1 to WAL_RECORD_BYTES_MAX bytes (copied); it is durable once `sync()` returns. */
@@ -312,6 +316,11 @@ export class Wal {
   /** The sequence number of the segment the next record goes to. */
   get currentSequence(): number {
     return this.sequence;
+  }
+
+  /** The sequence number of the oldest segment kept. */
+  get firstSequence(): number {
+    return this.oldestSequence;
   }
 
   /** Bytes of the current segment already holding records. */
@@ -401,6 +410,7 @@ export class Wal {
       for (const name of removed) rmSync(join(this.dir, name));
       syncDirectory(this.dir);
     });
+    this.oldestSequence = Math.max(this.oldestSequence, sequence);
     return removed;
   }
 
