@@ -10,18 +10,17 @@
  */
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import type { Browser, Page } from "puppeteer-core";
 import { freePortRange, request, sleep } from "../runtime/server/process-cluster.test-util.js";
+import { launchChromium, skipWithoutChromium } from "./browser.test-util.js";
 
-const CHROMIUM_PATHS = [process.env["CHROMIUM_PATH"], "/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"].filter((path): path is string => path !== undefined && path !== "");
-const chromium = CHROMIUM_PATHS.find((path) => existsSync(path));
 const SYNOD_BIN = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "bin", "synod.js");
-const skip = chromium === undefined ? `no Chromium found (looked in ${CHROMIUM_PATHS.join(", ")}); install it (apt-get install chromium) or set CHROMIUM_PATH to run the dashboard's browser tests` : false;
+const skip = skipWithoutChromium("the dashboard's browser tests");
 
 
 /** The role each node's card shows, by node id. */
@@ -70,10 +69,7 @@ describe("the dashboard in Chromium, on a local cluster", { skip, timeout: 90_00
       await sleep(50);
     }
     assert.match(output, new RegExp(`Dashboard: http://127\\.0\\.0\\.1:${base}/dashboard`), "synod cluster prints the dashboard's address");
-    const puppeteer = await import("puppeteer-core");
-    browser = await puppeteer.launch({ executablePath: chromium as string, headless: true, args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"] });
-    page = await browser.newPage();
-    await page.setViewport({ width: 1280, height: 900 });
+    ({ browser, page } = await launchChromium());
   });
 
   after(async () => {

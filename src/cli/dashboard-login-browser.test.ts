@@ -8,14 +8,12 @@
  * Needs Chromium (Debian: apt-get install chromium); skipped, saying so, where none is found.
  */
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
 import { after, before, describe, test } from "node:test";
 import type { Browser, Page } from "puppeteer-core";
 import { ProcessCluster, request, runSynod, sleep } from "../runtime/server/process-cluster.test-util.js";
+import { launchChromium, skipWithoutChromium } from "./browser.test-util.js";
 
-const CHROMIUM_PATHS = [process.env["CHROMIUM_PATH"], "/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"].filter((path): path is string => path !== undefined && path !== "");
-const chromium = CHROMIUM_PATHS.find((path) => existsSync(path));
-const skip = chromium === undefined ? `no Chromium found (looked in ${CHROMIUM_PATHS.join(", ")}); install it (apt-get install chromium) or set CHROMIUM_PATH to run the dashboard's login test` : false;
+const skip = skipWithoutChromium("the dashboard's login test");
 
 const ROOT_PASSWORD = "rootpw";
 
@@ -47,9 +45,7 @@ describe("the dashboard's login form in Chromium, on a cluster with auth enabled
       assert.equal(run.code, 0, `synod ${args.join(" ")}: ${run.output}`);
     }
     assert.equal((await request("GET", `${cluster.node(1).http}/v1/auth/status`)).body["enabled"], true);
-    const puppeteer = await import("puppeteer-core");
-    browser = await puppeteer.launch({ executablePath: chromium as string, headless: true, args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"] });
-    page = await browser.newPage();
+    ({ browser, page } = await launchChromium());
   });
 
   after(async () => {
