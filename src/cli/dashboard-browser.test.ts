@@ -1,6 +1,7 @@
 /**
  * The dashboard in a real browser against a real local cluster (`synod cluster`, three node
- * processes): the page shows three nodes and one leader; its kill button on the leader shows
+ * processes): the page shows three nodes and one leader, and every node's links carrying
+ * messages (not only the links of the node it streams from); its kill button on the leader shows
  * a new leader within 3 s and its restart button brings the node back; when the node the page
  * streams from is killed, the page moves to another member and keeps showing the cluster.
  *
@@ -9,18 +10,17 @@
  */
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import type { Browser, Page } from "puppeteer-core";
 import { freePortRange, request, sleep } from "../runtime/server/process-cluster.test-util.js";
+import { launchChromium, skipWithoutChromium } from "./browser.test-util.js";
 
-const CHROMIUM_PATHS = [process.env["CHROMIUM_PATH"], "/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"].filter((path): path is string => path !== undefined && path !== "");
-const chromium = CHROMIUM_PATHS.find((path) => existsSync(path));
 const SYNOD_BIN = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "bin", "synod.js");
-const skip = chromium === undefined ? `no Chromium found (looked in ${CHROMIUM_PATHS.join(", ")}); install it (apt-get install chromium) or set CHROMIUM_PATH to run the dashboard's browser tests` : false;
+const skip = skipWithoutChromium("the dashboard's browser tests");
 
 
 /** The role each node's card shows, by node id. */
@@ -38,6 +38,11 @@ async function waitForRoles(page: Page, predicate: (roles: Record<string, string
     await sleep(50);
   }
   throw new Error(`the page did not show that within ${timeoutMs} ms; it shows ${JSON.stringify(seen)}`);
+}
+
+/** The link rows the page shows: "node-peer" to messages sent per second. */
+async function linkRows(page: Page): Promise<Record<string, number>> {
+  return page.$$eval("[data-link]", (rows) => Object.fromEntries(rows.map((row) => [row.getAttribute("data-link") ?? "?", Number(row.getAttribute("data-sent"))])));
 }
 
 const leaderOf = (shown: Record<string, string>): string[] => Object.entries(shown).filter(([, role]) => role === "leader").map(([id]) => id);
@@ -64,10 +69,7 @@ describe("the dashboard in Chromium, on a local cluster", { skip, timeout: 90_00
       await sleep(50);
     }
     assert.match(output, new RegExp(`Dashboard: http://127\\.0\\.0\\.1:${base}/dashboard`), "synod cluster prints the dashboard's address");
-    const puppeteer = await import("puppeteer-core");
-    browser = await puppeteer.launch({ executablePath: chromium as string, headless: true, args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"] });
-    page = await browser.newPage();
-    await page.setViewport({ width: 1280, height: 900 });
+    ({ browser, page } = await launchChromium());
   });
 
   after(async () => {
@@ -81,7 +83,7 @@ describe("the dashboard in Chromium, on a local cluster", { skip, timeout: 90_00
     rmSync(root, { recursive: true, force: true });
   });
 
-  test("the page shows three nodes and one leader; the leader's kill button shows a new leader within 3 s; restart brings it back", async () => {
+  test("the page shows three nodes, one leader and every node's link rates; the leader's kill button shows a new leader within 3 s; restart brings it back", async () => {
     const status = await request("GET", `${url(1)}/v1/status`);
     const leader = status.body["leader"] as number;
     // The page streams from a node that is not the leader, so killing the leader does not move it.
@@ -90,6 +92,15 @@ describe("the dashboard in Chromium, on a local cluster", { skip, timeout: 90_00
     const shown = await waitForRoles(page, (r) => Object.keys(r).length === 3 && leaderOf(r).length === 1, 5000);
     assert.deepEqual(leaderOf(shown.roles), [String(leader)]);
     for (let i = 0; i < 30; i++) assert.equal((await request("PUT", `${url(watcher)}/v1/kv/browser-${i}`, "v")).status, 200);
+    // Every node's links, not only those of the node streamed from: the leader's to each follower carry messages.
+    const followers = [1, 2, 3].filter((id) => id !== leader);
+    let links: Record<string, number> = {};
+    for (const deadline = Date.now() + 3000; Date.now() < deadline; await sleep(100)) {
+      links = await linkRows(page);
+      if (Object.keys(links).length === 6 && followers.every((id) => (links[`${leader}-${id}`] ?? 0) > 0 && (links[`${id}-${leader}`] ?? 0) > 0)) break;
+    }
+    assert.deepEqual(Object.keys(links).sort(), ["1-2", "1-3", "2-1", "2-3", "3-1", "3-2"], "a row for each link of each node");
+    assert.ok(followers.every((id) => (links[`${leader}-${id}`] ?? 0) > 0 && (links[`${id}-${leader}`] ?? 0) > 0), `the leader's links carry messages both ways: ${JSON.stringify(links)}`);
     const screenshot = process.env["SYNOD_DASHBOARD_SCREENSHOT"];
     if (screenshot !== undefined && screenshot !== "") {
       await sleep(1500);

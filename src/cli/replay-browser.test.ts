@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -20,11 +20,10 @@ import { replayFileText } from "../sim/replay-file.js";
 import { REPLAY_EVENTS_MAX, type ReplayHeader } from "../sim/replay-trace.js";
 import { runSimulation } from "../sim/simulation.js";
 import { sleep } from "../runtime/server/process-cluster.test-util.js";
+import { launchChromium, skipWithoutChromium } from "./browser.test-util.js";
 
-const CHROMIUM_PATHS = [process.env["CHROMIUM_PATH"], "/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"].filter((path): path is string => path !== undefined && path !== "");
-const chromium = CHROMIUM_PATHS.find((path) => existsSync(path));
 const SYNOD_BIN = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "bin", "synod.js");
-const skip = chromium === undefined ? `no Chromium found (looked in ${CHROMIUM_PATHS.join(", ")}); install it (apt-get install chromium) or set CHROMIUM_PATH to run the replay's browser test` : false;
+const skip = skipWithoutChromium("the replay's browser test");
 
 /** The file input's handle (the Node build has no DOM types to name it by). */
 type FileInput = { uploadFile(...paths: string[]): Promise<void> };
@@ -67,10 +66,7 @@ describe("the dashboard's Replay view in Chromium, with no cluster", { skip, tim
       await sleep(50);
     }
     url = match[1] as string;
-    const puppeteer = await import("puppeteer-core");
-    browser = await puppeteer.launch({ executablePath: chromium as string, headless: true, args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"] });
-    page = await browser.newPage();
-    await page.setViewport({ width: 1280, height: 900 });
+    ({ browser, page } = await launchChromium());
   });
 
   after(async () => {

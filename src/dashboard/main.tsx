@@ -171,6 +171,14 @@ function Replication(props: { readonly frame: StateFrame }) {
   );
 }
 
+/** Why a member has no link rates to show. */
+function noLinksText(member: MemberFrame): string {
+  if (!member.reachable) return member.error ?? "no answer";
+  if (member.status !== null && member.status.links === undefined) return "its status has no link counters (an older version)";
+  return "rates after its next answer";
+}
+
+/** Every node's links: the streamed node's from its transport, the others' from their status counters. */
 function Links(props: { readonly frame: StateFrame }) {
   return (
     <table class="links">
@@ -183,19 +191,30 @@ function Links(props: { readonly frame: StateFrame }) {
           <th>dropped/s</th>
         </tr>
       </thead>
-      <tbody>
-        {props.frame.links.map((link) => (
-          <tr key={link.peer}>
-            <td>
-              {props.frame.node} ⇄ {link.peer}
-            </td>
-            <td>{link.connected ? "out" : "–"} {link.inboundConnected ? "in" : "–"}</td>
-            <td>{link.sentPerSecond.toFixed(1)}</td>
-            <td>{link.receivedPerSecond.toFixed(1)}</td>
-            <td class={link.droppedPerSecond > 0 ? "warn" : ""}>{link.droppedPerSecond.toFixed(1)}</td>
-          </tr>
-        ))}
-      </tbody>
+      {props.frame.members.map((member) => (
+        <tbody key={member.id} data-links-of={member.id}>
+          {member.links === null ? (
+            <tr>
+              <td>node {member.id}</td>
+              <td colSpan={4} class="muted">
+                {noLinksText(member)}
+              </td>
+            </tr>
+          ) : (
+            member.links.map((link) => (
+              <tr key={link.peer} data-link={`${member.id}-${link.peer}`} data-sent={link.sentPerSecond} data-received={link.receivedPerSecond}>
+                <td>
+                  {member.id} ⇄ {link.peer}
+                </td>
+                <td>{link.connected ? "out" : "–"} {link.inboundConnected ? "in" : "–"}</td>
+                <td>{link.sentPerSecond.toFixed(1)}</td>
+                <td>{link.receivedPerSecond.toFixed(1)}</td>
+                <td class={link.droppedPerSecond > 0 ? "warn" : ""}>{link.droppedPerSecond.toFixed(1)}</td>
+              </tr>
+            ))
+          )}
+        </tbody>
+      ))}
     </table>
   );
 }
@@ -315,7 +334,7 @@ function App() {
             <div>
               <h2>Replication (from the leader)</h2>
               <Replication frame={frame} />
-              <h2>Links of node {frame.node}</h2>
+              <h2>Links (messages per second, as each node counts them)</h2>
               <Links frame={frame} />
             </div>
             <div>

@@ -17,6 +17,8 @@ export interface MemberFrame {
   readonly reachable: boolean;
   readonly error: string | null;
   readonly status: NodeStatus | null;
+  /** Its links' messages per second; null until the streaming node has polled it twice in a row. */
+  readonly links: readonly LinkFrame[] | null;
 }
 
 export interface ReplicationFrame {
@@ -42,6 +44,8 @@ export interface NodeStatus {
   readonly clusterId: string;
   readonly members: readonly { readonly id: number; readonly peer: string; readonly http: string | null; readonly role: string }[];
   readonly replication?: readonly ReplicationFrame[];
+  /** Cumulative counters by peer (absent from nodes older than the dashboard's per-node links). */
+  readonly links?: readonly { readonly peer: number }[];
 }
 
 export interface Sample {

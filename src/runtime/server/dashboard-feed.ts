@@ -14,6 +14,9 @@
  * cluster: every node's role, term, commit and applied index, and, from the leader's
  * status, each follower's replication progress. A member that does not answer within
  * `memberTimeoutMs` is shown as unreachable, which is what a page needs to see a node die.
+ * A member's status carries its links' cumulative counters (`links`, publicLinkCounters):
+ * the feed turns two consecutive answers into that member's messages per second on each
+ * link, as it does for its own node from the transport, so the page shows every node's links.
  *
  * Stream protocol: first `event: history` (`{node, intervalMs, samples, events}`), then
  * `event: state` every interval (`{atMs, node, status, links, sample, members, faults}`) and
@@ -35,6 +38,70 @@ export interface LinkCounters {
   readonly framesSent: number;
   readonly framesReceived: number;
   readonly framesDropped: number;
+}
+
+/** A peer link's messages per second over the last interval (or the last two polls of a member). */
+export interface LinkRates {
+  readonly peer: number;
+  readonly connected: boolean;
+  readonly inboundConnected: boolean;
+  readonly sentPerSecond: number;
+  readonly receivedPerSecond: number;
+  readonly droppedPerSecond: number;
+}
+
+/**
+ * The link counters `GET /v1/status` shows (`links`), by peer: counts and whether the
+ * connections are up, nothing else of the transport (no addresses, no queues), so they are
+ * as safe to show anyone as the commit index beside them.
+ */
+export function publicLinkCounters(stats: ReadonlyMap<number, LinkCounters>): ({ readonly peer: number } & LinkCounters)[] {
+  return [...stats]
+    .sort(([a], [b]) => a - b)
+    .map(([peer, s]) => ({ peer, connected: s.connected, inboundConnected: s.inboundConnected, framesSent: s.framesSent, framesReceived: s.framesReceived, framesDropped: s.framesDropped }));
+}
+
+/**
+ * The link counters in a member's `GET /v1/status` answer, by peer; null when it has none (a
+ * node of an older version) or they are not what publicLinkCounters writes.
+ */
+export function linkCountersOf(status: unknown): Map<number, LinkCounters> | null {
+  const links = (status as { links?: unknown } | null)?.links;
+  if (!Array.isArray(links) || links.length > LINKS_MAX) return null;
+  const counters = new Map<number, LinkCounters>();
+  for (const link of links as unknown[]) {
+    if (typeof link !== "object" || link === null) return null;
+    const { peer, connected, inboundConnected, framesSent, framesReceived, framesDropped } = link as Record<string, unknown>;
+    if (!isCount(peer) || typeof connected !== "boolean" || typeof inboundConnected !== "boolean" || !isCount(framesSent) || !isCount(framesReceived) || !isCount(framesDropped)) return null;
+    counters.set(peer, { connected, inboundConnected, framesSent, framesReceived, framesDropped });
+  }
+  return counters;
+}
+
+/**
+ * Each link's messages per second between two readings of its counters `seconds` apart,
+ * sorted by peer. A counter that went down belongs to a link made anew (or a node
+ * restarted): it counts from zero.
+ */
+export function linkRates(current: ReadonlyMap<number, LinkCounters>, before: ReadonlyMap<number, LinkCounters>, seconds: number): LinkRates[] {
+  assert(seconds > 0, `rates need a positive interval, got ${seconds} s`);
+  return [...current]
+    .sort(([a], [b]) => a - b)
+    .map(([peer, counters]) => {
+      const previous = before.get(peer);
+      const perSecond = (pick: (c: LinkCounters) => number): number => {
+        const earlier = previous === undefined || pick(previous) > pick(counters) ? 0 : pick(previous);
+        return round((pick(counters) - earlier) / seconds);
+      };
+      return { peer, connected: counters.connected, inboundConnected: counters.inboundConnected, sentPerSecond: perSecond((c) => c.framesSent), receivedPerSecond: perSecond((c) => c.framesReceived), droppedPerSecond: perSecond((c) => c.framesDropped) };
+    });
+}
+
+/** Peers a member's status may list; more is not a status this node wrote. */
+const LINKS_MAX = 1024;
+
+function isCount(value: unknown): value is number {
+  return Number.isSafeInteger(value) && (value as number) >= 0;
 }
 
 /** What the feed reads from its node. */
@@ -106,8 +173,16 @@ interface MemberView {
   readonly http: string | null;
   readonly reachable: boolean;
   readonly status: object | null;
+  /** Its links' rates since the poll before; null until two polls in a row answered with counters. */
+  readonly links: readonly LinkRates[] | null;
   readonly error: string | null;
   readonly checkedAtMs: number;
+}
+
+/** A member's link counters as a poll found them, and when (performance.now()). */
+interface CountersSeen {
+  readonly atMs: number;
+  readonly counters: ReadonlyMap<number, LinkCounters>;
 }
 
 /** Running totals over the current interval. */
@@ -141,8 +216,9 @@ export class DashboardFeed {
   private readonly requests = new Window();
   private lastLinks = new Map<number, LinkCounters>();
   private lastSampleMs = performance.now();
-  private links: readonly object[] = [];
+  private links: readonly LinkRates[] = [];
   private memberViews = new Map<number, MemberView>();
+  private memberCounters = new Map<number, CountersSeen>();
   private polling = false;
   private seq = 0;
   private timer: NodeJS.Timeout | null = null;
@@ -238,19 +314,9 @@ export class DashboardFeed {
     const seconds = Math.max(0.001, (nowMs - this.lastSampleMs) / 1000);
     this.lastSampleMs = nowMs;
     const current = this.source.links();
-    const links: object[] = [];
-    let sent = 0;
-    let received = 0;
-    for (const [peer, counters] of current) {
-      const before = this.lastLinks.get(peer);
-      // A counter that went down belongs to a link made anew: count from zero.
-      const delta = (pick: (c: LinkCounters) => number): number => Math.max(0, pick(counters) - (before === undefined || pick(before) > pick(counters) ? 0 : pick(before)));
-      const sentPerSecond = delta((c) => c.framesSent) / seconds;
-      const receivedPerSecond = delta((c) => c.framesReceived) / seconds;
-      sent += sentPerSecond;
-      received += receivedPerSecond;
-      links.push({ peer, connected: counters.connected, inboundConnected: counters.inboundConnected, sentPerSecond: round(sentPerSecond), receivedPerSecond: round(receivedPerSecond), droppedPerSecond: round(delta((c) => c.framesDropped) / seconds) });
-    }
+    const links = linkRates(current, this.lastLinks, seconds);
+    const sent = links.reduce((sum, link) => sum + link.sentPerSecond, 0);
+    const received = links.reduce((sum, link) => sum + link.receivedPerSecond, 0);
     this.lastLinks = new Map(current);
     this.links = links;
     const sample: DashboardSample = {
@@ -282,8 +348,8 @@ export class DashboardFeed {
   private membersNow(): MemberView[] {
     const nowMs = Date.now();
     return this.source.members().map((member) => {
-      if (member.id === this.source.nodeId) return { id: member.id, http: member.http, reachable: true, status: this.source.status(), error: null, checkedAtMs: nowMs };
-      return this.memberViews.get(member.id) ?? { id: member.id, http: member.http, reachable: false, status: null, error: "not asked yet", checkedAtMs: nowMs };
+      if (member.id === this.source.nodeId) return { id: member.id, http: member.http, reachable: true, status: this.source.status(), links: this.links, error: null, checkedAtMs: nowMs };
+      return this.memberViews.get(member.id) ?? { id: member.id, http: member.http, reachable: false, status: null, links: null, error: "not asked yet", checkedAtMs: nowMs };
     });
   }
 
@@ -295,22 +361,46 @@ export class DashboardFeed {
       const others = this.source.members().filter((member) => member.id !== this.source.nodeId);
       const views = await Promise.all(others.map((member) => this.pollMember(member.id, member.http)));
       this.memberViews = new Map(views.map((view) => [view.id, view]));
+      for (const id of this.memberCounters.keys()) if (!this.memberViews.has(id)) this.memberCounters.delete(id);
     } finally {
       this.polling = false;
     }
   }
 
   private async pollMember(id: number, http: string | null): Promise<MemberView> {
-    const unreachable = (error: string): MemberView => ({ id, http, reachable: false, status: null, error, checkedAtMs: Date.now() });
+    const unreachable = (error: string): MemberView => {
+      // Its counters from before a gap would make the first rates after it an average over the gap.
+      this.memberCounters.delete(id);
+      return { id, http, reachable: false, status: null, links: null, error, checkedAtMs: Date.now() };
+    };
     if (http === null) return unreachable("its HTTP address is not known yet");
     try {
       const answer = await fetch(`${http}/v1/status`, { signal: AbortSignal.timeout(this.options.memberTimeoutMs) });
       if (!answer.ok) return unreachable(`GET /v1/status answered ${answer.status}`);
-      return { id, http, reachable: true, status: (await answer.json()) as object, error: null, checkedAtMs: Date.now() };
+      const status = (await answer.json()) as object;
+      return { id, http, reachable: true, status, links: this.memberLinkRates(id, status), error: null, checkedAtMs: Date.now() };
     } catch (error) {
       const cause = (error as { cause?: { code?: string } }).cause?.code;
       return unreachable(error instanceof Error && error.name === "TimeoutError" ? `no answer within ${this.options.memberTimeoutMs} ms` : (cause ?? (error as Error).message));
     }
+  }
+
+  /**
+   * A member's link rates from the counters in its status and those of the poll before; null
+   * for the first poll, after a gap (no stream was open, or the member did not answer), or
+   * from a member whose status has no counters.
+   */
+  private memberLinkRates(id: number, status: object): LinkRates[] | null {
+    const counters = linkCountersOf(status);
+    const nowMs = performance.now();
+    const before = this.memberCounters.get(id);
+    if (counters === null) {
+      this.memberCounters.delete(id);
+      return null;
+    }
+    this.memberCounters.set(id, { atMs: nowMs, counters });
+    if (before === undefined || nowMs - before.atMs > this.options.intervalMs * 4 || nowMs <= before.atMs) return null;
+    return linkRates(counters, before.counters, (nowMs - before.atMs) / 1000);
   }
 
   /**

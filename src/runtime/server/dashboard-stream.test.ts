@@ -9,16 +9,23 @@ import { after, before, describe, test } from "node:test";
 import { SseParser, type SseEvent } from "../../client/sse.js";
 import { CONSENSUS_UNDER_TEST, ProcessCluster, request, sleep } from "./process-cluster.test-util.js";
 
+interface LinkFrame {
+  readonly peer: number;
+  readonly sentPerSecond: number;
+  readonly receivedPerSecond: number;
+}
+
 interface MemberFrame {
   readonly id: number;
   readonly reachable: boolean;
+  readonly links: readonly LinkFrame[] | null;
   readonly status: { readonly role: string; readonly leader: number | null; readonly term: number; readonly replication?: readonly { readonly id: number; readonly match: number; readonly state: string }[] } | null;
 }
 
 interface StateFrame {
   readonly node: number;
   readonly members: readonly MemberFrame[];
-  readonly links: readonly { readonly peer: number; readonly sentPerSecond: number }[];
+  readonly links: readonly LinkFrame[];
   readonly sample: { readonly requestsPerSecond: number; readonly fsyncs: number } | null;
 }
 
@@ -117,6 +124,28 @@ for (const consensus of CONSENSUS_UNDER_TEST) describe(`the dashboard's stream, 
     for (let i = 0; i < 20; i++) assert.equal((await request("PUT", `${cluster.node(1).http}/v1/kv/dash-${i}`, "v")).status, 200);
     const frame = await stream.until(state((f) => (f.sample?.requestsPerSecond ?? 0) > 0 && (f.sample?.fsyncs ?? 0) > 0), 3000, from);
     assert.ok(frame.links.some((l) => l.sentPerSecond > 0), "messages flow on the links");
+  });
+
+  test("every member's links show messages per second, the other members' from the counters in their status", async () => {
+    const stream = streams[0] as Stream;
+    const leader = await cluster.waitForLeader();
+    const writes = (async () => {
+      for (let i = 0; i < 40; i++) assert.equal((await request("PUT", `${cluster.node(1).http}/v1/kv/links-${i}`, "v")).status, 200);
+    })();
+    // Each follower exchanges appends and their answers with the leader, and the leader with both.
+    const flowing = (m: MemberFrame, peer: number): boolean => (m.links ?? []).some((l) => l.peer === peer && l.sentPerSecond > 0 && l.receivedPerSecond > 0);
+    const frame = await stream.until(state((f) => f.members.length === 3 && f.members.every((m) => (m.id === leader ? [1, 2, 3].filter((id) => id !== leader).every((peer) => flowing(m, peer)) : flowing(m, leader)))), 5000, stream.events.length);
+    await writes;
+    for (const member of frame.members) {
+      assert.deepEqual((member.links ?? []).map((l) => l.peer), [1, 2, 3].filter((id) => id !== member.id), `node ${member.id} shows its two links`);
+    }
+    assert.deepEqual(frame.members.find((m) => m.id === 1)?.links, frame.links, "the streaming node's own links are those of its transport");
+    // A member's counters are in its public status, for anyone to turn into rates.
+    const other = await request("GET", `${cluster.node(frame.members.find((m) => m.id !== 1)?.id ?? 2).http}/v1/status`);
+    const counters = other.body["links"] as { peer: number; framesSent: number; framesReceived: number; framesDropped: number; connected: boolean }[];
+    assert.equal(counters.length, 2);
+    assert.ok(counters.every((c) => c.framesSent > 0 && c.framesReceived >= 0 && c.connected), JSON.stringify(counters));
+    process.stdout.write(`# links: ${frame.members.map((m) => `${m.id}: ${(m.links ?? []).map((l) => `→${l.peer} ${l.sentPerSecond}/${l.receivedPerSecond}`).join(" ")}`).join("; ")}\n`);
   });
 
   test("a killed leader shows unreachable within a second or two, and the new leader arrives as an event", async () => {

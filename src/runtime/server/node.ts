@@ -39,7 +39,7 @@ import { decodeDirectory, memberRole } from "./members.js";
 import { NodeMetrics } from "./metrics.js";
 import { WatchHub } from "./watch.js";
 import { MemberAdmin } from "./member-admin.js";
-import { DashboardFeed } from "./dashboard-feed.js";
+import { DashboardFeed, publicLinkCounters } from "./dashboard-feed.js";
 import { FaultInjector } from "./fault-injection.js";
 import { clusterControlFromEnvironment } from "./cluster-control.js";
 
@@ -437,6 +437,8 @@ export class SynodNode {
       clusterId: this.clusterId,
       version: SYNOD_VERSION,
       members: this.membersList(),
+      // Each peer link's cumulative message counters: the dashboard of another node turns them into rates.
+      links: publicLinkCounters(this.transport?.stats() ?? new Map()),
       // On the leader: each follower's replication (match index, in flight, probing or replicating).
       ...(replication === null ? {} : { replication }),
     };
