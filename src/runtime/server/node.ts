@@ -1,24 +1,20 @@
 /**
- * One synod node: storage, the consensus engine and its driver, the peer transport and the
- * HTTP API, started in that order and stopped in the reverse one.
+ * One synod node: storage, its replicas (group-replica.ts: engine, driver, state machine),
+ * the peer transport and the HTTP API, started in that order and stopped in the reverse
+ * one. Today the node hosts one group, group 0, which also holds the cluster's
+ * configuration and directory of members (docs/sharding.md).
  *
- * Recovery at start: the log store replays the write-ahead log (repairing a torn tail,
- * refusing damage before it); the state machine opens at the index it last applied, which
- * it records in the same transaction as the data, so only the entries after that are
- * applied again. A state machine that cannot be trusted (the machine crashed while it was
- * open) or is behind the latest snapshot is rebuilt from the snapshot, and the engine
- * delivers the rest of the log.
+ * Recovery at start: the shared log replays the write-ahead log (repairing a torn tail,
+ * refusing damage before it); then each group's replica recovers its state machine.
  */
 import { findLease, listLeases } from "./lease-view.js";
-import { randomInt } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import { NotMemberError } from "../../core/common/errors.js";
 import { join } from "node:path";
 import type { Logger } from "pino";
-import type { DurableState, Engine, EngineFactory, Membership, NodeId } from "../../core/engine/contract.js";
-import { KvStore, SELF_ASSIGNED_SESSIONS_FROM } from "../../core/kv/store.js";
-import { LmdbKvBackend } from "../storage/kv-lmdb.js";
+import type { Membership, NodeId } from "../../core/engine/contract.js";
 import { LogStore } from "../storage/log-store.js";
+import { SharedLog } from "../storage/shared-log.js";
 import { PeerTransport } from "../transport/peer-transport.js";
 import type { ApiListener } from "../tls/https-listener.js";
 import { TlsConfigError, TlsSource } from "../tls/material.js";
@@ -30,14 +26,13 @@ import { consensusFor, nodeIdProblem, statusDetails } from "./consensus.js";
 import { checkIdentity, clusterIdFor, DATA_LAYOUT, lockDataDir, readIdentity, StartupError, type DataDirIdentity } from "./data-dir.js";
 import { fetchClusterView, JOIN_TIMEOUT_MS, REACH_TIMEOUT_MS, requestJoin, type ClusterView } from "./join.js";
 import { BackupSource } from "./backup.js";
-import { Driver } from "./driver.js";
+import { GroupReplica, recoverGroup, type RecoveredGroup } from "./group-replica.js";
 import { READY_APPLIED_LAG_MAX, type KvService, type QuorumView, type Readiness } from "./http-api.js";
 import { createApiListener } from "./api-listener.js";
 import { DiskGuard, storageFailure } from "./disk-guard.js";
 import { isMember, members } from "../../core/engine/membership.js";
 import { decodeDirectory, memberRole } from "./members.js";
 import { NodeMetrics } from "./metrics.js";
-import { WatchHub } from "./watch.js";
 import { MemberAdmin } from "./member-admin.js";
 import { DashboardFeed, publicLinkCounters } from "./dashboard-feed.js";
 import { FaultInjector } from "./fault-injection.js";
@@ -66,7 +61,8 @@ export class SynodNode {
    * `--peers` for a node that bootstrapped, the list recorded at its join for one that joined.
    */
   private readonly bootstrapMembers: readonly MemberAddress[];
-  private readonly driver: Driver;
+  /** Group 0's replica: the cluster's configuration, and today every key. */
+  private readonly primary: GroupReplica;
   /**
    * The node's replicas by group, behind one transport: peer messages reach the replica of
    * their group, and a message for a group not hosted here is counted and dropped. Only
@@ -75,7 +71,6 @@ export class SynodNode {
   private readonly groups: GroupRouter<unknown>;
   private readonly metrics: NodeMetrics;
   private readonly backups: BackupSource;
-  private readonly watches: WatchHub;
   private readonly admin: MemberAdmin;
   /** Refuses writes while the data directory's disk is below its reserve (from `listen` on). */
   private diskGuard: DiskGuard | null = null;
@@ -86,13 +81,12 @@ export class SynodNode {
     readonly config: NodeConfig,
     identity: DataDirIdentity,
     private readonly log: Logger,
-    private readonly logStore: LogStore<unknown>,
-    private readonly backend: LmdbKvBackend,
-    private readonly kv: KvStore,
-    private readonly engine: Engine<unknown, unknown>,
-    factory: EngineFactory<unknown, unknown>,
+    /** The write-ahead log every group's log is part of. */
+    private readonly sharedLog: SharedLog<unknown>,
+    recovered: RecoveredGroup,
     private readonly releaseLock: () => void,
   ) {
+    const { engine, kv, backend } = recovered;
     this.clusterId = identity.clusterId;
     this.bootstrapMembers = identity.joined ? (identity.directory ?? []) : config.members;
     for (const member of this.bootstrapMembers) if (member.http !== null) this.memberHttp.set(member.id, member.http);
@@ -101,7 +95,7 @@ export class SynodNode {
       appliedIndex: () => kv.applied,
       keyCount: () => kv.keys,
       databaseBytes: () => backend.sizeBytes(),
-      pendingRequests: () => this.driver.pendingRequests,
+      pendingRequests: () => this.primary.driver.pendingRequests,
       peerStats: () => this.transport?.stats() ?? new Map(),
     });
     this.groups = new GroupRouter<unknown>({
@@ -125,41 +119,28 @@ export class SynodNode {
       },
       { faults, control: clusterControlFromEnvironment() },
     );
-    const network = this.groups.host(DEFAULT_GROUP, (from, message) => this.driver.receive(from, message));
-    this.driver = new Driver({
-      engine,
-      factory,
-      logStore,
-      kv,
-      beginSnapshot: () => backend.beginSnapshot(),
-      send: (to, message) => network.send(to, message),
-      clientId: nodeClientId(config.id),
-      firstSequence: firstSequence(kv, nodeClientId(config.id)),
-      tickMs: config.tickMs,
-      peerCount: config.members.length - 1,
-      requestTimeoutMs: config.requestTimeoutMs,
-      // Members snapshot at slightly different points (up to 45% apart), so they do not all
-      // pause at once: while one follower compacts, the other still makes a quorum.
-      snapshotEntries: config.snapshotEntries + Math.floor((config.snapshotEntries * ((config.id - 1) % 10)) / 20),
-      pendingRequestsMax: config.pendingRequestsMax,
-      metrics: this.metrics,
-      log: log.child({ component: "driver" }),
-      onMembership: (membership) => this.applyMembership(membership),
-      historyRevisions: config.historyRevisions,
-      // The log could not be written: stop (the thrown error ends the process) with what to do.
-      onFatal: (error) => setImmediate(() => { throw storageFailure(error, config.dataDir); }),
-      watcher: {
-        persisted: (ms) => this.feed.observeFsync(ms),
-        leadershipChanged: ({ term, leader, role }) =>
-          leader === null
-            ? this.feed.record("election", `term ${term}: no leader known to node ${config.id} (a ${role})`, { term, role })
-            : this.feed.record("leader", `node ${leader} leads in term ${term}`, { term, leader, role }),
-        snapshotTaken: (snapshot, ms) => this.feed.record("snapshot", `node ${config.id} took a snapshot at index ${snapshot.index} (${snapshot.data.length} bytes, ${Math.round(ms.total)} ms)`, { index: snapshot.index, bytes: snapshot.data.length }),
-        snapshotInstalled: (snapshot) => this.feed.record("snapshot-installed", `node ${config.id} installed the leader's snapshot at index ${snapshot.index}`, { index: snapshot.index, bytes: snapshot.data.length }),
+    const network = this.groups.host(DEFAULT_GROUP, (from, message) => this.primary.driver.receive(from, message));
+    this.primary = new GroupReplica(
+      config,
+      recovered,
+      {
+        network,
+        metrics: this.metrics,
+        onMembership: (membership) => this.applyMembership(membership),
+        // The log could not be written: stop (the thrown error ends the process) with what to do.
+        onFatal: (error) => setImmediate(() => { throw storageFailure(error, config.dataDir); }),
+        watcher: {
+          persisted: (ms) => this.feed.observeFsync(ms),
+          leadershipChanged: ({ term, leader, role }) =>
+            leader === null
+              ? this.feed.record("election", `term ${term}: no leader known to node ${config.id} (a ${role})`, { term, role })
+              : this.feed.record("leader", `node ${leader} leads in term ${term}`, { term, leader, role }),
+          snapshotTaken: (snapshot, ms) => this.feed.record("snapshot", `node ${config.id} took a snapshot at index ${snapshot.index} (${snapshot.data.length} bytes, ${Math.round(ms.total)} ms)`, { index: snapshot.index, bytes: snapshot.data.length }),
+          snapshotInstalled: (snapshot) => this.feed.record("snapshot-installed", `node ${config.id} installed the leader's snapshot at index ${snapshot.index}`, { index: snapshot.index, bytes: snapshot.data.length }),
+        },
       },
-    });
-    this.watches = new WatchHub(kv, undefined, () => (this.isMember() ? null : new NotMemberError(this.engine.status().leader)), (error, what) => log.error({ err: error }, what));
-    kv.setObserver(this.watches);
+      log,
+    );
     this.admin = new MemberAdmin({
       config,
       status: () => engine.status(),
@@ -167,11 +148,11 @@ export class SynodNode {
       directory: (membership) => this.directory(membership),
       membersList: () => this.membersList(),
       memberHttp: (id) => this.memberHttp.get(id),
-      changeMembership: (change) => this.driver.changeMembership(change),
-      transferLeadership: (to) => this.driver.transferLeadership(to),
+      changeMembership: (change) => this.primary.driver.changeMembership(change),
+      transferLeadership: (to) => this.primary.driver.transferLeadership(to),
     });
     this.backups = new BackupSource({
-      read: (consistency) => this.driver.read(consistency),
+      read: (consistency) => this.primary.driver.read(consistency),
       applied: () => kv.applied,
       beginSnapshot: () => backend.beginSnapshot(),
       entryTerm: (index) => engine.entryTerm(index),
@@ -236,7 +217,7 @@ export class SynodNode {
       }
       await node.listen();
       await node.connect();
-      node.driver.start();
+      node.primary.driver.start();
       node.feed.start();
       node.feed.record("started", `node ${config.id} started`, { http: node.advertisedHttp() });
       if (needsJoin && config.join !== null) await node.join(config.join, deadlineMs);
@@ -278,7 +259,7 @@ export class SynodNode {
   private removal(identity: DataDirIdentity): string | null {
     const latest = this.membership();
     if (members(latest).length === 0 || isMember(latest, this.config.id)) return null;
-    if (isMember(this.engine.membershipAt?.(this.kv.applied) ?? latest, this.config.id)) return null;
+    if (isMember(this.primary.engine.membershipAt?.(this.primary.kv.applied) ?? latest, this.config.id)) return null;
     const listed = this.directory(latest);
     const via = listed.find((member) => member.http !== null)?.http ?? "URL";
     const dir = this.config.dataDir;
@@ -292,36 +273,31 @@ export class SynodNode {
   /** Storage and recovery: everything up to a node that is ready to start, on success. */
   private static open(config: NodeConfig, identity: DataDirIdentity, log: Logger, releaseLock: () => void): SynodNode {
     const consensus = consensusFor(config.consensus, { electionTicks: config.electionTicks, heartbeatTicks: config.heartbeatTicks });
-    const storageLog = (message: string): void => log.warn({ component: "storage" }, message);
-    const { store: logStore, durable } = LogStore.open<unknown>({
+    const { log: sharedLog, groups } = SharedLog.open<unknown>({
       dir: join(config.dataDir, DATA_LAYOUT.wal),
       snapshotDir: join(config.dataDir, DATA_LAYOUT.snapshots),
       encodeHardState: consensus.encodeHardState,
       decodeHardState: consensus.decodeHardState,
       segmentBytes: config.walSegmentBytes,
-      log: storageLog,
+      log: (message) => log.warn({ component: "storage" }, message),
     });
-    let opened: ReturnType<typeof LmdbKvBackend.open>;
     try {
-      opened = LmdbKvBackend.open({ path: join(config.dataDir, DATA_LAYOUT.kv), log: storageLog });
+      const recovered = recoverGroup(
+        config,
+        consensus,
+        {
+          group: DEFAULT_GROUP,
+          logStore: new LogStore(sharedLog, DEFAULT_GROUP),
+          durable: groups.get(DEFAULT_GROUP)?.durable ?? { hardState: null, snapshot: null, entries: [] },
+          kvPath: join(config.dataDir, DATA_LAYOUT.kv),
+          // A node that joined never bootstraps: its configuration comes from the cluster.
+          bootstrapPeers: identity.joined ? [] : config.members.map((member) => member.id),
+        },
+        log,
+      );
+      return new SynodNode(config, identity, log, sharedLog, recovered, releaseLock);
     } catch (error) {
-      void logStore.close();
-      throw error;
-    }
-    try {
-      const kv = recoverStateMachine(config, log, opened, durable);
-      const engine = consensus.factory.create({
-        id: config.id,
-        // A node that joined never bootstraps: its configuration comes from the cluster.
-        peers: identity.joined ? [] : config.members.map((member) => member.id),
-        durable,
-        appliedIndex: kv.applied,
-        seed: randomInt(1, 2 ** 48),
-      });
-      return new SynodNode(config, identity, log, logStore, opened.backend, kv, engine, consensus.factory, releaseLock);
-    } catch (error) {
-      void logStore.close();
-      void opened.backend.close();
+      void sharedLog.close();
       throw error;
     }
   }
@@ -417,8 +393,8 @@ export class SynodNode {
   }
 
   status(): object {
-    const status = this.engine.status();
-    const replication = this.engine.replication?.() ?? null;
+    const status = this.primary.engine.status();
+    const replication = this.primary.engine.replication?.() ?? null;
     return {
       id: this.config.id,
       role: status.role,
@@ -426,10 +402,10 @@ export class SynodNode {
       leader: status.leader,
       leaderHttp: status.leader === null ? null : (this.memberHttp.get(status.leader) ?? null),
       commitIndex: status.commitIndex,
-      appliedIndex: this.kv.applied,
-      revision: this.kv.currentRevision,
-      compactRevision: this.kv.compactRevision,
-      watchers: this.watches.count,
+      appliedIndex: this.primary.kv.applied,
+      revision: this.primary.kv.currentRevision,
+      compactRevision: this.primary.kv.compactRevision,
+      watchers: this.primary.watches.count,
       lastIndex: status.lastIndex,
       snapshotIndex: status.snapshotIndex,
       consensus: this.config.consensus,
@@ -444,9 +420,9 @@ export class SynodNode {
     };
   }
 
-  /** The current configuration; engines without membership have only the one started with. */
+  /** The cluster's configuration: group 0's (engines without membership have only the one started with). */
   private membership(): Membership {
-    return this.engine.membership?.() ?? { voters: this.config.members.map((m) => m.id), outgoing: [], learners: [], autoPromote: [], autoLeave: true, context: new Uint8Array(0) };
+    return this.primary.membership();
   }
 
   /**
@@ -512,13 +488,9 @@ export class SynodNode {
     return this.directory(membership).map((member) => ({ id: member.id, peer: formatHostPort(member.peer), http: this.memberHttp.get(member.id) ?? member.http, role: memberRole(membership, member.id) }));
   }
 
-  /**
-   * Whether this node is in its configuration (a voter or a learner). A node outside it —
-   * removed, or joined and not yet added — gets no more of the log, so its state is frozen:
-   * it serves no read of any consistency, as it takes no write.
-   */
+  /** Whether this node is in the cluster's configuration (see GroupReplica.isMember). */
   private isMember(): boolean {
-    return isMember(this.membership(), this.config.id);
+    return this.primary.isMember();
   }
 
   /** Which voters this node reaches: itself, and the peers it holds a connection with (either way). */
@@ -533,9 +505,9 @@ export class SynodNode {
 
   /** `GET /readyz`: a member, a leader known, and the state machine within READY_APPLIED_LAG_MAX of the commit index. */
   private readiness(): Readiness {
-    const status = this.engine.status();
+    const status = this.primary.engine.status();
     const member = this.isMember();
-    const lag = Math.max(0, status.commitIndex - this.kv.applied);
+    const lag = Math.max(0, status.commitIndex - this.primary.kv.applied);
     const view = status.leader === null ? this.quorumView() : null;
     const unreachable = view === null ? [] : view.voters.filter((id) => !view.reachable.includes(id));
     return {
@@ -546,7 +518,7 @@ export class SynodNode {
           ok: status.leader !== null,
           detail: status.leader !== null ? `node ${status.leader} leads` : view?.quorum === false ? `no leader: no quorum reachable (unreachable voters: ${unreachable.join(", ")})` : "no leader is known: an election is under way",
         },
-        { name: "caught_up", ok: lag <= READY_APPLIED_LAG_MAX, detail: `applied ${this.kv.applied} of ${status.commitIndex} committed entries (at most ${READY_APPLIED_LAG_MAX} behind)` },
+        { name: "caught_up", ok: lag <= READY_APPLIED_LAG_MAX, detail: `applied ${this.primary.kv.applied} of ${status.commitIndex} committed entries (at most ${READY_APPLIED_LAG_MAX} behind)` },
       ],
     };
   }
@@ -555,24 +527,24 @@ export class SynodNode {
     return {
       write: (operation, client) => {
         const refused = this.diskGuard?.refuse(operation) ?? null;
-        return refused === null ? this.driver.write(operation, client ?? null) : Promise.reject(refused);
+        return refused === null ? this.primary.driver.write(operation, client ?? null) : Promise.reject(refused);
       },
-      register: () => this.driver.register(),
-      read: (consistency) => (this.isMember() ? this.driver.read(consistency) : Promise.reject(new NotMemberError(this.engine.status().leader))),
-      get: (key) => this.kv.get(key),
+      register: () => this.primary.driver.register(),
+      read: (consistency) => (this.isMember() ? this.primary.driver.read(consistency) : Promise.reject(new NotMemberError(this.primary.engine.status().leader))),
+      get: (key) => this.primary.kv.get(key),
       range: (prefix, limit, after) => {
-        const records = this.kv.range(prefix, limit + 1, after === null ? {} : { after });
+        const records = this.primary.kv.range(prefix, limit + 1, after === null ? {} : { after });
         return { records: records.slice(0, limit), more: records.length > limit };
       },
-      getAt: (key, revision) => this.kv.getAt(key, revision),
+      getAt: (key, revision) => this.primary.kv.getAt(key, revision),
       rangeAt: (prefix, limit, after, revision) => {
-        const records = this.kv.rangeAt(prefix, limit + 1, after === null ? { revision } : { after, revision });
+        const records = this.primary.kv.rangeAt(prefix, limit + 1, after === null ? { revision } : { after, revision });
         return { records: records.slice(0, limit), more: records.length > limit };
       },
-      revision: () => this.kv.currentRevision,
-      lease: (id, keysMax) => findLease(this.kv, id, keysMax, Date.now()),
-      leases: (limit, afterId) => listLeases(this.kv, limit, afterId, Date.now()),
-      watches: this.watches,
+      revision: () => this.primary.kv.currentRevision,
+      lease: (id, keysMax) => findLease(this.primary.kv, id, keysMax, Date.now()),
+      leases: (limit, afterId) => listLeases(this.primary.kv, limit, afterId, Date.now()),
+      watches: this.primary.watches,
       status: () => this.status(),
       members: () => {
         const membership = this.membership();
@@ -580,7 +552,7 @@ export class SynodNode {
       },
       changeMembers: (request, forwarded, credentials) => this.admin.changeMembers(request, forwarded, credentials),
       transferLeadership: (to, forwarded, credentials) => this.admin.transferLeadership(to, forwarded, credentials),
-      auth: () => this.kv.auth,
+      auth: () => this.primary.kv.auth,
       backup: (consistency) => this.backups.take(consistency),
       metrics: async () => ({ contentType: this.metrics.registry.contentType, body: await this.metrics.registry.metrics() }),
       quorum: () => this.quorumView(),
@@ -618,10 +590,9 @@ export class SynodNode {
           });
     this.diskGuard?.stop();
     this.backups.stop();
-    this.watches.close();
     this.feed.close();
     this.feed.actions.faults.close();
-    await this.driver.stop();
+    await this.primary.stop();
     if (server !== null) {
       // The 503s just written get a moment to leave; then whatever is left is cut.
       await new Promise((resolve) => setTimeout(resolve, 50));
@@ -629,8 +600,8 @@ export class SynodNode {
     }
     await serverClosed;
     await this.transport?.close();
-    await this.logStore.close();
-    await this.backend.close();
+    await this.sharedLog.close();
+    await this.primary.closeStorage();
     this.releaseLock();
     this.log.info({}, "stopped");
   }
@@ -649,46 +620,4 @@ function checkIdFree(config: NodeConfig, view: ClusterView): void {
   if (taken !== undefined && formatHostPort(taken.peer) !== formatHostPort(config.peer)) {
     throw new StartupError(`node id ${config.id} is already a member of the cluster, at ${formatHostPort(taken.peer)}: choose another --id, or remove that member first (synod members remove ${config.id})`);
   }
-}
-
-/**
- * The client id of this node's own writes in the state machine's sessions: one per node
- * (not per process start, so sessions do not pile up), in a range clients do not use.
- */
-export function nodeClientId(nodeId: number): number {
-  return SELF_ASSIGNED_SESSIONS_FROM + nodeId;
-}
-
-/**
- * The first sequence number of this process's writes: above everything an earlier process
- * of this node proposed, applied or not (some may still commit later and must be seen as
- * superseded, not as new): the wall clock in microseconds, which an earlier process cannot
- * have overtaken at fewer than a million writes a second, and at least one past the last
- * applied.
- */
-function firstSequence(kv: KvStore, clientId: number): number {
-  const applied = kv.backend.getSession(clientId)?.sequence ?? 0;
-  return Math.max(Date.now() * 1000, applied + 1);
-}
-
-/** Brings the state machine to a state the log can continue from, or refuses. */
-function recoverStateMachine(config: NodeConfig, log: Logger, opened: ReturnType<typeof LmdbKvBackend.open>, durable: DurableState<unknown>): KvStore {
-  const kv = KvStore.open(opened.backend);
-  const snapshot = durable.snapshot;
-  if (!opened.trusted) {
-    log.warn({ reason: opened.reason }, "the state machine cannot be trusted; rebuilding it from the snapshot and the log");
-    if (snapshot !== null) kv.restore(snapshot.data);
-  } else if (snapshot !== null && kv.applied < snapshot.index) {
-    log.info({ applied: kv.applied, snapshot: snapshot.index }, "the state machine is behind the latest snapshot; restoring it from the snapshot");
-    kv.restore(snapshot.data);
-  }
-  const lastIndex = (snapshot?.index ?? 0) + durable.entries.length;
-  if (kv.applied > lastIndex) {
-    throw new StartupError(
-      `the state machine in ${join(config.dataDir, DATA_LAYOUT.kv)} has applied entry ${kv.applied}, but the log ends at ${lastIndex}: ` +
-        "the log was lost or replaced. Restore the data directory from a backup, or empty it and let the node rejoin its cluster.",
-    );
-  }
-  log.info({ applied: kv.applied, lastIndex, snapshotIndex: snapshot?.index ?? 0 }, "recovered");
-  return kv;
 }

@@ -1,0 +1,202 @@
+/**
+ * One consensus group's replica in a node: its log (one group of the node's shared
+ * write-ahead log), its state machine (an LMDB database), its engine, the driver that runs
+ * them, and the watch streams on its keys. The node opens one per group it hosts, behind
+ * one peer transport and one HTTP server; today that is group 0 (docs/sharding.md).
+ *
+ * Recovery at open: the state machine opens at the index it last applied, which it records
+ * in the same transaction as the data, so only the entries after that are applied again.
+ * A state machine that cannot be trusted (the machine crashed while it was open) or is
+ * behind the latest snapshot is rebuilt from the snapshot, and the engine delivers the
+ * rest of the log.
+ */
+import { randomInt } from "node:crypto";
+import type { Logger } from "pino";
+import { NotMemberError } from "../../core/common/errors.js";
+import type { DurableState, Engine, EngineFactory, Membership, NodeId } from "../../core/engine/contract.js";
+import { isMember } from "../../core/engine/membership.js";
+import { KvStore, SELF_ASSIGNED_SESSIONS_FROM } from "../../core/kv/store.js";
+import type { GroupId } from "../../core/multi/group.js";
+import type { Network } from "../../core/replica/contract.js";
+import { LmdbKvBackend } from "../storage/kv-lmdb.js";
+import type { LogStore } from "../storage/log-store.js";
+import type { NodeConfig } from "./config.js";
+import type { Consensus } from "./consensus.js";
+import { StartupError } from "./data-dir.js";
+import { Driver, type DriverOptions } from "./driver.js";
+import type { NodeMetrics } from "./metrics.js";
+import { WatchHub } from "./watch.js";
+
+/** Where a group's storage is and how it starts. */
+export interface GroupStorage {
+  readonly group: GroupId;
+  /** The group's view of the node's shared log, and what was recovered from it. */
+  readonly logStore: LogStore<unknown>;
+  readonly durable: DurableState<unknown>;
+  /** The group's LMDB directory. */
+  readonly kvPath: string;
+  /** The members a group with no configuration in its log starts with ([] for a node that joined). */
+  readonly bootstrapPeers: readonly NodeId[];
+}
+
+/** A group recovered from disk, with its engine made: what a replica starts from. */
+export interface RecoveredGroup {
+  readonly group: GroupId;
+  readonly logStore: LogStore<unknown>;
+  readonly backend: LmdbKvBackend;
+  readonly kv: KvStore;
+  readonly engine: Engine<unknown, unknown>;
+  readonly factory: EngineFactory<unknown, unknown>;
+}
+
+/** What the node gives each of its replicas. */
+export interface GroupHooks {
+  /** Sends the group's messages to a peer (the node's router tags them with the group). */
+  readonly network: Network<unknown>;
+  readonly metrics: NodeMetrics;
+  readonly onMembership?: DriverOptions["onMembership"];
+  readonly onFatal: DriverOptions["onFatal"];
+  readonly watcher?: DriverOptions["watcher"];
+}
+
+/**
+ * Opens a group's state machine, brings it to a state its log can continue from, and makes
+ * its engine. Throws StartupError when the state machine is ahead of the log (the log was
+ * lost or replaced). The caller closes the log store on failure; the backend is closed here.
+ */
+export function recoverGroup(config: NodeConfig, consensus: Consensus, storage: GroupStorage, log: Logger): RecoveredGroup {
+  const storageLog = (message: string): void => log.warn({ component: "storage", group: storage.group }, message);
+  const opened = LmdbKvBackend.open({ path: storage.kvPath, log: storageLog });
+  try {
+    const kv = recoverStateMachine(storage, log, opened);
+    const engine = consensus.factory.create({
+      id: config.id,
+      peers: [...storage.bootstrapPeers],
+      durable: storage.durable,
+      appliedIndex: kv.applied,
+      seed: randomInt(1, 2 ** 48),
+    });
+    return { group: storage.group, logStore: storage.logStore, backend: opened.backend, kv, engine, factory: consensus.factory };
+  } catch (error) {
+    void opened.backend.close();
+    throw error;
+  }
+}
+
+export class GroupReplica {
+  readonly group: GroupId;
+  readonly logStore: LogStore<unknown>;
+  readonly backend: LmdbKvBackend;
+  readonly kv: KvStore;
+  readonly engine: Engine<unknown, unknown>;
+  readonly driver: Driver;
+  readonly watches: WatchHub;
+
+  constructor(
+    readonly config: NodeConfig,
+    recovered: RecoveredGroup,
+    hooks: GroupHooks,
+    log: Logger,
+  ) {
+    const { group, logStore, backend, kv, engine, factory } = recovered;
+    this.group = group;
+    this.logStore = logStore;
+    this.backend = backend;
+    this.kv = kv;
+    this.engine = engine;
+    const clientId = nodeClientId(config.id);
+    this.driver = new Driver({
+      engine,
+      factory,
+      logStore,
+      kv,
+      beginSnapshot: () => backend.beginSnapshot(),
+      send: (to, message) => hooks.network.send(to, message),
+      clientId,
+      firstSequence: firstSequence(kv, clientId),
+      tickMs: config.tickMs,
+      peerCount: config.members.length - 1,
+      requestTimeoutMs: config.requestTimeoutMs,
+      // Members snapshot at slightly different points (up to 45% apart), so they do not all
+      // pause at once: while one follower compacts, the other still makes a quorum.
+      snapshotEntries: config.snapshotEntries + Math.floor((config.snapshotEntries * ((config.id - 1) % 10)) / 20),
+      pendingRequestsMax: config.pendingRequestsMax,
+      metrics: hooks.metrics,
+      log: log.child({ component: "driver", ...(group === 0 ? {} : { group }) }),
+      historyRevisions: config.historyRevisions,
+      ...(hooks.onMembership === undefined ? {} : { onMembership: hooks.onMembership }),
+      ...(hooks.onFatal === undefined ? {} : { onFatal: hooks.onFatal }),
+      ...(hooks.watcher === undefined ? {} : { watcher: hooks.watcher }),
+    });
+    this.watches = new WatchHub(kv, undefined, () => (this.isMember() ? null : new NotMemberError(this.engine.status().leader)), (error, what) => log.error({ err: error, group }, what));
+    kv.setObserver(this.watches);
+  }
+
+  /** The configuration in force; engines without membership have only the one started with. */
+  membership(): Membership {
+    return this.engine.membership?.() ?? { voters: this.config.members.map((m) => m.id), outgoing: [], learners: [], autoPromote: [], autoLeave: true, context: new Uint8Array(0) };
+  }
+
+  /**
+   * Whether this node is in the group's configuration (a voter or a learner). A node outside
+   * it — removed, or joined and not yet added — gets no more of the log, so its state is
+   * frozen: it serves no read of any consistency, as it takes no write.
+   */
+  isMember(): boolean {
+    return isMember(this.membership(), this.config.id);
+  }
+
+  /** Stops the driver (answering what waits) and the watch streams; the storage stays open. */
+  async stop(): Promise<void> {
+    this.watches.close();
+    await this.driver.stop();
+  }
+
+  /** Closes the state machine (after `stop`; the node closes the shared log). */
+  async closeStorage(): Promise<void> {
+    await this.backend.close();
+  }
+}
+
+/**
+ * The client id of this node's own writes in the state machine's sessions: one per node
+ * (not per process start, so sessions do not pile up), in a range clients do not use.
+ */
+export function nodeClientId(nodeId: number): number {
+  return SELF_ASSIGNED_SESSIONS_FROM + nodeId;
+}
+
+/**
+ * The first sequence number of this process's writes: above everything an earlier process
+ * of this node proposed, applied or not (some may still commit later and must be seen as
+ * superseded, not as new): the wall clock in microseconds, which an earlier process cannot
+ * have overtaken at fewer than a million writes a second, and at least one past the last
+ * applied.
+ */
+function firstSequence(kv: KvStore, clientId: number): number {
+  const applied = kv.backend.getSession(clientId)?.sequence ?? 0;
+  return Math.max(Date.now() * 1000, applied + 1);
+}
+
+/** Brings the state machine to a state the log can continue from, or refuses. */
+function recoverStateMachine(storage: GroupStorage, log: Logger, opened: ReturnType<typeof LmdbKvBackend.open>): KvStore {
+  const kv = KvStore.open(opened.backend);
+  const { durable, group } = storage;
+  const snapshot = durable.snapshot;
+  if (!opened.trusted) {
+    log.warn({ reason: opened.reason, group }, "the state machine cannot be trusted; rebuilding it from the snapshot and the log");
+    if (snapshot !== null) kv.restore(snapshot.data);
+  } else if (snapshot !== null && kv.applied < snapshot.index) {
+    log.info({ applied: kv.applied, snapshot: snapshot.index, group }, "the state machine is behind the latest snapshot; restoring it from the snapshot");
+    kv.restore(snapshot.data);
+  }
+  const lastIndex = (snapshot?.index ?? 0) + durable.entries.length;
+  if (kv.applied > lastIndex) {
+    throw new StartupError(
+      `the state machine in ${storage.kvPath} has applied entry ${kv.applied}, but the log ends at ${lastIndex}: ` +
+        "the log was lost or replaced. Restore the data directory from a backup, or empty it and let the node rejoin its cluster.",
+    );
+  }
+  log.info({ applied: kv.applied, lastIndex, snapshotIndex: snapshot?.index ?? 0, ...(group === 0 ? {} : { group }) }, "recovered");
+  return kv;
+}
