@@ -306,7 +306,13 @@ export class SharedLog<H> {
     return syncing.then(
       () => {
         this.syncing = false;
-        this.afterSync(covered);
+        try {
+          this.afterSync(covered);
+        } catch (error) {
+          // A sweep that could not be written leaves the log unusable: every waiting request fails.
+          for (const waiter of this.waiting.splice(0)) waiter.reject(error);
+          throw error;
+        }
         this.serveWaiting();
       },
       (error: unknown) => {
