@@ -33,18 +33,18 @@
  *   and the kernel writes them out whether or not the process lives.
  * - A machine crash (power, kernel panic) may lose some of those pages in any order, which
  *   for LMDB without sync means a database rolled back or corrupt. To know when that may
- *   have happened, a marker file beside the database records "dirty" and the kernel's boot
- *   id (fsynced) when the database opens, and "clean" after a `flush()` at close. Opening a
- *   database whose marker says dirty under a different boot id (or an unknown one, where
- *   the kernel has none) means the machine restarted while the database was open: it is not
- *   trusted. `open` then deletes it and starts an empty one, and says so (`trusted: false`
- *   and the reason), so the node restores its last snapshot and replays its log; it never
- *   reads a database that may be corrupt.
+ *   have happened, a marker file beside the database (kv-lmdb-marker.ts) records "dirty"
+ *   and the kernel's boot id (fsynced) when the database opens, and "clean" after a
+ *   `flush()` at close. Opening a database whose marker says dirty under a different boot id
+ *   (or an unknown one, where the kernel has none) means the machine restarted while the
+ *   database was open: it is not trusted. `open` then deletes it and starts an empty one,
+ *   and says so (`trusted: false` and the reason), so the node restores its last snapshot
+ *   and replays its log; it never reads a database that may be corrupt.
  * - `flush()` makes everything committed so far durable by fsyncing LMDB's data file
  *   (`data.mdb`) itself: fsync writes out every dirty page of the file, whichever file
  *   descriptor wrote it, and LMDB (not in write-map mode) writes its pages with pwrite.
  */
-import { closeSync, existsSync, fstatSync, fsyncSync, mkdirSync, openSync, readFileSync, rmSync } from "node:fs";
+import { closeSync, existsSync, fstatSync, fsyncSync, mkdirSync, openSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { open, type RootDatabase } from "lmdb";
 import { assert, assertIndex } from "../../core/common/assert.js";
@@ -56,13 +56,15 @@ import { isRetained } from "../../core/kv/history.js";
 import type { HistoryPosition, KvChange, KvLease, KvMeta, KvRecord, KvSession } from "../../core/kv/model.js";
 import { readSessionResult, sessionValueBytes, writeSessionValue, type SnapshotLease } from "../../core/kv/snapshot.js";
 import { startHistory } from "../../core/kv/store.js";
-import { removeLeftoverTempFiles, writeFileAtomic } from "./atomic-file.js";
+import { removeLeftoverTempFiles } from "./atomic-file.js";
 import { HistoryCorruption, LmdbHistory, type LmdbDatabase } from "./kv-lmdb-history.js";
 import { LeaseCorruption, LmdbLeases } from "./kv-lmdb-leases.js";
+import { distrust, readBootId, readMarker, removeMarker, UNKNOWN_BOOT_ID, writeMarker } from "./kv-lmdb-marker.js";
 import { LmdbSnapshotBuilder, type SnapshotHistoryView } from "./kv-lmdb-snapshot.js";
 
-/** What `beginSnapshot` returns, importable from here as before it had a file of its own. */
-export { LmdbSnapshotBuilder };
+// Importable from here as before they had files of their own: what `beginSnapshot` returns,
+// and the boot id the marker records.
+export { LmdbSnapshotBuilder, readBootId, UNKNOWN_BOOT_ID };
 
 const META_KEY = Buffer.from([0x00]);
 /** The auth state (src/core/kv/auth.ts), when it was ever written: after the meta, before the records. */
@@ -82,10 +84,6 @@ export const RECORD_HEADER_BYTES = 24;
 const RECORD_KEY_BYTES_MAX = 1 + limits.keyBytesMax;
 const DATA_FILE = "data.mdb";
 const LOCK_FILE = "lock.mdb";
-const MARKER_FILE = "synod-kv-marker.json";
-const BOOT_ID_FILE = "/proc/sys/kernel/random/boot_id";
-/** What `readBootId` answers where the kernel has no boot id: a dirty marker is then never trusted. */
-export const UNKNOWN_BOOT_ID = "unknown";
 
 /** The store on disk holds something a correct store could not have written. */
 export class KvStorageCorruptionError extends SynodError {
@@ -127,21 +125,6 @@ export interface LmdbKvOpened {
   readonly trusted: boolean;
   /** Why the database was not trusted; null when it was. */
   readonly reason: string | null;
-}
-
-interface Marker {
-  readonly state: "dirty" | "clean";
-  readonly bootId: string;
-}
-
-/** The kernel's boot id (Linux), or UNKNOWN_BOOT_ID where there is none. */
-export function readBootId(): string {
-  try {
-    const id = readFileSync(BOOT_ID_FILE, "utf8").trim();
-    return id.length > 0 ? id : UNKNOWN_BOOT_ID;
-  } catch {
-    return UNKNOWN_BOOT_ID;
-  }
 }
 
 export class LmdbKvBackend implements KvBackend {
@@ -529,7 +512,7 @@ export class LmdbKvBackend implements KvBackend {
       closeSync(this.dataFd);
     }
     removeDatabaseFiles(this.path);
-    rmSync(join(this.path, MARKER_FILE), { force: true });
+    removeMarker(this.path);
   }
 
   private assertWriting(): void {
@@ -609,39 +592,6 @@ function successor(prefix: Buffer): Buffer {
 
 function isCount(value: number): boolean {
   return Number.isSafeInteger(value) && value >= 0;
-}
-
-/** Why the database on disk is not to be trusted, or null if it is. */
-function distrust(marker: Marker | "absent" | "unreadable", databaseExists: boolean, bootId: string): string | null {
-  if (marker === "absent") return databaseExists ? "the database has no marker file, so whether it was closed cleanly is unknown" : null;
-  if (marker === "unreadable") return "its marker file is unreadable";
-  if (marker.state === "clean") return null;
-  if (bootId === UNKNOWN_BOOT_ID || marker.bootId === UNKNOWN_BOOT_ID) return "it was not closed cleanly and this system has no boot id to tell a process crash from a machine crash";
-  if (marker.bootId !== bootId) return `it was open when the machine restarted (boot ${marker.bootId}, now ${bootId}), and unsynced LMDB pages may be lost`;
-  return null;
-}
-
-function readMarker(path: string): Marker | "absent" | "unreadable" {
-  let text: string;
-  try {
-    text = readFileSync(join(path, MARKER_FILE), "utf8");
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return "absent";
-    return "unreadable";
-  }
-  try {
-    const parsed = JSON.parse(text) as unknown;
-    if (typeof parsed !== "object" || parsed === null) return "unreadable";
-    const { state, bootId } = parsed as Record<string, unknown>;
-    if ((state !== "dirty" && state !== "clean") || typeof bootId !== "string") return "unreadable";
-    return { state, bootId };
-  } catch {
-    return "unreadable";
-  }
-}
-
-function writeMarker(path: string, marker: Marker): void {
-  writeFileAtomic(join(path, MARKER_FILE), Buffer.from(JSON.stringify(marker) + "\n"));
 }
 
 function removeDatabaseFiles(path: string): void {
