@@ -1,15 +1,15 @@
-// The client SDK: `import { Client } from "synod"`. Routes each call through a ClusterRouter
-// (writes and linearizable reads to the leader, other reads spread by the balancer), bounds
-// calls in flight and waiting, retries with full-jitter backoff under a retry budget, and
-// makes writes exactly-once with client sessions. docs/client.md describes it for users.
+// The client SDK: `import { Client } from "synod"`: its methods, each a request to the
+// cluster (or a lease, lock, election or watch built on them), and the parts it makes from
+// its options. How a call is carried out is call-runner.ts: routed through a ClusterRouter
+// (writes and linearizable reads to the leader, other reads spread by the balancer), bounded
+// in flight and waiting, retried with full-jitter backoff under a retry budget, and made
+// exactly-once with client sessions. The options, with their defaults, limits and checks,
+// are options.ts. docs/client.md describes it for users.
 import { randomInt } from "node:crypto";
 import { performance } from "node:perf_hooks";
-import { setTimeout as sleep } from "node:timers/promises";
 import { Prng } from "../core/common/prng.js";
 import { InvalidInputError } from "../core/common/errors.js";
-import type { BalancerOptions } from "../core/balance/balancer.js";
-import type { Strategy } from "../core/balance/endpoint.js";
-import { backoffMs, resolveBackoffOptions, RetryBudget, type BackoffOptions, type RetryBudgetOptions } from "../core/balance/retry.js";
+import { backoffMs, resolveBackoffOptions, RetryBudget, type BackoffOptions } from "../core/balance/retry.js";
 import { Admission } from "./admission.js";
 import {
   decodeCompactAnswer,
@@ -24,17 +24,14 @@ import {
   decodeMembersAnswer,
   decodePutAnswer,
   decodeRangeAnswer,
-  decodeSessionAnswer,
   decodeStatusAnswer,
   decodeTxnAnswer,
   checkWellFormed,
   encodeKeyPath,
   encodeTxnRequest,
-  errorFor,
   isKeyNotFound,
   normalizeEndpoint,
   withQuery,
-  type ApiResponse,
   type Consistency,
   type KeyValue,
   type MembersView,
@@ -43,132 +40,45 @@ import {
   type TxnRequest,
   type TxnResponse,
 } from "./api.js";
-import { CallContext, CallEnded } from "./call.js";
-import { ClientClosedError, ConnectionError, HttpApiError, NoEndpointError, NoQuorumError, SessionExpiredError, TimeoutError, UnavailableError } from "./errors.js";
-import { ClusterRouter, type RouterEndpoint, type RouterEndpointConfig, type RouterStats } from "./router.js";
-import { SessionLanes, type SessionLane } from "./sessions.js";
-import { HttpTransport, type ClientTls, type TransportRequest } from "./transport.js";
+import { CallRunner } from "./call-runner.js";
+import { ClientClosedError } from "./errors.js";
+import {
+  ATTEMPT_TIMEOUT_MS_DEFAULT,
+  ATTEMPTS_MAX_DEFAULT,
+  ATTEMPTS_MAX_LIMIT,
+  authorizationOf,
+  CONCURRENCY_DEFAULT,
+  CONCURRENCY_MAX,
+  CONNECT_TIMEOUT_MS_DEFAULT,
+  CONNECTIONS_PER_ENDPOINT_MAX,
+  endpointConfigs,
+  integerOption,
+  QUEUE_MAX_DEFAULT,
+  QUEUE_MAX_LIMIT,
+  resolveRetryOption,
+  RESPONSE_BYTES_MAX_DEFAULT,
+  TIMEOUT_MS_DEFAULT,
+  TIMEOUT_MS_MAX,
+  type CallOptions,
+  type ClientOptions,
+  type DeleteOptions,
+  type LeaseListOptions,
+  type PutOptions,
+  type RangeOptions,
+  type ReadOptions,
+} from "./options.js";
+import { ClusterRouter, type RouterStats } from "./router.js";
+import { SessionLanes } from "./sessions.js";
+import { HttpTransport, type TransportRequest } from "./transport.js";
 import { Watch, type WatchOptions } from "./watch.js";
 import { Lease } from "./lease.js";
 import { acquireLock, type Lock, type LockOptions } from "./lock.js";
 import { campaign, electionLeader, observe, type ElectionLeader, type Leadership } from "./election.js";
 
-/** How failed attempts are retried: an attempt limit, the pause between attempts, and the client-wide budget (docs/balance.md, "Retries"). */
-export interface RetryOptions extends Partial<BackoffOptions>, Partial<RetryBudgetOptions> {
-  /** Attempts per call, the first included, 1..100; default 10. 1 turns retries off. */
-  readonly attemptsMax?: number;
-}
-
-export interface ClientOptions {
-  /** The cluster's nodes: URLs such as `http://127.0.0.1:7001`, or `{ url, weight }`; at least one, distinct. */
-  readonly endpoints: readonly (string | RouterEndpointConfig)[];
-  /** How reads that need not reach the leader (and writes while no leader is known) are spread; default `p2c`. */
-  readonly strategy?: Strategy;
-  /** Weights by endpoint URL (positive integers, default 1); a weight given in `endpoints` wins. */
-  readonly weights?: Readonly<Record<string, number>>;
-  /** The default consistency of reads; default `linearizable`. */
-  readonly consistency?: Consistency;
-  /** How long a call may take, waiting in the queue, backing off and in flight; 1 ms..24 h, default 10,000 ms. */
-  readonly timeoutMs?: number;
-  /**
-   * How long one attempt that is safe to retry (a read, a write in a session) may wait for
-   * its answer before the client tries another node; 1 ms..24 h, default 2,000 ms. A write
-   * outside a session gets the whole of the call's time: giving up on it early would only
-   * leave its outcome unknown.
-   */
-  readonly attemptTimeoutMs?: number;
-  /** Calls in flight at most, 1..100,000; default 64. Also the most session lanes. */
-  readonly concurrency?: number;
-  /** Calls waiting for a slot at most, 0..10,000,000; default 10,000. Further calls reject at once with QueueFullError. */
-  readonly queueMax?: number;
-  /** Exactly-once writes through client sessions (docs/http-api.md); default true. */
-  readonly sessions?: boolean;
-  readonly retry?: RetryOptions;
-  /** Active health checks' interval in ms; default 1,000; 0 turns them off. */
-  readonly healthCheckIntervalMs?: number;
-  /** How long a health check may take; default 500 ms. */
-  readonly healthCheckTimeoutMs?: number;
-  /**
-   * Follow the cluster's membership: every this many ms, and soon after a node fails or
-   * answers `not_member`, ask `GET /v1/members` and route to the voters it lists (the
-   * `endpoints` are then seeds, asked again when no member answers); default 10,000; 0 keeps
-   * the endpoints as given.
-   */
-  readonly membersIntervalMs?: number;
-  /** Health, ejection, panic and slow start tuning (docs/balance.md). */
-  readonly balancer?: BalancerOptions;
-  /** Seeds the balancer's and the backoff's randomness; default random. */
-  readonly seed?: number;
-  /** For https:// endpoints: the CA to trust (a `synod cluster --tls` cluster's `tls/ca.pem`) and a client certificate. */
-  readonly tls?: ClientTls;
-  /**
-   * Credentials for a cluster with auth enabled (docs/security.md): a user and password
-   * (sent as HTTP Basic; the node checks the password once and caches it), or a token from
-   * `POST /v1/auth/authenticate`.
-   */
-  readonly auth?: { readonly user: string; readonly password: string } | { readonly token: string };
-  /** How long connecting to a node may take; default 3,000 ms. */
-  readonly connectTimeoutMs?: number;
-  /** Keep-alive connections per endpoint, 1..1024; default `concurrency`, at most 1024. */
-  readonly connectionsPerEndpoint?: number;
-  /** The largest answer accepted, in bytes; default 64 MiB (a full range page of large values). */
-  readonly responseBytesMax?: number;
-}
-
-/** What every call takes. */
-export interface CallOptions {
-  /** Aborts the call wherever it is (queued, backing off, in flight): it rejects with AbortedError. */
-  readonly signal?: AbortSignal;
-  /** This call's timeout instead of the client's `timeoutMs`. */
-  readonly timeoutMs?: number;
-}
-
-export interface DeleteOptions extends CallOptions {
-  /** Delete every key that starts with `key` (a non-empty prefix), atomically, as one revision. */
-  readonly prefix?: boolean;
-}
-
-export interface PutOptions extends CallOptions {
-  /** Compare-and-set: write only if the key's revision is this (0: only if it does not exist); else CompareFailedError. */
-  readonly prevRevision?: number;
-  /**
-   * Attach the key to this lease (a `Lease`, or a lease's id): it is deleted when the lease
-   * expires or is revoked. Without it the key is attached to none. @throws LeaseNotFoundError
-   * when the lease does not exist (nothing is written).
-   */
-  readonly lease?: Lease | number;
-}
-
-/** `Client.leases`'s options. */
-export interface LeaseListOptions extends CallOptions {
-  readonly consistency?: Consistency;
-  /** At most this many, 1..1000; default 100. */
-  readonly limit?: number;
-  /** Only leases with ids above this one, for paging. */
-  readonly after?: number;
-}
-
-export interface ReadOptions extends CallOptions {
-  readonly consistency?: Consistency;
-  /**
-   * Read as the store was at this revision (>= 1) rather than now. Rejects with
-   * CompactedError below the cluster's compaction point, and with an HttpApiError
-   * `future_revision` past the revision of the node that answers.
-   */
-  readonly revision?: number;
-}
-
-export interface DeleteOptions extends CallOptions {
-  /** Delete every key that starts with the key given (a range delete, one atomic write). */
-  readonly prefix?: boolean;
-}
-
-export interface RangeOptions extends ReadOptions {
-  /** At most this many keys, 1..1000 (the node's cap); default the node's, 100. */
-  readonly limit?: number;
-  /** Start after this key, for paging (the last key of the previous page). */
-  readonly after?: string;
-}
+// The options are the SDK's too, importable from here as before they had a file of their own;
+// so is the bound on reopening sessions, which the call runner keeps.
+export type { CallOptions, ClientOptions, DeleteOptions, LeaseListOptions, PutOptions, RangeOptions, ReadOptions, RetryOptions } from "./options.js";
+export { SESSION_REOPENS_MAX } from "./call-runner.js";
 
 export interface CasResult {
   /** Whether the compare held and the value was written. */
@@ -202,50 +112,6 @@ export interface ClientStats {
   readonly sessionsExpired: number;
 }
 
-/** What one call sends and how it may be retried. */
-interface CallSpec {
-  readonly kind: "read" | "write";
-  /** For messages: `PUT key`. */
-  readonly what: string;
-  readonly request: TransportRequest;
-  readonly consistency?: Consistency;
-  /** Reaches the hash strategy. */
-  readonly key?: string;
-  /** This endpoint only: one attempt, no routing. */
-  readonly endpoint?: string;
-  /** An error status that is an answer (404 key_not_found for a get). */
-  readonly accept?: (response: ApiResponse) => boolean;
-  /** Safe to send again although a write outside a session (opening a session: a duplicate only leaves an unused session). */
-  readonly retrySafe?: boolean;
-  /** False: never in a session (opening one). */
-  readonly inSession?: boolean;
-}
-
-interface Verdict {
-  /** Another attempt may go ahead. */
-  readonly retry: boolean;
-  /** The write may have been applied. */
-  readonly maybeApplied: boolean;
-  /** The endpoint is in trouble (a failure for health), not just answering. */
-  readonly endpointFailed: boolean;
-}
-
-const TIMEOUT_MS_DEFAULT = 10_000;
-const ATTEMPT_TIMEOUT_MS_DEFAULT = 2_000;
-const TIMEOUT_MS_MAX = 24 * 3600 * 1000;
-const CONCURRENCY_DEFAULT = 64;
-const CONCURRENCY_MAX = 100_000;
-const QUEUE_MAX_DEFAULT = 10_000;
-const QUEUE_MAX_LIMIT = 10_000_000;
-const ATTEMPTS_MAX_DEFAULT = 10;
-const ATTEMPTS_MAX_LIMIT = 100;
-const CONNECT_TIMEOUT_MS_DEFAULT = 3_000;
-const CONNECTIONS_PER_ENDPOINT_MAX = 1024;
-const RESPONSE_BYTES_MAX_DEFAULT = 64 * 1024 * 1024;
-/** A write answered 410 opens a new session and goes again at most this many times in a row. */
-export const SESSION_REOPENS_MAX = 3;
-/** 503 codes that say the request was not applied (docs/http-api.md): even a write outside a session may go elsewhere. */
-const NOT_APPLIED_CODES = new Set(["no_leader", "no_quorum", "not_member", "overloaded"]);
 const OCTET_STREAM = Object.freeze({ "content-type": "application/octet-stream" });
 const JSON_BODY = Object.freeze({ "content-type": "application/json" });
 
@@ -272,16 +138,11 @@ export class Client {
   readonly endpoints: readonly string[];
   private readonly router: ClusterRouter;
   private readonly transport: HttpTransport;
-  private readonly admission: Admission;
-  private readonly lanes: SessionLanes | null;
-  private readonly budget: RetryBudget;
+  /** Carries out every call but a watch's: slots, sessions, attempts and retries. */
+  private readonly runner: CallRunner;
   private readonly prng: Prng;
   private readonly backoff: BackoffOptions;
-  private readonly attemptsMax: number;
   private readonly consistency: Consistency;
-  private readonly timeoutMs: number;
-  private readonly attemptTimeoutMs: number;
-  private readonly calls = new Set<CallContext>();
   private readonly watches = new Set<Watch>();
   /** Leases this client keeps alive. */
   private readonly heldLeases = new Set<Lease>();
@@ -290,21 +151,20 @@ export class Client {
   private readonly authorization: string | undefined;
   private readonly responseBytesMax: number;
   private closing: Promise<void> | null = null;
-  private readonly counters = { calls: 0, retries: 0, callsRetried: 0, retriesDenied: 0, retriesMaybeApplied: 0, outcomeUnknown: 0, sessionsOpened: 0, sessionsExpired: 0 };
 
   /** @throws InvalidInputError for a bad endpoint or an option out of range. */
   constructor(options: ClientOptions) {
     const concurrency = integerOption(options.concurrency, CONCURRENCY_DEFAULT, "concurrency", 1, CONCURRENCY_MAX);
-    this.admission = new Admission(concurrency, integerOption(options.queueMax, QUEUE_MAX_DEFAULT, "queueMax", 0, QUEUE_MAX_LIMIT));
-    this.timeoutMs = integerOption(options.timeoutMs, TIMEOUT_MS_DEFAULT, "timeoutMs", 1, TIMEOUT_MS_MAX);
-    this.attemptTimeoutMs = integerOption(options.attemptTimeoutMs, ATTEMPT_TIMEOUT_MS_DEFAULT, "attemptTimeoutMs", 1, TIMEOUT_MS_MAX);
-    this.attemptsMax = integerOption(options.retry?.attemptsMax, ATTEMPTS_MAX_DEFAULT, "retry.attemptsMax", 1, ATTEMPTS_MAX_LIMIT);
+    const admission = new Admission(concurrency, integerOption(options.queueMax, QUEUE_MAX_DEFAULT, "queueMax", 0, QUEUE_MAX_LIMIT));
+    const timeoutMs = integerOption(options.timeoutMs, TIMEOUT_MS_DEFAULT, "timeoutMs", 1, TIMEOUT_MS_MAX);
+    const attemptTimeoutMs = integerOption(options.attemptTimeoutMs, ATTEMPT_TIMEOUT_MS_DEFAULT, "attemptTimeoutMs", 1, TIMEOUT_MS_MAX);
+    const attemptsMax = integerOption(options.retry?.attemptsMax, ATTEMPTS_MAX_DEFAULT, "retry.attemptsMax", 1, ATTEMPTS_MAX_LIMIT);
     this.consistency = options.consistency ?? "linearizable";
     this.backoff = resolveRetryOption(() => resolveBackoffOptions(options.retry ?? {}));
     const seed = options.seed ?? randomInt(0, 2 ** 47);
     this.prng = new Prng(seed);
-    this.budget = resolveRetryOption(() => new RetryBudget(performance.now(), options.retry ?? {}));
-    this.lanes = options.sessions === false ? null : new SessionLanes(concurrency);
+    const budget = resolveRetryOption(() => new RetryBudget(performance.now(), options.retry ?? {}));
+    const lanes = options.sessions === false ? null : new SessionLanes(concurrency);
     this.authorization = authorizationOf(options.auth);
     this.connectTimeoutMs = integerOption(options.connectTimeoutMs, CONNECT_TIMEOUT_MS_DEFAULT, "connectTimeoutMs", 1, TIMEOUT_MS_MAX);
     this.responseBytesMax = integerOption(options.responseBytesMax, RESPONSE_BYTES_MAX_DEFAULT, "responseBytesMax", 1, Number.MAX_SAFE_INTEGER);
@@ -330,6 +190,20 @@ export class Client {
       fetchMembers: (url, signal) => this.fetchMembers(url, signal),
     });
     this.endpoints = this.router.endpoints().map((endpoint) => endpoint.url);
+    this.runner = new CallRunner({
+      router: this.router,
+      transport: this.transport,
+      admission,
+      lanes,
+      budget,
+      prng: this.prng,
+      backoff: this.backoff,
+      attemptsMax,
+      consistency: this.consistency,
+      timeoutMs,
+      attemptTimeoutMs,
+      closed: () => this.closing !== null,
+    });
     this.router.start();
   }
 
@@ -347,14 +221,14 @@ export class Client {
     if (typeof value === "string") checkWellFormed(value, "a value given as text");
     const body = typeof value === "string" ? Buffer.from(value, "utf8") : value;
     const request: TransportRequest = { method: "PUT", path: withQuery(`/v1/kv/${encodeKeyPath(key)}`, query), body, headers: OCTET_STREAM };
-    return this.writeAndDecode({ kind: "write", what: `PUT ${key}`, request, key }, options, decodePutAnswer);
+    return this.runner.writeAndDecode({ kind: "write", what: `PUT ${key}`, request, key }, options, decodePutAnswer);
   }
 
   /** Reads `key` (as it was at `options.revision`, if given); null when it does not (or did not) exist. */
   async get(key: string, options: ReadOptions = {}): Promise<KeyValue | null> {
     const consistency = options.consistency ?? this.consistency;
     const path = `/v1/kv/${encodeKeyPath(key)}?consistency=${consistency}${revisionQuery(options.revision)}`;
-    return decodeGetAnswer(await this.call({ kind: "read", what: `GET ${key}`, request: { method: "GET", path }, consistency, key, accept: isKeyNotFound }, options));
+    return decodeGetAnswer(await this.runner.call({ kind: "read", what: `GET ${key}`, request: { method: "GET", path }, consistency, key, accept: isKeyNotFound }, options));
   }
 
   /**
@@ -365,7 +239,7 @@ export class Client {
   async delete(key: string, options: DeleteOptions = {}): Promise<{ deleted: number; revision: number }> {
     const prefix = options.prefix === true;
     const request: TransportRequest = { method: "DELETE", path: `/v1/kv/${encodeKeyPath(key)}${prefix ? "?prefix=true" : ""}` };
-    return this.writeAndDecode({ kind: "write", what: `DELETE ${key}${prefix ? " (every key under it)" : ""}`, request, key }, options, decodeDeleteAnswer);
+    return this.runner.writeAndDecode({ kind: "write", what: `DELETE ${key}${prefix ? " (every key under it)" : ""}`, request, key }, options, decodeDeleteAnswer);
   }
 
   /**
@@ -396,7 +270,7 @@ export class Client {
     query.set("consistency", consistency);
     if (options.revision !== undefined) query.set("revision", revisionQuery(options.revision).slice("&revision=".length));
     const request: TransportRequest = { method: "GET", path: withQuery("/v1/kv", query) };
-    return decodeRangeAnswer(await this.call({ kind: "read", what: `range ${JSON.stringify(prefix)}`, request, consistency, key: prefix }, options));
+    return decodeRangeAnswer(await this.runner.call({ kind: "read", what: `range ${JSON.stringify(prefix)}`, request, consistency, key: prefix }, options));
   }
 
   /**
@@ -406,7 +280,7 @@ export class Client {
   async txn(request: TxnRequest, options: CallOptions = {}): Promise<TxnResponse> {
     checkTxnText(request);
     const body = encodeTxnRequest(request);
-    return this.writeAndDecode({ kind: "write", what: "txn", request: { method: "POST", path: "/v1/txn", body, headers: JSON_BODY } }, options, decodeTxnAnswer);
+    return this.runner.writeAndDecode({ kind: "write", what: "txn", request: { method: "POST", path: "/v1/txn", body, headers: JSON_BODY } }, options, decodeTxnAnswer);
   }
 
   /**
@@ -418,7 +292,7 @@ export class Client {
     if (!Number.isSafeInteger(revision) || revision < 1) throw new InvalidInputError(`a compaction's revision must be a positive integer, got ${revision}`);
     const request: TransportRequest = { method: "POST", path: "/v1/compact", body: JSON.stringify({ revision }), headers: JSON_BODY };
     // A compaction applied twice is one compaction: safe to send again, no session needed.
-    return this.writeAndDecode({ kind: "write", what: `compact ${revision}`, request, retrySafe: true, inSession: false }, options, decodeCompactAnswer);
+    return this.runner.writeAndDecode({ kind: "write", what: `compact ${revision}`, request, retrySafe: true, inSession: false }, options, decodeCompactAnswer);
   }
 
   /**
@@ -501,27 +375,27 @@ export class Client {
   async grantLease(ttlSeconds: number, options: CallOptions = {}): Promise<{ id: number; ttlSeconds: number }> {
     if (!Number.isSafeInteger(ttlSeconds) || ttlSeconds < 1 || ttlSeconds > 31_536_000) throw new InvalidInputError(`a lease's ttlSeconds is an integer from 1 to 31536000, got ${ttlSeconds}`);
     const request: TransportRequest = { method: "POST", path: "/v1/leases", body: JSON.stringify({ ttlSeconds }), headers: JSON_BODY };
-    return this.writeAndDecode({ kind: "write", what: `grant a lease of ${ttlSeconds} s`, request }, options, decodeLeaseAnswer);
+    return this.runner.writeAndDecode({ kind: "write", what: `grant a lease of ${ttlSeconds} s`, request }, options, decodeLeaseAnswer);
   }
 
   /** `POST /v1/leases/{id}/keepalive`: renews it once. @throws LeaseNotFoundError when it is gone. */
   async keepAliveLease(id: number, options: CallOptions = {}): Promise<{ id: number; ttlSeconds: number }> {
     const request: TransportRequest = { method: "POST", path: `/v1/leases/${leaseIdOf(id)}/keepalive` };
     // A keep-alive applied twice renews twice: safe to send again, no session needed.
-    return this.writeAndDecode({ kind: "write", what: `keep lease ${id} alive`, request, retrySafe: true, inSession: false }, options, decodeLeaseAnswer);
+    return this.runner.writeAndDecode({ kind: "write", what: `keep lease ${id} alive`, request, retrySafe: true, inSession: false }, options, decodeLeaseAnswer);
   }
 
   /** `DELETE /v1/leases/{id}`: revokes it, deleting its keys in one revision. @throws LeaseNotFoundError when it is gone. */
   async revokeLease(id: number, options: CallOptions = {}): Promise<{ deleted: number; revision: number }> {
     const request: TransportRequest = { method: "DELETE", path: `/v1/leases/${leaseIdOf(id)}` };
-    return this.writeAndDecode({ kind: "write", what: `revoke lease ${id}`, request }, options, decodeRevokeAnswer);
+    return this.runner.writeAndDecode({ kind: "write", what: `revoke lease ${id}`, request }, options, decodeRevokeAnswer);
   }
 
   /** `GET /v1/leases/{id}`: its time to live, how long it lives yet, its keys; null when it does not exist. */
   async leaseInfo(id: number, options: ReadOptions = {}): Promise<LeaseInfo | null> {
     const consistency = options.consistency ?? this.consistency;
     const request: TransportRequest = { method: "GET", path: `/v1/leases/${leaseIdOf(id)}?consistency=${consistency}` };
-    const response = await this.call({ kind: "read", what: `GET lease ${id}`, request, consistency, accept: (answer) => answer.status === 404 && errorBodyCode(answer) === "lease_not_found" }, options);
+    const response = await this.runner.call({ kind: "read", what: `GET lease ${id}`, request, consistency, accept: (answer) => answer.status === 404 && errorBodyCode(answer) === "lease_not_found" }, options);
     return response.status === 404 ? null : decodeLeaseInfoAnswer(response);
   }
 
@@ -532,7 +406,7 @@ export class Client {
     if (options.limit !== undefined) query.set("limit", String(options.limit));
     if (options.after !== undefined) query.set("after", String(options.after));
     const request: TransportRequest = { method: "GET", path: withQuery("/v1/leases", query) };
-    return decodeLeaseListAnswer(await this.call({ kind: "read", what: "list leases", request, consistency }, options));
+    return decodeLeaseListAnswer(await this.runner.call({ kind: "read", what: "list leases", request, consistency }, options));
   }
 
   /**
@@ -542,7 +416,7 @@ export class Client {
   async status(endpoint?: string, options: CallOptions = {}): Promise<NodeStatus> {
     const request: TransportRequest = { method: "GET", path: "/v1/status" };
     const fixed = endpoint === undefined ? {} : { endpoint: normalizeEndpoint(endpoint) };
-    return decodeStatusAnswer(await this.call({ kind: "read", what: "status", request, consistency: "stale", ...fixed }, options));
+    return decodeStatusAnswer(await this.runner.call({ kind: "read", what: "status", request, consistency: "stale", ...fixed }, options));
   }
 
   /**
@@ -553,18 +427,12 @@ export class Client {
   async members(endpoint?: string, options: CallOptions = {}): Promise<MembersView> {
     const request: TransportRequest = { method: "GET", path: "/v1/members" };
     const fixed = endpoint === undefined ? {} : { endpoint: normalizeEndpoint(endpoint) };
-    return decodeMembersAnswer(await this.call({ kind: "read", what: "members", request, consistency: "linearizable", ...fixed }, options));
+    return decodeMembersAnswer(await this.runner.call({ kind: "read", what: "members", request, consistency: "linearizable", ...fixed }, options));
   }
 
   /** Counters, the router's view (health, the leader) and the session lanes; allocates. */
   stats(): ClientStats {
-    return {
-      router: this.router.stats(),
-      inFlight: this.admission.active,
-      queued: this.admission.queued,
-      ...this.counters,
-      lanes: this.lanes?.count ?? 0,
-    };
+    return { router: this.router.stats(), ...this.runner.stats() };
   }
 
   /**
@@ -581,218 +449,11 @@ export class Client {
   private async shutDown(): Promise<void> {
     for (const watch of [...this.watches]) watch.close();
     for (const lease of [...this.heldLeases]) lease.fail("closed", `lease ${lease.id}: the client was closed, so no one keeps it alive; it expires within its time to live`);
-    this.admission.rejectAll(new CallEnded("closed"));
-    for (const call of this.calls) call.finish("closed");
+    this.runner.endAll();
     await this.router.close();
     // Let the aborted calls settle before their connections go.
     await new Promise<void>((resolve) => setImmediate(resolve));
     await this.transport.close();
-  }
-
-  /**
-   * A write and its answer. The write was applied when its answer came, so an answer that
-   * does not decode must not read as "not applied" (a caller would send it again): it is
-   * a TimeoutError with `outcomeUnknown`, the decoding error as its cause.
-   */
-  private async writeAndDecode<T>(spec: CallSpec, options: CallOptions, decode: (response: ApiResponse) => T): Promise<T> {
-    const response = await this.call(spec, options);
-    try {
-      return decode(response);
-    } catch (error) {
-      this.counters.outcomeUnknown += 1;
-      const message = `${spec.what}: ${response.endpoint} answered ${response.status}, but the answer could not be read (${(error as Error).message}); the write may have been applied: read before writing again`;
-      throw new TimeoutError({ message, endpoint: response.endpoint, status: null, retryAfterMs: null, outcomeUnknown: true, cause: error });
-    }
-  }
-
-  /** One call: a slot, then its attempts (in a session lane for a write), within its deadline and signal. */
-  private async call(spec: CallSpec, options: CallOptions): Promise<ApiResponse> {
-    if (this.closing !== null) throw new ClientClosedError();
-    const timeoutMs = options.timeoutMs === undefined ? this.timeoutMs : integerOption(options.timeoutMs, this.timeoutMs, "timeoutMs", 1, TIMEOUT_MS_MAX);
-    const call = new CallContext(spec.what, timeoutMs, options.signal);
-    this.calls.add(call);
-    try {
-      if (call.end !== null) throw call.failure(false, null, null);
-      const waiting = this.admission.acquire(call.signal);
-      if (waiting !== null) {
-        try {
-          await waiting;
-        } catch {
-          if (call.end === null) call.finish("closed");
-          throw call.failure(false, null, null);
-        }
-      }
-      try {
-        if (spec.kind === "write" && this.lanes !== null && spec.inSession !== false) return await this.sessionWrite(spec, call, this.lanes);
-        return await this.attempts(spec, call, null);
-      } finally {
-        this.admission.release();
-      }
-    } finally {
-      call.dispose();
-      this.calls.delete(call);
-      this.counters.calls += 1;
-      if (call.retried) this.counters.callsRetried += 1;
-    }
-  }
-
-  /**
-   * A write in a session lane: the lane's session (opened first if it has none) and its next
-   * sequence, the same on every retry. A 410 means nothing was applied: a new session, and
-   * the same write again as its sequence 1. Whatever the end, the lane's next write takes
-   * the next number, so no number is reused while a copy of it may still be on its way.
-   */
-  private async sessionWrite(spec: CallSpec, call: CallContext, lanes: SessionLanes): Promise<ApiResponse> {
-    const lane = lanes.take();
-    try {
-      for (let expiries = 0; ; ) {
-        if (lane.session === null) await this.openSession(lane, call);
-        const session = lane.session as number;
-        const sequence = lane.nextSequence;
-        try {
-          const response = await this.attempts(spec, call, { session, sequence });
-          lane.nextSequence = sequence + 1;
-          return response;
-        } catch (error) {
-          if (!(error instanceof SessionExpiredError)) {
-            lane.nextSequence = sequence + 1;
-            throw error;
-          }
-          lane.session = null;
-          lane.nextSequence = 1;
-          this.counters.sessionsExpired += 1;
-          expiries += 1;
-          if (expiries > SESSION_REOPENS_MAX) throw error;
-        }
-      }
-    } finally {
-      lanes.give(lane);
-    }
-  }
-
-  /** `POST /v1/sessions` for `lane`, within the write's call (its deadline and signal). */
-  private async openSession(lane: SessionLane, call: CallContext): Promise<void> {
-    const spec: CallSpec = { kind: "write", what: "open a session", request: { method: "POST", path: "/v1/sessions" }, retrySafe: true, inSession: false };
-    const answer = decodeSessionAnswer(await this.attempts(spec, call, null));
-    lane.session = answer.session;
-    lane.nextSequence = 1;
-    this.counters.sessionsOpened += 1;
-  }
-
-  /**
-   * Attempts at one request until one is answered, moving to an endpoint not tried yet each
-   * time, pausing `backoffMs` before each retry, and giving up at `attemptsMax`, when the
-   * budget refuses a retry, or when the attempt's failure does not allow one (see `assess`).
-   */
-  private async attempts(spec: CallSpec, call: CallContext, ticket: { session: number; sequence: number } | null): Promise<ApiResponse> {
-    // Whether the caller's write may have been applied is what matters; opening a session is not the caller's write.
-    const write = spec.kind === "write" && spec.inSession !== false;
-    const retrySafe = !write || ticket !== null || spec.retrySafe === true;
-    const request = ticket === null ? spec.request : { ...spec.request, headers: { ...spec.request.headers, "x-synod-session": String(ticket.session), "x-synod-sequence": String(ticket.sequence) } };
-    this.budget.recordRequest(performance.now());
-    let tried: Set<string> | null = null;
-    let lastError: unknown = null;
-    let lastEndpoint: string | null = null;
-    let maybeApplied = false;
-    for (let attempt = 0; ; attempt++) {
-      if (attempt > 0) await this.pause(attempt - 1, call, write && maybeApplied, lastError, lastEndpoint);
-      const endpoint = this.pick(spec, tried);
-      lastEndpoint = endpoint.url;
-      try {
-        const response = await this.attempt(endpoint, spec, request, call, retrySafe);
-        this.router.reportSuccess(endpoint.id);
-        return response;
-      } catch (error) {
-        // Ended in flight: a write may have arrived.
-        if (error instanceof CallEnded) throw this.ended(call, write, lastError, endpoint.url);
-        if (error instanceof SessionExpiredError) {
-          this.router.reportSuccess(endpoint.id);
-          // The 410 says this attempt applied nothing; an earlier one whose answer was lost
-          // may have been applied before the session went. Reopening and resending could
-          // apply the write twice: its outcome is unknown.
-          if (write && maybeApplied) throw this.giveUp(spec, preferAnswer(lastError, error), true, attempt + 1);
-          throw error;
-        }
-        const verdict = assess(error, write, retrySafe);
-        if (verdict.endpointFailed) this.router.reportFailure(endpoint.id);
-        else this.router.reportSuccess(endpoint.id);
-        if (error instanceof NoQuorumError) this.router.noteLeader(null);
-        maybeApplied ||= verdict.maybeApplied;
-        lastError = preferAnswer(lastError, error);
-        if (!verdict.retry || spec.endpoint !== undefined || attempt + 1 >= this.attemptsMax) throw this.giveUp(spec, lastError, maybeApplied, attempt + 1);
-        if (!this.budget.tryRetry(performance.now())) {
-          this.counters.retriesDenied += 1;
-          throw this.giveUp(spec, lastError, maybeApplied, attempt + 1);
-        }
-        (tried ??= new Set()).add(endpoint.id);
-        this.counters.retries += 1;
-        if (write && maybeApplied) this.counters.retriesMaybeApplied += 1;
-        call.retried = true;
-        if (this.router.leader() === null) this.router.checkSoon();
-      }
-    }
-  }
-
-  /** One attempt on `endpoint`: an answer (error statuses as typed errors unless `spec.accept` takes them), bounded by the attempt timeout. */
-  private async attempt(endpoint: RouterEndpoint, spec: CallSpec, request: TransportRequest, call: CallContext, retrySafe: boolean): Promise<ApiResponse> {
-    if (call.end !== null) throw call.signal.reason;
-    const attemptMs = Math.max(1, Math.ceil(retrySafe ? Math.min(this.attemptTimeoutMs, call.remainingMs()) : call.remainingMs()));
-    const controller = new AbortController();
-    const timer = setTimeout(() => {
-      const message = `${spec.what} on ${endpoint.url}: no answer within attemptTimeoutMs (${this.attemptTimeoutMs} ms)`;
-      controller.abort(new TimeoutError({ message, endpoint: endpoint.url, status: null, retryAfterMs: null }));
-    }, attemptMs);
-    const onCallEnd = (): void => controller.abort(call.signal.reason);
-    call.signal.addEventListener("abort", onCallEnd, { once: true });
-    // A fixed endpoint (`status(url)`) may be none of the router's.
-    const routed = spec.endpoint === undefined;
-    if (routed) this.router.onStart(endpoint.id);
-    try {
-      const response = await this.transport.send(endpoint.url, request, controller.signal);
-      if (response.status >= 400 && spec.accept?.(response) !== true) throw errorFor(response);
-      return response;
-    } finally {
-      clearTimeout(timer);
-      call.signal.removeEventListener("abort", onCallEnd);
-      if (routed) this.router.onFinish(endpoint.id);
-    }
-  }
-
-  /** The pause before retry `retry` (0-based), cut short (and the call ended) by the call's signal. */
-  private async pause(retry: number, call: CallContext, maybeApplied: boolean, lastError: unknown, lastEndpoint: string | null): Promise<void> {
-    const pauseMs = backoffMs(retry, this.prng, this.backoff);
-    if (pauseMs > 0 && call.end === null) {
-      try {
-        await sleep(pauseMs, undefined, { signal: call.signal });
-      } catch {
-        // The call ended while it slept; reported below.
-      }
-    }
-    if (call.end !== null) throw this.ended(call, maybeApplied, lastError, lastEndpoint);
-  }
-
-  private pick(spec: CallSpec, tried: ReadonlySet<string> | null): RouterEndpoint {
-    if (spec.endpoint !== undefined) return { id: spec.endpoint, url: spec.endpoint, weight: 1 };
-    const avoid = tried ?? undefined;
-    const endpoint = spec.kind === "write" ? this.router.pickForWrite(avoid) : this.router.pickForRead(spec.consistency ?? this.consistency, spec.key, avoid);
-    if (endpoint === null) throw new NoEndpointError();
-    return endpoint;
-  }
-
-  private ended(call: CallContext, outcomeUnknown: boolean, lastError: unknown, endpoint: string | null): Error {
-    if (outcomeUnknown) this.counters.outcomeUnknown += 1;
-    return call.failure(outcomeUnknown, lastError, endpoint);
-  }
-
-  /** The error a call gives up with: the last failure, or, when the write may have been applied, a TimeoutError saying so. */
-  private giveUp(spec: CallSpec, lastError: unknown, maybeApplied: boolean, attempts: number): unknown {
-    if (!maybeApplied) return lastError;
-    this.counters.outcomeUnknown += 1;
-    const last = lastError instanceof Error ? lastError.message : String(lastError);
-    const endpoint = lastError instanceof HttpApiError || lastError instanceof ConnectionError || lastError instanceof TimeoutError ? lastError.endpoint : null;
-    const status = lastError instanceof TimeoutError ? lastError.status : null;
-    const retryAfterMs = lastError instanceof TimeoutError || lastError instanceof UnavailableError ? lastError.retryAfterMs : null;
-    return new TimeoutError({ message: `${spec.what}: the write may or may not have been applied (${attempts} attempt${attempts === 1 ? "" : "s"}; last: ${last})`, endpoint, status, retryAfterMs, outcomeUnknown: true, cause: lastError });
   }
 
   /** The router's member list, over the client's own connections: null for an error answer. */
@@ -807,41 +468,6 @@ export class Client {
     if (response.status !== 200) return { ok: false };
     return { ok: true, status: decodeStatusAnswer(response) };
   }
-}
-
-/**
- * What an attempt's failure allows. Reads, writes in a session and session openings may
- * always go again; a write outside a session only when it surely was not applied (no
- * connection was made, or the node answered no_leader, not_member or overloaded).
- */
-function assess(error: unknown, write: boolean, retrySafe: boolean): Verdict {
-  if (error instanceof ConnectionError) {
-    if (!error.requestSent) return { retry: true, maybeApplied: false, endpointFailed: true };
-    return { retry: retrySafe, maybeApplied: write, endpointFailed: true };
-  }
-  if (error instanceof TimeoutError) return { retry: retrySafe, maybeApplied: write, endpointFailed: true };
-  if (error instanceof UnavailableError) {
-    const notApplied = NOT_APPLIED_CODES.has(error.code);
-    return { retry: notApplied || retrySafe, maybeApplied: write && !notApplied, endpointFailed: true };
-  }
-  if (error instanceof HttpApiError && error.status >= 500) return { retry: retrySafe, maybeApplied: write, endpointFailed: true };
-  return { retry: false, maybeApplied: false, endpointFailed: false };
-}
-
-/** A node's answer (no leader) says more than a refused connection: keep the latest answer. */
-function preferAnswer(last: unknown, error: unknown): unknown {
-  if (!(error instanceof ConnectionError) || last === null || last instanceof ConnectionError) return error;
-  return last;
-}
-
-function endpointConfigs(options: ClientOptions): RouterEndpointConfig[] {
-  const weights = new Map<string, number>();
-  for (const [url, weight] of Object.entries(options.weights ?? {})) weights.set(normalizeEndpoint(url), weight);
-  return options.endpoints.map((endpoint) => {
-    const config = typeof endpoint === "string" ? { url: endpoint } : endpoint;
-    const weight = config.weight ?? weights.get(normalizeEndpoint(config.url));
-    return weight === undefined ? { url: config.url } : { url: config.url, weight };
-  });
 }
 
 /** Every key and text value of a transaction must have a UTF-8 form (see `checkWellFormed`). */
@@ -866,34 +492,9 @@ function revisionQuery(revision: number | undefined): string {
   return `&revision=${revision}`;
 }
 
-function integerOption(value: number | undefined, fallback: number, name: string, min: number, max: number): number {
-  if (value === undefined) return fallback;
-  if (!Number.isSafeInteger(value) || value < min || value > max) throw new InvalidInputError(`${name} must be an integer from ${min} to ${max}, got ${value}`);
-  return value;
-}
-
-/** The balance module asserts its options (configuration bugs); a client's options are user input, so they become InvalidInputError. */
-function resolveRetryOption<T>(resolve: () => T): T {
-  try {
-    return resolve();
-  } catch (error) {
-    throw new InvalidInputError(`retry: ${(error as Error).message}`, { cause: error });
-  }
-}
-
 /** A lease's id, from a `Lease` or as given. @throws InvalidInputError for one that is not a positive integer. */
 function leaseIdOf(lease: Lease | number): number {
   const id = typeof lease === "number" ? lease : lease.id;
   if (!Number.isSafeInteger(id) || id < 1) throw new InvalidInputError(`a lease id is a positive integer, got ${id}`);
   return id;
-}
-
-function authorizationOf(auth: ClientOptions["auth"]): string | undefined {
-  if (auth === undefined) return undefined;
-  if ("token" in auth) {
-    if (typeof auth.token !== "string" || auth.token === "") throw new InvalidInputError("auth.token must be a token from POST /v1/auth/authenticate");
-    return `Bearer ${auth.token}`;
-  }
-  if (typeof auth.user !== "string" || auth.user === "" || auth.user.includes(":") || typeof auth.password !== "string") throw new InvalidInputError("auth is { user, password } (a user name without ':') or { token }");
-  return `Basic ${Buffer.from(`${auth.user}:${auth.password}`).toString("base64")}`;
 }

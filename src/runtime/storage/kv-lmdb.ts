@@ -5,7 +5,8 @@
  *
  * Layout: LMDB's main database, with binary keys each starting with a byte that says what
  * it is, a named database for the history (kv-lmdb-history.ts) and one for leases
- * (kv-lmdb-leases.ts):
+ * (kv-lmdb-leases.ts); snapshots are built from a read transaction a step at a time by
+ * kv-lmdb-snapshot.ts. The main database:
  *
  *   0x00                      meta     u8 format (3) | f64 appliedIndex | f64 revision | f64 clockMs
  *                                      | f64 compactRevision | f64 purged revision | u32 length | purged key
@@ -32,18 +33,18 @@
  *   and the kernel writes them out whether or not the process lives.
  * - A machine crash (power, kernel panic) may lose some of those pages in any order, which
  *   for LMDB without sync means a database rolled back or corrupt. To know when that may
- *   have happened, a marker file beside the database records "dirty" and the kernel's boot
- *   id (fsynced) when the database opens, and "clean" after a `flush()` at close. Opening a
- *   database whose marker says dirty under a different boot id (or an unknown one, where
- *   the kernel has none) means the machine restarted while the database was open: it is not
- *   trusted. `open` then deletes it and starts an empty one, and says so (`trusted: false`
- *   and the reason), so the node restores its last snapshot and replays its log; it never
- *   reads a database that may be corrupt.
+ *   have happened, a marker file beside the database (kv-lmdb-marker.ts) records "dirty"
+ *   and the kernel's boot id (fsynced) when the database opens, and "clean" after a
+ *   `flush()` at close. Opening a database whose marker says dirty under a different boot id
+ *   (or an unknown one, where the kernel has none) means the machine restarted while the
+ *   database was open: it is not trusted. `open` then deletes it and starts an empty one,
+ *   and says so (`trusted: false` and the reason), so the node restores its last snapshot
+ *   and replays its log; it never reads a database that may be corrupt.
  * - `flush()` makes everything committed so far durable by fsyncing LMDB's data file
  *   (`data.mdb`) itself: fsync writes out every dirty page of the file, whichever file
  *   descriptor wrote it, and LMDB (not in write-map mode) writes its pages with pwrite.
  */
-import { closeSync, existsSync, fstatSync, fsyncSync, mkdirSync, openSync, readFileSync, rmSync } from "node:fs";
+import { closeSync, existsSync, fstatSync, fsyncSync, mkdirSync, openSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { open, type RootDatabase } from "lmdb";
 import { assert, assertIndex } from "../../core/common/assert.js";
@@ -53,11 +54,17 @@ import { limits } from "../../core/common/limits.js";
 import type { KvBackend, KvHistoryKeysQuery, KvRangeQuery } from "../../core/kv/backend.js";
 import { isRetained } from "../../core/kv/history.js";
 import type { HistoryPosition, KvChange, KvLease, KvMeta, KvRecord, KvSession } from "../../core/kv/model.js";
-import { changeBytes, encodeAuthSection, encodeLeases, readSessionResult, sessionValueBytes, SESSIONS_V3_MARKER, writeChange, writeHistoryHeader, writeSessionValue, type SnapshotLease } from "../../core/kv/snapshot.js";
+import { readSessionResult, sessionValueBytes, writeSessionValue, type SnapshotLease } from "../../core/kv/snapshot.js";
 import { startHistory } from "../../core/kv/store.js";
-import { removeLeftoverTempFiles, writeFileAtomic } from "./atomic-file.js";
-import { decodeChange, HistoryCorruption, LmdbHistory, type LmdbDatabase } from "./kv-lmdb-history.js";
+import { removeLeftoverTempFiles } from "./atomic-file.js";
+import { HistoryCorruption, LmdbHistory, type LmdbDatabase } from "./kv-lmdb-history.js";
 import { LeaseCorruption, LmdbLeases } from "./kv-lmdb-leases.js";
+import { distrust, readBootId, readMarker, removeMarker, UNKNOWN_BOOT_ID, writeMarker } from "./kv-lmdb-marker.js";
+import { LmdbSnapshotBuilder, type SnapshotHistoryView } from "./kv-lmdb-snapshot.js";
+
+// Importable from here as before they had files of their own: what `beginSnapshot` returns,
+// and the boot id the marker records.
+export { LmdbSnapshotBuilder, readBootId, UNKNOWN_BOOT_ID };
 
 const META_KEY = Buffer.from([0x00]);
 /** The auth state (src/core/kv/auth.ts), when it was ever written: after the meta, before the records. */
@@ -72,14 +79,11 @@ const LEASES_DATABASE = "leases";
 const META_FORMAT = 3;
 /** Main-database keys removed at a time by `clear` (LMDB's drop would take the named databases too). */
 const CLEAR_BATCH_KEYS = 10_000;
-const RECORD_HEADER_BYTES = 24;
+/** A stored record's numbers before its value: f64 createRevision | f64 modRevision | f64 version. */
+export const RECORD_HEADER_BYTES = 24;
 const RECORD_KEY_BYTES_MAX = 1 + limits.keyBytesMax;
 const DATA_FILE = "data.mdb";
 const LOCK_FILE = "lock.mdb";
-const MARKER_FILE = "synod-kv-marker.json";
-const BOOT_ID_FILE = "/proc/sys/kernel/random/boot_id";
-/** What `readBootId` answers where the kernel has no boot id: a dirty marker is then never trusted. */
-export const UNKNOWN_BOOT_ID = "unknown";
 
 /** The store on disk holds something a correct store could not have written. */
 export class KvStorageCorruptionError extends SynodError {
@@ -121,21 +125,6 @@ export interface LmdbKvOpened {
   readonly trusted: boolean;
   /** Why the database was not trusted; null when it was. */
   readonly reason: string | null;
-}
-
-interface Marker {
-  readonly state: "dirty" | "clean";
-  readonly bootId: string;
-}
-
-/** The kernel's boot id (Linux), or UNKNOWN_BOOT_ID where there is none. */
-export function readBootId(): string {
-  try {
-    const id = readFileSync(BOOT_ID_FILE, "utf8").trim();
-    return id.length > 0 ? id : UNKNOWN_BOOT_ID;
-  } catch {
-    return UNKNOWN_BOOT_ID;
-  }
 }
 
 export class LmdbKvBackend implements KvBackend {
@@ -523,7 +512,7 @@ export class LmdbKvBackend implements KvBackend {
       closeSync(this.dataFd);
     }
     removeDatabaseFiles(this.path);
-    rmSync(join(this.path, MARKER_FILE), { force: true });
+    removeMarker(this.path);
   }
 
   private assertWriting(): void {
@@ -560,7 +549,7 @@ export class LmdbKvBackend implements KvBackend {
 }
 
 /** A stored session value: f64 sequence | result | f64 lastActiveMs (without the last, if stored before sessions expired). */
-function decodeStoredSession(path: string, clientId: number, stored: Uint8Array): KvSession {
+export function decodeStoredSession(path: string, clientId: number, stored: Uint8Array): KvSession {
   try {
     const reader = new ByteReader(stored, "KV session");
     const sequence = reader.safeInteger();
@@ -605,189 +594,6 @@ function isCount(value: number): boolean {
   return Number.isSafeInteger(value) && value >= 0;
 }
 
-/** Why the database on disk is not to be trusted, or null if it is. */
-function distrust(marker: Marker | "absent" | "unreadable", databaseExists: boolean, bootId: string): string | null {
-  if (marker === "absent") return databaseExists ? "the database has no marker file, so whether it was closed cleanly is unknown" : null;
-  if (marker === "unreadable") return "its marker file is unreadable";
-  if (marker.state === "clean") return null;
-  if (bootId === UNKNOWN_BOOT_ID || marker.bootId === UNKNOWN_BOOT_ID) return "it was not closed cleanly and this system has no boot id to tell a process crash from a machine crash";
-  if (marker.bootId !== bootId) return `it was open when the machine restarted (boot ${marker.bootId}, now ${bootId}), and unsynced LMDB pages may be lost`;
-  return null;
-}
-
-function readMarker(path: string): Marker | "absent" | "unreadable" {
-  let text: string;
-  try {
-    text = readFileSync(join(path, MARKER_FILE), "utf8");
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return "absent";
-    return "unreadable";
-  }
-  try {
-    const parsed = JSON.parse(text) as unknown;
-    if (typeof parsed !== "object" || parsed === null) return "unreadable";
-    const { state, bootId } = parsed as Record<string, unknown>;
-    if ((state !== "dirty" && state !== "clean") || typeof bootId !== "string") return "unreadable";
-    return { state, bootId };
-  } catch {
-    return "unreadable";
-  }
-}
-
-function writeMarker(path: string, marker: Marker): void {
-  writeFileAtomic(join(path, MARKER_FILE), Buffer.from(JSON.stringify(marker) + "\n"));
-}
-
 function removeDatabaseFiles(path: string): void {
   for (const name of [DATA_FILE, LOCK_FILE]) rmSync(join(path, name), { force: true });
-}
-
-/** What a snapshot builder reads of the history, in its read transaction. */
-interface SnapshotHistoryView {
-  /** Every stored change, in (revision, key) order. */
-  readonly changes: Iterator<{ key: Buffer; value: Buffer }>;
-  /** Whether compaction keeps the change (src/core/kv/history.ts). */
-  readonly retained: (change: KvChange) => boolean;
-  /** The modification revision of the key's record, if it has one. */
-  readonly modRevision: (key: string) => number | undefined;
-}
-
-/** See `LmdbKvBackend.beginSnapshot`. */
-export class LmdbSnapshotBuilder {
-  private readonly pieces: Uint8Array[] = [];
-  private recordCount = 0;
-  private changeCount = 0;
-  /** The history section's header (its change count is set at the end); null before the records are done. */
-  private historyHeader: Uint8Array | null = null;
-  private finished: Uint8Array | null = null;
-  private ended = false;
-
-  constructor(
-    private readonly path: string,
-    /** The state's applied index and revision: what the snapshot is of. */
-    readonly meta: KvMeta,
-    private readonly records: Iterator<{ key: Buffer; value: Buffer }>,
-    private readonly sessions: Iterable<{ key: Buffer; value: Buffer }>,
-    private readonly history: SnapshotHistoryView,
-    private readonly end: () => void,
-    /** The leases and their keys, read in the snapshot's transaction. */
-    private readonly leases: () => readonly SnapshotLease[] = () => [],
-    /** The auth state's bytes, if it was ever written. */
-    private readonly auth?: Uint8Array,
-  ) {
-    const header = new ByteWriter(20);
-    header.f64(meta.appliedIndex);
-    header.f64(meta.revision);
-    header.u32(0); // the record count, set when known
-    this.pieces.push(header.buffer);
-  }
-
-  /** The applied index the snapshot is of. */
-  get index(): number {
-    return this.meta.appliedIndex;
-  }
-
-  /** Copies up to `recordsMax` more records (or history changes); returns true once the snapshot is complete. */
-  step(recordsMax: number): boolean {
-    assert(!this.ended, "step of a snapshot that ended");
-    try {
-      for (let i = 0; i < recordsMax; i++) {
-        if (this.historyHeader === null) {
-          const next = this.records.next();
-          if (next.done === true) this.endRecords();
-          else this.copyRecord(next.value.key, next.value.value);
-          continue;
-        }
-        const next = this.history.changes.next();
-        if (next.done === true) {
-          this.complete();
-          return true;
-        }
-        this.copyChange(next.value.key, next.value.value);
-      }
-      return false;
-    } catch (error) {
-      this.abort();
-      if (error instanceof HistoryCorruption) throw new KvStorageCorruptionError(this.path, `its history: ${error.message}`);
-      throw error;
-    }
-  }
-
-  /** The snapshot's bytes, once `step` returned true. */
-  get data(): Uint8Array {
-    assert(this.finished !== null, "the snapshot is not complete");
-    return this.finished;
-  }
-
-  abort(): void {
-    if (this.ended) return;
-    this.ended = true;
-    this.end();
-  }
-
-  private copyRecord(key: Buffer, stored: Buffer): void {
-    if (stored.length < RECORD_HEADER_BYTES || key.length < 2) throw new KvStorageCorruptionError(this.path, "a record is truncated");
-    // snapshot: u32 keyLength | key | u32 valueLength | value | f64 create | f64 mod | f64 version
-    // stored:   f64 create | f64 mod | f64 version | value
-    const keyLength = key.length - 1;
-    const valueLength = stored.length - RECORD_HEADER_BYTES;
-    const out = Buffer.allocUnsafe(4 + keyLength + 4 + valueLength + RECORD_HEADER_BYTES);
-    out.writeUInt32BE(keyLength, 0);
-    key.copy(out, 4, 1);
-    out.writeUInt32BE(valueLength, 4 + keyLength);
-    stored.copy(out, 8 + keyLength, RECORD_HEADER_BYTES);
-    stored.copy(out, 8 + keyLength + valueLength, 0, RECORD_HEADER_BYTES);
-    this.pieces.push(out);
-    this.recordCount++;
-  }
-
-  /** The records are copied: the sessions follow, then the history section's header. */
-  private endRecords(): void {
-    // Sessions are few (one per client process, or per concurrent writer), so they are
-    // decoded and written in one go, in the snapshot's sessions format (see snapshot.ts).
-    const sessions: KvSession[] = [];
-    for (const { key, value } of this.sessions) {
-      if (key.length !== 9) throw new KvStorageCorruptionError(this.path, "a session key has the wrong length");
-      sessions.push(decodeStoredSession(this.path, key.readDoubleBE(1), value));
-    }
-    let size = 4 + 8 + 4;
-    for (const session of sessions) size += 8 + sessionValueBytes(session);
-    const writer = new ByteWriter(size);
-    writer.u32(SESSIONS_V3_MARKER);
-    writer.f64(this.meta.clockMs ?? 0);
-    writer.u32(sessions.length);
-    for (const session of sessions) {
-      writer.f64(session.clientId);
-      writeSessionValue(writer, session);
-    }
-    this.pieces.push(writer.finish("KV snapshot sessions"));
-    const header = new ByteWriter(4 + 8 + 8);
-    writeHistoryHeader(header, this.meta.compactRevision ?? 0, 0); // the change count, set when known
-    this.historyHeader = header.finish("KV snapshot history header");
-    this.pieces.push(this.historyHeader);
-  }
-
-  /** One stored change, if compaction keeps it, in the snapshot's change format (snapshot.ts). */
-  private copyChange(key: Buffer, stored: Buffer): void {
-    const change = decodeChange(key, stored);
-    if (!this.history.retained(change)) return;
-    const current = change.record !== null && this.history.modRevision(change.key) === change.revision;
-    const keyBytes = key.subarray(9);
-    const writer = new ByteWriter(changeBytes(keyBytes.length, change, current));
-    writeChange(writer, keyBytes, change, current);
-    this.pieces.push(writer.finish("KV snapshot change"));
-    this.changeCount++;
-  }
-
-  private complete(): void {
-    // Leases are few beside records: read whole, before the read transaction ends.
-    this.pieces.push(encodeLeases(this.leases()));
-    this.pieces.push(encodeAuthSection(this.auth));
-    this.abort();
-    assert(this.historyHeader !== null, "the history follows the records");
-    new DataView((this.pieces[0] as Uint8Array).buffer).setUint32(16, this.recordCount);
-    new DataView(this.historyHeader.buffer, this.historyHeader.byteOffset).setFloat64(12, this.changeCount);
-    this.finished = Buffer.concat(this.pieces);
-    this.pieces.length = 0;
-  }
 }
