@@ -73,7 +73,9 @@ describe("the dashboard's login form in Chromium, on a cluster with auth enabled
     let seen = await shown(page);
     for (const deadline = Date.now() + 5000; Date.now() < deadline; await sleep(50)) {
       seen = await shown(page);
-      if (Object.keys(seen.roles).length === 3 && Object.values(seen.roles).filter((role) => role === "leader").length === 1) break;
+      // The other members show as down until the node's first poll of their status answers.
+      const roles = Object.values(seen.roles);
+      if (roles.length === 3 && roles.filter((role) => role === "leader").length === 1 && roles.every((role) => role === "leader" || role === "follower")) break;
     }
     const leader = await cluster.waitForLeader();
     assert.deepEqual(seen.roles, Object.fromEntries([1, 2, 3].map((id) => [String(id), id === leader ? "leader" : "follower"])), "three nodes, one leader");
