@@ -7,10 +7,10 @@ import { applyAuthChange, decodeAuthState, EMPTY_AUTH, encodeAuthState, type Aut
 import { MemoryKvBackend, type KvBackend } from "./backend.js";
 import { decodeCommand, type KvCommand, type RequestId, type TxnCommand, type TxnCompare, type TxnCompareOperator } from "./command.js";
 import { purgeFrom, purgeStep, rangeAt, recordAt, retainedChanges } from "./history.js";
+import { KvLeases, restoreLease } from "./leases.js";
 import {
   CompactedError,
   FutureRevisionError,
-  LEASE_LIMITS,
   NO_SESSION,
   SELF_ASSIGNED_SESSIONS_FROM,
   SESSION_LIMITS,
@@ -106,17 +106,10 @@ const HISTORY_START: HistoryPosition = Object.freeze({ revision: 0, afterKey: ""
  * can ask for a past revision (`getAt`, `rangeAt`) and watches replay changes
  * (`changesAfter`), down to the compaction point, which a `compact` command moves up.
  *
- * Leases (etcd's) expire by the same clock, through the same path as sessions: a lease
- * expires at the first clock entry whose time reaches its `expiresAtMs`, so every replica
- * deletes the same keys at the same entry, each lease's keys in one revision. Only clock
- * entries expire anything. A grant or keep-alive sets the expiry to its time to live past
- * the later of the store's clock and the command's own time (the proposing leader's wall
- * clock when it took the request: the store's clock may lag it by a clock interval, or by a
- * pause, and a lease must live its full time to live from the keep-alive); a command's time
- * only ever makes a lease live longer. A clock entry marked `newLeader` first extends every
- * lease to live its full time to live from that clock (etcd's rule: the holder could reach
- * no leader during the failover), and so does the first clock entry ever (leases granted
- * while the clock was unset).
+ * Leases (etcd's) expire by the same clock, through the same path as sessions: only clock
+ * entries expire anything, so every replica deletes the same keys at the same entry. Their
+ * state and rules are in leases.ts (`KvLeases`); the store calls it inside its transactions
+ * and deletes a lease's keys, in one revision, when the lease goes.
  */
 export class KvStore {
   private appliedIndex: number;
@@ -134,10 +127,8 @@ export class KvStore {
   private sessionCount: number;
   /** How many keys the backend holds (derived from it at open, then kept as keys come and go). */
   private keyCount: number;
-  /** How many leases the backend holds (derived from it at open). */
-  private leaseCountValue: number;
-  /** No lease expires before this clock: a lower bound, so most clock entries scan no lease. */
-  private leaseExpiryLowerBoundMs: number;
+  /** The leases the backend holds, and their caches (leases.ts). */
+  private readonly leasesHeld: KvLeases;
   /** Users, roles and permissions (auth.ts), decoded from the backend's bytes. */
   private authState: AuthState;
 
@@ -162,8 +153,7 @@ export class KvStore {
     this.purgeDone = this.compactRevisionValue === 0;
     this.sessionCount = countOf(backend.allSessions());
     this.keyCount = backend.recordCount();
-    this.leaseCountValue = countOf(backend.allLeases());
-    this.leaseExpiryLowerBoundMs = this.leaseCountValue === 0 ? Number.POSITIVE_INFINITY : 0;
+    this.leasesHeld = new KvLeases(backend);
     this.authState = readAuthState(backend);
   }
 
@@ -207,34 +197,27 @@ export class KvStore {
 
   /** How many leases the store holds. */
   get leaseCount(): number {
-    return this.leaseCountValue;
+    return this.leasesHeld.count;
   }
 
   /** The lease `id`, if the store holds it. */
   lease(id: number): KvLease | undefined {
-    return Number.isSafeInteger(id) && id >= 1 ? this.backend.getLease(id) : undefined;
+    return this.leasesHeld.get(id);
   }
 
   /** At most `limit` leases with ids above `afterId`, by increasing id. */
   leases(limit: number, afterId = 0): KvLease[] {
-    assertIndex(limit, "leases limit");
-    const page: KvLease[] = [];
-    for (const lease of this.backend.allLeases()) {
-      if (page.length >= limit) break;
-      if (lease.id > afterId) page.push(lease);
-    }
-    return page;
+    return this.leasesHeld.page(limit, afterId);
   }
 
   /** At most `limit` keys attached to lease `id`, in key order, after `after` if given. */
   leaseKeys(id: number, limit: number, after?: string): string[] {
-    assertIndex(limit, "lease keys limit");
-    return this.backend.leaseKeys(id, limit, after === undefined ? undefined : toWellFormed(after));
+    return this.leasesHeld.keys(id, limit, after);
   }
 
   /** The lease the key is attached to, if any. */
   leaseOf(key: string): number | undefined {
-    return this.backend.leaseOfKey(toWellFormed(key));
+    return this.leasesHeld.ofKey(key);
   }
 
   /** The compaction point: the oldest revision reads and watches can still ask for (0: nothing compacted). */
@@ -366,8 +349,7 @@ export class KvStore {
     this.purgeDone = true;
     this.sessionCount = countOf(backend.allSessions());
     this.keyCount = backend.recordCount();
-    this.leaseCountValue = countOf(backend.allLeases());
-    this.leaseExpiryLowerBoundMs = this.leaseCountValue === 0 ? Number.POSITIVE_INFINITY : 0;
+    this.leasesHeld.reload();
     this.authState = readAuthState(backend);
     this.observer?.restored();
   }
@@ -376,7 +358,7 @@ export class KvStore {
   snapshot(): Uint8Array {
     const meta = { appliedIndex: this.appliedIndex, revision: this.revision, clockMs: this.clockMs };
     const history = { compactRevision: this.compactRevisionValue, changes: [...retainedChanges(this.backend, this.compactRevisionValue)] };
-    const leases = [...this.backend.allLeases()].map((lease) => ({ lease, keys: this.backend.leaseKeys(lease.id, Number.MAX_SAFE_INTEGER) }));
+    const leases = this.leasesHeld.forSnapshot();
     return encodeSnapshot(meta, [...this.backend.allRecords()], [...this.backend.allSessions()], history, leases, this.backend.readAuth());
   }
 
@@ -390,8 +372,7 @@ export class KvStore {
     const purgeDone = this.purgeDone;
     const sessionCount = this.sessionCount;
     const keyCount = this.keyCount;
-    const leaseCount = this.leaseCountValue;
-    const leaseExpiryLowerBoundMs = this.leaseExpiryLowerBoundMs;
+    const leases = this.leasesHeld.mark();
     const authState = this.authState;
     let result: T;
     try {
@@ -409,8 +390,7 @@ export class KvStore {
       this.purgeDone = purgeDone;
       this.sessionCount = sessionCount;
       this.keyCount = keyCount;
-      this.leaseCountValue = leaseCount;
-      this.leaseExpiryLowerBoundMs = leaseExpiryLowerBoundMs;
+      this.leasesHeld.rollback(leases);
       this.authState = authState;
       this.pendingChanges = [];
       throw error;
@@ -512,7 +492,7 @@ export class KvStore {
    */
   private advanceClock(timeMs: number, newLeader: boolean): void {
     const before = this.clockMs;
-    if (newLeader || (before === 0 && timeMs > 0)) this.extendLeases(Math.max(before, timeMs));
+    if (newLeader || (before === 0 && timeMs > 0)) this.leasesHeld.extendAll(Math.max(before, timeMs));
     if (timeMs <= this.clockMs) return;
     this.clockMs = timeMs;
     if (before === 0) {
@@ -556,27 +536,9 @@ export class KvStore {
     return this.clockMs;
   }
 
-  /** Every lease now lives at least its time to live past `clockMs`. */
-  private extendLeases(clockMs: number): void {
-    for (const lease of [...this.backend.allLeases()]) {
-      const expiresAtMs = clockMs + lease.ttlMs;
-      if (expiresAtMs > lease.expiresAtMs) this.backend.putLease({ ...lease, expiresAtMs });
-    }
-    this.leaseExpiryLowerBoundMs = Math.min(this.leaseExpiryLowerBoundMs, clockMs);
-  }
-
   /** Expires every lease whose time came by the clock, by increasing id; returns what went. */
   private expireLeases(): LeaseExpiry[] {
-    const nowMs = this.leaseExpiryClockMs();
-    if (nowMs < this.leaseExpiryLowerBoundMs) return [];
-    const expiring: number[] = [];
-    let nextExpiryMs = Number.POSITIVE_INFINITY;
-    for (const lease of this.backend.allLeases()) {
-      if (lease.expiresAtMs <= nowMs) expiring.push(lease.id);
-      else nextExpiryMs = Math.min(nextExpiryMs, lease.expiresAtMs);
-    }
-    this.leaseExpiryLowerBoundMs = nextExpiryMs;
-    return expiring.map((id) => {
+    return this.leasesHeld.due(this.leaseExpiryClockMs()).map((id) => {
       const { deleted, revision } = this.dropLease(id);
       return { id, deleted, revision };
     });
@@ -585,44 +547,18 @@ export class KvStore {
   /** Deletes a lease and its keys, the keys in one new revision (none if it had no keys). */
   private dropLease(id: number): { deleted: number; revision: number } {
     const revision = this.revision + 1;
-    let deleted = 0;
-    for (;;) {
-      // Each remove detaches its key, so each page is the next keys left.
-      const page = this.backend.leaseKeys(id, DELETE_PAGE_RECORDS);
-      for (const key of page) this.remove(key, revision);
-      deleted += page.length;
-      if (page.length < DELETE_PAGE_RECORDS) break;
-    }
-    this.backend.deleteLease(id);
-    this.leaseCountValue--;
+    const deleted = this.leasesHeld.drop(id, (key) => this.remove(key, revision));
     if (deleted > 0) this.revision = revision;
     return { deleted, revision: this.revision };
   }
 
-  /** The time a lease's grant or keep-alive counts from (see the class comment). */
+  /** The time a lease's grant or keep-alive counts from (see leases.ts). */
   private leaseStartMs(request: RequestId): number {
     return Math.max(this.clockMs, request.timeMs ?? 0);
   }
 
-  private grantLease(id: number, ttlMs: number, request: RequestId): KvResult {
-    if (this.leaseCountValue >= LEASE_LIMITS.leasesMax) return { op: "rejected", reason: `the store holds ${LEASE_LIMITS.leasesMax} leases, its limit: revoke some first` };
-    const expiresAtMs = this.leaseStartMs(request) + ttlMs;
-    this.backend.putLease({ id, ttlMs, expiresAtMs });
-    this.leaseCountValue++;
-    this.leaseExpiryLowerBoundMs = Math.min(this.leaseExpiryLowerBoundMs, expiresAtMs);
-    return { op: "lease-grant", id, ttlMs };
-  }
-
-  private keepLeaseAlive(id: number, request: RequestId): KvResult {
-    const lease = this.backend.getLease(id);
-    if (lease === undefined) return { op: "lease-not-found", id };
-    const expiresAtMs = this.leaseStartMs(request) + lease.ttlMs;
-    if (expiresAtMs > lease.expiresAtMs) this.backend.putLease({ ...lease, expiresAtMs });
-    return { op: "lease-keepalive", id, ttlMs: lease.ttlMs };
-  }
-
   private revokeLease(id: number): KvResult {
-    if (this.backend.getLease(id) === undefined) return { op: "lease-not-found", id };
+    if (!this.leasesHeld.holds(id)) return { op: "lease-not-found", id };
     return { op: "lease-revoke", id, ...this.dropLease(id) };
   }
 
@@ -639,20 +575,15 @@ export class KvStore {
     return this.authState;
   }
 
-  /** The first lease a write names that the store does not hold, if any. */
-  private missingLease(leases: readonly (number | undefined)[]): number | undefined {
-    return leases.find((lease) => lease !== undefined && this.backend.getLease(lease) === undefined);
-  }
-
   private execute(command: Exclude<KvCommand, { readonly op: "register" | "clock" }>, index: number): KvResult {
     if (command.op === "txn") return this.executeTxn(command);
     if (command.op === "compact") return this.compact(command.revision);
     if (command.op === "delete-prefix") return this.deletePrefix(command.prefix);
-    if (command.op === "lease-grant") return this.grantLease(index, command.ttlMs, command.request);
-    if (command.op === "lease-keepalive") return this.keepLeaseAlive(command.lease, command.request);
+    if (command.op === "lease-grant") return this.leasesHeld.grant(index, command.ttlMs, this.leaseStartMs(command.request));
+    if (command.op === "lease-keepalive") return this.leasesHeld.keepAlive(command.lease, this.leaseStartMs(command.request));
     if (command.op === "lease-revoke") return this.revokeLease(command.lease);
     if (command.op === "auth") return this.changeAuth(command.change);
-    const missing = command.op === "delete" ? undefined : this.missingLease([command.lease]);
+    const missing = command.op === "delete" ? undefined : this.leasesHeld.missing([command.lease]);
     if (missing !== undefined) return { op: "lease-not-found", id: missing };
     const current = this.backend.getRecord(command.key);
     switch (command.op) {
@@ -680,7 +611,7 @@ export class KvStore {
     const succeeded = command.compares.every((compare) => compareHolds(compare, this.backend.getRecord(compare.key)));
     const branch = succeeded ? command.success : command.failure;
     // As etcd: a branch that would attach a key to a lease the store does not hold applies nothing.
-    const missing = this.missingLease(branch.map((operation) => (operation.op === "put" ? operation.lease : undefined)));
+    const missing = this.leasesHeld.missing(branch.map((operation) => (operation.op === "put" ? operation.lease : undefined)));
     if (missing !== undefined) return { op: "lease-not-found", id: missing };
     const revision = this.revision + 1;
     let wrote = false;
@@ -734,11 +665,7 @@ export class KvStore {
   /** Writes a key's new record at `revision`, attached to `lease` (a lease the store holds) or to none. */
   private write(key: string, value: Uint8Array, current: KvRecord | undefined, revision: number, lease?: number): number {
     if (current === undefined) this.keyCount++;
-    const attached = this.backend.leaseOfKey(key);
-    if (attached !== lease) {
-      this.backend.detachKey(key);
-      if (lease !== undefined) this.backend.attachKey(key, lease);
-    }
+    this.leasesHeld.attach(key, lease);
     const record: KvRecord = {
       key,
       value,
@@ -804,19 +731,6 @@ export function startHistory(backend: KvBackend, revision: number): number {
     for (const record of page) backend.putChange({ key: record.key, revision: record.modRevision, record });
     if (page.length < DELETE_PAGE_RECORDS) return revision;
     after = page[page.length - 1]?.key;
-  }
-}
-
-/**
- * One lease of a snapshot into `backend`, checking what only the state can tell: each of
- * its keys has a record and no other lease.
- */
-function restoreLease(backend: KvBackend, lease: KvLease, keys: readonly string[]): void {
-  backend.putLease(lease);
-  for (const key of keys) {
-    if (backend.getRecord(key) === undefined) throw new InvalidInputError(`KV snapshot attaches ${JSON.stringify(key)}, which it does not hold, to lease ${lease.id}`);
-    if (backend.leaseOfKey(key) !== undefined) throw new InvalidInputError(`KV snapshot attaches ${JSON.stringify(key)} to two leases`);
-    backend.attachKey(key, lease.id);
   }
 }
 
