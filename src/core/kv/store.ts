@@ -8,6 +8,7 @@ import { MemoryKvBackend, type KvBackend } from "./backend.js";
 import { decodeCommand, type KvCommand, type RequestId, type TxnCommand, type TxnCompare, type TxnCompareOperator } from "./command.js";
 import { purgeFrom, purgeStep, rangeAt, recordAt, retainedChanges } from "./history.js";
 import { KvLeases, restoreLease } from "./leases.js";
+import { KvSessions } from "./sessions.js";
 import {
   CompactedError,
   FutureRevisionError,
@@ -90,17 +91,11 @@ const HISTORY_START: HistoryPosition = Object.freeze({ revision: 0, afterKey: ""
  * registers (a `register` command; the session's id is the index of that entry), then
  * numbers its writes 1, 2, ... with one in flight per session; a command whose sequence is
  * not above the session's last is a duplicate, answered with the last result and applied
- * no more. Sessions expire by the store's **clock**, the latest time of the `clock` entries
- * applied, which the leader proposes every few seconds with its wall clock (only the
- * leader's: one node with a clock hours fast must not expire every session by taking one
- * write): every replica has the same clock at the same index, so every replica expires the
- * same sessions at the same entry. When the clock is first set, the sessions opened before
- * are stamped with it, so they get a full lifetime. Whenever the
- * clock crosses a multiple of `SESSION_LIMITS.sweepIntervalMs`, sessions unused for
- * `ttlMs` are dropped; opening one beyond `sessionsMax` drops the least recently used 1%. A
- * command for a registered-range id the store does not hold gets "session-expired" and
- * changes nothing, so its client can register again and retry without a double apply.
- * (A leader's clock that is off moves the expiry by as much; leaders change rarely.)
+ * no more. A command for a registered-range id the store does not hold gets
+ * "session-expired" and changes nothing, so its client can register again and retry without
+ * a double apply. Sessions expire by the store's **clock**, the latest time of the `clock`
+ * entries applied, which only the leader proposes, so every replica expires the same
+ * sessions at the same entry; their bookkeeping is in sessions.ts (`KvSessions`).
  *
  * History (MVCC, src/core/kv/history.ts): every write also records its changes, so reads
  * can ask for a past revision (`getAt`, `rangeAt`) and watches replay changes
@@ -123,8 +118,8 @@ export class KvStore {
   /** The changes of the transaction under way, for the observer once it commits. */
   private pendingChanges: KvChange[] = [];
   private observer: KvStoreObserver | null = null;
-  /** How many sessions the backend holds (derived from it at open). */
-  private sessionCount: number;
+  /** The client sessions the backend holds, and their count (sessions.ts). */
+  private readonly sessionsHeld: KvSessions;
   /** How many keys the backend holds (derived from it at open, then kept as keys come and go). */
   private keyCount: number;
   /** The leases the backend holds, and their caches (leases.ts). */
@@ -138,7 +133,7 @@ export class KvStore {
    */
   constructor(
     readonly backend: KvBackend = new MemoryKvBackend(),
-    private readonly sessionLimits: SessionLimits = SESSION_LIMITS,
+    sessionLimits: SessionLimits = SESSION_LIMITS,
   ) {
     const meta = backend.readMeta();
     assertIndex(meta.appliedIndex, "stored applied index");
@@ -151,7 +146,7 @@ export class KvStore {
     this.purged = meta.purged ?? HISTORY_START;
     // Nothing below a compaction point of 0; else a first step finds out how far it went.
     this.purgeDone = this.compactRevisionValue === 0;
-    this.sessionCount = countOf(backend.allSessions());
+    this.sessionsHeld = new KvSessions(backend, sessionLimits);
     this.keyCount = backend.recordCount();
     this.leasesHeld = new KvLeases(backend);
     this.authState = readAuthState(backend);
@@ -187,7 +182,7 @@ export class KvStore {
 
   /** How many client sessions the store holds. */
   get sessions(): number {
-    return this.sessionCount;
+    return this.sessionsHeld.count;
   }
 
   /** How many keys the store holds. */
@@ -347,7 +342,7 @@ export class KvStore {
     this.compactRevisionValue = meta.compactRevision ?? 0;
     this.purged = meta.purged ?? HISTORY_START;
     this.purgeDone = true;
-    this.sessionCount = countOf(backend.allSessions());
+    this.sessionsHeld.reload();
     this.keyCount = backend.recordCount();
     this.leasesHeld.reload();
     this.authState = readAuthState(backend);
@@ -370,7 +365,7 @@ export class KvStore {
     const compactRevision = this.compactRevisionValue;
     const purged = this.purged;
     const purgeDone = this.purgeDone;
-    const sessionCount = this.sessionCount;
+    const sessionCount = this.sessionsHeld.mark();
     const keyCount = this.keyCount;
     const leases = this.leasesHeld.mark();
     const authState = this.authState;
@@ -388,7 +383,7 @@ export class KvStore {
       this.compactRevisionValue = compactRevision;
       this.purged = purged;
       this.purgeDone = purgeDone;
-      this.sessionCount = sessionCount;
+      this.sessionsHeld.rollback(sessionCount);
       this.keyCount = keyCount;
       this.leasesHeld.rollback(leases);
       this.authState = authState;
@@ -451,7 +446,7 @@ export class KvStore {
       this.advanceClock(command.request.timeMs ?? 0, command.newLeader === true);
       return { request: command.request, result: { op: "clock", expired: this.expireLeases() }, duplicate: false };
     }
-    if (command.op === "register") return { request: command.request, result: this.register(index), duplicate: false };
+    if (command.op === "register") return { request: command.request, result: this.sessionsHeld.register(index, this.clockMs), duplicate: false };
     const { clientId, sequence } = command.request;
     let session: KvSession | undefined;
     if (clientId !== NO_SESSION) {
@@ -463,26 +458,8 @@ export class KvStore {
       }
     }
     const result = this.execute(command, index);
-    if (clientId !== NO_SESSION) {
-      const next = { clientId, sequence, result: forSession(result), lastActiveMs: this.clockMs };
-      if (session === undefined) this.openSession(next);
-      else this.backend.putSession(next);
-    }
+    if (clientId !== NO_SESSION) this.sessionsHeld.record(session, { clientId, sequence, result, lastActiveMs: this.clockMs });
     return { request: command.request, result, duplicate: false };
-  }
-
-  /** Opens a session whose id is the index of its registration (unique: indexes are never reused). */
-  private register(index: number): KvResult {
-    assert(index < SELF_ASSIGNED_SESSIONS_FROM, "log indexes stay below the self-assigned session ids");
-    this.openSession({ clientId: index, sequence: 0, result: { op: "noop" }, lastActiveMs: this.clockMs });
-    return { op: "session", clientId: index };
-  }
-
-  /** Adds a session the store does not hold, making room first. */
-  private openSession(session: KvSession): void {
-    this.makeRoomForSession();
-    this.backend.putSession(session);
-    this.sessionCount++;
   }
 
   /**
@@ -495,37 +472,7 @@ export class KvStore {
     if (newLeader || (before === 0 && timeMs > 0)) this.leasesHeld.extendAll(Math.max(before, timeMs));
     if (timeMs <= this.clockMs) return;
     this.clockMs = timeMs;
-    if (before === 0) {
-      // The first time: sessions opened while the clock was unset start their lifetime now.
-      for (const session of [...this.backend.allSessions()]) this.backend.putSession({ ...session, lastActiveMs: timeMs });
-      return;
-    }
-    const interval = this.sessionLimits.sweepIntervalMs;
-    if (Math.floor(timeMs / interval) > Math.floor(before / interval)) this.sweepSessions();
-  }
-
-  private sweepSessions(): void {
-    const expired: number[] = [];
-    for (const session of this.backend.allSessions()) {
-      if ((session.lastActiveMs ?? 0) + this.sessionLimits.ttlMs <= this.clockMs) expired.push(session.clientId);
-    }
-    for (const clientId of expired) this.backend.deleteSession(clientId);
-    this.sessionCount -= expired.length;
-  }
-
-  /**
-   * At `sessionsMax`, drops the least recently used sessions (the lowest ids among equals):
-   * 1% of them at once, so a stream of registrations at capacity costs one scan of the
-   * sessions per hundred registrations rather than one each.
-   */
-  private makeRoomForSession(): void {
-    if (this.sessionCount < this.sessionLimits.sessionsMax) return;
-    const evicted = Math.max(1, Math.floor(this.sessionLimits.sessionsMax / 100));
-    const byAge = [...this.backend.allSessions()].map((session) => ({ clientId: session.clientId, lastActiveMs: session.lastActiveMs ?? 0 }));
-    // allSessions is in client-id order and the sort is stable: equal ages keep it.
-    byAge.sort((a, b) => a.lastActiveMs - b.lastActiveMs);
-    for (const { clientId } of byAge.slice(0, evicted)) this.backend.deleteSession(clientId);
-    this.sessionCount -= Math.min(evicted, byAge.length);
+    this.sessionsHeld.clockMoved(before, timeMs);
   }
 
   /**
@@ -738,12 +685,6 @@ function compareChanges(a: KvChange, b: KvChange): number {
   return a.revision - b.revision || compareUtf8(a.key, b.key);
 }
 
-function countOf(items: Iterable<unknown>): number {
-  let count = 0;
-  for (const _ of items) count++;
-  return count;
-}
-
 function readAuthState(backend: KvBackend): AuthState {
   const bytes = backend.readAuth();
   if (bytes === undefined) return EMPTY_AUTH;
@@ -751,10 +692,4 @@ function readAuthState(backend: KvBackend): AuthState {
   const state = decodeAuthState(reader);
   reader.expectEnd();
   return state;
-}
-
-/** What a session keeps of a result: a transaction's get results lose their records. */
-function forSession(result: KvResult): KvResult {
-  if (result.op !== "txn" || !result.results.some((operation) => operation.op === "get")) return result;
-  return { ...result, results: result.results.map((operation) => (operation.op === "get" ? { op: "get-forgotten" } : operation)) };
 }
