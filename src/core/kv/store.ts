@@ -7,10 +7,11 @@ import { applyAuthChange, decodeAuthState, EMPTY_AUTH, encodeAuthState, type Aut
 import { MemoryKvBackend, type KvBackend } from "./backend.js";
 import { decodeCommand, type KvCommand, type RequestId, type TxnCommand, type TxnCompare, type TxnCompareOperator } from "./command.js";
 import { purgeFrom, purgeStep, rangeAt, recordAt, retainedChanges } from "./history.js";
+import { KvLeases, restoreLease } from "./leases.js";
+import { KvSessions } from "./sessions.js";
 import {
   CompactedError,
   FutureRevisionError,
-  LEASE_LIMITS,
   NO_SESSION,
   SELF_ASSIGNED_SESSIONS_FROM,
   SESSION_LIMITS,
@@ -90,33 +91,20 @@ const HISTORY_START: HistoryPosition = Object.freeze({ revision: 0, afterKey: ""
  * registers (a `register` command; the session's id is the index of that entry), then
  * numbers its writes 1, 2, ... with one in flight per session; a command whose sequence is
  * not above the session's last is a duplicate, answered with the last result and applied
- * no more. Sessions expire by the store's **clock**, the latest time of the `clock` entries
- * applied, which the leader proposes every few seconds with its wall clock (only the
- * leader's: one node with a clock hours fast must not expire every session by taking one
- * write): every replica has the same clock at the same index, so every replica expires the
- * same sessions at the same entry. When the clock is first set, the sessions opened before
- * are stamped with it, so they get a full lifetime. Whenever the
- * clock crosses a multiple of `SESSION_LIMITS.sweepIntervalMs`, sessions unused for
- * `ttlMs` are dropped; opening one beyond `sessionsMax` drops the least recently used 1%. A
- * command for a registered-range id the store does not hold gets "session-expired" and
- * changes nothing, so its client can register again and retry without a double apply.
- * (A leader's clock that is off moves the expiry by as much; leaders change rarely.)
+ * no more. A command for a registered-range id the store does not hold gets
+ * "session-expired" and changes nothing, so its client can register again and retry without
+ * a double apply. Sessions expire by the store's **clock**, the latest time of the `clock`
+ * entries applied, which only the leader proposes, so every replica expires the same
+ * sessions at the same entry; their bookkeeping is in sessions.ts (`KvSessions`).
  *
  * History (MVCC, src/core/kv/history.ts): every write also records its changes, so reads
  * can ask for a past revision (`getAt`, `rangeAt`) and watches replay changes
  * (`changesAfter`), down to the compaction point, which a `compact` command moves up.
  *
- * Leases (etcd's) expire by the same clock, through the same path as sessions: a lease
- * expires at the first clock entry whose time reaches its `expiresAtMs`, so every replica
- * deletes the same keys at the same entry, each lease's keys in one revision. Only clock
- * entries expire anything. A grant or keep-alive sets the expiry to its time to live past
- * the later of the store's clock and the command's own time (the proposing leader's wall
- * clock when it took the request: the store's clock may lag it by a clock interval, or by a
- * pause, and a lease must live its full time to live from the keep-alive); a command's time
- * only ever makes a lease live longer. A clock entry marked `newLeader` first extends every
- * lease to live its full time to live from that clock (etcd's rule: the holder could reach
- * no leader during the failover), and so does the first clock entry ever (leases granted
- * while the clock was unset).
+ * Leases (etcd's) expire by the same clock, through the same path as sessions: only clock
+ * entries expire anything, so every replica deletes the same keys at the same entry. Their
+ * state and rules are in leases.ts (`KvLeases`); the store calls it inside its transactions
+ * and deletes a lease's keys, in one revision, when the lease goes.
  */
 export class KvStore {
   private appliedIndex: number;
@@ -130,14 +118,12 @@ export class KvStore {
   /** The changes of the transaction under way, for the observer once it commits. */
   private pendingChanges: KvChange[] = [];
   private observer: KvStoreObserver | null = null;
-  /** How many sessions the backend holds (derived from it at open). */
-  private sessionCount: number;
+  /** The client sessions the backend holds, and their count (sessions.ts). */
+  private readonly sessionsHeld: KvSessions;
   /** How many keys the backend holds (derived from it at open, then kept as keys come and go). */
   private keyCount: number;
-  /** How many leases the backend holds (derived from it at open). */
-  private leaseCountValue: number;
-  /** No lease expires before this clock: a lower bound, so most clock entries scan no lease. */
-  private leaseExpiryLowerBoundMs: number;
+  /** The leases the backend holds, and their caches (leases.ts). */
+  private readonly leasesHeld: KvLeases;
   /** Users, roles and permissions (auth.ts), decoded from the backend's bytes. */
   private authState: AuthState;
 
@@ -147,7 +133,7 @@ export class KvStore {
    */
   constructor(
     readonly backend: KvBackend = new MemoryKvBackend(),
-    private readonly sessionLimits: SessionLimits = SESSION_LIMITS,
+    sessionLimits: SessionLimits = SESSION_LIMITS,
   ) {
     const meta = backend.readMeta();
     assertIndex(meta.appliedIndex, "stored applied index");
@@ -160,10 +146,9 @@ export class KvStore {
     this.purged = meta.purged ?? HISTORY_START;
     // Nothing below a compaction point of 0; else a first step finds out how far it went.
     this.purgeDone = this.compactRevisionValue === 0;
-    this.sessionCount = countOf(backend.allSessions());
+    this.sessionsHeld = new KvSessions(backend, sessionLimits);
     this.keyCount = backend.recordCount();
-    this.leaseCountValue = countOf(backend.allLeases());
-    this.leaseExpiryLowerBoundMs = this.leaseCountValue === 0 ? Number.POSITIVE_INFINITY : 0;
+    this.leasesHeld = new KvLeases(backend);
     this.authState = readAuthState(backend);
   }
 
@@ -197,7 +182,7 @@ export class KvStore {
 
   /** How many client sessions the store holds. */
   get sessions(): number {
-    return this.sessionCount;
+    return this.sessionsHeld.count;
   }
 
   /** How many keys the store holds. */
@@ -207,34 +192,27 @@ export class KvStore {
 
   /** How many leases the store holds. */
   get leaseCount(): number {
-    return this.leaseCountValue;
+    return this.leasesHeld.count;
   }
 
   /** The lease `id`, if the store holds it. */
   lease(id: number): KvLease | undefined {
-    return Number.isSafeInteger(id) && id >= 1 ? this.backend.getLease(id) : undefined;
+    return this.leasesHeld.get(id);
   }
 
   /** At most `limit` leases with ids above `afterId`, by increasing id. */
   leases(limit: number, afterId = 0): KvLease[] {
-    assertIndex(limit, "leases limit");
-    const page: KvLease[] = [];
-    for (const lease of this.backend.allLeases()) {
-      if (page.length >= limit) break;
-      if (lease.id > afterId) page.push(lease);
-    }
-    return page;
+    return this.leasesHeld.page(limit, afterId);
   }
 
   /** At most `limit` keys attached to lease `id`, in key order, after `after` if given. */
   leaseKeys(id: number, limit: number, after?: string): string[] {
-    assertIndex(limit, "lease keys limit");
-    return this.backend.leaseKeys(id, limit, after === undefined ? undefined : toWellFormed(after));
+    return this.leasesHeld.keys(id, limit, after);
   }
 
   /** The lease the key is attached to, if any. */
   leaseOf(key: string): number | undefined {
-    return this.backend.leaseOfKey(toWellFormed(key));
+    return this.leasesHeld.ofKey(key);
   }
 
   /** The compaction point: the oldest revision reads and watches can still ask for (0: nothing compacted). */
@@ -364,10 +342,9 @@ export class KvStore {
     this.compactRevisionValue = meta.compactRevision ?? 0;
     this.purged = meta.purged ?? HISTORY_START;
     this.purgeDone = true;
-    this.sessionCount = countOf(backend.allSessions());
+    this.sessionsHeld.reload();
     this.keyCount = backend.recordCount();
-    this.leaseCountValue = countOf(backend.allLeases());
-    this.leaseExpiryLowerBoundMs = this.leaseCountValue === 0 ? Number.POSITIVE_INFINITY : 0;
+    this.leasesHeld.reload();
     this.authState = readAuthState(backend);
     this.observer?.restored();
   }
@@ -376,7 +353,7 @@ export class KvStore {
   snapshot(): Uint8Array {
     const meta = { appliedIndex: this.appliedIndex, revision: this.revision, clockMs: this.clockMs };
     const history = { compactRevision: this.compactRevisionValue, changes: [...retainedChanges(this.backend, this.compactRevisionValue)] };
-    const leases = [...this.backend.allLeases()].map((lease) => ({ lease, keys: this.backend.leaseKeys(lease.id, Number.MAX_SAFE_INTEGER) }));
+    const leases = this.leasesHeld.forSnapshot();
     return encodeSnapshot(meta, [...this.backend.allRecords()], [...this.backend.allSessions()], history, leases, this.backend.readAuth());
   }
 
@@ -388,10 +365,9 @@ export class KvStore {
     const compactRevision = this.compactRevisionValue;
     const purged = this.purged;
     const purgeDone = this.purgeDone;
-    const sessionCount = this.sessionCount;
+    const sessionCount = this.sessionsHeld.mark();
     const keyCount = this.keyCount;
-    const leaseCount = this.leaseCountValue;
-    const leaseExpiryLowerBoundMs = this.leaseExpiryLowerBoundMs;
+    const leases = this.leasesHeld.mark();
     const authState = this.authState;
     let result: T;
     try {
@@ -407,10 +383,9 @@ export class KvStore {
       this.compactRevisionValue = compactRevision;
       this.purged = purged;
       this.purgeDone = purgeDone;
-      this.sessionCount = sessionCount;
+      this.sessionsHeld.rollback(sessionCount);
       this.keyCount = keyCount;
-      this.leaseCountValue = leaseCount;
-      this.leaseExpiryLowerBoundMs = leaseExpiryLowerBoundMs;
+      this.leasesHeld.rollback(leases);
       this.authState = authState;
       this.pendingChanges = [];
       throw error;
@@ -471,7 +446,7 @@ export class KvStore {
       this.advanceClock(command.request.timeMs ?? 0, command.newLeader === true);
       return { request: command.request, result: { op: "clock", expired: this.expireLeases() }, duplicate: false };
     }
-    if (command.op === "register") return { request: command.request, result: this.register(index), duplicate: false };
+    if (command.op === "register") return { request: command.request, result: this.sessionsHeld.register(index, this.clockMs), duplicate: false };
     const { clientId, sequence } = command.request;
     let session: KvSession | undefined;
     if (clientId !== NO_SESSION) {
@@ -483,26 +458,8 @@ export class KvStore {
       }
     }
     const result = this.execute(command, index);
-    if (clientId !== NO_SESSION) {
-      const next = { clientId, sequence, result: forSession(result), lastActiveMs: this.clockMs };
-      if (session === undefined) this.openSession(next);
-      else this.backend.putSession(next);
-    }
+    if (clientId !== NO_SESSION) this.sessionsHeld.record(session, { clientId, sequence, result, lastActiveMs: this.clockMs });
     return { request: command.request, result, duplicate: false };
-  }
-
-  /** Opens a session whose id is the index of its registration (unique: indexes are never reused). */
-  private register(index: number): KvResult {
-    assert(index < SELF_ASSIGNED_SESSIONS_FROM, "log indexes stay below the self-assigned session ids");
-    this.openSession({ clientId: index, sequence: 0, result: { op: "noop" }, lastActiveMs: this.clockMs });
-    return { op: "session", clientId: index };
-  }
-
-  /** Adds a session the store does not hold, making room first. */
-  private openSession(session: KvSession): void {
-    this.makeRoomForSession();
-    this.backend.putSession(session);
-    this.sessionCount++;
   }
 
   /**
@@ -512,40 +469,10 @@ export class KvStore {
    */
   private advanceClock(timeMs: number, newLeader: boolean): void {
     const before = this.clockMs;
-    if (newLeader || (before === 0 && timeMs > 0)) this.extendLeases(Math.max(before, timeMs));
+    if (newLeader || (before === 0 && timeMs > 0)) this.leasesHeld.extendAll(Math.max(before, timeMs));
     if (timeMs <= this.clockMs) return;
     this.clockMs = timeMs;
-    if (before === 0) {
-      // The first time: sessions opened while the clock was unset start their lifetime now.
-      for (const session of [...this.backend.allSessions()]) this.backend.putSession({ ...session, lastActiveMs: timeMs });
-      return;
-    }
-    const interval = this.sessionLimits.sweepIntervalMs;
-    if (Math.floor(timeMs / interval) > Math.floor(before / interval)) this.sweepSessions();
-  }
-
-  private sweepSessions(): void {
-    const expired: number[] = [];
-    for (const session of this.backend.allSessions()) {
-      if ((session.lastActiveMs ?? 0) + this.sessionLimits.ttlMs <= this.clockMs) expired.push(session.clientId);
-    }
-    for (const clientId of expired) this.backend.deleteSession(clientId);
-    this.sessionCount -= expired.length;
-  }
-
-  /**
-   * At `sessionsMax`, drops the least recently used sessions (the lowest ids among equals):
-   * 1% of them at once, so a stream of registrations at capacity costs one scan of the
-   * sessions per hundred registrations rather than one each.
-   */
-  private makeRoomForSession(): void {
-    if (this.sessionCount < this.sessionLimits.sessionsMax) return;
-    const evicted = Math.max(1, Math.floor(this.sessionLimits.sessionsMax / 100));
-    const byAge = [...this.backend.allSessions()].map((session) => ({ clientId: session.clientId, lastActiveMs: session.lastActiveMs ?? 0 }));
-    // allSessions is in client-id order and the sort is stable: equal ages keep it.
-    byAge.sort((a, b) => a.lastActiveMs - b.lastActiveMs);
-    for (const { clientId } of byAge.slice(0, evicted)) this.backend.deleteSession(clientId);
-    this.sessionCount -= Math.min(evicted, byAge.length);
+    this.sessionsHeld.clockMoved(before, timeMs);
   }
 
   /**
@@ -556,27 +483,9 @@ export class KvStore {
     return this.clockMs;
   }
 
-  /** Every lease now lives at least its time to live past `clockMs`. */
-  private extendLeases(clockMs: number): void {
-    for (const lease of [...this.backend.allLeases()]) {
-      const expiresAtMs = clockMs + lease.ttlMs;
-      if (expiresAtMs > lease.expiresAtMs) this.backend.putLease({ ...lease, expiresAtMs });
-    }
-    this.leaseExpiryLowerBoundMs = Math.min(this.leaseExpiryLowerBoundMs, clockMs);
-  }
-
   /** Expires every lease whose time came by the clock, by increasing id; returns what went. */
   private expireLeases(): LeaseExpiry[] {
-    const nowMs = this.leaseExpiryClockMs();
-    if (nowMs < this.leaseExpiryLowerBoundMs) return [];
-    const expiring: number[] = [];
-    let nextExpiryMs = Number.POSITIVE_INFINITY;
-    for (const lease of this.backend.allLeases()) {
-      if (lease.expiresAtMs <= nowMs) expiring.push(lease.id);
-      else nextExpiryMs = Math.min(nextExpiryMs, lease.expiresAtMs);
-    }
-    this.leaseExpiryLowerBoundMs = nextExpiryMs;
-    return expiring.map((id) => {
+    return this.leasesHeld.due(this.leaseExpiryClockMs()).map((id) => {
       const { deleted, revision } = this.dropLease(id);
       return { id, deleted, revision };
     });
@@ -585,44 +494,18 @@ export class KvStore {
   /** Deletes a lease and its keys, the keys in one new revision (none if it had no keys). */
   private dropLease(id: number): { deleted: number; revision: number } {
     const revision = this.revision + 1;
-    let deleted = 0;
-    for (;;) {
-      // Each remove detaches its key, so each page is the next keys left.
-      const page = this.backend.leaseKeys(id, DELETE_PAGE_RECORDS);
-      for (const key of page) this.remove(key, revision);
-      deleted += page.length;
-      if (page.length < DELETE_PAGE_RECORDS) break;
-    }
-    this.backend.deleteLease(id);
-    this.leaseCountValue--;
+    const deleted = this.leasesHeld.drop(id, (key) => this.remove(key, revision));
     if (deleted > 0) this.revision = revision;
     return { deleted, revision: this.revision };
   }
 
-  /** The time a lease's grant or keep-alive counts from (see the class comment). */
+  /** The time a lease's grant or keep-alive counts from (see leases.ts). */
   private leaseStartMs(request: RequestId): number {
     return Math.max(this.clockMs, request.timeMs ?? 0);
   }
 
-  private grantLease(id: number, ttlMs: number, request: RequestId): KvResult {
-    if (this.leaseCountValue >= LEASE_LIMITS.leasesMax) return { op: "rejected", reason: `the store holds ${LEASE_LIMITS.leasesMax} leases, its limit: revoke some first` };
-    const expiresAtMs = this.leaseStartMs(request) + ttlMs;
-    this.backend.putLease({ id, ttlMs, expiresAtMs });
-    this.leaseCountValue++;
-    this.leaseExpiryLowerBoundMs = Math.min(this.leaseExpiryLowerBoundMs, expiresAtMs);
-    return { op: "lease-grant", id, ttlMs };
-  }
-
-  private keepLeaseAlive(id: number, request: RequestId): KvResult {
-    const lease = this.backend.getLease(id);
-    if (lease === undefined) return { op: "lease-not-found", id };
-    const expiresAtMs = this.leaseStartMs(request) + lease.ttlMs;
-    if (expiresAtMs > lease.expiresAtMs) this.backend.putLease({ ...lease, expiresAtMs });
-    return { op: "lease-keepalive", id, ttlMs: lease.ttlMs };
-  }
-
   private revokeLease(id: number): KvResult {
-    if (this.backend.getLease(id) === undefined) return { op: "lease-not-found", id };
+    if (!this.leasesHeld.holds(id)) return { op: "lease-not-found", id };
     return { op: "lease-revoke", id, ...this.dropLease(id) };
   }
 
@@ -639,20 +522,15 @@ export class KvStore {
     return this.authState;
   }
 
-  /** The first lease a write names that the store does not hold, if any. */
-  private missingLease(leases: readonly (number | undefined)[]): number | undefined {
-    return leases.find((lease) => lease !== undefined && this.backend.getLease(lease) === undefined);
-  }
-
   private execute(command: Exclude<KvCommand, { readonly op: "register" | "clock" }>, index: number): KvResult {
     if (command.op === "txn") return this.executeTxn(command);
     if (command.op === "compact") return this.compact(command.revision);
     if (command.op === "delete-prefix") return this.deletePrefix(command.prefix);
-    if (command.op === "lease-grant") return this.grantLease(index, command.ttlMs, command.request);
-    if (command.op === "lease-keepalive") return this.keepLeaseAlive(command.lease, command.request);
+    if (command.op === "lease-grant") return this.leasesHeld.grant(index, command.ttlMs, this.leaseStartMs(command.request));
+    if (command.op === "lease-keepalive") return this.leasesHeld.keepAlive(command.lease, this.leaseStartMs(command.request));
     if (command.op === "lease-revoke") return this.revokeLease(command.lease);
     if (command.op === "auth") return this.changeAuth(command.change);
-    const missing = command.op === "delete" ? undefined : this.missingLease([command.lease]);
+    const missing = command.op === "delete" ? undefined : this.leasesHeld.missing([command.lease]);
     if (missing !== undefined) return { op: "lease-not-found", id: missing };
     const current = this.backend.getRecord(command.key);
     switch (command.op) {
@@ -680,7 +558,7 @@ export class KvStore {
     const succeeded = command.compares.every((compare) => compareHolds(compare, this.backend.getRecord(compare.key)));
     const branch = succeeded ? command.success : command.failure;
     // As etcd: a branch that would attach a key to a lease the store does not hold applies nothing.
-    const missing = this.missingLease(branch.map((operation) => (operation.op === "put" ? operation.lease : undefined)));
+    const missing = this.leasesHeld.missing(branch.map((operation) => (operation.op === "put" ? operation.lease : undefined)));
     if (missing !== undefined) return { op: "lease-not-found", id: missing };
     const revision = this.revision + 1;
     let wrote = false;
@@ -734,11 +612,7 @@ export class KvStore {
   /** Writes a key's new record at `revision`, attached to `lease` (a lease the store holds) or to none. */
   private write(key: string, value: Uint8Array, current: KvRecord | undefined, revision: number, lease?: number): number {
     if (current === undefined) this.keyCount++;
-    const attached = this.backend.leaseOfKey(key);
-    if (attached !== lease) {
-      this.backend.detachKey(key);
-      if (lease !== undefined) this.backend.attachKey(key, lease);
-    }
+    this.leasesHeld.attach(key, lease);
     const record: KvRecord = {
       key,
       value,
@@ -807,27 +681,8 @@ export function startHistory(backend: KvBackend, revision: number): number {
   }
 }
 
-/**
- * One lease of a snapshot into `backend`, checking what only the state can tell: each of
- * its keys has a record and no other lease.
- */
-function restoreLease(backend: KvBackend, lease: KvLease, keys: readonly string[]): void {
-  backend.putLease(lease);
-  for (const key of keys) {
-    if (backend.getRecord(key) === undefined) throw new InvalidInputError(`KV snapshot attaches ${JSON.stringify(key)}, which it does not hold, to lease ${lease.id}`);
-    if (backend.leaseOfKey(key) !== undefined) throw new InvalidInputError(`KV snapshot attaches ${JSON.stringify(key)} to two leases`);
-    backend.attachKey(key, lease.id);
-  }
-}
-
 function compareChanges(a: KvChange, b: KvChange): number {
   return a.revision - b.revision || compareUtf8(a.key, b.key);
-}
-
-function countOf(items: Iterable<unknown>): number {
-  let count = 0;
-  for (const _ of items) count++;
-  return count;
 }
 
 function readAuthState(backend: KvBackend): AuthState {
@@ -837,10 +692,4 @@ function readAuthState(backend: KvBackend): AuthState {
   const state = decodeAuthState(reader);
   reader.expectEnd();
   return state;
-}
-
-/** What a session keeps of a result: a transaction's get results lose their records. */
-function forSession(result: KvResult): KvResult {
-  if (result.op !== "txn" || !result.results.some((operation) => operation.op === "get")) return result;
-  return { ...result, results: result.results.map((operation) => (operation.op === "get" ? { op: "get-forgotten" } : operation)) };
 }

@@ -1,0 +1,169 @@
+/**
+ * What a simulation run is asked for and what it answers: the options (`SimOptions`), their
+ * validation (`groupsConflict`, `scenarioConflict`), the scenario they choose, and the result
+ * (`SimResult`). The run itself is simulation.ts's; the CLI and the tests import these from
+ * there.
+ */
+import type { Prng } from "../core/common/prng.js";
+import type { EngineFactory } from "../core/engine/contract.js";
+import { appScenarioConflict } from "./app/harness.js";
+import type { SimApplication } from "./app/module.js";
+import type { ModelOperation } from "./check/model-linearizability.js";
+import type { Operation } from "./history.js";
+import type { LockStats } from "./lock-workload.js";
+import type { FaultClass, SimParams } from "./params.js";
+import type { ReplayEvent } from "./replay-trace.js";
+import { findScenario, pickScenario, scenarioApplies, SCENARIO_NAMES, type Scenario } from "./scenarios.js";
+import type { WatchStats } from "./watch-workload.js";
+
+export interface SimOptions {
+  readonly protocol: EngineFactory<unknown, unknown>;
+  readonly seed: number;
+  readonly faults?: readonly FaultClass[];
+  /** A deliberately broken variant of the protocol (one of its `mutants`). */
+  readonly mutant?: string;
+  /**
+   * Client-level checkers to skip ("lost-write", "linearizability", "liveness"), to show
+   * that the others catch a fault on their own.
+   */
+  readonly disabledCheckers?: readonly ("lost-write" | "linearizability" | "liveness" | "determinism")[];
+  /**
+   * A scenario by name (see scenarios.ts), or "random" (the default): the seed picks one
+   * from the whole catalogue — or "mixed" when `faults` narrows the fault classes or the
+   * protocol runs on a fixed cluster size.
+   */
+  readonly scenario?: string;
+  /** Keep every trace line and return them all in `trace` (slower; for reading one run). */
+  readonly fullTrace?: boolean;
+  /**
+   * Record the run's events for a replay (replay-trace.ts; `--trace-out FILE.jsonl`), at most
+   * this many. Watching only: the run is the same with or without it.
+   */
+  readonly replayEventsMax?: number;
+  /**
+   * A user's state machine module to run instead of the KV store, with its workload and
+   * sequential model (`synod sim --state-machine`; see sim/app/).
+   */
+  readonly application?: SimApplication;
+  /**
+   * "leases": besides the KV clients, clients that grant leases, attach keys, keep them alive
+   * and let them lapse, judged by the lease checker (sim/check/leases.ts). The default with a
+   * lease mutant (core/kv/mutants.ts), which only leases can show. "watch": besides the KV
+   * clients, watchers that follow the keys through reconnects to node after node, judged by
+   * the watch checker (sim/check/watches.ts); the default with a watch mutant. "lock":
+   * besides the KV clients, clients contending for a lock with the SDK's recipe, judged by
+   * the lock checker (sim/check/locks.ts); the default with a lock mutant.
+   */
+  readonly workload?: SimWorkload;
+  /**
+   * How many consensus groups every node hosts a replica of (default 1): the keys spread
+   * over them by a fixed hash, faults hit a node and so all its groups, and every checker
+   * runs per group. KV store only.
+   */
+  readonly groups?: number;
+}
+
+/** The most groups a simulated node hosts: enough to show batching, few enough to stay fast. */
+export const SIM_GROUPS_MAX = 64;
+
+/** Why `groups` cannot run as asked, or null when it can. */
+export function groupsConflict(groups: number, stateMachine: boolean): string | null {
+  if (!Number.isSafeInteger(groups) || groups < 1 || groups > SIM_GROUPS_MAX) return `--groups must be an integer from 1 to ${SIM_GROUPS_MAX}, got ${groups}`;
+  if (groups > 1 && stateMachine) return "--groups runs the KV store only; a --state-machine runs in one group";
+  return null;
+}
+
+export const SIM_WORKLOADS = ["kv", "leases", "watch", "lock"] as const;
+export type SimWorkload = (typeof SIM_WORKLOADS)[number];
+
+export interface SimFailure {
+  /** Which property failed: a checker's name, or "liveness". */
+  readonly checker: string;
+  readonly message: string;
+  readonly atMicros: number;
+}
+
+export interface SimStats {
+  readonly virtualMicros: number;
+  readonly events: number;
+  readonly messagesSent: number;
+  readonly messagesDropped: number;
+  readonly operations: { readonly ok: number; readonly fail: number; readonly unknown: number };
+  readonly leaderTerms: number;
+  readonly crashes: number;
+  /** Crashes that caught writes not yet fsynced, and lost some of them. */
+  readonly crashesLosingWrites: number;
+  readonly faultsInjected: number;
+  /**
+   * With several groups: how many syncs the groups asked for, over every node, and how many
+   * disk syncs served them (group commit). Absent with one group.
+   */
+  readonly groupCommit?: { readonly requests: number; readonly deviceSyncs: number };
+  /** With the watch workload: changes the watchers received, connections they opened, resumes a compaction cut. */
+  readonly watch?: WatchStats;
+  /** With the lock workload: acquisitions the lock clients made, and leases they let lapse. */
+  readonly lock?: LockStats;
+}
+
+export interface SimResult {
+  readonly seed: number;
+  readonly protocol: string;
+  readonly mutant: string | null;
+  /** What the run was asked for (null faults: the scenario's own), for reproducing it. */
+  readonly request: { readonly faults: readonly FaultClass[] | null; readonly scenario: string; readonly stateMachine?: string; readonly workload?: SimWorkload; readonly groups?: number };
+  readonly params: SimParams;
+  readonly failure: SimFailure | null;
+  readonly history: readonly Operation[];
+  readonly stats: SimStats;
+  /** The last lines of the trace, for a person reading a failure. */
+  readonly traceTail: readonly string[];
+  /** The last faults, crashes and leadership changes before the failure. */
+  readonly notableTail: readonly string[];
+  /** With `fullTrace`: every event of the run, one line each. Otherwise empty. */
+  readonly trace: readonly string[];
+  /** A run of a user's state machine: its clients' history (`history` is then empty). */
+  readonly appHistory?: readonly ModelOperation<unknown, unknown>[];
+  /** With `replayEventsMax`: the recorded events, and how many the run had (replay-file.ts writes them). */
+  readonly replay?: { readonly events: readonly ReplayEvent[]; readonly eventsInRun: number; readonly cappedAtMicros: number | null; readonly failureAtEvent: number | null };
+}
+
+/** Why `scenario` cannot run as asked, or null when it can. */
+export function scenarioConflict(name: string, faults: readonly FaultClass[] | undefined, factory: EngineFactory<unknown, unknown>): string | null {
+  if (name === "random" || name === "mixed") return null;
+  const scenario = findScenario(name);
+  if (scenario === undefined) return `no scenario "${name}"; choose one of: ${SCENARIO_NAMES.join(", ")}`;
+  if (faults !== undefined) return `scenario ${name} chooses its own faults; --faults goes with the mixed nemesis (--scenario mixed or random)`;
+  if (factory.fixedClusterSize !== undefined) return `protocol ${factory.name} runs on ${factory.fixedClusterSize} node(s) only; it plays the mixed nemesis`;
+  if (scenario.needsCompaction === true && factory.compacts !== true) return `scenario ${name} is about snapshots, and protocol ${factory.name} does not compact its log`;
+  if (scenario.needsMembership === true && factory.reconfigures !== true) return `scenario ${name} changes the membership, and protocol ${factory.name} cannot`;
+  if (!scenarioApplies(scenario, factory.name)) return `scenario ${name} is about ${(scenario.protocols ?? []).join(", ")} only; protocol ${factory.name} skips it`;
+  return null;
+}
+
+/**
+ * The scenario, for a user's state machine: as for the KV store, except that one that
+ * checks the KV store only is refused by name and drawn again at random, so it never
+ * passes without having tested anything.
+ */
+export function chooseAppScenario(options: SimOptions, factory: EngineFactory<unknown, unknown>, prng: Prng): Scenario {
+  if (options.application === undefined) return chooseScenario(options, factory, prng);
+  const conflict = appScenarioConflict(options.scenario ?? "random");
+  if (conflict !== null) throw new Error(conflict);
+  for (let attempt = 0; ; attempt++) {
+    const scenario = chooseScenario(options, factory, prng);
+    if (appScenarioConflict(scenario.name) === null) return scenario;
+    if (attempt >= 100) return findScenario("mixed") as Scenario;
+  }
+}
+
+function chooseScenario(options: SimOptions, factory: EngineFactory<unknown, unknown>, prng: Prng): Scenario {
+  const name = options.scenario ?? "random";
+  const conflict = scenarioConflict(name, options.faults, factory);
+  if (conflict !== null) throw new Error(conflict);
+  const mixed = findScenario("mixed") as Scenario;
+  if (name === "mixed") return mixed;
+  if (name !== "random") return findScenario(name) as Scenario;
+  // A narrowed fault list or a one-node control asks for exactly that: the mixed nemesis.
+  if (options.faults !== undefined || factory.fixedClusterSize !== undefined) return mixed;
+  return pickScenario(prng, factory.compacts === true, factory.reconfigures === true, factory.name);
+}
