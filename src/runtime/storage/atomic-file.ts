@@ -25,7 +25,12 @@ export function writeFileAtomic(path: string, data: Uint8Array | readonly Uint8A
     closeSync(fd);
   }
   renameSync(temp, path);
-  const dir = openSync(dirname(path), "r");
+  syncDirectory(dirname(path));
+}
+
+/** Makes a directory's entries (files created, renamed or removed in it) durable. */
+export function syncDirectory(path: string): void {
+  const dir = openSync(path, "r");
   try {
     fsyncSync(dir);
   } finally {

@@ -22,15 +22,15 @@
  * do. Writes throw whatever the file system throws; after that the log is unusable and the
  * process should exit and recover.
  */
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { assert } from "../../core/common/assert.js";
 import type { DurableState, LogEntry, Snapshot } from "../../core/engine/contract.js";
 import { assertGroupId, DEFAULT_GROUP, type GroupId } from "../../core/multi/group.js";
-import { removeLeftoverTempFiles } from "./atomic-file.js";
+import { removeLeftoverTempFiles, syncDirectory } from "./atomic-file.js";
 import { ENTRY_OVERHEAD_BYTES, encodeLogRecord, entryBatchBytes, type LogRecord, type SnapshotRef } from "./log-record.js";
 import { LogState, replayLogRecords } from "./log-state.js";
-import { listSnapshotFiles, readSnapshotFile, snapshotFileName, writeSnapshotFile, writeSnapshotFileAsync } from "./snapshot-file.js";
+import { readSnapshotFile, removeSnapshotFilesExcept, snapshotFileName, writeSnapshotFile, writeSnapshotFileAsync } from "./snapshot-file.js";
 import { Wal, WAL_RECORD_BYTES_MAX, WAL_SEGMENT_BYTES_DEFAULT, WalCorruptionError } from "./wal.js";
 
 /** Entry batches are split into records of about this size (a single larger entry gets a record of its own). */
@@ -254,7 +254,7 @@ export class SharedLog<H> {
     this.preparedSnapshotFiles.delete(group);
     this.wal.append(encodeLogRecord({ kind: "drop" }, group));
     this.afterDurable.push(() => {
-      if (!this.states.has(group)) removeSnapshotFiles(this.snapshotDir(group), new Set());
+      if (!this.states.has(group)) removeSnapshotFilesExcept(this.snapshotDir(group), new Set());
     });
     if (!this.syncing) this.sync();
   }
@@ -376,7 +376,7 @@ export class SharedLog<H> {
     if (state.snapshot !== null) keep.add(snapshotFileName(state.snapshot.index, state.snapshot.term));
     const prepared = this.preparedSnapshotFiles.get(group);
     if (prepared !== undefined) keep.add(prepared);
-    removeSnapshotFiles(this.snapshotDir(group), keep);
+    removeSnapshotFilesExcept(this.snapshotDir(group), keep);
   }
 
   private stateOf(group: GroupId): LogState {
@@ -428,30 +428,11 @@ function removeUnreferencedSnapshots(snapshotDir: string, states: ReadonlyMap<Gr
     for (const name of removeLeftoverTempFiles(dir)) log(`log store: removed ${name}, a snapshot file a crash left half-written`);
     const keep = new Set<string>();
     if (state !== undefined && state.snapshot !== null) keep.add(snapshotFileName(state.snapshot.index, state.snapshot.term));
-    for (const name of removeSnapshotFiles(dir, keep)) log(`log store: removed ${group === DEFAULT_GROUP ? name : `group-${group}/${name}`}, ${why}`);
+    for (const name of removeSnapshotFilesExcept(dir, keep)) log(`log store: removed ${group === DEFAULT_GROUP ? name : `group-${group}/${name}`}, ${why}`);
     if (group !== DEFAULT_GROUP && state === undefined) {
       rmSync(dir, { recursive: true, force: true });
       syncDirectory(snapshotDir);
     }
-  }
-}
-
-/** Removes the snapshot files in `dir` not in `keep`, then fsyncs the directory. Returns the names removed. */
-function removeSnapshotFiles(dir: string, keep: ReadonlySet<string>): string[] {
-  if (!existsSync(dir)) return [];
-  const removed = listSnapshotFiles(dir).filter((name) => !keep.has(name));
-  if (removed.length === 0) return [];
-  for (const name of removed) rmSync(join(dir, name));
-  syncDirectory(dir);
-  return removed;
-}
-
-function syncDirectory(dir: string): void {
-  const fd = openSync(dir, "r");
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
   }
 }
 

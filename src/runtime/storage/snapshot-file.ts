@@ -19,12 +19,12 @@
  * is current and of which kind; the header's kind is informational (a leader's snapshot at
  * the index and term of the node's own replaces the file, and holds the same state).
  */
-import { closeSync, fsyncSync, openSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { SynodError } from "../../core/common/errors.js";
 import type { Snapshot } from "../../core/engine/contract.js";
 import { decodeMembership, encodeMembership } from "../../core/engine/membership.js";
-import { writeFileAtomic, writeFileAtomicAsync } from "./atomic-file.js";
+import { syncDirectory, writeFileAtomic, writeFileAtomicAsync } from "./atomic-file.js";
 import { crc32c } from "./crc32c.js";
 import type { SnapshotRef } from "./log-record.js";
 
@@ -141,16 +141,12 @@ function headerProblem(bytes: Uint8Array, ref: SnapshotRef): string | null {
   return null;
 }
 
-/** Removes every snapshot file in `dir` but `keep` (a file name, or null), then fsyncs the directory. Returns the names removed. */
-export function removeSnapshotFilesExcept(dir: string, keep: string | null): string[] {
-  const removed = listSnapshotFiles(dir).filter((name) => name !== keep);
+/** Removes every snapshot file in `dir` (if it exists) but those named in `keep`, then fsyncs the directory. Returns the names removed. */
+export function removeSnapshotFilesExcept(dir: string, keep: ReadonlySet<string>): string[] {
+  if (!existsSync(dir)) return [];
+  const removed = listSnapshotFiles(dir).filter((name) => !keep.has(name));
   if (removed.length === 0) return [];
   for (const name of removed) rmSync(join(dir, name));
-  const fd = openSync(dir, "r");
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
+  syncDirectory(dir);
   return removed;
 }

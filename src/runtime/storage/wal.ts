@@ -32,6 +32,7 @@ import { closeSync, existsSync, fdatasync, fdatasyncSync, fsyncSync, ftruncateSy
 import { open as openAsync } from "node:fs/promises";
 import { join } from "node:path";
 import { assert } from "../../core/common/assert.js";
+import { syncDirectory } from "./atomic-file.js";
 import { crc32c } from "./crc32c.js";
 import { HEADER_BYTES, readSegment, SEGMENT_HEADER_BYTES, segmentHeader, WAL_RECORD_BYTES_MAX, WalCorruptionError, writeFully, type WalRecordPosition } from "./wal-format.js";
 
@@ -103,14 +104,6 @@ function listSegments(dir: string): string[] {
     .sort();
 }
 
-function syncDirectory(dir: string): void {
-  const fd = openSync(dir, "r");
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
 
 /**
  * The next segment, zero-filled in the background. At most one fill runs at a time; its
