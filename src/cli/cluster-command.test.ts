@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { freePortRange, freePorts, request, sleep } from "../runtime/server/process-cluster.test-util.js";
+import { freePortRange, freePorts, request, sleep, within } from "../runtime/server/process-cluster.test-util.js";
 
 const SYNOD_BIN = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "bin", "synod.js");
 
@@ -52,8 +52,7 @@ function synod(args: readonly string[]): { readonly child: ChildProcess; readonl
 }
 
 async function exitWithin(run: { readonly child: ChildProcess; readonly exit: Promise<number | null> }, timeoutMs: number): Promise<number | null | "running"> {
-  const timeout = sleep(timeoutMs).then(() => "running" as const);
-  const result = await Promise.race([run.exit, timeout]);
+  const result = await within(run.exit, timeoutMs, () => "running" as const);
   if (result === "running") run.child.kill("SIGKILL");
   return result;
 }

@@ -16,7 +16,7 @@ import { dirname, join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import type { Browser, Page } from "puppeteer-core";
-import { freePortRange, request, sleep } from "../runtime/server/process-cluster.test-util.js";
+import { freePortRange, request, sleep, within } from "../runtime/server/process-cluster.test-util.js";
 import { launchChromium, skipWithoutChromium } from "./browser.test-util.js";
 
 const SYNOD_BIN = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "bin", "synod.js");
@@ -77,7 +77,7 @@ describe("the dashboard in Chromium, on a local cluster", { skip, timeout: 90_00
     if (cluster !== null && cluster.exitCode === null) {
       const exited = new Promise((resolve) => cluster?.once("exit", resolve));
       cluster.kill("SIGTERM");
-      await Promise.race([exited, sleep(15_000)]);
+      await within(exited, 15_000, () => null);
       if (cluster.exitCode === null) cluster.kill("SIGKILL");
     }
     rmSync(root, { recursive: true, force: true });

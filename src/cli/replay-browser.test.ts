@@ -19,7 +19,7 @@ import { PROTOCOLS } from "../sim/protocols.js";
 import { replayFileText } from "../sim/replay-file.js";
 import { REPLAY_EVENTS_MAX, type ReplayHeader } from "../sim/replay-trace.js";
 import { runSimulation } from "../sim/simulation.js";
-import { sleep } from "../runtime/server/process-cluster.test-util.js";
+import { sleep, within } from "../runtime/server/process-cluster.test-util.js";
 import { launchChromium, skipWithoutChromium } from "./browser.test-util.js";
 
 const SYNOD_BIN = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "bin", "synod.js");
@@ -74,7 +74,7 @@ describe("the dashboard's Replay view in Chromium, with no cluster", { skip, tim
     if (sim !== null && sim.exitCode === null) {
       const exited = new Promise((resolve) => sim?.once("exit", resolve));
       sim.kill("SIGTERM");
-      await Promise.race([exited, sleep(5000)]);
+      await within(exited, 5000, () => null);
       if (sim.exitCode === null) sim.kill("SIGKILL");
     }
     rmSync(root, { recursive: true, force: true });

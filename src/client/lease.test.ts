@@ -9,6 +9,7 @@ import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import { within } from "../runtime/server/process-cluster.test-util.js";
 import { NotLeaderError } from "../core/common/errors.js";
 import type { KvCommand } from "../core/kv/command.js";
 import { KvStore } from "../core/kv/store.js";
@@ -81,7 +82,7 @@ describe("client.lease", () => {
     assert.ok(lease.alive, "renewed again once the cluster answered");
     const before = keepalives(lease.id);
     fault.refuse = new NotLeaderError(null);
-    const lost = await Promise.race([lease.lost, sleep(4000).then(() => null)]);
+    const lost = await within(lease.lost, 4000, () => null);
     fault.refuse = null;
     assert.ok(lost instanceof LeaseLostError && lost.reason === "unrenewed", String(lost));
     assert.equal(lost.id, lease.id);
@@ -93,7 +94,7 @@ describe("client.lease", () => {
     const holder = client();
     const lease = await holder.lease(3);
     await client().revokeLease(lease.id);
-    const lost = await Promise.race([lease.lost, sleep(3000).then(() => null)]);
+    const lost = await within(lease.lost, 3000, () => null);
     assert.ok(lost instanceof LeaseLostError && lost.reason === "expired", String(lost));
     const other = await holder.lease(3);
     await holder.close();

@@ -2,6 +2,7 @@
 // against a scripted status fetcher with a fake clock.
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
+import { within } from "../runtime/server/process-cluster.test-util.js";
 import v8 from "node:v8";
 import vm from "node:vm";
 import { after, describe, test } from "node:test";
@@ -158,7 +159,7 @@ describe("with a scripted status check and a fake clock", () => {
       gc();
       await new Promise((resolve) => setImmediate(resolve));
     }
-    const outcome = await Promise.race([round.then(() => "ended"), sleep(2_000).then(() => "hung")]);
+    const outcome = await within(round.then(() => "ended"), 2_000, () => "hung");
     assert.equal(outcome, "ended", "the checks' 40 ms timeout never fired");
     assert.deepEqual([cluster.stats().checks, cluster.stats().checksFailed], [3, 3]);
     await cluster.close();

@@ -12,7 +12,7 @@ import { CompactedError } from "../../client/errors.js";
 import type { WatchEvent } from "../../client/watch.js";
 import { KvStore } from "../../core/kv/store.js";
 import { readBackup } from "../storage/backup-file.js";
-import { ProcessCluster, request, sleep } from "./process-cluster.test-util.js";
+import { ProcessCluster, request, sleep, within } from "./process-cluster.test-util.js";
 
 const WRITES = 300;
 const KILL_AFTER = 100;
@@ -69,7 +69,7 @@ describe("watch and history on a real cluster", { timeout: 240_000 }, () => {
       }
     }
     const end = (await writer.put("watched/end", "done")).revision;
-    await Promise.race([done, sleep(60_000).then(() => assert.fail(`the watch did not reach the end: ${seen.length} changes, last ${seen.at(-1)?.revision}`))]);
+    await within(done, 60_000, () => assert.fail(`the watch did not reach the end: ${seen.length} changes, last ${seen.at(-1)?.revision}`));
     assert.ok(watch.stats.reconnects >= 1, "it moved to another node");
     const survivor = cluster.nodes.find((node) => node.id !== victim) as { http: string };
     // What the cluster committed, replayed from history on a node that was never killed.
