@@ -1,5 +1,5 @@
 // `npm test`: every *.test.js under dist/ and examples/, in two phases. First the files that
-// only compute (engines, simulator, checkers: CPU-bound, nothing timed), two at a time; then the
+// only compute (engines, simulator, checkers, storage: nothing timed), two at a time; then the
 // files that start real node processes and time what they do (failover within 3 s, a transfer
 // within 2 s), one at a time. Two of those at a time, or one beside a simulation, starve the
 // clusters' heartbeats on two cores: CI runs then failed on needless elections and reads
@@ -22,8 +22,19 @@ function testFiles(dir) {
   return found;
 }
 
-/** Files that start no node process and time nothing. */
-const COMPUTE_ONLY = [/^dist\/(core|sim|bench)\//, /^dist\/cli\/(readme-sim|sim-groups|sim-module|sim-soak)\.test\.js$/, /^dist\/purity\.test\.js$/];
+/**
+ * Files that start no node process and time nothing: the engines, the simulator and the
+ * checkers, and the storage, codecs and pure pieces of the runtime tested in-process.
+ */
+const COMPUTE_ONLY = [
+  /^dist\/(core|sim|bench|fuzz)\//,
+  /^dist\/cli\/(readme-sim|sim-groups|sim-module|sim-soak)\.test\.js$/,
+  /^dist\/purity\.test\.js$/,
+  /^dist\/runtime\/(storage|tls)\//,
+  /^dist\/runtime\/transport\/(codec|handshake|log-limiter)\.test\.js$/,
+  /^dist\/runtime\/proxy\/route\.test\.js$/,
+  /^dist\/runtime\/server\/(admission|dashboard-feed|data-dir)\.test\.js$/,
+];
 
 const files = [...testFiles(join(root, "dist")), ...testFiles(join(root, "examples"))].sort();
 const compute = files.filter((file) => COMPUTE_ONLY.some((pattern) => pattern.test(file)));
