@@ -22,7 +22,7 @@ import { decodeMembership, encodeMembership } from "../core/engine/membership.js
 import type { Membership } from "../core/engine/contract.js";
 import { KvStore } from "../core/kv/store.js";
 import { LEASE_LIMITS } from "../core/kv/model.js";
-import { decodeLogRecord, encodeLogRecord, LogRecordDecodeError, type LogRecord } from "../runtime/storage/log-record.js";
+import { decodeGroupLogRecord, encodeLogRecord, LogRecordDecodeError, type LogRecord } from "../runtime/storage/log-record.js";
 import { BACKUP_DIGEST_BYTES, backupFilePieces, encodeBackupPrefix, readBackup } from "../runtime/storage/backup-file.js";
 import { bytesToDecode, classify, FuzzFinding, runFuzz, type FuzzReport, type FuzzRun, type Outcomes } from "./harness.js";
 
@@ -98,8 +98,12 @@ const logRecordArbitrary: fc.Arbitrary<LogRecord> = fc.oneof(
   value.map((hardState): LogRecord => ({ kind: "hard-state", hardState })),
   entries.map((list): LogRecord => ({ kind: "entries", entries: list })),
   entries.map((list): LogRecord => ({ kind: "checkpoint-entries", entries: list })),
-  fc.option(fc.record({ index: fc.integer({ min: 1, max: 1000 }), term: fc.nat({ max: 50 }), kind: fc.constantFrom("installed" as const, "own" as const) })).map((snapshot): LogRecord => ({ kind: "checkpoint-begin", snapshot })),
+  fc.tuple(fc.option(fc.record({ index: fc.integer({ min: 1, max: 1000 }), term: fc.nat({ max: 50 }), kind: fc.constantFrom("installed" as const, "own" as const) })), fc.boolean()).map(([snapshot, sweep]): LogRecord => ({ kind: "checkpoint-begin", snapshot, sweep })),
   fc.tuple(fc.nat({ max: 100 }), fc.option(value)).map(([entryCount, hardState]): LogRecord => ({ kind: "checkpoint-end", entryCount, hardState })),
+  fc.constant<LogRecord>({ kind: "sweep-begin" }),
+  fc.nat({ max: 1000 }).map((groupCount): LogRecord => ({ kind: "sweep-end", groupCount })),
+  fc.record({ index: fc.integer({ min: 1, max: 1000 }), term: fc.nat({ max: 50 }) }).map(({ index, term }): LogRecord => ({ kind: "compact", index, term })),
+  fc.constant<LogRecord>({ kind: "drop" }),
 );
 
 /** Commands a store accepts and keeps (puts, leases, sessions), for building snapshots. */
@@ -136,7 +140,7 @@ type Input =
 const inputArbitrary: fc.Arbitrary<Input> = fc.oneof(
   { weight: 6, arbitrary: bytesToDecode(commandArbitrary.map(encodeCommand)).map((bytes): Input => ({ decoder: "command", bytes })) },
   { weight: 2, arbitrary: bytesToDecode(membershipArbitrary.map(encodeMembership)).map((bytes): Input => ({ decoder: "membership", bytes })) },
-  { weight: 2, arbitrary: bytesToDecode(logRecordArbitrary.map(encodeLogRecord)).map((bytes): Input => ({ decoder: "log-record", bytes })) },
+  { weight: 2, arbitrary: bytesToDecode(fc.tuple(logRecordArbitrary, fc.oneof(fc.constant(0), fc.nat({ max: 2 ** 32 - 1 }))).map(([record, group]) => encodeLogRecord(record, group))).map((bytes): Input => ({ decoder: "log-record", bytes })) },
   { weight: 1, arbitrary: bytesToDecode(snapshotArbitrary, 512).map((bytes): Input => ({ decoder: "kv-snapshot", bytes })) },
   { weight: 1, arbitrary: fc.tuple(bytesToDecode(backupArbitrary), fc.boolean()).map(([bytes, sign]): Input => ({ decoder: "backup", bytes: sign ? signedAgain(bytes) : bytes })) },
 );
@@ -185,8 +189,11 @@ function checkMembership(bytes: Uint8Array, outcomes: Outcomes): void {
 }
 
 function checkLogRecord(bytes: Uint8Array, outcomes: Outcomes): void {
-  const record = classify(outcomes, "log-record", () => decodeLogRecord(bytes), [LogRecordDecodeError]);
-  if (record !== undefined) deepStrictEqual(decodeLogRecord(encodeLogRecord(record)), record, "an accepted log record decodes differently once re-encoded");
+  const decoded = classify(outcomes, "log-record", () => decodeGroupLogRecord(bytes), [LogRecordDecodeError]);
+  if (decoded !== undefined) {
+    const { record, group } = decodeGroupLogRecord(encodeLogRecord(decoded.record, decoded.group));
+    deepStrictEqual({ record, group }, { record: decoded.record, group: decoded.group }, "an accepted log record decodes differently once re-encoded");
+  }
 }
 
 /** A store holding a little state, to check that a refused restore leaves it whole. */

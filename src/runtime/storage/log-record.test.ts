@@ -11,9 +11,9 @@ const entries = [
 const records: LogRecord[] = [
   { kind: "hard-state", hardState: new Uint8Array([9, 8, 7]) },
   { kind: "entries", entries },
-  { kind: "checkpoint-begin", snapshot: { index: 6, term: 3, kind: "own" } },
-  { kind: "checkpoint-begin", snapshot: { index: 2 ** 53 - 1, term: 1, kind: "installed" } },
-  { kind: "checkpoint-begin", snapshot: null },
+  { kind: "checkpoint-begin", snapshot: { index: 6, term: 3, kind: "own" }, sweep: false },
+  { kind: "checkpoint-begin", snapshot: { index: 2 ** 53 - 1, term: 1, kind: "installed" }, sweep: true },
+  { kind: "checkpoint-begin", snapshot: null, sweep: false },
   { kind: "checkpoint-entries", entries },
   { kind: "checkpoint-end", entryCount: 2, hardState: new Uint8Array([5]) },
   { kind: "checkpoint-end", entryCount: 0, hardState: null },

@@ -7,6 +7,7 @@
  *   1 hard-state          the engine's hard state, encoded by the caller (the rest of the record)
  *   2 entries             an entry batch (below): Raft append, replacing from its first index
  *   3 checkpoint-begin    u8 snapshot kind (0 none, 1 installed, 2 own) | f64 index | f64 term
+ *                         | u8 scope (0 the group's own checkpoint, 1 one of a sweep's)
  *   4 checkpoint-entries  an entry batch, part of the checkpoint's log
  *   5 checkpoint-end      f64 entry count | u8 has hard state | hard state bytes
  *   6 sweep-begin         (no fields) a checkpoint of every group follows
@@ -46,7 +47,8 @@ export interface SnapshotRef {
 export type LogRecord =
   | { readonly kind: "hard-state"; readonly hardState: Uint8Array }
   | { readonly kind: "entries"; readonly entries: readonly LogEntry[] }
-  | { readonly kind: "checkpoint-begin"; readonly snapshot: SnapshotRef | null }
+  /** `sweep`: one of the checkpoints of a sweep, else a group's own (a leader's snapshot installed). */
+  | { readonly kind: "checkpoint-begin"; readonly snapshot: SnapshotRef | null; readonly sweep: boolean }
   | { readonly kind: "checkpoint-entries"; readonly entries: readonly LogEntry[] }
   | { readonly kind: "checkpoint-end"; readonly entryCount: number; readonly hardState: Uint8Array | null }
   | { readonly kind: "sweep-begin" }
@@ -198,6 +200,7 @@ export function encodeLogRecord(record: LogRecord, group: GroupId = DEFAULT_GROU
       writer.u8(record.snapshot === null ? 0 : SNAPSHOT_KIND_CODES[record.snapshot.kind]);
       writer.f64(record.snapshot?.index ?? 0);
       writer.f64(record.snapshot?.term ?? 0);
+      writer.u8(record.sweep ? 1 : 0);
       break;
     case "checkpoint-end":
       writer.f64(record.entryCount);
@@ -226,7 +229,7 @@ function recordBytes(record: LogRecord): number {
     case "checkpoint-entries":
       return entryBatchBytes(record.entries);
     case "checkpoint-begin":
-      return RECORD_HEADER_BYTES + 1 + 8 + 8;
+      return RECORD_HEADER_BYTES + 1 + 8 + 8 + 1;
     case "checkpoint-end":
       return RECORD_HEADER_BYTES + 8 + 1 + (record.hardState?.length ?? 0);
     case "sweep-end":
@@ -264,7 +267,7 @@ export function decodeGroupLogRecord(payload: Uint8Array): DecodedLogRecord {
       record = { kind: "entries", entries: readBatch(reader, format) };
       break;
     case KIND_CODES["checkpoint-begin"]:
-      record = { kind: "checkpoint-begin", snapshot: readSnapshotRef(reader) };
+      record = { kind: "checkpoint-begin", snapshot: readSnapshotRef(reader), sweep: legacy ? false : readScope(reader) };
       break;
     case KIND_CODES["checkpoint-entries"]:
       record = { kind: "checkpoint-entries", entries: readBatch(reader, format) };
@@ -297,6 +300,12 @@ export function decodeGroupLogRecord(payload: Uint8Array): DecodedLogRecord {
   }
   reader.end();
   return { record, group, legacy };
+}
+
+function readScope(reader: Reader): boolean {
+  const scope = reader.u8("the checkpoint's scope");
+  if (scope > 1) throw new LogRecordDecodeError(`a checkpoint scope of ${scope}`);
+  return scope === 1;
 }
 
 function readSnapshotRef(reader: Reader): SnapshotRef | null {

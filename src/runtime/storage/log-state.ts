@@ -151,9 +151,19 @@ class Replay {
       case "sweep-end":
         return this.endSweep(record.groupCount, fail);
       case "checkpoint-begin":
-        // Inside a sweep, a checkpoint follows the previous group's end; outside, a new one abandons an unfinished one.
-        if (this.checkpoint !== null && this.sweep !== null) throw fail(`a checkpoint of group ${group} begins inside group ${this.checkpoint.group}'s`);
-        if (this.sweep === null) this.abandon();
+        if (record.sweep) {
+          // One of a sweep's checkpoints: it follows the sweep's beginning or the previous group's end.
+          if (this.sweep === null) {
+            if (this.groups === null) return; // the remains of a sweep whose beginning was removed
+            throw fail(`a checkpoint of group ${group} that belongs to a sweep, outside any`);
+          }
+          if (this.checkpoint !== null) throw fail(`a checkpoint of group ${group} begins inside group ${this.checkpoint.group}'s`);
+        } else {
+          // A group's own checkpoint (a leader's snapshot installed) ends whatever a crash
+          // interrupted before it, a sweep included: written after a restart, it belongs to
+          // no sweep, and taking it for the rest of one would lose it with that sweep.
+          this.abandon();
+        }
         this.checkpoint = { group, state: new LogState(record.snapshot), position, legacy };
         return;
       case "checkpoint-entries":

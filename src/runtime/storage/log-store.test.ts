@@ -295,7 +295,7 @@ describe("log store", () => {
       writeSnapshotFile(dirs.snapshotDir, snapshotAt(4, 1), "own");
       const { wal } = Wal.open({ dir: dirs.dir, segmentBytes: SEGMENT_BYTES });
       wal.roll();
-      wal.append(encodeLogRecord({ kind: "checkpoint-begin", snapshot: { index: 4, term: 1, kind: "own" } }));
+      wal.append(encodeLogRecord({ kind: "checkpoint-begin", snapshot: { index: 4, term: 1, kind: "own" }, sweep: false }));
       wal.append(encodeLogRecord({ kind: "checkpoint-entries", entries: range(5, 6, 1) }));
       await wal.close();
       const lines: string[] = [];

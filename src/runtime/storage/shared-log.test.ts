@@ -34,10 +34,11 @@ function open(dirs: Dirs, segmentBytes = 64 * 1024, log: (line: string) => void 
   return SharedLog.open<string>({ ...dirs, encodeHardState: bytes, decodeHardState: text, segmentBytes, log });
 }
 
-/** A record as a node before groups wrote it: format 2, no group field. */
+/** A record as a node before groups wrote it: format 2, no group field (nor a checkpoint's scope). */
 function legacy(record: LogRecord): Uint8Array {
   const encoded = encodeLogRecord(record);
-  return Uint8Array.from([2, encoded[1] as number, ...encoded.subarray(6)]);
+  const fields = encoded.subarray(6, record.kind === "checkpoint-begin" ? encoded.length - 1 : encoded.length);
+  return Uint8Array.from([2, encoded[1] as number, ...fields]);
 }
 
 describe("shared log", () => {
@@ -153,7 +154,7 @@ describe("shared log", () => {
       wal.roll();
       const sequence = wal.currentSequence;
       // A checkpoint after which the first segments went, as the old store wrote it.
-      wal.append(legacy({ kind: "checkpoint-begin", snapshot: null }));
+      wal.append(legacy({ kind: "checkpoint-begin", snapshot: null, sweep: false }));
       wal.append(legacy({ kind: "checkpoint-entries", entries: range(1, 30, 1) }));
       wal.append(legacy({ kind: "checkpoint-end", entryCount: 30, hardState: bytes("old") }));
       wal.append(legacy({ kind: "entries", entries: [entry(31, 2)] }));
@@ -178,7 +179,7 @@ describe("shared log", () => {
       await log.close();
       const { wal } = Wal.open({ dir: dirs.dir, segmentBytes: 64 * 1024 });
       wal.append(encodeLogRecord({ kind: "sweep-begin" }));
-      wal.append(encodeLogRecord({ kind: "checkpoint-begin", snapshot: null }, 0));
+      wal.append(encodeLogRecord({ kind: "checkpoint-begin", snapshot: null, sweep: true }, 0));
       wal.append(encodeLogRecord({ kind: "checkpoint-end", entryCount: 0, hardState: null }, 0));
       await wal.close(); // the crash came before group 2's checkpoint and the sweep's end
       const lines: string[] = [];
@@ -189,4 +190,28 @@ describe("shared log", () => {
       await reopened.close();
     });
   });
+
+  test("a snapshot installed right after a restart that followed an interrupted sweep is kept, not taken for part of that sweep", async () => {
+    await withDirs(async (dirs) => {
+      const { log } = open(dirs);
+      for (const group of [0, 2]) log.save(group, { snapshot: null, entries: range(1, 5, 1, group), hardState: `${group}` });
+      await log.close();
+      const { wal } = Wal.open({ dir: dirs.dir, segmentBytes: 64 * 1024 });
+      wal.append(encodeLogRecord({ kind: "sweep-begin" }));
+      wal.append(encodeLogRecord({ kind: "checkpoint-begin", snapshot: null, sweep: true }, 0));
+      wal.append(encodeLogRecord({ kind: "checkpoint-entries", entries: range(1, 5, 1, 0) }, 0));
+      wal.append(encodeLogRecord({ kind: "checkpoint-end", entryCount: 5, hardState: bytes("0") }, 0));
+      await wal.close(); // the crash came before group 2's checkpoint and the sweep's end
+      const second = open(dirs);
+      // The first thing after the restart: group 2 installs a leader's snapshot, durably.
+      second.log.save(2, { snapshot: snapshotAt(9, 2, 2), entries: [], hardState: "2 installed" });
+      second.log.save(2, { snapshot: null, entries: [entry(10, 2, 2)], hardState: null });
+      await second.log.close();
+      const { log: third, groups } = open(dirs);
+      assert.deepEqual(groups.get(2)?.durable, { hardState: "2 installed", snapshot: snapshotAt(9, 2, 2), entries: [entry(10, 2, 2)] });
+      assert.deepEqual(groups.get(0)?.durable.entries, range(1, 5, 1, 0));
+      await third.close();
+    });
+  });
 });
+

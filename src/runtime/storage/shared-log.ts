@@ -285,7 +285,7 @@ export class SharedLog<H> {
     state.install(ref);
     state.append(entries);
     if (hardState !== null) state.hardState = hardState;
-    for (const record of checkpointOf(state)) this.wal.append(encodeLogRecord(record, group));
+    for (const record of checkpointOf(state, false)) this.wal.append(encodeLogRecord(record, group));
     this.freeWhenDurable(group);
   }
 
@@ -361,7 +361,7 @@ export class SharedLog<H> {
     const sequence = this.wal.currentSequence;
     if (sequence === this.wal.firstSequence) return;
     this.wal.append(encodeLogRecord({ kind: "sweep-begin" }));
-    for (const [group, state] of this.states) for (const record of checkpointOf(state)) this.wal.append(encodeLogRecord(record, group));
+    for (const [group, state] of this.states) for (const record of checkpointOf(state, true)) this.wal.append(encodeLogRecord(record, group));
     this.wal.append(encodeLogRecord({ kind: "sweep-end", groupCount: this.states.size }));
     this.wal.sync();
     this.wal.removeSegmentsBefore(sequence);
@@ -410,8 +410,8 @@ export function snapshotDirOf(snapshotDir: string, group: GroupId): string {
 }
 
 /** A group's whole log as a checkpoint's records. */
-function checkpointOf(state: LogState): LogRecord[] {
-  const records: LogRecord[] = [{ kind: "checkpoint-begin", snapshot: state.snapshot }];
+function checkpointOf(state: LogState, sweep: boolean): LogRecord[] {
+  const records: LogRecord[] = [{ kind: "checkpoint-begin", snapshot: state.snapshot, sweep }];
   for (const batch of batches(state.entries)) records.push({ kind: "checkpoint-entries", entries: batch });
   records.push({ kind: "checkpoint-end", entryCount: state.entries.length, hardState: state.hardState });
   return records;
