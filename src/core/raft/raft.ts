@@ -21,7 +21,7 @@ import type {
 } from "../engine/contract.js";
 import { ConfigLog } from "./config-log.js";
 import { DEFAULT_RAFT_CONFIG, leaseTicks, validateRaftConfig, type RaftConfig } from "./config.js";
-import { entryBytes, RaftLog } from "./log.js";
+import { RaftLog } from "./log.js";
 import {
   bootstrapMembership,
   encodeMembership,
@@ -31,7 +31,6 @@ import {
   isVoter,
   leaveJoint,
   majorityImpossible,
-  members,
   nextMembership,
   promoted,
 } from "./membership.js";
@@ -46,14 +45,13 @@ import type {
   VoteRequest,
   VoteResponse,
 } from "./messages.js";
-import { Progress } from "./progress.js";
-import { isSoleQuorum, QuorumValue } from "./quorum.js";
+import type { Progress } from "./progress.js";
+import { isSoleQuorum } from "./quorum.js";
 import { ReadOnly } from "./read-only.js";
+import { Replicator } from "./replication.js";
 import { SnapshotReceiver } from "./snapshot-receiver.js";
 
 const EMPTY = new Uint8Array(0);
-/** A follower whose snapshot chunk went unanswered this many times in a row no longer holds compaction back. */
-const SNAPSHOT_RESENDS_HOLDING = 4;
 
 /**
  * Raft as a pure state machine (Ongaro & Ousterhout; Ongaro's thesis), driven through the
@@ -68,10 +66,12 @@ const SNAPSHOT_RESENDS_HOLDING = 4;
  * out alone: no Ready is outstanding when it is, and none follows until it is advanced.
  *
  * The engine owns its parts: the log (log.ts), the configurations in it (config-log.ts),
- * the quorum arithmetic (quorum.ts), the reads being confirmed and the lease
- * (read-only.ts), and a snapshot being received (snapshot-receiver.ts). The few rules a
- * classic mistake breaks are protected methods named for the rule (`mayGrantVote`,
- * `commitsByCounting`, ...): the mutants of mutants.ts are subclasses overriding one each.
+ * a leader's followers and what it sends them — appends, snapshot chunks, heartbeats —
+ * with what a quorum of them holds (replication.ts, over progress.ts and quorum.ts), the
+ * reads being confirmed and the lease (read-only.ts), and a snapshot being received
+ * (snapshot-receiver.ts). The few rules a classic mistake breaks are protected methods
+ * named for the rule (`mayGrantVote`, `commitsByCounting`, ...): the mutants of mutants.ts
+ * are subclasses overriding one each.
  */
 export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   readonly id: NodeId;
@@ -95,9 +95,9 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   private heartbeatElapsed = 0;
   private randomizedElectionTicks = 0;
   protected readonly votes = new Map<NodeId, boolean>();
-  private readonly progress = new Map<NodeId, Progress>();
+  /** The leader's followers: their progress, and the appends, snapshots and heartbeats sent them. */
+  private readonly replicator: Replicator;
   private uncommittedBytes = 0;
-  private readonly quorum = new QuorumValue();
   private broadcastPending = false;
 
   /** Ticks since this engine started, whatever its role (the leader's lease clock). */
@@ -157,11 +157,23 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     if (this.snapshot !== null && this.snapshot.membership === undefined) this.snapshot = { ...this.snapshot, membership: base };
     this.configLog = new ConfigLog(base, options.durable.entries);
     this.current = base;
+    this.replicator = new Replicator({
+      id: this.id,
+      config: this.config,
+      log: this.log,
+      configLog: this.configLog,
+      term: () => this.term,
+      membership: () => this.current,
+      leading: () => this.role === "leader",
+      snapshot: () => this.snapshot,
+      now: () => this.tickCount,
+      send: (to, message) => this.send(to, message),
+    });
     this.refreshMembership();
     this.savedHardState = { term: this.term, vote: this.vote, commit: this.log.commitIndex };
     this.reads = new ReadOnly(this.id, this.config.electionTicks, leaseTicks(this.config), {
       quorumConfirms: (acks) => hasMajority(this.current, (id) => acks.has(id)),
-      leaseAcknowledgedAt: () => this.quorum.of(this.current, this.progress, this.leaseAckTick),
+      leaseAcknowledgedAt: () => this.replicator.leaseAcknowledgedAt(),
       release: (from, requestId, index) => this.releaseRead(from, requestId, index),
     });
     this.startupGuard = this.config.leaseReads;
@@ -208,33 +220,22 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     }
     if (this.electionElapsed >= this.config.electionTicks) {
       this.electionElapsed = 0;
-      if (this.config.checkQuorum && !this.quorumRecentlyActive()) {
+      if (this.config.checkQuorum && !this.replicator.quorumRecentlyActive()) {
         // Section 6.2 of the thesis: a leader cut off from a quorum steps down, so clients
         // stop waiting on it and a PreVote elsewhere is not blocked by its lease.
         this.becomeFollower(this.term, null);
         return;
       }
-      if (this.progress.size > members(this.current).length + (isMember(this.current, this.id) ? 0 : 1)) this.syncProgress(true);
-      for (const [peer, pr] of this.progress) {
-        if (peer === this.id) continue;
-        pr.activeRoundBefore = pr.recentActive;
-        pr.recentActive = false;
-      }
+      if (this.replicator.tracksRemoved()) this.replicator.sync(true);
+      this.replicator.startActivityRound();
     }
     this.maybeAutoPromote();
     if (this.heartbeatElapsed >= this.config.heartbeatTicks) {
       this.heartbeatElapsed = 0;
       // With leases, every heartbeat opens a round, so each acknowledgement dates itself.
-      this.broadcastHeartbeat(this.config.leaseReads ? this.reads.newRound(this.tickCount) : this.reads.lastRound);
+      this.replicator.broadcastHeartbeat(this.config.leaseReads ? this.reads.newRound(this.tickCount) : this.reads.lastRound);
     }
-    for (const [peer, pr] of this.progress) {
-      if (pr.state !== "snapshot" || !pr.snapshotChunkInFlight) continue;
-      if (++pr.snapshotStallTicks < this.config.snapshotResendTicks) continue;
-      // The chunk or its answer was lost: resend from the last acknowledged offset.
-      pr.snapshotChunkInFlight = false;
-      pr.snapshotResends++;
-      this.sendAppend(peer);
-    }
+    this.replicator.resendStalledSnapshots();
   }
 
   step(from: NodeId, message: RaftMessage): void {
@@ -390,7 +391,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
    */
   transferLeadership(to: NodeId | null): Admission {
     if (this.role !== "leader") return { accepted: false, error: new NotLeaderError(this.lead) };
-    const target = to ?? this.mostUpToDateFollower();
+    const target = to ?? this.replicator.mostUpToDateFollower();
     if (target === null || target === this.id) return { accepted: true };
     if (!this.current.voters.includes(target)) {
       return { accepted: false, error: new InvalidInputError(`node ${target} is not a voting member; the voters are ${this.current.voters.join(", ")}`) };
@@ -402,29 +403,14 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   private startTransfer(target: NodeId): void {
     this.transferTarget = target;
     this.transferElapsed = 0;
-    const pr = this.progress.get(target) as Progress;
-    if (pr.match === this.log.lastIndex) this.handOver(target);
-    else this.sendAppend(target);
+    if ((this.replicator.progress.get(target) as Progress).match === this.log.lastIndex) this.handOver(target);
+    else this.replicator.sendAppend(target);
   }
 
   /** Tells the caught-up transfer target to campaign; a removed leader steps down at once. */
   private handOver(target: NodeId): void {
     this.sendTimeoutNow(target);
     if (this.removedFromCommittedConfig()) this.becomeFollower(this.term, null);
-  }
-
-  private mostUpToDateFollower(): NodeId | null {
-    let best: NodeId | null = null;
-    let bestMatch = -1;
-    for (const peer of this.current.voters) {
-      if (peer === this.id) continue;
-      const match = (this.progress.get(peer) as Progress).match;
-      if (match > bestMatch) {
-        best = peer;
-        bestMatch = match;
-      }
-    }
-    return best;
   }
 
   /** Keeps a proposal for the next leader; false when the bound on held bytes is reached. */
@@ -546,46 +532,14 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
    */
   protected refreshMembership(): void {
     const latest = this.configurationActedOn();
-    if (latest === this.current && this.progress.size > 0) return;
+    if (latest === this.current && this.replicator.progress.size > 0) return;
     this.current = latest;
     this.selfQuorum = isSoleQuorum(latest, this.id);
     if (this.role !== "leader") return;
-    this.syncProgress();
+    this.replicator.sync();
     if (this.transferTarget !== null && !latest.voters.includes(this.transferTarget)) {
       this.transferTarget = null;
       this.releaseHeldProposals();
-    }
-  }
-
-  /**
-   * A leader tracks every member; a new one starts probing at the end of the log. A node
-   * that a configuration removes keeps receiving the log until that configuration has
-   * committed and the node holds it — then it is told the commit index once more, and
-   * learns that its removal is final, so it stops campaigning (see mayCampaign) — or until
-   * it stays silent for an election timeout (`dropSilent`).
-   */
-  private syncProgress(dropSilent = false): void {
-    const wanted = members(this.current);
-    const latestIndex = this.configLog.latestIndex;
-    if (latestIndex > this.log.commitIndex) {
-      for (const id of members(this.membershipAt(latestIndex - 1))) if (!wanted.includes(id)) wanted.push(id);
-    }
-    for (const peer of [...wanted, this.id]) {
-      if (this.progress.has(peer)) continue;
-      const pr = new Progress(this.log.lastIndex + 1, this.config.inflightMessagesMax, this.config.inflightBytesMax);
-      if (peer === this.id) pr.match = this.log.lastIndex;
-      pr.recentActive = true;
-      this.progress.set(peer, pr);
-    }
-    const settled = latestIndex <= this.log.commitIndex;
-    for (const [peer, pr] of [...this.progress]) {
-      if (peer === this.id || wanted.includes(peer)) continue;
-      const done = settled && pr.match >= latestIndex;
-      if (!done && !(dropSilent && !pr.recentActive)) continue;
-      this.progress.delete(peer);
-      // A last word: the commit index, so a removed node that holds its removal learns that
-      // it committed, and stops campaigning (see mayCampaign).
-      if (this.role === "leader") this.send(peer, { type: "heartbeat", term: this.term, commit: Math.min(pr.match, this.log.commitIndex), readRound: 0 });
     }
   }
 
@@ -630,11 +584,10 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     // Hot path (every commit): act once per configuration and leader term.
     if (this.role !== "leader" || latestIndex <= this.configSettledIndex || this.membershipChangeBlocked() !== null) return;
     this.configSettledIndex = latestIndex;
-    const tracked = members(this.current).length + (isMember(this.current, this.id) ? 0 : 1);
-    if (this.progress.size > tracked) this.syncProgress(); // the removed ones' time is up
+    if (this.replicator.tracksRemoved()) this.replicator.sync(); // the removed ones' time is up
     if (this.removedFromCommittedConfig()) {
       if (this.transferTarget !== null) return;
-      const target = this.mostUpToDateFollower();
+      const target = this.replicator.mostUpToDateFollower();
       if (target === null) this.becomeFollower(this.term, null);
       else this.startTransfer(target);
       return;
@@ -650,7 +603,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     if (this.current.autoPromote.length === 0 || isJoint(this.current) || this.transferTarget !== null) return;
     if (this.membershipChangeBlocked() !== null) return;
     for (const id of this.current.autoPromote) {
-      const pr = this.progress.get(id);
+      const pr = this.replicator.progress.get(id);
       if (pr === undefined || pr.state !== "replicate" || !pr.recentActive) continue;
       if (pr.match + this.config.learnerLagEntriesMax < this.log.lastIndex) continue;
       const next = promoted(this.current, id);
@@ -785,7 +738,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     }
     this.role = "follower";
     this.lead = lead;
-    this.progress.clear();
+    this.replicator.clear();
     this.reads.reset();
     this.transferTarget = null;
     this.broadcastPending = false;
@@ -798,8 +751,8 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     this.lead = this.id;
     this.heartbeatElapsed = 0;
     this.electionElapsed = 0;
-    this.progress.clear();
-    this.syncProgress();
+    this.replicator.clear();
+    this.replicator.sync();
     this.configSettledIndex = -1;
     this.uncommittedBytes = 0;
     this.reads.reset();
@@ -823,10 +776,6 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     this.releaseHeldProposals();
   }
 
-  private quorumRecentlyActive(): boolean {
-    return hasMajority(this.current, (id) => id === this.id || this.progress.get(id)?.recentActive === true);
-  }
-
   // ---- replication (section 5.3) ----
 
   private appendProposal(data: Uint8Array): void {
@@ -838,7 +787,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     const index = this.log.lastIndex + 1;
     const entry: LogEntry = membership === null ? { index, term: this.term, data } : { index, term: this.term, data, kind: "config" };
     this.log.appendNew([entry]);
-    (this.progress.get(this.id) as Progress).maybeUpdate(entry.index);
+    this.replicator.own.maybeUpdate(entry.index);
     this.broadcastPending = true;
     if (membership !== null) {
       this.configLog.push({ index, term: this.term, membership });
@@ -946,48 +895,14 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
 
   compactionFloor(): CompactionFloor | null {
     if (this.role !== "leader") return null;
-    let receiving: number | null = null;
-    let replicating: number | null = null;
-    for (const [peer, pr] of this.progress) {
-      if (peer === this.id) continue;
-      // A follower receiving a snapshot needs the entries after it; one replicating, those after its match.
-      if (pr.state === "snapshot") {
-        if (pr.snapshotResends < SNAPSHOT_RESENDS_HOLDING) receiving = Math.min(receiving ?? Infinity, pr.pendingSnapshot);
-      } else if (pr.recentActive || pr.activeRoundBefore) {
-        replicating = Math.min(replicating ?? Infinity, pr.match);
-      }
-    }
-    return receiving === null && replicating === null ? null : { receiving, replicating };
+    return this.replicator.compactionFloor();
   }
 
   private handleAppendResponse(from: NodeId, message: AppendResponse): void {
     if (this.role !== "leader") return;
-    const pr = this.progress.get(from);
-    if (pr === undefined) return;
-    // An acknowledgement past this log's end answers no append this leader sent: a broken
-    // peer's, dropped rather than trusted (its match would commit entries that do not exist).
-    if (!message.reject && message.index > this.log.lastIndex) return;
-    pr.recentActive = true;
-    if (message.reject) {
-      if (pr.state === "snapshot") return; // an answer to an append sent before the snapshot
-      const next = message.hintTerm > 0 ? this.log.findConflictByTerm(message.hintIndex, message.hintTerm).index : message.hintIndex;
-      if (pr.maybeDecreaseTo(message.index, next)) {
-        if (pr.state === "replicate") pr.becomeProbe();
-        this.sendAppend(from);
-      }
-      return;
-    }
-    const wasPaused = pr.paused;
-    if (!pr.maybeUpdate(message.index)) return;
-    if (!isMember(this.current, from) && from !== this.id && pr.match >= this.configLog.latestIndex) {
-      // A removed node that now holds its removal: let it go (if the removal committed).
-      this.syncProgress();
-      if (this.progress.get(from) !== pr) return;
-    }
-    if (pr.state === "probe") pr.becomeReplicate();
-    else if (pr.state === "snapshot") {
-      if (pr.match >= pr.pendingSnapshot) pr.becomeReplicate();
-    } else pr.inflight.freeTo(message.index);
+    const acknowledged = this.replicator.appendAnswered(from, message);
+    if (acknowledged === null) return;
+    const { pr, wasPaused } = acknowledged;
     if (from === this.transferTarget && pr.match === this.log.lastIndex) {
       this.handOver(from);
       if (this.role !== "leader") return;
@@ -996,31 +911,15 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
       this.broadcastPending = true;
       // The commit may have settled a configuration: this leader removed itself and handed
       // over, or the sender was removed and is no longer tracked.
-      if (this.role !== "leader" || this.progress.get(from) !== pr) return;
-    } else if (wasPaused) this.sendAppend(from);
-    while (pr.state === "replicate" && this.sendAppend(from)) {
-      // keep the pipeline full up to the in-flight window
-    }
+      if (this.role !== "leader" || this.replicator.progress.get(from) !== pr) return;
+    } else if (wasPaused) this.replicator.sendAppend(from);
+    this.replicator.fill(from, pr);
   }
 
   private handleHeartbeatResponse(from: NodeId, message: HeartbeatResponse): void {
     if (this.role !== "leader") return;
-    const pr = this.progress.get(from);
+    const pr = this.replicator.heartbeatAnswered(from);
     if (pr === undefined) return;
-    pr.recentActive = true;
-    pr.probeSent = false;
-    if (pr.state === "replicate" && pr.match < pr.sentAtLastHeartbeat && pr.tailProbeTick < this.tickCount) {
-      // An append that was already out at the previous heartbeat answer is still not
-      // acknowledged. It may be slow (a follower's fsync), or lost — and if it was the last,
-      // nothing else would reveal it. Ask about the tail with an empty append: the follower
-      // accepts it if it holds everything sent, and rejects it (sending this follower back
-      // to probe) if something is missing.
-      // At most once a tick: read rounds bring extra heartbeat answers.
-      pr.tailProbeTick = this.tickCount;
-      this.sendTailProbe(from, pr);
-    }
-    pr.sentAtLastHeartbeat = pr.next - 1;
-    if (pr.match < this.log.lastIndex) this.sendAppend(from);
     if (message.readRound > 0) {
       const sentAt = this.reads.sentAt(message.readRound);
       if (sentAt !== undefined && sentAt > pr.leaseAckTick) pr.leaseAckTick = sentAt;
@@ -1028,88 +927,9 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     }
   }
 
-  /** Sends the next append to `to` if its window allows; returns whether one was sent. */
-  private sendAppend(to: NodeId): boolean {
-    const pr = this.progress.get(to) as Progress;
-    if (pr.state === "snapshot") return this.sendSnapshotChunk(to, pr);
-    if (pr.paused) return false;
-    const prevIndex = pr.next - 1;
-    const prevTerm = this.log.term(prevIndex);
-    if (prevTerm === null) {
-      // The follower needs entries compacted away: it gets the snapshot instead (section 7).
-      assert(prevIndex < this.log.firstIndex, `no term for index ${prevIndex} inside the log`);
-      return this.sendSnapshotChunk(to, pr);
-    }
-    const entries = pr.next <= this.log.lastIndex ? this.log.slice(pr.next, this.log.lastIndex, this.config.entriesPerMessageMax, this.config.bytesPerMessageMax) : [];
-    // In replicate state an empty append is worth sending only to tell an idle follower a
-    // new commit index (so it applies, and serves follower reads, without waiting for a
-    // heartbeat).
-    const commitNews = pr.inflight.count === 0 && pr.sentCommit < this.log.commitIndex;
-    if (entries.length === 0 && pr.state === "replicate" && !commitNews) return false;
-    this.send(to, { type: "append", term: this.term, prevIndex, prevTerm, entries, commit: this.log.commitIndex });
-    pr.sentCommit = Math.max(pr.sentCommit, this.log.commitIndex);
-    const last = entries[entries.length - 1];
-    if (pr.state === "replicate" && last !== undefined) {
-      pr.next = last.index + 1;
-      pr.inflight.add(last.index, entries.reduce((sum, entry) => sum + entryBytes(entry), 0));
-    } else if (pr.state === "probe") pr.probeSent = true;
-    return true;
-  }
-
-  private sendTailProbe(to: NodeId, pr: Progress): void {
-    const prevIndex = pr.next - 1;
-    const prevTerm = this.log.term(prevIndex);
-    if (prevTerm === null) {
-      pr.becomeProbe(); // compacted meanwhile: the next append becomes a snapshot
-      return;
-    }
-    this.send(to, { type: "append", term: this.term, prevIndex, prevTerm, entries: [], commit: this.log.commitIndex });
-    pr.sentCommit = Math.max(pr.sentCommit, this.log.commitIndex);
-  }
-
-  /** Sends the next chunk of the snapshot being sent, unless one is unanswered. */
-  private sendSnapshotChunk(to: NodeId, pr: Progress): boolean {
-    if (pr.state !== "snapshot" || pr.snapshot === null) {
-      // A transfer sends the snapshot it started with to the end, even if the leader
-      // compacts again meanwhile: restarting it on every compaction could starve a follower.
-      assert(this.snapshot !== null, "a follower needs a snapshot but the leader has none");
-      pr.becomeSnapshot(this.snapshot);
-    }
-    const snapshot = pr.snapshot as Snapshot;
-    if (pr.snapshotChunkInFlight) return false;
-    const offset = Math.min(pr.snapshotAcked, snapshot.data.length);
-    const chunk = snapshot.data.subarray(offset, Math.min(snapshot.data.length, offset + this.config.snapshotChunkBytes));
-    const message: SnapshotChunk = { type: "snapshot", term: this.term, index: snapshot.index, snapshotTerm: snapshot.term, size: snapshot.data.length, offset, chunk };
-    // The configuration goes with the first chunk only: the follower keeps it from there.
-    this.send(to, snapshot.membership === undefined || offset !== 0 ? message : { ...message, membership: snapshot.membership });
-    pr.snapshotChunkInFlight = true;
-    pr.snapshotStallTicks = 0;
-    return true;
-  }
-
   private handleSnapshotResponse(from: NodeId, message: SnapshotChunkResponse): void {
     if (this.role !== "leader") return;
-    const pr = this.progress.get(from);
-    if (pr === undefined) return;
-    pr.recentActive = true;
-    if (pr.state !== "snapshot" || message.index !== pr.pendingSnapshot) return;
-    // The follower says where it stands (it may have restarted and lost earlier chunks).
-    pr.snapshotAcked = message.received;
-    pr.snapshotChunkInFlight = false;
-    pr.snapshotStallTicks = 0;
-    pr.snapshotResends = 0;
-    this.sendAppend(from);
-  }
-
-  private broadcastAppend(): void {
-    for (const peer of this.progress.keys()) if (peer !== this.id) this.sendAppend(peer);
-  }
-
-  private broadcastHeartbeat(readRound: number): void {
-    for (const [peer, pr] of this.progress) {
-      if (peer === this.id) continue;
-      this.send(peer, { type: "heartbeat", term: this.term, commit: Math.min(pr.match, this.log.commitIndex), readRound });
-    }
+    this.replicator.snapshotAnswered(from, message);
   }
 
   /**
@@ -1117,7 +937,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
    * allows it (`commitsByCounting`).
    */
   private maybeCommit(): boolean {
-    const quorumIndex = this.committableThrough(this.quorumMatch());
+    const quorumIndex = this.committableThrough(this.replicator.quorumMatch());
     if (quorumIndex <= this.log.commitIndex) return false;
     if (!this.commitsByCounting(quorumIndex)) return false;
     const previous = this.log.commitIndex;
@@ -1152,18 +972,6 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     return this.log.term(index) === this.term;
   }
 
-  /**
-   * The highest index a quorum holds durably: the leader's own log counts only as far as it
-   * is durable, since its appends and heartbeats (with the commit index) leave while its
-   * own write may still be under way.
-   */
-  private quorumMatch(): number {
-    return this.quorum.of(this.current, this.progress, this.durableMatch);
-  }
-
-  /** A peer's match, the leader's own only as far as it is durable (one function, not one per call: a hot path). */
-  private readonly durableMatch = (peer: NodeId, pr: Progress): number => (peer === this.id ? Math.min(pr.match, this.log.durableIndex) : pr.match);
-
   // ---- linearizable reads: ReadIndex (thesis 6.4) ----
 
   /**
@@ -1190,9 +998,6 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     }
     this.reads.awaitConfirmation(from, requestId, this.log.commitIndex, this.tickCount);
   }
-
-  /** When a peer last acknowledged a heartbeat, by this leader's clock; the leader itself, now. */
-  private readonly leaseAckTick = (peer: NodeId, pr: Progress): number => (peer === this.id ? this.tickCount : pr.leaseAckTick);
 
   /** Answers a read with its read index: to this node's driver, or to the follower that forwarded it. */
   protected releaseRead(from: NodeId, requestId: number, index: number): void {
@@ -1235,10 +1040,10 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   ready(): Ready<RaftMessage, RaftHardState> {
     assert(this.snapshotToInstall === null || this.outstanding.length === 0, "a snapshot Ready while others are outstanding");
     const readRound = this.reads.takeBatchedRound();
-    if (readRound !== 0) this.broadcastHeartbeat(readRound);
+    if (readRound !== 0) this.replicator.broadcastHeartbeat(readRound);
     if (this.broadcastPending) {
       this.broadcastPending = false;
-      this.broadcastAppend();
+      this.replicator.broadcastAppend();
     }
     const hardState = this.hardStateChanged() ? { term: this.term, vote: this.vote, commit: this.log.commitIndex } : null;
     // etcd's MustSync: a new term or vote, or entries, must be durable before what depends
@@ -1300,14 +1105,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
 
   replication(): readonly ReplicationProgress[] | null {
     if (this.role !== "leader") return null;
-    const members: ReplicationProgress[] = [];
-    for (const [id, pr] of this.progress) {
-      if (id === this.id) continue;
-      // One probe, or one snapshot chunk, is in flight at most outside the replicate state.
-      const inflight = pr.state === "replicate" ? pr.inflight.count : pr.state === "probe" ? Number(pr.probeSent) : Number(pr.snapshotChunkInFlight);
-      members.push({ id, match: pr.match, next: pr.next, state: pr.state, inflight, active: pr.recentActive || pr.activeRoundBefore });
-    }
-    return members.sort((a, b) => a.id - b.id);
+    return this.replicator.report();
   }
 
   entryTerm(index: number): number | null {
