@@ -45,10 +45,10 @@ import type {
   VoteRequest,
   VoteResponse,
 } from "./messages.js";
-import type { Progress } from "./progress.js";
 import { isSoleQuorum } from "./quorum.js";
 import { ReadOnly } from "./read-only.js";
 import { Replicator } from "./replication.js";
+import { LeadershipTransfer } from "./transfer.js";
 import { SnapshotReceiver } from "./snapshot-receiver.js";
 
 const EMPTY = new Uint8Array(0);
@@ -67,8 +67,9 @@ const EMPTY = new Uint8Array(0);
  *
  * The engine owns its parts: the log (log.ts), the configurations in it (config-log.ts),
  * a leader's followers and what it sends them — appends, snapshot chunks, heartbeats —
- * with what a quorum of them holds (replication.ts, over progress.ts and quorum.ts), the
- * reads being confirmed and the lease (read-only.ts), and a snapshot being received
+ * with what a quorum of them holds (replication.ts, over progress.ts and quorum.ts), a
+ * leadership transfer and the proposals held meanwhile (transfer.ts), the reads being
+ * confirmed and the lease (read-only.ts), and a snapshot being received
  * (snapshot-receiver.ts). The few rules a classic mistake breaks are protected methods
  * named for the rule (`mayGrantVote`, `commitsByCounting`, ...): the mutants of mutants.ts
  * are subclasses overriding one each.
@@ -110,18 +111,8 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
    */
   private startupGuard: boolean;
 
-  /** Leadership transfer (thesis 3.10): the member this leader is handing over to, if any. */
-  private transferTarget: NodeId | null = null;
-  private transferElapsed = 0;
-  /**
-   * Proposals that arrived while this node could not append them — it was handing
-   * leadership over, or they were forwarded to it after it stopped leading: they wait, and
-   * go to whoever leads next (appended here if this node leads again or abandons the
-   * transfer, forwarded to the leader once this node hears from one), so clients see a
-   * pause, not a refusal. Bounded by `uncommittedBytesMax`.
-   */
-  private heldProposals: Uint8Array[] = [];
-  private heldProposalBytes = 0;
+  /** Leadership transfer (thesis 3.10), and the proposals held while it is under way. */
+  private readonly transfer: LeadershipTransfer;
 
   /** The latest snapshot: this node's own (compact) or one installed from a leader. */
   private snapshot: Snapshot | null;
@@ -169,6 +160,19 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
       now: () => this.tickCount,
       send: (to, message) => this.send(to, message),
     });
+    this.transfer = new LeadershipTransfer({
+      config: this.config,
+      log: this.log,
+      replicator: this.replicator,
+      term: () => this.term,
+      leading: () => this.role === "leader",
+      lead: () => this.lead,
+      send: (to, message) => this.send(to, message),
+      surrenderLease: () => this.surrenderLease(),
+      removedFromCommittedConfig: () => this.removedFromCommittedConfig(),
+      stepDown: () => this.becomeFollower(this.term, null),
+      appendProposal: (data) => this.appendIfAdmitted(data),
+    });
     this.refreshMembership();
     this.savedHardState = { term: this.term, vote: this.vote, commit: this.log.commitIndex };
     this.reads = new ReadOnly(this.id, this.config.electionTicks, leaseTicks(this.config), {
@@ -207,17 +211,8 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   private tickLeader(): void {
     this.heartbeatElapsed++;
     this.electionElapsed++;
-    if (this.transferTarget !== null && ++this.transferElapsed >= this.config.electionTicks) {
-      // The target did not take over within an election timeout (it is down, or cut off):
-      // give up, and append what waited — unless this leader was removed, when it steps
-      // down and lets the remaining voters elect one.
-      this.transferTarget = null;
-      if (this.removedFromCommittedConfig()) {
-        this.becomeFollower(this.term, null);
-        return;
-      }
-      this.releaseHeldProposals();
-    }
+    this.transfer.tick();
+    if (this.role !== "leader") return; // a removed leader whose transfer failed stepped down
     if (this.electionElapsed >= this.config.electionTicks) {
       this.electionElapsed = 0;
       if (this.config.checkQuorum && !this.replicator.quorumRecentlyActive()) {
@@ -318,11 +313,10 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
         // client sees a pause, not a timeout. A proposal over the uncommitted bound is
         // dropped; its client times out.
         for (const data of message.data) {
-          if (this.role === "leader" && this.transferTarget === null) {
-            if (this.admits(data)) this.appendProposal(data);
-          } else this.holdProposal(data);
+          if (this.role === "leader" && this.transfer.target === null) this.appendIfAdmitted(data);
+          else this.transfer.hold(data);
         }
-        if (this.role === "follower" && this.lead !== null) this.releaseHeldProposals();
+        if (this.role === "follower" && this.lead !== null) this.transfer.releaseHeld();
         return;
       case "read-index":
         if (this.role === "leader") this.handleReadRequest(from, message.requestId, message.lease === true);
@@ -343,9 +337,9 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   }
 
   propose(data: Uint8Array): Admission {
-    if (this.role === "leader" && this.transferTarget !== null) {
-      if (this.holdProposal(data)) return { accepted: true };
-      return { accepted: false, error: new OverloadedError(`${this.heldProposalBytes} bytes of proposals wait for a leadership transfer; the limit is ${this.config.uncommittedBytesMax}`) };
+    if (this.role === "leader" && this.transfer.target !== null) {
+      if (this.transfer.hold(data)) return { accepted: true };
+      return { accepted: false, error: new OverloadedError(`${this.transfer.heldBytes} bytes of proposals wait for a leadership transfer; the limit is ${this.config.uncommittedBytesMax}`) };
     }
     if (this.role === "leader") {
       if (!this.admits(data)) {
@@ -367,6 +361,11 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   /** The uncommitted-log bound (one entry always fits, however large, so none is stuck). */
   private admits(data: Uint8Array): boolean {
     return this.uncommittedBytes === 0 || this.uncommittedBytes + data.length <= this.config.uncommittedBytesMax;
+  }
+
+  /** A leader appends a proposal that waited or was forwarded to it, unless it is over the bound (its client times out). */
+  private appendIfAdmitted(data: Uint8Array): void {
+    if (this.admits(data)) this.appendProposal(data);
   }
 
   readIndex(requestId: number, options?: ReadOptions): Admission {
@@ -396,45 +395,8 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     if (!this.current.voters.includes(target)) {
       return { accepted: false, error: new InvalidInputError(`node ${target} is not a voting member; the voters are ${this.current.voters.join(", ")}`) };
     }
-    this.startTransfer(target);
+    this.transfer.start(target);
     return { accepted: true };
-  }
-
-  private startTransfer(target: NodeId): void {
-    this.transferTarget = target;
-    this.transferElapsed = 0;
-    if ((this.replicator.progress.get(target) as Progress).match === this.log.lastIndex) this.handOver(target);
-    else this.replicator.sendAppend(target);
-  }
-
-  /** Tells the caught-up transfer target to campaign; a removed leader steps down at once. */
-  private handOver(target: NodeId): void {
-    this.sendTimeoutNow(target);
-    if (this.removedFromCommittedConfig()) this.becomeFollower(this.term, null);
-  }
-
-  /** Keeps a proposal for the next leader; false when the bound on held bytes is reached. */
-  private holdProposal(data: Uint8Array): boolean {
-    if (this.heldProposalBytes > 0 && this.heldProposalBytes + data.length > this.config.uncommittedBytesMax) return false;
-    this.heldProposals.push(data);
-    this.heldProposalBytes += data.length;
-    return true;
-  }
-
-  /** Proposals held during a transfer go to the log (this node leads) or to the leader it follows. */
-  private releaseHeldProposals(): void {
-    if (this.heldProposals.length === 0) return;
-    const held = this.heldProposals;
-    this.heldProposals = [];
-    this.heldProposalBytes = 0;
-    if (this.role === "leader") {
-      for (const data of held) if (this.admits(data)) this.appendProposal(data);
-    } else if (this.lead !== null) this.send(this.lead, { type: "propose", term: this.term, data: held });
-  }
-
-  private sendTimeoutNow(to: NodeId): void {
-    this.surrenderLease();
-    this.send(to, { type: "timeout-now", term: this.term });
   }
 
   /**
@@ -469,7 +431,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
    */
   changeMembership(change: MembershipChange): Admission {
     if (this.role !== "leader") return { accepted: false, error: new NotLeaderError(this.lead) };
-    if (this.transferTarget !== null) return { accepted: false, error: new MembershipChangeInProgressError("a leadership transfer is under way; retry when it ends") };
+    if (this.transfer.target !== null) return { accepted: false, error: new MembershipChangeInProgressError("a leadership transfer is under way; retry when it ends") };
     const blocked = this.membershipChangeBlocked();
     if (blocked !== null) return { accepted: false, error: new MembershipChangeInProgressError(blocked) };
     let next: Membership;
@@ -537,10 +499,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     this.selfQuorum = isSoleQuorum(latest, this.id);
     if (this.role !== "leader") return;
     this.replicator.sync();
-    if (this.transferTarget !== null && !latest.voters.includes(this.transferTarget)) {
-      this.transferTarget = null;
-      this.releaseHeldProposals();
-    }
+    this.transfer.targetLeft(latest.voters);
   }
 
   /**
@@ -586,10 +545,10 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     this.configSettledIndex = latestIndex;
     if (this.replicator.tracksRemoved()) this.replicator.sync(); // the removed ones' time is up
     if (this.removedFromCommittedConfig()) {
-      if (this.transferTarget !== null) return;
+      if (this.transfer.target !== null) return;
       const target = this.replicator.mostUpToDateFollower();
       if (target === null) this.becomeFollower(this.term, null);
-      else this.startTransfer(target);
+      else this.transfer.start(target);
       return;
     }
     if (isJoint(this.current) && this.current.autoLeave) {
@@ -600,7 +559,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
 
   /** Promotes one caught-up learner marked for it, when no change is in flight. */
   private maybeAutoPromote(): void {
-    if (this.current.autoPromote.length === 0 || isJoint(this.current) || this.transferTarget !== null) return;
+    if (this.current.autoPromote.length === 0 || isJoint(this.current) || this.transfer.target !== null) return;
     if (this.membershipChangeBlocked() !== null) return;
     for (const id of this.current.autoPromote) {
       const pr = this.replicator.progress.get(id);
@@ -740,7 +699,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     this.lead = lead;
     this.replicator.clear();
     this.reads.reset();
-    this.transferTarget = null;
+    this.transfer.forget();
     this.broadcastPending = false;
     this.resetElectionTimer();
   }
@@ -756,11 +715,11 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     this.configSettledIndex = -1;
     this.uncommittedBytes = 0;
     this.reads.reset();
-    this.transferTarget = null;
+    this.transfer.forget();
     // Section 8 / 5.4.2: an empty entry of the new term lets the leader commit everything
     // before it, and tells it what is committed (needed before serving reads).
     this.appendEntry(EMPTY);
-    this.releaseHeldProposals();
+    this.transfer.releaseHeld();
   }
 
   private resetElectionTimer(): void {
@@ -773,7 +732,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     if (this.role !== "follower") this.becomeFollower(this.term, leader);
     this.lead = leader;
     this.electionElapsed = 0;
-    this.releaseHeldProposals();
+    this.transfer.releaseHeld();
   }
 
   // ---- replication (section 5.3) ----
@@ -903,10 +862,8 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     const acknowledged = this.replicator.appendAnswered(from, message);
     if (acknowledged === null) return;
     const { pr, wasPaused } = acknowledged;
-    if (from === this.transferTarget && pr.match === this.log.lastIndex) {
-      this.handOver(from);
-      if (this.role !== "leader") return;
-    }
+    this.transfer.caughtUp(from, pr);
+    if (this.role !== "leader") return; // a removed leader that handed over stepped down
     if (this.maybeCommit()) {
       this.broadcastPending = true;
       // The commit may have settled a configuration: this leader removed itself and handed
