@@ -1,5 +1,5 @@
 import { assert } from "../common/assert.js";
-import { InvalidInputError, MembershipChangeInProgressError, NotLeaderError, NotMemberError, OverloadedError } from "../common/errors.js";
+import { InvalidInputError, NotLeaderError, NotMemberError, OverloadedError } from "../common/errors.js";
 import { Prng } from "../common/prng.js";
 import type {
   Admission,
@@ -22,18 +22,7 @@ import type {
 import { ConfigLog } from "./config-log.js";
 import { DEFAULT_RAFT_CONFIG, leaseTicks, validateRaftConfig, type RaftConfig } from "./config.js";
 import { RaftLog } from "./log.js";
-import {
-  bootstrapMembership,
-  encodeMembership,
-  hasMajority,
-  isJoint,
-  isMember,
-  isVoter,
-  leaveJoint,
-  majorityImpossible,
-  nextMembership,
-  promoted,
-} from "./membership.js";
+import { bootstrapMembership, encodeMembership, hasMajority, isMember, majorityImpossible } from "./membership.js";
 import type {
   AppendRequest,
   AppendResponse,
@@ -47,6 +36,7 @@ import type {
 } from "./messages.js";
 import { isSoleQuorum } from "./quorum.js";
 import { ReadOnly } from "./read-only.js";
+import { Reconfiguration } from "./reconfiguration.js";
 import { Replicator } from "./replication.js";
 import { LeadershipTransfer } from "./transfer.js";
 import { SnapshotReceiver } from "./snapshot-receiver.js";
@@ -68,7 +58,8 @@ const EMPTY = new Uint8Array(0);
  * The engine owns its parts: the log (log.ts), the configurations in it (config-log.ts),
  * a leader's followers and what it sends them — appends, snapshot chunks, heartbeats —
  * with what a quorum of them holds (replication.ts, over progress.ts and quorum.ts), a
- * leadership transfer and the proposals held meanwhile (transfer.ts), the reads being
+ * leadership transfer and the proposals held meanwhile (transfer.ts), configuration
+ * changes as a leader starts and completes them (reconfiguration.ts), the reads being
  * confirmed and the lease (read-only.ts), and a snapshot being received
  * (snapshot-receiver.ts). The few rules a classic mistake breaks are protected methods
  * named for the rule (`mayGrantVote`, `commitsByCounting`, ...): the mutants of mutants.ts
@@ -83,8 +74,6 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   protected current: Membership;
   /** This node alone is a majority of every group (a one-voter cluster). */
   private selfQuorum = false;
-  /** The configuration index whose commit this leader has acted on (-1: none this term). */
-  private configSettledIndex = -1;
   private readonly prng: Prng;
   protected readonly log: RaftLog;
 
@@ -113,6 +102,8 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
 
   /** Leadership transfer (thesis 3.10), and the proposals held while it is under way. */
   private readonly transfer: LeadershipTransfer;
+  /** Configuration changes (thesis chapter 4): when one may start, and what follows its commit. */
+  private readonly reconfiguration: Reconfiguration;
 
   /** The latest snapshot: this node's own (compact) or one installed from a leader. */
   private snapshot: Snapshot | null;
@@ -169,9 +160,25 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
       lead: () => this.lead,
       send: (to, message) => this.send(to, message),
       surrenderLease: () => this.surrenderLease(),
-      removedFromCommittedConfig: () => this.removedFromCommittedConfig(),
+      removedFromCommittedConfig: () => this.reconfiguration.removedFromCommittedConfig(),
       stepDown: () => this.becomeFollower(this.term, null),
       appendProposal: (data) => this.appendIfAdmitted(data),
+    });
+    this.reconfiguration = new Reconfiguration({
+      id: this.id,
+      config: this.config,
+      log: this.log,
+      configLog: this.configLog,
+      replicator: this.replicator,
+      transfer: this.transfer,
+      term: () => this.term,
+      leading: () => this.role === "leader",
+      membership: () => this.current,
+      uncommittedChangeIndex: () => this.uncommittedChangeIndex(),
+      commitLearned: () => this.commitLearned(),
+      refreshMembership: () => this.refreshMembership(),
+      stepDown: () => this.becomeFollower(this.term, null),
+      appendConfig: (next) => this.appendEntry(encodeMembership(next), next),
     });
     this.refreshMembership();
     this.savedHardState = { term: this.term, vote: this.vote, commit: this.log.commitIndex };
@@ -196,7 +203,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     this.electionElapsed++;
     if (this.electionElapsed >= this.config.electionTicks) this.startupGuard = false;
     if (this.electionElapsed < this.randomizedElectionTicks) return;
-    if (!this.mayCampaign()) {
+    if (!this.reconfiguration.mayCampaign()) {
       // A learner, a removed node and one that has not yet heard of any configuration do not
       // campaign. Their leader has been silent for an election timeout: it is forgotten, and
       // with it its lease, so they answer the votes of whoever campaigns next.
@@ -224,7 +231,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
       if (this.replicator.tracksRemoved()) this.replicator.sync(true);
       this.replicator.startActivityRound();
     }
-    this.maybeAutoPromote();
+    this.reconfiguration.autoPromote();
     if (this.heartbeatElapsed >= this.config.heartbeatTicks) {
       this.heartbeatElapsed = 0;
       // With leases, every heartbeat opens a round, so each acknowledgement dates itself.
@@ -331,7 +338,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
       case "timeout-now":
         // The leader handed over: campaign at once, for real (a pre-vote would be refused by
         // voters that still hear from it), saying why so they grant despite its lease.
-        if (this.role === "follower" && this.mayCampaign()) this.campaign(false, true);
+        if (this.role === "follower" && this.reconfiguration.mayCampaign()) this.campaign(false, true);
         return;
     }
   }
@@ -431,26 +438,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
    */
   changeMembership(change: MembershipChange): Admission {
     if (this.role !== "leader") return { accepted: false, error: new NotLeaderError(this.lead) };
-    if (this.transfer.target !== null) return { accepted: false, error: new MembershipChangeInProgressError("a leadership transfer is under way; retry when it ends") };
-    const blocked = this.membershipChangeBlocked();
-    if (blocked !== null) return { accepted: false, error: new MembershipChangeInProgressError(blocked) };
-    let next: Membership;
-    try {
-      next = nextMembership(this.current, change);
-    } catch (error) {
-      if (error instanceof InvalidInputError) return { accepted: false, error };
-      throw error;
-    }
-    this.appendEntry(encodeMembership(next), next);
-    return { accepted: true };
-  }
-
-  /** Why a configuration change cannot start now, or null when it can. */
-  private membershipChangeBlocked(): string | null {
-    if (this.log.term(this.log.commitIndex) !== this.term) return "this leader has not yet committed an entry of its term; retry in a moment";
-    const pending = this.uncommittedChangeIndex();
-    if (pending !== null) return `the configuration change at index ${pending} has not committed yet; one change at a time`;
-    return null;
+    return this.reconfiguration.propose(change);
   }
 
   /**
@@ -500,75 +488,6 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     if (this.role !== "leader") return;
     this.replicator.sync();
     this.transfer.targetLeft(latest.voters);
-  }
-
-  /**
-   * After a follower's append: configuration entries that a conflict truncated away are
-   * forgotten (the configuration before them applies again), and new ones take effect.
-   */
-  private reconcileConfigs(appended: readonly LogEntry[]): void {
-    const dropped = this.configLog.dropTruncated(this.log);
-    const added = this.configLog.addAppended(appended, this.log);
-    if (dropped || added) this.refreshMembership(); // from the new commit index too
-    else this.commitLearned();
-  }
-
-  /**
-   * Voters campaign; so does a node that the latest configuration removes while, as far as
-   * it knows, that configuration has not committed. It may hold the most up-to-date log —
-   * a leader that appended its own removal and crashed — and then the remaining voters
-   * cannot win without its vote, which it refuses them: it must lead once more, commit its
-   * removal, and hand over (thesis 4.2.2). Once the removal commits, it stops; before, a
-   * cluster that moved on ignores its vote requests (they come from a non-member).
-   */
-  private mayCampaign(): boolean {
-    if (isVoter(this.current, this.id)) return true;
-    const latestIndex = this.configLog.latestIndex;
-    return latestIndex > this.log.commitIndex && isVoter(this.membershipAt(latestIndex - 1), this.id);
-  }
-
-  /** This leader's configuration, committed, no longer has it as a voter. */
-  private removedFromCommittedConfig(): boolean {
-    return this.configLog.latestIndex <= this.log.commitIndex && !isVoter(this.current, this.id);
-  }
-
-  /**
-   * Once the latest configuration commits: a joint one set to leave automatically is left
-   * (thesis 4.3), and a leader that is no longer a voter hands over to the most
-   * up-to-date voter and steps down (thesis 4.2.2).
-   */
-  private afterConfigCommit(): void {
-    this.commitLearned();
-    const latestIndex = this.configLog.latestIndex;
-    // Hot path (every commit): act once per configuration and leader term.
-    if (this.role !== "leader" || latestIndex <= this.configSettledIndex || this.membershipChangeBlocked() !== null) return;
-    this.configSettledIndex = latestIndex;
-    if (this.replicator.tracksRemoved()) this.replicator.sync(); // the removed ones' time is up
-    if (this.removedFromCommittedConfig()) {
-      if (this.transfer.target !== null) return;
-      const target = this.replicator.mostUpToDateFollower();
-      if (target === null) this.becomeFollower(this.term, null);
-      else this.transfer.start(target);
-      return;
-    }
-    if (isJoint(this.current) && this.current.autoLeave) {
-      const next = leaveJoint(this.current);
-      this.appendEntry(encodeMembership(next), next);
-    }
-  }
-
-  /** Promotes one caught-up learner marked for it, when no change is in flight. */
-  private maybeAutoPromote(): void {
-    if (this.current.autoPromote.length === 0 || isJoint(this.current) || this.transfer.target !== null) return;
-    if (this.membershipChangeBlocked() !== null) return;
-    for (const id of this.current.autoPromote) {
-      const pr = this.replicator.progress.get(id);
-      if (pr === undefined || pr.state !== "replicate" || !pr.recentActive) continue;
-      if (pr.match + this.config.learnerLagEntriesMax < this.log.lastIndex) continue;
-      const next = promoted(this.current, id);
-      this.appendEntry(encodeMembership(next), next);
-      return;
-    }
   }
 
   // ---- elections (section 5.2, thesis 9.6) ----
@@ -712,7 +631,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     this.electionElapsed = 0;
     this.replicator.clear();
     this.replicator.sync();
-    this.configSettledIndex = -1;
+    this.reconfiguration.newTerm();
     this.uncommittedBytes = 0;
     this.reads.reset();
     this.transfer.forget();
@@ -766,7 +685,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     const matched = this.appendFromLeader(message);
     if (matched !== null) {
       this.log.commitTo(Math.min(message.commit, matched));
-      this.reconcileConfigs(message.entries);
+      this.reconfiguration.reconcile(message.entries);
       this.sendAfterPersist(from, { type: "append-response", term: this.term, reject: false, index: matched, hintIndex: 0, hintTerm: 0 });
       return;
     }
@@ -906,7 +825,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     if (this.log.term(previous) !== this.term && this.reads.hasReadsAwaitingTermCommit) {
       for (const read of this.reads.takeReadsAwaitingTermCommit()) this.handleReadRequest(read.from, read.requestId, read.lease);
     }
-    this.afterConfigCommit();
+    this.reconfiguration.afterCommit();
     return true;
   }
 

@@ -69,8 +69,9 @@ export class Replicator {
    * A leader tracks every member; a new one starts probing at the end of the log. A node
    * that a configuration removes keeps receiving the log until that configuration has
    * committed and the node holds it — then it is told the commit index once more, and
-   * learns that its removal is final, so it stops campaigning (see the engine's
-   * mayCampaign) — or until it stays silent for an election timeout (`dropSilent`).
+   * learns that its removal is final, so it stops campaigning (see
+   * Reconfiguration.mayCampaign) — or until it stays silent for an election timeout
+   * (`dropSilent`).
    */
   sync(dropSilent = false): void {
     const { log, configLog } = this.host;
@@ -93,7 +94,7 @@ export class Replicator {
       if (!done && !(dropSilent && !pr.recentActive)) continue;
       this.progress.delete(peer);
       // A last word: the commit index, so a removed node that holds its removal learns that
-      // it committed, and stops campaigning (see the engine's mayCampaign).
+      // it committed, and stops campaigning (see Reconfiguration.mayCampaign).
       if (this.host.leading()) this.host.send(peer, { type: "heartbeat", term: this.host.term(), commit: Math.min(pr.match, log.commitIndex), readRound: 0 });
     }
   }
