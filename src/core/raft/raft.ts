@@ -36,9 +36,9 @@ import type {
 } from "./messages.js";
 import { isSoleQuorum } from "./quorum.js";
 import { ReadOnly } from "./read-only.js";
-import { Reconfiguration } from "./reconfiguration.js";
-import { Replicator } from "./replication.js";
-import { LeadershipTransfer } from "./transfer.js";
+import { Reconfiguration, type ReconfigurationHost } from "./reconfiguration.js";
+import { Replicator, type ReplicatorHost } from "./replication.js";
+import { LeadershipTransfer, type TransferHost } from "./transfer.js";
 import { SnapshotReceiver } from "./snapshot-receiver.js";
 
 const EMPTY = new Uint8Array(0);
@@ -139,7 +139,8 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     if (this.snapshot !== null && this.snapshot.membership === undefined) this.snapshot = { ...this.snapshot, membership: base };
     this.configLog = new ConfigLog(base, options.durable.entries);
     this.current = base;
-    this.replicator = new Replicator({
+    // One host lends the engine's parts to its helpers; each sees it through its own narrow interface.
+    const host: ReplicatorHost & TransferHost & ReconfigurationHost = {
       id: this.id,
       config: this.config,
       log: this.log,
@@ -147,39 +148,22 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
       term: () => this.term,
       membership: () => this.current,
       leading: () => this.role === "leader",
+      lead: () => this.lead,
       snapshot: () => this.snapshot,
       now: () => this.tickCount,
       send: (to, message) => this.send(to, message),
-    });
-    this.transfer = new LeadershipTransfer({
-      config: this.config,
-      log: this.log,
-      replicator: this.replicator,
-      term: () => this.term,
-      leading: () => this.role === "leader",
-      lead: () => this.lead,
-      send: (to, message) => this.send(to, message),
+      stepDown: () => this.becomeFollower(this.term, null),
       surrenderLease: () => this.surrenderLease(),
       removedFromCommittedConfig: () => this.reconfiguration.removedFromCommittedConfig(),
-      stepDown: () => this.becomeFollower(this.term, null),
       appendProposal: (data) => this.appendIfAdmitted(data),
-    });
-    this.reconfiguration = new Reconfiguration({
-      id: this.id,
-      config: this.config,
-      log: this.log,
-      configLog: this.configLog,
-      replicator: this.replicator,
-      transfer: this.transfer,
-      term: () => this.term,
-      leading: () => this.role === "leader",
-      membership: () => this.current,
+      appendConfig: (next) => this.appendEntry(encodeMembership(next), next),
       uncommittedChangeIndex: () => this.uncommittedChangeIndex(),
       commitLearned: () => this.commitLearned(),
       refreshMembership: () => this.refreshMembership(),
-      stepDown: () => this.becomeFollower(this.term, null),
-      appendConfig: (next) => this.appendEntry(encodeMembership(next), next),
-    });
+    };
+    this.replicator = new Replicator(host);
+    this.transfer = new LeadershipTransfer(host, this.replicator);
+    this.reconfiguration = new Reconfiguration(host, this.replicator, this.transfer);
     this.refreshMembership();
     this.savedHardState = { term: this.term, vote: this.vote, commit: this.log.commitIndex };
     this.reads = new ReadOnly(this.id, this.config.electionTicks, leaseTicks(this.config), {

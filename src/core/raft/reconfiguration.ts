@@ -1,25 +1,11 @@
 import { InvalidInputError, MembershipChangeInProgressError } from "../common/errors.js";
-import type { Admission, LogEntry, Membership, MembershipChange, NodeId } from "../engine/contract.js";
-import type { ConfigLog } from "./config-log.js";
-import type { RaftConfig } from "./config.js";
-import type { RaftLog } from "./log.js";
+import type { Admission, LogEntry, Membership, MembershipChange } from "../engine/contract.js";
 import { isJoint, isVoter, leaveJoint, nextMembership, promoted } from "./membership.js";
-import type { Replicator } from "./replication.js";
+import type { Replicator, ReplicatorHost } from "./replication.js";
 import type { LeadershipTransfer } from "./transfer.js";
 
-/** What configuration changes need from the engine that owns them: its parts, and functions made once, not per call. */
-export interface ReconfigurationHost {
-  readonly id: NodeId;
-  readonly config: RaftConfig;
-  readonly log: RaftLog;
-  readonly configLog: ConfigLog;
-  readonly replicator: Replicator;
-  readonly transfer: LeadershipTransfer;
-  readonly term: () => number;
-  /** Whether the engine leads. */
-  readonly leading: () => boolean;
-  /** The configuration the engine acts on (its `configurationActedOn` rule). */
-  readonly membership: () => Membership;
+/** What configuration changes need from the engine that owns them (beside its Replicator and LeadershipTransfer): its parts, and functions made once, not per call. */
+export interface ReconfigurationHost extends Pick<ReplicatorHost, "id" | "config" | "log" | "configLog" | "term" | "leading" | "membership"> {
   /** The engine's one-change-at-a-time rule (see its `uncommittedChangeIndex`). */
   readonly uncommittedChangeIndex: () => number | null;
   /** The engine learned a higher commit index (see its `commitLearned`). */
@@ -45,7 +31,11 @@ export class Reconfiguration {
   /** The configuration index whose commit this leader has acted on (-1: none this term). */
   private settledIndex = -1;
 
-  constructor(private readonly host: ReconfigurationHost) {}
+  constructor(
+    private readonly host: ReconfigurationHost,
+    private readonly replicator: Replicator,
+    private readonly transfer: LeadershipTransfer,
+  ) {}
 
   /** A new leader has acted on no commit of its term yet. */
   newTerm(): void {
@@ -58,7 +48,7 @@ export class Reconfiguration {
    * change has not committed, or before this leader has committed an entry of its term.
    */
   propose(change: MembershipChange): Admission {
-    if (this.host.transfer.target !== null) return { accepted: false, error: new MembershipChangeInProgressError("a leadership transfer is under way; retry when it ends") };
+    if (this.transfer.target !== null) return { accepted: false, error: new MembershipChangeInProgressError("a leadership transfer is under way; retry when it ends") };
     const blocked = this.blocked();
     if (blocked !== null) return { accepted: false, error: new MembershipChangeInProgressError(blocked) };
     let next: Membership;
@@ -119,7 +109,7 @@ export class Reconfiguration {
    */
   afterCommit(): void {
     this.host.commitLearned();
-    const { replicator, transfer } = this.host;
+    const { replicator, transfer } = this;
     const latestIndex = this.host.configLog.latestIndex;
     // Hot path (every commit): act once per configuration and leader term.
     if (!this.host.leading() || latestIndex <= this.settledIndex || this.blocked() !== null) return;
@@ -139,10 +129,10 @@ export class Reconfiguration {
   /** A leader's tick: promotes one caught-up learner marked for it, when no change is in flight. */
   autoPromote(): void {
     const current = this.host.membership();
-    if (current.autoPromote.length === 0 || isJoint(current) || this.host.transfer.target !== null) return;
+    if (current.autoPromote.length === 0 || isJoint(current) || this.transfer.target !== null) return;
     if (this.blocked() !== null) return;
     for (const id of current.autoPromote) {
-      const pr = this.host.replicator.progress.get(id);
+      const pr = this.replicator.progress.get(id);
       if (pr === undefined || pr.state !== "replicate" || !pr.recentActive) continue;
       if (pr.match + this.host.config.learnerLagEntriesMax < this.host.log.lastIndex) continue;
       this.host.appendConfig(promoted(current, id));

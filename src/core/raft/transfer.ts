@@ -1,21 +1,11 @@
 import type { NodeId } from "../engine/contract.js";
-import type { RaftConfig } from "./config.js";
-import type { RaftLog } from "./log.js";
-import type { RaftMessage } from "./messages.js";
 import type { Progress } from "./progress.js";
-import type { Replicator } from "./replication.js";
+import type { Replicator, ReplicatorHost } from "./replication.js";
 
-/** What a leadership transfer needs from the engine that owns it: its parts, and functions made once, not per call. */
-export interface TransferHost {
-  readonly config: RaftConfig;
-  readonly log: RaftLog;
-  readonly replicator: Replicator;
-  readonly term: () => number;
-  /** Whether the engine leads. */
-  readonly leading: () => boolean;
+/** What a leadership transfer needs from the engine that owns it (beside its Replicator): its parts, and functions made once, not per call. */
+export interface TransferHost extends Pick<ReplicatorHost, "config" | "log" | "term" | "leading" | "send"> {
   /** The leader the engine follows, if it knows one. */
   readonly lead: () => NodeId | null;
-  readonly send: (to: NodeId, message: RaftMessage) => void;
   /** The engine's rule for its lease once it has told a member to campaign (see its `surrenderLease`). */
   readonly surrenderLease: () => void;
   /** This leader's configuration, committed, no longer has it as a voter. */
@@ -42,7 +32,10 @@ export class LeadershipTransfer {
   private held: Uint8Array[] = [];
   private heldByteCount = 0;
 
-  constructor(private readonly host: TransferHost) {}
+  constructor(
+    private readonly host: TransferHost,
+    private readonly replicator: Replicator,
+  ) {}
 
   get target(): NodeId | null {
     return this.targetId;
@@ -57,8 +50,8 @@ export class LeadershipTransfer {
   start(target: NodeId): void {
     this.targetId = target;
     this.elapsedTicks = 0;
-    if ((this.host.replicator.progress.get(target) as Progress).match === this.host.log.lastIndex) this.handOver(target);
-    else this.host.replicator.sendAppend(target);
+    if ((this.replicator.progress.get(target) as Progress).match === this.host.log.lastIndex) this.handOver(target);
+    else this.replicator.sendAppend(target);
   }
 
   /** The target's log has caught up with this leader's (`pr` is its progress): hand over. */
