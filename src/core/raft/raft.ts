@@ -1,5 +1,5 @@
 import { assert } from "../common/assert.js";
-import { InvalidInputError, MembershipChangeInProgressError, NotLeaderError, NotMemberError, OverloadedError } from "../common/errors.js";
+import { InvalidInputError, NotLeaderError, NotMemberError, OverloadedError } from "../common/errors.js";
 import { Prng } from "../common/prng.js";
 import type {
   Admission,
@@ -21,20 +21,8 @@ import type {
 } from "../engine/contract.js";
 import { ConfigLog } from "./config-log.js";
 import { DEFAULT_RAFT_CONFIG, leaseTicks, validateRaftConfig, type RaftConfig } from "./config.js";
-import { entryBytes, RaftLog } from "./log.js";
-import {
-  bootstrapMembership,
-  encodeMembership,
-  hasMajority,
-  isJoint,
-  isMember,
-  isVoter,
-  leaveJoint,
-  majorityImpossible,
-  members,
-  nextMembership,
-  promoted,
-} from "./membership.js";
+import { RaftLog } from "./log.js";
+import { bootstrapMembership, encodeMembership, hasMajority, isMember, majorityImpossible } from "./membership.js";
 import type {
   AppendRequest,
   AppendResponse,
@@ -46,14 +34,14 @@ import type {
   VoteRequest,
   VoteResponse,
 } from "./messages.js";
-import { Progress } from "./progress.js";
-import { isSoleQuorum, QuorumValue } from "./quorum.js";
+import { isSoleQuorum } from "./quorum.js";
 import { ReadOnly } from "./read-only.js";
+import { Reconfiguration, type ReconfigurationHost } from "./reconfiguration.js";
+import { Replicator, type ReplicatorHost } from "./replication.js";
+import { LeadershipTransfer, type TransferHost } from "./transfer.js";
 import { SnapshotReceiver } from "./snapshot-receiver.js";
 
 const EMPTY = new Uint8Array(0);
-/** A follower whose snapshot chunk went unanswered this many times in a row no longer holds compaction back. */
-const SNAPSHOT_RESENDS_HOLDING = 4;
 
 /**
  * Raft as a pure state machine (Ongaro & Ousterhout; Ongaro's thesis), driven through the
@@ -68,10 +56,14 @@ const SNAPSHOT_RESENDS_HOLDING = 4;
  * out alone: no Ready is outstanding when it is, and none follows until it is advanced.
  *
  * The engine owns its parts: the log (log.ts), the configurations in it (config-log.ts),
- * the quorum arithmetic (quorum.ts), the reads being confirmed and the lease
- * (read-only.ts), and a snapshot being received (snapshot-receiver.ts). The few rules a
- * classic mistake breaks are protected methods named for the rule (`mayGrantVote`,
- * `commitsByCounting`, ...): the mutants of mutants.ts are subclasses overriding one each.
+ * a leader's followers and what it sends them — appends, snapshot chunks, heartbeats —
+ * with what a quorum of them holds (replication.ts, over progress.ts and quorum.ts), a
+ * leadership transfer and the proposals held meanwhile (transfer.ts), configuration
+ * changes as a leader starts and completes them (reconfiguration.ts), the reads being
+ * confirmed and the lease (read-only.ts), and a snapshot being received
+ * (snapshot-receiver.ts). The few rules a classic mistake breaks are protected methods
+ * named for the rule (`mayGrantVote`, `commitsByCounting`, ...): the mutants of mutants.ts
+ * are subclasses overriding one each.
  */
 export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   readonly id: NodeId;
@@ -82,8 +74,6 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   protected current: Membership;
   /** This node alone is a majority of every group (a one-voter cluster). */
   private selfQuorum = false;
-  /** The configuration index whose commit this leader has acted on (-1: none this term). */
-  private configSettledIndex = -1;
   private readonly prng: Prng;
   protected readonly log: RaftLog;
 
@@ -95,9 +85,9 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   private heartbeatElapsed = 0;
   private randomizedElectionTicks = 0;
   protected readonly votes = new Map<NodeId, boolean>();
-  private readonly progress = new Map<NodeId, Progress>();
+  /** The leader's followers: their progress, and the appends, snapshots and heartbeats sent them. */
+  private readonly replicator: Replicator;
   private uncommittedBytes = 0;
-  private readonly quorum = new QuorumValue();
   private broadcastPending = false;
 
   /** Ticks since this engine started, whatever its role (the leader's lease clock). */
@@ -110,18 +100,10 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
    */
   private startupGuard: boolean;
 
-  /** Leadership transfer (thesis 3.10): the member this leader is handing over to, if any. */
-  private transferTarget: NodeId | null = null;
-  private transferElapsed = 0;
-  /**
-   * Proposals that arrived while this node could not append them — it was handing
-   * leadership over, or they were forwarded to it after it stopped leading: they wait, and
-   * go to whoever leads next (appended here if this node leads again or abandons the
-   * transfer, forwarded to the leader once this node hears from one), so clients see a
-   * pause, not a refusal. Bounded by `uncommittedBytesMax`.
-   */
-  private heldProposals: Uint8Array[] = [];
-  private heldProposalBytes = 0;
+  /** Leadership transfer (thesis 3.10), and the proposals held while it is under way. */
+  private readonly transfer: LeadershipTransfer;
+  /** Configuration changes (thesis chapter 4): when one may start, and what follows its commit. */
+  private readonly reconfiguration: Reconfiguration;
 
   /** The latest snapshot: this node's own (compact) or one installed from a leader. */
   private snapshot: Snapshot | null;
@@ -157,11 +139,36 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     if (this.snapshot !== null && this.snapshot.membership === undefined) this.snapshot = { ...this.snapshot, membership: base };
     this.configLog = new ConfigLog(base, options.durable.entries);
     this.current = base;
+    // One host lends the engine's parts to its helpers; each sees it through its own narrow interface.
+    const host: ReplicatorHost & TransferHost & ReconfigurationHost = {
+      id: this.id,
+      config: this.config,
+      log: this.log,
+      configLog: this.configLog,
+      term: () => this.term,
+      membership: () => this.current,
+      leading: () => this.role === "leader",
+      lead: () => this.lead,
+      snapshot: () => this.snapshot,
+      now: () => this.tickCount,
+      send: (to, message) => this.send(to, message),
+      stepDown: () => this.becomeFollower(this.term, null),
+      surrenderLease: () => this.surrenderLease(),
+      removedFromCommittedConfig: () => this.reconfiguration.removedFromCommittedConfig(),
+      appendProposal: (data) => this.appendIfAdmitted(data),
+      appendConfig: (next) => this.appendEntry(encodeMembership(next), next),
+      uncommittedChangeIndex: () => this.uncommittedChangeIndex(),
+      commitLearned: () => this.commitLearned(),
+      refreshMembership: () => this.refreshMembership(),
+    };
+    this.replicator = new Replicator(host);
+    this.transfer = new LeadershipTransfer(host, this.replicator);
+    this.reconfiguration = new Reconfiguration(host, this.replicator, this.transfer);
     this.refreshMembership();
     this.savedHardState = { term: this.term, vote: this.vote, commit: this.log.commitIndex };
     this.reads = new ReadOnly(this.id, this.config.electionTicks, leaseTicks(this.config), {
       quorumConfirms: (acks) => hasMajority(this.current, (id) => acks.has(id)),
-      leaseAcknowledgedAt: () => this.quorum.of(this.current, this.progress, this.leaseAckTick),
+      leaseAcknowledgedAt: () => this.replicator.leaseAcknowledgedAt(),
       release: (from, requestId, index) => this.releaseRead(from, requestId, index),
     });
     this.startupGuard = this.config.leaseReads;
@@ -180,7 +187,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     this.electionElapsed++;
     if (this.electionElapsed >= this.config.electionTicks) this.startupGuard = false;
     if (this.electionElapsed < this.randomizedElectionTicks) return;
-    if (!this.mayCampaign()) {
+    if (!this.reconfiguration.mayCampaign()) {
       // A learner, a removed node and one that has not yet heard of any configuration do not
       // campaign. Their leader has been silent for an election timeout: it is forgotten, and
       // with it its lease, so they answer the votes of whoever campaigns next.
@@ -195,46 +202,26 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   private tickLeader(): void {
     this.heartbeatElapsed++;
     this.electionElapsed++;
-    if (this.transferTarget !== null && ++this.transferElapsed >= this.config.electionTicks) {
-      // The target did not take over within an election timeout (it is down, or cut off):
-      // give up, and append what waited — unless this leader was removed, when it steps
-      // down and lets the remaining voters elect one.
-      this.transferTarget = null;
-      if (this.removedFromCommittedConfig()) {
-        this.becomeFollower(this.term, null);
-        return;
-      }
-      this.releaseHeldProposals();
-    }
+    this.transfer.tick();
+    if (this.role !== "leader") return; // a removed leader whose transfer failed stepped down
     if (this.electionElapsed >= this.config.electionTicks) {
       this.electionElapsed = 0;
-      if (this.config.checkQuorum && !this.quorumRecentlyActive()) {
+      if (this.config.checkQuorum && !this.replicator.quorumRecentlyActive()) {
         // Section 6.2 of the thesis: a leader cut off from a quorum steps down, so clients
         // stop waiting on it and a PreVote elsewhere is not blocked by its lease.
         this.becomeFollower(this.term, null);
         return;
       }
-      if (this.progress.size > members(this.current).length + (isMember(this.current, this.id) ? 0 : 1)) this.syncProgress(true);
-      for (const [peer, pr] of this.progress) {
-        if (peer === this.id) continue;
-        pr.activeRoundBefore = pr.recentActive;
-        pr.recentActive = false;
-      }
+      if (this.replicator.tracksRemoved()) this.replicator.sync(true);
+      this.replicator.startActivityRound();
     }
-    this.maybeAutoPromote();
+    this.reconfiguration.autoPromote();
     if (this.heartbeatElapsed >= this.config.heartbeatTicks) {
       this.heartbeatElapsed = 0;
       // With leases, every heartbeat opens a round, so each acknowledgement dates itself.
-      this.broadcastHeartbeat(this.config.leaseReads ? this.reads.newRound(this.tickCount) : this.reads.lastRound);
+      this.replicator.broadcastHeartbeat(this.config.leaseReads ? this.reads.newRound(this.tickCount) : this.reads.lastRound);
     }
-    for (const [peer, pr] of this.progress) {
-      if (pr.state !== "snapshot" || !pr.snapshotChunkInFlight) continue;
-      if (++pr.snapshotStallTicks < this.config.snapshotResendTicks) continue;
-      // The chunk or its answer was lost: resend from the last acknowledged offset.
-      pr.snapshotChunkInFlight = false;
-      pr.snapshotResends++;
-      this.sendAppend(peer);
-    }
+    this.replicator.resendStalledSnapshots();
   }
 
   step(from: NodeId, message: RaftMessage): void {
@@ -317,11 +304,10 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
         // client sees a pause, not a timeout. A proposal over the uncommitted bound is
         // dropped; its client times out.
         for (const data of message.data) {
-          if (this.role === "leader" && this.transferTarget === null) {
-            if (this.admits(data)) this.appendProposal(data);
-          } else this.holdProposal(data);
+          if (this.role === "leader" && this.transfer.target === null) this.appendIfAdmitted(data);
+          else this.transfer.hold(data);
         }
-        if (this.role === "follower" && this.lead !== null) this.releaseHeldProposals();
+        if (this.role === "follower" && this.lead !== null) this.transfer.releaseHeld();
         return;
       case "read-index":
         if (this.role === "leader") this.handleReadRequest(from, message.requestId, message.lease === true);
@@ -336,15 +322,15 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
       case "timeout-now":
         // The leader handed over: campaign at once, for real (a pre-vote would be refused by
         // voters that still hear from it), saying why so they grant despite its lease.
-        if (this.role === "follower" && this.mayCampaign()) this.campaign(false, true);
+        if (this.role === "follower" && this.reconfiguration.mayCampaign()) this.campaign(false, true);
         return;
     }
   }
 
   propose(data: Uint8Array): Admission {
-    if (this.role === "leader" && this.transferTarget !== null) {
-      if (this.holdProposal(data)) return { accepted: true };
-      return { accepted: false, error: new OverloadedError(`${this.heldProposalBytes} bytes of proposals wait for a leadership transfer; the limit is ${this.config.uncommittedBytesMax}`) };
+    if (this.role === "leader" && this.transfer.target !== null) {
+      if (this.transfer.hold(data)) return { accepted: true };
+      return { accepted: false, error: new OverloadedError(`${this.transfer.heldBytes} bytes of proposals wait for a leadership transfer; the limit is ${this.config.uncommittedBytesMax}`) };
     }
     if (this.role === "leader") {
       if (!this.admits(data)) {
@@ -366,6 +352,11 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   /** The uncommitted-log bound (one entry always fits, however large, so none is stuck). */
   private admits(data: Uint8Array): boolean {
     return this.uncommittedBytes === 0 || this.uncommittedBytes + data.length <= this.config.uncommittedBytesMax;
+  }
+
+  /** A leader appends a proposal that waited or was forwarded to it, unless it is over the bound (its client times out). */
+  private appendIfAdmitted(data: Uint8Array): void {
+    if (this.admits(data)) this.appendProposal(data);
   }
 
   readIndex(requestId: number, options?: ReadOptions): Admission {
@@ -390,65 +381,13 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
    */
   transferLeadership(to: NodeId | null): Admission {
     if (this.role !== "leader") return { accepted: false, error: new NotLeaderError(this.lead) };
-    const target = to ?? this.mostUpToDateFollower();
+    const target = to ?? this.replicator.mostUpToDateFollower();
     if (target === null || target === this.id) return { accepted: true };
     if (!this.current.voters.includes(target)) {
       return { accepted: false, error: new InvalidInputError(`node ${target} is not a voting member; the voters are ${this.current.voters.join(", ")}`) };
     }
-    this.startTransfer(target);
+    this.transfer.start(target);
     return { accepted: true };
-  }
-
-  private startTransfer(target: NodeId): void {
-    this.transferTarget = target;
-    this.transferElapsed = 0;
-    const pr = this.progress.get(target) as Progress;
-    if (pr.match === this.log.lastIndex) this.handOver(target);
-    else this.sendAppend(target);
-  }
-
-  /** Tells the caught-up transfer target to campaign; a removed leader steps down at once. */
-  private handOver(target: NodeId): void {
-    this.sendTimeoutNow(target);
-    if (this.removedFromCommittedConfig()) this.becomeFollower(this.term, null);
-  }
-
-  private mostUpToDateFollower(): NodeId | null {
-    let best: NodeId | null = null;
-    let bestMatch = -1;
-    for (const peer of this.current.voters) {
-      if (peer === this.id) continue;
-      const match = (this.progress.get(peer) as Progress).match;
-      if (match > bestMatch) {
-        best = peer;
-        bestMatch = match;
-      }
-    }
-    return best;
-  }
-
-  /** Keeps a proposal for the next leader; false when the bound on held bytes is reached. */
-  private holdProposal(data: Uint8Array): boolean {
-    if (this.heldProposalBytes > 0 && this.heldProposalBytes + data.length > this.config.uncommittedBytesMax) return false;
-    this.heldProposals.push(data);
-    this.heldProposalBytes += data.length;
-    return true;
-  }
-
-  /** Proposals held during a transfer go to the log (this node leads) or to the leader it follows. */
-  private releaseHeldProposals(): void {
-    if (this.heldProposals.length === 0) return;
-    const held = this.heldProposals;
-    this.heldProposals = [];
-    this.heldProposalBytes = 0;
-    if (this.role === "leader") {
-      for (const data of held) if (this.admits(data)) this.appendProposal(data);
-    } else if (this.lead !== null) this.send(this.lead, { type: "propose", term: this.term, data: held });
-  }
-
-  private sendTimeoutNow(to: NodeId): void {
-    this.surrenderLease();
-    this.send(to, { type: "timeout-now", term: this.term });
   }
 
   /**
@@ -483,26 +422,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
    */
   changeMembership(change: MembershipChange): Admission {
     if (this.role !== "leader") return { accepted: false, error: new NotLeaderError(this.lead) };
-    if (this.transferTarget !== null) return { accepted: false, error: new MembershipChangeInProgressError("a leadership transfer is under way; retry when it ends") };
-    const blocked = this.membershipChangeBlocked();
-    if (blocked !== null) return { accepted: false, error: new MembershipChangeInProgressError(blocked) };
-    let next: Membership;
-    try {
-      next = nextMembership(this.current, change);
-    } catch (error) {
-      if (error instanceof InvalidInputError) return { accepted: false, error };
-      throw error;
-    }
-    this.appendEntry(encodeMembership(next), next);
-    return { accepted: true };
-  }
-
-  /** Why a configuration change cannot start now, or null when it can. */
-  private membershipChangeBlocked(): string | null {
-    if (this.log.term(this.log.commitIndex) !== this.term) return "this leader has not yet committed an entry of its term; retry in a moment";
-    const pending = this.uncommittedChangeIndex();
-    if (pending !== null) return `the configuration change at index ${pending} has not committed yet; one change at a time`;
-    return null;
+    return this.reconfiguration.propose(change);
   }
 
   /**
@@ -546,117 +466,12 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
    */
   protected refreshMembership(): void {
     const latest = this.configurationActedOn();
-    if (latest === this.current && this.progress.size > 0) return;
+    if (latest === this.current && this.replicator.progress.size > 0) return;
     this.current = latest;
     this.selfQuorum = isSoleQuorum(latest, this.id);
     if (this.role !== "leader") return;
-    this.syncProgress();
-    if (this.transferTarget !== null && !latest.voters.includes(this.transferTarget)) {
-      this.transferTarget = null;
-      this.releaseHeldProposals();
-    }
-  }
-
-  /**
-   * A leader tracks every member; a new one starts probing at the end of the log. A node
-   * that a configuration removes keeps receiving the log until that configuration has
-   * committed and the node holds it — then it is told the commit index once more, and
-   * learns that its removal is final, so it stops campaigning (see mayCampaign) — or until
-   * it stays silent for an election timeout (`dropSilent`).
-   */
-  private syncProgress(dropSilent = false): void {
-    const wanted = members(this.current);
-    const latestIndex = this.configLog.latestIndex;
-    if (latestIndex > this.log.commitIndex) {
-      for (const id of members(this.membershipAt(latestIndex - 1))) if (!wanted.includes(id)) wanted.push(id);
-    }
-    for (const peer of [...wanted, this.id]) {
-      if (this.progress.has(peer)) continue;
-      const pr = new Progress(this.log.lastIndex + 1, this.config.inflightMessagesMax, this.config.inflightBytesMax);
-      if (peer === this.id) pr.match = this.log.lastIndex;
-      pr.recentActive = true;
-      this.progress.set(peer, pr);
-    }
-    const settled = latestIndex <= this.log.commitIndex;
-    for (const [peer, pr] of [...this.progress]) {
-      if (peer === this.id || wanted.includes(peer)) continue;
-      const done = settled && pr.match >= latestIndex;
-      if (!done && !(dropSilent && !pr.recentActive)) continue;
-      this.progress.delete(peer);
-      // A last word: the commit index, so a removed node that holds its removal learns that
-      // it committed, and stops campaigning (see mayCampaign).
-      if (this.role === "leader") this.send(peer, { type: "heartbeat", term: this.term, commit: Math.min(pr.match, this.log.commitIndex), readRound: 0 });
-    }
-  }
-
-  /**
-   * After a follower's append: configuration entries that a conflict truncated away are
-   * forgotten (the configuration before them applies again), and new ones take effect.
-   */
-  private reconcileConfigs(appended: readonly LogEntry[]): void {
-    const dropped = this.configLog.dropTruncated(this.log);
-    const added = this.configLog.addAppended(appended, this.log);
-    if (dropped || added) this.refreshMembership(); // from the new commit index too
-    else this.commitLearned();
-  }
-
-  /**
-   * Voters campaign; so does a node that the latest configuration removes while, as far as
-   * it knows, that configuration has not committed. It may hold the most up-to-date log —
-   * a leader that appended its own removal and crashed — and then the remaining voters
-   * cannot win without its vote, which it refuses them: it must lead once more, commit its
-   * removal, and hand over (thesis 4.2.2). Once the removal commits, it stops; before, a
-   * cluster that moved on ignores its vote requests (they come from a non-member).
-   */
-  private mayCampaign(): boolean {
-    if (isVoter(this.current, this.id)) return true;
-    const latestIndex = this.configLog.latestIndex;
-    return latestIndex > this.log.commitIndex && isVoter(this.membershipAt(latestIndex - 1), this.id);
-  }
-
-  /** This leader's configuration, committed, no longer has it as a voter. */
-  private removedFromCommittedConfig(): boolean {
-    return this.configLog.latestIndex <= this.log.commitIndex && !isVoter(this.current, this.id);
-  }
-
-  /**
-   * Once the latest configuration commits: a joint one set to leave automatically is left
-   * (thesis 4.3), and a leader that is no longer a voter hands over to the most
-   * up-to-date voter and steps down (thesis 4.2.2).
-   */
-  private afterConfigCommit(): void {
-    this.commitLearned();
-    const latestIndex = this.configLog.latestIndex;
-    // Hot path (every commit): act once per configuration and leader term.
-    if (this.role !== "leader" || latestIndex <= this.configSettledIndex || this.membershipChangeBlocked() !== null) return;
-    this.configSettledIndex = latestIndex;
-    const tracked = members(this.current).length + (isMember(this.current, this.id) ? 0 : 1);
-    if (this.progress.size > tracked) this.syncProgress(); // the removed ones' time is up
-    if (this.removedFromCommittedConfig()) {
-      if (this.transferTarget !== null) return;
-      const target = this.mostUpToDateFollower();
-      if (target === null) this.becomeFollower(this.term, null);
-      else this.startTransfer(target);
-      return;
-    }
-    if (isJoint(this.current) && this.current.autoLeave) {
-      const next = leaveJoint(this.current);
-      this.appendEntry(encodeMembership(next), next);
-    }
-  }
-
-  /** Promotes one caught-up learner marked for it, when no change is in flight. */
-  private maybeAutoPromote(): void {
-    if (this.current.autoPromote.length === 0 || isJoint(this.current) || this.transferTarget !== null) return;
-    if (this.membershipChangeBlocked() !== null) return;
-    for (const id of this.current.autoPromote) {
-      const pr = this.progress.get(id);
-      if (pr === undefined || pr.state !== "replicate" || !pr.recentActive) continue;
-      if (pr.match + this.config.learnerLagEntriesMax < this.log.lastIndex) continue;
-      const next = promoted(this.current, id);
-      this.appendEntry(encodeMembership(next), next);
-      return;
-    }
+    this.replicator.sync();
+    this.transfer.targetLeft(latest.voters);
   }
 
   // ---- elections (section 5.2, thesis 9.6) ----
@@ -785,9 +600,9 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     }
     this.role = "follower";
     this.lead = lead;
-    this.progress.clear();
+    this.replicator.clear();
     this.reads.reset();
-    this.transferTarget = null;
+    this.transfer.forget();
     this.broadcastPending = false;
     this.resetElectionTimer();
   }
@@ -798,16 +613,16 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     this.lead = this.id;
     this.heartbeatElapsed = 0;
     this.electionElapsed = 0;
-    this.progress.clear();
-    this.syncProgress();
-    this.configSettledIndex = -1;
+    this.replicator.clear();
+    this.replicator.sync();
+    this.reconfiguration.newTerm();
     this.uncommittedBytes = 0;
     this.reads.reset();
-    this.transferTarget = null;
+    this.transfer.forget();
     // Section 8 / 5.4.2: an empty entry of the new term lets the leader commit everything
     // before it, and tells it what is committed (needed before serving reads).
     this.appendEntry(EMPTY);
-    this.releaseHeldProposals();
+    this.transfer.releaseHeld();
   }
 
   private resetElectionTimer(): void {
@@ -820,11 +635,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     if (this.role !== "follower") this.becomeFollower(this.term, leader);
     this.lead = leader;
     this.electionElapsed = 0;
-    this.releaseHeldProposals();
-  }
-
-  private quorumRecentlyActive(): boolean {
-    return hasMajority(this.current, (id) => id === this.id || this.progress.get(id)?.recentActive === true);
+    this.transfer.releaseHeld();
   }
 
   // ---- replication (section 5.3) ----
@@ -838,7 +649,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     const index = this.log.lastIndex + 1;
     const entry: LogEntry = membership === null ? { index, term: this.term, data } : { index, term: this.term, data, kind: "config" };
     this.log.appendNew([entry]);
-    (this.progress.get(this.id) as Progress).maybeUpdate(entry.index);
+    this.replicator.own.maybeUpdate(entry.index);
     this.broadcastPending = true;
     if (membership !== null) {
       this.configLog.push({ index, term: this.term, membership });
@@ -858,7 +669,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     const matched = this.appendFromLeader(message);
     if (matched !== null) {
       this.log.commitTo(Math.min(message.commit, matched));
-      this.reconcileConfigs(message.entries);
+      this.reconfiguration.reconcile(message.entries);
       this.sendAfterPersist(from, { type: "append-response", term: this.term, reject: false, index: matched, hintIndex: 0, hintTerm: 0 });
       return;
     }
@@ -946,81 +757,29 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
 
   compactionFloor(): CompactionFloor | null {
     if (this.role !== "leader") return null;
-    let receiving: number | null = null;
-    let replicating: number | null = null;
-    for (const [peer, pr] of this.progress) {
-      if (peer === this.id) continue;
-      // A follower receiving a snapshot needs the entries after it; one replicating, those after its match.
-      if (pr.state === "snapshot") {
-        if (pr.snapshotResends < SNAPSHOT_RESENDS_HOLDING) receiving = Math.min(receiving ?? Infinity, pr.pendingSnapshot);
-      } else if (pr.recentActive || pr.activeRoundBefore) {
-        replicating = Math.min(replicating ?? Infinity, pr.match);
-      }
-    }
-    return receiving === null && replicating === null ? null : { receiving, replicating };
+    return this.replicator.compactionFloor();
   }
 
   private handleAppendResponse(from: NodeId, message: AppendResponse): void {
     if (this.role !== "leader") return;
-    const pr = this.progress.get(from);
-    if (pr === undefined) return;
-    // An acknowledgement past this log's end answers no append this leader sent: a broken
-    // peer's, dropped rather than trusted (its match would commit entries that do not exist).
-    if (!message.reject && message.index > this.log.lastIndex) return;
-    pr.recentActive = true;
-    if (message.reject) {
-      if (pr.state === "snapshot") return; // an answer to an append sent before the snapshot
-      const next = message.hintTerm > 0 ? this.log.findConflictByTerm(message.hintIndex, message.hintTerm).index : message.hintIndex;
-      if (pr.maybeDecreaseTo(message.index, next)) {
-        if (pr.state === "replicate") pr.becomeProbe();
-        this.sendAppend(from);
-      }
-      return;
-    }
-    const wasPaused = pr.paused;
-    if (!pr.maybeUpdate(message.index)) return;
-    if (!isMember(this.current, from) && from !== this.id && pr.match >= this.configLog.latestIndex) {
-      // A removed node that now holds its removal: let it go (if the removal committed).
-      this.syncProgress();
-      if (this.progress.get(from) !== pr) return;
-    }
-    if (pr.state === "probe") pr.becomeReplicate();
-    else if (pr.state === "snapshot") {
-      if (pr.match >= pr.pendingSnapshot) pr.becomeReplicate();
-    } else pr.inflight.freeTo(message.index);
-    if (from === this.transferTarget && pr.match === this.log.lastIndex) {
-      this.handOver(from);
-      if (this.role !== "leader") return;
-    }
+    const acknowledged = this.replicator.appendAnswered(from, message);
+    if (acknowledged === null) return;
+    const { pr, wasPaused } = acknowledged;
+    this.transfer.caughtUp(from, pr);
+    if (this.role !== "leader") return; // a removed leader that handed over stepped down
     if (this.maybeCommit()) {
       this.broadcastPending = true;
       // The commit may have settled a configuration: this leader removed itself and handed
       // over, or the sender was removed and is no longer tracked.
-      if (this.role !== "leader" || this.progress.get(from) !== pr) return;
-    } else if (wasPaused) this.sendAppend(from);
-    while (pr.state === "replicate" && this.sendAppend(from)) {
-      // keep the pipeline full up to the in-flight window
-    }
+      if (this.role !== "leader" || this.replicator.progress.get(from) !== pr) return;
+    } else if (wasPaused) this.replicator.sendAppend(from);
+    this.replicator.fill(from, pr);
   }
 
   private handleHeartbeatResponse(from: NodeId, message: HeartbeatResponse): void {
     if (this.role !== "leader") return;
-    const pr = this.progress.get(from);
+    const pr = this.replicator.heartbeatAnswered(from);
     if (pr === undefined) return;
-    pr.recentActive = true;
-    pr.probeSent = false;
-    if (pr.state === "replicate" && pr.match < pr.sentAtLastHeartbeat && pr.tailProbeTick < this.tickCount) {
-      // An append that was already out at the previous heartbeat answer is still not
-      // acknowledged. It may be slow (a follower's fsync), or lost — and if it was the last,
-      // nothing else would reveal it. Ask about the tail with an empty append: the follower
-      // accepts it if it holds everything sent, and rejects it (sending this follower back
-      // to probe) if something is missing.
-      // At most once a tick: read rounds bring extra heartbeat answers.
-      pr.tailProbeTick = this.tickCount;
-      this.sendTailProbe(from, pr);
-    }
-    pr.sentAtLastHeartbeat = pr.next - 1;
-    if (pr.match < this.log.lastIndex) this.sendAppend(from);
     if (message.readRound > 0) {
       const sentAt = this.reads.sentAt(message.readRound);
       if (sentAt !== undefined && sentAt > pr.leaseAckTick) pr.leaseAckTick = sentAt;
@@ -1028,88 +787,9 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     }
   }
 
-  /** Sends the next append to `to` if its window allows; returns whether one was sent. */
-  private sendAppend(to: NodeId): boolean {
-    const pr = this.progress.get(to) as Progress;
-    if (pr.state === "snapshot") return this.sendSnapshotChunk(to, pr);
-    if (pr.paused) return false;
-    const prevIndex = pr.next - 1;
-    const prevTerm = this.log.term(prevIndex);
-    if (prevTerm === null) {
-      // The follower needs entries compacted away: it gets the snapshot instead (section 7).
-      assert(prevIndex < this.log.firstIndex, `no term for index ${prevIndex} inside the log`);
-      return this.sendSnapshotChunk(to, pr);
-    }
-    const entries = pr.next <= this.log.lastIndex ? this.log.slice(pr.next, this.log.lastIndex, this.config.entriesPerMessageMax, this.config.bytesPerMessageMax) : [];
-    // In replicate state an empty append is worth sending only to tell an idle follower a
-    // new commit index (so it applies, and serves follower reads, without waiting for a
-    // heartbeat).
-    const commitNews = pr.inflight.count === 0 && pr.sentCommit < this.log.commitIndex;
-    if (entries.length === 0 && pr.state === "replicate" && !commitNews) return false;
-    this.send(to, { type: "append", term: this.term, prevIndex, prevTerm, entries, commit: this.log.commitIndex });
-    pr.sentCommit = Math.max(pr.sentCommit, this.log.commitIndex);
-    const last = entries[entries.length - 1];
-    if (pr.state === "replicate" && last !== undefined) {
-      pr.next = last.index + 1;
-      pr.inflight.add(last.index, entries.reduce((sum, entry) => sum + entryBytes(entry), 0));
-    } else if (pr.state === "probe") pr.probeSent = true;
-    return true;
-  }
-
-  private sendTailProbe(to: NodeId, pr: Progress): void {
-    const prevIndex = pr.next - 1;
-    const prevTerm = this.log.term(prevIndex);
-    if (prevTerm === null) {
-      pr.becomeProbe(); // compacted meanwhile: the next append becomes a snapshot
-      return;
-    }
-    this.send(to, { type: "append", term: this.term, prevIndex, prevTerm, entries: [], commit: this.log.commitIndex });
-    pr.sentCommit = Math.max(pr.sentCommit, this.log.commitIndex);
-  }
-
-  /** Sends the next chunk of the snapshot being sent, unless one is unanswered. */
-  private sendSnapshotChunk(to: NodeId, pr: Progress): boolean {
-    if (pr.state !== "snapshot" || pr.snapshot === null) {
-      // A transfer sends the snapshot it started with to the end, even if the leader
-      // compacts again meanwhile: restarting it on every compaction could starve a follower.
-      assert(this.snapshot !== null, "a follower needs a snapshot but the leader has none");
-      pr.becomeSnapshot(this.snapshot);
-    }
-    const snapshot = pr.snapshot as Snapshot;
-    if (pr.snapshotChunkInFlight) return false;
-    const offset = Math.min(pr.snapshotAcked, snapshot.data.length);
-    const chunk = snapshot.data.subarray(offset, Math.min(snapshot.data.length, offset + this.config.snapshotChunkBytes));
-    const message: SnapshotChunk = { type: "snapshot", term: this.term, index: snapshot.index, snapshotTerm: snapshot.term, size: snapshot.data.length, offset, chunk };
-    // The configuration goes with the first chunk only: the follower keeps it from there.
-    this.send(to, snapshot.membership === undefined || offset !== 0 ? message : { ...message, membership: snapshot.membership });
-    pr.snapshotChunkInFlight = true;
-    pr.snapshotStallTicks = 0;
-    return true;
-  }
-
   private handleSnapshotResponse(from: NodeId, message: SnapshotChunkResponse): void {
     if (this.role !== "leader") return;
-    const pr = this.progress.get(from);
-    if (pr === undefined) return;
-    pr.recentActive = true;
-    if (pr.state !== "snapshot" || message.index !== pr.pendingSnapshot) return;
-    // The follower says where it stands (it may have restarted and lost earlier chunks).
-    pr.snapshotAcked = message.received;
-    pr.snapshotChunkInFlight = false;
-    pr.snapshotStallTicks = 0;
-    pr.snapshotResends = 0;
-    this.sendAppend(from);
-  }
-
-  private broadcastAppend(): void {
-    for (const peer of this.progress.keys()) if (peer !== this.id) this.sendAppend(peer);
-  }
-
-  private broadcastHeartbeat(readRound: number): void {
-    for (const [peer, pr] of this.progress) {
-      if (peer === this.id) continue;
-      this.send(peer, { type: "heartbeat", term: this.term, commit: Math.min(pr.match, this.log.commitIndex), readRound });
-    }
+    this.replicator.snapshotAnswered(from, message);
   }
 
   /**
@@ -1117,7 +797,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
    * allows it (`commitsByCounting`).
    */
   private maybeCommit(): boolean {
-    const quorumIndex = this.committableThrough(this.quorumMatch());
+    const quorumIndex = this.committableThrough(this.replicator.quorumMatch());
     if (quorumIndex <= this.log.commitIndex) return false;
     if (!this.commitsByCounting(quorumIndex)) return false;
     const previous = this.log.commitIndex;
@@ -1129,7 +809,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     if (this.log.term(previous) !== this.term && this.reads.hasReadsAwaitingTermCommit) {
       for (const read of this.reads.takeReadsAwaitingTermCommit()) this.handleReadRequest(read.from, read.requestId, read.lease);
     }
-    this.afterConfigCommit();
+    this.reconfiguration.afterCommit();
     return true;
   }
 
@@ -1151,18 +831,6 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   protected commitsByCounting(index: number): boolean {
     return this.log.term(index) === this.term;
   }
-
-  /**
-   * The highest index a quorum holds durably: the leader's own log counts only as far as it
-   * is durable, since its appends and heartbeats (with the commit index) leave while its
-   * own write may still be under way.
-   */
-  private quorumMatch(): number {
-    return this.quorum.of(this.current, this.progress, this.durableMatch);
-  }
-
-  /** A peer's match, the leader's own only as far as it is durable (one function, not one per call: a hot path). */
-  private readonly durableMatch = (peer: NodeId, pr: Progress): number => (peer === this.id ? Math.min(pr.match, this.log.durableIndex) : pr.match);
 
   // ---- linearizable reads: ReadIndex (thesis 6.4) ----
 
@@ -1190,9 +858,6 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     }
     this.reads.awaitConfirmation(from, requestId, this.log.commitIndex, this.tickCount);
   }
-
-  /** When a peer last acknowledged a heartbeat, by this leader's clock; the leader itself, now. */
-  private readonly leaseAckTick = (peer: NodeId, pr: Progress): number => (peer === this.id ? this.tickCount : pr.leaseAckTick);
 
   /** Answers a read with its read index: to this node's driver, or to the follower that forwarded it. */
   protected releaseRead(from: NodeId, requestId: number, index: number): void {
@@ -1235,10 +900,10 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   ready(): Ready<RaftMessage, RaftHardState> {
     assert(this.snapshotToInstall === null || this.outstanding.length === 0, "a snapshot Ready while others are outstanding");
     const readRound = this.reads.takeBatchedRound();
-    if (readRound !== 0) this.broadcastHeartbeat(readRound);
+    if (readRound !== 0) this.replicator.broadcastHeartbeat(readRound);
     if (this.broadcastPending) {
       this.broadcastPending = false;
-      this.broadcastAppend();
+      this.replicator.broadcastAppend();
     }
     const hardState = this.hardStateChanged() ? { term: this.term, vote: this.vote, commit: this.log.commitIndex } : null;
     // etcd's MustSync: a new term or vote, or entries, must be durable before what depends
@@ -1300,14 +965,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
 
   replication(): readonly ReplicationProgress[] | null {
     if (this.role !== "leader") return null;
-    const members: ReplicationProgress[] = [];
-    for (const [id, pr] of this.progress) {
-      if (id === this.id) continue;
-      // One probe, or one snapshot chunk, is in flight at most outside the replicate state.
-      const inflight = pr.state === "replicate" ? pr.inflight.count : pr.state === "probe" ? Number(pr.probeSent) : Number(pr.snapshotChunkInFlight);
-      members.push({ id, match: pr.match, next: pr.next, state: pr.state, inflight, active: pr.recentActive || pr.activeRoundBefore });
-    }
-    return members.sort((a, b) => a.id - b.id);
+    return this.replicator.report();
   }
 
   entryTerm(index: number): number | null {
