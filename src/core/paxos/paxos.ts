@@ -29,6 +29,7 @@ import type { Accept, Accepted, Heartbeat, HeartbeatResponse, Nack, PaxosHardSta
 import type { PaxosMutant } from "./mutants.js";
 import { Phase1 } from "./phase1.js";
 import { Progress } from "./progress.js";
+import { ReadOnly } from "../raft/read-only.js";
 
 const EMPTY = new Uint8Array(0);
 /** A follower whose snapshot chunk went unanswered this many times in a row no longer holds compaction back. */
@@ -40,15 +41,6 @@ interface PendingValue {
   readonly kind?: "config";
   /** Counts toward the bound on uncommitted bytes (a client's proposal). */
   readonly counted: boolean;
-}
-
-/** A linearizable read waiting for its confirmation round. */
-interface PendingRead {
-  readonly requestId: number;
-  readonly from: NodeId;
-  readonly index: number;
-  readonly round: number;
-  readonly acks: Set<NodeId>;
 }
 
 /** A snapshot an acceptor is receiving, chunk by chunk. */
@@ -147,7 +139,6 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
   private broadcastPending = false;
   private transferTarget: NodeId | null = null;
   private transferElapsed = 0;
-  private leaseGivenAway = false;
   /** Proposals held while no leader can take them here (a transfer, a new phase 1); bounded. */
   private heldProposals: Uint8Array[] = [];
   private heldProposalBytes = 0;
@@ -160,12 +151,12 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
   private handedTo: NodeId | null = null;
 
   // ---- reads ----
-  private readRound = 0;
-  private readonly roundSentAt = new Map<number, number>();
-  private readonly leaseTicks: number;
-  private pendingReads: PendingRead[] = [];
-  private readsAwaitingCatchUp: { requestId: number; from: NodeId; lease: boolean }[] = [];
-  private batchedReadRound = 0;
+  /**
+   * The read-index queue and the lease, Raft's (thesis 6.4): a Paxos leader's reads wait for
+   * the values phase 1 recovered to be chosen (where Raft's wait for the term's first
+   * commit), then for a majority of its epoch to confirm its ballot.
+   */
+  private readonly reads: ReadOnly;
 
   // ---- snapshots ----
   private snapshot: Snapshot | null;
@@ -201,7 +192,11 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     this.prefix = this.log.commitIndex;
     this.current = this.configs.current(this.log.commitIndex);
     this.savedHardState = { promised: this.promised, commit: this.log.commitIndex };
-    this.leaseTicks = leaseTicks(this.config);
+    this.reads = new ReadOnly(this.id, this.config.electionTicks, leaseTicks(this.config), {
+      quorumConfirms: (acks) => hasMajority(this.epoch as Membership, (id) => acks.has(id)),
+      leaseAcknowledgedAt: () => this.leaseAcknowledgedAt(),
+      release: (from, requestId, index) => this.releaseRead(from, requestId, index),
+    });
     this.startupGuard = this.config.leaseReads;
     this.resetElectionTimer();
   }
@@ -259,7 +254,7 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     if (this.role !== "leader") return;
     if (this.heartbeatElapsed >= this.config.heartbeatTicks) {
       this.heartbeatElapsed = 0;
-      this.broadcastHeartbeat(this.config.leaseReads ? this.newRound() : this.readRound);
+      this.broadcastHeartbeat(this.config.leaseReads ? this.reads.newRound(this.tickCount) : this.reads.lastRound);
     }
     for (const [peer, pr] of this.progress) {
       if (pr.state !== "snapshot" || !pr.snapshotChunkInFlight) continue;
@@ -534,8 +529,7 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     this.recoveredThrough = phase1.lastSlot;
     this.knownChosenThrough = phase1.chosenThrough;
     this.transferTarget = null;
-    this.leaseGivenAway = false;
-    this.pendingReads = [];
+    this.reads.reset();
     this.uncommittedBytes = 0;
     this.writtenSlots.clear();
     this.writtenBytes.clear();
@@ -558,7 +552,7 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     this.fillLog();
     this.broadcastPending = true;
     // The acceptors learn at once who leads (and start its lease), not a heartbeat later.
-    this.broadcastHeartbeat(this.config.leaseReads ? this.newRound() : this.readRound);
+    this.broadcastHeartbeat(this.config.leaseReads ? this.reads.newRound(this.tickCount) : this.reads.lastRound);
   }
 
   /**
@@ -571,11 +565,8 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     this.pending.clear();
     this.epoch = null;
     this.progress.clear();
-    this.pendingReads = [];
-    this.readsAwaitingCatchUp = [];
-    this.batchedReadRound = 0;
+    this.reads.reset();
     this.transferTarget = null;
-    this.leaseGivenAway = false;
     this.broadcastPending = false;
     this.uncommittedBytes = 0;
     this.writtenSlots.clear();
@@ -787,9 +778,9 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     }
     if (pr.match < this.written) this.sendAccept(from);
     if (m.readRound > 0) {
-      const sentAt = this.roundSentAt.get(m.readRound);
+      const sentAt = this.reads.sentAt(m.readRound);
       if (sentAt !== undefined && sentAt > pr.leaseAckTick) pr.leaseAckTick = sentAt;
-      this.acknowledgeReadRound(from, m.readRound);
+      this.reads.acknowledge(from, m.readRound);
     }
   }
 
@@ -854,10 +845,8 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     }
     this.refreshMembership();
     if (this.role !== "leader") return;
-    if (before < this.recoveredThrough && index >= this.recoveredThrough && this.readsAwaitingCatchUp.length > 0) {
-      const waiting = this.readsAwaitingCatchUp;
-      this.readsAwaitingCatchUp = [];
-      for (const read of waiting) this.handleReadRequest(read.from, read.requestId, read.lease);
+    if (before < this.recoveredThrough && index >= this.recoveredThrough && this.reads.hasReadsAwaitingTermCommit) {
+      for (const read of this.reads.takeReadsAwaitingTermCommit()) this.handleReadRequest(read.from, read.requestId, read.lease);
     }
     this.fillLog();
   }
@@ -1025,50 +1014,30 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
    */
   private handleReadRequest(from: NodeId, requestId: number, lease: boolean): void {
     const index = this.log.commitIndex;
-    if (this.mutant === "read-without-quorum") return this.releaseRead({ requestId, from, index, round: 0, acks: new Set() });
+    if (this.mutant === "read-without-quorum") return this.releaseRead(from, requestId, index);
     if (index < this.recoveredThrough) {
-      this.readsAwaitingCatchUp.push({ requestId, from, lease });
+      this.reads.awaitTermCommit({ requestId, from, lease });
       return;
     }
     const epoch = this.epoch as Membership;
     const selfQuorum = majorityGroups(epoch).every((group) => group.length === 1 && group[0] === this.id);
-    if (selfQuorum || (lease && this.config.leaseReads && this.leaseValid())) return this.releaseRead({ requestId, from, index, round: 0, acks: new Set() });
-    if (this.batchedReadRound === 0) this.batchedReadRound = this.newRound();
-    this.pendingReads.push({ requestId, from, index, round: this.batchedReadRound, acks: new Set([this.id]) });
+    if (selfQuorum || (lease && this.config.leaseReads && this.reads.leaseValid(this.tickCount))) return this.releaseRead(from, requestId, index);
+    this.reads.awaitConfirmation(from, requestId, index, this.tickCount);
   }
 
-  private newRound(): number {
-    const round = ++this.readRound;
-    this.roundSentAt.set(round, this.tickCount);
-    for (const [old, sentAt] of this.roundSentAt) {
-      if (sentAt >= this.tickCount - 2 * this.config.electionTicks) break;
-      this.roundSentAt.delete(old);
-    }
-    return round;
-  }
-
-  private leaseValid(): boolean {
-    if (this.leaseGivenAway) return false;
+  /** The latest tick at which a majority of every group of the epoch acknowledged this leader's heartbeats (its own: now). */
+  private leaseAcknowledgedAt(): number {
     let acknowledgedAt = Number.POSITIVE_INFINITY;
     for (const group of majorityGroups(this.epoch as Membership)) {
       const ticks = group.map((id) => (id === this.id ? this.tickCount : (this.progress.get(id)?.leaseAckTick ?? Number.NEGATIVE_INFINITY))).sort((a, b) => b - a);
       acknowledgedAt = Math.min(acknowledgedAt, ticks[majority(group.length) - 1] as number);
     }
-    return this.tickCount - acknowledgedAt < this.leaseTicks;
+    return acknowledgedAt;
   }
 
-  private acknowledgeReadRound(from: NodeId, round: number): void {
-    for (const read of this.pendingReads) {
-      if (read.round > round) break;
-      read.acks.add(from);
-    }
-    const epoch = this.epoch as Membership;
-    while (this.pendingReads.length > 0 && hasMajority(epoch, (id) => (this.pendingReads[0] as PendingRead).acks.has(id))) this.releaseRead(this.pendingReads.shift() as PendingRead);
-  }
-
-  private releaseRead(read: PendingRead): void {
-    if (read.from === this.id) this.readStates.push({ requestId: read.requestId, index: read.index });
-    else this.send(read.from, { type: "read-index-response", ballot: this.promised, requestId: read.requestId, index: read.index });
+  private releaseRead(from: NodeId, requestId: number, index: number): void {
+    if (from === this.id) this.readStates.push({ requestId, index });
+    else this.send(from, { type: "read-index-response", ballot: this.promised, requestId, index });
   }
 
   // ---- leadership transfer ----
@@ -1095,7 +1064,7 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
 
   /** Tells the caught-up target to run phase 1 now; this leader's lease vouches for nothing from here. */
   private handOver(target: NodeId): void {
-    this.leaseGivenAway = true;
+    this.reads.giveLeaseAway();
     this.handedTo = target;
     this.send(target, { type: "timeout-now", ballot: this.promised, commit: this.log.commitIndex });
   }
@@ -1365,7 +1334,7 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     if (last !== undefined && (this.snapshotToInstall !== null || last.snapshot !== null)) return false;
     return (
       this.broadcastPending ||
-      this.batchedReadRound !== 0 ||
+      this.reads.hasBatchedRound ||
       this.messages.length > 0 ||
       this.messagesAfterPersist.length > 0 ||
       this.readStates.length > 0 ||
@@ -1381,10 +1350,7 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
   ready(): Ready<PaxosMessage, PaxosHardState> {
     assert(this.snapshotToInstall === null || this.outstanding.length === 0, "a snapshot Ready while others are outstanding");
     if (this.canPad()) this.fillLog();
-    if (this.batchedReadRound !== 0) {
-      this.broadcastHeartbeat(this.batchedReadRound);
-      this.batchedReadRound = 0;
-    }
+    if (this.reads.hasBatchedRound) this.broadcastHeartbeat(this.reads.takeBatchedRound());
     if (this.broadcastPending) {
       this.broadcastPending = false;
       this.broadcastAccept();
