@@ -30,6 +30,7 @@ import type { PaxosMutant } from "./mutants.js";
 import { Phase1 } from "./phase1.js";
 import { Progress } from "./progress.js";
 import { ReadOnly } from "../raft/read-only.js";
+import { SnapshotReceiver } from "../raft/snapshot-receiver.js";
 
 const EMPTY = new Uint8Array(0);
 /** A follower whose snapshot chunk went unanswered this many times in a row no longer holds compaction back. */
@@ -41,17 +42,6 @@ interface PendingValue {
   readonly kind?: "config";
   /** Counts toward the bound on uncommitted bytes (a client's proposal). */
   readonly counted: boolean;
-}
-
-/** A snapshot an acceptor is receiving, chunk by chunk. */
-interface IncomingSnapshot {
-  readonly leaderBallot: number;
-  readonly index: number;
-  readonly term: number;
-  readonly size: number;
-  readonly chunks: Uint8Array[];
-  readonly membership: Membership | undefined;
-  received: number;
 }
 
 /** Same voters in both halves: the same quorums, whatever the learners. */
@@ -161,7 +151,8 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
   // ---- snapshots ----
   private snapshot: Snapshot | null;
   private snapshotToInstall: Snapshot | null = null;
-  private incoming: IncomingSnapshot | null = null;
+  /** A leader's snapshot arriving chunk by chunk: Raft's receiver, a transfer keyed by the leader's ballot where Raft's is by its term. */
+  private readonly receiver = new SnapshotReceiver();
 
   // ---- output ----
   private messages: Outbound<PaxosMessage>[] = [];
@@ -1232,44 +1223,20 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
 
   private handleSnapshotChunk(from: NodeId, m: SnapshotChunk): void {
     if (m.index <= this.log.commitIndex) {
-      this.incoming = null;
+      this.receiver.abandon();
       this.advancePrefix();
       this.answer(from, { type: "accepted", ballot: m.ballot, index: this.prefix, last: this.prefix });
       return;
     }
-    let incoming = this.incoming;
-    // A chunk declaring another size belongs to another transfer (a broken peer's, if nothing
-    // else): taken as the same, it could overrun the size the first chunk declared.
-    const same = incoming !== null && incoming.leaderBallot === m.ballot && incoming.index === m.index && incoming.term === m.snapshotTerm && incoming.size === m.size;
-    if (!same && incoming !== null && incoming.leaderBallot === m.ballot && m.index < incoming.index) return;
-    if (!same) {
-      incoming = null;
-      this.incoming = null;
-      if (m.offset === 0) {
-        incoming = { leaderBallot: m.ballot, index: m.index, term: m.snapshotTerm, size: m.size, chunks: [], membership: m.membership, received: 0 };
-        this.incoming = incoming;
-      }
-    }
-    if (incoming === null || m.offset !== incoming.received) {
-      this.send(from, { type: "snapshot-response", ballot: m.ballot, index: m.index, received: incoming?.received ?? 0 });
+    const { ballot, ...chunk } = m;
+    const received = this.receiver.receive({ ...chunk, term: ballot });
+    if (received === null) return;
+    if (typeof received === "number") {
+      this.send(from, { type: "snapshot-response", ballot, index: m.index, received });
       return;
     }
-    assert(incoming.received + m.chunk.length <= incoming.size, `snapshot chunk overruns the snapshot's size ${incoming.size}`);
-    incoming.chunks.push(m.chunk);
-    incoming.received += m.chunk.length;
-    if (incoming.received < incoming.size) {
-      this.send(from, { type: "snapshot-response", ballot: m.ballot, index: m.index, received: incoming.received });
-      return;
-    }
-    this.incoming = null;
-    const data = new Uint8Array(incoming.size);
-    let at = 0;
-    for (const chunk of incoming.chunks) {
-      data.set(chunk, at);
-      at += chunk.length;
-    }
-    const membership = incoming.membership ?? this.configs.membershipAt(incoming.index);
-    this.installSnapshot(from, m.ballot, { index: incoming.index, term: incoming.term, data, membership });
+    const membership = received.membership ?? this.configs.membershipAt(received.index);
+    this.installSnapshot(from, ballot, { index: received.index, term: received.term, data: received.data, membership });
   }
 
   /** Every slot through the snapshot is chosen and replaced by it; what this acceptor accepted after it stays. */
