@@ -19,22 +19,21 @@ import type {
   Role,
   Snapshot,
 } from "../engine/contract.js";
-import { checkMembership, encodeMembership, hasMajority, isMember, isVoter, majority, majorityGroups, members } from "../engine/membership.js";
+import { checkMembership, encodeMembership, hasMajority, isMember, isVoter, majorityGroups, members } from "../engine/membership.js";
 import { ballotNode, ballotOf, PAXOS_NODE_ID_MAX, roundOf } from "./ballot.js";
 import { DEFAULT_PAXOS_CONFIG, leaseTicks, validatePaxosConfig, type PaxosConfig } from "./config.js";
 import { bootstrapMembership, ConfigHistory } from "./configs.js";
-import { entryBytes, HOLES_PER_MESSAGE_MAX, isHole, PaxosLog } from "./log.js";
+import { HOLES_PER_MESSAGE_MAX, isHole, PaxosLog } from "./log.js";
 import { Fifo } from "./fifo.js";
 import type { Accept, Accepted, Heartbeat, HeartbeatResponse, Nack, PaxosHardState, PaxosMessage, Prepare, PromiseReply, SnapshotChunk, SnapshotChunkResponse } from "./messages.js";
 import type { PaxosMutant } from "./mutants.js";
 import { Phase1 } from "./phase1.js";
-import { Progress } from "./progress.js";
+import type { Progress } from "./progress.js";
+import { Replication } from "./replication.js";
 import { ReadOnly } from "../raft/read-only.js";
 import { SnapshotReceiver } from "../raft/snapshot-receiver.js";
 
 const EMPTY = new Uint8Array(0);
-/** A follower whose snapshot chunk went unanswered this many times in a row no longer holds compaction back. */
-const SNAPSHOT_RESENDS_HOLDING = 4;
 
 /** A value waiting for a slot on the leader: a recovered one, a client's proposal, a configuration. */
 interface PendingValue {
@@ -125,7 +124,8 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
   /** Written proposals not yet chosen: their slots and sizes, in slot order (numbers, so that a slot costs no object). */
   private readonly writtenSlots = new Fifo<number>();
   private readonly writtenBytes = new Fifo<number>();
-  private readonly progress = new Map<NodeId, Progress>();
+  /** What this leader knows of each acceptor, and its accepts, heartbeats and snapshot chunks to them. */
+  private readonly acceptors: Replication;
   private broadcastPending = false;
   private transferTarget: NodeId | null = null;
   private transferElapsed = 0;
@@ -173,6 +173,15 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     const hard = options.durable.hardState;
     this.log = new PaxosLog(options.durable, hard?.commit ?? 0, options.appliedIndex);
     this.snapshot = options.durable.snapshot;
+    this.acceptors = new Replication(this.id, this.config, this.log, {
+      ballot: () => this.promised,
+      written: () => this.written,
+      snapshot: () => this.snapshot,
+      send: (to, message) => this.send(to, message),
+      matchAdvanced: () => {
+        if (this.maybeCommit()) this.broadcastPending = true;
+      },
+    });
     const base = this.snapshot?.membership ?? bootstrapMembership(options.peers);
     if (this.snapshot !== null && this.snapshot.membership === undefined) this.snapshot = { ...this.snapshot, membership: base };
     this.configs = new ConfigHistory(this.config.windowSlots, base, this.snapshot?.index ?? 0);
@@ -185,7 +194,7 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     this.savedHardState = { promised: this.promised, commit: this.log.commitIndex };
     this.reads = new ReadOnly(this.id, this.config.electionTicks, leaseTicks(this.config), {
       quorumConfirms: (acks) => hasMajority(this.epoch as Membership, (id) => acks.has(id)),
-      leaseAcknowledgedAt: () => this.leaseAcknowledgedAt(),
+      leaseAcknowledgedAt: () => this.acceptors.leaseAcknowledgedAt(this.epoch as Membership, this.tickCount),
       release: (from, requestId, index) => this.releaseRead(from, requestId, index),
     });
     this.startupGuard = this.config.leaseReads;
@@ -227,33 +236,23 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     }
     if (this.electionElapsed >= this.config.electionTicks) {
       this.electionElapsed = 0;
-      if (this.config.checkQuorum && !this.quorumRecentlyActive()) {
+      if (this.config.checkQuorum && !this.acceptors.quorumRecentlyActive(this.epoch as Membership)) {
         // A leader cut off from a quorum steps down, so clients stop waiting on it.
         this.becomeFollower(null);
         return;
       }
       // Removed members that were silent this round are dropped before the round restarts.
       this.syncProgress(true);
-      for (const [peer, pr] of this.progress) {
-        if (peer === this.id) continue;
-        pr.activeRoundBefore = pr.recentActive;
-        pr.recentActive = false;
-      }
+      this.acceptors.startActivityRound();
     }
     this.maybeAutoPromote();
     this.maybeNextEpoch();
     if (this.role !== "leader") return;
     if (this.heartbeatElapsed >= this.config.heartbeatTicks) {
       this.heartbeatElapsed = 0;
-      this.broadcastHeartbeat(this.config.leaseReads ? this.reads.newRound(this.tickCount) : this.reads.lastRound);
+      this.acceptors.broadcastHeartbeat(this.config.leaseReads ? this.reads.newRound(this.tickCount) : this.reads.lastRound);
     }
-    for (const [peer, pr] of this.progress) {
-      if (pr.state !== "snapshot" || !pr.snapshotChunkInFlight) continue;
-      if (++pr.snapshotStallTicks < this.config.snapshotResendTicks) continue;
-      pr.snapshotChunkInFlight = false;
-      pr.snapshotResends++;
-      this.sendAccept(peer);
-    }
+    this.acceptors.resendStalledSnapshots();
   }
 
   private resetElectionTimer(): void {
@@ -536,14 +535,14 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     const proposals = this.pending.toArray().filter((value) => value.counted);
     this.pending.clear();
     for (const value of recovered) this.pending.push(value);
-    this.progress.clear();
+    this.acceptors.clear();
     this.syncProgress();
     for (const value of proposals) this.enqueueProposal(value.data);
     this.releaseHeldProposals();
     this.fillLog();
     this.broadcastPending = true;
     // The acceptors learn at once who leads (and start its lease), not a heartbeat later.
-    this.broadcastHeartbeat(this.config.leaseReads ? this.reads.newRound(this.tickCount) : this.reads.lastRound);
+    this.acceptors.broadcastHeartbeat(this.config.leaseReads ? this.reads.newRound(this.tickCount) : this.reads.lastRound);
   }
 
   /**
@@ -555,7 +554,7 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     for (const value of this.pending.toArray()) if (value.counted) this.holdProposal(value.data);
     this.pending.clear();
     this.epoch = null;
-    this.progress.clear();
+    this.acceptors.clear();
     this.reads.reset();
     this.transferTarget = null;
     this.broadcastPending = false;
@@ -616,7 +615,7 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
       if (value.kind === "config") break;
     }
     if (!wrote) return;
-    (this.progress.get(this.id) as Progress).update(this.written);
+    (this.acceptors.get(this.id) as Progress).update(this.written);
     this.broadcastPending = true;
     // A slot this leader just wrote needs other acceptors (or, alone, its own durable write:
     // see advance); only slots phase 1 found chosen can commit now.
@@ -653,121 +652,20 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     if (this.configs.onWrite(entry, previous)) this.refreshMembership();
   }
 
-  /** Sends `to` the next slots it lacks, if its window allows; returns whether something was sent. */
-  private sendAccept(to: NodeId): boolean {
-    const pr = this.progress.get(to);
-    if (pr === undefined) return false;
-    if (pr.state === "snapshot") return this.sendSnapshotChunk(to, pr);
-    if (pr.paused) return false;
-    if (pr.next <= this.log.snapshotIndexValue) return this.sendSnapshotChunk(to, pr);
-    if (pr.next > this.written) return false;
-    const slice = this.log.slice(pr.next, this.written, this.config.entriesPerMessageMax, this.config.bytesPerMessageMax);
-    // Chosen slots this leader holds from before its ballot are sent at its ballot too: a
-    // chosen value is the only one any ballot may propose there.
-    const ballot = this.promised;
-    const entries = slice.map((entry) => (entry.term === ballot ? entry : { ...entry, term: ballot }));
-    const last = entries[entries.length - 1] as LogEntry;
-    const message: Accept = { type: "accept", ballot, entries, commit: this.log.commitIndex };
-    this.send(to, message);
-    pr.sentCommit = Math.max(pr.sentCommit, this.log.commitIndex);
-    if (pr.state === "replicate") {
-      pr.next = last.index + 1;
-      pr.addInflight(last.index, entries.reduce((sum, entry) => sum + entryBytes(entry), 0));
-    } else {
-      pr.probeSent = true;
-      pr.probeThrough = last.index;
-    }
-    return true;
-  }
-
-  private broadcastAccept(): void {
-    for (const peer of this.progress.keys()) {
-      if (peer === this.id) continue;
-      while (this.sendAccept(peer) && (this.progress.get(peer) as Progress).state === "replicate") {
-        // keep the pipeline full up to the in-flight window
-      }
-      this.sendCommitNews(peer);
-    }
-  }
-
-  /**
-   * Tells an acceptor that holds every slot sent to it a new chosen prefix at once, as
-   * Raft's empty append does: it applies them (and answers the writes it forwarded) a
-   * message after they are chosen, not a heartbeat interval later. Busy acceptors learn it
-   * with their next slots.
-   */
-  private sendCommitNews(to: NodeId): void {
-    const pr = this.progress.get(to) as Progress;
-    if (pr.state !== "replicate" || pr.inflightCount > 0 || pr.sentCommit >= this.log.commitIndex) return;
-    this.send(to, { type: "heartbeat", ballot: this.promised, commit: this.log.commitIndex, readRound: 0 });
-    pr.sentCommit = this.log.commitIndex;
-  }
-
-  private broadcastHeartbeat(readRound: number): void {
-    for (const [peer, pr] of this.progress) {
-      if (peer === this.id) continue;
-      this.send(peer, { type: "heartbeat", ballot: this.promised, commit: this.log.commitIndex, readRound });
-      pr.sentCommit = Math.max(pr.sentCommit, this.log.commitIndex);
-    }
-  }
-
   private handleAccepted(from: NodeId, m: Accepted): void {
     if (this.role !== "leader" || m.ballot !== this.promised) return;
-    const pr = this.progress.get(from);
+    const pr = this.acceptors.accepted(from, m);
     if (pr === undefined) return;
-    pr.recentActive = true;
-    if (pr.state === "snapshot") {
-      // The acceptor installed the snapshot (or holds the slots already).
-      pr.update(m.index);
-      if (pr.match >= (pr.snapshot?.index ?? 0)) pr.becomeReplicate();
-    } else {
-      pr.rewindTo(m.index);
-      pr.update(m.index);
-      pr.freeTo(m.index);
-      if (pr.state === "probe") {
-        pr.probeSent = false;
-        // Answered in full: stream from here. A hole remains: probe again from the match.
-        if (m.index >= m.last) pr.becomeReplicate();
-        else pr.next = pr.match + 1;
-      }
-    }
     if (from === this.transferTarget && pr.match >= this.written) this.handOver(from);
     if (this.role !== "leader") return;
     if (this.maybeCommit()) this.broadcastPending = true;
-    while (this.progress.get(from) === pr && this.sendAccept(from) && pr.state === "replicate") {
-      // keep the pipeline full
-    }
+    this.acceptors.fillPipeline(from, pr);
   }
 
   private handleHeartbeatResponse(from: NodeId, m: HeartbeatResponse): void {
     if (this.role !== "leader" || m.ballot !== this.promised) return;
-    const pr = this.progress.get(from);
+    const pr = this.acceptors.heartbeatAnswered(from, m, this.tickCount);
     if (pr === undefined) return;
-    pr.recentActive = true;
-    pr.probeSent = false;
-    // An idle acceptor that reports less than its match restarted and lost a chosen prefix
-    // it had learned (see Progress.rewindTo), or — on a network that reorders — this answer
-    // is older than the last: probe it from what it holds; at worst a few slots go again.
-    if (pr.state === "replicate" && m.index < pr.match && pr.inflightCount === 0) pr.becomeProbe();
-    pr.rewindTo(m.index);
-    if (pr.update(m.index)) {
-      pr.freeTo(m.index);
-      if (this.maybeCommit()) this.broadcastPending = true;
-    }
-    // Probing: go on from the prefix the acceptor reports (a new leader starts past it).
-    if (pr.state === "probe") pr.next = pr.match + 1;
-    // Checked once a heartbeat interval: the answers to commit news come in between, and an
-    // accept sent a moment before one of them is not lost for being unanswered.
-    if (this.tickCount - pr.matchCheckedTick >= this.config.heartbeatTicks) {
-      if (pr.state === "replicate" && pr.match < pr.next - 1 && pr.match === pr.matchAtLastHeartbeat) {
-        // Slots were sent, and the acceptor's prefix has not moved in a heartbeat interval:
-        // an accept was lost (or the acceptor restarted). Go back and fill from its prefix.
-        pr.becomeProbe();
-      }
-      pr.matchAtLastHeartbeat = pr.match;
-      pr.matchCheckedTick = this.tickCount;
-    }
-    if (pr.match < this.written) this.sendAccept(from);
     if (m.readRound > 0) {
       const sentAt = this.reads.sentAt(m.readRound);
       if (sentAt !== undefined && sentAt > pr.leaseAckTick) pr.leaseAckTick = sentAt;
@@ -789,7 +687,11 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
       const slot = commit + 1;
       if (slot > this.written) break;
       const cfg = this.configs.configFor(slot);
-      const quorum = this.quorumMatch(cfg);
+      // The leader's own acceptances count only once durable: the driver pipelines Readies,
+      // so a chosen prefix announced now may leave before the leader's write of it lands
+      // (a crash would then lose an acceptance a learner already relied on).
+      const own = this.mutant === "count-own-undurable" ? this.written : Math.min(this.written, this.log.durableThrough);
+      const quorum = this.acceptors.quorumMatch(cfg, own);
       if (quorum < slot) break;
       commit = Math.min(quorum, this.rangeEnd(slot));
     }
@@ -806,23 +708,6 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     while (end < this.written && this.configs.configFor(Math.min(end + this.config.windowSlots, this.written)) === cfg) end = Math.min(end + this.config.windowSlots, this.written);
     while (end < this.written && this.configs.configFor(end + 1) === cfg) end++;
     return end;
-  }
-
-  /** The highest slot a majority of every group holds: each group's majority-th largest match. */
-  private quorumMatch(cfg: Membership): number {
-    let agreed = Number.POSITIVE_INFINITY;
-    for (const group of majorityGroups(cfg)) {
-      const values = group.map((id) => {
-        // The leader's own acceptances count only once durable: the driver pipelines Readies,
-        // so a chosen prefix announced now may leave before the leader's write of it lands
-        // (a crash would then lose an acceptance a learner already relied on).
-        if (id === this.id) return this.mutant === "count-own-undurable" ? this.written : Math.min(this.written, this.log.durableThrough);
-        return this.progress.get(id)?.match ?? 0;
-      });
-      values.sort((a, b) => b - a);
-      agreed = Math.min(agreed, values[majority(group.length) - 1] as number);
-    }
-    return agreed;
   }
 
   /** Moves the chosen prefix (this node's knowledge of it) and what depends on it. */
@@ -859,7 +744,7 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     // they learn that they were removed (and answer as non-members) instead of waiting for
     // a leader that will not write to them again.
     const staying = new Set(members(next));
-    for (const peer of this.progress.keys()) {
+    for (const peer of this.acceptors.members()) {
       if (peer !== this.id && !staying.has(peer)) this.send(peer, { type: "heartbeat", ballot: this.promised, commit: this.log.commitIndex, readRound: 0 });
     }
     if (isVoter(next, this.id)) {
@@ -867,7 +752,7 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
       this.campaign(false, false);
       return;
     }
-    const target = this.mostUpToDate([...next.voters, ...next.outgoing]);
+    const target = this.acceptors.mostUpToDate([...next.voters, ...next.outgoing]);
     if (target === null) this.becomeFollower(null);
     else this.startTransfer(target);
   }
@@ -1016,16 +901,6 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     this.reads.awaitConfirmation(from, requestId, index, this.tickCount);
   }
 
-  /** The latest tick at which a majority of every group of the epoch acknowledged this leader's heartbeats (its own: now). */
-  private leaseAcknowledgedAt(): number {
-    let acknowledgedAt = Number.POSITIVE_INFINITY;
-    for (const group of majorityGroups(this.epoch as Membership)) {
-      const ticks = group.map((id) => (id === this.id ? this.tickCount : (this.progress.get(id)?.leaseAckTick ?? Number.NEGATIVE_INFINITY))).sort((a, b) => b - a);
-      acknowledgedAt = Math.min(acknowledgedAt, ticks[majority(group.length) - 1] as number);
-    }
-    return acknowledgedAt;
-  }
-
   private releaseRead(from: NodeId, requestId: number, index: number): void {
     if (from === this.id) this.readStates.push({ requestId, index });
     else this.send(from, { type: "read-index-response", ballot: this.promised, requestId, index });
@@ -1037,7 +912,7 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     if (this.role !== "leader") return { accepted: false, error: new NotLeaderError(this.lead) };
     const epoch = this.epoch as Membership;
     const voters = [...new Set([...epoch.voters, ...epoch.outgoing])];
-    const target = to ?? this.mostUpToDate(voters);
+    const target = to ?? this.acceptors.mostUpToDate(voters);
     if (target === null || target === this.id) return { accepted: true };
     if (!voters.includes(target)) return { accepted: false, error: new InvalidInputError(`node ${target} is not a voting member; the voters are ${voters.join(", ")}`) };
     this.startTransfer(target);
@@ -1047,10 +922,10 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
   private startTransfer(target: NodeId): void {
     this.transferTarget = target;
     this.transferElapsed = 0;
-    if (!this.progress.has(target)) this.syncProgress();
-    const pr = this.progress.get(target);
+    if (this.acceptors.get(target) === undefined) this.syncProgress();
+    const pr = this.acceptors.get(target);
     if (pr !== undefined && pr.match >= this.written) this.handOver(target);
-    else this.sendAccept(target);
+    else this.acceptors.sendAccept(target);
   }
 
   /** Tells the caught-up target to run phase 1 now; this leader's lease vouches for nothing from here. */
@@ -1058,20 +933,6 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     this.reads.giveLeaseAway();
     this.handedTo = target;
     this.send(target, { type: "timeout-now", ballot: this.promised, commit: this.log.commitIndex });
-  }
-
-  private mostUpToDate(candidates: readonly NodeId[]): NodeId | null {
-    let best: NodeId | null = null;
-    let bestMatch = -1;
-    for (const id of candidates) {
-      if (id === this.id) continue;
-      const match = this.progress.get(id)?.match ?? -1;
-      if (match > bestMatch) {
-        best = id;
-        bestMatch = match;
-      }
-    }
-    return best;
   }
 
   /** A follower forgets its leader and that leader's lease (for scripted tests and the application). */
@@ -1154,21 +1015,7 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
   private syncProgress(dropSilent = false): void {
     const wanted = new Set([...members(this.current), ...(this.epoch === null ? [] : members(this.epoch))]);
     wanted.add(this.id);
-    for (const peer of wanted) {
-      if (this.progress.has(peer)) continue;
-      const pr = new Progress(this.written + 1, this.config.inflightMessagesMax, this.config.inflightBytesMax);
-      if (peer === this.id) pr.match = this.written;
-      pr.recentActive = true;
-      this.progress.set(peer, pr);
-    }
-    const removal = this.configs.latestIndex() + 2 * this.config.windowSlots - 1;
-    for (const [peer, pr] of [...this.progress]) {
-      if (wanted.has(peer)) continue;
-      const told = pr.match >= removal && this.log.commitIndex >= removal;
-      if (!told && !(dropSilent && !pr.recentActive)) continue;
-      if (told) this.send(peer, { type: "heartbeat", ballot: this.promised, commit: this.log.commitIndex, readRound: 0 });
-      this.progress.delete(peer);
-    }
+    this.acceptors.sync(wanted, this.configs.latestIndex() + 2 * this.config.windowSlots - 1, dropSilent);
   }
 
   /** Promotes one caught-up learner marked for it, when no change is in flight. */
@@ -1176,7 +1023,7 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     const latest = this.configs.latest();
     if (latest.autoPromote.length === 0 || this.transferTarget !== null || this.membershipChangeBlocked() !== null) return;
     for (const id of latest.autoPromote) {
-      const pr = this.progress.get(id);
+      const pr = this.acceptors.get(id);
       if (pr === undefined || pr.state !== "replicate" || !pr.recentActive) continue;
       if (pr.match + this.config.learnerLagEntriesMax < this.written) continue;
       const next: Membership = { ...latest, voters: [...latest.voters, id], learners: latest.learners.filter((x) => x !== id), autoPromote: latest.autoPromote.filter((x) => x !== id) };
@@ -1186,39 +1033,11 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     }
   }
 
-  private quorumRecentlyActive(): boolean {
-    return hasMajority(this.epoch as Membership, (id) => id === this.id || this.progress.get(id)?.recentActive === true);
-  }
-
   // ---- snapshots ----
-
-  private sendSnapshotChunk(to: NodeId, pr: Progress): boolean {
-    if (pr.state !== "snapshot" || pr.snapshot === null) {
-      assert(this.snapshot !== null, "an acceptor needs a snapshot but the leader has none");
-      pr.becomeSnapshot(this.snapshot);
-    }
-    const snapshot = pr.snapshot as Snapshot;
-    if (pr.snapshotChunkInFlight) return false;
-    const offset = Math.min(pr.snapshotAcked, snapshot.data.length);
-    const chunk = snapshot.data.subarray(offset, Math.min(snapshot.data.length, offset + this.config.snapshotChunkBytes));
-    const message: SnapshotChunk = { type: "snapshot", ballot: this.promised, index: snapshot.index, snapshotTerm: snapshot.term, size: snapshot.data.length, offset, chunk };
-    this.send(to, snapshot.membership === undefined || offset !== 0 ? message : { ...message, membership: snapshot.membership });
-    pr.snapshotChunkInFlight = true;
-    pr.snapshotStallTicks = 0;
-    return true;
-  }
 
   private handleSnapshotResponse(from: NodeId, m: SnapshotChunkResponse): void {
     if (this.role !== "leader" || m.ballot !== this.promised) return;
-    const pr = this.progress.get(from);
-    if (pr === undefined) return;
-    pr.recentActive = true;
-    if (pr.state !== "snapshot" || m.index !== pr.snapshot?.index) return;
-    pr.snapshotAcked = m.received;
-    pr.snapshotChunkInFlight = false;
-    pr.snapshotStallTicks = 0;
-    pr.snapshotResends = 0;
-    this.sendAccept(from);
+    this.acceptors.snapshotAnswered(from, m);
   }
 
   private handleSnapshotChunk(from: NodeId, m: SnapshotChunk): void {
@@ -1253,19 +1072,7 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
   }
 
   compactionFloor(): CompactionFloor | null {
-    if (this.role !== "leader") return null;
-    let receiving: number | null = null;
-    let replicating: number | null = null;
-    for (const [peer, pr] of this.progress) {
-      if (peer === this.id) continue;
-      // A follower receiving a snapshot needs the entries after it; one replicating, those after its match.
-      if (pr.state === "snapshot") {
-        if (pr.snapshotResends < SNAPSHOT_RESENDS_HOLDING) receiving = Math.min(receiving ?? Infinity, pr.snapshot?.index ?? this.log.snapshotIndexValue);
-      } else if (pr.recentActive || pr.activeRoundBefore) {
-        replicating = Math.min(replicating ?? Infinity, pr.match);
-      }
-    }
-    return receiving === null && replicating === null ? null : { receiving, replicating };
+    return this.role === "leader" ? this.acceptors.compactionFloor() : null;
   }
 
   compact(index: number, data: Uint8Array): Snapshot | null {
@@ -1317,10 +1124,10 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
   ready(): Ready<PaxosMessage, PaxosHardState> {
     assert(this.snapshotToInstall === null || this.outstanding.length === 0, "a snapshot Ready while others are outstanding");
     if (this.canPad()) this.fillLog();
-    if (this.reads.hasBatchedRound) this.broadcastHeartbeat(this.reads.takeBatchedRound());
+    if (this.reads.hasBatchedRound) this.acceptors.broadcastHeartbeat(this.reads.takeBatchedRound());
     if (this.broadcastPending) {
       this.broadcastPending = false;
-      this.broadcastAccept();
+      this.acceptors.broadcastAccept();
     }
     const hardState = this.hardStateChanged() ? { promised: this.promised, commit: this.log.commitIndex } : null;
     // A promise must be durable before it is relied on; a commit index alone need not be:
@@ -1388,15 +1195,7 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
   }
 
   replication(): readonly ReplicationProgress[] | null {
-    if (this.role !== "leader") return null;
-    const members: ReplicationProgress[] = [];
-    for (const [id, pr] of this.progress) {
-      if (id === this.id) continue;
-      // One probe, or one snapshot chunk, is in flight at most outside the replicate state.
-      const inflight = pr.state === "replicate" ? pr.inflightCount : pr.state === "probe" ? Number(pr.probeSent) : Number(pr.snapshotChunkInFlight);
-      members.push({ id, match: pr.match, next: pr.next, state: pr.state, inflight, active: pr.recentActive || pr.activeRoundBefore });
-    }
-    return members.sort((a, b) => a.id - b.id);
+    return this.role === "leader" ? this.acceptors.report() : null;
   }
 
   entryTerm(index: number): number | null {
