@@ -19,41 +19,19 @@ import type {
   Role,
   Snapshot,
 } from "../engine/contract.js";
-import { checkMembership, encodeMembership, hasMajority, isMember, isVoter, majorityGroups, members } from "../engine/membership.js";
+import { encodeMembership, hasMajority, isMember, isVoter, majorityGroups, members } from "../engine/membership.js";
 import { ballotNode, ballotOf, PAXOS_NODE_ID_MAX, roundOf } from "./ballot.js";
 import { DEFAULT_PAXOS_CONFIG, leaseTicks, validatePaxosConfig, type PaxosConfig } from "./config.js";
-import { bootstrapMembership, ConfigHistory } from "./configs.js";
+import { bootstrapMembership, ConfigHistory, nextMembership } from "./configs.js";
 import { HOLES_PER_MESSAGE_MAX, isHole, PaxosLog } from "./log.js";
-import { Fifo } from "./fifo.js";
 import type { Accept, Accepted, Heartbeat, HeartbeatResponse, Nack, PaxosHardState, PaxosMessage, Prepare, PromiseReply, SnapshotChunk, SnapshotChunkResponse } from "./messages.js";
 import type { PaxosMutant } from "./mutants.js";
 import { Phase1 } from "./phase1.js";
 import type { Progress } from "./progress.js";
+import { Proposer } from "./proposer.js";
 import { Replication } from "./replication.js";
 import { ReadOnly } from "../raft/read-only.js";
 import { SnapshotReceiver } from "../raft/snapshot-receiver.js";
-
-const EMPTY = new Uint8Array(0);
-
-/** A value waiting for a slot on the leader: a recovered one, a client's proposal, a configuration. */
-interface PendingValue {
-  readonly data: Uint8Array;
-  readonly kind?: "config";
-  /** Counts toward the bound on uncommitted bytes (a client's proposal). */
-  readonly counted: boolean;
-}
-
-/** Same voters in both halves: the same quorums, whatever the learners. */
-function sameQuorums(a: Membership, b: Membership): boolean {
-  return a === b || (sameIds(a.voters, b.voters) && sameIds(a.outgoing, b.outgoing));
-}
-
-/** The same ids, in any order (lists of a handful of voters). A leader asks once per slot. */
-function sameIds(x: readonly NodeId[], y: readonly NodeId[]): boolean {
-  if (x.length !== y.length) return false;
-  for (const id of x) if (!y.includes(id)) return false;
-  return true;
-}
 
 /**
  * Multi-Paxos as a pure state machine, driven through the engine contract: every node is an
@@ -109,21 +87,8 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
   private renewing = false;
 
   // ---- leader ----
-  /** The configuration this leader did phase 1 in; it proposes only slots that configuration governs. */
-  private epoch: Membership | null = null;
-  /** Every slot through here holds this leader's proposal (at its ballot) or a chosen value. */
-  private written = 0;
-  /** Values waiting for the next slots, in order: phase 1's recovered values first, then proposals. */
-  private readonly pending = new Fifo<PendingValue>();
-  /** Recovered values fill slots through here; reads wait until these are chosen. */
-  private recoveredThrough = 0;
-  /** Slots through here are known chosen (phase 1 reports); they commit without a quorum count. */
-  private knownChosenThrough = 0;
-  /** Bytes of proposals waiting or written and not yet chosen, and the written ones by slot. */
-  private uncommittedBytes = 0;
-  /** Written proposals not yet chosen: their slots and sizes, in slot order (numbers, so that a slot costs no object). */
-  private readonly writtenSlots = new Fifo<number>();
-  private readonly writtenBytes = new Fifo<number>();
+  /** Which value this leader writes in which slot (its epoch, the α window, the bound on uncommitted bytes), and which are chosen. */
+  private readonly proposer: Proposer;
   /** What this leader knows of each acceptor, and its accepts, heartbeats and snapshot chunks to them. */
   private readonly acceptors: Replication;
   private broadcastPending = false;
@@ -175,7 +140,7 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     this.snapshot = options.durable.snapshot;
     this.acceptors = new Replication(this.id, this.config, this.log, {
       ballot: () => this.promised,
-      written: () => this.written,
+      written: () => this.proposer.written,
       snapshot: () => this.snapshot,
       send: (to, message) => this.send(to, message),
       matchAdvanced: () => {
@@ -191,10 +156,14 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     this.promised = Math.max(hard?.promised ?? 0, this.log.maxBallot());
     this.prefix = this.log.commitIndex;
     this.current = this.configs.current(this.log.commitIndex);
+    this.proposer = new Proposer(this.config, this.log, this.configs, {
+      ballot: () => this.promised,
+      write: (entry) => this.writeEntry(entry),
+    });
     this.savedHardState = { promised: this.promised, commit: this.log.commitIndex };
     this.reads = new ReadOnly(this.id, this.config.electionTicks, leaseTicks(this.config), {
-      quorumConfirms: (acks) => hasMajority(this.epoch as Membership, (id) => acks.has(id)),
-      leaseAcknowledgedAt: () => this.acceptors.leaseAcknowledgedAt(this.epoch as Membership, this.tickCount),
+      quorumConfirms: (acks) => hasMajority(this.proposer.epoch as Membership, (id) => acks.has(id)),
+      leaseAcknowledgedAt: () => this.acceptors.leaseAcknowledgedAt(this.proposer.epoch as Membership, this.tickCount),
       release: (from, requestId, index) => this.releaseRead(from, requestId, index),
     });
     this.startupGuard = this.config.leaseReads;
@@ -236,7 +205,7 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     }
     if (this.electionElapsed >= this.config.electionTicks) {
       this.electionElapsed = 0;
-      if (this.config.checkQuorum && !this.acceptors.quorumRecentlyActive(this.epoch as Membership)) {
+      if (this.config.checkQuorum && !this.acceptors.quorumRecentlyActive(this.proposer.epoch as Membership)) {
         // A leader cut off from a quorum steps down, so clients stop waiting on it.
         this.becomeFollower(null);
         return;
@@ -299,7 +268,7 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
       case "propose":
         for (const data of message.data) {
           if (this.role === "leader" && this.transferTarget === null) {
-            if (this.admits(data)) this.enqueueProposal(data);
+            if (this.proposer.admits(data)) this.proposer.enqueue(data);
           } else this.holdProposal(data);
         }
         if (this.role === "leader") this.fillLog();
@@ -510,34 +479,15 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     assert(this.role === "candidate" && phase1.ballot === this.promised, "only a candidate at its ballot becomes leader");
     this.role = "leader";
     this.lead = this.id;
-    this.epoch = phase1.epoch;
     this.phase1 = null;
     this.renewing = false;
     this.heartbeatElapsed = 0;
     this.electionElapsed = 0;
-    this.written = phase1.from - 1;
-    this.recoveredThrough = phase1.lastSlot;
-    this.knownChosenThrough = phase1.chosenThrough;
     this.transferTarget = null;
     this.reads.reset();
-    this.uncommittedBytes = 0;
-    this.writtenSlots.clear();
-    this.writtenBytes.clear();
-    // Per slot the value phase 1 decided; a no-op where nothing was accepted. (The mutant
-    // "noop-fill-without-phase1" takes the holes of its own log for empty slots.)
-    const recovered: PendingValue[] = [];
-    for (let slot = phase1.from; slot <= phase1.lastSlot; slot++) {
-      const own = this.log.entry(slot);
-      const adopted = this.mutant === "noop-fill-without-phase1" && (own === null || isHole(own)) ? null : phase1.value(slot);
-      if (adopted === null) recovered.push({ data: EMPTY, counted: false });
-      else recovered.push(adopted.entry.kind === "config" ? { data: adopted.entry.data, kind: "config", counted: false } : { data: adopted.entry.data, counted: false });
-    }
-    const proposals = this.pending.toArray().filter((value) => value.counted);
-    this.pending.clear();
-    for (const value of recovered) this.pending.push(value);
+    this.proposer.start(phase1, this.mutant === "noop-fill-without-phase1");
     this.acceptors.clear();
     this.syncProgress();
-    for (const value of proposals) this.enqueueProposal(value.data);
     this.releaseHeldProposals();
     this.fillLog();
     this.broadcastPending = true;
@@ -551,16 +501,11 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
    * a pause, not a refusal.
    */
   private leaveLeadership(): void {
-    for (const value of this.pending.toArray()) if (value.counted) this.holdProposal(value.data);
-    this.pending.clear();
-    this.epoch = null;
+    for (const data of this.proposer.stop()) this.holdProposal(data);
     this.acceptors.clear();
     this.reads.reset();
     this.transferTarget = null;
     this.broadcastPending = false;
-    this.uncommittedBytes = 0;
-    this.writtenSlots.clear();
-    this.writtenBytes.clear();
   }
 
   private becomeFollower(lead: NodeId | null): void {
@@ -576,73 +521,20 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
 
   // ---- phase 2: leader ----
 
-  private admits(data: Uint8Array): boolean {
-    return this.uncommittedBytes === 0 || this.uncommittedBytes + data.length <= this.config.uncommittedBytesMax;
-  }
-
-  private enqueueProposal(data: Uint8Array): void {
-    this.uncommittedBytes += data.length;
-    this.pending.push({ data, counted: true });
-  }
-
-  /**
-   * Gives waiting values their slots, in order, as far as the α window allows (slot x only
-   * once every slot up to x - α is chosen) and only in the configuration this leader did
-   * phase 1 in. After a configuration entry, no-ops fill the 2α slots after it when nothing
-   * else does, so the change takes effect promptly and the next may follow.
-   */
+  /** Gives waiting values their slots (see Proposer.fill), while this node leads and hands over to no one. */
   private fillLog(): void {
     if (this.role !== "leader" || this.transferTarget !== null) return;
-    const epoch = this.epoch as Membership;
-    let wrote = false;
-    const padThrough = this.padThrough();
-    while (this.pending.length > 0 || this.written < padThrough) {
-      const slot = this.written + 1;
-      if (slot > this.log.commitIndex + this.config.windowSlots) break;
-      if (this.pending.length === 0 && slot > this.padLimit()) break;
-      if (!sameQuorums(this.configs.configFor(slot), epoch)) break;
-      const value = this.pending.shift() ?? { data: EMPTY, counted: false };
-      const entry: LogEntry = value.kind === "config" ? { index: slot, term: this.promised, data: value.data, kind: "config" } : { index: slot, term: this.promised, data: value.data };
-      this.writeEntry(entry);
-      this.written = slot;
-      if (value.counted) {
-        this.writtenSlots.push(slot);
-        this.writtenBytes.push(value.data.length);
-      }
-      wrote = true;
-      // The driver reads a new configuration entry's slot as the last index: the padding
-      // after it waits for the next Ready.
-      if (value.kind === "config") break;
-    }
-    if (!wrote) return;
-    (this.acceptors.get(this.id) as Progress).update(this.written);
+    if (!this.proposer.fill()) return;
+    (this.acceptors.get(this.id) as Progress).update(this.proposer.written);
     this.broadcastPending = true;
     // A slot this leader just wrote needs other acceptors (or, alone, its own durable write:
     // see advance); only slots phase 1 found chosen can commit now.
-    if (this.knownChosenThrough > this.log.commitIndex) this.maybeCommit();
-  }
-
-  /** After a configuration change, no-ops fill the 2α slots after it when nothing else does (any leader's). */
-  private padThrough(): number {
-    const last = this.configs.lastChangeSlot();
-    return last === null ? 0 : last + 2 * this.config.windowSlots - 1;
-  }
-
-  /**
-   * Padding runs at most a full pipeline ahead of the chosen prefix (`entriesPerMessageMax`
-   * slots in each of `inflightMessagesMax` accepts): proposals that arrive meanwhile take the
-   * next slot, not one behind up to 2α no-ops — with a narrow pipeline those would keep a
-   * client waiting past its timeout.
-   */
-  private padLimit(): number {
-    return this.log.commitIndex + Math.max(1, this.config.entriesPerMessageMax * this.config.inflightMessagesMax);
+    if (this.proposer.knownChosenThrough > this.log.commitIndex) this.maybeCommit();
   }
 
   /** Whether the padding after a configuration entry has a slot to fill now. */
   private canPad(): boolean {
-    if (this.role !== "leader" || this.transferTarget !== null || this.written >= this.padThrough()) return false;
-    const slot = this.written + 1;
-    return slot <= this.log.commitIndex + this.config.windowSlots && slot <= this.padLimit() && sameQuorums(this.configs.configFor(slot), this.epoch as Membership);
+    return this.role === "leader" && this.transferTarget === null && this.proposer.canPad();
   }
 
   /** Writes a slot of this node's log, keeping the configuration history in step. */
@@ -656,7 +548,7 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     if (this.role !== "leader" || m.ballot !== this.promised) return;
     const pr = this.acceptors.accepted(from, m);
     if (pr === undefined) return;
-    if (from === this.transferTarget && pr.match >= this.written) this.handOver(from);
+    if (from === this.transferTarget && pr.match >= this.proposer.written) this.handOver(from);
     if (this.role !== "leader") return;
     if (this.maybeCommit()) this.broadcastPending = true;
     this.acceptors.fillPipeline(from, pr);
@@ -682,32 +574,15 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
   private maybeCommit(): boolean {
     if (this.role !== "leader") return false;
     const before = this.log.commitIndex;
-    let commit = Math.max(before, Math.min(this.knownChosenThrough, this.written));
-    for (;;) {
-      const slot = commit + 1;
-      if (slot > this.written) break;
-      const cfg = this.configs.configFor(slot);
-      // The leader's own acceptances count only once durable: the driver pipelines Readies,
-      // so a chosen prefix announced now may leave before the leader's write of it lands
-      // (a crash would then lose an acceptance a learner already relied on).
-      const own = this.mutant === "count-own-undurable" ? this.written : Math.min(this.written, this.log.durableThrough);
-      const quorum = this.acceptors.quorumMatch(cfg, own);
-      if (quorum < slot) break;
-      commit = Math.min(quorum, this.rangeEnd(slot));
-    }
+    // The leader's own acceptances count only once durable: the driver pipelines Readies,
+    // so a chosen prefix announced now may leave before the leader's write of it lands
+    // (a crash would then lose an acceptance a learner already relied on).
+    const written = this.proposer.written;
+    const own = this.mutant === "count-own-undurable" ? written : Math.min(written, this.log.durableThrough);
+    const commit = this.proposer.chosenThrough((cfg) => this.acceptors.quorumMatch(cfg, own));
     if (commit <= before) return false;
     this.commitTo(commit);
     return true;
-  }
-
-  /** The last slot governed by the same configuration as `slot` (as known now). */
-  private rangeEnd(slot: number): number {
-    const cfg = this.configs.configFor(slot);
-    let end = slot;
-    // Configurations change at most every 2α slots: a step of α finds the next change.
-    while (end < this.written && this.configs.configFor(Math.min(end + this.config.windowSlots, this.written)) === cfg) end = Math.min(end + this.config.windowSlots, this.written);
-    while (end < this.written && this.configs.configFor(end + 1) === cfg) end++;
-    return end;
   }
 
   /** Moves the chosen prefix (this node's knowledge of it) and what depends on it. */
@@ -715,13 +590,11 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     const before = this.log.commitIndex;
     if (!this.log.commitTo(index)) return;
     if (this.prefix < index) this.prefix = index;
-    while ((this.writtenSlots.peek() ?? Number.POSITIVE_INFINITY) <= index) {
-      this.writtenSlots.shift();
-      this.uncommittedBytes = Math.max(0, this.uncommittedBytes - (this.writtenBytes.shift() as number));
-    }
+    this.proposer.chosen(index);
     this.refreshMembership();
     if (this.role !== "leader") return;
-    if (before < this.recoveredThrough && index >= this.recoveredThrough && this.reads.hasReadsAwaitingTermCommit) {
+    const recoveredThrough = this.proposer.recoveredThrough;
+    if (before < recoveredThrough && index >= recoveredThrough && this.reads.hasReadsAwaitingTermCommit) {
       for (const read of this.reads.takeReadsAwaitingTermCommit()) this.handleReadRequest(read.from, read.requestId, read.lease);
     }
     this.fillLog();
@@ -735,10 +608,8 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
    */
   private maybeNextEpoch(): void {
     if (this.role !== "leader" || this.transferTarget !== null) return;
-    const slot = this.written + 1;
-    if (slot > this.log.commitIndex + this.config.windowSlots || this.log.commitIndex < this.written) return;
-    const next = this.configs.configFor(slot);
-    if (sameQuorums(next, this.epoch as Membership)) return;
+    const next = this.proposer.nextEpoch();
+    if (next === null) return;
     // Members the change removed take no part in the next epoch: a last heartbeat at this
     // ballot tells them that every slot of this one is chosen, the change among them, so
     // they learn that they were removed (and answer as non-members) instead of waiting for
@@ -826,8 +697,8 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
 
   propose(data: Uint8Array): Admission {
     if (this.role === "leader" && this.transferTarget === null) {
-      if (!this.admits(data)) return { accepted: false, error: new OverloadedError(`${this.uncommittedBytes} bytes of proposals are not chosen yet; the limit is ${this.config.uncommittedBytesMax}`) };
-      this.enqueueProposal(data);
+      if (!this.proposer.admits(data)) return { accepted: false, error: new OverloadedError(`${this.proposer.uncommittedBytes} bytes of proposals are not chosen yet; the limit is ${this.config.uncommittedBytesMax}`) };
+      this.proposer.enqueue(data);
       this.fillLog();
       return { accepted: true };
     }
@@ -854,7 +725,7 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     if (this.heldProposals.length === 0) return;
     if (this.role === "leader" && this.transferTarget === null) {
       const held = this.takeHeld();
-      for (const data of held) if (this.admits(data)) this.enqueueProposal(data);
+      for (const data of held) if (this.proposer.admits(data)) this.proposer.enqueue(data);
     } else if (this.role === "follower" && (this.lead ?? this.handedTo) !== null) {
       this.send((this.lead ?? this.handedTo) as NodeId, { type: "propose", ballot: this.promised, data: this.takeHeld() });
     }
@@ -891,11 +762,11 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
   private handleReadRequest(from: NodeId, requestId: number, lease: boolean): void {
     const index = this.log.commitIndex;
     if (this.mutant === "read-without-quorum") return this.releaseRead(from, requestId, index);
-    if (index < this.recoveredThrough) {
+    if (index < this.proposer.recoveredThrough) {
       this.reads.awaitTermCommit({ requestId, from, lease });
       return;
     }
-    const epoch = this.epoch as Membership;
+    const epoch = this.proposer.epoch as Membership;
     const selfQuorum = majorityGroups(epoch).every((group) => group.length === 1 && group[0] === this.id);
     if (selfQuorum || (lease && this.config.leaseReads && this.reads.leaseValid(this.tickCount))) return this.releaseRead(from, requestId, index);
     this.reads.awaitConfirmation(from, requestId, index, this.tickCount);
@@ -910,7 +781,7 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
 
   transferLeadership(to: NodeId | null): Admission {
     if (this.role !== "leader") return { accepted: false, error: new NotLeaderError(this.lead) };
-    const epoch = this.epoch as Membership;
+    const epoch = this.proposer.epoch as Membership;
     const voters = [...new Set([...epoch.voters, ...epoch.outgoing])];
     const target = to ?? this.acceptors.mostUpToDate(voters);
     if (target === null || target === this.id) return { accepted: true };
@@ -924,7 +795,7 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     this.transferElapsed = 0;
     if (this.acceptors.get(target) === undefined) this.syncProgress();
     const pr = this.acceptors.get(target);
-    if (pr !== undefined && pr.match >= this.written) this.handOver(target);
+    if (pr !== undefined && pr.match >= this.proposer.written) this.handOver(target);
     else this.acceptors.sendAccept(target);
   }
 
@@ -953,42 +824,19 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
   changeMembership(change: MembershipChange): Admission {
     if (this.role !== "leader") return { accepted: false, error: new NotLeaderError(this.lead) };
     if (this.transferTarget !== null) return { accepted: false, error: new MembershipChangeInProgressError("a leadership transfer is under way; retry when it ends") };
-    const blocked = this.membershipChangeBlocked();
+    const blocked = this.proposer.changeBlocked();
     if (blocked !== null) return { accepted: false, error: new MembershipChangeInProgressError(blocked) };
     let next: Membership;
     try {
-      next = this.nextMembership(change);
+      next = nextMembership(this.configs.latest(), change);
     } catch (error) {
       if (error instanceof InvalidInputError) return { accepted: false, error };
       throw error;
     }
-    this.pending.push({ data: encodeMembership(next), kind: "config", counted: false });
+    this.proposer.enqueueConfig(encodeMembership(next));
     this.fillLog();
-    assert(this.log.lastIndex === this.written && this.configs.latestIndex() === this.written, "the configuration entry was not written at once");
+    assert(this.log.lastIndex === this.proposer.written && this.configs.latestIndex() === this.proposer.written, "the configuration entry was not written at once");
     return { accepted: true };
-  }
-
-  private membershipChangeBlocked(): string | null {
-    const slot = this.written + 1;
-    const last = this.configs.lastChangeSlot();
-    if (last !== null && last > this.log.commitIndex) return `the configuration change at slot ${last} is not chosen yet; one change at a time`;
-    if (last !== null && slot < last + 2 * this.config.windowSlots) return `the configuration change at slot ${last} takes effect over the next ${2 * this.config.windowSlots} slots; retry in a moment`;
-    if (this.pending.length > 0 || slot > this.log.commitIndex + this.config.windowSlots || !sameQuorums(this.configs.configFor(slot), this.epoch as Membership)) {
-      return "this leader has values waiting for slots; retry in a moment";
-    }
-    return null;
-  }
-
-  private nextMembership(change: MembershipChange): Membership {
-    if (change.joint === true) throw new InvalidInputError("Multi-Paxos changes the configuration one voter at a time; it has no joint changes");
-    const autoPromote = change.autoPromote ?? [];
-    const next: Membership = { voters: [...change.voters], outgoing: [], learners: [...change.learners], autoPromote: [...autoPromote], autoLeave: true, context: change.context };
-    checkMembership(next, { votersRequired: true });
-    for (const id of members(next)) if (id > PAXOS_NODE_ID_MAX) throw new InvalidInputError(`Paxos node ids go up to ${PAXOS_NODE_ID_MAX}; ${id} is too large`);
-    const latest = this.configs.latest();
-    const changed = next.voters.filter((id) => !latest.voters.includes(id)).length + latest.voters.filter((id) => !next.voters.includes(id)).length;
-    if (changed > 1) throw new InvalidInputError(`Multi-Paxos changes one voter at a time; this asks for ${changed} (voters ${latest.voters.join(",")} to ${next.voters.join(",")})`);
-    return next;
   }
 
   membership(): Membership {
@@ -1013,7 +861,7 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
    * told so in a last heartbeat, so it learns that it was removed — or when silent.
    */
   private syncProgress(dropSilent = false): void {
-    const wanted = new Set([...members(this.current), ...(this.epoch === null ? [] : members(this.epoch))]);
+    const wanted = new Set([...members(this.current), ...(this.proposer.epoch === null ? [] : members(this.proposer.epoch))]);
     wanted.add(this.id);
     this.acceptors.sync(wanted, this.configs.latestIndex() + 2 * this.config.windowSlots - 1, dropSilent);
   }
@@ -1021,13 +869,13 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
   /** Promotes one caught-up learner marked for it, when no change is in flight. */
   private maybeAutoPromote(): void {
     const latest = this.configs.latest();
-    if (latest.autoPromote.length === 0 || this.transferTarget !== null || this.membershipChangeBlocked() !== null) return;
+    if (latest.autoPromote.length === 0 || this.transferTarget !== null || this.proposer.changeBlocked() !== null) return;
     for (const id of latest.autoPromote) {
       const pr = this.acceptors.get(id);
       if (pr === undefined || pr.state !== "replicate" || !pr.recentActive) continue;
-      if (pr.match + this.config.learnerLagEntriesMax < this.written) continue;
+      if (pr.match + this.config.learnerLagEntriesMax < this.proposer.written) continue;
       const next: Membership = { ...latest, voters: [...latest.voters, id], learners: latest.learners.filter((x) => x !== id), autoPromote: latest.autoPromote.filter((x) => x !== id) };
-      this.pending.push({ data: encodeMembership(next), kind: "config", counted: false });
+      this.proposer.enqueueConfig(encodeMembership(next));
       this.fillLog();
       return;
     }
