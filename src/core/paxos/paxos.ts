@@ -20,18 +20,18 @@ import type {
   Snapshot,
 } from "../engine/contract.js";
 import { encodeMembership, hasMajority, isMember, isVoter, majorityGroups, members } from "../engine/membership.js";
-import { ballotNode, ballotOf, PAXOS_NODE_ID_MAX, roundOf } from "./ballot.js";
+import { ballotNode, PAXOS_NODE_ID_MAX } from "./ballot.js";
 import { DEFAULT_PAXOS_CONFIG, leaseTicks, validatePaxosConfig, type PaxosConfig } from "./config.js";
 import { bootstrapMembership, ConfigHistory, nextMembership } from "./configs.js";
-import { HOLES_PER_MESSAGE_MAX, isHole, PaxosLog } from "./log.js";
-import type { Accept, Accepted, Heartbeat, HeartbeatResponse, Nack, PaxosHardState, PaxosMessage, Prepare, PromiseReply, SnapshotChunk, SnapshotChunkResponse } from "./messages.js";
+import { isHole, PaxosLog } from "./log.js";
+import type { Accepted, HeartbeatResponse, Nack, PaxosHardState, PaxosMessage, Prepare, PromiseReply, SnapshotChunkResponse } from "./messages.js";
 import type { PaxosMutant } from "./mutants.js";
 import { Phase1 } from "./phase1.js";
 import type { Progress } from "./progress.js";
 import { Proposer } from "./proposer.js";
 import { Replication } from "./replication.js";
+import { Acceptor } from "./acceptor.js";
 import { ReadOnly } from "../raft/read-only.js";
-import { SnapshotReceiver } from "../raft/snapshot-receiver.js";
 
 /**
  * Multi-Paxos as a pure state machine, driven through the engine contract: every node is an
@@ -64,12 +64,8 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
   /** configs.current(commit), recomputed when either changes. */
   private current: Membership;
 
-  /** The highest ballot promised (and, on a leader or candidate, its own). */
-  private promised: number;
-  /** The highest ballot heard of, for choosing the next round. */
-  private maxBallotSeen = 0;
-  /** Every slot in (commit, prefix] is accepted at `promised`: what this acceptor holds of its leader's proposals. */
-  private prefix: number;
+  /** This node's acceptor and learner: its promise (on a leader or candidate, its own ballot), what it accepted and learned. */
+  private readonly acceptor: Acceptor;
   private role: Role = "follower";
   private lead: NodeId | null = null;
   private electionElapsed = 0;
@@ -116,8 +112,6 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
   // ---- snapshots ----
   private snapshot: Snapshot | null;
   private snapshotToInstall: Snapshot | null = null;
-  /** A leader's snapshot arriving chunk by chunk: Raft's receiver, a transfer keyed by the leader's ballot where Raft's is by its term. */
-  private readonly receiver = new SnapshotReceiver();
 
   // ---- output ----
   private messages: Outbound<PaxosMessage>[] = [];
@@ -139,7 +133,7 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     this.log = new PaxosLog(options.durable, hard?.commit ?? 0, options.appliedIndex);
     this.snapshot = options.durable.snapshot;
     this.acceptors = new Replication(this.id, this.config, this.log, {
-      ballot: () => this.promised,
+      ballot: () => this.acceptor.promised,
       written: () => this.proposer.written,
       snapshot: () => this.snapshot,
       send: (to, message) => this.send(to, message),
@@ -153,14 +147,29 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     for (const entry of options.durable.entries) this.configs.onWrite(entry, null);
     // An accepted entry on disk proves a promise at least that high, even if the hard state
     // written with it was lost in a crash.
-    this.promised = Math.max(hard?.promised ?? 0, this.log.maxBallot());
-    this.prefix = this.log.commitIndex;
+    this.acceptor = new Acceptor(Math.max(hard?.promised ?? 0, this.log.maxBallot()), this.log, this.config, mutant, {
+      superseded: () => {
+        if (this.role !== "follower") this.becomeFollower(null);
+        this.lead = null;
+      },
+      follow: (leader) => this.followLeader(leader),
+      inLease: (from, transfer) => this.inLease(from, transfer),
+      promisedCandidate: () => {
+        this.electionElapsed = 0;
+      },
+      current: () => this.current,
+      write: (entry) => this.writeEntry(entry),
+      commitTo: (index) => this.commitTo(index),
+      install: (snapshot) => this.installSnapshot(snapshot),
+      send: (to, message) => this.send(to, message),
+      sendAfterPersist: (to, message) => this.sendAfterPersist(to, message),
+    });
     this.current = this.configs.current(this.log.commitIndex);
     this.proposer = new Proposer(this.config, this.log, this.configs, {
-      ballot: () => this.promised,
+      ballot: () => this.acceptor.promised,
       write: (entry) => this.writeEntry(entry),
     });
-    this.savedHardState = { promised: this.promised, commit: this.log.commitIndex };
+    this.savedHardState = { promised: this.acceptor.promised, commit: this.log.commitIndex };
     this.reads = new ReadOnly(this.id, this.config.electionTicks, leaseTicks(this.config), {
       quorumConfirms: (acks) => hasMajority(this.proposer.epoch as Membership, (id) => acks.has(id)),
       leaseAcknowledgedAt: () => this.acceptors.leaseAcknowledgedAt(this.proposer.epoch as Membership, this.tickCount),
@@ -235,7 +244,7 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
   step(from: NodeId, message: PaxosMessage): void {
     switch (message.type) {
       case "prepare":
-        return this.handlePrepare(from, message);
+        return this.acceptor.prepare(from, message);
       case "promise":
         return this.handlePromise(from, message);
       case "nack":
@@ -243,10 +252,10 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
       case "accept":
       case "heartbeat":
       case "snapshot":
-        if (!this.fromLeader(from, message.ballot)) return;
-        if (message.type === "accept") return this.handleAccept(from, message);
-        if (message.type === "heartbeat") return this.handleHeartbeat(from, message);
-        return this.handleSnapshotChunk(from, message);
+        if (!this.acceptor.fromLeader(from, message.ballot)) return;
+        if (message.type === "accept") return this.acceptor.accept(from, message);
+        if (message.type === "heartbeat") return this.acceptor.heartbeat(from, message);
+        return this.acceptor.snapshotChunk(from, message);
       case "timeout-now":
         // The leader handed over: run phase 1 at once, saying why, so acceptors that still
         // hear from it promise all the same. Phase 1 starts after the leader's chosen prefix,
@@ -254,11 +263,8 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
         // would refuse as "behind" — for ever when the leader was leaving the voters, so the
         // only other voters of the old configuration (simulator seed 75 reconfiguration: a
         // change to voters {3} left node 3 probing node 1 for the rest of the run).
-        if (message.ballot !== this.promised || from !== this.lead || this.role !== "follower") return;
-        if (message.commit !== undefined) {
-          this.advancePrefix();
-          this.learn(message.commit);
-        }
+        if (message.ballot !== this.acceptor.promised || from !== this.lead || this.role !== "follower") return;
+        if (message.commit !== undefined) this.acceptor.learn(message.commit);
         if (this.mayCampaign()) this.campaign(false, true);
         return;
       case "accepted":
@@ -287,38 +293,6 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     }
   }
 
-  /**
-   * The checks every message from a leader (accept, heartbeat, snapshot) passes: it must be
-   * the ballot's owner; below the promise it is refused (a nack tells the deposed leader);
-   * above it, the sender completed phase 1 at its ballot, so the promise rises to it and this
-   * node follows it.
-   */
-  private fromLeader(from: NodeId, ballot: number): boolean {
-    if (ballotNode(ballot) !== from) return false;
-    if (ballot < this.promised) {
-      if (this.mutant === "accept-below-promise") return true;
-      this.send(from, { type: "nack", ballot, promised: this.promised, probe: false, behind: false });
-      return false;
-    }
-    if (ballot > this.promised) this.promise(ballot);
-    this.followLeader(from);
-    return true;
-  }
-
-  /** Raises the promise (the caller makes sure it is higher): whatever this node was doing at a lower ballot ends. */
-  private promise(ballot: number): void {
-    assert(ballot > this.promised, `promise ${ballot} not above ${this.promised}`);
-    if (this.role !== "follower") this.becomeFollower(null);
-    this.promised = ballot;
-    this.noteBallot(ballot);
-    this.prefix = this.log.commitIndex;
-    this.lead = null;
-  }
-
-  private noteBallot(ballot: number): void {
-    if (ballot > this.maxBallotSeen) this.maxBallotSeen = ballot;
-  }
-
   private followLeader(leader: NodeId): void {
     if (this.role !== "follower") this.becomeFollower(leader);
     this.lead = leader;
@@ -337,70 +311,11 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     return (this.lead !== null || this.startupGuard) && this.electionElapsed < this.config.electionTicks;
   }
 
-  // ---- phase 1: acceptor ----
-
-  private handlePrepare(from: NodeId, m: Prepare): void {
-    if (ballotNode(m.ballot) !== from) return;
-    this.noteBallot(m.ballot);
-    if (m.probe) {
-      const behind = m.from <= this.log.snapshotIndexValue || this.replaced(from, m.from);
-      const grant = m.ballot > this.promised && !this.inLease(from, m.transfer === true) && !behind;
-      if (grant) this.send(from, { type: "promise", ballot: m.ballot, probe: true, from: m.from, through: m.from - 1, complete: true, entries: [], commit: this.log.commitIndex });
-      else this.send(from, { type: "nack", ballot: m.ballot, promised: this.promised, probe: true, behind });
-      return;
-    }
-    if (m.ballot < this.promised) {
-      this.send(from, { type: "nack", ballot: m.ballot, promised: this.promised, probe: false, behind: false });
-      return;
-    }
-    if (m.ballot > this.promised && this.inLease(from, m.transfer === true)) return;
-    if (m.from <= this.log.snapshotIndexValue || this.replaced(from, m.from)) {
-      // It asks about slots this node compacted (it cannot learn them here), or leads a
-      // configuration that was replaced: it should not lead.
-      this.send(from, { type: "nack", ballot: m.ballot, promised: this.promised, probe: false, behind: true });
-      return;
-    }
-    if (m.ballot > this.promised) {
-      this.promise(m.ballot);
-      this.electionElapsed = 0;
-    }
-    // Pages are bounded by bytes only: a report of thousands of small slots (no-ops) must not
-    // take thousands of round trips, or the candidate's election timer runs out first.
-    const page = this.log.acceptedPage(m.from, Number.POSITIVE_INFINITY, this.config.bytesPerMessageMax);
-    const reply: PromiseReply = { type: "promise", ballot: m.ballot, probe: false, from: m.from, through: page.through, complete: page.complete, entries: page.entries, commit: this.log.commitIndex };
-    this.answer(from, reply);
-  }
-
-  /**
-   * Whether `candidate`, running phase 1 from slot `from`, leads a configuration that was
-   * replaced: it asks about slots this acceptor knows are chosen, and no configuration this
-   * acceptor knows for the slots after them counts it as a voter. A node restarted from
-   * before its removal campaigns in the configuration it remembers, and nodes removed with
-   * it (no voters either, so heard from by no leader) would promise it: phase 1 in that
-   * configuration is sound Paxos, but it governs only chosen slots, so such a leader never
-   * gets past them. It kept the removed nodes following it and its clients waiting for
-   * their timeouts (simulator seed 5507). Refusing a promise is always safe; a voter of the
-   * configuration in force is never refused here, however far behind.
-   */
-  private replaced(candidate: NodeId, from: number): boolean {
-    return from <= this.log.commitIndex && !isVoter(this.current, candidate);
-  }
-
-  /** A promise or an acceptance: it may leave only once what it vouches for is durable. */
-  private answer(to: NodeId, message: PaxosMessage): void {
-    if (this.mutant === "answer-before-durable") this.send(to, message);
-    else this.sendAfterPersist(to, message);
-  }
-
   // ---- phase 1: candidate ----
 
   /** Whether this node may run phase 1: a voter of the configuration governing its first unchosen slot. */
   private mayCampaign(): boolean {
     return isVoter(this.configs.configFor(this.log.commitIndex + 1), this.id);
-  }
-
-  private nextBallot(): number {
-    return ballotOf(Math.max(roundOf(this.promised), roundOf(this.maxBallotSeen)) + 1, this.id);
   }
 
   private campaign(probe: boolean, transfer: boolean): void {
@@ -412,19 +327,18 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     if (probe) {
       this.role = "precandidate";
       this.lead = null;
-      this.probeBallot = this.nextBallot();
+      this.probeBallot = this.acceptor.nextBallot(this.id);
       this.probeVotes.clear();
       this.probeVotes.set(this.id, true);
       if (hasMajority(epoch, (id) => this.probeVotes.get(id) === true)) return this.campaign(false, false);
       for (const peer of voters) this.send(peer, { type: "prepare", ballot: this.probeBallot, from, probe: true });
       return;
     }
-    const ballot = this.nextBallot();
+    const ballot = this.acceptor.nextBallot(this.id);
     if (this.role === "leader") this.leaveLeadership();
     this.role = "candidate";
     this.lead = null;
-    this.promised = ballot;
-    this.prefix = this.log.commitIndex;
+    this.acceptor.promiseOwn(ballot);
     this.phase1 = new Phase1(ballot, from, epoch, this.mutant === "skip-phase1");
     const own = from <= this.log.lastIndex ? this.log.acceptedPage(from, Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY).entries : [];
     this.phase1.recordOwn(this.id, own, this.log.commitIndex);
@@ -456,7 +370,7 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
   }
 
   private handleNack(from: NodeId, m: Nack): void {
-    this.noteBallot(m.promised);
+    this.acceptor.noteBallot(m.promised);
     if (m.probe) {
       if (this.role !== "precandidate" || m.ballot !== this.probeBallot) return;
       this.probeVotes.set(from, false);
@@ -464,19 +378,19 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
       if (!hasMajority(epoch, (id) => this.probeVotes.get(id) !== false)) this.becomeFollower(null);
       return;
     }
-    if (m.ballot !== this.promised || ballotNode(m.ballot) !== this.id) return;
+    if (m.ballot !== this.acceptor.promised || ballotNode(m.ballot) !== this.id) return;
     if (this.role === "candidate" && this.phase1 !== null) {
       this.phase1.refuse(from);
-      if (m.promised > this.promised || this.phase1.hopeless) this.becomeFollower(null);
+      if (m.promised > this.acceptor.promised || this.phase1.hopeless) this.becomeFollower(null);
       return;
     }
     // A leader that learns of a higher ballot stops proposing.
-    if (this.role === "leader" && m.promised > this.promised) this.becomeFollower(null);
+    if (this.role === "leader" && m.promised > this.acceptor.promised) this.becomeFollower(null);
   }
 
   private becomeLeader(): void {
     const phase1 = this.phase1 as Phase1;
-    assert(this.role === "candidate" && phase1.ballot === this.promised, "only a candidate at its ballot becomes leader");
+    assert(this.role === "candidate" && phase1.ballot === this.acceptor.promised, "only a candidate at its ballot becomes leader");
     this.role = "leader";
     this.lead = this.id;
     this.phase1 = null;
@@ -545,7 +459,7 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
   }
 
   private handleAccepted(from: NodeId, m: Accepted): void {
-    if (this.role !== "leader" || m.ballot !== this.promised) return;
+    if (this.role !== "leader" || m.ballot !== this.acceptor.promised) return;
     const pr = this.acceptors.accepted(from, m);
     if (pr === undefined) return;
     if (from === this.transferTarget && pr.match >= this.proposer.written) this.handOver(from);
@@ -555,7 +469,7 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
   }
 
   private handleHeartbeatResponse(from: NodeId, m: HeartbeatResponse): void {
-    if (this.role !== "leader" || m.ballot !== this.promised) return;
+    if (this.role !== "leader" || m.ballot !== this.acceptor.promised) return;
     const pr = this.acceptors.heartbeatAnswered(from, m, this.tickCount);
     if (pr === undefined) return;
     if (m.readRound > 0) {
@@ -589,7 +503,7 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
   private commitTo(index: number): void {
     const before = this.log.commitIndex;
     if (!this.log.commitTo(index)) return;
-    if (this.prefix < index) this.prefix = index;
+    this.acceptor.chosenThrough(index);
     this.proposer.chosen(index);
     this.refreshMembership();
     if (this.role !== "leader") return;
@@ -616,7 +530,7 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     // a leader that will not write to them again.
     const staying = new Set(members(next));
     for (const peer of this.acceptors.members()) {
-      if (peer !== this.id && !staying.has(peer)) this.send(peer, { type: "heartbeat", ballot: this.promised, commit: this.log.commitIndex, readRound: 0 });
+      if (peer !== this.id && !staying.has(peer)) this.send(peer, { type: "heartbeat", ballot: this.acceptor.promised, commit: this.log.commitIndex, readRound: 0 });
     }
     if (isVoter(next, this.id)) {
       this.renewing = true;
@@ -626,71 +540,6 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     const target = this.acceptors.mostUpToDate([...next.voters, ...next.outgoing]);
     if (target === null) this.becomeFollower(null);
     else this.startTransfer(target);
-  }
-
-  // ---- phase 2: acceptor ----
-
-  private handleAccept(from: NodeId, m: Accept): void {
-    if (m.ballot < this.promised) return this.acceptBelowPromise(from, m);
-    let last = this.prefix;
-    for (const entry of m.entries) {
-      last = entry.index;
-      if (entry.index <= this.log.commitIndex) continue;
-      // A slot too far past this log is left (HOLES_PER_MESSAGE_MAX); the answer's prefix
-      // sends the leader back to the first slot this node lacks.
-      if (entry.index > this.log.lastIndex + HOLES_PER_MESSAGE_MAX + 1) continue;
-      const previous = this.log.entry(entry.index);
-      if (previous !== null && previous.term === entry.term) continue;
-      this.writeEntry(entry);
-    }
-    this.advancePrefix();
-    this.learn(m.commit);
-    this.answer(from, { type: "accepted", ballot: m.ballot, index: this.prefix, last: Math.max(last, this.prefix) });
-  }
-
-  /**
-   * The mutant "accept-below-promise" (ScyllaDB #6139): a slot is accepted at a ballot below
-   * the promise when that ballot is not below the one already accepted there.
-   */
-  private acceptBelowPromise(from: NodeId, m: Accept): void {
-    let last = 0;
-    for (const entry of m.entries) {
-      last = entry.index;
-      if (entry.index <= this.log.commitIndex) continue;
-      const previous = this.log.entry(entry.index);
-      if (previous !== null && previous.term > entry.term) continue;
-      this.writeEntry(entry);
-    }
-    let index = this.log.commitIndex;
-    while (index < this.log.lastIndex && this.log.term(index + 1) === m.ballot) index++;
-    this.answer(from, { type: "accepted", ballot: m.ballot, index, last: Math.max(last, index) });
-  }
-
-  /** Extends the prefix of slots accepted at the promised ballot. */
-  private advancePrefix(): void {
-    if (this.prefix < this.log.commitIndex) this.prefix = this.log.commitIndex;
-    const any = this.mutant === "learn-any-ballot";
-    while (this.prefix < this.log.lastIndex) {
-      const term = this.log.term(this.prefix + 1) as number;
-      if (term === this.promised || (any && term > 0)) this.prefix++;
-      else break;
-    }
-  }
-
-  /**
-   * The leader says slots through `commit` are chosen: those this acceptor holds at the
-   * leader's ballot are the chosen values (a ballot proposes one value per slot, and this
-   * leader proposes only chosen ones below its chosen prefix).
-   */
-  private learn(commit: number): void {
-    const target = Math.min(commit, this.prefix);
-    if (target > this.log.commitIndex) this.commitTo(target);
-  }
-
-  private handleHeartbeat(from: NodeId, m: Heartbeat): void {
-    this.advancePrefix();
-    this.learn(m.commit);
-    this.send(from, { type: "heartbeat-response", ballot: m.ballot, readRound: m.readRound, index: Math.min(this.prefix, this.log.durableThrough) });
   }
 
   // ---- proposals and reads ----
@@ -707,7 +556,7 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
       return { accepted: false, error: new OverloadedError(`${this.heldProposalBytes} bytes of proposals wait for a leader; the limit is ${this.config.uncommittedBytesMax}`) };
     }
     if (this.role === "follower" && this.lead !== null && isMember(this.current, this.id)) {
-      this.send(this.lead, { type: "propose", ballot: this.promised, data: [data] });
+      this.send(this.lead, { type: "propose", ballot: this.acceptor.promised, data: [data] });
       return { accepted: true };
     }
     if (this.role === "follower" && !isMember(this.current, this.id)) return { accepted: false, error: new NotMemberError(this.lead) };
@@ -727,7 +576,7 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
       const held = this.takeHeld();
       for (const data of held) if (this.proposer.admits(data)) this.proposer.enqueue(data);
     } else if (this.role === "follower" && (this.lead ?? this.handedTo) !== null) {
-      this.send((this.lead ?? this.handedTo) as NodeId, { type: "propose", ballot: this.promised, data: this.takeHeld() });
+      this.send((this.lead ?? this.handedTo) as NodeId, { type: "propose", ballot: this.acceptor.promised, data: this.takeHeld() });
     }
   }
 
@@ -745,7 +594,7 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
       return { accepted: true };
     }
     if (this.role === "follower" && this.lead !== null && isMember(this.current, this.id)) {
-      this.send(this.lead, lease ? { type: "read-index", ballot: this.promised, requestId, lease } : { type: "read-index", ballot: this.promised, requestId });
+      this.send(this.lead, lease ? { type: "read-index", ballot: this.acceptor.promised, requestId, lease } : { type: "read-index", ballot: this.acceptor.promised, requestId });
       return { accepted: true };
     }
     if (this.role === "follower" && !isMember(this.current, this.id)) return { accepted: false, error: new NotMemberError(this.lead) };
@@ -774,7 +623,7 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
 
   private releaseRead(from: NodeId, requestId: number, index: number): void {
     if (from === this.id) this.readStates.push({ requestId, index });
-    else this.send(from, { type: "read-index-response", ballot: this.promised, requestId, index });
+    else this.send(from, { type: "read-index-response", ballot: this.acceptor.promised, requestId, index });
   }
 
   // ---- leadership transfer ----
@@ -803,7 +652,7 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
   private handOver(target: NodeId): void {
     this.reads.giveLeaseAway();
     this.handedTo = target;
-    this.send(target, { type: "timeout-now", ballot: this.promised, commit: this.log.commitIndex });
+    this.send(target, { type: "timeout-now", ballot: this.acceptor.promised, commit: this.log.commitIndex });
   }
 
   /** A follower forgets its leader and that leader's lease (for scripted tests and the application). */
@@ -884,39 +733,19 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
   // ---- snapshots ----
 
   private handleSnapshotResponse(from: NodeId, m: SnapshotChunkResponse): void {
-    if (this.role !== "leader" || m.ballot !== this.promised) return;
+    if (this.role !== "leader" || m.ballot !== this.acceptor.promised) return;
     this.acceptors.snapshotAnswered(from, m);
   }
 
-  private handleSnapshotChunk(from: NodeId, m: SnapshotChunk): void {
-    if (m.index <= this.log.commitIndex) {
-      this.receiver.abandon();
-      this.advancePrefix();
-      this.answer(from, { type: "accepted", ballot: m.ballot, index: this.prefix, last: this.prefix });
-      return;
-    }
-    const { ballot, ...chunk } = m;
-    const received = this.receiver.receive({ ...chunk, term: ballot });
-    if (received === null) return;
-    if (typeof received === "number") {
-      this.send(from, { type: "snapshot-response", ballot, index: m.index, received });
-      return;
-    }
-    const membership = received.membership ?? this.configs.membershipAt(received.index);
-    this.installSnapshot(from, ballot, { index: received.index, term: received.term, data: received.data, membership });
-  }
-
-  /** Every slot through the snapshot is chosen and replaced by it; what this acceptor accepted after it stays. */
-  private installSnapshot(from: NodeId, ballot: number, snapshot: Snapshot): void {
+  /** Every slot through a leader's snapshot is chosen and replaced by it; what this acceptor accepted after it stays. */
+  private installSnapshot(received: Snapshot): void {
+    const snapshot = { ...received, membership: received.membership ?? this.configs.membershipAt(received.index) };
     this.log.restore(snapshot);
     const kept = this.log.lastIndex > snapshot.index ? this.log.slice(snapshot.index + 1, this.log.lastIndex) : [];
-    this.configs.restore(snapshot.index, snapshot.membership as Membership, kept);
+    this.configs.restore(snapshot.index, snapshot.membership, kept);
     this.snapshot = snapshot;
     this.snapshotToInstall = snapshot;
-    this.prefix = snapshot.index;
-    this.advancePrefix();
     this.current = this.configs.current(this.log.commitIndex);
-    this.answer(from, { type: "accepted", ballot, index: this.prefix, last: this.prefix });
   }
 
   compactionFloor(): CompactionFloor | null {
@@ -946,7 +775,7 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
   }
 
   private hardStateChanged(): boolean {
-    return this.savedHardState.promised !== this.promised || this.savedHardState.commit !== this.log.commitIndex;
+    return this.savedHardState.promised !== this.acceptor.promised || this.savedHardState.commit !== this.log.commitIndex;
   }
 
   hasReady(): boolean {
@@ -977,7 +806,7 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
       this.broadcastPending = false;
       this.acceptors.broadcastAccept();
     }
-    const hardState = this.hardStateChanged() ? { promised: this.promised, commit: this.log.commitIndex } : null;
+    const hardState = this.hardStateChanged() ? { promised: this.acceptor.promised, commit: this.log.commitIndex } : null;
     // A promise must be durable before it is relied on; a commit index alone need not be:
     // a node that forgets it after a crash learns it again from the leader (etcd's MustSync).
     const promiseChanged = hardState !== null && hardState.promised !== this.savedHardState.promised;
@@ -1034,7 +863,7 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     return {
       id: this.id,
       role: learner ? "learner" : this.role,
-      term: this.promised,
+      term: this.acceptor.promised,
       leader: this.lead,
       commitIndex: this.log.commitIndex,
       lastIndex: this.log.lastIndex,
