@@ -26,7 +26,7 @@ import { bootstrapMembership, ConfigHistory, nextMembership } from "./configs.js
 import { isHole, PaxosLog } from "./log.js";
 import type { Accepted, HeartbeatResponse, Nack, PaxosHardState, PaxosMessage, Prepare, PromiseReply, SnapshotChunkResponse } from "./messages.js";
 import type { PaxosMutant } from "./mutants.js";
-import { Phase1 } from "./phase1.js";
+import { Phase1, Probe } from "./phase1.js";
 import type { Progress } from "./progress.js";
 import { Proposer } from "./proposer.js";
 import { Replication } from "./replication.js";
@@ -53,6 +53,19 @@ import { ReadOnly } from "../raft/read-only.js";
  * Configurations follow the α rule (see configs.ts); a leader leads one configuration (its
  * "epoch") at a time, and runs phase 1 again, at a new ballot, when its next slot is
  * governed by the next configuration.
+ *
+ * This class is the engine's core: the roles and their transitions (follower, precandidate,
+ * candidate, leader), time, the dispatch of every message, the routing of proposals and
+ * reads, leadership transfer, membership, compaction, and the Ready cycle. The protocol's
+ * parts are units it owns, each in its own file:
+ * - acceptor.ts: this node's acceptor and learner (promises, accepts, the prefix, learning
+ *   the chosen prefix, a leader's snapshot);
+ * - phase1.ts: the candidate's probe and its phase 1 tally;
+ * - proposer.ts: the leader's log (which value in which slot, the α window, padding, the
+ *   chosen prefix, the bound on uncommitted bytes);
+ * - replication.ts: the leader's phase 2 toward the other acceptors (accepts, heartbeats,
+ *   snapshot chunks, their answers, the quorum questions);
+ * - Raft's ReadOnly (read-only.ts): the read-index queue and the lease.
  */
 export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
   readonly id: NodeId;
@@ -76,8 +89,8 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
   private startupGuard: boolean;
 
   // ---- candidate ----
-  private probeBallot = 0;
-  private readonly probeVotes = new Map<NodeId, boolean>();
+  /** The latest probe this node ran (a precandidate's). */
+  private probe: Probe | null = null;
   private phase1: Phase1 | null = null;
   /** The candidate runs phase 1 again as a leader moving to the next configuration: it keeps its clients' proposals. */
   private renewing = false;
@@ -132,15 +145,6 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     const hard = options.durable.hardState;
     this.log = new PaxosLog(options.durable, hard?.commit ?? 0, options.appliedIndex);
     this.snapshot = options.durable.snapshot;
-    this.acceptors = new Replication(this.id, this.config, this.log, {
-      ballot: () => this.acceptor.promised,
-      written: () => this.proposer.written,
-      snapshot: () => this.snapshot,
-      send: (to, message) => this.send(to, message),
-      matchAdvanced: () => {
-        if (this.maybeCommit()) this.broadcastPending = true;
-      },
-    });
     const base = this.snapshot?.membership ?? bootstrapMembership(options.peers);
     if (this.snapshot !== null && this.snapshot.membership === undefined) this.snapshot = { ...this.snapshot, membership: base };
     this.configs = new ConfigHistory(this.config.windowSlots, base, this.snapshot?.index ?? 0);
@@ -168,6 +172,15 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     this.proposer = new Proposer(this.config, this.log, this.configs, {
       ballot: () => this.acceptor.promised,
       write: (entry) => this.writeEntry(entry),
+    });
+    this.acceptors = new Replication(this.id, this.config, this.log, {
+      ballot: () => this.acceptor.promised,
+      written: () => this.proposer.written,
+      snapshot: () => this.snapshot,
+      send: (to, message) => this.send(to, message),
+      matchAdvanced: () => {
+        if (this.maybeCommit()) this.broadcastPending = true;
+      },
     });
     this.savedHardState = { promised: this.acceptor.promised, commit: this.log.commitIndex };
     this.reads = new ReadOnly(this.id, this.config.electionTicks, leaseTicks(this.config), {
@@ -327,11 +340,10 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     if (probe) {
       this.role = "precandidate";
       this.lead = null;
-      this.probeBallot = this.acceptor.nextBallot(this.id);
-      this.probeVotes.clear();
-      this.probeVotes.set(this.id, true);
-      if (hasMajority(epoch, (id) => this.probeVotes.get(id) === true)) return this.campaign(false, false);
-      for (const peer of voters) this.send(peer, { type: "prepare", ballot: this.probeBallot, from, probe: true });
+      const probe = new Probe(this.acceptor.nextBallot(this.id), this.id);
+      this.probe = probe;
+      if (probe.won(epoch)) return this.campaign(false, false);
+      for (const peer of voters) this.send(peer, { type: "prepare", ballot: probe.ballot, from, probe: true });
       return;
     }
     const ballot = this.acceptor.nextBallot(this.id);
@@ -350,10 +362,8 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
 
   private handlePromise(from: NodeId, m: PromiseReply): void {
     if (m.probe) {
-      if (this.role !== "precandidate" || m.ballot !== this.probeBallot) return;
-      this.probeVotes.set(from, true);
-      const epoch = this.configs.configFor(this.log.commitIndex + 1);
-      if (hasMajority(epoch, (id) => this.probeVotes.get(id) === true)) this.campaign(false, false);
+      if (this.role !== "precandidate" || m.ballot !== this.probe?.ballot) return;
+      if (this.probe.grant(from, this.configs.configFor(this.log.commitIndex + 1))) this.campaign(false, false);
       return;
     }
     const phase1 = this.phase1;
@@ -372,10 +382,8 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
   private handleNack(from: NodeId, m: Nack): void {
     this.acceptor.noteBallot(m.promised);
     if (m.probe) {
-      if (this.role !== "precandidate" || m.ballot !== this.probeBallot) return;
-      this.probeVotes.set(from, false);
-      const epoch = this.configs.configFor(this.log.commitIndex + 1);
-      if (!hasMajority(epoch, (id) => this.probeVotes.get(id) !== false)) this.becomeFollower(null);
+      if (this.role !== "precandidate" || m.ballot !== this.probe?.ballot) return;
+      if (!this.probe.refuse(from, this.configs.configFor(this.log.commitIndex + 1))) this.becomeFollower(null);
       return;
     }
     if (m.ballot !== this.acceptor.promised || ballotNode(m.ballot) !== this.id) return;
