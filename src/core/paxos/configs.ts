@@ -1,11 +1,41 @@
-import type { LogEntry, Membership, NodeId } from "../engine/contract.js";
-import { decodeMembership } from "../engine/membership.js";
+import { InvalidInputError } from "../common/errors.js";
+import type { LogEntry, Membership, MembershipChange, NodeId } from "../engine/contract.js";
+import { checkMembership, decodeMembership, members } from "../engine/membership.js";
+import { PAXOS_NODE_ID_MAX } from "./ballot.js";
 
 const EMPTY = new Uint8Array(0);
 
 /** The configuration of a cluster bootstrapped with `voters`. */
 export function bootstrapMembership(voters: readonly NodeId[]): Membership {
   return { voters: [...voters], outgoing: [], learners: [], autoPromote: [], autoLeave: true, context: EMPTY };
+}
+
+/**
+ * The configuration `change` asks for after `latest`: voters and learners, at most one voter
+ * added or removed (Paxos has no joint configurations here; each change is one entry).
+ * Throws InvalidInputError for a change it cannot make.
+ */
+export function nextMembership(latest: Membership, change: MembershipChange): Membership {
+  if (change.joint === true) throw new InvalidInputError("Multi-Paxos changes the configuration one voter at a time; it has no joint changes");
+  const autoPromote = change.autoPromote ?? [];
+  const next: Membership = { voters: [...change.voters], outgoing: [], learners: [...change.learners], autoPromote: [...autoPromote], autoLeave: true, context: change.context };
+  checkMembership(next, { votersRequired: true });
+  for (const id of members(next)) if (id > PAXOS_NODE_ID_MAX) throw new InvalidInputError(`Paxos node ids go up to ${PAXOS_NODE_ID_MAX}; ${id} is too large`);
+  const changed = next.voters.filter((id) => !latest.voters.includes(id)).length + latest.voters.filter((id) => !next.voters.includes(id)).length;
+  if (changed > 1) throw new InvalidInputError(`Multi-Paxos changes one voter at a time; this asks for ${changed} (voters ${latest.voters.join(",")} to ${next.voters.join(",")})`);
+  return next;
+}
+
+/** Same voters in both halves: the same quorums, whatever the learners. */
+export function sameQuorums(a: Membership, b: Membership): boolean {
+  return a === b || (sameIds(a.voters, b.voters) && sameIds(a.outgoing, b.outgoing));
+}
+
+/** The same ids, in any order (lists of a handful of voters). A leader asks once per slot. */
+function sameIds(x: readonly NodeId[], y: readonly NodeId[]): boolean {
+  if (x.length !== y.length) return false;
+  for (const id of x) if (!y.includes(id)) return false;
+  return true;
 }
 
 interface ConfigEntry {

@@ -19,60 +19,19 @@ import type {
   Role,
   Snapshot,
 } from "../engine/contract.js";
-import { checkMembership, encodeMembership, hasMajority, isMember, isVoter, majority, majorityGroups, members } from "../engine/membership.js";
-import { ballotNode, ballotOf, PAXOS_NODE_ID_MAX, roundOf } from "./ballot.js";
+import { encodeMembership, hasMajority, isMember, isVoter, majorityGroups, members } from "../engine/membership.js";
+import { ballotNode, PAXOS_NODE_ID_MAX } from "./ballot.js";
 import { DEFAULT_PAXOS_CONFIG, leaseTicks, validatePaxosConfig, type PaxosConfig } from "./config.js";
-import { bootstrapMembership, ConfigHistory } from "./configs.js";
-import { entryBytes, HOLES_PER_MESSAGE_MAX, isHole, PaxosLog } from "./log.js";
-import { Fifo } from "./fifo.js";
-import type { Accept, Accepted, Heartbeat, HeartbeatResponse, Nack, PaxosHardState, PaxosMessage, Prepare, PromiseReply, SnapshotChunk, SnapshotChunkResponse } from "./messages.js";
+import { bootstrapMembership, ConfigHistory, nextMembership } from "./configs.js";
+import { isHole, PaxosLog } from "./log.js";
+import type { Accepted, HeartbeatResponse, Nack, PaxosHardState, PaxosMessage, Prepare, PromiseReply, SnapshotChunkResponse } from "./messages.js";
 import type { PaxosMutant } from "./mutants.js";
-import { Phase1 } from "./phase1.js";
-import { Progress } from "./progress.js";
-
-const EMPTY = new Uint8Array(0);
-/** A follower whose snapshot chunk went unanswered this many times in a row no longer holds compaction back. */
-const SNAPSHOT_RESENDS_HOLDING = 4;
-
-/** A value waiting for a slot on the leader: a recovered one, a client's proposal, a configuration. */
-interface PendingValue {
-  readonly data: Uint8Array;
-  readonly kind?: "config";
-  /** Counts toward the bound on uncommitted bytes (a client's proposal). */
-  readonly counted: boolean;
-}
-
-/** A linearizable read waiting for its confirmation round. */
-interface PendingRead {
-  readonly requestId: number;
-  readonly from: NodeId;
-  readonly index: number;
-  readonly round: number;
-  readonly acks: Set<NodeId>;
-}
-
-/** A snapshot an acceptor is receiving, chunk by chunk. */
-interface IncomingSnapshot {
-  readonly leaderBallot: number;
-  readonly index: number;
-  readonly term: number;
-  readonly size: number;
-  readonly chunks: Uint8Array[];
-  readonly membership: Membership | undefined;
-  received: number;
-}
-
-/** Same voters in both halves: the same quorums, whatever the learners. */
-function sameQuorums(a: Membership, b: Membership): boolean {
-  return a === b || (sameIds(a.voters, b.voters) && sameIds(a.outgoing, b.outgoing));
-}
-
-/** The same ids, in any order (lists of a handful of voters). A leader asks once per slot. */
-function sameIds(x: readonly NodeId[], y: readonly NodeId[]): boolean {
-  if (x.length !== y.length) return false;
-  for (const id of x) if (!y.includes(id)) return false;
-  return true;
-}
+import { Phase1, Probe } from "./phase1.js";
+import type { Progress } from "./progress.js";
+import { Proposer } from "./proposer.js";
+import { Replication } from "./replication.js";
+import { Acceptor } from "./acceptor.js";
+import { ReadOnly } from "../raft/read-only.js";
 
 /**
  * Multi-Paxos as a pure state machine, driven through the engine contract: every node is an
@@ -94,6 +53,19 @@ function sameIds(x: readonly NodeId[], y: readonly NodeId[]): boolean {
  * Configurations follow the α rule (see configs.ts); a leader leads one configuration (its
  * "epoch") at a time, and runs phase 1 again, at a new ballot, when its next slot is
  * governed by the next configuration.
+ *
+ * This class is the engine's core: the roles and their transitions (follower, precandidate,
+ * candidate, leader), time, the dispatch of every message, the routing of proposals and
+ * reads, leadership transfer, membership, compaction, and the Ready cycle. The protocol's
+ * parts are units it owns, each in its own file:
+ * - acceptor.ts: this node's acceptor and learner (promises, accepts, the prefix, learning
+ *   the chosen prefix, a leader's snapshot);
+ * - phase1.ts: the candidate's probe and its phase 1 tally;
+ * - proposer.ts: the leader's log (which value in which slot, the α window, padding, the
+ *   chosen prefix, the bound on uncommitted bytes);
+ * - replication.ts: the leader's phase 2 toward the other acceptors (accepts, heartbeats,
+ *   snapshot chunks, their answers, the quorum questions);
+ * - Raft's ReadOnly (read-only.ts): the read-index queue and the lease.
  */
 export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
   readonly id: NodeId;
@@ -105,12 +77,8 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
   /** configs.current(commit), recomputed when either changes. */
   private current: Membership;
 
-  /** The highest ballot promised (and, on a leader or candidate, its own). */
-  private promised: number;
-  /** The highest ballot heard of, for choosing the next round. */
-  private maxBallotSeen = 0;
-  /** Every slot in (commit, prefix] is accepted at `promised`: what this acceptor holds of its leader's proposals. */
-  private prefix: number;
+  /** This node's acceptor and learner: its promise (on a leader or candidate, its own ballot), what it accepted and learned. */
+  private readonly acceptor: Acceptor;
   private role: Role = "follower";
   private lead: NodeId | null = null;
   private electionElapsed = 0;
@@ -121,33 +89,20 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
   private startupGuard: boolean;
 
   // ---- candidate ----
-  private probeBallot = 0;
-  private readonly probeVotes = new Map<NodeId, boolean>();
+  /** The latest probe this node ran (a precandidate's). */
+  private probe: Probe | null = null;
   private phase1: Phase1 | null = null;
   /** The candidate runs phase 1 again as a leader moving to the next configuration: it keeps its clients' proposals. */
   private renewing = false;
 
   // ---- leader ----
-  /** The configuration this leader did phase 1 in; it proposes only slots that configuration governs. */
-  private epoch: Membership | null = null;
-  /** Every slot through here holds this leader's proposal (at its ballot) or a chosen value. */
-  private written = 0;
-  /** Values waiting for the next slots, in order: phase 1's recovered values first, then proposals. */
-  private readonly pending = new Fifo<PendingValue>();
-  /** Recovered values fill slots through here; reads wait until these are chosen. */
-  private recoveredThrough = 0;
-  /** Slots through here are known chosen (phase 1 reports); they commit without a quorum count. */
-  private knownChosenThrough = 0;
-  /** Bytes of proposals waiting or written and not yet chosen, and the written ones by slot. */
-  private uncommittedBytes = 0;
-  /** Written proposals not yet chosen: their slots and sizes, in slot order (numbers, so that a slot costs no object). */
-  private readonly writtenSlots = new Fifo<number>();
-  private readonly writtenBytes = new Fifo<number>();
-  private readonly progress = new Map<NodeId, Progress>();
+  /** Which value this leader writes in which slot (its epoch, the α window, the bound on uncommitted bytes), and which are chosen. */
+  private readonly proposer: Proposer;
+  /** What this leader knows of each acceptor, and its accepts, heartbeats and snapshot chunks to them. */
+  private readonly acceptors: Replication;
   private broadcastPending = false;
   private transferTarget: NodeId | null = null;
   private transferElapsed = 0;
-  private leaseGivenAway = false;
   /** Proposals held while no leader can take them here (a transfer, a new phase 1); bounded. */
   private heldProposals: Uint8Array[] = [];
   private heldProposalBytes = 0;
@@ -160,17 +115,16 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
   private handedTo: NodeId | null = null;
 
   // ---- reads ----
-  private readRound = 0;
-  private readonly roundSentAt = new Map<number, number>();
-  private readonly leaseTicks: number;
-  private pendingReads: PendingRead[] = [];
-  private readsAwaitingCatchUp: { requestId: number; from: NodeId; lease: boolean }[] = [];
-  private batchedReadRound = 0;
+  /**
+   * The read-index queue and the lease, Raft's (thesis 6.4): a Paxos leader's reads wait for
+   * the values phase 1 recovered to be chosen (where Raft's wait for the term's first
+   * commit), then for a majority of its epoch to confirm its ballot.
+   */
+  private readonly reads: ReadOnly;
 
   // ---- snapshots ----
   private snapshot: Snapshot | null;
   private snapshotToInstall: Snapshot | null = null;
-  private incoming: IncomingSnapshot | null = null;
 
   // ---- output ----
   private messages: Outbound<PaxosMessage>[] = [];
@@ -197,11 +151,43 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     for (const entry of options.durable.entries) this.configs.onWrite(entry, null);
     // An accepted entry on disk proves a promise at least that high, even if the hard state
     // written with it was lost in a crash.
-    this.promised = Math.max(hard?.promised ?? 0, this.log.maxBallot());
-    this.prefix = this.log.commitIndex;
+    this.acceptor = new Acceptor(Math.max(hard?.promised ?? 0, this.log.maxBallot()), this.log, this.config, mutant, {
+      superseded: () => {
+        if (this.role !== "follower") this.becomeFollower(null);
+        this.lead = null;
+      },
+      follow: (leader) => this.followLeader(leader),
+      inLease: (from, transfer) => this.inLease(from, transfer),
+      promisedCandidate: () => {
+        this.electionElapsed = 0;
+      },
+      current: () => this.current,
+      write: (entry) => this.writeEntry(entry),
+      commitTo: (index) => this.commitTo(index),
+      install: (snapshot) => this.installSnapshot(snapshot),
+      send: (to, message) => this.send(to, message),
+      sendAfterPersist: (to, message) => this.sendAfterPersist(to, message),
+    });
     this.current = this.configs.current(this.log.commitIndex);
-    this.savedHardState = { promised: this.promised, commit: this.log.commitIndex };
-    this.leaseTicks = leaseTicks(this.config);
+    this.proposer = new Proposer(this.config, this.log, this.configs, {
+      ballot: () => this.acceptor.promised,
+      write: (entry) => this.writeEntry(entry),
+    });
+    this.acceptors = new Replication(this.id, this.config, this.log, {
+      ballot: () => this.acceptor.promised,
+      written: () => this.proposer.written,
+      snapshot: () => this.snapshot,
+      send: (to, message) => this.send(to, message),
+      matchAdvanced: () => {
+        if (this.maybeCommit()) this.broadcastPending = true;
+      },
+    });
+    this.savedHardState = { promised: this.acceptor.promised, commit: this.log.commitIndex };
+    this.reads = new ReadOnly(this.id, this.config.electionTicks, leaseTicks(this.config), {
+      quorumConfirms: (acks) => hasMajority(this.proposer.epoch as Membership, (id) => acks.has(id)),
+      leaseAcknowledgedAt: () => this.acceptors.leaseAcknowledgedAt(this.proposer.epoch as Membership, this.tickCount),
+      release: (from, requestId, index) => this.releaseRead(from, requestId, index),
+    });
     this.startupGuard = this.config.leaseReads;
     this.resetElectionTimer();
   }
@@ -241,33 +227,23 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     }
     if (this.electionElapsed >= this.config.electionTicks) {
       this.electionElapsed = 0;
-      if (this.config.checkQuorum && !this.quorumRecentlyActive()) {
+      if (this.config.checkQuorum && !this.acceptors.quorumRecentlyActive(this.proposer.epoch as Membership)) {
         // A leader cut off from a quorum steps down, so clients stop waiting on it.
         this.becomeFollower(null);
         return;
       }
       // Removed members that were silent this round are dropped before the round restarts.
       this.syncProgress(true);
-      for (const [peer, pr] of this.progress) {
-        if (peer === this.id) continue;
-        pr.activeRoundBefore = pr.recentActive;
-        pr.recentActive = false;
-      }
+      this.acceptors.startActivityRound();
     }
     this.maybeAutoPromote();
     this.maybeNextEpoch();
     if (this.role !== "leader") return;
     if (this.heartbeatElapsed >= this.config.heartbeatTicks) {
       this.heartbeatElapsed = 0;
-      this.broadcastHeartbeat(this.config.leaseReads ? this.newRound() : this.readRound);
+      this.acceptors.broadcastHeartbeat(this.config.leaseReads ? this.reads.newRound(this.tickCount) : this.reads.lastRound);
     }
-    for (const [peer, pr] of this.progress) {
-      if (pr.state !== "snapshot" || !pr.snapshotChunkInFlight) continue;
-      if (++pr.snapshotStallTicks < this.config.snapshotResendTicks) continue;
-      pr.snapshotChunkInFlight = false;
-      pr.snapshotResends++;
-      this.sendAccept(peer);
-    }
+    this.acceptors.resendStalledSnapshots();
   }
 
   private resetElectionTimer(): void {
@@ -281,7 +257,7 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
   step(from: NodeId, message: PaxosMessage): void {
     switch (message.type) {
       case "prepare":
-        return this.handlePrepare(from, message);
+        return this.acceptor.prepare(from, message);
       case "promise":
         return this.handlePromise(from, message);
       case "nack":
@@ -289,10 +265,10 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
       case "accept":
       case "heartbeat":
       case "snapshot":
-        if (!this.fromLeader(from, message.ballot)) return;
-        if (message.type === "accept") return this.handleAccept(from, message);
-        if (message.type === "heartbeat") return this.handleHeartbeat(from, message);
-        return this.handleSnapshotChunk(from, message);
+        if (!this.acceptor.fromLeader(from, message.ballot)) return;
+        if (message.type === "accept") return this.acceptor.accept(from, message);
+        if (message.type === "heartbeat") return this.acceptor.heartbeat(from, message);
+        return this.acceptor.snapshotChunk(from, message);
       case "timeout-now":
         // The leader handed over: run phase 1 at once, saying why, so acceptors that still
         // hear from it promise all the same. Phase 1 starts after the leader's chosen prefix,
@@ -300,11 +276,8 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
         // would refuse as "behind" — for ever when the leader was leaving the voters, so the
         // only other voters of the old configuration (simulator seed 75 reconfiguration: a
         // change to voters {3} left node 3 probing node 1 for the rest of the run).
-        if (message.ballot !== this.promised || from !== this.lead || this.role !== "follower") return;
-        if (message.commit !== undefined) {
-          this.advancePrefix();
-          this.learn(message.commit);
-        }
+        if (message.ballot !== this.acceptor.promised || from !== this.lead || this.role !== "follower") return;
+        if (message.commit !== undefined) this.acceptor.learn(message.commit);
         if (this.mayCampaign()) this.campaign(false, true);
         return;
       case "accepted":
@@ -314,7 +287,7 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
       case "propose":
         for (const data of message.data) {
           if (this.role === "leader" && this.transferTarget === null) {
-            if (this.admits(data)) this.enqueueProposal(data);
+            if (this.proposer.admits(data)) this.proposer.enqueue(data);
           } else this.holdProposal(data);
         }
         if (this.role === "leader") this.fillLog();
@@ -331,38 +304,6 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
       case "snapshot-response":
         return this.handleSnapshotResponse(from, message);
     }
-  }
-
-  /**
-   * The checks every message from a leader (accept, heartbeat, snapshot) passes: it must be
-   * the ballot's owner; below the promise it is refused (a nack tells the deposed leader);
-   * above it, the sender completed phase 1 at its ballot, so the promise rises to it and this
-   * node follows it.
-   */
-  private fromLeader(from: NodeId, ballot: number): boolean {
-    if (ballotNode(ballot) !== from) return false;
-    if (ballot < this.promised) {
-      if (this.mutant === "accept-below-promise") return true;
-      this.send(from, { type: "nack", ballot, promised: this.promised, probe: false, behind: false });
-      return false;
-    }
-    if (ballot > this.promised) this.promise(ballot);
-    this.followLeader(from);
-    return true;
-  }
-
-  /** Raises the promise (the caller makes sure it is higher): whatever this node was doing at a lower ballot ends. */
-  private promise(ballot: number): void {
-    assert(ballot > this.promised, `promise ${ballot} not above ${this.promised}`);
-    if (this.role !== "follower") this.becomeFollower(null);
-    this.promised = ballot;
-    this.noteBallot(ballot);
-    this.prefix = this.log.commitIndex;
-    this.lead = null;
-  }
-
-  private noteBallot(ballot: number): void {
-    if (ballot > this.maxBallotSeen) this.maxBallotSeen = ballot;
   }
 
   private followLeader(leader: NodeId): void {
@@ -383,70 +324,11 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     return (this.lead !== null || this.startupGuard) && this.electionElapsed < this.config.electionTicks;
   }
 
-  // ---- phase 1: acceptor ----
-
-  private handlePrepare(from: NodeId, m: Prepare): void {
-    if (ballotNode(m.ballot) !== from) return;
-    this.noteBallot(m.ballot);
-    if (m.probe) {
-      const behind = m.from <= this.log.snapshotIndexValue || this.replaced(from, m.from);
-      const grant = m.ballot > this.promised && !this.inLease(from, m.transfer === true) && !behind;
-      if (grant) this.send(from, { type: "promise", ballot: m.ballot, probe: true, from: m.from, through: m.from - 1, complete: true, entries: [], commit: this.log.commitIndex });
-      else this.send(from, { type: "nack", ballot: m.ballot, promised: this.promised, probe: true, behind });
-      return;
-    }
-    if (m.ballot < this.promised) {
-      this.send(from, { type: "nack", ballot: m.ballot, promised: this.promised, probe: false, behind: false });
-      return;
-    }
-    if (m.ballot > this.promised && this.inLease(from, m.transfer === true)) return;
-    if (m.from <= this.log.snapshotIndexValue || this.replaced(from, m.from)) {
-      // It asks about slots this node compacted (it cannot learn them here), or leads a
-      // configuration that was replaced: it should not lead.
-      this.send(from, { type: "nack", ballot: m.ballot, promised: this.promised, probe: false, behind: true });
-      return;
-    }
-    if (m.ballot > this.promised) {
-      this.promise(m.ballot);
-      this.electionElapsed = 0;
-    }
-    // Pages are bounded by bytes only: a report of thousands of small slots (no-ops) must not
-    // take thousands of round trips, or the candidate's election timer runs out first.
-    const page = this.log.acceptedPage(m.from, Number.POSITIVE_INFINITY, this.config.bytesPerMessageMax);
-    const reply: PromiseReply = { type: "promise", ballot: m.ballot, probe: false, from: m.from, through: page.through, complete: page.complete, entries: page.entries, commit: this.log.commitIndex };
-    this.answer(from, reply);
-  }
-
-  /**
-   * Whether `candidate`, running phase 1 from slot `from`, leads a configuration that was
-   * replaced: it asks about slots this acceptor knows are chosen, and no configuration this
-   * acceptor knows for the slots after them counts it as a voter. A node restarted from
-   * before its removal campaigns in the configuration it remembers, and nodes removed with
-   * it (no voters either, so heard from by no leader) would promise it: phase 1 in that
-   * configuration is sound Paxos, but it governs only chosen slots, so such a leader never
-   * gets past them. It kept the removed nodes following it and its clients waiting for
-   * their timeouts (simulator seed 5507). Refusing a promise is always safe; a voter of the
-   * configuration in force is never refused here, however far behind.
-   */
-  private replaced(candidate: NodeId, from: number): boolean {
-    return from <= this.log.commitIndex && !isVoter(this.current, candidate);
-  }
-
-  /** A promise or an acceptance: it may leave only once what it vouches for is durable. */
-  private answer(to: NodeId, message: PaxosMessage): void {
-    if (this.mutant === "answer-before-durable") this.send(to, message);
-    else this.sendAfterPersist(to, message);
-  }
-
   // ---- phase 1: candidate ----
 
   /** Whether this node may run phase 1: a voter of the configuration governing its first unchosen slot. */
   private mayCampaign(): boolean {
     return isVoter(this.configs.configFor(this.log.commitIndex + 1), this.id);
-  }
-
-  private nextBallot(): number {
-    return ballotOf(Math.max(roundOf(this.promised), roundOf(this.maxBallotSeen)) + 1, this.id);
   }
 
   private campaign(probe: boolean, transfer: boolean): void {
@@ -458,19 +340,17 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     if (probe) {
       this.role = "precandidate";
       this.lead = null;
-      this.probeBallot = this.nextBallot();
-      this.probeVotes.clear();
-      this.probeVotes.set(this.id, true);
-      if (hasMajority(epoch, (id) => this.probeVotes.get(id) === true)) return this.campaign(false, false);
-      for (const peer of voters) this.send(peer, { type: "prepare", ballot: this.probeBallot, from, probe: true });
+      const probe = new Probe(this.acceptor.nextBallot(this.id), this.id);
+      this.probe = probe;
+      if (probe.won(epoch)) return this.campaign(false, false);
+      for (const peer of voters) this.send(peer, { type: "prepare", ballot: probe.ballot, from, probe: true });
       return;
     }
-    const ballot = this.nextBallot();
+    const ballot = this.acceptor.nextBallot(this.id);
     if (this.role === "leader") this.leaveLeadership();
     this.role = "candidate";
     this.lead = null;
-    this.promised = ballot;
-    this.prefix = this.log.commitIndex;
+    this.acceptor.promiseOwn(ballot);
     this.phase1 = new Phase1(ballot, from, epoch, this.mutant === "skip-phase1");
     const own = from <= this.log.lastIndex ? this.log.acceptedPage(from, Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY).entries : [];
     this.phase1.recordOwn(this.id, own, this.log.commitIndex);
@@ -482,10 +362,8 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
 
   private handlePromise(from: NodeId, m: PromiseReply): void {
     if (m.probe) {
-      if (this.role !== "precandidate" || m.ballot !== this.probeBallot) return;
-      this.probeVotes.set(from, true);
-      const epoch = this.configs.configFor(this.log.commitIndex + 1);
-      if (hasMajority(epoch, (id) => this.probeVotes.get(id) === true)) this.campaign(false, false);
+      if (this.role !== "precandidate" || m.ballot !== this.probe?.ballot) return;
+      if (this.probe.grant(from, this.configs.configFor(this.log.commitIndex + 1))) this.campaign(false, false);
       return;
     }
     const phase1 = this.phase1;
@@ -502,63 +380,41 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
   }
 
   private handleNack(from: NodeId, m: Nack): void {
-    this.noteBallot(m.promised);
+    this.acceptor.noteBallot(m.promised);
     if (m.probe) {
-      if (this.role !== "precandidate" || m.ballot !== this.probeBallot) return;
-      this.probeVotes.set(from, false);
-      const epoch = this.configs.configFor(this.log.commitIndex + 1);
-      if (!hasMajority(epoch, (id) => this.probeVotes.get(id) !== false)) this.becomeFollower(null);
+      if (this.role !== "precandidate" || m.ballot !== this.probe?.ballot) return;
+      if (!this.probe.refuse(from, this.configs.configFor(this.log.commitIndex + 1))) this.becomeFollower(null);
       return;
     }
-    if (m.ballot !== this.promised || ballotNode(m.ballot) !== this.id) return;
+    if (m.ballot !== this.acceptor.promised || ballotNode(m.ballot) !== this.id) return;
     if (this.role === "candidate" && this.phase1 !== null) {
       this.phase1.refuse(from);
-      if (m.promised > this.promised || this.phase1.hopeless) this.becomeFollower(null);
+      if (m.promised > this.acceptor.promised || this.phase1.hopeless) this.becomeFollower(null);
       return;
     }
     // A leader that learns of a higher ballot stops proposing.
-    if (this.role === "leader" && m.promised > this.promised) this.becomeFollower(null);
+    if (this.role === "leader" && m.promised > this.acceptor.promised) this.becomeFollower(null);
   }
 
   private becomeLeader(): void {
     const phase1 = this.phase1 as Phase1;
-    assert(this.role === "candidate" && phase1.ballot === this.promised, "only a candidate at its ballot becomes leader");
+    assert(this.role === "candidate" && phase1.ballot === this.acceptor.promised, "only a candidate at its ballot becomes leader");
     this.role = "leader";
     this.lead = this.id;
-    this.epoch = phase1.epoch;
     this.phase1 = null;
     this.renewing = false;
     this.heartbeatElapsed = 0;
     this.electionElapsed = 0;
-    this.written = phase1.from - 1;
-    this.recoveredThrough = phase1.lastSlot;
-    this.knownChosenThrough = phase1.chosenThrough;
     this.transferTarget = null;
-    this.leaseGivenAway = false;
-    this.pendingReads = [];
-    this.uncommittedBytes = 0;
-    this.writtenSlots.clear();
-    this.writtenBytes.clear();
-    // Per slot the value phase 1 decided; a no-op where nothing was accepted. (The mutant
-    // "noop-fill-without-phase1" takes the holes of its own log for empty slots.)
-    const recovered: PendingValue[] = [];
-    for (let slot = phase1.from; slot <= phase1.lastSlot; slot++) {
-      const own = this.log.entry(slot);
-      const adopted = this.mutant === "noop-fill-without-phase1" && (own === null || isHole(own)) ? null : phase1.value(slot);
-      if (adopted === null) recovered.push({ data: EMPTY, counted: false });
-      else recovered.push(adopted.entry.kind === "config" ? { data: adopted.entry.data, kind: "config", counted: false } : { data: adopted.entry.data, counted: false });
-    }
-    const proposals = this.pending.toArray().filter((value) => value.counted);
-    this.pending.clear();
-    for (const value of recovered) this.pending.push(value);
-    this.progress.clear();
+    this.reads.reset();
+    this.proposer.start(phase1, this.mutant === "noop-fill-without-phase1");
+    this.acceptors.clear();
     this.syncProgress();
-    for (const value of proposals) this.enqueueProposal(value.data);
     this.releaseHeldProposals();
     this.fillLog();
     this.broadcastPending = true;
     // The acceptors learn at once who leads (and start its lease), not a heartbeat later.
-    this.broadcastHeartbeat(this.config.leaseReads ? this.newRound() : this.readRound);
+    this.acceptors.broadcastHeartbeat(this.config.leaseReads ? this.reads.newRound(this.tickCount) : this.reads.lastRound);
   }
 
   /**
@@ -567,19 +423,11 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
    * a pause, not a refusal.
    */
   private leaveLeadership(): void {
-    for (const value of this.pending.toArray()) if (value.counted) this.holdProposal(value.data);
-    this.pending.clear();
-    this.epoch = null;
-    this.progress.clear();
-    this.pendingReads = [];
-    this.readsAwaitingCatchUp = [];
-    this.batchedReadRound = 0;
+    for (const data of this.proposer.stop()) this.holdProposal(data);
+    this.acceptors.clear();
+    this.reads.reset();
     this.transferTarget = null;
-    this.leaseGivenAway = false;
     this.broadcastPending = false;
-    this.uncommittedBytes = 0;
-    this.writtenSlots.clear();
-    this.writtenBytes.clear();
   }
 
   private becomeFollower(lead: NodeId | null): void {
@@ -595,73 +443,20 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
 
   // ---- phase 2: leader ----
 
-  private admits(data: Uint8Array): boolean {
-    return this.uncommittedBytes === 0 || this.uncommittedBytes + data.length <= this.config.uncommittedBytesMax;
-  }
-
-  private enqueueProposal(data: Uint8Array): void {
-    this.uncommittedBytes += data.length;
-    this.pending.push({ data, counted: true });
-  }
-
-  /**
-   * Gives waiting values their slots, in order, as far as the α window allows (slot x only
-   * once every slot up to x - α is chosen) and only in the configuration this leader did
-   * phase 1 in. After a configuration entry, no-ops fill the 2α slots after it when nothing
-   * else does, so the change takes effect promptly and the next may follow.
-   */
+  /** Gives waiting values their slots (see Proposer.fill), while this node leads and hands over to no one. */
   private fillLog(): void {
     if (this.role !== "leader" || this.transferTarget !== null) return;
-    const epoch = this.epoch as Membership;
-    let wrote = false;
-    const padThrough = this.padThrough();
-    while (this.pending.length > 0 || this.written < padThrough) {
-      const slot = this.written + 1;
-      if (slot > this.log.commitIndex + this.config.windowSlots) break;
-      if (this.pending.length === 0 && slot > this.padLimit()) break;
-      if (!sameQuorums(this.configs.configFor(slot), epoch)) break;
-      const value = this.pending.shift() ?? { data: EMPTY, counted: false };
-      const entry: LogEntry = value.kind === "config" ? { index: slot, term: this.promised, data: value.data, kind: "config" } : { index: slot, term: this.promised, data: value.data };
-      this.writeEntry(entry);
-      this.written = slot;
-      if (value.counted) {
-        this.writtenSlots.push(slot);
-        this.writtenBytes.push(value.data.length);
-      }
-      wrote = true;
-      // The driver reads a new configuration entry's slot as the last index: the padding
-      // after it waits for the next Ready.
-      if (value.kind === "config") break;
-    }
-    if (!wrote) return;
-    (this.progress.get(this.id) as Progress).update(this.written);
+    if (!this.proposer.fill()) return;
+    (this.acceptors.get(this.id) as Progress).update(this.proposer.written);
     this.broadcastPending = true;
     // A slot this leader just wrote needs other acceptors (or, alone, its own durable write:
     // see advance); only slots phase 1 found chosen can commit now.
-    if (this.knownChosenThrough > this.log.commitIndex) this.maybeCommit();
-  }
-
-  /** After a configuration change, no-ops fill the 2α slots after it when nothing else does (any leader's). */
-  private padThrough(): number {
-    const last = this.configs.lastChangeSlot();
-    return last === null ? 0 : last + 2 * this.config.windowSlots - 1;
-  }
-
-  /**
-   * Padding runs at most a full pipeline ahead of the chosen prefix (`entriesPerMessageMax`
-   * slots in each of `inflightMessagesMax` accepts): proposals that arrive meanwhile take the
-   * next slot, not one behind up to 2α no-ops — with a narrow pipeline those would keep a
-   * client waiting past its timeout.
-   */
-  private padLimit(): number {
-    return this.log.commitIndex + Math.max(1, this.config.entriesPerMessageMax * this.config.inflightMessagesMax);
+    if (this.proposer.knownChosenThrough > this.log.commitIndex) this.maybeCommit();
   }
 
   /** Whether the padding after a configuration entry has a slot to fill now. */
   private canPad(): boolean {
-    if (this.role !== "leader" || this.transferTarget !== null || this.written >= this.padThrough()) return false;
-    const slot = this.written + 1;
-    return slot <= this.log.commitIndex + this.config.windowSlots && slot <= this.padLimit() && sameQuorums(this.configs.configFor(slot), this.epoch as Membership);
+    return this.role === "leader" && this.transferTarget === null && this.proposer.canPad();
   }
 
   /** Writes a slot of this node's log, keeping the configuration history in step. */
@@ -671,125 +466,24 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     if (this.configs.onWrite(entry, previous)) this.refreshMembership();
   }
 
-  /** Sends `to` the next slots it lacks, if its window allows; returns whether something was sent. */
-  private sendAccept(to: NodeId): boolean {
-    const pr = this.progress.get(to);
-    if (pr === undefined) return false;
-    if (pr.state === "snapshot") return this.sendSnapshotChunk(to, pr);
-    if (pr.paused) return false;
-    if (pr.next <= this.log.snapshotIndexValue) return this.sendSnapshotChunk(to, pr);
-    if (pr.next > this.written) return false;
-    const slice = this.log.slice(pr.next, this.written, this.config.entriesPerMessageMax, this.config.bytesPerMessageMax);
-    // Chosen slots this leader holds from before its ballot are sent at its ballot too: a
-    // chosen value is the only one any ballot may propose there.
-    const ballot = this.promised;
-    const entries = slice.map((entry) => (entry.term === ballot ? entry : { ...entry, term: ballot }));
-    const last = entries[entries.length - 1] as LogEntry;
-    const message: Accept = { type: "accept", ballot, entries, commit: this.log.commitIndex };
-    this.send(to, message);
-    pr.sentCommit = Math.max(pr.sentCommit, this.log.commitIndex);
-    if (pr.state === "replicate") {
-      pr.next = last.index + 1;
-      pr.addInflight(last.index, entries.reduce((sum, entry) => sum + entryBytes(entry), 0));
-    } else {
-      pr.probeSent = true;
-      pr.probeThrough = last.index;
-    }
-    return true;
-  }
-
-  private broadcastAccept(): void {
-    for (const peer of this.progress.keys()) {
-      if (peer === this.id) continue;
-      while (this.sendAccept(peer) && (this.progress.get(peer) as Progress).state === "replicate") {
-        // keep the pipeline full up to the in-flight window
-      }
-      this.sendCommitNews(peer);
-    }
-  }
-
-  /**
-   * Tells an acceptor that holds every slot sent to it a new chosen prefix at once, as
-   * Raft's empty append does: it applies them (and answers the writes it forwarded) a
-   * message after they are chosen, not a heartbeat interval later. Busy acceptors learn it
-   * with their next slots.
-   */
-  private sendCommitNews(to: NodeId): void {
-    const pr = this.progress.get(to) as Progress;
-    if (pr.state !== "replicate" || pr.inflightCount > 0 || pr.sentCommit >= this.log.commitIndex) return;
-    this.send(to, { type: "heartbeat", ballot: this.promised, commit: this.log.commitIndex, readRound: 0 });
-    pr.sentCommit = this.log.commitIndex;
-  }
-
-  private broadcastHeartbeat(readRound: number): void {
-    for (const [peer, pr] of this.progress) {
-      if (peer === this.id) continue;
-      this.send(peer, { type: "heartbeat", ballot: this.promised, commit: this.log.commitIndex, readRound });
-      pr.sentCommit = Math.max(pr.sentCommit, this.log.commitIndex);
-    }
-  }
-
   private handleAccepted(from: NodeId, m: Accepted): void {
-    if (this.role !== "leader" || m.ballot !== this.promised) return;
-    const pr = this.progress.get(from);
+    if (this.role !== "leader" || m.ballot !== this.acceptor.promised) return;
+    const pr = this.acceptors.accepted(from, m);
     if (pr === undefined) return;
-    pr.recentActive = true;
-    if (pr.state === "snapshot") {
-      // The acceptor installed the snapshot (or holds the slots already).
-      pr.update(m.index);
-      if (pr.match >= (pr.snapshot?.index ?? 0)) pr.becomeReplicate();
-    } else {
-      pr.rewindTo(m.index);
-      pr.update(m.index);
-      pr.freeTo(m.index);
-      if (pr.state === "probe") {
-        pr.probeSent = false;
-        // Answered in full: stream from here. A hole remains: probe again from the match.
-        if (m.index >= m.last) pr.becomeReplicate();
-        else pr.next = pr.match + 1;
-      }
-    }
-    if (from === this.transferTarget && pr.match >= this.written) this.handOver(from);
+    if (from === this.transferTarget && pr.match >= this.proposer.written) this.handOver(from);
     if (this.role !== "leader") return;
     if (this.maybeCommit()) this.broadcastPending = true;
-    while (this.progress.get(from) === pr && this.sendAccept(from) && pr.state === "replicate") {
-      // keep the pipeline full
-    }
+    this.acceptors.fillPipeline(from, pr);
   }
 
   private handleHeartbeatResponse(from: NodeId, m: HeartbeatResponse): void {
-    if (this.role !== "leader" || m.ballot !== this.promised) return;
-    const pr = this.progress.get(from);
+    if (this.role !== "leader" || m.ballot !== this.acceptor.promised) return;
+    const pr = this.acceptors.heartbeatAnswered(from, m, this.tickCount);
     if (pr === undefined) return;
-    pr.recentActive = true;
-    pr.probeSent = false;
-    // An idle acceptor that reports less than its match restarted and lost a chosen prefix
-    // it had learned (see Progress.rewindTo), or — on a network that reorders — this answer
-    // is older than the last: probe it from what it holds; at worst a few slots go again.
-    if (pr.state === "replicate" && m.index < pr.match && pr.inflightCount === 0) pr.becomeProbe();
-    pr.rewindTo(m.index);
-    if (pr.update(m.index)) {
-      pr.freeTo(m.index);
-      if (this.maybeCommit()) this.broadcastPending = true;
-    }
-    // Probing: go on from the prefix the acceptor reports (a new leader starts past it).
-    if (pr.state === "probe") pr.next = pr.match + 1;
-    // Checked once a heartbeat interval: the answers to commit news come in between, and an
-    // accept sent a moment before one of them is not lost for being unanswered.
-    if (this.tickCount - pr.matchCheckedTick >= this.config.heartbeatTicks) {
-      if (pr.state === "replicate" && pr.match < pr.next - 1 && pr.match === pr.matchAtLastHeartbeat) {
-        // Slots were sent, and the acceptor's prefix has not moved in a heartbeat interval:
-        // an accept was lost (or the acceptor restarted). Go back and fill from its prefix.
-        pr.becomeProbe();
-      }
-      pr.matchAtLastHeartbeat = pr.match;
-      pr.matchCheckedTick = this.tickCount;
-    }
-    if (pr.match < this.written) this.sendAccept(from);
     if (m.readRound > 0) {
-      const sentAt = this.roundSentAt.get(m.readRound);
+      const sentAt = this.reads.sentAt(m.readRound);
       if (sentAt !== undefined && sentAt > pr.leaseAckTick) pr.leaseAckTick = sentAt;
-      this.acknowledgeReadRound(from, m.readRound);
+      this.reads.acknowledge(from, m.readRound);
     }
   }
 
@@ -802,62 +496,28 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
   private maybeCommit(): boolean {
     if (this.role !== "leader") return false;
     const before = this.log.commitIndex;
-    let commit = Math.max(before, Math.min(this.knownChosenThrough, this.written));
-    for (;;) {
-      const slot = commit + 1;
-      if (slot > this.written) break;
-      const cfg = this.configs.configFor(slot);
-      const quorum = this.quorumMatch(cfg);
-      if (quorum < slot) break;
-      commit = Math.min(quorum, this.rangeEnd(slot));
-    }
+    // The leader's own acceptances count only once durable: the driver pipelines Readies,
+    // so a chosen prefix announced now may leave before the leader's write of it lands
+    // (a crash would then lose an acceptance a learner already relied on).
+    const written = this.proposer.written;
+    const own = this.mutant === "count-own-undurable" ? written : Math.min(written, this.log.durableThrough);
+    const commit = this.proposer.chosenThrough((cfg) => this.acceptors.quorumMatch(cfg, own));
     if (commit <= before) return false;
     this.commitTo(commit);
     return true;
-  }
-
-  /** The last slot governed by the same configuration as `slot` (as known now). */
-  private rangeEnd(slot: number): number {
-    const cfg = this.configs.configFor(slot);
-    let end = slot;
-    // Configurations change at most every 2α slots: a step of α finds the next change.
-    while (end < this.written && this.configs.configFor(Math.min(end + this.config.windowSlots, this.written)) === cfg) end = Math.min(end + this.config.windowSlots, this.written);
-    while (end < this.written && this.configs.configFor(end + 1) === cfg) end++;
-    return end;
-  }
-
-  /** The highest slot a majority of every group holds: each group's majority-th largest match. */
-  private quorumMatch(cfg: Membership): number {
-    let agreed = Number.POSITIVE_INFINITY;
-    for (const group of majorityGroups(cfg)) {
-      const values = group.map((id) => {
-        // The leader's own acceptances count only once durable: the driver pipelines Readies,
-        // so a chosen prefix announced now may leave before the leader's write of it lands
-        // (a crash would then lose an acceptance a learner already relied on).
-        if (id === this.id) return this.mutant === "count-own-undurable" ? this.written : Math.min(this.written, this.log.durableThrough);
-        return this.progress.get(id)?.match ?? 0;
-      });
-      values.sort((a, b) => b - a);
-      agreed = Math.min(agreed, values[majority(group.length) - 1] as number);
-    }
-    return agreed;
   }
 
   /** Moves the chosen prefix (this node's knowledge of it) and what depends on it. */
   private commitTo(index: number): void {
     const before = this.log.commitIndex;
     if (!this.log.commitTo(index)) return;
-    if (this.prefix < index) this.prefix = index;
-    while ((this.writtenSlots.peek() ?? Number.POSITIVE_INFINITY) <= index) {
-      this.writtenSlots.shift();
-      this.uncommittedBytes = Math.max(0, this.uncommittedBytes - (this.writtenBytes.shift() as number));
-    }
+    this.acceptor.chosenThrough(index);
+    this.proposer.chosen(index);
     this.refreshMembership();
     if (this.role !== "leader") return;
-    if (before < this.recoveredThrough && index >= this.recoveredThrough && this.readsAwaitingCatchUp.length > 0) {
-      const waiting = this.readsAwaitingCatchUp;
-      this.readsAwaitingCatchUp = [];
-      for (const read of waiting) this.handleReadRequest(read.from, read.requestId, read.lease);
+    const recoveredThrough = this.proposer.recoveredThrough;
+    if (before < recoveredThrough && index >= recoveredThrough && this.reads.hasReadsAwaitingTermCommit) {
+      for (const read of this.reads.takeReadsAwaitingTermCommit()) this.handleReadRequest(read.from, read.requestId, read.lease);
     }
     this.fillLog();
   }
@@ -870,99 +530,32 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
    */
   private maybeNextEpoch(): void {
     if (this.role !== "leader" || this.transferTarget !== null) return;
-    const slot = this.written + 1;
-    if (slot > this.log.commitIndex + this.config.windowSlots || this.log.commitIndex < this.written) return;
-    const next = this.configs.configFor(slot);
-    if (sameQuorums(next, this.epoch as Membership)) return;
+    const next = this.proposer.nextEpoch();
+    if (next === null) return;
     // Members the change removed take no part in the next epoch: a last heartbeat at this
     // ballot tells them that every slot of this one is chosen, the change among them, so
     // they learn that they were removed (and answer as non-members) instead of waiting for
     // a leader that will not write to them again.
     const staying = new Set(members(next));
-    for (const peer of this.progress.keys()) {
-      if (peer !== this.id && !staying.has(peer)) this.send(peer, { type: "heartbeat", ballot: this.promised, commit: this.log.commitIndex, readRound: 0 });
+    for (const peer of this.acceptors.members()) {
+      if (peer !== this.id && !staying.has(peer)) this.send(peer, { type: "heartbeat", ballot: this.acceptor.promised, commit: this.log.commitIndex, readRound: 0 });
     }
     if (isVoter(next, this.id)) {
       this.renewing = true;
       this.campaign(false, false);
       return;
     }
-    const target = this.mostUpToDate([...next.voters, ...next.outgoing]);
+    const target = this.acceptors.mostUpToDate([...next.voters, ...next.outgoing]);
     if (target === null) this.becomeFollower(null);
     else this.startTransfer(target);
-  }
-
-  // ---- phase 2: acceptor ----
-
-  private handleAccept(from: NodeId, m: Accept): void {
-    if (m.ballot < this.promised) return this.acceptBelowPromise(from, m);
-    let last = this.prefix;
-    for (const entry of m.entries) {
-      last = entry.index;
-      if (entry.index <= this.log.commitIndex) continue;
-      // A slot too far past this log is left (HOLES_PER_MESSAGE_MAX); the answer's prefix
-      // sends the leader back to the first slot this node lacks.
-      if (entry.index > this.log.lastIndex + HOLES_PER_MESSAGE_MAX + 1) continue;
-      const previous = this.log.entry(entry.index);
-      if (previous !== null && previous.term === entry.term) continue;
-      this.writeEntry(entry);
-    }
-    this.advancePrefix();
-    this.learn(m.commit);
-    this.answer(from, { type: "accepted", ballot: m.ballot, index: this.prefix, last: Math.max(last, this.prefix) });
-  }
-
-  /**
-   * The mutant "accept-below-promise" (ScyllaDB #6139): a slot is accepted at a ballot below
-   * the promise when that ballot is not below the one already accepted there.
-   */
-  private acceptBelowPromise(from: NodeId, m: Accept): void {
-    let last = 0;
-    for (const entry of m.entries) {
-      last = entry.index;
-      if (entry.index <= this.log.commitIndex) continue;
-      const previous = this.log.entry(entry.index);
-      if (previous !== null && previous.term > entry.term) continue;
-      this.writeEntry(entry);
-    }
-    let index = this.log.commitIndex;
-    while (index < this.log.lastIndex && this.log.term(index + 1) === m.ballot) index++;
-    this.answer(from, { type: "accepted", ballot: m.ballot, index, last: Math.max(last, index) });
-  }
-
-  /** Extends the prefix of slots accepted at the promised ballot. */
-  private advancePrefix(): void {
-    if (this.prefix < this.log.commitIndex) this.prefix = this.log.commitIndex;
-    const any = this.mutant === "learn-any-ballot";
-    while (this.prefix < this.log.lastIndex) {
-      const term = this.log.term(this.prefix + 1) as number;
-      if (term === this.promised || (any && term > 0)) this.prefix++;
-      else break;
-    }
-  }
-
-  /**
-   * The leader says slots through `commit` are chosen: those this acceptor holds at the
-   * leader's ballot are the chosen values (a ballot proposes one value per slot, and this
-   * leader proposes only chosen ones below its chosen prefix).
-   */
-  private learn(commit: number): void {
-    const target = Math.min(commit, this.prefix);
-    if (target > this.log.commitIndex) this.commitTo(target);
-  }
-
-  private handleHeartbeat(from: NodeId, m: Heartbeat): void {
-    this.advancePrefix();
-    this.learn(m.commit);
-    this.send(from, { type: "heartbeat-response", ballot: m.ballot, readRound: m.readRound, index: Math.min(this.prefix, this.log.durableThrough) });
   }
 
   // ---- proposals and reads ----
 
   propose(data: Uint8Array): Admission {
     if (this.role === "leader" && this.transferTarget === null) {
-      if (!this.admits(data)) return { accepted: false, error: new OverloadedError(`${this.uncommittedBytes} bytes of proposals are not chosen yet; the limit is ${this.config.uncommittedBytesMax}`) };
-      this.enqueueProposal(data);
+      if (!this.proposer.admits(data)) return { accepted: false, error: new OverloadedError(`${this.proposer.uncommittedBytes} bytes of proposals are not chosen yet; the limit is ${this.config.uncommittedBytesMax}`) };
+      this.proposer.enqueue(data);
       this.fillLog();
       return { accepted: true };
     }
@@ -971,7 +564,7 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
       return { accepted: false, error: new OverloadedError(`${this.heldProposalBytes} bytes of proposals wait for a leader; the limit is ${this.config.uncommittedBytesMax}`) };
     }
     if (this.role === "follower" && this.lead !== null && isMember(this.current, this.id)) {
-      this.send(this.lead, { type: "propose", ballot: this.promised, data: [data] });
+      this.send(this.lead, { type: "propose", ballot: this.acceptor.promised, data: [data] });
       return { accepted: true };
     }
     if (this.role === "follower" && !isMember(this.current, this.id)) return { accepted: false, error: new NotMemberError(this.lead) };
@@ -989,9 +582,9 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     if (this.heldProposals.length === 0) return;
     if (this.role === "leader" && this.transferTarget === null) {
       const held = this.takeHeld();
-      for (const data of held) if (this.admits(data)) this.enqueueProposal(data);
+      for (const data of held) if (this.proposer.admits(data)) this.proposer.enqueue(data);
     } else if (this.role === "follower" && (this.lead ?? this.handedTo) !== null) {
-      this.send((this.lead ?? this.handedTo) as NodeId, { type: "propose", ballot: this.promised, data: this.takeHeld() });
+      this.send((this.lead ?? this.handedTo) as NodeId, { type: "propose", ballot: this.acceptor.promised, data: this.takeHeld() });
     }
   }
 
@@ -1009,7 +602,7 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
       return { accepted: true };
     }
     if (this.role === "follower" && this.lead !== null && isMember(this.current, this.id)) {
-      this.send(this.lead, lease ? { type: "read-index", ballot: this.promised, requestId, lease } : { type: "read-index", ballot: this.promised, requestId });
+      this.send(this.lead, lease ? { type: "read-index", ballot: this.acceptor.promised, requestId, lease } : { type: "read-index", ballot: this.acceptor.promised, requestId });
       return { accepted: true };
     }
     if (this.role === "follower" && !isMember(this.current, this.id)) return { accepted: false, error: new NotMemberError(this.lead) };
@@ -1025,59 +618,29 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
    */
   private handleReadRequest(from: NodeId, requestId: number, lease: boolean): void {
     const index = this.log.commitIndex;
-    if (this.mutant === "read-without-quorum") return this.releaseRead({ requestId, from, index, round: 0, acks: new Set() });
-    if (index < this.recoveredThrough) {
-      this.readsAwaitingCatchUp.push({ requestId, from, lease });
+    if (this.mutant === "read-without-quorum") return this.releaseRead(from, requestId, index);
+    if (index < this.proposer.recoveredThrough) {
+      this.reads.awaitTermCommit({ requestId, from, lease });
       return;
     }
-    const epoch = this.epoch as Membership;
+    const epoch = this.proposer.epoch as Membership;
     const selfQuorum = majorityGroups(epoch).every((group) => group.length === 1 && group[0] === this.id);
-    if (selfQuorum || (lease && this.config.leaseReads && this.leaseValid())) return this.releaseRead({ requestId, from, index, round: 0, acks: new Set() });
-    if (this.batchedReadRound === 0) this.batchedReadRound = this.newRound();
-    this.pendingReads.push({ requestId, from, index, round: this.batchedReadRound, acks: new Set([this.id]) });
+    if (selfQuorum || (lease && this.config.leaseReads && this.reads.leaseValid(this.tickCount))) return this.releaseRead(from, requestId, index);
+    this.reads.awaitConfirmation(from, requestId, index, this.tickCount);
   }
 
-  private newRound(): number {
-    const round = ++this.readRound;
-    this.roundSentAt.set(round, this.tickCount);
-    for (const [old, sentAt] of this.roundSentAt) {
-      if (sentAt >= this.tickCount - 2 * this.config.electionTicks) break;
-      this.roundSentAt.delete(old);
-    }
-    return round;
-  }
-
-  private leaseValid(): boolean {
-    if (this.leaseGivenAway) return false;
-    let acknowledgedAt = Number.POSITIVE_INFINITY;
-    for (const group of majorityGroups(this.epoch as Membership)) {
-      const ticks = group.map((id) => (id === this.id ? this.tickCount : (this.progress.get(id)?.leaseAckTick ?? Number.NEGATIVE_INFINITY))).sort((a, b) => b - a);
-      acknowledgedAt = Math.min(acknowledgedAt, ticks[majority(group.length) - 1] as number);
-    }
-    return this.tickCount - acknowledgedAt < this.leaseTicks;
-  }
-
-  private acknowledgeReadRound(from: NodeId, round: number): void {
-    for (const read of this.pendingReads) {
-      if (read.round > round) break;
-      read.acks.add(from);
-    }
-    const epoch = this.epoch as Membership;
-    while (this.pendingReads.length > 0 && hasMajority(epoch, (id) => (this.pendingReads[0] as PendingRead).acks.has(id))) this.releaseRead(this.pendingReads.shift() as PendingRead);
-  }
-
-  private releaseRead(read: PendingRead): void {
-    if (read.from === this.id) this.readStates.push({ requestId: read.requestId, index: read.index });
-    else this.send(read.from, { type: "read-index-response", ballot: this.promised, requestId: read.requestId, index: read.index });
+  private releaseRead(from: NodeId, requestId: number, index: number): void {
+    if (from === this.id) this.readStates.push({ requestId, index });
+    else this.send(from, { type: "read-index-response", ballot: this.acceptor.promised, requestId, index });
   }
 
   // ---- leadership transfer ----
 
   transferLeadership(to: NodeId | null): Admission {
     if (this.role !== "leader") return { accepted: false, error: new NotLeaderError(this.lead) };
-    const epoch = this.epoch as Membership;
+    const epoch = this.proposer.epoch as Membership;
     const voters = [...new Set([...epoch.voters, ...epoch.outgoing])];
-    const target = to ?? this.mostUpToDate(voters);
+    const target = to ?? this.acceptors.mostUpToDate(voters);
     if (target === null || target === this.id) return { accepted: true };
     if (!voters.includes(target)) return { accepted: false, error: new InvalidInputError(`node ${target} is not a voting member; the voters are ${voters.join(", ")}`) };
     this.startTransfer(target);
@@ -1087,31 +650,17 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
   private startTransfer(target: NodeId): void {
     this.transferTarget = target;
     this.transferElapsed = 0;
-    if (!this.progress.has(target)) this.syncProgress();
-    const pr = this.progress.get(target);
-    if (pr !== undefined && pr.match >= this.written) this.handOver(target);
-    else this.sendAccept(target);
+    if (this.acceptors.get(target) === undefined) this.syncProgress();
+    const pr = this.acceptors.get(target);
+    if (pr !== undefined && pr.match >= this.proposer.written) this.handOver(target);
+    else this.acceptors.sendAccept(target);
   }
 
   /** Tells the caught-up target to run phase 1 now; this leader's lease vouches for nothing from here. */
   private handOver(target: NodeId): void {
-    this.leaseGivenAway = true;
+    this.reads.giveLeaseAway();
     this.handedTo = target;
-    this.send(target, { type: "timeout-now", ballot: this.promised, commit: this.log.commitIndex });
-  }
-
-  private mostUpToDate(candidates: readonly NodeId[]): NodeId | null {
-    let best: NodeId | null = null;
-    let bestMatch = -1;
-    for (const id of candidates) {
-      if (id === this.id) continue;
-      const match = this.progress.get(id)?.match ?? -1;
-      if (match > bestMatch) {
-        best = id;
-        bestMatch = match;
-      }
-    }
-    return best;
+    this.send(target, { type: "timeout-now", ballot: this.acceptor.promised, commit: this.log.commitIndex });
   }
 
   /** A follower forgets its leader and that leader's lease (for scripted tests and the application). */
@@ -1132,42 +681,19 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
   changeMembership(change: MembershipChange): Admission {
     if (this.role !== "leader") return { accepted: false, error: new NotLeaderError(this.lead) };
     if (this.transferTarget !== null) return { accepted: false, error: new MembershipChangeInProgressError("a leadership transfer is under way; retry when it ends") };
-    const blocked = this.membershipChangeBlocked();
+    const blocked = this.proposer.changeBlocked();
     if (blocked !== null) return { accepted: false, error: new MembershipChangeInProgressError(blocked) };
     let next: Membership;
     try {
-      next = this.nextMembership(change);
+      next = nextMembership(this.configs.latest(), change);
     } catch (error) {
       if (error instanceof InvalidInputError) return { accepted: false, error };
       throw error;
     }
-    this.pending.push({ data: encodeMembership(next), kind: "config", counted: false });
+    this.proposer.enqueueConfig(encodeMembership(next));
     this.fillLog();
-    assert(this.log.lastIndex === this.written && this.configs.latestIndex() === this.written, "the configuration entry was not written at once");
+    assert(this.log.lastIndex === this.proposer.written && this.configs.latestIndex() === this.proposer.written, "the configuration entry was not written at once");
     return { accepted: true };
-  }
-
-  private membershipChangeBlocked(): string | null {
-    const slot = this.written + 1;
-    const last = this.configs.lastChangeSlot();
-    if (last !== null && last > this.log.commitIndex) return `the configuration change at slot ${last} is not chosen yet; one change at a time`;
-    if (last !== null && slot < last + 2 * this.config.windowSlots) return `the configuration change at slot ${last} takes effect over the next ${2 * this.config.windowSlots} slots; retry in a moment`;
-    if (this.pending.length > 0 || slot > this.log.commitIndex + this.config.windowSlots || !sameQuorums(this.configs.configFor(slot), this.epoch as Membership)) {
-      return "this leader has values waiting for slots; retry in a moment";
-    }
-    return null;
-  }
-
-  private nextMembership(change: MembershipChange): Membership {
-    if (change.joint === true) throw new InvalidInputError("Multi-Paxos changes the configuration one voter at a time; it has no joint changes");
-    const autoPromote = change.autoPromote ?? [];
-    const next: Membership = { voters: [...change.voters], outgoing: [], learners: [...change.learners], autoPromote: [...autoPromote], autoLeave: true, context: change.context };
-    checkMembership(next, { votersRequired: true });
-    for (const id of members(next)) if (id > PAXOS_NODE_ID_MAX) throw new InvalidInputError(`Paxos node ids go up to ${PAXOS_NODE_ID_MAX}; ${id} is too large`);
-    const latest = this.configs.latest();
-    const changed = next.voters.filter((id) => !latest.voters.includes(id)).length + latest.voters.filter((id) => !next.voters.includes(id)).length;
-    if (changed > 1) throw new InvalidInputError(`Multi-Paxos changes one voter at a time; this asks for ${changed} (voters ${latest.voters.join(",")} to ${next.voters.join(",")})`);
-    return next;
   }
 
   membership(): Membership {
@@ -1192,144 +718,46 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
    * told so in a last heartbeat, so it learns that it was removed — or when silent.
    */
   private syncProgress(dropSilent = false): void {
-    const wanted = new Set([...members(this.current), ...(this.epoch === null ? [] : members(this.epoch))]);
+    const wanted = new Set([...members(this.current), ...(this.proposer.epoch === null ? [] : members(this.proposer.epoch))]);
     wanted.add(this.id);
-    for (const peer of wanted) {
-      if (this.progress.has(peer)) continue;
-      const pr = new Progress(this.written + 1, this.config.inflightMessagesMax, this.config.inflightBytesMax);
-      if (peer === this.id) pr.match = this.written;
-      pr.recentActive = true;
-      this.progress.set(peer, pr);
-    }
-    const removal = this.configs.latestIndex() + 2 * this.config.windowSlots - 1;
-    for (const [peer, pr] of [...this.progress]) {
-      if (wanted.has(peer)) continue;
-      const told = pr.match >= removal && this.log.commitIndex >= removal;
-      if (!told && !(dropSilent && !pr.recentActive)) continue;
-      if (told) this.send(peer, { type: "heartbeat", ballot: this.promised, commit: this.log.commitIndex, readRound: 0 });
-      this.progress.delete(peer);
-    }
+    this.acceptors.sync(wanted, this.configs.latestIndex() + 2 * this.config.windowSlots - 1, dropSilent);
   }
 
   /** Promotes one caught-up learner marked for it, when no change is in flight. */
   private maybeAutoPromote(): void {
     const latest = this.configs.latest();
-    if (latest.autoPromote.length === 0 || this.transferTarget !== null || this.membershipChangeBlocked() !== null) return;
+    if (latest.autoPromote.length === 0 || this.transferTarget !== null || this.proposer.changeBlocked() !== null) return;
     for (const id of latest.autoPromote) {
-      const pr = this.progress.get(id);
+      const pr = this.acceptors.get(id);
       if (pr === undefined || pr.state !== "replicate" || !pr.recentActive) continue;
-      if (pr.match + this.config.learnerLagEntriesMax < this.written) continue;
+      if (pr.match + this.config.learnerLagEntriesMax < this.proposer.written) continue;
       const next: Membership = { ...latest, voters: [...latest.voters, id], learners: latest.learners.filter((x) => x !== id), autoPromote: latest.autoPromote.filter((x) => x !== id) };
-      this.pending.push({ data: encodeMembership(next), kind: "config", counted: false });
+      this.proposer.enqueueConfig(encodeMembership(next));
       this.fillLog();
       return;
     }
   }
 
-  private quorumRecentlyActive(): boolean {
-    return hasMajority(this.epoch as Membership, (id) => id === this.id || this.progress.get(id)?.recentActive === true);
-  }
-
   // ---- snapshots ----
 
-  private sendSnapshotChunk(to: NodeId, pr: Progress): boolean {
-    if (pr.state !== "snapshot" || pr.snapshot === null) {
-      assert(this.snapshot !== null, "an acceptor needs a snapshot but the leader has none");
-      pr.becomeSnapshot(this.snapshot);
-    }
-    const snapshot = pr.snapshot as Snapshot;
-    if (pr.snapshotChunkInFlight) return false;
-    const offset = Math.min(pr.snapshotAcked, snapshot.data.length);
-    const chunk = snapshot.data.subarray(offset, Math.min(snapshot.data.length, offset + this.config.snapshotChunkBytes));
-    const message: SnapshotChunk = { type: "snapshot", ballot: this.promised, index: snapshot.index, snapshotTerm: snapshot.term, size: snapshot.data.length, offset, chunk };
-    this.send(to, snapshot.membership === undefined || offset !== 0 ? message : { ...message, membership: snapshot.membership });
-    pr.snapshotChunkInFlight = true;
-    pr.snapshotStallTicks = 0;
-    return true;
-  }
-
   private handleSnapshotResponse(from: NodeId, m: SnapshotChunkResponse): void {
-    if (this.role !== "leader" || m.ballot !== this.promised) return;
-    const pr = this.progress.get(from);
-    if (pr === undefined) return;
-    pr.recentActive = true;
-    if (pr.state !== "snapshot" || m.index !== pr.snapshot?.index) return;
-    pr.snapshotAcked = m.received;
-    pr.snapshotChunkInFlight = false;
-    pr.snapshotStallTicks = 0;
-    pr.snapshotResends = 0;
-    this.sendAccept(from);
+    if (this.role !== "leader" || m.ballot !== this.acceptor.promised) return;
+    this.acceptors.snapshotAnswered(from, m);
   }
 
-  private handleSnapshotChunk(from: NodeId, m: SnapshotChunk): void {
-    if (m.index <= this.log.commitIndex) {
-      this.incoming = null;
-      this.advancePrefix();
-      this.answer(from, { type: "accepted", ballot: m.ballot, index: this.prefix, last: this.prefix });
-      return;
-    }
-    let incoming = this.incoming;
-    // A chunk declaring another size belongs to another transfer (a broken peer's, if nothing
-    // else): taken as the same, it could overrun the size the first chunk declared.
-    const same = incoming !== null && incoming.leaderBallot === m.ballot && incoming.index === m.index && incoming.term === m.snapshotTerm && incoming.size === m.size;
-    if (!same && incoming !== null && incoming.leaderBallot === m.ballot && m.index < incoming.index) return;
-    if (!same) {
-      incoming = null;
-      this.incoming = null;
-      if (m.offset === 0) {
-        incoming = { leaderBallot: m.ballot, index: m.index, term: m.snapshotTerm, size: m.size, chunks: [], membership: m.membership, received: 0 };
-        this.incoming = incoming;
-      }
-    }
-    if (incoming === null || m.offset !== incoming.received) {
-      this.send(from, { type: "snapshot-response", ballot: m.ballot, index: m.index, received: incoming?.received ?? 0 });
-      return;
-    }
-    assert(incoming.received + m.chunk.length <= incoming.size, `snapshot chunk overruns the snapshot's size ${incoming.size}`);
-    incoming.chunks.push(m.chunk);
-    incoming.received += m.chunk.length;
-    if (incoming.received < incoming.size) {
-      this.send(from, { type: "snapshot-response", ballot: m.ballot, index: m.index, received: incoming.received });
-      return;
-    }
-    this.incoming = null;
-    const data = new Uint8Array(incoming.size);
-    let at = 0;
-    for (const chunk of incoming.chunks) {
-      data.set(chunk, at);
-      at += chunk.length;
-    }
-    const membership = incoming.membership ?? this.configs.membershipAt(incoming.index);
-    this.installSnapshot(from, m.ballot, { index: incoming.index, term: incoming.term, data, membership });
-  }
-
-  /** Every slot through the snapshot is chosen and replaced by it; what this acceptor accepted after it stays. */
-  private installSnapshot(from: NodeId, ballot: number, snapshot: Snapshot): void {
+  /** Every slot through a leader's snapshot is chosen and replaced by it; what this acceptor accepted after it stays. */
+  private installSnapshot(received: Snapshot): void {
+    const snapshot = { ...received, membership: received.membership ?? this.configs.membershipAt(received.index) };
     this.log.restore(snapshot);
     const kept = this.log.lastIndex > snapshot.index ? this.log.slice(snapshot.index + 1, this.log.lastIndex) : [];
-    this.configs.restore(snapshot.index, snapshot.membership as Membership, kept);
+    this.configs.restore(snapshot.index, snapshot.membership, kept);
     this.snapshot = snapshot;
     this.snapshotToInstall = snapshot;
-    this.prefix = snapshot.index;
-    this.advancePrefix();
     this.current = this.configs.current(this.log.commitIndex);
-    this.answer(from, { type: "accepted", ballot, index: this.prefix, last: this.prefix });
   }
 
   compactionFloor(): CompactionFloor | null {
-    if (this.role !== "leader") return null;
-    let receiving: number | null = null;
-    let replicating: number | null = null;
-    for (const [peer, pr] of this.progress) {
-      if (peer === this.id) continue;
-      // A follower receiving a snapshot needs the entries after it; one replicating, those after its match.
-      if (pr.state === "snapshot") {
-        if (pr.snapshotResends < SNAPSHOT_RESENDS_HOLDING) receiving = Math.min(receiving ?? Infinity, pr.snapshot?.index ?? this.log.snapshotIndexValue);
-      } else if (pr.recentActive || pr.activeRoundBefore) {
-        replicating = Math.min(replicating ?? Infinity, pr.match);
-      }
-    }
-    return receiving === null && replicating === null ? null : { receiving, replicating };
+    return this.role === "leader" ? this.acceptors.compactionFloor() : null;
   }
 
   compact(index: number, data: Uint8Array): Snapshot | null {
@@ -1355,7 +783,7 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
   }
 
   private hardStateChanged(): boolean {
-    return this.savedHardState.promised !== this.promised || this.savedHardState.commit !== this.log.commitIndex;
+    return this.savedHardState.promised !== this.acceptor.promised || this.savedHardState.commit !== this.log.commitIndex;
   }
 
   hasReady(): boolean {
@@ -1365,7 +793,7 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     if (last !== undefined && (this.snapshotToInstall !== null || last.snapshot !== null)) return false;
     return (
       this.broadcastPending ||
-      this.batchedReadRound !== 0 ||
+      this.reads.hasBatchedRound ||
       this.messages.length > 0 ||
       this.messagesAfterPersist.length > 0 ||
       this.readStates.length > 0 ||
@@ -1381,15 +809,12 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
   ready(): Ready<PaxosMessage, PaxosHardState> {
     assert(this.snapshotToInstall === null || this.outstanding.length === 0, "a snapshot Ready while others are outstanding");
     if (this.canPad()) this.fillLog();
-    if (this.batchedReadRound !== 0) {
-      this.broadcastHeartbeat(this.batchedReadRound);
-      this.batchedReadRound = 0;
-    }
+    if (this.reads.hasBatchedRound) this.acceptors.broadcastHeartbeat(this.reads.takeBatchedRound());
     if (this.broadcastPending) {
       this.broadcastPending = false;
-      this.broadcastAccept();
+      this.acceptors.broadcastAccept();
     }
-    const hardState = this.hardStateChanged() ? { promised: this.promised, commit: this.log.commitIndex } : null;
+    const hardState = this.hardStateChanged() ? { promised: this.acceptor.promised, commit: this.log.commitIndex } : null;
     // A promise must be durable before it is relied on; a commit index alone need not be:
     // a node that forgets it after a crash learns it again from the leader (etcd's MustSync).
     const promiseChanged = hardState !== null && hardState.promised !== this.savedHardState.promised;
@@ -1446,7 +871,7 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     return {
       id: this.id,
       role: learner ? "learner" : this.role,
-      term: this.promised,
+      term: this.acceptor.promised,
       leader: this.lead,
       commitIndex: this.log.commitIndex,
       lastIndex: this.log.lastIndex,
@@ -1455,15 +880,7 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
   }
 
   replication(): readonly ReplicationProgress[] | null {
-    if (this.role !== "leader") return null;
-    const members: ReplicationProgress[] = [];
-    for (const [id, pr] of this.progress) {
-      if (id === this.id) continue;
-      // One probe, or one snapshot chunk, is in flight at most outside the replicate state.
-      const inflight = pr.state === "replicate" ? pr.inflightCount : pr.state === "probe" ? Number(pr.probeSent) : Number(pr.snapshotChunkInFlight);
-      members.push({ id, match: pr.match, next: pr.next, state: pr.state, inflight, active: pr.recentActive || pr.activeRoundBefore });
-    }
-    return members.sort((a, b) => a.id - b.id);
+    return this.role === "leader" ? this.acceptors.report() : null;
   }
 
   entryTerm(index: number): number | null {

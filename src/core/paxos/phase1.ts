@@ -117,3 +117,38 @@ export class Phase1 {
     return Math.min(through, this.maxSlot);
   }
 }
+
+/**
+ * A probe before phase 1 (Raft's PreVote, thesis 9.6, for Paxos): the would-be candidate
+ * asks the voters whether they would promise its next ballot, raising no promise, and runs
+ * phase 1 only once a majority would. A node cut off from its leader then cannot depose it
+ * by raising ballots. The configuration is the one governing the candidate's first
+ * unchosen slot, asked each time an answer arrives.
+ */
+export class Probe {
+  private readonly votes = new Map<NodeId, boolean>();
+
+  constructor(
+    readonly ballot: number,
+    selfId: NodeId,
+  ) {
+    this.votes.set(selfId, true);
+  }
+
+  /** Whether a majority of every group of `epoch` would promise. */
+  won(epoch: Membership): boolean {
+    return hasMajority(epoch, (id) => this.votes.get(id) === true);
+  }
+
+  /** `id` would promise; returns whether a majority of `epoch` now would. */
+  grant(id: NodeId, epoch: Membership): boolean {
+    this.votes.set(id, true);
+    return this.won(epoch);
+  }
+
+  /** `id` would not promise; returns whether a majority of `epoch` still may. */
+  refuse(id: NodeId, epoch: Membership): boolean {
+    this.votes.set(id, false);
+    return hasMajority(epoch, (voter) => this.votes.get(voter) !== false);
+  }
+}
