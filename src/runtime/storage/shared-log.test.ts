@@ -41,6 +41,22 @@ function legacy(record: LogRecord): Uint8Array {
   return Uint8Array.from([2, encoded[1] as number, ...fields]);
 }
 
+/**
+ * Groups 0 and 2 hold entries 1-5 each; then a sweep began and wrote group 0's checkpoint,
+ * and the crash came before group 2's and the sweep's end.
+ */
+async function crashMidSweep(dirs: Dirs): Promise<void> {
+  const { log } = open(dirs);
+  for (const group of [0, 2]) log.save(group, { snapshot: null, entries: range(1, 5, 1, group), hardState: `${group}` });
+  await log.close();
+  const { wal } = Wal.open({ dir: dirs.dir, segmentBytes: 64 * 1024 });
+  wal.append(encodeLogRecord({ kind: "sweep-begin" }));
+  wal.append(encodeLogRecord({ kind: "checkpoint-begin", snapshot: null, sweep: true }, 0));
+  wal.append(encodeLogRecord({ kind: "checkpoint-entries", entries: range(1, 5, 1, 0) }, 0));
+  wal.append(encodeLogRecord({ kind: "checkpoint-end", entryCount: 5, hardState: bytes("0") }, 0));
+  await wal.close();
+}
+
 describe("shared log", () => {
   test("groups share one WAL: each recovers its own log, hard state and snapshot after a crash", async () => {
     await withDirs(async (dirs) => {
@@ -174,14 +190,7 @@ describe("shared log", () => {
 
   test("an interrupted sweep is ignored: the records before it hold every group's state", async () => {
     await withDirs(async (dirs) => {
-      const { log } = open(dirs);
-      for (const group of [0, 2]) log.save(group, { snapshot: null, entries: range(1, 5, 1, group), hardState: `${group}` });
-      await log.close();
-      const { wal } = Wal.open({ dir: dirs.dir, segmentBytes: 64 * 1024 });
-      wal.append(encodeLogRecord({ kind: "sweep-begin" }));
-      wal.append(encodeLogRecord({ kind: "checkpoint-begin", snapshot: null, sweep: true }, 0));
-      wal.append(encodeLogRecord({ kind: "checkpoint-end", entryCount: 0, hardState: null }, 0));
-      await wal.close(); // the crash came before group 2's checkpoint and the sweep's end
+      await crashMidSweep(dirs);
       const lines: string[] = [];
       const { log: reopened, groups } = open(dirs, 64 * 1024, (line) => lines.push(line));
       assert.deepEqual(groups.get(0)?.durable.entries, range(1, 5, 1, 0));
@@ -193,15 +202,7 @@ describe("shared log", () => {
 
   test("a snapshot installed right after a restart that followed an interrupted sweep is kept, not taken for part of that sweep", async () => {
     await withDirs(async (dirs) => {
-      const { log } = open(dirs);
-      for (const group of [0, 2]) log.save(group, { snapshot: null, entries: range(1, 5, 1, group), hardState: `${group}` });
-      await log.close();
-      const { wal } = Wal.open({ dir: dirs.dir, segmentBytes: 64 * 1024 });
-      wal.append(encodeLogRecord({ kind: "sweep-begin" }));
-      wal.append(encodeLogRecord({ kind: "checkpoint-begin", snapshot: null, sweep: true }, 0));
-      wal.append(encodeLogRecord({ kind: "checkpoint-entries", entries: range(1, 5, 1, 0) }, 0));
-      wal.append(encodeLogRecord({ kind: "checkpoint-end", entryCount: 5, hardState: bytes("0") }, 0));
-      await wal.close(); // the crash came before group 2's checkpoint and the sweep's end
+      await crashMidSweep(dirs);
       const second = open(dirs);
       // The first thing after the restart: group 2 installs a leader's snapshot, durably.
       second.log.save(2, { snapshot: snapshotAt(9, 2, 2), entries: [], hardState: "2 installed" });
