@@ -39,6 +39,12 @@ const COMPUTE_ONLY = [
 const files = [...testFiles(join(root, "dist")), ...testFiles(join(root, "examples"))].sort();
 const compute = files.filter((file) => COMPUTE_ONLY.some((pattern) => pattern.test(file)));
 const processes = files.filter((file) => !compute.includes(file));
+// `--list`: print each file with its phase (for scripts/time-test-files.sh), run nothing.
+if (process.argv[2] === "--list") {
+  for (const file of compute) process.stdout.write(`compute ${file}\n`);
+  for (const file of processes) process.stdout.write(`processes ${file}\n`);
+  process.exit(0);
+}
 let failed = false;
 for (const [what, concurrency, list] of [
   ["only compute", 2, compute],
