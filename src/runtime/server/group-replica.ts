@@ -85,7 +85,6 @@ export function recoverGroup(config: NodeConfig, consensus: Consensus, storage: 
 
 export class GroupReplica {
   readonly group: GroupId;
-  readonly logStore: LogStore<unknown>;
   readonly backend: LmdbKvBackend;
   readonly kv: KvStore;
   readonly engine: Engine<unknown, unknown>;
@@ -100,7 +99,6 @@ export class GroupReplica {
   ) {
     const { group, logStore, backend, kv, engine, factory } = recovered;
     this.group = group;
-    this.logStore = logStore;
     this.backend = backend;
     this.kv = kv;
     this.engine = engine;
