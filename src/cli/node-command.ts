@@ -3,7 +3,8 @@ import { hostname } from "node:os";
 import { resolve } from "node:path";
 import { type Command, InvalidArgumentError, Option } from "commander";
 import { InvalidInputError } from "../core/common/errors.js";
-import { DEFAULT_NODE_CONFIG, isWildcard, parseHostPort, parsePeers, validateNodeConfig, type NodeConfig } from "../runtime/server/config.js";
+import { DEFAULT_NODE_CONFIG, isWildcard, parseHostPort, parsePeers, SHARDS_MAX, validateNodeConfig, type NodeConfig } from "../runtime/server/config.js";
+import { integerIn } from "./client-options.js";
 import { DEFAULT_CLIENT_LIMITS } from "../runtime/server/limits.js";
 import { isStorageFailure, storageFailure } from "../runtime/server/disk-guard.js";
 import { CONSENSUS_PROTOCOLS, type ConsensusProtocol } from "../runtime/server/consensus.js";
@@ -24,6 +25,7 @@ interface NodeFlags {
   dataDir: string;
   clusterToken: string;
   consensus: ConsensusProtocol;
+  shards: number;
   tickMs: number;
   electionTicks: number;
   requestTimeoutMs: number;
@@ -76,6 +78,7 @@ export function registerNodeCommand(program: Command, setExitCode: (code: number
     .option("--data-dir <dir>", "where the log, snapshots and state live", "./data")
     .option("--cluster-token <text>", "names the cluster with its members; nodes of another cluster are refused", DEFAULT_NODE_CONFIG.clusterToken)
     .addOption(new Option("--consensus <protocol>", "the consensus protocol").choices([...CONSENSUS_PROTOCOLS]).default(DEFAULT_NODE_CONFIG.consensus))
+    .option("--shards <n>", `ranges the key space is cut into at the cluster's start, each its own consensus group (1 to ${SHARDS_MAX}; every node of the cluster the same)`, integerIn("--shards", 1, SHARDS_MAX), DEFAULT_NODE_CONFIG.shards)
     .option("--tick-ms <ms>", "the engine's tick (heartbeat interval)", positiveInteger("--tick-ms"), DEFAULT_NODE_CONFIG.tickMs)
     .option("--election-ticks <n>", "ticks without a leader before a follower campaigns (randomized up to twice this)", positiveInteger("--election-ticks"), DEFAULT_NODE_CONFIG.electionTicks)
     .option("--request-timeout-ms <ms>", "a write or read not done by then is answered 503 timeout", positiveInteger("--request-timeout-ms"), DEFAULT_NODE_CONFIG.requestTimeoutMs)
@@ -149,6 +152,7 @@ function configFrom(flags: NodeFlags): NodeConfig {
       dataDir: resolve(flags.dataDir),
       clusterToken: flags.clusterToken,
       consensus: flags.consensus,
+      shards: flags.shards,
       tickMs: flags.tickMs,
       electionTicks: flags.electionTicks,
       requestTimeoutMs: flags.requestTimeoutMs,

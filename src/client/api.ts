@@ -2,7 +2,8 @@
 // as TypeScript types, and the functions that turn a node's raw answer into them or into a
 // typed error. No I/O; the transport and the clients build on it.
 import { InvalidInputError } from "../core/common/errors.js";
-import { CompactedError, CompareFailedError, HttpApiError, LeaseNotFoundError, NoQuorumError, NotMemberError, SequenceSupersededError, SessionExpiredError, TimeoutError, UnavailableError } from "./errors.js";
+import { CompactedError, CompareFailedError, HttpApiError, LeaseNotFoundError, NoQuorumError, NotMemberError, RangeMismatchError, SequenceSupersededError, SessionExpiredError, TimeoutError, UnavailableError } from "./errors.js";
+import { RangeTable } from "../core/multi/ranges.js";
 import type { IncomingHttpHeaders } from "node:http";
 
 export type Consistency = "linearizable" | "lease" | "stale";
@@ -123,6 +124,7 @@ export function errorFor(response: ApiResponse): Error {
     return new CompareFailedError({ message, endpoint, revision: typeof revision === "number" ? revision : null });
   }
   if (response.status === 410 && code === "session_expired") return new SessionExpiredError({ message, endpoint });
+  if (response.status === 409 && code === "range_mismatch") return new RangeMismatchError({ message, endpoint, range: rangeField(fields["range"]) });
   if (response.status === 404 && code === "lease_not_found") return new LeaseNotFoundError({ message, endpoint, id: typeof fields["id"] === "number" ? fields["id"] : null });
   if (response.status === 410 && code === "compacted") {
     const compactRevision = fields["compactRevision"];
@@ -438,4 +440,31 @@ export function decodeSessionAnswer(response: ApiResponse): { session: number; t
   const session = numberField(body, "session", response);
   if (session < 1) throw invalidResponse(response, "session is not a positive integer");
   return { session, ttlMs: numberField(body, "ttlMs", response) };
+}
+
+/** A range descriptor in an answer, or null when it is not one. */
+function rangeField(value: unknown): RangeMismatchError["range"] {
+  if (typeof value !== "object" || value === null) return null;
+  const range = value as Record<string, unknown>;
+  const { id, start, end, epoch } = range;
+  if (typeof id !== "number" || typeof start !== "string" || (end !== null && typeof end !== "string") || typeof epoch !== "number") return null;
+  return { id, start, end, epoch };
+}
+
+/** `GET /v1/shards`'s answer: the cluster's ranges (a node without the route has one, over every key). */
+export function decodeShardsAnswer(response: ApiResponse): RangeTable {
+  if (response.status === 404) return RangeTable.single();
+  const body = jsonObject(response);
+  const shards = body["shards"];
+  if (!Array.isArray(shards)) throw invalidResponse(response, "shards is not a list");
+  const ranges = shards.map((shard: unknown) => {
+    const range = rangeField(shard);
+    if (range === null) throw invalidResponse(response, "a shard is not a range descriptor");
+    return range;
+  });
+  try {
+    return new RangeTable(ranges);
+  } catch (error) {
+    throw invalidResponse(response, `the ranges do not cover the key space once (${(error as Error).message})`);
+  }
 }

@@ -8,10 +8,11 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { Prng } from "../core/common/prng.js";
 import { backoffMs, type BackoffOptions, type RetryBudget } from "../core/balance/retry.js";
 import type { Admission } from "./admission.js";
-import { decodeSessionAnswer, errorFor, type ApiResponse, type Consistency } from "./api.js";
+import { decodeSessionAnswer, decodeShardsAnswer, errorFor, type ApiResponse, type Consistency } from "./api.js";
+import type { RangeTable } from "../core/multi/ranges.js";
 import { CallContext, CallEnded } from "./call.js";
 import type { ClientStats } from "./client.js";
-import { ClientClosedError, ConnectionError, HttpApiError, NoEndpointError, NoQuorumError, SessionExpiredError, TimeoutError, UnavailableError } from "./errors.js";
+import { ClientClosedError, ConnectionError, HttpApiError, NoEndpointError, NoQuorumError, RangeMismatchError, SessionExpiredError, TimeoutError, UnavailableError } from "./errors.js";
 import { integerOption, TIMEOUT_MS_MAX, type CallOptions } from "./options.js";
 import type { ClusterRouter, RouterEndpoint } from "./router.js";
 import type { SessionLane, SessionLanes } from "./sessions.js";
@@ -26,6 +27,8 @@ export interface CallSpec {
   readonly consistency?: Consistency;
   /** Reaches the hash strategy. */
   readonly key?: string;
+  /** A write's key whose range its session must be in (a sharded cluster's sessions are per range); absent: the first range. */
+  readonly rangeKey?: string;
   /** This endpoint only: one attempt, no routing. */
   readonly endpoint?: string;
   /** An error status that is an answer (404 key_not_found for a get). */
@@ -45,6 +48,8 @@ interface Verdict {
   readonly endpointFailed: boolean;
 }
 
+/** A write answered 409 range_mismatch reads the cluster's ranges and goes again at most this many times. */
+export const RANGE_REFRESHES_MAX = 3;
 /** A write answered 410 opens a new session and goes again at most this many times in a row. */
 export const SESSION_REOPENS_MAX = 3;
 /** 503 codes that say the request was not applied (docs/http-api.md): even a write outside a session may go elsewhere. */
@@ -85,7 +90,9 @@ export class CallRunner {
   private readonly attemptTimeoutMs: number;
   private readonly closed: () => boolean;
   private readonly calls = new Set<CallContext>();
-  private readonly counters = { calls: 0, retries: 0, callsRetried: 0, retriesDenied: 0, retriesMaybeApplied: 0, outcomeUnknown: 0, sessionsOpened: 0, sessionsExpired: 0 };
+  private readonly counters = { calls: 0, retries: 0, callsRetried: 0, retriesDenied: 0, retriesMaybeApplied: 0, outcomeUnknown: 0, sessionsOpened: 0, sessionsExpired: 0, rangeRefreshes: 0 };
+  /** The cluster's ranges, once a node said the client needs them (null: not read yet; every write's session is in range 0). */
+  private ranges: RangeTable | null = null;
 
   constructor(parts: CallRunnerParts) {
     this.router = parts.router;
@@ -172,14 +179,30 @@ export class CallRunner {
    * the next number, so no number is reused while a copy of it may still be on its way.
    */
   private async sessionWrite(spec: CallSpec, call: CallContext, lanes: SessionLanes): Promise<ApiResponse> {
-    const lane = lanes.take();
+    for (let refreshes = 0; ; refreshes++) {
+      const range = spec.rangeKey === undefined || this.ranges === null ? 0 : this.ranges.forKey(spec.rangeKey).id;
+      try {
+        return await this.laneWrite(spec, call, lanes, range);
+      } catch (error) {
+        // Nothing was applied: the session was of another range than the key's.
+        if (!(error instanceof RangeMismatchError) || refreshes >= RANGE_REFRESHES_MAX) throw error;
+        this.counters.rangeRefreshes += 1;
+        const spec: CallSpec = { kind: "read", what: "read the cluster's ranges", request: { method: "GET", path: "/v1/shards" }, accept: (response) => response.status === 404 };
+        this.ranges = decodeShardsAnswer(await this.attempts(spec, call, null));
+      }
+    }
+  }
+
+  /** A write in a lane of `range`'s sessions (see `sessionWrite`). */
+  private async laneWrite(spec: CallSpec, call: CallContext, lanes: SessionLanes, range: number): Promise<ApiResponse> {
+    const lane = lanes.take(range);
     try {
       for (let expiries = 0; ; ) {
         if (lane.session === null) await this.openSession(lane, call);
         const session = lane.session as number;
         const sequence = lane.nextSequence;
         try {
-          const response = await this.attempts(spec, call, { session, sequence });
+          const response = await this.attempts(spec, call, { session, sequence, range });
           lane.nextSequence = sequence + 1;
           return response;
         } catch (error) {
@@ -201,7 +224,8 @@ export class CallRunner {
 
   /** `POST /v1/sessions` for `lane`, within the write's call (its deadline and signal). */
   private async openSession(lane: SessionLane, call: CallContext): Promise<void> {
-    const spec: CallSpec = { kind: "write", what: "open a session", request: { method: "POST", path: "/v1/sessions" }, retrySafe: true, inSession: false };
+    const path = lane.range === 0 ? "/v1/sessions" : `/v1/sessions?range=${lane.range}`;
+    const spec: CallSpec = { kind: "write", what: "open a session", request: { method: "POST", path }, retrySafe: true, inSession: false };
     const answer = decodeSessionAnswer(await this.attempts(spec, call, null));
     lane.session = answer.session;
     lane.nextSequence = 1;
@@ -213,11 +237,12 @@ export class CallRunner {
    * time, pausing `backoffMs` before each retry, and giving up at `attemptsMax`, when the
    * budget refuses a retry, or when the attempt's failure does not allow one (see `assess`).
    */
-  private async attempts(spec: CallSpec, call: CallContext, ticket: { session: number; sequence: number } | null): Promise<ApiResponse> {
+  private async attempts(spec: CallSpec, call: CallContext, ticket: { session: number; sequence: number; range?: number } | null): Promise<ApiResponse> {
     // Whether the caller's write may have been applied is what matters; opening a session is not the caller's write.
     const write = spec.kind === "write" && spec.inSession !== false;
     const retrySafe = !write || ticket !== null || spec.retrySafe === true;
-    const request = ticket === null ? spec.request : { ...spec.request, headers: { ...spec.request.headers, "x-synod-session": String(ticket.session), "x-synod-sequence": String(ticket.sequence) } };
+    const ranged = ticket?.range === undefined || ticket.range === 0 ? {} : { "x-synod-range": String(ticket.range) };
+    const request = ticket === null ? spec.request : { ...spec.request, headers: { ...spec.request.headers, "x-synod-session": String(ticket.session), "x-synod-sequence": String(ticket.sequence), ...ranged } };
     this.budget.recordRequest(performance.now());
     let tried: Set<string> | null = null;
     let lastError: unknown = null;

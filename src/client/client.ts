@@ -110,6 +110,8 @@ export interface ClientStats {
   readonly lanes: number;
   readonly sessionsOpened: number;
   readonly sessionsExpired: number;
+  /** Writes answered 409 range_mismatch, after which the client read the cluster's ranges (a sharded cluster). */
+  readonly rangeRefreshes: number;
 }
 
 const OCTET_STREAM = Object.freeze({ "content-type": "application/octet-stream" });
@@ -221,7 +223,7 @@ export class Client {
     if (typeof value === "string") checkWellFormed(value, "a value given as text");
     const body = typeof value === "string" ? Buffer.from(value, "utf8") : value;
     const request: TransportRequest = { method: "PUT", path: withQuery(`/v1/kv/${encodeKeyPath(key)}`, query), body, headers: OCTET_STREAM };
-    return this.runner.writeAndDecode({ kind: "write", what: `PUT ${key}`, request, key }, options, decodePutAnswer);
+    return this.runner.writeAndDecode({ kind: "write", what: `PUT ${key}`, request, key, rangeKey: key }, options, decodePutAnswer);
   }
 
   /** Reads `key` (as it was at `options.revision`, if given); null when it does not (or did not) exist. */
@@ -239,7 +241,7 @@ export class Client {
   async delete(key: string, options: DeleteOptions = {}): Promise<{ deleted: number; revision: number }> {
     const prefix = options.prefix === true;
     const request: TransportRequest = { method: "DELETE", path: `/v1/kv/${encodeKeyPath(key)}${prefix ? "?prefix=true" : ""}` };
-    return this.runner.writeAndDecode({ kind: "write", what: `DELETE ${key}${prefix ? " (every key under it)" : ""}`, request, key }, options, decodeDeleteAnswer);
+    return this.runner.writeAndDecode({ kind: "write", what: `DELETE ${key}${prefix ? " (every key under it)" : ""}`, request, key, rangeKey: key }, options, decodeDeleteAnswer);
   }
 
   /**
@@ -280,7 +282,10 @@ export class Client {
   async txn(request: TxnRequest, options: CallOptions = {}): Promise<TxnResponse> {
     checkTxnText(request);
     const body = encodeTxnRequest(request);
-    return this.runner.writeAndDecode({ kind: "write", what: "txn", request: { method: "POST", path: "/v1/txn", body, headers: JSON_BODY } }, options, decodeTxnAnswer);
+    // A transaction stays within one range (a sharded cluster refuses one over several): its session is that range's.
+    const first = request.compare?.[0]?.key ?? request.success?.[0]?.key ?? request.failure?.[0]?.key;
+    const ranged = first === undefined ? {} : { rangeKey: first };
+    return this.runner.writeAndDecode({ kind: "write", what: "txn", request: { method: "POST", path: "/v1/txn", body, headers: JSON_BODY }, ...ranged }, options, decodeTxnAnswer);
   }
 
   /**

@@ -131,6 +131,23 @@ export class SessionExpiredError extends HttpApiError {
 }
 
 /**
+ * 409 `range_mismatch`: a write in a client session named a range (where its session is)
+ * that does not own its key: the client's view of the cluster's ranges is stale, or it had
+ * none. Nothing was applied. The `Client` reads the ranges (`GET /v1/shards`) and sends the
+ * write again by itself, in a session of the right range; this reaches the caller only when
+ * that kept failing.
+ */
+export class RangeMismatchError extends HttpApiError {
+  /** The range that owns the key, as the node said; null if it did not. */
+  readonly range: { readonly id: number; readonly start: string; readonly end: string | null; readonly epoch: number } | null;
+  constructor(options: { message: string; endpoint: string; range: RangeMismatchError["range"] }) {
+    super({ status: 409, code: "range_mismatch", message: options.message, endpoint: options.endpoint });
+    this.name = "RangeMismatchError";
+    this.range = options.range;
+  }
+}
+
+/**
  * 410 `compacted`: a read at, or a watch from, a revision below the cluster's compaction
  * point; that history is gone. Read at `compactRevision` or later, or read the current state
  * and watch from its revision + 1.

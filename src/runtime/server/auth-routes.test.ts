@@ -23,7 +23,7 @@ const PUBLIC = new Set(["GET /dashboard", "GET /dashboard/{asset}", "GET /health
 /** Any authenticated user, without a permission on keys. */
 /** Streams: checked apart (they stay open when served). */
 const STREAMS = new Set(["GET /v1/watch", "GET /v1/dashboard/stream"]);
-const ANY_USER = new Set(["GET /v1/dashboard/stream", "GET /v1/debug/faults", "POST /v1/txn", "POST /v1/leases", "GET /v1/leases", "GET /v1/leases/{id}", "DELETE /v1/leases/{id}", "POST /v1/leases/{id}/keepalive", "POST /v1/sessions", "GET /v1/auth/users/{name}"]);
+const ANY_USER = new Set(["GET /v1/dashboard/stream", "GET /v1/debug/faults", "POST /v1/txn", "POST /v1/leases", "GET /v1/leases", "GET /v1/leases/{id}", "DELETE /v1/leases/{id}", "POST /v1/leases/{id}/keepalive", "POST /v1/sessions", "GET /v1/shards", "GET /v1/auth/users/{name}"]);
 
 const BODIES: Readonly<Record<string, string>> = {
   "POST /v1/txn": JSON.stringify({ compare: [], success: [], failure: [] }),

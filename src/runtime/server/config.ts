@@ -41,6 +41,12 @@ export interface NodeConfig {
   /** Names the cluster together with its initial members; nodes of another cluster are refused. */
   readonly clusterToken: string;
   readonly consensus: ConsensusProtocol;
+  /**
+   * `--shards N`: the ranges the key space is cut into when the cluster starts, each its own
+   * consensus group of every member (docs/sharding.md). 1: one group over every key. Fixed
+   * at the cluster's start; its data directories record it.
+   */
+  readonly shards: number;
   readonly tickMs: number;
   readonly electionTicks: number;
   readonly heartbeatTicks: number;
@@ -80,9 +86,16 @@ export interface NodeConfig {
   readonly tls: TlsFiles | null;
 }
 
+/**
+ * The most ranges a cluster starts with. Every range is a group of every member with its own
+ * ticks and heartbeats until idle groups go quiet (issue 16), so many more would only burn CPU.
+ */
+export const SHARDS_MAX = 64;
+
 export const DEFAULT_NODE_CONFIG = Object.freeze({
   clusterToken: "synod",
   consensus: "raft" as ConsensusProtocol,
+  shards: 1,
   // 50 ms ticks, a heartbeat per tick, elections after 10 to 20 ticks: a dead leader is
   // replaced in about 0.5 to 1 s, and the lease (7 ticks) is 350 ms.
   tickMs: 50,
@@ -113,6 +126,7 @@ export function validateNodeConfig(config: NodeConfig): NodeConfig {
   positive(config.heartbeatTicks, "heartbeat ticks");
   positive(config.requestTimeoutMs, "--request-timeout-ms");
   positive(config.snapshotEntries, "--snapshot-entries");
+  if (!Number.isSafeInteger(config.shards) || config.shards < 1 || config.shards > SHARDS_MAX) throw new InvalidInputError(`--shards must be an integer from 1 to ${SHARDS_MAX}, got ${config.shards}`);
   positive(config.walSegmentBytes, "WAL segment size");
   positive(config.pendingRequestsMax, "pending requests");
   if (!Number.isSafeInteger(config.historyRevisions) || config.historyRevisions < 0) throw new InvalidInputError(`--history-revisions must be a non-negative integer, got ${config.historyRevisions}`);

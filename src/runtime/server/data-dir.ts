@@ -5,7 +5,7 @@
  *                     a running cluster, written once when the directory is new
  *   <dir>/LOCK        the pid of the process using the directory
  *   <dir>/wal/        the write-ahead log          <dir>/snap/   snapshots
- *   <dir>/kv/         the state machine (LMDB)
+ *   <dir>/kv/         the state machine (LMDB)      <dir>/kv-ranges/<id>/   the other ranges' (--shards)
  *
  * A directory of another cluster, another node id or another consensus protocol is refused
  * at start, with what to do: its log and state belong to that identity, and serving them as
@@ -49,13 +49,24 @@ export interface DataDirIdentity {
    * finds them, across restarts.
    */
   readonly directory?: readonly MemberAddress[];
+  /**
+   * The ranges the cluster started with (`--shards`; absent: 1, as in every directory
+   * written before there were ranges). A node restarted with another count is refused.
+   */
+  readonly shards?: number;
 }
 
-export const DATA_LAYOUT = { identity: "node.json", lock: "LOCK", wal: "wal", snapshots: "snap", kv: "kv" } as const;
+export const DATA_LAYOUT = { identity: "node.json", lock: "LOCK", wal: "wal", snapshots: "snap", kv: "kv", rangesKv: "kv-ranges" } as const;
 
-/** The cluster id: a digest of the cluster token and the initial members' peer addresses. */
-export function clusterIdFor(token: string, members: readonly MemberAddress[]): string {
-  const text = [token, ...[...members].sort((a, b) => a.id - b.id).map((member) => `${member.id}=${formatHostPort(member.peer)}`)].join("\n");
+/**
+ * The cluster id: a digest of the cluster token, the initial members' peer addresses and,
+ * for a sharded cluster, its ranges: nodes started with different `--shards` are different
+ * clusters, and refuse each other's connections.
+ */
+export function clusterIdFor(token: string, members: readonly MemberAddress[], shards = 1): string {
+  const lines = [token, ...[...members].sort((a, b) => a.id - b.id).map((member) => `${member.id}=${formatHostPort(member.peer)}`)];
+  if (shards > 1) lines.push(`shards=${shards}`);
+  const text = lines.join("\n");
   return createHash("sha256").update(text).digest("hex").slice(0, 16);
 }
 
@@ -83,13 +94,17 @@ export function checkIdentity(dir: string, wanted: DataDirIdentity): DataDirIden
         `start it with --consensus ${recorded.consensus}, or give it an empty --data-dir to run ${wanted.consensus}`,
     );
   }
+  const recordedShards = recorded.shards ?? 1;
+  if (recordedShards !== (wanted.shards ?? 1)) {
+    throw new StartupError(`${dir} belongs to a cluster started with --shards ${recordedShards}, and this node was started with --shards ${wanted.shards ?? 1}: start it with --shards ${recordedShards} (a cluster's ranges are fixed at its start), or give it an empty --data-dir`);
+  }
   return recorded;
 }
 
 /** Records `identity` in `dir` (atomically: the file is there whole, or not at all). */
 export function writeIdentity(dir: string, identity: DataDirIdentity): void {
   const directory = identity.directory?.map((m) => ({ id: m.id, peer: formatHostPort(m.peer), http: m.http }));
-  const record = { clusterId: identity.clusterId, nodeId: identity.nodeId, consensus: identity.consensus, joined: identity.joined, ...(directory === undefined ? {} : { directory }), format: 1 };
+  const record = { clusterId: identity.clusterId, nodeId: identity.nodeId, consensus: identity.consensus, joined: identity.joined, ...(directory === undefined ? {} : { directory }), ...((identity.shards ?? 1) > 1 ? { shards: identity.shards } : {}), format: 1 };
   writeFileAtomic(join(dir, DATA_LAYOUT.identity), new TextEncoder().encode(`${JSON.stringify(record)}\n`));
 }
 
@@ -104,7 +119,9 @@ export function readIdentity(dir: string): DataDirIdentity | null {
     // was recorded, all were Raft's.
     const consensus = parsed["consensus"] ?? "raft";
     if (typeof consensus !== "string") throw new Error("consensus is not a protocol name");
-    const identity = { clusterId: parsed["clusterId"], nodeId: parsed["nodeId"], consensus, joined: parsed["joined"] === true };
+    const shards = parsed["shards"] ?? 1;
+    if (typeof shards !== "number" || !Number.isSafeInteger(shards) || shards < 1) throw new Error("shards is not a positive integer");
+    const identity = { clusterId: parsed["clusterId"], nodeId: parsed["nodeId"], consensus, joined: parsed["joined"] === true, ...(shards > 1 ? { shards } : {}) };
     return parsed["directory"] === undefined ? identity : { ...identity, directory: decodeDirectory(utf8Encode(JSON.stringify({ members: parsed["directory"] }))) ?? [] };
   } catch (error) {
     throw new StartupError(`${path} is unreadable (${(error as Error).message}); restore it from a backup or start with an empty data directory`, { cause: error });

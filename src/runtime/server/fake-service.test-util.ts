@@ -54,6 +54,7 @@ export function fakeService(store: KvStore, fault: Fault, writes: KvCommand[], w
     leases: (limit, afterId) => listLeases(store, limit, afterId, store.clock),
     watches,
     status: () => ({ id: 1, role: "leader", term: 1, leader: 1, leaderHttp: null, commitIndex: index, appliedIndex: index, members: [] }),
+    shards: () => ({ shards: [{ id: 0, start: "", end: null, epoch: 1 }] }),
     members: () => ({ members: [], joint: false }),
     changeMembers: () => Promise.resolve({ status: 200, body: {} }),
     transferLeadership: () => Promise.resolve({ status: 200, body: {} }),

@@ -56,11 +56,11 @@ describe("the HTTP API in-process", () => {
     const cases: [string, string, RegExp][] = [
       ["GET", "/v1/kv/k?consistancy=stale", /unknown query parameter consistancy: GET \/v1\/kv\/\{key\} takes consistency, raw, revision/],
       ["GET", "/v1/kv?prefix=a&lmit=5", /unknown query parameter lmit: GET \/v1\/kv takes prefix, limit, after, consistency, revision/],
-      ["POST", "/v1/compact?physical", /POST \/v1\/compact takes no query parameters/],
+      ["POST", "/v1/compact?physical", /POST \/v1\/compact takes range/],
       ["GET", "/v1/watch?key=a&from=3", /unknown query parameter from: GET \/v1\/watch takes key, prefix, fromRevision, prevValue, linearizable/],
       ["DELETE", "/v1/kv/k?prefx", /unknown query parameter prefx: DELETE \/v1\/kv\/\{key\} takes prefix/],
       ["POST", "/v1/txn?dry=1&x=2", /unknown query parameters dry, x: POST \/v1\/txn takes no query parameters/],
-      ["POST", "/v1/sessions?ttlMs=5", /POST \/v1\/sessions takes no query parameters/],
+      ["POST", "/v1/sessions?ttlMs=5", /POST \/v1\/sessions takes range/],
       ["GET", "/v1/status?verbose", /GET \/v1\/status takes no query parameters/],
       ["GET", "/v1/members?stale", /GET \/v1\/members takes consistency/],
       ["POST", "/v1/members?force", /POST \/v1\/members takes no query parameters/],

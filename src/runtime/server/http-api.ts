@@ -13,7 +13,7 @@ import { performance } from "node:perf_hooks";
 import type { Duplex } from "node:stream";
 import { InvalidInputError, MembershipChangeInProgressError, NotLeaderError, NotMemberError, OverloadedError, SynodError } from "../../core/common/errors.js";
 import { limits } from "../../core/common/limits.js";
-import { CompactedError, FutureRevisionError, SESSION_LIMITS, type KvRecord, type KvResult } from "../../core/kv/store.js";
+import { CompactedError, FutureRevisionError, SESSION_LIMITS, type KvResult } from "../../core/kv/store.js";
 import {
   LeaderChangedError,
   RequestTimeoutError,
@@ -22,12 +22,10 @@ import {
   TransferOvertakenError,
   TransferTimeoutError,
   WriteOutcomeUnknownError,
-  type ClientRequest,
-  type KvOperation,
   type ReadConsistency,
 } from "./driver.js";
 import { sendBackup, type Backup } from "./backup.js";
-import { WatchCanceledError, type WatchHub } from "./watch.js";
+import { WatchCanceledError } from "./watch.js";
 import type { AuthState } from "../../core/kv/auth.js";
 import {
   DEFAULT_AUTH_OPTIONS,
@@ -45,37 +43,21 @@ import {
 } from "./auth-http.js";
 import { API_SERVER_OPTIONS, applyReceiveDeadlines, DEFAULT_CLIENT_LIMITS, type ClientLimits } from "./limits.js";
 import { NoSpaceError } from "./disk-guard.js";
-import { clientRequestOf, deleteKey, getKey, putKey, rangeKeys, serveCompact, serveTxn, serveWatch } from "./kv-routes.js";
+import { clientRequestOf, deleteKey, getKey, namedRangeOf, putKey, rangeByParameter, rangeKeys, serveCompact, serveTxn, serveWatch } from "./kv-routes.js";
 import { leaseNotFound, parseLeaseId, serveGrant, serveKeepalive, serveLease, serveLeaseList, serveRevoke } from "./lease-routes.js";
-import type { LeaseView } from "./lease-view.js";
+import { CrossRangeError, RangeMismatchError, RangeNotHostedError, type RangedService } from "./range-routing.js";
 import type { DashboardFeed } from "./dashboard-feed.js";
 import { serveClusterAction, serveDashboardAsset, serveDashboardStream, serveFaults, serveInjectFault } from "./dashboard-http.js";
 
-/** What the HTTP layer needs from the node. */
-export interface KvService {
-  /** A write in the node's session, or in the client's (`client`). */
-  write(operation: KvOperation, client?: ClientRequest | null): Promise<KvResult>;
-  /** Opens a client session; resolves with its id. */
-  register(): Promise<number>;
-  /**
-   * Resolves when the local state machine may serve a read at `consistency`; rejects with
-   * NotMemberError on a node outside its configuration, whatever the consistency.
-   */
-  read(consistency: ReadConsistency): Promise<void>;
-  get(key: string): KvRecord | undefined;
-  range(prefix: string, limit: number, after: string | null): { readonly records: readonly KvRecord[]; readonly more: boolean };
-  /** The key as it was at `revision`; throws CompactedError below the compaction point, FutureRevisionError past the store's revision. */
-  getAt(key: string, revision: number): KvRecord | undefined;
-  /** `range` as the store was at `revision`; throws as `getAt` does. */
-  rangeAt(prefix: string, limit: number, after: string | null, revision: number): { readonly records: readonly KvRecord[]; readonly more: boolean };
-  revision(): number;
-  /** The lease `id` with up to `keysMax` of its keys, as this node's state holds it; undefined if it holds none. */
-  lease(id: number, keysMax: number): LeaseView | undefined;
-  /** At most `limit` leases with ids above `afterId`, by increasing id, without their keys. */
-  leases(limit: number, afterId: number): { readonly leases: readonly LeaseView[]; readonly more: boolean };
-  /** The node's watch streams (`GET /v1/watch`). */
-  readonly watches: WatchHub;
+/**
+ * What the HTTP layer needs from the node. Its own `RangeService` members are the first
+ * range's (group 0: client sessions by default, leases, the auth state's writes); requests
+ * on keys go to the range that owns the key (range-routing.ts).
+ */
+export interface KvService extends RangedService {
   status(): object;
+  /** `GET /v1/shards`: every range's descriptor and this node's view of its group (leader, term, its own role). */
+  shards(): object;
   members(): object;
   /** Changes the membership, through the leader wherever it is asked (with the caller's `credentials`); answers once the change is in force. */
   changeMembers(request: MemberRequest, forwarded: boolean, credentials?: string): Promise<{ readonly status: number; readonly body: object }>;
@@ -148,6 +130,8 @@ export const FORWARDED_HEADER = "x-synod-forwarded";
 /** A write's client session (from `POST /v1/sessions`) and its sequence number in it; both or neither. */
 export const SESSION_HEADER = "x-synod-session";
 export const SEQUENCE_HEADER = "x-synod-sequence";
+/** The range a write's client session is in (`POST /v1/sessions?range=ID`): a write of a key in another range is refused. */
+export const RANGE_HEADER = "x-synod-range";
 /** The most of an unwanted request body read (and dropped) to deliver an early answer. */
 const DISCARD_BYTES_MAX = 64 * 1024 * 1024;
 const KV_PREFIX = "/v1/kv/";
@@ -255,17 +239,17 @@ interface Route {
 const ROUTES: Readonly<Record<string, Readonly<Record<string, Route>>>> = {
   "/v1/kv/{key}": {
     GET: { query: ["consistency", "raw", "revision"], access: (c) => c.guard.read(c.key), serve: (c) => getKey(c.service, c.key, c.query, c.response) },
-    PUT: { query: ["prevRevision", "lease"], access: (c) => c.guard.write(c.key), serve: async (c) => putKey(c.service, c.key, c.query, clientRequestOf(c.request), await readBody(c.request, limits.valueBytesMax, "a value"), c.response) },
+    PUT: { query: ["prevRevision", "lease"], access: (c) => c.guard.write(c.key), serve: async (c) => putKey(c.service, c.key, c.query, clientRequestOf(c.request), namedRangeOf(c.request), await readBody(c.request, limits.valueBytesMax, "a value"), c.response) },
     DELETE: {
       query: ["prefix"],
       refused: { prevRevision: "a conditional delete is a transaction: POST /v1/txn with a compare on the key's revision" },
       access: (c) => c.guard.write(c.key),
-      serve: (c) => deleteKey(c.service, c.key, flagParameter(c.query, "prefix"), clientRequestOf(c.request), c.response),
+      serve: (c) => deleteKey(c.service, c.key, flagParameter(c.query, "prefix"), clientRequestOf(c.request), namedRangeOf(c.request), c.response),
     },
   },
   "/v1/kv": { GET: { query: ["prefix", "limit", "after", "consistency", "revision"], access: (c) => c.guard.read(c.query.get("prefix") ?? ""), serve: (c) => rangeKeys(c.service, c.query, c.response) } },
   "/v1/txn": { POST: { query: [], access: "user", serve: serveTxn } },
-  "/v1/compact": { POST: { query: [], access: "admin", serve: serveCompact } },
+  "/v1/compact": { POST: { query: ["range"], access: "admin", serve: serveCompact } },
   "/v1/watch": { GET: { query: ["key", "prefix", "fromRevision", "prevValue", "linearizable"], access: (c) => c.guard.read(c.query.get("key") ?? c.query.get("prefix") ?? ""), serve: serveWatch } },
   "/v1/leases": {
     POST: { query: [], access: "user", serve: serveGrant },
@@ -276,10 +260,11 @@ const ROUTES: Readonly<Record<string, Readonly<Record<string, Route>>>> = {
     DELETE: { query: [], access: "user", serve: serveRevoke },
   },
   "/v1/leases/{id}/keepalive": { POST: { query: [], access: "user", serve: serveKeepalive } },
-  "/v1/sessions": { POST: { query: [], access: "user", serve: async (c) => sendJson(c.response, 200, { session: await c.service.register(), ttlMs: SESSION_LIMITS.ttlMs }) } },
+  "/v1/sessions": { POST: { query: ["range"], access: "user", serve: serveOpenSession } },
   // Open, as etcd's status and member list: no keys or values, and what joining nodes,
   // health checks and `synod status` read before they hold credentials.
   "/v1/status": { GET: { query: [], access: "public", serve: (c) => sendJson(c.response, 200, c.service.status()) } },
+  "/v1/shards": { GET: { query: [], access: "user", serve: (c) => sendJson(c.response, 200, c.service.shards()) } },
   "/v1/members": {
     // Linearizable by default, as a read: a partitioned node's view may be stale
     // (`?consistency=stale` asks for it anyway); a removed node answers not_member.
@@ -380,6 +365,13 @@ function matchPath(path: string, method: string): { readonly name: string; reado
   if (path.startsWith(DASHBOARD_PREFIX)) return { name: "/dashboard/{asset}", key: path.slice(DASHBOARD_PREFIX.length) || "index.html", memberId: 0 };
   if (Object.hasOwn(ROUTES, path) && !path.includes("{")) return { name: path, key: "", memberId: 0 };
   throw new HttpError(404, "not_found", `no route ${method} ${path}; see docs/http-api.md`);
+}
+
+/** `POST /v1/sessions[?range=ID]`: a client session, in the range named (sessions are per range; the first by default). */
+async function serveOpenSession(c: RouteContext): Promise<void> {
+  const id = c.query.has("range") ? integerParameter(c.query, "range", 0) : null;
+  const range = id === null ? c.service : rangeByParameter(c);
+  sendJson(c.response, 200, { session: await range.register(), ttlMs: SESSION_LIMITS.ttlMs, range: id ?? 0 });
 }
 
 async function serveTransfer(c: RouteContext): Promise<void> {
@@ -580,6 +572,9 @@ function toHttpError(error: unknown, service: KvService): HttpError {
   if (error instanceof NotLeaderError || error instanceof LeaderChangedError || error instanceof StoppedError) return new HttpError(503, "no_leader", error.message, { "retry-after": "1" });
   if (error instanceof OverloadedError || error instanceof TooManyRequestsError) return new HttpError(503, "overloaded", error.message, { "retry-after": "1" });
   if (error instanceof NoSpaceError) return new HttpError(507, error.code, error.message);
+  if (error instanceof CrossRangeError) return new HttpError(400, error.code, error.message, {}, { ranges: error.ranges });
+  if (error instanceof RangeMismatchError) return new HttpError(409, error.code, error.message, {}, { range: error.current });
+  if (error instanceof RangeNotHostedError) return new HttpError(503, error.code, error.message, { "retry-after": "1" }, { range: error.range });
   if (error instanceof TransferOvertakenError) return new HttpError(503, error.code, error.message, { "retry-after": "1" });
   if (error instanceof MembershipChangeInProgressError) return new HttpError(409, error.code, error.message, { "retry-after": "1" });
   if (error instanceof RequestTimeoutError || error instanceof WriteOutcomeUnknownError || error instanceof TransferTimeoutError) return new HttpError(503, error.code, error.message, { "retry-after": "1" });

@@ -8,7 +8,9 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { limits } from "../../core/common/limits.js";
 import { FutureRevisionError, SELF_ASSIGNED_SESSIONS_FROM, type KvRecord } from "../../core/kv/store.js";
 import type { ClientRequest, KvOperation } from "./driver.js";
-import { consistencyOf, flagParameter, HttpError, integerParameter, readBody, SEQUENCE_HEADER, SESSION_HEADER, sendJson, TooLargeError, unexpectedResult, type KvService, type RouteContext } from "./http-api.js";
+import { consistencyOf, flagParameter, HttpError, integerParameter, RANGE_HEADER, readBody, SEQUENCE_HEADER, SESSION_HEADER, sendJson, TooLargeError, unexpectedResult, type KvService, type RouteContext } from "./http-api.js";
+import { DEFAULT_GROUP, GROUP_ID_MAX, type GroupId } from "../../core/multi/group.js";
+import { listAcross, oneRangeOf, prefixRangeOf, rangeOf, rangeTableOf, replicaOf, txnKeys, type RangeService } from "./range-routing.js";
 import { parseTxnRequest, txnResultJson } from "./txn-json.js";
 import { parseEventId, type WatchRequest } from "./watch.js";
 
@@ -21,16 +23,21 @@ export async function serveTxn(c: RouteContext): Promise<void> {
   const client = clientRequestOf(c.request);
   const body = await readBody(c.request, c.options.requestBodyBytesMax, "a transaction");
   const txn = parseTxnRequest(body);
-  if (txn.op === "txn") await c.guard.txn(txn);
-  const result = await c.service.write(txn, client);
+  await c.guard.txn(txn);
+  const range = oneRangeOf(c.service, txnKeys(txn), "a transaction", namedRangeOf(c.request));
+  const result = await range.write(txn, client);
   if (result.op !== "txn") throw unexpectedResult(result);
   sendJson(c.response, 200, txnResultJson(result));
 }
 
-/** `POST /v1/compact {"revision": N}`: through the log, like a write; 400 for a revision the store has not reached. */
+/**
+ * `POST /v1/compact {"revision": N}`: through the log, like a write; 400 for a revision the
+ * store has not reached. Revisions are per range: a sharded cluster's compaction names its
+ * range (`?range=ID`).
+ */
 export async function serveCompact(c: RouteContext): Promise<void> {
   const revision = parseCompactRevision(await readBody(c.request, 4096, "a compaction request"));
-  const result = await c.service.write({ op: "compact", revision }, clientRequestOf(c.request));
+  const result = await rangeByParameter(c).write({ op: "compact", revision }, clientRequestOf(c.request));
   if (result.op !== "compact") throw unexpectedResult(result);
   if (!result.compacted) throw new FutureRevisionError(revision, result.revision);
   sendJson(c.response, 200, { compactRevision: result.compactRevision, revision: result.revision });
@@ -56,14 +63,16 @@ export function parseCompactRevision(body: Uint8Array): number {
  */
 export async function serveWatch(c: RouteContext): Promise<void> {
   const watch = parseWatchRequest(c.query, c.request.headers["last-event-id"]);
-  await c.service.read(flagParameter(c.query, "linearizable") ? "linearizable" : "stale");
-  const start = watch.start ?? { revision: c.service.revision() + 1, skip: 0 };
+  // Revisions, and so the stream's positions, are per range: a watch stays within one.
+  const range = watch.prefix ? prefixRangeOf(c.service, watch.key, "a watch of a prefix") : rangeOf(c.service, watch.key);
+  await range.read(flagParameter(c.query, "linearizable") ? "linearizable" : "stale");
+  const start = watch.start ?? { revision: range.revision() + 1, skip: 0 };
   if (c.request.method === "HEAD") {
     c.response.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache" });
     c.response.end();
     return;
   }
-  c.service.watches.serve({ ...watch, start }, c.response);
+  range.watches.serve({ ...watch, start }, c.response);
 }
 
 export function parseWatchRequest(query: URLSearchParams, lastEventId: string | string[] | undefined): Omit<WatchRequest, "start"> & { readonly start: WatchRequest["start"] | null } {
@@ -84,6 +93,10 @@ export function parseWatchRequest(query: URLSearchParams, lastEventId: string | 
 }
 
 export async function getKey(service: KvService, key: string, query: URLSearchParams, response: ServerResponse): Promise<void> {
+  return getKeyIn(rangeOf(service, key), key, query, response);
+}
+
+async function getKeyIn(service: RangeService, key: string, query: URLSearchParams, response: ServerResponse): Promise<void> {
   const revision = integerParameter(query, "revision", 1);
   await service.read(consistencyOf(query));
   const record = revision === null ? service.get(key) : service.getAt(key, revision);
@@ -117,7 +130,8 @@ export function clientRequestOf(request: IncomingMessage): ClientRequest | null 
   return { clientId: parse(session, SESSION_HEADER, SELF_ASSIGNED_SESSIONS_FROM), sequence: parse(sequence, SEQUENCE_HEADER, Number.MAX_SAFE_INTEGER) };
 }
 
-export async function putKey(service: KvService, key: string, query: URLSearchParams, client: ClientRequest | null, value: Uint8Array, response: ServerResponse): Promise<void> {
+export async function putKey(ranged: KvService, key: string, query: URLSearchParams, client: ClientRequest | null, named: GroupId | null, value: Uint8Array, response: ServerResponse): Promise<void> {
+  const service = rangeOf(ranged, key, named);
   const prevRevision = integerParameter(query, "prevRevision", 0);
   const lease = integerParameter(query, "lease", 1);
   const leased = lease === null ? {} : { lease };
@@ -137,7 +151,8 @@ export async function putKey(service: KvService, key: string, query: URLSearchPa
 }
 
 /** One key, or with `prefix` every key starting with `key` (a range delete: one entry, atomic). */
-export async function deleteKey(service: KvService, key: string, prefix: boolean, client: ClientRequest | null, response: ServerResponse): Promise<void> {
+export async function deleteKey(ranged: KvService, key: string, prefix: boolean, client: ClientRequest | null, named: GroupId | null, response: ServerResponse): Promise<void> {
+  const service = prefix ? prefixRangeOf(ranged, key, "a prefix delete", named) : rangeOf(ranged, key, named);
   const result = await service.write(prefix ? { op: "delete-prefix", prefix: key } : { op: "delete", key }, client);
   if (result.op === "delete" || result.op === "delete-prefix") return sendJson(response, 200, { deleted: result.deleted, revision: result.revision });
   throw unexpectedResult(result);
@@ -148,13 +163,45 @@ export async function rangeKeys(service: KvService, query: URLSearchParams, resp
   const prefix = query.get("prefix") ?? "";
   const after = query.get("after");
   const revision = integerParameter(query, "revision", 1);
-  await service.read(consistencyOf(query));
   if (revision !== null) {
-    const { records, more } = service.rangeAt(prefix, limit, after, revision);
+    // A revision is one range's: a listing at a revision stays within that range.
+    const range = prefixRangeOf(service, prefix, "a listing at a revision");
+    await range.read(consistencyOf(query));
+    const { records, more } = range.rangeAt(prefix, limit, after, revision);
     return sendJson(response, 200, { kvs: records.map(recordJson), more, revision });
   }
-  const { records, more } = service.range(prefix, limit, after);
-  sendJson(response, 200, { kvs: records.map(recordJson), more, revision: service.revision() });
+  const page = await listAcross(service, prefix, limit, after, consistencyOf(query));
+  const revisions = page.ranges.length > 1 ? { ranges: page.ranges } : {};
+  // `revision` is the first range's read; a listing over several names each range's too.
+  const first = page.ranges[0]?.revision ?? rangeOf(service, prefix).revision();
+  sendJson(response, 200, { kvs: page.records.map(recordJson), more: page.more, revision: first, ...revisions });
+}
+
+/**
+ * The range a write's client names with `x-synod-range`: where it opened the session it
+ * writes in (range 0 when it names none, where `POST /v1/sessions` opens them by default).
+ * Null for a write outside a client session. A write whose key is in another range is
+ * refused with `range_mismatch`, so a client that does not know the ranges learns it must.
+ */
+export function namedRangeOf(request: IncomingMessage): GroupId | null {
+  const header = request.headers[RANGE_HEADER];
+  if (header === undefined) return request.headers[SESSION_HEADER] === undefined ? null : DEFAULT_GROUP;
+  const value = typeof header === "string" && /^[0-9]{1,10}$/.test(header) ? Number(header) : NaN;
+  if (!Number.isSafeInteger(value) || value > GROUP_ID_MAX) throw new HttpError(400, "invalid_input", `${RANGE_HEADER} must be a range id, an integer in [0, ${GROUP_ID_MAX}]`);
+  return value;
+}
+
+/** `?range=ID`'s range (the first when absent on a cluster that is not sharded; required on one that is). */
+export function rangeByParameter(c: RouteContext): RangeService {
+  const table = rangeTableOf(c.service);
+  const id = integerParameter(c.query, "range", 0, GROUP_ID_MAX);
+  if (id === null) {
+    if (table.size > 1) throw new HttpError(400, "invalid_input", "this cluster is sharded: name the range with ?range=ID (GET /v1/shards lists them)");
+    return c.service;
+  }
+  const range = table.get(id);
+  if (range === undefined) throw new HttpError(404, "range_not_found", `there is no range ${id} (GET /v1/shards lists the ranges)`);
+  return replicaOf(c.service, range);
 }
 
 export function recordJson(record: KvRecord): object {

@@ -1,8 +1,9 @@
 /**
  * One synod node: storage, its replicas (group-replica.ts: engine, driver, state machine),
  * the peer transport and the HTTP API, started in that order and stopped in the reverse
- * one. Today the node hosts one group, group 0, which also holds the cluster's
- * configuration and directory of members (docs/sharding.md).
+ * one. The node hosts one replica per range of its cluster (`--shards`, one by default),
+ * each a consensus group of every member; group 0, the first range, also holds the
+ * cluster's configuration and directory of members (docs/sharding.md).
  *
  * Recovery at start: the shared log replays the write-ahead log (repairing a torn tail,
  * refusing damage before it); then each group's replica recovers its state machine.
@@ -19,7 +20,7 @@ import { PeerTransport } from "../transport/peer-transport.js";
 import type { ApiListener } from "../tls/https-listener.js";
 import { TlsConfigError, TlsSource } from "../tls/material.js";
 import { trustForFetch } from "../tls/trust.js";
-import { DEFAULT_GROUP } from "../../core/multi/group.js";
+import { DEFAULT_GROUP, type GroupId } from "../../core/multi/group.js";
 import { GroupRouter } from "../../core/multi/router.js";
 import { formatHostPort, type MemberAddress, type NodeConfig } from "./config.js";
 import { consensusFor, nodeIdProblem, statusDetails } from "./consensus.js";
@@ -27,7 +28,10 @@ import { checkIdentity, clusterIdFor, DATA_LAYOUT, lockDataDir, readIdentity, St
 import { fetchClusterView, JOIN_TIMEOUT_MS, REACH_TIMEOUT_MS, requestJoin, type ClusterView } from "./join.js";
 import { BackupSource } from "./backup.js";
 import { GroupReplica, recoverGroup, type RecoveredGroup } from "./group-replica.js";
-import { READY_APPLIED_LAG_MAX, type KvService, type QuorumView, type Readiness } from "./http-api.js";
+import { HttpError, READY_APPLIED_LAG_MAX, type KvService, type QuorumView, type Readiness } from "./http-api.js";
+import type { RangeService } from "./range-routing.js";
+import { RangeTable } from "../../core/multi/ranges.js";
+import { assert } from "../../core/common/assert.js";
 import { createApiListener } from "./api-listener.js";
 import { DiskGuard, storageFailure } from "./disk-guard.js";
 import { isMember, members } from "../../core/engine/membership.js";
@@ -61,12 +65,15 @@ export class SynodNode {
    * `--peers` for a node that bootstrapped, the list recorded at its join for one that joined.
    */
   private readonly bootstrapMembers: readonly MemberAddress[];
-  /** Group 0's replica: the cluster's configuration, and today every key. */
+  /** Group 0's replica: the cluster's configuration, and the first range's keys. */
   private readonly primary: GroupReplica;
+  /** Every replica this node hosts, by group (range id); group 0's among them. */
+  private readonly replicas = new Map<GroupId, GroupReplica>();
+  /** The cluster's ranges, fixed at its start (`--shards`). */
+  private readonly rangeTable: RangeTable;
   /**
    * The node's replicas by group, behind one transport: peer messages reach the replica of
-   * their group, and a message for a group not hosted here is counted and dropped. Only
-   * group 0 exists yet (docs/sharding.md).
+   * their group, and a message for a group not hosted here is counted and dropped.
    */
   private readonly groups: GroupRouter<unknown>;
   private readonly metrics: NodeMetrics;
@@ -83,10 +90,14 @@ export class SynodNode {
     private readonly log: Logger,
     /** The write-ahead log every group's log is part of. */
     private readonly sharedLog: SharedLog<unknown>,
-    recovered: RecoveredGroup,
+    rangeTable: RangeTable,
+    recoveredGroups: readonly RecoveredGroup[],
     private readonly releaseLock: () => void,
   ) {
+    const recovered = recoveredGroups[0] as RecoveredGroup;
+    assert(recovered.group === DEFAULT_GROUP, "the first group recovered is group 0");
     const { engine, kv, backend } = recovered;
+    this.rangeTable = rangeTable;
     this.clusterId = identity.clusterId;
     this.bootstrapMembers = identity.joined ? (identity.directory ?? []) : config.members;
     for (const member of this.bootstrapMembers) if (member.http !== null) this.memberHttp.set(member.id, member.http);
@@ -141,6 +152,14 @@ export class SynodNode {
       },
       log,
     );
+    this.replicas.set(DEFAULT_GROUP, this.primary);
+    // The other ranges: the same members, their own logs and state; the configuration, the
+    // directory of members and the dashboard's events are group 0's.
+    for (const other of recoveredGroups.slice(1)) {
+      const replicaNetwork = this.groups.host(other.group, (from, message) => this.replicas.get(other.group)?.driver.receive(from, message));
+      const onFatal = (error: unknown): void => void setImmediate(() => { throw storageFailure(error, config.dataDir); });
+      this.replicas.set(other.group, new GroupReplica(config, other, { network: replicaNetwork, metrics: this.metrics, onFatal }, log));
+    }
     this.admin = new MemberAdmin({
       config,
       status: () => engine.status(),
@@ -184,11 +203,12 @@ export class SynodNode {
     let view = config.join !== null && recorded === null ? await fetchClusterView(config.join, Date.now() + REACH_TIMEOUT_MS) : null;
     if (view !== null) checkIdFree(config, view);
     const identity = checkIdentity(config.dataDir, {
-      clusterId: view?.clusterId ?? clusterIdFor(config.clusterToken, config.members),
+      clusterId: view?.clusterId ?? clusterIdFor(config.clusterToken, config.members, config.shards),
       nodeId: config.id,
       consensus: config.consensus,
       joined: config.join !== null,
       ...(view === null ? {} : { directory: view.members.map(({ id, peer, http }) => ({ id, peer, http })) }),
+      ...(config.shards > 1 ? { shards: config.shards } : {}),
     });
     const releaseLock = lockDataDir(config.dataDir);
     let node: SynodNode;
@@ -217,7 +237,7 @@ export class SynodNode {
       }
       await node.listen();
       await node.connect();
-      node.primary.driver.start();
+      for (const replica of node.replicas.values()) replica.driver.start();
       node.feed.start();
       node.feed.record("started", `node ${config.id} started`, { http: node.advertisedHttp() });
       if (needsJoin && config.join !== null) await node.join(config.join, deadlineMs);
@@ -281,22 +301,29 @@ export class SynodNode {
       segmentBytes: config.walSegmentBytes,
       log: (message) => log.warn({ component: "storage" }, message),
     });
+    const rangeTable = RangeTable.presplit(identity.shards ?? 1);
+    const recovered: RecoveredGroup[] = [];
     try {
-      const recovered = recoverGroup(
-        config,
-        consensus,
-        {
-          group: DEFAULT_GROUP,
-          logStore: new LogStore(sharedLog, DEFAULT_GROUP),
-          durable: groups.get(DEFAULT_GROUP)?.durable ?? { hardState: null, snapshot: null, entries: [] },
-          kvPath: join(config.dataDir, DATA_LAYOUT.kv),
-          // A node that joined never bootstraps: its configuration comes from the cluster.
-          bootstrapPeers: identity.joined ? [] : config.members.map((member) => member.id),
-        },
-        log,
-      );
-      return new SynodNode(config, identity, log, sharedLog, recovered, releaseLock);
+      for (const range of rangeTable.list()) {
+        recovered.push(
+          recoverGroup(
+            config,
+            consensus,
+            {
+              group: range.id,
+              logStore: new LogStore(sharedLog, range.id),
+              durable: groups.get(range.id)?.durable ?? { hardState: null, snapshot: null, entries: [] },
+              kvPath: range.id === DEFAULT_GROUP ? join(config.dataDir, DATA_LAYOUT.kv) : join(config.dataDir, DATA_LAYOUT.rangesKv, String(range.id)),
+              // A node that joined never bootstraps: its configuration comes from the cluster.
+              bootstrapPeers: identity.joined ? [] : config.members.map((member) => member.id),
+            },
+            log,
+          ),
+        );
+      }
+      return new SynodNode(config, identity, log, sharedLog, rangeTable, recovered, releaseLock);
     } catch (error) {
+      for (const group of recovered) void group.backend.close();
       void sharedLog.close();
       throw error;
     }
@@ -417,7 +444,34 @@ export class SynodNode {
       links: publicLinkCounters(this.transport?.stats() ?? new Map()),
       // On the leader: each follower's replication (match index, in flight, probing or replicating).
       ...(replication === null ? {} : { replication }),
+      // A sharded cluster: each range's group as this node sees it (the fields above are group 0's).
+      ...(this.rangeTable.size > 1 ? { ranges: this.rangeViews() } : {}),
     };
+  }
+
+  /** `GET /v1/shards`: every range's descriptor, with its group as this node sees it. */
+  private shards(): object {
+    return { shards: this.rangeViews() };
+  }
+
+  /** Each range's descriptor and this node's view of its group: role, term, leader, indexes, revision, keys. */
+  private rangeViews(): object[] {
+    return this.rangeTable.list().map((range) => {
+      const replica = this.replicas.get(range.id);
+      if (replica === undefined) return { ...range, hosted: false };
+      const status = replica.engine.status();
+      return {
+        ...range,
+        role: status.role,
+        term: status.term,
+        leader: status.leader,
+        leaderHttp: status.leader === null ? null : (this.memberHttp.get(status.leader) ?? null),
+        commitIndex: status.commitIndex,
+        appliedIndex: replica.kv.applied,
+        revision: replica.kv.currentRevision,
+        keys: replica.kv.keys,
+      };
+    });
   }
 
   /** The cluster's configuration: group 0's (engines without membership have only the one started with). */
@@ -507,7 +561,8 @@ export class SynodNode {
   private readiness(): Readiness {
     const status = this.primary.engine.status();
     const member = this.isMember();
-    const lag = Math.max(0, status.commitIndex - this.primary.kv.applied);
+    const lag = Math.max(...[...this.replicas.values()].map((replica) => replica.engine.status().commitIndex - replica.kv.applied), 0);
+    const leaderless = [...this.replicas.values()].filter((replica) => replica.group !== DEFAULT_GROUP && replica.engine.status().leader === null).map((replica) => replica.group);
     const view = status.leader === null ? this.quorumView() : null;
     const unreachable = view === null ? [] : view.voters.filter((id) => !view.reachable.includes(id));
     return {
@@ -515,45 +570,73 @@ export class SynodNode {
         { name: "member", ok: member, detail: member ? `node ${this.config.id} is a ${memberRole(this.membership(), this.config.id)}` : `node ${this.config.id} is not in the cluster's configuration (removed, or not yet added)` },
         {
           name: "leader",
-          ok: status.leader !== null,
-          detail: status.leader !== null ? `node ${status.leader} leads` : view?.quorum === false ? `no leader: no quorum reachable (unreachable voters: ${unreachable.join(", ")})` : "no leader is known: an election is under way",
+          ok: status.leader !== null && leaderless.length === 0,
+          detail:
+            status.leader === null
+              ? view?.quorum === false
+                ? `no leader: no quorum reachable (unreachable voters: ${unreachable.join(", ")})`
+                : "no leader is known: an election is under way"
+              : leaderless.length > 0
+                ? `node ${status.leader} leads range 0; no leader is known for range${leaderless.length === 1 ? "" : "s"} ${leaderless.join(", ")}`
+                : `node ${status.leader} leads`,
         },
-        { name: "caught_up", ok: lag <= READY_APPLIED_LAG_MAX, detail: `applied ${this.primary.kv.applied} of ${status.commitIndex} committed entries (at most ${READY_APPLIED_LAG_MAX} behind)` },
+        {
+          name: "caught_up",
+          ok: lag <= READY_APPLIED_LAG_MAX,
+          detail:
+            this.replicas.size === 1
+              ? `applied ${this.primary.kv.applied} of ${status.commitIndex} committed entries (at most ${READY_APPLIED_LAG_MAX} behind)`
+              : `every range has applied all but at most ${lag} of its committed entries (at most ${READY_APPLIED_LAG_MAX} behind)`,
+        },
       ],
     };
   }
 
-  private service(): KvService {
+  /** What the HTTP API serves of one range from `replica`. */
+  private rangeService(replica: GroupReplica): RangeService {
     return {
       write: (operation, client) => {
         const refused = this.diskGuard?.refuse(operation) ?? null;
-        return refused === null ? this.primary.driver.write(operation, client ?? null) : Promise.reject(refused);
+        return refused === null ? replica.driver.write(operation, client ?? null) : Promise.reject(refused);
       },
-      register: () => this.primary.driver.register(),
-      read: (consistency) => (this.isMember() ? this.primary.driver.read(consistency) : Promise.reject(new NotMemberError(this.primary.engine.status().leader))),
-      get: (key) => this.primary.kv.get(key),
+      register: () => replica.driver.register(),
+      read: (consistency) => (replica.isMember() ? replica.driver.read(consistency) : Promise.reject(new NotMemberError(replica.engine.status().leader))),
+      get: (key) => replica.kv.get(key),
       range: (prefix, limit, after) => {
-        const records = this.primary.kv.range(prefix, limit + 1, after === null ? {} : { after });
+        const records = replica.kv.range(prefix, limit + 1, after === null ? {} : { after });
         return { records: records.slice(0, limit), more: records.length > limit };
       },
-      getAt: (key, revision) => this.primary.kv.getAt(key, revision),
+      getAt: (key, revision) => replica.kv.getAt(key, revision),
       rangeAt: (prefix, limit, after, revision) => {
-        const records = this.primary.kv.rangeAt(prefix, limit + 1, after === null ? { revision } : { after, revision });
+        const records = replica.kv.rangeAt(prefix, limit + 1, after === null ? { revision } : { after, revision });
         return { records: records.slice(0, limit), more: records.length > limit };
       },
-      revision: () => this.primary.kv.currentRevision,
-      lease: (id, keysMax) => findLease(this.primary.kv, id, keysMax, Date.now()),
-      leases: (limit, afterId) => listLeases(this.primary.kv, limit, afterId, Date.now()),
-      watches: this.primary.watches,
+      revision: () => replica.kv.currentRevision,
+      lease: (id, keysMax) => findLease(replica.kv, id, keysMax, Date.now()),
+      leases: (limit, afterId) => listLeases(replica.kv, limit, afterId, Date.now()),
+      watches: replica.watches,
+    };
+  }
+
+  private service(): KvService {
+    const ranges = new Map([...this.replicas].map(([group, replica]) => [group, this.rangeService(replica)] as const));
+    const sharded = this.rangeTable.size > 1;
+    const notBuilt = (what: string): Promise<never> =>
+      Promise.reject(new HttpError(501, "not_supported", `${what} of a sharded cluster is not built yet (issue 16): this cluster has ${this.rangeTable.size} ranges`));
+    return {
+      ...(ranges.get(DEFAULT_GROUP) as RangeService),
+      ranges: { table: () => this.rangeTable, replica: (id) => ranges.get(id) },
       status: () => this.status(),
+      shards: () => this.shards(),
       members: () => {
         const membership = this.membership();
         return { members: this.membersList(), joint: membership.outgoing.length > 0 };
       },
-      changeMembers: (request, forwarded, credentials) => this.admin.changeMembers(request, forwarded, credentials),
+      changeMembers: (request, forwarded, credentials) => (sharded ? notBuilt("Adding, removing or promoting a member") : this.admin.changeMembers(request, forwarded, credentials)),
       transferLeadership: (to, forwarded, credentials) => this.admin.transferLeadership(to, forwarded, credentials),
       auth: () => this.primary.kv.auth,
-      backup: (consistency) => this.backups.take(consistency),
+      // A backup of group 0 alone would restore a cluster without the other ranges' keys.
+      backup: (consistency) => (sharded ? notBuilt("A backup") : this.backups.take(consistency)),
       metrics: async () => ({ contentType: this.metrics.registry.contentType, body: await this.metrics.registry.metrics() }),
       quorum: () => this.quorumView(),
       readiness: () => this.readiness(),
@@ -592,7 +675,7 @@ export class SynodNode {
     this.backups.stop();
     this.feed.close();
     this.feed.actions.faults.close();
-    await this.primary.stop();
+    await Promise.all([...this.replicas.values()].map((replica) => replica.stop()));
     if (server !== null) {
       // The 503s just written get a moment to leave; then whatever is left is cut.
       await new Promise((resolve) => setTimeout(resolve, 50));
@@ -601,7 +684,7 @@ export class SynodNode {
     await serverClosed;
     await this.transport?.close();
     await this.sharedLog.close();
-    await this.primary.closeStorage();
+    for (const replica of this.replicas.values()) await replica.closeStorage();
     this.releaseLock();
     this.log.info({}, "stopped");
   }

@@ -5,9 +5,8 @@
  * change what the transaction means); the command encoder then checks the sizes.
  */
 import { InvalidInputError } from "../../core/common/errors.js";
-import type { TxnCompare, TxnCompareOperator, TxnOperation } from "../../core/kv/command.js";
+import type { TxnCommand, TxnCompare, TxnCompareOperator, TxnOperation } from "../../core/kv/command.js";
 import type { KvResult } from "../../core/kv/store.js";
-import type { KvOperation } from "./driver.js";
 import { recordJson } from "./kv-routes.js";
 
 const OPERATORS: readonly TxnCompareOperator[] = ["=", "!=", "<", ">"];
@@ -23,7 +22,7 @@ const OPERATION_FIELDS: Readonly<Record<TxnOperation["op"], readonly string[]>> 
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 const encoder = new TextEncoder();
 
-export function parseTxnRequest(body: Uint8Array): KvOperation {
+export function parseTxnRequest(body: Uint8Array): Omit<TxnCommand, "request"> {
   let parsed: unknown;
   try {
     parsed = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(body));
