@@ -8,26 +8,24 @@
  * Recovery at start: the shared log replays the write-ahead log (repairing a torn tail,
  * refusing damage before it); then each group's replica recovers its state machine.
  */
-import { findLease, listLeases } from "./lease-view.js";
 import { performance } from "node:perf_hooks";
-import { NotMemberError } from "../../core/common/errors.js";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import type { Membership, NodeId } from "../../core/engine/contract.js";
-import { LogStore } from "../storage/log-store.js";
 import { SharedLog } from "../storage/shared-log.js";
 import { PeerTransport } from "../transport/peer-transport.js";
 import type { ApiListener } from "../tls/https-listener.js";
 import { TlsConfigError, TlsSource } from "../tls/material.js";
 import { trustForFetch } from "../tls/trust.js";
-import { DEFAULT_GROUP, type GroupId } from "../../core/multi/group.js";
+import { DEFAULT_GROUP } from "../../core/multi/group.js";
 import { GroupRouter } from "../../core/multi/router.js";
 import { formatHostPort, type MemberAddress, type NodeConfig } from "./config.js";
 import { consensusFor, nodeIdProblem, statusDetails } from "./consensus.js";
 import { checkIdentity, clusterIdFor, DATA_LAYOUT, lockDataDir, readIdentity, StartupError, type DataDirIdentity } from "./data-dir.js";
 import { fetchClusterView, JOIN_TIMEOUT_MS, REACH_TIMEOUT_MS, requestJoin, type ClusterView } from "./join.js";
 import { BackupSource } from "./backup.js";
-import { GroupReplica, recoverGroup, type RecoveredGroup } from "./group-replica.js";
+import { GroupReplica, type RecoveredGroup } from "./group-replica.js";
+import { NodeRanges, recoverRanges } from "./node-ranges.js";
 import { HttpError, READY_APPLIED_LAG_MAX, type KvService, type QuorumView, type Readiness } from "./http-api.js";
 import type { RangeService } from "./range-routing.js";
 import { RangeTable } from "../../core/multi/ranges.js";
@@ -67,10 +65,8 @@ export class SynodNode {
   private readonly bootstrapMembers: readonly MemberAddress[];
   /** Group 0's replica: the cluster's configuration, and the first range's keys. */
   private readonly primary: GroupReplica;
-  /** Every replica this node hosts, by group (range id); group 0's among them. */
-  private readonly replicas = new Map<GroupId, GroupReplica>();
-  /** The cluster's ranges, fixed at its start (`--shards`). */
-  private readonly rangeTable: RangeTable;
+  /** The cluster's ranges (fixed at its start, `--shards`) and this node's replica of each; group 0's among them. */
+  private readonly ranges: NodeRanges;
   /**
    * The node's replicas by group, behind one transport: peer messages reach the replica of
    * their group, and a message for a group not hosted here is counted and dropped.
@@ -97,7 +93,7 @@ export class SynodNode {
     const recovered = recoveredGroups[0] as RecoveredGroup;
     assert(recovered.group === DEFAULT_GROUP, "the first group recovered is group 0");
     const { engine, kv, backend } = recovered;
-    this.rangeTable = rangeTable;
+    this.ranges = new NodeRanges(rangeTable);
     this.clusterId = identity.clusterId;
     this.bootstrapMembers = identity.joined ? (identity.directory ?? []) : config.members;
     for (const member of this.bootstrapMembers) if (member.http !== null) this.memberHttp.set(member.id, member.http);
@@ -152,13 +148,13 @@ export class SynodNode {
       },
       log,
     );
-    this.replicas.set(DEFAULT_GROUP, this.primary);
+    this.ranges.add(this.primary);
     // The other ranges: the same members, their own logs and state; the configuration, the
     // directory of members and the dashboard's events are group 0's.
     for (const other of recoveredGroups.slice(1)) {
-      const replicaNetwork = this.groups.host(other.group, (from, message) => this.replicas.get(other.group)?.driver.receive(from, message));
+      const replicaNetwork = this.groups.host(other.group, (from, message) => this.ranges.get(other.group)?.driver.receive(from, message));
       const onFatal = (error: unknown): void => void setImmediate(() => { throw storageFailure(error, config.dataDir); });
-      this.replicas.set(other.group, new GroupReplica(config, other, { network: replicaNetwork, metrics: this.metrics, onFatal }, log));
+      this.ranges.add(new GroupReplica(config, other, { network: replicaNetwork, metrics: this.metrics, onFatal }, log));
     }
     this.admin = new MemberAdmin({
       config,
@@ -237,7 +233,7 @@ export class SynodNode {
       }
       await node.listen();
       await node.connect();
-      for (const replica of node.replicas.values()) replica.driver.start();
+      node.ranges.start();
       node.feed.start();
       node.feed.record("started", `node ${config.id} started`, { http: node.advertisedHttp() });
       if (needsJoin && config.join !== null) await node.join(config.join, deadlineMs);
@@ -301,29 +297,10 @@ export class SynodNode {
       segmentBytes: config.walSegmentBytes,
       log: (message) => log.warn({ component: "storage" }, message),
     });
-    const rangeTable = RangeTable.presplit(identity.shards ?? 1);
-    const recovered: RecoveredGroup[] = [];
     try {
-      for (const range of rangeTable.list()) {
-        recovered.push(
-          recoverGroup(
-            config,
-            consensus,
-            {
-              group: range.id,
-              logStore: new LogStore(sharedLog, range.id),
-              durable: groups.get(range.id)?.durable ?? { hardState: null, snapshot: null, entries: [] },
-              kvPath: range.id === DEFAULT_GROUP ? join(config.dataDir, DATA_LAYOUT.kv) : join(config.dataDir, DATA_LAYOUT.rangesKv, String(range.id)),
-              // A node that joined never bootstraps: its configuration comes from the cluster.
-              bootstrapPeers: identity.joined ? [] : config.members.map((member) => member.id),
-            },
-            log,
-          ),
-        );
-      }
-      return new SynodNode(config, identity, log, sharedLog, rangeTable, recovered, releaseLock);
+      const { table, recovered } = recoverRanges(config, consensus, identity, sharedLog, groups, log);
+      return new SynodNode(config, identity, log, sharedLog, table, recovered, releaseLock);
     } catch (error) {
-      for (const group of recovered) void group.backend.close();
       void sharedLog.close();
       throw error;
     }
@@ -445,7 +422,7 @@ export class SynodNode {
       // On the leader: each follower's replication (match index, in flight, probing or replicating).
       ...(replication === null ? {} : { replication }),
       // A sharded cluster: each range's group as this node sees it (the fields above are group 0's).
-      ...(this.rangeTable.size > 1 ? { ranges: this.rangeViews() } : {}),
+      ...(this.ranges.sharded ? { ranges: this.rangeViews() } : {}),
     };
   }
 
@@ -454,24 +431,8 @@ export class SynodNode {
     return { shards: this.rangeViews() };
   }
 
-  /** Each range's descriptor and this node's view of its group: role, term, leader, indexes, revision, keys. */
   private rangeViews(): object[] {
-    return this.rangeTable.list().map((range) => {
-      const replica = this.replicas.get(range.id);
-      if (replica === undefined) return { ...range, hosted: false };
-      const status = replica.engine.status();
-      return {
-        ...range,
-        role: status.role,
-        term: status.term,
-        leader: status.leader,
-        leaderHttp: status.leader === null ? null : (this.memberHttp.get(status.leader) ?? null),
-        commitIndex: status.commitIndex,
-        appliedIndex: replica.kv.applied,
-        revision: replica.kv.currentRevision,
-        keys: replica.kv.keys,
-      };
-    });
+    return this.ranges.views((leader: number) => this.memberHttp.get(leader) ?? null);
   }
 
   /** The cluster's configuration: group 0's (engines without membership have only the one started with). */
@@ -561,8 +522,8 @@ export class SynodNode {
   private readiness(): Readiness {
     const status = this.primary.engine.status();
     const member = this.isMember();
-    const lag = Math.max(...[...this.replicas.values()].map((replica) => replica.engine.status().commitIndex - replica.kv.applied), 0);
-    const leaderless = [...this.replicas.values()].filter((replica) => replica.group !== DEFAULT_GROUP && replica.engine.status().leader === null).map((replica) => replica.group);
+    const lag = this.ranges.applyLag();
+    const leaderless = this.ranges.leaderless();
     const view = status.leader === null ? this.quorumView() : null;
     const unreachable = view === null ? [] : view.voters.filter((id) => !view.reachable.includes(id));
     return {
@@ -584,7 +545,7 @@ export class SynodNode {
           name: "caught_up",
           ok: lag <= READY_APPLIED_LAG_MAX,
           detail:
-            this.replicas.size === 1
+            !this.ranges.sharded
               ? `applied ${this.primary.kv.applied} of ${status.commitIndex} committed entries (at most ${READY_APPLIED_LAG_MAX} behind)`
               : `every range has applied all but at most ${lag} of its committed entries (at most ${READY_APPLIED_LAG_MAX} behind)`,
         },
@@ -592,40 +553,14 @@ export class SynodNode {
     };
   }
 
-  /** What the HTTP API serves of one range from `replica`. */
-  private rangeService(replica: GroupReplica): RangeService {
-    return {
-      write: (operation, client) => {
-        const refused = this.diskGuard?.refuse(operation) ?? null;
-        return refused === null ? replica.driver.write(operation, client ?? null) : Promise.reject(refused);
-      },
-      register: () => replica.driver.register(),
-      read: (consistency) => (replica.isMember() ? replica.driver.read(consistency) : Promise.reject(new NotMemberError(replica.engine.status().leader))),
-      get: (key) => replica.kv.get(key),
-      range: (prefix, limit, after) => {
-        const records = replica.kv.range(prefix, limit + 1, after === null ? {} : { after });
-        return { records: records.slice(0, limit), more: records.length > limit };
-      },
-      getAt: (key, revision) => replica.kv.getAt(key, revision),
-      rangeAt: (prefix, limit, after, revision) => {
-        const records = replica.kv.rangeAt(prefix, limit + 1, after === null ? { revision } : { after, revision });
-        return { records: records.slice(0, limit), more: records.length > limit };
-      },
-      revision: () => replica.kv.currentRevision,
-      lease: (id, keysMax) => findLease(replica.kv, id, keysMax, Date.now()),
-      leases: (limit, afterId) => listLeases(replica.kv, limit, afterId, Date.now()),
-      watches: replica.watches,
-    };
-  }
-
   private service(): KvService {
-    const ranges = new Map([...this.replicas].map(([group, replica]) => [group, this.rangeService(replica)] as const));
-    const sharded = this.rangeTable.size > 1;
+    const ranges = this.ranges.services(() => this.diskGuard);
+    const sharded = this.ranges.sharded;
     const notBuilt = (what: string): Promise<never> =>
-      Promise.reject(new HttpError(501, "not_supported", `${what} of a sharded cluster is not built yet (issue 16): this cluster has ${this.rangeTable.size} ranges`));
+      Promise.reject(new HttpError(501, "not_supported", `${what} of a sharded cluster is not built yet (issue 16): this cluster has ${this.ranges.table.size} ranges`));
     return {
       ...(ranges.get(DEFAULT_GROUP) as RangeService),
-      ranges: { table: () => this.rangeTable, replica: (id) => ranges.get(id) },
+      ranges: { table: () => this.ranges.table, replica: (id) => ranges.get(id) },
       status: () => this.status(),
       shards: () => this.shards(),
       members: () => {
@@ -675,7 +610,7 @@ export class SynodNode {
     this.backups.stop();
     this.feed.close();
     this.feed.actions.faults.close();
-    await Promise.all([...this.replicas.values()].map((replica) => replica.stop()));
+    await this.ranges.stop();
     if (server !== null) {
       // The 503s just written get a moment to leave; then whatever is left is cut.
       await new Promise((resolve) => setTimeout(resolve, 50));
@@ -684,7 +619,7 @@ export class SynodNode {
     await serverClosed;
     await this.transport?.close();
     await this.sharedLog.close();
-    for (const replica of this.replicas.values()) await replica.closeStorage();
+    await this.ranges.closeStorage();
     this.releaseLock();
     this.log.info({}, "stopped");
   }

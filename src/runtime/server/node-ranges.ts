@@ -1,0 +1,159 @@
+/**
+ * A node's ranges (docs/sharding.md): the table of the cluster's ranges and this node's
+ * replica of each, recovered together from the node's shared write-ahead log, started and
+ * stopped together, served to the HTTP API one `RangeService` per range, and described in
+ * `/v1/status` and `GET /v1/shards`.
+ *
+ * Every member hosts every range today: the cluster's ranges are fixed at its start
+ * (`--shards`), and each is a consensus group of the same members as group 0.
+ */
+import { join } from "node:path";
+import type { Logger } from "pino";
+import { NotMemberError } from "../../core/common/errors.js";
+import { DEFAULT_GROUP, type GroupId } from "../../core/multi/group.js";
+import { RangeTable } from "../../core/multi/ranges.js";
+import { LogStore } from "../storage/log-store.js";
+import type { RecoveredGroup as ReplayedGroup, SharedLog } from "../storage/shared-log.js";
+import type { NodeConfig } from "./config.js";
+import type { Consensus } from "./consensus.js";
+import { DATA_LAYOUT, type DataDirIdentity } from "./data-dir.js";
+import type { DiskGuard } from "./disk-guard.js";
+import { GroupReplica, recoverGroup, type RecoveredGroup } from "./group-replica.js";
+import { findLease, listLeases } from "./lease-view.js";
+import type { RangeService } from "./range-routing.js";
+
+/**
+ * Recovers every range of the cluster the directory belongs to (group 0 first) from the
+ * shared log's replay. On failure, closes what it opened (not the shared log) and throws.
+ */
+export function recoverRanges(
+  config: NodeConfig,
+  consensus: Consensus,
+  identity: DataDirIdentity,
+  sharedLog: SharedLog<unknown>,
+  replayed: ReadonlyMap<GroupId, ReplayedGroup<unknown>>,
+  log: Logger,
+): { readonly table: RangeTable; readonly recovered: readonly RecoveredGroup[] } {
+  const table = RangeTable.presplit(identity.shards ?? 1);
+  const recovered: RecoveredGroup[] = [];
+  try {
+    for (const range of [...table.list()].sort((a, b) => a.id - b.id)) {
+      recovered.push(
+        recoverGroup(
+          config,
+          consensus,
+          {
+            group: range.id,
+            logStore: new LogStore(sharedLog, range.id),
+            durable: replayed.get(range.id)?.durable ?? { hardState: null, snapshot: null, entries: [] },
+            kvPath: range.id === DEFAULT_GROUP ? join(config.dataDir, DATA_LAYOUT.kv) : join(config.dataDir, DATA_LAYOUT.rangesKv, String(range.id)),
+            // A node that joined never bootstraps: its configuration comes from the cluster.
+            bootstrapPeers: identity.joined ? [] : config.members.map((member) => member.id),
+          },
+          log,
+        ),
+      );
+    }
+  } catch (error) {
+    for (const group of recovered) void group.backend.close();
+    throw error;
+  }
+  return { table, recovered };
+}
+
+export class NodeRanges {
+  private readonly replicas = new Map<GroupId, GroupReplica>();
+
+  constructor(readonly table: RangeTable) {}
+
+  add(replica: GroupReplica): void {
+    this.replicas.set(replica.group, replica);
+  }
+
+  get(group: GroupId): GroupReplica | undefined {
+    return this.replicas.get(group);
+  }
+
+  get sharded(): boolean {
+    return this.table.size > 1;
+  }
+
+  all(): readonly GroupReplica[] {
+    return [...this.replicas.values()];
+  }
+
+  start(): void {
+    for (const replica of this.replicas.values()) replica.driver.start();
+  }
+
+  /** Stops every replica's driver and watches (answering what waits); storage stays open. */
+  async stop(): Promise<void> {
+    await Promise.all(this.all().map((replica) => replica.stop()));
+  }
+
+  async closeStorage(): Promise<void> {
+    for (const replica of this.replicas.values()) await replica.closeStorage();
+  }
+
+  /** The most committed entries any range has not applied yet. */
+  applyLag(): number {
+    return Math.max(0, ...this.all().map((replica) => replica.engine.status().commitIndex - replica.kv.applied));
+  }
+
+  /** The ranges other than group 0 with no leader known here. */
+  leaderless(): GroupId[] {
+    return this.all()
+      .filter((replica) => replica.group !== DEFAULT_GROUP && replica.engine.status().leader === null)
+      .map((replica) => replica.group);
+  }
+
+  /** Each range's descriptor and this node's view of its group: role, term, leader, indexes, revision, keys. */
+  views(leaderHttp: (leader: number) => string | null): object[] {
+    return this.table.list().map((range) => {
+      const replica = this.replicas.get(range.id);
+      if (replica === undefined) return { ...range, hosted: false };
+      const status = replica.engine.status();
+      return {
+        ...range,
+        role: status.role,
+        term: status.term,
+        leader: status.leader,
+        leaderHttp: status.leader === null ? null : leaderHttp(status.leader),
+        commitIndex: status.commitIndex,
+        appliedIndex: replica.kv.applied,
+        revision: replica.kv.currentRevision,
+        keys: replica.kv.keys,
+      };
+    });
+  }
+
+  /** What the HTTP API serves of each range; writes that add data are refused while the disk is short (`diskGuard`). */
+  services(diskGuard: () => DiskGuard | null): Map<GroupId, RangeService> {
+    return new Map(this.all().map((replica) => [replica.group, rangeService(replica, diskGuard)] as const));
+  }
+}
+
+function rangeService(replica: GroupReplica, diskGuard: () => DiskGuard | null): RangeService {
+  return {
+    write: (operation, client) => {
+      const refused = diskGuard()?.refuse(operation) ?? null;
+      return refused === null ? replica.driver.write(operation, client ?? null) : Promise.reject(refused);
+    },
+    register: () => replica.driver.register(),
+    read: (consistency) => (replica.isMember() ? replica.driver.read(consistency) : Promise.reject(new NotMemberError(replica.engine.status().leader))),
+    get: (key) => replica.kv.get(key),
+    range: (prefix, limit, after) => {
+      const records = replica.kv.range(prefix, limit + 1, after === null ? {} : { after });
+      return { records: records.slice(0, limit), more: records.length > limit };
+    },
+    getAt: (key, revision) => replica.kv.getAt(key, revision),
+    rangeAt: (prefix, limit, after, revision) => {
+      const records = replica.kv.rangeAt(prefix, limit + 1, after === null ? { revision } : { after, revision });
+      return { records: records.slice(0, limit), more: records.length > limit };
+    },
+    revision: () => replica.kv.currentRevision,
+    lease: (id, keysMax) => findLease(replica.kv, id, keysMax, Date.now()),
+    leases: (limit, afterId) => listLeases(replica.kv, limit, afterId, Date.now()),
+    watches: replica.watches,
+  };
+}
