@@ -109,6 +109,7 @@ Example:
   synod cluster                       # 3 nodes, HTTP on 7001-7003, data in ./data
   synod cluster --nodes 5 --base-port 8001 --data-dir /tmp/synod
   synod cluster --tls --data-dir data-tls  # HTTPS; clients trust data-tls/tls/ca.pem
+  synod cluster --shards 8             # the key space in 8 ranges, each its own consensus group
 Then, in another terminal:
   curl -X PUT --data-binary world http://127.0.0.1:7001/v1/kv/hello
   curl http://127.0.0.1:7002/v1/kv/hello
@@ -195,7 +196,8 @@ async function runCluster(flags: ClusterFlags): Promise<number> {
     return 1;
   }
 
-  say(`synod cluster: ${flags.nodes} node${flags.nodes === 1 ? "" : "s"} (${flags.consensus}), data in ${display(plan.dataDir)}`);
+  const ranges = flags.shards > 1 ? `, ${flags.shards} ranges` : "";
+  say(`synod cluster: ${flags.nodes} node${flags.nodes === 1 ? "" : "s"} (${flags.consensus}${ranges}), data in ${display(plan.dataDir)}`);
   const tlsProblem = flags.tls ? prepareTls(flags, plan.dataDir, plan.nodes, say) : null;
   if (tlsProblem !== null) {
     process.stderr.write(`synod cluster: ${tlsProblem}\n`);
