@@ -79,7 +79,7 @@ const arbitraryPlan: fc.Arbitrary<Plan> = fc.record({
   mode: fc.constantFrom("snapshots", "snapshots", "interleaved"),
   timesFollowCommits: fc.boolean(),
   finalRead: fc.constantFrom(true, true, false),
-  corruption: fc.option(fc.record({ txn: fc.nat(), op: fc.nat(), how: fc.nat(3), pick: fc.nat() }), { freq: 5 }),
+  corruption: fc.option(fc.record({ txn: fc.nat(), op: fc.nat(), how: fc.nat(4), pick: fc.nat() }), { freq: 5 }),
 });
 
 /** Runs the plan (see Plan.mode), then adds the final read and the corruption, if planned. */
@@ -176,7 +176,7 @@ function executeInterleaved(plan: Plan, workload: Workload): { history: Transact
   return { history, finalState: state };
 }
 
-/** Damages one ok read, the way a broken database might: a stale, reordered, repeated or borrowed value. */
+/** Damages one ok read, the way a broken database might: a stale, reversed, swapped, repeated or borrowed value. */
 function corrupt(history: Transaction<AnyOp>[], plan: Plan, valuesWritten: number): Transaction<AnyOp>[] {
   const damage = plan.corruption;
   if (damage === null) return history;
@@ -189,7 +189,8 @@ function corrupt(history: Transaction<AnyOp>[], plan: Plan, valuesWritten: numbe
   let value: number[] | number | null;
   if (Array.isArray(op.value)) {
     const list = op.value as number[];
-    value = [list.slice(0, -1), [...list].reverse(), [...list, ...list.slice(0, 1)], [...list.filter((v) => v !== borrowed), borrowed]][damage.how] as number[];
+    const swapped = [...list.slice(1, 2), ...list.slice(0, 1), ...list.slice(2)];
+    value = [list.slice(0, -1), [...list].reverse(), swapped, [...list, ...list.slice(0, 1)], [...list.filter((v) => v !== borrowed), borrowed]][damage.how] as number[];
   } else value = damage.how === 0 ? null : borrowed;
   const ops = txn.ops.map((o, i) => (i === opIndex ? ({ ...o, value } as AnyOp) : o));
   return history.map((t, i) => (i === index ? { ...t, ops } : t));

@@ -108,6 +108,10 @@ describe("list-append: hand-written histories", () => {
     // The read also ends in T1's first append, which T1 followed with another: G1b too.
     const history = [txn(1, 0, 10, [append("x", 1), append("x", 2)]), txn(2, 20, 30, [readList("x", [2, 1])])];
     expectAnomalies(checkListAppend(history), ["incompatible-order", "G1b"]);
+    // With no read ending inside T2's appends, only their order gives it away (found by the
+    // brute-force property test, at 50,000 runs, with this check removed).
+    const hidden = [txn(1, 0, 10, [append("x", 1)]), txn(2, 0, 10, [append("x", 2), append("x", 3)]), txn(3, 20, 30, [readList("x", [3, 2, 1])])];
+    expectAnomalies(checkListAppend(hidden), ["incompatible-order"]);
   });
 
   test("internal: a read that misses the transaction's own append, and one that sees it early", () => {
