@@ -60,7 +60,7 @@ const SHORTEST_CYCLE_STARTS_MAX = 64;
 /** The cycles of `graph`, one per strongly connected component, named and explained. */
 export function findCycleAnomalies(graph: DependencyGraph, consistency: Consistency): Anomaly[] {
   const searches = consistency === "strict-serializable" ? [...SERIALIZABLE_SEARCHES, ...REALTIME_SEARCHES] : SERIALIZABLE_SEARCHES;
-  const allTypes = new Set(searches.flatMap((s) => [...s.types, ...(s.oneAntiDependency ? (["rw"] as const) : [])]));
+  const allTypes: ReadonlySet<EdgeType> = new Set(consistency === "strict-serializable" ? ["ww", "wr", "rw", "rt"] : ["ww", "wr", "rw"]);
   const nodes = Array.from({ length: graph.size }, (_, i) => i);
   const anomalies: Anomaly[] = [];
   for (const component of cyclicComponents(nodes, (node) => graph.successors(node, allTypes))) {
@@ -86,7 +86,7 @@ function shortestCycle(graph: DependencyGraph, component: readonly number[], typ
     for (const start of knot.slice(0, SHORTEST_CYCLE_STARTS_MAX)) {
       const parent = breadthFirst(start, inside, next);
       for (const node of knot) {
-        if (node === start || !parent.has(node) || !graph.between(node, start).size) continue;
+        if (node === start || !parent.has(node)) continue;
         if (![...graph.between(node, start).keys()].some((type) => types.has(type))) continue;
         const cycle = pathTo(parent, node);
         if (best === undefined || cycle.length < best.length) best = cycle;
