@@ -221,6 +221,13 @@ describe("LMDB environment: splitting a span, dropping a group", () => {
     environment.dropGroup(12);
     const taker = environment.group(40, { start: "h", end: "i" });
     assert.equal(taker.recordCount(), 0);
+    // Group 0 cleared: its keys have no prefix, and the other groups' are still there.
+    const history = third.backend.changesAfter({ revision: 0, afterKey: "" }, 100);
+    assert.ok(history.length > 0);
+    first.backend.transaction(() => first.backend.clear());
+    assert.deepEqual(third.snapshot(), kept[1]);
+    assert.deepEqual(third.backend.changesAfter({ revision: 0, afterKey: "" }, 100), history);
+    assert.deepEqual(KvStore.open(third.backend).leases(10), third.leases(10));
     await environment.close();
   });
 });
