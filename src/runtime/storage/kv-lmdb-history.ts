@@ -17,12 +17,17 @@
  * could push the LMDB key past its 1,978-byte limit. An id is given to a key at its first
  * change and taken back when its last change is purged; ids are this node's own (snapshots
  * carry keys, not ids), counted up from the largest in the index at open.
+ *
+ * Groups other than 0 sharing the environment (kv-lmdb-env.ts) keep their history in the
+ * same database, every key above preceded by the group's prefix (0x10 | u32 group id);
+ * group 0's keys have none, as before there were groups, and sort below every prefix.
  */
 import type { Database, Transaction } from "lmdb";
-import { assert, assertIndex } from "../../core/common/assert.js";
+import { assertIndex } from "../../core/common/assert.js";
 import { limits } from "../../core/common/limits.js";
 import type { KvHistoryKeysQuery } from "../../core/kv/backend.js";
 import type { HistoryPosition, KvChange, KvRecord } from "../../core/kv/model.js";
+import { clearGroupKeys, prefixed, successor } from "./kv-lmdb-group-keys.js";
 
 export type LmdbDatabase = Database<Buffer, Buffer>;
 
@@ -54,9 +59,13 @@ export class LmdbHistory {
   private readonly cachedKeyIds = new Map<string, number>();
   private readonly givenInTransaction: string[] = [];
 
-  constructor(private readonly history: LmdbDatabase) {
-    const last = [...history.getKeys({ start: Buffer.from([INDEX_PREFIX + 1]), end: Buffer.from([INDEX_PREFIX]), reverse: true, limit: 1 })][0];
-    this.nextKeyId = last === undefined ? 1 : checkedNumber(last.readDoubleBE(1), "a key id") + 1;
+  constructor(
+    private readonly history: LmdbDatabase,
+    /** What every key of this group's history starts with: empty for group 0. */
+    private readonly prefix: Buffer = EMPTY,
+  ) {
+    const last = [...history.getKeys({ start: prefixed(prefix, [INDEX_PREFIX + 1]), end: prefixed(prefix, [INDEX_PREFIX]), reverse: true, limit: 1 })][0];
+    this.nextKeyId = last === undefined ? 1 : checkedNumber(last.readDoubleBE(prefix.length + 1), "a key id") + 1;
   }
 
   put(change: KvChange): void {
@@ -65,22 +74,22 @@ export class LmdbHistory {
       keyId = this.nextKeyId++;
       const id = Buffer.allocUnsafe(8);
       id.writeDoubleBE(keyId, 0);
-      this.history.putSync(keyIdKey(change.key), id);
+      this.history.putSync(keyIdKey(this.prefix, change.key), id);
       this.givenInTransaction.push(change.key);
     }
     this.cache(change.key, keyId);
-    this.history.putSync(indexKey(keyId, change.revision), EMPTY);
-    this.history.putSync(changeKey(change.revision, change.key), changeValue(change.record));
+    this.history.putSync(indexKey(this.prefix, keyId, change.revision), EMPTY);
+    this.history.putSync(changeKey(change.revision, change.key, this.prefix), changeValue(change.record));
   }
 
   remove(key: string, revision: number): void {
     const keyId = this.keyId(key);
     if (keyId === undefined) return;
-    this.history.removeSync(indexKey(keyId, revision));
-    this.history.removeSync(changeKey(revision, key));
-    const prefix = indexPrefix(keyId);
+    this.history.removeSync(indexKey(this.prefix, keyId, revision));
+    this.history.removeSync(changeKey(revision, key, this.prefix));
+    const prefix = indexPrefix(this.prefix, keyId);
     if (this.history.getKeysCount({ start: prefix, end: successor(prefix), limit: 1 }) === 0) {
-      this.history.removeSync(keyIdKey(key));
+      this.history.removeSync(keyIdKey(this.prefix, key));
       this.cachedKeyIds.delete(key);
     }
   }
@@ -104,23 +113,28 @@ export class LmdbHistory {
   atOrBefore(key: string, revision: number, transaction?: Transaction): KvChange | undefined {
     const keyId = this.keyId(key, transaction);
     if (keyId === undefined) return undefined;
-    const found = this.firstIndexed({ start: indexKey(keyId, revision), end: indexPrefix(keyId), reverse: true }, transaction);
+    const found = this.firstIndexed({ start: indexKey(this.prefix, keyId, revision), end: indexPrefix(this.prefix, keyId), reverse: true }, transaction);
     return found === undefined ? undefined : this.read(key, found, transaction);
   }
 
   after(key: string, revision: number, transaction?: Transaction): KvChange | undefined {
     const keyId = this.keyId(key, transaction);
     if (keyId === undefined) return undefined;
-    const found = this.firstIndexed({ start: indexKey(keyId, revision), end: successor(indexPrefix(keyId)), exclusiveStart: true }, transaction);
+    const found = this.firstIndexed({ start: indexKey(this.prefix, keyId, revision), end: successor(indexPrefix(this.prefix, keyId)), exclusiveStart: true }, transaction);
     return found === undefined ? undefined : this.read(key, found, transaction);
   }
 
-  /** Changes after `position` in (revision, key) order, as stored (for the snapshot's copy) or decoded. */
+  /**
+   * Changes after `position` in (revision, key) order, as stored (for the snapshot's copy)
+   * or decoded; the keys without the group's prefix (0x01 | f64 revision | UTF-8 key).
+   */
   rawAfter(position: HistoryPosition, limit: number, transaction?: Transaction): Iterable<{ key: Buffer; value: Buffer }> {
     assertIndex(limit, "changes limit");
     const exclusiveStart = position.afterKey !== "";
-    const start = exclusiveStart ? changeKey(position.revision, position.afterKey) : revisionStart(position.revision);
-    return this.history.getRange({ start, end: Buffer.from([CHANGE_PREFIX + 1]), exclusiveStart, limit, ...(transaction === undefined ? {} : { transaction }) });
+    const start = exclusiveStart ? changeKey(position.revision, position.afterKey, this.prefix) : revisionStart(this.prefix, position.revision);
+    const range = this.history.getRange({ start, end: prefixed(this.prefix, [CHANGE_PREFIX + 1]), exclusiveStart, limit, ...(transaction === undefined ? {} : { transaction }) });
+    const skip = this.prefix.length;
+    return skip === 0 ? range : range.map(({ key, value }) => ({ key: key.subarray(skip), value }));
   }
 
   changesAfter(position: HistoryPosition, limit: number): KvChange[] {
@@ -131,14 +145,14 @@ export class LmdbHistory {
 
   keys(query: KvHistoryKeysQuery): string[] {
     assertIndex(query.limit, "history keys limit");
-    const prefix = keyIdKey(query.prefix);
+    const prefix = keyIdKey(this.prefix, query.prefix);
     const end = successor(prefix);
     let start = prefix;
     let exclusiveStart = false;
     if (query.after !== undefined) {
       // Keys are at most KEY_ID_KEY_BYTES_MAX long, so "after A" is "after A's first
       // KEY_ID_KEY_BYTES_MAX bytes": a key equal to those is a prefix of A, so before it.
-      const after = keyIdKey(query.after).subarray(0, KEY_ID_KEY_BYTES_MAX);
+      const after = keyIdKey(this.prefix, query.after).subarray(0, this.prefix.length + KEY_ID_KEY_BYTES_MAX);
       if (Buffer.compare(after, prefix) >= 0) {
         start = after;
         exclusiveStart = true;
@@ -146,18 +160,19 @@ export class LmdbHistory {
     }
     if (query.limit === 0 || Buffer.compare(start, end) >= 0) return [];
     const keys: string[] = [];
-    for (const key of this.history.getKeys({ start, end, exclusiveStart, limit: query.limit })) keys.push(key.toString("utf8", 1));
+    for (const key of this.history.getKeys({ start, end, exclusiveStart, limit: query.limit })) keys.push(key.toString("utf8", this.prefix.length + 1));
     return keys;
   }
 
+  /** Removes this group's history, and only this group's. */
   clear(): void {
-    this.history.clearSync();
+    clearGroupKeys(this.history, this.prefix);
     this.cachedKeyIds.clear();
   }
 
   private keyId(key: string, transaction?: Transaction): number | undefined {
-    const stored = keyIdKey(key);
-    if (stored.length > KEY_ID_KEY_BYTES_MAX) return undefined;
+    const stored = keyIdKey(this.prefix, key);
+    if (stored.length > this.prefix.length + KEY_ID_KEY_BYTES_MAX) return undefined;
     const value = transaction === undefined ? this.history.getBinaryFast(stored) : this.history.get(stored, { transaction });
     if (value === undefined) return undefined;
     if (value.length !== 8) throw new HistoryCorruption(`the key id of ${JSON.stringify(key)} has ${value.length} bytes`);
@@ -168,57 +183,68 @@ export class LmdbHistory {
   private firstIndexed(range: { start: Buffer; end: Buffer; reverse?: boolean; exclusiveStart?: boolean }, transaction?: Transaction): number | undefined {
     const found = [...this.history.getKeys({ ...range, limit: 1, ...(transaction === undefined ? {} : { transaction }) })][0];
     if (found === undefined) return undefined;
-    if (found.length !== 17) throw new HistoryCorruption("an index entry has the wrong length");
-    return checkedNumber(found.readDoubleBE(9), "a revision");
+    if (found.length !== this.prefix.length + 17) throw new HistoryCorruption("an index entry has the wrong length");
+    return checkedNumber(found.readDoubleBE(this.prefix.length + 9), "a revision");
   }
 
   private read(key: string, revision: number, transaction?: Transaction): KvChange {
-    const stored = changeKey(revision, key);
+    const stored = changeKey(revision, key, this.prefix);
     const value = transaction === undefined ? this.history.getBinaryFast(stored) : this.history.get(stored, { transaction });
     if (value === undefined) throw new HistoryCorruption(`the index names a change of ${JSON.stringify(key)} at revision ${revision} that is not there`);
-    return decodeChange(stored, value);
+    return decodeChange(stored.subarray(this.prefix.length), value);
   }
 }
 
 const EMPTY = Buffer.alloc(0);
 
-export function changeKey(revision: number, key: string): Buffer {
+export function changeKey(revision: number, key: string, prefix: Buffer = EMPTY): Buffer {
   assertIndex(revision, "a change's revision");
-  const stored = Buffer.allocUnsafe(9 + Buffer.byteLength(key, "utf8"));
-  stored[0] = CHANGE_PREFIX;
-  stored.writeDoubleBE(revision, 1);
-  stored.write(key, 9, "utf8");
+  const at = prefix.length;
+  const stored = Buffer.allocUnsafe(at + 9 + Buffer.byteLength(key, "utf8"));
+  prefix.copy(stored, 0);
+  stored[at] = CHANGE_PREFIX;
+  stored.writeDoubleBE(revision, at + 1);
+  stored.write(key, at + 9, "utf8");
   return stored;
 }
 
-function revisionStart(revision: number): Buffer {
-  const stored = Buffer.allocUnsafe(9);
-  stored[0] = CHANGE_PREFIX;
-  stored.writeDoubleBE(revision, 1);
+function revisionStart(prefix: Buffer, revision: number): Buffer {
+  const at = prefix.length;
+  const stored = Buffer.allocUnsafe(at + 9);
+  prefix.copy(stored, 0);
+  stored[at] = CHANGE_PREFIX;
+  stored.writeDoubleBE(revision, at + 1);
   return stored;
 }
 
-function keyIdKey(key: string): Buffer {
-  const stored = Buffer.allocUnsafe(1 + Buffer.byteLength(key, "utf8"));
-  stored[0] = KEY_ID_PREFIX;
-  stored.write(key, 1, "utf8");
+function keyIdKey(prefix: Buffer, key: string): Buffer {
+  const at = prefix.length;
+  const stored = Buffer.allocUnsafe(at + 1 + Buffer.byteLength(key, "utf8"));
+  prefix.copy(stored, 0);
+  stored[at] = KEY_ID_PREFIX;
+  stored.write(key, at + 1, "utf8");
   return stored;
 }
 
-function indexPrefix(keyId: number): Buffer {
-  const stored = Buffer.allocUnsafe(9);
-  stored[0] = INDEX_PREFIX;
-  stored.writeDoubleBE(keyId, 1);
+function indexPrefix(prefix: Buffer, keyId: number): Buffer {
+  const at = prefix.length;
+  const stored = Buffer.allocUnsafe(at + 9);
+  prefix.copy(stored, 0);
+  stored[at] = INDEX_PREFIX;
+  stored.writeDoubleBE(keyId, at + 1);
   return stored;
 }
 
-function indexKey(keyId: number, revision: number): Buffer {
-  const stored = Buffer.allocUnsafe(17);
-  stored[0] = INDEX_PREFIX;
-  stored.writeDoubleBE(keyId, 1);
-  stored.writeDoubleBE(revision, 9);
+function indexKey(prefix: Buffer, keyId: number, revision: number): Buffer {
+  const at = prefix.length;
+  const stored = Buffer.allocUnsafe(at + 17);
+  prefix.copy(stored, 0);
+  stored[at] = INDEX_PREFIX;
+  stored.writeDoubleBE(keyId, at + 1);
+  stored.writeDoubleBE(revision, at + 9);
   return stored;
 }
+
 
 function changeValue(record: KvRecord | null): Buffer {
   if (record === null) return Buffer.from([KIND_DELETE]);
@@ -252,14 +278,4 @@ export function isDeleteValue(value: Uint8Array): boolean {
 function checkedNumber(value: number, what: string): number {
   if (!Number.isSafeInteger(value) || value < 0) throw new HistoryCorruption(`${what} is not a count`);
   return value;
-}
-
-/** The smallest key greater than every key starting with `prefix`. */
-export function successor(prefix: Buffer): Buffer {
-  let length = prefix.length;
-  while (length > 0 && prefix[length - 1] === 0xff) length--;
-  assert(length > 0, "a prefix of 0xFF bytes only has no successor");
-  const end = Buffer.from(prefix.subarray(0, length));
-  end[length - 1] = (end[length - 1] as number) + 1;
-  return end;
 }

@@ -10,11 +10,15 @@
  *   0x03 | UTF-8 key           key's lease  f64 id
  *
  * Keys are at most 1 KiB, so every LMDB key here is within LMDB's 1,978-byte limit.
+ *
+ * Groups other than 0 sharing the environment (kv-lmdb-env.ts) keep their leases in the
+ * same database, every key above preceded by the group's prefix (0x10 | u32 group id).
  */
 import type { Database, Transaction } from "lmdb";
 import { assert, assertIndex } from "../../core/common/assert.js";
 import { limits } from "../../core/common/limits.js";
 import type { KvLease } from "../../core/kv/model.js";
+import { clearGroupKeys, prefixed } from "./kv-lmdb-group-keys.js";
 
 const LEASE_PREFIX = 0x01;
 const LEASE_KEY_PREFIX = 0x02;
@@ -26,10 +30,14 @@ export class LeaseCorruption extends Error {}
 
 /** Reads (in a read transaction if given) and writes (inside the caller's write transaction) the leases database. */
 export class LmdbLeases {
-  constructor(private readonly db: Database<Buffer, Buffer>) {}
+  constructor(
+    private readonly db: Database<Buffer, Buffer>,
+    /** What every key of this group's leases starts with: empty for group 0. */
+    private readonly prefix: Buffer = Buffer.alloc(0),
+  ) {}
 
   get(id: number, transaction?: Transaction): KvLease | undefined {
-    const key = leaseKey(id);
+    const key = leaseKey(this.prefix, id);
     const stored = transaction === undefined ? this.db.getBinaryFast(key) : this.db.get(key, { transaction });
     return stored === undefined ? undefined : decodeLease(id, stored);
   }
@@ -38,24 +46,25 @@ export class LmdbLeases {
     const stored = Buffer.allocUnsafe(16);
     stored.writeDoubleBE(lease.ttlMs, 0);
     stored.writeDoubleBE(lease.expiresAtMs, 8);
-    this.db.putSync(leaseKey(lease.id), stored);
+    this.db.putSync(leaseKey(this.prefix, lease.id), stored);
   }
 
   remove(id: number): void {
-    this.db.removeSync(leaseKey(id));
+    this.db.removeSync(leaseKey(this.prefix, id));
   }
 
   all(transaction?: Transaction): Iterable<KvLease> {
-    const range = this.db.getRange({ start: Buffer.from([LEASE_PREFIX]), end: Buffer.from([LEASE_PREFIX + 1]), ...(transaction === undefined ? {} : { transaction }) });
+    const range = this.db.getRange({ start: prefixed(this.prefix, [LEASE_PREFIX]), end: prefixed(this.prefix, [LEASE_PREFIX + 1]), ...(transaction === undefined ? {} : { transaction }) });
+    const at = this.prefix.length;
     return range.map(({ key, value }) => {
-      if (key.length !== 9) throw new LeaseCorruption("a lease key has the wrong length");
-      return decodeLease(key.readDoubleBE(1), value);
+      if (key.length !== at + 9) throw new LeaseCorruption("a lease key has the wrong length");
+      return decodeLease(key.readDoubleBE(at + 1), value);
     });
   }
 
   leaseOf(key: string): number | undefined {
     if (Buffer.byteLength(key, "utf8") > limits.keyBytesMax) return undefined;
-    const stored = this.db.getBinaryFast(keyLeaseKey(key));
+    const stored = this.db.getBinaryFast(keyLeaseKey(this.prefix, key));
     if (stored === undefined) return undefined;
     if (stored.length !== 8) throw new LeaseCorruption(`the lease of ${JSON.stringify(key)} has ${stored.length} bytes`);
     return checkedId(stored.readDoubleBE(0));
@@ -65,58 +74,64 @@ export class LmdbLeases {
     assert(this.leaseOf(key) === undefined, "a key is attached to one lease at most");
     const stored = Buffer.allocUnsafe(8);
     stored.writeDoubleBE(id, 0);
-    this.db.putSync(keyLeaseKey(key), stored);
-    this.db.putSync(leaseKeyKey(id, key), EMPTY);
+    this.db.putSync(keyLeaseKey(this.prefix, key), stored);
+    this.db.putSync(leaseKeyKey(this.prefix, id, key), EMPTY);
   }
 
   detach(key: string): void {
     const id = this.leaseOf(key);
     if (id === undefined) return;
-    this.db.removeSync(keyLeaseKey(key));
-    this.db.removeSync(leaseKeyKey(id, key));
+    this.db.removeSync(keyLeaseKey(this.prefix, key));
+    this.db.removeSync(leaseKeyKey(this.prefix, id, key));
   }
 
   keys(id: number, limit: number, after?: string, transaction?: Transaction): string[] {
     assertIndex(limit, "lease keys limit");
     if (limit === 0) return [];
-    const prefix = leaseKey(id);
-    prefix[0] = LEASE_KEY_PREFIX;
-    const end = leaseKey(id + 1);
-    end[0] = LEASE_KEY_PREFIX;
+    const at = this.prefix.length;
+    const prefix = leaseKey(this.prefix, id);
+    prefix[at] = LEASE_KEY_PREFIX;
+    const end = leaseKey(this.prefix, id + 1);
+    end[at] = LEASE_KEY_PREFIX;
     const exclusiveStart = after !== undefined && Buffer.byteLength(after, "utf8") <= limits.keyBytesMax;
-    const start = exclusiveStart ? leaseKeyKey(id, after) : prefix;
+    const start = exclusiveStart ? leaseKeyKey(this.prefix, id, after) : prefix;
     const keys: string[] = [];
-    for (const key of this.db.getKeys({ start, end, exclusiveStart, limit, ...(transaction === undefined ? {} : { transaction }) })) keys.push(key.toString("utf8", 9));
+    for (const key of this.db.getKeys({ start, end, exclusiveStart, limit, ...(transaction === undefined ? {} : { transaction }) })) keys.push(key.toString("utf8", at + 9));
     return keys;
   }
 
+  /** Removes this group's leases and attachments, and only this group's. */
   clear(): void {
-    this.db.clearSync();
+    clearGroupKeys(this.db, this.prefix);
   }
 }
 
-function leaseKey(id: number): Buffer {
+function leaseKey(prefix: Buffer, id: number): Buffer {
   assertIndex(id, "lease id");
-  const key = Buffer.allocUnsafe(9);
-  key[0] = LEASE_PREFIX;
-  key.writeDoubleBE(id, 1);
+  const at = prefix.length;
+  const key = Buffer.allocUnsafe(at + 9);
+  prefix.copy(key, 0);
+  key[at] = LEASE_PREFIX;
+  key.writeDoubleBE(id, at + 1);
   return key;
 }
 
-function leaseKeyKey(id: number, key: string): Buffer {
-  const length = Buffer.byteLength(key, "utf8");
-  const stored = Buffer.allocUnsafe(9 + length);
-  stored[0] = LEASE_KEY_PREFIX;
-  stored.writeDoubleBE(id, 1);
-  stored.write(key, 9, "utf8");
+function leaseKeyKey(prefix: Buffer, id: number, key: string): Buffer {
+  const at = prefix.length;
+  const stored = Buffer.allocUnsafe(at + 9 + Buffer.byteLength(key, "utf8"));
+  prefix.copy(stored, 0);
+  stored[at] = LEASE_KEY_PREFIX;
+  stored.writeDoubleBE(id, at + 1);
+  stored.write(key, at + 9, "utf8");
   return stored;
 }
 
-function keyLeaseKey(key: string): Buffer {
-  const length = Buffer.byteLength(key, "utf8");
-  const stored = Buffer.allocUnsafe(1 + length);
-  stored[0] = KEY_LEASE_PREFIX;
-  stored.write(key, 1, "utf8");
+function keyLeaseKey(prefix: Buffer, key: string): Buffer {
+  const at = prefix.length;
+  const stored = Buffer.allocUnsafe(at + 1 + Buffer.byteLength(key, "utf8"));
+  prefix.copy(stored, 0);
+  stored[at] = KEY_LEASE_PREFIX;
+  stored.write(key, at + 1, "utf8");
   return stored;
 }
 

@@ -10,10 +10,9 @@ import { assert } from "../../core/common/assert.js";
 import { ByteWriter } from "../../core/common/bytes.js";
 import type { KvChange, KvMeta, KvSession } from "../../core/kv/model.js";
 import { changeBytes, encodeAuthSection, encodeLeases, sessionValueBytes, SESSIONS_V3_MARKER, writeChange, writeHistoryHeader, writeSessionValue, type SnapshotLease } from "../../core/kv/snapshot.js";
-// kv-lmdb.ts imports this module as well; what this one takes from it is only used once a
-// builder runs, never while the two modules load, so the cycle is harmless.
-import { decodeStoredSession, KvStorageCorruptionError, RECORD_HEADER_BYTES } from "./kv-lmdb.js";
+import { KvStorageCorruptionError } from "./kv-lmdb-errors.js";
 import { decodeChange, HistoryCorruption } from "./kv-lmdb-history.js";
+import { decodeStoredSession, RECORD_HEADER_BYTES } from "./kv-lmdb-values.js";
 
 /** What a snapshot builder reads of the history, in its read transaction. */
 export interface SnapshotHistoryView {

@@ -3,7 +3,13 @@
  * the state can exceed memory and a restarted node resumes at the applied index it left,
  * replaying only the log after it.
  *
- * Layout: LMDB's main database, with binary keys each starting with a byte that says what
+ * A backend is one consensus group's, in an LMDB environment that many groups may share
+ * (kv-lmdb-env.ts: each group sees the records of its own span of the key space, and has
+ * its own meta, sessions, history, leases and auth state). `LmdbKvBackend.open` opens an
+ * environment in a directory and gives its group 0, over the whole key space: the store
+ * of a node that is not sharded, laid out as below, as it was before there were groups.
+ *
+ * Layout of group 0: LMDB's main database, with binary keys each starting with a byte that says what
  * it is, a named database for the history (kv-lmdb-history.ts) and one for leases
  * (kv-lmdb-leases.ts); snapshots are built from a read transaction a step at a time by
  * kv-lmdb-snapshot.ts. The main database:
@@ -13,6 +19,9 @@
  *   0x01 | UTF-8 key          record   f64 createRevision | f64 modRevision | f64 version | value
  *   0x02 | f64 clientId       session  f64 sequence | session result (src/core/kv/snapshot.ts)
  *   0x00 0x61                 auth     the auth state (src/core/kv/auth.ts), once ever changed
+ *
+ * Another group's meta, auth state and sessions are in the "groups" database, with the
+ * group's prefix in front of these keys, and so are its history and leases in theirs.
  *
  * Formats 1 (no clock) and 2 (no history) are still opened: the history starts then, at the
  * store's revision, as the records (`startHistory`), and the meta becomes format 3. A later
@@ -44,77 +53,39 @@
  *   (`data.mdb`) itself: fsync writes out every dirty page of the file, whichever file
  *   descriptor wrote it, and LMDB (not in write-map mode) writes its pages with pwrite.
  */
-import { closeSync, existsSync, fstatSync, fsyncSync, mkdirSync, openSync, rmSync } from "node:fs";
-import { join } from "node:path";
-import { open, type RootDatabase } from "lmdb";
+import type { Database, RootDatabase } from "lmdb";
 import { assert, assertIndex } from "../../core/common/assert.js";
-import { ByteReader, ByteWriter } from "../../core/common/bytes.js";
-import { InvalidInputError, SynodError } from "../../core/common/errors.js";
+import { ByteWriter } from "../../core/common/bytes.js";
 import { limits } from "../../core/common/limits.js";
 import type { KvBackend, KvHistoryKeysQuery, KvRangeQuery } from "../../core/kv/backend.js";
 import { isRetained } from "../../core/kv/history.js";
 import type { HistoryPosition, KvChange, KvLease, KvMeta, KvRecord, KvSession } from "../../core/kv/model.js";
-import { readSessionResult, sessionValueBytes, writeSessionValue, type SnapshotLease } from "../../core/kv/snapshot.js";
+import type { GroupId } from "../../core/multi/group.js";
+import { sessionValueBytes, writeSessionValue, type SnapshotLease } from "../../core/kv/snapshot.js";
 import { startHistory } from "../../core/kv/store.js";
-import { removeLeftoverTempFiles } from "./atomic-file.js";
-import { HistoryCorruption, LmdbHistory, type LmdbDatabase } from "./kv-lmdb-history.js";
+import { KvStorageCorruptionError, KvStorageFormatError, META_FORMAT } from "./kv-lmdb-errors.js";
+import { LmdbKvEnvironment, type LmdbDatabases, type LmdbKvEnvironmentOptions } from "./kv-lmdb-env.js";
+import { groupPrefix, prefixed, removeRange, successor } from "./kv-lmdb-group-keys.js";
+import { describeSpan, KvGroupSpanError, RECORD_PREFIX, recordKey, spanBounds, WHOLE_KEY_SPACE, type GroupRegistry, type KvSpan, type SpanBounds } from "./kv-lmdb-groups.js";
+import { HistoryCorruption, LmdbHistory } from "./kv-lmdb-history.js";
 import { LeaseCorruption, LmdbLeases } from "./kv-lmdb-leases.js";
-import { distrust, readBootId, readMarker, removeMarker, UNKNOWN_BOOT_ID, writeMarker } from "./kv-lmdb-marker.js";
+import { readBootId, UNKNOWN_BOOT_ID } from "./kv-lmdb-marker.js";
 import { LmdbSnapshotBuilder, type SnapshotHistoryView } from "./kv-lmdb-snapshot.js";
+import { decodeRecord, decodeStoredSession, encodeMeta, encodeRecord, parseMeta, RECORD_HEADER_BYTES } from "./kv-lmdb-values.js";
 
 // Importable from here as before they had files of their own: what `beginSnapshot` returns,
-// and the boot id the marker records.
-export { LmdbSnapshotBuilder, readBootId, UNKNOWN_BOOT_ID };
+// the boot id the marker records, and the errors.
+export { decodeStoredSession, KvStorageCorruptionError, KvStorageFormatError, LmdbSnapshotBuilder, readBootId, RECORD_HEADER_BYTES, UNKNOWN_BOOT_ID };
 
-const META_KEY = Buffer.from([0x00]);
+const META_KEY = [0x00];
 /** The auth state (src/core/kv/auth.ts), when it was ever written: after the meta, before the records. */
-const AUTH_KEY = Buffer.from([0x00, 0x61]);
-const RECORD_PREFIX = 0x01;
+const AUTH_KEY = [0x00, 0x61];
 const SESSION_PREFIX = 0x02;
 /** Main-database keys from here up are LMDB's own: the names of the named databases. */
 const NAMED_DATABASES_FROM = 0x03;
-const HISTORY_DATABASE = "history";
-const LEASES_DATABASE = "leases";
-/** Format 3 adds the history (its compaction point and purge position); 2 the store's clock. */
-const META_FORMAT = 3;
-/** Main-database keys removed at a time by `clear` (LMDB's drop would take the named databases too). */
-const CLEAR_BATCH_KEYS = 10_000;
-/** A stored record's numbers before its value: f64 createRevision | f64 modRevision | f64 version. */
-export const RECORD_HEADER_BYTES = 24;
 const RECORD_KEY_BYTES_MAX = 1 + limits.keyBytesMax;
-const DATA_FILE = "data.mdb";
-const LOCK_FILE = "lock.mdb";
 
-/** The store on disk holds something a correct store could not have written. */
-export class KvStorageCorruptionError extends SynodError {
-  constructor(
-    readonly path: string,
-    reason: string,
-  ) {
-    super("storage_corrupt", `the KV store in ${path} is corrupt: ${reason}. Remove the directory to rebuild it from the snapshot and the log.`);
-    this.name = "KvStorageCorruptionError";
-  }
-}
-
-/** The store on disk was written by a later synod, in a format this one does not read. */
-export class KvStorageFormatError extends SynodError {
-  constructor(
-    readonly path: string,
-    readonly format: number,
-  ) {
-    super("storage_format", `the KV store in ${path} is in format ${format}, written by a later synod than this one (which reads formats up to ${META_FORMAT}): run that version of synod, or empty the directory to rebuild it from the cluster`);
-    this.name = "KvStorageFormatError";
-  }
-}
-
-export interface LmdbKvBackendOptions {
-  /** A directory (created if missing) for data.mdb, lock.mdb and the marker file. Only this store uses it. */
-  readonly path: string;
-  /** Where opening reports that it did not trust the database and started afresh. */
-  readonly log?: (message: string) => void;
-  /** The kernel's boot id; tests inject one to simulate a reboot. Defaults to `readBootId`. */
-  readonly bootId?: () => string;
-}
+export type LmdbKvBackendOptions = LmdbKvEnvironmentOptions;
 
 export interface LmdbKvOpened {
   readonly backend: LmdbKvBackend;
@@ -127,71 +98,93 @@ export interface LmdbKvOpened {
   readonly reason: string | null;
 }
 
+/** What a group's backend needs of the environment it is in (kv-lmdb-env.ts). */
+export interface LmdbGroupHost {
+  readonly path: string;
+  readonly databases: LmdbDatabases;
+  readonly registry: GroupRegistry;
+  readonly isClosed: boolean;
+  /** Where the store reports what it did on its own (a migration). */
+  readonly log: ((message: string) => void) | undefined;
+  enterTransaction(group: GroupId): void;
+  leaveTransaction(): void;
+  release(group: GroupId, backend: LmdbKvBackend): void;
+  dropGroup(group: GroupId): void;
+  sizeBytes(): number;
+  flush(): void;
+  close(): Promise<void>;
+  destroy(): Promise<void>;
+}
+
+/** One group's state machine in an LMDB environment; made by `LmdbKvEnvironment.group` (or `open`, for group 0 alone). */
 export class LmdbKvBackend implements KvBackend {
   private inTransaction = false;
   private closed = false;
+  /** Whether `close` and `destroy` are the environment's: a backend from `open`. */
+  private ownsEnvironment = false;
+  private readonly records: RootDatabase<Buffer, Buffer>;
+  /** The database of the group's meta, auth state and sessions: the main one for group 0, "groups" for the others. */
+  private readonly own: Database<Buffer, Buffer>;
+  /** What the group's own keys start with (kv-lmdb-group-keys.ts): nothing for group 0. */
+  private readonly prefix: Buffer;
+  private readonly metaKey: Buffer;
+  private readonly authKey: Buffer;
   private readonly history: LmdbHistory;
   private readonly leases: LmdbLeases;
+  private bounds: SpanBounds;
+  /** The committed record count of a group whose span is not the whole key space (which counts otherwise). */
+  private committedCount: number;
+  private count: number;
+  /** The span before the running transaction changed it, to restore if it aborts; null if it did not. */
+  private spanBeforeTransaction: KvSpan | null = null;
+  private dropping = false;
 
-  private constructor(
-    private readonly db: RootDatabase<Buffer, Buffer>,
-    historyDb: LmdbDatabase,
-    leasesDb: LmdbDatabase,
-    readonly path: string,
-    private readonly bootId: string,
-    /** data.mdb, opened read-only to fsync it. */
-    private readonly dataFd: number,
+  /** See `LmdbKvEnvironment.group`: `count` is the group's stored record count. */
+  constructor(
+    private readonly host: LmdbGroupHost,
+    readonly group: GroupId,
+    private currentSpan: KvSpan,
+    count: number,
   ) {
-    this.history = new LmdbHistory(historyDb);
-    this.leases = new LmdbLeases(leasesDb);
+    const { main, groups, history, leases } = host.databases;
+    this.records = main;
+    this.own = group === 0 ? main : groups;
+    this.prefix = groupPrefix(group);
+    this.metaKey = prefixed(this.prefix, META_KEY);
+    this.authKey = prefixed(this.prefix, AUTH_KEY);
+    this.history = new LmdbHistory(history, this.prefix);
+    this.leases = new LmdbLeases(leases, this.prefix);
+    this.bounds = spanBounds(currentSpan);
+    this.committedCount = this.count = count;
+    this.migrate();
   }
 
   /**
-   * Opens (or creates) the store at `options.path`. Throws what LMDB or the file system
-   * throws if the directory cannot be used.
+   * Opens (or creates) the environment at `options.path` and gives its group 0, as stored
+   * or over the whole key space: a store of one group, as before there were groups.
+   * Closing the backend closes the environment. Throws what LMDB or the file system throws
+   * if the directory cannot be used.
    */
   static open(options: LmdbKvBackendOptions): LmdbKvOpened {
-    const { path } = options;
-    mkdirSync(path, { recursive: true });
-    removeLeftoverTempFiles(path);
-    const bootId = (options.bootId ?? readBootId)();
-    const reason = distrust(readMarker(path), existsSync(join(path, DATA_FILE)), bootId);
-    if (reason !== null) {
-      options.log?.(`not trusting the KV store in ${path}: ${reason}; starting it empty, to be rebuilt from the snapshot and the log`);
-      removeDatabaseFiles(path);
-    }
-    // Dirty first and durably, so a machine crash from here on is noticed at the next open.
-    writeMarker(path, { state: "dirty", bootId });
-    const db = open<Buffer, Buffer>({
-      path,
-      // A directory, even if its name has a dot (lmdb-js would take it for a file name).
-      noSubdir: false,
-      // Our own byte layouts for keys and values: keys sort by their bytes (UTF-8 order),
-      // and nothing is decoded into objects we did not ask for.
-      keyEncoding: "binary",
-      encoding: "binary",
-      // See the module comment: the log is the durable record, `flush()` syncs on demand.
-      noSync: true,
-      // lmdb-js's object cache would hold values a second time in JS memory, and it cannot
-      // undo writes of a transaction that aborts inside another.
-      cache: false,
-      // Values are the clients' opaque bytes; compressing them costs CPU on every apply.
-      compression: false,
-      // Left at their defaults: no write map (a stray pointer cannot scribble on the
-      // database, and pages are written with pwrite, which `flush()`'s fsync covers), and a
-      // map that lmdb-js grows as the data does.
-    });
-    const historyDb = db.openDB<Buffer, Buffer>({ name: HISTORY_DATABASE, keyEncoding: "binary", encoding: "binary", cache: false, compression: false });
-    const leasesDb = db.openDB<Buffer, Buffer>({ name: LEASES_DATABASE, keyEncoding: "binary", encoding: "binary", cache: false, compression: false });
-    const dataFd = openSync(join(path, DATA_FILE), "r");
-    const backend = new LmdbKvBackend(db, historyDb, leasesDb, path, bootId, dataFd);
+    const environment = LmdbKvEnvironment.open(options);
     try {
-      backend.migrate(options.log);
+      const backend = environment.group(0, environment.spanOf(0) ?? WHOLE_KEY_SPACE);
+      backend.ownsEnvironment = true;
+      return { backend, trusted: environment.trusted, reason: environment.reason };
     } catch (error) {
-      void backend.close();
+      void environment.close();
       throw error;
     }
-    return { backend, trusted: reason === null, reason };
+  }
+
+  /** The environment's directory. */
+  get path(): string {
+    return this.host.path;
+  }
+
+  /** The keys whose records this group holds. */
+  get span(): KvSpan {
+    return this.currentSpan;
   }
 
   /**
@@ -200,48 +193,49 @@ export class LmdbKvBackend implements KvBackend {
    * point is that revision, which is this node's own until a compaction moves every node's
    * past it (nodes upgraded at different revisions start their history at different ones).
    */
-  private migrate(log: ((message: string) => void) | undefined): void {
-    const stored = this.db.getBinaryFast(META_KEY);
+  private migrate(): void {
+    const stored = this.own.getBinaryFast(this.metaKey);
     if (stored === undefined || stored[0] === META_FORMAT) return;
-    const meta = this.parseMeta(stored);
+    const meta = parseMeta(this.path, stored);
     this.transaction(() => {
       const compactRevision = startHistory(this, meta.revision);
       this.writeMeta({ ...meta, compactRevision, purged: { revision: compactRevision, afterKey: "" } });
     });
-    log?.(`the KV store in ${this.path} had no history (written by an earlier synod): its history starts at revision ${meta.revision}, the compaction point`);
+    this.host.log?.(`the KV store in ${this.path} had no history (written by an earlier synod): its history starts at revision ${meta.revision}, the compaction point`);
   }
 
   getRecord(key: string): KvRecord | undefined {
     const stored = recordKey(key);
+    this.assertInSpan(stored, key);
     // No longer key was ever stored; LMDB would refuse to look it up.
     if (stored.length > RECORD_KEY_BYTES_MAX) return undefined;
-    const value = this.db.getBinaryFast(stored);
-    return value === undefined ? undefined : this.decodeRecord(key, value);
+    const value = this.records.getBinaryFast(stored);
+    return value === undefined ? undefined : decodeRecord(this.path, key, value);
   }
 
   putRecord(record: KvRecord): void {
     this.assertWriting();
     const key = recordKey(record.key);
     assert(key.length <= RECORD_KEY_BYTES_MAX, `a key of ${key.length - 1} bytes, over the limit of ${limits.keyBytesMax}`);
-    const stored = Buffer.allocUnsafe(RECORD_HEADER_BYTES + record.value.length);
-    stored.writeDoubleBE(record.createRevision, 0);
-    stored.writeDoubleBE(record.modRevision, 8);
-    stored.writeDoubleBE(record.version, 16);
-    stored.set(record.value, RECORD_HEADER_BYTES);
-    this.db.putSync(key, stored);
+    this.assertInSpan(key, record.key);
+    if (!this.bounds.whole && this.records.getBinaryFast(key) === undefined) this.count++;
+    this.records.putSync(key, encodeRecord(record));
   }
 
   deleteRecord(key: string): void {
     this.assertWriting();
     const stored = recordKey(key);
-    if (stored.length <= RECORD_KEY_BYTES_MAX) this.db.removeSync(stored);
+    this.assertInSpan(stored, key);
+    if (stored.length > RECORD_KEY_BYTES_MAX) return;
+    if (this.records.removeSync(stored) && !this.bounds.whole) this.count--;
   }
 
+  /** Records matching `query` in the group's span. */
   rangeRecords(query: KvRangeQuery): KvRecord[] {
     assertIndex(query.limit, "range limit");
     const prefix = recordKey(query.prefix);
     if (prefix.length > RECORD_KEY_BYTES_MAX) return [];
-    const end = successor(prefix);
+    let end = successor(prefix);
     let start = prefix;
     let exclusiveStart = false;
     if (query.after !== undefined) {
@@ -253,109 +247,111 @@ export class LmdbKvBackend implements KvBackend {
         exclusiveStart = true;
       }
     }
+    if (Buffer.compare(this.bounds.from, start) > 0) {
+      start = this.bounds.from;
+      exclusiveStart = false;
+    }
+    if (Buffer.compare(this.bounds.to, end) < 0) end = this.bounds.to;
     if (query.limit === 0 || Buffer.compare(start, end) >= 0) return [];
     const records: KvRecord[] = [];
-    for (const { key, value } of this.db.getRange({ start, end, exclusiveStart, limit: query.limit })) {
-      records.push(this.decodeRecord(key.toString("utf8", 1), value));
+    for (const { key, value } of this.records.getRange({ start, end, exclusiveStart, limit: query.limit })) {
+      records.push(decodeRecord(this.path, key.toString("utf8", 1), value));
     }
     return records;
   }
 
+  /** Every record in the group's span, in key order. */
   allRecords(): Iterable<KvRecord> {
-    return this.db.getRange({ start: Buffer.from([RECORD_PREFIX]), end: Buffer.from([RECORD_PREFIX + 1]) }).map(({ key, value }) => this.decodeRecord(key.toString("utf8", 1), value));
+    return this.records.getRange({ start: this.bounds.from, end: this.bounds.to }).map(({ key, value }) => decodeRecord(this.path, key.toString("utf8", 1), value));
   }
 
   /**
-   * LMDB's count of every entry (kept in its tree, so O(1)) less the sessions (at most
-   * `SESSION_LIMITS.sessionsMax`, counted) and the meta record.
+   * A group over part of the key space keeps its count (in the registry, at each commit). A
+   * group over the whole of it holds every record: LMDB's count of every entry of the main
+   * database (kept in its tree, so O(1)) less group 0's sessions (at most
+   * `SESSION_LIMITS.sessionsMax`, counted), meta and auth state, and the named databases.
    */
   recordCount(): number {
-    const entries = (this.db.getStats() as { entryCount: number }).entryCount;
-    const sessions = this.db.getKeysCount({ start: Buffer.from([SESSION_PREFIX]), end: Buffer.from([SESSION_PREFIX + 1]) });
-    const meta = (this.db.getBinaryFast(META_KEY) === undefined ? 0 : 1) + (this.db.getBinaryFast(AUTH_KEY) === undefined ? 0 : 1);
-    const named = this.db.getKeysCount({ start: Buffer.from([NAMED_DATABASES_FROM]) });
+    if (!this.bounds.whole) return this.count;
+    const main = this.records;
+    const entries = (main.getStats() as { entryCount: number }).entryCount;
+    const sessions = main.getKeysCount({ start: Buffer.from([SESSION_PREFIX]), end: Buffer.from([SESSION_PREFIX + 1]) });
+    const meta = (main.getBinaryFast(Buffer.from(META_KEY)) === undefined ? 0 : 1) + (main.getBinaryFast(Buffer.from(AUTH_KEY)) === undefined ? 0 : 1);
+    const named = main.getKeysCount({ start: Buffer.from([NAMED_DATABASES_FROM]) });
     const records = entries - sessions - meta - named;
     assert(Number.isSafeInteger(records) && records >= 0, `LMDB counts ${entries} entries, ${sessions} sessions, ${meta} meta and ${named} named databases`);
     return records;
   }
 
-  /** The size of the database file (data.mdb) on disk, in bytes. */
+  /** The size of the environment's database file (data.mdb) on disk, in bytes; 0 once closed. */
   sizeBytes(): number {
-    return this.closed ? 0 : fstatSync(this.dataFd).size;
+    return this.closed ? 0 : this.host.sizeBytes();
   }
 
   getSession(clientId: number): KvSession | undefined {
-    const stored = this.db.getBinaryFast(sessionKey(clientId));
-    return stored === undefined ? undefined : this.decodeSession(clientId, stored);
+    const stored = this.own.getBinaryFast(this.sessionKey(clientId));
+    return stored === undefined ? undefined : decodeStoredSession(this.path, clientId, stored);
   }
 
   putSession(session: KvSession): void {
     this.assertWriting();
     const writer = new ByteWriter(sessionValueBytes(session));
     writeSessionValue(writer, session);
-    this.db.putSync(sessionKey(session.clientId), Buffer.from(writer.finish("KV session").buffer));
+    this.own.putSync(this.sessionKey(session.clientId), Buffer.from(writer.finish("KV session").buffer));
   }
 
   deleteSession(clientId: number): void {
     this.assertWriting();
-    this.db.removeSync(sessionKey(clientId));
+    this.own.removeSync(this.sessionKey(clientId));
   }
 
   allSessions(): Iterable<KvSession> {
-    return this.db.getRange({ start: Buffer.from([SESSION_PREFIX]), end: Buffer.from([SESSION_PREFIX + 1]) }).map(({ key, value }) => {
+    return this.storedSessions().map(({ key, value }) => {
       if (key.length !== 9) throw new KvStorageCorruptionError(this.path, "a session key has the wrong length");
-      return this.decodeSession(key.readDoubleBE(1), value);
+      return decodeStoredSession(this.path, key.readDoubleBE(1), value);
     });
   }
 
-  readMeta(): KvMeta {
-    return this.parseMeta(this.db.getBinaryFast(META_KEY));
+  /** The group's sessions as stored, their keys without the group's prefix (0x02 | f64 client id). */
+  private storedSessions(transaction?: ReturnType<RootDatabase["useReadTransaction"]>) {
+    const at = this.prefix.length;
+    const range = this.own.getRange({ start: prefixed(this.prefix, [SESSION_PREFIX]), end: prefixed(this.prefix, [SESSION_PREFIX + 1]), ...(transaction === undefined ? {} : { transaction }) });
+    return at === 0 ? range : range.map(({ key, value }) => ({ key: key.subarray(at), value }));
   }
 
-  private parseMeta(stored: Buffer | undefined): KvMeta {
-    if (stored === undefined) return { appliedIndex: 0, revision: 0, clockMs: 0, compactRevision: 0, purged: { revision: 0, afterKey: "" } };
-    if (stored.length >= 1 && (stored[0] as number) > META_FORMAT) throw new KvStorageFormatError(this.path, stored[0] as number);
-    const known = (stored.length === 17 && stored[0] === 1) || (stored.length === 25 && stored[0] === 2) || (stored.length >= 45 && stored[0] === META_FORMAT);
-    if (!known) throw new KvStorageCorruptionError(this.path, "the meta record has an unknown format");
-    const meta = { appliedIndex: stored.readDoubleBE(1), revision: stored.readDoubleBE(9), clockMs: stored.length >= 25 ? stored.readDoubleBE(17) : 0 };
-    if (!isCount(meta.appliedIndex) || !isCount(meta.revision) || !isCount(meta.clockMs)) throw new KvStorageCorruptionError(this.path, "the meta record holds a bad number");
-    if (stored[0] !== META_FORMAT) return meta;
-    const compactRevision = stored.readDoubleBE(25);
-    const purgedRevision = stored.readDoubleBE(33);
-    const keyLength = stored.readUInt32BE(41);
-    if (!isCount(compactRevision) || !isCount(purgedRevision) || compactRevision > meta.revision || stored.length !== 45 + keyLength) {
-      throw new KvStorageCorruptionError(this.path, "the meta record's history fields are bad");
-    }
-    return { ...meta, compactRevision, purged: { revision: purgedRevision, afterKey: stored.toString("utf8", 45) } };
+  readMeta(): KvMeta {
+    return parseMeta(this.path, this.own.getBinaryFast(this.metaKey));
   }
 
   /**
-   * Starts a snapshot of the state as it is now, built a piece at a time (`step`) while
-   * applies go on: an LMDB read transaction keeps this moment's pages. The bytes are those
-   * `KvStore.snapshot()` gives for the same state (the same format, the same order), copied
-   * from the stored records without decoding them, so a large state costs the node a few
-   * milliseconds per step instead of one long stall. `abort()` or the last `step` ends the
-   * read transaction; the caller must not leave one running (it pins old pages).
+   * Starts a snapshot of the group's state as it is now, built a piece at a time (`step`)
+   * while applies go on: an LMDB read transaction keeps this moment's pages. The bytes are
+   * those `KvStore.snapshot()` gives for the same state (the same format, the same order):
+   * the records of the group's span, and its own sessions, history, leases and auth state,
+   * copied from the stored records without decoding them, so a large state costs the node
+   * a few milliseconds per step instead of one long stall. `abort()` or the last `step` ends
+   * the read transaction; the caller must not leave one running (it pins old pages).
    */
   beginSnapshot(): LmdbSnapshotBuilder {
     assert(!this.inTransaction, "a snapshot begins between transactions");
-    const transaction = this.db.useReadTransaction();
+    this.assertOpen();
+    const transaction = this.records.useReadTransaction();
     try {
-      const meta = this.parseMeta(this.db.get(META_KEY, { transaction }));
-      const records = this.db.getRange({ start: Buffer.from([RECORD_PREFIX]), end: Buffer.from([RECORD_PREFIX + 1]), transaction })[Symbol.iterator]();
-      const sessions = this.db.getRange({ start: Buffer.from([SESSION_PREFIX]), end: Buffer.from([SESSION_PREFIX + 1]), transaction });
+      const meta = parseMeta(this.path, this.own.get(this.metaKey, { transaction }));
+      const records = this.records.getRange({ start: this.bounds.from, end: this.bounds.to, transaction })[Symbol.iterator]();
+      const sessions = this.storedSessions(transaction);
       const changes = this.history.rawAfter({ revision: 0, afterKey: "" }, Number.MAX_SAFE_INTEGER, transaction)[Symbol.iterator]();
       const view: SnapshotHistoryView = {
         changes,
         // What the state machine's own snapshot keeps (history.ts), read in the snapshot's transaction.
         retained: (change) => this.guarded(() => isRetained({ changeAfter: (key, revision) => this.history.after(key, revision, transaction) }, change, meta.compactRevision ?? 0)),
         modRevision: (key) => {
-          const stored = this.db.get(recordKey(key), { transaction });
+          const stored = this.records.get(recordKey(key), { transaction });
           return stored === undefined || stored.length < RECORD_HEADER_BYTES ? undefined : stored.readDoubleBE(8);
         },
       };
       const leases = (): SnapshotLease[] => this.guarded(() => [...this.leases.all(transaction)].map((lease) => ({ lease, keys: this.leases.keys(lease.id, Number.MAX_SAFE_INTEGER, undefined, transaction) })));
-      const auth = this.db.get(AUTH_KEY, { transaction });
+      const auth = this.own.get(this.authKey, { transaction });
       return new LmdbSnapshotBuilder(this.path, meta, records, sessions, view, () => transaction.done(), leases, auth === undefined ? undefined : Uint8Array.from(auth));
     } catch (error) {
       transaction.done();
@@ -365,29 +361,18 @@ export class LmdbKvBackend implements KvBackend {
 
   writeMeta(meta: KvMeta): void {
     this.assertWriting();
-    const purgedKey = meta.purged?.afterKey ?? "";
-    const keyLength = Buffer.byteLength(purgedKey, "utf8");
-    const stored = Buffer.alloc(45 + keyLength);
-    stored[0] = META_FORMAT;
-    stored.writeDoubleBE(meta.appliedIndex, 1);
-    stored.writeDoubleBE(meta.revision, 9);
-    stored.writeDoubleBE(meta.clockMs ?? 0, 17);
-    stored.writeDoubleBE(meta.compactRevision ?? 0, 25);
-    stored.writeDoubleBE(meta.purged?.revision ?? 0, 33);
-    stored.writeUInt32BE(keyLength, 41);
-    stored.write(purgedKey, 45, "utf8");
-    this.db.putSync(META_KEY, stored);
+    this.own.putSync(this.metaKey, encodeMeta(meta));
   }
 
   readAuth(): Uint8Array | undefined {
     // get, not getBinaryFast: that one's buffer is lmdb-js's own, reused by the next read.
-    const stored = this.db.get(AUTH_KEY);
+    const stored = this.own.get(this.authKey);
     return stored === undefined ? undefined : new Uint8Array(stored);
   }
 
   writeAuth(state: Uint8Array): void {
     this.assertWriting();
-    this.db.putSync(AUTH_KEY, Buffer.from(state));
+    this.own.putSync(this.authKey, Buffer.from(state));
   }
 
   putChange(change: KvChange): void {
@@ -455,68 +440,144 @@ export class LmdbKvBackend implements KvBackend {
     return this.leases.keys(id, limit, after);
   }
 
+  /** Removes the records of the group's span and everything of its own; other groups' data stays. */
   clear(): void {
     this.assertWriting();
     this.leases.clear();
     // Not lmdb-js's clearSync on the main database: LMDB would drop the named databases'
-    // entries with it. Keys are removed a batch at a time; an abort brings everything back.
-    for (;;) {
-      const keys = [...this.db.getKeys({ start: META_KEY, end: Buffer.from([NAMED_DATABASES_FROM]), limit: CLEAR_BATCH_KEYS })];
-      for (const key of keys) this.db.removeSync(key);
-      if (keys.length < CLEAR_BATCH_KEYS) break;
+    // entries with it, and the other groups' records.
+    if (this.prefix.length === 0) {
+      removeRange(this.own, Buffer.from(META_KEY), Buffer.from([RECORD_PREFIX]));
+      removeRange(this.own, Buffer.from([SESSION_PREFIX]), Buffer.from([SESSION_PREFIX + 1]));
+    } else {
+      removeRange(this.own, this.prefix, successor(this.prefix));
     }
+    removeRange(this.records, this.bounds.from, this.bounds.to);
+    this.count = 0;
     this.history.clear();
   }
 
   /**
+   * Gives the group another span, inside a transaction, so that it commits with what the
+   * group applied (a split: the parent's shrinks, then a child group takes the rest with
+   * `LmdbKvEnvironment.group`; no record moves). The records the new span holds are counted
+   * (a scan of the span, in LMDB). Throws KvGroupSpanError if the span overlaps another
+   * group's, InvalidInputError if it is not a span.
+   */
+  setSpan(span: KvSpan): void {
+    this.assertWriting();
+    const bounds = spanBounds(span);
+    const other = this.host.registry.overlapping(this.group, bounds);
+    if (other !== undefined) throw new KvGroupSpanError(`group ${this.group}'s span cannot become ${describeSpan(span)}: it overlaps group ${other}'s`);
+    this.spanBeforeTransaction ??= this.currentSpan;
+    this.currentSpan = span;
+    this.bounds = bounds;
+    this.count = bounds.whole ? 0 : this.records.getKeysCount({ start: bounds.from, end: bounds.to });
+  }
+
+  /**
    * One LMDB write transaction (`transactionSync`): committed when `fn` returns, aborted
-   * when it throws. Reads inside see its writes.
+   * when it throws. Reads inside see its writes. The group's record count and span, when
+   * they changed, commit with it.
    */
   transaction<T>(fn: () => T): T {
-    assert(!this.closed, "a transaction on a closed KV store");
+    this.assertOpen();
     assert(!this.inTransaction, "a transaction inside a transaction");
+    this.host.enterTransaction(this.group);
     this.inTransaction = true;
     try {
-      const result = this.db.transactionSync(fn);
-      this.history.committed();
+      const result = this.records.transactionSync(() => {
+        const result = fn();
+        this.writeRegistry();
+        return result;
+      });
+      this.committed();
       return result;
     } catch (error) {
-      this.history.rolledBack();
+      this.rolledBack();
       throw error;
     } finally {
       this.inTransaction = false;
+      this.host.leaveTransaction();
     }
   }
 
-  /** Makes every committed transaction durable: fsyncs data.mdb (see the module comment). */
-  flush(): void {
-    assert(!this.closed, "flush of a closed KV store");
-    fsyncSync(this.dataFd);
+  /** The registry entry, when the span or the count changed, or its removal when the group is being dropped. */
+  private writeRegistry(): void {
+    const { registry } = this.host;
+    if (this.dropping) registry.remove(this.group);
+    else if (this.spanBeforeTransaction !== null || this.count !== this.committedCount) registry.write(this.group, this.currentSpan, this.count);
   }
 
-  /** Flushes, closes LMDB, and marks the database clean, so the next open trusts it. */
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.flush();
+  private committed(): void {
+    this.history.committed();
+    if (this.dropping) this.host.registry.forget(this.group);
+    else if (this.spanBeforeTransaction !== null) this.host.registry.remember(this.group, this.currentSpan);
+    this.committedCount = this.count;
+    this.spanBeforeTransaction = null;
+  }
+
+  private rolledBack(): void {
+    this.history.rolledBack();
+    if (this.spanBeforeTransaction !== null) {
+      this.currentSpan = this.spanBeforeTransaction;
+      this.bounds = spanBounds(this.currentSpan);
+    }
+    this.count = this.committedCount;
+    this.spanBeforeTransaction = null;
+    this.dropping = false;
+  }
+
+  /** Removes everything of the group and its registry entry, in one transaction, and closes the backend: see `LmdbKvEnvironment.dropGroup`. */
+  dropStored(): void {
+    this.transaction(() => {
+      this.clear();
+      this.dropping = true;
+    });
+    this.detach();
+  }
+
+  /** The environment closed, or dropped the group: the backend can no longer be used. */
+  detach(): void {
     this.closed = true;
-    await this.db.close();
-    closeSync(this.dataFd);
-    writeMarker(this.path, { state: "clean", bootId: this.bootId });
   }
 
-  /** Closes and deletes the database and its marker, e.g. to rebuild it from scratch. */
+  /** Makes every committed transaction of the environment durable (kv-lmdb.ts, "Durability"). */
+  flush(): void {
+    this.assertOpen();
+    this.host.flush();
+  }
+
+  /**
+   * Closes the backend; for a backend from `open`, flushes and closes the environment and
+   * marks the database clean, so the next open trusts it. Other backends of an environment
+   * are closed with it (`LmdbKvEnvironment.close`).
+   */
+  async close(): Promise<void> {
+    if (this.ownsEnvironment) await this.host.close();
+    else if (!this.closed) this.host.release(this.group, this);
+    this.closed = true;
+  }
+
+  /** For a backend from `open`, closes and deletes the database and its marker; for another, drops the group (`LmdbKvEnvironment.dropGroup`). */
   async destroy(): Promise<void> {
-    if (!this.closed) {
-      this.closed = true;
-      await this.db.close();
-      closeSync(this.dataFd);
-    }
-    removeDatabaseFiles(this.path);
-    removeMarker(this.path);
+    if (this.ownsEnvironment) await this.host.destroy();
+    else if (!this.closed) this.host.dropGroup(this.group);
+    this.closed = true;
+  }
+
+  private assertOpen(): void {
+    assert(!this.closed && !this.host.isClosed, `group ${this.group}'s KV store is closed`);
   }
 
   private assertWriting(): void {
     assert(this.inTransaction, "a KV store write outside a transaction");
+  }
+
+  /** A record of another group's span is a programming error: the caller routes keys to their group. */
+  private assertInSpan(stored: Buffer, key: string): void {
+    if (this.bounds.whole) return;
+    assert(Buffer.compare(stored, this.bounds.from) >= 0 && Buffer.compare(stored, this.bounds.to) < 0, `the key ${JSON.stringify(key.slice(0, 64))} is outside group ${this.group}'s span ${describeSpan(this.currentSpan)}`);
   }
 
   /** Runs a history operation, naming this store in what its stored bytes are found to lack. */
@@ -530,70 +591,13 @@ export class LmdbKvBackend implements KvBackend {
     }
   }
 
-  private decodeRecord(key: string, stored: Uint8Array): KvRecord {
-    if (stored.length < RECORD_HEADER_BYTES) throw new KvStorageCorruptionError(this.path, `the record of ${JSON.stringify(key)} is truncated`);
-    const view = new DataView(stored.buffer, stored.byteOffset, stored.byteLength);
-    const createRevision = view.getFloat64(0);
-    const modRevision = view.getFloat64(8);
-    const version = view.getFloat64(16);
-    if (!isCount(createRevision) || !isCount(modRevision) || !isCount(version)) throw new KvStorageCorruptionError(this.path, `the record of ${JSON.stringify(key)} holds a bad number`);
-    // A copy: lmdb-js reuses the buffer it read into.
-    const value = new Uint8Array(stored.subarray(RECORD_HEADER_BYTES));
-    return { key, value, createRevision, modRevision, version };
+  private sessionKey(clientId: number): Buffer {
+    assertIndex(clientId, "client id");
+    const at = this.prefix.length;
+    const stored = Buffer.allocUnsafe(at + 9);
+    this.prefix.copy(stored, 0);
+    stored[at] = SESSION_PREFIX;
+    stored.writeDoubleBE(clientId, at + 1);
+    return stored;
   }
-
-  private decodeSession(clientId: number, stored: Uint8Array): KvSession {
-    return decodeStoredSession(this.path, clientId, stored);
-  }
-
-}
-
-/** A stored session value: f64 sequence | result | f64 lastActiveMs (without the last, if stored before sessions expired). */
-export function decodeStoredSession(path: string, clientId: number, stored: Uint8Array): KvSession {
-  try {
-    const reader = new ByteReader(stored, "KV session");
-    const sequence = reader.safeInteger();
-    const result = readSessionResult(reader);
-    const session: KvSession = reader.atEnd ? { clientId, sequence, result } : { clientId, sequence, result, lastActiveMs: reader.safeInteger() };
-    reader.expectEnd();
-    return session;
-  } catch (error) {
-    if (error instanceof InvalidInputError) throw new KvStorageCorruptionError(path, `the session of client ${clientId}: ${error.message}`);
-    throw error;
-  }
-}
-
-/** A record's LMDB key: the prefix byte and the key's UTF-8 (of any length: callers check). */
-function recordKey(key: string): Buffer {
-  const length = Buffer.byteLength(key, "utf8");
-  const stored = Buffer.allocUnsafe(1 + length);
-  stored[0] = RECORD_PREFIX;
-  stored.write(key, 1, "utf8");
-  return stored;
-}
-
-function sessionKey(clientId: number): Buffer {
-  assertIndex(clientId, "client id");
-  const stored = Buffer.allocUnsafe(9);
-  stored[0] = SESSION_PREFIX;
-  stored.writeDoubleBE(clientId, 1);
-  return stored;
-}
-
-/** The smallest key greater than every key starting with `prefix`. */
-function successor(prefix: Buffer): Buffer {
-  let length = prefix.length;
-  while (length > 0 && prefix[length - 1] === 0xff) length--;
-  assert(length > 0, "a prefix of 0xFF bytes only has no successor");
-  const end = Buffer.from(prefix.subarray(0, length));
-  end[length - 1] = (end[length - 1] as number) + 1;
-  return end;
-}
-
-function isCount(value: number): boolean {
-  return Number.isSafeInteger(value) && value >= 0;
-}
-
-function removeDatabaseFiles(path: string): void {
-  for (const name of [DATA_FILE, LOCK_FILE]) rmSync(join(path, name), { force: true });
 }

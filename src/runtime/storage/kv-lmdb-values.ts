@@ -1,0 +1,88 @@
+/**
+ * The LMDB backend's stored values (kv-lmdb.ts has the layout they sit in): the meta, a
+ * record and a session, encoded and decoded. Decoding checks what it reads, and names the
+ * store in a KvStorageCorruptionError when the bytes are not what a correct store writes.
+ */
+import { ByteReader } from "../../core/common/bytes.js";
+import { InvalidInputError } from "../../core/common/errors.js";
+import type { KvMeta, KvRecord, KvSession } from "../../core/kv/model.js";
+import { readSessionResult } from "../../core/kv/snapshot.js";
+import { KvStorageCorruptionError, KvStorageFormatError, META_FORMAT } from "./kv-lmdb-errors.js";
+
+/** A stored record's numbers before its value: f64 createRevision | f64 modRevision | f64 version. */
+export const RECORD_HEADER_BYTES = 24;
+
+/** The meta, in format 3: u8 format | f64 appliedIndex | f64 revision | f64 clockMs | f64 compactRevision | f64 purged revision | u32 length | purged key. */
+export function encodeMeta(meta: KvMeta): Buffer {
+  const purgedKey = meta.purged?.afterKey ?? "";
+  const keyLength = Buffer.byteLength(purgedKey, "utf8");
+  const stored = Buffer.alloc(45 + keyLength);
+  stored[0] = META_FORMAT;
+  stored.writeDoubleBE(meta.appliedIndex, 1);
+  stored.writeDoubleBE(meta.revision, 9);
+  stored.writeDoubleBE(meta.clockMs ?? 0, 17);
+  stored.writeDoubleBE(meta.compactRevision ?? 0, 25);
+  stored.writeDoubleBE(meta.purged?.revision ?? 0, 33);
+  stored.writeUInt32BE(keyLength, 41);
+  stored.write(purgedKey, 45, "utf8");
+  return stored;
+}
+
+/** The meta stored (in format 1, 2 or 3), or zeros if none is. */
+export function parseMeta(path: string, stored: Buffer | undefined): KvMeta {
+  if (stored === undefined) return { appliedIndex: 0, revision: 0, clockMs: 0, compactRevision: 0, purged: { revision: 0, afterKey: "" } };
+  if (stored.length >= 1 && (stored[0] as number) > META_FORMAT) throw new KvStorageFormatError(path, stored[0] as number);
+  const known = (stored.length === 17 && stored[0] === 1) || (stored.length === 25 && stored[0] === 2) || (stored.length >= 45 && stored[0] === META_FORMAT);
+  if (!known) throw new KvStorageCorruptionError(path, "the meta record has an unknown format");
+  const meta = { appliedIndex: stored.readDoubleBE(1), revision: stored.readDoubleBE(9), clockMs: stored.length >= 25 ? stored.readDoubleBE(17) : 0 };
+  if (!isCount(meta.appliedIndex) || !isCount(meta.revision) || !isCount(meta.clockMs)) throw new KvStorageCorruptionError(path, "the meta record holds a bad number");
+  if (stored[0] !== META_FORMAT) return meta;
+  const compactRevision = stored.readDoubleBE(25);
+  const purgedRevision = stored.readDoubleBE(33);
+  const keyLength = stored.readUInt32BE(41);
+  if (!isCount(compactRevision) || !isCount(purgedRevision) || compactRevision > meta.revision || stored.length !== 45 + keyLength) {
+    throw new KvStorageCorruptionError(path, "the meta record's history fields are bad");
+  }
+  return { ...meta, compactRevision, purged: { revision: purgedRevision, afterKey: stored.toString("utf8", 45) } };
+}
+
+/** A record's value: f64 createRevision | f64 modRevision | f64 version | value. */
+export function encodeRecord(record: KvRecord): Buffer {
+  const stored = Buffer.allocUnsafe(RECORD_HEADER_BYTES + record.value.length);
+  stored.writeDoubleBE(record.createRevision, 0);
+  stored.writeDoubleBE(record.modRevision, 8);
+  stored.writeDoubleBE(record.version, 16);
+  stored.set(record.value, RECORD_HEADER_BYTES);
+  return stored;
+}
+
+export function decodeRecord(path: string, key: string, stored: Uint8Array): KvRecord {
+  if (stored.length < RECORD_HEADER_BYTES) throw new KvStorageCorruptionError(path, `the record of ${JSON.stringify(key)} is truncated`);
+  const view = new DataView(stored.buffer, stored.byteOffset, stored.byteLength);
+  const createRevision = view.getFloat64(0);
+  const modRevision = view.getFloat64(8);
+  const version = view.getFloat64(16);
+  if (!isCount(createRevision) || !isCount(modRevision) || !isCount(version)) throw new KvStorageCorruptionError(path, `the record of ${JSON.stringify(key)} holds a bad number`);
+  // A copy: lmdb-js reuses the buffer it read into.
+  const value = new Uint8Array(stored.subarray(RECORD_HEADER_BYTES));
+  return { key, value, createRevision, modRevision, version };
+}
+
+/** A stored session value: f64 sequence | result | f64 lastActiveMs (without the last, if stored before sessions expired). */
+export function decodeStoredSession(path: string, clientId: number, stored: Uint8Array): KvSession {
+  try {
+    const reader = new ByteReader(stored, "KV session");
+    const sequence = reader.safeInteger();
+    const result = readSessionResult(reader);
+    const session: KvSession = reader.atEnd ? { clientId, sequence, result } : { clientId, sequence, result, lastActiveMs: reader.safeInteger() };
+    reader.expectEnd();
+    return session;
+  } catch (error) {
+    if (error instanceof InvalidInputError) throw new KvStorageCorruptionError(path, `the session of client ${clientId}: ${error.message}`);
+    throw error;
+  }
+}
+
+function isCount(value: number): boolean {
+  return Number.isSafeInteger(value) && value >= 0;
+}
