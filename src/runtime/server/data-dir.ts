@@ -5,7 +5,7 @@
  *                     a running cluster, written once when the directory is new
  *   <dir>/LOCK        the pid of the process using the directory
  *   <dir>/wal/        the write-ahead log          <dir>/snap/   snapshots
- *   <dir>/kv/         the state machine (LMDB)      <dir>/kv-ranges/<id>/   the other ranges' (--shards)
+ *   <dir>/kv/         the state machine (LMDB; every range's, on a sharded node)
  *
  * A directory of another cluster, another node id or another consensus protocol is refused
  * at start, with what to do: its log and state belong to that identity, and serving them as
@@ -56,7 +56,7 @@ export interface DataDirIdentity {
   readonly shards?: number;
 }
 
-export const DATA_LAYOUT = { identity: "node.json", lock: "LOCK", wal: "wal", snapshots: "snap", kv: "kv", rangesKv: "kv-ranges" } as const;
+export const DATA_LAYOUT = { identity: "node.json", lock: "LOCK", wal: "wal", snapshots: "snap", kv: "kv" } as const;
 
 /**
  * The cluster id: a digest of the cluster token, the initial members' peer addresses and,

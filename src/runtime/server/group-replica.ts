@@ -18,7 +18,7 @@ import { isMember } from "../../core/engine/membership.js";
 import { KvStore, SELF_ASSIGNED_SESSIONS_FROM } from "../../core/kv/store.js";
 import type { GroupId } from "../../core/multi/group.js";
 import type { Network } from "../../core/replica/contract.js";
-import { LmdbKvBackend } from "../storage/kv-lmdb.js";
+import { LmdbKvBackend, type LmdbKvOpened } from "../storage/kv-lmdb.js";
 import type { LogStore } from "../storage/log-store.js";
 import type { NodeConfig } from "./config.js";
 import type { Consensus } from "./consensus.js";
@@ -33,8 +33,13 @@ export interface GroupStorage {
   /** The group's view of the node's shared log, and what was recovered from it. */
   readonly logStore: LogStore<unknown>;
   readonly durable: DurableState<unknown>;
-  /** The group's LMDB directory. */
+  /** The LMDB directory of the group's state machine (shared by the ranges of a sharded node). */
   readonly kvPath: string;
+  /**
+   * Opens the group's state machine: its own LMDB environment at `kvPath` (absent), or the
+   * group's part of the node's shared one (a sharded node: kv-lmdb-env.ts).
+   */
+  readonly openStateMachine?: (log: (message: string) => void) => LmdbKvOpened;
   /** The members a group with no configuration in its log starts with ([] for a node that joined). */
   readonly bootstrapPeers: readonly NodeId[];
 }
@@ -66,7 +71,7 @@ export interface GroupHooks {
  */
 export function recoverGroup(config: NodeConfig, consensus: Consensus, storage: GroupStorage, log: Logger): RecoveredGroup {
   const storageLog = (message: string): void => log.warn({ component: "storage", group: storage.group }, message);
-  const opened = LmdbKvBackend.open({ path: storage.kvPath, log: storageLog });
+  const opened = storage.openStateMachine?.(storageLog) ?? LmdbKvBackend.open({ path: storage.kvPath, log: storageLog });
   try {
     const kv = recoverStateMachine(storage, log, opened);
     const engine = consensus.factory.create({
@@ -177,7 +182,7 @@ function firstSequence(kv: KvStore, clientId: number): number {
 }
 
 /** Brings the state machine to a state the log can continue from, or refuses. */
-function recoverStateMachine(storage: GroupStorage, log: Logger, opened: ReturnType<typeof LmdbKvBackend.open>): KvStore {
+function recoverStateMachine(storage: GroupStorage, log: Logger, opened: LmdbKvOpened): KvStore {
   const kv = KvStore.open(opened.backend);
   const { durable, group } = storage;
   const snapshot = durable.snapshot;

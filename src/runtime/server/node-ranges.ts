@@ -12,6 +12,7 @@ import type { Logger } from "pino";
 import { NotMemberError } from "../../core/common/errors.js";
 import { DEFAULT_GROUP, type GroupId } from "../../core/multi/group.js";
 import { RangeTable } from "../../core/multi/ranges.js";
+import { LmdbKvEnvironment } from "../storage/kv-lmdb-env.js";
 import { LogStore } from "../storage/log-store.js";
 import type { RecoveredGroup as ReplayedGroup, SharedLog } from "../storage/shared-log.js";
 import type { NodeConfig } from "./config.js";
@@ -33,9 +34,14 @@ export function recoverRanges(
   sharedLog: SharedLog<unknown>,
   replayed: ReadonlyMap<GroupId, ReplayedGroup<unknown>>,
   log: Logger,
-): { readonly table: RangeTable; readonly recovered: readonly RecoveredGroup[] } {
+): { readonly table: RangeTable; readonly recovered: readonly RecoveredGroup[]; readonly environment: LmdbKvEnvironment | null } {
   const table = RangeTable.presplit(identity.shards ?? 1);
   const recovered: RecoveredGroup[] = [];
+  const kvPath = join(config.dataDir, DATA_LAYOUT.kv);
+  // One range: its own environment, as every node had before ranges (its directory opens as
+  // before). Several: one environment for all, each range's records in its span.
+  const storageLog = (message: string): void => log.warn({ component: "storage" }, message);
+  const environment = table.size === 1 ? null : LmdbKvEnvironment.open({ path: kvPath, log: storageLog });
   try {
     for (const range of [...table.list()].sort((a, b) => a.id - b.id)) {
       recovered.push(
@@ -46,7 +52,8 @@ export function recoverRanges(
             group: range.id,
             logStore: new LogStore(sharedLog, range.id),
             durable: replayed.get(range.id)?.durable ?? { hardState: null, snapshot: null, entries: [] },
-            kvPath: range.id === DEFAULT_GROUP ? join(config.dataDir, DATA_LAYOUT.kv) : join(config.dataDir, DATA_LAYOUT.rangesKv, String(range.id)),
+            kvPath,
+            ...(environment === null ? {} : { openStateMachine: () => ({ backend: environment.group(range.id, { start: range.start, end: range.end }), trusted: environment.trusted, reason: environment.reason }) }),
             // A node that joined never bootstraps: its configuration comes from the cluster.
             bootstrapPeers: identity.joined ? [] : config.members.map((member) => member.id),
           },
@@ -56,15 +63,20 @@ export function recoverRanges(
     }
   } catch (error) {
     for (const group of recovered) void group.backend.close();
+    void environment?.close();
     throw error;
   }
-  return { table, recovered };
+  return { table, recovered, environment };
 }
 
 export class NodeRanges {
   private readonly replicas = new Map<GroupId, GroupReplica>();
 
-  constructor(readonly table: RangeTable) {}
+  /** `environment`: the LMDB environment the ranges share (null: one range, which owns its own). */
+  constructor(
+    readonly table: RangeTable,
+    private readonly environment: LmdbKvEnvironment | null = null,
+  ) {}
 
   add(replica: GroupReplica): void {
     this.replicas.set(replica.group, replica);
@@ -93,6 +105,7 @@ export class NodeRanges {
 
   async closeStorage(): Promise<void> {
     for (const replica of this.replicas.values()) await replica.closeStorage();
+    await this.environment?.close();
   }
 
   /** The most committed entries any range has not applied yet. */

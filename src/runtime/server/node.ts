@@ -28,7 +28,6 @@ import { GroupReplica, type RecoveredGroup } from "./group-replica.js";
 import { NodeRanges, recoverRanges } from "./node-ranges.js";
 import { HttpError, READY_APPLIED_LAG_MAX, type KvService, type QuorumView, type Readiness } from "./http-api.js";
 import type { RangeService } from "./range-routing.js";
-import { RangeTable } from "../../core/multi/ranges.js";
 import { assert } from "../../core/common/assert.js";
 import { createApiListener } from "./api-listener.js";
 import { DiskGuard, storageFailure } from "./disk-guard.js";
@@ -86,14 +85,14 @@ export class SynodNode {
     private readonly log: Logger,
     /** The write-ahead log every group's log is part of. */
     private readonly sharedLog: SharedLog<unknown>,
-    rangeTable: RangeTable,
+    ranges: NodeRanges,
     recoveredGroups: readonly RecoveredGroup[],
     private readonly releaseLock: () => void,
   ) {
     const recovered = recoveredGroups[0] as RecoveredGroup;
     assert(recovered.group === DEFAULT_GROUP, "the first group recovered is group 0");
     const { engine, kv, backend } = recovered;
-    this.ranges = new NodeRanges(rangeTable);
+    this.ranges = ranges;
     this.clusterId = identity.clusterId;
     this.bootstrapMembers = identity.joined ? (identity.directory ?? []) : config.members;
     for (const member of this.bootstrapMembers) if (member.http !== null) this.memberHttp.set(member.id, member.http);
@@ -298,8 +297,8 @@ export class SynodNode {
       log: (message) => log.warn({ component: "storage" }, message),
     });
     try {
-      const { table, recovered } = recoverRanges(config, consensus, identity, sharedLog, groups, log);
-      return new SynodNode(config, identity, log, sharedLog, table, recovered, releaseLock);
+      const { table, recovered, environment } = recoverRanges(config, consensus, identity, sharedLog, groups, log);
+      return new SynodNode(config, identity, log, sharedLog, new NodeRanges(table, environment), recovered, releaseLock);
     } catch (error) {
       void sharedLog.close();
       throw error;
