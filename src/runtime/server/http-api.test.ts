@@ -66,7 +66,7 @@ describe("the HTTP API in-process", () => {
       ["POST", "/v1/members?force", /POST \/v1\/members takes no query parameters/],
       ["DELETE", "/v1/members/3?force", /DELETE \/v1\/members\/\{id\} takes no query parameters/],
       ["POST", "/v1/members/3/promote?now", /promote takes no query parameters/],
-      ["POST", "/v1/leader/transfer?to=2", /POST \/v1\/leader\/transfer takes no query parameters/],
+      ["POST", "/v1/leader/transfer?to=2", /POST \/v1\/leader\/transfer takes range/],
       ["GET", "/metrics?name=x", /GET \/metrics takes no query parameters/],
       ["GET", "/healthz?x", /GET \/healthz takes no query parameters/],
       ["GET", "/readyz?x", /GET \/readyz takes no query parameters/],

@@ -62,7 +62,7 @@ export interface KvService extends RangedService {
   /** Changes the membership, through the leader wherever it is asked (with the caller's `credentials`); answers once the change is in force. */
   changeMembers(request: MemberRequest, forwarded: boolean, credentials?: string): Promise<{ readonly status: number; readonly body: object }>;
   /** Hands leadership to `to` (null: the leader's pick), through the leader wherever it is asked. */
-  transferLeadership(to: number | null, forwarded: boolean, credentials?: string): Promise<{ readonly status: number; readonly body: object }>;
+  transferLeadership(to: number | null, forwarded: boolean, credentials?: string, range?: number | null): Promise<{ readonly status: number; readonly body: object }>;
   /** Users, roles and whether auth is enabled, as this node applied them. */
   auth(): AuthState;
   /** A backup of the state machine (`GET /v1/snapshot`); at or after every acknowledged write unless `stale`. */
@@ -273,7 +273,7 @@ const ROUTES: Readonly<Record<string, Readonly<Record<string, Route>>>> = {
   },
   "/v1/members/{id}": { DELETE: { query: [], access: "admin", serve: (c) => answerMembers(c, { op: "remove", id: c.memberId }) } },
   "/v1/members/{id}/promote": { POST: { query: [], access: "admin", serve: (c) => answerMembers(c, { op: "promote", id: c.memberId }) } },
-  "/v1/leader/transfer": { POST: { query: [], access: "admin", serve: serveTransfer } },
+  "/v1/leader/transfer": { POST: { query: ["range"], access: "admin", serve: serveTransfer } },
   "/metrics": { GET: { query: [], access: (c) => c.guard.metrics(), serve: serveMetrics } },
   "/healthz": { GET: { query: [], access: "public", serve: (c) => sendJson(c.response, 200, { ok: true }) } },
   "/readyz": { GET: { query: [], access: "public", serve: (c) => sendReadiness(c.response, c.service.readiness()) } },
@@ -376,7 +376,8 @@ async function serveOpenSession(c: RouteContext): Promise<void> {
 
 async function serveTransfer(c: RouteContext): Promise<void> {
   const target = parseTransferTarget(await readBody(c.request, 4096, "a transfer request"));
-  const answer = await c.service.transferLeadership(target, c.request.headers[FORWARDED_HEADER] !== undefined, c.guard.credentials);
+  const range = integerParameter(c.query, "range", 0);
+  const answer = await c.service.transferLeadership(target, c.request.headers[FORWARDED_HEADER] !== undefined, c.guard.credentials, range);
   sendJson(c.response, answer.status, answer.body);
 }
 

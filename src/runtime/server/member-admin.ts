@@ -35,6 +35,13 @@ export interface MemberAdminHost {
 
 export type AdminAnswer = { readonly status: number; readonly body: object };
 
+/** One range's group, for a transfer of its leadership (a sharded cluster). */
+export interface RangeLeadership {
+  readonly id: number;
+  status(): EngineStatus;
+  transferLeadership(to: NodeId | null): Promise<{ readonly leader: NodeId; readonly term: number }>;
+}
+
 export class MemberAdmin {
   constructor(private readonly node: MemberAdminHost) {}
 
@@ -55,14 +62,20 @@ export class MemberAdmin {
     }
   }
 
-  /** A leadership transfer: done here if this node leads, else passed (once) to the leader. */
-  async transferLeadership(to: NodeId | null, forwarded: boolean, credentials?: string): Promise<AdminAnswer> {
-    if (this.node.status().role === "leader") {
+  /**
+   * A leadership transfer of group 0, or of `range` on a sharded cluster: done here if this
+   * node leads it, else passed (once) to its leader.
+   */
+  async transferLeadership(to: NodeId | null, forwarded: boolean, credentials?: string, range: RangeLeadership | null = null): Promise<AdminAnswer> {
+    const status = range?.status() ?? this.node.status();
+    if (status.role === "leader") {
       const startedMs = performance.now();
-      const moved = await this.node.transferLeadership(to);
-      return { status: 200, body: { leader: moved.leader, leaderHttp: this.node.memberHttp(moved.leader) ?? null, term: moved.term, ...termDetails(this.node.config.consensus, moved.term), ms: Math.round(performance.now() - startedMs) } };
+      const moved = await (range === null ? this.node.transferLeadership(to) : range.transferLeadership(to));
+      const which = range === null ? {} : { range: range.id };
+      return { status: 200, body: { ...which, leader: moved.leader, leaderHttp: this.node.memberHttp(moved.leader) ?? null, term: moved.term, ...termDetails(this.node.config.consensus, moved.term), ms: Math.round(performance.now() - startedMs) } };
     }
-    return this.passToLeader(forwarded, "POST", "/v1/leader/transfer", JSON.stringify(to === null ? {} : { to }), "leadership transfer", credentials);
+    const path = range === null ? "/v1/leader/transfer" : `/v1/leader/transfer?range=${range.id}`;
+    return this.passToLeader(forwarded, "POST", path, JSON.stringify(to === null ? {} : { to }), "leadership transfer", credentials, status.leader);
   }
 
   private async changeMembersOnce(request: MemberRequest, forwarded: boolean, credentials: string | undefined): Promise<AdminAnswer> {
@@ -109,8 +122,7 @@ export class MemberAdmin {
    * Passes a request this node cannot answer to the leader, once (a request already
    * forwarded is not passed on again: no loops); the leader's answer is the client's.
    */
-  private async passToLeader(forwarded: boolean, method: string, path: string, body: string | undefined, what: string, credentials: string | undefined): Promise<AdminAnswer> {
-    const leader = this.node.status().leader;
+  private async passToLeader(forwarded: boolean, method: string, path: string, body: string | undefined, what: string, credentials: string | undefined, leader = this.node.status().leader): Promise<AdminAnswer> {
     const leaderHttp = leader === null ? undefined : this.node.memberHttp(leader);
     if (forwarded || leaderHttp === undefined) throw new NotLeaderError(leader);
     try {

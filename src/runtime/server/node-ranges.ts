@@ -10,7 +10,9 @@
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { NotMemberError } from "../../core/common/errors.js";
+import type { NodeId } from "../../core/engine/contract.js";
 import { DEFAULT_GROUP, type GroupId } from "../../core/multi/group.js";
+import { leadershipMove } from "../../core/multi/leader-balance.js";
 import { RangeTable } from "../../core/multi/ranges.js";
 import { LmdbKvEnvironment } from "../storage/kv-lmdb-env.js";
 import { LogStore } from "../storage/log-store.js";
@@ -69,8 +71,26 @@ export function recoverRanges(
   return { table, recovered, environment };
 }
 
+/** How often a node of a sharded cluster looks at who leads what (leader-balance.ts). */
+export const LEADER_BALANCE_INTERVAL_MS = 1000;
+/** The least time between two leadership moves by one node: each move's election settles first. */
+export const LEADER_MOVE_SPACING_MS = 3000;
+
+/** What spreading leaderships needs from the node. */
+export interface LeaderBalancing {
+  readonly self: NodeId;
+  /** The voters this node reaches now, itself among them. */
+  readonly live: () => readonly NodeId[];
+  readonly log: Logger;
+  /** A leadership this node handed over. */
+  readonly moved?: (range: GroupId, to: NodeId) => void;
+}
+
 export class NodeRanges {
   private readonly replicas = new Map<GroupId, GroupReplica>();
+  private balanceTimer: NodeJS.Timeout | null = null;
+  private moving = false;
+  private lastMoveMs = 0;
 
   /** `environment`: the LMDB environment the ranges share (null: one range, which owns its own). */
   constructor(
@@ -98,8 +118,40 @@ export class NodeRanges {
     for (const replica of this.replicas.values()) replica.driver.start();
   }
 
+  /**
+   * On a sharded cluster: every LEADER_BALANCE_INTERVAL_MS, hands one of the ranges this
+   * node leads to the live node leading the fewest, when this node leads more than one
+   * more (`leadershipMove`). One move at a time, at least LEADER_MOVE_SPACING_MS apart.
+   */
+  balanceLeaders(balancing: LeaderBalancing): void {
+    if (!this.sharded || this.balanceTimer !== null) return;
+    this.balanceTimer = setInterval(() => this.balanceOnce(balancing), LEADER_BALANCE_INTERVAL_MS);
+    this.balanceTimer.unref();
+  }
+
+  private balanceOnce({ self, live, log, moved }: LeaderBalancing): void {
+    if (this.moving || Date.now() - this.lastMoveMs < LEADER_MOVE_SPACING_MS) return;
+    const leaders = new Map(this.all().map((replica) => [replica.group, replica.engine.status().leader] as const));
+    const move = leadershipMove({ self, live: live(), leaders });
+    const replica = move === null ? undefined : this.replicas.get(move.range);
+    if (move === null || replica === undefined) return;
+    this.moving = true;
+    this.lastMoveMs = Date.now();
+    log.info({ range: move.range, to: move.to }, "handing over a range's leadership to spread them over the nodes");
+    replica.driver
+      .transferLeadership(move.to)
+      .then(() => moved?.(move.range, move.to))
+      .catch((error: unknown) => log.info({ err: error, range: move.range, to: move.to }, "the leadership move did not happen; the next look decides again"))
+      .finally(() => {
+        this.moving = false;
+        this.lastMoveMs = Date.now();
+      });
+  }
+
   /** Stops every replica's driver and watches (answering what waits); storage stays open. */
   async stop(): Promise<void> {
+    if (this.balanceTimer !== null) clearInterval(this.balanceTimer);
+    this.balanceTimer = null;
     await Promise.all(this.all().map((replica) => replica.stop()));
   }
 

@@ -233,6 +233,12 @@ export class SynodNode {
       await node.listen();
       await node.connect();
       node.ranges.start();
+      node.ranges.balanceLeaders({
+        self: config.id,
+        live: () => node.quorumView().reachable,
+        log: log.child({ component: "ranges" }),
+        moved: (range, to) => node.feed.record("leadership-moved", `node ${config.id} handed range ${range}'s leadership to node ${to} (spreading leaderships)`, { range, to }),
+      });
       node.feed.start();
       node.feed.record("started", `node ${config.id} started`, { http: node.advertisedHttp() });
       if (needsJoin && config.join !== null) await node.join(config.join, deadlineMs);
@@ -567,7 +573,13 @@ export class SynodNode {
         return { members: this.membersList(), joint: membership.outgoing.length > 0 };
       },
       changeMembers: (request, forwarded, credentials) => (sharded ? notBuilt("Adding, removing or promoting a member") : this.admin.changeMembers(request, forwarded, credentials)),
-      transferLeadership: (to, forwarded, credentials) => this.admin.transferLeadership(to, forwarded, credentials),
+      transferLeadership: (to, forwarded, credentials, range) => {
+        if (range === undefined || range === null || range === DEFAULT_GROUP) return this.admin.transferLeadership(to, forwarded, credentials);
+        const replica = this.ranges.get(range);
+        if (replica === undefined) return Promise.reject(new HttpError(404, "range_not_found", `there is no range ${range} (GET /v1/shards lists the ranges)`));
+        const target = { id: range, status: () => replica.engine.status(), transferLeadership: (to: number | null) => replica.driver.transferLeadership(to) };
+        return this.admin.transferLeadership(to, forwarded, credentials, target);
+      },
       auth: () => this.primary.kv.auth,
       // A backup of group 0 alone would restore a cluster without the other ranges' keys.
       backup: (consistency) => (sharded ? notBuilt("A backup") : this.backups.take(consistency)),

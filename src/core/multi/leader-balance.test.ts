@@ -1,0 +1,63 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import fc from "fast-check";
+import { leadershipMove } from "./leader-balance.js";
+
+/** Each node's count of leaderships among `live`. */
+function counts(leaders: ReadonlyMap<number, number | null>, live: readonly number[]): number[] {
+  return live.map((id) => [...leaders.values()].filter((leader) => leader === id).length);
+}
+
+describe("leadershipMove", () => {
+  test("every node applying the rule, in any order, ends with the live nodes' counts within one of each other, and never hands a leadership to a node that is not live", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 2, max: 7 }),
+        fc.integer({ min: 1, max: 64 }),
+        fc.array(fc.nat(), { minLength: 64, maxLength: 64 }),
+        fc.array(fc.nat(), { maxLength: 3 }),
+        fc.array(fc.nat(), { minLength: 1, maxLength: 200 }),
+        (nodes, ranges, initial, downPicks, order) => {
+          const all = Array.from({ length: nodes }, (_, i) => i + 1);
+          const down = new Set(downPicks.map((pick) => all[pick % nodes] as number).slice(0, nodes - 1));
+          const live = all.filter((id) => !down.has(id));
+          // Leaders start anywhere live (a dead node's ranges re-elected among the live).
+          const leaders = new Map(Array.from({ length: ranges }, (_, range) => [range, live[(initial[range] ?? 0) % live.length] as number | null]));
+          // Rounds: each live node in turn (in a random order) makes the move it decides, if any.
+          for (let round = 0; round < ranges * nodes + 10; round++) {
+            let moved = false;
+            // Every live node gets a turn each round, after some in a random order.
+            for (const self of [...order.map((step) => live[step % live.length] as number), ...live]) {
+              const move = leadershipMove({ self, live, leaders });
+              if (move === null) continue;
+              assert.equal(leaders.get(move.range), self, "a node moves only a leadership it holds");
+              assert.ok(live.includes(move.to) && move.to !== self, "to another live node");
+              leaders.set(move.range, move.to);
+              moved = true;
+            }
+            if (!moved) break;
+          }
+          const final = counts(leaders, live);
+          assert.ok(Math.max(...final) - Math.min(...final) <= 1, `counts ${final.join(",")} of ${ranges} ranges over ${live.length} live nodes`);
+          for (const self of live) assert.equal(leadershipMove({ self, live, leaders }), null, "balanced: nobody moves");
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  test("waits while a range has no known leader, and moves nothing for a node that is not live", () => {
+    const leaders = new Map<number, number | null>([
+      [0, 1],
+      [1, 1],
+      [2, 1],
+      [3, null],
+    ]);
+    assert.equal(leadershipMove({ self: 1, live: [1, 2, 3], leaders }), null);
+    leaders.set(3, 1);
+    assert.deepEqual(leadershipMove({ self: 1, live: [1, 2, 3], leaders }), { range: 3, to: 2 });
+    assert.equal(leadershipMove({ self: 1, live: [2, 3], leaders }), null);
+    // One range: nothing to spread.
+    assert.equal(leadershipMove({ self: 1, live: [1, 2, 3], leaders: new Map([[0, 1]]) }), null);
+  });
+});

@@ -1,0 +1,48 @@
+/**
+ * Spreading leaderships over the nodes (docs/sharding.md). Every range elects its own
+ * leader, and elections alone can leave one node leading most ranges, so it takes most of
+ * the writes. Each node runs this rule on what it sees, with no coordinator: a node that
+ * leads more than one range more than the node leading the fewest hands one of its ranges
+ * to that node (a leadership transfer, which loses nothing). Only live nodes count: a node
+ * that cannot be reached must not be handed a leadership. Done by every node, one transfer
+ * at a time, the counts end within one of each other (tested by simulating rounds).
+ */
+import type { NodeId } from "../engine/contract.js";
+import type { GroupId } from "./group.js";
+
+export interface LeadershipView {
+  /** The node deciding. */
+  readonly self: NodeId;
+  /** The nodes that may lead (voters of every range), reachable from `self`, `self` among them. */
+  readonly live: readonly NodeId[];
+  /** Each range's leader as `self` knows it (null: none known). */
+  readonly leaders: ReadonlyMap<GroupId, NodeId | null>;
+}
+
+/** A leadership `self` should hand over: `range` to `to`. */
+export interface LeadershipMove {
+  readonly range: GroupId;
+  readonly to: NodeId;
+}
+
+/**
+ * The transfer `self` should make now, or null. None while some range has no known leader
+ * (an election is under way: its outcome changes the counts), or when `self` leads at most
+ * one more range than the live node leading the fewest. Otherwise the highest-numbered range
+ * `self` leads goes to that node (the lowest id among equals), so every node that decides on
+ * the same view decides the same.
+ */
+export function leadershipMove(view: LeadershipView): LeadershipMove | null {
+  const counts = new Map<NodeId, number>(view.live.map((id) => [id, 0]));
+  if (!counts.has(view.self)) return null;
+  const mine: GroupId[] = [];
+  for (const [range, leader] of view.leaders) {
+    if (leader === null) return null;
+    if (counts.has(leader)) counts.set(leader, (counts.get(leader) as number) + 1);
+    if (leader === view.self) mine.push(range);
+  }
+  let fewest: NodeId | null = null;
+  for (const [id, count] of [...counts].sort((a, b) => a[0] - b[0])) if (fewest === null || count < (counts.get(fewest) as number)) fewest = id;
+  if (fewest === null || mine.length - (counts.get(fewest) as number) <= 1) return null;
+  return { range: Math.max(...mine), to: fewest };
+}
