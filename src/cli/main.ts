@@ -11,6 +11,7 @@ import { demoCommand } from "./demo-command.js";
 import { registerKvCommands } from "./kv-commands.js";
 import { registerLeaderCommand } from "./leader-command.js";
 import { registerMembersCommand } from "./members-command.js";
+import { registerShardsCommand } from "./shards-command.js";
 import { registerNodeCommand } from "./node-command.js";
 import { registerProxyCommand } from "./proxy-command.js";
 import { registerSnapshotCommand } from "./snapshot-command.js";
@@ -117,6 +118,7 @@ function buildProgram(setExitCode: (code: number) => void): Command {
   registerBenchCommand(program, setExitCode);
   registerLeaderCommand(program, setExitCode);
   registerMembersCommand(program, setExitCode);
+  registerShardsCommand(program, setExitCode);
   registerProxyCommand(program, setExitCode);
   registerSnapshotCommand(program, setExitCode);
   registerTlsCommand(program, setExitCode);

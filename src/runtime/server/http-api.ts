@@ -45,7 +45,7 @@ import { API_SERVER_OPTIONS, applyReceiveDeadlines, DEFAULT_CLIENT_LIMITS, type 
 import { NoSpaceError } from "./disk-guard.js";
 import { clientRequestOf, deleteKey, getKey, namedRangeOf, putKey, rangeByParameter, rangeKeys, serveCompact, serveTxn, serveWatch } from "./kv-routes.js";
 import { leaseNotFound, parseLeaseId, serveGrant, serveKeepalive, serveLease, serveLeaseList, serveRevoke } from "./lease-routes.js";
-import { CrossRangeError, RangeMismatchError, RangeNotHostedError, type RangedService } from "./range-routing.js";
+import { CrossRangeError, RangeMismatchError, RangeNotHostedError, rangeTableOf, type RangedService } from "./range-routing.js";
 import type { DashboardFeed } from "./dashboard-feed.js";
 import { serveClusterAction, serveDashboardAsset, serveDashboardStream, serveFaults, serveInjectFault } from "./dashboard-http.js";
 
@@ -136,6 +136,7 @@ export const RANGE_HEADER = "x-synod-range";
 const DISCARD_BYTES_MAX = 64 * 1024 * 1024;
 const KV_PREFIX = "/v1/kv/";
 const MEMBERS_PREFIX = "/v1/members/";
+const SHARDS_PREFIX = "/v1/shards/";
 const LEASES_PREFIX = "/v1/leases/";
 const AUTH_USERS_PREFIX = "/v1/auth/users/";
 const AUTH_ROLES_PREFIX = "/v1/auth/roles/";
@@ -211,7 +212,7 @@ export interface RouteContext {
   readonly query: URLSearchParams;
   /** `/v1/kv/{key}`'s key, percent-decoded; "" elsewhere. */
   readonly key: string;
-  /** `/v1/members/{id}`'s id, or `/v1/leases/{id}`'s; 0 elsewhere. */
+  /** `/v1/members/{id}`'s id, `/v1/leases/{id}`'s or `/v1/shards/{id}/split`'s; 0 elsewhere. */
   readonly memberId: number;
   /** What the caller may do (auth-http.ts). */
   readonly guard: Guard;
@@ -265,6 +266,7 @@ const ROUTES: Readonly<Record<string, Readonly<Record<string, Route>>>> = {
   // health checks and `synod status` read before they hold credentials.
   "/v1/status": { GET: { query: [], access: "public", serve: (c) => sendJson(c.response, 200, c.service.status()) } },
   "/v1/shards": { GET: { query: [], access: "user", serve: (c) => sendJson(c.response, 200, c.service.shards()) } },
+  "/v1/shards/{id}/split": { POST: { query: [], access: "admin", serve: serveSplit } },
   "/v1/members": {
     // Linearizable by default, as a read: a partitioned node's view may be stale
     // (`?consistency=stale` asks for it anyway); a removed node answers not_member.
@@ -362,6 +364,12 @@ function matchPath(path: string, method: string): { readonly name: string; reado
     const keepalive = rest.endsWith("/keepalive");
     return { name: keepalive ? "/v1/leases/{id}/keepalive" : "/v1/leases/{id}", key: "", memberId: parseLeaseId(keepalive ? rest.slice(0, -"/keepalive".length) : rest) };
   }
+  if (path.startsWith(SHARDS_PREFIX) && path.endsWith("/split")) {
+    const text = path.slice(SHARDS_PREFIX.length, -"/split".length);
+    const id = /^\d{1,10}$/.test(text) ? Number(text) : NaN;
+    if (!Number.isSafeInteger(id)) throw new HttpError(400, "invalid_input", `a range id is an integer, got ${JSON.stringify(text)}`);
+    return { name: "/v1/shards/{id}/split", key: "", memberId: id };
+  }
   if (path.startsWith(DASHBOARD_PREFIX)) return { name: "/dashboard/{asset}", key: path.slice(DASHBOARD_PREFIX.length) || "index.html", memberId: 0 };
   if (Object.hasOwn(ROUTES, path) && !path.includes("{")) return { name: path, key: "", memberId: 0 };
   throw new HttpError(404, "not_found", `no route ${method} ${path}; see docs/http-api.md`);
@@ -372,6 +380,13 @@ async function serveOpenSession(c: RouteContext): Promise<void> {
   const id = c.query.has("range") ? integerParameter(c.query, "range", 0) : null;
   const range = id === null ? c.service : rangeByParameter(c);
   sendJson(c.response, 200, { session: await range.register(), ttlMs: SESSION_LIMITS.ttlMs, range: id ?? 0 });
+}
+
+/** `POST /v1/shards/{id}/split`: the route exists so a client learns plainly that splits are not built yet (issue 16). */
+function serveSplit(c: RouteContext): Promise<void> {
+  const range = rangeTableOf(c.service).get(c.memberId);
+  if (range === undefined) throw new HttpError(404, "range_not_found", `there is no range ${c.memberId} (GET /v1/shards lists the ranges)`);
+  throw new HttpError(501, "not_supported", `splitting a range is not built yet (issue 16): range ${range.id} keeps its keys [${JSON.stringify(range.start)}, ${range.end === null ? "the end" : JSON.stringify(range.end)}); a cluster starts with --shards N ranges`);
 }
 
 async function serveTransfer(c: RouteContext): Promise<void> {

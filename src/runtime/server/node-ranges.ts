@@ -11,6 +11,7 @@ import { join } from "node:path";
 import type { Logger } from "pino";
 import { NotMemberError } from "../../core/common/errors.js";
 import type { NodeId } from "../../core/engine/contract.js";
+import { members } from "../../core/engine/membership.js";
 import { DEFAULT_GROUP, type GroupId } from "../../core/multi/group.js";
 import { leadershipMove } from "../../core/multi/leader-balance.js";
 import { RangeTable } from "../../core/multi/ranges.js";
@@ -183,6 +184,7 @@ export class NodeRanges {
         role: status.role,
         term: status.term,
         leader: status.leader,
+        replicas: members(replica.membership()).sort((a, b) => a - b),
         leaderHttp: status.leader === null ? null : leaderHttp(status.leader),
         commitIndex: status.commitIndex,
         appliedIndex: replica.kv.applied,

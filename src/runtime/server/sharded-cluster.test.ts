@@ -11,7 +11,7 @@ import { after, before, describe, test } from "node:test";
 import { Client } from "../../client/client.js";
 import { TimeoutError } from "../../client/errors.js";
 import { RangeTable } from "../../core/multi/ranges.js";
-import { ProcessCluster, request, sleep } from "./process-cluster.test-util.js";
+import { ProcessCluster, request, runSynod, sleep } from "./process-cluster.test-util.js";
 
 const SHARDS = 4;
 const TABLE = RangeTable.presplit(SHARDS);
@@ -168,6 +168,17 @@ describe("a sharded cluster of real processes (--shards 4)", { timeout: 120_000 
       writing = false;
       await client.close();
     }
+  });
+
+  test("synod shards list shows the ranges; synod shards split says it is not built yet", async () => {
+    const endpoints = cluster.nodes.map((node) => node.http).join(",");
+    const listed = await runSynod(["shards", "list", "--endpoints", endpoints], 15_000);
+    assert.equal(listed.code, 0, listed.output);
+    assert.match(listed.output, /^id +start +end +epoch +leader +replicas +keys$/m);
+    assert.match(listed.output, /^3 +"h" +\(end\) +1 +\d +1,2,3 +\d+$/m);
+    const split = await runSynod(["shards", "split", "2", "--at", "m", "--endpoints", endpoints], 15_000);
+    assert.notEqual(split.code, 0);
+    assert.match(split.output, /splitting a range is not built yet/);
   });
 
   test("a node restarted with another --shards is refused with what to do", async () => {

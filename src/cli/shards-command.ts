@@ -1,0 +1,66 @@
+import type { Command } from "commander";
+import { callCluster, endpointsOption, integerIn } from "./client-options.js";
+
+interface ShardsOptions {
+  readonly endpoints: string[];
+  readonly json: boolean;
+}
+
+interface Shard {
+  readonly id: number;
+  readonly start: string;
+  readonly end: string | null;
+  readonly epoch: number;
+  readonly leader?: number | null;
+  readonly replicas?: readonly number[];
+  readonly keys?: number;
+  readonly appliedIndex?: number;
+}
+
+/**
+ * `synod shards list|move|split`: the cluster's ranges (`GET /v1/shards`, docs/sharding.md)
+ * from the command line, and moving a range's leadership. Splitting is not built yet: the
+ * node says so.
+ */
+export function registerShardsCommand(program: Command, setExitCode: (code: number) => void): void {
+  const shards = program.command("shards").description("list the cluster's ranges (shards) and move their leaderships");
+  const common = (command: Command): Command => command.addOption(endpointsOption()).option("--json", "print the API's JSON answer", false);
+  const rangeId = integerIn("<id>", 0, 0xffff_ffff);
+
+  common(shards.command("list").description("every range: its keys [start, end), epoch, leader, replicas and key count")).action(async (opts: ShardsOptions) =>
+    setExitCode(await callCluster("shards list", opts, { method: "GET", path: "/v1/shards" }, (answer) => printShards(answer["shards"] as Shard[] | undefined))),
+  );
+
+  common(
+    shards
+      .command("move")
+      .description("move a range's leadership to another node (ranges also spread their leaderships by themselves)")
+      .argument("<id>", "the range's id (synod shards list)", rangeId)
+      .requiredOption("--leader <node>", "the node that should lead the range", integerIn("--leader", 1, Number.MAX_SAFE_INTEGER)),
+  ).action(async (id: number, opts: ShardsOptions & { leader: number }) =>
+    setExitCode(
+      await callCluster("shards move", opts, { method: "POST", path: `/v1/leader/transfer?range=${id}`, body: { to: opts.leader } }, (answer) =>
+        process.stdout.write(`range ${id} is led by node ${String(answer["leader"])} (term ${String(answer["term"])}, ${String(answer["ms"])} ms)\n`),
+      ),
+    ),
+  );
+
+  common(
+    shards
+      .command("split")
+      .description("split a range at a key (not built yet: the node answers 501)")
+      .argument("<id>", "the range's id (synod shards list)", rangeId)
+      .option("--at <key>", "the first key of the new range"),
+  ).action(async (id: number, opts: ShardsOptions & { at?: string }) =>
+    setExitCode(await callCluster("shards split", opts, { method: "POST", path: `/v1/shards/${id}/split`, body: opts.at === undefined ? {} : { key: opts.at } }, () => undefined)),
+  );
+}
+
+function printShards(shards: readonly Shard[] | undefined): void {
+  const show = (key: string | null): string => (key === null ? "(end)" : key === "" ? '""' : JSON.stringify(key));
+  process.stdout.write(`${"id".padEnd(5)} ${"start".padEnd(12)} ${"end".padEnd(12)} ${"epoch".padEnd(6)} ${"leader".padEnd(7)} ${"replicas".padEnd(12)} keys\n`);
+  for (const shard of shards ?? []) {
+    const replicas = shard.replicas?.join(",") ?? "-";
+    process.stdout.write(`${String(shard.id).padEnd(5)} ${show(shard.start).padEnd(12)} ${show(shard.end).padEnd(12)} ${String(shard.epoch).padEnd(6)} ${String(shard.leader ?? "-").padEnd(7)} ${replicas.padEnd(12)} ${String(shard.keys ?? "-")}\n`);
+  }
+}
