@@ -13,6 +13,16 @@ export interface MetricsSource {
   databaseBytes(): number;
   pendingRequests(): number;
   peerStats(): ReadonlyMap<number, { readonly connected: boolean; readonly framesSent: number; readonly framesDropped: number; readonly framesReceived: number }>;
+  /** Each range's group on a sharded node (absent: one range, which the other gauges describe). */
+  ranges?(): readonly RangeMetrics[];
+}
+
+/** One range's group as the node sees it. */
+export interface RangeMetrics {
+  readonly id: number;
+  readonly status: EngineStatus;
+  readonly appliedIndex: number;
+  readonly keys: number;
 }
 
 /**
@@ -53,6 +63,27 @@ export class NodeMetrics {
     new Gauge({ name: "synod_raft_applied_index", help: "The highest index the state machine applied", registers: [registry], collect() { this.set(source.appliedIndex()); } });
     new Gauge({ name: "synod_pending_requests", help: "Client requests waiting to commit or to be confirmed", registers: [registry], collect() { this.set(source.pendingRequests()); } });
     new Gauge({ name: "synod_kv_keys", help: "Keys in the state machine", registers: [registry], collect() { this.set(source.keyCount()); } });
+    if (source.ranges !== undefined) {
+      const ranges = source.ranges.bind(source);
+      const perRange = (name: string, help: string, pick: (range: RangeMetrics) => number): void => {
+        new Gauge({
+          name,
+          help,
+          labelNames: ["range"],
+          registers: [registry],
+          collect() {
+            this.reset();
+            for (const range of ranges()) this.set({ range: String(range.id) }, pick(range));
+          },
+        });
+      };
+      perRange("synod_range_leader", "Each range's leader as this node knows it (0: none)", (range) => range.status.leader ?? 0);
+      perRange("synod_range_is_leader", "1 for each range this node leads", (range) => (range.status.role === "leader" ? 1 : 0));
+      perRange("synod_range_term", "Each range's current term", (range) => range.status.term);
+      perRange("synod_range_commit_index", "Each range's highest log index known committed", (range) => range.status.commitIndex);
+      perRange("synod_range_applied_index", "Each range's highest index its state machine applied", (range) => range.appliedIndex);
+      perRange("synod_range_keys", "Keys in each range", (range) => range.keys);
+    }
     new Gauge({ name: "synod_kv_database_size_bytes", help: "Size of the state machine's database file on disk (LMDB data.mdb)", registers: [registry], collect() { this.set(source.databaseBytes()); } });
     type PeerCounters = { connected: boolean; framesSent: number; framesDropped: number; framesReceived: number };
     new Gauge({

@@ -99,10 +99,11 @@ export class SynodNode {
     this.metrics = new NodeMetrics({
       status: () => engine.status(),
       appliedIndex: () => kv.applied,
-      keyCount: () => kv.keys,
+      keyCount: () => this.ranges.all().reduce((sum, replica) => sum + replica.kv.keys, 0),
       databaseBytes: () => backend.sizeBytes(),
       pendingRequests: () => this.primary.driver.pendingRequests,
       peerStats: () => this.transport?.stats() ?? new Map(),
+      ...(ranges.sharded ? { ranges: () => this.ranges.all().map((replica) => ({ id: replica.group, status: replica.engine.status(), appliedIndex: replica.kv.applied, keys: replica.kv.keys })) } : {}),
     });
     this.groups = new GroupRouter<unknown>({
       send: (to, envelope) => this.transport?.send(to, envelope.message, envelope.group) ?? false,

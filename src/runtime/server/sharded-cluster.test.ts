@@ -170,6 +170,23 @@ describe("a sharded cluster of real processes (--shards 4)", { timeout: 120_000 
     }
   });
 
+  test("/metrics has each range's gauges: every range is led by exactly one node", async () => {
+    // Scraped one node after another, while leaderships may still be moving: until one scan agrees.
+    let leading = 0;
+    for (let scan = 0; scan < 50 && leading !== SHARDS; scan++) {
+      if (scan > 0) await sleep(100);
+      leading = 0;
+      for (const id of [1, 2, 3]) {
+        const metrics = await request("GET", `${cluster.node(id).http}/metrics`);
+        const lines = metrics.text.split("\n").filter((line) => line.startsWith("synod_range_is_leader{"));
+        assert.equal(lines.length, SHARDS, metrics.text.slice(0, 300));
+        leading += lines.filter((line) => line.endsWith(" 1")).length;
+        assert.match(metrics.text, /^synod_range_keys\{range="3"\} \d+$/m);
+      }
+    }
+    assert.equal(leading, SHARDS);
+  });
+
   test("synod shards list shows the ranges; synod shards split says it is not built yet", async () => {
     const endpoints = cluster.nodes.map((node) => node.http).join(",");
     const listed = await runSynod(["shards", "list", "--endpoints", endpoints], 15_000);
