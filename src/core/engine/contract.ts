@@ -247,6 +247,17 @@ export interface Engine<M, H> {
    * second: it allocates, and nothing in the engine depends on it.
    */
   replication?(): readonly ReplicationProgress[] | null;
+  /**
+   * For engines that quiesce (Raft with `quiesce` on): whether this engine is quiet — an
+   * idle group's member that ignores ticks (no heartbeats, no election timeout) until a
+   * proposal, a read, a message or `wake` wakes it. Absent: never quiet.
+   */
+  quiescent?(): boolean;
+  /**
+   * Wakes a quiet engine (a no-op otherwise). The node calls it when it suspects that the
+   * node of the engine's leader failed: a quiet follower would never notice by itself.
+   */
+  wake?(): void;
 }
 
 /** One member's replication, as its leader sees it (Engine.replication). */
