@@ -134,7 +134,11 @@ export class SimNode<M> {
   up = true;
   paused = false;
   incarnation = 0;
-  /** Snapshots installed from a leader, over every incarnation. */
+  /**
+   * Snapshots group 0's replica installed from a leader, over every incarnation: the group
+   * the scenarios steer and watch (the others install their own, which a scenario's
+   * per-group bound must not count).
+   */
   snapshotsInstalled = 0;
   /** Counts pauses, so a timer set for one pause cannot end a later one. */
   pauses = 0;
@@ -400,7 +404,7 @@ export class SimNode<M> {
       },
       snapshotInstalled: (snapshot) => {
         this.appliedByGroup[group] = this.host.requestsThrough(snapshot.index, group);
-        this.snapshotsInstalled++;
+        if (group === DEFAULT_GROUP) this.snapshotsInstalled++;
         this.host.trace(this.id, this.groupText(group, `installed the leader's snapshot at ${snapshot.index}`));
       },
       snapshotTaken: (snapshot) => this.host.trace(this.id, this.groupText(group, `snapshot at ${snapshot.index} (${snapshot.data.length} bytes), log compacted`)),
