@@ -52,6 +52,8 @@ export class Wire {
   readonly messageSenders = new Map<string, Set<NodeId>>();
   messagesSent = 0;
   messagesDropped = 0;
+  /** Node-level liveness pings (quiescence only), counted apart from the groups' messages. */
+  pingsSent = 0;
 
   constructor(private readonly options: WireOptions) {
     this.partition = new Partition(options.nodeIds);
@@ -121,6 +123,23 @@ export class Wire {
       log.line(`node ${to}`, () => `<- ${from}: ${this.options.groupText(message.group, this.options.describeMessage(message.message))}`);
       node.deliver(from, message);
     });
+  }
+
+  /**
+   * A liveness ping or its answer between nodes (quiescence only): over the same link as
+   * the groups' messages — cut by a partition, lost, delayed, duplicated as they are — but
+   * not traced, and lost on a link the nemesis holds.
+   */
+  sendPing(from: NodeId, to: NodeId, answer: boolean): void {
+    this.pingsSent++;
+    if (this.partition.isBlocked(from, to) || this.isHeld(from, to)) return;
+    for (const delay of packetDelays(this.nodeLink, this.options.prng)) {
+      this.options.scheduler.after(delay, () => {
+        const node = this.options.nodes.get(to);
+        if (node === undefined || !node.up || this.partition.isBlocked(from, to)) return;
+        node.hearPing(from, answer);
+      });
+    }
   }
 
   /** Runs `action` at the far end of a client link: once for each copy that arrives, never if the packet is lost. */

@@ -328,6 +328,8 @@ export interface TuningHints {
   readonly preVote?: boolean;
   /** Snapshots sent in the smallest chunks, so sending one takes many round trips. */
   readonly smallSnapshotChunks?: boolean;
+  /** Idle groups go quiet (engines that quiesce: `EngineFactory.quiesces`). */
+  readonly quiesce?: boolean;
 }
 
 /** An engine factory: the one place a driver learns which protocol it runs. */
@@ -338,6 +340,8 @@ export interface EngineFactory<M = unknown, H = unknown> {
   readonly compacts?: boolean;
   /** Whether its engines implement `changeMembership` (and start empty when `peers` is). */
   readonly reconfigures?: boolean;
+  /** Whether its engines can go quiet when idle (`quiescent`, `wake`; TuningHints.quiesce turns it on). */
+  readonly quiesces?: boolean;
   /** Set when the protocol only works with this many nodes (a one-node control). */
   readonly fixedClusterSize?: number;
   readonly invariants: readonly EngineInvariant[];
