@@ -42,6 +42,20 @@ describe("simulator: quiescence (--quiesce)", () => {
     }
   });
 
+  test("without faults, a group the clients leave alone sends a twentieth of what it sends awake", () => {
+    for (const seed of [1, 2]) {
+      const quietRun = quiet(seed, { scenario: "mixed", faults: [], hotGroups: 1 });
+      const awake = runSimulation({ protocol: protocol("raft"), seed, groups: 8, hotGroups: 1, scenario: "mixed", faults: [] });
+      assert.equal(quietRun.failure, null, `seed ${seed}: ${quietRun.failure?.checker}: ${quietRun.failure?.message}`);
+      // Awake, an idle group's leader heartbeats every tick or three; quiet, it sends almost
+      // nothing (it wakes when it turns hot, and for the leader's clock entries).
+      const idleQuiet = quietRun.stats.idleGroups;
+      const idleAwake = awake.stats.idleGroups;
+      assert.ok(idleQuiet !== undefined && idleAwake !== undefined && idleQuiet.groupSeconds === idleAwake.groupSeconds && idleQuiet.groupSeconds > 0);
+      assert.ok(idleQuiet.messages * 20 < idleAwake.messages, `seed ${seed}: idle groups sent ${idleQuiet.messages} messages quiet, ${idleAwake.messages} awake`);
+    }
+  });
+
   test("a quiet group whose leader's node crashes or is cut off is woken by its node and elects (crash and partition faults)", () => {
     let wakes = 0;
     for (const seed of [21, 22, 23]) {

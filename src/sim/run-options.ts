@@ -134,6 +134,11 @@ export interface SimStats {
    * quiet groups woken because their leader's node was suspected.
    */
   readonly quiescence?: { readonly pings: number; readonly groupTicks: number; readonly quietGroupTicks: number; readonly wakes: number };
+  /**
+   * With --hot-groups: messages sent by groups while they got no requests (in the fault
+   * phase), and how many group-seconds that was: an idle group's cost, quiet or awake.
+   */
+  readonly idleGroups?: { readonly messages: number; readonly groupSeconds: number };
 }
 
 export interface SimResult {

@@ -58,7 +58,7 @@ const QUIET_CHECK_MICROS = 100_000;
  * With --quiesce: the liveness ping interval, and how long a silent peer takes to be
  * suspected, in ticks — at least the longest election timeout a seed draws (20 ticks).
  */
-const LIVENESS_PING_EVERY_TICKS = 3;
+const LIVENESS_PING_EVERY_TICKS = 5;
 const LIVENESS_SUSPECT_AFTER_TICKS = 20;
 /**
  * With --quiesce: how long a quiet group whose leader's node crashed may take to elect a
@@ -161,6 +161,7 @@ class Simulation implements NodeHost<unknown> {
       log: this.log,
       describeMessage,
       countsMessages: scenario.countsMessages === true,
+      ...(options.hotGroups === undefined ? {} : { idleGroup: (group: GroupId) => !this.isHotGroup(group) }),
       groupText: (group, text) => this.groupText(group, text),
     });
     for (let group = 0; group < this.params.groups; group++) this.groups.push(new GroupWatch(group, this.claims, factory, nodeIds));
@@ -366,6 +367,18 @@ class Simulation implements NodeHost<unknown> {
    * names `k1, k2, ...` the fixed hash gives each group, so every group has work. Null for
    * one group: the clients draw `k1 .. k{keys}` as before groups existed.
    */
+  /**
+   * With --hot-groups: whether the clients use `group`'s keys now — K groups at a time in
+   * the fault phase, the next K each second; every group from the heal on.
+   */
+  private isHotGroup(group: GroupId): boolean {
+    const hot = this.options.hotGroups;
+    const groups = this.params.groups;
+    if (hot === undefined || hot >= groups || this.now() >= this.healStartMicros) return true;
+    const first = (Math.floor(this.now() / HOT_GROUPS_ROTATE_MICROS) * hot) % groups;
+    return (group - first + groups) % groups < hot;
+  }
+
   private keySpace(): KeySpace | null {
     const groups = this.params.groups;
     if (groups === 1) return null;
@@ -386,8 +399,8 @@ class Simulation implements NodeHost<unknown> {
     const hotNames = (): readonly string[] => {
       const now = this.now();
       if (now >= this.healStartMicros) return names;
-      const window = Math.floor(now / HOT_GROUPS_ROTATE_MICROS);
-      return Array.from({ length: hot }, (_, i) => byGroup[(window * hot + i) % groups] ?? []).flat();
+      const first = Math.floor(now / HOT_GROUPS_ROTATE_MICROS) * hot;
+      return Array.from({ length: hot }, (_, i) => byGroup[(first + i) % groups] ?? []).flat();
     };
     return {
       get names(): readonly string[] {
@@ -506,8 +519,11 @@ class Simulation implements NodeHost<unknown> {
   }
 
   /**
-   * The world changed: a quiet leader that crashed, paused or lost its links to a majority
-   * of its voters is noted, to check that its group elects a successor. A crashed node's
+   * The world changed: a quiet leader that crashed, paused or can no longer send to a
+   * majority of its voters is noted, to check that its group elects a successor. A leader
+   * whose messages still arrive (a one-way partition cutting only the answers) is not: the
+   * group may wake (a proposal) and then, awake, its followers hear its heartbeats and do
+   * not campaign — Raft's own limit without CheckQuorum, not quiescence's. A crashed node's
    * engine stays readable until it restarts.
    */
   private noteQuietLeadersLost(g: GroupWatch): void {
@@ -518,7 +534,7 @@ class Simulation implements NodeHost<unknown> {
       const losses = (this.quietLeaderLosses[g.group] ??= []);
       if (losses.some((loss) => loss.leader === node.id && loss.term === status.term)) continue;
       const voters = engine.membership?.().voters ?? [...this.nodes.keys()];
-      const reached = voters.filter((id) => id === node.id || (this.nodes.get(id)?.up === true && this.wire.linked(node.id, id))).length;
+      const reached = voters.filter((id) => id === node.id || (this.nodes.get(id)?.up === true && !this.wire.partition.isBlocked(node.id, id) && !this.wire.isHeld(node.id, id))).length;
       const how = !node.up ? "crashed" : node.paused ? "paused" : reached * 2 <= voters.length ? "was cut off from a majority" : null;
       if (how !== null) losses.push({ leader: node.id, term: status.term, atMicros: this.now(), how, voters });
     }
@@ -615,6 +631,9 @@ class Simulation implements NodeHost<unknown> {
         ...(this.params.groups === 1 ? {} : { groupCommit: this.groupCommitCounts() }),
         ...this.sides.stats(),
         ...(this.quiesce ? { quiescence: this.quiescenceCounts() } : {}),
+        ...(this.options.hotGroups === undefined || this.options.hotGroups >= params.groups
+          ? {}
+          : { idleGroups: { messages: this.wire.idleGroupMessagesSent, groupSeconds: ((params.groups - this.options.hotGroups) * params.faultPhaseMicros) / 1e6 } }),
       },
       traceTail: this.failure === null ? [] : this.log.traceTail(),
       notableTail: this.failure === null ? [] : this.log.notableTail(),

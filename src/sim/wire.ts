@@ -29,6 +29,8 @@ export interface WireOptions {
   readonly countsMessages: boolean;
   /** A trace line about one group. */
   readonly groupText: (group: GroupId, text: string) => string;
+  /** With --hot-groups: whether `group` gets no requests now (its messages are counted apart). */
+  readonly idleGroup?: (group: GroupId) => boolean;
 }
 
 /** A link the nemesis holds: the packets kept on the wire until it releases them. */
@@ -54,6 +56,8 @@ export class Wire {
   messagesDropped = 0;
   /** Node-level liveness pings (quiescence only), counted apart from the groups' messages. */
   pingsSent = 0;
+  /** With --hot-groups: messages of groups that got no requests when they were sent. */
+  idleGroupMessagesSent = 0;
 
   constructor(private readonly options: WireOptions) {
     this.partition = new Partition(options.nodeIds);
@@ -67,6 +71,7 @@ export class Wire {
 
   sendToPeer(from: NodeId, to: NodeId, message: GroupEnvelope<unknown>): void {
     this.messagesSent++;
+    if (this.options.idleGroup?.(message.group) === true) this.idleGroupMessagesSent++;
     // The scenarios count group 0's messages, the group they steer.
     if (this.options.countsMessages && message.group === DEFAULT_GROUP) {
       const text = this.options.describeMessage(message.message);

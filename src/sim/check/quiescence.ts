@@ -13,7 +13,7 @@
  * Liveness — a quiet group whose leader is lost elects a successor (`checkQuietFailover`):
  * a quiet follower counts no election timeout, so without the node-level wake it would
  * follow a dead leader for ever. When the node that leads a quiet group crashes, pauses or
- * is cut off from a majority of the group's voters, stays so for the next `windowMicros`,
+ * can no longer send to a majority of the group's voters, stays so for the next `windowMicros`,
  * and a majority of the other voters stays running and linked meanwhile, one of them must
  * lead a newer term within that window.
  */
