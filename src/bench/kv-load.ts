@@ -42,6 +42,11 @@ export interface BenchOptions {
    * first). Unset: puts write distinct keys, gets and mixed use 1000.
    */
   readonly keys?: number;
+  /**
+   * Keys start with a character that cycles over '0' to 'z' (`0/bench/...`, `1/bench/...`),
+   * so they spread over every range of a presplit cluster (`--shards`) instead of one.
+   */
+  readonly spreadKeys?: boolean;
   /** For `mixed`: the share of gets, 0..1. */
   readonly mixedGetRatio: number;
   readonly consistency: Consistency;
@@ -258,7 +263,7 @@ class Load {
         const key = next++;
         let code: string | null = "not_sent";
         for (let attempt = 0; attempt < PRELOAD_ATTEMPTS && code !== null; attempt++) code = await this.send("put", key);
-        if (code !== null) failure ??= new BenchSetupError(`writing the keys to read failed: ${code} (key ${benchKey(key)})`);
+        if (code !== null) failure ??= new BenchSetupError(`writing the keys to read failed: ${code} (key ${benchKey(key, this.options.spreadKeys)})`);
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.options.concurrency, count) }, worker));
@@ -396,7 +401,8 @@ class Load {
 
   /** One exchange: `code` null on success, else the error's; `answered` when the node sent an answer (not a socket failure). */
   private async sendTo(pool: Pool, kind: OpKind, key: number): Promise<{ code: string | null; answered: boolean }> {
-    const path = kind === "put" ? `/v1/kv/${benchKey(key)}` : `/v1/kv/${benchKey(key)}?consistency=${this.options.consistency}`;
+    const name = encodeURIComponent(benchKey(key, this.options.spreadKeys));
+    const path = kind === "put" ? `/v1/kv/${name}` : `/v1/kv/${name}?consistency=${this.options.consistency}`;
     try {
       const response = await pool.request({
         method: kind === "put" ? "PUT" : "GET",
@@ -453,8 +459,9 @@ class Load {
 const ROUTE_AROUND_CODES = new Set(["no_leader", "no_quorum", "not_member"]);
 
 /** `bench/` and the key's number in 8 digits: short, fixed-width, sorted by number. */
-export function benchKey(index: number): string {
-  return `bench/${String(index).padStart(8, "0")}`;
+export function benchKey(index: number, spread = false): string {
+  const key = `bench/${String(index).padStart(8, "0")}`;
+  return spread ? `${String.fromCharCode(0x30 + (index % 75))}/${key}` : key;
 }
 
 function errorCodeOf(body: string, status: number): string {

@@ -14,6 +14,7 @@ interface BenchCommandOptions {
   readonly valueSize: number;
   readonly op: BenchOp;
   readonly keys?: number;
+  readonly spreadKeys: boolean;
   readonly mixedGetRatio: number;
   readonly consistency: Consistency;
   readonly target: BenchTarget;
@@ -32,6 +33,7 @@ export function registerBenchCommand(program: Command, setExitCode: (code: numbe
     .option("--value-size <bytes>", "bytes per written value", integerIn("--value-size", 0, limits.valueBytesMax), 100)
     .addOption(new Option("--op <op>", "what to send").choices(BENCH_OPS).default("put"))
     .option("--keys <n>", "key space: puts cycle over n keys (default: distinct keys), gets read n keys written first (default 1000)", integerIn("--keys", 1, 100_000_000))
+    .option("--spread-keys", "keys start with '0' to 'z' in turn, so they fall in every range of a cluster started with --shards", false)
     .option("--mixed-get-ratio <r>", "share of gets in --op mixed, 0..1", ratio, 0.5)
     .addOption(new Option("--consistency <level>", "for gets").choices(CONSISTENCIES).default("linearizable"))
     .addOption(new Option("--target <where>", "leader: every request to the leader (found by /v1/status); all: round-robin over every endpoint").choices(BENCH_TARGETS).default("leader"))
@@ -67,6 +69,7 @@ async function benchCommand(options: BenchCommandOptions): Promise<number> {
     valueBytes: options.valueSize,
     op: options.op,
     ...(options.keys === undefined ? {} : { keys: options.keys }),
+    ...(options.spreadKeys ? { spreadKeys: true } : {}),
     mixedGetRatio: options.mixedGetRatio,
     consistency: options.consistency,
     target: options.target,

@@ -54,7 +54,9 @@ function buildProgram(setExitCode: (code: number) => void): Command {
     .option("--state-machine <module>", "run your own state machine module (its workload and model) instead of the KV store; see docs/embedding.md")
     .addOption(new Option("--workload <name>", "kv: clients reading and writing keys (checked for linearizability); leases: those, and clients granting, renewing and letting lapse leases (checked by the lease checker; the default with a lease mutant); watch: those, and watchers following the keys across reconnects (checked by the watch checker; the default with a watch mutant); lock: those, and clients contending for a lock with client.lock's recipe (checked by the lock checker; the default with a lock mutant)").choices([...SIM_WORKLOADS]))
     .option("--groups <n>", "consensus groups every node hosts, the keys spread over them; every checker runs per group (KV store only)", integer("--groups", 1), 1)
-    .action(async (opts: { protocol?: string; mutant?: string; listMutants: boolean; seeds?: number; seed?: number; faults?: string; scenario: string; json: boolean; historyOut?: string; traceOut?: string; open: boolean; workers: number; verbose: boolean; stateMachine?: string; workload?: SimWorkload; groups: number }) => {
+    .option("--quiesce", "Raft's quiescence: idle groups go quiet, nodes wake the quiet groups of a peer they suspect failed; adds quiescence's checks", false)
+    .option("--hot-groups <n>", "during the fault phase only this many groups get requests at a time (a different few each second); the rest idle", integer("--hot-groups", 1))
+    .action(async (opts: { protocol?: string; mutant?: string; listMutants: boolean; seeds?: number; seed?: number; faults?: string; scenario: string; json: boolean; historyOut?: string; traceOut?: string; open: boolean; workers: number; verbose: boolean; stateMachine?: string; workload?: SimWorkload; groups: number; quiesce: boolean; hotGroups?: number }) => {
       if (opts.listMutants) {
         process.stdout.write(listMutants(opts.protocol));
         return;
@@ -79,6 +81,8 @@ function buildProgram(setExitCode: (code: number) => void): Command {
           workers: opts.workers,
           verbose: opts.verbose,
           ...(opts.groups === 1 ? {} : { groups: opts.groups }),
+          ...(opts.quiesce ? { quiesce: true } : {}),
+          ...(opts.hotGroups === undefined ? {} : { hotGroups: opts.hotGroups }),
         }),
       );
     });

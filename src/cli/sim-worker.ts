@@ -19,6 +19,10 @@ export interface WorkerSetup {
   readonly workload: SimWorkload | null;
   /** Consensus groups per node (1: the one group of every cluster). */
   readonly groups: number;
+  /** Raft's quiescence on. */
+  readonly quiesce: boolean;
+  /** Groups with requests at a time in the fault phase (null: all). */
+  readonly hotGroups: number | null;
 }
 
 const setup = workerData as WorkerSetup;
@@ -36,6 +40,8 @@ parentPort?.on("message", (seed: number) => {
     ...(application === undefined ? {} : { application }),
     ...(setup.workload === null ? {} : { workload: setup.workload }),
     ...(setup.groups === 1 ? {} : { groups: setup.groups }),
+    ...(setup.quiesce ? { quiesce: true } : {}),
+    ...(setup.hotGroups === null ? {} : { hotGroups: setup.hotGroups }),
   });
   parentPort?.postMessage(setup.keepHistory ? result : { ...result, history: [], appHistory: [] });
 });

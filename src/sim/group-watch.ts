@@ -28,6 +28,8 @@ export class GroupWatch {
   readonly leaderTermSeen = new Map<NodeId, number>();
   /** Leaderships seen in this group (a node leading a term). */
   leaderTerms = 0;
+  /** Each leadership seen, in order: who led which term, from when. */
+  readonly leaderships: { readonly node: NodeId; readonly term: number; readonly atMicros: number }[] = [];
   /** The configuration each node acted on when last seen (to trace its changes). */
   readonly membershipSeen = new Map<NodeId, Membership>();
   /** The commit index last checked for each leader, and the durable state of crashed nodes. */

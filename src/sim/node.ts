@@ -16,6 +16,7 @@ import { GroupCommit } from "../core/multi/group-commit.js";
 import { DEFAULT_GROUP, groupOfKey, type GroupEnvelope, type GroupId } from "../core/multi/group.js";
 import { createRouter, type RouterMutant } from "../core/multi/mutants.js";
 import type { GroupRouter } from "../core/multi/router.js";
+import { createNodeLiveness, type LivenessMutant, type NodeLiveness } from "../core/multi/liveness.js";
 import { SimDisk, SimLogStorage, SimSyncDevice } from "./disk.js";
 import type { ClientRequest, ClientResponse } from "./messages.js";
 
@@ -32,6 +33,8 @@ export interface NodeHost<M> {
   now(): number;
   after(delayMicros: number, action: () => void): void;
   sendToPeer(from: NodeId, to: NodeId, envelope: GroupEnvelope<M>): void;
+  /** A node-level liveness ping (quiescence only), or with `answer` the answer to one. */
+  sendPing(from: NodeId, to: NodeId, answer: boolean): void;
   sendToClient(from: NodeId, clientId: number, response: ClientResponse): void;
   /** Runs `action` after the disk's fsync latency (the nemesis may crash the node inside it). */
   afterFsync(node: SimNode<M>, action: () => void): void;
@@ -84,6 +87,33 @@ export interface SimNodeOptions<M> {
   readonly groups?: number;
   /** The router's mutant, if any (core/multi/mutants.ts). */
   readonly routerMutant?: RouterMutant | null;
+  /** Every node of the run (the peers it pings, with quiescence). */
+  readonly peerIds?: readonly NodeId[];
+  /** With quiescence (`synod sim --quiesce`): the node-level liveness that wakes quiet groups. */
+  readonly quiesce?: SimQuiesceOptions | null;
+}
+
+/**
+ * The node-level liveness a node runs beside quiet groups (core/multi/liveness.ts): a ping
+ * to every peer every few ticks, and a peer silent for longer than an election timeout is
+ * suspected, waking every quiet group it leads.
+ */
+export interface SimQuiesceOptions {
+  readonly pingEveryTicks: number;
+  readonly suspectAfterTicks: number;
+  readonly livenessMutant: LivenessMutant | null;
+}
+
+/** Over a node's every incarnation: what quiescence saved, and what it cost. */
+export interface QuiescenceCounts {
+  /** Pings sent to peers. */
+  readonly pings: number;
+  /** Group-ticks: one per group hosted per tick of the liveness timer ... */
+  readonly groupTicks: number;
+  /** ... and those of them at which the group's replica here was quiet. */
+  readonly quietGroupTicks: number;
+  /** Quiet groups woken because their leader's node was suspected. */
+  readonly wakes: number;
 }
 
 /**
@@ -134,7 +164,11 @@ export class SimNode<M> {
   up = true;
   paused = false;
   incarnation = 0;
-  /** Snapshots installed from a leader, over every incarnation. */
+  /**
+   * Snapshots group 0's replica installed from a leader, over every incarnation: the group
+   * the scenarios steer and watch (the others install their own, which a scenario's
+   * per-group bound must not count).
+   */
   snapshotsInstalled = 0;
   /** Counts pauses, so a timer set for one pause cannot end a later one. */
   pauses = 0;
@@ -147,6 +181,9 @@ export class SimNode<M> {
   /** Every incarnation's group commit (several groups only), for its counts. */
   private readonly commits: GroupCommit[] = [];
   private appNode: EmbeddedReplica<M, unknown, unknown> | null = null;
+  /** This incarnation's node-level liveness (quiescence only). */
+  private liveness: NodeLiveness | null = null;
+  private quiescence = { pings: 0, groupTicks: 0, quietGroupTicks: 0, wakes: 0 };
   /** Inputs that arrived while paused, replayed in order on resume. */
   private deferred: (() => void)[] = [];
   private startedIncarnation = -1;
@@ -202,6 +239,70 @@ export class SimNode<M> {
     if (!this.up || this.startedIncarnation === this.incarnation) return;
     this.startedIncarnation = this.incarnation;
     for (const hosted of this.hosted) hosted.start();
+    this.startLiveness();
+  }
+
+  /** Quiescence's counts over every incarnation. */
+  get quiescenceCounts(): QuiescenceCounts {
+    return { ...this.quiescence };
+  }
+
+  /**
+   * With quiescence: this incarnation's liveness, ticking with the node's clock (a paused
+   * process's does not tick, and sends no pings: its peers suspect it, as they would a
+   * frozen process).
+   */
+  private startLiveness(): void {
+    const options = this.options.quiesce;
+    if (options === undefined || options === null) return;
+    const peers = this.options.peerIds ?? [];
+    const liveness = createNodeLiveness({ self: this.id, peers, suspectAfterTicks: options.suspectAfterTicks }, options.livenessMutant);
+    this.liveness = liveness;
+    const incarnation = this.incarnation;
+    const intervalMicros = Math.max(1, Math.round(this.options.tickMicros * this.options.clockRate));
+    let ticks = 0;
+    const fire = (): void => {
+      if (!this.alive(incarnation)) return;
+      this.host.after(intervalMicros, fire);
+      if (this.paused) return;
+      ticks++;
+      if (ticks % options.pingEveryTicks === 0) {
+        for (const peer of peers) {
+          if (peer === this.id) continue;
+          this.quiescence.pings++;
+          this.host.sendPing(this.id, peer, false);
+        }
+      }
+      liveness.tick();
+      for (const hosted of this.hosted) {
+        this.quiescence.groupTicks++;
+        if (hosted.replica.engine.quiescent?.() === true) this.quiescence.quietGroupTicks++;
+      }
+      const toWake = new Set(liveness.toWake(this.hosted.map((hosted) => hosted.replica.engine)));
+      for (const hosted of this.hosted) {
+        if (!toWake.has(hosted.replica.engine)) continue;
+        this.quiescence.wakes++;
+        hosted.replica.wake();
+      }
+    };
+    this.host.after(intervalMicros, fire);
+  }
+
+  /**
+   * A liveness ping from `from` arrived (it is answered), or the answer to one of this
+   * node's: only an answer counts as hearing `from`, since it proves the link works both
+   * ways, as a connection does. A peer this node hears but cannot reach (a one-way
+   * partition) is suspected: its quiet groups here could not reach it either.
+   */
+  hearPing(from: NodeId, answer: boolean): void {
+    this.input(this.incarnation, () => {
+      if (this.liveness === null) return;
+      if (answer) this.liveness.heard(from);
+      else {
+        this.quiescence.pings++;
+        this.host.sendPing(this.id, from, true);
+      }
+    });
   }
 
   /** This incarnation's replica of every group, recovered from the shared disk, and the router between them and the peers. */
@@ -400,7 +501,7 @@ export class SimNode<M> {
       },
       snapshotInstalled: (snapshot) => {
         this.appliedByGroup[group] = this.host.requestsThrough(snapshot.index, group);
-        this.snapshotsInstalled++;
+        if (group === DEFAULT_GROUP) this.snapshotsInstalled++;
         this.host.trace(this.id, this.groupText(group, `installed the leader's snapshot at ${snapshot.index}`));
       },
       snapshotTaken: (snapshot) => this.host.trace(this.id, this.groupText(group, `snapshot at ${snapshot.index} (${snapshot.data.length} bytes), log compacted`)),

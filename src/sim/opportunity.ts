@@ -148,6 +148,18 @@ export class OpportunityLog {
   }
 
   /**
+   * Whether `node` was running and linked with a majority of `voters` (itself counting
+   * when it is one) at some moment of [fromMicros, toMicros].
+   */
+  reachedMajority(node: NodeId, fromMicros: number, toMicros: number, voters: readonly NodeId[]): boolean {
+    return this.framesDuring(fromMicros, toMicros).some((frame) => {
+      if (!this.isRunning(frame, node)) return false;
+      const reached = voters.filter((id) => id === node || (this.isRunning(frame, id) && this.isLinked(frame, node, id))).length;
+      return reached * 2 > voters.length;
+    });
+  }
+
+  /**
    * The largest set of `among` that holds every node of `including`, has at least `minimum`
    * members, and whose members were all running and linked with each other throughout
    * [fromMicros, toMicros] — a group that could elect one of its own and commit — or an

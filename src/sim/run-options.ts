@@ -61,6 +61,18 @@ export interface SimOptions {
    * runs per group. KV store only.
    */
   readonly groups?: number;
+  /**
+   * Raft's quiescence (`synod sim --quiesce`): idle groups go quiet, and every node runs
+   * the node-level liveness that wakes quiet groups of a suspected leader's node (pings
+   * between nodes, counted apart). Adds quiescence's checks (sim/check/quiescence.ts).
+   */
+  readonly quiesce?: boolean;
+  /**
+   * During the fault phase, the clients use the keys of only this many groups at a time,
+   * a different few every second, so the other groups sit idle (`--hot-groups`); from the
+   * heal on, every group serves again. Absent: every group all the time.
+   */
+  readonly hotGroups?: number;
 }
 
 /** The most groups a simulated node hosts: enough to show batching, few enough to stay fast. */
@@ -72,6 +84,19 @@ export function groupsConflict(groups: number, stateMachine: boolean): string | 
   if (groups > 1 && stateMachine) return "--groups runs the KV store only; a --state-machine runs in one group";
   return null;
 }
+
+/** Why `--quiesce` and `--hot-groups` cannot run as asked, or null when they can. */
+export function quiescenceConflict(options: { readonly quiesce: boolean; readonly hotGroups: number | undefined; readonly groups: number; readonly mutant: string | undefined; readonly stateMachine: boolean }, factory: EngineFactory<unknown, unknown>): string | null {
+  if (options.quiesce && factory.quiesces !== true) return `protocol ${factory.name} does not quiesce; --quiesce runs with raft`;
+  if (options.quiesce && options.stateMachine) return "--quiesce runs the KV store only";
+  if (options.mutant !== undefined && QUIESCENCE_MUTANTS.includes(options.mutant) && !options.quiesce) return `mutant ${options.mutant} breaks quiescence: run it with --quiesce`;
+  const hot = options.hotGroups;
+  if (hot !== undefined && (!Number.isSafeInteger(hot) || hot < 1 || hot > options.groups)) return `--hot-groups must be an integer from 1 to the number of groups (${options.groups}), got ${hot}`;
+  return null;
+}
+
+/** The mutants that break quiescence, which only a run with --quiesce can show. */
+export const QUIESCENCE_MUTANTS: readonly string[] = ["quiesce-with-lagging-follower", "no-wake-on-leader-failure"];
 
 export const SIM_WORKLOADS = ["kv", "leases", "watch", "lock"] as const;
 export type SimWorkload = (typeof SIM_WORKLOADS)[number];
@@ -103,6 +128,17 @@ export interface SimStats {
   readonly watch?: WatchStats;
   /** With the lock workload: acquisitions the lock clients made, and leases they let lapse. */
   readonly lock?: LockStats;
+  /**
+   * With --quiesce: liveness pings sent between nodes (apart from `messagesSent`, the
+   * groups' messages), group-ticks over every node and how many of them were quiet, and
+   * quiet groups woken because their leader's node was suspected.
+   */
+  readonly quiescence?: { readonly pings: number; readonly groupTicks: number; readonly quietGroupTicks: number; readonly wakes: number };
+  /**
+   * With --hot-groups: messages sent by groups while they got no requests (in the fault
+   * phase), and how many group-seconds that was: an idle group's cost, quiet or awake.
+   */
+  readonly idleGroups?: { readonly messages: number; readonly groupSeconds: number };
 }
 
 export interface SimResult {
@@ -110,7 +146,7 @@ export interface SimResult {
   readonly protocol: string;
   readonly mutant: string | null;
   /** What the run was asked for (null faults: the scenario's own), for reproducing it. */
-  readonly request: { readonly faults: readonly FaultClass[] | null; readonly scenario: string; readonly stateMachine?: string; readonly workload?: SimWorkload; readonly groups?: number };
+  readonly request: { readonly faults: readonly FaultClass[] | null; readonly scenario: string; readonly stateMachine?: string; readonly workload?: SimWorkload; readonly groups?: number; readonly quiesce?: boolean; readonly hotGroups?: number };
   readonly params: SimParams;
   readonly failure: SimFailure | null;
   readonly history: readonly Operation[];

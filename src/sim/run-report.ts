@@ -12,7 +12,8 @@ export function reproduceCommand(result: Pick<SimResult, "protocol" | "seed" | "
   const moduleFlag = path === undefined ? "" : ` --state-machine ${/^[\w./@+-]+$/.test(path) ? path : JSON.stringify(path)}`;
   const workloadFlag = result.request.workload === undefined ? "" : ` --workload ${result.request.workload}`;
   const groupsFlag = result.request.groups === undefined || result.request.groups === 1 ? "" : ` --groups ${result.request.groups}`;
-  return `npx synod sim --protocol ${result.protocol}${moduleFlag}${groupsFlag}${result.mutant === null ? "" : ` --mutant ${result.mutant}`}${workloadFlag}${scenarioFlag} --seed ${result.seed}${faultFlag}`;
+  const quiesceFlag = `${result.request.quiesce === true ? " --quiesce" : ""}${result.request.hotGroups === undefined ? "" : ` --hot-groups ${result.request.hotGroups}`}`;
+  return `npx synod sim --protocol ${result.protocol}${moduleFlag}${groupsFlag}${quiesceFlag}${result.mutant === null ? "" : ` --mutant ${result.mutant}`}${workloadFlag}${scenarioFlag} --seed ${result.seed}${faultFlag}`;
 }
 
 /** A failed run, for a person: what failed, the parameters, how it ended, how to rerun it. */

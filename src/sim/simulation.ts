@@ -34,14 +34,16 @@ import { Scheduler } from "./scheduler.js";
 import { SimClient, type KeySpace } from "./workload.js";
 import { DEFAULT_GROUP, groupOfKey, type GroupEnvelope, type GroupId } from "../core/multi/group.js";
 import { isRouterMutant } from "../core/multi/mutants.js";
+import { isLivenessMutant } from "../core/multi/liveness.js";
+import { checkQuietFailover, checkQuietGroup, type QuietLeaderLoss } from "./check/quiescence.js";
 import { AppHarness, type AppRequest } from "./app/harness.js";
-import { chooseAppScenario, groupsConflict, type SimFailure, type SimOptions, type SimResult, type SimWorkload } from "./run-options.js";
+import { chooseAppScenario, groupsConflict, quiescenceConflict, type SimFailure, type SimOptions, type SimResult, type SimWorkload } from "./run-options.js";
 import { RunLog } from "./run-log.js";
 import { Wire } from "./wire.js";
 import { Nemesis } from "./nemesis.js";
 import { SideWorkloads } from "./side-workloads.js";
 
-export { groupsConflict, scenarioConflict, SIM_GROUPS_MAX, SIM_WORKLOADS, type SimFailure, type SimOptions, type SimResult, type SimStats, type SimWorkload } from "./run-options.js";
+export { groupsConflict, quiescenceConflict, QUIESCENCE_MUTANTS, scenarioConflict, SIM_GROUPS_MAX, SIM_WORKLOADS, type SimFailure, type SimOptions, type SimResult, type SimStats, type SimWorkload } from "./run-options.js";
 
 /** Client endpoints are numbered from here, apart from node ids. */
 const CLIENT_ID_BASE = 1000;
@@ -50,6 +52,22 @@ const LEASE_CLIENT_ID_BASE = CLIENT_ID_BASE + 500;
 /** A run that needs more events than this is broken, not slow. */
 const EVENTS_MAX = 20_000_000;
 const CHECKPOINT_MICROS = 1_000_000;
+/** With --quiesce: how often every group is checked for quiet members left behind. */
+const QUIET_CHECK_MICROS = 100_000;
+/**
+ * With --quiesce: the liveness ping interval, and how long a silent peer takes to be
+ * suspected, in ticks — at least the longest election timeout a seed draws (20 ticks).
+ */
+const LIVENESS_PING_EVERY_TICKS = 5;
+const LIVENESS_SUSPECT_AFTER_TICKS = 20;
+/**
+ * With --quiesce: how long a quiet group whose leader's node crashed may take to elect a
+ * successor, when a majority stays up and linked: suspicion (0.2 s), a woken voter's
+ * election timeout counted from the wake (up to 0.4 s) and an election or two, with room.
+ */
+const QUIET_FAILOVER_MICROS = 1_500_000;
+/** With --hot-groups: how long the same few groups get every request. */
+const HOT_GROUPS_ROTATE_MICROS = 1_000_000;
 
 /**
  * One deterministic run: N processes driving real engines on a virtual clock, clients
@@ -91,6 +109,9 @@ class Simulation implements NodeHost<unknown> {
   /** The leases, watch or lock clients beside the KV clients (none for "kv"). */
   private readonly sides: SideWorkloads;
   private failureAtEvent: number | null = null;
+  private readonly quiesce: boolean;
+  /** With --quiesce, by group: each time a quiet leader was lost to its group (at most once per leader and term). */
+  private readonly quietLeaderLosses: QuietLeaderLoss[][] = [];
 
   constructor(private readonly options: SimOptions) {
     let factory = options.protocol;
@@ -102,6 +123,9 @@ class Simulation implements NodeHost<unknown> {
     const groupsProblem = groupsConflict(options.groups ?? 1, options.application !== undefined);
     if (groupsProblem !== null) throw new Error(groupsProblem);
     if (this.workload !== "kv" && (options.groups ?? 1) > 1) throw new Error(`the ${this.workload} workload runs in one group: leave out --groups`);
+    this.quiesce = options.quiesce === true;
+    const quiescenceProblem = quiescenceConflict({ quiesce: this.quiesce, hotGroups: options.hotGroups, groups: options.groups ?? 1, mutant: options.mutant, stateMachine: options.application !== undefined }, factory);
+    if (quiescenceProblem !== null) throw new Error(quiescenceProblem);
     this.claims = new Set(factory.invariants);
     const params = deriveParams(options.seed, {
       ...(options.faults === undefined ? {} : { faults: options.faults }),
@@ -118,7 +142,7 @@ class Simulation implements NodeHost<unknown> {
     const scenarioParams = scenario.params === undefined || factory.fixedClusterSize !== undefined ? params : scenario.params(params, root.fork());
     let engineTuning = "defaults";
     if (factory.tuned !== undefined) {
-      const tuned = factory.tuned(root.fork(), scenario.tuning ?? {});
+      const tuned = factory.tuned(root.fork(), this.quiesce ? { ...scenario.tuning, quiesce: true } : (scenario.tuning ?? {}));
       factory = tuned.factory;
       engineTuning = tuned.description;
     }
@@ -137,6 +161,7 @@ class Simulation implements NodeHost<unknown> {
       log: this.log,
       describeMessage,
       countsMessages: scenario.countsMessages === true,
+      ...(options.hotGroups === undefined ? {} : { idleGroup: (group: GroupId) => !this.isHotGroup(group) }),
       groupText: (group, text) => this.groupText(group, text),
     });
     for (let group = 0; group < this.params.groups; group++) this.groups.push(new GroupWatch(group, this.claims, factory, nodeIds));
@@ -184,6 +209,10 @@ class Simulation implements NodeHost<unknown> {
         ...(this.app === null ? {} : { application: this.app }),
         groups: this.params.groups,
         routerMutant: options.mutant !== undefined && isRouterMutant(options.mutant) ? options.mutant : null,
+        peerIds: nodeIds,
+        quiesce: this.quiesce
+          ? { pingEveryTicks: LIVENESS_PING_EVERY_TICKS, suspectAfterTicks: LIVENESS_SUSPECT_AFTER_TICKS, livenessMutant: options.mutant !== undefined && isLivenessMutant(options.mutant) ? options.mutant : null }
+          : null,
       };
       this.nodes.set(id, new SimNode(nodeOptions, disk, this));
     }
@@ -235,6 +264,10 @@ class Simulation implements NodeHost<unknown> {
 
   sendToPeer(from: NodeId, to: NodeId, message: GroupEnvelope<unknown>): void {
     this.wire.sendToPeer(from, to, message);
+  }
+
+  sendPing(from: NodeId, to: NodeId, answer: boolean): void {
+    this.wire.sendPing(from, to, answer);
   }
 
   sendToClient(from: NodeId, clientId: number, response: ClientResponse): void {
@@ -295,6 +328,7 @@ class Simulation implements NodeHost<unknown> {
       if (g.group === DEFAULT_GROUP) this.sides.leaderElected(status.term, this.now());
       this.leaderTerms++;
       g.leaderTerms++;
+      g.leaderships.push({ node: node.id, term: status.term, atMicros: this.now() });
       this.log.notableEvent(`node ${node.id}`, this.groupText(group, `became leader of term ${status.term}`));
       if (this.claims.has("leader-completeness")) checkLeaderCompleteness(engine, g.stateMachineSafety.committed());
     }
@@ -333,6 +367,18 @@ class Simulation implements NodeHost<unknown> {
    * names `k1, k2, ...` the fixed hash gives each group, so every group has work. Null for
    * one group: the clients draw `k1 .. k{keys}` as before groups existed.
    */
+  /**
+   * With --hot-groups: whether the clients use `group`'s keys now — K groups at a time in
+   * the fault phase, the next K each second; every group from the heal on.
+   */
+  private isHotGroup(group: GroupId): boolean {
+    const hot = this.options.hotGroups;
+    const groups = this.params.groups;
+    if (hot === undefined || hot >= groups || this.now() >= this.healStartMicros) return true;
+    const first = (Math.floor(this.now() / HOT_GROUPS_ROTATE_MICROS) * hot) % groups;
+    return (group - first + groups) % groups < hot;
+  }
+
   private keySpace(): KeySpace | null {
     const groups = this.params.groups;
     if (groups === 1) return null;
@@ -344,7 +390,24 @@ class Simulation implements NodeHost<unknown> {
       perGroup[group] = (perGroup[group] ?? 0) + 1;
       names.push(`k${i}`);
     }
-    return { names, groupOf: (key) => groupOfKey(key, groups) };
+    const groupOf = (key: string): GroupId => groupOfKey(key, groups);
+    const hot = this.options.hotGroups;
+    if (hot === undefined || hot >= groups) return { names, groupOf };
+    // A few groups at a time get the requests, the next few each second; the rest idle.
+    // From the heal on every group serves again (each must, to pass liveness).
+    const byGroup = Array.from({ length: groups }, (_, group) => names.filter((name) => groupOf(name) === group));
+    const hotNames = (): readonly string[] => {
+      const now = this.now();
+      if (now >= this.healStartMicros) return names;
+      const first = Math.floor(now / HOT_GROUPS_ROTATE_MICROS) * hot;
+      return Array.from({ length: hot }, (_, i) => byGroup[(first + i) % groups] ?? []).flat();
+    };
+    return {
+      get names(): readonly string[] {
+        return hotNames();
+      },
+      groupOf,
+    };
   }
 
   private groupCommitCounts(): { readonly requests: number; readonly deviceSyncs: number } {
@@ -393,6 +456,7 @@ class Simulation implements NodeHost<unknown> {
   }
 
   private observeGroup(g: GroupWatch): void {
+    if (this.quiesce) this.noteQuietLeadersLost(g);
     const leaderId = this.currentLeader(g.group);
     const leaderNode = leaderId === null ? undefined : this.nodes.get(leaderId);
     let leader = null;
@@ -436,6 +500,68 @@ class Simulation implements NodeHost<unknown> {
       this.scheduler.after(CHECKPOINT_MICROS, checkpoint);
     };
     this.scheduler.after(CHECKPOINT_MICROS, checkpoint);
+    if (!this.quiesce) return;
+    const quietCheck = (): void => {
+      this.checkQuietGroups();
+      this.scheduler.after(QUIET_CHECK_MICROS, quietCheck);
+    };
+    this.scheduler.after(QUIET_CHECK_MICROS, quietCheck);
+  }
+
+  // ---- quiescence (--quiesce) ----
+
+  /** Every group: no member quiet behind its quiet leader (sim/check/quiescence.ts). */
+  private checkQuietGroups(): void {
+    for (const g of this.groups) {
+      const members = [...this.nodes.values()].filter((node) => node.up).map((node) => ({ id: node.id, engine: node.engineOf(g.group) }));
+      checkQuietGroup(members, this.groupSuffix(g.group));
+    }
+  }
+
+  /**
+   * The world changed: a quiet leader that crashed, paused or can no longer send to a
+   * majority of its voters is noted, to check that its group elects a successor. A leader
+   * whose messages still arrive (a one-way partition cutting only the answers) is not: the
+   * group may wake (a proposal) and then, awake, its followers hear its heartbeats and do
+   * not campaign — Raft's own limit without CheckQuorum, not quiescence's. A crashed node's
+   * engine stays readable until it restarts.
+   */
+  private noteQuietLeadersLost(g: GroupWatch): void {
+    for (const node of this.nodes.values()) {
+      const engine = node.engineOf(g.group);
+      const status = engine.status();
+      if (status.role !== "leader" || engine.quiescent?.() !== true) continue;
+      const losses = (this.quietLeaderLosses[g.group] ??= []);
+      if (losses.some((loss) => loss.leader === node.id && loss.term === status.term)) continue;
+      const voters = engine.membership?.().voters ?? [...this.nodes.keys()];
+      const reached = voters.filter((id) => id === node.id || (this.nodes.get(id)?.up === true && !this.wire.partition.isBlocked(node.id, id) && !this.wire.isHeld(node.id, id))).length;
+      const how = !node.up ? "crashed" : node.paused ? "paused" : reached * 2 <= voters.length ? "was cut off from a majority" : null;
+      if (how !== null) losses.push({ leader: node.id, term: status.term, atMicros: this.now(), how, voters });
+    }
+  }
+
+  private checkQuietFailovers(): void {
+    const until = this.params.faultPhaseMicros + this.params.healPhaseMicros;
+    for (const g of this.groups) {
+      const losses = this.quietLeaderLosses[g.group] ?? [];
+      checkQuietFailover(losses, QUIET_FAILOVER_MICROS, until, {
+        leaderBack: (loss, from, to) => g.opportunities.reachedMajority(loss.leader, from, to, loss.voters),
+        connectedMajority: (from, to, among) => g.opportunities.connectedGroup(from, to, among, 1),
+        electedAfter: (term, from, to) => g.leaderships.some((l) => l.term > term && l.atMicros > from && l.atMicros <= to),
+      }, this.groupSuffix(g.group));
+    }
+  }
+
+  private quiescenceCounts(): NonNullable<SimResult["stats"]["quiescence"]> {
+    const total = { pings: 0, groupTicks: 0, quietGroupTicks: 0, wakes: 0 };
+    for (const node of this.nodes.values()) {
+      const counts = node.quiescenceCounts;
+      total.pings += counts.pings;
+      total.groupTicks += counts.groupTicks;
+      total.quietGroupTicks += counts.quietGroupTicks;
+      total.wakes += counts.wakes;
+    }
+    return total;
   }
 
   private checkLogs(): void {
@@ -488,6 +614,8 @@ class Simulation implements NodeHost<unknown> {
         ...(this.options.application === undefined ? {} : { stateMachine: this.options.application.path }),
         ...(this.options.workload === undefined ? {} : { workload: this.options.workload }),
         ...(params.groups === 1 ? {} : { groups: params.groups }),
+        ...(this.quiesce ? { quiesce: true } : {}),
+        ...(this.options.hotGroups === undefined ? {} : { hotGroups: this.options.hotGroups }),
       },
       params,
       failure: this.failure,
@@ -502,6 +630,10 @@ class Simulation implements NodeHost<unknown> {
         ...this.nemesis.stats,
         ...(this.params.groups === 1 ? {} : { groupCommit: this.groupCommitCounts() }),
         ...this.sides.stats(),
+        ...(this.quiesce ? { quiescence: this.quiescenceCounts() } : {}),
+        ...(this.options.hotGroups === undefined || this.options.hotGroups >= params.groups
+          ? {}
+          : { idleGroups: { messages: this.wire.idleGroupMessagesSent, groupSeconds: ((params.groups - this.options.hotGroups) * params.faultPhaseMicros) / 1e6 } }),
       },
       traceTail: this.failure === null ? [] : this.log.traceTail(),
       notableTail: this.failure === null ? [] : this.log.notableTail(),
@@ -523,6 +655,10 @@ class Simulation implements NodeHost<unknown> {
     const disabled = new Set(this.options.disabledCheckers ?? []);
     this.checkLogs();
     this.sides.check();
+    if (this.quiesce) {
+      this.checkQuietGroups();
+      if (!disabled.has("liveness")) this.checkQuietFailovers();
+    }
     if (!disabled.has("liveness")) {
       if (this.app === null) for (const g of this.groups) this.checkLiveness(g.group);
       else this.app.checkLiveness(this.healStartMicros);

@@ -29,6 +29,8 @@ export interface WireOptions {
   readonly countsMessages: boolean;
   /** A trace line about one group. */
   readonly groupText: (group: GroupId, text: string) => string;
+  /** With --hot-groups: whether `group` gets no requests now (its messages are counted apart). */
+  readonly idleGroup?: (group: GroupId) => boolean;
 }
 
 /** A link the nemesis holds: the packets kept on the wire until it releases them. */
@@ -52,6 +54,10 @@ export class Wire {
   readonly messageSenders = new Map<string, Set<NodeId>>();
   messagesSent = 0;
   messagesDropped = 0;
+  /** Node-level liveness pings (quiescence only), counted apart from the groups' messages. */
+  pingsSent = 0;
+  /** With --hot-groups: messages of groups that got no requests when they were sent. */
+  idleGroupMessagesSent = 0;
 
   constructor(private readonly options: WireOptions) {
     this.partition = new Partition(options.nodeIds);
@@ -65,6 +71,7 @@ export class Wire {
 
   sendToPeer(from: NodeId, to: NodeId, message: GroupEnvelope<unknown>): void {
     this.messagesSent++;
+    if (this.options.idleGroup?.(message.group) === true) this.idleGroupMessagesSent++;
     // The scenarios count group 0's messages, the group they steer.
     if (this.options.countsMessages && message.group === DEFAULT_GROUP) {
       const text = this.options.describeMessage(message.message);
@@ -121,6 +128,23 @@ export class Wire {
       log.line(`node ${to}`, () => `<- ${from}: ${this.options.groupText(message.group, this.options.describeMessage(message.message))}`);
       node.deliver(from, message);
     });
+  }
+
+  /**
+   * A liveness ping or its answer between nodes (quiescence only): over the same link as
+   * the groups' messages — cut by a partition, lost, delayed, duplicated as they are — but
+   * not traced, and lost on a link the nemesis holds.
+   */
+  sendPing(from: NodeId, to: NodeId, answer: boolean): void {
+    this.pingsSent++;
+    if (this.partition.isBlocked(from, to) || this.isHeld(from, to)) return;
+    for (const delay of packetDelays(this.nodeLink, this.options.prng)) {
+      this.options.scheduler.after(delay, () => {
+        const node = this.options.nodes.get(to);
+        if (node === undefined || !node.up || this.partition.isBlocked(from, to)) return;
+        node.hearPing(from, answer);
+      });
+    }
   }
 
   /** Runs `action` at the far end of a client link: once for each copy that arrives, never if the packet is lost. */

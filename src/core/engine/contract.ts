@@ -247,6 +247,17 @@ export interface Engine<M, H> {
    * second: it allocates, and nothing in the engine depends on it.
    */
   replication?(): readonly ReplicationProgress[] | null;
+  /**
+   * For engines that quiesce (Raft with `quiesce` on): whether this engine is quiet — an
+   * idle group's member that ignores ticks (no heartbeats, no election timeout) until a
+   * proposal, a read, a message or `wake` wakes it. Absent: never quiet.
+   */
+  quiescent?(): boolean;
+  /**
+   * Wakes a quiet engine (a no-op otherwise). The node calls it when it suspects that the
+   * node of the engine's leader failed: a quiet follower would never notice by itself.
+   */
+  wake?(): void;
 }
 
 /** One member's replication, as its leader sees it (Engine.replication). */
@@ -317,6 +328,8 @@ export interface TuningHints {
   readonly preVote?: boolean;
   /** Snapshots sent in the smallest chunks, so sending one takes many round trips. */
   readonly smallSnapshotChunks?: boolean;
+  /** Idle groups go quiet (engines that quiesce: `EngineFactory.quiesces`). */
+  readonly quiesce?: boolean;
 }
 
 /** An engine factory: the one place a driver learns which protocol it runs. */
@@ -327,6 +340,8 @@ export interface EngineFactory<M = unknown, H = unknown> {
   readonly compacts?: boolean;
   /** Whether its engines implement `changeMembership` (and start empty when `peers` is). */
   readonly reconfigures?: boolean;
+  /** Whether its engines can go quiet when idle (`quiescent`, `wake`; TuningHints.quiesce turns it on). */
+  readonly quiesces?: boolean;
   /** Set when the protocol only works with this many nodes (a one-node control). */
   readonly fixedClusterSize?: number;
   readonly invariants: readonly EngineInvariant[];

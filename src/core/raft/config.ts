@@ -37,6 +37,16 @@ export interface RaftConfig {
    * many entries of the leader's (and it answered within the last election timeout).
    */
   readonly learnerLagEntriesMax: number;
+  /**
+   * Idle groups go quiet (CockroachDB's quiescence): a leader with nothing to do — every
+   * follower holds its whole log, all of it committed, no read, transfer or configuration
+   * change under way — sends a last heartbeat marked `quiesce` and stops ticking; a follower
+   * that holds exactly that log stops its election timer. Any proposal, read, change,
+   * transfer, message (other than that heartbeat and its answers) or `wake()` wakes it. A
+   * quiet follower never notices a dead leader by itself: the node must call `wake()` on it
+   * when it suspects the leader's node failed (core/multi/liveness.ts). Off by default.
+   */
+  readonly quiesce: boolean;
 }
 
 export const DEFAULT_RAFT_CONFIG: RaftConfig = Object.freeze({
@@ -55,6 +65,7 @@ export const DEFAULT_RAFT_CONFIG: RaftConfig = Object.freeze({
   snapshotChunkBytes: 256 * 1024,
   snapshotResendTicks: 3,
   learnerLagEntriesMax: 64,
+  quiesce: false,
 });
 
 export function validateRaftConfig(config: RaftConfig): RaftConfig {

@@ -20,6 +20,7 @@ export function raftFactory(config: RaftConfig = DEFAULT_RAFT_CONFIG): EngineFac
     invariants: ALL_ENGINE_INVARIANTS,
     compacts: true,
     reconfigures: true,
+    quiesces: true,
     mutants: RAFT_MUTANTS,
     create: (options, mutant) => {
       if (mutant === undefined) return new RaftEngine(options, config);
@@ -41,11 +42,13 @@ export function raftFactory(config: RaftConfig = DEFAULT_RAFT_CONFIG): EngineFac
         inflightMessagesMax: prng.pick([1, 4, 256]),
         snapshotChunkBytes: hints?.smallSnapshotChunks === true ? 32 : prng.pick([256, 4096, 64 * 1024]),
         snapshotResendTicks: prng.pick([2, 5]),
+        // Asked for, not drawn: a run without it draws what it drew before quiescence existed.
+        quiesce: hints?.quiesce ?? config.quiesce,
       };
       if (tuned.checkQuorum && (hints?.leaseReads ?? prng.chance(0.5))) tuned = { ...tuned, leaseReads: true };
       const description =
         `election=${tuned.electionTicks} heartbeat=${tuned.heartbeatTicks} prevote=${tuned.preVote} checkquorum=${tuned.checkQuorum} lease-reads=${tuned.leaseReads} ` +
-        `entries/msg=${tuned.entriesPerMessageMax} inflight=${tuned.inflightMessagesMax} chunk=${tuned.snapshotChunkBytes}B resend=${tuned.snapshotResendTicks}`;
+        `entries/msg=${tuned.entriesPerMessageMax} inflight=${tuned.inflightMessagesMax} chunk=${tuned.snapshotChunkBytes}B resend=${tuned.snapshotResendTicks}${tuned.quiesce ? " quiesce" : ""}`;
       return { factory: raftFactory(tuned), description };
     },
   };

@@ -72,6 +72,11 @@ export interface HeartbeatRequest {
   readonly commit: number;
   /** The leader's read-confirmation round this heartbeat belongs to (0: none). */
   readonly readRound: number;
+  /**
+   * The leader's last heartbeat before it goes quiet (RaftConfig.quiesce): `commit` is then
+   * its last index, and a follower whose log ends exactly there goes quiet too.
+   */
+  readonly quiesce?: boolean;
 }
 
 export interface HeartbeatResponse {
@@ -158,7 +163,7 @@ export function describeRaftMessage(m: RaftMessage): string {
         ? `append rejected term=${m.term} at=${m.index} hint=${m.hintIndex}@${m.hintTerm}`
         : `append ok term=${m.term} match=${m.index}`;
     case "heartbeat":
-      return `heartbeat term=${m.term} commit=${m.commit}${m.readRound > 0 ? ` read-round=${m.readRound}` : ""}`;
+      return `heartbeat term=${m.term} commit=${m.commit}${m.readRound > 0 ? ` read-round=${m.readRound}` : ""}${m.quiesce === true ? " quiesce" : ""}`;
     case "heartbeat-response":
       return `heartbeat ok term=${m.term}${m.readRound > 0 ? ` read-round=${m.readRound}` : ""}`;
     case "propose":

@@ -27,6 +27,7 @@ export const RAFT_MUTANTS = {
   "two-changes-in-flight": "starts a configuration change before the previous one committed",
   "learner-vote-counts": "asks learners for votes and counts theirs toward a majority",
   "config-never-commits": "waits for a configuration entry to apply before counting acknowledgements of it, and applies only what committed: no change ever commits",
+  "quiesce-with-lagging-follower": "with quiesce on, a leader goes quiet once its log is committed even if a follower does not hold all of it (that follower may go quiet behind it)",
 } as const;
 
 export type RaftMutant = keyof typeof RAFT_MUTANTS;
@@ -161,6 +162,13 @@ class ConfigNeverCommits extends RaftEngine {
   }
 }
 
+/** Goes quiet without checking that every follower holds its whole log. */
+class QuiesceWithLaggingFollower extends RaftEngine {
+  protected override followersHoldWholeLog(): boolean {
+    return true;
+  }
+}
+
 const MUTANT_ENGINES: { readonly [name in RaftMutant]: new (options: EngineOptions<RaftHardState>, config: RaftConfig) => RaftEngine } = {
   "vote-twice": VoteTwice,
   "vote-before-persist": VoteBeforePersist,
@@ -175,4 +183,5 @@ const MUTANT_ENGINES: { readonly [name in RaftMutant]: new (options: EngineOptio
   "two-changes-in-flight": TwoChangesInFlight,
   "learner-vote-counts": LearnerVoteCounts,
   "config-never-commits": ConfigNeverCommits,
+  "quiesce-with-lagging-follower": QuiesceWithLaggingFollower,
 };

@@ -100,6 +100,12 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
    */
   private startupGuard: boolean;
 
+  /**
+   * Quiet (RaftConfig.quiesce): this engine ignores ticks — a leader sends no heartbeats, a
+   * follower's election timer stands still — until something wakes it (see `wake`).
+   */
+  private quiet = false;
+
   /** Leadership transfer (thesis 3.10), and the proposals held while it is under way. */
   private readonly transfer: LeadershipTransfer;
   /** Configuration changes (thesis chapter 4): when one may start, and what follows its commit. */
@@ -178,6 +184,9 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   // ---- inputs ----
 
   tick(): void {
+    // A quiet engine counts no time at all, not even its lease clock: a driver may skip its
+    // ticks altogether (that is the point), so nothing may depend on them (see quiesce).
+    if (this.quiet) return;
     this.tickCount++;
     if (this.role === "leader") this.tickLeader();
     else this.tickElection();
@@ -218,6 +227,10 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     this.reconfiguration.autoPromote();
     if (this.heartbeatElapsed >= this.config.heartbeatTicks) {
       this.heartbeatElapsed = 0;
+      if (this.config.quiesce && this.mayQuiesce()) {
+        this.quiesce();
+        return;
+      }
       // With leases, every heartbeat opens a round, so each acknowledgement dates itself.
       this.replicator.broadcastHeartbeat(this.config.leaseReads ? this.reads.newRound(this.tickCount) : this.reads.lastRound);
     }
@@ -225,6 +238,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   }
 
   step(from: NodeId, message: RaftMessage): void {
+    if (this.quiet && !this.keepsQuiet(from, message)) this.wake();
     // A vote request from outside this node's configuration — a removed node, most likely —
     // whose log is behind this one's would be refused anyway: ignoring it keeps it from
     // forcing a new term on the cluster. One with a log as up to date is heard: it may be a
@@ -291,6 +305,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
         this.followLeader(from);
         this.log.commitTo(Math.min(message.commit, this.log.lastIndex));
         this.commitLearned();
+        if (message.quiesce === true) this.maybeQuiesceFollower(message.commit);
         this.send(from, { type: "heartbeat-response", term: this.term, readRound: message.readRound });
         return;
       case "heartbeat-response":
@@ -328,6 +343,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   }
 
   propose(data: Uint8Array): Admission {
+    this.wake();
     if (this.role === "leader" && this.transfer.target !== null) {
       if (this.transfer.hold(data)) return { accepted: true };
       return { accepted: false, error: new OverloadedError(`${this.transfer.heldBytes} bytes of proposals wait for a leadership transfer; the limit is ${this.config.uncommittedBytesMax}`) };
@@ -360,6 +376,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   }
 
   readIndex(requestId: number, options?: ReadOptions): Admission {
+    this.wake();
     const lease = options?.lease ?? this.config.leaseReads;
     if (this.role === "leader") {
       this.handleReadRequest(this.id, requestId, lease);
@@ -380,6 +397,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
    * transfer is abandoned after an election timeout. Transferring to itself is a no-op.
    */
   transferLeadership(to: NodeId | null): Admission {
+    this.wake();
     if (this.role !== "leader") return { accepted: false, error: new NotLeaderError(this.lead) };
     const target = to ?? this.replicator.mostUpToDateFollower();
     if (target === null || target === this.id) return { accepted: true };
@@ -406,6 +424,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
    * no-op on a leader or candidate.
    */
   forgetLeader(): void {
+    this.wake();
     if (this.role !== "follower") return;
     this.lead = null;
     this.electionElapsed = this.config.electionTicks;
@@ -421,6 +440,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
    * does not know about (the single-server change bug of thesis 4.1 and its fix).
    */
   changeMembership(change: MembershipChange): Admission {
+    this.wake();
     if (this.role !== "leader") return { accepted: false, error: new NotLeaderError(this.lead) };
     return this.reconfiguration.propose(change);
   }
@@ -472,6 +492,106 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     if (this.role !== "leader") return;
     this.replicator.sync();
     this.transfer.targetLeft(latest.voters);
+  }
+
+  // ---- quiescence (RaftConfig.quiesce; CockroachDB's quiesced ranges) ----
+
+  /** Whether this engine is quiet: it ignores ticks until something wakes it. */
+  quiescent(): boolean {
+    return this.quiet;
+  }
+
+  /**
+   * Wakes a quiet engine; a no-op on one awake. Proposals, reads, transfers, configuration
+   * changes and every message but a quiet group's own last heartbeat and its answers wake it
+   * by themselves; the node calls this when it suspects the node of this engine's leader
+   * has failed (core/multi/liveness.ts), since a quiet follower counts no election timeout.
+   *
+   * A leader that wakes heartbeats at once — its followers wake, and if another leader was
+   * elected meanwhile, their answers carry the newer term and it steps down — and starts
+   * afresh: a CheckQuorum round begins (it steps down if no quorum answers within an
+   * election timeout), and it holds no lease until a quorum acknowledges a heartbeat sent
+   * after it woke (its lease clock stood still while it was quiet). A follower that wakes
+   * resumes its election timer where it stopped: the time it was quiet counts toward no
+   * timeout, so it keeps refusing votes for at least as long as an awake follower would.
+   */
+  wake(): void {
+    if (!this.quiet) return;
+    this.quiet = false;
+    if (this.role !== "leader") return;
+    this.electionElapsed = 0;
+    this.heartbeatElapsed = 0;
+    this.replicator.forgetAcknowledgements();
+    this.reads.forgetRounds();
+    this.replicator.broadcastHeartbeat(this.config.leaseReads ? this.reads.newRound(this.tickCount) : this.reads.lastRound);
+  }
+
+  /**
+   * What a leader checks before it goes quiet, at a heartbeat: it has nothing to do and
+   * nothing to tell anyone. Its log is all committed, an entry of its term included, and
+   * durable here; no read waits, no proposal is held, no transfer or configuration change
+   * (joint, or a learner to promote, or a removed member still tracked) is under way; and
+   * every member holds its whole log (`followersHoldWholeLog`).
+   */
+  private mayQuiesce(): boolean {
+    const log = this.log;
+    return (
+      log.commitIndex === log.lastIndex &&
+      log.durableIndex === log.lastIndex &&
+      log.term(log.lastIndex) === this.term &&
+      !this.broadcastPending &&
+      this.reads.idle &&
+      this.transfer.target === null &&
+      this.transfer.heldBytes === 0 &&
+      this.current.outgoing.length === 0 &&
+      this.current.autoPromote.length === 0 &&
+      !this.replicator.tracksRemoved() &&
+      this.followersHoldWholeLog()
+    );
+  }
+
+  /**
+   * Quiescence's rule on followers: every member holds this leader's whole log, with
+   * nothing in flight. A follower left behind would stay behind (nothing is sent to a quiet
+   * group), and one that went quiet behind its leader would stay quiet there.
+   */
+  protected followersHoldWholeLog(): boolean {
+    return this.replicator.followersCaughtUp();
+  }
+
+  /**
+   * Goes quiet: the last heartbeat tells every follower the commit index (its last index)
+   * and to go quiet too. The lease is given up now, not on waking: the lease clock stops
+   * with the ticks, so it could not tell how long the leader was quiet.
+   */
+  private quiesce(): void {
+    this.quiet = true;
+    this.replicator.broadcastQuiesce();
+    this.replicator.forgetAcknowledgements();
+    this.reads.forgetRounds();
+  }
+
+  /**
+   * A follower told to go quiet does so only if it agrees: it follows the sender (step
+   * made sure: same term, that leader) and its log ends exactly at the leader's commit
+   * index, all of it committed. Otherwise it stays awake; its election timer then runs,
+   * and its campaign (or any message) wakes the group.
+   */
+  private maybeQuiesceFollower(commit: number): void {
+    if (!this.config.quiesce || this.role !== "follower") return;
+    if (this.log.lastIndex !== commit || this.log.commitIndex !== commit) return;
+    this.quiet = true;
+  }
+
+  /**
+   * The messages a quiet engine takes without waking: a follower, its leader's last
+   * heartbeat again (a duplicate); a leader, the answers to it. Anything else — a newer
+   * term, an append, a vote request, a proposal or read forwarded to it — wakes it.
+   */
+  private keepsQuiet(from: NodeId, message: RaftMessage): boolean {
+    if (message.term !== this.term) return false;
+    if (this.role === "leader") return message.type === "heartbeat-response";
+    return message.type === "heartbeat" && message.quiesce === true && from === this.lead;
   }
 
   // ---- elections (section 5.2, thesis 9.6) ----
@@ -598,6 +718,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
       this.term = term;
       this.vote = null;
     }
+    this.quiet = false;
     this.role = "follower";
     this.lead = lead;
     this.replicator.clear();
@@ -609,6 +730,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
 
   private becomeLeader(): void {
     assert(this.role === "candidate", `only a candidate becomes leader, not a ${this.role}`);
+    assert(!this.quiet, "a quiet engine campaigned");
     this.role = "leader";
     this.lead = this.id;
     this.heartbeatElapsed = 0;
@@ -777,7 +899,9 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   }
 
   private handleHeartbeatResponse(from: NodeId, message: HeartbeatResponse): void {
-    if (this.role !== "leader") return;
+    // A quiet leader drops the answers to its last heartbeat: they may not extend a lease
+    // it gave up, nor send anyone appends.
+    if (this.role !== "leader" || this.quiet) return;
     const pr = this.replicator.heartbeatAnswered(from);
     if (pr === undefined) return;
     if (message.readRound > 0) {

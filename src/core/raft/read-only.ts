@@ -157,6 +157,21 @@ export class ReadOnly {
     }
   }
 
+  /** No read is waiting: for a term commit, a round to be sent, or a quorum to confirm it (a leader with reads to do does not go quiet). */
+  get idle(): boolean {
+    return this.pending.length === 0 && this.awaitingTermCommit.length === 0 && this.batchedRound === 0;
+  }
+
+  /**
+   * Forgets when every round was sent, so no answer to a round opened before now extends
+   * the lease (the engine also forgets the acknowledgements it had): a leader that went
+   * quiet stopped counting ticks, so its lease clock no longer measures time, and it must
+   * earn a new lease from heartbeats sent after it woke.
+   */
+  forgetRounds(): void {
+    this.roundSentAt.clear();
+  }
+
   /** This node's role changed: reads it was confirming are dropped (their clients retry), and a new term starts with its lease its own. */
   reset(): void {
     this.pending = [];

@@ -131,6 +131,35 @@ export class Replicator {
     }
   }
 
+  /**
+   * Quiescence's condition on the followers: every member this leader tracks holds its
+   * whole log (match at the last index, nothing in flight, no snapshot being sent), so
+   * nothing remains to send anyone.
+   */
+  followersCaughtUp(): boolean {
+    const lastIndex = this.host.log.lastIndex;
+    for (const [peer, pr] of this.progress) {
+      if (peer === this.host.id) continue;
+      if (pr.state !== "replicate" || pr.match !== lastIndex || pr.inflight.count > 0) return false;
+    }
+    return true;
+  }
+
+  /**
+   * A leader goes quiet or wakes: what it knew of its followers' activity and of their
+   * acknowledgements is forgotten. On waking, a new CheckQuorum round starts (a leader that
+   * hears from no quorum within an election timeout of waking steps down), and no
+   * acknowledgement from before counts toward a lease.
+   */
+  forgetAcknowledgements(): void {
+    for (const [peer, pr] of this.progress) {
+      if (peer === this.host.id) continue;
+      pr.recentActive = false;
+      pr.activeRoundBefore = false;
+      pr.leaseAckTick = Number.NEGATIVE_INFINITY;
+    }
+  }
+
   /** The voter whose log matches this leader's furthest, or null when there is none but itself. */
   mostUpToDateFollower(): NodeId | null {
     let best: NodeId | null = null;
@@ -300,6 +329,15 @@ export class Replicator {
     for (const [peer, pr] of this.progress) {
       if (peer === this.host.id) continue;
       this.host.send(peer, { type: "heartbeat", term: this.host.term(), commit: Math.min(pr.match, log.commitIndex), readRound });
+    }
+  }
+
+  /** The last heartbeat before this leader goes quiet: it tells each follower the commit index, and to go quiet if its log ends there. */
+  broadcastQuiesce(): void {
+    const { log } = this.host;
+    for (const [peer, pr] of this.progress) {
+      if (peer === this.host.id) continue;
+      this.host.send(peer, { type: "heartbeat", term: this.host.term(), commit: Math.min(pr.match, log.commitIndex), readRound: 0, quiesce: true });
     }
   }
 

@@ -53,6 +53,7 @@ export function validateRaftMessage(value: unknown): RaftMessage {
     case "heartbeat":
       index(m, "commit");
       index(m, "readRound");
+      if (m["quiesce"] !== undefined) flag(m, "quiesce");
       break;
     case "heartbeat-response":
       index(m, "readRound");

@@ -325,6 +325,16 @@ export class Replica<M, H, R> {
   }
 
   /**
+   * Wakes a quiet engine (see Engine.wake): the node suspects that the node of this group's
+   * leader failed. A no-op for an engine that is awake or never quiesces.
+   */
+  wake(): void {
+    if (this.stopped || this.engine.wake === undefined) return;
+    this.engine.wake();
+    this.schedulePump();
+  }
+
+  /**
    * Catches up the ticks the clock says are due, expires requests, and pumps. The clock's
    * timer calls it; a host that was frozen (a paused simulated process) calls it on waking,
    * before the inputs that queued meanwhile.

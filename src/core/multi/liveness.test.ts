@@ -1,0 +1,48 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import type { NodeId } from "../engine/contract.js";
+import { createNodeLiveness, NodeLiveness } from "./liveness.js";
+
+/** A stand-in for a group's engine: quiet or not, following `leader`. */
+const engine = (quiet: boolean, leader: NodeId | null) => ({ quiescent: () => quiet, status: () => ({ leader }) });
+
+describe("node liveness (waking quiet groups)", () => {
+  test("a peer silent for suspectAfterTicks is suspected once, and cleared when heard from", () => {
+    const liveness = new NodeLiveness({ self: 1, peers: [1, 2, 3], suspectAfterTicks: 5 });
+    for (let i = 0; i < 4; i++) {
+      liveness.heard(3);
+      assert.deepEqual(liveness.tick(), []);
+    }
+    assert.deepEqual(liveness.tick(), [2], "node 2 went unheard for 5 ticks; node 3 answered");
+    assert.deepEqual(liveness.tick(), [], "suspected once, not every tick");
+    assert.equal(liveness.isSuspected(2), true);
+    liveness.heard(2);
+    assert.equal(liveness.isSuspected(2), false);
+    assert.equal(liveness.anySuspected, false);
+  });
+
+  test("wakes the quiet groups whose leader is on a suspected node, and only those", () => {
+    const liveness = new NodeLiveness({ self: 1, peers: [1, 2, 3], suspectAfterTicks: 2 });
+    const quietUnder2 = engine(true, 2);
+    const awakeUnder2 = engine(false, 2);
+    const quietUnder3 = engine(true, 3);
+    const quietUnderSelf = engine(true, 1);
+    const engines = [quietUnder2, awakeUnder2, quietUnder3, quietUnderSelf, engine(true, null)];
+    assert.deepEqual(liveness.toWake(engines), [], "nobody suspected: nothing to wake");
+    liveness.tick();
+    liveness.heard(3);
+    assert.deepEqual(liveness.tick(), [2]);
+    assert.deepEqual(liveness.toWake(engines), [quietUnder2]);
+    assert.deepEqual(liveness.toWake(engines), [quietUnder2], "asked again, it says so again (a group may go quiet after the suspicion)");
+  });
+
+  test("a node it does not know is ignored; the mutant never suspects anyone", () => {
+    const liveness = new NodeLiveness({ self: 1, peers: [1, 2], suspectAfterTicks: 1 });
+    liveness.heard(9);
+    assert.equal(liveness.isSuspected(9), false);
+    const mutant = createNodeLiveness({ self: 1, peers: [1, 2], suspectAfterTicks: 1 }, "no-wake-on-leader-failure");
+    for (let i = 0; i < 10; i++) assert.deepEqual(mutant.tick(), []);
+    assert.deepEqual(mutant.toWake([engine(true, 2)]), []);
+    assert.throws(() => new NodeLiveness({ self: 1, peers: [1], suspectAfterTicks: 0 }), /positive integer/);
+  });
+});
