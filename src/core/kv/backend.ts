@@ -43,6 +43,11 @@ export interface KvHistoryKeysQuery {
  *   records is the store's business too: the backend keeps the attachments it is given.
  */
 export interface KvBackend {
+  /**
+   * The keys this store's range owns (absent: every key): a command on a key outside is
+   * refused when it applies (`range-mismatch`), on every replica alike, and changes nothing.
+   */
+  readonly span?: { readonly start: string; readonly end: string | null } | undefined;
   getRecord(key: string): KvRecord | undefined;
   putRecord(record: KvRecord): void;
   /** Removes the key's record, if there is one. */
@@ -108,6 +113,8 @@ export interface KvBackend {
  * revision order; changes arrive in revision order, so adding one is an append.
  */
 export class MemoryKvBackend implements KvBackend {
+  /** Every key unless a test narrows it (a range's store). */
+  span: { readonly start: string; readonly end: string | null } | undefined = undefined;
   private readonly records = new Map<string, KvRecord>();
   private readonly sessions = new Map<number, KvSession>();
   private readonly changesByKey = new Map<string, KvChange[]>();

@@ -109,6 +109,11 @@ export type KvResult =
    * Nothing was applied; the client may register again and retry.
    */
   | { readonly op: "session-expired"; readonly clientId: number }
+  /**
+   * A command on a key outside the store's range (`KvBackend.span`): it was routed with a
+   * stale view of the ranges. Nothing was applied, and nothing is kept in its session.
+   */
+  | { readonly op: "range-mismatch"; readonly key: string }
   /** A lease granted: its id (the index of the grant's entry) and its time to live. */
   | { readonly op: "lease-grant"; readonly id: number; readonly ttlMs: number }
   /** A lease renewed: it now lives `ttlMs` from the keep-alive. */

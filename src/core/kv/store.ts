@@ -9,6 +9,7 @@ import { decodeCommand, type KvCommand, type RequestId, type TxnCommand, type Tx
 import { purgeFrom, purgeStep, rangeAt, recordAt, retainedChanges } from "./history.js";
 import { KvLeases, restoreLease } from "./leases.js";
 import { KvSessions } from "./sessions.js";
+import { prefixEnd, spanHolds } from "../multi/ranges.js";
 import {
   CompactedError,
   FutureRevisionError,
@@ -419,6 +420,31 @@ export class KvStore {
     if (revision > this.revision) throw new FutureRevisionError(revision, this.revision);
   }
 
+  /**
+   * The first key (or prefix) of `command` outside the store's range, or null. A prefix
+   * delete must lie wholly inside: every key with the prefix sorts in the span.
+   */
+  private outsideSpan(command: KvCommand): string | null {
+    const span = this.backend.span;
+    if (span === undefined || (span.start === "" && span.end === null)) return null;
+    switch (command.op) {
+      case "put":
+      case "delete":
+      case "cas-value":
+      case "cas-revision":
+        return spanHolds(span, command.key) ? null : command.key;
+      case "delete-prefix": {
+        const end = prefixEnd(command.prefix);
+        const inside = spanHolds(span, command.prefix) && (span.end === null || (end !== null && compareUtf8(end, span.end) <= 0));
+        return inside ? null : command.prefix;
+      }
+      case "txn":
+        return [...command.compares, ...command.success, ...command.failure].map((item) => item.key).find((key) => !spanHolds(span, key)) ?? null;
+      default:
+        return null;
+    }
+  }
+
   /** See the `compact` command. */
   private compact(revision: number): KvResult {
     if (revision > this.revision) return { op: "compact", compacted: false, compactRevision: this.compactRevisionValue, revision: this.revision };
@@ -447,6 +473,8 @@ export class KvStore {
       return { request: command.request, result: { op: "clock", expired: this.expireLeases() }, duplicate: false };
     }
     if (command.op === "register") return { request: command.request, result: this.sessionsHeld.register(index, this.clockMs), duplicate: false };
+    const outside = this.outsideSpan(command);
+    if (outside !== null) return { request: command.request, result: { op: "range-mismatch", key: outside }, duplicate: false };
     const { clientId, sequence } = command.request;
     let session: KvSession | undefined;
     if (clientId !== NO_SESSION) {

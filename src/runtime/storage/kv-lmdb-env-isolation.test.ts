@@ -181,7 +181,9 @@ test("groups with disjoint spans in one environment behave each as its own memor
         const twins: Twin[] = spansOf(cuts).map((span, i) => {
           const group = ids[i] as number;
           const backend = environment.group(group, span);
+          // The same span: both refuse a command outside it when it applies (range-mismatch).
           const memory = new MemoryKvBackend();
+          memory.span = span;
           return { group, span, backend, store: KvStore.open(backend), memory, reference: KvStore.open(memory), sequences: new Map(), leases: [] };
         });
         try {
@@ -215,6 +217,7 @@ test("groups with disjoint spans in one environment behave each as its own memor
               twin.backend = environment.group(twin.group, twin.span);
               twin.store = KvStore.open(twin.backend);
               twin.memory = new MemoryKvBackend();
+              twin.memory.span = twin.span;
               twin.reference = KvStore.open(twin.memory);
               twin.sequences.clear();
               twin.leases.length = 0;
