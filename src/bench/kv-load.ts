@@ -386,7 +386,14 @@ class Load {
     const endpoint = this.pick();
     if (endpoint === null) return "no_endpoint";
     const { code, answered } = await this.sendTo(this.pool(endpoint.url), kind, key);
-    if (answered && (code === null || !ROUTE_AROUND_CODES.has(code))) {
+    if (answered && code === "no_leader") {
+      // The node is there and a majority with it: an election (or a leadership moving) is
+      // under way. Not the node's failure (that would eject it, maybe the next leader): ask
+      // every node who leads now.
+      this.router.reportSuccess(endpoint.id);
+      this.router.noteLeader(null);
+      this.router.checkSoon();
+    } else if (answered && (code === null || !ROUTE_AROUND_CODES.has(code))) {
       // An answer, even an error (overloaded, a node's timeout): the node is there, and still
       // the one to send to; the benchmark counts what it said.
       this.router.reportSuccess(endpoint.id);

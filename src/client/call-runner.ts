@@ -363,7 +363,10 @@ function assess(error: unknown, write: boolean, retrySafe: boolean): Verdict {
   if (error instanceof TimeoutError) return { retry: retrySafe, maybeApplied: write, endpointFailed: true };
   if (error instanceof UnavailableError) {
     const notApplied = NOT_APPLIED_CODES.has(error.code);
-    return { retry: notApplied || retrySafe, maybeApplied: write && !notApplied, endpointFailed: true };
+    // `no_leader`: the node answered, and a majority is there; an election (or a leadership
+    // moving) is under way. Not the node's failure: counting it would eject a healthy node,
+    // maybe the next leader, just as it takes over.
+    return { retry: notApplied || retrySafe, maybeApplied: write && !notApplied, endpointFailed: error.code !== "no_leader" };
   }
   if (error instanceof HttpApiError && error.status >= 500) return { retry: retrySafe, maybeApplied: write, endpointFailed: true };
   return { retry: false, maybeApplied: false, endpointFailed: false };
