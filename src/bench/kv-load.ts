@@ -16,12 +16,15 @@ import { ConnectionError, NoLeaderError } from "../client/errors.js";
 import type { Consistency, NodeStatus } from "../client/api.js";
 import { Client } from "../client/client.js";
 import { ClusterRouter, type RouterEndpoint } from "../client/router.js";
+import { RangeTable } from "../core/multi/ranges.js";
 import { LatencyHistogram } from "./histogram.js";
 
 export type BenchOp = "put" | "get" | "mixed";
 export const BENCH_OPS: readonly BenchOp[] = ["put", "get", "mixed"];
-export type BenchTarget = "leader" | "all";
-export const BENCH_TARGETS: readonly BenchTarget[] = ["leader", "all"];
+export type BenchTarget = "leader" | "all" | "ranges";
+export const BENCH_TARGETS: readonly BenchTarget[] = ["leader", "all", "ranges"];
+/** How often `--target ranges` reads who leads each range (`GET /v1/shards`). */
+const RANGES_REFRESH_MS = 250;
 
 export interface BenchOptions {
   /** Origins of the cluster's nodes, e.g. `http://127.0.0.1:7001`. */
@@ -157,6 +160,7 @@ export async function runKvBench(options: BenchOptions): Promise<BenchResult> {
   const connectionsPerTarget = options.target === "all" ? Math.ceil(options.concurrency / options.endpoints.length) : options.concurrency;
   const load = new Load(options, router, connectionsPerTarget);
   try {
+    if (options.target === "ranges") await load.followRanges();
     if (options.op !== "put") {
       const keys = options.keys ?? READ_KEYS_DEFAULT;
       log(`writing ${keys} keys to read`);
@@ -237,6 +241,9 @@ class Load {
   private gap = { longestMs: 0, fromMs: 0, toMs: 0 };
   /** Since when no leader has been known (performance.now() ms); null while one is. */
   private leaderLostMs: number | null = null;
+  /** `--target ranges`: the ranges and the HTTP address of each one's leader, as last read. */
+  private ranges: { readonly table: RangeTable; readonly leaders: ReadonlyMap<number, string> } | null = null;
+  private rangesTimer: NodeJS.Timeout | null = null;
   private readonly putHeaders: Record<string, string>;
   private readonly getHeaders: Record<string, string>;
 
@@ -270,7 +277,31 @@ class Load {
     if (failure !== null) throw failure;
   }
 
+  /** `--target ranges`: reads the ranges and their leaders now, then every RANGES_REFRESH_MS. */
+  async followRanges(): Promise<void> {
+    await this.readRanges();
+    this.rangesTimer = setInterval(() => void this.readRanges(), RANGES_REFRESH_MS);
+    this.rangesTimer.unref();
+  }
+
+  private async readRanges(): Promise<void> {
+    for (const url of this.options.endpoints) {
+      try {
+        const response = await this.pool(url).request({ method: "GET", path: "/v1/shards", headers: this.getHeaders, headersTimeout: this.requestTimeoutMs, bodyTimeout: this.requestTimeoutMs });
+        const body = (await response.body.json()) as { shards?: { id: number; start: string; end: string | null; epoch: number; leaderHttp?: string | null }[] };
+        if (response.statusCode !== 200 || !Array.isArray(body.shards)) continue;
+        const leaders = new Map<number, string>();
+        for (const shard of body.shards) if (typeof shard.leaderHttp === "string") leaders.set(shard.id, shard.leaderHttp);
+        this.ranges = { table: new RangeTable(body.shards.map(({ id, start, end, epoch }) => ({ id, start, end, epoch }))), leaders };
+        return;
+      } catch {
+        // The next endpoint, or the next refresh.
+      }
+    }
+  }
+
   async close(): Promise<void> {
+    if (this.rangesTimer !== null) clearInterval(this.rangesTimer);
     await Promise.all([...this.pools.values()].map((pool) => pool.destroy()));
   }
 
@@ -320,7 +351,7 @@ class Load {
    * the run's deadline passed while waiting.
    */
   private async leaderKnown(deadlineMs: number): Promise<boolean> {
-    if (this.options.target === "all") return true;
+    if (this.options.target !== "leader") return true;
     while (!this.leaderAvailable()) {
       const nowMs = performance.now();
       if (nowMs >= deadlineMs) return false;
@@ -365,8 +396,13 @@ class Load {
   }
 
   /** The endpoint for the next request: the leader the router knows (its pick while it knows none), or for `all` the next healthy one. */
-  private pick(): RouterEndpoint | null {
+  private pick(key: number): RouterEndpoint | null {
     if (this.options.target === "all") return this.router.pickForRead("stale");
+    if (this.options.target === "ranges" && this.ranges !== null) {
+      // The leader of the key's range, as last read; the router's pick while none is known.
+      const url = this.ranges.leaders.get(this.ranges.table.forKey(benchKey(key, this.options.spreadKeys)).id);
+      if (url !== undefined) return { id: url, url, weight: 1 };
+    }
     const leader = this.router.leader();
     if (leader !== null && this.leaders.at(-1) !== leader.url) this.leaders.push(leader.url);
     return this.router.pickForWrite();
@@ -383,7 +419,7 @@ class Load {
 
   /** One request; null on success, else the error's code. Failures are reported to the router, which then looks for the leader again. */
   private async send(kind: OpKind, key: number): Promise<string | null> {
-    const endpoint = this.pick();
+    const endpoint = this.pick(key);
     if (endpoint === null) return "no_endpoint";
     const { code, answered } = await this.sendTo(this.pool(endpoint.url), kind, key);
     if (answered && code === "no_leader") {

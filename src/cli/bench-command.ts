@@ -36,7 +36,7 @@ export function registerBenchCommand(program: Command, setExitCode: (code: numbe
     .option("--spread-keys", "keys start with '0' to 'z' in turn, so they fall in every range of a cluster started with --shards", false)
     .option("--mixed-get-ratio <r>", "share of gets in --op mixed, 0..1", ratio, 0.5)
     .addOption(new Option("--consistency <level>", "for gets").choices(CONSISTENCIES).default("linearizable"))
-    .addOption(new Option("--target <where>", "leader: every request to the leader (found by /v1/status); all: round-robin over every endpoint").choices(BENCH_TARGETS).default("leader"))
+    .addOption(new Option("--target <where>", "leader: every request to the leader (found by /v1/status); all: round-robin over every endpoint; ranges: each request to its key's range's leader (GET /v1/shards, re-read every 250 ms)").choices(BENCH_TARGETS).default("leader"))
     .option("--max-ops <n>", "stop after this many requests even before the duration", integerIn("--max-ops", 1, 1_000_000_000), 10_000_000)
     .option("--json", "print one JSON object: ops, seconds, opsPerSecond, latencyMs {p50,p90,p99,max,mean}, errors", false)
     .addHelpText("after", `

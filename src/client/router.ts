@@ -311,7 +311,7 @@ export class ClusterRouter {
     this.balancer.reportSuccess(id, this.now());
   }
 
-  /** `id` failed: a refused/reset connection, a timeout, a 5xx (503 `no_leader`/`not_member` included). Forgets `id` as the leader. */
+  /** `id` failed: a refused/reset connection, a timeout, a 5xx (503 `not_member` included; `no_leader` is not the node's failure). Forgets `id` as the leader. */
   reportFailure(id: string): void {
     this.balancer.reportFailure(id, this.now());
     if (this.leaderId === id) this.leaderId = null;
