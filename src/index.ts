@@ -52,11 +52,15 @@ export {
   NoQuorumError,
   NotMemberError,
   QueueFullError,
+  RangeMismatchError,
   SequenceSupersededError,
   SessionExpiredError,
   TimeoutError,
   UnavailableError,
 } from "./client/errors.js";
+// Ranges (docs/sharding.md): descriptors and the table a sharded cluster routes by; the transactional checker (docs/txn-checker.md).
+export { RangeTable, type RangeDescriptor } from "./core/multi/ranges.js";
+export { checkListAppend, checkRegisters } from "./sim/check/txn-check.js";
 // The transaction types `Client.txn` takes are the client's; the state machine's own are KvTxn*.
 export { CONSISTENCIES, type CompareOperator, type Consistency, type KeyValue, type MemberInfo, type MembersView, type NodeStatus, type RangeResult, type TxnCompare, type TxnOperation, type TxnRequest, type TxnResponse, type TxnResult } from "./client/api.js";
 /** Earlier names of the client's `TxnCompare` and `TxnOperation`. */
