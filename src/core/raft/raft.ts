@@ -34,6 +34,7 @@ import type {
   VoteRequest,
   VoteResponse,
 } from "./messages.js";
+import { Quiescence, type QuiescenceHost } from "./quiescence.js";
 import { isSoleQuorum } from "./quorum.js";
 import { ReadOnly } from "./read-only.js";
 import { Reconfiguration, type ReconfigurationHost } from "./reconfiguration.js";
@@ -60,8 +61,8 @@ const EMPTY = new Uint8Array(0);
  * with what a quorum of them holds (replication.ts, over progress.ts and quorum.ts), a
  * leadership transfer and the proposals held meanwhile (transfer.ts), configuration
  * changes as a leader starts and completes them (reconfiguration.ts), the reads being
- * confirmed and the lease (read-only.ts), and a snapshot being received
- * (snapshot-receiver.ts). The few rules a classic mistake breaks are protected methods
+ * confirmed and the lease (read-only.ts), going quiet and waking (quiescence.ts), and a
+ * snapshot being received (snapshot-receiver.ts). The few rules a classic mistake breaks are protected methods
  * named for the rule (`mayGrantVote`, `commitsByCounting`, ...): the mutants of mutants.ts
  * are subclasses overriding one each.
  */
@@ -100,11 +101,8 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
    */
   private startupGuard: boolean;
 
-  /**
-   * Quiet (RaftConfig.quiesce): this engine ignores ticks — a leader sends no heartbeats, a
-   * follower's election timer stands still — until something wakes it (see `wake`).
-   */
-  private quiet = false;
+  /** Quiescence (RaftConfig.quiesce): whether this engine is quiet, and when it goes quiet and wakes. */
+  private readonly quiescence: Quiescence;
 
   /** Leadership transfer (thesis 3.10), and the proposals held while it is under way. */
   private readonly transfer: LeadershipTransfer;
@@ -146,7 +144,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     this.configLog = new ConfigLog(base, options.durable.entries);
     this.current = base;
     // One host lends the engine's parts to its helpers; each sees it through its own narrow interface.
-    const host: ReplicatorHost & TransferHost & ReconfigurationHost = {
+    const host: ReplicatorHost & TransferHost & ReconfigurationHost & QuiescenceHost = {
       id: this.id,
       config: this.config,
       log: this.log,
@@ -154,6 +152,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
       term: () => this.term,
       membership: () => this.current,
       leading: () => this.role === "leader",
+      role: () => this.role,
       lead: () => this.lead,
       snapshot: () => this.snapshot,
       now: () => this.tickCount,
@@ -166,6 +165,13 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
       uncommittedChangeIndex: () => this.uncommittedChangeIndex(),
       commitLearned: () => this.commitLearned(),
       refreshMembership: () => this.refreshMembership(),
+      broadcastPending: () => this.broadcastPending,
+      followersHoldWholeLog: () => this.followersHoldWholeLog(),
+      heartbeatAfresh: () => {
+        this.electionElapsed = 0;
+        this.heartbeatElapsed = 0;
+        this.heartbeat();
+      },
     };
     this.replicator = new Replicator(host);
     this.transfer = new LeadershipTransfer(host, this.replicator);
@@ -177,6 +183,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
       leaseAcknowledgedAt: () => this.replicator.leaseAcknowledgedAt(),
       release: (from, requestId, index) => this.releaseRead(from, requestId, index),
     });
+    this.quiescence = new Quiescence(host, this.replicator, this.transfer, this.reads);
     this.startupGuard = this.config.leaseReads;
     this.resetElectionTimer();
   }
@@ -185,8 +192,8 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
 
   tick(): void {
     // A quiet engine counts no time at all, not even its lease clock: a driver may skip its
-    // ticks altogether (that is the point), so nothing may depend on them (see quiesce).
-    if (this.quiet) return;
+    // ticks altogether (that is the point), so nothing may depend on them (see quiescence.ts).
+    if (this.quiescence.quiet) return;
     this.tickCount++;
     if (this.role === "leader") this.tickLeader();
     else this.tickElection();
@@ -227,18 +234,14 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     this.reconfiguration.autoPromote();
     if (this.heartbeatElapsed >= this.config.heartbeatTicks) {
       this.heartbeatElapsed = 0;
-      if (this.config.quiesce && this.mayQuiesce()) {
-        this.quiesce();
-        return;
-      }
-      // With leases, every heartbeat opens a round, so each acknowledgement dates itself.
-      this.replicator.broadcastHeartbeat(this.config.leaseReads ? this.reads.newRound(this.tickCount) : this.reads.lastRound);
+      if (this.quiescence.quiesceIfIdle()) return;
+      this.heartbeat();
     }
     this.replicator.resendStalledSnapshots();
   }
 
   step(from: NodeId, message: RaftMessage): void {
-    if (this.quiet && !this.keepsQuiet(from, message)) this.wake();
+    this.quiescence.received(from, message);
     // A vote request from outside this node's configuration — a removed node, most likely —
     // whose log is behind this one's would be refused anyway: ignoring it keeps it from
     // forcing a new term on the cluster. One with a log as up to date is heard: it may be a
@@ -305,7 +308,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
         this.followLeader(from);
         this.log.commitTo(Math.min(message.commit, this.log.lastIndex));
         this.commitLearned();
-        if (message.quiesce === true) this.maybeQuiesceFollower(message.commit);
+        if (message.quiesce === true) this.quiescence.askedToQuiesce(message.commit);
         this.send(from, { type: "heartbeat-response", term: this.term, readRound: message.readRound });
         return;
       case "heartbeat-response":
@@ -498,56 +501,16 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
 
   /** Whether this engine is quiet: it ignores ticks until something wakes it. */
   quiescent(): boolean {
-    return this.quiet;
+    return this.quiescence.quiet;
   }
 
   /**
-   * Wakes a quiet engine; a no-op on one awake. Proposals, reads, transfers, configuration
-   * changes and every message but a quiet group's own last heartbeat and its answers wake it
-   * by themselves; the node calls this when it suspects the node of this engine's leader
-   * has failed (core/multi/liveness.ts), since a quiet follower counts no election timeout.
-   *
-   * A leader that wakes heartbeats at once — its followers wake, and if another leader was
-   * elected meanwhile, their answers carry the newer term and it steps down — and starts
-   * afresh: a CheckQuorum round begins (it steps down if no quorum answers within an
-   * election timeout), and it holds no lease until a quorum acknowledges a heartbeat sent
-   * after it woke (its lease clock stood still while it was quiet). A follower that wakes
-   * resumes its election timer where it stopped: the time it was quiet counts toward no
-   * timeout, so it keeps refusing votes for at least as long as an awake follower would.
+   * Wakes a quiet engine; a no-op on one awake (see Quiescence.wake). The node calls this
+   * when it suspects the node of this engine's leader has failed (core/multi/liveness.ts),
+   * since a quiet follower counts no election timeout.
    */
   wake(): void {
-    if (!this.quiet) return;
-    this.quiet = false;
-    if (this.role !== "leader") return;
-    this.electionElapsed = 0;
-    this.heartbeatElapsed = 0;
-    this.replicator.forgetAcknowledgements();
-    this.reads.forgetRounds();
-    this.replicator.broadcastHeartbeat(this.config.leaseReads ? this.reads.newRound(this.tickCount) : this.reads.lastRound);
-  }
-
-  /**
-   * What a leader checks before it goes quiet, at a heartbeat: it has nothing to do and
-   * nothing to tell anyone. Its log is all committed, an entry of its term included, and
-   * durable here; no read waits, no proposal is held, no transfer or configuration change
-   * (joint, or a learner to promote, or a removed member still tracked) is under way; and
-   * every member holds its whole log (`followersHoldWholeLog`).
-   */
-  private mayQuiesce(): boolean {
-    const log = this.log;
-    return (
-      log.commitIndex === log.lastIndex &&
-      log.durableIndex === log.lastIndex &&
-      log.term(log.lastIndex) === this.term &&
-      !this.broadcastPending &&
-      this.reads.idle &&
-      this.transfer.target === null &&
-      this.transfer.heldBytes === 0 &&
-      this.current.outgoing.length === 0 &&
-      this.current.autoPromote.length === 0 &&
-      !this.replicator.tracksRemoved() &&
-      this.followersHoldWholeLog()
-    );
+    this.quiescence.wake();
   }
 
   /**
@@ -557,41 +520,6 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
    */
   protected followersHoldWholeLog(): boolean {
     return this.replicator.followersCaughtUp();
-  }
-
-  /**
-   * Goes quiet: the last heartbeat tells every follower the commit index (its last index)
-   * and to go quiet too. The lease is given up now, not on waking: the lease clock stops
-   * with the ticks, so it could not tell how long the leader was quiet.
-   */
-  private quiesce(): void {
-    this.quiet = true;
-    this.replicator.broadcastQuiesce();
-    this.replicator.forgetAcknowledgements();
-    this.reads.forgetRounds();
-  }
-
-  /**
-   * A follower told to go quiet does so only if it agrees: it follows the sender (step
-   * made sure: same term, that leader) and its log ends exactly at the leader's commit
-   * index, all of it committed. Otherwise it stays awake; its election timer then runs,
-   * and its campaign (or any message) wakes the group.
-   */
-  private maybeQuiesceFollower(commit: number): void {
-    if (!this.config.quiesce || this.role !== "follower") return;
-    if (this.log.lastIndex !== commit || this.log.commitIndex !== commit) return;
-    this.quiet = true;
-  }
-
-  /**
-   * The messages a quiet engine takes without waking: a follower, its leader's last
-   * heartbeat again (a duplicate); a leader, the answers to it. Anything else — a newer
-   * term, an append, a vote request, a proposal or read forwarded to it — wakes it.
-   */
-  private keepsQuiet(from: NodeId, message: RaftMessage): boolean {
-    if (message.term !== this.term) return false;
-    if (this.role === "leader") return message.type === "heartbeat-response";
-    return message.type === "heartbeat" && message.quiesce === true && from === this.lead;
   }
 
   // ---- elections (section 5.2, thesis 9.6) ----
@@ -718,7 +646,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
       this.term = term;
       this.vote = null;
     }
-    this.quiet = false;
+    this.quiescence.reset();
     this.role = "follower";
     this.lead = lead;
     this.replicator.clear();
@@ -730,7 +658,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
 
   private becomeLeader(): void {
     assert(this.role === "candidate", `only a candidate becomes leader, not a ${this.role}`);
-    assert(!this.quiet, "a quiet engine campaigned");
+    assert(!this.quiescence.quiet, "a quiet engine campaigned");
     this.role = "leader";
     this.lead = this.id;
     this.heartbeatElapsed = 0;
@@ -901,7 +829,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   private handleHeartbeatResponse(from: NodeId, message: HeartbeatResponse): void {
     // A quiet leader drops the answers to its last heartbeat: they may not extend a lease
     // it gave up, nor send anyone appends.
-    if (this.role !== "leader" || this.quiet) return;
+    if (this.role !== "leader" || this.quiescence.quiet) return;
     const pr = this.replicator.heartbeatAnswered(from);
     if (pr === undefined) return;
     if (message.readRound > 0) {
@@ -990,6 +918,11 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   }
 
   // ---- output ----
+
+  /** A leader's heartbeat to every follower. With leases, every heartbeat opens a round, so each acknowledgement dates itself. */
+  private heartbeat(): void {
+    this.replicator.broadcastHeartbeat(this.config.leaseReads ? this.reads.newRound(this.tickCount) : this.reads.lastRound);
+  }
 
   protected send(to: NodeId, message: RaftMessage): void {
     this.messages.push({ to, message });
