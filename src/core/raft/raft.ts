@@ -21,8 +21,9 @@ import type {
 } from "../engine/contract.js";
 import { ConfigLog } from "./config-log.js";
 import { DEFAULT_RAFT_CONFIG, leaseTicks, validateRaftConfig, type RaftConfig } from "./config.js";
+import { Election, type ElectionHost } from "./election.js";
 import { RaftLog } from "./log.js";
-import { bootstrapMembership, encodeMembership, hasMajority, isMember, majorityImpossible } from "./membership.js";
+import { bootstrapMembership, encodeMembership, hasMajority, isMember } from "./membership.js";
 import type {
   AppendRequest,
   AppendResponse,
@@ -57,7 +58,7 @@ const EMPTY = new Uint8Array(0);
  * out alone: no Ready is outstanding when it is, and none follows until it is advanced.
  *
  * The engine owns its parts: the log (log.ts), the configurations in it (config-log.ts),
- * a leader's followers and what it sends them — appends, snapshot chunks, heartbeats —
+ * campaigns and votes (election.ts), a leader's followers and what it sends them — appends, snapshot chunks, heartbeats —
  * with what a quorum of them holds (replication.ts, over progress.ts and quorum.ts), a
  * leadership transfer and the proposals held meanwhile (transfer.ts), configuration
  * changes as a leader starts and completes them (reconfiguration.ts), the reads being
@@ -85,7 +86,8 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   private electionElapsed = 0;
   private heartbeatElapsed = 0;
   private randomizedElectionTicks = 0;
-  protected readonly votes = new Map<NodeId, boolean>();
+  /** Campaigns, the votes counted, and the answers to others' vote requests (section 5.2). */
+  private readonly election: Election;
   /** The leader's followers: their progress, and the appends, snapshots and heartbeats sent them. */
   private readonly replicator: Replicator;
   private uncommittedBytes = 0;
@@ -144,7 +146,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     this.configLog = new ConfigLog(base, options.durable.entries);
     this.current = base;
     // One host lends the engine's parts to its helpers; each sees it through its own narrow interface.
-    const host: ReplicatorHost & TransferHost & ReconfigurationHost & QuiescenceHost = {
+    const host: ReplicatorHost & TransferHost & ReconfigurationHost & QuiescenceHost & ElectionHost = {
       id: this.id,
       config: this.config,
       log: this.log,
@@ -157,6 +159,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
       snapshot: () => this.snapshot,
       now: () => this.tickCount,
       send: (to, message) => this.send(to, message),
+      sendAfterPersist: (to, message) => this.sendAfterPersist(to, message),
       stepDown: () => this.becomeFollower(this.term, null),
       surrenderLease: () => this.surrenderLease(),
       removedFromCommittedConfig: () => this.reconfiguration.removedFromCommittedConfig(),
@@ -172,10 +175,22 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
         this.heartbeatElapsed = 0;
         this.heartbeat();
       },
+      stand: (preVote) => this.stand(preVote),
+      voteFor: (candidate) => {
+        this.vote = candidate;
+        this.electionElapsed = 0;
+      },
+      resetElectionTimer: () => this.resetElectionTimer(),
+      becomeLeader: () => this.becomeLeader(),
+      mayGrantVote: (from, message) => this.mayGrantVote(from, message),
+      sendGrantedVote: (to, response) => this.sendGrantedVote(to, response),
+      campaignPeers: () => this.campaignPeers(),
+      votesWin: (votes) => this.votesWin(votes),
     };
     this.replicator = new Replicator(host);
     this.transfer = new LeadershipTransfer(host, this.replicator);
     this.reconfiguration = new Reconfiguration(host, this.replicator, this.transfer);
+    this.election = new Election(host);
     this.refreshMembership();
     this.savedHardState = { term: this.term, vote: this.vote, commit: this.log.commitIndex };
     this.reads = new ReadOnly(this.id, this.config.electionTicks, leaseTicks(this.config), {
@@ -212,7 +227,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
       return;
     }
     this.electionElapsed = 0;
-    this.campaign(this.config.preVote);
+    this.election.campaign(this.config.preVote);
   }
 
   private tickLeader(): void {
@@ -276,7 +291,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
         // whose term fell behind (it needs this node, which campaigned on its own with
         // PreVote off) would otherwise campaign in vain for ever.
         this.send(from, { type: "vote-response", term: this.term, preVote: message.preVote, granted: false });
-        this.yieldToBetterLog(message);
+        this.election.yieldToBetterLog(message);
         return;
       }
       if (!this.heardFromEarlierTerm(message)) return;
@@ -297,9 +312,9 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   private dispatch(from: NodeId, message: RaftMessage): void {
     switch (message.type) {
       case "vote":
-        return this.handleVoteRequest(from, message);
+        return this.election.voteRequested(from, message);
       case "vote-response":
-        return this.handleVoteResponse(from, message);
+        return this.election.voteAnswered(from, message);
       case "append":
         return this.handleAppend(from, message);
       case "append-response":
@@ -340,7 +355,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
       case "timeout-now":
         // The leader handed over: campaign at once, for real (a pre-vote would be refused by
         // voters that still hear from it), saying why so they grant despite its lease.
-        if (this.role === "follower" && this.reconfiguration.mayCampaign()) this.campaign(false, true);
+        if (this.role === "follower" && this.reconfiguration.mayCampaign()) this.election.campaign(false, true);
         return;
     }
   }
@@ -524,9 +539,11 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
 
   // ---- elections (section 5.2, thesis 9.6) ----
 
-  private campaign(preVote: boolean, transfer = false): void {
-    // Section 5.2: every election starts a fresh randomized timeout, so candidates that
-    // collided once are unlikely to collide again.
+  /**
+   * Stands for election (Election.campaign). Section 5.2: every election starts a fresh
+   * randomized timeout, so candidates that collided once are unlikely to collide again.
+   */
+  private stand(preVote: boolean): void {
     this.resetElectionTimer();
     if (preVote) {
       this.role = "precandidate";
@@ -536,17 +553,6 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
       this.term += 1;
       this.vote = this.id;
       this.lead = null;
-    }
-    this.votes.clear();
-    this.votes.set(this.id, true);
-    if (this.tallyVotes(preVote)) return;
-    const base: VoteRequest = { type: "vote", term: preVote ? this.term + 1 : this.term, preVote, lastIndex: this.log.lastIndex, lastTerm: this.log.lastTerm };
-    const request: VoteRequest = transfer ? { ...base, transfer } : base;
-    for (const peer of this.campaignPeers()) {
-      if (peer === this.id) continue;
-      // A real vote request carries this node's vote for itself, which must be durable first.
-      if (preVote) this.send(peer, request);
-      else this.sendAfterPersist(peer, request);
     }
   }
 
@@ -558,60 +564,12 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     return [...this.current.voters, ...this.current.outgoing.filter((id) => !this.current.voters.includes(id))];
   }
 
-  /** Counts votes; acts on a decision. Returns true when the election is decided. */
-  private tallyVotes(preVote: boolean): boolean {
-    if (this.votesWin()) {
-      if (preVote) this.campaign(false);
-      else this.becomeLeader();
-      return true;
-    }
-    if (majorityImpossible(this.current, (id) => this.votes.get(id) === false)) {
-      this.becomeFollower(this.term, null);
-      return true;
-    }
-    return false;
-  }
-
   /**
    * Whose votes elect (section 5.2, thesis 4.3): a majority of the voters of every group —
    * both halves of a joint configuration. A learner's vote counts toward none.
    */
-  protected votesWin(): boolean {
-    return hasMajority(this.current, (id) => this.votes.get(id) === true);
-  }
-
-  private handleVoteRequest(from: NodeId, message: VoteRequest): void {
-    // Figure 2, RequestVote receiver: grant when this node may still vote for the candidate
-    // and the candidate's log is at least as up to date as its own.
-    if (this.mayGrantVote(from, message) && this.log.isUpToDate(message.lastIndex, message.lastTerm)) {
-      const response: VoteResponse = { type: "vote-response", term: message.term, preVote: message.preVote, granted: true };
-      if (!message.preVote) {
-        this.vote = from;
-        this.electionElapsed = 0;
-      }
-      this.sendGrantedVote(from, response);
-    } else {
-      this.sendAfterPersist(from, { type: "vote-response", term: this.term, preVote: message.preVote, granted: false });
-      this.yieldToBetterLog(message);
-    }
-  }
-
-  /**
-   * A candidate refusing a vote to a node whose log is strictly more up to date than its
-   * own restarts its election timer. The asker learns this node's term from the refusal and
-   * restarts its timer too, so the next round is a fair race — and the asker, if it times
-   * out first, wins this node's vote. Without this the candidate, whose timer started
-   * earlier, always campaigns first; if the asker is not in its configuration (it is behind
-   * on a membership change that needs them both) it never hears the candidate's request,
-   * asks in the term the candidate already voted in, and loses every round (simulator seed
-   * 102696). Only a candidate yields: a follower of a live leader must not be kept from
-   * noticing its death, and a timer is all that moves — no vote or term, so safety is as it
-   * was.
-   */
-  private yieldToBetterLog(message: VoteRequest): void {
-    if (this.role !== "candidate" || message.preVote) return;
-    const strictlyBetter = this.log.isUpToDate(message.lastIndex, message.lastTerm) && !(message.lastIndex === this.log.lastIndex && message.lastTerm === this.log.lastTerm);
-    if (strictlyBetter) this.resetElectionTimer();
+  protected votesWin(votes: ReadonlyMap<NodeId, boolean>): boolean {
+    return hasMajority(this.current, (id) => votes.get(id) === true);
   }
 
   /**
@@ -631,13 +589,6 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
    */
   protected sendGrantedVote(to: NodeId, response: VoteResponse): void {
     this.sendAfterPersist(to, response);
-  }
-
-  private handleVoteResponse(from: NodeId, message: VoteResponse): void {
-    const expecting = (this.role === "precandidate" && message.preVote) || (this.role === "candidate" && !message.preVote);
-    if (!expecting) return;
-    this.votes.set(from, message.granted);
-    this.tallyVotes(message.preVote);
   }
 
   private becomeFollower(term: number, lead: NodeId | null): void {
