@@ -1,12 +1,12 @@
 import { NotLeaderError, type SynodError } from "../core/common/errors.js";
-import { utf8Decode, utf8Encode } from "../core/common/utf8.js";
 import type { Admission, DurableState, Engine, EngineFactory, LogEntry, MembershipChange, NodeId } from "../core/engine/contract.js";
-import { KvReplica, type KvOperation } from "../core/kv/kv-replica.js";
+import { KvReplica } from "../core/kv/kv-replica.js";
 import type { Applied } from "../core/kv/model.js";
 import { SELF_ASSIGNED_SESSIONS_FROM, type KvStore, type LeaseExpiry } from "../core/kv/store.js";
 import { createKvStore, type KvMutant } from "../core/kv/mutants.js";
 import type { LeaseRequest, LeaseResponse } from "./lease-workload.js";
-import type { LockRequest, LockResponse, LockResult } from "./lock-workload.js";
+import type { LockRequest, LockResponse } from "./lock-workload.js";
+import { serveKvRequest, serveLeaseRequest, serveLockRequest } from "./node-requests.js";
 import type { Clock, LogStorage, Network, ReplicaObserver, Waiter } from "../core/replica/contract.js";
 import { RequestTimeoutError, WriteOutcomeUnknownError } from "../core/replica/errors.js";
 import type { ReplicaMutant } from "../core/replica/mutants.js";
@@ -16,9 +16,11 @@ import { GroupCommit } from "../core/multi/group-commit.js";
 import { DEFAULT_GROUP, groupOfKey, type GroupEnvelope, type GroupId } from "../core/multi/group.js";
 import { createRouter, type RouterMutant } from "../core/multi/mutants.js";
 import type { GroupRouter } from "../core/multi/router.js";
-import { createNodeLiveness, type LivenessMutant, type NodeLiveness } from "../core/multi/liveness.js";
 import { SimDisk, SimLogStorage, SimSyncDevice } from "./disk.js";
 import type { ClientRequest, ClientResponse } from "./messages.js";
+import { SimNodeLiveness, type QuiescenceCounts, type SimQuiesceOptions } from "./node-liveness.js";
+
+export type { QuiescenceCounts, SimQuiesceOptions } from "./node-liveness.js";
 
 /**
  * The leader's log keeps up to this many entries a live follower still needs (the replica's
@@ -94,29 +96,6 @@ export interface SimNodeOptions<M> {
 }
 
 /**
- * The node-level liveness a node runs beside quiet groups (core/multi/liveness.ts): a ping
- * to every peer every few ticks, and a peer silent for longer than an election timeout is
- * suspected, waking every quiet group it leads.
- */
-export interface SimQuiesceOptions {
-  readonly pingEveryTicks: number;
-  readonly suspectAfterTicks: number;
-  readonly livenessMutant: LivenessMutant | null;
-}
-
-/** Over a node's every incarnation: what quiescence saved, and what it cost. */
-export interface QuiescenceCounts {
-  /** Pings sent to peers. */
-  readonly pings: number;
-  /** Group-ticks: one per group hosted per tick of the liveness timer ... */
-  readonly groupTicks: number;
-  /** ... and those of them at which the group's replica here was quiet. */
-  readonly quietGroupTicks: number;
-  /** Quiet groups woken because their leader's node was suspected. */
-  readonly wakes: number;
-}
-
-/**
  * A user's state machine, as the nodes run it (see sim/app/harness.ts): each incarnation
  * gets a fresh one from `createStateMachine`, restored from its disk's snapshot; what it
  * applies and the requests it gets go to the application's harness.
@@ -181,9 +160,8 @@ export class SimNode<M> {
   /** Every incarnation's group commit (several groups only), for its counts. */
   private readonly commits: GroupCommit[] = [];
   private appNode: EmbeddedReplica<M, unknown, unknown> | null = null;
-  /** This incarnation's node-level liveness (quiescence only). */
-  private liveness: NodeLiveness | null = null;
-  private quiescence = { pings: 0, groupTicks: 0, quietGroupTicks: 0, wakes: 0 };
+  /** The node-level liveness that wakes quiet groups, over every incarnation (quiescence only). */
+  private readonly liveness: SimNodeLiveness | null;
   /** Inputs that arrived while paused, replayed in order on resume. */
   private deferred: (() => void)[] = [];
   private startedIncarnation = -1;
@@ -198,6 +176,7 @@ export class SimNode<M> {
     this.groupCount = options.groups ?? 1;
     if (this.groupCount > 1 && options.application !== undefined) throw new Error("a user's state machine runs in one group only");
     this.router = this.createReplicas();
+    this.liveness = options.quiesce === undefined || options.quiesce === null ? null : new SimNodeLiveness(options.quiesce, this.livenessNode());
   }
 
   /** Group 0's engine: the one the scenarios steer. */
@@ -239,70 +218,31 @@ export class SimNode<M> {
     if (!this.up || this.startedIncarnation === this.incarnation) return;
     this.startedIncarnation = this.incarnation;
     for (const hosted of this.hosted) hosted.start();
-    this.startLiveness();
+    this.liveness?.start(this.incarnation);
   }
 
-  /** Quiescence's counts over every incarnation. */
+  /** Quiescence's counts over every incarnation (zeros without quiescence). */
   get quiescenceCounts(): QuiescenceCounts {
-    return { ...this.quiescence };
+    return this.liveness?.quiescenceCounts ?? { pings: 0, groupTicks: 0, quietGroupTicks: 0, wakes: 0 };
   }
 
-  /**
-   * With quiescence: this incarnation's liveness, ticking with the node's clock (a paused
-   * process's does not tick, and sends no pings: its peers suspect it, as they would a
-   * frozen process).
-   */
-  private startLiveness(): void {
-    const options = this.options.quiesce;
-    if (options === undefined || options === null) return;
-    const peers = this.options.peerIds ?? [];
-    const liveness = createNodeLiveness({ self: this.id, peers, suspectAfterTicks: options.suspectAfterTicks }, options.livenessMutant);
-    this.liveness = liveness;
-    const incarnation = this.incarnation;
-    const intervalMicros = Math.max(1, Math.round(this.options.tickMicros * this.options.clockRate));
-    let ticks = 0;
-    const fire = (): void => {
-      if (!this.alive(incarnation)) return;
-      this.host.after(intervalMicros, fire);
-      if (this.paused) return;
-      ticks++;
-      if (ticks % options.pingEveryTicks === 0) {
-        for (const peer of peers) {
-          if (peer === this.id) continue;
-          this.quiescence.pings++;
-          this.host.sendPing(this.id, peer, false);
-        }
-      }
-      liveness.tick();
-      for (const hosted of this.hosted) {
-        this.quiescence.groupTicks++;
-        if (hosted.replica.engine.quiescent?.() === true) this.quiescence.quietGroupTicks++;
-      }
-      const toWake = new Set(liveness.toWake(this.hosted.map((hosted) => hosted.replica.engine)));
-      for (const hosted of this.hosted) {
-        if (!toWake.has(hosted.replica.engine)) continue;
-        this.quiescence.wakes++;
-        hosted.replica.wake();
-      }
+  /** What the node-level liveness sees of this node: its clock, its links, its replicas. */
+  private livenessNode() {
+    return {
+      id: this.id,
+      peerIds: this.options.peerIds ?? [],
+      tickIntervalMicros: Math.max(1, Math.round(this.options.tickMicros * this.options.clockRate)),
+      after: (delayMicros: number, action: () => void) => this.host.after(delayMicros, action),
+      sendPing: (to: NodeId, answer: boolean) => this.host.sendPing(this.id, to, answer),
+      alive: (incarnation: number) => this.alive(incarnation),
+      paused: () => this.paused,
+      replicas: () => this.hosted.map((hosted) => hosted.replica),
     };
-    this.host.after(intervalMicros, fire);
   }
 
-  /**
-   * A liveness ping from `from` arrived (it is answered), or the answer to one of this
-   * node's: only an answer counts as hearing `from`, since it proves the link works both
-   * ways, as a connection does. A peer this node hears but cannot reach (a one-way
-   * partition) is suspected: its quiet groups here could not reach it either.
-   */
+  /** A liveness ping from `from` arrived, or the answer to one of this node's (see SimNodeLiveness.hearPing). */
   hearPing(from: NodeId, answer: boolean): void {
-    this.input(this.incarnation, () => {
-      if (this.liveness === null) return;
-      if (answer) this.liveness.heard(from);
-      else {
-        this.quiescence.pings++;
-        this.host.sendPing(this.id, from, true);
-      }
-    });
+    this.input(this.incarnation, () => this.liveness?.hearPing(from, answer));
   }
 
   /** This incarnation's replica of every group, recovered from the shared disk, and the router between them and the peers. */
@@ -553,66 +493,18 @@ export class SimNode<M> {
     this.input(this.incarnation, () => this.handleRequest(request));
   }
 
-  /** A lease client's request (sim/lease-workload.ts): a write in the client's session. */
+  /** A lease client's request (sim/lease-workload.ts): a write in the client's session (side-requests.ts). */
   requestLease(request: LeaseRequest): void {
-    this.input(this.incarnation, () => {
-      const client = { clientId: SELF_ASSIGNED_SESSIONS_FROM + request.clientId, sequence: request.sequence };
-      const answer = (output: number | boolean): void => this.host.sendLeaseResponse(this.id, request.clientId, { type: "lease-response", sequence: request.sequence, outcome: "ok", output });
-      const waiter: Waiter<Applied["result"]> = {
-        resolve: (result) => {
-          if (result.op === "lease-grant") answer(result.id);
-          else if (result.op === "put" || result.op === "lease-keepalive" || result.op === "lease-not-found") answer(result.op !== "lease-not-found");
-        },
-        reject: (error) => {
-          if (error instanceof RequestTimeoutError || error instanceof WriteOutcomeUnknownError) return;
-          const leaderHint = error instanceof NotLeaderError ? error.leaderHint : null;
-          this.host.sendLeaseResponse(this.id, request.clientId, { type: "lease-response", sequence: request.sequence, outcome: "refused", leaderHint });
-        },
-      };
-      const operation: KvOperation =
-        request.op === "grant" ? { op: "lease-grant", ttlMs: request.ttlMs } : request.op === "put" ? { op: "put", key: request.key, value: utf8Encode("held"), lease: request.lease } : { op: "lease-keepalive", lease: request.lease };
-      this.kvLayer(DEFAULT_GROUP).write(operation, client, waiter);
-    });
+    this.input(this.incarnation, () => serveLeaseRequest(this.kvLayer(DEFAULT_GROUP), request, (response) => this.host.sendLeaseResponse(this.id, request.clientId, response)));
   }
 
   /**
    * A lock client's request (sim/lock-workload.ts): a write in its session, or a
-   * linearizable read of the lock's contenders. `reply` carries the answer back over the
-   * client link; a write whose outcome is unknown gets none.
+   * linearizable read of the lock's contenders (side-requests.ts). `reply` carries the
+   * answer back over the client link; a write whose outcome is unknown gets none.
    */
   requestLock(request: LockRequest, reply: (response: LockResponse) => void): void {
-    this.input(this.incarnation, () => {
-      const ok = (result: LockResult): void => reply({ type: "lock-response", sequence: request.sequence, outcome: "ok", result });
-      const refuse = (error: Error): void => {
-        if (error instanceof RequestTimeoutError || error instanceof WriteOutcomeUnknownError) return;
-        reply({ type: "lock-response", sequence: request.sequence, outcome: "refused", leaderHint: error instanceof NotLeaderError ? error.leaderHint : null });
-      };
-      const layer = this.kvLayer(DEFAULT_GROUP);
-      if (request.op === "read") {
-        this.replicaOf(DEFAULT_GROUP).read({}, {
-          resolve: () => ok({ op: "read", contenders: layer.kv.range(request.prefix, Number.MAX_SAFE_INTEGER).map((record) => ({ key: record.key, createRevision: record.createRevision })), revision: layer.kv.currentRevision }),
-          reject: refuse,
-        });
-        return;
-      }
-      const operation: KvOperation =
-        request.op === "grant" ? { op: "lease-grant", ttlMs: request.ttlMs }
-        : request.op === "keepalive" ? { op: "lease-keepalive", lease: request.lease }
-        : request.op === "revoke" ? { op: "lease-revoke", lease: request.lease }
-        : { op: "txn", compares: [{ key: request.key, target: "createRevision", op: "=", value: 0 }], success: [{ op: "put", key: request.key, value: utf8Encode(`lock client ${request.sessionId}`), lease: request.lease }], failure: [{ op: "get", key: request.key }] };
-      layer.write(operation, { clientId: SELF_ASSIGNED_SESSIONS_FROM + request.sessionId, sequence: request.sequence }, {
-        resolve: (result) => {
-          if (result.op === "lease-grant") return ok({ op: "grant", lease: result.id });
-          if (result.op === "lease-keepalive" || result.op === "lease-revoke" || (result.op === "lease-not-found" && request.op !== "create")) return ok({ op: request.op === "revoke" ? "revoke" : "keepalive", found: result.op !== "lease-not-found" });
-          if (result.op === "lease-not-found") return ok({ op: "create", token: null });
-          if (result.op !== "txn") return; // superseded, or a duplicate whose first answer went out
-          if (result.succeeded) return ok({ op: "create", token: result.revision });
-          const got = result.results[0];
-          if (got?.op === "get") ok({ op: "create", token: got.record?.createRevision ?? null });
-        },
-        reject: refuse,
-      });
-    });
+    this.input(this.incarnation, () => serveLockRequest(this.kvLayer(DEFAULT_GROUP), this.replicaOf(DEFAULT_GROUP), request, reply));
   }
 
   /** A request of a user's workload (sim/app/harness.ts), handled by the application. */
@@ -627,29 +519,7 @@ export class SimNode<M> {
   private handleRequest(request: ClientRequest): void {
     // Each key belongs to one group; its replica here serves it.
     const group = groupOfKey(request.key, this.groupCount);
-    if (request.op === "get") {
-      // The engine's configured default: a lease read where the seed's tuning allows leases.
-      this.replicaOf(group).read({}, {
-        resolve: () => {
-          const record = this.kvLayer(group).kv.get(request.key);
-          this.answer(request, record === undefined ? null : utf8Decode(record.value));
-        },
-        reject: (error) => this.refuse(request, error),
-      });
-      return;
-    }
-    // Simulated clients number themselves from 1; their sessions are self-assigned (created
-    // on first use) in the store, so they live in that id range.
-    const client = { clientId: SELF_ASSIGNED_SESSIONS_FROM + request.clientId, sequence: request.sequence };
-    const waiter: Waiter<Applied["result"]> = {
-      resolve: (result) => {
-        // A request superseded by a newer one of its client gets no answer (it timed out there).
-        if (result.op === "rejected" || result.op === "superseded") return;
-        this.answer(request, result.op === "cas" ? result.succeeded : null);
-      },
-      reject: (error) => this.refuse(request, error),
-    };
-    this.kvLayer(group).write(toOperation(request), client, waiter);
+    serveKvRequest(() => this.kvLayer(group), this.replicaOf(group), request, (output) => this.answer(request, output), (error) => this.refuse(request, error));
   }
 
   private answer(request: ClientRequest, output: string | null | boolean): void {
@@ -732,17 +602,4 @@ function admissionOf<T>(ask: (waiter: Waiter<T>) => void): Admission {
   const refused: Error | null = refusal;
   // Every refusal a replica makes at once is a SynodError (the engine's, or its own).
   return refused === null ? { accepted: true } : { accepted: false, error: refused as SynodError };
-}
-
-function toOperation(request: ClientRequest): KvOperation {
-  switch (request.op) {
-    case "put":
-      return { op: "put", key: request.key, value: utf8Encode(request.value ?? "") };
-    case "delete":
-      return { op: "delete", key: request.key };
-    case "cas":
-      return { op: "cas-value", key: request.key, expected: utf8Encode(request.expected ?? ""), value: utf8Encode(request.value ?? "") };
-    case "get":
-      throw new Error("a get is not a command");
-  }
 }

@@ -5,7 +5,8 @@
  * Its parts live beside it: run-options.ts (what a run is asked for and answers), wire.ts
  * (the network), nemesis.ts (the faults a scenario makes), side-workloads.ts (leases,
  * watches, locks), run-log.ts (the trace, the story, the replay), group-watch.ts (each
- * group's checker state).
+ * group's checker state), quiet-groups.ts (--quiesce: liveness, quiescence's checks and
+ * counts), hot-groups.ts (the clients' keys over the groups, and --hot-groups).
  */
 import { AssertionError } from "../core/common/assert.js";
 import { Prng } from "../core/common/prng.js";
@@ -31,11 +32,11 @@ import { GroupWatch } from "./group-watch.js";
 import { deriveParams, type SimParams } from "./params.js";
 import type { Scenario } from "./scenarios.js";
 import { Scheduler } from "./scheduler.js";
-import { SimClient, type KeySpace } from "./workload.js";
+import { SimClient } from "./workload.js";
 import { DEFAULT_GROUP, groupOfKey, type GroupEnvelope, type GroupId } from "../core/multi/group.js";
 import { isRouterMutant } from "../core/multi/mutants.js";
-import { isLivenessMutant } from "../core/multi/liveness.js";
-import { checkQuietFailover, checkQuietGroup, type QuietLeaderLoss } from "./check/quiescence.js";
+import { HotGroups } from "./hot-groups.js";
+import { livenessOptions, QuietGroups } from "./quiet-groups.js";
 import { AppHarness, type AppRequest } from "./app/harness.js";
 import { chooseAppScenario, groupsConflict, quiescenceConflict, type SimFailure, type SimOptions, type SimResult, type SimWorkload } from "./run-options.js";
 import { RunLog } from "./run-log.js";
@@ -52,23 +53,6 @@ const LEASE_CLIENT_ID_BASE = CLIENT_ID_BASE + 500;
 /** A run that needs more events than this is broken, not slow. */
 const EVENTS_MAX = 20_000_000;
 const CHECKPOINT_MICROS = 1_000_000;
-/** With --quiesce: how often every group is checked for quiet members left behind. */
-const QUIET_CHECK_MICROS = 100_000;
-/**
- * With --quiesce: the liveness ping interval, and how long a silent peer takes to be
- * suspected, in ticks — at least the longest election timeout a seed draws (20 ticks).
- */
-const LIVENESS_PING_EVERY_TICKS = 5;
-const LIVENESS_SUSPECT_AFTER_TICKS = 20;
-/**
- * With --quiesce: how long a quiet group whose leader's node crashed may take to elect a
- * successor, when a majority stays up and linked: suspicion (0.2 s), a woken voter's
- * election timeout counted from the wake (up to 0.4 s) and an election or two, with room.
- */
-const QUIET_FAILOVER_MICROS = 1_500_000;
-/** With --hot-groups: how long the same few groups get every request. */
-const HOT_GROUPS_ROTATE_MICROS = 1_000_000;
-
 /**
  * One deterministic run: N processes driving real engines on a virtual clock, clients
  * issuing operations, a fault phase, then a heal phase in which the cluster must serve
@@ -110,8 +94,10 @@ class Simulation implements NodeHost<unknown> {
   private readonly sides: SideWorkloads;
   private failureAtEvent: number | null = null;
   private readonly quiesce: boolean;
-  /** With --quiesce, by group: each time a quiet leader was lost to its group (at most once per leader and term). */
-  private readonly quietLeaderLosses: QuietLeaderLoss[][] = [];
+  /** With --quiesce: quiescence's checks and counts (null without). */
+  private readonly quiet: QuietGroups | null;
+  /** Which groups get requests, and the keys the clients use. */
+  private readonly hotGroups: HotGroups;
 
   constructor(private readonly options: SimOptions) {
     let factory = options.protocol;
@@ -161,11 +147,13 @@ class Simulation implements NodeHost<unknown> {
       log: this.log,
       describeMessage,
       countsMessages: scenario.countsMessages === true,
-      ...(options.hotGroups === undefined ? {} : { idleGroup: (group: GroupId) => !this.isHotGroup(group) }),
+      ...(options.hotGroups === undefined ? {} : { idleGroup: (group: GroupId) => !this.hotGroups.isHot(group) }),
       groupText: (group, text) => this.groupText(group, text),
     });
     for (let group = 0; group < this.params.groups; group++) this.groups.push(new GroupWatch(group, this.claims, factory, nodeIds));
     this.healStartMicros = this.params.faultPhaseMicros;
+    this.hotGroups = new HotGroups({ groups: this.params.groups, keysPerGroup: this.params.keys, hotGroups: options.hotGroups, healStartMicros: this.healStartMicros, now: () => this.now() });
+    this.quiet = this.quiesce ? new QuietGroups({ params: this.params, scheduler: this.scheduler, nodes: this.nodes, wire: this.wire, groups: this.groups, groupSuffix: (group) => this.groupSuffix(group) }) : null;
     this.nemesis = new Nemesis({
       params: this.params,
       scenario,
@@ -210,9 +198,7 @@ class Simulation implements NodeHost<unknown> {
         groups: this.params.groups,
         routerMutant: options.mutant !== undefined && isRouterMutant(options.mutant) ? options.mutant : null,
         peerIds: nodeIds,
-        quiesce: this.quiesce
-          ? { pingEveryTicks: LIVENESS_PING_EVERY_TICKS, suspectAfterTicks: LIVENESS_SUSPECT_AFTER_TICKS, livenessMutant: options.mutant !== undefined && isLivenessMutant(options.mutant) ? options.mutant : null }
-          : null,
+        quiesce: this.quiesce ? livenessOptions(options.mutant) : null,
       };
       this.nodes.set(id, new SimNode(nodeOptions, disk, this));
     }
@@ -220,7 +206,7 @@ class Simulation implements NodeHost<unknown> {
       this.app.createClients(this.params, nodeIds, prngClients, CLIENT_ID_BASE + 1);
       return;
     }
-    const keySpace = this.keySpace();
+    const keySpace = this.hotGroups.keySpace();
     for (let i = 0; i < this.params.clients; i++) {
       const id = CLIENT_ID_BASE + i + 1;
       this.clients.set(id, new SimClient(id, nodeIds, this.params, prngClients.fork(), this.clientHost(), i < this.params.roamingClients, keySpace));
@@ -362,54 +348,6 @@ class Simulation implements NodeHost<unknown> {
     return this.params.groups === 1 ? "" : `, group ${group}`;
   }
 
-  /**
-   * The keys the clients use, with their groups: `params.keys` of them per group, the first
-   * names `k1, k2, ...` the fixed hash gives each group, so every group has work. Null for
-   * one group: the clients draw `k1 .. k{keys}` as before groups existed.
-   */
-  /**
-   * With --hot-groups: whether the clients use `group`'s keys now — K groups at a time in
-   * the fault phase, the next K each second; every group from the heal on.
-   */
-  private isHotGroup(group: GroupId): boolean {
-    const hot = this.options.hotGroups;
-    const groups = this.params.groups;
-    if (hot === undefined || hot >= groups || this.now() >= this.healStartMicros) return true;
-    const first = (Math.floor(this.now() / HOT_GROUPS_ROTATE_MICROS) * hot) % groups;
-    return (group - first + groups) % groups < hot;
-  }
-
-  private keySpace(): KeySpace | null {
-    const groups = this.params.groups;
-    if (groups === 1) return null;
-    const names: string[] = [];
-    const perGroup = new Array<number>(groups).fill(0);
-    for (let i = 1; names.length < groups * this.params.keys; i++) {
-      const group = groupOfKey(`k${i}`, groups);
-      if ((perGroup[group] ?? 0) >= this.params.keys) continue;
-      perGroup[group] = (perGroup[group] ?? 0) + 1;
-      names.push(`k${i}`);
-    }
-    const groupOf = (key: string): GroupId => groupOfKey(key, groups);
-    const hot = this.options.hotGroups;
-    if (hot === undefined || hot >= groups) return { names, groupOf };
-    // A few groups at a time get the requests, the next few each second; the rest idle.
-    // From the heal on every group serves again (each must, to pass liveness).
-    const byGroup = Array.from({ length: groups }, (_, group) => names.filter((name) => groupOf(name) === group));
-    const hotNames = (): readonly string[] => {
-      const now = this.now();
-      if (now >= this.healStartMicros) return names;
-      const first = Math.floor(now / HOT_GROUPS_ROTATE_MICROS) * hot;
-      return Array.from({ length: hot }, (_, i) => byGroup[(first + i) % groups] ?? []).flat();
-    };
-    return {
-      get names(): readonly string[] {
-        return hotNames();
-      },
-      groupOf,
-    };
-  }
-
   private groupCommitCounts(): { readonly requests: number; readonly deviceSyncs: number } {
     let requests = 0;
     let deviceSyncs = 0;
@@ -456,7 +394,7 @@ class Simulation implements NodeHost<unknown> {
   }
 
   private observeGroup(g: GroupWatch): void {
-    if (this.quiesce) this.noteQuietLeadersLost(g);
+    this.quiet?.noteQuietLeadersLost(g);
     const leaderId = this.currentLeader(g.group);
     const leaderNode = leaderId === null ? undefined : this.nodes.get(leaderId);
     let leader = null;
@@ -500,68 +438,7 @@ class Simulation implements NodeHost<unknown> {
       this.scheduler.after(CHECKPOINT_MICROS, checkpoint);
     };
     this.scheduler.after(CHECKPOINT_MICROS, checkpoint);
-    if (!this.quiesce) return;
-    const quietCheck = (): void => {
-      this.checkQuietGroups();
-      this.scheduler.after(QUIET_CHECK_MICROS, quietCheck);
-    };
-    this.scheduler.after(QUIET_CHECK_MICROS, quietCheck);
-  }
-
-  // ---- quiescence (--quiesce) ----
-
-  /** Every group: no member quiet behind its quiet leader (sim/check/quiescence.ts). */
-  private checkQuietGroups(): void {
-    for (const g of this.groups) {
-      const members = [...this.nodes.values()].filter((node) => node.up).map((node) => ({ id: node.id, engine: node.engineOf(g.group) }));
-      checkQuietGroup(members, this.groupSuffix(g.group));
-    }
-  }
-
-  /**
-   * The world changed: a quiet leader that crashed, paused or can no longer send to a
-   * majority of its voters is noted, to check that its group elects a successor. A leader
-   * whose messages still arrive (a one-way partition cutting only the answers) is not: the
-   * group may wake (a proposal) and then, awake, its followers hear its heartbeats and do
-   * not campaign — Raft's own limit without CheckQuorum, not quiescence's. A crashed node's
-   * engine stays readable until it restarts.
-   */
-  private noteQuietLeadersLost(g: GroupWatch): void {
-    for (const node of this.nodes.values()) {
-      const engine = node.engineOf(g.group);
-      const status = engine.status();
-      if (status.role !== "leader" || engine.quiescent?.() !== true) continue;
-      const losses = (this.quietLeaderLosses[g.group] ??= []);
-      if (losses.some((loss) => loss.leader === node.id && loss.term === status.term)) continue;
-      const voters = engine.membership?.().voters ?? [...this.nodes.keys()];
-      const reached = voters.filter((id) => id === node.id || (this.nodes.get(id)?.up === true && !this.wire.partition.isBlocked(node.id, id) && !this.wire.isHeld(node.id, id))).length;
-      const how = !node.up ? "crashed" : node.paused ? "paused" : reached * 2 <= voters.length ? "was cut off from a majority" : null;
-      if (how !== null) losses.push({ leader: node.id, term: status.term, atMicros: this.now(), how, voters });
-    }
-  }
-
-  private checkQuietFailovers(): void {
-    const until = this.params.faultPhaseMicros + this.params.healPhaseMicros;
-    for (const g of this.groups) {
-      const losses = this.quietLeaderLosses[g.group] ?? [];
-      checkQuietFailover(losses, QUIET_FAILOVER_MICROS, until, {
-        leaderBack: (loss, from, to) => g.opportunities.reachedMajority(loss.leader, from, to, loss.voters),
-        connectedMajority: (from, to, among) => g.opportunities.connectedGroup(from, to, among, 1),
-        electedAfter: (term, from, to) => g.leaderships.some((l) => l.term > term && l.atMicros > from && l.atMicros <= to),
-      }, this.groupSuffix(g.group));
-    }
-  }
-
-  private quiescenceCounts(): NonNullable<SimResult["stats"]["quiescence"]> {
-    const total = { pings: 0, groupTicks: 0, quietGroupTicks: 0, wakes: 0 };
-    for (const node of this.nodes.values()) {
-      const counts = node.quiescenceCounts;
-      total.pings += counts.pings;
-      total.groupTicks += counts.groupTicks;
-      total.quietGroupTicks += counts.quietGroupTicks;
-      total.wakes += counts.wakes;
-    }
-    return total;
+    this.quiet?.startChecks();
   }
 
   private checkLogs(): void {
@@ -630,10 +507,8 @@ class Simulation implements NodeHost<unknown> {
         ...this.nemesis.stats,
         ...(this.params.groups === 1 ? {} : { groupCommit: this.groupCommitCounts() }),
         ...this.sides.stats(),
-        ...(this.quiesce ? { quiescence: this.quiescenceCounts() } : {}),
-        ...(this.options.hotGroups === undefined || this.options.hotGroups >= params.groups
-          ? {}
-          : { idleGroups: { messages: this.wire.idleGroupMessagesSent, groupSeconds: ((params.groups - this.options.hotGroups) * params.faultPhaseMicros) / 1e6 } }),
+        ...(this.quiet === null ? {} : { quiescence: this.quiet.counts() }),
+        ...this.idleGroupsStats(),
       },
       traceTail: this.failure === null ? [] : this.log.traceTail(),
       notableTail: this.failure === null ? [] : this.log.notableTail(),
@@ -641,6 +516,12 @@ class Simulation implements NodeHost<unknown> {
       ...(this.app === null ? {} : { appHistory: this.app.history }),
       ...(this.log.replay === null ? {} : { replay: { events: this.log.replay.events, eventsInRun: this.log.replay.eventsInRun, cappedAtMicros: this.log.replay.cappedAtMicros, failureAtEvent: this.failure === null ? null : this.failureAtEvent } }),
     };
+  }
+
+  /** With --hot-groups fewer than the groups: the idle groups' cost (HotGroups.idleGroupsStats). */
+  private idleGroupsStats(): { readonly idleGroups?: { readonly messages: number; readonly groupSeconds: number } } {
+    const idleGroups = this.hotGroups.idleGroupsStats(this.wire.idleGroupMessagesSent, this.params.faultPhaseMicros);
+    return idleGroups === null ? {} : { idleGroups };
   }
 
   private runUntil(time: number): void {
@@ -655,9 +536,9 @@ class Simulation implements NodeHost<unknown> {
     const disabled = new Set(this.options.disabledCheckers ?? []);
     this.checkLogs();
     this.sides.check();
-    if (this.quiesce) {
-      this.checkQuietGroups();
-      if (!disabled.has("liveness")) this.checkQuietFailovers();
+    if (this.quiet !== null) {
+      this.quiet.checkQuietGroups();
+      if (!disabled.has("liveness")) this.quiet.checkQuietFailovers();
     }
     if (!disabled.has("liveness")) {
       if (this.app === null) for (const g of this.groups) this.checkLiveness(g.group);

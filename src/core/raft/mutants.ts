@@ -142,12 +142,12 @@ class LearnerVoteCounts extends RaftEngine {
     return peers;
   }
 
-  protected override votesWin(): boolean {
+  protected override votesWin(votes: ReadonlyMap<NodeId, boolean>): boolean {
     let learnerVotes = 0;
-    for (const id of this.current.learners) if (this.votes.get(id) === true) learnerVotes++;
+    for (const id of this.current.learners) if (votes.get(id) === true) learnerVotes++;
     for (const group of majorityGroups(this.current)) {
       let granted = learnerVotes;
-      for (const id of group) if (this.votes.get(id) === true) granted++;
+      for (const id of group) if (votes.get(id) === true) granted++;
       if (granted < majority(group.length)) return false;
     }
     return true;

@@ -21,8 +21,9 @@ import type {
 } from "../engine/contract.js";
 import { ConfigLog } from "./config-log.js";
 import { DEFAULT_RAFT_CONFIG, leaseTicks, validateRaftConfig, type RaftConfig } from "./config.js";
+import { Election, type ElectionHost } from "./election.js";
 import { RaftLog } from "./log.js";
-import { bootstrapMembership, encodeMembership, hasMajority, isMember, majorityImpossible } from "./membership.js";
+import { bootstrapMembership, encodeMembership, hasMajority, isMember } from "./membership.js";
 import type {
   AppendRequest,
   AppendResponse,
@@ -34,6 +35,7 @@ import type {
   VoteRequest,
   VoteResponse,
 } from "./messages.js";
+import { Quiescence, type QuiescenceHost } from "./quiescence.js";
 import { isSoleQuorum } from "./quorum.js";
 import { ReadOnly } from "./read-only.js";
 import { Reconfiguration, type ReconfigurationHost } from "./reconfiguration.js";
@@ -56,12 +58,12 @@ const EMPTY = new Uint8Array(0);
  * out alone: no Ready is outstanding when it is, and none follows until it is advanced.
  *
  * The engine owns its parts: the log (log.ts), the configurations in it (config-log.ts),
- * a leader's followers and what it sends them — appends, snapshot chunks, heartbeats —
+ * campaigns and votes (election.ts), a leader's followers and what it sends them — appends, snapshot chunks, heartbeats —
  * with what a quorum of them holds (replication.ts, over progress.ts and quorum.ts), a
  * leadership transfer and the proposals held meanwhile (transfer.ts), configuration
  * changes as a leader starts and completes them (reconfiguration.ts), the reads being
- * confirmed and the lease (read-only.ts), and a snapshot being received
- * (snapshot-receiver.ts). The few rules a classic mistake breaks are protected methods
+ * confirmed and the lease (read-only.ts), going quiet and waking (quiescence.ts), and a
+ * snapshot being received (snapshot-receiver.ts). The few rules a classic mistake breaks are protected methods
  * named for the rule (`mayGrantVote`, `commitsByCounting`, ...): the mutants of mutants.ts
  * are subclasses overriding one each.
  */
@@ -84,7 +86,8 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   private electionElapsed = 0;
   private heartbeatElapsed = 0;
   private randomizedElectionTicks = 0;
-  protected readonly votes = new Map<NodeId, boolean>();
+  /** Campaigns, the votes counted, and the answers to others' vote requests (section 5.2). */
+  private readonly election: Election;
   /** The leader's followers: their progress, and the appends, snapshots and heartbeats sent them. */
   private readonly replicator: Replicator;
   private uncommittedBytes = 0;
@@ -100,11 +103,8 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
    */
   private startupGuard: boolean;
 
-  /**
-   * Quiet (RaftConfig.quiesce): this engine ignores ticks — a leader sends no heartbeats, a
-   * follower's election timer stands still — until something wakes it (see `wake`).
-   */
-  private quiet = false;
+  /** Quiescence (RaftConfig.quiesce): whether this engine is quiet, and when it goes quiet and wakes. */
+  private readonly quiescence: Quiescence;
 
   /** Leadership transfer (thesis 3.10), and the proposals held while it is under way. */
   private readonly transfer: LeadershipTransfer;
@@ -146,7 +146,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     this.configLog = new ConfigLog(base, options.durable.entries);
     this.current = base;
     // One host lends the engine's parts to its helpers; each sees it through its own narrow interface.
-    const host: ReplicatorHost & TransferHost & ReconfigurationHost = {
+    const host: ReplicatorHost & TransferHost & ReconfigurationHost & QuiescenceHost & ElectionHost = {
       id: this.id,
       config: this.config,
       log: this.log,
@@ -154,10 +154,12 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
       term: () => this.term,
       membership: () => this.current,
       leading: () => this.role === "leader",
+      role: () => this.role,
       lead: () => this.lead,
       snapshot: () => this.snapshot,
       now: () => this.tickCount,
       send: (to, message) => this.send(to, message),
+      sendAfterPersist: (to, message) => this.sendAfterPersist(to, message),
       stepDown: () => this.becomeFollower(this.term, null),
       surrenderLease: () => this.surrenderLease(),
       removedFromCommittedConfig: () => this.reconfiguration.removedFromCommittedConfig(),
@@ -166,10 +168,29 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
       uncommittedChangeIndex: () => this.uncommittedChangeIndex(),
       commitLearned: () => this.commitLearned(),
       refreshMembership: () => this.refreshMembership(),
+      broadcastPending: () => this.broadcastPending,
+      followersHoldWholeLog: () => this.followersHoldWholeLog(),
+      heartbeatAfresh: () => {
+        this.electionElapsed = 0;
+        this.heartbeatElapsed = 0;
+        this.heartbeat();
+      },
+      stand: (preVote) => this.stand(preVote),
+      voteFor: (candidate) => {
+        this.vote = candidate;
+        this.electionElapsed = 0;
+      },
+      resetElectionTimer: () => this.resetElectionTimer(),
+      becomeLeader: () => this.becomeLeader(),
+      mayGrantVote: (from, message) => this.mayGrantVote(from, message),
+      sendGrantedVote: (to, response) => this.sendGrantedVote(to, response),
+      campaignPeers: () => this.campaignPeers(),
+      votesWin: (votes) => this.votesWin(votes),
     };
     this.replicator = new Replicator(host);
     this.transfer = new LeadershipTransfer(host, this.replicator);
     this.reconfiguration = new Reconfiguration(host, this.replicator, this.transfer);
+    this.election = new Election(host);
     this.refreshMembership();
     this.savedHardState = { term: this.term, vote: this.vote, commit: this.log.commitIndex };
     this.reads = new ReadOnly(this.id, this.config.electionTicks, leaseTicks(this.config), {
@@ -177,6 +198,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
       leaseAcknowledgedAt: () => this.replicator.leaseAcknowledgedAt(),
       release: (from, requestId, index) => this.releaseRead(from, requestId, index),
     });
+    this.quiescence = new Quiescence(host, this.replicator, this.transfer, this.reads);
     this.startupGuard = this.config.leaseReads;
     this.resetElectionTimer();
   }
@@ -185,8 +207,8 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
 
   tick(): void {
     // A quiet engine counts no time at all, not even its lease clock: a driver may skip its
-    // ticks altogether (that is the point), so nothing may depend on them (see quiesce).
-    if (this.quiet) return;
+    // ticks altogether (that is the point), so nothing may depend on them (see quiescence.ts).
+    if (this.quiescence.quiet) return;
     this.tickCount++;
     if (this.role === "leader") this.tickLeader();
     else this.tickElection();
@@ -205,7 +227,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
       return;
     }
     this.electionElapsed = 0;
-    this.campaign(this.config.preVote);
+    this.election.campaign(this.config.preVote);
   }
 
   private tickLeader(): void {
@@ -227,18 +249,14 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     this.reconfiguration.autoPromote();
     if (this.heartbeatElapsed >= this.config.heartbeatTicks) {
       this.heartbeatElapsed = 0;
-      if (this.config.quiesce && this.mayQuiesce()) {
-        this.quiesce();
-        return;
-      }
-      // With leases, every heartbeat opens a round, so each acknowledgement dates itself.
-      this.replicator.broadcastHeartbeat(this.config.leaseReads ? this.reads.newRound(this.tickCount) : this.reads.lastRound);
+      if (this.quiescence.quiesceIfIdle()) return;
+      this.heartbeat();
     }
     this.replicator.resendStalledSnapshots();
   }
 
   step(from: NodeId, message: RaftMessage): void {
-    if (this.quiet && !this.keepsQuiet(from, message)) this.wake();
+    this.quiescence.received(from, message);
     // A vote request from outside this node's configuration — a removed node, most likely —
     // whose log is behind this one's would be refused anyway: ignoring it keeps it from
     // forcing a new term on the cluster. One with a log as up to date is heard: it may be a
@@ -273,7 +291,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
         // whose term fell behind (it needs this node, which campaigned on its own with
         // PreVote off) would otherwise campaign in vain for ever.
         this.send(from, { type: "vote-response", term: this.term, preVote: message.preVote, granted: false });
-        this.yieldToBetterLog(message);
+        this.election.yieldToBetterLog(message);
         return;
       }
       if (!this.heardFromEarlierTerm(message)) return;
@@ -294,9 +312,9 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   private dispatch(from: NodeId, message: RaftMessage): void {
     switch (message.type) {
       case "vote":
-        return this.handleVoteRequest(from, message);
+        return this.election.voteRequested(from, message);
       case "vote-response":
-        return this.handleVoteResponse(from, message);
+        return this.election.voteAnswered(from, message);
       case "append":
         return this.handleAppend(from, message);
       case "append-response":
@@ -305,7 +323,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
         this.followLeader(from);
         this.log.commitTo(Math.min(message.commit, this.log.lastIndex));
         this.commitLearned();
-        if (message.quiesce === true) this.maybeQuiesceFollower(message.commit);
+        if (message.quiesce === true) this.quiescence.askedToQuiesce(message.commit);
         this.send(from, { type: "heartbeat-response", term: this.term, readRound: message.readRound });
         return;
       case "heartbeat-response":
@@ -337,7 +355,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
       case "timeout-now":
         // The leader handed over: campaign at once, for real (a pre-vote would be refused by
         // voters that still hear from it), saying why so they grant despite its lease.
-        if (this.role === "follower" && this.reconfiguration.mayCampaign()) this.campaign(false, true);
+        if (this.role === "follower" && this.reconfiguration.mayCampaign()) this.election.campaign(false, true);
         return;
     }
   }
@@ -498,56 +516,16 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
 
   /** Whether this engine is quiet: it ignores ticks until something wakes it. */
   quiescent(): boolean {
-    return this.quiet;
+    return this.quiescence.quiet;
   }
 
   /**
-   * Wakes a quiet engine; a no-op on one awake. Proposals, reads, transfers, configuration
-   * changes and every message but a quiet group's own last heartbeat and its answers wake it
-   * by themselves; the node calls this when it suspects the node of this engine's leader
-   * has failed (core/multi/liveness.ts), since a quiet follower counts no election timeout.
-   *
-   * A leader that wakes heartbeats at once — its followers wake, and if another leader was
-   * elected meanwhile, their answers carry the newer term and it steps down — and starts
-   * afresh: a CheckQuorum round begins (it steps down if no quorum answers within an
-   * election timeout), and it holds no lease until a quorum acknowledges a heartbeat sent
-   * after it woke (its lease clock stood still while it was quiet). A follower that wakes
-   * resumes its election timer where it stopped: the time it was quiet counts toward no
-   * timeout, so it keeps refusing votes for at least as long as an awake follower would.
+   * Wakes a quiet engine; a no-op on one awake (see Quiescence.wake). The node calls this
+   * when it suspects the node of this engine's leader has failed (core/multi/liveness.ts),
+   * since a quiet follower counts no election timeout.
    */
   wake(): void {
-    if (!this.quiet) return;
-    this.quiet = false;
-    if (this.role !== "leader") return;
-    this.electionElapsed = 0;
-    this.heartbeatElapsed = 0;
-    this.replicator.forgetAcknowledgements();
-    this.reads.forgetRounds();
-    this.replicator.broadcastHeartbeat(this.config.leaseReads ? this.reads.newRound(this.tickCount) : this.reads.lastRound);
-  }
-
-  /**
-   * What a leader checks before it goes quiet, at a heartbeat: it has nothing to do and
-   * nothing to tell anyone. Its log is all committed, an entry of its term included, and
-   * durable here; no read waits, no proposal is held, no transfer or configuration change
-   * (joint, or a learner to promote, or a removed member still tracked) is under way; and
-   * every member holds its whole log (`followersHoldWholeLog`).
-   */
-  private mayQuiesce(): boolean {
-    const log = this.log;
-    return (
-      log.commitIndex === log.lastIndex &&
-      log.durableIndex === log.lastIndex &&
-      log.term(log.lastIndex) === this.term &&
-      !this.broadcastPending &&
-      this.reads.idle &&
-      this.transfer.target === null &&
-      this.transfer.heldBytes === 0 &&
-      this.current.outgoing.length === 0 &&
-      this.current.autoPromote.length === 0 &&
-      !this.replicator.tracksRemoved() &&
-      this.followersHoldWholeLog()
-    );
+    this.quiescence.wake();
   }
 
   /**
@@ -559,46 +537,13 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     return this.replicator.followersCaughtUp();
   }
 
-  /**
-   * Goes quiet: the last heartbeat tells every follower the commit index (its last index)
-   * and to go quiet too. The lease is given up now, not on waking: the lease clock stops
-   * with the ticks, so it could not tell how long the leader was quiet.
-   */
-  private quiesce(): void {
-    this.quiet = true;
-    this.replicator.broadcastQuiesce();
-    this.replicator.forgetAcknowledgements();
-    this.reads.forgetRounds();
-  }
-
-  /**
-   * A follower told to go quiet does so only if it agrees: it follows the sender (step
-   * made sure: same term, that leader) and its log ends exactly at the leader's commit
-   * index, all of it committed. Otherwise it stays awake; its election timer then runs,
-   * and its campaign (or any message) wakes the group.
-   */
-  private maybeQuiesceFollower(commit: number): void {
-    if (!this.config.quiesce || this.role !== "follower") return;
-    if (this.log.lastIndex !== commit || this.log.commitIndex !== commit) return;
-    this.quiet = true;
-  }
-
-  /**
-   * The messages a quiet engine takes without waking: a follower, its leader's last
-   * heartbeat again (a duplicate); a leader, the answers to it. Anything else — a newer
-   * term, an append, a vote request, a proposal or read forwarded to it — wakes it.
-   */
-  private keepsQuiet(from: NodeId, message: RaftMessage): boolean {
-    if (message.term !== this.term) return false;
-    if (this.role === "leader") return message.type === "heartbeat-response";
-    return message.type === "heartbeat" && message.quiesce === true && from === this.lead;
-  }
-
   // ---- elections (section 5.2, thesis 9.6) ----
 
-  private campaign(preVote: boolean, transfer = false): void {
-    // Section 5.2: every election starts a fresh randomized timeout, so candidates that
-    // collided once are unlikely to collide again.
+  /**
+   * Stands for election (Election.campaign). Section 5.2: every election starts a fresh
+   * randomized timeout, so candidates that collided once are unlikely to collide again.
+   */
+  private stand(preVote: boolean): void {
     this.resetElectionTimer();
     if (preVote) {
       this.role = "precandidate";
@@ -608,17 +553,6 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
       this.term += 1;
       this.vote = this.id;
       this.lead = null;
-    }
-    this.votes.clear();
-    this.votes.set(this.id, true);
-    if (this.tallyVotes(preVote)) return;
-    const base: VoteRequest = { type: "vote", term: preVote ? this.term + 1 : this.term, preVote, lastIndex: this.log.lastIndex, lastTerm: this.log.lastTerm };
-    const request: VoteRequest = transfer ? { ...base, transfer } : base;
-    for (const peer of this.campaignPeers()) {
-      if (peer === this.id) continue;
-      // A real vote request carries this node's vote for itself, which must be durable first.
-      if (preVote) this.send(peer, request);
-      else this.sendAfterPersist(peer, request);
     }
   }
 
@@ -630,60 +564,12 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     return [...this.current.voters, ...this.current.outgoing.filter((id) => !this.current.voters.includes(id))];
   }
 
-  /** Counts votes; acts on a decision. Returns true when the election is decided. */
-  private tallyVotes(preVote: boolean): boolean {
-    if (this.votesWin()) {
-      if (preVote) this.campaign(false);
-      else this.becomeLeader();
-      return true;
-    }
-    if (majorityImpossible(this.current, (id) => this.votes.get(id) === false)) {
-      this.becomeFollower(this.term, null);
-      return true;
-    }
-    return false;
-  }
-
   /**
    * Whose votes elect (section 5.2, thesis 4.3): a majority of the voters of every group —
    * both halves of a joint configuration. A learner's vote counts toward none.
    */
-  protected votesWin(): boolean {
-    return hasMajority(this.current, (id) => this.votes.get(id) === true);
-  }
-
-  private handleVoteRequest(from: NodeId, message: VoteRequest): void {
-    // Figure 2, RequestVote receiver: grant when this node may still vote for the candidate
-    // and the candidate's log is at least as up to date as its own.
-    if (this.mayGrantVote(from, message) && this.log.isUpToDate(message.lastIndex, message.lastTerm)) {
-      const response: VoteResponse = { type: "vote-response", term: message.term, preVote: message.preVote, granted: true };
-      if (!message.preVote) {
-        this.vote = from;
-        this.electionElapsed = 0;
-      }
-      this.sendGrantedVote(from, response);
-    } else {
-      this.sendAfterPersist(from, { type: "vote-response", term: this.term, preVote: message.preVote, granted: false });
-      this.yieldToBetterLog(message);
-    }
-  }
-
-  /**
-   * A candidate refusing a vote to a node whose log is strictly more up to date than its
-   * own restarts its election timer. The asker learns this node's term from the refusal and
-   * restarts its timer too, so the next round is a fair race — and the asker, if it times
-   * out first, wins this node's vote. Without this the candidate, whose timer started
-   * earlier, always campaigns first; if the asker is not in its configuration (it is behind
-   * on a membership change that needs them both) it never hears the candidate's request,
-   * asks in the term the candidate already voted in, and loses every round (simulator seed
-   * 102696). Only a candidate yields: a follower of a live leader must not be kept from
-   * noticing its death, and a timer is all that moves — no vote or term, so safety is as it
-   * was.
-   */
-  private yieldToBetterLog(message: VoteRequest): void {
-    if (this.role !== "candidate" || message.preVote) return;
-    const strictlyBetter = this.log.isUpToDate(message.lastIndex, message.lastTerm) && !(message.lastIndex === this.log.lastIndex && message.lastTerm === this.log.lastTerm);
-    if (strictlyBetter) this.resetElectionTimer();
+  protected votesWin(votes: ReadonlyMap<NodeId, boolean>): boolean {
+    return hasMajority(this.current, (id) => votes.get(id) === true);
   }
 
   /**
@@ -705,20 +591,13 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     this.sendAfterPersist(to, response);
   }
 
-  private handleVoteResponse(from: NodeId, message: VoteResponse): void {
-    const expecting = (this.role === "precandidate" && message.preVote) || (this.role === "candidate" && !message.preVote);
-    if (!expecting) return;
-    this.votes.set(from, message.granted);
-    this.tallyVotes(message.preVote);
-  }
-
   private becomeFollower(term: number, lead: NodeId | null): void {
     if (term !== this.term) {
       assert(term > this.term, `term went backwards: ${this.term} -> ${term}`);
       this.term = term;
       this.vote = null;
     }
-    this.quiet = false;
+    this.quiescence.reset();
     this.role = "follower";
     this.lead = lead;
     this.replicator.clear();
@@ -730,7 +609,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
 
   private becomeLeader(): void {
     assert(this.role === "candidate", `only a candidate becomes leader, not a ${this.role}`);
-    assert(!this.quiet, "a quiet engine campaigned");
+    assert(!this.quiescence.quiet, "a quiet engine campaigned");
     this.role = "leader";
     this.lead = this.id;
     this.heartbeatElapsed = 0;
@@ -901,7 +780,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   private handleHeartbeatResponse(from: NodeId, message: HeartbeatResponse): void {
     // A quiet leader drops the answers to its last heartbeat: they may not extend a lease
     // it gave up, nor send anyone appends.
-    if (this.role !== "leader" || this.quiet) return;
+    if (this.role !== "leader" || this.quiescence.quiet) return;
     const pr = this.replicator.heartbeatAnswered(from);
     if (pr === undefined) return;
     if (message.readRound > 0) {
@@ -990,6 +869,11 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   }
 
   // ---- output ----
+
+  /** A leader's heartbeat to every follower. With leases, every heartbeat opens a round, so each acknowledgement dates itself. */
+  private heartbeat(): void {
+    this.replicator.broadcastHeartbeat(this.config.leaseReads ? this.reads.newRound(this.tickCount) : this.reads.lastRound);
+  }
 
   protected send(to: NodeId, message: RaftMessage): void {
     this.messages.push({ to, message });
