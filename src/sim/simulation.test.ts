@@ -74,9 +74,11 @@ describe("simulator: the positive control passes under every fault class", () =>
 });
 
 describe("simulator: negative controls are caught", () => {
-  test("async-primary fails with a lost write or a linearizability violation on most seeds", () => {
+  test("async-primary fails with a lost write, a write applied twice or a linearizability violation on most seeds", () => {
     const verdicts = seeds(1, 40).map((seed) => runSimulation({ protocol: asyncPrimary, seed }).failure?.checker ?? "passed");
-    const caught = verdicts.filter((v) => v === "lost-write" || v === "linearizability").length;
+    // Its new primary may lack the session that made a write apply once, so a write proposed
+    // again after the failover applies twice.
+    const caught = verdicts.filter((v) => v === "lost-write" || v === "linearizability" || v === "exactly-once").length;
     assert.ok(caught >= 20, `caught on ${caught}/40 seeds: ${verdicts.join(",")}`);
   });
 

@@ -15,6 +15,7 @@ import { encodeCommand, type KvCommand, type RequestId } from "./command.js";
 import type { Applied, KvResult } from "./model.js";
 import type { KvStore } from "./store.js";
 import type { KvMutant } from "./mutants.js";
+import { WriteOutcomeUnknownError } from "../replica/errors.js";
 
 /** A write as a caller states it; the request layer adds the request id. */
 export type KvOperation = KvCommand extends infer C ? (C extends KvCommand ? Omit<C, "request"> : never) : never;
@@ -135,7 +136,9 @@ export class KvReplica<M, H> {
     const historyRevisions = options.historyRevisions ?? 0;
     assert(Number.isSafeInteger(historyRevisions) && historyRevisions >= 0, "historyRevisions is a non-negative integer");
     const stateMachine = new KvStateMachine(options.kv, options.nodeClientId, options.beginSnapshot, () => this.schedulePurge());
-    this.replica = createReplica<M, H, Applied>({ ...options, stateMachine }, options.replicaMutant ?? null);
+    // A write forwarded to a leader that dies before appending it is proposed again to the
+    // next: the store applies a (session, sequence) once, however many copies commit.
+    this.replica = createReplica<M, H, Applied>({ ...options, stateMachine, reproposeOnLeaderChange: true }, options.replicaMutant ?? null);
   }
 
   start(): void {
@@ -174,7 +177,14 @@ export class KvReplica<M, H> {
       return waiter.reject(error as Error);
     }
     const key = client === null ? request.sequence : sessionKey(client.clientId, client.sequence);
-    this.replica.propose(data, key, { resolve: (applied) => waiter.resolve(applied.result), reject: (error) => waiter.reject(error) });
+    const resolve = (applied: Applied): void => {
+      // This node's own session has many writes in flight. A copy proposed again after a
+      // change of leader that applies after a later write of the session is superseded: the
+      // first copy may or may not have applied, and that is all this node can say.
+      if (client === null && applied.result.op === "superseded") waiter.reject(new WriteOutcomeUnknownError("the write was proposed again after a change of leader, and a later write of this node applied first"));
+      else waiter.resolve(applied.result);
+    };
+    this.replica.propose(data, key, { resolve, reject: (error) => waiter.reject(error) });
   }
 
   /** Opens a client session: resolves with its id once the registration applied here. */

@@ -29,6 +29,8 @@ class ScriptedEngine implements Engine<Message, Hard> {
   snapshotIndex = 0;
   compacted: number[] = [];
   role: EngineStatus["role"] = "leader";
+  leader: number | null = 1;
+  term = 1;
 
   tick(): void {
     this.ticks++;
@@ -61,7 +63,7 @@ class ScriptedEngine implements Engine<Message, Hard> {
     this.advanced.push(ready);
   }
   status(): EngineStatus {
-    return { id: 1, role: this.role, term: 1, leader: 1, commitIndex: 0, lastIndex: 0, snapshotIndex: this.snapshotIndex };
+    return { id: 1, role: this.role, term: this.term, leader: this.leader, commitIndex: 0, lastIndex: 0, snapshotIndex: this.snapshotIndex };
   }
   entryTerm(): number | null {
     return 1;
@@ -158,7 +160,7 @@ function push(env: { engine: ScriptedEngine; replica: Replica<Message, Hard, str
   env.clock.run();
 }
 
-function setup(options: { snapshotEntries?: number; requestTimeoutMs?: number } = {}) {
+function setup(options: { snapshotEntries?: number; requestTimeoutMs?: number; repropose?: boolean } = {}) {
   const engine = new ScriptedEngine();
   const machine = new ListStateMachine();
   const storage = new ManualStorage();
@@ -177,6 +179,7 @@ function setup(options: { snapshotEntries?: number; requestTimeoutMs?: number } 
     pendingRequestsMax: 100,
     peerCount: 2,
     onFatal: (error) => fatal.push(error),
+    ...(options.repropose === undefined ? {} : { reproposeOnLeaderChange: options.repropose }),
   });
   replica.start();
   return { engine, machine, storage, clock, sent, fatal, replica };
@@ -264,6 +267,41 @@ describe("replica: the Ready loop (contract rules 3-7)", () => {
     assert.equal(errorOf(lost), undefined);
     clock.advance(60);
     assert.ok(lost.outcome.error instanceof RequestTimeoutError);
+  });
+
+  test("with reproposeOnLeaderChange, a waiting proposal is proposed again when another leader appears, in order, and resolves once", () => {
+    for (const repropose of [true, false]) {
+      const env = setup({ repropose });
+      const { engine, storage, clock, replica } = env;
+      engine.role = "follower";
+      engine.leader = 2;
+      clock.run();
+      const first = waiter<string>();
+      const second = waiter<string>();
+      replica.propose(new TextEncoder().encode("e1"), "e1", first.waiter);
+      replica.propose(new TextEncoder().encode("e2"), "e2", second.waiter);
+      assert.equal(engine.proposals.length, 2);
+      // Leader 2 dies before appending them; node 3 is elected.
+      engine.leader = 3;
+      engine.term = 2;
+      replica.receive(3, "heartbeat");
+      clock.run();
+      const texts = engine.proposals.map((data) => new TextDecoder().decode(data));
+      assert.deepEqual(texts, repropose ? ["e1", "e2", "e1", "e2"] : ["e1", "e2"], `repropose ${repropose}`);
+      if (!repropose) continue;
+      push(env, emptyReady({ entries: [entry(1), entry(2)], committedEntries: [entry(1), entry(2)] }));
+      storage.completeSync();
+      clock.run();
+      assert.deepEqual([first.outcome.value, second.outcome.value], ["e1", "e2"]);
+      // No leader known (an election under way): nothing is proposed again yet.
+      const third = waiter<string>();
+      replica.propose(new TextEncoder().encode("e3"), "e3", third.waiter);
+      engine.leader = null;
+      engine.term = 3;
+      replica.receive(3, "vote");
+      clock.run();
+      assert.equal(engine.proposals.length, 5);
+    }
   });
 
   test("ticks follow the monotonic clock: a stall is caught up before the next message is stepped", () => {

@@ -72,6 +72,13 @@ export interface ReplicaOptions<M, H, R> {
   /** Called when the configuration the engine acts on changes (appended, or undone). */
   readonly onMembership?: (membership: Membership) => void;
   /**
+   * Propose every proposal still waiting here again when another leader (or another term)
+   * appears: one forwarded to a leader that died or was deposed before appending it is lost
+   * otherwise, and its caller would wait out the request timeout. Only for a state machine
+   * that applies a command once however many copies reach the log (the KV store's sessions).
+   */
+  readonly reproposeOnLeaderChange?: boolean;
+  /**
    * The log could not be made durable: the replica has stopped, failing every waiting
    * request. The host must not go on with this replica (the runtime exits).
    */
@@ -85,6 +92,8 @@ interface Pending<T> {
 
 interface PendingProposal<R> extends Pending<R> {
   readonly key: ProposalKey;
+  /** Kept to propose again on a change of leader (`reproposeOnLeaderChange`). */
+  readonly data: Uint8Array;
 }
 
 interface PendingRead extends Pending<void> {
@@ -259,7 +268,7 @@ export class Replica<M, H, R> {
     }
     this.options.observer?.proposal?.("accepted");
     const ticket = this.nextTicket++;
-    this.pendingProposals.set(ticket, { waiter, key, deadlineMs: this.options.clock.nowMs() + this.options.requestTimeoutMs });
+    this.pendingProposals.set(ticket, { waiter, key, data, deadlineMs: this.options.clock.nowMs() + this.options.requestTimeoutMs });
     const tickets = this.ticketsByKey.get(key);
     if (tickets === undefined) this.ticketsByKey.set(key, [ticket]);
     else tickets.push(ticket);
@@ -593,6 +602,8 @@ export class Replica<M, H, R> {
       }
       this.pendingTransfers = [];
     }
+    // In ticket order, so this node's own writes reach the new leader in the order they were made.
+    if (this.options.reproposeOnLeaderChange === true && status.leader !== null) for (const pending of this.pendingProposals.values()) this.engine.propose(pending.data);
     const error = new LeaderChangedError();
     for (const [id, read] of this.pendingReads) {
       if (read.index !== null) continue;

@@ -16,6 +16,8 @@ export type ConsensusProtocol = (typeof CONSENSUS_PROTOCOLS)[number];
 export interface ConsensusTiming {
   readonly electionTicks: number;
   readonly heartbeatTicks: number;
+  /** Idle groups go quiet (Raft only; a sharded node, whose liveness wakes them: node-liveness.ts). */
+  readonly quiesce?: boolean;
 }
 
 export interface Consensus {
@@ -68,7 +70,7 @@ export function consensusFor(protocol: ConsensusProtocol, timing: ConsensusTimin
       // Leases are allowed (each read still chooses: consistency=lease asks for one, the
       // default linearizable read takes a heartbeat round). They rest on the driver counting
       // ticks by a monotonic clock, which it does.
-      const factory = raftFactory({ ...DEFAULT_RAFT_CONFIG, electionTicks: timing.electionTicks, heartbeatTicks: timing.heartbeatTicks, checkQuorum: true, leaseReads: true });
+      const factory = raftFactory({ ...DEFAULT_RAFT_CONFIG, electionTicks: timing.electionTicks, heartbeatTicks: timing.heartbeatTicks, checkQuorum: true, leaseReads: true, quiesce: timing.quiesce === true });
       return {
         protocol,
         factory: factory as EngineFactory<unknown, unknown>,

@@ -160,6 +160,11 @@ export class Driver {
     return promised((waiter) => this.node.read(consistency, waiter));
   }
 
+  /** Wakes a quiet engine (its leader's node is suspected: node-liveness.ts); see Replica.wake. */
+  wake(): void {
+    this.node.replica.wake();
+  }
+
   /** See Replica.transferLeadership. */
   transferLeadership(to: NodeId | null): Promise<{ readonly leader: NodeId; readonly term: number }> {
     return promised((waiter) => this.node.replica.transferLeadership(to, waiter));

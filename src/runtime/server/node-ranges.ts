@@ -182,6 +182,8 @@ export class NodeRanges {
       return {
         ...range,
         role: status.role,
+        // Idle and quiet: no ticks, no heartbeats, until a request or a suspected leader wakes it.
+        quiet: replica.engine.quiescent?.() ?? false,
         term: status.term,
         leader: status.leader,
         replicas: members(replica.membership()).sort((a, b) => a - b),

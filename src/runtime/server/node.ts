@@ -26,6 +26,7 @@ import { fetchClusterView, JOIN_TIMEOUT_MS, REACH_TIMEOUT_MS, requestJoin, type 
 import { BackupSource } from "./backup.js";
 import { GroupReplica, type RecoveredGroup } from "./group-replica.js";
 import { NodeRanges, recoverRanges } from "./node-ranges.js";
+import { LIVENESS_GROUP, PeerLiveness, PING_EVERY_TICKS } from "./node-liveness.js";
 import { HttpError, READY_APPLIED_LAG_MAX, type KvService, type QuorumView, type Readiness } from "./http-api.js";
 import type { RangeService } from "./range-routing.js";
 import { assert } from "../../core/common/assert.js";
@@ -66,6 +67,8 @@ export class SynodNode {
   private readonly primary: GroupReplica;
   /** The cluster's ranges (fixed at its start, `--shards`) and this node's replica of each; group 0's among them. */
   private readonly ranges: NodeRanges;
+  /** On a sharded node: the pings that wake quiet ranges whose leader's node stopped answering. */
+  private readonly liveness: PeerLiveness | null = null;
   /**
    * The node's replicas by group, behind one transport: peer messages reach the replica of
    * their group, and a message for a group not hosted here is counted and dropped.
@@ -156,6 +159,19 @@ export class SynodNode {
       const onFatal = (error: unknown): void => void setImmediate(() => { throw storageFailure(error, config.dataDir); });
       this.ranges.add(new GroupReplica(config, other, { network: replicaNetwork, metrics: this.metrics, onFatal }, log));
     }
+    if (ranges.sharded && config.consensus === "raft") {
+      const liveness: PeerLiveness = new PeerLiveness({
+        self: config.id,
+        peers: members(this.primary.membership()),
+        tickMs: config.tickMs,
+        // An election timeout and one ping more: a peer is suspected once it missed two or three pings in a row (a wrong suspicion only wakes ranges).
+        suspectAfterTicks: config.electionTicks + PING_EVERY_TICKS,
+        network: this.groups.host(LIVENESS_GROUP, (from, message) => liveness.receive(from, message)),
+        replicas: () => this.ranges.all(),
+        log: (message, fields) => log.warn({ component: "liveness", ...fields }, message),
+      });
+      this.liveness = liveness;
+    }
     this.admin = new MemberAdmin({
       config,
       status: () => engine.status(),
@@ -234,6 +250,7 @@ export class SynodNode {
       await node.listen();
       await node.connect();
       node.ranges.start();
+      node.liveness?.start();
       node.ranges.balanceLeaders({
         self: config.id,
         live: () => node.quorumView().reachable,
@@ -294,7 +311,9 @@ export class SynodNode {
 
   /** Storage and recovery: everything up to a node that is ready to start, on success. */
   private static open(config: NodeConfig, identity: DataDirIdentity, log: Logger, releaseLock: () => void): SynodNode {
-    const consensus = consensusFor(config.consensus, { electionTicks: config.electionTicks, heartbeatTicks: config.heartbeatTicks });
+    // A sharded node's idle ranges go quiet, woken by its liveness (node-liveness.ts); Paxos does not quiesce.
+    const quiesce = (identity.shards ?? 1) > 1 && config.consensus === "raft";
+    const consensus = consensusFor(config.consensus, { electionTicks: config.electionTicks, heartbeatTicks: config.heartbeatTicks, quiesce });
     const { log: sharedLog, groups } = SharedLog.open<unknown>({
       dir: join(config.dataDir, DATA_LAYOUT.wal),
       snapshotDir: join(config.dataDir, DATA_LAYOUT.snapshots),
@@ -622,6 +641,7 @@ export class SynodNode {
     this.backups.stop();
     this.feed.close();
     this.feed.actions.faults.close();
+    this.liveness?.stop();
     await this.ranges.stop();
     if (server !== null) {
       // The 503s just written get a moment to leave; then whatever is left is cut.

@@ -187,6 +187,42 @@ describe("a sharded cluster of real processes (--shards 4)", { timeout: 120_000 
     assert.equal(leading, SHARDS);
   });
 
+  test("idle ranges go quiet; kill -9 of a node leading quiet ranges: every range takes a write within 3 s, one request each", async (t) => {
+    const quietDeadline = Date.now() + 15_000;
+    let shards: (ShardView & { quiet?: boolean })[] | null = null;
+    for (;;) {
+      shards = await shardsOf(cluster, 1);
+      if (shards !== null && shards.every((s) => s.quiet === true)) break;
+      if (Date.now() > quietDeadline) assert.fail(`the idle ranges did not all go quiet: ${JSON.stringify(shards)}`);
+      await sleep(100);
+    }
+    const leaders = shards.map((s) => s.leader);
+    const victim = [1, 2, 3].sort((a, b) => leaders.filter((l) => l === b).length - leaders.filter((l) => l === a).length)[0] as number;
+    const survivor = [1, 2, 3].find((id) => id !== victim) as number;
+    const led = shards.filter((s) => s.leader === victim).map((s) => s.id);
+    // One of the victim's ranges gets no request: only the node's liveness can wake it.
+    const untouched = led.length > 1 ? (led[1] as number) : null;
+    const killedAt = Date.now();
+    await cluster.kill(victim);
+    // One write per other range through a survivor, each a single request: a write forwarded
+    // to the dead leader is proposed again to the next one, not left to time out.
+    const writes = PREFIXES.map((prefix, range) => ({ prefix, range })).filter(({ range }) => range !== untouched);
+    const [times] = await Promise.all([
+      Promise.all(
+        writes.map(async ({ prefix }) => {
+          const answer = await request("PUT", `${cluster.node(survivor).http}/v1/kv/${prefix}-quiet-kill`, "served");
+          assert.equal(answer.status, 200, `${prefix}: ${answer.text}`);
+          return Date.now() - killedAt;
+        }),
+      ),
+      everyRangeLed(cluster, survivor, [1, 2, 3].filter((id) => id !== victim), killedAt, 3000),
+    ]);
+    t.diagnostic(`node ${victim} led quiet ranges ${led.join(",")} (range ${untouched ?? "-"} left without requests); the writes answered after ${times.join(", ")} ms; every range led by a survivor ${Date.now() - killedAt} ms after the kill`);
+    assert.ok(Math.max(...times) < 3000, `every range served again within 3 s: ${times.join(", ")} ms`);
+    cluster.startNode(victim);
+    await everyRangeLed(cluster, victim, [1, 2, 3], Date.now(), 15_000);
+  });
+
   test("synod shards list shows the ranges; synod shards split says it is not built yet", async () => {
     const endpoints = cluster.nodes.map((node) => node.http).join(",");
     const listed = await runSynod(["shards", "list", "--endpoints", endpoints], 15_000);
