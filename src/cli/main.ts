@@ -55,8 +55,9 @@ function buildProgram(setExitCode: (code: number) => void): Command {
     .addOption(new Option("--workload <name>", "kv: clients reading and writing keys (checked for linearizability); leases: those, and clients granting, renewing and letting lapse leases (checked by the lease checker; the default with a lease mutant); watch: those, and watchers following the keys across reconnects (checked by the watch checker; the default with a watch mutant); lock: those, and clients contending for a lock with client.lock's recipe (checked by the lock checker; the default with a lock mutant)").choices([...SIM_WORKLOADS]))
     .option("--groups <n>", "consensus groups every node hosts, the keys spread over them; every checker runs per group (KV store only)", integer("--groups", 1), 1)
     .option("--quiesce", "Raft's quiescence: idle groups go quiet, nodes wake the quiet groups of a peer they suspect failed; adds quiescence's checks", false)
+    .option("--balance-leaders", "with --groups: nodes spread the groups' leaderships by the rule a sharded node runs (leadership transfers under every fault)", false)
     .option("--hot-groups <n>", "during the fault phase only this many groups get requests at a time (a different few each second); the rest idle", integer("--hot-groups", 1))
-    .action(async (opts: { protocol?: string; mutant?: string; listMutants: boolean; seeds?: number; seed?: number; faults?: string; scenario: string; json: boolean; historyOut?: string; traceOut?: string; open: boolean; workers: number; verbose: boolean; stateMachine?: string; workload?: SimWorkload; groups: number; quiesce: boolean; hotGroups?: number }) => {
+    .action(async (opts: { protocol?: string; mutant?: string; listMutants: boolean; seeds?: number; seed?: number; faults?: string; scenario: string; json: boolean; historyOut?: string; traceOut?: string; open: boolean; workers: number; verbose: boolean; stateMachine?: string; workload?: SimWorkload; groups: number; quiesce: boolean; hotGroups?: number; balanceLeaders: boolean }) => {
       if (opts.listMutants) {
         process.stdout.write(listMutants(opts.protocol));
         return;
@@ -83,6 +84,7 @@ function buildProgram(setExitCode: (code: number) => void): Command {
           ...(opts.groups === 1 ? {} : { groups: opts.groups }),
           ...(opts.quiesce ? { quiesce: true } : {}),
           ...(opts.hotGroups === undefined ? {} : { hotGroups: opts.hotGroups }),
+          ...(opts.balanceLeaders ? { balanceLeaders: true } : {}),
         }),
       );
     });

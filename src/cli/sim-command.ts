@@ -12,7 +12,7 @@ import { PROTOCOLS, protocolNames } from "../sim/protocols.js";
 import { describeFailure, reproduceCommand } from "../sim/run-report.js";
 import { replayHeader } from "../sim/replay-file.js";
 import { formatReplayTrace, REPLAY_EVENTS_MAX } from "../sim/replay-trace.js";
-import { groupsConflict, quiescenceConflict, runSimulation, scenarioConflict, type SimResult, type SimWorkload } from "../sim/simulation.js";
+import { balancingConflict, groupsConflict, quiescenceConflict, runSimulation, scenarioConflict, type SimResult, type SimWorkload } from "../sim/simulation.js";
 import { isRouterMutant } from "../core/multi/mutants.js";
 import { appScenarioConflict } from "../sim/app/harness.js";
 import type { SimApplication } from "../sim/app/module.js";
@@ -48,6 +48,8 @@ export interface SimCommandOptions {
   readonly quiesce?: boolean;
   /** Groups that get requests at a time during the fault phase (default: all). */
   readonly hotGroups?: number;
+  /** Leaderships spread over the nodes by the production rule (sim/leader-balancing.ts). */
+  readonly balanceLeaders?: boolean;
 }
 
 export class UsageError extends Error {
@@ -130,6 +132,8 @@ export async function runSim(options: SimCommandOptions): Promise<SimSummary> {
   const groupsProblem = groupsConflict(groups, options.stateMachine !== undefined);
   if (groupsProblem !== null) throw new UsageError(groupsProblem);
   if (options.mutant !== undefined && isRouterMutant(options.mutant) && groups < 2) throw new UsageError(`mutant ${options.mutant} misroutes between groups: run it with --groups 2 or more`);
+  const balancing = balancingConflict(options.balanceLeaders === true, groups, options.stateMachine !== undefined);
+  if (balancing !== null) throw new UsageError(balancing);
   if (factory !== undefined) {
     const conflict = quiescenceConflict({ quiesce: options.quiesce === true, hotGroups: options.hotGroups, groups, mutant: options.mutant, stateMachine: options.stateMachine !== undefined }, factory);
     if (conflict !== null) throw new UsageError(conflict);
@@ -147,7 +151,7 @@ export async function runSim(options: SimCommandOptions): Promise<SimSummary> {
   const start = options.seed ?? randomInt(1, 2 ** 47);
   const seeds = Array.from({ length: count }, (_, i) => start + i);
   const log = options.json ? (text: string) => process.stderr.write(`${text}\n`) : (text: string) => process.stdout.write(`${text}\n`);
-  log(`synod sim: protocol ${options.protocol}${groups === 1 ? "" : `, ${groups} groups per node`}${options.quiesce === true ? ", quiescence" : ""}${options.hotGroups === undefined ? "" : `, ${options.hotGroups} hot group(s) at a time`}${application === undefined ? "" : `, state machine ${application.name} (${application.path})`}${options.mutant === undefined ? "" : `, mutant ${options.mutant}`}, seeds ${start}..${start + count - 1}, scenario ${options.scenario}, faults ${options.faults === null ? "per scenario" : options.faults.join(",") || "none"}`);
+  log(`synod sim: protocol ${options.protocol}${groups === 1 ? "" : `, ${groups} groups per node`}${options.quiesce === true ? ", quiescence" : ""}${options.hotGroups === undefined ? "" : `, ${options.hotGroups} hot group(s) at a time`}${options.balanceLeaders === true ? ", leaderships spread" : ""}${application === undefined ? "" : `, state machine ${application.name} (${application.path})`}${options.mutant === undefined ? "" : `, mutant ${options.mutant}`}, seeds ${start}..${start + count - 1}, scenario ${options.scenario}, faults ${options.faults === null ? "per scenario" : options.faults.join(",") || "none"}`);
 
   const results = await runSeeds(seeds, options, application);
   const failures = results.filter((r) => r.failure !== null).sort((a, b) => a.seed - b.seed);
@@ -180,6 +184,7 @@ export async function runSim(options: SimCommandOptions): Promise<SimSummary> {
         ...(groups === 1 ? {} : { groups }),
         ...(options.quiesce === true ? { quiesce: true } : {}),
         ...(options.hotGroups === undefined ? {} : { hotGroups: options.hotGroups }),
+        ...(options.balanceLeaders === true ? { balanceLeaders: true } : {}),
         ...(replay ? { replayEventsMax: REPLAY_EVENTS_MAX } : { fullTrace: true }),
       });
       if (replay) {
@@ -247,6 +252,7 @@ function runSeeds(seeds: readonly number[], options: SimCommandOptions, applicat
     groups: options.groups ?? 1,
     quiesce: options.quiesce === true,
     hotGroups: options.hotGroups ?? null,
+    balanceLeaders: options.balanceLeaders === true,
   };
   const bar = new cliProgress.SingleBar(
     { format: "  {bar} {value}/{total} seeds | {failed} failed | {duration_formatted}", hideCursor: true, clearOnComplete: true, stream: process.stderr },

@@ -23,6 +23,8 @@ export interface WorkerSetup {
   readonly quiesce: boolean;
   /** Groups with requests at a time in the fault phase (null: all). */
   readonly hotGroups: number | null;
+  /** Leaderships spread over the nodes (--balance-leaders). */
+  readonly balanceLeaders: boolean;
 }
 
 const setup = workerData as WorkerSetup;
@@ -42,6 +44,7 @@ parentPort?.on("message", (seed: number) => {
     ...(setup.groups === 1 ? {} : { groups: setup.groups }),
     ...(setup.quiesce ? { quiesce: true } : {}),
     ...(setup.hotGroups === null ? {} : { hotGroups: setup.hotGroups }),
+    ...(setup.balanceLeaders ? { balanceLeaders: true } : {}),
   });
   parentPort?.postMessage(setup.keepHistory ? result : { ...result, history: [], appHistory: [] });
 });

@@ -59,6 +59,11 @@ export class SimNodeLiveness {
     private readonly node: LivenessNode,
   ) {}
 
+  /** Whether this incarnation's liveness suspects `peer` (false before it starts). */
+  suspects(peer: NodeId): boolean {
+    return this.liveness?.isSuspected(peer) ?? false;
+  }
+
   /** Quiescence's counts over every incarnation. */
   get quiescenceCounts(): QuiescenceCounts {
     return { ...this.counts };

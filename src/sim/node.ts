@@ -14,6 +14,7 @@ import type { Replica } from "../core/replica/replica.js";
 import { EmbeddedReplica, EmbeddedStateMachine, highestSequenceIn, type EmbeddedApplied, type ReplicatedStateMachine } from "../core/replica/embedded.js";
 import { GroupCommit } from "../core/multi/group-commit.js";
 import { DEFAULT_GROUP, groupOfKey, type GroupEnvelope, type GroupId } from "../core/multi/group.js";
+import { SimLeaderBalancing, type BalancingNode } from "./leader-balancing.js";
 import { createRouter, type RouterMutant } from "../core/multi/mutants.js";
 import type { GroupRouter } from "../core/multi/router.js";
 import { SimDisk, SimLogStorage, SimSyncDevice } from "./disk.js";
@@ -93,6 +94,8 @@ export interface SimNodeOptions<M> {
   readonly peerIds?: readonly NodeId[];
   /** With quiescence (`synod sim --quiesce`): the node-level liveness that wakes quiet groups. */
   readonly quiesce?: SimQuiesceOptions | null;
+  /** Leaderships spread over the nodes by the production rule (`synod sim --balance-leaders`; leader-balancing.ts). */
+  readonly balanceLeaders?: boolean;
 }
 
 /**
@@ -162,6 +165,8 @@ export class SimNode<M> {
   private appNode: EmbeddedReplica<M, unknown, unknown> | null = null;
   /** The node-level liveness that wakes quiet groups, over every incarnation (quiescence only). */
   private readonly liveness: SimNodeLiveness | null;
+  /** Spreading leaderships, over every incarnation (`--balance-leaders` only). */
+  private readonly balancing: SimLeaderBalancing | null;
   /** Inputs that arrived while paused, replayed in order on resume. */
   private deferred: (() => void)[] = [];
   private startedIncarnation = -1;
@@ -177,6 +182,32 @@ export class SimNode<M> {
     if (this.groupCount > 1 && options.application !== undefined) throw new Error("a user's state machine runs in one group only");
     this.router = this.createReplicas();
     this.liveness = options.quiesce === undefined || options.quiesce === null ? null : new SimNodeLiveness(options.quiesce, this.livenessNode());
+    this.balancing = options.balanceLeaders === true ? new SimLeaderBalancing(this.balancingNode()) : null;
+  }
+
+  /** Leadership moves this node started, over every incarnation (`--balance-leaders`). */
+  get leadershipMoves(): number {
+    return this.balancing?.moves ?? 0;
+  }
+
+  /** What leadership balancing sees of this node: its clock, who leads its groups, and transfers. */
+  private balancingNode(): BalancingNode {
+    return {
+      id: this.id,
+      peerIds: this.options.peerIds ?? [],
+      tickIntervalMicros: Math.max(1, Math.round(this.options.tickMicros * this.options.clockRate)),
+      after: (delayMicros, action) => this.host.after(delayMicros, action),
+      alive: (incarnation) => this.alive(incarnation),
+      paused: () => this.paused,
+      suspects: (peer) => this.liveness?.suspects(peer) ?? false,
+      leaders: () => new Map(this.hosted.map((hosted, group) => [group, hosted.replica.engine.status().leader] as const)),
+      transfer: (group, to, done) => {
+        const admission = admissionOf<{ readonly leader: NodeId; readonly term: number }>((waiter) =>
+          this.replicaOf(group).transferLeadership(to, { resolve: (moved) => (waiter.resolve(moved), done()), reject: (error) => (waiter.reject(error), done()) }),
+        );
+        return admission.accepted;
+      },
+    };
   }
 
   /** Group 0's engine: the one the scenarios steer. */
@@ -219,6 +250,7 @@ export class SimNode<M> {
     this.startedIncarnation = this.incarnation;
     for (const hosted of this.hosted) hosted.start();
     this.liveness?.start(this.incarnation);
+    this.balancing?.start(this.incarnation);
   }
 
   /** Quiescence's counts over every incarnation (zeros without quiescence). */

@@ -73,6 +73,20 @@ export interface SimOptions {
    * heal on, every group serves again. Absent: every group all the time.
    */
   readonly hotGroups?: number;
+  /**
+   * Leaderships spread over the nodes by the rule a sharded node runs (`--balance-leaders`,
+   * sim/leader-balancing.ts): leadership transfers between groups' leaders, under every
+   * fault. Several groups, the KV store only.
+   */
+  readonly balanceLeaders?: boolean;
+}
+
+/** Why `--balance-leaders` cannot run as asked, or null when it can. */
+export function balancingConflict(balanceLeaders: boolean, groups: number, stateMachine: boolean): string | null {
+  if (!balanceLeaders) return null;
+  if (groups < 2) return "--balance-leaders spreads the leaderships of several groups: run it with --groups 2 or more";
+  if (stateMachine) return "--balance-leaders runs the KV store only";
+  return null;
 }
 
 /** The most groups a simulated node hosts: enough to show batching, few enough to stay fast. */
@@ -134,6 +148,8 @@ export interface SimStats {
    * quiet groups woken because their leader's node was suspected.
    */
   readonly quiescence?: { readonly pings: number; readonly groupTicks: number; readonly quietGroupTicks: number; readonly wakes: number };
+  /** With --balance-leaders: leadership transfers the nodes started to spread leaderships. */
+  readonly leadershipMoves?: number;
   /**
    * With --hot-groups: messages sent by groups while they got no requests (in the fault
    * phase), and how many group-seconds that was: an idle group's cost, quiet or awake.
@@ -146,7 +162,7 @@ export interface SimResult {
   readonly protocol: string;
   readonly mutant: string | null;
   /** What the run was asked for (null faults: the scenario's own), for reproducing it. */
-  readonly request: { readonly faults: readonly FaultClass[] | null; readonly scenario: string; readonly stateMachine?: string; readonly workload?: SimWorkload; readonly groups?: number; readonly quiesce?: boolean; readonly hotGroups?: number };
+  readonly request: { readonly faults: readonly FaultClass[] | null; readonly scenario: string; readonly stateMachine?: string; readonly workload?: SimWorkload; readonly groups?: number; readonly quiesce?: boolean; readonly hotGroups?: number; readonly balanceLeaders?: boolean };
   readonly params: SimParams;
   readonly failure: SimFailure | null;
   readonly history: readonly Operation[];

@@ -38,13 +38,13 @@ import { isRouterMutant } from "../core/multi/mutants.js";
 import { HotGroups } from "./hot-groups.js";
 import { livenessOptions, QuietGroups } from "./quiet-groups.js";
 import { AppHarness, type AppRequest } from "./app/harness.js";
-import { chooseAppScenario, groupsConflict, quiescenceConflict, type SimFailure, type SimOptions, type SimResult, type SimWorkload } from "./run-options.js";
+import { balancingConflict, chooseAppScenario, groupsConflict, quiescenceConflict, type SimFailure, type SimOptions, type SimResult, type SimWorkload } from "./run-options.js";
 import { RunLog } from "./run-log.js";
 import { Wire } from "./wire.js";
 import { Nemesis } from "./nemesis.js";
 import { SideWorkloads } from "./side-workloads.js";
 
-export { groupsConflict, quiescenceConflict, QUIESCENCE_MUTANTS, scenarioConflict, SIM_GROUPS_MAX, SIM_WORKLOADS, type SimFailure, type SimOptions, type SimResult, type SimStats, type SimWorkload } from "./run-options.js";
+export { balancingConflict, groupsConflict, quiescenceConflict, QUIESCENCE_MUTANTS, scenarioConflict, SIM_GROUPS_MAX, SIM_WORKLOADS, type SimFailure, type SimOptions, type SimResult, type SimStats, type SimWorkload } from "./run-options.js";
 
 /** Client endpoints are numbered from here, apart from node ids. */
 const CLIENT_ID_BASE = 1000;
@@ -112,6 +112,8 @@ class Simulation implements NodeHost<unknown> {
     this.quiesce = options.quiesce === true;
     const quiescenceProblem = quiescenceConflict({ quiesce: this.quiesce, hotGroups: options.hotGroups, groups: options.groups ?? 1, mutant: options.mutant, stateMachine: options.application !== undefined }, factory);
     if (quiescenceProblem !== null) throw new Error(quiescenceProblem);
+    const balancingProblem = balancingConflict(options.balanceLeaders === true, options.groups ?? 1, options.application !== undefined);
+    if (balancingProblem !== null) throw new Error(balancingProblem);
     this.claims = new Set(factory.invariants);
     const params = deriveParams(options.seed, {
       ...(options.faults === undefined ? {} : { faults: options.faults }),
@@ -199,6 +201,7 @@ class Simulation implements NodeHost<unknown> {
         routerMutant: options.mutant !== undefined && isRouterMutant(options.mutant) ? options.mutant : null,
         peerIds: nodeIds,
         quiesce: this.quiesce ? livenessOptions(options.mutant) : null,
+        ...(options.balanceLeaders === true ? { balanceLeaders: true } : {}),
       };
       this.nodes.set(id, new SimNode(nodeOptions, disk, this));
     }
@@ -493,6 +496,7 @@ class Simulation implements NodeHost<unknown> {
         ...(params.groups === 1 ? {} : { groups: params.groups }),
         ...(this.quiesce ? { quiesce: true } : {}),
         ...(this.options.hotGroups === undefined ? {} : { hotGroups: this.options.hotGroups }),
+        ...(this.options.balanceLeaders === true ? { balanceLeaders: true } : {}),
       },
       params,
       failure: this.failure,
@@ -508,6 +512,7 @@ class Simulation implements NodeHost<unknown> {
         ...(this.params.groups === 1 ? {} : { groupCommit: this.groupCommitCounts() }),
         ...this.sides.stats(),
         ...(this.quiet === null ? {} : { quiescence: this.quiet.counts() }),
+        ...(this.options.balanceLeaders === true ? { leadershipMoves: [...this.nodes.values()].reduce((sum, node) => sum + node.leadershipMoves, 0) } : {}),
         ...this.idleGroupsStats(),
       },
       traceTail: this.failure === null ? [] : this.log.traceTail(),
