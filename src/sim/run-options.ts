@@ -150,6 +150,8 @@ export interface SimStats {
   readonly quiescence?: { readonly pings: number; readonly groupTicks: number; readonly quietGroupTicks: number; readonly wakes: number };
   /** With --balance-leaders: leadership transfers the nodes started to spread leaderships. */
   readonly leadershipMoves?: number;
+  /** With --balance-leaders: how many groups each node leads at the end of the run, by node. */
+  readonly leadershipsAtEnd?: readonly number[];
   /**
    * With --hot-groups: messages sent by groups while they got no requests (in the fault
    * phase), and how many group-seconds that was: an idle group's cost, quiet or awake.

@@ -347,6 +347,11 @@ class Simulation implements NodeHost<unknown> {
     return this.params.groups === 1 ? text : `[g${group}] ${text}`;
   }
 
+  /** How many groups each node leads at the end of the run (0 for a node that is down). */
+  private leadershipsAtEnd(): number[] {
+    return [...this.nodes.values()].map((node) => (node.up ? Array.from({ length: this.params.groups }, (_, group) => node.engineOf(group).status().role === "leader").filter(Boolean).length : 0));
+  }
+
   private groupSuffix(group: GroupId): string {
     return this.params.groups === 1 ? "" : `, group ${group}`;
   }
@@ -512,7 +517,7 @@ class Simulation implements NodeHost<unknown> {
         ...(this.params.groups === 1 ? {} : { groupCommit: this.groupCommitCounts() }),
         ...this.sides.stats(),
         ...(this.quiet === null ? {} : { quiescence: this.quiet.counts() }),
-        ...(this.options.balanceLeaders === true ? { leadershipMoves: [...this.nodes.values()].reduce((sum, node) => sum + node.leadershipMoves, 0) } : {}),
+        ...(this.options.balanceLeaders === true ? { leadershipMoves: [...this.nodes.values()].reduce((sum, node) => sum + node.leadershipMoves, 0), leadershipsAtEnd: this.leadershipsAtEnd() } : {}),
         ...this.idleGroupsStats(),
       },
       traceTail: this.failure === null ? [] : this.log.traceTail(),
