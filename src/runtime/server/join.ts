@@ -10,7 +10,7 @@
  */
 import type { Logger } from "pino";
 import { InvalidInputError } from "../../core/common/errors.js";
-import { parseHostPort, type MemberAddress } from "./config.js";
+import { formatHostPort, parseHostPort, type MemberAddress, type NodeConfig } from "./config.js";
 import { StartupError } from "./data-dir.js";
 
 /** What a member tells a joining node. */
@@ -157,4 +157,19 @@ export async function requestJoin(request: JoinRequest): Promise<JoinAnswer> {
   });
   if ("failed" in outcome) throw new StartupError(`the cluster at ${request.url} did not add node ${request.id} in time (last answer: ${outcome.failed}); start the node again to retry`);
   return outcome;
+}
+
+/**
+ * Refuses to join a cluster of another consensus protocol (its messages would not decode
+ * here), or as a member that exists at another address: two nodes with one id would split
+ * its votes and its log.
+ */
+export function checkIdFree(config: NodeConfig, view: ClusterView): void {
+  if (view.consensus !== config.consensus) {
+    throw new StartupError(`the cluster runs ${view.consensus}, and this node was started with --consensus ${config.consensus}: start it with --consensus ${view.consensus}`);
+  }
+  const taken = view.members.find((member) => member.id === config.id);
+  if (taken !== undefined && formatHostPort(taken.peer) !== formatHostPort(config.peer)) {
+    throw new StartupError(`node id ${config.id} is already a member of the cluster, at ${formatHostPort(taken.peer)}: choose another --id, or remove that member first (synod members remove ${config.id})`);
+  }
 }

@@ -22,12 +22,13 @@ import { GroupRouter } from "../../core/multi/router.js";
 import { formatHostPort, type MemberAddress, type NodeConfig } from "./config.js";
 import { consensusFor, nodeIdProblem, statusDetails } from "./consensus.js";
 import { checkIdentity, clusterIdFor, DATA_LAYOUT, lockDataDir, readIdentity, StartupError, type DataDirIdentity } from "./data-dir.js";
-import { fetchClusterView, JOIN_TIMEOUT_MS, REACH_TIMEOUT_MS, requestJoin, type ClusterView } from "./join.js";
+import { checkIdFree, fetchClusterView, JOIN_TIMEOUT_MS, REACH_TIMEOUT_MS, requestJoin, type ClusterView } from "./join.js";
 import { BackupSource } from "./backup.js";
 import { GroupReplica, type RecoveredGroup } from "./group-replica.js";
 import { NodeRanges, recoverRanges } from "./node-ranges.js";
 import { LIVENESS_GROUP, PeerLiveness, PING_EVERY_TICKS } from "./node-liveness.js";
-import { HttpError, READY_APPLIED_LAG_MAX, type KvService, type QuorumView, type Readiness } from "./http-api.js";
+import { HttpError, type KvService, type QuorumView, type Readiness } from "./http-api.js";
+import { quorumViewOf, readinessOf } from "./node-health.js";
 import type { RangeService } from "./range-routing.js";
 import { assert } from "../../core/common/assert.js";
 import { createApiListener } from "./api-listener.js";
@@ -535,47 +536,23 @@ export class SynodNode {
 
   /** Which voters this node reaches: itself, and the peers it holds a connection with (either way). */
   private quorumView(): QuorumView {
-    const membership = this.membership();
-    const stats = this.transport?.stats();
-    const reaches = (id: NodeId): boolean => id === this.config.id || stats?.get(id)?.connected === true || stats?.get(id)?.inboundConnected === true;
-    const majority = (voters: readonly NodeId[]): boolean => voters.length === 0 || voters.filter(reaches).length * 2 > voters.length;
-    const voters = [...new Set([...membership.voters, ...membership.outgoing])].sort((a, b) => a - b);
-    return { voters, reachable: voters.filter(reaches), quorum: majority(membership.voters) && majority(membership.outgoing) };
+    return quorumViewOf(this.config.id, this.membership(), this.transport?.stats());
   }
 
-  /** `GET /readyz`: a member, a leader known, and the state machine within READY_APPLIED_LAG_MAX of the commit index. */
+  /** `GET /readyz` (node-health.ts). */
   private readiness(): Readiness {
     const status = this.primary.engine.status();
-    const member = this.isMember();
-    const lag = this.ranges.applyLag();
-    const leaderless = this.ranges.leaderless();
-    const view = status.leader === null ? this.quorumView() : null;
-    const unreachable = view === null ? [] : view.voters.filter((id) => !view.reachable.includes(id));
-    return {
-      checks: [
-        { name: "member", ok: member, detail: member ? `node ${this.config.id} is a ${memberRole(this.membership(), this.config.id)}` : `node ${this.config.id} is not in the cluster's configuration (removed, or not yet added)` },
-        {
-          name: "leader",
-          ok: status.leader !== null && leaderless.length === 0,
-          detail:
-            status.leader === null
-              ? view?.quorum === false
-                ? `no leader: no quorum reachable (unreachable voters: ${unreachable.join(", ")})`
-                : "no leader is known: an election is under way"
-              : leaderless.length > 0
-                ? `node ${status.leader} leads range 0; no leader is known for range${leaderless.length === 1 ? "" : "s"} ${leaderless.join(", ")}`
-                : `node ${status.leader} leads`,
-        },
-        {
-          name: "caught_up",
-          ok: lag <= READY_APPLIED_LAG_MAX,
-          detail:
-            !this.ranges.sharded
-              ? `applied ${this.primary.kv.applied} of ${status.commitIndex} committed entries (at most ${READY_APPLIED_LAG_MAX} behind)`
-              : `every range has applied all but at most ${lag} of its committed entries (at most ${READY_APPLIED_LAG_MAX} behind)`,
-        },
-      ],
-    };
+    return readinessOf({
+      self: this.config.id,
+      membership: this.membership(),
+      member: this.isMember(),
+      status,
+      applied: this.primary.kv.applied,
+      lag: this.ranges.applyLag(),
+      leaderless: this.ranges.leaderless(),
+      sharded: this.ranges.sharded,
+      quorum: () => this.quorumView(),
+    });
   }
 
   private service(): KvService {
@@ -654,20 +631,5 @@ export class SynodNode {
     await this.ranges.closeStorage();
     this.releaseLock();
     this.log.info({}, "stopped");
-  }
-}
-
-/**
- * Refuses to join a cluster of another consensus protocol (its messages would not decode
- * here), or as a member that exists at another address: two nodes with one id would split
- * its votes and its log.
- */
-function checkIdFree(config: NodeConfig, view: ClusterView): void {
-  if (view.consensus !== config.consensus) {
-    throw new StartupError(`the cluster runs ${view.consensus}, and this node was started with --consensus ${config.consensus}: start it with --consensus ${view.consensus}`);
-  }
-  const taken = view.members.find((member) => member.id === config.id);
-  if (taken !== undefined && formatHostPort(taken.peer) !== formatHostPort(config.peer)) {
-    throw new StartupError(`node id ${config.id} is already a member of the cluster, at ${formatHostPort(taken.peer)}: choose another --id, or remove that member first (synod members remove ${config.id})`);
   }
 }
