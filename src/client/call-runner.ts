@@ -187,8 +187,8 @@ export class CallRunner {
         // Nothing was applied: the session was of another range than the key's.
         if (!(error instanceof RangeMismatchError) || refreshes >= RANGE_REFRESHES_MAX) throw error;
         this.counters.rangeRefreshes += 1;
-        const spec: CallSpec = { kind: "read", what: "read the cluster's ranges", request: { method: "GET", path: "/v1/shards" }, accept: (response) => response.status === 404 };
-        this.ranges = decodeShardsAnswer(await this.attempts(spec, call, null));
+        const readRanges: CallSpec = { kind: "read", what: "read the cluster's ranges", request: { method: "GET", path: "/v1/shards" }, accept: (response) => response.status === 404 };
+        this.ranges = decodeShardsAnswer(await this.attempts(readRanges, call, null));
       }
     }
   }
