@@ -45,7 +45,7 @@ export interface LivenessNode {
   /** Whether the process is paused (its timers do not fire). */
   paused(): boolean;
   /** This incarnation's replica of every group it hosts: its engine, and how to wake it. */
-  replicas(): readonly { readonly engine: QuiescentEngine; wake(): void }[];
+  replicas(): readonly { readonly engine: QuiescentEngine; wake(leaderSuspected?: boolean): void }[];
 }
 
 /** One node's liveness over its incarnations: a fresh `NodeLiveness` for each, and the counts over all. */
@@ -103,7 +103,7 @@ export class SimNodeLiveness {
       for (const replica of replicas) {
         if (!toWake.has(replica.engine)) continue;
         this.counts.wakes++;
-        replica.wake();
+        replica.wake(true);
       }
     };
     node.after(intervalMicros, fire);

@@ -104,7 +104,8 @@ export class QuietGroups {
       checkQuietFailover(losses, QUIET_FAILOVER_MICROS, until, {
         leaderBack: (loss, from, to) => g.opportunities.reachedMajority(loss.leader, from, to, loss.voters),
         connectedMajority: (from, to, among) => g.opportunities.connectedGroup(from, to, among, 1),
-        electedAfter: (term, from, to) => g.leaderships.some((l) => l.term > term && l.atMicros > from && l.atMicros <= to),
+        // A newer term led by the window's end: elected in it, or before (the lost quiet leader was already stale).
+        electedAfter: (term, _from, to) => g.leaderships.some((l) => l.term > term && l.atMicros <= to),
       }, this.world.groupSuffix(g.group));
     }
   }

@@ -258,6 +258,12 @@ export interface Engine<M, H> {
    * node of the engine's leader failed: a quiet follower would never notice by itself.
    */
   wake?(): void;
+  /**
+   * A follower drops its leader and that leader's lease, so it grants votes at once and
+   * campaigns after what is left of its randomized election timeout (etcd-io/raft's
+   * ForgetLeader); a no-op on a leader or candidate. Wakes a quiet engine.
+   */
+  forgetLeader?(): void;
 }
 
 /** One member's replication, as its leader sees it (Engine.replication). */

@@ -337,9 +337,13 @@ export class Replica<M, H, R> {
    * Wakes a quiet engine (see Engine.wake): the node suspects that the node of this group's
    * leader failed. A no-op for an engine that is awake or never quiesces.
    */
-  wake(): void {
+  wake(leaderSuspected = false): void {
     if (this.stopped || this.engine.wake === undefined) return;
-    this.engine.wake();
+    // The node suspects the leader's node failed: a quiet follower need not wait out a whole
+    // election timeout (its leader gave up its lease when it went quiet), so it forgets the
+    // leader and campaigns within what is left of its randomized timeout.
+    if (leaderSuspected && this.engine.quiescent?.() === true && this.engine.forgetLeader !== undefined) this.engine.forgetLeader();
+    else this.engine.wake();
     this.schedulePump();
   }
 

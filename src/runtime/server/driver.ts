@@ -160,9 +160,9 @@ export class Driver {
     return promised((waiter) => this.node.read(consistency, waiter));
   }
 
-  /** Wakes a quiet engine (its leader's node is suspected: node-liveness.ts); see Replica.wake. */
+  /** Wakes a quiet engine whose leader's node is suspected (node-liveness.ts); see Replica.wake. */
   wake(): void {
-    this.node.replica.wake();
+    this.node.replica.wake(true);
   }
 
   /** See Replica.transferLeadership. */

@@ -64,7 +64,7 @@ export interface QuietFailoverWorld {
   leaderBack(loss: QuietLeaderLoss, fromMicros: number, toMicros: number): boolean;
   /** A majority of `among` (the largest set found) running and linked throughout the window, or an empty list. */
   connectedMajority(fromMicros: number, toMicros: number, among: readonly NodeId[]): NodeId[];
-  /** Whether some node led a term above `term` at some moment in (fromMicros, toMicros]. */
+  /** Whether some node was elected in a term above `term` by `toMicros` (in the window, or before it: then the lost leader was already stale). */
   electedAfter(term: number, fromMicros: number, toMicros: number): boolean;
 }
 
