@@ -170,7 +170,17 @@ describe("synod proxy in front of a real Paxos cluster", { timeout: 90_000 }, ()
   });
 
   test("writes and linearizable reads go to the leader; kill -9 the leader: writes through the proxy go on under the next, and every acknowledged one is read back", async (t) => {
+    // The proxy learns the leader from its health checks (every 200 ms here), so it follows
+    // a new one within a few checks of its election: wait (bounded) for it to name it.
+    const proxyFollows = async (url: string): Promise<void> => {
+      for (let i = 0; i < 60; i++) {
+        const stats = (await request("GET", `${proxyUrl}/v1/proxy/stats`)).body as { leader?: string | null };
+        if (stats.leader === url) return;
+        await sleep(50);
+      }
+    };
     const leader = await cluster.waitForLeader();
+    await proxyFollows(cluster.node(leader).http);
     for (let i = 0; i < 5; i++) {
       const put = await request("PUT", `${proxyUrl}/v1/kv/p${i}`, `v${i}`);
       assert.equal(put.status, 200, put.text);
@@ -195,6 +205,7 @@ describe("synod proxy in front of a real Paxos cluster", { timeout: 90_000 }, ()
     t.diagnostic(`the first write through the proxy acknowledged ${firstAfterMs} ms after the kill`);
     assert.ok(acknowledged.length >= 20, `writes go on after the failover (${acknowledged.length} acknowledged):\n${proxyOutput}`);
     const next = await cluster.waitForLeader(5000, [1, 2, 3].filter((id) => id !== leader));
+    await proxyFollows(cluster.node(next).http);
     for (const key of [...acknowledged, "p0", "p4"]) {
       const read = await request("GET", `${proxyUrl}/v1/kv/${key}`);
       assert.equal(read.status, 200, `${key}: ${read.text}`);

@@ -48,6 +48,8 @@ export interface ProxyRouter {
   onFinish(id: string): void;
   reportSuccess(id: string): void;
   reportFailure(id: string): void;
+  /** Forgets (null) or names the leader, from an answer. */
+  noteLeader?(url: string | null): void;
   stats(): object;
   close(): void | Promise<void>;
 }
@@ -269,7 +271,12 @@ export class ProxyServer {
         return sendError(response, 502, "upstream_unknown", `an earlier attempt's connection broke (its write may have been applied), and now the session has expired; the write's outcome is unknown`);
       }
       if (gone.signal.aborted) return;
-      router.reportFailure(endpoint.id);
+      // `no_leader`: the node answered, and a majority is there; an election is under way.
+      // Not the node's failure: counting it could eject the next leader as it takes over.
+      if (outcome.kind === "not-applied" && outcome.why === "no_leader") {
+        router.reportSuccess(endpoint.id);
+        router.noteLeader?.(null);
+      } else router.reportFailure(endpoint.id);
       avoid.add(endpoint.id);
       brokenBefore ||= outcome.kind === "broken";
       const retryable = outcome.kind === "not-applied" || outcome.kind === "not-sent" || route.repeatable;
