@@ -5,10 +5,12 @@
  *
  * The flood: FLOOD_CONNECTIONS connections each keeping a 64 KiB PUT outstanding, at most
  * FLOOD_REQUESTS requests and FLOOD_MS milliseconds. Measured on the development machine
- * (2 shared cores): with the bound of 64, about 90% are shed and the node's anonymous
- * memory (RssAnon) peaks about 130 MiB above where it started; without it (every request
- * admitted), it peaks about 1 GiB above, as the node takes every 64 KiB body and proposal
- * in at once.
+ * (2 shared cores): with the bound of 64, about 80-90% are shed and the node's anonymous
+ * memory (RssAnon) peaks 110-180 MiB above where it started, and up to ~360 MiB in a run
+ * where the collector falls behind (the transient copies of the ~1,000 bodies admitted, seen
+ * in two CI runs); without the bound (every request admitted), it peaks about 1 GiB above,
+ * as the node takes every 64 KiB body and proposal in at once. The stated bound sits
+ * between the two.
  */
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
@@ -22,7 +24,7 @@ const FLOOD_REQUESTS = 6000;
 const FLOOD_MS = 15_000;
 const VALUE_BYTES = 64 * 1024;
 /** How far the node's anonymous memory may grow during the flood. */
-const MEMORY_GROWTH_MAX_MIB = 256;
+const MEMORY_GROWTH_MAX_MIB = 512;
 
 /** The process's anonymous resident memory (heap, buffers: not mapped files such as LMDB's), in MiB. */
 function anonymousMib(pid: number): number {
