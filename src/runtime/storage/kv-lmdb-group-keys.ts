@@ -68,3 +68,19 @@ export function successor(prefix: Buffer): Buffer {
 export function prefixed(prefix: Buffer, bytes: readonly number[]): Buffer {
   return prefix.length === 0 ? Buffer.from(bytes) : Buffer.concat([prefix, Buffer.from(bytes)]);
 }
+
+/**
+ * `prefix | tag | [f64 number] | [UTF-8 key]`: a key of a group's part of a named database
+ * (the history's changes and indexes, the leases' attachments), all big-endian so they sort
+ * by number, then key.
+ */
+export function taggedKey(prefix: Buffer, tag: number, number: number | null, key = ""): Buffer {
+  const at = prefix.length;
+  const numberBytes = number === null ? 0 : 8;
+  const stored = Buffer.allocUnsafe(at + 1 + numberBytes + Buffer.byteLength(key, "utf8"));
+  prefix.copy(stored, 0);
+  stored[at] = tag;
+  if (number !== null) stored.writeDoubleBE(number, at + 1);
+  stored.write(key, at + 1 + numberBytes, "utf8");
+  return stored;
+}

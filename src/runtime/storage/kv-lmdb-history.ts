@@ -27,7 +27,7 @@ import { assertIndex } from "../../core/common/assert.js";
 import { limits } from "../../core/common/limits.js";
 import type { KvHistoryKeysQuery } from "../../core/kv/backend.js";
 import type { HistoryPosition, KvChange, KvRecord } from "../../core/kv/model.js";
-import { clearGroupKeys, prefixed, successor } from "./kv-lmdb-group-keys.js";
+import { clearGroupKeys, prefixed, successor, taggedKey } from "./kv-lmdb-group-keys.js";
 
 export type LmdbDatabase = Database<Buffer, Buffer>;
 
@@ -199,40 +199,19 @@ const EMPTY = Buffer.alloc(0);
 
 export function changeKey(revision: number, key: string, prefix: Buffer = EMPTY): Buffer {
   assertIndex(revision, "a change's revision");
-  const at = prefix.length;
-  const stored = Buffer.allocUnsafe(at + 9 + Buffer.byteLength(key, "utf8"));
-  prefix.copy(stored, 0);
-  stored[at] = CHANGE_PREFIX;
-  stored.writeDoubleBE(revision, at + 1);
-  stored.write(key, at + 9, "utf8");
-  return stored;
+  return taggedKey(prefix, CHANGE_PREFIX, revision, key);
 }
 
 function revisionStart(prefix: Buffer, revision: number): Buffer {
-  const at = prefix.length;
-  const stored = Buffer.allocUnsafe(at + 9);
-  prefix.copy(stored, 0);
-  stored[at] = CHANGE_PREFIX;
-  stored.writeDoubleBE(revision, at + 1);
-  return stored;
+  return taggedKey(prefix, CHANGE_PREFIX, revision);
 }
 
 function keyIdKey(prefix: Buffer, key: string): Buffer {
-  const at = prefix.length;
-  const stored = Buffer.allocUnsafe(at + 1 + Buffer.byteLength(key, "utf8"));
-  prefix.copy(stored, 0);
-  stored[at] = KEY_ID_PREFIX;
-  stored.write(key, at + 1, "utf8");
-  return stored;
+  return taggedKey(prefix, KEY_ID_PREFIX, null, key);
 }
 
 function indexPrefix(prefix: Buffer, keyId: number): Buffer {
-  const at = prefix.length;
-  const stored = Buffer.allocUnsafe(at + 9);
-  prefix.copy(stored, 0);
-  stored[at] = INDEX_PREFIX;
-  stored.writeDoubleBE(keyId, at + 1);
-  return stored;
+  return taggedKey(prefix, INDEX_PREFIX, keyId);
 }
 
 function indexKey(prefix: Buffer, keyId: number, revision: number): Buffer {

@@ -18,7 +18,7 @@ import type { Database, Transaction } from "lmdb";
 import { assert, assertIndex } from "../../core/common/assert.js";
 import { limits } from "../../core/common/limits.js";
 import type { KvLease } from "../../core/kv/model.js";
-import { clearGroupKeys, prefixed } from "./kv-lmdb-group-keys.js";
+import { clearGroupKeys, prefixed, taggedKey } from "./kv-lmdb-group-keys.js";
 
 const LEASE_PREFIX = 0x01;
 const LEASE_KEY_PREFIX = 0x02;
@@ -117,13 +117,7 @@ function leaseKey(prefix: Buffer, id: number): Buffer {
 }
 
 function leaseKeyKey(prefix: Buffer, id: number, key: string): Buffer {
-  const at = prefix.length;
-  const stored = Buffer.allocUnsafe(at + 9 + Buffer.byteLength(key, "utf8"));
-  prefix.copy(stored, 0);
-  stored[at] = LEASE_KEY_PREFIX;
-  stored.writeDoubleBE(id, at + 1);
-  stored.write(key, at + 9, "utf8");
-  return stored;
+  return taggedKey(prefix, LEASE_KEY_PREFIX, id, key);
 }
 
 function keyLeaseKey(prefix: Buffer, key: string): Buffer {
