@@ -1,5 +1,6 @@
 import { assert, assertIndex } from "../common/assert.js";
 import { compareUtf8 } from "../common/utf8.js";
+import { spanHolds } from "../multi/ranges.js";
 import type { HistoryPosition, KvChange, KvLease, KvMeta, KvRecord, KvSession } from "./model.js";
 
 /** Which records a range read returns. */
@@ -48,6 +49,13 @@ export interface KvBackend {
    * refused when it applies (`range-mismatch`), on every replica alike, and changes nothing.
    */
   readonly span?: { readonly start: string; readonly end: string | null } | undefined;
+  /**
+   * Inside a transaction: the store's range becomes `span` (a split narrows it; a snapshot
+   * of the range restores it). Records outside it are no longer the store's: the memory
+   * backend drops them; LMDB leaves them where they are, for the range that takes them.
+   * Absent: the store's span never changes (it does not split).
+   */
+  setSpan?(span: { readonly start: string; readonly end: string | null }): void;
   getRecord(key: string): KvRecord | undefined;
   putRecord(record: KvRecord): void;
   /** Removes the key's record, if there is one. */
@@ -113,7 +121,7 @@ export interface KvBackend {
  * revision order; changes arrive in revision order, so adding one is an append.
  */
 export class MemoryKvBackend implements KvBackend {
-  /** Every key unless a test narrows it (a range's store). */
+  /** Every key unless a test narrows it or a split does (a range's store). */
   span: { readonly start: string; readonly end: string | null } | undefined = undefined;
   private readonly records = new Map<string, KvRecord>();
   private readonly sessions = new Map<number, KvSession>();
@@ -161,6 +169,14 @@ export class MemoryKvBackend implements KvBackend {
   deleteRecord(key: string): void {
     this.rememberRecord(key);
     this.records.delete(key);
+  }
+
+  setSpan(span: { readonly start: string; readonly end: string | null }): void {
+    assert(this.inTransaction, "a KV store write outside a transaction");
+    const before = this.span;
+    this.undoLeases.push(() => (this.span = before));
+    for (const key of [...this.records.keys()]) if (!spanHolds(span, key)) this.deleteRecord(key);
+    this.span = span;
   }
 
   rangeRecords(query: KvRangeQuery): KvRecord[] {

@@ -3,6 +3,7 @@ import { ByteReader, ByteWriter } from "../common/bytes.js";
 import { InvalidInputError } from "../common/errors.js";
 import { limits } from "../common/limits.js";
 import { toWellFormed, utf8Decode, utf8Encode } from "../common/utf8.js";
+import { GROUP_ID_MAX, isGroupId } from "../multi/group.js";
 import { decodeAuthChange, encodeAuthChange, type AuthChange } from "./auth.js";
 import { LEASE_LIMITS } from "./model.js";
 
@@ -47,6 +48,11 @@ import { LEASE_LIMITS } from "./model.js";
  * and an auth change, in the format of src/core/kv/auth.ts:
  *
  *   auth:             u8 version (2) | u8 op (12) | request | auth change
+ *
+ * and the range commands of a sharded node (src/core/kv/split.ts):
+ *
+ *   range-id:         u8 version (2) | u8 op (13) | request | f64 atLeast
+ *   split:            u8 version (2) | u8 op (14) | request | u32 keyLength | key | f64 child
  *
  * `clientId` and `sequence` name the request, so the node that took it can answer the
  * client when the entry applies, and so retried writes can be recognised. `timeMs` is the
@@ -119,7 +125,19 @@ export type KvCommand =
   /** Revokes a lease, deleting its keys in one revision ("lease-not-found" if it is gone). */
   | { readonly op: "lease-revoke"; readonly request: RequestId; readonly lease: number }
   /** Changes users, roles or whether auth is enabled (src/core/kv/auth.ts). */
-  | { readonly op: "auth"; readonly request: RequestId; readonly change: AuthChange };
+  | { readonly op: "auth"; readonly request: RequestId; readonly change: AuthChange }
+  /**
+   * Hands out a range id (group 0's store does, for splits): the larger of `atLeast` and the
+   * store's next one, which then moves past it. Not deduplicated: a retry gets another id.
+   */
+  | { readonly op: "range-id"; readonly request: RequestId; readonly atLeast: number }
+  /**
+   * Splits the store's range at `at` (src/core/kv/split.ts): it keeps the keys before, and
+   * range `child` (an id from `range-id`) is born with the keys from `at` on. Refused
+   * ("rejected") when `at` is not strictly inside the range. Not deduplicated: a retry of
+   * one that split finds `at` at the range's end, and is refused.
+   */
+  | { readonly op: "split"; readonly request: RequestId; readonly at: string; readonly child: number };
 
 /**
  * A transaction (etcd's Txn): if every compare holds, the `success` operations run, else the
@@ -170,7 +188,7 @@ export interface RequestId {
 }
 
 const VERSION = 2;
-const OPS = ["put", "delete", "cas-value", "cas-revision", "txn", "register", "clock", "delete-prefix", "compact", "lease-grant", "lease-keepalive", "lease-revoke", "auth"] as const;
+const OPS = ["put", "delete", "cas-value", "cas-revision", "txn", "register", "clock", "delete-prefix", "compact", "lease-grant", "lease-keepalive", "lease-revoke", "auth", "range-id", "split"] as const;
 const LEASE_OPS: ReadonlySet<Op> = new Set(["lease-grant", "lease-keepalive", "lease-revoke"]);
 type Op = (typeof OPS)[number];
 const COMPARE_TARGETS = ["value", "modRevision", "createRevision", "version"] as const;
@@ -207,6 +225,7 @@ export function encodeCommand(command: KvCommand): Uint8Array {
     writer.raw(change);
     return writer.finish("auth command");
   }
+  if (command.op === "range-id" || command.op === "split") return encodeRangeCommand(command);
   if (command.op === "compact") {
     if (!Number.isSafeInteger(command.revision) || command.revision < 1) throw new InvalidInputError(`a compaction's revision must be a positive integer, got ${command.revision}`);
     const writer = new ByteWriter(HEADER_BYTES + 8);
@@ -283,7 +302,7 @@ export function decodeCommand(bytes: Uint8Array): KvCommand {
   const version = reader.u8();
   if (version !== 1 && version !== VERSION) throw new InvalidInputError(`unknown command version ${version}`);
   const op: Op | undefined = OPS[reader.u8()];
-  if (op === undefined || (version === 1 && (op === "register" || op === "clock" || op === "delete-prefix" || op === "compact" || op === "auth" || LEASE_OPS.has(op)))) throw new InvalidInputError("unknown command op");
+  if (op === undefined || (version === 1 && (op === "register" || op === "clock" || op === "delete-prefix" || op === "compact" || op === "auth" || op === "range-id" || op === "split" || LEASE_OPS.has(op)))) throw new InvalidInputError("unknown command op");
   const ids = { clientId: reader.safeInteger(), sequence: reader.safeInteger() };
   // Canonical: a time of 0 (unknown) decodes as no time, as version 1 does.
   const timeMs = version === 1 ? 0 : reader.safeInteger();
@@ -310,6 +329,21 @@ export function decodeCommand(bytes: Uint8Array): KvCommand {
     const change = decodeAuthChange(reader);
     reader.expectEnd();
     return { op, request, change };
+  }
+  if (op === "range-id") {
+    const atLeast = reader.safeInteger();
+    reader.expectEnd();
+    if (!isGroupId(atLeast)) throw new InvalidInputError("a range-id command's least id is not a group id");
+    return { op, request, atLeast };
+  }
+  if (op === "split") {
+    const keyBytes = reader.bytes(limits.keyBytesMax);
+    const at = utf8Decode(keyBytes);
+    if (keyBytes.length === 0 || toWellFormed(at) !== at) throw new InvalidInputError("a split's key must be a non-empty well-formed string");
+    const child = reader.safeInteger();
+    reader.expectEnd();
+    if (!isGroupId(child)) throw new InvalidInputError("a split's child is not a group id");
+    return { op, request, at, child };
   }
   if (op === "compact") {
     const revision = reader.safeInteger();
@@ -501,4 +535,22 @@ function decodedTtl(ttlMs: number): number {
 function withLease<C extends { readonly op: "put" | "cas-value" | "cas-revision" }>(command: C, reader: ByteReader): C {
   if (reader.atEnd) return command;
   return { ...command, lease: decodedLeaseId(reader.safeInteger()) };
+}
+
+function encodeRangeCommand(command: Extract<KvCommand, { readonly op: "range-id" | "split" }>): Uint8Array {
+  if (command.op === "range-id") {
+    if (!isGroupId(command.atLeast)) throw new InvalidInputError(`a range id is an integer from 0 to ${GROUP_ID_MAX}, got ${command.atLeast}`);
+    const writer = new ByteWriter(HEADER_BYTES + 8);
+    writeHeader(writer, command.op, command.request);
+    writer.f64(command.atLeast);
+    return writer.finish("range-id command");
+  }
+  const at = utf8Encode(toWellFormed(command.at));
+  if (at.length === 0 || at.length > limits.keyBytesMax) throw new InvalidInputError(`a split's key is 1 to ${limits.keyBytesMax} bytes, got ${at.length}`);
+  if (!isGroupId(command.child)) throw new InvalidInputError(`a range id is an integer from 0 to ${GROUP_ID_MAX}, got ${command.child}`);
+  const writer = new ByteWriter(HEADER_BYTES + 4 + at.length + 8);
+  writeHeader(writer, command.op, command.request);
+  writer.bytes(at);
+  writer.f64(command.child);
+  return writer.finish("split command");
 }

@@ -129,7 +129,14 @@ export type KvResult =
    * A clock entry: the leases its time expired (by increasing id), each with the keys it
    * deleted and the revision of those deletes (one per lease that had keys).
    */
-  | { readonly op: "clock"; readonly expired: readonly LeaseExpiry[] };
+  | { readonly op: "clock"; readonly expired: readonly LeaseExpiry[] }
+  /** A range id handed out (`range-id`): no other request ever gets it. */
+  | { readonly op: "range-id"; readonly id: number }
+  /**
+   * A split (`split`): the range now ends at `at`, and range `child` was born over the rest,
+   * at the store's `revision`, with `epoch` (both ranges' epoch after the split).
+   */
+  | { readonly op: "split"; readonly child: number; readonly at: string; readonly epoch: number; readonly revision: number };
 
 /** One lease a clock entry expired. */
 export interface LeaseExpiry {
@@ -238,6 +245,16 @@ export interface KvMeta {
    * below it refused (0, or absent: nothing was ever compacted). At most `revision`.
    */
   readonly compactRevision?: number;
+  /**
+   * The range's epoch (src/core/multi/ranges.ts): 1 (or absent) at its start, one more at each
+   * split of the range. Only a sharded node's ranges ever move it.
+   */
+  readonly rangeEpoch?: number;
+  /**
+   * The least id the next range may get (group 0's store hands them out: the `range-id`
+   * command); 0, or absent, before any was handed out.
+   */
+  readonly nextRangeId?: number;
   /**
    * How far the history's unreachable changes below the compaction point were removed: every
    * change up to this place was processed (see KvStore.purgeHistory). The node's own, not

@@ -27,6 +27,9 @@ import { LEASE_LIMITS, NO_SESSION, type KvChange, type KvLease, type KvMeta, typ
  *             by increasing id, each lease's keys in UTF-8 byte order
  *   auth:     (only once users, roles or auth were ever changed) u32 0x41555448 ("AUTH")
  *             | u32 length | the auth state (src/core/kv/auth.ts)
+ *   range:    (only for a range of a sharded node: its span is not every key, it split, or
+ *             it handed out range ids) u32 0x52414E47 ("RANG") | u32 length | span start
+ *             | u8 has end (0 or 1) | [u32 length | span end] | f64 epoch | f64 nextRangeId
  *
  * The history holds the changes compaction kept (src/core/kv/history.ts), in (revision,
  * key) order. It always includes every current record's own change, which is why those
@@ -46,8 +49,16 @@ import { LEASE_LIMITS, NO_SESSION, type KvChange, type KvLease, type KvMeta, typ
  * out of order, malformed UTF-8) and refuses it with InvalidInputError: a snapshot comes
  * from a peer or a disk, and a bad one must not become this node's state.
  */
-export function encodeSnapshot(meta: KvMeta, records: readonly KvRecord[], sessions: readonly KvSession[], history?: SnapshotHistory, leases: readonly SnapshotLease[] = [], auth?: Uint8Array): Uint8Array {
-  assert((leases.length === 0 && auth === undefined) || history !== undefined, "leases and auth are written after a history");
+export function encodeSnapshot(
+  meta: KvMeta,
+  records: readonly KvRecord[],
+  sessions: readonly KvSession[],
+  history?: SnapshotHistory,
+  leases: readonly SnapshotLease[] = [],
+  auth?: Uint8Array,
+  range?: SnapshotRange,
+): Uint8Array {
+  assert((leases.length === 0 && auth === undefined && range === undefined) || history !== undefined, "leases, auth and range are written after a history");
   const keys = records.map((record) => utf8Encode(record.key));
   let size = 8 + 8 + 4 + 4 + 8 + 4;
   records.forEach((record, i) => (size += 4 + (keys[i] as Uint8Array).length + 4 + record.value.length + 24));
@@ -60,6 +71,8 @@ export function encodeSnapshot(meta: KvMeta, records: readonly KvRecord[], sessi
   size += leaseSection.length;
   const authSection = encodeAuthSection(auth);
   size += authSection.length;
+  const rangeSection = encodeRangeSection(range);
+  size += rangeSection.length;
   const writer = new ByteWriter(size);
   writer.f64(meta.appliedIndex);
   writer.f64(meta.revision);
@@ -84,7 +97,63 @@ export function encodeSnapshot(meta: KvMeta, records: readonly KvRecord[], sessi
   }
   writer.raw(leaseSection);
   writer.raw(authSection);
+  writer.raw(rangeSection);
   return writer.finish("KV snapshot");
+}
+
+/** A sharded node's range as its snapshot holds it (see the range section above). */
+export interface SnapshotRange {
+  readonly start: string;
+  readonly end: string | null;
+  readonly epoch: number;
+  readonly nextRangeId: number;
+}
+
+/** Opens a snapshot's range section. */
+export const RANGE_MARKER = 0x5241_4e47;
+
+/**
+ * The range section of a store over `span` (absent: every key) at `epoch` that hands out ids
+ * from `nextRangeId`; undefined (the section left out) for a store that is not a range of a
+ * sharded node, so its snapshots are what they were before ranges.
+ */
+export function snapshotRangeOf(span: { readonly start: string; readonly end: string | null } | undefined, epoch: number, nextRangeId: number): SnapshotRange | undefined {
+  const start = span?.start ?? "";
+  const end = span === undefined ? null : span.end;
+  if (start === "" && end === null && epoch === 1 && nextRangeId === 0) return undefined;
+  return { start, end, epoch, nextRangeId };
+}
+
+/** The range section (empty bytes when `range` is undefined: the section is then left out). */
+export function encodeRangeSection(range: SnapshotRange | undefined): Uint8Array {
+  if (range === undefined) return new Uint8Array(0);
+  const start = utf8Encode(range.start);
+  const end = range.end === null ? null : utf8Encode(range.end);
+  const writer = new ByteWriter(4 + 4 + start.length + 1 + (end === null ? 0 : 4 + end.length) + 16);
+  writer.u32(RANGE_MARKER);
+  writer.bytes(start);
+  writer.u8(end === null ? 0 : 1);
+  if (end !== null) writer.bytes(end);
+  writer.f64(range.epoch);
+  writer.f64(range.nextRangeId);
+  return writer.finish("KV snapshot range");
+}
+
+function decodeRangeSection(reader: ByteReader): SnapshotRange {
+  const text = (bytes: Uint8Array): string => {
+    const decoded = utf8Decode(bytes);
+    if (!bytesEqual(utf8Encode(decoded), bytes)) throw new InvalidInputError("KV snapshot's range has a bound that is not valid UTF-8");
+    return decoded;
+  };
+  const start = text(reader.bytes(limits.keyBytesMax));
+  const hasEnd = reader.u8();
+  if (hasEnd > 1) throw new InvalidInputError("KV snapshot's range has a bad end flag");
+  const end = hasEnd === 1 ? text(reader.bytes(limits.keyBytesMax)) : null;
+  if (end !== null && compareBytes(utf8Encode(start), utf8Encode(end)) >= 0) throw new InvalidInputError("KV snapshot's range ends before it starts");
+  const epoch = reader.safeInteger();
+  const nextRangeId = reader.safeInteger();
+  if (epoch < 1) throw new InvalidInputError("KV snapshot's range has an epoch below 1");
+  return { start, end, epoch, nextRangeId };
 }
 
 /** Opens a snapshot's auth section: u32 0x41555448 ("AUTH") | u32 length | auth state (src/core/kv/auth.ts). */
@@ -230,16 +299,21 @@ export interface SnapshotSink {
  * InvalidInputError at the first fault, possibly after some records went to `sink` (restore
  * runs it inside one backend transaction, so those are rolled back).
  */
-export function decodeSnapshot(bytes: Uint8Array, sink: SnapshotSink): KvMeta {
+/** A snapshot's meta, with its range when it has a range section. */
+export type DecodedSnapshot = KvMeta & { readonly range?: SnapshotRange };
+
+export function decodeSnapshot(bytes: Uint8Array, sink: SnapshotSink): DecodedSnapshot {
   const reader = new ByteReader(bytes, "KV snapshot");
   const meta: KvMeta = { appliedIndex: reader.safeInteger(), revision: reader.safeInteger() };
   const recordCount = reader.u32();
   let previousKey: Uint8Array | null = null;
+  let firstKey: Uint8Array | null = null;
   for (let i = 0; i < recordCount; i++) {
     const keyBytes = reader.bytes(limits.keyBytesMax);
     if (keyBytes.length === 0) throw new InvalidInputError("KV snapshot has an empty key");
     if (previousKey !== null && compareBytes(previousKey, keyBytes) >= 0) throw new InvalidInputError("KV snapshot has keys out of order or repeated");
     previousKey = keyBytes;
+    firstKey ??= keyBytes;
     const key = utf8Decode(keyBytes);
     if (!bytesEqual(utf8Encode(key), keyBytes)) throw new InvalidInputError("KV snapshot has a key that is not valid UTF-8");
     const record: KvRecord = { key, value: reader.bytes(limits.valueBytesMax), createRevision: reader.safeInteger(), modRevision: reader.safeInteger(), version: reader.safeInteger() };
@@ -281,11 +355,18 @@ export function decodeSnapshot(bytes: Uint8Array, sink: SnapshotSink): KvMeta {
     if (decodeAuthState(auth).revision === 0) throw new InvalidInputError("KV snapshot has an auth section with no change in it (the encoder leaves it out)");
     auth.expectEnd();
     sink.auth?.(state);
-    marker = null;
+    marker = reader.atEnd ? null : reader.u32();
   }
-  if (marker !== null) throw new InvalidInputError("KV snapshot has bytes after its history that are not a leases or an auth section");
+  let range: SnapshotRange | undefined;
+  if (marker === RANGE_MARKER) {
+    range = decodeRangeSection(reader);
+    marker = null;
+    const outside = (firstKey !== null && compareBytes(firstKey, utf8Encode(range.start)) < 0) || (previousKey !== null && range.end !== null && compareBytes(previousKey, utf8Encode(range.end)) >= 0);
+    if (outside) throw new InvalidInputError("KV snapshot has a record outside its range's span");
+  }
+  if (marker !== null) throw new InvalidInputError("KV snapshot has bytes after its history that are not a leases, an auth or a range section");
   reader.expectEnd();
-  return { ...decoded, compactRevision };
+  return range === undefined ? { ...decoded, compactRevision } : { ...decoded, compactRevision, range };
 }
 
 /**

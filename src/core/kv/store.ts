@@ -9,6 +9,7 @@ import { decodeCommand, type KvCommand, type RequestId, type TxnCommand, type Tx
 import { purgeFrom, purgeStep, rangeAt, recordAt, retainedChanges } from "./history.js";
 import { KvLeases, restoreLease } from "./leases.js";
 import { KvSessions } from "./sessions.js";
+import { GROUP_ID_MAX } from "../multi/group.js";
 import { prefixEnd, spanHolds } from "../multi/ranges.js";
 import {
   CompactedError,
@@ -28,7 +29,8 @@ import {
   type KvSession,
   type TxnOperationResult,
 } from "./model.js";
-import { decodeSnapshot, encodeSnapshot, type SnapshotChange } from "./snapshot.js";
+import { decodeSnapshot, encodeSnapshot, snapshotRangeOf, type SnapshotChange, type SnapshotRange } from "./snapshot.js";
+import { childSnapshot, recordsFrom, splitRefusal, type KeySpan, type KvSplitHost } from "./split.js";
 
 export { bytesEqual } from "../common/bytes.js";
 export {
@@ -127,6 +129,14 @@ export class KvStore {
   private readonly leasesHeld: KvLeases;
   /** Users, roles and permissions (auth.ts), decoded from the backend's bytes. */
   private authState: AuthState;
+  /** The range's epoch (split.ts): 1 until it splits. */
+  private rangeEpochValue: number;
+  /** The least id the next `range-id` hands out (group 0's store hands them out). */
+  private nextRangeId: number;
+  /** Where a split's child goes (split.ts); null: this store does not split. */
+  private splitHost: KvSplitHost | null = null;
+  /** Children born in the transaction under way, for the host once it commits. */
+  private pendingBirths: number[] = [];
 
   /**
    * A store over `backend`, at the applied index and revision the backend holds.
@@ -151,6 +161,8 @@ export class KvStore {
     this.keyCount = backend.recordCount();
     this.leasesHeld = new KvLeases(backend);
     this.authState = readAuthState(backend);
+    this.rangeEpochValue = meta.rangeEpoch ?? 1;
+    this.nextRangeId = meta.nextRangeId ?? 0;
   }
 
   /** Opens the state a backend holds (the same as `new KvStore(backend)`, named for reading). */
@@ -227,6 +239,16 @@ export class KvStore {
   }
 
   /** Tells `observer` (or no one) of every commit from now on; see KvStoreObserver. */
+  /** The range's epoch: 1 until it splits, one more at each split. */
+  get rangeEpoch(): number {
+    return this.rangeEpochValue;
+  }
+
+  /** Lets the store split (a sharded node's ranges): `host` takes each child it makes. */
+  setSplitHost(host: KvSplitHost | null): void {
+    this.splitHost = host;
+  }
+
   setObserver(observer: KvStoreObserver | null): void {
     this.observer = observer;
   }
@@ -333,7 +355,19 @@ export class KvStore {
       });
       // A snapshot from before there was history: the history starts at its revision.
       const compactRevision = restored.compactRevision ?? startHistory(backend, restored.revision);
-      const full: KvMeta = { appliedIndex: restored.appliedIndex, revision: restored.revision, clockMs: restored.clockMs ?? 0, compactRevision, purged: { revision: compactRevision, afterKey: "" } };
+      const range = restored.range;
+      if (range !== undefined && !sameSpan(range, backend.span)) {
+        if (backend.setSpan === undefined) throw new InvalidInputError("the KV snapshot is of a range, and this store cannot change its span");
+        backend.setSpan({ start: range.start, end: range.end });
+      }
+      const full: KvMeta = {
+        appliedIndex: restored.appliedIndex,
+        revision: restored.revision,
+        clockMs: restored.clockMs ?? 0,
+        compactRevision,
+        purged: { revision: compactRevision, afterKey: "" },
+        ...rangeMeta(range?.epoch ?? 1, range?.nextRangeId ?? 0),
+      };
       backend.writeMeta(full);
       return full;
     });
@@ -347,6 +381,8 @@ export class KvStore {
     this.keyCount = backend.recordCount();
     this.leasesHeld.reload();
     this.authState = readAuthState(backend);
+    this.rangeEpochValue = meta.rangeEpoch ?? 1;
+    this.nextRangeId = meta.nextRangeId ?? 0;
     this.observer?.restored();
   }
 
@@ -355,7 +391,12 @@ export class KvStore {
     const meta = { appliedIndex: this.appliedIndex, revision: this.revision, clockMs: this.clockMs };
     const history = { compactRevision: this.compactRevisionValue, changes: [...retainedChanges(this.backend, this.compactRevisionValue)] };
     const leases = this.leasesHeld.forSnapshot();
-    return encodeSnapshot(meta, [...this.backend.allRecords()], [...this.backend.allSessions()], history, leases, this.backend.readAuth());
+    return encodeSnapshot(meta, [...this.backend.allRecords()], [...this.backend.allSessions()], history, leases, this.backend.readAuth(), this.rangeSection());
+  }
+
+  /** The snapshot's range section: only for a range of a sharded node (not every key, split, or handing out ids). */
+  private rangeSection(): SnapshotRange | undefined {
+    return snapshotRangeOf(this.backend.span, this.rangeEpochValue, this.nextRangeId);
   }
 
   /** Runs `fn` in one backend transaction that ends by writing the meta; undoes the caches if it throws. */
@@ -370,11 +411,20 @@ export class KvStore {
     const keyCount = this.keyCount;
     const leases = this.leasesHeld.mark();
     const authState = this.authState;
+    const rangeEpoch = this.rangeEpochValue;
+    const nextRangeId = this.nextRangeId;
     let result: T;
     try {
       result = this.backend.transaction(() => {
         const value = fn();
-        this.backend.writeMeta({ appliedIndex: this.appliedIndex, revision: this.revision, clockMs: this.clockMs, compactRevision: this.compactRevisionValue, purged: this.purged });
+        this.backend.writeMeta({
+          appliedIndex: this.appliedIndex,
+          revision: this.revision,
+          clockMs: this.clockMs,
+          compactRevision: this.compactRevisionValue,
+          purged: this.purged,
+          ...rangeMeta(this.rangeEpochValue, this.nextRangeId),
+        });
         return value;
       });
     } catch (error) {
@@ -388,11 +438,23 @@ export class KvStore {
       this.keyCount = keyCount;
       this.leasesHeld.rollback(leases);
       this.authState = authState;
+      this.rangeEpochValue = rangeEpoch;
+      this.nextRangeId = nextRangeId;
       this.pendingChanges = [];
+      this.pendingBirths = [];
       throw error;
     }
     this.tellCommitted();
+    this.tellBirths();
     return result;
+  }
+
+  /** Tells the split host of the children the committed transaction made. */
+  private tellBirths(): void {
+    if (this.pendingBirths.length === 0) return;
+    const births = this.pendingBirths;
+    this.pendingBirths = [];
+    for (const child of births) this.splitHost?.born(child);
   }
 
   /** Hands the committed transaction's changes to the observer, in (revision, key) order. */
@@ -445,6 +507,33 @@ export class KvStore {
     }
   }
 
+  /** See the `range-id` command. */
+  private rangeId(atLeast: number): KvResult {
+    const id = Math.max(atLeast, this.nextRangeId);
+    if (id >= GROUP_ID_MAX) return { op: "rejected", reason: "no range id is left to hand out" };
+    this.nextRangeId = id + 1;
+    return { op: "range-id", id };
+  }
+
+  /** See the `split` command and split.ts. */
+  private split(at: string, child: number): KvResult {
+    const backend = this.backend;
+    if (this.splitHost === null || backend.setSpan === undefined) return { op: "rejected", reason: "this store does not split: only the ranges of a sharded node do" };
+    const span = backend.span ?? WHOLE_SPAN;
+    const refusal = splitRefusal(span, at);
+    if (refusal !== null) return { op: "rejected", reason: refusal };
+    const records = recordsFrom(backend, at);
+    const leased = records.find((record) => backend.leaseOfKey(record.key) !== undefined);
+    if (leased !== undefined) return { op: "rejected", reason: `the key ${JSON.stringify(leased.key)} is attached to a lease: keys with leases do not move to another range` };
+    const epoch = this.rangeEpochValue + 1;
+    this.splitHost.prepare(child, childSnapshot(records, this.revision, this.clockMs, { start: at, end: span.end }, epoch));
+    backend.setSpan({ start: span.start, end: at });
+    this.keyCount = backend.recordCount();
+    this.rangeEpochValue = epoch;
+    this.pendingBirths.push(child);
+    return { op: "split", child, at, epoch, revision: this.revision };
+  }
+
   /** See the `compact` command. */
   private compact(revision: number): KvResult {
     if (revision > this.revision) return { op: "compact", compacted: false, compactRevision: this.compactRevisionValue, revision: this.revision };
@@ -473,6 +562,8 @@ export class KvStore {
       return { request: command.request, result: { op: "clock", expired: this.expireLeases() }, duplicate: false };
     }
     if (command.op === "register") return { request: command.request, result: this.sessionsHeld.register(index, this.clockMs), duplicate: false };
+    if (command.op === "range-id") return { request: command.request, result: this.rangeId(command.atLeast), duplicate: false };
+    if (command.op === "split") return { request: command.request, result: this.split(command.at, command.child), duplicate: false };
     const outside = this.outsideSpan(command);
     if (outside !== null) return { request: command.request, result: { op: "range-mismatch", key: outside }, duplicate: false };
     const { clientId, sequence } = command.request;
@@ -550,7 +641,7 @@ export class KvStore {
     return this.authState;
   }
 
-  private execute(command: Exclude<KvCommand, { readonly op: "register" | "clock" }>, index: number): KvResult {
+  private execute(command: Exclude<KvCommand, { readonly op: "register" | "clock" | "range-id" | "split" }>, index: number): KvResult {
     if (command.op === "txn") return this.executeTxn(command);
     if (command.op === "compact") return this.compact(command.revision);
     if (command.op === "delete-prefix") return this.deletePrefix(command.prefix);
@@ -699,6 +790,19 @@ function restoreChange(backend: KvBackend, change: SnapshotChange, compactRevisi
  * there was history) at `revision`: each record becomes the change that made it, and the
  * compaction point is `revision`, below which nothing is known. Returns it.
  */
+/** Every key: the span of a store that is not a range of a sharded node. */
+const WHOLE_SPAN: KeySpan = Object.freeze({ start: "", end: null });
+
+function sameSpan(a: KeySpan, b: KeySpan | undefined): boolean {
+  const other = b ?? WHOLE_SPAN;
+  return a.start === other.start && a.end === other.end;
+}
+
+/** The meta's range fields, left out at their defaults (so a store that is not a range writes what it did before ranges). */
+function rangeMeta(epoch: number, nextRangeId: number): Pick<KvMeta, "rangeEpoch" | "nextRangeId"> {
+  return { ...(epoch === 1 ? {} : { rangeEpoch: epoch }), ...(nextRangeId === 0 ? {} : { nextRangeId }) };
+}
+
 export function startHistory(backend: KvBackend, revision: number): number {
   let after: string | undefined;
   for (;;) {

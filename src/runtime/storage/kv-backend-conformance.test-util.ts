@@ -11,7 +11,7 @@ import { InvalidInputError } from "../../core/common/errors.js";
 import { limits } from "../../core/common/limits.js";
 import { utf8Encode } from "../../core/common/utf8.js";
 import { txnArbitrary } from "../../core/kv/arbitraries.test-util.js";
-import type { KvBackend } from "../../core/kv/backend.js";
+import { MemoryKvBackend, type KvBackend } from "../../core/kv/backend.js";
 import { encodeCommand } from "../../core/kv/command.js";
 import { KvStore, SELF_ASSIGNED_SESSIONS_FROM, type KvEntry } from "../../core/kv/store.js";
 
@@ -23,6 +23,15 @@ export interface BackendSubject {
   readonly reopen?: (backend: KvBackend) => Promise<KvBackend>;
   /** Closes it and deletes whatever it stored. */
   dispose(backend: KvBackend): Promise<void>;
+  /** The span of the key space the backend holds (absent: every key); its memory twin gets the same. */
+  readonly span?: { readonly start: string; readonly end: string | null };
+}
+
+/** A store over a memory backend with the subject's span: what the subject must behave exactly as. */
+export function memoryTwin(subject: BackendSubject): KvStore {
+  const backend = new MemoryKvBackend();
+  backend.span = subject.span;
+  return new KvStore(backend);
 }
 
 const bytes = (s: string): Uint8Array => utf8Encode(s);
@@ -145,7 +154,7 @@ export function kvBackendConformance(subject: BackendSubject): void {
       const sessionArbitrary = fc.option(fc.tuple(fc.integer({ min: 1, max: 3 }), fc.integer({ min: -1, max: 2 })), { freq: 2 });
       fc.assert(
         fc.property(fc.array(fc.tuple(commandArbitrary, sessionArbitrary), { maxLength: 40 }), fc.array(fc.integer({ min: 1, max: 8 }), { minLength: 1, maxLength: 5 }), (commands, batchSizes) => {
-          const reference = new KvStore();
+          const reference = memoryTwin(subject);
           const store = fresh();
           const sequences = new Map<number, number>();
           const data = commands.map(([command, session]) => (session === null ? command : withSession(command, session, sequences)));
@@ -190,7 +199,7 @@ export function kvBackendConformance(subject: BackendSubject): void {
     });
 
     test("restore replaces the state in one transaction; a bad snapshot changes nothing", () => {
-      const source = new KvStore();
+      const source = memoryTwin(subject);
       source.applyBatch(entries(1, [put("😀", "1"), put("a", "2", { clientId: SELF_ASSIGNED_SESSIONS_FROM + 4, sequence: 7 }), put("\uE000", "3")]));
       const store = fresh();
       store.applyBatch(entries(1, [put("old", "x"), put("a", "x")]));

@@ -12,7 +12,7 @@ import { txnArbitrary } from "../../core/kv/arbitraries.test-util.js";
 import type { KvBackend } from "../../core/kv/backend.js";
 import { encodeCommand } from "../../core/kv/command.js";
 import { CompactedError, FutureRevisionError, KvStore, type KvChange, type KvRecord } from "../../core/kv/store.js";
-import type { BackendSubject } from "./kv-backend-conformance.test-util.js";
+import { memoryTwin, type BackendSubject } from "./kv-backend-conformance.test-util.js";
 
 const bytes = (s: string): Uint8Array => utf8Encode(s);
 const anonymous = { clientId: 0, sequence: 0 };
@@ -113,7 +113,7 @@ export function kvHistoryConformance(subject: BackendSubject): void {
         fc.property(fc.array(step, { maxLength: 40 }), (steps) => {
           const store = fresh();
           // The reference never purges: what a node answers and snapshots must not depend on how far it purged.
-          const reference = new KvStore();
+          const reference = memoryTwin(subject);
           const states = new Map<number, Map<string, KvRecord>>([[0, new Map()]]);
           let index = 1;
           for (const one of steps) {

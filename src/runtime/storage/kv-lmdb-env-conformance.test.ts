@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { utf8Encode } from "../../core/common/utf8.js";
-import type { KvBackend } from "../../core/kv/backend.js";
+import { MemoryKvBackend, type KvBackend } from "../../core/kv/backend.js";
 import { encodeCommand } from "../../core/kv/command.js";
 import { KvStore, SELF_ASSIGNED_SESSIONS_FROM } from "../../core/kv/store.js";
 import { kvBackendConformance, type BackendSubject } from "./kv-backend-conformance.test-util.js";
@@ -29,7 +29,7 @@ const T0 = Date.UTC(2026, 11, 1);
 /** A neighbour group: its store in the environment, and a memory store given the same commands. */
 class Neighbour {
   private store: KvStore;
-  private readonly reference = new KvStore();
+  private readonly reference: KvStore;
   private index = 0;
 
   constructor(
@@ -39,6 +39,9 @@ class Neighbour {
     environment: LmdbKvEnvironment,
   ) {
     this.store = KvStore.open(environment.group(group, span));
+    const memory = new MemoryKvBackend();
+    memory.span = span;
+    this.reference = new KvStore(memory);
   }
 
   /** One more command of a fixed sequence: puts, deletes, sessions, a lease and its keys, a compaction. */
@@ -107,6 +110,7 @@ function interleaved(backend: LmdbKvBackend, context: Shared): KvBackend {
 
 const subject: BackendSubject = {
   name: "LMDB, group 7 of a shared environment, over a bounded span, between neighbours",
+  span: UNDER_TEST,
   create: () => {
     const path = mkdtempSync(join(tmpdir(), "synod-kv-env-"));
     const environment = LmdbKvEnvironment.open({ path });

@@ -82,7 +82,12 @@ function image(twin: Twin): { snapshot: Buffer; history: unknown } {
 }
 
 /** The image of a group that holds nothing. */
-const EMPTY_IMAGE = { snapshot: Buffer.from(new KvStore().snapshot()), history: [] };
+/** What an empty group over `span` holds. */
+function emptyImage(span: KvSpan): { snapshot: Buffer; history: unknown } {
+  const memory = new MemoryKvBackend();
+  memory.span = span;
+  return { snapshot: Buffer.from(new KvStore(memory).snapshot()), history: [] };
+}
 
 /** The group's backend reads as its reference's does, and its snapshots are the reference's bytes. */
 function checkTwin(twin: Twin): void {
@@ -107,7 +112,7 @@ function checkTwin(twin: Twin): void {
 
 /** The meta with the fields an empty memory backend leaves out. */
 function withDefaults(meta: KvMeta): Required<KvMeta> {
-  return { appliedIndex: meta.appliedIndex, revision: meta.revision, clockMs: meta.clockMs ?? 0, compactRevision: meta.compactRevision ?? 0, purged: meta.purged ?? { revision: 0, afterKey: "" } };
+  return { appliedIndex: meta.appliedIndex, revision: meta.revision, clockMs: meta.clockMs ?? 0, compactRevision: meta.compactRevision ?? 0, purged: meta.purged ?? { revision: 0, afterKey: "" }, rangeEpoch: meta.rangeEpoch ?? 1, nextRangeId: meta.nextRangeId ?? 0 };
 }
 
 function apply(twin: Twin, command: Uint8Array): void {
@@ -209,7 +214,7 @@ test("groups with disjoint spans in one environment behave each as its own memor
               twin.store = KvStore.open(twin.backend);
               twin.reference = KvStore.open(twin.memory);
               twin.leases.length = 0;
-              assert.deepEqual(image(twin), EMPTY_IMAGE, `group ${twin.group} holds nothing once cleared`);
+              assert.deepEqual(image(twin), emptyImage(twin.span), `group ${twin.group} holds nothing once cleared`);
             } else {
               othersUnchanged(twins, twin, () => environment.dropGroup(twin.group));
               assert.equal(environment.spanOf(twin.group), undefined, "a dropped group is no longer stored");
@@ -221,7 +226,7 @@ test("groups with disjoint spans in one environment behave each as its own memor
               twin.reference = KvStore.open(twin.memory);
               twin.sequences.clear();
               twin.leases.length = 0;
-              assert.deepEqual(image(twin), EMPTY_IMAGE, `group ${twin.group} is new once dropped`);
+              assert.deepEqual(image(twin), emptyImage(twin.span), `group ${twin.group} is new once dropped`);
             }
           }
           for (const twin of twins) {

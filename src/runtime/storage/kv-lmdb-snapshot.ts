@@ -9,7 +9,7 @@
 import { assert } from "../../core/common/assert.js";
 import { ByteWriter } from "../../core/common/bytes.js";
 import type { KvChange, KvMeta, KvSession } from "../../core/kv/model.js";
-import { changeBytes, encodeAuthSection, encodeLeases, sessionValueBytes, SESSIONS_V3_MARKER, writeChange, writeHistoryHeader, writeSessionValue, type SnapshotLease } from "../../core/kv/snapshot.js";
+import { changeBytes, encodeAuthSection, encodeLeases, encodeRangeSection, type SnapshotRange, sessionValueBytes, SESSIONS_V3_MARKER, writeChange, writeHistoryHeader, writeSessionValue, type SnapshotLease } from "../../core/kv/snapshot.js";
 import { KvStorageCorruptionError } from "./kv-lmdb-errors.js";
 import { decodeChange, HistoryCorruption } from "./kv-lmdb-history.js";
 import { decodeStoredSession, RECORD_HEADER_BYTES } from "./kv-lmdb-values.js";
@@ -46,6 +46,8 @@ export class LmdbSnapshotBuilder {
     private readonly leases: () => readonly SnapshotLease[] = () => [],
     /** The auth state's bytes, if it was ever written. */
     private readonly auth?: Uint8Array,
+    /** The range section's contents (snapshot.ts), for a range of a sharded node. */
+    private readonly range?: SnapshotRange,
   ) {
     const header = new ByteWriter(20);
     header.f64(meta.appliedIndex);
@@ -155,6 +157,7 @@ export class LmdbSnapshotBuilder {
     // Leases are few beside records: read whole, before the read transaction ends.
     this.pieces.push(encodeLeases(this.leases()));
     this.pieces.push(encodeAuthSection(this.auth));
+    this.pieces.push(encodeRangeSection(this.range));
     this.abort();
     assert(this.historyHeader !== null, "the history follows the records");
     new DataView((this.pieces[0] as Uint8Array).buffer).setUint32(16, this.recordCount);

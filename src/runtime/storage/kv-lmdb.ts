@@ -14,7 +14,7 @@
  * (kv-lmdb-leases.ts); snapshots are built from a read transaction a step at a time by
  * kv-lmdb-snapshot.ts. The main database:
  *
- *   0x00                      meta     u8 format (3) | f64 appliedIndex | f64 revision | f64 clockMs
+ *   0x00                      meta     u8 format (3, or 4: kv-lmdb-values.ts) | f64 appliedIndex | f64 revision | f64 clockMs
  *                                      | f64 compactRevision | f64 purged revision | u32 length | purged key
  *   0x01 | UTF-8 key          record   f64 createRevision | f64 modRevision | f64 version | value
  *   0x02 | f64 clientId       session  f64 sequence | session result (src/core/kv/snapshot.ts)
@@ -61,9 +61,9 @@ import type { KvBackend, KvHistoryKeysQuery, KvRangeQuery } from "../../core/kv/
 import { isRetained } from "../../core/kv/history.js";
 import type { HistoryPosition, KvChange, KvLease, KvMeta, KvRecord, KvSession } from "../../core/kv/model.js";
 import type { GroupId } from "../../core/multi/group.js";
-import { sessionValueBytes, writeSessionValue, type SnapshotLease } from "../../core/kv/snapshot.js";
+import { sessionValueBytes, snapshotRangeOf, writeSessionValue, type SnapshotLease } from "../../core/kv/snapshot.js";
 import { startHistory } from "../../core/kv/store.js";
-import { KvStorageCorruptionError, KvStorageFormatError, META_FORMAT } from "./kv-lmdb-errors.js";
+import { KvStorageCorruptionError, KvStorageFormatError } from "./kv-lmdb-errors.js";
 import { LmdbKvEnvironment, type LmdbDatabases, type LmdbKvEnvironmentOptions } from "./kv-lmdb-env.js";
 import { groupPrefix, prefixed, removeRange, successor } from "./kv-lmdb-group-keys.js";
 import { describeSpan, KvGroupSpanError, RECORD_PREFIX, recordKey, spanBounds, WHOLE_KEY_SPACE, type GroupRegistry, type KvSpan, type SpanBounds } from "./kv-lmdb-groups.js";
@@ -195,7 +195,7 @@ export class LmdbKvBackend implements KvBackend {
    */
   private migrate(): void {
     const stored = this.own.getBinaryFast(this.metaKey);
-    if (stored === undefined || stored[0] === META_FORMAT) return;
+    if (stored === undefined || stored[0] === 3 || stored[0] === 4) return;
     const meta = parseMeta(this.path, stored);
     this.transaction(() => {
       const compactRevision = startHistory(this, meta.revision);
@@ -352,7 +352,8 @@ export class LmdbKvBackend implements KvBackend {
       };
       const leases = (): SnapshotLease[] => this.guarded(() => [...this.leases.all(transaction)].map((lease) => ({ lease, keys: this.leases.keys(lease.id, Number.MAX_SAFE_INTEGER, undefined, transaction) })));
       const auth = this.own.get(this.authKey, { transaction });
-      return new LmdbSnapshotBuilder(this.path, meta, records, sessions, view, () => transaction.done(), leases, auth === undefined ? undefined : Uint8Array.from(auth));
+      const range = snapshotRangeOf(this.bounds.whole ? undefined : this.currentSpan, meta.rangeEpoch ?? 1, meta.nextRangeId ?? 0);
+      return new LmdbSnapshotBuilder(this.path, meta, records, sessions, view, () => transaction.done(), leases, auth === undefined ? undefined : Uint8Array.from(auth), range);
     } catch (error) {
       transaction.done();
       throw error;

@@ -1,0 +1,81 @@
+/**
+ * Splitting a range (docs/sharding.md, "Splits"): the `split` command cuts the store's span
+ * at a key. The store keeps the keys before it; a new range, the child, is born with the
+ * keys from it on, as a snapshot the store makes in the same apply (`childSnapshot`), which
+ * the node makes durable as the child's first snapshot before the split commits
+ * (`KvSplitHost`), so a crash at any point leaves either no split or a child that recovers.
+ *
+ * Every replica applies the split at the same entry and makes the same snapshot, byte for
+ * byte: the child starts the same on every node, at applied index RANGE_BIRTH_INDEX of its
+ * own log (a replica that missed the split has an empty log there, and is sent the
+ * snapshot). The child's revision continues the parent's (so a key's revisions never go
+ * back), and its history starts at the split: its compaction point is the split's revision,
+ * holding each record's own change; older revisions of its keys are answered "compacted".
+ * It holds no sessions (a client's session was the parent's) and no leases (a range whose
+ * moving keys are attached to leases does not split: leases live in range 0).
+ */
+import { compareUtf8 } from "../common/utf8.js";
+import type { KvBackend } from "./backend.js";
+import type { KvChange, KvRecord } from "./model.js";
+import { encodeSnapshot } from "./snapshot.js";
+
+/** The applied index a range is born at: its log's first snapshot. Above 0, so a replica with an empty log needs the snapshot. */
+export const RANGE_BIRTH_INDEX = 10;
+
+/** A span of the key space, `[start, end)` in UTF-8 byte order; `end` null: no end. */
+export interface KeySpan {
+  readonly start: string;
+  readonly end: string | null;
+}
+
+/** What a store needs of its node to split: where the child's first state goes. */
+export interface KvSplitHost {
+  /**
+   * Inside the split's apply, before it commits: makes range `child`'s first snapshot
+   * durable (its log starts with it). Throws if it cannot; the apply then fails and changes
+   * nothing. A child that already has a log (the split is applied again after a restart)
+   * keeps it.
+   */
+  prepare(child: number, snapshot: Uint8Array): void;
+  /** After the split committed: the child may start. */
+  born(child: number): void;
+}
+
+/** Why `at` cannot split `span`, or null when it can: it must be strictly inside. */
+export function splitRefusal(span: KeySpan, at: string): string | null {
+  if (compareUtf8(at, span.start) > 0 && (span.end === null || compareUtf8(at, span.end) < 0)) return null;
+  const end = span.end === null ? "the end of the key space" : JSON.stringify(span.end);
+  return `the split key ${JSON.stringify(at)} is not inside the range [${JSON.stringify(span.start)}, ${end}): a range splits at a key after its start and before its end`;
+}
+
+/** Records read per page while gathering the child's. */
+const PAGE_RECORDS = 1024;
+
+/** The backend's records from `at` on (to the span's end), in key order. */
+export function recordsFrom(backend: KvBackend, at: string): KvRecord[] {
+  const records: KvRecord[] = [];
+  const first = backend.getRecord(at);
+  if (first !== undefined) records.push(first);
+  let after = at;
+  for (;;) {
+    const page = backend.rangeRecords({ prefix: "", limit: PAGE_RECORDS, after });
+    records.push(...page);
+    if (page.length < PAGE_RECORDS) return records;
+    after = (page[page.length - 1] as KvRecord).key;
+  }
+}
+
+/**
+ * The child's first state: `records` (its keys, in key order), at the parent's `revision`
+ * and clock, its history starting there, its span and epoch in the range section.
+ */
+export function childSnapshot(records: readonly KvRecord[], revision: number, clockMs: number, span: KeySpan, epoch: number): Uint8Array {
+  const changes: KvChange[] = records.map((record) => ({ key: record.key, revision: record.modRevision, record }));
+  changes.sort((a, b) => a.revision - b.revision || compareUtf8(a.key, b.key));
+  return encodeSnapshot({ appliedIndex: RANGE_BIRTH_INDEX, revision, clockMs }, records, [], { compactRevision: revision, changes }, [], undefined, {
+    start: span.start,
+    end: span.end,
+    epoch,
+    nextRangeId: 0,
+  });
+}
