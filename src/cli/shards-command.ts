@@ -19,8 +19,7 @@ interface Shard {
 
 /**
  * `synod shards list|move|split`: the cluster's ranges (`GET /v1/shards`, docs/sharding.md)
- * from the command line, and moving a range's leadership. Splitting is not built yet: the
- * node says so.
+ * from the command line: moving a range's leadership, and splitting a range in two.
  */
 export function registerShardsCommand(program: Command, setExitCode: (code: number) => void): void {
   const shards = program.command("shards").description("list the cluster's ranges (shards) and move their leaderships");
@@ -48,12 +47,17 @@ export function registerShardsCommand(program: Command, setExitCode: (code: numb
   common(
     shards
       .command("split")
-      .description("split a range at a key (not built yet: the node answers 501)")
+      .description("split a range in two at a key (default: its middle key); the new range takes the keys from it on")
       .argument("<id>", "the range's id (synod shards list)", rangeId)
       .option("--at <key>", "the first key of the new range"),
   ).action(async (id: number, opts: ShardsOptions & { at?: string }) =>
-    setExitCode(await callCluster("shards split", opts, { method: "POST", path: `/v1/shards/${id}/split`, body: opts.at === undefined ? {} : { key: opts.at } }, () => undefined)),
+    setExitCode(await callCluster("shards split", opts, { method: "POST", path: `/v1/shards/${id}/split`, body: opts.at === undefined ? {} : { key: opts.at } }, (answer) => printSplit(answer))),
   );
+}
+
+function printSplit(answer: Record<string, unknown>): void {
+  process.stdout.write(`range ${String(answer["range"])} split at ${JSON.stringify(answer["at"])}: range ${String(answer["child"])} holds the keys from there on (epoch ${String(answer["epoch"])}, revision ${String(answer["revision"])})\n`);
+  printShards(answer["ranges"] as Shard[] | undefined);
 }
 
 function printShards(shards: readonly Shard[] | undefined): void {

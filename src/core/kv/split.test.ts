@@ -43,9 +43,9 @@ const keysOf = (store: KvStore): string[] => store.range("", 100).map((record) =
 describe("splitting a range", () => {
   test("the parent keeps the keys before the split key; the child is born with the rest, its revisions continuing the parent's", () => {
     const { store, backend, prepared, born } = rangeStore({ start: "a", end: "z" });
-    applyAll(store, [put("apple", "1"), put("kiwi", "2"), put("mango", "3"), put("pear", "4"), put("mango", "5")]);
+    applyAll(store, [put("apple", "1"), put("kiwi", "2"), put("mango", "3"), put("pear", "4"), put("mango", "5"), put("m", "6")]);
     const [split] = applyAll(store, [{ op: "split", request, at: "m", child: 7 }]);
-    assert.deepEqual(split?.result, { op: "split", child: 7, at: "m", epoch: 2, revision: 5 });
+    assert.deepEqual(split?.result, { op: "split", child: 7, at: "m", epoch: 2, revision: 6 });
     assert.deepEqual(born, [7]);
     assert.deepEqual(keysOf(store), ["apple", "kiwi"]);
     assert.deepEqual(backend.span, { start: "a", end: "m" });
@@ -53,9 +53,9 @@ describe("splitting a range", () => {
     assert.equal(store.rangeEpoch, 2);
 
     const child = childOf(prepared.get(7) as Uint8Array);
-    assert.deepEqual(keysOf(child), ["mango", "pear"]);
+    assert.deepEqual(keysOf(child), ["m", "mango", "pear"], "the split key itself is the child's first");
     assert.equal(child.applied, RANGE_BIRTH_INDEX);
-    assert.equal(child.currentRevision, 5);
+    assert.equal(child.currentRevision, 6);
     assert.equal(child.rangeEpoch, 2);
     assert.deepEqual(child.backend.span, { start: "m", end: "z" });
     const mango = child.get("mango");
@@ -63,11 +63,11 @@ describe("splitting a range", () => {
     assert.equal(mango?.version, 2, "a record moves whole: its versions and revisions");
     assert.equal(mango?.createRevision, 3);
     // The child's history starts at the split: its records are readable there, not before.
-    assert.equal(child.getAt("pear", 5)?.modRevision, 4);
-    assert.throws(() => child.getAt("pear", 4), CompactedError);
+    assert.equal(child.getAt("pear", 6)?.modRevision, 4);
+    assert.throws(() => child.getAt("pear", 5), CompactedError);
     // Each goes on alone; the child's next revision follows the parent's.
-    const [next] = applyAll(child, [put("melon", "6")]);
-    assert.deepEqual(next?.result, { op: "put", revision: 6 });
+    const [next] = applyAll(child, [put("melon", "7")]);
+    assert.deepEqual(next?.result, { op: "put", revision: 7 });
   });
 
   test("after the split, the parent refuses the keys it gave away and the child those it did not get", () => {

@@ -64,6 +64,8 @@ export interface KvStoreObserver {
   committed(changes: readonly KvChange[]): void;
   /** The whole state was replaced (a snapshot restored): what was told before may be gone. */
   restored(): void;
+  /** The store's span changed (a split committed, or a snapshot of the range restored): it holds only `span` now. */
+  spanChanged?(span: KeySpan): void;
 }
 
 /** One committed log entry, as the state machine applies it. */
@@ -344,6 +346,7 @@ export class KvStore {
    */
   restore(bytes: Uint8Array): void {
     const backend = this.backend;
+    const spanBefore = backend.span;
     const meta = backend.transaction(() => {
       backend.clear();
       const restored = decodeSnapshot(bytes, {
@@ -384,6 +387,7 @@ export class KvStore {
     this.rangeEpochValue = meta.rangeEpoch ?? 1;
     this.nextRangeId = meta.nextRangeId ?? 0;
     this.observer?.restored();
+    if (spanBefore !== undefined && this.backend.span !== undefined && !sameSpan(spanBefore, this.backend.span)) this.observer?.spanChanged?.(this.backend.span);
   }
 
   /** A deterministic snapshot: keys in UTF-8 byte order, so equal states give equal bytes. */
@@ -455,6 +459,8 @@ export class KvStore {
     const births = this.pendingBirths;
     this.pendingBirths = [];
     for (const child of births) this.splitHost?.born(child);
+    const span = this.backend.span;
+    if (span !== undefined) this.observer?.spanChanged?.(span);
   }
 
   /** Hands the committed transaction's changes to the observer, in (revision, key) order. */

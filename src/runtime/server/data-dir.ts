@@ -56,7 +56,7 @@ export interface DataDirIdentity {
   readonly shards?: number;
 }
 
-export const DATA_LAYOUT = { identity: "node.json", lock: "LOCK", wal: "wal", snapshots: "snap", kv: "kv" } as const;
+export const DATA_LAYOUT = { identity: "node.json", lock: "LOCK", wal: "wal", snapshots: "snap", kv: "kv", births: "births" } as const;
 
 /**
  * The cluster id: a digest of the cluster token, the initial members' peer addresses and,

@@ -45,8 +45,9 @@ import { API_SERVER_OPTIONS, applyReceiveDeadlines, DEFAULT_CLIENT_LIMITS, type 
 import { NoSpaceError } from "./disk-guard.js";
 import { clientRequestOf, deleteKey, getKey, namedRangeOf, putKey, rangeByParameter, rangeKeys, serveCompact, serveTxn, serveWatch } from "./kv-routes.js";
 import { leaseNotFound, parseLeaseId, serveGrant, serveKeepalive, serveLease, serveLeaseList, serveRevoke } from "./lease-routes.js";
-import { CrossRangeError, RangeMismatchError, RangeNotHostedError, rangeTableOf, type RangedService } from "./range-routing.js";
+import { CrossRangeError, RangeMismatchError, RangeNotHostedError, type RangedService } from "./range-routing.js";
 import type { DashboardFeed } from "./dashboard-feed.js";
+import { serveSplit, type SplitAnswer } from "./split-route.js";
 import { serveClusterAction, serveDashboardAsset, serveDashboardStream, serveFaults, serveInjectFault } from "./dashboard-http.js";
 
 /**
@@ -63,6 +64,11 @@ export interface KvService extends RangedService {
   changeMembers(request: MemberRequest, forwarded: boolean, credentials?: string): Promise<{ readonly status: number; readonly body: object }>;
   /** Hands leadership to `to` (null: the leader's pick), through the leader wherever it is asked. */
   transferLeadership(to: number | null, forwarded: boolean, credentials?: string, range?: number | null): Promise<{ readonly status: number; readonly body: object }>;
+  /**
+   * Splits range `range` at `key` (null: its middle key) and answers once this node hosts
+   * both halves; absent where ranges do not split (a cluster not sharded, or Paxos).
+   */
+  split?(range: number, key: string | null): Promise<SplitAnswer>;
   /** Users, roles and whether auth is enabled, as this node applied them. */
   auth(): AuthState;
   /** A backup of the state machine (`GET /v1/snapshot`); at or after every acknowledged write unless `stale`. */
@@ -380,13 +386,6 @@ async function serveOpenSession(c: RouteContext): Promise<void> {
   const id = c.query.has("range") ? integerParameter(c.query, "range", 0) : null;
   const range = id === null ? c.service : rangeByParameter(c);
   sendJson(c.response, 200, { session: await range.register(), ttlMs: SESSION_LIMITS.ttlMs, range: id ?? 0 });
-}
-
-/** `POST /v1/shards/{id}/split`: the route exists so a client learns plainly that splits are not built yet (issue 16). */
-function serveSplit(c: RouteContext): Promise<void> {
-  const range = rangeTableOf(c.service).get(c.memberId);
-  if (range === undefined) throw new HttpError(404, "range_not_found", `there is no range ${c.memberId} (GET /v1/shards lists the ranges)`);
-  throw new HttpError(501, "not_supported", `splitting a range is not built yet (issue 16): range ${range.id} keeps its keys [${JSON.stringify(range.start)}, ${range.end === null ? "the end" : JSON.stringify(range.end)}); a cluster starts with --shards N ranges`);
 }
 
 async function serveTransfer(c: RouteContext): Promise<void> {

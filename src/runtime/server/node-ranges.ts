@@ -10,25 +10,40 @@
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { NotMemberError } from "../../core/common/errors.js";
-import type { NodeId } from "../../core/engine/contract.js";
+import type { DurableState, NodeId } from "../../core/engine/contract.js";
 import { members } from "../../core/engine/membership.js";
 import { DEFAULT_GROUP, type GroupId } from "../../core/multi/group.js";
 import { leadershipMove } from "../../core/multi/leader-balance.js";
 import { RangeTable } from "../../core/multi/ranges.js";
 import { LmdbKvEnvironment } from "../storage/kv-lmdb-env.js";
+import { spanBounds, type KvSpan } from "../storage/kv-lmdb-groups.js";
 import { LogStore } from "../storage/log-store.js";
 import type { RecoveredGroup as ReplayedGroup, SharedLog } from "../storage/shared-log.js";
 import type { NodeConfig } from "./config.js";
 import type { Consensus } from "./consensus.js";
-import { DATA_LAYOUT, type DataDirIdentity } from "./data-dir.js";
+import { DATA_LAYOUT, StartupError, type DataDirIdentity } from "./data-dir.js";
 import type { DiskGuard } from "./disk-guard.js";
 import { GroupReplica, recoverGroup, type RecoveredGroup } from "./group-replica.js";
 import { findLease, listLeases } from "./lease-view.js";
+import { readBirths, removeBirthFile, snapshotRange } from "./range-births.js";
 import type { RangeService } from "./range-routing.js";
+import { LIVENESS_GROUP } from "./node-liveness.js";
+
+/** What `recoverRanges` found: the ranges to host now, and those that wait for their parent's split. */
+export interface RecoveredRanges {
+  readonly recovered: readonly RecoveredGroup[];
+  readonly environment: LmdbKvEnvironment | null;
+  /** Ranges born of splits that wait for their parent to apply the split again (range-births.ts). */
+  readonly deferred: Map<GroupId, DurableState<unknown>>;
+  /** Ranges whose first state is only in a birth file so far. */
+  readonly fromFiles: ReadonlySet<GroupId>;
+}
 
 /**
- * Recovers every range of the cluster the directory belongs to (group 0 first) from the
- * shared log's replay. On failure, closes what it opened (not the shared log) and throws.
+ * Recovers every range of the node from the shared log's replay (group 0 first): the
+ * ranges the cluster started with (`--shards`), and those splits made since, which the log
+ * (or a birth file, range-births.ts) holds. A range born of a split whose span is still
+ * its parent's is deferred. On failure, closes what it opened (not the shared log) and throws.
  */
 export function recoverRanges(
   config: NodeConfig,
@@ -37,39 +52,74 @@ export function recoverRanges(
   sharedLog: SharedLog<unknown>,
   replayed: ReadonlyMap<GroupId, ReplayedGroup<unknown>>,
   log: Logger,
-): { readonly table: RangeTable; readonly recovered: readonly RecoveredGroup[]; readonly environment: LmdbKvEnvironment | null } {
-  const table = RangeTable.presplit(identity.shards ?? 1);
+): RecoveredRanges {
+  const presplit = RangeTable.presplit(identity.shards ?? 1);
   const recovered: RecoveredGroup[] = [];
   const kvPath = join(config.dataDir, DATA_LAYOUT.kv);
   // One range: its own environment, as every node had before ranges (its directory opens as
   // before). Several: one environment for all, each range's records in its span.
   const storageLog = (message: string): void => log.warn({ component: "storage" }, message);
-  const environment = table.size === 1 ? null : LmdbKvEnvironment.open({ path: kvPath, log: storageLog });
+  const environment = presplit.size === 1 ? null : LmdbKvEnvironment.open({ path: kvPath, log: storageLog });
+  const birthsDir = join(config.dataDir, DATA_LAYOUT.births);
+  const births = environment === null ? new Map<GroupId, DurableState<unknown>>() : readBirths(birthsDir);
+  // A birth file whose range's log exists is a copy the log holds durably (it was replayed).
+  for (const id of births.keys()) if (replayed.has(id)) removeBirthFile(birthsDir, id);
+  const deferred = new Map<GroupId, DurableState<unknown>>();
+  const fromFiles = new Set<GroupId>();
+  const durableOf = (id: GroupId): DurableState<unknown> | undefined => replayed.get(id)?.durable;
   try {
-    for (const range of [...table.list()].sort((a, b) => a.id - b.id)) {
+    const born = [...new Set([...replayed.keys(), ...births.keys()])].filter((id) => presplit.get(id) === undefined && id !== LIVENESS_GROUP);
+    const ids = [...presplit.list().map((range) => range.id), ...born].sort((a, b) => a - b);
+    for (const id of ids) {
+      let durable = durableOf(id);
+      if (durable === undefined && births.has(id) && !replayed.has(id)) {
+        durable = births.get(id) as DurableState<unknown>;
+        fromFiles.add(id);
+      }
+      durable ??= { hardState: null, snapshot: null, entries: [] };
+      let span: KvSpan | undefined = environment?.spanOf(id) ?? presplit.get(id);
+      if (span === undefined) {
+        // Born of a split and not in the environment: its span is in its first snapshot.
+        const range = durable.snapshot === null ? null : snapshotRange(durable.snapshot.data);
+        if (range === null) throw new StartupError(`range ${id}'s log holds no snapshot saying which keys it has; the data directory is damaged: empty it and let the node rejoin its cluster`);
+        span = { start: range.start, end: range.end };
+        if (environment?.registry.overlapping(id, spanBounds(span)) !== undefined) {
+          deferred.set(id, durable);
+          continue;
+        }
+      }
+      const groupSpan = span;
       recovered.push(
         recoverGroup(
           config,
           consensus,
           {
-            group: range.id,
-            logStore: new LogStore(sharedLog, range.id),
-            durable: replayed.get(range.id)?.durable ?? { hardState: null, snapshot: null, entries: [] },
+            group: id,
+            logStore: new LogStore(sharedLog, id),
+            durable,
             kvPath,
-            ...(environment === null ? {} : { openStateMachine: () => ({ backend: environment.group(range.id, { start: range.start, end: range.end }), trusted: environment.trusted, reason: environment.reason }) }),
+            ...(environment === null ? {} : { openStateMachine: () => ({ backend: environment.group(id, groupSpan), trusted: environment.trusted, reason: environment.reason }) }),
             // A node that joined never bootstraps: its configuration comes from the cluster.
-            bootstrapPeers: identity.joined ? [] : config.members.map((member) => member.id),
+            // Nor does a range born of a split: its first snapshot holds its configuration.
+            bootstrapPeers: identity.joined || presplit.get(id) === undefined ? [] : config.members.map((member) => member.id),
           },
           log,
         ),
       );
+      if (fromFiles.has(id)) {
+        // Its log starts with its first state now; the birth file goes once that is durable.
+        recovered.at(-1)?.logStore.save({ snapshot: durable.snapshot, entries: [], hardState: null });
+        sharedLog.sync();
+        removeBirthFile(birthsDir, id);
+        fromFiles.delete(id);
+      }
     }
   } catch (error) {
     for (const group of recovered) void group.backend.close();
     void environment?.close();
     throw error;
   }
-  return { table, recovered, environment };
+  return { recovered, environment, deferred, fromFiles };
 }
 
 /** How often a node of a sharded cluster looks at who leads what (leader-balance.ts). */
@@ -92,23 +142,64 @@ export class NodeRanges {
   private balanceTimer: NodeJS.Timeout | null = null;
   private moving = false;
   private lastMoveMs = 0;
+  /** The table as last built, and whether a split or a new range may have changed it since. */
+  private tableBuilt: RangeTable;
+  private tableStale = false;
+  private readonly serviceCache = new Map<GroupId, RangeService>();
+  private running = false;
 
-  /** `environment`: the LMDB environment the ranges share (null: one range, which owns its own). */
+  /**
+   * `shards`: the ranges the cluster started with; `environment`: the LMDB environment the
+   * ranges share (null: one range, which owns its own).
+   */
   constructor(
-    readonly table: RangeTable,
+    private readonly shards: number,
     private readonly environment: LmdbKvEnvironment | null = null,
-  ) {}
+    private readonly log: Logger | null = null,
+  ) {
+    this.tableBuilt = RangeTable.presplit(shards);
+  }
 
+  /** Hosts `replica`; one added once the ranges started (born of a split) starts at once. */
   add(replica: GroupReplica): void {
     this.replicas.set(replica.group, replica);
+    this.tableStale = true;
+    if (this.running) replica.driver.start();
   }
 
   get(group: GroupId): GroupReplica | undefined {
     return this.replicas.get(group);
   }
 
+  /** Whether the cluster is sharded: started with more than one range (it splits only then). */
   get sharded(): boolean {
-    return this.table.size > 1;
+    return this.shards > 1;
+  }
+
+  /** A range split or was added: the table is built again when next asked for. */
+  changed(): void {
+    this.tableStale = true;
+  }
+
+  /**
+   * The ranges as this node's replicas hold them: each one's span and epoch. Every range is
+   * hosted on every node, so they cover the key space once; should they not (a replica that
+   * missed a split and has not caught up), the last whole table stays, and says so in the log.
+   */
+  get table(): RangeTable {
+    if (!this.tableStale) return this.tableBuilt;
+    this.tableStale = false;
+    if (!this.sharded) return this.tableBuilt;
+    const descriptors = this.all().map((replica) => {
+      const span = replica.kv.backend.span ?? { start: "", end: null };
+      return { id: replica.group, start: span.start, end: span.end, epoch: replica.kv.rangeEpoch };
+    });
+    try {
+      this.tableBuilt = new RangeTable(descriptors);
+    } catch (error) {
+      this.log?.error({ err: error, ranges: descriptors }, "this node's ranges do not cover the key space once; routing by the last table that did");
+    }
+    return this.tableBuilt;
   }
 
   all(): readonly GroupReplica[] {
@@ -116,7 +207,9 @@ export class NodeRanges {
   }
 
   start(): void {
-    for (const replica of this.replicas.values()) replica.driver.start();
+    this.running = true;
+    // A copy: a range born while the others start (a split applied from the log) starts as it is added.
+    for (const replica of [...this.replicas.values()]) replica.driver.start();
   }
 
   /**
@@ -151,6 +244,7 @@ export class NodeRanges {
 
   /** Stops every replica's driver and watches (answering what waits); storage stays open. */
   async stop(): Promise<void> {
+    this.running = false;
     if (this.balanceTimer !== null) clearInterval(this.balanceTimer);
     this.balanceTimer = null;
     await Promise.all(this.all().map((replica) => replica.stop()));
@@ -196,9 +290,15 @@ export class NodeRanges {
     });
   }
 
-  /** What the HTTP API serves of each range; writes that add data are refused while the disk is short (`diskGuard`). */
-  services(diskGuard: () => DiskGuard | null): Map<GroupId, RangeService> {
-    return new Map(this.all().map((replica) => [replica.group, rangeService(replica, diskGuard)] as const));
+  /** What the HTTP API serves of range `id`; writes that add data are refused while the disk is short (`diskGuard`). */
+  service(id: GroupId, diskGuard: () => DiskGuard | null): RangeService | undefined {
+    const cached = this.serviceCache.get(id);
+    if (cached !== undefined) return cached;
+    const replica = this.replicas.get(id);
+    if (replica === undefined) return undefined;
+    const service = rangeService(replica, diskGuard);
+    this.serviceCache.set(id, service);
+    return service;
   }
 }
 

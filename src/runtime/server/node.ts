@@ -11,23 +11,29 @@
 import { performance } from "node:perf_hooks";
 import { join } from "node:path";
 import type { Logger } from "pino";
-import type { Membership, NodeId } from "../../core/engine/contract.js";
+import type { DurableState, Membership, NodeId } from "../../core/engine/contract.js";
 import { SharedLog } from "../storage/shared-log.js";
+import type { LmdbKvEnvironment } from "../storage/kv-lmdb-env.js";
+import type { LogStore } from "../storage/log-store.js";
 import { PeerTransport } from "../transport/peer-transport.js";
 import type { ApiListener } from "../tls/https-listener.js";
 import { TlsConfigError, TlsSource } from "../tls/material.js";
 import { trustForFetch } from "../tls/trust.js";
-import { DEFAULT_GROUP } from "../../core/multi/group.js";
+import { DEFAULT_GROUP, type GroupId } from "../../core/multi/group.js";
 import { GroupRouter } from "../../core/multi/router.js";
 import { formatHostPort, type MemberAddress, type NodeConfig } from "./config.js";
-import { consensusFor, nodeIdProblem, statusDetails } from "./consensus.js";
+import { consensusFor, nodeIdProblem, statusDetails, type Consensus } from "./consensus.js";
 import { checkIdentity, clusterIdFor, DATA_LAYOUT, lockDataDir, readIdentity, StartupError, type DataDirIdentity } from "./data-dir.js";
 import { checkIdFree, fetchClusterView, JOIN_TIMEOUT_MS, REACH_TIMEOUT_MS, requestJoin, type ClusterView } from "./join.js";
 import { BackupSource } from "./backup.js";
-import { GroupReplica, type RecoveredGroup } from "./group-replica.js";
-import { NodeRanges, recoverRanges } from "./node-ranges.js";
+import { GroupReplica, recoverGroup, type RecoveredGroup } from "./group-replica.js";
+import { NodeRanges, recoverRanges, type RecoveredRanges } from "./node-ranges.js";
+import { RangeBirths, snapshotRange } from "./range-births.js";
 import { LIVENESS_GROUP, PeerLiveness, PING_EVERY_TICKS } from "./node-liveness.js";
 import { HttpError, type KvService, type QuorumView, type Readiness } from "./http-api.js";
+import type { SplitAnswer } from "./split-route.js";
+import type { KvStore } from "../../core/kv/store.js";
+import type { KvRecord } from "../../core/kv/model.js";
 import { quorumViewOf, readinessOf } from "./node-health.js";
 import type { RangeService } from "./range-routing.js";
 import { assert } from "../../core/common/assert.js";
@@ -68,6 +74,8 @@ export class SynodNode {
   private readonly primary: GroupReplica;
   /** The cluster's ranges (fixed at its start, `--shards`) and this node's replica of each; group 0's among them. */
   private readonly ranges: NodeRanges;
+  /** On a sharded Raft node: the ranges splits make (null: this node's ranges do not split). */
+  private readonly births: RangeBirths | null;
   /** On a sharded node: the pings that wake quiet ranges whose leader's node stopped answering. */
   private readonly liveness: PeerLiveness | null = null;
   /**
@@ -92,6 +100,8 @@ export class SynodNode {
     ranges: NodeRanges,
     recoveredGroups: readonly RecoveredGroup[],
     private readonly releaseLock: () => void,
+    private readonly consensus: Consensus,
+    unborn: Pick<RecoveredRanges, "deferred" | "fromFiles" | "environment">,
   ) {
     const recovered = recoveredGroups[0] as RecoveredGroup;
     assert(recovered.group === DEFAULT_GROUP, "the first group recovered is group 0");
@@ -152,14 +162,25 @@ export class SynodNode {
       },
       log,
     );
+    // Ranges split on a sharded Raft cluster (range-births.ts); Paxos ranges do not yet.
+    this.births =
+      ranges.sharded && config.consensus === "raft"
+        ? new RangeBirths(
+            {
+              sharedLog,
+              dir: join(config.dataDir, DATA_LAYOUT.births),
+              hosts: (id) => this.ranges.get(id) !== undefined,
+              host: (id, logStore, durable) => this.hostBorn(id, logStore, durable, unborn.environment),
+            },
+            unborn.deferred,
+            unborn.fromFiles,
+          )
+        : null;
     this.ranges.add(this.primary);
+    this.primary.kv.setSplitHost(this.births?.hostFor(() => this.primary.membership()) ?? null);
     // The other ranges: the same members, their own logs and state; the configuration, the
     // directory of members and the dashboard's events are group 0's.
-    for (const other of recoveredGroups.slice(1)) {
-      const replicaNetwork = this.groups.host(other.group, (from, message) => this.ranges.get(other.group)?.driver.receive(from, message));
-      const onFatal = (error: unknown): void => void setImmediate(() => { throw storageFailure(error, config.dataDir); });
-      this.ranges.add(new GroupReplica(config, other, { network: replicaNetwork, metrics: this.metrics, onFatal }, log));
-    }
+    for (const other of recoveredGroups.slice(1)) this.hostRange(other);
     if (ranges.sharded && config.consensus === "raft") {
       const liveness: PeerLiveness = new PeerLiveness({
         self: config.id,
@@ -310,6 +331,33 @@ export class SynodNode {
     );
   }
 
+  /** Hosts a range other than group 0: the same members, its own log and state; the configuration, the directory of members and the dashboard's events are group 0's. */
+  private hostRange(recovered: RecoveredGroup): GroupReplica {
+    const id = recovered.group;
+    const network = this.groups.host(id, (from, message) => this.ranges.get(id)?.driver.receive(from, message));
+    const onFatal = (error: unknown): void => void setImmediate(() => { throw storageFailure(error, this.config.dataDir); });
+    const replica = new GroupReplica(this.config, recovered, { network, metrics: this.metrics, onFatal }, this.log);
+    replica.kv.setSplitHost(this.births?.hostFor(() => replica.membership()) ?? null);
+    this.ranges.add(replica);
+    return replica;
+  }
+
+  /** A range a split made (range-births.ts): recovered from its durable state, hosted, and started with the others. */
+  private hostBorn(id: GroupId, logStore: LogStore<unknown>, durable: DurableState<unknown>, environment: LmdbKvEnvironment | null): void {
+    const range = durable.snapshot === null ? null : snapshotRange(durable.snapshot.data);
+    if (environment === null || range === null) throw new Error(`range ${id} was born without a state machine to hold it`);
+    const span = { start: range.start, end: range.end };
+    const recovered = recoverGroup(
+      this.config,
+      this.consensus,
+      { group: id, logStore, durable, kvPath: environment.path, openStateMachine: () => ({ backend: environment.group(id, span), trusted: true, reason: null }), bootstrapPeers: [] },
+      this.log,
+    );
+    this.hostRange(recovered);
+    this.log.info({ range: id, start: range.start, end: range.end, epoch: range.epoch }, "a range was born of a split");
+    this.feed.record("range-born", `range ${id} was born of a split: keys [${JSON.stringify(range.start)}, ${range.end === null ? "the end" : JSON.stringify(range.end)})`, { range: id });
+  }
+
   /** Storage and recovery: everything up to a node that is ready to start, on success. */
   private static open(config: NodeConfig, identity: DataDirIdentity, log: Logger, releaseLock: () => void): SynodNode {
     // A sharded node's idle ranges go quiet, woken by its liveness (node-liveness.ts); Paxos does not quiesce.
@@ -324,8 +372,8 @@ export class SynodNode {
       log: (message) => log.warn({ component: "storage" }, message),
     });
     try {
-      const { table, recovered, environment } = recoverRanges(config, consensus, identity, sharedLog, groups, log);
-      return new SynodNode(config, identity, log, sharedLog, new NodeRanges(table, environment), recovered, releaseLock);
+      const ranges = recoverRanges(config, consensus, identity, sharedLog, groups, log);
+      return new SynodNode(config, identity, log, sharedLog, new NodeRanges(identity.shards ?? 1, ranges.environment, log.child({ component: "ranges" })), ranges.recovered, releaseLock, consensus, ranges);
     } catch (error) {
       void sharedLog.close();
       throw error;
@@ -556,13 +604,14 @@ export class SynodNode {
   }
 
   private service(): KvService {
-    const ranges = this.ranges.services(() => this.diskGuard);
+    const diskGuard = (): DiskGuard | null => this.diskGuard;
     const sharded = this.ranges.sharded;
     const notBuilt = (what: string): Promise<never> =>
       Promise.reject(new HttpError(501, "not_supported", `${what} of a sharded cluster is not built yet (issue 16): this cluster has ${this.ranges.table.size} ranges`));
     return {
-      ...(ranges.get(DEFAULT_GROUP) as RangeService),
-      ranges: { table: () => this.ranges.table, replica: (id) => ranges.get(id) },
+      ...(this.ranges.service(DEFAULT_GROUP, diskGuard) as RangeService),
+      ranges: { table: () => this.ranges.table, replica: (id) => this.ranges.service(id, diskGuard) },
+      ...(this.births === null ? {} : { split: (range: GroupId, key: string | null) => this.splitRange(range, key) }),
       status: () => this.status(),
       shards: () => this.shards(),
       members: () => {
@@ -590,6 +639,34 @@ export class SynodNode {
       dashboard: this.feed,
       logError: (error, what) => this.log.error({ err: error }, what),
     };
+  }
+
+  /**
+   * `POST /v1/shards/{id}/split`: a range id from group 0's store, then the split in range
+   * `id`'s log at `key` (null: the range's middle key, as this node holds it); answers once
+   * this node hosts both halves. A split the range refuses (the key is not inside it, or is
+   * attached to a lease) is a 409 that says why.
+   */
+  private async splitRange(id: GroupId, key: string | null): Promise<SplitAnswer> {
+    const parent = this.ranges.get(id);
+    if (parent === undefined) throw new HttpError(404, "range_not_found", `there is no range ${id} (GET /v1/shards lists the ranges)`);
+    await parent.driver.read("linearizable");
+    const at = key ?? middleKey(parent.kv);
+    if (at === null) throw new HttpError(409, "split_refused", `range ${id} holds ${parent.kv.keys} key(s): name the key to split at, {"key": "KEY"}`);
+    const atLeast = Math.max(...this.ranges.all().map((replica) => replica.group)) + 1;
+    const allocated = await this.primary.driver.write({ op: "range-id", atLeast });
+    if (allocated.op !== "range-id") throw new HttpError(503, "unavailable", `group 0 handed out no range id: ${allocated.op === "rejected" ? allocated.reason : allocated.op}`);
+    const result = await parent.driver.write({ op: "split", at, child: allocated.id });
+    if (result.op === "rejected") throw new HttpError(409, "split_refused", `range ${id} did not split: ${result.reason}`);
+    if (result.op !== "split") throw new HttpError(503, "unavailable", `range ${id} answered the split with ${result.op}`);
+    // The leader answered; this node hosts the child once it applied the split too.
+    const deadline = Date.now() + this.config.requestTimeoutMs;
+    while (this.ranges.get(result.child) === undefined) {
+      if (Date.now() > deadline) throw new HttpError(503, "unavailable", `range ${id} split at ${JSON.stringify(at)} into range ${result.child}, which this node has not applied yet: GET /v1/shards shows it once it has`);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    const descriptors = [id, result.child].map((range) => this.ranges.table.get(range) ?? { id: range });
+    return { range: id, at, child: result.child, epoch: result.epoch, revision: result.revision, ranges: descriptors };
   }
 
   /** Stops serving, then closes the network and storage; idempotent. */
@@ -631,5 +708,20 @@ export class SynodNode {
     await this.ranges.closeStorage();
     this.releaseLock();
     this.log.info({}, "stopped");
+  }
+}
+
+/** The key in the middle of a store's keys (the first of the upper half); null with fewer than two. */
+function middleKey(kv: KvStore): string | null {
+  const count = kv.keys;
+  if (count < 2) return null;
+  let skip = Math.floor(count / 2);
+  let after: string | undefined;
+  for (;;) {
+    const page = kv.range("", Math.min(skip + 1, 4096), after === undefined ? {} : { after });
+    if (page.length === 0) return null;
+    if (skip < page.length) return (page[skip] as KvRecord).key;
+    skip -= page.length;
+    after = (page[page.length - 1] as KvRecord).key;
   }
 }

@@ -27,6 +27,7 @@ import { isUtf8 } from "node:buffer";
 import { assert } from "../../core/common/assert.js";
 import { SynodError } from "../../core/common/errors.js";
 import { compareUtf8 } from "../../core/common/utf8.js";
+import { prefixEnd, spanHolds } from "../../core/multi/ranges.js";
 import { CompactedError, type HistoryPosition, type KvChange, type KvRecord, type KvStoreObserver } from "../../core/kv/store.js";
 import { WatchCursor, type WatchMessage, type WatchSpec } from "../../core/kv/watch-cursor.js";
 
@@ -130,6 +131,19 @@ export class WatchHub implements KvStoreObserver {
     this.tailBytes = 0;
     this.tailStart = this.source.currentRevision + 1;
     this.scheduleWake();
+  }
+
+  /**
+   * The range split (src/core/kv/split.ts): it holds only `span` now. A watch on keys it no
+   * longer holds would never hear of them again, so it ends with a `canceled` event
+   * (`range_split`) saying where to resume; watched again, it goes to the range that holds
+   * them (whose history starts at the split).
+   */
+  spanChanged(span: { readonly start: string; readonly end: string | null }): void {
+    for (const watcher of this.watchers) {
+      if (watcher.within(span)) continue;
+      watcher.cancel("range_split", "the range split and no longer holds the keys this watch follows: watch again from lastEventId (it goes to the range that holds them now)");
+    }
   }
 
   /**
@@ -249,6 +263,15 @@ class Watcher {
     private readonly response: ServerResponse,
   ) {
     this.cursor = new WatchCursor(watch);
+  }
+
+  /** Whether every key this watch follows is in `span`. */
+  within(span: { readonly start: string; readonly end: string | null }): boolean {
+    const { key, prefix } = this.watch;
+    if (!spanHolds(span, key)) return false;
+    if (!prefix) return true;
+    const end = prefixEnd(key);
+    return span.end === null || (end !== null && compareUtf8(end, span.end) <= 0);
   }
 
   start(): void {

@@ -1,0 +1,134 @@
+/**
+ * Ranges born of splits, on a node (docs/sharding.md, "Splits"). When a range's split
+ * applies, its store hands over the child's first state (src/core/kv/split.ts); this module
+ * makes it durable and has the node host the child:
+ *
+ * 1. `prepare`, inside the parent's apply, before it commits: the child's first snapshot is
+ *    written to `<data>/births/range-<id>/`, atomically and durably (its own fsync: the
+ *    write-ahead log may be in the middle of a sync of its own, which cannot be waited
+ *    for inside an apply).
+ * 2. `born`, once the split committed: the child's log starts with that snapshot (an
+ *    installed snapshot in the shared log) and the node hosts it; the birth file goes once
+ *    the log's copy is durable.
+ *
+ * A crash anywhere leaves something recovery finishes (`recoverRanges`): before the
+ * parent's commit, the split applies again from the parent's log; after it, the child's
+ * log or its birth file holds its first state. A range recovered from its log whose span
+ * is still its parent's (the parent had not applied the split when the node stopped) waits
+ * — `deferred` — until the parent applies it again, then starts from what its log holds.
+ */
+import { existsSync, mkdirSync, readdirSync, rmSync } from "node:fs";
+import { dirname, join } from "node:path";
+import type { DurableState, Membership } from "../../core/engine/contract.js";
+import { decodeSnapshot, type SnapshotRange } from "../../core/kv/snapshot.js";
+import { RANGE_BIRTH_INDEX, type KvSplitHost } from "../../core/kv/split.js";
+import { isGroupId, type GroupId } from "../../core/multi/group.js";
+import { syncDirectory } from "../storage/atomic-file.js";
+import { LogStore } from "../storage/log-store.js";
+import type { SharedLog } from "../storage/shared-log.js";
+import { readSnapshotFile, writeSnapshotFile } from "../storage/snapshot-file.js";
+
+/** The term of a born range's first snapshot: its first leader's term is above it. */
+export const RANGE_BIRTH_TERM = 1;
+
+const BIRTH_REF = { index: RANGE_BIRTH_INDEX, term: RANGE_BIRTH_TERM, kind: "installed" } as const;
+const BIRTH_DIR_PREFIX = "range-";
+
+/** The span and epoch a KV snapshot's range section holds; null for a snapshot of no range. */
+export function snapshotRange(data: Uint8Array): SnapshotRange | null {
+  const ignore = (): void => undefined;
+  return decodeSnapshot(data, { record: ignore, session: ignore, change: ignore, lease: ignore }).range ?? null;
+}
+
+/** The birth files in `dir` (`<data>/births`): each child's first state, by range. */
+export function readBirths(dir: string): Map<GroupId, DurableState<unknown>> {
+  const births = new Map<GroupId, DurableState<unknown>>();
+  if (!existsSync(dir)) return births;
+  for (const name of readdirSync(dir)) {
+    const id = Number(name.slice(BIRTH_DIR_PREFIX.length));
+    if (!name.startsWith(BIRTH_DIR_PREFIX) || !isGroupId(id) || String(id) !== name.slice(BIRTH_DIR_PREFIX.length)) continue;
+    births.set(id, { hardState: null, snapshot: readSnapshotFile(join(dir, name), BIRTH_REF), entries: [] });
+  }
+  return births;
+}
+
+/** What `RangeBirths` needs of the node. */
+export interface BirthHost {
+  readonly sharedLog: SharedLog<unknown>;
+  /** `<data>/births`. */
+  readonly dir: string;
+  /** Whether the node hosts range `id` now. */
+  hosts(id: GroupId): boolean;
+  /** Hosts range `id`, from its durable state, and starts it. Throws if it cannot (the node stops). */
+  host(id: GroupId, logStore: LogStore<unknown>, durable: DurableState<unknown>): void;
+}
+
+export class RangeBirths {
+  /** Children prepared in the apply under way: their first state, until they are born. */
+  private readonly prepared = new Map<GroupId, DurableState<unknown>>();
+
+  /**
+   * `deferred`: ranges recovered from the log whose parent has not applied their split yet,
+   * with what their log (or birth file) holds; `fromFiles`: those whose first state is only
+   * in a birth file so far (their log gets it when they are born).
+   */
+  constructor(
+    private readonly node: BirthHost,
+    private readonly deferred: Map<GroupId, DurableState<unknown>>,
+    private readonly fromFiles: ReadonlySet<GroupId>,
+  ) {}
+
+  /** The split host of a range whose replicas are `membership()`: children get the same. */
+  hostFor(membership: () => Membership): KvSplitHost {
+    return {
+      prepare: (child, data) => {
+        if (this.deferred.has(child)) return;
+        if (this.node.hosts(child) || this.prepared.has(child)) throw new Error(`range ${child} is born twice: range ids are handed out once each`);
+        const snapshot = { index: RANGE_BIRTH_INDEX, term: RANGE_BIRTH_TERM, data, membership: membership() };
+        mkdirSync(this.dirOf(child), { recursive: true });
+        syncDirectory(this.node.dir);
+        syncDirectory(dirname(this.node.dir));
+        writeSnapshotFile(this.dirOf(child), snapshot, "installed");
+        this.prepared.set(child, { hardState: null, snapshot, entries: [] });
+      },
+      born: (child) => this.born(child),
+    };
+  }
+
+  private born(child: GroupId): void {
+    const recovered = this.deferred.get(child);
+    const durable = recovered ?? this.prepared.get(child);
+    if (durable === undefined) throw new Error(`range ${child} was born without being prepared`);
+    this.deferred.delete(child);
+    this.prepared.delete(child);
+    const logStore = new LogStore(this.node.sharedLog, child);
+    const needsLog = recovered === undefined || this.fromFiles.has(child);
+    if (needsLog) logStore.save({ snapshot: durable.snapshot, entries: [], hardState: null });
+    this.node.host(child, logStore, durable);
+    if (needsLog) {
+      // The birth file goes once the log's copy of it is durable.
+      logStore.syncAsync().then(
+        () => this.forget(child),
+        () => undefined,
+      );
+    }
+  }
+
+  private forget(id: GroupId): void {
+    removeBirthFile(this.node.dir, id);
+  }
+
+  private dirOf(id: GroupId): string {
+    return birthDir(this.node.dir, id);
+  }
+}
+
+function birthDir(dir: string, id: GroupId): string {
+  return join(dir, `${BIRTH_DIR_PREFIX}${id}`);
+}
+
+/** Removes range `id`'s birth file from `dir` (`<data>/births`): its log holds its first state, durably. */
+export function removeBirthFile(dir: string, id: GroupId): void {
+  rmSync(birthDir(dir, id), { recursive: true, force: true });
+  if (existsSync(dir)) syncDirectory(dir);
+}

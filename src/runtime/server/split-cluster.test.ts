@@ -1,0 +1,189 @@
+/**
+ * Splitting ranges on a cluster of real processes: three `synod node`s started with
+ * `--shards 2`, written through the SDK while range 1 splits twice (once by the CLI at its
+ * middle key, once over HTTP at a named key), then a node leading a new range is killed
+ * with SIGKILL. Every node routes by the new ranges, nothing acknowledged is lost, each key
+ * is in exactly one range, the SDK follows the splits by itself, and the killed node comes
+ * back with the ranges it had (recovered from its log and its state machine).
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { Client } from "../../client/client.js";
+import { TimeoutError } from "../../client/errors.js";
+import { ProcessCluster, request, runSynod, sleep } from "./process-cluster.test-util.js";
+
+interface ShardView {
+  readonly id: number;
+  readonly start: string;
+  readonly end: string | null;
+  readonly epoch: number;
+  readonly leader: number | null;
+  readonly keys: number;
+}
+
+async function shardsOf(cluster: ProcessCluster, id: number): Promise<ShardView[] | null> {
+  const answer = await request("GET", `${cluster.node(id).http}/v1/shards`);
+  return answer.status === 200 ? (answer.body["shards"] as ShardView[]) : null;
+}
+
+/** Waits until node `via` sees `count` ranges, each led by one of `among`. */
+async function rangesLed(cluster: ProcessCluster, via: number, count: number, among: readonly number[], timeoutMs: number): Promise<ShardView[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const shards = await shardsOf(cluster, via).catch(() => null);
+    if (shards !== null && shards.length === count && shards.every((s) => s.leader !== null && among.includes(s.leader))) return shards;
+    if (Date.now() > deadline) throw new Error(`node ${via} does not see ${count} ranges led by ${among.join(",")} after ${timeoutMs} ms: ${JSON.stringify(shards)}`);
+    await sleep(50);
+  }
+}
+
+const json = { "content-type": "application/json" };
+
+/** A split request, sent again while the answer is 503 (an election under way: "retry shortly"), for up to 5 s. */
+async function postSplit(url: string, body: string): Promise<Awaited<ReturnType<typeof request>>> {
+  let answer = await request("POST", url, body, json);
+  for (let retry = 0; answer.status === 503 && retry < 50; retry++) {
+    await sleep(100);
+    answer = await request("POST", url, body, json);
+  }
+  return answer;
+}
+/** Keys of range 1 (from "U" on, the presplit cut of two ranges): w-0000 .. w-0299 and x-... */
+const keyOf = (writer: number, i: number): string => `${writer % 2 === 0 ? "w" : "x"}-${String(writer)}-${String(i).padStart(4, "0")}`;
+
+describe("splitting ranges of a cluster of real processes (--shards 2)", { timeout: 120_000 }, () => {
+  let cluster: ProcessCluster;
+  before(async () => {
+    cluster = await ProcessCluster.start({ size: 3, flags: ["--shards", "2"] });
+    await rangesLed(cluster, 1, 2, [1, 2, 3], 15_000);
+  });
+  after(async () => cluster.close());
+
+  test("splits under load: every node routes by the new ranges, nothing acknowledged is lost, and kill -9 of a new range's leader loses nothing", async (t) => {
+    const endpoints = cluster.nodes.map((node) => node.http);
+    const client = new Client({ endpoints, healthCheckIntervalMs: 0 });
+    const acknowledged = new Map<string, string>();
+    const failures = new Map<string, number>();
+    let unknown = 0;
+    let writing = true;
+    const writer = async (w: number): Promise<void> => {
+      for (let i = 0; writing && i < 2000; i++) {
+        const key = keyOf(w, i);
+        const value = `v${i}`;
+        try {
+          await client.put(key, value);
+          acknowledged.set(key, value);
+        } catch (error) {
+          if (error instanceof TimeoutError) unknown += 1;
+          const name = (error as Error).name;
+          failures.set(name, (failures.get(name) ?? 0) + 1);
+        }
+      }
+    };
+    const writers = [0, 1, 2, 3].map((w) => writer(w));
+    try {
+      await sleep(800);
+      // At the middle key, by the CLI, through node 2.
+      const first = await runSynod(["shards", "split", "1", "--endpoints", cluster.node(2).http], 20_000);
+      assert.equal(first.code, 0, first.output);
+      assert.match(first.output, /^range 1 split at "(w|x)-[^"]+": range 2 holds the keys from there on/m);
+      await sleep(500);
+      // At a named key, over HTTP, through node 3: range 2 (the upper half) splits again.
+      await rangesLed(cluster, 3, 3, [1, 2, 3], 10_000);
+      const second = await postSplit(`${cluster.node(3).http}/v1/shards/2/split`, JSON.stringify({ key: "x-3" }));
+      assert.equal(second.status, 200, second.text);
+      assert.equal(second.body["child"], 3);
+      await sleep(500);
+
+      // Every node sees the same four ranges, covering the key space once.
+      const views = await Promise.all([1, 2, 3].map((id) => rangesLed(cluster, id, 4, [1, 2, 3], 10_000)));
+      const spans = (views[0] ?? []).map(({ id, start, end, epoch }) => ({ id, start, end, epoch }));
+      for (const view of views) assert.deepEqual(view.map(({ id, start, end, epoch }) => ({ id, start, end, epoch })), spans);
+      assert.deepEqual(
+        spans.map((s) => s.id),
+        [0, 1, 2, 3],
+      );
+      assert.equal(spans[3]?.start, "x-3");
+      assert.equal(spans[3]?.end, null);
+      assert.equal(spans[2]?.end, "x-3");
+      assert.deepEqual(
+        spans.map((s) => s.epoch),
+        [1, 2, 3, 3],
+        "an epoch moves at each split of the range, and a child starts at its parent's",
+      );
+
+      // kill -9 of the node leading range 3 (a range born of a split), while the writes go on.
+      const victim = (views[0]?.[3]?.leader ?? 1) as number;
+      const survivors = [1, 2, 3].filter((id) => id !== victim);
+      const ackedBefore = acknowledged.size;
+      await cluster.kill(victim);
+      await rangesLed(cluster, survivors[0] as number, 4, survivors, 5000);
+      const goOnDeadline = Date.now() + 10_000;
+      while (acknowledged.size < ackedBefore + 60 && Date.now() < goOnDeadline) await sleep(50);
+      writing = false;
+      await Promise.all(writers);
+      t.diagnostic(`${acknowledged.size} writes acknowledged (${ackedBefore} before node ${victim} was killed), ${unknown} with an unknown outcome; failures: ${JSON.stringify(Object.fromEntries(failures))}; the SDK read the ranges again ${client.stats().rangeRefreshes} times`);
+      assert.ok(acknowledged.size > ackedBefore + 30, "writes went on after the kill");
+      assert.ok(client.stats().rangeRefreshes >= 1, "the SDK learned the new ranges");
+
+      // Nothing acknowledged is lost: read back linearizably through the survivors.
+      const reader = new Client({ endpoints: survivors.map((id) => cluster.node(id).http), healthCheckIntervalMs: 0 });
+      try {
+        for (const [key, value] of acknowledged) {
+          const record = await reader.get(key);
+          assert.equal(record === null ? null : Buffer.from(record.value).toString("utf8"), value, key);
+        }
+      } finally {
+        await reader.close();
+      }
+
+      // Each key is in exactly one range: the ranges' counts add up to what was written.
+      const counts = (await shardsOf(cluster, survivors[0] as number)) ?? [];
+      const total = counts.reduce((sum, s) => sum + s.keys, 0);
+      assert.ok(total >= acknowledged.size && total <= acknowledged.size + unknown, `the ranges hold ${total} keys; ${acknowledged.size} were acknowledged, ${unknown} unknown`);
+      for (const range of counts) {
+        const inside = [...acknowledged.keys()].filter((key) => key >= range.start && (range.end === null || key < range.end)).length;
+        assert.ok(range.keys >= inside, `range ${range.id} holds ${range.keys} keys, at least the ${inside} acknowledged in its span`);
+      }
+
+      // The killed node comes back with the four ranges, and catches up on each.
+      cluster.startNode(victim);
+      const deadline = Date.now() + 20_000;
+      for (;;) {
+        const mine = await shardsOf(cluster, victim).catch(() => null);
+        const theirs = await shardsOf(cluster, survivors[0] as number);
+        if (mine !== null && theirs !== null && mine.length === 4 && mine.every((s, i) => s.keys === theirs[i]?.keys && s.start === theirs[i]?.start && s.leader !== null)) break;
+        if (Date.now() > deadline) assert.fail(`node ${victim} did not catch up: ${JSON.stringify(mine)} against ${JSON.stringify(theirs)}`);
+        await sleep(100);
+      }
+      const [someKey, someValue] = [...acknowledged.entries()].at(-1) as [string, string];
+      const stale = await request("GET", `${cluster.node(victim).http}/v1/kv/${someKey}?consistency=stale`);
+      assert.equal(stale.body["value"], someValue);
+    } finally {
+      writing = false;
+      await Promise.all(writers);
+      await client.close();
+    }
+  });
+
+  test("a split that cannot be made is refused with what to do, and changes nothing", async () => {
+    const http = cluster.node(1).http;
+    await rangesLed(cluster, 1, 4, [1, 2, 3], 10_000);
+    const before = (await shardsOf(cluster, 1))?.map(({ id, start, end, epoch }) => ({ id, start, end, epoch }));
+    const refusals: [string, string, number, RegExp][] = [
+      ["/v1/shards/1/split", JSON.stringify({ key: "0" }), 409, /not inside the range/],
+      ["/v1/shards/3/split", JSON.stringify({ key: "x-3" }), 409, /not inside the range/],
+      ["/v1/shards/0/split", "{}", 409, /name the key to split at/],
+      ["/v1/shards/9/split", "{}", 404, /there is no range 9/],
+      ["/v1/shards/1/split", "{not json", 400, /a split request is JSON/],
+      ["/v1/shards/1/split", JSON.stringify({ at: "m" }), 400, /has no field "at"/],
+    ];
+    for (const [path, body, status, message] of refusals) {
+      const answer = await postSplit(`${http}${path}`, body);
+      assert.equal(answer.status, status, `${path} ${body}: ${answer.text}`);
+      assert.match(String(answer.body["message"]), message);
+    }
+    const after = (await shardsOf(cluster, 1))?.map(({ id, start, end, epoch }) => ({ id, start, end, epoch }));
+    assert.deepEqual(after, before);
+  });
+});
