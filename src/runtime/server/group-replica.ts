@@ -62,6 +62,8 @@ export interface GroupHooks {
   readonly onMembership?: DriverOptions["onMembership"];
   readonly onFatal: DriverOptions["onFatal"];
   readonly watcher?: DriverOptions["watcher"];
+  /** The state machine's span may have changed (a split, a snapshot restored): the node's table is built again. */
+  readonly spanChanged?: () => void;
 }
 
 /**
@@ -132,7 +134,22 @@ export class GroupReplica {
       ...(hooks.watcher === undefined ? {} : { watcher: hooks.watcher }),
     });
     this.watches = new WatchHub(kv, undefined, () => (this.isMember() ? null : new NotMemberError(this.engine.status().leader)), (error, what) => log.error({ err: error, group }, what));
-    kv.setObserver(this.watches);
+    const watches = this.watches;
+    kv.setObserver(
+      hooks.spanChanged === undefined
+        ? watches
+        : {
+            committed: (changes) => watches.committed(changes),
+            restored: () => {
+              watches.restored();
+              hooks.spanChanged?.();
+            },
+            spanChanged: (span) => {
+              watches.spanChanged(span);
+              hooks.spanChanged?.();
+            },
+          },
+    );
   }
 
   /** The configuration in force; engines without membership have only the one started with. */

@@ -45,7 +45,7 @@ import { API_SERVER_OPTIONS, applyReceiveDeadlines, DEFAULT_CLIENT_LIMITS, type 
 import { NoSpaceError } from "./disk-guard.js";
 import { clientRequestOf, deleteKey, getKey, namedRangeOf, putKey, rangeByParameter, rangeKeys, serveCompact, serveTxn, serveWatch } from "./kv-routes.js";
 import { leaseNotFound, parseLeaseId, serveGrant, serveKeepalive, serveLease, serveLeaseList, serveRevoke } from "./lease-routes.js";
-import { CrossRangeError, RangeMismatchError, RangeNotHostedError, type RangedService } from "./range-routing.js";
+import { CrossRangeError, RangeMismatchError, RangeNotHostedError, RangeNotReadyError, type RangedService } from "./range-routing.js";
 import type { DashboardFeed } from "./dashboard-feed.js";
 import { serveSplit, type SplitAnswer } from "./split-route.js";
 import { serveClusterAction, serveDashboardAsset, serveDashboardStream, serveFaults, serveInjectFault } from "./dashboard-http.js";
@@ -593,6 +593,7 @@ function toHttpError(error: unknown, service: KvService): HttpError {
   if (error instanceof CrossRangeError) return new HttpError(400, error.code, error.message, {}, { ranges: error.ranges });
   if (error instanceof RangeMismatchError) return new HttpError(409, error.code, error.message, {}, { range: error.current });
   if (error instanceof RangeNotHostedError) return new HttpError(503, error.code, error.message, { "retry-after": "1" }, { range: error.range });
+  if (error instanceof RangeNotReadyError) return new HttpError(503, error.code, error.message, { "retry-after": "1" }, { range: error.range });
   if (error instanceof TransferOvertakenError) return new HttpError(503, error.code, error.message, { "retry-after": "1" });
   if (error instanceof MembershipChangeInProgressError) return new HttpError(409, error.code, error.message, { "retry-after": "1" });
   if (error instanceof RequestTimeoutError || error instanceof WriteOutcomeUnknownError || error instanceof TransferTimeoutError) return new HttpError(503, error.code, error.message, { "retry-after": "1" });

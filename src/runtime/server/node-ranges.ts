@@ -26,7 +26,9 @@ import type { DiskGuard } from "./disk-guard.js";
 import { GroupReplica, recoverGroup, type RecoveredGroup } from "./group-replica.js";
 import { findLease, listLeases } from "./lease-view.js";
 import { readBirths, removeBirthFile, snapshotRange } from "./range-births.js";
-import type { RangeService } from "./range-routing.js";
+import { RangeNotReadyError, type RangeService } from "./range-routing.js";
+import { RANGE_BIRTH_INDEX } from "../../core/kv/split.js";
+import { compareUtf8 } from "../../core/common/utf8.js";
 import { LIVENESS_GROUP } from "./node-liveness.js";
 
 /** What `recoverRanges` found: the ranges to host now, and those that wait for their parent's split. */
@@ -80,8 +82,14 @@ export function recoverRanges(
       let span: KvSpan | undefined = environment?.spanOf(id) ?? presplit.get(id);
       if (span === undefined) {
         // Born of a split and not in the environment: its span is in its first snapshot.
-        const range = durable.snapshot === null ? null : snapshotRange(durable.snapshot.data);
-        if (range === null) throw new StartupError(`range ${id}'s log holds no snapshot saying which keys it has; the data directory is damaged: empty it and let the node rejoin its cluster`);
+        if (durable.snapshot === null) {
+          // Heard of from its leader (this node voted), never given its state: hosted again
+          // when its leader next reaches this node (node.ts, adoptRange), or born of its split.
+          deferred.set(id, durable);
+          continue;
+        }
+        const range = snapshotRange(durable.snapshot.data);
+        if (range === null) throw new StartupError(`range ${id}'s first snapshot does not say which keys it has; the data directory is damaged: empty it and let the node rejoin its cluster`);
         span = { start: range.start, end: range.end };
         if (environment?.registry.overlapping(id, spanBounds(span)) !== undefined) {
           deferred.set(id, durable);
@@ -154,7 +162,7 @@ export class NodeRanges {
    */
   constructor(
     private readonly shards: number,
-    private readonly environment: LmdbKvEnvironment | null = null,
+    readonly environment: LmdbKvEnvironment | null = null,
     private readonly log: Logger | null = null,
   ) {
     this.tableBuilt = RangeTable.presplit(shards);
@@ -179,6 +187,30 @@ export class NodeRanges {
   /** A range split or was added: the table is built again when next asked for. */
   changed(): void {
     this.tableStale = true;
+  }
+
+  /** The first span of keys no replica here holds (a split this node missed), or null when they cover every key. */
+  hole(): KvSpan | null {
+    const spans = this.all()
+      .map((replica) => replica.kv.backend.span ?? { start: "", end: null })
+      .sort((a, b) => compareUtf8(a.start, b.start));
+    let from: string | null = "";
+    for (const span of spans) {
+      if (from === null) break;
+      if (compareUtf8(span.start, from) > 0) return { start: from, end: span.start };
+      if (span.end === null) from = null;
+      else if (compareUtf8(span.end, from) > 0) from = span.end;
+    }
+    return from === null ? null : { start: from, end: null };
+  }
+
+  /**
+   * Whether this node's replica of range `id` holds the range's state: a range born of a
+   * split is hosted before its state arrives when this node missed the split (node.ts,
+   * adoptRange), and serves no read until it does.
+   */
+  holdsState(replica: GroupReplica): boolean {
+    return replica.group < this.shards || replica.kv.applied >= RANGE_BIRTH_INDEX;
   }
 
   /**
@@ -296,20 +328,24 @@ export class NodeRanges {
     if (cached !== undefined) return cached;
     const replica = this.replicas.get(id);
     if (replica === undefined) return undefined;
-    const service = rangeService(replica, diskGuard);
+    const service = rangeService(replica, diskGuard, () => this.holdsState(replica));
     this.serviceCache.set(id, service);
     return service;
   }
 }
 
-function rangeService(replica: GroupReplica, diskGuard: () => DiskGuard | null): RangeService {
+function rangeService(replica: GroupReplica, diskGuard: () => DiskGuard | null, holdsState: () => boolean): RangeService {
   return {
     write: (operation, client) => {
       const refused = diskGuard()?.refuse(operation) ?? null;
       return refused === null ? replica.driver.write(operation, client ?? null) : Promise.reject(refused);
     },
     register: () => replica.driver.register(),
-    read: (consistency) => (replica.isMember() ? replica.driver.read(consistency) : Promise.reject(new NotMemberError(replica.engine.status().leader))),
+    read: (consistency) => {
+      if (!replica.isMember()) return Promise.reject(new NotMemberError(replica.engine.status().leader));
+      if (!holdsState()) return Promise.reject(new RangeNotReadyError(replica.group));
+      return replica.driver.read(consistency);
+    },
     get: (key) => replica.kv.get(key),
     range: (prefix, limit, after) => {
       const records = replica.kv.range(prefix, limit + 1, after === null ? {} : { after });

@@ -14,7 +14,7 @@ import type { Logger } from "pino";
 import type { DurableState, Membership, NodeId } from "../../core/engine/contract.js";
 import { SharedLog } from "../storage/shared-log.js";
 import type { LmdbKvEnvironment } from "../storage/kv-lmdb-env.js";
-import type { LogStore } from "../storage/log-store.js";
+import { LogStore } from "../storage/log-store.js";
 import { PeerTransport } from "../transport/peer-transport.js";
 import type { ApiListener } from "../tls/https-listener.js";
 import { TlsConfigError, TlsSource } from "../tls/material.js";
@@ -121,7 +121,10 @@ export class SynodNode {
     });
     this.groups = new GroupRouter<unknown>({
       send: (to, envelope) => this.transport?.send(to, envelope.message, envelope.group) ?? false,
-      unknownGroup: (from, group) => log.debug({ peer: from, group }, "a message for a group this node does not host; dropped"),
+      unknownGroup: (from, group) => {
+        log.debug({ peer: from, group }, "a message for a group this node does not host; dropped");
+        this.adoptRange(from, group);
+      },
     });
     const faults = new FaultInjector(
       config.allowFaultInjection,
@@ -336,10 +339,39 @@ export class SynodNode {
     const id = recovered.group;
     const network = this.groups.host(id, (from, message) => this.ranges.get(id)?.driver.receive(from, message));
     const onFatal = (error: unknown): void => void setImmediate(() => { throw storageFailure(error, this.config.dataDir); });
-    const replica = new GroupReplica(this.config, recovered, { network, metrics: this.metrics, onFatal }, this.log);
+    const replica = new GroupReplica(this.config, recovered, { network, metrics: this.metrics, onFatal, spanChanged: () => this.ranges.changed() }, this.log);
     replica.kv.setSplitHost(this.births?.hostFor(() => replica.membership()) ?? null);
     this.ranges.add(replica);
     return replica;
+  }
+
+  /**
+   * A message from a member for a range this node does not host, while its ranges leave
+   * keys uncovered: this node missed the split that made the range (its parent's snapshot
+   * came after it). The range is hosted over the first uncovered span with no state, to be
+   * sent its leader's snapshot (which sets its span), and serves nothing until then. One at
+   * a time; a range whose split this node will still apply is left to that.
+   */
+  private adoptRange(from: NodeId, id: GroupId): void {
+    const environment = this.ranges.environment;
+    if (this.births === null || environment === null || id === LIVENESS_GROUP || this.ranges.get(id) !== undefined) return;
+    if (this.births.waitsForParent(id) || !isMember(this.membership(), from)) return;
+    if (this.ranges.all().some((replica) => !this.ranges.holdsState(replica))) return;
+    const span = this.ranges.hole();
+    if (span === null) return;
+    const durable = this.births.takeStateless(id) ?? { hardState: null, snapshot: null, entries: [] };
+    try {
+      const recovered = recoverGroup(
+        this.config,
+        this.consensus,
+        { group: id, logStore: new LogStore(this.sharedLog, id), durable, kvPath: environment.path, openStateMachine: () => ({ backend: environment.group(id, span), trusted: true, reason: null }), bootstrapPeers: [] },
+        this.log,
+      );
+      this.hostRange(recovered);
+      this.log.warn({ range: id, peer: from, start: span.start, end: span.end }, "hosting a range this node missed the split of, until its leader sends its state");
+    } catch (error) {
+      this.log.error({ err: error, range: id }, "could not host a range this node missed the split of");
+    }
   }
 
   /** A range a split made (range-births.ts): recovered from its durable state, hosted, and started with the others. */

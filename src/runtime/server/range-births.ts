@@ -82,14 +82,18 @@ export class RangeBirths {
   hostFor(membership: () => Membership): KvSplitHost {
     return {
       prepare: (child, data) => {
-        if (this.deferred.has(child)) return;
+        const waiting = this.deferred.get(child);
+        // Its log holds its first state already (the split applies again after a restart).
+        if (waiting !== undefined && waiting.snapshot !== null) return;
         if (this.node.hosts(child) || this.prepared.has(child)) throw new Error(`range ${child} is born twice: range ids are handed out once each`);
         const snapshot = { index: RANGE_BIRTH_INDEX, term: RANGE_BIRTH_TERM, data, membership: membership() };
         mkdirSync(this.dirOf(child), { recursive: true });
         syncDirectory(this.node.dir);
         syncDirectory(dirname(this.node.dir));
         writeSnapshotFile(this.dirOf(child), snapshot, "installed");
-        this.prepared.set(child, { hardState: null, snapshot, entries: [] });
+        // A range this node heard of before (it voted) keeps its hard state.
+        this.prepared.set(child, { hardState: waiting?.hardState ?? null, snapshot, entries: [] });
+        this.deferred.delete(child);
       },
       born: (child) => this.born(child),
     };
@@ -103,7 +107,7 @@ export class RangeBirths {
     this.prepared.delete(child);
     const logStore = new LogStore(this.node.sharedLog, child);
     const needsLog = recovered === undefined || this.fromFiles.has(child);
-    if (needsLog) logStore.save({ snapshot: durable.snapshot, entries: [], hardState: null });
+    if (needsLog) logStore.save({ snapshot: durable.snapshot, entries: [], hardState: durable.hardState });
     this.node.host(child, logStore, durable);
     if (needsLog) {
       // The birth file goes once the log's copy of it is durable.
@@ -112,6 +116,24 @@ export class RangeBirths {
         () => undefined,
       );
     }
+  }
+
+  /**
+   * A range recovered from its log with no state yet (this node had heard of it from its
+   * leader, not from its parent's split): taken from those waiting, to be hosted before its
+   * state arrives. Undefined for any other range.
+   */
+  takeStateless(id: GroupId): DurableState<unknown> | undefined {
+    const waiting = this.deferred.get(id);
+    if (waiting === undefined || waiting.snapshot !== null) return undefined;
+    this.deferred.delete(id);
+    return waiting;
+  }
+
+  /** Whether range `id` waits for its parent to apply its split (its log holds its first state). */
+  waitsForParent(id: GroupId): boolean {
+    const waiting = this.deferred.get(id);
+    return waiting !== undefined && waiting.snapshot !== null;
   }
 
   private forget(id: GroupId): void {

@@ -82,6 +82,14 @@ export class RangeNotHostedError extends SynodError {
   }
 }
 
+/** This node hosts the range but has not received its state yet (it missed the split that made it): a 503. */
+export class RangeNotReadyError extends SynodError {
+  constructor(readonly range: GroupId) {
+    super("range_not_ready", `this node has not received range ${range}'s state yet (it missed the split that made it); ask another node, or retry shortly`);
+    this.name = "RangeNotReadyError";
+  }
+}
+
 /** The table `service` routes by (one range over every key when it is not sharded). */
 export function rangeTableOf(service: RangedService): RangeTable {
   return service.ranges?.table() ?? SINGLE;

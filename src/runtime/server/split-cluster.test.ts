@@ -187,3 +187,53 @@ describe("splitting ranges of a cluster of real processes (--shards 2)", { timeo
     assert.deepEqual(after, before);
   });
 });
+
+describe("a node that missed a split (its range's log compacted past it while the node was down)", { timeout: 120_000 }, () => {
+  let cluster: ProcessCluster;
+  before(async () => {
+    cluster = await ProcessCluster.start({ size: 3, flags: ["--shards", "2", "--snapshot-entries", "40"] });
+    await rangesLed(cluster, 1, 2, [1, 2, 3], 15_000);
+  });
+  after(async () => cluster.close());
+
+  test("hosts the range it missed once its leader reaches it, gets its state, serves it, and keeps it across a restart", async (t) => {
+    const put = async (id: number, key: string, value: string): Promise<void> => {
+      const answer = await request("PUT", `${cluster.node(id).http}/v1/kv/${key}`, value);
+      assert.equal(answer.status, 200, `${key}: ${answer.text}`);
+    };
+    for (let i = 0; i < 20; i++) await put(1, `p-${String(i).padStart(3, "0")}`, `before-${i}`);
+    await cluster.kill(3);
+    const split = await postSplit(`${cluster.node(1).http}/v1/shards/1/split`, JSON.stringify({ key: "p-010" }));
+    assert.equal(split.status, 200, split.text);
+    await rangesLed(cluster, 1, 3, [1, 2], 10_000);
+    // Enough writes to both halves that each compacts its log past the split (every 40-58 entries).
+    for (let i = 0; i < 150; i++) await put(1 + (i % 2), `p-${String(i % 20).padStart(3, "0")}`, `after-${i}`);
+    const expected = new Map<string, string>();
+    for (let i = 0; i < 150; i++) expected.set(`p-${String(i % 20).padStart(3, "0")}`, `after-${i}`);
+
+    cluster.startNode(3);
+    const deadline = Date.now() + 20_000;
+    let mine: ShardView[] | null = null;
+    for (;;) {
+      mine = await shardsOf(cluster, 3).catch(() => null);
+      const theirs = await shardsOf(cluster, 1);
+      if (mine !== null && theirs !== null && mine.length === 3 && mine.every((s, i) => s.keys === theirs[i]?.keys && s.start === theirs[i]?.start && s.end === theirs[i]?.end)) break;
+      if (Date.now() > deadline) assert.fail(`node 3 did not get the range it missed: ${JSON.stringify(mine)} against ${JSON.stringify(theirs)}`);
+      await sleep(100);
+    }
+    t.diagnostic(`node 3 holds ${JSON.stringify(mine.map(({ id, start, end, keys }) => ({ id, start, end, keys })))}`);
+    // It learned of range 2 from range 2's leader, not from range 1's log (compacted past the split).
+    assert.match(cluster.node(3).output, /hosting a range this node missed the split of/);
+    assert.doesNotMatch(cluster.node(3).output, /a range was born of a split/);
+    for (const [key, value] of expected) {
+      const answer = await request("GET", `${cluster.node(3).http}/v1/kv/${key}?consistency=stale`);
+      assert.equal(answer.body["value"], value, key);
+    }
+    // Restarted, it recovers the range from its own log.
+    await cluster.kill(3);
+    cluster.startNode(3);
+    await rangesLed(cluster, 3, 3, [1, 2, 3], 15_000);
+    const again = await request("GET", `${cluster.node(3).http}/v1/kv/p-019?consistency=stale`);
+    assert.equal(again.body["value"], expected.get("p-019"));
+  });
+});
