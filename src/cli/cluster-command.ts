@@ -34,6 +34,7 @@ interface ClusterFlags {
   dataDir: string;
   consensus: ConsensusProtocol;
   shards: number;
+  splitKeys: number;
   logLevel: string;
   snapshotEntries: number;
   requestTimeoutMs: number;
@@ -96,6 +97,7 @@ export function registerClusterCommand(program: Command, setExitCode: (code: num
     .option("--data-dir <dir>", "node i keeps its data in <dir>/node-<i> and logs to <dir>/node-<i>.log (JSON lines)", "./data")
     .addOption(new Option("--consensus <protocol>", "the consensus protocol").choices([...CONSENSUS_PROTOCOLS]).default(DEFAULT_NODE_CONFIG.consensus))
     .option("--shards <n>", `ranges the key space is cut into, each its own consensus group of every node (1 to ${SHARDS_MAX})`, integerIn("--shards", 1, SHARDS_MAX), DEFAULT_NODE_CONFIG.shards)
+    .option("--split-keys <n>", "with --shards: a range splits in two once it holds more than this many keys (0: never by itself)", integerIn("--split-keys", 0, Number.MAX_SAFE_INTEGER), DEFAULT_NODE_CONFIG.splitKeys)
     .option("--snapshot-entries <n>", "each node snapshots after this many applied entries", integerIn("--snapshot-entries", 1, Number.MAX_SAFE_INTEGER), DEFAULT_NODE_CONFIG.snapshotEntries)
     .option("--request-timeout-ms <ms>", "each node's request timeout", integerIn("--request-timeout-ms", 1, 3_600_000), DEFAULT_NODE_CONFIG.requestTimeoutMs)
     .option("--history-revisions <n>", "revisions of history each node keeps (0: all, until POST /v1/compact)", integerIn("--history-revisions", 0, Number.MAX_SAFE_INTEGER), DEFAULT_NODE_CONFIG.historyRevisions)
@@ -175,7 +177,7 @@ function planNode(flags: ClusterFlags, dataDir: string, id: number, membership: 
   const args = [synodBin, "node", "--id", String(id), "--http", `${flags.host}:${httpPort}`, "--peer", `${flags.host}:${peerPort}`, ...membership, "--data-dir", dir];
   args.push("--consensus", flags.consensus, "--snapshot-entries", String(flags.snapshotEntries), "--request-timeout-ms", String(flags.requestTimeoutMs));
   args.push("--history-revisions", String(flags.historyRevisions));
-  if (flags.shards > 1) args.push("--shards", String(flags.shards));
+  if (flags.shards > 1) args.push("--shards", String(flags.shards), "--split-keys", String(flags.splitKeys));
   // The log is a file: JSON lines, whatever the terminal this command runs in.
   args.push("--log-level", flags.logLevel, "--log-format", "json");
   if (flags.allowFaultInjection) args.push("--allow-fault-injection");

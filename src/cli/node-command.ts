@@ -26,6 +26,7 @@ interface NodeFlags {
   clusterToken: string;
   consensus: ConsensusProtocol;
   shards: number;
+  splitKeys: number;
   tickMs: number;
   electionTicks: number;
   requestTimeoutMs: number;
@@ -79,6 +80,7 @@ export function registerNodeCommand(program: Command, setExitCode: (code: number
     .option("--cluster-token <text>", "names the cluster with its members; nodes of another cluster are refused", DEFAULT_NODE_CONFIG.clusterToken)
     .addOption(new Option("--consensus <protocol>", "the consensus protocol").choices([...CONSENSUS_PROTOCOLS]).default(DEFAULT_NODE_CONFIG.consensus))
     .option("--shards <n>", `ranges the key space is cut into at the cluster's start, each its own consensus group (1 to ${SHARDS_MAX}; every node of the cluster the same)`, integerIn("--shards", 1, SHARDS_MAX), DEFAULT_NODE_CONFIG.shards)
+    .option("--split-keys <n>", "on a sharded cluster, a range's leader splits it in two once it holds more than this many keys (0: never by itself)", integerIn("--split-keys", 0, Number.MAX_SAFE_INTEGER), DEFAULT_NODE_CONFIG.splitKeys)
     .option("--tick-ms <ms>", "the engine's tick (heartbeat interval)", positiveInteger("--tick-ms"), DEFAULT_NODE_CONFIG.tickMs)
     .option("--election-ticks <n>", "ticks without a leader before a follower campaigns (randomized up to twice this)", positiveInteger("--election-ticks"), DEFAULT_NODE_CONFIG.electionTicks)
     .option("--request-timeout-ms <ms>", "a write or read not done by then is answered 503 timeout", positiveInteger("--request-timeout-ms"), DEFAULT_NODE_CONFIG.requestTimeoutMs)
@@ -153,6 +155,7 @@ function configFrom(flags: NodeFlags): NodeConfig {
       clusterToken: flags.clusterToken,
       consensus: flags.consensus,
       shards: flags.shards,
+      splitKeys: flags.splitKeys,
       tickMs: flags.tickMs,
       electionTicks: flags.electionTicks,
       requestTimeoutMs: flags.requestTimeoutMs,

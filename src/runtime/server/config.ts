@@ -47,6 +47,11 @@ export interface NodeConfig {
    * at the cluster's start; its data directories record it.
    */
   readonly shards: number;
+  /**
+   * `--split-keys N`: on a sharded Raft cluster, a range's leader splits it at its middle
+   * key once it holds more than N keys (0: never by itself). Absent: the default.
+   */
+  readonly splitKeys?: number;
   readonly tickMs: number;
   readonly electionTicks: number;
   readonly heartbeatTicks: number;
@@ -92,10 +97,17 @@ export interface NodeConfig {
  */
 export const SHARDS_MAX = 64;
 
+/**
+ * The most ranges a cluster runs, splits included: each costs every node a little CPU even
+ * when quiet (docs/benchmarks.md, "Ranges"); a split past it is refused with 409.
+ */
+export const RANGES_MAX = 128;
+
 export const DEFAULT_NODE_CONFIG = Object.freeze({
   clusterToken: "synod",
   consensus: "raft" as ConsensusProtocol,
   shards: 1,
+  splitKeys: 1_000_000,
   // 50 ms ticks, a heartbeat per tick, elections after 10 to 20 ticks: a dead leader is
   // replaced in about 0.5 to 1 s, and the lease (7 ticks) is 350 ms.
   tickMs: 50,
@@ -126,6 +138,7 @@ export function validateNodeConfig(config: NodeConfig): NodeConfig {
   positive(config.heartbeatTicks, "heartbeat ticks");
   positive(config.requestTimeoutMs, "--request-timeout-ms");
   positive(config.snapshotEntries, "--snapshot-entries");
+  if (config.splitKeys !== undefined && (!Number.isSafeInteger(config.splitKeys) || config.splitKeys < 0)) throw new InvalidInputError(`--split-keys must be a non-negative integer (0: ranges do not split by themselves), got ${config.splitKeys}`);
   if (!Number.isSafeInteger(config.shards) || config.shards < 1 || config.shards > SHARDS_MAX) throw new InvalidInputError(`--shards must be an integer from 1 to ${SHARDS_MAX}, got ${config.shards}`);
   positive(config.walSegmentBytes, "WAL segment size");
   positive(config.pendingRequestsMax, "pending requests");

@@ -135,6 +135,20 @@ export const LEADER_BALANCE_INTERVAL_MS = 1000;
 /** The least time between two leadership moves by one node: each move's election settles first. */
 export const LEADER_MOVE_SPACING_MS = 3000;
 
+/** How often a node of a sharded cluster looks for a range it leads that outgrew `--split-keys`. */
+export const SPLIT_CHECK_INTERVAL_MS = 2000;
+
+/** What splitting ranges by size needs from the node. */
+export interface SizeSplitting {
+  /** A range splits once it holds more than this many keys (0: never by itself). */
+  readonly splitKeys: number;
+  /** The most ranges the cluster runs (config.ts RANGES_MAX). */
+  readonly rangesMax: number;
+  /** Splits range `id` at its middle key (the node's `POST /v1/shards/{id}/split`). */
+  readonly split: (id: GroupId) => Promise<unknown>;
+  readonly log: Logger;
+}
+
 /** What spreading leaderships needs from the node. */
 export interface LeaderBalancing {
   readonly self: NodeId;
@@ -155,6 +169,8 @@ export class NodeRanges {
   private tableStale = false;
   private readonly serviceCache = new Map<GroupId, RangeService>();
   private running = false;
+  private splitTimer: NodeJS.Timeout | null = null;
+  private splitting = false;
 
   /**
    * `shards`: the ranges the cluster started with; `environment`: the LMDB environment the
@@ -274,9 +290,37 @@ export class NodeRanges {
       });
   }
 
+  /**
+   * On a sharded cluster with `splitKeys` above 0: every SPLIT_CHECK_INTERVAL_MS, the range
+   * this node leads with the most keys, when over `splitKeys`, splits at its middle key.
+   * One split at a time per node; none once the cluster runs `rangesMax` ranges.
+   */
+  splitBySize(splitting: SizeSplitting): void {
+    if (!this.sharded || splitting.splitKeys <= 0 || this.splitTimer !== null) return;
+    this.splitTimer = setInterval(() => this.splitOnce(splitting), SPLIT_CHECK_INTERVAL_MS);
+    this.splitTimer.unref();
+  }
+
+  private splitOnce({ splitKeys, rangesMax, split, log }: SizeSplitting): void {
+    if (this.splitting || this.replicas.size >= rangesMax) return;
+    const grown = this.all()
+      .filter((replica) => replica.engine.status().role === "leader" && this.holdsState(replica) && replica.kv.keys > splitKeys)
+      .sort((a, b) => b.kv.keys - a.kv.keys)[0];
+    if (grown === undefined) return;
+    this.splitting = true;
+    log.info({ range: grown.group, keys: grown.kv.keys, splitKeys }, "splitting a range that outgrew --split-keys");
+    split(grown.group)
+      .catch((error: unknown) => log.info({ err: error, range: grown.group }, "the range did not split; the next look decides again"))
+      .finally(() => {
+        this.splitting = false;
+      });
+  }
+
   /** Stops every replica's driver and watches (answering what waits); storage stays open. */
   async stop(): Promise<void> {
     this.running = false;
+    if (this.splitTimer !== null) clearInterval(this.splitTimer);
+    this.splitTimer = null;
     if (this.balanceTimer !== null) clearInterval(this.balanceTimer);
     this.balanceTimer = null;
     await Promise.all(this.all().map((replica) => replica.stop()));

@@ -21,7 +21,7 @@ import { TlsConfigError, TlsSource } from "../tls/material.js";
 import { trustForFetch } from "../tls/trust.js";
 import { DEFAULT_GROUP, type GroupId } from "../../core/multi/group.js";
 import { GroupRouter } from "../../core/multi/router.js";
-import { formatHostPort, type MemberAddress, type NodeConfig } from "./config.js";
+import { DEFAULT_NODE_CONFIG, formatHostPort, RANGES_MAX, type MemberAddress, type NodeConfig } from "./config.js";
 import { consensusFor, nodeIdProblem, statusDetails, type Consensus } from "./consensus.js";
 import { checkIdentity, clusterIdFor, DATA_LAYOUT, lockDataDir, readIdentity, StartupError, type DataDirIdentity } from "./data-dir.js";
 import { checkIdFree, fetchClusterView, JOIN_TIMEOUT_MS, REACH_TIMEOUT_MS, requestJoin, type ClusterView } from "./join.js";
@@ -282,6 +282,14 @@ export class SynodNode {
         log: log.child({ component: "ranges" }),
         moved: (range, to) => node.feed.record("leadership-moved", `node ${config.id} handed range ${range}'s leadership to node ${to} (spreading leaderships)`, { range, to }),
       });
+      if (node.births !== null) {
+        node.ranges.splitBySize({
+          splitKeys: config.splitKeys ?? DEFAULT_NODE_CONFIG.splitKeys,
+          rangesMax: RANGES_MAX,
+          split: (id) => node.splitRange(id, null),
+          log: log.child({ component: "ranges" }),
+        });
+      }
       node.feed.start();
       node.feed.record("started", `node ${config.id} started`, { http: node.advertisedHttp() });
       if (needsJoin && config.join !== null) await node.join(config.join, deadlineMs);
@@ -682,6 +690,7 @@ export class SynodNode {
   private async splitRange(id: GroupId, key: string | null): Promise<SplitAnswer> {
     const parent = this.ranges.get(id);
     if (parent === undefined) throw new HttpError(404, "range_not_found", `there is no range ${id} (GET /v1/shards lists the ranges)`);
+    if (this.ranges.all().length >= RANGES_MAX) throw new HttpError(409, "split_refused", `the cluster runs ${RANGES_MAX} ranges, the most it runs today: range ${id} does not split`);
     await parent.driver.read("linearizable");
     const at = key ?? middleKey(parent.kv);
     if (at === null) throw new HttpError(409, "split_refused", `range ${id} holds ${parent.kv.keys} key(s): name the key to split at, {"key": "KEY"}`);

@@ -237,3 +237,39 @@ describe("a node that missed a split (its range's log compacted past it while th
     assert.equal(again.body["value"], expected.get("p-019"));
   });
 });
+
+describe("ranges that split by themselves (--split-keys)", { timeout: 120_000 }, () => {
+  let cluster: ProcessCluster;
+  before(async () => {
+    cluster = await ProcessCluster.start({ size: 3, flags: ["--shards", "2", "--split-keys", "40"] });
+    await rangesLed(cluster, 1, 2, [1, 2, 3], 15_000);
+  });
+  after(async () => cluster.close());
+
+  test("a range that outgrows --split-keys splits at its middle key until every range holds at most that many; every key stays readable", async (t) => {
+    const client = new Client({ endpoints: cluster.nodes.map((node) => node.http), healthCheckIntervalMs: 0 });
+    try {
+      for (let i = 0; i < 150; i++) await client.put(`s-${String(i).padStart(3, "0")}`, `v${i}`);
+      const startedMs = Date.now();
+      let shards: ShardView[] | null = null;
+      while (Date.now() - startedMs < 30_000) {
+        shards = await shardsOf(cluster, 1);
+        if (shards !== null && shards.every((s) => s.keys <= 40 && s.leader !== null)) break;
+        await sleep(200);
+      }
+      t.diagnostic(`after ${Date.now() - startedMs} ms: ${JSON.stringify(shards?.map(({ id, start, end, keys }) => ({ id, start, end, keys })))}`);
+      assert.ok(shards !== null && shards.every((s) => s.keys <= 40), `every range holds at most 40 keys: ${JSON.stringify(shards)}`);
+      assert.ok(shards.length >= 5, "150 keys in ranges of at most 40 need at least 4 ranges besides range 0");
+      assert.equal(
+        shards.reduce((sum, s) => sum + s.keys, 0),
+        150,
+      );
+      for (let i = 0; i < 150; i += 7) {
+        const record = await client.get(`s-${String(i).padStart(3, "0")}`);
+        assert.equal(record === null ? null : Buffer.from(record.value).toString("utf8"), `v${i}`);
+      }
+    } finally {
+      await client.close();
+    }
+  });
+});
