@@ -10,10 +10,11 @@
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { NotMemberError } from "../../core/common/errors.js";
-import type { DurableState, NodeId } from "../../core/engine/contract.js";
+import type { DurableState, Membership, NodeId } from "../../core/engine/contract.js";
 import { members } from "../../core/engine/membership.js";
 import { DEFAULT_GROUP, type GroupId } from "../../core/multi/group.js";
 import { leadershipMove } from "../../core/multi/leader-balance.js";
+import { rangeMembershipChange } from "../../core/multi/range-members.js";
 import { RangeTable } from "../../core/multi/ranges.js";
 import { LmdbKvEnvironment } from "../storage/kv-lmdb-env.js";
 import { spanBounds, type KvSpan } from "../storage/kv-lmdb-groups.js";
@@ -149,6 +150,16 @@ export interface SizeSplitting {
   readonly log: Logger;
 }
 
+/** How often a node looks for a range it leads whose members are not group 0's. */
+export const MEMBERS_CHECK_INTERVAL_MS = 250;
+
+/** What following group 0's members needs from the node. */
+export interface MemberFollowing {
+  /** Group 0's configuration: the cluster's members. */
+  readonly cluster: () => Membership;
+  readonly log: Logger;
+}
+
 /** What spreading leaderships needs from the node. */
 export interface LeaderBalancing {
   readonly self: NodeId;
@@ -170,6 +181,8 @@ export class NodeRanges {
   private readonly serviceCache = new Map<GroupId, RangeService>();
   private running = false;
   private splitTimer: NodeJS.Timeout | null = null;
+  private membersTimer: NodeJS.Timeout | null = null;
+  private readonly changingMembers = new Set<GroupId>();
   private splitting = false;
 
   /**
@@ -291,6 +304,37 @@ export class NodeRanges {
   }
 
   /**
+   * On a sharded cluster: every MEMBERS_CHECK_INTERVAL_MS, each range this node leads whose
+   * members are not group 0's is moved one configuration change towards them
+   * (`rangeMembershipChange`), one change in flight per range.
+   */
+  followMembers(following: MemberFollowing): void {
+    if (!this.sharded || this.membersTimer !== null) return;
+    this.membersTimer = setInterval(() => this.followOnce(following), MEMBERS_CHECK_INTERVAL_MS);
+    this.membersTimer.unref();
+  }
+
+  private followOnce({ cluster, log }: MemberFollowing): void {
+    const wanted = cluster();
+    for (const replica of this.all()) {
+      if (replica.group === DEFAULT_GROUP || this.changingMembers.has(replica.group) || replica.engine.status().role !== "leader") continue;
+      const change = rangeMembershipChange(wanted, replica.membership());
+      if (change === null) continue;
+      this.changingMembers.add(replica.group);
+      log.info({ range: replica.group, voters: change.voters, learners: change.learners }, "changing a range's members to the cluster's");
+      replica.driver
+        .changeMembership(change)
+        .catch((error: unknown) => log.info({ err: error, range: replica.group }, "the range's members did not change; the next look decides again"))
+        .finally(() => this.changingMembers.delete(replica.group));
+    }
+  }
+
+  /** Whether every range this node hosts has group 0's members (as this node applied them). */
+  followingMembers(cluster: Membership): boolean {
+    return this.all().every((replica) => replica.group === DEFAULT_GROUP || rangeMembershipChange(cluster, replica.membership()) === null);
+  }
+
+  /**
    * On a sharded cluster with `splitKeys` above 0: every SPLIT_CHECK_INTERVAL_MS, the range
    * this node leads with the most keys, when over `splitKeys`, splits at its middle key.
    * One split at a time per node; none once the cluster runs `rangesMax` ranges.
@@ -321,6 +365,8 @@ export class NodeRanges {
     this.running = false;
     if (this.splitTimer !== null) clearInterval(this.splitTimer);
     this.splitTimer = null;
+    if (this.membersTimer !== null) clearInterval(this.membersTimer);
+    this.membersTimer = null;
     if (this.balanceTimer !== null) clearInterval(this.balanceTimer);
     this.balanceTimer = null;
     await Promise.all(this.all().map((replica) => replica.stop()));

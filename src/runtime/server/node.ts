@@ -11,7 +11,7 @@
 import { performance } from "node:perf_hooks";
 import { join } from "node:path";
 import type { Logger } from "pino";
-import type { DurableState, Membership, NodeId } from "../../core/engine/contract.js";
+import type { DurableState, Membership, MembershipChange, NodeId } from "../../core/engine/contract.js";
 import { SharedLog } from "../storage/shared-log.js";
 import type { LmdbKvEnvironment } from "../storage/kv-lmdb-env.js";
 import { LogStore } from "../storage/log-store.js";
@@ -204,7 +204,7 @@ export class SynodNode {
       directory: (membership) => this.directory(membership),
       membersList: () => this.membersList(),
       memberHttp: (id) => this.memberHttp.get(id),
-      changeMembership: (change) => this.primary.driver.changeMembership(change),
+      changeMembership: (change) => this.changeClusterMembers(change),
       transferLeadership: (to) => this.primary.driver.transferLeadership(to),
     });
     this.backups = new BackupSource({
@@ -282,6 +282,7 @@ export class SynodNode {
         log: log.child({ component: "ranges" }),
         moved: (range, to) => node.feed.record("leadership-moved", `node ${config.id} handed range ${range}'s leadership to node ${to} (spreading leaderships)`, { range, to }),
       });
+      if (config.consensus === "raft") node.ranges.followMembers({ cluster: () => node.membership(), log: log.child({ component: "ranges" }) });
       if (node.births !== null) {
         node.ranges.splitBySize({
           splitKeys: config.splitKeys ?? DEFAULT_NODE_CONFIG.splitKeys,
@@ -658,7 +659,8 @@ export class SynodNode {
         const membership = this.membership();
         return { members: this.membersList(), joint: membership.outgoing.length > 0 };
       },
-      changeMembers: (request, forwarded, credentials) => (sharded ? notBuilt("Adding, removing or promoting a member") : this.admin.changeMembers(request, forwarded, credentials)),
+      changeMembers: (request, forwarded, credentials) =>
+        sharded && this.config.consensus !== "raft" ? notBuilt("Adding, removing or promoting a member of a Paxos cluster") : this.admin.changeMembers(request, forwarded, credentials),
       transferLeadership: (to, forwarded, credentials, range) => {
         if (range === undefined || range === null || range === DEFAULT_GROUP) return this.admin.transferLeadership(to, forwarded, credentials);
         const replica = this.ranges.get(range);
@@ -679,6 +681,19 @@ export class SynodNode {
       dashboard: this.feed,
       logError: (error, what) => this.log.error({ err: error }, what),
     };
+  }
+
+  /**
+   * A change of the cluster's members, in group 0; on a sharded cluster, answered once every
+   * range this node hosts has followed it (their leaders change them: NodeRanges.followMembers),
+   * or the request timeout passed (they follow later: GET /v1/shards shows each one's replicas).
+   */
+  private async changeClusterMembers(change: MembershipChange): Promise<{ readonly index: number }> {
+    const changed = await this.primary.driver.changeMembership(change);
+    if (!this.ranges.sharded) return changed;
+    const deadline = Date.now() + this.config.requestTimeoutMs;
+    while (!this.ranges.followingMembers(this.membership()) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    return changed;
   }
 
   /**
