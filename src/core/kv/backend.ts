@@ -104,6 +104,9 @@ export interface KvBackend {
   /** The auth state's bytes (src/core/kv/auth.ts), if it was ever written. */
   readAuth(): Uint8Array | undefined;
   writeAuth(state: Uint8Array): void;
+  /** The state of the transactions across ranges in flight here (src/core/kv/intents.ts), if it was ever written. */
+  readTxnState(): Uint8Array | undefined;
+  writeTxnState(state: Uint8Array): void;
   /** Removes every record, session, change, lease and the auth state, and zeroes the meta. */
   clear(): void;
   /**
@@ -155,6 +158,7 @@ export class MemoryKvBackend implements KvBackend {
   private undoChangeCount = 0;
   private undoMeta: KvMeta = this.meta;
   private auth: Uint8Array | undefined;
+  private txnState: Uint8Array | undefined;
   private undoAuth: Uint8Array | undefined;
 
   getRecord(key: string): KvRecord | undefined {
@@ -228,6 +232,17 @@ export class MemoryKvBackend implements KvBackend {
 
   readAuth(): Uint8Array | undefined {
     return this.auth;
+  }
+
+  readTxnState(): Uint8Array | undefined {
+    return this.txnState;
+  }
+
+  writeTxnState(state: Uint8Array): void {
+    assert(this.inTransaction, "the transaction state written outside a transaction");
+    const before = this.txnState;
+    this.undoLeases.push(() => (this.txnState = before));
+    this.txnState = state;
   }
 
   writeAuth(state: Uint8Array): void {
@@ -352,6 +367,11 @@ export class MemoryKvBackend implements KvBackend {
     this.changesByKey.clear();
     this.changeLog.length = 0;
     this.auth = undefined;
+    if (this.txnState !== undefined) {
+      const before = this.txnState;
+      this.undoLeases.push(() => (this.txnState = before));
+      this.txnState = undefined;
+    }
     this.writeMeta({ appliedIndex: 0, revision: 0, clockMs: 0 });
   }
 

@@ -54,6 +54,13 @@ import { LEASE_LIMITS } from "./model.js";
  *   range-id:         u8 version (2) | u8 op (13) | request | f64 atLeast
  *   split:            u8 version (2) | u8 op (14) | request | u32 keyLength | key | f64 child
  *
+ * and the phases of a transaction across ranges (src/core/kv/intents.ts):
+ *
+ *   txn-prepare:      u8 version (2) | u8 op (15) | request | a txn's body (compares, success, failure)
+ *                     | u32 length | txn id | f64 anchor
+ *   txn-decide:       u8 version (2) | u8 op (16) | request | u32 length | txn id | u8 outcome
+ *   txn-resolve:      u8 version (2) | u8 op (17) | request | u32 length | txn id | u8 outcome
+ *
  * `clientId` and `sequence` name the request, so the node that took it can answer the
  * client when the entry applies, and so retried writes can be recognised. `timeMs` is the
  * proposing node's wall clock; only a clock command's moves the state machine's clock for
@@ -137,7 +144,39 @@ export type KvCommand =
    * ("rejected") when `at` is not strictly inside the range. Not deduplicated: a retry of
    * one that split finds `at` at the range's end, and is refused.
    */
-  | { readonly op: "split"; readonly request: RequestId; readonly at: string; readonly child: number };
+  | { readonly op: "split"; readonly request: RequestId; readonly at: string; readonly child: number }
+  | TxnPrepareCommand
+  /**
+   * Records transaction `txn`'s outcome in its anchor range (src/core/kv/intents.ts): the
+   * first outcome recorded stands, and the result says which it is.
+   */
+  | { readonly op: "txn-decide"; readonly request: RequestId; readonly txn: string; readonly outcome: TxnOutcome }
+  /** Ends transaction `txn`'s part in this range: applies its branch for `outcome` (none for "abort") and releases its keys. */
+  | { readonly op: "txn-resolve"; readonly request: RequestId; readonly txn: string; readonly outcome: TxnOutcome };
+
+/** How a transaction across ranges ended: its success branch, its failure branch, or nothing. */
+export type TxnOutcome = "success" | "failure" | "abort";
+export const TXN_OUTCOMES: readonly TxnOutcome[] = ["success", "failure", "abort"];
+
+/**
+ * Phase one of a transaction across ranges (src/core/kv/intents.ts) in one of its ranges:
+ * the compares and both branches' operations on this range's keys. Every key is locked for
+ * `txn` until it resolves, and the result says whether this range's compares hold.
+ */
+export interface TxnPrepareCommand {
+  readonly op: "txn-prepare";
+  readonly request: RequestId;
+  /** The transaction's id: at most TXN_ID_BYTES_MAX bytes, unique. */
+  readonly txn: string;
+  /** The range holding the transaction's record (its outcome). */
+  readonly anchor: number;
+  readonly compares: readonly TxnCompare[];
+  readonly success: readonly TxnOperation[];
+  readonly failure: readonly TxnOperation[];
+}
+
+/** The longest transaction id. */
+export const TXN_ID_BYTES_MAX = 64;
 
 /**
  * A transaction (etcd's Txn): if every compare holds, the `success` operations run, else the
@@ -188,7 +227,7 @@ export interface RequestId {
 }
 
 const VERSION = 2;
-const OPS = ["put", "delete", "cas-value", "cas-revision", "txn", "register", "clock", "delete-prefix", "compact", "lease-grant", "lease-keepalive", "lease-revoke", "auth", "range-id", "split"] as const;
+const OPS = ["put", "delete", "cas-value", "cas-revision", "txn", "register", "clock", "delete-prefix", "compact", "lease-grant", "lease-keepalive", "lease-revoke", "auth", "range-id", "split", "txn-prepare", "txn-decide", "txn-resolve"] as const;
 const LEASE_OPS: ReadonlySet<Op> = new Set(["lease-grant", "lease-keepalive", "lease-revoke"]);
 type Op = (typeof OPS)[number];
 const COMPARE_TARGETS = ["value", "modRevision", "createRevision", "version"] as const;
@@ -203,7 +242,15 @@ const HEADER_BYTES = 2 + 8 + 8 + 8;
  * key twice in one branch.
  */
 export function encodeCommand(command: KvCommand): Uint8Array {
-  if (command.op === "txn") return encodeTxn(command);
+  if (command.op === "txn" || command.op === "txn-prepare") return encodeTxn(command);
+  if (command.op === "txn-decide" || command.op === "txn-resolve") {
+    const txn = encodeTxnId(command.txn);
+    const writer = new ByteWriter(HEADER_BYTES + 4 + txn.length + 1);
+    writeHeader(writer, command.op, command.request);
+    writer.bytes(txn);
+    writer.u8(TXN_OUTCOMES.indexOf(command.outcome));
+    return writer.finish(`${command.op} command`);
+  }
   if (command.op === "register" || command.op === "clock") {
     const newLeader = command.op === "clock" && command.newLeader === true;
     const writer = new ByteWriter(HEADER_BYTES + (newLeader ? 1 : 0));
@@ -302,12 +349,19 @@ export function decodeCommand(bytes: Uint8Array): KvCommand {
   const version = reader.u8();
   if (version !== 1 && version !== VERSION) throw new InvalidInputError(`unknown command version ${version}`);
   const op: Op | undefined = OPS[reader.u8()];
-  if (op === undefined || (version === 1 && (op === "register" || op === "clock" || op === "delete-prefix" || op === "compact" || op === "auth" || op === "range-id" || op === "split" || LEASE_OPS.has(op)))) throw new InvalidInputError("unknown command op");
+  if (op === undefined || (version === 1 && (op === "register" || op === "clock" || op === "delete-prefix" || op === "compact" || op === "auth" || op === "range-id" || op === "split" || op.startsWith("txn-") || LEASE_OPS.has(op)))) throw new InvalidInputError("unknown command op");
   const ids = { clientId: reader.safeInteger(), sequence: reader.safeInteger() };
   // Canonical: a time of 0 (unknown) decodes as no time, as version 1 does.
   const timeMs = version === 1 ? 0 : reader.safeInteger();
   const request: RequestId = timeMs === 0 ? ids : { ...ids, timeMs };
-  if (op === "txn") return decodeTxn(bytes, reader, request);
+  if (op === "txn" || op === "txn-prepare") return decodeTxn(bytes, reader, request, op);
+  if (op === "txn-decide" || op === "txn-resolve") {
+    const txn = decodeTxnId(reader);
+    const outcome = TXN_OUTCOMES[reader.u8()];
+    if (outcome === undefined) throw new InvalidInputError("unknown transaction outcome");
+    reader.expectEnd();
+    return { op, request, txn, outcome };
+  }
   if (op === "register") {
     reader.expectEnd();
     return { op, request };
@@ -382,11 +436,13 @@ export function decodeCommand(bytes: Uint8Array): KvCommand {
   return command;
 }
 
-function encodeTxn(command: TxnCommand): Uint8Array {
+function encodeTxn(command: TxnCommand | TxnPrepareCommand): Uint8Array {
   checkTxnShape(command);
+  const trailer = command.op === "txn-prepare" ? encodeTxnId(command.txn) : null;
+  if (command.op === "txn-prepare" && !isGroupId(command.anchor)) throw new InvalidInputError(`a transaction's anchor is a range id, got ${command.anchor}`);
   const compares = command.compares.map((compare) => ({ compare, key: encodeKey(compare.key) }));
   const branches = [command.success, command.failure].map((operations) => operations.map((operation) => ({ operation, key: encodeKey(operation.key) })));
-  let size = HEADER_BYTES + 4 + 4 + 4;
+  let size = HEADER_BYTES + 4 + 4 + 4 + (trailer === null ? 0 : 4 + trailer.length + 8);
   for (const { compare, key } of compares) {
     size += 2 + 4 + key.length + (compare.target === "value" ? 4 + checkValue(compare.value).length : 8);
     if (compare.target !== "value" && !(Number.isSafeInteger(compare.value) && compare.value >= 0)) {
@@ -396,7 +452,7 @@ function encodeTxn(command: TxnCommand): Uint8Array {
   for (const branch of branches) for (const { operation, key } of branch) size += 1 + 4 + key.length + (operation.op === "put" ? 4 + checkValue(operation.value).length + (operation.lease === undefined ? 0 : 8) : 0);
   if (size > limits.commandBytesMax) throw new InvalidInputError(`transaction is ${size} bytes encoded; the limit is ${limits.commandBytesMax}`);
   const writer = new ByteWriter(size);
-  writeHeader(writer, "txn", command.request);
+  writeHeader(writer, command.op, command.request);
   writer.u32(compares.length);
   for (const { compare, key } of compares) {
     writer.u8(COMPARE_TARGETS.indexOf(compare.target));
@@ -415,7 +471,24 @@ function encodeTxn(command: TxnCommand): Uint8Array {
       if (operation.op === "put" && operation.lease !== undefined) writer.f64(checkLeaseId(operation.lease));
     }
   }
+  if (command.op === "txn-prepare" && trailer !== null) {
+    writer.bytes(trailer);
+    writer.f64(command.anchor);
+  }
   return writer.finish("transaction command");
+}
+
+function encodeTxnId(txn: string): Uint8Array {
+  const bytes = utf8Encode(toWellFormed(txn));
+  if (bytes.length === 0 || bytes.length > TXN_ID_BYTES_MAX) throw new InvalidInputError(`a transaction id is 1 to ${TXN_ID_BYTES_MAX} bytes, got ${bytes.length}`);
+  return bytes;
+}
+
+function decodeTxnId(reader: ByteReader): string {
+  const bytes = reader.bytes(TXN_ID_BYTES_MAX);
+  const txn = utf8Decode(bytes);
+  if (bytes.length === 0 || toWellFormed(txn) !== txn) throw new InvalidInputError("a transaction id is a non-empty well-formed string");
+  return txn;
 }
 
 function writeHeader(writer: ByteWriter, op: Op, request: RequestId): void {
@@ -433,7 +506,7 @@ function timeOf(request: RequestId): number {
 }
 
 /** The limits and rules a transaction obeys whether it is being encoded or was decoded. */
-function checkTxnShape(command: TxnCommand): void {
+function checkTxnShape(command: TxnCommand | TxnPrepareCommand): void {
   assert(Number.isSafeInteger(command.request.clientId) && Number.isSafeInteger(command.request.sequence), "request ids must be safe integers");
   if (command.compares.length > limits.txnComparesMax) {
     throw new InvalidInputError(`transaction has ${command.compares.length} compares; the limit is ${limits.txnComparesMax}`);
@@ -464,7 +537,7 @@ function checkValue(value: Uint8Array): Uint8Array {
   return value;
 }
 
-function decodeTxn(bytes: Uint8Array, reader: ByteReader, request: RequestId): TxnCommand {
+function decodeTxn(bytes: Uint8Array, reader: ByteReader, request: RequestId, op: "txn" | "txn-prepare"): TxnCommand | TxnPrepareCommand {
   if (bytes.length > limits.commandBytesMax) throw new InvalidInputError(`transaction is ${bytes.length} bytes; the limit is ${limits.commandBytesMax}`);
   const compareCount = reader.u32();
   if (compareCount > limits.txnComparesMax) throw new InvalidInputError(`transaction has ${compareCount} compares; the limit is ${limits.txnComparesMax}`);
@@ -472,6 +545,15 @@ function decodeTxn(bytes: Uint8Array, reader: ByteReader, request: RequestId): T
   for (let i = 0; i < compareCount; i++) compares.push(decodeCompare(reader));
   const success = decodeBranch(reader);
   const failure = decodeBranch(reader);
+  if (op === "txn-prepare") {
+    const txn = decodeTxnId(reader);
+    const anchor = reader.safeInteger();
+    reader.expectEnd();
+    if (!isGroupId(anchor)) throw new InvalidInputError("a transaction's anchor is not a range id");
+    const prepare: TxnPrepareCommand = { op, request, txn, anchor, compares, success, failure };
+    checkTxnShape(prepare);
+    return prepare;
+  }
   reader.expectEnd();
   const command: TxnCommand = { op: "txn", request, compares, success, failure };
   checkTxnShape(command);

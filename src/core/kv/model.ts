@@ -136,7 +136,22 @@ export type KvResult =
    * A split (`split`): the range now ends at `at`, and range `child` was born over the rest,
    * at the store's `revision`, with `epoch` (both ranges' epoch after the split).
    */
-  | { readonly op: "split"; readonly child: number; readonly at: string; readonly epoch: number; readonly revision: number };
+  | { readonly op: "split"; readonly child: number; readonly at: string; readonly epoch: number; readonly revision: number }
+  /** A transaction across ranges prepared here (src/core/kv/intents.ts): whether this range's compares hold. */
+  | { readonly op: "txn-prepare"; readonly txn: string; readonly holds: boolean }
+  /**
+   * The key is locked by a transaction across ranges in flight: nothing was applied, and
+   * nothing kept in a session; retry once it resolves.
+   */
+  | { readonly op: "txn-locked"; readonly key: string; readonly txn: string }
+  /** A transaction's outcome, as its anchor recorded it first. */
+  | { readonly op: "txn-decide"; readonly txn: string; readonly outcome: "success" | "failure" | "abort" }
+  /**
+   * A transaction's part here resolved: the results of its branch's operations on this
+   * range's keys (null when there was no intent: resolved already, or never prepared), and
+   * the range's revision after.
+   */
+  | { readonly op: "txn-resolve"; readonly txn: string; readonly revision: number; readonly results: readonly TxnOperationResult[] | null };
 
 /** One lease a clock entry expired. */
 export interface LeaseExpiry {

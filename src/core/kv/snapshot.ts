@@ -4,6 +4,7 @@ import { InvalidInputError } from "../common/errors.js";
 import { limits } from "../common/limits.js";
 import { utf8Decode, utf8Encode } from "../common/utf8.js";
 import { AUTH_OUTCOMES, decodeAuthState } from "./auth.js";
+import { decodeTxnState } from "./intents.js";
 import { LEASE_LIMITS, NO_SESSION, type KvChange, type KvLease, type KvMeta, type KvRecord, type KvResult, type KvSession, type TxnOperationResult } from "./model.js";
 
 /**
@@ -30,6 +31,8 @@ import { LEASE_LIMITS, NO_SESSION, type KvChange, type KvLease, type KvMeta, typ
  *   range:    (only for a range of a sharded node: its span is not every key, it split, or
  *             it handed out range ids) u32 0x52414E47 ("RANG") | u32 length | span start
  *             | u8 has end (0 or 1) | [u32 length | span end] | f64 epoch | f64 nextRangeId
+ *   txns:     (only once a transaction across ranges was prepared or decided here)
+ *             u32 0x54584E53 ("TXNS") | u32 length | the state (src/core/kv/intents.ts)
  *
  * The history holds the changes compaction kept (src/core/kv/history.ts), in (revision,
  * key) order. It always includes every current record's own change, which is why those
@@ -57,8 +60,9 @@ export function encodeSnapshot(
   leases: readonly SnapshotLease[] = [],
   auth?: Uint8Array,
   range?: SnapshotRange,
+  txnState?: Uint8Array,
 ): Uint8Array {
-  assert((leases.length === 0 && auth === undefined && range === undefined) || history !== undefined, "leases, auth and range are written after a history");
+  assert((leases.length === 0 && auth === undefined && range === undefined && txnState === undefined) || history !== undefined, "leases, auth, range and transactions are written after a history");
   const keys = records.map((record) => utf8Encode(record.key));
   let size = 8 + 8 + 4 + 4 + 8 + 4;
   records.forEach((record, i) => (size += 4 + (keys[i] as Uint8Array).length + 4 + record.value.length + 24));
@@ -73,6 +77,8 @@ export function encodeSnapshot(
   size += authSection.length;
   const rangeSection = encodeRangeSection(range);
   size += rangeSection.length;
+  const txnSection = encodeTxnSection(txnState);
+  size += txnSection.length;
   const writer = new ByteWriter(size);
   writer.f64(meta.appliedIndex);
   writer.f64(meta.revision);
@@ -98,7 +104,21 @@ export function encodeSnapshot(
   writer.raw(leaseSection);
   writer.raw(authSection);
   writer.raw(rangeSection);
+  writer.raw(txnSection);
   return writer.finish("KV snapshot");
+}
+
+/** Opens a snapshot's transactions section. */
+export const TXNS_MARKER = 0x5458_4e53;
+const TXNS_SECTION_BYTES_MAX = 256 * 1024 * 1024;
+
+/** The transactions section (empty bytes, the section left out, when there is no state). */
+export function encodeTxnSection(state: Uint8Array | undefined): Uint8Array {
+  if (state === undefined) return new Uint8Array(0);
+  const writer = new ByteWriter(8 + state.length);
+  writer.u32(TXNS_MARKER);
+  writer.bytes(state);
+  return writer.finish("KV snapshot transactions");
 }
 
 /** A sharded node's range as its snapshot holds it (see the range section above). */
@@ -290,6 +310,8 @@ export interface SnapshotSink {
   lease?(lease: KvLease, keys: readonly string[]): void;
   /** The auth state's bytes (src/core/kv/auth.ts), validated, after the leases. */
   auth?(state: Uint8Array): void;
+  /** The transactions' state (src/core/kv/intents.ts), validated, last. */
+  txnState?(state: Uint8Array): void;
 }
 
 /**
@@ -360,11 +382,17 @@ export function decodeSnapshot(bytes: Uint8Array, sink: SnapshotSink): DecodedSn
   let range: SnapshotRange | undefined;
   if (marker === RANGE_MARKER) {
     range = decodeRangeSection(reader);
-    marker = null;
+    marker = reader.atEnd ? null : reader.u32();
     const outside = (firstKey !== null && compareBytes(firstKey, utf8Encode(range.start)) < 0) || (previousKey !== null && range.end !== null && compareBytes(previousKey, utf8Encode(range.end)) >= 0);
     if (outside) throw new InvalidInputError("KV snapshot has a record outside its range's span");
   }
-  if (marker !== null) throw new InvalidInputError("KV snapshot has bytes after its history that are not a leases, an auth or a range section");
+  if (marker === TXNS_MARKER) {
+    const state = reader.bytes(TXNS_SECTION_BYTES_MAX);
+    decodeTxnState(state);
+    sink.txnState?.(state);
+    marker = null;
+  }
+  if (marker !== null) throw new InvalidInputError("KV snapshot has bytes after its history that are not a leases, an auth, a range or a transactions section");
   reader.expectEnd();
   return range === undefined ? { ...decoded, compactRevision } : { ...decoded, compactRevision, range };
 }

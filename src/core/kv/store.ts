@@ -5,7 +5,8 @@ import { toWellFormed } from "../common/utf8.js";
 import { compareUtf8 } from "../common/utf8.js";
 import { applyAuthChange, decodeAuthState, EMPTY_AUTH, encodeAuthState, type AuthChange, type AuthState } from "./auth.js";
 import { MemoryKvBackend, type KvBackend } from "./backend.js";
-import { decodeCommand, type KvCommand, type RequestId, type TxnCommand, type TxnCompare, type TxnCompareOperator } from "./command.js";
+import { decodeCommand, type KvCommand, type RequestId, type TxnCommand, type TxnCompare, type TxnCompareOperator, type TxnOperation, type TxnOutcome, type TxnPrepareCommand } from "./command.js";
+import { KvIntents } from "./intents.js";
 import { purgeFrom, purgeStep, rangeAt, recordAt, retainedChanges } from "./history.js";
 import { KvLeases, restoreLease } from "./leases.js";
 import { KvSessions } from "./sessions.js";
@@ -135,6 +136,8 @@ export class KvStore {
   private rangeEpochValue: number;
   /** The least id the next `range-id` hands out (group 0's store hands them out). */
   private nextRangeId: number;
+  /** Transactions across ranges in flight here, and the outcomes this range anchors (intents.ts). */
+  private readonly intentsHeld: KvIntents;
   /** Where a split's child goes (split.ts); null: this store does not split. */
   private splitHost: KvSplitHost | null = null;
   /** Children born in the transaction under way, for the host once it commits. */
@@ -165,6 +168,7 @@ export class KvStore {
     this.authState = readAuthState(backend);
     this.rangeEpochValue = meta.rangeEpoch ?? 1;
     this.nextRangeId = meta.nextRangeId ?? 0;
+    this.intentsHeld = new KvIntents(backend);
   }
 
   /** Opens the state a backend holds (the same as `new KvStore(backend)`, named for reading). */
@@ -241,6 +245,11 @@ export class KvStore {
   }
 
   /** Tells `observer` (or no one) of every commit from now on; see KvStoreObserver. */
+  /** Transactions across ranges in flight here: their locks and intents (intents.ts). */
+  get intents(): KvIntents {
+    return this.intentsHeld;
+  }
+
   /** The range's epoch: 1 until it splits, one more at each split. */
   get rangeEpoch(): number {
     return this.rangeEpochValue;
@@ -355,6 +364,7 @@ export class KvStore {
         change: (change, compactRevision) => restoreChange(backend, change, compactRevision),
         lease: (lease, keys) => restoreLease(backend, lease, keys),
         auth: (state) => backend.writeAuth(state),
+        txnState: (state) => backend.writeTxnState(state),
       });
       // A snapshot from before there was history: the history starts at its revision.
       const compactRevision = restored.compactRevision ?? startHistory(backend, restored.revision);
@@ -386,6 +396,7 @@ export class KvStore {
     this.authState = readAuthState(backend);
     this.rangeEpochValue = meta.rangeEpoch ?? 1;
     this.nextRangeId = meta.nextRangeId ?? 0;
+    this.intentsHeld.reload();
     this.observer?.restored();
     if (spanBefore !== undefined && this.backend.span !== undefined && !sameSpan(spanBefore, this.backend.span)) this.observer?.spanChanged?.(this.backend.span);
   }
@@ -395,7 +406,7 @@ export class KvStore {
     const meta = { appliedIndex: this.appliedIndex, revision: this.revision, clockMs: this.clockMs };
     const history = { compactRevision: this.compactRevisionValue, changes: [...retainedChanges(this.backend, this.compactRevisionValue)] };
     const leases = this.leasesHeld.forSnapshot();
-    return encodeSnapshot(meta, [...this.backend.allRecords()], [...this.backend.allSessions()], history, leases, this.backend.readAuth(), this.rangeSection());
+    return encodeSnapshot(meta, [...this.backend.allRecords()], [...this.backend.allSessions()], history, leases, this.backend.readAuth(), this.rangeSection(), this.backend.readTxnState());
   }
 
   /** The snapshot's range section: only for a range of a sharded node (not every key, split, or handing out ids). */
@@ -446,6 +457,7 @@ export class KvStore {
       this.nextRangeId = nextRangeId;
       this.pendingChanges = [];
       this.pendingBirths = [];
+      this.intentsHeld.reload();
       throw error;
     }
     this.tellCommitted();
@@ -507,6 +519,7 @@ export class KvStore {
         return inside ? null : command.prefix;
       }
       case "txn":
+      case "txn-prepare":
         return [...command.compares, ...command.success, ...command.failure].map((item) => item.key).find((key) => !spanHolds(span, key)) ?? null;
       default:
         return null;
@@ -565,6 +578,7 @@ export class KvStore {
     }
     if (command.op === "clock") {
       this.advanceClock(command.request.timeMs ?? 0, command.newLeader === true);
+      if (this.intentsHeld.hasRecords) this.intentsHeld.expireRecords(this.clockMs);
       return { request: command.request, result: { op: "clock", expired: this.expireLeases() }, duplicate: false };
     }
     if (command.op === "register") return { request: command.request, result: this.sessionsHeld.register(index, this.clockMs), duplicate: false };
@@ -572,6 +586,12 @@ export class KvStore {
     if (command.op === "split") return { request: command.request, result: this.split(command.at, command.child), duplicate: false };
     const outside = this.outsideSpan(command);
     if (outside !== null) return { request: command.request, result: { op: "range-mismatch", key: outside }, duplicate: false };
+    // Transactions across ranges (intents.ts): not deduplicated by sessions; each phase is idempotent.
+    if (command.op === "txn-prepare") return { request: command.request, result: this.prepare(command), duplicate: false };
+    if (command.op === "txn-decide") return { request: command.request, result: this.intentsHeld.decide(command.txn, command.outcome, this.clockMs), duplicate: false };
+    if (command.op === "txn-resolve") return { request: command.request, result: this.resolve(command.txn, command.outcome), duplicate: false };
+    const locked = this.intentsHeld.inFlight === 0 ? undefined : this.lockedBy(command);
+    if (locked !== undefined) return { request: command.request, result: { op: "txn-locked", key: locked.key, txn: locked.txn }, duplicate: false };
     const { clientId, sequence } = command.request;
     let session: KvSession | undefined;
     if (clientId !== NO_SESSION) {
@@ -647,7 +667,41 @@ export class KvStore {
     return this.authState;
   }
 
-  private execute(command: Exclude<KvCommand, { readonly op: "register" | "clock" | "range-id" | "split" }>, index: number): KvResult {
+  /** Phase one of a transaction across ranges here (intents.ts); leases are not attached by one. */
+  private prepare(command: TxnPrepareCommand): KvResult {
+    if ([...command.success, ...command.failure].some((operation) => operation.op === "put" && operation.lease !== undefined)) {
+      return { op: "rejected", reason: "a transaction across ranges does not attach keys to leases" };
+    }
+    return this.intentsHeld.prepare(command, (compare) => compareHolds(compare, this.backend.getRecord(compare.key)), this.clockMs);
+  }
+
+  /** Phase three here: the intent's branch for `outcome`, as one revision, and its keys released. */
+  private resolve(txn: string, outcome: TxnOutcome): KvResult {
+    const intent = this.intentsHeld.take(txn);
+    if (intent === undefined) return { op: "txn-resolve", txn, revision: this.revision, results: null };
+    if (outcome === "abort") return { op: "txn-resolve", txn, revision: this.revision, results: [] };
+    const results = this.runBranch(outcome === "success" ? intent.success : intent.failure);
+    return { op: "txn-resolve", txn, revision: this.revision, results };
+  }
+
+  /** The first key `command` writes that a transaction across ranges holds locked, with its holder. */
+  private lockedBy(command: KvCommand): { readonly key: string; readonly txn: string } | undefined {
+    switch (command.op) {
+      case "put":
+      case "delete":
+      case "cas-value":
+      case "cas-revision":
+        return this.intentsHeld.lockedAmong([command.key]);
+      case "txn":
+        return this.intentsHeld.lockedAmong([...command.compares, ...command.success, ...command.failure].map((item) => item.key));
+      case "delete-prefix":
+        return this.intentsHeld.lockedWithPrefix(command.prefix);
+      default:
+        return undefined;
+    }
+  }
+
+  private execute(command: Exclude<KvCommand, { readonly op: "register" | "clock" | "range-id" | "split" | "txn-prepare" | "txn-decide" | "txn-resolve" }>, index: number): KvResult {
     if (command.op === "txn") return this.executeTxn(command);
     if (command.op === "compact") return this.compact(command.revision);
     if (command.op === "delete-prefix") return this.deletePrefix(command.prefix);
@@ -685,6 +739,12 @@ export class KvStore {
     // As etcd: a branch that would attach a key to a lease the store does not hold applies nothing.
     const missing = this.leasesHeld.missing(branch.map((operation) => (operation.op === "put" ? operation.lease : undefined)));
     if (missing !== undefined) return { op: "lease-not-found", id: missing };
+    const results = this.runBranch(branch);
+    return { op: "txn", succeeded, revision: this.revision, results };
+  }
+
+  /** A transaction's branch: its operations in order, every write at one new revision (none if it wrote nothing). */
+  private runBranch(branch: readonly TxnOperation[]): TxnOperationResult[] {
     const revision = this.revision + 1;
     let wrote = false;
     const results = branch.map((operation): TxnOperationResult => {
@@ -704,7 +764,7 @@ export class KvStore {
       }
     });
     if (wrote) this.revision = revision;
-    return { op: "txn", succeeded, revision: this.revision, results };
+    return results;
   }
 
   /**

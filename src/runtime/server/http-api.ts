@@ -574,6 +574,10 @@ export function unexpectedResult(result: KvResult): Error {
   if (result.op === "range-mismatch") {
     return new HttpError(409, "range_mismatch", `key ${JSON.stringify(result.key)} is not in this range any more (the ranges changed after the request was routed); nothing was applied: read the ranges again (GET /v1/shards) and send it to the range that owns the key`, {}, { key: result.key });
   }
+  if (result.op === "txn-locked") {
+    // A transaction across ranges holds the key for a moment (prepare to resolve): retry.
+    return new HttpError(503, "txn_locked", `key ${JSON.stringify(result.key)} is held by a transaction across ranges in flight (${result.txn}); nothing was applied: retry shortly`, { "retry-after": "1" }, { key: result.key });
+  }
   if (result.op === "rejected") return new HttpError(503, "overloaded", `the write was not applied: ${result.reason}; retry`, { "retry-after": "1" });
   return new Error(`unexpected result ${result.op}`);
 }

@@ -15,15 +15,16 @@
  * own keys are group 0's layout with the group's prefix, `0x10 | u32 group id`, in front
  * (kv-lmdb-group-keys.ts):
  *
- *   main database     0x00, 0x00 0x61, 0x02 | f64 client   group 0's meta, auth state, sessions
+ *   main database     0x00, 0x00 0x61, 0x00 0x74,          group 0's meta, auth and transaction state,
+ *                     0x02 | f64 client                     sessions
  *                     0x01 | UTF-8 key                      every group's records
  *   "history"         0x01.. 0x03..                          group 0's history (kv-lmdb-history.ts)
  *                     0x10 | u32 group | 0x01.. 0x03..       group g's history
  *   "leases"          0x01.. 0x03..                          group 0's leases (kv-lmdb-leases.ts)
  *                     0x10 | u32 group | 0x01.. 0x03..       group g's leases
  *   "groups"          0x01 | u32 group                       the registry: every group's span and record count (kv-lmdb-groups.ts)
- *                     0x10 | u32 group | 0x00, 0x00 0x61, 0x02 | f64 client
- *                                                           group g's meta, auth state, sessions
+ *                     0x10 | u32 group | 0x00, 0x00 0x61, 0x00 0x74, 0x02 | f64 client
+ *                                                           group g's meta, auth and transaction state, sessions
  *
  * A database from before there were groups has no registry: it is group 0's, over the whole
  * key space, and is registered as such when the environment opens.

@@ -9,7 +9,7 @@
 import { assert } from "../../core/common/assert.js";
 import { ByteWriter } from "../../core/common/bytes.js";
 import type { KvChange, KvMeta, KvSession } from "../../core/kv/model.js";
-import { changeBytes, encodeAuthSection, encodeLeases, encodeRangeSection, type SnapshotRange, sessionValueBytes, SESSIONS_V3_MARKER, writeChange, writeHistoryHeader, writeSessionValue, type SnapshotLease } from "../../core/kv/snapshot.js";
+import { changeBytes, encodeAuthSection, encodeLeases, encodeRangeSection, encodeTxnSection, type SnapshotRange, sessionValueBytes, SESSIONS_V3_MARKER, writeChange, writeHistoryHeader, writeSessionValue, type SnapshotLease } from "../../core/kv/snapshot.js";
 import { KvStorageCorruptionError } from "./kv-lmdb-errors.js";
 import { decodeChange, HistoryCorruption } from "./kv-lmdb-history.js";
 import { decodeStoredSession, RECORD_HEADER_BYTES } from "./kv-lmdb-values.js";
@@ -48,6 +48,8 @@ export class LmdbSnapshotBuilder {
     private readonly auth?: Uint8Array,
     /** The range section's contents (snapshot.ts), for a range of a sharded node. */
     private readonly range?: SnapshotRange,
+    /** The transactions' state (src/core/kv/intents.ts), if it was ever written. */
+    private readonly txnState?: Uint8Array,
   ) {
     const header = new ByteWriter(20);
     header.f64(meta.appliedIndex);
@@ -158,6 +160,7 @@ export class LmdbSnapshotBuilder {
     this.pieces.push(encodeLeases(this.leases()));
     this.pieces.push(encodeAuthSection(this.auth));
     this.pieces.push(encodeRangeSection(this.range));
+    this.pieces.push(encodeTxnSection(this.txnState));
     this.abort();
     assert(this.historyHeader !== null, "the history follows the records");
     new DataView((this.pieces[0] as Uint8Array).buffer).setUint32(16, this.recordCount);

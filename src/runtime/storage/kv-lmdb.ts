@@ -19,6 +19,7 @@
  *   0x01 | UTF-8 key          record   f64 createRevision | f64 modRevision | f64 version | value
  *   0x02 | f64 clientId       session  f64 sequence | session result (src/core/kv/snapshot.ts)
  *   0x00 0x61                 auth     the auth state (src/core/kv/auth.ts), once ever changed
+ *   0x00 0x74                 txns     transactions across ranges in flight (src/core/kv/intents.ts), once any was
  *
  * Another group's meta, auth state and sessions are in the "groups" database, with the
  * group's prefix in front of these keys, and so are its history and leases in theirs.
@@ -80,6 +81,8 @@ export { decodeStoredSession, KvStorageCorruptionError, KvStorageFormatError, Lm
 const META_KEY = [0x00];
 /** The auth state (src/core/kv/auth.ts), when it was ever written: after the meta, before the records. */
 const AUTH_KEY = [0x00, 0x61];
+/** The state of the transactions across ranges in flight (src/core/kv/intents.ts), when it was ever written. */
+const TXN_STATE_KEY = [0x00, 0x74];
 const SESSION_PREFIX = 0x02;
 /** Main-database keys from here up are LMDB's own: the names of the named databases. */
 const NAMED_DATABASES_FROM = 0x03;
@@ -129,6 +132,7 @@ export class LmdbKvBackend implements KvBackend {
   private readonly prefix: Buffer;
   private readonly metaKey: Buffer;
   private readonly authKey: Buffer;
+  private readonly txnStateKey: Buffer;
   private readonly history: LmdbHistory;
   private readonly leases: LmdbLeases;
   private bounds: SpanBounds;
@@ -152,6 +156,7 @@ export class LmdbKvBackend implements KvBackend {
     this.prefix = groupPrefix(group);
     this.metaKey = prefixed(this.prefix, META_KEY);
     this.authKey = prefixed(this.prefix, AUTH_KEY);
+    this.txnStateKey = prefixed(this.prefix, TXN_STATE_KEY);
     this.history = new LmdbHistory(history, this.prefix);
     this.leases = new LmdbLeases(leases, this.prefix);
     this.bounds = spanBounds(currentSpan);
@@ -269,14 +274,14 @@ export class LmdbKvBackend implements KvBackend {
    * A group over part of the key space keeps its count (in the registry, at each commit). A
    * group over the whole of it holds every record: LMDB's count of every entry of the main
    * database (kept in its tree, so O(1)) less group 0's sessions (at most
-   * `SESSION_LIMITS.sessionsMax`, counted), meta and auth state, and the named databases.
+   * `SESSION_LIMITS.sessionsMax`, counted), meta, auth and transaction state, and the named databases.
    */
   recordCount(): number {
     if (!this.bounds.whole) return this.count;
     const main = this.records;
     const entries = (main.getStats() as { entryCount: number }).entryCount;
     const sessions = main.getKeysCount({ start: Buffer.from([SESSION_PREFIX]), end: Buffer.from([SESSION_PREFIX + 1]) });
-    const meta = (main.getBinaryFast(Buffer.from(META_KEY)) === undefined ? 0 : 1) + (main.getBinaryFast(Buffer.from(AUTH_KEY)) === undefined ? 0 : 1);
+    const meta = [META_KEY, AUTH_KEY, TXN_STATE_KEY].filter((key) => main.getBinaryFast(Buffer.from(key)) !== undefined).length;
     const named = main.getKeysCount({ start: Buffer.from([NAMED_DATABASES_FROM]) });
     const records = entries - sessions - meta - named;
     assert(Number.isSafeInteger(records) && records >= 0, `LMDB counts ${entries} entries, ${sessions} sessions, ${meta} meta and ${named} named databases`);
@@ -353,7 +358,8 @@ export class LmdbKvBackend implements KvBackend {
       const leases = (): SnapshotLease[] => this.guarded(() => [...this.leases.all(transaction)].map((lease) => ({ lease, keys: this.leases.keys(lease.id, Number.MAX_SAFE_INTEGER, undefined, transaction) })));
       const auth = this.own.get(this.authKey, { transaction });
       const range = snapshotRangeOf(this.bounds.whole ? undefined : this.currentSpan, meta.rangeEpoch ?? 1, meta.nextRangeId ?? 0);
-      return new LmdbSnapshotBuilder(this.path, meta, records, sessions, view, () => transaction.done(), leases, auth === undefined ? undefined : Uint8Array.from(auth), range);
+      const txnState = this.own.get(this.txnStateKey, { transaction });
+      return new LmdbSnapshotBuilder(this.path, meta, records, sessions, view, () => transaction.done(), leases, auth === undefined ? undefined : Uint8Array.from(auth), range, txnState === undefined ? undefined : Uint8Array.from(txnState));
     } catch (error) {
       transaction.done();
       throw error;
@@ -374,6 +380,16 @@ export class LmdbKvBackend implements KvBackend {
   writeAuth(state: Uint8Array): void {
     this.assertWriting();
     this.own.putSync(this.authKey, Buffer.from(state));
+  }
+
+  readTxnState(): Uint8Array | undefined {
+    const stored = this.own.get(this.txnStateKey);
+    return stored === undefined ? undefined : new Uint8Array(stored);
+  }
+
+  writeTxnState(state: Uint8Array): void {
+    this.assertWriting();
+    this.own.putSync(this.txnStateKey, Buffer.from(state));
   }
 
   putChange(change: KvChange): void {

@@ -1,0 +1,222 @@
+/**
+ * Transactions across ranges, in one range's state machine (issue 18; docs/transactions.md):
+ * two-phase commit, each phase a command in the log of the range it concerns.
+ *
+ * 1. `txn-prepare`, in every range the transaction touches: its keys there (compared, read
+ *    or written, in either branch) are locked for it, its operations on them kept as an
+ *    *intent*, and the result says whether this range's compares hold. A key locked by
+ *    another transaction refuses the prepare (`txn-locked`): the transaction aborts, and
+ *    nothing waits on a lock, so two transactions never deadlock.
+ * 2. `txn-decide`, in the transaction's anchor range: its outcome, "success" (every range's
+ *    compares held), "failure" (one did not), or "abort" (a range refused, or the
+ *    coordinator vanished). The first outcome recorded stands: a recovery that proposes
+ *    "abort" for a transaction already decided learns the real outcome instead.
+ * 3. `txn-resolve`, in every range: the intent's branch for the outcome is applied, as one
+ *    revision of the range, and its keys are released.
+ *
+ * While a key is locked, every other command writing it is refused (`txn-locked`, nothing
+ * applied, nothing kept in the session: the client retries), and a read of it waits for the
+ * lock to go (the node's business), so a reader never sees half of a transaction.
+ *
+ * The state (intents, locks, records) is held by the backend as one value (`KvBackend`
+ * `readTxnState`/`writeTxnState`), written whenever it changes, and in snapshots: bounded by
+ * INTENTS_MAX intents per range, and records kept RECORD_TTL_MS by the store's clock.
+ */
+import { ByteReader, ByteWriter } from "../common/bytes.js";
+import { InvalidInputError } from "../common/errors.js";
+import { utf8Decode, utf8Encode } from "../common/utf8.js";
+import type { KvBackend } from "./backend.js";
+import { decodeCommand, encodeCommand, TXN_OUTCOMES, type TxnCompare, type TxnOperation, type TxnOutcome, type TxnPrepareCommand } from "./command.js";
+import type { KvResult } from "./model.js";
+
+/** The most transactions in flight (prepared, not resolved) in one range; more are refused. */
+export const INTENTS_MAX = 1000;
+/** How long an anchor keeps a transaction's outcome (by the store's clock), for late prepares and recoveries. */
+export const RECORD_TTL_MS = 10 * 60 * 1000;
+
+/** One transaction's part in this range, between its prepare and its resolve. */
+export interface Intent {
+  readonly txn: string;
+  readonly anchor: number;
+  readonly compares: readonly TxnCompare[];
+  readonly success: readonly TxnOperation[];
+  readonly failure: readonly TxnOperation[];
+  /** The store's clock when it was prepared. */
+  readonly preparedMs: number;
+}
+
+/** Every key a transaction's part touches: compared, read or written. */
+export function intentKeys(part: Pick<Intent, "compares" | "success" | "failure">): string[] {
+  return [...new Set([...part.compares.map((c) => c.key), ...part.success.map((o) => o.key), ...part.failure.map((o) => o.key)])];
+}
+
+const STATE_VERSION = 1;
+const NO_REQUEST = { clientId: 0, sequence: 0 };
+
+export class KvIntents {
+  private intents = new Map<string, Intent>();
+  private locks = new Map<string, string>();
+  private records = new Map<string, { readonly outcome: TxnOutcome; readonly atMs: number }>();
+
+  constructor(private readonly backend: KvBackend) {
+    this.reload();
+  }
+
+  /** Reads the state again from the backend (after a restore, or a transaction that rolled back). */
+  reload(): void {
+    const bytes = this.backend.readTxnState();
+    this.intents = new Map();
+    this.locks = new Map();
+    this.records = new Map();
+    if (bytes === undefined) return;
+    const decoded = decodeTxnState(bytes);
+    for (const intent of decoded.intents) this.add(intent);
+    for (const [txn, record] of decoded.records) this.records.set(txn, record);
+  }
+
+  /** Whether this range holds any transaction's outcome. */
+  get hasRecords(): boolean {
+    return this.records.size > 0;
+  }
+
+  get inFlight(): number {
+    return this.intents.size;
+  }
+
+  /** The transaction holding `key`, if one does. */
+  lockOf(key: string): string | undefined {
+    return this.locks.get(key);
+  }
+
+  /** The first of `keys` locked by a transaction other than `txn`, with its holder. */
+  lockedAmong(keys: readonly string[], txn: string | null = null): { readonly key: string; readonly txn: string } | undefined {
+    if (this.locks.size === 0) return undefined;
+    for (const key of keys) {
+      const holder = this.locks.get(key);
+      if (holder !== undefined && holder !== txn) return { key, txn: holder };
+    }
+    return undefined;
+  }
+
+  /** A key starting with `prefix` that a transaction holds locked, with its holder. */
+  lockedWithPrefix(prefix: string): { readonly key: string; readonly txn: string } | undefined {
+    for (const [key, txn] of this.locks) if (key.startsWith(prefix)) return { key, txn };
+    return undefined;
+  }
+
+  /** Every intent, by transaction id (for the node's recovery of transactions whose coordinator vanished). */
+  list(): readonly Intent[] {
+    return [...this.intents.values()];
+  }
+
+  /**
+   * Phase one here (see the module comment); `holds` evaluates one of this range's compares.
+   * A prepare of a transaction already prepared answers as the first did (a retry).
+   */
+  prepare(command: TxnPrepareCommand, holds: (compare: TxnCompare) => boolean, clockMs: number): KvResult {
+    const decided = this.records.get(command.txn);
+    if (decided !== undefined) return { op: "rejected", reason: `transaction ${command.txn} was decided already (${decided.outcome})` };
+    const existing = this.intents.get(command.txn);
+    const keys = intentKeys(command);
+    if (existing === undefined) {
+      const locked = this.lockedAmong(keys, command.txn);
+      if (locked !== undefined) return { op: "txn-locked", key: locked.key, txn: locked.txn };
+      if (this.intents.size >= INTENTS_MAX) return { op: "rejected", reason: `this range has ${INTENTS_MAX} transactions in flight; retry shortly` };
+      const { txn, anchor, compares, success, failure } = command;
+      this.add({ txn, anchor, compares, success, failure, preparedMs: clockMs });
+      this.save();
+    }
+    const intent = this.intents.get(command.txn) as Intent;
+    return { op: "txn-prepare", txn: command.txn, holds: intent.compares.every(holds) };
+  }
+
+  /** Phase two, in the anchor: the first outcome recorded stands. */
+  decide(txn: string, outcome: TxnOutcome, clockMs: number): KvResult {
+    const recorded = this.records.get(txn);
+    if (recorded !== undefined) return { op: "txn-decide", txn, outcome: recorded.outcome };
+    this.records.set(txn, { outcome, atMs: clockMs });
+    this.save();
+    return { op: "txn-decide", txn, outcome };
+  }
+
+  /** Phase three: the intent of `txn`, removed with its locks (undefined if there is none: resolved already, or never prepared). */
+  take(txn: string): Intent | undefined {
+    const intent = this.intents.get(txn);
+    if (intent === undefined) return undefined;
+    this.intents.delete(txn);
+    for (const key of intentKeys(intent)) if (this.locks.get(key) === txn) this.locks.delete(key);
+    this.save();
+    return intent;
+  }
+
+  /** Forgets the outcomes recorded before `clockMs - RECORD_TTL_MS`. */
+  expireRecords(clockMs: number): void {
+    let changed = false;
+    for (const [txn, record] of this.records) {
+      if (record.atMs + RECORD_TTL_MS > clockMs) continue;
+      this.records.delete(txn);
+      changed = true;
+    }
+    if (changed) this.save();
+  }
+
+  private add(intent: Intent): void {
+    this.intents.set(intent.txn, intent);
+    for (const key of intentKeys(intent)) this.locks.set(key, intent.txn);
+  }
+
+  private save(): void {
+    this.backend.writeTxnState(encodeTxnState([...this.intents.values()], this.records));
+  }
+}
+
+/**
+ * The state's bytes: u8 version (1) | u32 intentCount | (u32 length | the intent as a
+ * txn-prepare command | f64 preparedMs)... | u32 recordCount | (u32 length | txn id | u8
+ * outcome | f64 atMs)... — intents and records by transaction id, so equal states give
+ * equal bytes on every replica.
+ */
+export function encodeTxnState(intents: readonly Intent[], records: ReadonlyMap<string, { readonly outcome: TxnOutcome; readonly atMs: number }>): Uint8Array {
+  const encoded = [...intents].sort((a, b) => (a.txn < b.txn ? -1 : a.txn > b.txn ? 1 : 0)).map((intent) => ({ intent, bytes: encodeCommand({ op: "txn-prepare", request: NO_REQUEST, ...intent }) }));
+  const recordList = [...records.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([txn, record]) => ({ txn: utf8Encode(txn), ...record }));
+  let size = 1 + 4 + 4;
+  for (const { bytes } of encoded) size += 4 + bytes.length + 8;
+  for (const { txn } of recordList) size += 4 + txn.length + 1 + 8;
+  const writer = new ByteWriter(size);
+  writer.u8(STATE_VERSION);
+  writer.u32(encoded.length);
+  for (const { intent, bytes } of encoded) {
+    writer.bytes(bytes);
+    writer.f64(intent.preparedMs);
+  }
+  writer.u32(recordList.length);
+  for (const { txn, outcome, atMs } of recordList) {
+    writer.bytes(txn);
+    writer.u8(TXN_OUTCOMES.indexOf(outcome));
+    writer.f64(atMs);
+  }
+  return writer.finish("transaction state");
+}
+
+export function decodeTxnState(bytes: Uint8Array): { intents: Intent[]; records: Map<string, { outcome: TxnOutcome; atMs: number }> } {
+  const reader = new ByteReader(bytes, "transaction state");
+  if (reader.u8() !== STATE_VERSION) throw new InvalidInputError("unknown transaction state version");
+  const intents: Intent[] = [];
+  const intentCount = reader.u32();
+  for (let i = 0; i < intentCount; i++) {
+    const command = decodeCommand(reader.bytes(bytes.length));
+    if (command.op !== "txn-prepare") throw new InvalidInputError("the transaction state holds an intent that is not a prepare");
+    const { txn, anchor, compares, success, failure } = command;
+    intents.push({ txn, anchor, compares, success, failure, preparedMs: reader.safeInteger() });
+  }
+  const records = new Map<string, { outcome: TxnOutcome; atMs: number }>();
+  const recordCount = reader.u32();
+  for (let i = 0; i < recordCount; i++) {
+    const txn = utf8Decode(reader.bytes(256));
+    const outcome = TXN_OUTCOMES[reader.u8()];
+    if (outcome === undefined) throw new InvalidInputError("the transaction state holds an unknown outcome");
+    records.set(txn, { outcome, atMs: reader.safeInteger() });
+  }
+  reader.expectEnd();
+  return { intents, records };
+}
