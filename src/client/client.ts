@@ -41,7 +41,7 @@ import {
   type TxnResponse,
 } from "./api.js";
 import { CallRunner } from "./call-runner.js";
-import { ClientClosedError } from "./errors.js";
+import { ClientClosedError, HttpApiError } from "./errors.js";
 import {
   ATTEMPT_TIMEOUT_MS_DEFAULT,
   ATTEMPTS_MAX_DEFAULT,
@@ -282,10 +282,19 @@ export class Client {
   async txn(request: TxnRequest, options: CallOptions = {}): Promise<TxnResponse> {
     checkTxnText(request);
     const body = encodeTxnRequest(request);
-    // A transaction stays within one range (a sharded cluster refuses one over several): its session is that range's.
+    // In the session of its first key's range. One over several ranges of a sharded cluster is
+    // refused in a session (cross_range): it goes again outside any, as a two-phase commit
+    // whose outcome its anchor range records once; not sent a third time, as it is not
+    // exactly-once outside a session.
     const first = request.compare?.[0]?.key ?? request.success?.[0]?.key ?? request.failure?.[0]?.key;
     const ranged = first === undefined ? {} : { rangeKey: first };
-    return this.runner.writeAndDecode({ kind: "write", what: "txn", request: { method: "POST", path: "/v1/txn", body, headers: JSON_BODY }, ...ranged }, options, decodeTxnAnswer);
+    const call = { kind: "write", what: "txn", request: { method: "POST", path: "/v1/txn", body, headers: JSON_BODY }, ...ranged } as const;
+    try {
+      return await this.runner.writeAndDecode(call, options, decodeTxnAnswer);
+    } catch (error) {
+      if (!(error instanceof HttpApiError) || error.code !== "cross_range" || !error.message.includes("not part of a client session")) throw error;
+      return this.runner.writeAndDecode({ ...call, inSession: false, retrySafe: false }, options, decodeTxnAnswer);
+    }
   }
 
   /**

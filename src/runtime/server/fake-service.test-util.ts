@@ -50,6 +50,7 @@ export function fakeService(store: KvStore, fault: Fault, writes: KvCommand[], w
       return { records: records.slice(0, limit), more: records.length > limit };
     },
     revision: () => store.currentRevision,
+    unlocked: () => Promise.resolve(),
     lease: (id, keysMax) => findLease(store, id, keysMax, store.clock),
     leases: (limit, afterId) => listLeases(store, limit, afterId, store.clock),
     watches,

@@ -45,7 +45,9 @@ import { API_SERVER_OPTIONS, applyReceiveDeadlines, DEFAULT_CLIENT_LIMITS, type 
 import { NoSpaceError } from "./disk-guard.js";
 import { clientRequestOf, deleteKey, getKey, namedRangeOf, putKey, rangeByParameter, rangeKeys, serveCompact, serveTxn, serveWatch } from "./kv-routes.js";
 import { leaseNotFound, parseLeaseId, serveGrant, serveKeepalive, serveLease, serveLeaseList, serveRevoke } from "./lease-routes.js";
-import { CrossRangeError, RangeMismatchError, RangeNotHostedError, RangeNotReadyError, type RangedService } from "./range-routing.js";
+import { CrossRangeError, RangeMismatchError, RangeNotHostedError, RangeNotReadyError, TxnLockedError, type RangedService } from "./range-routing.js";
+import { TxnAbortedError, type CrossRangeResult } from "./cross-range-txn.js";
+import type { TxnCommand } from "../../core/kv/command.js";
 import type { DashboardFeed } from "./dashboard-feed.js";
 import { serveSplit, type SplitAnswer } from "./split-route.js";
 import { serveClusterAction, serveDashboardAsset, serveDashboardStream, serveFaults, serveInjectFault } from "./dashboard-http.js";
@@ -69,6 +71,11 @@ export interface KvService extends RangedService {
    * both halves; absent where ranges do not split (a cluster not sharded, or Paxos).
    */
   split?(range: number, key: string | null): Promise<SplitAnswer>;
+  /** Transactions across ranges (cross-range-txn.ts); absent where there are none (one range, or Paxos). */
+  readonly crossRangeTxn?: {
+    spans(txn: Pick<TxnCommand, "compares" | "success" | "failure">): boolean;
+    run(txn: Pick<TxnCommand, "compares" | "success" | "failure">): Promise<CrossRangeResult>;
+  };
   /** Users, roles and whether auth is enabled, as this node applied them. */
   auth(): AuthState;
   /** A backup of the state machine (`GET /v1/snapshot`); at or after every acknowledged write unless `stale`. */
@@ -597,6 +604,8 @@ function toHttpError(error: unknown, service: KvService): HttpError {
   if (error instanceof CrossRangeError) return new HttpError(400, error.code, error.message, {}, { ranges: error.ranges });
   if (error instanceof RangeMismatchError) return new HttpError(409, error.code, error.message, {}, { range: error.current });
   if (error instanceof RangeNotHostedError) return new HttpError(503, error.code, error.message, { "retry-after": "1" }, { range: error.range });
+  if (error instanceof TxnLockedError) return new HttpError(503, error.code, error.message, { "retry-after": "1" }, { key: error.key });
+  if (error instanceof TxnAbortedError) return new HttpError(409, "txn_aborted", error.message, {}, { txn: error.txn });
   if (error instanceof RangeNotReadyError) return new HttpError(503, error.code, error.message, { "retry-after": "1" }, { range: error.range });
   if (error instanceof TransferOvertakenError) return new HttpError(503, error.code, error.message, { "retry-after": "1" });
   if (error instanceof MembershipChangeInProgressError) return new HttpError(409, error.code, error.message, { "retry-after": "1" });

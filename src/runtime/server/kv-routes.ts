@@ -24,6 +24,15 @@ export async function serveTxn(c: RouteContext): Promise<void> {
   const body = await readBody(c.request, c.options.requestBodyBytesMax, "a transaction");
   const txn = parseTxnRequest(body);
   await c.guard.txn(txn);
+  const crossRange = c.service.crossRangeTxn;
+  if (crossRange !== undefined && crossRange.spans(txn)) {
+    // Two-phase commit over the ranges (cross-range-txn.ts); not part of a client session,
+    // whose exactly-once answers are per range.
+    if (client !== null) throw new HttpError(400, "cross_range", "a transaction across ranges is not part of a client session: send it without x-synod-session (its outcome is recorded once, in its anchor range)");
+    const result = await crossRange.run(txn);
+    sendJson(c.response, 200, { ...txnResultJson({ op: "txn", succeeded: result.succeeded, revision: result.ranges[0]?.revision ?? 0, results: result.results }), txn: result.txn, ranges: result.ranges });
+    return;
+  }
   const range = oneRangeOf(c.service, txnKeys(txn), "a transaction", namedRangeOf(c.request));
   const result = await range.write(txn, client);
   if (result.op !== "txn") throw unexpectedResult(result);
@@ -99,6 +108,7 @@ export async function getKey(service: KvService, key: string, query: URLSearchPa
 async function getKeyIn(service: RangeService, key: string, query: URLSearchParams, response: ServerResponse): Promise<void> {
   const revision = integerParameter(query, "revision", 1);
   await service.read(consistencyOf(query));
+  if (revision === null) await service.unlocked([key]);
   const record = revision === null ? service.get(key) : service.getAt(key, revision);
   if (record === undefined) throw new HttpError(404, "key_not_found", `key ${JSON.stringify(key)} does not exist${revision === null ? "" : ` at revision ${revision}`}`);
   if (flagParameter(query, "raw")) {

@@ -27,7 +27,7 @@ import type { DiskGuard } from "./disk-guard.js";
 import { GroupReplica, recoverGroup, type RecoveredGroup } from "./group-replica.js";
 import { findLease, listLeases } from "./lease-view.js";
 import { readBirths, removeBirthFile, snapshotRange } from "./range-births.js";
-import { RangeNotReadyError, type RangeService } from "./range-routing.js";
+import { RangeNotReadyError, TxnLockedError, type RangeService } from "./range-routing.js";
 import { RANGE_BIRTH_INDEX } from "../../core/kv/split.js";
 import { compareUtf8 } from "../../core/common/utf8.js";
 import { LIVENESS_GROUP } from "./node-liveness.js";
@@ -408,6 +408,8 @@ export class NodeRanges {
         appliedIndex: replica.kv.applied,
         revision: replica.kv.currentRevision,
         keys: replica.kv.keys,
+        // Transactions across ranges prepared here and not resolved yet.
+        intents: replica.kv.intents.inFlight,
       };
     });
   }
@@ -447,6 +449,15 @@ function rangeService(replica: GroupReplica, diskGuard: () => DiskGuard | null, 
       return { records: records.slice(0, limit), more: records.length > limit };
     },
     revision: () => replica.kv.currentRevision,
+    unlocked: async (keys) => {
+      const deadline = Date.now() + replica.config.requestTimeoutMs;
+      for (;;) {
+        const held = replica.kv.intents.lockedAmong(keys);
+        if (held === undefined) return;
+        if (Date.now() > deadline) throw new TxnLockedError(held.key, held.txn);
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+    },
     lease: (id, keysMax) => findLease(replica.kv, id, keysMax, Date.now()),
     leases: (limit, afterId) => listLeases(replica.kv, limit, afterId, Date.now()),
     watches: replica.watches,

@@ -29,6 +29,7 @@ import { BackupSource } from "./backup.js";
 import { GroupReplica, recoverGroup, type RecoveredGroup } from "./group-replica.js";
 import { NodeRanges, recoverRanges, type RecoveredRanges } from "./node-ranges.js";
 import { RangeBirths, snapshotRange } from "./range-births.js";
+import { CrossRangeTxns } from "./cross-range-txn.js";
 import { LIVENESS_GROUP, PeerLiveness, PING_EVERY_TICKS } from "./node-liveness.js";
 import { HttpError, type KvService, type QuorumView, type Readiness } from "./http-api.js";
 import type { SplitAnswer } from "./split-route.js";
@@ -76,6 +77,8 @@ export class SynodNode {
   private readonly ranges: NodeRanges;
   /** On a sharded Raft node: the ranges splits make (null: this node's ranges do not split). */
   private readonly births: RangeBirths | null;
+  /** On a sharded Raft node: transactions across ranges, coordinated and recovered (null: one range, or Paxos). */
+  private readonly crossRange: CrossRangeTxns | null;
   /** On a sharded node: the pings that wake quiet ranges whose leader's node stopped answering. */
   private readonly liveness: PeerLiveness | null = null;
   /**
@@ -179,6 +182,8 @@ export class SynodNode {
             unborn.fromFiles,
           )
         : null;
+    this.crossRange =
+      this.births === null ? null : new CrossRangeTxns({ nodeId: config.id, table: () => this.ranges.table, replica: (id) => this.ranges.get(id), log: log.child({ component: "txn" }) });
     this.ranges.add(this.primary);
     this.primary.kv.setSplitHost(this.births?.hostFor(() => this.primary.membership()) ?? null);
     // The other ranges: the same members, their own logs and state; the configuration, the
@@ -282,6 +287,7 @@ export class SynodNode {
         log: log.child({ component: "ranges" }),
         moved: (range, to) => node.feed.record("leadership-moved", `node ${config.id} handed range ${range}'s leadership to node ${to} (spreading leaderships)`, { range, to }),
       });
+      node.crossRange?.start();
       if (config.consensus === "raft") node.ranges.followMembers({ cluster: () => node.membership(), log: log.child({ component: "ranges" }) });
       if (node.births !== null) {
         node.ranges.splitBySize({
@@ -653,6 +659,7 @@ export class SynodNode {
       ...(this.ranges.service(DEFAULT_GROUP, diskGuard) as RangeService),
       ranges: { table: () => this.ranges.table, replica: (id) => this.ranges.service(id, diskGuard) },
       ...(this.births === null ? {} : { split: (range: GroupId, key: string | null) => this.splitRange(range, key) }),
+      ...(this.crossRange === null ? {} : { crossRangeTxn: { spans: (txn) => (this.crossRange as CrossRangeTxns).spansRanges(txn), run: (txn) => (this.crossRange as CrossRangeTxns).run(txn) } }),
       status: () => this.status(),
       shards: () => this.shards(),
       members: () => {
@@ -752,6 +759,7 @@ export class SynodNode {
     this.feed.close();
     this.feed.actions.faults.close();
     this.liveness?.stop();
+    this.crossRange?.stop();
     await this.ranges.stop();
     if (server !== null) {
       // The 503s just written get a moment to leave; then whatever is left is cut.

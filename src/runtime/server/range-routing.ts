@@ -34,6 +34,12 @@ export interface RangeService {
   /** `range` as the store was at `revision`; throws as `getAt` does. */
   rangeAt(prefix: string, limit: number, after: string | null, revision: number): { readonly records: readonly KvRecord[]; readonly more: boolean };
   revision(): number;
+  /**
+   * Resolves once none of `keys` is held by a transaction across ranges in flight (a read
+   * of a held key waits for its outcome, so it never sees half of one); rejects with
+   * TxnLockedError if one still is after the request timeout.
+   */
+  unlocked(keys: readonly string[]): Promise<void>;
   /** The lease `id` with up to `keysMax` of its keys, as this node's state holds it; undefined if it holds none. */
   lease(id: number, keysMax: number): LeaseView | undefined;
   /** At most `limit` leases with ids above `afterId`, by increasing id, without their keys. */
@@ -79,6 +85,14 @@ export class RangeNotHostedError extends SynodError {
   constructor(readonly range: RangeDescriptor) {
     super("range_not_hosted", `this node hosts no replica of range ${range.id}; ask another node (GET /v1/shards lists the ranges)`);
     this.name = "RangeNotHostedError";
+  }
+}
+
+/** A key held by a transaction across ranges for longer than a request may wait (a 503: retry). */
+export class TxnLockedError extends SynodError {
+  constructor(readonly key: string, readonly txn: string) {
+    super("txn_locked", `key ${JSON.stringify(key)} is held by a transaction across ranges in flight (${txn}); retry shortly`);
+    this.name = "TxnLockedError";
   }
 }
 
