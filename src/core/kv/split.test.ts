@@ -82,6 +82,19 @@ describe("splitting a range", () => {
     assert.deepEqual(child.backend.span, { start: "m", end: null }, "the last range keeps its open end");
   });
 
+  test("a retried write of a session answers as it did after a split moved its key away: it is not applied twice", () => {
+    const { store } = rangeStore({ start: "", end: null });
+    const session = { clientId: 2 ** 52 + 9, sequence: 1, timeMs: 1_000 };
+    const write: KvCommand = { op: "put", request: session, key: "x", value: utf8Encode("1") };
+    const [first] = applyAll(store, [write]);
+    applyAll(store, [{ op: "split", request, at: "m", child: 3 }]);
+    const [retry] = applyAll(store, [write]);
+    assert.deepEqual(retry?.result, first?.result);
+    assert.equal(retry?.duplicate, true);
+    const [next] = applyAll(store, [{ ...write, request: { ...session, sequence: 2 } }]);
+    assert.deepEqual(next?.result, { op: "range-mismatch", key: "x" }, "a new write of the moved key is refused");
+  });
+
   test("a split key at or outside the range's bounds is refused and changes nothing", () => {
     const { store, born } = rangeStore({ start: "c", end: "k" });
     applyAll(store, [put("d", "1")]);

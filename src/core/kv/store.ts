@@ -584,14 +584,16 @@ export class KvStore {
     if (command.op === "register") return { request: command.request, result: this.sessionsHeld.register(index, this.clockMs), duplicate: false };
     if (command.op === "range-id") return { request: command.request, result: this.rangeId(command.atLeast), duplicate: false };
     if (command.op === "split") return { request: command.request, result: this.split(command.at, command.child), duplicate: false };
-    const outside = this.outsideSpan(command);
-    if (outside !== null) return { request: command.request, result: { op: "range-mismatch", key: outside }, duplicate: false };
     // Transactions across ranges (intents.ts): not deduplicated by sessions; each phase is idempotent.
-    if (command.op === "txn-prepare") return { request: command.request, result: this.prepare(command), duplicate: false };
-    if (command.op === "txn-decide") return { request: command.request, result: this.intentsHeld.decide(command.txn, command.outcome, this.clockMs), duplicate: false };
-    if (command.op === "txn-resolve") return { request: command.request, result: this.resolve(command.txn, command.outcome), duplicate: false };
-    const locked = this.intentsHeld.inFlight === 0 ? undefined : this.lockedBy(command);
-    if (locked !== undefined) return { request: command.request, result: { op: "txn-locked", key: locked.key, txn: locked.txn }, duplicate: false };
+    if (command.op === "txn-prepare" || command.op === "txn-decide" || command.op === "txn-resolve") {
+      const outside = this.outsideSpan(command);
+      if (outside !== null) return { request: command.request, result: { op: "range-mismatch", key: outside }, duplicate: false };
+      if (command.op === "txn-prepare") return { request: command.request, result: this.prepare(command), duplicate: false };
+      if (command.op === "txn-decide") return { request: command.request, result: this.intentsHeld.decide(command.txn, command.outcome, this.clockMs), duplicate: false };
+      return { request: command.request, result: this.resolve(command.txn, command.outcome), duplicate: false };
+    }
+    // A retry of a write this session already made answers as it did, even once a split
+    // moved its key away or a transaction holds it: it must not be applied a second time.
     const { clientId, sequence } = command.request;
     let session: KvSession | undefined;
     if (clientId !== NO_SESSION) {
@@ -602,6 +604,10 @@ export class KvStore {
         return { request: command.request, result, duplicate: true };
       }
     }
+    const outside = this.outsideSpan(command);
+    if (outside !== null) return { request: command.request, result: { op: "range-mismatch", key: outside }, duplicate: false };
+    const locked = this.intentsHeld.inFlight === 0 ? undefined : this.lockedBy(command);
+    if (locked !== undefined) return { request: command.request, result: { op: "txn-locked", key: locked.key, txn: locked.txn }, duplicate: false };
     const result = this.execute(command, index);
     if (clientId !== NO_SESSION) this.sessionsHeld.record(session, { clientId, sequence, result, lastActiveMs: this.clockMs });
     return { request: command.request, result, duplicate: false };

@@ -64,7 +64,7 @@ export function recoverRanges(
   const storageLog = (message: string): void => log.warn({ component: "storage" }, message);
   const environment = presplit.size === 1 ? null : LmdbKvEnvironment.open({ path: kvPath, log: storageLog });
   const birthsDir = join(config.dataDir, DATA_LAYOUT.births);
-  const births = environment === null ? new Map<GroupId, DurableState<unknown>>() : readBirths(birthsDir);
+  const births = environment === null ? new Map<GroupId, DurableState<unknown>>() : readBirths(birthsDir, storageLog);
   // A birth file whose range's log exists is a copy the log holds durably (it was replayed).
   for (const id of births.keys()) if (replayed.has(id)) removeBirthFile(birthsDir, id);
   const deferred = new Map<GroupId, DurableState<unknown>>();

@@ -23,10 +23,10 @@ import type { DurableState, Membership } from "../../core/engine/contract.js";
 import { decodeSnapshot, type SnapshotRange } from "../../core/kv/snapshot.js";
 import { RANGE_BIRTH_INDEX, type KvSplitHost } from "../../core/kv/split.js";
 import { isGroupId, type GroupId } from "../../core/multi/group.js";
-import { syncDirectory } from "../storage/atomic-file.js";
+import { removeLeftoverTempFiles, syncDirectory } from "../storage/atomic-file.js";
 import { LogStore } from "../storage/log-store.js";
 import type { SharedLog } from "../storage/shared-log.js";
-import { readSnapshotFile, writeSnapshotFile } from "../storage/snapshot-file.js";
+import { readSnapshotFile, snapshotFileName, writeSnapshotFile } from "../storage/snapshot-file.js";
 
 /** The term of a born range's first snapshot: its first leader's term is above it. */
 export const RANGE_BIRTH_TERM = 1;
@@ -40,14 +40,25 @@ export function snapshotRange(data: Uint8Array): SnapshotRange | null {
   return decodeSnapshot(data, { record: ignore, session: ignore, change: ignore, lease: ignore }).range ?? null;
 }
 
-/** The birth files in `dir` (`<data>/births`): each child's first state, by range. */
-export function readBirths(dir: string): Map<GroupId, DurableState<unknown>> {
+/**
+ * The birth files in `dir` (`<data>/births`): each child's first state, by range. A range's
+ * directory without its file (a crash while it was written, which is atomic, or removed) is
+ * removed: its split had not committed, or its log holds the state already.
+ */
+export function readBirths(dir: string, log: (message: string) => void = () => undefined): Map<GroupId, DurableState<unknown>> {
   const births = new Map<GroupId, DurableState<unknown>>();
   if (!existsSync(dir)) return births;
   for (const name of readdirSync(dir)) {
     const id = Number(name.slice(BIRTH_DIR_PREFIX.length));
     if (!name.startsWith(BIRTH_DIR_PREFIX) || !isGroupId(id) || String(id) !== name.slice(BIRTH_DIR_PREFIX.length)) continue;
-    births.set(id, { hardState: null, snapshot: readSnapshotFile(join(dir, name), BIRTH_REF), entries: [] });
+    const rangeDir = join(dir, name);
+    removeLeftoverTempFiles(rangeDir);
+    if (!existsSync(join(rangeDir, snapshotFileName(BIRTH_REF.index, BIRTH_REF.term)))) {
+      log(`removing ${rangeDir}: it holds no birth file (a crash while one was written or removed)`);
+      removeBirthFile(dir, id);
+      continue;
+    }
+    births.set(id, { hardState: null, snapshot: readSnapshotFile(rangeDir, BIRTH_REF), entries: [] });
   }
   return births;
 }

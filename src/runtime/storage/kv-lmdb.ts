@@ -351,7 +351,8 @@ export class LmdbKvBackend implements KvBackend {
         // What the state machine's own snapshot keeps (history.ts), read in the snapshot's transaction.
         retained: (change) => this.guarded(() => isRetained({ changeAfter: (key, revision) => this.history.after(key, revision, transaction) }, change, meta.compactRevision ?? 0)),
         modRevision: (key) => {
-          const stored = this.records.get(recordKey(key), { transaction });
+          // Only the group's own records: a key a split gave away is still stored (the child's now), and its change here is history, not current.
+          const stored = this.inSpan(key) ? this.records.get(recordKey(key), { transaction }) : undefined;
           return stored === undefined || stored.length < RECORD_HEADER_BYTES ? undefined : stored.readDoubleBE(8);
         },
       };
@@ -589,6 +590,13 @@ export class LmdbKvBackend implements KvBackend {
 
   private assertWriting(): void {
     assert(this.inTransaction, "a KV store write outside a transaction");
+  }
+
+  /** Whether `key` is in the group's span. */
+  private inSpan(key: string): boolean {
+    if (this.bounds.whole) return true;
+    const stored = recordKey(key);
+    return Buffer.compare(stored, this.bounds.from) >= 0 && Buffer.compare(stored, this.bounds.to) < 0;
   }
 
   /** A record of another group's span is a programming error: the caller routes keys to their group. */
