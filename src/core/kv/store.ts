@@ -356,8 +356,16 @@ export class KvStore {
   restore(bytes: Uint8Array): void {
     const backend = this.backend;
     const spanBefore = backend.span;
+    // A range's snapshot may hold another span than the store (a split this replica missed):
+    // the span is set first, so the records land in it, and what the store held in either is cleared.
+    const ranged = backend.setSpan !== undefined && backend.span !== undefined && !sameSpan(WHOLE_SPAN, backend.span);
+    const span = ranged ? snapshotSpanOf(bytes) : undefined;
     const meta = backend.transaction(() => {
       backend.clear();
+      if (span !== undefined && backend.setSpan !== undefined && !sameSpan(span, backend.span)) {
+        backend.setSpan(span);
+        backend.clear();
+      }
       const restored = decodeSnapshot(bytes, {
         record: (record) => backend.putRecord(record),
         session: (session) => backend.putSession(session),
@@ -847,7 +855,9 @@ function operatorHolds(operator: TxnCompareOperator, difference: number): boolea
  * and a change at or below the compaction point is its key's first (compaction keeps one).
  */
 function restoreChange(backend: KvBackend, change: SnapshotChange, compactRevision: number): void {
-  const current = backend.getRecord(change.key);
+  // A range's history keeps the changes of keys a split gave away: they have no record here.
+  const span = backend.span;
+  const current = span === undefined || spanHolds(span, change.key) ? backend.getRecord(change.key) : undefined;
   const isCurrent = current !== undefined && current.modRevision === change.revision;
   if (change.kind === "current" && !isCurrent) throw new InvalidInputError(`KV snapshot's history names a current record of ${JSON.stringify(change.key)} at revision ${change.revision} that it does not hold`);
   if (change.kind === "put" && isCurrent) throw new InvalidInputError(`KV snapshot's history repeats the current record of ${JSON.stringify(change.key)}`);
@@ -857,11 +867,18 @@ function restoreChange(backend: KvBackend, change: SnapshotChange, compactRevisi
   backend.putChange({ key: change.key, revision: change.revision, record: change.kind === "current" ? (current as KvRecord) : change.record });
 }
 
-/**
- * Starts the history of a state that has none (restored from a snapshot written before
- * there was history) at `revision`: each record becomes the change that made it, and the
- * compaction point is `revision`, below which nothing is known. Returns it.
- */
+/** The span a range's snapshot holds (undefined: it is not a range's, or it does not decode, which the restore then reports). */
+function snapshotSpanOf(bytes: Uint8Array): KeySpan | undefined {
+  const ignore = (): void => undefined;
+  try {
+    const range = decodeSnapshot(bytes, { record: ignore, session: ignore, change: ignore, lease: ignore }).range;
+    return range === undefined ? undefined : { start: range.start, end: range.end };
+  } catch (error) {
+    if (error instanceof InvalidInputError) return undefined;
+    throw error;
+  }
+}
+
 /** Every key: the span of a store that is not a range of a sharded node. */
 const WHOLE_SPAN: KeySpan = Object.freeze({ start: "", end: null });
 
@@ -875,6 +892,11 @@ function rangeMeta(epoch: number, nextRangeId: number): Pick<KvMeta, "rangeEpoch
   return { ...(epoch === 1 ? {} : { rangeEpoch: epoch }), ...(nextRangeId === 0 ? {} : { nextRangeId }) };
 }
 
+/**
+ * Starts the history of a state that has none (restored from a snapshot written before
+ * there was history) at `revision`: each record becomes the change that made it, and the
+ * compaction point is `revision`, below which nothing is known. Returns it.
+ */
 export function startHistory(backend: KvBackend, revision: number): number {
   let after: string | undefined;
   for (;;) {

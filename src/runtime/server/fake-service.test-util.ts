@@ -51,6 +51,7 @@ export function fakeService(store: KvStore, fault: Fault, writes: KvCommand[], w
     },
     revision: () => store.currentRevision,
     unlocked: () => Promise.resolve(),
+    span: () => store.backend.span ?? { start: "", end: null },
     lease: (id, keysMax) => findLease(store, id, keysMax, store.clock),
     leases: (limit, afterId) => listLeases(store, limit, afterId, store.clock),
     watches,

@@ -133,7 +133,13 @@ export class GroupReplica {
       ...(hooks.onFatal === undefined ? {} : { onFatal: hooks.onFatal }),
       ...(hooks.watcher === undefined ? {} : { watcher: hooks.watcher }),
     });
-    this.watches = new WatchHub(kv, undefined, () => (this.isMember() ? null : new NotMemberError(this.engine.status().leader)), (error, what) => log.error({ err: error, group }, what));
+    this.watches = new WatchHub(
+      kv,
+      undefined,
+      () => (this.isMember() ? null : new NotMemberError(this.engine.status().leader)),
+      (error, what) => log.error({ err: error, group }, what),
+      () => kv.backend.span,
+    );
     const watches = this.watches;
     kv.setObserver(
       hooks.spanChanged === undefined

@@ -10,7 +10,7 @@ import { FutureRevisionError, SELF_ASSIGNED_SESSIONS_FROM, type KvRecord } from 
 import type { ClientRequest, KvOperation } from "./driver.js";
 import { consistencyOf, flagParameter, HttpError, integerParameter, RANGE_HEADER, readBody, SEQUENCE_HEADER, SESSION_HEADER, sendJson, TooLargeError, unexpectedResult, type KvService, type RouteContext } from "./http-api.js";
 import { DEFAULT_GROUP, GROUP_ID_MAX, type GroupId } from "../../core/multi/group.js";
-import { listAcross, oneRangeOf, prefixRangeOf, rangeOf, rangeTableOf, replicaOf, txnKeys, type RangeService } from "./range-routing.js";
+import { listAcross, oneRangeOf, prefixRangeOf, RangeMismatchError, rangeOf, rangeTableOf, replicaOf, txnKeys, type RangeService } from "./range-routing.js";
 import { parseTxnRequest, txnResultJson } from "./txn-json.js";
 import { parseEventId, type WatchRequest } from "./watch.js";
 
@@ -102,7 +102,14 @@ export function parseWatchRequest(query: URLSearchParams, lastEventId: string | 
 }
 
 export async function getKey(service: KvService, key: string, query: URLSearchParams, response: ServerResponse): Promise<void> {
-  return getKeyIn(rangeOf(service, key), key, query, response);
+  // A split that applies while the read waits moves the key to another range: read it there.
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await getKeyIn(rangeOf(service, key), key, query, response);
+    } catch (error) {
+      if (!(error instanceof RangeMismatchError) || attempt >= 3) throw error;
+    }
+  }
 }
 
 async function getKeyIn(service: RangeService, key: string, query: URLSearchParams, response: ServerResponse): Promise<void> {

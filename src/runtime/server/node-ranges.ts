@@ -15,7 +15,7 @@ import { members } from "../../core/engine/membership.js";
 import { DEFAULT_GROUP, type GroupId } from "../../core/multi/group.js";
 import { leadershipMove } from "../../core/multi/leader-balance.js";
 import { rangeMembershipChange } from "../../core/multi/range-members.js";
-import { RangeTable } from "../../core/multi/ranges.js";
+import { RangeTable, spanHolds } from "../../core/multi/ranges.js";
 import { LmdbKvEnvironment } from "../storage/kv-lmdb-env.js";
 import { spanBounds, type KvSpan } from "../storage/kv-lmdb-groups.js";
 import { LogStore } from "../storage/log-store.js";
@@ -27,9 +27,8 @@ import type { DiskGuard } from "./disk-guard.js";
 import { GroupReplica, recoverGroup, type RecoveredGroup } from "./group-replica.js";
 import { findLease, listLeases } from "./lease-view.js";
 import { readBirths, removeBirthFile, snapshotRange } from "./range-births.js";
-import { RangeNotReadyError, TxnLockedError, type RangeService } from "./range-routing.js";
+import { RangeMismatchError, RangeNotReadyError, TxnLockedError, type RangeService } from "./range-routing.js";
 import { RANGE_BIRTH_INDEX } from "../../core/kv/split.js";
-import { compareUtf8 } from "../../core/common/utf8.js";
 import { LIVENESS_GROUP } from "./node-liveness.js";
 
 /** What `recoverRanges` found: the ranges to host now, and those that wait for their parent's split. */
@@ -66,7 +65,7 @@ export function recoverRanges(
   const birthsDir = join(config.dataDir, DATA_LAYOUT.births);
   const births = environment === null ? new Map<GroupId, DurableState<unknown>>() : readBirths(birthsDir, storageLog);
   // A birth file whose range's log exists is a copy the log holds durably (it was replayed).
-  for (const id of births.keys()) if (replayed.has(id)) removeBirthFile(birthsDir, id);
+  for (const id of births.keys()) if ((replayed.get(id)?.durable.snapshot ?? null) !== null) removeBirthFile(birthsDir, id);
   const deferred = new Map<GroupId, DurableState<unknown>>();
   const fromFiles = new Set<GroupId>();
   const durableOf = (id: GroupId): DurableState<unknown> | undefined => replayed.get(id)?.durable;
@@ -75,8 +74,10 @@ export function recoverRanges(
     const ids = [...presplit.list().map((range) => range.id), ...born].sort((a, b) => a - b);
     for (const id of ids) {
       let durable = durableOf(id);
-      if (durable === undefined && births.has(id) && !replayed.has(id)) {
-        durable = births.get(id) as DurableState<unknown>;
+      const birth = births.get(id);
+      if (birth !== undefined && (durable?.snapshot ?? null) === null) {
+        // Its first state is in its birth file only; a hard state its log holds (a vote cast before) is kept.
+        durable = { ...birth, hardState: durable?.hardState ?? null };
         fromFiles.add(id);
       }
       durable ??= { hardState: null, snapshot: null, entries: [] };
@@ -117,7 +118,7 @@ export function recoverRanges(
       );
       if (fromFiles.has(id)) {
         // Its log starts with its first state now; the birth file goes once that is durable.
-        recovered.at(-1)?.logStore.save({ snapshot: durable.snapshot, entries: [], hardState: null });
+        recovered.at(-1)?.logStore.save({ snapshot: durable.snapshot, entries: [], hardState: durable.hardState });
         sharedLog.sync();
         removeBirthFile(birthsDir, id);
         fromFiles.delete(id);
@@ -216,21 +217,6 @@ export class NodeRanges {
   /** A range split or was added: the table is built again when next asked for. */
   changed(): void {
     this.tableStale = true;
-  }
-
-  /** The first span of keys no replica here holds (a split this node missed), or null when they cover every key. */
-  hole(): KvSpan | null {
-    const spans = this.all()
-      .map((replica) => replica.kv.backend.span ?? { start: "", end: null })
-      .sort((a, b) => compareUtf8(a.start, b.start));
-    let from: string | null = "";
-    for (const span of spans) {
-      if (from === null) break;
-      if (compareUtf8(span.start, from) > 0) return { start: from, end: span.start };
-      if (span.end === null) from = null;
-      else if (compareUtf8(span.end, from) > 0) from = span.end;
-    }
-    return from === null ? null : { start: from, end: null };
   }
 
   /**
@@ -438,12 +424,22 @@ function rangeService(replica: GroupReplica, diskGuard: () => DiskGuard | null, 
       if (!holdsState()) return Promise.reject(new RangeNotReadyError(replica.group));
       return replica.driver.read(consistency);
     },
-    get: (key) => replica.kv.get(key),
+    get: (key) => {
+      // A split that applied while the read waited moved the key away: send it again.
+      const span = replica.kv.backend.span;
+      if (span !== undefined && !spanHolds(span, key)) throw new RangeMismatchError(key, replica.group, { id: replica.group, start: span.start, end: span.end, epoch: replica.kv.rangeEpoch });
+      return replica.kv.get(key);
+    },
+    span: () => replica.kv.backend.span ?? { start: "", end: null },
     range: (prefix, limit, after) => {
       const records = replica.kv.range(prefix, limit + 1, after === null ? {} : { after });
       return { records: records.slice(0, limit), more: records.length > limit };
     },
-    getAt: (key, revision) => replica.kv.getAt(key, revision),
+    getAt: (key, revision) => {
+      const span = replica.kv.backend.span;
+      if (span !== undefined && !spanHolds(span, key)) throw new RangeMismatchError(key, replica.group, { id: replica.group, start: span.start, end: span.end, epoch: replica.kv.rangeEpoch });
+      return replica.kv.getAt(key, revision);
+    },
     rangeAt: (prefix, limit, after, revision) => {
       const records = replica.kv.rangeAt(prefix, limit + 1, after === null ? { revision } : { after, revision });
       return { records: records.slice(0, limit), more: records.length > limit };

@@ -14,6 +14,7 @@ import type { Logger } from "pino";
 import type { DurableState, Membership, MembershipChange, NodeId } from "../../core/engine/contract.js";
 import { SharedLog } from "../storage/shared-log.js";
 import type { LmdbKvEnvironment } from "../storage/kv-lmdb-env.js";
+import { spanBounds } from "../storage/kv-lmdb-groups.js";
 import { LogStore } from "../storage/log-store.js";
 import { PeerTransport } from "../transport/peer-transport.js";
 import type { ApiListener } from "../tls/https-listener.js";
@@ -34,6 +35,7 @@ import { LIVENESS_GROUP, PeerLiveness, PING_EVERY_TICKS } from "./node-liveness.
 import { HttpError, type KvService, type QuorumView, type Readiness } from "./http-api.js";
 import type { SplitAnswer } from "./split-route.js";
 import type { KvStore } from "../../core/kv/store.js";
+import { splitRefusal } from "../../core/kv/split.js";
 import type { KvRecord } from "../../core/kv/model.js";
 import { quorumViewOf, readinessOf } from "./node-health.js";
 import type { RangeService } from "./range-routing.js";
@@ -75,6 +77,10 @@ export class SynodNode {
   private readonly primary: GroupReplica;
   /** The cluster's ranges (fixed at its start, `--shards`) and this node's replica of each; group 0's among them. */
   private readonly ranges: NodeRanges;
+  /** A look for waiting ranges to host is scheduled (spanChanged). */
+  private deferredCheck = false;
+  /** A range this node missed the split of is being looked up (adoptRange). */
+  private adopting = false;
   /** On a sharded Raft node: the ranges splits make (null: this node's ranges do not split). */
   private readonly births: RangeBirths | null;
   /** On a sharded Raft node: transactions across ranges, coordinated and recovered (null: one range, or Paxos). */
@@ -154,6 +160,7 @@ export class SynodNode {
         network,
         metrics: this.metrics,
         onMembership: (membership) => this.applyMembership(membership),
+        spanChanged: () => this.spanChanged(),
         // The log could not be written: stop (the thrown error ends the process) with what to do.
         onFatal: (error) => setImmediate(() => { throw storageFailure(error, config.dataDir); }),
         watcher: {
@@ -354,39 +361,75 @@ export class SynodNode {
     const id = recovered.group;
     const network = this.groups.host(id, (from, message) => this.ranges.get(id)?.driver.receive(from, message));
     const onFatal = (error: unknown): void => void setImmediate(() => { throw storageFailure(error, this.config.dataDir); });
-    const replica = new GroupReplica(this.config, recovered, { network, metrics: this.metrics, onFatal, spanChanged: () => this.ranges.changed() }, this.log);
+    const replica = new GroupReplica(this.config, recovered, { network, metrics: this.metrics, onFatal, spanChanged: () => this.spanChanged() }, this.log);
     replica.kv.setSplitHost(this.births?.hostFor(() => replica.membership()) ?? null);
     this.ranges.add(replica);
     return replica;
   }
 
   /**
-   * A message from a member for a range this node does not host, while its ranges leave
-   * keys uncovered: this node missed the split that made the range (its parent's snapshot
-   * came after it). The range is hosted over the first uncovered span with no state, to be
-   * sent its leader's snapshot (which sets its span), and serves nothing until then. One at
-   * a time; a range whose split this node will still apply is left to that.
+   * A message from a member for a range this node does not host: if no range here holds any
+   * of its keys, this node missed the split that made it (its parent's snapshot came after
+   * the split). Its span is asked of the member that sent the message (`GET /v1/shards`);
+   * when no range here overlaps it, the range is hosted over it with no state, to be sent its
+   * leader's snapshot, and serves nothing until then. A range whose span a range here still
+   * holds is left to that range's split. One at a time.
    */
   private adoptRange(from: NodeId, id: GroupId): void {
     const environment = this.ranges.environment;
-    if (this.births === null || environment === null || id === LIVENESS_GROUP || this.ranges.get(id) !== undefined) return;
+    if (this.births === null || environment === null || id === LIVENESS_GROUP || this.ranges.get(id) !== undefined || this.adopting) return;
     if (this.births.waitsForParent(id) || !isMember(this.membership(), from)) return;
-    if (this.ranges.all().some((replica) => !this.ranges.holdsState(replica))) return;
-    const span = this.ranges.hole();
-    if (span === null) return;
-    const durable = this.births.takeStateless(id) ?? { hardState: null, snapshot: null, entries: [] };
-    try {
-      const recovered = recoverGroup(
-        this.config,
-        this.consensus,
-        { group: id, logStore: new LogStore(this.sharedLog, id), durable, kvPath: environment.path, openStateMachine: () => ({ backend: environment.group(id, span), trusted: true, reason: null }), bootstrapPeers: [] },
-        this.log,
-      );
-      this.hostRange(recovered);
-      this.log.warn({ range: id, peer: from, start: span.start, end: span.end }, "hosting a range this node missed the split of, until its leader sends its state");
-    } catch (error) {
-      this.log.error({ err: error, range: id }, "could not host a range this node missed the split of");
-    }
+    const senderHttp = this.memberHttp.get(from);
+    if (senderHttp === undefined) return;
+    this.adopting = true;
+    void this.learnSpan(senderHttp, id)
+      .then((span) => {
+        if (span === null || this.ranges.get(id) !== undefined || this.births === null) return;
+        if (environment.registry.overlapping(id, spanBounds(span)) !== undefined) return;
+        const durable = this.births.takeStateless(id) ?? { hardState: null, snapshot: null, entries: [] };
+        const recovered = recoverGroup(
+          this.config,
+          this.consensus,
+          { group: id, logStore: new LogStore(this.sharedLog, id), durable, kvPath: environment.path, openStateMachine: () => ({ backend: environment.group(id, span), trusted: true, reason: null }), bootstrapPeers: [] },
+          this.log,
+        );
+        this.hostRange(recovered);
+        this.log.warn({ range: id, peer: from, start: span.start, end: span.end }, "hosting a range this node missed the split of, until its leader sends its state");
+      })
+      .catch((error: unknown) => this.log.warn({ err: error, range: id, peer: from }, "could not host a range this node missed the split of; its leader's next message tries again"))
+      .finally(() => {
+        this.adopting = false;
+      });
+  }
+
+  /**
+   * A range's span changed (a split, or a snapshot restored): the routing table is built
+   * again, and ranges waiting for a split their parent will no longer apply here (it caught
+   * up from a snapshot taken after it) are hosted.
+   */
+  private spanChanged(): void {
+    this.ranges.changed();
+    if (this.deferredCheck || this.births === null) return;
+    this.deferredCheck = true;
+    setImmediate(() => {
+      this.deferredCheck = false;
+      const environment = this.ranges.environment;
+      if (environment === null || this.stopping !== null) return;
+      try {
+        this.births?.hostFreed((id, span) => environment.registry.overlapping(id, spanBounds(span)) === undefined);
+      } catch (error) {
+        this.log.error({ err: error }, "could not host a range whose parent caught up past its split");
+      }
+    });
+  }
+
+  /** Range `id`'s span as the member at `http` sees it (null: it lists no such range). */
+  private async learnSpan(http: string, id: GroupId): Promise<{ readonly start: string; readonly end: string | null } | null> {
+    const response = await fetch(`${http}/v1/shards`, { signal: AbortSignal.timeout(2000) });
+    if (!response.ok) throw new Error(`${http}/v1/shards answered ${response.status}`);
+    const shards = ((await response.json()) as { shards?: { id: number; start: string; end: string | null }[] }).shards ?? [];
+    const range = shards.find((shard) => shard.id === id);
+    return range === undefined ? null : { start: range.start, end: range.end };
   }
 
   /** A range a split made (range-births.ts): recovered from its durable state, hosted, and started with the others. */
@@ -716,6 +759,9 @@ export class SynodNode {
     await parent.driver.read("linearizable");
     const at = key ?? middleKey(parent.kv);
     if (at === null) throw new HttpError(409, "split_refused", `range ${id} holds ${parent.kv.keys} key(s): name the key to split at, {"key": "KEY"}`);
+    // Checked here first too, so a split refused for its key does not use up a range id.
+    const refusal = splitRefusal(parent.kv.backend.span ?? { start: "", end: null }, at);
+    if (refusal !== null) throw new HttpError(409, "split_refused", `range ${id} did not split: ${refusal}`);
     const atLeast = Math.max(...this.ranges.all().map((replica) => replica.group)) + 1;
     const allocated = await this.primary.driver.write({ op: "range-id", atLeast });
     if (allocated.op !== "range-id") throw new HttpError(503, "unavailable", `group 0 handed out no range id: ${allocated.op === "rejected" ? allocated.reason : allocated.op}`);

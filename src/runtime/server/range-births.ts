@@ -141,6 +141,19 @@ export class RangeBirths {
     return waiting;
   }
 
+  /**
+   * Hosts the ranges waiting for their parent's split whose span no range here holds any
+   * more (`isFree`): their parent caught up from a snapshot taken after the split, so it
+   * will not apply it again here; their own log holds their state.
+   */
+  hostFreed(isFree: (id: GroupId, span: { readonly start: string; readonly end: string | null }) => boolean): void {
+    for (const [id, durable] of [...this.deferred]) {
+      if (durable.snapshot === null) continue;
+      const range = snapshotRange(durable.snapshot.data);
+      if (range !== null && isFree(id, { start: range.start, end: range.end })) this.born(id);
+    }
+  }
+
   /** Whether range `id` waits for its parent to apply its split (its log holds its first state). */
   waitsForParent(id: GroupId): boolean {
     const waiting = this.deferred.get(id);

@@ -34,6 +34,8 @@ export interface RangeService {
   /** `range` as the store was at `revision`; throws as `getAt` does. */
   rangeAt(prefix: string, limit: number, after: string | null, revision: number): { readonly records: readonly KvRecord[]; readonly more: boolean };
   revision(): number;
+  /** The keys this replica's range holds now (a split narrows it while a read waits). */
+  span(): { readonly start: string; readonly end: string | null };
   /**
    * Resolves once none of `keys` is held by a transaction across ranges in flight (a read
    * of a held key waits for its outcome, so it never sees half of one); rejects with
@@ -167,10 +169,22 @@ export interface ListedPage {
  * before any is read), so the page is not one snapshot of the whole key space.
  */
 export async function listAcross(service: RangedService, prefix: string, limit: number, after: string | null, consistency: ReadConsistency): Promise<ListedPage> {
-  const table = rangeTableOf(service);
-  const spanned = table.forPrefix(prefix, after);
-  const replicas = (spanned.length === 0 ? [table.forKey(prefix)] : spanned).map((range) => ({ id: range.id, replica: replicaOf(service, range) }));
-  await Promise.all(replicas.map(({ replica }) => replica.read(consistency)));
+  // A range that split while the reads waited holds fewer keys than the table said: read
+  // again by the new table (a listing must not leave out the keys that moved).
+  let replicas: { readonly id: GroupId; readonly replica: RangeService }[] = [];
+  for (let attempt = 0; ; attempt++) {
+    const table = rangeTableOf(service);
+    const spanned = table.forPrefix(prefix, after);
+    const ranges = spanned.length === 0 ? [table.forKey(prefix)] : spanned;
+    replicas = ranges.map((range) => ({ id: range.id, replica: replicaOf(service, range) }));
+    await Promise.all(replicas.map(({ replica }) => replica.read(consistency)));
+    const moved = ranges.find((range, i) => {
+      const now = (replicas[i] as { replica: RangeService }).replica.span();
+      return service.ranges !== undefined && (now.start !== range.start || now.end !== range.end);
+    });
+    if (moved === undefined) break;
+    if (attempt >= 3) throw new RangeMismatchError(prefix, moved.id, moved);
+  }
   const records: KvRecord[] = [];
   const ranges: { id: GroupId; revision: number }[] = [];
   let more = false;

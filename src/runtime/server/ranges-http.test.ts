@@ -11,6 +11,7 @@ import type { AddressInfo } from "node:net";
 import { after, before, describe, test } from "node:test";
 import { Client } from "../../client/client.js";
 import type { KvCommand } from "../../core/kv/command.js";
+import { MemoryKvBackend } from "../../core/kv/backend.js";
 import { KvStore } from "../../core/kv/store.js";
 import { RangeTable } from "../../core/multi/ranges.js";
 import { compareUtf8 } from "../../core/common/utf8.js";
@@ -29,7 +30,11 @@ const TABLE = new RangeTable([
 describe("a sharded node's HTTP API in-process", () => {
   let server: Server;
   let url: string;
-  const stores = TABLE.list().map(() => new KvStore());
+  const stores = TABLE.list().map((range) => {
+    const backend = new MemoryKvBackend();
+    backend.span = { start: range.start, end: range.end };
+    return new KvStore(backend);
+  });
   const fault: Fault = { refuse: null, quorum: ALL_REACHED, readiness: READY };
   before(async () => {
     const writes: KvCommand[] = [];

@@ -206,10 +206,16 @@ describe("a node that missed a split (its range's log compacted past it while th
     const split = await postSplit(`${cluster.node(1).http}/v1/shards/1/split`, JSON.stringify({ key: "p-010" }));
     assert.equal(split.status, 200, split.text);
     await rangesLed(cluster, 1, 3, [1, 2], 10_000);
-    // Enough writes to both halves that each compacts its log past the split (every 40-58 entries).
-    for (let i = 0; i < 150; i++) await put(1 + (i % 2), `p-${String(i % 20).padStart(3, "0")}`, `after-${i}`);
+    // Enough writes to both halves that each compacts its log past the split (every 40-58
+    // entries); p-015 to p-019 are left as they were before it, so the parent's history still
+    // holds their changes when it is sent to the node that missed the split.
     const expected = new Map<string, string>();
-    for (let i = 0; i < 150; i++) expected.set(`p-${String(i % 20).padStart(3, "0")}`, `after-${i}`);
+    for (let i = 15; i < 20; i++) expected.set(`p-${String(i).padStart(3, "0")}`, `before-${i}`);
+    for (let i = 0; i < 150; i++) {
+      const key = `p-${String(i % 15).padStart(3, "0")}`;
+      await put(1 + (i % 2), key, `after-${i}`);
+      expected.set(key, `after-${i}`);
+    }
 
     cluster.startNode(3);
     const deadline = Date.now() + 20_000;
@@ -218,7 +224,7 @@ describe("a node that missed a split (its range's log compacted past it while th
       mine = await shardsOf(cluster, 3).catch(() => null);
       const theirs = await shardsOf(cluster, 1);
       if (mine !== null && theirs !== null && mine.length === 3 && mine.every((s, i) => s.keys === theirs[i]?.keys && s.start === theirs[i]?.start && s.end === theirs[i]?.end)) break;
-      if (Date.now() > deadline) assert.fail(`node 3 did not get the range it missed: ${JSON.stringify(mine)} against ${JSON.stringify(theirs)}`);
+      if (Date.now() > deadline) assert.fail(`node 3 did not get the range it missed: ${JSON.stringify(mine)} against ${JSON.stringify(theirs)}; node 3 said: ${cluster.node(3).output.slice(-3000)}; shards: ${(await request("GET", `${cluster.node(3).http}/v1/shards`).catch((e: unknown) => ({ text: String(e) }))).text.slice(0, 1500)}`);
       await sleep(100);
     }
     t.diagnostic(`node 3 holds ${JSON.stringify(mine.map(({ id, start, end, keys }) => ({ id, start, end, keys })))}`);

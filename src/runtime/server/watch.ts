@@ -105,6 +105,8 @@ export class WatchHub implements KvStoreObserver {
     private readonly refusal: () => Error | null = () => null,
     /** Where a stream that failed unexpectedly is reported (it is ended with `canceled` `internal`). */
     readonly logError: (error: unknown, what: string) => void = () => undefined,
+    /** The keys the range holds now (absent: every key): a watch on others is refused. */
+    private readonly span: () => { readonly start: string; readonly end: string | null } | undefined = () => undefined,
   ) {
     this.tailStart = source.currentRevision + 1;
     this.progressTimer = setInterval(() => this.progressRound(), Math.max(10, Math.floor(options.progressIntervalMs / 2)));
@@ -156,6 +158,9 @@ export class WatchHub implements KvStoreObserver {
     if (watch.start.revision < this.source.compactRevision) throw new CompactedError(watch.start.revision, this.source.compactRevision);
     if (this.watchers.size >= this.options.watchersMax) throw new WatchCanceledError("overloaded", `this node serves ${this.options.watchersMax} watches already; watch through another node, or retry later`);
     const watcher = new Watcher(this, watch, response);
+    const span = this.span();
+    // The range split while the request waited: the keys are another range's now.
+    if (span !== undefined && !watcher.within(span)) throw new WatchCanceledError("range_split", "the range split and no longer holds the keys this watch follows: watch again (it goes to the range that holds them)");
     this.watchers.add(watcher);
     // The response's close: the client went, or the stream ended. (A request's own close
     // only says its body was read.)
