@@ -241,6 +241,12 @@ export class Watch implements AsyncIterableIterator<WatchEvent> {
         yield* this.deliver(body, event.id, url);
         return;
       case "canceled":
+        // The range split: every change through the split was sent, and the watch goes on
+        // from there in the range that holds the keys now (reconnecting, as after a failure).
+        if (body["error"] === "range_split" && typeof body["lastEventId"] === "string" && typeof body["revision"] === "number") {
+          this.advance(body["revision"]);
+          this.lastEventId = body["lastEventId"];
+        }
         throw canceledError(body, url);
       default:
         return;

@@ -65,8 +65,8 @@ export interface KvStoreObserver {
   committed(changes: readonly KvChange[]): void;
   /** The whole state was replaced (a snapshot restored): what was told before may be gone. */
   restored(): void;
-  /** The store's span changed (a split committed, or a snapshot of the range restored): it holds only `span` now. */
-  spanChanged?(span: KeySpan): void;
+  /** The store's span changed at `revision` (a split committed, or a snapshot of the range restored): it holds only `span` now. */
+  spanChanged?(span: KeySpan, revision: number): void;
 }
 
 /** One committed log entry, as the state machine applies it. */
@@ -140,6 +140,8 @@ export class KvStore {
   private readonly intentsHeld: KvIntents;
   /** Where a split's child goes (split.ts); null: this store does not split. */
   private splitHost: KvSplitHost | null = null;
+  /** The revision of the last split (what `spanChanged` tells the observer). */
+  private splitRevision = 0;
   /** Children born in the transaction under way, for the host once it commits. */
   private pendingBirths: number[] = [];
 
@@ -406,7 +408,7 @@ export class KvStore {
     this.nextRangeId = meta.nextRangeId ?? 0;
     this.intentsHeld.reload();
     this.observer?.restored();
-    if (spanBefore !== undefined && this.backend.span !== undefined && !sameSpan(spanBefore, this.backend.span)) this.observer?.spanChanged?.(this.backend.span);
+    if (spanBefore !== undefined && this.backend.span !== undefined && !sameSpan(spanBefore, this.backend.span)) this.observer?.spanChanged?.(this.backend.span, this.revision);
   }
 
   /** A deterministic snapshot: keys in UTF-8 byte order, so equal states give equal bytes. */
@@ -480,7 +482,7 @@ export class KvStore {
     this.pendingBirths = [];
     for (const child of births) this.splitHost?.born(child);
     const span = this.backend.span;
-    if (span !== undefined) this.observer?.spanChanged?.(span);
+    if (span !== undefined) this.observer?.spanChanged?.(span, this.splitRevision);
   }
 
   /** Hands the committed transaction's changes to the observer, in (revision, key) order. */
@@ -558,6 +560,7 @@ export class KvStore {
     this.keyCount = backend.recordCount();
     this.rangeEpochValue = epoch;
     this.pendingBirths.push(child);
+    this.splitRevision = this.revision;
     return { op: "split", child, at, epoch, revision: this.revision };
   }
 

@@ -150,8 +150,8 @@ export class GroupReplica {
               watches.restored();
               hooks.spanChanged?.();
             },
-            spanChanged: (span) => {
-              watches.spanChanged(span);
+            spanChanged: (span, revision) => {
+              watches.spanChanged(span, revision);
               hooks.spanChanged?.();
             },
           },

@@ -188,6 +188,44 @@ describe("splitting ranges of a cluster of real processes (--shards 2)", { timeo
   });
 });
 
+describe("a watch across a split", { timeout: 120_000 }, () => {
+  let cluster: ProcessCluster;
+  before(async () => {
+    cluster = await ProcessCluster.start({ size: 3, flags: ["--shards", "2"] });
+    await rangesLed(cluster, 1, 2, [1, 2, 3], 15_000);
+  });
+  after(async () => cluster.close());
+
+  test("the SDK's watch on a key a split moves gets every change before and after, in order, from the range that holds the key", async () => {
+    const client = new Client({ endpoints: cluster.nodes.map((node) => node.http), healthCheckIntervalMs: 0 });
+    try {
+      await client.put("w-key", "1");
+      const watch = client.watch("w-key", { fromRevision: 1 });
+      const seen: string[] = [];
+      const reading = (async () => {
+        for await (const event of watch) {
+          seen.push(event.type === "put" ? Buffer.from(event.value).toString("utf8") : "deleted");
+          if (seen.length === 3) break;
+        }
+      })();
+      const deadline = Date.now() + 10_000;
+      while (seen.length < 1 && Date.now() < deadline) await sleep(20);
+      await client.put("w-key", "2");
+      while (seen.length < 2 && Date.now() < deadline) await sleep(20);
+      // A write the watch does not follow: the split's revision is past the watch's last change.
+      await client.put("v-other", "x");
+      await client.put("v-other", "y");
+      const split = await postSplit(`${cluster.node(2).http}/v1/shards/1/split`, JSON.stringify({ key: "w" }));
+      assert.equal(split.status, 200, split.text);
+      await client.put("w-key", "3");
+      await Promise.race([reading, sleep(10_000)]);
+      assert.deepEqual(seen, ["1", "2", "3"], "the change made in the new range came through the same watch");
+    } finally {
+      await client.close();
+    }
+  });
+});
+
 describe("a node that missed a split (its range's log compacted past it while the node was down)", { timeout: 120_000 }, () => {
   let cluster: ProcessCluster;
   before(async () => {

@@ -29,7 +29,7 @@ import { SynodError } from "../../core/common/errors.js";
 import { compareUtf8 } from "../../core/common/utf8.js";
 import { prefixEnd, spanHolds } from "../../core/multi/ranges.js";
 import { CompactedError, type HistoryPosition, type KvChange, type KvRecord, type KvStoreObserver } from "../../core/kv/store.js";
-import { WatchCursor, type WatchMessage, type WatchSpec } from "../../core/kv/watch-cursor.js";
+import { formatEventId, WatchCursor, type WatchMessage, type WatchSpec } from "../../core/kv/watch-cursor.js";
 
 export { formatEventId, parseEventId } from "../../core/kv/watch-cursor.js";
 
@@ -136,16 +136,14 @@ export class WatchHub implements KvStoreObserver {
   }
 
   /**
-   * The range split (src/core/kv/split.ts): it holds only `span` now. A watch on keys it no
-   * longer holds would never hear of them again, so it ends with a `canceled` event
-   * (`range_split`) saying where to resume; watched again, it goes to the range that holds
-   * them (whose history starts at the split).
+   * The range split (src/core/kv/split.ts) at `revision`: it holds only `span` now. A watch on
+   * keys it no longer holds would never hear of them again: it is sent every change through
+   * `revision` (the parent's history holds them), then ends with a `canceled` event
+   * (`range_split`) whose `lastEventId` is `revision`; watched again from there, it goes to
+   * the range that holds the keys now, whose history starts at `revision`.
    */
-  spanChanged(span: { readonly start: string; readonly end: string | null }): void {
-    for (const watcher of this.watchers) {
-      if (watcher.within(span)) continue;
-      watcher.cancel("range_split", "the range split and no longer holds the keys this watch follows: watch again from lastEventId (it goes to the range that holds them now)");
-    }
+  spanChanged(span: { readonly start: string; readonly end: string | null }, revision: number): void {
+    for (const watcher of this.watchers) if (!watcher.within(span)) watcher.endAt(revision);
   }
 
   /**
@@ -261,6 +259,8 @@ class Watcher {
   /** Resolves the wait for new changes, and the wait for the socket to drain. */
   private waiting: (() => void) | null = null;
   private draining: (() => void) | null = null;
+  /** The range split at this revision: the stream ends once it sent everything through it. */
+  private endRevision: number | null = null;
 
   constructor(
     private readonly hub: WatchHub,
@@ -292,6 +292,12 @@ class Watcher {
     void this.run();
   }
 
+  /** Ends the stream once everything through `revision` was sent (its range split then). */
+  endAt(revision: number): void {
+    this.endRevision = this.endRevision === null ? revision : Math.min(this.endRevision, revision);
+    this.wake();
+  }
+
   wake(): void {
     const waiting = this.waiting;
     this.waiting = null;
@@ -313,9 +319,9 @@ class Watcher {
   }
 
   /** Ends the stream with a `canceled` event: why, and the id to resume from. */
-  cancel(code: string, message: string, fields: Record<string, unknown> = {}): void {
+  cancel(code: string, message: string, fields: Record<string, unknown> = {}, lastEventId: string = this.cursor.lastEventId): void {
     if (this.closed) return;
-    this.write("canceled", null, { error: code, message, lastEventId: this.cursor.lastEventId, ...fields });
+    this.write("canceled", null, { error: code, message, lastEventId, ...fields });
     this.response.end();
     // A client that does not read what is queued for it holds the connection only so long.
     const timer = setTimeout(() => this.response.destroy(), CUT_GRACE_MS);
@@ -328,9 +334,11 @@ class Watcher {
   private async run(): Promise<void> {
     try {
       while (!this.closed) {
+        if (this.handedOver()) return;
         const read = this.hub.read(this.cursor.position);
         if (read.changes.length === 0) {
           this.cursor.caughtUp(this.hub.source.currentRevision);
+          if (this.handedOver()) return;
           this.idle = true;
           await new Promise<void>((resolve) => (this.waiting = resolve));
           continue;
@@ -353,6 +361,14 @@ class Watcher {
       this.hub.logError(error, "a watch stream failed");
       this.cancel("internal", "internal error; see the node's log");
     }
+  }
+
+  /** Whether the stream ended because its range split and it sent everything through the split (see `endAt`). */
+  private handedOver(): boolean {
+    const end = this.endRevision;
+    if (end === null || this.cursor.sentThrough < end) return false;
+    this.cancel("range_split", "the range split and no longer holds the keys this watch follows: every change through the split was sent; watch again from lastEventId (it goes to the range that holds them now)", { revision: end }, formatEventId(end, null));
+    return true;
   }
 
   private send(message: WatchMessage): void {
