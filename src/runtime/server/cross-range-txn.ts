@@ -61,11 +61,16 @@ interface Part {
   readonly failure: readonly TxnOperation[];
 }
 
+/** What the coordinator needs of a range's replica on this node. */
+export type TxnReplica = Pick<GroupReplica, "kv" | "engine"> & { readonly driver: Pick<GroupReplica["driver"], "write"> };
+
 export interface CrossRangeHost {
   readonly nodeId: number;
   table(): RangeTable;
-  replica(range: GroupId): GroupReplica | undefined;
-  readonly log: Logger;
+  replica(range: GroupId): TxnReplica | undefined;
+  readonly log: Pick<Logger, "info" | "warn">;
+  /** The wall clock (tests move it); Date.now by default. */
+  readonly now?: () => number;
 }
 
 export class CrossRangeTxns {
@@ -140,7 +145,7 @@ export class CrossRangeTxns {
     if (this.recovering) return;
     this.recovering = true;
     try {
-      const now = Date.now();
+      const now = (this.host.now ?? Date.now)();
       const present = new Set<string>();
       const due: { range: GroupId; txn: string; anchor: GroupId }[] = [];
       for (const id of this.host.table().list().map((range) => range.id)) {
@@ -205,7 +210,7 @@ export class CrossRangeTxns {
   }
 
   /** One phase, through this node's replica of `range`, proposed again if the range did not answer (each phase is idempotent). */
-  private async write(range: GroupId, operation: Parameters<GroupReplica["driver"]["write"]>[0]): Promise<KvResult> {
+  private async write(range: GroupId, operation: Parameters<TxnReplica["driver"]["write"]>[0]): Promise<KvResult> {
     const replica = this.host.replica(range);
     if (replica === undefined) throw new Error(`this node hosts no replica of range ${range}`);
     let failure: unknown;
