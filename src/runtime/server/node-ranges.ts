@@ -86,7 +86,7 @@ export function recoverRanges(
         // Born of a split and not in the environment: its span is in its first snapshot.
         if (durable.snapshot === null) {
           // Heard of from its leader (this node voted), never given its state: hosted again
-          // when its leader next reaches this node (node.ts, adoptRange), or born of its split.
+          // when its leader next reaches this node (node-range-admin.ts, adoptRange), or born of its split.
           deferred.set(id, durable);
           continue;
         }
@@ -221,7 +221,7 @@ export class NodeRanges {
 
   /**
    * Whether this node's replica of range `id` holds the range's state: a range born of a
-   * split is hosted before its state arrives when this node missed the split (node.ts,
+   * split is hosted before its state arrives when this node missed the split (node-range-admin.ts,
    * adoptRange), and serves no read until it does.
    */
   holdsState(replica: GroupReplica): boolean {

@@ -3,7 +3,8 @@
  * the peer transport and the HTTP API, started in that order and stopped in the reverse
  * one. The node hosts one replica per range of its cluster (`--shards`, one by default),
  * each a consensus group of every member; group 0, the first range, also holds the
- * cluster's configuration and directory of members (docs/sharding.md).
+ * cluster's configuration and directory of members (docs/sharding.md). Hosting the ranges,
+ * their splits and the work that looks after them are node-range-admin.ts's.
  *
  * Recovery at start: the shared log replays the write-ahead log (repairing a torn tail,
  * refusing damage before it); then each group's replica recovers its state machine.
@@ -11,32 +12,23 @@
 import { performance } from "node:perf_hooks";
 import { join } from "node:path";
 import type { Logger } from "pino";
-import type { DurableState, Membership, MembershipChange, NodeId } from "../../core/engine/contract.js";
+import type { Membership, NodeId } from "../../core/engine/contract.js";
 import { SharedLog } from "../storage/shared-log.js";
-import type { LmdbKvEnvironment } from "../storage/kv-lmdb-env.js";
-import { spanBounds } from "../storage/kv-lmdb-groups.js";
-import { LogStore } from "../storage/log-store.js";
 import { PeerTransport } from "../transport/peer-transport.js";
 import type { ApiListener } from "../tls/https-listener.js";
 import { TlsConfigError, TlsSource } from "../tls/material.js";
 import { trustForFetch } from "../tls/trust.js";
-import { DEFAULT_GROUP, type GroupId } from "../../core/multi/group.js";
+import { DEFAULT_GROUP } from "../../core/multi/group.js";
 import { GroupRouter } from "../../core/multi/router.js";
-import { DEFAULT_NODE_CONFIG, formatHostPort, RANGES_MAX, type MemberAddress, type NodeConfig } from "./config.js";
+import { formatHostPort, type MemberAddress, type NodeConfig } from "./config.js";
 import { consensusFor, nodeIdProblem, statusDetails, type Consensus } from "./consensus.js";
 import { checkIdentity, clusterIdFor, DATA_LAYOUT, lockDataDir, readIdentity, StartupError, type DataDirIdentity } from "./data-dir.js";
 import { checkIdFree, fetchClusterView, JOIN_TIMEOUT_MS, REACH_TIMEOUT_MS, requestJoin, type ClusterView } from "./join.js";
 import { BackupSource } from "./backup.js";
-import { GroupReplica, recoverGroup, type RecoveredGroup } from "./group-replica.js";
+import { GroupReplica, type RecoveredGroup } from "./group-replica.js";
 import { NodeRanges, recoverRanges, type RecoveredRanges } from "./node-ranges.js";
-import { RangeBirths, snapshotRange } from "./range-births.js";
-import { CrossRangeTxns } from "./cross-range-txn.js";
-import { LIVENESS_GROUP, PeerLiveness, PING_EVERY_TICKS } from "./node-liveness.js";
+import { RangeAdmin } from "./node-range-admin.js";
 import { HttpError, type KvService, type QuorumView, type Readiness } from "./http-api.js";
-import type { SplitAnswer } from "./split-route.js";
-import type { KvStore } from "../../core/kv/store.js";
-import { splitRefusal } from "../../core/kv/split.js";
-import type { KvRecord } from "../../core/kv/model.js";
 import { quorumViewOf, readinessOf } from "./node-health.js";
 import type { RangeService } from "./range-routing.js";
 import { assert } from "../../core/common/assert.js";
@@ -77,16 +69,8 @@ export class SynodNode {
   private readonly primary: GroupReplica;
   /** The cluster's ranges (fixed at its start, `--shards`) and this node's replica of each; group 0's among them. */
   private readonly ranges: NodeRanges;
-  /** A look for waiting ranges to host is scheduled (spanChanged). */
-  private deferredCheck = false;
-  /** A range this node missed the split of is being looked up (adoptRange). */
-  private adopting = false;
-  /** On a sharded Raft node: the ranges splits make (null: this node's ranges do not split). */
-  private readonly births: RangeBirths | null;
-  /** On a sharded Raft node: transactions across ranges, coordinated and recovered (null: one range, or Paxos). */
-  private readonly crossRange: CrossRangeTxns | null;
-  /** On a sharded node: the pings that wake quiet ranges whose leader's node stopped answering. */
-  private readonly liveness: PeerLiveness | null = null;
+  /** What hosts, splits and looks after the ranges (node-range-admin.ts). */
+  private readonly rangeAdmin: RangeAdmin;
   /**
    * The node's replicas by group, behind one transport: peer messages reach the replica of
    * their group, and a message for a group not hosted here is counted and dropped.
@@ -109,7 +93,7 @@ export class SynodNode {
     ranges: NodeRanges,
     recoveredGroups: readonly RecoveredGroup[],
     private readonly releaseLock: () => void,
-    private readonly consensus: Consensus,
+    consensus: Consensus,
     unborn: Pick<RecoveredRanges, "deferred" | "fromFiles" | "environment">,
   ) {
     const recovered = recoveredGroups[0] as RecoveredGroup;
@@ -132,7 +116,7 @@ export class SynodNode {
       send: (to, envelope) => this.transport?.send(to, envelope.message, envelope.group) ?? false,
       unknownGroup: (from, group) => {
         log.debug({ peer: from, group }, "a message for a group this node does not host; dropped");
-        this.adoptRange(from, group);
+        this.rangeAdmin.adoptRange(from, group);
       },
     });
     const faults = new FaultInjector(
@@ -160,7 +144,7 @@ export class SynodNode {
         network,
         metrics: this.metrics,
         onMembership: (membership) => this.applyMembership(membership),
-        spanChanged: () => this.spanChanged(),
+        spanChanged: () => this.rangeAdmin.spanChanged(),
         // The log could not be written: stop (the thrown error ends the process) with what to do.
         onFatal: (error) => setImmediate(() => { throw storageFailure(error, config.dataDir); }),
         watcher: {
@@ -175,40 +159,25 @@ export class SynodNode {
       },
       log,
     );
-    // Ranges split on a sharded Raft cluster (range-births.ts); Paxos ranges do not yet.
-    this.births =
-      ranges.sharded && config.consensus === "raft"
-        ? new RangeBirths(
-            {
-              sharedLog,
-              dir: join(config.dataDir, DATA_LAYOUT.births),
-              hosts: (id) => this.ranges.get(id) !== undefined,
-              host: (id, logStore, durable) => this.hostBorn(id, logStore, durable, unborn.environment),
-            },
-            unborn.deferred,
-            unborn.fromFiles,
-          )
-        : null;
-    this.crossRange =
-      this.births === null ? null : new CrossRangeTxns({ nodeId: config.id, table: () => this.ranges.table, replica: (id) => this.ranges.get(id), log: log.child({ component: "txn" }) });
-    this.ranges.add(this.primary);
-    this.primary.kv.setSplitHost(this.births?.hostFor(() => this.primary.membership()) ?? null);
-    // The other ranges: the same members, their own logs and state; the configuration, the
-    // directory of members and the dashboard's events are group 0's.
-    for (const other of recoveredGroups.slice(1)) this.hostRange(other);
-    if (ranges.sharded && config.consensus === "raft") {
-      const liveness: PeerLiveness = new PeerLiveness({
-        self: config.id,
-        peers: members(this.primary.membership()),
-        tickMs: config.tickMs,
-        // An election timeout and one ping more: a peer is suspected once it missed two or three pings in a row (a wrong suspicion only wakes ranges).
-        suspectAfterTicks: config.electionTicks + PING_EVERY_TICKS,
-        network: this.groups.host(LIVENESS_GROUP, (from, message) => liveness.receive(from, message)),
-        replicas: () => this.ranges.all(),
-        log: (message, fields) => log.warn({ component: "liveness", ...fields }, message),
-      });
-      this.liveness = liveness;
-    }
+    this.rangeAdmin = new RangeAdmin(
+      {
+        config,
+        consensus,
+        sharedLog,
+        ranges,
+        groups: this.groups,
+        metrics: this.metrics,
+        log,
+        feed: this.feed,
+        primary: this.primary,
+        memberHttp: (id) => this.memberHttp.get(id),
+        membership: () => this.membership(),
+        reachable: () => this.quorumView().reachable,
+        stopping: () => this.stopping !== null,
+      },
+      unborn,
+    );
+    this.rangeAdmin.hostRecovered(recoveredGroups.slice(1));
     this.admin = new MemberAdmin({
       config,
       status: () => engine.status(),
@@ -216,7 +185,7 @@ export class SynodNode {
       directory: (membership) => this.directory(membership),
       membersList: () => this.membersList(),
       memberHttp: (id) => this.memberHttp.get(id),
-      changeMembership: (change) => this.changeClusterMembers(change),
+      changeMembership: (change) => this.rangeAdmin.changeClusterMembers(change),
       transferLeadership: (to) => this.primary.driver.transferLeadership(to),
     });
     this.backups = new BackupSource({
@@ -286,24 +255,7 @@ export class SynodNode {
       }
       await node.listen();
       await node.connect();
-      node.ranges.start();
-      node.liveness?.start();
-      node.ranges.balanceLeaders({
-        self: config.id,
-        live: () => node.quorumView().reachable,
-        log: log.child({ component: "ranges" }),
-        moved: (range, to) => node.feed.record("leadership-moved", `node ${config.id} handed range ${range}'s leadership to node ${to} (spreading leaderships)`, { range, to }),
-      });
-      node.crossRange?.start();
-      if (config.consensus === "raft") node.ranges.followMembers({ cluster: () => node.membership(), log: log.child({ component: "ranges" }) });
-      if (node.births !== null) {
-        node.ranges.splitBySize({
-          splitKeys: config.splitKeys ?? DEFAULT_NODE_CONFIG.splitKeys,
-          rangesMax: RANGES_MAX,
-          split: (id) => node.splitRange(id, null),
-          log: log.child({ component: "ranges" }),
-        });
-      }
+      node.rangeAdmin.start();
       node.feed.start();
       node.feed.record("started", `node ${config.id} started`, { http: node.advertisedHttp() });
       if (needsJoin && config.join !== null) await node.join(config.join, deadlineMs);
@@ -354,98 +306,6 @@ export class SynodNode {
       `node ${this.config.id} was removed from the cluster whose data is in ${dir}: its configuration's members are ${members(latest).sort((a, b) => a - b).join(", ")}. ` +
       `To serve that cluster, ${back}; or give it another --data-dir to start a new cluster`
     );
-  }
-
-  /** Hosts a range other than group 0: the same members, its own log and state; the configuration, the directory of members and the dashboard's events are group 0's. */
-  private hostRange(recovered: RecoveredGroup): GroupReplica {
-    const id = recovered.group;
-    const network = this.groups.host(id, (from, message) => this.ranges.get(id)?.driver.receive(from, message));
-    const onFatal = (error: unknown): void => void setImmediate(() => { throw storageFailure(error, this.config.dataDir); });
-    const replica = new GroupReplica(this.config, recovered, { network, metrics: this.metrics, onFatal, spanChanged: () => this.spanChanged() }, this.log);
-    replica.kv.setSplitHost(this.births?.hostFor(() => replica.membership()) ?? null);
-    this.ranges.add(replica);
-    return replica;
-  }
-
-  /**
-   * A message from a member for a range this node does not host: if no range here holds any
-   * of its keys, this node missed the split that made it (its parent's snapshot came after
-   * the split). Its span is asked of the member that sent the message (`GET /v1/shards`);
-   * when no range here overlaps it, the range is hosted over it with no state, to be sent its
-   * leader's snapshot, and serves nothing until then. A range whose span a range here still
-   * holds is left to that range's split. One at a time.
-   */
-  private adoptRange(from: NodeId, id: GroupId): void {
-    const environment = this.ranges.environment;
-    if (this.births === null || environment === null || id === LIVENESS_GROUP || this.ranges.get(id) !== undefined || this.adopting) return;
-    if (this.births.waitsForParent(id) || !isMember(this.membership(), from)) return;
-    const senderHttp = this.memberHttp.get(from);
-    if (senderHttp === undefined) return;
-    this.adopting = true;
-    void this.learnSpan(senderHttp, id)
-      .then((span) => {
-        if (span === null || this.ranges.get(id) !== undefined || this.births === null) return;
-        if (environment.registry.overlapping(id, spanBounds(span)) !== undefined) return;
-        const durable = this.births.takeStateless(id) ?? { hardState: null, snapshot: null, entries: [] };
-        const recovered = recoverGroup(
-          this.config,
-          this.consensus,
-          { group: id, logStore: new LogStore(this.sharedLog, id), durable, kvPath: environment.path, openStateMachine: () => ({ backend: environment.group(id, span), trusted: true, reason: null }), bootstrapPeers: [] },
-          this.log,
-        );
-        this.hostRange(recovered);
-        this.log.warn({ range: id, peer: from, start: span.start, end: span.end }, "hosting a range this node missed the split of, until its leader sends its state");
-      })
-      .catch((error: unknown) => this.log.warn({ err: error, range: id, peer: from }, "could not host a range this node missed the split of; its leader's next message tries again"))
-      .finally(() => {
-        this.adopting = false;
-      });
-  }
-
-  /**
-   * A range's span changed (a split, or a snapshot restored): the routing table is built
-   * again, and ranges waiting for a split their parent will no longer apply here (it caught
-   * up from a snapshot taken after it) are hosted.
-   */
-  private spanChanged(): void {
-    this.ranges.changed();
-    if (this.deferredCheck || this.births === null) return;
-    this.deferredCheck = true;
-    setImmediate(() => {
-      this.deferredCheck = false;
-      const environment = this.ranges.environment;
-      if (environment === null || this.stopping !== null) return;
-      try {
-        this.births?.hostFreed((id, span) => environment.registry.overlapping(id, spanBounds(span)) === undefined);
-      } catch (error) {
-        this.log.error({ err: error }, "could not host a range whose parent caught up past its split");
-      }
-    });
-  }
-
-  /** Range `id`'s span as the member at `http` sees it (null: it lists no such range). */
-  private async learnSpan(http: string, id: GroupId): Promise<{ readonly start: string; readonly end: string | null } | null> {
-    const response = await fetch(`${http}/v1/shards`, { signal: AbortSignal.timeout(2000) });
-    if (!response.ok) throw new Error(`${http}/v1/shards answered ${response.status}`);
-    const shards = ((await response.json()) as { shards?: { id: number; start: string; end: string | null }[] }).shards ?? [];
-    const range = shards.find((shard) => shard.id === id);
-    return range === undefined ? null : { start: range.start, end: range.end };
-  }
-
-  /** A range a split made (range-births.ts): recovered from its durable state, hosted, and started with the others. */
-  private hostBorn(id: GroupId, logStore: LogStore<unknown>, durable: DurableState<unknown>, environment: LmdbKvEnvironment | null): void {
-    const range = durable.snapshot === null ? null : snapshotRange(durable.snapshot.data);
-    if (environment === null || range === null) throw new Error(`range ${id} was born without a state machine to hold it`);
-    const span = { start: range.start, end: range.end };
-    const recovered = recoverGroup(
-      this.config,
-      this.consensus,
-      { group: id, logStore, durable, kvPath: environment.path, openStateMachine: () => ({ backend: environment.group(id, span), trusted: true, reason: null }), bootstrapPeers: [] },
-      this.log,
-    );
-    this.hostRange(recovered);
-    this.log.info({ range: id, start: range.start, end: range.end, epoch: range.epoch }, "a range was born of a split");
-    this.feed.record("range-born", `range ${id} was born of a split: keys [${JSON.stringify(range.start)}, ${range.end === null ? "the end" : JSON.stringify(range.end)})`, { range: id });
   }
 
   /** Storage and recovery: everything up to a node that is ready to start, on success. */
@@ -701,8 +561,7 @@ export class SynodNode {
     return {
       ...(this.ranges.service(DEFAULT_GROUP, diskGuard) as RangeService),
       ranges: { table: () => this.ranges.table, replica: (id) => this.ranges.service(id, diskGuard) },
-      ...(this.births === null ? {} : { split: (range: GroupId, key: string | null) => this.splitRange(range, key) }),
-      ...(this.crossRange === null ? {} : { crossRangeTxn: { spans: (txn) => (this.crossRange as CrossRangeTxns).spansRanges(txn), run: (txn) => (this.crossRange as CrossRangeTxns).run(txn) } }),
+      ...this.rangeAdmin.service(),
       status: () => this.status(),
       shards: () => this.shards(),
       members: () => {
@@ -733,51 +592,6 @@ export class SynodNode {
     };
   }
 
-  /**
-   * A change of the cluster's members, in group 0; on a sharded cluster, answered once every
-   * range this node hosts has followed it (their leaders change them: NodeRanges.followMembers),
-   * or the request timeout passed (they follow later: GET /v1/shards shows each one's replicas).
-   */
-  private async changeClusterMembers(change: MembershipChange): Promise<{ readonly index: number }> {
-    const changed = await this.primary.driver.changeMembership(change);
-    if (!this.ranges.sharded) return changed;
-    const deadline = Date.now() + this.config.requestTimeoutMs;
-    while (!this.ranges.followingMembers(this.membership()) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
-    return changed;
-  }
-
-  /**
-   * `POST /v1/shards/{id}/split`: a range id from group 0's store, then the split in range
-   * `id`'s log at `key` (null: the range's middle key, as this node holds it); answers once
-   * this node hosts both halves. A split the range refuses (the key is not inside it, or is
-   * attached to a lease) is a 409 that says why.
-   */
-  private async splitRange(id: GroupId, key: string | null): Promise<SplitAnswer> {
-    const parent = this.ranges.get(id);
-    if (parent === undefined) throw new HttpError(404, "range_not_found", `there is no range ${id} (GET /v1/shards lists the ranges)`);
-    if (this.ranges.all().length >= RANGES_MAX) throw new HttpError(409, "split_refused", `the cluster runs ${RANGES_MAX} ranges, the most it runs today: range ${id} does not split`);
-    await parent.driver.read("linearizable");
-    const at = key ?? middleKey(parent.kv);
-    if (at === null) throw new HttpError(409, "split_refused", `range ${id} holds ${parent.kv.keys} key(s): name the key to split at, {"key": "KEY"}`);
-    // Checked here first too, so a split refused for its key does not use up a range id.
-    const refusal = splitRefusal(parent.kv.backend.span ?? { start: "", end: null }, at);
-    if (refusal !== null) throw new HttpError(409, "split_refused", `range ${id} did not split: ${refusal}`);
-    const atLeast = Math.max(...this.ranges.all().map((replica) => replica.group)) + 1;
-    const allocated = await this.primary.driver.write({ op: "range-id", atLeast });
-    if (allocated.op !== "range-id") throw new HttpError(503, "unavailable", `group 0 handed out no range id: ${allocated.op === "rejected" ? allocated.reason : allocated.op}`);
-    const result = await parent.driver.write({ op: "split", at, child: allocated.id });
-    if (result.op === "rejected") throw new HttpError(409, "split_refused", `range ${id} did not split: ${result.reason}`);
-    if (result.op !== "split") throw new HttpError(503, "unavailable", `range ${id} answered the split with ${result.op}`);
-    // The leader answered; this node hosts the child once it applied the split too.
-    const deadline = Date.now() + this.config.requestTimeoutMs;
-    while (this.ranges.get(result.child) === undefined) {
-      if (Date.now() > deadline) throw new HttpError(503, "unavailable", `range ${id} split at ${JSON.stringify(at)} into range ${result.child}, which this node has not applied yet: GET /v1/shards shows it once it has`);
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
-    const descriptors = [id, result.child].map((range) => this.ranges.table.get(range) ?? { id: range });
-    return { range: id, at, child: result.child, epoch: result.epoch, revision: result.revision, ranges: descriptors };
-  }
-
   /** Stops serving, then closes the network and storage; idempotent. */
   stop(): Promise<void> {
     this.stopping ??= this.close();
@@ -804,8 +618,7 @@ export class SynodNode {
     this.backups.stop();
     this.feed.close();
     this.feed.actions.faults.close();
-    this.liveness?.stop();
-    this.crossRange?.stop();
+    this.rangeAdmin.stop();
     await this.ranges.stop();
     if (server !== null) {
       // The 503s just written get a moment to leave; then whatever is left is cut.
@@ -821,17 +634,3 @@ export class SynodNode {
   }
 }
 
-/** The key in the middle of a store's keys (the first of the upper half); null with fewer than two. */
-function middleKey(kv: KvStore): string | null {
-  const count = kv.keys;
-  if (count < 2) return null;
-  let skip = Math.floor(count / 2);
-  let after: string | undefined;
-  for (;;) {
-    const page = kv.range("", Math.min(skip + 1, 4096), after === undefined ? {} : { after });
-    if (page.length === 0) return null;
-    if (skip < page.length) return (page[skip] as KvRecord).key;
-    skip -= page.length;
-    after = (page[page.length - 1] as KvRecord).key;
-  }
-}

@@ -1,0 +1,320 @@
+/**
+ * The range administration of a node (docs/sharding.md, "Splits" and "Members"): hosting
+ * its replica of each range (those recovered at start, those a split makes, and those it
+ * missed the split of), splitting a range on request or by size, a change of the cluster's
+ * members that every range follows, and the background work that looks after the ranges
+ * (liveness pings, spreading leaderships, transactions across ranges). The map of replicas
+ * itself is NodeRanges (node-ranges.ts); this module decides what goes into it, and when.
+ * `SynodNode` (node.ts) owns one and hands it what it needs through `RangeAdminHost`.
+ */
+import { join } from "node:path";
+import type { Logger } from "pino";
+import type { DurableState, Membership, MembershipChange, NodeId } from "../../core/engine/contract.js";
+import { isMember, members } from "../../core/engine/membership.js";
+import type { SharedLog } from "../storage/shared-log.js";
+import type { LmdbKvEnvironment } from "../storage/kv-lmdb-env.js";
+import { spanBounds } from "../storage/kv-lmdb-groups.js";
+import { LogStore } from "../storage/log-store.js";
+import type { GroupId } from "../../core/multi/group.js";
+import type { GroupRouter } from "../../core/multi/router.js";
+import type { KvStore } from "../../core/kv/store.js";
+import { splitRefusal } from "../../core/kv/split.js";
+import type { KvRecord } from "../../core/kv/model.js";
+import { DEFAULT_NODE_CONFIG, RANGES_MAX, type NodeConfig } from "./config.js";
+import type { Consensus } from "./consensus.js";
+import { DATA_LAYOUT } from "./data-dir.js";
+import { GroupReplica, recoverGroup, type RecoveredGroup } from "./group-replica.js";
+import type { NodeRanges, RecoveredRanges } from "./node-ranges.js";
+import { RangeBirths, snapshotRange } from "./range-births.js";
+import { CrossRangeTxns } from "./cross-range-txn.js";
+import { LIVENESS_GROUP, PeerLiveness, PING_EVERY_TICKS } from "./node-liveness.js";
+import { HttpError, type KvService } from "./http-api.js";
+import type { SplitAnswer } from "./split-route.js";
+import { storageFailure } from "./disk-guard.js";
+import type { NodeMetrics } from "./metrics.js";
+import type { DashboardFeed } from "./dashboard-feed.js";
+
+/** What `RangeAdmin` needs of its node. */
+export interface RangeAdminHost {
+  readonly config: NodeConfig;
+  readonly consensus: Consensus;
+  /** The write-ahead log every range's log is part of. */
+  readonly sharedLog: SharedLog<unknown>;
+  /** The cluster's ranges and this node's replica of each. */
+  readonly ranges: NodeRanges;
+  /** The node's replicas by group, behind its one transport: each range hosted gets its network here. */
+  readonly groups: GroupRouter<unknown>;
+  readonly metrics: NodeMetrics;
+  readonly log: Logger;
+  readonly feed: DashboardFeed;
+  /** Group 0's replica: the cluster's configuration and the range ids it hands out. */
+  readonly primary: GroupReplica;
+  /** A member's HTTP address, from the configuration or the peer's handshake. */
+  memberHttp(id: NodeId): string | undefined;
+  /** The cluster's configuration: group 0's. */
+  membership(): Membership;
+  /** The voters this node reaches now, itself among them. */
+  reachable(): readonly NodeId[];
+  /** Whether the node is stopping. */
+  stopping(): boolean;
+}
+
+export class RangeAdmin {
+  /** A look for waiting ranges to host is scheduled (spanChanged). */
+  private deferredCheck = false;
+  /** A range this node missed the split of is being looked up (adoptRange). */
+  private adopting = false;
+  /** On a sharded Raft node: the ranges splits make (null: this node's ranges do not split). */
+  private readonly births: RangeBirths | null;
+  /** On a sharded Raft node: transactions across ranges, coordinated and recovered (null: one range, or Paxos). */
+  private readonly crossRange: CrossRangeTxns | null;
+  /** On a sharded node: the pings that wake quiet ranges whose leader's node stopped answering. */
+  private liveness: PeerLiveness | null = null;
+
+  /** `unborn`: the ranges recovered at start that wait to be born of their parent's split (node-ranges.ts). */
+  constructor(
+    private readonly host: RangeAdminHost,
+    unborn: Pick<RecoveredRanges, "deferred" | "fromFiles" | "environment">,
+  ) {
+    const { config, ranges, sharedLog, log } = host;
+    // Ranges split on a sharded Raft cluster (range-births.ts); Paxos ranges do not yet.
+    this.births =
+      ranges.sharded && config.consensus === "raft"
+        ? new RangeBirths(
+            {
+              sharedLog,
+              dir: join(config.dataDir, DATA_LAYOUT.births),
+              hosts: (id) => ranges.get(id) !== undefined,
+              host: (id, logStore, durable) => this.hostBorn(id, logStore, durable, unborn.environment),
+            },
+            unborn.deferred,
+            unborn.fromFiles,
+          )
+        : null;
+    this.crossRange =
+      this.births === null ? null : new CrossRangeTxns({ nodeId: config.id, table: () => ranges.table, replica: (id) => ranges.get(id), log: log.child({ component: "txn" }) });
+  }
+
+  /**
+   * Hosts group 0's replica, then the other ranges recovered at start: the same members,
+   * their own logs and state; the configuration, the directory of members and the
+   * dashboard's events are group 0's. A sharded Raft node gets its liveness pings too.
+   */
+  hostRecovered(others: readonly RecoveredGroup[]): void {
+    const { config, ranges, primary, log } = this.host;
+    ranges.add(primary);
+    primary.kv.setSplitHost(this.births?.hostFor(() => primary.membership()) ?? null);
+    for (const other of others) this.hostRange(other);
+    if (ranges.sharded && config.consensus === "raft") {
+      const liveness: PeerLiveness = new PeerLiveness({
+        self: config.id,
+        peers: members(primary.membership()),
+        tickMs: config.tickMs,
+        // An election timeout and one ping more: a peer is suspected once it missed two or three pings in a row (a wrong suspicion only wakes ranges).
+        suspectAfterTicks: config.electionTicks + PING_EVERY_TICKS,
+        network: this.host.groups.host(LIVENESS_GROUP, (from, message) => liveness.receive(from, message)),
+        replicas: () => ranges.all(),
+        log: (message, fields) => log.warn({ component: "liveness", ...fields }, message),
+      });
+      this.liveness = liveness;
+    }
+  }
+
+  /**
+   * Starts every range's driver, then what looks after the ranges: the liveness pings,
+   * spreading leaderships, the recovery of transactions across ranges, ranges following
+   * group 0's members (Raft), and splits by size (where ranges split).
+   */
+  start(): void {
+    const { config, ranges, log, feed } = this.host;
+    ranges.start();
+    this.liveness?.start();
+    ranges.balanceLeaders({
+      self: config.id,
+      live: () => this.host.reachable(),
+      log: log.child({ component: "ranges" }),
+      moved: (range, to) => feed.record("leadership-moved", `node ${config.id} handed range ${range}'s leadership to node ${to} (spreading leaderships)`, { range, to }),
+    });
+    this.crossRange?.start();
+    if (config.consensus === "raft") ranges.followMembers({ cluster: () => this.host.membership(), log: log.child({ component: "ranges" }) });
+    if (this.births !== null) {
+      ranges.splitBySize({
+        splitKeys: config.splitKeys ?? DEFAULT_NODE_CONFIG.splitKeys,
+        rangesMax: RANGES_MAX,
+        split: (id) => this.splitRange(id, null),
+        log: log.child({ component: "ranges" }),
+      });
+    }
+  }
+
+  /** Stops the liveness pings and the transactions' recovery; the ranges themselves are the node's to stop. */
+  stop(): void {
+    this.liveness?.stop();
+    this.crossRange?.stop();
+  }
+
+  /** The HTTP API's splits and transactions across ranges, where this node has them. */
+  service(): Pick<KvService, "split" | "crossRangeTxn"> {
+    const crossRange = this.crossRange;
+    return {
+      ...(this.births === null ? {} : { split: (range: GroupId, key: string | null) => this.splitRange(range, key) }),
+      ...(crossRange === null ? {} : { crossRangeTxn: { spans: (txn) => crossRange.spansRanges(txn), run: (txn) => crossRange.run(txn) } }),
+    };
+  }
+
+  /**
+   * A change of the cluster's members, in group 0; on a sharded cluster, answered once every
+   * range this node hosts has followed it (their leaders change them: NodeRanges.followMembers),
+   * or the request timeout passed (they follow later: GET /v1/shards shows each one's replicas).
+   */
+  async changeClusterMembers(change: MembershipChange): Promise<{ readonly index: number }> {
+    const changed = await this.host.primary.driver.changeMembership(change);
+    if (!this.host.ranges.sharded) return changed;
+    const deadline = Date.now() + this.host.config.requestTimeoutMs;
+    while (!this.host.ranges.followingMembers(this.host.membership()) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    return changed;
+  }
+
+  /**
+   * `POST /v1/shards/{id}/split`: a range id from group 0's store, then the split in range
+   * `id`'s log at `key` (null: the range's middle key, as this node holds it); answers once
+   * this node hosts both halves. A split the range refuses (the key is not inside it, or is
+   * attached to a lease) is a 409 that says why.
+   */
+  private async splitRange(id: GroupId, key: string | null): Promise<SplitAnswer> {
+    const { ranges, primary, config } = this.host;
+    const parent = ranges.get(id);
+    if (parent === undefined) throw new HttpError(404, "range_not_found", `there is no range ${id} (GET /v1/shards lists the ranges)`);
+    if (ranges.all().length >= RANGES_MAX) throw new HttpError(409, "split_refused", `the cluster runs ${RANGES_MAX} ranges, the most it runs today: range ${id} does not split`);
+    await parent.driver.read("linearizable");
+    const at = key ?? middleKey(parent.kv);
+    if (at === null) throw new HttpError(409, "split_refused", `range ${id} holds ${parent.kv.keys} key(s): name the key to split at, {"key": "KEY"}`);
+    // Checked here first too, so a split refused for its key does not use up a range id.
+    const refusal = splitRefusal(parent.kv.backend.span ?? { start: "", end: null }, at);
+    if (refusal !== null) throw new HttpError(409, "split_refused", `range ${id} did not split: ${refusal}`);
+    const atLeast = Math.max(...ranges.all().map((replica) => replica.group)) + 1;
+    const allocated = await primary.driver.write({ op: "range-id", atLeast });
+    if (allocated.op !== "range-id") throw new HttpError(503, "unavailable", `group 0 handed out no range id: ${allocated.op === "rejected" ? allocated.reason : allocated.op}`);
+    const result = await parent.driver.write({ op: "split", at, child: allocated.id });
+    if (result.op === "rejected") throw new HttpError(409, "split_refused", `range ${id} did not split: ${result.reason}`);
+    if (result.op !== "split") throw new HttpError(503, "unavailable", `range ${id} answered the split with ${result.op}`);
+    // The leader answered; this node hosts the child once it applied the split too.
+    const deadline = Date.now() + config.requestTimeoutMs;
+    while (ranges.get(result.child) === undefined) {
+      if (Date.now() > deadline) throw new HttpError(503, "unavailable", `range ${id} split at ${JSON.stringify(at)} into range ${result.child}, which this node has not applied yet: GET /v1/shards shows it once it has`);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    const descriptors = [id, result.child].map((range) => ranges.table.get(range) ?? { id: range });
+    return { range: id, at, child: result.child, epoch: result.epoch, revision: result.revision, ranges: descriptors };
+  }
+
+  /** Hosts a range other than group 0: the same members, its own log and state; the configuration, the directory of members and the dashboard's events are group 0's. */
+  private hostRange(recovered: RecoveredGroup): GroupReplica {
+    const { config, ranges, metrics, log } = this.host;
+    const id = recovered.group;
+    const network = this.host.groups.host(id, (from, message) => ranges.get(id)?.driver.receive(from, message));
+    const onFatal = (error: unknown): void => void setImmediate(() => { throw storageFailure(error, config.dataDir); });
+    const replica = new GroupReplica(config, recovered, { network, metrics, onFatal, spanChanged: () => this.spanChanged() }, log);
+    replica.kv.setSplitHost(this.births?.hostFor(() => replica.membership()) ?? null);
+    ranges.add(replica);
+    return replica;
+  }
+
+  /**
+   * A message from a member for a range this node does not host: if no range here holds any
+   * of its keys, this node missed the split that made it (its parent's snapshot came after
+   * the split). Its span is asked of the member that sent the message (`GET /v1/shards`);
+   * when no range here overlaps it, the range is hosted over it with no state, to be sent its
+   * leader's snapshot, and serves nothing until then. A range whose span a range here still
+   * holds is left to that range's split. One at a time.
+   */
+  adoptRange(from: NodeId, id: GroupId): void {
+    const { config, consensus, sharedLog, ranges, log } = this.host;
+    const environment = ranges.environment;
+    if (this.births === null || environment === null || id === LIVENESS_GROUP || ranges.get(id) !== undefined || this.adopting) return;
+    if (this.births.waitsForParent(id) || !isMember(this.host.membership(), from)) return;
+    const senderHttp = this.host.memberHttp(from);
+    if (senderHttp === undefined) return;
+    this.adopting = true;
+    void this.learnSpan(senderHttp, id)
+      .then((span) => {
+        if (span === null || ranges.get(id) !== undefined || this.births === null) return;
+        if (environment.registry.overlapping(id, spanBounds(span)) !== undefined) return;
+        const durable = this.births.takeStateless(id) ?? { hardState: null, snapshot: null, entries: [] };
+        const recovered = recoverGroup(
+          config,
+          consensus,
+          { group: id, logStore: new LogStore(sharedLog, id), durable, kvPath: environment.path, openStateMachine: () => ({ backend: environment.group(id, span), trusted: true, reason: null }), bootstrapPeers: [] },
+          log,
+        );
+        this.hostRange(recovered);
+        log.warn({ range: id, peer: from, start: span.start, end: span.end }, "hosting a range this node missed the split of, until its leader sends its state");
+      })
+      .catch((error: unknown) => log.warn({ err: error, range: id, peer: from }, "could not host a range this node missed the split of; its leader's next message tries again"))
+      .finally(() => {
+        this.adopting = false;
+      });
+  }
+
+  /**
+   * A range's span changed (a split, or a snapshot restored): the routing table is built
+   * again, and ranges waiting for a split their parent will no longer apply here (it caught
+   * up from a snapshot taken after it) are hosted.
+   */
+  spanChanged(): void {
+    this.host.ranges.changed();
+    if (this.deferredCheck || this.births === null) return;
+    this.deferredCheck = true;
+    setImmediate(() => {
+      this.deferredCheck = false;
+      const environment = this.host.ranges.environment;
+      if (environment === null || this.host.stopping()) return;
+      try {
+        this.births?.hostFreed((id, span) => environment.registry.overlapping(id, spanBounds(span)) === undefined);
+      } catch (error) {
+        this.host.log.error({ err: error }, "could not host a range whose parent caught up past its split");
+      }
+    });
+  }
+
+  /** Range `id`'s span as the member at `http` sees it (null: it lists no such range). */
+  private async learnSpan(http: string, id: GroupId): Promise<{ readonly start: string; readonly end: string | null } | null> {
+    const response = await fetch(`${http}/v1/shards`, { signal: AbortSignal.timeout(2000) });
+    if (!response.ok) throw new Error(`${http}/v1/shards answered ${response.status}`);
+    const shards = ((await response.json()) as { shards?: { id: number; start: string; end: string | null }[] }).shards ?? [];
+    const range = shards.find((shard) => shard.id === id);
+    return range === undefined ? null : { start: range.start, end: range.end };
+  }
+
+  /** A range a split made (range-births.ts): recovered from its durable state, hosted, and started with the others. */
+  private hostBorn(id: GroupId, logStore: LogStore<unknown>, durable: DurableState<unknown>, environment: LmdbKvEnvironment | null): void {
+    const { config, consensus, log, feed } = this.host;
+    const range = durable.snapshot === null ? null : snapshotRange(durable.snapshot.data);
+    if (environment === null || range === null) throw new Error(`range ${id} was born without a state machine to hold it`);
+    const span = { start: range.start, end: range.end };
+    const recovered = recoverGroup(
+      config,
+      consensus,
+      { group: id, logStore, durable, kvPath: environment.path, openStateMachine: () => ({ backend: environment.group(id, span), trusted: true, reason: null }), bootstrapPeers: [] },
+      log,
+    );
+    this.hostRange(recovered);
+    log.info({ range: id, start: range.start, end: range.end, epoch: range.epoch }, "a range was born of a split");
+    feed.record("range-born", `range ${id} was born of a split: keys [${JSON.stringify(range.start)}, ${range.end === null ? "the end" : JSON.stringify(range.end)})`, { range: id });
+  }
+}
+
+/** The key in the middle of a store's keys (the first of the upper half); null with fewer than two. */
+function middleKey(kv: KvStore): string | null {
+  const count = kv.keys;
+  if (count < 2) return null;
+  let skip = Math.floor(count / 2);
+  let after: string | undefined;
+  for (;;) {
+    const page = kv.range("", Math.min(skip + 1, 4096), after === undefined ? {} : { after });
+    if (page.length === 0) return null;
+    if (skip < page.length) return (page[skip] as KvRecord).key;
+    skip -= page.length;
+    after = (page[page.length - 1] as KvRecord).key;
+  }
+}
