@@ -198,12 +198,11 @@ export class RangeAdmin {
     const result = await parent.driver.write({ op: "split", at, child: allocated.id });
     if (result.op === "rejected") throw new HttpError(409, "split_refused", `range ${id} did not split: ${result.reason}`);
     if (result.op !== "split") throw new HttpError(503, "unavailable", `range ${id} answered the split with ${result.op}`);
-    // The leader answered; this node hosts the child once it applied the split too.
+    // The leader answered; this node hosts the child once it applied the split too. The split
+    // happened either way: past the request timeout it is answered without the child's
+    // descriptor (a retry would split again), and GET /v1/shards shows it once applied here.
     const deadline = Date.now() + config.requestTimeoutMs;
-    while (ranges.get(result.child) === undefined) {
-      if (Date.now() > deadline) throw new HttpError(503, "unavailable", `range ${id} split at ${JSON.stringify(at)} into range ${result.child}, which this node has not applied yet: GET /v1/shards shows it once it has`);
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
+    while (ranges.get(result.child) === undefined && Date.now() <= deadline) await new Promise((resolve) => setTimeout(resolve, 10));
     const descriptors = [id, result.child].map((range) => ranges.table.get(range) ?? { id: range });
     return { range: id, at, child: result.child, epoch: result.epoch, revision: result.revision, ranges: descriptors };
   }
