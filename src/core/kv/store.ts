@@ -1,17 +1,15 @@
 import { assert, assertIndex } from "../common/assert.js";
-import { ByteReader, bytesEqual, compareBytes } from "../common/bytes.js";
+import { bytesEqual } from "../common/bytes.js";
 import { InvalidInputError } from "../common/errors.js";
 import { toWellFormed } from "../common/utf8.js";
 import { compareUtf8 } from "../common/utf8.js";
-import { applyAuthChange, decodeAuthState, EMPTY_AUTH, encodeAuthState, type AuthChange, type AuthState } from "./auth.js";
+import { applyAuthChange, encodeAuthState, type AuthChange, type AuthState } from "./auth.js";
 import { MemoryKvBackend, type KvBackend } from "./backend.js";
-import { decodeCommand, type KvCommand, type RequestId, type TxnCommand, type TxnCompare, type TxnCompareOperator, type TxnOperation, type TxnOutcome, type TxnPrepareCommand } from "./command.js";
+import { decodeCommand, type KvCommand, type RequestId, type TxnCommand, type TxnOperation } from "./command.js";
 import { KvIntents } from "./intents.js";
 import { purgeFrom, purgeStep, rangeAt, recordAt, retainedChanges } from "./history.js";
-import { KvLeases, restoreLease } from "./leases.js";
+import { KvLeases } from "./leases.js";
 import { KvSessions } from "./sessions.js";
-import { GROUP_ID_MAX } from "../multi/group.js";
-import { prefixEnd, spanHolds } from "../multi/ranges.js";
 import {
   CompactedError,
   FutureRevisionError,
@@ -22,7 +20,6 @@ import {
   type HistoryPosition,
   type KvChange,
   type KvLease,
-  type KvMeta,
   type LeaseExpiry,
   type SessionLimits,
   type KvRecord,
@@ -30,10 +27,15 @@ import {
   type KvSession,
   type TxnOperationResult,
 } from "./model.js";
-import { decodeSnapshot, encodeSnapshot, snapshotRangeOf, type SnapshotChange, type SnapshotRange } from "./snapshot.js";
-import { childSnapshot, recordsFrom, splitRefusal, type KeySpan, type KvSplitHost } from "./split.js";
+import { encodeSnapshot, snapshotRangeOf, type SnapshotRange } from "./snapshot.js";
+import type { KeySpan, KvSplitHost } from "./split.js";
+import { outsideSpan, rangeId, rangeMeta, sameSpan, splitRange } from "./store-ranges.js";
+import { readAuthState, restoreSnapshot } from "./store-restore.js";
+import { applyTxnPhase, compareHolds, lockedBy, type TxnPhaseCommand } from "./store-txns.js";
+import { KvWrites } from "./store-writes.js";
 
 export { bytesEqual } from "../common/bytes.js";
+export { startHistory } from "./store-restore.js";
 export {
   CompactedError,
   FutureRevisionError,
@@ -78,8 +80,6 @@ export interface KvEntry {
 }
 
 const NO_OP = new Uint8Array(0);
-/** A range delete reads and deletes the keys it matches this many at a time. */
-const DELETE_PAGE_RECORDS = 1000;
 const HISTORY_START: HistoryPosition = Object.freeze({ revision: 0, afterKey: "" });
 
 /**
@@ -111,6 +111,10 @@ const HISTORY_START: HistoryPosition = Object.freeze({ revision: 0, afterKey: ""
  * entries expire anything, so every replica deletes the same keys at the same entry. Their
  * state and rules are in leases.ts (`KvLeases`); the store calls it inside its transactions
  * and deletes a lease's keys, in one revision, when the lease goes.
+ *
+ * The other parts: store-writes.ts (every record a command writes), store-txns.ts
+ * (transactions' compares, and transactions across ranges), store-ranges.ts (a store that is
+ * one range of a sharded node: its span, range ids, splits) and store-restore.ts (snapshots in).
  */
 export class KvStore {
   private appliedIndex: number;
@@ -121,15 +125,13 @@ export class KvStore {
   private purged: HistoryPosition;
   /** Whether the last purge step found nothing more below the compaction point. */
   private purgeDone: boolean;
-  /** The changes of the transaction under way, for the observer once it commits. */
-  private pendingChanges: KvChange[] = [];
   private observer: KvStoreObserver | null = null;
   /** The client sessions the backend holds, and their count (sessions.ts). */
   private readonly sessionsHeld: KvSessions;
-  /** How many keys the backend holds (derived from it at open, then kept as keys come and go). */
-  private keyCount: number;
   /** The leases the backend holds, and their caches (leases.ts). */
   private readonly leasesHeld: KvLeases;
+  /** Every write of a record, the key count, and the changes for the observer (store-writes.ts). */
+  private readonly writes: KvWrites;
   /** Users, roles and permissions (auth.ts), decoded from the backend's bytes. */
   private authState: AuthState;
   /** The range's epoch (split.ts): 1 until it splits. */
@@ -165,8 +167,8 @@ export class KvStore {
     // Nothing below a compaction point of 0; else a first step finds out how far it went.
     this.purgeDone = this.compactRevisionValue === 0;
     this.sessionsHeld = new KvSessions(backend, sessionLimits);
-    this.keyCount = backend.recordCount();
     this.leasesHeld = new KvLeases(backend);
+    this.writes = new KvWrites(backend, this.leasesHeld);
     this.authState = readAuthState(backend);
     this.rangeEpochValue = meta.rangeEpoch ?? 1;
     this.nextRangeId = meta.nextRangeId ?? 0;
@@ -208,7 +210,7 @@ export class KvStore {
 
   /** How many keys the store holds. */
   get keys(): number {
-    return this.keyCount;
+    return this.writes.keys;
   }
 
   /** How many leases the store holds. */
@@ -246,7 +248,6 @@ export class KvStore {
     return !this.purgeDone;
   }
 
-  /** Tells `observer` (or no one) of every commit from now on; see KvStoreObserver. */
   /** Transactions across ranges in flight here: their locks and intents (intents.ts). */
   get intents(): KvIntents {
     return this.intentsHeld;
@@ -262,6 +263,7 @@ export class KvStore {
     this.splitHost = host;
   }
 
+  /** Tells `observer` (or no one) of every commit from now on; see KvStoreObserver. */
   setObserver(observer: KvStoreObserver | null): void {
     this.observer = observer;
   }
@@ -358,42 +360,7 @@ export class KvStore {
   restore(bytes: Uint8Array): void {
     const backend = this.backend;
     const spanBefore = backend.span;
-    // A range's snapshot may hold another span than the store (a split this replica missed):
-    // the span is set first, so the records land in it, and what the store held in either is cleared.
-    const ranged = backend.setSpan !== undefined && backend.span !== undefined && !sameSpan(WHOLE_SPAN, backend.span);
-    const span = ranged ? snapshotSpanOf(bytes) : undefined;
-    const meta = backend.transaction(() => {
-      backend.clear();
-      if (span !== undefined && backend.setSpan !== undefined && !sameSpan(span, backend.span)) {
-        backend.setSpan(span);
-        backend.clear();
-      }
-      const restored = decodeSnapshot(bytes, {
-        record: (record) => backend.putRecord(record),
-        session: (session) => backend.putSession(session),
-        change: (change, compactRevision) => restoreChange(backend, change, compactRevision),
-        lease: (lease, keys) => restoreLease(backend, lease, keys),
-        auth: (state) => backend.writeAuth(state),
-        txnState: (state) => backend.writeTxnState(state),
-      });
-      // A snapshot from before there was history: the history starts at its revision.
-      const compactRevision = restored.compactRevision ?? startHistory(backend, restored.revision);
-      const range = restored.range;
-      if (range !== undefined && !sameSpan(range, backend.span)) {
-        if (backend.setSpan === undefined) throw new InvalidInputError("the KV snapshot is of a range, and this store cannot change its span");
-        backend.setSpan({ start: range.start, end: range.end });
-      }
-      const full: KvMeta = {
-        appliedIndex: restored.appliedIndex,
-        revision: restored.revision,
-        clockMs: restored.clockMs ?? 0,
-        compactRevision,
-        purged: { revision: compactRevision, afterKey: "" },
-        ...rangeMeta(range?.epoch ?? 1, range?.nextRangeId ?? 0),
-      };
-      backend.writeMeta(full);
-      return full;
-    });
+    const meta = restoreSnapshot(backend, bytes);
     this.appliedIndex = meta.appliedIndex;
     this.revision = meta.revision;
     this.clockMs = meta.clockMs ?? 0;
@@ -401,7 +368,7 @@ export class KvStore {
     this.purged = meta.purged ?? HISTORY_START;
     this.purgeDone = true;
     this.sessionsHeld.reload();
-    this.keyCount = backend.recordCount();
+    this.writes.recount();
     this.leasesHeld.reload();
     this.authState = readAuthState(backend);
     this.rangeEpochValue = meta.rangeEpoch ?? 1;
@@ -433,7 +400,7 @@ export class KvStore {
     const purged = this.purged;
     const purgeDone = this.purgeDone;
     const sessionCount = this.sessionsHeld.mark();
-    const keyCount = this.keyCount;
+    const keyCount = this.writes.mark();
     const leases = this.leasesHeld.mark();
     const authState = this.authState;
     const rangeEpoch = this.rangeEpochValue;
@@ -460,12 +427,11 @@ export class KvStore {
       this.purged = purged;
       this.purgeDone = purgeDone;
       this.sessionsHeld.rollback(sessionCount);
-      this.keyCount = keyCount;
+      this.writes.rollback(keyCount);
       this.leasesHeld.rollback(leases);
       this.authState = authState;
       this.rangeEpochValue = rangeEpoch;
       this.nextRangeId = nextRangeId;
-      this.pendingChanges = [];
       this.pendingBirths = [];
       this.intentsHeld.reload();
       throw error;
@@ -487,9 +453,8 @@ export class KvStore {
 
   /** Hands the committed transaction's changes to the observer, in (revision, key) order. */
   private tellCommitted(): void {
-    const changes = this.pendingChanges;
+    const changes = this.writes.takeChanges();
     if (changes.length === 0) return;
-    this.pendingChanges = [];
     if (this.observer === null) return;
     // A transaction's branch writes its keys in the order it lists them.
     let sorted = true;
@@ -498,70 +463,28 @@ export class KvStore {
     this.observer.committed(changes);
   }
 
-  /** Records a change in the history (and for the observer). */
-  private addChange(change: KvChange): void {
-    this.backend.putChange(change);
-    this.pendingChanges.push(change);
-  }
-
   private checkReadable(revision: number): void {
     assertIndex(revision, "revision");
     if (revision < this.compactRevisionValue) throw new CompactedError(revision, this.compactRevisionValue);
     if (revision > this.revision) throw new FutureRevisionError(revision, this.revision);
   }
 
-  /**
-   * The first key (or prefix) of `command` outside the store's range, or null. A prefix
-   * delete must lie wholly inside: every key with the prefix sorts in the span.
-   */
-  private outsideSpan(command: KvCommand): string | null {
-    const span = this.backend.span;
-    if (span === undefined || (span.start === "" && span.end === null)) return null;
-    switch (command.op) {
-      case "put":
-      case "delete":
-      case "cas-value":
-      case "cas-revision":
-        return spanHolds(span, command.key) ? null : command.key;
-      case "delete-prefix": {
-        const end = prefixEnd(command.prefix);
-        const inside = spanHolds(span, command.prefix) && (span.end === null || (end !== null && compareUtf8(end, span.end) <= 0));
-        return inside ? null : command.prefix;
-      }
-      case "txn":
-      case "txn-prepare":
-        return [...command.compares, ...command.success, ...command.failure].map((item) => item.key).find((key) => !spanHolds(span, key)) ?? null;
-      default:
-        return null;
-    }
-  }
-
-  /** See the `range-id` command. */
+  /** See the `range-id` command (store-ranges.ts). */
   private rangeId(atLeast: number): KvResult {
-    const id = Math.max(atLeast, this.nextRangeId);
-    if (id >= GROUP_ID_MAX) return { op: "rejected", reason: "no range id is left to hand out" };
-    this.nextRangeId = id + 1;
-    return { op: "range-id", id };
+    const result = rangeId(atLeast, this.nextRangeId);
+    if (result.op === "range-id") this.nextRangeId = result.id + 1;
+    return result;
   }
 
-  /** See the `split` command and split.ts. */
+  /** See the `split` command, split.ts and store-ranges.ts. */
   private split(at: string, child: number): KvResult {
-    const backend = this.backend;
-    if (this.splitHost === null || backend.setSpan === undefined) return { op: "rejected", reason: "this store does not split: only the ranges of a sharded node do" };
-    const span = backend.span ?? WHOLE_SPAN;
-    const refusal = splitRefusal(span, at);
-    if (refusal !== null) return { op: "rejected", reason: refusal };
-    const records = recordsFrom(backend, at);
-    const leased = records.find((record) => backend.leaseOfKey(record.key) !== undefined);
-    if (leased !== undefined) return { op: "rejected", reason: `the key ${JSON.stringify(leased.key)} is attached to a lease: keys with leases do not move to another range` };
-    const epoch = this.rangeEpochValue + 1;
-    this.splitHost.prepare(child, childSnapshot(records, this.revision, this.clockMs, { start: at, end: span.end }, epoch));
-    backend.setSpan({ start: span.start, end: at });
-    this.keyCount = backend.recordCount();
-    this.rangeEpochValue = epoch;
+    const result = splitRange(this.backend, this.splitHost, at, child, { revision: this.revision, clockMs: this.clockMs, epoch: this.rangeEpochValue });
+    if (result.op !== "split") return result;
+    this.writes.recount();
+    this.rangeEpochValue = result.epoch;
     this.pendingBirths.push(child);
     this.splitRevision = this.revision;
-    return { op: "split", child, at, epoch, revision: this.revision };
+    return result;
   }
 
   /** See the `compact` command. */
@@ -595,13 +518,11 @@ export class KvStore {
     if (command.op === "register") return { request: command.request, result: this.sessionsHeld.register(index, this.clockMs), duplicate: false };
     if (command.op === "range-id") return { request: command.request, result: this.rangeId(command.atLeast), duplicate: false };
     if (command.op === "split") return { request: command.request, result: this.split(command.at, command.child), duplicate: false };
-    // Transactions across ranges (intents.ts): not deduplicated by sessions; each phase is idempotent.
+    // Transactions across ranges (intents.ts, store-txns.ts): not deduplicated by sessions; each phase is idempotent.
     if (command.op === "txn-prepare" || command.op === "txn-decide" || command.op === "txn-resolve") {
-      const outside = this.outsideSpan(command);
+      const outside = outsideSpan(this.backend.span, command);
       if (outside !== null) return { request: command.request, result: { op: "range-mismatch", key: outside }, duplicate: false };
-      if (command.op === "txn-prepare") return { request: command.request, result: this.prepare(command), duplicate: false };
-      if (command.op === "txn-decide") return { request: command.request, result: this.intentsHeld.decide(command.txn, command.outcome, this.clockMs), duplicate: false };
-      return { request: command.request, result: this.resolve(command.txn, command.outcome), duplicate: false };
+      return { request: command.request, result: this.txnPhase(command), duplicate: false };
     }
     // A retry of a write this session already made answers as it did, even once a split
     // moved its key away or a transaction holds it: it must not be applied a second time.
@@ -615,9 +536,9 @@ export class KvStore {
         return { request: command.request, result, duplicate: true };
       }
     }
-    const outside = this.outsideSpan(command);
+    const outside = outsideSpan(this.backend.span, command);
     if (outside !== null) return { request: command.request, result: { op: "range-mismatch", key: outside }, duplicate: false };
-    const locked = this.intentsHeld.inFlight === 0 ? undefined : this.lockedBy(command);
+    const locked = this.intentsHeld.inFlight === 0 ? undefined : lockedBy(this.intentsHeld, command);
     if (locked !== undefined) return { request: command.request, result: { op: "txn-locked", key: locked.key, txn: locked.txn }, duplicate: false };
     const result = this.execute(command, index);
     if (clientId !== NO_SESSION) this.sessionsHeld.record(session, { clientId, sequence, result, lastActiveMs: this.clockMs });
@@ -656,7 +577,7 @@ export class KvStore {
   /** Deletes a lease and its keys, the keys in one new revision (none if it had no keys). */
   private dropLease(id: number): { deleted: number; revision: number } {
     const revision = this.revision + 1;
-    const deleted = this.leasesHeld.drop(id, (key) => this.remove(key, revision));
+    const deleted = this.leasesHeld.drop(id, (key) => this.writes.remove(key, revision));
     if (deleted > 0) this.revision = revision;
     return { deleted, revision: this.revision };
   }
@@ -684,38 +605,10 @@ export class KvStore {
     return this.authState;
   }
 
-  /** Phase one of a transaction across ranges here (intents.ts); leases are not attached by one. */
-  private prepare(command: TxnPrepareCommand): KvResult {
-    if ([...command.success, ...command.failure].some((operation) => operation.op === "put" && operation.lease !== undefined)) {
-      return { op: "rejected", reason: "a transaction across ranges does not attach keys to leases" };
-    }
-    return this.intentsHeld.prepare(command, (compare) => compareHolds(compare, this.backend.getRecord(compare.key)), this.clockMs);
-  }
-
-  /** Phase three here: the intent's branch for `outcome`, as one revision, and its keys released. */
-  private resolve(txn: string, outcome: TxnOutcome): KvResult {
-    const intent = this.intentsHeld.take(txn);
-    if (intent === undefined) return { op: "txn-resolve", txn, revision: this.revision, results: null };
-    if (outcome === "abort") return { op: "txn-resolve", txn, revision: this.revision, results: [] };
-    const results = this.runBranch(outcome === "success" ? intent.success : intent.failure);
-    return { op: "txn-resolve", txn, revision: this.revision, results };
-  }
-
-  /** The first key `command` writes that a transaction across ranges holds locked, with its holder. */
-  private lockedBy(command: KvCommand): { readonly key: string; readonly txn: string } | undefined {
-    switch (command.op) {
-      case "put":
-      case "delete":
-      case "cas-value":
-      case "cas-revision":
-        return this.intentsHeld.lockedAmong([command.key]);
-      case "txn":
-        return this.intentsHeld.lockedAmong([...command.compares, ...command.success, ...command.failure].map((item) => item.key));
-      case "delete-prefix":
-        return this.intentsHeld.lockedWithPrefix(command.prefix);
-      default:
-        return undefined;
-    }
+  /** A phase of a transaction across ranges here (store-txns.ts), its branch applied as `executeTxn`'s is. */
+  private txnPhase(command: TxnPhaseCommand): KvResult {
+    const store = { backend: this.backend, intents: this.intentsHeld, clockMs: this.clockMs, revision: () => this.revision, runBranch: (branch: readonly TxnOperation[]) => this.runBranch(branch) };
+    return applyTxnPhase(command, store);
   }
 
   private execute(command: Exclude<KvCommand, { readonly op: "register" | "clock" | "range-id" | "split" | "txn-prepare" | "txn-decide" | "txn-resolve" }>, index: number): KvResult {
@@ -731,20 +624,20 @@ export class KvStore {
     const current = this.backend.getRecord(command.key);
     switch (command.op) {
       case "put":
-        return { op: "put", revision: this.write(command.key, command.value, current, ++this.revision, command.lease) };
+        return { op: "put", revision: this.writes.write(command.key, command.value, current, ++this.revision, command.lease) };
       case "delete":
         if (current === undefined) return { op: "delete", deleted: 0, revision: this.revision };
-        this.remove(command.key, ++this.revision);
+        this.writes.remove(command.key, ++this.revision);
         return { op: "delete", deleted: 1, revision: this.revision };
       case "cas-value": {
         const matches = command.expected === null ? current === undefined : current !== undefined && bytesEqual(current.value, command.expected);
         if (!matches) return { op: "cas", succeeded: false, revision: this.revision };
-        return { op: "cas", succeeded: true, revision: this.write(command.key, command.value, current, ++this.revision, command.lease) };
+        return { op: "cas", succeeded: true, revision: this.writes.write(command.key, command.value, current, ++this.revision, command.lease) };
       }
       case "cas-revision": {
         const actual = current === undefined ? 0 : current.modRevision;
         if (actual !== command.expectedRevision) return { op: "cas", succeeded: false, revision: this.revision };
-        return { op: "cas", succeeded: true, revision: this.write(command.key, command.value, current, ++this.revision, command.lease) };
+        return { op: "cas", succeeded: true, revision: this.writes.write(command.key, command.value, current, ++this.revision, command.lease) };
       }
     }
   }
@@ -763,162 +656,21 @@ export class KvStore {
   /** A transaction's branch: its operations in order, every write at one new revision (none if it wrote nothing). */
   private runBranch(branch: readonly TxnOperation[]): TxnOperationResult[] {
     const revision = this.revision + 1;
-    let wrote = false;
-    const results = branch.map((operation): TxnOperationResult => {
-      const current = this.backend.getRecord(operation.key);
-      switch (operation.op) {
-        case "get":
-          return { op: "get", record: current ?? null };
-        case "put":
-          wrote = true;
-          this.write(operation.key, operation.value, current, revision, operation.lease);
-          return { op: "put", revision };
-        case "delete":
-          if (current === undefined) return { op: "delete", deleted: 0 };
-          wrote = true;
-          this.remove(operation.key, revision);
-          return { op: "delete", deleted: 1 };
-      }
-    });
+    const { results, wrote } = this.writes.runBranch(branch, revision);
     if (wrote) this.revision = revision;
     return results;
   }
 
-  /**
-   * Deletes every key under `prefix`, a page at a time (reads in a backend transaction see
-   * its deletes, so each page is the next keys left), as one new revision if any matched.
-   * Each round deletes a full page or ends the loop.
-   */
+  /** Deletes every key under `prefix` (store-writes.ts), as one new revision if any matched. */
   private deletePrefix(prefix: string): KvResult {
-    let deleted = 0;
     const revision = this.revision + 1;
-    for (;;) {
-      const page = this.backend.rangeRecords({ prefix, limit: DELETE_PAGE_RECORDS });
-      for (const record of page) this.remove(record.key, revision);
-      deleted += page.length;
-      if (page.length < DELETE_PAGE_RECORDS) break;
-    }
+    const deleted = this.writes.deletePrefix(prefix, revision);
     if (deleted === 0) return { op: "delete-prefix", deleted, revision: this.revision };
     this.revision = revision;
     return { op: "delete-prefix", deleted, revision };
-  }
-
-  /** Deletes an existing key's record at `revision`, recording the delete in the history. */
-  private remove(key: string, revision: number): void {
-    this.backend.detachKey(key);
-    this.backend.deleteRecord(key);
-    this.keyCount--;
-    this.addChange({ key, revision, record: null });
-  }
-
-  /** Writes a key's new record at `revision`, attached to `lease` (a lease the store holds) or to none. */
-  private write(key: string, value: Uint8Array, current: KvRecord | undefined, revision: number, lease?: number): number {
-    if (current === undefined) this.keyCount++;
-    this.leasesHeld.attach(key, lease);
-    const record: KvRecord = {
-      key,
-      value,
-      createRevision: current === undefined ? revision : current.createRevision,
-      modRevision: revision,
-      version: current === undefined ? 1 : current.version + 1,
-    };
-    this.backend.putRecord(record);
-    this.addChange({ key, revision, record });
-    return revision;
-  }
-}
-
-/** A missing key has revisions and version 0 and no value; see `TxnCommand`. */
-function compareHolds(compare: TxnCompare, record: KvRecord | undefined): boolean {
-  if (compare.target === "value") {
-    if (record === undefined) return compare.op === "!=";
-    return operatorHolds(compare.op, compareBytes(record.value, compare.value));
-  }
-  const actual = record === undefined ? 0 : record[compare.target];
-  return operatorHolds(compare.op, actual - compare.value);
-}
-
-/** Whether `actual OP expected` holds, given the sign of `actual - expected`. */
-function operatorHolds(operator: TxnCompareOperator, difference: number): boolean {
-  switch (operator) {
-    case "=":
-      return difference === 0;
-    case "!=":
-      return difference !== 0;
-    case "<":
-      return difference < 0;
-    case ">":
-      return difference > 0;
-  }
-}
-
-/**
- * One change of a snapshot's history into `backend`, checking what only the state can tell:
- * a "current" change has its key's record at its revision (and only those are "current"),
- * and a change at or below the compaction point is its key's first (compaction keeps one).
- */
-function restoreChange(backend: KvBackend, change: SnapshotChange, compactRevision: number): void {
-  // A range's history keeps the changes of keys a split gave away: they have no record here.
-  const span = backend.span;
-  const current = span === undefined || spanHolds(span, change.key) ? backend.getRecord(change.key) : undefined;
-  const isCurrent = current !== undefined && current.modRevision === change.revision;
-  if (change.kind === "current" && !isCurrent) throw new InvalidInputError(`KV snapshot's history names a current record of ${JSON.stringify(change.key)} at revision ${change.revision} that it does not hold`);
-  if (change.kind === "put" && isCurrent) throw new InvalidInputError(`KV snapshot's history repeats the current record of ${JSON.stringify(change.key)}`);
-  if (change.revision <= compactRevision && backend.changeAtOrBefore(change.key, change.revision - 1) !== undefined) {
-    throw new InvalidInputError(`KV snapshot's history keeps a change of ${JSON.stringify(change.key)} that compaction at ${compactRevision} drops`);
-  }
-  backend.putChange({ key: change.key, revision: change.revision, record: change.kind === "current" ? (current as KvRecord) : change.record });
-}
-
-/** The span a range's snapshot holds (undefined: it is not a range's, or it does not decode, which the restore then reports). */
-function snapshotSpanOf(bytes: Uint8Array): KeySpan | undefined {
-  const ignore = (): void => undefined;
-  try {
-    const range = decodeSnapshot(bytes, { record: ignore, session: ignore, change: ignore, lease: ignore }).range;
-    return range === undefined ? undefined : { start: range.start, end: range.end };
-  } catch (error) {
-    if (error instanceof InvalidInputError) return undefined;
-    throw error;
-  }
-}
-
-/** Every key: the span of a store that is not a range of a sharded node. */
-const WHOLE_SPAN: KeySpan = Object.freeze({ start: "", end: null });
-
-function sameSpan(a: KeySpan, b: KeySpan | undefined): boolean {
-  const other = b ?? WHOLE_SPAN;
-  return a.start === other.start && a.end === other.end;
-}
-
-/** The meta's range fields, left out at their defaults (so a store that is not a range writes what it did before ranges). */
-function rangeMeta(epoch: number, nextRangeId: number): Pick<KvMeta, "rangeEpoch" | "nextRangeId"> {
-  return { ...(epoch === 1 ? {} : { rangeEpoch: epoch }), ...(nextRangeId === 0 ? {} : { nextRangeId }) };
-}
-
-/**
- * Starts the history of a state that has none (restored from a snapshot written before
- * there was history) at `revision`: each record becomes the change that made it, and the
- * compaction point is `revision`, below which nothing is known. Returns it.
- */
-export function startHistory(backend: KvBackend, revision: number): number {
-  let after: string | undefined;
-  for (;;) {
-    const page = backend.rangeRecords(after === undefined ? { prefix: "", limit: DELETE_PAGE_RECORDS } : { prefix: "", limit: DELETE_PAGE_RECORDS, after });
-    for (const record of page) backend.putChange({ key: record.key, revision: record.modRevision, record });
-    if (page.length < DELETE_PAGE_RECORDS) return revision;
-    after = page[page.length - 1]?.key;
   }
 }
 
 function compareChanges(a: KvChange, b: KvChange): number {
   return a.revision - b.revision || compareUtf8(a.key, b.key);
-}
-
-function readAuthState(backend: KvBackend): AuthState {
-  const bytes = backend.readAuth();
-  if (bytes === undefined) return EMPTY_AUTH;
-  const reader = new ByteReader(bytes, "the stored auth state");
-  const state = decodeAuthState(reader);
-  reader.expectEnd();
-  return state;
 }
