@@ -129,6 +129,16 @@ export interface SnapshotRange {
   readonly nextRangeId: number;
 }
 
+/**
+ * The range section of a snapshot (null: it has none), read by decoding the snapshot
+ * without keeping anything: the section comes last. Throws InvalidInputError for a
+ * snapshot that does not decode.
+ */
+export function readSnapshotRange(bytes: Uint8Array): SnapshotRange | null {
+  const ignore = (): void => undefined;
+  return decodeSnapshot(bytes, { record: ignore, session: ignore, change: ignore, lease: ignore }).range ?? null;
+}
+
 /** Opens a snapshot's range section. */
 export const RANGE_MARKER = 0x5241_4e47;
 

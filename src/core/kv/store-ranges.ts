@@ -8,15 +8,14 @@
  * These are functions of what they need (the backend, the split host, the store's counters);
  * the store keeps the fields and calls them.
  */
-import { compareUtf8 } from "../common/utf8.js";
 import { InvalidInputError } from "../common/errors.js";
 import type { KvBackend } from "./backend.js";
 import type { KvCommand } from "./command.js";
 import type { KvMeta, KvResult } from "./model.js";
-import { decodeSnapshot } from "./snapshot.js";
+import { readSnapshotRange } from "./snapshot.js";
 import { childSnapshot, recordsFrom, splitRefusal, type KeySpan, type KvSplitHost } from "./split.js";
 import { GROUP_ID_MAX } from "../multi/group.js";
-import { prefixEnd, spanHolds } from "../multi/ranges.js";
+import { spanHolds, spanHoldsPrefix } from "../multi/ranges.js";
 
 /** Every key: the span of a store that is not a range of a sharded node. */
 export const WHOLE_SPAN: KeySpan = Object.freeze({ start: "", end: null });
@@ -33,10 +32,9 @@ export function rangeMeta(epoch: number, nextRangeId: number): Pick<KvMeta, "ran
 
 /** The span a range's snapshot holds (undefined: it is not a range's, or it does not decode, which the restore then reports). */
 export function snapshotSpanOf(bytes: Uint8Array): KeySpan | undefined {
-  const ignore = (): void => undefined;
   try {
-    const range = decodeSnapshot(bytes, { record: ignore, session: ignore, change: ignore, lease: ignore }).range;
-    return range === undefined ? undefined : { start: range.start, end: range.end };
+    const range = readSnapshotRange(bytes);
+    return range === null ? undefined : { start: range.start, end: range.end };
   } catch (error) {
     if (error instanceof InvalidInputError) return undefined;
     throw error;
@@ -56,9 +54,7 @@ export function outsideSpan(span: KeySpan | undefined, command: KvCommand): stri
     case "cas-revision":
       return spanHolds(span, command.key) ? null : command.key;
     case "delete-prefix": {
-      const end = prefixEnd(command.prefix);
-      const inside = spanHolds(span, command.prefix) && (span.end === null || (end !== null && compareUtf8(end, span.end) <= 0));
-      return inside ? null : command.prefix;
+      return spanHoldsPrefix(span, command.prefix) ? null : command.prefix;
     }
     case "txn":
     case "txn-prepare":

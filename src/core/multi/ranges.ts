@@ -36,6 +36,14 @@ export function spanHolds(span: { readonly start: string; readonly end: string |
   return compareUtf8(key, span.start) >= 0 && (span.end === null || compareUtf8(key, span.end) < 0);
 }
 
+/** Whether every key that starts with `prefix` is in the span `[start, end)`. */
+export function spanHoldsPrefix(span: { readonly start: string; readonly end: string | null }, prefix: string): boolean {
+  if (!spanHolds(span, prefix)) return false;
+  if (span.end === null) return true;
+  const end = prefixEnd(prefix);
+  return end !== null && compareUtf8(end, span.end) <= 0;
+}
+
 export class RangeTable {
   private readonly ranges: readonly RangeDescriptor[];
   private readonly byId = new Map<GroupId, RangeDescriptor>();

@@ -455,16 +455,26 @@ function parseAddMember(body: Uint8Array): MemberRequest {
   return { op: "add", id, peer, http: typeof http === "string" ? http : null, learner: asLearner, autoPromote: asLearner && promote === "auto" };
 }
 
-function parseTransferTarget(body: Uint8Array): number | null {
+/**
+ * A request body that is a JSON object; null for an empty body. 400 `invalid_input` with
+ * `notJson` for one that does not parse, `notObject` for any other JSON value.
+ */
+export function jsonObjectBody(body: Uint8Array, notJson: string, notObject: string): Record<string, unknown> | null {
   if (body.length === 0) return null;
   let parsed: unknown;
   try {
     parsed = JSON.parse(Buffer.from(body).toString("utf8"));
   } catch {
-    throw new HttpError(400, "invalid_input", 'a transfer request is JSON: {"to": ID}, or {} to let the leader choose');
+    throw new HttpError(400, "invalid_input", notJson);
   }
-  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new HttpError(400, "invalid_input", 'a transfer request is {"to": ID}');
-  const to = (parsed as Record<string, unknown>)["to"];
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new HttpError(400, "invalid_input", notObject);
+  return parsed as Record<string, unknown>;
+}
+
+function parseTransferTarget(body: Uint8Array): number | null {
+  const parsed = jsonObjectBody(body, 'a transfer request is JSON: {"to": ID}, or {} to let the leader choose', 'a transfer request is {"to": ID}');
+  if (parsed === null) return null;
+  const to = parsed["to"];
   if (to === undefined || to === null) return null;
   if (typeof to !== "number" || !Number.isSafeInteger(to) || to <= 0) throw new HttpError(400, "invalid_input", "to must be a member's id, a positive integer");
   return to;

@@ -25,7 +25,8 @@ import type { Consensus } from "./consensus.js";
 import { DATA_LAYOUT } from "./data-dir.js";
 import { GroupReplica, recoverGroup, type RecoveredGroup } from "./group-replica.js";
 import type { NodeRanges, RecoveredRanges } from "./node-ranges.js";
-import { RangeBirths, snapshotRange } from "./range-births.js";
+import { RangeBirths } from "./range-births.js";
+import { readSnapshotRange } from "../../core/kv/snapshot.js";
 import { CrossRangeTxns } from "./cross-range-txn.js";
 import { LIVENESS_GROUP, PeerLiveness, PING_EVERY_TICKS } from "./node-liveness.js";
 import { HttpError, type KvService } from "./http-api.js";
@@ -288,7 +289,7 @@ export class RangeAdmin {
   /** A range a split made (range-births.ts): recovered from its durable state, hosted, and started with the others. */
   private hostBorn(id: GroupId, logStore: LogStore<unknown>, durable: DurableState<unknown>, environment: LmdbKvEnvironment | null): void {
     const { config, consensus, log, feed } = this.host;
-    const range = durable.snapshot === null ? null : snapshotRange(durable.snapshot.data);
+    const range = durable.snapshot === null ? null : readSnapshotRange(durable.snapshot.data);
     if (environment === null || range === null) throw new Error(`range ${id} was born without a state machine to hold it`);
     const span = { start: range.start, end: range.end };
     const recovered = recoverGroup(

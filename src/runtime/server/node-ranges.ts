@@ -26,7 +26,8 @@ import { DATA_LAYOUT, StartupError, type DataDirIdentity } from "./data-dir.js";
 import type { DiskGuard } from "./disk-guard.js";
 import { GroupReplica, recoverGroup, type RecoveredGroup } from "./group-replica.js";
 import { findLease, listLeases } from "./lease-view.js";
-import { readBirths, removeBirthFile, snapshotRange } from "./range-births.js";
+import { readBirths, removeBirthFile } from "./range-births.js";
+import { readSnapshotRange } from "../../core/kv/snapshot.js";
 import { RangeMismatchError, RangeNotReadyError, TxnLockedError, type RangeService } from "./range-routing.js";
 import { RANGE_BIRTH_INDEX } from "../../core/kv/split.js";
 import { LIVENESS_GROUP } from "./node-liveness.js";
@@ -90,7 +91,7 @@ export function recoverRanges(
           deferred.set(id, durable);
           continue;
         }
-        const range = snapshotRange(durable.snapshot.data);
+        const range = readSnapshotRange(durable.snapshot.data);
         if (range === null) throw new StartupError(`range ${id}'s first snapshot does not say which keys it has; the data directory is damaged: empty it and let the node rejoin its cluster`);
         span = { start: range.start, end: range.end };
         if (environment?.registry.overlapping(id, spanBounds(span)) !== undefined) {

@@ -20,7 +20,7 @@
 import { existsSync, mkdirSync, readdirSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { DurableState, Membership } from "../../core/engine/contract.js";
-import { decodeSnapshot, type SnapshotRange } from "../../core/kv/snapshot.js";
+import { readSnapshotRange } from "../../core/kv/snapshot.js";
 import { RANGE_BIRTH_INDEX, type KvSplitHost } from "../../core/kv/split.js";
 import { isGroupId, type GroupId } from "../../core/multi/group.js";
 import { removeLeftoverTempFiles, syncDirectory } from "../storage/atomic-file.js";
@@ -33,12 +33,6 @@ export const RANGE_BIRTH_TERM = 1;
 
 const BIRTH_REF = { index: RANGE_BIRTH_INDEX, term: RANGE_BIRTH_TERM, kind: "installed" } as const;
 const BIRTH_DIR_PREFIX = "range-";
-
-/** The span and epoch a KV snapshot's range section holds; null for a snapshot of no range. */
-export function snapshotRange(data: Uint8Array): SnapshotRange | null {
-  const ignore = (): void => undefined;
-  return decodeSnapshot(data, { record: ignore, session: ignore, change: ignore, lease: ignore }).range ?? null;
-}
 
 /**
  * The birth files in `dir` (`<data>/births`): each child's first state, by range. A range's
@@ -149,7 +143,7 @@ export class RangeBirths {
   hostFreed(isFree: (id: GroupId, span: { readonly start: string; readonly end: string | null }) => boolean): void {
     for (const [id, durable] of [...this.deferred]) {
       if (durable.snapshot === null) continue;
-      const range = snapshotRange(durable.snapshot.data);
+      const range = readSnapshotRange(durable.snapshot.data);
       if (range !== null && isFree(id, { start: range.start, end: range.end })) this.born(id);
     }
   }

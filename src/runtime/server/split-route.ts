@@ -3,7 +3,7 @@
  * body names (`{"key": "m"}`), or at its middle key (`{}`), and answers once this node hosts
  * both halves, with their descriptors.
  */
-import { HttpError, readBody, sendJson, type RouteContext } from "./http-api.js";
+import { HttpError, jsonObjectBody, readBody, sendJson, type RouteContext } from "./http-api.js";
 import { rangeTableOf } from "./range-routing.js";
 
 /** What a split answers: the split itself and both ranges' descriptors after it. */
@@ -26,17 +26,11 @@ export async function serveSplit(c: RouteContext): Promise<void> {
 
 /** The split key a request names; null for `{}` or no body (split at the middle key). */
 export function parseSplitRequest(body: Uint8Array): string | null {
-  if (body.length === 0) return null;
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(Buffer.from(body).toString("utf8"));
-  } catch {
-    throw new HttpError(400, "invalid_input", 'a split request is JSON: {"key": "KEY"}, or {} to split at the middle key');
-  }
-  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new HttpError(400, "invalid_input", 'a split request is {"key": "KEY"}, or {}');
+  const parsed = jsonObjectBody(body, 'a split request is JSON: {"key": "KEY"}, or {} to split at the middle key', 'a split request is {"key": "KEY"}, or {}');
+  if (parsed === null) return null;
   const extra = Object.keys(parsed).find((name) => name !== "key");
   if (extra !== undefined) throw new HttpError(400, "invalid_input", `a split request has no field ${JSON.stringify(extra)}: it is {"key": "KEY"}, or {}`);
-  const key = (parsed as Record<string, unknown>)["key"];
+  const key = parsed["key"];
   if (key === undefined || key === null) return null;
   if (typeof key !== "string" || key.length === 0) throw new HttpError(400, "invalid_input", "key must be a non-empty string: the first key of the new range");
   return key;

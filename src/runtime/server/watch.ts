@@ -27,7 +27,7 @@ import { isUtf8 } from "node:buffer";
 import { assert } from "../../core/common/assert.js";
 import { SynodError } from "../../core/common/errors.js";
 import { compareUtf8 } from "../../core/common/utf8.js";
-import { prefixEnd, spanHolds } from "../../core/multi/ranges.js";
+import { spanHolds, spanHoldsPrefix } from "../../core/multi/ranges.js";
 import { CompactedError, type HistoryPosition, type KvChange, type KvRecord, type KvStoreObserver } from "../../core/kv/store.js";
 import { formatEventId, WatchCursor, type WatchMessage, type WatchSpec } from "../../core/kv/watch-cursor.js";
 
@@ -273,10 +273,7 @@ class Watcher {
   /** Whether every key this watch follows is in `span`. */
   within(span: { readonly start: string; readonly end: string | null }): boolean {
     const { key, prefix } = this.watch;
-    if (!spanHolds(span, key)) return false;
-    if (!prefix) return true;
-    const end = prefixEnd(key);
-    return span.end === null || (end !== null && compareUtf8(end, span.end) <= 0);
+    return prefix ? spanHoldsPrefix(span, key) : spanHolds(span, key);
   }
 
   start(): void {
