@@ -5,7 +5,7 @@ import { utf8Decode, utf8Encode } from "../common/utf8.js";
 import { MemoryKvBackend } from "./backend.js";
 import { encodeCommand, type KvCommand, type TxnCompare, type TxnOperation, type TxnOutcome } from "./command.js";
 import type { KvResult } from "./model.js";
-import { KvStore } from "./store.js";
+import { KvStore, SELF_ASSIGNED_SESSIONS_FROM } from "./store.js";
 
 const request = { clientId: 0, sequence: 0, timeMs: 1_000 };
 const bytes = (text: string): Uint8Array => utf8Encode(text);
@@ -139,6 +139,46 @@ describe("transactions across ranges: prepare, decide, resolve", () => {
     assert.deepEqual(apply(anchor as KvStore, { op: "txn-decide", request, txn: "t", outcome: "abort" }), { op: "txn-decide", txn: "t", outcome: "success" });
     assert.equal(apply(anchor as KvStore, { op: "txn-prepare", request, txn: "t", anchor: 0, compares: [], success: [{ op: "put", key: "a", value: bytes("1") }], failure: [] }).op, "rejected", "a late prepare of a decided transaction locks nothing");
     assert.equal(anchor?.intents.lockOf("a"), undefined);
+  });
+
+  test("a range remembers what it resolved: a late copy of a prepare (a retry, a duplicated message) locks nothing, and a phase that changes nothing applies as a duplicate", () => {
+    const [, other] = ranges();
+    const store = other as KvStore;
+    const prepare: KvCommand = { op: "txn-prepare", request, txn: "t", anchor: 0, compares: [], success: [{ op: "put", key: "kim", value: bytes("1") }], failure: [] };
+    const applyFull = (command: KvCommand) => store.apply(store.applied + 1, encodeCommand(command));
+    assert.equal(applyFull(prepare).duplicate, false);
+    assert.equal(applyFull(prepare).duplicate, true, "the same prepare again changes nothing");
+    assert.equal(applyFull({ op: "txn-resolve", request, txn: "t", outcome: "success" }).duplicate, false);
+    assert.equal(value(store, "kim"), "1");
+    assert.equal(applyFull({ op: "txn-resolve", request, txn: "t", outcome: "success" }).duplicate, true);
+    const late = applyFull(prepare);
+    assert.equal(late.result.op, "rejected", "a prepare after the resolve is refused");
+    assert.equal(late.duplicate, true);
+    assert.equal(store.intents.lockOf("kim"), undefined, "nothing is locked again");
+    // A resolve that overtook its prepare (a coordinator that gave up on a slow range) also bars it.
+    assert.equal(applyFull({ op: "txn-resolve", request, txn: "u", outcome: "abort" }).duplicate, false);
+    assert.equal(applyFull({ ...prepare, txn: "u" }).result.op, "rejected");
+    assert.equal(store.intents.inFlight, 0);
+  });
+
+  test("a write refused because a transaction holds its key: kept in a node's own session (a late copy is a duplicate), left out of a client's (its retry goes ahead)", () => {
+    const [store] = ranges() as [KvStore];
+    apply(store, { op: "txn-prepare", request, txn: "t", anchor: 0, compares: [], success: [{ op: "put", key: "alice", value: bytes("1") }], failure: [] });
+    const nodeSession = { clientId: SELF_ASSIGNED_SESSIONS_FROM + 1, sequence: 7, timeMs: 1_000 };
+    const refused = store.apply(store.applied + 1, encodeCommand({ op: "put", request: nodeSession, key: "alice", value: bytes("2") }));
+    assert.equal(refused.result.op, "txn-locked");
+    apply(store, { op: "txn-resolve", request, txn: "t", outcome: "success" });
+    const lateCopy = store.apply(store.applied + 1, encodeCommand({ op: "put", request: nodeSession, key: "alice", value: bytes("2") }));
+    assert.equal(lateCopy.duplicate, true, "its proposer was told it did not happen: a late copy must not apply");
+    assert.equal(value(store, "alice"), "1");
+    const client = store.apply(store.applied + 1, encodeCommand({ op: "register", request })).result;
+    assert.equal(client.op, "session");
+    const clientId = client.op === "session" ? client.clientId : 0;
+    apply(store, { op: "txn-prepare", request, txn: "v", anchor: 0, compares: [], success: [{ op: "put", key: "alice", value: bytes("3") }], failure: [] });
+    assert.equal(store.apply(store.applied + 1, encodeCommand({ op: "put", request: { clientId, sequence: 1 }, key: "alice", value: bytes("4") })).result.op, "txn-locked");
+    apply(store, { op: "txn-resolve", request, txn: "v", outcome: "abort" });
+    assert.equal(store.apply(store.applied + 1, encodeCommand({ op: "put", request: { clientId, sequence: 1 }, key: "alice", value: bytes("4") })).result.op, "put", "the client's retry of the same sequence applies");
+    assert.equal(value(store, "alice"), "4");
   });
 
   test("intents and outcomes survive a snapshot, and resolve after it", () => {

@@ -20,7 +20,8 @@
  *
  * The state (intents, locks, records) is held by the backend as one value (`KvBackend`
  * `readTxnState`/`writeTxnState`), written whenever it changes, and in snapshots: bounded by
- * INTENTS_MAX intents per range, and records kept RECORD_TTL_MS by the store's clock.
+ * INTENTS_MAX intents per range, and records kept RECORD_TTL_MS by the store's clock (the
+ * anchor's outcome, and in every range the outcome it resolved, against late prepares).
  */
 import { ByteReader, ByteWriter } from "../common/bytes.js";
 import { InvalidInputError } from "../common/errors.js";
@@ -57,6 +58,11 @@ export class KvIntents {
   private intents = new Map<string, Intent>();
   private locks = new Map<string, string>();
   private records = new Map<string, { readonly outcome: TxnOutcome; readonly atMs: number }>();
+  /** Moves whenever the state changes: a phase that leaves it as it was repeated one applied before. */
+  private changes = 0;
+  /** Each intent's and record's bytes in the state (see `encodeTxnState`), kept so a save encodes only what changed. */
+  private readonly intentBytes = new Map<string, Uint8Array>();
+  private readonly recordBytes = new Map<string, Uint8Array>();
 
   constructor(private readonly backend: KvBackend) {
     this.reload();
@@ -68,10 +74,17 @@ export class KvIntents {
     this.intents = new Map();
     this.locks = new Map();
     this.records = new Map();
+    this.intentBytes.clear();
+    this.recordBytes.clear();
     if (bytes === undefined) return;
     const decoded = decodeTxnState(bytes);
     for (const intent of decoded.intents) this.add(intent);
-    for (const [txn, record] of decoded.records) this.records.set(txn, record);
+    for (const [txn, record] of decoded.records) this.setRecord(txn, record);
+  }
+
+  /** A count that moves whenever the state changes (see `changes`). */
+  get version(): number {
+    return this.changes;
   }
 
   /** Whether this range holds any transaction's outcome. */
@@ -110,20 +123,20 @@ export class KvIntents {
   }
 
   /**
-   * Phase one here (see the module comment); `holds` evaluates one of this range's compares.
-   * A prepare of a transaction already prepared answers as the first did (a retry).
+   * Phase one here (see the module comment); `holds` evaluates one of this range's compares;
+   * `keys` are the keys to lock (every key the part touches; fewer only in a mutant). A
+   * prepare of a transaction already prepared answers as the first did (a retry).
    */
-  prepare(command: TxnPrepareCommand, holds: (compare: TxnCompare) => boolean, clockMs: number): KvResult {
+  prepare(command: TxnPrepareCommand, holds: (compare: TxnCompare) => boolean, clockMs: number, keys: readonly string[] = intentKeys(command)): KvResult {
     const decided = this.records.get(command.txn);
     if (decided !== undefined) return { op: "rejected", reason: `transaction ${command.txn} was decided already (${decided.outcome})` };
     const existing = this.intents.get(command.txn);
-    const keys = intentKeys(command);
     if (existing === undefined) {
       const locked = this.lockedAmong(keys, command.txn);
       if (locked !== undefined) return { op: "txn-locked", key: locked.key, txn: locked.txn };
       if (this.intents.size >= INTENTS_MAX) return { op: "rejected", reason: `this range has ${INTENTS_MAX} transactions in flight; retry shortly` };
       const { txn, anchor, compares, success, failure } = command;
-      this.add({ txn, anchor, compares, success, failure, preparedMs: clockMs });
+      this.add({ txn, anchor, compares, success, failure, preparedMs: clockMs }, keys);
       this.save();
     }
     const intent = this.intents.get(command.txn) as Intent;
@@ -134,16 +147,27 @@ export class KvIntents {
   decide(txn: string, outcome: TxnOutcome, clockMs: number): KvResult {
     const recorded = this.records.get(txn);
     if (recorded !== undefined) return { op: "txn-decide", txn, outcome: recorded.outcome };
-    this.records.set(txn, { outcome, atMs: clockMs });
+    this.setRecord(txn, { outcome, atMs: clockMs });
     this.save();
     return { op: "txn-decide", txn, outcome };
   }
 
-  /** Phase three: the intent of `txn`, removed with its locks (undefined if there is none: resolved already, or never prepared). */
-  take(txn: string): Intent | undefined {
+  /**
+   * Phase three: the intent of `txn`, removed with its locks (undefined if there is none:
+   * resolved already, or never prepared here). The outcome is kept as a record, so a prepare
+   * of `txn` that arrives late (a retry, a duplicated message) is refused rather than locking
+   * its keys again for a transaction that is over.
+   */
+  take(txn: string, outcome: TxnOutcome, clockMs: number): Intent | undefined {
     const intent = this.intents.get(txn);
-    if (intent === undefined) return undefined;
+    const recorded = this.records.has(txn);
+    if (!recorded) this.setRecord(txn, { outcome, atMs: clockMs });
+    if (intent === undefined) {
+      if (!recorded) this.save();
+      return undefined;
+    }
     this.intents.delete(txn);
+    this.intentBytes.delete(txn);
     for (const key of intentKeys(intent)) if (this.locks.get(key) === txn) this.locks.delete(key);
     this.save();
     return intent;
@@ -155,18 +179,28 @@ export class KvIntents {
     for (const [txn, record] of this.records) {
       if (record.atMs + RECORD_TTL_MS > clockMs) continue;
       this.records.delete(txn);
+      this.recordBytes.delete(txn);
       changed = true;
     }
     if (changed) this.save();
   }
 
-  private add(intent: Intent): void {
+  /** Keeps `intent`, its `keys` locked (every key it touches, but under a mutant's prepare). */
+  private add(intent: Intent, keys: readonly string[] = intentKeys(intent)): void {
     this.intents.set(intent.txn, intent);
-    for (const key of intentKeys(intent)) this.locks.set(key, intent.txn);
+    this.intentBytes.set(intent.txn, intentChunk(intent));
+    for (const key of keys) this.locks.set(key, intent.txn);
   }
 
+  private setRecord(txn: string, record: { readonly outcome: TxnOutcome; readonly atMs: number }): void {
+    this.records.set(txn, record);
+    this.recordBytes.set(txn, recordChunk(txn, record));
+  }
+
+  /** Writes the state: the same bytes as `encodeTxnState`, from each entry's kept bytes. */
   private save(): void {
-    this.backend.writeTxnState(encodeTxnState([...this.intents.values()], this.records));
+    this.changes += 1;
+    this.backend.writeTxnState(joinState(this.intentBytes, this.recordBytes));
   }
 }
 
@@ -177,24 +211,42 @@ export class KvIntents {
  * equal bytes on every replica.
  */
 export function encodeTxnState(intents: readonly Intent[], records: ReadonlyMap<string, { readonly outcome: TxnOutcome; readonly atMs: number }>): Uint8Array {
-  const encoded = [...intents].sort((a, b) => (a.txn < b.txn ? -1 : a.txn > b.txn ? 1 : 0)).map((intent) => ({ intent, bytes: encodeCommand({ op: "txn-prepare", request: NO_REQUEST, ...intent }) }));
-  const recordList = [...records.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([txn, record]) => ({ txn: utf8Encode(txn), ...record }));
+  return joinState(new Map(intents.map((intent) => [intent.txn, intentChunk(intent)])), new Map([...records].map(([txn, record]) => [txn, recordChunk(txn, record)])));
+}
+
+/** One intent in the state: u32 length | the intent as a txn-prepare command | f64 preparedMs. */
+function intentChunk(intent: Intent): Uint8Array {
+  const bytes = encodeCommand({ op: "txn-prepare", request: NO_REQUEST, ...intent });
+  const writer = new ByteWriter(4 + bytes.length + 8);
+  writer.bytes(bytes);
+  writer.f64(intent.preparedMs);
+  return writer.finish("transaction intent");
+}
+
+/** One record in the state: u32 length | txn id | u8 outcome | f64 atMs. */
+function recordChunk(txn: string, record: { readonly outcome: TxnOutcome; readonly atMs: number }): Uint8Array {
+  const id = utf8Encode(txn);
+  const writer = new ByteWriter(4 + id.length + 1 + 8);
+  writer.bytes(id);
+  writer.u8(TXN_OUTCOMES.indexOf(record.outcome));
+  writer.f64(record.atMs);
+  return writer.finish("transaction record");
+}
+
+/** The state from its entries' bytes, each kind in transaction id order. */
+function joinState(intents: ReadonlyMap<string, Uint8Array>, records: ReadonlyMap<string, Uint8Array>): Uint8Array {
+  const byId = (map: ReadonlyMap<string, Uint8Array>): Uint8Array[] => [...map.keys()].sort().map((txn) => map.get(txn) as Uint8Array);
+  const intentChunks = byId(intents);
+  const recordChunks = byId(records);
   let size = 1 + 4 + 4;
-  for (const { bytes } of encoded) size += 4 + bytes.length + 8;
-  for (const { txn } of recordList) size += 4 + txn.length + 1 + 8;
+  for (const chunk of intentChunks) size += chunk.length;
+  for (const chunk of recordChunks) size += chunk.length;
   const writer = new ByteWriter(size);
   writer.u8(STATE_VERSION);
-  writer.u32(encoded.length);
-  for (const { intent, bytes } of encoded) {
-    writer.bytes(bytes);
-    writer.f64(intent.preparedMs);
-  }
-  writer.u32(recordList.length);
-  for (const { txn, outcome, atMs } of recordList) {
-    writer.bytes(txn);
-    writer.u8(TXN_OUTCOMES.indexOf(outcome));
-    writer.f64(atMs);
-  }
+  writer.u32(intentChunks.length);
+  for (const chunk of intentChunks) writer.raw(chunk);
+  writer.u32(recordChunks.length);
+  for (const chunk of recordChunks) writer.raw(chunk);
   return writer.finish("transaction state");
 }
 

@@ -5,6 +5,8 @@
  */
 import type { KvBackend } from "./backend.js";
 import { KvStore } from "./store.js";
+import { TXN_STORE_MUTANTS, type TxnStoreMutant } from "./store-txns.js";
+import { TXN_COORDINATOR_MUTANTS, type TxnCoordinatorMutant } from "./txn-coordinator.js";
 import { parseEventId, type WatchStart } from "./watch-cursor.js";
 
 export const KV_MUTANTS = {
@@ -25,6 +27,36 @@ export function isKvMutant(name: string): name is KvMutant {
   return Object.hasOwn(KV_MUTANTS, name);
 }
 
+/**
+ * Transactions across ranges broken in the state machine's prepare (store-txns.ts) or in the
+ * coordinator and its recovery (txn-coordinator.ts); the simulator's bank and txn workloads
+ * (sim/txn-workload.ts) show them.
+ */
+export const TXN_MUTANTS = { ...TXN_STORE_MUTANTS, ...TXN_COORDINATOR_MUTANTS } as const;
+export type TxnMutant = TxnStoreMutant | TxnCoordinatorMutant;
+
+export function isTxnMutant(name: string): name is TxnMutant {
+  return Object.hasOwn(TXN_MUTANTS, name);
+}
+
+export function isTxnStoreMutant(name: string): name is TxnStoreMutant {
+  return Object.hasOwn(TXN_STORE_MUTANTS, name);
+}
+
+export function isTxnCoordinatorMutant(name: string): name is TxnCoordinatorMutant {
+  return Object.hasOwn(TXN_COORDINATOR_MUTANTS, name);
+}
+
+/** A store whose prepares are broken as `txnMutant` says. */
+class TxnMutantKvStore extends KvStore {
+  protected override readonly txnMutant: TxnStoreMutant;
+
+  constructor(mutant: TxnStoreMutant) {
+    super();
+    this.txnMutant = mutant;
+  }
+}
+
 /** Leases expired by the node's own clock: replicas disagree on which entry expires a lease. */
 class FollowerClockKvStore extends KvStore {
   constructor(
@@ -41,11 +73,11 @@ class FollowerClockKvStore extends KvStore {
 
 /**
  * A store (restored from `snapshot` if given), or with `mutant` "lease-follower-clock" the
- * broken variant reading `localClockMs`; "lease-no-extend" breaks the request layer
- * (KvReplica), not the store.
+ * broken variant reading `localClockMs`, or one whose prepares a transaction mutant breaks;
+ * "lease-no-extend" breaks the request layer (KvReplica), not the store.
  */
-export function createKvStore(mutant: KvMutant | null, localClockMs: () => number, snapshot?: Uint8Array): KvStore {
-  const store = mutant === "lease-follower-clock" ? new FollowerClockKvStore(undefined, localClockMs) : new KvStore();
+export function createKvStore(mutant: KvMutant | TxnStoreMutant | null, localClockMs: () => number, snapshot?: Uint8Array): KvStore {
+  const store = mutant === "lease-follower-clock" ? new FollowerClockKvStore(undefined, localClockMs) : mutant !== null && isTxnStoreMutant(mutant) ? new TxnMutantKvStore(mutant) : new KvStore();
   if (snapshot !== undefined) store.restore(snapshot);
   return store;
 }

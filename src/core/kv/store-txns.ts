@@ -27,7 +27,19 @@ export interface TxnPhaseStore {
   revision(): number;
   /** A transaction's branch: its operations in order, every write at one new revision (KvStore's own). */
   runBranch(branch: readonly TxnOperation[]): TxnOperationResult[];
+  /** A deliberately broken prepare (the simulator's mutants; null in production). */
+  readonly mutant: TxnStoreMutant | null;
 }
+
+/**
+ * Deliberately broken prepares, so the simulator can prove its transaction checkers catch
+ * them (sim/txn-workload.ts). Production never builds one (see KvStore's `txnMutant`).
+ */
+export const TXN_STORE_MUTANTS = {
+  "txn-skip-validation": "a prepare answers that the range's compares hold without evaluating them, so a transaction whose reads went stale commits (lost updates, write skew)",
+  "txn-reads-unlocked": "a prepare locks only the keys the transaction writes, not those it compares or reads, so another transaction can change them between its prepare and its resolve (reads of half a transaction)",
+} as const;
+export type TxnStoreMutant = keyof typeof TXN_STORE_MUTANTS;
 
 /** Applies one phase of a transaction across ranges here, its keys already checked to be in the store's span. */
 export function applyTxnPhase(command: TxnPhaseCommand, store: TxnPhaseStore): KvResult {
@@ -41,12 +53,19 @@ function prepare(command: TxnPrepareCommand, store: TxnPhaseStore): KvResult {
   if ([...command.success, ...command.failure].some((operation) => operation.op === "put" && operation.lease !== undefined)) {
     return { op: "rejected", reason: "a transaction across ranges does not attach keys to leases" };
   }
-  return store.intents.prepare(command, (compare) => compareHolds(compare, store.backend.getRecord(compare.key)), store.clockMs);
+  const holds = store.mutant === "txn-skip-validation" ? () => true : (compare: TxnCompare) => compareHolds(compare, store.backend.getRecord(compare.key));
+  const keys = store.mutant === "txn-reads-unlocked" ? writtenKeys(command) : undefined;
+  return store.intents.prepare(command, holds, store.clockMs, keys);
+}
+
+/** The keys a prepare's branches write (a mutant locks only these). */
+function writtenKeys(command: TxnPrepareCommand): string[] {
+  return [...new Set([...command.success, ...command.failure].filter((operation) => operation.op !== "get").map((operation) => operation.key))];
 }
 
 /** Phase three here: the intent's branch for `outcome`, as one revision, and its keys released. */
 function resolve(txn: string, outcome: TxnOutcome, store: TxnPhaseStore): KvResult {
-  const intent = store.intents.take(txn);
+  const intent = store.intents.take(txn, outcome, store.clockMs);
   if (intent === undefined) return { op: "txn-resolve", txn, revision: store.revision(), results: null };
   if (outcome === "abort") return { op: "txn-resolve", txn, revision: store.revision(), results: [] };
   const results = store.runBranch(outcome === "success" ? intent.success : intent.failure);

@@ -31,7 +31,7 @@ import { encodeSnapshot, snapshotRangeOf, type SnapshotRange } from "./snapshot.
 import type { KeySpan, KvSplitHost } from "./split.js";
 import { outsideSpan, rangeId, rangeMeta, sameSpan, splitRange } from "./store-ranges.js";
 import { readAuthState, restoreSnapshot } from "./store-restore.js";
-import { applyTxnPhase, compareHolds, lockedBy, type TxnPhaseCommand } from "./store-txns.js";
+import { applyTxnPhase, compareHolds, lockedBy, type TxnPhaseCommand, type TxnStoreMutant } from "./store-txns.js";
 import { KvWrites } from "./store-writes.js";
 
 export { bytesEqual } from "../common/bytes.js";
@@ -140,6 +140,8 @@ export class KvStore {
   private nextRangeId: number;
   /** Transactions across ranges in flight here, and the outcomes this range anchors (intents.ts). */
   private readonly intentsHeld: KvIntents;
+  /** A deliberately broken prepare (store-txns.ts); only the simulator's mutant store sets one. */
+  protected readonly txnMutant: TxnStoreMutant | null = null;
   /** Where a split's child goes (split.ts); null: this store does not split. */
   private splitHost: KvSplitHost | null = null;
   /** The revision of the last split (what `spanChanged` tells the observer). */
@@ -518,11 +520,14 @@ export class KvStore {
     if (command.op === "register") return { request: command.request, result: this.sessionsHeld.register(index, this.clockMs), duplicate: false };
     if (command.op === "range-id") return { request: command.request, result: this.rangeId(command.atLeast), duplicate: false };
     if (command.op === "split") return { request: command.request, result: this.split(command.at, command.child), duplicate: false };
-    // Transactions across ranges (intents.ts, store-txns.ts): not deduplicated by sessions; each phase is idempotent.
+    // Transactions across ranges (intents.ts, store-txns.ts): not deduplicated by sessions;
+    // each phase is idempotent, and one that changed nothing is a duplicate.
     if (command.op === "txn-prepare" || command.op === "txn-decide" || command.op === "txn-resolve") {
       const outside = outsideSpan(this.backend.span, command);
       if (outside !== null) return { request: command.request, result: { op: "range-mismatch", key: outside }, duplicate: false };
-      return { request: command.request, result: this.txnPhase(command), duplicate: false };
+      const before = this.intentsHeld.version;
+      const result = this.txnPhase(command);
+      return { request: command.request, result, duplicate: this.intentsHeld.version === before };
     }
     // A retry of a write this session already made answers as it did, even once a split
     // moved its key away or a transaction holds it: it must not be applied a second time.
@@ -539,7 +544,16 @@ export class KvStore {
     const outside = outsideSpan(this.backend.span, command);
     if (outside !== null) return { request: command.request, result: { op: "range-mismatch", key: outside }, duplicate: false };
     const locked = this.intentsHeld.inFlight === 0 ? undefined : lockedBy(this.intentsHeld, command);
-    if (locked !== undefined) return { request: command.request, result: { op: "txn-locked", key: locked.key, txn: locked.txn }, duplicate: false };
+    if (locked !== undefined) {
+      const result: KvResult = { op: "txn-locked", key: locked.key, txn: locked.txn };
+      // A client's session leaves the refusal out, so the client's retry of the same sequence
+      // goes ahead once the key is free. A node's own session (and a simulated client's) never
+      // sends a sequence again: its refusal is kept, so a late copy of the same proposal (a
+      // duplicated forward, a re-proposal) is a duplicate, not a write its proposer was told
+      // did not happen. (Kept as a refusal: the session keeps results of a few kinds.)
+      if (clientId >= SELF_ASSIGNED_SESSIONS_FROM) this.sessionsHeld.record(session, { clientId, sequence, result: { op: "rejected", reason: `key ${JSON.stringify(locked.key)} was held by transaction ${locked.txn}` }, lastActiveMs: this.clockMs });
+      return { request: command.request, result, duplicate: false };
+    }
     const result = this.execute(command, index);
     if (clientId !== NO_SESSION) this.sessionsHeld.record(session, { clientId, sequence, result, lastActiveMs: this.clockMs });
     return { request: command.request, result, duplicate: false };
@@ -607,7 +621,7 @@ export class KvStore {
 
   /** A phase of a transaction across ranges here (store-txns.ts), its branch applied as `executeTxn`'s is. */
   private txnPhase(command: TxnPhaseCommand): KvResult {
-    const store = { backend: this.backend, intents: this.intentsHeld, clockMs: this.clockMs, revision: () => this.revision, runBranch: (branch: readonly TxnOperation[]) => this.runBranch(branch) };
+    const store = { backend: this.backend, intents: this.intentsHeld, clockMs: this.clockMs, revision: () => this.revision, runBranch: (branch: readonly TxnOperation[]) => this.runBranch(branch), mutant: this.txnMutant };
     return applyTxnPhase(command, store);
   }
 
