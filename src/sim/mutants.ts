@@ -4,7 +4,7 @@
  * (delivery between groups) and node liveness's (waking quiet groups). One list, for the simulator and the CLI.
  */
 import type { EngineFactory } from "../core/engine/contract.js";
-import { KV_MUTANTS } from "../core/kv/mutants.js";
+import { KV_MUTANTS, TXN_MUTANTS } from "../core/kv/mutants.js";
 import { LOCK_MUTANTS } from "../core/kv/lock-turn.js";
 import { ROUTER_MUTANTS } from "../core/multi/mutants.js";
 import { LIVENESS_MUTANTS } from "../core/multi/liveness.js";
@@ -17,6 +17,8 @@ export const SHARED_MUTANTS: readonly { readonly name: string; readonly descript
   ...Object.entries(KV_MUTANTS).map(([name, description]) => ({ name, description })),
   // The lock recipe's run the lock workload.
   ...Object.entries(LOCK_MUTANTS).map(([name, description]) => ({ name, description })),
+  // Transactions across groups' run the bank workload (or txn) over three groups.
+  ...Object.entries(TXN_MUTANTS).map(([name, description]) => ({ name, description })),
   ...Object.entries(ROUTER_MUTANTS).map(([name, description]) => ({ name, description: `${description} (--groups 2 or more)` })),
   // Node liveness runs beside quiet groups only (--quiesce).
   ...Object.entries(LIVENESS_MUTANTS).map(([name, description]) => ({ name, description })),

@@ -3,7 +3,10 @@ import type { Admission, DurableState, Engine, EngineFactory, LogEntry, Membersh
 import { KvReplica } from "../core/kv/kv-replica.js";
 import type { Applied } from "../core/kv/model.js";
 import { SELF_ASSIGNED_SESSIONS_FROM, type KvStore, type LeaseExpiry } from "../core/kv/store.js";
-import { createKvStore, type KvMutant } from "../core/kv/mutants.js";
+import { createKvStore, isTxnCoordinatorMutant, isTxnStoreMutant, type KvMutant } from "../core/kv/mutants.js";
+import type { TxnStoreMutant } from "../core/kv/store-txns.js";
+import type { TxnCoordinatorMutant, TxnPhaseOperation } from "../core/kv/txn-coordinator.js";
+import { SimTxnService, type PhaseAnswer, type SimTxnRequest, type SimTxnResponse } from "./txn-node.js";
 import type { LeaseRequest, LeaseResponse } from "./lease-workload.js";
 import type { LockRequest, LockResponse } from "./lock-workload.js";
 import { serveKvRequest, serveLeaseRequest, serveLockRequest } from "./node-requests.js";
@@ -39,6 +42,8 @@ export interface NodeHost<M> {
   /** A node-level liveness ping (quiescence only), or with `answer` the answer to one. */
   sendPing(from: NodeId, to: NodeId, answer: boolean): void;
   sendToClient(from: NodeId, clientId: number, response: ClientResponse): void;
+  /** Runs `action` on node `to`, over the link between the nodes (see Wire.overNodeLink). */
+  overNodeLink(from: NodeId, to: NodeId, action: (node: SimNode<M>) => void): void;
   /** Runs `action` after the disk's fsync latency (the nemesis may crash the node inside it). */
   afterFsync(node: SimNode<M>, action: () => void): void;
   /** An entry was applied by `group`'s replica; for a client's write, `output` is what the client would be told. */
@@ -96,6 +101,11 @@ export interface SimNodeOptions<M> {
   readonly quiesce?: SimQuiesceOptions | null;
   /** Leaderships spread over the nodes by the production rule (`synod sim --balance-leaders`; leader-balancing.ts). */
   readonly balanceLeaders?: boolean;
+  /**
+   * Transactions across groups (`--workload txn | bank`): the node coordinates them and
+   * recovers abandoned ones (txn-node.ts), with a mutant of the coordinator's or the store's, if any.
+   */
+  readonly txn?: { readonly mutant: TxnCoordinatorMutant | TxnStoreMutant | null } | null;
 }
 
 /**
@@ -170,6 +180,8 @@ export class SimNode<M> {
   /** Inputs that arrived while paused, replayed in order on resume. */
   private deferred: (() => void)[] = [];
   private startedIncarnation = -1;
+  /** This incarnation's coordinator of transactions across groups (txn workloads only). */
+  private txnService: SimTxnService | null = null;
 
   constructor(
     private readonly options: SimNodeOptions<M>,
@@ -251,6 +263,7 @@ export class SimNode<M> {
     for (const hosted of this.hosted) hosted.start();
     this.liveness?.start(this.incarnation);
     this.balancing?.start(this.incarnation);
+    this.txnService?.start();
   }
 
   /** Quiescence's counts over every incarnation (zeros without quiescence). */
@@ -300,6 +313,7 @@ export class SimNode<M> {
       this.kvNodes.push(kvNode);
       this.hosted.push(kvNode);
     }
+    this.txnService = this.createTxnService();
     return router;
   }
 
@@ -357,7 +371,9 @@ export class SimNode<M> {
   private createKvReplica(durable: DurableState<unknown>, group: GroupId, network: Network<M>, storage: LogStorage<unknown>): KvReplica<M, unknown> {
     const { id, peers, factory } = this.options;
     const kvMutant = this.options.kvMutant ?? null;
-    const kv = createKvStore(kvMutant, () => this.wallClockMs(), durable.snapshot?.data);
+    const txnMutant = this.options.txn?.mutant;
+    const storeMutant = txnMutant !== undefined && txnMutant !== null && isTxnStoreMutant(txnMutant) ? txnMutant : kvMutant;
+    const kv = createKvStore(storeMutant, () => this.wallClockMs(), durable.snapshot?.data);
     this.host.kvStoreCreated(this.id, kv, group);
     this.appliedByGroup[group] = durable.snapshot === null ? new Set() : this.host.requestsThrough(durable.snapshot.index, group);
     const engine = this.createEngine(durable, kv.applied);
@@ -537,6 +553,45 @@ export class SimNode<M> {
    */
   requestLock(request: LockRequest, reply: (response: LockResponse) => void): void {
     this.input(this.incarnation, () => serveLockRequest(this.kvLayer(DEFAULT_GROUP), this.replicaOf(DEFAULT_GROUP), request, reply));
+  }
+
+  /** A transaction client's request (sim/txn-workload.ts), served by this incarnation's coordinator (txn-node.ts). */
+  requestTxn(request: SimTxnRequest, reply: (response: SimTxnResponse) => void): void {
+    this.input(this.incarnation, () => {
+      if (this.txnService === null) throw new Error(`node ${this.id} serves no transactions: the run's workload is not txn or bank`);
+      this.txnService.serve(request, reply);
+    });
+  }
+
+  /** A phase of a transaction another node passed here (see SimTxnService): proposed through this node's replica of `group`. */
+  servePhase(group: GroupId, operation: TxnPhaseOperation, reply: (answer: PhaseAnswer) => void): void {
+    this.input(this.incarnation, () => this.kvLayer(group).write(operation, null, { resolve: (result) => reply({ result }), reject: (error) => reply({ error }) }));
+  }
+
+  /** With a transaction workload: the coordinator and recovery of this incarnation, over its groups' KV layers. */
+  private createTxnService(): SimTxnService | null {
+    const txn = this.options.txn;
+    if (txn === undefined || txn === null) return null;
+    const incarnation = this.incarnation;
+    const coordinatorMutant = txn.mutant !== null && isTxnCoordinatorMutant(txn.mutant) ? txn.mutant : null;
+    return new SimTxnService(
+      {
+        id: this.id,
+        incarnation,
+        groupCount: this.groupCount,
+        layer: (group) => this.kvLayer(group),
+        leads: (group) => this.replicaOf(group).engine.status().role === "leader",
+        clock: this.clock(incarnation),
+        trace: (text) => this.host.trace(this.id, text),
+        requestTimeoutMs: this.options.requestTimeoutMicros / 1000,
+        peers: this.options.peerIds ?? [],
+        after: (ms, action) => this.host.after(Math.round(ms * 1000 * this.options.clockRate), () => this.input(incarnation, action)),
+        // The phase goes to `to` and its answer comes back over the nodes' link, into this incarnation.
+        forward: (to, group, operation, reply) =>
+          this.host.overNodeLink(this.id, to, (node) => node.servePhase(group, operation, (answer) => this.host.overNodeLink(to, this.id, (back) => back === this && this.input(incarnation, () => reply(answer))))),
+      },
+      coordinatorMutant,
+    );
   }
 
   /** A request of a user's workload (sim/app/harness.ts), handled by the application. */

@@ -11,6 +11,7 @@ import type { SimApplication } from "./app/module.js";
 import type { ModelOperation } from "./check/model-linearizability.js";
 import type { Operation } from "./history.js";
 import type { LockStats } from "./lock-workload.js";
+import type { TxnStats } from "./txn-workload.js";
 import type { FaultClass, SimParams } from "./params.js";
 import type { ReplayEvent } from "./replay-trace.js";
 import { findScenario, pickScenario, scenarioApplies, SCENARIO_NAMES, type Scenario } from "./scenarios.js";
@@ -112,7 +113,7 @@ export function quiescenceConflict(options: { readonly quiesce: boolean; readonl
 /** The mutants that break quiescence, which only a run with --quiesce can show. */
 export const QUIESCENCE_MUTANTS: readonly string[] = ["quiesce-with-lagging-follower", "no-wake-on-leader-failure"];
 
-export const SIM_WORKLOADS = ["kv", "leases", "watch", "lock"] as const;
+export const SIM_WORKLOADS = ["kv", "leases", "watch", "lock", "txn", "bank"] as const;
 export type SimWorkload = (typeof SIM_WORKLOADS)[number];
 
 export interface SimFailure {
@@ -142,6 +143,7 @@ export interface SimStats {
   readonly watch?: WatchStats;
   /** With the lock workload: acquisitions the lock clients made, and leases they let lapse. */
   readonly lock?: LockStats;
+  readonly txn?: TxnStats;
   /**
    * With --quiesce: liveness pings sent between nodes (apart from `messagesSent`, the
    * groups' messages), group-ticks over every node and how many of them were quiet, and

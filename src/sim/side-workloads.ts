@@ -19,6 +19,8 @@ import { SIM_EPOCH_MS, type SimNode } from "./node.js";
 import type { SimParams } from "./params.js";
 import type { SimWorkload } from "./run-options.js";
 import { WatchWorkload, type WatchStats, type WatchWorld } from "./watch-workload.js";
+import { TxnWorkload, type TxnStats } from "./txn-workload.js";
+import type { SimTxnRequest, SimTxnResponse } from "./txn-node.js";
 
 const LEASE_CLIENTS = 2;
 
@@ -33,6 +35,8 @@ export interface SideWorld {
   node(id: NodeId): SimNode<unknown> | undefined;
   /** Group 0's leader with the highest term among the live nodes, if any. */
   leader(): NodeId | null;
+  /** Whether `node` is a member of `group` (as its leader sees it). */
+  isMember(group: number, node: NodeId): boolean;
   note(actor: string, text: () => string): void;
 }
 
@@ -55,8 +59,11 @@ export class SideWorkloads {
   private readonly leaseChecker = new LeaseChecker(SIM_EPOCH_MS);
   private watchWorkload: WatchWorkload | null = null;
   private lockWorkload: LockWorkload | null = null;
+  private txnWorkload: TxnWorkload | null = null;
   /** Each node's KV store (group 0, this incarnation): what its watches read. */
   private readonly kvStores = new Map<NodeId, KvStore>();
+  /** Each node's KV stores of every group (this incarnation): what the transaction checks read at the end. */
+  private readonly groupStores = new Map<NodeId, KvStore[]>();
 
   constructor(private readonly world: SideWorld) {}
 
@@ -89,6 +96,21 @@ export class SideWorkloads {
       this.lockWorkload = new LockWorkload(world, nodeIds, params, prngLocks, lockMutant);
       for (const kv of this.kvStores.values()) this.attachLockChecker(kv);
     }
+    if (workload === "txn" || workload === "bank") {
+      const world = {
+        now: () => this.world.now(),
+        after: (delay: number, action: () => void) => this.world.after(delay, action),
+        send: this.txnSend.bind(this),
+        note: (actor: string, text: () => string) => this.world.note(actor, text),
+      };
+      this.txnWorkload = new TxnWorkload(workload, world, nodeIds, params, root.fork());
+    }
+  }
+
+  /** A transaction client's request over the client link to node `to`, and its answer back the same way. */
+  private txnSend(to: NodeId, request: SimTxnRequest, reply: (from: NodeId, response: SimTxnResponse) => void): void {
+    const answer = (response: SimTxnResponse): void => this.world.overClientLink(() => reply(to, response));
+    this.world.overClientLink(() => this.world.node(to)?.requestTxn(request, answer));
   }
 
   /** A lock client's request over the client link to node `to`, and its answers back the same way. */
@@ -128,8 +150,12 @@ export class SideWorkloads {
     };
   }
 
-  /** Group 0's KV store on `node` was built (boot, restart): the watches read it, the lock checker observes it. */
-  kvStoreCreated(node: NodeId, kv: KvStore): void {
+  /** `group`'s KV store on `node` was built (boot, restart): group 0's the watches read and the lock checker observes; every group's the transaction checks read. */
+  kvStoreCreated(node: NodeId, kv: KvStore, group: number): void {
+    const stores = this.groupStores.get(node) ?? [];
+    stores[group] = kv;
+    this.groupStores.set(node, stores);
+    if (group !== 0) return;
     this.kvStores.set(node, kv);
     this.watchWorkload?.attach(node, kv);
     this.attachLockChecker(kv);
@@ -160,6 +186,7 @@ export class SideWorkloads {
     for (const client of this.leaseClients.values()) client.start();
     this.watchWorkload?.start();
     this.lockWorkload?.start();
+    this.txnWorkload?.start();
   }
 
   /** At the end of the heal: the clients stop, the watchers catch up. */
@@ -167,16 +194,23 @@ export class SideWorkloads {
     for (const client of this.leaseClients.values()) client.stop();
     this.watchWorkload?.settle();
     this.lockWorkload?.stop();
+    this.txnWorkload?.stop();
   }
 
   /** The side workloads' own checks, at the end of the run. */
   check(): void {
     this.watchWorkload?.check();
     this.lockWorkload?.checker.check();
+    if (this.txnWorkload !== null) {
+      // The live nodes' stores of the groups they are members of (a node outside a group's configuration gets none of its log).
+      const live = new Map([...this.groupStores].filter(([node]) => this.world.node(node)?.up === true).map(([node, stores]) => [node, stores.map((kv, group) => (this.world.isMember(group, node) ? kv : undefined))] as const));
+      this.txnWorkload.check(live);
+    }
   }
 
-  stats(): { readonly watch?: WatchStats; readonly lock?: LockStats } {
+  stats(): { readonly watch?: WatchStats; readonly lock?: LockStats; readonly txn?: TxnStats } {
     return {
+      ...(this.txnWorkload === null ? {} : { txn: this.txnWorkload.stats() }),
       ...(this.watchWorkload === null ? {} : { watch: this.watchWorkload.stats() }),
       ...(this.lockWorkload === null ? {} : { lock: this.lockWorkload.stats() }),
     };

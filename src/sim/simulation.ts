@@ -13,7 +13,7 @@ import { Prng } from "../core/common/prng.js";
 import type { EngineFactory, EngineInvariant, LogEntry, NodeId } from "../core/engine/contract.js";
 import { describeMembership, isMember } from "../core/engine/membership.js";
 import { isReplicaMutant } from "../core/replica/mutants.js";
-import { isKvMutant, kvMutantWorkload } from "../core/kv/mutants.js";
+import { isKvMutant, isTxnMutant, kvMutantWorkload } from "../core/kv/mutants.js";
 import type { KvStore } from "../core/kv/store.js";
 import type { LeaseExpiry } from "../core/kv/model.js";
 import type { LeaseResponse } from "./lease-workload.js";
@@ -48,6 +48,8 @@ export { balancingConflict, groupsConflict, quiescenceConflict, QUIESCENCE_MUTAN
 
 /** Client endpoints are numbered from here, apart from node ids. */
 const CLIENT_ID_BASE = 1000;
+/** Groups of a run of the txn or bank workload when --groups is not given. */
+const TXN_GROUPS_DEFAULT = 3;
 /** Lease clients are numbered from here, apart from the KV clients. */
 const LEASE_CLIENT_ID_BASE = CLIENT_ID_BASE + 500;
 /** A run that needs more events than this is broken, not slow. */
@@ -104,11 +106,14 @@ class Simulation implements NodeHost<unknown> {
     if (options.mutant !== undefined && !hasMutant(factory, options.mutant)) {
       throw new Error(`protocol ${factory.name} has no mutant "${options.mutant}"; it has: ${mutantNames(factory).join(", ")}`);
     }
-    this.workload = options.workload ?? (options.mutant === undefined ? "kv" : isKvMutant(options.mutant) ? kvMutantWorkload(options.mutant) : isLockMutant(options.mutant) ? "lock" : "kv");
+    this.workload = options.workload ?? (options.mutant === undefined ? "kv" : isKvMutant(options.mutant) ? kvMutantWorkload(options.mutant) : isLockMutant(options.mutant) ? "lock" : isTxnMutant(options.mutant) ? "bank" : "kv");
+    const txnWorkload = this.workload === "txn" || this.workload === "bank";
+    // Transactions across groups need groups: three unless asked otherwise.
+    const groups = options.groups ?? (txnWorkload ? TXN_GROUPS_DEFAULT : 1);
     if (this.workload !== "kv" && options.application !== undefined) throw new Error(`the ${this.workload} workload runs on the KV store, not a user's state machine`);
-    const groupsProblem = groupsConflict(options.groups ?? 1, options.application !== undefined);
+    const groupsProblem = groupsConflict(groups, options.application !== undefined);
     if (groupsProblem !== null) throw new Error(groupsProblem);
-    if (this.workload !== "kv" && (options.groups ?? 1) > 1) throw new Error(`the ${this.workload} workload runs in one group: leave out --groups`);
+    if (this.workload !== "kv" && !txnWorkload && groups > 1) throw new Error(`the ${this.workload} workload runs in one group: leave out --groups`);
     this.quiesce = options.quiesce === true;
     const quiescenceProblem = quiescenceConflict({ quiesce: this.quiesce, hotGroups: options.hotGroups, groups: options.groups ?? 1, mutant: options.mutant, stateMachine: options.application !== undefined }, factory);
     if (quiescenceProblem !== null) throw new Error(quiescenceProblem);
@@ -135,7 +140,7 @@ class Simulation implements NodeHost<unknown> {
       engineTuning = tuned.description;
     }
     this.factory = factory;
-    this.params = { ...scenarioParams, engineTuning, scenario: scenario.name, groups: options.groups ?? 1 };
+    this.params = { ...scenarioParams, engineTuning, scenario: scenario.name, groups };
     const describeMessage = (message: unknown): string => this.factory.describeMessage(message);
     this.log = new RunLog({ now: () => this.now(), describeMessage, groups: this.params.groups, fullTrace: options.fullTrace === true, replayEventsMax: options.replayEventsMax });
     const nodeIds = Array.from({ length: this.params.nodes }, (_, i) => i + 1);
@@ -176,6 +181,7 @@ class Simulation implements NodeHost<unknown> {
       clientLinkDelayMicros: (prng) => this.wire.clientLinkDelayMicros(prng),
       node: (id) => this.nodes.get(id),
       leader: () => this.currentLeader(DEFAULT_GROUP),
+      isMember: (group, node) => this.isMemberOf(group, node),
       note: (actor, text) => this.log.note(actor, text),
     });
     if (options.application !== undefined) this.app = new AppHarness(options.application, this.appWorld(), !(options.disabledCheckers ?? []).includes("determinism"));
@@ -194,6 +200,7 @@ class Simulation implements NodeHost<unknown> {
         mutant: options.mutant !== undefined && options.mutant in factory.mutants ? options.mutant : null,
         replicaMutant: options.mutant !== undefined && isReplicaMutant(options.mutant) ? options.mutant : null,
         kvMutant: options.mutant !== undefined && isKvMutant(options.mutant) ? options.mutant : null,
+        txn: this.workload === "txn" || this.workload === "bank" ? { mutant: options.mutant !== undefined && isTxnMutant(options.mutant) ? options.mutant : null } : null,
         snapshotEveryEntries: this.params.snapshotEveryEntries,
         historyRevisions: this.params.historyRevisions,
         ...(this.app === null ? {} : { application: this.app }),
@@ -219,7 +226,7 @@ class Simulation implements NodeHost<unknown> {
   }
 
   kvStoreCreated(node: NodeId, kv: KvStore, group: GroupId): void {
-    if (group === DEFAULT_GROUP) this.sides.kvStoreCreated(node, kv);
+    this.sides.kvStoreCreated(node, kv, group);
   }
 
   sendLeaseResponse(from: NodeId, clientId: number, response: LeaseResponse): void {
@@ -257,6 +264,10 @@ class Simulation implements NodeHost<unknown> {
 
   sendPing(from: NodeId, to: NodeId, answer: boolean): void {
     this.wire.sendPing(from, to, answer);
+  }
+
+  overNodeLink(from: NodeId, to: NodeId, action: (node: SimNode<unknown>) => void): void {
+    this.wire.overNodeLink(from, to, action);
   }
 
   sendToClient(from: NodeId, clientId: number, response: ClientResponse): void {
@@ -542,6 +553,13 @@ class Simulation implements NodeHost<unknown> {
     }
   }
 
+  /** Whether `node` is in `group`'s configuration as its current leader sees it (true when no node leads, or the engine has no membership). */
+  private isMemberOf(group: GroupId, node: NodeId): boolean {
+    const leader = this.currentLeader(group);
+    const membership = leader === null ? undefined : this.nodes.get(leader)?.engineOf(group).membership?.();
+    return membership === undefined || isMember(membership, node);
+  }
+
   private finalChecks(): void {
     const disabled = new Set(this.options.disabledCheckers ?? []);
     this.checkLogs();
@@ -558,9 +576,7 @@ class Simulation implements NodeHost<unknown> {
       for (const g of this.groups) {
         // Every member of the final configuration must hold every acknowledged write; a node
         // that was removed stopped receiving them.
-        const leader = this.currentLeader(g.group);
-        const membership = leader === null ? undefined : this.nodes.get(leader)?.engineOf(g.group).membership?.();
-        const applied = new Map([...this.nodes.values()].filter((n) => n.up && (membership === undefined || isMember(membership, n.id))).map((n) => [n.id, n.appliedRequestsOf(g.group)] as const));
+        const applied = new Map([...this.nodes.values()].filter((n) => n.up && this.isMemberOf(g.group, n.id)).map((n) => [n.id, n.appliedRequestsOf(g.group)] as const));
         if (this.app === null) checkNoLostWrites(this.groups.length === 1 ? this.acked : this.acked.filter((write) => this.groupOfKey(write.operation.key) === g.group), applied);
         else this.app.checkNoLostWrites(applied);
       }

@@ -147,6 +147,22 @@ export class Wire {
     }
   }
 
+  /**
+   * Runs `action` on node `to` for each copy of a packet from `from` that arrives: a node's
+   * request to another (a phase of a transaction passed to a group's leader), over the same
+   * link as the groups' messages — cut by a partition, lost, delayed, duplicated as they are.
+   */
+  overNodeLink(from: NodeId, to: NodeId, action: (node: SimNode<unknown>) => void): void {
+    if (this.partition.isBlocked(from, to) || this.isHeld(from, to)) return;
+    for (const delay of packetDelays(this.nodeLink, this.options.prng)) {
+      this.options.scheduler.after(delay, () => {
+        const node = this.options.nodes.get(to);
+        if (node === undefined || !node.up || this.partition.isBlocked(from, to)) return;
+        action(node);
+      });
+    }
+  }
+
   /** Runs `action` at the far end of a client link: once for each copy that arrives, never if the packet is lost. */
   overClientLink(action: () => void): void {
     for (const delay of packetDelays(this.clientLink, this.options.prng)) this.options.scheduler.after(delay, action);
