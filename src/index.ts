@@ -56,6 +56,8 @@ export {
   SequenceSupersededError,
   SessionExpiredError,
   TimeoutError,
+  TransactionConflictError,
+  TransactionFinishedError,
   UnavailableError,
 } from "./client/errors.js";
 // Ranges (docs/sharding.md): descriptors and the table a sharded cluster routes by; the transactional checker (docs/txn-checker.md).
@@ -68,6 +70,7 @@ export type { TxnCompare as ClientTxnCompare, TxnOperation as ClientTxnOperation
 export { Watch, type WatchEvent, type WatchOptions, type WatchStats } from "./client/watch.js";
 export { Lease } from "./client/lease.js";
 export { Lock, type LockOptions } from "./client/lock.js";
+export { Transaction, type TransactionOptions, type TransactionResult } from "./client/transaction.js";
 export { Leadership, type ElectionLeader } from "./client/election.js";
 export type { LeaseInfo } from "./client/api.js";
 export { ClusterRouter, type ClusterRouterOptions, type RouterEndpoint, type RouterEndpointConfig, type RouterStats, type MembersFetcher, type StatusCheckResult, type StatusFetcher } from "./client/router.js";

@@ -45,6 +45,8 @@ export interface BenchClusterOptions {
   readonly consensus: string;
   /** The first base port to try (HTTP ports from it, peer ports 100 above); default: a random one. */
   readonly basePort?: number;
+  /** `--shards`: ranges the key space is cut into; default 1. */
+  readonly shards?: number;
 }
 
 export class BenchCluster {
@@ -75,7 +77,7 @@ export class BenchCluster {
   static async start(options: BenchClusterOptions): Promise<BenchCluster> {
     const basePort = await freeBasePort(options.nodes, options.basePort);
     const dataDir = mkdtempSync(join(tmpdir(), "synod-bench-"));
-    const args = [bin, "cluster", "--nodes", String(options.nodes), "--base-port", String(basePort), "--data-dir", dataDir, "--consensus", options.consensus, "--log-level", "warn"];
+    const args = [bin, "cluster", "--nodes", String(options.nodes), "--base-port", String(basePort), "--data-dir", dataDir, "--consensus", options.consensus, "--log-level", "warn", ...(options.shards === undefined ? [] : ["--shards", String(options.shards)])];
     const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
     const endpoints = Array.from({ length: options.nodes }, (_, i) => `http://127.0.0.1:${basePort + i}`);
     const cluster = new BenchCluster(child, dataDir, endpoints);

@@ -52,8 +52,15 @@ interface Verdict {
 export const RANGE_REFRESHES_MAX = 3;
 /** A write answered 410 opens a new session and goes again at most this many times in a row. */
 export const SESSION_REOPENS_MAX = 3;
-/** 503 codes that say the request was not applied (docs/http-api.md): even a write outside a session may go elsewhere. */
-const NOT_APPLIED_CODES = new Set(["no_leader", "no_quorum", "not_member", "overloaded"]);
+/**
+ * 503 codes that say the request was not applied (docs/http-api.md): even a write outside a
+ * session may go elsewhere. `txn_locked`: a transaction across ranges holds a key the write
+ * touches, and the range refused the write without applying it (nor recording it in its
+ * session), so sending it again after a pause is safe.
+ */
+const NOT_APPLIED_CODES = new Set(["no_leader", "no_quorum", "not_member", "overloaded", "txn_locked"]);
+/** 503 codes about the request, not the node: answering them is not a failure of the endpoint (counting it would eject a healthy node). */
+const NOT_ENDPOINT_FAILURE_CODES = new Set(["no_leader", "txn_locked"]);
 
 /** What calls run on: the Client's parts, made from its options (and closed) by the Client. */
 export interface CallRunnerParts {
@@ -365,8 +372,8 @@ function assess(error: unknown, write: boolean, retrySafe: boolean): Verdict {
     const notApplied = NOT_APPLIED_CODES.has(error.code);
     // `no_leader`: the node answered, and a majority is there; an election (or a leadership
     // moving) is under way. Not the node's failure: counting it would eject a healthy node,
-    // maybe the next leader, just as it takes over.
-    return { retry: notApplied || retrySafe, maybeApplied: write && !notApplied, endpointFailed: error.code !== "no_leader" };
+    // maybe the next leader, just as it takes over. Nor is `txn_locked`, a key held for a moment.
+    return { retry: notApplied || retrySafe, maybeApplied: write && !notApplied, endpointFailed: !NOT_ENDPOINT_FAILURE_CODES.has(error.code) };
   }
   if (error instanceof HttpApiError && error.status >= 500) return { retry: retrySafe, maybeApplied: write, endpointFailed: true };
   return { retry: false, maybeApplied: false, endpointFailed: false };

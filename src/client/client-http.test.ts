@@ -251,6 +251,23 @@ describe("failover", () => {
     }
   });
 
+  test("503 txn_locked (a key held by a transaction across ranges) is retried, and in the end is an UnavailableError: not applied, not the node's failure", async () => {
+    let locked = 2;
+    const node = await fakeNode((_request, response) => {
+      if (locked-- > 0) return json(response, 503, { error: "txn_locked", message: "fake txn_locked", key: "k" }, { "retry-after": "1" });
+      json(response, 200, { revision: 9 });
+    });
+    const synod = client([node.url], { attemptsMax: 4 });
+    assert.deepEqual(await synod.put("k", "v"), { revision: 9 }, "a write outside a session is sent again: nothing was applied");
+    assert.equal(node.seen.length, 3);
+    const held = await fakeNode(apiError(503, "txn_locked", { "retry-after": "1" }));
+    const stuck = client([held.url], { attemptsMax: 3 });
+    await assert.rejects(stuck.put("k", "v"), (error: unknown) => error instanceof UnavailableError && error.code === "txn_locked");
+    assert.equal(held.seen.length, 3);
+    assert.equal(stuck.stats().outcomeUnknown, 0, "a txn_locked says nothing was applied");
+    assert.equal(stuck.stats().router.endpoints[0]?.failures, 0, "nor is it the node's failure");
+  });
+
   test("when every node knows no leader, the call gives up after attemptsMax attempts with NoQuorumError, pauses bounded whatever Retry-After says", async () => {
     const a = await fakeNode(apiError(503, "no_leader", { "retry-after": "30" }));
     const b = await fakeNode(apiError(503, "no_leader", { "retry-after": "30" }));

@@ -74,6 +74,7 @@ import { Watch, type WatchOptions } from "./watch.js";
 import { Lease } from "./lease.js";
 import { acquireLock, type Lock, type LockOptions } from "./lock.js";
 import { campaign, electionLeader, observe, type ElectionLeader, type Leadership } from "./election.js";
+import { runTransaction, type Transaction, type TransactionOptions, type TransactionResult } from "./transaction.js";
 
 // The options are the SDK's too, importable from here as before they had a file of their own;
 // so is the bound on reopening sessions, which the call runner keeps.
@@ -152,6 +153,8 @@ export class Client {
   /** The Authorization header `options.auth` makes, sent with every request. */
   private readonly authorization: string | undefined;
   private readonly responseBytesMax: number;
+  /** Of calls that do not say theirs (the call runner keeps it too; a transaction spans several calls). */
+  private readonly timeoutMs: number;
   private closing: Promise<void> | null = null;
 
   /** @throws InvalidInputError for a bad endpoint or an option out of range. */
@@ -159,6 +162,7 @@ export class Client {
     const concurrency = integerOption(options.concurrency, CONCURRENCY_DEFAULT, "concurrency", 1, CONCURRENCY_MAX);
     const admission = new Admission(concurrency, integerOption(options.queueMax, QUEUE_MAX_DEFAULT, "queueMax", 0, QUEUE_MAX_LIMIT));
     const timeoutMs = integerOption(options.timeoutMs, TIMEOUT_MS_DEFAULT, "timeoutMs", 1, TIMEOUT_MS_MAX);
+    this.timeoutMs = timeoutMs;
     const attemptTimeoutMs = integerOption(options.attemptTimeoutMs, ATTEMPT_TIMEOUT_MS_DEFAULT, "attemptTimeoutMs", 1, TIMEOUT_MS_MAX);
     const attemptsMax = integerOption(options.retry?.attemptsMax, ATTEMPTS_MAX_DEFAULT, "retry.attemptsMax", 1, ATTEMPTS_MAX_LIMIT);
     this.consistency = options.consistency ?? "linearizable";
@@ -295,6 +299,29 @@ export class Client {
       if (!(error instanceof HttpApiError) || error.code !== "cross_range" || !error.message.includes("not part of a client session")) throw error;
       return this.runner.writeAndDecode({ ...call, inSession: false, retrySafe: false }, options, decodeTxnAnswer);
     }
+  }
+
+  /**
+   * An interactive transaction (transaction.ts; docs/client.md, "Interactive transactions"):
+   * `fn` reads keys with `tx.get` (linearizably; repeatable; its own writes seen) and
+   * buffers writes with `tx.put` and `tx.delete`; when it returns, one `txn` commits the
+   * writes if every key read is unchanged. Else `fn` runs again, from scratch, up to
+   * `retries` times (default 10), so it must have no side effects. Strictly serializable,
+   * read-only transactions included (several reads are validated by a compares-only `txn`).
+   * Resolves with fn's value, the commit's revision (null when nothing was sent) and the
+   * runs it took. Rejects with TransactionConflictError when every run conflicted; with
+   * fn's own error when its reads held (nothing written); with a call's error otherwise (a
+   * commit's with `outcomeUnknown` when it may have been applied: it is not sent again).
+   */
+  async transaction<T>(fn: (tx: Transaction) => Promise<T>, options: TransactionOptions = {}): Promise<TransactionResult<T>> {
+    if (this.closing !== null) throw new ClientClosedError();
+    const host = {
+      get: (key: string, read: ReadOptions) => this.get(key, read),
+      txn: (request: TxnRequest, call: CallOptions) => this.txn(request, call),
+      backoffMs: (retry: number) => backoffMs(retry, this.prng, this.backoff),
+      timeoutMs: this.timeoutMs,
+    };
+    return runTransaction(host, fn, options);
   }
 
   /**

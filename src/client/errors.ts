@@ -258,3 +258,31 @@ export class LeaseLostError extends SynodError {
     this.reason = options.reason;
   }
 }
+
+/**
+ * `Client.transaction` gave up after `attempts` runs of its function: each time, another
+ * writer changed a key it had read before it could commit (or a transaction across ranges
+ * held one of its keys). Nothing was written. `cause` is the last conflict: an
+ * HttpApiError `txn_aborted` or `txn_locked`, or none when the reads' compares failed. Run
+ * it again later, with more `retries`, or make the transactions touch fewer of the same keys.
+ */
+export class TransactionConflictError extends SynodError {
+  readonly attempts: number;
+  constructor(options: { attempts: number; message: string; cause?: unknown }) {
+    super("transaction_conflict", options.message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "TransactionConflictError";
+    this.attempts = options.attempts;
+  }
+}
+
+/**
+ * A `Transaction` (the `tx` of `Client.transaction`) was used after its attempt ended: its
+ * function had returned or thrown, or the attempt was over. A `tx` serves one run of the
+ * function only; keeping it (in a closure, a timer, another transaction) is a bug.
+ */
+export class TransactionFinishedError extends SynodError {
+  constructor(message: string) {
+    super("transaction_finished", message);
+    this.name = "TransactionFinishedError";
+  }
+}

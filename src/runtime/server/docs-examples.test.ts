@@ -96,7 +96,7 @@ describe("the README's lease example, pasted", { timeout: 90_000 }, () => {
   });
 });
 
-describe("the README's watch examples and docs/recipes.md's lock and election examples, pasted", { timeout: 120_000 }, () => {
+describe("the README's watch examples, docs/recipes.md's lock and election examples and docs/client.md's transaction, pasted", { timeout: 120_000 }, () => {
   let cluster: ProcessCluster;
   /** `script` on the test cluster: its ports for npm start's, and the local bin for npx's start-up time (seconds on a loaded machine). */
   let onCluster: (script: string) => string;
@@ -132,6 +132,14 @@ describe("the README's watch examples and docs/recipes.md's lock and election ex
     const run = await bash(onCluster(block), ROOT);
     assert.equal(run.code, 0, run.stderr);
     assert.match(run.stdout, /^put config\/color green (\d+)\ndelete config\/color {2}\d+\n$/);
+  });
+
+  test("docs/client.md's interactive transaction example: two transfers at once on the same accounts, then a read-only total", async () => {
+    const block = shellBlocks(read("docs/client.md")).find((text) => text.includes("client.transaction("));
+    assert.ok(block !== undefined, "the example is there");
+    const run = await bash(onCluster(block), ROOT);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stdout, /^true in \d+ run\(s\), true in \d+ run\(s\)\n80 70 150\n$/);
   });
 
   test("docs/recipes.md: the fenced write, synod lock twice (one after the other, growing tokens) and the election", async () => {
