@@ -4,7 +4,7 @@ import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { Worker } from "node:worker_threads";
 import cliProgress from "cli-progress";
-import { isKvMutant } from "../core/kv/mutants.js";
+import { isKvMutant, isTxnMutant } from "../core/kv/mutants.js";
 import { isLockMutant } from "../core/kv/lock-turn.js";
 import { hasMutant, mutantNames, SHARED_MUTANTS } from "../sim/mutants.js";
 import { describeParams, FAULT_CLASSES, type FaultClass } from "../sim/params.js";
@@ -12,7 +12,7 @@ import { PROTOCOLS, protocolNames } from "../sim/protocols.js";
 import { describeFailure, reproduceCommand } from "../sim/run-report.js";
 import { replayHeader } from "../sim/replay-file.js";
 import { formatReplayTrace, REPLAY_EVENTS_MAX } from "../sim/replay-trace.js";
-import { balancingConflict, groupsConflict, quiescenceConflict, runSimulation, scenarioConflict, type SimResult, type SimWorkload } from "../sim/simulation.js";
+import { balancingConflict, groupsConflict, quiescenceConflict, runSimulation, scenarioConflict, TXN_GROUPS_DEFAULT, type SimResult, type SimWorkload } from "../sim/simulation.js";
 import { isRouterMutant } from "../core/multi/mutants.js";
 import { appScenarioConflict } from "../sim/app/harness.js";
 import type { SimApplication } from "../sim/app/module.js";
@@ -128,7 +128,7 @@ export async function runSim(options: SimCommandOptions): Promise<SimSummary> {
     const conflict = scenarioConflict(options.scenario, options.faults ?? undefined, factory);
     if (conflict !== null) throw new UsageError(conflict);
   }
-  const groups = options.groups ?? 1;
+  const groups = options.groups ?? (options.workload === "txn" || options.workload === "bank" || (options.mutant !== undefined && isTxnMutant(options.mutant)) ? TXN_GROUPS_DEFAULT : 1);
   const groupsProblem = groupsConflict(groups, options.stateMachine !== undefined);
   if (groupsProblem !== null) throw new UsageError(groupsProblem);
   if (options.mutant !== undefined && isRouterMutant(options.mutant) && groups < 2) throw new UsageError(`mutant ${options.mutant} misroutes between groups: run it with --groups 2 or more`);
@@ -143,7 +143,7 @@ export async function runSim(options: SimCommandOptions): Promise<SimSummary> {
   if (application !== undefined) {
     const conflict = appScenarioConflict(options.scenario);
     if (conflict !== null) throw new UsageError(conflict);
-    if ((options.workload !== undefined && options.workload !== "kv") || (options.mutant !== undefined && (isKvMutant(options.mutant) || isLockMutant(options.mutant)))) throw new UsageError("the lease, watch and lock workloads and the KV and lock mutants run on the KV store, not with --state-machine");
+    if ((options.workload !== undefined && options.workload !== "kv") || (options.mutant !== undefined && (isKvMutant(options.mutant) || isLockMutant(options.mutant) || isTxnMutant(options.mutant)))) throw new UsageError("the lease, watch, lock, bank and txn workloads and the KV, lock and transaction mutants run on the KV store, not with --state-machine");
   }
   if (options.open === true && options.traceOut !== undefined && !isReplayPath(options.traceOut)) throw new UsageError(`--open writes a replay: name the --trace-out file *.jsonl (not ${options.traceOut}), or leave it out for a temporary file`);
   const count = options.seeds ?? (options.seed === undefined ? 100 : 1);

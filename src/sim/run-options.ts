@@ -114,6 +114,8 @@ export function quiescenceConflict(options: { readonly quiesce: boolean; readonl
 export const QUIESCENCE_MUTANTS: readonly string[] = ["quiesce-with-lagging-follower", "no-wake-on-leader-failure"];
 
 export const SIM_WORKLOADS = ["kv", "leases", "watch", "lock", "txn", "bank"] as const;
+/** Groups of a run of the txn or bank workload when --groups is not given: transactions across groups need some. */
+export const TXN_GROUPS_DEFAULT = 3;
 export type SimWorkload = (typeof SIM_WORKLOADS)[number];
 
 export interface SimFailure {

@@ -38,18 +38,16 @@ import { isRouterMutant } from "../core/multi/mutants.js";
 import { HotGroups } from "./hot-groups.js";
 import { livenessOptions, QuietGroups } from "./quiet-groups.js";
 import { AppHarness, type AppRequest } from "./app/harness.js";
-import { balancingConflict, chooseAppScenario, groupsConflict, quiescenceConflict, type SimFailure, type SimOptions, type SimResult, type SimWorkload } from "./run-options.js";
+import { balancingConflict, chooseAppScenario, groupsConflict, quiescenceConflict, TXN_GROUPS_DEFAULT, type SimFailure, type SimOptions, type SimResult, type SimWorkload } from "./run-options.js";
 import { RunLog } from "./run-log.js";
 import { Wire } from "./wire.js";
 import { Nemesis } from "./nemesis.js";
 import { SideWorkloads } from "./side-workloads.js";
 
-export { balancingConflict, groupsConflict, quiescenceConflict, QUIESCENCE_MUTANTS, scenarioConflict, SIM_GROUPS_MAX, SIM_WORKLOADS, type SimFailure, type SimOptions, type SimResult, type SimStats, type SimWorkload } from "./run-options.js";
+export { balancingConflict, groupsConflict, quiescenceConflict, QUIESCENCE_MUTANTS, scenarioConflict, SIM_GROUPS_MAX, SIM_WORKLOADS, TXN_GROUPS_DEFAULT, type SimFailure, type SimOptions, type SimResult, type SimStats, type SimWorkload } from "./run-options.js";
 
 /** Client endpoints are numbered from here, apart from node ids. */
 const CLIENT_ID_BASE = 1000;
-/** Groups of a run of the txn or bank workload when --groups is not given. */
-const TXN_GROUPS_DEFAULT = 3;
 /** Lease clients are numbered from here, apart from the KV clients. */
 const LEASE_CLIENT_ID_BASE = CLIENT_ID_BASE + 500;
 /** A run that needs more events than this is broken, not slow. */

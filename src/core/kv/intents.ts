@@ -156,7 +156,10 @@ export class KvIntents {
    * Phase three: the intent of `txn`, removed with its locks (undefined if there is none:
    * resolved already, or never prepared here). The outcome is kept as a record, so a prepare
    * of `txn` that arrives late (a retry, a duplicated message) is refused rather than locking
-   * its keys again for a transaction that is over.
+   * its keys again for a transaction that is over — worse, a recovery would ask the anchor
+   * for that intent's outcome and apply a committed branch a second time. The record is kept
+   * as long as the anchor keeps its own (RECORD_TTL_MS, and it starts later), so a prepare
+   * late enough to find neither is resolved as aborted: nothing applied twice.
    */
   take(txn: string, outcome: TxnOutcome, clockMs: number): Intent | undefined {
     const intent = this.intents.get(txn);
