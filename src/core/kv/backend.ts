@@ -107,6 +107,10 @@ export interface KvBackend {
   /** The state of the transactions across ranges in flight here (src/core/kv/intents.ts), if it was ever written. */
   readTxnState(): Uint8Array | undefined;
   writeTxnState(state: Uint8Array): void;
+  /** The outcomes of transactions across ranges this range keeps (intents.ts), by transaction id, each an entry of its own. */
+  txnRecords(): Iterable<readonly [string, Uint8Array]>;
+  /** Keeps (or with undefined, forgets) the outcome of transaction `txn`. */
+  writeTxnRecord(txn: string, record: Uint8Array | undefined): void;
   /** Removes every record, session, change, lease and the auth state, and zeroes the meta. */
   clear(): void;
   /**
@@ -159,6 +163,7 @@ export class MemoryKvBackend implements KvBackend {
   private undoMeta: KvMeta = this.meta;
   private auth: Uint8Array | undefined;
   private txnState: Uint8Array | undefined;
+  private readonly txnRecordMap = new Map<string, Uint8Array>();
   private undoAuth: Uint8Array | undefined;
 
   getRecord(key: string): KvRecord | undefined {
@@ -243,6 +248,18 @@ export class MemoryKvBackend implements KvBackend {
     const before = this.txnState;
     this.undoLeases.push(() => (this.txnState = before));
     this.txnState = state;
+  }
+
+  txnRecords(): Iterable<readonly [string, Uint8Array]> {
+    return [...this.txnRecordMap];
+  }
+
+  writeTxnRecord(txn: string, record: Uint8Array | undefined): void {
+    assert(this.inTransaction, "a transaction record written outside a transaction");
+    const before = this.txnRecordMap.get(txn);
+    this.undoLeases.push(() => (before === undefined ? this.txnRecordMap.delete(txn) : this.txnRecordMap.set(txn, before)));
+    if (record === undefined) this.txnRecordMap.delete(txn);
+    else this.txnRecordMap.set(txn, record);
   }
 
   writeAuth(state: Uint8Array): void {
@@ -372,6 +389,7 @@ export class MemoryKvBackend implements KvBackend {
       this.undoLeases.push(() => (this.txnState = before));
       this.txnState = undefined;
     }
+    for (const txn of [...this.txnRecordMap.keys()]) this.writeTxnRecord(txn, undefined);
     this.writeMeta({ appliedIndex: 0, revision: 0, clockMs: 0 });
   }
 

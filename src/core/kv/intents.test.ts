@@ -3,6 +3,7 @@ import { describe, test } from "node:test";
 import fc from "fast-check";
 import { utf8Decode, utf8Encode } from "../common/utf8.js";
 import { MemoryKvBackend } from "./backend.js";
+import { decodeTxnState, encodeTxnState } from "./intents.js";
 import { encodeCommand, type KvCommand, type TxnCompare, type TxnOperation, type TxnOutcome } from "./command.js";
 import type { KvResult } from "./model.js";
 import { KvStore, SELF_ASSIGNED_SESSIONS_FROM } from "./store.js";
@@ -179,6 +180,26 @@ describe("transactions across ranges: prepare, decide, resolve", () => {
     apply(store, { op: "txn-resolve", request, txn: "v", outcome: "abort" });
     assert.equal(store.apply(store.applied + 1, encodeCommand({ op: "put", request: { clientId, sequence: 1 }, key: "alice", value: bytes("4") })).result.op, "put", "the client's retry of the same sequence applies");
     assert.equal(value(store, "alice"), "4");
+  });
+
+  test("each outcome is an entry of its own: recording one does not rewrite the others, a snapshot carries them all, and a state that held them (as written before) gives them up at the next save", () => {
+    const backend = new MemoryKvBackend();
+    const anchor = new KvStore(backend);
+    for (let i = 0; i < 500; i++) apply(anchor, { op: "txn-decide", request, txn: `t${i}`, outcome: "success" });
+    assert.equal(backend.readTxnState(), undefined, "no decision went into the intents' value");
+    assert.equal([...backend.txnRecords()].length, 500);
+    const copy = new KvStore();
+    copy.restore(anchor.snapshot());
+    assert.deepEqual(apply(copy, { op: "txn-decide", request, txn: "t7", outcome: "abort" }), { op: "txn-decide", txn: "t7", outcome: "success" }, "the snapshot carried the outcomes");
+
+    // A store whose state value held its records: they are read, and move out at the next save.
+    const legacy = new MemoryKvBackend();
+    legacy.transaction(() => legacy.writeTxnState(encodeTxnState([], new Map([["old", { outcome: "failure", atMs: 5 }]]))));
+    const store = new KvStore(legacy);
+    assert.deepEqual(apply(store, { op: "txn-decide", request, txn: "old", outcome: "abort" }), { op: "txn-decide", txn: "old", outcome: "failure" });
+    apply(store, { op: "txn-decide", request, txn: "new", outcome: "success" });
+    assert.deepEqual([...legacy.txnRecords()].map(([txn]) => txn).sort(), ["new", "old"]);
+    assert.equal(decodeTxnState(legacy.readTxnState() as Uint8Array).records.size, 0, "the state holds the intents only");
   });
 
   test("intents and outcomes survive a snapshot, and resolve after it", () => {

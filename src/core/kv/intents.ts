@@ -18,10 +18,11 @@
  * applied, nothing kept in the session: the client retries), and a read of it waits for the
  * lock to go (the node's business), so a reader never sees half of a transaction.
  *
- * The state (intents, locks, records) is held by the backend as one value (`KvBackend`
- * `readTxnState`/`writeTxnState`), written whenever it changes, and in snapshots: bounded by
- * INTENTS_MAX intents per range, and records kept RECORD_TTL_MS by the store's clock (the
- * anchor's outcome, and in every range the outcome it resolved, against late prepares).
+ * The backend holds the intents as one value (`KvBackend` `readTxnState`/`writeTxnState`,
+ * bounded by INTENTS_MAX intents per range), written whenever one comes or goes, and each
+ * outcome as an entry of its own (`txnRecords`/`writeTxnRecord`), kept RECORD_TTL_MS by the
+ * store's clock: the anchor's decision, and in every range the outcome it resolved, against
+ * late prepares. A snapshot carries both as one section (`joinTxnState`).
  */
 import { ByteReader, ByteWriter } from "../common/bytes.js";
 import { InvalidInputError } from "../common/errors.js";
@@ -57,12 +58,13 @@ const NO_REQUEST = { clientId: 0, sequence: 0 };
 export class KvIntents {
   private intents = new Map<string, Intent>();
   private locks = new Map<string, string>();
-  private records = new Map<string, { readonly outcome: TxnOutcome; readonly atMs: number }>();
+  private records = new Map<string, TxnRecord>();
   /** Moves whenever the state changes: a phase that leaves it as it was repeated one applied before. */
   private changes = 0;
-  /** Each intent's and record's bytes in the state (see `encodeTxnState`), kept so a save encodes only what changed. */
+  /** Each intent's bytes in the state (see `encodeTxnState`), kept so a save encodes only what changed. */
   private readonly intentBytes = new Map<string, Uint8Array>();
-  private readonly recordBytes = new Map<string, Uint8Array>();
+  /** The stored state still holds records (written before each had an entry of its own): the next save moves them out. */
+  private recordsInState = false;
 
   constructor(private readonly backend: KvBackend) {
     this.reload();
@@ -75,11 +77,14 @@ export class KvIntents {
     this.locks = new Map();
     this.records = new Map();
     this.intentBytes.clear();
-    this.recordBytes.clear();
-    if (bytes === undefined) return;
-    const decoded = decodeTxnState(bytes);
-    for (const intent of decoded.intents) this.add(intent);
-    for (const [txn, record] of decoded.records) this.setRecord(txn, record);
+    this.recordsInState = false;
+    if (bytes !== undefined) {
+      const decoded = decodeTxnState(bytes);
+      for (const intent of decoded.intents) this.add(intent);
+      for (const [txn, record] of decoded.records) this.records.set(txn, record);
+      this.recordsInState = decoded.records.size > 0;
+    }
+    for (const [txn, record] of this.backend.txnRecords()) this.records.set(txn, decodeTxnRecord(record));
   }
 
   /** A count that moves whenever the state changes (see `changes`). */
@@ -137,7 +142,7 @@ export class KvIntents {
       if (this.intents.size >= INTENTS_MAX) return { op: "rejected", reason: `this range has ${INTENTS_MAX} transactions in flight; retry shortly` };
       const { txn, anchor, compares, success, failure } = command;
       this.add({ txn, anchor, compares, success, failure, preparedMs: clockMs }, keys);
-      this.save();
+      this.saveIntents();
     }
     const intent = this.intents.get(command.txn) as Intent;
     return { op: "txn-prepare", txn: command.txn, holds: intent.compares.every(holds) };
@@ -148,7 +153,6 @@ export class KvIntents {
     const recorded = this.records.get(txn);
     if (recorded !== undefined) return { op: "txn-decide", txn, outcome: recorded.outcome };
     this.setRecord(txn, { outcome, atMs: clockMs });
-    this.save();
     return { op: "txn-decide", txn, outcome };
   }
 
@@ -162,30 +166,24 @@ export class KvIntents {
    * late enough to find neither is resolved as aborted: nothing applied twice.
    */
   take(txn: string, outcome: TxnOutcome, clockMs: number): Intent | undefined {
+    if (!this.records.has(txn)) this.setRecord(txn, { outcome, atMs: clockMs });
     const intent = this.intents.get(txn);
-    const recorded = this.records.has(txn);
-    if (!recorded) this.setRecord(txn, { outcome, atMs: clockMs });
-    if (intent === undefined) {
-      if (!recorded) this.save();
-      return undefined;
-    }
+    if (intent === undefined) return undefined;
     this.intents.delete(txn);
     this.intentBytes.delete(txn);
     for (const key of intentKeys(intent)) if (this.locks.get(key) === txn) this.locks.delete(key);
-    this.save();
+    this.saveIntents();
     return intent;
   }
 
   /** Forgets the outcomes recorded before `clockMs - RECORD_TTL_MS`. */
   expireRecords(clockMs: number): void {
-    let changed = false;
     for (const [txn, record] of this.records) {
       if (record.atMs + RECORD_TTL_MS > clockMs) continue;
       this.records.delete(txn);
-      this.recordBytes.delete(txn);
-      changed = true;
+      this.backend.writeTxnRecord(txn, undefined);
+      this.changes += 1;
     }
-    if (changed) this.save();
   }
 
   /** Keeps `intent`, its `keys` locked (every key it touches, but under a mutant's prepare). */
@@ -195,16 +193,87 @@ export class KvIntents {
     for (const key of keys) this.locks.set(key, intent.txn);
   }
 
-  private setRecord(txn: string, record: { readonly outcome: TxnOutcome; readonly atMs: number }): void {
+  /** Keeps an outcome, as an entry of its own in the backend (writing it costs what one record costs). */
+  private setRecord(txn: string, record: TxnRecord): void {
     this.records.set(txn, record);
-    this.recordBytes.set(txn, recordChunk(txn, record));
+    if (this.recordsInState) this.saveIntents();
+    this.backend.writeTxnRecord(txn, encodeTxnRecord(record));
+    this.changes += 1;
   }
 
-  /** Writes the state: the same bytes as `encodeTxnState`, from each entry's kept bytes. */
-  private save(): void {
+  /** Writes the intents (bounded by INTENTS_MAX), with the same bytes as `encodeTxnState` with no records, from each intent's kept bytes. */
+  private saveIntents(): void {
     this.changes += 1;
-    this.backend.writeTxnState(joinState(this.intentBytes, this.recordBytes));
+    if (this.recordsInState) {
+      // Written before records had entries of their own: they move out of the state now.
+      this.recordsInState = false;
+      for (const [txn, record] of this.records) this.backend.writeTxnRecord(txn, encodeTxnRecord(record));
+    }
+    this.backend.writeTxnState(joinState(this.intentBytes, new Map()));
   }
+}
+
+/** An outcome a range keeps: the anchor's decision, or what the range resolved. */
+export interface TxnRecord {
+  readonly outcome: TxnOutcome;
+  /** The store's clock when it was recorded. */
+  readonly atMs: number;
+}
+
+/** A record as a backend keeps it, by transaction id: u8 outcome | f64 atMs. */
+export function encodeTxnRecord(record: TxnRecord): Uint8Array {
+  const writer = new ByteWriter(1 + 8);
+  writer.u8(TXN_OUTCOMES.indexOf(record.outcome));
+  writer.f64(record.atMs);
+  return writer.finish("transaction record");
+}
+
+export function decodeTxnRecord(bytes: Uint8Array): TxnRecord {
+  const reader = new ByteReader(bytes, "transaction record");
+  const outcome = TXN_OUTCOMES[reader.u8()];
+  if (outcome === undefined) throw new InvalidInputError("a transaction record holds an unknown outcome");
+  const atMs = reader.safeInteger();
+  reader.expectEnd();
+  return { outcome, atMs };
+}
+
+/**
+ * The whole state as a snapshot carries it (`encodeTxnState`): the stored state's intents
+ * (and records, if it still holds some) with every record the backend keeps; undefined when
+ * neither was ever written, so a store that never ran such a transaction has no section.
+ */
+export function joinTxnState(state: Uint8Array | undefined, records: Iterable<readonly [string, Uint8Array]>): Uint8Array | undefined {
+  const kept = [...records];
+  if (state === undefined && kept.length === 0) return undefined;
+  const decoded = state === undefined ? { intents: [], records: new Map<string, TxnRecord>() } : decodeTxnState(state);
+  if (decoded.records.size > 0) {
+    // A state written before records had entries of their own: merged the slow way.
+    for (const [txn, bytes] of kept) decoded.records.set(txn, decodeTxnRecord(bytes));
+    return encodeTxnState(decoded.intents, decoded.records);
+  }
+  // A record's entry is the state's record after its id (u8 outcome | f64 atMs): copied as it is, once checked.
+  for (const [, bytes] of kept) decodeTxnRecord(bytes);
+  const intentChunks = [...decoded.intents].sort((a, b) => (a.txn < b.txn ? -1 : a.txn > b.txn ? 1 : 0)).map(intentChunk);
+  const ids = kept.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([txn, bytes]) => ({ id: utf8Encode(txn), bytes }));
+  let size = 1 + 4 + 4;
+  for (const chunk of intentChunks) size += chunk.length;
+  for (const { id, bytes } of ids) size += 4 + id.length + bytes.length;
+  const writer = new ByteWriter(size);
+  writer.u8(STATE_VERSION);
+  writer.u32(intentChunks.length);
+  for (const chunk of intentChunks) writer.raw(chunk);
+  writer.u32(ids.length);
+  for (const { id, bytes } of ids) {
+    writer.bytes(id);
+    writer.raw(bytes);
+  }
+  return writer.finish("transaction state");
+}
+
+/** A snapshot's state as a backend keeps it: the intents as the state, each record as an entry of its own. */
+export function splitTxnState(state: Uint8Array): { readonly state: Uint8Array; readonly records: readonly (readonly [string, Uint8Array])[] } {
+  const decoded = decodeTxnState(state);
+  return { state: encodeTxnState(decoded.intents, new Map()), records: [...decoded.records].map(([txn, record]) => [txn, encodeTxnRecord(record)] as const) };
 }
 
 /**

@@ -9,6 +9,7 @@ import { ByteReader } from "../common/bytes.js";
 import { InvalidInputError } from "../common/errors.js";
 import { decodeAuthState, EMPTY_AUTH, type AuthState } from "./auth.js";
 import type { KvBackend } from "./backend.js";
+import { splitTxnState } from "./intents.js";
 import { restoreLease } from "./leases.js";
 import type { KvMeta, KvRecord } from "./model.js";
 import { decodeSnapshot, type SnapshotChange } from "./snapshot.js";
@@ -38,7 +39,12 @@ export function restoreSnapshot(backend: KvBackend, bytes: Uint8Array): KvMeta {
       change: (change, compactRevision) => restoreChange(backend, change, compactRevision),
       lease: (lease, keys) => restoreLease(backend, lease, keys),
       auth: (state) => backend.writeAuth(state),
-      txnState: (state) => backend.writeTxnState(state),
+      txnState: (state) => {
+        // The intents as one value, each outcome as an entry of its own (intents.ts).
+        const split = splitTxnState(state);
+        backend.writeTxnState(split.state);
+        for (const [txn, record] of split.records) backend.writeTxnRecord(txn, record);
+      },
     });
     // A snapshot from before there was history: the history starts at its revision.
     const compactRevision = restored.compactRevision ?? startHistory(backend, restored.revision);

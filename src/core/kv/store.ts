@@ -6,7 +6,7 @@ import { compareUtf8 } from "../common/utf8.js";
 import { applyAuthChange, encodeAuthState, type AuthChange, type AuthState } from "./auth.js";
 import { MemoryKvBackend, type KvBackend } from "./backend.js";
 import { decodeCommand, type KvCommand, type RequestId, type TxnCommand, type TxnOperation } from "./command.js";
-import { KvIntents } from "./intents.js";
+import { joinTxnState, KvIntents } from "./intents.js";
 import { purgeFrom, purgeStep, rangeAt, recordAt, retainedChanges } from "./history.js";
 import { KvLeases } from "./leases.js";
 import { KvSessions } from "./sessions.js";
@@ -385,7 +385,7 @@ export class KvStore {
     const meta = { appliedIndex: this.appliedIndex, revision: this.revision, clockMs: this.clockMs };
     const history = { compactRevision: this.compactRevisionValue, changes: [...retainedChanges(this.backend, this.compactRevisionValue)] };
     const leases = this.leasesHeld.forSnapshot();
-    return encodeSnapshot(meta, [...this.backend.allRecords()], [...this.backend.allSessions()], history, leases, this.backend.readAuth(), this.rangeSection(), this.backend.readTxnState());
+    return encodeSnapshot(meta, [...this.backend.allRecords()], [...this.backend.allSessions()], history, leases, this.backend.readAuth(), this.rangeSection(), joinTxnState(this.backend.readTxnState(), this.backend.txnRecords()));
   }
 
   /** The snapshot's range section: only for a range of a sharded node (not every key, split, or handing out ids). */

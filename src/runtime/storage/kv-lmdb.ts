@@ -60,6 +60,7 @@ import { ByteWriter } from "../../core/common/bytes.js";
 import { limits } from "../../core/common/limits.js";
 import type { KvBackend, KvHistoryKeysQuery, KvRangeQuery } from "../../core/kv/backend.js";
 import { isRetained } from "../../core/kv/history.js";
+import { joinTxnState } from "../../core/kv/intents.js";
 import type { HistoryPosition, KvChange, KvLease, KvMeta, KvRecord, KvSession } from "../../core/kv/model.js";
 import type { GroupId } from "../../core/multi/group.js";
 import { sessionValueBytes, snapshotRangeOf, writeSessionValue, type SnapshotLease } from "../../core/kv/snapshot.js";
@@ -83,6 +84,8 @@ const META_KEY = [0x00];
 const AUTH_KEY = [0x00, 0x61];
 /** The state of the transactions across ranges in flight (src/core/kv/intents.ts), when it was ever written. */
 const TXN_STATE_KEY = [0x00, 0x74];
+/** Each outcome of a transaction across ranges the group keeps (src/core/kv/intents.ts): this, then the transaction's id. */
+const TXN_RECORD_PREFIX = [0x00, 0x72];
 const SESSION_PREFIX = 0x02;
 /** Main-database keys from here up are LMDB's own: the names of the named databases. */
 const NAMED_DATABASES_FROM = 0x03;
@@ -281,7 +284,7 @@ export class LmdbKvBackend implements KvBackend {
     const main = this.records;
     const entries = (main.getStats() as { entryCount: number }).entryCount;
     const sessions = main.getKeysCount({ start: Buffer.from([SESSION_PREFIX]), end: Buffer.from([SESSION_PREFIX + 1]) });
-    const meta = [META_KEY, AUTH_KEY, TXN_STATE_KEY].filter((key) => main.getBinaryFast(Buffer.from(key)) !== undefined).length;
+    const meta = [META_KEY, AUTH_KEY, TXN_STATE_KEY].filter((key) => main.getBinaryFast(Buffer.from(key)) !== undefined).length + main.getKeysCount({ start: Buffer.from(TXN_RECORD_PREFIX), end: successor(Buffer.from(TXN_RECORD_PREFIX)) });
     const named = main.getKeysCount({ start: Buffer.from([NAMED_DATABASES_FROM]) });
     const records = entries - sessions - meta - named;
     assert(Number.isSafeInteger(records) && records >= 0, `LMDB counts ${entries} entries, ${sessions} sessions, ${meta} meta and ${named} named databases`);
@@ -359,8 +362,10 @@ export class LmdbKvBackend implements KvBackend {
       const leases = (): SnapshotLease[] => this.guarded(() => [...this.leases.all(transaction)].map((lease) => ({ lease, keys: this.leases.keys(lease.id, Number.MAX_SAFE_INTEGER, undefined, transaction) })));
       const auth = this.own.get(this.authKey, { transaction });
       const range = snapshotRangeOf(this.bounds.whole ? undefined : this.currentSpan, meta.rangeEpoch ?? 1, meta.nextRangeId ?? 0);
-      const txnState = this.own.get(this.txnStateKey, { transaction });
-      return new LmdbSnapshotBuilder(this.path, meta, records, sessions, view, () => transaction.done(), leases, auth === undefined ? undefined : Uint8Array.from(auth), range, txnState === undefined ? undefined : Uint8Array.from(txnState));
+      // The intents and every outcome kept, read in the snapshot's transaction, as one section.
+      const storedTxnState = this.own.get(this.txnStateKey, { transaction });
+      const txnState = joinTxnState(storedTxnState === undefined ? undefined : Uint8Array.from(storedTxnState), this.txnRecords(transaction));
+      return new LmdbSnapshotBuilder(this.path, meta, records, sessions, view, () => transaction.done(), leases, auth === undefined ? undefined : Uint8Array.from(auth), range, txnState);
     } catch (error) {
       transaction.done();
       throw error;
@@ -391,6 +396,19 @@ export class LmdbKvBackend implements KvBackend {
   writeTxnState(state: Uint8Array): void {
     this.assertWriting();
     this.own.putSync(this.txnStateKey, Buffer.from(state));
+  }
+
+  txnRecords(transaction?: ReturnType<RootDatabase["useReadTransaction"]>): Iterable<readonly [string, Uint8Array]> {
+    const start = prefixed(this.prefix, TXN_RECORD_PREFIX);
+    const range = this.own.getRange({ start, end: successor(start), ...(transaction === undefined ? {} : { transaction }) });
+    return [...range].map(({ key, value }) => [key.toString("utf8", start.length), Uint8Array.from(value)] as const);
+  }
+
+  writeTxnRecord(txn: string, record: Uint8Array | undefined): void {
+    this.assertWriting();
+    const key = Buffer.concat([prefixed(this.prefix, TXN_RECORD_PREFIX), Buffer.from(txn, "utf8")]);
+    if (record === undefined) this.own.removeSync(key);
+    else this.own.putSync(key, Buffer.from(record));
   }
 
   putChange(change: KvChange): void {
