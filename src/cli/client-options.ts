@@ -101,11 +101,16 @@ export function parseEndpoints(text: string): string[] {
   return endpoints;
 }
 
+/** A commander parser for an integer of at least `min`. */
+export function integerAtLeast(what: string, min: number) {
+  return integerIn(what, min, Number.MAX_SAFE_INTEGER);
+}
+
 /** A commander parser for an integer in [min, max]. */
 export function integerIn(what: string, min: number, max: number) {
   return (text: string): number => {
     const value = Number(text);
-    if (text.trim() === "" || !Number.isSafeInteger(value) || value < min || value > max) throw new InvalidArgumentError(`${what} must be an integer from ${min} to ${max}`);
+    if (text.trim() === "" || !Number.isSafeInteger(value) || value < min || value > max) throw new InvalidArgumentError(max === Number.MAX_SAFE_INTEGER ? `${what} must be an integer of at least ${min}` : `${what} must be an integer from ${min} to ${max}`);
     return value;
   };
 }

@@ -9,26 +9,20 @@
  *
  * Exit code 0: passed; 1: a violation; 2: the run could not be made.
  */
-import { Command, InvalidArgumentError } from "commander";
+import { Command } from "commander";
+import { integerAtLeast } from "../cli/client-options.js";
 import { runBankUnderKills } from "./bank.js";
 
-function integer(what: string, min: number) {
-  return (text: string): number => {
-    const value = Number(text);
-    if (text.trim() === "" || !Number.isSafeInteger(value) || value < min) throw new InvalidArgumentError(`${what} must be an integer of at least ${min}`);
-    return value;
-  };
-}
 
 async function main(): Promise<void> {
   const program = new Command("nemesis:bank")
     .description("a bank over the ranges of three real nodes, its transfers by interactive transactions, its leaders killed with SIGKILL in turn; exit 1 if money was made or lost, an intent was left, or a committed transfer is missing")
-    .option("--duration-ms <ms>", "how long the clients transfer and the killer kills", integer("--duration-ms", 1000), 60_000)
-    .option("--kill-every-ms <ms>", "the time between kills", integer("--kill-every-ms", 500), 4_000)
-    .option("--down-ms <ms>", "how long a killed node stays down", integer("--down-ms", 0), 1_500)
-    .option("--clients <n>", "clients transferring at once", integer("--clients", 1), 4)
-    .option("--accounts <n>", "accounts, spread over the four ranges", integer("--accounts", 2), 8)
-    .option("--seed <n>", "the transfers' seed", integer("--seed", 0), 1)
+    .option("--duration-ms <ms>", "how long the clients transfer and the killer kills", integerAtLeast("--duration-ms", 1000), 60_000)
+    .option("--kill-every-ms <ms>", "the time between kills", integerAtLeast("--kill-every-ms", 500), 4_000)
+    .option("--down-ms <ms>", "how long a killed node stays down", integerAtLeast("--down-ms", 0), 1_500)
+    .option("--clients <n>", "clients transferring at once", integerAtLeast("--clients", 1), 4)
+    .option("--accounts <n>", "accounts, spread over the four ranges", integerAtLeast("--accounts", 2), 8)
+    .option("--seed <n>", "the transfers' seed", integerAtLeast("--seed", 0), 1)
     .parse();
   const options = program.opts<{ durationMs: number; killEveryMs: number; downMs: number; clients: number; accounts: number; seed: number }>();
   const started = Date.now();

@@ -10,23 +10,17 @@
  *
  * Exit code 0: passed; 1: a violation; 2: the run could not be made (no root, no ip, ...).
  */
-import { Command, InvalidArgumentError, Option } from "commander";
+import { Command, Option } from "commander";
+import { integerAtLeast } from "../cli/client-options.js";
 import { netnsUnavailableReason } from "./netns.js";
 import { runNemesis } from "./runner.js";
 
-function integer(what: string, min: number) {
-  return (text: string): number => {
-    const value = Number(text);
-    if (text.trim() === "" || !Number.isSafeInteger(value) || value < min) throw new InvalidArgumentError(`${what} must be an integer of at least ${min}`);
-    return value;
-  };
-}
 
 async function main(): Promise<void> {
   const program = new Command("nemesis")
     .description("partition, kill and freeze real synod nodes in network namespaces; exit 1 if the history is not linearizable, an acknowledged write was lost or a node did not catch up")
-    .option("--seed <n>", "the schedule's seed (default: from the clock, printed)", integer("--seed", 0))
-    .option("--duration-ms <ms>", "how long faults go on", integer("--duration-ms", 2000), 30_000)
+    .option("--seed <n>", "the schedule's seed (default: from the clock, printed)", integerAtLeast("--seed", 0))
+    .option("--duration-ms <ms>", "how long faults go on", integerAtLeast("--duration-ms", 2000), 30_000)
     .addOption(new Option("--nodes <n>", "cluster size").choices(["3", "5"]).default("3"))
     .addOption(new Option("--engine <name>", "the consensus protocol (synod node --consensus)").choices(["raft", "paxos"]).default("raft"))
     .option("--keep-data", "keep the data directories and node logs after a pass (a failure keeps them always)", false)
