@@ -44,6 +44,8 @@ export interface RecoveryRound {
   readonly recoveries: number;
   readonly firstRecoveryMs: number;
   readonly lastRecoveryMs: number;
+  /** Each recovery logged: ms after the kill, the node, the range it resolved and the transaction's anchor. */
+  readonly recoveryLog: readonly { readonly ms: number; readonly node: number; readonly range: number; readonly anchor: number }[];
   /** The sum of all balances after the round, and what it must be. */
   readonly total: number;
   readonly totalExpected: number;
@@ -105,11 +107,12 @@ export async function recoveryRound(victim: number, inFlight: number): Promise<R
     await Promise.all(loops);
 
     const lastOf = (pick: (key: string) => boolean): number => Math.max(...keys.map((key, i) => (pick(key) ? (freeMs[i] as number) : 0)));
-    const recoveryTimes = cluster.endpoints
+    const recoveryLog = cluster.endpoints
       .map((_, i) => i + 1)
       .filter((id) => id !== victim)
-      .flatMap((id) => recoveriesLogged(cluster.nodeLog(id)))
-      .map((wallMs) => wallMs - killedAtWallMs);
+      .flatMap((id) => recoveriesLogged(cluster.nodeLog(id)).map((logged) => ({ ...logged, node: id, ms: logged.time - killedAtWallMs })))
+      .sort((a, b) => a.ms - b.ms);
+    const recoveryTimes = recoveryLog.map((logged) => logged.ms);
     return {
       victim,
       victimLed,
@@ -125,6 +128,7 @@ export async function recoveryRound(victim: number, inFlight: number): Promise<R
       recoveries: recoveryTimes.length,
       firstRecoveryMs: recoveryTimes.length === 0 ? Number.NaN : Math.min(...recoveryTimes),
       lastRecoveryMs: recoveryTimes.length === 0 ? Number.NaN : Math.max(...recoveryTimes),
+      recoveryLog: recoveryLog.map(({ ms, node, range, anchor }) => ({ ms, node, range, anchor })),
       total: await sumOf(survivorPool, keys),
       totalExpected: START * keys.length,
     };
@@ -151,14 +155,14 @@ async function watchShards(url: string, victim: number, sinceKill: () => number)
   return { intentsAtKill, electedMs, intentsZeroMs: Number.NaN };
 }
 
-/** The wall-clock times (ms) of the recoveries logged in a node's log (pino JSON lines, `time` in ms). */
-function recoveriesLogged(log: string): number[] {
-  const times: number[] = [];
+/** The recoveries logged in a node's log (pino JSON lines: `time` in ms, the range resolved, the anchor asked). */
+function recoveriesLogged(log: string): { time: number; range: number; anchor: number }[] {
+  const times: { time: number; range: number; anchor: number }[] = [];
   for (const line of log.split("\n")) {
     if (!line.includes(RECOVERED_MESSAGE)) continue;
     try {
-      const time = (JSON.parse(line) as { time?: unknown }).time;
-      if (typeof time === "number") times.push(time);
+      const { time, range, anchor } = JSON.parse(line) as { time?: unknown; range?: unknown; anchor?: unknown };
+      if (typeof time === "number") times.push({ time, range: Number(range), anchor: Number(anchor) });
     } catch {
       // Not a JSON line (a pretty-printed log): not counted.
     }

@@ -48,11 +48,13 @@ interface Settings {
   readonly rounds: number;
   readonly inFlight: number;
   readonly seed: number;
+  /** Recovery: list each recovery the survivors logged. */
+  readonly verbose: boolean;
 }
 
 function settings(): Settings {
   const { values } = parseArgs({
-    options: { mode: { type: "string" }, concurrency: { type: "string" }, ops: { type: "string" }, duration: { type: "string" }, hot: { type: "string" }, rounds: { type: "string" }, "in-flight": { type: "string" }, seed: { type: "string" } },
+    options: { mode: { type: "string" }, concurrency: { type: "string" }, ops: { type: "string" }, duration: { type: "string" }, hot: { type: "string" }, rounds: { type: "string" }, "in-flight": { type: "string" }, seed: { type: "string" }, verbose: { type: "boolean" } },
   });
   const integer = (text: string | undefined, fallback: number, flag: string, min: number, max: number): number => {
     const value = Number(text ?? fallback);
@@ -70,6 +72,7 @@ function settings(): Settings {
     rounds: integer(values.rounds, 3, "--rounds", 0, 20),
     inFlight: integer(values["in-flight"], 32, "--in-flight", 1, 256),
     seed: integer(values.seed, 1, "--seed", 0, 1_000_000),
+    verbose: values.verbose ?? false,
   };
 }
 
@@ -225,6 +228,7 @@ async function recovery(options: Settings): Promise<void> {
         `survivor leads every range after ${s(run.electedMs)} s; every key free after ${s(run.allKeysFreeMs)} s (its ranges ${s(run.victimLedKeysFreeMs)} s, the others ${s(run.survivorLedKeysFreeMs)} s); ` +
         `no intent after ${s(run.intentsZeroMs)} s; ${run.recoveries} recoveries logged from ${s(run.firstRecoveryMs)} to ${s(run.lastRecoveryMs)} s; total ${run.total === run.totalExpected ? "held" : `${run.total}, EXPECTED ${run.totalExpected}`}\n`,
     );
+    if (options.verbose) for (const logged of run.recoveryLog) process.stdout.write(`  ${s(logged.ms)} s  node ${logged.node} resolved range ${logged.range} (anchor ${logged.anchor})\n`);
   }
   const summary = (name: string, pick: (run: RecoveryRound) => number): string => {
     const values = rounds.map(pick).filter((value) => !Number.isNaN(value));
