@@ -30,8 +30,12 @@ export interface RecoveryRound {
   readonly inFlightAtKill: number;
   /** What the transfers that did not commit before the kill answered (none expected: no two share a key). */
   readonly errorsBeforeKill: readonly string[];
-  /** Intents in all ranges, as the survivor saw them at its first look after the kill. */
-  readonly intentsAtKill: number;
+  /**
+   * The most intents the survivor's replicas held at once after the kill, all ranges together
+   * (a follower applies a prepare a moment after its leader, and a new leader commits what the
+   * old one had replicated, so the count can rise after the kill).
+   */
+  readonly intentsPeak: number;
   /** From the kill until every range has a surviving leader, as the survivor sees it. */
   readonly electedMs: number;
   /** From the kill until the read of each key returned: the last of all, of the keys in ranges the victim led, and of the others. */
@@ -103,7 +107,7 @@ export async function recoveryRound(victim: number, inFlight: number): Promise<R
     });
     const watched = watchShards(survivorUrl, victim, sinceKill);
     const freeMs = await Promise.all(keyFree);
-    const { intentsAtKill, electedMs, intentsZeroMs } = await watched;
+    const { intentsPeak, electedMs, intentsZeroMs } = await watched;
     await Promise.all(loops);
 
     const lastOf = (pick: (key: string) => boolean): number => Math.max(...keys.map((key, i) => (pick(key) ? (freeMs[i] as number) : 0)));
@@ -119,7 +123,7 @@ export async function recoveryRound(victim: number, inFlight: number): Promise<R
       committedBeforeKill,
       inFlightAtKill,
       errorsBeforeKill,
-      intentsAtKill,
+      intentsPeak,
       electedMs,
       allKeysFreeMs: freeMs.some(Number.isNaN) ? Number.NaN : Math.max(...freeMs),
       victimLedKeysFreeMs: lastOf((key) => victimLed.includes(rangeOfKey(key))),
@@ -138,21 +142,21 @@ export async function recoveryRound(victim: number, inFlight: number): Promise<R
   }
 }
 
-/** Polls the survivor's view of the ranges: intents at its first answer, when every range has a leader other than the victim, and when no range has an intent left. */
-async function watchShards(url: string, victim: number, sinceKill: () => number): Promise<{ intentsAtKill: number; electedMs: number; intentsZeroMs: number }> {
-  let intentsAtKill = Number.NaN;
+/** Polls the survivor's view of the ranges: the most intents, when every range has a leader other than the victim, and when no range has an intent left. */
+async function watchShards(url: string, victim: number, sinceKill: () => number): Promise<{ intentsPeak: number; electedMs: number; intentsZeroMs: number }> {
+  let intentsPeak = 0;
   let electedMs = Number.NaN;
   while (sinceKill() < FREE_WAIT_MS) {
     const shards = await shardsOf(url);
     if (shards !== null) {
       const intents = shards.reduce((sum, shard) => sum + (shard.intents ?? 0), 0);
-      if (Number.isNaN(intentsAtKill)) intentsAtKill = intents;
+      intentsPeak = Math.max(intentsPeak, intents);
       if (Number.isNaN(electedMs) && shards.every((shard) => shard.leader !== null && shard.leader !== victim)) electedMs = sinceKill();
-      if (intents === 0 && !Number.isNaN(electedMs)) return { intentsAtKill, electedMs, intentsZeroMs: sinceKill() };
+      if (intents === 0 && !Number.isNaN(electedMs)) return { intentsPeak, electedMs, intentsZeroMs: sinceKill() };
     }
     await sleep(SHARDS_POLL_MS);
   }
-  return { intentsAtKill, electedMs, intentsZeroMs: Number.NaN };
+  return { intentsPeak, electedMs, intentsZeroMs: Number.NaN };
 }
 
 /** The recoveries logged in a node's log (pino JSON lines: `time` in ms, the range resolved, the anchor asked). */
