@@ -11,7 +11,9 @@
 // goes to the leader of its first key's range, as the SDK sends it; a transfer across ranges
 // is coordinated by that node. Latencies are of the answered transactions (committed, or
 // failed compare), from sending to the last byte; aborted ones (409 txn_aborted) and other
-// errors are counted, not timed, and not retried but by the client's next request. After each
+// errors are counted, not timed, and not retried but by the client's next request: at once,
+// or with `--backoff-ms-base B` after a full-jitter pause (a random 0 .. min(1,000, B·2^n) ms
+// after its n+1-th abort in a row, as the SDK's transactions back off; 25 there). After each
 // phase the balances are summed: a transfer moves money, so the sum must not change.
 //
 // Recovery (txn-recovery.ts): `--rounds` rounds, each on a fresh cluster, of `--in-flight`
@@ -22,9 +24,11 @@
 //
 //   npm run bench:txn2pc                                     # throughput, then 3 recovery rounds
 //   npm run bench:txn2pc -- --mode throughput --concurrency 1,8,32 --ops 2000 --duration 6s
-//   npm run bench:txn2pc -- --mode recovery --rounds 5 --in-flight 32
+//   npm run bench:txn2pc -- --mode throughput --contention hot --backoff-ms-base 25
+//   npm run bench:txn2pc -- --mode recovery --rounds 5 --in-flight 32 --verbose
 import { loadavg } from "node:os";
 import { performance } from "node:perf_hooks";
+import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
 import { Prng } from "../core/common/prng.js";
 import { BenchCluster } from "./bench-cluster.js";
@@ -35,6 +39,8 @@ import { recoveryRound, type RecoveryRound } from "./txn-recovery.js";
 
 const START = 1_000;
 const WARM_UP_MS = 1_500;
+/** The longest pause after aborts in a row (the SDK's `backoffMsMax`). */
+const BACKOFF_MS_MAX = 1_000;
 
 type Span = "one range" | "two ranges";
 type Contention = "none" | "hot";
@@ -42,6 +48,9 @@ type Contention = "none" | "hot";
 interface Settings {
   readonly mode: "all" | "throughput" | "recovery";
   readonly concurrencies: readonly number[];
+  readonly contentions: readonly Contention[];
+  /** After an abort, a full-jitter pause from this base (0: none). */
+  readonly backoffMsBase: number;
   readonly ops: number;
   readonly durationMs: number;
   readonly hot: number;
@@ -54,7 +63,7 @@ interface Settings {
 
 function settings(): Settings {
   const { values } = parseArgs({
-    options: { mode: { type: "string" }, concurrency: { type: "string" }, ops: { type: "string" }, duration: { type: "string" }, hot: { type: "string" }, rounds: { type: "string" }, "in-flight": { type: "string" }, seed: { type: "string" }, verbose: { type: "boolean" } },
+    options: { mode: { type: "string" }, concurrency: { type: "string" }, contention: { type: "string" }, "backoff-ms-base": { type: "string" }, ops: { type: "string" }, duration: { type: "string" }, hot: { type: "string" }, rounds: { type: "string" }, "in-flight": { type: "string" }, seed: { type: "string" }, verbose: { type: "boolean" } },
   });
   const integer = (text: string | undefined, fallback: number, flag: string, min: number, max: number): number => {
     const value = Number(text ?? fallback);
@@ -66,6 +75,11 @@ function settings(): Settings {
   return {
     mode,
     concurrencies: (values.concurrency ?? "1,8,32").split(",").map((text) => integer(text, 0, "--concurrency (each)", 1, 256)),
+    contentions: (values.contention ?? "none,hot").split(",").map((text) => {
+      if (text !== "none" && text !== "hot") throw new Error("--contention is none, hot or none,hot");
+      return text;
+    }),
+    backoffMsBase: integer(values["backoff-ms-base"], 0, "--backoff-ms-base", 0, BACKOFF_MS_MAX),
     ops: integer(values.ops, 2_000, "--ops", 1, 1_000_000),
     durationMs: parseDurationMs(values.duration ?? "6s"),
     hot: integer(values.hot, 2, "--hot", 2, 1_000),
@@ -130,6 +144,7 @@ async function runPhase(cluster: BenchCluster, pools: Pools, phase: Phase, tag: 
   const client = async (w: number): Promise<void> => {
     const random = new Prng(options.seed * 1_000 + w);
     const believed = new Map(keys.map((key) => [key, START]));
+    let abortsInRow = 0;
     while (started < options.ops && performance.now() < deadlineMs) {
       started++;
       const [from, to] = phase.contention === "hot" ? hotPair(random, phase.span, hotKeys) : (pairs[w] as [string, string]);
@@ -137,8 +152,10 @@ async function runPhase(cluster: BenchCluster, pools: Pools, phase: Phase, tag: 
       const outcome = await transfer(pools.get(leaderOf(from)), from, to, [believed.get(from) as number, believed.get(to) as number]);
       if (outcome.kind === "error") {
         errors.set(outcome.code, (errors.get(outcome.code) ?? 0) + 1);
+        if (outcome.code === "txn_aborted" && options.backoffMsBase > 0) await sleep(random.float() * Math.min(BACKOFF_MS_MAX, options.backoffMsBase * 2 ** abortsInRow++));
         continue;
       }
+      abortsInRow = 0;
       latency.record((performance.now() - sentMs) * 1000);
       if (outcome.kind === "committed") {
         committed++;
@@ -184,14 +201,15 @@ async function throughput(options: Settings): Promise<void> {
   const pools = new Pools(Math.max(...options.concurrencies));
   try {
     const shards = await rangesLed(cluster.endpoints[0] as string);
-    process.stdout.write(`3 nodes, ${RANGES} ranges led by nodes ${shards.map((shard) => shard.leader).join(", ")}; ${options.ops} requests or ${options.durationMs / 1000} s per phase; load average ${loadavg().map((l) => l.toFixed(2)).join(" ")}\n`);
+    const backoff = options.backoffMsBase === 0 ? "no backoff" : `full-jitter backoff from ${options.backoffMsBase} ms after an abort`;
+    process.stdout.write(`3 nodes, ${RANGES} ranges led by nodes ${shards.map((shard) => shard.leader).join(", ")}; ${options.ops} requests or ${options.durationMs / 1000} s per phase; ${options.hot} hot keys per range; ${backoff}; load average ${loadavg().map((l) => l.toFixed(2)).join(" ")}\n`);
     // Unreported: the JIT, the connections and the ranges woken up.
     await runPhase(cluster, pools, { span: "two ranges", contention: "none", concurrency: 8 }, "warm", { ...options, ops: 1_000_000, durationMs: WARM_UP_MS });
     const header = "span | contention | clients | requests | committed/s | requests/s | p50 ms | p99 ms | failed compare | aborted (409) | other errors | total";
     process.stdout.write(`${header}\n`);
     const rows: string[] = [];
     let index = 0;
-    for (const contention of ["none", "hot"] as const) {
+    for (const contention of options.contentions) {
       for (const span of ["one range", "two ranges"] as const) {
         for (const concurrency of options.concurrencies) {
           const result = await runPhase(cluster, pools, { span, contention, concurrency }, `p${index++}`, options);
