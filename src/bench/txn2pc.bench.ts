@@ -31,7 +31,7 @@ import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
 import { Prng } from "../core/common/prng.js";
-import { BenchCluster } from "./bench-cluster.js";
+import { BenchCluster, cpuPercent } from "./bench-cluster.js";
 import { LatencyHistogram } from "./histogram.js";
 import { parseDurationMs, significant } from "./kv-load.js";
 import { keyIn, Pools, putAll, rangeOfKey, rangesLed, sumOf, transfer, RANGES, type ShardView } from "./txn-load.js";
@@ -105,6 +105,9 @@ interface PhaseResult extends Phase {
   /** Latencies of the answered transactions (committed or failed compare), µs. */
   readonly latency: LatencyHistogram;
   readonly totalHeld: boolean;
+  /** Each node's CPU over the phase, and the benchmark's own, as % of one core. */
+  readonly nodeCpuPercent: readonly number[];
+  readonly benchCpuPercent: number;
 }
 
 /** The keys of a phase: with no contention, each client's own pair; hot, `hot` keys per range shared by all. */
@@ -139,6 +142,8 @@ async function runPhase(cluster: BenchCluster, pools: Pools, phase: Phase, tag: 
   let started = 0;
   let committed = 0;
   let failedCompare = 0;
+  const cpuBefore = await cluster.cpuSeconds();
+  const benchCpuBefore = process.cpuUsage();
   const startedMs = performance.now();
   const deadlineMs = startedMs + options.durationMs;
   const client = async (w: number): Promise<void> => {
@@ -170,8 +175,11 @@ async function runPhase(cluster: BenchCluster, pools: Pools, phase: Phase, tag: 
   };
   await Promise.all(Array.from({ length: phase.concurrency }, (_, w) => client(w)));
   const wallMs = performance.now() - startedMs;
+  const benchCpu = process.cpuUsage(benchCpuBefore);
+  const nodeCpuPercent = cpuPercent(cpuBefore, await cluster.cpuSeconds(), wallMs);
   const total = await sumOf(pools.get(cluster.endpoints[0] as string), keys);
-  return { ...phase, requests: started, committed, failedCompare, errors, wallMs, latency, totalHeld: total === START * keys.length };
+  const benchCpuPercent = ((benchCpu.user + benchCpu.system) / 1000 / wallMs) * 100;
+  return { ...phase, requests: started, committed, failedCompare, errors, wallMs, latency, totalHeld: total === START * keys.length, nodeCpuPercent, benchCpuPercent };
 }
 
 const percent = (part: number, whole: number): string => (whole === 0 ? "-" : `${significant((part * 100) / whole)}%`);
@@ -192,6 +200,8 @@ function phaseRow(result: PhaseResult): string {
     percent(result.failedCompare, result.requests),
     percent(aborted, result.requests),
     others.length === 0 ? "0" : others.map(([code, count]) => `${code} ${count}`).join(", "),
+    result.nodeCpuPercent.map((cpu) => cpu.toFixed(0)).join("+"),
+    result.benchCpuPercent.toFixed(0),
     result.totalHeld ? "held" : "CHANGED",
   ].join(" | ");
 }
@@ -205,7 +215,7 @@ async function throughput(options: Settings): Promise<void> {
     process.stdout.write(`3 nodes, ${RANGES} ranges led by nodes ${shards.map((shard) => shard.leader).join(", ")}; ${options.ops} requests or ${options.durationMs / 1000} s per phase; ${options.hot} hot keys per range; ${backoff}; load average ${loadavg().map((l) => l.toFixed(2)).join(" ")}\n`);
     // Unreported: the JIT, the connections and the ranges woken up.
     await runPhase(cluster, pools, { span: "two ranges", contention: "none", concurrency: 8 }, "warm", { ...options, ops: 1_000_000, durationMs: WARM_UP_MS });
-    const header = "span | contention | clients | requests | committed/s | requests/s | p50 ms | p99 ms | failed compare | aborted (409) | other errors | total";
+    const header = "span | contention | clients | requests | committed/s | requests/s | p50 ms | p99 ms | failed compare | aborted (409) | other errors | node CPU % | bench CPU % | total";
     process.stdout.write(`${header}\n`);
     const rows: string[] = [];
     let index = 0;
