@@ -135,12 +135,17 @@ export async function readKey(pool: Pool, key: string): Promise<{ value: string 
   }
 }
 
-/** Sets each key to `value` (plain puts); throws if one is refused. */
+/** Sets each key to `value` (plain puts), a 503 (a leadership moving) tried again for at most 20 s; throws if one is refused. */
 export async function putAll(pool: Pool, keys: readonly string[], value: number): Promise<void> {
   for (const key of keys) {
-    const response = await pool.request({ method: "PUT", path: `/v1/kv/${encodeURIComponent(key)}`, body: String(value), headersTimeout: REQUEST_TIMEOUT_MS, bodyTimeout: REQUEST_TIMEOUT_MS });
-    const text = await response.body.text();
-    if (response.statusCode !== 200) throw new Error(`PUT ${key}: ${response.statusCode} ${text}`);
+    const deadlineMs = performance.now() + 20_000;
+    for (;;) {
+      const response = await pool.request({ method: "PUT", path: `/v1/kv/${encodeURIComponent(key)}`, body: String(value), headersTimeout: REQUEST_TIMEOUT_MS, bodyTimeout: REQUEST_TIMEOUT_MS });
+      const text = await response.body.text();
+      if (response.statusCode === 200) break;
+      if (response.statusCode !== 503 || performance.now() > deadlineMs) throw new Error(`PUT ${key}: ${response.statusCode} ${text}`);
+      await sleep(50);
+    }
   }
 }
 
