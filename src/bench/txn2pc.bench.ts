@@ -25,6 +25,7 @@
 //   npm run bench:txn2pc                                     # throughput, then 3 recovery rounds
 //   npm run bench:txn2pc -- --mode throughput --concurrency 1,8,32 --ops 2000 --duration 6s
 //   npm run bench:txn2pc -- --mode throughput --contention hot --backoff-ms-base 25
+//   npm run bench:txn2pc -- --mode throughput --span two --contention none --concurrency 8,8,8,8
 //   npm run bench:txn2pc -- --mode recovery --rounds 5 --in-flight 32 --verbose
 import { loadavg } from "node:os";
 import { performance } from "node:perf_hooks";
@@ -49,6 +50,7 @@ interface Settings {
   readonly mode: "all" | "throughput" | "recovery";
   readonly concurrencies: readonly number[];
   readonly contentions: readonly Contention[];
+  readonly spans: readonly Span[];
   /** After an abort, a full-jitter pause from this base (0: none). */
   readonly backoffMsBase: number;
   readonly ops: number;
@@ -63,7 +65,7 @@ interface Settings {
 
 function settings(): Settings {
   const { values } = parseArgs({
-    options: { mode: { type: "string" }, concurrency: { type: "string" }, contention: { type: "string" }, "backoff-ms-base": { type: "string" }, ops: { type: "string" }, duration: { type: "string" }, hot: { type: "string" }, rounds: { type: "string" }, "in-flight": { type: "string" }, seed: { type: "string" }, verbose: { type: "boolean" } },
+    options: { mode: { type: "string" }, concurrency: { type: "string" }, contention: { type: "string" }, span: { type: "string" }, "backoff-ms-base": { type: "string" }, ops: { type: "string" }, duration: { type: "string" }, hot: { type: "string" }, rounds: { type: "string" }, "in-flight": { type: "string" }, seed: { type: "string" }, verbose: { type: "boolean" } },
   });
   const integer = (text: string | undefined, fallback: number, flag: string, min: number, max: number): number => {
     const value = Number(text ?? fallback);
@@ -78,6 +80,10 @@ function settings(): Settings {
     contentions: (values.contention ?? "none,hot").split(",").map((text) => {
       if (text !== "none" && text !== "hot") throw new Error("--contention is none, hot or none,hot");
       return text;
+    }),
+    spans: (values.span ?? "one,two").split(",").map((text): Span => {
+      if (text !== "one" && text !== "two") throw new Error("--span is one, two or one,two (keys in one range, or in two)");
+      return text === "one" ? "one range" : "two ranges";
     }),
     backoffMsBase: integer(values["backoff-ms-base"], 0, "--backoff-ms-base", 0, BACKOFF_MS_MAX),
     ops: integer(values.ops, 2_000, "--ops", 1, 1_000_000),
@@ -220,7 +226,7 @@ async function throughput(options: Settings): Promise<void> {
     const rows: string[] = [];
     let index = 0;
     for (const contention of options.contentions) {
-      for (const span of ["one range", "two ranges"] as const) {
+      for (const span of options.spans) {
         for (const concurrency of options.concurrencies) {
           const result = await runPhase(cluster, pools, { span, contention, concurrency }, `p${index++}`, options);
           const row = phaseRow(result);
