@@ -48,6 +48,8 @@ export interface BenchClusterOptions {
   readonly basePort?: number;
   /** `--shards`: ranges the key space is cut into; default 1. */
   readonly shards?: number;
+  /** The nodes' `--log-level`; default warn. */
+  readonly logLevel?: string;
 }
 
 export class BenchCluster {
@@ -85,7 +87,7 @@ export class BenchCluster {
   static async start(options: BenchClusterOptions): Promise<BenchCluster> {
     const basePort = await freeBasePort(options.nodes, options.basePort);
     const dataDir = mkdtempSync(join(tmpdir(), "synod-bench-"));
-    const args = [bin, "cluster", "--nodes", String(options.nodes), "--base-port", String(basePort), "--data-dir", dataDir, "--consensus", options.consensus, "--log-level", "warn", ...(options.shards === undefined ? [] : ["--shards", String(options.shards)])];
+    const args = [bin, "cluster", "--nodes", String(options.nodes), "--base-port", String(basePort), "--data-dir", dataDir, "--consensus", options.consensus, "--log-level", options.logLevel ?? "warn", ...(options.shards === undefined ? [] : ["--shards", String(options.shards)])];
     const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
     const endpoints = Array.from({ length: options.nodes }, (_, i) => `http://127.0.0.1:${basePort + i}`);
     const cluster = new BenchCluster(child, dataDir, endpoints);

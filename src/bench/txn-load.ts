@@ -66,7 +66,7 @@ export type TransferOutcome =
   /** The compares failed (the client's belief was stale): `balances` are the keys' values now. */
   | { readonly kind: "failed-compare"; readonly balances: readonly [number, number] }
   /** An error answer (`txn_aborted`, `txn_locked`, `timeout`, ...) or no answer (`connection`). */
-  | { readonly kind: "error"; readonly code: string };
+  | { readonly kind: "error"; readonly code: string; readonly message: string };
 
 /** Undici pools by origin, one per node, each with up to `connections` keep-alive connections. */
 export class Pools {
@@ -112,13 +112,13 @@ export async function transfer(pool: Pool, from: string, to: string, believed: r
   try {
     const response = await pool.request({ method: "POST", path: "/v1/txn", body, headers: JSON_HEADERS, headersTimeout: REQUEST_TIMEOUT_MS, bodyTimeout: REQUEST_TIMEOUT_MS });
     const text = await response.body.text();
-    if (response.statusCode !== 200) return { kind: "error", code: errorCode(text, response.statusCode) };
+    if (response.statusCode !== 200) return { kind: "error", code: errorCode(text, response.statusCode), message: text.slice(0, 300) };
     const answer = JSON.parse(text) as { succeeded: boolean; results: { kv?: { value?: string } | null }[] };
     if (answer.succeeded) return { kind: "committed" };
     const balance = (i: number): number => Number(answer.results[i]?.kv?.value ?? Number.NaN);
     return { kind: "failed-compare", balances: [balance(0), balance(1)] };
   } catch {
-    return { kind: "error", code: "connection" };
+    return { kind: "error", code: "connection", message: "" };
   }
 }
 

@@ -20,6 +20,8 @@ const SHARDS_POLL_MS = 50;
 const RETRY_READ_MS = 20;
 /** What a survivor logs when it resolved a transaction whose coordinator vanished (cross-range-txn.ts). */
 const RECOVERED_MESSAGE = "whose coordinator vanished";
+/** What a node logs (at info) when it hands a range's leadership to another to spread them (node-ranges.ts). */
+const HANDOVER_MESSAGE = "handing over a range's leadership";
 
 export interface RecoveryRound {
   readonly victim: number;
@@ -49,6 +51,8 @@ export interface RecoveryRound {
   readonly firstRecoveryMs: number;
   readonly lastRecoveryMs: number;
   /** Each recovery logged: ms after the kill, the node, the range it resolved and the transaction's anchor. */
+  /** Leaderships the survivors handed to each other after the kill, to spread them (each restarts the 3 s its new leader waits). */
+  readonly handoversAfterKill: number;
   readonly recoveryLog: readonly { readonly ms: number; readonly node: number; readonly range: number; readonly anchor: number }[];
   /** The sum of all balances after the round, and what it must be. */
   readonly total: number;
@@ -57,7 +61,8 @@ export interface RecoveryRound {
 
 /** One round on a fresh `synod cluster --nodes 3 --shards 4`; `victim` is the node (1..3) the transfers go to and that is killed. */
 export async function recoveryRound(victim: number, inFlight: number): Promise<RecoveryRound> {
-  const cluster = await BenchCluster.start({ nodes: 3, consensus: "raft", shards: RANGES });
+  // At info the nodes also log the leaderships they hand over (a few lines; nothing per request).
+  const cluster = await BenchCluster.start({ nodes: 3, consensus: "raft", shards: RANGES, logLevel: "info" });
   const pools = new Pools(inFlight);
   try {
     const victimUrl = cluster.endpoints[victim - 1] as string;
@@ -83,7 +88,7 @@ export async function recoveryRound(victim: number, inFlight: number): Promise<R
           believed[0]--;
           believed[1]++;
         } else if (killed) inFlightAtKill++;
-        else errorsBeforeKill.push(outcome.kind === "error" ? outcome.code : "failed-compare");
+        else errorsBeforeKill.push(outcome.kind === "error" ? outcome.message || outcome.code : "failed-compare");
       }
     });
     await sleep(LOAD_BEFORE_KILL_MS);
@@ -111,11 +116,11 @@ export async function recoveryRound(victim: number, inFlight: number): Promise<R
     await Promise.all(loops);
 
     const lastOf = (pick: (key: string) => boolean): number => Math.max(...keys.map((key, i) => (pick(key) ? (freeMs[i] as number) : 0)));
-    const recoveryLog = cluster.endpoints
-      .map((_, i) => i + 1)
-      .filter((id) => id !== victim)
-      .flatMap((id) => recoveriesLogged(cluster.nodeLog(id)).map((logged) => ({ ...logged, node: id, ms: logged.time - killedAtWallMs })))
+    const survivors = cluster.endpoints.map((_, i) => i + 1).filter((id) => id !== victim);
+    const recoveryLog = survivors
+      .flatMap((id) => logged(cluster.nodeLog(id), RECOVERED_MESSAGE).map((line) => ({ ...line, node: id, ms: line.time - killedAtWallMs })))
       .sort((a, b) => a.ms - b.ms);
+    const handoversAfterKill = survivors.flatMap((id) => logged(cluster.nodeLog(id), HANDOVER_MESSAGE)).filter((line) => line.time >= killedAtWallMs).length;
     const recoveryTimes = recoveryLog.map((logged) => logged.ms);
     return {
       victim,
@@ -132,6 +137,7 @@ export async function recoveryRound(victim: number, inFlight: number): Promise<R
       recoveries: recoveryTimes.length,
       firstRecoveryMs: recoveryTimes.length === 0 ? Number.NaN : Math.min(...recoveryTimes),
       lastRecoveryMs: recoveryTimes.length === 0 ? Number.NaN : Math.max(...recoveryTimes),
+      handoversAfterKill,
       recoveryLog: recoveryLog.map(({ ms, node, range, anchor }) => ({ ms, node, range, anchor })),
       total: await sumOf(survivorPool, keys),
       totalExpected: START * keys.length,
@@ -159,11 +165,11 @@ async function watchShards(url: string, victim: number, sinceKill: () => number)
   return { intentsPeak, electedMs, intentsZeroMs: Number.NaN };
 }
 
-/** The recoveries logged in a node's log (pino JSON lines: `time` in ms, the range resolved, the anchor asked). */
-function recoveriesLogged(log: string): { time: number; range: number; anchor: number }[] {
+/** The lines of a node's log with `message` (pino JSON lines: `time` in ms; for a recovery, the range resolved and the anchor asked). */
+function logged(log: string, message: string): { time: number; range: number; anchor: number }[] {
   const times: { time: number; range: number; anchor: number }[] = [];
   for (const line of log.split("\n")) {
-    if (!line.includes(RECOVERED_MESSAGE)) continue;
+    if (!line.includes(message)) continue;
     try {
       const { time, range, anchor } = JSON.parse(line) as { time?: unknown; range?: unknown; anchor?: unknown };
       if (typeof time === "number") times.push({ time, range: Number(range), anchor: Number(anchor) });

@@ -258,8 +258,8 @@ async function recovery(options: Settings): Promise<void> {
     const s = (value: number): string => (Number.isNaN(value) ? "-" : (value / 1000).toFixed(2));
     process.stdout.write(
       `round ${round + 1}: killed node ${run.victim} (led ranges ${run.victimLed.join(",") || "none"}), ${run.committedBeforeKill} committed before, ${run.inFlightAtKill} in flight, at most ${run.intentsPeak} intents held` +
-        `${run.errorsBeforeKill.length > 0 ? `, ${run.errorsBeforeKill.length} not committed before the kill (${run.errorsBeforeKill.slice(0, 3).join(", ")})` : ""}; ` +
-        `survivor leads every range after ${s(run.electedMs)} s; every key free after ${s(run.allKeysFreeMs)} s (its ranges ${s(run.victimLedKeysFreeMs)} s, the others ${s(run.survivorLedKeysFreeMs)} s); ` +
+        `${run.errorsBeforeKill.length > 0 ? `, ${run.errorsBeforeKill.length} not committed before the kill (the first: ${run.errorsBeforeKill[0]})` : ""}; ` +
+        `survivor leads every range after ${s(run.electedMs)} s, ${run.handoversAfterKill} leaderships handed over after the kill; every key free after ${s(run.allKeysFreeMs)} s (its ranges ${s(run.victimLedKeysFreeMs)} s, the others ${s(run.survivorLedKeysFreeMs)} s); ` +
         `no intent after ${s(run.intentsZeroMs)} s; ${run.recoveries} recoveries logged from ${s(run.firstRecoveryMs)} to ${s(run.lastRecoveryMs)} s; total ${run.total === run.totalExpected ? "held" : `${run.total}, EXPECTED ${run.totalExpected}`}\n`,
     );
     if (options.verbose) for (const logged of run.recoveryLog) process.stdout.write(`  ${s(logged.ms)} s  node ${logged.node} resolved range ${logged.range} (anchor ${logged.anchor})\n`);
