@@ -24,6 +24,7 @@
 //
 //   npm run bench:txn2pc                                     # throughput, then 3 recovery rounds
 //   npm run bench:txn2pc -- --mode throughput --concurrency 1,8,32 --ops 2000 --duration 6s
+//   npm run bench:txn2pc -- --mode throughput --fresh-cluster          # each phase on a new cluster
 //   npm run bench:txn2pc -- --mode throughput --contention hot --backoff-ms-base 25
 //   npm run bench:txn2pc -- --mode throughput --span two --contention none --concurrency 8,8,8,8
 //   npm run bench:txn2pc -- --mode recovery --rounds 5 --in-flight 32 --verbose
@@ -51,6 +52,8 @@ interface Settings {
   readonly concurrencies: readonly number[];
   readonly contentions: readonly Contention[];
   readonly spans: readonly Span[];
+  /** Each phase on its own fresh cluster (else all on one, in order). */
+  readonly freshCluster: boolean;
   /** After an abort, a full-jitter pause from this base (0: none). */
   readonly backoffMsBase: number;
   readonly ops: number;
@@ -65,7 +68,7 @@ interface Settings {
 
 function settings(): Settings {
   const { values } = parseArgs({
-    options: { mode: { type: "string" }, concurrency: { type: "string" }, contention: { type: "string" }, span: { type: "string" }, "backoff-ms-base": { type: "string" }, ops: { type: "string" }, duration: { type: "string" }, hot: { type: "string" }, rounds: { type: "string" }, "in-flight": { type: "string" }, seed: { type: "string" }, verbose: { type: "boolean" } },
+    options: { mode: { type: "string" }, concurrency: { type: "string" }, contention: { type: "string" }, span: { type: "string" }, "fresh-cluster": { type: "boolean" }, "backoff-ms-base": { type: "string" }, ops: { type: "string" }, duration: { type: "string" }, hot: { type: "string" }, rounds: { type: "string" }, "in-flight": { type: "string" }, seed: { type: "string" }, verbose: { type: "boolean" } },
   });
   const integer = (text: string | undefined, fallback: number, flag: string, min: number, max: number): number => {
     const value = Number(text ?? fallback);
@@ -85,6 +88,7 @@ function settings(): Settings {
       if (text !== "one" && text !== "two") throw new Error("--span is one, two or one,two (keys in one range, or in two)");
       return text === "one" ? "one range" : "two ranges";
     }),
+    freshCluster: values["fresh-cluster"] ?? false,
     backoffMsBase: integer(values["backoff-ms-base"], 0, "--backoff-ms-base", 0, BACKOFF_MS_MAX),
     ops: integer(values.ops, 2_000, "--ops", 1, 1_000_000),
     durationMs: parseDurationMs(values.duration ?? "6s"),
@@ -212,34 +216,43 @@ function phaseRow(result: PhaseResult): string {
   ].join(" | ");
 }
 
-async function throughput(options: Settings): Promise<void> {
+/** A fresh cluster, its ranges led and warmed up (unreported: the JIT, the connections, the ranges woken); stopped after `run`. */
+async function withCluster(options: Settings, run: (cluster: BenchCluster, pools: Pools, warmUpRequests: number) => Promise<void>): Promise<void> {
   const cluster = await BenchCluster.start({ nodes: 3, consensus: "raft", shards: RANGES });
   const pools = new Pools(Math.max(...options.concurrencies));
   try {
-    const shards = await rangesLed(cluster.endpoints[0] as string);
-    const backoff = options.backoffMsBase === 0 ? "no backoff" : `full-jitter backoff from ${options.backoffMsBase} ms after an abort`;
-    process.stdout.write(`3 nodes, ${RANGES} ranges led by nodes ${shards.map((shard) => shard.leader).join(", ")}; ${options.ops} requests or ${options.durationMs / 1000} s per phase; ${options.hot} hot keys per range; ${backoff}; load average ${loadavg().map((l) => l.toFixed(2)).join(" ")}\n`);
-    // Unreported: the JIT, the connections and the ranges woken up.
-    await runPhase(cluster, pools, { span: "two ranges", contention: "none", concurrency: 8 }, "warm", { ...options, ops: 1_000_000, durationMs: WARM_UP_MS });
-    const header = "span | contention | clients | requests | committed/s | requests/s | p50 ms | p99 ms | failed compare | aborted (409) | other errors | node CPU % | bench CPU % | total";
-    process.stdout.write(`${header}\n`);
-    const rows: string[] = [];
-    let index = 0;
-    for (const contention of options.contentions) {
-      for (const span of options.spans) {
-        for (const concurrency of options.concurrencies) {
-          const result = await runPhase(cluster, pools, { span, contention, concurrency }, `p${index++}`, options);
-          const row = phaseRow(result);
-          rows.push(row);
-          process.stdout.write(`${row}\n`);
-        }
-      }
-    }
-    process.stdout.write(`\n| ${header} |\n|${header.split("|").map(() => "---").join("|")}|\n${rows.map((row) => `| ${row} |`).join("\n")}\n`);
+    await rangesLed(cluster.endpoints[0] as string);
+    const warmUp = await runPhase(cluster, pools, { span: "two ranges", contention: "none", concurrency: 8 }, "warm", { ...options, ops: 1_000_000, durationMs: WARM_UP_MS });
+    await run(cluster, pools, warmUp.requests);
   } finally {
     await pools.close();
     await cluster.stop();
   }
+}
+
+async function throughput(options: Settings): Promise<void> {
+  const backoff = options.backoffMsBase === 0 ? "no backoff" : `full-jitter backoff from ${options.backoffMsBase} ms after an abort`;
+  const cluster = options.freshCluster ? "a fresh cluster for each phase" : "one cluster for all phases";
+  process.stdout.write(`3 nodes, ${RANGES} ranges, ${cluster}; ${options.ops} requests or ${options.durationMs / 1000} s per phase; ${options.hot} hot keys per range; ${backoff}; load average ${loadavg().map((l) => l.toFixed(2)).join(" ")}\n`);
+  const header = "span | contention | clients | requests | committed/s | requests/s | p50 ms | p99 ms | failed compare | aborted (409) | other errors | node CPU % | bench CPU % | total | txns across ranges before";
+  process.stdout.write(`${header}\n`);
+  const phases = options.contentions.flatMap((contention) => options.spans.flatMap((span) => options.concurrencies.map((concurrency): Phase => ({ span, contention, concurrency }))));
+  const rows: string[] = [];
+  // Each range keeps the outcome of every transaction across ranges for 10 minutes, and
+  // rewrites them all at each phase (intents.ts): the count so far is printed with each phase.
+  const runPhases = async (cluster: BenchCluster, pools: Pools, todo: readonly Phase[], warmUpRequests: number): Promise<void> => {
+    let crossRangeBefore = warmUpRequests;
+    for (const phase of todo) {
+      const result = await runPhase(cluster, pools, phase, `p${rows.length}`, options);
+      const row = `${phaseRow(result)} | ${crossRangeBefore}`;
+      if (phase.span === "two ranges") crossRangeBefore += result.requests;
+      rows.push(row);
+      process.stdout.write(`${row}\n`);
+    }
+  };
+  if (options.freshCluster) for (const phase of phases) await withCluster(options, (cluster, pools, warmUp) => runPhases(cluster, pools, [phase], warmUp));
+  else await withCluster(options, (cluster, pools, warmUp) => runPhases(cluster, pools, phases, warmUp));
+  process.stdout.write(`\n| ${header} |\n|${header.split("|").map(() => "---").join("|")}|\n${rows.map((row) => `| ${row} |`).join("\n")}\n`);
 }
 
 function median(values: readonly number[]): number {
