@@ -2,9 +2,10 @@
 // `synod cluster --nodes 3` as a child process on free
 // ports with a fresh data directory, its leader found through the nodes' status, each
 // node's CPU time read from its /metrics (prom-client's process_cpu_seconds_total, so no
-// pid is needed), and a clean stop that removes the directory.
+// pid is needed), and a clean stop that removes the directory. A benchmark that kills a node
+// (txn2pc.bench.ts) takes its pid from the cluster's output and reads its log file.
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -47,10 +48,14 @@ export interface BenchClusterOptions {
   readonly basePort?: number;
   /** `--shards`: ranges the key space is cut into; default 1. */
   readonly shards?: number;
+  /** The nodes' `--log-level`; default warn. */
+  readonly logLevel?: string;
 }
 
 export class BenchCluster {
   private readonly output: string[] = [];
+  /** Each node's pid, from the cluster's line `node N  URL  peer ...  pid P`. */
+  private readonly pids = new Map<number, number>();
   private readonly exited: Promise<void>;
   private running = true;
 
@@ -60,7 +65,12 @@ export class BenchCluster {
     readonly endpoints: readonly string[],
   ) {
     const keep = (chunk: Buffer): void => {
-      this.output.push(...chunk.toString("utf8").split("\n").filter((line) => line !== ""));
+      const lines = chunk.toString("utf8").split("\n").filter((line) => line !== "");
+      for (const line of lines) {
+        const started = /^\s*node (\d+)\s.*\spid (\d+)/.exec(line);
+        if (started !== null) this.pids.set(Number(started[1]), Number(started[2]));
+      }
+      this.output.push(...lines);
       if (this.output.length > OUTPUT_LINES_KEPT) this.output.splice(0, this.output.length - OUTPUT_LINES_KEPT);
     };
     child.stdout?.on("data", keep);
@@ -77,7 +87,7 @@ export class BenchCluster {
   static async start(options: BenchClusterOptions): Promise<BenchCluster> {
     const basePort = await freeBasePort(options.nodes, options.basePort);
     const dataDir = mkdtempSync(join(tmpdir(), "synod-bench-"));
-    const args = [bin, "cluster", "--nodes", String(options.nodes), "--base-port", String(basePort), "--data-dir", dataDir, "--consensus", options.consensus, "--log-level", "warn", ...(options.shards === undefined ? [] : ["--shards", String(options.shards)])];
+    const args = [bin, "cluster", "--nodes", String(options.nodes), "--base-port", String(basePort), "--data-dir", dataDir, "--consensus", options.consensus, "--log-level", options.logLevel ?? "warn", ...(options.shards === undefined ? [] : ["--shards", String(options.shards)])];
     const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
     const endpoints = Array.from({ length: options.nodes }, (_, i) => `http://127.0.0.1:${basePort + i}`);
     const cluster = new BenchCluster(child, dataDir, endpoints);
@@ -122,6 +132,22 @@ export class BenchCluster {
       }
     }
     return sum;
+  }
+
+  /** Kills node `id` (1-based, as in `endpoints`) with SIGKILL; the cluster command keeps the others running. */
+  killNode(id: number): void {
+    const pid = this.pids.get(id);
+    if (pid === undefined) throw new Error(`no pid for node ${id} in the cluster's output:\n${this.output.join("\n")}`);
+    process.kill(pid, "SIGKILL");
+  }
+
+  /** Node `id`'s log so far (the cluster writes each node's output to node-ID.log in its data directory). */
+  nodeLog(id: number): string {
+    try {
+      return readFileSync(join(this.dataDir, `node-${id}.log`), "utf8");
+    } catch {
+      return "";
+    }
   }
 
   /** SIGINT (the cluster stops its nodes), SIGKILL after a grace period; removes the data directory. */
