@@ -132,6 +132,7 @@ export async function runSim(options: SimCommandOptions): Promise<SimSummary> {
   const groupsProblem = groupsConflict(groups, options.stateMachine !== undefined);
   if (groupsProblem !== null) throw new UsageError(groupsProblem);
   if (options.mutant !== undefined && isRouterMutant(options.mutant) && groups < 2) throw new UsageError(`mutant ${options.mutant} misroutes between groups: run it with --groups 2 or more`);
+  if (options.mutant !== undefined && isTxnMutant(options.mutant) && options.workload !== undefined && options.workload !== "bank" && options.workload !== "txn") throw new UsageError(`mutant ${options.mutant} breaks transactions across groups: run it with --workload bank or txn (the default for it), not ${options.workload}`);
   const balancing = balancingConflict(options.balanceLeaders === true, groups, options.stateMachine !== undefined);
   if (balancing !== null) throw new UsageError(balancing);
   if (factory !== undefined) {
@@ -235,6 +236,11 @@ export async function runSim(options: SimCommandOptions): Promise<SimSummary> {
   const operations = results.reduce((sum, r) => sum + r.stats.operations.ok + r.stats.operations.fail + r.stats.operations.unknown, 0);
   const clusterSeconds = results.reduce((sum, r) => sum + r.stats.virtualMicros, 0) / 1e6;
   if (!options.json) log(`simulated ${clusterSeconds.toFixed(0)} s of cluster time and ${operations} client operations`);
+  const txns = results.map((r) => r.stats.txn).filter((stats) => stats !== undefined);
+  if (!options.json && txns.length > 0) {
+    const sum = (field: "committed" | "conflicts" | "aborted" | "unknown" | "balancedReads"): number => txns.reduce((total, stats) => total + (stats[field] ?? 0), 0);
+    log(`transactions: ${sum("committed")} committed, ${sum("conflicts")} failed their compares, ${sum("aborted")} aborted, ${sum("unknown")} unknown${options.workload === "txn" ? "" : `; ${sum("balancedReads")} reads of every account`}`);
+  }
   log(`${results.length - failures.length} passed, ${failures.length} failed`);
   return { passed: results.length - failures.length, failed: failures.length, clusterSeconds, operations, ...(written === undefined ? {} : { traceOut: written }) };
 }

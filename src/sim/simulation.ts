@@ -106,6 +106,7 @@ class Simulation implements NodeHost<unknown> {
     }
     this.workload = options.workload ?? (options.mutant === undefined ? "kv" : isKvMutant(options.mutant) ? kvMutantWorkload(options.mutant) : isLockMutant(options.mutant) ? "lock" : isTxnMutant(options.mutant) ? "bank" : "kv");
     const txnWorkload = this.workload === "txn" || this.workload === "bank";
+    if (options.mutant !== undefined && isTxnMutant(options.mutant) && !txnWorkload) throw new Error(`mutant ${options.mutant} breaks transactions across groups: run it with the bank or txn workload`);
     // Transactions across groups need groups: three unless asked otherwise.
     const groups = options.groups ?? (txnWorkload ? TXN_GROUPS_DEFAULT : 1);
     if (this.workload !== "kv" && options.application !== undefined) throw new Error(`the ${this.workload} workload runs on the KV store, not a user's state machine`);
