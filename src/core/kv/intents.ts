@@ -246,28 +246,13 @@ export function joinTxnState(state: Uint8Array | undefined, records: Iterable<re
   const kept = [...records];
   if (state === undefined && kept.length === 0) return undefined;
   const decoded = state === undefined ? { intents: [], records: new Map<string, TxnRecord>() } : decodeTxnState(state);
-  if (decoded.records.size > 0) {
-    // A state written before records had entries of their own: merged the slow way.
-    for (const [txn, bytes] of kept) decoded.records.set(txn, decodeTxnRecord(bytes));
-    return encodeTxnState(decoded.intents, decoded.records);
+  // A state written before records had entries of their own may hold some: the entries win.
+  const entries = new Map([...decoded.records].map(([txn, record]) => [txn, encodeTxnRecord(record)] as const));
+  for (const [txn, bytes] of kept) {
+    decodeTxnRecord(bytes); // checked: copied into the state as it is
+    entries.set(txn, bytes);
   }
-  // A record's entry is the state's record after its id (u8 outcome | f64 atMs): copied as it is, once checked.
-  for (const [, bytes] of kept) decodeTxnRecord(bytes);
-  const intentChunks = [...decoded.intents].sort((a, b) => (a.txn < b.txn ? -1 : a.txn > b.txn ? 1 : 0)).map(intentChunk);
-  const ids = kept.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([txn, bytes]) => ({ id: utf8Encode(txn), bytes }));
-  let size = 1 + 4 + 4;
-  for (const chunk of intentChunks) size += chunk.length;
-  for (const { id, bytes } of ids) size += 4 + id.length + bytes.length;
-  const writer = new ByteWriter(size);
-  writer.u8(STATE_VERSION);
-  writer.u32(intentChunks.length);
-  for (const chunk of intentChunks) writer.raw(chunk);
-  writer.u32(ids.length);
-  for (const { id, bytes } of ids) {
-    writer.bytes(id);
-    writer.raw(bytes);
-  }
-  return writer.finish("transaction state");
+  return joinState(new Map(decoded.intents.map((intent) => [intent.txn, intentChunk(intent)])), entries);
 }
 
 /** A snapshot's state as a backend keeps it: the intents as the state, each record as an entry of its own. */
@@ -282,8 +267,8 @@ export function splitTxnState(state: Uint8Array): { readonly state: Uint8Array; 
  * outcome | f64 atMs)... — intents and records by transaction id, so equal states give
  * equal bytes on every replica.
  */
-export function encodeTxnState(intents: readonly Intent[], records: ReadonlyMap<string, { readonly outcome: TxnOutcome; readonly atMs: number }>): Uint8Array {
-  return joinState(new Map(intents.map((intent) => [intent.txn, intentChunk(intent)])), new Map([...records].map(([txn, record]) => [txn, recordChunk(txn, record)])));
+export function encodeTxnState(intents: readonly Intent[], records: ReadonlyMap<string, TxnRecord>): Uint8Array {
+  return joinState(new Map(intents.map((intent) => [intent.txn, intentChunk(intent)])), new Map([...records].map(([txn, record]) => [txn, encodeTxnRecord(record)])));
 }
 
 /** One intent in the state: u32 length | the intent as a txn-prepare command | f64 preparedMs. */
@@ -295,30 +280,26 @@ function intentChunk(intent: Intent): Uint8Array {
   return writer.finish("transaction intent");
 }
 
-/** One record in the state: u32 length | txn id | u8 outcome | f64 atMs. */
-function recordChunk(txn: string, record: { readonly outcome: TxnOutcome; readonly atMs: number }): Uint8Array {
-  const id = utf8Encode(txn);
-  const writer = new ByteWriter(4 + id.length + 1 + 8);
-  writer.bytes(id);
-  writer.u8(TXN_OUTCOMES.indexOf(record.outcome));
-  writer.f64(record.atMs);
-  return writer.finish("transaction record");
-}
-
-/** The state from its entries' bytes, each kind in transaction id order. */
+/**
+ * The state from its intents' chunks and its records' entries (`encodeTxnRecord`: a
+ * record in the state is its id's length and bytes, then its entry), each kind in
+ * transaction id order.
+ */
 function joinState(intents: ReadonlyMap<string, Uint8Array>, records: ReadonlyMap<string, Uint8Array>): Uint8Array {
-  const byId = (map: ReadonlyMap<string, Uint8Array>): Uint8Array[] => [...map.keys()].sort().map((txn) => map.get(txn) as Uint8Array);
-  const intentChunks = byId(intents);
-  const recordChunks = byId(records);
+  const intentChunks = [...intents.keys()].sort().map((txn) => intents.get(txn) as Uint8Array);
+  const recordEntries = [...records.keys()].sort().map((txn) => ({ id: utf8Encode(txn), entry: records.get(txn) as Uint8Array }));
   let size = 1 + 4 + 4;
   for (const chunk of intentChunks) size += chunk.length;
-  for (const chunk of recordChunks) size += chunk.length;
+  for (const { id, entry } of recordEntries) size += 4 + id.length + entry.length;
   const writer = new ByteWriter(size);
   writer.u8(STATE_VERSION);
   writer.u32(intentChunks.length);
   for (const chunk of intentChunks) writer.raw(chunk);
-  writer.u32(recordChunks.length);
-  for (const chunk of recordChunks) writer.raw(chunk);
+  writer.u32(recordEntries.length);
+  for (const { id, entry } of recordEntries) {
+    writer.bytes(id);
+    writer.raw(entry);
+  }
   return writer.finish("transaction state");
 }
 
