@@ -18,7 +18,7 @@
 import { accountKeys, openAccounts, readBalances, summarize, transferLoop, type ClientTally } from "../bench/bank.js";
 import { Client } from "../client/client.js";
 import { HttpApiError, TransactionConflictError } from "../client/errors.js";
-import { ProcessCluster, request, sleep } from "../runtime/server/process-cluster.test-util.js";
+import { ProcessCluster, sleep } from "../runtime/server/process-cluster.test-util.js";
 
 export interface BankRunOptions {
   readonly durationMs: number;
@@ -47,17 +47,6 @@ export interface BankRunReport {
 
 const START = 100;
 
-interface ShardView {
-  readonly id: number;
-  readonly leader: number | null;
-  readonly intents?: number;
-}
-
-async function shards(cluster: ProcessCluster, id: number): Promise<ShardView[] | null> {
-  const answer = await request("GET", `${cluster.node(id).http}/v1/shards`).catch(() => null);
-  return answer?.status === 200 ? (answer.body["shards"] as ShardView[]) : null;
-}
-
 const text = (bytes: Uint8Array | undefined): string => Buffer.from(bytes ?? new Uint8Array()).toString("utf8");
 
 export async function runBankUnderKills(options: BankRunOptions): Promise<BankRunReport> {
@@ -73,7 +62,7 @@ export async function runBankUnderKills(options: BankRunOptions): Promise<BankRu
     return made;
   };
   try {
-    await waitFor(async () => (await shards(cluster, 1))?.every((shard) => shard.leader !== null) === true, 15_000, "the ranges did not elect leaders");
+    await cluster.waitForRangeLeaders(4);
     const admin = client();
     await openAccounts(admin, accounts, START);
     const check = (balances: readonly number[], where: string): void => {
@@ -110,7 +99,7 @@ export async function runBankUnderKills(options: BankRunOptions): Promise<BankRu
         await sleep(Math.max(0, options.killEveryMs - options.downMs));
         if (!faulting) return;
         const up = cluster.nodes.find((node) => node.process !== null)?.id ?? 1;
-        const view = await shards(cluster, up);
+        const view = await cluster.shards(up);
         const target = view?.[round % (view?.length ?? 1)];
         if (target === undefined || target.leader === null) continue;
         kills.push({ node: target.leader, range: target.id });
@@ -132,7 +121,7 @@ export async function runBankUnderKills(options: BankRunOptions): Promise<BankRu
     // Healed: every range's intents resolved (by the coordinators, or by the recovery of the ones that died).
     const healedAt = Date.now();
     await waitFor(async () => {
-      const views = await Promise.all(cluster.nodes.map((node) => shards(cluster, node.id)));
+      const views = await Promise.all(cluster.nodes.map((node) => cluster.shards(node.id)));
       return views.every((view) => view !== null && view.every((shard) => shard.intents === 0 && shard.leader !== null));
     }, 30_000, "intents were left in a range after the faults stopped");
     const settleMs = Date.now() - healedAt;

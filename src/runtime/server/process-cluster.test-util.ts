@@ -264,10 +264,41 @@ export class ProcessCluster {
     throw new Error(`no leader among ${among.join(",")} within ${timeoutMs} ms:\n${this.nodes.map((node) => `node ${node.id}: ${node.output.slice(-2000)}`).join("\n")}`);
   }
 
+  /** Node `id`'s `GET /v1/shards`: the ranges as it sees them; null when it does not answer 200. */
+  async shards(id: number): Promise<ShardView[] | null> {
+    const answer = await request("GET", `${this.node(id).http}/v1/shards`).catch(() => null);
+    return answer?.status === 200 ? (answer.body["shards"] as ShardView[]) : null;
+  }
+
+  /** Waits until node `via` sees `count` ranges, each with a leader. */
+  async waitForRangeLeaders(count: number, timeoutMs = 15_000, via = 1): Promise<ShardView[]> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const shards = await this.shards(via);
+      if (shards?.length === count && shards.every((shard) => shard.leader !== null)) return shards;
+      if (Date.now() > deadline) throw new Error(`node ${via} does not see ${count} ranges with leaders after ${timeoutMs} ms: ${JSON.stringify(shards)}`);
+      await sleep(50);
+    }
+  }
+
   async close(): Promise<void> {
     await Promise.all(this.nodes.map((node) => (node.process === null ? Promise.resolve() : this.kill(node.id))));
     rmSync(this.root, { recursive: true, force: true });
   }
+}
+
+/** A range as `GET /v1/shards` shows it (docs/sharding.md): what the tests read of it. */
+export interface ShardView {
+  readonly id: number;
+  readonly start: string;
+  readonly end: string | null;
+  readonly epoch: number;
+  readonly leader: number | null;
+  readonly replicas?: readonly number[];
+  readonly keys: number;
+  readonly appliedIndex: number;
+  /** Transactions across ranges in flight in the range (prepared, not resolved). */
+  readonly intents?: number;
 }
 
 /** What `GET /v1/status` answers (the client's view of it). */

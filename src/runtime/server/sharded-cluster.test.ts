@@ -11,30 +11,18 @@ import { after, before, describe, test } from "node:test";
 import { Client } from "../../client/client.js";
 import { TimeoutError } from "../../client/errors.js";
 import { RangeTable } from "../../core/multi/ranges.js";
-import { ProcessCluster, request, runSynod, sleep } from "./process-cluster.test-util.js";
+import { ProcessCluster, request, runSynod, sleep, type ShardView } from "./process-cluster.test-util.js";
 
 const SHARDS = 4;
 const TABLE = RangeTable.presplit(SHARDS);
 /** A key prefix that falls in each range (the presplit cuts at "B", "U" and "h"). */
 const PREFIXES = ["0", "K", "a", "x"];
 
-interface ShardView {
-  readonly id: number;
-  readonly leader: number | null;
-  readonly keys: number;
-  readonly appliedIndex: number;
-}
-
-async function shardsOf(cluster: ProcessCluster, id: number): Promise<ShardView[] | null> {
-  const answer = await request("GET", `${cluster.node(id).http}/v1/shards`);
-  return answer.status === 200 ? (answer.body["shards"] as ShardView[]) : null;
-}
-
 /** Waits until node `via` sees a leader among `among` for every range; returns when, in ms since `fromMs`. */
 async function everyRangeLed(cluster: ProcessCluster, via: number, among: readonly number[], fromMs: number, timeoutMs: number): Promise<ShardView[]> {
   const deadline = fromMs + timeoutMs;
   for (;;) {
-    const shards = await shardsOf(cluster, via);
+    const shards = await cluster.shards(via);
     if (shards !== null && shards.length === SHARDS && shards.every((s) => s.leader !== null && among.includes(s.leader))) return shards;
     if (Date.now() > deadline) throw new Error(`not every range has a leader among ${among.join(",")} after ${timeoutMs} ms: ${JSON.stringify(shards)}`);
     await sleep(25);
@@ -50,7 +38,7 @@ describe("a sharded cluster of real processes (--shards 4)", { timeout: 120_000 
   after(async () => cluster.close());
 
   test("the ranges cover the key space, and each key lives in its range only", async () => {
-    const shards = await shardsOf(cluster, 2);
+    const shards = await cluster.shards(2);
     assert.deepEqual(
       shards?.map(({ id, start, end, epoch }: ShardView & { start?: string; end?: string | null; epoch?: number }) => ({ id, start, end, epoch })),
       TABLE.list().map((range) => ({ ...range })),
@@ -72,7 +60,7 @@ describe("a sharded cluster of real processes (--shards 4)", { timeout: 120_000 
     const startedMs = Date.now();
     let counts: number[] = [];
     while (Date.now() - startedMs < 20_000) {
-      const shards = await shardsOf(cluster, 1);
+      const shards = await cluster.shards(1);
       counts = [1, 2, 3].map((id) => shards?.filter((s) => s.leader === id).length ?? 0);
       if (shards?.every((s) => s.leader !== null) === true && Math.max(...counts) - Math.min(...counts) <= 1) break;
       await sleep(100);
@@ -106,7 +94,7 @@ describe("a sharded cluster of real processes (--shards 4)", { timeout: 120_000 
     try {
       const writers = [0, 1, 2, 3].map((w) => writer(w));
       await sleep(1500);
-      const before = await shardsOf(cluster, 1);
+      const before = await cluster.shards(1);
       const leaders = (before ?? []).map((s) => s.leader);
       // The node leading the most ranges (after group 0's leader, whichever leads more).
       const victim = [1, 2, 3].sort((a, b) => leaders.filter((l) => l === b).length - leaders.filter((l) => l === a).length)[0] as number;
@@ -140,7 +128,7 @@ describe("a sharded cluster of real processes (--shards 4)", { timeout: 120_000 
       }
 
       // Each key is in its own range only: the ranges' key counts add up to what was written there.
-      const counts = (await shardsOf(cluster, survivors[0] as number))?.map((s) => s.keys) ?? [];
+      const counts = (await cluster.shards(survivors[0] as number))?.map((s) => s.keys) ?? [];
       for (const [range, prefix] of PREFIXES.entries()) {
         const written = [...acknowledged.keys()].filter((key) => key.startsWith(prefix)).length;
         assert.ok((counts[range] ?? 0) >= written + 1, `range ${range} holds ${counts[range]} keys, at least the ${written} acknowledged and one after the kill`);
@@ -152,8 +140,8 @@ describe("a sharded cluster of real processes (--shards 4)", { timeout: 120_000 
       const deadline = Date.now() + 15_000;
       let views: ShardView[] | null = null;
       for (;;) {
-        const mine = await shardsOf(cluster, victim);
-        const theirs = await shardsOf(cluster, survivors[0] as number);
+        const mine = await cluster.shards(victim);
+        const theirs = await cluster.shards(survivors[0] as number);
         views = mine;
         if (mine !== null && theirs !== null && mine.every((s, i) => s.keys === theirs[i]?.keys && s.leader !== null)) break;
         if (Date.now() > deadline) assert.fail(`node ${victim} did not catch up: ${JSON.stringify(mine)} against ${JSON.stringify(theirs)}`);
@@ -193,7 +181,7 @@ describe("a sharded cluster of real processes (--shards 4)", { timeout: 120_000 
     for (;;) {
       // Every node sees every range quiet, with the same leader (the node the test before
       // restarted may still be catching up on who leads what).
-      const views = (await Promise.all([1, 2, 3].map((id) => shardsOf(cluster, id)))) as ((ShardView & { quiet?: boolean })[] | null)[];
+      const views = (await Promise.all([1, 2, 3].map((id) => cluster.shards(id)))) as ((ShardView & { quiet?: boolean })[] | null)[];
       const first = views[0] ?? null;
       const settled = first !== null && views.every((view) => view !== null && view.every((s, i) => s.quiet === true && s.leader !== null && s.leader === first[i]?.leader));
       if (settled) {

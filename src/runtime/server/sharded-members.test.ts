@@ -6,27 +6,13 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { ProcessCluster, request, sleep } from "./process-cluster.test-util.js";
-
-interface ShardView {
-  readonly id: number;
-  readonly start: string;
-  readonly end: string | null;
-  readonly leader: number | null;
-  readonly replicas?: readonly number[];
-  readonly keys: number;
-}
-
-async function shardsOf(cluster: ProcessCluster, id: number): Promise<ShardView[] | null> {
-  const answer = await request("GET", `${cluster.node(id).http}/v1/shards`).catch(() => null);
-  return answer?.status === 200 ? (answer.body["shards"] as ShardView[]) : null;
-}
+import { ProcessCluster, request, sleep, type ShardView } from "./process-cluster.test-util.js";
 
 /** Waits until node `via` sees `count` ranges, each led and with exactly `replicas`; returns them. */
 async function rangesWith(cluster: ProcessCluster, via: number, count: number, replicas: readonly number[], timeoutMs: number): Promise<ShardView[]> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const shards = await shardsOf(cluster, via);
+    const shards = await cluster.shards(via);
     if (shards !== null && shards.length === count && shards.every((s) => s.leader !== null && JSON.stringify(s.replicas) === JSON.stringify(replicas))) return shards;
     if (Date.now() > deadline) throw new Error(`node ${via} does not see ${count} ranges with replicas ${replicas.join(",")} after ${timeoutMs} ms: ${JSON.stringify(shards)}`);
     await sleep(100);
@@ -62,8 +48,8 @@ describe("members of a sharded cluster (--shards 2)", { timeout: 120_000 }, () =
     // Node 4 holds every range, with the same keys as the others.
     const deadline = Date.now() + 20_000;
     for (;;) {
-      const mine = await shardsOf(cluster, 4);
-      const theirs = await shardsOf(cluster, 1);
+      const mine = await cluster.shards(4);
+      const theirs = await cluster.shards(1);
       if (mine !== null && theirs !== null && mine.length === 3 && mine.every((s, i) => s.start === theirs[i]?.start && s.keys === theirs[i]?.keys && s.leader !== null)) break;
       if (Date.now() > deadline) assert.fail(`node 4 did not catch up on every range: ${JSON.stringify(mine)} against ${JSON.stringify(theirs)}`);
       await sleep(100);

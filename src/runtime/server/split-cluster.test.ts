@@ -10,27 +10,13 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { Client } from "../../client/client.js";
 import { TimeoutError } from "../../client/errors.js";
-import { ProcessCluster, request, runSynod, sleep } from "./process-cluster.test-util.js";
-
-interface ShardView {
-  readonly id: number;
-  readonly start: string;
-  readonly end: string | null;
-  readonly epoch: number;
-  readonly leader: number | null;
-  readonly keys: number;
-}
-
-async function shardsOf(cluster: ProcessCluster, id: number): Promise<ShardView[] | null> {
-  const answer = await request("GET", `${cluster.node(id).http}/v1/shards`);
-  return answer.status === 200 ? (answer.body["shards"] as ShardView[]) : null;
-}
+import { ProcessCluster, request, runSynod, sleep, type ShardView } from "./process-cluster.test-util.js";
 
 /** Waits until node `via` sees `count` ranges, each led by one of `among`. */
 async function rangesLed(cluster: ProcessCluster, via: number, count: number, among: readonly number[], timeoutMs: number): Promise<ShardView[]> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const shards = await shardsOf(cluster, via).catch(() => null);
+    const shards = await cluster.shards(via).catch(() => null);
     if (shards !== null && shards.length === count && shards.every((s) => s.leader !== null && among.includes(s.leader))) return shards;
     if (Date.now() > deadline) throw new Error(`node ${via} does not see ${count} ranges led by ${among.join(",")} after ${timeoutMs} ms: ${JSON.stringify(shards)}`);
     await sleep(50);
@@ -138,7 +124,7 @@ describe("splitting ranges of a cluster of real processes (--shards 2)", { timeo
       }
 
       // Each key is in exactly one range: the ranges' counts add up to what was written.
-      const counts = (await shardsOf(cluster, survivors[0] as number)) ?? [];
+      const counts = (await cluster.shards(survivors[0] as number)) ?? [];
       const total = counts.reduce((sum, s) => sum + s.keys, 0);
       assert.ok(total >= acknowledged.size && total <= acknowledged.size + unknown, `the ranges hold ${total} keys; ${acknowledged.size} were acknowledged, ${unknown} unknown`);
       for (const range of counts) {
@@ -150,8 +136,8 @@ describe("splitting ranges of a cluster of real processes (--shards 2)", { timeo
       cluster.startNode(victim);
       const deadline = Date.now() + 20_000;
       for (;;) {
-        const mine = await shardsOf(cluster, victim).catch(() => null);
-        const theirs = await shardsOf(cluster, survivors[0] as number);
+        const mine = await cluster.shards(victim).catch(() => null);
+        const theirs = await cluster.shards(survivors[0] as number);
         if (mine !== null && theirs !== null && mine.length === 4 && mine.every((s, i) => s.keys === theirs[i]?.keys && s.start === theirs[i]?.start && s.leader !== null)) break;
         if (Date.now() > deadline) assert.fail(`node ${victim} did not catch up: ${JSON.stringify(mine)} against ${JSON.stringify(theirs)}`);
         await sleep(100);
@@ -169,7 +155,7 @@ describe("splitting ranges of a cluster of real processes (--shards 2)", { timeo
   test("a split that cannot be made is refused with what to do, and changes nothing", async () => {
     const http = cluster.node(1).http;
     await rangesLed(cluster, 1, 4, [1, 2, 3], 10_000);
-    const before = (await shardsOf(cluster, 1))?.map(({ id, start, end, epoch }) => ({ id, start, end, epoch }));
+    const before = (await cluster.shards(1))?.map(({ id, start, end, epoch }) => ({ id, start, end, epoch }));
     const refusals: [string, string, number, RegExp][] = [
       ["/v1/shards/1/split", JSON.stringify({ key: "0" }), 409, /not inside the range/],
       ["/v1/shards/3/split", JSON.stringify({ key: "x-3" }), 409, /not inside the range/],
@@ -183,7 +169,7 @@ describe("splitting ranges of a cluster of real processes (--shards 2)", { timeo
       assert.equal(answer.status, status, `${path} ${body}: ${answer.text}`);
       assert.match(String(answer.body["message"]), message);
     }
-    const after = (await shardsOf(cluster, 1))?.map(({ id, start, end, epoch }) => ({ id, start, end, epoch }));
+    const after = (await cluster.shards(1))?.map(({ id, start, end, epoch }) => ({ id, start, end, epoch }));
     assert.deepEqual(after, before);
   });
 });
@@ -259,8 +245,8 @@ describe("a node that missed a split (its range's log compacted past it while th
     const deadline = Date.now() + 20_000;
     let mine: ShardView[] | null = null;
     for (;;) {
-      mine = await shardsOf(cluster, 3).catch(() => null);
-      const theirs = await shardsOf(cluster, 1);
+      mine = await cluster.shards(3).catch(() => null);
+      const theirs = await cluster.shards(1);
       if (mine !== null && theirs !== null && mine.length === 3 && mine.every((s, i) => s.keys === theirs[i]?.keys && s.start === theirs[i]?.start && s.end === theirs[i]?.end)) break;
       if (Date.now() > deadline) assert.fail(`node 3 did not get the range it missed: ${JSON.stringify(mine)} against ${JSON.stringify(theirs)}; node 3 said: ${cluster.node(3).output.slice(-3000)}; shards: ${(await request("GET", `${cluster.node(3).http}/v1/shards`).catch((e: unknown) => ({ text: String(e) }))).text.slice(0, 1500)}`);
       await sleep(100);
@@ -297,7 +283,7 @@ describe("ranges that split by themselves (--split-keys)", { timeout: 120_000 },
       const startedMs = Date.now();
       let shards: ShardView[] | null = null;
       while (Date.now() - startedMs < 30_000) {
-        shards = await shardsOf(cluster, 1);
+        shards = await cluster.shards(1);
         if (shards !== null && shards.every((s) => s.keys <= 40 && s.leader !== null)) break;
         await sleep(200);
       }

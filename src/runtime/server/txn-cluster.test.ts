@@ -16,30 +16,13 @@ import { ProcessCluster, request, sleep } from "./process-cluster.test-util.js";
 const ACCOUNTS = ["0-ann", "1-bob", "K-cy", "L-dee", "a-eve", "b-fay", "x-gus", "y-hal"];
 const START = 100;
 
-interface ShardView {
-  readonly id: number;
-  readonly leader: number | null;
-  readonly intents?: number;
-}
-
-async function shardsOf(cluster: ProcessCluster, id: number): Promise<ShardView[] | null> {
-  const answer = await request("GET", `${cluster.node(id).http}/v1/shards`).catch(() => null);
-  return answer?.status === 200 ? (answer.body["shards"] as ShardView[]) : null;
-}
-
 const text = (bytes: Uint8Array | undefined): string => Buffer.from(bytes ?? new Uint8Array()).toString("utf8");
 
 describe("transactions across ranges (--shards 4)", { timeout: 120_000 }, () => {
   let cluster: ProcessCluster;
   before(async () => {
     cluster = await ProcessCluster.start({ size: 3, flags: ["--shards", "4"] });
-    const deadline = Date.now() + 15_000;
-    for (;;) {
-      const shards = await shardsOf(cluster, 1);
-      if (shards?.length === 4 && shards.every((s) => s.leader !== null)) break;
-      if (Date.now() > deadline) throw new Error("the ranges did not elect leaders");
-      await sleep(50);
-    }
+    await cluster.waitForRangeLeaders(4);
   });
   after(async () => cluster.close());
 
@@ -148,7 +131,7 @@ describe("transactions across ranges (--shards 4)", { timeout: 120_000 }, () => 
     try {
       const deadline = Date.now() + 20_000;
       for (;;) {
-        const shards = await shardsOf(cluster, survivors[0] as number);
+        const shards = await cluster.shards(survivors[0] as number);
         if (shards !== null && shards.every((s) => s.intents === 0)) break;
         if (Date.now() > deadline) assert.fail(`intents left: ${JSON.stringify(shards)}`);
         await sleep(200);

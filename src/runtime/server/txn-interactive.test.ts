@@ -12,7 +12,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { accountKeys, openAccounts, readBalances, summarize, transferLoop } from "../../bench/bank.js";
 import { Client } from "../../client/client.js";
-import { ProcessCluster, request, sleep } from "./process-cluster.test-util.js";
+import { ProcessCluster } from "./process-cluster.test-util.js";
 
 const START = 100;
 const CLIENTS = 4;
@@ -28,14 +28,7 @@ describe("interactive transactions across ranges (--shards 4)", { timeout: 60_00
   };
   before(async () => {
     cluster = await ProcessCluster.start({ size: 3, flags: ["--shards", "4"] });
-    const deadline = Date.now() + 15_000;
-    for (;;) {
-      const answer = await request("GET", `${cluster.node(1).http}/v1/shards`).catch(() => null);
-      const shards = answer?.status === 200 ? (answer.body["shards"] as { leader: number | null }[]) : null;
-      if (shards?.length === 4 && shards.every((shard) => shard.leader !== null)) break;
-      if (Date.now() > deadline) throw new Error("the ranges did not elect leaders");
-      await sleep(50);
-    }
+    await cluster.waitForRangeLeaders(4);
   });
   after(async () => {
     for (const made of clients) await made.close();
