@@ -60,4 +60,26 @@ describe("leadershipMove", () => {
     // One range: nothing to spread.
     assert.equal(leadershipMove({ self: 1, live: [1, 2, 3], leaders: new Map([[0, 1]]) }), null);
   });
+
+  test("where ranges are not on every node, a leadership goes only to a voter of its range", () => {
+    const leaders = new Map<number, number | null>([
+      [1, 1],
+      [2, 1],
+      [3, 1],
+    ]);
+    // Node 4 leads nothing, but holds only range 1: range 1's leadership goes there, not range 3's.
+    const voters = new Map([
+      [1, [1, 2, 4]],
+      [2, [1, 2, 3]],
+      [3, [1, 2, 3]],
+    ]);
+    assert.deepEqual(leadershipMove({ self: 1, live: [1, 2, 3, 4], leaders, voters }), { range: 3, to: 2 });
+    const onlyFour = new Map([
+      [1, [1, 4]],
+      [2, [1]],
+      [3, [1]],
+    ]);
+    assert.deepEqual(leadershipMove({ self: 1, live: [1, 2, 3, 4], leaders, voters: onlyFour }), { range: 1, to: 4 });
+    assert.equal(leadershipMove({ self: 1, live: [1, 2, 3, 4], leaders, voters: new Map([[1, [1]], [2, [1]], [3, [1]]]) }), null);
+  });
 });

@@ -17,6 +17,11 @@ export interface LeadershipView {
   readonly live: readonly NodeId[];
   /** Each range's leader as `self` knows it (null: none known). */
   readonly leaders: ReadonlyMap<GroupId, NodeId | null>;
+  /**
+   * Each range's voters, where a range is not on every node (placement.ts): a leadership
+   * goes only to a voter of its range. Absent: every live node is a voter of every range.
+   */
+  readonly voters?: ReadonlyMap<GroupId, readonly NodeId[]>;
 }
 
 /** A leadership `self` should hand over: `range` to `to`. */
@@ -41,8 +46,16 @@ export function leadershipMove(view: LeadershipView): LeadershipMove | null {
     if (counts.has(leader)) counts.set(leader, (counts.get(leader) as number) + 1);
     if (leader === view.self) mine.push(range);
   }
-  let fewest: NodeId | null = null;
-  for (const [id, count] of [...counts].sort((a, b) => a[0] - b[0])) if (fewest === null || count < (counts.get(fewest) as number)) fewest = id;
-  if (fewest === null || mine.length - (counts.get(fewest) as number) <= 1) return null;
-  return { range: Math.max(...mine), to: fewest };
+  const fewestOf = (candidates: readonly NodeId[]): NodeId | null => {
+    let fewest: NodeId | null = null;
+    for (const id of [...candidates].sort((a, b) => a - b)) if (counts.has(id) && (fewest === null || (counts.get(id) as number) < (counts.get(fewest) as number))) fewest = id;
+    return fewest;
+  };
+  // The highest-numbered range `self` leads that has a voter leading two or more fewer.
+  for (const range of mine.sort((a, b) => b - a)) {
+    const to = fewestOf(view.voters?.get(range) ?? [...counts.keys()]);
+    if (to !== null && mine.length - (counts.get(to) as number) > 1) return { range, to };
+    if (view.voters === undefined) return null;
+  }
+  return null;
 }

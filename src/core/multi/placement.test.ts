@@ -1,0 +1,150 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import fc from "fast-check";
+import type { NodeId } from "../engine/contract.js";
+import { placementPlan, replicaCounts, type PlacementMutant, type PlacementView, type RangeReplicas } from "./placement.js";
+
+interface Cluster {
+  readonly members: NodeId[];
+  readonly dead: NodeId[];
+  readonly ranges: { id: number; voters: NodeId[]; learners: NodeId[] }[];
+}
+
+/**
+ * Runs the rule to rest: each round, every range's leader takes its step (some rounds a
+ * random few are late), learners on live nodes catch up and are promoted at random. Returns
+ * the first broken promise it sees, or null.
+ */
+function settle(cluster: Cluster, pace: readonly number[], mutant: PlacementMutant | null = null): string | null {
+  const wanted = Math.min(3, cluster.members.length);
+  const healthy = (id: NodeId): boolean => cluster.members.includes(id) && !cluster.dead.includes(id);
+  const view = (): PlacementView => ({
+    replicationFactor: 3,
+    members: cluster.members,
+    live: cluster.members.filter((id) => !cluster.dead.includes(id)),
+    dead: cluster.dead,
+    ranges: cluster.ranges as readonly RangeReplicas[],
+  });
+  for (let round = 0; round < 400; round++) {
+    const steps = placementPlan(view(), mutant);
+    const learners = cluster.ranges.some((range) => range.learners.length > 0);
+    if (steps.length === 0 && !learners) return null;
+    for (const [i, step] of steps.entries()) {
+      if (((pace[(round + i) % pace.length] ?? 0) + round) % 4 === 0) continue; // this leader looks later
+      const range = cluster.ranges.find((r) => r.id === step.range);
+      if (range === undefined) return `a step for range ${step.range}, which does not exist`;
+      if (step.kind === "add") {
+        if (range.voters.includes(step.node) || range.learners.includes(step.node)) return `range ${range.id} adds node ${step.node}, which it holds`;
+        if (!healthy(step.node)) return `range ${range.id} adds node ${step.node}, which is not a live member`;
+        range.learners.push(step.node);
+      } else {
+        const learner = range.learners.indexOf(step.node);
+        if (learner >= 0) range.learners.splice(learner, 1);
+        else {
+          const at = range.voters.indexOf(step.node);
+          if (at < 0) return `range ${range.id} removes node ${step.node}, which it does not hold`;
+          range.voters.splice(at, 1);
+          const left = range.voters.filter(healthy).length;
+          if (left < wanted) return `range ${range.id} removed node ${step.node} and was left with ${left} healthy voters, fewer than ${wanted}`;
+        }
+      }
+    }
+    // Learners on live nodes catch up, some this round and some later.
+    for (const [i, range] of cluster.ranges.entries()) {
+      if (((pace[(round * 7 + i) % pace.length] ?? 0) + round) % 3 === 0) continue;
+      const promoted = range.learners.filter(healthy);
+      range.voters.push(...promoted);
+      range.learners = range.learners.filter((id) => !healthy(id));
+    }
+  }
+  return "the rule did not come to rest in 400 rounds";
+}
+
+const clusterShape = fc.record({
+  nodes: fc.integer({ min: 3, max: 7 }),
+  ranges: fc.integer({ min: 1, max: 24 }),
+  start: fc.array(fc.nat(), { minLength: 72, maxLength: 72 }),
+  deadPicks: fc.array(fc.nat(), { maxLength: 2 }),
+  leftPicks: fc.array(fc.nat(), { maxLength: 1 }),
+  pace: fc.array(fc.nat(), { minLength: 1, maxLength: 50 }),
+});
+
+/** A cluster whose ranges start on three nodes each (some of them the first three only, as one that just grew), with some nodes dead or gone. */
+function build({ nodes, ranges, start, deadPicks, leftPicks }: { nodes: number; ranges: number; start: number[]; deadPicks: number[]; leftPicks: number[] }): Cluster {
+  const all = Array.from({ length: nodes }, (_, i) => i + 1);
+  const grown = (start[0] ?? 0) % 2 === 0;
+  const placed = Array.from({ length: ranges }, (_, id) => {
+    const pool = grown ? all.slice(0, 3) : [...all];
+    const voters: NodeId[] = [];
+    for (let k = 0; voters.length < 3; k++) {
+      const pick = pool[((start[(id * 3 + k) % start.length] ?? 0) + k) % pool.length] as NodeId;
+      if (!voters.includes(pick)) voters.push(pick);
+    }
+    return { id: id + 1, voters, learners: [] as NodeId[] };
+  });
+  // At most nodes - 3 nodes dead or gone, so three healthy members remain for every range.
+  const spare = nodes - 3;
+  const dead = [...new Set(deadPicks.map((pick) => all[pick % nodes] as NodeId))].slice(0, spare);
+  const left = [...new Set(leftPicks.map((pick) => all[pick % nodes] as NodeId))].filter((id) => !dead.includes(id)).slice(0, spare - dead.length);
+  return { members: all.filter((id) => !left.includes(id)), dead, ranges: placed };
+}
+
+describe("placementPlan", () => {
+  test("from any start, with nodes dead or gone, every range ends on three healthy voters, replica counts within one of each other, and no replica is removed before its replacement is a voter", () => {
+    fc.assert(
+      fc.property(clusterShape, (shape) => {
+        const cluster = build(shape);
+        const broken = settle(cluster, shape.pace);
+        assert.equal(broken, null);
+        const healthy = cluster.members.filter((id) => !cluster.dead.includes(id));
+        for (const range of cluster.ranges) {
+          assert.equal(range.voters.length, 3, `range ${range.id}: ${range.voters.join(",")}`);
+          assert.ok(range.voters.every((id) => healthy.includes(id)), `range ${range.id} is on healthy members only: ${range.voters.join(",")}`);
+        }
+        const counts = replicaCounts({ members: healthy, ranges: cluster.ranges });
+        const spread = healthy.map((id) => counts.get(id) ?? 0);
+        assert.ok(Math.max(...spread) - Math.min(...spread) <= 1, `replica counts ${spread.join(",")} over nodes ${healthy.join(",")}`);
+        assert.deepEqual(placementPlan({ replicationFactor: 3, members: cluster.members, live: healthy, dead: cluster.dead, ranges: cluster.ranges }), [], "at rest");
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  test("the mutant that counts a catching-up learner as a replica removes the replica it replaces too early, and is caught", () => {
+    let caught = 0;
+    fc.assert(
+      fc.property(clusterShape, (shape) => {
+        const broken = settle(build(shape), shape.pace, "remove-before-caught-up");
+        if (broken !== null && broken.includes("fewer than")) caught++;
+      }),
+      { numRuns: 100 },
+    );
+    assert.ok(caught > 0, "some shape shows the early removal");
+  });
+
+  test("grows a three-node cluster's eight ranges onto two new nodes one move at a time: a learner, then the busiest replica goes", () => {
+    const ranges = Array.from({ length: 8 }, (_, i) => ({ id: i + 1, voters: [1, 2, 3], learners: [] as NodeId[] }));
+    const view: PlacementView = { replicationFactor: 3, members: [1, 2, 3, 4, 5], live: [1, 2, 3, 4, 5], dead: [], ranges };
+    assert.deepEqual(placementPlan(view), [{ range: 8, kind: "add", node: 4, why: "rebalance" }]);
+    // While that learner catches up, nothing else moves.
+    const catching = ranges.map((r) => (r.id === 8 ? { ...r, learners: [4] } : r));
+    assert.deepEqual(placementPlan({ ...view, ranges: catching }), []);
+    // Promoted: one voter too many, and node 3 (the busiest, highest id among equals) gives it up.
+    const promoted = ranges.map((r) => (r.id === 8 ? { ...r, voters: [1, 2, 3, 4] } : r));
+    assert.deepEqual(placementPlan({ ...view, ranges: promoted }), [{ range: 8, kind: "remove", node: 3, why: "over-replicated" }]);
+  });
+
+  test("a dead node's replicas are replaced, each by a learner first; a node that left the cluster is removed once the range holds three without it; a lost learner goes", () => {
+    const view: PlacementView = { replicationFactor: 3, members: [1, 2, 3, 4], live: [1, 2, 4], dead: [3], ranges: [{ id: 1, voters: [1, 2, 3], learners: [] }] };
+    assert.deepEqual(placementPlan(view), [{ range: 1, kind: "add", node: 4, why: "under-replicated" }]);
+    assert.deepEqual(placementPlan({ ...view, ranges: [{ id: 1, voters: [1, 2, 3, 4], learners: [] }] }), [{ range: 1, kind: "remove", node: 3, why: "dead" }]);
+    // Down, but not for long enough (not dead): nothing moves.
+    assert.deepEqual(placementPlan({ ...view, dead: [] }), []);
+    // Node 3 left the cluster.
+    const left: PlacementView = { replicationFactor: 3, members: [1, 2, 4], live: [1, 2, 4], dead: [], ranges: [{ id: 1, voters: [1, 2, 3, 4], learners: [] }] };
+    assert.deepEqual(placementPlan(left), [{ range: 1, kind: "remove", node: 3, why: "not-a-member" }]);
+    assert.deepEqual(placementPlan({ ...left, ranges: [{ id: 1, voters: [1, 2, 4], learners: [3] }] }), [{ range: 1, kind: "remove", node: 3, why: "learner-lost" }]);
+    // Three members, one dead: no healthy node to replace it on, and the dead voter stays (removing it would leave two).
+    assert.deepEqual(placementPlan({ replicationFactor: 3, members: [1, 2, 3], live: [1, 2], dead: [3], ranges: [{ id: 1, voters: [1, 2, 3], learners: [] }] }), []);
+  });
+});

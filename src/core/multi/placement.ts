@@ -1,0 +1,138 @@
+/**
+ * Where each range's replicas live (docs/sharding.md, "Placement"). A cluster with more
+ * members than its replication factor keeps each range (other than group 0, which every
+ * member hosts: it holds the cluster's configuration) on `replicationFactor` of them, and
+ * this rule says what each range changes next:
+ *
+ * - repair: a range with fewer healthy voters than it wants gets a learner on the live
+ *   member holding the fewest replicas (promoted by its leader once caught up); a replica on
+ *   a node that left the cluster, or has been down longer than the cluster waits
+ *   (`dead`), is removed, but only once the range has its healthy voters without it;
+ * - rebalance: with nothing to repair and nothing under way anywhere, the member holding the
+ *   most replicas gives one range to the live member holding the fewest, when they differ by
+ *   two or more: a learner there first, and once it is a voter, the range has one voter too
+ *   many and removes the one on the busiest node (the giver).
+ *
+ * A replica is never removed while the range would be left with fewer healthy voters than
+ * it wants: a learner, still catching up, does not count (the mutant that counts it is
+ * caught by placement.test.ts). Pure and deterministic: every node deciding on the same
+ * view decides the same, and each range's leader takes its own range's step.
+ */
+import type { NodeId } from "../engine/contract.js";
+import type { GroupId } from "./group.js";
+
+/** A range's replicas, as its descriptor says. */
+export interface RangeReplicas {
+  readonly id: GroupId;
+  readonly voters: readonly NodeId[];
+  readonly learners: readonly NodeId[];
+}
+
+export interface PlacementView {
+  /** The replicas each range keeps (capped by the number of members). */
+  readonly replicationFactor: number;
+  /** The cluster's members (group 0's voters): the nodes that may hold replicas. */
+  readonly members: readonly NodeId[];
+  /** The members reachable now: new replicas go only there. */
+  readonly live: readonly NodeId[];
+  /** Members down for longer than the cluster waits before it replaces their replicas. */
+  readonly dead: readonly NodeId[];
+  /** Every range but group 0. */
+  readonly ranges: readonly RangeReplicas[];
+}
+
+/** One configuration change of one range: a learner added (promoted once caught up), or a replica removed. */
+export interface PlacementStep {
+  readonly range: GroupId;
+  readonly kind: "add" | "remove";
+  readonly node: NodeId;
+  readonly why: "under-replicated" | "not-a-member" | "dead" | "learner-lost" | "rebalance" | "over-replicated";
+}
+
+export const PLACEMENT_MUTANTS = {
+  "remove-before-caught-up": "counts a learner that is still catching up as one of the range's replicas, so the replica it replaces is removed before the new one holds the range",
+} as const;
+
+export type PlacementMutant = keyof typeof PLACEMENT_MUTANTS;
+
+/**
+ * The next step of every range that has one: a repair for each range that needs one, and,
+ * when nothing needs repair and no range is changing, at most one rebalancing step for the
+ * whole cluster (one move at a time, so views a second stale cannot overshoot).
+ */
+export function placementPlan(view: PlacementView, mutant: PlacementMutant | null = null): PlacementStep[] {
+  const wanted = Math.min(view.replicationFactor, view.members.length);
+  const members = new Set(view.members);
+  const dead = new Set(view.dead);
+  const live = new Set(view.live.filter((id) => members.has(id) && !dead.has(id)));
+  const healthy = (id: NodeId): boolean => members.has(id) && !dead.has(id);
+  const counts = replicaCounts(view);
+  const steps: PlacementStep[] = [];
+  let changing = false;
+  for (const range of [...view.ranges].sort((a, b) => a.id - b.id)) {
+    if (range.learners.length > 0 || range.voters.length !== wanted || !range.voters.every(healthy)) changing = true;
+    const step = repair(range, wanted, members, healthy, live, counts, mutant);
+    if (step === null) continue;
+    steps.push(step);
+    // Later decisions in the same plan see this one's effect on the counts.
+    counts.set(step.node, (counts.get(step.node) ?? 0) + (step.kind === "add" ? 1 : -1));
+  }
+  if (steps.length > 0 || changing) return steps;
+  const move = rebalance(view.ranges, counts, healthy, live);
+  return move === null ? [] : [move];
+}
+
+/** How many ranges hold a replica (voter or learner) on each member. */
+export function replicaCounts(view: Pick<PlacementView, "members" | "ranges">): Map<NodeId, number> {
+  const counts = new Map<NodeId, number>(view.members.map((id) => [id, 0]));
+  for (const range of view.ranges) for (const id of [...range.voters, ...range.learners]) counts.set(id, (counts.get(id) ?? 0) + 1);
+  return counts;
+}
+
+function repair(range: RangeReplicas, wanted: number, members: ReadonlySet<NodeId>, healthy: (id: NodeId) => boolean, live: ReadonlySet<NodeId>, counts: ReadonlyMap<NodeId, number>, mutant: PlacementMutant | null): PlacementStep | null {
+  // A learner on a node that left or died will never catch up: it goes first.
+  const lostLearner = range.learners.find((id) => !healthy(id));
+  if (lostLearner !== undefined) return { range: range.id, kind: "remove", node: lostLearner, why: "learner-lost" };
+  // What the range holds safely: its healthy voters (the mutant counts its learners too).
+  const counted = mutant === "remove-before-caught-up" ? [...range.voters, ...range.learners] : range.voters;
+  // A learner is catching up: its leader promotes it, then the range decides again.
+  if (range.learners.length > 0 && mutant === null) return null;
+  if (counted.filter(healthy).length < wanted) {
+    const hosted = new Set([...range.voters, ...range.learners]);
+    const target = fewest([...live].filter((id) => !hosted.has(id)), counts);
+    return target === null ? null : { range: range.id, kind: "add", node: target, why: "under-replicated" };
+  }
+  // Enough healthy voters: one that is not healthy, or one too many, goes.
+  const gone = range.voters.find((id) => !healthy(id));
+  if (gone !== undefined) return { range: range.id, kind: "remove", node: gone, why: members.has(gone) ? "dead" : "not-a-member" };
+  if (counted.length > wanted) {
+    const busiest = most(range.voters, counts);
+    return busiest === null ? null : { range: range.id, kind: "remove", node: busiest, why: "over-replicated" };
+  }
+  return null;
+}
+
+/** The member with the most replicas gives a range to the live member with the fewest, when they differ by two or more. */
+function rebalance(ranges: readonly RangeReplicas[], counts: ReadonlyMap<NodeId, number>, healthy: (id: NodeId) => boolean, live: ReadonlySet<NodeId>): PlacementStep | null {
+  const givers = [...counts.keys()].filter(healthy);
+  const taker = fewest([...live], counts);
+  const giver = most(givers, counts);
+  if (taker === null || giver === null || (counts.get(giver) ?? 0) - (counts.get(taker) ?? 0) < 2) return null;
+  // The highest-numbered range the giver holds and the taker does not (one exists: the giver holds more).
+  const range = [...ranges].sort((a, b) => b.id - a.id).find((r) => r.voters.includes(giver) && !r.voters.includes(taker) && !r.learners.includes(taker));
+  return range === undefined ? null : { range: range.id, kind: "add", node: taker, why: "rebalance" };
+}
+
+/** The node of `ids` with the fewest replicas (the lowest id among equals); null if none. */
+function fewest(ids: readonly NodeId[], counts: ReadonlyMap<NodeId, number>): NodeId | null {
+  let best: NodeId | null = null;
+  for (const id of [...ids].sort((a, b) => a - b)) if (best === null || (counts.get(id) ?? 0) < (counts.get(best) ?? 0)) best = id;
+  return best;
+}
+
+/** The node of `ids` with the most replicas (the highest id among equals); null if none. */
+function most(ids: readonly NodeId[], counts: ReadonlyMap<NodeId, number>): NodeId | null {
+  let best: NodeId | null = null;
+  for (const id of [...ids].sort((a, b) => b - a)) if (best === null || (counts.get(id) ?? 0) > (counts.get(best) ?? 0)) best = id;
+  return best;
+}
