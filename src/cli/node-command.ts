@@ -27,6 +27,8 @@ interface NodeFlags {
   consensus: ConsensusProtocol;
   shards: number;
   splitKeys: number;
+  replicas: number;
+  replaceAfterMs: number;
   tickMs: number;
   electionTicks: number;
   requestTimeoutMs: number;
@@ -81,6 +83,8 @@ export function registerNodeCommand(program: Command, setExitCode: (code: number
     .addOption(new Option("--consensus <protocol>", "the consensus protocol").choices([...CONSENSUS_PROTOCOLS]).default(DEFAULT_NODE_CONFIG.consensus))
     .option("--shards <n>", `ranges the key space is cut into at the cluster's start, each its own consensus group (1 to ${SHARDS_MAX}; every node of the cluster the same)`, integerIn("--shards", 1, SHARDS_MAX), DEFAULT_NODE_CONFIG.shards)
     .option("--split-keys <n>", "on a sharded cluster, a range's leader splits it in two once it holds more than this many keys (0: never by itself)", integerIn("--split-keys", 0, Number.MAX_SAFE_INTEGER), DEFAULT_NODE_CONFIG.splitKeys)
+    .option("--replicas <n>", "on a sharded cluster with more members than this, each range but range 0 keeps this many replicas, placed and moved over the members (0: every member hosts every range)", integerIn("--replicas", 0, 7), DEFAULT_NODE_CONFIG.replicas)
+    .option("--replace-after-ms <ms>", "with --replicas: a member unreachable this long has its ranges' replicas made again on other members", integerIn("--replace-after-ms", 1, Number.MAX_SAFE_INTEGER), DEFAULT_NODE_CONFIG.replaceAfterMs)
     .option("--tick-ms <ms>", "the engine's tick (heartbeat interval)", positiveInteger("--tick-ms"), DEFAULT_NODE_CONFIG.tickMs)
     .option("--election-ticks <n>", "ticks without a leader before a follower campaigns (randomized up to twice this)", positiveInteger("--election-ticks"), DEFAULT_NODE_CONFIG.electionTicks)
     .option("--request-timeout-ms <ms>", "a write or read not done by then is answered 503 timeout", positiveInteger("--request-timeout-ms"), DEFAULT_NODE_CONFIG.requestTimeoutMs)
@@ -156,6 +160,8 @@ function configFrom(flags: NodeFlags): NodeConfig {
       consensus: flags.consensus,
       shards: flags.shards,
       splitKeys: flags.splitKeys,
+      replicas: flags.replicas,
+      replaceAfterMs: flags.replaceAfterMs,
       tickMs: flags.tickMs,
       electionTicks: flags.electionTicks,
       requestTimeoutMs: flags.requestTimeoutMs,

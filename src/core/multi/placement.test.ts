@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import fc from "fast-check";
 import type { NodeId } from "../engine/contract.js";
-import { placementPlan, replicaCounts, type PlacementMutant, type PlacementView, type RangeReplicas } from "./placement.js";
+import { initialReplicas, placementPlan, replicaCounts, type PlacementMutant, type PlacementView, type RangeReplicas } from "./placement.js";
 
 interface Cluster {
   readonly members: NodeId[];
@@ -30,7 +30,7 @@ function settle(cluster: Cluster, pace: readonly number[], mutant: PlacementMuta
     const learners = cluster.ranges.some((range) => range.learners.length > 0);
     if (steps.length === 0 && !learners) return null;
     for (const [i, step] of steps.entries()) {
-      if (((pace[(round + i) % pace.length] ?? 0) + round) % 4 === 0) continue; // this leader looks later
+      if (round % 2 === 0 && (pace[(round + i) % pace.length] ?? 0) % 4 === 0) continue; // this leader looks later (every other round at most)
       const range = cluster.ranges.find((r) => r.id === step.range);
       if (range === undefined) return `a step for range ${step.range}, which does not exist`;
       if (step.kind === "add") {
@@ -51,7 +51,7 @@ function settle(cluster: Cluster, pace: readonly number[], mutant: PlacementMuta
     }
     // Learners on live nodes catch up, some this round and some later.
     for (const [i, range] of cluster.ranges.entries()) {
-      if (((pace[(round * 7 + i) % pace.length] ?? 0) + round) % 3 === 0) continue;
+      if (round % 2 === 0 && (pace[(round * 7 + i) % pace.length] ?? 0) % 3 === 0) continue;
       const promoted = range.learners.filter(healthy);
       range.voters.push(...promoted);
       range.learners = range.learners.filter((id) => !healthy(id));
@@ -146,5 +146,18 @@ describe("placementPlan", () => {
     assert.deepEqual(placementPlan({ ...left, ranges: [{ id: 1, voters: [1, 2, 4], learners: [3] }] }), [{ range: 1, kind: "remove", node: 3, why: "learner-lost" }]);
     // Three members, one dead: no healthy node to replace it on, and the dead voter stays (removing it would leave two).
     assert.deepEqual(placementPlan({ replicationFactor: 3, members: [1, 2, 3], live: [1, 2], dead: [3], ranges: [{ id: 1, voters: [1, 2, 3], learners: [] }] }), []);
+  });
+
+  test("the ranges a cluster starts with are placed round the members, counts within one; range 0, and a cluster no larger than the factor, on every member", () => {
+    const members = [5, 1, 3, 2, 4];
+    const placed = Array.from({ length: 8 }, (_, i) => initialReplicas(i + 1, members, 3));
+    assert.deepEqual(placed[0], [1, 2, 3]);
+    assert.deepEqual(placed[1], [4, 5, 1].sort());
+    const counts = replicaCounts({ members, ranges: placed.map((voters, i) => ({ id: i + 1, voters, learners: [] })) });
+    const spread = [...counts.values()];
+    assert.ok(Math.max(...spread) - Math.min(...spread) <= 1, spread.join(","));
+    assert.deepEqual(initialReplicas(0, members, 3), members);
+    assert.deepEqual(initialReplicas(4, [3, 1, 2], 3), [3, 1, 2]);
+    assert.deepEqual(initialReplicas(4, members, 0), members);
   });
 });

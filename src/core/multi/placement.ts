@@ -136,3 +136,17 @@ function most(ids: readonly NodeId[], counts: ReadonlyMap<NodeId, number>): Node
   for (const id of [...ids].sort((a, b) => b - a)) if (best === null || (counts.get(id) ?? 0) > (counts.get(best) ?? 0)) best = id;
   return best;
 }
+
+/**
+ * Where a range the cluster starts with (`--shards`) is first placed, before any move: every
+ * member for range 0 (the cluster's configuration lives there) or when the cluster has no
+ * more members than the replicas each range keeps; otherwise `replicationFactor` members
+ * taken round the members in id order, each range starting where the last one ended, so
+ * the counts start within one of each other. Every member computes the same.
+ */
+export function initialReplicas(range: GroupId, members: readonly NodeId[], replicationFactor: number): NodeId[] {
+  if (range === 0 || replicationFactor <= 0 || members.length <= replicationFactor) return [...members];
+  const sorted = [...members].sort((a, b) => a - b);
+  const first = ((range - 1) * replicationFactor) % sorted.length;
+  return Array.from({ length: replicationFactor }, (_, k) => sorted[(first + k) % sorted.length] as NodeId).sort((a, b) => a - b);
+}

@@ -52,6 +52,14 @@ export interface NodeConfig {
    * key once it holds more than N keys (0, the default: never by itself).
    */
   readonly splitKeys?: number;
+  /**
+   * `--replicas N`: on a sharded Raft cluster with more than N members, each range but
+   * range 0 keeps N replicas, placed and moved over the members (range-placement.ts);
+   * 0 (the default): every member hosts every range.
+   */
+  readonly replicas?: number;
+  /** `--replace-after-ms`: with `--replicas`, a member unreachable this long has its ranges' replicas made again on others. */
+  readonly replaceAfterMs?: number;
   readonly tickMs: number;
   readonly electionTicks: number;
   readonly heartbeatTicks: number;
@@ -110,6 +118,11 @@ export const DEFAULT_NODE_CONFIG = Object.freeze({
   // Off until a split stops copying the keys it moves: a split of a range of 1,000,000
   // keys would stall every node's writes for ~20 s (docs/sharding.md, "Splits").
   splitKeys: 0,
+  // Every member hosts every range until asked otherwise: requests for a range a node does
+  // not host are forwarded to one that does, but not yet those over several ranges.
+  replicas: 0,
+  // A minute: long enough that a restart or a short partition does not move data.
+  replaceAfterMs: 60_000,
   // 50 ms ticks, a heartbeat per tick, elections after 10 to 20 ticks: a dead leader is
   // replaced in about 0.5 to 1 s, and the lease (7 ticks) is 350 ms.
   tickMs: 50,
@@ -141,6 +154,8 @@ export function validateNodeConfig(config: NodeConfig): NodeConfig {
   positive(config.requestTimeoutMs, "--request-timeout-ms");
   positive(config.snapshotEntries, "--snapshot-entries");
   if (config.splitKeys !== undefined && (!Number.isSafeInteger(config.splitKeys) || config.splitKeys < 0)) throw new InvalidInputError(`--split-keys must be a non-negative integer (0: ranges do not split by themselves), got ${config.splitKeys}`);
+  if (config.replicas !== undefined && (!Number.isSafeInteger(config.replicas) || config.replicas < 0 || config.replicas > 7)) throw new InvalidInputError(`--replicas must be an integer from 0 (every member hosts every range) to 7, got ${config.replicas}`);
+  if (config.replaceAfterMs !== undefined) positive(config.replaceAfterMs, "--replace-after-ms");
   if (!Number.isSafeInteger(config.shards) || config.shards < 1 || config.shards > SHARDS_MAX) throw new InvalidInputError(`--shards must be an integer from 1 to ${SHARDS_MAX}, got ${config.shards}`);
   positive(config.walSegmentBytes, "WAL segment size");
   positive(config.pendingRequestsMax, "pending requests");

@@ -155,7 +155,7 @@ export interface DashboardSample {
   readonly messagesReceivedPerSecond: number;
 }
 
-export type DashboardEventKind = "election" | "leader" | "leadership-moved" | "range-born" | "membership" | "snapshot" | "snapshot-installed" | "fault" | "started";
+export type DashboardEventKind = "election" | "leader" | "leadership-moved" | "range-born" | "replica-added" | "replica-removed" | "range-left" | "membership" | "snapshot" | "snapshot-installed" | "fault" | "started";
 
 export interface DashboardEvent {
   readonly seq: number;

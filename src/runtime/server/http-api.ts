@@ -50,6 +50,8 @@ import { TxnAbortedError, type CrossRangeResult } from "./cross-range-txn.js";
 import type { TxnCommand } from "../../core/kv/command.js";
 import type { DashboardFeed } from "./dashboard-feed.js";
 import { serveSplit, type SplitAnswer } from "./split-route.js";
+import { forwardRequest, unhostedRangeOf } from "./range-forward.js";
+import type { GroupId } from "../../core/multi/group.js";
 import { serveClusterAction, serveDashboardAsset, serveDashboardStream, serveFaults, serveInjectFault } from "./dashboard-http.js";
 
 /**
@@ -71,6 +73,12 @@ export interface KvService extends RangedService {
    * both halves; absent where ranges do not split (a cluster not sharded, or Paxos).
    */
   split?(range: number, key: string | null): Promise<SplitAnswer>;
+  /**
+   * Where ranges are on some members only: the HTTP addresses of the nodes hosting every one
+   * of `ranges` (the first range's leader first), to forward a request to (range-forward.ts).
+   * Absent: every node hosts every range.
+   */
+  rangeHosts?(ranges: readonly GroupId[]): readonly string[];
   /** Transactions across ranges (cross-range-txn.ts); absent where there are none (one range, or Paxos). */
   readonly crossRangeTxn?: {
     spans(txn: Pick<TxnCommand, "compares" | "success" | "failure">): boolean;
@@ -261,7 +269,7 @@ const ROUTES: Readonly<Record<string, Readonly<Record<string, Route>>>> = {
       serve: (c) => deleteKey(c.service, c.key, flagParameter(c.query, "prefix"), clientRequestOf(c.request), namedRangeOf(c.request), c.response),
     },
   },
-  "/v1/kv": { GET: { query: ["prefix", "limit", "after", "consistency", "revision"], access: (c) => c.guard.read(c.query.get("prefix") ?? ""), serve: (c) => rangeKeys(c.service, c.query, c.response) } },
+  "/v1/kv": { GET: { query: ["prefix", "limit", "after", "consistency", "revision", "range"], access: (c) => c.guard.read(c.query.get("prefix") ?? ""), serve: (c) => rangeKeys(c.service, c.query, c.response, c.request.headers.authorization) } },
   "/v1/txn": { POST: { query: [], access: "user", serve: serveTxn } },
   "/v1/compact": { POST: { query: ["range"], access: "admin", serve: serveCompact } },
   "/v1/watch": { GET: { query: ["key", "prefix", "fromRevision", "prevValue", "linearizable"], access: (c) => c.guard.read(c.query.get("key") ?? c.query.get("prefix") ?? ""), serve: serveWatch } },
@@ -350,7 +358,10 @@ async function handle(service: KvService, options: HttpApiOptions, request: Inco
     if (route.access === "user") await context.guard.user();
     else if (route.access === "admin") await context.guard.admin();
     else if (route.access !== "public" && route.access !== "handler") await route.access(context);
-    await route.serve(context);
+    // A key, listing or watch of a range this node does not host goes to a node that does.
+    const unhosted = request.headers[FORWARDED_HEADER] === undefined ? unhostedRangeOf(service, name, key, query) : null;
+    if (unhosted !== null) await forwardRequest(service, request, response, [unhosted], options.requestBodyBytesMax);
+    else await route.serve(context);
   } catch (error) {
     if (!request.complete) discardBody(request);
     sendError(response, toHttpError(error, service));

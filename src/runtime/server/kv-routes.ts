@@ -8,10 +8,11 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { limits } from "../../core/common/limits.js";
 import { FutureRevisionError, SELF_ASSIGNED_SESSIONS_FROM, type KvRecord } from "../../core/kv/store.js";
 import type { ClientRequest, KvOperation } from "./driver.js";
-import { consistencyOf, flagParameter, HttpError, integerParameter, RANGE_HEADER, readBody, SEQUENCE_HEADER, SESSION_HEADER, sendJson, TooLargeError, unexpectedResult, type KvService, type RouteContext } from "./http-api.js";
+import { consistencyOf, FORWARDED_HEADER, flagParameter, HttpError, integerParameter, RANGE_HEADER, readBody, SEQUENCE_HEADER, SESSION_HEADER, sendJson, TooLargeError, unexpectedResult, type KvService, type RouteContext } from "./http-api.js";
 import { DEFAULT_GROUP, GROUP_ID_MAX, type GroupId } from "../../core/multi/group.js";
-import { listAcross, oneRangeOf, prefixRangeOf, RangeMismatchError, rangeOf, rangeTableOf, replicaOf, txnKeys, type RangeService } from "./range-routing.js";
+import { listAcross, servesHere, oneRangeOf, prefixRangeOf, RangeMismatchError, rangeOf, rangeTableOf, replicaOf, txnKeys, type RangeService } from "./range-routing.js";
 import { parseTxnRequest, txnResultJson } from "./txn-json.js";
+import { forwardRequest } from "./range-forward.js";
 import { parseEventId, type WatchRequest } from "./watch.js";
 
 export const RANGE_LIMIT_DEFAULT = 100;
@@ -24,6 +25,12 @@ export async function serveTxn(c: RouteContext): Promise<void> {
   const body = await readBody(c.request, c.options.requestBodyBytesMax, "a transaction");
   const txn = parseTxnRequest(body);
   await c.guard.txn(txn);
+  // Ranges this node does not host: the transaction goes to a node that hosts all of them.
+  if (c.service.rangeHosts !== undefined && c.request.headers[FORWARDED_HEADER] === undefined) {
+    const table = rangeTableOf(c.service);
+    const ranges = [...new Set(txnKeys(txn).map((key) => table.forKey(key).id))];
+    if (ranges.some((id) => !servesHere(c.service, id))) return forwardRequest(c.service, c.request, c.response, ranges, c.options.requestBodyBytesMax, body);
+  }
   const crossRange = c.service.crossRangeTxn;
   if (crossRange !== undefined && crossRange.spans(txn)) {
     // Two-phase commit over the ranges (cross-range-txn.ts); not part of a client session,
@@ -175,11 +182,23 @@ export async function deleteKey(ranged: KvService, key: string, prefix: boolean,
   throw unexpectedResult(result);
 }
 
-export async function rangeKeys(service: KvService, query: URLSearchParams, response: ServerResponse): Promise<void> {
+export async function rangeKeys(service: KvService, query: URLSearchParams, response: ServerResponse, credentials?: string): Promise<void> {
   const limit = integerParameter(query, "limit", 1, RANGE_LIMIT_MAX) ?? RANGE_LIMIT_DEFAULT;
   const prefix = query.get("prefix") ?? "";
   const after = query.get("after");
   const revision = integerParameter(query, "revision", 1);
+  const only = integerParameter(query, "range", 0, GROUP_ID_MAX);
+  if (only !== null) {
+    // One range's keys (what a node lists of a range it hosts for a listing on another node).
+    if (revision !== null) throw new HttpError(400, "invalid_input", "a listing names a range or a revision, not both");
+    const descriptor = rangeTableOf(service).get(only);
+    if (descriptor === undefined) throw new HttpError(404, "range_not_found", `there is no range ${only} (GET /v1/shards lists the ranges)`);
+    const replica = replicaOf(service, descriptor);
+    await replica.read(consistencyOf(query));
+    const { records, more } = replica.range(prefix, limit, after);
+    const span = replica.span();
+    return sendJson(response, 200, { kvs: records.map(recordJson), more, revision: replica.revision(), range: { id: only, start: span.start, end: span.end } });
+  }
   if (revision !== null) {
     // A revision is one range's: a listing at a revision stays within that range.
     const range = prefixRangeOf(service, prefix, "a listing at a revision");
@@ -187,7 +206,7 @@ export async function rangeKeys(service: KvService, query: URLSearchParams, resp
     const { records, more } = range.rangeAt(prefix, limit, after, revision);
     return sendJson(response, 200, { kvs: records.map(recordJson), more, revision });
   }
-  const page = await listAcross(service, prefix, limit, after, consistencyOf(query));
+  const page = await listAcross(service, prefix, limit, after, consistencyOf(query), credentials);
   const revisions = page.ranges.length > 1 ? { ranges: page.ranges } : {};
   // `revision` is the first range's read; a listing over several names each range's too.
   const first = page.ranges[0]?.revision ?? rangeOf(service, prefix).revision();

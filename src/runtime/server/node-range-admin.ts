@@ -29,6 +29,7 @@ import { RangeBirths } from "./range-births.js";
 import { readSnapshotRange } from "../../core/kv/snapshot.js";
 import { CrossRangeTxns } from "./cross-range-txn.js";
 import { LIVENESS_GROUP, PeerLiveness, PING_EVERY_TICKS } from "./node-liveness.js";
+import { DIRECTORY_GROUP, RangePlacement } from "./range-placement.js";
 import { HttpError, type KvService } from "./http-api.js";
 import type { SplitAnswer } from "./split-route.js";
 import { storageFailure } from "./disk-guard.js";
@@ -71,6 +72,8 @@ export class RangeAdmin {
   private readonly crossRange: CrossRangeTxns | null;
   /** On a sharded node: the pings that wake quiet ranges whose leader's node stopped answering. */
   private liveness: PeerLiveness | null = null;
+  /** With `--replicas`: the ranges' directory and their moves between members (null: every member hosts every range). */
+  private placement: RangePlacement | null = null;
 
   /** `unborn`: the ranges recovered at start that wait to be born of their parent's split (node-ranges.ts). */
   constructor(
@@ -118,7 +121,33 @@ export class RangeAdmin {
         log: (message, fields) => log.warn({ component: "liveness", ...fields }, message),
       });
       this.liveness = liveness;
+      const replicas = config.replicas ?? DEFAULT_NODE_CONFIG.replicas;
+      if (replicas > 0) {
+        this.placement = new RangePlacement({
+          self: config.id,
+          replicationFactor: replicas,
+          replaceAfterMs: config.replaceAfterMs ?? DEFAULT_NODE_CONFIG.replaceAfterMs,
+          ranges,
+          groups: this.host.groups,
+          membership: () => this.host.membership(),
+          reachable: () => this.host.reachable(),
+          drop: (id) => this.dropRange(id),
+          stopping: () => this.host.stopping(),
+          log: log.child({ component: "placement" }),
+          record: (step) =>
+            this.host.feed.record(
+              step.kind === "add" ? "replica-added" : "replica-removed",
+              `range ${step.range}: ${step.kind === "add" ? `a learner added on node ${step.node}` : `node ${step.node}'s replica removed`} (${step.why})`,
+              { range: step.range, node: step.node },
+            ),
+        });
+      }
     }
+  }
+
+  /** The nodes hosting range `id`, its leader first, where this node hosts it not (empty: none known, or every member hosts every range). */
+  hostsOf(id: GroupId): NodeId[] {
+    return this.placement?.hostsOf(id) ?? [];
   }
 
   /**
@@ -130,14 +159,16 @@ export class RangeAdmin {
     const { config, ranges, log, feed } = this.host;
     ranges.start();
     this.liveness?.start();
+    this.placement?.start();
     ranges.balanceLeaders({
       self: config.id,
       live: () => this.host.reachable(),
+      placed: () => (this.placement?.active() === true ? this.placement.leadership() : null),
       log: log.child({ component: "ranges" }),
       moved: (range, to) => feed.record("leadership-moved", `node ${config.id} handed range ${range}'s leadership to node ${to} (spreading leaderships)`, { range, to }),
     });
     this.crossRange?.start();
-    if (config.consensus === "raft") ranges.followMembers({ cluster: () => this.host.membership(), log: log.child({ component: "ranges" }) });
+    if (config.consensus === "raft") ranges.followMembers({ cluster: () => this.host.membership(), placing: () => this.placement?.active() ?? false, log: log.child({ component: "ranges" }) });
     if (this.births !== null) {
       ranges.splitBySize({
         splitKeys: config.splitKeys ?? DEFAULT_NODE_CONFIG.splitKeys,
@@ -151,6 +182,7 @@ export class RangeAdmin {
   /** Stops the liveness pings and the transactions' recovery; the ranges themselves are the node's to stop. */
   stop(): void {
     this.liveness?.stop();
+    this.placement?.stop();
     this.crossRange?.stop();
   }
 
@@ -170,7 +202,8 @@ export class RangeAdmin {
    */
   async changeClusterMembers(change: MembershipChange): Promise<{ readonly index: number }> {
     const changed = await this.host.primary.driver.changeMembership(change);
-    if (!this.host.ranges.sharded) return changed;
+    // Ranges placed on some members only move by themselves, a step at a time (range-placement.ts).
+    if (!this.host.ranges.sharded || this.placement?.active() === true) return changed;
     const deadline = Date.now() + this.host.config.requestTimeoutMs;
     while (!this.host.ranges.followingMembers(this.host.membership()) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
     return changed;
@@ -208,15 +241,33 @@ export class RangeAdmin {
     return { range: id, at, child: result.child, epoch: result.epoch, revision: result.revision, ranges: descriptors };
   }
 
+  /**
+   * Stops hosting range `id` (this node's replica was removed from it: the range moved) and
+   * removes what this node keeps of it: its records, sessions and history, then its log.
+   */
+  private async dropRange(id: GroupId): Promise<void> {
+    const { ranges, groups, sharedLog, feed, config } = this.host;
+    const replica = ranges.remove(id);
+    if (replica === undefined) return;
+    groups.unhost(id);
+    await replica.stop();
+    await replica.closeStorage();
+    // Records first, then the log: a crash between leaves a log whose replica finds itself removed again.
+    ranges.environment?.dropGroup(id);
+    sharedLog.drop(id);
+    feed.record("range-left", `node ${config.id} no longer hosts range ${id} (its replica moved to another node)`, { range: id });
+  }
+
   /** Hosts a range other than group 0: the same members, its own log and state; the configuration, the directory of members and the dashboard's events are group 0's. */
-  private hostRange(recovered: RecoveredGroup): GroupReplica {
+  private hostRange(recovered: RecoveredGroup, adopted = false): GroupReplica {
     const { config, ranges, metrics, log } = this.host;
     const id = recovered.group;
     const network = this.host.groups.host(id, (from, message) => ranges.get(id)?.driver.receive(from, message));
     const onFatal = (error: unknown): void => void setImmediate(() => { throw storageFailure(error, config.dataDir); });
     const replica = new GroupReplica(config, recovered, { network, metrics, onFatal, spanChanged: () => this.spanChanged() }, log);
     replica.kv.setSplitHost(this.births?.hostFor(() => replica.membership()) ?? null);
-    ranges.add(replica);
+    if (adopted) ranges.adopt(replica);
+    else ranges.add(replica);
     return replica;
   }
 
@@ -231,12 +282,16 @@ export class RangeAdmin {
   adoptRange(from: NodeId, id: GroupId): void {
     const { config, consensus, sharedLog, ranges, log } = this.host;
     const environment = ranges.environment;
-    if (this.births === null || environment === null || id === LIVENESS_GROUP || ranges.get(id) !== undefined || this.adopting) return;
+    if (this.births === null || environment === null || id === LIVENESS_GROUP || id === DIRECTORY_GROUP || ranges.get(id) !== undefined || this.adopting) return;
     if (this.births.waitsForParent(id) || !isMember(this.host.membership(), from)) return;
     const senderHttp = this.host.memberHttp(from);
     if (senderHttp === undefined) return;
     this.adopting = true;
-    void this.learnSpan(senderHttp, id)
+    // Where ranges are placed, the directory says the range's span and whether it counts this
+    // node in (a message from a leader that just removed this node must not bring it back).
+    const described = this.placement?.adoptable(id);
+    const learned = described === undefined ? this.learnSpan(senderHttp, id, config.id) : Promise.resolve(described);
+    void learned
       .then((span) => {
         if (span === null || ranges.get(id) !== undefined || this.births === null) return;
         if (environment.registry.overlapping(id, spanBounds(span)) !== undefined) return;
@@ -247,8 +302,8 @@ export class RangeAdmin {
           { group: id, logStore: new LogStore(sharedLog, id), durable, kvPath: environment.path, openStateMachine: () => ({ backend: environment.group(id, span), trusted: true, reason: null }), bootstrapPeers: [] },
           log,
         );
-        this.hostRange(recovered);
-        log.warn({ range: id, peer: from, start: span.start, end: span.end }, "hosting a range this node missed the split of, until its leader sends its state");
+        this.hostRange(recovered, true);
+        log.warn({ range: id, peer: from, start: span.start, end: span.end }, "hosting a range this node missed the split of, or was added to, until its leader sends its state");
       })
       .catch((error: unknown) => log.warn({ err: error, range: id, peer: from }, "could not host a range this node missed the split of; its leader's next message tries again"))
       .finally(() => {
@@ -277,13 +332,14 @@ export class RangeAdmin {
     });
   }
 
-  /** Range `id`'s span as the member at `http` sees it (null: it lists no such range). */
-  private async learnSpan(http: string, id: GroupId): Promise<{ readonly start: string; readonly end: string | null } | null> {
+  /** Range `id`'s span as the member at `http` sees it (null: it lists no such range, or lists it without node `self`). */
+  private async learnSpan(http: string, id: GroupId, self: NodeId): Promise<{ readonly start: string; readonly end: string | null } | null> {
     const response = await fetch(`${http}/v1/shards`, { signal: AbortSignal.timeout(2000) });
     if (!response.ok) throw new Error(`${http}/v1/shards answered ${response.status}`);
-    const shards = ((await response.json()) as { shards?: { id: number; start: string; end: string | null }[] }).shards ?? [];
+    const shards = ((await response.json()) as { shards?: { id: number; start: string; end: string | null; replicas?: number[] }[] }).shards ?? [];
     const range = shards.find((shard) => shard.id === id);
-    return range === undefined ? null : { start: range.start, end: range.end };
+    if (range === undefined || (range.replicas !== undefined && !range.replicas.includes(self))) return null;
+    return { start: range.start, end: range.end };
   }
 
   /** A range a split made (range-births.ts): recovered from its durable state, hosted, and started with the others. */

@@ -4,16 +4,19 @@
  * stopped together, served to the HTTP API one `RangeService` per range, and described in
  * `/v1/status` and `GET /v1/shards`.
  *
- * Every member hosts every range today: the cluster's ranges are fixed at its start
- * (`--shards`), and each is a consensus group of the same members as group 0.
+ * Every member hosts every range unless the cluster keeps fewer replicas of each than it has
+ * members (`--replicas`, range-placement.ts): then a node hosts some ranges, routes by the
+ * descriptors its peers send of the others, and ranges are added here and dropped as they move.
  */
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { NotMemberError } from "../../core/common/errors.js";
 import type { DurableState, Membership, NodeId } from "../../core/engine/contract.js";
+import type { RangeDescriptor } from "../../core/multi/ranges.js";
 import { members } from "../../core/engine/membership.js";
 import { DEFAULT_GROUP, type GroupId } from "../../core/multi/group.js";
 import { leadershipMove } from "../../core/multi/leader-balance.js";
+import { initialReplicas } from "../../core/multi/placement.js";
 import { rangeMembershipChange } from "../../core/multi/range-members.js";
 import { RangeTable, spanHolds } from "../../core/multi/ranges.js";
 import { LmdbKvEnvironment } from "../storage/kv-lmdb-env.js";
@@ -31,6 +34,18 @@ import { readSnapshotRange } from "../../core/kv/snapshot.js";
 import { RangeMismatchError, RangeNotReadyError, TxnLockedError, type RangeService } from "./range-routing.js";
 import { RANGE_BIRTH_INDEX } from "../../core/kv/split.js";
 import { LIVENESS_GROUP } from "./node-liveness.js";
+
+/** The ranges a node does not host, as its peers describe them (range-placement.ts). */
+export interface OtherRanges {
+  descriptors(): readonly RangeDescriptor[];
+  /** What `GET /v1/shards` says of range `id` here: its leader, replicas and where to send its requests. */
+  view(id: GroupId): object | undefined;
+}
+
+/** Whether two ranges' spans share a key. */
+function spansOverlap(a: Pick<RangeDescriptor, "start" | "end">, b: Pick<RangeDescriptor, "start" | "end">): boolean {
+  return (a.end === null || b.start < a.end) && (b.end === null || a.start < b.end);
+}
 
 /** What `recoverRanges` found: the ranges to host now, and those that wait for their parent's split. */
 export interface RecoveredRanges {
@@ -70,6 +85,9 @@ export function recoverRanges(
   const deferred = new Map<GroupId, DurableState<unknown>>();
   const fromFiles = new Set<GroupId>();
   const durableOf = (id: GroupId): DurableState<unknown> | undefined => replayed.get(id)?.durable;
+  // A node that ran before (group 0's log holds something) and holds nothing of a range it
+  // started with, in its log or its state machine, gave that range away (it moved: range-placement.ts).
+  const ranBefore = replayed.has(DEFAULT_GROUP) && environment !== null;
   try {
     const born = [...new Set([...replayed.keys(), ...births.keys()])].filter((id) => presplit.get(id) === undefined && id !== LIVENESS_GROUP);
     const ids = [...presplit.list().map((range) => range.id), ...born].sort((a, b) => a - b);
@@ -81,6 +99,12 @@ export function recoverRanges(
         durable = { ...birth, hardState: durable?.hardState ?? null };
         fromFiles.add(id);
       }
+      if (durable === undefined && ranBefore && presplit.get(id) !== undefined && environment?.spanOf(id) === undefined) continue;
+      // A cluster starting with ranges on some members only: this node hosts those first placed here.
+      const firstReplicas = initialReplicas(id, config.members.map((member) => member.id), config.replicas ?? 0);
+      if (durable === undefined && !ranBefore && !identity.joined && presplit.get(id) !== undefined && !firstReplicas.includes(config.id)) continue;
+      // A node joining such a cluster hosts range 0 only, and each other range once it is added to it (the directory says where).
+      if (durable === undefined && identity.joined && (config.replicas ?? 0) > 0 && id !== DEFAULT_GROUP && presplit.get(id) !== undefined && environment?.spanOf(id) === undefined) continue;
       durable ??= { hardState: null, snapshot: null, entries: [] };
       let span: KvSpan | undefined = environment?.spanOf(id) ?? presplit.get(id);
       if (span === undefined) {
@@ -112,7 +136,7 @@ export function recoverRanges(
             ...(environment === null ? {} : { openStateMachine: () => ({ backend: environment.group(id, groupSpan), trusted: environment.trusted, reason: environment.reason }) }),
             // A node that joined never bootstraps: its configuration comes from the cluster.
             // Nor does a range born of a split: its first snapshot holds its configuration.
-            bootstrapPeers: identity.joined || presplit.get(id) === undefined ? [] : config.members.map((member) => member.id),
+            bootstrapPeers: identity.joined || presplit.get(id) === undefined ? [] : firstReplicas,
           },
           log,
         ),
@@ -159,6 +183,8 @@ export const MEMBERS_CHECK_INTERVAL_MS = 250;
 export interface MemberFollowing {
   /** Group 0's configuration: the cluster's members. */
   readonly cluster: () => Membership;
+  /** Whether ranges are placed on some members only now (range-placement.ts), and so do not follow group 0's. */
+  readonly placing: () => boolean;
   readonly log: Logger;
 }
 
@@ -170,6 +196,11 @@ export interface LeaderBalancing {
   readonly log: Logger;
   /** A leadership this node handed over. */
   readonly moved?: (range: GroupId, to: NodeId) => void;
+  /**
+   * Where ranges are on some members only (range-placement.ts): every range's leader and
+   * voters as the peers describe them; null: each range as this node's replica sees it.
+   */
+  readonly placed?: () => { readonly leaders: ReadonlyMap<GroupId, NodeId | null>; readonly voters: ReadonlyMap<GroupId, readonly NodeId[]> } | null;
 }
 
 export class NodeRanges {
@@ -186,6 +217,10 @@ export class NodeRanges {
   private membersTimer: NodeJS.Timeout | null = null;
   private readonly changingMembers = new Set<GroupId>();
   private splitting = false;
+  /** Ranges hosted with no state, waiting for their leader's snapshot (node-range-admin.ts, adoptRange). */
+  private readonly adopted = new Set<GroupId>();
+  /** The ranges this node does not host, as its peers describe them (range-placement.ts). */
+  private others: OtherRanges | null = null;
 
   /**
    * `shards`: the ranges the cluster started with; `environment`: the LMDB environment the
@@ -204,6 +239,28 @@ export class NodeRanges {
     this.replicas.set(replica.group, replica);
     this.tableStale = true;
     if (this.running) replica.driver.start();
+  }
+
+  /** Hosts `replica`, added with no state: it serves nothing until its leader's snapshot arrives. */
+  adopt(replica: GroupReplica): void {
+    this.adopted.add(replica.group);
+    this.add(replica);
+  }
+
+  /** Stops hosting range `group` (it moved away): routing no longer counts on it. Its storage is the caller's to drop. */
+  remove(group: GroupId): GroupReplica | undefined {
+    const replica = this.replicas.get(group);
+    this.replicas.delete(group);
+    this.serviceCache.delete(group);
+    this.adopted.delete(group);
+    this.tableStale = true;
+    return replica;
+  }
+
+  /** Where the descriptors of the ranges this node does not host come from. */
+  describeOthers(others: OtherRanges): void {
+    this.others = others;
+    this.tableStale = true;
   }
 
   get(group: GroupId): GroupReplica | undefined {
@@ -226,22 +283,34 @@ export class NodeRanges {
    * adoptRange), and serves no read until it does.
    */
   holdsState(replica: GroupReplica): boolean {
+    if (this.adopted.has(replica.group)) {
+      if (replica.kv.applied === 0) return false;
+      this.adopted.delete(replica.group);
+      return true;
+    }
     return replica.group < this.shards || replica.kv.applied >= RANGE_BIRTH_INDEX;
   }
 
   /**
-   * The ranges as this node's replicas hold them: each one's span and epoch. Every range is
-   * hosted on every node, so they cover the key space once; should they not (a replica that
-   * missed a split and has not caught up), the last whole table stays, and says so in the log.
+   * The ranges as this node's replicas hold them (each one's span and epoch), and those it
+   * does not host as its peers describe them. They cover the key space once; should they not
+   * (a replica that missed a split and has not caught up, or a peer's view a moment old), the
+   * last whole table stays, and says so in the log.
    */
   get table(): RangeTable {
     if (!this.tableStale) return this.tableBuilt;
     this.tableStale = false;
     if (!this.sharded) return this.tableBuilt;
-    const descriptors = this.all().map((replica) => {
+    const descriptors: RangeDescriptor[] = this.all().map((replica) => {
       const span = replica.kv.backend.span ?? { start: "", end: null };
       return { id: replica.group, start: span.start, end: span.end, epoch: replica.kv.rangeEpoch };
     });
+    // Another node's view of a range overlapping one hosted here is older or newer than this
+    // node's (a split on the way): the hosted one routes, and refuses what it no longer holds.
+    for (const other of this.others?.descriptors() ?? []) {
+      if (this.replicas.has(other.id) || descriptors.some((mine) => spansOverlap(mine, other))) continue;
+      descriptors.push(other);
+    }
     try {
       this.tableBuilt = new RangeTable(descriptors);
     } catch (error) {
@@ -271,10 +340,11 @@ export class NodeRanges {
     this.balanceTimer.unref();
   }
 
-  private balanceOnce({ self, live, log, moved }: LeaderBalancing): void {
+  private balanceOnce({ self, live, log, moved, placed }: LeaderBalancing): void {
     if (this.moving || Date.now() - this.lastMoveMs < LEADER_MOVE_SPACING_MS) return;
-    const leaders = new Map(this.all().map((replica) => [replica.group, replica.engine.status().leader] as const));
-    const move = leadershipMove({ self, live: live(), leaders });
+    const view = placed?.() ?? null;
+    const leaders = view?.leaders ?? new Map(this.all().map((replica) => [replica.group, replica.engine.status().leader] as const));
+    const move = leadershipMove({ self, live: live(), leaders, ...(view === null ? {} : { voters: view.voters }) });
     const replica = move === null ? undefined : this.replicas.get(move.range);
     if (move === null || replica === undefined) return;
     this.moving = true;
@@ -301,7 +371,8 @@ export class NodeRanges {
     this.membersTimer.unref();
   }
 
-  private followOnce({ cluster, log }: MemberFollowing): void {
+  private followOnce({ cluster, placing, log }: MemberFollowing): void {
+    if (placing()) return;
     const wanted = cluster();
     for (const replica of this.all()) {
       if (replica.group === DEFAULT_GROUP || this.changingMembers.has(replica.group) || replica.engine.status().role !== "leader") continue;
@@ -380,7 +451,7 @@ export class NodeRanges {
   views(leaderHttp: (leader: number) => string | null): object[] {
     return this.table.list().map((range) => {
       const replica = this.replicas.get(range.id);
-      if (replica === undefined) return { ...range, hosted: false };
+      if (replica === undefined) return { ...range, hosted: false, ...this.others?.view(range.id) };
       const status = replica.engine.status();
       return {
         ...range,
@@ -390,6 +461,8 @@ export class NodeRanges {
         term: status.term,
         leader: status.leader,
         replicas: members(replica.membership()).sort((a, b) => a - b),
+        voters: [...replica.membership().voters].sort((a, b) => a - b),
+        learners: [...replica.membership().learners].sort((a, b) => a - b),
         leaderHttp: status.leader === null ? null : leaderHttp(status.leader),
         commitIndex: status.commitIndex,
         appliedIndex: replica.kv.applied,

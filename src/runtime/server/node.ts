@@ -18,7 +18,7 @@ import { PeerTransport } from "../transport/peer-transport.js";
 import type { ApiListener } from "../tls/https-listener.js";
 import { TlsConfigError, TlsSource } from "../tls/material.js";
 import { trustForFetch } from "../tls/trust.js";
-import { DEFAULT_GROUP } from "../../core/multi/group.js";
+import { DEFAULT_GROUP, type GroupId } from "../../core/multi/group.js";
 import { GroupRouter } from "../../core/multi/router.js";
 import { formatHostPort, type MemberAddress, type NodeConfig } from "./config.js";
 import { consensusFor, nodeIdProblem, statusDetails, type Consensus } from "./consensus.js";
@@ -30,7 +30,9 @@ import { NodeRanges, recoverRanges, type RecoveredRanges } from "./node-ranges.j
 import { RangeAdmin } from "./node-range-admin.js";
 import { HttpError, type KvService, type QuorumView, type Readiness } from "./http-api.js";
 import { quorumViewOf, readinessOf } from "./node-health.js";
-import type { RangeService } from "./range-routing.js";
+import type { RangeService, RemoteListing } from "./range-routing.js";
+import type { RangeDescriptor } from "../../core/multi/ranges.js";
+import { remoteListing } from "./range-forward.js";
 import { assert } from "../../core/common/assert.js";
 import { createApiListener } from "./api-listener.js";
 import { DiskGuard, storageFailure } from "./disk-guard.js";
@@ -553,6 +555,13 @@ export class SynodNode {
     });
   }
 
+  /** The HTTP addresses of the members hosting every one of `ranges`, the first one's leader first. */
+  private rangeHosts(ranges: readonly GroupId[]): string[] {
+    const [first, ...rest] = ranges.map((id) => this.rangeAdmin.hostsOf(id));
+    const common = (first ?? []).filter((node) => rest.every((hosts) => hosts.includes(node)));
+    return common.flatMap((node) => this.memberHttp.get(node) ?? []);
+  }
+
   private service(): KvService {
     const diskGuard = (): DiskGuard | null => this.diskGuard;
     const sharded = this.ranges.sharded;
@@ -560,8 +569,21 @@ export class SynodNode {
       Promise.reject(new HttpError(501, "not_supported", `${what} of a sharded cluster is not built yet (issue 16): this cluster has ${this.ranges.table.size} ranges`));
     return {
       ...(this.ranges.service(DEFAULT_GROUP, diskGuard) as RangeService),
-      ranges: { table: () => this.ranges.table, replica: (id) => this.ranges.service(id, diskGuard) },
+      ranges: {
+        table: () => this.ranges.table,
+        replica: (id) => this.ranges.service(id, diskGuard),
+        ready: (id) => {
+          const replica = this.ranges.get(id);
+          return replica !== undefined && this.ranges.holdsState(replica);
+        },
+      },
       ...this.rangeAdmin.service(),
+      ...(sharded && (this.config.replicas ?? 0) > 0
+        ? {
+            rangeHosts: (ranges: readonly GroupId[]) => this.rangeHosts(ranges),
+            remoteListing: (range: RangeDescriptor, listing: RemoteListing) => remoteListing(() => this.rangeHosts([range.id]), range, listing, this.config.requestTimeoutMs),
+          }
+        : {}),
       status: () => this.status(),
       shards: () => this.shards(),
       members: () => {

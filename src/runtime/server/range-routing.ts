@@ -55,12 +55,37 @@ export interface RangeRouter {
   table(): RangeTable;
   /** This node's replica of range `id`; undefined when it hosts none. */
   replica(id: GroupId): RangeService | undefined;
+  /** Whether this node's replica of range `id` holds the range's state (one added to the range waits for its leader's snapshot). */
+  ready?(id: GroupId): boolean;
+}
+
+/** Whether this node has a replica of range `id` that holds its state: else a request for it goes to a node that does (range-forward.ts). */
+export function servesHere(service: RangedService, id: GroupId): boolean {
+  return service.ranges === undefined || (service.ranges.replica(id) !== undefined && service.ranges.ready?.(id) !== false);
+}
+
+/** What a listing reads of one range: this node's replica, or a page asked of a node that hosts it. */
+export type ListingSource = Pick<RangeService, "read" | "span" | "range" | "revision">;
+
+/** What a listing asks of a range on another node. */
+export interface RemoteListing {
+  readonly prefix: string;
+  /** The most keys the listing may take from the range. */
+  readonly limit: number;
+  readonly after: string | null;
+  /** The client's `authorization` header, passed on. */
+  readonly credentials: string | undefined;
 }
 
 /** What routes by key: the node's first range (group 0), and its ranges when it has more than that one. */
 export interface RangedService extends RangeService {
   /** Absent: the service itself is the only range, over every key. */
   readonly ranges?: RangeRouter;
+  /**
+   * A range this node does not host, read through a node that does (range-forward.ts);
+   * absent where every node hosts every range.
+   */
+  remoteListing?(range: RangeDescriptor, listing: RemoteListing): ListingSource;
 }
 
 /** A request that needs one atomic step over keys of several ranges (a 400 until issue 18). */
@@ -168,18 +193,23 @@ export interface ListedPage {
  * spans: each range is read at `consistency` (linearizable per range, all waited for
  * before any is read), so the page is not one snapshot of the whole key space.
  */
-export async function listAcross(service: RangedService, prefix: string, limit: number, after: string | null, consistency: ReadConsistency): Promise<ListedPage> {
+export async function listAcross(service: RangedService, prefix: string, limit: number, after: string | null, consistency: ReadConsistency, credentials?: string): Promise<ListedPage> {
   // A range that split while the reads waited holds fewer keys than the table said: read
   // again by the new table (a listing must not leave out the keys that moved).
-  let replicas: { readonly id: GroupId; readonly replica: RangeService }[] = [];
+  let replicas: { readonly id: GroupId; readonly replica: ListingSource }[] = [];
+  const sourceOf = (range: RangeDescriptor): ListingSource => {
+    const hosted = service.ranges?.replica(range.id);
+    if (service.remoteListing === undefined || (hosted !== undefined && servesHere(service, range.id))) return hosted ?? replicaOf(service, range);
+    return service.remoteListing(range, { prefix, limit, after, credentials });
+  };
   for (let attempt = 0; ; attempt++) {
     const table = rangeTableOf(service);
     const spanned = table.forPrefix(prefix, after);
     const ranges = spanned.length === 0 ? [table.forKey(prefix)] : spanned;
-    replicas = ranges.map((range) => ({ id: range.id, replica: replicaOf(service, range) }));
+    replicas = ranges.map((range) => ({ id: range.id, replica: sourceOf(range) }));
     await Promise.all(replicas.map(({ replica }) => replica.read(consistency)));
     const moved = ranges.find((range, i) => {
-      const now = (replicas[i] as { replica: RangeService }).replica.span();
+      const now = (replicas[i] as { replica: ListingSource }).replica.span();
       return service.ranges !== undefined && (now.start !== range.start || now.end !== range.end);
     });
     if (moved === undefined) break;

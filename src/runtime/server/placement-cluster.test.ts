@@ -1,0 +1,143 @@
+/**
+ * Ranges placed on some members only, with real processes: three `synod node`s with
+ * `--shards 8 --replicas 3` grow to five while the SDK writes through the first three. The
+ * ranges move by themselves (a learner on a new node, promoted once caught up, then the
+ * busiest node's replica removed) until every node holds within one of the average number
+ * of replicas and of leaderships; no SDK request fails and nothing acknowledged is lost,
+ * read back through the new nodes (which forward what they do not host). Then a node is
+ * killed with SIGKILL: every range serves again within 3 s, and once it has been down for
+ * `--replace-after-ms` its replicas are made again on the others.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { Client } from "../../client/client.js";
+import { RangeTable } from "../../core/multi/ranges.js";
+import { ProcessCluster, request, sleep, type ShardView } from "./process-cluster.test-util.js";
+
+const SHARDS = 8;
+const TABLE = RangeTable.presplit(SHARDS);
+/** A key in each range. */
+const KEY_OF_RANGE = TABLE.list().map((range) => `${range.start === "" ? "0" : range.start}-key`);
+
+type Placed = ShardView & { readonly voters?: readonly number[]; readonly learners?: readonly number[] };
+
+/** Each node's count of replicas (range 0 included: every member hosts it) and of leaderships, as node `via` sees the ranges. */
+async function spread(cluster: ProcessCluster, via: number, nodes: readonly number[]): Promise<{ replicas: number[]; leaders: number[]; settled: boolean; shards: Placed[] | null }> {
+  const shards = (await cluster.shards(via)) as Placed[] | null;
+  const replicas = nodes.map((id) => shards?.filter((s) => s.voters?.includes(id) === true).length ?? 0);
+  const leaders = nodes.map((id) => shards?.filter((s) => s.leader === id).length ?? 0);
+  const settled = shards !== null && shards.length === SHARDS && shards.every((s) => s.leader !== null && (s.learners?.length ?? 0) === 0 && (s.id === 0 || s.voters?.length === 3));
+  return { replicas, leaders, settled, shards };
+}
+
+function withinOneOfAverage(counts: readonly number[]): boolean {
+  const average = counts.reduce((a, b) => a + b, 0) / counts.length;
+  return counts.every((count) => Math.abs(count - average) <= 1);
+}
+
+describe("ranges on three of the members (--shards 8 --replicas 3)", { timeout: 180_000 }, () => {
+  let cluster: ProcessCluster;
+  const acknowledged = new Map<string, string>();
+
+  before(async () => {
+    cluster = await ProcessCluster.start({ size: 3, spare: 2, flags: ["--shards", String(SHARDS), "--replicas", "3", "--replace-after-ms", "2000"] });
+    await cluster.waitForRangeLeaders(SHARDS);
+  });
+  after(async () => cluster.close());
+
+  test("grown to five nodes under load: replicas and leaderships spread to the new nodes, each within one of the average, with no failed request", async (t) => {
+    const client = new Client({ endpoints: [1, 2, 3].map((id) => cluster.node(id).http), healthCheckIntervalMs: 200, timeoutMs: 8000 });
+    const failures: string[] = [];
+    let writing = true;
+    const writer = async (w: number): Promise<void> => {
+      for (let i = 0; writing && i < 3000; i++) {
+        const key = `${KEY_OF_RANGE[(i + w) % SHARDS]}-w${w}-${i}`;
+        try {
+          await client.put(key, `v${i}`);
+          acknowledged.set(key, `v${i}`);
+        } catch (error) {
+          failures.push(`${key}: ${(error as Error).name}: ${(error as Error).message}`);
+        }
+        await sleep(5);
+      }
+    };
+    const writers = [0, 1, 2].map((w) => writer(w));
+    try {
+      await sleep(500);
+      const startedMs = Date.now();
+      cluster.joinNode(4, cluster.node(1).http);
+      cluster.joinNode(5, cluster.node(1).http);
+      const nodes = [1, 2, 3, 4, 5];
+      let view = await spread(cluster, 1, nodes);
+      for (;;) {
+        view = await spread(cluster, 1, nodes);
+        if (view.settled && withinOneOfAverage(view.replicas) && withinOneOfAverage(view.leaders) && view.replicas[3] !== 1 && view.replicas[4] !== 1) break;
+        if (Date.now() - startedMs > 60_000) assert.fail(`the ranges did not spread over five nodes in 60 s: replicas ${view.replicas.join(",")}, leaders ${view.leaders.join(",")}: ${JSON.stringify(view.shards)}`);
+        await sleep(200);
+      }
+      t.diagnostic(`spread ${Date.now() - startedMs} ms after nodes 4 and 5 started: replicas per node ${view.replicas.join(", ")}, leaderships ${view.leaders.join(", ")}`);
+      // Every node sees the same placement (the directory reached each).
+      for (const id of [2, 4, 5]) {
+        const deadline = Date.now() + 10_000;
+        for (;;) {
+          const theirs = await spread(cluster, id, nodes);
+          if (JSON.stringify(theirs.replicas) === JSON.stringify(view.replicas)) break;
+          if (Date.now() > deadline) assert.fail(`node ${id} sees replicas ${theirs.replicas.join(",")}, node 1 ${view.replicas.join(",")}: ${JSON.stringify(theirs.shards)} against ${JSON.stringify(view.shards)}`);
+          await sleep(200);
+        }
+      }
+    } finally {
+      writing = false;
+      await Promise.all(writers);
+      await client.close();
+    }
+    t.diagnostic(`${acknowledged.size} writes acknowledged, ${failures.length} failed`);
+    assert.deepEqual(failures, [], "no request failed through the SDK");
+    assert.ok(acknowledged.size > 100, `writes went on: ${acknowledged.size}`);
+    // Read back through the new nodes, which forward what they do not host.
+    const reader = new Client({ endpoints: [4, 5].map((id) => cluster.node(id).http), healthCheckIntervalMs: 0 });
+    try {
+      for (const [key, value] of acknowledged) {
+        const record = await reader.get(key);
+        assert.equal(record === null ? null : Buffer.from(record.value).toString("utf8"), value, key);
+      }
+      // A listing over every range, through a node that hosts only some of them.
+      const listed = await request("GET", `${cluster.node(5).http}/v1/kv?prefix=&limit=1000`);
+      assert.equal(listed.status, 200, listed.text);
+    } finally {
+      await reader.close();
+    }
+  });
+
+  test("kill -9 of a node: every range serves within 3 s, and its replicas are made again on the others", async (t) => {
+    const nodes = [1, 2, 3, 4, 5];
+    const victim = 2;
+    const survivors = nodes.filter((id) => id !== victim);
+    const client = new Client({ endpoints: survivors.map((id) => cluster.node(id).http), healthCheckIntervalMs: 200, timeoutMs: 8000 });
+    try {
+      const killedAt = Date.now();
+      await cluster.kill(victim);
+      await Promise.all(KEY_OF_RANGE.map((key) => client.put(`${key}-after-kill`, "served")));
+      const servedMs = Date.now() - killedAt;
+      t.diagnostic(`every range served a write ${servedMs} ms after the kill`);
+      assert.ok(servedMs < 3000, `every range served again after ${servedMs} ms`);
+      for (const key of KEY_OF_RANGE) acknowledged.set(`${key}-after-kill`, "served");
+
+      let view: Placed[] | null = null;
+      for (;;) {
+        view = (await cluster.shards(1)) as Placed[] | null;
+        const moved = view?.every((s) => s.id === 0 || (s.voters?.length === 3 && s.learners?.length === 0 && !s.voters.includes(victim) && s.leader !== null));
+        if (moved === true) break;
+        if (Date.now() - killedAt > 30_000) assert.fail(`node ${victim}'s replicas were not made again elsewhere in 30 s: ${JSON.stringify(view)}`);
+        await sleep(200);
+      }
+      t.diagnostic(`node ${victim}'s replicas made again on the others ${Date.now() - killedAt} ms after the kill`);
+      for (const [key, value] of acknowledged) {
+        const record = await client.get(key);
+        assert.equal(record === null ? null : Buffer.from(record.value).toString("utf8"), value, key);
+      }
+    } finally {
+      await client.close();
+    }
+  });
+});

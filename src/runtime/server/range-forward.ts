@@ -1,0 +1,169 @@
+/**
+ * Requests for ranges this node does not host (docs/sharding.md, "Placement"). Where ranges
+ * are on some members only (`--replicas`), any node still takes any request: one whose key
+ * (or prefix, or transaction) is in ranges this node does not host is sent on, as it came,
+ * to a node that hosts them (the range's leader first, as the directory describes it), and
+ * that node's answer, a watch's stream included, is passed back. A forwarded request is
+ * marked, and is never forwarded again: a node that turns out not to host the range either
+ * (the directory was a moment stale) answers 503 `range_not_hosted`, which the SDK retries.
+ */
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { once } from "node:events";
+import type { GroupId } from "../../core/multi/group.js";
+import { FORWARDED_HEADER, HttpError, readBody, type KvService } from "./http-api.js";
+import type { KvRecord } from "../../core/kv/model.js";
+import type { RangeDescriptor } from "../../core/multi/ranges.js";
+import { rangeTableOf, servesHere, type ListingSource, type RemoteListing } from "./range-routing.js";
+
+/** Headers that belong to one connection, not to the request or answer passed on. */
+const HOP_HEADERS = new Set(["connection", "keep-alive", "transfer-encoding", "content-length", "host", "upgrade", "proxy-connection", "te", "trailer"]);
+
+/** How long a node to forward to may take to answer (a watch's stream then goes on as long as the client stays). */
+const FORWARD_ANSWER_MS = 10_000;
+
+/**
+ * The range a request on a key, or a listing or watch within one range, is for, when this
+ * node does not host it (so the request is forwarded); null when it is served here.
+ */
+export function unhostedRangeOf(service: KvService, route: string, key: string, query: URLSearchParams): GroupId | null {
+  if (service.rangeHosts === undefined || service.ranges === undefined) return null;
+  const table = rangeTableOf(service);
+  let ranges: GroupId[];
+  if (route === "/v1/kv/{key}") ranges = [table.forKey(key).id];
+  else if (route === "/v1/kv" && query.get("range") !== null) {
+    const named = Number(query.get("range"));
+    ranges = table.get(named) === undefined ? [] : [named];
+  } else if (route === "/v1/kv") {
+    const prefix = query.get("prefix") ?? "";
+    const spanned = table.forPrefix(prefix, query.get("after"));
+    ranges = spanned.length === 0 ? [table.forKey(prefix).id] : spanned.map((range) => range.id);
+  } else if (route === "/v1/watch") {
+    const prefix = query.get("prefix");
+    ranges = prefix !== null ? table.forPrefix(prefix).map((range) => range.id) : [table.forKey(query.get("key") ?? "").id];
+  } else return null;
+  // Over several ranges: served here, and refused with 503 for those this node lacks.
+  if (ranges.length !== 1) return null;
+  const range = ranges[0] as GroupId;
+  return servesHere(service, range) ? null : range;
+}
+
+/**
+ * Sends `request` (its body already read into `body`, or still to read) to the first of
+ * `hosts` that answers, and passes the answer back. 503 `range_not_hosted` when none does.
+ */
+export async function forwardRequest(service: KvService, request: IncomingMessage, response: ServerResponse, ranges: readonly GroupId[], bodyBytesMax: number, body: Uint8Array | null = null): Promise<void> {
+  const hosts = service.rangeHosts?.(ranges) ?? [];
+  const method = request.method ?? "GET";
+  const payload = body ?? (method === "GET" || method === "HEAD" ? null : await readBody(request, bodyBytesMax, "a request"));
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(request.headers)) {
+    if (value === undefined || HOP_HEADERS.has(name)) continue;
+    headers.set(name, Array.isArray(value) ? value.join(", ") : value);
+  }
+  headers.set(FORWARDED_HEADER, "range");
+  let clientGone = false;
+  let attempt: AbortController | null = null;
+  response.once("close", () => {
+    clientGone = true;
+    attempt?.abort();
+  });
+  let lastError: unknown = null;
+  for (const host of hosts) {
+    // Aborted if the client goes, or the node does not answer in time; once it answers, a
+    // stream (a watch) goes on for as long as the client stays.
+    const controller = new AbortController();
+    attempt = controller;
+    const timer = setTimeout(() => controller.abort(), FORWARD_ANSWER_MS);
+    let upstream: Response;
+    try {
+      upstream = await fetch(`${host}${request.url ?? "/"}`, { method, headers, ...(payload === null ? {} : { body: payload }), redirect: "manual", signal: controller.signal });
+    } catch (error) {
+      if (clientGone) return;
+      lastError = error;
+      continue;
+    } finally {
+      clearTimeout(timer);
+    }
+    const answerHeaders: Record<string, string> = {};
+    upstream.headers.forEach((value, name) => {
+      if (!HOP_HEADERS.has(name) && name !== "content-encoding") answerHeaders[name] = value;
+    });
+    response.writeHead(upstream.status, answerHeaders);
+    response.flushHeaders();
+    if (upstream.body === null) {
+      response.end();
+      return;
+    }
+    try {
+      for await (const chunk of upstream.body as unknown as AsyncIterable<Uint8Array>) {
+        if (!response.write(chunk)) await once(response, "drain");
+      }
+    } catch {
+      // The node answering, or the client, went away mid-answer: the client sees the end.
+    }
+    response.end();
+    return;
+  }
+  throw new HttpError(
+    503,
+    "range_not_hosted",
+    `this node hosts no replica of range ${ranges.join(", ")}, and ${hosts.length === 0 ? "knows no node that does yet" : `no node hosting it answered (${String(lastError)})`}; retry shortly (GET /v1/shards lists the ranges)`,
+    { "retry-after": "1" },
+    { ranges },
+  );
+}
+
+/**
+ * Range `range`'s part of a listing, asked of a node that hosts it (`GET /v1/kv?range=ID`,
+ * at the listing's consistency, up to the listing's limit): the first of `hosts` that
+ * answers. A node that answers with an error other than not hosting the range (a 401, a
+ * 400) has its error passed on; none answering is 503 `range_not_hosted`.
+ */
+export function remoteListing(hosts: () => readonly string[], range: RangeDescriptor, listing: RemoteListing, timeoutMs: number): ListingSource {
+  let page: { readonly records: KvRecord[]; readonly more: boolean; readonly revision: number; readonly span: { readonly start: string; readonly end: string | null } } | null = null;
+  return {
+    read: async (consistency) => {
+      const query = new URLSearchParams({ prefix: listing.prefix, limit: String(listing.limit), range: String(range.id), consistency });
+      if (listing.after !== null) query.set("after", listing.after);
+      const headers: Record<string, string> = { [FORWARDED_HEADER]: "range", ...(listing.credentials === undefined ? {} : { authorization: listing.credentials }) };
+      let lastError: unknown = null;
+      for (const host of hosts()) {
+        let response: Response;
+        let body: ListingAnswer;
+        try {
+          response = await fetch(`${host}/v1/kv?${query.toString()}`, { headers, signal: AbortSignal.timeout(timeoutMs) });
+          body = (await response.json()) as ListingAnswer;
+        } catch (error) {
+          lastError = error;
+          continue;
+        }
+        if (response.status >= 500) {
+          lastError = new Error(`${host} answered ${response.status} ${body.error ?? ""}`);
+          continue;
+        }
+        if (!response.ok) throw new HttpError(response.status, body.error ?? "remote_error", body.message ?? `the node listing range ${range.id} answered ${response.status}`);
+        page = { records: (body.kvs ?? []).map(recordOf), more: body.more === true, revision: body.revision ?? 0, span: body.range ?? { start: range.start, end: range.end } };
+        return;
+      }
+      throw new HttpError(503, "range_not_hosted", `no node hosting range ${range.id} answered its part of the listing (${String(lastError)}); retry shortly`, { "retry-after": "1" }, { range });
+    },
+    span: () => page?.span ?? { start: range.start, end: range.end },
+    range: (_prefix, limit) => ({ records: (page?.records ?? []).slice(0, limit), more: (page?.records.length ?? 0) > limit || page?.more === true }),
+    revision: () => page?.revision ?? 0,
+  };
+}
+
+/** A listing's answer, as `GET /v1/kv?range=ID` gives it. */
+interface ListingAnswer {
+  readonly kvs?: readonly { readonly key: string; readonly value: string; readonly encoding?: string; readonly revision: number; readonly createRevision: number; readonly version: number }[];
+  readonly more?: boolean;
+  readonly revision?: number;
+  readonly range?: { readonly start: string; readonly end: string | null };
+  readonly error?: string;
+  readonly message?: string;
+}
+
+function recordOf(json: NonNullable<ListingAnswer["kvs"]>[number]): KvRecord {
+  const value = json.encoding === "base64" ? Buffer.from(json.value, "base64") : Buffer.from(json.value, "utf8");
+  return { key: json.key, value: new Uint8Array(value.buffer, value.byteOffset, value.length), createRevision: json.createRevision, modRevision: json.revision, version: json.version };
+}
