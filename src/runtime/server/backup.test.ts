@@ -6,11 +6,11 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { OverloadedError } from "../../core/common/errors.js";
 import { encodeSnapshot } from "../../core/kv/snapshot.js";
-import { readBackup } from "../storage/backup-file.js";
-import { BackupSource, type BackupSourceOptions } from "./backup.js";
+import { backupFilePieces, readBackup } from "../storage/backup-file.js";
+import { BackupSource, type BackupBuilder, type BackupSourceOptions, type RangeBackupSource } from "./backup.js";
 
 /** A builder over a state at `appliedIndex`, finished after `steps` steps. */
-function fakeBuilder(appliedIndex: number, events: string[], steps = 2): ReturnType<BackupSourceOptions["beginSnapshot"]> {
+function fakeBuilder(appliedIndex: number, events: string[], steps = 2): BackupBuilder {
   const data = encodeSnapshot({ appliedIndex, revision: appliedIndex, clockMs: 0 }, [{ key: "k", value: new Uint8Array([1]), createRevision: 1, modRevision: 1, version: 1 }], []);
   let left = steps;
   return {
@@ -24,9 +24,10 @@ function fakeBuilder(appliedIndex: number, events: string[], steps = 2): ReturnT
   };
 }
 
-function source(events: string[], overrides: Partial<BackupSourceOptions> = {}): BackupSource {
+function source(events: string[], overrides: Partial<RangeBackupSource> = {}, options: Partial<BackupSourceOptions> = {}): BackupSource {
   let applied = 5;
-  return new BackupSource({
+  const range: RangeBackupSource = {
+    id: 0,
     read: async () => {
       events.push("barrier");
       applied = 9;
@@ -38,11 +39,9 @@ function source(events: string[], overrides: Partial<BackupSourceOptions> = {}):
     },
     entryTerm: () => 4,
     membershipAt: () => ({ voters: [1, 2, 3], outgoing: [], learners: [], autoPromote: [], autoLeave: true, context: new Uint8Array(0) }),
-    clusterId: "c",
-    nodeId: 2,
-    version: "test",
     ...overrides,
-  });
+  };
+  return new BackupSource({ ranges: () => [range], shards: 1, clusterId: "c", nodeId: 2, version: "test", ...options });
 }
 
 describe("BackupSource", () => {
@@ -50,9 +49,10 @@ describe("BackupSource", () => {
     const events: string[] = [];
     const backup = await source(events).take("linearizable");
     assert.deepEqual(events.slice(0, 2), ["barrier", "open at 9"]);
-    assert.deepEqual({ index: backup.header.index, term: backup.header.term, keys: backup.header.keys, voters: backup.header.voters }, { index: 9, term: 4, keys: 1, voters: [1, 2, 3] });
-    const file = Buffer.concat([backup.prefix, backup.data, Buffer.alloc(32)]);
-    assert.equal(backup.header.dataBytes, backup.data.length);
+    const file = Buffer.concat([backup.prefix, ...backup.parts, Buffer.alloc(32)]);
+    const header = readBackup(Buffer.concat([...backupFilePieces(backup.prefix, backup.parts, 64)]), "f").header;
+    assert.deepEqual({ index: header.index, term: header.term, keys: header.keys, voters: header.voters }, { index: 9, term: 4, keys: 1, voters: [1, 2, 3] });
+    assert.equal(backup.header.dataBytes, backup.parts[0]?.length);
     assert.throws(() => readBackup(file, "f"), /checksum/, "the digest is the stream's to add");
     backup.release();
   });
@@ -64,7 +64,7 @@ describe("BackupSource", () => {
       applied: () => 9,
       beginSnapshot: () => fakeBuilder(opened++ === 0 ? 7 : 9, events),
     }).take("linearizable");
-    assert.equal(backup.header.index, 9);
+    assert.equal(readBackup(Buffer.concat([...backupFilePieces(backup.prefix, backup.parts, 64)]), "f").header.index, 9);
     assert.ok(events.includes("abort 7"), events.join(", "));
     backup.release();
   });

@@ -24,13 +24,14 @@ import { formatHostPort, type MemberAddress, type NodeConfig } from "./config.js
 import { consensusFor, nodeIdProblem, statusDetails, type Consensus } from "./consensus.js";
 import { checkIdentity, clusterIdFor, DATA_LAYOUT, lockDataDir, readIdentity, StartupError, type DataDirIdentity } from "./data-dir.js";
 import { checkIdFree, fetchClusterView, JOIN_TIMEOUT_MS, REACH_TIMEOUT_MS, requestJoin, type ClusterView } from "./join.js";
-import { BackupSource } from "./backup.js";
+import { BackupSource, type RangeBackupSource } from "./backup.js";
 import { GroupReplica, type RecoveredGroup } from "./group-replica.js";
 import { NodeRanges, recoverRanges, type RecoveredRanges } from "./node-ranges.js";
 import { RangeAdmin } from "./node-range-admin.js";
 import { HttpError, type KvService, type QuorumView, type Readiness } from "./http-api.js";
 import { quorumViewOf, readinessOf } from "./node-health.js";
 import type { RangeService } from "./range-routing.js";
+import type { ReadConsistency } from "./driver.js";
 import { assert } from "../../core/common/assert.js";
 import { createApiListener } from "./api-listener.js";
 import { DiskGuard, storageFailure } from "./disk-guard.js";
@@ -189,14 +190,33 @@ export class SynodNode {
       transferLeadership: (to) => this.primary.driver.transferLeadership(to),
     });
     this.backups = new BackupSource({
-      read: (consistency) => this.primary.driver.read(consistency),
-      applied: () => kv.applied,
-      beginSnapshot: () => backend.beginSnapshot(),
-      entryTerm: (index) => engine.entryTerm(index),
-      membershipAt: (index) => engine.membershipAt?.(index),
+      ranges: () => this.backupRanges(),
+      shards: identity.shards ?? 1,
       clusterId: this.clusterId,
       nodeId: config.id,
       version: SYNOD_VERSION,
+    });
+  }
+
+  /**
+   * What a backup reads: group 0 alone on a cluster of one range; on a sharded cluster,
+   * every range in the table, each read through its range service (which refuses a range
+   * whose state has not arrived here yet).
+   */
+  private backupRanges(): RangeBackupSource[] {
+    const replicas = this.ranges.sharded ? this.ranges.table.list().map((range) => this.ranges.get(range.id)) : [this.primary];
+    return replicas.map((replica) => {
+      // The table is built from the replicas hosted here, and none goes away.
+      assert(replica !== undefined, "every range in the table is hosted");
+      const service = this.ranges.service(replica.group, () => this.diskGuard) as RangeService;
+      return {
+        id: replica.group,
+        read: (consistency: ReadConsistency) => (this.ranges.sharded ? service.read(consistency) : replica.driver.read(consistency)),
+        applied: () => replica.kv.applied,
+        beginSnapshot: () => replica.backend.beginSnapshot(),
+        entryTerm: (index: number) => replica.engine.entryTerm(index),
+        membershipAt: (index: number) => replica.engine.membershipAt?.(index),
+      };
     });
   }
 
@@ -578,8 +598,7 @@ export class SynodNode {
         return this.admin.transferLeadership(to, forwarded, credentials, target);
       },
       auth: () => this.primary.kv.auth,
-      // A backup of group 0 alone would restore a cluster without the other ranges' keys.
-      backup: (consistency) => (sharded ? notBuilt("A backup") : this.backups.take(consistency)),
+      backup: (consistency) => this.backups.take(consistency),
       metrics: async () => ({ contentType: this.metrics.registry.contentType, body: await this.metrics.registry.metrics() }),
       quorum: () => this.quorumView(),
       readiness: () => this.readiness(),
