@@ -99,6 +99,8 @@ export interface BackupSourceOptions {
   readonly clusterId: string;
   readonly nodeId: number;
   readonly version: string;
+  /** How long a range's read waits for its intents to resolve (default INTENTS_WAIT_MS; tests shorten it). */
+  readonly intentsWaitMs?: number;
 }
 
 /** One range's state, read. */
@@ -194,7 +196,8 @@ export class BackupSource {
 
   /** `open`, of a view that holds no transaction across ranges prepared and not resolved (see the file comment). */
   private async openSettled(source: RangeBackupSource, floorIndex: number): Promise<BackupBuilder> {
-    const deadlineMs = Date.now() + INTENTS_WAIT_MS;
+    const waitMs = this.options.intentsWaitMs ?? INTENTS_WAIT_MS;
+    const deadlineMs = Date.now() + waitMs;
     for (;;) {
       const builder = await this.open(source, floorIndex);
       const intents = builder.txnState === undefined ? 0 : decodeTxnState(builder.txnState).intents.length;
@@ -202,7 +205,7 @@ export class BackupSource {
       builder.abort();
       if (this.stopped) throw new StoppedError();
       if (Date.now() > deadlineMs) {
-        throw new OverloadedError(`range ${source.id} has held ${intents} transaction${intents === 1 ? "" : "s"} across ranges prepared and not resolved for ${INTENTS_WAIT_MS / 1000} s; a backup holds none: retry once they resolve`);
+        throw new OverloadedError(`range ${source.id} has held ${intents} transaction${intents === 1 ? "" : "s"} across ranges prepared and not resolved for ${waitMs / 1000} s; a backup holds none: retry once they resolve`);
       }
       await sleep(INTENTS_POLL_MS);
     }
