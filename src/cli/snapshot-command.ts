@@ -11,7 +11,7 @@ import { parsePeers, type MemberAddress } from "../runtime/server/config.js";
 import { CONSENSUS_PROTOCOLS, type ConsensusProtocol } from "../runtime/server/consensus.js";
 import { StartupError } from "../runtime/server/data-dir.js";
 import { restoreDataDir, RestoreRefusedError, verifyBackupFile } from "../runtime/server/restore.js";
-import { BackupFileError, BackupVerifier, type BackupHeader } from "../runtime/storage/backup-file.js";
+import { BackupFileError, BackupVerifier, isShardedBackup, type AnyBackupHeader, type ShardedBackupHeader } from "../runtime/storage/backup-file.js";
 import { DEFAULT_NODE_CONFIG } from "../runtime/server/config.js";
 import { commandAuthorization, endpointsOption, EXIT, integerIn } from "./client-options.js";
 import { UsageError } from "./sim-command.js";
@@ -95,7 +95,7 @@ Example:
 // ---- save ----
 
 interface Saved {
-  readonly header: BackupHeader;
+  readonly header: AnyBackupHeader;
   readonly sha256: string;
   readonly bytes: number;
   readonly endpoint: string;
@@ -199,8 +199,8 @@ async function restore(file: string, flags: RestoreFlags): Promise<number> {
       [
         `restored ${displayPath(file)} into ${displayPath(dataDir)}: ${describeState(result.header)}`,
         `node ${flags.id} of a new cluster ${result.clusterId} (members ${members.map((m) => m.id).join(",")}). Start it with:`,
-        // The directory now records its protocol: a node started without the flag refuses it.
-        `  synod node --id ${flags.id} --peers ${peers} --data-dir ${displayPath(dataDir)}${flags.consensus === "raft" ? "" : ` --consensus ${flags.consensus}`} ...`,
+        // The directory now records its protocol and its ranges: a node started without the flags refuses it.
+        `  synod node --id ${flags.id} --peers ${peers} --data-dir ${displayPath(dataDir)}${isShardedBackup(result.header) ? ` --shards ${result.header.shards}` : ""}${flags.consensus === "raft" ? "" : ` --consensus ${flags.consensus}`} ...`,
       ].join("\n"),
     );
     return EXIT.ok;
@@ -214,14 +214,20 @@ async function restore(file: string, flags: RestoreFlags): Promise<number> {
 function status(file: string, json: boolean): number {
   try {
     const { header, sha256, sessions, data } = verifyBackupFile(file);
-    report(json, { file, ...header, sessions, sha256, verified: true }, () =>
-      [
-        `${displayPath(file)}: a synod backup, checksum and state verified`,
-        `  state      ${describeState(header)}, ${sessions} client session${sessions === 1 ? "" : "s"}, ${formatBytes(data.length)}`,
-        `  taken      ${header.takenAt} from node ${header.nodeId} of cluster ${header.clusterId} (voters ${header.voters.join(",") || "unknown"}), synod ${header.synodVersion}`,
-        `  sha256     ${sha256}`,
-      ].join("\n"),
-    );
+    const sessionText = `${sessions} client session${sessions === 1 ? "" : "s"}`;
+    const lines = isShardedBackup(header)
+      ? [
+          `${displayPath(file)}: a synod backup of a sharded cluster (--shards ${header.shards}), checksum and every range's state verified`,
+          `  state      ${describeState(header)}, ${sessionText}, ${formatBytes(data.length)}`,
+          ...describeRanges(header).map((line) => `    ${line}`),
+          `  taken      ${header.takenAt} from node ${header.nodeId} of cluster ${header.clusterId}, synod ${header.synodVersion}`,
+        ]
+      : [
+          `${displayPath(file)}: a synod backup, checksum and state verified`,
+          `  state      ${describeState(header)}, ${sessionText}, ${formatBytes(data.length)}`,
+          `  taken      ${header.takenAt} from node ${header.nodeId} of cluster ${header.clusterId} (voters ${header.voters.join(",") || "unknown"}), synod ${header.synodVersion}`,
+        ];
+    report(json, { file, ...header, sessions, sha256, verified: true }, () => [...lines, `  sha256     ${sha256}`].join("\n"));
     return EXIT.ok;
   } catch (error) {
     return fileFailure("status", error);
@@ -252,8 +258,19 @@ function report(json: boolean, value: object, text: () => string): void {
   process.stdout.write(`${json ? JSON.stringify(value) : text()}\n`);
 }
 
-function describeState(header: BackupHeader): string {
-  return `${header.keys} key${header.keys === 1 ? "" : "s"}, revision ${header.revision}, index ${header.index} (term ${header.term})`;
+function describeState(header: AnyBackupHeader): string {
+  const keys = `${header.keys} key${header.keys === 1 ? "" : "s"}`;
+  if (isShardedBackup(header)) return `${header.ranges.length} ranges, ${keys}`;
+  return `${keys}, revision ${header.revision}, index ${header.index} (term ${header.term})`;
+}
+
+/** One line per range of a sharded backup: its id, span, keys, revision, index and term, epoch. */
+function describeRanges(header: ShardedBackupHeader): string[] {
+  const spans = header.ranges.map((range) => `[${JSON.stringify(range.start)}, ${range.end === null ? "end" : JSON.stringify(range.end)})`);
+  const width = Math.max(...spans.map((span) => span.length));
+  return header.ranges.map(
+    (range, i) => `range ${range.id}  ${(spans[i] as string).padEnd(width)}  ${range.keys} key${range.keys === 1 ? "" : "s"}, revision ${range.revision}, index ${range.index} (term ${range.term}), epoch ${range.epoch}`,
+  );
 }
 
 function reachFailure(error: unknown): string {

@@ -2,8 +2,9 @@
  * Fuzzes the decoders of what the state machine and the log store apply: the KV command
  * (`decodeCommand`, then `KvStore.apply`), the configuration entry (`decodeMembership`),
  * the WAL's log record (`decodeLogRecord`), the KV snapshot (`KvStore.restore`) and the
- * backup file (`readBackup`, for `synod snapshot restore`; mutated files are also signed
- * again, as a hostile file would be, so that the header parser behind the checksum is reached).
+ * backup file of either format, one range or sharded (`readBackupFile`, for `synod snapshot
+ * restore`; mutated files are also signed again, as a hostile file would be, so that the
+ * header parser behind the checksum is reached).
  *
  * Inputs: random bytes, and valid encodings with bit flips, truncations, insertions and
  * edge-value overwrites. Allowed outcomes: a value, or the decoder's typed error. Beyond
@@ -23,7 +24,7 @@ import type { Membership } from "../core/engine/contract.js";
 import { KvStore } from "../core/kv/store.js";
 import { LEASE_LIMITS } from "../core/kv/model.js";
 import { decodeGroupLogRecord, encodeLogRecord, LogRecordDecodeError, type LogRecord } from "../runtime/storage/log-record.js";
-import { BACKUP_DIGEST_BYTES, backupFilePieces, encodeBackupPrefix, readBackup } from "../runtime/storage/backup-file.js";
+import { BACKUP_DIGEST_BYTES, backupFilePieces, encodeBackupPrefix, readBackupFile, type AnyBackupHeader, type RangeBackupHeader } from "../runtime/storage/backup-file.js";
 import { bytesToDecode, classify, FuzzFinding, runFuzz, type FuzzReport, type FuzzRun, type Outcomes } from "./harness.js";
 
 const key = fc.oneof(fc.constantFrom("a", "b", "ключ", "😀", "a/b"), fc.string({ minLength: 1, maxLength: 12, unit: "binary" }));
@@ -116,10 +117,16 @@ function snapshotOf(commands: readonly KvCommand[]): Uint8Array {
 }
 const snapshotArbitrary = fc.array(commandArbitrary, { maxLength: 8 }).map(snapshotOf);
 
+/** A backup file of one range (format 1), or of a sharded cluster of two ranges (format 2). */
 const backupArbitrary = fc
-  .tuple(fc.uint8Array({ maxLength: 64 }), fc.integer({ min: 1, max: 100 }), fc.nat({ max: 9 }))
-  .map(([data, index, nodeId]) => {
-    const header = { index, term: 1, revision: index, keys: 0, dataBytes: data.length, clusterId: "fuzz", nodeId, voters: [1, 2, 3], takenAt: "2026-01-01T00:00:00Z", synodVersion: "0.1.0" };
+  .tuple(fc.uint8Array({ maxLength: 64 }), fc.integer({ min: 1, max: 100 }), fc.nat({ max: 9 }), fc.boolean())
+  .map(([data, index, nodeId, sharded]) => {
+    const origin = { clusterId: "fuzz", nodeId, takenAt: "2026-01-01T00:00:00Z", synodVersion: "0.1.0" };
+    const cut = data.length >> 1;
+    const range = (id: number, start: string, end: string | null, dataBytes: number): RangeBackupHeader => ({ id, start, end, epoch: 1, index, term: 1, revision: index, keys: 0, dataBytes, voters: [1, 2, 3] });
+    const header: AnyBackupHeader = sharded
+      ? { shards: 2, ranges: [range(0, "", "U", cut), range(1, "U", null, data.length - cut)], keys: 0, dataBytes: data.length, ...origin }
+      : { index, term: 1, revision: index, keys: 0, dataBytes: data.length, voters: [1, 2, 3], ...origin };
     return Uint8Array.from([...backupFilePieces(encodeBackupPrefix(header), data, 16)].flatMap((piece) => [...piece]));
   });
 
@@ -146,8 +153,10 @@ const inputArbitrary: fc.Arbitrary<Input> = fc.oneof(
 );
 
 function checkBackup(bytes: Uint8Array, outcomes: Outcomes): void {
-  const backup = classify(outcomes, "backup", () => readBackup(bytes, "the backup"));
+  const backup = classify(outcomes, "backup", () => readBackupFile(bytes, "the backup"));
   if (backup !== undefined && backup.data.length !== backup.header.dataBytes) throw new FuzzFinding(`a backup accepted with ${backup.data.length} bytes of data, where its header declares ${backup.header.dataBytes}`);
+  const partBytes = backup?.parts.reduce((sum, part) => sum + part.length, 0);
+  if (backup !== undefined && partBytes !== backup.data.length) throw new FuzzFinding(`a backup accepted whose ranges hold ${String(partBytes)} bytes of its ${backup.data.length}`);
 }
 
 /** The store bad entries are applied to; replaced now and then so that it stays small. */

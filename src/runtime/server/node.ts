@@ -24,7 +24,7 @@ import { formatHostPort, type MemberAddress, type NodeConfig } from "./config.js
 import { consensusFor, nodeIdProblem, statusDetails, type Consensus } from "./consensus.js";
 import { checkIdentity, clusterIdFor, DATA_LAYOUT, lockDataDir, readIdentity, StartupError, type DataDirIdentity } from "./data-dir.js";
 import { checkIdFree, fetchClusterView, JOIN_TIMEOUT_MS, REACH_TIMEOUT_MS, requestJoin, type ClusterView } from "./join.js";
-import { BackupSource } from "./backup.js";
+import { BackupSource, type RangeBackupSource } from "./backup.js";
 import { GroupReplica, type RecoveredGroup } from "./group-replica.js";
 import { NodeRanges, recoverRanges, type RecoveredRanges } from "./node-ranges.js";
 import { RangeAdmin } from "./node-range-admin.js";
@@ -33,6 +33,7 @@ import { quorumViewOf, readinessOf } from "./node-health.js";
 import type { RangeService, RemoteListing } from "./range-routing.js";
 import type { RangeDescriptor } from "../../core/multi/ranges.js";
 import { remoteListing } from "./range-forward.js";
+import type { ReadConsistency } from "./driver.js";
 import { assert } from "../../core/common/assert.js";
 import { createApiListener } from "./api-listener.js";
 import { DiskGuard, storageFailure } from "./disk-guard.js";
@@ -191,14 +192,35 @@ export class SynodNode {
       transferLeadership: (to) => this.primary.driver.transferLeadership(to),
     });
     this.backups = new BackupSource({
-      read: (consistency) => this.primary.driver.read(consistency),
-      applied: () => kv.applied,
-      beginSnapshot: () => backend.beginSnapshot(),
-      entryTerm: (index) => engine.entryTerm(index),
-      membershipAt: (index) => engine.membershipAt?.(index),
+      ranges: () => this.backupRanges(),
+      shards: identity.shards ?? 1,
       clusterId: this.clusterId,
       nodeId: config.id,
       version: SYNOD_VERSION,
+    });
+  }
+
+  /**
+   * What a backup reads: group 0 alone on a cluster of one range; on a sharded cluster,
+   * every range in the table, each read through its range service (which refuses a range
+   * whose state has not arrived here yet).
+   */
+  private backupRanges(): RangeBackupSource[] {
+    const replicas = this.ranges.sharded ? this.ranges.table.list().map((range) => this.ranges.get(range.id)) : [this.primary];
+    const missing = this.ranges.table.list().filter((_, i) => replicas[i] === undefined);
+    if (missing.length > 0)
+      throw new HttpError(501, "not_supported", `this node hosts no replica of range ${missing.map((range) => range.id).join(", ")}: a backup of a cluster whose ranges are on some members only (--replicas) is not built yet; ask a node that hosts every range, or take it before the cluster grows past --replicas members`);
+    return replicas.map((replica) => {
+      assert(replica !== undefined, "every range in the table is hosted");
+      const service = this.ranges.service(replica.group, () => this.diskGuard) as RangeService;
+      return {
+        id: replica.group,
+        read: (consistency: ReadConsistency) => (this.ranges.sharded ? service.read(consistency) : replica.driver.read(consistency)),
+        applied: () => replica.kv.applied,
+        beginSnapshot: () => replica.backend.beginSnapshot(),
+        entryTerm: (index: number) => replica.engine.entryTerm(index),
+        membershipAt: (index: number) => replica.engine.membershipAt?.(index),
+      };
     });
   }
 
@@ -600,8 +622,7 @@ export class SynodNode {
         return this.admin.transferLeadership(to, forwarded, credentials, target);
       },
       auth: () => this.primary.kv.auth,
-      // A backup of group 0 alone would restore a cluster without the other ranges' keys.
-      backup: (consistency) => (sharded ? notBuilt("A backup") : this.backups.take(consistency)),
+      backup: (consistency) => this.backups.take(consistency),
       metrics: async () => ({ contentType: this.metrics.registry.contentType, body: await this.metrics.registry.metrics() }),
       quorum: () => this.quorumView(),
       readiness: () => this.readiness(),

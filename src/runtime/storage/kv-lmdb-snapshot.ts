@@ -47,9 +47,9 @@ export class LmdbSnapshotBuilder {
     /** The auth state's bytes, if it was ever written. */
     private readonly auth?: Uint8Array,
     /** The range section's contents (snapshot.ts), for a range of a sharded node. */
-    private readonly range?: SnapshotRange,
+    readonly range?: SnapshotRange,
     /** The transactions' state (src/core/kv/intents.ts), if it was ever written. */
-    private readonly txnState?: Uint8Array,
+    readonly txnState?: Uint8Array,
   ) {
     const header = new ByteWriter(20);
     header.f64(meta.appliedIndex);
