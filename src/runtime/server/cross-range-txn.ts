@@ -2,8 +2,9 @@
  * Transactions across ranges on a node (issue 18; docs/transactions.md): the node's side of
  * the coordinator and of the recovery of transactions whose coordinator vanished. What they
  * decide is src/core/kv/txn-coordinator.ts's, the same code the simulator runs; this gives it
- * the node's replicas (every node hosts every range, so a phase goes through the node's own
- * replica of the range, which passes it to the range's leader), promises, ids and a timer.
+ * the node's replicas (a phase goes through the node's own replica of the range, which passes
+ * it to the range's leader; one this node does not host goes through a node that does,
+ * range-writes.ts), promises, ids and a timer.
  *
  * The client is answered once the outcome is recorded and every range resolved — or, if a
  * range did not answer its resolve, once the outcome is recorded: its keys stay locked (reads
@@ -15,7 +16,7 @@ import { randomBytes } from "node:crypto";
 import type { Logger } from "pino";
 import type { TxnOutcome } from "../../core/kv/command.js";
 import type { Intent } from "../../core/kv/intents.js";
-import type { TxnOperationResult } from "../../core/kv/model.js";
+import type { KvResult, TxnOperationResult } from "../../core/kv/model.js";
 import { coordinate, resolvedRevision, spansRanges, TxnRecovery, txnResults, type CoordinatedTxn, type TxnBody, type TxnCoordinatorHost } from "../../core/kv/txn-coordinator.js";
 import type { GroupId } from "../../core/multi/group.js";
 import type { RangeTable } from "../../core/multi/ranges.js";
@@ -54,6 +55,8 @@ export interface CrossRangeHost {
   readonly nodeId: number;
   table(): RangeTable;
   replica(range: GroupId): TxnReplica | undefined;
+  /** A phase for a range this node does not host, through a node that does (absent: every node hosts every range). */
+  readonly remote?: (range: GroupId, operation: Parameters<TxnReplica["driver"]["write"]>[0]) => Promise<KvResult>;
   readonly log: Pick<Logger, "info" | "warn">;
   /** The wall clock (tests move it); Date.now by default. */
   readonly now?: () => number;
@@ -133,8 +136,9 @@ export class CrossRangeTxns {
     rangeOf: this.rangeOf,
     write: (range, operation, waiter) => {
       const replica = this.host.replica(range);
-      if (replica === undefined) return waiter.reject(new Error(`this node hosts no replica of range ${range}`));
-      replica.driver.write(operation, null).then(
+      const remote = this.host.remote;
+      if (replica === undefined && remote === undefined) return waiter.reject(new Error(`this node hosts no replica of range ${range}`));
+      (replica === undefined ? (remote as NonNullable<typeof remote>)(range, operation) : replica.driver.write(operation, null)).then(
         (result) => waiter.resolve(result),
         (error: unknown) => waiter.reject(error instanceof Error ? error : new Error(String(error))),
       );

@@ -25,11 +25,14 @@ export async function serveTxn(c: RouteContext): Promise<void> {
   const body = await readBody(c.request, c.options.requestBodyBytesMax, "a transaction");
   const txn = parseTxnRequest(body);
   await c.guard.txn(txn);
-  // Ranges this node does not host: the transaction goes to a node that hosts all of them.
+  // Ranges this node does not host: the transaction goes to a node that hosts all of them;
+  // with none (its ranges share no node), a transaction across ranges is coordinated here,
+  // its phases for the ranges this node lacks written through nodes that have them.
   if (c.service.rangeHosts !== undefined && c.request.headers[FORWARDED_HEADER] === undefined) {
     const table = rangeTableOf(c.service);
     const ranges = [...new Set(txnKeys(txn).map((key) => table.forKey(key).id))];
-    if (ranges.some((id) => !servesHere(c.service, id))) return forwardRequest(c.service, c.request, c.response, ranges, c.options.requestBodyBytesMax, body);
+    const lacking = ranges.some((id) => !servesHere(c.service, id));
+    if (lacking && (ranges.length === 1 || c.service.rangeHosts(ranges).length > 0)) return forwardRequest(c.service, c.request, c.response, ranges, c.options.requestBodyBytesMax, body);
   }
   const crossRange = c.service.crossRangeTxn;
   if (crossRange !== undefined && crossRange.spans(txn)) {

@@ -30,6 +30,7 @@ import { readSnapshotRange } from "../../core/kv/snapshot.js";
 import { CrossRangeTxns } from "./cross-range-txn.js";
 import { LIVENESS_GROUP, PeerLiveness, PING_EVERY_TICKS } from "./node-liveness.js";
 import { DIRECTORY_GROUP, RangePlacement } from "./range-placement.js";
+import { RANGE_WRITES_GROUP, RangeWrites } from "./range-writes.js";
 import { HttpError, type KvService } from "./http-api.js";
 import type { SplitAnswer } from "./split-route.js";
 import { storageFailure } from "./disk-guard.js";
@@ -74,6 +75,8 @@ export class RangeAdmin {
   private liveness: PeerLiveness | null = null;
   /** With `--replicas`: the ranges' directory and their moves between members (null: every member hosts every range). */
   private placement: RangePlacement | null = null;
+  /** With `--replicas`: transactions' phases for ranges this node does not host, through nodes that do. */
+  private writes: RangeWrites | null = null;
 
   /** `unborn`: the ranges recovered at start that wait to be born of their parent's split (node-ranges.ts). */
   constructor(
@@ -96,7 +99,15 @@ export class RangeAdmin {
           )
         : null;
     this.crossRange =
-      this.births === null ? null : new CrossRangeTxns({ nodeId: config.id, table: () => ranges.table, replica: (id) => ranges.get(id), log: log.child({ component: "txn" }) });
+      this.births === null
+        ? null
+        : new CrossRangeTxns({
+            nodeId: config.id,
+            table: () => ranges.table,
+            replica: (id) => ranges.get(id),
+            remote: (range, operation) => (this.writes === null ? Promise.reject(new Error(`this node hosts no replica of range ${range}`)) : this.writes.write(range, operation)),
+            log: log.child({ component: "txn" }),
+          });
   }
 
   /**
@@ -141,6 +152,13 @@ export class RangeAdmin {
               { range: step.range, node: step.node },
             ),
         });
+        const placement = this.placement;
+        this.writes = new RangeWrites({
+          groups: this.host.groups,
+          replica: (id) => ranges.get(id),
+          hostsOf: (id) => placement.hostsOf(id),
+          timeoutMs: config.requestTimeoutMs,
+        });
       }
     }
   }
@@ -183,6 +201,7 @@ export class RangeAdmin {
   stop(): void {
     this.liveness?.stop();
     this.placement?.stop();
+    this.writes?.stop();
     this.crossRange?.stop();
   }
 
@@ -282,7 +301,7 @@ export class RangeAdmin {
   adoptRange(from: NodeId, id: GroupId): void {
     const { config, consensus, sharedLog, ranges, log } = this.host;
     const environment = ranges.environment;
-    if (this.births === null || environment === null || id === LIVENESS_GROUP || id === DIRECTORY_GROUP || ranges.get(id) !== undefined || this.adopting) return;
+    if (this.births === null || environment === null || id === LIVENESS_GROUP || id === DIRECTORY_GROUP || id === RANGE_WRITES_GROUP || ranges.get(id) !== undefined || this.adopting) return;
     if (this.births.waitsForParent(id) || !isMember(this.host.membership(), from)) return;
     const senderHttp = this.host.memberHttp(from);
     if (senderHttp === undefined) return;

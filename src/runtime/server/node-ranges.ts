@@ -314,7 +314,9 @@ export class NodeRanges {
     try {
       this.tableBuilt = new RangeTable(descriptors);
     } catch (error) {
-      this.log?.error({ err: error, ranges: descriptors }, "this node's ranges do not cover the key space once; routing by the last table that did");
+      // Where ranges are on some members only, a node knows only its own until its peers describe theirs (a second).
+      if (this.others === null) this.log?.error({ err: error, ranges: descriptors }, "this node's ranges do not cover the key space once; routing by the last table that did");
+      else this.log?.debug({ err: error, ranges: descriptors }, "the ranges known here do not cover the key space once yet; routing by the last table that did");
     }
     return this.tableBuilt;
   }
