@@ -35,6 +35,7 @@ interface ClusterFlags {
   consensus: ConsensusProtocol;
   shards: number;
   splitKeys: number;
+  splitLoad: number;
   replicas: number;
   replaceAfterMs: number;
   logLevel: string;
@@ -100,6 +101,7 @@ export function registerClusterCommand(program: Command, setExitCode: (code: num
     .addOption(new Option("--consensus <protocol>", "the consensus protocol").choices([...CONSENSUS_PROTOCOLS]).default(DEFAULT_NODE_CONFIG.consensus))
     .option("--shards <n>", `ranges the key space is cut into, each its own consensus group of every node (1 to ${SHARDS_MAX})`, integerIn("--shards", 1, SHARDS_MAX), DEFAULT_NODE_CONFIG.shards)
     .option("--split-keys <n>", "with --shards: a range splits in two once it holds more than this many keys (0: never by itself)", integerIn("--split-keys", 0, Number.MAX_SAFE_INTEGER), DEFAULT_NODE_CONFIG.splitKeys)
+    .option("--split-load <n>", "with --shards: a range splits at the key that halves its writes once it takes more than this many writes a second for 3 s (0: never by load)", integerIn("--split-load", 0, Number.MAX_SAFE_INTEGER), DEFAULT_NODE_CONFIG.splitLoad)
     .option("--replicas <n>", "with --shards: each range but range 0 keeps this many replicas once the cluster has more members (0: every member hosts every range)", integerIn("--replicas", 0, 7), DEFAULT_NODE_CONFIG.replicas)
     .option("--replace-after-ms <ms>", "with --replicas: a member unreachable this long has its ranges' replicas made again elsewhere", integerIn("--replace-after-ms", 1, Number.MAX_SAFE_INTEGER), DEFAULT_NODE_CONFIG.replaceAfterMs)
     .option("--snapshot-entries <n>", "each node snapshots after this many applied entries", integerIn("--snapshot-entries", 1, Number.MAX_SAFE_INTEGER), DEFAULT_NODE_CONFIG.snapshotEntries)
@@ -181,7 +183,7 @@ function planNode(flags: ClusterFlags, dataDir: string, id: number, membership: 
   const args = [synodBin, "node", "--id", String(id), "--http", `${flags.host}:${httpPort}`, "--peer", `${flags.host}:${peerPort}`, ...membership, "--data-dir", dir];
   args.push("--consensus", flags.consensus, "--snapshot-entries", String(flags.snapshotEntries), "--request-timeout-ms", String(flags.requestTimeoutMs));
   args.push("--history-revisions", String(flags.historyRevisions));
-  if (flags.shards > 1) args.push("--shards", String(flags.shards), "--split-keys", String(flags.splitKeys), "--replicas", String(flags.replicas), "--replace-after-ms", String(flags.replaceAfterMs));
+  if (flags.shards > 1) args.push("--shards", String(flags.shards), "--split-keys", String(flags.splitKeys), "--split-load", String(flags.splitLoad), "--replicas", String(flags.replicas), "--replace-after-ms", String(flags.replaceAfterMs));
   // The log is a file: JSON lines, whatever the terminal this command runs in.
   args.push("--log-level", flags.logLevel, "--log-format", "json");
   if (flags.allowFaultInjection) args.push("--allow-fault-injection");

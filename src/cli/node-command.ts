@@ -27,6 +27,7 @@ interface NodeFlags {
   consensus: ConsensusProtocol;
   shards: number;
   splitKeys: number;
+  splitLoad: number;
   replicas: number;
   replaceAfterMs: number;
   tickMs: number;
@@ -83,6 +84,7 @@ export function registerNodeCommand(program: Command, setExitCode: (code: number
     .addOption(new Option("--consensus <protocol>", "the consensus protocol").choices([...CONSENSUS_PROTOCOLS]).default(DEFAULT_NODE_CONFIG.consensus))
     .option("--shards <n>", `ranges the key space is cut into at the cluster's start, each its own consensus group (1 to ${SHARDS_MAX}; every node of the cluster the same)`, integerIn("--shards", 1, SHARDS_MAX), DEFAULT_NODE_CONFIG.shards)
     .option("--split-keys <n>", "on a sharded cluster, a range's leader splits it in two once it holds more than this many keys (0: never by itself)", integerIn("--split-keys", 0, Number.MAX_SAFE_INTEGER), DEFAULT_NODE_CONFIG.splitKeys)
+    .option("--split-load <n>", "on a sharded cluster, a range's leader splits it at the key that halves its writes once it takes more than this many writes a second for 3 s (0: never by load)", integerIn("--split-load", 0, Number.MAX_SAFE_INTEGER), DEFAULT_NODE_CONFIG.splitLoad)
     .option("--replicas <n>", "on a sharded cluster with more members than this, each range but range 0 keeps this many replicas, placed and moved over the members (0: every member hosts every range)", integerIn("--replicas", 0, 7), DEFAULT_NODE_CONFIG.replicas)
     .option("--replace-after-ms <ms>", "with --replicas: a member unreachable this long has its ranges' replicas made again on other members", integerIn("--replace-after-ms", 1, Number.MAX_SAFE_INTEGER), DEFAULT_NODE_CONFIG.replaceAfterMs)
     .option("--tick-ms <ms>", "the engine's tick (heartbeat interval)", positiveInteger("--tick-ms"), DEFAULT_NODE_CONFIG.tickMs)
@@ -160,6 +162,7 @@ function configFrom(flags: NodeFlags): NodeConfig {
       consensus: flags.consensus,
       shards: flags.shards,
       splitKeys: flags.splitKeys,
+      splitLoad: flags.splitLoad,
       replicas: flags.replicas,
       replaceAfterMs: flags.replaceAfterMs,
       tickMs: flags.tickMs,

@@ -53,6 +53,11 @@ export interface NodeConfig {
    */
   readonly splitKeys?: number;
   /**
+   * `--split-load N`: on a sharded Raft cluster, a range's leader splits it at the key that
+   * halves its writes once it takes more than N writes a second for 3 s (0, the default: never).
+   */
+  readonly splitLoad?: number;
+  /**
    * `--replicas N`: on a sharded Raft cluster with more than N members, each range but
    * range 0 keeps N replicas, placed and moved over the members (range-placement.ts);
    * 0 (the default): every member hosts every range.
@@ -118,6 +123,7 @@ export const DEFAULT_NODE_CONFIG = Object.freeze({
   // Off until a split stops copying the keys it moves: a split of a range of 1,000,000
   // keys would stall every node's writes for ~20 s (docs/sharding.md, "Splits").
   splitKeys: 0,
+  splitLoad: 0,
   // Every member hosts every range until asked otherwise: requests for a range a node does
   // not host are forwarded to one that does, but not yet those over several ranges.
   replicas: 0,
@@ -154,6 +160,7 @@ export function validateNodeConfig(config: NodeConfig): NodeConfig {
   positive(config.requestTimeoutMs, "--request-timeout-ms");
   positive(config.snapshotEntries, "--snapshot-entries");
   if (config.splitKeys !== undefined && (!Number.isSafeInteger(config.splitKeys) || config.splitKeys < 0)) throw new InvalidInputError(`--split-keys must be a non-negative integer (0: ranges do not split by themselves), got ${config.splitKeys}`);
+  if (config.splitLoad !== undefined && (!Number.isSafeInteger(config.splitLoad) || config.splitLoad < 0)) throw new InvalidInputError(`--split-load must be a non-negative integer (writes a second; 0: ranges do not split by load), got ${config.splitLoad}`);
   if (config.replicas !== undefined && (!Number.isSafeInteger(config.replicas) || config.replicas < 0 || config.replicas > 7)) throw new InvalidInputError(`--replicas must be an integer from 0 (every member hosts every range) to 7, got ${config.replicas}`);
   if (config.replaceAfterMs !== undefined) positive(config.replaceAfterMs, "--replace-after-ms");
   if (!Number.isSafeInteger(config.shards) || config.shards < 1 || config.shards > SHARDS_MAX) throw new InvalidInputError(`--shards must be an integer from 1 to ${SHARDS_MAX}, got ${config.shards}`);

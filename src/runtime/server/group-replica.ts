@@ -10,6 +10,7 @@
  * behind the latest snapshot is rebuilt from the snapshot, and the engine delivers the
  * rest of the log.
  */
+import { LoadSplitter } from "../../core/multi/load-split.js";
 import { randomInt } from "node:crypto";
 import type { Logger } from "pino";
 import { NotMemberError } from "../../core/common/errors.js";
@@ -90,6 +91,9 @@ export function recoverGroup(config: NodeConfig, consensus: Consensus, storage: 
   }
 }
 
+/** How long a range takes more writes a second than `--split-load` before it is split. */
+export const LOAD_SPLIT_HOT_MS = 3000;
+
 export class GroupReplica {
   readonly group: GroupId;
   readonly backend: LmdbKvBackend;
@@ -97,6 +101,8 @@ export class GroupReplica {
   readonly engine: Engine<unknown, unknown>;
   readonly driver: Driver;
   readonly watches: WatchHub;
+  /** On a range of a cluster that splits by load (`--split-load`): the writes it applies, by key (load-split.ts). */
+  readonly load: LoadSplitter | null;
 
   constructor(
     readonly config: NodeConfig,
@@ -133,6 +139,7 @@ export class GroupReplica {
       ...(hooks.onFatal === undefined ? {} : { onFatal: hooks.onFatal }),
       ...(hooks.watcher === undefined ? {} : { watcher: hooks.watcher }),
     });
+    this.load = hooks.spanChanged !== undefined && (config.splitLoad ?? 0) > 0 ? new LoadSplitter({ writesPerSecond: config.splitLoad ?? 0, hotForMs: LOAD_SPLIT_HOT_MS }) : null;
     this.watches = new WatchHub(
       kv,
       undefined,
@@ -145,13 +152,20 @@ export class GroupReplica {
       hooks.spanChanged === undefined
         ? watches
         : {
-            committed: (changes) => watches.committed(changes),
+            committed: (changes) => {
+              watches.committed(changes);
+              this.load?.observe(
+                changes.map((change) => change.key),
+                Date.now(),
+              );
+            },
             restored: () => {
               watches.restored();
               hooks.spanChanged?.();
             },
             spanChanged: (span, revision) => {
               watches.spanChanged(span, revision);
+              this.load?.reset(Date.now());
               hooks.spanChanged?.();
             },
           },

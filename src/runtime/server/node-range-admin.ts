@@ -190,8 +190,9 @@ export class RangeAdmin {
     if (this.births !== null) {
       ranges.splitBySize({
         splitKeys: config.splitKeys ?? DEFAULT_NODE_CONFIG.splitKeys,
+        splitLoad: (config.splitLoad ?? DEFAULT_NODE_CONFIG.splitLoad) > 0,
         rangesMax: RANGES_MAX,
-        split: (id) => this.splitRange(id, null),
+        split: (id, key) => this.splitRange(id, key),
         log: log.child({ component: "ranges" }),
       });
     }

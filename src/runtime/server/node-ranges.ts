@@ -19,6 +19,7 @@ import { leadershipMove } from "../../core/multi/leader-balance.js";
 import { initialReplicas } from "../../core/multi/placement.js";
 import { rangeMembershipChange } from "../../core/multi/range-members.js";
 import { RangeTable, spanHolds } from "../../core/multi/ranges.js";
+import { splitRefusal } from "../../core/kv/split.js";
 import { LmdbKvEnvironment } from "../storage/kv-lmdb-env.js";
 import { spanBounds, type KvSpan } from "../storage/kv-lmdb-groups.js";
 import { LogStore } from "../storage/log-store.js";
@@ -162,17 +163,19 @@ export const LEADER_BALANCE_INTERVAL_MS = 1000;
 /** The least time between two leadership moves by one node: each move's election settles first. */
 export const LEADER_MOVE_SPACING_MS = 3000;
 
-/** How often a node of a sharded cluster looks for a range it leads that outgrew `--split-keys`. */
+/** How often a node of a sharded cluster looks for a range it leads that outgrew `--split-keys` or is hotter than `--split-load`. */
 export const SPLIT_CHECK_INTERVAL_MS = 2000;
 
 /** What splitting ranges by size needs from the node. */
 export interface SizeSplitting {
-  /** A range splits once it holds more than this many keys (0: never by itself). */
+  /** A range splits once it holds more than this many keys (0: never by its size). */
   readonly splitKeys: number;
+  /** Whether ranges split by load (`--split-load`: each replica's LoadSplitter says where). */
+  readonly splitLoad: boolean;
   /** The most ranges the cluster runs (config.ts RANGES_MAX). */
   readonly rangesMax: number;
-  /** Splits range `id` at its middle key (the node's `POST /v1/shards/{id}/split`). */
-  readonly split: (id: GroupId) => Promise<unknown>;
+  /** Splits range `id` at `key` (null: its middle key), as the node's `POST /v1/shards/{id}/split` does. */
+  readonly split: (id: GroupId, key: string | null) => Promise<unknown>;
   readonly log: Logger;
 }
 
@@ -400,21 +403,31 @@ export class NodeRanges {
    * One split at a time per node; none once the cluster runs `rangesMax` ranges.
    */
   splitBySize(splitting: SizeSplitting): void {
-    if (!this.sharded || splitting.splitKeys <= 0 || this.splitTimer !== null) return;
+    if (!this.sharded || (splitting.splitKeys <= 0 && !splitting.splitLoad) || this.splitTimer !== null) return;
     this.splitTimer = setInterval(() => this.splitOnce(splitting), SPLIT_CHECK_INTERVAL_MS);
     this.splitTimer.unref();
   }
 
   private splitOnce({ splitKeys, rangesMax, split, log }: SizeSplitting): void {
     if (this.splitting || this.replicas.size >= rangesMax) return;
-    const grown = this.all()
-      .filter((replica) => replica.engine.status().role === "leader" && this.holdsState(replica) && replica.kv.keys > splitKeys)
-      .sort((a, b) => b.kv.keys - a.kv.keys)[0];
-    if (grown === undefined) return;
+    const leading = this.all().filter((replica) => replica.engine.status().role === "leader" && this.holdsState(replica));
+    const now = Date.now();
+    // By load first: the hottest range that has been hot long enough, at the key that halves its writes.
+    const hot = leading
+      .map((replica) => {
+        const span = replica.kv.backend.span ?? { start: "", end: null };
+        return { replica, at: replica.load?.splitKey(now, (key) => splitRefusal(span, key) === null) ?? null, rate: replica.load?.rate(now) ?? 0 };
+      })
+      .filter((candidate) => candidate.at !== null)
+      .sort((a, b) => b.rate - a.rate)[0];
+    const grown = splitKeys <= 0 ? undefined : leading.filter((replica) => replica.kv.keys > splitKeys).sort((a, b) => b.kv.keys - a.kv.keys)[0];
+    const chosen = hot === undefined ? (grown === undefined ? null : { replica: grown, at: null }) : { replica: hot.replica, at: hot.at };
+    if (chosen === null) return;
     this.splitting = true;
-    log.info({ range: grown.group, keys: grown.kv.keys, splitKeys }, "splitting a range that outgrew --split-keys");
-    split(grown.group)
-      .catch((error: unknown) => log.info({ err: error, range: grown.group }, "the range did not split; the next look decides again"))
+    if (hot !== undefined) log.info({ range: hot.replica.group, writesPerSecond: hot.rate, at: hot.at }, "splitting a range hotter than --split-load at the key that halves its writes");
+    else log.info({ range: chosen.replica.group, keys: chosen.replica.kv.keys, splitKeys }, "splitting a range that outgrew --split-keys");
+    split(chosen.replica.group, chosen.at)
+      .catch((error: unknown) => log.info({ err: error, range: chosen.replica.group }, "the range did not split; the next look decides again"))
       .finally(() => {
         this.splitting = false;
       });

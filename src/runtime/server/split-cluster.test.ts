@@ -268,10 +268,10 @@ describe("a node that missed a split (its range's log compacted past it while th
   });
 });
 
-describe("ranges that split by themselves (--split-keys)", { timeout: 120_000 }, () => {
+describe("ranges that split by themselves (--split-keys, --split-load)", { timeout: 120_000 }, () => {
   let cluster: ProcessCluster;
   before(async () => {
-    cluster = await ProcessCluster.start({ size: 3, flags: ["--shards", "2", "--split-keys", "40"] });
+    cluster = await ProcessCluster.start({ size: 3, flags: ["--shards", "2", "--split-keys", "40", "--split-load", "150"] });
     await rangesLed(cluster, 1, 2, [1, 2, 3], 15_000);
   });
   after(async () => cluster.close());
@@ -297,6 +297,46 @@ describe("ranges that split by themselves (--split-keys)", { timeout: 120_000 },
       for (let i = 0; i < 150; i += 7) {
         const record = await client.get(`s-${String(i).padStart(3, "0")}`);
         assert.equal(record === null ? null : Buffer.from(record.value).toString("utf8"), `v${i}`);
+      }
+    } finally {
+      await client.close();
+    }
+  });
+
+  test("a range taking more than --split-load writes a second for 3 s splits at the key that halves its writes, though its key count stays small", async (t) => {
+    const client = new Client({ endpoints: cluster.nodes.map((node) => node.http), healthCheckIntervalMs: 0 });
+    // Eight keys written over and over: the range's key count never nears --split-keys.
+    const keys = ["t-a", "t-b", "t-c", "t-d", "t-e", "t-f", "t-g", "t-h"];
+    const last = new Map<string, string>();
+    let writing = true;
+    // One writer per key, so each key's last acknowledged value is known.
+    const writer = async (w: number): Promise<void> => {
+      const key = keys[w] as string;
+      for (let i = 0; writing && i < 20_000; i++) {
+        await client.put(key, `w${w}-${i}`);
+        last.set(key, `w${w}-${i}`);
+      }
+    };
+    const writers = keys.map((_, w) => writer(w));
+    const startedMs = Date.now();
+    let split: ShardView | undefined;
+    try {
+      while (Date.now() - startedMs < 30_000 && split === undefined) {
+        await sleep(200);
+        split = (await cluster.shards(1))?.find((s) => keys.includes(s.start));
+      }
+    } finally {
+      writing = false;
+      await Promise.all(writers);
+    }
+    t.diagnostic(`a range starting at ${JSON.stringify(split?.start)} ${Date.now() - startedMs} ms after the writes began`);
+    assert.ok(split !== undefined, "the hot range split at one of its hot keys");
+    // Writes were spread evenly over the keys: the halving key is in the middle, not at an end.
+    assert.ok(["t-c", "t-d", "t-e", "t-f"].includes(split.start), `split at ${split.start}`);
+    try {
+      for (const [key, value] of last) {
+        const record = await client.get(key);
+        assert.equal(record === null ? null : Buffer.from(record.value).toString("utf8"), value, key);
       }
     } finally {
       await client.close();
