@@ -359,7 +359,7 @@ async function handle(service: KvService, options: HttpApiOptions, request: Inco
     else if (route.access === "admin") await context.guard.admin();
     else if (route.access !== "public" && route.access !== "handler") await route.access(context);
     // A key, listing or watch of a range this node does not host goes to a node that does.
-    const unhosted = request.headers[FORWARDED_HEADER] === undefined ? unhostedRangeOf(service, name, key, query) : null;
+    const unhosted = request.headers[FORWARDED_HEADER] === undefined ? unhostedRangeOf(service, name, key, query, memberId) : null;
     if (unhosted !== null) await forwardRequest(service, request, response, [unhosted], options.requestBodyBytesMax);
     else await route.serve(context);
   } catch (error) {

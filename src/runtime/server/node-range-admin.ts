@@ -246,7 +246,9 @@ export class RangeAdmin {
     // Checked here first too, so a split refused for its key does not use up a range id.
     const refusal = splitRefusal(parent.kv.backend.span ?? { start: "", end: null }, at);
     if (refusal !== null) throw new HttpError(409, "split_refused", `range ${id} did not split: ${refusal}`);
-    const atLeast = Math.max(...ranges.all().map((replica) => replica.group)) + 1;
+    // Past every id the cluster started with, as well as those known here: group 0 hands out
+    // ids from there, each once (a node hosting some ranges only may host none of the highest).
+    const atLeast = Math.max(ranges.startedWith, ...ranges.table.list().map((range) => range.id + 1), ...ranges.all().map((replica) => replica.group + 1));
     const allocated = await primary.driver.write({ op: "range-id", atLeast });
     if (allocated.op !== "range-id") throw new HttpError(503, "unavailable", `group 0 handed out no range id: ${allocated.op === "rejected" ? allocated.reason : allocated.op}`);
     const result = await parent.driver.write({ op: "split", at, child: allocated.id });

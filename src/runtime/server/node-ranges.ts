@@ -39,8 +39,8 @@ import { LIVENESS_GROUP } from "./node-liveness.js";
 /** The ranges a node does not host, as its peers describe them (range-placement.ts). */
 export interface OtherRanges {
   descriptors(): readonly RangeDescriptor[];
-  /** What `GET /v1/shards` says of range `id` here: its leader, replicas and where to send its requests. */
-  view(id: GroupId): object | undefined;
+  /** What `GET /v1/shards` says of range `id` here: its leader, term and replicas. */
+  view(id: GroupId): { readonly leader: NodeId | null; readonly [field: string]: unknown } | undefined;
 }
 
 /** Whether two ranges' spans share a key. */
@@ -270,6 +270,11 @@ export class NodeRanges {
     return this.replicas.get(group);
   }
 
+  /** How many ranges the cluster started with (`--shards`): ids 0 to this less one. */
+  get startedWith(): number {
+    return this.shards;
+  }
+
   /** Whether the cluster is sharded: started with more than one range (it splits only then). */
   get sharded(): boolean {
     return this.shards > 1;
@@ -466,7 +471,10 @@ export class NodeRanges {
   views(leaderHttp: (leader: number) => string | null): object[] {
     return this.table.list().map((range) => {
       const replica = this.replicas.get(range.id);
-      if (replica === undefined) return { ...range, hosted: false, ...this.others?.view(range.id) };
+      if (replica === undefined) {
+        const other = this.others?.view(range.id);
+        return { ...range, hosted: false, ...other, leaderHttp: other?.leader === null || other === undefined ? null : leaderHttp(other.leader) };
+      }
       const status = replica.engine.status();
       return {
         ...range,

@@ -94,6 +94,27 @@ describe("ranges on three of the members (--shards 8 --replicas 3)", { timeout: 
     t.diagnostic(`${acknowledged.size} writes acknowledged, ${failures.length} failed`);
     assert.deepEqual(failures, [], "no request failed through the SDK");
     assert.ok(acknowledged.size > 100, `writes went on: ${acknowledged.size}`);
+
+    // A split asked of a node that hosts neither the range nor the highest-numbered one: the
+    // request goes to a node that hosts the range, and the new range takes an id no range has.
+    const seen = ((await cluster.shards(5)) ?? []) as (Placed & { hosted?: boolean })[];
+    const highest = seen.find((s) => s.id === SHARDS - 1);
+    const candidates = seen.filter((s) => s.id !== 0 && s.id !== SHARDS - 1 && s.hosted === false);
+    // Best, a range whose leader (which splits it) does not host the highest-numbered range either.
+    const target = candidates.find((s) => s.leader !== null && highest?.voters?.includes(s.leader) === false) ?? candidates[0];
+    assert.ok(target !== undefined, "node 5 lacks some range");
+    const at = `${KEY_OF_RANGE[target.id] as string}-w1`;
+    const split = await request("POST", `${cluster.node(5).http}/v1/shards/${target.id}/split`, JSON.stringify({ key: at }), { "content-type": "application/json" });
+    assert.equal(split.status, 200, split.text);
+    const child = split.body["child"] as number;
+    assert.ok(!seen.some((s) => s.id === child), `the new range ${child} takes an id no range had (${seen.map((s) => s.id).join(",")})`);
+    const splitDeadline = Date.now() + 10_000;
+    for (;;) {
+      const after = await cluster.shards(1);
+      if (after !== null && after.length === SHARDS + 1 && new Set(after.map((s) => s.id)).size === SHARDS + 1 && after.find((s) => s.id === child)?.start === at) break;
+      if (Date.now() > splitDeadline) assert.fail(`node 1 does not see range ${child} from ${at}: ${JSON.stringify(after)}`);
+      await sleep(200);
+    }
     // Read back through the new nodes, which forward what they do not host.
     const reader = new Client({ endpoints: [4, 5].map((id) => cluster.node(id).http), healthCheckIntervalMs: 0 });
     try {

@@ -21,15 +21,24 @@ const HOP_HEADERS = new Set(["connection", "keep-alive", "transfer-encoding", "c
 /** How long a node to forward to may take to answer (a watch's stream then goes on as long as the client stays). */
 const FORWARD_ANSWER_MS = 10_000;
 
+/** Routes that name their range with `?range=ID`. */
+const RANGE_PARAMETER_ROUTES = new Set(["/v1/sessions", "/v1/compact", "/v1/leader/transfer"]);
+
 /**
- * The range a request on a key, or a listing or watch within one range, is for, when this
+ * The range a request on a key, a listing or watch within one range, or a request naming
+ * its range (a session, a compaction, a leadership transfer, a split) is for, when this
  * node does not host it (so the request is forwarded); null when it is served here.
  */
-export function unhostedRangeOf(service: KvService, route: string, key: string, query: URLSearchParams): GroupId | null {
+export function unhostedRangeOf(service: KvService, route: string, key: string, query: URLSearchParams, pathId: number): GroupId | null {
   if (service.rangeHosts === undefined || service.ranges === undefined) return null;
   const table = rangeTableOf(service);
   let ranges: GroupId[];
   if (route === "/v1/kv/{key}") ranges = [table.forKey(key).id];
+  else if (route === "/v1/shards/{id}/split") ranges = table.get(pathId) === undefined ? [] : [pathId];
+  else if (RANGE_PARAMETER_ROUTES.has(route)) {
+    const named = Number(query.get("range") ?? "0");
+    ranges = table.get(named) === undefined ? [] : [named];
+  }
   else if (route === "/v1/kv" && query.get("range") !== null) {
     const named = Number(query.get("range"));
     ranges = table.get(named) === undefined ? [] : [named];

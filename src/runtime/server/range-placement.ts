@@ -190,7 +190,7 @@ export class RangePlacement implements OtherRanges {
     return [...this.entries().values()].map(({ id, start, end, epoch }) => ({ id, start, end, epoch }));
   }
 
-  view(id: GroupId): object | undefined {
+  view(id: GroupId): { readonly leader: NodeId | null; readonly [field: string]: unknown } | undefined {
     const entry = this.entries().get(id);
     if (entry === undefined) return undefined;
     return { leader: entry.leader, term: entry.term, voters: entry.voters, learners: entry.learners, replicas: [...entry.voters, ...entry.learners].sort((a, b) => a - b) };
