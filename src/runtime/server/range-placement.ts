@@ -161,9 +161,14 @@ export class RangePlacement implements OtherRanges {
     this.directoryTimer = this.placementTimer = null;
   }
 
-  /** Whether ranges are placed now: the cluster has more voters than the replicas each range keeps. */
+  /**
+   * Whether ranges are placed now: the cluster has more members than the replicas each range
+   * keeps (a joining learner counts, so the ranges do not all follow it first; it is given
+   * replicas once it is a voter).
+   */
   active(): boolean {
-    return this.host.membership().voters.length > this.host.replicationFactor;
+    const membership = this.host.membership();
+    return membership.voters.length + membership.learners.length > this.host.replicationFactor;
   }
 
   /** Every range as this node and its peers describe it, the freshest description of each. */
