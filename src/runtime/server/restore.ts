@@ -43,7 +43,7 @@ import { LmdbKvEnvironment } from "../storage/kv-lmdb-env.js";
 import { LogStore } from "../storage/log-store.js";
 import { SharedLog } from "../storage/shared-log.js";
 import type { MemberAddress } from "./config.js";
-import { consensusFor, type ConsensusProtocol } from "./consensus.js";
+import { consensusFor, type Consensus, type ConsensusProtocol } from "./consensus.js";
 import { clusterIdFor, DATA_LAYOUT, lockDataDir, writeIdentity } from "./data-dir.js";
 
 /** The restored log's first segment is small: the node's own segments (`--wal-segment-bytes`) follow it. */
@@ -202,17 +202,22 @@ function restoredMembership(options: RestoreOptions): Membership {
   return { voters: options.members.map((member) => member.id), outgoing: [], learners: [], autoPromote: [], autoLeave: true, context: new Uint8Array(0) };
 }
 
-/** The snapshot the log continues from, with the new members as its configuration, and a hard state in its term. */
-async function writeLog(options: RestoreOptions, index: number, term: number, data: Uint8Array): Promise<void> {
-  const consensus = consensusFor(options.consensus, { electionTicks: 10, heartbeatTicks: 1 });
-  const snapshot: Snapshot = { index, term, data, membership: restoredMembership(options) };
-  const { store } = LogStore.open<unknown>({
+/** Where and how the restored write-ahead log is written (one range's, or every range's shared one). */
+function restoredWal(options: RestoreOptions, consensus: Consensus) {
+  return {
     dir: join(options.dataDir, DATA_LAYOUT.wal),
     snapshotDir: join(options.dataDir, DATA_LAYOUT.snapshots),
     encodeHardState: consensus.encodeHardState,
     decodeHardState: consensus.decodeHardState,
     segmentBytes: RESTORE_WAL_SEGMENT_BYTES,
-  });
+  };
+}
+
+/** The snapshot the log continues from, with the new members as its configuration, and a hard state in its term. */
+async function writeLog(options: RestoreOptions, index: number, term: number, data: Uint8Array): Promise<void> {
+  const consensus = consensusFor(options.consensus, { electionTicks: 10, heartbeatTicks: 1 });
+  const snapshot: Snapshot = { index, term, data, membership: restoredMembership(options) };
+  const { store } = LogStore.open<unknown>(restoredWal(options, consensus));
   try {
     store.save({ snapshot, entries: [], hardState: consensus.restoredHardState(snapshot) });
   } finally {
@@ -232,13 +237,7 @@ async function writeStateMachine(dataDir: string, data: Uint8Array): Promise<voi
 /** Each range's log, in the shared log: its snapshot (at its own index and term) with the new members, and a hard state in its term; one sync for all. */
 async function writeRangeLogs(options: RestoreOptions, ranges: readonly RangeBackupHeader[], parts: readonly Uint8Array[]): Promise<void> {
   const consensus = consensusFor(options.consensus, { electionTicks: 10, heartbeatTicks: 1 });
-  const { log } = SharedLog.open<unknown>({
-    dir: join(options.dataDir, DATA_LAYOUT.wal),
-    snapshotDir: join(options.dataDir, DATA_LAYOUT.snapshots),
-    encodeHardState: consensus.encodeHardState,
-    decodeHardState: consensus.decodeHardState,
-    segmentBytes: RESTORE_WAL_SEGMENT_BYTES,
-  });
+  const { log } = SharedLog.open<unknown>(restoredWal(options, consensus));
   try {
     ranges.forEach((range, i) => {
       const snapshot: Snapshot = { index: range.index, term: range.term, data: parts[i] as Uint8Array, membership: restoredMembership(options) };
