@@ -105,3 +105,21 @@ describe("output to a reader that left (| head)", () => {
     }
   });
 });
+
+describe("--replicas where it cannot place ranges", { timeout: 30_000 }, () => {
+  test("without --shards, or on Paxos: one line that says why, and the node does not start", async () => {
+    const root = mkdtempSync(join(tmpdir(), "synod-cli-replicas-"));
+    try {
+      const [http, peer] = await freePorts(2);
+      const node = ["node", "--id", "1", "--http", `127.0.0.1:${http}`, "--peer", `127.0.0.1:${peer}`, "--data-dir", join(root, "n")];
+      assertOneLine(await synod([...node, "--replicas", "3"]), /--replicas .* needs --shards 2 or more/);
+      assertOneLine(await synod([...node, "--shards", "2", "--consensus", "paxos", "--replicas", "3"]), /--replicas places ranges on some members only on a Raft cluster/);
+      // A usage error: the flag's line, then where to read the usage (exit 2).
+      const usage = await synod([...node, "--shards", "2", "--replicas", "9"]);
+      assert.equal(usage.code, 2);
+      assert.match(usage.stderr, /--replicas must be an integer from 0 to 7/);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+});

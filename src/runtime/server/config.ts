@@ -162,6 +162,8 @@ export function validateNodeConfig(config: NodeConfig): NodeConfig {
   if (config.splitKeys !== undefined && (!Number.isSafeInteger(config.splitKeys) || config.splitKeys < 0)) throw new InvalidInputError(`--split-keys must be a non-negative integer (0: ranges do not split by themselves), got ${config.splitKeys}`);
   if (config.splitLoad !== undefined && (!Number.isSafeInteger(config.splitLoad) || config.splitLoad < 0)) throw new InvalidInputError(`--split-load must be a non-negative integer (writes a second; 0: ranges do not split by load), got ${config.splitLoad}`);
   if (config.replicas !== undefined && (!Number.isSafeInteger(config.replicas) || config.replicas < 0 || config.replicas > 7)) throw new InvalidInputError(`--replicas must be an integer from 0 (every member hosts every range) to 7, got ${config.replicas}`);
+  if ((config.replicas ?? 0) > 0 && config.shards === 1) throw new InvalidInputError("--replicas places each range on some members only: it needs --shards 2 or more (a cluster of one range keeps it on every member)");
+  if ((config.replicas ?? 0) > 0 && config.consensus !== "raft") throw new InvalidInputError("--replicas places ranges on some members only on a Raft cluster; a Paxos cluster's ranges are on every member (leave --replicas out)");
   if (config.replaceAfterMs !== undefined) positive(config.replaceAfterMs, "--replace-after-ms");
   if (!Number.isSafeInteger(config.shards) || config.shards < 1 || config.shards > SHARDS_MAX) throw new InvalidInputError(`--shards must be an integer from 1 to ${SHARDS_MAX}, got ${config.shards}`);
   positive(config.walSegmentBytes, "WAL segment size");
