@@ -9,6 +9,7 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { once } from "node:events";
+import { request as undiciRequest, type Dispatcher } from "undici";
 import type { GroupId } from "../../core/multi/group.js";
 import { FORWARDED_HEADER, HttpError, readBody, type KvService } from "./http-api.js";
 import type { KvRecord } from "../../core/kv/model.js";
@@ -64,12 +65,12 @@ export async function forwardRequest(service: KvService, request: IncomingMessag
   const hosts = service.rangeHosts?.(ranges) ?? [];
   const method = request.method ?? "GET";
   const payload = body ?? (method === "GET" || method === "HEAD" ? null : await readBody(request, bodyBytesMax, "a request"));
-  const headers = new Headers();
+  const headers: Record<string, string> = {};
   for (const [name, value] of Object.entries(request.headers)) {
     if (value === undefined || HOP_HEADERS.has(name)) continue;
-    headers.set(name, Array.isArray(value) ? value.join(", ") : value);
+    headers[name] = Array.isArray(value) ? value.join(", ") : value;
   }
-  headers.set(FORWARDED_HEADER, "range");
+  headers[FORWARDED_HEADER] = "range";
   let clientGone = false;
   let attempt: AbortController | null = null;
   response.once("close", () => {
@@ -79,13 +80,14 @@ export async function forwardRequest(service: KvService, request: IncomingMessag
   let lastError: unknown = null;
   for (const host of hosts) {
     // Aborted if the client goes, or the node does not answer in time; once it answers, a
-    // stream (a watch) goes on for as long as the client stays.
+    // stream (a watch) goes on for as long as the client stays. undici's request, not fetch:
+    // no WHATWG streams on the way, which cost a loaded node most of its throughput.
     const controller = new AbortController();
     attempt = controller;
     const timer = setTimeout(() => controller.abort(), FORWARD_ANSWER_MS);
-    let upstream: Response;
+    let upstream: Dispatcher.ResponseData;
     try {
-      upstream = await fetch(`${host}${request.url ?? "/"}`, { method, headers, ...(payload === null ? {} : { body: payload }), redirect: "manual", signal: controller.signal });
+      upstream = await undiciRequest(`${host}${request.url ?? "/"}`, { method: method as Dispatcher.HttpMethod, headers, body: payload, signal: controller.signal });
     } catch (error) {
       if (clientGone) return;
       lastError = error;
@@ -93,22 +95,17 @@ export async function forwardRequest(service: KvService, request: IncomingMessag
     } finally {
       clearTimeout(timer);
     }
-    const answerHeaders: Record<string, string> = {};
-    upstream.headers.forEach((value, name) => {
-      if (!HOP_HEADERS.has(name) && name !== "content-encoding") answerHeaders[name] = value;
-    });
-    response.writeHead(upstream.status, answerHeaders);
+    const answerHeaders: Record<string, string | string[]> = {};
+    for (const [name, value] of Object.entries(upstream.headers)) if (value !== undefined && !HOP_HEADERS.has(name)) answerHeaders[name] = value;
+    response.writeHead(upstream.statusCode, answerHeaders);
     response.flushHeaders();
-    if (upstream.body === null) {
-      response.end();
-      return;
-    }
     try {
-      for await (const chunk of upstream.body as unknown as AsyncIterable<Uint8Array>) {
+      for await (const chunk of upstream.body) {
         if (!response.write(chunk)) await once(response, "drain");
       }
     } catch {
       // The node answering, or the client, went away mid-answer: the client sees the end.
+      upstream.body.destroy();
     }
     response.end();
     return;
@@ -137,20 +134,21 @@ export function remoteListing(hosts: () => readonly string[], range: RangeDescri
       const headers: Record<string, string> = { [FORWARDED_HEADER]: "range", ...(listing.credentials === undefined ? {} : { authorization: listing.credentials }) };
       let lastError: unknown = null;
       for (const host of hosts()) {
-        let response: Response;
+        let status: number;
         let body: ListingAnswer;
         try {
-          response = await fetch(`${host}/v1/kv?${query.toString()}`, { headers, signal: AbortSignal.timeout(timeoutMs) });
-          body = (await response.json()) as ListingAnswer;
+          const response = await undiciRequest(`${host}/v1/kv?${query.toString()}`, { headers, signal: AbortSignal.timeout(timeoutMs) });
+          status = response.statusCode;
+          body = (await response.body.json()) as ListingAnswer;
         } catch (error) {
           lastError = error;
           continue;
         }
-        if (response.status >= 500) {
-          lastError = new Error(`${host} answered ${response.status} ${body.error ?? ""}`);
+        if (status >= 500) {
+          lastError = new Error(`${host} answered ${status} ${body.error ?? ""}`);
           continue;
         }
-        if (!response.ok) throw new HttpError(response.status, body.error ?? "remote_error", body.message ?? `the node listing range ${range.id} answered ${response.status}`);
+        if (status >= 300) throw new HttpError(status, body.error ?? "remote_error", body.message ?? `the node listing range ${range.id} answered ${status}`);
         page = { records: (body.kvs ?? []).map(recordOf), more: body.more === true, revision: body.revision ?? 0, span: body.range ?? { start: range.start, end: range.end } };
         return;
       }
