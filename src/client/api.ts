@@ -451,6 +451,19 @@ function rangeField(value: unknown): RangeMismatchError["range"] {
   return { id, start, end, epoch };
 }
 
+/** Each range's leader's URL, as `GET /v1/shards` names it (`leaderHttp`); ranges without one known are left out. */
+export function decodeRangeLeaders(response: ApiResponse): Map<number, string> {
+  const leaders = new Map<number, string>();
+  if (response.status !== 200) return leaders;
+  const shards = jsonObject(response)["shards"];
+  if (!Array.isArray(shards)) return leaders;
+  for (const shard of shards as unknown[]) {
+    const { id, leaderHttp } = (shard ?? {}) as Record<string, unknown>;
+    if (typeof id === "number" && typeof leaderHttp === "string" && leaderHttp !== "") leaders.set(id, leaderHttp);
+  }
+  return leaders;
+}
+
 /** `GET /v1/shards`'s answer: the cluster's ranges (a node without the route has one, over every key). */
 export function decodeShardsAnswer(response: ApiResponse): RangeTable {
   if (response.status === 404) return RangeTable.single();

@@ -8,7 +8,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { Prng } from "../core/common/prng.js";
 import { backoffMs, type BackoffOptions, type RetryBudget } from "../core/balance/retry.js";
 import type { Admission } from "./admission.js";
-import { decodeSessionAnswer, decodeShardsAnswer, errorFor, type ApiResponse, type Consistency } from "./api.js";
+import { decodeRangeLeaders, decodeSessionAnswer, decodeShardsAnswer, errorFor, type ApiResponse, type Consistency } from "./api.js";
 import type { RangeTable } from "../core/multi/ranges.js";
 import { CallContext, CallEnded } from "./call.js";
 import type { ClientStats } from "./client.js";
@@ -47,6 +47,9 @@ interface Verdict {
   /** The endpoint is in trouble (a failure for health), not just answering. */
   readonly endpointFailed: boolean;
 }
+
+/** How old the client's view of each range's leader may grow before it is read again (in the background). */
+export const RANGE_LEADERS_TTL_MS = 5000;
 
 /** A write answered 409 range_mismatch reads the cluster's ranges and goes again at most this many times. */
 export const RANGE_REFRESHES_MAX = 3;
@@ -100,6 +103,11 @@ export class CallRunner {
   private readonly counters = { calls: 0, retries: 0, callsRetried: 0, retriesDenied: 0, retriesMaybeApplied: 0, outcomeUnknown: 0, sessionsOpened: 0, sessionsExpired: 0, rangeRefreshes: 0 };
   /** The cluster's ranges, once a node said the client needs them (null: not read yet; every write's session is in range 0). */
   private ranges: RangeTable | null = null;
+  /** Each range's leader's URL, from the same reads of the ranges: a call on a key goes there first. */
+  private rangeLeaders = new Map<number, string>();
+  /** When the ranges were last read, and whether a read of them is under way in the background. */
+  private rangesReadAtMs = 0;
+  private readingRanges = false;
 
   constructor(parts: CallRunnerParts) {
     this.router = parts.router;
@@ -195,7 +203,7 @@ export class CallRunner {
         if (!(error instanceof RangeMismatchError) || refreshes >= RANGE_REFRESHES_MAX) throw error;
         this.counters.rangeRefreshes += 1;
         const readRanges: CallSpec = { kind: "read", what: "read the cluster's ranges", request: { method: "GET", path: "/v1/shards" }, accept: (response) => response.status === 404 };
-        this.ranges = decodeShardsAnswer(await this.attempts(readRanges, call, null));
+        this.learnRanges(await this.attempts(readRanges, call, null));
       }
     }
   }
@@ -332,10 +340,44 @@ export class CallRunner {
     if (call.end !== null) throw this.ended(call, maybeApplied, lastError, lastEndpoint);
   }
 
+  /** The ranges and their leaders, from an answer of `GET /v1/shards`. */
+  private learnRanges(response: ApiResponse): void {
+    this.ranges = decodeShardsAnswer(response);
+    this.rangeLeaders = decodeRangeLeaders(response);
+    this.rangesReadAtMs = performance.now();
+  }
+
+  /**
+   * The leader of `key`'s range, as the client last read the ranges (null: not sharded, or
+   * not known). Read again in the background once RANGE_LEADERS_TTL_MS old: leaderships move,
+   * and a call sent to a node that no longer leads is only passed on, never wrong.
+   */
+  private rangeLeaderOf(key: string | undefined): string | null {
+    if (key === undefined || this.ranges === null || this.ranges.size < 2) return null;
+    if (performance.now() - this.rangesReadAtMs > RANGE_LEADERS_TTL_MS && !this.readingRanges && !this.closed()) void this.readRangesAside();
+    return this.rangeLeaders.get(this.ranges.forKey(key).id) ?? null;
+  }
+
+  private async readRangesAside(): Promise<void> {
+    const endpoint = this.router.pickForRead("stale");
+    if (endpoint === null) return;
+    this.readingRanges = true;
+    try {
+      const response = await this.transport.send(endpoint.url, { method: "GET", path: "/v1/shards" }, AbortSignal.timeout(this.attemptTimeoutMs));
+      if (response.status === 200) this.learnRanges(response);
+    } catch {
+      // The next call tries again; calls go on by the ranges read before.
+    } finally {
+      this.readingRanges = false;
+      this.rangesReadAtMs = Math.max(this.rangesReadAtMs, performance.now() - RANGE_LEADERS_TTL_MS / 2);
+    }
+  }
+
   private pick(spec: CallSpec, tried: ReadonlySet<string> | null): RouterEndpoint {
     if (spec.endpoint !== undefined) return { id: spec.endpoint, url: spec.endpoint, weight: 1 };
     const avoid = tried ?? undefined;
-    const endpoint = spec.kind === "write" ? this.router.pickForWrite(avoid) : this.router.pickForRead(spec.consistency ?? this.consistency, spec.key, avoid);
+    const preferred = this.rangeLeaderOf(spec.rangeKey ?? spec.key);
+    const endpoint = spec.kind === "write" ? this.router.pickForWrite(avoid, preferred) : this.router.pickForRead(spec.consistency ?? this.consistency, spec.key, avoid, preferred);
     if (endpoint === null) throw new NoEndpointError();
     return endpoint;
   }

@@ -247,8 +247,11 @@ export class ClusterRouter {
    * else the balancer's pick (any node forwards a write to the leader). Null only when the
    * balancer has nothing to offer (every endpoint out with `panicThresholdPercent` 0).
    */
-  pickForWrite(avoid?: ReadonlySet<string>): RouterEndpoint | null {
+  pickForWrite(avoid?: ReadonlySet<string>, preferred: string | null = null): RouterEndpoint | null {
     const nowMs = this.now();
+    // On a sharded cluster, the leader of the key's range (what the client last read of the ranges), when it is one of the endpoints.
+    const ranged = preferred === null ? undefined : this.endpointFor(preferred);
+    if (ranged !== undefined && (avoid === undefined || !avoid.has(ranged.id)) && this.balancer.isAvailable(ranged.id, nowMs)) return ranged;
     const leader = this.leaderId;
     if (leader !== null && (avoid === undefined || !avoid.has(leader)) && this.balancer.isAvailable(leader, nowMs)) {
       const endpoint = this.byUrl.get(leader);
@@ -262,8 +265,8 @@ export class ClusterRouter {
    * without asking itself for a read index); `lease` and `stale` reads take the balancer's
    * pick, so they spread over healthy nodes (`key` reaches the hash strategy).
    */
-  pickForRead(consistency: Consistency, key?: string, avoid?: ReadonlySet<string>): RouterEndpoint | null {
-    if (consistency === "linearizable") return this.pickForWrite(avoid);
+  pickForRead(consistency: Consistency, key?: string, avoid?: ReadonlySet<string>, preferred: string | null = null): RouterEndpoint | null {
+    if (consistency === "linearizable") return this.pickForWrite(avoid, preferred);
     return this.balancer.pick(this.now(), key, avoid);
   }
 

@@ -79,6 +79,8 @@ export interface KvService extends RangedService {
    * Absent: every node hosts every range.
    */
   rangeHosts?(ranges: readonly GroupId[]): readonly string[];
+  /** A request was sent on to another node (range-forward.ts). */
+  forwarded?(): void;
   /** Transactions across ranges (cross-range-txn.ts); absent where there are none (one range, or Paxos). */
   readonly crossRangeTxn?: {
     spans(txn: Pick<TxnCommand, "compares" | "success" | "failure">): boolean;

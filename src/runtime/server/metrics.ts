@@ -41,6 +41,7 @@ export class NodeMetrics {
   readonly snapshots: Counter;
   readonly snapshotsInstalled: Counter;
   readonly leaderChanges: Counter;
+  readonly rangeForwards: Counter;
 
   constructor(source: MetricsSource) {
     const registry = this.registry;
@@ -113,6 +114,7 @@ export class NodeMetrics {
     peerCounter("synod_peer_frames_dropped_total", "Messages dropped for the peer (not connected, or its queue full); the engine resends", (s) => s.framesDropped);
     peerCounter("synod_peer_frames_received_total", "Messages received from the peer", (s) => s.framesReceived);
     this.leaderChanges = new Counter({ name: "synod_raft_leader_changes_total", help: "Times this node saw a leader take office (another leader, or a new term with a leader)", registers: [registry] });
+    this.rangeForwards = new Counter({ name: "synod_range_forwards_total", help: "Requests this node sent on to another node because it hosts no replica of their range (--replicas)", registers: [registry] });
     this.proposals = new Counter({ name: "synod_proposals_total", help: "Writes proposed by this node's clients, by outcome", labelNames: ["result"], registers: [registry] });
     this.reads = new Counter({ name: "synod_reads_total", help: "Reads served, by consistency", labelNames: ["consistency"], registers: [registry] });
     this.snapshots = new Counter({ name: "synod_snapshots_total", help: "Snapshots taken by this node (log compactions)", registers: [registry] });

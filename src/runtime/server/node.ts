@@ -603,6 +603,7 @@ export class SynodNode {
       ...(sharded && (this.config.replicas ?? 0) > 0
         ? {
             rangeHosts: (ranges: readonly GroupId[]) => this.rangeHosts(ranges),
+            forwarded: () => this.metrics.rangeForwards.inc(),
             remoteListing: (range: RangeDescriptor, listing: RemoteListing) => remoteListing(() => this.rangeHosts([range.id]), range, listing, this.config.requestTimeoutMs),
           }
         : {}),

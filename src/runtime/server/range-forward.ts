@@ -97,6 +97,7 @@ export async function forwardRequest(service: KvService, request: IncomingMessag
     }
     const answerHeaders: Record<string, string | string[]> = {};
     for (const [name, value] of Object.entries(upstream.headers)) if (value !== undefined && !HOP_HEADERS.has(name)) answerHeaders[name] = value;
+    service.forwarded?.();
     response.writeHead(upstream.statusCode, answerHeaders);
     response.flushHeaders();
     try {
