@@ -317,7 +317,12 @@ export class RangeAdmin {
       .then((span) => {
         if (span === null || ranges.get(id) !== undefined || this.births === null) return;
         if (environment.registry.overlapping(id, spanBounds(span)) !== undefined) return;
-        const durable = this.births.takeStateless(id) ?? { hardState: null, snapshot: null, entries: [] };
+        const stateless = this.births.takeStateless(id) ?? { hardState: null, snapshot: null, entries: [] };
+        // A range this node held before starts in the term its peers are in, at least: a
+        // vote it cast there before it was dropped is gone with its log, and a stale
+        // candidate's request in such a term must not get a second one (Raft's hard state).
+        const floorTerm = "term" in span && typeof span.term === "number" ? span.term : 0;
+        const durable = stateless.hardState === null && floorTerm > 0 ? { ...stateless, hardState: { term: floorTerm, vote: null, commit: 0 } } : stateless;
         const recovered = recoverGroup(
           config,
           consensus,

@@ -135,6 +135,8 @@ export class RangePlacement implements OtherRanges {
   private readonly dropping = new Set<GroupId>();
   /** The applied index past which a range dropped here was no longer this node's: an older description cannot bring it back. */
   private readonly droppedAt = new Map<GroupId, number>();
+  /** The term each range dropped here was in: hosted again, it starts no lower (its vote went with its log). */
+  private readonly droppedTerm = new Map<GroupId, number>();
   /** When each range hosted with no state was first seen so (one its leader does not count this node in is dropped after a while). */
   private readonly statelessSince = new Map<GroupId, number>();
   private directoryTimer: NodeJS.Timeout | null = null;
@@ -206,12 +208,13 @@ export class RangePlacement implements OtherRanges {
    * later index than any at which this node dropped it; null otherwise (node-range-admin.ts
    * hosts a range a member's message names only then). Undefined: the directory has no word of it.
    */
-  adoptable(id: GroupId): { readonly start: string; readonly end: string | null } | null | undefined {
+  adoptable(id: GroupId): { readonly start: string; readonly end: string | null; readonly term: number } | null | undefined {
     const entry = this.entries().get(id);
     if (entry === undefined) return undefined;
     const self = this.host.self;
     const counted = entry.voters.includes(self) || entry.learners.includes(self);
-    return counted && entry.applied > (this.droppedAt.get(id) ?? -1) ? { start: entry.start, end: entry.end } : null;
+    // The term it starts in: the range's, or the one this node's replica was in when dropped, whichever is later.
+    return counted && entry.applied > (this.droppedAt.get(id) ?? -1) ? { start: entry.start, end: entry.end, term: Math.max(entry.term, this.droppedTerm.get(id) ?? 0) } : null;
   }
 
   /** The nodes that host range `id`, its leader first: where a request for it is sent. */
@@ -406,6 +409,7 @@ export class RangePlacement implements OtherRanges {
   private dropReplica(id: GroupId, applied: number, why: string): void {
     this.dropping.add(id);
     this.droppedAt.set(id, applied);
+    this.droppedTerm.set(id, this.host.ranges.get(id)?.engine.status().term ?? 0);
     this.statelessSince.delete(id);
     this.host.log.info({ range: id, applied }, why);
     void this.host
