@@ -94,8 +94,8 @@ export interface SimOptions {
   readonly replicas?: number;
 }
 
-/** The most nodes a run may have: enough for placement, few enough to stay fast. */
-export const SIM_NODES_MAX = 9;
+/** The most nodes a run may have: the opportunity log (opportunity.ts) keeps its link matrix in one number, exact up to 7 nodes. */
+export const SIM_NODES_MAX = 7;
 
 /** Why `--nodes` and `--replicas` cannot run as asked, or null when they can. */
 export function placementConflict(options: { readonly nodes: number | undefined; readonly replicas: number | undefined; readonly groups: number; readonly scenario: string; readonly workload: string | undefined; readonly quiesce: boolean; readonly balanceLeaders: boolean; readonly stateMachine: boolean }, factory: EngineFactory<unknown, unknown>): string | null {
