@@ -51,7 +51,9 @@ function buildProgram(setExitCode: (code: number) => void): Command {
     .option("--quiesce", "Raft's quiescence: idle groups go quiet, nodes wake the quiet groups of a peer they suspect failed; adds quiescence's checks", false)
     .option("--balance-leaders", "with --groups: nodes spread the groups' leaderships by the rule a sharded node runs (leadership transfers under every fault)", false)
     .option("--hot-groups <n>", "during the fault phase only this many groups get requests at a time (a different few each second); the rest idle", integerAtLeast("--hot-groups", 1))
-    .action(async (opts: { protocol?: string; mutant?: string; listMutants: boolean; seeds?: number; seed?: number; faults?: string; scenario: string; json: boolean; historyOut?: string; traceOut?: string; open: boolean; workers: number; verbose: boolean; stateMachine?: string; workload?: SimWorkload; groups: number; quiesce: boolean; hotGroups?: number; balanceLeaders: boolean }) => {
+    .option("--nodes <n>", "simulated nodes (default: each seed draws 3 or 5); a chosen size plays the mixed nemesis", integerAtLeast("--nodes", 1))
+    .option("--replicas <n>", "with --groups and --nodes above it: each group but group 0 on this many nodes only, moved by the production placement rule (learner first, promoted once caught up, then the replaced replica removed); one node lost for good mid-move when 3 or more", integerAtLeast("--replicas", 1))
+    .action(async (opts: { protocol?: string; mutant?: string; listMutants: boolean; seeds?: number; seed?: number; faults?: string; scenario: string; json: boolean; historyOut?: string; traceOut?: string; open: boolean; workers: number; verbose: boolean; stateMachine?: string; workload?: SimWorkload; groups: number; quiesce: boolean; hotGroups?: number; balanceLeaders: boolean; nodes?: number; replicas?: number }) => {
       if (opts.listMutants) {
         process.stdout.write(listMutants(opts.protocol));
         return;
@@ -79,6 +81,8 @@ function buildProgram(setExitCode: (code: number) => void): Command {
           ...(opts.quiesce ? { quiesce: true } : {}),
           ...(opts.hotGroups === undefined ? {} : { hotGroups: opts.hotGroups }),
           ...(opts.balanceLeaders ? { balanceLeaders: true } : {}),
+          ...(opts.nodes === undefined ? {} : { nodes: opts.nodes }),
+          ...(opts.replicas === undefined ? {} : { replicas: opts.replicas }),
         }),
       );
     });

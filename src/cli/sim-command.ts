@@ -12,8 +12,9 @@ import { PROTOCOLS, protocolNames } from "../sim/protocols.js";
 import { describeFailure, reproduceCommand } from "../sim/run-report.js";
 import { replayHeader } from "../sim/replay-file.js";
 import { formatReplayTrace, REPLAY_EVENTS_MAX } from "../sim/replay-trace.js";
-import { balancingConflict, groupsConflict, quiescenceConflict, runSimulation, scenarioConflict, TXN_GROUPS_DEFAULT, type SimResult, type SimWorkload } from "../sim/simulation.js";
+import { balancingConflict, groupsConflict, placementConflict, quiescenceConflict, runSimulation, scenarioConflict, TXN_GROUPS_DEFAULT, type SimResult, type SimWorkload } from "../sim/simulation.js";
 import { isRouterMutant } from "../core/multi/mutants.js";
+import { isPlacementMutant } from "../sim/placement-run.js";
 import { appScenarioConflict } from "../sim/app/harness.js";
 import type { SimApplication } from "../sim/app/module.js";
 import { loadSimApplication } from "./sim-module.js";
@@ -50,6 +51,10 @@ export interface SimCommandOptions {
   readonly hotGroups?: number;
   /** Leaderships spread over the nodes by the production rule (sim/leader-balancing.ts). */
   readonly balanceLeaders?: boolean;
+  /** Simulated nodes (default: drawn by each seed). */
+  readonly nodes?: number;
+  /** Each group but group 0 on this many nodes only, moved by the placement rule (sim/placement.ts). */
+  readonly replicas?: number;
 }
 
 export class UsageError extends Error {
@@ -139,6 +144,11 @@ export async function runSim(options: SimCommandOptions): Promise<SimSummary> {
     const conflict = quiescenceConflict({ quiesce: options.quiesce === true, hotGroups: options.hotGroups, groups, mutant: options.mutant, stateMachine: options.stateMachine !== undefined }, factory);
     if (conflict !== null) throw new UsageError(conflict);
   }
+  if (factory !== undefined) {
+    const conflict = placementConflict({ nodes: options.nodes, replicas: options.replicas, groups, scenario: options.scenario, workload: options.workload === "kv" ? undefined : options.workload, quiesce: options.quiesce === true, balanceLeaders: options.balanceLeaders === true, stateMachine: options.stateMachine !== undefined }, factory);
+    if (conflict !== null) throw new UsageError(conflict);
+  }
+  if (options.mutant !== undefined && isPlacementMutant(options.mutant) && options.replicas === undefined) throw new UsageError(`mutant ${options.mutant} breaks placement: run it with --replicas 3 and --nodes 4 or more (one node is lost for good in the middle of a move)`);
   // Loaded here first, so a module that does not load or has the wrong shape is one line.
   const application = options.stateMachine === undefined ? undefined : await loadSimApplication(options.stateMachine);
   if (application !== undefined) {
@@ -152,7 +162,7 @@ export async function runSim(options: SimCommandOptions): Promise<SimSummary> {
   const start = options.seed ?? randomInt(1, 2 ** 47);
   const seeds = Array.from({ length: count }, (_, i) => start + i);
   const log = options.json ? (text: string) => process.stderr.write(`${text}\n`) : (text: string) => process.stdout.write(`${text}\n`);
-  log(`synod sim: protocol ${options.protocol}${groups === 1 ? "" : `, ${groups} groups per node`}${options.quiesce === true ? ", quiescence" : ""}${options.hotGroups === undefined ? "" : `, ${options.hotGroups} hot group(s) at a time`}${options.balanceLeaders === true ? ", leaderships spread" : ""}${application === undefined ? "" : `, state machine ${application.name} (${application.path})`}${options.mutant === undefined ? "" : `, mutant ${options.mutant}`}, seeds ${start}..${start + count - 1}, scenario ${options.scenario}, faults ${options.faults === null ? "per scenario" : options.faults.join(",") || "none"}`);
+  log(`synod sim: protocol ${options.protocol}${groups === 1 ? "" : `, ${groups} groups per node`}${options.quiesce === true ? ", quiescence" : ""}${options.hotGroups === undefined ? "" : `, ${options.hotGroups} hot group(s) at a time`}${options.balanceLeaders === true ? ", leaderships spread" : ""}${options.nodes === undefined ? "" : `, ${options.nodes} nodes`}${options.replicas === undefined ? "" : `, ${options.replicas} replicas per group`}${application === undefined ? "" : `, state machine ${application.name} (${application.path})`}${options.mutant === undefined ? "" : `, mutant ${options.mutant}`}, seeds ${start}..${start + count - 1}, scenario ${options.scenario}, faults ${options.faults === null ? "per scenario" : options.faults.join(",") || "none"}`);
 
   const results = await runSeeds(seeds, options, application);
   const failures = results.filter((r) => r.failure !== null).sort((a, b) => a.seed - b.seed);
@@ -186,6 +196,8 @@ export async function runSim(options: SimCommandOptions): Promise<SimSummary> {
         ...(options.quiesce === true ? { quiesce: true } : {}),
         ...(options.hotGroups === undefined ? {} : { hotGroups: options.hotGroups }),
         ...(options.balanceLeaders === true ? { balanceLeaders: true } : {}),
+        ...(options.nodes === undefined ? {} : { nodes: options.nodes }),
+        ...(options.replicas === undefined ? {} : { replicas: options.replicas }),
         ...(replay ? { replayEventsMax: REPLAY_EVENTS_MAX } : { fullTrace: true }),
       });
       if (replay) {
@@ -241,6 +253,11 @@ export async function runSim(options: SimCommandOptions): Promise<SimSummary> {
     const sum = (field: "committed" | "conflicts" | "aborted" | "unknown" | "balancedReads"): number => txns.reduce((total, stats) => total + (stats[field] ?? 0), 0);
     log(`transactions: ${sum("committed")} committed, ${sum("conflicts")} failed their compares, ${sum("aborted")} aborted, ${sum("unknown")} unknown${options.workload === "txn" ? "" : `; ${sum("balancedReads")} reads of every account`}`);
   }
+  const placements = results.map((r) => r.stats.placement).filter((stats) => stats !== undefined);
+  if (!options.json && placements.length > 0) {
+    const lost = results.reduce((sum, r) => sum + (r.stats.nodesLost?.length ?? 0), 0);
+    log(`placement: ${placements.reduce((sum, p) => sum + p.moves, 0)} moves (learners added, replicas removed), ${placements.reduce((sum, p) => sum + p.transfers, 0)} leaderships handed over before a removal, ${placements.reduce((sum, p) => sum + p.drops, 0)} replicas dropped; ${lost} node(s) lost for good`);
+  }
   log(`${results.length - failures.length} passed, ${failures.length} failed`);
   return { passed: results.length - failures.length, failed: failures.length, clusterSeconds, operations, ...(written === undefined ? {} : { traceOut: written }) };
 }
@@ -259,6 +276,8 @@ function runSeeds(seeds: readonly number[], options: SimCommandOptions, applicat
     quiesce: options.quiesce === true,
     hotGroups: options.hotGroups ?? null,
     balanceLeaders: options.balanceLeaders === true,
+    nodes: options.nodes ?? null,
+    replicas: options.replicas ?? null,
   };
   const bar = new cliProgress.SingleBar(
     { format: "  {bar} {value}/{total} seeds | {failed} failed | {duration_formatted}", hideCursor: true, clearOnComplete: true, stream: process.stderr },

@@ -25,6 +25,10 @@ export interface WorkerSetup {
   readonly hotGroups: number | null;
   /** Leaderships spread over the nodes (--balance-leaders). */
   readonly balanceLeaders: boolean;
+  /** Simulated nodes (null: drawn by the seed). */
+  readonly nodes: number | null;
+  /** Replicas of each group but group 0 (null: every group on every node). */
+  readonly replicas: number | null;
 }
 
 const setup = workerData as WorkerSetup;
@@ -45,6 +49,8 @@ parentPort?.on("message", (seed: number) => {
     ...(setup.quiesce ? { quiesce: true } : {}),
     ...(setup.hotGroups === null ? {} : { hotGroups: setup.hotGroups }),
     ...(setup.balanceLeaders ? { balanceLeaders: true } : {}),
+    ...(setup.nodes === null ? {} : { nodes: setup.nodes }),
+    ...(setup.replicas === null ? {} : { replicas: setup.replicas }),
   });
   parentPort?.postMessage(setup.keepHistory ? result : { ...result, history: [], appHistory: [] });
 });

@@ -104,6 +104,25 @@ export class SimDisk<H> {
     return { lost, torn };
   }
 
+  /**
+   * Removes `group`'s log and snapshot, durably (a node that left the group deletes its
+   * replica's files, `synod sim --replicas`): what was unsynced is synced first, as a real
+   * store's delete follows its pending writes. Its last hard state stays, as a tombstone:
+   * the term and vote it holds are promises a replica made again must keep (without them a
+   * node removed and added back could vote twice in one term: two leaders).
+   */
+  dropGroup(group: GroupId): void {
+    this.sync();
+    const hardState = this.replay(group).hardState;
+    this.durable = this.durable.filter((tagged) => tagged.group !== group);
+    if (hardState !== null) this.durable.push({ group, record: { kind: "hard-state", hardState } });
+  }
+
+  /** The groups with a log or a snapshot here (not a dropped group's tombstone alone): those a restarted node recovers a replica of. */
+  groupsWithLog(): GroupId[] {
+    return [...new Set(this.durable.filter((tagged) => tagged.record.kind !== "hard-state").map((tagged) => tagged.group))].sort((a, b) => a - b);
+  }
+
   /** Rebuilds a group's durable state from its records, and compacts them into it. */
   recover(group: GroupId = DEFAULT_GROUP): DurableState<H> {
     assert(this.unsynced.length === 0, "recover with unsynced writes");

@@ -85,16 +85,19 @@ export class GroupWatch {
     if (term === null) return; // compacted at once: nothing to compare
     const logs = new Map<NodeId, NodeLog>();
     for (const node of nodes.values()) {
-      if (node.up) {
+      if (node.up && node.hosts(this.group)) {
         const engine = node.engineOf(this.group);
         logs.set(node.id, { up: true, snapshotIndex: engine.status().snapshotIndex, entryTerm: (index) => engine.entryTerm(index) });
-      } else {
+      } else if (!node.up) {
         let durable = this.downDurable.get(node.id);
         if (durable === undefined) {
           durable = node.disk.replay(this.group);
           this.downDurable.set(node.id, durable);
         }
         logs.set(node.id, { up: false, durable });
+      } else {
+        // Up, and hosting no replica of the group (placement): it holds none of its log.
+        logs.set(node.id, { up: false, durable: { hardState: null, snapshot: null, entries: [] } });
       }
     }
     if (membership === undefined) {

@@ -1,13 +1,14 @@
 /**
  * The mutants every protocol can run, beside each engine's own: the replica's (the loop every
  * engine runs in), the KV layer's (leases and watches), the lock recipe's, the router's
- * (delivery between groups) and node liveness's (waking quiet groups). One list, for the simulator and the CLI.
+ * (delivery between groups), node liveness's (waking quiet groups) and placement's (moving ranges). One list, for the simulator and the CLI.
  */
 import type { EngineFactory } from "../core/engine/contract.js";
 import { KV_MUTANTS, TXN_MUTANTS } from "../core/kv/mutants.js";
 import { LOCK_MUTANTS } from "../core/kv/lock-turn.js";
 import { ROUTER_MUTANTS } from "../core/multi/mutants.js";
 import { LIVENESS_MUTANTS } from "../core/multi/liveness.js";
+import { PLACEMENT_MUTANTS } from "../core/multi/placement.js";
 import { REPLICA_MUTANTS } from "../core/replica/mutants.js";
 
 /** Name, what it breaks, and what it needs to run, for every mutant no engine owns. */
@@ -22,6 +23,8 @@ export const SHARED_MUTANTS: readonly { readonly name: string; readonly descript
   ...Object.entries(ROUTER_MUTANTS).map(([name, description]) => ({ name, description: `${description} (--groups 2 or more)` })),
   // Node liveness runs beside quiet groups only (--quiesce).
   ...Object.entries(LIVENESS_MUTANTS).map(([name, description]) => ({ name, description })),
+  // Placement's run with groups on some nodes only, where one node is lost for good in the middle of a move.
+  ...Object.entries(PLACEMENT_MUTANTS).map(([name, description]) => ({ name, description: `${description} (--replicas 3 --nodes 4 or more)` })),
 ];
 
 /** Whether `factory`'s engine, or the code every engine runs, has the mutant `name`. */

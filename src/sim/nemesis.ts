@@ -43,6 +43,8 @@ export interface NemesisStats {
   /** Crashes that caught writes not yet fsynced, and lost some of them. */
   readonly crashesLosingWrites: number;
   readonly faultsInjected: number;
+  /** Nodes lost for good (`--replicas`: a machine that never comes back); absent when none was. */
+  readonly nodesLost?: readonly NodeId[];
 }
 
 export class Nemesis {
@@ -54,6 +56,8 @@ export class Nemesis {
   private crashes = 0;
   private crashesLosingWrites = 0;
   private faultsInjected = 0;
+  /** Nodes lost for good: never restarted, not even by the heal. */
+  private readonly lost: NodeId[] = [];
   /** When the fault phase ends and the heal comes. */
   private readonly healStartMicros: number;
 
@@ -66,7 +70,7 @@ export class Nemesis {
   }
 
   get stats(): NemesisStats {
-    return { crashes: this.crashes, crashesLosingWrites: this.crashesLosingWrites, faultsInjected: this.faultsInjected };
+    return { crashes: this.crashes, crashesLosingWrites: this.crashesLosingWrites, faultsInjected: this.faultsInjected, ...(this.lost.length === 0 ? {} : { nodesLost: [...this.lost] }) };
   }
 
   /** `node` began an fsync of `latencyMicros`: a crash armed for it strikes inside it. */
@@ -134,7 +138,7 @@ export class Nemesis {
         log.note(`node ${id}`, "will crash during its next fsync");
       },
       restart: (id) => {
-        if (!node(id).up) this.restart(node(id));
+        if (!node(id).up && !this.lost.includes(id)) this.restart(node(id));
       },
       changeMembership: (from, change) => {
         const admission = node(from).changeMembership(change);
@@ -211,6 +215,20 @@ export class Nemesis {
     };
   }
 
+  /**
+   * Loses node `id` for good, before the heal: it crashes and never comes back (its machine
+   * is gone), so what it held survives only on the other nodes. Its groups must carry on
+   * without it, and placement make its replicas again elsewhere (`--replicas`).
+   */
+  lose(id: NodeId): void {
+    const victim = this.world.nodes.get(id);
+    if (this.healed || victim === undefined || this.lost.includes(id)) return;
+    this.lost.push(id);
+    this.faultsInjected++;
+    if (victim.up) this.crash(victim, "and LOST FOR GOOD (it never comes back)");
+    else this.world.log.notableEvent(`node ${id}`, "LOST FOR GOOD while down (it never comes back)");
+  }
+
   /** The partition changed: the replay draws it, the opportunity logs see it, the story tells it. */
   private partitionChanged(story: string): void {
     this.world.log.recordPartition(this.world.wire.partition);
@@ -221,7 +239,7 @@ export class Nemesis {
   private crashAndRestartLater(node: SimNode<unknown>, when: string): void {
     this.crash(node, when);
     this.world.scheduler.after(this.world.prng.int(100_000, 3_000_000), () => {
-      if (!this.healed && !node.up) this.restart(node);
+      if (!this.healed && !node.up && !this.lost.includes(node.id)) this.restart(node);
     });
   }
 
@@ -277,8 +295,9 @@ export class Nemesis {
     this.world.observeWorld();
     this.world.wire.makeReliable();
     for (const node of this.world.nodes.values()) {
-      if (!node.up) this.restart(node);
-      else if (node.paused) this.resume(node);
+      if (!node.up) {
+        if (!this.lost.includes(node.id)) this.restart(node);
+      } else if (node.paused) this.resume(node);
     }
     this.world.log.notableEvent("nemesis", "HEAL: partitions removed, crashed nodes restarted, paused nodes resumed, network reliable");
   }

@@ -23,6 +23,8 @@ import type { GroupRouter } from "../core/multi/router.js";
 import { SimDisk, SimLogStorage, SimSyncDevice } from "./disk.js";
 import type { ClientRequest, ClientResponse } from "./messages.js";
 import { SimNodeLiveness, type QuiescenceCounts, type SimQuiesceOptions } from "./node-liveness.js";
+import { SimPlacement, type LocalRange, type PlacementCounts, type PlacementNode, type SimRangeEntry } from "./placement.js";
+import type { PlacementMutant } from "../core/multi/placement.js";
 
 export type { QuiescenceCounts, SimQuiesceOptions } from "./node-liveness.js";
 
@@ -60,6 +62,8 @@ export interface NodeHost<M> {
   sendLeaseResponse(from: NodeId, clientId: number, response: LeaseResponse): void;
   /** A clock entry applied: its proposer's time, and the leases it expired. */
   onClockApplied(node: NodeId, entry: LogEntry, timeMs: number, expired: readonly LeaseExpiry[]): void;
+  /** `node` dropped its replica of `group` (placement only): it left the group. */
+  groupDropped(node: SimNode<M>, group: GroupId): void;
   /** `group`'s KV store of this incarnation was built (boot, restart): what the node's watches read. */
   kvStoreCreated(node: NodeId, kv: KvStore, group: GroupId): void;
 }
@@ -106,6 +110,19 @@ export interface SimNodeOptions<M> {
    * recovers abandoned ones (txn-node.ts), with a mutant of the coordinator's or the store's, if any.
    */
   readonly txn?: { readonly mutant: TxnCoordinatorMutant | TxnStoreMutant | null } | null;
+  /** Groups on some nodes only (`synod sim --replicas`; placement.ts); absent: every group on every node. */
+  readonly placement?: SimNodePlacement | null;
+}
+
+/** How a node takes part in placing groups on some nodes only. */
+export interface SimNodePlacement {
+  /** The replicas each group but group 0 keeps. */
+  readonly replicationFactor: number;
+  /** The voters group `group` starts with (every node for group 0); the node hosts it from the start when it is one. */
+  initialVoters(group: GroupId): readonly NodeId[];
+  readonly mutant: PlacementMutant | null;
+  /** Whether steps may still be taken now. */
+  stepsAllowed(): boolean;
 }
 
 /**
@@ -164,10 +181,19 @@ export class SimNode<M> {
   snapshotsInstalled = 0;
   /** Counts pauses, so a timer set for one pause cannot end a later one. */
   pauses = 0;
-  /** By group: this incarnation's replica of each group. */
-  private hosted: HostedReplica<M>[] = [];
+  /** By group: this incarnation's replica of each group it hosts. */
+  private hosted = new Map<GroupId, HostedReplica<M>>();
   /** By group: the KV request layer (empty when the node runs a user's state machine). */
-  private kvNodes: KvReplica<M, unknown>[] = [];
+  private kvNodes = new Map<GroupId, KvReplica<M, unknown>>();
+  /** This incarnation's group commit (null with one group). */
+  private commit: GroupCommit | null = null;
+  /** Placing groups on some nodes only (`--replicas`), over every incarnation. */
+  private readonly placement: SimPlacement | null;
+  /**
+   * Groups this node was a first voter of and has since left: durable knowledge (a real node
+   * keeps it with the range's files gone), so a replica made again is not a bootstrap voter.
+   */
+  private readonly leftInitialGroups = new Set<GroupId>();
   /** Hands each arriving envelope to its group's replica; one per incarnation. */
   private router: GroupRouter<M>;
   /** Every incarnation's group commit (several groups only), for its counts. */
@@ -192,6 +218,7 @@ export class SimNode<M> {
     this.disk = disk;
     this.groupCount = options.groups ?? 1;
     if (this.groupCount > 1 && options.application !== undefined) throw new Error("a user's state machine runs in one group only");
+    this.placement = options.placement === undefined || options.placement === null ? null : new SimPlacement(this.placementNode(), options.placement.replicationFactor, options.placement.mutant);
     this.router = this.createReplicas();
     this.liveness = options.quiesce === undefined || options.quiesce === null ? null : new SimNodeLiveness(options.quiesce, this.livenessNode());
     this.balancing = options.balanceLeaders === true ? new SimLeaderBalancing(this.balancingNode()) : null;
@@ -212,7 +239,7 @@ export class SimNode<M> {
       alive: (incarnation) => this.alive(incarnation),
       paused: () => this.paused,
       suspects: (peer) => this.liveness?.suspects(peer) ?? false,
-      leaders: () => new Map(this.hosted.map((hosted, group) => [group, hosted.replica.engine.status().leader] as const)),
+      leaders: () => new Map([...this.hosted].map(([group, hosted]) => [group, hosted.replica.engine.status().leader] as const)),
       transfer: (group, to, done) => {
         const admission = admissionOf<{ readonly leader: NodeId; readonly term: number }>((waiter) =>
           this.replicaOf(group).transferLeadership(to, { resolve: (moved) => (waiter.resolve(moved), done()), reject: (error) => (waiter.reject(error), done()) }),
@@ -244,14 +271,24 @@ export class SimNode<M> {
     return this.kvLayer(DEFAULT_GROUP).kv;
   }
 
+  /** Whether this incarnation hosts a replica of `group` (always, unless groups are placed on some nodes only). */
+  hosts(group: GroupId): boolean {
+    return this.hosted.has(group);
+  }
+
+  /** Placement's counts over every incarnation (zeros without --replicas). */
+  get placementCounts(): PlacementCounts {
+    return this.placement?.placementCounts ?? { moves: 0, transfers: 0, drops: 0 };
+  }
+
   private replicaOf(group: GroupId): Replica<M, unknown, unknown> {
-    const hosted = this.hosted[group];
+    const hosted = this.hosted.get(group);
     if (hosted === undefined) throw new Error(`node ${this.id} hosts no replica of group ${group}`);
     return hosted.replica;
   }
 
   private kvLayer(group: GroupId): KvReplica<M, unknown> {
-    const kvNode = this.kvNodes[group];
+    const kvNode = this.kvNodes.get(group);
     if (kvNode === undefined) throw new Error(`node ${this.id} runs a user's state machine, not the KV store`);
     return kvNode;
   }
@@ -260,8 +297,9 @@ export class SimNode<M> {
   start(): void {
     if (!this.up || this.startedIncarnation === this.incarnation) return;
     this.startedIncarnation = this.incarnation;
-    for (const hosted of this.hosted) hosted.start();
+    for (const hosted of this.hosted.values()) hosted.start();
     this.liveness?.start(this.incarnation);
+    this.placement?.start(this.incarnation);
     this.balancing?.start(this.incarnation);
     this.txnService?.start();
   }
@@ -281,7 +319,7 @@ export class SimNode<M> {
       sendPing: (to: NodeId, answer: boolean) => this.host.sendPing(this.id, to, answer),
       alive: (incarnation: number) => this.alive(incarnation),
       paused: () => this.paused,
-      replicas: () => this.hosted.map((hosted) => hosted.replica),
+      replicas: () => [...this.hosted.values()].map((hosted) => hosted.replica),
     };
   }
 
@@ -290,35 +328,135 @@ export class SimNode<M> {
     this.input(this.incarnation, () => this.liveness?.hearPing(from, answer));
   }
 
-  /** This incarnation's replica of every group, recovered from the shared disk, and the router between them and the peers. */
+  /** This incarnation's replica of every group it hosts, recovered from the shared disk, and the router between them and the peers. */
   private createReplicas(): GroupRouter<M> {
     const id = this.id;
     const router = createRouter<M>({ send: (to, envelope) => (this.host.sendToPeer(id, to, envelope), true) }, this.options.routerMutant ?? null);
-    const commit = this.groupCommit(this.incarnation);
-    this.hosted = [];
-    this.kvNodes = [];
+    this.router = router;
+    this.commit = this.groupCommit(this.incarnation);
+    this.hosted = new Map();
+    this.kvNodes = new Map();
     this.appliedByGroup = [];
     this.appNode = null;
-    for (let group = 0; group < this.groupCount; group++) {
-      const durable = this.disk.recover(group);
-      // The replica is created after the router knows the group, so receive reads it lazily.
-      const network = router.host(group, (from, message) => this.replicaOf(group).receive(from, message));
-      const storage = commit === null ? this.storage(this.incarnation) : commit.storage(this.groupStorage(this.incarnation, group));
-      if (this.options.application !== undefined) {
-        this.appNode = this.createAppReplica(durable, this.options.application, network, storage);
-        this.hosted.push(this.appNode);
-        continue;
-      }
-      const kvNode = this.createKvReplica(durable, group, network, storage);
-      this.kvNodes.push(kvNode);
-      this.hosted.push(kvNode);
-    }
+    for (const group of this.groupsAtStart()) this.hostGroup(group, this.disk.recover(group));
     this.txnService = this.createTxnService();
     return router;
   }
 
-  private createEngine(durable: DurableState<unknown>, appliedIndex: number): Engine<M, unknown> {
-    const { id, peers, factory, mutant } = this.options;
+  /**
+   * The groups an incarnation hosts from its start: every group; or, with groups placed on
+   * some nodes only, group 0, those it is a first voter of (unless it left them since), and
+   * those with records on its disk.
+   */
+  private groupsAtStart(): GroupId[] {
+    const all = Array.from({ length: this.groupCount }, (_, group) => group);
+    const placement = this.options.placement;
+    if (placement === undefined || placement === null) return all;
+    const onDisk = new Set(this.disk.groupsWithLog());
+    return all.filter((group) => group === DEFAULT_GROUP || onDisk.has(group) || (!this.leftInitialGroups.has(group) && placement.initialVoters(group).includes(this.id)));
+  }
+
+  /** The voters `group`'s engine starts from when its disk holds no configuration: none for a group it joins later. */
+  private bootstrapPeers(group: GroupId): readonly NodeId[] {
+    const placement = this.options.placement;
+    if (placement === undefined || placement === null) return this.options.peers;
+    const initial = placement.initialVoters(group);
+    return initial.includes(this.id) && !this.leftInitialGroups.has(group) ? initial : [];
+  }
+
+  /** Hosts a replica of `group` in this incarnation, from its durable state. */
+  private hostGroup(group: GroupId, durable: DurableState<unknown>): HostedReplica<M> {
+    const router = this.router;
+    // The replica is created after the router knows the group, so receive reads it lazily.
+    const network = router.host(group, (from, message) => this.replicaOf(group).receive(from, message));
+    const storage = this.commit === null ? this.storage(this.incarnation) : this.commit.storage(this.groupStorage(this.incarnation, group));
+    if (this.options.application !== undefined) {
+      this.appNode = this.createAppReplica(durable, this.options.application, network, storage);
+      this.hosted.set(group, this.appNode);
+      return this.appNode;
+    }
+    const kvNode = this.createKvReplica(durable, group, network, storage);
+    this.kvNodes.set(group, kvNode);
+    this.hosted.set(group, kvNode);
+    return kvNode;
+  }
+
+  /**
+   * A member's message for a group this node does not host (placement only): when the
+   * directory counts this node in (at a later index than any where it left the group), the
+   * node hosts it now, with nothing, and the group's leader sends it a snapshot or the log,
+   * as to a learner it added. A stray message's replica is dropped later (placement.ts).
+   */
+  private adopt(group: GroupId): void {
+    if (this.placement === null || group < 0 || group >= this.groupCount || this.hosted.has(group) || !this.placement.adoptable(group)) return;
+    // Nothing but the tombstone of a group it left: the term and vote it must keep.
+    const durable = this.disk.replay(group);
+    if (durable.snapshot !== null || durable.entries.length > 0) throw new Error(`node ${this.id} holds a log of group ${group} it does not host`);
+    const hosted = this.hostGroup(group, durable);
+    this.host.trace(this.id, this.groupText(group, "hosting a replica for a member's message"));
+    hosted.start();
+    this.host.onStatus(this, group);
+  }
+
+  /** Stops hosting `group` for good: its replica stops, the router forgets it, its records leave the disk. */
+  private dropGroup(group: GroupId): void {
+    const hosted = this.hosted.get(group);
+    if (hosted === undefined) return;
+    hosted.replica.stop();
+    this.router.unhost(group);
+    this.hosted.delete(group);
+    this.kvNodes.delete(group);
+    this.appliedByGroup[group] = new Set();
+    this.disk.dropGroup(group);
+    if (this.options.placement?.initialVoters(group).includes(this.id) === true) this.leftInitialGroups.add(group);
+    this.host.groupDropped(this, group);
+  }
+
+  /** What placement sees of this node: its clock, its hosted groups, their configuration changes, its links. */
+  private placementNode(): PlacementNode {
+    const describe = (group: GroupId): LocalRange | null => {
+      const hosted = this.hosted.get(group);
+      if (hosted === undefined) return null;
+      const engine = hosted.replica.engine;
+      const status = engine.status();
+      const membership = engine.membership?.();
+      if (membership === undefined) return null;
+      const applied = this.kvNodes.get(group)?.kv.applied ?? status.commitIndex;
+      let appliedMembership = membership;
+      try {
+        appliedMembership = engine.membershipAt?.(applied) ?? membership;
+      } catch {
+        // Compacted past: the latest is what this replica holds.
+      }
+      return { term: status.term, role: status.role, leader: status.leader, lastIndex: status.lastIndex, applied, membership, appliedMembership };
+    };
+    return {
+      id: this.id,
+      peerIds: this.options.peerIds ?? [],
+      tickIntervalMicros: Math.max(1, Math.round(this.options.tickMicros * this.options.clockRate)),
+      after: (delayMicros, action) => this.host.after(delayMicros, action),
+      alive: (incarnation) => this.alive(incarnation),
+      paused: () => this.paused,
+      stepsAllowed: () => this.options.placement?.stepsAllowed() ?? false,
+      hostedGroups: () => [...this.hosted.keys()],
+      local: describe,
+      sendDirectory: (to, entries) => this.host.overNodeLink(this.id, to, (node) => node.hearDirectory(this.id, entries)),
+      changeMembership: (group, change, done) =>
+        admissionOf<{ readonly index: number }>((waiter) => this.replicaOf(group).changeMembership(change, { resolve: (result) => (waiter.resolve(result), done(true)), reject: (error) => (waiter.reject(error), done(false)) })).accepted,
+      transfer: (group, to, done) =>
+        admissionOf<{ readonly leader: NodeId; readonly term: number }>((waiter) => this.replicaOf(group).transferLeadership(to, { resolve: (moved) => (waiter.resolve(moved), done(true)), reject: (error) => (waiter.reject(error), done(false)) })).accepted,
+      drop: (group) => this.dropGroup(group),
+      trace: (text) => this.host.trace(this.id, text),
+    };
+  }
+
+  /** A peer's directory message arrived (placement only). */
+  hearDirectory(from: NodeId, entries: readonly SimRangeEntry[]): void {
+    this.input(this.incarnation, () => this.placement?.hear(from, entries));
+  }
+
+  private createEngine(durable: DurableState<unknown>, appliedIndex: number, peers: readonly NodeId[]): Engine<M, unknown> {
+    const { id, factory, mutant } = this.options;
     const engineOptions = { id, peers, durable, appliedIndex, seed: this.options.engineSeed() };
     return mutant === null ? factory.create(engineOptions) : factory.create(engineOptions, mutant);
   }
@@ -329,7 +467,7 @@ export class SimNode<M> {
     const stateMachine = new EmbeddedStateMachine(application.createStateMachine(), id);
     if (durable.snapshot !== null) stateMachine.restore(durable.snapshot);
     this.appliedByGroup[DEFAULT_GROUP] = durable.snapshot === null ? new Set() : this.host.requestsThrough(durable.snapshot.index, DEFAULT_GROUP);
-    const engine = this.createEngine(durable, stateMachine.appliedIndex);
+    const engine = this.createEngine(durable, stateMachine.appliedIndex, peers);
     const incarnation = this.incarnation;
     const validate = factory.validateMessage;
     return new EmbeddedReplica<M, unknown, unknown>({
@@ -369,14 +507,17 @@ export class SimNode<M> {
   }
 
   private createKvReplica(durable: DurableState<unknown>, group: GroupId, network: Network<M>, storage: LogStorage<unknown>): KvReplica<M, unknown> {
-    const { id, peers, factory } = this.options;
+    const { id, factory } = this.options;
+    const peers = this.bootstrapPeers(group);
+    // With placement, the replica may be a learner of a group it did not start in: its peers are the run's.
+    const peerCount = this.options.placement === undefined || this.options.placement === null ? Math.max(0, peers.length - 1) : Math.max(0, (this.options.peerIds ?? []).length - 1);
     const kvMutant = this.options.kvMutant ?? null;
     const txnMutant = this.options.txn?.mutant;
     const storeMutant = txnMutant !== undefined && txnMutant !== null && isTxnStoreMutant(txnMutant) ? txnMutant : kvMutant;
     const kv = createKvStore(storeMutant, () => this.wallClockMs(), durable.snapshot?.data);
     this.host.kvStoreCreated(this.id, kv, group);
     this.appliedByGroup[group] = durable.snapshot === null ? new Set() : this.host.requestsThrough(durable.snapshot.index, group);
-    const engine = this.createEngine(durable, kv.applied);
+    const engine = this.createEngine(durable, kv.applied, peers);
     const incarnation = this.incarnation;
     const validate = factory.validateMessage;
     return new KvReplica<M, unknown>({
@@ -394,7 +535,7 @@ export class SimNode<M> {
       catchUpEntries: SIM_CATCH_UP_ENTRIES,
       historyRevisions: this.options.historyRevisions ?? 0,
       pendingRequestsMax: PENDING_REQUESTS_MAX,
-      peerCount: Math.max(0, peers.length - 1),
+      peerCount,
       nodeClientId: SELF_ASSIGNED_SESSIONS_FROM + id,
       // Above every sequence an earlier incarnation used, as the runtime's wall clock is.
       firstSequence: this.host.now() + 1,
@@ -532,9 +673,15 @@ export class SimNode<M> {
     action();
   }
 
-  /** A peer's envelope arrived: its group's replica gets the message (an unknown group's is dropped). */
+  /**
+   * A peer's envelope arrived: its group's replica gets the message (an unknown group's is
+   * dropped, or with placement hosted from now on: see adopt).
+   */
   deliver(from: NodeId, envelope: GroupEnvelope<M>): void {
-    this.input(this.incarnation, () => this.router.deliver(from, envelope));
+    this.input(this.incarnation, () => {
+      if (this.placement !== null && !this.router.hosts(envelope.group)) this.adopt(envelope.group);
+      this.router.deliver(from, envelope);
+    });
   }
 
   request(request: ClientRequest): void {
@@ -606,7 +753,27 @@ export class SimNode<M> {
   private handleRequest(request: ClientRequest): void {
     // Each key belongs to one group; its replica here serves it.
     const group = groupOfKey(request.key, this.groupCount);
+    if (this.placement !== null && !this.hosted.has(group)) return this.forward(group, request);
     serveKvRequest(() => this.kvLayer(group), this.replicaOf(group), request, (output) => this.answer(request, output), (error) => this.refuse(request, error));
+  }
+
+  /**
+   * A request for a group this node does not host goes, over the link between the nodes, to
+   * a node the directory says hosts it (its leader first), which answers the client itself.
+   * Forwarded once only: a node there that no longer hosts the group drops it, and the
+   * client's timeout sends it again. Refused when no host is known (it took no effect).
+   */
+  private forward(group: GroupId, request: ClientRequest): void {
+    const to = this.placement?.hostsOf(group)[0];
+    if (to === undefined) return this.refuse(request, new Error(`node ${this.id} hosts no replica of group ${group} and knows no node that does`));
+    this.host.overNodeLink(this.id, to, (node) => node.serveForwarded(request));
+  }
+
+  /** A request another node forwarded here (placement only): served if this node hosts its group. */
+  serveForwarded(request: ClientRequest): void {
+    this.input(this.incarnation, () => {
+      if (this.hosted.has(groupOfKey(request.key, this.groupCount))) this.handleRequest(request);
+    });
   }
 
   private answer(request: ClientRequest, output: string | null | boolean): void {
@@ -635,7 +802,7 @@ export class SimNode<M> {
     this.up = true;
     this.router = this.createReplicas();
     this.start();
-    for (let group = 0; group < this.groupCount; group++) this.host.onStatus(this, group);
+    for (const group of this.hosted.keys()) this.host.onStatus(this, group);
   }
 
   /** Asks this node's engine to change the configuration (engines with membership); whether it took the request. */
@@ -662,7 +829,7 @@ export class SimNode<M> {
     // As in the runtime, where ticks are counted by the monotonic clock: on waking, time
     // passes for the engine first (a leader sees its lease gone), and only then do the
     // inputs that queued up meanwhile arrive.
-    for (const hosted of this.hosted) hosted.replica.onTimer();
+    for (const hosted of this.hosted.values()) hosted.replica.onTimer();
     const queued = this.deferred;
     this.deferred = [];
     for (const action of queued) {

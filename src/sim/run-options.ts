@@ -80,6 +80,40 @@ export interface SimOptions {
    * fault. Several groups, the KV store only.
    */
   readonly balanceLeaders?: boolean;
+  /**
+   * How many nodes the run has (`--nodes`; default: the seed draws 3 or 5). A cluster of a
+   * chosen size plays the mixed nemesis, as one of a fixed size does.
+   */
+  readonly nodes?: number;
+  /**
+   * Groups on some nodes only (`--replicas`, sim/placement.ts): each group but group 0
+   * keeps this many replicas, placed first round all nodes but the last (which joins
+   * empty) and then moved by the production placement rule, under every fault. With 3 or
+   * more, one node is lost for good in the middle of a move. Needs --nodes above it.
+   */
+  readonly replicas?: number;
+}
+
+/** The most nodes a run may have: the opportunity log (opportunity.ts) keeps its link matrix in one number, exact up to 7 nodes. */
+export const SIM_NODES_MAX = 7;
+
+/** Why `--nodes` and `--replicas` cannot run as asked, or null when they can. */
+export function placementConflict(options: { readonly nodes: number | undefined; readonly replicas: number | undefined; readonly groups: number; readonly scenario: string; readonly workload: string | undefined; readonly quiesce: boolean; readonly balanceLeaders: boolean; readonly stateMachine: boolean }, factory: EngineFactory<unknown, unknown>): string | null {
+  const { nodes, replicas } = options;
+  if (nodes !== undefined) {
+    if (!Number.isSafeInteger(nodes) || nodes < 1 || nodes > SIM_NODES_MAX) return `--nodes must be an integer from 1 to ${SIM_NODES_MAX}, got ${nodes}`;
+    if (factory.fixedClusterSize !== undefined && factory.fixedClusterSize !== nodes) return `protocol ${factory.name} runs on ${factory.fixedClusterSize} node(s) only`;
+    if (options.scenario !== "random" && options.scenario !== "mixed") return `a cluster of a chosen size (--nodes) plays the mixed nemesis; scenario ${options.scenario} chooses its own cluster`;
+  }
+  if (replicas === undefined) return null;
+  if (!Number.isSafeInteger(replicas) || replicas < 1) return `--replicas must be a positive integer, got ${replicas}`;
+  if (nodes === undefined || replicas >= nodes) return `--replicas ${replicas} places each group on some nodes only: give --nodes above it`;
+  if (options.groups < 2) return "--replicas places groups on some nodes (group 0 stays on every node): run it with --groups 2 or more";
+  if (factory.reconfigures !== true) return `--replicas moves replicas by configuration changes, and protocol ${factory.name} cannot change its configuration`;
+  if (options.stateMachine || (options.workload !== undefined && options.workload !== "kv")) return "--replicas runs the KV workload only";
+  if (options.quiesce) return "--replicas does not run with --quiesce";
+  if (options.balanceLeaders) return "--replicas does not run with --balance-leaders (a leader about to be removed hands its leadership over by itself)";
+  return null;
 }
 
 /** Why `--balance-leaders` cannot run as asked, or null when it can. */
@@ -161,6 +195,14 @@ export interface SimStats {
    * phase), and how many group-seconds that was: an idle group's cost, quiet or awake.
    */
   readonly idleGroups?: { readonly messages: number; readonly groupSeconds: number };
+  /** Nodes lost for good (`--replicas` 3 or more). */
+  readonly nodesLost?: readonly number[];
+  /**
+   * With --replicas: configuration changes placement made (learners added, replicas
+   * removed), leaderships handed over before a removal, replicas dropped by the nodes that
+   * left their group, and each node's replica count at the end (group 0 included).
+   */
+  readonly placement?: { readonly moves: number; readonly transfers: number; readonly drops: number; readonly replicasAtEnd: readonly number[] };
 }
 
 export interface SimResult {
@@ -168,7 +210,7 @@ export interface SimResult {
   readonly protocol: string;
   readonly mutant: string | null;
   /** What the run was asked for (null faults: the scenario's own), for reproducing it. */
-  readonly request: { readonly faults: readonly FaultClass[] | null; readonly scenario: string; readonly stateMachine?: string; readonly workload?: SimWorkload; readonly groups?: number; readonly quiesce?: boolean; readonly hotGroups?: number; readonly balanceLeaders?: boolean };
+  readonly request: { readonly faults: readonly FaultClass[] | null; readonly scenario: string; readonly stateMachine?: string; readonly workload?: SimWorkload; readonly groups?: number; readonly quiesce?: boolean; readonly hotGroups?: number; readonly balanceLeaders?: boolean; readonly nodes?: number; readonly replicas?: number };
   readonly params: SimParams;
   readonly failure: SimFailure | null;
   readonly history: readonly Operation[];
@@ -221,7 +263,7 @@ function chooseScenario(options: SimOptions, factory: EngineFactory<unknown, unk
   const mixed = findScenario("mixed") as Scenario;
   if (name === "mixed") return mixed;
   if (name !== "random") return findScenario(name) as Scenario;
-  // A narrowed fault list or a one-node control asks for exactly that: the mixed nemesis.
-  if (options.faults !== undefined || factory.fixedClusterSize !== undefined) return mixed;
+  // A narrowed fault list, a one-node control or a chosen cluster size asks for exactly that: the mixed nemesis.
+  if (options.faults !== undefined || factory.fixedClusterSize !== undefined || options.nodes !== undefined) return mixed;
   return pickScenario(prng, factory.compacts === true, factory.reconfigures === true, factory.name);
 }

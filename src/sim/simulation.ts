@@ -38,13 +38,14 @@ import { isRouterMutant } from "../core/multi/mutants.js";
 import { HotGroups } from "./hot-groups.js";
 import { livenessOptions, QuietGroups } from "./quiet-groups.js";
 import { AppHarness, type AppRequest } from "./app/harness.js";
-import { balancingConflict, chooseAppScenario, groupsConflict, quiescenceConflict, TXN_GROUPS_DEFAULT, type SimFailure, type SimOptions, type SimResult, type SimWorkload } from "./run-options.js";
+import { PlacementRun, isPlacementMutant } from "./placement-run.js";
+import { balancingConflict, chooseAppScenario, groupsConflict, placementConflict, quiescenceConflict, TXN_GROUPS_DEFAULT, type SimFailure, type SimOptions, type SimResult, type SimWorkload } from "./run-options.js";
 import { RunLog } from "./run-log.js";
 import { Wire } from "./wire.js";
 import { Nemesis } from "./nemesis.js";
 import { SideWorkloads } from "./side-workloads.js";
 
-export { balancingConflict, groupsConflict, quiescenceConflict, QUIESCENCE_MUTANTS, scenarioConflict, SIM_GROUPS_MAX, SIM_WORKLOADS, TXN_GROUPS_DEFAULT, type SimFailure, type SimOptions, type SimResult, type SimStats, type SimWorkload } from "./run-options.js";
+export { balancingConflict, groupsConflict, placementConflict, quiescenceConflict, SIM_NODES_MAX, QUIESCENCE_MUTANTS, scenarioConflict, SIM_GROUPS_MAX, SIM_WORKLOADS, TXN_GROUPS_DEFAULT, type SimFailure, type SimOptions, type SimResult, type SimStats, type SimWorkload } from "./run-options.js";
 
 /** Client endpoints are numbered from here, apart from node ids. */
 const CLIENT_ID_BASE = 1000;
@@ -98,6 +99,8 @@ class Simulation implements NodeHost<unknown> {
   private readonly quiet: QuietGroups | null;
   /** Which groups get requests, and the keys the clients use. */
   private readonly hotGroups: HotGroups;
+  /** With --replicas: groups on some nodes only (null: every group on every node). */
+  private readonly placement: PlacementRun | null = null;
 
   constructor(private readonly options: SimOptions) {
     let factory = options.protocol;
@@ -118,10 +121,13 @@ class Simulation implements NodeHost<unknown> {
     if (quiescenceProblem !== null) throw new Error(quiescenceProblem);
     const balancingProblem = balancingConflict(options.balanceLeaders === true, options.groups ?? 1, options.application !== undefined);
     if (balancingProblem !== null) throw new Error(balancingProblem);
+    const placementProblem = placementConflict({ nodes: options.nodes, replicas: options.replicas, groups, scenario: options.scenario ?? "random", workload: this.workload === "kv" ? undefined : this.workload, quiesce: this.quiesce, balanceLeaders: options.balanceLeaders === true, stateMachine: options.application !== undefined }, factory);
+    if (placementProblem !== null) throw new Error(placementProblem);
+    if (options.mutant !== undefined && isPlacementMutant(options.mutant) && options.replicas === undefined) throw new Error(`mutant ${options.mutant} breaks placement: run it with --replicas (and --nodes above it)`);
     this.claims = new Set(factory.invariants);
     const params = deriveParams(options.seed, {
       ...(options.faults === undefined ? {} : { faults: options.faults }),
-      ...(factory.fixedClusterSize === undefined ? {} : { nodes: factory.fixedClusterSize }),
+      ...(factory.fixedClusterSize === undefined ? (options.nodes === undefined ? {} : { nodes: options.nodes }) : { nodes: factory.fixedClusterSize }),
     });
     // A stream of its own (the params draw from `new Prng(seed)` directly).
     const root = new Prng(options.seed).fork();
@@ -131,7 +137,7 @@ class Simulation implements NodeHost<unknown> {
     const prngClients = root.fork();
     const scenario = chooseAppScenario(options, factory, root.fork());
     this.scenario = scenario;
-    const scenarioParams = scenario.params === undefined || factory.fixedClusterSize !== undefined ? params : scenario.params(params, root.fork());
+    const scenarioParams = scenario.params === undefined || factory.fixedClusterSize !== undefined || options.nodes !== undefined ? params : scenario.params(params, root.fork());
     let engineTuning = "defaults";
     if (factory.tuned !== undefined) {
       const tuned = factory.tuned(root.fork(), this.quiesce ? { ...scenario.tuning, quiesce: true } : (scenario.tuning ?? {}));
@@ -183,6 +189,21 @@ class Simulation implements NodeHost<unknown> {
       isMember: (group, node) => this.isMemberOf(group, node),
       note: (actor, text) => this.log.note(actor, text),
     });
+    if (options.replicas !== undefined) {
+      this.placement = new PlacementRun({
+        params: this.params,
+        nodeIds,
+        replicas: options.replicas,
+        mutant: options.mutant !== undefined && isPlacementMutant(options.mutant) ? options.mutant : null,
+        nodes: this.nodes,
+        now: () => this.now(),
+        stepsUntilMicros: this.params.faultPhaseMicros + this.params.healPhaseMicros,
+        context: () => this.nemesis.context(),
+        lose: (id) => this.nemesis.lose(id),
+        leaderOf: (group) => this.currentLeader(group),
+        note: (text) => this.log.notableEvent("nemesis", text),
+      });
+    }
     if (options.application !== undefined) this.app = new AppHarness(options.application, this.appWorld(), !(options.disabledCheckers ?? []).includes("determinism"));
     for (const id of nodeIds) {
       const disk = new SimDisk<unknown>(this.params.tornWriteProbability);
@@ -208,6 +229,7 @@ class Simulation implements NodeHost<unknown> {
         peerIds: nodeIds,
         quiesce: this.quiesce ? livenessOptions(options.mutant) : null,
         ...(options.balanceLeaders === true ? { balanceLeaders: true } : {}),
+        ...(this.placement === null ? {} : { placement: this.placement.nodeOptions() }),
       };
       this.nodes.set(id, new SimNode(nodeOptions, disk, this));
     }
@@ -298,6 +320,11 @@ class Simulation implements NodeHost<unknown> {
     if (g.appliedKeyAt[entry.index] === undefined) g.appliedKeyAt[entry.index] = key;
   }
 
+  groupDropped(node: SimNode<unknown>, group: GroupId): void {
+    this.watch(group).oneValuePerSlot.restarted(node.id);
+    this.log.notableEvent(`node ${node.id}`, this.groupText(group, "dropped its replica: it left the group"));
+  }
+
   requestsThrough(index: number, group: GroupId): Set<string> {
     return this.watch(group).requestsThrough(index);
   }
@@ -312,6 +339,7 @@ class Simulation implements NodeHost<unknown> {
     if (membership !== undefined && g.membershipSeen.get(node.id) !== membership) {
       g.membershipSeen.set(node.id, membership);
       this.log.note(`node ${node.id}`, () => this.groupText(group, `configuration: ${describeMembership(membership)}`));
+      this.placement?.membershipSeen(group, membership);
       worldChanged = true;
     }
     const seen = g.roleSeen.get(node.id);
@@ -359,7 +387,7 @@ class Simulation implements NodeHost<unknown> {
 
   /** How many groups each node leads at the end of the run (0 for a node that is down). */
   private leadershipsAtEnd(): number[] {
-    return [...this.nodes.values()].map((node) => (node.up ? Array.from({ length: this.params.groups }, (_, group) => node.engineOf(group).status().role === "leader").filter(Boolean).length : 0));
+    return [...this.nodes.values()].map((node) => (node.up ? Array.from({ length: this.params.groups }, (_, group) => node.hosts(group) && node.engineOf(group).status().role === "leader").filter(Boolean).length : 0));
   }
 
   private groupSuffix(group: GroupId): string {
@@ -433,7 +461,7 @@ class Simulation implements NodeHost<unknown> {
   private currentLeader(group: GroupId = DEFAULT_GROUP): NodeId | null {
     let best: { id: NodeId; term: number } | null = null;
     for (const node of this.nodes.values()) {
-      if (!node.up) continue;
+      if (!node.up || !node.hosts(group)) continue;
       const status = node.engineOf(group).status();
       if (status.role === "leader" && (best === null || status.term > best.term)) best = { id: node.id, term: status.term };
     }
@@ -462,7 +490,7 @@ class Simulation implements NodeHost<unknown> {
   private checkLogs(): void {
     if (!this.claims.has("log-matching")) return;
     for (const g of this.groups) {
-      const live = new Map([...this.nodes.values()].filter((n) => n.up).map((n) => [n.id, n.engineOf(g.group)] as const));
+      const live = new Map([...this.nodes.values()].filter((n) => n.up && n.hosts(g.group)).map((n) => [n.id, n.engineOf(g.group)] as const));
       checkLogMatching(live);
     }
   }
@@ -479,7 +507,11 @@ class Simulation implements NodeHost<unknown> {
       this.sides.start();
       this.app?.startClients();
       this.scenario.start(this.nemesis.context());
-      this.scheduler.at(params.faultPhaseMicros, () => this.nemesis.heal());
+      this.scheduler.at(params.faultPhaseMicros, () => {
+        this.nemesis.heal();
+        // A node lost for good stays down: the heal takes it out of the clients' lists, as an operator would.
+        for (const lost of this.nemesis.stats.nodesLost ?? []) for (const client of this.clients.values()) client.forgetNode(lost);
+      });
       this.scheduler.at(healEnd, () => {
         for (const client of this.clients.values()) client.stop();
         this.sides.stop();
@@ -512,6 +544,8 @@ class Simulation implements NodeHost<unknown> {
         ...(this.quiesce ? { quiesce: true } : {}),
         ...(this.options.hotGroups === undefined ? {} : { hotGroups: this.options.hotGroups }),
         ...(this.options.balanceLeaders === true ? { balanceLeaders: true } : {}),
+        ...(this.options.nodes === undefined ? {} : { nodes: this.options.nodes }),
+        ...(this.options.replicas === undefined ? {} : { replicas: this.options.replicas }),
       },
       params,
       failure: this.failure,
@@ -529,6 +563,7 @@ class Simulation implements NodeHost<unknown> {
         ...(this.quiet === null ? {} : { quiescence: this.quiet.counts() }),
         ...(this.options.balanceLeaders === true ? { leadershipMoves: [...this.nodes.values()].reduce((sum, node) => sum + node.leadershipMoves, 0), leadershipsAtEnd: this.leadershipsAtEnd() } : {}),
         ...this.idleGroupsStats(),
+        ...(this.placement === null ? {} : { placement: this.placement.stats() }),
       },
       traceTail: this.failure === null ? [] : this.log.traceTail(),
       notableTail: this.failure === null ? [] : this.log.notableTail(),
@@ -575,7 +610,10 @@ class Simulation implements NodeHost<unknown> {
       for (const g of this.groups) {
         // Every member of the final configuration must hold every acknowledged write; a node
         // that was removed stopped receiving them.
-        const applied = new Map([...this.nodes.values()].filter((n) => n.up && this.isMemberOf(g.group, n.id)).map((n) => [n.id, n.appliedRequestsOf(g.group)] as const));
+        // With placement, the voters of the final configuration (a learner may still be catching up).
+        const finalVoters = this.placement?.finalVoters(g.group);
+        const holds = (n: SimNode<unknown>): boolean => (finalVoters === undefined ? this.isMemberOf(g.group, n.id) : finalVoters !== null && finalVoters.includes(n.id));
+        const applied = new Map([...this.nodes.values()].filter((n) => n.up && holds(n)).map((n) => [n.id, n.appliedRequestsOf(g.group)] as const));
         if (this.app === null) checkNoLostWrites(this.groups.length === 1 ? this.acked : this.acked.filter((write) => this.groupOfKey(write.operation.key) === g.group), applied);
         else this.app.checkNoLostWrites(applied);
       }

@@ -59,13 +59,23 @@ export class SimClient {
 
   constructor(
     readonly id: number,
-    private readonly nodes: readonly NodeId[],
+    private nodes: readonly NodeId[],
     private readonly params: SimParams,
     private readonly prng: Prng,
     private readonly host: ClientHost,
     private readonly roaming = false,
     private readonly keySpace: KeySpace | null = null,
   ) {}
+
+  /**
+   * Takes `node` out of the nodes this client sends to: a node lost for good, which an
+   * operator takes out of the clients' configuration (`--replicas`). Its guesses of it go too.
+   */
+  forgetNode(node: NodeId): void {
+    if (this.nodes.length <= 1) return;
+    this.nodes = this.nodes.filter((id) => id !== node);
+    for (const [group, guess] of this.leaderGuesses) if (guess === node) this.leaderGuesses.set(group, null);
+  }
 
   /** The leader this client believes in for the group of the operation in flight. */
   private get leaderGuess(): NodeId | null {

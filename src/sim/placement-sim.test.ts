@@ -1,0 +1,68 @@
+/**
+ * `synod sim --groups G --nodes N --replicas R`: groups on some nodes only, moved by the
+ * production placement rule (core/multi/placement.ts) through the engine's configuration
+ * changes, under every fault of the mixed nemesis, with one node lost for good in the middle
+ * of a move (sim/placement-run.ts); every checker runs per group. Bounded: four seeds of 8
+ * groups on 4 nodes, each run twice (the rule and its mutant), and one calm run.
+ */
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import type { EngineFactory } from "../core/engine/contract.js";
+import { PROTOCOLS } from "./protocols.js";
+import { placementConflict, runSimulation } from "./simulation.js";
+
+const raft = PROTOCOLS.get("raft") as EngineFactory<unknown, unknown>;
+const SEEDS = [2, 4, 5, 6];
+
+describe("simulator: groups on some nodes only (--replicas)", () => {
+  test("under every fault, a node lost for good mid-move included, every checker passes while ranges move", () => {
+    let moves = 0;
+    let drops = 0;
+    let lost = 0;
+    for (const seed of SEEDS) {
+      const run = runSimulation({ protocol: raft, seed, groups: 8, nodes: 4, replicas: 3 });
+      assert.equal(run.failure, null, `seed ${seed}: ${run.failure?.checker}: ${run.failure?.message}`);
+      const placement = run.stats.placement;
+      assert.ok(placement !== undefined);
+      moves += placement.moves;
+      drops += placement.drops;
+      for (const node of run.stats.nodesLost ?? []) {
+        lost++;
+        // The lost node's replicas were made again on the others: each of the three hosts every group.
+        assert.deepEqual(placement.replicasAtEnd.filter((_, i) => i + 1 !== node), [8, 8, 8], `seed ${seed}: replicas at the end ${placement.replicasAtEnd.join(",")}`);
+      }
+    }
+    assert.ok(moves > 0, "ranges moved");
+    assert.ok(drops > 0, "nodes dropped the replicas they were removed from");
+    assert.ok(lost > 0, "a node was lost for good mid-move");
+  });
+
+  test("the mutant that removes a replica before its replacement caught up is caught: a range left with two voters loses one for good and never serves again", () => {
+    for (const seed of SEEDS) {
+      const run = runSimulation({ protocol: raft, seed, groups: 8, nodes: 4, replicas: 3, mutant: "remove-before-caught-up" });
+      assert.equal(run.failure?.checker, "liveness", `seed ${seed}: ${run.failure?.checker ?? "passed"}: ${run.failure?.message ?? ""}`);
+    }
+  });
+
+  test("without faults the ranges spread onto the node that joined empty, and each node hosts only the groups it is a member of", () => {
+    const run = runSimulation({ protocol: raft, seed: 7, groups: 8, nodes: 4, replicas: 3, faults: [] });
+    assert.equal(run.failure, null, `${run.failure?.checker}: ${run.failure?.message}`);
+    const counts = run.stats.placement?.replicasAtEnd ?? [];
+    // Group 0 on all four, each of the seven others on three: no replica more anywhere.
+    assert.equal(counts.reduce((a, b) => a + b, 0), 4 + 7 * 3, `replicas at the end ${counts.join(",")}`);
+    assert.ok(Math.max(...counts) - Math.min(...counts) <= 1, `replicas at the end ${counts.join(",")}`);
+    assert.equal(run.stats.nodesLost, undefined, "no crash among the faults: no node lost");
+  });
+
+  test("asks for nodes above the replicas, several groups, and the KV workload", () => {
+    const base = { nodes: 4, replicas: 3, groups: 8, scenario: "random", workload: undefined, quiesce: false, balanceLeaders: false, stateMachine: false };
+    assert.equal(placementConflict(base, raft), null);
+    assert.match(placementConflict({ ...base, nodes: undefined }, raft) ?? "", /give --nodes above it/);
+    assert.match(placementConflict({ ...base, nodes: 3 }, raft) ?? "", /give --nodes above it/);
+    assert.match(placementConflict({ ...base, groups: 1 }, raft) ?? "", /--groups 2 or more/);
+    assert.match(placementConflict({ ...base, workload: "txn" }, raft) ?? "", /KV workload only/);
+    assert.match(placementConflict({ ...base, scenario: "figure-8" }, raft) ?? "", /mixed nemesis/);
+    assert.match(placementConflict({ ...base, nodes: 8 }, raft) ?? "", /from 1 to 7/);
+    assert.throws(() => runSimulation({ protocol: raft, seed: 1, groups: 8, mutant: "remove-before-caught-up" }), /run it with --replicas/);
+  });
+});
