@@ -393,6 +393,8 @@ export class SimNode<M> {
       snapshotEntries: this.options.snapshotEveryEntries,
       catchUpEntries: SIM_CATCH_UP_ENTRIES,
       historyRevisions: this.options.historyRevisions ?? 0,
+      // As the runtime's replicas do: with quiescence, a quiet group's timer stops.
+      restWhenQuiet: (this.options.quiesce ?? null) !== null,
       pendingRequestsMax: PENDING_REQUESTS_MAX,
       peerCount: Math.max(0, peers.length - 1),
       nodeClientId: SELF_ASSIGNED_SESSIONS_FROM + id,

@@ -69,14 +69,54 @@ const MALFORMED_LOG_INTERVAL_MS = 10_000;
 /** A sync slower than this is logged: nothing leaves the node while it runs. */
 const SLOW_PERSIST_MS = 250;
 
-/** Real time: the monotonic clock, the event loop's next turn, interval timers. */
+/**
+ * Interval timers that share one timer per period: every replica of a process ticks on one
+ * `setInterval` (issue 16's "one ticker"), not one or two each. Actions run in the order
+ * they were added; one added while the others run may run in the same round (a replica
+ * counts its ticks from the clock, so an early call only finds no tick due yet). The timer
+ * goes once no action is left.
+ */
+export class SharedTicker {
+  private readonly byInterval = new Map<number, { readonly timer: NodeJS.Timeout; readonly actions: Set<() => void> }>();
+
+  every(intervalMs: number, action: () => void): () => void {
+    let shared = this.byInterval.get(intervalMs);
+    if (shared === undefined) {
+      const actions = new Set<() => void>();
+      shared = { timer: setInterval(() => this.run(actions), intervalMs), actions };
+      this.byInterval.set(intervalMs, shared);
+    }
+    const own = shared;
+    // Its own function, so one action added twice is two entries, as with two timers.
+    const entry = (): void => action();
+    own.actions.add(entry);
+    return () => {
+      if (!own.actions.delete(entry) || own.actions.size > 0) return;
+      clearInterval(own.timer);
+      if (this.byInterval.get(intervalMs) === own) this.byInterval.delete(intervalMs);
+    };
+  }
+
+  /** Actions registered, over every period (for tests). */
+  get actions(): number {
+    let count = 0;
+    for (const shared of this.byInterval.values()) count += shared.actions.size;
+    return count;
+  }
+
+  private run(actions: ReadonlySet<() => void>): void {
+    for (const action of actions) action();
+  }
+}
+
+/** The process's shared ticker (see SharedTicker). */
+export const REAL_TICKER = new SharedTicker();
+
+/** Real time: the monotonic clock, the event loop's next turn, interval timers (shared per period). */
 export const REAL_CLOCK: Clock = {
   nowMs: () => performance.now(),
   soon: (action) => setImmediate(action),
-  every: (intervalMs, action) => {
-    const timer = setInterval(action, intervalMs);
-    return () => clearInterval(timer);
-  },
+  every: (intervalMs, action) => REAL_TICKER.every(intervalMs, action),
 };
 
 export class Driver {
@@ -110,6 +150,9 @@ export class Driver {
       observer: this.observer(),
       ...(options.onMembership === undefined ? {} : { onMembership: options.onMembership }),
       ...(options.historyRevisions === undefined ? {} : { historyRevisions: options.historyRevisions }),
+      // A quiet range (a sharded Raft node's idle ranges) has no timer and proposes no clock
+      // entry until something wakes it; an engine that never goes quiet ticks as before.
+      restWhenQuiet: true,
       onFatal: (error) => {
         options.log.error({ err: error }, "the write-ahead log could not be made durable; stopping");
         const fatal = options.onFatal ?? ((failure: unknown) => setImmediate(() => { throw failure; }));
