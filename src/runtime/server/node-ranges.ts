@@ -31,6 +31,7 @@ import { readSnapshotRange } from "../../core/kv/snapshot.js";
 import { RangeMismatchError, RangeNotReadyError, TxnLockedError, type RangeService } from "./range-routing.js";
 import { RANGE_BIRTH_INDEX } from "../../core/kv/split.js";
 import { LIVENESS_GROUP } from "./node-liveness.js";
+import { startInBatches } from "./start-order.js";
 
 /** What `recoverRanges` found: the ranges to host now, and those that wait for their parent's split. */
 export interface RecoveredRanges {
@@ -186,6 +187,7 @@ export class NodeRanges {
   private membersTimer: NodeJS.Timeout | null = null;
   private readonly changingMembers = new Set<GroupId>();
   private splitting = false;
+  private stopStarting: () => void = () => undefined;
 
   /**
    * `shards`: the ranges the cluster started with; `environment`: the LMDB environment the
@@ -257,7 +259,8 @@ export class NodeRanges {
   start(): void {
     this.running = true;
     // A copy: a range born while the others start (a split applied from the log) starts as it is added.
-    for (const replica of [...this.replicas.values()]) replica.driver.start();
+    // Thousands start a batch at a time, each node's natural leaderships first (start-order.ts).
+    this.stopStarting = startInBatches([...this.replicas.values()]);
   }
 
   /**
@@ -350,6 +353,7 @@ export class NodeRanges {
   /** Stops every replica's driver and watches (answering what waits); storage stays open. */
   async stop(): Promise<void> {
     this.running = false;
+    this.stopStarting();
     if (this.splitTimer !== null) clearInterval(this.splitTimer);
     this.splitTimer = null;
     if (this.membersTimer !== null) clearInterval(this.membersTimer);
