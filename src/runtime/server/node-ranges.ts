@@ -186,6 +186,8 @@ export class NodeRanges {
   private splitTimer: NodeJS.Timeout | null = null;
   private membersTimer: NodeJS.Timeout | null = null;
   private readonly changingMembers = new Set<GroupId>();
+  /** Ranges last found with group 0's members, and the two configurations compared then. */
+  private readonly membersFollowed = new Map<GroupId, { readonly wanted: Membership; readonly membership: Membership }>();
   private splitting = false;
   private stopStarting: () => void = () => undefined;
 
@@ -307,9 +309,18 @@ export class NodeRanges {
   private followOnce({ cluster, log }: MemberFollowing): void {
     const wanted = cluster();
     for (const replica of this.all()) {
-      if (replica.group === DEFAULT_GROUP || this.changingMembers.has(replica.group) || replica.engine.status().role !== "leader") continue;
-      const change = rangeMembershipChange(wanted, replica.membership());
-      if (change === null) continue;
+      if (replica.group === DEFAULT_GROUP || this.changingMembers.has(replica.group)) continue;
+      // Found following these members before: nothing to look at until either changes (a
+      // configuration is one object until it changes), which keeps a look at 10,000 ranges cheap.
+      const membership = replica.membership();
+      const checked = this.membersFollowed.get(replica.group);
+      if (checked?.wanted === wanted && checked.membership === membership) continue;
+      if (replica.engine.status().role !== "leader") continue;
+      const change = rangeMembershipChange(wanted, membership);
+      if (change === null) {
+        this.membersFollowed.set(replica.group, { wanted, membership });
+        continue;
+      }
       this.changingMembers.add(replica.group);
       log.info({ range: replica.group, voters: change.voters, learners: change.learners }, "changing a range's members to the cluster's");
       replica.driver
