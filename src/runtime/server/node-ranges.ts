@@ -261,7 +261,7 @@ export class NodeRanges {
   start(): void {
     this.running = true;
     // A copy: a range born while the others start (a split applied from the log) starts as it is added.
-    // Thousands start a batch at a time, each node's natural leaderships first (start-order.ts).
+    // Thousands start a batch at a time, in range id order (start-order.ts).
     this.stopStarting = startInBatches([...this.replicas.values()]);
   }
 
