@@ -534,6 +534,8 @@ export class SimNode<M> {
       snapshotEntries: this.options.snapshotEveryEntries,
       catchUpEntries: SIM_CATCH_UP_ENTRIES,
       historyRevisions: this.options.historyRevisions ?? 0,
+      // As the runtime's replicas do: with quiescence, a quiet group's timer stops.
+      restWhenQuiet: (this.options.quiesce ?? null) !== null,
       pendingRequestsMax: PENDING_REQUESTS_MAX,
       peerCount,
       nodeClientId: SELF_ASSIGNED_SESSIONS_FROM + id,

@@ -89,7 +89,7 @@ export function capturedSnapshot(index: number, data: Uint8Array): SnapshotBuild
   return { index, data, step: () => true, abort: () => undefined };
 }
 
-export interface KvReplicaOptions<M, H> extends Omit<ReplicaOptions<M, H, Applied>, "stateMachine" | "observer"> {
+export interface KvReplicaOptions<M, H> extends Omit<ReplicaOptions<M, H, Applied>, "stateMachine" | "observer" | "rest"> {
   readonly engine: Engine<M, H>;
   readonly kv: KvStore;
   readonly beginSnapshot?: () => SnapshotBuilder;
@@ -109,6 +109,15 @@ export interface KvReplicaOptions<M, H> extends Omit<ReplicaOptions<M, H, Applie
    * that keep at least this many (and at most a tenth more). 0 or absent: keep everything.
    */
   readonly historyRevisions?: number;
+  /**
+   * Rest while quiet (ReplicaOptions.rest): no timer at all while the engine is quiet, and
+   * no clock entry from a quiet leader while the store holds no lease, so an idle range
+   * costs nothing until a request or a message wakes it; its clock catches up on the first
+   * tick after. Sessions and transaction records then expire late in an idle range (never
+   * early: the store's clock only moves forward, with the log), and leases keep the range
+   * awake as before. Absent: a timer every tick, and a clock entry every CLOCK_INTERVAL_MS.
+   */
+  readonly restWhenQuiet?: boolean;
 }
 
 export class KvReplica<M, H> {
@@ -138,17 +147,26 @@ export class KvReplica<M, H> {
     const stateMachine = new KvStateMachine(options.kv, options.nodeClientId, options.beginSnapshot, () => this.schedulePurge());
     // A write forwarded to a leader that dies before appending it is proposed again to the
     // next: the store applies a (session, sequence) once, however many copies commit.
-    this.replica = createReplica<M, H, Applied>({ ...options, stateMachine, reproposeOnLeaderChange: true }, options.replicaMutant ?? null);
+    const rest = options.restWhenQuiet === true ? { rest: { idle: () => this.idle(), tick: () => this.onTick() } } : {};
+    this.replica = createReplica<M, H, Applied>({ ...options, stateMachine, reproposeOnLeaderChange: true, ...rest }, options.replicaMutant ?? null);
   }
 
   start(): void {
     assert(this.cancelClockTimer === null, "started twice");
     this.replica.start();
-    this.cancelClockTimer = this.options.clock.every(this.options.tickMs, () => {
-      this.proposeClock();
-      this.proposeRetention();
-    });
+    // Resting, the replica's timer runs this too (and stops with it).
+    if (this.options.restWhenQuiet !== true) this.cancelClockTimer = this.options.clock.every(this.options.tickMs, () => this.onTick());
     this.schedulePurge();
+  }
+
+  private onTick(): void {
+    this.proposeClock();
+    this.proposeRetention();
+  }
+
+  /** Resting (restWhenQuiet): nothing for ticks to do here: no lease to expire, no compaction due. */
+  private idle(): boolean {
+    return this.kv.leaseCount === 0 && !this.retentionDue();
   }
 
   stop(): void {
@@ -237,16 +255,21 @@ export class KvReplica<M, H> {
    * Through the log like any write, so every replica compacts at the same entry.
    */
   private proposeRetention(): void {
-    const keep = this.options.historyRevisions ?? 0;
-    if (keep === 0 || this.replica.engine.status().role !== "leader") return;
-    const target = this.kv.currentRevision - keep;
-    if (target - this.kv.compactRevision < Math.max(1, Math.ceil(keep / 10))) return;
+    if (!this.retentionDue()) return;
+    const target = this.kv.currentRevision - (this.options.historyRevisions ?? 0);
     const nowMs = this.options.clock.nowMs();
     if (nowMs - this.compactionProposedMs < RETENTION_INTERVAL_MS) return;
     this.compactionProposedMs = nowMs;
     // Answered by no one; a refusal (a transfer under way) is tried again next interval.
     const request = { clientId: this.options.nodeClientId, sequence: this.nextSequence++ };
     this.replica.proposeUnanswered(encodeCommand({ op: "compact", request, revision: target }));
+  }
+
+  /** Leading with `historyRevisions` set, and the history has grown a tenth past them. */
+  private retentionDue(): boolean {
+    const keep = this.options.historyRevisions ?? 0;
+    if (keep === 0 || this.replica.engine.status().role !== "leader") return false;
+    return this.kv.currentRevision - keep - this.kv.compactRevision >= Math.max(1, Math.ceil(keep / 10));
   }
 
   /**
@@ -260,6 +283,8 @@ export class KvReplica<M, H> {
       this.clockProposedMs = Number.NEGATIVE_INFINITY;
       return;
     }
+    // Resting: a quiet leader holding no lease proposes none (it would wake the range for nothing).
+    if (this.options.restWhenQuiet === true && this.kv.leaseCount === 0 && this.replica.engine.quiescent?.() === true) return;
     const nowMs = this.options.clock.nowMs();
     const intervalMs = this.kv.leaseCount > 0 ? LEASE_CLOCK_INTERVAL_MS : CLOCK_INTERVAL_MS;
     if (nowMs - this.clockProposedMs < intervalMs) return;

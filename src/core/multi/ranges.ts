@@ -24,8 +24,8 @@ export interface RangeDescriptor {
   readonly epoch: number;
 }
 
-/** The most ranges `RangeTable.presplit` makes: what a cluster may start with. */
-export const PRESPLIT_RANGES_MAX = 4096;
+/** The most ranges `RangeTable.presplit` makes: what a cluster may start with (issue 16's 10,000). */
+export const PRESPLIT_RANGES_MAX = 10_000;
 
 /** The characters presplit boundaries are made of: '0' to 'z' (digits, capitals, lower case, and a few signs between). */
 const BOUNDARY_FIRST = 0x30;
@@ -73,13 +73,13 @@ export class RangeTable {
 
   /**
    * `count` ranges, groups 0 .. count-1, cut at boundaries spread evenly over keys that start
-   * with '0' to 'z' (one character each up to 75 ranges, two beyond): where keys that are
+   * with '0' to 'z' (one character each up to 75 ranges, two up to 5,625, three beyond): where keys that are
    * words or numbers fall, before anything is known of the data. Splits later put the cuts
    * where the data is.
    */
   static presplit(count: number): RangeTable {
     assert(Number.isSafeInteger(count) && count >= 1 && count <= PRESPLIT_RANGES_MAX, `a cluster starts with 1 to ${PRESPLIT_RANGES_MAX} ranges, got ${count}`);
-    const digits = count <= BOUNDARY_RADIX ? 1 : 2;
+    const digits = count <= BOUNDARY_RADIX ? 1 : count <= BOUNDARY_RADIX ** 2 ? 2 : 3;
     const space = BOUNDARY_RADIX ** digits;
     const boundaries: string[] = [];
     for (let i = 1; i < count; i++) {

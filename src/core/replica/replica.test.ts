@@ -7,7 +7,7 @@ import { NotLeaderError } from "../common/errors.js";
 import type { Admission, Engine, EngineStatus, LogEntry, Ready, ReadOptions, Snapshot } from "../engine/contract.js";
 import type { Clock, LogStorage, LogWrite, SnapshotBuilder, StateMachine } from "./contract.js";
 import { RequestTimeoutError, WriteOutcomeUnknownError } from "./errors.js";
-import { Replica } from "./replica.js";
+import { Replica, type RestOptions } from "./replica.js";
 
 type Message = string;
 type Hard = { readonly term: number };
@@ -32,8 +32,16 @@ class ScriptedEngine implements Engine<Message, Hard> {
   leader: number | null = 1;
   term = 1;
 
+  /** Quiet (Engine.quiescent), as the test sets it; `wake` ends it. */
+  quiet = false;
   tick(): void {
     this.ticks++;
+  }
+  quiescent(): boolean {
+    return this.quiet;
+  }
+  wake(): void {
+    this.quiet = false;
   }
   step(): void {}
   propose(data: Uint8Array): Admission {
@@ -160,7 +168,7 @@ function push(env: { engine: ScriptedEngine; replica: Replica<Message, Hard, str
   env.clock.run();
 }
 
-function setup(options: { snapshotEntries?: number; requestTimeoutMs?: number; repropose?: boolean } = {}) {
+function setup(options: { snapshotEntries?: number; requestTimeoutMs?: number; repropose?: boolean; rest?: RestOptions } = {}) {
   const engine = new ScriptedEngine();
   const machine = new ListStateMachine();
   const storage = new ManualStorage();
@@ -180,6 +188,7 @@ function setup(options: { snapshotEntries?: number; requestTimeoutMs?: number; r
     peerCount: 2,
     onFatal: (error) => fatal.push(error),
     ...(options.repropose === undefined ? {} : { reproposeOnLeaderChange: options.repropose }),
+    ...(options.rest === undefined ? {} : { rest: options.rest }),
   });
   replica.start();
   return { engine, machine, storage, clock, sent, fatal, replica };
@@ -396,5 +405,59 @@ describe("replica: the Ready loop (contract rules 3-7)", () => {
     assert.equal("value" in read.outcome, false, "index 1 is not applied yet");
     push(env, emptyReady({ committedEntries: [entry(1)] }));
     assert.equal("value" in read.outcome, true);
+  });
+});
+
+describe("replica: resting while quiet (ReplicaOptions.rest)", () => {
+  /** A replica with `rest`, the host's ticks counted and its idleness set by the test. */
+  function resting() {
+    const host = { ticks: 0, idle: false };
+    const env = setup({ rest: { idle: () => host.idle, tick: () => host.ticks++ } });
+    return { ...env, host };
+  }
+
+  test("the timer stops once the engine is quiet and the host idle; an input starts it again, owing no tick slept through", () => {
+    const { engine, clock, replica, host } = resting();
+    clock.advance(10);
+    assert.deepEqual([engine.ticks, host.ticks, clock.timers.length], [1, 1, 1], "awake: the engine and the host tick on one timer");
+    engine.quiet = true;
+    clock.advance(10);
+    assert.equal(clock.timers.length, 1, "the host is not idle: the timer runs on");
+    host.idle = true;
+    clock.advance(10);
+    assert.equal(clock.timers.length, 0, "quiet and idle: no timer");
+    const ticks = engine.ticks;
+    clock.advance(1000);
+    assert.deepEqual([engine.ticks, host.ticks], [ticks, 3], "nothing ticks while resting");
+    engine.quiet = false;
+    replica.receive(2, "append");
+    assert.equal(clock.timers.length, 1, "a message starts the timer");
+    clock.advance(10);
+    assert.equal(engine.ticks, ticks + 1, "one tick for the 10 ms since, none for the 1,000 ms slept through");
+  });
+
+  test("a quiet engine's waiting request keeps the timer running, and still times out", () => {
+    const { engine, clock, replica, host } = resting();
+    host.idle = true;
+    const read = waiter<void>();
+    replica.read({}, read.waiter);
+    engine.quiet = true;
+    clock.advance(10);
+    assert.equal(clock.timers.length, 1, "a read waits: the timer runs");
+    clock.advance(1000);
+    assert.ok(errorOf(read) instanceof RequestTimeoutError);
+    clock.advance(10);
+    assert.equal(clock.timers.length, 0, "nothing waits any more: it rests");
+    replica.wake();
+    assert.equal(clock.timers.length, 1, "wake starts the timer");
+    assert.equal(engine.quiet, false);
+  });
+
+  test("without rest, a quiet engine's timer never stops", () => {
+    const { engine, clock } = setup();
+    engine.quiet = true;
+    clock.advance(10);
+    clock.advance(10);
+    assert.deepEqual([engine.ticks, clock.timers.length], [2, 1]);
   });
 });

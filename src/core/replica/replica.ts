@@ -25,7 +25,8 @@
  * Time: ticks are counted from the monotonic clock, not from timer callbacks, so a stalled
  * event loop (or a paused process) catches up on the ticks it missed when it wakes — before
  * any message reaches the engine, because a leader's lease depends on its ticks not
- * running slow.
+ * running slow. With `rest`, the timer stops while the engine is quiet and starts again
+ * with the next input: a quiet engine counts no time, so nothing is owed to it.
  *
  * Snapshots: every `snapshotEntries` applied entries the state machine is captured (a piece
  * per `soon`, so a large state does not stall the node), the storage writes it
@@ -83,6 +84,25 @@ export interface ReplicaOptions<M, H, R> {
    * request. The host must not go on with this replica (the runtime exits).
    */
   readonly onFatal: (error: unknown) => void;
+  /**
+   * Rest while quiet: the timer stops once the engine is quiet (Engine.quiescent), nothing
+   * waits here, and the host's `idle` says it needs no ticks either; the next input (a
+   * message, a request, `wake`) starts it again. A quiet engine counts no time, so the ticks
+   * slept through are not owed to it. What the host does on each tick goes in `tick`, so it
+   * rests with the replica. Absent: the timer runs from `start` to `stop`.
+   *
+   * This is what lets a node hold thousands of idle groups: a resting replica has no timer
+   * at all (docs/benchmarks.md, "Idle cost of many ranges").
+   */
+  readonly rest?: RestOptions;
+}
+
+/** See ReplicaOptions.rest. */
+export interface RestOptions {
+  /** Whether the host has nothing to do on ticks (asked on each tick of a quiet engine). */
+  readonly idle: () => boolean;
+  /** The host's work on each tick, after the replica's. */
+  readonly tick: () => void;
 }
 
 interface Pending<T> {
@@ -155,6 +175,8 @@ export class Replica<M, H, R> {
   private lastLeader: NodeId | null = null;
   private pumpScheduled = false;
   private cancelTimer: (() => void) | null = null;
+  /** The timer is stopped while the engine is quiet (ReplicaOptions.rest). */
+  private resting = false;
   private startedAtMs = 0;
   private ticksDone = 0;
   private stopped = false;
@@ -186,7 +208,7 @@ export class Replica<M, H, R> {
 
   /** Starts ticking and handles whatever the engine already has to do. */
   start(): void {
-    assert(this.cancelTimer === null && !this.stopped, "replica started twice");
+    assert(this.cancelTimer === null && !this.resting && !this.stopped, "replica started twice");
     this.startedAtMs = this.options.clock.nowMs();
     this.cancelTimer = this.options.clock.every(this.options.tickMs, () => this.onTimer());
     this.schedulePump();
@@ -202,6 +224,7 @@ export class Replica<M, H, R> {
     this.stopped = true;
     this.cancelTimer?.();
     this.cancelTimer = null;
+    this.resting = false;
     this.abortSnapshot();
     const unknown = new WriteOutcomeUnknownError("the node stopped before the write completed");
     for (const pending of this.pendingProposals.values()) pending.waiter.reject(unknown);
@@ -247,6 +270,7 @@ export class Replica<M, H, R> {
         return;
       }
     }
+    this.stopResting();
     this.catchUpTicks();
     this.engine.step(from, message);
     this.schedulePump();
@@ -261,6 +285,7 @@ export class Replica<M, H, R> {
   propose(data: Uint8Array, key: ProposalKey, waiter: Waiter<R>): void {
     if (this.stopped) return waiter.reject(new StoppedError());
     if (this.pendingRequests >= this.options.pendingRequestsMax) return waiter.reject(new TooManyRequestsError(this.options.pendingRequestsMax));
+    this.stopResting();
     const admission = this.engine.propose(data);
     if (!admission.accepted) {
       this.options.observer?.proposal?.("refused");
@@ -278,6 +303,7 @@ export class Replica<M, H, R> {
   /** Proposes `data` with no one waiting for its result (a refusal is returned, not thrown). */
   proposeUnanswered(data: Uint8Array): boolean {
     if (this.stopped) return false;
+    this.stopResting();
     const admission = this.engine.propose(data);
     if (admission.accepted) this.schedulePump();
     return admission.accepted;
@@ -292,6 +318,7 @@ export class Replica<M, H, R> {
     if (this.stopped) return waiter.reject(new StoppedError());
     if (this.pendingRequests >= this.options.pendingRequestsMax) return waiter.reject(new TooManyRequestsError(this.options.pendingRequestsMax));
     const id = this.nextReadId++;
+    this.stopResting();
     this.catchUpTicks();
     const admission = this.engine.readIndex(id, options);
     if (!admission.accepted) {
@@ -310,6 +337,7 @@ export class Replica<M, H, R> {
   transferLeadership(to: NodeId | null, waiter: Waiter<{ readonly leader: NodeId; readonly term: number }>): void {
     if (this.stopped) return waiter.reject(new StoppedError());
     if (this.engine.transferLeadership === undefined) return waiter.reject(new InvalidInputError("this consensus protocol has no leadership transfer"));
+    this.stopResting();
     const admission = this.engine.transferLeadership(to);
     if (!admission.accepted) return waiter.reject(admission.error);
     const status = this.engine.status();
@@ -326,6 +354,7 @@ export class Replica<M, H, R> {
   changeMembership(change: MembershipChange, waiter: Waiter<{ readonly index: number }>): void {
     if (this.stopped) return waiter.reject(new StoppedError());
     if (this.engine.changeMembership === undefined) return waiter.reject(new InvalidInputError("this consensus protocol has no membership changes"));
+    this.stopResting();
     const admission = this.engine.changeMembership(change);
     if (!admission.accepted) return waiter.reject(admission.error);
     const { lastIndex: index, term } = this.engine.status();
@@ -339,6 +368,7 @@ export class Replica<M, H, R> {
    */
   wake(leaderSuspected = false): void {
     if (this.stopped || this.engine.wake === undefined) return;
+    this.stopResting();
     // The node suspects the leader's node failed: a quiet follower need not wait out a whole
     // election timeout (its leader gave up its lease when it went quiet), so it forgets the
     // leader and campaigns within what is left of its randomized timeout.
@@ -353,11 +383,37 @@ export class Replica<M, H, R> {
    * before the inputs that queued meanwhile.
    */
   onTimer(): void {
-    if (this.stopped) return;
+    if (this.stopped || this.resting) return;
     this.catchUpTicks();
     this.expireRequests();
     this.saveSnapshot(); // one held back for a follower's snapshot may go ahead now
     this.schedulePump();
+    const rest = this.options.rest;
+    if (rest === undefined) return;
+    rest.tick();
+    if (!this.stopped && this.mayRest(rest)) this.startResting();
+  }
+
+  /** Whether the timer may stop (ReplicaOptions.rest): the engine is quiet, and nothing here or in the host needs ticks. */
+  private mayRest(rest: RestOptions): boolean {
+    if (this.engine.quiescent?.() !== true || this.engine.hasReady()) return false;
+    if (this.pendingProposals.size > 0 || this.pendingReads.size > 0 || this.pendingTransfers.length > 0 || this.pendingChanges.length > 0) return false;
+    if (this.syncing || this.taken.length > 0 || this.toApply.length > 0 || this.snapshotInProgress !== null || this.snapshotToSave !== null) return false;
+    return rest.idle();
+  }
+
+  private startResting(): void {
+    this.cancelTimer?.();
+    this.cancelTimer = null;
+    this.resting = true;
+  }
+
+  /** Starts the timer again on an input (ReplicaOptions.rest); the ticks slept through are skipped: the quiet engine counts no time. */
+  private stopResting(): void {
+    if (!this.resting) return;
+    this.resting = false;
+    this.ticksDone = this.dueTicks();
+    this.cancelTimer = this.options.clock.every(this.options.tickMs, () => this.onTimer());
   }
 
   // ---- the loop ----
@@ -629,8 +685,7 @@ export class Replica<M, H, R> {
   /** Gives the engine every tick the monotonic clock says is due. */
   private catchUpTicks(): void {
     if (this.cancelTimer === null) return;
-    const due = Math.floor((this.options.clock.nowMs() - this.startedAtMs) / this.options.tickMs + TICK_EPSILON);
-    let missed = due - this.ticksDone;
+    let missed = this.dueTicks() - this.ticksDone;
     if (missed > CATCH_UP_TICKS_MAX) {
       this.options.observer?.ticksSkipped?.(missed - CATCH_UP_TICKS_MAX);
       this.ticksDone += missed - CATCH_UP_TICKS_MAX;
@@ -638,6 +693,11 @@ export class Replica<M, H, R> {
     }
     for (let i = 0; i < missed; i++) this.engine.tick();
     if (missed > 0) this.ticksDone += missed;
+  }
+
+  /** The ticks the monotonic clock says have passed since `start`. */
+  private dueTicks(): number {
+    return Math.floor((this.options.clock.nowMs() - this.startedAtMs) / this.options.tickMs + TICK_EPSILON);
   }
 
   /** Requests are kept in arrival order, so the expired ones are at the front. */

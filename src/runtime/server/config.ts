@@ -3,6 +3,7 @@ import type { TlsFiles } from "../tls/material.js";
 import { assert } from "../../core/common/assert.js";
 import { InvalidInputError } from "../../core/common/errors.js";
 import { limits } from "../../core/common/limits.js";
+import { PRESPLIT_RANGES_MAX } from "../../core/multi/ranges.js";
 import type { ConsensusProtocol } from "./consensus.js";
 import { DEFAULT_CLIENT_LIMITS, validateClientLimits, type ClientLimits } from "./limits.js";
 
@@ -105,16 +106,18 @@ export interface NodeConfig {
 }
 
 /**
- * The most ranges a cluster starts with. Every range is a group of every member with its own
- * ticks and heartbeats until idle groups go quiet (issue 16), so many more would only burn CPU.
+ * The most ranges a cluster starts with (`--shards`): every range is a group of every member,
+ * and idle ones go quiet, so what a range costs a node while idle is what limits this
+ * (docs/benchmarks.md, "Idle cost of many ranges").
  */
-export const SHARDS_MAX = 64;
+export const SHARDS_MAX = PRESPLIT_RANGES_MAX;
 
 /**
- * The most ranges a cluster runs, splits included: each costs every node a little CPU even
- * when quiet (docs/benchmarks.md, "Ranges"); a split past it is refused with 409.
+ * The most ranges a cluster runs, splits included; a split past it is refused with 409.
+ * Each range costs every node some memory and a little CPU even when quiet
+ * (docs/benchmarks.md, "Idle cost of many ranges").
  */
-export const RANGES_MAX = 128;
+export const RANGES_MAX = 10_000;
 
 export const DEFAULT_NODE_CONFIG = Object.freeze({
   clusterToken: "synod",

@@ -68,15 +68,106 @@ export interface DriverOptions {
 const MALFORMED_LOG_INTERVAL_MS = 10_000;
 /** A sync slower than this is logged: nothing leaves the node while it runs. */
 const SLOW_PERSIST_MS = 250;
+/** Slow syncs are logged at most this often by a process (SlowPersistLog). */
+const SLOW_PERSIST_LOG_INTERVAL_MS = 1_000;
 
-/** Real time: the monotonic clock, the event loop's next turn, interval timers. */
+/**
+ * Interval timers that share one timer per period: every replica of a process ticks on one
+ * `setInterval` (issue 16's "one ticker"), not one or two each. Actions run in the order
+ * they were added; one added while the others run may run in the same round (a replica
+ * counts its ticks from the clock, so an early call only finds no tick due yet). The timer
+ * goes once no action is left.
+ */
+export class SharedTicker {
+  private readonly byInterval = new Map<number, { readonly timer: NodeJS.Timeout; readonly actions: Set<() => void> }>();
+
+  every(intervalMs: number, action: () => void): () => void {
+    let shared = this.byInterval.get(intervalMs);
+    if (shared === undefined) {
+      const actions = new Set<() => void>();
+      shared = { timer: setInterval(() => this.run(actions), intervalMs), actions };
+      this.byInterval.set(intervalMs, shared);
+    }
+    const own = shared;
+    // Its own function, so one action added twice is two entries, as with two timers.
+    const entry = (): void => action();
+    own.actions.add(entry);
+    return () => {
+      if (!own.actions.delete(entry) || own.actions.size > 0) return;
+      clearInterval(own.timer);
+      if (this.byInterval.get(intervalMs) === own) this.byInterval.delete(intervalMs);
+    };
+  }
+
+  /** Actions registered, over every period (for tests). */
+  get actions(): number {
+    let count = 0;
+    for (const shared of this.byInterval.values()) count += shared.actions.size;
+    return count;
+  }
+
+  private run(actions: ReadonlySet<() => void>): void {
+    for (const action of actions) action();
+  }
+}
+
+/** The process's shared ticker (see SharedTicker). */
+export const REAL_TICKER = new SharedTicker();
+
+/**
+ * The event loop's next turn for every replica of the process: the actions queued before it
+ * comes run in order on one `setImmediate`, not one each (each replica asks for one on
+ * every tick). One queued while they run waits for the next turn, as with `setImmediate`.
+ */
+class NextTurn {
+  private queue: (() => void)[] = [];
+  private scheduled = false;
+
+  add(action: () => void): void {
+    this.queue.push(action);
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => this.run());
+  }
+
+  private run(): void {
+    const batch = this.queue;
+    this.queue = [];
+    this.scheduled = false;
+    for (const action of batch) action();
+  }
+}
+
+const NEXT_TURN = new NextTurn();
+
+/**
+ * Slow syncs, logged at most once a second by the process: one sync of the shared log
+ * serves every range that wrote, and each would say so (10,000 lines for one slow sync).
+ */
+class SlowPersistLog {
+  private lastLoggedMs = Number.NEGATIVE_INFINITY;
+  private suppressed = 0;
+
+  note(log: DriverLogger, ms: number, entries: number): void {
+    const nowMs = performance.now();
+    if (nowMs - this.lastLoggedMs < SLOW_PERSIST_LOG_INTERVAL_MS) {
+      this.suppressed++;
+      return;
+    }
+    this.lastLoggedMs = nowMs;
+    const suppressed = this.suppressed;
+    this.suppressed = 0;
+    log.warn({ ms: Math.round(ms), entries, ...(suppressed > 0 ? { alsoSlowSinceLastLine: suppressed } : {}) }, "a write-ahead log fdatasync was slow");
+  }
+}
+
+const SLOW_PERSIST_LOG = new SlowPersistLog();
+
+/** Real time: the monotonic clock, the event loop's next turn, interval timers (both shared by the process's replicas). */
 export const REAL_CLOCK: Clock = {
   nowMs: () => performance.now(),
-  soon: (action) => setImmediate(action),
-  every: (intervalMs, action) => {
-    const timer = setInterval(action, intervalMs);
-    return () => clearInterval(timer);
-  },
+  soon: (action) => NEXT_TURN.add(action),
+  every: (intervalMs, action) => REAL_TICKER.every(intervalMs, action),
 };
 
 export class Driver {
@@ -85,6 +176,7 @@ export class Driver {
   private readonly node: KvReplica<unknown, unknown>;
   private readonly malformedLoggedMs = new Map<NodeId, number>();
   private readonly malformedDropped = new Map<NodeId, number>();
+  private state: "new" | "started" | "stopped" = "new";
 
   constructor(options: DriverOptions) {
     this.options = options;
@@ -110,6 +202,9 @@ export class Driver {
       observer: this.observer(),
       ...(options.onMembership === undefined ? {} : { onMembership: options.onMembership }),
       ...(options.historyRevisions === undefined ? {} : { historyRevisions: options.historyRevisions }),
+      // A quiet range (a sharded Raft node's idle ranges) has no timer and proposes no clock
+      // entry until something wakes it; an engine that never goes quiet ticks as before.
+      restWhenQuiet: true,
       onFatal: (error) => {
         options.log.error({ err: error }, "the write-ahead log could not be made durable; stopping");
         const fatal = options.onFatal ?? ((failure: unknown) => setImmediate(() => { throw failure; }));
@@ -118,7 +213,10 @@ export class Driver {
     });
   }
 
+  /** Starts ticking; once only, and never after `stop` (the node starts its ranges in batches: start-order.ts). */
   start(): void {
+    if (this.state !== "new") return;
+    this.state = "started";
     this.node.start();
   }
 
@@ -127,6 +225,7 @@ export class Driver {
    * flight. The log store and KV are the caller's to close after that.
    */
   async stop(): Promise<void> {
+    this.state = "stopped";
     this.node.stop();
     await this.storage.settled();
   }
@@ -183,7 +282,7 @@ export class Driver {
       persisted: (ms, entries) => {
         metrics.fsyncSeconds.observe(ms / 1000);
         if (entries > 0) metrics.readyBatchEntries.observe(entries);
-        if (ms > SLOW_PERSIST_MS) log.warn({ ms: Math.round(ms), entries }, "a write-ahead log fdatasync was slow");
+        if (ms > SLOW_PERSIST_MS) SLOW_PERSIST_LOG.note(log, ms, entries);
         watcher?.persisted?.(ms, entries);
       },
       snapshotInstalled: (snapshot) => {

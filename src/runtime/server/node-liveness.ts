@@ -74,12 +74,19 @@ export class PeerLiveness {
     this.ticks++;
     if (this.ticks % PING_EVERY_TICKS === 0) for (const peer of this.options.peers) if (peer !== this.options.self) this.options.network.send(peer, { type: "liveness-ping" });
     for (const peer of this.liveness.tick()) this.options.log("a peer stopped answering; waking the quiet ranges it leads", { peer });
-    const replicas = this.options.replicas();
-    const toWake = new Set(this.liveness.toWake(replicas.map((replica) => replica.engine)));
-    for (const replica of replicas) {
+    // Nothing is built while no peer is suspected: with thousands of ranges, a list of them
+    // on every tick would be most of what an idle node does.
+    const toWake = new Set(this.liveness.toWake(enginesOf(this.options.replicas)));
+    if (toWake.size === 0) return;
+    for (const replica of this.options.replicas()) {
       if (!toWake.has(replica.engine)) continue;
       this.wakes++;
       replica.driver.wake();
     }
   }
+}
+
+/** The replicas' engines, listed only when iterated. */
+function* enginesOf(replicas: () => readonly GroupReplica[]): Generator<GroupReplica["engine"]> {
+  for (const replica of replicas()) yield replica.engine;
 }

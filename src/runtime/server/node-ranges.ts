@@ -35,6 +35,7 @@ import { readSnapshotRange } from "../../core/kv/snapshot.js";
 import { RangeMismatchError, RangeNotReadyError, TxnLockedError, type RangeService } from "./range-routing.js";
 import { RANGE_BIRTH_INDEX } from "../../core/kv/split.js";
 import { LIVENESS_GROUP } from "./node-liveness.js";
+import { startInBatches } from "./start-order.js";
 
 /** The ranges a node does not host, as its peers describe them (range-placement.ts). */
 export interface OtherRanges {
@@ -219,11 +220,14 @@ export class NodeRanges {
   private splitTimer: NodeJS.Timeout | null = null;
   private membersTimer: NodeJS.Timeout | null = null;
   private readonly changingMembers = new Set<GroupId>();
+  /** Ranges last found with group 0's members, and the two configurations compared then. */
+  private readonly membersFollowed = new Map<GroupId, { readonly wanted: Membership; readonly membership: Membership }>();
   private splitting = false;
   /** Ranges hosted with no state, waiting for their leader's snapshot (node-range-admin.ts, adoptRange). */
   private readonly adopted = new Set<GroupId>();
   /** The ranges this node does not host, as its peers describe them (range-placement.ts). */
   private others: OtherRanges | null = null;
+  private stopStarting: () => void = () => undefined;
 
   /**
    * `shards`: the ranges the cluster started with; `environment`: the LMDB environment the
@@ -256,6 +260,7 @@ export class NodeRanges {
     this.replicas.delete(group);
     this.serviceCache.delete(group);
     this.adopted.delete(group);
+    this.membersFollowed.delete(group);
     this.tableStale = true;
     return replica;
   }
@@ -336,7 +341,8 @@ export class NodeRanges {
   start(): void {
     this.running = true;
     // A copy: a range born while the others start (a split applied from the log) starts as it is added.
-    for (const replica of [...this.replicas.values()]) replica.driver.start();
+    // Thousands start a batch at a time, in range id order (start-order.ts).
+    this.stopStarting = startInBatches([...this.replicas.values()]);
   }
 
   /**
@@ -385,9 +391,18 @@ export class NodeRanges {
     if (placing()) return;
     const wanted = cluster();
     for (const replica of this.all()) {
-      if (replica.group === DEFAULT_GROUP || this.changingMembers.has(replica.group) || replica.engine.status().role !== "leader") continue;
-      const change = rangeMembershipChange(wanted, replica.membership());
-      if (change === null) continue;
+      if (replica.group === DEFAULT_GROUP || this.changingMembers.has(replica.group)) continue;
+      // Found following these members before: nothing to look at until either changes (a
+      // configuration is one object until it changes), which keeps a look at 10,000 ranges cheap.
+      const membership = replica.membership();
+      const checked = this.membersFollowed.get(replica.group);
+      if (checked?.wanted === wanted && checked.membership === membership) continue;
+      if (replica.engine.status().role !== "leader") continue;
+      const change = rangeMembershipChange(wanted, membership);
+      if (change === null) {
+        this.membersFollowed.set(replica.group, { wanted, membership });
+        continue;
+      }
       this.changingMembers.add(replica.group);
       log.info({ range: replica.group, voters: change.voters, learners: change.learners }, "changing a range's members to the cluster's");
       replica.driver
@@ -441,6 +456,7 @@ export class NodeRanges {
   /** Stops every replica's driver and watches (answering what waits); storage stays open. */
   async stop(): Promise<void> {
     this.running = false;
+    this.stopStarting();
     if (this.splitTimer !== null) clearInterval(this.splitTimer);
     this.splitTimer = null;
     if (this.membersTimer !== null) clearInterval(this.membersTimer);

@@ -93,7 +93,8 @@ export class WatchHub implements KvStoreObserver {
   private tailStart: number;
   private tailBytes = 0;
   private wakeScheduled = false;
-  private readonly progressTimer: NodeJS.Timeout;
+  /** Runs while some stream is open: a range nobody watches has no timer (a node may hold thousands). */
+  private progressTimer: NodeJS.Timeout | null = null;
   private closed = false;
   /** Streams cut because their client did not read (`slow_watcher`), since the node started. */
   slowWatchersCut = 0;
@@ -109,8 +110,6 @@ export class WatchHub implements KvStoreObserver {
     private readonly span: () => { readonly start: string; readonly end: string | null } | undefined = () => undefined,
   ) {
     this.tailStart = source.currentRevision + 1;
-    this.progressTimer = setInterval(() => this.progressRound(), Math.max(10, Math.floor(options.progressIntervalMs / 2)));
-    this.progressTimer.unref();
   }
 
   /** Open streams. */
@@ -160,11 +159,16 @@ export class WatchHub implements KvStoreObserver {
     // The range split while the request waited: the keys are another range's now.
     if (span !== undefined && !watcher.within(span)) throw new WatchCanceledError("range_split", "the range split and no longer holds the keys this watch follows: watch again (it goes to the range that holds them)");
     this.watchers.add(watcher);
+    if (this.progressTimer === null) {
+      this.progressTimer = setInterval(() => this.progressRound(), Math.max(10, Math.floor(this.options.progressIntervalMs / 2)));
+      this.progressTimer.unref();
+    }
     // The response's close: the client went, or the stream ended. (A request's own close
     // only says its body was read.)
     response.once("close", () => {
       watcher.close();
       this.watchers.delete(watcher);
+      this.stopProgressIfUnwatched();
     });
     watcher.start();
   }
@@ -173,9 +177,15 @@ export class WatchHub implements KvStoreObserver {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    clearInterval(this.progressTimer);
     for (const watcher of this.watchers) watcher.cancel("no_leader", "the node is stopping; resume through another node");
     this.watchers.clear();
+    this.stopProgressIfUnwatched();
+  }
+
+  private stopProgressIfUnwatched(): void {
+    if (this.watchers.size > 0 || this.progressTimer === null) return;
+    clearInterval(this.progressTimer);
+    this.progressTimer = null;
   }
 
   /**
