@@ -5,11 +5,12 @@
  * client.lock's recipe, served by group 0. Answers go back over the client link; a write
  * whose outcome is unknown gets none.
  */
-import { NotLeaderError } from "../core/common/errors.js";
+import { NotLeaderError, type SynodError } from "../core/common/errors.js";
 import { utf8Decode, utf8Encode } from "../core/common/utf8.js";
 import type { KvOperation, KvReplica } from "../core/kv/kv-replica.js";
 import type { Applied } from "../core/kv/model.js";
 import { SELF_ASSIGNED_SESSIONS_FROM } from "../core/kv/store.js";
+import type { Admission } from "../core/engine/contract.js";
 import type { Waiter } from "../core/replica/contract.js";
 import { RequestTimeoutError, WriteOutcomeUnknownError } from "../core/replica/errors.js";
 import type { Replica } from "../core/replica/replica.js";
@@ -116,4 +117,23 @@ export function serveLockRequest<M>(layer: KvReplica<M, unknown>, replica: Repli
     },
     reject: refuse,
   });
+}
+
+/**
+ * Whether a replica took a request at once: the replica refuses synchronously (the engine's
+ * refusal), else the request waits, and how it ends is not this caller's concern.
+ */
+export function admissionOf<T>(ask: (waiter: Waiter<T>) => void): Admission {
+  let refusal: Error | null = null;
+  let asking = true;
+  ask({
+    resolve: () => undefined,
+    reject: (error) => {
+      if (asking) refusal = error;
+    },
+  });
+  asking = false;
+  const refused: Error | null = refusal;
+  // Every refusal a replica makes at once is a SynodError (the engine's, or its own).
+  return refused === null ? { accepted: true } : { accepted: false, error: refused as SynodError };
 }
