@@ -1,4 +1,3 @@
-import { NotLeaderError } from "../core/common/errors.js";
 import type { Admission, DurableState, Engine, EngineFactory, LogEntry, MembershipChange, NodeId } from "../core/engine/contract.js";
 import { KvReplica } from "../core/kv/kv-replica.js";
 import type { Applied } from "../core/kv/model.js";
@@ -9,9 +8,8 @@ import type { TxnCoordinatorMutant, TxnPhaseOperation } from "../core/kv/txn-coo
 import { SimTxnService, type PhaseAnswer, type SimTxnRequest, type SimTxnResponse } from "./txn-node.js";
 import type { LeaseRequest, LeaseResponse } from "./lease-workload.js";
 import type { LockRequest, LockResponse } from "./lock-workload.js";
-import { admissionOf, serveKvRequest, serveLeaseRequest, serveLockRequest } from "./node-requests.js";
+import { admissionOf, refuseKvRequest, serveKvRequest, serveLeaseRequest, serveLockRequest } from "./node-requests.js";
 import type { Clock, LogStorage, Network, ReplicaObserver } from "../core/replica/contract.js";
-import { RequestTimeoutError, WriteOutcomeUnknownError } from "../core/replica/errors.js";
 import type { ReplicaMutant } from "../core/replica/mutants.js";
 import type { Replica } from "../core/replica/replica.js";
 import { EmbeddedReplica, EmbeddedStateMachine, highestSequenceIn, type EmbeddedApplied, type ReplicatedStateMachine } from "../core/replica/embedded.js";
@@ -700,7 +698,7 @@ export class SimNode<M> {
     // Each key belongs to one group; its replica here serves it.
     const group = groupOfKey(request.key, this.groupCount);
     if (this.placement !== null && !this.hosted.has(group)) return this.forward(group, request);
-    serveKvRequest(() => this.kvLayer(group), this.replicaOf(group), request, (output) => this.answer(request, output), (error) => this.refuse(request, error));
+    serveKvRequest(() => this.kvLayer(group), this.replicaOf(group), request, (response) => this.host.sendToClient(this.id, request.clientId, response));
   }
 
   /**
@@ -711,7 +709,7 @@ export class SimNode<M> {
    */
   private forward(group: GroupId, request: ClientRequest): void {
     const to = this.placement?.hostsOf(group)[0];
-    if (to === undefined) return this.refuse(request, new Error(`node ${this.id} hosts no replica of group ${group} and knows no node that does`));
+    if (to === undefined) return refuseKvRequest(request, new Error(`node ${this.id} hosts no replica of group ${group} and knows no node that does`), (response) => this.host.sendToClient(this.id, request.clientId, response));
     this.host.overNodeLink(this.id, to, (node) => node.serveForwarded(request));
   }
 
@@ -720,20 +718,6 @@ export class SimNode<M> {
     this.input(this.incarnation, () => {
       if (this.hosted.has(groupOfKey(request.key, this.groupCount))) this.handleRequest(request);
     });
-  }
-
-  private answer(request: ClientRequest, output: string | null | boolean): void {
-    this.host.sendToClient(this.id, request.clientId, { type: "client-response", sequence: request.sequence, outcome: "ok", output });
-  }
-
-  /**
-   * Tells the client its request failed — only when it certainly took no effect. A write
-   * that timed out may still apply: its client, which has long given up, hears nothing.
-   */
-  private refuse(request: ClientRequest, error: Error): void {
-    if (error instanceof RequestTimeoutError || error instanceof WriteOutcomeUnknownError) return;
-    const leaderHint = error instanceof NotLeaderError ? error.leaderHint : null;
-    this.host.sendToClient(this.id, request.clientId, { type: "client-response", sequence: request.sequence, outcome: "refused", reason: error.message, leaderHint });
   }
 
   /** Loses the process: engine, state machine, requests, timers. The caller crashes the disk. */
