@@ -3,26 +3,30 @@
  * reads and writes (workload.ts), and those of the side workloads (side-workloads.ts) — a
  * lease client's writes in its session, and a lock client's writes and reads with
  * client.lock's recipe, served by group 0. Answers go back over the client link; a write
- * whose outcome is unknown gets none.
+ * whose outcome is unknown gets none. Also whether a replica took a node's own request
+ * (a configuration change, a leadership transfer) at once: admissionOf.
  */
-import { NotLeaderError } from "../core/common/errors.js";
+import { NotLeaderError, type SynodError } from "../core/common/errors.js";
 import { utf8Decode, utf8Encode } from "../core/common/utf8.js";
 import type { KvOperation, KvReplica } from "../core/kv/kv-replica.js";
 import type { Applied } from "../core/kv/model.js";
 import { SELF_ASSIGNED_SESSIONS_FROM } from "../core/kv/store.js";
+import type { Admission } from "../core/engine/contract.js";
 import type { Waiter } from "../core/replica/contract.js";
 import { RequestTimeoutError, WriteOutcomeUnknownError } from "../core/replica/errors.js";
 import type { Replica } from "../core/replica/replica.js";
 import type { LeaseRequest, LeaseResponse } from "./lease-workload.js";
-import type { ClientRequest } from "./messages.js";
+import type { ClientRequest, ClientResponse } from "./messages.js";
 import type { LockRequest, LockResponse, LockResult } from "./lock-workload.js";
 
 /**
  * A KV client's request, served by the replica of its key's group (`replica`, and its KV
- * layer, looked up by `layer` when used): `answer` carries the outcome back; `refuse` tells
- * the client its request failed (the caller decides which failures it hears of).
+ * layer, looked up by `layer` when used): `respond` carries the outcome back over the
+ * client link, or the refusal of a request that certainly took no effect (refuseKvRequest).
  */
-export function serveKvRequest<M>(layer: () => KvReplica<M, unknown>, replica: Replica<M, unknown, unknown>, request: ClientRequest, answer: (output: string | null | boolean) => void, refuse: (error: Error) => void): void {
+export function serveKvRequest<M>(layer: () => KvReplica<M, unknown>, replica: Replica<M, unknown, unknown>, request: ClientRequest, respond: (response: ClientResponse) => void): void {
+  const answer = (output: string | null | boolean): void => respond({ type: "client-response", sequence: request.sequence, outcome: "ok", output });
+  const refuse = (error: Error): void => refuseKvRequest(request, error, respond);
   if (request.op === "get") {
     // The engine's configured default: a lease read where the seed's tuning allows leases.
     replica.read({}, {
@@ -46,6 +50,16 @@ export function serveKvRequest<M>(layer: () => KvReplica<M, unknown>, replica: R
     reject: refuse,
   };
   layer().write(toOperation(request), client, waiter);
+}
+
+/**
+ * Tells a KV client its request failed — only when it certainly took no effect. A write
+ * that timed out may still apply: its client, which has long given up, hears nothing.
+ */
+export function refuseKvRequest(request: ClientRequest, error: Error, respond: (response: ClientResponse) => void): void {
+  if (error instanceof RequestTimeoutError || error instanceof WriteOutcomeUnknownError) return;
+  const leaderHint = error instanceof NotLeaderError ? error.leaderHint : null;
+  respond({ type: "client-response", sequence: request.sequence, outcome: "refused", reason: error.message, leaderHint });
 }
 
 function toOperation(request: ClientRequest): KvOperation {
@@ -116,4 +130,23 @@ export function serveLockRequest<M>(layer: KvReplica<M, unknown>, replica: Repli
     },
     reject: refuse,
   });
+}
+
+/**
+ * Whether a replica took a request at once: the replica refuses synchronously (the engine's
+ * refusal), else the request waits, and how it ends is not this caller's concern.
+ */
+export function admissionOf<T>(ask: (waiter: Waiter<T>) => void): Admission {
+  let refusal: Error | null = null;
+  let asking = true;
+  ask({
+    resolve: () => undefined,
+    reject: (error) => {
+      if (asking) refusal = error;
+    },
+  });
+  asking = false;
+  const refused: Error | null = refusal;
+  // Every refusal a replica makes at once is a SynodError (the engine's, or its own).
+  return refused === null ? { accepted: true } : { accepted: false, error: refused as SynodError };
 }

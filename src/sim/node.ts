@@ -1,4 +1,3 @@
-import { NotLeaderError, type SynodError } from "../core/common/errors.js";
 import type { Admission, DurableState, Engine, EngineFactory, LogEntry, MembershipChange, NodeId } from "../core/engine/contract.js";
 import { KvReplica } from "../core/kv/kv-replica.js";
 import type { Applied } from "../core/kv/model.js";
@@ -9,9 +8,8 @@ import type { TxnCoordinatorMutant, TxnPhaseOperation } from "../core/kv/txn-coo
 import { SimTxnService, type PhaseAnswer, type SimTxnRequest, type SimTxnResponse } from "./txn-node.js";
 import type { LeaseRequest, LeaseResponse } from "./lease-workload.js";
 import type { LockRequest, LockResponse } from "./lock-workload.js";
-import { serveKvRequest, serveLeaseRequest, serveLockRequest } from "./node-requests.js";
-import type { Clock, LogStorage, Network, ReplicaObserver, Waiter } from "../core/replica/contract.js";
-import { RequestTimeoutError, WriteOutcomeUnknownError } from "../core/replica/errors.js";
+import { admissionOf, refuseKvRequest, serveKvRequest, serveLeaseRequest, serveLockRequest } from "./node-requests.js";
+import type { Clock, LogStorage, Network, ReplicaObserver } from "../core/replica/contract.js";
 import type { ReplicaMutant } from "../core/replica/mutants.js";
 import type { Replica } from "../core/replica/replica.js";
 import { EmbeddedReplica, EmbeddedStateMachine, highestSequenceIn, type EmbeddedApplied, type ReplicatedStateMachine } from "../core/replica/embedded.js";
@@ -23,10 +21,11 @@ import type { GroupRouter } from "../core/multi/router.js";
 import { SimDisk, SimLogStorage, SimSyncDevice } from "./disk.js";
 import type { ClientRequest, ClientResponse } from "./messages.js";
 import { SimNodeLiveness, type QuiescenceCounts, type SimQuiesceOptions } from "./node-liveness.js";
-import { SimPlacement, type LocalRange, type PlacementCounts, type PlacementNode, type SimRangeEntry } from "./placement.js";
-import type { PlacementMutant } from "../core/multi/placement.js";
+import type { PlacementCounts, SimRangeEntry } from "./placement.js";
+import { SimNodeHosting, type HostingNode, type SimNodePlacement } from "./node-placement.js";
 
 export type { QuiescenceCounts, SimQuiesceOptions } from "./node-liveness.js";
+export type { SimNodePlacement } from "./node-placement.js";
 
 /**
  * The leader's log keeps up to this many entries a live follower still needs (the replica's
@@ -114,17 +113,6 @@ export interface SimNodeOptions<M> {
   readonly placement?: SimNodePlacement | null;
 }
 
-/** How a node takes part in placing groups on some nodes only. */
-export interface SimNodePlacement {
-  /** The replicas each group but group 0 keeps. */
-  readonly replicationFactor: number;
-  /** The voters group `group` starts with (every node for group 0); the node hosts it from the start when it is one. */
-  initialVoters(group: GroupId): readonly NodeId[];
-  readonly mutant: PlacementMutant | null;
-  /** Whether steps may still be taken now. */
-  stepsAllowed(): boolean;
-}
-
 /**
  * A user's state machine, as the nodes run it (see sim/app/harness.ts): each incarnation
  * gets a fresh one from `createStateMachine`, restored from its disk's snapshot; what it
@@ -187,13 +175,8 @@ export class SimNode<M> {
   private kvNodes = new Map<GroupId, KvReplica<M, unknown>>();
   /** This incarnation's group commit (null with one group). */
   private commit: GroupCommit | null = null;
-  /** Placing groups on some nodes only (`--replicas`), over every incarnation. */
-  private readonly placement: SimPlacement | null;
-  /**
-   * Groups this node was a first voter of and has since left: durable knowledge (a real node
-   * keeps it with the range's files gone), so a replica made again is not a bootstrap voter.
-   */
-  private readonly leftInitialGroups = new Set<GroupId>();
+  /** Hosting groups placed on some nodes only (`--replicas`), over every incarnation. */
+  private readonly placement: SimNodeHosting<M> | null;
   /** Hands each arriving envelope to its group's replica; one per incarnation. */
   private router: GroupRouter<M>;
   /** Every incarnation's group commit (several groups only), for its counts. */
@@ -218,7 +201,7 @@ export class SimNode<M> {
     this.disk = disk;
     this.groupCount = options.groups ?? 1;
     if (this.groupCount > 1 && options.application !== undefined) throw new Error("a user's state machine runs in one group only");
-    this.placement = options.placement === undefined || options.placement === null ? null : new SimPlacement(this.placementNode(), options.placement.replicationFactor, options.placement.mutant);
+    this.placement = options.placement === undefined || options.placement === null ? null : new SimNodeHosting(this.hostingNode(), options.placement);
     this.router = this.createReplicas();
     this.liveness = options.quiesce === undefined || options.quiesce === null ? null : new SimNodeLiveness(options.quiesce, this.livenessNode());
     this.balancing = options.balanceLeaders === true ? new SimLeaderBalancing(this.balancingNode()) : null;
@@ -350,18 +333,12 @@ export class SimNode<M> {
    */
   private groupsAtStart(): GroupId[] {
     const all = Array.from({ length: this.groupCount }, (_, group) => group);
-    const placement = this.options.placement;
-    if (placement === undefined || placement === null) return all;
-    const onDisk = new Set(this.disk.groupsWithLog());
-    return all.filter((group) => group === DEFAULT_GROUP || onDisk.has(group) || (!this.leftInitialGroups.has(group) && placement.initialVoters(group).includes(this.id)));
+    return this.placement === null ? all : this.placement.groupsAtStart(all);
   }
 
   /** The voters `group`'s engine starts from when its disk holds no configuration: none for a group it joins later. */
   private bootstrapPeers(group: GroupId): readonly NodeId[] {
-    const placement = this.options.placement;
-    if (placement === undefined || placement === null) return this.options.peers;
-    const initial = placement.initialVoters(group);
-    return initial.includes(this.id) && !this.leftInitialGroups.has(group) ? initial : [];
+    return this.placement === null ? this.options.peers : this.placement.bootstrapPeers(group);
   }
 
   /** Hosts a replica of `group` in this incarnation, from its durable state. */
@@ -381,73 +358,40 @@ export class SimNode<M> {
     return kvNode;
   }
 
-  /**
-   * A member's message for a group this node does not host (placement only): when the
-   * directory counts this node in (at a later index than any where it left the group), the
-   * node hosts it now, with nothing, and the group's leader sends it a snapshot or the log,
-   * as to a learner it added. A stray message's replica is dropped later (placement.ts).
-   */
-  private adopt(group: GroupId): void {
-    if (this.placement === null || group < 0 || group >= this.groupCount || this.hosted.has(group) || !this.placement.adoptable(group)) return;
-    // Nothing but the tombstone of a group it left: the term and vote it must keep.
-    const durable = this.disk.replay(group);
-    if (durable.snapshot !== null || durable.entries.length > 0) throw new Error(`node ${this.id} holds a log of group ${group} it does not host`);
-    const hosted = this.hostGroup(group, durable);
-    this.host.trace(this.id, this.groupText(group, "hosting a replica for a member's message"));
-    hosted.start();
-    this.host.onStatus(this, group);
-  }
-
-  /** Stops hosting `group` for good: its replica stops, the router forgets it, its records leave the disk. */
-  private dropGroup(group: GroupId): void {
-    const hosted = this.hosted.get(group);
-    if (hosted === undefined) return;
-    hosted.replica.stop();
-    this.router.unhost(group);
-    this.hosted.delete(group);
-    this.kvNodes.delete(group);
-    this.appliedByGroup[group] = new Set();
-    this.disk.dropGroup(group);
-    if (this.options.placement?.initialVoters(group).includes(this.id) === true) this.leftInitialGroups.add(group);
-    this.host.groupDropped(this, group);
-  }
-
-  /** What placement sees of this node: its clock, its hosted groups, their configuration changes, its links. */
-  private placementNode(): PlacementNode {
-    const describe = (group: GroupId): LocalRange | null => {
-      const hosted = this.hosted.get(group);
-      if (hosted === undefined) return null;
-      const engine = hosted.replica.engine;
-      const status = engine.status();
-      const membership = engine.membership?.();
-      if (membership === undefined) return null;
-      const applied = this.kvNodes.get(group)?.kv.applied ?? status.commitIndex;
-      let appliedMembership = membership;
-      try {
-        appliedMembership = engine.membershipAt?.(applied) ?? membership;
-      } catch {
-        // Compacted past: the latest is what this replica holds.
-      }
-      return { term: status.term, role: status.role, leader: status.leader, lastIndex: status.lastIndex, applied, membership, appliedMembership };
-    };
+  /** What hosting placed groups sees of this node: its clock, its links, its replicas (placement only). */
+  private hostingNode(): HostingNode<M> {
     return {
       id: this.id,
+      groupCount: this.groupCount,
+      disk: this.disk,
       peerIds: this.options.peerIds ?? [],
       tickIntervalMicros: Math.max(1, Math.round(this.options.tickMicros * this.options.clockRate)),
       after: (delayMicros, action) => this.host.after(delayMicros, action),
       alive: (incarnation) => this.alive(incarnation),
       paused: () => this.paused,
-      stepsAllowed: () => this.options.placement?.stepsAllowed() ?? false,
       hostedGroups: () => [...this.hosted.keys()],
-      local: describe,
+      replica: (group) => this.hosted.get(group)?.replica ?? null,
+      kvApplied: (group) => this.kvNodes.get(group)?.kv.applied,
+      host: (group, durable) => this.hostGroup(group, durable),
+      unhost: (group) => this.unhostGroup(group),
       sendDirectory: (to, entries) => this.host.overNodeLink(this.id, to, (node) => node.hearDirectory(this.id, entries)),
-      changeMembership: (group, change, done) =>
-        admissionOf<{ readonly index: number }>((waiter) => this.replicaOf(group).changeMembership(change, { resolve: (result) => (waiter.resolve(result), done(true)), reject: (error) => (waiter.reject(error), done(false)) })).accepted,
-      transfer: (group, to, done) =>
-        admissionOf<{ readonly leader: NodeId; readonly term: number }>((waiter) => this.replicaOf(group).transferLeadership(to, { resolve: (moved) => (waiter.resolve(moved), done(true)), reject: (error) => (waiter.reject(error), done(false)) })).accepted,
-      drop: (group) => this.dropGroup(group),
       trace: (text) => this.host.trace(this.id, text),
+      traceGroup: (group, text) => this.host.trace(this.id, this.groupText(group, text)),
+      onStatus: (group) => this.host.onStatus(this, group),
+      groupDropped: (group) => this.host.groupDropped(this, group),
     };
+  }
+
+  /** Stops `group`'s replica and forgets it: the router, the KV layer, what it applied (placement only; see SimNodeHosting). */
+  private unhostGroup(group: GroupId): boolean {
+    const hosted = this.hosted.get(group);
+    if (hosted === undefined) return false;
+    hosted.replica.stop();
+    this.router.unhost(group);
+    this.hosted.delete(group);
+    this.kvNodes.delete(group);
+    this.appliedByGroup[group] = new Set();
+    return true;
   }
 
   /** A peer's directory message arrived (placement only). */
@@ -681,7 +625,7 @@ export class SimNode<M> {
    */
   deliver(from: NodeId, envelope: GroupEnvelope<M>): void {
     this.input(this.incarnation, () => {
-      if (this.placement !== null && !this.router.hosts(envelope.group)) this.adopt(envelope.group);
+      if (this.placement !== null && !this.router.hosts(envelope.group)) this.placement.adopt(envelope.group);
       this.router.deliver(from, envelope);
     });
   }
@@ -756,7 +700,7 @@ export class SimNode<M> {
     // Each key belongs to one group; its replica here serves it.
     const group = groupOfKey(request.key, this.groupCount);
     if (this.placement !== null && !this.hosted.has(group)) return this.forward(group, request);
-    serveKvRequest(() => this.kvLayer(group), this.replicaOf(group), request, (output) => this.answer(request, output), (error) => this.refuse(request, error));
+    serveKvRequest(() => this.kvLayer(group), this.replicaOf(group), request, (response) => this.host.sendToClient(this.id, request.clientId, response));
   }
 
   /**
@@ -767,7 +711,7 @@ export class SimNode<M> {
    */
   private forward(group: GroupId, request: ClientRequest): void {
     const to = this.placement?.hostsOf(group)[0];
-    if (to === undefined) return this.refuse(request, new Error(`node ${this.id} hosts no replica of group ${group} and knows no node that does`));
+    if (to === undefined) return refuseKvRequest(request, new Error(`node ${this.id} hosts no replica of group ${group} and knows no node that does`), (response) => this.host.sendToClient(this.id, request.clientId, response));
     this.host.overNodeLink(this.id, to, (node) => node.serveForwarded(request));
   }
 
@@ -776,20 +720,6 @@ export class SimNode<M> {
     this.input(this.incarnation, () => {
       if (this.hosted.has(groupOfKey(request.key, this.groupCount))) this.handleRequest(request);
     });
-  }
-
-  private answer(request: ClientRequest, output: string | null | boolean): void {
-    this.host.sendToClient(this.id, request.clientId, { type: "client-response", sequence: request.sequence, outcome: "ok", output });
-  }
-
-  /**
-   * Tells the client its request failed — only when it certainly took no effect. A write
-   * that timed out may still apply: its client, which has long given up, hears nothing.
-   */
-  private refuse(request: ClientRequest, error: Error): void {
-    if (error instanceof RequestTimeoutError || error instanceof WriteOutcomeUnknownError) return;
-    const leaderHint = error instanceof NotLeaderError ? error.leaderHint : null;
-    this.host.sendToClient(this.id, request.clientId, { type: "client-response", sequence: request.sequence, outcome: "refused", reason: error.message, leaderHint });
   }
 
   /** Loses the process: engine, state machine, requests, timers. The caller crashes the disk. */
@@ -839,23 +769,4 @@ export class SimNode<M> {
       action();
     }
   }
-}
-
-/**
- * Whether a replica took a request at once: the replica refuses synchronously (the engine's
- * refusal), else the request waits, and how it ends is not this caller's concern.
- */
-function admissionOf<T>(ask: (waiter: Waiter<T>) => void): Admission {
-  let refusal: Error | null = null;
-  let asking = true;
-  ask({
-    resolve: () => undefined,
-    reject: (error) => {
-      if (asking) refusal = error;
-    },
-  });
-  asking = false;
-  const refused: Error | null = refusal;
-  // Every refusal a replica makes at once is a SynodError (the engine's, or its own).
-  return refused === null ? { accepted: true } : { accepted: false, error: refused as SynodError };
 }

@@ -14,7 +14,6 @@ import {
   CompactedError,
   FutureRevisionError,
   NO_SESSION,
-  SELF_ASSIGNED_SESSIONS_FROM,
   SESSION_LIMITS,
   type Applied,
   type HistoryPosition,
@@ -24,14 +23,14 @@ import {
   type SessionLimits,
   type KvRecord,
   type KvResult,
-  type KvSession,
   type TxnOperationResult,
 } from "./model.js";
 import { encodeSnapshot, snapshotRangeOf, type SnapshotRange } from "./snapshot.js";
 import type { KeySpan, KvSplitHost } from "./split.js";
 import { outsideSpan, rangeId, rangeMeta, sameSpan, splitRange } from "./store-ranges.js";
 import { readAuthState, restoreSnapshot } from "./store-restore.js";
-import { applyTxnPhase, compareHolds, lockedBy, type TxnPhaseCommand, type TxnStoreMutant } from "./store-txns.js";
+import { checkSession, refuseLocked } from "./store-checks.js";
+import { applyTxnPhase, compareHolds, type TxnPhaseCommand, type TxnStoreMutant } from "./store-txns.js";
 import { KvWrites } from "./store-writes.js";
 
 export { bytesEqual } from "../common/bytes.js";
@@ -529,31 +528,15 @@ export class KvStore {
       const result = this.txnPhase(command);
       return { request: command.request, result, duplicate: this.intentsHeld.version === before };
     }
-    // A retry of a write this session already made answers as it did, even once a split
-    // moved its key away or a transaction holds it: it must not be applied a second time.
+    // Sessions first (store-checks.ts): a retry of a write this session already made answers
+    // as it did, even once a split moved its key away or a transaction holds it.
     const { clientId, sequence } = command.request;
-    let session: KvSession | undefined;
-    if (clientId !== NO_SESSION) {
-      session = this.backend.getSession(clientId);
-      if (session === undefined && clientId < SELF_ASSIGNED_SESSIONS_FROM) return { request: command.request, result: { op: "session-expired", clientId }, duplicate: false };
-      if (session !== undefined && sequence <= session.sequence) {
-        const result: KvResult = sequence === session.sequence ? session.result : { op: "superseded", clientId, sequence, latestSequence: session.sequence };
-        return { request: command.request, result, duplicate: true };
-      }
-    }
+    const { session, answer } = checkSession(this.backend, command.request);
+    if (answer !== null) return { request: command.request, result: answer.result, duplicate: answer.duplicate };
     const outside = outsideSpan(this.backend.span, command);
     if (outside !== null) return { request: command.request, result: { op: "range-mismatch", key: outside }, duplicate: false };
-    const locked = this.intentsHeld.inFlight === 0 ? undefined : lockedBy(this.intentsHeld, command);
-    if (locked !== undefined) {
-      const result: KvResult = { op: "txn-locked", key: locked.key, txn: locked.txn };
-      // A client's session leaves the refusal out, so the client's retry of the same sequence
-      // goes ahead once the key is free. A node's own session (and a simulated client's) never
-      // sends a sequence again: its refusal is kept, so a late copy of the same proposal (a
-      // duplicated forward, a re-proposal) is a duplicate, not a write its proposer was told
-      // did not happen. (Kept as a refusal: the session keeps results of a few kinds.)
-      if (clientId >= SELF_ASSIGNED_SESSIONS_FROM) this.sessionsHeld.record(session, { clientId, sequence, result: { op: "rejected", reason: `key ${JSON.stringify(locked.key)} was held by transaction ${locked.txn}` }, lastActiveMs: this.clockMs });
-      return { request: command.request, result, duplicate: false };
-    }
+    const locked = refuseLocked(this.intentsHeld, this.sessionsHeld, this.clockMs, command, session);
+    if (locked !== undefined) return { request: command.request, result: locked, duplicate: false };
     const result = this.execute(command, index);
     if (clientId !== NO_SESSION) this.sessionsHeld.record(session, { clientId, sequence, result, lastActiveMs: this.clockMs });
     return { request: command.request, result, duplicate: false };
