@@ -28,7 +28,7 @@ function testFiles(dir) {
  */
 const COMPUTE_ONLY = [
   /^dist\/(core|sim|bench|fuzz)\//,
-  /^dist\/cli\/(readme-sim|sim-groups|sim-module|sim-soak)\.test\.js$/,
+  /^dist\/cli\/(main|readme-sim|sim-groups|sim-module|sim-soak)\.test\.js$/,
   /^dist\/purity\.test\.js$/,
   /^dist\/runtime\/(storage|tls)\//,
   /^dist\/runtime\/transport\/(codec|handshake|log-limiter)\.test\.js$/,

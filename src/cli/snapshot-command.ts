@@ -14,7 +14,7 @@ import { restoreDataDir, RestoreRefusedError, verifyBackupFile } from "../runtim
 import { BackupFileError, BackupVerifier, isShardedBackup, type AnyBackupHeader, type ShardedBackupHeader } from "../runtime/storage/backup-file.js";
 import { DEFAULT_NODE_CONFIG } from "../runtime/server/config.js";
 import { commandAuthorization, endpointsOption, EXIT, integerIn } from "./client-options.js";
-import { UsageError } from "./sim-command.js";
+import { UsageError } from "./usage-error.js";
 
 type SetExitCode = (code: number) => void;
 
