@@ -3,7 +3,7 @@
 // caller passes an admin's credentials with --user name:password (or SYNOD_USER).
 import { type Command, Option } from "commander";
 import { callCluster, endpointsOption } from "./client-options.js";
-import { UsageError } from "./sim-command.js";
+import { UsageError } from "./usage-error.js";
 
 type Opts = { endpoints: string[]; json: boolean };
 

@@ -7,7 +7,7 @@ import { trustForFetch } from "../runtime/tls/trust.js";
 import { InvalidInputError } from "../core/common/errors.js";
 import { Client } from "../client/client.js";
 import { CompactedError, CompareFailedError, ConnectionError, HttpApiError, LeaseNotFoundError, TimeoutError, UnavailableError } from "../client/errors.js";
-import { UsageError } from "./sim-command.js";
+import { UsageError } from "./usage-error.js";
 
 /** What `npm start` runs: three nodes on loopback. */
 export const DEFAULT_ENDPOINTS = ["http://127.0.0.1:7001", "http://127.0.0.1:7002", "http://127.0.0.1:7003"];

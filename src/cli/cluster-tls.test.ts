@@ -207,4 +207,14 @@ describe("synod cluster --tls", { timeout: 300_000 }, () => {
     const got = await call("GET", `${urls[id - 1]}/v1/kv/tls-key`);
     assert.equal(got.status, 200, "and still answers");
   });
+
+  test("SIGTERM: the nodes stop by themselves, their clients' keep-alive connections cut, well within the 10 s grace before SIGKILL", async () => {
+    // A keep-alive connection to every running node, open as SIGTERM arrives.
+    for (const url of urls) await call("GET", `${url}/v1/status`).catch(() => null);
+    const startedMs = Date.now();
+    cluster.kill("SIGTERM");
+    await new Promise((resolve) => (cluster.exitCode !== null ? resolve(null) : cluster.once("exit", resolve)));
+    const ms = Date.now() - startedMs;
+    assert.ok(ms < 6_000, `synod cluster took ${ms} ms to stop:\n${output}`);
+  });
 });

@@ -6,7 +6,7 @@ import { limits } from "../core/common/limits.js";
 import { CONSISTENCIES, decodeUtf8Strict, keyValueToJson, type Consistency, type KeyValue, type RangeResult, type TxnRequest, type TxnResponse, type TxnResult } from "../client/api.js";
 import type { Client } from "../client/client.js";
 import { commandLineText, endpointsOption, EXIT, integerIn, print, readStdin, withClient, type ClientCommandOptions } from "./client-options.js";
-import { UsageError } from "./sim-command.js";
+import { UsageError } from "./usage-error.js";
 import { registerWatchCommands } from "./watch-command.js";
 import { registerLeaseCommands } from "./lease-command.js";
 import { registerLockCommand } from "./lock-command.js";

@@ -3,9 +3,18 @@
  * machines (a file, a pipe, a log collector), pino-pretty's one line per event for a person
  * at a terminal. `--log-format` forces either; by default stdout being a terminal decides.
  */
+import { createRequire } from "node:module";
 import { Option } from "commander";
 import { pino, type Logger } from "pino";
-import pretty from "pino-pretty";
+import type PinoPretty from "pino-pretty";
+
+/**
+ * pino-pretty, loaded when a logger is to print for a person: a node under a supervisor or a
+ * test logs JSON, and need not spend start-up time loading it (and its colours and dates).
+ */
+function loadPretty(): typeof PinoPretty {
+  return createRequire(import.meta.url)("pino-pretty") as typeof PinoPretty;
+}
 
 export const LOG_FORMATS = ["json", "pretty"] as const;
 export type LogFormat = (typeof LOG_FORMATS)[number];
@@ -35,7 +44,7 @@ export interface LoggerOptions {
 /** A logger to stdout. Writes are synchronous, so a line logged just before `process.exit` is not lost. */
 export function createLogger(options: LoggerOptions): Logger {
   if (options.format === "json") return pino({ level: options.level, base: options.base });
-  const stream = pretty({
+  const stream = loadPretty()({
     destination: 1,
     sync: true,
     colorize: process.stdout.isTTY === true,

@@ -12,7 +12,7 @@ import { dataDirFailure, StartupError } from "../runtime/server/data-dir.js";
 import { SynodNode } from "../runtime/server/node.js";
 import type { TlsFiles } from "../runtime/tls/material.js";
 import { createLogger, logFormatOption, stdoutLogFormat, type LogFormat } from "./logging.js";
-import { UsageError } from "./sim-command.js";
+import { UsageError } from "./usage-error.js";
 
 interface NodeFlags {
   id?: number;

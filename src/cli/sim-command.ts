@@ -20,6 +20,7 @@ import type { SimApplication } from "../sim/app/module.js";
 import { loadSimApplication } from "./sim-module.js";
 import type { WorkerSetup } from "./sim-worker.js";
 import { serveReplay } from "./replay-server.js";
+import { UsageError } from "./usage-error.js";
 
 export interface SimCommandOptions {
   readonly protocol: string;
@@ -57,9 +58,7 @@ export interface SimCommandOptions {
   readonly replicas?: number;
 }
 
-export class UsageError extends Error {
-  override readonly name = "UsageError";
-}
+export { UsageError };
 
 export function parseFaults(text: string): FaultClass[] {
   if (text === "all") return [...FAULT_CLASSES];

@@ -8,7 +8,7 @@ import { existsSync } from "node:fs";
 import { basename, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { checkSimModule, type SimApplication } from "../sim/app/module.js";
-import { UsageError } from "./sim-command.js";
+import { UsageError } from "./usage-error.js";
 
 export async function loadSimApplication(path: string): Promise<SimApplication> {
   const absolute = resolve(path);

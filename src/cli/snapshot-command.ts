@@ -4,6 +4,7 @@
  * (`GET /v1/snapshot`); `restore` and `status` work on files alone, with no node running.
  */
 import { open, rename, rm } from "node:fs/promises";
+import { setTimeout as sleep } from "node:timers/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { type Command, Option } from "commander";
 import { InvalidInputError } from "../core/common/errors.js";
@@ -14,7 +15,7 @@ import { restoreDataDir, RestoreRefusedError, verifyBackupFile } from "../runtim
 import { BackupFileError, BackupVerifier, isShardedBackup, type AnyBackupHeader, type ShardedBackupHeader } from "../runtime/storage/backup-file.js";
 import { DEFAULT_NODE_CONFIG } from "../runtime/server/config.js";
 import { commandAuthorization, endpointsOption, EXIT, integerIn } from "./client-options.js";
-import { UsageError } from "./sim-command.js";
+import { UsageError } from "./usage-error.js";
 
 type SetExitCode = (code: number) => void;
 
@@ -22,6 +23,13 @@ type SetExitCode = (code: number) => void;
 const EXIT_DAMAGED = 1;
 /** How long a node may take to build the backup before its answer begins. */
 const ANSWER_TIMEOUT_MS = 60_000;
+/**
+ * How long save waits out an election: while every node answers 503 no_leader (a majority
+ * reached, a leader being chosen: a range just born of a split, or one whose leader just
+ * died), it asks them all again every ELECTION_RETRY_MS, as the SDK retries a request.
+ */
+const ELECTION_WAIT_MS = 5_000;
+const ELECTION_RETRY_MS = 200;
 /** The default member list of a restore: `synod node`'s own defaults for a node alone. */
 const DEFAULT_PEER = "127.0.0.1:7101";
 
@@ -101,9 +109,24 @@ interface Saved {
   readonly endpoint: string;
 }
 
-/** Asks each endpoint in turn until one answers with a backup; writes it atomically. */
+/**
+ * Asks each endpoint in turn until one answers with a backup, again while an election is
+ * under way on every one (up to ELECTION_WAIT_MS); writes it atomically.
+ */
 async function save(file: string, options: SaveOptions): Promise<number> {
+  const deadlineMs = Date.now() + ELECTION_WAIT_MS;
+  for (;;) {
+    const round = await saveOnce(file, options);
+    if (typeof round === "number") return round;
+    if (!round.electing || Date.now() >= deadlineMs) return fail("save", `no node gave a backup:\n  ${round.failures.join("\n  ")}`, EXIT.unavailable);
+    await sleep(ELECTION_RETRY_MS);
+  }
+}
+
+/** One round of save: the exit code, or why no endpoint gave a backup and whether each said an election is under way. */
+async function saveOnce(file: string, options: SaveOptions): Promise<number | { readonly failures: readonly string[]; readonly electing: boolean }> {
   const failures: string[] = [];
+  let electing = true;
   for (const endpoint of options.endpoints) {
     let response: Response;
     // The timeout is for the answer to begin (the node builds the backup first); the
@@ -114,6 +137,7 @@ async function save(file: string, options: SaveOptions): Promise<number> {
       response = await fetch(`${endpoint}/v1/snapshot?consistency=${options.consistency}`, { signal: abort.signal, headers: commandAuthorization() });
     } catch (error) {
       failures.push(`${endpoint}: ${reachFailure(error)}`);
+      electing = false;
       continue;
     } finally {
       clearTimeout(timer);
@@ -124,6 +148,7 @@ async function save(file: string, options: SaveOptions): Promise<number> {
       // A 4xx is this command's mistake and every node would say the same.
       if (response.status >= 400 && response.status < 500) return fail("save", reason, EXIT.usage);
       failures.push(reason);
+      if (!(response.status === 503 && answer["error"] === "no_leader")) electing = false;
       continue;
     }
     try {
@@ -136,9 +161,10 @@ async function save(file: string, options: SaveOptions): Promise<number> {
       if (error instanceof BackupFileError) return fail("save", `${error.message}; nothing was written`, EXIT_DAMAGED);
       if (isFileSystemError(error)) return fail("save", `cannot write ${file}: ${(error as Error).message}`, EXIT.usage);
       failures.push(`${endpoint}: the answer broke off (${reachFailure(error)})`);
+      electing = false;
     }
   }
-  return fail("save", `no node gave a backup:\n  ${failures.join("\n  ")}`, EXIT.unavailable);
+  return { failures, electing };
 }
 
 /**

@@ -65,7 +65,12 @@ describe("docs/http-api.md's client session example, pasted", { timeout: 60_000 
   });
 });
 
-describe("the README's lease example, pasted", { timeout: 90_000 }, () => {
+/**
+ * The README's and docs' examples written for `npm start`'s three nodes, on one cluster of
+ * three: starting one for each group of examples cost a couple of seconds each. The lease
+ * example goes first: it lists every lease, and the lock examples below make some.
+ */
+describe("examples for npm start's cluster, on one three-node cluster", { timeout: 210_000 }, () => {
   let cluster: ProcessCluster;
   before(async () => {
     cluster = await ProcessCluster.start({ size: 3 });
@@ -75,87 +80,83 @@ describe("the README's lease example, pasted", { timeout: 90_000 }, () => {
     await cluster.close();
   });
 
-  test("grants, attaches two keys, shows and renews the lease, and after it lapses the keys are gone; the SDK's lease revokes its key", async () => {
-    const blocks = shellBlocks(read("README.md"));
-    const cli = blocks.find((text) => text.includes("synod lease grant"));
-    const sdk = blocks.find((text) => text.includes("client.lease("));
-    assert.ok(cli !== undefined && sdk !== undefined, "the examples are there");
-    const ports = (text: string): string => [1, 2, 3].reduce((script, id) => script.replaceAll(`http://127.0.0.1:700${id}`, cluster.node(id).http), text);
-    const endpoints = `export SYNOD_ENDPOINTS=${cluster.nodes.map((node) => node.http).join(",")}\n`;
-    // node bin/synod.js is npx synod without npx's start-up time (seconds on a loaded machine).
-    const run = await bash(endpoints + ports(cli).replaceAll("npx synod", "node bin/synod.js"), ROOT);
-    assert.equal(run.code, 0, run.stderr + run.stdout);
-    const lines = run.stdout.split("\n");
-    assert.match(lines.find((line) => line.startsWith("id=")) ?? "", /^id=\d+ ttl=10s remaining=\d+\.\ds keys=2$/, run.stdout);
-    assert.ok(lines.includes("service/web/a") && lines.includes("service/web/b"), run.stdout);
-    assert.match(run.stdout, /\{"id":\d+,"ttlSeconds":10\}/, "the keep-alive's answer");
-    assert.ok(run.stdout.trimEnd().endsWith("ttl=10s remaining=" + run.stdout.trimEnd().split("remaining=").at(-1)), `nothing after the lease list: the keys are gone\n${run.stdout}`);
-    const node = await bash(ports(sdk), ROOT);
-    assert.equal(node.code, 0, node.stderr);
-    assert.match(node.stdout, /\[ 'service\/web\/c' \]/);
-    assert.equal((await fetch(`${cluster.node(1).http}/v1/kv/service/web/c`)).status, 404, "revoked with its lease");
-  });
-});
-
-describe("the README's watch examples, docs/recipes.md's lock and election examples and docs/client.md's transaction, pasted", { timeout: 120_000 }, () => {
-  let cluster: ProcessCluster;
-  /** `script` on the test cluster: its ports for npm start's, and the local bin for npx's start-up time (seconds on a loaded machine). */
-  let onCluster: (script: string) => string;
-  before(async () => {
-    cluster = await ProcessCluster.start({ size: 3 });
-    await cluster.waitForLeader();
-    const endpoints = `export SYNOD_ENDPOINTS=${cluster.nodes.map((node) => node.http).join(",")}\n`;
-    onCluster = (script) => endpoints + [1, 2, 3].reduce((text, id) => text.replaceAll(`http://127.0.0.1:700${id}`, cluster.node(id).http), script).replaceAll("npx synod", "node bin/synod.js");
-  });
-  after(async () => {
-    await cluster.close();
+  describe("the README's lease example, pasted", { timeout: 90_000 }, () => {
+    test("grants, attaches two keys, shows and renews the lease, and after it lapses the keys are gone; the SDK's lease revokes its key", async () => {
+      const blocks = shellBlocks(read("README.md"));
+      const cli = blocks.find((text) => text.includes("synod lease grant"));
+      const sdk = blocks.find((text) => text.includes("client.lease("));
+      assert.ok(cli !== undefined && sdk !== undefined, "the examples are there");
+      const ports = (text: string): string => [1, 2, 3].reduce((script, id) => script.replaceAll(`http://127.0.0.1:700${id}`, cluster.node(id).http), text);
+      const endpoints = `export SYNOD_ENDPOINTS=${cluster.nodes.map((node) => node.http).join(",")}\n`;
+      // node bin/synod.js is npx synod without npx's start-up time (seconds on a loaded machine).
+      const run = await bash(endpoints + ports(cli).replaceAll("npx synod", "node bin/synod.js"), ROOT);
+      assert.equal(run.code, 0, run.stderr + run.stdout);
+      const lines = run.stdout.split("\n");
+      assert.match(lines.find((line) => line.startsWith("id=")) ?? "", /^id=\d+ ttl=10s remaining=\d+\.\ds keys=2$/, run.stdout);
+      assert.ok(lines.includes("service/web/a") && lines.includes("service/web/b"), run.stdout);
+      assert.match(run.stdout, /\{"id":\d+,"ttlSeconds":10\}/, "the keep-alive's answer");
+      assert.ok(run.stdout.trimEnd().endsWith("ttl=10s remaining=" + run.stdout.trimEnd().split("remaining=").at(-1)), `nothing after the lease list: the keys are gone\n${run.stdout}`);
+      const node = await bash(ports(sdk), ROOT);
+      assert.equal(node.code, 0, node.stderr);
+      assert.match(node.stdout, /\[ 'service\/web\/c' \]/);
+      assert.equal((await fetch(`${cluster.node(1).http}/v1/kv/service/web/c`)).status, 404, "revoked with its lease");
+    });
   });
 
-  test("the README's history example: a read at a revision, a replayed watch (curl and synod watch), a compaction", async () => {
-    const block = shellBlocks(read("README.md")).find((text) => text.includes("--from-revision $R"));
-    assert.ok(block !== undefined, "the example is there");
-    // Its curl watch is ended by --max-time on purpose (exit code 28): every line runs.
-    const run = await bash(onCluster(block), ROOT, false);
-    const R = Number(/"revision":(\d+),"createRevision"/.exec(run.stdout)?.[1]);
-    assert.ok(R > 0, run.stdout + run.stderr);
-    assert.match(run.stdout, new RegExp(`\\{"key":"config/color","value":"blue","revision":${R},`), "curl reads blue at revision R");
-    // curl's answer ends without a newline, so synod's line follows it on the same line.
-    assert.match(run.stdout, /\}blue$/m, "synod get --revision reads blue");
-    assert.match(run.stdout, new RegExp(`^id: ${R}\ndata: .*"value":"blue"`, "m"), "the curl watch replays blue at R...");
-    assert.match(run.stdout, new RegExp(`^id: ${R + 1}\ndata: .*"value":"red"`, "m"), "...and red after it");
-    assert.match(run.stdout, new RegExp(`^\\{"type":"put","key":"config/color","value":"red","revision":${R + 1},`, "m"), "synod watch --json prints the changes");
-    assert.match(run.stdout, new RegExp(`^OK compactRevision=${R} revision=${R + 1}$`, "m"));
-  });
+  describe("the README's watch examples, docs/recipes.md's lock and election examples and docs/client.md's transaction, pasted", { timeout: 120_000 }, () => {
+    /** `script` on the test cluster: its ports for npm start's, and the local bin for npx's start-up time (seconds on a loaded machine). */
+    let onCluster: (script: string) => string;
+    before(() => {
+      const endpoints = `export SYNOD_ENDPOINTS=${cluster.nodes.map((node) => node.http).join(",")}\n`;
+      onCluster = (script) => endpoints + [1, 2, 3].reduce((text, id) => text.replaceAll(`http://127.0.0.1:700${id}`, cluster.node(id).http), script).replaceAll("npx synod", "node bin/synod.js");
+    });
 
-  test("the README's client.watch example prints the put and the delete", async () => {
-    const block = shellBlocks(read("README.md")).find((text) => text.includes("client.watch("));
-    assert.ok(block !== undefined, "the example is there");
-    const run = await bash(onCluster(block), ROOT);
-    assert.equal(run.code, 0, run.stderr);
-    assert.match(run.stdout, /^put config\/color green (\d+)\ndelete config\/color {2}\d+\n$/);
-  });
+    test("the README's history example: a read at a revision, a replayed watch (curl and synod watch), a compaction", async () => {
+      const block = shellBlocks(read("README.md")).find((text) => text.includes("--from-revision $R"));
+      assert.ok(block !== undefined, "the example is there");
+      // Its curl watch is ended by --max-time on purpose (exit code 28): every line runs.
+      const run = await bash(onCluster(block), ROOT, false);
+      const R = Number(/"revision":(\d+),"createRevision"/.exec(run.stdout)?.[1]);
+      assert.ok(R > 0, run.stdout + run.stderr);
+      assert.match(run.stdout, new RegExp(`\\{"key":"config/color","value":"blue","revision":${R},`), "curl reads blue at revision R");
+      // curl's answer ends without a newline, so synod's line follows it on the same line.
+      assert.match(run.stdout, /\}blue$/m, "synod get --revision reads blue");
+      assert.match(run.stdout, new RegExp(`^id: ${R}\ndata: .*"value":"blue"`, "m"), "the curl watch replays blue at R...");
+      assert.match(run.stdout, new RegExp(`^id: ${R + 1}\ndata: .*"value":"red"`, "m"), "...and red after it");
+      assert.match(run.stdout, new RegExp(`^\\{"type":"put","key":"config/color","value":"red","revision":${R + 1},`, "m"), "synod watch --json prints the changes");
+      assert.match(run.stdout, new RegExp(`^OK compactRevision=${R} revision=${R + 1}$`, "m"));
+    });
 
-  test("docs/client.md's interactive transaction example: two transfers at once on the same accounts, then a read-only total", async () => {
-    const block = shellBlocks(read("docs/client.md")).find((text) => text.includes("client.transaction("));
-    assert.ok(block !== undefined, "the example is there");
-    const run = await bash(onCluster(block), ROOT);
-    assert.equal(run.code, 0, run.stderr);
-    assert.match(run.stdout, /^true in \d+ run\(s\), true in \d+ run\(s\)\n80 70 150\n$/);
-  });
+    test("the README's client.watch example prints the put and the delete", async () => {
+      const block = shellBlocks(read("README.md")).find((text) => text.includes("client.watch("));
+      assert.ok(block !== undefined, "the example is there");
+      const run = await bash(onCluster(block), ROOT);
+      assert.equal(run.code, 0, run.stderr);
+      assert.match(run.stdout, /^put config\/color green (\d+)\ndelete config\/color {2}\d+\n$/);
+    });
 
-  test("docs/recipes.md: the fenced write, synod lock twice (one after the other, growing tokens) and the election", async () => {
-    const [fenced, locks, election] = shellBlocks(read("docs/recipes.md"));
-    if (!(fenced?.includes("lock.token") && locks?.includes("synod lock") && election?.includes("client.campaign"))) return assert.fail("the examples are there, in this order");
-    const fencedRun = await bash(onCluster(fenced), ROOT);
-    assert.match(fencedRun.stdout, /^written with token \d+\n$/, fencedRun.stderr);
-    const startedMs = Date.now();
-    const lockRun = await bash(onCluster(locks), ROOT);
-    const tokens = [...lockRun.stdout.matchAll(/^backing up with token (\d+)$/gm)].map((match) => Number(match[1]));
-    assert.equal(tokens.length, 2, lockRun.stdout + lockRun.stderr);
-    assert.ok((tokens[1] as number) > (tokens[0] as number), `tokens ${tokens.join(", ")}`);
-    assert.ok(Date.now() - startedMs >= 4000, "two holds of 2 s, one after the other");
-    const electionRun = await bash(onCluster(election), ROOT);
-    assert.equal(electionRun.stdout, "leader: none\nleader: 10.0.0.7:8080\nleader: 10.0.0.8:8080\nleader: none\n", electionRun.stderr);
+    test("docs/client.md's interactive transaction example: two transfers at once on the same accounts, then a read-only total", async () => {
+      const block = shellBlocks(read("docs/client.md")).find((text) => text.includes("client.transaction("));
+      assert.ok(block !== undefined, "the example is there");
+      const run = await bash(onCluster(block), ROOT);
+      assert.equal(run.code, 0, run.stderr);
+      assert.match(run.stdout, /^true in \d+ run\(s\), true in \d+ run\(s\)\n80 70 150\n$/);
+    });
+
+    test("docs/recipes.md: the fenced write, synod lock twice (one after the other, growing tokens) and the election", async () => {
+      const [fenced, locks, election] = shellBlocks(read("docs/recipes.md"));
+      if (!(fenced?.includes("lock.token") && locks?.includes("synod lock") && election?.includes("client.campaign"))) return assert.fail("the examples are there, in this order");
+      const fencedRun = await bash(onCluster(fenced), ROOT);
+      assert.match(fencedRun.stdout, /^written with token \d+\n$/, fencedRun.stderr);
+      const startedMs = Date.now();
+      const lockRun = await bash(onCluster(locks), ROOT);
+      const tokens = [...lockRun.stdout.matchAll(/^backing up with token (\d+)$/gm)].map((match) => Number(match[1]));
+      assert.equal(tokens.length, 2, lockRun.stdout + lockRun.stderr);
+      assert.ok((tokens[1] as number) > (tokens[0] as number), `tokens ${tokens.join(", ")}`);
+      assert.ok(Date.now() - startedMs >= 4000, "two holds of 2 s, one after the other");
+      const electionRun = await bash(onCluster(election), ROOT);
+      assert.equal(electionRun.stdout, "leader: none\nleader: 10.0.0.7:8080\nleader: 10.0.0.8:8080\nleader: none\n", electionRun.stderr);
+    });
   });
 });
 

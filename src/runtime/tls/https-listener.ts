@@ -108,10 +108,24 @@ export function createHttpsListener(handler: RequestListener, source: TlsSource,
   https.on("tlsClientError", (_error, socket) => socket.destroy());
   source.onReload((material) => https.setSecureContext(serverOptions(material)));
   const tcp = createTcpServer({ noDelay: true });
+  // Every open TCP connection, and those not yet past their first byte: closing the TCP
+  // listener waits for all of them, and the HTTPS server's closeAllConnections cuts its TLS
+  // sockets but not the TCP sockets under the Replayed streams (a node under SIGTERM
+  // waited for its clients' keep-alive connections, and `synod cluster` killed it after
+  // its 10 s grace).
+  const open = new Set<Socket>();
+  const waiting = new Set<Socket>();
   tcp.on("connection", (socket: Socket) => {
+    open.add(socket);
+    waiting.add(socket);
+    socket.once("close", () => {
+      open.delete(socket);
+      waiting.delete(socket);
+    });
     socket.setTimeout(FIRST_BYTE_TIMEOUT_MS, () => socket.destroy());
     socket.on("error", () => {});
     socket.once("data", (chunk: Buffer) => {
+      waiting.delete(socket);
       socket.setTimeout(0);
       socket.pause();
       if (chunk[0] === TLS_HANDSHAKE) {
@@ -137,7 +151,13 @@ export function createHttpsListener(handler: RequestListener, source: TlsSource,
     close: (closed) => {
       tcp.close(() => https.close(() => closed()));
     },
-    closeIdleConnections: () => https.closeIdleConnections(),
-    closeAllConnections: () => https.closeAllConnections(),
+    closeIdleConnections: () => {
+      https.closeIdleConnections();
+      for (const socket of waiting) socket.destroy();
+    },
+    closeAllConnections: () => {
+      https.closeAllConnections();
+      for (const socket of open) socket.destroy();
+    },
   };
 }
