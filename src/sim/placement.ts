@@ -23,6 +23,7 @@
  * Group 0 stays on every node (it holds the cluster's configuration, as in production): its
  * voters are the members the rule places ranges on.
  */
+import { adoptable, counts, fresher, removedFrom } from "../core/multi/placement-directory.js";
 import type { Membership, MembershipChange, NodeId } from "../core/engine/contract.js";
 import { isMember } from "../core/engine/membership.js";
 import { DEFAULT_GROUP, type GroupId } from "../core/multi/group.js";
@@ -107,14 +108,6 @@ export interface PlacementCounts {
   readonly drops: number;
 }
 
-/** Which of two descriptions of a group is fresher: a later term, then the leader's own, then the further applied. */
-function fresher(a: SimRangeEntry, b: SimRangeEntry): SimRangeEntry {
-  if (a.term !== b.term) return a.term > b.term ? a : b;
-  const aLeads = a.role === "leader";
-  if (aLeads !== (b.role === "leader")) return aLeads ? a : b;
-  return a.applied >= b.applied ? a : b;
-}
-
 /** One node's placement over its incarnations. */
 export class SimPlacement {
   private counts = { moves: 0, transfers: 0, drops: 0 };
@@ -164,8 +157,7 @@ export class SimPlacement {
   adoptable(group: GroupId): boolean {
     const entry = this.entries().get(group);
     if (entry === undefined) return !this.droppedAt.has(group);
-    const counted = entry.voters.includes(this.node.id) || entry.learners.includes(this.node.id);
-    return counted && entry.applied > (this.droppedAt.get(group) ?? -1);
+    return adoptable(entry, this.node.id, this.droppedAt.get(group));
   }
 
   /**
@@ -306,17 +298,15 @@ export class SimPlacement {
         // Hosted for a message and never sent its state: once its group has long not counted this node in, it goes.
         const since = state.statelessSince.get(group) ?? state.ticks;
         state.statelessSince.set(group, since);
-        const counted = entry === undefined || entry.voters.includes(self) || entry.learners.includes(self);
+        const counted = entry === undefined || counts(entry, self);
         if (!counted && state.ticks - since > STATELESS_WAIT_TICKS) this.drop(state, group, entry?.applied ?? 0, "a replica made for a stray message was never sent its group's state");
         continue;
       }
       state.statelessSince.delete(group);
       if (isMember(local.membership, self)) this.wasMember.add(group);
       if (!this.wasMember.has(group)) continue;
-      // Applied here: a removal still only in the log may yet be undone by another leader.
-      const removedHere = !isMember(local.membership, self) && !isMember(local.appliedMembership, self);
-      const removedThere = entry !== undefined && entry.role === "leader" && entry.leader !== self && entry.applied > local.lastIndex && !entry.voters.includes(self) && !entry.learners.includes(self);
-      if (removedHere || removedThere) this.drop(state, group, Math.max(local.applied, removedThere ? entry.applied : 0), removedHere ? "removed from the group" : "its leader describes the group without this node");
+      const removed = removedFrom(local, entry, self);
+      if (removed !== null) this.drop(state, group, Math.max(local.applied, removed === "by-leader" ? (entry?.applied ?? 0) : 0), removed === "here" ? "removed from the group" : "its leader describes the group without this node");
     }
   }
 

@@ -23,6 +23,7 @@ import type { Membership, NodeId } from "../../core/engine/contract.js";
 import { isMember } from "../../core/engine/membership.js";
 import { DEFAULT_GROUP, GROUP_ID_MAX, type GroupId } from "../../core/multi/group.js";
 import { placementPlan, type PlacementStep } from "../../core/multi/placement.js";
+import { adoptable, counts, fresher, removedFrom } from "../../core/multi/placement-directory.js";
 import type { RangeDescriptor } from "../../core/multi/ranges.js";
 import type { GroupRouter } from "../../core/multi/router.js";
 import type { Network } from "../../core/replica/contract.js";
@@ -84,15 +85,6 @@ function isRangeEntry(value: unknown): value is RangeEntry {
     ids(e.learners) &&
     Number.isSafeInteger(e.applied)
   );
-}
-
-/** Which of two descriptions of a range is fresher: a later epoch, then term, then the leader's own, then the further applied. */
-function fresher(a: RangeEntry, b: RangeEntry): RangeEntry {
-  if (a.epoch !== b.epoch) return a.epoch > b.epoch ? a : b;
-  if (a.term !== b.term) return a.term > b.term ? a : b;
-  const aLeads = a.role === "leader";
-  if (aLeads !== (b.role === "leader")) return aLeads ? a : b;
-  return a.applied >= b.applied ? a : b;
 }
 
 export interface PlacementHost {
@@ -211,10 +203,8 @@ export class RangePlacement implements OtherRanges {
   adoptable(id: GroupId): { readonly start: string; readonly end: string | null; readonly term: number } | null | undefined {
     const entry = this.entries().get(id);
     if (entry === undefined) return undefined;
-    const self = this.host.self;
-    const counted = entry.voters.includes(self) || entry.learners.includes(self);
     // The term it starts in: the range's, or the one this node's replica was in when dropped, whichever is later.
-    return counted && entry.applied > (this.droppedAt.get(id) ?? -1) ? { start: entry.start, end: entry.end, term: Math.max(entry.term, this.droppedTerm.get(id) ?? 0) } : null;
+    return adoptable(entry, this.host.self, this.droppedAt.get(id)) ? { start: entry.start, end: entry.end, term: Math.max(entry.term, this.droppedTerm.get(id) ?? 0) } : null;
   }
 
   /** The nodes that host range `id`, its leader first: where a request for it is sent. */
@@ -381,7 +371,7 @@ export class RangePlacement implements OtherRanges {
         // Hosted for a message, and never sent its state: once its leader has long not counted this node in, it goes.
         const since = this.statelessSince.get(id) ?? now;
         this.statelessSince.set(id, since);
-        const counted = entry === undefined || entry.voters.includes(self) || entry.learners.includes(self);
+        const counted = entry === undefined || counts(entry, self);
         if (!counted && now - since > STATELESS_WAIT_MS) this.dropReplica(id, entry?.applied ?? 0, "a range hosted for its leader's message was never sent its state, and its leader does not count this node in");
         continue;
       }
@@ -389,20 +379,10 @@ export class RangePlacement implements OtherRanges {
       const membership = replica.membership();
       if (isMember(membership, self)) this.wasMember.add(id);
       if (!this.wasMember.has(id)) continue;
-      // Applied here: a removal still only in the log may yet be undone by another leader.
-      const removedHere = !isMember(membership, self) && !isMember(appliedMembership(replica), self);
-      const removedThere =
-        entry !== undefined &&
-        entry.role === "leader" &&
-        entry.leader !== self &&
-        // Applied past the end of this replica's log: a configuration there, later than any
-        // this replica holds (its joining one included), leaves this node out.
-        entry.applied > replica.engine.status().lastIndex &&
-        !entry.voters.includes(self) &&
-        !entry.learners.includes(self);
-      if (!removedHere && !removedThere) continue;
+      const removed = removedFrom({ membership, appliedMembership: appliedMembership(replica), lastIndex: replica.engine.status().lastIndex }, entry, self);
+      if (removed === null) continue;
       this.wasMember.delete(id);
-      this.dropReplica(id, Math.max(replica.kv.applied, removedThere ? entry.applied : 0), "this node's replica of the range was removed (the range moved); dropping it");
+      this.dropReplica(id, Math.max(replica.kv.applied, removed === "by-leader" ? (entry?.applied ?? 0) : 0), "this node's replica of the range was removed (the range moved); dropping it");
     }
   }
 

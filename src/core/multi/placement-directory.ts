@@ -1,0 +1,67 @@
+/**
+ * What a node decides from the ranges' descriptions its peers send it (docs/sharding.md,
+ * "Placement"): which of two descriptions of a range to believe, whether its own replica
+ * was removed from the range, and whether a member's message for a range it does not host
+ * should make it host it. Pure, and the same for the real node
+ * (src/runtime/server/range-placement.ts) and the simulator (src/sim/placement.ts).
+ */
+import { isMember } from "../engine/membership.js";
+import type { Membership, NodeId } from "../engine/contract.js";
+
+/** A range as the node hosting it describes it. */
+export interface RangeDescription {
+  /** The range's epoch (it moves on every split); absent where ranges do not split. */
+  readonly epoch?: number;
+  readonly term: number;
+  readonly role: string;
+  readonly leader: NodeId | null;
+  readonly voters: readonly NodeId[];
+  readonly learners: readonly NodeId[];
+  readonly applied: number;
+}
+
+/** Which of two descriptions of a range is fresher: a later epoch, then term, then the leader's own, then the further applied. */
+export function fresher<D extends RangeDescription>(a: D, b: D): D {
+  if ((a.epoch ?? 0) !== (b.epoch ?? 0)) return (a.epoch ?? 0) > (b.epoch ?? 0) ? a : b;
+  if (a.term !== b.term) return a.term > b.term ? a : b;
+  const aLeads = a.role === "leader";
+  if (aLeads !== (b.role === "leader")) return aLeads ? a : b;
+  return a.applied >= b.applied ? a : b;
+}
+
+/** Whether the description counts `self` among the range's replicas. */
+export function counts(description: RangeDescription, self: NodeId): boolean {
+  return description.voters.includes(self) || description.learners.includes(self);
+}
+
+/** What a node's own replica of a range says of itself. */
+export interface OwnReplica {
+  /** The latest configuration in its log, and the one in force at what it applied. */
+  readonly membership: Membership;
+  readonly appliedMembership: Membership;
+  /** The last index in its log. */
+  readonly lastIndex: number;
+}
+
+/**
+ * Whether `self`'s replica was removed from its range: the configuration it applied leaves
+ * it out (a removal still only in its log may yet be undone), or the range's leader, having
+ * applied past the end of this replica's log, describes it without this node (a
+ * configuration later than any this replica holds, its joining one included). Only for a
+ * replica that has been a member since it was hosted.
+ */
+export function removedFrom(own: OwnReplica, described: RangeDescription | undefined, self: NodeId): "here" | "by-leader" | null {
+  if (!isMember(own.membership, self) && !isMember(own.appliedMembership, self)) return "here";
+  if (described !== undefined && described.role === "leader" && described.leader !== self && described.applied > own.lastIndex && !counts(described, self)) return "by-leader";
+  return null;
+}
+
+/**
+ * Whether a member's message for a range this node does not host should make it host the
+ * range (with nothing, to be sent its state): the freshest description counts this node
+ * in, at a later applied index than any at which this node dropped the range (an older one
+ * must not bring back a replica just removed).
+ */
+export function adoptable(described: RangeDescription, self: NodeId, droppedAt: number | undefined): boolean {
+  return counts(described, self) && described.applied > (droppedAt ?? -1);
+}
