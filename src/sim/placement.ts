@@ -23,7 +23,7 @@
  * Group 0 stays on every node (it holds the cluster's configuration, as in production): its
  * voters are the members the rule places ranges on.
  */
-import { adoptable, counts, fresher, removedFrom } from "../core/multi/placement-directory.js";
+import { adoptable, counts, fresher, removedFrom, type RangeDescription } from "../core/multi/placement-directory.js";
 import type { Membership, MembershipChange, NodeId } from "../core/engine/contract.js";
 import { isMember } from "../core/engine/membership.js";
 import { DEFAULT_GROUP, type GroupId } from "../core/multi/group.js";
@@ -42,14 +42,8 @@ const STATELESS_WAIT_TICKS = 300;
 const PLACEMENT_STEPS_MAX = 2;
 
 /** One group as the node hosting it describes it to its peers. */
-export interface SimRangeEntry {
+export interface SimRangeEntry extends RangeDescription {
   readonly group: GroupId;
-  readonly term: number;
-  readonly role: string;
-  readonly leader: NodeId | null;
-  readonly voters: readonly NodeId[];
-  readonly learners: readonly NodeId[];
-  readonly applied: number;
 }
 
 /** What this node's replica of a group says of itself. */

@@ -23,7 +23,7 @@ import type { Membership, NodeId } from "../../core/engine/contract.js";
 import { isMember } from "../../core/engine/membership.js";
 import { DEFAULT_GROUP, GROUP_ID_MAX, type GroupId } from "../../core/multi/group.js";
 import { placementPlan, type PlacementStep } from "../../core/multi/placement.js";
-import { adoptable, counts, fresher, removedFrom } from "../../core/multi/placement-directory.js";
+import { adoptable, counts, fresher, removedFrom, type RangeDescription } from "../../core/multi/placement-directory.js";
 import type { RangeDescriptor } from "../../core/multi/ranges.js";
 import type { GroupRouter } from "../../core/multi/router.js";
 import type { Network } from "../../core/replica/contract.js";
@@ -44,17 +44,11 @@ const STATELESS_WAIT_MS = 10_000;
 export const PLACEMENT_STEPS_MAX = 2;
 
 /** One range as the node hosting it describes it. */
-export interface RangeEntry {
+export interface RangeEntry extends RangeDescription {
   readonly id: GroupId;
   readonly start: string;
   readonly end: string | null;
   readonly epoch: number;
-  readonly term: number;
-  readonly role: string;
-  readonly leader: NodeId | null;
-  readonly voters: readonly NodeId[];
-  readonly learners: readonly NodeId[];
-  readonly applied: number;
 }
 
 interface DirectoryMessage {
