@@ -3,11 +3,13 @@
 // that vanished after any phase is finished by the recovery with the outcome that stands.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import { NotLeaderError } from "../../core/common/errors.js";
 import { utf8Decode, utf8Encode } from "../../core/common/utf8.js";
 import { MemoryKvBackend } from "../../core/kv/backend.js";
 import { encodeCommand, type KvCommand, type TxnOutcome } from "../../core/kv/command.js";
 import { KvStore } from "../../core/kv/store.js";
 import { RangeTable } from "../../core/multi/ranges.js";
+import { RequestTimeoutError, WriteOutcomeUnknownError } from "../../core/replica/errors.js";
 import { ABANDONED_AFTER_MS, CrossRangeTxns, TxnAbortedError, type TxnReplica } from "./cross-range-txn.js";
 
 const TABLE = new RangeTable([
@@ -17,7 +19,10 @@ const TABLE = new RangeTable([
 ]);
 const request = { clientId: 0, sequence: 0, timeMs: 1_000 };
 
-function world(): { txns: CrossRangeTxns; stores: KvStore[]; clock: { ms: number }; write: (range: number, command: KvCommand) => void } {
+/** A write's fate in a test: what it throws, whether it applied first (an answer lost), or null to apply and answer. */
+type Fault = (range: number, operation: { readonly op: string }) => { readonly error: Error; readonly applied: boolean } | null;
+
+function world(fault: Fault = () => null): { txns: CrossRangeTxns; stores: KvStore[]; clock: { ms: number }; write: (range: number, command: KvCommand) => void } {
   const stores = TABLE.list().map((range) => {
     const backend = new MemoryKvBackend();
     backend.span = { start: range.start, end: range.end };
@@ -27,7 +32,14 @@ function world(): { txns: CrossRangeTxns; stores: KvStore[]; clock: { ms: number
   const replicas: TxnReplica[] = stores.map((kv) => ({
     kv,
     engine: { status: () => ({ role: "leader" }) } as unknown as TxnReplica["engine"],
-    driver: { write: (operation) => Promise.resolve(apply(kv, { ...operation, request } as KvCommand)) },
+    driver: {
+      write: (operation) => {
+        const failure = fault(kv === stores[0] ? 0 : kv === stores[1] ? 1 : 2, operation);
+        if (failure === null) return Promise.resolve(apply(kv, { ...operation, request } as KvCommand));
+        if (failure.applied) apply(kv, { ...operation, request } as KvCommand);
+        return Promise.reject(failure.error);
+      },
+    },
   }));
   const clock = { ms: 1_000_000 };
   const silent = { info: () => undefined, warn: () => undefined } as unknown as ConstructorParameters<typeof CrossRangeTxns>[0]["log"];
@@ -72,6 +84,31 @@ describe("transactions across ranges: the coordinator and its recovery", () => {
     await assert.rejects(txns.run(transfer), TxnAbortedError);
     assert.equal(value(stores[0], "ann"), "10");
     assert.equal(stores[0]?.intents.inFlight, 0, "its own prepares were resolved (aborted)");
+  });
+
+  test("a decision whose answer was lost, then refused for want of a leader: outcome unknown (a 503 timeout), never an abort; the recovery commits it", async () => {
+    let decides = 0;
+    const { txns, stores, clock, write } = world((range, operation) => {
+      // The coordinator's three attempts fail; the recovery's, later, is answered.
+      if (range !== 0 || operation.op !== "txn-decide" || decides >= 3) return null;
+      decides += 1;
+      // The first attempt is recorded but its answer lost; the retries are refused (no leader known).
+      return decides === 1 ? { error: new RequestTimeoutError("write", 5000), applied: true } : { error: new NotLeaderError(null), applied: false };
+    });
+    write(0, { op: "put", request, key: "ann", value: utf8Encode("10") });
+    const error = await txns.run(transfer).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    assert.ok(error instanceof WriteOutcomeUnknownError, `rejected with ${String(error)}`);
+    assert.equal(decides, 3, "the decision was proposed again, up to its attempts");
+    assert.deepEqual([value(stores[0], "ann"), value(stores[1], "kim")], ["10", null], "held, not applied, until resolved");
+    clock.ms += ABANDONED_AFTER_MS;
+    await txns.recoverOnce();
+    clock.ms += ABANDONED_AFTER_MS;
+    await txns.recoverOnce();
+    for (const store of stores) assert.equal(store.intents.inFlight, 0);
+    assert.deepEqual([value(stores[0], "ann"), value(stores[1], "kim")], ["5", "5"], "the success first recorded stands");
   });
 
   for (const [stopped, recorded, expected] of [

@@ -20,6 +20,7 @@ import type { KvResult, TxnOperationResult } from "../../core/kv/model.js";
 import { coordinate, resolvedRevision, spansRanges, TxnRecovery, txnResults, type CoordinatedTxn, type TxnBody, type TxnCoordinatorHost } from "../../core/kv/txn-coordinator.js";
 import type { GroupId } from "../../core/multi/group.js";
 import type { RangeTable } from "../../core/multi/ranges.js";
+import { WriteOutcomeUnknownError } from "../../core/replica/errors.js";
 import type { GroupReplica } from "./group-replica.js";
 
 /** How often a node looks for transactions whose coordinator vanished. */
@@ -79,12 +80,21 @@ export class CrossRangeTxns {
     return spansRanges(txn, this.rangeOf);
   }
 
-  /** Runs a transaction across ranges; throws TxnAbortedError when it aborted, and what a range's write throws when its outcome is unknown. */
+  /** Runs a transaction across ranges; throws TxnAbortedError when it aborted, WriteOutcomeUnknownError when its outcome could not be learned. */
   async run(txn: TxnBody): Promise<CrossRangeResult> {
     const id = `${this.host.nodeId}-${Date.now().toString(36)}-${(this.sequence++).toString(36)}-${randomBytes(4).toString("hex")}`;
     this.running.add(id);
     try {
-      const ended = await new Promise<CoordinatedTxn>((resolve, reject) => coordinate(this.phases, id, txn, { resolve, reject }));
+      let ended: CoordinatedTxn;
+      try {
+        ended = await new Promise<CoordinatedTxn>((resolve, reject) => coordinate(this.phases, id, txn, { resolve, reject }));
+      } catch (error) {
+        // The anchor never answered the decision. One of its attempts may have recorded it
+        // (an attempt that timed out, then one refused as "no leader": the last error alone
+        // would say nothing was applied, and a client would send the transaction again while
+        // the recovery commits the first): the outcome is unknown, whatever the last error.
+        throw new WriteOutcomeUnknownError(`transaction ${id} across ranges: its anchor range did not answer the decision (${(error as Error).message})`);
+      }
       if (ended.outcome === "abort") throw new TxnAbortedError(id, ended.reason);
       const results = txnResults(txn, ended.outcome, this.rangeOf, ended.resolved);
       return { txn: id, outcome: ended.outcome, succeeded: ended.outcome === "success", results, ranges: ended.parts.map((part) => ({ id: part.range, revision: resolvedRevision(ended.resolved.get(part.range)) })) };

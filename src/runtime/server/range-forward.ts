@@ -22,6 +22,15 @@ const HOP_HEADERS = new Set(["connection", "keep-alive", "transfer-encoding", "c
 /** How long a node to forward to may take to answer (a watch's stream then goes on as long as the client stays). */
 const FORWARD_ANSWER_MS = 10_000;
 
+/** Connection errors that mean the request never left this node. */
+const NOT_SENT_CODES = new Set(["ECONNREFUSED", "UND_ERR_CONNECT_TIMEOUT", "EHOSTUNREACH", "ENETUNREACH", "EADDRNOTAVAIL", "ENOTFOUND"]);
+
+function surelyNotSent(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  const cause = (error as { cause?: { code?: unknown } } | null)?.cause?.code;
+  return NOT_SENT_CODES.has(String(code)) || NOT_SENT_CODES.has(String(cause));
+}
+
 /** Routes that name their range with `?range=ID`. */
 const RANGE_PARAMETER_ROUTES = new Set(["/v1/sessions", "/v1/compact", "/v1/leader/transfer"]);
 
@@ -91,6 +100,11 @@ export async function forwardRequest(service: KvService, request: IncomingMessag
     } catch (error) {
       if (clientGone) return;
       lastError = error;
+      // A write the node may have received is not sent to another: it could apply twice. Its
+      // outcome is unknown (a client's session write is safe to send again; it applies once).
+      if (method !== "GET" && method !== "HEAD" && !surelyNotSent(error)) {
+        throw new HttpError(503, "timeout", `forwarded to ${host}, which did not answer (${String(error)}); the write may or may not have been applied (check before retrying a non-idempotent write)`, { "retry-after": "1" });
+      }
       continue;
     } finally {
       clearTimeout(timer);
