@@ -59,11 +59,13 @@ export const SESSION_REOPENS_MAX = 3;
  * 503 codes that say the request was not applied (docs/http-api.md): even a write outside a
  * session may go elsewhere. `txn_locked`: a transaction across ranges holds a key the write
  * touches, and the range refused the write without applying it (nor recording it in its
- * session), so sending it again after a pause is safe.
+ * session), so sending it again after a pause is safe. `range_not_hosted`, `range_not_ready`:
+ * the node asked lacks the range (or has not applied the split that made it) and passed the
+ * request to no one.
  */
-const NOT_APPLIED_CODES = new Set(["no_leader", "no_quorum", "not_member", "overloaded", "txn_locked"]);
+const NOT_APPLIED_CODES = new Set(["no_leader", "no_quorum", "not_member", "overloaded", "txn_locked", "range_not_hosted", "range_not_ready"]);
 /** 503 codes about the request, not the node: answering them is not a failure of the endpoint (counting it would eject a healthy node). */
-const NOT_ENDPOINT_FAILURE_CODES = new Set(["no_leader", "txn_locked"]);
+const NOT_ENDPOINT_FAILURE_CODES = new Set(["no_leader", "txn_locked", "range_not_hosted", "range_not_ready"]);
 
 /** What calls run on: the Client's parts, made from its options (and closed) by the Client. */
 export interface CallRunnerParts {

@@ -108,6 +108,13 @@ export class RangeTable {
     return this.byId.get(id);
   }
 
+  /** The highest range id in the table: ranges only split, so an id above it may be a range born since. */
+  get highestId(): GroupId {
+    let highest = 0;
+    for (const id of this.byId.keys()) if (id > highest) highest = id;
+    return highest;
+  }
+
   /** The range that owns `key`. */
   forKey(key: string): RangeDescriptor {
     let low = 0;

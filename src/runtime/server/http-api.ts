@@ -45,7 +45,7 @@ import { API_SERVER_OPTIONS, applyReceiveDeadlines, DEFAULT_CLIENT_LIMITS, type 
 import { NoSpaceError } from "./disk-guard.js";
 import { clientRequestOf, deleteKey, getKey, namedRangeOf, putKey, rangeByParameter, rangeKeys, serveCompact, serveTxn, serveWatch } from "./kv-routes.js";
 import { leaseNotFound, parseLeaseId, serveGrant, serveKeepalive, serveLease, serveLeaseList, serveRevoke } from "./lease-routes.js";
-import { CrossRangeError, RangeMismatchError, RangeNotHostedError, RangeNotReadyError, TxnLockedError, type RangedService } from "./range-routing.js";
+import { CrossRangeError, RangeMismatchError, RangeNotFoundError, RangeNotHostedError, RangeNotReadyError, TxnLockedError, type RangedService } from "./range-routing.js";
 import { TxnAbortedError, type CrossRangeResult } from "./cross-range-txn.js";
 import type { TxnCommand } from "../../core/kv/command.js";
 import type { DashboardFeed } from "./dashboard-feed.js";
@@ -404,7 +404,7 @@ function matchPath(path: string, method: string): { readonly name: string; reado
 /** `POST /v1/sessions[?range=ID]`: a client session, in the range named (sessions are per range; the first by default). */
 async function serveOpenSession(c: RouteContext): Promise<void> {
   const id = c.query.has("range") ? integerParameter(c.query, "range", 0) : null;
-  const range = id === null ? c.service : rangeByParameter(c);
+  const range = id === null ? c.service : rangeByParameter(c, true);
   sendJson(c.response, 200, { session: await range.register(), ttlMs: SESSION_LIMITS.ttlMs, range: id ?? 0 });
 }
 
@@ -629,6 +629,7 @@ function toHttpError(error: unknown, service: KvService): HttpError {
   if (error instanceof RangeNotHostedError) return new HttpError(503, error.code, error.message, { "retry-after": "1" }, { range: error.range });
   if (error instanceof TxnLockedError) return new HttpError(503, error.code, error.message, { "retry-after": "1" }, { key: error.key });
   if (error instanceof TxnAbortedError) return new HttpError(409, "txn_aborted", error.message, {}, { txn: error.txn });
+  if (error instanceof RangeNotFoundError) return error.unheard ? new HttpError(503, error.code, error.message, { "retry-after": "1" }, { range: error.range }) : new HttpError(404, error.code, error.message);
   if (error instanceof RangeNotReadyError) return new HttpError(503, error.code, error.message, { "retry-after": "1" }, { range: error.range });
   if (error instanceof TransferOvertakenError) return new HttpError(503, error.code, error.message, { "retry-after": "1" });
   if (error instanceof MembershipChangeInProgressError) return new HttpError(409, error.code, error.message, { "retry-after": "1" });

@@ -10,7 +10,7 @@ import { FutureRevisionError, SELF_ASSIGNED_SESSIONS_FROM, type KvRecord } from 
 import type { ClientRequest, KvOperation } from "./driver.js";
 import { consistencyOf, FORWARDED_HEADER, flagParameter, HttpError, integerParameter, RANGE_HEADER, readBody, SEQUENCE_HEADER, SESSION_HEADER, sendJson, TooLargeError, unexpectedResult, type KvService, type RouteContext } from "./http-api.js";
 import { DEFAULT_GROUP, GROUP_ID_MAX, type GroupId } from "../../core/multi/group.js";
-import { listAcross, servesHere, oneRangeOf, prefixRangeOf, RangeMismatchError, rangeOf, rangeTableOf, replicaOf, txnKeys, type RangeService } from "./range-routing.js";
+import { listAcross, servesHere, oneRangeOf, prefixRangeOf, RangeMismatchError, RangeNotFoundError, rangeNotFound, rangeOf, rangeTableOf, replicaOf, txnKeys, type RangeService } from "./range-routing.js";
 import { parseTxnRequest, txnResultJson } from "./txn-json.js";
 import { forwardRequest } from "./range-forward.js";
 import { parseEventId, type WatchRequest } from "./watch.js";
@@ -195,7 +195,7 @@ export async function rangeKeys(service: KvService, query: URLSearchParams, resp
     // One range's keys (what a node lists of a range it hosts for a listing on another node).
     if (revision !== null) throw new HttpError(400, "invalid_input", "a listing names a range or a revision, not both");
     const descriptor = rangeTableOf(service).get(only);
-    if (descriptor === undefined) throw new HttpError(404, "range_not_found", `there is no range ${only} (GET /v1/shards lists the ranges)`);
+    if (descriptor === undefined) throw rangeNotFound(rangeTableOf(service), only);
     const replica = replicaOf(service, descriptor);
     await replica.read(consistencyOf(query));
     const { records, more } = replica.range(prefix, limit, after);
@@ -230,8 +230,13 @@ export function namedRangeOf(request: IncomingMessage): GroupId | null {
   return value;
 }
 
-/** `?range=ID`'s range (the first when absent on a cluster that is not sharded; required on one that is). */
-export function rangeByParameter(c: RouteContext): RangeService {
+/**
+ * `?range=ID`'s range (the first when absent on a cluster that is not sharded; required on
+ * one that is). `learned`: the id is one a client learned from the cluster (a session's
+ * range), so one this node has not heard of may be newer than its view (a 503 to retry),
+ * where an id a person typed is a 404.
+ */
+export function rangeByParameter(c: RouteContext, learned = false): RangeService {
   const table = rangeTableOf(c.service);
   const id = integerParameter(c.query, "range", 0, GROUP_ID_MAX);
   if (id === null) {
@@ -239,7 +244,7 @@ export function rangeByParameter(c: RouteContext): RangeService {
     return c.service;
   }
   const range = table.get(id);
-  if (range === undefined) throw new HttpError(404, "range_not_found", `there is no range ${id} (GET /v1/shards lists the ranges)`);
+  if (range === undefined) throw learned ? rangeNotFound(table, id) : new RangeNotFoundError(id, false);
   return replicaOf(c.service, range);
 }
 

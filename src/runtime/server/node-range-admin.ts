@@ -32,6 +32,7 @@ import { LIVENESS_GROUP, PeerLiveness, PING_EVERY_TICKS } from "./node-liveness.
 import { DIRECTORY_GROUP, RangePlacement } from "./range-placement.js";
 import { RANGE_WRITES_GROUP, RangeWrites } from "./range-writes.js";
 import { HttpError, type KvService } from "./http-api.js";
+import { RangeNotFoundError } from "./range-routing.js";
 import type { SplitAnswer } from "./split-route.js";
 import { storageFailure } from "./disk-guard.js";
 import type { NodeMetrics } from "./metrics.js";
@@ -238,7 +239,7 @@ export class RangeAdmin {
   private async splitRange(id: GroupId, key: string | null): Promise<SplitAnswer> {
     const { ranges, primary, config } = this.host;
     const parent = ranges.get(id);
-    if (parent === undefined) throw new HttpError(404, "range_not_found", `there is no range ${id} (GET /v1/shards lists the ranges)`);
+    if (parent === undefined) throw new RangeNotFoundError(id, false);
     if (ranges.all().length >= RANGES_MAX) throw new HttpError(409, "split_refused", `the cluster runs ${RANGES_MAX} ranges, the most it runs today: range ${id} does not split`);
     await parent.driver.read("linearizable");
     const at = key ?? middleKey(parent.kv);

@@ -30,7 +30,7 @@ import { NodeRanges, recoverRanges, type RecoveredRanges } from "./node-ranges.j
 import { RangeAdmin } from "./node-range-admin.js";
 import { HttpError, type KvService, type QuorumView, type Readiness } from "./http-api.js";
 import { quorumViewOf, readinessOf } from "./node-health.js";
-import type { RangeService, RemoteListing } from "./range-routing.js";
+import { RangeNotFoundError, type RangeService, type RemoteListing } from "./range-routing.js";
 import type { RangeDescriptor } from "../../core/multi/ranges.js";
 import { remoteListing } from "./range-forward.js";
 import type { ReadConsistency } from "./driver.js";
@@ -618,7 +618,7 @@ export class SynodNode {
       transferLeadership: (to, forwarded, credentials, range) => {
         if (range === undefined || range === null || range === DEFAULT_GROUP) return this.admin.transferLeadership(to, forwarded, credentials);
         const replica = this.ranges.get(range);
-        if (replica === undefined) return Promise.reject(new HttpError(404, "range_not_found", `there is no range ${range} (GET /v1/shards lists the ranges)`));
+        if (replica === undefined) return Promise.reject(new RangeNotFoundError(range, false));
         const target = { id: range, status: () => replica.engine.status(), transferLeadership: (to: number | null) => replica.driver.transferLeadership(to) };
         return this.admin.transferLeadership(to, forwarded, credentials, target);
       },

@@ -131,6 +131,32 @@ export class RangeNotReadyError extends SynodError {
   }
 }
 
+/**
+ * A request named a range this node does not know. Ranges only split, and a split's new id
+ * is above every id before it, so an id above the highest this node knows may be a range
+ * born of a split it has not applied yet (`unheard`: a 503 to retry, elsewhere or shortly);
+ * at or below it, there is no such range (a 404).
+ */
+export class RangeNotFoundError extends SynodError {
+  constructor(
+    readonly range: GroupId,
+    readonly unheard: boolean,
+  ) {
+    super(
+      unheard ? "range_not_ready" : "range_not_found",
+      unheard
+        ? `this node has not heard of range ${range} yet (it may not have applied the split that made it); ask another node, or retry shortly`
+        : `there is no range ${range} (GET /v1/shards lists the ranges)`,
+    );
+    this.name = "RangeNotFoundError";
+  }
+}
+
+/** The error for range `id`, which `table` lacks. */
+export function rangeNotFound(table: RangeTable, id: GroupId): RangeNotFoundError {
+  return new RangeNotFoundError(id, id > table.highestId);
+}
+
 /** The table `service` routes by (one range over every key when it is not sharded). */
 export function rangeTableOf(service: RangedService): RangeTable {
   return service.ranges?.table() ?? SINGLE;
@@ -151,9 +177,19 @@ export function replicaOf(service: RangedService, range: RangeDescriptor): Range
  * `x-synod-range` header, with its session): a mismatch is refused, never served elsewhere.
  */
 export function rangeOf(service: RangedService, key: string, named: GroupId | null = null): RangeService {
-  const range = rangeTableOf(service).forKey(key);
-  if (named !== null && named !== range.id) throw new RangeMismatchError(key, named, range);
+  const table = rangeTableOf(service);
+  const range = table.forKey(key);
+  if (named !== null && named !== range.id) throw mismatchOrUnheard(table, key, named, range);
   return replicaOf(service, range);
+}
+
+/**
+ * A client named range `named` for `key`, which this node's table puts in `range`: a client
+ * that knows a range this node has not heard of (born of a split it has not applied yet) is
+ * told to retry (503), not sent back to a range its newer view has left behind.
+ */
+function mismatchOrUnheard(table: RangeTable, key: string, named: GroupId, range: RangeDescriptor): Error {
+  return table.get(named) === undefined && named > table.highestId ? new RangeNotFoundError(named, true) : new RangeMismatchError(key, named, range);
 }
 
 /** The one replica every key of `keys` is in; CrossRangeError when they span several. */
@@ -171,7 +207,7 @@ export function prefixRangeOf(service: RangedService, prefix: string, what: stri
   const ranges = table.forPrefix(prefix);
   if (ranges.length > 1) throw new CrossRangeError(what, ranges);
   const range = ranges[0] ?? table.forKey(prefix);
-  if (named !== null && named !== range.id) throw new RangeMismatchError(prefix, named, range);
+  if (named !== null && named !== range.id) throw mismatchOrUnheard(table, prefix, named, range);
   return replicaOf(service, range);
 }
 

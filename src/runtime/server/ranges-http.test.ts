@@ -139,6 +139,14 @@ describe("a sharded node's HTTP API in-process", () => {
     assert.equal(unnamed.status, 400);
     assert.match(String(unnamed.body["message"]), /name the range with \?range=ID/);
     assert.equal((await request("POST", `${url}/v1/compact?range=9`, JSON.stringify({ revision: 1 }))).body["error"], "range_not_found");
+    // A session's range is one a client learned from the cluster: above every id this node
+    // knows, it may be a range born of a split this node has not applied yet, so a 503 to retry.
+    const unheard = await request("POST", `${url}/v1/sessions?range=9`);
+    assert.equal(unheard.status, 503);
+    assert.equal(unheard.body["error"], "range_not_ready");
+    assert.match(String(unheard.body["message"]), /has not heard of range 9 yet/);
+    const unheardWrite = await request("PUT", `${url}/v1/kv/apple`, "x", { "x-synod-session": "1", "x-synod-sequence": "1", "x-synod-range": "9" });
+    assert.equal(unheardWrite.body["error"], "range_not_ready");
     const compacted = await request("POST", `${url}/v1/compact?range=3`, JSON.stringify({ revision: 1 }));
     assert.equal(compacted.status, 200, compacted.text);
     assert.equal(stores[3]?.compactRevision, 1);

@@ -4,7 +4,7 @@
  * both halves, with their descriptors.
  */
 import { HttpError, jsonObjectBody, readBody, sendJson, type RouteContext } from "./http-api.js";
-import { rangeTableOf } from "./range-routing.js";
+import { RangeNotFoundError, rangeTableOf } from "./range-routing.js";
 
 /** What a split answers: the split itself and both ranges' descriptors after it. */
 export interface SplitAnswer {
@@ -17,8 +17,9 @@ export interface SplitAnswer {
 }
 
 export async function serveSplit(c: RouteContext): Promise<void> {
-  const range = rangeTableOf(c.service).get(c.memberId);
-  if (range === undefined) throw new HttpError(404, "range_not_found", `there is no range ${c.memberId} (GET /v1/shards lists the ranges)`);
+  const table = rangeTableOf(c.service);
+  const range = table.get(c.memberId);
+  if (range === undefined) throw new RangeNotFoundError(c.memberId, false);
   const key = parseSplitRequest(await readBody(c.request, 8192, "a split request"));
   if (c.service.split === undefined) throw new HttpError(501, "not_supported", "this cluster's ranges do not split (only a sharded Raft cluster's do: synod cluster --shards N)");
   sendJson(c.response, 200, await c.service.split(range.id, key));
