@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { NotLeaderError } from "../common/errors.js";
-import type { Admission, Engine, EngineStatus, LogEntry, Ready, ReadOptions, Snapshot } from "../engine/contract.js";
+import type { Admission, Engine, EngineStatus, LogEntry, Membership, Ready, ReadOptions, Snapshot } from "../engine/contract.js";
 import type { Clock, LogStorage, LogWrite, SnapshotBuilder, StateMachine } from "./contract.js";
 import { RequestTimeoutError, WriteOutcomeUnknownError } from "./errors.js";
 import { Replica, type RestOptions } from "./replica.js";
@@ -31,6 +31,11 @@ class ScriptedEngine implements Engine<Message, Hard> {
   role: EngineStatus["role"] = "leader";
   leader: number | null = 1;
   term = 1;
+  /** The configuration, as the test sets it (none: the replica sees no membership). */
+  config: Membership | undefined = undefined;
+  membership(): Membership {
+    return this.config as Membership;
+  }
 
   /** Quiet (Engine.quiescent), as the test sets it; `wake` ends it. */
   quiet = false;
@@ -311,6 +316,38 @@ describe("replica: the Ready loop (contract rules 3-7)", () => {
       clock.run();
       assert.equal(engine.proposals.length, 5);
     }
+  });
+
+  test("a node removed from the group fails its waiting writes at once (outcome unknown) once it no longer leads, not after the request timeout", () => {
+    const env = setup({ requestTimeoutMs: 5000 });
+    const { engine, clock, replica } = env;
+    const config = (voters: number[]): Membership => ({ voters, outgoing: [], learners: [], autoPromote: [], autoLeave: true, context: null }) as unknown as Membership;
+    engine.config = config([1, 2, 3]);
+    clock.run();
+    const waiting = waiter<string>();
+    replica.propose(new TextEncoder().encode("w"), "w", waiting.waiter);
+    // The configuration that removes it is appended; it still leads (it hands over once that commits).
+    engine.config = config([2, 3]);
+    replica.receive(2, "append-response");
+    clock.run();
+    assert.equal(errorOf(waiting), undefined, "a removed leader's write may still commit");
+    engine.role = "follower";
+    engine.leader = null;
+    engine.term = 2;
+    replica.receive(2, "heartbeat");
+    clock.run();
+    assert.ok(errorOf(waiting) instanceof WriteOutcomeUnknownError, `ended with ${String(errorOf(waiting))}`);
+    assert.match(String(errorOf(waiting)?.message), /removed from the group/);
+    // A node not yet named by any configuration (joining) keeps its writes waiting.
+    const joining = setup({ requestTimeoutMs: 5000 });
+    joining.engine.role = "follower";
+    joining.engine.config = config([2, 3]);
+    joining.clock.run();
+    const early = waiter<string>();
+    joining.replica.propose(new TextEncoder().encode("x"), "x", early.waiter);
+    joining.replica.receive(2, "heartbeat");
+    joining.clock.run();
+    assert.equal(errorOf(early), undefined);
   });
 
   test("ticks follow the monotonic clock: a stall is caught up before the next message is stepped", () => {

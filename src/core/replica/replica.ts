@@ -171,6 +171,9 @@ export class Replica<M, H, R> {
   /** Configuration changes this leader took, waiting to apply (their entry's index and term). */
   private pendingChanges: PendingChange[] = [];
   private lastMembership: Membership | null = null;
+  /** Whether a configuration has named this node, and whether the latest leaves it out (removed from the group). */
+  private inConfiguration = false;
+  private outOfConfiguration = false;
   private lastTerm = -1;
   private lastLeader: NodeId | null = null;
   private pumpScheduled = false;
@@ -432,6 +435,7 @@ export class Replica<M, H, R> {
     this.maybeStartSync();
     this.noticeLeadership();
     this.noticeMembership();
+    this.releaseIfRemoved();
     if (this.engine.hasReady()) this.schedulePump();
   }
 
@@ -636,7 +640,24 @@ export class Replica<M, H, R> {
     const membership = this.engine.membership?.();
     if (membership === undefined || membership === this.lastMembership) return;
     this.lastMembership = membership;
+    const self = this.engine.status().id;
+    const named = membership.voters.includes(self) || membership.outgoing.includes(self) || membership.learners.includes(self);
+    this.outOfConfiguration = this.inConfiguration && !named;
+    this.inConfiguration ||= named;
     this.options.onMembership?.(membership);
+  }
+
+  /**
+   * A node removed from the group hears from no leader again, so its waiting writes would
+   * only time out: once it no longer leads, they fail at once, their outcome unknown (each
+   * may have committed before the removal, or under the next leader).
+   */
+  private releaseIfRemoved(): void {
+    if (!this.outOfConfiguration || this.pendingProposals.size === 0 || this.engine.status().role === "leader") return;
+    const unknown = new WriteOutcomeUnknownError("this node was removed from the group before the write completed");
+    for (const pending of this.pendingProposals.values()) pending.waiter.reject(unknown);
+    this.pendingProposals.clear();
+    this.ticketsByKey.clear();
   }
 
   /**
