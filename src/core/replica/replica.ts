@@ -37,7 +37,8 @@ import { assert } from "../common/assert.js";
 import { InvalidInputError } from "../common/errors.js";
 import type { Engine, LogEntry, Membership, MembershipChange, NodeId, Ready, ReadOptions, Snapshot } from "../engine/contract.js";
 import type { Clock, LogStorage, Network, ProposalKey, ReplicaObserver, SnapshotBuilder, StateMachine, Waiter } from "./contract.js";
-import { LeaderChangedError, RequestTimeoutError, StoppedError, TooManyRequestsError, TransferOvertakenError, TransferTimeoutError, WriteOutcomeUnknownError } from "./errors.js";
+import { StoppedError, TooManyRequestsError, WriteOutcomeUnknownError } from "./errors.js";
+import { WaitingRequests, type TransferAnswer } from "./waiting.js";
 
 export interface ReplicaOptions<M, H, R> {
   readonly engine: Engine<M, H>;
@@ -105,27 +106,6 @@ export interface RestOptions {
   readonly tick: () => void;
 }
 
-interface Pending<T> {
-  readonly waiter: Waiter<T>;
-  readonly deadlineMs: number;
-}
-
-interface PendingProposal<R> extends Pending<R> {
-  readonly key: ProposalKey;
-  /** Kept to propose again on a change of leader (`reproposeOnLeaderChange`). */
-  readonly data: Uint8Array;
-}
-
-interface PendingRead extends Pending<void> {
-  readonly id: number;
-  /** Set once the engine says at which index the read is safe. */
-  index: number | null;
-}
-
-interface PendingTransfer extends Pending<{ readonly leader: NodeId; readonly term: number }> {
-  readonly target: NodeId | null;
-}
-
 interface TakenReady<M, H> {
   readonly ready: Ready<M, H>;
   /** Taken in this order (from 1). */
@@ -134,11 +114,6 @@ interface TakenReady<M, H> {
   readonly needsSync: boolean;
   /** The first index its entries write (0 with a snapshot: the whole log; infinity for none). */
   readonly firstIndex: number;
-}
-
-interface PendingChange extends Pending<{ readonly index: number }> {
-  readonly index: number;
-  readonly term: number;
 }
 
 /** Readies handled in one pump before yielding (I/O and timers wait meanwhile). */
@@ -158,18 +133,8 @@ const TICK_EPSILON = 1e-6;
 export class Replica<M, H, R> {
   readonly engine: Engine<M, H>;
   private readonly options: ReplicaOptions<M, H, R>;
-  /** Proposals waiting to apply, by ticket (arrival order, so the expired ones are first). */
-  private readonly pendingProposals = new Map<number, PendingProposal<R>>();
-  /** The tickets waiting for each key (a client that retries through the same node waits twice for one entry). */
-  private readonly ticketsByKey = new Map<ProposalKey, number[]>();
-  private nextTicket = 1;
-  private readonly pendingReads = new Map<number, PendingRead>();
-  private nextReadId: number;
-  /** Confirmed reads waiting for the state machine to apply up to their index. */
-  private readsAwaitingApply: PendingRead[] = [];
-  private pendingTransfers: PendingTransfer[] = [];
-  /** Configuration changes this leader took, waiting to apply (their entry's index and term). */
-  private pendingChanges: PendingChange[] = [];
+  /** Proposals, reads, transfers and changes waiting for the log (waiting.ts). */
+  private readonly waiting: WaitingRequests<R>;
   private lastMembership: Membership | null = null;
   /** Whether a configuration has named this node, and whether the latest leaves it out (removed from the group). */
   private inConfiguration = false;
@@ -206,7 +171,7 @@ export class Replica<M, H, R> {
     assert(Number.isSafeInteger(options.snapshotEntries) && options.snapshotEntries >= 0, "snapshotEntries must be a non-negative integer");
     this.options = options;
     this.engine = options.engine;
-    this.nextReadId = options.firstReadId ?? 1;
+    this.waiting = new WaitingRequests(options.firstReadId ?? 1);
   }
 
   /** Starts ticking and handles whatever the engine already has to do. */
@@ -229,21 +194,9 @@ export class Replica<M, H, R> {
     this.cancelTimer = null;
     this.resting = false;
     this.abortSnapshot();
-    const unknown = new WriteOutcomeUnknownError("the node stopped before the write completed");
-    for (const pending of this.pendingProposals.values()) pending.waiter.reject(unknown);
-    const stopped = new StoppedError();
-    for (const pending of this.pendingReads.values()) pending.waiter.reject(stopped);
-    for (const pending of this.pendingTransfers) pending.waiter.reject(stopped);
-    const changeUnknown = new WriteOutcomeUnknownError("the node stopped before the membership change completed");
-    for (const pending of this.pendingChanges) pending.waiter.reject(changeUnknown);
-    this.pendingProposals.clear();
-    this.ticketsByKey.clear();
+    this.waiting.failAll();
     this.taken = [];
     this.toApply = [];
-    this.pendingReads.clear();
-    this.readsAwaitingApply = [];
-    this.pendingTransfers = [];
-    this.pendingChanges = [];
   }
 
   get isStopped(): boolean {
@@ -252,7 +205,7 @@ export class Replica<M, H, R> {
 
   /** Proposals and reads waiting. */
   get pendingRequests(): number {
-    return this.pendingProposals.size + this.pendingReads.size;
+    return this.waiting.requests;
   }
 
   /** The configuration the engine acts on; engines without membership report none. */
@@ -295,11 +248,7 @@ export class Replica<M, H, R> {
       return waiter.reject(admission.error);
     }
     this.options.observer?.proposal?.("accepted");
-    const ticket = this.nextTicket++;
-    this.pendingProposals.set(ticket, { waiter, key, data, deadlineMs: this.options.clock.nowMs() + this.options.requestTimeoutMs });
-    const tickets = this.ticketsByKey.get(key);
-    if (tickets === undefined) this.ticketsByKey.set(key, [ticket]);
-    else tickets.push(ticket);
+    this.waiting.addProposal(key, data, waiter, this.options.clock.nowMs() + this.options.requestTimeoutMs);
     this.schedulePump();
   }
 
@@ -320,7 +269,7 @@ export class Replica<M, H, R> {
   read(options: ReadOptions, waiter: Waiter<void>): void {
     if (this.stopped) return waiter.reject(new StoppedError());
     if (this.pendingRequests >= this.options.pendingRequestsMax) return waiter.reject(new TooManyRequestsError(this.options.pendingRequestsMax));
-    const id = this.nextReadId++;
+    const id = this.waiting.takeReadId();
     this.stopResting();
     this.catchUpTicks();
     const admission = this.engine.readIndex(id, options);
@@ -329,7 +278,7 @@ export class Replica<M, H, R> {
       return waiter.reject(admission.error);
     }
     this.options.observer?.read?.("accepted");
-    this.pendingReads.set(id, { id, waiter, deadlineMs: this.options.clock.nowMs() + this.options.requestTimeoutMs, index: null });
+    this.waiting.addRead(id, waiter, this.options.clock.nowMs() + this.options.requestTimeoutMs);
     this.schedulePump();
   }
 
@@ -337,7 +286,7 @@ export class Replica<M, H, R> {
    * Hands leadership to `to` (null: the engine's pick); resolves with the new leader once
    * this replica sees it lead, rejects if that does not happen within the request timeout.
    */
-  transferLeadership(to: NodeId | null, waiter: Waiter<{ readonly leader: NodeId; readonly term: number }>): void {
+  transferLeadership(to: NodeId | null, waiter: Waiter<TransferAnswer>): void {
     if (this.stopped) return waiter.reject(new StoppedError());
     if (this.engine.transferLeadership === undefined) return waiter.reject(new InvalidInputError("this consensus protocol has no leadership transfer"));
     this.stopResting();
@@ -345,7 +294,7 @@ export class Replica<M, H, R> {
     if (!admission.accepted) return waiter.reject(admission.error);
     const status = this.engine.status();
     if (to === status.id || (to === null && this.isAlone())) return waiter.resolve({ leader: status.id, term: status.term });
-    this.pendingTransfers.push({ target: to, waiter, deadlineMs: this.options.clock.nowMs() + this.options.requestTimeoutMs });
+    this.waiting.addTransfer(to, waiter, this.options.clock.nowMs() + this.options.requestTimeoutMs);
     this.schedulePump();
   }
 
@@ -361,7 +310,7 @@ export class Replica<M, H, R> {
     const admission = this.engine.changeMembership(change);
     if (!admission.accepted) return waiter.reject(admission.error);
     const { lastIndex: index, term } = this.engine.status();
-    this.pendingChanges.push({ index, term, waiter, deadlineMs: this.options.clock.nowMs() + this.options.requestTimeoutMs });
+    this.waiting.addChange(index, term, waiter, this.options.clock.nowMs() + this.options.requestTimeoutMs);
     this.schedulePump();
   }
 
@@ -400,7 +349,7 @@ export class Replica<M, H, R> {
   /** Whether the timer may stop (ReplicaOptions.rest): the engine is quiet, and nothing here or in the host needs ticks. */
   private mayRest(rest: RestOptions): boolean {
     if (this.engine.quiescent?.() !== true || this.engine.hasReady()) return false;
-    if (this.pendingProposals.size > 0 || this.pendingReads.size > 0 || this.pendingTransfers.length > 0 || this.pendingChanges.length > 0) return false;
+    if (!this.waiting.none) return false;
     if (this.syncing || this.taken.length > 0 || this.toApply.length > 0 || this.snapshotInProgress !== null || this.snapshotToSave !== null) return false;
     return rest.idle();
   }
@@ -478,12 +427,7 @@ export class Replica<M, H, R> {
       this.entriesToSync += ready.entries.length;
     }
     for (const entry of ready.committedEntries) this.toApply.push(entry);
-    for (const { requestId, index } of ready.readStates) {
-      const read = this.pendingReads.get(requestId);
-      if (read === undefined) continue;
-      read.index = index;
-      this.readsAwaitingApply.push(read);
-    }
+    for (const { requestId, index } of ready.readStates) this.waiting.readConfirmed(requestId, index);
     // Early apply: what is durable already need not wait for this Ready's sync.
     this.applyDurable();
     this.finishTaken();
@@ -551,8 +495,8 @@ export class Replica<M, H, R> {
     this.applyDurable();
     const last = ready.committedEntries[ready.committedEntries.length - 1];
     assert(last === undefined || this.options.stateMachine.appliedIndex >= last.index, `a finished Ready's committed entry ${last?.index} is not applied (applied ${this.options.stateMachine.appliedIndex})`);
-    this.serveReads();
-    this.settleChanges();
+    this.waiting.serveReads(this.options.stateMachine.appliedIndex);
+    this.waiting.settleChanges(this.options.stateMachine.appliedIndex, (index) => this.engine.entryTerm(index));
     this.engine.advance(ready);
     this.maybeSnapshot();
     this.options.observer?.statusChanged?.();
@@ -572,7 +516,7 @@ export class Replica<M, H, R> {
     const batch = count === this.toApply.length ? this.toApply : this.toApply.slice(0, count);
     this.toApply = count === this.toApply.length ? [] : this.toApply.slice(count);
     this.apply(batch);
-    this.serveReads();
+    this.waiting.serveReads(this.options.stateMachine.appliedIndex);
   }
 
   /** A failure the replica cannot continue after: stop, and tell the host. */
@@ -588,51 +532,7 @@ export class Replica<M, H, R> {
     const results = this.options.stateMachine.apply(entries);
     assert(results.length === entries.length, `the state machine returned ${results.length} results for ${entries.length} entries`);
     this.options.observer?.applied?.(entries, results);
-    if (this.pendingProposals.size === 0) return;
-    for (const result of results) {
-      const key = this.options.stateMachine.proposalKey(result);
-      if (key === null) continue;
-      const tickets = this.ticketsByKey.get(key);
-      if (tickets === undefined) continue;
-      this.ticketsByKey.delete(key);
-      for (const ticket of tickets) {
-        const pending = this.pendingProposals.get(ticket);
-        if (pending === undefined) continue;
-        this.pendingProposals.delete(ticket);
-        pending.waiter.resolve(result);
-      }
-    }
-  }
-
-  private serveReads(): void {
-    if (this.readsAwaitingApply.length === 0) return;
-    const applied = this.options.stateMachine.appliedIndex;
-    const waiting: PendingRead[] = [];
-    for (const read of this.readsAwaitingApply) {
-      if ((read.index as number) > applied) {
-        waiting.push(read);
-        continue;
-      }
-      this.pendingReads.delete(read.id);
-      read.waiter.resolve();
-    }
-    this.readsAwaitingApply = waiting;
-  }
-
-  /** Changes applied (resolved) or overwritten by another leader's log (rejected). */
-  private settleChanges(): void {
-    if (this.pendingChanges.length === 0) return;
-    const applied = this.options.stateMachine.appliedIndex;
-    this.pendingChanges = this.pendingChanges.filter((change) => {
-      const term = this.engine.entryTerm(change.index);
-      if (term !== null && term !== change.term) {
-        change.waiter.reject(new LeaderChangedError());
-        return false;
-      }
-      if (applied < change.index) return true;
-      change.waiter.resolve({ index: change.index });
-      return false;
-    });
+    this.waiting.applied(results, (result) => this.options.stateMachine.proposalKey(result));
   }
 
   /** Tells the host when the configuration changes, once per change. */
@@ -653,20 +553,11 @@ export class Replica<M, H, R> {
    * may have committed before the removal, or under the next leader).
    */
   private releaseIfRemoved(): void {
-    if (!this.outOfConfiguration || this.pendingProposals.size === 0 || this.engine.status().role === "leader") return;
-    const unknown = new WriteOutcomeUnknownError("this node was removed from the group before the write completed");
-    for (const pending of this.pendingProposals.values()) pending.waiter.reject(unknown);
-    this.pendingProposals.clear();
-    this.ticketsByKey.clear();
+    if (!this.outOfConfiguration || this.waiting.requests === 0 || this.engine.status().role === "leader") return;
+    this.waiting.failProposals(new WriteOutcomeUnknownError("this node was removed from the group before the write completed"));
   }
 
-  /**
-   * A read the engine has not confirmed yet dies with the leadership it waited on (a deposed
-   * leader drops its pending rounds; a follower's forwarded read goes unanswered), so when
-   * the term or the leader changes, such reads fail at once with a retryable error rather
-   * than time out. Proposals wait: one may still commit under the new leader. A transfer
-   * ends when another node leads.
-   */
+  /** When the term or the leader changes, the waiting requests hear of it (WaitingRequests.leaderChanged). */
   private noticeLeadership(): void {
     const status = this.engine.status();
     if (status.term === this.lastTerm && status.leader === this.lastLeader) return;
@@ -676,21 +567,8 @@ export class Replica<M, H, R> {
     // The first look is where leadership starts from, not a change.
     if (first) return;
     this.options.observer?.leadershipChanged?.({ term: status.term, leader: status.leader, role: status.role });
-    if (status.leader !== null && status.leader !== status.id && this.pendingTransfers.length > 0) {
-      for (const transfer of this.pendingTransfers) {
-        if (transfer.target === null || transfer.target === status.leader) transfer.waiter.resolve({ leader: status.leader, term: status.term });
-        else transfer.waiter.reject(new TransferOvertakenError(transfer.target, status.leader));
-      }
-      this.pendingTransfers = [];
-    }
-    // In ticket order, so this node's own writes reach the new leader in the order they were made.
-    if (this.options.reproposeOnLeaderChange === true && status.leader !== null) for (const pending of this.pendingProposals.values()) this.engine.propose(pending.data);
-    const error = new LeaderChangedError();
-    for (const [id, read] of this.pendingReads) {
-      if (read.index !== null) continue;
-      this.pendingReads.delete(id);
-      read.waiter.reject(error);
-    }
+    const repropose = this.options.reproposeOnLeaderChange === true && status.leader !== null ? (data: Uint8Array) => void this.engine.propose(data) : null;
+    this.waiting.leaderChanged(status.id, status.leader, status.term, repropose);
   }
 
   /** The only voter: no one to hand over to. */
@@ -721,40 +599,8 @@ export class Replica<M, H, R> {
     return Math.floor((this.options.clock.nowMs() - this.startedAtMs) / this.options.tickMs + TICK_EPSILON);
   }
 
-  /** Requests are kept in arrival order, so the expired ones are at the front. */
   private expireRequests(): void {
-    const nowMs = this.options.clock.nowMs();
-    const timeoutMs = this.options.requestTimeoutMs;
-    for (const [ticket, proposal] of this.pendingProposals) {
-      if (proposal.deadlineMs > nowMs) break;
-      this.pendingProposals.delete(ticket);
-      this.forgetTicket(proposal.key, ticket);
-      this.options.observer?.proposal?.("timeout");
-      proposal.waiter.reject(new RequestTimeoutError("write", timeoutMs));
-    }
-    let expiredReads = false;
-    for (const [id, read] of this.pendingReads) {
-      if (read.deadlineMs > nowMs) break;
-      this.pendingReads.delete(id);
-      expiredReads = true;
-      read.waiter.reject(new RequestTimeoutError("read", timeoutMs));
-    }
-    if (expiredReads) this.readsAwaitingApply = this.readsAwaitingApply.filter((read) => read.deadlineMs > nowMs);
-    while (this.pendingTransfers.length > 0 && (this.pendingTransfers[0] as PendingTransfer).deadlineMs <= nowMs) {
-      this.pendingTransfers.shift()?.waiter.reject(new TransferTimeoutError(timeoutMs));
-    }
-    while (this.pendingChanges.length > 0 && (this.pendingChanges[0] as PendingChange).deadlineMs <= nowMs) {
-      this.pendingChanges.shift()?.waiter.reject(new RequestTimeoutError("membership change", timeoutMs));
-    }
-  }
-
-  /** Forgets a timed-out proposal's ticket: its entry may still apply, for no one. */
-  private forgetTicket(key: ProposalKey, ticket: number): void {
-    const tickets = this.ticketsByKey.get(key);
-    if (tickets === undefined) return;
-    const left = tickets.filter((t) => t !== ticket);
-    if (left.length === 0) this.ticketsByKey.delete(key);
-    else this.ticketsByKey.set(key, left);
+    this.waiting.expire(this.options.clock.nowMs(), this.options.requestTimeoutMs, () => this.options.observer?.proposal?.("timeout"));
   }
 
   // ---- snapshots ----
