@@ -34,7 +34,7 @@ const COMPUTE_ONLY = [
   /^dist\/runtime\/(storage|tls)\//,
   /^dist\/runtime\/transport\/(codec|handshake|log-limiter)\.test\.js$/,
   /^dist\/runtime\/proxy\/route\.test\.js$/,
-  /^dist\/runtime\/server\/(admission|dashboard-feed|data-dir)\.test\.js$/,
+  /^dist\/runtime\/server\/(admission|dashboard-feed|data-dir|range-forward|cross-range-txn)\.test\.js$/,
   /^examples\/lock-service\/sim\.test\.js$/,
 ];
 
