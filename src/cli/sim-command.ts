@@ -21,6 +21,8 @@ import { loadSimApplication } from "./sim-module.js";
 import type { WorkerSetup } from "./sim-worker.js";
 import { serveReplay } from "./replay-server.js";
 import { UsageError } from "./usage-error.js";
+import { nodeCostConflict, type NodeCostOptions } from "../sim/node-cost.js";
+import { describeThroughput, throughputConflict, type ThroughputOptions } from "../sim/throughput.js";
 
 export interface SimCommandOptions {
   readonly protocol: string;
@@ -56,6 +58,10 @@ export interface SimCommandOptions {
   readonly nodes?: number;
   /** Each group but group 0 on this many nodes only, moved by the placement rule (sim/placement.ts). */
   readonly replicas?: number;
+  /** The per-node service-time model (sim/node-cost.ts); absent: off. */
+  readonly nodeCost?: NodeCostOptions;
+  /** A throughput run (sim/throughput.ts): fault-free, closed-loop writes, measured over a window. */
+  readonly throughput?: ThroughputOptions;
 }
 
 export { UsageError };
@@ -147,6 +153,10 @@ export async function runSim(options: SimCommandOptions): Promise<SimSummary> {
     const conflict = placementConflict({ nodes: options.nodes, replicas: options.replicas, groups, scenario: options.scenario, workload: options.workload === "kv" ? undefined : options.workload, quiesce: options.quiesce === true, balanceLeaders: options.balanceLeaders === true, stateMachine: options.stateMachine !== undefined }, factory);
     if (conflict !== null) throw new UsageError(conflict);
   }
+  const costProblem = options.nodeCost === undefined ? null : nodeCostConflict(options.nodeCost);
+  if (costProblem !== null) throw new UsageError(costProblem);
+  const throughputProblem = options.throughput === undefined ? null : throughputConflict(options.throughput, { faults: options.faults ?? undefined, scenario: options.scenario, workload: options.workload, stateMachine: options.stateMachine !== undefined, hotGroups: options.hotGroups, quiesce: options.quiesce === true });
+  if (throughputProblem !== null) throw new UsageError(throughputProblem);
   if (options.mutant !== undefined && isPlacementMutant(options.mutant) && options.replicas === undefined) throw new UsageError(`mutant ${options.mutant} breaks placement: run it with --replicas 3 and --nodes 4 or more (one node is lost for good in the middle of a move)`);
   // Loaded here first, so a module that does not load or has the wrong shape is one line.
   const application = options.stateMachine === undefined ? undefined : await loadSimApplication(options.stateMachine);
@@ -161,7 +171,7 @@ export async function runSim(options: SimCommandOptions): Promise<SimSummary> {
   const start = options.seed ?? randomInt(1, 2 ** 47);
   const seeds = Array.from({ length: count }, (_, i) => start + i);
   const log = options.json ? (text: string) => process.stderr.write(`${text}\n`) : (text: string) => process.stdout.write(`${text}\n`);
-  log(`synod sim: protocol ${options.protocol}${groups === 1 ? "" : `, ${groups} groups per node`}${options.quiesce === true ? ", quiescence" : ""}${options.hotGroups === undefined ? "" : `, ${options.hotGroups} hot group(s) at a time`}${options.balanceLeaders === true ? ", leaderships spread" : ""}${options.nodes === undefined ? "" : `, ${options.nodes} nodes`}${options.replicas === undefined ? "" : `, ${options.replicas} replicas per group`}${application === undefined ? "" : `, state machine ${application.name} (${application.path})`}${options.mutant === undefined ? "" : `, mutant ${options.mutant}`}, seeds ${start}..${start + count - 1}, scenario ${options.scenario}, faults ${options.faults === null ? "per scenario" : options.faults.join(",") || "none"}`);
+  log(`synod sim: protocol ${options.protocol}${groups === 1 ? "" : `, ${groups} groups per node`}${options.quiesce === true ? ", quiescence" : ""}${options.hotGroups === undefined ? "" : `, ${options.hotGroups} hot group(s) at a time`}${options.balanceLeaders === true ? ", leaderships spread" : ""}${options.nodes === undefined ? "" : `, ${options.nodes} nodes`}${options.replicas === undefined ? "" : `, ${options.replicas} replicas per group`}${options.nodeCost === undefined ? "" : `, node cost ${options.nodeCost.inputMicros} us per input + ${options.nodeCost.entryMicros} us per entry`}${options.throughput === undefined ? "" : `, throughput: ${options.throughput.clients} clients over ${options.throughput.windowMicros / 1000} ms`}${application === undefined ? "" : `, state machine ${application.name} (${application.path})`}${options.mutant === undefined ? "" : `, mutant ${options.mutant}`}, seeds ${start}..${start + count - 1}, scenario ${options.scenario}, faults ${options.faults === null ? "per scenario" : options.faults.join(",") || "none"}`);
 
   const results = await runSeeds(seeds, options, application);
   const failures = results.filter((r) => r.failure !== null).sort((a, b) => a.seed - b.seed);
@@ -197,6 +207,8 @@ export async function runSim(options: SimCommandOptions): Promise<SimSummary> {
         ...(options.balanceLeaders === true ? { balanceLeaders: true } : {}),
         ...(options.nodes === undefined ? {} : { nodes: options.nodes }),
         ...(options.replicas === undefined ? {} : { replicas: options.replicas }),
+        ...(options.nodeCost === undefined ? {} : { nodeCost: options.nodeCost }),
+        ...(options.throughput === undefined ? {} : { throughput: options.throughput }),
         ...(replay ? { replayEventsMax: REPLAY_EVENTS_MAX } : { fullTrace: true }),
       });
       if (replay) {
@@ -257,6 +269,7 @@ export async function runSim(options: SimCommandOptions): Promise<SimSummary> {
     const lost = results.reduce((sum, r) => sum + (r.stats.nodesLost?.length ?? 0), 0);
     log(`placement: ${placements.reduce((sum, p) => sum + p.moves, 0)} moves (learners added, replicas removed), ${placements.reduce((sum, p) => sum + p.transfers, 0)} leaderships handed over before a removal, ${placements.reduce((sum, p) => sum + p.drops, 0)} replicas dropped; ${lost} node(s) lost for good`);
   }
+  for (const r of [...results].sort((a, b) => a.seed - b.seed)) if (!options.json && r.stats.throughput !== undefined) log(`throughput, seed ${r.seed}: ${describeThroughput(r.stats.throughput)}`);
   log(`${results.length - failures.length} passed, ${failures.length} failed`);
   return { passed: results.length - failures.length, failed: failures.length, clusterSeconds, operations, ...(written === undefined ? {} : { traceOut: written }) };
 }
@@ -277,6 +290,8 @@ function runSeeds(seeds: readonly number[], options: SimCommandOptions, applicat
     balanceLeaders: options.balanceLeaders === true,
     nodes: options.nodes ?? null,
     replicas: options.replicas ?? null,
+    nodeCost: options.nodeCost ?? null,
+    throughput: options.throughput ?? null,
   };
   const bar = new cliProgress.SingleBar(
     { format: "  {bar} {value}/{total} seeds | {failed} failed | {duration_formatted}", hideCursor: true, clearOnComplete: true, stream: process.stderr },

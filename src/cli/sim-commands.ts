@@ -10,8 +10,12 @@ import { SCENARIO_NAMES, SCENARIOS } from "../sim/scenarios.js";
 import { SIM_WORKLOADS, type SimWorkload } from "../sim/simulation.js";
 import { checkCommand } from "./check-command.js";
 import { demoCommand } from "./demo-command.js";
-import { defaultWorkers, listMutants, parseFaults, simCommand } from "./sim-command.js";
+import { defaultWorkers, listMutants, parseFaults, simCommand, type SimCommandOptions } from "./sim-command.js";
 import { UsageError } from "./usage-error.js";
+
+/** A throughput run's clients and window when not given: enough writes in flight to saturate the clusters docs/benchmarks.md compares. */
+const THROUGHPUT_CLIENTS_DEFAULT = 64;
+const THROUGHPUT_WINDOW_MS_DEFAULT = 3000;
 
 /** `synod sim`, `synod protocols`, `synod scenarios` and `synod check`. */
 export function registerSimCommands(program: Command, setExitCode: (code: number) => void): void {
@@ -38,8 +42,13 @@ export function registerSimCommands(program: Command, setExitCode: (code: number
     .option("--balance-leaders", "with --groups: nodes spread the groups' leaderships by the rule a sharded node runs (leadership transfers under every fault)", false)
     .option("--hot-groups <n>", "during the fault phase only this many groups get requests at a time (a different few each second); the rest idle", integerAtLeast("--hot-groups", 1))
     .option("--nodes <n>", "simulated nodes (default: each seed draws 3 or 5); a chosen size plays the mixed nemesis", integerAtLeast("--nodes", 1))
+    .option("--node-cost-us <n>", "per-node service time: each node handles its inputs (a peer message, a client request, a completed disk sync) one at a time, each costing this many virtual microseconds (default 0: off)", integerAtLeast("--node-cost-us", 0))
+    .option("--entry-cost-us <n>", "with --node-cost-us: added for each log entry a peer message carries", integerAtLeast("--entry-cost-us", 0))
+    .option("--throughput", "measure throughput: no faults, closed-loop clients writing without pause, committed writes per virtual second and latency over a window after a 1 s warm-up (every checker still runs)", false)
+    .option("--clients <n>", "with --throughput: closed-loop clients, one write in flight each (default 64)", integerAtLeast("--clients", 1))
+    .option("--window-ms <n>", "with --throughput: the measured window of virtual time (default 3000)", integerAtLeast("--window-ms", 1))
     .option("--replicas <n>", "with --groups and --nodes above it: each group but group 0 on this many nodes only, moved by the production placement rule (learner first, promoted once caught up, then the replaced replica removed); one node lost for good mid-move when 3 or more", integerAtLeast("--replicas", 1))
-    .action(async (opts: { protocol?: string; mutant?: string; listMutants: boolean; seeds?: number; seed?: number; faults?: string; scenario: string; json: boolean; historyOut?: string; traceOut?: string; open: boolean; workers: number; verbose: boolean; stateMachine?: string; workload?: SimWorkload; groups: number; quiesce: boolean; hotGroups?: number; balanceLeaders: boolean; nodes?: number; replicas?: number }) => {
+    .action(async (opts: { protocol?: string; mutant?: string; listMutants: boolean; seeds?: number; seed?: number; faults?: string; scenario: string; json: boolean; historyOut?: string; traceOut?: string; open: boolean; workers: number; verbose: boolean; stateMachine?: string; workload?: SimWorkload; groups: number; quiesce: boolean; hotGroups?: number; balanceLeaders: boolean; nodes?: number; replicas?: number; nodeCostUs?: number; entryCostUs?: number; throughput: boolean; clients?: number; windowMs?: number }) => {
       if (opts.listMutants) {
         process.stdout.write(listMutants(opts.protocol));
         return;
@@ -69,6 +78,7 @@ export function registerSimCommands(program: Command, setExitCode: (code: number
           ...(opts.balanceLeaders ? { balanceLeaders: true } : {}),
           ...(opts.nodes === undefined ? {} : { nodes: opts.nodes }),
           ...(opts.replicas === undefined ? {} : { replicas: opts.replicas }),
+          ...costOptions(opts),
         }),
       );
     });
@@ -93,6 +103,16 @@ export function registerSimCommands(program: Command, setExitCode: (code: number
     .description("check a history file (the format of sim --history-out) for linearizability")
     .argument("<file>", "a JSON array of operations")
     .action((file: string) => setExitCode(checkCommand(file)));
+}
+
+/** What `--node-cost-us`, `--entry-cost-us`, `--throughput`, `--clients` and `--window-ms` ask for; refuses the options that go only with another. */
+function costOptions(opts: { nodeCostUs?: number; entryCostUs?: number; throughput: boolean; clients?: number; windowMs?: number }): Pick<SimCommandOptions, "nodeCost" | "throughput"> {
+  if (opts.entryCostUs !== undefined && opts.nodeCostUs === undefined) throw new UsageError("--entry-cost-us goes with --node-cost-us (the cost of every input)");
+  if (!opts.throughput && (opts.clients !== undefined || opts.windowMs !== undefined)) throw new UsageError(`${opts.clients === undefined ? "--window-ms" : "--clients"} goes with --throughput`);
+  return {
+    ...(opts.nodeCostUs === undefined || opts.nodeCostUs === 0 ? {} : { nodeCost: { inputMicros: opts.nodeCostUs, entryMicros: opts.entryCostUs ?? 0 } }),
+    ...(opts.throughput ? { throughput: { clients: opts.clients ?? THROUGHPUT_CLIENTS_DEFAULT, windowMicros: (opts.windowMs ?? THROUGHPUT_WINDOW_MS_DEFAULT) * 1000 } } : {}),
+  };
 }
 
 /** `synod demo`. */

@@ -5,6 +5,8 @@ import { PROTOCOLS } from "../sim/protocols.js";
 import { runSimulation, type SimWorkload } from "../sim/simulation.js";
 import type { FaultClass } from "../sim/params.js";
 import { loadSimApplication } from "./sim-module.js";
+import type { NodeCostOptions } from "../sim/node-cost.js";
+import type { ThroughputOptions } from "../sim/throughput.js";
 
 export interface WorkerSetup {
   readonly protocol: string;
@@ -29,6 +31,10 @@ export interface WorkerSetup {
   readonly nodes: number | null;
   /** Replicas of each group but group 0 (null: every group on every node). */
   readonly replicas: number | null;
+  /** The per-node service-time model (null: off). */
+  readonly nodeCost: NodeCostOptions | null;
+  /** A throughput run (null: an ordinary run). */
+  readonly throughput: ThroughputOptions | null;
 }
 
 const setup = workerData as WorkerSetup;
@@ -51,6 +57,8 @@ parentPort?.on("message", (seed: number) => {
     ...(setup.balanceLeaders ? { balanceLeaders: true } : {}),
     ...(setup.nodes === null ? {} : { nodes: setup.nodes }),
     ...(setup.replicas === null ? {} : { replicas: setup.replicas }),
+    ...(setup.nodeCost === null ? {} : { nodeCost: setup.nodeCost }),
+    ...(setup.throughput === null ? {} : { throughput: setup.throughput }),
   });
   parentPort?.postMessage(setup.keepHistory ? result : { ...result, history: [], appHistory: [] });
 });

@@ -35,8 +35,8 @@ interface Frame {
   readonly atMicros: number;
   /** Bit i: node ids[i] running. */
   readonly running: number;
-  /** Bit i*n+j: ids[i] and ids[j] linked (symmetric). Held in a number: n ≤ 7 keeps it exact. */
-  readonly linked: number;
+  /** Bit i*n+j: ids[i] linked to ids[j]. A bigint: 9 nodes need 81 bits, past a number's exact 53. */
+  readonly linked: bigint;
   readonly leader: NodeId | null;
   readonly term: number;
   readonly serving: boolean;
@@ -54,8 +54,8 @@ export interface ServingWindow {
   readonly settledMicros: number | null;
 }
 
-/** Bits of one number stay exact up to 2^53: a 7-node link matrix needs 49. */
-const NODES_MAX = 7;
+/** The most nodes tracked: `connectedGroup` tries every subset (512 for 9). */
+const NODES_MAX = 9;
 
 export class OpportunityLog {
   private readonly frames: Frame[] = [];
@@ -72,11 +72,11 @@ export class OpportunityLog {
   observe(atMicros: number, world: WorldState): void {
     const n = this.ids.length;
     let running = 0;
-    let linked = 0;
+    let linked = 0n;
     for (let i = 0; i < n; i++) {
       const a = this.ids[i] as NodeId;
       if (world.running(a)) running += 2 ** i;
-      for (let j = 0; j < n; j++) if (i !== j && world.linked(a, this.ids[j] as NodeId)) linked += 2 ** (i * n + j);
+      for (let j = 0; j < n; j++) if (i !== j && world.linked(a, this.ids[j] as NodeId)) linked |= 1n << BigInt(i * n + j);
     }
     const leader = world.leader;
     const serving = leader !== null && this.isServing(leader.id, leader.groups, running, linked);
@@ -106,13 +106,14 @@ export class OpportunityLog {
     return i !== undefined && this.bit(frame.running, i);
   }
 
-  private isLinked(frame: { readonly linked: number }, a: NodeId, b: NodeId): boolean {
+  private isLinked(frame: { readonly linked: bigint }, a: NodeId, b: NodeId): boolean {
     const i = this.index.get(a);
     const j = this.index.get(b);
-    return i !== undefined && j !== undefined && this.bit(frame.linked, i * this.ids.length + j) && this.bit(frame.linked, j * this.ids.length + i);
+    const n = this.ids.length;
+    return i !== undefined && j !== undefined && ((frame.linked >> BigInt(i * n + j)) & 1n) === 1n && ((frame.linked >> BigInt(j * n + i)) & 1n) === 1n;
   }
 
-  private isServing(leader: NodeId, groups: readonly (readonly NodeId[])[], running: number, linked: number): boolean {
+  private isServing(leader: NodeId, groups: readonly (readonly NodeId[])[], running: number, linked: bigint): boolean {
     const frame = { running, linked };
     if (!this.isRunning(frame, leader)) return false;
     return groups.every((group) => {
@@ -170,7 +171,7 @@ export class OpportunityLog {
     if (frames.length === 0) return [];
     const fits = (set: readonly NodeId[]): boolean =>
       frames.every((frame) => set.every((a) => this.isRunning(frame, a) && set.every((b) => a === b || this.isLinked(frame, a, b))));
-    // Clusters are small (≤ 7 nodes): try every subset, keeping the largest that fits.
+    // Clusters are small (≤ 9 nodes): try every subset, keeping the largest that fits.
     let best: NodeId[] = [];
     for (let mask = 1; mask < 2 ** among.length; mask++) {
       const set = among.filter((_, i) => this.bit(mask, i));

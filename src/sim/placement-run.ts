@@ -34,6 +34,8 @@ export interface PlacementRunWorld {
   readonly params: SimParams;
   readonly nodeIds: readonly NodeId[];
   readonly replicas: number;
+  /** Start every group spread over every node, the last one included (a throughput run: nothing to move). */
+  readonly spreadOverAll?: boolean;
   readonly mutant: PlacementMutant | null;
   readonly nodes: ReadonlyMap<NodeId, SimNode<unknown>>;
   now(): number;
@@ -53,7 +55,7 @@ export class PlacementRun {
   private readonly rangeMembers: readonly NodeId[];
 
   constructor(private readonly world: PlacementRunWorld) {
-    this.rangeMembers = world.nodeIds.slice(0, -1);
+    this.rangeMembers = world.spreadOverAll === true ? world.nodeIds : world.nodeIds.slice(0, -1);
   }
 
   /** The voters `group` starts with. */

@@ -16,6 +16,11 @@ import type { FaultClass, SimParams } from "./params.js";
 import type { ReplayEvent } from "./replay-trace.js";
 import { findScenario, pickScenario, scenarioApplies, SCENARIO_NAMES, type Scenario } from "./scenarios.js";
 import type { WatchStats } from "./watch-workload.js";
+import { NodeCosts, nodeCostConflict, type NodeCostOptions } from "./node-cost.js";
+import type { Scheduler } from "./scheduler.js";
+import { THROUGHPUT_WARMUP_MICROS, throughputConflict, type ThroughputOptions, type ThroughputStats } from "./throughput.js";
+
+export { throughputParams, throughputStats } from "./throughput.js";
 
 export interface SimOptions {
   readonly protocol: EngineFactory<unknown, unknown>;
@@ -92,10 +97,48 @@ export interface SimOptions {
    * more, one node is lost for good in the middle of a move. Needs --nodes above it.
    */
   readonly replicas?: number;
+  /**
+   * The per-node service-time model (`--node-cost-us`, node-cost.ts): each node handles its
+   * inputs one at a time, each costing virtual time. Absent: inputs cost nothing (every run
+   * before it, unchanged).
+   */
+  readonly nodeCost?: NodeCostOptions;
+  /**
+   * A throughput run (`--throughput`, throughput.ts): fault-free, a closed-loop write load,
+   * measured over a window (`stats.throughput`). Groups with `replicas` start spread over
+   * every node, the last one included.
+   */
+  readonly throughput?: ThroughputOptions;
 }
 
-/** The most nodes a run may have: the opportunity log (opportunity.ts) keeps its link matrix in one number, exact up to 7 nodes. */
-export const SIM_NODES_MAX = 7;
+/**
+ * The options as a run takes them: with `throughput`, no faults and the mixed nemesis (which
+ * then does nothing). Throws when the cost model or the throughput run cannot run as asked.
+ */
+export function withCostOptions(options: SimOptions): SimOptions {
+  const costProblem = options.nodeCost === undefined ? null : nodeCostConflict(options.nodeCost);
+  if (costProblem !== null) throw new Error(costProblem);
+  if (options.throughput === undefined) return options;
+  const problem = throughputConflict(options.throughput, { faults: options.faults, scenario: options.scenario ?? "random", workload: options.workload, stateMachine: options.application !== undefined, hotGroups: options.hotGroups, quiesce: options.quiesce === true });
+  if (problem !== null) throw new Error(problem);
+  return { ...options, faults: [], scenario: "mixed" };
+}
+
+/** The service-time model a run asked for, for its wire (none: `{}`); with throughput, counting busy time over the window. */
+export function nodeCostsOf(options: SimOptions, scheduler: Scheduler): { readonly costs?: NodeCosts } {
+  if (options.nodeCost === undefined) return {};
+  const costs = new NodeCosts(options.nodeCost, scheduler);
+  if (options.throughput !== undefined) costs.measureBusyIn(THROUGHPUT_WARMUP_MICROS, THROUGHPUT_WARMUP_MICROS + options.throughput.windowMicros);
+  return { costs };
+}
+
+/** The cost model and throughput run a run was asked for, for its `request` (reproduceCommand). */
+export function costRequest(options: SimOptions): { readonly nodeCost?: NodeCostOptions; readonly throughput?: ThroughputOptions } {
+  return { ...(options.nodeCost === undefined ? {} : { nodeCost: options.nodeCost }), ...(options.throughput === undefined ? {} : { throughput: options.throughput }) };
+}
+
+/** The most nodes a run may have: the opportunity log (opportunity.ts) tries every subset of them. */
+export const SIM_NODES_MAX = 9;
 
 /** Why `--nodes` and `--replicas` cannot run as asked, or null when they can. */
 export function placementConflict(options: { readonly nodes: number | undefined; readonly replicas: number | undefined; readonly groups: number; readonly scenario: string; readonly workload: string | undefined; readonly quiesce: boolean; readonly balanceLeaders: boolean; readonly stateMachine: boolean }, factory: EngineFactory<unknown, unknown>): string | null {
@@ -203,6 +246,8 @@ export interface SimStats {
    * left their group, and each node's replica count at the end (group 0 included).
    */
   readonly placement?: { readonly moves: number; readonly transfers: number; readonly drops: number; readonly replicasAtEnd: readonly number[] };
+  /** A throughput run's measurement (`--throughput`). */
+  readonly throughput?: ThroughputStats;
 }
 
 export interface SimResult {
@@ -210,7 +255,7 @@ export interface SimResult {
   readonly protocol: string;
   readonly mutant: string | null;
   /** What the run was asked for (null faults: the scenario's own), for reproducing it. */
-  readonly request: { readonly faults: readonly FaultClass[] | null; readonly scenario: string; readonly stateMachine?: string; readonly workload?: SimWorkload; readonly groups?: number; readonly quiesce?: boolean; readonly hotGroups?: number; readonly balanceLeaders?: boolean; readonly nodes?: number; readonly replicas?: number };
+  readonly request: { readonly faults: readonly FaultClass[] | null; readonly scenario: string; readonly stateMachine?: string; readonly workload?: SimWorkload; readonly groups?: number; readonly quiesce?: boolean; readonly hotGroups?: number; readonly balanceLeaders?: boolean; readonly nodes?: number; readonly replicas?: number; readonly nodeCost?: NodeCostOptions; readonly throughput?: ThroughputOptions };
   readonly params: SimParams;
   readonly failure: SimFailure | null;
   readonly history: readonly Operation[];

@@ -12,8 +12,14 @@ export function reproduceCommand(result: Pick<SimResult, "protocol" | "seed" | "
   const moduleFlag = path === undefined ? "" : ` --state-machine ${/^[\w./@+-]+$/.test(path) ? path : JSON.stringify(path)}`;
   const workloadFlag = result.request.workload === undefined ? "" : ` --workload ${result.request.workload}`;
   const groupsFlag = result.request.groups === undefined || result.request.groups === 1 ? "" : ` --groups ${result.request.groups}`;
-  const quiesceFlag = `${result.request.quiesce === true ? " --quiesce" : ""}${result.request.hotGroups === undefined ? "" : ` --hot-groups ${result.request.hotGroups}`}${result.request.balanceLeaders === true ? " --balance-leaders" : ""}${result.request.nodes === undefined ? "" : ` --nodes ${result.request.nodes}`}${result.request.replicas === undefined ? "" : ` --replicas ${result.request.replicas}`}`;
+  const quiesceFlag = `${result.request.quiesce === true ? " --quiesce" : ""}${result.request.hotGroups === undefined ? "" : ` --hot-groups ${result.request.hotGroups}`}${result.request.balanceLeaders === true ? " --balance-leaders" : ""}${result.request.nodes === undefined ? "" : ` --nodes ${result.request.nodes}`}${result.request.replicas === undefined ? "" : ` --replicas ${result.request.replicas}`}${costFlags(result.request)}`;
   return `npx synod sim --protocol ${result.protocol}${moduleFlag}${groupsFlag}${quiesceFlag}${result.mutant === null ? "" : ` --mutant ${result.mutant}`}${workloadFlag}${scenarioFlag} --seed ${result.seed}${faultFlag}`;
+}
+
+/** The flags of the service-time model and a throughput run (none when the run had neither). */
+function costFlags(request: SimResult["request"]): string {
+  const cost = request.nodeCost === undefined ? "" : ` --node-cost-us ${request.nodeCost.inputMicros}${request.nodeCost.entryMicros === 0 ? "" : ` --entry-cost-us ${request.nodeCost.entryMicros}`}`;
+  return `${cost}${request.throughput === undefined ? "" : ` --throughput --clients ${request.throughput.clients} --window-ms ${request.throughput.windowMicros / 1000}`}`;
 }
 
 /** A failed run, for a person: what failed, the parameters, how it ended, how to rerun it. */

@@ -6,7 +6,7 @@
  * (the network), nemesis.ts (the faults a scenario makes), side-workloads.ts (leases,
  * watches, locks), run-log.ts (the trace, the story, the replay), group-watch.ts (each
  * group's checker state), quiet-groups.ts (--quiesce: liveness, quiescence's checks and
- * counts), hot-groups.ts (the clients' keys over the groups, and --hot-groups).
+ * counts), hot-groups.ts (the clients' keys over the groups, and --hot-groups), node-cost.ts and throughput.ts (--node-cost-us, --throughput).
  */
 import { AssertionError } from "../core/common/assert.js";
 import { Prng } from "../core/common/prng.js";
@@ -39,7 +39,7 @@ import { HotGroups } from "./hot-groups.js";
 import { livenessOptions, QuietGroups } from "./quiet-groups.js";
 import { AppHarness, type AppRequest } from "./app/harness.js";
 import { PlacementRun, isPlacementMutant } from "./placement-run.js";
-import { balancingConflict, chooseAppScenario, groupsConflict, placementConflict, quiescenceConflict, TXN_GROUPS_DEFAULT, type SimFailure, type SimOptions, type SimResult, type SimWorkload } from "./run-options.js";
+import { balancingConflict, chooseAppScenario, groupsConflict, placementConflict, quiescenceConflict, TXN_GROUPS_DEFAULT, withCostOptions, costRequest, nodeCostsOf, throughputParams, throughputStats, type SimFailure, type SimOptions, type SimResult, type SimWorkload } from "./run-options.js";
 import { RunLog } from "./run-log.js";
 import { Wire } from "./wire.js";
 import { Nemesis } from "./nemesis.js";
@@ -60,7 +60,7 @@ const CHECKPOINT_MICROS = 1_000_000;
  * again, then every checker. The seed fixes everything.
  */
 export function runSimulation(options: SimOptions): SimResult {
-  return new Simulation(options).run();
+  return new Simulation(withCostOptions(options)).run();
 }
 
 class Simulation implements NodeHost<unknown> {
@@ -139,13 +139,13 @@ class Simulation implements NodeHost<unknown> {
     this.scenario = scenario;
     const scenarioParams = scenario.params === undefined || factory.fixedClusterSize !== undefined || options.nodes !== undefined ? params : scenario.params(params, root.fork());
     let engineTuning = "defaults";
-    if (factory.tuned !== undefined) {
+    if (factory.tuned !== undefined && options.throughput === undefined) {
       const tuned = factory.tuned(root.fork(), this.quiesce ? { ...scenario.tuning, quiesce: true } : (scenario.tuning ?? {}));
       factory = tuned.factory;
       engineTuning = tuned.description;
     }
     this.factory = factory;
-    this.params = { ...scenarioParams, engineTuning, scenario: scenario.name, groups };
+    this.params = throughputParams({ ...scenarioParams, engineTuning, scenario: scenario.name, groups }, options.throughput);
     const describeMessage = (message: unknown): string => this.factory.describeMessage(message);
     this.log = new RunLog({ now: () => this.now(), describeMessage, groups: this.params.groups, fullTrace: options.fullTrace === true, replayEventsMax: options.replayEventsMax });
     const nodeIds = Array.from({ length: this.params.nodes }, (_, i) => i + 1);
@@ -159,7 +159,7 @@ class Simulation implements NodeHost<unknown> {
       log: this.log,
       describeMessage,
       countsMessages: scenario.countsMessages === true,
-      ...(options.hotGroups === undefined ? {} : { idleGroup: (group: GroupId) => !this.hotGroups.isHot(group) }),
+      ...(options.hotGroups === undefined ? {} : { idleGroup: (group: GroupId) => !this.hotGroups.isHot(group) }), ...nodeCostsOf(options, this.scheduler),
       groupText: (group, text) => this.groupText(group, text),
     });
     for (let group = 0; group < this.params.groups; group++) this.groups.push(new GroupWatch(group, this.claims, factory, nodeIds));
@@ -193,7 +193,7 @@ class Simulation implements NodeHost<unknown> {
       this.placement = new PlacementRun({
         params: this.params,
         nodeIds,
-        replicas: options.replicas,
+        replicas: options.replicas, spreadOverAll: options.throughput !== undefined,
         mutant: options.mutant !== undefined && isPlacementMutant(options.mutant) ? options.mutant : null,
         nodes: this.nodes,
         now: () => this.now(),
@@ -298,7 +298,7 @@ class Simulation implements NodeHost<unknown> {
   afterFsync(node: SimNode<unknown>, action: () => void): void {
     const latency = Math.max(1, Math.round(this.params.fsyncMicrosMin + this.prngNet.exponential(this.params.fsyncMicrosMean)));
     this.nemesis.fsyncStarted(node, latency);
-    this.scheduler.after(latency, action);
+    this.scheduler.after(latency, () => this.wire.atNode(node, 0, action));
   }
 
   onApply(node: NodeId, entry: LogEntry, key: string | null, output: string | null | boolean, group: GroupId): void {
@@ -418,7 +418,7 @@ class Simulation implements NodeHost<unknown> {
         const text = (): string => `-> ${to}: ${request.op} ${request.key}${request.value === undefined ? "" : ` ${request.value}`}${request.expected === undefined ? "" : ` if ${request.expected}`}`;
         this.log.line(`client ${clientId}`, text);
         this.log.replay?.add({ t: this.now(), e: "op", client: clientId, to, text: text() });
-        this.wire.overClientLink(() => this.nodes.get(to)?.request(request));
+        this.wire.overClientLink(() => this.wire.atNode(this.nodes.get(to), 0, (node) => node.request(request)));
       },
       record: (operation: Operation, sequence: number, answeredBy: NodeId | null) => {
         const key = requestKey(operation.client, sequence);
@@ -545,7 +545,7 @@ class Simulation implements NodeHost<unknown> {
         ...(this.options.hotGroups === undefined ? {} : { hotGroups: this.options.hotGroups }),
         ...(this.options.balanceLeaders === true ? { balanceLeaders: true } : {}),
         ...(this.options.nodes === undefined ? {} : { nodes: this.options.nodes }),
-        ...(this.options.replicas === undefined ? {} : { replicas: this.options.replicas }),
+        ...(this.options.replicas === undefined ? {} : { replicas: this.options.replicas }), ...costRequest(this.options),
       },
       params,
       failure: this.failure,
@@ -563,7 +563,7 @@ class Simulation implements NodeHost<unknown> {
         ...(this.quiet === null ? {} : { quiescence: this.quiet.counts() }),
         ...(this.options.balanceLeaders === true ? { leadershipMoves: [...this.nodes.values()].reduce((sum, node) => sum + node.leadershipMoves, 0), leadershipsAtEnd: this.leadershipsAtEnd() } : {}),
         ...this.idleGroupsStats(),
-        ...(this.placement === null ? {} : { placement: this.placement.stats() }),
+        ...(this.placement === null ? {} : { placement: this.placement.stats() }), ...throughputStats(this.options.throughput, this.history, this.wire.costs, params),
       },
       traceTail: this.failure === null ? [] : this.log.traceTail(),
       notableTail: this.failure === null ? [] : this.log.notableTail(),

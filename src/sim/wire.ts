@@ -12,6 +12,7 @@ import { packetDelays, Partition, RELIABLE_LINK, type LinkModel } from "./networ
 import type { SimNode } from "./node.js";
 import type { RunLog } from "./run-log.js";
 import type { Scheduler } from "./scheduler.js";
+import { entriesIn, type NodeCosts } from "./node-cost.js";
 
 export interface WireOptions {
   readonly scheduler: Scheduler;
@@ -31,6 +32,8 @@ export interface WireOptions {
   readonly groupText: (group: GroupId, text: string) => string;
   /** With --hot-groups: whether `group` gets no requests now (its messages are counted apart). */
   readonly idleGroup?: (group: GroupId) => boolean;
+  /** With the per-node service-time model (node-cost.ts): each node serves its inputs one at a time. */
+  readonly costs?: NodeCosts;
 }
 
 /** A link the nemesis holds: the packets kept on the wire until it releases them. */
@@ -126,7 +129,7 @@ export class Wire {
       }
       if (id !== null) log.replay?.add({ t: this.now(), e: "recv", id });
       log.line(`node ${to}`, () => `<- ${from}: ${this.options.groupText(message.group, this.options.describeMessage(message.message))}`);
-      node.deliver(from, message);
+      this.atNode(node, entriesIn(message.message), () => node.deliver(from, message));
     });
   }
 
@@ -142,7 +145,7 @@ export class Wire {
       this.options.scheduler.after(delay, () => {
         const node = this.options.nodes.get(to);
         if (node === undefined || !node.up || this.partition.isBlocked(from, to)) return;
-        node.hearPing(from, answer);
+        this.atNode(node, 0, () => node.hearPing(from, answer));
       });
     }
   }
@@ -158,9 +161,24 @@ export class Wire {
       this.options.scheduler.after(delay, () => {
         const node = this.options.nodes.get(to);
         if (node === undefined || !node.up || this.partition.isBlocked(from, to)) return;
-        action(node);
+        this.atNode(node, 0, () => action(node));
       });
     }
+  }
+
+  /**
+   * Runs `action`, an input of `node` carrying `entries` log entries: at once, or with the
+   * service-time model once the node has served it (never if it crashed meanwhile).
+   */
+  atNode(node: SimNode<unknown> | undefined, entries: number, action: (node: SimNode<unknown>) => void): void {
+    if (node === undefined) return;
+    if (this.options.costs === undefined) action(node);
+    else this.options.costs.serve(node, entries, () => action(node));
+  }
+
+  /** The service-time model, when the run has one. */
+  get costs(): NodeCosts | undefined {
+    return this.options.costs;
   }
 
   /** Runs `action` at the far end of a client link: once for each copy that arrives, never if the packet is lost. */
