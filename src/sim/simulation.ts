@@ -6,7 +6,8 @@
  * (the network), nemesis.ts (the faults a scenario makes), side-workloads.ts (leases,
  * watches, locks), run-log.ts (the trace, the story, the replay), group-watch.ts (each
  * group's checker state), quiet-groups.ts (--quiesce: liveness, quiescence's checks and
- * counts), hot-groups.ts (the clients' keys over the groups, and --hot-groups), node-cost.ts and throughput.ts (--node-cost-us, --throughput).
+ * counts), hot-groups.ts (the clients' keys over the groups, and --hot-groups), node-cost.ts
+ * and throughput.ts (--node-cost-us, --throughput).
  */
 import { AssertionError } from "../core/common/assert.js";
 import { Prng } from "../core/common/prng.js";
@@ -159,7 +160,8 @@ class Simulation implements NodeHost<unknown> {
       log: this.log,
       describeMessage,
       countsMessages: scenario.countsMessages === true,
-      ...(options.hotGroups === undefined ? {} : { idleGroup: (group: GroupId) => !this.hotGroups.isHot(group) }), ...nodeCostsOf(options, this.scheduler),
+      ...(options.hotGroups === undefined ? {} : { idleGroup: (group: GroupId) => !this.hotGroups.isHot(group) }),
+      ...nodeCostsOf(options, this.scheduler),
       groupText: (group, text) => this.groupText(group, text),
     });
     for (let group = 0; group < this.params.groups; group++) this.groups.push(new GroupWatch(group, this.claims, factory, nodeIds));
@@ -193,7 +195,8 @@ class Simulation implements NodeHost<unknown> {
       this.placement = new PlacementRun({
         params: this.params,
         nodeIds,
-        replicas: options.replicas, spreadOverAll: options.throughput !== undefined,
+        replicas: options.replicas,
+        spreadOverAll: options.throughput !== undefined,
         mutant: options.mutant !== undefined && isPlacementMutant(options.mutant) ? options.mutant : null,
         nodes: this.nodes,
         now: () => this.now(),
@@ -545,7 +548,8 @@ class Simulation implements NodeHost<unknown> {
         ...(this.options.hotGroups === undefined ? {} : { hotGroups: this.options.hotGroups }),
         ...(this.options.balanceLeaders === true ? { balanceLeaders: true } : {}),
         ...(this.options.nodes === undefined ? {} : { nodes: this.options.nodes }),
-        ...(this.options.replicas === undefined ? {} : { replicas: this.options.replicas }), ...costRequest(this.options),
+        ...(this.options.replicas === undefined ? {} : { replicas: this.options.replicas }),
+        ...costRequest(this.options),
       },
       params,
       failure: this.failure,
@@ -563,7 +567,8 @@ class Simulation implements NodeHost<unknown> {
         ...(this.quiet === null ? {} : { quiescence: this.quiet.counts() }),
         ...(this.options.balanceLeaders === true ? { leadershipMoves: [...this.nodes.values()].reduce((sum, node) => sum + node.leadershipMoves, 0), leadershipsAtEnd: this.leadershipsAtEnd() } : {}),
         ...this.idleGroupsStats(),
-        ...(this.placement === null ? {} : { placement: this.placement.stats() }), ...throughputStats(this.options.throughput, this.history, this.wire.costs, params),
+        ...(this.placement === null ? {} : { placement: this.placement.stats() }),
+        ...throughputStats(this.options.throughput, this.history, this.wire.costs, params),
       },
       traceTail: this.failure === null ? [] : this.log.traceTail(),
       notableTail: this.failure === null ? [] : this.log.notableTail(),
