@@ -11,21 +11,11 @@ import { createServer, STATUS_CODES, type IncomingMessage, type RequestListener,
 import type { Server as HttpsServer } from "node:https";
 import { performance } from "node:perf_hooks";
 import type { Duplex } from "node:stream";
-import { InvalidInputError, MembershipChangeInProgressError, NotLeaderError, NotMemberError, OverloadedError, SynodError } from "../../core/common/errors.js";
 import { limits } from "../../core/common/limits.js";
-import { CompactedError, FutureRevisionError, SESSION_LIMITS, type KvResult } from "../../core/kv/store.js";
-import {
-  LeaderChangedError,
-  RequestTimeoutError,
-  StoppedError,
-  TooManyRequestsError,
-  TransferOvertakenError,
-  TransferTimeoutError,
-  WriteOutcomeUnknownError,
-  type ReadConsistency,
-} from "./driver.js";
+import { SESSION_LIMITS } from "../../core/kv/store.js";
+import type { ReadConsistency } from "./driver.js";
+import { HttpError, toHttpError, TooLargeError } from "./http-errors.js";
 import { sendBackup, type Backup } from "./backup.js";
-import { WatchCanceledError } from "./watch.js";
 import type { AuthState } from "../../core/kv/auth.js";
 import {
   DEFAULT_AUTH_OPTIONS,
@@ -42,11 +32,10 @@ import {
   type AuthOptions,
 } from "./auth-http.js";
 import { API_SERVER_OPTIONS, applyReceiveDeadlines, DEFAULT_CLIENT_LIMITS, type ClientLimits } from "./limits.js";
-import { NoSpaceError } from "./disk-guard.js";
 import { clientRequestOf, deleteKey, getKey, namedRangeOf, putKey, rangeByParameter, rangeKeys, serveCompact, serveTxn, serveWatch } from "./kv-routes.js";
-import { leaseNotFound, parseLeaseId, serveGrant, serveKeepalive, serveLease, serveLeaseList, serveRevoke } from "./lease-routes.js";
-import { CrossRangeError, RangeMismatchError, RangeNotFoundError, RangeNotHostedError, RangeNotReadyError, TxnLockedError, type RangedService } from "./range-routing.js";
-import { TxnAbortedError, type CrossRangeResult } from "./cross-range-txn.js";
+import { parseLeaseId, serveGrant, serveKeepalive, serveLease, serveLeaseList, serveRevoke } from "./lease-routes.js";
+import type { RangedService } from "./range-routing.js";
+import type { CrossRangeResult } from "./cross-range-txn.js";
 import type { TxnCommand } from "../../core/kv/command.js";
 import type { DashboardFeed } from "./dashboard-feed.js";
 import { serveSplit, type SplitAnswer } from "./split-route.js";
@@ -126,27 +115,7 @@ export interface HttpApiOptions {
   readonly auth?: AuthOptions;
 }
 
-/** A 413: the request is larger than a limit. */
-export class TooLargeError extends SynodError {
-  constructor(message: string) {
-    super("too_large", message);
-    this.name = "TooLargeError";
-  }
-}
-
-export class HttpError extends SynodError {
-  constructor(
-    readonly status: number,
-    code: string,
-    message: string,
-    readonly headers: Record<string, string> = {},
-    /** More fields of the error's JSON body, beside `error` and `message`. */
-    readonly fields: Record<string, unknown> = {},
-  ) {
-    super(code, message);
-    this.name = "HttpError";
-  }
-}
+export { HttpError, noLeaderError, TooLargeError, unexpectedResult } from "./http-errors.js";
 
 /** Marks a request one node passed to the leader on a client's behalf (it is not passed on again). */
 export const FORWARDED_HEADER = "x-synod-forwarded";
@@ -581,79 +550,6 @@ export function readBody(request: IncomingMessage, bytesMax: number, what: strin
 
 function methodNotAllowed(allow: string): HttpError {
   return new HttpError(405, "method_not_allowed", `this route takes ${allow}`, { allow });
-}
-
-export function unexpectedResult(result: KvResult): Error {
-  if (result.op === "lease-not-found") return leaseNotFound(result.id);
-  if (result.op === "session-expired") {
-    return new HttpError(410, "session_expired", `session ${result.clientId} expired or was never opened; nothing was applied: open a new one (POST /v1/sessions) and retry`);
-  }
-  if (result.op === "superseded") {
-    // A conflict with the session's state, not a malformed request: the same request was
-    // fine when first sent. Sending it again can never succeed, so it is not a 503.
-    return new HttpError(
-      409,
-      "sequence_superseded",
-      `sequence ${result.sequence} of session ${result.clientId} is older than the session's latest (${result.latestSequence}). ` +
-        "A session keeps the answer to its latest write only, so this write's outcome is no longer known here (it may have been applied when first sent); nothing was applied now. " +
-        `Write one at a time per session: the next write is sequence ${result.latestSequence + 1}`,
-      {},
-      { session: result.clientId, sequence: result.sequence, latestSequence: result.latestSequence },
-    );
-  }
-  if (result.op === "range-mismatch") {
-    return new HttpError(409, "range_mismatch", `key ${JSON.stringify(result.key)} is not in this range any more (the ranges changed after the request was routed); nothing was applied: read the ranges again (GET /v1/shards) and send it to the range that owns the key`, {}, { key: result.key });
-  }
-  if (result.op === "txn-locked") {
-    // A transaction across ranges holds the key for a moment (prepare to resolve): retry.
-    return new HttpError(503, "txn_locked", `key ${JSON.stringify(result.key)} is held by a transaction across ranges in flight (${result.txn}); nothing was applied: retry shortly`, { "retry-after": "1" }, { key: result.key });
-  }
-  if (result.op === "rejected") return new HttpError(503, "overloaded", `the write was not applied: ${result.reason}; retry`, { "retry-after": "1" });
-  return new Error(`unexpected result ${result.op}`);
-}
-
-function toHttpError(error: unknown, service: KvService): HttpError {
-  if (error instanceof HttpError) return error;
-  if (error instanceof TooLargeError) return new HttpError(413, error.code, error.message);
-  if (error instanceof InvalidInputError) return new HttpError(400, error.code, error.message);
-  if (error instanceof CompactedError) return new HttpError(410, error.code, error.message, {}, { compactRevision: error.compactRevision });
-  if (error instanceof FutureRevisionError) return new HttpError(400, error.code, error.message, {}, { revision: error.currentRevision });
-  if (error instanceof WatchCanceledError) return new HttpError(503, error.code, error.message, { "retry-after": "1" });
-  if (error instanceof NotMemberError) return new HttpError(503, error.code, error.message);
-  if (error instanceof NotLeaderError && error.leaderHint === null) return noLeaderError(service.quorum());
-  if (error instanceof NotLeaderError || error instanceof LeaderChangedError || error instanceof StoppedError) return new HttpError(503, "no_leader", error.message, { "retry-after": "1" });
-  if (error instanceof OverloadedError || error instanceof TooManyRequestsError) return new HttpError(503, "overloaded", error.message, { "retry-after": "1" });
-  if (error instanceof NoSpaceError) return new HttpError(507, error.code, error.message);
-  if (error instanceof CrossRangeError) return new HttpError(400, error.code, error.message, {}, { ranges: error.ranges });
-  if (error instanceof RangeMismatchError) return new HttpError(409, error.code, error.message, {}, { range: error.current });
-  if (error instanceof RangeNotHostedError) return new HttpError(503, error.code, error.message, { "retry-after": "1" }, { range: error.range });
-  if (error instanceof TxnLockedError) return new HttpError(503, error.code, error.message, { "retry-after": "1" }, { key: error.key });
-  if (error instanceof TxnAbortedError) return new HttpError(409, "txn_aborted", error.message, {}, { txn: error.txn });
-  if (error instanceof RangeNotFoundError) return error.unheard ? new HttpError(503, error.code, error.message, { "retry-after": "1" }, { range: error.range }) : new HttpError(404, error.code, error.message);
-  if (error instanceof RangeNotReadyError) return new HttpError(503, error.code, error.message, { "retry-after": "1" }, { range: error.range });
-  if (error instanceof TransferOvertakenError) return new HttpError(503, error.code, error.message, { "retry-after": "1" });
-  if (error instanceof MembershipChangeInProgressError) return new HttpError(409, error.code, error.message, { "retry-after": "1" });
-  if (error instanceof RequestTimeoutError || error instanceof WriteOutcomeUnknownError || error instanceof TransferTimeoutError) return new HttpError(503, error.code, error.message, { "retry-after": "1" });
-  service.logError(error, "request failed unexpectedly");
-  return new HttpError(500, "internal", "internal error; see the node's log");
-}
-
-/**
- * No leader is known. Without a majority of the voters connected none can be elected, and
- * the answer says which voters this node cannot reach (`no_quorum`); with one, an election
- * is under way and ends shortly (`no_leader`). Either way the request was not taken.
- */
-export function noLeaderError(view: QuorumView): HttpError {
-  const unreachable = view.voters.filter((id) => !view.reachable.includes(id));
-  const reach = `this node reaches ${view.reachable.length} of ${view.voters.length} voters`;
-  const fields = { voters: view.voters, unreachable };
-  if (!view.quorum) {
-    const message =
-      `no leader, and none can be elected: ${reach}, not a majority; unreachable: ${unreachable.join(", ")}. ` +
-      "Nothing was applied. Writes and linearizable reads wait until a majority of the voters is up and connected: restart or reconnect the unreachable ones";
-    return new HttpError(503, "no_quorum", message, { "retry-after": "1" }, fields);
-  }
-  return new HttpError(503, "no_leader", `no leader is known: an election is under way (${reach}); nothing was applied; retry shortly`, { "retry-after": "1" }, fields);
 }
 
 /** 200 when every check passes, else 503 `not_ready` naming the ones that failed; both list every check. */
