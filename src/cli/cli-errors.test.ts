@@ -123,3 +123,13 @@ describe("--replicas where it cannot place ranges", { timeout: 30_000 }, () => {
     }
   });
 });
+
+describe("synod shards move", () => {
+  test("takes --leader N, or --from F --to T: anything else is a usage error naming both", async () => {
+    for (const args of [["shards", "move", "3"], ["shards", "move", "3", "--leader", "2", "--from", "1"], ["shards", "move", "3", "--to", "4"]]) {
+      const run = await synod(args);
+      assert.equal(run.code, 2, `synod ${args.join(" ")}: ${run.stderr}`);
+      assert.match(run.stderr, /--leader N|--from F and --to T/);
+    }
+  });
+});

@@ -158,7 +158,7 @@ const PASS_ON = new Set(["no_leader", "no_quorum", "not_member"]);
 export async function callCluster(
   command: string,
   options: { readonly endpoints: readonly string[]; readonly json: boolean },
-  request: { readonly method: string; readonly path: string; readonly body?: object },
+  request: { readonly method: string; readonly path: string; readonly body?: object; readonly timeoutMs?: number },
   print: (answer: Record<string, unknown>) => void,
 ): Promise<number> {
   let lastFailure = "";
@@ -169,7 +169,7 @@ export async function callCluster(
         method: request.method,
         headers: { "content-type": "application/json", ...commandAuthorization() },
         ...(request.body === undefined ? {} : { body: JSON.stringify(request.body) }),
-        signal: AbortSignal.timeout(15_000),
+        signal: AbortSignal.timeout(request.timeoutMs ?? 15_000),
       });
     } catch (error) {
       lastFailure = `cannot reach ${endpoint} (${(error as Error).message}); is the cluster running? (npm start)`;

@@ -1,5 +1,6 @@
 import type { Command } from "commander";
 import { callCluster, endpointsOption, integerIn } from "./client-options.js";
+import { UsageError } from "./usage-error.js";
 
 interface ShardsOptions {
   readonly endpoints: string[];
@@ -19,10 +20,11 @@ interface Shard {
 
 /**
  * `synod shards list|move|split`: the cluster's ranges (`GET /v1/shards`, docs/sharding.md)
- * from the command line: moving a range's leadership, and splitting a range in two.
+ * from the command line: moving a range's leadership or one of its replicas, and splitting a
+ * range in two.
  */
 export function registerShardsCommand(program: Command, setExitCode: (code: number) => void): void {
-  const shards = program.command("shards").description("list the cluster's ranges (shards) and move their leaderships");
+  const shards = program.command("shards").description("list the cluster's ranges (shards), move their leaderships and replicas, split them");
   const common = (command: Command): Command => command.addOption(endpointsOption()).option("--json", "print the API's JSON answer", false);
   const rangeId = integerIn("<id>", 0, 0xffff_ffff);
 
@@ -33,16 +35,31 @@ export function registerShardsCommand(program: Command, setExitCode: (code: numb
   common(
     shards
       .command("move")
-      .description("move a range's leadership to another node (ranges also spread their leaderships by themselves)")
+      .description("move a range's leadership (--leader N), or one of its replicas from a node to another (--from F --to T, with --replicas); ranges also spread both by themselves")
       .argument("<id>", "the range's id (synod shards list)", rangeId)
-      .requiredOption("--leader <node>", "the node that should lead the range", integerIn("--leader", 1, Number.MAX_SAFE_INTEGER)),
-  ).action(async (id: number, opts: ShardsOptions & { leader: number }) =>
+      .option("--leader <node>", "the node that should lead the range", integerIn("--leader", 1, Number.MAX_SAFE_INTEGER))
+      .option("--from <node>", "the node whose replica of the range moves", integerIn("--from", 1, Number.MAX_SAFE_INTEGER))
+      .option("--to <node>", "the node it moves to (a learner first, then a voter; then the one on --from goes)", integerIn("--to", 1, Number.MAX_SAFE_INTEGER)),
+  ).action(async (id: number, opts: ShardsOptions & { leader?: number; from?: number; to?: number }) => {
+    const replica = opts.from !== undefined || opts.to !== undefined;
+    if (replica === (opts.leader !== undefined)) throw new UsageError("synod shards move takes --leader N (a leadership), or --from F --to T (a replica)");
+    if (!replica) {
+      setExitCode(
+        await callCluster("shards move", opts, { method: "POST", path: `/v1/leader/transfer?range=${id}`, body: { to: opts.leader } }, (answer) =>
+          process.stdout.write(`range ${id} is led by node ${String(answer["leader"])} (term ${String(answer["term"])}, ${String(answer["ms"])} ms)\n`),
+        ),
+      );
+      return;
+    }
+    if (opts.from === undefined || opts.to === undefined) throw new UsageError("a replica move takes both --from F and --to T");
+    // The new replica catches up before the answer: up to 30 s (MOVE_CATCH_UP_MS), and the request's own time.
+    const request = { method: "POST", path: `/v1/shards/${id}/move`, body: { from: opts.from, to: opts.to }, timeoutMs: 45_000 };
     setExitCode(
-      await callCluster("shards move", opts, { method: "POST", path: `/v1/leader/transfer?range=${id}`, body: { to: opts.leader } }, (answer) =>
-        process.stdout.write(`range ${id} is led by node ${String(answer["leader"])} (term ${String(answer["term"])}, ${String(answer["ms"])} ms)\n`),
+      await callCluster("shards move", opts, request, (answer) =>
+        process.stdout.write(`range ${id}'s replica moved from node ${opts.from} to node ${opts.to}: voters ${(answer["voters"] as number[] | undefined)?.join(",") ?? "-"} (${String(answer["ms"])} ms)\n`),
       ),
-    ),
-  );
+    );
+  });
 
   common(
     shards

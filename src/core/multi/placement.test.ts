@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import fc from "fast-check";
 import type { NodeId } from "../engine/contract.js";
-import { initialReplicas, placementPlan, replicaCounts, type PlacementMutant, type PlacementView, type RangeReplicas } from "./placement.js";
+import { initialReplicas, moveRefusal, placementPlan, replicaCounts, type PlacementMutant, type PlacementView, type RangeReplicas } from "./placement.js";
 
 interface Cluster {
   readonly members: NodeId[];
@@ -159,5 +159,27 @@ describe("placementPlan", () => {
     assert.deepEqual(initialReplicas(0, members, 3), members);
     assert.deepEqual(initialReplicas(4, [3, 1, 2], 3), [3, 1, 2]);
     assert.deepEqual(initialReplicas(4, members, 0), members);
+  });
+});
+
+describe("moveRefusal", () => {
+  const range: RangeReplicas = { id: 4, voters: [1, 2, 3], learners: [] };
+  const view = { members: [1, 2, 3, 4, 5], live: [1, 2, 3, 4] };
+  test("a voter that does not lead moves to a live member that does not host the range", () => {
+    assert.equal(moveRefusal(range, 2, 4, view, 1), null);
+  });
+  test("each reason a move cannot be made now is named", () => {
+    const cases: [NodeId, NodeId, NodeId | null, RangeReplicas, RegExp][] = [
+      [2, 2, 1, range, /both node 2/],
+      [2, 9, 1, range, /node 9 is not a member/],
+      [2, 5, 1, range, /node 5 cannot be reached/],
+      [2, 3, 1, range, /node 3 already hosts range 4 \(its replicas: 1, 2, 3\)/],
+      [2, 4, 1, { ...range, learners: [4] }, /node 4 already hosts range 4 \(its replicas: 1, 2, 3, 4\)/],
+      [4, 5, 1, range, /node 5 cannot be reached/],
+      [5, 4, 1, range, /node 5 holds no voter of range 4/],
+      [1, 4, 1, range, /node 1 leads range 4: move its leadership first \(synod shards move 4 --leader N\)/],
+      [2, 4, 1, { id: 4, voters: [1, 2, 3], learners: [5] }, /adding a replica already \(a learner on node 5 is catching up\)/],
+    ];
+    for (const [from, to, leader, r, why] of cases) assert.match(moveRefusal(r, from, to, view, leader) ?? "(none)", why, `${from} -> ${to}`);
   });
 });

@@ -46,7 +46,7 @@ export interface PlacementStep {
   readonly range: GroupId;
   readonly kind: "add" | "remove";
   readonly node: NodeId;
-  readonly why: "under-replicated" | "not-a-member" | "dead" | "learner-lost" | "rebalance" | "over-replicated";
+  readonly why: "under-replicated" | "not-a-member" | "dead" | "learner-lost" | "rebalance" | "over-replicated" | "moved-by-request";
 }
 
 export const PLACEMENT_MUTANTS = {
@@ -135,6 +135,25 @@ function most(ids: readonly NodeId[], counts: ReadonlyMap<NodeId, number>): Node
   let best: NodeId | null = null;
   for (const id of [...ids].sort((a, b) => b - a)) if (best === null || (counts.get(id) ?? 0) > (counts.get(best) ?? 0)) best = id;
   return best;
+}
+
+/**
+ * Why a replica of `range` cannot move from node `from` to node `to` now (`synod shards move
+ * ID --from F --to T`), or null when it can: `to` must be a live member not hosting the range,
+ * `from` one of its voters and not its leader (`leader`: its leadership moves first), and the
+ * range not in the middle of another change. The move is then a learner on `to`, promoted
+ * once caught up, and the voter on `from` removed: the range never has fewer voters than before.
+ */
+export function moveRefusal(range: RangeReplicas, from: NodeId, to: NodeId, view: Pick<PlacementView, "members" | "live">, leader: NodeId | null): string | null {
+  const replicas = [...range.voters, ...range.learners].sort((a, b) => a - b).join(", ");
+  if (from === to) return `from and to are both node ${from}`;
+  if (!view.members.includes(to)) return `node ${to} is not a member of the cluster (synod members list)`;
+  if (!view.live.includes(to)) return `node ${to} cannot be reached now`;
+  if (range.voters.includes(to) || range.learners.includes(to)) return `node ${to} already hosts range ${range.id} (its replicas: ${replicas})`;
+  if (!range.voters.includes(from)) return `node ${from} holds no voter of range ${range.id} (its replicas: ${replicas})`;
+  if (from === leader) return `node ${from} leads range ${range.id}: move its leadership first (synod shards move ${range.id} --leader N)`;
+  if (range.learners.length > 0) return `range ${range.id} is adding a replica already (a learner on node ${range.learners.join(", ")} is catching up): retry once it is a voter`;
+  return null;
 }
 
 /**

@@ -38,7 +38,8 @@ import type { RangedService } from "./range-routing.js";
 import type { CrossRangeResult } from "./cross-range-txn.js";
 import type { TxnCommand } from "../../core/kv/command.js";
 import type { DashboardFeed } from "./dashboard-feed.js";
-import { serveSplit, type SplitAnswer } from "./split-route.js";
+import { serveMove, serveSplit, type SplitAnswer } from "./shard-routes.js";
+import { MOVE_CATCH_UP_MS } from "./range-placement.js";
 import { forwardRequest, unhostedRangeOf } from "./range-forward.js";
 import type { GroupId } from "../../core/multi/group.js";
 import { serveClusterAction, serveDashboardAsset, serveDashboardStream, serveFaults, serveInjectFault } from "./dashboard-http.js";
@@ -57,6 +58,8 @@ export interface KvService extends RangedService {
   changeMembers(request: MemberRequest, forwarded: boolean, credentials?: string): Promise<{ readonly status: number; readonly body: object }>;
   /** Hands leadership to `to` (null: the leader's pick), through the leader wherever it is asked. */
   transferLeadership(to: number | null, forwarded: boolean, credentials?: string, range?: number | null): Promise<{ readonly status: number; readonly body: object }>;
+  /** `POST /v1/shards/{id}/move`: a sharded Raft cluster's (absent elsewhere). */
+  readonly moveReplica?: (range: GroupId, request: { readonly from: number; readonly to: number }, forwarded: boolean, credentials?: string) => Promise<{ readonly status: number; readonly body: object }>;
   /**
    * Splits range `range` at `key` (null: its middle key) and answers once this node hosts
    * both halves; absent where ranges do not split (a cluster not sharded, or Paxos).
@@ -204,7 +207,7 @@ export interface RouteContext {
   readonly query: URLSearchParams;
   /** `/v1/kv/{key}`'s key, percent-decoded; "" elsewhere. */
   readonly key: string;
-  /** `/v1/members/{id}`'s id, `/v1/leases/{id}`'s or `/v1/shards/{id}/split`'s; 0 elsewhere. */
+  /** `/v1/members/{id}`'s id, `/v1/leases/{id}`'s or `/v1/shards/{id}/split`'s (`/move`'s); 0 elsewhere. */
   readonly memberId: number;
   /** What the caller may do (auth-http.ts). */
   readonly guard: Guard;
@@ -259,6 +262,7 @@ const ROUTES: Readonly<Record<string, Readonly<Record<string, Route>>>> = {
   "/v1/status": { GET: { query: [], access: "public", serve: (c) => sendJson(c.response, 200, c.service.status()) } },
   "/v1/shards": { GET: { query: [], access: "user", serve: (c) => sendJson(c.response, 200, c.service.shards()) } },
   "/v1/shards/{id}/split": { POST: { query: [], access: "admin", serve: serveSplit } },
+  "/v1/shards/{id}/move": { POST: { query: [], access: "admin", serve: serveMove } },
   "/v1/members": {
     // Linearizable by default, as a read: a partitioned node's view may be stale
     // (`?consistency=stale` asks for it anyway); a removed node answers not_member.
@@ -331,7 +335,9 @@ async function handle(service: KvService, options: HttpApiOptions, request: Inco
     else if (route.access !== "public" && route.access !== "handler") await route.access(context);
     // A key, listing or watch of a range this node does not host goes to a node that does.
     const unhosted = request.headers[FORWARDED_HEADER] === undefined ? unhostedRangeOf(service, name, key, query, memberId) : null;
-    if (unhosted !== null) await forwardRequest(service, request, response, [unhosted], options.requestBodyBytesMax);
+    // A replica move answers once its new replica caught up: it may take longer than a request.
+    const answerMs = name === "/v1/shards/{id}/move" ? MOVE_CATCH_UP_MS + 10_000 : undefined;
+    if (unhosted !== null) await forwardRequest(service, request, response, [unhosted], options.requestBodyBytesMax, null, answerMs);
     else await route.serve(context);
   } catch (error) {
     if (!request.complete) discardBody(request);
@@ -359,11 +365,12 @@ function matchPath(path: string, method: string): { readonly name: string; reado
     const keepalive = rest.endsWith("/keepalive");
     return { name: keepalive ? "/v1/leases/{id}/keepalive" : "/v1/leases/{id}", key: "", memberId: parseLeaseId(keepalive ? rest.slice(0, -"/keepalive".length) : rest) };
   }
-  if (path.startsWith(SHARDS_PREFIX) && path.endsWith("/split")) {
-    const text = path.slice(SHARDS_PREFIX.length, -"/split".length);
+  for (const action of ["split", "move"]) {
+    if (!path.startsWith(SHARDS_PREFIX) || !path.endsWith(`/${action}`)) continue;
+    const text = path.slice(SHARDS_PREFIX.length, -`/${action}`.length);
     const id = /^\d{1,10}$/.test(text) ? Number(text) : NaN;
     if (!Number.isSafeInteger(id)) throw new HttpError(400, "invalid_input", `a range id is an integer, got ${JSON.stringify(text)}`);
-    return { name: "/v1/shards/{id}/split", key: "", memberId: id };
+    return { name: `/v1/shards/{id}/${action}`, key: "", memberId: id };
   }
   if (path.startsWith(DASHBOARD_PREFIX)) return { name: "/dashboard/{asset}", key: path.slice(DASHBOARD_PREFIX.length) || "index.html", memberId: 0 };
   if (Object.hasOwn(ROUTES, path) && !path.includes("{")) return { name: path, key: "", memberId: 0 };

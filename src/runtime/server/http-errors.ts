@@ -11,6 +11,7 @@ import { TxnAbortedError } from "./cross-range-txn.js";
 import { NoSpaceError } from "./disk-guard.js";
 import type { KvService, QuorumView } from "./http-api.js";
 import { leaseNotFound } from "./lease-routes.js";
+import { MoveRefusedError } from "./range-placement.js";
 import { CrossRangeError, RangeMismatchError, RangeNotFoundError, RangeNotHostedError, RangeNotReadyError, TxnLockedError } from "./range-routing.js";
 import { WatchCanceledError } from "./watch.js";
 
@@ -86,6 +87,7 @@ export function toHttpError(error: unknown, service: Pick<KvService, "quorum" | 
   if (error instanceof RangeNotFoundError) return error.unheard ? new HttpError(503, error.code, error.message, { "retry-after": "1" }, { range: error.range }) : new HttpError(404, error.code, error.message);
   if (error instanceof RangeNotReadyError) return new HttpError(503, error.code, error.message, { "retry-after": "1" }, { range: error.range });
   if (error instanceof TransferOvertakenError) return new HttpError(503, error.code, error.message, { "retry-after": "1" });
+  if (error instanceof MoveRefusedError) return new HttpError(409, error.code, error.message);
   if (error instanceof MembershipChangeInProgressError) return new HttpError(409, error.code, error.message, { "retry-after": "1" });
   if (error instanceof RequestTimeoutError || error instanceof WriteOutcomeUnknownError || error instanceof TransferTimeoutError) return new HttpError(503, error.code, error.message, { "retry-after": "1" });
   service.logError(error, "request failed unexpectedly");

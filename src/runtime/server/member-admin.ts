@@ -1,6 +1,7 @@
 /**
  * The requests that change who is in the cluster or who leads it — `POST /v1/members`,
- * `DELETE /v1/members/{id}`, `POST /v1/members/{id}/promote`, `POST /v1/leader/transfer`:
+ * `DELETE /v1/members/{id}`, `POST /v1/members/{id}/promote`, `POST /v1/leader/transfer`,
+ * `POST /v1/shards/{id}/move`:
  * done by the node that leads, passed once to the leader by any other, whose answer is the
  * client's.
  */
@@ -78,6 +79,17 @@ export class MemberAdmin {
     return this.passToLeader(forwarded, "POST", path, JSON.stringify(to === null ? {} : { to }), "leadership transfer", credentials, status.leader);
   }
 
+  /**
+   * A move of one of `range`'s replicas (`POST /v1/shards/{id}/move`): `move` runs here if
+   * this node leads the range, else the request is passed once to its leader, given the
+   * time a move may take (`waitMs`: its new replica catching up).
+   */
+  async moveReplica(range: Pick<RangeLeadership, "id" | "status">, move: () => Promise<object>, request: { readonly from: NodeId; readonly to: NodeId }, waitMs: number, forwarded: boolean, credentials?: string): Promise<AdminAnswer> {
+    const status = range.status();
+    if (status.role === "leader") return { status: 200, body: await move() };
+    return this.passToLeader(forwarded, "POST", `/v1/shards/${range.id}/move`, JSON.stringify(request), "replica move", credentials, status.leader, waitMs);
+  }
+
   private async changeMembersOnce(request: MemberRequest, forwarded: boolean, credentials: string | undefined): Promise<AdminAnswer> {
     if (this.node.status().role !== "leader") return this.forwardToLeader(request, forwarded, credentials);
     const current = this.node.membership();
@@ -122,7 +134,7 @@ export class MemberAdmin {
    * Passes a request this node cannot answer to the leader, once (a request already
    * forwarded is not passed on again: no loops); the leader's answer is the client's.
    */
-  private async passToLeader(forwarded: boolean, method: string, path: string, body: string | undefined, what: string, credentials: string | undefined, leader = this.node.status().leader): Promise<AdminAnswer> {
+  private async passToLeader(forwarded: boolean, method: string, path: string, body: string | undefined, what: string, credentials: string | undefined, leader = this.node.status().leader, waitMs = 0): Promise<AdminAnswer> {
     const leaderHttp = leader === null ? undefined : this.node.memberHttp(leader);
     if (forwarded || leaderHttp === undefined) throw new NotLeaderError(leader);
     try {
@@ -131,7 +143,7 @@ export class MemberAdmin {
         ...(body === undefined ? {} : { body }),
         // The caller's credentials go along: the leader checks them again, as it would the caller's own request.
         headers: { "content-type": "application/json", [FORWARDED_HEADER]: String(this.node.config.id), ...(credentials === undefined ? {} : { authorization: credentials }) },
-        signal: AbortSignal.timeout(this.node.config.requestTimeoutMs + 1000),
+        signal: AbortSignal.timeout(this.node.config.requestTimeoutMs + waitMs + 1000),
       });
       return { status: response.status, body: (await response.json()) as object };
     } catch (error) {

@@ -29,11 +29,11 @@ import { RangeBirths } from "./range-births.js";
 import { readSnapshotRange } from "../../core/kv/snapshot.js";
 import { CrossRangeTxns } from "./cross-range-txn.js";
 import { LIVENESS_GROUP, PeerLiveness, PING_EVERY_TICKS } from "./node-liveness.js";
-import { DIRECTORY_GROUP, RangePlacement } from "./range-placement.js";
+import { DIRECTORY_GROUP, MoveRefusedError, RangePlacement, type MoveAnswer } from "./range-placement.js";
 import { RANGE_WRITES_GROUP, RangeWrites } from "./range-writes.js";
 import { HttpError, type KvService } from "./http-api.js";
 import { RangeNotFoundError } from "./range-routing.js";
-import type { SplitAnswer } from "./split-route.js";
+import type { SplitAnswer } from "./shard-routes.js";
 import { storageFailure } from "./disk-guard.js";
 import type { NodeMetrics } from "./metrics.js";
 import type { DashboardFeed } from "./dashboard-feed.js";
@@ -205,6 +205,12 @@ export class RangeAdmin {
     this.placement?.stop();
     this.writes?.stop();
     this.crossRange?.stop();
+  }
+
+  /** A move of one of range `replica`'s replicas (range-placement.ts, `move`); refused where every member hosts every range. */
+  moveReplica(replica: GroupReplica, from: NodeId, to: NodeId): Promise<MoveAnswer> {
+    if (this.placement === null) return Promise.reject(new MoveRefusedError("every member hosts every range (the cluster was started without --replicas): there is no replica to move"));
+    return this.placement.move(replica, from, to);
   }
 
   /** The HTTP API's splits and transactions across ranges, where this node has them. */

@@ -31,6 +31,7 @@ import { RangeAdmin } from "./node-range-admin.js";
 import { HttpError, type KvService, type QuorumView, type Readiness } from "./http-api.js";
 import { quorumViewOf, readinessOf } from "./node-health.js";
 import { RangeNotFoundError, type RangeService, type RemoteListing } from "./range-routing.js";
+import { MOVE_CATCH_UP_MS } from "./range-placement.js";
 import type { RangeDescriptor } from "../../core/multi/ranges.js";
 import { remoteListing } from "./range-forward.js";
 import type { ReadConsistency } from "./driver.js";
@@ -622,6 +623,16 @@ export class SynodNode {
         const target = { id: range, status: () => replica.engine.status(), transferLeadership: (to: number | null) => replica.driver.transferLeadership(to) };
         return this.admin.transferLeadership(to, forwarded, credentials, target);
       },
+      ...(sharded && this.config.consensus === "raft"
+        ? {
+            moveReplica: (range: GroupId, request: { readonly from: number; readonly to: number }, forwarded: boolean, credentials?: string) => {
+              const replica = this.ranges.get(range);
+              if (replica === undefined) return Promise.reject(new RangeNotFoundError(range, false));
+              const target = { id: range, status: () => replica.engine.status() };
+              return this.admin.moveReplica(target, () => this.rangeAdmin.moveReplica(replica, request.from, request.to), request, MOVE_CATCH_UP_MS, forwarded, credentials);
+            },
+          }
+        : {}),
       auth: () => this.primary.kv.auth,
       backup: (consistency) => this.backups.take(consistency),
       metrics: async () => ({ contentType: this.metrics.registry.contentType, body: await this.metrics.registry.metrics() }),

@@ -44,7 +44,7 @@ export function unhostedRangeOf(service: KvService, route: string, key: string, 
   const table = rangeTableOf(service);
   let ranges: GroupId[];
   if (route === "/v1/kv/{key}") ranges = [table.forKey(key).id];
-  else if (route === "/v1/shards/{id}/split") ranges = table.get(pathId) === undefined ? [] : [pathId];
+  else if (route === "/v1/shards/{id}/split" || route === "/v1/shards/{id}/move") ranges = table.get(pathId) === undefined ? [] : [pathId];
   else if (RANGE_PARAMETER_ROUTES.has(route)) {
     const named = Number(query.get("range") ?? "0");
     ranges = table.get(named) === undefined ? [] : [named];
@@ -70,7 +70,7 @@ export function unhostedRangeOf(service: KvService, route: string, key: string, 
  * Sends `request` (its body already read into `body`, or still to read) to the first of
  * `hosts` that answers, and passes the answer back. 503 `range_not_hosted` when none does.
  */
-export async function forwardRequest(service: KvService, request: IncomingMessage, response: ServerResponse, ranges: readonly GroupId[], bodyBytesMax: number, body: Uint8Array | null = null): Promise<void> {
+export async function forwardRequest(service: KvService, request: IncomingMessage, response: ServerResponse, ranges: readonly GroupId[], bodyBytesMax: number, body: Uint8Array | null = null, answerMs = FORWARD_ANSWER_MS): Promise<void> {
   const hosts = service.rangeHosts?.(ranges) ?? [];
   const method = request.method ?? "GET";
   const payload = body ?? (method === "GET" || method === "HEAD" ? null : await readBody(request, bodyBytesMax, "a request"));
@@ -93,7 +93,7 @@ export async function forwardRequest(service: KvService, request: IncomingMessag
     // no WHATWG streams on the way, which cost a loaded node most of its throughput.
     const controller = new AbortController();
     attempt = controller;
-    const timer = setTimeout(() => controller.abort(), FORWARD_ANSWER_MS);
+    const timer = setTimeout(() => controller.abort(), answerMs);
     let upstream: Dispatcher.ResponseData;
     try {
       upstream = await undiciRequest(`${host}${request.url ?? "/"}`, { method: method as Dispatcher.HttpMethod, headers, body: payload, signal: controller.signal });

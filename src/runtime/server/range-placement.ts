@@ -19,14 +19,17 @@
  *   description, when the leader has applied past the end of this replica's log.
  */
 import type { Logger } from "pino";
+import { setTimeout as sleep } from "node:timers/promises";
+import { SynodError } from "../../core/common/errors.js";
 import type { Membership, NodeId } from "../../core/engine/contract.js";
 import { isMember } from "../../core/engine/membership.js";
 import { DEFAULT_GROUP, GROUP_ID_MAX, type GroupId } from "../../core/multi/group.js";
-import { placementPlan, type PlacementStep } from "../../core/multi/placement.js";
+import { moveRefusal, placementPlan, type PlacementStep } from "../../core/multi/placement.js";
 import { adoptable, counts, fresher, removedFrom, type RangeDescription } from "../../core/multi/placement-directory.js";
 import type { RangeDescriptor } from "../../core/multi/ranges.js";
 import type { GroupRouter } from "../../core/multi/router.js";
 import type { Network } from "../../core/replica/contract.js";
+import { WriteOutcomeUnknownError } from "../../core/replica/errors.js";
 import type { GroupReplica } from "./group-replica.js";
 import type { NodeRanges, OtherRanges } from "./node-ranges.js";
 
@@ -42,6 +45,29 @@ export const PLACEMENT_INTERVAL_MS = 500;
 const STATELESS_WAIT_MS = 10_000;
 /** Configuration changes one node has under way at once. */
 export const PLACEMENT_STEPS_MAX = 2;
+
+/** How long a replica move waits for its new replica to catch up and become a voter. */
+export const MOVE_CATCH_UP_MS = 30_000;
+/** How often a move looks whether its learner was promoted. */
+const MOVE_POLL_MS = 100;
+
+/** A replica move that cannot be made (409): the message says why and what to do. */
+export class MoveRefusedError extends SynodError {
+  constructor(message: string) {
+    super("move_refused", message);
+    this.name = "MoveRefusedError";
+  }
+}
+
+/** What a replica move answers: the range's replicas after it. */
+export interface MoveAnswer {
+  readonly range: GroupId;
+  readonly from: NodeId;
+  readonly to: NodeId;
+  readonly voters: readonly NodeId[];
+  readonly learners: readonly NodeId[];
+  readonly ms: number;
+}
 
 /** One range as the node hosting it describes it. */
 export interface RangeEntry extends RangeDescription {
@@ -304,6 +330,46 @@ export class RangePlacement implements OtherRanges {
       const replica = led.get(step.range);
       if (replica === undefined || this.stepping.has(step.range) || this.stepping.size >= PLACEMENT_STEPS_MAX) continue;
       this.take(replica, step);
+    }
+  }
+
+  /**
+   * Moves range `id`'s replica from node `from` to node `to` (`POST /v1/shards/{id}/move`), on
+   * the range's leader: a learner on `to` (promoted by the leader once caught up), then the
+   * voter on `from` removed. The range's own placement steps wait meanwhile. Later, the
+   * rule may rebalance the counts again (a move changes two nodes' counts by one each), but
+   * not this range back for its own sake.
+   */
+  async move(replica: GroupReplica, from: NodeId, to: NodeId): Promise<MoveAnswer> {
+    const startedMs = Date.now();
+    const id = replica.group;
+    if (id === DEFAULT_GROUP) throw new MoveRefusedError("range 0 is on every member (it holds the cluster's configuration): its replicas do not move");
+    if (!this.active()) throw new MoveRefusedError(`every member hosts every range (the cluster has no more members than --replicas ${this.host.replicationFactor}): there is no replica to move`);
+    if (this.stepping.has(id)) throw new MoveRefusedError(`range ${id} is changing already (a placement step is under way): retry shortly`);
+    const membership = replica.membership();
+    const refusal = moveRefusal({ id, voters: membership.voters, learners: membership.learners }, from, to, { members: this.host.membership().voters, live: this.host.reachable() }, this.host.self);
+    if (refusal !== null) throw new MoveRefusedError(refusal);
+    this.stepping.add(id);
+    const context = this.host.membership().context;
+    try {
+      this.host.log.info({ range: id, from, to }, "moving a range's replica: a learner first");
+      await replica.driver.changeMembership({ voters: membership.voters, learners: [...membership.learners, to], autoPromote: [...membership.autoPromote, to], context });
+      this.host.record?.({ range: id, kind: "add", node: to, why: "moved-by-request" });
+      while (!replica.membership().voters.includes(to)) {
+        if (replica.engine.status().role !== "leader") throw new WriteOutcomeUnknownError(`this node stopped leading range ${id} while node ${to} caught up; node ${from} was not removed (the range's placement decides from here)`);
+        if (Date.now() - startedMs > MOVE_CATCH_UP_MS) throw new WriteOutcomeUnknownError(`node ${to}, added to range ${id}, had not caught up after ${MOVE_CATCH_UP_MS / 1000} s; node ${from} was not removed (the range's placement decides from here)`);
+        await sleep(MOVE_POLL_MS);
+      }
+      const promoted = replica.membership();
+      const without = (list: readonly NodeId[]): NodeId[] => list.filter((node) => node !== from);
+      await replica.driver.changeMembership({ voters: without(promoted.voters), learners: without(promoted.learners), autoPromote: without(promoted.autoPromote), context });
+      this.host.record?.({ range: id, kind: "remove", node: from, why: "moved-by-request" });
+      const after = replica.membership();
+      const sorted = (list: readonly NodeId[]): NodeId[] => [...list].sort((a, b) => a - b);
+      return { range: id, from, to, voters: sorted(after.voters), learners: sorted(after.learners), ms: Date.now() - startedMs };
+    } finally {
+      this.stepping.delete(id);
+      this.merged = null;
     }
   }
 
