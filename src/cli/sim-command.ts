@@ -12,9 +12,10 @@ import { PROTOCOLS, protocolNames } from "../sim/protocols.js";
 import { describeFailure, reproduceCommand } from "../sim/run-report.js";
 import { replayHeader } from "../sim/replay-file.js";
 import { formatReplayTrace, REPLAY_EVENTS_MAX } from "../sim/replay-trace.js";
-import { balancingConflict, groupsConflict, placementConflict, quiescenceConflict, runSimulation, scenarioConflict, TXN_GROUPS_DEFAULT, type SimResult, type SimWorkload } from "../sim/simulation.js";
+import { balancingConflict, groupsConflict, placementConflict, quiescenceConflict, runSimulation, splitsConflict, scenarioConflict, TXN_GROUPS_DEFAULT, type SimResult, type SimWorkload } from "../sim/simulation.js";
 import { isRouterMutant } from "../core/multi/mutants.js";
 import { isPlacementMutant } from "../sim/placement-run.js";
+import { isSplitMutant } from "../core/kv/split-mutants.js";
 import { appScenarioConflict } from "../sim/app/harness.js";
 import type { SimApplication } from "../sim/app/module.js";
 import { loadSimApplication } from "./sim-module.js";
@@ -56,6 +57,8 @@ export interface SimCommandOptions {
   readonly nodes?: number;
   /** Each group but group 0 on this many nodes only, moved by the placement rule (sim/placement.ts). */
   readonly replicas?: number;
+  /** Splits during the run, over a presplit range table (sim/split-run.ts). */
+  readonly splits?: number;
 }
 
 export { UsageError };
@@ -147,6 +150,11 @@ export async function runSim(options: SimCommandOptions): Promise<SimSummary> {
     const conflict = placementConflict({ nodes: options.nodes, replicas: options.replicas, groups, scenario: options.scenario, workload: options.workload === "kv" ? undefined : options.workload, quiesce: options.quiesce === true, balanceLeaders: options.balanceLeaders === true, stateMachine: options.stateMachine !== undefined }, factory);
     if (conflict !== null) throw new UsageError(conflict);
   }
+  if (factory !== undefined) {
+    const conflict = splitsConflict({ splits: options.splits, groups, replicas: options.replicas, workload: options.workload === "kv" ? undefined : options.workload, quiesce: options.quiesce === true, hotGroups: options.hotGroups, balanceLeaders: options.balanceLeaders === true, stateMachine: options.stateMachine !== undefined }, factory);
+    if (conflict !== null) throw new UsageError(conflict);
+  }
+  if (options.mutant !== undefined && isSplitMutant(options.mutant) && options.splits === undefined) throw new UsageError(`mutant ${options.mutant} breaks splits: run it with --protocol raft --splits 3 (or more)`);
   if (options.mutant !== undefined && isPlacementMutant(options.mutant) && options.replicas === undefined) throw new UsageError(`mutant ${options.mutant} breaks placement: run it with --replicas 3 and --nodes 4 or more (one node is lost for good in the middle of a move)`);
   // Loaded here first, so a module that does not load or has the wrong shape is one line.
   const application = options.stateMachine === undefined ? undefined : await loadSimApplication(options.stateMachine);
@@ -161,7 +169,7 @@ export async function runSim(options: SimCommandOptions): Promise<SimSummary> {
   const start = options.seed ?? randomInt(1, 2 ** 47);
   const seeds = Array.from({ length: count }, (_, i) => start + i);
   const log = options.json ? (text: string) => process.stderr.write(`${text}\n`) : (text: string) => process.stdout.write(`${text}\n`);
-  log(`synod sim: protocol ${options.protocol}${groups === 1 ? "" : `, ${groups} groups per node`}${options.quiesce === true ? ", quiescence" : ""}${options.hotGroups === undefined ? "" : `, ${options.hotGroups} hot group(s) at a time`}${options.balanceLeaders === true ? ", leaderships spread" : ""}${options.nodes === undefined ? "" : `, ${options.nodes} nodes`}${options.replicas === undefined ? "" : `, ${options.replicas} replicas per group`}${application === undefined ? "" : `, state machine ${application.name} (${application.path})`}${options.mutant === undefined ? "" : `, mutant ${options.mutant}`}, seeds ${start}..${start + count - 1}, scenario ${options.scenario}, faults ${options.faults === null ? "per scenario" : options.faults.join(",") || "none"}`);
+  log(`synod sim: protocol ${options.protocol}${groups === 1 ? "" : `, ${groups} groups per node`}${options.quiesce === true ? ", quiescence" : ""}${options.hotGroups === undefined ? "" : `, ${options.hotGroups} hot group(s) at a time`}${options.balanceLeaders === true ? ", leaderships spread" : ""}${options.nodes === undefined ? "" : `, ${options.nodes} nodes`}${options.replicas === undefined ? "" : `, ${options.replicas} replicas per group`}${options.splits === undefined ? "" : `, ${options.splits} splits`}${application === undefined ? "" : `, state machine ${application.name} (${application.path})`}${options.mutant === undefined ? "" : `, mutant ${options.mutant}`}, seeds ${start}..${start + count - 1}, scenario ${options.scenario}, faults ${options.faults === null ? "per scenario" : options.faults.join(",") || "none"}`);
 
   const results = await runSeeds(seeds, options, application);
   const failures = results.filter((r) => r.failure !== null).sort((a, b) => a.seed - b.seed);
@@ -197,6 +205,7 @@ export async function runSim(options: SimCommandOptions): Promise<SimSummary> {
         ...(options.balanceLeaders === true ? { balanceLeaders: true } : {}),
         ...(options.nodes === undefined ? {} : { nodes: options.nodes }),
         ...(options.replicas === undefined ? {} : { replicas: options.replicas }),
+        ...(options.splits === undefined ? {} : { splits: options.splits }),
         ...(replay ? { replayEventsMax: REPLAY_EVENTS_MAX } : { fullTrace: true }),
       });
       if (replay) {
@@ -257,6 +266,8 @@ export async function runSim(options: SimCommandOptions): Promise<SimSummary> {
     const lost = results.reduce((sum, r) => sum + (r.stats.nodesLost?.length ?? 0), 0);
     log(`placement: ${placements.reduce((sum, p) => sum + p.moves, 0)} moves (learners added, replicas removed), ${placements.reduce((sum, p) => sum + p.transfers, 0)} leaderships handed over before a removal, ${placements.reduce((sum, p) => sum + p.drops, 0)} replicas dropped; ${lost} node(s) lost for good`);
   }
+  const splits = results.map((r) => r.stats.splits).filter((stats) => stats !== undefined);
+  if (!options.json && splits.length > 0) log(`splits: ${splits.reduce((sum, s) => sum + s.done, 0)} of ${splits.reduce((sum, s) => sum + s.asked, 0)} asked for applied (${splits.reduce((sum, s) => sum + s.failedTries, 0)} tries failed: no leader, a timeout); ${splits.reduce((sum, s) => sum + s.rangesAtEnd, 0)} ranges at the end`);
   log(`${results.length - failures.length} passed, ${failures.length} failed`);
   return { passed: results.length - failures.length, failed: failures.length, clusterSeconds, operations, ...(written === undefined ? {} : { traceOut: written }) };
 }
@@ -277,6 +288,7 @@ function runSeeds(seeds: readonly number[], options: SimCommandOptions, applicat
     balanceLeaders: options.balanceLeaders === true,
     nodes: options.nodes ?? null,
     replicas: options.replicas ?? null,
+    splits: options.splits ?? null,
   };
   const bar = new cliProgress.SingleBar(
     { format: "  {bar} {value}/{total} seeds | {failed} failed | {duration_formatted}", hideCursor: true, clearOnComplete: true, stream: process.stderr },

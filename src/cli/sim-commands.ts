@@ -39,7 +39,8 @@ export function registerSimCommands(program: Command, setExitCode: (code: number
     .option("--hot-groups <n>", "during the fault phase only this many groups get requests at a time (a different few each second); the rest idle", integerAtLeast("--hot-groups", 1))
     .option("--nodes <n>", "simulated nodes (default: each seed draws 3 or 5); a chosen size plays the mixed nemesis", integerAtLeast("--nodes", 1))
     .option("--replicas <n>", "with --groups and --nodes above it: each group but group 0 on this many nodes only, moved by the production placement rule (learner first, promoted once caught up, then the replaced replica removed); one node lost for good mid-move when 3 or more", integerAtLeast("--replicas", 1))
-    .action(async (opts: { protocol?: string; mutant?: string; listMutants: boolean; seeds?: number; seed?: number; faults?: string; scenario: string; json: boolean; historyOut?: string; traceOut?: string; open: boolean; workers: number; verbose: boolean; stateMachine?: string; workload?: SimWorkload; groups: number; quiesce: boolean; hotGroups?: number; balanceLeaders: boolean; nodes?: number; replicas?: number }) => {
+    .option("--splits <n>", "Raft, KV workload: the key space is a range table presplit into --groups ranges, and this many ranges split during the fault phase (the production split command through the range's leader, the new range's id from group 0); clients route by views of the ranges they refresh on a range mismatch; linearizability per key across splits", integerAtLeast("--splits", 1))
+    .action(async (opts: { protocol?: string; mutant?: string; listMutants: boolean; seeds?: number; seed?: number; faults?: string; scenario: string; json: boolean; historyOut?: string; traceOut?: string; open: boolean; workers: number; verbose: boolean; stateMachine?: string; workload?: SimWorkload; groups: number; quiesce: boolean; hotGroups?: number; balanceLeaders: boolean; nodes?: number; replicas?: number; splits?: number }) => {
       if (opts.listMutants) {
         process.stdout.write(listMutants(opts.protocol));
         return;
@@ -69,6 +70,7 @@ export function registerSimCommands(program: Command, setExitCode: (code: number
           ...(opts.balanceLeaders ? { balanceLeaders: true } : {}),
           ...(opts.nodes === undefined ? {} : { nodes: opts.nodes }),
           ...(opts.replicas === undefined ? {} : { replicas: opts.replicas }),
+          ...(opts.splits === undefined ? {} : { splits: opts.splits }),
         }),
       );
     });

@@ -29,6 +29,8 @@ export interface WorkerSetup {
   readonly nodes: number | null;
   /** Replicas of each group but group 0 (null: every group on every node). */
   readonly replicas: number | null;
+  /** Splits during the run (null: groups own keys by hash). */
+  readonly splits: number | null;
 }
 
 const setup = workerData as WorkerSetup;
@@ -51,6 +53,7 @@ parentPort?.on("message", (seed: number) => {
     ...(setup.balanceLeaders ? { balanceLeaders: true } : {}),
     ...(setup.nodes === null ? {} : { nodes: setup.nodes }),
     ...(setup.replicas === null ? {} : { replicas: setup.replicas }),
+    ...(setup.splits === null ? {} : { splits: setup.splits }),
   });
   parentPort?.postMessage(setup.keepHistory ? result : { ...result, history: [], appHistory: [] });
 });

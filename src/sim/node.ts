@@ -23,6 +23,7 @@ import type { ClientRequest, ClientResponse } from "./messages.js";
 import { SimNodeLiveness, type QuiescenceCounts, type SimQuiesceOptions } from "./node-liveness.js";
 import type { PlacementCounts, SimRangeEntry } from "./placement.js";
 import { SimNodeHosting, type HostingNode, type SimNodePlacement } from "./node-placement.js";
+import { SimNodeSplits, type SimNodeSplitOptions, type SplitsNode } from "./node-splits.js";
 
 export type { QuiescenceCounts, SimQuiesceOptions } from "./node-liveness.js";
 export type { SimNodePlacement } from "./node-placement.js";
@@ -111,6 +112,8 @@ export interface SimNodeOptions<M> {
   readonly txn?: { readonly mutant: TxnCoordinatorMutant | TxnStoreMutant | null } | null;
   /** Groups on some nodes only (`synod sim --replicas`; placement.ts); absent: every group on every node. */
   readonly placement?: SimNodePlacement | null;
+  /** Ranges that split (`synod sim --splits`; node-splits.ts); absent: groups by the hash of the key. */
+  readonly splits?: SimNodeSplitOptions | null;
 }
 
 /**
@@ -137,6 +140,12 @@ interface HostedReplica<M> {
 /** The wall clock a simulated node's leader puts in clock entries: an epoch, plus virtual time. */
 export const SIM_EPOCH_MS = 1_700_000_000_000;
 const PENDING_REQUESTS_MAX = 1_000_000;
+/**
+ * Results that are no client's write taking effect: a clock entry (a node's own, with a no-op
+ * result); with splits, a range id or a split (a node's own commands, which a new leader may
+ * propose again), and a write refused as a range mismatch (nothing applied).
+ */
+const NOT_CLIENT_WRITES: ReadonlySet<string> = new Set(["noop", "clock", "range-id", "split", "range-mismatch"]);
 
 export function requestKey(clientId: number, sequence: number): string {
   return `${clientId}:${sequence}`;
@@ -177,6 +186,8 @@ export class SimNode<M> {
   private commit: GroupCommit | null = null;
   /** Hosting groups placed on some nodes only (`--replicas`), over every incarnation. */
   private readonly placement: SimNodeHosting<M> | null;
+  /** With splits: the ranges' spans, their children, and the requests named for them (null without). */
+  readonly splitting: SimNodeSplits<M> | null;
   /** Hands each arriving envelope to its group's replica; one per incarnation. */
   private router: GroupRouter<M>;
   /** Every incarnation's group commit (several groups only), for its counts. */
@@ -202,6 +213,7 @@ export class SimNode<M> {
     this.groupCount = options.groups ?? 1;
     if (this.groupCount > 1 && options.application !== undefined) throw new Error("a user's state machine runs in one group only");
     this.placement = options.placement === undefined || options.placement === null ? null : new SimNodeHosting(this.hostingNode(), options.placement);
+    this.splitting = options.splits === undefined || options.splits === null ? null : new SimNodeSplits(this.splitsNode(), options.splits);
     this.router = this.createReplicas();
     this.liveness = options.quiesce === undefined || options.quiesce === null ? null : new SimNodeLiveness(options.quiesce, this.livenessNode());
     this.balancing = options.balanceLeaders === true ? new SimLeaderBalancing(this.balancingNode()) : null;
@@ -333,11 +345,13 @@ export class SimNode<M> {
    */
   private groupsAtStart(): GroupId[] {
     const all = Array.from({ length: this.groupCount }, (_, group) => group);
+    if (this.splitting !== null) return this.splitting.groupsAtStart();
     return this.placement === null ? all : this.placement.groupsAtStart(all);
   }
 
   /** The voters `group`'s engine starts from when its disk holds no configuration: none for a group it joins later. */
   private bootstrapPeers(group: GroupId): readonly NodeId[] {
+    if (this.splitting !== null) return this.splitting.bootstrapPeers(group, this.options.peers);
     return this.placement === null ? this.options.peers : this.placement.bootstrapPeers(group);
   }
 
@@ -379,6 +393,28 @@ export class SimNode<M> {
       traceGroup: (group, text) => this.host.trace(this.id, this.groupText(group, text)),
       onStatus: (group) => this.host.onStatus(this, group),
       groupDropped: (group) => this.host.groupDropped(this, group),
+    };
+  }
+
+  /** What the split glue sees of this node (splits only; node-splits.ts). */
+  private splitsNode(): SplitsNode<M> {
+    return {
+      id: this.id,
+      disk: this.disk,
+      incarnation: () => this.incarnation,
+      hostedGroups: () => [...this.hosted.keys()],
+      replica: (group) => this.hosted.get(group)?.replica ?? null,
+      layer: (group) => this.kvNodes.get(group) ?? null,
+      host: (group, durable) => this.hostGroup(group, durable),
+      onStatus: (group) => this.host.onStatus(this, group),
+      askRange: (to, group, answer) => {
+        const incarnation = this.incarnation;
+        this.host.overNodeLink(this.id, to, (peer) => peer.runInProcess(() => {
+          const range = peer.splitting?.describe(group) ?? null;
+          this.host.overNodeLink(to, this.id, (back) => back === this && this.input(incarnation, () => answer(range)));
+        }));
+      },
+      trace: (group, text) => this.host.trace(this.id, this.groupText(group, text)),
     };
   }
 
@@ -458,7 +494,7 @@ export class SimNode<M> {
     const kvMutant = this.options.kvMutant ?? null;
     const txnMutant = this.options.txn?.mutant;
     const storeMutant = txnMutant !== undefined && txnMutant !== null && isTxnStoreMutant(txnMutant) ? txnMutant : kvMutant;
-    const kv = createKvStore(storeMutant, () => this.wallClockMs(), durable.snapshot?.data);
+    const kv = this.splitting?.createStore(group, durable.snapshot?.data) ?? createKvStore(storeMutant, () => this.wallClockMs(), durable.snapshot?.data);
     this.host.kvStoreCreated(this.id, kv, group);
     this.appliedByGroup[group] = durable.snapshot === null ? new Set() : this.host.requestsThrough(durable.snapshot.index, group);
     const engine = this.createEngine(durable, kv.applied, peers);
@@ -590,8 +626,7 @@ export class SimNode<M> {
       return;
     }
     if (applied.result.op === "clock") this.host.onClockApplied(this.id, entry, applied.request?.timeMs ?? 0, applied.result.expired);
-    // A clock entry (a node's own, with a no-op result) is no client's request.
-    const key = applied.request === null || applied.result.op === "noop" || applied.result.op === "clock" ? null : requestKey(applied.request.clientId - SELF_ASSIGNED_SESSIONS_FROM, applied.request.sequence);
+    const key = applied.request === null || NOT_CLIENT_WRITES.has(applied.result.op) ? null : requestKey(applied.request.clientId - SELF_ASSIGNED_SESSIONS_FROM, applied.request.sequence);
     const output = applied.result.op === "cas" ? applied.result.succeeded : null;
     // A duplicate changed nothing: it does not count as this request taking effect (again).
     if (key !== null && !applied.duplicate) this.appliedRequestsOf(group).add(key);
@@ -626,6 +661,7 @@ export class SimNode<M> {
   deliver(from: NodeId, envelope: GroupEnvelope<M>): void {
     this.input(this.incarnation, () => {
       if (this.placement !== null && !this.router.hosts(envelope.group)) this.placement.adopt(envelope.group);
+      if (this.splitting !== null && !this.router.hosts(envelope.group)) this.splitting.adopt(from, envelope.group);
       this.router.deliver(from, envelope);
     });
   }
@@ -697,6 +733,7 @@ export class SimNode<M> {
   }
 
   private handleRequest(request: ClientRequest): void {
+    if (this.splitting !== null) return this.splitting.serve(request, (response) => this.host.sendToClient(this.id, request.clientId, response));
     // Each key belongs to one group; its replica here serves it.
     const group = groupOfKey(request.key, this.groupCount);
     if (this.placement !== null && !this.hosted.has(group)) return this.forward(group, request);
