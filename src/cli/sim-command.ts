@@ -267,7 +267,7 @@ export async function runSim(options: SimCommandOptions): Promise<SimSummary> {
     log(`placement: ${placements.reduce((sum, p) => sum + p.moves, 0)} moves (learners added, replicas removed), ${placements.reduce((sum, p) => sum + p.transfers, 0)} leaderships handed over before a removal, ${placements.reduce((sum, p) => sum + p.drops, 0)} replicas dropped; ${lost} node(s) lost for good`);
   }
   const splits = results.map((r) => r.stats.splits).filter((stats) => stats !== undefined);
-  if (!options.json && splits.length > 0) log(`splits: ${splits.reduce((sum, s) => sum + s.done, 0)} of ${splits.reduce((sum, s) => sum + s.asked, 0)} asked for applied (${splits.reduce((sum, s) => sum + s.failedTries, 0)} tries failed: no leader, a timeout); ${splits.reduce((sum, s) => sum + s.rangesAtEnd, 0)} ranges at the end`);
+  if (!options.json && splits.length > 0) log(`splits: ${splits.reduce((sum, s) => sum + s.done, 0)} of ${splits.reduce((sum, s) => sum + s.asked, 0)} asked for applied (${splits.reduce((sum, s) => sum + s.failedTries, 0)} tries failed: no leader, a timeout); ${splits.reduce((sum, s) => sum + s.rangesAtEnd, 0)} ranges at the end; ${splits.reduce((sum, s) => sum + s.adoptions, 0)} replicas adopted a range whose split they missed; range mismatches: ${splits.reduce((sum, s) => sum + s.readMismatchesOnArrival, 0)} reads on arrival, ${splits.reduce((sum, s) => sum + s.readMismatchesAfterReadIndex, 0)} after their read index, ${splits.reduce((sum, s) => sum + s.writeMismatches, 0)} writes`);
   log(`${results.length - failures.length} passed, ${failures.length} failed`);
   return { passed: results.length - failures.length, failed: failures.length, clusterSeconds, operations, ...(written === undefined ? {} : { traceOut: written }) };
 }

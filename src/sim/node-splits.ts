@@ -72,12 +72,25 @@ export interface SplitsNode<M> {
   /** Hosts a replica of `group` from its durable state (not started). */
   host(group: GroupId, durable: DurableState<unknown>): { start(): void };
   onStatus(group: GroupId): void;
+  /** Runs `action` in this incarnation once the input under way is done. */
+  soon(action: () => void): void;
   /** Asks node `to`, over the link between the nodes, for its description of range `group`; `answer` runs in this incarnation. */
   askRange(to: NodeId, group: GroupId, answer: (range: RangeDescriptor | null) => void): void;
   trace(group: GroupId, text: string): void;
 }
 
+/** What a node's split glue did, over every incarnation. */
+export interface SplitCounts {
+  /** Ranges hosted for a member's message: their split was missed here. */
+  adoptions: number;
+  /** Requests refused as a range mismatch: reads on arrival, reads once their read index applied (a split applied meanwhile), writes at apply. */
+  readMismatchesOnArrival: number;
+  readMismatchesAfterReadIndex: number;
+  writeMismatches: number;
+}
+
 export class SimNodeSplits<M> {
+  readonly counts: SplitCounts = { adoptions: 0, readMismatchesOnArrival: 0, readMismatchesAfterReadIndex: 0, writeMismatches: 0 };
   /** Spans of the ranges this node adopted (it missed their split), over every incarnation: a real node keeps them with the range's files. */
   private readonly adoptedSpans = new Map<GroupId, KeySpan>();
   /** Ranges whose span is being asked of a peer, with the incarnation that asked. */
@@ -128,12 +141,15 @@ export class SimNodeSplits<M> {
         const engine = node.replica(parent)?.engine;
         node.disk.saveBirth({ index: RANGE_BIRTH_INDEX, term: SIM_RANGE_BIRTH_TERM, data, ...membershipAt(engine, kv.applied) }, child);
       },
-      born: (child) => {
-        if (node.replica(child) !== null) return;
-        node.host(child, node.disk.replay(child)).start();
-        node.trace(child, `born of range ${parent}'s split`);
-        node.onStatus(child);
-      },
+      // Hosted once the apply under way is done (production hosts it at once): the entries
+      // applied with the split are told to the run first, as the child's first state holds them.
+      born: (child) =>
+        node.soon(() => {
+          if (node.replica(child) !== null) return;
+          node.host(child, node.disk.replay(child)).start();
+          node.trace(child, `born of range ${parent}'s split`);
+          node.onStatus(child);
+        }),
     };
   }
 
@@ -152,6 +168,7 @@ export class SimNodeSplits<M> {
       if (range === null || node.replica(group) !== null) return;
       if (this.overlapsHosted(range)) return;
       this.adoptedSpans.set(group, { start: range.start, end: range.end });
+      this.counts.adoptions++;
       node.host(group, node.disk.replay(group)).start();
       node.trace(group, `hosting a range this node missed the split of, until its leader sends its state`);
       node.onStatus(group);
@@ -200,11 +217,11 @@ export class SimNodeSplits<M> {
     const mismatch = (): void => refuse(`key ${JSON.stringify(request.key)} is not in range ${group}`, true);
     const answer = (output: string | null | boolean): void => respond({ type: "client-response", sequence: request.sequence, outcome: "ok", output });
     if (request.op === "get") {
-      if (this.readCheck.onArrival && !kv.holdsKey(request.key)) return mismatch();
+      if (this.readCheck.onArrival && !kv.holdsKey(request.key)) return (this.counts.readMismatchesOnArrival++, mismatch());
       replica.read({}, {
         resolve: () => {
           // A split that applied while the read waited moved the key away.
-          if (this.readCheck.afterReadIndex && !kv.holdsKey(request.key)) return mismatch();
+          if (this.readCheck.afterReadIndex && !kv.holdsKey(request.key)) return (this.counts.readMismatchesAfterReadIndex++, mismatch());
           const record = kv.get(request.key);
           answer(record === undefined ? null : utf8Decode(record.value));
         },
@@ -215,7 +232,7 @@ export class SimNodeSplits<M> {
     const client = { clientId: SELF_ASSIGNED_SESSIONS_FROM + request.clientId, sequence: request.sequence };
     layer.write(toOperation(request), client, {
       resolve: (result) => {
-        if (result.op === "range-mismatch") return mismatch();
+        if (result.op === "range-mismatch") return (this.counts.writeMismatches++, mismatch());
         if (result.op === "rejected" || result.op === "superseded") return;
         answer(result.op === "cas" ? result.succeeded : null);
       },

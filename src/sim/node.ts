@@ -142,10 +142,11 @@ export const SIM_EPOCH_MS = 1_700_000_000_000;
 const PENDING_REQUESTS_MAX = 1_000_000;
 /**
  * Results that are no client's write taking effect: a clock entry (a node's own, with a no-op
- * result); with splits, a range id or a split (a node's own commands, which a new leader may
- * propose again), and a write refused as a range mismatch (nothing applied).
+ * result), a command rejected (nothing applied); with splits, a range id or a split (a node's
+ * own commands, which a new leader may propose again, the second then rejected), and a write
+ * refused as a range mismatch (nothing applied).
  */
-const NOT_CLIENT_WRITES: ReadonlySet<string> = new Set(["noop", "clock", "range-id", "split", "range-mismatch"]);
+const NOT_CLIENT_WRITES: ReadonlySet<string> = new Set(["noop", "clock", "rejected", "range-id", "split", "range-mismatch"]);
 
 export function requestKey(clientId: number, sequence: number): string {
   return `${clientId}:${sequence}`;
@@ -407,6 +408,10 @@ export class SimNode<M> {
       layer: (group) => this.kvNodes.get(group) ?? null,
       host: (group, durable) => this.hostGroup(group, durable),
       onStatus: (group) => this.host.onStatus(this, group),
+      soon: (action) => {
+        const incarnation = this.incarnation;
+        this.host.after(0, () => this.input(incarnation, action));
+      },
       askRange: (to, group, answer) => {
         const incarnation = this.incarnation;
         this.host.overNodeLink(this.id, to, (peer) => peer.runInProcess(() => {

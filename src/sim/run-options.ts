@@ -228,7 +228,7 @@ export interface SimStats {
    */
   readonly placement?: { readonly moves: number; readonly transfers: number; readonly drops: number; readonly replicasAtEnd: readonly number[] };
   /** With --splits: splits asked for and done, tries that failed, and the ranges at the end. */
-  readonly splits?: { readonly asked: number; readonly done: number; readonly failedTries: number; readonly rangesAtEnd: number };
+  readonly splits?: { readonly asked: number; readonly done: number; readonly failedTries: number; readonly rangesAtEnd: number; readonly adoptions: number; readonly readMismatchesOnArrival: number; readonly readMismatchesAfterReadIndex: number; readonly writeMismatches: number };
 }
 
 export interface SimResult {

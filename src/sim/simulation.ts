@@ -211,7 +211,7 @@ class Simulation implements NodeHost<unknown> {
         note: (text) => this.log.notableEvent("nemesis", text),
       });
     }
-    if (options.splits !== undefined) this.splitRun = new SplitRun({ params: this.params, ranges: groups, splits: options.splits, mutant: options.mutant !== undefined && isSplitMutant(options.mutant) ? options.mutant : null, nodes: this.nodes, prng: root.fork(), now: () => this.now(), after: (delay, action) => this.scheduler.after(delay, action), leaderOf: (group) => this.currentLeader(group), overNodeLink: (from, to, action) => this.wire.overNodeLink(from, to, action), ownRequestsThrough: (index, group) => this.watch(group).requestsThrough(index), note: (text) => this.log.notableEvent("splits", text) });
+    if (options.splits !== undefined) this.splitRun = new SplitRun({ params: this.params, ranges: groups, splits: options.splits, mutant: options.mutant !== undefined && isSplitMutant(options.mutant) ? options.mutant : null, nodes: this.nodes, prng: root.fork(), now: () => this.now(), after: (delay, action) => this.scheduler.after(delay, action), leaderOf: (group) => this.currentLeader(group), overNodeLink: (from, to, action) => this.wire.overNodeLink(from, to, action), pause: (id, micros) => this.nemesis.context().pause(id, micros), ownRequestsThrough: (index, group) => this.watch(group).requestsThrough(index), note: (text) => this.log.notableEvent("splits", text) });
     if (options.application !== undefined) this.app = new AppHarness(options.application, this.appWorld(), !(options.disabledCheckers ?? []).includes("determinism"));
     for (const id of nodeIds) {
       const disk = new SimDisk<unknown>(this.params.tornWriteProbability);
@@ -424,7 +424,7 @@ class Simulation implements NodeHost<unknown> {
       now: () => this.now(),
       after: (delay: number, action: () => void) => this.scheduler.after(delay, action),
       send: (clientId: number, to: NodeId, request: ClientRequest) => {
-        const text = (): string => `-> ${to}: ${request.op} ${request.key}${request.value === undefined ? "" : ` ${request.value}`}${request.expected === undefined ? "" : ` if ${request.expected}`}`;
+        const text = (): string => `-> ${to}: ${request.op} ${request.key}${request.value === undefined ? "" : ` ${request.value}`}${request.expected === undefined ? "" : ` if ${request.expected}`}${request.range === undefined ? "" : ` (range ${request.range})`}`;
         this.log.line(`client ${clientId}`, text);
         this.log.replay?.add({ t: this.now(), e: "op", client: clientId, to, text: text() });
         this.wire.overClientLink(() => this.nodes.get(to)?.request(request));
@@ -615,7 +615,7 @@ class Simulation implements NodeHost<unknown> {
       this.quiet.checkQuietGroups();
       if (!disabled.has("liveness")) this.quiet.checkQuietFailovers();
     }
-    if (this.splitRun !== null) return checkSplitRun({ history: this.history, historyKeys: this.historyKeys, acked: this.acked, table: this.splitRun.currentTable(), nodes: this.nodes, watches: this.groups, disabled, isMemberOf: (group, node) => this.isMemberOf(group, node), checkLiveness: (group, owns, readsRequired) => this.checkLiveness(group, owns, readsRequired) });
+    if (this.splitRun !== null) return checkSplitRun({ history: this.history, historyKeys: this.historyKeys, acked: this.acked, table: this.splitRun.currentTable(), nodes: this.nodes, watches: this.groups, disabled, isMemberOf: (group, node) => this.isMemberOf(group, node), checkLiveness: (group, owns, anyOperation) => this.checkLiveness(group, owns, anyOperation) });
     if (!disabled.has("liveness")) {
       if (this.app === null) for (const g of this.groups) this.checkLiveness(g.group);
       else this.app.checkLiveness(this.healStartMicros);
@@ -661,13 +661,13 @@ class Simulation implements NodeHost<unknown> {
     return this.groups.length === 1 ? resolved : resolved.filter((op) => this.groupOfKey(op.key) === group);
   }
 
-  private checkLiveness(group: GroupId, owns = (op: Operation): boolean => this.groups.length === 1 || this.groupOfKey(op.key) === group, readsRequired = true): void {
+  private checkLiveness(group: GroupId, owns = (op: Operation): boolean => this.groups.length === 1 || this.groupOfKey(op.key) === group, anyOperation = false): void {
     const grace = 2_000_000;
     const after = this.healStartMicros + grace;
     const served = this.history.filter((op) => op.status === "ok" && op.return >= after && owns(op));
     const reads = served.filter((op) => op.op === "get").length;
     const writes = served.length - reads;
-    if ((reads === 0 && readsRequired && this.params.opMix.get > 0) || writes === 0) {
+    if (anyOperation ? served.length === 0 : (reads === 0 && this.params.opMix.get > 0) || writes === 0) {
       // The heal offers every chance by construction (everyone restarted, resumed, linked,
       // and nothing fails after it); measured all the same, as every progress check is.
       const healEnd = this.params.faultPhaseMicros + this.params.healPhaseMicros;

@@ -36,6 +36,8 @@ import { ClientRangeView } from "./range-view.js";
 const SPLIT_TRIES_MAX = 20;
 /** Between two tries at a split that found no leader, or failed. */
 const SPLIT_RETRY_MICROS = 300_000;
+/** The split-lag fault: how long a follower of the parent stalls as the split is proposed, at most. */
+const SPLIT_LAG_MICROS_MAX = 600_000;
 
 /** Groups a run with splits has room for: the first ranges, and twice the splits asked for (a range id whose split failed is not used again). */
 export function splitSlots(ranges: number, splits: number): number {
@@ -56,6 +58,8 @@ export interface SplitRunWorld {
   leaderOf(group: GroupId): NodeId | null;
   /** Runs `action` on node `to`, over the link between the nodes. */
   overNodeLink(from: NodeId, to: NodeId, action: (node: SimNode<unknown>) => void): void;
+  /** Pauses node `id` for `micros` (the nemesis's hands: the split-lag fault). */
+  pause(id: NodeId, micros: number): void;
   /** Request keys of every write `group` applied through `index`, in its own log. */
   ownRequestsThrough(index: number, group: GroupId): Set<string>;
   note(text: string): void;
@@ -67,6 +71,11 @@ export interface SplitStats {
   /** Tries that failed (no leader, a timeout, a range id past the run's room). */
   readonly failedTries: number;
   readonly rangesAtEnd: number;
+  /** Over every node: ranges hosted for a member's message (a missed split), and requests refused as a range mismatch. */
+  readonly adoptions: number;
+  readonly readMismatchesOnArrival: number;
+  readonly readMismatchesAfterReadIndex: number;
+  readonly writeMismatches: number;
 }
 
 export class SplitRun {
@@ -190,8 +199,11 @@ export class SplitRun {
 
   /** The split itself, through the parent's leader: `finished` gets null once it applied, else why not. */
   private proposeSplit(from: NodeId, choice: { readonly parent: GroupId; readonly at: string }, child: GroupId, finished: (why: string | null) => void): void {
+    // The heal came while group 0 handed out the id: no split after it (the id goes unused).
+    if (this.stopped) return finished(null);
     const leader = this.world.leaderOf(choice.parent);
     if (leader === null) return finished(`range ${choice.parent} has no leader`);
+    this.lagFollower(choice.parent, leader);
     let settled = false;
     const answer = (outcome: KvResult | Error): void => {
       if (settled) return;
@@ -202,6 +214,23 @@ export class SplitRun {
     this.world.overNodeLink(from, leader, (node) => node.runInProcess(() => node.splitting?.propose(choice.parent, { op: "split", at: choice.at, child }, answer)));
     // An answer lost on the way, or a node that crashed with it, is a failed try.
     this.world.after(this.world.params.clientTimeoutMicros * 4, () => answer(new Error("no answer")));
+  }
+
+  /**
+   * The split-lag fault (with pauses among the fault classes): a follower of the parent
+   * stalls as the split is proposed, and wakes behind it, with the requests that reached it
+   * meanwhile still to serve: a read of a moved key admitted there before the split applies
+   * must not be answered from the parent once it has (tikv/tikv#14699).
+   */
+  private lagFollower(parent: GroupId, leader: NodeId): void {
+    const { params, prng } = this.world;
+    if (!params.faults.includes("pause")) return;
+    const followers = [...this.world.nodes.values()].filter((node) => node.up && !node.paused && node.id !== leader && node.hosts(parent)).map((node) => node.id);
+    if (followers.length === 0) return;
+    const micros = prng.int(100_000, Math.min(SPLIT_LAG_MICROS_MAX, Math.round(params.clientTimeoutMicros * 0.6)));
+    const follower = prng.pick(followers);
+    this.world.note(`split-lag: node ${follower} (a follower of range ${parent}) stalls ${(micros / 1000).toFixed(0)}ms as the split is proposed`);
+    this.world.pause(follower, micros);
   }
 
   /** A range to split and where: one with two client keys or more, cut at the middle one. */
@@ -215,7 +244,9 @@ export class SplitRun {
   }
 
   stats(): SplitStats {
-    return { asked: this.world.splits, done: this.applied.length, failedTries: this.failedTries, rangesAtEnd: this.currentTable().size };
+    const counts = { adoptions: 0, readMismatchesOnArrival: 0, readMismatchesAfterReadIndex: 0, writeMismatches: 0 };
+    for (const node of this.world.nodes.values()) for (const name of Object.keys(counts) as (keyof typeof counts)[]) counts[name] += node.splitting?.counts[name] ?? 0;
+    return { asked: this.world.splits, done: this.applied.length, failedTries: this.failedTries, rangesAtEnd: this.currentTable().size, ...counts };
   }
 }
 
