@@ -22,6 +22,7 @@ import { hasMutant, mutantNames } from "./mutants.js";
 import { checkLeaderCompleteness } from "./check/leader-completeness.js";
 import { checkLinearizability } from "./check/linearizability.js";
 import { checkLogMatching } from "./check/log-matching.js";
+import { checkLiveness } from "./check/liveness.js";
 import { checkNoLostWrites, type AckedWrite } from "./check/lost-writes.js";
 import { InvariantViolation } from "./check/violation.js";
 import { SimDisk } from "./disk.js";
@@ -40,7 +41,6 @@ import { livenessOptions, QuietGroups } from "./quiet-groups.js";
 import { AppHarness, type AppRequest } from "./app/harness.js";
 import { PlacementRun, isPlacementMutant } from "./placement-run.js";
 import { SplitRun, splitSlots } from "./split-run.js";
-import { checkSplitRun } from "./split-checks.js";
 import { isSplitMutant } from "../core/kv/split-mutants.js";
 import { balancingConflict, chooseAppScenario, groupsConflict, placementConflict, quiescenceConflict, splitsConflict, TXN_GROUPS_DEFAULT, type SimFailure, type SimOptions, type SimResult, type SimWorkload } from "./run-options.js";
 import { RunLog } from "./run-log.js";
@@ -615,7 +615,7 @@ class Simulation implements NodeHost<unknown> {
       this.quiet.checkQuietGroups();
       if (!disabled.has("liveness")) this.quiet.checkQuietFailovers();
     }
-    if (this.splitRun !== null) return checkSplitRun({ history: this.history, historyKeys: this.historyKeys, acked: this.acked, table: this.splitRun.currentTable(), nodes: this.nodes, watches: this.groups, disabled, isMemberOf: (group, node) => this.isMemberOf(group, node), checkLiveness: (group, owns, anyOperation) => this.checkLiveness(group, owns, anyOperation) });
+    if (this.splitRun !== null) return this.splitRun.finalChecks({ history: this.history, historyKeys: this.historyKeys, acked: this.acked, nodes: this.nodes, watches: this.groups, disabled, isMemberOf: (group, node) => this.isMemberOf(group, node), checkLiveness: (group, owns, anyOperation) => this.checkLiveness(group, owns, anyOperation) });
     if (!disabled.has("liveness")) {
       if (this.app === null) for (const g of this.groups) this.checkLiveness(g.group);
       else this.app.checkLiveness(this.healStartMicros);
@@ -662,22 +662,8 @@ class Simulation implements NodeHost<unknown> {
   }
 
   private checkLiveness(group: GroupId, owns = (op: Operation): boolean => this.groups.length === 1 || this.groupOfKey(op.key) === group, anyOperation = false): void {
-    const grace = 2_000_000;
-    const after = this.healStartMicros + grace;
-    const served = this.history.filter((op) => op.status === "ok" && op.return >= after && owns(op));
-    const reads = served.filter((op) => op.op === "get").length;
-    const writes = served.length - reads;
-    if (anyOperation ? served.length === 0 : (reads === 0 && this.params.opMix.get > 0) || writes === 0) {
-      // The heal offers every chance by construction (everyone restarted, resumed, linked,
-      // and nothing fails after it); measured all the same, as every progress check is.
-      const healEnd = this.params.faultPhaseMicros + this.params.healPhaseMicros;
-      const ids = [...this.nodes.keys()];
-      const linked = this.watch(group).opportunities.connectedGroup(after, healEnd, ids, Math.floor(ids.length / 2) + 1);
-      if (linked.length === 0) return;
-      throw new InvariantViolation(
-        "liveness",
-        `no liveness${this.groupSuffix(group) === "" ? "" : ` in group ${group}`}: after healing at ${formatTime(this.healStartMicros)} (plus ${formatTime(grace)} grace) the cluster completed ${reads} read(s) and ${writes} write(s), though nodes ${linked.join(",")} were running and linked with each other from ${formatTime(after)} to ${formatTime(healEnd)}`,
-      );
-    }
+    const { healStartMicros, params } = this;
+    const where = this.groupSuffix(group) === "" ? "" : ` in group ${group}`;
+    checkLiveness({ served: this.history.filter(owns), healStartMicros, healEndMicros: params.faultPhaseMicros + params.healPhaseMicros, reads: params.opMix.get > 0, anyOperation, opportunities: this.watch(group).opportunities, nodeIds: [...this.nodes.keys()], where });
   }
 }

@@ -31,6 +31,7 @@ import type { SimNodeSplitOptions, SplitApplied } from "./node-splits.js";
 import type { SimParams } from "./params.js";
 import type { KeySpace } from "./workload.js";
 import { ClientRangeView } from "./range-view.js";
+import { checkSplitRun, type SplitCheckWorld } from "./split-checks.js";
 
 /** Tries at one split (a range id, then the split) before the run gives it up. */
 const SPLIT_TRIES_MAX = 20;
@@ -163,6 +164,7 @@ export class SplitRun {
     if (this.stopped) return;
     const retry = (why: string): void => {
       this.failedTries++;
+      this.world.note(`split ${i + 1}, try ${tries}: ${why}`);
       if (tries >= SPLIT_TRIES_MAX) {
         this.world.note(`split ${i + 1} given up after ${tries} tries (${why})`);
         return done();
@@ -194,7 +196,9 @@ export class SplitRun {
         }),
       ),
     );
-    if (!proposed) retry("group 0's leader is down");
+    if (!proposed) return once(() => retry("group 0's leader is down"));
+    // An answer lost with a node that crashed (its waiters die with it) is a failed try.
+    this.world.after(this.world.params.clientTimeoutMicros * 4, () => once(() => retry("no range id came back")));
   }
 
   /** The split itself, through the parent's leader: `finished` gets null once it applied, else why not. */
@@ -241,6 +245,11 @@ export class SplitRun {
       return keys.length >= 2 ? [{ parent: range.id, at: keys[Math.floor(keys.length / 2)] as string }] : [];
     });
     return candidates.length === 0 ? null : this.world.prng.pick(candidates);
+  }
+
+  /** The end-of-run checks, over the ranges as the run ends (split-checks.ts). */
+  finalChecks(world: Omit<SplitCheckWorld, "table">): void {
+    checkSplitRun({ ...world, table: this.currentTable() });
   }
 
   stats(): SplitStats {
