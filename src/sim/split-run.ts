@@ -37,6 +37,8 @@ import { checkSplitRun, type SplitCheckWorld } from "./split-checks.js";
 const SPLIT_TRIES_MAX = 20;
 /** Between two tries at a split that found no leader, or failed. */
 const SPLIT_RETRY_MICROS = 300_000;
+/** How long a try waits for an answer, in client timeouts: a node's request times out after two (its answer is then an error); past three, the message or the node was lost. */
+const ANSWER_WAIT_CLIENT_TIMEOUTS = 3;
 /** The split-lag fault: how long a follower of the parent stalls as the split is proposed, at most. */
 const SPLIT_LAG_MICROS_MAX = 600_000;
 
@@ -198,7 +200,7 @@ export class SplitRun {
     );
     if (!proposed) return once(() => retry("group 0's leader is down"));
     // An answer lost with a node that crashed (its waiters die with it) is a failed try.
-    this.world.after(this.world.params.clientTimeoutMicros * 4, () => once(() => retry("no range id came back")));
+    this.world.after(this.world.params.clientTimeoutMicros * ANSWER_WAIT_CLIENT_TIMEOUTS, () => once(() => retry("no range id came back")));
   }
 
   /** The split itself, through the parent's leader: `finished` gets null once it applied, else why not. */
@@ -217,7 +219,7 @@ export class SplitRun {
     };
     this.world.overNodeLink(from, leader, (node) => node.runInProcess(() => node.splitting?.propose(choice.parent, { op: "split", at: choice.at, child }, answer)));
     // An answer lost on the way, or a node that crashed with it, is a failed try.
-    this.world.after(this.world.params.clientTimeoutMicros * 4, () => answer(new Error("no answer")));
+    this.world.after(this.world.params.clientTimeoutMicros * ANSWER_WAIT_CLIENT_TIMEOUTS, () => answer(new Error("no answer")));
   }
 
   /**
