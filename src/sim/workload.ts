@@ -198,7 +198,9 @@ export class SimClient {
   /**
    * After a range mismatch (nothing was applied: the range that got it no longer owns the
    * key), sends the operation again, named for the range the refreshed view puts the key
-   * in, with the same sequence, as the SDK does (client/call-runner.ts sessionWrite).
+   * in, as the SDK does (client/call-runner.ts sessionWrite). The SDK writes there in a
+   * session of that range; a simulated client's session is self-assigned in every range, so
+   * it keeps its sequence: no copy of it applied in the range that refused it.
    */
   private reroute(flight: InFlight): boolean {
     if (this.ranges === null || flight.reroutes >= REROUTES_MAX) return false;
