@@ -26,7 +26,7 @@ export type ClientResponse =
       readonly leaderHint: NodeId | null;
       /** With splits: the range named does not own the key (nothing was applied): refresh the ranges and send it again. */
       readonly mismatch?: boolean;
-      /** With splits: the ranges the answering node holds, as it sees them now (what a client refreshes its view from). */
+      /** With splits, on a range mismatch: the ranges the answering node holds, as it sees them now (what the client refreshes its view from). */
       readonly ranges?: readonly RangeDescriptor[];
     };
 

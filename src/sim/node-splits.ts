@@ -15,7 +15,8 @@
  *   keys any more; the leader sends it the snapshot.
  * - Clients' requests name a range: served by it when it holds the key (checked on arrival
  *   and, for reads, again once the read index applied), else refused as a range mismatch
- *   (nothing applied), with this node's ranges for the client to refresh its view from.
+ *   (nothing applied), with this node's ranges for the client to refresh its view from (as
+ *   the SDK reads GET /v1/shards on a range mismatch).
  *
  * One difference from production, where every range of a node shares one LMDB key space: a
  * restarted node hosts every child its disk holds at once, even while the parent, replaying
@@ -207,9 +208,8 @@ export class SimNodeSplits<M> {
   /** A KV client's request, named for a range (see the module comment). */
   serve(request: ClientRequest, respond: (response: ClientResponse) => void): void {
     const group = request.range ?? this.options.table.forKey(request.key).id;
-    const withView = (response: ClientResponse): void => respond(response.outcome === "refused" ? { ...response, ranges: this.view() } : response);
     const refuse = (reason: string, mismatch: boolean): void =>
-      withView({ type: "client-response", sequence: request.sequence, outcome: "refused", reason, leaderHint: null, ...(mismatch ? { mismatch: true } : {}) });
+      respond({ type: "client-response", sequence: request.sequence, outcome: "refused", reason, leaderHint: null, ...(mismatch ? { mismatch: true, ranges: this.view() } : {}) });
     const layer = this.node.layer(group);
     const replica = this.node.replica(group);
     if (layer === null || replica === null || !this.holdsState(group, layer.kv)) return refuse(`node ${this.node.id} does not hold range ${group} yet`, false);
@@ -225,7 +225,7 @@ export class SimNodeSplits<M> {
           const record = kv.get(request.key);
           answer(record === undefined ? null : utf8Decode(record.value));
         },
-        reject: (error) => refuseKvRequest(request, error, withView),
+        reject: (error) => refuseKvRequest(request, error, respond),
       });
       return;
     }
@@ -236,7 +236,7 @@ export class SimNodeSplits<M> {
         if (result.op === "rejected" || result.op === "superseded") return;
         answer(result.op === "cas" ? result.succeeded : null);
       },
-      reject: (error) => refuseKvRequest(request, error, withView),
+      reject: (error) => refuseKvRequest(request, error, respond),
     });
   }
 }

@@ -1,9 +1,9 @@
 /**
  * A simulated client's view of the ranges (`synod sim --splits`): what it routes each key
  * by, as the SDK's cached range table is. It starts as the cluster's first table (every
- * client knows the presplit ranges) and learns from the nodes' refusals, each of which
- * carries the answering node's ranges as it sees them: possibly stale, possibly ahead of
- * the client's.
+ * client knows the presplit ranges) and learns from the nodes' range-mismatch refusals,
+ * each of which carries the answering node's ranges as it sees them (as the SDK reads
+ * GET /v1/shards on a mismatch): possibly stale, possibly ahead of the client's.
  *
  * Ranges only split, so two descriptors whose spans overlap are an ancestor and its
  * descendant, and the descendant's epoch is the higher (a split gives both halves the

@@ -1,6 +1,7 @@
 import type { Prng } from "../core/common/prng.js";
 import type { NodeId } from "../core/engine/contract.js";
 import type { OpKind, Operation } from "./history.js";
+import type { RangeDescriptor } from "../core/multi/ranges.js";
 import type { ClientRangeView } from "./range-view.js";
 import type { ClientRequest, ClientResponse } from "./messages.js";
 import type { SimParams } from "./params.js";
@@ -180,8 +181,7 @@ export class SimClient {
     const flight = this.inFlight;
     if (flight === null || flight.request.sequence !== response.sequence) return; // late or duplicate
     if (response.outcome === "refused") {
-      if (this.ranges !== null && response.ranges !== undefined) this.ranges.learn(response.ranges);
-      if (response.mismatch === true && this.reroute(flight)) return;
+      if (response.mismatch === true && this.reroute(flight, response.ranges ?? [])) return;
       this.leaderGuess = response.leaderHint !== null && response.leaderHint !== from ? response.leaderHint : null;
       if (this.retry(flight, this.leaderGuess)) return;
       this.complete(flight.mayHaveApplied ? "unknown" : "fail", null, from);
@@ -197,13 +197,15 @@ export class SimClient {
 
   /**
    * After a range mismatch (nothing was applied: the range that got it no longer owns the
-   * key), sends the operation again, named for the range the refreshed view puts the key
+   * key), refreshes the view from the ranges the refusal lists and sends the operation again, named for the range the refreshed view puts the key
    * in, as the SDK does (client/call-runner.ts sessionWrite). The SDK writes there in a
    * session of that range; a simulated client's session is self-assigned in every range, so
    * it keeps its sequence: no copy of it applied in the range that refused it.
    */
-  private reroute(flight: InFlight): boolean {
-    if (this.ranges === null || flight.reroutes >= REROUTES_MAX) return false;
+  private reroute(flight: InFlight, ranges: readonly RangeDescriptor[]): boolean {
+    if (this.ranges === null) return false;
+    this.ranges.learn(ranges);
+    if (flight.reroutes >= REROUTES_MAX) return false;
     flight.reroutes++;
     this.currentGroup = this.ranges.route(flight.request.key);
     flight.request = { ...flight.request, range: this.currentGroup };
