@@ -12,9 +12,10 @@ import { PROTOCOLS, protocolNames } from "../sim/protocols.js";
 import { describeFailure, reproduceCommand } from "../sim/run-report.js";
 import { replayHeader } from "../sim/replay-file.js";
 import { formatReplayTrace, REPLAY_EVENTS_MAX } from "../sim/replay-trace.js";
-import { balancingConflict, groupsConflict, placementConflict, quiescenceConflict, runSimulation, scenarioConflict, TXN_GROUPS_DEFAULT, type SimResult, type SimWorkload } from "../sim/simulation.js";
+import { balancingConflict, groupsConflict, placementConflict, quiescenceConflict, runSimulation, splitsConflict, scenarioConflict, TXN_GROUPS_DEFAULT, type SimResult, type SimWorkload } from "../sim/simulation.js";
 import { isRouterMutant } from "../core/multi/mutants.js";
 import { isPlacementMutant } from "../sim/placement-run.js";
+import { isSplitMutant } from "../core/kv/split-mutants.js";
 import { appScenarioConflict } from "../sim/app/harness.js";
 import type { SimApplication } from "../sim/app/module.js";
 import { loadSimApplication } from "./sim-module.js";
@@ -62,6 +63,8 @@ export interface SimCommandOptions {
   readonly nodeCost?: NodeCostOptions;
   /** A throughput run (sim/throughput.ts): fault-free, closed-loop writes, measured over a window. */
   readonly throughput?: ThroughputOptions;
+  /** Splits during the run, over a presplit range table (sim/split-run.ts). */
+  readonly splits?: number;
 }
 
 export { UsageError };
@@ -157,6 +160,12 @@ export async function runSim(options: SimCommandOptions): Promise<SimSummary> {
   if (costProblem !== null) throw new UsageError(costProblem);
   const throughputProblem = options.throughput === undefined ? null : throughputConflict(options.throughput, { faults: options.faults ?? undefined, scenario: options.scenario, workload: options.workload, stateMachine: options.stateMachine !== undefined, hotGroups: options.hotGroups, quiesce: options.quiesce === true });
   if (throughputProblem !== null) throw new UsageError(throughputProblem);
+  if (options.throughput !== undefined && options.splits !== undefined) throw new UsageError("--throughput runs with no faults and fixed ranges: it does not take --splits");
+  if (factory !== undefined) {
+    const conflict = splitsConflict({ splits: options.splits, groups, replicas: options.replicas, workload: options.workload === "kv" ? undefined : options.workload, quiesce: options.quiesce === true, hotGroups: options.hotGroups, balanceLeaders: options.balanceLeaders === true, stateMachine: options.stateMachine !== undefined }, factory);
+    if (conflict !== null) throw new UsageError(conflict);
+  }
+  if (options.mutant !== undefined && isSplitMutant(options.mutant) && options.splits === undefined) throw new UsageError(`mutant ${options.mutant} breaks splits: run it with --protocol raft --splits 3 (or more)`);
   if (options.mutant !== undefined && isPlacementMutant(options.mutant) && options.replicas === undefined) throw new UsageError(`mutant ${options.mutant} breaks placement: run it with --replicas 3 and --nodes 4 or more (one node is lost for good in the middle of a move)`);
   // Loaded here first, so a module that does not load or has the wrong shape is one line.
   const application = options.stateMachine === undefined ? undefined : await loadSimApplication(options.stateMachine);
@@ -171,7 +180,7 @@ export async function runSim(options: SimCommandOptions): Promise<SimSummary> {
   const start = options.seed ?? randomInt(1, 2 ** 47);
   const seeds = Array.from({ length: count }, (_, i) => start + i);
   const log = options.json ? (text: string) => process.stderr.write(`${text}\n`) : (text: string) => process.stdout.write(`${text}\n`);
-  log(`synod sim: protocol ${options.protocol}${groups === 1 ? "" : `, ${groups} groups per node`}${options.quiesce === true ? ", quiescence" : ""}${options.hotGroups === undefined ? "" : `, ${options.hotGroups} hot group(s) at a time`}${options.balanceLeaders === true ? ", leaderships spread" : ""}${options.nodes === undefined ? "" : `, ${options.nodes} nodes`}${options.replicas === undefined ? "" : `, ${options.replicas} replicas per group`}${options.nodeCost === undefined ? "" : `, node cost ${options.nodeCost.inputMicros} us per input + ${options.nodeCost.entryMicros} us per entry`}${options.throughput === undefined ? "" : `, throughput: ${options.throughput.clients} clients over ${options.throughput.windowMicros / 1000} ms`}${application === undefined ? "" : `, state machine ${application.name} (${application.path})`}${options.mutant === undefined ? "" : `, mutant ${options.mutant}`}, seeds ${start}..${start + count - 1}, scenario ${options.scenario}, faults ${options.faults === null ? "per scenario" : options.faults.join(",") || "none"}`);
+  log(`synod sim: protocol ${options.protocol}${groups === 1 ? "" : `, ${groups} groups per node`}${options.quiesce === true ? ", quiescence" : ""}${options.hotGroups === undefined ? "" : `, ${options.hotGroups} hot group(s) at a time`}${options.balanceLeaders === true ? ", leaderships spread" : ""}${options.nodes === undefined ? "" : `, ${options.nodes} nodes`}${options.replicas === undefined ? "" : `, ${options.replicas} replicas per group`}${options.splits === undefined ? "" : `, ${options.splits} splits`}${options.nodeCost === undefined ? "" : `, node cost ${options.nodeCost.inputMicros} us per input + ${options.nodeCost.entryMicros} us per entry`}${options.throughput === undefined ? "" : `, throughput: ${options.throughput.clients} clients over ${options.throughput.windowMicros / 1000} ms`}${application === undefined ? "" : `, state machine ${application.name} (${application.path})`}${options.mutant === undefined ? "" : `, mutant ${options.mutant}`}, seeds ${start}..${start + count - 1}, scenario ${options.scenario}, faults ${options.faults === null ? "per scenario" : options.faults.join(",") || "none"}`);
 
   const results = await runSeeds(seeds, options, application);
   const failures = results.filter((r) => r.failure !== null).sort((a, b) => a.seed - b.seed);
@@ -209,6 +218,7 @@ export async function runSim(options: SimCommandOptions): Promise<SimSummary> {
         ...(options.replicas === undefined ? {} : { replicas: options.replicas }),
         ...(options.nodeCost === undefined ? {} : { nodeCost: options.nodeCost }),
         ...(options.throughput === undefined ? {} : { throughput: options.throughput }),
+        ...(options.splits === undefined ? {} : { splits: options.splits }),
         ...(replay ? { replayEventsMax: REPLAY_EVENTS_MAX } : { fullTrace: true }),
       });
       if (replay) {
@@ -270,6 +280,8 @@ export async function runSim(options: SimCommandOptions): Promise<SimSummary> {
     log(`placement: ${placements.reduce((sum, p) => sum + p.moves, 0)} moves (learners added, replicas removed), ${placements.reduce((sum, p) => sum + p.transfers, 0)} leaderships handed over before a removal, ${placements.reduce((sum, p) => sum + p.drops, 0)} replicas dropped; ${lost} node(s) lost for good`);
   }
   for (const r of [...results].sort((a, b) => a.seed - b.seed)) if (!options.json && r.stats.throughput !== undefined) log(`throughput, seed ${r.seed}: ${describeThroughput(r.stats.throughput)}`);
+  const splits = results.map((r) => r.stats.splits).filter((stats) => stats !== undefined);
+  if (!options.json && splits.length > 0) log(`splits: ${splits.reduce((sum, s) => sum + s.done, 0)} of ${splits.reduce((sum, s) => sum + s.asked, 0)} asked for applied (${splits.reduce((sum, s) => sum + s.failedTries, 0)} tries failed: no leader, a timeout); ${splits.reduce((sum, s) => sum + s.rangesAtEnd, 0)} ranges at the end; ${splits.reduce((sum, s) => sum + s.adoptions, 0)} replicas adopted a range whose split they missed; range mismatches: ${splits.reduce((sum, s) => sum + s.readMismatchesOnArrival, 0)} reads on arrival, ${splits.reduce((sum, s) => sum + s.readMismatchesAfterReadIndex, 0)} after their read index, ${splits.reduce((sum, s) => sum + s.writeMismatches, 0)} writes`);
   log(`${results.length - failures.length} passed, ${failures.length} failed`);
   return { passed: results.length - failures.length, failed: failures.length, clusterSeconds, operations, ...(written === undefined ? {} : { traceOut: written }) };
 }
@@ -292,6 +304,7 @@ function runSeeds(seeds: readonly number[], options: SimCommandOptions, applicat
     replicas: options.replicas ?? null,
     nodeCost: options.nodeCost ?? null,
     throughput: options.throughput ?? null,
+    splits: options.splits ?? null,
   };
   const bar = new cliProgress.SingleBar(
     { format: "  {bar} {value}/{total} seeds | {failed} failed | {duration_formatted}", hideCursor: true, clearOnComplete: true, stream: process.stderr },

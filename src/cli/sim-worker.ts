@@ -35,6 +35,8 @@ export interface WorkerSetup {
   readonly nodeCost: NodeCostOptions | null;
   /** A throughput run (null: an ordinary run). */
   readonly throughput: ThroughputOptions | null;
+  /** Splits during the run (null: groups own keys by hash). */
+  readonly splits: number | null;
 }
 
 const setup = workerData as WorkerSetup;
@@ -59,6 +61,7 @@ parentPort?.on("message", (seed: number) => {
     ...(setup.replicas === null ? {} : { replicas: setup.replicas }),
     ...(setup.nodeCost === null ? {} : { nodeCost: setup.nodeCost }),
     ...(setup.throughput === null ? {} : { throughput: setup.throughput }),
+    ...(setup.splits === null ? {} : { splits: setup.splits }),
   });
   parentPort?.postMessage(setup.keepHistory ? result : { ...result, history: [], appHistory: [] });
 });

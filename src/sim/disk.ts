@@ -90,6 +90,15 @@ export class SimDisk<H> {
     this.durable.push({ group, record: { kind: "compact", snapshot } });
   }
 
+  /**
+   * Saves a range's first snapshot, made by its parent's split (`synod sim --splits`),
+   * durably at once and alone: production writes it to a birth file with an fsync of its
+   * own (runtime/server/range-births.ts), not through the log's sync, which may be under way.
+   */
+  saveBirth(snapshot: Snapshot, group: GroupId): void {
+    this.durable.push({ group, record: { kind: "snapshot", snapshot } });
+  }
+
   crash(prng: Prng): CrashOutcome {
     const reached = prng.int(0, this.unsynced.length);
     let kept = this.unsynced.slice(0, reached);

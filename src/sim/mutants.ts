@@ -9,6 +9,7 @@ import { LOCK_MUTANTS } from "../core/kv/lock-turn.js";
 import { ROUTER_MUTANTS } from "../core/multi/mutants.js";
 import { LIVENESS_MUTANTS } from "../core/multi/liveness.js";
 import { PLACEMENT_MUTANTS } from "../core/multi/placement.js";
+import { SPLIT_MUTANTS } from "../core/kv/split-mutants.js";
 import { REPLICA_MUTANTS } from "../core/replica/mutants.js";
 
 /** Name, what it breaks, and what it needs to run, for every mutant no engine owns. */
@@ -25,6 +26,8 @@ export const SHARED_MUTANTS: readonly { readonly name: string; readonly descript
   ...Object.entries(LIVENESS_MUTANTS).map(([name, description]) => ({ name, description })),
   // Placement's run with groups on some nodes only, where one node is lost for good in the middle of a move.
   ...Object.entries(PLACEMENT_MUTANTS).map(([name, description]) => ({ name, description: `${description} (--replicas 3 --nodes 4 or more)` })),
+  // Splits' run with ranges that split during the run (Raft).
+  ...Object.entries(SPLIT_MUTANTS).map(([name, description]) => ({ name, description: `${description} (--protocol raft --splits 3 or more)` })),
 ];
 
 /** Whether `factory`'s engine, or the code every engine runs, has the mutant `name`. */

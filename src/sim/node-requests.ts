@@ -62,7 +62,8 @@ export function refuseKvRequest(request: ClientRequest, error: Error, respond: (
   respond({ type: "client-response", sequence: request.sequence, outcome: "refused", reason: error.message, leaderHint });
 }
 
-function toOperation(request: ClientRequest): KvOperation {
+/** A KV client's write as the KV layer's operation. */
+export function toOperation(request: ClientRequest): KvOperation {
   switch (request.op) {
     case "put":
       return { op: "put", key: request.key, value: utf8Encode(request.value ?? "") };

@@ -1,31 +1,32 @@
-import type { Admission, DurableState, Engine, EngineFactory, LogEntry, MembershipChange, NodeId } from "../core/engine/contract.js";
+import type { Admission, DurableState, Engine, LogEntry, MembershipChange, NodeId } from "../core/engine/contract.js";
 import { KvReplica } from "../core/kv/kv-replica.js";
 import type { Applied } from "../core/kv/model.js";
-import { SELF_ASSIGNED_SESSIONS_FROM, type KvStore, type LeaseExpiry } from "../core/kv/store.js";
-import { createKvStore, isTxnCoordinatorMutant, isTxnStoreMutant, type KvMutant } from "../core/kv/mutants.js";
-import type { TxnStoreMutant } from "../core/kv/store-txns.js";
-import type { TxnCoordinatorMutant, TxnPhaseOperation } from "../core/kv/txn-coordinator.js";
+import { SELF_ASSIGNED_SESSIONS_FROM, type KvStore } from "../core/kv/store.js";
+import { createKvStore, isTxnCoordinatorMutant, isTxnStoreMutant } from "../core/kv/mutants.js";
+import type { TxnPhaseOperation } from "../core/kv/txn-coordinator.js";
 import { SimTxnService, type PhaseAnswer, type SimTxnRequest, type SimTxnResponse } from "./txn-node.js";
-import type { LeaseRequest, LeaseResponse } from "./lease-workload.js";
+import type { LeaseRequest } from "./lease-workload.js";
 import type { LockRequest, LockResponse } from "./lock-workload.js";
 import { admissionOf, refuseKvRequest, serveKvRequest, serveLeaseRequest, serveLockRequest } from "./node-requests.js";
 import type { Clock, LogStorage, Network, ReplicaObserver } from "../core/replica/contract.js";
-import type { ReplicaMutant } from "../core/replica/mutants.js";
 import type { Replica } from "../core/replica/replica.js";
-import { EmbeddedReplica, EmbeddedStateMachine, highestSequenceIn, type EmbeddedApplied, type ReplicatedStateMachine } from "../core/replica/embedded.js";
+import { EmbeddedReplica, EmbeddedStateMachine, highestSequenceIn, type EmbeddedApplied } from "../core/replica/embedded.js";
 import { GroupCommit } from "../core/multi/group-commit.js";
 import { DEFAULT_GROUP, groupOfKey, type GroupEnvelope, type GroupId } from "../core/multi/group.js";
 import { SimLeaderBalancing, type BalancingNode } from "./leader-balancing.js";
-import { createRouter, type RouterMutant } from "../core/multi/mutants.js";
+import { createRouter } from "../core/multi/mutants.js";
 import type { GroupRouter } from "../core/multi/router.js";
 import { SimDisk, SimLogStorage, SimSyncDevice } from "./disk.js";
-import type { ClientRequest, ClientResponse } from "./messages.js";
-import { SimNodeLiveness, type QuiescenceCounts, type SimQuiesceOptions } from "./node-liveness.js";
+import type { ClientRequest } from "./messages.js";
+import { SimNodeLiveness, type QuiescenceCounts } from "./node-liveness.js";
 import type { PlacementCounts, SimRangeEntry } from "./placement.js";
-import { SimNodeHosting, type HostingNode, type SimNodePlacement } from "./node-placement.js";
+import { SimNodeHosting, type HostingNode } from "./node-placement.js";
+import { SimNodeSplits, type SplitsNode } from "./node-splits.js";
+import type { NodeHost, SimNodeApplication, SimNodeOptions } from "./node-contract.js";
 
 export type { QuiescenceCounts, SimQuiesceOptions } from "./node-liveness.js";
 export type { SimNodePlacement } from "./node-placement.js";
+export type { NodeHost, SimNodeApplication, SimNodeOptions } from "./node-contract.js";
 
 /**
  * The leader's log keeps up to this many entries a live follower still needs (the replica's
@@ -33,100 +34,6 @@ export type { SimNodePlacement } from "./node-placement.js";
  */
 export const SIM_CATCH_UP_ENTRIES = 1000;
 
-/** What a simulated node needs from the world around it. */
-
-export interface NodeHost<M> {
-  /** Virtual time, in microseconds. */
-  now(): number;
-  after(delayMicros: number, action: () => void): void;
-  sendToPeer(from: NodeId, to: NodeId, envelope: GroupEnvelope<M>): void;
-  /** A node-level liveness ping (quiescence only), or with `answer` the answer to one. */
-  sendPing(from: NodeId, to: NodeId, answer: boolean): void;
-  sendToClient(from: NodeId, clientId: number, response: ClientResponse): void;
-  /** Runs `action` on node `to`, over the link between the nodes (see Wire.overNodeLink). */
-  overNodeLink(from: NodeId, to: NodeId, action: (node: SimNode<M>) => void): void;
-  /** Runs `action` after the disk's fsync latency (the nemesis may crash the node inside it). */
-  afterFsync(node: SimNode<M>, action: () => void): void;
-  /** An entry was applied by `group`'s replica; for a client's write, `output` is what the client would be told. */
-  onApply(node: NodeId, entry: LogEntry, requestKey: string | null, output: string | null | boolean, group: GroupId): void;
-  /** The status of `group`'s replica on `node` may have changed. */
-  onStatus(node: SimNode<M>, group: GroupId): void;
-  /**
-   * The request keys of every write `group` applied at or before `index` (as the cluster
-   * applied them): what a state machine restored from a snapshot at `index` holds.
-   */
-  requestsThrough(index: number, group: GroupId): Set<string>;
-  trace(node: NodeId, text: string): void;
-  /** Answers a lease client (sim/lease-workload.ts). */
-  sendLeaseResponse(from: NodeId, clientId: number, response: LeaseResponse): void;
-  /** A clock entry applied: its proposer's time, and the leases it expired. */
-  onClockApplied(node: NodeId, entry: LogEntry, timeMs: number, expired: readonly LeaseExpiry[]): void;
-  /** `node` dropped its replica of `group` (placement only): it left the group. */
-  groupDropped(node: SimNode<M>, group: GroupId): void;
-  /** `group`'s KV store of this incarnation was built (boot, restart): what the node's watches read. */
-  kvStoreCreated(node: NodeId, kv: KvStore, group: GroupId): void;
-}
-
-/** What a simulated node is built from, besides its host and disk. */
-export interface SimNodeOptions<M> {
-  readonly id: NodeId;
-  /** The bootstrap voters (empty for a node that joins later). */
-  readonly peers: readonly NodeId[];
-  readonly factory: EngineFactory<M, unknown>;
-  /** Draws a fresh seed for each incarnation's engine. */
-  readonly engineSeed: () => number;
-  readonly tickMicros: number;
-  /** How fast this node's clock runs: its ticks are `tickMicros * clockRate` of virtual time apart. */
-  readonly clockRate: number;
-  readonly requestTimeoutMicros: number;
-  /** The engine's mutant, if any. */
-  readonly mutant: string | null;
-  /** The replica's mutant, if any. */
-  readonly replicaMutant: ReplicaMutant | null;
-  /** The KV layer's mutant, if any (core/kv/mutants.ts). */
-  readonly kvMutant?: KvMutant | null;
-  /** Take a snapshot and compact the log every this many applied entries (0: never). */
-  readonly snapshotEveryEntries: number;
-  /** Revisions of MVCC history the KV store keeps (0: all). */
-  readonly historyRevisions?: number;
-  /** A user's state machine to run instead of the KV store (`synod sim --state-machine`). */
-  readonly application?: SimNodeApplication<M>;
-  /**
-   * How many consensus groups the node hosts a replica of (default 1): groups 0 .. n-1,
-   * each over the same members, each owning the keys `groupOfKey` gives it.
-   */
-  readonly groups?: number;
-  /** The router's mutant, if any (core/multi/mutants.ts). */
-  readonly routerMutant?: RouterMutant | null;
-  /** Every node of the run (the peers it pings, with quiescence). */
-  readonly peerIds?: readonly NodeId[];
-  /** With quiescence (`synod sim --quiesce`): the node-level liveness that wakes quiet groups. */
-  readonly quiesce?: SimQuiesceOptions | null;
-  /** Leaderships spread over the nodes by the production rule (`synod sim --balance-leaders`; leader-balancing.ts). */
-  readonly balanceLeaders?: boolean;
-  /**
-   * Transactions across groups (`--workload txn | bank`): the node coordinates them and
-   * recovers abandoned ones (txn-node.ts), with a mutant of the coordinator's or the store's, if any.
-   */
-  readonly txn?: { readonly mutant: TxnCoordinatorMutant | TxnStoreMutant | null } | null;
-  /** Groups on some nodes only (`synod sim --replicas`; placement.ts); absent: every group on every node. */
-  readonly placement?: SimNodePlacement | null;
-}
-
-/**
- * A user's state machine, as the nodes run it (see sim/app/harness.ts): each incarnation
- * gets a fresh one from `createStateMachine`, restored from its disk's snapshot; what it
- * applies and the requests it gets go to the application's harness.
- */
-export interface SimNodeApplication<M> {
-  createStateMachine(): ReplicatedStateMachine<unknown>;
-  /** The client request a command answers, by its proposer and sequence; null for none. */
-  requestOf(proposer: NodeId, sequence: number): string | null;
-  /** Every entry node `node` applied, with what came of it and the request it answers (null: none). */
-  applied(node: NodeId, entry: LogEntry, applied: EmbeddedApplied<unknown>, request: string | null): void;
-  /** A client's request reached `node` (not paused, up). */
-  handle(node: NodeId, replica: EmbeddedReplica<M, unknown, unknown>, request: unknown): void;
-}
 
 /** What a node runs above its replica: the KV request layer, or a user's state machine's. */
 interface HostedReplica<M> {
@@ -137,6 +44,13 @@ interface HostedReplica<M> {
 /** The wall clock a simulated node's leader puts in clock entries: an epoch, plus virtual time. */
 export const SIM_EPOCH_MS = 1_700_000_000_000;
 const PENDING_REQUESTS_MAX = 1_000_000;
+/**
+ * Results that are no client's write taking effect: a clock entry (a node's own, with a no-op
+ * result), a command rejected (nothing applied); with splits, a range id or a split (a node's
+ * own commands, which a new leader may propose again, the second then rejected), and a write
+ * refused as a range mismatch (nothing applied).
+ */
+const NOT_CLIENT_WRITES: ReadonlySet<string> = new Set(["noop", "clock", "rejected", "range-id", "split", "range-mismatch"]);
 
 export function requestKey(clientId: number, sequence: number): string {
   return `${clientId}:${sequence}`;
@@ -177,6 +91,8 @@ export class SimNode<M> {
   private commit: GroupCommit | null = null;
   /** Hosting groups placed on some nodes only (`--replicas`), over every incarnation. */
   private readonly placement: SimNodeHosting<M> | null;
+  /** With splits: the ranges' spans, their children, and the requests named for them (null without). */
+  readonly splitting: SimNodeSplits<M> | null;
   /** Hands each arriving envelope to its group's replica; one per incarnation. */
   private router: GroupRouter<M>;
   /** Every incarnation's group commit (several groups only), for its counts. */
@@ -202,6 +118,7 @@ export class SimNode<M> {
     this.groupCount = options.groups ?? 1;
     if (this.groupCount > 1 && options.application !== undefined) throw new Error("a user's state machine runs in one group only");
     this.placement = options.placement === undefined || options.placement === null ? null : new SimNodeHosting(this.hostingNode(), options.placement);
+    this.splitting = options.splits === undefined || options.splits === null ? null : new SimNodeSplits(this.splitsNode(), options.splits);
     this.router = this.createReplicas();
     this.liveness = options.quiesce === undefined || options.quiesce === null ? null : new SimNodeLiveness(options.quiesce, this.livenessNode());
     this.balancing = options.balanceLeaders === true ? new SimLeaderBalancing(this.balancingNode()) : null;
@@ -333,11 +250,13 @@ export class SimNode<M> {
    */
   private groupsAtStart(): GroupId[] {
     const all = Array.from({ length: this.groupCount }, (_, group) => group);
+    if (this.splitting !== null) return this.splitting.groupsAtStart();
     return this.placement === null ? all : this.placement.groupsAtStart(all);
   }
 
   /** The voters `group`'s engine starts from when its disk holds no configuration: none for a group it joins later. */
   private bootstrapPeers(group: GroupId): readonly NodeId[] {
+    if (this.splitting !== null) return this.splitting.bootstrapPeers(group, this.options.peers);
     return this.placement === null ? this.options.peers : this.placement.bootstrapPeers(group);
   }
 
@@ -379,6 +298,32 @@ export class SimNode<M> {
       traceGroup: (group, text) => this.host.trace(this.id, this.groupText(group, text)),
       onStatus: (group) => this.host.onStatus(this, group),
       groupDropped: (group) => this.host.groupDropped(this, group),
+    };
+  }
+
+  /** What the split glue sees of this node (splits only; node-splits.ts). */
+  private splitsNode(): SplitsNode<M> {
+    return {
+      id: this.id,
+      disk: this.disk,
+      incarnation: () => this.incarnation,
+      hostedGroups: () => [...this.hosted.keys()],
+      replica: (group) => this.hosted.get(group)?.replica ?? null,
+      layer: (group) => this.kvNodes.get(group) ?? null,
+      host: (group, durable) => this.hostGroup(group, durable),
+      onStatus: (group) => this.host.onStatus(this, group),
+      soon: (action) => {
+        const incarnation = this.incarnation;
+        this.host.after(0, () => this.input(incarnation, action));
+      },
+      askRange: (to, group, answer) => {
+        const incarnation = this.incarnation;
+        this.host.overNodeLink(this.id, to, (peer) => peer.runInProcess(() => {
+          const range = peer.splitting?.describe(group) ?? null;
+          this.host.overNodeLink(to, this.id, (back) => back === this && this.input(incarnation, () => answer(range)));
+        }));
+      },
+      trace: (group, text) => this.host.trace(this.id, this.groupText(group, text)),
     };
   }
 
@@ -458,7 +403,7 @@ export class SimNode<M> {
     const kvMutant = this.options.kvMutant ?? null;
     const txnMutant = this.options.txn?.mutant;
     const storeMutant = txnMutant !== undefined && txnMutant !== null && isTxnStoreMutant(txnMutant) ? txnMutant : kvMutant;
-    const kv = createKvStore(storeMutant, () => this.wallClockMs(), durable.snapshot?.data);
+    const kv = this.splitting?.createStore(group, durable.snapshot?.data) ?? createKvStore(storeMutant, () => this.wallClockMs(), durable.snapshot?.data);
     this.host.kvStoreCreated(this.id, kv, group);
     this.appliedByGroup[group] = durable.snapshot === null ? new Set() : this.host.requestsThrough(durable.snapshot.index, group);
     const engine = this.createEngine(durable, kv.applied, peers);
@@ -590,8 +535,7 @@ export class SimNode<M> {
       return;
     }
     if (applied.result.op === "clock") this.host.onClockApplied(this.id, entry, applied.request?.timeMs ?? 0, applied.result.expired);
-    // A clock entry (a node's own, with a no-op result) is no client's request.
-    const key = applied.request === null || applied.result.op === "noop" || applied.result.op === "clock" ? null : requestKey(applied.request.clientId - SELF_ASSIGNED_SESSIONS_FROM, applied.request.sequence);
+    const key = applied.request === null || NOT_CLIENT_WRITES.has(applied.result.op) ? null : requestKey(applied.request.clientId - SELF_ASSIGNED_SESSIONS_FROM, applied.request.sequence);
     const output = applied.result.op === "cas" ? applied.result.succeeded : null;
     // A duplicate changed nothing: it does not count as this request taking effect (again).
     if (key !== null && !applied.duplicate) this.appliedRequestsOf(group).add(key);
@@ -626,6 +570,7 @@ export class SimNode<M> {
   deliver(from: NodeId, envelope: GroupEnvelope<M>): void {
     this.input(this.incarnation, () => {
       if (this.placement !== null && !this.router.hosts(envelope.group)) this.placement.adopt(envelope.group);
+      if (this.splitting !== null && !this.router.hosts(envelope.group)) this.splitting.adopt(from, envelope.group);
       this.router.deliver(from, envelope);
     });
   }
@@ -697,6 +642,7 @@ export class SimNode<M> {
   }
 
   private handleRequest(request: ClientRequest): void {
+    if (this.splitting !== null) return this.splitting.serve(request, (response) => this.host.sendToClient(this.id, request.clientId, response));
     // Each key belongs to one group; its replica here serves it.
     const group = groupOfKey(request.key, this.groupCount);
     if (this.placement !== null && !this.hosted.has(group)) return this.forward(group, request);

@@ -109,6 +109,30 @@ export interface SimOptions {
    * every node, the last one included.
    */
   readonly throughput?: ThroughputOptions;
+  /**
+   * Ranges that split (`--splits`, sim/split-run.ts): the key space is a range table
+   * presplit into `groups` ranges, and this many splits happen in the fault phase, each the
+   * production `split` command through the parent's leader, with its child's id from group 0.
+   */
+  readonly splits?: number;
+}
+
+/** The most splits a run asks for. */
+export const SIM_SPLITS_MAX = 16;
+
+/** Why `--splits` cannot run as asked, or null when it can (or is not asked for). */
+export function splitsConflict(options: { readonly splits: number | undefined; readonly groups: number; readonly replicas: number | undefined; readonly workload: string | undefined; readonly quiesce: boolean; readonly hotGroups: number | undefined; readonly balanceLeaders: boolean; readonly stateMachine: boolean }, factory: EngineFactory<unknown, unknown>): string | null {
+  const { splits } = options;
+  if (splits === undefined) return null;
+  if (!Number.isSafeInteger(splits) || splits < 1 || splits > SIM_SPLITS_MAX) return `--splits must be an integer from 1 to ${SIM_SPLITS_MAX}, got ${splits}`;
+  if (factory.name !== "raft") return `--splits runs on Raft only (ranges split on a sharded Raft node; protocol ${factory.name} does not split them)`;
+  if (options.replicas !== undefined) return "--splits does not run with --replicas yet: every node hosts every range";
+  if (options.stateMachine || (options.workload !== undefined && options.workload !== "kv")) return "--splits runs the KV workload only";
+  if (options.quiesce) return "--splits does not run with --quiesce";
+  if (options.hotGroups !== undefined) return "--splits does not run with --hot-groups";
+  if (options.balanceLeaders) return "--splits does not run with --balance-leaders";
+  if (options.groups + 2 * splits > SIM_GROUPS_MAX) return `--groups ${options.groups} with --splits ${splits} is more ranges than a run holds (--groups plus twice --splits at most ${SIM_GROUPS_MAX})`;
+  return null;
 }
 
 /**
@@ -248,6 +272,8 @@ export interface SimStats {
   readonly placement?: { readonly moves: number; readonly transfers: number; readonly drops: number; readonly replicasAtEnd: readonly number[] };
   /** A throughput run's measurement (`--throughput`). */
   readonly throughput?: ThroughputStats;
+  /** With --splits: splits asked for and done, tries that failed, and the ranges at the end. */
+  readonly splits?: { readonly asked: number; readonly done: number; readonly failedTries: number; readonly rangesAtEnd: number; readonly adoptions: number; readonly readMismatchesOnArrival: number; readonly readMismatchesAfterReadIndex: number; readonly writeMismatches: number };
 }
 
 export interface SimResult {
@@ -255,7 +281,7 @@ export interface SimResult {
   readonly protocol: string;
   readonly mutant: string | null;
   /** What the run was asked for (null faults: the scenario's own), for reproducing it. */
-  readonly request: { readonly faults: readonly FaultClass[] | null; readonly scenario: string; readonly stateMachine?: string; readonly workload?: SimWorkload; readonly groups?: number; readonly quiesce?: boolean; readonly hotGroups?: number; readonly balanceLeaders?: boolean; readonly nodes?: number; readonly replicas?: number; readonly nodeCost?: NodeCostOptions; readonly throughput?: ThroughputOptions };
+  readonly request: { readonly faults: readonly FaultClass[] | null; readonly scenario: string; readonly stateMachine?: string; readonly workload?: SimWorkload; readonly groups?: number; readonly quiesce?: boolean; readonly hotGroups?: number; readonly balanceLeaders?: boolean; readonly nodes?: number; readonly replicas?: number; readonly nodeCost?: NodeCostOptions; readonly throughput?: ThroughputOptions; readonly splits?: number };
   readonly params: SimParams;
   readonly failure: SimFailure | null;
   readonly history: readonly Operation[];

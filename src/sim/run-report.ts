@@ -12,7 +12,7 @@ export function reproduceCommand(result: Pick<SimResult, "protocol" | "seed" | "
   const moduleFlag = path === undefined ? "" : ` --state-machine ${/^[\w./@+-]+$/.test(path) ? path : JSON.stringify(path)}`;
   const workloadFlag = result.request.workload === undefined ? "" : ` --workload ${result.request.workload}`;
   const groupsFlag = result.request.groups === undefined || result.request.groups === 1 ? "" : ` --groups ${result.request.groups}`;
-  const quiesceFlag = `${result.request.quiesce === true ? " --quiesce" : ""}${result.request.hotGroups === undefined ? "" : ` --hot-groups ${result.request.hotGroups}`}${result.request.balanceLeaders === true ? " --balance-leaders" : ""}${result.request.nodes === undefined ? "" : ` --nodes ${result.request.nodes}`}${result.request.replicas === undefined ? "" : ` --replicas ${result.request.replicas}`}${costFlags(result.request)}`;
+  const quiesceFlag = `${result.request.quiesce === true ? " --quiesce" : ""}${result.request.hotGroups === undefined ? "" : ` --hot-groups ${result.request.hotGroups}`}${result.request.balanceLeaders === true ? " --balance-leaders" : ""}${result.request.nodes === undefined ? "" : ` --nodes ${result.request.nodes}`}${result.request.replicas === undefined ? "" : ` --replicas ${result.request.replicas}`}${result.request.splits === undefined ? "" : ` --splits ${result.request.splits}`}${costFlags(result.request)}`;
   return `npx synod sim --protocol ${result.protocol}${moduleFlag}${groupsFlag}${quiesceFlag}${result.mutant === null ? "" : ` --mutant ${result.mutant}`}${workloadFlag}${scenarioFlag} --seed ${result.seed}${faultFlag}`;
 }
 

@@ -23,6 +23,7 @@ import { hasMutant, mutantNames } from "./mutants.js";
 import { checkLeaderCompleteness } from "./check/leader-completeness.js";
 import { checkLinearizability } from "./check/linearizability.js";
 import { checkLogMatching } from "./check/log-matching.js";
+import { checkLiveness } from "./check/liveness.js";
 import { checkNoLostWrites, type AckedWrite } from "./check/lost-writes.js";
 import { InvariantViolation } from "./check/violation.js";
 import { SimDisk } from "./disk.js";
@@ -40,13 +41,15 @@ import { HotGroups } from "./hot-groups.js";
 import { livenessOptions, QuietGroups } from "./quiet-groups.js";
 import { AppHarness, type AppRequest } from "./app/harness.js";
 import { PlacementRun, isPlacementMutant } from "./placement-run.js";
-import { balancingConflict, chooseAppScenario, groupsConflict, placementConflict, quiescenceConflict, TXN_GROUPS_DEFAULT, withCostOptions, costRequest, nodeCostsOf, throughputParams, throughputStats, type SimFailure, type SimOptions, type SimResult, type SimWorkload } from "./run-options.js";
+import { balancingConflict, chooseAppScenario, groupsConflict, placementConflict, quiescenceConflict, splitsConflict, TXN_GROUPS_DEFAULT, withCostOptions, costRequest, nodeCostsOf, throughputParams, throughputStats, type SimFailure, type SimOptions, type SimResult, type SimWorkload } from "./run-options.js";
+import { SplitRun, splitSlots } from "./split-run.js";
+import { isSplitMutant } from "../core/kv/split-mutants.js";
 import { RunLog } from "./run-log.js";
 import { Wire } from "./wire.js";
 import { Nemesis } from "./nemesis.js";
 import { SideWorkloads } from "./side-workloads.js";
 
-export { balancingConflict, groupsConflict, placementConflict, quiescenceConflict, SIM_NODES_MAX, QUIESCENCE_MUTANTS, scenarioConflict, SIM_GROUPS_MAX, SIM_WORKLOADS, TXN_GROUPS_DEFAULT, type SimFailure, type SimOptions, type SimResult, type SimStats, type SimWorkload } from "./run-options.js";
+export { balancingConflict, groupsConflict, placementConflict, quiescenceConflict, splitsConflict, SIM_NODES_MAX, QUIESCENCE_MUTANTS, scenarioConflict, SIM_GROUPS_MAX, SIM_WORKLOADS, TXN_GROUPS_DEFAULT, type SimFailure, type SimOptions, type SimResult, type SimStats, type SimWorkload } from "./run-options.js";
 
 /** Client endpoints are numbered from here, apart from node ids. */
 const CLIENT_ID_BASE = 1000;
@@ -102,6 +105,8 @@ class Simulation implements NodeHost<unknown> {
   private readonly hotGroups: HotGroups;
   /** With --replicas: groups on some nodes only (null: every group on every node). */
   private readonly placement: PlacementRun | null = null;
+  /** With --splits: ranges of a table that split during the run (null: groups own keys by hash). */
+  private readonly splitRun: SplitRun | null = null;
 
   constructor(private readonly options: SimOptions) {
     let factory = options.protocol;
@@ -125,6 +130,8 @@ class Simulation implements NodeHost<unknown> {
     const placementProblem = placementConflict({ nodes: options.nodes, replicas: options.replicas, groups, scenario: options.scenario ?? "random", workload: this.workload === "kv" ? undefined : this.workload, quiesce: this.quiesce, balanceLeaders: options.balanceLeaders === true, stateMachine: options.application !== undefined }, factory);
     if (placementProblem !== null) throw new Error(placementProblem);
     if (options.mutant !== undefined && isPlacementMutant(options.mutant) && options.replicas === undefined) throw new Error(`mutant ${options.mutant} breaks placement: run it with --replicas (and --nodes above it)`);
+    const splitsProblem = splitsConflict({ splits: options.splits, groups, replicas: options.replicas, workload: this.workload === "kv" ? undefined : this.workload, quiesce: this.quiesce, hotGroups: options.hotGroups, balanceLeaders: options.balanceLeaders === true, stateMachine: options.application !== undefined }, factory);
+    if (splitsProblem !== null || (options.mutant !== undefined && isSplitMutant(options.mutant) && options.splits === undefined)) throw new Error(splitsProblem ?? `mutant ${options.mutant} breaks splits: run it with --splits`);
     this.claims = new Set(factory.invariants);
     const params = deriveParams(options.seed, {
       ...(options.faults === undefined ? {} : { faults: options.faults }),
@@ -146,7 +153,7 @@ class Simulation implements NodeHost<unknown> {
       engineTuning = tuned.description;
     }
     this.factory = factory;
-    this.params = throughputParams({ ...scenarioParams, engineTuning, scenario: scenario.name, groups }, options.throughput);
+    this.params = throughputParams({ ...scenarioParams, engineTuning, scenario: scenario.name, groups: options.splits === undefined ? groups : splitSlots(groups, options.splits) }, options.throughput);
     const describeMessage = (message: unknown): string => this.factory.describeMessage(message);
     this.log = new RunLog({ now: () => this.now(), describeMessage, groups: this.params.groups, fullTrace: options.fullTrace === true, replayEventsMax: options.replayEventsMax });
     const nodeIds = Array.from({ length: this.params.nodes }, (_, i) => i + 1);
@@ -207,6 +214,7 @@ class Simulation implements NodeHost<unknown> {
         note: (text) => this.log.notableEvent("nemesis", text),
       });
     }
+    if (options.splits !== undefined) this.splitRun = new SplitRun({ params: this.params, ranges: groups, splits: options.splits, mutant: options.mutant !== undefined && isSplitMutant(options.mutant) ? options.mutant : null, nodes: this.nodes, prng: root.fork(), now: () => this.now(), after: (delay, action) => this.scheduler.after(delay, action), leaderOf: (group) => this.currentLeader(group), overNodeLink: (from, to, action) => this.wire.overNodeLink(from, to, action), pause: (id, micros) => this.nemesis.context().pause(id, micros), ownRequestsThrough: (index, group) => this.watch(group).requestsThrough(index), note: (text) => this.log.notableEvent("splits", text) });
     if (options.application !== undefined) this.app = new AppHarness(options.application, this.appWorld(), !(options.disabledCheckers ?? []).includes("determinism"));
     for (const id of nodeIds) {
       const disk = new SimDisk<unknown>(this.params.tornWriteProbability);
@@ -233,6 +241,7 @@ class Simulation implements NodeHost<unknown> {
         quiesce: this.quiesce ? livenessOptions(options.mutant) : null,
         ...(options.balanceLeaders === true ? { balanceLeaders: true } : {}),
         ...(this.placement === null ? {} : { placement: this.placement.nodeOptions() }),
+        ...(this.splitRun === null ? {} : { splits: this.splitRun.nodeOptions() }),
       };
       this.nodes.set(id, new SimNode(nodeOptions, disk, this));
     }
@@ -240,10 +249,10 @@ class Simulation implements NodeHost<unknown> {
       this.app.createClients(this.params, nodeIds, prngClients, CLIENT_ID_BASE + 1);
       return;
     }
-    const keySpace = this.hotGroups.keySpace();
+    const keySpace = this.splitRun?.keySpace() ?? this.hotGroups.keySpace();
     for (let i = 0; i < this.params.clients; i++) {
       const id = CLIENT_ID_BASE + i + 1;
-      this.clients.set(id, new SimClient(id, nodeIds, this.params, prngClients.fork(), this.clientHost(), i < this.params.roamingClients, keySpace));
+      this.clients.set(id, new SimClient(id, nodeIds, this.params, prngClients.fork(), this.clientHost(), i < this.params.roamingClients, keySpace, this.splitRun?.clientView() ?? null));
     }
     // Streams of their own, forked last, so the KV clients' runs stay as they were.
     this.sides.create({ workload: this.workload, nodeIds, params: this.params, root, mutant: options.mutant, leaseClientIdBase: LEASE_CLIENT_ID_BASE });
@@ -329,7 +338,7 @@ class Simulation implements NodeHost<unknown> {
   }
 
   requestsThrough(index: number, group: GroupId): Set<string> {
-    return this.watch(group).requestsThrough(index);
+    return this.splitRun?.requestsThrough(index, group) ?? this.watch(group).requestsThrough(index);
   }
 
   onStatus(node: SimNode<unknown>, group: GroupId): void {
@@ -418,7 +427,7 @@ class Simulation implements NodeHost<unknown> {
       now: () => this.now(),
       after: (delay: number, action: () => void) => this.scheduler.after(delay, action),
       send: (clientId: number, to: NodeId, request: ClientRequest) => {
-        const text = (): string => `-> ${to}: ${request.op} ${request.key}${request.value === undefined ? "" : ` ${request.value}`}${request.expected === undefined ? "" : ` if ${request.expected}`}`;
+        const text = (): string => `-> ${to}: ${request.op} ${request.key}${request.value === undefined ? "" : ` ${request.value}`}${request.expected === undefined ? "" : ` if ${request.expected}`}${request.range === undefined ? "" : ` (range ${request.range})`}`;
         this.log.line(`client ${clientId}`, text);
         this.log.replay?.add({ t: this.now(), e: "op", client: clientId, to, text: text() });
         this.wire.overClientLink(() => this.wire.atNode(this.nodes.get(to), 0, (node) => node.request(request)));
@@ -510,8 +519,10 @@ class Simulation implements NodeHost<unknown> {
       this.sides.start();
       this.app?.startClients();
       this.scenario.start(this.nemesis.context());
+      this.splitRun?.start();
       this.scheduler.at(params.faultPhaseMicros, () => {
         this.nemesis.heal();
+        this.splitRun?.stop();
         // A node lost for good stays down: the heal takes it out of the clients' lists, as an operator would.
         for (const lost of this.nemesis.stats.nodesLost ?? []) for (const client of this.clients.values()) client.forgetNode(lost);
       });
@@ -543,13 +554,14 @@ class Simulation implements NodeHost<unknown> {
         scenario: this.options.scenario ?? "random",
         ...(this.options.application === undefined ? {} : { stateMachine: this.options.application.path }),
         ...(this.options.workload === undefined ? {} : { workload: this.options.workload }),
-        ...(params.groups === 1 ? {} : { groups: params.groups }),
+        ...(params.groups === 1 ? {} : { groups: this.splitRun?.table.size ?? params.groups }),
         ...(this.quiesce ? { quiesce: true } : {}),
         ...(this.options.hotGroups === undefined ? {} : { hotGroups: this.options.hotGroups }),
         ...(this.options.balanceLeaders === true ? { balanceLeaders: true } : {}),
         ...(this.options.nodes === undefined ? {} : { nodes: this.options.nodes }),
         ...(this.options.replicas === undefined ? {} : { replicas: this.options.replicas }),
         ...costRequest(this.options),
+        ...(this.options.splits === undefined ? {} : { splits: this.options.splits }),
       },
       params,
       failure: this.failure,
@@ -569,6 +581,7 @@ class Simulation implements NodeHost<unknown> {
         ...this.idleGroupsStats(),
         ...(this.placement === null ? {} : { placement: this.placement.stats() }),
         ...throughputStats(this.options.throughput, this.history, this.wire.costs, params),
+        ...(this.splitRun === null ? {} : { splits: this.splitRun.stats() }),
       },
       traceTail: this.failure === null ? [] : this.log.traceTail(),
       notableTail: this.failure === null ? [] : this.log.notableTail(),
@@ -607,6 +620,7 @@ class Simulation implements NodeHost<unknown> {
       this.quiet.checkQuietGroups();
       if (!disabled.has("liveness")) this.quiet.checkQuietFailovers();
     }
+    if (this.splitRun !== null) return this.splitRun.finalChecks({ history: this.history, historyKeys: this.historyKeys, acked: this.acked, nodes: this.nodes, watches: this.groups, disabled, isMemberOf: (group, node) => this.isMemberOf(group, node), checkLiveness: (group, owns, anyOperation) => this.checkLiveness(group, owns, anyOperation) });
     if (!disabled.has("liveness")) {
       if (this.app === null) for (const g of this.groups) this.checkLiveness(g.group);
       else this.app.checkLiveness(this.healStartMicros);
@@ -652,23 +666,9 @@ class Simulation implements NodeHost<unknown> {
     return this.groups.length === 1 ? resolved : resolved.filter((op) => this.groupOfKey(op.key) === group);
   }
 
-  private checkLiveness(group: GroupId): void {
-    const grace = 2_000_000;
-    const after = this.healStartMicros + grace;
-    const served = this.history.filter((op) => op.status === "ok" && op.return >= after && (this.groups.length === 1 || this.groupOfKey(op.key) === group));
-    const reads = served.filter((op) => op.op === "get").length;
-    const writes = served.length - reads;
-    if ((reads === 0 && this.params.opMix.get > 0) || writes === 0) {
-      // The heal offers every chance by construction (everyone restarted, resumed, linked,
-      // and nothing fails after it); measured all the same, as every progress check is.
-      const healEnd = this.params.faultPhaseMicros + this.params.healPhaseMicros;
-      const ids = [...this.nodes.keys()];
-      const linked = this.watch(group).opportunities.connectedGroup(after, healEnd, ids, Math.floor(ids.length / 2) + 1);
-      if (linked.length === 0) return;
-      throw new InvariantViolation(
-        "liveness",
-        `no liveness${this.groupSuffix(group) === "" ? "" : ` in group ${group}`}: after healing at ${formatTime(this.healStartMicros)} (plus ${formatTime(grace)} grace) the cluster completed ${reads} read(s) and ${writes} write(s), though nodes ${linked.join(",")} were running and linked with each other from ${formatTime(after)} to ${formatTime(healEnd)}`,
-      );
-    }
+  private checkLiveness(group: GroupId, owns = (op: Operation): boolean => this.groups.length === 1 || this.groupOfKey(op.key) === group, anyOperation = false): void {
+    const { healStartMicros, params } = this;
+    const where = this.groupSuffix(group) === "" ? "" : ` in group ${group}`;
+    checkLiveness({ served: this.history.filter(owns), healStartMicros, healEndMicros: params.faultPhaseMicros + params.healPhaseMicros, reads: params.opMix.get > 0, anyOperation, opportunities: this.watch(group).opportunities, nodeIds: [...this.nodes.keys()], where });
   }
 }

@@ -1,6 +1,8 @@
 import type { Prng } from "../core/common/prng.js";
 import type { NodeId } from "../core/engine/contract.js";
 import type { OpKind, Operation } from "./history.js";
+import type { RangeDescriptor } from "../core/multi/ranges.js";
+import type { ClientRangeView } from "./range-view.js";
 import type { ClientRequest, ClientResponse } from "./messages.js";
 import type { SimParams } from "./params.js";
 
@@ -23,7 +25,8 @@ export interface KeySpace {
 }
 
 interface InFlight {
-  readonly request: ClientRequest;
+  /** The request; with splits, sent again named for another range after a range mismatch. */
+  request: ClientRequest;
   readonly call: number;
   /** Attempts sent so far (1 for the first). */
   attempts: number;
@@ -31,7 +34,12 @@ interface InFlight {
   mayHaveApplied: boolean;
   /** The node the latest attempt went to. */
   target: NodeId;
+  /** Attempts sent again to another range after a range mismatch (splits only): no retry of the write's. */
+  reroutes: number;
 }
+
+/** Range mismatches one operation follows to a refreshed range before it gives up (the SDK's RANGE_REFRESHES_MAX). */
+const REROUTES_MAX = 3;
 
 /**
  * A client issuing one operation at a time over a small key space. A sticky client goes to
@@ -65,6 +73,8 @@ export class SimClient {
     private readonly host: ClientHost,
     private readonly roaming = false,
     private readonly keySpace: KeySpace | null = null,
+    /** With splits (`--splits`): this client's view of the ranges, possibly stale, which it routes by. */
+    private readonly ranges: ClientRangeView | null = null,
   ) {}
 
   /**
@@ -111,7 +121,7 @@ export class SimClient {
     if (this.stopped || this.inFlight !== null) return;
     const sequence = ++this.sequence;
     const key = this.keySpace === null ? `k${this.prng.int(1, this.params.keys)}` : this.prng.pick(this.keySpace.names);
-    this.currentGroup = this.keySpace === null ? 0 : this.keySpace.groupOf(key);
+    this.currentGroup = this.ranges !== null ? this.ranges.route(key) : this.keySpace === null ? 0 : this.keySpace.groupOf(key);
     let op = this.chooseOp();
     const seen = this.lastSeen.get(key);
     if (op === "cas" && (seen === undefined || seen === null)) op = "put";
@@ -124,9 +134,10 @@ export class SimClient {
       key,
       ...(op === "put" || op === "cas" ? { value } : {}),
       ...(op === "cas" ? { expected: seen as string } : {}),
+      ...(this.ranges === null ? {} : { range: this.currentGroup }),
     };
     const target = this.roaming ? this.prng.pick(this.nodes) : (this.leaderGuess ?? this.prng.pick(this.nodes));
-    this.inFlight = { request, call: this.host.now(), attempts: 0, mayHaveApplied: false, target };
+    this.inFlight = { request, call: this.host.now(), attempts: 0, mayHaveApplied: false, target, reroutes: 0 };
     this.send(this.inFlight, target);
   }
 
@@ -140,7 +151,7 @@ export class SimClient {
 
   /** Sends the in-flight write again, to `hint` or another node than the last, if retries are left. */
   private retry(flight: InFlight, hint: NodeId | null): boolean {
-    if (flight.request.op === "get" || flight.attempts > this.params.clientRetries) return false;
+    if (flight.request.op === "get" || flight.attempts - flight.reroutes > this.params.clientRetries) return false;
     const others = this.nodes.filter((node) => node !== flight.target);
     this.send(flight, hint ?? (others.length > 0 ? this.prng.pick(others) : flight.target));
     return true;
@@ -170,6 +181,7 @@ export class SimClient {
     const flight = this.inFlight;
     if (flight === null || flight.request.sequence !== response.sequence) return; // late or duplicate
     if (response.outcome === "refused") {
+      if (response.mismatch === true && this.reroute(flight, response.ranges ?? [])) return;
       this.leaderGuess = response.leaderHint !== null && response.leaderHint !== from ? response.leaderHint : null;
       if (this.retry(flight, this.leaderGuess)) return;
       this.complete(flight.mayHaveApplied ? "unknown" : "fail", null, from);
@@ -181,6 +193,24 @@ export class SimClient {
     else if (request.op === "put" || (request.op === "cas" && response.output === true)) this.lastSeen.set(request.key, request.value ?? null);
     else if (request.op === "delete") this.lastSeen.set(request.key, null);
     this.complete("ok", response.output, from);
+  }
+
+  /**
+   * After a range mismatch (nothing was applied: the range that got it no longer owns the
+   * key), refreshes the view from the ranges the refusal lists and sends the operation again, named for the range the refreshed view puts the key
+   * in, as the SDK does (client/call-runner.ts sessionWrite). The SDK writes there in a
+   * session of that range; a simulated client's session is self-assigned in every range, so
+   * it keeps its sequence: no copy of it applied in the range that refused it.
+   */
+  private reroute(flight: InFlight, ranges: readonly RangeDescriptor[]): boolean {
+    if (this.ranges === null) return false;
+    this.ranges.learn(ranges);
+    if (flight.reroutes >= REROUTES_MAX) return false;
+    flight.reroutes++;
+    this.currentGroup = this.ranges.route(flight.request.key);
+    flight.request = { ...flight.request, range: this.currentGroup };
+    this.send(flight, this.leaderGuess ?? this.prng.pick(this.nodes));
+    return true;
   }
 
   private timeout(sequence: number, attempt: number): void {

@@ -28,6 +28,7 @@ import {
 import { encodeSnapshot, snapshotRangeOf, type SnapshotRange } from "./snapshot.js";
 import type { KeySpan, KvSplitHost } from "./split.js";
 import { outsideSpan, rangeId, rangeMeta, sameSpan, splitRange } from "./store-ranges.js";
+import { spanHolds } from "../multi/ranges.js";
 import { readAuthState, restoreSnapshot } from "./store-restore.js";
 import { checkSession, refuseLocked } from "./store-checks.js";
 import { applyTxnPhase, compareHolds, type TxnPhaseCommand, type TxnStoreMutant } from "./store-txns.js";
@@ -553,6 +554,15 @@ export class KvStore {
     if (timeMs <= this.clockMs) return;
     this.clockMs = timeMs;
     this.sessionsHeld.clockMoved(before, timeMs);
+  }
+
+  /**
+   * Whether the store's range holds `key` now: a read served once its read index applied
+   * must ask again, as a split applied meanwhile may have moved the key to another range.
+   */
+  holdsKey(key: string): boolean {
+    const span = this.backend.span;
+    return span === undefined || spanHolds(span, key);
   }
 
   /**

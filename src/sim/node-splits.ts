@@ -1,0 +1,254 @@
+/**
+ * How a simulated node hosts ranges that split (`synod sim --splits N`; the run's side is
+ * split-run.ts). The store, the `split` command and the child's first state are
+ * production's (core/kv/split.ts, store-ranges.ts); this is the node's glue around them,
+ * what runtime/server/node-range-admin.ts and range-births.ts do on a real node:
+ *
+ * - Each range's store holds its span: the presplit table's for the first ranges
+ *   (`RangeTable.presplit`, as a sharded node starts), the snapshot's for the others.
+ * - The split host: `prepare` (inside the parent's apply) makes the child's first snapshot
+ *   durable at RANGE_BIRTH_INDEX on the node's disk, with the configuration in force at the
+ *   split; `born` (once the apply committed) hosts the child from it and starts it.
+ * - A replica that missed the split (its parent caught up from a snapshot taken after it)
+ *   learns of the child from its leader's first message: it asks the sender for the
+ *   child's span, and hosts the child with no state when no range here holds any of those
+ *   keys any more; the leader sends it the snapshot.
+ * - Clients' requests name a range: served by it when it holds the key (checked on arrival
+ *   and, for reads, again once the read index applied), else refused as a range mismatch
+ *   (nothing applied), with this node's ranges for the client to refresh its view from (as
+ *   the SDK reads GET /v1/shards on a range mismatch).
+ *
+ * One difference from production, where every range of a node shares one LMDB key space: a
+ * restarted node hosts every child its disk holds at once, even while the parent, replaying
+ * its log, has not applied the split again (the sim's stores are apart, so they cannot
+ * overlap on disk; the parent serves nothing before it applies past the split).
+ */
+import type { DurableState, Engine, Membership, NodeId } from "../core/engine/contract.js";
+import { compareUtf8, utf8Decode } from "../core/common/utf8.js";
+import type { KvOperation, KvReplica } from "../core/kv/kv-replica.js";
+import type { KvResult } from "../core/kv/model.js";
+import { readSnapshotRange } from "../core/kv/snapshot.js";
+import { RANGE_BIRTH_INDEX, type KeySpan, type KvSplitHost } from "../core/kv/split.js";
+import { createRangeStore, readRangeCheck, type SplitMutant } from "../core/kv/split-mutants.js";
+import type { KvStore } from "../core/kv/store.js";
+import { SELF_ASSIGNED_SESSIONS_FROM } from "../core/kv/store.js";
+import type { GroupId } from "../core/multi/group.js";
+import type { RangeDescriptor, RangeTable } from "../core/multi/ranges.js";
+import type { Replica } from "../core/replica/replica.js";
+import type { SimDisk } from "./disk.js";
+import type { ClientRequest, ClientResponse } from "./messages.js";
+import { refuseKvRequest, toOperation } from "./node-requests.js";
+
+/** The term of a born range's first snapshot (production's RANGE_BIRTH_TERM, runtime/server/range-births.ts). */
+export const SIM_RANGE_BIRTH_TERM = 1;
+
+/** A split, as the node that applied it tells the run. */
+export interface SplitApplied {
+  readonly node: NodeId;
+  readonly parent: GroupId;
+  readonly child: GroupId;
+  /** The child's first key: the split key. */
+  readonly at: string;
+  /** The split's index in the parent's log. */
+  readonly index: number;
+}
+
+/** How a node takes part in a run whose ranges split. */
+export interface SimNodeSplitOptions {
+  /** The ranges the cluster starts with (`RangeTable.presplit`): groups 0 .. size - 1. */
+  readonly table: RangeTable;
+  readonly mutant: SplitMutant | null;
+  /** A split applied on this node (before its child is hosted here). */
+  applied(split: SplitApplied): void;
+}
+
+/** What the split glue needs of its node, in the incarnation that runs. */
+export interface SplitsNode<M> {
+  readonly id: NodeId;
+  readonly disk: SimDisk<unknown>;
+  incarnation(): number;
+  hostedGroups(): readonly GroupId[];
+  replica(group: GroupId): Replica<M, unknown, unknown> | null;
+  layer(group: GroupId): KvReplica<M, unknown> | null;
+  /** Hosts a replica of `group` from its durable state (not started). */
+  host(group: GroupId, durable: DurableState<unknown>): { start(): void };
+  onStatus(group: GroupId): void;
+  /** Runs `action` in this incarnation once the input under way is done. */
+  soon(action: () => void): void;
+  /** Asks node `to`, over the link between the nodes, for its description of range `group`; `answer` runs in this incarnation. */
+  askRange(to: NodeId, group: GroupId, answer: (range: RangeDescriptor | null) => void): void;
+  trace(group: GroupId, text: string): void;
+}
+
+/** What a node's split glue did, over every incarnation. */
+export interface SplitCounts {
+  /** Ranges hosted for a member's message: their split was missed here. */
+  adoptions: number;
+  /** Requests refused as a range mismatch: reads on arrival, reads once their read index applied (a split applied meanwhile), writes at apply. */
+  readMismatchesOnArrival: number;
+  readMismatchesAfterReadIndex: number;
+  writeMismatches: number;
+}
+
+export class SimNodeSplits<M> {
+  readonly counts: SplitCounts = { adoptions: 0, readMismatchesOnArrival: 0, readMismatchesAfterReadIndex: 0, writeMismatches: 0 };
+  /** Spans of the ranges this node adopted (it missed their split), over every incarnation: a real node keeps them with the range's files. */
+  private readonly adoptedSpans = new Map<GroupId, KeySpan>();
+  /** Ranges whose span is being asked of a peer, with the incarnation that asked. */
+  private readonly asking = new Map<GroupId, number>();
+  private readonly readCheck: ReturnType<typeof readRangeCheck>;
+
+  constructor(
+    private readonly node: SplitsNode<M>,
+    private readonly options: SimNodeSplitOptions,
+  ) {
+    this.readCheck = readRangeCheck(options.mutant);
+  }
+
+  /** The ranges an incarnation hosts from its start: the first ones, and every range its disk holds. */
+  groupsAtStart(): GroupId[] {
+    const first = this.options.table.list().map((range) => range.id);
+    return [...new Set([...first, ...this.node.disk.groupsWithLog()])].sort((a, b) => a - b);
+  }
+
+  /** The voters a range's engine starts from with nothing on disk: the bootstrap voters for the first ranges, none for a child (its snapshot says). */
+  bootstrapPeers(group: GroupId, peers: readonly NodeId[]): readonly NodeId[] {
+    return this.options.table.get(group) === undefined ? [] : peers;
+  }
+
+  /** Range `group`'s store, from its snapshot or over its first span, able to split. */
+  createStore(group: GroupId, snapshot: Uint8Array | undefined): KvStore {
+    const kv = createRangeStore(this.options.mutant);
+    if (snapshot !== undefined) kv.restore(snapshot);
+    else {
+      const first = this.options.table.get(group) ?? this.adoptedSpans.get(group);
+      if (first === undefined) throw new Error(`node ${this.node.id} hosts range ${group} with no snapshot and no span`);
+      kv.backend.transaction(() => kv.backend.setSpan?.({ start: first.start, end: first.end }));
+    }
+    kv.setSplitHost(this.splitHost(group, kv));
+    return kv;
+  }
+
+  /** Where range `parent`'s splits put their children: this node's disk, then a replica of each. */
+  private splitHost(parent: GroupId, kv: KvStore): KvSplitHost {
+    const { node } = this;
+    return {
+      prepare: (child, data) => {
+        const range = readSnapshotRange(data);
+        if (range === null) throw new Error(`range ${parent}'s split made a child ${child} with no span`);
+        this.options.applied({ node: node.id, parent, child, at: range.start, index: kv.applied });
+        // Its log holds its first state already (the split applies again after a restart).
+        if (node.replica(child) !== null || node.disk.replay(child).snapshot !== null) return;
+        const engine = node.replica(parent)?.engine;
+        node.disk.saveBirth({ index: RANGE_BIRTH_INDEX, term: SIM_RANGE_BIRTH_TERM, data, ...membershipAt(engine, kv.applied) }, child);
+      },
+      // Hosted once the apply under way is done (production hosts it at once): the entries
+      // applied with the split are told to the run first, as the child's first state holds them.
+      born: (child) =>
+        node.soon(() => {
+          if (node.replica(child) !== null) return;
+          node.host(child, node.disk.replay(child)).start();
+          node.trace(child, `born of range ${parent}'s split`);
+          node.onStatus(child);
+        }),
+    };
+  }
+
+  /**
+   * A member's message for a range this node does not host: a child whose split it missed.
+   * Its span is asked of the sender; when no range here holds any of its keys, the child is
+   * hosted with no state (the leader sends its snapshot). A span still held here is left to
+   * the parent's split.
+   */
+  adopt(from: NodeId, group: GroupId): void {
+    const { node } = this;
+    if (this.options.table.get(group) !== undefined || node.replica(group) !== null || this.asking.get(group) === node.incarnation()) return;
+    this.asking.set(group, node.incarnation());
+    node.askRange(from, group, (range) => {
+      this.asking.delete(group);
+      if (range === null || node.replica(group) !== null) return;
+      if (this.overlapsHosted(range)) return;
+      this.adoptedSpans.set(group, { start: range.start, end: range.end });
+      this.counts.adoptions++;
+      node.host(group, node.disk.replay(group)).start();
+      node.trace(group, `hosting a range this node missed the split of, until its leader sends its state`);
+      node.onStatus(group);
+    });
+  }
+
+  private overlapsHosted(span: KeySpan): boolean {
+    return this.view().some((range) => (range.end === null || compareUtf8(span.start, range.end) < 0) && (span.end === null || compareUtf8(range.start, span.end) < 0));
+  }
+
+  /** Range `group` as this node holds it (null: not hosted, or no state yet). */
+  describe(group: GroupId): RangeDescriptor | null {
+    const kv = this.node.layer(group)?.kv;
+    if (kv === undefined || !this.holdsState(group, kv)) return null;
+    const span = kv.backend.span ?? { start: "", end: null };
+    return { id: group, start: span.start, end: span.end, epoch: kv.rangeEpoch };
+  }
+
+  /** Every range this node holds, as it sees them now. */
+  view(): RangeDescriptor[] {
+    return this.node.hostedGroups().flatMap((group) => this.describe(group) ?? []);
+  }
+
+  /** Whether this replica holds its range's state: a child adopted with nothing waits for its leader's snapshot. */
+  private holdsState(group: GroupId, kv: KvStore): boolean {
+    return this.options.table.get(group) !== undefined || kv.applied >= RANGE_BIRTH_INDEX;
+  }
+
+  /** A node's own command in range `group` (a range id, a split): `done` gets the result, or the error. */
+  propose(group: GroupId, operation: KvOperation, done: (outcome: KvResult | Error) => void): void {
+    const layer = this.node.layer(group);
+    if (layer === null) return done(new Error(`node ${this.node.id} hosts no replica of range ${group}`));
+    layer.write(operation, null, { resolve: done, reject: done });
+  }
+
+  /** A KV client's request, named for a range (see the module comment). */
+  serve(request: ClientRequest, respond: (response: ClientResponse) => void): void {
+    const group = request.range ?? this.options.table.forKey(request.key).id;
+    const refuse = (reason: string, mismatch: boolean): void =>
+      respond({ type: "client-response", sequence: request.sequence, outcome: "refused", reason, leaderHint: null, ...(mismatch ? { mismatch: true, ranges: this.view() } : {}) });
+    const layer = this.node.layer(group);
+    const replica = this.node.replica(group);
+    if (layer === null || replica === null || !this.holdsState(group, layer.kv)) return refuse(`node ${this.node.id} does not hold range ${group} yet`, false);
+    const kv = layer.kv;
+    const mismatch = (): void => refuse(`key ${JSON.stringify(request.key)} is not in range ${group}`, true);
+    const answer = (output: string | null | boolean): void => respond({ type: "client-response", sequence: request.sequence, outcome: "ok", output });
+    if (request.op === "get") {
+      if (this.readCheck.onArrival && !kv.holdsKey(request.key)) return (this.counts.readMismatchesOnArrival++, mismatch());
+      replica.read({}, {
+        resolve: () => {
+          // A split that applied while the read waited moved the key away.
+          if (this.readCheck.afterReadIndex && !kv.holdsKey(request.key)) return (this.counts.readMismatchesAfterReadIndex++, mismatch());
+          const record = kv.get(request.key);
+          answer(record === undefined ? null : utf8Decode(record.value));
+        },
+        reject: (error) => refuseKvRequest(request, error, respond),
+      });
+      return;
+    }
+    const client = { clientId: SELF_ASSIGNED_SESSIONS_FROM + request.clientId, sequence: request.sequence };
+    layer.write(toOperation(request), client, {
+      resolve: (result) => {
+        if (result.op === "range-mismatch") return (this.counts.writeMismatches++, mismatch());
+        if (result.op === "rejected" || result.op === "superseded") return;
+        answer(result.op === "cas" ? result.succeeded : null);
+      },
+      reject: (error) => refuseKvRequest(request, error, respond),
+    });
+  }
+}
+
+/** The configuration in force at `index` in a range's log: what its child starts with on every replica alike. */
+function membershipAt(engine: Pick<Engine<unknown, unknown>, "membership" | "membershipAt"> | undefined, index: number): { readonly membership?: Membership } {
+  let membership: Membership | undefined;
+  try {
+    membership = engine?.membershipAt?.(index) ?? engine?.membership?.();
+  } catch {
+    // Compacted past (it cannot be, at the entry being applied): the latest is what it holds.
+    membership = engine?.membership?.();
+  }
+  return membership === undefined ? {} : { membership };
+}

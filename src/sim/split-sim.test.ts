@@ -1,0 +1,110 @@
+/**
+ * `synod sim --splits N`: a range table presplit into `--groups` ranges whose ranges split
+ * during the fault phase by the production split command (sim/split-run.ts, node-splits.ts),
+ * clients routing by views they refresh on a range mismatch (range-view.ts), and the checks
+ * per key across splits (split-checks.ts). Bounded: a handful of seeds of 2 ranges and 6
+ * splits, each mutant until the first seed that catches it, and that seed on the intact code.
+ */
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import type { EngineFactory } from "../core/engine/contract.js";
+import { RangeTable } from "../core/multi/ranges.js";
+import { PROTOCOLS } from "./protocols.js";
+import { ClientRangeView } from "./range-view.js";
+import { runSimulation, splitsConflict, type SimResult } from "./simulation.js";
+
+const raft = PROTOCOLS.get("raft") as EngineFactory<unknown, unknown>;
+const paxos = PROTOCOLS.get("paxos") as EngineFactory<unknown, unknown>;
+const RANGES = 2;
+const SPLITS = 6;
+/** Seeds whose runs show each path: refusals on arrival and after a read index, and a replica adopting a range whose split it missed (20). */
+const SEEDS = [1, 9, 20];
+
+function run(seed: number, mutant?: string): SimResult {
+  return runSimulation({ protocol: raft, seed, groups: RANGES, splits: SPLITS, ...(mutant === undefined ? {} : { mutant }) });
+}
+
+/** The first seed of 1 .. `seedsMax` on which `mutant` fails a check, and that failure. */
+function firstCaught(mutant: string, seedsMax: number): { readonly seed: number; readonly result: SimResult } | null {
+  for (let seed = 1; seed <= seedsMax; seed++) {
+    const result = run(seed, mutant);
+    if (result.failure !== null) return { seed, result };
+  }
+  return null;
+}
+
+describe("simulator: ranges that split (--splits)", () => {
+  test("under every fault class, ranges split, clients follow them, and every checker passes per key across the splits", () => {
+    let done = 0;
+    let mismatches = 0;
+    let afterReadIndex = 0;
+    let adoptions = 0;
+    for (const seed of SEEDS) {
+      const result = run(seed);
+      assert.equal(result.failure, null, `seed ${seed}: ${result.failure?.checker}: ${result.failure?.message}`);
+      const splits = result.stats.splits;
+      assert.ok(splits !== undefined);
+      assert.equal(splits.rangesAtEnd, RANGES + splits.done, `seed ${seed}: every split applied adds one range`);
+      done += splits.done;
+      mismatches += splits.readMismatchesOnArrival + splits.readMismatchesAfterReadIndex + splits.writeMismatches;
+      afterReadIndex += splits.readMismatchesAfterReadIndex;
+      adoptions += splits.adoptions;
+      assert.ok(result.history.some((op) => op.status === "ok"), `seed ${seed}: the clients were served`);
+    }
+    assert.ok(done >= SEEDS.length * 2, `splits applied: ${done}`);
+    assert.ok(mismatches > 0, "clients with a stale view were refused with a range mismatch, and refreshed it");
+    assert.ok(afterReadIndex > 0, "a read admitted before a split applied was refused once its read index covered the split");
+    assert.ok(adoptions > 0, "a replica that missed a split adopted the range from its leader's first message");
+  });
+
+  test("the same seed is the same run", () => {
+    const [a, b] = [run(SEEDS[0] as number), run(SEEDS[0] as number)];
+    assert.deepEqual(a.history, b.history);
+    assert.deepEqual(a.stats, b.stats);
+  });
+
+  test("split-serves-moved-keys is caught by the lost-write check within 3 seeds; the intact code passes that seed", () => {
+    const caught = firstCaught("split-serves-moved-keys", 3);
+    assert.ok(caught !== null, "caught within 3 seeds");
+    assert.equal(caught.result.failure?.checker, "lost-write", `seed ${caught.seed}: ${caught.result.failure?.message}`);
+    assert.equal(run(caught.seed).failure, null, `seed ${caught.seed} passes on the intact code`);
+  });
+
+  test("split-read-epoch-unchecked (tikv/tikv#14699) is caught by the linearizability check within 8 seeds; the intact code passes that seed", () => {
+    const caught = firstCaught("split-read-epoch-unchecked", 8);
+    assert.ok(caught !== null, "caught within 8 seeds");
+    assert.equal(caught.result.failure?.checker, "linearizability", `seed ${caught.seed}: ${caught.result.failure?.message}`);
+    // The moved key's read is answered "not found" by the parent, once the split applied.
+    assert.match(caught.result.failure?.message ?? "", /get "[^"]+" -> nil/);
+    assert.equal(run(caught.seed).failure, null, `seed ${caught.seed} passes on the intact code`);
+  });
+
+  test("runs on Raft and the KV workload, every node hosting every range; a split mutant asks for --splits", () => {
+    const base = { splits: 3, groups: 4, replicas: undefined, workload: undefined, quiesce: false, hotGroups: undefined, balanceLeaders: false, stateMachine: false };
+    assert.equal(splitsConflict(base, raft), null);
+    assert.equal(splitsConflict({ ...base, splits: undefined }, paxos), null);
+    assert.match(splitsConflict(base, paxos) ?? "", /Raft only/);
+    assert.match(splitsConflict({ ...base, replicas: 3 }, raft) ?? "", /--replicas/);
+    assert.match(splitsConflict({ ...base, workload: "bank" }, raft) ?? "", /KV workload only/);
+    assert.match(splitsConflict({ ...base, stateMachine: true }, raft) ?? "", /KV workload only/);
+    assert.match(splitsConflict({ ...base, quiesce: true }, raft) ?? "", /--quiesce/);
+    assert.match(splitsConflict({ ...base, splits: 0 }, raft) ?? "", /from 1 to 16/);
+    assert.match(splitsConflict({ ...base, groups: 60 }, raft) ?? "", /more ranges than a run holds/);
+    assert.throws(() => runSimulation({ protocol: raft, seed: 1, groups: 2, mutant: "split-read-epoch-unchecked" }), /run it with --splits/);
+    assert.throws(() => runSimulation({ protocol: paxos, seed: 1, splits: 2 }), /Raft only/);
+  });
+
+  test("a client's view routes a key by the newest range it knows to hold it", () => {
+    const view = new ClientRangeView(RangeTable.presplit(2));
+    const [first, second] = RangeTable.presplit(2).list();
+    assert.ok(first !== undefined && second !== undefined);
+    assert.equal(view.route("zz"), second.id);
+    // Range 1 split at "x": range 2 holds "x" on; a stale descriptor of range 1 stays known.
+    view.learn([{ id: second.id, start: second.start, end: "x", epoch: 2 }]);
+    assert.equal(view.route("zz"), second.id, "no newer range holds it yet");
+    view.learn([{ id: 2, start: "x", end: null, epoch: 2 }]);
+    assert.equal(view.route("zz"), 2);
+    assert.equal(view.route(second.start), second.id);
+    assert.equal(view.route(""), first.id);
+  });
+});
