@@ -52,6 +52,8 @@ const LONGEST_FIRST = [
   "dist/sim/simulation.test.js",
   "dist/cli/cli.test.js",
   "dist/sim/quiescence-sim.test.js",
+  "dist/sim/split-sim.test.js",
+  "dist/sim/node-cost.test.js",
   "dist/sim/lock-sim.test.js",
   "dist/runtime/storage/log-store.conformance.test.js",
   "dist/sim/multi-group.test.js",
