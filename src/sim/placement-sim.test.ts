@@ -62,7 +62,7 @@ describe("simulator: groups on some nodes only (--replicas)", () => {
     assert.match(placementConflict({ ...base, groups: 1 }, raft) ?? "", /--groups 2 or more/);
     assert.match(placementConflict({ ...base, workload: "txn" }, raft) ?? "", /KV workload only/);
     assert.match(placementConflict({ ...base, scenario: "figure-8" }, raft) ?? "", /mixed nemesis/);
-    assert.match(placementConflict({ ...base, nodes: 8 }, raft) ?? "", /from 1 to 7/);
+    assert.match(placementConflict({ ...base, nodes: 10 }, raft) ?? "", /from 1 to 9/);
     assert.throws(() => runSimulation({ protocol: raft, seed: 1, groups: 8, mutant: "remove-before-caught-up" }), /run it with --replicas/);
   });
 });
