@@ -20,8 +20,8 @@
  */
 import type { Logger } from "pino";
 import { setTimeout as sleep } from "node:timers/promises";
-import { SynodError } from "../../core/common/errors.js";
-import type { Membership, NodeId } from "../../core/engine/contract.js";
+import { MembershipChangeInProgressError, SynodError } from "../../core/common/errors.js";
+import type { Membership, MembershipChange, NodeId } from "../../core/engine/contract.js";
 import { isMember } from "../../core/engine/membership.js";
 import { DEFAULT_GROUP, GROUP_ID_MAX, type GroupId } from "../../core/multi/group.js";
 import { moveRefusal, placementPlan, type PlacementStep } from "../../core/multi/placement.js";
@@ -67,6 +67,27 @@ export interface MoveAnswer {
   readonly voters: readonly NodeId[];
   readonly learners: readonly NodeId[];
   readonly ms: number;
+}
+
+/** How long a move's configuration change waits for one before it (the learner's promotion, another step) to commit. */
+const CHANGE_WAIT_MS = 10_000;
+
+/**
+ * Proposes `change()` (read again on each try) once the range's previous configuration
+ * change has committed: the engine takes one at a time, and a move follows the promotion
+ * of its own learner, or a step the range took just before.
+ */
+async function changeWhenFree(replica: GroupReplica, change: () => MembershipChange): Promise<void> {
+  const startedMs = Date.now();
+  for (;;) {
+    try {
+      await replica.driver.changeMembership(change());
+      return;
+    } catch (error) {
+      if (!(error instanceof MembershipChangeInProgressError) || Date.now() - startedMs > CHANGE_WAIT_MS) throw error;
+      await sleep(MOVE_POLL_MS);
+    }
+  }
 }
 
 /** One range as the node hosting it describes it. */
@@ -353,16 +374,21 @@ export class RangePlacement implements OtherRanges {
     const context = this.host.membership().context;
     try {
       this.host.log.info({ range: id, from, to }, "moving a range's replica: a learner first");
-      await replica.driver.changeMembership({ voters: membership.voters, learners: [...membership.learners, to], autoPromote: [...membership.autoPromote, to], context });
+      await changeWhenFree(replica, () => {
+        const now = replica.membership();
+        return { voters: now.voters, learners: [...now.learners.filter((node) => node !== to), to], autoPromote: [...now.autoPromote.filter((node) => node !== to), to], context };
+      });
       this.host.record?.({ range: id, kind: "add", node: to, why: "moved-by-request" });
       while (!replica.membership().voters.includes(to)) {
         if (replica.engine.status().role !== "leader") throw new WriteOutcomeUnknownError(`this node stopped leading range ${id} while node ${to} caught up; node ${from} was not removed (the range's placement decides from here)`);
         if (Date.now() - startedMs > MOVE_CATCH_UP_MS) throw new WriteOutcomeUnknownError(`node ${to}, added to range ${id}, had not caught up after ${MOVE_CATCH_UP_MS / 1000} s; node ${from} was not removed (the range's placement decides from here)`);
         await sleep(MOVE_POLL_MS);
       }
-      const promoted = replica.membership();
       const without = (list: readonly NodeId[]): NodeId[] => list.filter((node) => node !== from);
-      await replica.driver.changeMembership({ voters: without(promoted.voters), learners: without(promoted.learners), autoPromote: without(promoted.autoPromote), context });
+      await changeWhenFree(replica, () => {
+        const promoted = replica.membership();
+        return { voters: without(promoted.voters), learners: without(promoted.learners), autoPromote: without(promoted.autoPromote), context };
+      });
       this.host.record?.({ range: id, kind: "remove", node: from, why: "moved-by-request" });
       const after = replica.membership();
       const sorted = (list: readonly NodeId[]): NodeId[] => [...list].sort((a, b) => a - b);
