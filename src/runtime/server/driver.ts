@@ -174,8 +174,8 @@ export class Driver {
   private readonly options: DriverOptions;
   private readonly storage: WalLogStorage<unknown>;
   private readonly node: KvReplica<unknown, unknown>;
-  private readonly malformedLoggedMs = new Map<NodeId, number>();
-  private readonly malformedDropped = new Map<NodeId, number>();
+  /** Per peer that sent malformed messages: when they were last logged, and how many were dropped since. Made on the first (a range per node, and nearly none ever sees one). */
+  private malformed: Map<NodeId, { loggedMs: number; dropped: number }> | null = null;
   private state: "new" | "started" | "stopped" = "new";
 
   constructor(options: DriverOptions) {
@@ -309,12 +309,16 @@ export class Driver {
   /** Logs a dropped malformed message, at most once per peer every 10 s (a broken peer must not flood the log). */
   private noteMalformed(from: NodeId, error: unknown): void {
     const nowMs = performance.now();
-    const last = this.malformedLoggedMs.get(from);
-    const dropped = (this.malformedDropped.get(from) ?? 0) + 1;
-    this.malformedDropped.set(from, dropped);
-    if (last !== undefined && nowMs - last < MALFORMED_LOG_INTERVAL_MS) return;
-    this.malformedLoggedMs.set(from, nowMs);
-    this.malformedDropped.set(from, 0);
+    this.malformed ??= new Map();
+    let peer = this.malformed.get(from);
+    if (peer === undefined) {
+      peer = { loggedMs: Number.NEGATIVE_INFINITY, dropped: 0 };
+      this.malformed.set(from, peer);
+    }
+    const dropped = ++peer.dropped;
+    if (nowMs - peer.loggedMs < MALFORMED_LOG_INTERVAL_MS) return;
+    peer.loggedMs = nowMs;
+    peer.dropped = 0;
     this.options.log.warn({ from, dropped, err: error }, "dropped malformed messages from a peer");
   }
 }
