@@ -16,7 +16,9 @@ import type { Logger } from "pino";
 import { NotMemberError } from "../../core/common/errors.js";
 import type { DurableState, Engine, EngineFactory, Membership, NodeId } from "../../core/engine/contract.js";
 import { isMember } from "../../core/engine/membership.js";
-import { KvStore, SELF_ASSIGNED_SESSIONS_FROM } from "../../core/kv/store.js";
+import type { KvChange } from "../../core/kv/model.js";
+import type { KeySpan } from "../../core/kv/split.js";
+import { KvStore, SELF_ASSIGNED_SESSIONS_FROM, type KvStoreObserver } from "../../core/kv/store.js";
 import type { GroupId } from "../../core/multi/group.js";
 import type { Network } from "../../core/replica/contract.js";
 import { LmdbKvBackend, type LmdbKvOpened } from "../storage/kv-lmdb.js";
@@ -178,29 +180,7 @@ export class GroupReplica {
       (error, what) => log.error({ err: error, group }, what),
       () => kv.backend.span,
     );
-    const watches = this.watches;
-    kv.setObserver(
-      hooks.spanChanged === undefined
-        ? watches
-        : {
-            committed: (changes) => {
-              watches.committed(changes);
-              this.load?.observe(
-                changes.map((change) => change.key),
-                Date.now(),
-              );
-            },
-            restored: () => {
-              watches.restored();
-              hooks.spanChanged?.();
-            },
-            spanChanged: (span, revision) => {
-              watches.spanChanged(span, revision);
-              this.load?.reset(Date.now());
-              hooks.spanChanged?.();
-            },
-          },
-    );
+    kv.setObserver(hooks.spanChanged === undefined ? this.watches : new RangeObserver(this, hooks.spanChanged));
   }
 
   /** The configuration in force; engines without membership have only the one started with. */
@@ -226,6 +206,36 @@ export class GroupReplica {
   /** Closes the state machine (after `stop`; the node closes the shared log). */
   async closeStorage(): Promise<void> {
     await this.backend.close();
+  }
+}
+
+/**
+ * What a range's commits tell: its watch streams, its load (for splits by load), and the
+ * node (a span changed). A class, not three closures made for every range.
+ */
+class RangeObserver implements KvStoreObserver {
+  constructor(
+    private readonly range: Pick<GroupReplica, "watches" | "load">,
+    private readonly nodeSpanChanged: () => void,
+  ) {}
+
+  committed(changes: readonly KvChange[]): void {
+    this.range.watches.committed(changes);
+    this.range.load?.observe(
+      changes.map((change) => change.key),
+      Date.now(),
+    );
+  }
+
+  restored(): void {
+    this.range.watches.restored();
+    this.nodeSpanChanged();
+  }
+
+  spanChanged(span: KeySpan, revision: number): void {
+    this.range.watches.spanChanged(span, revision);
+    this.range.load?.reset(Date.now());
+    this.nodeSpanChanged();
   }
 }
 
