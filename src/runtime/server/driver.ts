@@ -265,6 +265,11 @@ export class Driver {
     this.node.replica.wake(true);
   }
 
+  /** Wakes a quiet engine as any message would: a leader heartbeats at once (a peer came back: node-liveness.ts); see Replica.wake. */
+  heartbeat(): void {
+    this.node.replica.wake(false);
+  }
+
   /** See Replica.transferLeadership. */
   transferLeadership(to: NodeId | null): Promise<{ readonly leader: NodeId; readonly term: number }> {
     return promised((waiter) => this.node.replica.transferLeadership(to, waiter));
