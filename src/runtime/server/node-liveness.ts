@@ -8,20 +8,22 @@
  * hearing a peer, so a peer whose messages arrive but that cannot be reached is suspected
  * too. A wrong suspicion costs a wake, never safety.
  *
- * A peer that comes back (answers again after it was suspected, or answers from a new
- * process: each ping and answer carries the sender's boot id) has replicas that may not know
- * their leaders: a restarted node's quiet ranges would each learn theirs only when the
+ * A peer that restarted (it answers from a new process: each ping and answer carries the
+ * sender's boot id) has replicas that do not know their leaders: its quiet ranges would each
+ * learn theirs only when the
  * replica's own election timer fired, a batch at a time (start-order.ts). So, as CockroachDB
  * wakes the ranges a returning node shares, this node wakes the quiet ranges it leads that
  * the peer is a member of (each heartbeats, the peer's replica learns its leader, and the
- * range goes quiet again), and, when the peer restarted, the quiet ranges here that still
- * follow it (it leads nothing any more: they elect as when it is suspected). At most
- * RETURN_WAKES_PER_TICK a tick, so thousands of ranges do not all wake in one turn. A wake
- * costs a heartbeat round, never safety (core/multi/liveness.ts).
+ * range goes quiet again), and the quiet ranges here that still follow it (it leads nothing
+ * any more: they elect as when it is suspected). At most RETURN_WAKES_PER_TICK a tick, so
+ * thousands of ranges do not all wake in one turn. A wake costs a heartbeat round, never
+ * safety (core/multi/liveness.ts). A peer heard again after a mere suspicion (a slow event
+ * loop, a short partition) wakes nothing: under load suspicions come and go, and waking
+ * every shared range on each would add to the load that caused them.
  *
  * A node of a version without this drops the pings (a group it does not host) and so looks
  * suspected: its quiet ranges are woken, and they simply stay awake. Its answers carry no
- * boot id: it is seen back only after a suspicion.
+ * boot id, so its restarts are not seen.
  */
 import { randomInt } from "node:crypto";
 import type { NodeId } from "../../core/engine/contract.js";
@@ -35,7 +37,7 @@ import type { GroupReplica } from "./group-replica.js";
 export const LIVENESS_GROUP: GroupId = GROUP_ID_MAX;
 /** Ticks between two pings to each peer. */
 export const PING_EVERY_TICKS = 5;
-/** Quiet ranges woken for a peer that came back, at most, each tick (the start's batches are 500 every 5 ticks). */
+/** Quiet ranges woken for a peer that restarted, at most, each tick (the start's batches are 500 every 5 ticks). */
 export const RETURN_WAKES_PER_TICK = 100;
 
 /** `boot`: the sender's process, a random id drawn at its start (absent from a node of an earlier version). */
@@ -67,14 +69,14 @@ export class PeerLiveness {
   private ticks = 0;
   /** Quiet ranges woken because their leader's node was suspected. */
   wakes = 0;
-  /** Quiet ranges woken because a peer came back (see the module comment). */
+  /** Quiet ranges woken because a peer restarted (see the module comment). */
   returnWakes = 0;
   /** This process's boot id, sent with every ping and answer. */
   private readonly boot: number;
   /** By peer: the boot id its last answer carried. */
   private readonly peerBoots = new Map<NodeId, number>();
-  /** The ranges still to wake for peers that came back, each with the peer and whether it restarted. */
-  private returnQueue: { readonly replica: GroupReplica; readonly peer: NodeId; readonly restarted: boolean }[] = [];
+  /** The ranges still to wake for peers that restarted, each with the peer. */
+  private returnQueue: { readonly replica: GroupReplica; readonly peer: NodeId }[] = [];
 
   constructor(private readonly options: LivenessOptions) {
     this.liveness = new NodeLiveness({ self: options.self, peers: options.peers, suspectAfterTicks: options.suspectAfterTicks });
@@ -99,42 +101,38 @@ export class PeerLiveness {
       return;
     }
     if (!this.options.peers.includes(from) || from === this.options.self) return;
-    const wasSuspected = this.liveness.isSuspected(from);
     const boot = typeof message.boot === "number" ? message.boot : undefined;
     const lastBoot = this.peerBoots.get(from);
     if (boot !== undefined) this.peerBoots.set(from, boot);
     this.liveness.heard(from);
-    const restarted = boot !== undefined && lastBoot !== undefined && boot !== lastBoot;
-    if (wasSuspected || restarted) this.peerReturned(from, restarted);
+    if (boot !== undefined && lastBoot !== undefined && boot !== lastBoot) this.peerRestarted(from);
   }
 
-  /** Queues the quiet ranges to wake for `peer`, back (see the module comment). */
-  private peerReturned(peer: NodeId, restarted: boolean): void {
+  /** Queues the quiet ranges to wake for `peer`, restarted (see the module comment). */
+  private peerRestarted(peer: NodeId): void {
     const self = this.options.self;
     let queued = 0;
     for (const replica of this.options.replicas()) {
       if (replica.engine.quiescent?.() !== true) continue;
       const leader = replica.engine.status().leader;
-      const leads = leader === self && isMember(replica.membership(), peer);
-      const followsRestarted = restarted && leader === peer;
-      if (!leads && !followsRestarted) continue;
-      this.returnQueue.push({ replica, peer, restarted });
+      if (leader !== peer && !(leader === self && isMember(replica.membership(), peer))) continue;
+      this.returnQueue.push({ replica, peer });
       queued++;
     }
-    this.options.log(restarted ? "a peer restarted; waking the quiet ranges it shares with this node" : "a peer answers again; waking the quiet ranges it shares with this node", { peer, ranges: queued });
+    this.options.log("a peer restarted; waking the quiet ranges it shares with this node", { peer, ranges: queued });
   }
 
-  /** Wakes the next queued ranges: a leader here heartbeats; a follower of a restarted peer elects. */
+  /** Wakes the next queued ranges: a leader here heartbeats; a follower of the restarted peer elects. */
   private wakeReturned(): void {
     if (this.returnQueue.length === 0) return;
     const batch = this.returnQueue.slice(0, RETURN_WAKES_PER_TICK);
     this.returnQueue = this.returnQueue.slice(batch.length);
-    for (const { replica, peer, restarted } of batch) {
+    for (const { replica, peer } of batch) {
       // Still quiet, and as it was: anything else has woken it already.
       if (replica.engine.quiescent?.() !== true) continue;
       const leader = replica.engine.status().leader;
       if (leader === this.options.self) replica.driver.heartbeat();
-      else if (restarted && leader === peer) replica.driver.wake();
+      else if (leader === peer) replica.driver.wake();
       else continue;
       this.returnWakes++;
     }
