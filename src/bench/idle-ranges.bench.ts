@@ -5,8 +5,12 @@
 // every range with a leader, then until every node sees every range quiet (a single range
 // never quiesces, so for 1 only the leader is waited for). Then, with nothing asking the
 // nodes anything, each node's CPU (utime + stime from /proc/PID/stat) is read over the
-// window, and its resident memory (VmRSS) at its end; memory per range is the difference to
-// the 1-range cluster of the same run, divided by the ranges beyond it. Last, node 3 is
+// window, and its resident memory (VmRSS) at its end and again after `--memory-wait` more
+// idle (default 60 s): V8 gives back the garbage of the start (a heap grown to several times
+// what stays live) only once its memory reducer sees the process idle, which takes tens of
+// seconds, so the first figure is mostly that garbage and the second what the ranges hold.
+// Memory per range is the difference to the 1-range cluster of the same run (read at the
+// same moments), divided by the ranges beyond it. Last, node 3 is
 // killed with SIGKILL and started again on the same data, and timed from the start until
 // its `GET /readyz` answers 200 (a leader known for every range, every range caught up).
 //
@@ -16,7 +20,7 @@
 //
 //   npm run bench:idle-ranges                                  # 1, 100 and 1,000 ranges, 20 s windows
 //   npm run bench:idle-ranges -- --ranges 1,1000,10000 --window 30s
-//   npm run bench:idle-ranges -- --ranges 1000 --no-restart --window 10s
+//   npm run bench:idle-ranges -- --ranges 1000 --no-restart --window 10s --memory-wait 0
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { cpus } from "node:os";
@@ -38,6 +42,8 @@ interface Settings {
   readonly settleTimeoutMs: number;
   readonly consensus: string;
   readonly restart: boolean;
+  /** After the window, how much longer the nodes stay idle before their memory is read again (0: not read again). */
+  readonly memoryWaitMs: number;
 }
 
 interface Measured {
@@ -48,6 +54,8 @@ interface Measured {
   readonly quietMs: number | null;
   readonly cpuPercent: readonly number[];
   readonly rssBytes: readonly number[];
+  /** Each node's resident memory after `memoryWaitMs` more idle (empty when not read). */
+  readonly settledRssBytes: readonly number[];
   /** Ranges quiet on node 1 at the end of the window. */
   readonly quietAtEnd: number | null;
   readonly restartMs: number | null;
@@ -67,13 +75,14 @@ function settings(): Settings {
       "settle-timeout": { type: "string", default: "10m" },
       consensus: { type: "string", default: "raft" },
       "no-restart": { type: "boolean", default: false },
+      "memory-wait": { type: "string", default: "60s" },
     },
   });
   const ranges = values.ranges.split(",").map((text) => Number(text.trim()));
   for (const count of ranges) if (!Number.isSafeInteger(count) || count < 1) throw new Error(`--ranges takes positive integers, comma-separated; got ${values.ranges}`);
   // The 1-range cluster is the baseline memory per range is counted from.
   const counts = [...new Set([1, ...ranges])].sort((a, b) => a - b);
-  return { ranges: counts, windowMs: parseDurationMs(values.window), settleTimeoutMs: parseDurationMs(values["settle-timeout"]), consensus: values.consensus, restart: !values["no-restart"] };
+  return { ranges: counts, windowMs: parseDurationMs(values.window), settleTimeoutMs: parseDurationMs(values["settle-timeout"]), consensus: values.consensus, restart: !values["no-restart"], memoryWaitMs: parseDurationMs(values["memory-wait"]) };
 }
 
 const CLOCK_TICKS_PER_SECOND = ((): number => {
@@ -130,7 +139,7 @@ async function untilReady(url: string, deadlineMs: number): Promise<boolean> {
 async function measure(count: number, options: Settings): Promise<Measured> {
   const startMs = performance.now();
   const cluster = await ProcessCluster.start({ size: NODES, consensus: options.consensus, flags: count > 1 ? ["--shards", String(count)] : [] });
-  const partial = { ranges: count, ledMs: null, quietMs: null, cpuPercent: [], rssBytes: [], quietAtEnd: null, restartMs: null };
+  const partial = { ranges: count, ledMs: null, quietMs: null, cpuPercent: [], rssBytes: [], settledRssBytes: [], quietAtEnd: null, restartMs: null };
   try {
     const ids = cluster.nodes.map((node) => node.id);
     const deadlineMs = startMs + options.settleTimeoutMs;
@@ -152,6 +161,11 @@ async function measure(count: number, options: Settings): Promise<Measured> {
     const rss = pids.map(rssBytes);
     const endView = count > 1 ? await rangesOf(cluster, 1) : null;
     const quietAtEnd = endView === null ? null : endView.filter((range) => range.quiet === true).length;
+    let settledRss: number[] = [];
+    if (options.memoryWaitMs > 0) {
+      await sleep(options.memoryWaitMs);
+      settledRss = pids.map(rssBytes);
+    }
     let restartMs: number | null = null;
     if (options.restart) {
       await cluster.kill(NODES);
@@ -159,7 +173,7 @@ async function measure(count: number, options: Settings): Promise<Measured> {
       cluster.startNode(NODES);
       if (await untilReady(cluster.node(NODES).http, restartedMs + RESTART_TIMEOUT_MS)) restartMs = performance.now() - restartedMs;
     }
-    return { ranges: count, ledMs, quietMs, cpuPercent, rssBytes: rss, quietAtEnd, restartMs, failure: options.restart && restartMs === null ? "the restarted node was not ready in time" : null };
+    return { ranges: count, ledMs, quietMs, cpuPercent, rssBytes: rss, settledRssBytes: settledRss, quietAtEnd, restartMs, failure: options.restart && restartMs === null ? "the restarted node was not ready in time" : null };
   } catch (error) {
     return { ...partial, failure: String(error) };
   } finally {
@@ -178,22 +192,24 @@ const seconds = (ms: number | null): string => (ms === null ? "-" : (ms / 1000).
 
 function table(rows: readonly Measured[]): string[] {
   const baseline = rows.find((row) => row.ranges === 1);
-  const header = ["ranges", "leaders (s)", "quiet (s)", "idle CPU/node (% core)", "RSS/node (MB)", "RSS/range (KiB)", "quiet at end", "restart to ready (s)"];
+  const header = ["ranges", "leaders (s)", "quiet (s)", "idle CPU/node (% core)", "RSS/node (MB)", "RSS/range (KiB)", "settled RSS/node (MB)", "settled RSS/range (KiB)", "quiet at end", "restart to ready (s)"];
+  const perRange = (row: Measured, pick: (row: Measured) => readonly number[]): string =>
+    baseline === undefined || row.ranges === 1 || pick(row).length === 0
+      ? "-"
+      : spread(
+          pick(row).map((bytes, i) => (bytes - (pick(baseline)[i] ?? Number.NaN)) / (row.ranges - 1) / 1024),
+          1,
+        );
   const cells = rows.map((row) => {
-    const perRange =
-      baseline === undefined || row.ranges === 1 || row.rssBytes.length === 0
-        ? "-"
-        : spread(
-            row.rssBytes.map((bytes, i) => (bytes - (baseline.rssBytes[i] ?? Number.NaN)) / (row.ranges - 1) / 1024),
-            1,
-          );
     return [
       row.ranges.toLocaleString("en-US"),
       seconds(row.ledMs),
       seconds(row.quietMs),
       spread(row.cpuPercent, 2),
       spread(row.rssBytes.map((bytes) => bytes / 1e6), 0),
-      perRange,
+      perRange(row, (measured) => measured.rssBytes),
+      spread(row.settledRssBytes.map((bytes) => bytes / 1e6), 0),
+      perRange(row, (measured) => measured.settledRssBytes),
       row.quietAtEnd === null ? "-" : row.quietAtEnd.toLocaleString("en-US"),
       seconds(row.restartMs),
     ];
@@ -205,7 +221,7 @@ function table(rows: readonly Measured[]): string[] {
 
 async function main(): Promise<void> {
   const options = settings();
-  console.log(`idle ranges: ${NODES} nodes (${options.consensus}), ranges ${options.ranges.join(", ")}, ${options.windowMs / 1000} s windows; ${cpus().length} cores, node ${process.version}`);
+  console.log(`idle ranges: ${NODES} nodes (${options.consensus}), ranges ${options.ranges.join(", ")}, ${options.windowMs / 1000} s windows, memory read again ${options.memoryWaitMs / 1000} s after; ${cpus().length} cores, node ${process.version}`);
   const rows: Measured[] = [];
   for (const count of options.ranges) {
     const row = await measure(count, options);

@@ -133,3 +133,15 @@ export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
 }
+
+/**
+ * A copy of `bytes` in a buffer of its own, exactly its length. For small bytes kept long:
+ * a view into a larger buffer (Node's 8 KiB pool, an encoder's scratch buffer, a log
+ * segment read whole) keeps all of that buffer alive. A node kept each range's last hard
+ * state that way, and at 1,000 ranges the pool slabs so held were 1.7 MB.
+ */
+export function ownedCopy(bytes: Uint8Array): Uint8Array {
+  const copy = new Uint8Array(bytes.length);
+  copy.set(bytes);
+  return copy;
+}

@@ -24,6 +24,7 @@
  * store's clock: the anchor's decision, and in every range the outcome it resolved, against
  * late prepares. A snapshot carries both as one section (`joinTxnState`).
  */
+import { emptyMap, writable } from "../common/empty.js";
 import { ByteReader, ByteWriter } from "../common/bytes.js";
 import { InvalidInputError } from "../common/errors.js";
 import { utf8Decode, utf8Encode } from "../common/utf8.js";
@@ -56,13 +57,15 @@ const STATE_VERSION = 1;
 const NO_REQUEST = { clientId: 0, sequence: 0 };
 
 export class KvIntents {
-  private intents = new Map<string, Intent>();
-  private locks = new Map<string, string>();
-  private records = new Map<string, TxnRecord>();
+  // The shared empty map while this range has none (most ranges, most of the time: one
+  // Map each would be four per range held for nothing; see core/common/empty.ts).
+  private intents = emptyMap<string, Intent>();
+  private locks = emptyMap<string, string>();
+  private records = emptyMap<string, TxnRecord>();
   /** Moves whenever the state changes: a phase that leaves it as it was repeated one applied before. */
   private changes = 0;
   /** Each intent's bytes in the state (see `encodeTxnState`), kept so a save encodes only what changed. */
-  private readonly intentBytes = new Map<string, Uint8Array>();
+  private intentBytes = emptyMap<string, Uint8Array>();
   /** The stored state still holds records (written before each had an entry of its own): the next save moves them out. */
   private recordsInState = false;
 
@@ -73,18 +76,24 @@ export class KvIntents {
   /** Reads the state again from the backend (after a restore, or a transaction that rolled back). */
   reload(): void {
     const bytes = this.backend.readTxnState();
-    this.intents = new Map();
-    this.locks = new Map();
-    this.records = new Map();
-    this.intentBytes.clear();
+    this.intents = emptyMap();
+    this.locks = emptyMap();
+    this.records = emptyMap();
+    this.intentBytes = emptyMap();
     this.recordsInState = false;
     if (bytes !== undefined) {
       const decoded = decodeTxnState(bytes);
       for (const intent of decoded.intents) this.add(intent);
-      for (const [txn, record] of decoded.records) this.records.set(txn, record);
+      for (const [txn, record] of decoded.records) {
+        this.records = writable(this.records);
+        this.records.set(txn, record);
+      }
       this.recordsInState = decoded.records.size > 0;
     }
-    for (const [txn, record] of this.backend.txnRecords()) this.records.set(txn, decodeTxnRecord(record));
+    for (const [txn, record] of this.backend.txnRecords()) {
+      this.records = writable(this.records);
+      this.records.set(txn, decodeTxnRecord(record));
+    }
   }
 
   /** A count that moves whenever the state changes (see `changes`). */
@@ -172,6 +181,11 @@ export class KvIntents {
     this.intents.delete(txn);
     this.intentBytes.delete(txn);
     for (const key of intentKeys(intent)) if (this.locks.get(key) === txn) this.locks.delete(key);
+    if (this.intents.size === 0) {
+      this.intents = emptyMap();
+      this.intentBytes = emptyMap();
+      if (this.locks.size === 0) this.locks = emptyMap();
+    }
     this.saveIntents();
     return intent;
   }
@@ -184,10 +198,14 @@ export class KvIntents {
       this.backend.writeTxnRecord(txn, undefined);
       this.changes += 1;
     }
+    if (this.records.size === 0) this.records = emptyMap();
   }
 
   /** Keeps `intent`, its `keys` locked (every key it touches, but under a mutant's prepare). */
   private add(intent: Intent, keys: readonly string[] = intentKeys(intent)): void {
+    this.intents = writable(this.intents);
+    this.intentBytes = writable(this.intentBytes);
+    this.locks = writable(this.locks);
     this.intents.set(intent.txn, intent);
     this.intentBytes.set(intent.txn, intentChunk(intent));
     for (const key of keys) this.locks.set(key, intent.txn);
@@ -195,6 +213,7 @@ export class KvIntents {
 
   /** Keeps an outcome, as an entry of its own in the backend (writing it costs what one record costs). */
   private setRecord(txn: string, record: TxnRecord): void {
+    this.records = writable(this.records);
     this.records.set(txn, record);
     if (this.recordsInState) this.saveIntents();
     this.backend.writeTxnRecord(txn, encodeTxnRecord(record));

@@ -148,7 +148,11 @@ export class KvReplica<M, H> {
     // A write forwarded to a leader that dies before appending it is proposed again to the
     // next: the store applies a (session, sequence) once, however many copies commit.
     const rest = options.restWhenQuiet === true ? { rest: { idle: () => this.idle(), tick: () => this.onTick() } } : {};
-    this.replica = createReplica<M, H, Applied>({ ...options, stateMachine, reproposeOnLeaderChange: true, ...rest }, options.replicaMutant ?? null);
+    // The spread of `options` does not come first: V8 gives an object that starts with the
+    // spread of a large object and then adds properties a hidden class of its own, every
+    // time (about 650 bytes per range, and the replica keeps it). `options` has neither
+    // `stateMachine` nor `rest` (KvReplicaOptions omits them), so the order changes nothing.
+    this.replica = createReplica<M, H, Applied>({ stateMachine, ...rest, ...options, reproposeOnLeaderChange: true }, options.replicaMutant ?? null);
   }
 
   start(): void {

@@ -1,4 +1,5 @@
 import type { NodeId } from "../engine/contract.js";
+import { emptyMap, writable } from "../common/empty.js";
 import { majorityImpossible } from "./membership.js";
 import type { RaftMessage, VoteRequest, VoteResponse } from "./messages.js";
 import type { QuiescenceHost } from "./quiescence.js";
@@ -39,8 +40,12 @@ export interface ElectionHost extends Pick<ReplicatorHost, "id" | "log" | "term"
  * its role, which this changes only through the host.
  */
 export class Election {
-  /** The answers to this node's current campaign, its own included: granted or refused, by voter. */
-  private readonly votes = new Map<NodeId, boolean>();
+  /**
+   * The answers to this node's current campaign, its own included: granted or refused, by
+   * voter. A map of its own only while a campaign is undecided (the shared empty one
+   * otherwise: an engine per range, nearly all of them not campaigning).
+   */
+  private votes = emptyMap<NodeId, boolean>();
 
   constructor(private readonly host: ElectionHost) {}
 
@@ -53,8 +58,7 @@ export class Election {
     // Section 5.2: every election starts a fresh randomized timeout, so candidates that
     // collided once are unlikely to collide again (the host restarts the timer).
     this.host.stand(preVote);
-    this.votes.clear();
-    this.votes.set(this.host.id, true);
+    this.votes = new Map([[this.host.id, true]]);
     if (this.tally(preVote)) return;
     const { log } = this.host;
     const term = this.host.term();
@@ -71,11 +75,13 @@ export class Election {
   /** Counts votes; acts on a decision. Returns true when the election is decided. */
   private tally(preVote: boolean): boolean {
     if (this.host.votesWin(this.votes)) {
+      this.votes = emptyMap();
       if (preVote) this.campaign(false);
       else this.host.becomeLeader();
       return true;
     }
     if (majorityImpossible(this.host.membership(), (id) => this.votes.get(id) === false)) {
+      this.votes = emptyMap();
       this.host.stepDown();
       return true;
     }
@@ -120,6 +126,7 @@ export class Election {
     const role = this.host.role();
     const expecting = (role === "precandidate" && message.preVote) || (role === "candidate" && !message.preVote);
     if (!expecting) return;
+    this.votes = writable(this.votes);
     this.votes.set(from, message.granted);
     this.tally(message.preVote);
   }

@@ -1,4 +1,5 @@
 import type { NodeId } from "../engine/contract.js";
+import { emptyMap, writable } from "../common/empty.js";
 
 /** What the read queue needs from the engine that owns it: functions made once, not per call. */
 export interface ReadOnlyHost {
@@ -46,8 +47,8 @@ export interface ReadAwaitingTermCommit {
 export class ReadOnly {
   /** The latest round opened; rounds are numbered for the engine's life, across terms. */
   private round = 0;
-  /** The tick each recent round was sent at, oldest first. */
-  private readonly roundSentAt = new Map<number, number>();
+  /** The tick each recent round was sent at, oldest first (the shared empty map until a round is sent: a follower sends none). */
+  private roundSentAt = emptyMap<number, number>();
   private pending: PendingRead[] = [];
   private awaitingTermCommit: ReadAwaitingTermCommit[] = [];
   /**
@@ -81,6 +82,7 @@ export class ReadOnly {
   /** Opens a heartbeat round, remembering that it was sent at `now`. */
   newRound(now: number): number {
     const round = ++this.round;
+    this.roundSentAt = writable(this.roundSentAt);
     this.roundSentAt.set(round, now);
     // Rounds older than an election timeout can no longer extend a lease: forget them.
     for (const [old, sentAt] of this.roundSentAt) {
@@ -169,7 +171,7 @@ export class ReadOnly {
    * earn a new lease from heartbeats sent after it woke.
    */
   forgetRounds(): void {
-    this.roundSentAt.clear();
+    this.roundSentAt = emptyMap();
   }
 
   /** This node's role changed: reads it was confirming are dropped (their clients retry), and a new term starts with its lease its own. */

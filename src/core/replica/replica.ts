@@ -478,6 +478,8 @@ export class Replica<M, H, R> {
       const head = this.taken[0] as TakenReady<M, H>;
       if (head.needsSync && head.seq > this.durableSeq) return;
       this.taken.shift();
+      // Emptied, a new array: the old one keeps the room it grew to (152 bytes), a replica per range.
+      if (this.taken.length === 0) this.taken = [];
       this.finishReady(head.ready);
     }
   }

@@ -7,6 +7,7 @@
  * the log did (entries applied, a read index confirmed, the leader changed, the node
  * removed or stopped); this decides who is answered, and how.
  */
+import { emptyMap, writable } from "../common/empty.js";
 import type { NodeId } from "../engine/contract.js";
 import type { ProposalKey, Waiter } from "./contract.js";
 import { LeaderChangedError, RequestTimeoutError, StoppedError, TransferOvertakenError, TransferTimeoutError, WriteOutcomeUnknownError } from "./errors.js";
@@ -40,12 +41,14 @@ interface PendingChange extends Pending<{ readonly index: number }> {
 }
 
 export class WaitingRequests<R> {
+  // The maps are the shared empty one while nothing waits (an idle range's replica holds
+  // none of its own: see core/common/empty.ts), and go back to it once empty again.
   /** Proposals waiting to apply, by ticket (arrival order, so the expired ones are first). */
-  private readonly proposals = new Map<number, PendingProposal<R>>();
+  private proposals = emptyMap<number, PendingProposal<R>>();
   /** The tickets waiting for each key (a client that retries through the same node waits twice for one entry). */
-  private readonly ticketsByKey = new Map<ProposalKey, number[]>();
+  private ticketsByKey = emptyMap<ProposalKey, number[]>();
   private nextTicket = 1;
-  private readonly reads = new Map<number, PendingRead>();
+  private reads = emptyMap<number, PendingRead>();
   private nextReadId: number;
   /** Confirmed reads waiting for the state machine to apply up to their index. */
   private readsAwaitingApply: PendingRead[] = [];
@@ -69,8 +72,10 @@ export class WaitingRequests<R> {
 
   addProposal(key: ProposalKey, data: Uint8Array, waiter: Waiter<R>, deadlineMs: number): void {
     const ticket = this.nextTicket++;
+    this.proposals = writable(this.proposals);
     this.proposals.set(ticket, { waiter, key, data, deadlineMs });
     const tickets = this.ticketsByKey.get(key);
+    this.ticketsByKey = writable(this.ticketsByKey);
     if (tickets === undefined) this.ticketsByKey.set(key, [ticket]);
     else tickets.push(ticket);
   }
@@ -81,6 +86,7 @@ export class WaitingRequests<R> {
   }
 
   addRead(id: number, waiter: Waiter<void>, deadlineMs: number): void {
+    this.reads = writable(this.reads);
     this.reads.set(id, { id, waiter, deadlineMs, index: null });
   }
 
@@ -116,6 +122,7 @@ export class WaitingRequests<R> {
         pending.waiter.resolve(result);
       }
     }
+    this.releaseEmptyMaps();
   }
 
   /** Confirmed reads whose index the state machine reached are served. */
@@ -131,6 +138,7 @@ export class WaitingRequests<R> {
       read.waiter.resolve();
     }
     this.readsAwaitingApply = waiting;
+    this.releaseEmptyMaps();
   }
 
   /** Changes applied (resolved) or overwritten by another leader's log (rejected). */
@@ -190,6 +198,7 @@ export class WaitingRequests<R> {
       read.waiter.reject(new RequestTimeoutError("read", timeoutMs));
     }
     if (expiredReads) this.readsAwaitingApply = this.readsAwaitingApply.filter((read) => read.deadlineMs > nowMs);
+    this.releaseEmptyMaps();
     while (this.transfers.length > 0 && (this.transfers[0] as PendingTransfer).deadlineMs <= nowMs) {
       this.transfers.shift()?.waiter.reject(new TransferTimeoutError(timeoutMs));
     }
@@ -202,8 +211,8 @@ export class WaitingRequests<R> {
   failProposals(error: Error): void {
     if (this.proposals.size === 0) return;
     for (const pending of this.proposals.values()) pending.waiter.reject(error);
-    this.proposals.clear();
-    this.ticketsByKey.clear();
+    this.proposals = emptyMap();
+    this.ticketsByKey = emptyMap();
   }
 
   /** The replica stopped: a proposal's or change's outcome is unknown (it may still commit on the other members); the rest were not served. */
@@ -214,10 +223,19 @@ export class WaitingRequests<R> {
     for (const pending of this.transfers) pending.waiter.reject(stopped);
     const changeUnknown = new WriteOutcomeUnknownError("the node stopped before the membership change completed");
     for (const pending of this.changes) pending.waiter.reject(changeUnknown);
-    this.reads.clear();
+    this.reads = emptyMap();
     this.readsAwaitingApply = [];
     this.transfers = [];
     this.changes = [];
+  }
+
+  /** Maps emptied go back to the shared empty one, so a range idle again holds none of its own. */
+  private releaseEmptyMaps(): void {
+    if (this.proposals.size === 0 && this.ticketsByKey.size === 0) {
+      this.proposals = emptyMap();
+      this.ticketsByKey = emptyMap();
+    }
+    if (this.reads.size === 0) this.reads = emptyMap();
   }
 
   /** Forgets a timed-out proposal's ticket: its entry may still apply, for no one. */

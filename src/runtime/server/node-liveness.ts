@@ -8,11 +8,27 @@
  * hearing a peer, so a peer whose messages arrive but that cannot be reached is suspected
  * too. A wrong suspicion costs a wake, never safety.
  *
+ * A peer that restarted (it answers from a new process: each ping and answer carries the
+ * sender's boot id) has replicas that do not know their leaders: its quiet ranges would each
+ * learn theirs only when the
+ * replica's own election timer fired, a batch at a time (start-order.ts). So, as CockroachDB
+ * wakes the ranges a returning node shares, this node wakes the quiet ranges it leads that
+ * the peer is a member of (each heartbeats, the peer's replica learns its leader, and the
+ * range goes quiet again), and the quiet ranges here that still follow it (it leads nothing
+ * any more: they elect as when it is suspected). At most RETURN_WAKES_PER_TICK a tick, so
+ * thousands of ranges do not all wake in one turn. A wake costs a heartbeat round, never
+ * safety (core/multi/liveness.ts). A peer heard again after a mere suspicion (a slow event
+ * loop, a short partition) wakes nothing: under load suspicions come and go, and waking
+ * every shared range on each would add to the load that caused them.
+ *
  * A node of a version without this drops the pings (a group it does not host) and so looks
- * suspected: its quiet ranges are woken, and they simply stay awake.
+ * suspected: its quiet ranges are woken, and they simply stay awake. Its answers carry no
+ * boot id, so its restarts are not seen.
  */
+import { randomInt } from "node:crypto";
 import type { NodeId } from "../../core/engine/contract.js";
 import { GROUP_ID_MAX, type GroupId } from "../../core/multi/group.js";
+import { isMember } from "../../core/engine/membership.js";
 import { NodeLiveness } from "../../core/multi/liveness.js";
 import type { Network } from "../../core/replica/contract.js";
 import type { GroupReplica } from "./group-replica.js";
@@ -21,8 +37,11 @@ import type { GroupReplica } from "./group-replica.js";
 export const LIVENESS_GROUP: GroupId = GROUP_ID_MAX;
 /** Ticks between two pings to each peer. */
 export const PING_EVERY_TICKS = 5;
+/** Quiet ranges woken for a peer that restarted, at most, each tick (the start's batches are 500 every 5 ticks). */
+export const RETURN_WAKES_PER_TICK = 100;
 
-type LivenessMessage = { readonly type: "liveness-ping" } | { readonly type: "liveness-pong" };
+/** `boot`: the sender's process, a random id drawn at its start (absent from a node of an earlier version). */
+type LivenessMessage = { readonly type: "liveness-ping"; readonly boot?: number } | { readonly type: "liveness-pong"; readonly boot?: number };
 
 function isLivenessMessage(message: unknown): message is LivenessMessage {
   const type = (message as { type?: unknown } | null)?.type;
@@ -40,6 +59,8 @@ export interface LivenessOptions {
   /** The node's replicas, the quiet ones among them woken when their leader's node is suspected. */
   readonly replicas: () => readonly GroupReplica[];
   readonly log: (message: string, fields: object) => void;
+  /** This process's boot id (absent: a random one). */
+  readonly boot?: number;
 }
 
 export class PeerLiveness {
@@ -48,9 +69,18 @@ export class PeerLiveness {
   private ticks = 0;
   /** Quiet ranges woken because their leader's node was suspected. */
   wakes = 0;
+  /** Quiet ranges woken because a peer restarted (see the module comment). */
+  returnWakes = 0;
+  /** This process's boot id, sent with every ping and answer. */
+  private readonly boot: number;
+  /** By peer: the boot id its last answer carried. */
+  private readonly peerBoots = new Map<NodeId, number>();
+  /** The ranges still to wake for peers that restarted, each with the peer. */
+  private returnQueue: { readonly replica: GroupReplica; readonly peer: NodeId }[] = [];
 
   constructor(private readonly options: LivenessOptions) {
     this.liveness = new NodeLiveness({ self: options.self, peers: options.peers, suspectAfterTicks: options.suspectAfterTicks });
+    this.boot = options.boot ?? randomInt(1, 2 ** 47);
   }
 
   start(): void {
@@ -66,14 +96,54 @@ export class PeerLiveness {
   /** A message on LIVENESS_GROUP from `from`: a ping is answered, an answer is hearing `from`. */
   receive(from: NodeId, message: unknown): void {
     if (!isLivenessMessage(message)) return;
-    if (message.type === "liveness-ping") this.options.network.send(from, { type: "liveness-pong" });
-    else this.liveness.heard(from);
+    if (message.type === "liveness-ping") {
+      this.options.network.send(from, { type: "liveness-pong", boot: this.boot });
+      return;
+    }
+    if (!this.options.peers.includes(from) || from === this.options.self) return;
+    const boot = typeof message.boot === "number" ? message.boot : undefined;
+    const lastBoot = this.peerBoots.get(from);
+    if (boot !== undefined) this.peerBoots.set(from, boot);
+    this.liveness.heard(from);
+    if (boot !== undefined && lastBoot !== undefined && boot !== lastBoot) this.peerRestarted(from);
   }
 
-  private tick(): void {
+  /** Queues the quiet ranges to wake for `peer`, restarted (see the module comment). */
+  private peerRestarted(peer: NodeId): void {
+    const self = this.options.self;
+    let queued = 0;
+    for (const replica of this.options.replicas()) {
+      if (replica.engine.quiescent?.() !== true) continue;
+      const leader = replica.engine.status().leader;
+      if (leader !== peer && !(leader === self && isMember(replica.membership(), peer))) continue;
+      this.returnQueue.push({ replica, peer });
+      queued++;
+    }
+    this.options.log("a peer restarted; waking the quiet ranges it shares with this node", { peer, ranges: queued });
+  }
+
+  /** Wakes the next queued ranges: a leader here heartbeats; a follower of the restarted peer elects. */
+  private wakeReturned(): void {
+    if (this.returnQueue.length === 0) return;
+    const batch = this.returnQueue.slice(0, RETURN_WAKES_PER_TICK);
+    this.returnQueue = this.returnQueue.slice(batch.length);
+    for (const { replica, peer } of batch) {
+      // Still quiet, and as it was: anything else has woken it already.
+      if (replica.engine.quiescent?.() !== true) continue;
+      const leader = replica.engine.status().leader;
+      if (leader === this.options.self) replica.driver.heartbeat();
+      else if (leader === peer) replica.driver.wake();
+      else continue;
+      this.returnWakes++;
+    }
+  }
+
+  /** One tick: its timer calls it (tests too). */
+  tick(): void {
     this.ticks++;
-    if (this.ticks % PING_EVERY_TICKS === 0) for (const peer of this.options.peers) if (peer !== this.options.self) this.options.network.send(peer, { type: "liveness-ping" });
+    if (this.ticks % PING_EVERY_TICKS === 0) for (const peer of this.options.peers) if (peer !== this.options.self) this.options.network.send(peer, { type: "liveness-ping", boot: this.boot });
     for (const peer of this.liveness.tick()) this.options.log("a peer stopped answering; waking the quiet ranges it leads", { peer });
+    this.wakeReturned();
     // Nothing is built while no peer is suspected: with thousands of ranges, a list of them
     // on every tick would be most of what an idle node does.
     const toWake = new Set(this.liveness.toWake(enginesOf(this.options.replicas)));

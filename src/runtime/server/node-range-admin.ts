@@ -78,6 +78,10 @@ export class RangeAdmin {
   private placement: RangePlacement | null = null;
   /** With `--replicas`: transactions' phases for ranges this node does not host, through nodes that do. */
   private writes: RangeWrites | null = null;
+  /** Every range's failure to make its log durable ends the process (one function for all, not a closure per range). */
+  private readonly rangeFatal = (error: unknown): void => void setImmediate(() => { throw storageFailure(error, this.host.config.dataDir); });
+  /** Every range's span change rebuilds the node's table (one function for all). */
+  private readonly rangeSpanChanged = (): void => this.spanChanged();
 
   /** `unborn`: the ranges recovered at start that wait to be born of their parent's split (node-ranges.ts). */
   constructor(
@@ -119,7 +123,7 @@ export class RangeAdmin {
   hostRecovered(others: readonly RecoveredGroup[]): void {
     const { config, ranges, primary, log } = this.host;
     ranges.add(primary);
-    primary.kv.setSplitHost(this.births?.hostFor(() => primary.membership()) ?? null);
+    primary.kv.setSplitHost(this.births?.hostFor(primary) ?? null);
     for (const other of others) this.hostRange(other);
     if (ranges.sharded && config.consensus === "raft") {
       const liveness: PeerLiveness = new PeerLiveness({
@@ -292,9 +296,8 @@ export class RangeAdmin {
     const { config, ranges, metrics, log } = this.host;
     const id = recovered.group;
     const network = this.host.groups.host(id, (from, message) => ranges.get(id)?.driver.receive(from, message));
-    const onFatal = (error: unknown): void => void setImmediate(() => { throw storageFailure(error, config.dataDir); });
-    const replica = new GroupReplica(config, recovered, { network, metrics, onFatal, spanChanged: () => this.spanChanged() }, log);
-    replica.kv.setSplitHost(this.births?.hostFor(() => replica.membership()) ?? null);
+    const replica = new GroupReplica(config, recovered, { network, metrics, onFatal: this.rangeFatal, spanChanged: this.rangeSpanChanged }, log);
+    replica.kv.setSplitHost(this.births?.hostFor(replica) ?? null);
     if (adopted) ranges.adopt(replica);
     else ranges.add(replica);
     return replica;

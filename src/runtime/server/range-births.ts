@@ -83,28 +83,29 @@ export class RangeBirths {
     private readonly fromFiles: ReadonlySet<GroupId>,
   ) {}
 
-  /** The split host of a range whose replicas are `membership()`: children get the same. */
-  hostFor(membership: () => Membership): KvSplitHost {
-    return {
-      prepare: (child, data) => {
-        const waiting = this.deferred.get(child);
-        // Its log holds its first state already (the split applies again after a restart).
-        if (waiting !== undefined && waiting.snapshot !== null) return;
-        if (this.node.hosts(child) || this.prepared.has(child)) throw new Error(`range ${child} is born twice: range ids are handed out once each`);
-        const snapshot = { index: RANGE_BIRTH_INDEX, term: RANGE_BIRTH_TERM, data, membership: membership() };
-        mkdirSync(this.dirOf(child), { recursive: true });
-        syncDirectory(this.node.dir);
-        syncDirectory(dirname(this.node.dir));
-        writeSnapshotFile(this.dirOf(child), snapshot, "installed");
-        // A range this node heard of before (it voted) keeps its hard state.
-        this.prepared.set(child, { hardState: waiting?.hardState ?? null, snapshot, entries: [] });
-        this.deferred.delete(child);
-      },
-      born: (child) => this.born(child),
-    };
+  /** The split host of a range whose replicas are `range.membership()`: children get the same. */
+  hostFor(range: { membership(): Membership }): KvSplitHost {
+    return new RangeSplitHost(this, range);
   }
 
-  private born(child: GroupId): void {
+  /** A child of a range whose replicas are `membership` is about to be born here, its first state `data` (see KvSplitHost.prepare). */
+  prepare(child: GroupId, data: Uint8Array, membership: Membership): void {
+    const waiting = this.deferred.get(child);
+    // Its log holds its first state already (the split applies again after a restart).
+    if (waiting !== undefined && waiting.snapshot !== null) return;
+    if (this.node.hosts(child) || this.prepared.has(child)) throw new Error(`range ${child} is born twice: range ids are handed out once each`);
+    const snapshot = { index: RANGE_BIRTH_INDEX, term: RANGE_BIRTH_TERM, data, membership };
+    mkdirSync(this.dirOf(child), { recursive: true });
+    syncDirectory(this.node.dir);
+    syncDirectory(dirname(this.node.dir));
+    writeSnapshotFile(this.dirOf(child), snapshot, "installed");
+    // A range this node heard of before (it voted) keeps its hard state.
+    this.prepared.set(child, { hardState: waiting?.hardState ?? null, snapshot, entries: [] });
+    this.deferred.delete(child);
+  }
+
+  /** The child prepared (or recovered) is born: it opens and starts (see KvSplitHost.born). */
+  born(child: GroupId): void {
     const recovered = this.deferred.get(child);
     const durable = recovered ?? this.prepared.get(child);
     if (durable === undefined) throw new Error(`range ${child} was born without being prepared`);
@@ -171,4 +172,23 @@ function birthDir(dir: string, id: GroupId): string {
 export function removeBirthFile(dir: string, id: GroupId): void {
   rmSync(birthDir(dir, id), { recursive: true, force: true });
   if (existsSync(dir)) syncDirectory(dir);
+}
+
+/**
+ * A range's split host: its births go to the node's RangeBirths, with the range's
+ * membership. A class, not closures made for every range the node holds (most never split).
+ */
+class RangeSplitHost implements KvSplitHost {
+  constructor(
+    private readonly births: RangeBirths,
+    private readonly range: { membership(): Membership },
+  ) {}
+
+  prepare(child: GroupId, data: Uint8Array): void {
+    this.births.prepare(child, data, this.range.membership());
+  }
+
+  born(child: GroupId): void {
+    this.births.born(child);
+  }
 }

@@ -27,6 +27,7 @@ import { isUtf8 } from "node:buffer";
 import { assert } from "../../core/common/assert.js";
 import { SynodError } from "../../core/common/errors.js";
 import { compareUtf8 } from "../../core/common/utf8.js";
+import { emptySet, writableSet } from "../../core/common/empty.js";
 import { spanHolds, spanHoldsPrefix } from "../../core/multi/ranges.js";
 import { CompactedError, type HistoryPosition, type KvChange, type KvRecord, type KvStoreObserver } from "../../core/kv/store.js";
 import { formatEventId, WatchCursor, type WatchMessage, type WatchSpec } from "../../core/kv/watch-cursor.js";
@@ -86,7 +87,8 @@ const CHANGE_OVERHEAD_BYTES = 96;
 
 /** The node's watch streams and the shared tail of recent changes. */
 export class WatchHub implements KvStoreObserver {
-  private readonly watchers = new Set<Watcher>();
+  /** Open streams: the shared empty set while there are none (a node may hold thousands of ranges nobody watches: core/common/empty.ts). */
+  private watchers = emptySet<Watcher>();
   /** Recent changes, in (revision, key) order, from `tail[head]` on: every change at or after `tailStart`. */
   private tail: KvChange[] = [];
   private head = 0;
@@ -158,6 +160,7 @@ export class WatchHub implements KvStoreObserver {
     const span = this.span();
     // The range split while the request waited: the keys are another range's now.
     if (span !== undefined && !watcher.within(span)) throw new WatchCanceledError("range_split", "the range split and no longer holds the keys this watch follows: watch again (it goes to the range that holds them)");
+    this.watchers = writableSet(this.watchers);
     this.watchers.add(watcher);
     if (this.progressTimer === null) {
       this.progressTimer = setInterval(() => this.progressRound(), Math.max(10, Math.floor(this.options.progressIntervalMs / 2)));
@@ -168,6 +171,7 @@ export class WatchHub implements KvStoreObserver {
     response.once("close", () => {
       watcher.close();
       this.watchers.delete(watcher);
+      if (this.watchers.size === 0) this.watchers = emptySet();
       this.stopProgressIfUnwatched();
     });
     watcher.start();
@@ -178,7 +182,7 @@ export class WatchHub implements KvStoreObserver {
     if (this.closed) return;
     this.closed = true;
     for (const watcher of this.watchers) watcher.cancel("no_leader", "the node is stopping; resume through another node");
-    this.watchers.clear();
+    this.watchers = emptySet();
     this.stopProgressIfUnwatched();
   }
 

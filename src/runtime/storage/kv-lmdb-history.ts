@@ -24,6 +24,7 @@
  */
 import type { Database, Transaction } from "lmdb";
 import { assertIndex } from "../../core/common/assert.js";
+import { emptyMap, writable } from "../../core/common/empty.js";
 import { limits } from "../../core/common/limits.js";
 import type { KvHistoryKeysQuery } from "../../core/kv/backend.js";
 import type { HistoryPosition, KvChange, KvRecord } from "../../core/kv/model.js";
@@ -56,7 +57,7 @@ export class LmdbHistory {
    * KEY_IDS_CACHED entries (emptied when full). An id given in a transaction that aborts is
    * forgotten with it (`rollback`); one taken back when a key's last change is purged, at once.
    */
-  private readonly cachedKeyIds = new Map<string, number>();
+  private cachedKeyIds = emptyMap<string, number>();
   private readonly givenInTransaction: string[] = [];
 
   constructor(
@@ -107,6 +108,7 @@ export class LmdbHistory {
 
   private cache(key: string, keyId: number): void {
     if (this.cachedKeyIds.size >= KEY_IDS_CACHED) this.cachedKeyIds.clear();
+    this.cachedKeyIds = writable(this.cachedKeyIds);
     this.cachedKeyIds.set(key, keyId);
   }
 
@@ -167,7 +169,7 @@ export class LmdbHistory {
   /** Removes this group's history, and only this group's. */
   clear(): void {
     clearGroupKeys(this.history, this.prefix);
-    this.cachedKeyIds.clear();
+    this.cachedKeyIds = emptyMap();
   }
 
   private keyId(key: string, transaction?: Transaction): number | undefined {

@@ -8,6 +8,7 @@
  * index is already held. The conformance test holds the two to the same answers.
  */
 import { assert } from "../../core/common/assert.js";
+import { ownedCopy } from "../../core/common/bytes.js";
 import type { LogEntry } from "../../core/engine/contract.js";
 import type { GroupId } from "../../core/multi/group.js";
 import { decodeGroupLogRecord, type DecodedLogRecord, type LogRecord, LogRecordDecodeError, type SnapshotRef } from "./log-record.js";
@@ -184,7 +185,8 @@ class Replay {
       this.groups.set(group, replayed);
     }
     if (record.kind === "hard-state") {
-      replayed.state.hardState = record.hardState;
+      // Kept until the group writes another: a copy, not a view into the segment read (see ownedCopy).
+      replayed.state.hardState = ownedCopy(record.hardState);
       this.groups.set(group, { state: replayed.state, hardStatePosition: position });
       return;
     }
@@ -212,7 +214,7 @@ class Replay {
       return;
     }
     if (record.entryCount !== checkpoint.state.entries.length) throw fail(`a checkpoint of ${record.entryCount} entries that holds ${checkpoint.state.entries.length}`);
-    checkpoint.state.hardState = record.hardState;
+    checkpoint.state.hardState = record.hardState === null ? null : ownedCopy(record.hardState);
     const replayed: ReplayedGroup = { state: checkpoint.state, hardStatePosition: record.hardState === null ? null : checkpoint.position };
     this.checkpoint = null;
     if (this.sweep !== null) {

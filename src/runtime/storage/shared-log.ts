@@ -25,6 +25,7 @@
 import { existsSync, mkdirSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { assert } from "../../core/common/assert.js";
+import { ownedCopy } from "../../core/common/bytes.js";
 import type { DurableState, LogEntry, Snapshot } from "../../core/engine/contract.js";
 import { assertGroupId, DEFAULT_GROUP, type GroupId } from "../../core/multi/group.js";
 import { removeLeftoverTempFiles, syncDirectory } from "./atomic-file.js";
@@ -171,7 +172,8 @@ export class SharedLog<H> {
       assert(Number.isSafeInteger(entry.index) && entry.index >= 1 && Number.isSafeInteger(entry.term) && entry.term >= 0, `an entry's index and term must be safe integers, got ${entry.index} and ${entry.term}`);
       if (entry.data.length > ENTRY_DATA_BYTES_MAX) throw new RangeError(`entry ${entry.index} holds ${entry.data.length} bytes, above the maximum of ${ENTRY_DATA_BYTES_MAX}`);
     }
-    const hardState = write.hardState === null ? null : this.options.encodeHardState(write.hardState);
+    // Kept in memory until the next: a copy of its own, not a view into the encoder's buffer (see ownedCopy).
+    const hardState = write.hardState === null ? null : ownedCopy(this.options.encodeHardState(write.hardState));
     if (write.snapshot !== null) return this.install(group, write.snapshot, write.entries, hardState);
     const state = this.stateOf(group);
     const problem = state.appendProblem(write.entries);

@@ -1,5 +1,6 @@
 import type { Snapshot } from "../../core/engine/contract.js";
 import type { LogStorage, LogWrite } from "../../core/replica/contract.js";
+import { emptySet, writableSet } from "../../core/common/empty.js";
 import type { LogStore } from "./log-store.js";
 
 /**
@@ -7,7 +8,8 @@ import type { LogStore } from "./log-store.js";
  * It remembers what runs in the background, so the node can wait for it before closing.
  */
 export class WalLogStorage<H> implements LogStorage<H> {
-  private readonly running = new Set<Promise<void>>();
+  /** The syncs and compactions running; the shared empty set while none is (a range's is idle nearly always: core/common/empty.ts). */
+  private running = emptySet<Promise<void>>();
 
   constructor(private readonly store: LogStore<H>) {}
 
@@ -37,8 +39,12 @@ export class WalLogStorage<H> implements LogStorage<H> {
       () => done(null),
       (error: unknown) => done(error ?? new Error("the log store failed")),
     );
+    this.running = writableSet(this.running);
     this.running.add(tracked);
-    void tracked.finally(() => this.running.delete(tracked));
+    void tracked.finally(() => {
+      this.running.delete(tracked);
+      if (this.running.size === 0) this.running = emptySet();
+    });
   }
 }
 

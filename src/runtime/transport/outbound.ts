@@ -83,6 +83,17 @@ export class OutboundLink {
   }
 
   /**
+   * The peer just connected to this node, so it is up: a link waiting out its backoff (up to
+   * backoffMsMax, 2 s) dials now. A restarted peer otherwise hears nothing from this node —
+   * no heartbeat, no answer — until the retry, while its own connection here already works.
+   */
+  peerConnected(): void {
+    if (this.state !== "waiting" || this.socket !== null || this.retryTimer === null) return;
+    clearTimeout(this.retryTimer);
+    this.dial();
+  }
+
+  /**
    * Queues `message` if the link is open (or its handshake is under way, within a small
    * bound) and has room; false (and counted) otherwise. A connection is often still
    * handshaking just after a start, when a peer's first messages (a forwarded write, a

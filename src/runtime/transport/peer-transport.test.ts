@@ -201,6 +201,20 @@ describe("peer transport", () => {
     assert.deepEqual(b.received, [{ from: 1, message: "hello b" }], "never the message of a connection that failed");
   });
 
+  test("a peer that connects here is dialled back at once, not after the link's backoff (a restarted node hears from its peers sooner)", bounded, async () => {
+    const port = await freePort();
+    // Backoff of 5 to 10 s: without the early redial, a would not reach b within this test's bound.
+    const a = await startNode(1, { peers: [{ id: 2, host: HOST, port }], limits: { backoffMsMin: 5000, backoffMsMax: 10_000 } });
+    await waitFor(() => stats(a, 2).dialAttempts >= 1 && !stats(a, 2).connected && a.log.find("warn", "cannot reach a peer").length === 1, "a's first dial failed; it waits out its backoff");
+    const attempts = stats(a, 2).dialAttempts;
+    const b = await startNode(2, { port, peers: [a.address] });
+    await waitFor(() => stats(b, 1).connected, "b connects to a");
+    await waitFor(() => stats(a, 2).connected, "a dials b back", 2000);
+    assert.equal(stats(a, 2).dialAttempts, attempts + 1, "one dial, as b connected");
+    assert.equal(a.transport.send(2, "to b"), true);
+    await waitFor(() => b.received.length === 1, "b receives");
+  });
+
   test("messages sent while the handshake is under way go out once it succeeds", bounded, async () => {
     const [a, b] = (await startCluster([1, 2])) as [Node, Node];
     await b.transport.close();

@@ -379,6 +379,8 @@ export class PeerTransport {
     } else {
       this.context.log.info({ peer: from, remote: connection.remote }, "accepted a peer connection");
     }
+    // The peer is up (it may have just restarted): the link to it need not wait out its backoff.
+    this.links.get(from)?.peerConnected();
   }
 
   private deliver(connection: InboundConnection, message: unknown, frameBytes: number, group: GroupId): void {
