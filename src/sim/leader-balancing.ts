@@ -9,6 +9,7 @@
  * the ones its liveness does not suspect; a move toward a node that is down times out like
  * any transfer to a dead node.
  */
+import type { SimNodeTimers } from "./node-timers.js";
 import type { NodeId } from "../core/engine/contract.js";
 import { leadershipMove } from "../core/multi/leader-balance.js";
 import type { GroupId } from "../core/multi/group.js";
@@ -19,14 +20,7 @@ export const BALANCE_EVERY_TICKS = 20;
 export const MOVE_SPACING_TICKS = 60;
 
 /** What balancing needs of the node that runs it. */
-export interface BalancingNode {
-  readonly id: NodeId;
-  readonly peerIds: readonly NodeId[];
-  /** Virtual time between two of the node's ticks, in microseconds. */
-  readonly tickIntervalMicros: number;
-  after(delayMicros: number, action: () => void): void;
-  alive(incarnation: number): boolean;
-  paused(): boolean;
+export interface BalancingNode extends SimNodeTimers {
   /** Whether the node suspects `peer` is down (with quiescence's liveness; false without). */
   suspects(peer: NodeId): boolean;
   /** Each group's leader as this node knows it. */

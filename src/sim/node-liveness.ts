@@ -4,6 +4,7 @@
  * over the simulated links, and the quiet groups it wakes — with the counts of what
  * quiescence saved and what it cost, over every incarnation.
  */
+import type { SimNodeTimers } from "./node-timers.js";
 import type { NodeId } from "../core/engine/contract.js";
 import { createNodeLiveness, type LivenessMutant, type NodeLiveness, type QuiescentEngine } from "../core/multi/liveness.js";
 
@@ -31,19 +32,9 @@ export interface QuiescenceCounts {
 }
 
 /** What the liveness needs of the node that runs it. */
-export interface LivenessNode {
-  readonly id: NodeId;
-  /** Every node of the run (the peers it pings). */
-  readonly peerIds: readonly NodeId[];
-  /** Virtual time between two of the node's ticks, in microseconds. */
-  readonly tickIntervalMicros: number;
-  after(delayMicros: number, action: () => void): void;
+export interface LivenessNode extends SimNodeTimers {
   /** Sends a liveness ping, or with `answer` the answer to one. */
   sendPing(to: NodeId, answer: boolean): void;
-  /** Whether incarnation `incarnation` of the node still runs (it has not crashed since). */
-  alive(incarnation: number): boolean;
-  /** Whether the process is paused (its timers do not fire). */
-  paused(): boolean;
   /** This incarnation's replica of every group it hosts: its engine, and how to wake it. */
   replicas(): readonly { readonly engine: QuiescentEngine; wake(leaderSuspected?: boolean): void }[];
 }

@@ -24,6 +24,7 @@
  * voters are the members the rule places ranges on.
  */
 import { adoptable, counts, fresher, removedFrom, type RangeDescription } from "../core/multi/placement-directory.js";
+import type { SimNodeTimers } from "./node-timers.js";
 import type { Membership, MembershipChange, NodeId } from "../core/engine/contract.js";
 import { isMember } from "../core/engine/membership.js";
 import { DEFAULT_GROUP, type GroupId } from "../core/multi/group.js";
@@ -59,14 +60,7 @@ export interface LocalRange {
 }
 
 /** What placement needs of the node that runs it. */
-export interface PlacementNode {
-  readonly id: NodeId;
-  readonly peerIds: readonly NodeId[];
-  /** Virtual time between two of the node's ticks, in microseconds. */
-  readonly tickIntervalMicros: number;
-  after(delayMicros: number, action: () => void): void;
-  alive(incarnation: number): boolean;
-  paused(): boolean;
+export interface PlacementNode extends SimNodeTimers {
   /** Whether steps may still be taken (the run stops moving ranges when its clients stop, so the end state settles). */
   stepsAllowed(): boolean;
   /** The groups this incarnation hosts, group 0 among them. */

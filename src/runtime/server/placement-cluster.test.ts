@@ -32,6 +32,14 @@ async function spread(cluster: ProcessCluster, via: number, nodes: readonly numb
   return { replicas, leaders, settled, shards };
 }
 
+/** Every acknowledged write, read back through `client` with the value written. */
+async function assertAllRead(client: Client, acknowledged: ReadonlyMap<string, string>): Promise<void> {
+  for (const [key, value] of acknowledged) {
+    const record = await client.get(key);
+    assert.equal(record === null ? null : Buffer.from(record.value).toString("utf8"), value, key);
+  }
+}
+
 function withinOneOfAverage(counts: readonly number[]): boolean {
   const average = counts.reduce((a, b) => a + b, 0) / counts.length;
   return counts.every((count) => Math.abs(count - average) <= 1);
@@ -120,10 +128,7 @@ describe("ranges on three of the members (--shards 8 --replicas 3)", { timeout: 
     // Read back through the new nodes, which forward what they do not host.
     const reader = new Client({ endpoints: [4, 5].map((id) => cluster.node(id).http), healthCheckIntervalMs: 0 });
     try {
-      for (const [key, value] of acknowledged) {
-        const record = await reader.get(key);
-        assert.equal(record === null ? null : Buffer.from(record.value).toString("utf8"), value, key);
-      }
+      await assertAllRead(reader, acknowledged);
       // A listing over every range, through a node that hosts only some of them.
       const listed = await request("GET", `${cluster.node(5).http}/v1/kv?prefix=&limit=1000`);
       assert.equal(listed.status, 200, listed.text);
@@ -155,10 +160,7 @@ describe("ranges on three of the members (--shards 8 --replicas 3)", { timeout: 
         await sleep(200);
       }
       t.diagnostic(`node ${victim}'s replicas made again on the others ${Date.now() - killedAt} ms after the kill`);
-      for (const [key, value] of acknowledged) {
-        const record = await client.get(key);
-        assert.equal(record === null ? null : Buffer.from(record.value).toString("utf8"), value, key);
-      }
+      await assertAllRead(client, acknowledged);
     } finally {
       await client.close();
     }
@@ -201,10 +203,7 @@ describe("ranges on three of the members (--shards 8 --replicas 3)", { timeout: 
     try {
       await client.put(`${key}-after-move`, "moved");
       acknowledged.set(`${key}-after-move`, "moved");
-      for (const [written, value] of acknowledged) {
-        const record = await client.get(written);
-        assert.equal(record === null ? null : Buffer.from(record.value).toString("utf8"), value, written);
-      }
+      await assertAllRead(client, acknowledged);
     } finally {
       await client.close();
     }
