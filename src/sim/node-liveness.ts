@@ -5,7 +5,8 @@
  * quiescence saved and what it cost, over every incarnation.
  */
 import type { SimNodeTimers } from "./node-timers.js";
-import type { NodeId } from "../core/engine/contract.js";
+import type { CampaignTiming, NodeId } from "../core/engine/contract.js";
+import type { GroupId } from "../core/multi/group.js";
 import { createNodeLiveness, type LivenessMutant, type NodeLiveness, type QuiescentEngine } from "../core/multi/liveness.js";
 
 /**
@@ -36,7 +37,7 @@ export interface LivenessNode extends SimNodeTimers {
   /** Sends a liveness ping, or with `answer` the answer to one. */
   sendPing(to: NodeId, answer: boolean): void;
   /** This incarnation's replica of every group it hosts: its engine, and how to wake it. */
-  replicas(): readonly { readonly engine: QuiescentEngine; wake(leaderSuspected?: boolean): void }[];
+  replicas(): readonly { readonly group: GroupId; readonly replica: { readonly engine: QuiescentEngine; wake(leaderSuspected?: boolean, campaign?: CampaignTiming): void } }[];
 }
 
 /** One node's liveness over its incarnations: a fresh `NodeLiveness` for each, and the counts over all. */
@@ -86,15 +87,16 @@ export class SimNodeLiveness {
       }
       liveness.tick();
       const replicas = node.replicas();
-      for (const replica of replicas) {
+      for (const { replica } of replicas) {
         this.counts.groupTicks++;
         if (replica.engine.quiescent?.() === true) this.counts.quietGroupTicks++;
       }
-      const toWake = new Set(liveness.toWake(replicas.map((replica) => replica.engine)));
-      for (const replica of replicas) {
+      const toWake = new Set(liveness.toWake(replicas.map(({ replica }) => replica.engine)));
+      for (const { group, replica } of replicas) {
         if (!toWake.has(replica.engine)) continue;
         this.counts.wakes++;
-        replica.wake(true);
+        const leader = replica.engine.status().leader;
+        replica.wake(true, leader === null ? "remaining" : liveness.campaignTiming(group, replica.engine.membership?.().voters ?? [], leader));
       }
     };
     node.after(intervalMicros, fire);

@@ -219,7 +219,7 @@ export class SimNode<M> {
       sendPing: (to: NodeId, answer: boolean) => this.host.sendPing(this.id, to, answer),
       alive: (incarnation: number) => this.alive(incarnation),
       paused: () => this.paused,
-      replicas: () => [...this.hosted.values()].map((hosted) => hosted.replica),
+      replicas: () => [...this.hosted].map(([group, hosted]) => ({ group, replica: hosted.replica })),
     };
   }
 

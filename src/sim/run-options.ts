@@ -212,7 +212,7 @@ export function quiescenceConflict(options: { readonly quiesce: boolean; readonl
 }
 
 /** The mutants that break quiescence, which only a run with --quiesce can show. */
-export const QUIESCENCE_MUTANTS: readonly string[] = ["quiesce-with-lagging-follower", "no-wake-on-leader-failure"];
+export const QUIESCENCE_MUTANTS: readonly string[] = ["quiesce-with-lagging-follower", "no-wake-on-leader-failure", "woken-followers-campaign-together"];
 
 export const SIM_WORKLOADS = ["kv", "leases", "watch", "lock", "txn", "bank"] as const;
 /** Groups of a run of the txn or bank workload when --groups is not given: transactions across groups need some. */

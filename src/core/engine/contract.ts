@@ -259,11 +259,33 @@ export interface Engine<M, H> {
    */
   wake?(): void;
   /**
-   * A follower drops its leader and that leader's lease, so it grants votes at once and
-   * campaigns after what is left of its randomized election timeout (etcd-io/raft's
-   * ForgetLeader); a no-op on a leader or candidate. Wakes a quiet engine.
+   * A follower drops its leader and that leader's lease, so it grants votes at once
+   * (etcd-io/raft's ForgetLeader); a no-op on a leader or candidate. Wakes a quiet engine.
+   * When it campaigns (`CampaignTiming`): by default after what is left of its randomized
+   * election timeout.
    */
-  forgetLeader?(): void;
+  forgetLeader?(campaign?: CampaignTiming): void;
+}
+
+/**
+ * When a follower that forgot its leader campaigns: `remaining`, after what is left of its
+ * randomized election timeout; `now`, at its next tick; `full`, after a whole randomized
+ * timeout from now. When the node knows its leader's node is gone, one follower of each
+ * group campaigns `now` and the others `full` (core/multi/liveness.ts, `campaignTiming`):
+ * left to their timers, the followers woken together campaign together and split the vote.
+ */
+export type CampaignTiming = "remaining" | "now" | "full";
+
+/**
+ * The election timer (ticks elapsed) a follower that forgot its leader goes on from, for an
+ * engine that campaigns once `randomizedTicks` have elapsed. With no leader it grants votes
+ * whatever the timer says (a restarted node's startup guard aside, which clears once
+ * `electionTicks` have elapsed).
+ */
+export function forgottenElapsed(campaign: CampaignTiming, electionTicks: number, randomizedTicks: number): number {
+  if (campaign === "now") return Math.max(electionTicks, randomizedTicks - 1);
+  if (campaign === "full") return 0;
+  return electionTicks;
 }
 
 /** One member's replication, as its leader sees it (Engine.replication). */

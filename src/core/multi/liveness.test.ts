@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import type { NodeId } from "../engine/contract.js";
-import { createNodeLiveness, NodeLiveness } from "./liveness.js";
+import { campaignTiming, createNodeLiveness, NodeLiveness } from "./liveness.js";
 
 /** A stand-in for a group's engine: quiet or not, following `leader`. */
 const engine = (quiet: boolean, leader: NodeId | null) => ({ quiescent: () => quiet, status: () => ({ leader }) });
@@ -34,6 +34,21 @@ describe("node liveness (waking quiet groups)", () => {
     assert.deepEqual(liveness.tick(), [2]);
     assert.deepEqual(liveness.toWake(engines), [quietUnder2]);
     assert.deepEqual(liveness.toWake(engines), [quietUnder2], "asked again, it says so again (a group may go quiet after the suspicion)");
+  });
+
+  test("once a group's leader is gone, one voter of it campaigns now and the others after a whole timeout; groups pick different ones", () => {
+    const voters = [1, 2, 3];
+    const gone3 = (id: NodeId): boolean => id === 3;
+    const picks = [0, 1, 2, 3].map((group) => voters.filter((self) => self !== 3 && campaignTiming(self, group, voters, gone3) === "now"));
+    assert.deepEqual(picks, [[1], [2], [1], [2]], "exactly one per group, alternating over the voters left");
+    for (const group of [0, 1]) for (const self of [1, 2]) assert.equal(campaignTiming(self, group, voters, gone3), picks[group]?.[0] === self ? "now" : "full");
+    assert.equal(campaignTiming(4, 0, voters, gone3), "remaining", "a node that is not a voter keeps its timer");
+    assert.equal(campaignTiming(2, 0, voters, (id) => id === 3 || id === 1), "now", "a suspected voter is passed over");
+    const liveness = new NodeLiveness({ self: 2, peers: [1, 2, 3], suspectAfterTicks: 1 });
+    liveness.heard(3);
+    assert.deepEqual(liveness.tick(), [1, 3]);
+    liveness.heard(3);
+    assert.equal(liveness.campaignTiming(0, voters, 3), "now", "node 1 suspected, node 3 the gone leader: node 2 is the only one left");
   });
 
   test("a node it does not know is ignored; the mutant never suspects anyone", () => {

@@ -18,7 +18,7 @@
  * CheckQuorum keep it from being unseated while it is).
  */
 import { assert } from "../common/assert.js";
-import type { NodeId } from "../engine/contract.js";
+import type { CampaignTiming, NodeId } from "../engine/contract.js";
 
 export interface NodeLivenessOptions {
   readonly self: NodeId;
@@ -31,10 +31,30 @@ export interface NodeLivenessOptions {
 export interface QuiescentEngine {
   quiescent?(): boolean;
   status(): { readonly leader: NodeId | null };
+  membership?(): { readonly voters: readonly NodeId[] };
+}
+
+/**
+ * When this node's follower of group `group` campaigns once the node knows the group's
+ * leader's node is gone (`gone`: suspected, or restarted, its old process and its lease no
+ * more): one voter of each group campaigns at once and the others after a whole election
+ * timeout. Left to what remained of their timers, the followers woken together stood
+ * together and split the vote, again and again where a stalled event loop had evened their
+ * timers out: a node restarted among 10,000 ranges set off a minute of elections. The one:
+ * among the voters not gone, in id order, the one the group id picks, so the leaderships a
+ * gone node held spread over the others. Nodes whose suspicions agree pick the same; where
+ * they do not, two may campaign at once, as all did before. A node that is not a voter keeps
+ * its timer (it does not campaign).
+ */
+export function campaignTiming(self: NodeId, group: number, voters: readonly NodeId[], gone: (id: NodeId) => boolean): CampaignTiming {
+  const able = voters.filter((id) => !gone(id)).sort((a, b) => a - b);
+  if (!able.includes(self)) return "remaining";
+  return able[group % able.length] === self ? "now" : "full";
 }
 
 export const LIVENESS_MUTANTS = {
   "no-wake-on-leader-failure": "the node never suspects a silent peer, so a quiet group whose leader's node fails is never woken (--quiesce)",
+  "woken-followers-campaign-together": "a quiet group's followers woken for their leader's failure all campaign within what is left of their timers, none first (--quiesce): slower elections, split votes",
 } as const;
 
 export type LivenessMutant = keyof typeof LIVENESS_MUTANTS;
@@ -79,6 +99,11 @@ export class NodeLiveness {
     return newly;
   }
 
+  /** When this node's follower of `group` (of `voters`) campaigns, its leader `leader` gone (see `campaignTiming`). */
+  campaignTiming(group: number, voters: readonly NodeId[], leader: NodeId): CampaignTiming {
+    return campaignTiming(this.options.self, group, voters, (id) => id === leader || this.suspected.has(id));
+  }
+
   isSuspected(peer: NodeId): boolean {
     return this.suspected.has(peer);
   }
@@ -113,7 +138,16 @@ class NeverSuspects extends NodeLiveness {
   }
 }
 
+/** The mutant: every woken follower campaigns as its timer says, as before `campaignTiming`. */
+class CampaignsTogether extends NodeLiveness {
+  override campaignTiming(): CampaignTiming {
+    return "remaining";
+  }
+}
+
 /** Liveness, or with `mutant`, the broken variant of that name. */
 export function createNodeLiveness(options: NodeLivenessOptions, mutant: LivenessMutant | null = null): NodeLiveness {
-  return mutant === null ? new NodeLiveness(options) : new NeverSuspects(options);
+  if (mutant === "no-wake-on-leader-failure") return new NeverSuspects(options);
+  if (mutant === "woken-followers-campaign-together") return new CampaignsTogether(options);
+  return new NodeLiveness(options);
 }

@@ -1,8 +1,10 @@
 import { assert } from "../common/assert.js";
 import { InvalidInputError, MembershipChangeInProgressError, NotLeaderError, NotMemberError, OverloadedError } from "../common/errors.js";
 import { Prng } from "../common/prng.js";
+import { forgottenElapsed } from "../engine/contract.js";
 import type {
   Admission,
+  CampaignTiming,
   CompactionFloor,
   Engine,
   EngineOptions,
@@ -663,11 +665,11 @@ export class PaxosEngine implements Engine<PaxosMessage, PaxosHardState> {
     this.send(target, { type: "timeout-now", ballot: this.acceptor.promised, commit: this.log.commitIndex });
   }
 
-  /** A follower forgets its leader and that leader's lease (for scripted tests and the application). */
-  forgetLeader(): void {
+  /** A follower forgets its leader and that leader's lease, and campaigns as `campaign` says (Engine.forgetLeader). */
+  forgetLeader(campaign: CampaignTiming = "remaining"): void {
     if (this.role !== "follower") return;
     this.lead = null;
-    this.electionElapsed = this.config.electionTicks;
+    this.electionElapsed = forgottenElapsed(campaign, this.config.electionTicks, this.randomizedElectionTicks);
   }
 
   // ---- membership ----

@@ -142,6 +142,31 @@ describe("quiescence: waking", () => {
     assert.ok(c.engine(leaders[0] as number).status().term > term);
   });
 
+  test("told its leader is gone, the follower picked campaigns at its next tick and wins; the other grants at once, and would campaign only after a whole timeout", () => {
+    // A long timeout, so what is left of a randomized one is rarely a tick or two.
+    const config: RaftConfig = { ...quiet, electionTicks: 40 };
+    const { electionTicks } = config;
+    const votesFrom = (c: TestCluster, id: number): number => c.sent.filter((e) => e.from === id && e.message.type === "vote").length;
+    const c = quietCluster(config);
+    const term = c.engine(1).status().term;
+    c.isolate(1);
+    c.engine(3).forgetLeader("full");
+    c.engine(2).forgetLeader("now");
+    c.tick(2, 1);
+    assert.ok(votesFrom(c, 2) > 0, "node 2 campaigned at its first tick");
+    c.stabilize();
+    assert.deepEqual(c.leaders().filter((id) => id !== 1), [2], "and won: node 3 had forgotten the leader's lease");
+    assert.equal(c.engine(2).status().term, term + 1, "one election, no split vote");
+    // A follower told "full" waits a whole randomized timeout, at least electionTicks.
+    const d = quietCluster(config);
+    d.isolate(1);
+    d.engine(3).forgetLeader("full");
+    d.tick(3, electionTicks - 1);
+    assert.equal(votesFrom(d, 3), 0, "not before electionTicks");
+    d.tick(3, electionTicks + 1);
+    assert.ok(votesFrom(d, 3) > 0, "it campaigns within a whole timeout");
+  });
+
   test("one woken follower's campaign wakes the other by its vote request", () => {
     const c = quietCluster();
     c.isolate(1);

@@ -54,11 +54,12 @@ describe("raft in the simulator", () => {
     // an entry of its term (refused, as thesis 4.1 requires), then is paused and cut off;
     // leading term 3 from 5802 ms (settled at 5811 ms) it accepts voters 1,2,3,4 at 5859 ms,
     // and node 4, needed by a majority of that configuration, crashes 5 ms later. No leader
-    // after node 1 crashes at 6131 ms: no window had 1 s left for a change to commit.
+    // after node 1 crashes at 6131 ms: no window had 1 s left for a change to commit. (Five
+    // requests since a follower back from a pause catches up a few ticks, not all.)
     const result = runSimulation({ protocol: raft, seed: 18, scenario: "reconfiguration", fullTrace: true });
     assert.equal(result.failure, null, `${result.failure?.checker}: ${result.failure?.message}`);
     const verdict = result.trace.find((line) => line.includes("no configuration change committed"));
-    assert.match(verdict ?? "", /none of 4 request\(s\) \(\d+ more times there was no leader to ask\) had the chance/);
+    assert.match(verdict ?? "", /none of 5 request\(s\) \(\d+ more times there was no leader to ask\) had the chance/);
     assert.match(verdict ?? "", /the longest serving window: node 1 led term 3 with nodes [\d,]+ running and linked with it from 5802\.316ms to 5864\.645ms/);
     // The same history with an engine that cannot commit a change at all: still no chance, no scenario failure.
     assert.notEqual(runSimulation({ protocol: raft, seed: 18, scenario: "reconfiguration", mutant: "config-never-commits" }).failure?.checker, "scenario reconfiguration");

@@ -1,8 +1,10 @@
 import { assert } from "../common/assert.js";
 import { InvalidInputError, NotLeaderError, NotMemberError, OverloadedError } from "../common/errors.js";
 import { Prng } from "../common/prng.js";
+import { forgottenElapsed } from "../engine/contract.js";
 import type {
   Admission,
+  CampaignTiming,
   CompactionFloor,
   Engine,
   EngineOptions,
@@ -394,14 +396,14 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
 
   /**
    * A follower drops its leader and that leader's lease, so it may grant votes at once
-   * (etcd-io/raft's ForgetLeader). For when the application knows the leader is gone; a
-   * no-op on a leader or candidate.
+   * (etcd-io/raft's ForgetLeader), and campaigns as `campaign` says (Engine.forgetLeader).
+   * For when the application knows the leader is gone; a no-op on a leader or candidate.
    */
-  forgetLeader(): void {
+  forgetLeader(campaign: CampaignTiming = "remaining"): void {
     this.wake();
     if (this.role !== "follower") return;
     this.lead = null;
-    this.electionElapsed = this.config.electionTicks;
+    this.electionElapsed = forgottenElapsed(campaign, this.config.electionTicks, this.randomizedElectionTicks);
   }
 
   // ---- membership (thesis chapter 4) ----

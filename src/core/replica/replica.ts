@@ -25,7 +25,8 @@
  * Time: ticks are counted from the monotonic clock, not from timer callbacks, so a stalled
  * event loop (or a paused process) catches up on the ticks it missed when it wakes — before
  * any message reaches the engine, because a leader's lease depends on its ticks not
- * running slow. With `rest`, the timer stops while the engine is quiet and starts again
+ * running slow; a replica that does not lead catches up a few at most and skips the rest
+ * (FOLLOWER_CATCH_UP_TICKS_MAX), which only makes it wait longer. With `rest`, the timer stops while the engine is quiet and starts again
  * with the next input: a quiet engine counts no time, so nothing is owed to it.
  *
  * Snapshots: every `snapshotEntries` applied entries the state machine is captured (a piece
@@ -35,7 +36,7 @@
  */
 import { assert } from "../common/assert.js";
 import { InvalidInputError } from "../common/errors.js";
-import type { Engine, LogEntry, Membership, MembershipChange, NodeId, Ready, ReadOptions, Snapshot } from "../engine/contract.js";
+import type { CampaignTiming, Engine, LogEntry, Membership, MembershipChange, NodeId, Ready, ReadOptions, Snapshot } from "../engine/contract.js";
 import type { Clock, LogStorage, Network, ProposalKey, ReplicaObserver, SnapshotBuilder, StateMachine, Waiter } from "./contract.js";
 import { StoppedError, TooManyRequestsError, WriteOutcomeUnknownError } from "./errors.js";
 import { WaitingRequests, type TransferAnswer } from "./waiting.js";
@@ -124,6 +125,16 @@ const SNAPSHOT_RECORDS_PER_STEP = 500;
 export const CATCH_UP_ENTRIES_DEFAULT = 5_000;
 /** Ticks caught up at once after a long stall; beyond this the rest are skipped. */
 const CATCH_UP_TICKS_MAX = 10_000;
+/**
+ * Ticks a replica that does not lead catches up at once, at most; the rest are skipped. Only
+ * a leader's lease needs its clock never to run slow; a follower's running slow only makes
+ * it wait longer before it campaigns or votes, the safe side. Caught up in full, the
+ * followers of thousands of groups on a stalled node all reached their election timeouts in
+ * the same turn (before the heartbeats queued meanwhile reached them), campaigned together
+ * and split their votes: the randomized timeouts keep them apart only while ticks come one
+ * by one. A few at once still keep time through a merely slow timer.
+ */
+export const FOLLOWER_CATCH_UP_TICKS_MAX = 3;
 /**
  * Slack when counting due ticks: a clock whose milliseconds are computed (the simulator's,
  * scaled by a clock rate) may land a hair below a tick boundary at the very instant of it.
@@ -316,15 +327,17 @@ export class Replica<M, H, R> {
 
   /**
    * Wakes a quiet engine (see Engine.wake): the node suspects that the node of this group's
-   * leader failed. A no-op for an engine that is awake or never quiesces.
+   * leader failed. A no-op for an engine that is awake or never quiesces. `campaign`: when a
+   * follower that forgets its leader campaigns (the node picks one follower of the group to
+   * campaign at once: core/multi/liveness.ts).
    */
-  wake(leaderSuspected = false): void {
+  wake(leaderSuspected = false, campaign: CampaignTiming = "remaining"): void {
     if (this.stopped || this.engine.wake === undefined) return;
     this.stopResting();
     // The node suspects the leader's node failed: a quiet follower need not wait out a whole
     // election timeout (its leader gave up its lease when it went quiet), so it forgets the
-    // leader and campaigns within what is left of its randomized timeout.
-    if (leaderSuspected && this.engine.quiescent?.() === true && this.engine.forgetLeader !== undefined) this.engine.forgetLeader();
+    // leader and campaigns when `campaign` says.
+    if (leaderSuspected && this.engine.quiescent?.() === true && this.engine.forgetLeader !== undefined) this.engine.forgetLeader(campaign);
     else this.engine.wake();
     this.schedulePump();
   }
@@ -583,7 +596,7 @@ export class Replica<M, H, R> {
 
   // ---- time ----
 
-  /** Gives the engine every tick the monotonic clock says is due. */
+  /** Gives the engine the ticks the monotonic clock says are due (a replica not leading, a few at most). */
   private catchUpTicks(): void {
     if (this.cancelTimer === null) return;
     let missed = this.dueTicks() - this.ticksDone;
@@ -591,6 +604,11 @@ export class Replica<M, H, R> {
       this.options.observer?.ticksSkipped?.(missed - CATCH_UP_TICKS_MAX);
       this.ticksDone += missed - CATCH_UP_TICKS_MAX;
       missed = CATCH_UP_TICKS_MAX;
+    }
+    // Not a stall worth a word: every follower of a slow node skips some (see the constant).
+    if (missed > FOLLOWER_CATCH_UP_TICKS_MAX && this.engine.status().role !== "leader") {
+      this.ticksDone += missed - FOLLOWER_CATCH_UP_TICKS_MAX;
+      missed = FOLLOWER_CATCH_UP_TICKS_MAX;
     }
     for (let i = 0; i < missed; i++) this.engine.tick();
     if (missed > 0) this.ticksDone += missed;

@@ -6,7 +6,7 @@
  */
 import { randomInt } from "node:crypto";
 import { performance } from "node:perf_hooks";
-import type { Engine, EngineFactory, Membership, MembershipChange, NodeId, Snapshot } from "../../core/engine/contract.js";
+import type { CampaignTiming, Engine, EngineFactory, Membership, MembershipChange, NodeId, Snapshot } from "../../core/engine/contract.js";
 import { KvReplica, type ClientRequest, type KvOperation, type ReadConsistency } from "../../core/kv/kv-replica.js";
 import type { Applied, KvResult, KvStore } from "../../core/kv/store.js";
 import type { Clock, ReplicaObserver, SnapshotBuilder, Waiter } from "../../core/replica/contract.js";
@@ -260,9 +260,9 @@ export class Driver {
     return promised((waiter) => this.node.read(consistency, waiter));
   }
 
-  /** Wakes a quiet engine whose leader's node is suspected (node-liveness.ts); see Replica.wake. */
-  wake(): void {
-    this.node.replica.wake(true);
+  /** Wakes a quiet engine whose leader's node is suspected or restarted (node-liveness.ts), campaigning when `campaign` says; see Replica.wake. */
+  wake(campaign: CampaignTiming = "remaining"): void {
+    this.node.replica.wake(true, campaign);
   }
 
   /** Wakes a quiet engine as any message would: a leader heartbeats at once (a peer came back: node-liveness.ts); see Replica.wake. */
