@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import fc from "fast-check";
-import { leadershipMove } from "./leader-balance.js";
+import { leadershipMove, leadershipMoves } from "./leader-balance.js";
 
 /** Each node's count of leaderships among `live`. */
 function counts(leaders: ReadonlyMap<number, number | null>, live: readonly number[]): number[] {
@@ -40,6 +40,43 @@ describe("leadershipMove", () => {
           const final = counts(leaders, live);
           assert.ok(Math.max(...final) - Math.min(...final) <= 1, `counts ${final.join(",")} of ${ranges} ranges over ${live.length} live nodes`);
           for (const self of live) assert.equal(leadershipMove({ self, live, leaders }), null, "balanced: nobody moves");
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  test("several moves at a look: each of a distinct range self leads, to a live node; together they overshoot no count, the first is leadershipMove's, and looks of them balance too", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 2, max: 5 }),
+        fc.integer({ min: 1, max: 80 }),
+        fc.array(fc.nat(), { minLength: 80, maxLength: 80 }),
+        fc.integer({ min: 1, max: 20 }),
+        (nodes, ranges, initial, max) => {
+          const live = Array.from({ length: nodes }, (_, i) => i + 1);
+          const leaders = new Map(Array.from({ length: ranges }, (_, range) => [range, live[(initial[range] ?? 0) % nodes] as number | null]));
+          for (let round = 0; round < ranges + 10; round++) {
+            let moved = false;
+            for (const self of live) {
+              const moves = leadershipMoves({ self, live, leaders }, max);
+              assert.ok(moves.length <= max);
+              assert.deepEqual(moves[0] ?? null, leadershipMove({ self, live, leaders }), "the first is the single rule's");
+              assert.equal(new Set(moves.map((move) => move.range)).size, moves.length, "each range once");
+              for (const move of moves) {
+                assert.equal(leaders.get(move.range), self);
+                assert.ok(live.includes(move.to) && move.to !== self);
+                leaders.set(move.range, move.to);
+              }
+              const after = counts(leaders, live);
+              const own = after[self - 1] as number;
+              for (const move of moves) assert.ok((after[move.to - 1] as number) <= own + 1, `node ${move.to} now leads ${after[move.to - 1]}, self ${own}: overshot`);
+              moved ||= moves.length > 0;
+            }
+            if (!moved) break;
+          }
+          const final = counts(leaders, live);
+          assert.ok(Math.max(...final) - Math.min(...final) <= 1, `counts ${final.join(",")}`);
         },
       ),
       { numRuns: 300 },

@@ -296,7 +296,7 @@ export class RangeAdmin {
     const { config, ranges, metrics, log } = this.host;
     const id = recovered.group;
     const network = this.host.groups.host(id, (from, message) => ranges.get(id)?.driver.receive(from, message));
-    const replica = new GroupReplica(config, recovered, { network, metrics, onFatal: this.rangeFatal, spanChanged: this.rangeSpanChanged }, log);
+    const replica = new GroupReplica(config, recovered, { network, metrics, onFatal: this.rangeFatal, spanChanged: this.rangeSpanChanged, watcher: ranges.leadershipWatcher }, log);
     replica.kv.setSplitHost(this.births?.hostFor(replica) ?? null);
     if (adopted) ranges.adopt(replica);
     else ranges.add(replica);

@@ -153,10 +153,11 @@ export class SynodNode {
         onFatal: (error) => setImmediate(() => { throw storageFailure(error, config.dataDir); }),
         watcher: {
           persisted: (ms) => this.feed.observeFsync(ms),
-          leadershipChanged: ({ term, leader, role }) =>
-            leader === null
-              ? this.feed.record("election", `term ${term}: no leader known to node ${config.id} (a ${role})`, { term, role })
-              : this.feed.record("leader", `node ${leader} leads in term ${term}`, { term, leader, role }),
+          leadershipChanged: ({ term, leader, role }) => {
+            ranges.leadershipChanged();
+            if (leader === null) this.feed.record("election", `term ${term}: no leader known to node ${config.id} (a ${role})`, { term, role });
+            else this.feed.record("leader", `node ${leader} leads in term ${term}`, { term, leader, role });
+          },
           snapshotTaken: (snapshot, ms) => this.feed.record("snapshot", `node ${config.id} took a snapshot at index ${snapshot.index} (${snapshot.data.length} bytes, ${Math.round(ms.total)} ms)`, { index: snapshot.index, bytes: snapshot.data.length }),
           snapshotInstalled: (snapshot) => this.feed.record("snapshot-installed", `node ${config.id} installed the leader's snapshot at index ${snapshot.index}`, { index: snapshot.index, bytes: snapshot.data.length }),
         },
