@@ -37,8 +37,12 @@ import type { GroupReplica } from "./group-replica.js";
 export const LIVENESS_GROUP: GroupId = GROUP_ID_MAX;
 /** Ticks between two pings to each peer. */
 export const PING_EVERY_TICKS = 5;
-/** Quiet ranges woken for a peer that restarted, at most, each tick (the start's batches are 500 every 5 ticks). */
-export const RETURN_WAKES_PER_TICK = 100;
+/**
+ * Quiet ranges woken for a peer that restarted, at most, each tick (the start's batches are
+ * 500 every 5 ticks). A wake costs a heartbeat and its answer; at 100 a tick, the 3,400
+ * ranges a node led of 10,000 took 2 s and more of a restart.
+ */
+export const RETURN_WAKES_PER_TICK = 250;
 
 /** `boot`: the sender's process, a random id drawn at its start (absent from a node of an earlier version). */
 type LivenessMessage = { readonly type: "liveness-ping"; readonly boot?: number } | { readonly type: "liveness-pong"; readonly boot?: number };
@@ -132,7 +136,7 @@ export class PeerLiveness {
       if (replica.engine.quiescent?.() !== true) continue;
       const leader = replica.engine.status().leader;
       if (leader === this.options.self) replica.driver.heartbeat();
-      else if (leader === peer) replica.driver.wake();
+      else if (leader === peer) replica.driver.wake(this.liveness.campaignTiming(replica.group, replica.membership().voters, peer));
       else continue;
       this.returnWakes++;
     }
@@ -141,7 +145,11 @@ export class PeerLiveness {
   /** One tick: its timer calls it (tests too). */
   tick(): void {
     this.ticks++;
-    if (this.ticks % PING_EVERY_TICKS === 0) for (const peer of this.options.peers) if (peer !== this.options.self) this.options.network.send(peer, { type: "liveness-ping", boot: this.boot });
+    // A suspected peer is pinged every tick: back from a restart, it is seen as such (and its
+    // ranges woken) within a tick of its connection, not up to PING_EVERY_TICKS later.
+    for (const peer of this.options.peers) {
+      if (peer !== this.options.self && (this.ticks % PING_EVERY_TICKS === 0 || this.liveness.isSuspected(peer))) this.options.network.send(peer, { type: "liveness-ping", boot: this.boot });
+    }
     for (const peer of this.liveness.tick()) this.options.log("a peer stopped answering; waking the quiet ranges it leads", { peer });
     this.wakeReturned();
     // Nothing is built while no peer is suspected: with thousands of ranges, a list of them
@@ -151,7 +159,8 @@ export class PeerLiveness {
     for (const replica of this.options.replicas()) {
       if (!toWake.has(replica.engine)) continue;
       this.wakes++;
-      replica.driver.wake();
+      const leader = replica.engine.status().leader;
+      replica.driver.wake(leader === null ? "remaining" : this.liveness.campaignTiming(replica.group, replica.membership().voters, leader));
     }
   }
 }
