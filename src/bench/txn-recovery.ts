@@ -20,7 +20,7 @@ const SHARDS_POLL_MS = 50;
 const RETRY_READ_MS = 20;
 /** What a survivor logs when it resolved a transaction whose coordinator vanished (cross-range-txn.ts). */
 const RECOVERED_MESSAGE = "whose coordinator vanished";
-/** What a node logs (at info) when it hands a range's leadership to another to spread them (node-ranges.ts). */
+/** What a node logs (at info) when it hands ranges' leaderships to others to spread them (range-duties.ts). */
 const HANDOVER_MESSAGE = "handing over a range's leadership";
 
 export interface RecoveryRound {

@@ -26,6 +26,7 @@ import { DATA_LAYOUT } from "./data-dir.js";
 import { GroupReplica, recoverGroup, type RecoveredGroup } from "./group-replica.js";
 import type { NodeRanges, RecoveredRanges } from "./node-ranges.js";
 import { RangeBirths } from "./range-births.js";
+import { RangeDuties } from "./range-duties.js";
 import { readSnapshotRange } from "../../core/kv/snapshot.js";
 import { CrossRangeTxns } from "./cross-range-txn.js";
 import { LIVENESS_GROUP, PeerLiveness, PING_EVERY_TICKS } from "./node-liveness.js";
@@ -68,6 +69,8 @@ export class RangeAdmin {
   private deferredCheck = false;
   /** A range this node missed the split of is being looked up (adoptRange). */
   private adopting = false;
+  /** Spreading leaderships, following group 0's members, splitting by size and load: the ranges' timers. */
+  private readonly duties: RangeDuties;
   /** On a sharded Raft node: the ranges splits make (null: this node's ranges do not split). */
   private readonly births: RangeBirths | null;
   /** On a sharded Raft node: transactions across ranges, coordinated and recovered (null: one range, or Paxos). */
@@ -89,6 +92,7 @@ export class RangeAdmin {
     unborn: Pick<RecoveredRanges, "deferred" | "fromFiles" | "environment">,
   ) {
     const { config, ranges, sharedLog, log } = host;
+    this.duties = new RangeDuties(ranges);
     // Ranges split on a sharded Raft cluster (range-births.ts); Paxos ranges do not yet.
     this.births =
       ranges.sharded && config.consensus === "raft"
@@ -183,7 +187,7 @@ export class RangeAdmin {
     ranges.start();
     this.liveness?.start();
     this.placement?.start();
-    ranges.balanceLeaders({
+    this.duties.balanceLeaders({
       self: config.id,
       live: () => this.host.reachable(),
       placed: () => (this.placement?.active() === true ? this.placement.leadership() : null),
@@ -191,9 +195,9 @@ export class RangeAdmin {
       moved: (range, to) => feed.record("leadership-moved", `node ${config.id} handed range ${range}'s leadership to node ${to} (spreading leaderships)`, { range, to }),
     });
     this.crossRange?.start();
-    if (config.consensus === "raft") ranges.followMembers({ cluster: () => this.host.membership(), placing: () => this.placement?.active() ?? false, log: log.child({ component: "ranges" }) });
+    if (config.consensus === "raft") this.duties.followMembers({ cluster: () => this.host.membership(), placing: () => this.placement?.active() ?? false, log: log.child({ component: "ranges" }) });
     if (this.births !== null) {
-      ranges.splitBySize({
+      this.duties.splitBySize({
         splitKeys: config.splitKeys ?? DEFAULT_NODE_CONFIG.splitKeys,
         splitLoad: (config.splitLoad ?? DEFAULT_NODE_CONFIG.splitLoad) > 0,
         rangesMax: RANGES_MAX,
@@ -205,6 +209,7 @@ export class RangeAdmin {
 
   /** Stops the liveness pings and the transactions' recovery; the ranges themselves are the node's to stop. */
   stop(): void {
+    this.duties.stop();
     this.liveness?.stop();
     this.placement?.stop();
     this.writes?.stop();
@@ -236,7 +241,7 @@ export class RangeAdmin {
     // Ranges placed on some members only move by themselves, a step at a time (range-placement.ts).
     if (!this.host.ranges.sharded || this.placement?.active() === true) return changed;
     const deadline = Date.now() + this.host.config.requestTimeoutMs;
-    while (!this.host.ranges.followingMembers(this.host.membership()) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    while (!this.duties.followingMembers(this.host.membership()) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
     return changed;
   }
 
