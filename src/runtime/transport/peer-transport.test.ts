@@ -216,7 +216,7 @@ describe("peer transport", () => {
       const client = await rawClient(a.transport.port);
       client.socket.write(helloFrame(3, 1));
       await waitFor(() => client.replies.length === 1, "the hello is answered");
-      assert.deepEqual(client.replies, [{ ok: true }]);
+      assert.deepEqual(client.replies, [{ ok: true, heartbeatBatches: true }]);
       // A bad frame loses what shares its chunk, so the good one goes first, alone.
       client.socket.write(frame(encodeMessage("fine")));
       await waitFor(() => a.received.length === count + 1, "the good frame arrives");
