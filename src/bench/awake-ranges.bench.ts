@@ -3,8 +3,10 @@
 // and send nothing (idle-ranges.bench.ts); a range with a member down never does (its leader
 // waits for that member's match), so this starts a 3-node cluster of real processes
 // (`synod node --shards R`, loopback), waits until node 1 sees every range led, kills node 3
-// with SIGKILL, and waits until nodes 1 and 2 each see every range led by one of them and
-// none quiet. Then, over the window, it reads each survivor's CPU (utime + stime from
+// with SIGKILL, waits until nodes 1 and 2 each see every range led by one of them, writes
+// one key into every range (a range that went quiet before the kill stays quiet until
+// something wakes it; after the write it cannot go quiet again), and waits until no range is
+// quiet on either. Then, over the window, it reads each survivor's CPU (utime + stime from
 // /proc/PID/stat) and, from its /metrics, the frames it sent to and received from the other
 // survivor, and the heartbeat batches among them: every range heartbeats every tick (50 ms),
 // so each survivor sends about R/2 heartbeats and R/2 responses a tick to the other.
@@ -30,8 +32,30 @@ const SETTLE_MS = 5_000;
 const SURVIVORS = [1, 2] as const;
 
 interface RangeView {
+  readonly id: number;
+  readonly start: string;
   readonly leader: number | null;
   readonly quiet?: boolean;
+}
+
+/** Writes one key into each range (through node 1, 16 at a time), so each is awake. */
+async function wakeEvery(cluster: ProcessCluster, ranges: readonly RangeView[]): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    for (let i = next++; i < ranges.length; i = next++) {
+      const range = ranges[i] as RangeView;
+      // A range holds its start key; range 0 starts at "", and "!" sorts before every boundary.
+      const key = range.start === "" ? "!" : range.start;
+      let answer = await request("PUT", `${cluster.node(1).http}/v1/kv/${encodeURIComponent(key)}`, "awake");
+      // 503 while a range elects (a woken quiet follower, a leadership moving): try again, a bounded number of times.
+      for (let retry = 0; answer.status === 503 && retry < 100; retry++) {
+        await sleep(100);
+        answer = await request("PUT", `${cluster.node(1).http}/v1/kv/${encodeURIComponent(key)}`, "awake");
+      }
+      if (answer.status !== 200) throw new Error(`the write to range ${range.id} answered ${answer.status}: ${answer.text.slice(0, 200)}`);
+    }
+  };
+  await Promise.all(Array.from({ length: 16 }, worker));
 }
 
 const CLOCK_TICKS_PER_SECOND = ((): number => {
@@ -89,8 +113,10 @@ async function main(): Promise<void> {
   try {
     if (!(await waitFor(cluster, [1], count, (ranges) => ranges.every((range) => range.leader !== null), performance.now() + settleMs))) throw new Error("not every range had a leader in time");
     await cluster.kill(3);
-    const survivorsLead = (ranges: readonly RangeView[]): boolean => ranges.every((range) => (range.leader === 1 || range.leader === 2) && range.quiet !== true);
-    if (!(await waitFor(cluster, SURVIVORS, count, survivorsLead, performance.now() + settleMs))) throw new Error("the survivors did not lead every range, awake, in time");
+    const survivorsLead = (ranges: readonly RangeView[]): boolean => ranges.every((range) => range.leader === 1 || range.leader === 2);
+    if (!(await waitFor(cluster, SURVIVORS, count, survivorsLead, performance.now() + settleMs))) throw new Error("the survivors did not lead every range in time");
+    await wakeEvery(cluster, (await rangesOf(cluster, 1)) ?? []);
+    if (!(await waitFor(cluster, SURVIVORS, count, (ranges) => ranges.every((range) => range.quiet !== true), performance.now() + settleMs))) throw new Error("not every range was awake in time");
     await sleep(SETTLE_MS);
     const pids = SURVIVORS.map((id) => cluster.node(id).process?.pid ?? Number.NaN);
     const loadBefore = load();
