@@ -37,6 +37,7 @@ test("the peer path, frames to engines: typed errors, and no engine stops on a v
   assertClean(report, 3_000);
   for (const engine of ["raft", "paxos"]) assert.ok(counted(report, `${engine} message accepted`) > 100, formatReport(report));
   assert.ok(counted(report, "raft as leader") > 0 && counted(report, "paxos as leader") > 0, "inputs reach leaders too");
+  assert.ok(counted(report, "heartbeat batch accepted") > 0 && counted(report, "heartbeat batch refused: InvalidInputError") > 0, `heartbeat batches, good and broken: ${formatReport(report)}`);
 });
 
 test("the log store over damaged files: a prefix of what was written, or a refusal naming file and offset", async () => {

@@ -1,7 +1,8 @@
 /**
  * Fuzzes the peer protocol at the function level, along the path an adopted connection's
  * bytes take (src/runtime/transport/inbound.ts): the frame decoder (chunks split anyhow),
- * the group header (`0xc1 | LEB128 group`), the msgpack codec, then each engine's message
+ * the group header (`0xc1 | LEB128 group`) or a heartbeat batch (runtime/transport/heartbeat-batch.ts),
+ * the msgpack codec, then each engine's message
  * validator, and then the engine itself: a message the validator lets through is stepped
  * into a live engine of a three-node cluster, which must not throw (an engine trusts a
  * validated message's shape; an assertion there would stop the node). The hello check of a
@@ -13,7 +14,8 @@
  */
 import fc from "fast-check";
 import { FrameDecoder, frame } from "../core/wire/frame.js";
-import { readGroupHeader, tagWithGroup } from "../core/wire/group.js";
+import { HEARTBEAT_BATCH_PREFIX, isHeartbeatBatch, readGroupHeader, tagWithGroup } from "../core/wire/group.js";
+import { decodeHeartbeatBatch } from "../runtime/transport/heartbeat-batch.js";
 import { decodeMessage, encodeMessage } from "../runtime/transport/codec.js";
 import { checkHello } from "../runtime/transport/handshake.js";
 import { raftFactory } from "../core/raft/index.js";
@@ -172,12 +174,25 @@ function snapshotTransfer(engine: EngineName): fc.Arbitrary<Uint8Array> {
   });
 }
 
+/**
+ * A heartbeat batch's frame: entries of kind 0 to 2 (3 is none) for groups 0 to 3, now and
+ * then a number that is not a count, cut anywhere.
+ */
+const batchNumber = fc.oneof({ weight: 19, arbitrary: smallIndex }, { weight: 1, arbitrary: fc.constantFrom(-1, 0.5, 2 ** 53, 2 ** 32) });
+const heartbeatBatch: fc.Arbitrary<Uint8Array> = fc
+  .tuple(fc.array(fc.tuple(fc.constantFrom(0, 1, 2, 3), fc.nat({ max: 3 }), batchNumber, batchNumber, batchNumber), { maxLength: 8 }), fc.nat())
+  .map(([entries, cut]) => {
+    const flat = entries.flatMap(([kind, ...rest]) => (kind === 2 ? [kind, ...rest.slice(0, 3)] : [kind, ...rest]));
+    const kept = cut % 4 === 0 ? flat.slice(0, cut % (flat.length + 1)) : flat;
+    return frame(Uint8Array.from([...HEARTBEAT_BATCH_PREFIX, ...encodeMessage(kept)]));
+  });
+
 function streamOf(engine: EngineName): fc.Arbitrary<Uint8Array> {
   const messages = fc.oneof({ weight: 5, arbitrary: messageArbitrary(engine === "raft" ? RAFT_MESSAGES : PAXOS_MESSAGES) }, { weight: 1, arbitrary: hello });
   const shaped = fc
     .tuple(messages, fc.array(objectMutation, { maxLength: 3 }), fc.oneof(fc.constant(0), fc.constant(-1), fc.nat({ max: 2 ** 32 - 1 })))
     .map(([message, mutations, group]) => framed(mutations.reduce(mutateObject, message), group));
-  const frames = fc.array(shaped, { minLength: 1, maxLength: 3 }).map((list) => Uint8Array.from(list.flatMap((bytes) => [...bytes])));
+  const frames = fc.array(fc.oneof({ weight: 4, arbitrary: shaped }, { weight: 1, arbitrary: heartbeatBatch }), { minLength: 1, maxLength: 3 }).map((list) => Uint8Array.from(list.flatMap((bytes) => [...bytes])));
   return fc.oneof(
     { weight: 1, arbitrary: fc.uint8Array({ maxLength: 64 }).map((payload) => frame(payload)) },
     { weight: 1, arbitrary: fc.uint8Array({ maxLength: 64 }) },
@@ -260,6 +275,11 @@ function checkStream(stream: PeerStream, outcomes: Outcomes, engineName: EngineN
     payloads.push(...got);
   }
   for (const payload of payloads) {
+    if (isHeartbeatBatch(payload)) {
+      const heartbeats = classify(outcomes, "heartbeat batch", () => decodeHeartbeatBatch(payload));
+      for (const { message } of heartbeats ?? []) stepValidated(message, outcomes, engineName, factory, engine, payload.length);
+      continue;
+    }
     const tagged = classify(outcomes, "group header", () => readGroupHeader(payload));
     if (tagged === undefined) continue;
     const value = classify(outcomes, "msgpack", () => decodeMessage(tagged.message));
@@ -270,12 +290,17 @@ function checkStream(stream: PeerStream, outcomes: Outcomes, engineName: EngineN
     } catch (error) {
       throw new FuzzFinding(`checkHello threw ${String(error)}`);
     }
-    const validate = factory.validateMessage;
-    if (validate === undefined) throw new FuzzFinding(`${factory.name} has no message validator`);
-    const message = classify(outcomes, `${engineName} message`, () => validate.call(factory, value));
-    if (message === undefined) continue;
-    stepInto(engine, factory, message, 2 + (payload.length % 2));
+    stepValidated(value, outcomes, engineName, factory, engine, payload.length);
   }
+}
+
+/** Validates a decoded value as the engine's message, and steps it in if it passes. */
+function stepValidated(value: unknown, outcomes: Outcomes, engineName: EngineName, factory: EngineFactory<unknown, unknown>, engine: AnyEngine, payloadBytes: number): void {
+  const validate = factory.validateMessage;
+  if (validate === undefined) throw new FuzzFinding(`${factory.name} has no message validator`);
+  const message = classify(outcomes, `${engineName} message`, () => validate.call(factory, value));
+  if (message === undefined) return;
+  stepInto(engine, factory, message, 2 + (payloadBytes % 2));
 }
 
 export function fuzzPeer(options: FuzzRun): FuzzReport {

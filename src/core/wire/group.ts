@@ -12,6 +12,12 @@
  * Decoding is defensive: a tagged payload whose id is cut short, longer than 5 bytes, not in
  * its shortest form, or above GROUP_ID_MAX is refused with an InvalidInputError, never
  * misread as another group.
+ *
+ * One payload is not a group's: a heartbeat batch (many groups' heartbeats in one frame,
+ * runtime/transport/heartbeat-batch.ts) begins `0xc1 0x80 0x00`, a zero in a form no group
+ * header uses. A node sends it only to a peer that said in its handshake that it reads
+ * batches; a node of an older version would refuse it as a group id "not in its shortest
+ * form" and close the connection, so it can never be misread as some group's message.
  */
 import { InvalidInputError } from "../common/errors.js";
 import { assertGroupId, DEFAULT_GROUP, GROUP_ID_MAX, type GroupId } from "../multi/group.js";
@@ -21,6 +27,14 @@ import { assert } from "../common/assert.js";
 export const GROUP_TAG = 0xc1;
 /** The longest id field: 5 LEB128 bytes hold 35 bits, enough for any u32. */
 const GROUP_ID_BYTES_MAX = 5;
+
+/** The first bytes of a heartbeat batch's payload (see the file comment), never a group header. */
+export const HEARTBEAT_BATCH_PREFIX: readonly number[] = Object.freeze([GROUP_TAG, 0x80, 0x00]);
+
+/** Whether `payload` is a heartbeat batch rather than one group's message. */
+export function isHeartbeatBatch(payload: Uint8Array): boolean {
+  return payload.length >= 3 && payload[0] === GROUP_TAG && payload[1] === 0x80 && payload[2] === 0x00;
+}
 
 /** The bytes the tag and id of `group` take at the start of a payload. */
 export function groupHeaderBytes(group: GroupId): number {

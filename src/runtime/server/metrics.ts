@@ -1,9 +1,14 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { EngineStatus, Role } from "../../core/engine/contract.js";
+import type { PeerStats } from "../transport/peer-transport.js";
 
 const ROLES: readonly Role[] = ["follower", "precandidate", "candidate", "leader", "learner"];
 
+/** What /metrics shows of each peer link (the transport's PeerStats has these and more). */
+export type PeerMetricStats = Pick<PeerStats, "connected" | "framesSent" | "framesDropped" | "framesReceived" | "heartbeatBatchesSent" | "heartbeatsBatchedSent" | "heartbeatBatchesReceived" | "heartbeatsBatchedReceived">;
+
 /** What the metrics read when scraped: the engine's view and the state machine's progress. */
+
 export interface MetricsSource {
   status(): EngineStatus;
   appliedIndex(): number;
@@ -12,7 +17,7 @@ export interface MetricsSource {
   /** The state machine's database on disk, in bytes. */
   databaseBytes(): number;
   pendingRequests(): number;
-  peerStats(): ReadonlyMap<number, { readonly connected: boolean; readonly framesSent: number; readonly framesDropped: number; readonly framesReceived: number }>;
+  peerStats(): ReadonlyMap<number, PeerMetricStats>;
   /** Each range's group on a sharded node (absent: one range, which the other gauges describe). */
   ranges?(): readonly RangeMetrics[];
 }
@@ -86,7 +91,6 @@ export class NodeMetrics {
       perRange("synod_range_keys", "Keys in each range", (range) => range.keys);
     }
     new Gauge({ name: "synod_kv_database_size_bytes", help: "Size of the state machine's database file on disk (LMDB data.mdb)", registers: [registry], collect() { this.set(source.databaseBytes()); } });
-    type PeerCounters = { connected: boolean; framesSent: number; framesDropped: number; framesReceived: number };
     new Gauge({
       name: "synod_peer_connected",
       help: "1 when the outbound connection to the peer is up",
@@ -98,7 +102,7 @@ export class NodeMetrics {
       },
     });
     // The transport counts these; each scrape copies its counts (a peer the transport no longer lists is dropped).
-    const peerCounter = (name: string, help: string, pick: (stats: PeerCounters) => number): void => {
+    const peerCounter = (name: string, help: string, pick: (stats: PeerMetricStats) => number): void => {
       new Counter({
         name,
         help,
@@ -113,6 +117,11 @@ export class NodeMetrics {
     peerCounter("synod_peer_frames_sent_total", "Messages sent to the peer", (s) => s.framesSent);
     peerCounter("synod_peer_frames_dropped_total", "Messages dropped for the peer (not connected, or its queue full); the engine resends", (s) => s.framesDropped);
     peerCounter("synod_peer_frames_received_total", "Messages received from the peer", (s) => s.framesReceived);
+    // Heartbeats of many ranges sent to one peer in one turn travel as one frame (runtime/transport/heartbeat-batch.ts).
+    peerCounter("synod_peer_heartbeat_batches_sent_total", "Heartbeat batch frames sent to the peer (each also one of synod_peer_frames_sent_total)", (s) => s.heartbeatBatchesSent);
+    peerCounter("synod_peer_heartbeats_batched_sent_total", "Heartbeats and heartbeat responses sent to the peer inside batch frames", (s) => s.heartbeatsBatchedSent);
+    peerCounter("synod_peer_heartbeat_batches_received_total", "Heartbeat batch frames received from the peer (each also one of synod_peer_frames_received_total)", (s) => s.heartbeatBatchesReceived);
+    peerCounter("synod_peer_heartbeats_batched_received_total", "Heartbeats and heartbeat responses received from the peer inside batch frames", (s) => s.heartbeatsBatchedReceived);
     this.leaderChanges = new Counter({ name: "synod_raft_leader_changes_total", help: "Times this node saw a leader take office (another leader, or a new term with a leader)", registers: [registry] });
     this.rangeForwards = new Counter({ name: "synod_range_forwards_total", help: "Requests this node sent on to another node because it hosts no replica of their range (--replicas)", registers: [registry] });
     this.proposals = new Counter({ name: "synod_proposals_total", help: "Writes proposed by this node's clients, by outcome", labelNames: ["result"], registers: [registry] });

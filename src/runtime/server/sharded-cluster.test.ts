@@ -29,6 +29,11 @@ async function everyRangeLed(cluster: ProcessCluster, via: number, among: readon
   }
 }
 
+/** The sum of a per-peer counter's samples in a /metrics text. */
+function sumOf(metrics: string, name: string): number {
+  return [...metrics.matchAll(new RegExp(`^${name}\\{[^}]*\\} (\\S+)$`, "gm"))].reduce((sum, match) => sum + Number(match[1]), 0);
+}
+
 describe("a sharded cluster of real processes (--shards 4)", { timeout: 120_000 }, () => {
   let cluster: ProcessCluster;
   before(async () => {
@@ -158,21 +163,27 @@ describe("a sharded cluster of real processes (--shards 4)", { timeout: 120_000 
     }
   });
 
-  test("/metrics has each range's gauges: every range is led by exactly one node", async () => {
+  test("/metrics has each range's gauges: every range is led by exactly one node; the ranges' heartbeats went in batches", async () => {
     // Scraped one node after another, while leaderships may still be moving: until one scan agrees.
     let leading = 0;
+    const batched = { batches: 0, heartbeats: 0 };
     for (let scan = 0; scan < 50 && leading !== SHARDS; scan++) {
       if (scan > 0) await sleep(100);
       leading = 0;
+      batched.batches = batched.heartbeats = 0;
       for (const id of [1, 2, 3]) {
         const metrics = await request("GET", `${cluster.node(id).http}/metrics`);
         const lines = metrics.text.split("\n").filter((line) => line.startsWith("synod_range_is_leader{"));
         assert.equal(lines.length, SHARDS, metrics.text.slice(0, 300));
         leading += lines.filter((line) => line.endsWith(" 1")).length;
         assert.match(metrics.text, /^synod_range_keys\{range="3"\} \d+$/m);
+        batched.batches += sumOf(metrics.text, "synod_peer_heartbeat_batches_received_total");
+        batched.heartbeats += sumOf(metrics.text, "synod_peer_heartbeats_batched_received_total");
       }
     }
     assert.equal(leading, SHARDS);
+    // Node 1 led all four ranges for a while (the test above): its heartbeats went out four to a frame.
+    assert.ok(batched.batches > 0 && batched.heartbeats >= 2 * batched.batches, `heartbeat batches received: ${JSON.stringify(batched)}`);
   });
 
   test("idle ranges go quiet; kill -9 of a node leading quiet ranges: every range is led again and takes a write, one request each, within 3 s", async (t) => {

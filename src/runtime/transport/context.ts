@@ -30,10 +30,16 @@ export interface PeerCounters {
   bytesReceived: number;
   dialAttempts: number;
   reconnects: number;
+  /** Heartbeat batch frames (heartbeat-batch.ts) handed to the socket, and the heartbeats they held. */
+  heartbeatBatchesSent: number;
+  heartbeatsBatchedSent: number;
+  /** Heartbeat batch frames received, and the heartbeats they held. */
+  heartbeatBatchesReceived: number;
+  heartbeatsBatchedReceived: number;
 }
 
 export function newCounters(): PeerCounters {
-  return { framesSent: 0, bytesSent: 0, socketWrites: 0, framesDropped: 0, framesReceived: 0, bytesReceived: 0, dialAttempts: 0, reconnects: 0 };
+  return { framesSent: 0, bytesSent: 0, socketWrites: 0, framesDropped: 0, framesReceived: 0, bytesReceived: 0, dialAttempts: 0, reconnects: 0, heartbeatBatchesSent: 0, heartbeatsBatchedSent: 0, heartbeatBatchesReceived: 0, heartbeatsBatchedReceived: 0 };
 }
 
 /** `host:port` of a socket's far end, for logs. */

@@ -29,7 +29,12 @@ export interface Hello {
 /** Longest advertised HTTP address taken from a hello. */
 export const ADVERTISED_URL_LENGTH_MAX = 256;
 
-export type HelloReply = { readonly ok: true } | { readonly ok: false; readonly reason: string };
+/**
+ * The acceptor's answer. `heartbeatBatches`: this node reads heartbeat batches
+ * (heartbeat-batch.ts), so the dialer may send them. A node of an older version omits it,
+ * and a dialer that does not know the field ignores it, so either side may be the older.
+ */
+export type HelloReply = { readonly ok: true; readonly heartbeatBatches?: true } | { readonly ok: false; readonly reason: string };
 
 /** Why a hello was refused: `code` is stable (log keys, tests), `reason` is for people. */
 export interface Refusal {
@@ -87,7 +92,7 @@ export function isRefusal(value: Hello | Refusal): value is Refusal {
 /** The reply in `value`, or null when it is not one. */
 export function parseReply(value: unknown): HelloReply | null {
   if (!isRecord(value)) return null;
-  if (value["ok"] === true) return { ok: true };
+  if (value["ok"] === true) return value["heartbeatBatches"] === true ? { ok: true, heartbeatBatches: true } : { ok: true };
   if (value["ok"] === false) return { ok: false, reason: typeof value["reason"] === "string" ? value["reason"].slice(0, 512) : "no reason given" };
   return null;
 }

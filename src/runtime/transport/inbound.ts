@@ -4,10 +4,11 @@
  */
 import type { Socket } from "node:net";
 import { FrameDecoder, frame } from "../../core/wire/frame.js";
-import { readGroupHeader } from "../../core/wire/group.js";
+import { isHeartbeatBatch, readGroupHeader } from "../../core/wire/group.js";
 import type { GroupId } from "../../core/multi/group.js";
 import { decodeMessage, encodeMessage } from "./codec.js";
 import { KEEPALIVE_DELAY_MS, describeError, remoteOf, type TransportContext } from "./context.js";
+import { decodeHeartbeatBatch, type BatchedHeartbeat } from "./heartbeat-batch.js";
 import { HANDSHAKE_FRAME_BYTES_MAX, checkHello, describeHello, isRefusal, type Hello, type HelloReply } from "./handshake.js";
 
 export interface InboundHost {
@@ -17,11 +18,14 @@ export interface InboundHost {
   adopt(connection: InboundConnection, from: number, hello: Hello): void;
   /** One decoded message of `group` from an adopted connection. */
   deliver(connection: InboundConnection, message: unknown, frameBytes: number, group: GroupId): void;
+  /** The heartbeats of one batch frame of `frameBytes`, each to be delivered to its group in order. */
+  deliverHeartbeats(connection: InboundConnection, heartbeats: readonly BatchedHeartbeat[], frameBytes: number): void;
   /** The socket closed, for whatever reason. */
   forget(connection: InboundConnection): void;
 }
 
-const encodedOk = frame(encodeMessage({ ok: true } satisfies HelloReply));
+/** The accepting reply; it says this node reads heartbeat batches, which every connection here decodes. */
+const encodedOk = frame(encodeMessage({ ok: true, heartbeatBatches: true } satisfies HelloReply));
 
 export class InboundConnection {
   /** The peer this connection speaks for, once its hello was accepted. */
@@ -55,6 +59,11 @@ export class InboundConnection {
     return this.peerId;
   }
 
+  /** Not yet closed (nor closing): what arrives on it is still delivered. */
+  get open(): boolean {
+    return !this.finished;
+  }
+
   /** Closes the connection; resolves once the socket has closed. */
   close(): Promise<void> {
     this.finish();
@@ -75,6 +84,17 @@ export class InboundConnection {
     }
     if (this.peerId === null) return this.onHello(payloads);
     for (const payload of payloads) {
+      if (isHeartbeatBatch(payload)) {
+        let heartbeats: BatchedHeartbeat[];
+        try {
+          heartbeats = decodeHeartbeatBatch(payload);
+        } catch (error) {
+          return this.reject("batch", describeError(error));
+        }
+        this.host.deliverHeartbeats(this, heartbeats, payload.length);
+        if (this.finished) return;
+        continue;
+      }
       let message: unknown;
       let group: GroupId;
       try {

@@ -5,12 +5,14 @@
 import { connect, type Socket } from "node:net";
 import { connect as connectTls } from "node:tls";
 import { certificateNodeId } from "../tls/material.js";
+import { assert } from "../../core/common/assert.js";
 import { FRAME_HEADER_BYTES, FrameDecoder, frame, writeFrameHeader } from "../../core/wire/frame.js";
-import { groupHeaderBytes, writeGroupHeader } from "../../core/wire/group.js";
+import { HEARTBEAT_BATCH_PREFIX, groupHeaderBytes, writeGroupHeader } from "../../core/wire/group.js";
 import { DEFAULT_GROUP, type GroupId } from "../../core/multi/group.js";
 import { decodeMessage, encodeMessage } from "./codec.js";
 import { KEEPALIVE_DELAY_MS, describeError, type PeerCounters, type TransportContext } from "./context.js";
 import { HANDSHAKE_FRAME_BYTES_MAX, PROTOCOL_VERSION, parseReply, type Hello, type HelloReply } from "./handshake.js";
+import { HEARTBEAT_BATCH_OVERHEAD_BYTES, HEARTBEAT_ENTRY_BYTES_MAX, HEARTBEATS_PER_BATCH_MAX, appendHeartbeat, encodeHeartbeatBatch, heartbeatsOf } from "./heartbeat-batch.js";
 import type { PeerAddress } from "./peer-transport.js";
 
 /** A flush writes batches of about this size, so one huge queue is not one huge copy. */
@@ -34,12 +36,17 @@ type LinkState = "waiting" | "handshaking" | "open" | "stopped";
 const HANDSHAKE_QUEUE_FRAMES_MAX = 256;
 const HANDSHAKE_QUEUE_BYTES_MAX = 4 * 1024 * 1024;
 
-/** A message waiting to be written: its frame is the group header, then `encoded`. */
+/**
+ * A frame waiting to be written: the group header (or, for a heartbeat batch, its prefix),
+ * then `encoded`.
+ */
 interface QueuedMessage {
   readonly group: GroupId;
   readonly encoded: Uint8Array;
-  /** The frame's payload size: group header and message. */
+  /** The frame's payload size: group header (or batch prefix) and message. */
   readonly payloadBytes: number;
+  /** The heartbeats of a heartbeat batch; 0 for one group's message. */
+  readonly heartbeats: number;
 }
 
 export class OutboundLink {
@@ -58,24 +65,45 @@ export class OutboundLink {
   private queuedBytes = 0;
   private flushScheduled = false;
   private readonly flushNow = (): void => this.flush();
+  /** The peer's handshake reply said it reads heartbeat batches (heartbeat-batch.ts); reset on every dial. */
+  private peerReadsBatches = false;
+  /**
+   * The heartbeat batch of this turn, not yet queued: entries as appendHeartbeat builds
+   * them, `batchHeartbeats` of them. It counts as one queued frame of at most
+   * batchBytesBound() bytes, and joins the queue when the turn's flush runs (or at
+   * heartbeatsPerBatchMax).
+   */
+  private batch: number[] = [];
+  private batchHeartbeats = 0;
+  /** Heartbeats a batch may hold: HEARTBEATS_PER_BATCH_MAX, fewer if frameBytesMax is small (below 2: none are batched). */
+  private readonly heartbeatsPerBatchMax: number;
 
   constructor(
     readonly peer: PeerAddress,
     private readonly context: TransportContext,
     private readonly counters: PeerCounters,
-  ) {}
+  ) {
+    const fitting = Math.floor((context.limits.frameBytesMax - HEARTBEAT_BATCH_OVERHEAD_BYTES) / HEARTBEAT_ENTRY_BYTES_MAX);
+    this.heartbeatsPerBatchMax = Math.max(0, Math.min(HEARTBEATS_PER_BATCH_MAX, fitting));
+  }
 
   get connected(): boolean {
     return this.state === "open";
   }
 
-  /** Bytes queued (payloads and their headers) and not yet handed to the socket. */
+  /** Bytes queued (payloads and their headers, an open heartbeat batch at its bound) and not yet handed to the socket. */
   get queueBytes(): number {
-    return this.queuedBytes;
+    return this.queuedBytes + this.batchBytesBound();
   }
 
+  /** Frames queued, an open heartbeat batch counting as one. */
   get queueFrames(): number {
-    return this.queue.length - this.queueHead;
+    return this.queue.length - this.queueHead + (this.batchHeartbeats > 0 ? 1 : 0);
+  }
+
+  /** The most bytes the open heartbeat batch's frame can take (0: none open). */
+  private batchBytesBound(): number {
+    return this.batchHeartbeats === 0 ? 0 : FRAME_HEADER_BYTES + HEARTBEAT_BATCH_OVERHEAD_BYTES + this.batchHeartbeats * HEARTBEAT_ENTRY_BYTES_MAX;
   }
 
   start(): void {
@@ -102,6 +130,10 @@ export class OutboundLink {
    */
   send(message: unknown, group: GroupId = DEFAULT_GROUP): boolean {
     const { limits } = this.context;
+    if (this.state === "open" && this.peerReadsBatches && this.heartbeatsPerBatchMax >= 2) {
+      const batched = this.batchHeartbeat(message, group);
+      if (batched !== null) return batched;
+    }
     const handshaking = this.state === "handshaking" && this.queueFrames < HANDSHAKE_QUEUE_FRAMES_MAX;
     if ((this.state !== "open" && !handshaking) || this.queueFrames >= limits.queueFramesMax) return this.drop();
     const encoded = encodeMessage(message);
@@ -111,14 +143,75 @@ export class OutboundLink {
       return this.drop();
     }
     const frameBytes = FRAME_HEADER_BYTES + payloadBytes;
-    if (this.queuedBytes + frameBytes > (this.state === "open" ? limits.queueBytesMax : HANDSHAKE_QUEUE_BYTES_MAX)) return this.drop();
-    this.queue.push({ group, encoded, payloadBytes });
+    if (this.queueBytes + frameBytes > (this.state === "open" ? limits.queueBytesMax : HANDSHAKE_QUEUE_BYTES_MAX)) return this.drop();
+    this.queue.push({ group, encoded, payloadBytes, heartbeats: 0 });
     this.queuedBytes += frameBytes;
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      queueMicrotask(this.flushNow);
-    }
+    this.scheduleFlush();
     return true;
+  }
+
+  /**
+   * Adds a heartbeat (or heartbeat response) to this turn's batch: true, or false (dropped,
+   * counted) when the queue has no room for it; null when `message` is not one
+   * (heartbeat-batch.ts says which shapes are).
+   *
+   * Ordering. The batch joins the queue when the turn's flush runs, after every frame queued
+   * in the turn, so a heartbeat may arrive after a message that was sent after it in the
+   * same turn, of its own group or another, never before anything sent before it. Raft is
+   * safe with that: its safety never rests on the order of messages (the network may
+   * reorder them; the simulator does), only on terms, which every message carries. In
+   * particular a heartbeat's commit is min(the follower's match, the leader's commit), an
+   * index the follower already holds as the leader does, so it stays true however late it
+   * arrives after an append of the same leader; a stale-term heartbeat (its leader stepped
+   * down in the same turn) is refused as any stale message is; a late quiesce heartbeat
+   * finds the follower's log past its commit and leaves it awake, as the append did; a
+   * late heartbeat response only delays a read round or a lease. A heartbeat of a group
+   * another message (in group 0, say) removed from this node in the same turn is a message
+   * for a group not hosted there, as a third node's may be at any time.
+   */
+  private batchHeartbeat(message: unknown, group: GroupId): boolean | null {
+    const { limits } = this.context;
+    const opening = this.batchHeartbeats === 0;
+    const before = this.batch.length;
+    if (!appendHeartbeat(this.batch, group, message)) return null;
+    const roomy = (!opening || this.queueFrames < limits.queueFramesMax) && this.queueBytes + HEARTBEAT_ENTRY_BYTES_MAX + (opening ? FRAME_HEADER_BYTES + HEARTBEAT_BATCH_OVERHEAD_BYTES : 0) <= limits.queueBytesMax;
+    if (!roomy) {
+      this.batch.length = before;
+      return this.drop();
+    }
+    this.batchHeartbeats++;
+    if (this.batchHeartbeats >= this.heartbeatsPerBatchMax) this.sealBatch();
+    this.scheduleFlush();
+    return true;
+  }
+
+  /** Queues the open heartbeat batch as one frame (a lone heartbeat as its own frame, as before batches). */
+  private sealBatch(): void {
+    if (this.batchHeartbeats === 0) return;
+    const entries = this.batch;
+    const heartbeats = this.batchHeartbeats;
+    this.batch = [];
+    this.batchHeartbeats = 0;
+    if (heartbeats === 1) {
+      const [only] = heartbeatsOf(entries);
+      assert(only !== undefined, "a batch of one holds one heartbeat");
+      const encoded = encodeMessage(only.message);
+      const payloadBytes = groupHeaderBytes(only.group) + encoded.length;
+      this.queue.push({ group: only.group, encoded, payloadBytes, heartbeats: 0 });
+      this.queuedBytes += FRAME_HEADER_BYTES + payloadBytes;
+      return;
+    }
+    const encoded = encodeHeartbeatBatch(entries);
+    const payloadBytes = HEARTBEAT_BATCH_PREFIX.length + encoded.length;
+    assert(payloadBytes <= HEARTBEAT_BATCH_OVERHEAD_BYTES + heartbeats * HEARTBEAT_ENTRY_BYTES_MAX, "a heartbeat batch stays within its bound");
+    this.queue.push({ group: DEFAULT_GROUP, encoded, payloadBytes, heartbeats });
+    this.queuedBytes += FRAME_HEADER_BYTES + payloadBytes;
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    queueMicrotask(this.flushNow);
   }
 
   /** Ends the link for good; resolves once its socket, if any, has closed. */
@@ -144,6 +237,7 @@ export class OutboundLink {
     this.retryTimer = null;
     this.counters.dialAttempts++;
     this.state = "handshaking";
+    this.peerReadsBatches = false;
     this.lastError = null;
     this.replyDecoder = new FrameDecoder({ frameBytesMax: HANDSHAKE_FRAME_BYTES_MAX });
     const socket = this.connectSocket();
@@ -211,6 +305,8 @@ export class OutboundLink {
       socket.destroy();
       return;
     }
+    // A peer of an older version says nothing of batches, and gets every heartbeat alone.
+    this.peerReadsBatches = reply.heartbeatBatches === true;
     this.opened();
   }
 
@@ -220,12 +316,9 @@ export class OutboundLink {
     this.state = "open";
     if (this.everOpened) this.counters.reconnects++;
     this.everOpened = true;
-    this.context.log.info({ ...this.fields(), attempts: this.failures + 1 }, "connected to peer");
+    this.context.log.info({ ...this.fields(), attempts: this.failures + 1, heartbeatBatches: this.peerReadsBatches }, "connected to peer");
     this.failures = 0;
-    if (this.queueFrames > 0 && !this.flushScheduled) {
-      this.flushScheduled = true;
-      queueMicrotask(this.flushNow);
-    }
+    if (this.queueFrames > 0) this.scheduleFlush();
   }
 
   private abandon(socket: Socket, reason: string): void {
@@ -254,6 +347,8 @@ export class OutboundLink {
 
   private flush(): void {
     this.flushScheduled = false;
+    // The turn is over: its heartbeats go as one frame, after what the turn queued before.
+    this.sealBatch();
     const socket = this.socket;
     if (this.state !== "open" || socket === null || socket.writableNeedDrain) return;
     // Each batch takes at least one frame, so this ends within queueFramesMax batches.
@@ -275,10 +370,17 @@ export class OutboundLink {
     const batch = Buffer.allocUnsafe(bytes);
     let at = 0;
     for (let i = this.queueHead; i < end; i++) {
-      const { group, encoded, payloadBytes } = this.queue[i] as QueuedMessage;
+      const { group, encoded, payloadBytes, heartbeats } = this.queue[i] as QueuedMessage;
       writeFrameHeader(batch, at, payloadBytes);
-      // Every frame names its group, so one connection serves every group two nodes share.
-      batch.set(encoded, writeGroupHeader(batch, at + FRAME_HEADER_BYTES, group));
+      if (heartbeats > 0) {
+        batch.set(HEARTBEAT_BATCH_PREFIX, at + FRAME_HEADER_BYTES);
+        batch.set(encoded, at + FRAME_HEADER_BYTES + HEARTBEAT_BATCH_PREFIX.length);
+        this.counters.heartbeatBatchesSent++;
+        this.counters.heartbeatsBatchedSent += heartbeats;
+      } else {
+        // Every frame names its group, so one connection serves every group two nodes share.
+        batch.set(encoded, writeGroupHeader(batch, at + FRAME_HEADER_BYTES, group));
+      }
       at += FRAME_HEADER_BYTES + payloadBytes;
     }
     this.counters.framesSent += end - this.queueHead;
@@ -302,11 +404,15 @@ export class OutboundLink {
     }
   }
 
+  /** Drops what is queued, and the open heartbeat batch: each frame counts one, and each heartbeat of a batch one. */
   private dropQueue(): void {
-    this.counters.framesDropped += this.queueFrames;
+    for (let i = this.queueHead; i < this.queue.length; i++) this.counters.framesDropped += Math.max(1, (this.queue[i] as QueuedMessage).heartbeats);
+    this.counters.framesDropped += this.batchHeartbeats;
     this.queue = [];
     this.queueHead = 0;
     this.queuedBytes = 0;
+    this.batch = [];
+    this.batchHeartbeats = 0;
   }
 
   private clearTimers(): void {

@@ -4,107 +4,12 @@ import { connect, createServer, type Server, type Socket } from "node:net";
 import { afterEach, describe, test } from "node:test";
 import fc from "fast-check";
 import { FrameDecoder, frame } from "../../core/wire/frame.js";
-import { decodeMessage, encodeMessage } from "./codec.js";
+import { encodeMessage } from "./codec.js";
 import { backoffDelayMs } from "./outbound.js";
-import { PeerTransport, type PeerAddress, type TransportLimits } from "./peer-transport.js";
-import { RecordingLog } from "./transport.test-util.js";
+import { PeerTransport } from "./peer-transport.js";
+import { CLUSTER, FAST, HOST, RecordingLog, closeEverything, everything, freePort, helloFrame, rawClient, sleep, startCluster, startNode, stats, waitFor, type Node } from "./transport.test-util.js";
 
-const HOST = "127.0.0.1";
-const CLUSTER = "test-cluster";
-/** Short backoffs and deadlines keep the file fast; the logic is the same as with defaults. */
-const FAST: Partial<TransportLimits> = { backoffMsMin: 10, backoffMsMax: 100, handshakeTimeoutMs: 300 };
-
-interface Node {
-  readonly id: number;
-  readonly transport: PeerTransport;
-  readonly log: RecordingLog;
-  readonly received: { from: number; message: unknown }[];
-  readonly address: PeerAddress;
-}
-
-/** What a test opened; closed after each test so the next starts from a quiet process. */
-const everything: { close(): Promise<void> | void }[] = [];
-afterEach(async () => {
-  await Promise.all(everything.splice(0).map((item) => item.close()));
-});
-
-interface NodeOptions {
-  readonly port?: number;
-  readonly peers?: readonly PeerAddress[];
-  readonly clusterId?: string;
-  readonly limits?: Partial<TransportLimits>;
-  readonly onMessage?: (from: number, message: unknown, group: number) => void;
-}
-
-async function startNode(id: number, options: NodeOptions = {}): Promise<Node> {
-  const log = new RecordingLog();
-  const received: { from: number; message: unknown }[] = [];
-  const transport = await PeerTransport.start({
-    clusterId: options.clusterId ?? CLUSTER,
-    nodeId: id,
-    listen: { host: HOST, port: options.port ?? 0 },
-    peers: options.peers ?? [],
-    onMessage: (from, message, group) => {
-      options.onMessage?.(from, message, group);
-      received.push({ from, message });
-    },
-    log,
-    limits: { ...FAST, ...options.limits },
-  });
-  everything.push(transport);
-  return { id, transport, log, received, address: { id, host: HOST, port: transport.port } };
-}
-
-/** Starts nodes that all know each other. */
-async function startCluster(ids: readonly number[], options: NodeOptions = {}): Promise<Node[]> {
-  const nodes = await Promise.all(ids.map((id) => startNode(id, options)));
-  for (const node of nodes) node.transport.setPeers(nodes.map((other) => other.address));
-  await waitFor(() => nodes.every((node) => [...node.transport.stats().values()].every((stats) => stats.connected)), "the cluster connects");
-  return nodes;
-}
-
-async function waitFor(condition: () => boolean, what: string, timeoutMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await sleep(5);
-  }
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-function stats(node: Node, peer: number) {
-  const found = node.transport.stats().get(peer);
-  assert.ok(found, `node ${node.id} has stats for peer ${peer}`);
-  return found;
-}
-
-/** A port nothing listens on (bound once, then released). */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, HOST, resolve));
-  const address = server.address();
-  assert.ok(address !== null && typeof address === "object");
-  await new Promise((resolve) => server.close(resolve));
-  return address.port;
-}
-
-/** A raw client socket, connected, that records whether it was closed by the far end. */
-async function rawClient(port: number): Promise<{ socket: Socket; closed: Promise<void>; replies: unknown[] }> {
-  const socket = connect({ host: HOST, port });
-  socket.on("error", () => {});
-  const replies: unknown[] = [];
-  const decoder = new FrameDecoder({ frameBytesMax: 1 << 20 });
-  socket.on("data", (chunk: Buffer) => {
-    for (const payload of decoder.push(chunk)) replies.push(decodeMessage(payload));
-  });
-  const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()));
-  await new Promise<void>((resolve) => socket.once("connect", () => resolve()));
-  everything.push({ close: () => void socket.destroy() });
-  return { socket, closed, replies };
-}
-
-const helloFrame = (from: number, to: number, clusterId = CLUSTER): Uint8Array => frame(encodeMessage({ synod: 1, clusterId, from, to }));
+afterEach(closeEverything);
 
 /** A server that completes the handshake for any hello and then never reads again. */
 async function deafServer(): Promise<{ server: Server; port: number; sockets: Socket[] }> {
@@ -311,7 +216,7 @@ describe("peer transport", () => {
       const client = await rawClient(a.transport.port);
       client.socket.write(helloFrame(3, 1));
       await waitFor(() => client.replies.length === 1, "the hello is answered");
-      assert.deepEqual(client.replies, [{ ok: true }]);
+      assert.deepEqual(client.replies, [{ ok: true, heartbeatBatches: true }]);
       // A bad frame loses what shares its chunk, so the good one goes first, alone.
       client.socket.write(frame(encodeMessage("fine")));
       await waitFor(() => a.received.length === count + 1, "the good frame arrives");

@@ -42,6 +42,14 @@
  * (core/wire/group.ts) and `onMessage` is told it. The hello is no group's (untagged). A
  * frame without a group header, from a node that predates groups, is group 0's.
  *
+ * Heartbeat batches (heartbeat-batch.ts). The heartbeats and heartbeat responses one turn
+ * sends a peer, of however many groups, go as one frame of compact entries (group, term,
+ * commit, read round), queued after the turn's other frames (outbound.ts says why that
+ * reordering is safe); the receiver hands each to its group as if it had come alone. Only
+ * to a peer whose handshake reply said `heartbeatBatches: true`: a node of an older
+ * version gets every heartbeat in a frame of its own, as before. Counted per peer in
+ * heartbeatBatchesSent/Received and the heartbeats they held (/metrics shows them).
+ *
  * Receiving. Each accepted connection has its own FrameDecoder (limit frameBytesMax once
  * the hello is accepted). A frame too large, a message that does not decode, or data that
  * breaks the handshake closes that connection with a warning naming the remote address;
@@ -76,6 +84,7 @@ import { FRAME_HEADER_BYTES, FRAME_PAYLOAD_BYTES_LIMIT } from "../../core/wire/f
 import { DEFAULT_GROUP, type GroupId } from "../../core/multi/group.js";
 import { describeError, newCounters, remoteOf, type PeerCounters, type TransportContext } from "./context.js";
 import { CLUSTER_ID_LENGTH_MAX } from "./handshake.js";
+import type { BatchedHeartbeat } from "./heartbeat-batch.js";
 import { InboundConnection, type InboundHost } from "./inbound.js";
 import { LogLimiter } from "./log-limiter.js";
 import { OutboundLink } from "./outbound.js";
@@ -170,6 +179,12 @@ export interface PeerStats {
   readonly dialAttempts: number;
   /** Handshakes that succeeded after the first. */
   readonly reconnects: number;
+  /** Heartbeat batch frames sent (each counted once in framesSent too), and the heartbeats they carried. */
+  readonly heartbeatBatchesSent: number;
+  readonly heartbeatsBatchedSent: number;
+  /** Heartbeat batch frames received (each counted once in framesReceived too), and the heartbeats they carried. */
+  readonly heartbeatBatchesReceived: number;
+  readonly heartbeatsBatchedReceived: number;
   readonly queueBytes: number;
   readonly queueFrames: number;
 }
@@ -253,6 +268,7 @@ export class PeerTransport {
         this.options.onPeerHello?.(from, { http: hello.http ?? null });
       },
       deliver: (connection, message, frameBytes, group) => this.deliver(connection, message, frameBytes, group),
+      deliverHeartbeats: (connection, heartbeats, frameBytes) => this.deliverHeartbeats(connection, heartbeats, frameBytes),
       forget: (connection) => this.forget(connection),
     };
     if (options.tls === undefined) {
@@ -392,6 +408,33 @@ export class PeerTransport {
       counters.framesReceived++;
       counters.bytesReceived += frameBytes;
     }
+    this.handOver(from, message, group);
+  }
+
+  /**
+   * A heartbeat batch: one frame received, then each heartbeat handed to its group as if it
+   * had come alone (injected faults drop each on its own, as they would have).
+   */
+  private deliverHeartbeats(connection: InboundConnection, heartbeats: readonly BatchedHeartbeat[], frameBytes: number): void {
+    const from = connection.from;
+    assert(from !== null, "only adopted connections deliver");
+    const counters = this.counters.get(from);
+    if (counters !== undefined) {
+      counters.framesReceived++;
+      counters.bytesReceived += frameBytes;
+      counters.heartbeatBatchesReceived++;
+      counters.heartbeatsBatchedReceived += heartbeats.length;
+    }
+    for (const { group, message } of heartbeats) {
+      if (this.faults !== null && this.dropsNow()) continue;
+      this.handOver(from, message, group);
+      // Delivering may have closed the connection (the peer removed, the transport closed): the rest is dropped, as later frames are.
+      if (!connection.open) return;
+    }
+  }
+
+  /** Calls onMessage; what it throws is logged and the stream goes on. */
+  private handOver(from: number, message: unknown, group: GroupId): void {
     try {
       this.options.onMessage(from, message, group);
     } catch (error) {
