@@ -5,7 +5,7 @@ import { type Command, InvalidArgumentError, Option } from "commander";
 import type { ClientTls } from "../client/transport.js";
 import { trustForFetch } from "../runtime/tls/trust.js";
 import { InvalidInputError } from "../core/common/errors.js";
-import { Client } from "../client/client.js";
+import type { Client } from "../client/client.js";
 import { CompactedError, CompareFailedError, ConnectionError, HttpApiError, LeaseNotFoundError, TimeoutError, UnavailableError } from "../client/errors.js";
 import { UsageError } from "./usage-error.js";
 
@@ -226,7 +226,10 @@ export async function withClient(
 ): Promise<void> {
   // One command, a few requests: no sessions (a session would outlive the command by an
   // hour in the cluster), no health checks and no member lists (the first answer is all it
-  // needs); failover across the endpoints with short pauses.
+  // needs); failover across the endpoints with short pauses. The SDK (and undici under it,
+  // about 0.1 s of CPU to load) is loaded here, not with this module: main.ts imports this
+  // module into every process, `synod node` too, which never makes a Client.
+  const { Client } = await import("../client/client.js");
   const client = new Client({
     endpoints: options.endpoints,
     sessions: false,

@@ -38,37 +38,11 @@ function bash(script: string, cwd: string, errexit = true): Promise<{ code: numb
   });
 }
 
-describe("docs/http-api.md's client session example, pasted", { timeout: 60_000 }, () => {
-  let cluster: ProcessCluster;
-  before(async () => {
-    cluster = await ProcessCluster.start({ size: 2 });
-    await cluster.waitForLeader();
-  });
-  after(async () => {
-    await cluster.close();
-  });
-
-  test("opens a session, and the write sent twice to two nodes applies once", async () => {
-    const block = shellBlocks(read("docs/http-api.md")).find((text) => text.includes("/v1/sessions") && text.includes("x-synod-sequence"));
-    assert.ok(block !== undefined, "the example is there");
-    // The example's nodes are npm start's; the test cluster's ports are free ones.
-    const script = block.replaceAll("http://127.0.0.1:7001", cluster.node(1).http).replaceAll("http://127.0.0.1:7002", cluster.node(2).http);
-    const { code, stdout, stderr } = await bash(script, ROOT);
-    assert.equal(code, 0, stderr);
-    // echo ends its line; curl's answers have no newline of their own.
-    const [session, answers] = stdout.split("\n");
-    assert.match(session ?? "", /^\d+$/, `the id the registration answered:\n${stdout}`);
-    const [first, second, ...rest] = answers?.match(/\{[^}]*\}/g) ?? [];
-    assert.match(first ?? "", /^\{"revision":\d+\}$/, stdout);
-    assert.equal(second, first, "the same write, applied once, gets the first answer");
-    assert.deepEqual(rest, []);
-  });
-});
-
 /**
- * The README's and docs' examples written for `npm start`'s three nodes, on one cluster of
- * three: starting one for each group of examples cost a couple of seconds each. The lease
- * example goes first: it lists every lease, and the lock examples below make some.
+ * The README's and docs' examples written for `npm start`'s three nodes (or two of them), on
+ * one cluster of three: starting one for each group of examples cost a couple of seconds
+ * each. The lease example goes first: it lists every lease, and the lock examples below make
+ * some.
  */
 describe("examples for npm start's cluster, on one three-node cluster", { timeout: 210_000 }, () => {
   let cluster: ProcessCluster;
@@ -100,6 +74,24 @@ describe("examples for npm start's cluster, on one three-node cluster", { timeou
       assert.equal(node.code, 0, node.stderr);
       assert.match(node.stdout, /\[ 'service\/web\/c' \]/);
       assert.equal((await fetch(`${cluster.node(1).http}/v1/kv/service/web/c`)).status, 404, "revoked with its lease");
+    });
+  });
+
+  describe("docs/http-api.md's client session example, pasted", { timeout: 60_000 }, () => {
+    test("opens a session, and the write sent twice to two nodes applies once", async () => {
+      const block = shellBlocks(read("docs/http-api.md")).find((text) => text.includes("/v1/sessions") && text.includes("x-synod-sequence"));
+      assert.ok(block !== undefined, "the example is there");
+      // The example's nodes are npm start's; the test cluster's ports are free ones.
+      const script = block.replaceAll("http://127.0.0.1:7001", cluster.node(1).http).replaceAll("http://127.0.0.1:7002", cluster.node(2).http);
+      const { code, stdout, stderr } = await bash(script, ROOT);
+      assert.equal(code, 0, stderr);
+      // echo ends its line; curl's answers have no newline of their own.
+      const [session, answers] = stdout.split("\n");
+      assert.match(session ?? "", /^\d+$/, `the id the registration answered:\n${stdout}`);
+      const [first, second, ...rest] = answers?.match(/\{[^}]*\}/g) ?? [];
+      assert.match(first ?? "", /^\{"revision":\d+\}$/, stdout);
+      assert.equal(second, first, "the same write, applied once, gets the first answer");
+      assert.deepEqual(rest, []);
     });
   });
 

@@ -9,12 +9,22 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { once } from "node:events";
-import { request as undiciRequest, type Dispatcher } from "undici";
+import { createRequire } from "node:module";
+import type { Dispatcher } from "undici";
 import type { GroupId } from "../../core/multi/group.js";
 import { FORWARDED_HEADER, HttpError, readBody, type KvService } from "./http-api.js";
 import type { KvRecord } from "../../core/kv/model.js";
 import type { RangeDescriptor } from "../../core/multi/ranges.js";
+import { undiciDispatcher } from "../tls/trust.js";
 import { rangeTableOf, servesHere, type ListingSource, type RemoteListing } from "./range-routing.js";
+
+/**
+ * undici's request, loaded at the first request sent on: loading undici costs about 0.1 s of
+ * CPU, which every `synod node` would pay at start, most of them (every range on every
+ * member) never forwarding anything.
+ */
+const load = createRequire(import.meta.url);
+const undici = (): typeof import("undici") => load("undici") as typeof import("undici");
 
 /** Headers that belong to one connection, not to the request or answer passed on. */
 const HOP_HEADERS = new Set(["connection", "keep-alive", "transfer-encoding", "content-length", "host", "upgrade", "proxy-connection", "te", "trailer"]);
@@ -96,7 +106,7 @@ export async function forwardRequest(service: KvService, request: IncomingMessag
     const timer = setTimeout(() => controller.abort(), answerMs);
     let upstream: Dispatcher.ResponseData;
     try {
-      upstream = await undiciRequest(`${host}${request.url ?? "/"}`, { method: method as Dispatcher.HttpMethod, headers, body: payload, signal: controller.signal });
+      upstream = await undici().request(`${host}${request.url ?? "/"}`, { method: method as Dispatcher.HttpMethod, headers, body: payload, signal: controller.signal, dispatcher: undiciDispatcher() });
     } catch (error) {
       if (clientGone) return;
       lastError = error;
@@ -152,7 +162,7 @@ export function remoteListing(hosts: () => readonly string[], range: RangeDescri
         let status: number;
         let body: ListingAnswer;
         try {
-          const response = await undiciRequest(`${host}/v1/kv?${query.toString()}`, { headers, signal: AbortSignal.timeout(timeoutMs) });
+          const response = await undici().request(`${host}/v1/kv?${query.toString()}`, { headers, signal: AbortSignal.timeout(timeoutMs), dispatcher: undiciDispatcher() });
           status = response.statusCode;
           body = (await response.body.json()) as ListingAnswer;
         } catch (error) {

@@ -288,7 +288,7 @@ describe("docs/txn-checker.md", () => {
     const program = /```js\n([\s\S]*?)```/.exec(doc)?.[1];
     const printed = /It prints:\n\n```\n([\s\S]*?)```/.exec(doc)?.[1];
     assert.ok(program !== undefined && printed !== undefined, "the doc has the example and its output");
-    const run = spawnSync(process.execPath, ["--input-type=module", "-e", program], { cwd: root, encoding: "utf8", timeout: 10_000 });
+    const run = spawnSync(process.execPath, ["--input-type=module", "-e", program], { cwd: root, encoding: "utf8", timeout: 60_000 });
     assert.equal(run.status, 0, run.stderr);
     assert.equal(run.stdout, printed);
   });
