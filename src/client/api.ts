@@ -53,8 +53,10 @@ export interface TxnRequest {
 /**
  * One operation's result, in request order, told apart by `op`: a put's revision; a get's
  * record (null: absent); a delete's count (0 or 1) and the transaction's revision. A get's
- * `forgotten` is true in the answer to a retried transaction: the cluster keeps what a
- * transaction wrote, not what it read, so read the key again.
+ * `forgotten` is true in the answer to a retried transaction (the cluster keeps what a
+ * transaction wrote, not what it read), and in the answer to a transaction across ranges one
+ * of whose ranges did not answer its part in time (the outcome is recorded; that range's
+ * reads are not known): `kv` null then says nothing, so read the key again.
  */
 export type TxnResult =
   | { readonly op: "put"; readonly revision: number }
