@@ -35,8 +35,10 @@ export interface CallSpec {
   readonly accept?: (response: ApiResponse) => boolean;
   /** Safe to send again although a write outside a session (opening a session: a duplicate only leaves an unused session). */
   readonly retrySafe?: boolean;
-  /** False: never in a session (opening one). */
+  /** False: never in a session (opening one; a transaction across ranges; a compaction). */
   readonly inSession?: boolean;
+  /** Opening a session: not the caller's write (a duplicate only leaves an unused session), so it never makes an outcome unknown. */
+  readonly opensSession?: boolean;
 }
 
 interface Verdict {
@@ -242,7 +244,7 @@ export class CallRunner {
   /** `POST /v1/sessions` for `lane`, within the write's call (its deadline and signal). */
   private async openSession(lane: SessionLane, call: CallContext): Promise<void> {
     const path = lane.range === 0 ? "/v1/sessions" : `/v1/sessions?range=${lane.range}`;
-    const spec: CallSpec = { kind: "write", what: "open a session", request: { method: "POST", path }, retrySafe: true, inSession: false };
+    const spec: CallSpec = { kind: "write", what: "open a session", request: { method: "POST", path }, retrySafe: true, inSession: false, opensSession: true };
     const answer = decodeSessionAnswer(await this.attempts(spec, call, null));
     lane.session = answer.session;
     lane.nextSequence = 1;
@@ -255,8 +257,12 @@ export class CallRunner {
    * budget refuses a retry, or when the attempt's failure does not allow one (see `assess`).
    */
   private async attempts(spec: CallSpec, call: CallContext, ticket: { session: number; sequence: number; range?: number } | null): Promise<ApiResponse> {
-    // Whether the caller's write may have been applied is what matters; opening a session is not the caller's write.
-    const write = spec.kind === "write" && spec.inSession !== false;
+    // Whether the caller's write may have been applied is what matters; opening a session is
+    // not the caller's write. A write outside a session is: a transaction across ranges, sent
+    // again after its answer was lost, would be coordinated a second time, meet the first's
+    // locks and be answered "aborted, nothing applied" while the first committed (the bank
+    // nemesis caught it when this test read `inSession`).
+    const write = spec.kind === "write" && spec.opensSession !== true;
     const retrySafe = !write || ticket !== null || spec.retrySafe === true;
     const ranged = ticket?.range === undefined || ticket.range === 0 ? {} : { "x-synod-range": String(ticket.range) };
     const request = ticket === null ? spec.request : { ...spec.request, headers: { ...spec.request.headers, "x-synod-session": String(ticket.session), "x-synod-sequence": String(ticket.sequence), ...ranged } };

@@ -331,6 +331,27 @@ describe("failover", () => {
     for (let i = 0; i < 3; i++) assert.equal((await synod.get("k"))?.revision, 1);
   });
 
+  test("a transaction across ranges, sent again outside the session, is not sent a third time when its connection breaks: outcome unknown", async () => {
+    // The node refuses it in a session (cross_range); outside one it is coordinated, and the
+    // connection breaks before the answer: the first coordination may have committed it.
+    // Before, the SDK took that send for a session's opening (not the caller's write), sent
+    // it again to the next node, whose coordination met the first's locks and answered 409
+    // "aborted, nothing applied" for a transfer that had committed (the bank nemesis).
+    const crossRange: Handler = (request, response) => {
+      if (request.url.startsWith("/v1/sessions")) return json(response, 200, { session: 1, ttlMs: 60_000 });
+      if (request.headers["x-synod-session"] !== undefined) return json(response, 400, { error: "cross_range", message: "a transaction across ranges is not part of a client session: send it without x-synod-session" });
+      response.socket?.destroy();
+    };
+    const nodes = [await fakeNode(crossRange), await fakeNode(crossRange)];
+    const synod = client(nodes.map((node) => node.url), { sessions: true });
+    await assert.rejects(
+      synod.txn({ success: [{ op: "put", key: "a", value: "1" }, { op: "put", key: "z", value: "2" }] }),
+      (error: unknown) => error instanceof TimeoutError && error.outcomeUnknown && error.cause instanceof ConnectionError && error.cause.requestSent,
+    );
+    const coordinated = nodes.flatMap((node) => node.seen).filter((seen) => seen.url === "/v1/txn" && seen.headers["x-synod-session"] === undefined);
+    assert.equal(coordinated.length, 1, "sent once outside the session");
+  });
+
   test("status(endpoint) asks that endpoint only", async () => {
     const down = await refusingEndpoint();
     const good = await fakeNode(ok({ id: 1, role: "leader", term: 1, leader: 1, leaderHttp: "x", commitIndex: 0, appliedIndex: 0, members: [] }));
