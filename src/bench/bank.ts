@@ -44,6 +44,8 @@ export interface ClientTally {
   errors: string[];
   /** Each account's change by this client's committed transfers. */
   readonly ledger: Map<string, number>;
+  /** The transfers whose outcome is unknown: each is in the balances, or not at all. */
+  readonly maybe: { readonly from: string; readonly to: string; readonly amount: number }[];
 }
 
 const text = (bytes: Uint8Array | undefined): string => Buffer.from(bytes ?? new Uint8Array()).toString("utf8");
@@ -66,7 +68,7 @@ export async function readBalances(client: Client, accounts: readonly string[]):
 
 /** One client's transfers, one at a time, between accounts drawn from a seeded sequence. */
 export async function transferLoop(client: Client, options: BankOptions, clientIndex: number): Promise<ClientTally> {
-  const tally: ClientTally = { committed: 0, declined: 0, runs: 0, gaveUp: 0, unknown: 0, errors: [], ledger: new Map() };
+  const tally: ClientTally = { committed: 0, declined: 0, runs: 0, gaveUp: 0, unknown: 0, errors: [], ledger: new Map(), maybe: [] };
   const deadlineMs = Date.now() + options.durationMsMax;
   const prng = new Prng(options.seed * 1000 + clientIndex);
   const count = options.accounts.length;
@@ -97,7 +99,10 @@ export async function transferLoop(client: Client, options: BankOptions, clientI
       if (error instanceof TransactionConflictError) {
         tally.gaveUp++;
         tally.runs += error.attempts;
-      } else if (error instanceof TimeoutError && error.outcomeUnknown) tally.unknown++;
+      } else if (error instanceof TimeoutError && error.outcomeUnknown) {
+        tally.unknown++;
+        tally.maybe.push({ from, to, amount });
+      }
       else tally.errors.push(error instanceof Error ? `${error.name}: ${error.message}` : String(error));
     }
   }
