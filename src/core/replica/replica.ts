@@ -26,8 +26,9 @@
  * event loop (or a paused process) catches up on the ticks it missed when it wakes — before
  * any message reaches the engine, because a leader's lease depends on its ticks not
  * running slow; a replica that does not lead catches up a few at most and skips the rest
- * (FOLLOWER_CATCH_UP_TICKS_MAX), which only makes it wait longer. With `rest`, the timer stops while the engine is quiet and starts again
- * with the next input: a quiet engine counts no time, so nothing is owed to it.
+ * (FOLLOWER_CATCH_UP_TICKS_MAX), which only makes it wait longer. With `rest`, the timer
+ * stops while the engine is quiet and starts again with the next input: a quiet engine
+ * counts no time, so nothing is owed to it.
  *
  * Snapshots: every `snapshotEntries` applied entries the state machine is captured (a piece
  * per `soon`, so a large state does not stall the node), the storage writes it
