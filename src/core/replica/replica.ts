@@ -130,10 +130,10 @@ const CATCH_UP_TICKS_MAX = 10_000;
  * Ticks a replica that does not lead catches up at once, at most; the rest are skipped. Only
  * a leader's lease needs its clock never to run slow; a follower's running slow only makes
  * it wait longer before it campaigns or votes, the safe side. Caught up in full, the
- * followers of thousands of groups on a stalled node all reached their election timeouts in
- * the same turn (before the heartbeats queued meanwhile reached them), campaigned together
- * and split their votes: the randomized timeouts keep them apart only while ticks come one
- * by one. A few at once still keep time through a merely slow timer.
+ * followers of thousands of groups on a stalled node reach their election timeouts in the
+ * same turn (before the heartbeats queued meanwhile reach them) and campaign together: the
+ * randomized timeouts keep them apart only while ticks come one by one. A few at once still
+ * keep time through a merely slow timer.
  */
 export const FOLLOWER_CATCH_UP_TICKS_MAX = 3;
 /**
