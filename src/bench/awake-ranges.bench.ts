@@ -18,13 +18,12 @@
 //
 //   npm run bench:awake-ranges                               # 1,000 ranges, 20 s window
 //   npm run bench:awake-ranges -- --ranges 3000 --window 30s
-import { execFileSync } from "node:child_process";
-import { readFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import { ProcessCluster, request, sleep } from "../runtime/server/process-cluster.test-util.js";
 import { parseDurationMs } from "./kv-load.js";
+import { cpuSeconds } from "./proc-stats.js";
 
 const POLL_MS = 500;
 /** After the ranges are led by the survivors, before the window: elections and catch-up settle. */
@@ -56,21 +55,6 @@ async function wakeEvery(cluster: ProcessCluster, ranges: readonly RangeView[]):
     }
   };
   await Promise.all(Array.from({ length: 16 }, worker));
-}
-
-const CLOCK_TICKS_PER_SECOND = ((): number => {
-  try {
-    return Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
-  } catch {
-    return 100;
-  }
-})();
-
-/** A process's CPU time so far (user + system), in seconds, from /proc/PID/stat. */
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
 }
 
 /** The counters of a node's link with `peer`, from its /metrics (0 for a counter it does not have). */

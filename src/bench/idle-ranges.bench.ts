@@ -21,13 +21,13 @@
 //   npm run bench:idle-ranges                                  # 1, 100 and 1,000 ranges, 20 s windows
 //   npm run bench:idle-ranges -- --ranges 1,1000,10000 --window 30s
 //   npm run bench:idle-ranges -- --ranges 1000 --no-restart --window 10s --memory-wait 0
-import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import { ProcessCluster, request, sleep } from "../runtime/server/process-cluster.test-util.js";
 import { parseDurationMs } from "./kv-load.js";
+import { cpuSeconds } from "./proc-stats.js";
 
 const NODES = 3;
 /** How often the ranges are looked at while waiting: a look at 10,000 ranges costs the node. */
@@ -83,22 +83,6 @@ function settings(): Settings {
   // The 1-range cluster is the baseline memory per range is counted from.
   const counts = [...new Set([1, ...ranges])].sort((a, b) => a - b);
   return { ranges: counts, windowMs: parseDurationMs(values.window), settleTimeoutMs: parseDurationMs(values["settle-timeout"]), consensus: values.consensus, restart: !values["no-restart"], memoryWaitMs: parseDurationMs(values["memory-wait"]) };
-}
-
-const CLOCK_TICKS_PER_SECOND = ((): number => {
-  try {
-    return Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
-  } catch {
-    return 100;
-  }
-})();
-
-/** A process's CPU time so far (user + system), in seconds, from /proc/PID/stat. */
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  // The fields after the command name (in parentheses, which may hold spaces): state is the first, utime the 12th.
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
 }
 
 /** A process's resident memory, in bytes, from /proc/PID/status. */
