@@ -271,6 +271,13 @@ export interface KvMeta {
    */
   readonly nextRangeId?: number;
   /**
+   * The revision a range was born at, by its parent's split (0, or absent: not born so, or
+   * its history holds every record's change): a key whose history holds no change reads, at
+   * every revision from this one on, as its record, when that was last written at or before
+   * it (src/core/kv/history.ts, "Born of a split"). Never more than `compactRevision`.
+   */
+  readonly bornAt?: number;
+  /**
    * How far the history's unreachable changes below the compaction point were removed: every
    * change up to this place was processed (see KvStore.purgeHistory). The node's own, not
    * replicated: absent from snapshots, reset by a restore.

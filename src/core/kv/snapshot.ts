@@ -31,12 +31,16 @@ import { LEASE_LIMITS, NO_SESSION, type KvChange, type KvLease, type KvMeta, typ
  *   range:    (only for a range of a sharded node: its span is not every key, it split, or
  *             it handed out range ids) u32 0x52414E47 ("RANG") | u32 length | span start
  *             | u8 has end (0 or 1) | [u32 length | span end] | f64 epoch | f64 nextRangeId
+ *   born:     (only for a range born of a split whose history does not hold every record's
+ *             change, right after the range section) u32 0x424F524E ("BORN") | f64 bornAt
  *   txns:     (only once a transaction across ranges was prepared or decided here)
  *             u32 0x54584E53 ("TXNS") | u32 length | the state (src/core/kv/intents.ts)
  *
  * The history holds the changes compaction kept (src/core/kv/history.ts), in (revision,
- * key) order. It always includes every current record's own change, which is why those
- * are written as kind 2 rather than a second copy of the value. Snapshots written before
+ * key) order. It includes every current record's own change, which is why those are
+ * written as kind 2 rather than a second copy of the value, except in a range born of a
+ * split (the born section): there a record last written at or before `bornAt` may have
+ * none (history.ts, "Born of a split"). Snapshots written before
  * there was history end after the sessions; a store restored from one starts its history
  * at the snapshot's revision (its records as the changes that made them).
  *
@@ -127,6 +131,8 @@ export interface SnapshotRange {
   readonly end: string | null;
   readonly epoch: number;
   readonly nextRangeId: number;
+  /** See KvMeta.bornAt; absent for 0. */
+  readonly bornAt?: number;
 }
 
 /**
@@ -141,31 +147,38 @@ export function readSnapshotRange(bytes: Uint8Array): SnapshotRange | null {
 
 /** Opens a snapshot's range section. */
 export const RANGE_MARKER = 0x5241_4e47;
+/** Opens a snapshot's born section, right after its range section. */
+export const BORN_MARKER = 0x424f_524e;
 
 /**
  * The range section of a store over `span` (absent: every key) at `epoch` that hands out ids
  * from `nextRangeId`; undefined (the section left out) for a store that is not a range of a
  * sharded node, so its snapshots are what they were before ranges.
  */
-export function snapshotRangeOf(span: { readonly start: string; readonly end: string | null } | undefined, epoch: number, nextRangeId: number): SnapshotRange | undefined {
+export function snapshotRangeOf(span: { readonly start: string; readonly end: string | null } | undefined, epoch: number, nextRangeId: number, bornAt = 0): SnapshotRange | undefined {
   const start = span?.start ?? "";
   const end = span === undefined ? null : span.end;
-  if (start === "" && end === null && epoch === 1 && nextRangeId === 0) return undefined;
-  return { start, end, epoch, nextRangeId };
+  if (start === "" && end === null && epoch === 1 && nextRangeId === 0 && bornAt === 0) return undefined;
+  return bornAt === 0 ? { start, end, epoch, nextRangeId } : { start, end, epoch, nextRangeId, bornAt };
 }
 
-/** The range section (empty bytes when `range` is undefined: the section is then left out). */
+/** The range section, and the born section after it when `bornAt` is set (empty bytes when `range` is undefined: the sections are then left out). */
 export function encodeRangeSection(range: SnapshotRange | undefined): Uint8Array {
   if (range === undefined) return new Uint8Array(0);
   const start = utf8Encode(range.start);
   const end = range.end === null ? null : utf8Encode(range.end);
-  const writer = new ByteWriter(4 + 4 + start.length + 1 + (end === null ? 0 : 4 + end.length) + 16);
+  const born = range.bornAt !== undefined && range.bornAt > 0;
+  const writer = new ByteWriter(4 + 4 + start.length + 1 + (end === null ? 0 : 4 + end.length) + 16 + (born ? 12 : 0));
   writer.u32(RANGE_MARKER);
   writer.bytes(start);
   writer.u8(end === null ? 0 : 1);
   if (end !== null) writer.bytes(end);
   writer.f64(range.epoch);
   writer.f64(range.nextRangeId);
+  if (born) {
+    writer.u32(BORN_MARKER);
+    writer.f64(range.bornAt as number);
+  }
   return writer.finish("KV snapshot range");
 }
 
@@ -340,6 +353,8 @@ export function decodeSnapshot(bytes: Uint8Array, sink: SnapshotSink): DecodedSn
   const recordCount = reader.u32();
   let previousKey: Uint8Array | null = null;
   let firstKey: Uint8Array | null = null;
+  // Each record's last write, for the check that the history holds a change for every record it must.
+  const modRevisions: number[] = [];
   for (let i = 0; i < recordCount; i++) {
     const keyBytes = reader.bytes(limits.keyBytesMax);
     if (keyBytes.length === 0) throw new InvalidInputError("KV snapshot has an empty key");
@@ -350,6 +365,7 @@ export function decodeSnapshot(bytes: Uint8Array, sink: SnapshotSink): DecodedSn
     if (!bytesEqual(utf8Encode(key), keyBytes)) throw new InvalidInputError("KV snapshot has a key that is not valid UTF-8");
     const record: KvRecord = { key, value: reader.bytes(limits.valueBytesMax), createRevision: reader.safeInteger(), modRevision: reader.safeInteger(), version: reader.safeInteger() };
     checkRecordRevisions(record, meta.revision);
+    modRevisions.push(record.modRevision);
     sink.record(record);
   }
   let sessionCount = reader.u32();
@@ -375,7 +391,7 @@ export function decodeSnapshot(bytes: Uint8Array, sink: SnapshotSink): DecodedSn
     reader.expectEnd();
     return decoded;
   }
-  const compactRevision = decodeHistory(reader, meta.revision, recordCount, sink);
+  const { compactRevision, currentCount } = decodeHistory(reader, meta.revision, sink);
   let marker = reader.atEnd ? null : reader.u32();
   if (marker === LEASES_MARKER) {
     decodeLeases(reader, sink);
@@ -393,6 +409,12 @@ export function decodeSnapshot(bytes: Uint8Array, sink: SnapshotSink): DecodedSn
   if (marker === RANGE_MARKER) {
     range = decodeRangeSection(reader);
     marker = reader.atEnd ? null : reader.u32();
+    if (marker === BORN_MARKER) {
+      const bornAt = reader.safeInteger();
+      if (bornAt < 1 || bornAt > compactRevision) throw new InvalidInputError(`KV snapshot's range was born at revision ${bornAt}: it is from 1 to its compaction point, ${compactRevision}`);
+      range = { ...range, bornAt };
+      marker = reader.atEnd ? null : reader.u32();
+    }
     const outside = (firstKey !== null && compareBytes(firstKey, utf8Encode(range.start)) < 0) || (previousKey !== null && range.end !== null && compareBytes(previousKey, utf8Encode(range.end)) >= 0);
     if (outside) throw new InvalidInputError("KV snapshot has a record outside its range's span");
   }
@@ -404,15 +426,23 @@ export function decodeSnapshot(bytes: Uint8Array, sink: SnapshotSink): DecodedSn
   }
   if (marker !== null) throw new InvalidInputError("KV snapshot has bytes after its history that are not a leases, an auth, a range or a transactions section");
   reader.expectEnd();
+  // Every record has its change in the history, but in a range born of a split those last written at or before its birth.
+  const bornAt = range?.bornAt ?? 0;
+  let mustHave = 0;
+  for (const modRevision of modRevisions) if (modRevision > bornAt) mustHave++;
+  if (bornAt === 0 ? currentCount !== recordCount : currentCount < mustHave || currentCount > recordCount) {
+    throw new InvalidInputError(`KV snapshot's history has ${currentCount} changes for its ${recordCount} records`);
+  }
   return range === undefined ? { ...decoded, compactRevision } : { ...decoded, compactRevision, range };
 }
 
 /**
  * The history section: changes in strictly increasing (revision, key) order, none past the
  * store's revision, no delete below the compaction point (compaction drops those), puts with
- * possible revisions, and one "current" change per record. Returns the compaction point.
+ * possible revisions, and "current" changes (counted: the caller checks them against the
+ * records). Returns the compaction point and that count.
  */
-function decodeHistory(reader: ByteReader, storeRevision: number, recordCount: number, sink: SnapshotSink): number {
+function decodeHistory(reader: ByteReader, storeRevision: number, sink: SnapshotSink): { readonly compactRevision: number; readonly currentCount: number } {
   if (reader.u32() !== HISTORY_MARKER) throw new InvalidInputError("KV snapshot's history section has no history marker");
   const compactRevision = reader.safeInteger();
   if (compactRevision > storeRevision) throw new InvalidInputError(`KV snapshot's compaction point ${compactRevision} is past its revision ${storeRevision}`);
@@ -435,8 +465,7 @@ function decodeHistory(reader: ByteReader, storeRevision: number, recordCount: n
     if (change.kind === "current") currentCount++;
     sink.change?.(change, compactRevision);
   }
-  if (currentCount !== recordCount) throw new InvalidInputError(`KV snapshot's history has ${currentCount} changes for its ${recordCount} records`);
-  return compactRevision;
+  return { compactRevision, currentCount };
 }
 
 function readChangeBody(reader: ByteReader, key: string, revision: number, storeRevision: number): SnapshotChange {

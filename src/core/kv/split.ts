@@ -10,13 +10,15 @@
  * own log (a replica that missed the split has an empty log there, and is sent the
  * snapshot). The child's revision continues the parent's (so a key's revisions never go
  * back), and its history starts at the split: its compaction point is the split's revision,
- * holding each record's own change; older revisions of its keys are answered "compacted".
+ * and it is born there (`KvMeta.bornAt`): its history starts empty and reads each record as
+ * its own change (history.ts, "Born of a split"), so the values are not copied twice;
+ * older revisions of its keys are answered "compacted".
  * It holds no sessions (a client's session was the parent's) and no leases (a range whose
  * moving keys are attached to leases does not split: leases live in range 0).
  */
 import { compareUtf8 } from "../common/utf8.js";
 import type { KvBackend } from "./backend.js";
-import type { KvChange, KvRecord } from "./model.js";
+import type { KvRecord } from "./model.js";
 import { encodeSnapshot } from "./snapshot.js";
 
 /** The applied index a range is born at: its log's first snapshot. Above 0, so a replica with an empty log needs the snapshot. */
@@ -67,15 +69,15 @@ export function recordsFrom(backend: KvBackend, at: string): KvRecord[] {
 
 /**
  * The child's first state: `records` (its keys, in key order), at the parent's `revision`
- * and clock, its history starting there, its span and epoch in the range section.
+ * and clock, its history starting there (born there: empty), its span and epoch in the
+ * range section.
  */
 export function childSnapshot(records: readonly KvRecord[], revision: number, clockMs: number, span: KeySpan, epoch: number): Uint8Array {
-  const changes: KvChange[] = records.map((record) => ({ key: record.key, revision: record.modRevision, record }));
-  changes.sort((a, b) => a.revision - b.revision || compareUtf8(a.key, b.key));
-  return encodeSnapshot({ appliedIndex: RANGE_BIRTH_INDEX, revision, clockMs }, records, [], { compactRevision: revision, changes }, [], undefined, {
+  return encodeSnapshot({ appliedIndex: RANGE_BIRTH_INDEX, revision, clockMs }, records, [], { compactRevision: revision, changes: [] }, [], undefined, {
     start: span.start,
     end: span.end,
     epoch,
     nextRangeId: 0,
+    ...(revision === 0 ? {} : { bornAt: revision }),
   });
 }

@@ -26,8 +26,8 @@ export function sameSpan(a: KeySpan, b: KeySpan | undefined): boolean {
 }
 
 /** The meta's range fields, left out at their defaults (so a store that is not a range writes what it did before ranges). */
-export function rangeMeta(epoch: number, nextRangeId: number): Pick<KvMeta, "rangeEpoch" | "nextRangeId"> {
-  return { ...(epoch === 1 ? {} : { rangeEpoch: epoch }), ...(nextRangeId === 0 ? {} : { nextRangeId }) };
+export function rangeMeta(epoch: number, nextRangeId: number, bornAt = 0): Pick<KvMeta, "rangeEpoch" | "nextRangeId" | "bornAt"> {
+  return { ...(epoch === 1 ? {} : { rangeEpoch: epoch }), ...(nextRangeId === 0 ? {} : { nextRangeId }), ...(bornAt === 0 ? {} : { bornAt }) };
 }
 
 /** The span a range's snapshot holds (undefined: it is not a range's, or it does not decode, which the restore then reports). */

@@ -10,6 +10,7 @@
  */
 import type { KvBackend } from "./backend.js";
 import type { TxnOperation } from "./command.js";
+import { inheritedChange } from "./history.js";
 import type { KvLeases } from "./leases.js";
 import type { KvChange, KvRecord, TxnOperationResult } from "./model.js";
 
@@ -21,6 +22,8 @@ export class KvWrites {
   private keyCount: number;
   /** The changes of the transaction under way, for the observer once it commits. */
   private pendingChanges: KvChange[] = [];
+  /** The revision the range was born at by a split (KvMeta.bornAt; 0: not so): its keys' first writes since put their inherited change first. */
+  bornAt = 0;
 
   constructor(
     private readonly backend: KvBackend,
@@ -99,6 +102,7 @@ export class KvWrites {
 
   /** Deletes an existing key's record at `revision`, recording the delete in the history. */
   remove(key: string, revision: number): void {
+    if (this.bornAt !== 0) this.inherit(key, this.backend.getRecord(key));
     this.backend.detachKey(key);
     this.backend.deleteRecord(key);
     this.keyCount--;
@@ -108,6 +112,7 @@ export class KvWrites {
   /** Writes a key's new record at `revision`, attached to `lease` (a lease the store holds) or to none. */
   write(key: string, value: Uint8Array, current: KvRecord | undefined, revision: number, lease?: number): number {
     if (current === undefined) this.keyCount++;
+    if (this.bornAt !== 0) this.inherit(key, current);
     this.leases.attach(key, lease);
     const record: KvRecord = {
       key,
@@ -119,6 +124,12 @@ export class KvWrites {
     this.backend.putRecord(record);
     this.addChange({ key, revision, record });
     return revision;
+  }
+
+  /** In a range born of a split, the key's change as it was born, before its first write since (history.ts, "Born of a split"); not told to the observer. */
+  private inherit(key: string, current: KvRecord | undefined): void {
+    const change = inheritedChange(this.backend, this.bornAt, key, current);
+    if (change !== undefined) this.backend.putChange(change);
   }
 
   /** Records a change in the history (and for the observer). */

@@ -7,7 +7,7 @@ import { applyAuthChange, encodeAuthState, type AuthChange, type AuthState } fro
 import { MemoryKvBackend, type KvBackend } from "./backend.js";
 import { decodeCommand, type KvCommand, type RequestId, type TxnCommand, type TxnOperation } from "./command.js";
 import { joinTxnState, KvIntents } from "./intents.js";
-import { purgeFrom, purgeStep, rangeAt, recordAt, retainedChanges } from "./history.js";
+import { bornChangesAfter, bornHistory, purgeFrom, purgeStep, rangeAt, recordAt, retainedChanges, type HistoryReader } from "./history.js";
 import { KvLeases } from "./leases.js";
 import { KvSessions } from "./sessions.js";
 import {
@@ -138,6 +138,9 @@ export class KvStore {
   private rangeEpochValue: number;
   /** The least id the next `range-id` hands out (group 0's store hands them out). */
   private nextRangeId: number;
+  /** The revision a range born of a split was born at (KvMeta.bornAt; 0: not so), and its history as reads see it (history.ts). */
+  private bornAtValue = 0;
+  private past: HistoryReader;
   /** Transactions across ranges in flight here, and the outcomes this range anchors (intents.ts). */
   private readonly intentsHeld: KvIntents;
   /** A deliberately broken prepare (store-txns.ts); only the simulator's mutant store sets one. */
@@ -175,6 +178,15 @@ export class KvStore {
     this.rangeEpochValue = meta.rangeEpoch ?? 1;
     this.nextRangeId = meta.nextRangeId ?? 0;
     this.intentsHeld = new KvIntents(backend);
+    this.past = backend;
+    this.bornAt(meta.bornAt ?? 0);
+  }
+
+  /** The range was born of a split at `revision` (0: not so): see KvMeta.bornAt. */
+  private bornAt(revision: number): void {
+    this.bornAtValue = revision;
+    this.writes.bornAt = revision;
+    this.past = revision === 0 ? this.backend : bornHistory(this.backend);
   }
 
   /** Opens the state a backend holds (the same as `new KvStore(backend)`, named for reading). */
@@ -290,7 +302,7 @@ export class KvStore {
    */
   getAt(key: string, revision: number): KvRecord | undefined {
     this.checkReadable(revision);
-    return recordAt(this.backend, toWellFormed(key), revision);
+    return recordAt(this.past, toWellFormed(key), revision);
   }
 
   /** `range`, as the store was at `revision`; throws as `getAt` does. */
@@ -298,7 +310,7 @@ export class KvStore {
     assertIndex(limit, "range limit");
     this.checkReadable(options.revision);
     const query = options.after === undefined ? { prefix: toWellFormed(prefix), limit } : { prefix: toWellFormed(prefix), limit, after: toWellFormed(options.after) };
-    return rangeAt(this.backend, query, options.revision);
+    return rangeAt(this.past, query, options.revision);
   }
 
   /**
@@ -308,7 +320,7 @@ export class KvStore {
    */
   changesAfter(position: HistoryPosition, limit: number): KvChange[] {
     if (position.revision < this.compactRevisionValue) throw new CompactedError(position.revision, this.compactRevisionValue);
-    return this.backend.changesAfter(position, limit);
+    return this.bornAtValue === 0 ? this.backend.changesAfter(position, limit) : bornChangesAfter(this.backend, this.bornAtValue, position, limit);
   }
 
   /**
@@ -317,7 +329,7 @@ export class KvStore {
    */
   recordBefore(key: string, revision: number): KvRecord | null | undefined {
     if (revision - 1 < this.compactRevisionValue) return undefined;
-    return recordAt(this.backend, key, revision - 1) ?? null;
+    return recordAt(this.past, key, revision - 1) ?? null;
   }
 
   /**
@@ -375,6 +387,7 @@ export class KvStore {
     this.authState = readAuthState(backend);
     this.rangeEpochValue = meta.rangeEpoch ?? 1;
     this.nextRangeId = meta.nextRangeId ?? 0;
+    this.bornAt(meta.bornAt ?? 0);
     this.intentsHeld.reload();
     this.observer?.restored();
     if (spanBefore !== undefined && this.backend.span !== undefined && !sameSpan(spanBefore, this.backend.span)) this.observer?.spanChanged?.(this.backend.span, this.revision);
@@ -390,7 +403,7 @@ export class KvStore {
 
   /** The snapshot's range section: only for a range of a sharded node (not every key, split, or handing out ids). */
   private rangeSection(): SnapshotRange | undefined {
-    return snapshotRangeOf(this.backend.span, this.rangeEpochValue, this.nextRangeId);
+    return snapshotRangeOf(this.backend.span, this.rangeEpochValue, this.nextRangeId, this.bornAtValue);
   }
 
   /** Runs `fn` in one backend transaction that ends by writing the meta; undoes the caches if it throws. */
@@ -417,7 +430,7 @@ export class KvStore {
           clockMs: this.clockMs,
           compactRevision: this.compactRevisionValue,
           purged: this.purged,
-          ...rangeMeta(this.rangeEpochValue, this.nextRangeId),
+          ...rangeMeta(this.rangeEpochValue, this.nextRangeId, this.bornAtValue),
         });
         return value;
       });

@@ -14,7 +14,7 @@
  * (kv-lmdb-leases.ts); snapshots are built from a read transaction a step at a time by
  * kv-lmdb-snapshot.ts. The main database:
  *
- *   0x00                      meta     u8 format (3, or 4: kv-lmdb-values.ts) | f64 appliedIndex | f64 revision | f64 clockMs
+ *   0x00                      meta     u8 format (3, 4 or 5: kv-lmdb-values.ts) | f64 appliedIndex | f64 revision | f64 clockMs
  *                                      | f64 compactRevision | f64 purged revision | u32 length | purged key
  *   0x01 | UTF-8 key          record   f64 createRevision | f64 modRevision | f64 version | value
  *   0x02 | f64 clientId       session  f64 sequence | session result (src/core/kv/snapshot.ts)
@@ -65,7 +65,7 @@ import type { HistoryPosition, KvChange, KvLease, KvMeta, KvRecord, KvSession } 
 import type { GroupId } from "../../core/multi/group.js";
 import { sessionValueBytes, snapshotRangeOf, writeSessionValue, type SnapshotLease } from "../../core/kv/snapshot.js";
 import { startHistory } from "../../core/kv/store.js";
-import { KvStorageCorruptionError, KvStorageFormatError } from "./kv-lmdb-errors.js";
+import { KvStorageCorruptionError, KvStorageFormatError, META_FORMAT } from "./kv-lmdb-errors.js";
 import { LmdbKvEnvironment, type LmdbDatabases, type LmdbKvEnvironmentOptions } from "./kv-lmdb-env.js";
 import { groupPrefix, prefixed, removeRange, successor } from "./kv-lmdb-group-keys.js";
 import { describeSpan, KvGroupSpanError, RECORD_PREFIX, recordKey, spanBounds, WHOLE_KEY_SPACE, type GroupRegistry, type KvSpan, type SpanBounds } from "./kv-lmdb-groups.js";
@@ -203,7 +203,7 @@ export class LmdbKvBackend implements KvBackend {
    */
   private migrate(): void {
     const stored = this.own.getBinaryFast(this.metaKey);
-    if (stored === undefined || stored[0] === 3 || stored[0] === 4) return;
+    if (stored === undefined || ((stored[0] as number) >= 3 && (stored[0] as number) <= META_FORMAT)) return;
     const meta = parseMeta(this.path, stored);
     this.transaction(() => {
       const compactRevision = startHistory(this, meta.revision);
@@ -361,7 +361,7 @@ export class LmdbKvBackend implements KvBackend {
       };
       const leases = (): SnapshotLease[] => this.guarded(() => [...this.leases.all(transaction)].map((lease) => ({ lease, keys: this.leases.keys(lease.id, Number.MAX_SAFE_INTEGER, undefined, transaction) })));
       const auth = this.own.get(this.authKey, { transaction });
-      const range = snapshotRangeOf(this.bounds.whole ? undefined : this.currentSpan, meta.rangeEpoch ?? 1, meta.nextRangeId ?? 0);
+      const range = snapshotRangeOf(this.bounds.whole ? undefined : this.currentSpan, meta.rangeEpoch ?? 1, meta.nextRangeId ?? 0, meta.bornAt ?? 0);
       // The intents and every outcome kept, read in the snapshot's transaction, as one section.
       const storedTxnState = this.own.get(this.txnStateKey, { transaction });
       const txnState = joinTxnState(storedTxnState === undefined ? undefined : Uint8Array.from(storedTxnState), this.txnRecords(transaction));
