@@ -18,20 +18,28 @@
  *   (nothing applied), with this node's ranges for the client to refresh its view from (as
  *   the SDK reads GET /v1/shards on a range mismatch).
  *
- * One difference from production, where every range of a node shares one LMDB key space: a
- * restarted node hosts every child its disk holds at once, even while the parent, replaying
- * its log, has not applied the split again (the sim's stores are apart, so they cannot
- * overlap on disk; the parent serves nothing before it applies past the split).
+ * - The ranges' stores are memory stores in one `MemoryKvGroups` per process lifetime
+ *   (core/kv/memory-groups.ts): a split hands the child its records with no copy and its
+ *   first state only names them (`heldFirstState`), as on a real node. A crash loses them,
+ *   as a machine crash loses an LMDB store that cannot be trusted, so a restarted node
+ *   rebuilds every range from its disk: a child whose log starts with a held first state is
+ *   hosted only once its parent applies the split again from its log (which the parent's
+ *   compaction hold keeps there: core/multi/held-births.ts).
+ *
+ * One difference from production: a restarted node hosts every child whose disk holds a
+ * full snapshot at once, even while the parent, replaying its log, has not applied the
+ * split again (each range's store is its own object, so they cannot overlap; the parent
+ * serves nothing before it applies past the split).
  */
 import type { DurableState, Engine, Membership, NodeId } from "../core/engine/contract.js";
 import { compareUtf8, utf8Decode } from "../core/common/utf8.js";
 import type { KvOperation, KvReplica } from "../core/kv/kv-replica.js";
 import type { KvResult } from "../core/kv/model.js";
 import { readSnapshotRange } from "../core/kv/snapshot.js";
-import { RANGE_BIRTH_INDEX, type KeySpan, type KvSplitHost } from "../core/kv/split.js";
+import { heldFirstStateOf, RANGE_BIRTH_INDEX, type KeySpan, type KvSplitHost } from "../core/kv/split.js";
+import { MemoryKvGroups } from "../core/kv/memory-groups.js";
 import { createRangeStore, readRangeCheck, type SplitMutant } from "../core/kv/split-mutants.js";
-import type { KvStore } from "../core/kv/store.js";
-import { SELF_ASSIGNED_SESSIONS_FROM } from "../core/kv/store.js";
+import { KvStore, SELF_ASSIGNED_SESSIONS_FROM } from "../core/kv/store.js";
 import type { GroupId } from "../core/multi/group.js";
 import type { RangeDescriptor, RangeTable } from "../core/multi/ranges.js";
 import type { Replica } from "../core/replica/replica.js";
@@ -97,6 +105,9 @@ export class SimNodeSplits<M> {
   /** Ranges whose span is being asked of a peer, with the incarnation that asked. */
   private readonly asking = new Map<GroupId, number>();
   private readonly readCheck: ReturnType<typeof readRangeCheck>;
+  /** The stores splits made in the incarnation that runs (a crash loses them), and which incarnation that is. */
+  private groups = new MemoryKvGroups();
+  private groupsIncarnation = -1;
 
   constructor(
     private readonly node: SplitsNode<M>,
@@ -105,10 +116,27 @@ export class SimNodeSplits<M> {
     this.readCheck = readRangeCheck(options.mutant);
   }
 
-  /** The ranges an incarnation hosts from its start: the first ones, and every range its disk holds. */
+  /**
+   * The ranges an incarnation hosts from its start: the first ones, and every range its disk
+   * holds but those whose log starts with a held first state (their parent's split, applied
+   * again from its log, makes their records and hosts them: `splitHost`'s `born`).
+   */
   groupsAtStart(): GroupId[] {
     const first = this.options.table.list().map((range) => range.id);
-    return [...new Set([...first, ...this.node.disk.groupsWithLog()])].sort((a, b) => a - b);
+    const born = this.node.disk.groupsWithLog().filter((group) => {
+      const snapshot = this.node.disk.replay(group).snapshot;
+      return this.options.table.get(group) !== undefined || snapshot === null || heldFirstStateOf(snapshot.data) === null;
+    });
+    return [...new Set([...first, ...born])].sort((a, b) => a - b);
+  }
+
+  /** This incarnation's stores of the ranges splits made. */
+  private storesNow(): MemoryKvGroups {
+    if (this.groupsIncarnation !== this.node.incarnation()) {
+      this.groups = new MemoryKvGroups();
+      this.groupsIncarnation = this.node.incarnation();
+    }
+    return this.groups;
   }
 
   /** The voters a range's engine starts from with nothing on disk: the bootstrap voters for the first ranges, none for a child (its snapshot says). */
@@ -116,9 +144,14 @@ export class SimNodeSplits<M> {
     return this.options.table.get(group) === undefined ? [] : peers;
   }
 
-  /** Range `group`'s store, from its snapshot or over its first span, able to split. */
+  /**
+   * Range `group`'s store, able to split: the one its parent's split made in this
+   * incarnation (a held first state names it), or one from its snapshot or over its first span.
+   */
   createStore(group: GroupId, snapshot: Uint8Array | undefined): KvStore {
-    const kv = createRangeStore(this.options.mutant);
+    const groups = this.storesNow();
+    const made = groups.backend(group);
+    const kv = made === undefined ? createRangeStore(this.options.mutant, groups) : new KvStore(made);
     if (snapshot !== undefined) kv.restore(snapshot);
     else {
       const first = this.options.table.get(group) ?? this.adoptedSpans.get(group);
@@ -133,6 +166,7 @@ export class SimNodeSplits<M> {
   private splitHost(parent: GroupId, kv: KvStore): KvSplitHost {
     const { node } = this;
     return {
+      parent,
       prepare: (child, data) => {
         const range = readSnapshotRange(data);
         if (range === null) throw new Error(`range ${parent}'s split made a child ${child} with no span`);

@@ -13,6 +13,8 @@ import type { Replica } from "../core/replica/replica.js";
 import { EmbeddedReplica, EmbeddedStateMachine, highestSequenceIn, type EmbeddedApplied } from "../core/replica/embedded.js";
 import { GroupCommit } from "../core/multi/group-commit.js";
 import { DEFAULT_GROUP, groupOfKey, type GroupEnvelope, type GroupId } from "../core/multi/group.js";
+import { HeldBirths } from "../core/multi/held-births.js";
+import { heldFirstStateOf } from "../core/kv/split.js";
 import { SimLeaderBalancing, type BalancingNode } from "./leader-balancing.js";
 import { createRouter } from "../core/multi/mutants.js";
 import type { GroupRouter } from "../core/multi/router.js";
@@ -87,6 +89,8 @@ export class SimNode<M> {
   private hosted = new Map<GroupId, HostedReplica<M>>();
   /** By group: the KV request layer (empty when the node runs a user's state machine). */
   private kvNodes = new Map<GroupId, KvReplica<M, unknown>>();
+  /** With splits: the ranges this incarnation started from a held first state, and the splits their parents keep (core/multi/held-births.ts). */
+  private heldBirths = new HeldBirths();
   /** This incarnation's group commit (null with one group). */
   private commit: GroupCommit | null = null;
   /** Hosting groups placed on some nodes only (`--replicas`), over every incarnation. */
@@ -238,6 +242,7 @@ export class SimNode<M> {
     this.kvNodes = new Map();
     this.appliedByGroup = [];
     this.appNode = null;
+    this.heldBirths = new HeldBirths();
     for (const group of this.groupsAtStart()) this.hostGroup(group, this.disk.recover(group));
     this.txnService = this.createTxnService();
     return router;
@@ -335,6 +340,7 @@ export class SimNode<M> {
     this.router.unhost(group);
     this.hosted.delete(group);
     this.kvNodes.delete(group);
+    this.heldBirths.release(group);
     this.appliedByGroup[group] = new Set();
     return true;
   }
@@ -406,7 +412,11 @@ export class SimNode<M> {
     const kv = this.splitting?.createStore(group, durable.snapshot?.data) ?? createKvStore(storeMutant, () => this.wallClockMs(), durable.snapshot?.data);
     this.host.kvStoreCreated(this.id, kv, group);
     this.appliedByGroup[group] = durable.snapshot === null ? new Set() : this.host.requestsThrough(durable.snapshot.index, group);
-    const engine = this.createEngine(durable, kv.applied, peers);
+    // As production's node does (runtime/server/group-replica.ts): a held first state is not sent, and is replaced soon.
+    const births = this.splitting === null ? null : this.heldBirths;
+    const held = births === null || durable.snapshot === null ? null : heldFirstStateOf(durable.snapshot.data);
+    if (held !== null) births?.add(group, held);
+    const engine = this.createEngine(held === null || durable.snapshot === null ? durable : { ...durable, snapshot: { ...durable.snapshot, held: true } }, kv.applied, peers);
     const incarnation = this.incarnation;
     const validate = factory.validateMessage;
     return new KvReplica<M, unknown>({
@@ -435,6 +445,8 @@ export class SimNode<M> {
       firstReadId: 1 + this.options.engineSeed() * 65_536,
       observer: this.observer(group),
       replicaMutant: this.options.replicaMutant,
+      ...(births === null || held === null ? {} : { heldSnapshot: { replaced: () => births.release(group) } }),
+      ...(births === null || this.options.splits?.mutant === "split-drops-held-child" ? {} : { holdsCompaction: (index: number) => births.holds(group, index) }),
       onFatal: (error) => {
         throw error;
       },

@@ -44,6 +44,7 @@ import { PlacementRun, isPlacementMutant } from "./placement-run.js";
 import { balancingConflict, chooseAppScenario, groupsConflict, placementConflict, quiescenceConflict, splitsConflict, TXN_GROUPS_DEFAULT, withCostOptions, costRequest, nodeCostsOf, throughputParams, throughputStats, type SimFailure, type SimOptions, type SimResult, type SimWorkload } from "./run-options.js";
 import { SplitRun, splitSlots } from "./split-run.js";
 import { isSplitMutant } from "../core/kv/split-mutants.js";
+import { RangeStateHeldError } from "../core/kv/split.js";
 import { RunLog } from "./run-log.js";
 import { Wire } from "./wire.js";
 import { Nemesis } from "./nemesis.js";
@@ -540,6 +541,10 @@ class Simulation implements NodeHost<unknown> {
         // An engine (or the driver) caught its own broken invariant: a bug found, reported
         // like any other failure, with the seed that reproduces it.
         this.failure = { checker: "assertion", message: `${error.message}\n${(error.stack ?? "").split("\n").slice(1, 4).join("\n")}`, atMicros: this.now() };
+      } else if (error instanceof RangeStateHeldError) {
+        // A node could not make a range born of a split again: its records are gone from it
+        // (a real node would refuse to start with this message).
+        this.failure = { checker: "durability", message: `a node lost a range born of a split: ${error.message}`, atMicros: this.now() };
       } else throw error;
     }
     const operations = { ok: 0, fail: 0, unknown: 0 };

@@ -59,6 +59,14 @@ export interface Snapshot {
    * configuration then applies).
    */
   readonly membership?: Membership;
+  /**
+   * The state machine holds this state and `data` only names it (a range born of a split
+   * whose records stayed in the node's store: src/core/kv/split.ts): it cannot be sent to a
+   * peer. A leader whose snapshot is held sends none until the driver replaced it with a
+   * full one (`compact`), which the driver does as soon as an entry past it applied. Set by
+   * the host when it loads the durable state; never stored.
+   */
+  readonly held?: boolean;
 }
 
 /**

@@ -56,6 +56,14 @@ export interface KvBackend {
    * Absent: the store's span never changes (it does not split).
    */
   setSpan?(span: { readonly start: string; readonly end: string | null }): void;
+  /**
+   * Inside a transaction, after `setSpan` left `span` out of this store's: the records in
+   * `span` become range `child`'s, which starts with `meta` and nothing else (no sessions,
+   * history, leases or auth state), and commits with this transaction. Only a backend whose
+   * ranges share one store of records has it (LMDB's environment): a split then copies
+   * nothing (split.ts). Throws if `child` is stored already.
+   */
+  splitOff?(child: number, span: { readonly start: string; readonly end: string | null }, meta: KvMeta): void;
   getRecord(key: string): KvRecord | undefined;
   putRecord(record: KvRecord): void;
   /** Removes the key's record, if there is one. */
@@ -66,6 +74,8 @@ export interface KvBackend {
   allRecords(): Iterable<KvRecord>;
   /** How many records there are; inside a transaction, counting its writes. Cheap (not a scan of the records). */
   recordCount(): number;
+  /** The key at `offset` (from 0) in key order, reading keys only; undefined past the last. Absent: the store pages through its records instead. */
+  keyAt?(offset: number): string | undefined;
   getSession(clientId: number): KvSession | undefined;
   putSession(session: KvSession): void;
   /** Removes the client's session, if there is one. */
@@ -178,6 +188,12 @@ export class MemoryKvBackend implements KvBackend {
   deleteRecord(key: string): void {
     this.rememberRecord(key);
     this.records.delete(key);
+  }
+
+  /** Runs `undo` if the transaction under way rolls back (for a subclass's own state). */
+  protected onRollback(undo: () => void): void {
+    assert(this.inTransaction, "a KV store write outside a transaction");
+    this.undoLeases.push(undo);
   }
 
   setSpan(span: { readonly start: string; readonly end: string | null }): void {

@@ -33,6 +33,9 @@ import { LEASE_LIMITS, NO_SESSION, type KvChange, type KvLease, type KvMeta, typ
  *             | u8 has end (0 or 1) | [u32 length | span end] | f64 epoch | f64 nextRangeId
  *   born:     (only for a range born of a split whose history does not hold every record's
  *             change, right after the range section) u32 0x424F524E ("BORN") | f64 bornAt
+ *   held:     (only in a range's first state that names its records rather than holding
+ *             them: split.ts, `heldFirstState`; right after the range and born sections)
+ *             u32 0x48454C44 ("HELD") | u32 parent range | f64 the split's index in its log
  *   txns:     (only once a transaction across ranges was prepared or decided here)
  *             u32 0x54584E53 ("TXNS") | u32 length | the state (src/core/kv/intents.ts)
  *
@@ -133,6 +136,8 @@ export interface SnapshotRange {
   readonly nextRangeId: number;
   /** See KvMeta.bornAt; absent for 0. */
   readonly bornAt?: number;
+  /** A first state that holds no records: they are in the node's store, where the split of range `parent` at `index` left them (split.ts, `heldFirstState`). */
+  readonly held?: { readonly parent: number; readonly index: number };
 }
 
 /**
@@ -149,6 +154,8 @@ export function readSnapshotRange(bytes: Uint8Array): SnapshotRange | null {
 export const RANGE_MARKER = 0x5241_4e47;
 /** Opens a snapshot's born section, right after its range section. */
 export const BORN_MARKER = 0x424f_524e;
+/** Opens a snapshot's held section, right after its range and born sections. */
+export const HELD_MARKER = 0x4845_4c44;
 
 /**
  * The range section of a store over `span` (absent: every key) at `epoch` that hands out ids
@@ -168,7 +175,7 @@ export function encodeRangeSection(range: SnapshotRange | undefined): Uint8Array
   const start = utf8Encode(range.start);
   const end = range.end === null ? null : utf8Encode(range.end);
   const born = range.bornAt !== undefined && range.bornAt > 0;
-  const writer = new ByteWriter(4 + 4 + start.length + 1 + (end === null ? 0 : 4 + end.length) + 16 + (born ? 12 : 0));
+  const writer = new ByteWriter(4 + 4 + start.length + 1 + (end === null ? 0 : 4 + end.length) + 16 + (born ? 12 : 0) + (range.held === undefined ? 0 : 16));
   writer.u32(RANGE_MARKER);
   writer.bytes(start);
   writer.u8(end === null ? 0 : 1);
@@ -178,6 +185,11 @@ export function encodeRangeSection(range: SnapshotRange | undefined): Uint8Array
   if (born) {
     writer.u32(BORN_MARKER);
     writer.f64(range.bornAt as number);
+  }
+  if (range.held !== undefined) {
+    writer.u32(HELD_MARKER);
+    writer.u32(range.held.parent);
+    writer.f64(range.held.index);
   }
   return writer.finish("KV snapshot range");
 }
@@ -413,6 +425,13 @@ export function decodeSnapshot(bytes: Uint8Array, sink: SnapshotSink): DecodedSn
       const bornAt = reader.safeInteger();
       if (bornAt < 1 || bornAt > compactRevision) throw new InvalidInputError(`KV snapshot's range was born at revision ${bornAt}: it is from 1 to its compaction point, ${compactRevision}`);
       range = { ...range, bornAt };
+      marker = reader.atEnd ? null : reader.u32();
+    }
+    if (marker === HELD_MARKER) {
+      const held = { parent: reader.u32(), index: reader.safeInteger() };
+      if (recordCount !== 0) throw new InvalidInputError("KV snapshot is a held first state (its records are where its parent's split left them) yet holds records");
+      if (held.index < 1) throw new InvalidInputError("KV snapshot is a held first state with no split index");
+      range = { ...range, held };
       marker = reader.atEnd ? null : reader.u32();
     }
     const outside = (firstKey !== null && compareBytes(firstKey, utf8Encode(range.start)) < 0) || (previousKey !== null && range.end !== null && compareBytes(previousKey, utf8Encode(range.end)) >= 0);

@@ -17,8 +17,16 @@
  *   split read out of range; and tikv/tikv#1682, a read index proposed before a split and
  *   applied long after it). Production checks after the wait (runtime/server/node-ranges.ts
  *   `rangeService.get`, and `readRangeCheck` below).
+ * - `split-drops-held-child` breaks the node's compaction hold (core/multi/held-births.ts):
+ *   a parent compacts its log past a split while its child still starts from a first state
+ *   that only names the records the split left in the node's store. A node whose store is
+ *   then lost (a crash in the simulator; a machine crash for LMDB) rebuilds the parent from
+ *   a snapshot without the child's keys and cannot make the child again: its replica of the
+ *   child is gone from that node: a split that hands records over without a copy must keep
+ *   the parent able to make them again until the child holds them in a snapshot of its own.
  */
 import { MemoryKvBackend } from "./backend.js";
+import { SharedMemoryKvBackend, type MemoryKvGroups } from "./memory-groups.js";
 import { compareUtf8 } from "../common/utf8.js";
 import type { KeySpan } from "./split.js";
 import { KvStore } from "./store.js";
@@ -27,6 +35,8 @@ export const SPLIT_MUTANTS = {
   "split-serves-moved-keys": "a split does not narrow the parent's span: the parent keeps the keys it moved to the new range and goes on answering reads and taking writes of them",
   "split-read-epoch-unchecked":
     "a read checks its key against the range's span when it arrives, not again once its read index applied: a split applied meanwhile and the parent answers 'not found' for a key that moved (tikv/tikv#14699: reads answered without checking the region's epoch after a split)",
+  "split-drops-held-child":
+    "a parent compacts its log past a split while its child still starts from a first state that only names the records the split left in the node's store: a node that loses its store cannot make the child again",
 } as const;
 
 export type SplitMutant = keyof typeof SPLIT_MUTANTS;
@@ -44,16 +54,35 @@ export function readRangeCheck(mutant: SplitMutant | null): { readonly onArrival
   return { onArrival: true, afterReadIndex: mutant !== "split-read-epoch-unchecked" };
 }
 
-/** The `split-serves-moved-keys` backend: a span cut short at its end (a split) keeps the span it had. */
+/** The span the `split-serves-moved-keys` backend keeps when asked for `span`: one cut short at its end (a split) stays as it was. */
+function wideSpan(current: KeySpan | undefined, span: KeySpan): KeySpan {
+  const cutAtEnd = current !== undefined && span.start === current.start && span.end !== null && (current.end === null || compareUtf8(span.end, current.end) < 0);
+  return cutAtEnd ? current : span;
+}
+
 class WideSpanBackend extends MemoryKvBackend {
   override setSpan(span: KeySpan): void {
-    const current = this.span;
-    const cutAtEnd = current !== undefined && span.start === current.start && span.end !== null && (current.end === null || compareUtf8(span.end, current.end) < 0);
-    super.setSpan(cutAtEnd ? current : span);
+    super.setSpan(wideSpan(this.span, span));
   }
 }
 
-/** A store for a range of the simulator's split runs: production's, or the `split-serves-moved-keys` mutant's. */
-export function createRangeStore(mutant: SplitMutant | null): KvStore {
-  return new KvStore(mutant === "split-serves-moved-keys" ? new WideSpanBackend() : new MemoryKvBackend());
+class WideSpanSharedBackend extends SharedMemoryKvBackend {
+  override setSpan(span: KeySpan): void {
+    super.setSpan(wideSpan(this.span, span));
+  }
+
+  protected override sibling(): SharedMemoryKvBackend {
+    return new WideSpanSharedBackend(this.siblingGroups);
+  }
+}
+
+/**
+ * A store for a range of the simulator's split runs: production's, or the
+ * `split-serves-moved-keys` mutant's; in `groups` (its splits then copy nothing, as
+ * production's: memory-groups.ts), or apart.
+ */
+export function createRangeStore(mutant: SplitMutant | null, groups: MemoryKvGroups | null = null): KvStore {
+  const wide = mutant === "split-serves-moved-keys";
+  if (groups !== null) return new KvStore(wide ? new WideSpanSharedBackend(groups) : new SharedMemoryKvBackend(groups));
+  return new KvStore(wide ? new WideSpanBackend() : new MemoryKvBackend());
 }

@@ -18,6 +18,7 @@ function rangeStore(span: { start: string; end: string | null }): { store: KvSto
   const prepared = new Map<number, Uint8Array>();
   const born: number[] = [];
   store.setSplitHost({
+    parent: 1,
     prepare: (child, snapshot) => {
       assert.equal(born.includes(child), false, "prepared before it is born");
       prepared.set(child, snapshot);
@@ -133,6 +134,7 @@ describe("splitting a range", () => {
     const backend = new MemoryKvBackend();
     const store = new KvStore(backend);
     store.setSplitHost({
+      parent: 1,
       prepare: () => {
         throw new Error("disk full");
       },

@@ -13,7 +13,7 @@ import type { KvBackend } from "./backend.js";
 import type { KvCommand } from "./command.js";
 import type { KvMeta, KvResult } from "./model.js";
 import { readSnapshotRange } from "./snapshot.js";
-import { childSnapshot, recordsFrom, splitRefusal, type KeySpan, type KvSplitHost } from "./split.js";
+import { childSnapshot, heldFirstState, RANGE_BIRTH_INDEX, recordsFrom, splitRefusal, type KeySpan, type KvSplitHost } from "./split.js";
 import { GROUP_ID_MAX } from "../multi/group.js";
 import { spanHolds, spanHoldsPrefix } from "../multi/ranges.js";
 
@@ -71,28 +71,61 @@ export function rangeId(atLeast: number, nextRangeId: number): KvResult {
   return { op: "range-id", id };
 }
 
-/** The store as a split finds it: its revision and clock (the child's start) and its range's epoch. */
+/** The store as a split finds it: its revision and clock (the child's start), its range's epoch, and the split's index in its log. */
 export interface SplitFrom {
   readonly revision: number;
   readonly clockMs: number;
   readonly epoch: number;
+  readonly index: number;
 }
 
 /**
- * See the `split` command and split.ts: hands the child its keys (`host.prepare`) and cuts the
- * backend's span at `at`. On "split", the store's epoch becomes the result's, its key count the
- * backend's, and it tells the host of the child once the apply commits.
+ * See the `split` command and split.ts: cuts the backend's span at `at` and hands the child
+ * its keys, without copying them where the backend can (`splitOff`), and its first state to
+ * the host (`host.prepare`). On "split", the store's epoch becomes the result's, its key
+ * count the backend's, and it tells the host of the child once the apply commits.
  */
 export function splitRange(backend: KvBackend, host: KvSplitHost | null, at: string, child: number, from: SplitFrom): KvResult {
   if (host === null || backend.setSpan === undefined) return { op: "rejected", reason: "this store does not split: only the ranges of a sharded node do" };
   const span = backend.span ?? WHOLE_SPAN;
   const refusal = splitRefusal(span, at);
   if (refusal !== null) return { op: "rejected", reason: refusal };
-  const records = recordsFrom(backend, at);
-  const leased = records.find((record) => backend.leaseOfKey(record.key) !== undefined);
-  if (leased !== undefined) return { op: "rejected", reason: `the key ${JSON.stringify(leased.key)} is attached to a lease: keys with leases do not move to another range` };
+  const childSpan = { start: at, end: span.end };
+  const leased = leasedKeyIn(backend, childSpan);
+  if (leased !== undefined) return { op: "rejected", reason: `the key ${JSON.stringify(leased)} is attached to a lease: keys with leases do not move to another range` };
   const epoch = from.epoch + 1;
-  host.prepare(child, childSnapshot(records, from.revision, from.clockMs, { start: at, end: span.end }, epoch));
-  backend.setSpan({ start: span.start, end: at });
+  if (backend.splitOff !== undefined) {
+    backend.setSpan({ start: span.start, end: at });
+    backend.splitOff(child, childSpan, {
+      appliedIndex: RANGE_BIRTH_INDEX,
+      revision: from.revision,
+      clockMs: from.clockMs,
+      compactRevision: from.revision,
+      purged: { revision: from.revision, afterKey: "" },
+      ...rangeMeta(epoch, 0, from.revision),
+    });
+    host.prepare(child, heldFirstState(from.revision, from.clockMs, childSpan, epoch, host.parent, from.index));
+  } else {
+    host.prepare(child, childSnapshot(recordsFrom(backend, at), from.revision, from.clockMs, childSpan, epoch));
+    backend.setSpan({ start: span.start, end: at });
+  }
   return { op: "split", child, at, epoch, revision: from.revision };
+}
+
+/** Keys read per page of a lease's keys while looking for one a split would move. */
+const LEASE_KEYS_PAGE = 256;
+
+/** The first key in `span` attached to a lease (by lease id, then key), if any: its cost is the keys attached to leases, not the range's. */
+function leasedKeyIn(backend: KvBackend, span: KeySpan): string | undefined {
+  for (const lease of backend.allLeases()) {
+    let after: string | undefined;
+    for (;;) {
+      const keys = backend.leaseKeys(lease.id, LEASE_KEYS_PAGE, after);
+      const inside = keys.find((key) => spanHolds(span, key));
+      if (inside !== undefined) return inside;
+      if (keys.length < LEASE_KEYS_PAGE) break;
+      after = keys[keys.length - 1];
+    }
+  }
+  return undefined;
 }

@@ -25,8 +25,8 @@ import {
   type KvResult,
   type TxnOperationResult,
 } from "./model.js";
-import { encodeSnapshot, snapshotRangeOf, type SnapshotRange } from "./snapshot.js";
-import type { KeySpan, KvSplitHost } from "./split.js";
+import { encodeSnapshot, readSnapshotRange, snapshotRangeOf, type SnapshotRange } from "./snapshot.js";
+import { heldFirstStateOf, RANGE_BIRTH_INDEX, RangeStateHeldError, type KeySpan, type KvSplitHost } from "./split.js";
 import { outsideSpan, rangeId, rangeMeta, sameSpan, splitRange } from "./store-ranges.js";
 import { spanHolds } from "../multi/ranges.js";
 import { readAuthState, restoreSnapshot } from "./store-restore.js";
@@ -286,6 +286,23 @@ export class KvStore {
     return this.backend.getRecord(toWellFormed(key));
   }
 
+  /** The key in the middle of the store's keys (the first of the upper half): where a split halves it; null with fewer than two. */
+  middleKey(): string | null {
+    const count = this.keys;
+    if (count < 2) return null;
+    const middle = Math.floor(count / 2);
+    if (this.backend.keyAt !== undefined) return this.backend.keyAt(middle) ?? null;
+    let skip = middle;
+    let after: string | undefined;
+    for (;;) {
+      const page = this.range("", Math.min(skip + 1, 4096), after === undefined ? {} : { after });
+      if (page.length === 0) return null;
+      if (skip < page.length) return (page[skip] as KvRecord).key;
+      skip -= page.length;
+      after = (page[page.length - 1] as KvRecord).key;
+    }
+  }
+
   /**
    * At most `limit` records whose keys start with `prefix`, in the UTF-8 byte order of their
    * keys; with `after`, only keys after that one (the last key of the previous page).
@@ -372,6 +389,7 @@ export class KvStore {
    * InvalidInputError if the snapshot is malformed, and then nothing changed.
    */
   restore(bytes: Uint8Array): void {
+    if (this.holdsAlready(bytes)) return;
     const backend = this.backend;
     const spanBefore = backend.span;
     const meta = restoreSnapshot(backend, bytes);
@@ -391,6 +409,22 @@ export class KvStore {
     this.intentsHeld.reload();
     this.observer?.restored();
     if (spanBefore !== undefined && this.backend.span !== undefined && !sameSpan(spanBefore, this.backend.span)) this.observer?.spanChanged?.(this.backend.span, this.revision);
+  }
+
+  /**
+   * Whether `bytes` is a held first state (split.ts) this store holds already (its parent's
+   * split made it here): restoring it is then nothing to do. Throws RangeStateHeldError for
+   * one it does not hold: only the parent's split, or a full snapshot, can make it.
+   */
+  private holdsAlready(bytes: Uint8Array): boolean {
+    const held = heldFirstStateOf(bytes);
+    if (held === null) return false;
+    const range = readSnapshotRange(bytes);
+    if (this.appliedIndex >= RANGE_BIRTH_INDEX && range !== null && sameSpan(range, this.backend.span)) return true;
+    throw new RangeStateHeldError(
+      `this range's first state is the records range ${held.parent}'s split (its entry ${held.index}) left in this node's store, which does not hold them (applied ${this.appliedIndex}): ` +
+        "they come back when that range applies the split again from its log, or with a full snapshot from this range's leader",
+    );
   }
 
   /** A deterministic snapshot: keys in UTF-8 byte order, so equal states give equal bytes. */
@@ -493,7 +527,7 @@ export class KvStore {
 
   /** See the `split` command, split.ts and store-ranges.ts. */
   private split(at: string, child: number): KvResult {
-    const result = splitRange(this.backend, this.splitHost, at, child, { revision: this.revision, clockMs: this.clockMs, epoch: this.rangeEpochValue });
+    const result = splitRange(this.backend, this.splitHost, at, child, { revision: this.revision, clockMs: this.clockMs, epoch: this.rangeEpochValue, index: this.appliedIndex });
     if (result.op !== "split") return result;
     this.writes.recount();
     this.rangeEpochValue = result.epoch;

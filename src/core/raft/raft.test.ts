@@ -354,6 +354,22 @@ describe("7 log compaction", () => {
     assert.ok(chunks.length > 3, `the snapshot went in ${chunks.length} chunks`);
   });
 
+  test("a held snapshot (it only names the leader's own state) is never sent: the follower waits for the full one that replaces it", () => {
+    const c = leaderCompactedPastNode3();
+    const disk = c.disks.get(1);
+    assert.ok(disk?.snapshot !== null && disk?.snapshot !== undefined);
+    disk.snapshot = { ...disk.snapshot, held: true };
+    c.start(1);
+    c.elect(1);
+    c.heal();
+    c.tickAll(40);
+    assert.equal(c.sent.filter((e) => e.message.type === "snapshot" && e.to === 3).length, 0, "no chunk of a held snapshot");
+    assert.notDeepEqual(c.appliedData(3), c.appliedData(1), "node 3 waits");
+    c.compact(1); // the driver's full snapshot, past the held one
+    c.tickAll(40);
+    assert.deepEqual(c.appliedData(3), c.appliedData(1), "then it gets the full one");
+  });
+
   test("a lost chunk is resent from where the follower stopped, not from the start", () => {
     const c = leaderCompactedPastNode3();
     c.heal();

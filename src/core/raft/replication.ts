@@ -292,6 +292,8 @@ export class Replicator {
       // compacts again meanwhile: restarting it on every compaction could starve a follower.
       const latest = this.host.snapshot();
       assert(latest !== null, "a follower needs a snapshot but the leader has none");
+      // One that only names this node's state cannot be sent: the driver replaces it soon.
+      if (latest.held === true) return false;
       pr.becomeSnapshot(latest);
     }
     const snapshot = pr.snapshot as Snapshot;

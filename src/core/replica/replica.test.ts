@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { NotLeaderError } from "../common/errors.js";
-import type { Admission, Engine, EngineStatus, LogEntry, Membership, Ready, ReadOptions, Snapshot } from "../engine/contract.js";
+import type { Admission, CompactionFloor, Engine, EngineStatus, LogEntry, Membership, Ready, ReadOptions, Snapshot } from "../engine/contract.js";
 import type { Clock, LogStorage, LogWrite, SnapshotBuilder, StateMachine } from "./contract.js";
 import { RequestTimeoutError, WriteOutcomeUnknownError } from "./errors.js";
 import { Replica, type RestOptions } from "./replica.js";
@@ -85,6 +85,11 @@ class ScriptedEngine implements Engine<Message, Hard> {
     this.compacted.push(index);
     this.snapshotIndex = index;
     return null;
+  }
+  /** What compaction must keep for followers, as the test sets it (none by default). */
+  floor: CompactionFloor | null = null;
+  compactionFloor(): CompactionFloor | null {
+    return this.floor;
   }
 }
 
@@ -173,7 +178,7 @@ function push(env: { engine: ScriptedEngine; replica: Replica<Message, Hard, str
   env.clock.run();
 }
 
-function setup(options: { snapshotEntries?: number; requestTimeoutMs?: number; repropose?: boolean; rest?: RestOptions } = {}) {
+function setup(options: { snapshotEntries?: number; requestTimeoutMs?: number; repropose?: boolean; rest?: RestOptions; heldSnapshot?: { replaced: () => void }; holdsCompaction?: (index: number) => boolean } = {}) {
   const engine = new ScriptedEngine();
   const machine = new ListStateMachine();
   const storage = new ManualStorage();
@@ -194,6 +199,8 @@ function setup(options: { snapshotEntries?: number; requestTimeoutMs?: number; r
     onFatal: (error) => fatal.push(error),
     ...(options.repropose === undefined ? {} : { reproposeOnLeaderChange: options.repropose }),
     ...(options.rest === undefined ? {} : { rest: options.rest }),
+    ...(options.heldSnapshot === undefined ? {} : { heldSnapshot: options.heldSnapshot }),
+    ...(options.holdsCompaction === undefined ? {} : { holdsCompaction: options.holdsCompaction }),
   });
   replica.start();
   return { engine, machine, storage, clock, sent, fatal, replica };
@@ -384,6 +391,64 @@ describe("replica: the Ready loop (contract rules 3-7)", () => {
     storage.completeSync();
     clock.run();
     assert.deepEqual(storage.compacted, [2]);
+    assert.deepEqual(engine.compacted, [2]);
+  });
+
+  test("a held snapshot (a range born of a split) is replaced by a full one at the first entry applied past it, whatever snapshotEntries says", () => {
+    let replaced = 0;
+    const env = setup({ snapshotEntries: 1000, heldSnapshot: { replaced: () => replaced++ } });
+    const { engine, storage, clock } = env;
+    // A live follower with nothing (it missed the split) needs a snapshot: it waits for this
+    // one, so it holds nothing back (holding would wait for each other forever).
+    engine.floor = { receiving: null, replicating: 0 };
+    push(env, emptyReady({ entries: [entry(1)] }));
+    storage.completeSync();
+    clock.run();
+    assert.deepEqual(storage.compacted, [], "nothing applied past it yet");
+    push(env, emptyReady({ entries: [entry(2)], committedEntries: [entry(1)] }));
+    storage.completeSync();
+    clock.run();
+    assert.deepEqual(storage.compacted, [1]);
+    assert.deepEqual(engine.compacted, [1]);
+    assert.equal(replaced, 1, "told once the log starts with a full snapshot");
+    // From then on, every snapshotEntries as before.
+    push(env, emptyReady({ entries: [entry(3)], committedEntries: [entry(2)] }));
+    storage.completeSync();
+    clock.run();
+    assert.deepEqual(storage.compacted, [1]);
+    assert.equal(replaced, 1);
+  });
+
+  test("with a full snapshot, compaction waits for a live follower a little behind, as before", () => {
+    const env = setup({ snapshotEntries: 2 });
+    const { engine, storage, clock } = env;
+    engine.floor = { receiving: null, replicating: 0 };
+    push(env, emptyReady({ entries: [entry(1), entry(2)] }));
+    storage.completeSync();
+    clock.run();
+    push(env, emptyReady({ entries: [entry(3)], committedEntries: [entry(1), entry(2)] }));
+    storage.completeSync();
+    clock.run();
+    assert.deepEqual(storage.compacted, [], "held for the follower");
+    engine.floor = null;
+    clock.advance(10);
+    assert.deepEqual(storage.compacted, [2]);
+  });
+
+  test("the host can hold compaction through an index (a split whose child is still held): the snapshot waits, and is taken once released", () => {
+    let held = true;
+    const env = setup({ snapshotEntries: 2, holdsCompaction: (index) => held && index >= 2 });
+    const { engine, storage, clock } = env;
+    push(env, emptyReady({ entries: [entry(1), entry(2)] }));
+    storage.completeSync();
+    clock.run();
+    push(env, emptyReady({ entries: [entry(3)], committedEntries: [entry(1), entry(2)] }));
+    storage.completeSync();
+    clock.run();
+    assert.deepEqual(storage.compacted, [], "held");
+    held = false;
+    clock.advance(10);
+    assert.deepEqual(storage.compacted, [2], "taken at the next tick once released");
     assert.deepEqual(engine.compacted, [2]);
   });
 

@@ -98,6 +98,20 @@ export interface ReplicaOptions<M, H, R> {
    * at all (docs/benchmarks.md, "Idle cost of many ranges").
    */
   readonly rest?: RestOptions;
+  /**
+   * The engine starts from a held snapshot (Snapshot.held: a range born of a split whose
+   * records stayed in the node's store): a full one is taken as soon as an entry past it
+   * applied, whatever `snapshotEntries` says, and `replaced` is called once the log starts
+   * with a full one (that, or a leader's snapshot installed).
+   */
+  readonly heldSnapshot?: { readonly replaced: () => void };
+  /**
+   * Whether the host needs this group's log kept through `index`: compacting through it
+   * waits (retried after each sync and tick). A range whose split at `index` made a child
+   * still started from a held snapshot keeps the split in its log, so a state machine
+   * rebuilt from the log makes the child's records again (src/core/kv/split.ts).
+   */
+  readonly holdsCompaction?: (index: number) => boolean;
 }
 
 /** See ReplicaOptions.rest. */
@@ -177,6 +191,8 @@ export class Replica<M, H, R> {
   private snapshotInProgress: { readonly builder: SnapshotBuilder; readonly term: number; readonly membership: Membership | undefined; readonly startedMs: number } | null = null;
   /** A snapshot whose file is written, waiting for the storage to be free of syncs. */
   private snapshotToSave: { readonly snapshot: Snapshot; readonly startedMs: number } | null = null;
+  /** The log still starts with a held snapshot (ReplicaOptions.heldSnapshot). */
+  private snapshotHeld: boolean;
 
   constructor(options: ReplicaOptions<M, H, R>) {
     assert(options.tickMs > 0 && options.requestTimeoutMs > 0, "tickMs and requestTimeoutMs must be positive");
@@ -184,6 +200,7 @@ export class Replica<M, H, R> {
     this.options = options;
     this.engine = options.engine;
     this.waiting = new WaitingRequests(options.firstReadId ?? 1);
+    this.snapshotHeld = options.heldSnapshot !== undefined;
   }
 
   /** Starts ticking and handles whatever the engine already has to do. */
@@ -507,6 +524,7 @@ export class Replica<M, H, R> {
       assert(this.toApply.length === 0 || (this.toApply[0] as LogEntry).index > ready.snapshot.index, "entries behind a leader's snapshot wait to be applied");
       this.options.stateMachine.restore(ready.snapshot);
       this.options.observer?.snapshotInstalled?.(ready.snapshot);
+      this.heldReplaced();
     }
     this.applyDurable();
     const last = ready.committedEntries[ready.committedEntries.length - 1];
@@ -628,9 +646,11 @@ export class Replica<M, H, R> {
 
   private maybeSnapshot(): void {
     const every = this.options.snapshotEntries;
-    if (every === 0 || this.snapshotInProgress !== null || this.snapshotToSave !== null || this.engine.compact === undefined) return;
+    if (this.snapshotInProgress !== null || this.snapshotToSave !== null || this.engine.compact === undefined) return;
     const applied = this.options.stateMachine.appliedIndex;
-    if (applied - this.engine.status().snapshotIndex < every) return;
+    const since = applied - this.engine.status().snapshotIndex;
+    // A held snapshot is replaced at the first entry past it: until then no peer can be sent one.
+    if (!(this.snapshotHeld && since > 0) && (every === 0 || since < every)) return;
     const term = this.engine.entryTerm(applied);
     assert(term !== null, `no term for the applied index ${applied}`);
     // The configuration at the snapshot's index goes with it: the log that held it will go.
@@ -684,6 +704,14 @@ export class Replica<M, H, R> {
     this.engine.compact?.(snapshot.index, snapshot.data);
     const doneMs = this.options.clock.nowMs();
     this.options.observer?.snapshotTaken?.(snapshot, { total: doneMs - toSave.startedMs, saving: doneMs - savingMs });
+    this.heldReplaced();
+  }
+
+  /** The log starts with a full snapshot now: a held one it started with is replaced. */
+  private heldReplaced(): void {
+    if (!this.snapshotHeld) return;
+    this.snapshotHeld = false;
+    this.options.heldSnapshot?.replaced();
   }
 
   /**
@@ -696,6 +724,9 @@ export class Replica<M, H, R> {
    * newer snapshot, so a follower that cannot keep up does not make the log grow forever.
    */
   protected compactionHeld(snapshot: Snapshot): boolean {
+    if (this.options.holdsCompaction?.(snapshot.index) === true) return true;
+    // A held snapshot cannot be sent: a follower needing one waits for this one, not for the log.
+    if (this.snapshotHeld) return false;
     const floor = this.engine.compactionFloor?.() ?? null;
     if (floor === null) return false;
     const catchUp = this.options.catchUpEntries ?? CATCH_UP_ENTRIES_DEFAULT;

@@ -10,6 +10,7 @@ import type { CampaignTiming, Engine, EngineFactory, Membership, MembershipChang
 import { KvReplica, type ClientRequest, type KvOperation, type ReadConsistency } from "../../core/kv/kv-replica.js";
 import type { Applied, KvResult, KvStore } from "../../core/kv/store.js";
 import type { Clock, ReplicaObserver, SnapshotBuilder, Waiter } from "../../core/replica/contract.js";
+import type { ReplicaOptions } from "../../core/replica/replica.js";
 import type { LogStore } from "../storage/log-store.js";
 import { WalLogStorage } from "../storage/wal-log-storage.js";
 import type { NodeMetrics } from "./metrics.js";
@@ -62,6 +63,10 @@ export interface DriverOptions {
   readonly historyRevisions?: number;
   /** Told of these replica events too, after metrics and logs (the dashboard's feed). */
   readonly watcher?: Pick<ReplicaObserver<Applied>, "persisted" | "leadershipChanged" | "snapshotTaken" | "snapshotInstalled">;
+  /** See ReplicaOptions.heldSnapshot: the log starts with a held first state (a range born of a split). */
+  readonly heldSnapshot?: ReplicaOptions<unknown, unknown, Applied>["heldSnapshot"];
+  /** See ReplicaOptions.holdsCompaction. */
+  readonly holdsCompaction?: (index: number) => boolean;
 }
 
 /** Dropped malformed peer messages are logged at most this often per peer. */
@@ -203,6 +208,8 @@ export class Driver {
       observer: new DriverObserver(options),
       ...(options.onMembership === undefined ? {} : { onMembership: options.onMembership }),
       ...(options.historyRevisions === undefined ? {} : { historyRevisions: options.historyRevisions }),
+      ...(options.heldSnapshot === undefined ? {} : { heldSnapshot: options.heldSnapshot }),
+      ...(options.holdsCompaction === undefined ? {} : { holdsCompaction: options.holdsCompaction }),
       // A quiet range (a sharded Raft node's idle ranges) has no timer and proposes no clock
       // entry until something wakes it; an engine that never goes quiet ticks as before.
       restWhenQuiet: true,

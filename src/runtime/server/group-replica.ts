@@ -17,7 +17,7 @@ import { NotMemberError } from "../../core/common/errors.js";
 import type { DurableState, Engine, EngineFactory, Membership, NodeId } from "../../core/engine/contract.js";
 import { isMember } from "../../core/engine/membership.js";
 import type { KvChange } from "../../core/kv/model.js";
-import type { KeySpan } from "../../core/kv/split.js";
+import { heldFirstStateOf, type KeySpan } from "../../core/kv/split.js";
 import { KvStore, SELF_ASSIGNED_SESSIONS_FROM, type KvStoreObserver } from "../../core/kv/store.js";
 import type { GroupId } from "../../core/multi/group.js";
 import type { Network } from "../../core/replica/contract.js";
@@ -28,6 +28,7 @@ import type { Consensus } from "./consensus.js";
 import { StartupError } from "./data-dir.js";
 import { Driver, type DriverLogger, type DriverOptions } from "./driver.js";
 import type { NodeMetrics } from "./metrics.js";
+import type { HeldBirths, HeldSplit } from "./range-births.js";
 import { WatchHub } from "./watch.js";
 
 /** Where a group's storage is and how it starts. */
@@ -55,6 +56,8 @@ export interface RecoveredGroup {
   readonly kv: KvStore;
   readonly engine: Engine<unknown, unknown>;
   readonly factory: EngineFactory<unknown, unknown>;
+  /** The split its log's first state names (a held first state: src/core/kv/split.ts); null when that is a full snapshot, or there is none. */
+  readonly held: HeldSplit | null;
 }
 
 /** What the node gives each of its replicas. */
@@ -67,6 +70,8 @@ export interface GroupHooks {
   readonly watcher?: DriverOptions["watcher"];
   /** The state machine's span may have changed (a split, a snapshot restored): the node's table is built again. */
   readonly spanChanged?: () => void;
+  /** On a node whose ranges split: the ranges started from a held first state, and the splits their parents keep in their logs for them (range-births.ts). */
+  readonly heldBirths?: HeldBirths;
 }
 
 /**
@@ -79,14 +84,17 @@ export function recoverGroup(config: NodeConfig, consensus: Consensus, storage: 
   const opened = storage.openStateMachine?.(storageLog) ?? LmdbKvBackend.open({ path: storage.kvPath, log: storageLog });
   try {
     const kv = recoverStateMachine(storage, log, opened);
+    // A held first state names this node's records: the engine must not send it to a peer.
+    const { snapshot } = storage.durable;
+    const held = snapshot === null ? null : heldFirstStateOf(snapshot.data);
     const engine = consensus.factory.create({
       id: config.id,
       peers: [...storage.bootstrapPeers],
-      durable: storage.durable,
+      durable: held === null || snapshot === null ? storage.durable : { ...storage.durable, snapshot: { ...snapshot, held: true } },
       appliedIndex: kv.applied,
       seed: randomInt(1, 2 ** 48),
     });
-    return { group: storage.group, logStore: storage.logStore, backend: opened.backend, kv, engine, factory: consensus.factory };
+    return { group: storage.group, logStore: storage.logStore, backend: opened.backend, kv, engine, factory: consensus.factory, held };
   } catch (error) {
     void opened.backend.close();
     throw error;
@@ -143,7 +151,9 @@ export class GroupReplica {
     hooks: GroupHooks,
     log: Logger,
   ) {
-    const { group, logStore, backend, kv, engine, factory } = recovered;
+    const { group, logStore, backend, kv, engine, factory, held } = recovered;
+    const births = hooks.heldBirths;
+    if (held !== null) births?.add(group, held);
     this.group = group;
     this.backend = backend;
     this.kv = kv;
@@ -171,6 +181,8 @@ export class GroupReplica {
       ...(hooks.onMembership === undefined ? {} : { onMembership: hooks.onMembership }),
       ...(hooks.onFatal === undefined ? {} : { onFatal: hooks.onFatal }),
       ...(hooks.watcher === undefined ? {} : { watcher: hooks.watcher }),
+      ...(held === null || births === undefined ? {} : { heldSnapshot: { replaced: () => births.release(group) } }),
+      ...(births === undefined ? {} : { holdsCompaction: (index: number) => births.holds(group, index) }),
     });
     this.load = hooks.spanChanged !== undefined && (config.splitLoad ?? 0) > 0 ? new LoadSplitter({ writesPerSecond: config.splitLoad ?? 0, hotForMs: LOAD_SPLIT_HOT_MS }) : null;
     this.watches = new WatchHub(

@@ -20,6 +20,8 @@ export interface MetricsSource {
   peerStats(): ReadonlyMap<number, PeerMetricStats>;
   /** Each range's group on a sharded node (absent: one range, which the other gauges describe). */
   ranges?(): readonly RangeMetrics[];
+  /** Ranges here whose log still starts with a held first state (a split's child, until its first full snapshot: range-births.ts). */
+  heldRanges?(): number;
 }
 
 /** One range's group as the node sees it. */
@@ -89,6 +91,11 @@ export class NodeMetrics {
       perRange("synod_range_commit_index", "Each range's highest log index known committed", (range) => range.status.commitIndex);
       perRange("synod_range_applied_index", "Each range's highest index its state machine applied", (range) => range.appliedIndex);
       perRange("synod_range_keys", "Keys in each range", (range) => range.keys);
+      perRange("synod_range_snapshot_index", "The index of each range's latest snapshot", (range) => range.status.snapshotIndex);
+    }
+    if (source.heldRanges !== undefined) {
+      const heldRanges = source.heldRanges.bind(source);
+      new Gauge({ name: "synod_ranges_held", help: "Ranges born of a split whose log still starts with a first state naming records its parent's split left here (until their first full snapshot)", registers: [registry], collect() { this.set(heldRanges()); } });
     }
     new Gauge({ name: "synod_kv_database_size_bytes", help: "Size of the state machine's database file on disk (LMDB data.mdb)", registers: [registry], collect() { this.set(source.databaseBytes()); } });
     new Gauge({

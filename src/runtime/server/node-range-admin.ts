@@ -17,9 +17,7 @@ import { spanBounds } from "../storage/kv-lmdb-groups.js";
 import { LogStore } from "../storage/log-store.js";
 import type { GroupId } from "../../core/multi/group.js";
 import type { GroupRouter } from "../../core/multi/router.js";
-import type { KvStore } from "../../core/kv/store.js";
 import { splitRefusal } from "../../core/kv/split.js";
-import type { KvRecord } from "../../core/kv/model.js";
 import { DEFAULT_NODE_CONFIG, RANGES_MAX, type NodeConfig } from "./config.js";
 import type { Consensus } from "./consensus.js";
 import { DATA_LAYOUT } from "./data-dir.js";
@@ -257,7 +255,7 @@ export class RangeAdmin {
     if (parent === undefined) throw new RangeNotFoundError(id, false);
     if (ranges.all().length >= RANGES_MAX) throw new HttpError(409, "split_refused", `the cluster runs ${RANGES_MAX} ranges, the most it runs today: range ${id} does not split`);
     await parent.driver.read("linearizable");
-    const at = key ?? middleKey(parent.kv);
+    const at = key ?? parent.kv.middleKey();
     if (at === null) throw new HttpError(409, "split_refused", `range ${id} holds ${parent.kv.keys} key(s): name the key to split at, {"key": "KEY"}`);
     // Checked here first too, so a split refused for its key does not use up a range id.
     const refusal = splitRefusal(parent.kv.backend.span ?? { start: "", end: null }, at);
@@ -301,7 +299,8 @@ export class RangeAdmin {
     const { config, ranges, metrics, log } = this.host;
     const id = recovered.group;
     const network = this.host.groups.host(id, (from, message) => ranges.get(id)?.driver.receive(from, message));
-    const replica = new GroupReplica(config, recovered, { network, metrics, onFatal: this.rangeFatal, spanChanged: this.rangeSpanChanged, watcher: ranges.leadershipWatcher }, log);
+    const hooks = { network, metrics, onFatal: this.rangeFatal, spanChanged: this.rangeSpanChanged, watcher: ranges.leadershipWatcher };
+    const replica = new GroupReplica(config, recovered, this.births === null ? hooks : { ...hooks, heldBirths: ranges.heldBirths }, log);
     replica.kv.setSplitHost(this.births?.hostFor(replica) ?? null);
     if (adopted) ranges.adopt(replica);
     else ranges.add(replica);
@@ -402,17 +401,3 @@ export class RangeAdmin {
   }
 }
 
-/** The key in the middle of a store's keys (the first of the upper half); null with fewer than two. */
-function middleKey(kv: KvStore): string | null {
-  const count = kv.keys;
-  if (count < 2) return null;
-  let skip = Math.floor(count / 2);
-  let after: string | undefined;
-  for (;;) {
-    const page = kv.range("", Math.min(skip + 1, 4096), after === undefined ? {} : { after });
-    if (page.length === 0) return null;
-    if (skip < page.length) return (page[skip] as KvRecord).key;
-    skip -= page.length;
-    after = (page[page.length - 1] as KvRecord).key;
-  }
-}

@@ -27,7 +27,7 @@ import { DATA_LAYOUT, StartupError, type DataDirIdentity } from "./data-dir.js";
 import type { DiskGuard } from "./disk-guard.js";
 import { GroupReplica, recoverGroup, type RecoveredGroup } from "./group-replica.js";
 import { findLease, listLeases } from "./lease-view.js";
-import { readBirths, removeBirthFile } from "./range-births.js";
+import { HeldBirths, readBirths, removeBirthFile } from "./range-births.js";
 import { readSnapshotRange } from "../../core/kv/snapshot.js";
 import { RangeMismatchError, RangeNotReadyError, TxnLockedError, type RangeService } from "./range-routing.js";
 import { RANGE_BIRTH_INDEX } from "../../core/kv/split.js";
@@ -162,6 +162,8 @@ export class NodeRanges {
   private changeCount = 0;
   /** Told of each range dropped (range-duties.ts forgets what it knew of it). */
   onRemoved: ((group: GroupId) => void) | null = null;
+  /** The ranges here started from a held first state, and the splits their parents keep for them (range-births.ts). */
+  readonly heldBirths = new HeldBirths();
   /** Each range's replica tells it of its leadership changes (one object for every range: GroupReplica's `watcher`). */
   readonly leadershipWatcher = { leadershipChanged: (): void => this.leadershipChanged() };
   /** The table as last built, and whether a split or a new range may have changed it since. */
@@ -223,6 +225,7 @@ export class NodeRanges {
     this.changeCount++;
     this.serviceCache.delete(group);
     this.adopted.delete(group);
+    this.heldBirths.release(group);
     this.onRemoved?.(group);
     this.tableStale = true;
     return replica;

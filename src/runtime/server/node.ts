@@ -114,7 +114,7 @@ export class SynodNode {
       databaseBytes: () => backend.sizeBytes(),
       pendingRequests: () => this.primary.driver.pendingRequests,
       peerStats: () => this.transport?.stats() ?? new Map(),
-      ...(ranges.sharded ? { ranges: () => this.ranges.all().map((replica) => ({ id: replica.group, status: replica.engine.status(), appliedIndex: replica.kv.applied, keys: replica.kv.keys })) } : {}),
+      ...(ranges.sharded ? { ranges: () => this.ranges.all().map((replica) => ({ id: replica.group, status: replica.engine.status(), appliedIndex: replica.kv.applied, keys: replica.kv.keys })), heldRanges: () => this.ranges.heldBirths.size } : {}),
     });
     this.groups = new GroupRouter<unknown>({
       send: (to, envelope) => this.transport?.send(to, envelope.message, envelope.group) ?? false,
@@ -149,6 +149,8 @@ export class SynodNode {
         metrics: this.metrics,
         onMembership: (membership) => this.applyMembership(membership),
         spanChanged: () => this.rangeAdmin.spanChanged(),
+        // Ranges split on a sharded Raft node (range-births.ts): group 0 keeps a split in its log while its child is held.
+        ...(ranges.sharded && config.consensus === "raft" ? { heldBirths: ranges.heldBirths } : {}),
         // The log could not be written: stop (the thrown error ends the process) with what to do.
         onFatal: (error) => setImmediate(() => { throw storageFailure(error, config.dataDir); }),
         watcher: {

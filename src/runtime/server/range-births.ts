@@ -23,6 +23,7 @@ import type { DurableState, Membership } from "../../core/engine/contract.js";
 import { readSnapshotRange } from "../../core/kv/snapshot.js";
 import { RANGE_BIRTH_INDEX, type KvSplitHost } from "../../core/kv/split.js";
 import { isGroupId, type GroupId } from "../../core/multi/group.js";
+export { HeldBirths, type HeldSplit } from "../../core/multi/held-births.js";
 import { removeLeftoverTempFiles, syncDirectory } from "../storage/atomic-file.js";
 import { LogStore } from "../storage/log-store.js";
 import type { SharedLog } from "../storage/shared-log.js";
@@ -84,7 +85,7 @@ export class RangeBirths {
   ) {}
 
   /** The split host of a range whose replicas are `range.membership()`: children get the same. */
-  hostFor(range: { membership(): Membership }): KvSplitHost {
+  hostFor(range: { readonly group: GroupId; membership(): Membership }): KvSplitHost {
     return new RangeSplitHost(this, range);
   }
 
@@ -181,8 +182,12 @@ export function removeBirthFile(dir: string, id: GroupId): void {
 class RangeSplitHost implements KvSplitHost {
   constructor(
     private readonly births: RangeBirths,
-    private readonly range: { membership(): Membership },
+    private readonly range: { readonly group: GroupId; membership(): Membership },
   ) {}
+
+  get parent(): GroupId {
+    return this.range.group;
+  }
 
   prepare(child: GroupId, data: Uint8Array): void {
     this.births.prepare(child, data, this.range.membership());

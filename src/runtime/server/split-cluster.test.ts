@@ -7,6 +7,8 @@
  * back with the ranges it had (recovered from its log and its state machine).
  */
 import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { Client } from "../../client/client.js";
 import { TimeoutError } from "../../client/errors.js";
@@ -24,6 +26,23 @@ async function rangesLed(cluster: ProcessCluster, via: number, count: number, am
 }
 
 const json = { "content-type": "application/json" };
+
+/** A PUT, sent again while the answer is 503 (a range just born or electing: "retry shortly"), for up to 5 s; asserts it was written. */
+async function putRetrying(url: string, value: string): Promise<void> {
+  let answer = await request("PUT", url, value);
+  for (let retry = 0; answer.status === 503 && retry < 50; retry++) {
+    await sleep(100);
+    answer = await request("PUT", url, value);
+  }
+  assert.equal(answer.status, 200, `${url}: ${answer.text}`);
+}
+
+/** Range `range`'s latest snapshot index on node `id`, from its /metrics (0 when not there). */
+async function rangeSnapshotIndex(cluster: ProcessCluster, id: number, range: number): Promise<number> {
+  const answer = await request("GET", `${cluster.node(id).http}/metrics`).catch(() => null);
+  const match = answer?.text.match(new RegExp(`^synod_range_snapshot_index\\{range="${range}"\\} (\\d+)$`, "m"));
+  return match === null || match === undefined ? 0 : Number(match[1]);
+}
 
 /** A split request, sent again while the answer is 503 (an election under way: "retry shortly"), for up to 5 s. */
 async function postSplit(url: string, body: string): Promise<Awaited<ReturnType<typeof request>>> {
@@ -224,15 +243,13 @@ describe("a node that missed a split (its range's log compacted past it while th
   after(async () => cluster.close());
 
   test("hosts the range it missed once its leader reaches it, gets its state, serves it, and keeps it across a restart", async (t) => {
-    const put = async (id: number, key: string, value: string): Promise<void> => {
-      const answer = await request("PUT", `${cluster.node(id).http}/v1/kv/${key}`, value);
-      assert.equal(answer.status, 200, `${key}: ${answer.text}`);
-    };
+    const put = (id: number, key: string, value: string): Promise<void> => putRetrying(`${cluster.node(id).http}/v1/kv/${key}`, value);
     for (let i = 0; i < 20; i++) await put(1, `p-${String(i).padStart(3, "0")}`, `before-${i}`);
     await cluster.kill(3);
     const split = await postSplit(`${cluster.node(1).http}/v1/shards/1/split`, JSON.stringify({ key: "p-010" }));
     assert.equal(split.status, 200, split.text);
     await rangesLed(cluster, 1, 3, [1, 2], 10_000);
+    const splitIndex = (await cluster.shards(1))?.find((shard) => shard.id === 1)?.appliedIndex ?? 0;
     // Enough writes to both halves that each compacts its log past the split (every 40-58
     // entries); p-015 to p-019 are left as they were before it, so the parent's history still
     // holds their changes when it is sent to the node that missed the split.
@@ -242,6 +259,15 @@ describe("a node that missed a split (its range's log compacted past it while th
       const key = `p-${String(i % 15).padStart(3, "0")}`;
       await put(1 + (i % 2), key, `after-${i}`);
       expected.set(key, `after-${i}`);
+    }
+    // Range 1 compacted past the split on both nodes (a compaction waits for the child to take
+    // its first full snapshot, moments after its first leader: range-births.ts).
+    for (const id of [1, 2]) {
+      const deadline = Date.now() + 10_000;
+      while ((await rangeSnapshotIndex(cluster, id, 1)) <= splitIndex) {
+        if (Date.now() > deadline) assert.fail(`range 1 on node ${id} did not compact past the split (index ${splitIndex})`);
+        await sleep(100);
+      }
     }
 
     cluster.startNode(3);
@@ -268,6 +294,47 @@ describe("a node that missed a split (its range's log compacted past it while th
     await rangesLed(cluster, 3, 3, [1, 2, 3], 15_000);
     const again = await request("GET", `${cluster.node(3).http}/v1/kv/p-019?consistency=stale`);
     assert.equal(again.body["value"], expected.get("p-019"));
+  });
+
+  test("a machine crash right after a split (the store not trusted): the node rebuilds both halves from the logs, the moved keys made again by the parent's split", async () => {
+    // A split copies nothing: the child's records stay where they were in the node's store,
+    // and its log starts with a first state that only names them. Rebuilt from the logs, the
+    // parent applies the split again and the child continues from there.
+    const expected = new Map<string, string>();
+    for (let i = 0; i < 30; i++) {
+      const key = `q-${String(i).padStart(3, "0")}`;
+      await putRetrying(`${cluster.node(1).http}/v1/kv/${key}`, `v${i}`);
+      expected.set(key, `v${i}`);
+    }
+    const shardsBefore = (await cluster.shards(1))?.length ?? 0;
+    const split = await postSplit(`${cluster.node(1).http}/v1/shards/2/split`, JSON.stringify({ key: "q-015" }));
+    assert.equal(split.status, 200, split.text);
+    // At once, more writes to the parent than it snapshots after (every 40-58 entries), while
+    // its child has likely not yet elected a leader and taken a full snapshot: the parent must
+    // keep the split in its log meanwhile, or the rebuilt node could not make the child again.
+    for (let round = 0; round < 12; round++) {
+      await Promise.all(
+        Array.from({ length: 5 }, async (_, i) => {
+          const key = `q-${String((i + round * 5) % 15).padStart(3, "0")}`;
+          await putRetrying(`${cluster.node(1).http}/v1/kv/${key}`, `r${round}`);
+          expected.set(key, `r${round}`);
+        }),
+      );
+    }
+    await cluster.kill(2);
+    // As after a power loss: the store was open under another boot, so it is not trusted.
+    writeFileSync(join(cluster.node(2).dataDir, "kv", "synod-kv-marker.json"), JSON.stringify({ state: "dirty", bootId: "a-boot-before-the-crash" }));
+    cluster.startNode(2);
+    await rangesLed(cluster, 2, shardsBefore + 1, [1, 2, 3], 20_000);
+    assert.match(cluster.node(2).output, /cannot be trusted|not trusted|rebuilding/);
+    const view = (shards: ShardView[] | null): unknown => shards?.map(({ id, start, end, keys }) => ({ id, start, end, keys }));
+    const deadline = Date.now() + 10_000;
+    while (JSON.stringify(view(await cluster.shards(2))) !== JSON.stringify(view(await cluster.shards(1))) && Date.now() < deadline) await sleep(100);
+    assert.deepEqual(view(await cluster.shards(2)), view(await cluster.shards(1)), "the rebuilt node holds the ranges and keys its peers do");
+    for (const [key, value] of expected) {
+      const answer = await request("GET", `${cluster.node(2).http}/v1/kv/${key}?consistency=stale`);
+      assert.equal(answer.body["value"], value, `${key} on the rebuilt node: ${answer.text}`);
+    }
   });
 });
 

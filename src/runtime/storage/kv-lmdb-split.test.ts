@@ -9,7 +9,7 @@ import { test } from "node:test";
 import { utf8Encode } from "../../core/common/utf8.js";
 import { MemoryKvBackend } from "../../core/kv/backend.js";
 import { encodeCommand, type KvCommand } from "../../core/kv/command.js";
-import { childSnapshot } from "../../core/kv/split.js";
+import { childSnapshot, heldFirstStateOf, RangeStateHeldError } from "../../core/kv/split.js";
 import { KvStore } from "../../core/kv/store.js";
 import type { LmdbKvBackend } from "./kv-lmdb.js";
 import { LmdbKvEnvironment } from "./kv-lmdb-env.js";
@@ -17,6 +17,7 @@ import { LmdbKvEnvironment } from "./kv-lmdb-env.js";
 const request = { clientId: 0, sequence: 0, timeMs: 1_000 };
 const SPAN = { start: "h", end: null };
 const put = (key: string, value: string): KvCommand => ({ op: "put", request, key, value: utf8Encode(value) });
+const spanned = (span: { start: string; end: string | null }): MemoryKvBackend => Object.assign(new MemoryKvBackend(), { span });
 
 test("LMDB: a parent's snapshots after a split are the memory backend's bytes, and decode", async () => {
   const path = mkdtempSync(join(tmpdir(), "synod-split-"));
@@ -27,13 +28,21 @@ test("LMDB: a parent's snapshots after a split are the memory backend's bytes, a
     memory.span = SPAN;
     const twin = new KvStore(memory);
     const children: Uint8Array[] = [];
-    for (const each of [store, twin]) each.setSplitHost({ prepare: (_child, snapshot) => void children.push(snapshot), born: () => undefined });
+    for (const each of [store, twin]) each.setSplitHost({ parent: 1, prepare: (_child, snapshot) => void children.push(snapshot), born: () => undefined });
     const commands: KvCommand[] = [put("kiwi", "1"), put("plum", "2"), put("pear", "3"), { op: "split", request, at: "p", child: 5 }, put("kiwi", "4")];
     for (const command of commands) {
       const encoded = encodeCommand(command);
       assert.deepEqual(store.apply(store.applied + 1, encoded), twin.apply(twin.applied + 1, encoded));
     }
-    assert.deepEqual(Buffer.from(children[0] as Uint8Array), Buffer.from(children[1] as Uint8Array), "the child's first state, byte for byte");
+    // Over LMDB the child's records stay where they are: its first state only names them, and
+    // its group in the environment holds the state the memory backend's child snapshot copies.
+    assert.deepEqual(heldFirstStateOf(children[0] as Uint8Array), { parent: 1, index: 4 });
+    assert.equal(heldFirstStateOf(children[1] as Uint8Array), null);
+    const child = KvStore.open(environment.group(5, { start: "p", end: null }));
+    assert.deepEqual(Buffer.from(child.snapshot()), Buffer.from(KvStore.restore(children[1] as Uint8Array, spanned({ start: "p", end: null })).snapshot()), "the child, byte for byte");
+    child.restore(children[0] as Uint8Array); // it holds what its first state names: nothing to do
+    assert.deepEqual(child.range("", 10).map((record) => record.key), ["pear", "plum"]);
+    assert.throws(() => KvStore.restore(children[0] as Uint8Array, spanned({ start: "p", end: null })), RangeStateHeldError, "elsewhere, a held first state cannot be restored");
     assert.deepEqual(Buffer.from(store.snapshot()), Buffer.from(twin.snapshot()));
     const builder = (store.backend as LmdbKvBackend).beginSnapshot();
     while (!builder.step(100));
@@ -78,6 +87,32 @@ test("LMDB: a child born with an empty history answers and snapshots as the memo
     const reopened = KvStore.open(environment.group(5, span));
     assert.deepEqual(reads(reopened), reads(twin), "the birth revision is kept on disk");
     assert.deepEqual(reopened.getAt("pear", 5), records[0], "a record never written since reads as born");
+    await environment.close();
+  } finally {
+    rmSync(path, { recursive: true, force: true });
+  }
+});
+
+test("LMDB: a range's middle key is read over its own span's keys alone, and is the one the memory backend pages to", async () => {
+  const path = mkdtempSync(join(tmpdir(), "synod-middle-"));
+  try {
+    const environment = LmdbKvEnvironment.open({ path });
+    const span = { start: "b", end: "m" };
+    const store = KvStore.open(environment.group(3, span));
+    const twin = new KvStore(spanned(span));
+    // Keys on both sides of the span in the shared environment: another group's, not this one's.
+    const other = KvStore.open(environment.group(4, { start: "m", end: null }));
+    other.apply(1, encodeCommand(put("zebra", "z")));
+    assert.equal(store.middleKey(), null, "fewer than two keys");
+    for (const [i, key] of ["bee", "cat", "dog", "eel", "fox", "gnu", "hen"].entries()) {
+      const command = encodeCommand(put(key, String(i)));
+      store.apply(store.applied + 1, command);
+      twin.apply(twin.applied + 1, command);
+    }
+    assert.equal(store.middleKey(), "eel");
+    assert.equal(twin.middleKey(), "eel");
+    assert.equal((store.backend as LmdbKvBackend).keyAt(0), "bee");
+    assert.equal((store.backend as LmdbKvBackend).keyAt(7), undefined, "past the span's last key, not the next group's");
     await environment.close();
   } finally {
     rmSync(path, { recursive: true, force: true });
