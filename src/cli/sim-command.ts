@@ -162,7 +162,7 @@ export async function runSim(options: SimCommandOptions): Promise<SimSummary> {
   if (throughputProblem !== null) throw new UsageError(throughputProblem);
   if (options.throughput !== undefined && options.splits !== undefined) throw new UsageError("--throughput runs with no faults and fixed ranges: it does not take --splits");
   if (factory !== undefined) {
-    const conflict = splitsConflict({ splits: options.splits, groups, replicas: options.replicas, workload: options.workload === "kv" ? undefined : options.workload, quiesce: options.quiesce === true, hotGroups: options.hotGroups, balanceLeaders: options.balanceLeaders === true, stateMachine: options.stateMachine !== undefined }, factory);
+    const conflict = splitsConflict({ splits: options.splits, groups, replicas: options.replicas, workload: options.workload === "kv" ? undefined : options.workload, hotGroups: options.hotGroups, stateMachine: options.stateMachine !== undefined }, factory);
     if (conflict !== null) throw new UsageError(conflict);
   }
   if (options.mutant !== undefined && isSplitMutant(options.mutant) && options.splits === undefined) throw new UsageError(`mutant ${options.mutant} breaks splits: run it with --protocol raft --splits 3 (or more)`);

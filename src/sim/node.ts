@@ -175,6 +175,11 @@ export class SimNode<M> {
     return this.kvLayer(DEFAULT_GROUP).kv;
   }
 
+  /** The groups this incarnation hosts, by increasing id (splits add to them). */
+  hostedGroups(): GroupId[] {
+    return [...this.hosted.keys()].sort((a, b) => a - b);
+  }
+
   /** Whether this incarnation hosts a replica of `group` (always, unless groups are placed on some nodes only). */
   hosts(group: GroupId): boolean {
     return this.hosted.has(group);

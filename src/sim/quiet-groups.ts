@@ -67,7 +67,8 @@ export class QuietGroups {
   /** Every group: no member quiet behind its quiet leader (sim/check/quiescence.ts). */
   checkQuietGroups(): void {
     for (const g of this.world.groups) {
-      const members = [...this.world.nodes.values()].filter((node) => node.up).map((node) => ({ id: node.id, engine: node.engineOf(g.group) }));
+      // A range a split made is hosted by a node once the node applied the split (or adopted it).
+      const members = [...this.world.nodes.values()].filter((node) => node.up && node.hosts(g.group)).map((node) => ({ id: node.id, engine: node.engineOf(g.group) }));
       checkQuietGroup(members, this.world.groupSuffix(g.group));
     }
   }
@@ -83,6 +84,7 @@ export class QuietGroups {
   noteQuietLeadersLost(g: GroupWatch): void {
     const { nodes, wire, scheduler } = this.world;
     for (const node of nodes.values()) {
+      if (!node.hosts(g.group)) continue;
       const engine = node.engineOf(g.group);
       const status = engine.status();
       if (status.role !== "leader" || engine.quiescent?.() !== true) continue;

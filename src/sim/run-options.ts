@@ -121,16 +121,14 @@ export interface SimOptions {
 export const SIM_SPLITS_MAX = 16;
 
 /** Why `--splits` cannot run as asked, or null when it can (or is not asked for). */
-export function splitsConflict(options: { readonly splits: number | undefined; readonly groups: number; readonly replicas: number | undefined; readonly workload: string | undefined; readonly quiesce: boolean; readonly hotGroups: number | undefined; readonly balanceLeaders: boolean; readonly stateMachine: boolean }, factory: EngineFactory<unknown, unknown>): string | null {
+export function splitsConflict(options: { readonly splits: number | undefined; readonly groups: number; readonly replicas: number | undefined; readonly workload: string | undefined; readonly hotGroups: number | undefined; readonly stateMachine: boolean }, factory: EngineFactory<unknown, unknown>): string | null {
   const { splits } = options;
   if (splits === undefined) return null;
   if (!Number.isSafeInteger(splits) || splits < 1 || splits > SIM_SPLITS_MAX) return `--splits must be an integer from 1 to ${SIM_SPLITS_MAX}, got ${splits}`;
   if (factory.name !== "raft") return `--splits runs on Raft only (ranges split on a sharded Raft node; protocol ${factory.name} does not split them)`;
   if (options.replicas !== undefined) return "--splits does not run with --replicas yet: every node hosts every range";
   if (options.stateMachine || (options.workload !== undefined && options.workload !== "kv")) return "--splits runs the KV workload only";
-  if (options.quiesce) return "--splits does not run with --quiesce";
   if (options.hotGroups !== undefined) return "--splits does not run with --hot-groups";
-  if (options.balanceLeaders) return "--splits does not run with --balance-leaders";
   if (options.groups + 2 * splits > SIM_GROUPS_MAX) return `--groups ${options.groups} with --splits ${splits} is more ranges than a run holds (--groups plus twice --splits at most ${SIM_GROUPS_MAX})`;
   return null;
 }

@@ -131,7 +131,7 @@ class Simulation implements NodeHost<unknown> {
     const placementProblem = placementConflict({ nodes: options.nodes, replicas: options.replicas, groups, scenario: options.scenario ?? "random", workload: this.workload === "kv" ? undefined : this.workload, quiesce: this.quiesce, balanceLeaders: options.balanceLeaders === true, stateMachine: options.application !== undefined }, factory);
     if (placementProblem !== null) throw new Error(placementProblem);
     if (options.mutant !== undefined && isPlacementMutant(options.mutant) && options.replicas === undefined) throw new Error(`mutant ${options.mutant} breaks placement: run it with --replicas (and --nodes above it)`);
-    const splitsProblem = splitsConflict({ splits: options.splits, groups, replicas: options.replicas, workload: this.workload === "kv" ? undefined : this.workload, quiesce: this.quiesce, hotGroups: options.hotGroups, balanceLeaders: options.balanceLeaders === true, stateMachine: options.application !== undefined }, factory);
+    const splitsProblem = splitsConflict({ splits: options.splits, groups, replicas: options.replicas, workload: this.workload === "kv" ? undefined : this.workload, hotGroups: options.hotGroups, stateMachine: options.application !== undefined }, factory);
     if (splitsProblem !== null || (options.mutant !== undefined && isSplitMutant(options.mutant) && options.splits === undefined)) throw new Error(splitsProblem ?? `mutant ${options.mutant} breaks splits: run it with --splits`);
     this.claims = new Set(factory.invariants);
     const params = deriveParams(options.seed, {
@@ -400,7 +400,7 @@ class Simulation implements NodeHost<unknown> {
 
   /** How many groups each node leads at the end of the run (0 for a node that is down). */
   private leadershipsAtEnd(): number[] {
-    return [...this.nodes.values()].map((node) => (node.up ? Array.from({ length: this.params.groups }, (_, group) => node.hosts(group) && node.engineOf(group).status().role === "leader").filter(Boolean).length : 0));
+    return [...this.nodes.values()].map((node) => (node.up ? node.hostedGroups().filter((group) => node.engineOf(group).status().role === "leader").length : 0));
   }
 
   private groupSuffix(group: GroupId): string {

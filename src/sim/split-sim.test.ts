@@ -89,15 +89,26 @@ describe("simulator: ranges that split (--splits)", () => {
     assert.equal(runSimulation(options).failure, null, "seed 11 passes on the intact code");
   });
 
-  test("runs on Raft and the KV workload, every node hosting every range; a split mutant asks for --splits", () => {
-    const base = { splits: 3, groups: 4, replicas: undefined, workload: undefined, quiesce: false, hotGroups: undefined, balanceLeaders: false, stateMachine: false };
+  test("with quiescence and leaderships spread (--quiesce --balance-leaders), ranges split, go quiet, wake and move, and every checker passes", () => {
+    for (const seed of [1, 2]) {
+      const result = runSimulation({ protocol: raft, seed, groups: RANGES, splits: SPLITS, quiesce: true, balanceLeaders: true });
+      assert.equal(result.failure, null, `seed ${seed}: ${result.failure?.checker}: ${result.failure?.message}`);
+      assert.ok((result.stats.splits?.done ?? 0) > 0, `seed ${seed}: splits applied`);
+      assert.ok((result.stats.leadershipMoves ?? 0) > 0, `seed ${seed}: leaderships moved`);
+      assert.ok((result.stats.quiescence?.quietGroupTicks ?? 0) > 0, `seed ${seed}: ranges went quiet`);
+      assert.equal(result.stats.leadershipsAtEnd?.reduce((sum, count) => sum + count, 0) ?? 0, (result.stats.splits?.rangesAtEnd ?? 0), `seed ${seed}: every range, its children too, is led by one node at the end`);
+    }
+  });
+
+  test("runs on Raft and the KV workload, every node hosting every range, without --hot-groups; a split mutant asks for --splits", () => {
+    const base = { splits: 3, groups: 4, replicas: undefined, workload: undefined, hotGroups: undefined, stateMachine: false };
     assert.equal(splitsConflict(base, raft), null);
     assert.equal(splitsConflict({ ...base, splits: undefined }, paxos), null);
     assert.match(splitsConflict(base, paxos) ?? "", /Raft only/);
     assert.match(splitsConflict({ ...base, replicas: 3 }, raft) ?? "", /--replicas/);
     assert.match(splitsConflict({ ...base, workload: "bank" }, raft) ?? "", /KV workload only/);
     assert.match(splitsConflict({ ...base, stateMachine: true }, raft) ?? "", /KV workload only/);
-    assert.match(splitsConflict({ ...base, quiesce: true }, raft) ?? "", /--quiesce/);
+    assert.match(splitsConflict({ ...base, hotGroups: 1 }, raft) ?? "", /--hot-groups/);
     assert.match(splitsConflict({ ...base, splits: 0 }, raft) ?? "", /from 1 to 16/);
     assert.match(splitsConflict({ ...base, groups: 60 }, raft) ?? "", /more ranges than a run holds/);
     assert.throws(() => runSimulation({ protocol: raft, seed: 1, groups: 2, mutant: "split-read-epoch-unchecked" }), /run it with --splits/);
