@@ -163,6 +163,18 @@ describe("splitting a range", () => {
     assert.deepEqual(next?.result, { op: "range-id", id: 12 }, "the next id survives a snapshot");
   });
 
+  test("a parent's snapshot after the split holds no change of a key it gave away: the moved values are not carried again", () => {
+    const { store } = rangeStore({ start: "a", end: "z" });
+    applyAll(store, [put("kiwi", "1"), put("pear", "2"), put("pear", "3"), { op: "split", request, at: "m", child: 7 }, put("kiwi", "4")]);
+    const changed: string[] = [];
+    decodeSnapshot(store.snapshot(), { record: () => undefined, session: () => undefined, change: (change) => void changed.push(change.key) });
+    assert.deepEqual([...new Set(changed)], ["kiwi"]);
+    const backend = new MemoryKvBackend();
+    backend.span = { start: "a", end: "m" };
+    const copy = KvStore.restore(store.snapshot(), backend);
+    assert.equal(utf8Decode((copy.getAt("kiwi", 1) as { value: Uint8Array }).value), "1", "its own keys' history is kept");
+  });
+
   test("a parent's snapshot after the split restores its span and epoch; splits survive the round trip of their commands", () => {
     const { store } = rangeStore({ start: "", end: null });
     applyAll(store, [put("a", "1"), put("x", "2"), { op: "split", request, at: "m", child: 3 }]);

@@ -327,7 +327,11 @@ export class KvStore {
     assertIndex(limit, "range limit");
     this.checkReadable(options.revision);
     const query = options.after === undefined ? { prefix: toWellFormed(prefix), limit } : { prefix: toWellFormed(prefix), limit, after: toWellFormed(options.after) };
-    return rangeAt(this.past, query, options.revision);
+    // Only this range's keys: its history keeps the changes of keys a split gave away (they
+    // sort after its own, so cutting them off the end leaves a page of its keys).
+    const span = this.backend.span;
+    const records = rangeAt(this.past, query, options.revision);
+    return span === undefined ? records : records.filter((record) => spanHolds(span, record.key));
   }
 
   /**
@@ -430,7 +434,11 @@ export class KvStore {
   /** A deterministic snapshot: keys in UTF-8 byte order, so equal states give equal bytes. */
   snapshot(): Uint8Array {
     const meta = { appliedIndex: this.appliedIndex, revision: this.revision, clockMs: this.clockMs };
-    const history = { compactRevision: this.compactRevisionValue, changes: [...retainedChanges(this.backend, this.compactRevisionValue)] };
+    // Not the changes of keys a split gave away: no read or watch of this range asks for them
+    // (both stay within its span), and they would carry the moved values once more.
+    const span = this.backend.span;
+    const changes = [...retainedChanges(this.backend, this.compactRevisionValue)].filter((change) => span === undefined || spanHolds(span, change.key));
+    const history = { compactRevision: this.compactRevisionValue, changes };
     const leases = this.leasesHeld.forSnapshot();
     return encodeSnapshot(meta, [...this.backend.allRecords()], [...this.backend.allSessions()], history, leases, this.backend.readAuth(), this.rangeSection(), joinTxnState(this.backend.readTxnState(), this.backend.txnRecords()));
   }

@@ -362,8 +362,8 @@ export class LmdbKvBackend implements KvBackend {
       const changes = this.history.rawAfter({ revision: 0, afterKey: "" }, Number.MAX_SAFE_INTEGER, transaction)[Symbol.iterator]();
       const view: SnapshotHistoryView = {
         changes,
-        // What the state machine's own snapshot keeps (history.ts), read in the snapshot's transaction.
-        retained: (change) => this.guarded(() => isRetained({ changeAfter: (key, revision) => this.history.after(key, revision, transaction) }, change, meta.compactRevision ?? 0)),
+        // What the state machine's own snapshot keeps (history.ts, KvStore.snapshot), read in the snapshot's transaction.
+        retained: (change) => this.inSpan(change.key) && this.guarded(() => isRetained({ changeAfter: (key, revision) => this.history.after(key, revision, transaction) }, change, meta.compactRevision ?? 0)),
         modRevision: (key) => {
           // Only the group's own records: a key a split gave away is still stored (the child's now), and its change here is history, not current.
           const stored = this.inSpan(key) ? this.records.get(recordKey(key), { transaction }) : undefined;
