@@ -44,6 +44,8 @@
  */
 import { assertIndex } from "../common/assert.js";
 import { compareUtf8 } from "../common/utf8.js";
+import { spanHolds } from "../multi/ranges.js";
+import type { KeySpan } from "./split.js";
 import type { KvBackend, KvHistoryKeysQuery, KvRangeQuery } from "./backend.js";
 import type { HistoryPosition, KvChange, KvRecord } from "./model.js";
 
@@ -103,13 +105,21 @@ export function* retainedChanges(backend: KvBackend, compactRevision: number, pa
 /**
  * Removes up to `changesMax` changes' worth of what compaction at `compactRevision` made
  * unreachable, starting after `from`; call inside a backend transaction. Returns where it
- * stopped, and whether everything below `compactRevision` is done.
+ * stopped, and whether everything below `compactRevision` is done. With `span` (a range's),
+ * a change at or below the compaction point of a key outside it goes too: a split gave the
+ * key away, and no read or watch of this range asks for it (KvStore.split starts a walk
+ * from the beginning for them).
  */
-export function purgeStep(backend: KvBackend, from: HistoryPosition, compactRevision: number, changesMax: number): { readonly purged: HistoryPosition; readonly done: boolean } {
+export function purgeStep(backend: KvBackend, from: HistoryPosition, compactRevision: number, changesMax: number, span?: KeySpan): { readonly purged: HistoryPosition; readonly done: boolean } {
   const changes = backend.changesAfter(from, changesMax);
   let purged = from;
   for (const change of changes) {
     if (change.revision > compactRevision) return { purged, done: true };
+    if (span !== undefined && !spanHolds(span, change.key)) {
+      backend.deleteChange(change.key, change.revision);
+      purged = { revision: change.revision, afterKey: change.key };
+      continue;
+    }
     const previous = backend.changeAtOrBefore(change.key, change.revision - 1);
     if (previous !== undefined) backend.deleteChange(previous.key, previous.revision);
     if (change.record === null && change.revision < compactRevision) backend.deleteChange(change.key, change.revision);

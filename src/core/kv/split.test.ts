@@ -173,6 +173,13 @@ describe("splitting a range", () => {
     backend.span = { start: "a", end: "m" };
     const copy = KvStore.restore(store.snapshot(), backend);
     assert.equal(utf8Decode((copy.getAt("kiwi", 1) as { value: Uint8Array }).value), "1", "its own keys' history is kept");
+    // On disk too, once compaction passes them: the purge walks the history again after a split.
+    assert.notEqual(store.backend.changeAtOrBefore("pear", 10), undefined);
+    applyAll(store, [{ op: "compact", request, revision: 4 }]);
+    while (store.purgeHistory(1));
+    assert.equal(store.backend.changeAtOrBefore("pear", 10), undefined, "the moved key's history is gone");
+    assert.equal(store.getAt("kiwi", 4)?.modRevision, 4);
+    assert.equal(store.backend.changeAtOrBefore("kiwi", 3), undefined, "compaction's own purge as before: kiwi's change at 1 is superseded");
   });
 
   test("a parent's snapshot after the split restores its span and epoch; splits survive the round trip of their commands", () => {

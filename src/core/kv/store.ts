@@ -361,7 +361,7 @@ export class KvStore {
   purgeHistory(changesMax: number): boolean {
     if (this.purgeDone) return false;
     const done = this.inTransaction(() => {
-      const step = purgeStep(this.backend, this.purged, this.compactRevisionValue, changesMax);
+      const step = purgeStep(this.backend, this.purged, this.compactRevisionValue, changesMax, this.backend.span);
       this.purged = step.purged;
       return step.done;
     });
@@ -541,6 +541,9 @@ export class KvStore {
     this.rangeEpochValue = result.epoch;
     this.pendingBirths.push(child);
     this.splitRevision = this.revision;
+    // The history of the keys given away goes in the background, from the beginning (history.ts, purgeStep).
+    this.purged = HISTORY_START;
+    this.purgeDone = false;
     return result;
   }
 
