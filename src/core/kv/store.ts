@@ -426,8 +426,9 @@ export class KvStore {
     const range = readSnapshotRange(bytes);
     if (this.appliedIndex >= RANGE_BIRTH_INDEX && range !== null && sameSpan(range, this.backend.span)) return true;
     throw new RangeStateHeldError(
-      `this range's first state is the records range ${held.parent}'s split (its entry ${held.index}) left in this node's store, which does not hold them (applied ${this.appliedIndex}): ` +
-        "they come back when that range applies the split again from its log, or with a full snapshot from this range's leader",
+      `this range's first state is the records range ${held.parent}'s split (its entry ${held.index}) left in this node's store, which does not hold them (applied ${this.appliedIndex}), ` +
+        `and range ${held.parent} here no longer has the split in its log to make them again (it caught up from a snapshot taken after it): ` +
+        "empty this node's data directory and let it rejoin its cluster (the other replicas hold the range)",
     );
   }
 
