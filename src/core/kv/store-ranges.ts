@@ -2,7 +2,7 @@
  * The ranges part of the KV state machine (store.ts): a store that is one range of a sharded
  * node (docs/sharding.md) holds only the keys of its span, so it refuses commands outside it
  * (`outsideSpan`), hands out range ids (`rangeId`, group 0's store), splits (`splitRange`,
- * split.ts), and keeps its epoch and next range id in the meta (`rangeMeta`) and its span in
+ * split.ts, at `middleKeyOf` when no key is given, and restores of a held first state: `holdsHeldState`), and keeps its epoch and next range id in the meta (`rangeMeta`) and its span in
  * its snapshot (`snapshotSpanOf`). A store that is not a range holds `WHOLE_SPAN`.
  *
  * These are functions of what they need (the backend, the split host, the store's counters);
@@ -11,9 +11,9 @@
 import { InvalidInputError } from "../common/errors.js";
 import type { KvBackend } from "./backend.js";
 import type { KvCommand } from "./command.js";
-import type { KvMeta, KvResult } from "./model.js";
+import type { KvMeta, KvRecord, KvResult } from "./model.js";
 import { readSnapshotRange } from "./snapshot.js";
-import { childSnapshot, heldFirstState, RANGE_BIRTH_INDEX, recordsFrom, splitRefusal, type KeySpan, type KvSplitHost } from "./split.js";
+import { childSnapshot, heldFirstState, heldFirstStateOf, RANGE_BIRTH_INDEX, RangeStateHeldError, recordsFrom, splitRefusal, type KeySpan, type KvSplitHost } from "./split.js";
 import { GROUP_ID_MAX } from "../multi/group.js";
 import { spanHolds, spanHoldsPrefix } from "../multi/ranges.js";
 
@@ -128,4 +128,38 @@ function leasedKeyIn(backend: KvBackend, span: KeySpan): string | undefined {
     }
   }
   return undefined;
+}
+
+/**
+ * Whether `bytes` is a held first state (split.ts) that a store at `applied` over `span`
+ * holds already (its parent's split made it there): restoring it is then nothing to do.
+ * False for any other snapshot. Throws RangeStateHeldError for one it does not hold: only
+ * the parent's split, or a full snapshot, can make it.
+ */
+export function holdsHeldState(bytes: Uint8Array, applied: number, span: KeySpan | undefined): boolean {
+  const held = heldFirstStateOf(bytes);
+  if (held === null) return false;
+  const range = readSnapshotRange(bytes);
+  if (applied >= RANGE_BIRTH_INDEX && range !== null && sameSpan(range, span)) return true;
+  throw new RangeStateHeldError(
+    `this range's first state is the records range ${held.parent}'s split (its entry ${held.index}) left in this node's store, which does not hold them (applied ${applied}), ` +
+      `and range ${held.parent} here no longer has the split in its log to make them again (it caught up from a snapshot taken after it): ` +
+      "empty this node's data directory and let it rejoin its cluster (the other replicas hold the range)",
+  );
+}
+
+/** The key at the middle of `keys` keys (the first of the upper half), read over the keys alone where the backend can (`keyAt`); null with fewer than two. */
+export function middleKeyOf(backend: KvBackend, keys: number): string | null {
+  if (keys < 2) return null;
+  const middle = Math.floor(keys / 2);
+  if (backend.keyAt !== undefined) return backend.keyAt(middle) ?? null;
+  let skip = middle;
+  let after: string | undefined;
+  for (;;) {
+    const page = backend.rangeRecords({ prefix: "", limit: Math.min(skip + 1, 4096), ...(after === undefined ? {} : { after }) });
+    if (page.length === 0) return null;
+    if (skip < page.length) return (page[skip] as KvRecord).key;
+    skip -= page.length;
+    after = (page[page.length - 1] as KvRecord).key;
+  }
 }

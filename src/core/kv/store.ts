@@ -25,9 +25,9 @@ import {
   type KvResult,
   type TxnOperationResult,
 } from "./model.js";
-import { encodeSnapshot, readSnapshotRange, snapshotRangeOf, type SnapshotRange } from "./snapshot.js";
-import { heldFirstStateOf, RANGE_BIRTH_INDEX, RangeStateHeldError, type KeySpan, type KvSplitHost } from "./split.js";
-import { outsideSpan, rangeId, rangeMeta, sameSpan, splitRange } from "./store-ranges.js";
+import { encodeSnapshot, snapshotRangeOf, type SnapshotRange } from "./snapshot.js";
+import type { KeySpan, KvSplitHost } from "./split.js";
+import { holdsHeldState, middleKeyOf, outsideSpan, rangeId, rangeMeta, sameSpan, splitRange } from "./store-ranges.js";
 import { spanHolds } from "../multi/ranges.js";
 import { readAuthState, restoreSnapshot } from "./store-restore.js";
 import { checkSession, refuseLocked } from "./store-checks.js";
@@ -288,19 +288,7 @@ export class KvStore {
 
   /** The key in the middle of the store's keys (the first of the upper half): where a split halves it; null with fewer than two. */
   middleKey(): string | null {
-    const count = this.keys;
-    if (count < 2) return null;
-    const middle = Math.floor(count / 2);
-    if (this.backend.keyAt !== undefined) return this.backend.keyAt(middle) ?? null;
-    let skip = middle;
-    let after: string | undefined;
-    for (;;) {
-      const page = this.range("", Math.min(skip + 1, 4096), after === undefined ? {} : { after });
-      if (page.length === 0) return null;
-      if (skip < page.length) return (page[skip] as KvRecord).key;
-      skip -= page.length;
-      after = (page[page.length - 1] as KvRecord).key;
-    }
+    return middleKeyOf(this.backend, this.keys);
   }
 
   /**
@@ -393,7 +381,7 @@ export class KvStore {
    * InvalidInputError if the snapshot is malformed, and then nothing changed.
    */
   restore(bytes: Uint8Array): void {
-    if (this.holdsAlready(bytes)) return;
+    if (holdsHeldState(bytes, this.appliedIndex, this.backend.span)) return;
     const backend = this.backend;
     const spanBefore = backend.span;
     const meta = restoreSnapshot(backend, bytes);
@@ -413,23 +401,6 @@ export class KvStore {
     this.intentsHeld.reload();
     this.observer?.restored();
     if (spanBefore !== undefined && this.backend.span !== undefined && !sameSpan(spanBefore, this.backend.span)) this.observer?.spanChanged?.(this.backend.span, this.revision);
-  }
-
-  /**
-   * Whether `bytes` is a held first state (split.ts) this store holds already (its parent's
-   * split made it here): restoring it is then nothing to do. Throws RangeStateHeldError for
-   * one it does not hold: only the parent's split, or a full snapshot, can make it.
-   */
-  private holdsAlready(bytes: Uint8Array): boolean {
-    const held = heldFirstStateOf(bytes);
-    if (held === null) return false;
-    const range = readSnapshotRange(bytes);
-    if (this.appliedIndex >= RANGE_BIRTH_INDEX && range !== null && sameSpan(range, this.backend.span)) return true;
-    throw new RangeStateHeldError(
-      `this range's first state is the records range ${held.parent}'s split (its entry ${held.index}) left in this node's store, which does not hold them (applied ${this.appliedIndex}), ` +
-        `and range ${held.parent} here no longer has the split in its log to make them again (it caught up from a snapshot taken after it): ` +
-        "empty this node's data directory and let it rejoin its cluster (the other replicas hold the range)",
-    );
   }
 
   /** A deterministic snapshot: keys in UTF-8 byte order, so equal states give equal bytes. */

@@ -206,6 +206,16 @@ function setup(options: { snapshotEntries?: number; requestTimeoutMs?: number; r
   return { engine, machine, storage, clock, sent, fatal, replica };
 }
 
+/** Entries 1-2 appended and synced, then applied while entry 3 syncs: a snapshot at 2 is due (snapshotEntries 2). */
+function appendAndApplyTwo(env: ReturnType<typeof setup>): void {
+  push(env, emptyReady({ entries: [entry(1), entry(2)] }));
+  env.storage.completeSync();
+  env.clock.run();
+  push(env, emptyReady({ entries: [entry(3)], committedEntries: [entry(1), entry(2)] }));
+  env.storage.completeSync();
+  env.clock.run();
+}
+
 function waiter<T>() {
   const outcome = {} as { value?: T; error?: Error };
   return { outcome, waiter: { resolve: (value: T) => (outcome.value = value), reject: (error: Error) => (outcome.error = error) } };
@@ -423,12 +433,7 @@ describe("replica: the Ready loop (contract rules 3-7)", () => {
     const env = setup({ snapshotEntries: 2 });
     const { engine, storage, clock } = env;
     engine.floor = { receiving: null, replicating: 0 };
-    push(env, emptyReady({ entries: [entry(1), entry(2)] }));
-    storage.completeSync();
-    clock.run();
-    push(env, emptyReady({ entries: [entry(3)], committedEntries: [entry(1), entry(2)] }));
-    storage.completeSync();
-    clock.run();
+    appendAndApplyTwo(env);
     assert.deepEqual(storage.compacted, [], "held for the follower");
     engine.floor = null;
     clock.advance(10);
@@ -439,12 +444,7 @@ describe("replica: the Ready loop (contract rules 3-7)", () => {
     let held = true;
     const env = setup({ snapshotEntries: 2, holdsCompaction: (index) => held && index >= 2 });
     const { engine, storage, clock } = env;
-    push(env, emptyReady({ entries: [entry(1), entry(2)] }));
-    storage.completeSync();
-    clock.run();
-    push(env, emptyReady({ entries: [entry(3)], committedEntries: [entry(1), entry(2)] }));
-    storage.completeSync();
-    clock.run();
+    appendAndApplyTwo(env);
     assert.deepEqual(storage.compacted, [], "held");
     held = false;
     clock.advance(10);
