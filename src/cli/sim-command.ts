@@ -138,7 +138,7 @@ export async function runSim(options: SimCommandOptions): Promise<SimSummary> {
     throw new UsageError(`protocol ${options.protocol} has no mutant "${options.mutant}"; ${known.length === 0 ? "it has none" : `choose one of: ${known.join(", ")}`} (see --list-mutants)`);
   }
   if (factory !== undefined) {
-    const conflict = scenarioConflict(options.scenario, options.faults ?? undefined, factory);
+    const conflict = scenarioConflict(options.scenario, options.faults ?? undefined, factory, options.splits ?? undefined);
     if (conflict !== null) throw new UsageError(conflict);
   }
   const groups = options.groups ?? (options.workload === "txn" || options.workload === "bank" || (options.mutant !== undefined && isTxnMutant(options.mutant)) ? TXN_GROUPS_DEFAULT : 1);

@@ -11,6 +11,7 @@ import { DEFAULT_GROUP } from "../core/multi/group.js";
 import { InvariantViolation } from "./check/violation.js";
 import type { GroupWatch } from "./group-watch.js";
 import type { SimNode } from "./node.js";
+import type { SplitApplied } from "./node-splits.js";
 import type { SimParams } from "./params.js";
 import type { RunLog } from "./run-log.js";
 import type { ScenarioContext } from "./scenario-kit.js";
@@ -53,6 +54,7 @@ export class Nemesis {
   /** Nodes the nemesis will crash inside their next fsync. */
   private readonly crashArmed = new Set<NodeId>();
   private readonly statusWatchers: ((id: NodeId, status: EngineStatus) => void)[] = [];
+  private readonly splitWatchers: ((split: SplitApplied) => void)[] = [];
   private crashes = 0;
   private crashesLosingWrites = 0;
   private faultsInjected = 0;
@@ -88,6 +90,11 @@ export class Nemesis {
   /** Group 0's status on node `id` may have changed: the scenario's watchers see it, until the heal. */
   statusChanged(id: NodeId, status: EngineStatus): void {
     for (const watcher of this.statusWatchers) watcher(id, status);
+  }
+
+  /** A node applied a split: the scenario's watchers see it, until the heal. */
+  splitApplied(split: SplitApplied): void {
+    if (!this.healed) for (const watcher of this.splitWatchers) watcher(split);
   }
 
   /** What the scenario's nemesis and checks may do and see. */
@@ -207,6 +214,9 @@ export class Nemesis {
         this.statusWatchers.push((id, status) => {
           if (!this.healed) watcher(id, status);
         });
+      },
+      onSplitApplied: (watcher) => {
+        this.splitWatchers.push(watcher);
       },
       fail: (message) => {
         throw new InvariantViolation(`scenario ${scenario.name}`, message);

@@ -41,6 +41,7 @@ import { MemoryKvGroups } from "../core/kv/memory-groups.js";
 import { createRangeStore, readRangeCheck, type SplitMutant } from "../core/kv/split-mutants.js";
 import { KvStore, SELF_ASSIGNED_SESSIONS_FROM } from "../core/kv/store.js";
 import type { GroupId } from "../core/multi/group.js";
+import { splitsWitnessed, unmadeChildState, withWitnessedCommit, type HeldSplit } from "../core/multi/held-births.js";
 import type { RangeDescriptor, RangeTable } from "../core/multi/ranges.js";
 import type { Replica } from "../core/replica/replica.js";
 import type { SimDisk } from "./disk.js";
@@ -108,6 +109,9 @@ export class SimNodeSplits<M> {
   /** The stores splits made in the incarnation that runs (a crash loses them), and which incarnation that is. */
   private groups = new MemoryKvGroups();
   private groupsIncarnation = -1;
+  /** The splits the held children on the disk name, by parent, as the incarnation that started found them. */
+  private witnessed = new Map<GroupId, number>();
+  private witnessedIncarnation = -1;
 
   constructor(
     private readonly node: SplitsNode<M>,
@@ -128,6 +132,26 @@ export class SimNodeSplits<M> {
       return this.options.table.get(group) !== undefined || snapshot === null || heldFirstStateOf(snapshot.data) === null;
     });
     return [...new Set([...first, ...born])].sort((a, b) => a - b);
+  }
+
+  /**
+   * Range `group`'s durable state for a new incarnation: its commit index raised to any split
+   * a held child of it on the disk names, as production's recovery does (runtime/server/node-ranges.ts; held-births.ts, `withWitnessedCommit`).
+   */
+  recovered(group: GroupId, durable: DurableState<unknown>): DurableState<unknown> {
+    if (this.options.mutant === "split-trusts-parent-log") return durable;
+    if (this.witnessedIncarnation !== this.node.incarnation()) {
+      const held: HeldSplit[] = [];
+      for (const other of this.node.disk.groupsWithLog()) {
+        const snapshot = this.node.disk.replay(other).snapshot;
+        const split = snapshot === null ? null : heldFirstStateOf(snapshot.data);
+        if (split !== null) held.push(split);
+      }
+      this.witnessed = splitsWitnessed(held);
+      this.witnessedIncarnation = this.node.incarnation();
+    }
+    const witnessed = this.witnessed.get(group);
+    return witnessed === undefined ? durable : withWitnessedCommit(durable, witnessed);
   }
 
   /** This incarnation's stores of the ranges splits made. */
@@ -204,10 +228,21 @@ export class SimNodeSplits<M> {
       if (this.overlapsHosted(range)) return;
       this.adoptedSpans.set(group, { start: range.start, end: range.end });
       this.counts.adoptions++;
-      node.host(group, node.disk.replay(group)).start();
+      node.host(group, this.adoptedState(node.disk.replay(group))).start();
       node.trace(group, `hosting a range this node missed the split of, until its leader sends its state`);
       node.onStatus(group);
     });
+  }
+
+  /**
+   * What an adopted range starts from: what its disk holds, but for a held first state of a
+   * split this node's parent will not apply again (its records were lost with the crash):
+   * with nothing past it in the log, no state (production's range-births.ts `hostFreed`; held-births.ts, `unmadeChildState`).
+   */
+  private adoptedState(durable: DurableState<unknown>): DurableState<unknown> {
+    const held = durable.snapshot === null ? null : heldFirstStateOf(durable.snapshot.data);
+    if (held === null || this.options.mutant === "split-keeps-unmade-child" || this.options.mutant === "split-trusts-parent-log") return durable;
+    return unmadeChildState(durable) ?? durable;
   }
 
   private overlapsHosted(span: KeySpan): boolean {

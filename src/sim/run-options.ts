@@ -297,7 +297,7 @@ export interface SimResult {
 }
 
 /** Why `scenario` cannot run as asked, or null when it can. */
-export function scenarioConflict(name: string, faults: readonly FaultClass[] | undefined, factory: EngineFactory<unknown, unknown>): string | null {
+export function scenarioConflict(name: string, faults: readonly FaultClass[] | undefined, factory: EngineFactory<unknown, unknown>, splits?: number): string | null {
   if (name === "random" || name === "mixed") return null;
   const scenario = findScenario(name);
   if (scenario === undefined) return `no scenario "${name}"; choose one of: ${SCENARIO_NAMES.join(", ")}`;
@@ -305,6 +305,7 @@ export function scenarioConflict(name: string, faults: readonly FaultClass[] | u
   if (factory.fixedClusterSize !== undefined) return `protocol ${factory.name} runs on ${factory.fixedClusterSize} node(s) only; it plays the mixed nemesis`;
   if (scenario.needsCompaction === true && factory.compacts !== true) return `scenario ${name} is about snapshots, and protocol ${factory.name} does not compact its log`;
   if (scenario.needsMembership === true && factory.reconfigures !== true) return `scenario ${name} changes the membership, and protocol ${factory.name} cannot`;
+  if (scenario.needsSplits === true && splits === undefined) return `scenario ${name} crashes nodes as they apply splits: it runs with --splits`;
   if (!scenarioApplies(scenario, factory.name)) return `scenario ${name} is about ${(scenario.protocols ?? []).join(", ")} only; protocol ${factory.name} skips it`;
   return null;
 }
@@ -327,7 +328,7 @@ export function chooseAppScenario(options: SimOptions, factory: EngineFactory<un
 
 function chooseScenario(options: SimOptions, factory: EngineFactory<unknown, unknown>, prng: Prng): Scenario {
   const name = options.scenario ?? "random";
-  const conflict = scenarioConflict(name, options.faults, factory);
+  const conflict = scenarioConflict(name, options.faults, factory, options.splits);
   if (conflict !== null) throw new Error(conflict);
   const mixed = findScenario("mixed") as Scenario;
   if (name === "mixed") return mixed;

@@ -10,6 +10,7 @@ import { PARTITION_SHAPES, RELIABLE_LINK, type LinkModel, type PartitionShape } 
 import { formatTime } from "./history.js";
 import type { ServingWindow } from "./opportunity.js";
 import type { FaultClass, SimParams } from "./params.js";
+import type { SplitApplied } from "./node-splits.js";
 
 /** What a scenario's nemesis and checks may do and see. Times are virtual microseconds. */
 export interface ScenarioContext {
@@ -69,6 +70,8 @@ export interface ScenarioContext {
   entryTerm(id: NodeId, index: number): number | null;
   /** Calls `watcher` each time a node's status may have changed (after each of its Readies), until the heal. */
   onStatus(watcher: (id: NodeId, status: EngineStatus) => void): void;
+  /** Calls `watcher` each time a node applies a split (`--splits`), until the heal: from inside the apply, so a fault it causes must wait for `during`. */
+  onSplitApplied(watcher: (split: SplitApplied) => void): void;
   /** Leaderships seen so far (a node leading a term counts once). */
   leaderTerms(): number;
   /** Fails the run with a scenario-specific violation. */
@@ -84,6 +87,8 @@ export interface Scenario {
   readonly weight: number;
   /** Whether it needs engines that compact their logs (its checks are about snapshots). */
   readonly needsCompaction?: boolean;
+  /** Whether its faults are about splits (`--splits`; without them it would test nothing). */
+  readonly needsSplits?: boolean;
   /** Whether it changes the cluster's membership (engines that reconfigure only). */
   readonly needsMembership?: boolean;
   /**

@@ -65,6 +65,8 @@ export interface SplitRunWorld {
   pause(id: NodeId, micros: number): void;
   /** Request keys of every write `group` applied through `index`, in its own log. */
   ownRequestsThrough(index: number, group: GroupId): Set<string>;
+  /** Node `split.node` applied a split (each node's apply of each split): the scenario may act on it. */
+  splitApplied(split: SplitApplied): void;
   note(text: string): void;
 }
 
@@ -99,7 +101,14 @@ export class SplitRun {
 
   /** What each node is told. */
   nodeOptions(): SimNodeSplitOptions {
-    return { table: this.table, mutant: this.world.mutant, applied: (split) => this.recordSplit(split) };
+    return {
+      table: this.table,
+      mutant: this.world.mutant,
+      applied: (split) => {
+        this.recordSplit(split);
+        this.world.splitApplied(split);
+      },
+    };
   }
 
   /** The clients' keys: spread over the key space, so every range holds some, and each split moves some. */

@@ -80,13 +80,33 @@ describe("simulator: ranges that split (--splits)", () => {
   });
 
   test("split-drops-held-child (a parent compacting past a split whose child's records are only where the split left them) is caught once every node restarts; the intact code passes that seed", () => {
-    // Seed 11 of restart-all: a node loses its stores with the child's first full snapshot
-    // not yet taken and the parent already compacted past the split: it cannot make the child again.
+    // Seed 11 of restart-all: every node loses its stores with the child's first full
+    // snapshot not yet taken and the parent already compacted past the split: no node can
+    // make the child again, each waits for a leader's snapshot no replica has, and the range serves nothing.
     const options = { protocol: raft, seed: 11, groups: RANGES, splits: SPLITS, scenario: "restart-all" } as const;
     const caught = runSimulation({ ...options, mutant: "split-drops-held-child" });
-    assert.equal(caught.failure?.checker, "durability", `${caught.failure?.checker}: ${caught.failure?.message}`);
-    assert.match(caught.failure?.message ?? "", /a node lost a range born of a split/);
+    assert.equal(caught.failure?.checker, "liveness", `${caught.failure?.checker}: ${caught.failure?.message}`);
+    assert.match(caught.failure?.message ?? "", /no liveness in group/);
     assert.equal(runSimulation(options).failure, null, "seed 11 passes on the intact code");
+  });
+
+  test("split-crash: a node that crashes as it applies a split, and again soon after it restarts, makes the child again from the parent's log or waits for its leader's snapshot; split-trusts-parent-log (the bug this project shipped) and split-keeps-unmade-child are caught, the intact code passes those seeds", () => {
+    const options = { protocol: raft, groups: RANGES, splits: SPLITS, scenario: "split-crash" } as const;
+    // Seed 3: the node's commit index on disk is older than the split it applied, and its
+    // parent's leader compacts past its log while it is down. Seed 36: it restarts, makes the
+    // child again, its parent takes its leader's snapshot, and it crashes again with the child still held.
+    for (const [seed, mutant] of [
+      [3, "split-trusts-parent-log"],
+      [36, "split-keeps-unmade-child"],
+    ] as const) {
+      const caught = runSimulation({ ...options, seed, mutant });
+      assert.equal(caught.failure?.checker, "durability", `${mutant}, seed ${seed}: ${caught.failure?.checker}: ${caught.failure?.message}`);
+      assert.match(caught.failure?.message ?? "", /a node lost a range born of a split/);
+      const intact = runSimulation({ ...options, seed });
+      assert.equal(intact.failure, null, `seed ${seed} passes on the intact code: ${intact.failure?.message}`);
+      assert.ok((intact.stats.splits?.done ?? 0) > 0, `seed ${seed}: splits applied`);
+    }
+    assert.throws(() => runSimulation({ protocol: raft, seed: 1, groups: RANGES, scenario: "split-crash" }), /runs with --splits/);
   });
 
   test("with quiescence and leaderships spread (--quiesce --balance-leaders), ranges split, go quiet, wake and move, and every checker passes", () => {

@@ -21,9 +21,20 @@
  *   a parent compacts its log past a split while its child still starts from a first state
  *   that only names the records the split left in the node's store. A node whose store is
  *   then lost (a crash in the simulator; a machine crash for LMDB) rebuilds the parent from
- *   a snapshot without the child's keys and cannot make the child again: its replica of the
- *   child is gone from that node: a split that hands records over without a copy must keep
+ *   a snapshot without the child's keys and cannot make the child again: it waits for a
+ *   leader's snapshot, and once every node did so the range is gone (the run's liveness
+ *   check catches it). A split that hands records over without a copy must keep
  *   the parent able to make them again until the child holds them in a snapshot of its own.
+ * - `split-trusts-parent-log` breaks the node's recovery of a held child (held-births.ts):
+ *   this project shipped it. A restarted node counts on the parent's log alone to make the
+ *   child's records again: the parent restarts from the commit index its hard state saved,
+ *   which a crash can leave older than a split it applied (a commit index is saved without
+ *   a sync of its own), and a child whose parent here catches up from its leader's snapshot
+ *   instead is hosted from its held first state anyway. The child's records were lost with
+ *   the store; the node cannot host it. Production raises the parent's commit index to the
+ *   split a held child names (`withWitnessedCommit`), and otherwise hosts the child with no
+ *   state until its leader's snapshot (`unmadeChildState`).
+ * - `split-keeps-unmade-child` breaks the second of those rules alone.
  */
 import { MemoryKvBackend } from "./backend.js";
 import { SharedMemoryKvBackend, type MemoryKvGroups } from "./memory-groups.js";
@@ -37,6 +48,10 @@ export const SPLIT_MUTANTS = {
     "a read checks its key against the range's span when it arrives, not again once its read index applied: a split applied meanwhile and the parent answers 'not found' for a key that moved (tikv/tikv#14699: reads answered without checking the region's epoch after a split)",
   "split-drops-held-child":
     "a parent compacts its log past a split while its child still starts from a first state that only names the records the split left in the node's store: a node that loses its store cannot make the child again",
+  "split-keeps-unmade-child":
+    "a node whose parent range caught up past a split it can no longer make again (its store lost with a crash) hosts the child from its held first state anyway, which names records it does not have, instead of with no state until its leader's snapshot",
+  "split-trusts-parent-log":
+    "a restarted node counts on the parent's log alone to make a held child's records again: the parent restarts from its saved commit index though the child proves a later split committed, and a child whose parent caught up past its split is hosted from its held first state anyway",
 } as const;
 
 export type SplitMutant = keyof typeof SPLIT_MUTANTS;

@@ -4,6 +4,7 @@
  * first full snapshot. One object per node, used by production's node
  * (runtime/server/range-births.ts) and the simulator's alike.
  */
+import type { DurableState } from "../engine/contract.js";
 import type { GroupId } from "./group.js";
 
 /** The split a range's held first state came of: range `parent`'s entry `index` (src/core/kv/split.ts). */
@@ -45,4 +46,48 @@ export class HeldBirths {
   get size(): number {
     return this.byChild.size;
   }
+}
+
+/** The highest split index each parent's held children name: entries of the parent known to be committed. */
+export function splitsWitnessed(splits: Iterable<HeldSplit>): Map<GroupId, number> {
+  const witnessed = new Map<GroupId, number>();
+  for (const { parent, index } of splits) witnessed.set(parent, Math.max(index, witnessed.get(parent) ?? 0));
+  return witnessed;
+}
+
+/**
+ * A parent's durable state at restart, its commit index raised to `witnessed`, the split a
+ * held child of it names. A child is born only when its parent applies the split, and an
+ * entry applies only once durable in the log, so the child's first state is durable proof
+ * that the entry committed and is in the parent's log, even when the parent's hard state
+ * is older: a commit index alone is saved without a sync of its own. Applying again through
+ * it at restart is what makes the child's records again when the store is rebuilt from the
+ * logs. Without it, a parent whose leader compacted past its log while it was down catches
+ * up from the leader's snapshot, never applies the split here again, and the child cannot
+ * start. Unchanged when the log does not hold entry `witnessed` (compacted past it or
+ * never written: the child is then no longer held, or was not born here) or the hard state
+ * records no commit index.
+ */
+export function withWitnessedCommit<H>(durable: DurableState<H>, witnessed: number): DurableState<H> {
+  const hard: unknown = durable.hardState;
+  if (hard === null || typeof hard !== "object" || !("commit" in hard) || typeof hard.commit !== "number" || hard.commit >= witnessed) return durable;
+  const first = (durable.snapshot?.index ?? 0) + 1;
+  const last = first - 1 + durable.entries.length;
+  if (witnessed < first || witnessed > last) return durable;
+  return { ...durable, hardState: { ...hard, commit: witnessed } as H };
+}
+
+/**
+ * What a held child is hosted from when its parent here will not make its records again (it
+ * caught up from a leader's snapshot taken after the split, and the store that held them is
+ * gone): with nothing in its log past the held first state, no state at all, its hard state
+ * kept, to be sent its leader's snapshot as a replica that missed the split is. Safe: its log
+ * acknowledged nothing past its birth, so no committed entry counts on it, and with no state
+ * it knows no configuration, so it cannot campaign. Null when its log holds entries past its
+ * first state: dropping them could forget entries it acknowledged (a leader could then be
+ * elected without one that committed), so the node cannot host it (RangeStateHeldError says
+ * what to do).
+ */
+export function unmadeChildState<H>(durable: DurableState<H>): DurableState<H> | null {
+  return durable.entries.length === 0 ? { hardState: durable.hardState, snapshot: null, entries: [] } : null;
 }

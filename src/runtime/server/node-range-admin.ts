@@ -13,7 +13,7 @@ import type { DurableState, Membership, MembershipChange, NodeId } from "../../c
 import { isMember, members } from "../../core/engine/membership.js";
 import type { SharedLog } from "../storage/shared-log.js";
 import type { LmdbKvEnvironment } from "../storage/kv-lmdb-env.js";
-import { spanBounds } from "../storage/kv-lmdb-groups.js";
+import { spanBounds, type KvSpan } from "../storage/kv-lmdb-groups.js";
 import { LogStore } from "../storage/log-store.js";
 import type { GroupId } from "../../core/multi/group.js";
 import type { GroupRouter } from "../../core/multi/router.js";
@@ -100,6 +100,11 @@ export class RangeAdmin {
               dir: join(config.dataDir, DATA_LAYOUT.births),
               hosts: (id) => ranges.get(id) !== undefined,
               host: (id, logStore, durable) => this.hostBorn(id, logStore, durable, unborn.environment),
+              hostWithoutState: (id, span, durable) => {
+                if (unborn.environment === null) throw new Error(`range ${id} was born without a state machine to hold it`);
+                this.hostWithoutState(id, span, durable, unborn.environment);
+                log.warn({ range: id, start: span.start, end: span.end }, "hosting a range born of a split with no state until its leader sends it: the records its parent's split left here were lost with the store (a machine crash) and its parent caught up past the split");
+              },
             },
             unborn.deferred,
             unborn.fromFiles,
@@ -316,7 +321,7 @@ export class RangeAdmin {
    * holds is left to that range's split. One at a time.
    */
   adoptRange(from: NodeId, id: GroupId): void {
-    const { config, consensus, sharedLog, ranges, log } = this.host;
+    const { config, ranges, log } = this.host;
     const environment = ranges.environment;
     if (this.births === null || environment === null || id === LIVENESS_GROUP || id === DIRECTORY_GROUP || id === RANGE_WRITES_GROUP || ranges.get(id) !== undefined || this.adopting) return;
     if (this.births.waitsForParent(id) || !isMember(this.host.membership(), from)) return;
@@ -337,13 +342,7 @@ export class RangeAdmin {
         // candidate's request in such a term must not get a second one (Raft's hard state).
         const floorTerm = "term" in span && typeof span.term === "number" ? span.term : 0;
         const durable = stateless.hardState === null && floorTerm > 0 ? { ...stateless, hardState: { term: floorTerm, vote: null, commit: 0 } } : stateless;
-        const recovered = recoverGroup(
-          config,
-          consensus,
-          { group: id, logStore: new LogStore(sharedLog, id), durable, kvPath: environment.path, openStateMachine: () => ({ backend: environment.group(id, span), trusted: true, reason: null }), bootstrapPeers: [] },
-          log,
-        );
-        this.hostRange(recovered, true);
+        this.hostWithoutState(id, span, durable, environment);
         log.warn({ range: id, peer: from, start: span.start, end: span.end }, "hosting a range this node missed the split of, or was added to, until its leader sends its state");
       })
       .catch((error: unknown) => log.warn({ err: error, range: id, peer: from }, "could not host a range this node missed the split of; its leader's next message tries again"))
@@ -381,6 +380,18 @@ export class RangeAdmin {
     const range = shards.find((shard) => shard.id === id);
     if (range === undefined || (range.replicas !== undefined && !range.replicas.includes(self))) return null;
     return { start: range.start, end: range.end };
+  }
+
+  /** Range `id` hosted over `span` with no state but `durable`'s hard state, serving nothing until its leader sends its snapshot. */
+  private hostWithoutState(id: GroupId, span: KvSpan, durable: DurableState<unknown>, environment: LmdbKvEnvironment): void {
+    const { config, consensus, sharedLog, log } = this.host;
+    const recovered = recoverGroup(
+      config,
+      consensus,
+      { group: id, logStore: new LogStore(sharedLog, id), durable, kvPath: environment.path, openStateMachine: () => ({ backend: environment.group(id, span), trusted: true, reason: null }), bootstrapPeers: [] },
+      log,
+    );
+    this.hostRange(recovered, true);
   }
 
   /** A range a split made (range-births.ts): recovered from its durable state, hosted, and started with the others. */

@@ -27,10 +27,10 @@ import { DATA_LAYOUT, StartupError, type DataDirIdentity } from "./data-dir.js";
 import type { DiskGuard } from "./disk-guard.js";
 import { GroupReplica, recoverGroup, type RecoveredGroup } from "./group-replica.js";
 import { findLease, listLeases } from "./lease-view.js";
-import { HeldBirths, readBirths, removeBirthFile } from "./range-births.js";
+import { HeldBirths, readBirths, removeBirthFile, splitsWitnessed, withWitnessedCommit, type HeldSplit } from "./range-births.js";
 import { readSnapshotRange } from "../../core/kv/snapshot.js";
 import { RangeMismatchError, RangeNotReadyError, TxnLockedError, type RangeService } from "./range-routing.js";
-import { RANGE_BIRTH_INDEX } from "../../core/kv/split.js";
+import { heldFirstStateOf, RANGE_BIRTH_INDEX } from "../../core/kv/split.js";
 import { LIVENESS_GROUP } from "./node-liveness.js";
 import { startInBatches } from "./start-order.js";
 
@@ -87,11 +87,20 @@ export function recoverRanges(
   // A node that ran before (group 0's log holds something) and holds nothing of a range it
   // started with, in its log or its state machine, gave that range away (it moved: range-placement.ts).
   const ranBefore = replayed.has(DEFAULT_GROUP) && environment !== null;
+  // A child whose first state is held proves its parent committed the split (held-births.ts).
+  const heldSplits: HeldSplit[] = [];
+  for (const { snapshot } of [...[...replayed.values()].map((group) => group.durable), ...births.values()]) {
+    const held = snapshot === null ? null : heldFirstStateOf(snapshot.data);
+    if (held !== null) heldSplits.push(held);
+  }
+  const witnessed = splitsWitnessed(heldSplits);
   try {
     const born = [...new Set([...replayed.keys(), ...births.keys()])].filter((id) => presplit.get(id) === undefined && id !== LIVENESS_GROUP);
     const ids = [...presplit.list().map((range) => range.id), ...born].sort((a, b) => a - b);
     for (const id of ids) {
       let durable = durableOf(id);
+      const witness = witnessed.get(id);
+      if (durable !== undefined && witness !== undefined) durable = withWitnessedCommit(durable, witness);
       const birth = births.get(id);
       if (birth !== undefined && (durable?.snapshot ?? null) === null) {
         // Its first state is in its birth file only; a hard state its log holds (a vote cast before) is kept.

@@ -23,7 +23,8 @@ import type { DurableState, Membership } from "../../core/engine/contract.js";
 import { readSnapshotRange } from "../../core/kv/snapshot.js";
 import { RANGE_BIRTH_INDEX, type KvSplitHost } from "../../core/kv/split.js";
 import { isGroupId, type GroupId } from "../../core/multi/group.js";
-export { HeldBirths, type HeldSplit } from "../../core/multi/held-births.js";
+import { unmadeChildState } from "../../core/multi/held-births.js";
+export { HeldBirths, splitsWitnessed, withWitnessedCommit, type HeldSplit } from "../../core/multi/held-births.js";
 import { removeLeftoverTempFiles, syncDirectory } from "../storage/atomic-file.js";
 import { LogStore } from "../storage/log-store.js";
 import type { SharedLog } from "../storage/shared-log.js";
@@ -67,6 +68,8 @@ export interface BirthHost {
   hosts(id: GroupId): boolean;
   /** Hosts range `id`, from its durable state, and starts it. Throws if it cannot (the node stops). */
   host(id: GroupId, logStore: LogStore<unknown>, durable: DurableState<unknown>): void;
+  /** Hosts range `id` over `span` with no state (its hard state kept), to be sent its leader's snapshot, and starts it. */
+  hostWithoutState(id: GroupId, span: { readonly start: string; readonly end: string | null }, durable: DurableState<unknown>): void;
 }
 
 export class RangeBirths {
@@ -146,7 +149,17 @@ export class RangeBirths {
     for (const [id, durable] of [...this.deferred]) {
       if (durable.snapshot === null) continue;
       const range = readSnapshotRange(durable.snapshot.data);
-      if (range !== null && isFree(id, { start: range.start, end: range.end })) this.born(id);
+      if (range === null || !isFree(id, { start: range.start, end: range.end })) continue;
+      // A held first state names records only the parent's split makes, and it will not
+      // apply the split here again: with nothing past it in its log, the range waits for its
+      // leader's snapshot (held-births.ts); otherwise born, it refuses with what to do.
+      const unmade = range.held === undefined ? null : unmadeChildState(durable);
+      if (unmade === null) {
+        this.born(id);
+        continue;
+      }
+      this.deferred.delete(id);
+      this.node.hostWithoutState(id, { start: range.start, end: range.end }, unmade);
     }
   }
 
