@@ -9,7 +9,8 @@
 import { assert } from "../../core/common/assert.js";
 import { ByteWriter } from "../../core/common/bytes.js";
 import type { KvChange, KvMeta, KvSession } from "../../core/kv/model.js";
-import { changeBytes, encodeAuthSection, encodeLeases, encodeRangeSection, encodeTxnSection, type SnapshotRange, sessionValueBytes, SESSIONS_V3_MARKER, writeChange, writeHistoryHeader, writeSessionValue, type SnapshotLease } from "../../core/kv/snapshot.js";
+import { changeBytes, encodeAuthSection, encodeLeases, encodeRangeSection, encodeTxnSection, type SnapshotRange, SESSIONS_V3_MARKER, writeChange, writeHistoryHeader, type SnapshotLease } from "../../core/kv/snapshot.js";
+import { sessionValueBytes, writeSessionValue } from "../../core/kv/session-codec.js";
 import { KvStorageCorruptionError } from "./kv-lmdb-errors.js";
 import { decodeChange, HistoryCorruption } from "./kv-lmdb-history.js";
 import { decodeStoredSession, RECORD_HEADER_BYTES } from "./kv-lmdb-values.js";

@@ -6,7 +6,7 @@
 import { ByteReader } from "../../core/common/bytes.js";
 import { InvalidInputError } from "../../core/common/errors.js";
 import type { KvMeta, KvRecord, KvSession } from "../../core/kv/model.js";
-import { readSessionResult } from "../../core/kv/snapshot.js";
+import { readSessionResult } from "../../core/kv/session-codec.js";
 import { KvStorageCorruptionError, KvStorageFormatError, META_FORMAT } from "./kv-lmdb-errors.js";
 
 /** A stored record's numbers before its value: f64 createRevision | f64 modRevision | f64 version. */
