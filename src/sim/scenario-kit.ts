@@ -252,3 +252,17 @@ export function mixedNemesis(ctx: ScenarioContext): void {
     }
   });
 }
+
+/** Crashes every node at once (some inside an fsync) and restarts them all soon after. */
+export function restartAllNemesis(ctx: ScenarioContext): void {
+  ctx.repeat(1_500_000, () => {
+    for (const id of ctx.nodeIds) {
+      if (!ctx.isUp(id)) continue;
+      if (ctx.prng.chance(0.3)) ctx.armCrash(id);
+      else ctx.crash(id, "never");
+    }
+    ctx.during(ctx.prng.int(50_000, 500_000), () => {
+      for (const id of ctx.nodeIds) if (!ctx.isUp(id)) ctx.restart(id);
+    });
+  });
+}

@@ -11,11 +11,12 @@
 import type { Prng } from "../core/common/prng.js";
 import type { NodeId } from "../core/engine/contract.js";
 import { RELIABLE_LINK, type LinkModel } from "./network.js";
-import { SIM_CATCH_UP_ENTRIES } from "./node.js";
 import { describeWindow } from "./opportunity.js";
-import { type ScenarioContext, type Scenario, mixedNemesis, reliable, unreliable, withNodes, withFaults, quorum, upCount, followers, isolate, atFaultPhaseEnd, countKinds, maxCommit, expectNewLeader, SNAPSHOT_CATCH_UP_INSTALLS_MAX, commitChance } from "./scenario-kit.js";
+import { type ScenarioContext, type Scenario, mixedNemesis, restartAllNemesis, reliable, unreliable, withNodes, withFaults, quorum, upCount, followers, isolate, atFaultPhaseEnd, countKinds, maxCommit, expectNewLeader, commitChance } from "./scenario-kit.js";
 import { learnerVoteAdversary, leaderTransferNemesis, membershipAdversary, reconfigurationNemesis, transferLeaseAdversary } from "./scenario-membership.js";
 import { figure8Adversary, lostAcceptanceAdversary, ownAcceptanceAdversary, staleAnswersAdversary, stalePromiseAdversary } from "./scenario-adversaries.js";
+import { SNAPSHOT_SCENARIOS } from "./scenario-snapshots.js";
+import { SPLIT_SCENARIOS } from "./scenario-splits.js";
 
 export type { Scenario, ScenarioContext } from "./scenario-kit.js";
 
@@ -104,53 +105,6 @@ function churnNemesis(ctx: ScenarioContext): void {
     else if (roll < 0.6 && down.length > 0) ctx.restart(prng.pick(down));
     else if (roll < 0.8) ctx.partition(prng.pick(["isolate-one", "isolate-leader", "split"] as const));
     else ctx.healPartition();
-  });
-}
-
-/** Crashes every node at once (some inside an fsync) and restarts them all soon after. */
-function restartAllNemesis(ctx: ScenarioContext): void {
-  ctx.repeat(1_500_000, () => {
-    for (const id of ctx.nodeIds) {
-      if (!ctx.isUp(id)) continue;
-      if (ctx.prng.chance(0.3)) ctx.armCrash(id);
-      else ctx.crash(id, "never");
-    }
-    ctx.during(ctx.prng.int(50_000, 500_000), () => {
-      for (const id of ctx.nodeIds) if (!ctx.isUp(id)) ctx.restart(id);
-    });
-  });
-}
-
-/**
- * Crashes a node right after it applies a split, one node at a time, and keeps it down 1.5
- * to 3 s: long enough for the leaders to compact past its logs. Its commit index may be
- * older on its disk than the split it applied (a commit index is saved without a sync of
- * its own), and its store is gone: its replica of the child is made again only if the
- * parent applies the split again from its log (core/multi/held-births.ts). Half the time it
- * crashes again soon after it restarts, while the child it made again may still start from
- * its held first state and the parent may have caught up past the split from its leader:
- * then no log here can make the child, and it must wait for its leader's snapshot.
- */
-function splitCrashNemesis(ctx: ScenarioContext): void {
-  let down: NodeId | null = null;
-  const downFor = (): number => ctx.prng.int(1_500_000, 3_000_000);
-  const restart = (node: NodeId, again: boolean): void => {
-    ctx.restart(node);
-    if (!again) {
-      down = null;
-      return;
-    }
-    ctx.during(ctx.prng.int(200_000, 1_500_000), () => {
-      ctx.crash(node, "never");
-      ctx.during(downFor(), () => restart(node, false));
-    });
-  };
-  ctx.onSplitApplied(({ node }) => {
-    if (down !== null || !ctx.prng.chance(0.5)) return;
-    down = node;
-    // After the apply, not inside it: the node's turn ends first, its saves not yet synced.
-    ctx.during(0, () => ctx.crash(node, "never"));
-    ctx.during(downFor(), () => restart(node, ctx.prng.chance(0.5)));
   });
 }
 
@@ -461,15 +415,6 @@ export const SCENARIOS: readonly Scenario[] = [
     start: restartAllNemesis,
   },
   {
-    name: "split-crash",
-    description:
-      "a node crashes the moment it applies a split (what it saved since its last fsync may be lost, its store is lost) and stays down while the others write on and compact past its log, then restarts: its replica of the split's child must be made again from the parent's log (--splits)",
-    weight: 0,
-    needsSplits: true,
-    params: (p) => withFaults(p, ["crash"]),
-    start: splitCrashNemesis,
-  },
-  {
     name: "restart-leader",
     description: "the leader crashes and restarts quickly, again and again",
     weight: 1,
@@ -543,126 +488,8 @@ export const SCENARIOS: readonly Scenario[] = [
     params: (p, prng) => withFaults(unreliable(p, prng), ["crash", "partition", "drop", "duplicate", "reorder", "delay"]),
     start: churnNemesis,
   },
-  {
-    name: "snapshot-basic",
-    needsCompaction: true,
-    description: "no faults, a snapshot every 5 entries: every node compacts, and the state machine survives it (7)",
-    weight: 1,
-    params: (p) => ({ ...reliable(p), snapshotEveryEntries: 5 }),
-    start: (ctx) => {
-      atFaultPhaseEnd(ctx, () => {
-        for (const id of ctx.nodeIds) {
-          if ((ctx.status(id)?.snapshotIndex ?? 0) > 0) continue;
-          // Compacting needs 5 applied entries: a leader that reached this node long enough to commit them.
-          const chance = commitChance(ctx, id);
-          if (chance !== null) ctx.fail(`node ${id} never compacted its log, though ${describeWindow(chance)}`);
-        }
-      });
-    },
-  },
-  {
-    name: "snapshot-install",
-    needsCompaction: true,
-    description: "a follower cut off while the others compact catches up by installing the leader's snapshot (7)",
-    weight: 1,
-    params: (p) => ({ ...reliable(p), snapshotEveryEntries: 10 }),
-    start: (ctx) => {
-      let victim: NodeId | null = null;
-      ctx.during(500_000, () => {
-        victim = followers(ctx)[0] ?? null;
-        if (victim !== null) isolate(ctx, victim);
-      });
-      const healMicros = 3_000_000;
-      ctx.during(healMicros, () => ctx.healPartition());
-      atFaultPhaseEnd(ctx, () => {
-        if (victim === null || ctx.snapshotInstalls(victim) > 0) return;
-        // Catching up needs a leader that reached the victim after the heal, long enough.
-        const chance = commitChance(ctx, victim, healMicros);
-        if (chance !== null) ctx.fail(`node ${victim} installed no snapshot, though it was cut off while the others compacted and then ${describeWindow(chance)}`);
-      });
-    },
-  },
-  {
-    name: "snapshot-catch-up",
-    needsCompaction: true,
-    description:
-      "a follower cut off while the others compact comes back to snapshots that take longer to send than the log takes to outgrow them: it installs one and catches up from the leader's log, instead of chasing newer snapshots (7; etcd's catch-up entries)",
-    weight: 1,
-    tuning: { smallSnapshotChunks: true },
-    // A hundred keys, written without pause, make snapshots of some kilobytes (hundreds of
-    // round trips in 32-byte chunks) while the leader compacts every 5 entries.
-    params: (p) => ({
-      ...reliable(p),
-      keys: 100,
-      clientThinkMicrosMean: 1000,
-      roamingClients: 0,
-      opMix: { get: 0.1, put: 0.8, delete: 0.05, cas: 0.05 },
-      snapshotEveryEntries: 5,
-      historyRevisions: 50,
-      faultPhaseMicros: Math.max(p.faultPhaseMicros, 8_000_000),
-    }),
-    start: (ctx) => {
-      let victim: NodeId | null = null;
-      ctx.during(500_000, () => {
-        victim = followers(ctx)[0] ?? null;
-        if (victim !== null) isolate(ctx, victim);
-      });
-      const healMicros = 1_500_000;
-      ctx.during(healMicros, () => ctx.healPartition());
-      atFaultPhaseEnd(ctx, () => {
-        // One snapshot brings the follower that was away past what was compacted meanwhile;
-        // after it, the leader's log. A node that installs one after another chases them.
-        for (const id of ctx.nodeIds) {
-          const installs = ctx.snapshotInstalls(id);
-          if (installs <= SNAPSHOT_CATCH_UP_INSTALLS_MAX) continue;
-          ctx.fail(
-            `node ${id} installed ${installs} snapshots${id === victim ? " after it came back" : ""}, where one brings a node past what was compacted: ` +
-              `it chases the leader's newer snapshots instead of catching up from the log`,
-          );
-          return;
-        }
-      });
-    },
-  },
-  {
-    name: "snapshot-unreliable",
-    description: "snapshots every 5 entries while the network drops, duplicates and reorders chunks, and partitions come and go (7)",
-    weight: 2,
-    params: (p, prng) => ({ ...withFaults(unreliable(p, prng), ["partition", "drop", "duplicate", "reorder", "delay"]), snapshotEveryEntries: 5 }),
-    start: mixedNemesis,
-  },
-  {
-    name: "snapshot-crash",
-    description: "snapshots every 5 entries with crashes (half inside an fsync) (7)",
-    weight: 1,
-    params: (p) => ({ ...withFaults(p, ["crash"]), snapshotEveryEntries: 5 }),
-    start: mixedNemesis,
-  },
-  {
-    name: "snapshot-restart-all",
-    description: "snapshots every 5 entries and every node crashing at once, again and again (7)",
-    weight: 1,
-    params: (p) => ({ ...withFaults(p, ["crash"]), snapshotEveryEntries: 5 }),
-    start: restartAllNemesis,
-  },
-  {
-    name: "snapshot-bounded-log",
-    needsCompaction: true,
-    description: "with a snapshot every 20 entries, no node's log ever holds more than a bounded number of entries: the interval, the catch-up entries kept for a follower a little behind, and a margin (7)",
-    weight: 1,
-    params: (p) => ({ ...reliable(p), snapshotEveryEntries: 20 }),
-    start: (ctx) => {
-      const bound = 20 + SIM_CATCH_UP_ENTRIES + 200;
-      ctx.repeat(100_000, () => {
-        for (const id of ctx.nodeIds) {
-          const status = ctx.status(id);
-          if (status !== null && status.lastIndex - status.snapshotIndex > bound) {
-            ctx.fail(`node ${id} holds ${status.lastIndex - status.snapshotIndex} log entries; with a snapshot every 20 and ${SIM_CATCH_UP_ENTRIES} catch-up entries the bound is ${bound}`);
-          }
-        }
-      });
-    },
-  },
+  ...SNAPSHOT_SCENARIOS,
+  ...SPLIT_SCENARIOS,
 ];
 
 export const SCENARIO_NAMES: readonly string[] = ["random", ...SCENARIOS.map((s) => s.name)];
