@@ -38,8 +38,9 @@
 import { assert } from "../common/assert.js";
 import { InvalidInputError } from "../common/errors.js";
 import type { CampaignTiming, Engine, LogEntry, Membership, MembershipChange, NodeId, Ready, ReadOptions, Snapshot } from "../engine/contract.js";
-import type { Clock, LogStorage, Network, ProposalKey, ReplicaObserver, SnapshotBuilder, StateMachine, Waiter } from "./contract.js";
+import type { Clock, LogStorage, Network, ProposalKey, ReplicaObserver, StateMachine, Waiter } from "./contract.js";
 import { StoppedError, TooManyRequestsError, WriteOutcomeUnknownError } from "./errors.js";
+import { ReplicaSnapshots } from "./snapshots.js";
 import { WaitingRequests, type TransferAnswer } from "./waiting.js";
 
 export interface ReplicaOptions<M, H, R> {
@@ -134,8 +135,6 @@ interface TakenReady<M, H> {
 
 /** Readies handled in one pump before yielding (I/O and timers wait meanwhile). */
 const READIES_PER_PUMP_MAX = 64;
-/** Records captured per step of an incremental snapshot: a step costs about a millisecond. */
-const SNAPSHOT_RECORDS_PER_STEP = 500;
 /** See ReplicaOptions.catchUpEntries (etcd's SnapshotCatchUpEntries is 5,000 as well). */
 export const CATCH_UP_ENTRIES_DEFAULT = 5_000;
 /** Ticks caught up at once after a long stall; beyond this the rest are skipped. */
@@ -188,11 +187,8 @@ export class Replica<M, H, R> {
   private syncing = false;
   /** Committed entries waiting to be applied until durable here, in index order. */
   private toApply: LogEntry[] = [];
-  private snapshotInProgress: { readonly builder: SnapshotBuilder; readonly term: number; readonly membership: Membership | undefined; readonly startedMs: number } | null = null;
-  /** A snapshot whose file is written, waiting for the storage to be free of syncs. */
-  private snapshotToSave: { readonly snapshot: Snapshot; readonly startedMs: number } | null = null;
-  /** The log still starts with a held snapshot (ReplicaOptions.heldSnapshot). */
-  private snapshotHeld: boolean;
+  /** Its own snapshots: taken, saved, compacted behind (snapshots.ts). */
+  private readonly snapshots: ReplicaSnapshots<M, H, R>;
 
   constructor(options: ReplicaOptions<M, H, R>) {
     assert(options.tickMs > 0 && options.requestTimeoutMs > 0, "tickMs and requestTimeoutMs must be positive");
@@ -200,7 +196,14 @@ export class Replica<M, H, R> {
     this.options = options;
     this.engine = options.engine;
     this.waiting = new WaitingRequests(options.firstReadId ?? 1);
-    this.snapshotHeld = options.heldSnapshot !== undefined;
+    this.snapshots = new ReplicaSnapshots({
+      options,
+      engine: options.engine,
+      stopped: () => this.stopped,
+      syncing: () => this.syncing,
+      compactionHeld: (snapshot) => this.compactionHeld(snapshot),
+      fail: (error) => this.fail(error),
+    });
   }
 
   /** Starts ticking and handles whatever the engine already has to do. */
@@ -222,7 +225,7 @@ export class Replica<M, H, R> {
     this.cancelTimer?.();
     this.cancelTimer = null;
     this.resting = false;
-    this.abortSnapshot();
+    this.snapshots.abort();
     this.waiting.failAll();
     this.taken = [];
     this.toApply = [];
@@ -369,7 +372,7 @@ export class Replica<M, H, R> {
     if (this.stopped || this.resting) return;
     this.catchUpTicks();
     this.expireRequests();
-    this.saveSnapshot(); // one held back for a follower's snapshot may go ahead now
+    this.snapshots.save(); // one held back for a follower's snapshot may go ahead now
     this.schedulePump();
     const rest = this.options.rest;
     if (rest === undefined) return;
@@ -381,7 +384,7 @@ export class Replica<M, H, R> {
   private mayRest(rest: RestOptions): boolean {
     if (this.engine.quiescent?.() !== true || this.engine.hasReady()) return false;
     if (!this.waiting.none) return false;
-    if (this.syncing || this.taken.length > 0 || this.toApply.length > 0 || this.snapshotInProgress !== null || this.snapshotToSave !== null) return false;
+    if (this.syncing || this.taken.length > 0 || this.toApply.length > 0 || this.snapshots.busy) return false;
     return rest.idle();
   }
 
@@ -498,7 +501,7 @@ export class Replica<M, H, R> {
     this.options.observer?.persisted?.(this.options.clock.nowMs() - startedMs, entries);
     this.finishTaken();
     // A compaction waits for a moment with no sync running: this is one.
-    this.saveSnapshot();
+    this.snapshots.save();
     this.maybeStartSync();
     this.schedulePump();
   }
@@ -520,11 +523,11 @@ export class Replica<M, H, R> {
     this.sendAfterPersist(ready);
     if (ready.snapshot !== null) {
       // The leader's snapshot replaces the state a snapshot in progress was taken of.
-      this.abortSnapshot();
+      this.snapshots.abort();
       assert(this.toApply.length === 0 || (this.toApply[0] as LogEntry).index > ready.snapshot.index, "entries behind a leader's snapshot wait to be applied");
       this.options.stateMachine.restore(ready.snapshot);
       this.options.observer?.snapshotInstalled?.(ready.snapshot);
-      this.heldReplaced();
+      this.snapshots.heldReplaced();
     }
     this.applyDurable();
     const last = ready.committedEntries[ready.committedEntries.length - 1];
@@ -532,7 +535,7 @@ export class Replica<M, H, R> {
     this.waiting.serveReads(this.options.stateMachine.appliedIndex);
     this.waiting.settleChanges(this.options.stateMachine.appliedIndex, (index) => this.engine.entryTerm(index));
     this.engine.advance(ready);
-    this.maybeSnapshot();
+    this.snapshots.maybeTake();
     this.options.observer?.statusChanged?.();
   }
 
@@ -642,78 +645,6 @@ export class Replica<M, H, R> {
     this.waiting.expire(this.options.clock.nowMs(), this.options.requestTimeoutMs, () => this.options.observer?.proposal?.("timeout"));
   }
 
-  // ---- snapshots ----
-
-  private maybeSnapshot(): void {
-    const every = this.options.snapshotEntries;
-    if (this.snapshotInProgress !== null || this.snapshotToSave !== null || this.engine.compact === undefined) return;
-    const applied = this.options.stateMachine.appliedIndex;
-    const since = applied - this.engine.status().snapshotIndex;
-    // A held snapshot is replaced at the first entry past it: until then no peer can be sent one.
-    if (!(this.snapshotHeld && since > 0) && (every === 0 || since < every)) return;
-    const term = this.engine.entryTerm(applied);
-    assert(term !== null, `no term for the applied index ${applied}`);
-    // The configuration at the snapshot's index goes with it: the log that held it will go.
-    const membership = this.engine.membershipAt?.(applied);
-    const builder = this.options.stateMachine.beginSnapshot();
-    assert(builder.index === applied, `a snapshot began at ${builder.index}, not at the applied index ${applied}`);
-    const progress = { builder, term, membership, startedMs: this.options.clock.nowMs() };
-    this.snapshotInProgress = progress;
-    this.options.clock.soon(() => this.stepSnapshot(progress));
-  }
-
-  private stepSnapshot(progress: NonNullable<Replica<M, H, R>["snapshotInProgress"]>): void {
-    if (this.snapshotInProgress !== progress || this.stopped) return;
-    const { builder } = progress;
-    if (!builder.step(SNAPSHOT_RECORDS_PER_STEP)) {
-      this.options.clock.soon(() => this.stepSnapshot(progress));
-      return;
-    }
-    const base = { index: builder.index, term: progress.term, data: builder.data };
-    const snapshot: Snapshot = progress.membership === undefined ? base : { ...base, membership: progress.membership };
-    this.options.storage.prepareSnapshot(snapshot, (error) => {
-      if (this.snapshotInProgress !== progress || this.stopped) return; // aborted meanwhile
-      this.snapshotInProgress = null;
-      if (error !== null && error !== undefined) {
-        this.options.observer?.snapshotFailed?.(error);
-        return;
-      }
-      this.snapshotToSave = { snapshot, startedMs: progress.startedMs };
-      if (!this.syncing) this.saveSnapshot();
-    });
-  }
-
-  /** Compacts behind a prepared snapshot, if there is one; only while no sync runs. */
-  private saveSnapshot(): void {
-    const toSave = this.snapshotToSave;
-    if (toSave === null || this.syncing) return;
-    this.snapshotToSave = null;
-    const { snapshot } = toSave;
-    if (snapshot.index <= this.engine.status().snapshotIndex) return; // overtaken by a leader's snapshot
-    if (this.compactionHeld(snapshot)) {
-      this.snapshotToSave = toSave; // retried after the next sync or tick
-      return;
-    }
-    const savingMs = this.options.clock.nowMs();
-    try {
-      this.options.storage.compact(snapshot);
-    } catch (error) {
-      this.fail(error);
-      return;
-    }
-    this.engine.compact?.(snapshot.index, snapshot.data);
-    const doneMs = this.options.clock.nowMs();
-    this.options.observer?.snapshotTaken?.(snapshot, { total: doneMs - toSave.startedMs, saving: doneMs - savingMs });
-    this.heldReplaced();
-  }
-
-  /** The log starts with a full snapshot now: a held one it started with is replaced. */
-  private heldReplaced(): void {
-    if (!this.snapshotHeld) return;
-    this.snapshotHeld = false;
-    this.options.heldSnapshot?.replaced();
-  }
-
   /**
    * Whether compacting through the snapshot's index must wait for a live follower that
    * still needs entries before it (see Engine.compactionFloor): one receiving an older
@@ -726,17 +657,11 @@ export class Replica<M, H, R> {
   protected compactionHeld(snapshot: Snapshot): boolean {
     if (this.options.holdsCompaction?.(snapshot.index) === true) return true;
     // A held snapshot cannot be sent: a follower needing one waits for this one, not for the log.
-    if (this.snapshotHeld) return false;
+    if (this.snapshots.held) return false;
     const floor = this.engine.compactionFloor?.() ?? null;
     if (floor === null) return false;
     const catchUp = this.options.catchUpEntries ?? CATCH_UP_ENTRIES_DEFAULT;
     const held = (needs: number | null): boolean => needs !== null && snapshot.index > needs && snapshot.index - needs <= catchUp;
     return held(floor.receiving) || held(floor.replicating);
-  }
-
-  private abortSnapshot(): void {
-    this.snapshotInProgress?.builder.abort();
-    this.snapshotInProgress = null;
-    this.snapshotToSave = null;
   }
 }
