@@ -18,6 +18,7 @@ import { fileURLToPath } from "node:url";
 import { type Command, InvalidArgumentError, Option } from "commander";
 import { CONSENSUS_PROTOCOLS, type ConsensusProtocol } from "../runtime/server/consensus.js";
 import { DEFAULT_NODE_CONFIG, SHARDS_MAX } from "../runtime/server/config.js";
+import { isZoneName } from "../core/multi/placement.js";
 import { dataDirFailure, lockHolder, readIdentity } from "../runtime/server/data-dir.js";
 import { termText } from "./client-options.js";
 import { openLocalCa } from "../runtime/tls/local-ca.js";
@@ -38,6 +39,7 @@ interface ClusterFlags {
   splitLoad: number;
   replicas: number;
   replaceAfterMs: number;
+  zones?: readonly string[];
   logLevel: string;
   snapshotEntries: number;
   requestTimeoutMs: number;
@@ -104,6 +106,7 @@ export function registerClusterCommand(program: Command, setExitCode: (code: num
     .option("--split-load <n>", "with --shards: a range splits at the key that halves its writes once it takes more than this many writes a second for 3 s (0: never by load)", integerIn("--split-load", 0, Number.MAX_SAFE_INTEGER), DEFAULT_NODE_CONFIG.splitLoad)
     .option("--replicas <n>", "with --shards: each range but range 0 keeps this many replicas once the cluster has more members (0: every member hosts every range)", integerIn("--replicas", 0, 7), DEFAULT_NODE_CONFIG.replicas)
     .option("--replace-after-ms <ms>", "with --replicas: a member unreachable this long has its ranges' replicas made again elsewhere", integerIn("--replace-after-ms", 1, Number.MAX_SAFE_INTEGER), DEFAULT_NODE_CONFIG.replaceAfterMs)
+    .option("--zones <list>", "with --replicas: zones given to the nodes in turn (node i gets the ((i - 1) mod count)th), e.g. a,b,c; each range spreads over as many as it can", zoneList)
     .option("--snapshot-entries <n>", "each node snapshots after this many applied entries", integerIn("--snapshot-entries", 1, Number.MAX_SAFE_INTEGER), DEFAULT_NODE_CONFIG.snapshotEntries)
     .option("--request-timeout-ms <ms>", "each node's request timeout", integerIn("--request-timeout-ms", 1, 3_600_000), DEFAULT_NODE_CONFIG.requestTimeoutMs)
     .option("--history-revisions <n>", "revisions of history each node keeps (0: all, until POST /v1/compact)", integerIn("--history-revisions", 0, Number.MAX_SAFE_INTEGER), DEFAULT_NODE_CONFIG.historyRevisions)
@@ -173,6 +176,14 @@ function planCluster(flags: ClusterFlags): { readonly dataDir: string; readonly 
   return { dataDir, nodes };
 }
 
+/** `--zones a,b,c`: the zone names, each checked. */
+function zoneList(value: string): string[] {
+  const zones = value.split(",").map((zone) => zone.trim());
+  const bad = zones.find((zone) => !isZoneName(zone));
+  if (bad !== undefined) throw new InvalidArgumentError(`--zones takes zone names separated by commas, each 1 to 64 letters, digits, '.', '_' or '-'; got ${JSON.stringify(bad)}`);
+  return zones;
+}
+
 /** Node `id` of the cluster, started with `membership` (`--peers LIST` to bootstrap, or `--join URL`). */
 function planNode(flags: ClusterFlags, dataDir: string, id: number, membership: readonly string[]): NodePlan {
   const peerBase = flags.peerBasePort ?? flags.basePort + 100;
@@ -184,6 +195,8 @@ function planNode(flags: ClusterFlags, dataDir: string, id: number, membership: 
   args.push("--consensus", flags.consensus, "--snapshot-entries", String(flags.snapshotEntries), "--request-timeout-ms", String(flags.requestTimeoutMs));
   args.push("--history-revisions", String(flags.historyRevisions));
   if (flags.shards > 1) args.push("--shards", String(flags.shards), "--split-keys", String(flags.splitKeys), "--split-load", String(flags.splitLoad), "--replicas", String(flags.replicas), "--replace-after-ms", String(flags.replaceAfterMs));
+  const zone = flags.zones?.[(id - 1) % flags.zones.length];
+  if (zone !== undefined) args.push("--zone", zone);
   // The log is a file: JSON lines, whatever the terminal this command runs in.
   args.push("--log-level", flags.logLevel, "--log-format", "json");
   if (flags.allowFaultInjection) args.push("--allow-fault-injection");

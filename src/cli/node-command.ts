@@ -30,6 +30,7 @@ interface NodeFlags {
   splitLoad: number;
   replicas: number;
   replaceAfterMs: number;
+  zone?: string;
   tickMs: number;
   electionTicks: number;
   requestTimeoutMs: number;
@@ -87,6 +88,7 @@ export function registerNodeCommand(program: Command, setExitCode: (code: number
     .option("--split-load <n>", "on a sharded cluster, a range's leader splits it at the key that halves its writes once it takes more than this many writes a second for 3 s (0: never by load)", integerIn("--split-load", 0, Number.MAX_SAFE_INTEGER), DEFAULT_NODE_CONFIG.splitLoad)
     .option("--replicas <n>", "on a sharded cluster with more members than this, each range but range 0 keeps this many replicas, placed and moved over the members (0: every member hosts every range)", integerIn("--replicas", 0, 7), DEFAULT_NODE_CONFIG.replicas)
     .option("--replace-after-ms <ms>", "with --replicas: a member unreachable this long has its ranges' replicas made again on other members", integerIn("--replace-after-ms", 1, Number.MAX_SAFE_INTEGER), DEFAULT_NODE_CONFIG.replaceAfterMs)
+    .option("--zone <name>", "with --replicas: this node's failure domain (a rack, a data centre); each range spreads its replicas over as many zones as it can")
     .option("--tick-ms <ms>", "the engine's tick (heartbeat interval)", positiveInteger("--tick-ms"), DEFAULT_NODE_CONFIG.tickMs)
     .option("--election-ticks <n>", "ticks without a leader before a follower campaigns (randomized up to twice this)", positiveInteger("--election-ticks"), DEFAULT_NODE_CONFIG.electionTicks)
     .option("--request-timeout-ms <ms>", "a write or read not done by then is answered 503 timeout", positiveInteger("--request-timeout-ms"), DEFAULT_NODE_CONFIG.requestTimeoutMs)
@@ -165,6 +167,7 @@ function configFrom(flags: NodeFlags): NodeConfig {
       splitLoad: flags.splitLoad,
       replicas: flags.replicas,
       replaceAfterMs: flags.replaceAfterMs,
+      ...(flags.zone === undefined ? {} : { zone: flags.zone }),
       tickMs: flags.tickMs,
       electionTicks: flags.electionTicks,
       requestTimeoutMs: flags.requestTimeoutMs,

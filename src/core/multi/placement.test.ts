@@ -15,7 +15,7 @@ interface Cluster {
  * random few are late), learners on live nodes catch up and are promoted at random. Returns
  * the first broken promise it sees, or null.
  */
-function settle(cluster: Cluster, pace: readonly number[], mutant: PlacementMutant | null = null): string | null {
+function settle(cluster: Cluster, pace: readonly number[], mutant: PlacementMutant | null = null, zones?: ReadonlyMap<NodeId, string>): string | null {
   const wanted = Math.min(3, cluster.members.length);
   const healthy = (id: NodeId): boolean => cluster.members.includes(id) && !cluster.dead.includes(id);
   const view = (): PlacementView => ({
@@ -24,6 +24,7 @@ function settle(cluster: Cluster, pace: readonly number[], mutant: PlacementMuta
     live: cluster.members.filter((id) => !cluster.dead.includes(id)),
     dead: cluster.dead,
     ranges: cluster.ranges as readonly RangeReplicas[],
+    ...(zones === undefined ? {} : { zones }),
   });
   for (let round = 0; round < 400; round++) {
     const steps = placementPlan(view(), mutant);
@@ -159,6 +160,82 @@ describe("placementPlan", () => {
     assert.deepEqual(initialReplicas(0, members, 3), members);
     assert.deepEqual(initialReplicas(4, [3, 1, 2], 3), [3, 1, 2]);
     assert.deepEqual(initialReplicas(4, members, 0), members);
+  });
+});
+
+/** Nodes 1..n over `zoneCount` zones, round the zones in id order ("z0", "z1", ...), or some zone-less when `zoneless` picks them. */
+function zonesFor(nodes: number, zoneCount: number, zoneless: readonly number[] = []): Map<NodeId, string> {
+  const zones = new Map<NodeId, string>();
+  for (let id = 1; id <= nodes; id++) if (!zoneless.includes(id)) zones.set(id, `z${(id - 1) % zoneCount}`);
+  return zones;
+}
+
+describe("placementPlan with zones", () => {
+  const zoneShape = fc.record({ shape: clusterShape, zoneCount: fc.integer({ min: 2, max: 4 }), zoneless: fc.array(fc.integer({ min: 1, max: 7 }), { maxLength: 2 }) });
+
+  test("from any start, every range ends in as many zones as its replicas can span (the zones with a healthy member, up to three), and no replica is removed before its replacement is a voter", () => {
+    fc.assert(
+      fc.property(zoneShape, ({ shape, zoneCount, zoneless }) => {
+        const cluster = build(shape);
+        const zones = zonesFor(shape.nodes, zoneCount, zoneless);
+        assert.equal(settle(cluster, shape.pace, null, zones), null);
+        const healthy = cluster.members.filter((id) => !cluster.dead.includes(id));
+        const zoneOf = (id: NodeId): string => zones.get(id) ?? `node:${id}`;
+        const reachable = new Set(healthy.map(zoneOf)).size;
+        for (const range of cluster.ranges) {
+          assert.equal(range.voters.length, 3, `range ${range.id}: ${range.voters.join(",")}`);
+          assert.equal(new Set(range.voters.map(zoneOf)).size, Math.min(3, reachable), `range ${range.id} on ${range.voters.map((id) => `${id}:${zoneOf(id)}`).join(",")}`);
+        }
+        assert.deepEqual(placementPlan({ replicationFactor: 3, members: cluster.members, live: healthy, dead: cluster.dead, ranges: cluster.ranges, zones }), [], "at rest");
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  test("without zones, or with every member in a zone of its own, the plan is the same", () => {
+    fc.assert(
+      fc.property(clusterShape, (shape) => {
+        const cluster = build(shape);
+        const view: PlacementView = { replicationFactor: 3, members: cluster.members, live: cluster.members.filter((id) => !cluster.dead.includes(id)), dead: cluster.dead, ranges: cluster.ranges };
+        const own = new Map(cluster.members.map((id) => [id, `rack-${id}`] as const));
+        assert.deepEqual(placementPlan({ ...view, zones: own }), placementPlan(view));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  test("a new replica goes to a zone the range lacks, one of two in a zone is removed first, and a range crowded in one zone moves a replica out", () => {
+    const zones = new Map<NodeId, string>([
+      [1, "a"],
+      [2, "a"],
+      [3, "b"],
+      [4, "b"],
+      [5, "c"],
+    ]);
+    const base = { replicationFactor: 3, members: [1, 2, 3, 4, 5], live: [1, 2, 3, 4, 5], dead: [], zones };
+    // Node 3 dead: of 4 and 5 (each with no replica), 5 is in zone c, which the range lacks.
+    assert.deepEqual(placementPlan({ ...base, live: [1, 2, 4, 5], dead: [3], ranges: [{ id: 1, voters: [1, 3, 4], learners: [] }] }), [{ range: 1, kind: "add", node: 5, why: "under-replicated" }]);
+    // Two in zone a: a learner in zone c; promoted, one of the two in zone a goes (the busier, 2).
+    assert.deepEqual(placementPlan({ ...base, ranges: [{ id: 1, voters: [1, 2, 3], learners: [] }] }), [{ range: 1, kind: "add", node: 5, why: "zone" }]);
+    assert.deepEqual(placementPlan({ ...base, ranges: [{ id: 1, voters: [1, 2, 3, 5], learners: [] }] }), [{ range: 1, kind: "remove", node: 2, why: "over-replicated" }]);
+    // Zone blind, the range stays crowded in zone a.
+    assert.deepEqual(placementPlan({ ...base, ranges: [{ id: 1, voters: [1, 2, 3], learners: [] }] }, "zone-blind"), []);
+  });
+
+  test("the zone-blind mutant leaves ranges crowded in a zone, and is caught", () => {
+    let caught = 0;
+    fc.assert(
+      fc.property(zoneShape, ({ shape, zoneCount }) => {
+        const cluster = build(shape);
+        const zones = zonesFor(shape.nodes, zoneCount);
+        if (settle(cluster, shape.pace, "zone-blind", zones) !== null) return;
+        const healthy = cluster.members.filter((id) => !cluster.dead.includes(id));
+        const reachable = new Set(healthy.map((id) => zones.get(id))).size;
+        if (cluster.ranges.some((range) => new Set(range.voters.map((id) => zones.get(id))).size < Math.min(3, reachable))) caught++;
+      }),
+      { numRuns: 100 },
+    );
+    assert.ok(caught > 0, "some shape leaves a range in fewer zones than it could span");
   });
 });
 

@@ -13,6 +13,14 @@
  *   two or more: a learner there first, and once it is a voter, the range has one voter too
  *   many and removes the one on the busiest node (the giver).
  *
+ * Zones (`--zone`: a rack, a data centre, any failure domain; a member without one is a zone
+ * of its own) come first in every choice, as CockroachDB's localities and TiKV's labels do:
+ * a new replica goes to a zone the range has none in when there is one, a replica removed
+ * is one of two in a zone before any other, a range with two replicas in one zone while a
+ * live member of a zone it lacks exists moves one there (`zone`), and rebalancing never
+ * makes a move that leaves a range in fewer zones. Without zones every member is its own,
+ * and each rule is the one above.
+ *
  * A replica is never removed while the range would be left with fewer healthy voters than
  * it wants: a learner, still catching up, does not count (the mutant that counts it is
  * caught by placement.test.ts). Pure and deterministic: every node deciding on the same
@@ -39,6 +47,13 @@ export interface PlacementView {
   readonly dead: readonly NodeId[];
   /** Every range but group 0. */
   readonly ranges: readonly RangeReplicas[];
+  /** Each member's zone (absent, or a member missing: a zone of its own). */
+  readonly zones?: ReadonlyMap<NodeId, string>;
+}
+
+/** A zone's name (`--zone`): 1 to 64 letters, digits, '.', '_' or '-'. */
+export function isZoneName(name: string): boolean {
+  return /^[A-Za-z0-9._-]{1,64}$/.test(name);
 }
 
 /** One configuration change of one range: a learner added (promoted once caught up), or a replica removed. */
@@ -46,11 +61,12 @@ export interface PlacementStep {
   readonly range: GroupId;
   readonly kind: "add" | "remove";
   readonly node: NodeId;
-  readonly why: "under-replicated" | "not-a-member" | "dead" | "learner-lost" | "rebalance" | "over-replicated" | "moved-by-request";
+  readonly why: "under-replicated" | "not-a-member" | "dead" | "learner-lost" | "rebalance" | "over-replicated" | "zone" | "moved-by-request";
 }
 
 export const PLACEMENT_MUTANTS = {
   "remove-before-caught-up": "counts a learner that is still catching up as one of the range's replicas, so the replica it replaces is removed before the new one holds the range",
+  "zone-blind": "places replicas by the members' replica counts alone, ignoring their zones: a range can end with every replica in one zone while other zones have room",
 } as const;
 
 export type PlacementMutant = keyof typeof PLACEMENT_MUTANTS;
@@ -66,19 +82,21 @@ export function placementPlan(view: PlacementView, mutant: PlacementMutant | nul
   const dead = new Set(view.dead);
   const live = new Set(view.live.filter((id) => members.has(id) && !dead.has(id)));
   const healthy = (id: NodeId): boolean => members.has(id) && !dead.has(id);
+  const zones = view.zones;
+  const zoneOf = (id: NodeId): string => (mutant === "zone-blind" ? undefined : zones?.get(id)) ?? `node:${id}`;
   const counts = replicaCounts(view);
   const steps: PlacementStep[] = [];
   let changing = false;
   for (const range of [...view.ranges].sort((a, b) => a.id - b.id)) {
     if (range.learners.length > 0 || range.voters.length !== wanted || !range.voters.every(healthy)) changing = true;
-    const step = repair(range, wanted, members, healthy, live, counts, mutant);
+    const step = repair(range, wanted, members, healthy, live, counts, zoneOf, mutant);
     if (step === null) continue;
     steps.push(step);
     // Later decisions in the same plan see this one's effect on the counts.
     counts.set(step.node, (counts.get(step.node) ?? 0) + (step.kind === "add" ? 1 : -1));
   }
   if (steps.length > 0 || changing) return steps;
-  const move = rebalance(view.ranges, counts, healthy, live);
+  const move = rebalance(view.ranges, counts, healthy, live, zoneOf);
   return move === null ? [] : [move];
 }
 
@@ -89,44 +107,83 @@ export function replicaCounts(view: Pick<PlacementView, "members" | "ranges">): 
   return counts;
 }
 
-function repair(range: RangeReplicas, wanted: number, members: ReadonlySet<NodeId>, healthy: (id: NodeId) => boolean, live: ReadonlySet<NodeId>, counts: ReadonlyMap<NodeId, number>, mutant: PlacementMutant | null): PlacementStep | null {
+function repair(
+  range: RangeReplicas,
+  wanted: number,
+  members: ReadonlySet<NodeId>,
+  healthy: (id: NodeId) => boolean,
+  live: ReadonlySet<NodeId>,
+  counts: ReadonlyMap<NodeId, number>,
+  zoneOf: (id: NodeId) => string,
+  mutant: PlacementMutant | null,
+): PlacementStep | null {
   // A learner on a node that left or died will never catch up: it goes first.
   const lostLearner = range.learners.find((id) => !healthy(id));
   if (lostLearner !== undefined) return { range: range.id, kind: "remove", node: lostLearner, why: "learner-lost" };
   // What the range holds safely: its healthy voters (the mutant counts its learners too).
   const counted = mutant === "remove-before-caught-up" ? [...range.voters, ...range.learners] : range.voters;
   // A learner is catching up: its leader promotes it, then the range decides again.
-  if (range.learners.length > 0 && mutant === null) return null;
+  if (range.learners.length > 0 && mutant !== "remove-before-caught-up") return null;
+  const hosted = new Set([...range.voters, ...range.learners]);
+  const inZone = zoneCounts([...hosted], zoneOf);
+  const candidates = [...live].filter((id) => !hosted.has(id));
   if (counted.filter(healthy).length < wanted) {
-    const hosted = new Set([...range.voters, ...range.learners]);
-    const target = fewest([...live].filter((id) => !hosted.has(id)), counts);
+    const target = fewest(candidates, counts, (id) => inZone.get(zoneOf(id)) ?? 0);
     return target === null ? null : { range: range.id, kind: "add", node: target, why: "under-replicated" };
   }
   // Enough healthy voters: one that is not healthy, or one too many, goes.
   const gone = range.voters.find((id) => !healthy(id));
   if (gone !== undefined) return { range: range.id, kind: "remove", node: gone, why: members.has(gone) ? "dead" : "not-a-member" };
   if (counted.length > wanted) {
-    const busiest = most(range.voters, counts);
+    // One of two in a zone goes before any other, then the busiest.
+    const crowded = Math.max(...range.voters.map((id) => inZone.get(zoneOf(id)) ?? 0));
+    const busiest = most(
+      range.voters.filter((id) => (inZone.get(zoneOf(id)) ?? 0) === crowded),
+      counts,
+    );
     return busiest === null ? null : { range: range.id, kind: "remove", node: busiest, why: "over-replicated" };
+  }
+  // Two in one zone while a live member of a zone the range lacks could take one: a learner there, then the crowded zone gives one up.
+  if ([...inZone.values()].some((n) => n >= 2)) {
+    const target = fewest(
+      candidates.filter((id) => !inZone.has(zoneOf(id))),
+      counts,
+    );
+    if (target !== null) return { range: range.id, kind: "add", node: target, why: "zone" };
   }
   return null;
 }
 
-/** The member with the most replicas gives a range to the live member with the fewest, when they differ by two or more. */
-function rebalance(ranges: readonly RangeReplicas[], counts: ReadonlyMap<NodeId, number>, healthy: (id: NodeId) => boolean, live: ReadonlySet<NodeId>): PlacementStep | null {
+/** How many of `ids` are in each zone. */
+function zoneCounts(ids: readonly NodeId[], zoneOf: (id: NodeId) => string): Map<string, number> {
+  const inZone = new Map<string, number>();
+  for (const id of ids) inZone.set(zoneOf(id), (inZone.get(zoneOf(id)) ?? 0) + 1);
+  return inZone;
+}
+
+/**
+ * The member with the most replicas gives a range to the live member with the fewest, when
+ * they differ by two or more: the highest-numbered range it holds that the taker does not and
+ * that the move leaves in as many zones as before (none: no move).
+ */
+function rebalance(ranges: readonly RangeReplicas[], counts: ReadonlyMap<NodeId, number>, healthy: (id: NodeId) => boolean, live: ReadonlySet<NodeId>, zoneOf: (id: NodeId) => string): PlacementStep | null {
   const givers = [...counts.keys()].filter(healthy);
   const taker = fewest([...live], counts);
   const giver = most(givers, counts);
   if (taker === null || giver === null || (counts.get(giver) ?? 0) - (counts.get(taker) ?? 0) < 2) return null;
-  // The highest-numbered range the giver holds and the taker does not (one exists: the giver holds more).
-  const range = [...ranges].sort((a, b) => b.id - a.id).find((r) => r.voters.includes(giver) && !r.voters.includes(taker) && !r.learners.includes(taker));
+  const zonesOf = (ids: readonly NodeId[]): number => new Set(ids.map(zoneOf)).size;
+  const range = [...ranges]
+    .sort((a, b) => b.id - a.id)
+    .find((r) => r.voters.includes(giver) && !r.voters.includes(taker) && !r.learners.includes(taker) && zonesOf([...r.voters.filter((id) => id !== giver), taker]) >= zonesOf(r.voters));
   return range === undefined ? null : { range: range.id, kind: "add", node: taker, why: "rebalance" };
 }
 
-/** The node of `ids` with the fewest replicas (the lowest id among equals); null if none. */
-function fewest(ids: readonly NodeId[], counts: ReadonlyMap<NodeId, number>): NodeId | null {
+/** The node of `ids` first by `first` (if given), then with the fewest replicas, then the lowest id; null if none. */
+function fewest(ids: readonly NodeId[], counts: ReadonlyMap<NodeId, number>, first: (id: NodeId) => number = () => 0): NodeId | null {
   let best: NodeId | null = null;
-  for (const id of [...ids].sort((a, b) => a - b)) if (best === null || (counts.get(id) ?? 0) < (counts.get(best) ?? 0)) best = id;
+  for (const id of [...ids].sort((a, b) => a - b)) {
+    if (best === null || first(id) < first(best) || (first(id) === first(best) && (counts.get(id) ?? 0) < (counts.get(best) ?? 0))) best = id;
+  }
   return best;
 }
 

@@ -3,6 +3,7 @@ import type { TlsFiles } from "../tls/material.js";
 import { assert } from "../../core/common/assert.js";
 import { InvalidInputError } from "../../core/common/errors.js";
 import { limits } from "../../core/common/limits.js";
+import { isZoneName } from "../../core/multi/placement.js";
 import { PRESPLIT_RANGES_MAX } from "../../core/multi/ranges.js";
 import type { ConsensusProtocol } from "./consensus.js";
 import { DEFAULT_CLIENT_LIMITS, validateClientLimits, type ClientLimits } from "./limits.js";
@@ -66,6 +67,8 @@ export interface NodeConfig {
   readonly replicas?: number;
   /** `--replace-after-ms`: with `--replicas`, a member unreachable this long has its ranges' replicas made again on others. */
   readonly replaceAfterMs?: number;
+  /** `--zone`: the node's failure domain (a rack, a data centre); with `--replicas`, each range spreads over as many zones as it can. */
+  readonly zone?: string;
   readonly tickMs: number;
   readonly electionTicks: number;
   readonly heartbeatTicks: number;
@@ -169,6 +172,7 @@ export function validateNodeConfig(config: NodeConfig): NodeConfig {
   if ((config.replicas ?? 0) > 0 && config.shards === 1) throw new InvalidInputError("--replicas places each range on some members only: it needs --shards 2 or more (a cluster of one range keeps it on every member)");
   if ((config.replicas ?? 0) > 0 && config.consensus !== "raft") throw new InvalidInputError("--replicas places ranges on some members only on a Raft cluster; a Paxos cluster's ranges are on every member (leave --replicas out)");
   if (config.replaceAfterMs !== undefined) positive(config.replaceAfterMs, "--replace-after-ms");
+  if (config.zone !== undefined && !isZoneName(config.zone)) throw new InvalidInputError(`--zone must be 1 to 64 letters, digits, '.', '_' or '-', got ${JSON.stringify(config.zone)}`);
   if (!Number.isSafeInteger(config.shards) || config.shards < 1 || config.shards > SHARDS_MAX) throw new InvalidInputError(`--shards must be an integer from 1 to ${SHARDS_MAX}, got ${config.shards}`);
   positive(config.walSegmentBytes, "WAL segment size");
   positive(config.pendingRequestsMax, "pending requests");

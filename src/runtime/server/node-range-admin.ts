@@ -150,6 +150,7 @@ export class RangeAdmin {
           self: config.id,
           replicationFactor: replicas,
           replaceAfterMs: config.replaceAfterMs ?? DEFAULT_NODE_CONFIG.replaceAfterMs,
+          zone: config.zone ?? null,
           ranges,
           groups: this.host.groups,
           membership: () => this.host.membership(),

@@ -465,6 +465,7 @@ export class SynodNode {
       lastIndex: status.lastIndex,
       snapshotIndex: status.snapshotIndex,
       consensus: this.config.consensus,
+      ...(this.config.zone === undefined ? {} : { zone: this.config.zone }),
       ...statusDetails(this.config.consensus, status),
       clusterId: this.clusterId,
       version: SYNOD_VERSION,

@@ -122,6 +122,8 @@ export interface ClusterOptions {
   readonly spare?: number;
   /** Extra `synod node` flags for every node. */
   readonly flags?: readonly string[];
+  /** Extra `synod node` flags for node `id` alone (after `flags`). */
+  readonly nodeFlags?: (id: number) => readonly string[];
   /**
    * Runs before any node starts, with the nodes (their data directories not yet created)
    * and the `--peers` list they will be started with: to seed their data directories.
@@ -135,11 +137,13 @@ export class ProcessCluster {
   private readonly peerPorts: number[];
   private readonly flags: readonly string[];
   private readonly bootstrapSize: number;
+  private readonly nodeFlags: (id: number) => readonly string[];
 
-  private constructor(root: string, httpPorts: number[], peerPorts: number[], flags: readonly string[], bootstrapSize: number) {
+  private constructor(root: string, httpPorts: number[], peerPorts: number[], flags: readonly string[], bootstrapSize: number, nodeFlags: (id: number) => readonly string[] = () => []) {
     this.root = root;
     this.peerPorts = peerPorts;
     this.flags = flags;
+    this.nodeFlags = nodeFlags;
     this.bootstrapSize = bootstrapSize;
     httpPorts.forEach((port, i) => {
       this.nodes.push({ id: i + 1, http: `http://127.0.0.1:${port}`, dataDir: join(root, `node-${i + 1}`), process: null, output: "", exit: null });
@@ -150,7 +154,7 @@ export class ProcessCluster {
     const total = options.size + (options.spare ?? 0);
     const ports = await freePorts(total * 2);
     const flags = [...(options.consensus === undefined ? [] : ["--consensus", options.consensus]), ...(options.flags ?? [])];
-    const cluster = new ProcessCluster(mkdtempSync(join(tmpdir(), "synod-cluster-")), ports.slice(0, total), ports.slice(total), flags, options.size);
+    const cluster = new ProcessCluster(mkdtempSync(join(tmpdir(), "synod-cluster-")), ports.slice(0, total), ports.slice(total), flags, options.size, options.nodeFlags);
     await options.prepare?.(cluster.nodes, cluster.bootstrapPeers());
     for (const node of cluster.nodes.slice(0, options.size)) cluster.startNode(node.id);
     return cluster;
@@ -197,7 +201,7 @@ export class ProcessCluster {
 
   private spawnNode(node: NodeProcess, extra: readonly string[]): NodeProcess {
     const id = node.id;
-    const args = [SYNOD_BIN, "node", "--id", String(id), "--http", node.http.slice("http://".length), "--peer", `127.0.0.1:${this.peerPorts[id - 1]}`, "--data-dir", node.dataDir, "--log-level", "warn", ...this.flags, ...extra];
+    const args = [SYNOD_BIN, "node", "--id", String(id), "--http", node.http.slice("http://".length), "--peer", `127.0.0.1:${this.peerPorts[id - 1]}`, "--data-dir", node.dataDir, "--log-level", "warn", ...this.flags, ...this.nodeFlags(id), ...extra];
     const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
     node.process = child;
     node.output = "";

@@ -24,7 +24,7 @@ import { MembershipChangeInProgressError, SynodError } from "../../core/common/e
 import type { Membership, MembershipChange, NodeId } from "../../core/engine/contract.js";
 import { isMember } from "../../core/engine/membership.js";
 import { DEFAULT_GROUP, GROUP_ID_MAX, type GroupId } from "../../core/multi/group.js";
-import { moveRefusal, placementPlan, type PlacementStep } from "../../core/multi/placement.js";
+import { isZoneName, moveRefusal, placementPlan, type PlacementStep } from "../../core/multi/placement.js";
 import { adoptable, counts, fresher, removedFrom, type RangeDescription } from "../../core/multi/placement-directory.js";
 import type { RangeDescriptor } from "../../core/multi/ranges.js";
 import type { GroupRouter } from "../../core/multi/router.js";
@@ -101,6 +101,8 @@ export interface RangeEntry extends RangeDescription {
 interface DirectoryMessage {
   readonly type: "ranges";
   readonly ranges: readonly RangeEntry[];
+  /** The sender's zone (`--zone`); absent: none, or a node from before zones. */
+  readonly zone?: string;
 }
 
 function isDirectoryMessage(message: unknown): message is DirectoryMessage {
@@ -133,6 +135,8 @@ export interface PlacementHost {
   /** The replicas each range keeps (`--replicas`, above 0). */
   readonly replicationFactor: number;
   readonly replaceAfterMs: number;
+  /** This node's zone (`--zone`; null: none, a zone of its own for placement). */
+  readonly zone: string | null;
   readonly ranges: NodeRanges;
   readonly groups: GroupRouter<unknown>;
   /** Group 0's configuration: the cluster's members. */
@@ -159,7 +163,7 @@ function appliedMembership(replica: GroupReplica): Membership {
 
 export class RangePlacement implements OtherRanges {
   private readonly network: Network<unknown>;
-  private readonly peers = new Map<NodeId, { readonly at: number; readonly ranges: ReadonlyMap<GroupId, RangeEntry> }>();
+  private readonly peers = new Map<NodeId, { readonly at: number; readonly ranges: ReadonlyMap<GroupId, RangeEntry>; readonly zone: string | null }>();
   /** When each unreachable member was first seen unreachable. */
   private readonly downSince = new Map<NodeId, number>();
   private readonly stepping = new Set<GroupId>();
@@ -296,7 +300,7 @@ export class RangePlacement implements OtherRanges {
     if (this.host.stopping()) return;
     this.merged = null;
     this.host.ranges.changed();
-    const message: DirectoryMessage = { type: "ranges", ranges: this.local() };
+    const message: DirectoryMessage = { type: "ranges", ranges: this.local(), ...(this.host.zone === null ? {} : { zone: this.host.zone }) };
     for (const peer of this.host.membership().voters.concat(this.host.membership().learners)) if (peer !== this.host.self) this.network.send(peer, message);
   }
 
@@ -304,9 +308,17 @@ export class RangePlacement implements OtherRanges {
     if (!isDirectoryMessage(message)) return;
     const ranges = new Map<GroupId, RangeEntry>();
     for (const entry of message.ranges) if (isRangeEntry(entry)) ranges.set(entry.id, entry);
-    this.peers.set(from, { at: Date.now(), ranges });
+    this.peers.set(from, { at: Date.now(), ranges, zone: typeof message.zone === "string" && isZoneName(message.zone) ? message.zone : null });
     this.merged = null;
     this.host.ranges.changed();
+  }
+
+  /** Each member's zone, as it last said (this node's own included); a member that said none is in none. */
+  zones(): Map<NodeId, string> {
+    const zones = new Map<NodeId, string>();
+    for (const [id, { zone }] of this.peers) if (zone !== null) zones.set(id, zone);
+    if (this.host.zone !== null) zones.set(this.host.self, this.host.zone);
+    return zones;
   }
 
   /** Members unreachable for at least `replaceAfterMs`: their replicas are made again elsewhere. */
@@ -339,6 +351,7 @@ export class RangePlacement implements OtherRanges {
       members: this.host.membership().voters,
       live: this.host.reachable(),
       dead,
+      zones: this.zones(),
       ranges: [...entries.values()]
         .filter((entry) => entry.id !== DEFAULT_GROUP)
         .map((entry) => {
