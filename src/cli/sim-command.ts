@@ -59,6 +59,7 @@ export interface SimCommandOptions {
   readonly nodes?: number;
   /** Each group but group 0 on this many nodes only, moved by the placement rule (sim/placement.ts). */
   readonly replicas?: number;
+  readonly zones?: number;
   /** The per-node service-time model (sim/node-cost.ts); absent: off. */
   readonly nodeCost?: NodeCostOptions;
   /** A throughput run (sim/throughput.ts): fault-free, closed-loop writes, measured over a window. */
@@ -216,6 +217,7 @@ export async function runSim(options: SimCommandOptions): Promise<SimSummary> {
         ...(options.balanceLeaders === true ? { balanceLeaders: true } : {}),
         ...(options.nodes === undefined ? {} : { nodes: options.nodes }),
         ...(options.replicas === undefined ? {} : { replicas: options.replicas }),
+        ...(options.zones === undefined ? {} : { zones: options.zones }),
         ...(options.nodeCost === undefined ? {} : { nodeCost: options.nodeCost }),
         ...(options.throughput === undefined ? {} : { throughput: options.throughput }),
         ...(options.splits === undefined ? {} : { splits: options.splits }),
@@ -302,6 +304,7 @@ function runSeeds(seeds: readonly number[], options: SimCommandOptions, applicat
     balanceLeaders: options.balanceLeaders === true,
     nodes: options.nodes ?? null,
     replicas: options.replicas ?? null,
+    zones: options.zones ?? null,
     nodeCost: options.nodeCost ?? null,
     throughput: options.throughput ?? null,
     splits: options.splits ?? null,

@@ -47,9 +47,10 @@ export function registerSimCommands(program: Command, setExitCode: (code: number
     .option("--throughput", "measure throughput: no faults, closed-loop clients writing without pause, committed writes per virtual second and latency over a window after a 1 s warm-up (every checker still runs)", false)
     .option("--clients <n>", "with --throughput: closed-loop clients, one write in flight each (default 64)", integerAtLeast("--clients", 1))
     .option("--window-ms <n>", "with --throughput: the measured window of virtual time (default 3000)", integerAtLeast("--window-ms", 1))
+    .option("--zones <n>", "with --replicas: the nodes are given n zones in turn (node i in zone z((i - 1) mod n)), and placement spreads each group over as many as it can", integerAtLeast("--zones", 1))
     .option("--replicas <n>", "with --groups and --nodes above it: each group but group 0 on this many nodes only, moved by the production placement rule (learner first, promoted once caught up, then the replaced replica removed); one node lost for good mid-move when 3 or more", integerAtLeast("--replicas", 1))
     .option("--splits <n>", "Raft, KV workload: the key space is a range table presplit into --groups ranges, and this many ranges split during the fault phase (the production split command through the range's leader, the new range's id from group 0); clients route by views of the ranges they refresh on a range mismatch; linearizability per key across splits", integerAtLeast("--splits", 1))
-    .action(async (opts: { protocol?: string; mutant?: string; listMutants: boolean; seeds?: number; seed?: number; faults?: string; scenario: string; json: boolean; historyOut?: string; traceOut?: string; open: boolean; workers: number; verbose: boolean; stateMachine?: string; workload?: SimWorkload; groups: number; quiesce: boolean; hotGroups?: number; balanceLeaders: boolean; nodes?: number; replicas?: number; nodeCostUs?: number; entryCostUs?: number; throughput: boolean; clients?: number; windowMs?: number; splits?: number }) => {
+    .action(async (opts: { protocol?: string; mutant?: string; listMutants: boolean; seeds?: number; seed?: number; faults?: string; scenario: string; json: boolean; historyOut?: string; traceOut?: string; open: boolean; workers: number; verbose: boolean; stateMachine?: string; workload?: SimWorkload; groups: number; quiesce: boolean; hotGroups?: number; balanceLeaders: boolean; nodes?: number; replicas?: number; zones?: number; nodeCostUs?: number; entryCostUs?: number; throughput: boolean; clients?: number; windowMs?: number; splits?: number }) => {
       if (opts.listMutants) {
         process.stdout.write(listMutants(opts.protocol));
         return;
@@ -79,6 +80,7 @@ export function registerSimCommands(program: Command, setExitCode: (code: number
           ...(opts.balanceLeaders ? { balanceLeaders: true } : {}),
           ...(opts.nodes === undefined ? {} : { nodes: opts.nodes }),
           ...(opts.replicas === undefined ? {} : { replicas: opts.replicas }),
+          ...(opts.zones === undefined ? {} : { zones: opts.zones }),
           ...costOptions(opts),
           ...(opts.splits === undefined ? {} : { splits: opts.splits }),
         }),

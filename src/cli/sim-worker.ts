@@ -31,6 +31,7 @@ export interface WorkerSetup {
   readonly nodes: number | null;
   /** Replicas of each group but group 0 (null: every group on every node). */
   readonly replicas: number | null;
+  readonly zones: number | null;
   /** The per-node service-time model (null: off). */
   readonly nodeCost: NodeCostOptions | null;
   /** A throughput run (null: an ordinary run). */
@@ -59,6 +60,7 @@ parentPort?.on("message", (seed: number) => {
     ...(setup.balanceLeaders ? { balanceLeaders: true } : {}),
     ...(setup.nodes === null ? {} : { nodes: setup.nodes }),
     ...(setup.replicas === null ? {} : { replicas: setup.replicas }),
+    ...(setup.zones === null ? {} : { zones: setup.zones }),
     ...(setup.nodeCost === null ? {} : { nodeCost: setup.nodeCost }),
     ...(setup.throughput === null ? {} : { throughput: setup.throughput }),
     ...(setup.splits === null ? {} : { splits: setup.splits }),

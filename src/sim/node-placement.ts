@@ -20,6 +20,8 @@ export interface SimNodePlacement {
   /** The voters group `group` starts with (every node for group 0); the node hosts it from the start when it is one. */
   initialVoters(group: GroupId): readonly NodeId[];
   readonly mutant: PlacementMutant | null;
+  /** Each node's zone (`--zones`; absent: every node its own). */
+  readonly zones?: ReadonlyMap<NodeId, string>;
   /** Whether steps may still be taken now. */
   stepsAllowed(): boolean;
 }
@@ -73,7 +75,7 @@ export class SimNodeHosting<M> {
     private readonly node: HostingNode<M>,
     private readonly options: SimNodePlacement,
   ) {
-    this.placement = new SimPlacement(this.placementNode(), options.replicationFactor, options.mutant);
+    this.placement = new SimPlacement(this.placementNode(), options.replicationFactor, options.mutant, options.zones);
   }
 
   /** Placement's counts over every incarnation. */

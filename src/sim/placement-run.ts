@@ -34,6 +34,8 @@ export interface PlacementRunWorld {
   readonly params: SimParams;
   readonly nodeIds: readonly NodeId[];
   readonly replicas: number;
+  /** Zones given to the nodes in turn (`--zones Z`: node i in zone z((i - 1) mod Z)); absent: none. */
+  readonly zones?: number;
   /** Start every group spread over every node, the last one included (a throughput run: nothing to move). */
   readonly spreadOverAll?: boolean;
   readonly mutant: PlacementMutant | null;
@@ -53,9 +55,12 @@ export interface PlacementRunWorld {
 export class PlacementRun {
   private moveLossFired = false;
   private readonly rangeMembers: readonly NodeId[];
+  private readonly zoneMap: ReadonlyMap<NodeId, string> | undefined;
 
   constructor(private readonly world: PlacementRunWorld) {
     this.rangeMembers = world.spreadOverAll === true ? world.nodeIds : world.nodeIds.slice(0, -1);
+    const zones = world.zones;
+    this.zoneMap = zones === undefined ? undefined : new Map(world.nodeIds.map((id) => [id, `z${(id - 1) % zones}`]));
   }
 
   /** The voters `group` starts with. */
@@ -69,6 +74,7 @@ export class PlacementRun {
       replicationFactor: this.world.replicas,
       initialVoters: (group) => this.initialVoters(group),
       mutant: this.world.mutant,
+      ...(this.zoneMap === undefined ? {} : { zones: this.zoneMap }),
       stepsAllowed: () => this.world.now() < this.world.stepsUntilMicros,
     };
   }
@@ -112,7 +118,7 @@ export class PlacementRun {
     return source?.engineOf(group).membership?.() ?? null;
   }
 
-  stats(): { readonly moves: number; readonly transfers: number; readonly drops: number; readonly replicasAtEnd: readonly number[] } {
+  stats(): { readonly moves: number; readonly transfers: number; readonly drops: number; readonly replicasAtEnd: readonly number[]; readonly zonesShortAtEnd?: number } {
     let moves = 0;
     let transfers = 0;
     let drops = 0;
@@ -124,6 +130,24 @@ export class PlacementRun {
       drops += counts.drops;
       replicasAtEnd.push(node.up ? Array.from({ length: this.world.params.groups }, (_, group) => node.hosts(group)).filter(Boolean).length : 0);
     }
-    return { moves, transfers, drops, replicasAtEnd };
+    return { moves, transfers, drops, replicasAtEnd, ...(this.zoneMap === undefined ? {} : { zonesShortAtEnd: this.zonesShort().length }) };
+  }
+
+  /**
+   * With zones: the groups but group 0 whose final voters span fewer zones than they could
+   * (the zones of the live nodes, up to the replicas each keeps), each as "group G on
+   * nodes N:zone,...". A group no live node hosts counts too. Empty without zones.
+   */
+  zonesShort(): string[] {
+    const zones = this.zoneMap;
+    if (zones === undefined) return [];
+    const live = [...this.world.nodes.values()].filter((node) => node.up).map((node) => node.id);
+    const reachable = new Set(live.map((id) => zones.get(id))).size;
+    const short: string[] = [];
+    for (let group = 1; group < this.world.params.groups; group++) {
+      const voters = this.finalVoters(group) ?? [];
+      if (new Set(voters.map((id) => zones.get(id))).size < Math.min(this.world.replicas, reachable)) short.push(`group ${group} on nodes ${voters.map((id) => `${id}:${zones.get(id) ?? "?"}`).join(",") || "none"}`);
+    }
+    return short;
   }
 }

@@ -54,6 +54,18 @@ describe("simulator: groups on some nodes only (--replicas)", () => {
     assert.equal(run.stats.nodesLost, undefined, "no crash among the faults: no node lost");
   });
 
+  test("with zones (--zones), under every fault, each group ends over as many zones as the live nodes offer; the zone-blind mutant is caught by the zones check; the intact code passes that seed", () => {
+    for (const seed of [1, 2]) {
+      const run = runSimulation({ protocol: raft, seed, groups: 8, nodes: 4, replicas: 2, zones: 2 });
+      assert.equal(run.failure, null, `seed ${seed}: ${run.failure?.checker}: ${run.failure?.message}`);
+      assert.equal(run.stats.placement?.zonesShortAtEnd, 0);
+      assert.ok((run.stats.placement?.moves ?? 0) > 0, `seed ${seed}: groups moved`);
+      const blind = runSimulation({ protocol: raft, seed, groups: 8, nodes: 4, replicas: 2, zones: 2, mutant: "zone-blind" });
+      assert.equal(blind.failure?.checker, "zones", `seed ${seed}: ${blind.failure?.checker ?? "passed"}: ${blind.failure?.message ?? ""}`);
+    }
+    assert.throws(() => runSimulation({ protocol: raft, seed: 1, groups: 8, zones: 2 }), /--zones takes a number of zones from 1 to 9, with --replicas/);
+  });
+
   test("asks for nodes above the replicas, several groups, and the KV workload", () => {
     const base = { nodes: 4, replicas: 3, groups: 8, scenario: "random", workload: undefined, quiesce: false, balanceLeaders: false, stateMachine: false };
     assert.equal(placementConflict(base, raft), null);

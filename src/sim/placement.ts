@@ -109,6 +109,7 @@ export class SimPlacement {
     private readonly node: PlacementNode,
     private readonly replicationFactor: number,
     private readonly mutant: PlacementMutant | null,
+    private readonly zones?: ReadonlyMap<NodeId, string>,
   ) {}
 
   get placementCounts(): PlacementCounts {
@@ -229,7 +230,7 @@ export class SimPlacement {
         const membership = led.get(entry.group)?.membership;
         return { id: entry.group, voters: membership?.voters ?? entry.voters, learners: membership?.learners ?? entry.learners };
       });
-    const steps = placementPlan({ replicationFactor: this.replicationFactor, members, live, dead, ranges }, this.mutant);
+    const steps = placementPlan({ replicationFactor: this.replicationFactor, members, live, dead, ranges, ...(this.zones === undefined ? {} : { zones: this.zones }) }, this.mutant);
     for (const step of steps) {
       const local = led.get(step.range);
       if (local === undefined || state.stepping.has(step.range) || state.stepping.size >= PLACEMENT_STEPS_MAX) continue;

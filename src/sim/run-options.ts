@@ -97,6 +97,8 @@ export interface SimOptions {
    * more, one node is lost for good in the middle of a move. Needs --nodes above it.
    */
   readonly replicas?: number;
+  /** With `replicas`: zones given to the nodes in turn (node i in zone z((i - 1) mod zones)); placement spreads each group over them. */
+  readonly zones?: number;
   /**
    * The per-node service-time model (`--node-cost-us`, node-cost.ts): each node handles its
    * inputs one at a time, each costing virtual time. Absent: inputs cost nothing (every run
@@ -267,7 +269,7 @@ export interface SimStats {
    * removed), leaderships handed over before a removal, replicas dropped by the nodes that
    * left their group, and each node's replica count at the end (group 0 included).
    */
-  readonly placement?: { readonly moves: number; readonly transfers: number; readonly drops: number; readonly replicasAtEnd: readonly number[] };
+  readonly placement?: { readonly moves: number; readonly transfers: number; readonly drops: number; readonly replicasAtEnd: readonly number[]; readonly zonesShortAtEnd?: number };
   /** A throughput run's measurement (`--throughput`). */
   readonly throughput?: ThroughputStats;
   /** With --splits: splits asked for and done, tries that failed, and the ranges at the end. */
@@ -279,7 +281,7 @@ export interface SimResult {
   readonly protocol: string;
   readonly mutant: string | null;
   /** What the run was asked for (null faults: the scenario's own), for reproducing it. */
-  readonly request: { readonly faults: readonly FaultClass[] | null; readonly scenario: string; readonly stateMachine?: string; readonly workload?: SimWorkload; readonly groups?: number; readonly quiesce?: boolean; readonly hotGroups?: number; readonly balanceLeaders?: boolean; readonly nodes?: number; readonly replicas?: number; readonly nodeCost?: NodeCostOptions; readonly throughput?: ThroughputOptions; readonly splits?: number };
+  readonly request: { readonly faults: readonly FaultClass[] | null; readonly scenario: string; readonly stateMachine?: string; readonly workload?: SimWorkload; readonly groups?: number; readonly quiesce?: boolean; readonly hotGroups?: number; readonly balanceLeaders?: boolean; readonly nodes?: number; readonly replicas?: number; readonly zones?: number; readonly nodeCost?: NodeCostOptions; readonly throughput?: ThroughputOptions; readonly splits?: number };
   readonly params: SimParams;
   readonly failure: SimFailure | null;
   readonly history: readonly Operation[];

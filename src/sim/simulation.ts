@@ -41,7 +41,7 @@ import { HotGroups } from "./hot-groups.js";
 import { livenessOptions, QuietGroups } from "./quiet-groups.js";
 import { AppHarness, type AppRequest } from "./app/harness.js";
 import { PlacementRun, isPlacementMutant } from "./placement-run.js";
-import { balancingConflict, chooseAppScenario, groupsConflict, placementConflict, quiescenceConflict, splitsConflict, TXN_GROUPS_DEFAULT, withCostOptions, costRequest, nodeCostsOf, throughputParams, throughputStats, type SimFailure, type SimOptions, type SimResult, type SimWorkload } from "./run-options.js";
+import { balancingConflict, chooseAppScenario, groupsConflict, placementConflict, quiescenceConflict, splitsConflict, SIM_NODES_MAX, TXN_GROUPS_DEFAULT, withCostOptions, costRequest, nodeCostsOf, throughputParams, throughputStats, type SimFailure, type SimOptions, type SimResult, type SimWorkload } from "./run-options.js";
 import { SplitRun, splitSlots } from "./split-run.js";
 import { isSplitMutant } from "../core/kv/split-mutants.js";
 import { RangeStateHeldError } from "../core/kv/split.js";
@@ -130,6 +130,7 @@ class Simulation implements NodeHost<unknown> {
     if (balancingProblem !== null) throw new Error(balancingProblem);
     const placementProblem = placementConflict({ nodes: options.nodes, replicas: options.replicas, groups, scenario: options.scenario ?? "random", workload: this.workload === "kv" ? undefined : this.workload, quiesce: this.quiesce, balanceLeaders: options.balanceLeaders === true, stateMachine: options.application !== undefined }, factory);
     if (placementProblem !== null) throw new Error(placementProblem);
+    if (options.zones !== undefined && (options.replicas === undefined || !Number.isSafeInteger(options.zones) || options.zones < 1 || options.zones > SIM_NODES_MAX)) throw new Error(`--zones takes a number of zones from 1 to ${SIM_NODES_MAX}, with --replicas (the nodes are given them in turn)`);
     if (options.mutant !== undefined && isPlacementMutant(options.mutant) && options.replicas === undefined) throw new Error(`mutant ${options.mutant} breaks placement: run it with --replicas (and --nodes above it)`);
     const splitsProblem = splitsConflict({ splits: options.splits, groups, replicas: options.replicas, workload: this.workload === "kv" ? undefined : this.workload, hotGroups: options.hotGroups, stateMachine: options.application !== undefined }, factory);
     if (splitsProblem !== null || (options.mutant !== undefined && isSplitMutant(options.mutant) && options.splits === undefined)) throw new Error(splitsProblem ?? `mutant ${options.mutant} breaks splits: run it with --splits`);
@@ -204,6 +205,7 @@ class Simulation implements NodeHost<unknown> {
         params: this.params,
         nodeIds,
         replicas: options.replicas,
+        ...(options.zones === undefined ? {} : { zones: options.zones }),
         spreadOverAll: options.throughput !== undefined,
         mutant: options.mutant !== undefined && isPlacementMutant(options.mutant) ? options.mutant : null,
         nodes: this.nodes,
@@ -565,6 +567,7 @@ class Simulation implements NodeHost<unknown> {
         ...(this.options.balanceLeaders === true ? { balanceLeaders: true } : {}),
         ...(this.options.nodes === undefined ? {} : { nodes: this.options.nodes }),
         ...(this.options.replicas === undefined ? {} : { replicas: this.options.replicas }),
+        ...(this.options.zones === undefined ? {} : { zones: this.options.zones }),
         ...costRequest(this.options),
         ...(this.options.splits === undefined ? {} : { splits: this.options.splits }),
       },
@@ -625,6 +628,9 @@ class Simulation implements NodeHost<unknown> {
       this.quiet.checkQuietGroups();
       if (!disabled.has("liveness")) this.quiet.checkQuietFailovers();
     }
+    // With zones, placement spreads each group over as many as it can by the end (moves go on through the heal).
+    const crowded = this.placement?.zonesShort() ?? [];
+    if (crowded.length > 0) throw new InvariantViolation("zones", `placement left ${crowded.length} group(s) in fewer zones than the live nodes offer: ${crowded.join("; ")}`);
     if (this.splitRun !== null) return this.splitRun.finalChecks({ history: this.history, historyKeys: this.historyKeys, acked: this.acked, nodes: this.nodes, watches: this.groups, disabled, isMemberOf: (group, node) => this.isMemberOf(group, node), checkLiveness: (group, owns, anyOperation) => this.checkLiveness(group, owns, anyOperation) });
     if (!disabled.has("liveness")) {
       if (this.app === null) for (const g of this.groups) this.checkLiveness(g.group);
