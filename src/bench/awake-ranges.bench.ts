@@ -24,6 +24,7 @@ import { parseArgs } from "node:util";
 import { ProcessCluster, request, sleep } from "../runtime/server/process-cluster.test-util.js";
 import { parseDurationMs } from "./kv-load.js";
 import { cpuSeconds } from "./proc-stats.js";
+import { runBench } from "./run-bench.js";
 
 const POLL_MS = 500;
 /** After the ranges are led by the survivors, before the window: elections and catch-up settle. */
@@ -125,4 +126,4 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+await runBench("awake-ranges.bench", main);

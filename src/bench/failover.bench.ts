@@ -21,6 +21,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { runKvBench } from "./kv-load.js";
+import { runBench } from "./run-bench.js";
 
 const NODES = 3;
 const RUN_MS = 6_000;
@@ -156,4 +157,4 @@ async function main(): Promise<void> {
   process.stdout.write(`load average ${loadavg().map((l) => l.toFixed(2)).join(" ")}\n`);
 }
 
-await main();
+await runBench("failover.bench", main);

@@ -28,6 +28,7 @@ import { parseArgs } from "node:util";
 import { ProcessCluster, request, sleep } from "../runtime/server/process-cluster.test-util.js";
 import { parseDurationMs } from "./kv-load.js";
 import { cpuSeconds } from "./proc-stats.js";
+import { BenchUsageError, runBench } from "./run-bench.js";
 
 const NODES = 3;
 /** How often the ranges are looked at while waiting: a look at 10,000 ranges costs the node. */
@@ -79,7 +80,7 @@ function settings(): Settings {
     },
   });
   const ranges = values.ranges.split(",").map((text) => Number(text.trim()));
-  for (const count of ranges) if (!Number.isSafeInteger(count) || count < 1) throw new Error(`--ranges takes positive integers, comma-separated; got ${values.ranges}`);
+  for (const count of ranges) if (!Number.isSafeInteger(count) || count < 1) throw new BenchUsageError(`--ranges takes positive integers, comma-separated; got ${values.ranges}`);
   // The 1-range cluster is the baseline memory per range is counted from.
   const counts = [...new Set([1, ...ranges])].sort((a, b) => a - b);
   return { ranges: counts, windowMs: parseDurationMs(values.window), settleTimeoutMs: parseDurationMs(values["settle-timeout"]), consensus: values.consensus, restart: !values["no-restart"], memoryWaitMs: parseDurationMs(values["memory-wait"]) };
@@ -215,4 +216,4 @@ async function main(): Promise<void> {
   for (const text of table(rows)) console.log(text);
 }
 
-await main();
+await runBench("idle-ranges.bench", main);

@@ -24,6 +24,7 @@ import type { Lease } from "../client/lease.js";
 import { BenchCluster, cpuPercent } from "./bench-cluster.js";
 import { parseDurationMs, significant } from "./kv-load.js";
 import { runWriter, type WriterOptions, type WriterResult } from "./probe-writer.js";
+import { runBench } from "./run-bench.js";
 
 const PREFIX = "bench/lease-probe/";
 const KEYS = 100;
@@ -161,4 +162,4 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+await runBench("lease.bench", main);

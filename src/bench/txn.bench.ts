@@ -16,6 +16,7 @@ import { Client } from "../client/client.js";
 import { accountKeys, openAccounts, readBalances, summarize, transferLoop } from "./bank.js";
 import { BenchCluster } from "./bench-cluster.js";
 import { significant } from "./kv-load.js";
+import { runBench } from "./run-bench.js";
 
 const START = 1_000;
 const RANGES_WAIT_MS = 30_000;
@@ -96,4 +97,4 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+await runBench("txn.bench", main);

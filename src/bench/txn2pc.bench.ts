@@ -38,6 +38,7 @@ import { LatencyHistogram } from "./histogram.js";
 import { parseDurationMs, significant } from "./kv-load.js";
 import { keyIn, Pools, putAll, rangeOfKey, rangesLed, sumOf, transfer, RANGES, type ShardView } from "./txn-load.js";
 import { recoveryRound, type RecoveryRound } from "./txn-recovery.js";
+import { runBench } from "./run-bench.js";
 
 const START = 1_000;
 const WARM_UP_MS = 1_500;
@@ -293,4 +294,4 @@ async function main(): Promise<void> {
   process.stdout.write(`load average ${loadavg().map((l) => l.toFixed(2)).join(" ")}\n`);
 }
 
-await main();
+await runBench("txn2pc.bench", main);

@@ -24,6 +24,7 @@ import { BenchCluster, cpuPercent } from "./bench-cluster.js";
 import { parseDurationMs, significant } from "./kv-load.js";
 import { runWriter, type WriterOptions, type WriterResult } from "./probe-writer.js";
 import type { WatchPhaseReport, WatchWorkerData, WatchWorkerMessage } from "./watch-worker.js";
+import { runBench } from "./run-bench.js";
 
 const PREFIX = "bench/watch/";
 const KEYS = 100;
@@ -210,4 +211,4 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+await runBench("watch.bench", main);
