@@ -21,7 +21,7 @@
 // test runs. Overlapped, the compute lane's report is printed whole once both lanes have
 // ended, so the two reports do not interleave; a check that passes prints nothing.
 import { Buffer } from "node:buffer";
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { setPriority } from "node:os";
 import { dirname, join, relative } from "node:path";
@@ -96,10 +96,18 @@ const computeArgs = [join(root, "scripts", "run-in-order.js"), "2", ...process.a
 const processArgs = ["--test", "--test-concurrency=1", "--test-reporter=spec", ...process.argv.slice(2), ...processes];
 const heading = (count, what, howMany) => `\n# npm test: ${count} files that ${what}, ${howMany} at a time\n`;
 
+let chrtIdle = null;
+/** Whether `chrt --idle 0` runs here: it exists and the system lets a process take SCHED_IDLE (a sandbox may refuse). */
+function chrtIdleWorks() {
+  if (chrtIdle === null) chrtIdle = process.platform === "linux" && existsSync("/usr/bin/chrt") && spawnSync("/usr/bin/chrt", ["--idle", "0", "true"], { stdio: "ignore" }).status === 0;
+  return chrtIdle;
+}
+
 /** Runs `node ARGS` from the repository's root; resolves with its exit status (null if killed). */
 function node(args, { idle = false, capture = false } = {}) {
-  // chrt puts the process (and every process it starts) in SCHED_IDLE; without it, nice 19.
-  const chrt = idle && process.platform === "linux" && existsSync("/usr/bin/chrt");
+  // chrt puts the process (and every process it starts) in SCHED_IDLE; without it (or where
+  // the system refuses it), nice 19.
+  const chrt = idle && chrtIdleWorks();
   const [command, commandArgs] = chrt ? ["/usr/bin/chrt", ["--idle", "0", process.execPath, ...args]] : [process.execPath, args];
   const child = spawn(command, commandArgs, { cwd: root, stdio: ["ignore", capture ? "pipe" : "inherit", capture ? "pipe" : "inherit"] });
   if (idle && !chrt) {
@@ -153,7 +161,7 @@ function report(results) {
 }
 
 let results;
-if (process.env["SYNOD_TEST_OVERLAP"] === "0") {
+if (["0", "false", "no"].includes((process.env["SYNOD_TEST_OVERLAP"] ?? "").toLowerCase())) {
   const computed = await computeLane({}, true);
   process.stdout.write(heading(processes.length, "start real processes", "one"));
   results = [...computed, await node(processArgs)];

@@ -218,6 +218,28 @@ describe("placementPlan with zones", () => {
     // Two in zone a: a learner in zone c; promoted, one of the two in zone a goes (the busier, 2).
     assert.deepEqual(placementPlan({ ...base, ranges: [{ id: 1, voters: [1, 2, 3], learners: [] }] }), [{ range: 1, kind: "add", node: 5, why: "zone" }]);
     assert.deepEqual(placementPlan({ ...base, ranges: [{ id: 1, voters: [1, 2, 3, 5], learners: [] }] }), [{ range: 1, kind: "remove", node: 2, why: "over-replicated" }]);
+    // A dead voter's zone is free for its replacement: node 1 (zone a) dead, node 2 (zone a,
+    // busier than node 4 of zone b) takes its place, not a second replica in zone b.
+    const three = new Map<NodeId, string>([
+      [1, "a"],
+      [2, "a"],
+      [3, "b"],
+      [4, "b"],
+      [5, "c"],
+      [6, "c"],
+    ]);
+    const deadA: PlacementView = {
+      replicationFactor: 3,
+      members: [1, 2, 3, 4, 5, 6],
+      live: [2, 3, 4, 5, 6],
+      dead: [1],
+      zones: three,
+      ranges: [
+        { id: 1, voters: [1, 3, 5], learners: [] },
+        { id: 2, voters: [2, 3, 5], learners: [] },
+      ],
+    };
+    assert.deepEqual(placementPlan(deadA), [{ range: 1, kind: "add", node: 2, why: "under-replicated" }]);
     // Zone blind, the range stays crowded in zone a.
     assert.deepEqual(placementPlan({ ...base, ranges: [{ id: 1, voters: [1, 2, 3], learners: [] }] }, "zone-blind"), []);
   });

@@ -125,7 +125,8 @@ function repair(
   // A learner is catching up: its leader promotes it, then the range decides again.
   if (range.learners.length > 0 && mutant !== "remove-before-caught-up") return null;
   const hosted = new Set([...range.voters, ...range.learners]);
-  const inZone = zoneCounts([...hosted], zoneOf);
+  // The zones the range's healthy replicas are in: a dead voter's zone is one a replacement may go to.
+  const inZone = zoneCounts([...hosted].filter(healthy), zoneOf);
   const candidates = [...live].filter((id) => !hosted.has(id));
   if (counted.filter(healthy).length < wanted) {
     const target = fewest(candidates, counts, (id) => inZone.get(zoneOf(id)) ?? 0);
@@ -164,18 +165,22 @@ function zoneCounts(ids: readonly NodeId[], zoneOf: (id: NodeId) => string): Map
 /**
  * The member with the most replicas gives a range to the live member with the fewest, when
  * they differ by two or more: the highest-numbered range it holds that the taker does not and
- * that the move leaves in as many zones as before (none: no move).
+ * that the move leaves in as many zones as before. When no range of the giver's may go to
+ * that taker (zones), the next fewest is tried, while the two still differ by two.
  */
 function rebalance(ranges: readonly RangeReplicas[], counts: ReadonlyMap<NodeId, number>, healthy: (id: NodeId) => boolean, live: ReadonlySet<NodeId>, zoneOf: (id: NodeId) => string): PlacementStep | null {
   const givers = [...counts.keys()].filter(healthy);
-  const taker = fewest([...live], counts);
   const giver = most(givers, counts);
-  if (taker === null || giver === null || (counts.get(giver) ?? 0) - (counts.get(taker) ?? 0) < 2) return null;
+  if (giver === null) return null;
   const zonesOf = (ids: readonly NodeId[]): number => new Set(ids.map(zoneOf)).size;
-  const range = [...ranges]
-    .sort((a, b) => b.id - a.id)
-    .find((r) => r.voters.includes(giver) && !r.voters.includes(taker) && !r.learners.includes(taker) && zonesOf([...r.voters.filter((id) => id !== giver), taker]) >= zonesOf(r.voters));
-  return range === undefined ? null : { range: range.id, kind: "add", node: taker, why: "rebalance" };
+  const byId = [...ranges].sort((a, b) => b.id - a.id);
+  const takers = [...live].sort((a, b) => (counts.get(a) ?? 0) - (counts.get(b) ?? 0) || a - b);
+  for (const taker of takers) {
+    if ((counts.get(giver) ?? 0) - (counts.get(taker) ?? 0) < 2) return null;
+    const range = byId.find((r) => r.voters.includes(giver) && !r.voters.includes(taker) && !r.learners.includes(taker) && zonesOf([...r.voters.filter((id) => id !== giver), taker]) >= zonesOf(r.voters));
+    if (range !== undefined) return { range: range.id, kind: "add", node: taker, why: "rebalance" };
+  }
+  return null;
 }
 
 /** The node of `ids` first by `first` (if given), then with the fewest replicas, then the lowest id; null if none. */

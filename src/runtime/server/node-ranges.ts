@@ -27,7 +27,7 @@ import { DATA_LAYOUT, StartupError, type DataDirIdentity } from "./data-dir.js";
 import type { DiskGuard } from "./disk-guard.js";
 import { GroupReplica, recoverGroup, type RecoveredGroup } from "./group-replica.js";
 import { findLease, listLeases } from "./lease-view.js";
-import { HeldBirths, readBirths, removeBirthFile, splitsWitnessed, withWitnessedCommit, type HeldSplit } from "./range-births.js";
+import { HeldBirths, readBirths, removeBirthFile, splitsWitnessed, unmadeChildState, withWitnessedCommit, type HeldSplit } from "./range-births.js";
 import { readSnapshotRange } from "../../core/kv/snapshot.js";
 import { RangeMismatchError, RangeNotReadyError, TxnLockedError, type RangeService } from "./range-routing.js";
 import { heldFirstStateOf, RANGE_BIRTH_INDEX } from "../../core/kv/split.js";
@@ -126,8 +126,18 @@ export function recoverRanges(
         const range = readSnapshotRange(durable.snapshot.data);
         if (range === null) throw new StartupError(`range ${id}'s first snapshot does not say which keys it has; the data directory is damaged: empty it and let the node rejoin its cluster`);
         span = { start: range.start, end: range.end };
-        if (environment?.registry.overlapping(id, spanBounds(span)) !== undefined) {
+        // Its parent waits for a split of its own parent (ids grow, so it was looked at first): it may apply this one again too.
+        if (environment?.registry.overlapping(id, spanBounds(span)) !== undefined || (range.held !== undefined && deferred.has(range.held.parent))) {
           deferred.set(id, durable);
+          continue;
+        }
+        // A held first state names records the store does not hold (it was rebuilt), and no
+        // range here will apply that split again (its parent is past it, or gone): with nothing
+        // past it in its log, the range waits with no state for its leader's snapshot, as one
+        // heard of from its leader does (held-births.ts); otherwise it cannot start (RangeStateHeldError).
+        const unmade = range.held === undefined ? null : unmadeChildState(durable);
+        if (unmade !== null) {
+          deferred.set(id, unmade);
           continue;
         }
       }

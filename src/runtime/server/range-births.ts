@@ -24,7 +24,7 @@ import { readSnapshotRange } from "../../core/kv/snapshot.js";
 import { RANGE_BIRTH_INDEX, type KvSplitHost } from "../../core/kv/split.js";
 import { isGroupId, type GroupId } from "../../core/multi/group.js";
 import { unmadeChildState } from "../../core/multi/held-births.js";
-export { HeldBirths, splitsWitnessed, withWitnessedCommit, type HeldSplit } from "../../core/multi/held-births.js";
+export { HeldBirths, splitsWitnessed, unmadeChildState, withWitnessedCommit, type HeldSplit } from "../../core/multi/held-births.js";
 import { removeLeftoverTempFiles, syncDirectory } from "../storage/atomic-file.js";
 import { LogStore } from "../storage/log-store.js";
 import type { SharedLog } from "../storage/shared-log.js";
@@ -75,6 +75,8 @@ export interface BirthHost {
 export class RangeBirths {
   /** Children prepared in the apply under way: their first state, until they are born. */
   private readonly prepared = new Map<GroupId, DurableState<unknown>>();
+  /** Ranges `hostFreed` could not host (RangeStateHeldError): they stay waiting, refused, until the node restarts. */
+  private readonly refused = new Set<GroupId>();
 
   /**
    * `deferred`: ranges recovered from the log whose parent has not applied their split yet,
@@ -146,6 +148,7 @@ export class RangeBirths {
    * will not apply it again here; their own log holds their state.
    */
   hostFreed(isFree: (id: GroupId, span: { readonly start: string; readonly end: string | null }) => boolean): void {
+    let failure: unknown = null;
     for (const [id, durable] of [...this.deferred]) {
       if (durable.snapshot === null) continue;
       const range = readSnapshotRange(durable.snapshot.data);
@@ -155,12 +158,22 @@ export class RangeBirths {
       // leader's snapshot (held-births.ts); otherwise born, it refuses with what to do.
       const unmade = range.held === undefined ? null : unmadeChildState(durable);
       if (unmade === null) {
-        this.born(id);
+        if (this.refused.has(id)) continue;
+        try {
+          this.born(id);
+        } catch (error) {
+          // It stays waiting, so no message from its leader has it hosted with no state (its
+          // log holds entries it may have acknowledged), and is not tried again.
+          this.deferred.set(id, durable);
+          this.refused.add(id);
+          failure ??= error;
+        }
         continue;
       }
       this.deferred.delete(id);
       this.node.hostWithoutState(id, { start: range.start, end: range.end }, unmade);
     }
+    if (failure !== null) throw failure;
   }
 
   /** Whether range `id` waits for its parent to apply its split (its log holds its first state). */
