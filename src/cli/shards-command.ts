@@ -29,7 +29,7 @@ export function registerShardsCommand(program: Command, setExitCode: (code: numb
   const rangeId = integerIn("<id>", 0, 0xffff_ffff);
 
   common(shards.command("list").description("every range: its keys [start, end), epoch, leader, replicas and key count")).action(async (opts: ShardsOptions) =>
-    setExitCode(await callCluster("shards list", opts, { method: "GET", path: "/v1/shards" }, (answer) => printShards(answer["shards"] as Shard[] | undefined))),
+    setExitCode(await callCluster("shards list", opts, { method: "GET", path: "/v1/shards" }, (answer) => printShards(answer["shards"] as Shard[] | undefined, answer["zones"] as Record<string, string> | undefined))),
   );
 
   common(
@@ -77,11 +77,12 @@ function printSplit(answer: Record<string, unknown>): void {
   printShards(answer["ranges"] as Shard[] | undefined);
 }
 
-function printShards(shards: readonly Shard[] | undefined): void {
+/** The ranges as a table; with `zones` (members' `--zone`), each replica is shown with its zone, as `1@a`. */
+function printShards(shards: readonly Shard[] | undefined, zones?: Readonly<Record<string, string>>): void {
   const show = (key: string | null): string => (key === null ? "(end)" : key === "" ? '""' : JSON.stringify(key));
   process.stdout.write(`${"id".padEnd(5)} ${"start".padEnd(12)} ${"end".padEnd(12)} ${"epoch".padEnd(6)} ${"leader".padEnd(7)} ${"replicas".padEnd(12)} keys\n`);
   for (const shard of shards ?? []) {
-    const replicas = shard.replicas?.join(",") ?? "-";
+    const replicas = shard.replicas?.map((id) => (zones?.[String(id)] === undefined ? String(id) : `${id}@${zones[String(id)]}`)).join(",") ?? "-";
     process.stdout.write(`${String(shard.id).padEnd(5)} ${show(shard.start).padEnd(12)} ${show(shard.end).padEnd(12)} ${String(shard.epoch).padEnd(6)} ${String(shard.leader ?? "-").padEnd(7)} ${replicas.padEnd(12)} ${String(shard.keys ?? "-")}\n`);
   }
 }

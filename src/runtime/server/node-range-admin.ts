@@ -176,6 +176,11 @@ export class RangeAdmin {
     }
   }
 
+  /** Each member's zone as placement knows it (`--zone`; members without one left out; empty without placement). */
+  zones(): Map<NodeId, string> {
+    return this.placement?.zones() ?? new Map();
+  }
+
   /** The nodes hosting range `id`, its leader first, where this node hosts it not (empty: none known, or every member hosts every range). */
   hostsOf(id: GroupId): NodeId[] {
     return this.placement?.hostsOf(id) ?? [];

@@ -44,6 +44,12 @@ describe("ranges spread over zones (--zone, --replicas 2)", { timeout: 120_000 }
       }
       t.diagnostic(`ranges: ${JSON.stringify(shards?.map((s) => ({ id: s.id, voters: s.voters })))}`);
       assert.ok(spread(shards), `every range in both zones: ${JSON.stringify(shards?.map((s) => ({ id: s.id, voters: s.voters, learners: s.learners })))}`);
+      // The zones are listed with the ranges, and `synod shards list` shows each replica's.
+      const listed = await request("GET", `${cluster.node(2).http}/v1/shards`);
+      assert.deepEqual(listed.body["zones"], { 1: "a", 2: "a", 3: "b", 4: "b" });
+      const table = await runSynod(["shards", "list", "--endpoints", cluster.node(2).http], 10_000);
+      assert.equal(table.code, 0, table.output);
+      assert.match(table.output, /\b[12]@a,[34]@b\b|\b[34]@b,[12]@a\b/, table.output);
       for (const key of KEYS) {
         const record = await client.get(key);
         assert.equal(record === null ? null : Buffer.from(record.value).toString("utf8"), `v-${key}`, key);
