@@ -248,7 +248,10 @@ export class SimNode<M> {
     this.appliedByGroup = [];
     this.appNode = null;
     this.heldBirths = new HeldBirths();
-    for (const group of this.groupsAtStart()) this.hostGroup(group, this.splitting?.recovered(group, this.disk.recover(group)) ?? this.disk.recover(group));
+    for (const group of this.groupsAtStart()) {
+      const durable = this.disk.recover(group);
+      this.hostGroup(group, this.splitting?.recovered(group, durable) ?? durable);
+    }
     this.txnService = this.createTxnService();
     return router;
   }

@@ -7,7 +7,18 @@
 import type { NodeId } from "../core/engine/contract.js";
 import { SIM_CATCH_UP_ENTRIES } from "./node.js";
 import { describeWindow } from "./opportunity.js";
-import { atFaultPhaseEnd, commitChance, followers, isolate, mixedNemesis, reliable, restartAllNemesis, SNAPSHOT_CATCH_UP_INSTALLS_MAX, unreliable, withFaults, type Scenario } from "./scenario-kit.js";
+import { atFaultPhaseEnd, commitChance, followers, isolate, mixedNemesis, reliable, restartAllNemesis, SNAPSHOT_CATCH_UP_INSTALLS_MAX, unreliable, withFaults, type Scenario, type ScenarioContext } from "./scenario-kit.js";
+
+/** Cuts the first follower off at 0.5 s while the others go on (and compact), heals at `healMicros`; returns who was cut off (null: no follower then). */
+function cutOffFollower(ctx: ScenarioContext, healMicros: number): () => NodeId | null {
+  let victim: NodeId | null = null;
+  ctx.during(500_000, () => {
+    victim = followers(ctx)[0] ?? null;
+    if (victim !== null) isolate(ctx, victim);
+  });
+  ctx.during(healMicros, () => ctx.healPartition());
+  return () => victim;
+}
 
 export const SNAPSHOT_SCENARIOS: readonly Scenario[] = [
   {
@@ -34,14 +45,10 @@ export const SNAPSHOT_SCENARIOS: readonly Scenario[] = [
     weight: 1,
     params: (p) => ({ ...reliable(p), snapshotEveryEntries: 10 }),
     start: (ctx) => {
-      let victim: NodeId | null = null;
-      ctx.during(500_000, () => {
-        victim = followers(ctx)[0] ?? null;
-        if (victim !== null) isolate(ctx, victim);
-      });
       const healMicros = 3_000_000;
-      ctx.during(healMicros, () => ctx.healPartition());
+      const cutOff = cutOffFollower(ctx, healMicros);
       atFaultPhaseEnd(ctx, () => {
+        const victim = cutOff();
         if (victim === null || ctx.snapshotInstalls(victim) > 0) return;
         // Catching up needs a leader that reached the victim after the heal, long enough.
         const chance = commitChance(ctx, victim, healMicros);
@@ -69,14 +76,9 @@ export const SNAPSHOT_SCENARIOS: readonly Scenario[] = [
       faultPhaseMicros: Math.max(p.faultPhaseMicros, 8_000_000),
     }),
     start: (ctx) => {
-      let victim: NodeId | null = null;
-      ctx.during(500_000, () => {
-        victim = followers(ctx)[0] ?? null;
-        if (victim !== null) isolate(ctx, victim);
-      });
-      const healMicros = 1_500_000;
-      ctx.during(healMicros, () => ctx.healPartition());
+      const cutOff = cutOffFollower(ctx, 1_500_000);
       atFaultPhaseEnd(ctx, () => {
+        const victim = cutOff();
         // One snapshot brings the follower that was away past what was compacted meanwhile;
         // after it, the leader's log. A node that installs one after another chases them.
         for (const id of ctx.nodeIds) {

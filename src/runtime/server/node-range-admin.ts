@@ -176,9 +176,12 @@ export class RangeAdmin {
     }
   }
 
-  /** Each member's zone as placement knows it (`--zone`; members without one left out; empty without placement). */
+  /** Each member's zone as this node knows it (`--zone`; members without one left out): its own, and with placement its peers'. */
   zones(): Map<NodeId, string> {
-    return this.placement?.zones() ?? new Map();
+    const zones = this.placement?.zones() ?? new Map<NodeId, string>();
+    const { id, zone } = this.host.config;
+    if (zone !== undefined) zones.set(id, zone);
+    return zones;
   }
 
   /** The nodes hosting range `id`, its leader first, where this node hosts it not (empty: none known, or every member hosts every range). */

@@ -27,7 +27,7 @@ import { DATA_LAYOUT, StartupError, type DataDirIdentity } from "./data-dir.js";
 import type { DiskGuard } from "./disk-guard.js";
 import { GroupReplica, recoverGroup, type RecoveredGroup } from "./group-replica.js";
 import { findLease, listLeases } from "./lease-view.js";
-import { HeldBirths, readBirths, removeBirthFile, splitsWitnessed, unmadeChildState, withWitnessedCommit, type HeldSplit } from "./range-births.js";
+import { HeldBirths, readBirths, removeBirthFile, splitsWitnessed, unmadeChildState, withWitnessedCommit } from "./range-births.js";
 import { readSnapshotRange } from "../../core/kv/snapshot.js";
 import { RangeMismatchError, RangeNotReadyError, TxnLockedError, type RangeService } from "./range-routing.js";
 import { heldFirstStateOf, RANGE_BIRTH_INDEX } from "../../core/kv/split.js";
@@ -88,12 +88,8 @@ export function recoverRanges(
   // started with, in its log or its state machine, gave that range away (it moved: range-placement.ts).
   const ranBefore = replayed.has(DEFAULT_GROUP) && environment !== null;
   // A child whose first state is held proves its parent committed the split (held-births.ts).
-  const heldSplits: HeldSplit[] = [];
-  for (const { snapshot } of [...[...replayed.values()].map((group) => group.durable), ...births.values()]) {
-    const held = snapshot === null ? null : heldFirstStateOf(snapshot.data);
-    if (held !== null) heldSplits.push(held);
-  }
-  const witnessed = splitsWitnessed(heldSplits);
+  const firstStates = [...[...replayed.values()].map((group) => group.durable.snapshot), ...[...births.values()].map((birth) => birth.snapshot)];
+  const witnessed = splitsWitnessed(firstStates.flatMap((snapshot) => (snapshot === null ? [] : (heldFirstStateOf(snapshot.data) ?? []))));
   try {
     const born = [...new Set([...replayed.keys(), ...births.keys()])].filter((id) => presplit.get(id) === undefined && id !== LIVENESS_GROUP);
     const ids = [...presplit.list().map((range) => range.id), ...born].sort((a, b) => a - b);

@@ -482,7 +482,6 @@ export class SynodNode {
   /** `GET /v1/shards`: every range's descriptor, with its group as this node sees it. */
   private shards(): object {
     const zones = this.rangeAdmin.zones();
-    if (this.config.zone !== undefined) zones.set(this.config.id, this.config.zone);
     return { shards: this.rangeViews(), ...(zones.size === 0 ? {} : { zones: Object.fromEntries([...zones].sort(([a], [b]) => a - b)) }) };
   }
 
