@@ -249,6 +249,12 @@ export interface Engine<M, H> {
    */
   compactionFloor?(): CompactionFloor | null;
   /**
+   * For engines that send snapshots, on the leader: the least index of a snapshot a
+   * follower waits for (EngineOptions.awaitSnapshot) that this engine's latest snapshot does
+   * not reach; 0 when none waits. The replica captures one as soon as it has applied that far.
+   */
+  snapshotWanted?(): number;
+  /**
    * For engines with a leader, on the leader: where each other member's copy of the log
    * stands, as the leader tracks it (etcd-io/raft's Progress); null when not leading. A
    * view for operators (the status route, the dashboard), read at most a few times a
@@ -340,6 +346,15 @@ export interface EngineOptions<H> {
   readonly appliedIndex: number;
   /** A seed for the engine's own PRNG (election jitter). */
   readonly seed: number;
+  /**
+   * For engines that send snapshots: the state machine starts empty but does not hold the
+   * group's first state (a range's replica hosted with no state, over the keys the range
+   * holds now, after splits its log's first entries predate), so no entry of the log may
+   * apply to it: the engine takes no entries until it installs a leader's snapshot at this
+   * index or later, and asks its leader for one (raft-rs's request_snapshot). 0 or absent:
+   * the log from its first entry builds the state.
+   */
+  readonly awaitSnapshot?: number;
 }
 
 /**

@@ -45,6 +45,8 @@ export class TestCluster {
   /** Every message ever produced, in order (for asserting traces and counts). */
   readonly sent: Envelope[] = [];
   private readonly cut = new Set<string>();
+  /** Nodes that start waiting for a leader's snapshot at this index or later (EngineOptions.awaitSnapshot). */
+  readonly awaitSnapshot = new Map<NodeId, number>();
   /** When set, matching messages are dropped on delivery (a scripted, selective fault). */
   dropWhere: ((envelope: Envelope) => boolean) | null = null;
   readonly ids: NodeId[];
@@ -71,7 +73,8 @@ export class TestCluster {
     const disk = this.disks.get(id) as Disk;
     const durable: DurableState<RaftHardState> = { hardState: disk.hardState, snapshot: disk.snapshot, entries: [...disk.entries] };
     const peers = this.bootstrap.includes(id) ? this.bootstrap : [];
-    const options = { id, peers, durable, appliedIndex: disk.snapshot?.index ?? 0, seed };
+    const awaited = this.awaitSnapshot.get(id);
+    const options = { id, peers, durable, appliedIndex: disk.snapshot?.index ?? 0, seed, ...(awaited === undefined ? {} : { awaitSnapshot: awaited }) };
     const engine = this.mutant === null ? new RaftEngine(options, this.config) : createRaftMutant(this.mutant, options, this.config);
     this.engines.set(id, engine);
     this.applied.set(id, disk.snapshot === null ? [] : decodeApplied(disk.snapshot.data));

@@ -63,6 +63,12 @@ export interface AppendResponse {
   readonly index: number;
   readonly hintIndex: number;
   readonly hintTerm: number;
+  /**
+   * A rejection from a follower that takes no entries until it installs a snapshot at this
+   * index or later (EngineOptions.awaitSnapshot): the leader sends it one, capturing one
+   * first if its own is older. Absent on every other answer (and from older nodes).
+   */
+  readonly snapshotFrom?: number;
 }
 
 /** A heartbeat: the leader's commit (capped at what the follower matches), and a read round. */

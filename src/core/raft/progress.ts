@@ -41,6 +41,11 @@ export class Progress {
   snapshotStallTicks = 0;
   /** Chunks resent since the follower last answered: a follower that stops answering stops holding compaction. */
   snapshotResends = 0;
+  /**
+   * The least index of a snapshot the follower can take (it takes no entries until it has
+   * one: AppendResponse.snapshotFrom); 0 when it takes the log.
+   */
+  snapshotWanted = 0;
 
   constructor(next: number, inflightMessagesMax: number, inflightBytesMax: number) {
     this.next = next;

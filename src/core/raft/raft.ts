@@ -118,6 +118,11 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   /** A snapshot installed from the leader, for the next Ready to hand to the driver. */
   private snapshotToInstall: Snapshot | null = null;
   private readonly snapshotReceiver = new SnapshotReceiver();
+  /**
+   * The least index of a leader's snapshot this node must install before it takes any entry
+   * (EngineOptions.awaitSnapshot); 0 once it has one, or when the log builds its state.
+   */
+  private awaitingSnapshot: number;
 
   private messages: Outbound<RaftMessage>[] = [];
   private messagesAfterPersist: Outbound<RaftMessage>[] = [];
@@ -142,6 +147,8 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     this.vote = hard?.vote ?? null;
     this.log = new RaftLog(options.durable, hard?.commit ?? 0, options.appliedIndex);
     this.snapshot = options.durable.snapshot;
+    const awaited = options.awaitSnapshot ?? 0;
+    this.awaitingSnapshot = awaited > 0 && (this.snapshot === null || this.snapshot.index < awaited) && options.durable.entries.length === 0 ? awaited : 0;
     const base = this.snapshot?.membership ?? bootstrapMembership(options.peers);
     // A snapshot from before configurations were recorded is sent with the one in force.
     if (this.snapshot !== null && this.snapshot.membership === undefined) this.snapshot = { ...this.snapshot, membership: base };
@@ -621,6 +628,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
 
   private handleAppend(from: NodeId, message: AppendRequest): void {
     this.followLeader(from);
+    if (this.awaitingSnapshot > 0) return this.askForSnapshot(from, message.prevIndex);
     if (message.prevIndex < this.log.commitIndex) {
       this.sendAfterPersist(from, { type: "append-response", term: this.term, reject: false, index: this.log.commitIndex, hintIndex: 0, hintTerm: 0 });
       return;
@@ -648,8 +656,18 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
 
   // ---- snapshots (section 7) ----
 
+  /** Tells the leader this node takes no entries until it installs a snapshot at `awaitingSnapshot` or later. */
+  private askForSnapshot(from: NodeId, index: number): void {
+    this.sendAfterPersist(from, { type: "append-response", term: this.term, reject: true, index, hintIndex: 0, hintTerm: 0, snapshotFrom: this.awaitingSnapshot });
+  }
+
   private handleSnapshotChunk(from: NodeId, message: SnapshotChunk): void {
     this.followLeader(from);
+    if (this.awaitingSnapshot > message.index) {
+      // Older than the state this node must start from (a leader that does not know yet): it asks for a newer one.
+      this.snapshotReceiver.abandon();
+      return this.askForSnapshot(from, message.index);
+    }
     if (this.snapshotAlreadyCommitted(message.index)) {
       // Already covered by what this node has committed: say so, as for a stale append.
       this.snapshotReceiver.abandon();
@@ -675,6 +693,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
       this.log.restore(snapshot);
       this.snapshot = snapshot;
       this.snapshotToInstall = snapshot;
+      this.awaitingSnapshot = 0;
       this.configLog.restore(snapshot.membership);
     }
     this.refreshMembership();
@@ -711,7 +730,12 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     this.log.compact(index);
     const membership = this.configLog.compact(index);
     this.snapshot = { index, term, data, membership };
+    if (this.role === "leader") this.replicator.snapshotsChanged();
     return this.snapshot;
+  }
+
+  snapshotWanted(): number {
+    return this.role === "leader" ? this.replicator.snapshotWanted() : 0;
   }
 
   compactionFloor(): CompactionFloor | null {

@@ -188,6 +188,10 @@ export class Replicator {
     // peer's, dropped rather than trusted (its match would commit entries that do not exist).
     if (!message.reject && message.index > log.lastIndex) return null;
     pr.recentActive = true;
+    if (message.reject && message.snapshotFrom !== undefined && message.snapshotFrom > 0) {
+      this.wantsSnapshot(from, pr, message.snapshotFrom);
+      return null;
+    }
     if (message.reject) {
       if (pr.state === "snapshot") return null; // an answer to an append sent before the snapshot
       const next = message.hintTerm > 0 ? log.findConflictByTerm(message.hintIndex, message.hintTerm).index : message.hintIndex;
@@ -198,6 +202,7 @@ export class Replicator {
       return null;
     }
     const wasPaused = pr.paused;
+    if (pr.snapshotWanted > 0 && message.index >= pr.snapshotWanted) pr.snapshotWanted = 0;
     if (!pr.maybeUpdate(message.index)) return null;
     if (!isMember(this.host.membership(), from) && from !== this.host.id && pr.match >= this.host.configLog.latestIndex) {
       // A removed node that now holds its removal: let it go (if the removal committed).
@@ -209,6 +214,32 @@ export class Replicator {
       if (pr.match >= pr.pendingSnapshot) pr.becomeReplicate();
     } else pr.inflight.freeTo(message.index);
     return { pr, wasPaused };
+  }
+
+  /**
+   * A follower takes no entries until it installs a snapshot at `from` or later
+   * (EngineOptions.awaitSnapshot): it is sent the latest snapshot when that reaches `from`,
+   * and otherwise nothing until the driver has captured one that does (`snapshotWanted`,
+   * then `snapshotsChanged`). One being sent that is older is dropped.
+   */
+  private wantsSnapshot(to: NodeId, pr: Progress, from: number): void {
+    pr.snapshotWanted = Math.max(pr.snapshotWanted, from);
+    if (pr.state === "snapshot" && pr.pendingSnapshot >= pr.snapshotWanted) return;
+    pr.becomeProbe();
+    this.sendAppend(to);
+  }
+
+  /** The least snapshot index a follower waits for that the latest snapshot does not reach (0: none); see Engine.snapshotWanted. */
+  snapshotWanted(): number {
+    const latest = this.host.snapshot()?.index ?? 0;
+    let wanted = 0;
+    for (const pr of this.progress.values()) if (pr.state !== "snapshot" && pr.snapshotWanted > latest) wanted = Math.max(wanted, pr.snapshotWanted);
+    return wanted;
+  }
+
+  /** The leader has a new snapshot: followers waiting for one it reaches are sent it. */
+  snapshotsChanged(): void {
+    for (const [peer, pr] of this.progress) if (peer !== this.host.id && pr.snapshotWanted > 0 && pr.state !== "snapshot") this.sendAppend(peer);
   }
 
   /** Keeps the pipeline to a replicating follower full, up to its in-flight window. */
@@ -249,6 +280,8 @@ export class Replicator {
     const { log, config } = this.host;
     const pr = this.progress.get(to) as Progress;
     if (pr.state === "snapshot") return this.sendSnapshotChunk(to, pr);
+    // A follower waiting for a snapshot takes no entries: it gets one once one reaches what it needs.
+    if (pr.snapshotWanted > 0) return this.sendSnapshotChunk(to, pr);
     if (pr.paused) return false;
     const prevIndex = pr.next - 1;
     const prevTerm = log.term(prevIndex);
@@ -291,9 +324,12 @@ export class Replicator {
       // A transfer sends the snapshot it started with to the end, even if the leader
       // compacts again meanwhile: restarting it on every compaction could starve a follower.
       const latest = this.host.snapshot();
+      // One the follower asked for may not exist yet: the driver captures it (snapshotWanted).
+      if (latest === null && pr.snapshotWanted > 0) return false;
       assert(latest !== null, "a follower needs a snapshot but the leader has none");
       // One that only names this node's state cannot be sent: the driver replaces it soon.
       if (latest.held === true) return false;
+      if (latest.index < pr.snapshotWanted) return false;
       pr.becomeSnapshot(latest);
     }
     const snapshot = pr.snapshot as Snapshot;
@@ -372,6 +408,8 @@ export class Replicator {
       // A follower receiving a snapshot needs the entries after it; one replicating, those after its match.
       if (pr.state === "snapshot") {
         if (pr.snapshotResends < SNAPSHOT_RESENDS_HOLDING) receiving = Math.min(receiving ?? Infinity, pr.pendingSnapshot);
+      } else if (pr.snapshotWanted > 0) {
+        // It waits for a snapshot, not for entries: holding the log back would only keep it waiting.
       } else if (pr.recentActive || pr.activeRoundBefore) {
         replicating = Math.min(replicating ?? Infinity, pr.match);
       }

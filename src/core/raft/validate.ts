@@ -49,6 +49,7 @@ export function validateRaftMessage(value: unknown): RaftMessage {
       index(m, "index");
       index(m, "hintIndex");
       term(m, "hintTerm");
+      if (m["snapshotFrom"] !== undefined) index(m, "snapshotFrom");
       break;
     case "heartbeat":
       index(m, "commit");

@@ -373,6 +373,7 @@ export class Replica<M, H, R> {
     this.catchUpTicks();
     this.expireRequests();
     this.snapshots.save(); // one held back for a follower's snapshot may go ahead now
+    if ((this.engine.snapshotWanted?.() ?? 0) > 0) this.snapshots.maybeTake(); // one a follower waits for, on an idle leader
     this.schedulePump();
     const rest = this.options.rest;
     if (rest === undefined) return;

@@ -6,7 +6,8 @@
  * still needs its entries, a split's child that needs the parent's: `compactionHeld`), the
  * log is compacted behind it and only then is the engine told to drop its entries. A held
  * first snapshot (ReplicaOptions.heldSnapshot: a range born of a split) is replaced at the
- * first entry applied past it, whatever `snapshotEntries` says.
+ * first entry applied past it, whatever `snapshotEntries` says, and so is one a follower
+ * waits for (a replica hosted with no state: Engine.snapshotWanted) once applied that far.
  */
 import { assert } from "../common/assert.js";
 import type { Engine, Membership, Snapshot } from "../engine/contract.js";
@@ -66,7 +67,10 @@ export class ReplicaSnapshots<M, H, R> {
     const applied = options.stateMachine.appliedIndex;
     const since = applied - engine.status().snapshotIndex;
     // A held snapshot is replaced at the first entry past it: until then no peer can be sent one.
-    if (!(this.heldNow && since > 0) && (every === 0 || since < every)) return;
+    // A follower waiting for a snapshot this one has not taken yet (Engine.snapshotWanted) gets one now.
+    const wanted = engine.snapshotWanted?.() ?? 0;
+    const asked = wanted > 0 && applied >= wanted;
+    if (!(this.heldNow && since > 0) && !asked && (every === 0 || since < every)) return;
     const term = engine.entryTerm(applied);
     assert(term !== null, `no term for the applied index ${applied}`);
     // The configuration at the snapshot's index goes with it: the log that held it will go.

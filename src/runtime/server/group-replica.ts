@@ -46,6 +46,12 @@ export interface GroupStorage {
   readonly openStateMachine?: (log: (message: string) => void) => LmdbKvOpened;
   /** The members a group with no configuration in its log starts with ([] for a node that joined). */
   readonly bootstrapPeers: readonly NodeId[];
+  /**
+   * A range hosted with no state over the keys it holds now: its log's first entries may
+   * predate a split, so it takes no entry until it installs its leader's snapshot at this
+   * index or later (EngineOptions.awaitSnapshot). Absent: its log builds its state.
+   */
+  readonly awaitSnapshot?: number;
 }
 
 /** A group recovered from disk, with its engine made: what a replica starts from. */
@@ -93,6 +99,7 @@ export function recoverGroup(config: NodeConfig, consensus: Consensus, storage: 
       durable: held === null || snapshot === null ? storage.durable : { ...storage.durable, snapshot: { ...snapshot, held: true } },
       appliedIndex: kv.applied,
       seed: randomInt(1, 2 ** 48),
+      ...(storage.awaitSnapshot === undefined || kv.applied > 0 ? {} : { awaitSnapshot: storage.awaitSnapshot }),
     });
     return { group: storage.group, logStore: storage.logStore, backend: opened.backend, kv, engine, factory: consensus.factory, held };
   } catch (error) {

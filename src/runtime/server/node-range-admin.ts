@@ -17,7 +17,7 @@ import { spanBounds, type KvSpan } from "../storage/kv-lmdb-groups.js";
 import { LogStore } from "../storage/log-store.js";
 import type { GroupId } from "../../core/multi/group.js";
 import type { GroupRouter } from "../../core/multi/router.js";
-import { splitRefusal } from "../../core/kv/split.js";
+import { RANGE_BIRTH_INDEX, splitRefusal } from "../../core/kv/split.js";
 import { DEFAULT_NODE_CONFIG, RANGES_MAX, type NodeConfig } from "./config.js";
 import type { Consensus } from "./consensus.js";
 import { DATA_LAYOUT } from "./data-dir.js";
@@ -102,7 +102,7 @@ export class RangeAdmin {
               host: (id, logStore, durable) => this.hostBorn(id, logStore, durable, unborn.environment),
               hostWithoutState: (id, span, durable) => {
                 if (unborn.environment === null) throw new Error(`range ${id} was born without a state machine to hold it`);
-                this.hostWithoutState(id, span, durable, unborn.environment);
+                this.hostWithoutState(id, span, durable, unborn.environment, RANGE_BIRTH_INDEX);
                 log.warn({ range: id, start: span.start, end: span.end }, "hosting a range born of a split with no state until its leader sends it: the records its parent's split left here were lost with the store (a machine crash) and its parent caught up past the split");
               },
             },
@@ -351,7 +351,11 @@ export class RangeAdmin {
         // candidate's request in such a term must not get a second one (Raft's hard state).
         const floorTerm = "term" in span && typeof span.term === "number" ? span.term : 0;
         const durable = stateless.hardState === null && floorTerm > 0 ? { ...stateless, hardState: { term: floorTerm, vote: null, commit: 0 } } : stateless;
-        this.hostWithoutState(id, span, durable, environment);
+        // Its state is its leader's snapshot, taken once the range holds no more than `span`:
+        // the log's first entries may predate a split, and would build a different state here.
+        // Where ranges are not placed, only a range born of a split is adopted: its first snapshot, or any later one, will do.
+        const awaitFrom = "applied" in span && typeof span.applied === "number" ? Math.max(1, span.applied) : RANGE_BIRTH_INDEX;
+        this.hostWithoutState(id, span, durable, environment, awaitFrom);
         log.warn({ range: id, peer: from, start: span.start, end: span.end }, "hosting a range this node missed the split of, or was added to, until its leader sends its state");
       })
       .catch((error: unknown) => log.warn({ err: error, range: id, peer: from }, "could not host a range this node missed the split of; its leader's next message tries again"))
@@ -391,13 +395,16 @@ export class RangeAdmin {
     return { start: range.start, end: range.end };
   }
 
-  /** Range `id` hosted over `span` with no state but `durable`'s hard state, serving nothing until its leader sends its snapshot. */
-  private hostWithoutState(id: GroupId, span: KvSpan, durable: DurableState<unknown>, environment: LmdbKvEnvironment): void {
+  /**
+   * Range `id` hosted over `span` with no state but `durable`'s hard state, serving nothing
+   * until its leader sends its snapshot, at `awaitFrom` or later (GroupStorage.awaitSnapshot).
+   */
+  private hostWithoutState(id: GroupId, span: KvSpan, durable: DurableState<unknown>, environment: LmdbKvEnvironment, awaitFrom: number): void {
     const { config, consensus, sharedLog, log } = this.host;
     const recovered = recoverGroup(
       config,
       consensus,
-      { group: id, logStore: new LogStore(sharedLog, id), durable, kvPath: environment.path, openStateMachine: () => ({ backend: environment.group(id, span), trusted: true, reason: null }), bootstrapPeers: [] },
+      { group: id, logStore: new LogStore(sharedLog, id), durable, kvPath: environment.path, openStateMachine: () => ({ backend: environment.group(id, span), trusted: true, reason: null }), bootstrapPeers: [], awaitSnapshot: awaitFrom },
       log,
     );
     this.hostRange(recovered, true);

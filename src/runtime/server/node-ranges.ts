@@ -138,6 +138,10 @@ export function recoverRanges(
         }
       }
       const groupSpan = span;
+      // A range hosted here with no state over the keys it holds now (range-placement.ts moved
+      // it here after a split), that has not had its leader's snapshot yet: it still waits for one.
+      const first = presplit.get(id);
+      const awaitsSnapshot = durable.snapshot === null && durable.entries.length === 0 && first !== undefined && (first.start !== span.start || first.end !== span.end);
       recovered.push(
         recoverGroup(
           config,
@@ -149,8 +153,10 @@ export function recoverRanges(
             kvPath,
             ...(environment === null ? {} : { openStateMachine: () => ({ backend: environment.group(id, groupSpan), trusted: environment.trusted, reason: environment.reason }) }),
             // A node that joined never bootstraps: its configuration comes from the cluster.
-            // Nor does a range born of a split: its first snapshot holds its configuration.
-            bootstrapPeers: identity.joined || presplit.get(id) === undefined ? [] : firstReplicas,
+            // Nor does a range born of a split (its first snapshot holds its configuration), or
+            // one this node was not first placed on (it was added since: its log holds that).
+            bootstrapPeers: identity.joined || first === undefined || !firstReplicas.includes(config.id) ? [] : firstReplicas,
+            ...(awaitsSnapshot ? { awaitSnapshot: 1 } : {}),
           },
           log,
         ),

@@ -245,11 +245,11 @@ export class RangePlacement implements OtherRanges {
    * later index than any at which this node dropped it; null otherwise (node-range-admin.ts
    * hosts a range a member's message names only then). Undefined: the directory has no word of it.
    */
-  adoptable(id: GroupId): { readonly start: string; readonly end: string | null; readonly term: number } | null | undefined {
+  adoptable(id: GroupId): { readonly start: string; readonly end: string | null; readonly term: number; readonly applied: number } | null | undefined {
     const entry = this.entries().get(id);
     if (entry === undefined) return undefined;
     // The term it starts in: the range's, or the one this node's replica was in when dropped, whichever is later.
-    return adoptable(entry, this.host.self, this.droppedAt.get(id)) ? { start: entry.start, end: entry.end, term: Math.max(entry.term, this.droppedTerm.get(id) ?? 0) } : null;
+    return adoptable(entry, this.host.self, this.droppedAt.get(id)) ? { start: entry.start, end: entry.end, term: Math.max(entry.term, this.droppedTerm.get(id) ?? 0), applied: entry.applied } : null;
   }
 
   /** The nodes that host range `id`, its leader first: where a request for it is sent. */
