@@ -6,7 +6,7 @@
  */
 import type { Client } from "./client.js";
 import type { LeaseLostError } from "./errors.js";
-import { acquireLock, currentHolder, type Lock, type LockOptions } from "./lock.js";
+import { acquireLock, currentHolder, readContenders, type Lock, type LockOptions } from "./lock.js";
 
 /** Who leads an election: the leader's key, value (UTF-8) and token. */
 export interface ElectionLeader {
@@ -60,7 +60,9 @@ export async function electionLeader(client: Client, name: string): Promise<Elec
 
 /**
  * Each change of leader (and of its value), from the current one on: null while no one
- * leads. Ends when `signal` fires or the client closes.
+ * leads. Ends when `signal` fires or the client closes. The candidates are read once, at a
+ * revision, and then followed change by change from the revision after it, so a leader that
+ * led for less than a round trip is seen too, in order.
  */
 export async function* observe(client: Client, name: string, signal?: AbortSignal): AsyncGenerator<ElectionLeader | null> {
   let last: string | undefined;
@@ -70,13 +72,22 @@ export async function* observe(client: Client, name: string, signal?: AbortSigna
     last = text;
     return true;
   };
-  const first = await electionLeader(client, name);
-  if (emit(first)) yield first;
-  const watch = client.watch(`${name}/`, { prefix: true, ...(signal === undefined ? {} : { signal }) });
+  const { contenders, revision } = await readContenders(client, `${name}/`);
+  const candidates = new Map<string, ElectionLeader>(contenders.map((kv) => [kv.key, { key: kv.key, value: new TextDecoder().decode(kv.value), token: kv.createRevision }]));
+  const leader = (): ElectionLeader | null => {
+    let first: ElectionLeader | null = null;
+    for (const candidate of candidates.values()) if (first === null || candidate.token < first.token) first = candidate;
+    return first;
+  };
+  const now = leader();
+  if (emit(now)) yield now;
+  const watch = client.watch(`${name}/`, { prefix: true, fromRevision: revision + 1, ...(signal === undefined ? {} : { signal }) });
   try {
-    for await (const _ of watch) {
-      const leader = await electionLeader(client, name);
-      if (emit(leader)) yield leader;
+    for await (const event of watch) {
+      if (event.type === "delete") candidates.delete(event.key);
+      else candidates.set(event.key, { key: event.key, value: new TextDecoder().decode(event.value), token: event.createRevision });
+      const next = leader();
+      if (emit(next)) yield next;
     }
   } finally {
     watch.close();

@@ -120,7 +120,8 @@ async function waitForTurn(client: Client, name: string, own: Contender, signal:
 }
 
 /** Every contender under `prefix`, as of one revision (the first page's), and that revision. */
-async function readContenders(client: Client, prefix: string): Promise<{ contenders: KeyValue[]; revision: number }> {
+/** Every key under `prefix`, read at one revision (page after page), and that revision. */
+export async function readContenders(client: Client, prefix: string): Promise<{ contenders: KeyValue[]; revision: number }> {
   const contenders: KeyValue[] = [];
   let revision: number | undefined;
   let after: string | undefined;
