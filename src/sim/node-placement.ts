@@ -46,6 +46,8 @@ export interface HostingNode<M> {
   replica(group: GroupId): Replica<M, unknown, unknown> | null;
   /** What `group`'s KV store applied (undefined: not hosted, or the node runs a user's state machine). */
   kvApplied(group: GroupId): number | undefined;
+  /** With splits: `group`'s keys and epoch as this node's replica holds them (null: no state yet, or no splits). */
+  rangeOf(group: GroupId): { readonly start: string; readonly end: string | null; readonly epoch: number } | null;
   /** Hosts a replica of `group` in this incarnation, from its durable state (not started). */
   host(group: GroupId, durable: DurableState<unknown>): { start(): void };
   /** Stops `group`'s replica and forgets it (its records stay on the disk); false if not hosted. */
@@ -91,6 +93,11 @@ export class SimNodeHosting<M> {
   /** A peer's directory message arrived (in this incarnation, through the node's inputs). */
   hear(from: NodeId, entries: readonly SimRangeEntry[]): void {
     this.placement.hear(from, entries);
+  }
+
+  /** The directory's description of `group` when it counts this node in (SimPlacement.adoptableEntry). */
+  adoptableEntry(group: GroupId): SimRangeEntry | null | undefined {
+    return this.placement.adoptableEntry(group);
   }
 
   /** The nodes the directory says host `group`, its leader first: where a request for it is forwarded. */
@@ -162,7 +169,8 @@ export class SimNodeHosting<M> {
       } catch {
         // Compacted past: the latest is what this replica holds.
       }
-      return { term: status.term, role: status.role, leader: status.leader, lastIndex: status.lastIndex, applied, membership, appliedMembership };
+      const range = node.rangeOf(group);
+      return { term: status.term, role: status.role, leader: status.leader, lastIndex: status.lastIndex, applied, membership, appliedMembership, ...(range === null ? {} : { range }) };
     };
     return {
       id: node.id,

@@ -47,6 +47,7 @@ import type { Replica } from "../core/replica/replica.js";
 import type { SimDisk } from "./disk.js";
 import type { ClientRequest, ClientResponse } from "./messages.js";
 import { refuseKvRequest, toOperation } from "./node-requests.js";
+import type { SimRangeEntry } from "./placement.js";
 
 /** The term of a born range's first snapshot (production's RANGE_BIRTH_TERM, runtime/server/range-births.ts). */
 export const SIM_RANGE_BIRTH_TERM = 1;
@@ -79,8 +80,8 @@ export interface SplitsNode<M> {
   hostedGroups(): readonly GroupId[];
   replica(group: GroupId): Replica<M, unknown, unknown> | null;
   layer(group: GroupId): KvReplica<M, unknown> | null;
-  /** Hosts a replica of `group` from its durable state (not started). */
-  host(group: GroupId, durable: DurableState<unknown>): { start(): void };
+  /** Hosts a replica of `group` from its durable state (not started); with `awaitSnapshot`, one that waits for its leader's snapshot (EngineOptions.awaitSnapshot). */
+  host(group: GroupId, durable: DurableState<unknown>, awaitSnapshot?: number): { start(): void };
   onStatus(group: GroupId): void;
   /** Runs `action` in this incarnation once the input under way is done. */
   soon(action: () => void): void;
@@ -163,7 +164,7 @@ export class SimNodeSplits<M> {
     return this.groups;
   }
 
-  /** The voters a range's engine starts from with nothing on disk: the bootstrap voters for the first ranges, none for a child (its snapshot says). */
+  /** The voters a range's engine starts from with nothing on disk: `peers` (the bootstrap voters) for the first ranges, none for a child (its snapshot says). */
   bootstrapPeers(group: GroupId, peers: readonly NodeId[]): readonly NodeId[] {
     return this.options.table.get(group) === undefined ? [] : peers;
   }
@@ -178,7 +179,7 @@ export class SimNodeSplits<M> {
     const kv = made === undefined ? createRangeStore(this.options.mutant, groups) : new KvStore(made);
     if (snapshot !== undefined) kv.restore(snapshot);
     else {
-      const first = this.options.table.get(group) ?? this.adoptedSpans.get(group);
+      const first = this.adoptedSpans.get(group) ?? this.options.table.get(group);
       if (first === undefined) throw new Error(`node ${this.node.id} hosts range ${group} with no snapshot and no span`);
       kv.backend.transaction(() => kv.backend.setSpan?.({ start: first.start, end: first.end }));
     }
@@ -213,25 +214,41 @@ export class SimNodeSplits<M> {
   }
 
   /**
-   * A member's message for a range this node does not host: a child whose split it missed.
-   * Its span is asked of the sender; when no range here holds any of its keys, the child is
-   * hosted with no state (the leader sends its snapshot). A span still held here is left to
-   * the parent's split.
+   * A member's message for a range this node does not host, as production's node takes it
+   * (runtime/server/node-range-admin.ts, adoptRange). Without placement, a child whose split
+   * it missed: its span is asked of the sender. With placement (`directory`), a range the
+   * directory counts this node in: its span is the directory's (asked of the sender when the
+   * directory has no word of it); none when the directory leaves this node out. When no
+   * range here holds any of its keys, it is hosted with no state, and waits for its leader's
+   * snapshot taken at or after the description (EngineOptions.awaitSnapshot): its log's first
+   * entries may predate a split. A span still held here is left to the parent's split.
    */
-  adopt(from: NodeId, group: GroupId): void {
+  adopt(from: NodeId, group: GroupId, directory?: { readonly described: SimRangeEntry | null | undefined }): void {
     const { node } = this;
-    if (this.options.table.get(group) !== undefined || node.replica(group) !== null || this.asking.get(group) === node.incarnation()) return;
+    if ((directory === undefined && this.options.table.get(group) !== undefined) || node.replica(group) !== null || this.asking.get(group) === node.incarnation()) return;
+    const described = directory?.described;
+    if (described === null) return;
+    const hostOver = (span: KeySpan, awaitFrom: number): void => {
+      if (node.replica(group) !== null || this.overlapsHosted(span)) return;
+      this.adoptedSpans.set(group, { start: span.start, end: span.end });
+      this.counts.adoptions++;
+      node.host(group, this.adoptedState(node.disk.replay(group)), this.options.mutant === "split-moved-replica-replays-log" ? undefined : awaitFrom).start();
+      node.trace(group, `hosting a range this node missed the split of, or was added to, until its leader sends its state (at ${awaitFrom} or later)`);
+      node.onStatus(group);
+    };
+    if (described !== undefined && described.start !== undefined && described.end !== undefined) return hostOver({ start: described.start, end: described.end }, Math.max(1, described.applied));
     this.asking.set(group, node.incarnation());
     node.askRange(from, group, (range) => {
       this.asking.delete(group);
-      if (range === null || node.replica(group) !== null) return;
-      if (this.overlapsHosted(range)) return;
-      this.adoptedSpans.set(group, { start: range.start, end: range.end });
-      this.counts.adoptions++;
-      node.host(group, this.adoptedState(node.disk.replay(group))).start();
-      node.trace(group, `hosting a range this node missed the split of, until its leader sends its state`);
-      node.onStatus(group);
+      // Asked of the sender: a range born of a split, whose first snapshot or any later one will do.
+      if (range !== null) hostOver(range, RANGE_BIRTH_INDEX);
     });
+  }
+
+  /** The node dropped its replica of `group` (it left the range): its store and adopted span go with it. */
+  dropped(group: GroupId): void {
+    this.storesNow().unregister(group);
+    this.adoptedSpans.delete(group);
   }
 
   /**
@@ -257,13 +274,21 @@ export class SimNodeSplits<M> {
     return { id: group, start: span.start, end: span.end, epoch: kv.rangeEpoch };
   }
 
+  /** Range `group`'s state here, as a snapshot, and the index it applied (null: not hosted, or no state yet). */
+  stateOf(group: GroupId): { readonly applied: number; readonly bytes: Uint8Array; readonly revision: number; readonly epoch: number } | null {
+    const kv = this.node.layer(group)?.kv;
+    if (kv === undefined || !this.holdsState(group, kv)) return null;
+    return { applied: kv.applied, bytes: kv.snapshot(), revision: kv.currentRevision, epoch: kv.rangeEpoch };
+  }
+
   /** Every range this node holds, as it sees them now. */
   view(): RangeDescriptor[] {
     return this.node.hostedGroups().flatMap((group) => this.describe(group) ?? []);
   }
 
-  /** Whether this replica holds its range's state: a child adopted with nothing waits for its leader's snapshot. */
+  /** Whether this replica holds its range's state: one adopted with nothing waits for its leader's snapshot. */
   private holdsState(group: GroupId, kv: KvStore): boolean {
+    if (kv.applied === 0 && this.adoptedSpans.has(group)) return false;
     return this.options.table.get(group) !== undefined || kv.applied >= RANGE_BIRTH_INDEX;
   }
 
@@ -274,9 +299,19 @@ export class SimNodeSplits<M> {
     layer.write(operation, null, { resolve: done, reject: done });
   }
 
+  /** The range a client's request names (by the first table, when it names none). */
+  rangeOf(request: ClientRequest): GroupId {
+    return request.range ?? this.options.table.forKey(request.key).id;
+  }
+
+  /** Whether `group` is one of the ranges the cluster started with. */
+  isFirstRange(group: GroupId): boolean {
+    return this.options.table.get(group) !== undefined;
+  }
+
   /** A KV client's request, named for a range (see the module comment). */
   serve(request: ClientRequest, respond: (response: ClientResponse) => void): void {
-    const group = request.range ?? this.options.table.forKey(request.key).id;
+    const group = this.rangeOf(request);
     const refuse = (reason: string, mismatch: boolean): void =>
       respond({ type: "client-response", sequence: request.sequence, outcome: "refused", reason, leaderHint: null, ...(mismatch ? { mismatch: true, ranges: this.view() } : {}) });
     const layer = this.node.layer(group);

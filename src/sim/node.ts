@@ -263,18 +263,21 @@ export class SimNode<M> {
    */
   private groupsAtStart(): GroupId[] {
     const all = Array.from({ length: this.groupCount }, (_, group) => group);
-    if (this.splitting !== null) return this.splitting.groupsAtStart();
-    return this.placement === null ? all : this.placement.groupsAtStart(all);
+    const placed = this.placement === null ? all : this.placement.groupsAtStart(all);
+    if (this.splitting === null) return placed;
+    // With both, a range the cluster started with is hosted where placement says; one born of a split, where its disk has it.
+    const atStart = new Set(placed);
+    return this.splitting.groupsAtStart().filter((group) => !this.splitting?.isFirstRange(group) || atStart.has(group));
   }
 
   /** The voters `group`'s engine starts from when its disk holds no configuration: none for a group it joins later. */
   private bootstrapPeers(group: GroupId): readonly NodeId[] {
-    if (this.splitting !== null) return this.splitting.bootstrapPeers(group, this.options.peers);
-    return this.placement === null ? this.options.peers : this.placement.bootstrapPeers(group);
+    const placed = this.placement === null ? this.options.peers : this.placement.bootstrapPeers(group);
+    return this.splitting === null ? placed : this.splitting.bootstrapPeers(group, placed);
   }
 
-  /** Hosts a replica of `group` in this incarnation, from its durable state. */
-  private hostGroup(group: GroupId, durable: DurableState<unknown>): HostedReplica<M> {
+  /** Hosts a replica of `group` in this incarnation, from its durable state (waiting for a leader's snapshot at `awaitSnapshot` or later, when given). */
+  private hostGroup(group: GroupId, durable: DurableState<unknown>, awaitSnapshot?: number): HostedReplica<M> {
     const router = this.router;
     // The replica is created after the router knows the group, so receive reads it lazily.
     const network = router.host(group, (from, message) => this.replicaOf(group).receive(from, message));
@@ -284,7 +287,7 @@ export class SimNode<M> {
       this.hosted.set(group, this.appNode);
       return this.appNode;
     }
-    const kvNode = this.createKvReplica(durable, group, network, storage);
+    const kvNode = this.createKvReplica(durable, group, network, storage, awaitSnapshot);
     this.kvNodes.set(group, kvNode);
     this.hosted.set(group, kvNode);
     return kvNode;
@@ -304,6 +307,10 @@ export class SimNode<M> {
       hostedGroups: () => [...this.hosted.keys()],
       replica: (group) => this.hosted.get(group)?.replica ?? null,
       kvApplied: (group) => this.kvNodes.get(group)?.kv.applied,
+      rangeOf: (group) => {
+        const range = this.splitting?.describe(group) ?? null;
+        return range === null ? null : { start: range.start, end: range.end, epoch: range.epoch };
+      },
       host: (group, durable) => this.hostGroup(group, durable),
       unhost: (group) => this.unhostGroup(group),
       sendDirectory: (to, entries) => this.host.overNodeLink(this.id, to, (node) => node.hearDirectory(this.id, entries)),
@@ -323,7 +330,7 @@ export class SimNode<M> {
       hostedGroups: () => [...this.hosted.keys()],
       replica: (group) => this.hosted.get(group)?.replica ?? null,
       layer: (group) => this.kvNodes.get(group) ?? null,
-      host: (group, durable) => this.hostGroup(group, durable),
+      host: (group, durable, awaitSnapshot) => this.hostGroup(group, durable, awaitSnapshot),
       onStatus: (group) => this.host.onStatus(this, group),
       soon: (action) => {
         const incarnation = this.incarnation;
@@ -349,6 +356,7 @@ export class SimNode<M> {
     this.hosted.delete(group);
     this.kvNodes.delete(group);
     this.heldBirths.release(group);
+    this.splitting?.dropped(group);
     this.appliedByGroup[group] = new Set();
     return true;
   }
@@ -358,9 +366,9 @@ export class SimNode<M> {
     this.input(this.incarnation, () => this.placement?.hear(from, entries));
   }
 
-  private createEngine(durable: DurableState<unknown>, appliedIndex: number, peers: readonly NodeId[]): Engine<M, unknown> {
+  private createEngine(durable: DurableState<unknown>, appliedIndex: number, peers: readonly NodeId[], awaitSnapshot?: number): Engine<M, unknown> {
     const { id, factory, mutant } = this.options;
-    const engineOptions = { id, peers, durable, appliedIndex, seed: this.options.engineSeed() };
+    const engineOptions = { id, peers, durable, appliedIndex, seed: this.options.engineSeed(), ...(awaitSnapshot === undefined || appliedIndex > 0 ? {} : { awaitSnapshot }) };
     return mutant === null ? factory.create(engineOptions) : factory.create(engineOptions, mutant);
   }
 
@@ -409,7 +417,7 @@ export class SimNode<M> {
     application.applied(this.id, entry, applied, request);
   }
 
-  private createKvReplica(durable: DurableState<unknown>, group: GroupId, network: Network<M>, storage: LogStorage<unknown>): KvReplica<M, unknown> {
+  private createKvReplica(durable: DurableState<unknown>, group: GroupId, network: Network<M>, storage: LogStorage<unknown>, awaitSnapshot?: number): KvReplica<M, unknown> {
     const { id, factory } = this.options;
     const peers = this.bootstrapPeers(group);
     // With placement, the replica may be a learner of a group it did not start in: its peers are the run's.
@@ -424,7 +432,7 @@ export class SimNode<M> {
     const births = this.splitting === null ? null : this.heldBirths;
     const held = births === null || durable.snapshot === null ? null : heldFirstStateOf(durable.snapshot.data);
     if (held !== null) births?.add(group, held);
-    const engine = this.createEngine(held === null || durable.snapshot === null ? durable : { ...durable, snapshot: { ...durable.snapshot, held: true } }, kv.applied, peers);
+    const engine = this.createEngine(held === null || durable.snapshot === null ? durable : { ...durable, snapshot: { ...durable.snapshot, held: true } }, kv.applied, peers, awaitSnapshot);
     const incarnation = this.incarnation;
     const validate = factory.validateMessage;
     return new KvReplica<M, unknown>({
@@ -589,8 +597,11 @@ export class SimNode<M> {
    */
   deliver(from: NodeId, envelope: GroupEnvelope<M>): void {
     this.input(this.incarnation, () => {
-      if (this.placement !== null && !this.router.hosts(envelope.group)) this.placement.adopt(envelope.group);
-      if (this.splitting !== null && !this.router.hosts(envelope.group)) this.splitting.adopt(from, envelope.group);
+      if (!this.router.hosts(envelope.group)) {
+        // One rule, production's: with splits, the range's span and whether it counts this node in (the directory's, with placement).
+        if (this.splitting !== null) this.splitting.adopt(from, envelope.group, this.placement === null ? undefined : { described: this.placement.adoptableEntry(envelope.group) });
+        else this.placement?.adopt(envelope.group);
+      }
       this.router.deliver(from, envelope);
     });
   }
@@ -661,8 +672,13 @@ export class SimNode<M> {
     });
   }
 
-  private handleRequest(request: ClientRequest): void {
-    if (this.splitting !== null) return this.splitting.serve(request, (response) => this.host.sendToClient(this.id, request.clientId, response));
+  private handleRequest(request: ClientRequest, forwarded = false): void {
+    if (this.splitting !== null) {
+      // With placement, a range this node does not host is asked of one that does, as production's node forwards it.
+      const range = this.splitting.rangeOf(request);
+      if (this.placement !== null && !forwarded && !this.hosted.has(range)) return this.forward(range, request);
+      return this.splitting.serve(request, (response) => this.host.sendToClient(this.id, request.clientId, response));
+    }
     // Each key belongs to one group; its replica here serves it.
     const group = groupOfKey(request.key, this.groupCount);
     if (this.placement !== null && !this.hosted.has(group)) return this.forward(group, request);
@@ -684,7 +700,8 @@ export class SimNode<M> {
   /** A request another node forwarded here (placement only): served if this node hosts its group. */
   serveForwarded(request: ClientRequest): void {
     this.input(this.incarnation, () => {
-      if (this.hosted.has(groupOfKey(request.key, this.groupCount))) this.handleRequest(request);
+      const group = this.splitting?.rangeOf(request) ?? groupOfKey(request.key, this.groupCount);
+      if (this.hosted.has(group)) this.handleRequest(request, true);
     });
   }
 

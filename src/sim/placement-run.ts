@@ -49,6 +49,8 @@ export interface PlacementRunWorld {
   lose(id: NodeId): void;
   /** `group`'s leader with the highest term among the live nodes. */
   leaderOf(group: GroupId): NodeId | null;
+  /** With splits: whether range `group` exists (was born) as the run ends; absent, every group does. */
+  groupExists?(group: GroupId): boolean;
   note(text: string): void;
 }
 
@@ -145,6 +147,7 @@ export class PlacementRun {
     const reachable = new Set(live.map((id) => zones.get(id))).size;
     const short: string[] = [];
     for (let group = 1; group < this.world.params.groups; group++) {
+      if (this.world.groupExists?.(group) === false) continue;
       const voters = this.finalVoters(group) ?? [];
       if (new Set(voters.map((id) => zones.get(id))).size < Math.min(this.world.replicas, reachable)) short.push(`group ${group} on nodes ${voters.map((id) => `${id}:${zones.get(id) ?? "?"}`).join(",") || "none"}`);
     }

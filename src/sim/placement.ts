@@ -45,6 +45,9 @@ const PLACEMENT_STEPS_MAX = 2;
 /** One group as the node hosting it describes it to its peers. */
 export interface SimRangeEntry extends RangeDescription {
   readonly group: GroupId;
+  /** With splits (`--splits`): the range's keys, as production's description has them (its epoch is RangeDescription's). */
+  readonly start?: string;
+  readonly end?: string | null;
 }
 
 /** What this node's replica of a group says of itself. */
@@ -57,6 +60,8 @@ export interface LocalRange {
   /** The latest configuration in its log, and the one in force at what it applied. */
   readonly membership: Membership;
   readonly appliedMembership: Membership;
+  /** With splits: the range's keys and epoch, once this replica holds its state. */
+  readonly range?: { readonly start: string; readonly end: string | null; readonly epoch: number };
 }
 
 /** What placement needs of the node that runs it. */
@@ -150,6 +155,17 @@ export class SimPlacement {
   }
 
   /**
+   * As `adoptable`, with the description that counts this node in (production's
+   * RangePlacement.adoptable): null when none does, undefined when the directory has no
+   * word of the group (and this node never dropped it).
+   */
+  adoptableEntry(group: GroupId): SimRangeEntry | null | undefined {
+    const entry = this.entries().get(group);
+    if (entry === undefined) return this.droppedAt.has(group) ? null : undefined;
+    return adoptable(entry, this.node.id, this.droppedAt.get(group)) ? entry : null;
+  }
+
+  /**
    * The nodes that host `group`, as the directory says: where a request for it is forwarded.
    * Its leader first, then its voters, those heard from recently before the others.
    */
@@ -168,7 +184,8 @@ export class SimPlacement {
     for (const group of this.node.hostedGroups()) {
       const local = this.node.local(group);
       if (local === null || local.lastIndex === 0) continue;
-      entries.push({ group, term: local.term, role: local.role, leader: local.leader, voters: [...local.membership.voters], learners: [...local.membership.learners], applied: local.applied });
+      const range = local.range === undefined ? {} : { start: local.range.start, end: local.range.end, epoch: local.range.epoch };
+      entries.push({ group, term: local.term, role: local.role, leader: local.leader, voters: [...local.membership.voters], learners: [...local.membership.learners], applied: local.applied, ...range });
     }
     return entries;
   }

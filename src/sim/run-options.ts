@@ -128,7 +128,6 @@ export function splitsConflict(options: { readonly splits: number | undefined; r
   if (splits === undefined) return null;
   if (!Number.isSafeInteger(splits) || splits < 1 || splits > SIM_SPLITS_MAX) return `--splits must be an integer from 1 to ${SIM_SPLITS_MAX}, got ${splits}`;
   if (factory.name !== "raft") return `--splits runs on Raft only (ranges split on a sharded Raft node; protocol ${factory.name} does not split them)`;
-  if (options.replicas !== undefined) return "--splits does not run with --replicas yet: every node hosts every range";
   if (options.stateMachine || (options.workload !== undefined && options.workload !== "kv")) return "--splits runs the KV workload only";
   if (options.hotGroups !== undefined) return "--splits does not run with --hot-groups";
   if (options.groups + 2 * splits > SIM_GROUPS_MAX) return `--groups ${options.groups} with --splits ${splits} is more ranges than a run holds (--groups plus twice --splits at most ${SIM_GROUPS_MAX})`;

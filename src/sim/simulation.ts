@@ -214,6 +214,7 @@ class Simulation implements NodeHost<unknown> {
         context: () => this.nemesis.context(),
         lose: (id) => this.nemesis.lose(id),
         leaderOf: (group) => this.currentLeader(group),
+        groupExists: (group) => this.splitRun === null || this.splitRun.currentTable().get(group) !== undefined,
         note: (text) => this.log.notableEvent("nemesis", text),
       });
     }

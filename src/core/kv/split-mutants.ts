@@ -35,6 +35,13 @@
  *   split a held child names (`withWitnessedCommit`), and otherwise hosts the child with no
  *   state until its leader's snapshot (`unmadeChildState`).
  * - `split-keeps-unmade-child` breaks the second of those rules alone.
+ * - `split-moved-replica-replays-log` breaks how a node hosts a range it was added to (or
+ *   missed the split of) with no state: it takes the log from its leader's first entry
+ *   instead of waiting for a snapshot (EngineOptions.awaitSnapshot). This project shipped
+ *   it (before 17f1b79): a range moved to a node after it split applied its pre-split
+ *   entries over its narrower span, refused the writes to keys that had moved and the
+ *   split itself, and went on with revisions and an epoch of its own. The run's check that
+ *   replicas at one applied index hold one state catches it (split-checks.ts).
  */
 import { MemoryKvBackend } from "./backend.js";
 import { SharedMemoryKvBackend, type MemoryKvGroups } from "./memory-groups.js";
@@ -52,6 +59,8 @@ export const SPLIT_MUTANTS = {
     "a node whose parent range caught up past a split it can no longer make again (its store lost with a crash) hosts the child from its held first state anyway, which names records it does not have, instead of with no state until its leader's snapshot",
   "split-trusts-parent-log":
     "a restarted node counts on the parent's log alone to make a held child's records again: the parent restarts from its saved commit index though the child proves a later split committed, and a child whose parent caught up past its split is hosted from its held first state anyway",
+  "split-moved-replica-replays-log":
+    "a range hosted with no state on a node it was moved to after a split takes its leader's log from the first entry instead of waiting for a snapshot: the entries before the split, applied over its narrower span, build another state (other revisions, an older epoch)",
 } as const;
 
 export type SplitMutant = keyof typeof SPLIT_MUTANTS;

@@ -87,6 +87,26 @@ describe("a replica waiting for a snapshot (awaitSnapshot)", () => {
     assert.deepEqual(c.appliedData(4), c.appliedData(1));
   });
 
+  test("an ask that arrives after the snapshot was installed (delayed, or duplicated) sends nothing again", () => {
+    const c = clusterWithNewcomer(3);
+    const ask = c.sent.find((e) => e.from === 4 && e.message.type === "append-response" && e.message.snapshotFrom === 3);
+    assert.ok(ask !== undefined);
+    c.compact(1);
+    c.stabilize();
+    c.tickAll(10);
+    const installed = c.engine(4).status().snapshotIndex;
+    assert.ok(installed >= 3);
+    const snapshotsBefore = c.sent.filter((e) => e.to === 4 && e.message.type === "snapshot").length;
+    c.queue.push(ask);
+    c.stabilize();
+    c.tickAll(20);
+    assert.equal(c.sent.filter((e) => e.to === 4 && e.message.type === "snapshot").length, snapshotsBefore, "no snapshot sent again");
+    assert.equal(c.engine(1).replication()?.find((pr) => pr.id === 4)?.state, "replicate");
+    c.engine(1).propose(data("after"));
+    c.stabilize();
+    assert.deepEqual(c.appliedData(4).slice(-1), ["after"]);
+  });
+
   test("a snapshot chunk older than what it needs is refused with what it needs (a leader that had started sending before)", () => {
     const c = clusterWithNewcomer(100);
     c.queue = [];

@@ -223,6 +223,8 @@ export class Replicator {
    * then `snapshotsChanged`). One being sent that is older is dropped.
    */
   private wantsSnapshot(to: NodeId, pr: Progress, from: number): void {
+    // An ask from before it installed one (delayed or duplicated): it holds that far already.
+    if (pr.match >= from) return;
     pr.snapshotWanted = Math.max(pr.snapshotWanted, from);
     if (pr.state === "snapshot" && pr.pendingSnapshot >= pr.snapshotWanted) return;
     pr.becomeProbe();
