@@ -49,6 +49,9 @@ import type { ClientRequest, ClientResponse } from "./messages.js";
 import { refuseKvRequest, toOperation } from "./node-requests.js";
 import type { SimRangeEntry } from "./placement.js";
 
+/** How long a node waits for a peer's answer about a range's span before it may ask again (production's fetch of it times out after 2 s). */
+const ASK_TIMEOUT_MICROS = 1_000_000;
+
 /** The term of a born range's first snapshot (production's RANGE_BIRTH_TERM, runtime/server/range-births.ts). */
 export const SIM_RANGE_BIRTH_TERM = 1;
 
@@ -85,6 +88,8 @@ export interface SplitsNode<M> {
   onStatus(group: GroupId): void;
   /** Runs `action` in this incarnation once the input under way is done. */
   soon(action: () => void): void;
+  /** Runs `action` in this incarnation after `delayMicros` of virtual time (not if it crashed meanwhile). */
+  after(delayMicros: number, action: () => void): void;
   /** Asks node `to`, over the link between the nodes, for its description of range `group`; `answer` runs in this incarnation. */
   askRange(to: NodeId, group: GroupId, answer: (range: RangeDescriptor | null) => void): void;
   trace(group: GroupId, text: string): void;
@@ -104,8 +109,8 @@ export class SimNodeSplits<M> {
   readonly counts: SplitCounts = { adoptions: 0, readMismatchesOnArrival: 0, readMismatchesAfterReadIndex: 0, writeMismatches: 0 };
   /** Spans of the ranges this node adopted (it missed their split), over every incarnation: a real node keeps them with the range's files. */
   private readonly adoptedSpans = new Map<GroupId, KeySpan>();
-  /** Ranges whose span is being asked of a peer, with the incarnation that asked. */
-  private readonly asking = new Map<GroupId, number>();
+  /** Ranges whose span is being asked of a peer: the ask under way (a crash ends it; so does a timeout, as production's fetch of the span does). */
+  private readonly asking = new Map<GroupId, { readonly incarnation: number }>();
   private readonly readCheck: ReturnType<typeof readRangeCheck>;
   /** The stores splits made in the incarnation that runs (a crash loses them), and which incarnation that is. */
   private groups = new MemoryKvGroups();
@@ -225,7 +230,7 @@ export class SimNodeSplits<M> {
    */
   adopt(from: NodeId, group: GroupId, directory?: { readonly described: SimRangeEntry | null | undefined }): void {
     const { node } = this;
-    if ((directory === undefined && this.options.table.get(group) !== undefined) || node.replica(group) !== null || this.asking.get(group) === node.incarnation()) return;
+    if ((directory === undefined && this.options.table.get(group) !== undefined) || node.replica(group) !== null || this.asking.get(group)?.incarnation === node.incarnation()) return;
     const described = directory?.described;
     if (described === null) return;
     const hostOver = (span: KeySpan, awaitFrom: number): void => {
@@ -237,8 +242,14 @@ export class SimNodeSplits<M> {
       node.onStatus(group);
     };
     if (described !== undefined && described.start !== undefined && described.end !== undefined) return hostOver({ start: described.start, end: described.end }, Math.max(1, described.applied));
-    this.asking.set(group, node.incarnation());
+    const ask = { incarnation: node.incarnation() };
+    this.asking.set(group, ask);
+    // An answer lost on the way: the next message from the range's members asks again.
+    node.after(ASK_TIMEOUT_MICROS, () => {
+      if (this.asking.get(group) === ask) this.asking.delete(group);
+    });
     node.askRange(from, group, (range) => {
+      if (this.asking.get(group) !== ask) return;
       this.asking.delete(group);
       // Asked of the sender: a range born of a split, whose first snapshot or any later one will do.
       if (range !== null) hostOver(range, RANGE_BIRTH_INDEX);

@@ -8,7 +8,7 @@ import { SimTxnService, type PhaseAnswer, type SimTxnRequest, type SimTxnRespons
 import type { LeaseRequest } from "./lease-workload.js";
 import type { LockRequest, LockResponse } from "./lock-workload.js";
 import { admissionOf, refuseKvRequest, serveKvRequest, serveLeaseRequest, serveLockRequest } from "./node-requests.js";
-import type { Clock, LogStorage, Network, ReplicaObserver } from "../core/replica/contract.js";
+import type { LogStorage, Network, ReplicaObserver } from "../core/replica/contract.js";
 import type { Replica } from "../core/replica/replica.js";
 import { EmbeddedReplica, EmbeddedStateMachine, highestSequenceIn, type EmbeddedApplied } from "../core/replica/embedded.js";
 import { GroupCommit } from "../core/multi/group-commit.js";
@@ -18,7 +18,8 @@ import { heldFirstStateOf } from "../core/kv/split.js";
 import { SimLeaderBalancing, type BalancingNode } from "./leader-balancing.js";
 import { createRouter } from "../core/multi/mutants.js";
 import type { GroupRouter } from "../core/multi/router.js";
-import { SimDisk, SimLogStorage, SimSyncDevice } from "./disk.js";
+import type { SimDisk } from "./disk.js";
+import { SimProcessIo } from "./node-process.js";
 import type { ClientRequest } from "./messages.js";
 import { SimNodeLiveness, type QuiescenceCounts } from "./node-liveness.js";
 import type { PlacementCounts, SimRangeEntry } from "./placement.js";
@@ -43,8 +44,6 @@ interface HostedReplica<M> {
   start(): void;
 }
 
-/** The wall clock a simulated node's leader puts in clock entries: an epoch, plus virtual time. */
-export const SIM_EPOCH_MS = 1_700_000_000_000;
 const PENDING_REQUESTS_MAX = 1_000_000;
 /**
  * Results that are no client's write taking effect: a clock entry (a node's own, with a no-op
@@ -99,8 +98,8 @@ export class SimNode<M> {
   readonly splitting: SimNodeSplits<M> | null;
   /** Hands each arriving envelope to its group's replica; one per incarnation. */
   private router: GroupRouter<M>;
-  /** Every incarnation's group commit (several groups only), for its counts. */
-  private readonly commits: GroupCommit[] = [];
+  /** The process's clock, disk and group commit as its replicas see them. */
+  private readonly io: SimProcessIo;
   private appNode: EmbeddedReplica<M, unknown, unknown> | null = null;
   /** The node-level liveness that wakes quiet groups, over every incarnation (quiescence only). */
   private readonly liveness: SimNodeLiveness | null;
@@ -121,6 +120,7 @@ export class SimNode<M> {
     this.disk = disk;
     this.groupCount = options.groups ?? 1;
     if (this.groupCount > 1 && options.application !== undefined) throw new Error("a user's state machine runs in one group only");
+    this.io = new SimProcessIo({ now: () => host.now(), after: (delayMicros, action) => host.after(delayMicros, action), afterFsync: (action) => host.afterFsync(this, action) }, { alive: (incarnation) => this.alive(incarnation), paused: () => this.paused, input: (incarnation, action) => this.input(incarnation, action) }, disk, options.clockRate, this.groupCount);
     this.placement = options.placement === undefined || options.placement === null ? null : new SimNodeHosting(this.hostingNode(), options.placement);
     this.splitting = options.splits === undefined || options.splits === null ? null : new SimNodeSplits(this.splitsNode(), options.splits);
     this.router = this.createReplicas();
@@ -173,6 +173,13 @@ export class SimNode<M> {
 
   get kv(): KvStore {
     return this.kvLayer(DEFAULT_GROUP).kv;
+  }
+
+  /** `group`'s KV state here, as a snapshot with the index it applied (null: not hosted, no state yet, or a user's state machine). */
+  kvStateOf(group: GroupId): { readonly applied: number; readonly bytes: Uint8Array; readonly revision: number; readonly epoch: number } | null {
+    if (this.splitting !== null) return this.splitting.stateOf(group);
+    const kv = this.kvNodes.get(group)?.kv;
+    return kv === undefined ? null : { applied: kv.applied, bytes: kv.snapshot(), revision: kv.currentRevision, epoch: kv.rangeEpoch };
   }
 
   /** The groups this incarnation hosts, by increasing id (splits add to them). */
@@ -242,7 +249,7 @@ export class SimNode<M> {
     const id = this.id;
     const router = createRouter<M>({ send: (to, envelope) => (this.host.sendToPeer(id, to, envelope), true) }, this.options.routerMutant ?? null);
     this.router = router;
-    this.commit = this.groupCommit(this.incarnation);
+    this.commit = this.io.groupCommit(this.incarnation);
     this.hosted = new Map();
     this.kvNodes = new Map();
     this.appliedByGroup = [];
@@ -281,7 +288,7 @@ export class SimNode<M> {
     const router = this.router;
     // The replica is created after the router knows the group, so receive reads it lazily.
     const network = router.host(group, (from, message) => this.replicaOf(group).receive(from, message));
-    const storage = this.commit === null ? this.storage(this.incarnation) : this.commit.storage(this.groupStorage(this.incarnation, group));
+    const storage = this.commit === null ? this.io.storage(this.incarnation) : this.commit.storage(this.io.groupStorage(this.incarnation, group));
     if (this.options.application !== undefined) {
       this.appNode = this.createAppReplica(durable, this.options.application, network, storage);
       this.hosted.set(group, this.appNode);
@@ -336,6 +343,10 @@ export class SimNode<M> {
         const incarnation = this.incarnation;
         this.host.after(0, () => this.input(incarnation, action));
       },
+      after: (delayMicros, action) => {
+        const incarnation = this.incarnation;
+        this.host.after(delayMicros, () => this.input(incarnation, action));
+      },
       askRange: (to, group, answer) => {
         const incarnation = this.incarnation;
         this.host.overNodeLink(this.id, to, (peer) => peer.runInProcess(() => {
@@ -387,7 +398,7 @@ export class SimNode<M> {
       storage,
       stateMachine,
       network,
-      clock: this.clock(incarnation),
+      clock: this.io.clock(incarnation),
       tickMs: this.options.tickMicros / 1000,
       requestTimeoutMs: this.options.requestTimeoutMicros / 1000,
       snapshotEntries: this.options.snapshotEveryEntries,
@@ -425,7 +436,7 @@ export class SimNode<M> {
     const kvMutant = this.options.kvMutant ?? null;
     const txnMutant = this.options.txn?.mutant;
     const storeMutant = txnMutant !== undefined && txnMutant !== null && isTxnStoreMutant(txnMutant) ? txnMutant : kvMutant;
-    const kv = this.splitting?.createStore(group, durable.snapshot?.data) ?? createKvStore(storeMutant, () => this.wallClockMs(), durable.snapshot?.data);
+    const kv = this.splitting?.createStore(group, durable.snapshot?.data) ?? createKvStore(storeMutant, () => this.io.wallClockMs(), durable.snapshot?.data);
     this.host.kvStoreCreated(this.id, kv, group);
     this.appliedByGroup[group] = durable.snapshot === null ? new Set() : this.host.requestsThrough(durable.snapshot.index, group);
     // As production's node does (runtime/server/group-replica.ts): a held first state is not sent, and is replaced soon.
@@ -441,8 +452,8 @@ export class SimNode<M> {
       storage,
       kv,
       network,
-      clock: this.clock(incarnation),
-      wallClockMs: () => this.wallClockMs(),
+      clock: this.io.clock(incarnation),
+      wallClockMs: () => this.io.wallClockMs(),
       kvMutant,
       tickMs: this.options.tickMicros / 1000,
       requestTimeoutMs: this.options.requestTimeoutMicros / 1000,
@@ -469,72 +480,9 @@ export class SimNode<M> {
     });
   }
 
-  /** The wall clock of this process: the simulation's epoch plus virtual time, in ms. */
-  private wallClockMs(): number {
-    return SIM_EPOCH_MS + Math.floor(this.host.now() / 1000);
-  }
-
-  /** Virtual time as this process sees it, and its timers, which die with this incarnation. */
-  private clock(incarnation: number): Clock {
-    const rate = this.options.clockRate;
-    return {
-      nowMs: () => this.host.now() / 1000 / rate,
-      soon: (action) => this.host.after(0, () => this.input(incarnation, action)),
-      every: (intervalMs, action) => {
-        const intervalMicros = Math.max(1, Math.round(intervalMs * 1000 * rate));
-        let cancelled = false;
-        const fire = (): void => {
-          if (cancelled || !this.alive(incarnation)) return;
-          // A paused process's timers do not fire; its clock runs on, and on waking the
-          // replica counts the ticks it missed (see resume).
-          if (!this.paused) action();
-          this.host.after(intervalMicros, fire);
-        };
-        this.host.after(intervalMicros, fire);
-        return () => {
-          cancelled = true;
-        };
-      },
-    };
-  }
-
-  /** The simulated disk as the replica's log storage: writes are durable after the fsync latency. */
-  private storage(incarnation: number): LogStorage<unknown> {
-    return new SimLogStorage(
-      this.disk,
-      (completed) => this.host.afterFsync(this, () => this.alive(incarnation) && completed()),
-      (action) => this.input(incarnation, action),
-    );
-  }
-
-  /** One group's records on the shared disk; its syncs go through the node's group commit. */
-  private groupStorage(incarnation: number, group: GroupId): SimLogStorage<unknown> {
-    return new SimLogStorage(this.disk, (completed) => this.host.afterFsync(this, () => this.alive(incarnation) && completed()), (action) => this.input(incarnation, action), group);
-  }
-
-  /**
-   * With several groups, one fsync serves every group that asks in the same instant (see
-   * core/multi/group-commit.ts). One group syncs directly, as before groups existed, so its
-   * runs are the same event for event.
-   */
-  private groupCommit(incarnation: number): GroupCommit | null {
-    if (this.groupCount === 1) return null;
-    const deliver = (action: () => void): void => this.input(incarnation, action);
-    const device = new SimSyncDevice(this.disk, (completed) => this.host.afterFsync(this, () => this.alive(incarnation) && completed()), deliver);
-    const commit = new GroupCommit({ device, soon: (action) => this.host.after(0, () => deliver(action)) });
-    this.commits.push(commit);
-    return commit;
-  }
-
   /** Over every incarnation: the groups' sync requests, and the disk syncs that served them. */
   get groupCommitCounts(): { readonly requests: number; readonly deviceSyncs: number } {
-    let requests = 0;
-    let deviceSyncs = 0;
-    for (const commit of this.commits) {
-      requests += commit.requests;
-      deviceSyncs += commit.deviceSyncs;
-    }
-    return { requests, deviceSyncs };
+    return this.io.groupCommitCounts;
   }
 
   /** What the node traces about one group: as before groups existed when there is one. */
@@ -650,7 +598,7 @@ export class SimNode<M> {
         groupCount: this.groupCount,
         layer: (group) => this.kvLayer(group),
         leads: (group) => this.replicaOf(group).engine.status().role === "leader",
-        clock: this.clock(incarnation),
+        clock: this.io.clock(incarnation),
         trace: (text) => this.host.trace(this.id, text),
         requestTimeoutMs: this.options.requestTimeoutMicros / 1000,
         peers: this.options.peerIds ?? [],

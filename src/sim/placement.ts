@@ -18,12 +18,14 @@
  *   removal learns it from its leader's description, when the leader has applied past the
  *   end of this replica's log. A replica made for a stray message (a node hosts a group when
  *   a member's message for it arrives: that is how an added learner comes to exist) that is
- *   never given the group's state is dropped after a while.
+ *   never given the group's state is dropped after a while, and so is one given a state
+ *   whose configuration had removed it already, once its group's description leaves it out
+ *   too (`strayReplica`).
  *
  * Group 0 stays on every node (it holds the cluster's configuration, as in production): its
  * voters are the members the rule places ranges on.
  */
-import { adoptable, counts, fresher, removedFrom, type RangeDescription } from "../core/multi/placement-directory.js";
+import { adoptable, counts, fresher, removedFrom, strayReplica, type RangeDescription } from "../core/multi/placement-directory.js";
 import type { SimNodeTimers } from "./node-timers.js";
 import type { Membership, MembershipChange, NodeId } from "../core/engine/contract.js";
 import { isMember } from "../core/engine/membership.js";
@@ -89,6 +91,8 @@ interface IncarnationState {
   readonly downSince: Map<NodeId, number>;
   readonly stepping: Set<GroupId>;
   readonly statelessSince: Map<GroupId, number>;
+  /** Replicas with state that were never members since hosted, and that nothing counts in: since when (strayReplica). */
+  readonly straySince: Map<GroupId, number>;
 }
 
 /** Counts over a node's incarnations. */
@@ -124,7 +128,7 @@ export class SimPlacement {
   /** Incarnation `incarnation` started: a fresh directory, a look every tick of its clock. */
   start(incarnation: number): void {
     const { node } = this;
-    const state: IncarnationState = { ticks: 0, peers: new Map(), downSince: new Map(), stepping: new Set(), statelessSince: new Map() };
+    const state: IncarnationState = { ticks: 0, peers: new Map(), downSince: new Map(), stepping: new Set(), statelessSince: new Map(), straySince: new Map() };
     this.state = state;
     const fire = (): void => {
       if (!node.alive(incarnation)) return;
@@ -310,7 +314,16 @@ export class SimPlacement {
       }
       state.statelessSince.delete(group);
       if (isMember(local.membership, self)) this.wasMember.add(group);
-      if (!this.wasMember.has(group)) continue;
+      if (!this.wasMember.has(group)) {
+        // Never a member since it was hosted: a stray once its group has long not counted it in.
+        if (!strayReplica(local, entry, self)) state.straySince.delete(group);
+        else {
+          const since = state.straySince.get(group) ?? state.ticks;
+          state.straySince.set(group, since);
+          if (state.ticks - since > STATELESS_WAIT_TICKS) this.drop(state, group, Math.max(local.applied, entry?.applied ?? 0), "its state's configuration leaves this node out, and so does its group's");
+        }
+        continue;
+      }
       const removed = removedFrom(local, entry, self);
       if (removed !== null) this.drop(state, group, Math.max(local.applied, removed === "by-leader" ? (entry?.applied ?? 0) : 0), removed === "here" ? "removed from the group" : "its leader describes the group without this node");
     }
@@ -320,6 +333,7 @@ export class SimPlacement {
     this.wasMember.delete(group);
     this.droppedAt.set(group, applied);
     state.statelessSince.delete(group);
+    state.straySince.delete(group);
     state.stepping.delete(group);
     this.counts.drops++;
     this.node.trace(`[g${group}] placement: dropping this node's replica (${why})`);

@@ -41,6 +41,7 @@ import { HotGroups } from "./hot-groups.js";
 import { livenessOptions, QuietGroups } from "./quiet-groups.js";
 import { AppHarness, type AppRequest } from "./app/harness.js";
 import { PlacementRun, isPlacementMutant } from "./placement-run.js";
+import { checkReplicaStates } from "./check/replica-state.js";
 import { balancingConflict, chooseAppScenario, groupsConflict, placementConflict, quiescenceConflict, splitsConflict, SIM_NODES_MAX, TXN_GROUPS_DEFAULT, withCostOptions, costRequest, nodeCostsOf, throughputParams, throughputStats, type SimFailure, type SimOptions, type SimResult, type SimWorkload } from "./run-options.js";
 import { SplitRun, splitSlots } from "./split-run.js";
 import { isSplitMutant } from "../core/kv/split-mutants.js";
@@ -649,13 +650,25 @@ class Simulation implements NodeHost<unknown> {
         else this.app.checkNoLostWrites(applied);
       }
     }
-    if (disabled.has("linearizability")) return;
-    if (this.app !== null) return this.app.checkLinearizability();
+    if (this.app !== null) {
+      if (!disabled.has("linearizability")) this.app.checkLinearizability();
+      return;
+    }
+    if (!disabled.has("linearizability")) {
+      for (const g of this.groups) {
+        const history = this.resolvedHistory(g.group);
+        const result = checkLinearizability(history);
+        if (result.verdict === "violation") throw new InvariantViolation("linearizability", `${result.explanation}${this.groupSuffix(g.group) === "" ? "" : ` (in group ${g.group})`}`);
+        if (result.verdict === "inconclusive") throw new InvariantViolation("linearizability", `inconclusive: ${result.explanation}`);
+      }
+    }
+    // Last, so a mutant that the checks above catch is still named by them.
     for (const g of this.groups) {
-      const history = this.resolvedHistory(g.group);
-      const result = checkLinearizability(history);
-      if (result.verdict === "violation") throw new InvariantViolation("linearizability", `${result.explanation}${this.groupSuffix(g.group) === "" ? "" : ` (in group ${g.group})`}`);
-      if (result.verdict === "inconclusive") throw new InvariantViolation("linearizability", `inconclusive: ${result.explanation}`);
+      const states = [...this.nodes.values()].flatMap((node) => {
+        const state = node.up ? node.kvStateOf(g.group) : null;
+        return state === null ? [] : [{ node: node.id, ...state }];
+      });
+      checkReplicaStates(g.group, states);
     }
   }
 

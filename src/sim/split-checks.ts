@@ -10,6 +10,7 @@ import type { RangeTable } from "../core/multi/ranges.js";
 import { checkLinearizability } from "./check/linearizability.js";
 import { checkNoLostWrites, type AckedWrite } from "./check/lost-writes.js";
 import { InvariantViolation } from "./check/violation.js";
+import { checkReplicaStates } from "./check/replica-state.js";
 import type { GroupWatch } from "./group-watch.js";
 import type { Operation } from "./history.js";
 import type { SimNode } from "./node.js";
@@ -47,26 +48,14 @@ export function checkSplitRun(world: SplitCheckWorld): void {
   if (result.verdict === "inconclusive") throw new InvariantViolation("linearizability", `inconclusive: ${result.explanation}`);
 }
 
-/**
- * Every range's replicas that hold its state and have applied the same index hold the same
- * state (the store's snapshot: records, revisions, sessions, history, span and epoch). The
- * logs agree (the engine checks); this holds the state machines built from them to it too: a
- * replica that built its state from other beginnings (a range moved to a node after it
- * split, taking the log from its first entry: `split-moved-replica-replays-log`) applies
- * the same entries to another state, with other revisions, and no key-value check sees it.
- */
+/** Every range's replicas that hold its state and applied one index hold one state (check/replica-state.ts). */
 function checkReplicasAgree(world: SplitCheckWorld): void {
   for (const range of world.table.list()) {
-    const byApplied = new Map<number, { readonly node: NodeId; readonly bytes: Uint8Array; readonly revision: number; readonly epoch: number }>();
-    for (const node of world.nodes.values()) {
+    const states = [...world.nodes.values()].flatMap((node) => {
       const state = node.up ? (node.splitting?.stateOf(range.id) ?? null) : null;
-      if (state === null) continue;
-      const other = byApplied.get(state.applied);
-      if (other === undefined) byApplied.set(state.applied, { node: node.id, ...state });
-      else if (!Buffer.from(other.bytes).equals(state.bytes)) {
-        throw new InvariantViolation("replica-state", `range ${range.id}: nodes ${other.node} and ${node.id} have both applied through index ${state.applied} and hold different states (revision ${other.revision}, epoch ${other.epoch} against revision ${state.revision}, epoch ${state.epoch})`);
-      }
-    }
+      return state === null ? [] : [{ node: node.id, ...state }];
+    });
+    checkReplicaStates(range.id, states, "range");
   }
 }
 

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import type { Membership } from "../engine/contract.js";
-import { adoptable, fresher, removedFrom, type RangeDescription } from "./placement-directory.js";
+import { adoptable, fresher, removedFrom, strayReplica, type RangeDescription } from "./placement-directory.js";
 
 const config = (voters: number[], learners: number[] = []): Membership => ({ voters, learners, outgoing: [], autoPromote: [], autoLeave: true, context: new Uint8Array(0) });
 const described = (fields: Partial<RangeDescription>): RangeDescription => ({ epoch: 1, term: 2, role: "leader", leader: 1, voters: [1, 2, 3], learners: [], applied: 50, ...fields });
@@ -28,6 +28,18 @@ describe("what a node decides from its peers' descriptions of a range", () => {
     // Its own log's latest configuration leaves it out, but what it applied still holds it: may be undone.
     assert.equal(removedFrom({ ...own, membership: config([1, 2, 3]) }, undefined, 4), null);
     assert.equal(removedFrom({ ...own, membership: config([1, 2, 3]), appliedMembership: config([1, 2, 3]) }, undefined, 4), "here");
+  });
+
+  test("a stray: a replica never a member since hosted, whose state's configurations and whose range's description all leave it out", () => {
+    // Node 5 was sent a snapshot whose configuration had removed it already (its move was undone).
+    const own = { membership: config([1, 3, 4]), appliedMembership: config([1, 3, 4]) };
+    assert.equal(strayReplica(own, described({ voters: [1, 3, 4] }), 5), true);
+    // Its range's leader counts it in (a learner taking the log from its first entry): not a stray.
+    assert.equal(strayReplica(own, described({ voters: [1, 3, 4], learners: [5] }), 5), false);
+    // No description: nothing says so.
+    assert.equal(strayReplica(own, undefined, 5), false);
+    // Its own configuration counts it in.
+    assert.equal(strayReplica({ ...own, membership: config([1, 3, 4], [5]) }, described({ voters: [1, 3, 4] }), 5), false);
   });
 
   test("hosted again for a message only when the description counts it in at a later index than it was dropped at", () => {

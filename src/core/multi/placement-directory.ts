@@ -57,6 +57,20 @@ export function removedFrom(own: OwnReplica, described: RangeDescription | undef
 }
 
 /**
+ * Whether `self`'s replica, which has never been a member since it was hosted (so
+ * `removedFrom` does not judge it), is a stray: neither configuration it holds counts it in,
+ * nor does the freshest description of its range (a range not described says nothing). A replica hosted for its leader's message
+ * can be sent a snapshot whose configuration has removed it already (the move was undone
+ * before it caught up): nothing will ever send it more, and its span, stale from then on,
+ * keeps the node from hosting the ranges later split from it. Dropped once it has been one
+ * for a while (a learner taking the log from its first entry is counted in by its leader's
+ * description meanwhile).
+ */
+export function strayReplica(own: Omit<OwnReplica, "lastIndex">, described: RangeDescription | undefined, self: NodeId): boolean {
+  return !isMember(own.membership, self) && !isMember(own.appliedMembership, self) && described !== undefined && !counts(described, self);
+}
+
+/**
  * Whether a member's message for a range this node does not host should make it host the
  * range (with nothing, to be sent its state): the freshest description counts this node
  * in, at a later applied index than any at which this node dropped the range (an older one

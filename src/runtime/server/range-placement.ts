@@ -25,7 +25,7 @@ import type { Membership, MembershipChange, NodeId } from "../../core/engine/con
 import { isMember } from "../../core/engine/membership.js";
 import { DEFAULT_GROUP, GROUP_ID_MAX, type GroupId } from "../../core/multi/group.js";
 import { isZoneName, moveRefusal, placementPlan, type PlacementStep } from "../../core/multi/placement.js";
-import { adoptable, counts, fresher, removedFrom, type RangeDescription } from "../../core/multi/placement-directory.js";
+import { adoptable, counts, fresher, removedFrom, strayReplica, type RangeDescription } from "../../core/multi/placement-directory.js";
 import type { RangeDescriptor } from "../../core/multi/ranges.js";
 import type { GroupRouter } from "../../core/multi/router.js";
 import type { Network } from "../../core/replica/contract.js";
@@ -176,6 +176,8 @@ export class RangePlacement implements OtherRanges {
   private readonly droppedTerm = new Map<GroupId, number>();
   /** When each range hosted with no state was first seen so (one its leader does not count this node in is dropped after a while). */
   private readonly statelessSince = new Map<GroupId, number>();
+  /** Ranges whose replica here holds a state whose configuration leaves this node out, and that the directory does not count it in either (strayReplica): since when. */
+  private readonly straySince = new Map<GroupId, number>();
   private directoryTimer: NodeJS.Timeout | null = null;
   private placementTimer: NodeJS.Timeout | null = null;
   /** Every range's freshest description, merged again after each message sent or received. */
@@ -477,7 +479,16 @@ export class RangePlacement implements OtherRanges {
       this.statelessSince.delete(id);
       const membership = replica.membership();
       if (isMember(membership, self)) this.wasMember.add(id);
-      if (!this.wasMember.has(id)) continue;
+      if (!this.wasMember.has(id)) {
+        // Never a member since it was hosted: a stray once its range has long not counted it in.
+        if (!strayReplica({ membership, appliedMembership: appliedMembership(replica) }, entry, self)) this.straySince.delete(id);
+        else {
+          const since = this.straySince.get(id) ?? now;
+          this.straySince.set(id, since);
+          if (now - since > STATELESS_WAIT_MS) this.dropReplica(id, Math.max(replica.kv.applied, entry?.applied ?? 0), "this node's replica of the range was sent a state whose configuration leaves this node out, and the range does not count it in either; dropping it");
+        }
+        continue;
+      }
       const removed = removedFrom({ membership, appliedMembership: appliedMembership(replica), lastIndex: replica.engine.status().lastIndex }, entry, self);
       if (removed === null) continue;
       this.wasMember.delete(id);
@@ -490,6 +501,7 @@ export class RangePlacement implements OtherRanges {
     this.droppedAt.set(id, applied);
     this.droppedTerm.set(id, this.host.ranges.get(id)?.engine.status().term ?? 0);
     this.statelessSince.delete(id);
+    this.straySince.delete(id);
     this.host.log.info({ range: id, applied }, why);
     void this.host
       .drop(id)
