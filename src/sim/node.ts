@@ -19,7 +19,7 @@ import { SimLeaderBalancing, type BalancingNode } from "./leader-balancing.js";
 import { createRouter } from "../core/multi/mutants.js";
 import type { GroupRouter } from "../core/multi/router.js";
 import type { SimDisk } from "./disk.js";
-import { SimProcessIo } from "./node-process.js";
+import { SimProcessIo } from "./node-io.js";
 import type { ClientRequest } from "./messages.js";
 import { SimNodeLiveness, type QuiescenceCounts } from "./node-liveness.js";
 import type { PlacementCounts, SimRangeEntry } from "./placement.js";

@@ -16,7 +16,7 @@ import { LeaseChecker } from "./check/leases.js";
 import { LeaseClient, type LeaseRequest, type LeaseResponse } from "./lease-workload.js";
 import { LockWorkload, type LockRequest, type LockResponse, type LockStats } from "./lock-workload.js";
 import type { SimNode } from "./node.js";
-import { SIM_EPOCH_MS } from "./node-process.js";
+import { SIM_EPOCH_MS } from "./node-io.js";
 import type { SimParams } from "./params.js";
 import type { SimWorkload } from "./run-options.js";
 import { WatchWorkload, type WatchStats, type WatchWorld } from "./watch-workload.js";

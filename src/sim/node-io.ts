@@ -35,7 +35,7 @@ export class SimProcessIo {
 
   constructor(
     private readonly host: ProcessHost,
-    private readonly process: ProcessState,
+    private readonly owner: ProcessState,
     private readonly disk: SimDisk<unknown>,
     private readonly clockRate: number,
     private readonly groupCount: number,
@@ -51,15 +51,15 @@ export class SimProcessIo {
     const rate = this.clockRate;
     return {
       nowMs: () => this.host.now() / 1000 / rate,
-      soon: (action) => this.host.after(0, () => this.process.input(incarnation, action)),
+      soon: (action) => this.host.after(0, () => this.owner.input(incarnation, action)),
       every: (intervalMs, action) => {
         const intervalMicros = Math.max(1, Math.round(intervalMs * 1000 * rate));
         let cancelled = false;
         const fire = (): void => {
-          if (cancelled || !this.process.alive(incarnation)) return;
+          if (cancelled || !this.owner.alive(incarnation)) return;
           // A paused process's timers do not fire; its clock runs on, and on waking the
           // replica counts the ticks it missed (see SimNode.resume).
-          if (!this.process.paused()) action();
+          if (!this.owner.paused()) action();
           this.host.after(intervalMicros, fire);
         };
         this.host.after(intervalMicros, fire);
@@ -74,14 +74,14 @@ export class SimProcessIo {
   storage(incarnation: number): LogStorage<unknown> {
     return new SimLogStorage(
       this.disk,
-      (completed) => this.host.afterFsync(() => this.process.alive(incarnation) && completed()),
-      (action) => this.process.input(incarnation, action),
+      (completed) => this.host.afterFsync(() => this.owner.alive(incarnation) && completed()),
+      (action) => this.owner.input(incarnation, action),
     );
   }
 
   /** One group's records on the shared disk; its syncs go through the node's group commit. */
   groupStorage(incarnation: number, group: GroupId): SimLogStorage<unknown> {
-    return new SimLogStorage(this.disk, (completed) => this.host.afterFsync(() => this.process.alive(incarnation) && completed()), (action) => this.process.input(incarnation, action), group);
+    return new SimLogStorage(this.disk, (completed) => this.host.afterFsync(() => this.owner.alive(incarnation) && completed()), (action) => this.owner.input(incarnation, action), group);
   }
 
   /**
@@ -91,8 +91,8 @@ export class SimProcessIo {
    */
   groupCommit(incarnation: number): GroupCommit | null {
     if (this.groupCount === 1) return null;
-    const deliver = (action: () => void): void => this.process.input(incarnation, action);
-    const device = new SimSyncDevice(this.disk, (completed) => this.host.afterFsync(() => this.process.alive(incarnation) && completed()), deliver);
+    const deliver = (action: () => void): void => this.owner.input(incarnation, action);
+    const device = new SimSyncDevice(this.disk, (completed) => this.host.afterFsync(() => this.owner.alive(incarnation) && completed()), deliver);
     const commit = new GroupCommit({ device, soon: (action) => this.host.after(0, () => deliver(action)) });
     this.commits.push(commit);
     return commit;

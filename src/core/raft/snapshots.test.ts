@@ -1,3 +1,6 @@
+// Raft's log compaction and snapshots (section 7), each driven step by step through
+// TestCluster: a follower behind the leader's snapshot, held snapshots, chunks, restarts, and
+// a replica that waits for a snapshot before it takes any entry.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import type { MembershipChange, NodeId } from "../engine/contract.js";
@@ -5,12 +8,102 @@ import { DEFAULT_RAFT_CONFIG } from "./config.js";
 import { data, TestCluster } from "./harness.test-util.js";
 import { validateRaftMessage } from "./validate.js";
 
+const config = { ...DEFAULT_RAFT_CONFIG };
+
+describe("7 log compaction", () => {
+  const small = { ...config, snapshotChunkBytes: 16 };
+
+  /** Node 3 is cut off while ten entries commit and the leader compacts them away; then heals. */
+  function leaderCompactedPastNode3(): TestCluster {
+    const c = new TestCluster(3, small);
+    c.elect(1);
+    c.isolate(3);
+    for (let i = 0; i < 10; i++) c.engine(1).propose(data(`v${i}`));
+    c.stabilize();
+    c.tickAll(2);
+    c.compact(1);
+    return c;
+  }
+
+  test("a follower behind the leader's snapshot gets it in chunks and then the entries after it", () => {
+    const c = leaderCompactedPastNode3();
+    c.compact(2);
+    const snapshotIndex = c.engine(1).status().snapshotIndex;
+    assert.ok(snapshotIndex >= 10, `the leader compacted through ${snapshotIndex}`);
+    c.heal();
+    c.engine(1).propose(data("after"));
+    c.tickAll(40);
+    assert.deepEqual(c.appliedData(3), c.appliedData(1));
+    assert.deepEqual(c.appliedData(3).slice(-2), ["v9", "after"]);
+    assert.equal(c.engine(3).status().snapshotIndex, snapshotIndex, "node 3 installed the leader's snapshot");
+    const chunks = c.sent.filter((e) => e.message.type === "snapshot" && e.to === 3);
+    assert.ok(chunks.length > 3, `the snapshot went in ${chunks.length} chunks`);
+  });
+
+  test("a held snapshot (it only names the leader's own state) is never sent: the follower waits for the full one that replaces it", () => {
+    const c = leaderCompactedPastNode3();
+    const disk = c.disks.get(1);
+    assert.ok(disk?.snapshot !== null && disk?.snapshot !== undefined);
+    disk.snapshot = { ...disk.snapshot, held: true };
+    c.start(1);
+    c.elect(1);
+    c.heal();
+    c.tickAll(40);
+    assert.equal(c.sent.filter((e) => e.message.type === "snapshot" && e.to === 3).length, 0, "no chunk of a held snapshot");
+    assert.notDeepEqual(c.appliedData(3), c.appliedData(1), "node 3 waits");
+    c.compact(1); // the driver's full snapshot, past the held one
+    c.tickAll(40);
+    assert.deepEqual(c.appliedData(3), c.appliedData(1), "then it gets the full one");
+  });
+
+  test("a lost chunk is resent from where the follower stopped, not from the start", () => {
+    const c = leaderCompactedPastNode3();
+    c.heal();
+    let dropped = false;
+    c.dropWhere = (e) => {
+      if (dropped || e.message.type !== "snapshot" || e.message.offset !== 32) return false;
+      dropped = true;
+      return true;
+    };
+    c.tickAll(40);
+    assert.ok(dropped);
+    assert.deepEqual(c.appliedData(3), c.appliedData(1));
+    const offsets = c.sent.filter((e) => e.message.type === "snapshot" && e.to === 3).map((e) => (e.message.type === "snapshot" ? e.message.offset : -1));
+    assert.equal(offsets.filter((o) => o === 0).length, 1, `one transfer, resumed (offsets ${offsets.join(",")})`);
+    assert.equal(offsets.filter((o) => o === 32).length, 2, "the lost chunk was sent twice");
+  });
+
+  test("a snapshot survives a restart: the node comes back from it and the log after it", () => {
+    const c = new TestCluster(3, small);
+    c.elect(1);
+    for (let i = 0; i < 5; i++) c.engine(1).propose(data(`v${i}`));
+    c.stabilize();
+    c.tickAll(2);
+    c.compact(2);
+    c.engine(1).propose(data("tail"));
+    c.stabilize();
+    c.tickAll(2);
+    const before = c.appliedData(2);
+    c.start(2);
+    c.tickAll(3);
+    assert.deepEqual(c.appliedData(2), before);
+    assert.ok(c.engine(2).status().snapshotIndex > 0);
+  });
+
+  test("compaction is refused beyond what was applied", () => {
+    const c = new TestCluster(3);
+    c.elect(1);
+    c.engine(1).propose(data("x"));
+    assert.throws(() => c.engine(1).compact(c.engine(1).status().lastIndex + 5, data("state")), /beyond/);
+  });
+});
+
 // A replica hosted with no state over the keys its range holds now (a range moved to a node
 // after it split) cannot build its state from the log's first entries: they predate the
 // split. It waits for its leader's snapshot (EngineOptions.awaitSnapshot), and the leader
 // captures one for it if its own is older (Engine.snapshotWanted).
 
-const config = { ...DEFAULT_RAFT_CONFIG, snapshotChunkBytes: 64 };
+const awaitConfig = { ...DEFAULT_RAFT_CONFIG, snapshotChunkBytes: 64 };
 const EMPTY = new Uint8Array(0);
 
 function learner(id: NodeId): MembershipChange {
@@ -19,7 +112,7 @@ function learner(id: NodeId): MembershipChange {
 
 /** Three voters commit five entries; node 4 starts empty, waiting for a snapshot at `from` or later (none: it takes the log), and is added as a learner. */
 function clusterWithNewcomer(from: number | null): TestCluster {
-  const c = new TestCluster(4, config, null, 3);
+  const c = new TestCluster(4, awaitConfig, null, 3);
   c.elect(1);
   for (let i = 0; i < 5; i++) c.engine(1).propose(data(`v${i}`));
   c.stabilize();
@@ -63,7 +156,7 @@ describe("a replica waiting for a snapshot (awaitSnapshot)", () => {
   });
 
   test("a leader's snapshot older than what it needs is not sent: a newer one is captured", () => {
-    const c = new TestCluster(4, config, null, 3);
+    const c = new TestCluster(4, awaitConfig, null, 3);
     c.elect(1);
     for (let i = 0; i < 3; i++) c.engine(1).propose(data(`v${i}`));
     c.stabilize();
