@@ -91,7 +91,7 @@ export interface SplitsNode<M> {
   /** Runs `action` in this incarnation after `delayMicros` of virtual time (not if it crashed meanwhile). */
   after(delayMicros: number, action: () => void): void;
   /** Asks node `to`, over the link between the nodes, for its description of range `group`; `answer` runs in this incarnation. */
-  askRange(to: NodeId, group: GroupId, answer: (range: RangeDescriptor | null) => void): void;
+  askRange(to: NodeId, group: GroupId, answer: (range: (RangeDescriptor & { readonly applied: number }) | null) => void): void;
   trace(group: GroupId, text: string): void;
 }
 
@@ -251,8 +251,8 @@ export class SimNodeSplits<M> {
     node.askRange(from, group, (range) => {
       if (this.asking.get(group) !== ask) return;
       this.asking.delete(group);
-      // Asked of the sender: a range born of a split, whose first snapshot or any later one will do.
-      if (range !== null) hostOver(range, RANGE_BIRTH_INDEX);
+      // Asked of the sender, as production's node reads GET /v1/shards: a snapshot at or after the index it described the span at.
+      if (range !== null) hostOver(range, Math.max(1, range.applied));
     });
   }
 
@@ -290,6 +290,11 @@ export class SimNodeSplits<M> {
     const kv = this.node.layer(group)?.kv;
     if (kv === undefined || !this.holdsState(group, kv)) return null;
     return { applied: kv.applied, bytes: kv.snapshot(), revision: kv.currentRevision, epoch: kv.rangeEpoch };
+  }
+
+  /** The index this node's replica of `group` applied (0: not hosted). */
+  appliedOf(group: GroupId): number {
+    return this.node.layer(group)?.kv.applied ?? 0;
   }
 
   /** Every range this node holds, as it sees them now. */

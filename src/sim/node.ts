@@ -350,8 +350,10 @@ export class SimNode<M> {
       askRange: (to, group, answer) => {
         const incarnation = this.incarnation;
         this.host.overNodeLink(this.id, to, (peer) => peer.runInProcess(() => {
+          // As production's GET /v1/shards: the range's span and epoch, and the index its replica there applied.
           const range = peer.splitting?.describe(group) ?? null;
-          this.host.overNodeLink(to, this.id, (back) => back === this && this.input(incarnation, () => answer(range)));
+          const applied = peer.splitting?.appliedOf(group) ?? 0;
+          this.host.overNodeLink(to, this.id, (back) => back === this && this.input(incarnation, () => answer(range === null ? null : { ...range, applied })));
         }));
       },
       trace: (group, text) => this.host.trace(this.id, this.groupText(group, text)),

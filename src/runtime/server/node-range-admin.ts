@@ -353,7 +353,9 @@ export class RangeAdmin {
         const durable = stateless.hardState === null && floorTerm > 0 ? { ...stateless, hardState: { term: floorTerm, vote: null, commit: 0 } } : stateless;
         // Its state is its leader's snapshot, taken once the range holds no more than `span`:
         // the log's first entries may predate a split, and would build a different state here.
-        // Where ranges are not placed, only a range born of a split is adopted: its first snapshot, or any later one, will do.
+        // A snapshot at or after the index the span was described at holds no more than it;
+        // with no index said, a range born of a split (where ranges are not placed, only those
+        // are adopted) takes its first snapshot, or any later one.
         const awaitFrom = "applied" in span && typeof span.applied === "number" ? Math.max(1, span.applied) : RANGE_BIRTH_INDEX;
         this.hostWithoutState(id, span, durable, environment, awaitFrom);
         log.warn({ range: id, peer: from, start: span.start, end: span.end }, "hosting a range this node missed the split of, or was added to, until its leader sends its state");
@@ -385,14 +387,15 @@ export class RangeAdmin {
     });
   }
 
-  /** Range `id`'s span as the member at `http` sees it (null: it lists no such range, or lists it without node `self`). */
-  private async learnSpan(http: string, id: GroupId, self: NodeId): Promise<{ readonly start: string; readonly end: string | null } | null> {
+  /** Range `id`'s span as the member at `http` sees it, and the index it applied (null: it lists no such range, or lists it without node `self`). */
+  private async learnSpan(http: string, id: GroupId, self: NodeId): Promise<{ readonly start: string; readonly end: string | null; readonly applied?: number } | null> {
     const response = await fetch(`${http}/v1/shards`, { signal: AbortSignal.timeout(2000) });
     if (!response.ok) throw new Error(`${http}/v1/shards answered ${response.status}`);
-    const shards = ((await response.json()) as { shards?: { id: number; start: string; end: string | null; replicas?: number[] }[] }).shards ?? [];
+    const shards = ((await response.json()) as { shards?: { id: number; start: string; end: string | null; replicas?: number[]; appliedIndex?: unknown }[] }).shards ?? [];
     const range = shards.find((shard) => shard.id === id);
     if (range === undefined || (range.replicas !== undefined && !range.replicas.includes(self))) return null;
-    return { start: range.start, end: range.end };
+    const applied = range.appliedIndex;
+    return { start: range.start, end: range.end, ...(typeof applied === "number" && Number.isSafeInteger(applied) && applied > 0 ? { applied } : {}) };
   }
 
   /**

@@ -8,6 +8,7 @@
  * from its first entry) applies the same entries to another state, with other revisions,
  * and no check of keys and values sees it.
  */
+import { bytesEqual } from "../../core/common/bytes.js";
 import type { NodeId } from "../../core/engine/contract.js";
 import type { GroupId } from "../../core/multi/group.js";
 import { InvariantViolation } from "./violation.js";
@@ -27,7 +28,7 @@ export function checkReplicaStates(group: GroupId, states: readonly ReplicaState
   for (const state of states) {
     const other = byApplied.get(state.applied);
     if (other === undefined) byApplied.set(state.applied, state);
-    else if (!Buffer.from(other.bytes).equals(state.bytes)) {
+    else if (!bytesEqual(other.bytes, state.bytes)) {
       throw new InvariantViolation(
         "replica-state",
         `${what} ${group}: nodes ${other.node} and ${state.node} have both applied through index ${state.applied} and hold different states (revision ${other.revision}, epoch ${other.epoch} against revision ${state.revision}, epoch ${state.epoch})`,
