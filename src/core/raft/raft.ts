@@ -22,10 +22,11 @@ import type {
   Snapshot,
 } from "../engine/contract.js";
 import { ConfigLog } from "./config-log.js";
+import { RaftEngineHost } from "./engine-host.js";
 import { DEFAULT_RAFT_CONFIG, leaseTicks, validateRaftConfig, type RaftConfig } from "./config.js";
-import { Election, type ElectionHost } from "./election.js";
+import { Election } from "./election.js";
 import { RaftLog } from "./log.js";
-import { bootstrapMembership, encodeMembership, hasMajority, isMember } from "./membership.js";
+import { bootstrapMembership, hasMajority, isMember } from "./membership.js";
 import type {
   AppendRequest,
   AppendResponse,
@@ -37,12 +38,12 @@ import type {
   VoteRequest,
   VoteResponse,
 } from "./messages.js";
-import { Quiescence, type QuiescenceHost } from "./quiescence.js";
+import { Quiescence } from "./quiescence.js";
 import { isSoleQuorum } from "./quorum.js";
-import { ReadOnly, type ReadOnlyHost } from "./read-only.js";
-import { Reconfiguration, type ReconfigurationHost } from "./reconfiguration.js";
-import { Replicator, type ReplicatorHost } from "./replication.js";
-import { LeadershipTransfer, type TransferHost } from "./transfer.js";
+import { ReadOnly } from "./read-only.js";
+import { Reconfiguration } from "./reconfiguration.js";
+import { Replicator } from "./replication.js";
+import { LeadershipTransfer } from "./transfer.js";
 import { SnapshotReceiver } from "./snapshot-receiver.js";
 
 const EMPTY = new Uint8Array(0);
@@ -508,7 +509,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
    * Stands for election (Election.campaign). Section 5.2: every election starts a fresh
    * randomized timeout, so candidates that collided once are unlikely to collide again.
    */
-  private stand(preVote: boolean): void {
+  protected stand(preVote: boolean): void {
     this.resetElectionTimer();
     if (preVote) {
       this.role = "precandidate";
@@ -572,7 +573,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     this.resetElectionTimer();
   }
 
-  private becomeLeader(): void {
+  protected becomeLeader(): void {
     assert(this.role === "candidate", `only a candidate becomes leader, not a ${this.role}`);
     assert(!this.quiescence.quiet, "a quiet engine campaigned");
     this.role = "leader";
@@ -967,124 +968,5 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   entry(index: number): LogEntry | null {
     if (index < this.log.firstIndex || index > this.log.lastIndex) return null;
     return this.log.slice(index, index)[0] ?? null;
-  }
-}
-
-/**
- * The engine as its helpers see it (replication, transfer, reconfiguration, quiescence,
- * election, reads). Its methods live on the prototype, not in closures made for each
- * engine: a node holds an engine per range, and thirty closures and the object holding
- * them cost about 2 KiB an engine, which at 10,000 ranges was 20 MB of a node's heap.
- * It reaches the engine's private state by bracket access, which TypeScript allows within
- * this file and no caller outside sees; it adds no behaviour of its own.
- */
-class RaftEngineHost implements ReplicatorHost, TransferHost, ReconfigurationHost, QuiescenceHost, ElectionHost, ReadOnlyHost {
-  readonly id: NodeId;
-  readonly config: RaftConfig;
-  readonly log: RaftLog;
-  readonly configLog: ConfigLog;
-
-  constructor(private readonly engine: RaftEngine) {
-    this.id = engine.id;
-    this.config = engine["config"];
-    this.log = engine["log"];
-    this.configLog = engine["configLog"];
-  }
-
-  term(): number {
-    return this.engine["term"];
-  }
-  membership(): Membership {
-    return this.engine["current"];
-  }
-  leading(): boolean {
-    return this.engine["role"] === "leader";
-  }
-  role(): Role {
-    return this.engine["role"];
-  }
-  lead(): NodeId | null {
-    return this.engine["lead"];
-  }
-  snapshot(): Snapshot | null {
-    return this.engine["snapshot"];
-  }
-  now(): number {
-    return this.engine["tickCount"];
-  }
-  send(to: NodeId, message: RaftMessage): void {
-    this.engine["send"](to, message);
-  }
-  sendAfterPersist(to: NodeId, message: RaftMessage): void {
-    this.engine["sendAfterPersist"](to, message);
-  }
-  stepDown(): void {
-    this.engine["becomeFollower"](this.engine["term"], null);
-  }
-  surrenderLease(): void {
-    this.engine["surrenderLease"]();
-  }
-  removedFromCommittedConfig(): boolean {
-    return this.engine["reconfiguration"].removedFromCommittedConfig();
-  }
-  appendProposal(data: Uint8Array): void {
-    this.engine["appendIfAdmitted"](data);
-  }
-  appendConfig(next: Membership): void {
-    this.engine["appendEntry"](encodeMembership(next), next);
-  }
-  uncommittedChangeIndex(): number | null {
-    return this.engine["uncommittedChangeIndex"]();
-  }
-  commitLearned(): void {
-    this.engine["commitLearned"]();
-  }
-  refreshMembership(): void {
-    this.engine["refreshMembership"]();
-  }
-  broadcastPending(): boolean {
-    return this.engine["broadcastPending"];
-  }
-  followersHoldWholeLog(): boolean {
-    return this.engine["followersHoldWholeLog"]();
-  }
-  heartbeatAfresh(): void {
-    this.engine["electionElapsed"] = 0;
-    this.engine["heartbeatElapsed"] = 0;
-    this.engine["heartbeat"]();
-  }
-  stand(preVote: boolean): void {
-    this.engine["stand"](preVote);
-  }
-  voteFor(candidate: NodeId): void {
-    this.engine["vote"] = candidate;
-    this.engine["electionElapsed"] = 0;
-  }
-  resetElectionTimer(): void {
-    this.engine["resetElectionTimer"]();
-  }
-  becomeLeader(): void {
-    this.engine["becomeLeader"]();
-  }
-  mayGrantVote(from: NodeId, message: VoteRequest): boolean {
-    return this.engine["mayGrantVote"](from, message);
-  }
-  sendGrantedVote(to: NodeId, response: VoteResponse): void {
-    this.engine["sendGrantedVote"](to, response);
-  }
-  campaignPeers(): NodeId[] {
-    return this.engine["campaignPeers"]();
-  }
-  votesWin(votes: ReadonlyMap<NodeId, boolean>): boolean {
-    return this.engine["votesWin"](votes);
-  }
-  quorumConfirms(acks: ReadonlySet<NodeId>): boolean {
-    return hasMajority(this.engine["current"], (id) => acks.has(id));
-  }
-  leaseAcknowledgedAt(): number {
-    return this.engine["replicator"].leaseAcknowledgedAt();
-  }
-  release(from: NodeId, requestId: number, index: number): void {
-    this.engine["releaseRead"](from, requestId, index);
   }
 }
