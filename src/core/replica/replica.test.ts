@@ -88,6 +88,11 @@ class ScriptedEngine implements Engine<Message, Hard> {
   }
   /** What compaction must keep for followers, as the test sets it (none by default). */
   floor: CompactionFloor | null = null;
+  /** The snapshot a follower waits for, as the test sets it (none by default). */
+  wanted = 0;
+  snapshotWanted(): number {
+    return this.snapshotIndex >= this.wanted ? 0 : this.wanted;
+  }
   compactionFloor(): CompactionFloor | null {
     return this.floor;
   }
@@ -438,6 +443,18 @@ describe("replica: the Ready loop (contract rules 3-7)", () => {
     engine.floor = null;
     clock.advance(10);
     assert.deepEqual(storage.compacted, [2]);
+  });
+
+  test("a snapshot a follower waits for (Engine.snapshotWanted) is taken at once, whatever snapshotEntries says, even on an idle leader, and no follower a little behind holds it back", () => {
+    const env = setup({ snapshotEntries: 1000 });
+    const { engine, storage, clock } = env;
+    engine.floor = { receiving: null, replicating: 0 };
+    appendAndApplyTwo(env);
+    assert.deepEqual(storage.compacted, [], "nothing asked for, and the follower holds the log");
+    engine.wanted = 2;
+    clock.advance(10);
+    assert.deepEqual(storage.compacted, [2], "captured on the next tick, and compacted though a follower is behind");
+    assert.deepEqual(engine.compacted, [2]);
   });
 
   test("the host can hold compaction through an index (a split whose child is still held): the snapshot waits, and is taken once released", () => {

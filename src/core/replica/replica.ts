@@ -659,6 +659,10 @@ export class Replica<M, H, R> {
     if (this.options.holdsCompaction?.(snapshot.index) === true) return true;
     // A held snapshot cannot be sent: a follower needing one waits for this one, not for the log.
     if (this.snapshots.held) return false;
+    // A follower waits for this very snapshot (Engine.snapshotWanted): under steady writes one
+    // a little behind would hold it back for as long as the writes last.
+    const wanted = this.engine.snapshotWanted?.() ?? 0;
+    if (wanted > 0 && snapshot.index >= wanted) return false;
     const floor = this.engine.compactionFloor?.() ?? null;
     if (floor === null) return false;
     const catchUp = this.options.catchUpEntries ?? CATCH_UP_ENTRIES_DEFAULT;
