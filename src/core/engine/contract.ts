@@ -63,8 +63,9 @@ export interface Snapshot {
    * The state machine holds this state and `data` only names it (a range born of a split
    * whose records stayed in the node's store: src/core/kv/split.ts): it cannot be sent to a
    * peer. A leader whose snapshot is held sends none until the driver replaced it with a
-   * full one (`compact`), which the driver does as soon as an entry past it applied. Set by
-   * the host when it loads the durable state; never stored.
+   * full one (`compact`), which the driver does as soon as an entry past it applied, or at
+   * once, at the same index, when a follower waits for it (`snapshotWanted`). Set by the host
+   * when it loads the durable state; never stored.
    */
   readonly held?: boolean;
 }
@@ -236,7 +237,9 @@ export interface Engine<M, H> {
    * Log compaction, for engines that support it: the state machine has applied every entry
    * through `index` and captured its state as `data`, which the driver has already made
    * durable. The engine keeps the snapshot (to send to followers too far behind) and drops
-   * its log through `index`. Returns the snapshot, or null if one at or after `index` exists.
+   * its log through `index`. Returns the snapshot, or null if one at or after `index` exists
+   * — but for a held snapshot at `index` (Snapshot.held), which a full one replaces: then
+   * `data` need not be durable (the driver's storage keeps the held state, which stays true).
    */
   compact?(index: number, data: Uint8Array): Snapshot | null;
   /**

@@ -725,6 +725,13 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
    * the engine already holds one at or after `index`.
    */
   compact(index: number, data: Uint8Array): Snapshot | null {
+    const latest = this.snapshot;
+    if (latest !== null && latest.held === true && index === latest.index && index === this.log.snapshotIndexValue) {
+      // A full snapshot of the state a held one only names: sendable now, the log unchanged.
+      this.snapshot = latest.membership === undefined ? { index, term: latest.term, data } : { index, term: latest.term, data, membership: latest.membership };
+      if (this.role === "leader") this.replicator.snapshotsChanged();
+      return this.snapshot;
+    }
     if (index <= this.log.snapshotIndexValue) return null;
     const term = this.log.term(index);
     assert(term !== null, `compaction at ${index}, beyond the log's end ${this.log.lastIndex}`);

@@ -233,7 +233,9 @@ export class Replicator {
 
   /** The least snapshot index a follower waits for that the latest snapshot does not reach (0: none); see Engine.snapshotWanted. */
   snapshotWanted(): number {
-    const latest = this.host.snapshot()?.index ?? 0;
+    // A held snapshot reaches nothing: it cannot be sent until a full one replaces it.
+    const snapshot = this.host.snapshot();
+    const latest = snapshot === null || snapshot.held === true ? 0 : snapshot.index;
     let wanted = 0;
     for (const pr of this.progress.values()) if (pr.state !== "snapshot" && pr.snapshotWanted > latest) wanted = Math.max(wanted, pr.snapshotWanted);
     return wanted;

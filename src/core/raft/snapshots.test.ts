@@ -180,6 +180,38 @@ describe("a replica waiting for a snapshot (awaitSnapshot)", () => {
     assert.deepEqual(c.appliedData(4), c.appliedData(1));
   });
 
+  test("a held snapshot a waiting follower needs is replaced, at the same index, by a full one the driver captures; the log stays as it was", () => {
+    // Three voters commit five entries; the leader's snapshot only names its state (held),
+    // as a range's first state after a split does; node 4 waits for that state.
+    const c = new TestCluster(4, awaitConfig, null, 3);
+    c.elect(1);
+    for (let i = 0; i < 5; i++) c.engine(1).propose(data(`v${i}`));
+    c.stabilize();
+    c.compact(1);
+    const disk = c.disks.get(1);
+    assert.ok(disk?.snapshot !== null && disk?.snapshot !== undefined);
+    const full = disk.snapshot;
+    disk.snapshot = { ...full, held: true };
+    c.start(1);
+    c.elect(1);
+    c.awaitSnapshot.set(4, full.index);
+    c.start(4);
+    assert.equal(c.engine(1).changeMembership(learner(4)).accepted, true);
+    c.stabilize();
+    c.tickAll(10);
+    assert.equal(c.engine(1).snapshotWanted(), full.index, "a held snapshot reaches nothing: the leader asks its driver");
+    assert.equal(c.sent.filter((e) => e.to === 4 && e.message.type === "snapshot").length, 0, "no chunk of the held one");
+    const lastIndex = c.engine(1).status().lastIndex;
+    const replaced = c.engine(1).compact(full.index, full.data);
+    assert.ok(replaced !== null && replaced.held !== true && replaced.index === full.index, "a full snapshot at the same index");
+    assert.equal(c.engine(1).status().lastIndex, lastIndex, "the log is unchanged");
+    assert.equal(c.engine(1).snapshotWanted(), 0);
+    c.stabilize();
+    c.tickAll(10);
+    assert.equal(c.engine(4).status().snapshotIndex, full.index, "node 4 installed it");
+    assert.deepEqual(c.appliedData(4), c.appliedData(1));
+  });
+
   test("an ask that arrives after the snapshot was installed (delayed, or duplicated) sends nothing again", () => {
     const c = clusterWithNewcomer(3);
     const ask = c.sent.find((e) => e.from === 4 && e.message.type === "append-response" && e.message.snapshotFrom === 3);

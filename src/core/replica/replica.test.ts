@@ -90,7 +90,10 @@ class ScriptedEngine implements Engine<Message, Hard> {
   floor: CompactionFloor | null = null;
   /** The snapshot a follower waits for, as the test sets it (none by default). */
   wanted = 0;
+  /** A follower waits for the state a held snapshot at `snapshotIndex` names (as the Raft engine says: that index). */
+  heldWanted = false;
   snapshotWanted(): number {
+    if (this.heldWanted) return this.compacted.includes(this.snapshotIndex) ? 0 : this.snapshotIndex;
     return this.snapshotIndex >= this.wanted ? 0 : this.wanted;
   }
   compactionFloor(): CompactionFloor | null {
@@ -455,6 +458,22 @@ describe("replica: the Ready loop (contract rules 3-7)", () => {
     clock.advance(10);
     assert.deepEqual(storage.compacted, [2], "captured on the next tick, and compacted though a follower is behind");
     assert.deepEqual(engine.compacted, [2]);
+  });
+
+  test("a held first snapshot a follower waits for is captured at once at its own index, for the engine only: the storage keeps the held one", () => {
+    let replaced = 0;
+    const env = setup({ snapshotEntries: 1000, heldSnapshot: { replaced: () => replaced++ } });
+    const { engine, storage, clock } = env;
+    // The held snapshot is at 2, and the replica has applied through it: no entry past it yet.
+    engine.snapshotIndex = 2;
+    appendAndApplyTwo(env);
+    clock.advance(10);
+    assert.deepEqual(engine.compacted, [], "nothing asked for, nothing past the held snapshot");
+    engine.heldWanted = true;
+    clock.advance(10);
+    assert.deepEqual(engine.compacted, [2], "the engine got a full capture at the held index");
+    assert.deepEqual(storage.compacted, [], "the storage keeps the held first state");
+    assert.equal(replaced, 0, "not replaced yet: that waits for the first full snapshot past it");
   });
 
   test("the host can hold compaction through an index (a split whose child is still held): the snapshot waits, and is taken once released", () => {

@@ -7,7 +7,8 @@
  * log is compacted behind it and only then is the engine told to drop its entries. A held
  * first snapshot (ReplicaOptions.heldSnapshot: a range born of a split) is replaced at the
  * first entry applied past it, whatever `snapshotEntries` says, and so is one a follower
- * waits for (a replica hosted with no state: Engine.snapshotWanted) once applied that far.
+ * waits for (a replica hosted with no state: Engine.snapshotWanted) once applied that far;
+ * a held one a follower waits for is captured at once, for the engine to send.
  */
 import { assert } from "../common/assert.js";
 import type { Engine, Membership, Snapshot } from "../engine/contract.js";
@@ -111,7 +112,16 @@ export class ReplicaSnapshots<M, H, R> {
     if (toSave === null || this.host.syncing()) return;
     this.toSave = null;
     const { snapshot } = toSave;
-    if (snapshot.index <= engine.status().snapshotIndex) return; // overtaken by a leader's snapshot
+    const engineIndex = engine.status().snapshotIndex;
+    if (this.heldNow && snapshot.index === engineIndex) {
+      // A follower waits for the state a held first snapshot only names, and no entry past it
+      // can commit without that follower (its range's quorum needs it): the engine sends this
+      // full capture of it. The storage keeps the held one, still true, until the first full
+      // snapshot past it replaces it as usual.
+      engine.compact?.(snapshot.index, snapshot.data);
+      return;
+    }
+    if (snapshot.index <= engineIndex) return; // overtaken by a leader's snapshot
     if (this.host.compactionHeld(snapshot)) {
       this.toSave = toSave; // retried after the next sync or tick
       return;
