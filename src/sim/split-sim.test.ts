@@ -80,14 +80,14 @@ describe("simulator: ranges that split (--splits)", () => {
   });
 
   test("split-drops-held-child (a parent compacting past a split whose child's records are only where the split left them) is caught once every node restarts; the intact code passes that seed", () => {
-    // Seed 11 of restart-all: every node loses its stores with the child's first full
+    // Seed 7 of restart-all: every node loses its stores with the child's first full
     // snapshot not yet taken and the parent already compacted past the split: no node can
     // make the child again, each waits for a leader's snapshot no replica has, and the range serves nothing.
-    const options = { protocol: raft, seed: 11, groups: RANGES, splits: SPLITS, scenario: "restart-all" } as const;
+    const options = { protocol: raft, seed: 7, groups: RANGES, splits: SPLITS, scenario: "restart-all" } as const;
     const caught = runSimulation({ ...options, mutant: "split-drops-held-child" });
     assert.equal(caught.failure?.checker, "liveness", `${caught.failure?.checker}: ${caught.failure?.message}`);
     assert.match(caught.failure?.message ?? "", /no liveness in group/);
-    assert.equal(runSimulation(options).failure, null, "seed 11 passes on the intact code");
+    assert.equal(runSimulation(options).failure, null, "seed 7 passes on the intact code");
   });
 
   test("split-crash: a node that crashes as it applies a split, and again soon after it restarts, makes the child again from the parent's log or waits for its leader's snapshot; split-trusts-parent-log (the bug this project shipped) and split-keeps-unmade-child are caught, the intact code passes those seeds", () => {
