@@ -48,6 +48,7 @@ import type { SimDisk } from "./disk.js";
 import type { ClientRequest, ClientResponse } from "./messages.js";
 import { refuseKvRequest, toOperation } from "./node-requests.js";
 import type { SimRangeEntry } from "./placement.js";
+import { kvStateOf, type ReplicaState } from "./check/replica-state.js";
 
 /** How long a node waits for a peer's answer about a range's span before it may ask again (production's fetch of it times out after 2 s). */
 const ASK_TIMEOUT_MICROS = 1_000_000;
@@ -286,10 +287,9 @@ export class SimNodeSplits<M> {
   }
 
   /** Range `group`'s state here, as a snapshot, and the index it applied (null: not hosted, or no state yet). */
-  stateOf(group: GroupId): { readonly applied: number; readonly bytes: Uint8Array; readonly revision: number; readonly epoch: number } | null {
+  stateOf(group: GroupId): Omit<ReplicaState, "node"> | null {
     const kv = this.node.layer(group)?.kv;
-    if (kv === undefined || !this.holdsState(group, kv)) return null;
-    return { applied: kv.applied, bytes: kv.snapshot(), revision: kv.currentRevision, epoch: kv.rangeEpoch };
+    return kv === undefined || !this.holdsState(group, kv) ? null : kvStateOf(kv);
   }
 
   /** The index this node's replica of `group` applied (0: not hosted). */

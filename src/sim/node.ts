@@ -20,6 +20,7 @@ import { createRouter } from "../core/multi/mutants.js";
 import type { GroupRouter } from "../core/multi/router.js";
 import type { SimDisk } from "./disk.js";
 import { SimProcessIo } from "./node-io.js";
+import { kvStateOf, type ReplicaState } from "./check/replica-state.js";
 import type { ClientRequest } from "./messages.js";
 import { SimNodeLiveness, type QuiescenceCounts } from "./node-liveness.js";
 import type { PlacementCounts, SimRangeEntry } from "./placement.js";
@@ -176,10 +177,10 @@ export class SimNode<M> {
   }
 
   /** `group`'s KV state here, as a snapshot with the index it applied (null: not hosted, no state yet, or a user's state machine). */
-  kvStateOf(group: GroupId): { readonly applied: number; readonly bytes: Uint8Array; readonly revision: number; readonly epoch: number } | null {
+  kvStateOf(group: GroupId): Omit<ReplicaState, "node"> | null {
     if (this.splitting !== null) return this.splitting.stateOf(group);
     const kv = this.kvNodes.get(group)?.kv;
-    return kv === undefined ? null : { applied: kv.applied, bytes: kv.snapshot(), revision: kv.currentRevision, epoch: kv.rangeEpoch };
+    return kv === undefined ? null : kvStateOf(kv);
   }
 
   /** The groups this incarnation hosts, by increasing id (splits add to them). */
@@ -381,7 +382,7 @@ export class SimNode<M> {
 
   private createEngine(durable: DurableState<unknown>, appliedIndex: number, peers: readonly NodeId[], awaitSnapshot?: number): Engine<M, unknown> {
     const { id, factory, mutant } = this.options;
-    const engineOptions = { id, peers, durable, appliedIndex, seed: this.options.engineSeed(), ...(awaitSnapshot === undefined || appliedIndex > 0 ? {} : { awaitSnapshot }) };
+    const engineOptions = { id, peers, durable, appliedIndex, seed: this.options.engineSeed(), ...(awaitSnapshot === undefined ? {} : { awaitSnapshot }) };
     return mutant === null ? factory.create(engineOptions) : factory.create(engineOptions, mutant);
   }
 

@@ -149,7 +149,8 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     this.log = new RaftLog(options.durable, hard?.commit ?? 0, options.appliedIndex);
     this.snapshot = options.durable.snapshot;
     const awaited = options.awaitSnapshot ?? 0;
-    this.awaitingSnapshot = awaited > 0 && (this.snapshot === null || this.snapshot.index < awaited) && options.durable.entries.length === 0 ? awaited : 0;
+    // Only a state machine that holds nothing waits: one that applied entries, or a log or snapshot that reaches far enough, builds on itself.
+    this.awaitingSnapshot = awaited > 0 && options.appliedIndex === 0 && (this.snapshot === null || this.snapshot.index < awaited) && options.durable.entries.length === 0 ? awaited : 0;
     const base = this.snapshot?.membership ?? bootstrapMembership(options.peers);
     // A snapshot from before configurations were recorded is sent with the one in force.
     if (this.snapshot !== null && this.snapshot.membership === undefined) this.snapshot = { ...this.snapshot, membership: base };

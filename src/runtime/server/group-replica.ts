@@ -99,7 +99,7 @@ export function recoverGroup(config: NodeConfig, consensus: Consensus, storage: 
       durable: held === null || snapshot === null ? storage.durable : { ...storage.durable, snapshot: { ...snapshot, held: true } },
       appliedIndex: kv.applied,
       seed: randomInt(1, 2 ** 48),
-      ...(storage.awaitSnapshot === undefined || kv.applied > 0 ? {} : { awaitSnapshot: storage.awaitSnapshot }),
+      ...(storage.awaitSnapshot === undefined ? {} : { awaitSnapshot: storage.awaitSnapshot }),
     });
     return { group: storage.group, logStore: storage.logStore, backend: opened.backend, kv, engine, factory: consensus.factory, held };
   } catch (error) {

@@ -10,6 +10,7 @@
  */
 import { bytesEqual } from "../../core/common/bytes.js";
 import type { NodeId } from "../../core/engine/contract.js";
+import type { KvStore } from "../../core/kv/store.js";
 import type { GroupId } from "../../core/multi/group.js";
 import { InvariantViolation } from "./violation.js";
 
@@ -20,6 +21,11 @@ export interface ReplicaState {
   readonly bytes: Uint8Array;
   readonly revision: number;
   readonly epoch: number;
+}
+
+/** A KV store's state as the check compares it. */
+export function kvStateOf(kv: KvStore): Omit<ReplicaState, "node"> {
+  return { applied: kv.applied, bytes: kv.snapshot(), revision: kv.currentRevision, epoch: kv.rangeEpoch };
 }
 
 /** Throws InvariantViolation("replica-state") when two of `states` (one group's replicas) applied through one index and differ. */
