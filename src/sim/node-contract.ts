@@ -28,7 +28,7 @@ export interface NodeHost<M> {
   sendPing(from: NodeId, to: NodeId, answer: boolean): void;
   sendToClient(from: NodeId, clientId: number, response: ClientResponse): void;
   /** Runs `action` on node `to`, over the link between the nodes (see Wire.overNodeLink). */
-  overNodeLink(from: NodeId, to: NodeId, action: (node: SimNode<M>) => void): void;
+  overNodeLink(from: NodeId, to: NodeId, action: (node: SimNode<M>) => void, oneCopy?: boolean): void;
   /** Runs `action` after the disk's fsync latency (the nemesis may crash the node inside it). */
   afterFsync(node: SimNode<M>, action: () => void): void;
   /** An entry was applied by `group`'s replica; for a client's write, `output` is what the client would be told. */

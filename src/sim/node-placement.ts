@@ -47,7 +47,7 @@ export interface HostingNode<M> {
   /** What `group`'s KV store applied (undefined: not hosted, or the node runs a user's state machine). */
   kvApplied(group: GroupId): number | undefined;
   /** With splits: `group`'s keys and epoch as this node's replica holds them (null: no state yet, or no splits). */
-  rangeOf(group: GroupId): { readonly start: string; readonly end: string | null; readonly epoch: number } | null;
+  rangeOf(group: GroupId): { readonly start: string; readonly end: string | null; readonly epoch: number; readonly spanSince: number } | null;
   /** Hosts a replica of `group` in this incarnation, from its durable state (not started). */
   host(group: GroupId, durable: DurableState<unknown>): { start(): void };
   /** Stops `group`'s replica and forgets it (its records stay on the disk); false if not hosted. */

@@ -48,6 +48,7 @@ import type { SimDisk } from "./disk.js";
 import type { ClientRequest, ClientResponse } from "./messages.js";
 import { refuseKvRequest, toOperation } from "./node-requests.js";
 import type { SimRangeEntry } from "./placement.js";
+import { snapshotFloor } from "../core/multi/placement-directory.js";
 import { kvStateOf, type ReplicaState } from "./check/replica-state.js";
 
 /** How long a node waits for a peer's answer about a range's span before it may ask again (production's fetch of it times out after 2 s). */
@@ -92,7 +93,7 @@ export interface SplitsNode<M> {
   /** Runs `action` in this incarnation after `delayMicros` of virtual time (not if it crashed meanwhile). */
   after(delayMicros: number, action: () => void): void;
   /** Asks node `to`, over the link between the nodes, for its description of range `group`; `answer` runs in this incarnation. */
-  askRange(to: NodeId, group: GroupId, answer: (range: (RangeDescriptor & { readonly applied: number }) | null) => void): void;
+  askRange(to: NodeId, group: GroupId, answer: (range: (RangeDescriptor & { readonly applied: number; readonly spanSince: number }) | null) => void): void;
   trace(group: GroupId, text: string): void;
 }
 
@@ -179,11 +180,15 @@ export class SimNodeSplits<M> {
    * Range `group`'s store, able to split: the one its parent's split made in this
    * incarnation (a held first state names it), or one from its snapshot or over its first span.
    */
-  createStore(group: GroupId, snapshot: Uint8Array | undefined): KvStore {
+  createStore(group: GroupId, snapshot: Uint8Array | undefined, awaiting = false): KvStore {
     const groups = this.storesNow();
     const made = groups.backend(group);
     const kv = made === undefined ? createRangeStore(this.options.mutant, groups) : new KvStore(made);
-    if (snapshot !== undefined) kv.restore(snapshot);
+    // Hosted to wait for its leader's snapshot, from a held first state whose records this
+    // node's store lost (its log past it kept: adoptedState): it starts with nothing.
+    const keepsUnmade = this.options.mutant === "split-keeps-unmade-child" || this.options.mutant === "split-trusts-parent-log";
+    const unmade = awaiting && !keepsUnmade && snapshot !== undefined && heldFirstStateOf(snapshot) !== null && kv.applied < RANGE_BIRTH_INDEX;
+    if (snapshot !== undefined && !unmade) kv.restore(snapshot);
     else {
       const first = this.adoptedSpans.get(group) ?? this.options.table.get(group);
       if (first === undefined) throw new Error(`node ${this.node.id} hosts range ${group} with no snapshot and no span`);
@@ -242,7 +247,7 @@ export class SimNodeSplits<M> {
       node.trace(group, `hosting a range this node missed the split of, or was added to, until its leader sends its state (at ${awaitFrom} or later)`);
       node.onStatus(group);
     };
-    if (described !== undefined && described.start !== undefined && described.end !== undefined) return hostOver({ start: described.start, end: described.end }, Math.max(1, described.applied));
+    if (described !== undefined && described.start !== undefined && described.end !== undefined) return hostOver({ start: described.start, end: described.end }, this.awaitFrom(described));
     const ask = { incarnation: node.incarnation() };
     this.asking.set(group, ask);
     // An answer lost on the way: the next message from the range's members asks again.
@@ -252,9 +257,14 @@ export class SimNodeSplits<M> {
     node.askRange(from, group, (range) => {
       if (this.asking.get(group) !== ask) return;
       this.asking.delete(group);
-      // Asked of the sender, as production's node reads GET /v1/shards: a snapshot at or after the index it described the span at.
-      if (range !== null) hostOver(range, Math.max(1, range.applied));
+      // Asked of the sender, as production's node reads GET /v1/shards.
+      if (range !== null) hostOver(range, this.awaitFrom(range));
     });
+  }
+
+  /** The least index of the snapshot a range hosted with no state from `described` waits for (`snapshotFloor`, but for the mutant that waits for the description's applied index). */
+  private awaitFrom(described: { readonly applied: number; readonly spanSince?: number }): number {
+    return this.options.mutant === "split-moved-replica-awaits-applied" ? Math.max(1, described.applied) : snapshotFloor(described);
   }
 
   /** The node dropped its replica of `group` (it left the range): its store and adopted span go with it. */
@@ -266,7 +276,9 @@ export class SimNodeSplits<M> {
   /**
    * What an adopted range starts from: what its disk holds, but for a held first state of a
    * split this node's parent will not apply again (its records were lost with the crash):
-   * with nothing past it in the log, no state (production's range-births.ts `hostFreed`; held-births.ts, `unmadeChildState`).
+   * with nothing past it in the log, no state (production's range-births.ts `hostFreed`; held-births.ts, `unmadeChildState`);
+   * with entries past it, its log and the held state kept as its log's base, the store empty
+   * (createStore) while the engine waits for a full snapshot and keeps the log after it.
    */
   private adoptedState(durable: DurableState<unknown>): DurableState<unknown> {
     const held = durable.snapshot === null ? null : heldFirstStateOf(durable.snapshot.data);
@@ -295,6 +307,11 @@ export class SimNodeSplits<M> {
   /** The index this node's replica of `group` applied (0: not hosted). */
   appliedOf(group: GroupId): number {
     return this.node.layer(group)?.kv.applied ?? 0;
+  }
+
+  /** The index the span of this node's replica of `group` was last set at (KvMeta.spanSince; 0: never, or not hosted). */
+  spanSinceOf(group: GroupId): number {
+    return this.node.layer(group)?.kv.spanSince ?? 0;
   }
 
   /** Every range this node holds, as it sees them now. */

@@ -317,7 +317,7 @@ export class SimNode<M> {
       kvApplied: (group) => this.kvNodes.get(group)?.kv.applied,
       rangeOf: (group) => {
         const range = this.splitting?.describe(group) ?? null;
-        return range === null ? null : { start: range.start, end: range.end, epoch: range.epoch };
+        return range === null ? null : { start: range.start, end: range.end, epoch: range.epoch, spanSince: this.splitting?.spanSinceOf(group) ?? 0 };
       },
       host: (group, durable) => this.hostGroup(group, durable),
       unhost: (group) => this.unhostGroup(group),
@@ -351,10 +351,11 @@ export class SimNode<M> {
       askRange: (to, group, answer) => {
         const incarnation = this.incarnation;
         this.host.overNodeLink(this.id, to, (peer) => peer.runInProcess(() => {
-          // As production's GET /v1/shards: the range's span and epoch, and the index its replica there applied.
+          // As production's GET /v1/shards: the range's span and epoch, the index its replica there applied, and the one its span was set at.
           const range = peer.splitting?.describe(group) ?? null;
           const applied = peer.splitting?.appliedOf(group) ?? 0;
-          this.host.overNodeLink(to, this.id, (back) => back === this && this.input(incarnation, () => answer(range === null ? null : { ...range, applied })));
+          const spanSince = peer.splitting?.spanSinceOf(group) ?? 0;
+          this.host.overNodeLink(to, this.id, (back) => back === this && this.input(incarnation, () => answer(range === null ? null : { ...range, applied, spanSince })));
         }));
       },
       trace: (group, text) => this.host.trace(this.id, this.groupText(group, text)),
@@ -439,7 +440,7 @@ export class SimNode<M> {
     const kvMutant = this.options.kvMutant ?? null;
     const txnMutant = this.options.txn?.mutant;
     const storeMutant = txnMutant !== undefined && txnMutant !== null && isTxnStoreMutant(txnMutant) ? txnMutant : kvMutant;
-    const kv = this.splitting?.createStore(group, durable.snapshot?.data) ?? createKvStore(storeMutant, () => this.io.wallClockMs(), durable.snapshot?.data);
+    const kv = this.splitting?.createStore(group, durable.snapshot?.data, awaitSnapshot !== undefined) ?? createKvStore(storeMutant, () => this.io.wallClockMs(), durable.snapshot?.data);
     this.host.kvStoreCreated(this.id, kv, group);
     this.appliedByGroup[group] = durable.snapshot === null ? new Set() : this.host.requestsThrough(durable.snapshot.index, group);
     // As production's node does (runtime/server/group-replica.ts): a held first state is not sent, and is replaced soon.
@@ -645,7 +646,8 @@ export class SimNode<M> {
   private forward(group: GroupId, request: ClientRequest): void {
     const to = this.placement?.hostsOf(group)[0];
     if (to === undefined) return refuseKvRequest(request, new Error(`node ${this.id} hosts no replica of group ${group} and knows no node that does`), (response) => this.host.sendToClient(this.id, request.clientId, response));
-    this.host.overNodeLink(this.id, to, (node) => node.serveForwarded(request));
+    // One HTTP request in production: never duplicated (Wire.overNodeLink).
+    this.host.overNodeLink(this.id, to, (node) => node.serveForwarded(request), true);
   }
 
   /** A request another node forwarded here (placement only): served if this node hosts its group. */

@@ -63,7 +63,7 @@ export interface LocalRange {
   readonly membership: Membership;
   readonly appliedMembership: Membership;
   /** With splits: the range's keys and epoch, once this replica holds its state. */
-  readonly range?: { readonly start: string; readonly end: string | null; readonly epoch: number };
+  readonly range?: { readonly start: string; readonly end: string | null; readonly epoch: number; readonly spanSince: number };
 }
 
 /** What placement needs of the node that runs it. */
@@ -188,7 +188,7 @@ export class SimPlacement {
     for (const group of this.node.hostedGroups()) {
       const local = this.node.local(group);
       if (local === null || local.lastIndex === 0) continue;
-      const range = local.range === undefined ? {} : { start: local.range.start, end: local.range.end, epoch: local.range.epoch };
+      const range = local.range === undefined ? {} : { start: local.range.start, end: local.range.end, epoch: local.range.epoch, spanSince: local.range.spanSince };
       entries.push({ group, term: local.term, role: local.role, leader: local.leader, voters: [...local.membership.voters], learners: [...local.membership.learners], applied: local.applied, ...range });
     }
     return entries;
@@ -199,7 +199,7 @@ export class SimPlacement {
     const merged = new Map<GroupId, SimRangeEntry>();
     const add = (entry: SimRangeEntry): void => {
       const known = merged.get(entry.group);
-      merged.set(entry.group, known === undefined ? entry : fresher(known, entry));
+      merged.set(entry.group, known === undefined ? entry : this.mutant === "directory-trusts-term" ? byTerm(known, entry) : fresher(known, entry));
     };
     const state = this.state;
     if (state !== null) for (const { atTick, entries } of state.peers.values()) if (state.ticks - atTick <= DIRECTORY_STALE_TICKS) entries.forEach(add);
@@ -324,7 +324,7 @@ export class SimPlacement {
         }
         continue;
       }
-      const removed = removedFrom(local, entry, self);
+      const removed = this.mutant === "drop-readded-replica" && !isMember(local.membership, self) && !isMember(local.appliedMembership, self) ? "here" : removedFrom(local, entry, self);
       if (removed !== null) this.drop(state, group, Math.max(local.applied, removed === "by-leader" ? (entry?.applied ?? 0) : 0), removed === "here" ? "removed from the group" : "its leader describes the group without this node");
     }
   }
@@ -339,4 +339,10 @@ export class SimPlacement {
     this.node.trace(`[g${group}] placement: dropping this node's replica (${why})`);
     this.node.drop(group);
   }
+}
+
+/** The `directory-trusts-term` mutant's ranking: `fresher` as it was, term before whether a leader is known. */
+function byTerm<D extends RangeDescription>(a: D, b: D): D {
+  if ((a.epoch ?? 0) !== (b.epoch ?? 0) || a.term === b.term) return fresher(a, b);
+  return a.term > b.term ? a : b;
 }

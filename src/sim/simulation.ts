@@ -304,8 +304,8 @@ class Simulation implements NodeHost<unknown> {
     this.wire.sendPing(from, to, answer);
   }
 
-  overNodeLink(from: NodeId, to: NodeId, action: (node: SimNode<unknown>) => void): void {
-    this.wire.overNodeLink(from, to, action);
+  overNodeLink(from: NodeId, to: NodeId, action: (node: SimNode<unknown>) => void, oneCopy = false): void {
+    this.wire.overNodeLink(from, to, action, oneCopy);
   }
 
   sendToClient(from: NodeId, clientId: number, response: ClientResponse): void {

@@ -134,6 +134,32 @@ describe("simulator: ranges that split (--splits)", () => {
     assert.match(caught.failure?.message ?? "", /have both applied through index \d+ and hold different states \(revision \d+, epoch \d+ against revision \d+, epoch \d+\)/);
   });
 
+  test("a replica hosted with no state waits for a snapshot from the index its range's span was set at (split-moved-replica-awaits-applied, this project shipped it, never serves again), and gets it: seeds that found the ways it did not", () => {
+    // Seed 382: a range born with five voters on a node that missed the split, one voter
+    // lost for good, one removed: the leader elected next has not applied as far as the
+    // range's description says, and the new replica's vote completes its quorum.
+    const options = { protocol: raft, groups: 8, nodes: 5, replicas: 3, zones: 3, splits: 4, seed: 382 } as const;
+    const caught = runSimulation({ ...options, mutant: "split-moved-replica-awaits-applied" });
+    assert.equal(caught.failure?.checker, "liveness", `${caught.failure?.checker}: ${caught.failure?.message}`);
+    const intact = runSimulation(options);
+    assert.equal(intact.failure, null, `${intact.failure?.checker}: ${intact.failure?.message}`);
+    assert.ok((intact.stats.splits?.adoptions ?? 0) > 0, "ranges were hosted with no state");
+    // Seed 455: the leader of a range whose split's child is still held here may not compact
+    // its log past the split, and captured, for the new replica, a snapshot it never sent; it
+    // now offers that capture to the engine, its log kept (Engine.offerSnapshot).
+    const held = runSimulation({ ...options, seed: 455 });
+    assert.equal(held.failure, null, `seed 455: ${held.failure?.checker}: ${held.failure?.message}`);
+    // Seed 1078: a leader's timer captured the snapshot a new replica waited for from entries
+    // applied early, before the engine was told they applied, and compacted (an assertion).
+    const early = runSimulation({ ...options, seed: 1078 });
+    assert.equal(early.failure, null, `seed 1078: ${early.failure?.checker}: ${early.failure?.message}`);
+    // Seed 1175: a node whose store lost a held child's records, its parent past the split
+    // and the child's log holding entries past its first state, could not host the child
+    // (durability); it now waits for its leader's snapshot with that log kept.
+    const unmade = runSimulation({ ...options, seed: 1175 });
+    assert.equal(unmade.failure, null, `seed 1175: ${unmade.failure?.checker}: ${unmade.failure?.message}`);
+  });
+
   test("runs on Raft and the KV workload, without --hot-groups; a split mutant asks for --splits", () => {
     const base = { splits: 3, groups: 4, replicas: undefined, workload: undefined, hotGroups: undefined, stateMachine: false };
     assert.equal(splitsConflict(base, raft), null);

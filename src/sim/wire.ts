@@ -154,10 +154,15 @@ export class Wire {
    * Runs `action` on node `to` for each copy of a packet from `from` that arrives: a node's
    * request to another (a phase of a transaction passed to a group's leader), over the same
    * link as the groups' messages — cut by a partition, lost, delayed, duplicated as they are.
+   * `oneCopy`: a request production sends as one HTTP request over TCP (a client's request
+   * forwarded to a node hosting its range), which is lost or delayed, never duplicated: a
+   * copy refused ("no known leader") while another applies later would tell the client a
+   * write that took effect failed.
    */
-  overNodeLink(from: NodeId, to: NodeId, action: (node: SimNode<unknown>) => void): void {
+  overNodeLink(from: NodeId, to: NodeId, action: (node: SimNode<unknown>) => void, oneCopy = false): void {
     if (this.partition.isBlocked(from, to) || this.isHeld(from, to)) return;
-    for (const delay of packetDelays(this.nodeLink, this.options.prng)) {
+    const delays = packetDelays(this.nodeLink, this.options.prng);
+    for (const delay of oneCopy ? delays.slice(0, 1) : delays) {
       this.options.scheduler.after(delay, () => {
         const node = this.options.nodes.get(to);
         if (node === undefined || !node.up || this.partition.isBlocked(from, to)) return;

@@ -237,11 +237,19 @@ export interface Engine<M, H> {
    * Log compaction, for engines that support it: the state machine has applied every entry
    * through `index` and captured its state as `data`, which the driver has already made
    * durable. The engine keeps the snapshot (to send to followers too far behind) and drops
-   * its log through `index`. Returns the snapshot, or null if one at or after `index` exists
-   * — but for a held snapshot at `index` (Snapshot.held), which a full one replaces: then
-   * `data` need not be durable (the driver's storage keeps the held state, which stays true).
+   * its log through `index`. Returns the snapshot, or null if one at or after `index` exists.
    */
   compact?(index: number, data: Uint8Array): Snapshot | null;
+  /**
+   * For engines that send snapshots, on a leader a follower waits for one from (`snapshotWanted`)
+   * while the driver may not compact its log yet (a held first state the log starts with, a
+   * split whose child's records are only where the split left them): the state machine has
+   * applied every entry through `index` and captured its state as `data`, not necessarily
+   * durable. The engine sends it to followers and keeps its log and its own durable snapshot
+   * as they are; a later `compact` replaces it. Returns the snapshot, or null if a full one
+   * at or after `index` exists.
+   */
+  offerSnapshot?(index: number, data: Uint8Array): Snapshot | null;
   /**
    * For engines that send snapshots, on the leader: how far the followers that are still
    * answering have what they need — null when not leading or nobody answers. Each needs
@@ -355,7 +363,10 @@ export interface EngineOptions<H> {
    * holds now, after splits its log's first entries predate), so no entry of the log may
    * apply to it: the engine takes no entries until it installs a leader's snapshot at this
    * index or later, and asks its leader for one (raft-rs's request_snapshot). 0 or absent:
-   * the log from its first entry builds the state.
+   * the log from its first entry builds the state. With a held snapshot in `durable` and
+   * `appliedIndex` 0 (a held first state whose records the node's store lost), its log is
+   * kept (it may have acknowledged those entries): the engine applies none of it, stands for
+   * no election, and keeps the entries after the snapshot it installs.
    */
   readonly awaitSnapshot?: number;
 }

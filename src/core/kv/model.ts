@@ -278,6 +278,14 @@ export interface KvMeta {
    */
   readonly bornAt?: number;
   /**
+   * The log index at which the range's span was last set: its last split's (0, or absent: it
+   * never split; a range born of a split starts from its first state, at RANGE_BIRTH_INDEX).
+   * A replica hosted with no state takes its leader's snapshot at this index or later: an
+   * earlier one holds a wider span (docs/sharding.md, "A new replica starts from its
+   * leader's snapshot"). At most `appliedIndex`.
+   */
+  readonly spanSince?: number;
+  /**
    * How far the history's unreachable changes below the compaction point were removed: every
    * change up to this place was processed (see KvStore.purgeHistory). The node's own, not
    * replicated: absent from snapshots, reset by a restore.

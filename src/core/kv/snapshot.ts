@@ -139,6 +139,8 @@ export interface SnapshotRange {
   readonly bornAt?: number;
   /** A first state that holds no records: they are in the node's store, where the split of range `parent` at `index` left them (split.ts, `heldFirstState`). */
   readonly held?: { readonly parent: number; readonly index: number };
+  /** See KvMeta.spanSince; absent for 0. */
+  readonly spanSince?: number;
 }
 
 /**
@@ -157,26 +159,29 @@ export const RANGE_MARKER = 0x5241_4e47;
 export const BORN_MARKER = 0x424f_524e;
 /** Opens a snapshot's held section, right after its range and born sections. */
 export const HELD_MARKER = 0x4845_4c44;
+/** Opens a snapshot's span-since section (KvMeta.spanSince), right after its range, born and held sections. */
+export const SINCE_MARKER = 0x5349_4e43;
 
 /**
  * The range section of a store over `span` (absent: every key) at `epoch` that hands out ids
  * from `nextRangeId`; undefined (the section left out) for a store that is not a range of a
  * sharded node, so its snapshots are what they were before ranges.
  */
-export function snapshotRangeOf(span: { readonly start: string; readonly end: string | null } | undefined, epoch: number, nextRangeId: number, bornAt = 0): SnapshotRange | undefined {
+export function snapshotRangeOf(span: { readonly start: string; readonly end: string | null } | undefined, epoch: number, nextRangeId: number, bornAt = 0, spanSince = 0): SnapshotRange | undefined {
   const start = span?.start ?? "";
   const end = span === undefined ? null : span.end;
-  if (start === "" && end === null && epoch === 1 && nextRangeId === 0 && bornAt === 0) return undefined;
-  return bornAt === 0 ? { start, end, epoch, nextRangeId } : { start, end, epoch, nextRangeId, bornAt };
+  if (start === "" && end === null && epoch === 1 && nextRangeId === 0 && bornAt === 0 && spanSince === 0) return undefined;
+  return { start, end, epoch, nextRangeId, ...(bornAt === 0 ? {} : { bornAt }), ...(spanSince === 0 ? {} : { spanSince }) };
 }
 
-/** The range section, and the born section after it when `bornAt` is set (empty bytes when `range` is undefined: the sections are then left out). */
+/** The range section, then the born, held and span-since sections after it when they are set (empty bytes when `range` is undefined: the sections are then left out). */
 export function encodeRangeSection(range: SnapshotRange | undefined): Uint8Array {
   if (range === undefined) return new Uint8Array(0);
   const start = utf8Encode(range.start);
   const end = range.end === null ? null : utf8Encode(range.end);
   const born = range.bornAt !== undefined && range.bornAt > 0;
-  const writer = new ByteWriter(4 + 4 + start.length + 1 + (end === null ? 0 : 4 + end.length) + 16 + (born ? 12 : 0) + (range.held === undefined ? 0 : 16));
+  const since = range.spanSince !== undefined && range.spanSince > 0;
+  const writer = new ByteWriter(4 + 4 + start.length + 1 + (end === null ? 0 : 4 + end.length) + 16 + (born ? 12 : 0) + (range.held === undefined ? 0 : 16) + (since ? 12 : 0));
   writer.u32(RANGE_MARKER);
   writer.bytes(start);
   writer.u8(end === null ? 0 : 1);
@@ -191,6 +196,10 @@ export function encodeRangeSection(range: SnapshotRange | undefined): Uint8Array
     writer.u32(HELD_MARKER);
     writer.u32(range.held.parent);
     writer.f64(range.held.index);
+  }
+  if (since) {
+    writer.u32(SINCE_MARKER);
+    writer.f64(range.spanSince as number);
   }
   return writer.finish("KV snapshot range");
 }
@@ -433,6 +442,12 @@ export function decodeSnapshot(bytes: Uint8Array, sink: SnapshotSink): DecodedSn
       if (recordCount !== 0) throw new InvalidInputError("KV snapshot is a held first state (its records are where its parent's split left them) yet holds records");
       if (held.index < 1) throw new InvalidInputError("KV snapshot is a held first state with no split index");
       range = { ...range, held };
+      marker = reader.atEnd ? null : reader.u32();
+    }
+    if (marker === SINCE_MARKER) {
+      const spanSince = reader.safeInteger();
+      if (spanSince < 1 || spanSince > meta.appliedIndex) throw new InvalidInputError(`KV snapshot's range says its span was set at index ${spanSince}: it is from 1 to its applied index, ${meta.appliedIndex}`);
+      range = { ...range, spanSince };
       marker = reader.atEnd ? null : reader.u32();
     }
     const outside = (firstKey !== null && compareBytes(firstKey, utf8Encode(range.start)) < 0) || (previousKey !== null && range.end !== null && compareBytes(previousKey, utf8Encode(range.end)) >= 0);

@@ -42,6 +42,13 @@
  *   entries over its narrower span, refused the writes to keys that had moved and the
  *   split itself, and went on with revisions and an epoch of its own. The run's check that
  *   replicas at one applied index hold one state catches it (split-checks.ts).
+ * - `split-moved-replica-awaits-applied` breaks which snapshot such a replica waits for: one
+ *   at or after the index its range's description was given at, not the index the range's
+ *   span was set at (placement-directory.ts, `snapshotFloor`). This project shipped it
+ *   (17f1b79 until the span's index was kept): a leader elected with its commit index still
+ *   behind that index cannot commit without the new replica where its vote completes the
+ *   quorum (four voters, one lost), so it never applies that far, never captures the
+ *   snapshot, and the range never serves again. The run's liveness check catches it.
  */
 import { MemoryKvBackend } from "./backend.js";
 import { SharedMemoryKvBackend, type MemoryKvGroups } from "./memory-groups.js";
@@ -61,6 +68,8 @@ export const SPLIT_MUTANTS = {
     "a restarted node counts on the parent's log alone to make a held child's records again: the parent restarts from its saved commit index though the child proves a later split committed, and a child whose parent caught up past its split is hosted from its held first state anyway",
   "split-moved-replica-replays-log":
     "a range hosted with no state on a node it was moved to after a split takes its leader's log from the first entry instead of waiting for a snapshot: the entries before the split, applied over its narrower span, build another state (other revisions, an older epoch)",
+  "split-moved-replica-awaits-applied":
+    "a range hosted with no state waits for a snapshot at or after the index its description was given at, not the one its span was set at: a leader whose commit index is still behind cannot commit without it in a tight quorum, and never captures one",
 } as const;
 
 export type SplitMutant = keyof typeof SPLIT_MUTANTS;

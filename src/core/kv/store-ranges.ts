@@ -26,8 +26,8 @@ export function sameSpan(a: KeySpan, b: KeySpan | undefined): boolean {
 }
 
 /** The meta's range fields, left out at their defaults (so a store that is not a range writes what it did before ranges). */
-export function rangeMeta(epoch: number, nextRangeId: number, bornAt = 0): Pick<KvMeta, "rangeEpoch" | "nextRangeId" | "bornAt"> {
-  return { ...(epoch === 1 ? {} : { rangeEpoch: epoch }), ...(nextRangeId === 0 ? {} : { nextRangeId }), ...(bornAt === 0 ? {} : { bornAt }) };
+export function rangeMeta(epoch: number, nextRangeId: number, bornAt = 0, spanSince = 0): Pick<KvMeta, "rangeEpoch" | "nextRangeId" | "bornAt" | "spanSince"> {
+  return { ...(epoch === 1 ? {} : { rangeEpoch: epoch }), ...(nextRangeId === 0 ? {} : { nextRangeId }), ...(bornAt === 0 ? {} : { bornAt }), ...(spanSince === 0 ? {} : { spanSince }) };
 }
 
 /** The span a range's snapshot holds (undefined: it is not a range's, or it does not decode, which the restore then reports). */

@@ -59,7 +59,7 @@ export function restoreSnapshot(backend: KvBackend, bytes: Uint8Array): KvMeta {
       clockMs: restored.clockMs ?? 0,
       compactRevision,
       purged: { revision: compactRevision, afterKey: "" },
-      ...rangeMeta(range?.epoch ?? 1, range?.nextRangeId ?? 0, range?.bornAt ?? 0),
+      ...rangeMeta(range?.epoch ?? 1, range?.nextRangeId ?? 0, range?.bornAt ?? 0, range?.spanSince ?? 0),
     };
     backend.writeMeta(full);
     return full;

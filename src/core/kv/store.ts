@@ -138,6 +138,8 @@ export class KvStore {
   private rangeEpochValue: number;
   /** The least id the next `range-id` hands out (group 0's store hands them out). */
   private nextRangeId: number;
+  /** The index the range's span was last set at (KvMeta.spanSince; 0: it never split). */
+  private spanSinceValue: number;
   /** The revision a range born of a split was born at (KvMeta.bornAt; 0: not so), and its history as reads see it (history.ts). */
   private bornAtValue = 0;
   private past: HistoryReader;
@@ -177,6 +179,7 @@ export class KvStore {
     this.authState = readAuthState(backend);
     this.rangeEpochValue = meta.rangeEpoch ?? 1;
     this.nextRangeId = meta.nextRangeId ?? 0;
+    this.spanSinceValue = meta.spanSince ?? 0;
     this.intentsHeld = new KvIntents(backend);
     this.past = backend;
     this.bornAt(meta.bornAt ?? 0);
@@ -270,6 +273,11 @@ export class KvStore {
   /** The range's epoch: 1 until it splits, one more at each split. */
   get rangeEpoch(): number {
     return this.rangeEpochValue;
+  }
+
+  /** The log index the range's span was last set at (KvMeta.spanSince; 0: it never split). */
+  get spanSince(): number {
+    return this.spanSinceValue;
   }
 
   /** Lets the store split (a sharded node's ranges): `host` takes each child it makes. */
@@ -397,6 +405,7 @@ export class KvStore {
     this.authState = readAuthState(backend);
     this.rangeEpochValue = meta.rangeEpoch ?? 1;
     this.nextRangeId = meta.nextRangeId ?? 0;
+    this.spanSinceValue = meta.spanSince ?? 0;
     this.bornAt(meta.bornAt ?? 0);
     this.intentsHeld.reload();
     this.observer?.restored();
@@ -417,7 +426,7 @@ export class KvStore {
 
   /** The snapshot's range section: only for a range of a sharded node (not every key, split, or handing out ids). */
   private rangeSection(): SnapshotRange | undefined {
-    return snapshotRangeOf(this.backend.span, this.rangeEpochValue, this.nextRangeId, this.bornAtValue);
+    return snapshotRangeOf(this.backend.span, this.rangeEpochValue, this.nextRangeId, this.bornAtValue, this.spanSinceValue);
   }
 
   /** Runs `fn` in one backend transaction that ends by writing the meta; undoes the caches if it throws. */
@@ -434,6 +443,7 @@ export class KvStore {
     const authState = this.authState;
     const rangeEpoch = this.rangeEpochValue;
     const nextRangeId = this.nextRangeId;
+    const spanSince = this.spanSinceValue;
     let result: T;
     try {
       result = this.backend.transaction(() => {
@@ -444,7 +454,7 @@ export class KvStore {
           clockMs: this.clockMs,
           compactRevision: this.compactRevisionValue,
           purged: this.purged,
-          ...rangeMeta(this.rangeEpochValue, this.nextRangeId, this.bornAtValue),
+          ...rangeMeta(this.rangeEpochValue, this.nextRangeId, this.bornAtValue, this.spanSinceValue),
         });
         return value;
       });
@@ -461,6 +471,7 @@ export class KvStore {
       this.authState = authState;
       this.rangeEpochValue = rangeEpoch;
       this.nextRangeId = nextRangeId;
+      this.spanSinceValue = spanSince;
       this.pendingBirths = [];
       this.intentsHeld.reload();
       throw error;
@@ -511,6 +522,7 @@ export class KvStore {
     if (result.op !== "split") return result;
     this.writes.recount();
     this.rangeEpochValue = result.epoch;
+    this.spanSinceValue = this.appliedIndex;
     this.pendingBirths.push(child);
     this.splitRevision = this.revision;
     // The history of the keys given away goes in the background, from the beginning (history.ts, purgeStep).

@@ -85,8 +85,9 @@ export function withWitnessedCommit<H>(durable: DurableState<H>, witnessed: numb
  * acknowledged nothing past its birth, so no committed entry counts on it, and with no state
  * it knows no configuration, so it cannot campaign. Null when its log holds entries past its
  * first state: dropping them could forget entries it acknowledged (a leader could then be
- * elected without one that committed), so the node cannot host it (RangeStateHeldError says
- * what to do).
+ * elected without one that committed), so it is hosted from its whole log, its store empty,
+ * and its engine waits for a full snapshot keeping that log (EngineOptions.awaitSnapshot
+ * with a held snapshot: no entry applied, none taken, no election stood for).
  */
 export function unmadeChildState<H>(durable: DurableState<H>): DurableState<H> | null {
   return durable.entries.length === 0 ? { hardState: durable.hardState, snapshot: null, entries: [] } : null;

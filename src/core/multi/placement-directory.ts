@@ -18,11 +18,24 @@ export interface RangeDescription {
   readonly voters: readonly NodeId[];
   readonly learners: readonly NodeId[];
   readonly applied: number;
+  /**
+   * The index the range's span was last set at (KvMeta.spanSince: its last split's; 0: it
+   * never split). Absent where ranges do not split, or from a node from before it was said.
+   */
+  readonly spanSince?: number;
 }
 
-/** Which of two descriptions of a range is fresher: a later epoch, then term, then the leader's own, then the further applied. */
+/**
+ * Which of two descriptions of a range is fresher: a later epoch, then one that knows a
+ * leader, then term, then the leader's own, then the further applied. A replica that knows
+ * no leader says little of the range: a removed one its removal never reached campaigns on
+ * and on, each try a term higher, and ranked by term alone its description would hide the
+ * leader's for good (the nodes its leader added would never host the range, and it would
+ * never learn it was removed; the simulator found it).
+ */
 export function fresher<D extends RangeDescription>(a: D, b: D): D {
   if ((a.epoch ?? 0) !== (b.epoch ?? 0)) return (a.epoch ?? 0) > (b.epoch ?? 0) ? a : b;
+  if ((a.leader === null) !== (b.leader === null)) return a.leader !== null ? a : b;
   if (a.term !== b.term) return a.term > b.term ? a : b;
   const aLeads = a.role === "leader";
   if (aLeads !== (b.role === "leader")) return aLeads ? a : b;
@@ -45,13 +58,20 @@ export interface OwnReplica {
 
 /**
  * Whether `self`'s replica was removed from its range: the configuration it applied leaves
- * it out (a removal still only in its log may yet be undone), or the range's leader, having
- * applied past the end of this replica's log, describes it without this node (a
- * configuration later than any this replica holds, its joining one included). Only for a
- * replica that has been a member since it was hosted.
+ * it out (a removal still only in its log may yet be undone) and the range's freshest
+ * description does not count it in, or the range's leader, having applied past the end of
+ * this replica's log, describes it without this node (a configuration later than any this
+ * replica holds, its joining one included). Only for a replica that has been a member since
+ * it was hosted.
+ *
+ * The description guards a node added again to a range it was removed from: its replica,
+ * catching up from the log it kept, applies its old removal before it reaches the entry
+ * that added it back, while its leader, which counts it in, may already count its
+ * acknowledgements (a learner within reach of the log's end is promoted). Dropped then, it
+ * would lose entries it acknowledged, and a quorum that needs it would never form again.
  */
 export function removedFrom(own: OwnReplica, described: RangeDescription | undefined, self: NodeId): "here" | "by-leader" | null {
-  if (!isMember(own.membership, self) && !isMember(own.appliedMembership, self)) return "here";
+  if (!isMember(own.membership, self) && !isMember(own.appliedMembership, self) && (described === undefined || !counts(described, self))) return "here";
   if (described !== undefined && described.role === "leader" && described.leader !== self && described.applied > own.lastIndex && !counts(described, self)) return "by-leader";
   return null;
 }
@@ -78,4 +98,17 @@ export function strayReplica(own: Omit<OwnReplica, "lastIndex">, described: Rang
  */
 export function adoptable(described: RangeDescription, self: NodeId, droppedAt: number | undefined): boolean {
   return counts(described, self) && described.applied > (droppedAt ?? -1);
+}
+
+/**
+ * The least index of the snapshot a replica hosted with no state, over the span `described`
+ * gives, must install before it takes any entry (EngineOptions.awaitSnapshot): one at or
+ * after the index the span was last set at holds that span or a narrower one (a later
+ * split's); an earlier one, or the log from its start, a wider one, and applied over this
+ * span it would build another state. Where the description does not say that index (a node
+ * from before it was said), the index it was described at, which is later: a leader may then
+ * have to apply that far before it can send one.
+ */
+export function snapshotFloor(described: Pick<RangeDescription, "applied" | "spanSince">): number {
+  return Math.max(1, described.spanSince ?? described.applied);
 }

@@ -24,7 +24,7 @@ interface Disk {
 }
 
 /** The harness's state machine is the list of applied entries; a snapshot is that list. */
-function encodeApplied(entries: readonly LogEntry[]): Uint8Array {
+export function encodeApplied(entries: readonly LogEntry[]): Uint8Array {
   // Configuration entries keep their kind (their bytes are not text: only the kind matters).
   return utf8Encode(JSON.stringify(entries.map((e) => (e.kind === "config" ? [e.index, e.term, "", "config"] : [e.index, e.term, utf8Decode(e.data)]))));
 }
@@ -47,6 +47,8 @@ export class TestCluster {
   private readonly cut = new Set<string>();
   /** Nodes that start waiting for a leader's snapshot at this index or later (EngineOptions.awaitSnapshot). */
   readonly awaitSnapshot = new Map<NodeId, number>();
+  /** Nodes whose state machine holds nothing of their disk's snapshot (a held first state whose records were lost): they start with applied index 0. */
+  readonly unmade = new Set<NodeId>();
   /** When set, matching messages are dropped on delivery (a scripted, selective fault). */
   dropWhere: ((envelope: Envelope) => boolean) | null = null;
   readonly ids: NodeId[];
@@ -74,10 +76,11 @@ export class TestCluster {
     const durable: DurableState<RaftHardState> = { hardState: disk.hardState, snapshot: disk.snapshot, entries: [...disk.entries] };
     const peers = this.bootstrap.includes(id) ? this.bootstrap : [];
     const awaited = this.awaitSnapshot.get(id);
-    const options = { id, peers, durable, appliedIndex: disk.snapshot?.index ?? 0, seed, ...(awaited === undefined ? {} : { awaitSnapshot: awaited }) };
+    const unmade = this.unmade.has(id);
+    const options = { id, peers, durable, appliedIndex: unmade ? 0 : (disk.snapshot?.index ?? 0), seed, ...(awaited === undefined ? {} : { awaitSnapshot: awaited }) };
     const engine = this.mutant === null ? new RaftEngine(options, this.config) : createRaftMutant(this.mutant, options, this.config);
     this.engines.set(id, engine);
-    this.applied.set(id, disk.snapshot === null ? [] : decodeApplied(disk.snapshot.data));
+    this.applied.set(id, disk.snapshot === null || unmade ? [] : decodeApplied(disk.snapshot.data));
     this.readStates.set(id, []);
     this.queue = this.queue.filter((e) => e.to !== id && e.from !== id);
     return engine;

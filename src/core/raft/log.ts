@@ -199,6 +199,23 @@ export class RaftLog {
     this.durableIndex = snapshot.index;
   }
 
+  /**
+   * A snapshot installed into a state machine that held nothing, whose log holds the
+   * snapshot's last entry: the entries after it stay, to be written again after the snapshot
+   * (the driver discards its stored log for it). Committed through the snapshot at least.
+   */
+  restoreKeeping(snapshot: Snapshot): void {
+    assert(this.term(snapshot.index) === snapshot.term, `the log does not hold the snapshot's last entry ${snapshot.index}`);
+    this.entries = this.entries.filter((entry) => entry.index > snapshot.index);
+    this.snapshotIndex = snapshot.index;
+    this.snapshotTerm = snapshot.term;
+    this.unstableFrom = snapshot.index + 1;
+    this.commitIndex = Math.max(this.commitIndex, snapshot.index);
+    this.applyingIndex = snapshot.index;
+    this.appliedIndex = snapshot.index;
+    this.durableIndex = snapshot.index;
+  }
+
   /** The driver wrote `entries` (a Ready's), unless a conflict replaced them since. */
   stableTo(entries: readonly LogEntry[]): void {
     const last = entries[entries.length - 1];

@@ -149,8 +149,12 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     this.log = new RaftLog(options.durable, hard?.commit ?? 0, options.appliedIndex);
     this.snapshot = options.durable.snapshot;
     const awaited = options.awaitSnapshot ?? 0;
-    // Only a state machine that holds nothing waits: one that applied entries, or a log or snapshot that reaches far enough, builds on itself.
-    this.awaitingSnapshot = awaited > 0 && options.appliedIndex === 0 && (this.snapshot === null || this.snapshot.index < awaited) && options.durable.entries.length === 0 ? awaited : 0;
+    // Only a state machine that holds nothing waits: one that applied entries, or a log or
+    // snapshot that reaches far enough, builds on itself. But for a held first snapshot the
+    // state machine does not hold (its records lost with the node's store): the log after it
+    // is kept, for what it acknowledged, and a full snapshot awaited.
+    const unmadeHeld = this.snapshot !== null && this.snapshot.held === true;
+    this.awaitingSnapshot = awaited > 0 && options.appliedIndex === 0 && (unmadeHeld || ((this.snapshot === null || this.snapshot.index < awaited) && options.durable.entries.length === 0)) ? awaited : 0;
     const base = this.snapshot?.membership ?? bootstrapMembership(options.peers);
     // A snapshot from before configurations were recorded is sent with the one in force.
     if (this.snapshot !== null && this.snapshot.membership === undefined) this.snapshot = { ...this.snapshot, membership: base };
@@ -185,16 +189,22 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     this.electionElapsed++;
     if (this.electionElapsed >= this.config.electionTicks) this.startupGuard = false;
     if (this.electionElapsed < this.randomizedElectionTicks) return;
-    if (!this.reconfiguration.mayCampaign()) {
-      // A learner, a removed node and one that has not yet heard of any configuration do not
-      // campaign. Their leader has been silent for an election timeout: it is forgotten, and
-      // with it its lease, so they answer the votes of whoever campaigns next.
+    if (!this.mayCampaign()) {
+      // A learner, a removed node, one that has not yet heard of any configuration and one
+      // that waits for a snapshot to hold any state do not campaign. Their leader has been
+      // silent for an election timeout: it is forgotten, and with it its lease, so they
+      // answer the votes of whoever campaigns next.
       this.electionElapsed = this.randomizedElectionTicks;
       this.lead = null;
       return;
     }
     this.electionElapsed = 0;
     this.election.campaign(this.config.preVote);
+  }
+
+  /** Whether this node may stand for election: a member that may, and that holds a state to lead from (not one waiting for a snapshot). */
+  private mayCampaign(): boolean {
+    return this.awaitingSnapshot === 0 && this.reconfiguration.mayCampaign();
   }
 
   private tickLeader(): void {
@@ -322,7 +332,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
       case "timeout-now":
         // The leader handed over: campaign at once, for real (a pre-vote would be refused by
         // voters that still hear from it), saying why so they grant despite its lease.
-        if (this.role === "follower" && this.reconfiguration.mayCampaign()) this.election.campaign(false, true);
+        if (this.role === "follower" && this.mayCampaign()) this.election.campaign(false, true);
         return;
     }
   }
@@ -670,7 +680,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
       this.snapshotReceiver.abandon();
       return this.askForSnapshot(from, message.index);
     }
-    if (this.snapshotAlreadyCommitted(message.index)) {
+    if (this.awaitingSnapshot === 0 && this.snapshotAlreadyCommitted(message.index)) {
       // Already covered by what this node has committed: say so, as for a stale append.
       this.snapshotReceiver.abandon();
       this.sendAfterPersist(from, { type: "append-response", term: this.term, reject: false, index: this.log.commitIndex, hintIndex: 0, hintTerm: 0 });
@@ -687,7 +697,16 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   }
 
   private installSnapshot(from: NodeId, snapshot: Snapshot): void {
-    if (this.logHoldsSnapshot(snapshot)) {
+    if (this.awaitingSnapshot > 0 && this.logHoldsSnapshot(snapshot)) {
+      // A node waiting with a log it kept (an unmade held first state): the state machine
+      // takes the snapshot, and the log after it stays, written again after the snapshot
+      // (the driver discards its stored log for a snapshot it installs).
+      this.log.restoreKeeping(snapshot);
+      this.configLog.compact(snapshot.index);
+      this.snapshot = snapshot;
+      this.snapshotToInstall = snapshot;
+      this.awaitingSnapshot = 0;
+    } else if (this.logHoldsSnapshot(snapshot)) {
       // The log already holds the snapshot's last entry, so it holds everything before it:
       // keep the log (and the entries after it) and just learn that it is committed.
       this.log.commitTo(snapshot.index);
@@ -726,19 +745,27 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
    * the engine already holds one at or after `index`.
    */
   compact(index: number, data: Uint8Array): Snapshot | null {
-    const latest = this.snapshot;
-    if (latest !== null && latest.held === true && index === latest.index && index === this.log.snapshotIndexValue) {
-      // A full snapshot of the state a held one only names: sendable now, the log unchanged.
-      this.snapshot = latest.membership === undefined ? { index, term: latest.term, data } : { index, term: latest.term, data, membership: latest.membership };
-      if (this.role === "leader") this.replicator.snapshotsChanged();
-      return this.snapshot;
-    }
     if (index <= this.log.snapshotIndexValue) return null;
     const term = this.log.term(index);
     assert(term !== null, `compaction at ${index}, beyond the log's end ${this.log.lastIndex}`);
     this.log.compact(index);
     const membership = this.configLog.compact(index);
     this.snapshot = { index, term, data, membership };
+    if (this.role === "leader") this.replicator.snapshotsChanged();
+    return this.snapshot;
+  }
+
+  /**
+   * A snapshot for followers that this node's log is not compacted behind (Engine.offerSnapshot):
+   * at the log's start, a full capture of the held first state it only names; past it, one
+   * taken while the driver keeps its log. Sendable now, the log unchanged.
+   */
+  offerSnapshot(index: number, data: Uint8Array): Snapshot | null {
+    const latest = this.snapshot;
+    if (latest !== null && latest.held !== true && latest.index >= index) return null;
+    const term = this.log.term(index);
+    assert(term !== null && index <= this.log.commitIndex, `a snapshot offered at ${index}, outside the committed log (${this.log.snapshotIndexValue}..${this.log.commitIndex})`);
+    this.snapshot = { index, term, data, membership: this.membershipAt(index) };
     if (this.role === "leader") this.replicator.snapshotsChanged();
     return this.snapshot;
   }
@@ -891,7 +918,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
       this.readStates.length > 0 ||
       this.log.hasUnstable ||
       this.snapshotToInstall !== null ||
-      this.log.hasCommittedToApply ||
+      (this.log.hasCommittedToApply && this.awaitingSnapshot === 0) ||
       this.hardStateChanged()
     );
   }
@@ -909,7 +936,8 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     // on them leaves; a commit index alone need not be (it is learned again after a crash).
     const termOrVote = hardState !== null && (hardState.term !== this.savedHardState.term || hardState.vote !== this.savedHardState.vote);
     if (hardState !== null) this.savedHardState = hardState;
-    const committedEntries = this.takeEntriesToApply();
+    // A node waiting for a snapshot holds no state its log's entries could apply to.
+    const committedEntries = this.awaitingSnapshot > 0 ? [] : this.takeEntriesToApply();
     const entries = this.log.takeUnstable();
     const ready: Ready<RaftMessage, RaftHardState> = {
       hardState,

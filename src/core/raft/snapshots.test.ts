@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import type { MembershipChange, NodeId } from "../engine/contract.js";
 import { DEFAULT_RAFT_CONFIG } from "./config.js";
-import { data, TestCluster } from "./harness.test-util.js";
+import { data, encodeApplied, TestCluster } from "./harness.test-util.js";
 import { validateRaftMessage } from "./validate.js";
 
 const config = { ...DEFAULT_RAFT_CONFIG };
@@ -202,7 +202,7 @@ describe("a replica waiting for a snapshot (awaitSnapshot)", () => {
     assert.equal(c.engine(1).snapshotWanted(), full.index, "a held snapshot reaches nothing: the leader asks its driver");
     assert.equal(c.sent.filter((e) => e.to === 4 && e.message.type === "snapshot").length, 0, "no chunk of the held one");
     const lastIndex = c.engine(1).status().lastIndex;
-    const replaced = c.engine(1).compact(full.index, full.data);
+    const replaced = c.engine(1).offerSnapshot(full.index, full.data);
     assert.ok(replaced !== null && replaced.held !== true && replaced.index === full.index, "a full snapshot at the same index");
     assert.equal(c.engine(1).status().lastIndex, lastIndex, "the log is unchanged");
     assert.equal(c.engine(1).snapshotWanted(), 0);
@@ -210,6 +210,78 @@ describe("a replica waiting for a snapshot (awaitSnapshot)", () => {
     c.tickAll(10);
     assert.equal(c.engine(4).status().snapshotIndex, full.index, "node 4 installed it");
     assert.deepEqual(c.appliedData(4), c.appliedData(1));
+  });
+
+  test("a snapshot offered while the leader keeps its log (its compaction held) is sent to the follower waiting for it; the log and the durable snapshot stay; a later compaction replaces it", () => {
+    const c = new TestCluster(4, awaitConfig, null, 3);
+    c.elect(1);
+    for (let i = 0; i < 6; i++) c.engine(1).propose(data(`v${i}`));
+    c.stabilize();
+    const needed = c.engine(1).status().commitIndex;
+    c.awaitSnapshot.set(4, needed - 2);
+    c.start(4);
+    assert.equal(c.engine(1).changeMembership(learner(4)).accepted, true);
+    c.stabilize();
+    c.tickAll(10);
+    assert.equal(c.engine(1).snapshotWanted(), needed - 2, "the leader has no snapshot: it asks its driver");
+    const applied = c.applied.get(1) ?? [];
+    const last = applied[applied.length - 1];
+    assert.ok(last !== undefined);
+    const before = c.engine(1).status();
+    const offered = c.engine(1).offerSnapshot(last.index, encodeApplied(applied));
+    assert.ok(offered !== null && offered.index === last.index);
+    assert.deepEqual(c.engine(1).status(), before, "the log is as it was, and so is its compaction point");
+    assert.equal(c.disks.get(1)?.snapshot ?? null, null, "nothing made durable");
+    assert.equal(c.engine(1).snapshotWanted(), 0);
+    assert.equal(c.engine(1).offerSnapshot(last.index - 1, encodeApplied(applied.slice(0, -1))), null, "an older one is not taken");
+    c.stabilize();
+    c.tickAll(10);
+    assert.equal(c.engine(4).status().snapshotIndex, last.index, "node 4 installed it");
+    c.engine(1).propose(data("after"));
+    c.stabilize();
+    assert.deepEqual(c.appliedData(4), c.appliedData(1), "and takes the log after it");
+    c.compact(1);
+    assert.ok(c.engine(1).status().snapshotIndex > before.snapshotIndex, "compaction goes on as before once the driver may");
+  });
+
+  test("a node whose held first state is unmade (its records lost) waits for a full snapshot with its log kept: it applies nothing, takes no entry, stands for no election, and keeps the entries after the snapshot", () => {
+    const c = new TestCluster(3, awaitConfig);
+    c.elect(1);
+    for (let i = 0; i < 4; i++) c.engine(1).propose(data(`v${i}`));
+    c.stabilize();
+    c.compact(1);
+    c.compact(3);
+    const held = c.engine(3).status().snapshotIndex;
+    for (let i = 4; i < 7; i++) c.engine(1).propose(data(`v${i}`));
+    c.stabilize();
+    const disk = c.disks.get(3);
+    assert.ok(disk?.snapshot !== null && disk?.snapshot !== undefined && disk.entries.length === 3, "node 3 holds a snapshot and three entries after it");
+    // Node 3's snapshot only named records its store held, and the store is gone.
+    disk.snapshot = { ...disk.snapshot, held: true };
+    c.unmade.add(3);
+    c.awaitSnapshot.set(3, held);
+    const lastIndex = c.engine(3).status().lastIndex;
+    c.start(3);
+    assert.equal(c.engine(3).status().lastIndex, lastIndex, "its log kept");
+    // Its leader gone a while: it stands for no election (it has no state to lead from).
+    c.isolate(1);
+    c.tickAll(60);
+    assert.ok(!c.sent.some((e) => e.from === 3 && e.message.type === "vote"), "node 3 never campaigned");
+    assert.deepEqual(c.appliedData(3), [], "it applied nothing of its log");
+    c.heal();
+    c.tickAll(60);
+    c.stabilize();
+    const leader = c.leaders()[0];
+    assert.ok(leader !== undefined && leader !== 3);
+    // The leader captures one when it sees node 3 waits (a replica does it on its own: snapshots.ts).
+    assert.ok(c.engine(leader).snapshotWanted() > 0 || c.engine(leader).status().snapshotIndex >= held);
+    c.compact(leader);
+    c.stabilize();
+    c.engine(leader).propose(data("after"));
+    c.stabilize();
+    c.tickAll(10);
+    assert.deepEqual(c.appliedData(3), c.appliedData(leader), "after its leader's snapshot it holds what the others do");
+    assert.ok(c.engine(3).status().snapshotIndex >= held, "a full snapshot installed");
   });
 
   test("an ask that arrives after the snapshot was installed (delayed, or duplicated) sends nothing again", () => {

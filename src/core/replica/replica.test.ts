@@ -71,8 +71,11 @@ class ScriptedEngine implements Engine<Message, Hard> {
     this.outstandingQueue.push(ready);
     return ready;
   }
+  /** The last committed entry a Ready handed out and advanced (the Raft engine compacts no further). */
+  advancedThrough = 0;
   advance(ready: Ready<Message, Hard>): void {
     assert.equal(ready, this.outstandingQueue.shift(), "advanced out of order");
+    this.advancedThrough = ready.committedEntries[ready.committedEntries.length - 1]?.index ?? this.advancedThrough;
     this.advanced.push(ready);
   }
   status(): EngineStatus {
@@ -82,8 +85,15 @@ class ScriptedEngine implements Engine<Message, Hard> {
     return 1;
   }
   compact(index: number): Snapshot | null {
+    assert.ok(index <= this.advancedThrough, `compaction at ${index}, beyond the applied entries advanced (${this.advancedThrough})`);
     this.compacted.push(index);
     this.snapshotIndex = index;
+    return null;
+  }
+  /** Snapshots offered for followers, the log kept (Engine.offerSnapshot). */
+  offered: number[] = [];
+  offerSnapshot(index: number): Snapshot | null {
+    this.offered.push(index);
     return null;
   }
   /** What compaction must keep for followers, as the test sets it (none by default). */
@@ -93,8 +103,8 @@ class ScriptedEngine implements Engine<Message, Hard> {
   /** A follower waits for the state a held snapshot at `snapshotIndex` names (as the Raft engine says: that index). */
   heldWanted = false;
   snapshotWanted(): number {
-    if (this.heldWanted) return this.compacted.includes(this.snapshotIndex) ? 0 : this.snapshotIndex;
-    return this.snapshotIndex >= this.wanted ? 0 : this.wanted;
+    if (this.heldWanted) return this.offered.includes(this.snapshotIndex) ? 0 : this.snapshotIndex;
+    return Math.max(this.snapshotIndex, ...this.offered) >= this.wanted ? 0 : this.wanted;
   }
   compactionFloor(): CompactionFloor | null {
     return this.floor;
@@ -471,9 +481,26 @@ describe("replica: the Ready loop (contract rules 3-7)", () => {
     assert.deepEqual(engine.compacted, [], "nothing asked for, nothing past the held snapshot");
     engine.heldWanted = true;
     clock.advance(10);
-    assert.deepEqual(engine.compacted, [2], "the engine got a full capture at the held index");
+    assert.deepEqual(engine.offered, [2], "the engine got a full capture at the held index");
+    assert.deepEqual(engine.compacted, [], "its log kept");
     assert.deepEqual(storage.compacted, [], "the storage keeps the held first state");
     assert.equal(replaced, 0, "not replaced yet: that waits for the first full snapshot past it");
+  });
+
+  test("a follower waits for a snapshot while the host holds compaction (a split whose child is still held): the capture is offered to the engine, the log kept, and compacted once released", () => {
+    let held = true;
+    const env = setup({ snapshotEntries: 1000, holdsCompaction: (index) => held && index >= 2 });
+    const { engine, storage, clock } = env;
+    appendAndApplyTwo(env);
+    engine.wanted = 2;
+    clock.advance(10);
+    assert.deepEqual(engine.offered, [2], "sent to the follower from the engine");
+    assert.deepEqual(engine.compacted, [], "the log kept");
+    assert.deepEqual(storage.compacted, [], "and the storage's");
+    held = false;
+    clock.advance(10);
+    assert.deepEqual(storage.compacted, [2], "saved at the next tick once released");
+    assert.deepEqual(engine.compacted, [2]);
   });
 
   test("the host can hold compaction through an index (a split whose child is still held): the snapshot waits, and is taken once released", () => {
@@ -512,6 +539,31 @@ describe("replica: the Ready loop (contract rules 3-7)", () => {
     assert.deepEqual(sent, ["append-1->2", "append-2->2", "ack-1->2", "ack-2->2"]);
     assert.deepEqual(machine.applied, ["e1", "e2", "e3"]);
     assert.deepEqual(engine.advanced, [first, second]);
+  });
+
+  test("a capture of entries applied early waits to compact until the engine has been told they applied (a sync that ends before theirs starts)", () => {
+    const env = setup({ snapshotEntries: 1000 });
+    const { engine, machine, storage, clock } = env;
+    engine.pipelines = true;
+    push(env, emptyReady({ entries: [entry(1), entry(2)] }));
+    storage.completeSync();
+    clock.run();
+    // A Ready with only a vote syncs; the next commits 1-2 (durable: applied early) and waits its turn to sync.
+    push(env, emptyReady({ hardState: { term: 2 } }));
+    const commits = emptyReady({ entries: [entry(3)], committedEntries: [entry(1), entry(2)] });
+    push(env, commits);
+    assert.deepEqual(machine.applied, ["e1", "e2"]);
+    // A follower waits for a snapshot at 2: the timer captures one at once.
+    engine.wanted = 2;
+    clock.advance(10);
+    storage.completeSync(); // the vote's: the Ready that commits 1-2 is not finished yet
+    clock.run();
+    assert.deepEqual(engine.compacted, [], "not before the engine knows 1-2 applied");
+    storage.completeSync();
+    clock.run();
+    assert.ok(engine.advanced.includes(commits));
+    assert.deepEqual(engine.compacted, [2], "then compacted");
+    assert.deepEqual(storage.compacted, [2]);
   });
 
   test("a Ready whose only change is the commit index (mustSync false) is not synced; it finishes in order", () => {

@@ -201,6 +201,7 @@ export class Replica<M, H, R> {
       engine: options.engine,
       stopped: () => this.stopped,
       syncing: () => this.syncing,
+      advancing: () => this.taken.some((taken) => taken.ready.committedEntries.length > 0),
       compactionHeld: (snapshot) => this.compactionHeld(snapshot),
       fail: (error) => this.fail(error),
     });

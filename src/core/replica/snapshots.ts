@@ -26,6 +26,12 @@ export interface SnapshotsHost<M, H, R> {
   stopped(): boolean;
   /** A sync runs: compaction waits for a moment with none. */
   syncing(): boolean;
+  /**
+   * Entries applied early (durable before their Ready's own writes were) that the engine has
+   * not been told of yet (Engine.advance): compaction waits until it has, as the engine
+   * compacts only what it knows applied. A capture the timer starts can be that far ahead.
+   */
+  advancing(): boolean;
   /** Whether compacting through the snapshot's index must wait (Replica's `compactionHeld`). */
   compactionHeld(snapshot: Snapshot): boolean;
   /** A failure the replica cannot continue after. */
@@ -109,7 +115,7 @@ export class ReplicaSnapshots<M, H, R> {
   save(): void {
     const toSave = this.toSave;
     const { options, engine } = this.host;
-    if (toSave === null || this.host.syncing()) return;
+    if (toSave === null || this.host.syncing() || this.host.advancing()) return;
     this.toSave = null;
     const { snapshot } = toSave;
     const engineIndex = engine.status().snapshotIndex;
@@ -118,11 +124,16 @@ export class ReplicaSnapshots<M, H, R> {
       // can commit without that follower (its range's quorum needs it): the engine sends this
       // full capture of it. The storage keeps the held one, still true, until the first full
       // snapshot past it replaces it as usual.
-      engine.compact?.(snapshot.index, snapshot.data);
+      engine.offerSnapshot?.(snapshot.index, snapshot.data);
       return;
     }
     if (snapshot.index <= engineIndex) return; // overtaken by a leader's snapshot
     if (this.host.compactionHeld(snapshot)) {
+      // A follower waits for this very snapshot while the log must stay (a split here whose
+      // child's records are only where it left them): the engine sends it, the log and the
+      // storage unchanged. Where that follower's vote completes the quorum, nothing else
+      // would ever let the range commit again.
+      if (snapshot.index >= this.wantedFrom()) engine.offerSnapshot?.(snapshot.index, snapshot.data);
       this.toSave = toSave; // retried after the next sync or tick
       return;
     }
@@ -137,6 +148,12 @@ export class ReplicaSnapshots<M, H, R> {
     const doneMs = options.clock.nowMs();
     options.observer?.snapshotTaken?.(snapshot, { total: doneMs - toSave.startedMs, saving: doneMs - savingMs });
     this.heldReplaced();
+  }
+
+  /** The least index of a snapshot a follower waits for (Engine.snapshotWanted); infinity when none does. */
+  private wantedFrom(): number {
+    const wanted = this.host.engine.snapshotWanted?.() ?? 0;
+    return wanted > 0 ? wanted : Number.POSITIVE_INFINITY;
   }
 
   /** The log starts with a full snapshot now (one taken, or a leader's installed): a held one it started with is replaced. */

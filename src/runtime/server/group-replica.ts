@@ -17,7 +17,7 @@ import { NotMemberError } from "../../core/common/errors.js";
 import type { DurableState, Engine, EngineFactory, Membership, NodeId } from "../../core/engine/contract.js";
 import { isMember } from "../../core/engine/membership.js";
 import type { KvChange } from "../../core/kv/model.js";
-import { heldFirstStateOf, type KeySpan } from "../../core/kv/split.js";
+import { heldFirstStateOf, RANGE_BIRTH_INDEX, type KeySpan } from "../../core/kv/split.js";
 import { KvStore, SELF_ASSIGNED_SESSIONS_FROM, type KvStoreObserver } from "../../core/kv/store.js";
 import type { GroupId } from "../../core/multi/group.js";
 import type { Network } from "../../core/replica/contract.js";
@@ -287,8 +287,15 @@ function recoverStateMachine(storage: GroupStorage, log: Logger, opened: LmdbKvO
     log.warn({ reason: opened.reason, group }, "the state machine cannot be trusted; rebuilding it from the snapshot and the log");
     if (snapshot !== null) kv.restore(snapshot.data);
   } else if (snapshot !== null && kv.applied < snapshot.index) {
-    log.info({ applied: kv.applied, snapshot: snapshot.index, group }, "the state machine is behind the latest snapshot; restoring it from the snapshot");
-    kv.restore(snapshot.data);
+    if (storage.awaitSnapshot !== undefined && kv.applied < RANGE_BIRTH_INDEX && heldFirstStateOf(snapshot.data) !== null) {
+      // A held first state whose records this node's store lost, its parent here past the
+      // split (range-births.ts): the store starts with nothing, and the engine keeps the log
+      // after it while it waits for its leader's full snapshot.
+      log.warn({ group, snapshot: snapshot.index, entries: durable.entries.length }, "this range's first state named records this node's store no longer holds; it waits for its leader's snapshot, its log kept");
+    } else {
+      log.info({ applied: kv.applied, snapshot: snapshot.index, group }, "the state machine is behind the latest snapshot; restoring it from the snapshot");
+      kv.restore(snapshot.data);
+    }
   }
   const lastIndex = (snapshot?.index ?? 0) + durable.entries.length;
   if (kv.applied > lastIndex) {

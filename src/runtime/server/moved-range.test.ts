@@ -14,7 +14,7 @@ import { ProcessCluster, request, sleep, type ShardView } from "./process-cluste
 
 const KEYS = Array.from({ length: 8 }, (_, i) => `p${i}`);
 
-type Placed = ShardView & { readonly voters?: readonly number[]; readonly learners?: readonly number[] };
+type Placed = ShardView & { readonly voters?: readonly number[]; readonly learners?: readonly number[]; readonly spanSince?: number };
 
 interface Read {
   readonly value: string;
@@ -80,6 +80,9 @@ describe("a range moved to a node after it split", { timeout: 150_000 }, () => {
       const shards = (await cluster.shards(1)) as Placed[];
       const leader = shards.find((shard) => shard.id === range.id)?.leader;
       assert.ok(typeof leader === "number" && leader !== moved.to);
+      // The index the split set the range's span at, as its leader's replica keeps it: the new replica's comes with the snapshot.
+      const spanSince = ((await cluster.shards(leader)) as Placed[] | null)?.find((shard) => shard.id === range.id)?.spanSince;
+      assert.ok(typeof spanSince === "number" && spanSince > 0, `the split range's span index: ${String(spanSince)}`);
       const expected = new Map<string, Read>();
       for (const key of kept) {
         const read = await localRead(leader, key);
@@ -90,12 +93,13 @@ describe("a range moved to a node after it split", { timeout: 150_000 }, () => {
         const held = await caughtUp(moved?.to ?? 0, expected, 30_000);
         for (const [key, read] of expected) assert.deepEqual(held.get(key), read, `${when}: node ${moved?.to}'s ${key} against its leader's`);
         // Its table is whole once it has heard its peers describe the ranges it does not host (a moment after a restart).
-        let epoch: number | undefined;
-        for (const deadline = Date.now() + 10_000; Date.now() < deadline && epoch !== range.epoch + 1; await sleep(200)) {
+        let described: Placed | undefined;
+        for (const deadline = Date.now() + 10_000; Date.now() < deadline && described?.epoch !== range.epoch + 1; await sleep(200)) {
           const view = (await request("GET", `${cluster.node(moved?.to ?? 0).http}/v1/shards`).catch(() => null))?.body["shards"] as Placed[] | undefined;
-          epoch = view?.find((shard) => shard.id === range.id)?.epoch;
+          described = view?.find((shard) => shard.id === range.id);
         }
-        assert.equal(epoch, range.epoch + 1, `${when}: node ${moved?.to} holds the range at the epoch the split made`);
+        assert.equal(described?.epoch, range.epoch + 1, `${when}: node ${moved?.to} holds the range at the epoch the split made`);
+        assert.equal(described?.spanSince, spanSince, `${when}: node ${moved?.to} holds the index the split set the span at`);
       };
       await check("moved");
       // A write after the move has the same revision everywhere.

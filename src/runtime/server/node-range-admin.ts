@@ -16,6 +16,7 @@ import type { LmdbKvEnvironment } from "../storage/kv-lmdb-env.js";
 import { spanBounds, type KvSpan } from "../storage/kv-lmdb-groups.js";
 import { LogStore } from "../storage/log-store.js";
 import type { GroupId } from "../../core/multi/group.js";
+import { snapshotFloor } from "../../core/multi/placement-directory.js";
 import type { GroupRouter } from "../../core/multi/router.js";
 import { RANGE_BIRTH_INDEX, splitRefusal } from "../../core/kv/split.js";
 import { DEFAULT_NODE_CONFIG, RANGES_MAX, type NodeConfig } from "./config.js";
@@ -349,15 +350,12 @@ export class RangeAdmin {
         // A range this node held before starts in the term its peers are in, at least: a
         // vote it cast there before it was dropped is gone with its log, and a stale
         // candidate's request in such a term must not get a second one (Raft's hard state).
-        const floorTerm = "term" in span && typeof span.term === "number" ? span.term : 0;
+        const floorTerm = span.term ?? 0;
         const durable = stateless.hardState === null && floorTerm > 0 ? { ...stateless, hardState: { term: floorTerm, vote: null, commit: 0 } } : stateless;
-        // Its state is its leader's snapshot, taken once the range holds no more than `span`:
-        // the log's first entries may predate a split, and would build a different state here.
-        // A snapshot at or after the index the span was described at holds no more than it;
-        // with no index said, a range born of a split (where ranges are not placed, only those
-        // are adopted) takes its first snapshot, or any later one.
-        const awaitFrom = "applied" in span && typeof span.applied === "number" ? Math.max(1, span.applied) : RANGE_BIRTH_INDEX;
-        this.hostWithoutState(id, span, durable, environment, awaitFrom);
+        // Its state is its leader's snapshot, taken once the range holds no more than `span`
+        // (snapshotFloor): the log's first entries may predate a split, and would build a
+        // different state here.
+        this.hostWithoutState(id, span, durable, environment, span.awaitFrom);
         log.warn({ range: id, peer: from, start: span.start, end: span.end }, "hosting a range this node missed the split of, or was added to, until its leader sends its state");
       })
       .catch((error: unknown) => log.warn({ err: error, range: id, peer: from }, "could not host a range this node missed the split of; its leader's next message tries again"))
@@ -387,15 +385,23 @@ export class RangeAdmin {
     });
   }
 
-  /** Range `id`'s span as the member at `http` sees it, and the index it applied (null: it lists no such range, or lists it without node `self`). */
-  private async learnSpan(http: string, id: GroupId, self: NodeId): Promise<{ readonly start: string; readonly end: string | null; readonly applied?: number } | null> {
+  /**
+   * Range `id`'s span as the member at `http` sees it, and the least index of the snapshot a
+   * replica hosted over it waits for (null: it lists no such range, or lists it without node
+   * `self`): `snapshotFloor` of what it says; where it says neither index (it does not host
+   * the range), a range born of a split (where ranges are not placed, only those are adopted)
+   * takes its first snapshot, or any later one.
+   */
+  private async learnSpan(http: string, id: GroupId, self: NodeId): Promise<{ readonly start: string; readonly end: string | null; readonly term?: number; readonly awaitFrom: number } | null> {
     const response = await fetch(`${http}/v1/shards`, { signal: AbortSignal.timeout(2000) });
     if (!response.ok) throw new Error(`${http}/v1/shards answered ${response.status}`);
-    const shards = ((await response.json()) as { shards?: { id: number; start: string; end: string | null; replicas?: number[]; appliedIndex?: unknown }[] }).shards ?? [];
+    const shards = ((await response.json()) as { shards?: { id: number; start: string; end: string | null; replicas?: number[]; appliedIndex?: unknown; spanSince?: unknown }[] }).shards ?? [];
     const range = shards.find((shard) => shard.id === id);
     if (range === undefined || (range.replicas !== undefined && !range.replicas.includes(self))) return null;
-    const applied = range.appliedIndex;
-    return { start: range.start, end: range.end, ...(typeof applied === "number" && Number.isSafeInteger(applied) && applied > 0 ? { applied } : {}) };
+    const index = (value: unknown): number | undefined => (typeof value === "number" && Number.isSafeInteger(value) && value >= 0 ? value : undefined);
+    const applied = index(range.appliedIndex);
+    const spanSince = index(range.spanSince);
+    return { start: range.start, end: range.end, awaitFrom: applied === undefined ? RANGE_BIRTH_INDEX : snapshotFloor({ applied, ...(spanSince === undefined ? {} : { spanSince }) }) };
   }
 
   /**

@@ -100,7 +100,7 @@ test("a held child whose parent's log holds the split: the parent starts committ
   }
 });
 
-test("a held child whose parent is past the split waits with no state, its term and vote kept; with entries past its first state, the node refuses to start", async () => {
+test("a held child whose parent is past the split waits with no state, its term and vote kept; with entries past its first state, it starts with its log kept, applies nothing and stands for no election until its leader's snapshot", async () => {
   const ranges = recover(rangeOneAt(40, true), heldChild(0));
   try {
     assert.equal(ranges.recovered.some((group) => group.group === 2), false);
@@ -108,5 +108,18 @@ test("a held child whose parent is past the split waits with no state, its term 
   } finally {
     await close(ranges);
   }
-  assert.throws(() => recover(rangeOneAt(40, true), heldChild(2)), /range 1's split \(its entry 30\) left in this node's store, which does not hold them[\s\S]*empty this node's data directory/);
+  // It refused to start before: the entries it may have acknowledged are kept, and it waits.
+  const withLog = recover(rangeOneAt(40, true), heldChild(2));
+  try {
+    const child = withLog.recovered.find((group) => group.group === 2);
+    assert.ok(child !== undefined, "hosted");
+    assert.equal(child.kv.applied, 0, "its store holds nothing");
+    assert.equal(child.engine.status().lastIndex, RANGE_BIRTH_INDEX + 2, "its log kept");
+    for (let i = 0; i < 200; i++) child.engine.tick();
+    assert.equal(child.engine.status().role, "follower", "it stands for no election");
+    const ready = child.engine.hasReady() ? child.engine.ready() : null;
+    assert.deepEqual(ready?.committedEntries ?? [], [], "and applies nothing");
+  } finally {
+    await close(withLog);
+  }
 });

@@ -111,6 +111,9 @@ export function recoverRanges(
       if (durable === undefined && identity.joined && (config.replicas ?? 0) > 0 && id !== DEFAULT_GROUP && presplit.get(id) !== undefined && environment?.spanOf(id) === undefined) continue;
       durable ??= { hardState: null, snapshot: null, entries: [] };
       let span: KvSpan | undefined = environment?.spanOf(id) ?? presplit.get(id);
+      // A held first state with entries past it, no range here to make its records again:
+      // where the store lost them, it waits for its leader's snapshot, its log kept.
+      let heldWithLog = false;
       if (span === undefined) {
         // Born of a split and not in the environment: its span is in its first snapshot.
         if (durable.snapshot === null) {
@@ -130,12 +133,14 @@ export function recoverRanges(
         // A held first state names records the store does not hold (it was rebuilt), and no
         // range here will apply that split again (its parent is past it, or gone): with nothing
         // past it in its log, the range waits with no state for its leader's snapshot, as one
-        // heard of from its leader does (held-births.ts); otherwise it cannot start (RangeStateHeldError).
+        // heard of from its leader does (held-births.ts); otherwise it waits for one with its
+        // log kept (group-replica.ts, recoverStateMachine).
         const unmade = range.held === undefined ? null : unmadeChildState(durable);
         if (unmade !== null) {
           deferred.set(id, unmade);
           continue;
         }
+        heldWithLog = range.held !== undefined;
       }
       const groupSpan = span;
       // A range hosted here with no state over the keys it holds now (range-placement.ts moved
@@ -156,7 +161,7 @@ export function recoverRanges(
             // Nor does a range born of a split (its first snapshot holds its configuration), or
             // one this node was not first placed on (it was added since: its log holds that).
             bootstrapPeers: identity.joined || first === undefined || !firstReplicas.includes(config.id) ? [] : firstReplicas,
-            ...(awaitsSnapshot ? { awaitSnapshot: 1 } : {}),
+            ...(awaitsSnapshot ? { awaitSnapshot: 1 } : heldWithLog ? { awaitSnapshot: RANGE_BIRTH_INDEX } : {}),
           },
           log,
         ),
@@ -379,6 +384,8 @@ export class NodeRanges {
         leaderHttp: status.leader === null ? null : leaderHttp(status.leader),
         commitIndex: status.commitIndex,
         appliedIndex: replica.kv.applied,
+        // The index its span was set at (its last split's; 0: never split): a replica added to it waits for a snapshot from there on.
+        spanSince: replica.kv.spanSince,
         revision: replica.kv.currentRevision,
         keys: replica.kv.keys,
         // Transactions across ranges prepared here and not resolved yet.

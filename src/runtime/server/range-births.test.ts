@@ -29,7 +29,7 @@ test("birth files: a complete one is read; a directory a crash left without one 
   }
 });
 
-test("a held child whose parent caught up past its split waits for its leader's snapshot with no state, its hard state kept, unless its log holds entries past its first state", () => {
+test("a held child whose parent caught up past its split waits for its leader's snapshot with no state, its hard state kept; with entries past its first state, its whole log kept (the engine waits where the store lost the records)", () => {
   const held = (parent: number, index: number): Uint8Array => heldFirstState(12, 0, { start: "m", end: null }, 2, parent, index);
   const hard = { term: 4, vote: 2, commit: RANGE_BIRTH_INDEX };
   const empty: DurableState<unknown> = { hardState: hard, snapshot: { index: RANGE_BIRTH_INDEX, term: RANGE_BIRTH_TERM, data: held(1, 30) }, entries: [] };
@@ -58,10 +58,10 @@ test("a held child whose parent caught up past its split waits for its leader's 
     hosted.map(({ id, how }) => [id, how]),
     [
       [7, "without state over [m, null)"],
-      [8, "from its log"],
+      [8, "without state over [m, null)"],
     ],
   );
-  // Range 7 forgot no entry and keeps its term and vote; range 8's entry is kept (its held state then refuses with what to do).
+  // Range 7 forgot no entry and keeps its term and vote; range 8's held state and entry are kept (group-replica.ts leaves its store empty and the engine waits).
   assert.deepEqual(hosted[0]?.durable, { hardState: hard, snapshot: null, entries: [] });
   assert.equal(hosted[1]?.durable, past);
   assert.equal(births.waitsForParent(7), false);

@@ -155,15 +155,23 @@ export class RangeBirths {
       if (range === null || !isFree(id, { start: range.start, end: range.end })) continue;
       // A held first state names records only the parent's split makes, and it will not
       // apply the split here again: with nothing past it in its log, the range waits for its
-      // leader's snapshot (held-births.ts); otherwise born, it refuses with what to do.
+      // leader's snapshot with no state (held-births.ts); with entries past it (it may have
+      // acknowledged them), it is hosted from its log, and where this node's store lost
+      // those records it waits for that snapshot too, the engine keeping its log, taking no
+      // other entry and standing for no election until then (group-replica.ts).
+      const span = { start: range.start, end: range.end };
       const unmade = range.held === undefined ? null : unmadeChildState(durable);
+      if (unmade === null && range.held !== undefined) {
+        this.deferred.delete(id);
+        this.node.hostWithoutState(id, span, durable);
+        continue;
+      }
       if (unmade === null) {
         if (this.refused.has(id)) continue;
         try {
           this.born(id);
         } catch (error) {
-          // It stays waiting, so no message from its leader has it hosted with no state (its
-          // log holds entries it may have acknowledged), and is not tried again.
+          // It stays waiting, and is not tried again.
           this.deferred.set(id, durable);
           this.refused.add(id);
           failure ??= error;
@@ -171,7 +179,7 @@ export class RangeBirths {
         continue;
       }
       this.deferred.delete(id);
-      this.node.hostWithoutState(id, { start: range.start, end: range.end }, unmade);
+      this.node.hostWithoutState(id, span, unmade);
     }
     if (failure !== null) throw failure;
   }

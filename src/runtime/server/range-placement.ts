@@ -25,7 +25,7 @@ import type { Membership, MembershipChange, NodeId } from "../../core/engine/con
 import { isMember } from "../../core/engine/membership.js";
 import { DEFAULT_GROUP, GROUP_ID_MAX, type GroupId } from "../../core/multi/group.js";
 import { isZoneName, moveRefusal, placementPlan, type PlacementStep } from "../../core/multi/placement.js";
-import { adoptable, counts, fresher, removedFrom, strayReplica, type RangeDescription } from "../../core/multi/placement-directory.js";
+import { adoptable, counts, fresher, removedFrom, snapshotFloor, strayReplica, type RangeDescription } from "../../core/multi/placement-directory.js";
 import type { RangeDescriptor } from "../../core/multi/ranges.js";
 import type { GroupRouter } from "../../core/multi/router.js";
 import type { Network } from "../../core/replica/contract.js";
@@ -90,6 +90,14 @@ async function changeWhenFree(replica: GroupReplica, change: () => MembershipCha
   }
 }
 
+/** A range this node may host with no state (RangePlacement.adoptable): its span, the term it starts in, and the least index of the snapshot it waits for. */
+export interface AdoptableSpan {
+  readonly start: string;
+  readonly end: string | null;
+  readonly term: number;
+  readonly awaitFrom: number;
+}
+
 /** One range as the node hosting it describes it. */
 export interface RangeEntry extends RangeDescription {
   readonly id: GroupId;
@@ -126,7 +134,8 @@ function isRangeEntry(value: unknown): value is RangeEntry {
     (e.leader === null || Number.isSafeInteger(e.leader)) &&
     ids(e.voters) &&
     ids(e.learners) &&
-    Number.isSafeInteger(e.applied)
+    Number.isSafeInteger(e.applied) &&
+    (e.spanSince === undefined || Number.isSafeInteger(e.spanSince))
   );
 }
 
@@ -247,11 +256,12 @@ export class RangePlacement implements OtherRanges {
    * later index than any at which this node dropped it; null otherwise (node-range-admin.ts
    * hosts a range a member's message names only then). Undefined: the directory has no word of it.
    */
-  adoptable(id: GroupId): { readonly start: string; readonly end: string | null; readonly term: number; readonly applied: number } | null | undefined {
+  adoptable(id: GroupId): AdoptableSpan | null | undefined {
     const entry = this.entries().get(id);
     if (entry === undefined) return undefined;
+    if (!adoptable(entry, this.host.self, this.droppedAt.get(id))) return null;
     // The term it starts in: the range's, or the one this node's replica was in when dropped, whichever is later.
-    return adoptable(entry, this.host.self, this.droppedAt.get(id)) ? { start: entry.start, end: entry.end, term: Math.max(entry.term, this.droppedTerm.get(id) ?? 0), applied: entry.applied } : null;
+    return { start: entry.start, end: entry.end, term: Math.max(entry.term, this.droppedTerm.get(id) ?? 0), awaitFrom: snapshotFloor(entry) };
   }
 
   /** The nodes that host range `id`, its leader first: where a request for it is sent. */
@@ -294,6 +304,7 @@ export class RangePlacement implements OtherRanges {
           voters: [...membership.voters],
           learners: [...membership.learners],
           applied: replica.kv.applied,
+          spanSince: replica.kv.spanSince,
         };
       });
   }

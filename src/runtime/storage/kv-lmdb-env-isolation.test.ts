@@ -112,7 +112,7 @@ function checkTwin(twin: Twin): void {
 
 /** The meta with the fields an empty memory backend leaves out. */
 function withDefaults(meta: KvMeta): Required<KvMeta> {
-  return { appliedIndex: meta.appliedIndex, revision: meta.revision, clockMs: meta.clockMs ?? 0, compactRevision: meta.compactRevision ?? 0, purged: meta.purged ?? { revision: 0, afterKey: "" }, rangeEpoch: meta.rangeEpoch ?? 1, nextRangeId: meta.nextRangeId ?? 0, bornAt: meta.bornAt ?? 0 };
+  return { appliedIndex: meta.appliedIndex, revision: meta.revision, clockMs: meta.clockMs ?? 0, compactRevision: meta.compactRevision ?? 0, purged: meta.purged ?? { revision: 0, afterKey: "" }, rangeEpoch: meta.rangeEpoch ?? 1, nextRangeId: meta.nextRangeId ?? 0, bornAt: meta.bornAt ?? 0, spanSince: meta.spanSince ?? 0 };
 }
 
 function apply(twin: Twin, command: Uint8Array): void {

@@ -2,7 +2,7 @@
 import { SynodError } from "../../core/common/errors.js";
 
 /** The meta format this synod writes, and the latest it reads. */
-export const META_FORMAT = 5;
+export const META_FORMAT = 6;
 
 /** The store on disk holds something a correct store could not have written. */
 export class KvStorageCorruptionError extends SynodError {

@@ -118,3 +118,29 @@ test("LMDB: a range's middle key is read over its own span's keys alone, and is 
     rmSync(path, { recursive: true, force: true });
   }
 });
+
+test("LMDB: the index a range's span was set at (its split's) is kept across a reopen, carried by its snapshots, and a snapshot claiming a later one is refused", async () => {
+  const path = mkdtempSync(join(tmpdir(), "synod-span-since-"));
+  try {
+    let environment = LmdbKvEnvironment.open({ path });
+    const store = KvStore.open(environment.group(1, SPAN));
+    store.setSplitHost({ parent: 1, prepare: () => undefined, born: () => undefined });
+    assert.equal(store.spanSince, 0, "a range that never split");
+    for (const command of [put("kiwi", "1"), put("plum", "2"), { op: "split", request, at: "p", child: 5 } as KvCommand, put("kiwi", "3")]) store.apply(store.applied + 1, encodeCommand(command));
+    assert.equal(store.spanSince, 3, "the split's index");
+    const snapshot = store.snapshot();
+    await environment.close();
+    environment = LmdbKvEnvironment.open({ path });
+    assert.equal(KvStore.open(environment.group(1, { start: "h", end: "p" })).spanSince, 3, "kept on disk");
+    await environment.close();
+    const copy = KvStore.restore(snapshot, spanned(SPAN));
+    assert.equal(copy.spanSince, 3, "carried by the snapshot");
+    assert.deepEqual(Buffer.from(copy.snapshot()), Buffer.from(snapshot));
+    // The section's number, 3, sits in the last 8 bytes: claim 9, past the snapshot's applied index, 4.
+    const forged = Uint8Array.from(snapshot);
+    new DataView(forged.buffer).setFloat64(forged.length - 8, 9);
+    assert.throws(() => KvStore.restore(forged, spanned(SPAN)), /span was set at index 9: it is from 1 to its applied index, 4/);
+  } finally {
+    rmSync(path, { recursive: true, force: true });
+  }
+});

@@ -277,10 +277,10 @@ describe("LMDB KV store: data written before there was history", () => {
     await storeOneKey(path, "boot-1");
     const raw = open<Buffer, Buffer>({ path, noSubdir: false, keyEncoding: "binary", encoding: "binary", cache: false, compression: false });
     const meta = Buffer.from((raw.getBinary(Buffer.from([0x00])) as Buffer).subarray());
-    meta[0] = 6;
+    meta[0] = 7;
     await raw.put(Buffer.from([0x00]), meta);
     await raw.close();
-    assert.throws(() => LmdbKvBackend.open({ path, bootId: () => "boot-1" }), (error) => error instanceof KvStorageFormatError && /format 6, written by a later synod/.test(error.message));
+    assert.throws(() => LmdbKvBackend.open({ path, bootId: () => "boot-1" }), (error) => error instanceof KvStorageFormatError && /format 7, written by a later synod/.test(error.message));
   });
 });
 

@@ -373,7 +373,7 @@ export class LmdbKvBackend implements KvBackend {
       };
       const leases = (): SnapshotLease[] => this.guarded(() => [...this.leases.all(transaction)].map((lease) => ({ lease, keys: this.leases.keys(lease.id, Number.MAX_SAFE_INTEGER, undefined, transaction) })));
       const auth = this.own.get(this.authKey, { transaction });
-      const range = snapshotRangeOf(this.bounds.whole ? undefined : this.currentSpan, meta.rangeEpoch ?? 1, meta.nextRangeId ?? 0, meta.bornAt ?? 0);
+      const range = snapshotRangeOf(this.bounds.whole ? undefined : this.currentSpan, meta.rangeEpoch ?? 1, meta.nextRangeId ?? 0, meta.bornAt ?? 0, meta.spanSince ?? 0);
       // The intents and every outcome kept, read in the snapshot's transaction, as one section.
       const storedTxnState = this.own.get(this.txnStateKey, { transaction });
       const txnState = joinTxnState(storedTxnState === undefined ? undefined : Uint8Array.from(storedTxnState), this.txnRecords(transaction));
