@@ -10,17 +10,18 @@ import type { RaftEngine } from "./raft.js";
 import type { ReadOnlyHost } from "./read-only.js";
 import type { ReconfigurationHost } from "./reconfiguration.js";
 import type { ReplicatorHost } from "./replication.js";
+import type { SnapshotsHost } from "./snapshots.js";
 import type { TransferHost } from "./transfer.js";
 
 /**
  * The engine as its helpers see it (replication, transfer, reconfiguration, quiescence,
- * election, reads). Its methods live on the prototype, not in closures made for each
+ * election, reads, snapshots). Its methods live on the prototype, not in closures made for each
  * engine: a node holds an engine per range, and thirty closures and the object holding
  * them cost about 2 KiB an engine, which at 10,000 ranges was 20 MB of a node's heap.
  * It reaches the engine's private state by bracket access (raft.ts makes one per engine),
  * which TypeScript allows and no caller of the engine sees; it adds no behaviour of its own.
  */
-export class RaftEngineHost implements ReplicatorHost, TransferHost, ReconfigurationHost, QuiescenceHost, ElectionHost, ReadOnlyHost {
+export class RaftEngineHost implements ReplicatorHost, TransferHost, ReconfigurationHost, QuiescenceHost, ElectionHost, ReadOnlyHost, SnapshotsHost {
   readonly id: NodeId;
   readonly config: RaftConfig;
   readonly log: RaftLog;
@@ -49,7 +50,16 @@ export class RaftEngineHost implements ReplicatorHost, TransferHost, Reconfigura
     return this.engine["lead"];
   }
   snapshot(): Snapshot | null {
-    return this.engine["snapshot"];
+    return this.engine["snapshots"].latest;
+  }
+  snapshotsChanged(): void {
+    this.engine["replicator"].snapshotsChanged();
+  }
+  snapshotAlreadyCommitted(index: number): boolean {
+    return this.engine["snapshotAlreadyCommitted"](index);
+  }
+  logHoldsSnapshot(snapshot: Snapshot): boolean {
+    return this.engine["logHoldsSnapshot"](snapshot);
   }
   now(): number {
     return this.engine["tickCount"];

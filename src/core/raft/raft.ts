@@ -44,7 +44,7 @@ import { ReadOnly } from "./read-only.js";
 import { Reconfiguration } from "./reconfiguration.js";
 import { Replicator } from "./replication.js";
 import { LeadershipTransfer } from "./transfer.js";
-import { SnapshotReceiver } from "./snapshot-receiver.js";
+import { RaftSnapshots } from "./snapshots.js";
 
 const EMPTY = new Uint8Array(0);
 
@@ -65,8 +65,8 @@ const EMPTY = new Uint8Array(0);
  * with what a quorum of them holds (replication.ts, over progress.ts and quorum.ts), a
  * leadership transfer and the proposals held meanwhile (transfer.ts), configuration
  * changes as a leader starts and completes them (reconfiguration.ts), the reads being
- * confirmed and the lease (read-only.ts), going quiet and waking (quiescence.ts), and a
- * snapshot being received (snapshot-receiver.ts). The few rules a classic mistake breaks are protected methods
+ * confirmed and the lease (read-only.ts), going quiet and waking (quiescence.ts), and its
+ * snapshots: the latest, one being received, one awaited (snapshots.ts). The few rules a classic mistake breaks are protected methods
  * named for the rule (`mayGrantVote`, `commitsByCounting`, ...): the mutants of mutants.ts
  * are subclasses overriding one each.
  */
@@ -114,16 +114,8 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   /** Configuration changes (thesis chapter 4): when one may start, and what follows its commit. */
   private readonly reconfiguration: Reconfiguration;
 
-  /** The latest snapshot: this node's own (compact) or one installed from a leader. */
-  private snapshot: Snapshot | null;
-  /** A snapshot installed from the leader, for the next Ready to hand to the driver. */
-  private snapshotToInstall: Snapshot | null = null;
-  private readonly snapshotReceiver = new SnapshotReceiver();
-  /**
-   * The least index of a leader's snapshot this node must install before it takes any entry
-   * (EngineOptions.awaitSnapshot); 0 once it has one, or when the log builds its state.
-   */
-  private awaitingSnapshot: number;
+  /** Its snapshots: the latest, one installed for the driver, one being received, one awaited (snapshots.ts). */
+  private readonly snapshots: RaftSnapshots;
 
   private messages: Outbound<RaftMessage>[] = [];
   private messagesAfterPersist: Outbound<RaftMessage>[] = [];
@@ -147,21 +139,12 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     this.term = hard?.term ?? 0;
     this.vote = hard?.vote ?? null;
     this.log = new RaftLog(options.durable, hard?.commit ?? 0, options.appliedIndex);
-    this.snapshot = options.durable.snapshot;
-    const awaited = options.awaitSnapshot ?? 0;
-    // Only a state machine that holds nothing waits: one that applied entries, or a log or
-    // snapshot that reaches far enough, builds on itself. But for a held first snapshot the
-    // state machine does not hold (its records lost with the node's store): the log after it
-    // is kept, for what it acknowledged, and a full snapshot awaited.
-    const unmadeHeld = this.snapshot !== null && this.snapshot.held === true;
-    this.awaitingSnapshot = awaited > 0 && options.appliedIndex === 0 && (unmadeHeld || ((this.snapshot === null || this.snapshot.index < awaited) && options.durable.entries.length === 0)) ? awaited : 0;
-    const base = this.snapshot?.membership ?? bootstrapMembership(options.peers);
-    // A snapshot from before configurations were recorded is sent with the one in force.
-    if (this.snapshot !== null && this.snapshot.membership === undefined) this.snapshot = { ...this.snapshot, membership: base };
+    const base = options.durable.snapshot?.membership ?? bootstrapMembership(options.peers);
     this.configLog = new ConfigLog(base, options.durable.entries);
     this.current = base;
     // One host lends the engine's parts to its helpers; each sees it through its own narrow interface.
     const host = new RaftEngineHost(this);
+    this.snapshots = new RaftSnapshots(host, options, base);
     this.replicator = new Replicator(host);
     this.transfer = new LeadershipTransfer(host, this.replicator);
     this.reconfiguration = new Reconfiguration(host, this.replicator, this.transfer);
@@ -204,7 +187,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
 
   /** Whether this node may stand for election: a member that may, and that holds a state to lead from (not one waiting for a snapshot). */
   private mayCampaign(): boolean {
-    return this.awaitingSnapshot === 0 && this.reconfiguration.mayCampaign();
+    return this.snapshots.awaiting === 0 && this.reconfiguration.mayCampaign();
   }
 
   private tickLeader(): void {
@@ -640,7 +623,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
 
   private handleAppend(from: NodeId, message: AppendRequest): void {
     this.followLeader(from);
-    if (this.awaitingSnapshot > 0) return this.askForSnapshot(from, message.prevIndex);
+    if (this.snapshots.awaiting > 0) return this.snapshots.askFor(from, message.prevIndex);
     if (message.prevIndex < this.log.commitIndex) {
       this.sendAfterPersist(from, { type: "append-response", term: this.term, reject: false, index: this.log.commitIndex, hintIndex: 0, hintTerm: 0 });
       return;
@@ -668,57 +651,9 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
 
   // ---- snapshots (section 7) ----
 
-  /** Tells the leader this node takes no entries until it installs a snapshot at `awaitingSnapshot` or later. */
-  private askForSnapshot(from: NodeId, index: number): void {
-    this.sendAfterPersist(from, { type: "append-response", term: this.term, reject: true, index, hintIndex: 0, hintTerm: 0, snapshotFrom: this.awaitingSnapshot });
-  }
-
   private handleSnapshotChunk(from: NodeId, message: SnapshotChunk): void {
     this.followLeader(from);
-    if (this.awaitingSnapshot > message.index) {
-      // Older than the state this node must start from (a leader that does not know yet): it asks for a newer one.
-      this.snapshotReceiver.abandon();
-      return this.askForSnapshot(from, message.index);
-    }
-    if (this.awaitingSnapshot === 0 && this.snapshotAlreadyCommitted(message.index)) {
-      // Already covered by what this node has committed: say so, as for a stale append.
-      this.snapshotReceiver.abandon();
-      this.sendAfterPersist(from, { type: "append-response", term: this.term, reject: false, index: this.log.commitIndex, hintIndex: 0, hintTerm: 0 });
-      return;
-    }
-    const received = this.snapshotReceiver.receive(message);
-    if (received === null) return;
-    if (typeof received === "number") {
-      // More is needed, or the chunk was out of order: tell the leader where to resume.
-      this.send(from, { type: "snapshot-response", term: this.term, index: message.index, received });
-      return;
-    }
-    this.installSnapshot(from, received);
-  }
-
-  private installSnapshot(from: NodeId, snapshot: Snapshot): void {
-    if (this.awaitingSnapshot > 0 && this.logHoldsSnapshot(snapshot)) {
-      // A node waiting with a log it kept (an unmade held first state): the state machine
-      // takes the snapshot, and the log after it stays, written again after the snapshot
-      // (the driver discards its stored log for a snapshot it installs).
-      this.log.restoreKeeping(snapshot);
-      this.configLog.compact(snapshot.index);
-      this.snapshot = snapshot;
-      this.snapshotToInstall = snapshot;
-      this.awaitingSnapshot = 0;
-    } else if (this.logHoldsSnapshot(snapshot)) {
-      // The log already holds the snapshot's last entry, so it holds everything before it:
-      // keep the log (and the entries after it) and just learn that it is committed.
-      this.log.commitTo(snapshot.index);
-    } else {
-      this.log.restore(snapshot);
-      this.snapshot = snapshot;
-      this.snapshotToInstall = snapshot;
-      this.awaitingSnapshot = 0;
-      this.configLog.restore(snapshot.membership);
-    }
-    this.refreshMembership();
-    this.sendAfterPersist(from, { type: "append-response", term: this.term, reject: false, index: snapshot.index, hintIndex: 0, hintTerm: 0 });
+    this.snapshots.receiveChunk(from, message);
   }
 
   /**
@@ -745,14 +680,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
    * the engine already holds one at or after `index`.
    */
   compact(index: number, data: Uint8Array): Snapshot | null {
-    if (index <= this.log.snapshotIndexValue) return null;
-    const term = this.log.term(index);
-    assert(term !== null, `compaction at ${index}, beyond the log's end ${this.log.lastIndex}`);
-    this.log.compact(index);
-    const membership = this.configLog.compact(index);
-    this.snapshot = { index, term, data, membership };
-    if (this.role === "leader") this.replicator.snapshotsChanged();
-    return this.snapshot;
+    return this.snapshots.compact(index, data);
   }
 
   /**
@@ -761,13 +689,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
    * taken while the driver keeps its log. Sendable now, the log unchanged.
    */
   offerSnapshot(index: number, data: Uint8Array): Snapshot | null {
-    const latest = this.snapshot;
-    if (latest !== null && latest.held !== true && latest.index >= index) return null;
-    const term = this.log.term(index);
-    assert(term !== null && index <= this.log.commitIndex, `a snapshot offered at ${index}, outside the committed log (${this.log.snapshotIndexValue}..${this.log.commitIndex})`);
-    this.snapshot = { index, term, data, membership: this.membershipAt(index) };
-    if (this.role === "leader") this.replicator.snapshotsChanged();
-    return this.snapshot;
+    return this.snapshots.offer(index, data);
   }
 
   snapshotWanted(): number {
@@ -909,7 +831,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   hasReady(): boolean {
     // A leader's snapshot replaces the log: it is handed out only when nothing else is
     // outstanding, and nothing follows it until it is advanced.
-    if (this.outstanding.length > 0 && (this.snapshotToInstall !== null || (this.outstanding[this.outstanding.length - 1] as Ready<RaftMessage, RaftHardState>).snapshot !== null)) return false;
+    if (this.outstanding.length > 0 && (this.snapshots.toInstall !== null || (this.outstanding[this.outstanding.length - 1] as Ready<RaftMessage, RaftHardState>).snapshot !== null)) return false;
     return (
       this.broadcastPending ||
       this.reads.hasBatchedRound ||
@@ -917,14 +839,14 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
       this.messagesAfterPersist.length > 0 ||
       this.readStates.length > 0 ||
       this.log.hasUnstable ||
-      this.snapshotToInstall !== null ||
-      (this.log.hasCommittedToApply && this.awaitingSnapshot === 0) ||
+      this.snapshots.toInstall !== null ||
+      (this.log.hasCommittedToApply && this.snapshots.awaiting === 0) ||
       this.hardStateChanged()
     );
   }
 
   ready(): Ready<RaftMessage, RaftHardState> {
-    assert(this.snapshotToInstall === null || this.outstanding.length === 0, "a snapshot Ready while others are outstanding");
+    assert(this.snapshots.toInstall === null || this.outstanding.length === 0, "a snapshot Ready while others are outstanding");
     const readRound = this.reads.takeBatchedRound();
     if (readRound !== 0) this.replicator.broadcastHeartbeat(readRound);
     if (this.broadcastPending) {
@@ -937,13 +859,13 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     const termOrVote = hardState !== null && (hardState.term !== this.savedHardState.term || hardState.vote !== this.savedHardState.vote);
     if (hardState !== null) this.savedHardState = hardState;
     // A node waiting for a snapshot holds no state its log's entries could apply to.
-    const committedEntries = this.awaitingSnapshot > 0 ? [] : this.takeEntriesToApply();
+    const committedEntries = this.snapshots.awaiting > 0 ? [] : this.takeEntriesToApply();
     const entries = this.log.takeUnstable();
     const ready: Ready<RaftMessage, RaftHardState> = {
       hardState,
       entries,
-      mustSync: termOrVote || entries.length > 0 || this.snapshotToInstall !== null,
-      snapshot: this.snapshotToInstall,
+      mustSync: termOrVote || entries.length > 0 || this.snapshots.toInstall !== null,
+      snapshot: this.snapshots.toInstall,
       messages: this.messages,
       messagesAfterPersist: this.messagesAfterPersist,
       committedEntries,
@@ -952,7 +874,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     this.messages = [];
     this.messagesAfterPersist = [];
     this.readStates = [];
-    this.snapshotToInstall = null;
+    this.snapshots.toInstall = null;
     this.outstanding.push(ready);
     return ready;
   }
