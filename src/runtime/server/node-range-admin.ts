@@ -103,8 +103,10 @@ export class RangeAdmin {
               host: (id, logStore, durable) => this.hostBorn(id, logStore, durable, unborn.environment),
               hostWithoutState: (id, span, durable) => {
                 if (unborn.environment === null) throw new Error(`range ${id} was born without a state machine to hold it`);
-                this.hostWithoutState(id, span, durable, unborn.environment, RANGE_BIRTH_INDEX);
-                log.warn({ range: id, start: span.start, end: span.end }, "hosting a range born of a split with no state until its leader sends it: the records its parent's split left here were lost with the store (a machine crash) and its parent caught up past the split");
+                const replica = this.hostWithoutState(id, span, durable, unborn.environment, RANGE_BIRTH_INDEX);
+                // Its log past a held first state whose records the store still holds: born as usual.
+                if (replica.kv.applied >= RANGE_BIRTH_INDEX) log.info({ range: id, start: span.start, end: span.end }, "a range was born of a split (its parent here caught up past the split; its records are where the split left them)");
+                else log.warn({ range: id, start: span.start, end: span.end }, "hosting a range born of a split with no state until its leader sends it: the records its parent's split left here were lost with the store (a machine crash) and its parent caught up past the split");
               },
             },
             unborn.deferred,
@@ -405,10 +407,12 @@ export class RangeAdmin {
   }
 
   /**
-   * Range `id` hosted over `span` with no state but `durable`'s hard state, serving nothing
-   * until its leader sends its snapshot, at `awaitFrom` or later (GroupStorage.awaitSnapshot).
+   * Range `id` hosted over `span` with no state but `durable`'s hard state (and its log past a
+   * held first state, when it has one), serving nothing until its leader sends its snapshot,
+   * at `awaitFrom` or later (GroupStorage.awaitSnapshot); a held first state whose records
+   * the store still holds starts from them as a born range does.
    */
-  private hostWithoutState(id: GroupId, span: KvSpan, durable: DurableState<unknown>, environment: LmdbKvEnvironment, awaitFrom: number): void {
+  private hostWithoutState(id: GroupId, span: KvSpan, durable: DurableState<unknown>, environment: LmdbKvEnvironment, awaitFrom: number): GroupReplica {
     const { config, consensus, sharedLog, log } = this.host;
     const recovered = recoverGroup(
       config,
@@ -416,7 +420,7 @@ export class RangeAdmin {
       { group: id, logStore: new LogStore(sharedLog, id), durable, kvPath: environment.path, openStateMachine: () => ({ backend: environment.group(id, span), trusted: true, reason: null }), bootstrapPeers: [], awaitSnapshot: awaitFrom },
       log,
     );
-    this.hostRange(recovered, true);
+    return this.hostRange(recovered, true);
   }
 
   /** A range a split made (range-births.ts): recovered from its durable state, hosted, and started with the others. */
