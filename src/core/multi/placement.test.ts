@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import fc from "fast-check";
 import type { NodeId } from "../engine/contract.js";
-import { initialReplicas, moveRefusal, placementPlan, replicaCounts, type PlacementMutant, type PlacementView, type RangeReplicas } from "./placement.js";
+import { initialReplicas, moveRefusal, placementPlan, REBALANCE_MOVES_MAX, replicaCounts, type PlacementMutant, type PlacementView, type RangeReplicas } from "./placement.js";
 
 interface Cluster {
   readonly members: NodeId[];
@@ -123,16 +123,29 @@ describe("placementPlan", () => {
     assert.ok(caught > 0, "some shape shows the early removal");
   });
 
-  test("grows a three-node cluster's eight ranges onto two new nodes one move at a time: a learner, then the busiest replica goes", () => {
+  test("grows a three-node cluster's eight ranges onto two new nodes a few moves at a time: learners, then the busiest replicas go", () => {
     const ranges = Array.from({ length: 8 }, (_, i) => ({ id: i + 1, voters: [1, 2, 3], learners: [] as NodeId[] }));
     const view: PlacementView = { replicationFactor: 3, members: [1, 2, 3, 4, 5], live: [1, 2, 3, 4, 5], dead: [], ranges };
-    assert.deepEqual(placementPlan(view), [{ range: 8, kind: "add", node: 4, why: "rebalance" }]);
-    // While that learner catches up, nothing else moves.
+    // Up to REBALANCE_MOVES_MAX moves at once, each chosen with the counts the ones before it leave (the takers take turns).
+    assert.equal(REBALANCE_MOVES_MAX, 4);
+    assert.deepEqual(placementPlan(view), [
+      { range: 8, kind: "add", node: 4, why: "rebalance" },
+      { range: 7, kind: "add", node: 5, why: "rebalance" },
+      { range: 6, kind: "add", node: 4, why: "rebalance" },
+      { range: 5, kind: "add", node: 5, why: "rebalance" },
+    ]);
+    // While one learner catches up, nothing else starts.
     const catching = ranges.map((r) => (r.id === 8 ? { ...r, learners: [4] } : r));
     assert.deepEqual(placementPlan({ ...view, ranges: catching }), []);
     // Promoted: one voter too many, and node 3 (the busiest, highest id among equals) gives it up.
     const promoted = ranges.map((r) => (r.id === 8 ? { ...r, voters: [1, 2, 3, 4] } : r));
     assert.deepEqual(placementPlan({ ...view, ranges: promoted }), [{ range: 8, kind: "remove", node: 3, why: "over-replicated" }]);
+    // All four promoted at once: each removal sees the ones before it, so each of the three old nodes gives one up before any gives a second.
+    const all = ranges.map((r) => (r.id >= 5 ? { ...r, voters: [1, 2, 3, r.id % 2 === 0 ? 4 : 5] } : r));
+    assert.deepEqual(
+      placementPlan({ ...view, ranges: all }).map((step) => step.node),
+      [3, 2, 1, 3],
+    );
   });
 
   test("a dead node's replicas are replaced, each by a learner first; a node that left the cluster is removed once the range holds three without it; a lost learner goes", () => {

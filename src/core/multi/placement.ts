@@ -11,7 +11,9 @@
  * - rebalance: with nothing to repair and nothing under way anywhere, the member holding the
  *   most replicas gives one range to the live member holding the fewest, when they differ by
  *   two or more: a learner there first, and once it is a voter, the range has one voter too
- *   many and removes the one on the busiest node (the giver).
+ *   many and removes the one on the busiest node (the giver). Up to `REBALANCE_MOVES_MAX`
+ *   such moves start together, each chosen with the counts the ones before it leave; the
+ *   next ones wait until all of them are done, so views a second stale cannot overshoot.
  *
  * Zones (`--zone`: a rack, a data centre, any failure domain; a member without one is a zone
  * of its own) come first in every choice, as CockroachDB's localities and TiKV's labels do:
@@ -76,9 +78,16 @@ export const PLACEMENT_MUTANTS = {
 export type PlacementMutant = keyof typeof PLACEMENT_MUTANTS;
 
 /**
+ * Rebalancing moves one plan starts at most, as TiKV's and CockroachDB's schedulers bound
+ * theirs: one at a time made growing a cluster take a second or two per replica moved.
+ */
+export const REBALANCE_MOVES_MAX = 4;
+
+/**
  * The next step of every range that has one: a repair for each range that needs one, and,
- * when nothing needs repair and no range is changing, at most one rebalancing step for the
- * whole cluster (one move at a time, so views a second stale cannot overshoot).
+ * when nothing needs repair and no range is changing, up to `REBALANCE_MOVES_MAX`
+ * rebalancing moves for the whole cluster, chosen on one view (the next wait until these are
+ * done, so views a second stale cannot overshoot).
  */
 export function placementPlan(view: PlacementView, mutant: PlacementMutant | null = null): PlacementStep[] {
   const wanted = Math.min(view.replicationFactor, view.members.length);
@@ -100,8 +109,24 @@ export function placementPlan(view: PlacementView, mutant: PlacementMutant | nul
     counts.set(step.node, (counts.get(step.node) ?? 0) + (step.kind === "add" ? 1 : -1));
   }
   if (steps.length > 0 || changing) return steps;
-  const move = rebalance(view.ranges, counts, healthy, live, zoneOf);
-  return move === null ? [] : [move];
+  const moves: PlacementStep[] = [];
+  const moving = new Set<GroupId>();
+  while (moves.length < REBALANCE_MOVES_MAX) {
+    const move = rebalance(
+      view.ranges.filter((range) => !moving.has(range.id)),
+      counts,
+      healthy,
+      live,
+      zoneOf,
+    );
+    if (move === null) break;
+    moves.push(move.step);
+    moving.add(move.step.range);
+    // The next moves see this one's effect: the taker gains a replica, the giver gives one up once it is a voter.
+    counts.set(move.step.node, (counts.get(move.step.node) ?? 0) + 1);
+    counts.set(move.giver, (counts.get(move.giver) ?? 0) - 1);
+  }
+  return moves;
 }
 
 /** How many ranges hold a replica (voter or learner) on each member. */
@@ -172,7 +197,13 @@ function zoneCounts(ids: readonly NodeId[], zoneOf: (id: NodeId) => string): Map
  * that the move leaves in as many zones as before. When no range of the giver's may go to
  * that taker (zones), the next fewest is tried, while the two still differ by two.
  */
-function rebalance(ranges: readonly RangeReplicas[], counts: ReadonlyMap<NodeId, number>, healthy: (id: NodeId) => boolean, live: ReadonlySet<NodeId>, zoneOf: (id: NodeId) => string): PlacementStep | null {
+function rebalance(
+  ranges: readonly RangeReplicas[],
+  counts: ReadonlyMap<NodeId, number>,
+  healthy: (id: NodeId) => boolean,
+  live: ReadonlySet<NodeId>,
+  zoneOf: (id: NodeId) => string,
+): { readonly step: PlacementStep; readonly giver: NodeId } | null {
   const givers = [...counts.keys()].filter(healthy);
   const giver = most(givers, counts);
   if (giver === null) return null;
@@ -182,7 +213,7 @@ function rebalance(ranges: readonly RangeReplicas[], counts: ReadonlyMap<NodeId,
   for (const taker of takers) {
     if ((counts.get(giver) ?? 0) - (counts.get(taker) ?? 0) < 2) return null;
     const range = byId.find((r) => r.voters.includes(giver) && !r.voters.includes(taker) && !r.learners.includes(taker) && zonesOf([...r.voters.filter((id) => id !== giver), taker]) >= zonesOf(r.voters));
-    if (range !== undefined) return { range: range.id, kind: "add", node: taker, why: "rebalance" };
+    if (range !== undefined) return { step: { range: range.id, kind: "add", node: taker, why: "rebalance" }, giver };
   }
   return null;
 }
