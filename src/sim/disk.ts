@@ -37,6 +37,8 @@ interface GroupRecord<H> {
  */
 export class SimDisk<H> {
   private durable: GroupRecord<H>[] = [];
+  /** The groups whose replica was dropped here (durable as the tombstones are). */
+  private readonly dropped = new Set<GroupId>();
   private unsynced: GroupRecord<H>[] = [];
   /** Writes ever made: a position in the stream that a sync can make durable up to. */
   private written = 0;
@@ -122,9 +124,15 @@ export class SimDisk<H> {
    */
   dropGroup(group: GroupId): void {
     this.sync();
+    this.dropped.add(group);
     const hardState = this.replay(group).hardState;
     this.durable = this.durable.filter((tagged) => tagged.group !== group);
     if (hardState !== null) this.durable.push({ group, record: { kind: "hard-state", hardState } });
+  }
+
+  /** Whether a replica of `group` here was ever dropped: it held a log it no longer holds (EngineOptions.forgotLog). */
+  wasDropped(group: GroupId): boolean {
+    return this.dropped.has(group);
   }
 
   /** The groups with a log or a snapshot here (not a dropped group's tombstone alone): those a restarted node recovers a replica of. */

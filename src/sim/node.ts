@@ -285,7 +285,7 @@ export class SimNode<M> {
   }
 
   /** Hosts a replica of `group` in this incarnation, from its durable state (waiting for a leader's snapshot at `awaitSnapshot` or later, when given). */
-  private hostGroup(group: GroupId, durable: DurableState<unknown>, awaitSnapshot?: number): HostedReplica<M> {
+  private hostGroup(group: GroupId, durable: DurableState<unknown>, awaitSnapshot?: number, forgotLog = false): HostedReplica<M> {
     const router = this.router;
     // The replica is created after the router knows the group, so receive reads it lazily.
     const network = router.host(group, (from, message) => this.replicaOf(group).receive(from, message));
@@ -295,7 +295,7 @@ export class SimNode<M> {
       this.hosted.set(group, this.appNode);
       return this.appNode;
     }
-    const kvNode = this.createKvReplica(durable, group, network, storage, awaitSnapshot);
+    const kvNode = this.createKvReplica(durable, group, network, storage, awaitSnapshot, forgotLog);
     this.kvNodes.set(group, kvNode);
     this.hosted.set(group, kvNode);
     return kvNode;
@@ -338,7 +338,7 @@ export class SimNode<M> {
       hostedGroups: () => [...this.hosted.keys()],
       replica: (group) => this.hosted.get(group)?.replica ?? null,
       layer: (group) => this.kvNodes.get(group) ?? null,
-      host: (group, durable, awaitSnapshot) => this.hostGroup(group, durable, awaitSnapshot),
+      host: (group, durable, awaitSnapshot, forgotLog) => this.hostGroup(group, durable, awaitSnapshot, forgotLog),
       onStatus: (group) => this.host.onStatus(this, group),
       soon: (action) => {
         const incarnation = this.incarnation;
@@ -381,9 +381,9 @@ export class SimNode<M> {
     this.input(this.incarnation, () => this.placement?.hear(from, entries));
   }
 
-  private createEngine(durable: DurableState<unknown>, appliedIndex: number, peers: readonly NodeId[], awaitSnapshot?: number): Engine<M, unknown> {
+  private createEngine(durable: DurableState<unknown>, appliedIndex: number, peers: readonly NodeId[], awaitSnapshot?: number, forgotLog = false): Engine<M, unknown> {
     const { id, factory, mutant } = this.options;
-    const engineOptions = { id, peers, durable, appliedIndex, seed: this.options.engineSeed(), ...(awaitSnapshot === undefined ? {} : { awaitSnapshot }) };
+    const engineOptions = { id, peers, durable, appliedIndex, seed: this.options.engineSeed(), ...(awaitSnapshot === undefined ? {} : { awaitSnapshot, ...(forgotLog ? { forgotLog } : {}) }) };
     return mutant === null ? factory.create(engineOptions) : factory.create(engineOptions, mutant);
   }
 
@@ -432,7 +432,7 @@ export class SimNode<M> {
     application.applied(this.id, entry, applied, request);
   }
 
-  private createKvReplica(durable: DurableState<unknown>, group: GroupId, network: Network<M>, storage: LogStorage<unknown>, awaitSnapshot?: number): KvReplica<M, unknown> {
+  private createKvReplica(durable: DurableState<unknown>, group: GroupId, network: Network<M>, storage: LogStorage<unknown>, awaitSnapshot?: number, forgotLog = false): KvReplica<M, unknown> {
     const { id, factory } = this.options;
     const peers = this.bootstrapPeers(group);
     // With placement, the replica may be a learner of a group it did not start in: its peers are the run's.
@@ -447,7 +447,7 @@ export class SimNode<M> {
     const births = this.splitting === null ? null : this.heldBirths;
     const held = births === null || durable.snapshot === null ? null : heldFirstStateOf(durable.snapshot.data);
     if (held !== null) births?.add(group, held);
-    const engine = this.createEngine(held === null || durable.snapshot === null ? durable : { ...durable, snapshot: { ...durable.snapshot, held: true } }, kv.applied, peers, awaitSnapshot);
+    const engine = this.createEngine(held === null || durable.snapshot === null ? durable : { ...durable, snapshot: { ...durable.snapshot, held: true } }, kv.applied, peers, awaitSnapshot, forgotLog);
     const incarnation = this.incarnation;
     const validate = factory.validateMessage;
     return new KvReplica<M, unknown>({

@@ -369,6 +369,13 @@ export interface EngineOptions<H> {
    * no election, and keeps the entries after the snapshot it installs.
    */
   readonly awaitSnapshot?: number;
+  /**
+   * With `awaitSnapshot`: this replica held the group's log once and lost it (it was
+   * dropped, then hosted again): until it installs a snapshot it grants no vote. Its empty
+   * log would make any candidate look up to date, one that lacks entries it acknowledged
+   * included, and a candidate whose configuration is stale may still count it a voter.
+   */
+  readonly forgotLog?: boolean;
 }
 
 /**

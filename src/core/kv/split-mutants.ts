@@ -42,6 +42,12 @@
  *   entries over its narrower span, refused the writes to keys that had moved and the
  *   split itself, and went on with revisions and an epoch of its own. The run's check that
  *   replicas at one applied index hold one state catches it (split-checks.ts).
+ * - `split-readded-replica-votes` breaks what a replica dropped from a range and hosted
+ *   again with no state may do before its leader's snapshot comes: it grants votes (it must
+ *   not: EngineOptions.forgotLog). This project shipped it: a replica whose stale
+ *   configuration still counted the new one a voter won an election with its vote alone,
+ *   without entries the new one had acknowledged before it was dropped (leader
+ *   completeness).
  * - `split-moved-replica-awaits-applied` breaks which snapshot such a replica waits for: one
  *   at or after the index its range's description was given at, not the index the range's
  *   span was set at (placement-directory.ts, `snapshotFloor`). This project shipped it
@@ -68,6 +74,8 @@ export const SPLIT_MUTANTS = {
     "a restarted node counts on the parent's log alone to make a held child's records again: the parent restarts from its saved commit index though the child proves a later split committed, and a child whose parent caught up past its split is hosted from its held first state anyway",
   "split-moved-replica-replays-log":
     "a range hosted with no state on a node it was moved to after a split takes its leader's log from the first entry instead of waiting for a snapshot: the entries before the split, applied over its narrower span, build another state (other revisions, an older epoch)",
+  "split-readded-replica-votes":
+    "a replica dropped from a range and hosted again with no state grants votes before it has a state: its empty log makes any candidate look up to date, and a candidate with a stale configuration that still counts it a voter wins without entries it had acknowledged",
   "split-moved-replica-awaits-applied":
     "a range hosted with no state waits for a snapshot at or after the index its description was given at, not the one its span was set at: a leader whose commit index is still behind cannot commit without it in a tight quorum, and never captures one",
 } as const;

@@ -24,6 +24,8 @@ export interface ElectionHost extends Pick<ReplicatorHost, "id" | "log" | "term"
   readonly stepDown: () => void;
   /** The engine's rule for granting a vote (see its `mayGrantVote`). */
   readonly mayGrantVote: (from: NodeId, message: VoteRequest) => boolean;
+  /** This node grants no vote now: it lost a log it held and waits for a snapshot (EngineOptions.forgotLog). */
+  abstains(): boolean;
   /** The engine's rule for when a granted vote leaves (see its `sendGrantedVote`). */
   readonly sendGrantedVote: (to: NodeId, response: VoteResponse) => void;
   /** The engine's rule for who is asked for votes (see its `campaignPeers`). */
@@ -92,7 +94,7 @@ export class Election {
   voteRequested(from: NodeId, message: VoteRequest): void {
     // Figure 2, RequestVote receiver: grant when this node may still vote for the candidate
     // and the candidate's log is at least as up to date as its own.
-    if (this.host.mayGrantVote(from, message) && this.host.log.isUpToDate(message.lastIndex, message.lastTerm)) {
+    if (!this.host.abstains() && this.host.mayGrantVote(from, message) && this.host.log.isUpToDate(message.lastIndex, message.lastTerm)) {
       const response: VoteResponse = { type: "vote-response", term: message.term, preVote: message.preVote, granted: true };
       if (!message.preVote) this.host.voteFor(from);
       this.host.sendGrantedVote(from, response);

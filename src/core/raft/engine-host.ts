@@ -118,6 +118,9 @@ export class RaftEngineHost implements ReplicatorHost, TransferHost, Reconfigura
   becomeLeader(): void {
     this.engine["becomeLeader"]();
   }
+  abstains(): boolean {
+    return this.engine["forgotLog"] && this.engine["snapshots"].awaiting > 0;
+  }
   mayGrantVote(from: NodeId, message: VoteRequest): boolean {
     return this.engine["mayGrantVote"](from, message);
   }

@@ -116,6 +116,8 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
 
   /** Its snapshots: the latest, one installed for the driver, one being received, one awaited (snapshots.ts). */
   private readonly snapshots: RaftSnapshots;
+  /** It held this group's log once and lost it: it grants no vote while it waits for a snapshot (EngineOptions.forgotLog). */
+  protected readonly forgotLog: boolean;
 
   private messages: Outbound<RaftMessage>[] = [];
   private messagesAfterPersist: Outbound<RaftMessage>[] = [];
@@ -145,6 +147,7 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     // One host lends the engine's parts to its helpers; each sees it through its own narrow interface.
     const host = new RaftEngineHost(this);
     this.snapshots = new RaftSnapshots(host, options, base);
+    this.forgotLog = options.forgotLog === true;
     this.replicator = new Replicator(host);
     this.transfer = new LeadershipTransfer(host, this.replicator);
     this.reconfiguration = new Reconfiguration(host, this.replicator, this.transfer);

@@ -284,6 +284,41 @@ describe("a replica waiting for a snapshot (awaitSnapshot)", () => {
     assert.ok(c.engine(3).status().snapshotIndex >= held, "a full snapshot installed");
   });
 
+  test("a replica that lost a log it held (dropped, then hosted again) grants no vote while it waits for a snapshot, and votes again once it has one", () => {
+    const c = new TestCluster(3, awaitConfig);
+    c.elect(1);
+    for (let i = 0; i < 3; i++) c.engine(1).propose(data(`v${i}`));
+    c.stabilize();
+    // Node 3 was dropped and hosted again with nothing but its hard state.
+    const disk = c.disks.get(3);
+    assert.ok(disk !== undefined);
+    disk.entries = [];
+    disk.snapshot = null;
+    c.awaitSnapshot.set(3, 1);
+    c.forgotLog.add(3);
+    c.start(3);
+    // A pre-candidate with an empty log asks it: its own empty log would say yes; it abstains.
+    c.engine(3).step(2, { type: "vote", term: 9, lastIndex: 0, lastTerm: 0, preVote: true });
+    c.flush();
+    const answers = () => c.sent.filter((e) => e.from === 3 && e.to === 2 && e.message.type === "vote-response");
+    assert.equal(answers().length, 1);
+    assert.equal((answers()[0]?.message as { granted?: boolean }).granted, false, "no vote while it waits");
+    // Its leader's snapshot comes (a leader elected since: the old one's progress still
+    // counted node 3's lost entries, as a replica dropped and added back is not): it votes again.
+    c.compact(1);
+    c.start(1);
+    c.electUntil(1);
+    c.stabilize();
+    c.tickAll(10);
+    assert.ok(c.engine(3).status().snapshotIndex >= 1, "it installed a snapshot");
+    const last1 = c.engine(1).status().lastIndex;
+    c.engine(3).forgetLeader();
+    c.engine(3).step(2, { type: "vote", term: c.engine(3).status().term + 1, lastIndex: last1, lastTerm: c.engine(1).entryTerm(last1) ?? 0, preVote: true });
+    c.flush();
+    const last = c.sent.filter((e) => e.from === 3 && e.to === 2 && e.message.type === "vote-response").at(-1);
+    assert.equal((last?.message as { granted?: boolean } | undefined)?.granted, true, "a vote once it has a state");
+  });
+
   test("an ask that arrives after the snapshot was installed (delayed, or duplicated) sends nothing again", () => {
     const c = clusterWithNewcomer(3);
     const ask = c.sent.find((e) => e.from === 4 && e.message.type === "append-response" && e.message.snapshotFrom === 3);

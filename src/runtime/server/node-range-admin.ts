@@ -357,7 +357,7 @@ export class RangeAdmin {
         // Its state is its leader's snapshot, taken once the range holds no more than `span`
         // (snapshotFloor): the log's first entries may predate a split, and would build a
         // different state here.
-        this.hostWithoutState(id, span, durable, environment, span.awaitFrom);
+        this.hostWithoutState(id, span, durable, environment, span.awaitFrom, "forgotLog" in span && span.forgotLog === true);
         log.warn({ range: id, peer: from, start: span.start, end: span.end }, "hosting a range this node missed the split of, or was added to, until its leader sends its state");
       })
       .catch((error: unknown) => log.warn({ err: error, range: id, peer: from }, "could not host a range this node missed the split of; its leader's next message tries again"))
@@ -412,12 +412,12 @@ export class RangeAdmin {
    * at `awaitFrom` or later (GroupStorage.awaitSnapshot); a held first state whose records
    * the store still holds starts from them as a born range does.
    */
-  private hostWithoutState(id: GroupId, span: KvSpan, durable: DurableState<unknown>, environment: LmdbKvEnvironment, awaitFrom: number): GroupReplica {
+  private hostWithoutState(id: GroupId, span: KvSpan, durable: DurableState<unknown>, environment: LmdbKvEnvironment, awaitFrom: number, forgotLog = false): GroupReplica {
     const { config, consensus, sharedLog, log } = this.host;
     const recovered = recoverGroup(
       config,
       consensus,
-      { group: id, logStore: new LogStore(sharedLog, id), durable, kvPath: environment.path, openStateMachine: () => ({ backend: environment.group(id, span), trusted: true, reason: null }), bootstrapPeers: [], awaitSnapshot: awaitFrom },
+      { group: id, logStore: new LogStore(sharedLog, id), durable, kvPath: environment.path, openStateMachine: () => ({ backend: environment.group(id, span), trusted: true, reason: null }), bootstrapPeers: [], awaitSnapshot: awaitFrom, ...(forgotLog ? { forgotLog } : {}) },
       log,
     );
     return this.hostRange(recovered, true);

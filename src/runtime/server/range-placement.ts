@@ -96,6 +96,8 @@ export interface AdoptableSpan {
   readonly end: string | null;
   readonly term: number;
   readonly awaitFrom: number;
+  /** This node dropped a replica of it before (EngineOptions.forgotLog: it votes only once it has a state again). */
+  readonly forgotLog: boolean;
 }
 
 /** One range as the node hosting it describes it. */
@@ -261,7 +263,7 @@ export class RangePlacement implements OtherRanges {
     if (entry === undefined) return undefined;
     if (!adoptable(entry, this.host.self, this.droppedAt.get(id))) return null;
     // The term it starts in: the range's, or the one this node's replica was in when dropped, whichever is later.
-    return { start: entry.start, end: entry.end, term: Math.max(entry.term, this.droppedTerm.get(id) ?? 0), awaitFrom: snapshotFloor(entry) };
+    return { start: entry.start, end: entry.end, term: Math.max(entry.term, this.droppedTerm.get(id) ?? 0), awaitFrom: snapshotFloor(entry), forgotLog: this.droppedAt.has(id) };
   }
 
   /** The nodes that host range `id`, its leader first: where a request for it is sent. */
