@@ -186,8 +186,7 @@ export class SimNodeSplits<M> {
     const kv = made === undefined ? createRangeStore(this.options.mutant, groups) : new KvStore(made);
     // Hosted to wait for its leader's snapshot, from a held first state whose records this
     // node's store lost (its log past it kept: adoptedState): it starts with nothing.
-    const keepsUnmade = this.options.mutant === "split-keeps-unmade-child" || this.options.mutant === "split-trusts-parent-log";
-    const unmade = awaiting && !keepsUnmade && snapshot !== undefined && heldFirstStateOf(snapshot) !== null && kv.applied < RANGE_BIRTH_INDEX;
+    const unmade = awaiting && !this.keepsUnmadeChild() && snapshot !== undefined && heldFirstStateOf(snapshot) !== null && kv.applied < RANGE_BIRTH_INDEX;
     if (snapshot !== undefined && !unmade) kv.restore(snapshot);
     else {
       const first = this.adoptedSpans.get(group) ?? this.options.table.get(group);
@@ -269,6 +268,11 @@ export class SimNodeSplits<M> {
     return this.options.mutant === "split-moved-replica-awaits-applied" ? Math.max(1, described.applied) : snapshotFloor(described);
   }
 
+  /** The mutants that host a held child from its held first state though its records are gone here. */
+  private keepsUnmadeChild(): boolean {
+    return this.options.mutant === "split-keeps-unmade-child" || this.options.mutant === "split-trusts-parent-log";
+  }
+
   /** The node dropped its replica of `group` (it left the range): its store and adopted span go with it. */
   dropped(group: GroupId): void {
     this.storesNow().unregister(group);
@@ -284,7 +288,7 @@ export class SimNodeSplits<M> {
    */
   private adoptedState(durable: DurableState<unknown>): DurableState<unknown> {
     const held = durable.snapshot === null ? null : heldFirstStateOf(durable.snapshot.data);
-    if (held === null || this.options.mutant === "split-keeps-unmade-child" || this.options.mutant === "split-trusts-parent-log") return durable;
+    if (held === null || this.keepsUnmadeChild()) return durable;
     return unmadeChildState(durable) ?? durable;
   }
 

@@ -357,7 +357,7 @@ export class RangeAdmin {
         // Its state is its leader's snapshot, taken once the range holds no more than `span`
         // (snapshotFloor): the log's first entries may predate a split, and would build a
         // different state here.
-        this.hostWithoutState(id, span, durable, environment, span.awaitFrom, "forgotLog" in span && span.forgotLog === true);
+        this.hostWithoutState(id, span, durable, environment, span.awaitFrom, span.forgotLog === true);
         log.warn({ range: id, peer: from, start: span.start, end: span.end }, "hosting a range this node missed the split of, or was added to, until its leader sends its state");
       })
       .catch((error: unknown) => log.warn({ err: error, range: id, peer: from }, "could not host a range this node missed the split of; its leader's next message tries again"))
@@ -394,7 +394,7 @@ export class RangeAdmin {
    * the range), a range born of a split (where ranges are not placed, only those are adopted)
    * takes its first snapshot, or any later one.
    */
-  private async learnSpan(http: string, id: GroupId, self: NodeId): Promise<{ readonly start: string; readonly end: string | null; readonly term?: number; readonly awaitFrom: number } | null> {
+  private async learnSpan(http: string, id: GroupId, self: NodeId): Promise<{ readonly start: string; readonly end: string | null; readonly term?: number; readonly awaitFrom: number; readonly forgotLog?: boolean } | null> {
     const response = await fetch(`${http}/v1/shards`, { signal: AbortSignal.timeout(2000) });
     if (!response.ok) throw new Error(`${http}/v1/shards answered ${response.status}`);
     const shards = ((await response.json()) as { shards?: { id: number; start: string; end: string | null; replicas?: number[]; appliedIndex?: unknown; spanSince?: unknown }[] }).shards ?? [];
