@@ -37,8 +37,6 @@ interface GroupRecord<H> {
  */
 export class SimDisk<H> {
   private durable: GroupRecord<H>[] = [];
-  /** The groups whose replica was dropped here (durable as the tombstones are). */
-  private readonly dropped = new Set<GroupId>();
   private unsynced: GroupRecord<H>[] = [];
   /** Writes ever made: a position in the stream that a sync can make durable up to. */
   private written = 0;
@@ -118,21 +116,16 @@ export class SimDisk<H> {
   /**
    * Removes `group`'s log and snapshot, durably (a node that left the group deletes its
    * replica's files, `synod sim --replicas`): what was unsynced is synced first, as a real
-   * store's delete follows its pending writes. Its last hard state stays, as a tombstone:
-   * the term and vote it holds are promises a replica made again must keep (without them a
-   * node removed and added back could vote twice in one term: two leaders).
+   * store's delete follows its pending writes. A hard state stays, as a tombstone: what
+   * `tombstone` makes of the last one (EngineFactory.tombstone: the term and vote it holds
+   * are promises a replica made again must keep, without which a node removed and added
+   * back could vote twice in one term; and what it must hold again before it votes).
    */
-  dropGroup(group: GroupId): void {
+  dropGroup(group: GroupId, tombstone: (last: H | null) => H | null = (last) => last): void {
     this.sync();
-    this.dropped.add(group);
-    const hardState = this.replay(group).hardState;
+    const hardState = tombstone(this.replay(group).hardState);
     this.durable = this.durable.filter((tagged) => tagged.group !== group);
     if (hardState !== null) this.durable.push({ group, record: { kind: "hard-state", hardState } });
-  }
-
-  /** Whether a replica of `group` here was ever dropped: it held a log it no longer holds (EngineOptions.forgotLog). */
-  wasDropped(group: GroupId): boolean {
-    return this.dropped.has(group);
   }
 
   /** The groups with a log or a snapshot here (not a dropped group's tombstone alone): those a restarted node recovers a replica of. */

@@ -52,6 +52,8 @@ export interface HostingNode<M> {
   host(group: GroupId, durable: DurableState<unknown>): { start(): void };
   /** Stops `group`'s replica and forgets it (its records stay on the disk); false if not hosted. */
   unhost(group: GroupId): boolean;
+  /** The hard state kept for a group whose replica, having applied `applied`, was dropped (EngineFactory.tombstone). */
+  tombstone(last: unknown, applied: number): unknown;
   /** Sends this node's directory entries to `to`, over the link between the nodes. */
   sendDirectory(to: NodeId, entries: readonly SimRangeEntry[]): void;
   /** Traces about the node, and about one of its groups. */
@@ -139,10 +141,10 @@ export class SimNodeHosting<M> {
   }
 
   /** Stops hosting `group` for good: its replica stops, the router forgets it, its records leave the disk. */
-  private dropGroup(group: GroupId): void {
+  private dropGroup(group: GroupId, applied: number): void {
     const { node } = this;
     if (!node.unhost(group)) return;
-    node.disk.dropGroup(group);
+    node.disk.dropGroup(group, (last) => node.tombstone(last, applied));
     if (this.options.initialVoters(group).includes(node.id)) this.leftInitialGroups.add(group);
     node.groupDropped(group);
   }
@@ -187,7 +189,7 @@ export class SimNodeHosting<M> {
         admissionOf<{ readonly index: number }>((waiter) => replicaOf(group).changeMembership(change, { resolve: (result) => (waiter.resolve(result), done(true)), reject: (error) => (waiter.reject(error), done(false)) })).accepted,
       transfer: (group, to, done) =>
         admissionOf<{ readonly leader: NodeId; readonly term: number }>((waiter) => replicaOf(group).transferLeadership(to, { resolve: (moved) => (waiter.resolve(moved), done(true)), reject: (error) => (waiter.reject(error), done(false)) })).accepted,
-      drop: (group) => this.dropGroup(group),
+      drop: (group, applied) => this.dropGroup(group, applied),
       trace: (text) => node.trace(text),
     };
   }

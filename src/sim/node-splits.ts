@@ -86,7 +86,7 @@ export interface SplitsNode<M> {
   replica(group: GroupId): Replica<M, unknown, unknown> | null;
   layer(group: GroupId): KvReplica<M, unknown> | null;
   /** Hosts a replica of `group` from its durable state (not started); with `awaitSnapshot`, one that waits for its leader's snapshot (EngineOptions.awaitSnapshot). */
-  host(group: GroupId, durable: DurableState<unknown>, awaitSnapshot?: number, forgotLog?: boolean): { start(): void };
+  host(group: GroupId, durable: DurableState<unknown>, awaitSnapshot?: number): { start(): void };
   onStatus(group: GroupId): void;
   /** Runs `action` in this incarnation once the input under way is done. */
   soon(action: () => void): void;
@@ -243,8 +243,8 @@ export class SimNodeSplits<M> {
       if (node.replica(group) !== null || this.overlapsHosted(span) || this.storesNow().backend(group) !== undefined) return;
       this.adoptedSpans.set(group, { start: span.start, end: span.end });
       this.counts.adoptions++;
-      // A replica of it dropped here once held a log it no longer holds: it votes again only once it has a state (EngineOptions.forgotLog).
-      node.host(group, this.adoptedState(node.disk.replay(group)), this.options.mutant === "split-moved-replica-replays-log" ? undefined : awaitFrom, node.disk.wasDropped(group) && this.options.mutant !== "split-readded-replica-votes").start();
+      // A replica of it dropped here once starts from its tombstone (RaftHardState.forgot: it votes once it holds what it did).
+      node.host(group, this.adoptedState(node.disk.replay(group)), this.options.mutant === "split-moved-replica-replays-log" ? undefined : awaitFrom).start();
       node.trace(group, `hosting a range this node missed the split of, or was added to, until its leader sends its state (at ${awaitFrom} or later)`);
       node.onStatus(group);
     };

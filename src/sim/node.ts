@@ -285,7 +285,7 @@ export class SimNode<M> {
   }
 
   /** Hosts a replica of `group` in this incarnation, from its durable state (waiting for a leader's snapshot at `awaitSnapshot` or later, when given). */
-  private hostGroup(group: GroupId, durable: DurableState<unknown>, awaitSnapshot?: number, forgotLog = false): HostedReplica<M> {
+  private hostGroup(group: GroupId, durable: DurableState<unknown>, awaitSnapshot?: number): HostedReplica<M> {
     const router = this.router;
     // The replica is created after the router knows the group, so receive reads it lazily.
     const network = router.host(group, (from, message) => this.replicaOf(group).receive(from, message));
@@ -295,10 +295,20 @@ export class SimNode<M> {
       this.hosted.set(group, this.appNode);
       return this.appNode;
     }
-    const kvNode = this.createKvReplica(durable, group, network, storage, awaitSnapshot, forgotLog);
+    const kvNode = this.createKvReplica(durable, group, network, storage, awaitSnapshot);
     this.kvNodes.set(group, kvNode);
     this.hosted.set(group, kvNode);
     return kvNode;
+  }
+
+  /** The hard state kept for a group whose replica was dropped here (EngineFactory.tombstone). */
+  private tombstone(last: unknown, applied: number): unknown {
+    const { factory } = this.options;
+    const kept = factory.tombstone === undefined ? last : factory.tombstone(last, applied);
+    if (this.options.splits?.mutant !== "split-readded-replica-votes" || typeof kept !== "object" || kept === null) return kept;
+    // The mutant: the tombstone keeps the term and vote, not what the replica applied (RaftHardState.forgot).
+    const { forgot: _forgot, ...promises } = kept as Record<string, unknown>;
+    return promises;
   }
 
   /** What hosting placed groups sees of this node: its clock, its links, its replicas (placement only). */
@@ -307,6 +317,7 @@ export class SimNode<M> {
       id: this.id,
       groupCount: this.groupCount,
       disk: this.disk,
+      tombstone: (last, applied) => this.tombstone(last, applied),
       peerIds: this.options.peerIds ?? [],
       tickIntervalMicros: Math.max(1, Math.round(this.options.tickMicros * this.options.clockRate)),
       after: (delayMicros, action) => this.host.after(delayMicros, action),
@@ -338,7 +349,7 @@ export class SimNode<M> {
       hostedGroups: () => [...this.hosted.keys()],
       replica: (group) => this.hosted.get(group)?.replica ?? null,
       layer: (group) => this.kvNodes.get(group) ?? null,
-      host: (group, durable, awaitSnapshot, forgotLog) => this.hostGroup(group, durable, awaitSnapshot, forgotLog),
+      host: (group, durable, awaitSnapshot) => this.hostGroup(group, durable, awaitSnapshot),
       onStatus: (group) => this.host.onStatus(this, group),
       soon: (action) => {
         const incarnation = this.incarnation;
@@ -381,9 +392,9 @@ export class SimNode<M> {
     this.input(this.incarnation, () => this.placement?.hear(from, entries));
   }
 
-  private createEngine(durable: DurableState<unknown>, appliedIndex: number, peers: readonly NodeId[], awaitSnapshot?: number, forgotLog = false): Engine<M, unknown> {
+  private createEngine(durable: DurableState<unknown>, appliedIndex: number, peers: readonly NodeId[], awaitSnapshot?: number): Engine<M, unknown> {
     const { id, factory, mutant } = this.options;
-    const engineOptions = { id, peers, durable, appliedIndex, seed: this.options.engineSeed(), ...(awaitSnapshot === undefined ? {} : { awaitSnapshot, ...(forgotLog ? { forgotLog } : {}) }) };
+    const engineOptions = { id, peers, durable, appliedIndex, seed: this.options.engineSeed(), ...(awaitSnapshot === undefined ? {} : { awaitSnapshot }) };
     return mutant === null ? factory.create(engineOptions) : factory.create(engineOptions, mutant);
   }
 
@@ -432,7 +443,7 @@ export class SimNode<M> {
     application.applied(this.id, entry, applied, request);
   }
 
-  private createKvReplica(durable: DurableState<unknown>, group: GroupId, network: Network<M>, storage: LogStorage<unknown>, awaitSnapshot?: number, forgotLog = false): KvReplica<M, unknown> {
+  private createKvReplica(durable: DurableState<unknown>, group: GroupId, network: Network<M>, storage: LogStorage<unknown>, awaitSnapshot?: number): KvReplica<M, unknown> {
     const { id, factory } = this.options;
     const peers = this.bootstrapPeers(group);
     // With placement, the replica may be a learner of a group it did not start in: its peers are the run's.
@@ -447,7 +458,7 @@ export class SimNode<M> {
     const births = this.splitting === null ? null : this.heldBirths;
     const held = births === null || durable.snapshot === null ? null : heldFirstStateOf(durable.snapshot.data);
     if (held !== null) births?.add(group, held);
-    const engine = this.createEngine(held === null || durable.snapshot === null ? durable : { ...durable, snapshot: { ...durable.snapshot, held: true } }, kv.applied, peers, awaitSnapshot, forgotLog);
+    const engine = this.createEngine(held === null || durable.snapshot === null ? durable : { ...durable, snapshot: { ...durable.snapshot, held: true } }, kv.applied, peers, awaitSnapshot);
     const incarnation = this.incarnation;
     const validate = factory.validateMessage;
     return new KvReplica<M, unknown>({

@@ -44,13 +44,15 @@ describe("simulator: groups on some nodes only (--replicas)", () => {
     }
   });
 
-  test("a node added back to a range it was removed from keeps the log it acknowledged while it catches up; drop-readded-replica (this project shipped it) never serves again", () => {
-    // Seed 446 (with splits and zones): node 1, added again to range 7 as a learner, applies
-    // its old removal from the log it kept, the leader (counting it in) promotes it, and a
-    // node lost for good leaves the range needing its vote.
+  test("a node added back to a range it was removed from keeps the log it acknowledged while it catches up, and its range serves on", () => {
+    // Seed 446 (with splits and zones): node 1, added again to range 7 as a learner, applied
+    // its old removal from the log it kept and dropped its replica, while its leader,
+    // counting it in, promoted it on its acknowledgements, and a node lost for good left the
+    // range needing its vote. A removal applied drops the replica only when the range's
+    // freshest description leaves it out too; and acknowledgements below the entry that
+    // added a node back no longer promote it (Progress.addedAt), which retired the mutant
+    // that caught the first rule (drop-readded-replica: it can no longer do harm).
     const options = { protocol: raft, seed: 446, groups: 8, nodes: 5, replicas: 3, zones: 3, splits: 4 } as const;
-    const caught = runSimulation({ ...options, mutant: "drop-readded-replica" });
-    assert.equal(caught.failure?.checker, "liveness", `${caught.failure?.checker ?? "passed"}: ${caught.failure?.message ?? ""}`);
     const intact = runSimulation(options);
     assert.equal(intact.failure, null, `${intact.failure?.checker}: ${intact.failure?.message}`);
     // Seed 736: a client's write forwarded to a node hosting its range went over the link the
@@ -61,11 +63,24 @@ describe("simulator: groups on some nodes only (--replicas)", () => {
     assert.equal(forwarded.failure, null, `seed 736: ${forwarded.failure?.checker}: ${forwarded.failure?.message}`);
   });
 
+  test("a removed replica campaigning on, ignored for its stale log, still moves the term of a node that needs another's vote (PreVote off)", () => {
+    // Seed 464: range 5's node 1, the only one holding the entry that removed node 3, needed
+    // node 4's vote; node 3, removed and campaigning in ever later terms, took node 4's vote
+    // in each, and node 1, ignoring node 3, asked in terms already voted in: no leader for
+    // five seconds. With no leader known it now takes such a term, its timer running on.
+    const run = runSimulation({ protocol: raft, seed: 464, groups: 8, nodes: 4, replicas: 3 });
+    assert.equal(run.failure, null, `${run.failure?.checker}: ${run.failure?.message}`);
+  });
+
   test("a removed replica campaigning on does not hide its range's leader from the directory; directory-trusts-term (this project shipped it) leaves a range short of a zone", () => {
-    // Seed 1159: node 3, removed from range 7 while down, campaigns on at ever higher terms;
-    // ranked by term its description hid the leader's, which counts in the learner added on
-    // node 5, so node 5 never hosted the range and the range ended in two zones of three.
-    const options = { protocol: raft, seed: 1159, groups: 8, nodes: 5, replicas: 3, zones: 3, splits: 4 } as const;
+    // Seed 1159 of the widest run found it: node 3, removed from range 7 while down, campaigns
+    // on at ever higher terms; ranked by term its description hid the leader's, which counts
+    // in the learner added on node 5, so node 5 never hosted the range and the range ended in
+    // two zones of three. Seed 1159 of two zones shows it the same way (a removed replica,
+    // its vote requests in terms past its leader's, is not told its removal committed).
+    const found = runSimulation({ protocol: raft, seed: 1159, groups: 8, nodes: 5, replicas: 3, zones: 3, splits: 4 });
+    assert.equal(found.failure, null, `seed 1159: ${found.failure?.checker}: ${found.failure?.message}`);
+    const options = { protocol: raft, seed: 1159, groups: 8, nodes: 4, replicas: 2, zones: 2 } as const;
     const caught = runSimulation({ ...options, mutant: "directory-trusts-term" });
     assert.equal(caught.failure?.checker, "zones", `${caught.failure?.checker ?? "passed"}: ${caught.failure?.message ?? ""}`);
     const intact = runSimulation(options);

@@ -79,8 +79,8 @@ export interface PlacementNode extends SimNodeTimers {
   changeMembership(group: GroupId, change: MembershipChange, done: (committed: boolean) => void): boolean;
   /** Starts a transfer of `group`'s leadership; `done` runs when it ends. False if refused at once. */
   transfer(group: GroupId, to: NodeId, done: (moved: boolean) => void): boolean;
-  /** Stops hosting `group` and removes its records from the disk. */
-  drop(group: GroupId): void;
+  /** Stops hosting `group` and removes its records from the disk, but for a tombstone: its hard state, marked with what it had applied (EngineFactory.tombstone). */
+  drop(group: GroupId, applied: number): void;
   trace(text: string): void;
 }
 
@@ -324,7 +324,7 @@ export class SimPlacement {
         }
         continue;
       }
-      const removed = this.mutant === "drop-readded-replica" && !isMember(local.membership, self) && !isMember(local.appliedMembership, self) ? "here" : removedFrom(local, entry, self);
+      const removed = removedFrom(local, entry, self);
       if (removed !== null) this.drop(state, group, Math.max(local.applied, removed === "by-leader" ? (entry?.applied ?? 0) : 0), removed === "here" ? "removed from the group" : "its leader describes the group without this node");
     }
   }
@@ -337,7 +337,7 @@ export class SimPlacement {
     state.stepping.delete(group);
     this.counts.drops++;
     this.node.trace(`[g${group}] placement: dropping this node's replica (${why})`);
-    this.node.drop(group);
+    this.node.drop(group, applied);
   }
 }
 

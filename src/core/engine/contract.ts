@@ -369,13 +369,6 @@ export interface EngineOptions<H> {
    * no election, and keeps the entries after the snapshot it installs.
    */
   readonly awaitSnapshot?: number;
-  /**
-   * With `awaitSnapshot`: this replica held the group's log once and lost it (it was
-   * dropped, then hosted again): until it installs a snapshot it grants no vote. Its empty
-   * log would make any candidate look up to date, one that lacks entries it acknowledged
-   * included, and a candidate whose configuration is stale may still count it a voter.
-   */
-  readonly forgotLog?: boolean;
 }
 
 /**
@@ -427,6 +420,13 @@ export interface EngineFactory<M = unknown, H = unknown> {
    * simulator can prove it catches each mistake; production never selects one.
    */
   readonly mutants: Readonly<Record<string, string>>;
+  /**
+   * The hard state a node keeps for a group once it has dropped its replica (the group
+   * moved away: its log and state are deleted), from the last one saved and the index that
+   * replica had applied; a replica hosted there again starts from it. Absent: the last one
+   * is kept as it is.
+   */
+  tombstone?(last: H | null, applied: number): H | null;
   /** Builds an engine; `mutant`, when given, must be a key of `mutants`. */
   create(options: EngineOptions<H>, mutant?: string): Engine<M, H>;
   /** A one-line, human-readable rendering of a message, for traces. */

@@ -43,8 +43,9 @@
  *   split itself, and went on with revisions and an epoch of its own. The run's check that
  *   replicas at one applied index hold one state catches it (split-checks.ts).
  * - `split-readded-replica-votes` breaks what a replica dropped from a range and hosted
- *   again with no state may do before its leader's snapshot comes: it grants votes (it must
- *   not: EngineOptions.forgotLog). This project shipped it: a replica whose stale
+ *   again may do before it holds what it had applied: its tombstone keeps the term and vote
+ *   but not that index, so it grants votes at once (it must not: RaftHardState.forgot).
+ *   This project shipped it: a replica whose stale
  *   configuration still counted the new one a voter won an election with its vote alone,
  *   without entries the new one had acknowledged before it was dropped (leader
  *   completeness).
@@ -54,7 +55,9 @@
  *   (17f1b79 until the span's index was kept): a leader elected with its commit index still
  *   behind that index cannot commit without the new replica where its vote completes the
  *   quorum (four voters, one lost), so it never applies that far, never captures the
- *   snapshot, and the range never serves again. The run's liveness check catches it.
+ *   snapshot, and the range never serves again. The run's liveness check caught it (seed
+ *   382 of the widest run) until removed nodes were told their commit index again when
+ *   they campaign; the seeds run since do not reach it (docs/simulator.md).
  */
 import { MemoryKvBackend } from "./backend.js";
 import { SharedMemoryKvBackend, type MemoryKvGroups } from "./memory-groups.js";

@@ -66,9 +66,10 @@ export interface OwnReplica {
  *
  * The description guards a node added again to a range it was removed from: its replica,
  * catching up from the log it kept, applies its old removal before it reaches the entry
- * that added it back, while its leader, which counts it in, may already count its
- * acknowledgements (a learner within reach of the log's end is promoted). Dropped then, it
- * would lose entries it acknowledged, and a quorum that needs it would never form again.
+ * that added it back. Dropped then, it would be sent the range's state again for nothing.
+ * (It once did worse: its leader promoted it on the acknowledgements it had sent, and a
+ * quorum that needed it never formed again; a leader now counts none below the entry that
+ * added a node back, Progress.addedAt.)
  */
 export function removedFrom(own: OwnReplica, described: RangeDescription | undefined, self: NodeId): "here" | "by-leader" | null {
   if (!isMember(own.membership, self) && !isMember(own.appliedMembership, self) && (described === undefined || !counts(described, self))) return "here";

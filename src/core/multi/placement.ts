@@ -71,8 +71,6 @@ export const PLACEMENT_MUTANTS = {
   "zone-blind": "places replicas by the members' replica counts alone, ignoring their zones: a range can end with every replica in one zone while other zones have room",
   "directory-trusts-term":
     "ranks two descriptions of a range by term before whether they know a leader: a removed replica that campaigns on, a term higher each try, hides its leader's description, so a node its leader added never hosts the range",
-  "drop-readded-replica":
-    "a replica drops itself when it applies a configuration that leaves it out though its range's description counts it in again: a node added back to a range, catching up from the log it kept, applies its old removal and drops entries it acknowledged",
 } as const;
 
 export type PlacementMutant = keyof typeof PLACEMENT_MUTANTS;

@@ -1,6 +1,6 @@
-import type { LogEntry, Membership } from "../engine/contract.js";
+import type { LogEntry, Membership, NodeId } from "../engine/contract.js";
 import type { RaftLog } from "./log.js";
-import { decodeMembership } from "./membership.js";
+import { decodeMembership, isMember } from "./membership.js";
 
 /** A configuration entry still in the log (not compacted into the snapshot). */
 export interface ConfigEntry {
@@ -43,6 +43,19 @@ export class ConfigLog {
   /** The index of the first configuration entry after `index`, or null when none follows it. */
   firstAfter(index: number): number | null {
     for (const c of this.entries) if (c.index > index) return c.index;
+    return null;
+  }
+
+  /**
+   * The index of the latest entry that made `id` a member (it was not one in the
+   * configuration before), or null when it has been one since the snapshot's configuration.
+   */
+  joinedAt(id: NodeId): number | null {
+    for (let i = this.entries.length - 1; i >= 0; i--) {
+      const entry = this.entries[i] as ConfigEntry;
+      const before = i === 0 ? this.base : (this.entries[i - 1] as ConfigEntry).membership;
+      if (isMember(entry.membership, id) && !isMember(before, id)) return entry.index;
+    }
     return null;
   }
 

@@ -24,7 +24,7 @@ export interface ElectionHost extends Pick<ReplicatorHost, "id" | "log" | "term"
   readonly stepDown: () => void;
   /** The engine's rule for granting a vote (see its `mayGrantVote`). */
   readonly mayGrantVote: (from: NodeId, message: VoteRequest) => boolean;
-  /** This node grants no vote now: it lost a log it held and waits for a snapshot (EngineOptions.forgotLog). */
+  /** This node grants no vote now: it lost a log it held, and its commit index is not yet back where that log was (RaftHardState.forgot). */
   abstains(): boolean;
   /** The engine's rule for when a granted vote leaves (see its `sendGrantedVote`). */
   readonly sendGrantedVote: (to: NodeId, response: VoteResponse) => void;

@@ -119,7 +119,7 @@ export class RaftEngineHost implements ReplicatorHost, TransferHost, Reconfigura
     this.engine["becomeLeader"]();
   }
   abstains(): boolean {
-    return this.engine["forgotLog"] && this.engine["snapshots"].awaiting > 0;
+    return this.engine["forgotOwed"]() > 0;
   }
   mayGrantVote(from: NodeId, message: VoteRequest): boolean {
     return this.engine["mayGrantVote"](from, message);

@@ -49,8 +49,6 @@ export class TestCluster {
   readonly awaitSnapshot = new Map<NodeId, number>();
   /** Nodes whose state machine holds nothing of their disk's snapshot (a held first state whose records were lost): they start with applied index 0. */
   readonly unmade = new Set<NodeId>();
-  /** Nodes that held a log of the group once and lost it (EngineOptions.forgotLog). */
-  readonly forgotLog = new Set<NodeId>();
   /** When set, matching messages are dropped on delivery (a scripted, selective fault). */
   dropWhere: ((envelope: Envelope) => boolean) | null = null;
   readonly ids: NodeId[];
@@ -79,7 +77,7 @@ export class TestCluster {
     const peers = this.bootstrap.includes(id) ? this.bootstrap : [];
     const awaited = this.awaitSnapshot.get(id);
     const unmade = this.unmade.has(id);
-    const options = { id, peers, durable, appliedIndex: unmade ? 0 : (disk.snapshot?.index ?? 0), seed, ...(awaited === undefined ? {} : { awaitSnapshot: awaited }), ...(this.forgotLog.has(id) ? { forgotLog: true } : {}) };
+    const options = { id, peers, durable, appliedIndex: unmade ? 0 : (disk.snapshot?.index ?? 0), seed, ...(awaited === undefined ? {} : { awaitSnapshot: awaited }) };
     const engine = this.mutant === null ? new RaftEngine(options, this.config) : createRaftMutant(this.mutant, options, this.config);
     this.engines.set(id, engine);
     this.applied.set(id, disk.snapshot === null || unmade ? [] : decodeApplied(disk.snapshot.data));

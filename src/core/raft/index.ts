@@ -1,13 +1,13 @@
 import { assert } from "../common/assert.js";
 import { ALL_ENGINE_INVARIANTS, type EngineFactory } from "../engine/contract.js";
 import { DEFAULT_RAFT_CONFIG, type RaftConfig } from "./config.js";
-import { describeRaftMessage, type RaftHardState, type RaftMessage } from "./messages.js";
+import { describeRaftMessage, raftTombstone, type RaftHardState, type RaftMessage } from "./messages.js";
 import { createRaftMutant, isRaftMutant, RAFT_MUTANTS } from "./mutants.js";
 import { RaftEngine } from "./raft.js";
 import { validateRaftMessage } from "./validate.js";
 
 export { DEFAULT_RAFT_CONFIG, type RaftConfig } from "./config.js";
-export type { RaftHardState, RaftMessage } from "./messages.js";
+export { raftTombstone, type RaftHardState, type RaftMessage } from "./messages.js";
 export { RAFT_MUTANTS, type RaftMutant } from "./mutants.js";
 export { RaftEngine } from "./raft.js";
 export { validateRaftMessage } from "./validate.js";
@@ -29,6 +29,7 @@ export function raftFactory(config: RaftConfig = DEFAULT_RAFT_CONFIG): EngineFac
     },
     describeMessage: describeRaftMessage,
     validateMessage: validateRaftMessage,
+    tombstone: raftTombstone,
     tuned: (prng, hints) => {
       const electionTicks = prng.pick([10, 10, 20]);
       let tuned: RaftConfig = {

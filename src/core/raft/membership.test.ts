@@ -163,6 +163,67 @@ describe("4.1 single-voter changes", () => {
   });
 });
 
+/** Three entries written on leader 1 and committed everywhere. */
+function write3(c: TestCluster): void {
+  for (let i = 0; i < 3; i++) c.engine(1).propose(data(`w${i}`));
+  c.stabilize();
+}
+
+describe("a removed node's vote request, ignored", () => {
+  test("still moves the term of a node that knows no leader (PreVote off), its election timer running on, so its own campaign asks in a term not voted in yet", () => {
+    const c = new TestCluster(3, { ...config, preVote: false });
+    c.elect(1);
+    for (let i = 0; i < 3; i++) c.engine(1).propose(data(`w${i}`));
+    c.stabilize();
+    c.isolate(3);
+    reconfigure(c, 1, change([1, 2]));
+    c.tickAll(3);
+    const term = c.engine(2).status().term;
+    const ignored = { type: "vote", term: term + 5, lastIndex: 1, lastTerm: 1, preVote: false } as const;
+    // Node 2 hears its leader: the request changes nothing (thesis 4.2.3).
+    c.engine(2).step(3, ignored);
+    assert.equal(c.engine(2).status().term, term);
+    // Its leader gone, node 2 campaigns; the removed node's request comes while it does.
+    c.isolate(1);
+    for (let i = 0; i < 4 * config.electionTicks && c.engine(2).status().role !== "candidate"; i++) c.tick(2);
+    assert.equal(c.engine(2).status().role, "candidate");
+    const sentBefore = c.sent.length;
+    c.engine(2).step(3, ignored);
+    c.flush();
+    assert.equal(c.engine(2).status().term, term + 5, "it takes the term");
+    assert.equal(c.engine(2).status().role, "follower");
+    assert.equal(c.sent.slice(sentBefore).filter((e) => e.to === 3).length, 0, "and answers nothing");
+    // Its timer ran on: within an election timeout it asks, in the term after.
+    for (let i = 0; i < 2 * config.electionTicks && c.engine(2).status().role !== "candidate"; i++) c.tick(2);
+    const asked = c.sent.slice(sentBefore).find((e) => e.from === 2 && e.message.type === "vote");
+    assert.equal(asked?.message.term, term + 6);
+  });
+});
+
+describe("a removed node that missed its leader's last word", () => {
+  test("is told the commit index again when it campaigns, applies what it holds, its removal included, and stops campaigning", () => {
+    const c = new TestCluster(3);
+    c.elect(1);
+    write3(c);
+    // Every heartbeat to node 3 is lost from here on: the leader's last word among them.
+    c.dropWhere = (e) => e.to === 3 && e.message.type === "heartbeat";
+    reconfigure(c, 1, change([1, 2]));
+    c.tickAll(3);
+    const removal = c.engine(1).status().lastIndex;
+    assert.ok(c.engine(3).status().lastIndex >= removal, "node 3 holds its removal");
+    assert.ok(c.engine(3).status().commitIndex < removal, "but does not know it committed");
+    c.dropWhere = null;
+    c.tick(3, 3 * config.electionTicks);
+    c.stabilize();
+    assert.ok(c.engine(3).status().commitIndex >= removal, "a campaign brought it the commit index");
+    assert.ok(c.appliedData(3).includes("w2"), "and it applied what it holds");
+    const asked = c.sent.filter((e) => e.from === 3 && e.message.type === "vote").length;
+    c.tick(3, 3 * config.electionTicks);
+    c.stabilize();
+    assert.equal(c.sent.filter((e) => e.from === 3 && e.message.type === "vote").length, asked, "it campaigns no more");
+  });
+});
+
 describe("4.2 learners", () => {
   test("a learner receives the log but is not asked to vote and does not count toward commit", () => {
     const c = new TestCluster(4, config, null, 3);

@@ -190,4 +190,23 @@ export interface RaftHardState {
   readonly term: number;
   readonly vote: NodeId | null;
   readonly commit: number;
+  /**
+   * Set in the hard state a node keeps for a group after it dropped its replica (its log and
+   * state gone: `raftTombstone`): the index that replica had applied. A replica hosted again
+   * from it grants no vote until its commit index reaches it. Its earlier replica's
+   * acknowledgements may have counted toward entries up to there (its removal included),
+   * and an empty log would make any candidate look up to date, one that lacks them too.
+   * Dropped from the hard state once reached.
+   */
+  readonly forgot?: number;
+}
+
+/**
+ * The hard state a node keeps for a group once it has dropped its replica: the term and
+ * vote it promised (a replica made again must keep them: without them it could vote twice
+ * in one term), no commit index (it holds nothing), and `forgot`, the index the dropped
+ * replica had applied (a later drop's, where an earlier one's is still owed).
+ */
+export function raftTombstone(last: RaftHardState | null, applied: number): RaftHardState {
+  return { term: last?.term ?? 0, vote: last?.vote ?? null, commit: 0, forgot: Math.max(applied, last?.forgot ?? 0) };
 }

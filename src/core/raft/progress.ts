@@ -46,6 +46,15 @@ export class Progress {
    * one: AppendResponse.snapshotFrom); 0 when it takes the log.
    */
   snapshotWanted = 0;
+  /**
+   * The index of the configuration entry that made the follower a member (the snapshot's
+   * index when it was one before). A node removed from a group, its replica dropped, and
+   * added back hosts a new replica that holds nothing, while acknowledgements its earlier
+   * replica sent may still arrive (delayed, duplicated): that replica never held this entry
+   * (it would not have been dropped), so a match below it may be one it acknowledged. Such
+   * a match promotes no learner, and is forgotten when the follower says it lacks it.
+   */
+  addedAt = 0;
 
   constructor(next: number, inflightMessagesMax: number, inflightBytesMax: number) {
     this.next = next;
@@ -77,6 +86,13 @@ export class Progress {
     this.next = this.match + 1;
     this.probeSent = false;
     this.inflight.reset();
+  }
+
+  /** Forgets the match (an earlier replica of the follower's acknowledged it) and probes from `next`. */
+  forgetMatch(next: number): void {
+    this.match = 0;
+    this.becomeProbe();
+    this.next = Math.max(1, next);
   }
 
   /** Records an acknowledged match; returns whether it moved forward. */

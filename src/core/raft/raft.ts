@@ -116,8 +116,8 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
 
   /** Its snapshots: the latest, one installed for the driver, one being received, one awaited (snapshots.ts). */
   private readonly snapshots: RaftSnapshots;
-  /** It held this group's log once and lost it: it grants no vote while it waits for a snapshot (EngineOptions.forgotLog). */
-  protected readonly forgotLog: boolean;
+  /** Its replica of this group was dropped here once, having applied this far: no vote until its commit index is back there (RaftHardState.forgot); 0 when not. */
+  protected readonly forgot: number;
 
   private messages: Outbound<RaftMessage>[] = [];
   private messagesAfterPersist: Outbound<RaftMessage>[] = [];
@@ -147,13 +147,13 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     // One host lends the engine's parts to its helpers; each sees it through its own narrow interface.
     const host = new RaftEngineHost(this);
     this.snapshots = new RaftSnapshots(host, options, base);
-    this.forgotLog = options.forgotLog === true;
+    this.forgot = hard?.forgot ?? 0;
     this.replicator = new Replicator(host);
     this.transfer = new LeadershipTransfer(host, this.replicator);
     this.reconfiguration = new Reconfiguration(host, this.replicator, this.transfer);
     this.election = new Election(host);
     this.refreshMembership();
-    this.savedHardState = { term: this.term, vote: this.vote, commit: this.log.commitIndex };
+    this.savedHardState = { term: this.term, vote: this.vote, commit: this.log.commitIndex, ...(hard?.forgot === undefined ? {} : { forgot: hard.forgot }) };
     this.reads = new ReadOnly(this.id, this.config.electionTicks, leaseTicks(this.config), host);
     this.quiescence = new Quiescence(host, this.replicator, this.transfer, this.reads);
     this.startupGuard = this.config.leaseReads;
@@ -225,7 +225,13 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     // forcing a new term on the cluster. One with a log as up to date is heard: it may be a
     // voter of a configuration this node has not caught up with yet. So is everything else:
     // a leader of such a configuration must be able to bring this node up to date.
-    if (message.type === "vote" && !isMember(this.current, from) && !this.log.isUpToDate(message.lastIndex, message.lastTerm)) return;
+    if (message.type === "vote" && !isMember(this.current, from)) {
+      if (this.role === "leader") this.tellRemovedCommit(from, message);
+      if (!this.log.isUpToDate(message.lastIndex, message.lastTerm)) {
+        if (!message.preVote && message.term > this.term && this.lead === null && this.role !== "leader") this.adoptTermQuietly(message.term);
+        return;
+      }
+    }
     if (message.term > this.term) {
       const fromLeader = message.type === "append" || message.type === "heartbeat" || message.type === "snapshot";
       const transferVote = message.type === "vote" && message.transfer === true;
@@ -554,6 +560,42 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
     this.sendAfterPersist(to, response);
   }
 
+  /**
+   * A vote request this node ignores (`step`: from outside its configuration, with a log
+   * behind its own) still shows a term in use, and with no leader known this node takes it,
+   * as a follower whose election timer runs on. Such a candidate may be a voter in the stale
+   * configuration of a node whose vote this one needs, and take that vote, term after term,
+   * in terms this one never heard of: its own campaigns then ask in terms already voted in,
+   * and lose every round (simulator seed 464 of `--groups 8 --nodes 4 --replicas 3`, PreVote
+   * off). Its timer is not reset, nor is a vote or a leader changed: only the term moves, as
+   * any message of a later term would move it.
+   */
+  /**
+   * A leader that let a removed node go told it the commit index once (Replicator.sync's
+   * last word); if that was lost, the node never learns its removal committed, nor applies
+   * the entries before it, a split among them (whose new range then lacks its replica: seed
+   * 345 of `--groups 4 --splits 3 --nodes 5 --replicas 3`), and campaigns on. Its vote
+   * request says where its log ends: where that matches this leader's log, the node is told
+   * the commit index again, up to there, in this leader's term (when its own is no later).
+   */
+  private tellRemovedCommit(from: NodeId, message: VoteRequest): void {
+    const itsTerm = message.preVote ? message.term - 1 : message.term;
+    if (itsTerm > this.term || this.log.term(message.lastIndex) !== message.lastTerm) return;
+    this.send(from, { type: "heartbeat", term: this.term, commit: Math.min(message.lastIndex, this.log.commitIndex), readRound: 0 });
+  }
+
+  private adoptTermQuietly(term: number): void {
+    this.term = term;
+    this.vote = null;
+    if (this.role !== "follower") {
+      this.role = "follower";
+      this.replicator.clear();
+      this.reads.reset();
+      this.transfer.forget();
+      this.broadcastPending = false;
+    }
+  }
+
   private becomeFollower(term: number, lead: NodeId | null): void {
     if (term !== this.term) {
       assert(term > this.term, `term went backwards: ${this.term} -> ${term}`);
@@ -828,7 +870,12 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
 
   private hardStateChanged(): boolean {
     const saved = this.savedHardState;
-    return saved.term !== this.term || saved.vote !== this.vote || saved.commit !== this.log.commitIndex;
+    return saved.term !== this.term || saved.vote !== this.vote || saved.commit !== this.log.commitIndex || (saved.forgot ?? 0) !== this.forgotOwed();
+  }
+
+  /** RaftHardState.forgot while it is owed (the commit index has not reached it), else 0. */
+  protected forgotOwed(): number {
+    return this.log.commitIndex < this.forgot ? this.forgot : 0;
   }
 
   hasReady(): boolean {
@@ -856,7 +903,8 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
       this.broadcastPending = false;
       this.replicator.broadcastAppend();
     }
-    const hardState = this.hardStateChanged() ? { term: this.term, vote: this.vote, commit: this.log.commitIndex } : null;
+    const forgot = this.forgotOwed();
+    const hardState = this.hardStateChanged() ? { term: this.term, vote: this.vote, commit: this.log.commitIndex, ...(forgot > 0 ? { forgot } : {}) } : null;
     // etcd's MustSync: a new term or vote, or entries, must be durable before what depends
     // on them leaves; a commit index alone need not be (it is learned again after a crash).
     const termOrVote = hardState !== null && (hardState.term !== this.savedHardState.term || hardState.vote !== this.savedHardState.vote);

@@ -135,6 +135,7 @@ export class Reconfiguration {
       const pr = this.replicator.progress.get(id);
       if (pr === undefined || pr.state !== "replicate" || !pr.recentActive) continue;
       if (pr.match + this.host.config.learnerLagEntriesMax < this.host.log.lastIndex) continue;
+      if (pr.match < pr.addedAt) continue; // it may not hold the entry that added it (Progress.addedAt)
       this.host.appendConfig(promoted(current, id));
       return;
     }

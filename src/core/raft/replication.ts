@@ -81,8 +81,12 @@ export class Replicator {
       for (const id of members(configLog.membershipAt(latestIndex - 1))) if (!wanted.includes(id)) wanted.push(id);
     }
     for (const peer of [...wanted, this.host.id]) {
-      if (this.progress.has(peer)) continue;
+      const joined = peer === this.host.id ? null : configLog.joinedAt(peer);
+      const known = this.progress.get(peer);
+      // Added again since it was tracked: what it acknowledged before counts for nothing.
+      if (known !== undefined && (joined === null || joined <= known.addedAt)) continue;
       const pr = new Progress(log.lastIndex + 1, this.host.config.inflightMessagesMax, this.host.config.inflightBytesMax);
+      pr.addedAt = joined ?? log.firstIndex - 1;
       if (peer === this.host.id) pr.match = log.lastIndex;
       pr.recentActive = true;
       this.progress.set(peer, pr);
@@ -195,6 +199,12 @@ export class Replicator {
     if (message.reject) {
       if (pr.state === "snapshot") return null; // an answer to an append sent before the snapshot
       const next = message.hintTerm > 0 ? log.findConflictByTerm(message.hintIndex, message.hintTerm).index : message.hintIndex;
+      if (message.hintIndex < pr.match && pr.match < pr.addedAt) {
+        // It lacks an entry counted as matched, which an earlier replica of it acknowledged.
+        pr.forgetMatch(Math.min(message.index, next + 1));
+        this.sendAppend(from);
+        return null;
+      }
       if (pr.maybeDecreaseTo(message.index, next)) {
         if (pr.state === "replicate") pr.becomeProbe();
         this.sendAppend(from);
@@ -223,8 +233,12 @@ export class Replicator {
    * then `snapshotsChanged`). One being sent that is older is dropped.
    */
   private wantsSnapshot(to: NodeId, pr: Progress, from: number): void {
-    // An ask from before it installed one (delayed or duplicated): it holds that far already.
-    if (pr.match >= from) return;
+    if (pr.match >= from) {
+      // An ask from before it installed one (delayed or duplicated): it holds that far already;
+      if (pr.match >= pr.addedAt) return;
+      // unless that match may be what an earlier replica of it acknowledged (Progress.addedAt).
+      pr.forgetMatch(1);
+    }
     pr.snapshotWanted = Math.max(pr.snapshotWanted, from);
     if (pr.state === "snapshot" && pr.pendingSnapshot >= pr.snapshotWanted) return;
     pr.becomeProbe();

@@ -6,6 +6,7 @@ import { describe, test } from "node:test";
 import type { MembershipChange, NodeId } from "../engine/contract.js";
 import { DEFAULT_RAFT_CONFIG } from "./config.js";
 import { data, encodeApplied, TestCluster } from "./harness.test-util.js";
+import { raftTombstone } from "./messages.js";
 import { validateRaftMessage } from "./validate.js";
 
 const config = { ...DEFAULT_RAFT_CONFIG };
@@ -284,25 +285,33 @@ describe("a replica waiting for a snapshot (awaitSnapshot)", () => {
     assert.ok(c.engine(3).status().snapshotIndex >= held, "a full snapshot installed");
   });
 
-  test("a replica that lost a log it held (dropped, then hosted again) grants no vote while it waits for a snapshot, and votes again once it has one", () => {
+  test("a replica that lost a log it held (dropped, then hosted again from its tombstone) grants no vote, across restarts, until its commit index is back where that log was", () => {
     const c = new TestCluster(3, awaitConfig);
     c.elect(1);
     for (let i = 0; i < 3; i++) c.engine(1).propose(data(`v${i}`));
     c.stabilize();
-    // Node 3 was dropped and hosted again with nothing but its hard state.
+    // Node 3 was dropped and hosted again with nothing but its tombstone (raftTombstone).
     const disk = c.disks.get(3);
     assert.ok(disk !== undefined);
+    const applied = c.applied.get(3)?.at(-1)?.index ?? 0;
+    disk.hardState = raftTombstone(disk.hardState, applied);
     disk.entries = [];
     disk.snapshot = null;
     c.awaitSnapshot.set(3, 1);
-    c.forgotLog.add(3);
     c.start(3);
     // A pre-candidate with an empty log asks it: its own empty log would say yes; it abstains.
-    c.engine(3).step(2, { type: "vote", term: 9, lastIndex: 0, lastTerm: 0, preVote: true });
-    c.flush();
     const answers = () => c.sent.filter((e) => e.from === 3 && e.to === 2 && e.message.type === "vote-response");
-    assert.equal(answers().length, 1);
-    assert.equal((answers()[0]?.message as { granted?: boolean }).granted, false, "no vote while it waits");
+    const ask = (): boolean | undefined => {
+      c.engine(3).step(2, { type: "vote", term: 9, lastIndex: 0, lastTerm: 0, preVote: true });
+      c.flush();
+      return (answers().at(-1)?.message as { granted?: boolean } | undefined)?.granted;
+    };
+    assert.equal(ask(), false, "no vote while it waits");
+    // Restarted before its snapshot came (its driver no longer knows it dropped one): the hard state says so.
+    c.start(3);
+    assert.equal(c.disks.get(3)?.hardState?.forgot, applied);
+    assert.equal(ask(), false, "no vote after a restart either");
+    assert.equal(answers().length, 2);
     // Its leader's snapshot comes (a leader elected since: the old one's progress still
     // counted node 3's lost entries, as a replica dropped and added back is not): it votes again.
     c.compact(1);
@@ -317,6 +326,7 @@ describe("a replica waiting for a snapshot (awaitSnapshot)", () => {
     c.flush();
     const last = c.sent.filter((e) => e.from === 3 && e.to === 2 && e.message.type === "vote-response").at(-1);
     assert.equal((last?.message as { granted?: boolean } | undefined)?.granted, true, "a vote once it has a state");
+    assert.equal(c.disks.get(3)?.hardState?.forgot, undefined, "the tombstone's mark is gone from its hard state");
   });
 
   test("an ask that arrives after the snapshot was installed (delayed, or duplicated) sends nothing again", () => {

@@ -78,9 +78,10 @@ export function consensusFor(protocol: ConsensusProtocol, timing: ConsensusTimin
         decodeHardState: (bytes) => {
           const value = hardStateCodec.unpack(bytes) as unknown;
           if (typeof value !== "object" || value === null) throw new InvalidInputError("a Raft hard state must be an object");
-          const { term, vote, commit } = value as Record<string, unknown>;
-          if (!isIndex(term) || !isIndex(commit) || !(vote === null || isIndex(vote))) throw new InvalidInputError("a Raft hard state has a bad field");
-          return { term, vote, commit };
+          const { term, vote, commit, forgot } = value as Record<string, unknown>;
+          if (!isIndex(term) || !isIndex(commit) || !(vote === null || isIndex(vote)) || !(forgot === undefined || isIndex(forgot))) throw new InvalidInputError("a Raft hard state has a bad field");
+          // `forgot`: a dropped replica's tombstone (RaftHardState.forgot).
+          return forgot === undefined ? { term, vote, commit } : { term, vote, commit, forgot };
         },
         restoredHardState: ({ index, term }) => ({ term, vote: null, commit: index }),
       };

@@ -52,8 +52,6 @@ export interface GroupStorage {
    * index or later (EngineOptions.awaitSnapshot). Absent: its log builds its state.
    */
   readonly awaitSnapshot?: number;
-  /** With `awaitSnapshot`: a replica this node dropped before (EngineOptions.forgotLog). */
-  readonly forgotLog?: boolean;
 }
 
 /** A group recovered from disk, with its engine made: what a replica starts from. */
@@ -102,7 +100,6 @@ export function recoverGroup(config: NodeConfig, consensus: Consensus, storage: 
       appliedIndex: kv.applied,
       seed: randomInt(1, 2 ** 48),
       ...(storage.awaitSnapshot === undefined ? {} : { awaitSnapshot: storage.awaitSnapshot }),
-      ...(storage.forgotLog === true ? { forgotLog: true } : {}),
     });
     return { group: storage.group, logStore: storage.logStore, backend: opened.backend, kv, engine, factory: consensus.factory, held };
   } catch (error) {

@@ -5,7 +5,9 @@
  * snapshots every 100,000 entries), and entries from before the split applied over the
  * narrower span would build another state (writes to keys that moved away refused, the
  * split itself refused), with other revisions and another epoch. It must start from its
- * leader's snapshot instead (EngineOptions.awaitSnapshot), here and after a kill -9.
+ * leader's snapshot instead (EngineOptions.awaitSnapshot), here and after a kill -9. The
+ * node it moved from keeps a tombstone of its replica (SharedLog.drop): restarted, it does
+ * not host the range, and moved back, it holds what the others hold.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
@@ -114,7 +116,35 @@ describe("a range moved to a node after it split", { timeout: 150_000 }, () => {
         t.diagnostic(`node ${moved.to}'s output: ${cluster.node(moved.to).output.slice(-4000)}`);
         throw error;
       }
-      t.diagnostic(`range ${range.id} split at "p4", moved from node ${moved.from} to node ${moved.to}; its leader is node ${leader}`);
+      // The node it moved from dropped its replica and kept a tombstone (its hard state alone):
+      // restarted, it does not host the range; moved back, it starts from the tombstone and
+      // its leader's snapshot, and holds what the others hold.
+      const from = moved.from;
+      const hosts = async (id: number): Promise<boolean> => ((await cluster.status(id).catch(() => null)) as { ranges?: { id: number; hosted?: boolean }[] } | null)?.ranges?.some((view) => view.id === range.id && view.hosted !== false) ?? true;
+      for (const deadline = Date.now() + 15_000; Date.now() < deadline && (await hosts(from)); ) await sleep(200);
+      assert.equal(await hosts(from), false, `node ${from} dropped its replica`);
+      await cluster.kill(from);
+      cluster.startNode(from);
+      for (const deadline = Date.now() + 15_000; Date.now() < deadline && (await cluster.status(from).catch(() => null)) === null; ) await sleep(200);
+      await sleep(1000);
+      assert.equal(await hosts(from), false, `node ${from}, restarted, does not host the range it left`);
+      let back = false;
+      for (let attempt = 0; attempt < 20 && !back; attempt++) {
+        const now = ((await cluster.shards(1)) as Placed[]).find((shard) => shard.id === range.id);
+        const voters = now?.voters ?? now?.replicas ?? [];
+        const away = voters.find((id) => id !== now?.leader && id !== from);
+        if (now !== undefined && voters.length === 3 && !voters.includes(from) && (now.learners?.length ?? 0) === 0 && away !== undefined) {
+          const answer = await request("POST", `${cluster.node(1).http}/v1/shards/${range.id}/move`, JSON.stringify({ from: away, to: from }));
+          back = answer.status === 200;
+          if (!back) t.diagnostic(`move ${away} -> ${from}: ${answer.status} ${JSON.stringify(answer.body)}`);
+        }
+        if (!back) await sleep(500);
+      }
+      assert.ok(back, `the range moved back to node ${from}`);
+      const again = await caughtUp(from, expected, 30_000);
+      assert.equal(await hosts(from), true, `node ${from} hosts the range again`);
+      for (const [key, read] of expected) assert.deepEqual(again.get(key), read, `moved back: node ${from}'s ${key} against its leader's`);
+      t.diagnostic(`range ${range.id} split at "p4", moved from node ${moved.from} to node ${moved.to}, and back to node ${from}; its leader is node ${leader}`);
     } finally {
       await client.close();
     }

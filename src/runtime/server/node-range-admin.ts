@@ -19,6 +19,7 @@ import type { GroupId } from "../../core/multi/group.js";
 import { snapshotFloor } from "../../core/multi/placement-directory.js";
 import type { GroupRouter } from "../../core/multi/router.js";
 import { RANGE_BIRTH_INDEX, splitRefusal } from "../../core/kv/split.js";
+import type { RaftHardState } from "../../core/raft/index.js";
 import { DEFAULT_NODE_CONFIG, RANGES_MAX, type NodeConfig } from "./config.js";
 import type { Consensus } from "./consensus.js";
 import { DATA_LAYOUT } from "./data-dir.js";
@@ -158,7 +159,7 @@ export class RangeAdmin {
           groups: this.host.groups,
           membership: () => this.host.membership(),
           reachable: () => this.host.reachable(),
-          drop: (id) => this.dropRange(id),
+          drop: (id, applied) => this.dropRange(id, applied),
           stopping: () => this.host.stopping(),
           log: log.child({ component: "placement" }),
           record: (step) =>
@@ -298,8 +299,8 @@ export class RangeAdmin {
    * Stops hosting range `id` (this node's replica was removed from it: the range moved) and
    * removes what this node keeps of it: its records, sessions and history, then its log.
    */
-  private async dropRange(id: GroupId): Promise<void> {
-    const { ranges, groups, sharedLog, feed, config } = this.host;
+  private async dropRange(id: GroupId, applied: number): Promise<void> {
+    const { ranges, groups, sharedLog, feed, config, consensus } = this.host;
     const replica = ranges.remove(id);
     if (replica === undefined) return;
     groups.unhost(id);
@@ -307,7 +308,12 @@ export class RangeAdmin {
     await replica.closeStorage();
     // Records first, then the log: a crash between leaves a log whose replica finds itself removed again.
     ranges.environment?.dropGroup(id);
-    sharedLog.drop(id);
+    // Its hard state stays, as a tombstone (EngineFactory.tombstone): the term and vote it
+    // promised, and what it applied, which a replica made here again must hold before it votes.
+    const { factory } = consensus;
+    let tombstone: unknown = null;
+    sharedLog.drop(id, (last) => (tombstone = factory.tombstone === undefined ? last : factory.tombstone(last, applied)));
+    if (tombstone !== null) this.births?.entomb(id, tombstone);
     feed.record("range-left", `node ${config.id} no longer hosts range ${id} (its replica moved to another node)`, { range: id });
   }
 
@@ -348,16 +354,16 @@ export class RangeAdmin {
       .then((span) => {
         if (span === null || ranges.get(id) !== undefined || this.births === null) return;
         if (environment.registry.overlapping(id, spanBounds(span)) !== undefined) return;
+        // A range this node held before starts from its tombstone (SharedLog.drop): the term
+        // and vote it promised, and what it must hold again before it votes.
         const stateless = this.births.takeStateless(id) ?? { hardState: null, snapshot: null, entries: [] };
-        // A range this node held before starts in the term its peers are in, at least: a
-        // vote it cast there before it was dropped is gone with its log, and a stale
-        // candidate's request in such a term must not get a second one (Raft's hard state).
-        const floorTerm = span.term ?? 0;
-        const durable = stateless.hardState === null && floorTerm > 0 ? { ...stateless, hardState: { term: floorTerm, vote: null, commit: 0 } } : stateless;
+        // It starts in the term its peers are in, at least: a stale candidate's request in an
+        // earlier term must not find it there with no vote cast.
+        const durable = { ...stateless, hardState: atTermAtLeast(stateless.hardState as RaftHardState | null, span.term ?? 0) };
         // Its state is its leader's snapshot, taken once the range holds no more than `span`
         // (snapshotFloor): the log's first entries may predate a split, and would build a
         // different state here.
-        this.hostWithoutState(id, span, durable, environment, span.awaitFrom, span.forgotLog === true);
+        this.hostWithoutState(id, span, durable, environment, span.awaitFrom);
         log.warn({ range: id, peer: from, start: span.start, end: span.end }, "hosting a range this node missed the split of, or was added to, until its leader sends its state");
       })
       .catch((error: unknown) => log.warn({ err: error, range: id, peer: from }, "could not host a range this node missed the split of; its leader's next message tries again"))
@@ -394,7 +400,7 @@ export class RangeAdmin {
    * the range), a range born of a split (where ranges are not placed, only those are adopted)
    * takes its first snapshot, or any later one.
    */
-  private async learnSpan(http: string, id: GroupId, self: NodeId): Promise<{ readonly start: string; readonly end: string | null; readonly term?: number; readonly awaitFrom: number; readonly forgotLog?: boolean } | null> {
+  private async learnSpan(http: string, id: GroupId, self: NodeId): Promise<{ readonly start: string; readonly end: string | null; readonly term?: number; readonly awaitFrom: number } | null> {
     const response = await fetch(`${http}/v1/shards`, { signal: AbortSignal.timeout(2000) });
     if (!response.ok) throw new Error(`${http}/v1/shards answered ${response.status}`);
     const shards = ((await response.json()) as { shards?: { id: number; start: string; end: string | null; replicas?: number[]; appliedIndex?: unknown; spanSince?: unknown }[] }).shards ?? [];
@@ -412,12 +418,12 @@ export class RangeAdmin {
    * at `awaitFrom` or later (GroupStorage.awaitSnapshot); a held first state whose records
    * the store still holds starts from them as a born range does.
    */
-  private hostWithoutState(id: GroupId, span: KvSpan, durable: DurableState<unknown>, environment: LmdbKvEnvironment, awaitFrom: number, forgotLog = false): GroupReplica {
+  private hostWithoutState(id: GroupId, span: KvSpan, durable: DurableState<unknown>, environment: LmdbKvEnvironment, awaitFrom: number): GroupReplica {
     const { config, consensus, sharedLog, log } = this.host;
     const recovered = recoverGroup(
       config,
       consensus,
-      { group: id, logStore: new LogStore(sharedLog, id), durable, kvPath: environment.path, openStateMachine: () => ({ backend: environment.group(id, span), trusted: true, reason: null }), bootstrapPeers: [], awaitSnapshot: awaitFrom, ...(forgotLog ? { forgotLog } : {}) },
+      { group: id, logStore: new LogStore(sharedLog, id), durable, kvPath: environment.path, openStateMachine: () => ({ backend: environment.group(id, span), trusted: true, reason: null }), bootstrapPeers: [], awaitSnapshot: awaitFrom },
       log,
     );
     return this.hostRange(recovered, true);
@@ -441,3 +447,9 @@ export class RangeAdmin {
   }
 }
 
+/** A Raft hard state in `term` at least (0: as it is): a later term has no vote cast in it yet. */
+function atTermAtLeast(hardState: RaftHardState | null, term: number): RaftHardState | null {
+  if (term === 0) return hardState;
+  if (hardState === null) return { term, vote: null, commit: 0 };
+  return hardState.term >= term ? hardState : { ...hardState, term, vote: null };
+}

@@ -3,7 +3,8 @@
  * a split whose log starts with a held first state (docs/sharding.md, "Splits"): the parent's
  * commit index is raised to the split the child names, a child whose parent is past the
  * split waits with no state for its leader's snapshot, and one whose log holds entries past
- * its first state stops the node with what to do.
+ * its first state waits for it with that log kept; and a range this node's replica was dropped
+ * from, whose tombstone waits for a replica made again.
  */
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -121,5 +122,22 @@ test("a held child whose parent is past the split waits with no state, its term 
     assert.deepEqual(ready?.committedEntries ?? [], [], "and applies nothing");
   } finally {
     await close(withLog);
+  }
+});
+
+test("a range whose replica was dropped here (it moved away) left a tombstone: at a restart it is not hosted, and its hard state waits for a replica made again", async () => {
+  // Range 1, one the cluster started with, and range 2, born of a split: both dropped here.
+  const tombstone = (term: number, applied: number): DurableState<unknown> => ({ hardState: { term, vote: 2, commit: 0, forgot: applied }, snapshot: null, entries: [] });
+  const ranges = recover(tombstone(5, 40), tombstone(6, 12));
+  try {
+    assert.deepEqual(
+      ranges.recovered.map((group) => group.group).filter((id) => id !== 0),
+      [],
+      "neither is hosted (range 1 would have started as a bootstrap voter with nothing)",
+    );
+    assert.deepEqual(ranges.deferred.get(1), tombstone(5, 40));
+    assert.deepEqual(ranges.deferred.get(2), tombstone(6, 12));
+  } finally {
+    await close(ranges);
   }
 });

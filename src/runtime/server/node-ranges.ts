@@ -104,6 +104,12 @@ export function recoverRanges(
         fromFiles.add(id);
       }
       if (durable === undefined && ranBefore && presplit.get(id) !== undefined && environment?.spanOf(id) === undefined) continue;
+      // Its replica here was dropped (the range moved) and left a tombstone, a hard state
+      // alone (SharedLog.drop): hosted again only when its leader reaches this node (adoptRange).
+      if (durable !== undefined && ranBefore && presplit.get(id) !== undefined && environment?.spanOf(id) === undefined && durable.snapshot === null && durable.entries.length === 0) {
+        deferred.set(id, durable);
+        continue;
+      }
       // A cluster starting with ranges on some members only: this node hosts those first placed here.
       const firstReplicas = initialReplicas(id, config.members.map((member) => member.id), config.replicas ?? 0);
       if (durable === undefined && !ranBefore && !identity.joined && presplit.get(id) !== undefined && !firstReplicas.includes(config.id)) continue;

@@ -142,6 +142,11 @@ export class RangeBirths {
     return waiting;
   }
 
+  /** Range `id`'s replica was dropped here: its tombstone (SharedLog.drop) waits, as after a restart, for a replica made again (`takeStateless`). */
+  entomb(id: GroupId, hardState: unknown): void {
+    this.deferred.set(id, { hardState, snapshot: null, entries: [] });
+  }
+
   /**
    * Hosts the ranges waiting for their parent's split whose span no range here holds any
    * more (`isFree`): their parent caught up from a snapshot taken after the split, so it

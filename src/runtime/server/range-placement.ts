@@ -96,8 +96,6 @@ export interface AdoptableSpan {
   readonly end: string | null;
   readonly term: number;
   readonly awaitFrom: number;
-  /** This node dropped a replica of it before (EngineOptions.forgotLog: it votes only once it has a state again). */
-  readonly forgotLog: boolean;
 }
 
 /** One range as the node hosting it describes it. */
@@ -154,8 +152,8 @@ export interface PlacementHost {
   membership(): Membership;
   /** The members this node reaches now, itself among them. */
   reachable(): readonly NodeId[];
-  /** Stops hosting range `id` and removes what this node keeps of it. */
-  drop(id: GroupId): Promise<void>;
+  /** Stops hosting range `id` and removes what this node keeps of it, but for a tombstone of its hard state marked with `applied`, what its replica applied (EngineFactory.tombstone). */
+  drop(id: GroupId, applied: number): Promise<void>;
   /** Whether the node is stopping. */
   stopping(): boolean;
   readonly log: Logger;
@@ -183,8 +181,6 @@ export class RangePlacement implements OtherRanges {
   private readonly dropping = new Set<GroupId>();
   /** The applied index past which a range dropped here was no longer this node's: an older description cannot bring it back. */
   private readonly droppedAt = new Map<GroupId, number>();
-  /** The term each range dropped here was in: hosted again, it starts no lower (its vote went with its log). */
-  private readonly droppedTerm = new Map<GroupId, number>();
   /** When each range hosted with no state was first seen so (one its leader does not count this node in is dropped after a while). */
   private readonly statelessSince = new Map<GroupId, number>();
   /** Ranges whose replica here holds a state whose configuration leaves this node out, and that the directory does not count it in either (strayReplica): since when. */
@@ -262,8 +258,8 @@ export class RangePlacement implements OtherRanges {
     const entry = this.entries().get(id);
     if (entry === undefined) return undefined;
     if (!adoptable(entry, this.host.self, this.droppedAt.get(id))) return null;
-    // The term it starts in: the range's, or the one this node's replica was in when dropped, whichever is later.
-    return { start: entry.start, end: entry.end, term: Math.max(entry.term, this.droppedTerm.get(id) ?? 0), awaitFrom: snapshotFloor(entry), forgotLog: this.droppedAt.has(id) };
+    // The term it starts in, at least (a replica dropped here before starts from its tombstone's, if later: node-range-admin.ts).
+    return { start: entry.start, end: entry.end, term: entry.term, awaitFrom: snapshotFloor(entry) };
   }
 
   /** The nodes that host range `id`, its leader first: where a request for it is sent. */
@@ -512,12 +508,11 @@ export class RangePlacement implements OtherRanges {
   private dropReplica(id: GroupId, applied: number, why: string): void {
     this.dropping.add(id);
     this.droppedAt.set(id, applied);
-    this.droppedTerm.set(id, this.host.ranges.get(id)?.engine.status().term ?? 0);
     this.statelessSince.delete(id);
     this.straySince.delete(id);
     this.host.log.info({ range: id, applied }, why);
     void this.host
-      .drop(id)
+      .drop(id, applied)
       .catch((error: unknown) => this.host.log.error({ err: error, range: id }, "could not drop a range this node was removed from"))
       .finally(() => {
         this.dropping.delete(id);

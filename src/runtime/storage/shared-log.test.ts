@@ -162,6 +162,39 @@ describe("shared log", () => {
     });
   });
 
+  test("a group dropped with a tombstone keeps that hard state alone, through restarts and sweeps; its snapshot files go", async () => {
+    await withDirs(async (dirs) => {
+      const { log } = open(dirs, 1024);
+      log.save(5, { snapshot: snapshotAt(10, 2, 5), entries: [entry(11, 2, 5)], hardState: "term 2" });
+      log.sync();
+      let last: string | null = null;
+      log.drop(5, (hardState) => {
+        last = hardState;
+        return `${hardState}, dropped at 11`;
+      });
+      assert.equal(last, "term 2");
+      assert.equal(log.lastIndex(5), 0);
+      // Other groups fill segments until a sweep rewrites every group's state.
+      for (let i = 1; i <= 60; i++) {
+        log.save(0, { snapshot: null, entries: [entry(i, 1)], hardState: `0:${i}` });
+        log.sync();
+      }
+      log.compact(0, snapshotAt(55, 1));
+      assert.ok(files(dirs.dir, ".wal").length <= 6, `${files(dirs.dir, ".wal").length} segments after the sweep`);
+      await log.close();
+      const second = open(dirs, 1024);
+      assert.deepEqual(second.groups.get(5)?.durable, { hardState: "term 2, dropped at 11", snapshot: null, entries: [] });
+      const group5 = join(dirs.snapshotDir, "group-5");
+      assert.deepEqual(existsSync(group5) ? files(group5, ".snap") : [], []);
+      // A replica made again writes on from the tombstone.
+      second.log.save(5, { snapshot: null, entries: [entry(1, 3, 5)], hardState: "term 3" });
+      await second.log.close();
+      const third = open(dirs, 1024);
+      assert.deepEqual(third.groups.get(5)?.durable, { hardState: "term 3", snapshot: null, entries: [entry(1, 3, 5)] });
+      await third.log.close();
+    });
+  });
+
   test("a log written before groups (format 2) opens as group 0's, its checkpoint standing for a sweep", async () => {
     await withDirs(async (dirs) => {
       const { wal } = Wal.open({ dir: dirs.dir, segmentBytes: 1024 });

@@ -247,16 +247,25 @@ export class SharedLog<H> {
 
   /**
    * Forgets `group` (its replica left this node): a drop record, then, once it is durable,
-   * its snapshot files. Saving to the group again starts it empty.
+   * its snapshot files. What `tombstone` makes of its last hard state (EngineFactory.tombstone),
+   * when not null, is saved after the drop record, in the same sync: the group holds that
+   * hard state alone, and a replica made again starts from it. Saving to the group again
+   * starts it from there.
    */
-  drop(group: GroupId): void {
+  drop(group: GroupId, tombstone: (last: H | null) => H | null = () => null): void {
     this.assertOpen();
-    if (!this.states.has(group)) return;
+    const state = this.states.get(group);
+    if (state === undefined) return;
+    const last = state.hardState === null ? null : this.options.decodeHardState(state.hardState);
     this.states.delete(group);
     this.preparedSnapshotFiles.delete(group);
     this.wal.append(encodeLogRecord({ kind: "drop" }, group));
+    const kept = tombstone(last);
+    if (kept !== null) this.save(group, { snapshot: null, entries: [], hardState: kept });
     this.afterDurable.push(() => {
-      if (!this.states.has(group)) removeSnapshotFilesExcept(this.snapshotDir(group), new Set());
+      // A replica made again may have been sent a snapshot meanwhile: its file stays.
+      const snapshot = this.states.get(group)?.snapshot ?? null;
+      removeSnapshotFilesExcept(this.snapshotDir(group), new Set(snapshot === null ? [] : [snapshotFileName(snapshot.index, snapshot.term)]));
     });
     if (!this.syncing) this.sync();
   }
