@@ -585,31 +585,32 @@ export class RaftEngine implements Engine<RaftMessage, RaftHardState> {
   }
 
   private adoptTermQuietly(term: number): void {
-    this.term = term;
-    this.vote = null;
-    if (this.role !== "follower") {
-      this.role = "follower";
-      this.replicator.clear();
-      this.reads.reset();
-      this.transfer.forget();
-      this.broadcastPending = false;
-    }
+    this.enterTerm(term);
+    if (this.role !== "follower") this.leaveRole();
   }
 
   private becomeFollower(term: number, lead: NodeId | null): void {
-    if (term !== this.term) {
-      assert(term > this.term, `term went backwards: ${this.term} -> ${term}`);
-      this.term = term;
-      this.vote = null;
-    }
+    if (term !== this.term) this.enterTerm(term);
     this.quiescence.reset();
-    this.role = "follower";
+    this.leaveRole();
     this.lead = lead;
+    this.resetElectionTimer();
+  }
+
+  /** A later term, with no vote cast in it yet. */
+  private enterTerm(term: number): void {
+    assert(term > this.term, `term went backwards: ${this.term} -> ${term}`);
+    this.term = term;
+    this.vote = null;
+  }
+
+  /** Whatever it led or campaigned for is over: it follows. */
+  private leaveRole(): void {
+    this.role = "follower";
     this.replicator.clear();
     this.reads.reset();
     this.transfer.forget();
     this.broadcastPending = false;
-    this.resetElectionTimer();
   }
 
   protected becomeLeader(): void {

@@ -1,7 +1,9 @@
 // A node removed from a group, its replica dropped, and added back: the new replica holds
 // nothing, while acknowledgements its earlier replica sent may still reach the leader
 // (delayed, duplicated). Its leader must not count them (Progress.addedAt). The simulator
-// found both ways this went wrong (seeds 786 and 1667 of the widest sharded run).
+// found both ways this went wrong (seeds 786 and 1667 of the widest sharded run). And the
+// replica made again from the dropped one's tombstone grants no vote until it holds what
+// that one had applied (RaftHardState.forgot).
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import type { MembershipChange, NodeId } from "../engine/contract.js";

@@ -311,8 +311,7 @@ export class RangeAdmin {
     // Its hard state stays, as a tombstone (EngineFactory.tombstone): the term and vote it
     // promised, and what it applied, which a replica made here again must hold before it votes.
     const { factory } = consensus;
-    let tombstone: unknown = null;
-    sharedLog.drop(id, (last) => (tombstone = factory.tombstone === undefined ? last : factory.tombstone(last, applied)));
+    const tombstone = sharedLog.drop(id, (last) => (factory.tombstone === undefined ? last : factory.tombstone(last, applied)));
     if (tombstone !== null) this.births?.entomb(id, tombstone);
     feed.record("range-left", `node ${config.id} no longer hosts range ${id} (its replica moved to another node)`, { range: id });
   }

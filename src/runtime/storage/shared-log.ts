@@ -248,14 +248,14 @@ export class SharedLog<H> {
   /**
    * Forgets `group` (its replica left this node): a drop record, then, once it is durable,
    * its snapshot files. What `tombstone` makes of its last hard state (EngineFactory.tombstone),
-   * when not null, is saved after the drop record, in the same sync: the group holds that
-   * hard state alone, and a replica made again starts from it. Saving to the group again
-   * starts it from there.
+   * when not null, is saved after the drop record, in the same sync, and returned: the group
+   * holds that hard state alone, and a replica made again starts from it. Saving to the
+   * group again starts it from there.
    */
-  drop(group: GroupId, tombstone: (last: H | null) => H | null = () => null): void {
+  drop(group: GroupId, tombstone: (last: H | null) => H | null = () => null): H | null {
     this.assertOpen();
     const state = this.states.get(group);
-    if (state === undefined) return;
+    if (state === undefined) return null;
     const last = state.hardState === null ? null : this.options.decodeHardState(state.hardState);
     this.states.delete(group);
     this.preparedSnapshotFiles.delete(group);
@@ -268,6 +268,7 @@ export class SharedLog<H> {
       removeSnapshotFilesExcept(this.snapshotDir(group), new Set(snapshot === null ? [] : [snapshotFileName(snapshot.index, snapshot.term)]));
     });
     if (!this.syncing) this.sync();
+    return kept;
   }
 
   /**
